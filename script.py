@@ -1,0 +1,112 @@
+#!/usr/bin/env python3
+"""GuidedLabelling: the whole method, stage after stage (Oh et al., CVPR 2017).
+
+seed training -> seed heatmaps -> saliency training -> saliency maps -> guide labels
+-> segmentation training -> test; then the fully supervised reference (the same
+segmenter on the true masks) and one table. Each step is a command of its own in
+src/; this driver runs them in order with the same settings.
+"""
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "src"))  # bootstrap: the library lives in src/
+from guidedlabelling import config as C  # noqa: E402
+from guidedlabelling.io import InputError, save_json  # noqa: E402
+from guidedlabelling.runner import prepare_data  # noqa: E402
+
+STEPS = [  # (switch, command, extra settings)
+    ("seed_train", "src/seed/train.py", []),
+    ("seed_test", "src/seed/test.py", []),
+    ("saliency_train", "src/saliency/train.py", []),
+    ("saliency_test", "src/saliency/test.py", []),
+    ("guide", "src/guide_generation/generate.py", []),
+    ("seg_train", "src/segmentation/train.py", []),
+    ("seg_test", "src/segmentation/test.py", []),
+    ("reference_train", "src/segmentation/train.py", ["labels=gt"]),
+    ("reference_test", "src/segmentation/test.py", ["labels=gt"]),
+]
+
+
+def parse():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", default="demo", help="preset in configs/ or a YAML file (default: demo)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override any setting")
+    p.add_argument("--steps", default=",".join(s for s, _, _ in STEPS),
+                   help="comma-separated steps to run (default: all): " + ", ".join(s for s, _, _ in STEPS))
+    for flag in ("device", "workers", "gpu", "out_root", "dataset_dir"):
+        p.add_argument(f"--{flag}", help=f"shortcut for --set {flag}=...")
+    p.add_argument("--overridecache", action="store_true", help="recompute every step")
+    return p.parse_args()
+
+
+def settings(args):
+    extra = [f"{flag}={getattr(args, flag)}" for flag in ("device", "workers", "gpu", "out_root", "dataset_dir")
+             if getattr(args, flag) is not None]
+    return args.set + extra + (["overridecache=true"] if args.overridecache else [])
+
+
+def run_steps(args, overrides):
+    wanted = args.steps.split(",")
+    unknown = set(wanted) - {s for s, _, _ in STEPS}
+    if unknown:
+        raise InputError(f"--steps: unknown steps {sorted(unknown)}")
+    for step, command, extra in STEPS:
+        if step in wanted:
+            print(f"==> {step}: {command}", flush=True)
+            cmd = [sys.executable, str(C.ROOT / command), "--config", args.config]
+            cmd += [a for s in overrides + extra for a in ("--set", s)]
+            if subprocess.call(cmd) != 0:
+                sys.exit(f"step {step} failed: {' '.join(cmd)}")
+
+
+def summarise(args, overrides):
+    """One table of the method's stages against the fully supervised reference, also as JSON."""
+    ns = argparse.Namespace(config=args.config, set=overrides)
+    cfg, preset = C.resolve(ns)
+    prepare_data(cfg)
+    prepare_data(preset)
+    ref_cfg, _ = C.resolve(argparse.Namespace(config=args.config, set=overrides + ["labels=gt"]))
+    prepare_data(ref_cfg)
+
+    def done(c, stage):
+        path = C.stage_dir(c, preset, stage) / "done.json"
+        return json.loads(path.read_text()) if path.exists() else None
+
+    guide, seg, ref = done(cfg, "guide"), done(cfg, "seg_test"), done(ref_cfg, "seg_test")
+    if not (guide and seg and ref):
+        print("summary: some steps have no results yet; run all steps for the table")
+        return
+    table = {"seeds_mIoU_train": guide["seeds"]["mIoU"], "guide_labels_mIoU_train": guide["guide"]["mIoU"],
+             "segmenter_mIoU_val": seg["mIoU"], "fully_supervised_mIoU_val": ref["mIoU"],
+             "ratio_to_fully_supervised": seg["mIoU"] / ref["mIoU"] if ref["mIoU"] else None,
+             "guide_labels": str(C.stage_dir(cfg, preset, "guide")),
+             "predictions": str(C.stage_dir(cfg, preset, "seg_test")),
+             "reference_predictions": str(C.stage_dir(ref_cfg, preset, "seg_test")),
+             "config": args.config, "overrides": overrides}
+    rows = [("seeds (train)", table["seeds_mIoU_train"]), ("guide labels (train)", table["guide_labels_mIoU_train"]),
+            ("segmenter on guide labels (val)", table["segmenter_mIoU_val"]),
+            ("fully supervised reference (val)", table["fully_supervised_mIoU_val"])]
+    print(f"\n{'stage':<36}{'mIoU %':>8}")
+    for name, value in rows:
+        print(f"{name:<36}{value:8.1f}")
+    print(f"{'ratio guided / fully supervised':<36}{100 * table['ratio_to_fully_supervised']:7.1f}%")
+    path = Path(cfg["run"]["out_root"]) / cfg["name"] / "summary.json"
+    save_json(path, table)
+    print(f"\nsummary: {path}")
+
+
+def main():
+    args = parse()
+    overrides = settings(args)
+    try:
+        run_steps(args, overrides)
+        summarise(args, overrides)
+    except InputError as e:
+        sys.exit(f"error: {e}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,87 @@
+"""Guide labels: fusion of seeds and saliency (spec section 4).
+
+G2 works on label images and bincounts, so its cost is proportional to the
+pixels, not to (#saliency components x #seed components x pixels) as in the release.
+"""
+import numpy as np
+from scipy import ndimage
+
+from .crf import dense_crf
+from .seeds import heatmap2segconf
+
+RULES = ("G2", "salor", "seed", "sal")
+EIGHT = np.ones((3, 3), bool)
+SEED_MIN_PIXELS = 25
+SALIENCY_MIN_FRACTION = 0.01
+
+
+def components(mask, min_size):
+    """8-connected components of `mask` with at least min_size pixels, labelled 1..n (0 elsewhere)."""
+    lab, n = ndimage.label(mask, structure=EIGHT)
+    keep = np.bincount(lab.ravel(), minlength=n + 1) >= min_size
+    keep[0] = False
+    remap = np.zeros(n + 1, np.int32)
+    remap[keep] = np.arange(1, keep.sum() + 1)
+    return remap[lab], int(keep.sum())
+
+
+def seed_components(seed):
+    """Components of every seed class (background 0 included) in one label image + each one's class."""
+    out = np.zeros(seed.shape, np.int32)
+    comp_class = [0]
+    for value in np.unique(seed):
+        lab, n = components(seed == value, SEED_MIN_PIXELS)
+        out[lab > 0] = lab[lab > 0] + len(comp_class) - 1
+        comp_class += [int(value)] * n
+    return out, np.array(comp_class)
+
+
+def split_by_crf(image, seed, classes):
+    """Per-pixel argmax over `classes` of a dense CRF whose unary energy is minus the blurred seed masks."""
+    unary = np.stack([ndimage.gaussian_filter(np.clip((seed == c).astype(np.float32), 0.001, 0.999), 10)
+                      for c in classes])
+    return np.asarray(classes)[dense_crf(image, -unary, "deeplab").argmax(0)]
+
+
+def g2(image, seed, salient):
+    """Rule G2: each saliency component takes the one class whose seeds touch it, is split by a CRF
+    among several, or stays unassigned; unused seed components keep their class; the rest is background."""
+    h, w = seed.shape
+    sal, n_sal = components(salient, SALIENCY_MIN_FRACTION * h * w)
+    comp, comp_class = seed_components(seed)
+    touch = np.bincount(sal.ravel().astype(np.int64) * len(comp_class) + comp.ravel(),
+                        minlength=(n_sal + 1) * len(comp_class)).reshape(n_sal + 1, len(comp_class)) > 0
+    touch[0, :] = False
+    touch[:, 0] = False
+    out = np.full((h, w), -1, np.int32)
+    for s in range(1, n_sal + 1):
+        classes = sorted({int(c) for c in comp_class[touch[s]] if c != 0})
+        region = sal == s
+        if len(classes) == 1:
+            out[region] = classes[0]
+        elif len(classes) > 1:
+            out[region] = split_by_crf(image, seed, classes)[region]
+    unused = ~touch.any(0)
+    unused[0] = False
+    keep = unused[comp] & (out < 0)
+    out[keep] = comp_class[comp[keep]]
+    out[out < 0] = 0
+    return out.astype(np.uint8)
+
+
+def saliency_only(heatmap, classes, salient):
+    """Rule 'sal': salient pixels take the class of the heatmap argmax (the image's class when it has one)."""
+    label, _ = heatmap2segconf(heatmap, classes)
+    return np.where(salient, label, 0).astype(np.uint8)
+
+
+def guide_labels(rule, image, seed, salient, heatmap=None, classes=None, gt=None):
+    if rule == "G2":
+        return g2(image, seed, salient)
+    if rule == "salor":
+        return g2(image, seed, (gt > 0) & (gt != 255))
+    if rule == "seed":
+        return seed
+    if rule == "sal":
+        return saliency_only(heatmap, classes, salient)
+    raise ValueError(f"unknown guide rule {rule!r}; choose one of {RULES}")

@@ -1,0 +1,252 @@
+"""Per-image stages: seed heatmaps, saliency maps, guide labels, segmentation test.
+
+Each writes one file per image (atomically) and skips images already done, so an
+interrupted run resumes; evaluations are recomputed from the files at the end.
+"""
+from multiprocessing import Pool
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from . import datasets as D
+from .crf import crf_from_probs
+from .guide import guide_labels
+from .io import (InputError, load_checkpoint, load_gray_png, load_heatmap_mat, load_label_png, save_gray_png,
+                 save_heatmap_mat, save_json, save_label_png, save_mat)
+from .metrics import confusion, format_table, report
+from .networks import build_seed_net, build_seg_net
+from .seeds import seed_labels
+
+
+def zoom(maps, hw, order=1):
+    """scipy.ndimage.zoom semantics on [C, h, w] tensors: order 1 = bilinear with corners aligned."""
+    if tuple(maps.shape[-2:]) == tuple(hw):
+        return maps
+    if order == 0:
+        return F.interpolate(maps[None], size=tuple(hw), mode="nearest")[0]
+    return F.interpolate(maps[None], size=tuple(hw), mode="bilinear", align_corners=True)[0]
+
+
+def unfit(maps, size, offset, inner_hw, out_hw, order=1):
+    """Network-output maps -> the original frame: zoom to the input square, cut the margins, zoom to HxW."""
+    full = zoom(maps, (size, size), order)
+    (top, left), (ih, iw) = offset, inner_hw
+    return zoom(full[:, top:top + ih, left:left + iw], out_hw, order)
+
+
+def fit_input(img, size, mode):
+    """Network input + geometry. fit: longer side to size; shrink: only if larger; pad: bottom/right padding."""
+    h, w = img.shape[:2]
+    if mode == "pad" and max(h, w) <= size:
+        padded, offset = D.pad_reflect(img, (size, size), centre=False)
+        return padded, offset, (h, w)
+    if mode == "shrink" and max(h, w) <= size:
+        padded, offset = D.pad_reflect(img, (size, size))
+        return padded, offset, (h, w)
+    return D.fit_reflect(img, size)
+
+
+class Inputs(torch.utils.data.Dataset):
+    def __init__(self, data, indices, size, mode):
+        self.data, self.indices, self.size, self.mode = data, indices, size, mode
+
+    def __len__(self):
+        return len(self.indices)
+
+    def __getitem__(self, k):
+        i = self.indices[k]
+        img = self.data.image(i)
+        x, offset, inner = fit_input(img, self.size, self.mode)
+        return torch.from_numpy(D.to_caffe_input(x)), (i, offset, inner, img.shape[:2])
+
+
+def collate(batch):
+    return torch.stack([b[0] for b in batch]), [b[1] for b in batch]
+
+
+def forward_all(model, data, indices, size, mode, device, batch_size=8, workers=0):
+    """Yield (index, output, (offset, inner_hw, original_hw)) for every image, batched."""
+    loader = torch.utils.data.DataLoader(Inputs(data, indices, size, mode), batch_size=batch_size,
+                                         num_workers=workers, collate_fn=collate)
+    model.to(device).eval()
+    with torch.inference_mode():
+        for x, metas in loader:
+            out = model(x.to(device))
+            for b, (i, offset, inner, hw) in enumerate(metas):
+                yield i, (out[0][b], out[1][b]) if isinstance(out, tuple) else out[b], (offset, inner, hw)
+
+
+def todo(data, out, suffix, override=False):
+    return [i for i, it in enumerate(data.items) if override or not (out / f"{it.id}{suffix}").exists()]
+
+
+def load_model(stage, path, kind):
+    state = load_checkpoint(path, expect={"kind": kind})
+    meta = state["meta"]
+    n = len(meta["classes"])
+    model = build_seed_net(meta["net"], n - 1, meta["width"]) if kind == "seed" else \
+        build_seg_net(meta["net"], n, meta["width"])
+    load_checkpoint(path, model)
+    return model, meta
+
+
+# ---- seed heatmaps (spec section 2) ----
+
+def seed_heatmaps(stage, model_dir=None):
+    cfg, out = stage.cfg, stage.out
+    data = stage.dataset(cfg["data"]["dataset"])
+    model, meta = load_model(stage, stage.input_dir("seed_train", model_dir) / "model.pth", "seed")
+    check_classes(meta, data)
+    size, order = cfg["seed_train"]["input_size"], cfg["seed_test"]["test_interpord"]
+    indices = todo(data, out, ".mat")
+    stage.log.info("seed heatmaps: %d of %d images to do", len(indices), len(data))
+    for i, (scores, feat), (offset, inner, hw) in forward_all(
+            model, data, indices, size, "fit", stage.device, cfg["seed_test"]["test_batch"], cfg["run"]["workers"]):
+        classes = data.image_classes(i)
+        cams = model.cams(feat[None], torch.as_tensor(classes, dtype=torch.long) - 1)[0]
+        heat = unfit(cams.float(), size, offset, inner, hw, order).cpu().numpy()
+        save_heatmap_mat(out / f"{data.items[i].id}.mat", heat, hw)
+        save_mat(out / "scores" / f"{data.items[i].id}.mat", {"scores": scores.float().cpu().numpy()})
+    collect_scores(data, out)
+    stage.finish({"images": len(data)})
+
+
+def collect_scores(data, out):
+    """cls_res.mat: every image's class scores [N, C-1], ids, and ground-truth labels."""
+    from scipy.io import loadmat
+    scores = np.stack([loadmat(out / "scores" / f"{it.id}.mat")["scores"].ravel() for it in data.items])
+    gt = np.stack([data.class_vector(i) for i in range(len(data))])
+    save_mat(out / "cls_res.mat", {"scores": scores.astype(np.float32), "ids": np.array(data.ids, dtype=object),
+                                   "gt": gt, "classes": np.array(data.classes[1:], dtype=object)})
+
+
+def check_classes(meta, data):
+    if list(meta["classes"]) != list(data.classes):
+        raise InputError(f"{data.root}: the model was trained on classes {meta['classes']}, this dataset has "
+                         f"{data.classes}; use the matching dataset or retrain")
+
+
+# ---- saliency maps (spec section 3) ----
+
+def saliency_maps(stage, model_dir=None):
+    cfg, out = stage.cfg, stage.out
+    model, _ = load_model(stage, stage.input_dir("saliency_train", model_dir) / "model.pth", "saliency")
+    size = cfg["saliency_test"]["sal_test_size"]
+    summary = {}
+    for split in dict.fromkeys([cfg["data"]["dataset"], cfg["data"]["test_dataset"]]):
+        data = stage.dataset(split)
+        indices = todo(data, out, ".png")
+        stage.log.info("saliency %s: %d of %d images to do", split, len(indices), len(data))
+        for i, scores, (offset, inner, hw) in forward_all(model, data, indices, size, "shrink", stage.device,
+                                                          8, cfg["run"]["workers"]):
+            fg = unfit(torch.softmax(scores.float(), 0)[1:2], size, offset, inner, hw)[0].cpu().numpy()
+            save_gray_png(out / f"{data.items[i].id}.png", np.round(255 * fg / max(fg.max(), 1e-12)))
+        summary[D.split_name(split)] = saliency_quality(data, out, cfg["guide"]["salthres"])
+        stage.log.info("saliency %s: %s", split, summary[D.split_name(split)])
+    stage.finish(summary)
+
+
+def saliency_quality(data, out, salthres):
+    """Foreground IoU of the thresholded map and MAE against the ground-truth objects (void excluded)."""
+    inter = union = err = count = 0
+    for i, it in enumerate(data.items):
+        gt = data.label(i)
+        valid = gt != D.IGNORE
+        sal = load_gray_png(out / f"{it.id}.png")[valid] / 255.0
+        fg = gt[valid] > 0
+        mask = sal >= salthres / 100
+        inter += np.sum(mask & fg)
+        union += np.sum(mask | fg)
+        err += np.abs(sal - fg).sum()
+        count += valid.sum()
+    return {"foreground_IoU": 100 * inter / max(union, 1), "MAE": err / max(count, 1)}
+
+
+# ---- guide labels (spec section 4) ----
+
+class GuideJob:
+    """One image's guide labels; a picklable callable for the process pool."""
+
+    def __init__(self, data, seed_dir, sal_dir, out, g):
+        self.data, self.seed_dir, self.sal_dir, self.out, self.g = data, seed_dir, sal_dir, out, g
+
+    def __call__(self, i):
+        it = self.data.items[i]
+        heat_path, sal_path = self.seed_dir / f"{it.id}.mat", self.sal_dir / f"{it.id}.png"
+        for path, maker in ((heat_path, "./src/seed/test.py"), (sal_path, "./src/saliency/test.py")):
+            if not path.exists():
+                raise InputError(f"{path}: missing; run {maker} for this dataset first")
+        heat, hw = load_heatmap_mat(heat_path)
+        classes = self.data.image_classes(i)
+        if heat.shape[0] != len(classes):
+            raise InputError(f"{heat_path}: {heat.shape[0]} maps for {len(classes)} classes; rerun ./src/seed/test.py")
+        image = self.data.image(i)
+        sal = load_gray_png(sal_path)
+        if sal.shape != hw or image.shape[:2] != hw:
+            raise InputError(f"{sal_path}: size {sal.shape} differs from the image {image.shape[:2]}; "
+                             "rerun ./src/saliency/test.py")
+        seed = seed_labels(heat, classes, self.g["seedthres"])
+        salient = sal >= self.g["salthres"] / 100 * 255
+        gt = self.data.label(i) if self.g["guiderule"] == "salor" else None
+        save_label_png(self.out / f"{it.id}.png",
+                       guide_labels(self.g["guiderule"], image, seed, salient, heat, classes, gt))
+
+
+def guide_generation(stage, seed_dir=None, saliency_dir=None):
+    cfg, out = stage.cfg, stage.out
+    data = stage.dataset(cfg["data"]["dataset"])
+    job = GuideJob(data, stage.input_dir("seed_test", seed_dir), stage.input_dir("saliency_test", saliency_dir),
+                   out, cfg["guide"])
+    indices = todo(data, out, ".png")
+    stage.log.info("guide labels (%s): %d of %d images to do", cfg["guide"]["guiderule"], len(indices), len(data))
+    workers = cfg["run"]["workers"]
+    if workers > 1:
+        with Pool(workers) as pool:
+            for _ in pool.imap_unordered(job, indices, chunksize=4):
+                pass
+    else:
+        for i in indices:
+            job(i)
+    summary = {"seeds": evaluate_folder(data, job.seed_dir, cfg["guide"]["seedthres"]),
+               "guide": evaluate_folder(data, out)}
+    for name, rep in summary.items():
+        stage.log.info("%s vs ground truth on %s: mIoU %.1f", name, data.split, rep["mIoU"])
+    stage.finish(summary)
+
+
+def evaluate_folder(data, folder, seedthres=None):
+    """mIoU of label PNGs (or of seeds from heatmaps when seedthres is given) against the ground truth."""
+    conf = 0
+    for i, it in enumerate(data.items):
+        if seedthres is None:
+            pred = load_label_png(folder / f"{it.id}.png")
+        else:
+            heat, _ = load_heatmap_mat(folder / f"{it.id}.mat")
+            pred = seed_labels(heat, data.image_classes(i), seedthres)
+        conf = conf + confusion(data.label(i), pred, data.num_classes)
+    return report(conf, data.classes)
+
+
+# ---- segmentation test (spec section 7) ----
+
+def segmentation_test(stage, model_dir=None):
+    cfg, out = stage.cfg, stage.out
+    data = stage.dataset(cfg["data"]["test_dataset"])
+    model, meta = load_model(stage, stage.input_dir("seg_train", model_dir) / "model.pth", "segmentation")
+    check_classes(meta, data)
+    t = cfg["seg_test"]
+    mode = "pad" if t["test_resize"] == "none" else "fit"
+    indices = todo(data, out, ".png")
+    stage.log.info("segmentation test on %s: %d of %d images to do", data.split, len(indices), len(data))
+    for i, scores, (offset, inner, hw) in forward_all(model, data, indices, t["test_size"], mode, stage.device,
+                                                      4, cfg["run"]["workers"]):
+        probs = torch.softmax(unfit(scores.float(), t["test_size"], offset, inner, hw), 0).cpu().numpy()
+        pred = probs.argmax(0).astype(np.uint8) if t["test_pcrf"] == "none" else \
+            crf_from_probs(data.image(i), probs, t["test_pcrf"])
+        save_label_png(out / f"{data.items[i].id}.png", pred)
+    rep = evaluate_folder(data, out)
+    save_json(out / "results.json", rep)
+    stage.log.info("segmentation on %s:\n%s", data.split, format_table(rep))
+    stage.finish({"mIoU": rep["mIoU"], "results": str(out / "results.json")})

@@ -1,0 +1,155 @@
+"""Files between stages: atomic writes, label PNGs, heatmap .mat files, checkpoints, configs."""
+import contextlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import scipy.io
+import torch
+import yaml
+from PIL import Image, ImageOps
+
+
+class InputError(Exception):
+    """Bad input the user can fix; the message names the file and the fix (printed as one line)."""
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+    """Yield a temp path beside `path`; rename it into place only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def voc_palette():
+    """The PASCAL VOC colour map (bit-interleaved label index), 256 RGB entries."""
+    pal = np.zeros((256, 3), np.uint8)
+    for i in range(256):
+        c, r, g, b = i, 0, 0, 0
+        for j in range(8):
+            r |= ((c >> 0) & 1) << (7 - j)
+            g |= ((c >> 1) & 1) << (7 - j)
+            b |= ((c >> 2) & 1) << (7 - j)
+            c >>= 3
+        pal[i] = (r, g, b)
+    return pal.flatten().tolist()
+
+
+def save_label_png(path, label):
+    img = Image.fromarray(label.astype(np.uint8), mode="P")
+    img.putpalette(voc_palette())
+    with atomic_path(path) as tmp:
+        img.save(tmp, format="PNG")
+
+
+def save_gray_png(path, array):
+    with atomic_path(path) as tmp:
+        Image.fromarray(array.astype(np.uint8), mode="L").save(tmp, format="PNG")
+
+
+def load_label_png(path):
+    """Label indices of a VOC label PNG (palette index, or grey value for single-channel PNGs)."""
+    try:
+        with Image.open(path) as img:
+            if img.mode not in ("P", "L", "I", "I;16"):
+                raise InputError(f"{path}: label PNG has mode {img.mode}; expected an index (palette) "
+                                 "or single-channel PNG with class values 0..C and 255 for void")
+            return np.asarray(img).astype(np.uint8)
+    except (OSError, SyntaxError) as e:
+        raise InputError(f"{path}: unreadable label PNG ({e}); re-create or remove this file") from None
+
+
+def load_image(path):
+    """RGB uint8 HxWx3, EXIF orientation applied, greyscale expanded."""
+    try:
+        with Image.open(path) as img:
+            img = ImageOps.exif_transpose(img)
+            return np.asarray(img.convert("RGB"))
+    except (OSError, SyntaxError) as e:
+        raise InputError(f"{path}: unreadable image ({e}); re-create or remove this file") from None
+
+
+def load_gray_png(path):
+    try:
+        with Image.open(path) as img:
+            return np.asarray(img.convert("L"))
+    except (OSError, SyntaxError) as e:
+        raise InputError(f"{path}: unreadable grey PNG ({e}); rerun the stage that made it") from None
+
+
+def save_heatmap_mat(path, heatmap, imshape):
+    """Seed heatmaps: `heatmap` float32 [n_present, H, W] and `imshape_original` [H, W]."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            scipy.io.savemat(f, {"heatmap": heatmap.astype(np.float32),
+                                 "imshape_original": np.asarray(imshape, np.int32)})
+
+
+def load_heatmap_mat(path):
+    try:
+        m = scipy.io.loadmat(path)
+        heat = m["heatmap"].astype(np.float32)
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise InputError(f"{path}: unreadable heatmap file ({e}); rerun src/seed/test.py") from None
+    shape = tuple(int(v) for v in m["imshape_original"].ravel())
+    return heat.reshape((-1,) + shape), shape
+
+
+def save_mat(path, data):
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            scipy.io.savemat(f, data)
+
+
+def save_json(path, data):
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def save_yaml(path, data):
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(yaml.safe_dump(data, sort_keys=False))
+
+
+def save_checkpoint(path, model, meta, optimizer=None, iteration=None):
+    """A checkpoint loadable with torch.load(weights_only=True): tensors, numbers and strings only."""
+    state = {"model": model.state_dict(), "meta": meta}
+    if optimizer is not None:
+        state["optimizer"] = optimizer.state_dict()
+        state["iteration"] = iteration
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def load_checkpoint(path, model=None, expect=None):
+    """Load a checkpoint; `expect` (dict of meta fields) guards against a checkpoint of another network."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: checkpoint not found; run the training stage that makes it first")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises many types for corrupt files
+        raise InputError(f"{path}: unreadable checkpoint ({type(e).__name__}); retrain or re-download it") from None
+    meta = state.get("meta", {})
+    for key, value in (expect or {}).items():
+        if key in meta and meta[key] != value:
+            raise InputError(f"{path}: checkpoint is for {key}={meta[key]!r}, not {value!r}; "
+                             f"pass the matching --{key} or another checkpoint")
+    if model is not None:
+        try:
+            model.load_state_dict(state["model"])
+        except RuntimeError as e:
+            first = str(e).strip().splitlines()[0]
+            raise InputError(f"{path}: checkpoint does not fit this network ({first}); "
+                             "check --net and --width") from None
+    return state

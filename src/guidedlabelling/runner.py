@@ -1,0 +1,118 @@
+"""What every stage command shares: config, output folder, cache check, log, errors."""
+import logging
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import yaml
+
+from . import config as C
+from .datasets import VOCDataset, dataset_root, split_name
+from .io import InputError, save_json, save_yaml
+
+MAKERS = {"seed_train": "./src/seed/train.py", "seed_test": "./src/seed/test.py",
+          "saliency_train": "./src/saliency/train.py", "saliency_test": "./src/saliency/test.py",
+          "guide": "./src/guide_generation/generate.py", "seg_train": "./src/segmentation/train.py",
+          "seg_test": "./src/segmentation/test.py"}
+
+
+@dataclass
+class Stage:
+    name: str
+    cfg: dict
+    preset: dict
+    out: Path
+    args: object
+    log: logging.Logger
+
+    @property
+    def device(self):
+        dev = self.cfg["run"]["device"]
+        if dev == "auto":
+            dev = "cuda" if torch.cuda.is_available() else "cpu"
+        if dev.startswith("cuda") and not torch.cuda.is_available():
+            raise InputError(f"--device {dev}: no CUDA device here; use --device cpu")
+        return torch.device(dev)
+
+    def dataset(self, split):
+        d = self.cfg["data"]
+        return VOCDataset(dataset_root(d["pascalroot"], d["dataset_dir"]), split_name(split), d["datatype"])
+
+    def input_dir(self, stage, explicit=None):
+        """Output folder of an upstream stage (or the user's own folder); it must be finished."""
+        if explicit:
+            path = Path(explicit)
+            if not path.is_dir():
+                raise InputError(f"{path}: folder not found; pass an existing folder")
+            return path
+        path = C.stage_dir(self.cfg, self.preset, stage)
+        if not (path / "done.json").exists():
+            raise InputError(f"{path}: no finished output of stage {stage}; run {MAKERS[stage]} with the same "
+                             "settings first (or ./script.py)")
+        return path
+
+    def finish(self, summary):
+        save_json(self.out / "done.json", summary)
+        self.log.info("wrote %s", self.out)
+
+
+def prepare_data(cfg):
+    """The built-in dataset is generated on first use and becomes the dataset of the run."""
+    d = cfg["data"]
+    if d["builtin"]:
+        from .synthetic import ensure_builtin
+        folder = C.ROOT / "data" / f"builtin_{d['builtin_size']}px_{d['builtin_train']}_{d['builtin_val']}"
+        voc, sal = ensure_builtin(folder, n_train=d["builtin_train"], n_val=d["builtin_val"],
+                                  size=d["builtin_size"], seed=0)
+        d["dataset_dir"], d["saliency_data"] = str(voc), str(sal)
+
+
+def make_logger(out):
+    log = logging.getLogger(f"gl.{out}")
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    fmt = logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S")
+    for handler in (logging.StreamHandler(sys.stdout), logging.FileHandler(out / "log.txt")):
+        handler.setFormatter(fmt)
+        log.addHandler(handler)
+    return log
+
+
+def check_cache(out, stage_cfg, override):
+    """An output folder belongs to one config; reruns with it resume, others must choose a new folder."""
+    stored = out / "config.yaml"
+    if override and out.exists():
+        shutil.rmtree(out)
+    if stored.exists() and yaml.safe_load(stored.read_text()) != stage_cfg:
+        if any(p.name not in ("config.yaml", "log.txt") for p in out.iterdir()):
+            raise InputError(f"{stored}: this folder was made with other settings; rerun with --overridecache "
+                             "to replace it, or choose another --out_dir")
+    out.mkdir(parents=True, exist_ok=True)
+    save_yaml(stored, stage_cfg)
+
+
+def run_stage(stage, description, body, argv=None, extra_args=None):
+    """Parse flags, set up the output folder and run body(Stage); bad input ends in one line, exit 2."""
+    parser = C.parser_for(stage, description)
+    parser.add_argument("--out_dir", help="write here instead of the folder named from the settings")
+    if extra_args:
+        extra_args(parser)
+    args = parser.parse_args(argv)
+    try:
+        cfg, preset = C.resolve(args)
+        prepare_data(cfg)
+        prepare_data(preset)
+        out = Path(args.out_dir) if args.out_dir else C.stage_dir(cfg, preset, stage)
+        stage_cfg = C.relevant(cfg, stage)
+        if (out / "done.json").exists() and not cfg["run"]["overridecache"] and \
+                yaml.safe_load((out / "config.yaml").read_text()) == stage_cfg:
+            print(f"{stage}: up to date in {out} (--overridecache recomputes)")
+            return out
+        check_cache(out, stage_cfg, cfg["run"]["overridecache"])
+        body(Stage(stage, cfg, preset, out, args, make_logger(out)))
+        return out
+    except InputError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)

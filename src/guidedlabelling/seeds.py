@@ -1,0 +1,22 @@
+"""Seeds from class heatmaps (the release's heatmap2segconf, spec section 2)."""
+import numpy as np
+
+
+def heatmap2segconf(heatmap, classes):
+    """Per-pixel (label, confidence): each class map divided by its own maximum, max over classes.
+
+    heatmap [n, H, W] holds one map per present class, in the order of `classes` (1-based ids).
+    """
+    h, w = heatmap.shape[1:]
+    if len(classes) == 0:
+        return np.zeros((h, w), np.uint8), np.zeros((h, w), np.float32)
+    maxima = heatmap.reshape(len(classes), -1).max(1)
+    normed = heatmap / np.where(maxima > 0, maxima, 1)[:, None, None]
+    best = normed.argmax(0)
+    return np.asarray(classes, np.uint8)[best], normed.max(0).astype(np.float32)
+
+
+def seed_labels(heatmap, classes, seedthres=20):
+    """Seed = class where confidence*100 >= seedthres, background 0 elsewhere."""
+    label, conf = heatmap2segconf(heatmap, classes)
+    return np.where(conf * 100 >= seedthres, label, 0).astype(np.uint8)

@@ -1,0 +1,39 @@
+"""Caffe's SGD solver: per-parameter multipliers, step policy, lr inside the momentum."""
+import torch
+
+
+def step_lr(base_lr, iteration, stepsize, gamma):
+    """Caffe lr_policy 'step': base_lr * gamma ^ floor(iter / stepsize)."""
+    return base_lr * gamma ** (iteration // stepsize)
+
+
+class CaffeSGD(torch.optim.Optimizer):
+    """Caffe's SGD update, which differs from torch.optim.SGD when the lr changes.
+
+    Per parameter: g += weight_decay * decay_mult * w;  v = momentum * v + lr * lr_mult * g;  w -= v.
+    Param groups carry 'lr_mult' and 'decay_mult' (see networks.param_groups).
+    """
+
+    def __init__(self, params, lr, momentum=0.9, weight_decay=0.0005):
+        super().__init__(params, dict(lr=lr, momentum=momentum, weight_decay=weight_decay,
+                                      lr_mult=1.0, decay_mult=1.0))
+
+    def set_lr(self, lr):
+        for group in self.param_groups:
+            group["lr"] = lr
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        for group in self.param_groups:
+            local_lr = group["lr"] * group["lr_mult"]
+            decay = group["weight_decay"] * group["decay_mult"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                grad = p.grad.add(p, alpha=decay) if decay else p.grad
+                state = self.state[p]
+                if "history" not in state:
+                    state["history"] = torch.zeros_like(p)
+                v = state["history"]
+                v.mul_(group["momentum"]).add_(grad, alpha=local_lr)
+                p.sub_(v)

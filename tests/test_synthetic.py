@@ -1,0 +1,173 @@
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from guidedlabelling import synthetic as syn
+
+K = syn.NUM_CLASSES
+
+
+def _read_ids(root, split):
+    return (root / "ImageSets" / "Segmentation" / f"{split}.txt").read_text().split()
+
+
+def _file_bytes(root):
+    return {p.relative_to(root): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def voc(tmp_path_factory):
+    return syn.generate_builtin(tmp_path_factory.mktemp("voc"), n_train=15, n_val=10, size=64, seed=0)
+
+
+@pytest.fixture(scope="module")
+def saliency(tmp_path_factory):
+    return syn.generate_saliency_set(tmp_path_factory.mktemp("sal"), n=12, size=64, seed=1)
+
+
+def test_voc_palette_is_the_standard_colormap():
+    pal = np.array(syn.voc_palette()).reshape(256, 3)
+    assert syn.VOC_PALETTE == syn.voc_palette()
+    assert pal[:4].tolist() == [[0, 0, 0], [128, 0, 0], [0, 128, 0], [128, 128, 0]]
+    assert pal[15].tolist() == [192, 128, 128]  # VOC "person"
+    assert pal[255].tolist() == [224, 224, 192]  # VOC void
+
+
+def test_voc_layout_and_formats(voc):
+    names = (voc / "classes.txt").read_text().split()
+    assert names[0] == "background" and len(names) == K + 1 == 6
+    train, val = _read_ids(voc, "train"), _read_ids(voc, "val")
+    assert train == [f"train_{i:04d}" for i in range(15)] and val == [f"val_{i:04d}" for i in range(10)]
+    for image_id in train + val:
+        image = Image.open(voc / "JPEGImages" / f"{image_id}.jpg")
+        label = Image.open(voc / "SegmentationClass" / f"{image_id}.png")
+        assert image.format == "JPEG" and image.mode == "RGB" and image.size == (64, 64)
+        assert label.mode == "P" and label.size == (64, 64)
+        assert label.getpalette()[:768] == syn.VOC_PALETTE
+        values = set(np.unique(np.array(label)).tolist())
+        assert values <= set(range(K + 1)) | {255}
+        assert 255 in values and 0 in values  # void band and background present
+
+
+def test_every_image_has_one_to_three_classes_and_every_class_in_each_split(voc):
+    for split in ("train", "val"):
+        seen = set()
+        for image_id in _read_ids(voc, split):
+            label = np.array(Image.open(voc / "SegmentationClass" / f"{image_id}.png"))
+            classes = set(np.unique(label).tolist()) - {0, 255}
+            assert 1 <= len(classes) <= 3
+            seen |= classes
+        assert seen == set(range(1, K + 1))
+
+
+def test_void_band_is_thin():
+    for i in range(30):
+        label = syn.render_scene(syn.image_rng(0, 0, i), 96).label
+        void = (label == 255).astype(np.uint8)
+        assert void.any()
+        assert not cv2.erode(void, np.ones((3, 3), np.uint8)).any()  # never 3 px thick
+        assert void.sum() < 0.4 * (label > 0).sum()
+
+
+def test_generation_is_deterministic_and_independent_of_order(tmp_path):
+    a = _file_bytes(syn.generate_builtin(tmp_path / "a", n_train=6, n_val=3, size=48, seed=5))
+    b = _file_bytes(syn.generate_builtin(tmp_path / "b", n_train=6, n_val=3, size=48, seed=5))
+    assert a == b
+    fewer = _file_bytes(syn.generate_builtin(tmp_path / "c", n_train=3, n_val=2, size=48, seed=5))
+    assert all(a[path] == data for path, data in fewer.items() if path.suffix in (".jpg", ".png"))
+    other_seed = _file_bytes(syn.generate_builtin(tmp_path / "d", n_train=6, n_val=3, size=48, seed=6))
+    assert other_seed[Path("JPEGImages/train_0000.jpg")] != a[Path("JPEGImages/train_0000.jpg")]
+    s1 = _file_bytes(syn.generate_saliency_set(tmp_path / "s1", n=4, size=48, seed=2))
+    s2 = _file_bytes(syn.generate_saliency_set(tmp_path / "s2", n=4, size=48, seed=2))
+    assert s1 == s2
+
+
+@pytest.mark.parametrize("size", [64, 96, 128])
+def test_discriminative_part_is_small_but_visible(size):
+    for i in range(40):
+        scene = syn.render_scene(syn.image_rng(1, 0, i), size)
+        assert 1 <= len(scene.objects) <= 3
+        for obj in scene.objects:
+            fraction = obj.part.sum() / obj.mask.sum()
+            assert 0.05 < fraction < 0.30
+            assert not (obj.part & ~obj.mask).any()
+            length = np.ptp(np.argwhere(obj.mask), axis=0).max() + 1
+            assert 0.15 * size <= length <= 0.5 * size
+
+
+def test_body_looks_the_same_for_every_class():
+    """Mean body colour differs far less between classes than head colour does."""
+    body, head = {c: [] for c in range(1, K + 1)}, {c: [] for c in range(1, K + 1)}
+    for i in range(60):
+        scene = syn.render_scene(syn.image_rng(2, 0, i), 96)
+        for obj in scene.objects:
+            body[obj.cls].append(scene.image[obj.mask & ~obj.part].mean(0))
+            head[obj.cls].append(scene.image[obj.part].mean(0))
+    body_means = np.array([np.mean(body[c], 0) for c in body])
+    head_means = np.array([np.mean(head[c], 0) for c in head])
+    assert np.ptp(body_means, axis=0).max() < 20
+    assert np.ptp(head_means, axis=0).max() > 150
+
+
+def test_objects_contrast_with_background():
+    for i in range(30):
+        scene = syn.render_scene(syn.image_rng(3, 0, i), 96)
+        image = scene.image.astype(float)
+        background = image[scene.label == 0]
+        centre = background.mean(0)
+        bodies = image[np.any([o.mask & ~o.part for o in scene.objects], axis=0)]
+        spread = np.linalg.norm(background - centre, axis=1).mean()
+        distance = np.linalg.norm(bodies - centre, axis=1).mean()
+        assert distance > 3 * spread
+
+
+def test_background_type_cooccurs_with_class():
+    hits, counts = np.zeros((K + 1, 2)), np.zeros((K + 1, 2))
+    for i in range(400):
+        scene = syn.render_scene(syn.image_rng(4, 0, i), 32)
+        present = {obj.cls for obj in scene.objects}
+        for c in range(1, K + 1):
+            counts[c, int(c in present)] += 1
+            hits[c, int(c in present)] += scene.background == syn.PREFERRED_BACKGROUND[c]
+    rate = hits[1:] / counts[1:]
+    assert (rate[:, 1] > 0.3).all()  # chance is 1/5
+    assert (rate[:, 0] < 0.2).all()
+
+
+def test_saliency_set_layout_and_masks(saliency):
+    images = sorted((saliency / "images").glob("*.jpg"))
+    masks = sorted((saliency / "masks").glob("*.png"))
+    assert len(images) == len(masks) == 12
+    assert [p.stem for p in images] == [p.stem for p in masks]
+    for image_path, mask_path in zip(images, masks):
+        image, mask = Image.open(image_path), Image.open(mask_path)
+        assert image.mode == "RGB" and image.size == (64, 64)
+        assert mask.mode == "L" and mask.size == (64, 64)
+        values = np.array(mask)
+        assert set(np.unique(values).tolist()) == {0, 255}
+        assert 0.01 < (values == 255).mean() < 0.6
+
+
+def test_ensure_builtin_generates_once_and_regenerates_on_new_params(tmp_path, monkeypatch):
+    params = dict(n_train=5, n_val=5, size=32, seed=0, n_saliency=3)
+    voc_root, sal_root = syn.ensure_builtin(tmp_path, **params)
+    assert (voc_root, sal_root) == (tmp_path / "builtin", tmp_path / "builtin_saliency")
+    assert json.loads((voc_root / ".complete").read_text())["n_train"] == 5
+    assert len(_read_ids(voc_root, "train")) == 5 and len(list((sal_root / "masks").iterdir())) == 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["builtin", "builtin_saliency"]
+
+    def fail(*args, **kwargs):
+        raise AssertionError("regenerated a complete dataset")
+
+    with monkeypatch.context() as m:
+        m.setattr(syn, "generate_builtin", fail)
+        m.setattr(syn, "generate_saliency_set", fail)
+        assert syn.ensure_builtin(tmp_path, **params) == (voc_root, sal_root)
+
+    syn.ensure_builtin(tmp_path, **{**params, "n_train": 7})
+    assert len(_read_ids(voc_root, "train")) == 7
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["builtin", "builtin_saliency"]
