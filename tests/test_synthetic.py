@@ -96,7 +96,7 @@ def test_discriminative_part_is_small_but_visible(size):
             assert 0.05 < fraction < 0.30
             assert not (obj.part & ~obj.mask).any()
             length = np.ptp(np.argwhere(obj.mask), axis=0).max() + 1
-            assert 0.15 * size <= length <= 0.5 * size
+            assert 0.25 * size <= length <= 0.7 * size
 
 
 def test_body_looks_the_same_for_every_class():

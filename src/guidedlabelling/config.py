@@ -52,6 +52,7 @@ OPTIONS = {
         "max_iter": (8000, "training iterations"),
         "batch_size": (15, "images per iteration"),
         "balbatch": ("none", "batch order: none (shuffle) or clsbal"),
+        "clip_gradients": (-1.0, "Caffe clip_gradients: cap on the global gradient L2 norm (-1: off)"),
         "seed": (0, "random seed"),
     },
     "seed_test": {
@@ -68,6 +69,7 @@ OPTIONS = {
         "sal_stepsize": (2000, "lr step"),
         "sal_batch_size": (15, "images per iteration"),
         "sal_seed": (0, "random seed"),
+        "sal_clip_gradients": (-1.0, "Caffe clip_gradients (-1: off)"),
     },
     "saliency_test": {
         "sal_test_size": (321, "images are fit (downscaled only) into this square"),
@@ -88,6 +90,7 @@ OPTIONS = {
         "seg_batch_size": (15, "images per iteration"),
         "seg_resize": ("none", "training geometry: none (crop/pad) or tight (crop+fit)"),
         "seg_seed": (0, "random seed"),
+        "seg_clip_gradients": (-1.0, "Caffe clip_gradients (-1: off)"),
         "labels": ("guide", "training labels: guide (the method) or gt (fully supervised reference)"),
     },
     "seg_test": {

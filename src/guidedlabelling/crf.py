@@ -14,7 +14,7 @@ def dense_crf(image, unary_energy, params="deeplab", iterations=ITERATIONS):
     crf = dcrf.DenseCRF2D(w, h, n)
     crf.setUnaryEnergy(np.ascontiguousarray(unary_energy.reshape(n, -1), np.float32))
     crf.addPairwiseGaussian(sxy=GAUSS_XY, compat=GAUSS_W)
-    crf.addPairwiseBilateral(sxy=p["bi_xy"], srgb=p["bi_rgb"], rgbim=np.ascontiguousarray(image, np.uint8),
+    crf.addPairwiseBilateral(sxy=p["bi_xy"], srgb=p["bi_rgb"], rgbim=np.array(image, np.uint8, order="C"),
                              compat=p["bi_w"])
     return np.asarray(crf.inference(iterations), np.float32).reshape(n, h, w)
 

@@ -25,6 +25,7 @@ def atomic_path(path):
     os.close(fd)
     try:
         yield Path(tmp)
+        os.chmod(tmp, 0o644)  # mkstemp makes files private; outputs are ordinary files
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -74,7 +75,7 @@ def load_image(path):
     try:
         with Image.open(path) as img:
             img = ImageOps.exif_transpose(img)
-            return np.asarray(img.convert("RGB"))
+            return np.array(img.convert("RGB"))
     except (OSError, SyntaxError) as e:
         raise InputError(f"{path}: unreadable image ({e}); re-create or remove this file") from None
 

@@ -12,8 +12,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 VGG_BLOCKS = [(64, 2), (128, 2), (256, 3), (512, 3), (512, 3)]
-SEED_NETS = ("GAP-HighRes", "GAP-LowRes", "GAP-DeepLab")
-SEG_NETS = ("DeepLab-LargeFOV",)
+SEED_NETS = ("GAP-HighRes", "GAP-LowRes", "GAP-DeepLab", "GAP-EffNet")
+SEG_NETS = ("DeepLab-LargeFOV", "DeepLab-EffNet")
+PIXEL_SCALE = 60.0
 
 
 def scaled(channels, width):
@@ -163,22 +164,35 @@ class DeepLabLargeFOV(nn.Module):
 
 
 def build_seed_net(net, num_classes, width):
+    if net == "GAP-EffNet":
+        from .efficientnet import GAPEffNet  # imports this module
+        return GAPEffNet(num_classes, width)
     return GAPNet(net, num_classes, width)
 
 
 def build_seg_net(net, num_classes, width):
     if net not in SEG_NETS:
         raise ValueError(f"unknown segmentation network {net!r}; choose one of {SEG_NETS}")
+    if net == "DeepLab-EffNet":
+        from .efficientnet import DeepLabEffNet  # imports this module
+        return DeepLabEffNet(num_classes, width)
     return DeepLabLargeFOV(num_classes, width)
 
 
 def init_from_scratch(model):
-    """Caffe 'msra' filler for the pretrained-trunk layers when no ImageNet init is given."""
-    new = set(model.new_layers)
+    """Caffe 'msra' filler for every conv layer when no ImageNet init is given.
+
+    The paper's Gaussian std 0.005 for fc6_gap/fc7_gap assumes a pretrained trunk; from
+    scratch it shrinks the signal ~100x per layer and the net barely learns. conv1_1 is
+    further divided by the pixel scale (inputs are 0..255 minus the mean, std ~60) so the
+    first activations have unit scale; without it training diverges.
+    """
     for name, m in model.named_modules():
-        if isinstance(m, nn.Conv2d) and name.split(".")[-1] not in new:
+        if isinstance(m, nn.Conv2d):
             nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
             nn.init.zeros_(m.bias)
+            if name.endswith("conv1_1"):
+                m.weight.data /= PIXEL_SCALE
 
 
 def param_groups(model, lr_mults):

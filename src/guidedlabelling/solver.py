@@ -12,11 +12,14 @@ class CaffeSGD(torch.optim.Optimizer):
 
     Per parameter: g += weight_decay * decay_mult * w;  v = momentum * v + lr * lr_mult * g;  w -= v.
     Param groups carry 'lr_mult' and 'decay_mult' (see networks.param_groups).
+    clip_gradients > 0: Caffe's solver option, scaling all gradients so their global L2 norm
+    is at most that value, before weight decay and momentum.
     """
 
-    def __init__(self, params, lr, momentum=0.9, weight_decay=0.0005):
+    def __init__(self, params, lr, momentum=0.9, weight_decay=0.0005, clip_gradients=-1):
         super().__init__(params, dict(lr=lr, momentum=momentum, weight_decay=weight_decay,
                                       lr_mult=1.0, decay_mult=1.0))
+        self.clip_gradients = clip_gradients
 
     def set_lr(self, lr):
         for group in self.param_groups:
@@ -24,6 +27,12 @@ class CaffeSGD(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure=None):
+        if self.clip_gradients > 0:
+            grads = [p.grad for g in self.param_groups for p in g["params"] if p.grad is not None]
+            norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
+            scale = torch.clamp(self.clip_gradients / (norm + 1e-12), max=1.0)
+            for g in grads:
+                g.mul_(scale)
         for group in self.param_groups:
             local_lr = group["lr"] * group["lr_mult"]
             decay = group["weight_decay"] * group["decay_mult"]

@@ -38,10 +38,10 @@ BACKGROUNDS = (  # (base RGB, noise cells across the image, noise amplitude, ram
 )
 PREFERRED_BACKGROUND = {c: c - 1 for c in range(1, NUM_CLASSES + 1)}
 P_PREFERRED_BACKGROUND = 0.6
-OBJECT_COUNT_PROBS = (0.4, 0.35, 0.25)  # for 1, 2, 3 objects
+OBJECT_COUNT_PROBS = (0.5, 0.35, 0.15)  # for 1, 2, 3 objects
 MAX_OVERLAP = 0.05  # of a new object's area
 VOID = 255
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 _SHIFT = 4  # sub-pixel bits for cv2 drawing
 _TRAIN, _VAL, _SALIENCY = 0, 1, 2  # per-stream seed salt
 
@@ -145,8 +145,8 @@ def _bright_colour(rng: np.random.Generator) -> np.ndarray:
 
 
 def _sample_blob(rng: np.random.Generator, size: int) -> _Blob:
-    """Wobbly elliptic body 18-40% of the side long, with a head disc at one end."""
-    a = rng.uniform(0.09, 0.20) * size  # half length
+    """Wobbly elliptic body 30-56% of the side long, with a head disc at one end."""
+    a = rng.uniform(0.15, 0.28) * size  # half length
     b = a * rng.uniform(0.45, 0.7)  # half width
     head_radius = np.sqrt(0.2 * a * b)  # head disc ~ a fifth of the body's area
     theta = rng.uniform(0, 2 * np.pi)
@@ -215,8 +215,8 @@ def render_scene(rng: np.random.Generator, size: int = 96, first_class: int | No
 
 
 def _saliency_shape(rng: np.random.Generator, size: int) -> np.ndarray:
-    """Mask of a random rectangle, triangle, star, cross or ring, 18-40% of the side."""
-    half = rng.uniform(0.09, 0.20) * size
+    """Mask of a random rectangle, triangle, star, cross or ring, 28-56% of the side."""
+    half = rng.uniform(0.14, 0.28) * size
     centre = rng.uniform(half + 1, size - half - 1, 2)
     theta = rng.uniform(0, 2 * np.pi)
     kind = rng.integers(5)

@@ -19,16 +19,16 @@ SEG_MULTS = {"fc8": (10, 1, 20, 0)}         # fc8: lr_mult 10 / 20, bias decay 0
 class Solver:
     """One training's solver settings; momentum, weight decay and gamma are the paper's unless given."""
 
-    def __init__(self, base_lr, max_iter, stepsize, batch_size, seed, snapshot, momentum=0.9,
-                 weight_decay=0.0005, gamma=0.1):
+    def __init__(self, base_lr, max_iter, stepsize, batch_size, seed, snapshot, clip_gradients=-1,
+                 momentum=0.9, weight_decay=0.0005, gamma=0.1):
         self.base_lr, self.max_iter, self.stepsize, self.batch_size = base_lr, max_iter, stepsize, batch_size
-        self.seed, self.snapshot, self.momentum, self.weight_decay, self.gamma = \
-            seed, snapshot, momentum, weight_decay, gamma
+        self.seed, self.snapshot, self.clip_gradients = seed, snapshot, clip_gradients
+        self.momentum, self.weight_decay, self.gamma = momentum, weight_decay, gamma
 
     @classmethod
     def from_section(cls, c, prefix, snapshot):
         return cls(c[prefix + "base_lr"], c[prefix + "max_iter"], c[prefix + "stepsize"],
-                   c[prefix + "batch_size"], c[prefix + "seed"], snapshot)
+                   c[prefix + "batch_size"], c[prefix + "seed"], snapshot, c[prefix + "clip_gradients"])
 
 
 def initialise(model, init, log):
@@ -45,7 +45,7 @@ def train_loop(model, stream, loss_fn, solver, mults, out, log, device, workers=
     resumes from out/snapshot.pth, and saves a snapshot on Ctrl-C before stopping."""
     model.to(device).train()
     sgd = CaffeSGD(param_groups(model, mults), lr=solver.base_lr, momentum=solver.momentum,
-                   weight_decay=solver.weight_decay)
+                   weight_decay=solver.weight_decay, clip_gradients=solver.clip_gradients)
     start, losses = 0, []
     snap = out / "snapshot.pth"
     if snap.exists():
@@ -108,7 +108,7 @@ def train_seed(stage):
     model = build_seed_net(c["net"], data.num_classes - 1, c["width"])
     initialise(model, c["init"], stage.log)
     solver = Solver(c["base_lr"], c["max_iter"], c["stepsize"], c["batch_size"], c["seed"],
-                    stage.cfg["run"]["snapshot"], c["momentum"], c["weight_decay"], c["gamma"])
+                    stage.cfg["run"]["snapshot"], c["clip_gradients"], c["momentum"], c["weight_decay"], c["gamma"])
     rng = np.random.default_rng(solver.seed)
     length = solver.max_iter * solver.batch_size
     order = (D.clsbal_order([data.image_classes(i) for i in range(len(data))], data.num_classes - 1, length, rng)

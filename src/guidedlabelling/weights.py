@@ -19,7 +19,11 @@ def read_state(path):
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many types for corrupt files
         raise InputError(f"{path}: unreadable weights ({type(e).__name__}); re-download or retrain") from None
-    return state.get("model", state)
+    state = state.get("model", state)
+    if "features.0.weight" in state:  # torchvision VGG-16: RGB, 0..1 inputs normalised by mean/std
+        from .caffemodel import torchvision_vgg16_to_caffe
+        state = torchvision_vgg16_to_caffe(state, path)
+    return state
 
 
 def suffix_index(state):

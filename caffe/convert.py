@@ -1,0 +1,143 @@
+#!/usr/bin/env python3
+"""Convert weights between our checkpoints, Caffe and torchvision.
+
+  to-caffe CKPT.pth OUT.caffemodel      our trained seed, saliency or segmentation checkpoint ->
+                                        .caffemodel + deploy .prototxt (Caffe, OpenCV dnn)
+  from-caffe IN.caffemodel OUT.pth --kind K
+                                        a Caffe model of one of our networks -> our checkpoint
+                                        (usable wherever a trained model.pth is)
+  from-torchvision vgg16.pth OUT.pth    torchvision's VGG-16 weights -> a Caffe-convention
+                                        (BGR, 0..255 minus mean) init for --init
+"""
+import os
+import sys
+
+# bootstrap: replace caffe/ on the path (its inspect.py would shadow the stdlib module torch imports) by src/
+sys.path[0] = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "src")
+import argparse  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import torch  # noqa: E402
+
+from guidedlabelling.caffemodel import (CAFFE_NETS, caffe_state_dict, load_caffe_state,  # noqa: E402
+                                        torchvision_vgg16_to_caffe, write_caffe)
+from guidedlabelling.datasets import VOC_CLASSES  # noqa: E402
+from guidedlabelling.io import InputError, atomic_path, load_checkpoint, save_checkpoint  # noqa: E402
+from guidedlabelling.networks import build_seed_net, build_seg_net  # noqa: E402
+
+KINDS = ("seed", "saliency", "segmentation")
+OUTPUT_LAYER = {"seed": "score", "saliency": "fc8", "segmentation": "fc8"}
+
+
+def build(kind, net, classes, width):
+    """Our network for a checkpoint's meta fields (classes include background, as datasets list them)."""
+    if kind == "seed":
+        return build_seed_net(net, len(classes) - 1, width)
+    return build_seg_net(net, len(classes), width)
+
+
+def to_caffe(args):
+    meta = load_checkpoint(args.checkpoint).get("meta", {})
+    if meta.get("kind") not in KINDS or meta.get("net") not in CAFFE_NETS:
+        raise InputError(f"{args.checkpoint}: a {meta.get('kind')} network {meta.get('net')}; only a model.pth of "
+                         f"a training stage with one of {', '.join(CAFFE_NETS)} converts")
+    model = build(meta["kind"], meta["net"], meta["classes"], meta["width"])
+    load_checkpoint(args.checkpoint, model)
+    prototxt = args.prototxt or Path(args.caffemodel).with_suffix(".prototxt")
+    write_caffe(model, args.caffemodel, prototxt, args.input_size)
+    print(f"wrote {args.caffemodel} and {prototxt}")
+
+
+def class_names(args, count):
+    """--classes (one name a line, background first), else VOC's or bg/fg; `count` must match."""
+    if args.classes:
+        try:
+            names = Path(args.classes).read_text().split()
+        except OSError as e:
+            raise InputError(f"{args.classes}: cannot read the class list ({e.strerror}); check the path") from None
+    else:
+        names = ["bg", "fg"] if args.kind == "saliency" else list(VOC_CLASSES)
+    if len(names) != count:
+        raise InputError(f"{args.caffemodel}: its output layer makes {count} classes (background included), "
+                         f"not {len(names)}; pass --classes with {count} names, background first")
+    return names
+
+
+def renamed(state, renames):
+    """Caffe layer names mapped by --rename (e.g. fc8_voc12 -> fc8)."""
+    out = {}
+    for key, value in state.items():
+        layer, kind = key.rsplit(".", 1)
+        out[f"{renames.get(layer, layer)}.{kind}"] = value
+    return out
+
+
+def from_caffe(args):
+    state = renamed(caffe_state_dict(args.caffemodel), dict(args.rename))
+    out_layer = OUTPUT_LAYER[args.kind]
+    if f"{out_layer}.weight" not in state or "conv1_1.weight" not in state:
+        raise InputError(f"{args.caffemodel}: no conv1_1 or {out_layer} layer for a {args.kind} network; "
+                         "check --kind, or map layer names with --rename CAFFE=OURS")
+    classes = class_names(args, state[f"{out_layer}.weight"].shape[0] + (args.kind == "seed"))
+    net = args.net or ("GAP-HighRes" if args.kind == "seed" else "DeepLab-LargeFOV")
+    width = args.width or state["conv1_1.weight"].shape[0] / 64
+    model = load_caffe_state(build(args.kind, net, classes, width), state, args.caffemodel)
+    save_checkpoint(args.out, model, {"kind": args.kind, "net": net, "width": width, "classes": classes})
+    print(f"wrote {args.out} ({args.kind}, {net}, width {width:g}, {len(classes)} classes)")
+
+
+def from_torchvision(args):
+    try:
+        state = torch.load(args.torchvision, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises many types for corrupt files
+        raise InputError(f"{args.torchvision}: unreadable weights ({type(e).__name__}); re-download them") from None
+    converted = torchvision_vgg16_to_caffe(state if isinstance(state, dict) else {}, args.torchvision)
+    with atomic_path(args.out) as tmp:
+        torch.save(converted, tmp)
+    print(f"wrote {args.out} ({len(converted)} tensors, conv1_1..conv5_3)")
+
+
+def rename_pair(text):
+    if text.count("=") != 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: write CAFFE_NAME=OUR_NAME")
+    return tuple(text.split("="))
+
+
+def parser():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("to-caffe", help="our checkpoint -> .caffemodel + deploy .prototxt")
+    p.add_argument("checkpoint")
+    p.add_argument("caffemodel")
+    p.add_argument("--prototxt", help="deploy net path (default: beside the .caffemodel)")
+    p.add_argument("--input-size", type=int, default=321, help="side of the Input layer's square image")
+    p.set_defaults(run=to_caffe)
+    p = sub.add_parser("from-caffe", help=".caffemodel -> our checkpoint")
+    p.add_argument("caffemodel")
+    p.add_argument("out")
+    p.add_argument("--kind", choices=KINDS, required=True)
+    p.add_argument("--net", choices=CAFFE_NETS,
+                   help="default GAP-HighRes (seed) or DeepLab-LargeFOV")
+    p.add_argument("--width", type=float, help="channel multiplier (default: conv1_1's outputs / 64)")
+    p.add_argument("--classes", help="classes.txt, background first (default: VOC, or bg/fg for saliency)")
+    p.add_argument("--rename", nargs="*", default=[], type=rename_pair, metavar="CAFFE=OURS",
+                   help="layer names to map, e.g. fc8_voc12=fc8")
+    p.set_defaults(run=from_caffe)
+    p = sub.add_parser("from-torchvision", help="torchvision vgg16 .pth -> our init .pth")
+    p.add_argument("torchvision")
+    p.add_argument("out")
+    p.set_defaults(run=from_torchvision)
+    return ap
+
+
+def main(argv=None):
+    args = parser().parse_args(argv)
+    try:
+        args.run(args)
+    except InputError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,52 @@
+#!/usr/bin/env python3
+"""Print the layers with weights of a .caffemodel, one JSON object per line:
+{"name": ..., "type": ..., "blobs": [[dims...], ...]}.
+
+With --prototxt, list the layers of that net definition that get weights from the model (Caffe
+copies weights by layer name), with the prototxt's layer types; model layers it leaves unused are
+named on stderr.
+"""
+import os
+import sys
+
+# bootstrap: replace caffe/ on the path (its inspect.py would shadow the stdlib module torch imports) by src/
+sys.path[0] = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "src")
+import argparse  # noqa: E402
+import json  # noqa: E402
+
+from guidedlabelling.caffemodel import blob_dims, layer_type, net_layers, read_caffemodel, read_prototxt  # noqa: E402
+from guidedlabelling.io import InputError  # noqa: E402
+
+
+def weight_records(caffemodel, prototxt=None):
+    """(records, unused): one dict per layer with weights; layer names of the model the prototxt leaves unused."""
+    weighted = [layer for layer in net_layers(read_caffemodel(caffemodel)) if len(layer.blobs)]
+    by_name = {layer.name: layer for layer in weighted}
+    shown = [(layer, layer_type(layer)) for layer in weighted]
+    if prototxt:
+        shown = [(by_name[p.name], layer_type(p)) for p in net_layers(read_prototxt(prototxt)) if p.name in by_name]
+    records = [{"name": layer.name, "type": type_,
+                "blobs": [blob_dims(b, f"{caffemodel}: layer {layer.name!r}") for b in layer.blobs]}
+               for layer, type_ in shown]
+    return records, sorted(set(by_name) - {r["name"] for r in records})
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("caffemodel", help="binary Caffe model (V1 `layers` or V2 `layer`)")
+    ap.add_argument("--prototxt", help="net definition whose layers to list, with their types")
+    args = ap.parse_args(argv)
+    try:
+        records, unused = weight_records(args.caffemodel, args.prototxt)
+    except InputError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    for record in records:
+        print(json.dumps(record))
+    if unused:
+        print(f"note: {args.prototxt} does not use these layers of {args.caffemodel}: {', '.join(unused)}",
+              file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

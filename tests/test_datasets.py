@@ -1,0 +1,126 @@
+"""Preprocessing and back-mapping (spec sections 1, 2, 6, 7), VOC lists, batch orders."""
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from guidedlabelling import datasets as D
+from guidedlabelling.inference import fit_input, unfit
+from guidedlabelling.io import InputError, save_label_png
+
+
+def test_reflect_101_padding_centred():
+    img = np.array([[1, 2, 3], [4, 5, 6]])
+    padded, offset = D.pad_reflect(img, (4, 5))
+    # reflect-101 repeats no edge value: row order 4-row pad (1 top, 1 bottom): [r1, r0, r1, r0]
+    np.testing.assert_array_equal(padded, [[5, 4, 5, 6, 5], [2, 1, 2, 3, 2], [5, 4, 5, 6, 5], [2, 1, 2, 3, 2]])
+    assert offset == (1, 1)
+
+
+def test_fit_longer_side_then_pad_then_back():
+    img = np.arange(4 * 6 * 3, dtype=np.uint8).reshape(4, 6, 3)
+    padded, offset, inner = D.fit_reflect(img, 12)
+    assert padded.shape == (12, 12, 3) and inner == (8, 12) and offset == (2, 0)
+
+
+def test_caffe_input_is_bgr_minus_mean():
+    img = np.zeros((1, 1, 3), np.uint8)
+    img[0, 0] = (10, 20, 30)   # R, G, B
+    x = D.to_caffe_input(img)
+    np.testing.assert_allclose(x[:, 0, 0], [30 - 104.008, 20 - 116.669, 10 - 122.675], rtol=1e-6)
+
+
+def test_random_crop_keeps_90_to_100_percent():
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        y0, x0, y1, x1 = D.random_crop_box(100, 200, rng)
+        assert 0 <= y0 < 10 and 0 <= x0 < 20 and 90 < y1 <= 100 and 180 < x1 <= 200
+
+
+def test_unfit_maps_a_linear_ramp_exactly():
+    # a 41x41 map that is linear in x survives order-1 zooms unchanged in shape (corners aligned)
+    ramp = torch.linspace(0, 1, 41).repeat(41, 1)[None]
+    # 500x375 image (W=500, H=375): fit to 321 -> 241x321, top margin 40
+    out = unfit(ramp, 321, (40, 0), (241, 321), (375, 500))
+    assert out.shape == (1, 375, 500)
+    np.testing.assert_allclose(out[0, 0].numpy(), np.linspace(0, 1, 500), atol=1e-5)
+    np.testing.assert_allclose(out[0, :, 250].numpy(), np.full(375, 250 / 499), atol=1e-5)
+
+
+def test_fit_input_modes():
+    img = np.zeros((30, 50, 3), np.uint8)
+    assert fit_input(img, 64, "pad")[1:] == ((0, 0), (30, 50))       # test: pad bottom/right
+    assert fit_input(img, 64, "shrink")[1:] == ((17, 7), (30, 50))   # saliency: no upscaling
+    assert fit_input(img, 40, "shrink")[1:] == ((8, 0), (24, 40))    # larger: downscaled
+
+
+def test_seg_train_sample_reflects_label_and_shrinks_nearest():
+    rng = np.random.default_rng(0)
+    img = np.zeros((10, 10, 3), np.uint8)
+    label = np.ones((10, 10), np.uint8)
+    label[:, :5] = 2
+    x, small = D.seg_train_sample(img, label, rng, 16, 3)
+    assert x.shape == (3, 16, 16) and small.shape == (3, 3)
+    assert set(np.unique(small)) <= {1, 2}          # padding reflects the label: no 255
+
+
+def test_clsbal_covers_every_class_once_per_run():
+    image_classes = [[1], [2, 3], [3], [4], [1, 4], [2]]
+    order = D.clsbal_order(image_classes, 4, 40, np.random.default_rng(1))
+    for run in order.reshape(10, 4):
+        covered = [c for c in range(1, 5) if any(c in image_classes[i] for i in run)]
+        assert covered == [1, 2, 3, 4]
+
+
+def test_shuffled_order_is_a_permutation_per_epoch():
+    order = D.shuffled_order(5, 12, np.random.default_rng(0))
+    assert sorted(order[:5]) == list(range(5)) and sorted(order[5:10]) == list(range(5))
+
+
+def make_voc(root, ids=("a", "b"), classes=("background", "cat", "dog")):
+    (root / "JPEGImages").mkdir(parents=True)
+    (root / "ImageSets" / "Segmentation").mkdir(parents=True)
+    (root / "classes.txt").write_text("\n".join(classes) + "\n")
+    for k, i in enumerate(ids):
+        Image.fromarray(np.full((6, 8, 3), 100, np.uint8)).save(root / "JPEGImages" / f"{i}.jpg")
+        label = np.zeros((6, 8), np.uint8)
+        label[1:3, 1:3] = k + 1
+        label[0, 0] = 255
+        save_label_png(root / "SegmentationClass" / f"{i}.png", label)
+    (root / "ImageSets" / "Segmentation" / "train.txt").write_text("\n".join(ids) + "\n")
+    return root
+
+
+def test_voc_dataset_labels_from_pngs(tmp_path):
+    data = D.VOCDataset(make_voc(tmp_path), "train")
+    assert data.classes == ["background", "cat", "dog"]
+    assert data.image_classes(0) == [1] and data.image_classes(1) == [2]
+    np.testing.assert_array_equal(data.class_vector(1), [0, 1])
+    assert data.image(0).shape == (6, 8, 3)
+
+
+def test_voc_list_with_path_pairs(tmp_path):
+    root = make_voc(tmp_path)
+    (root / "ImageSets" / "Segmentation" / "pairs.txt").write_text(
+        "/JPEGImages/a.jpg /SegmentationClass/a.png\n")
+    data = D.VOCDataset(root, "pairs")
+    assert data.ids == ["a"] and data.image_classes(0) == [1]
+
+
+def test_label_outside_class_list_names_the_file(tmp_path):
+    root = make_voc(tmp_path, classes=("background", "cat"))
+    data = D.VOCDataset(root, "train")
+    with pytest.raises(InputError, match=r"b\.png: label values \[2\] outside the 2 classes"):
+        data.label(1)
+
+
+def test_missing_list_names_the_file(tmp_path):
+    make_voc(tmp_path)
+    with pytest.raises(InputError, match=r"val\.txt: image list not found"):
+        D.VOCDataset(tmp_path, "val")
+
+
+def test_voc_classes_when_no_classes_txt(tmp_path):
+    root = make_voc(tmp_path)
+    (root / "classes.txt").unlink()
+    assert D.VOCDataset(root, "train").num_classes == 21

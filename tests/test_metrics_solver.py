@@ -1,0 +1,80 @@
+"""mIoU from a known confusion matrix; one Caffe solver step by hand."""
+import numpy as np
+import torch
+
+from guidedlabelling.metrics import confusion, iou_table, mean_iou
+from guidedlabelling.networks import param_groups
+from guidedlabelling.solver import CaffeSGD, step_lr
+
+
+def test_confusion_ignores_void():
+    gt = np.array([[0, 1, 1], [2, 255, 2]])
+    pred = np.array([[0, 1, 2], [2, 0, 0]])
+    np.testing.assert_array_equal(confusion(gt, pred, 3), [[1, 0, 0], [0, 1, 1], [1, 0, 1]])
+
+
+def test_miou_from_known_confusion():
+    conf = np.array([[50, 10, 0], [5, 20, 5], [0, 0, 10]])
+    # IoU0 = 50/(50+5+10) ; IoU1 = 20/(20+10+10) ; IoU2 = 10/(10+5+0)
+    expected = [50 / 65, 20 / 40, 10 / 15]
+    np.testing.assert_allclose(iou_table(conf), expected)
+    assert abs(mean_iou(conf) - np.mean(expected)) < 1e-12
+
+
+def test_miou_skips_classes_absent_everywhere():
+    conf = np.array([[3, 1, 0], [1, 3, 0], [0, 0, 0]])
+    assert abs(mean_iou(conf) - 0.6) < 1e-12
+
+
+def test_step_policy():
+    assert step_lr(0.001, 1999, 2000, 0.1) == 0.001
+    assert abs(step_lr(0.001, 2000, 2000, 0.1) - 1e-4) < 1e-15
+    assert abs(step_lr(0.001, 7999, 2000, 0.1) - 1e-6) < 1e-18
+
+
+class Tiny(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1_1 = torch.nn.Conv2d(1, 1, 1)
+        self.score = torch.nn.Linear(1, 1, bias=False)
+
+
+def test_caffe_sgd_matches_the_update_formula_across_an_lr_change():
+    net = Tiny()
+    with torch.no_grad():
+        net.conv1_1.weight.fill_(2.0)
+        net.conv1_1.bias.fill_(1.0)
+        net.score.weight.fill_(-1.0)
+    groups = param_groups(net, {"score": (10, 1, 0, 0)})
+    sgd = CaffeSGD(groups, lr=0.1, momentum=0.9, weight_decay=0.01)
+    grads = {"w": 0.5, "b": -0.2, "s": 0.3}
+    w, b, s = 2.0, 1.0, -1.0
+    vw = vb = vs = 0.0
+    for lr in (0.1, 0.01):   # Caffe keeps lr inside the history: v = m v + lr * lr_mult * (g + wd * decay_mult * w)
+        sgd.set_lr(lr)
+        net.conv1_1.weight.grad = torch.full_like(net.conv1_1.weight, grads["w"])
+        net.conv1_1.bias.grad = torch.full_like(net.conv1_1.bias, grads["b"])
+        net.score.weight.grad = torch.full_like(net.score.weight, grads["s"])
+        sgd.step()
+        vw = 0.9 * vw + lr * 1 * (grads["w"] + 0.01 * 1 * w)
+        vb = 0.9 * vb + lr * 2 * (grads["b"] + 0.0)          # biases: lr_mult 2, decay_mult 0
+        vs = 0.9 * vs + lr * 10 * (grads["s"] + 0.01 * 1 * s)  # score: lr_mult 10, decay_mult 1
+        w, b, s = w - vw, b - vb, s - vs
+    assert abs(net.conv1_1.weight.item() - w) < 1e-6
+    assert abs(net.conv1_1.bias.item() - b) < 1e-6
+    assert abs(net.score.weight.item() - s) < 1e-6
+
+
+def test_clip_gradients_scales_by_global_norm():
+    net = Tiny()
+    with torch.no_grad():
+        net.conv1_1.weight.zero_()
+        net.conv1_1.bias.zero_()
+        net.score.weight.zero_()
+    sgd = CaffeSGD(param_groups(net, {}), lr=1.0, momentum=0.0, weight_decay=0.0, clip_gradients=1.0)
+    net.conv1_1.weight.grad = torch.full_like(net.conv1_1.weight, 3.0)
+    net.conv1_1.bias.grad = torch.full_like(net.conv1_1.bias, 0.0)
+    net.score.weight.grad = torch.full_like(net.score.weight, 4.0)   # global norm 5 -> scale 1/5
+    sgd.step()
+    assert abs(net.conv1_1.weight.item() + 0.6) < 1e-6   # lr_mult 1
+    assert abs(net.score.weight.item() + 0.8) < 1e-6

@@ -1,0 +1,47 @@
+"""Topology of the paper's networks (spec sections 1 and 6)."""
+import pytest
+import torch
+
+from guidedlabelling.networks import SEED_NETS, DeepLabLargeFOV, GAPNet, build_seg_net
+
+MAP = {"GAP-HighRes": 41, "GAP-LowRes": 21, "GAP-DeepLab": 41}
+
+
+@pytest.mark.parametrize("net", ["GAP-HighRes", "GAP-LowRes", "GAP-DeepLab"])
+def test_seed_net_shapes_at_321(net):
+    model = GAPNet(net, num_classes=20, width=1 / 16).eval()
+    with torch.no_grad():
+        scores, feat = model(torch.zeros(2, 3, 321, 321))
+    assert scores.shape == (2, 20)
+    assert feat.shape[-2:] == (MAP[net], MAP[net]) and model.output_size(321) == MAP[net]
+    assert model.cams(feat).shape == (2, 20, MAP[net], MAP[net])
+
+
+def test_all_seed_nets_listed():
+    assert set(MAP) <= set(SEED_NETS)
+
+
+def test_deeplab_shapes():
+    model = DeepLabLargeFOV(21, width=1 / 16).eval()
+    with torch.no_grad():
+        assert model(torch.zeros(1, 3, 321, 321)).shape == (1, 21, 41, 41)
+        # 531 -> 266 -> 134 -> 68 through the three 3x3/2 pad-1 ceil-mode pools
+        assert model(torch.zeros(1, 3, 531, 531)).shape[-1] == model.output_size(531) == 68
+    assert model.trunk.fc6.dilation == (12, 12) and model.trunk.vgg.conv5_1.dilation == (2, 2)
+
+
+def test_full_width_parameter_counts_match_vgg16():
+    # conv1_1..conv5_3 of VGG-16 hold 14,714,688 parameters
+    trunk = sum(p.numel() for n, p in GAPNet("GAP-HighRes", 20, 1.0).named_parameters() if n.startswith("trunk."))
+    assert trunk == 14_714_688
+    model = build_seg_net("DeepLab-LargeFOV", 21, 1.0)
+    assert model.trunk.fc6.weight.shape == (1024, 512, 3, 3) and model.fc8.weight.shape == (21, 1024, 1, 1)
+
+
+def test_gap_score_has_no_bias_and_cam_is_linear_in_features():
+    model = GAPNet("GAP-HighRes", 5, 1 / 16).eval()
+    assert model.score.bias is None
+    with torch.no_grad():
+        scores, feat = model(torch.randn(1, 3, 65, 65))
+        # GAP then score == mean of the CAMs
+        torch.testing.assert_close(model.cams(feat).mean((2, 3)), scores)

@@ -1,0 +1,99 @@
+"""End to end: ./script.py --config smoke runs every stage and writes the documented formats."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.io
+import torch
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs")
+    proc = subprocess.run([sys.executable, str(ROOT / "script.py"), "--config", "smoke", "--out_root", str(out)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return out / "smoke", proc.stdout
+
+
+def test_summary_table_and_json(smoke):
+    root, stdout = smoke
+    summary = json.loads((root / "summary.json").read_text())
+    for key in ("seeds_mIoU_train", "guide_labels_mIoU_train", "segmenter_mIoU_val", "fully_supervised_mIoU_val"):
+        assert 0 <= summary[key] <= 100
+    assert Path(summary["guide_labels"]).is_dir() and Path(summary["predictions"]).is_dir()
+    assert "ratio guided / fully supervised" in stdout and str(root / "summary.json") in stdout
+
+
+def test_heatmap_files(smoke):
+    root, _ = smoke
+    folder = root / "seed_heatmaps" / "default"
+    mats = sorted(p for p in folder.glob("*.mat") if p.name != "cls_res.mat")
+    assert len(mats) == 20
+    for path in mats[:5]:
+        m = scipy.io.loadmat(path)
+        h, w = m["imshape_original"].ravel()
+        label = np.asarray(Image.open(ROOT / "data/builtin_64px_20_10/builtin/SegmentationClass" / f"{path.stem}.png"))
+        present = [v for v in np.unique(label) if 0 < v < 255]
+        assert m["heatmap"].dtype == np.float32
+        assert m["heatmap"].reshape(-1, h, w).shape == (len(present), h, w) == (len(present),) + label.shape
+    cls = scipy.io.loadmat(folder / "cls_res.mat")
+    assert cls["scores"].shape == (20, 5) and cls["gt"].shape == (20, 5)
+
+
+def test_saliency_guide_prediction_files(smoke):
+    root, _ = smoke
+    sal = [np.asarray(Image.open(p)) for p in (root / "saliency" / "default").glob("*.png")]
+    assert len(sal) == 30 and all(s.dtype == np.uint8 and s.ndim == 2 and s.max() == 255 for s in sal)
+    guides = list((root / "guide_labels" / "default").glob("*.png"))
+    assert len(guides) == 20 and all(Image.open(p).mode == "P" for p in guides)
+    preds = list((root / "seg_test" / "default").glob("*.png"))
+    assert len(preds) == 10
+    results = json.loads((root / "seg_test" / "default" / "results.json").read_text())
+    assert np.asarray(results["confusion"]).shape == (6, 6) and "mIoU" in results and "per_class_IoU" in results
+
+
+def test_checkpoints_load_weights_only_and_configs_are_stored(smoke):
+    root, _ = smoke
+    for folder in ("seed_train/default", "saliency_train/default", "seg_train/default", "seg_train/labels-gt"):
+        state = torch.load(root / folder / "model.pth", weights_only=True)
+        assert state["model"] and state["meta"]["kind"] in ("seed", "saliency", "segmentation")
+        assert (root / folder / "config.yaml").exists() and (root / folder / "log.txt").exists()
+
+
+def test_rerun_is_up_to_date(smoke):
+    root, _ = smoke
+    proc = subprocess.run([sys.executable, str(ROOT / "src/seed/train.py"), "--config", "smoke",
+                           "--out_root", str(root.parent)], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 0 and "up to date" in proc.stdout
+
+
+def test_changed_setting_gets_its_own_folder_name(smoke):
+    root, _ = smoke
+    proc = subprocess.run([sys.executable, str(ROOT / "src/guide_generation/generate.py"), "--config", "smoke",
+                           "--out_root", str(root.parent), "--seedthres", "30", "--guiderule", "seed"],
+                          cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert len(list((root / "guide_labels" / "guiderule-seed_seedthres-30").glob("*.png"))) == 20
+
+
+def test_missing_upstream_names_the_command(tmp_path):
+    proc = subprocess.run([sys.executable, str(ROOT / "src/segmentation/test.py"), "--config", "smoke",
+                           "--out_root", str(tmp_path)], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert "run ./src/segmentation/train.py with the same settings first" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("script", ["src/seed/train.py", "src/seed/test.py", "src/saliency/train.py",
+                                    "src/saliency/test.py", "src/guide_generation/generate.py",
+                                    "src/segmentation/train.py", "src/segmentation/test.py", "script.py"])
+def test_every_command_has_help(script):
+    proc = subprocess.run([str(ROOT / script), "-h"], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 0 and "usage" in proc.stdout
