@@ -78,3 +78,15 @@ def test_clip_gradients_scales_by_global_norm():
     sgd.step()
     assert abs(net.conv1_1.weight.item() + 0.6) < 1e-6   # lr_mult 1
     assert abs(net.score.weight.item() + 0.8) < 1e-6
+
+
+def test_saliency_scores_by_hand():
+    from guidedlabelling.metrics import saliency_scores
+    sal = np.array([[255, 128], [0, 0]], np.uint8)
+    mask = np.array([[True, False], [False, False]])
+    s = saliency_scores([(sal, mask)])
+    # MAE = (0 + 128/255 + 0 + 0) / 4 ; at t in (128, 255] precision = recall = 1 -> max F = 1
+    assert abs(s["MAE"] - 128 / 255 / 4) < 1e-12 and abs(s["max_F"] - 1.0) < 1e-12
+    s = saliency_scores([(np.full((2, 2), 200, np.uint8), mask)])
+    # every threshold <= 200 selects all 4 pixels: P = 1/4, R = 1 -> F = 1.3 * 0.25 / (0.3 * 0.25 + 1)
+    assert abs(s["max_F"] - 1.3 * 0.25 / 1.075) < 1e-12

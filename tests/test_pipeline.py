@@ -97,3 +97,17 @@ def test_missing_upstream_names_the_command(tmp_path):
 def test_every_command_has_help(script):
     proc = subprocess.run([str(ROOT / script), "-h"], cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 0 and "usage" in proc.stdout
+
+
+def test_two_fragments_give_the_same_files_as_one_run(smoke, tmp_path):
+    root, _ = smoke
+    whole = root / "guide_labels" / "default"
+    common = [sys.executable, str(ROOT / "src/guide_generation/generate.py"), "--config", "smoke",
+              "--out_root", str(root.parent), "--out_dir", str(tmp_path / "frag")]
+    for n in (0, 1):
+        proc = subprocess.run(common + ["--n", str(n), "--N", "2"], cwd=ROOT, capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+        assert (tmp_path / "frag" / "done.json").exists() == (n == 1)
+    pngs = sorted(p.name for p in whole.glob("*.png"))
+    assert pngs == sorted(p.name for p in (tmp_path / "frag").glob("*.png"))
+    assert all((whole / p).read_bytes() == (tmp_path / "frag" / p).read_bytes() for p in pngs)

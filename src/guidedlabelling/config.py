@@ -38,9 +38,11 @@ OPTIONS = {
         "vis": (False, "write a PNG panel per image beside the outputs"),
         "overridecache": (False, "recompute outputs that exist"),
         "snapshot": (2000, "training checkpoint every N iterations (a rerun resumes from it)"),
+        "n": (0, "per-image stages: this fragment's index (the release's --n; RANK under torchrun)"),
+        "N": (1, "per-image stages: number of fragments (the release's --N; WORLD_SIZE under torchrun)"),
     },
     "seed_train": {
-        "net": ("GAP-HighRes", "seed network: GAP-HighRes, GAP-LowRes, GAP-DeepLab"),
+        "net": ("GAP-HighRes", "seed network: GAP-HighRes, GAP-LowRes, GAP-DeepLab, GAP-EffNet"),
         "init": ("models/VGG_ILSVRC_16_layers.caffemodel", "initial weights (.caffemodel, .pth or 'none')"),
         "width": (1.0, "channel width multiplier (1 = VGG-16)"),
         "input_size": (321, "training crop side"),
@@ -53,6 +55,7 @@ OPTIONS = {
         "batch_size": (15, "images per iteration"),
         "balbatch": ("none", "batch order: none (shuffle) or clsbal"),
         "clip_gradients": (-1.0, "Caffe clip_gradients: cap on the global gradient L2 norm (-1: off)"),
+        "freeze_trunk": (False, "train only the new layers (Caffe lr_mult 0 for the pretrained trunk)"),
         "seed": (0, "random seed"),
     },
     "seed_test": {
@@ -61,7 +64,10 @@ OPTIONS = {
         "test_batch": (8, "images per forward pass"),
     },
     "saliency_train": {
+        "sal_net": ("DeepLab-LargeFOV", "saliency network (2 outputs: background, foreground)"),
         "sal_init": ("none", "initial weights of the saliency net"),
+        "sal_holdout": (0, "last N images of the saliency set held out to measure MAE and max F-measure"),
+        "sal_freeze_trunk": (False, "train only the new layers"),
         "sal_width": (1.0, "channel width multiplier of the saliency net"),
         "sal_input_size": (321, "training crop side"),
         "sal_base_lr": (0.001, "base_lr"),
@@ -80,7 +86,7 @@ OPTIONS = {
         "salthres": (50, "saliency threshold, percent of 255"),
     },
     "seg_train": {
-        "seg_net": ("DeepLab-LargeFOV", "segmentation network"),
+        "seg_net": ("DeepLab-LargeFOV", "segmentation network: DeepLab-LargeFOV or DeepLab-EffNet"),
         "seg_init": ("models/VGG_ILSVRC_16_layers-deeplab.caffemodel", "initial weights"),
         "seg_width": (1.0, "channel width multiplier"),
         "seg_input_size": (321, "training crop side"),
@@ -91,6 +97,7 @@ OPTIONS = {
         "seg_resize": ("none", "training geometry: none (crop/pad) or tight (crop+fit)"),
         "seg_seed": (0, "random seed"),
         "seg_clip_gradients": (-1.0, "Caffe clip_gradients (-1: off)"),
+        "seg_freeze_trunk": (False, "train only the new layers"),
         "labels": ("guide", "training labels: guide (the method) or gt (fully supervised reference)"),
     },
     "seg_test": {
@@ -104,7 +111,7 @@ UPSTREAM = {
     "seed_train": ["data", "seed_train"],
     "seed_test": ["data", "seed_train", "seed_test"],
     "saliency_train": ["saliency_train"],
-    "saliency_test": ["data", "saliency_train", "saliency_test"],
+    "saliency_test": ["data", "saliency_train", "saliency_test"],  # noqa: E241
     "guide": ["data", "seed_train", "seed_test", "saliency_train", "saliency_test", "guide"],
     "seg_train": ["data", "seed_train", "seed_test", "saliency_train", "saliency_test", "guide", "seg_train"],
     "seg_test": ["data", "seed_train", "seed_test", "saliency_train", "saliency_test", "guide", "seg_train",
@@ -113,7 +120,7 @@ UPSTREAM = {
 FOLDERS = {"seed_train": "seed_train", "seed_test": "seed_heatmaps", "saliency_train": "saliency_train",
            "saliency_test": "saliency", "guide": "guide_labels", "seg_train": "seg_train",
            "seg_test": "seg_test"}
-NAMING_EXCLUDED = {"builtin", "builtin_size", "builtin_train", "builtin_val"}
+NAMING_EXCLUDED = {"builtin", "builtin_size", "builtin_train", "builtin_val"}  # the data folder names them
 
 
 def defaults():

@@ -130,9 +130,12 @@ class VOCDataset:
 
 
 class MaskFolder:
-    """A class-agnostic saliency set: images/<id>.jpg|png and masks/<id>.png (0 / 255)."""
+    """A class-agnostic saliency set: images/<id>.jpg|png and masks/<id>.png (0 / 255).
 
-    def __init__(self, root):
+    part 'train' is all but the last `holdout` images (sorted by name), 'holdout' those.
+    """
+
+    def __init__(self, root, holdout=0, part="train"):
         self.root = Path(root)
         images = self.root / "images"
         if not images.is_dir():
@@ -140,8 +143,10 @@ class MaskFolder:
                              "folders (set --saliency_data)")
         self.items = [Item(p.stem, p, self.root / "masks" / f"{p.stem}.png")
                       for p in sorted(images.iterdir()) if p.suffix.lower() in (".jpg", ".jpeg", ".png")]
-        if not self.items:
-            raise InputError(f"{images}: no .jpg/.png images")
+        if len(self.items) <= holdout:
+            raise InputError(f"{images}: {len(self.items)} images, not enough to hold out {holdout}")
+        cut = len(self.items) - holdout
+        self.items = self.items[:cut] if part == "train" else self.items[cut:]
 
     def __len__(self):
         return len(self.items)

@@ -15,9 +15,10 @@ from .crf import crf_from_probs
 from .guide import guide_labels
 from .io import (InputError, load_checkpoint, load_gray_png, load_heatmap_mat, load_label_png, save_gray_png,
                  save_heatmap_mat, save_json, save_label_png, save_mat)
-from .metrics import confusion, format_table, report
+from .metrics import confusion, format_table, report, saliency_scores
 from .networks import build_seed_net, build_seg_net
 from .seeds import seed_labels
+from .visualize import colour, grey, save_panel
 
 
 def zoom(maps, hw, order=1):
@@ -78,8 +79,18 @@ def forward_all(model, data, indices, size, mode, device, batch_size=8, workers=
                 yield i, (out[0][b], out[1][b]) if isinstance(out, tuple) else out[b], (offset, inner, hw)
 
 
-def todo(data, out, suffix, override=False):
-    return [i for i, it in enumerate(data.items) if override or not (out / f"{it.id}{suffix}").exists()]
+def todo(stage, data, suffix):
+    """Images of this fragment whose output file does not exist yet (a rerun resumes)."""
+    n, N = stage.fragment
+    return [i for i, it in enumerate(data.items) if i % N == n and not (stage.out / f"{it.id}{suffix}").exists()]
+
+
+def all_done(stage, data, suffix):
+    """True when every image has its output; a fragment that finishes early leaves the summary to the last."""
+    missing = sum(not (stage.out / f"{it.id}{suffix}").exists() for it in data.items)
+    if missing:
+        stage.log.info("fragment %d/%d finished; %d images left to other fragments", *stage.fragment, missing)
+    return missing == 0
 
 
 def load_model(stage, path, kind):
@@ -100,7 +111,7 @@ def seed_heatmaps(stage, model_dir=None):
     model, meta = load_model(stage, stage.input_dir("seed_train", model_dir) / "model.pth", "seed")
     check_classes(meta, data)
     size, order = cfg["seed_train"]["input_size"], cfg["seed_test"]["test_interpord"]
-    indices = todo(data, out, ".mat")
+    indices = todo(stage, data, ".mat")
     stage.log.info("seed heatmaps: %d of %d images to do", len(indices), len(data))
     for i, (scores, feat), (offset, inner, hw) in forward_all(
             model, data, indices, size, "fit", stage.device, cfg["seed_test"]["test_batch"], cfg["run"]["workers"]):
@@ -109,6 +120,8 @@ def seed_heatmaps(stage, model_dir=None):
         heat = unfit(cams.float(), size, offset, inner, hw, order).cpu().numpy()
         save_heatmap_mat(out / f"{data.items[i].id}.mat", heat, hw)
         save_mat(out / "scores" / f"{data.items[i].id}.mat", {"scores": scores.float().cpu().numpy()})
+    if not all_done(stage, data, ".mat"):
+        return
     collect_scores(data, out)
     stage.finish({"images": len(data)})
 
@@ -131,20 +144,32 @@ def check_classes(meta, data):
 # ---- saliency maps (spec section 3) ----
 
 def saliency_maps(stage, model_dir=None):
+    """Maps for the training images (guides) and the test images (pictures, saliency quality)."""
     cfg, out = stage.cfg, stage.out
     model, _ = load_model(stage, stage.input_dir("saliency_train", model_dir) / "model.pth", "saliency")
     size = cfg["saliency_test"]["sal_test_size"]
-    summary = {}
-    for split in dict.fromkeys([cfg["data"]["dataset"], cfg["data"]["test_dataset"]]):
-        data = stage.dataset(split)
-        indices = todo(data, out, ".png")
-        stage.log.info("saliency %s: %d of %d images to do", split, len(indices), len(data))
+    splits = [stage.dataset(s) for s in dict.fromkeys([cfg["data"]["dataset"], cfg["data"]["test_dataset"]])]
+    for data in splits:
+        indices = todo(stage, data, ".png")
+        stage.log.info("saliency %s: %d of %d images to do", data.split, len(indices), len(data))
         for i, scores, (offset, inner, hw) in forward_all(model, data, indices, size, "shrink", stage.device,
                                                           8, cfg["run"]["workers"]):
             fg = unfit(torch.softmax(scores.float(), 0)[1:2], size, offset, inner, hw)[0].cpu().numpy()
             save_gray_png(out / f"{data.items[i].id}.png", np.round(255 * fg / max(fg.max(), 1e-12)))
-        summary[D.split_name(split)] = saliency_quality(data, out, cfg["guide"]["salthres"])
-        stage.log.info("saliency %s: %s", split, summary[D.split_name(split)])
+    holdout = cfg["saliency_train"]["sal_holdout"]
+    if holdout:
+        held = D.MaskFolder(cfg["data"]["saliency_data"], holdout, "holdout")
+        for i, scores, (offset, inner, hw) in forward_all(model, held, range(len(held)), size, "shrink",
+                                                          stage.device, 8, cfg["run"]["workers"]):
+            fg = unfit(torch.softmax(scores.float(), 0)[1:2], size, offset, inner, hw)[0].cpu().numpy()
+            save_gray_png(out / "holdout" / f"{held.items[i].id}.png", np.round(255 * fg / max(fg.max(), 1e-12)))
+    if not all([all_done(stage, data, ".png") for data in splits]):
+        return
+    summary = {data.split: saliency_quality(data, out, cfg["guide"]["salthres"]) for data in splits}
+    if holdout:
+        summary["holdout"] = saliency_scores([(load_gray_png(out / "holdout" / f"{it.id}.png"), held.label(i) > 0)
+                                              for i, it in enumerate(held.items)])
+    stage.log.info("saliency quality: %s", summary)
     stage.finish(summary)
 
 
@@ -169,8 +194,8 @@ def saliency_quality(data, out, salthres):
 class GuideJob:
     """One image's guide labels; a picklable callable for the process pool."""
 
-    def __init__(self, data, seed_dir, sal_dir, out, g):
-        self.data, self.seed_dir, self.sal_dir, self.out, self.g = data, seed_dir, sal_dir, out, g
+    def __init__(self, data, seed_dir, sal_dir, out, g, vis=False):
+        self.data, self.seed_dir, self.sal_dir, self.out, self.g, self.vis = data, seed_dir, sal_dir, out, g, vis
 
     def __call__(self, i):
         it = self.data.items[i]
@@ -189,17 +214,20 @@ class GuideJob:
                              "rerun ./src/saliency/test.py")
         seed = seed_labels(heat, classes, self.g["seedthres"])
         salient = sal >= self.g["salthres"] / 100 * 255
-        gt = self.data.label(i) if self.g["guiderule"] == "salor" else None
-        save_label_png(self.out / f"{it.id}.png",
-                       guide_labels(self.g["guiderule"], image, seed, salient, heat, classes, gt))
+        gt = self.data.label(i) if self.g["guiderule"] == "salor" or self.vis else None
+        guide = guide_labels(self.g["guiderule"], image, seed, salient, heat, classes, gt)
+        if self.vis:  # image | seeds | saliency | guide labels | ground truth
+            save_panel(self.out / "vis" / f"{it.id}.png",
+                       [image, colour(seed), grey(sal), colour(guide), colour(gt)])
+        save_label_png(self.out / f"{it.id}.png", guide)
 
 
 def guide_generation(stage, seed_dir=None, saliency_dir=None):
     cfg, out = stage.cfg, stage.out
     data = stage.dataset(cfg["data"]["dataset"])
     job = GuideJob(data, stage.input_dir("seed_test", seed_dir), stage.input_dir("saliency_test", saliency_dir),
-                   out, cfg["guide"])
-    indices = todo(data, out, ".png")
+                   out, cfg["guide"], cfg["run"]["vis"])
+    indices = todo(stage, data, ".png")
     stage.log.info("guide labels (%s): %d of %d images to do", cfg["guide"]["guiderule"], len(indices), len(data))
     workers = cfg["run"]["workers"]
     if workers > 1:
@@ -209,6 +237,8 @@ def guide_generation(stage, seed_dir=None, saliency_dir=None):
     else:
         for i in indices:
             job(i)
+    if not all_done(stage, data, ".png"):
+        return
     summary = {"seeds": evaluate_folder(data, job.seed_dir, cfg["guide"]["seedthres"]),
                "guide": evaluate_folder(data, out)}
     for name, rep in summary.items():
@@ -238,14 +268,19 @@ def segmentation_test(stage, model_dir=None):
     check_classes(meta, data)
     t = cfg["seg_test"]
     mode = "pad" if t["test_resize"] == "none" else "fit"
-    indices = todo(data, out, ".png")
+    indices = todo(stage, data, ".png")
     stage.log.info("segmentation test on %s: %d of %d images to do", data.split, len(indices), len(data))
     for i, scores, (offset, inner, hw) in forward_all(model, data, indices, t["test_size"], mode, stage.device,
                                                       4, cfg["run"]["workers"]):
         probs = torch.softmax(unfit(scores.float(), t["test_size"], offset, inner, hw), 0).cpu().numpy()
+        image = data.image(i)
         pred = probs.argmax(0).astype(np.uint8) if t["test_pcrf"] == "none" else \
-            crf_from_probs(data.image(i), probs, t["test_pcrf"])
+            crf_from_probs(image, probs, t["test_pcrf"])
+        if cfg["run"]["vis"]:  # image | prediction | ground truth
+            save_panel(out / "vis" / f"{data.items[i].id}.png", [image, colour(pred), colour(data.label(i))])
         save_label_png(out / f"{data.items[i].id}.png", pred)
+    if not all_done(stage, data, ".png"):
+        return
     rep = evaluate_folder(data, out)
     save_json(out / "results.json", rep)
     stage.log.info("segmentation on %s:\n%s", data.split, format_table(rep))

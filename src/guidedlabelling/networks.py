@@ -195,14 +195,23 @@ def init_from_scratch(model):
                 m.weight.data /= PIXEL_SCALE
 
 
+def freeze_trunk(model):
+    """Caffe lr_mult 0 for every layer but the new ones; frozen parameters need no gradient at all."""
+    for name, p in model.named_parameters():
+        if name.split(".")[-2] not in model.new_layers:
+            p.requires_grad_(False)
+
+
 def param_groups(model, lr_mults):
-    """Caffe per-parameter multipliers: {'lr_mult', 'decay_mult'} per parameter.
+    """Caffe per-parameter multipliers: {'lr_mult', 'decay_mult'} per trainable parameter.
 
     lr_mults maps a layer name to (weight_lr, weight_decay, bias_lr, bias_decay);
     every other layer gets Caffe's usual (1, 1, 2, 0).
     """
     groups = {}
     for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
         layer, kind = name.split(".")[-2], name.split(".")[-1]
         wl, wd, bl, bd = lr_mults.get(layer, (1, 1, 2, 0))
         key = (wl, wd) if kind == "weight" else (bl, bd)

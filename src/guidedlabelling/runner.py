@@ -1,5 +1,6 @@
 """What every stage command shares: config, output folder, cache check, log, errors."""
 import logging
+import os
 import shutil
 import sys
 from dataclasses import dataclass
@@ -52,6 +53,16 @@ class Stage:
             raise InputError(f"{path}: no finished output of stage {stage}; run {MAKERS[stage]} with the same "
                              "settings first (or ./script.py)")
         return path
+
+    @property
+    def fragment(self):
+        """(n, N): the release's --n/--N, or RANK/WORLD_SIZE when started by torchrun."""
+        run = self.cfg["run"]
+        if run["N"] == 1 and "WORLD_SIZE" in os.environ:
+            return int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+        if not 0 <= run["n"] < run["N"]:
+            raise InputError(f"--n {run['n']} --N {run['N']}: need 0 <= n < N")
+        return run["n"], run["N"]
 
     def finish(self, summary):
         save_json(self.out / "done.json", summary)

@@ -20,6 +20,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from .io import save_label_png, voc_palette
+
 CLASS_NAMES = ("background", "bluehead", "pinkhead", "greenhead", "tealhead", "whitehead")
 NUM_CLASSES = len(CLASS_NAMES) - 1
 HEAD_COLOURS = {  # class -> (head disc RGB, centre dot RGB)
@@ -37,25 +39,13 @@ BACKGROUNDS = (  # (base RGB, noise cells across the image, noise amplitude, ram
     ((136, 118, 142), 4, 7.0, 24.0),   # dusk: grey-violet, smooth
 )
 PREFERRED_BACKGROUND = {c: c - 1 for c in range(1, NUM_CLASSES + 1)}
-P_PREFERRED_BACKGROUND = 0.6
+P_PREFERRED_BACKGROUND = 0.3
 OBJECT_COUNT_PROBS = (0.5, 0.35, 0.15)  # for 1, 2, 3 objects
 MAX_OVERLAP = 0.05  # of a new object's area
 VOID = 255
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 _SHIFT = 4  # sub-pixel bits for cv2 drawing
 _TRAIN, _VAL, _SALIENCY = 0, 1, 2  # per-stream seed salt
-
-
-def voc_palette() -> list[int]:
-    """The PASCAL VOC colour map: 256 RGB entries from bit-interleaving the index."""
-    palette = []
-    for index in range(256):
-        rgb = [0, 0, 0]
-        for bit in range(8):
-            for channel in range(3):
-                rgb[channel] |= ((index >> (3 * bit + channel)) & 1) << (7 - bit)
-        palette += rgb
-    return palette
 
 
 VOC_PALETTE = voc_palette()
@@ -254,12 +244,6 @@ def render_saliency_sample(rng: np.random.Generator, size: int = 96) -> tuple[np
     return _finish(image, rng), np.where(mask, np.uint8(255), np.uint8(0))
 
 
-def save_label(label: np.ndarray, path: Path) -> None:
-    image = Image.fromarray(label)
-    image.putpalette(VOC_PALETTE)
-    image.save(path)
-
-
 def _save_jpeg(image: np.ndarray, path: Path) -> None:
     Image.fromarray(image).save(path, quality=95, subsampling=0)  # 4:4:4 keeps small heads crisp
 
@@ -276,7 +260,7 @@ def generate_builtin(root, n_train: int = 300, n_val: int = 100, size: int = 96,
             # cycling the first object's class guarantees every class in every split
             scene = render_scene(image_rng(seed, stream, i), size, first_class=1 + i % NUM_CLASSES)
             _save_jpeg(scene.image, root / "JPEGImages" / f"{image_id}.jpg")
-            save_label(scene.label, root / "SegmentationClass" / f"{image_id}.png")
+            save_label_png(root / "SegmentationClass" / f"{image_id}.png", scene.label)
         (root / "ImageSets" / "Segmentation" / f"{split}.txt").write_text("".join(f"{x}\n" for x in ids))
     return root
 

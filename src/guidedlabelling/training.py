@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from . import datasets as D
 from .io import InputError, load_checkpoint, load_label_png, save_checkpoint, save_json
-from .networks import build_seed_net, build_seg_net, init_from_scratch, param_groups
+from .networks import build_seed_net, build_seg_net, freeze_trunk, init_from_scratch, param_groups
 from .solver import CaffeSGD, step_lr
 from .weights import load_init
 
@@ -31,13 +31,21 @@ class Solver:
                    c[prefix + "batch_size"], c[prefix + "seed"], snapshot, c[prefix + "clip_gradients"])
 
 
-def initialise(model, init, log):
-    if init in (None, "", "none"):
+def initialise(model, init, log, freeze=False):
+    if init == "imagenet":
+        if not getattr(model, "pretrained", False):
+            raise InputError(f"--init imagenet: {type(model).__name__} has no built-in ImageNet weights; "
+                             "pass a weights file or none")
+        log.info("init: the network's built-in ImageNet weights")
+    elif init in (None, "", "none"):
         init_from_scratch(model)
         log.info("init: from scratch (msra filler for the trunk)")
     else:
         for line in load_init(model, init):
             log.info("init: %s", line)
+    if freeze:
+        freeze_trunk(model)
+        log.info("trunk frozen: training %s only", ", ".join(model.new_layers))
 
 
 def train_loop(model, stream, loss_fn, solver, mults, out, log, device, workers=0, meta=None):
@@ -106,7 +114,7 @@ def train_seed(stage):
     c = stage.cfg["seed_train"]
     data = stage.dataset(stage.cfg["data"]["dataset"])
     model = build_seed_net(c["net"], data.num_classes - 1, c["width"])
-    initialise(model, c["init"], stage.log)
+    initialise(model, c["init"], stage.log, c["freeze_trunk"])
     solver = Solver(c["base_lr"], c["max_iter"], c["stepsize"], c["batch_size"], c["seed"],
                     stage.cfg["run"]["snapshot"], c["clip_gradients"], c["momentum"], c["weight_decay"], c["gamma"])
     rng = np.random.default_rng(solver.seed)
@@ -163,7 +171,7 @@ def train_seg(stage, guide_dir=None):
     data = stage.dataset(stage.cfg["data"]["dataset"])
     label_dir = None if c["labels"] == "gt" else stage.input_dir("guide", guide_dir)
     model = build_seg_net(c["seg_net"], data.num_classes, c["seg_width"])
-    initialise(model, c["seg_init"], stage.log)
+    initialise(model, c["seg_init"], stage.log, c["seg_freeze_trunk"])
     solver = Solver.from_section(c, "seg_", stage.cfg["run"]["snapshot"])
     stream = segmentation_stream(data, model, c["seg_input_size"], c["seg_resize"], solver, label_dir)
     meta = {"kind": "segmentation", "net": c["seg_net"], "width": c["seg_width"], "classes": data.classes}
@@ -172,10 +180,10 @@ def train_seg(stage, guide_dir=None):
 
 def train_saliency(stage):
     c = stage.cfg["saliency_train"]
-    data = D.MaskFolder(stage.cfg["data"]["saliency_data"])
-    model = build_seg_net("DeepLab-LargeFOV", 2, c["sal_width"])
-    initialise(model, c["sal_init"], stage.log)
+    data = D.MaskFolder(stage.cfg["data"]["saliency_data"], c["sal_holdout"], "train")
+    model = build_seg_net(c["sal_net"], 2, c["sal_width"])
+    initialise(model, c["sal_init"], stage.log, c["sal_freeze_trunk"])
     solver = Solver.from_section(c, "sal_", stage.cfg["run"]["snapshot"])
     stream = segmentation_stream(data, model, c["sal_input_size"], "tight", solver)
-    meta = {"kind": "saliency", "net": "DeepLab-LargeFOV", "width": c["sal_width"], "classes": ["bg", "fg"]}
+    meta = {"kind": "saliency", "net": c["sal_net"], "width": c["sal_width"], "classes": ["bg", "fg"]}
     run_training(stage, model, stream, segmentation_loss, solver, SEG_MULTS, meta)

