@@ -92,7 +92,8 @@ def summarise(args, overrides):
     print(f"\n{'stage':<36}{'mIoU %':>8}")
     for name, value in rows:
         print(f"{name:<36}{value:8.1f}")
-    print(f"{'ratio guided / fully supervised':<36}{100 * table['ratio_to_fully_supervised']:7.1f}%")
+    ratio = table["ratio_to_fully_supervised"]
+    print(f"{'ratio guided / fully supervised':<36}" + (f"{100 * ratio:7.1f}%" if ratio is not None else "    n/a"))
     path = Path(cfg["run"]["out_root"]) / cfg["name"] / "summary.json"
     save_json(path, table)
     print(f"\nsummary: {path}")

@@ -62,3 +62,14 @@ def test_checkpoint_of_another_network_is_refused(tmp_path):
         load_checkpoint(path, expect={"kind": "segmentation"})
     with pytest.raises(InputError, match="does not fit this network"):
         load_checkpoint(path, DeepLabLargeFOV(6, 1 / 16))
+
+
+def test_long_folder_names_are_shortened_with_a_hash():
+    many = [f"{k}=0.5" for k in ("width", "sal_width", "seg_width")] + \
+           [f"{k}=7" for k in ("max_iter", "sal_max_iter", "seg_max_iter", "input_size", "sal_input_size",
+                               "seg_input_size", "batch_size", "sal_batch_size", "seg_batch_size")]
+    cfg, preset = resolve(*many)
+    name = C.stage_name(cfg, preset, "seg_test")
+    assert len(name) == C.MAX_NAME and name.startswith("width-0.5_input_size-7")
+    cfg2, _ = resolve(*many, "seedthres=30")
+    assert C.stage_name(cfg2, preset, "seg_test") != name

@@ -7,6 +7,7 @@ stage finds its inputs. The full config is written into every output folder.
 """
 import argparse
 import copy
+import hashlib
 from pathlib import Path
 
 import yaml
@@ -120,6 +121,7 @@ UPSTREAM = {
 FOLDERS = {"seed_train": "seed_train", "seed_test": "seed_heatmaps", "saliency_train": "saliency_train",
            "saliency_test": "saliency", "guide": "guide_labels", "seg_train": "seg_train",
            "seg_test": "seg_test"}
+MAX_NAME = 120
 NAMING_EXCLUDED = {"builtin", "builtin_size", "builtin_train", "builtin_val"}  # the data folder names them
 
 
@@ -222,7 +224,10 @@ def stage_name(cfg, preset, stage):
     """Readable folder name from the settings that differ from the preset."""
     tokens = [token(k, v) for sec in sections_of(cfg, stage) for k, v in cfg[sec].items()
               if k not in NAMING_EXCLUDED and v != preset[sec][k]]
-    return "_".join(tokens) or "default"
+    name = "_".join(tokens) or "default"
+    if len(name) > MAX_NAME:  # file systems allow 255 bytes; the full settings are in config.yaml
+        name = name[:MAX_NAME - 11] + "_" + hashlib.sha1(name.encode()).hexdigest()[:10]
+    return name
 
 
 def stage_dir(cfg, preset, stage):

@@ -32,6 +32,8 @@ def zoom(maps, hw, order=1):
 
 def unfit(maps, size, offset, inner_hw, out_hw, order=1):
     """Network-output maps -> the original frame: zoom to the input square, cut the margins, zoom to HxW."""
+    if maps.shape[0] == 0:  # an image without foreground classes has no heatmaps
+        return maps.new_zeros((0,) + tuple(out_hw))
     full = zoom(maps, (size, size), order)
     (top, left), (ih, iw) = offset, inner_hw
     return zoom(full[:, top:top + ih, left:left + iw], out_hw, order)
