@@ -111,3 +111,13 @@ def test_two_fragments_give_the_same_files_as_one_run(smoke, tmp_path):
     pngs = sorted(p.name for p in whole.glob("*.png"))
     assert pngs == sorted(p.name for p in (tmp_path / "frag").glob("*.png"))
     assert all((whole / p).read_bytes() == (tmp_path / "frag" / p).read_bytes() for p in pngs)
+
+
+def test_test_iter_tests_a_snapshot(smoke):
+    root, _ = smoke
+    assert (root / "seg_train" / "default" / "snapshot_iter_2.pth").exists()
+    proc = subprocess.run([sys.executable, str(ROOT / "src/segmentation/test.py"), "--config", "smoke",
+                           "--out_root", str(root.parent), "--test_iter", "2"], cwd=ROOT, capture_output=True,
+                          text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert len(list((root / "seg_test" / "test_iter-2").glob("*.png"))) == 10

@@ -60,6 +60,7 @@ OPTIONS = {
         "seed": (0, "random seed"),
     },
     "seed_test": {
+        "seed_test_iter": (0, "test the snapshot of this iteration (0: the final model)"),
         "test_gtcls": ("use", "heatmaps for the ground-truth image classes"),
         "test_interpord": (1, "interpolation order of the heatmap back-mapping (0 or 1)"),
         "test_batch": (8, "images per forward pass"),
@@ -102,6 +103,7 @@ OPTIONS = {
         "labels": ("guide", "training labels: guide (the method) or gt (fully supervised reference)"),
     },
     "seg_test": {
+        "test_iter": (0, "test the snapshot of this iteration (0: the final model)"),
         "test_pcrf": ("none", "test-time CRF: none or deeplab"),
         "test_resize": ("none", "none (reflect-pad to test_size) or tight (fit into test_size)"),
         "test_size": (531, "test input side"),

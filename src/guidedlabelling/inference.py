@@ -95,7 +95,12 @@ def all_done(stage, data, suffix):
     return missing == 0
 
 
-def load_model(stage, path, kind):
+def trained(folder, iteration=0):
+    """The final model of a training folder, or its snapshot at `iteration` (the release's --test_iter)."""
+    return folder / ("model.pth" if not iteration else f"snapshot_iter_{iteration}.pth")
+
+
+def load_model(path, kind):
     state = load_checkpoint(path, expect={"kind": kind})
     meta = state["meta"]
     n = len(meta["classes"])
@@ -110,7 +115,8 @@ def load_model(stage, path, kind):
 def seed_heatmaps(stage, model_dir=None):
     cfg, out = stage.cfg, stage.out
     data = stage.dataset(cfg["data"]["dataset"])
-    model, meta = load_model(stage, stage.input_dir("seed_train", model_dir) / "model.pth", "seed")
+    model, meta = load_model(trained(stage.input_dir("seed_train", model_dir), cfg["seed_test"]["seed_test_iter"]),
+                             "seed")
     check_classes(meta, data)
     size, order = cfg["seed_train"]["input_size"], cfg["seed_test"]["test_interpord"]
     indices = todo(stage, data, ".mat")
@@ -148,7 +154,7 @@ def check_classes(meta, data):
 def saliency_maps(stage, model_dir=None):
     """Maps for the training images (guides) and the test images (pictures, saliency quality)."""
     cfg, out = stage.cfg, stage.out
-    model, _ = load_model(stage, stage.input_dir("saliency_train", model_dir) / "model.pth", "saliency")
+    model, _ = load_model(trained(stage.input_dir("saliency_train", model_dir)), "saliency")
     size = cfg["saliency_test"]["sal_test_size"]
     splits = [stage.dataset(s) for s in dict.fromkeys([cfg["data"]["dataset"], cfg["data"]["test_dataset"]])]
     for data in splits:
@@ -266,7 +272,8 @@ def evaluate_folder(data, folder, seedthres=None):
 def segmentation_test(stage, model_dir=None):
     cfg, out = stage.cfg, stage.out
     data = stage.dataset(cfg["data"]["test_dataset"])
-    model, meta = load_model(stage, stage.input_dir("seg_train", model_dir) / "model.pth", "segmentation")
+    model, meta = load_model(trained(stage.input_dir("seg_train", model_dir), cfg["seg_test"]["test_iter"]),
+                             "segmentation")
     check_classes(meta, data)
     t = cfg["seg_test"]
     mode = "pad" if t["test_resize"] == "none" else "fit"

@@ -49,14 +49,16 @@ def initialise(model, init, log, freeze=False):
 
 
 def train_loop(model, stream, loss_fn, solver, mults, out, log, device, workers=0, meta=None):
-    """Caffe-style SGD over a deterministic sample stream; snapshots every `snapshot` iterations,
-    resumes from out/snapshot.pth, and saves a snapshot on Ctrl-C before stopping."""
+    """Caffe-style SGD over a deterministic sample stream; snapshots every `snapshot` iterations
+    (snapshot_iter_N.pth, as Caffe names them; --test_iter tests one), resumes from the latest,
+    and saves a snapshot on Ctrl-C before stopping."""
     model.to(device).train()
     sgd = CaffeSGD(param_groups(model, mults), lr=solver.base_lr, momentum=solver.momentum,
                    weight_decay=solver.weight_decay, clip_gradients=solver.clip_gradients)
     start, losses = 0, []
-    snap = out / "snapshot.pth"
-    if snap.exists():
+    snaps = sorted(out.glob("snapshot_iter_*.pth"), key=lambda p: int(p.stem.rsplit("_", 1)[1]))
+    if snaps:
+        snap = snaps[-1]
         state = load_checkpoint(snap, model)
         sgd.load_state_dict(state["optimizer"])
         start, losses = state["iteration"], [list(x) for x in state["meta"]["losses"]]
@@ -69,7 +71,8 @@ def train_loop(model, stream, loss_fn, solver, mults, out, log, device, workers=
                                          batch_size=bs, num_workers=workers, pin_memory=device.type == "cuda")
 
     def snapshot(iteration):
-        save_checkpoint(snap, model, {"losses": losses, "rng": torch.get_rng_state()}, sgd, iteration)
+        save_checkpoint(out / f"snapshot_iter_{iteration}.pth", model, (meta or {}) | {"losses": losses,
+                        "rng": torch.get_rng_state()}, sgd, iteration)
 
     stop = {"now": False}
     previous = signal.signal(signal.SIGINT, lambda *_: stop.update(now=True))
@@ -87,13 +90,12 @@ def train_loop(model, stream, loss_fn, solver, mults, out, log, device, workers=
             if (it + 1) % solver.snapshot == 0 or stop["now"]:
                 snapshot(it + 1)
             if stop["now"]:
-                log.info("interrupted: saved %s at iteration %d; rerun the same command to resume", snap, it + 1)
+                log.info("interrupted: saved a snapshot at iteration %d; rerun the same command to resume", it + 1)
                 raise SystemExit(130)
     finally:
         signal.signal(signal.SIGINT, previous)
     save_checkpoint(out / "model.pth", model, meta or {})
     save_json(out / "loss.json", {"loss": losses})
-    snap.unlink(missing_ok=True)
     return losses
 
 
