@@ -121,3 +121,15 @@ def test_test_iter_tests_a_snapshot(smoke):
                           text=True)
     assert proc.returncode == 0, proc.stderr
     assert len(list((root / "seg_test" / "test_iter-2").glob("*.png"))) == 10
+
+
+def test_saliency_holdout_is_measured(smoke):
+    root, _ = smoke
+    for script in ("src/saliency/train.py", "src/saliency/test.py"):
+        proc = subprocess.run([sys.executable, str(ROOT / script), "--config", "smoke", "--out_root",
+                               str(root.parent), "--sal_holdout", "5"], cwd=ROOT, capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+    folder = root / "saliency" / "sal_holdout-5"
+    held = json.loads((folder / "done.json").read_text())["holdout"]
+    assert held["images"] == 5 and 0 <= held["MAE"] <= 1 and 0 <= held["max_F"] <= 1
+    assert len(list((folder / "holdout").glob("*.png"))) == 5

@@ -155,22 +155,15 @@ def saliency_maps(stage, model_dir=None):
     """Maps for the training images (guides) and the test images (pictures, saliency quality)."""
     cfg, out = stage.cfg, stage.out
     model, _ = load_model(trained(stage.input_dir("saliency_train", model_dir)), "saliency")
-    size = cfg["saliency_test"]["sal_test_size"]
     splits = [stage.dataset(s) for s in dict.fromkeys([cfg["data"]["dataset"], cfg["data"]["test_dataset"]])]
     for data in splits:
         indices = todo(stage, data, ".png")
         stage.log.info("saliency %s: %d of %d images to do", data.split, len(indices), len(data))
-        for i, scores, (offset, inner, hw) in forward_all(model, data, indices, size, "shrink", stage.device,
-                                                          8, cfg["run"]["workers"]):
-            fg = unfit(torch.softmax(scores.float(), 0)[1:2], size, offset, inner, hw)[0].cpu().numpy()
-            save_gray_png(out / f"{data.items[i].id}.png", np.round(255 * fg / max(fg.max(), 1e-12)))
+        write_saliency(stage, model, data, indices, out)
     holdout = cfg["saliency_train"]["sal_holdout"]
     if holdout:
         held = D.MaskFolder(cfg["data"]["saliency_data"], holdout, "holdout")
-        for i, scores, (offset, inner, hw) in forward_all(model, held, range(len(held)), size, "shrink",
-                                                          stage.device, 8, cfg["run"]["workers"]):
-            fg = unfit(torch.softmax(scores.float(), 0)[1:2], size, offset, inner, hw)[0].cpu().numpy()
-            save_gray_png(out / "holdout" / f"{held.items[i].id}.png", np.round(255 * fg / max(fg.max(), 1e-12)))
+        write_saliency(stage, model, held, range(len(held)), out / "holdout")
     if not all([all_done(stage, data, ".png") for data in splits]):
         return
     summary = {data.split: saliency_quality(data, out, cfg["guide"]["salthres"]) for data in splits}
@@ -179,6 +172,15 @@ def saliency_maps(stage, model_dir=None):
                                               for i, it in enumerate(held.items)])
     stage.log.info("saliency quality: %s", summary)
     stage.finish(summary)
+
+
+def write_saliency(stage, model, data, indices, folder):
+    """Foreground probability back in the image frame, stored as 8-bit with its maximum scaled to 255."""
+    size = stage.cfg["saliency_test"]["sal_test_size"]
+    for i, scores, (offset, inner, hw) in forward_all(model, data, indices, size, "shrink", stage.device, 8,
+                                                      stage.cfg["run"]["workers"]):
+        fg = unfit(torch.softmax(scores.float(), 0)[1:2], size, offset, inner, hw)[0].cpu().numpy()
+        save_gray_png(folder / f"{data.items[i].id}.png", np.round(255 * fg / max(fg.max(), 1e-12)))
 
 
 def saliency_quality(data, out, salthres):
