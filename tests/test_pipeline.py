@@ -133,3 +133,25 @@ def test_saliency_holdout_is_measured(smoke):
     held = json.loads((folder / "done.json").read_text())["holdout"]
     assert held["images"] == 5 and 0 <= held["MAE"] <= 1 and 0 <= held["max_F"] <= 1
     assert len(list((folder / "holdout").glob("*.png"))) == 5
+
+
+def test_killed_stage_reruns_to_identical_outputs(smoke, tmp_path):
+    """SIGKILL the guide stage at random moments, rerun it, and compare with the uninterrupted run."""
+    import random
+    import signal
+    import time
+    root, _ = smoke
+    cmd = [sys.executable, str(ROOT / "src/guide_generation/generate.py"), "--config", "smoke",
+           "--out_root", str(root.parent), "--out_dir", str(tmp_path / "g")]
+    rng = random.Random(0)
+    for _ in range(3):
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(2.0, 4.0))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert subprocess.run(cmd, cwd=ROOT, capture_output=True).returncode == 0
+    assert not list((tmp_path / "g").rglob(".*.tmp*"))   # a killed write leaves a temp file; the rerun removes it
+    whole = root / "guide_labels" / "default"
+    names = sorted(p.name for p in whole.glob("*.png"))
+    assert names == sorted(p.name for p in (tmp_path / "g").glob("*.png"))
+    assert all((whole / n).read_bytes() == (tmp_path / "g" / n).read_bytes() for n in names)

@@ -122,7 +122,11 @@ def run_stage(stage, description, body, argv=None, extra_args=None):
             print(f"{stage}: up to date in {out} (--overridecache recomputes)")
             return out
         check_cache(out, stage_cfg, cfg["run"]["overridecache"])
-        body(Stage(stage, cfg, preset, out, args, make_logger(out)))
+        current = Stage(stage, cfg, preset, out, args, make_logger(out))
+        if current.fragment[1] == 1:  # alone in the folder: temp files left by a killed run are never outputs
+            for stale in out.rglob(".*.tmp*"):
+                stale.unlink()
+        body(current)
         return out
     except InputError as e:
         print(f"error: {e}", file=sys.stderr)
