@@ -13,8 +13,8 @@ import torch.nn.functional as F
 from . import datasets as D
 from .crf import crf_from_probs
 from .guide import guide_labels
-from .io import (InputError, load_checkpoint, load_gray_png, load_heatmap_mat, load_label_png, save_gray_png,
-                 save_heatmap_mat, save_json, save_label_png, save_mat)
+from .io import (InputError, apply_state, load_checkpoint, load_gray_png, load_heatmap_mat, load_label_png,
+                 save_gray_png, save_heatmap_mat, save_json, save_label_png, save_mat)
 from .metrics import confusion, format_table, report, saliency_scores
 from .networks import build_seed_net, build_seg_net
 from .seeds import seed_labels
@@ -101,12 +101,13 @@ def trained(folder, iteration=0):
 
 
 def load_model(path, kind):
+    """The network a checkpoint describes (its meta), with the checkpoint's weights; the file is read once."""
     state = load_checkpoint(path, expect={"kind": kind})
     meta = state["meta"]
     n = len(meta["classes"])
     model = build_seed_net(meta["net"], n - 1, meta["width"]) if kind == "seed" else \
         build_seg_net(meta["net"], n, meta["width"])
-    load_checkpoint(path, model)
+    apply_state(path, model, state)
     return model, meta
 
 

@@ -147,10 +147,15 @@ def load_checkpoint(path, model=None, expect=None):
             raise InputError(f"{path}: checkpoint is for {key}={meta[key]!r}, not {value!r}; "
                              f"pass the matching --{key} or another checkpoint")
     if model is not None:
-        try:
-            model.load_state_dict(state["model"])
-        except RuntimeError as e:
-            first = str(e).strip().splitlines()[0]
-            raise InputError(f"{path}: checkpoint does not fit this network ({first}); "
-                             "check --net and --width") from None
+        apply_state(path, model, state)
     return state
+
+
+def apply_state(path, model, state):
+    """Load a checkpoint's weights into `model`; a mismatch is a one-line error naming the file."""
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as e:
+        first = str(e).strip().splitlines()[0]
+        raise InputError(f"{path}: checkpoint does not fit this network ({first}); "
+                         "check --net and --width") from None

@@ -4,7 +4,7 @@ from pathlib import Path
 import numpy as np
 import scipy.io
 
-from .io import InputError, save_gray_png
+from .io import InputError, load_label_png, save_gray_png
 
 
 def sbd_label(mat_path):
@@ -35,7 +35,6 @@ def build_train_aug(sbd_root, voc_root):
             continue
         voc_png = voc_root / "SegmentationClass" / f"{i}.png"
         if voc_png.exists():
-            from .io import load_label_png
             save_gray_png(target, load_label_png(voc_png))
         else:
             save_gray_png(target, sbd_label(sbd_root / "cls" / f"{i}.mat"))
