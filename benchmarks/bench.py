@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """Per-stage speed on this machine: images/s, FLOPs per image (counted from the network definition),
-fraction of the measured matrix-multiply peak, dense-CRF seconds per image, G2 fusion images/s, peak memory."""
+fraction of the measured matrix-multiply peak, dense-CRF seconds per image, G2 fusion images/s, guide
+generation images/s with 1 and 2 worker processes, peak memory."""
 import argparse
 import resource
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -12,7 +14,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # bootstrap: the library lives in src/
 from guidedlabelling.crf import crf_from_probs  # noqa: E402
+from guidedlabelling.datasets import VOCDataset  # noqa: E402
 from guidedlabelling.guide import g2  # noqa: E402
+from guidedlabelling.inference import GuideJob, run_guide_jobs  # noqa: E402
+from guidedlabelling.io import save_gray_png, save_heatmap_mat, save_label_png  # noqa: E402
 from guidedlabelling.networks import DeepLabLargeFOV, GAPNet  # noqa: E402
 
 
@@ -69,13 +74,75 @@ def synthetic_guide_inputs(rng, h=375, w=500):
     return image, seed, salient
 
 
+def guide_scene(rng, h=375, w=500):
+    """One photo-like scene: a noisy colour gradient, two overlapping objects of two classes (one salient
+    region, which G2 splits with the dense CRF) and a third object apart. Returns the image, the label
+    map, the saliency map and one heatmap per present class (a bump on each object)."""
+    yy, xx = np.mgrid[:h, :w].astype(np.float32)
+    corners = rng.uniform(40, 215, (2, 3))
+    image = corners[0] + (corners[1] - corners[0]) * (xx / w)[..., None] + rng.normal(0, 12, (h, w, 3))
+    label, heat = np.zeros((h, w), np.uint8), {}
+    cy, cx = rng.uniform(0.35, 0.65) * h, rng.uniform(0.25, 0.45) * w
+    centres = [(cy, cx), (cy + rng.uniform(-30, 30), cx + 90), (rng.uniform(0.2, 0.8) * h, 0.85 * w)]
+    for cls, (y, x) in zip(rng.choice(np.arange(1, 21), 3, replace=False), centres):
+        r = rng.uniform(45, 60)
+        inside = (yy - y) ** 2 + (xx - x) ** 2 < r ** 2
+        image[inside] = rng.uniform(0, 255, 3) + rng.normal(0, 12, (inside.sum(), 3))
+        label[inside] = cls
+        heat[int(cls)] = np.exp(-((yy - y) ** 2 + (xx - x) ** 2) / (2 * (0.6 * r) ** 2))
+    saliency = np.where(label > 0, 230, 20) + rng.normal(0, 10, (h, w))
+    present = sorted(int(c) for c in np.unique(label) if c > 0)
+    return (np.clip(image, 0, 255).astype(np.uint8), label, np.clip(saliency, 0, 255),
+            np.stack([heat[c] for c in present]).astype(np.float32))
+
+
+def guide_folders(root, n, rng):
+    """A VOC-layout dataset of n scenes with their seed heatmaps and saliency maps: the guide stage's inputs."""
+    from PIL import Image
+    ids = [f"scene_{i:03d}" for i in range(n)]
+    for sub in ("JPEGImages", "SegmentationClass", "ImageSets/Segmentation", "heatmaps", "saliency"):
+        (root / sub).mkdir(parents=True)
+    for image_id in ids:
+        image, label, saliency, heat = guide_scene(rng)
+        Image.fromarray(image).save(root / "JPEGImages" / f"{image_id}.jpg", quality=95)
+        save_label_png(root / "SegmentationClass" / f"{image_id}.png", label)
+        save_gray_png(root / "saliency" / f"{image_id}.png", saliency)
+        save_heatmap_mat(root / "heatmaps" / f"{image_id}.mat", heat, label.shape)
+    (root / "ImageSets/Segmentation/train.txt").write_text("".join(f"{x}\n" for x in ids))
+    return VOCDataset(root, "train")
+
+
+def guide_generation_speed(n_images):
+    """The guide stage's own job and pool (rule G2, dense CRF) on n 500x375 scenes with 1 and 2 workers:
+    images/s of each, the speedup, and whether both wrote the same label files."""
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        data = guide_folders(root / "data", n_images, np.random.default_rng(0))
+        rates = {}
+        for workers in (1, 2):
+            out = root / f"workers{workers}"
+            job = GuideJob(data, root / "data" / "heatmaps", root / "data" / "saliency", out,
+                           {"guiderule": "G2", "seedthres": 20, "salthres": 50})
+            start = time.perf_counter()
+            run_guide_jobs(job, range(n_images), workers)
+            rates[workers] = n_images / (time.perf_counter() - start)
+        names = sorted(p.name for p in (root / "workers1").glob("*.png"))
+        same = len(names) == n_images and all(
+            (root / "workers1" / f).read_bytes() == (root / "workers2" / f).read_bytes() for f in names)
+    return rates, same
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--width", type=float, default=1.0, help="network width (1 = the paper's VGG-16)")
     p.add_argument("--size", type=int, default=321, help="input side")
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--guide_images", type=int, default=32, help="500x375 scenes of the guide-generation figure")
+    p.add_argument("--guide_only", action="store_true", help="only the guide-generation figure")
     args = p.parse_args()
+    if args.guide_only:
+        return print_guide_speed(args.guide_images)
     torch.set_num_threads(torch.get_num_threads())
     peak = matmul_peak()
     print(f"threads {torch.get_num_threads()}; float32 matmul peak {peak / 1e9:.1f} GFLOP/s")
@@ -106,7 +173,14 @@ def main():
     crf_from_probs(image, probs)
     print(f"dense CRF (deeplab parameters, 21 labels, 10 iterations), 500x375: "
           f"{time.perf_counter() - start:.2f} s/image")
+    print_guide_speed(args.guide_images)
     print(f"peak memory {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+
+
+def print_guide_speed(n_images):
+    rates, same = guide_generation_speed(n_images)
+    print(f"guide generation (G2 + dense CRF), {n_images} images 500x375: {rates[1]:.2f} images/s with 1 worker, "
+          f"{rates[2]:.2f} with 2 (speedup {rates[2] / rates[1]:.2f}x); outputs identical: {same}")
 
 
 if __name__ == "__main__":

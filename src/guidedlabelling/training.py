@@ -1,14 +1,20 @@
 """The three trainings (seed classifier, saliency, segmenter) on one Caffe-solver loop."""
+import inspect
+import logging
 import signal
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.overrides import TorchFunctionMode
 
 from . import datasets as D
+from . import distributed as dist
+from . import precision as P
 from .io import InputError, load_checkpoint, load_label_png, save_checkpoint, save_json
 from .networks import build_seed_net, build_seg_net, freeze_trunk, init_from_scratch, param_groups
+from .progress import progress
 from .solver import CaffeSGD, step_lr
 from .weights import load_init
 
@@ -17,18 +23,22 @@ SEG_MULTS = {"fc8": (10, 1, 20, 0)}         # fc8: lr_mult 10 / 20, bias decay 0
 
 
 class Solver:
-    """One training's solver settings; momentum, weight decay and gamma are the paper's unless given."""
+    """One training's solver settings; momentum, weight decay and gamma are the paper's unless given.
+    `prefix` is that of the config keys ('' for the seed network, seg_, sal_), to name them in messages."""
 
     def __init__(self, base_lr, max_iter, stepsize, batch_size, seed, snapshot, clip_gradients=-1,
-                 momentum=0.9, weight_decay=0.0005, gamma=0.1):
+                 momentum=0.9, weight_decay=0.0005, gamma=0.1, prefix=""):
         self.base_lr, self.max_iter, self.stepsize, self.batch_size = base_lr, max_iter, stepsize, batch_size
         self.seed, self.snapshot, self.clip_gradients = seed, snapshot, clip_gradients
         self.momentum, self.weight_decay, self.gamma = momentum, weight_decay, gamma
+        self.batch_setting = prefix + "batch_size"
 
     @classmethod
     def from_section(cls, c, prefix, snapshot):
+        extra = {k: c[prefix + k] for k in ("momentum", "weight_decay", "gamma") if prefix + k in c}
         return cls(c[prefix + "base_lr"], c[prefix + "max_iter"], c[prefix + "stepsize"],
-                   c[prefix + "batch_size"], c[prefix + "seed"], snapshot, c[prefix + "clip_gradients"])
+                   c[prefix + "batch_size"], c[prefix + "seed"], snapshot, c[prefix + "clip_gradients"],
+                   prefix=prefix, **extra)
 
 
 def initialise(model, init, log, freeze=False):
@@ -48,77 +58,158 @@ def initialise(model, init, log, freeze=False):
         log.info("trunk frozen: training %s only", ", ".join(model.new_layers))
 
 
-def train_loop(model, stream, loss_fn, solver, mults, out, log, device, workers=0, meta=None):
-    """Caffe-style SGD over a deterministic sample stream; snapshots every `snapshot` iterations
-    (snapshot_iter_N.pth, as Caffe names them; --test_iter tests one), resumes from the latest,
-    and saves a snapshot on Ctrl-C before stopping."""
-    model.to(device).train()
+def train_loop(model, stream, loss_fn, solver, mults, out, log, device, run, meta=None):
+    """Caffe-style SGD over a deterministic sample stream, on one process or on W under torchrun (DDP):
+    each process computes batch_size/W samples of the same global batch, so the result does not depend
+    on W. Snapshots every `snapshot` iterations (snapshot_iter_N.pth, as Caffe names them; --test_iter
+    tests one), resumes from the latest, and saves a snapshot on Ctrl-C before stopping. Only the first
+    process writes files."""
+    local = dist.local_batch(solver.batch_size, solver.batch_setting)
+    device = dist.process_device(device)
+    fmt = P.memory_format(run["channels_last"])
+    model.to(device, memory_format=fmt).train()
     sgd = CaffeSGD(param_groups(model, mults), lr=solver.base_lr, momentum=solver.momentum,
                    weight_decay=solver.weight_decay, clip_gradients=solver.clip_gradients)
-    start, losses = 0, []
-    snaps = sorted(out.glob("snapshot_iter_*.pth"), key=lambda p: int(p.stem.rsplit("_", 1)[1]))
-    if snaps:
-        snap = snaps[-1]
-        state = load_checkpoint(snap, model)
-        sgd.load_state_dict(state["optimizer"])
-        start, losses = state["iteration"], [list(x) for x in state["meta"]["losses"]]
-        torch.set_rng_state(state["meta"]["rng"])
-        log.info("resuming at iteration %d from %s", start, snap)
-    else:
-        torch.manual_seed(solver.seed)
-    bs = solver.batch_size
-    loader = torch.utils.data.DataLoader(torch.utils.data.Subset(stream, range(start * bs, solver.max_iter * bs)),
-                                         batch_size=bs, num_workers=workers, pin_memory=device.type == "cuda")
+    scaler = P.grad_scaler(device, run["amp"])
+    with dist.process_group(device):
+        start, losses = resume(out, model, sgd, log)
+        dist.check_same_everywhere(start, device, f"the snapshot to resume from in {out}")
+        net = dist.wrap(model, device)
+        samples = [k for it in range(start, solver.max_iter) for k in sample_keys(it, solver.batch_size, local)]
+        loader = torch.utils.data.DataLoader(torch.utils.data.Subset(stream, samples), batch_size=local,
+                                             num_workers=run["workers"], pin_memory=device.type == "cuda")
 
-    def snapshot(iteration):
-        save_checkpoint(out / f"snapshot_iter_{iteration}.pth", model, (meta or {}) | {"losses": losses,
-                        "rng": torch.get_rng_state()}, sgd, iteration)
+        def snapshot(iteration):
+            if dist.is_main():
+                save_checkpoint(out / f"snapshot_iter_{iteration}.pth", model, (meta or {}) | {"losses": losses},
+                                sgd, iteration)
 
-    stop = {"now": False}
-    previous = signal.signal(signal.SIGINT, lambda *_: stop.update(now=True))
-    try:
-        for it, batch in enumerate(loader, start):
-            sgd.set_lr(step_lr(solver.base_lr, it, solver.stepsize, solver.gamma))
-            loss = loss_fn(model, [b.to(device, non_blocking=True) for b in batch])
-            sgd.zero_grad(set_to_none=True)
-            loss.backward()
-            sgd.step()
-            losses.append([it + 1, loss.item()])
-            if (it + 1) % max(1, solver.max_iter // 20) == 0 or it == start:
-                log.info("iter %d/%d  loss %.4f  lr %.2e", it + 1, solver.max_iter, losses[-1][1],
-                         step_lr(solver.base_lr, it, solver.stepsize, solver.gamma))
-            if (it + 1) % solver.snapshot == 0 or stop["now"]:
-                snapshot(it + 1)
-            if stop["now"]:
-                log.info("interrupted: saved a snapshot at iteration %d; rerun the same command to resume", it + 1)
-                raise SystemExit(130)
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    save_checkpoint(out / "model.pth", model, meta or {})
-    save_json(out / "loss.json", {"loss": losses})
+        interrupted = {"now": False}
+        previous = signal.signal(signal.SIGINT, lambda *_: interrupted.update(now=True))
+        try:
+            for it, (x, y) in enumerate(progress(loader, out.parent.name, solver.max_iter, start), start):
+                sgd.set_lr(step_lr(solver.base_lr, it, solver.stepsize, solver.gamma))
+                batch = [x.to(device, memory_format=fmt, non_blocking=True), y.to(device, non_blocking=True)]
+                loss, stop = sgd_step(net, batch, loss_fn, sgd, scaler, run["amp"],
+                                      SampleDropout(solver.seed, sample_keys(it, solver.batch_size, local)),
+                                      interrupted["now"])
+                losses.append([it + 1, loss])
+                if (it + 1) % max(1, solver.max_iter // 20) == 0 or it == start:
+                    log.info("iter %d/%d  loss %.4f  lr %.2e", it + 1, solver.max_iter, losses[-1][1],
+                             step_lr(solver.base_lr, it, solver.stepsize, solver.gamma))
+                if (it + 1) % solver.snapshot == 0 or stop:
+                    snapshot(it + 1)
+                if stop:
+                    log.info("interrupted: saved a snapshot at iteration %d; rerun the same command to resume",
+                             it + 1)
+                    raise SystemExit(130)
+        finally:
+            signal.signal(signal.SIGINT, previous)
+            del net  # before the process group goes (see distributed.process_group)
+    if dist.is_main():
+        save_checkpoint(out / "model.pth", model, meta or {})
+        save_json(out / "loss.json", {"loss": losses})
     return losses
 
 
+def sgd_step(net, batch, loss_fn, sgd, scaler, amp, dropout, interrupted):
+    """One update from this process's slice of the global batch: (the global batch's loss, whether any
+    process was interrupted)."""
+    with dropout, P.autocast(batch[0].device, amp):
+        total, count = loss_fn(net, batch)
+    share, loss, stop = global_loss(total, count, interrupted)
+    sgd.zero_grad(set_to_none=True)
+    scaler.scale(share * dist.world_size()).backward()  # DDP averages the gradients: undo its 1/W
+    scaler.step(sgd)
+    scaler.update()
+    return loss, stop
+
+
+def resume(out, model, sgd, log):
+    """(first iteration, losses so far) from the latest snapshot in `out`, loaded into model and solver."""
+    snaps = sorted(out.glob("snapshot_iter_*.pth"), key=lambda p: int(p.stem.rsplit("_", 1)[1]))
+    if not snaps:
+        return 0, []
+    state = load_checkpoint(snaps[-1], model)
+    sgd.load_state_dict(state["optimizer"])
+    log.info("resuming at iteration %d from %s", state["iteration"], snaps[-1])
+    return state["iteration"], [list(x) for x in state["meta"]["losses"]]
+
+
+def sample_keys(iteration, batch_size, local):
+    """Stream indices of this process's slice of the global batch of `iteration`."""
+    first = iteration * batch_size + dist.rank() * local
+    return range(first, first + local)
+
+
+def global_loss(total, count, interrupted):
+    """(this process's share of the global batch's loss, the global loss's value, whether any process was
+    interrupted, so that all stop together). The normaliser (Caffe's: batch size or counted pixels) is
+    summed over the processes; the share is this process's loss sum over it, so the shares' gradients add
+    up to the global loss's (DDP averages them: the caller multiplies by W)."""
+    sums = dist.all_sum(torch.stack([total.detach().double(), count.double(),
+                                     count.new_tensor(float(interrupted), dtype=torch.float64)]))
+    normaliser = sums[1].clamp(min=1)
+    return total / normaliser.to(total.dtype), (sums[0] / normaliser).item(), bool(sums[2])
+
+
+class SampleDropout(TorchFunctionMode):
+    """F.dropout with each sample's mask drawn from a generator seeded by (seed, the sample's stream index,
+    the dropout call's order in the forward pass): the masks, like the samples, do not depend on which
+    process or batch computes a sample, so W processes train exactly as one."""
+
+    def __init__(self, seed, keys):
+        super().__init__()
+        self.seed, self.keys, self.calls = seed, keys, 0
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        if func is not F.dropout:
+            return func(*args, **(kwargs or {}))
+        call = inspect.signature(F.dropout).bind(*args, **(kwargs or {}))
+        call.apply_defaults()
+        x, p, training = call.arguments["input"], call.arguments["p"], call.arguments["training"]
+        if not training or p == 0:
+            return x
+        self.calls += 1
+        return x * torch.stack([self.mask(x, p, k) for k in self.keys])
+
+    def mask(self, x, p, key):
+        """Kept units of one sample, scaled by 1 / (1 - p) as in F.dropout."""
+        seed = int(np.random.SeedSequence([self.seed, key, self.calls]).generate_state(1, np.uint64)[0])
+        generator = torch.Generator(x.device).manual_seed(seed)
+        keep = torch.empty(x.shape[1:], dtype=x.dtype, device=x.device).bernoulli_(1 - p, generator=generator)
+        return keep / (1 - p)
+
+
 def classification_loss(model, batch):
-    """Caffe SigmoidCrossEntropyLoss: summed over classes, divided by the batch size."""
+    """Caffe SigmoidCrossEntropyLoss, summed over classes and images; normalised by the batch size."""
     x, y = batch
     scores, _ = model(x)
-    return F.binary_cross_entropy_with_logits(scores, y, reduction="sum") / x.shape[0]
+    return F.binary_cross_entropy_with_logits(scores, y, reduction="sum"), y.new_tensor(x.shape[0])
 
 
 def segmentation_loss(model, batch):
-    """Caffe SoftmaxWithLoss, ignore 255, averaged over the counted pixels."""
+    """Caffe SoftmaxWithLoss, ignore 255, summed; normalised by the counted pixels."""
     x, y = batch
-    return F.cross_entropy(model(x), y, ignore_index=D.IGNORE)
+    return F.cross_entropy(model(x), y, ignore_index=D.IGNORE, reduction="sum"), (y != D.IGNORE).sum()
+
+
+def prepare(stage, section, prefix):
+    """The solver of a training. Seeds torch's generator with its seed, so the initial weights are
+    reproducible; under torchrun only the first process logs progress, the others warnings and errors."""
+    if not dist.is_main():
+        stage.log.setLevel(logging.WARNING)
+    solver = Solver.from_section(stage.cfg[section], prefix, stage.cfg["run"]["snapshot"])
+    torch.manual_seed(solver.seed)
+    return solver
 
 
 def train_seed(stage):
+    solver = prepare(stage, "seed_train", "")
     c = stage.cfg["seed_train"]
     data = stage.dataset(stage.cfg["data"]["dataset"])
     model = build_seed_net(c["net"], data.num_classes - 1, c["width"])
     initialise(model, c["init"], stage.log, c["freeze_trunk"])
-    solver = Solver(c["base_lr"], c["max_iter"], c["stepsize"], c["batch_size"], c["seed"],
-                    stage.cfg["run"]["snapshot"], c["clip_gradients"], c["momentum"], c["weight_decay"], c["gamma"])
     rng = np.random.default_rng(solver.seed)
     length = solver.max_iter * solver.batch_size
     order = (D.clsbal_order([data.image_classes(i) for i in range(len(data))], data.num_classes - 1, length, rng)
@@ -130,9 +221,11 @@ def train_seed(stage):
 
 def run_training(stage, model, stream, loss_fn, solver, mults, meta):
     losses = train_loop(model, stream, loss_fn, solver, mults, stage.out, stage.log, stage.device,
-                        stage.cfg["run"]["workers"], meta)
-    stage.finish({"final_loss": losses[-1][1] if losses else None, "images": len(stream.make_sample.data),
-                  "iterations": solver.max_iter})
+                        stage.cfg["run"], meta)
+    if dist.is_main():
+        stage.finish({"final_loss": losses[-1][1] if losses else None,
+                      "images": len(stream.make_sample.data),
+                      "iterations": solver.max_iter})
 
 
 class SeedSample:
@@ -167,6 +260,7 @@ def segmentation_stream(data, model, size, resize, solver, label_dir=None):
 
 
 def train_seg(stage, guide_dir=None):
+    solver = prepare(stage, "seg_train", "seg_")
     c = stage.cfg["seg_train"]
     if c["labels"] not in ("gt", "guide"):
         raise InputError(f"--labels {c['labels']}: choose guide or gt")
@@ -174,18 +268,17 @@ def train_seg(stage, guide_dir=None):
     label_dir = None if c["labels"] == "gt" else stage.input_dir("guide", guide_dir)
     model = build_seg_net(c["seg_net"], data.num_classes, c["seg_width"])
     initialise(model, c["seg_init"], stage.log, c["seg_freeze_trunk"])
-    solver = Solver.from_section(c, "seg_", stage.cfg["run"]["snapshot"])
     stream = segmentation_stream(data, model, c["seg_input_size"], c["seg_resize"], solver, label_dir)
     meta = {"kind": "segmentation", "net": c["seg_net"], "width": c["seg_width"], "classes": data.classes}
     run_training(stage, model, stream, segmentation_loss, solver, SEG_MULTS, meta)
 
 
 def train_saliency(stage):
+    solver = prepare(stage, "saliency_train", "sal_")
     c = stage.cfg["saliency_train"]
     data = D.MaskFolder(stage.cfg["data"]["saliency_data"], c["sal_holdout"], "train")
     model = build_seg_net(c["sal_net"], 2, c["sal_width"])
     initialise(model, c["sal_init"], stage.log, c["sal_freeze_trunk"])
-    solver = Solver.from_section(c, "sal_", stage.cfg["run"]["snapshot"])
     stream = segmentation_stream(data, model, c["sal_input_size"], "tight", solver)
     meta = {"kind": "saliency", "net": c["sal_net"], "width": c["sal_width"], "classes": ["bg", "fg"]}
     run_training(stage, model, stream, segmentation_loss, solver, SEG_MULTS, meta)

@@ -1,0 +1,95 @@
+"""Training on several processes under torchrun (DDP): each computes its slice of the same global batch.
+
+Without torchrun (no WORLD_SIZE) every helper is the one-process case, so one code path serves both.
+NCCL joins CUDA processes, gloo CPU ones; torchrun's environment (MASTER_ADDR, RANK, ...) says where.
+"""
+import contextlib
+import os
+
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+
+from .io import InputError
+
+
+def world_size():
+    return int(os.environ.get("WORLD_SIZE", 1))
+
+
+def rank():
+    return int(os.environ.get("RANK", 0))
+
+
+def is_main():
+    """The process that writes files and logs progress."""
+    return rank() == 0
+
+
+def local_batch(batch_size, setting):
+    """This process's share of the global batch, which must split evenly so the solver stays the paper's."""
+    w = world_size()
+    if batch_size % w:
+        raise InputError(f"--{setting} {batch_size}: not divisible by the {w} torchrun processes; "
+                         f"choose a multiple of {w} or another --nproc_per_node")
+    return batch_size // w
+
+
+def process_device(device):
+    """torchrun's LOCAL_RANK picks this process's GPU when the device names none; one GPU named for
+    several processes of a machine is an error (NCCL needs a GPU per process)."""
+    if device.type != "cuda":
+        return device
+    if device.index is None:
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    local = int(os.environ.get("LOCAL_WORLD_SIZE", 1))
+    if local > 1:
+        raise InputError(f"--device {device}: torchrun runs {local} processes on this machine, one GPU each; "
+                         "use --device cuda (process k takes GPU k)")
+    return device
+
+
+@contextlib.contextmanager
+def process_group(device):
+    """Join torchrun's process group for the duration of the block (nothing to join for one process).
+
+    The block must drop its DDP model before it ends, and a finished block waits for every process before
+    the group is torn down: a gloo group destroyed while the last backward's all-reduce is still being
+    released can deadlock (torch 2.13: the release needs the GIL that the teardown holds)."""
+    if world_size() == 1 or dist.is_initialized():
+        yield
+        return
+    cuda = device.type == "cuda"
+    if cuda:
+        torch.cuda.set_device(device)
+    dist.init_process_group("nccl" if cuda else "gloo", device_id=device if cuda else None)
+    try:
+        yield
+        dist.barrier()
+    finally:
+        dist.destroy_process_group()
+
+
+def wrap(model, device):
+    """DDP when several processes train: it averages the gradients over the processes in backward."""
+    if not dist.is_initialized():
+        return model
+    return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+
+
+def all_sum(tensor):
+    """The element-wise sum of `tensor` over the processes (in place)."""
+    if dist.is_initialized():
+        dist.all_reduce(tensor)
+    return tensor
+
+
+def check_same_everywhere(value, device, what):
+    """Every process must see the same `value` (e.g. the snapshot it resumes from)."""
+    if not dist.is_initialized():
+        return
+    spread = torch.tensor([value, -value], dtype=torch.float64, device=device)
+    dist.all_reduce(spread, op=dist.ReduceOp.MAX)
+    if spread[0] != -spread[1]:
+        raise InputError(f"{what} differs between the torchrun processes; put --out_dir on a file system "
+                         "that every machine shares")

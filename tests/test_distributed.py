@@ -1,0 +1,110 @@
+"""Training on W processes (torchrun, DDP on gloo) gives the parameters of the one-process run."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from guidedlabelling import datasets as D
+from guidedlabelling.networks import build_seg_net
+from guidedlabelling.synthetic import ensure_builtin
+from guidedlabelling.training import SampleDropout, Solver, global_loss, segmentation_stream
+
+ROOT = Path(__file__).resolve().parents[1]
+SMOKE_DATA = ROOT / "data" / "builtin_64px_20_10"                 # configs/smoke.yaml's built-in data
+STAGES = {  # stage command, its settings: a global batch of 4 for 3 iterations (a snapshot at 2)
+    "classification": ("src/seed/train.py", ["--set", "batch_size=4", "--set", "max_iter=3"]),
+    "segmentation": ("src/segmentation/train.py", ["--labels", "gt", "--set", "seg_batch_size=4",
+                                                   "--set", "seg_max_iter=3"]),
+}
+
+
+def train(stage, out, processes):
+    script, settings = STAGES[stage]
+    launcher = [sys.executable] if processes == 1 else \
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes)]
+    proc = subprocess.run(launcher + [str(ROOT / script), "--config", "smoke", "--out_root", str(out.parent),
+                                      "--out_dir", str(out)] + settings,
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    return torch.load(out / "model.pth", weights_only=True)["model"]
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_two_processes_train_as_one(stage, tmp_path):
+    one = train(stage, tmp_path / "one", 1)      # first: it generates the smoke data when absent
+    two = train(stage, tmp_path / "two", 2)
+    assert one.keys() == two.keys()
+    assert max((one[k] - two[k]).abs().max().item() for k in one) <= 1e-5
+    assert any((v != 0).any() for v in one.values())
+    losses_one = json.loads((tmp_path / "one" / "loss.json").read_text())["loss"]
+    losses_two = json.loads((tmp_path / "two" / "loss.json").read_text())["loss"]
+    np.testing.assert_allclose(losses_two, losses_one, rtol=1e-5)
+    # only the first process writes and logs: one progress line per logged iteration
+    log = (tmp_path / "two" / "log.txt").read_text()
+    assert log.count("iter 1/3") == 1 and log.count("iter 3/3") == 1
+    assert sorted(p.name for p in (tmp_path / "two").iterdir()) == \
+        ["config.yaml", "done.json", "log.txt", "loss.json", "model.pth", "snapshot_iter_2.pth"]
+
+
+def test_segmentation_halves_count_different_pixels():
+    """The segmentation comparison above is sensitive to the normalisation: the two processes' halves
+    of a global batch count different numbers of (non-255) pixels, so averaging per-process means
+    would not give the global mean."""
+    voc, _ = ensure_builtin(SMOKE_DATA, n_train=20, n_val=10, size=64, seed=0)
+    data = D.VOCDataset(voc, "train")
+    model = build_seg_net("DeepLab-LargeFOV", data.num_classes, 0.0625)
+    stream = segmentation_stream(data, model, 64, "none", Solver(0.001, 3, 2, 4, 0, 2))
+    counted = [int((stream[k][1] != D.IGNORE).sum()) for k in range(12)]
+    halves = [(sum(counted[i:i + 2]), sum(counted[i + 2:i + 4])) for i in range(0, 12, 4)]
+    assert any(a != b for a, b in halves), halves
+
+
+def test_loss_shares_add_up_to_the_mean_over_counted_pixels():
+    """Gradients of two processes' shares (local sum / global count) add up to those of torch's mean
+    cross-entropy over the non-255 pixels of the whole batch."""
+    torch.manual_seed(0)
+    logits = torch.randn(4, 3, 5, 5, requires_grad=True)
+    labels = torch.randint(0, 3, (4, 5, 5))
+    labels[0, :3] = D.IGNORE                    # the first half counts fewer pixels
+    F.cross_entropy(logits, labels, ignore_index=D.IGNORE).backward()
+    expected, logits.grad = logits.grad, None
+    total_count = (labels != D.IGNORE).sum()
+    for half in (slice(0, 2), slice(2, 4)):
+        total = F.cross_entropy(logits[half], labels[half], ignore_index=D.IGNORE, reduction="sum")
+        share = total / total_count             # what global_loss gives once the counts are summed
+        share.backward()
+    torch.testing.assert_close(logits.grad, expected)
+    share, value, stop = global_loss(torch.tensor(6.0), torch.tensor(3), False)  # one process: sum / count
+    assert share.item() == 2.0 and value == 2.0 and not stop
+
+
+def test_dropout_masks_follow_the_sample_not_the_batch():
+    x = torch.ones(4, 3, 8, 8)
+    with SampleDropout(7, range(4)):
+        whole = F.dropout(x, 0.5, True)
+    with SampleDropout(7, range(2)):
+        first = F.dropout(x[:2], 0.5, True)
+    with SampleDropout(7, range(2, 4)):
+        second = F.dropout(x[2:], 0.5, True)
+    torch.testing.assert_close(torch.cat([first, second]), whole, rtol=0, atol=0)
+    assert set(whole.unique().tolist()) == {0.0, 2.0}                 # kept units scaled by 1 / (1 - p)
+    assert 0.4 < (whole > 0).float().mean().item() < 0.6
+    assert not torch.equal(whole[0], whole[1])                        # every sample its own mask
+    with SampleDropout(7, range(4)):
+        assert torch.equal(F.dropout(x, 0.5, False), x)               # eval mode: no dropout
+
+
+def test_batch_not_divisible_by_processes_is_one_line(tmp_path):
+    env = dict(os.environ, WORLD_SIZE="3", RANK="0", LOCAL_RANK="0")
+    proc = subprocess.run([sys.executable, str(ROOT / "src/seed/train.py"), "--config", "smoke", "--out_dir",
+                           str(tmp_path / "x"), "--set", "batch_size=4"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == ("error: --batch_size 4: not divisible by the 3 torchrun processes; "
+                                   "choose a multiple of 3 or another --nproc_per_node")
