@@ -1,4 +1,5 @@
-"""Confusion matrix and IoU (spec section 7)."""
+"""Evaluation measures: confusion, IoU (spec section 7), saliency scores, seed precision/recall curves and
+classifier AP (spec section 2)."""
 import numpy as np
 
 IGNORE = 255
@@ -58,3 +59,92 @@ def saliency_scores(pairs, beta2=0.3):
     prec, rec = prec / n, rec / n
     f = (1 + beta2) * prec * rec / np.maximum(beta2 * prec + rec, 1e-12)
     return {"MAE": mae / n, "max_F": float(f.max()), "images": len(pairs)}
+
+
+# ---- seeds: precision / recall over confidence thresholds (spec section 2, the paper's seed table) ----
+
+def seed_histogram(gt, label, conf, thresholds, num_classes):
+    """Pixel counts [T+1, C, C]: (number of thresholds the pixel passes, GT class, seed class).
+
+    A pixel passes threshold t (percent) when conf*100 >= t, the test of seeds.seed_labels; a NaN
+    confidence passes none. Void GT pixels (255) are not counted, as in the segmentation metric.
+    """
+    valid = gt != IGNORE
+    value = np.nan_to_num(conf[valid] * 100, nan=-np.inf)
+    passed = np.searchsorted(np.asarray(thresholds), value, side="right")
+    idx = (passed * num_classes + gt[valid].astype(np.int64)) * num_classes + label[valid].astype(np.int64)
+    bins = (len(thresholds) + 1) * num_classes ** 2
+    return np.bincount(idx, minlength=bins).reshape(len(thresholds) + 1, num_classes, num_classes)
+
+
+def confusions_over_thresholds(hist):
+    """Confusion matrix at every threshold [T, C, C]: a seed pixel that fails the threshold becomes background."""
+    kept = np.cumsum(hist[::-1], 0)[::-1][1:]     # kept[j]: pixels passing threshold j (more than j passed)
+    confs = kept.copy()
+    confs[:, :, 0] += (hist.sum(0) - kept).sum(2)
+    return confs
+
+
+def precision_recall(conf):
+    """Per-class precision TP / predicted and recall TP / ground truth; NaN where the denominator is 0."""
+    conf = np.asarray(conf, np.float64)
+    tp = np.diag(conf)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return tp / conf.sum(0), tp / conf.sum(1)
+
+
+def nan_to_none(values):
+    """JSON-able list: NaN (undefined) becomes None."""
+    return [None if np.isnan(v) else float(v) for v in values]
+
+
+def mean_or_none(values):
+    """Mean over the defined (non-NaN) values; None when there is none."""
+    values = np.asarray(values, np.float64)
+    return float(np.mean(values[~np.isnan(values)])) if (~np.isnan(values)).any() else None
+
+
+def seed_point(conf, class_names):
+    """Precision, recall (foreground = mean over the foreground classes where defined) and mIoU, percent."""
+    prec, rec = (100 * v for v in precision_recall(conf))
+    iou = 100 * iou_table(conf)
+    return {"fg_precision": mean_or_none(prec[1:]), "fg_recall": mean_or_none(rec[1:]),
+            "bg_precision": mean_or_none(prec[:1]), "bg_recall": mean_or_none(rec[:1]), "mIoU": 100 * mean_iou(conf),
+            "per_class": {n: {"precision": p, "recall": r, "IoU": i} for n, p, r, i in
+                          zip(class_names, nan_to_none(prec), nan_to_none(rec), nan_to_none(iou))}}
+
+
+def seed_curve(hist, thresholds, class_names):
+    """One point (seed_point) per threshold, in the order of `thresholds`."""
+    return [dict(seed_point(conf, class_names), threshold=float(t))
+            for t, conf in zip(thresholds, confusions_over_thresholds(hist))]
+
+
+# ---- classifier: average precision per class ----
+
+def average_precision(scores, positive, variant="voc"):
+    """AP of one class over images ranked by score; images with equal scores enter the ranking together.
+
+    variant "voc": the release's eval_cls (VOC 2010+): precision replaced by its maximum at any higher
+    recall, area under that envelope. "plain": the non-interpolated sum of (R_n - R_{n-1}) P_n, what
+    sklearn's average_precision_score computes. NaN when the class has no positive image.
+    """
+    positive = np.asarray(positive, bool)
+    if not positive.any():
+        return float("nan")
+    order = np.argsort(-np.asarray(scores, np.float64), kind="stable")
+    ranked = np.asarray(scores, np.float64)[order]
+    group_end = np.r_[ranked[1:] != ranked[:-1], True]
+    tp = np.cumsum(positive[order])[group_end]
+    precision = tp / (np.flatnonzero(group_end) + 1)
+    recall = tp / positive.sum()
+    if variant == "voc":
+        precision = np.maximum.accumulate(precision[::-1])[::-1]
+    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
+
+
+def classifier_report(scores, labels, class_names, variant="voc"):
+    """Per-class AP and their mean over the classes with a positive image, percent."""
+    aps = 100 * np.array([average_precision(scores[:, c], labels[:, c] > 0, variant) for c in range(labels.shape[1])])
+    return {"mAP": mean_or_none(aps), "per_class_AP": dict(zip(class_names, nan_to_none(aps))),
+            "images": int(labels.shape[0]), "ap_variant": variant}

@@ -1,0 +1,180 @@
+"""The paper's tables from finished runs, beside the published numbers (the spec's PAPER.md).
+
+Each row is one run: settings on top of the preset (and the user's --set), read from the done.json of the
+stage that measures it. A run that is not finished shows "—" and the ./script.py command that makes it
+(finished steps are skipped, so the command may list steps that are done).
+"""
+import argparse
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import config as C
+from .io import InputError, atomic_path
+
+# PAPER.md, table "Published numbers to compare against (PASCAL VOC 2012, mIoU %)": val and test mIoU, and
+# the re-run of the release's code on val (the release's README).
+PUBLISHED = {
+    "guided_crf": {"val": 55.7, "test": 56.7, "rerun": 56.2, "source": "Oh et al., CVPR 2017"},
+    "guided": {"val": 51.2, "test": None, "rerun": 51.4, "source": "the release's README"},
+    "full_crf": {"val": 67.6, "test": 70.3, "rerun": None, "source": "Chen et al., ICLR 2015"},
+    "full": {"val": 62.3, "test": None, "rerun": None, "source": "Chen et al., ICLR 2015"},
+}
+
+# script.py's steps: the stage each one runs, the settings it adds (its STEPS entry), the steps it needs.
+METHOD = ["seed_train", "seed_test", "saliency_train", "saliency_test", "guide"]
+STEPS = {
+    "guide": ("guide", [], METHOD),
+    "seg_test": ("seg_test", [], METHOD + ["seg_train", "seg_test"]),
+    "reference_test": ("seg_test", ["labels=gt"], ["reference_train", "reference_test"]),
+    "seed_eval": ("seed_eval", ["seed_split=test"], ["seed_train", "seed_eval_heatmaps", "seed_eval"]),
+    "cls_eval": ("cls_eval", ["seed_split=test"], ["seed_train", "seed_eval_heatmaps", "cls_eval"]),
+}
+SEED_NETS = ["GAP-HighRes", "GAP-LowRes", "GAP-DeepLab"]
+GUIDE_RULES = ["G2", "seed", "sal", "salor"]
+MISSING = "—"
+
+
+@dataclass
+class Context:
+    """The preset and the user's settings every row starts from."""
+    config: str
+    sets: list
+
+    def resolve(self, sets=()):
+        return C.resolve(argparse.Namespace(config=self.config, set=self.sets + list(sets)))
+
+
+@dataclass
+class Run:
+    """The output of one script.py step with some settings; the runs of one table row share their settings."""
+    step: str
+    sets: tuple = ()
+
+    def folder(self, ctx):
+        stage, extra, _ = STEPS[self.step]
+        cfg, preset = ctx.resolve(list(self.sets) + extra)
+        return C.stage_dir(cfg, preset, stage)
+
+    def done(self, ctx):
+        path = self.folder(ctx) / "done.json"
+        return json.loads(path.read_text()) if path.exists() else None
+
+    def command(self, ctx, steps):
+        """The ./script.py line that makes this run; settings the user's config already has are left out."""
+        cfg, _ = ctx.resolve()
+        sets = ctx.sets + [item for item in self.sets if not already_set(cfg, item)]
+        return " ".join(["./script.py --config", ctx.config] + [f"--set {s}" for s in sets] + ["--steps", steps])
+
+
+def already_set(cfg, item):
+    key, value = item.split("=", 1)
+    return str(cfg[C.section_of(key)][key]) == value
+
+
+def number(value, unit=""):
+    return MISSING if value is None else f"{value:.1f}{unit}"
+
+
+def where(ctx, runs, done):
+    """The folder of a finished row (relative to the preset's folder), else the command that makes it."""
+    cfg, _ = ctx.resolve()
+    if all(d is not None for d in done):
+        base = Path(cfg["run"]["out_root"]) / cfg["name"]
+        return ", ".join(f"`{r.folder(ctx).relative_to(base)}`" for r in runs)
+    steps = ",".join(dict.fromkeys(s for r in runs for s in STEPS[r.step][2]))
+    return f"missing; make it with `{runs[0].command(ctx, steps)}`"
+
+
+def markdown(header, rows):
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
+
+
+def main_table(ctx):
+    """PAPER.md's table: the segmenter on guide labels and the fully supervised one, with and without CRF."""
+    cfg, _ = ctx.resolve()
+    runs = {"guided_crf": Run("seg_test", ("guiderule=G2", "test_pcrf=deeplab")),
+            "guided": Run("seg_test", ("guiderule=G2", "test_pcrf=none")),
+            "full_crf": Run("reference_test", ("test_pcrf=deeplab",)),
+            "full": Run("reference_test", ("test_pcrf=none",))}
+    labels = {"guided_crf": "Guided labelling (seeds + saliency, G2), test-time CRF", "guided": "same, no CRF",
+              "full_crf": "Fully supervised (true masks), test-time CRF", "full": "same, no CRF"}
+    ours, rows = {}, []
+    for key, run in runs.items():
+        done = run.done(ctx)
+        ours[key] = done["mIoU"] if done else None
+        pub = PUBLISHED[key]
+        rows.append([labels[key], pub["source"], number(pub["val"]), number(pub["test"]), number(pub["rerun"]),
+                     number(ours[key]), where(ctx, [run], [done])])
+    for guided, full, label in (("guided_crf", "full_crf", "guided / fully supervised, CRF"),
+                                ("guided", "full", "guided / fully supervised, no CRF")):
+        pub = [ratio(PUBLISHED[guided][k], PUBLISHED[full][k]) for k in ("val", "test", "rerun")]
+        rows.append([label, ""] + [number(v, "%") for v in pub + [ratio(ours[guided], ours[full])]] +
+                    ["the two rows above"])
+    header = ["method (DeepLab-LargeFOV segmenter)", "published in", "published val", "published test",
+              "release re-run (val)", f"ours ({cfg['data']['test_dataset']})", "run"]
+    return "### Segmentation, mIoU % (PAPER.md's table)\n\n" + markdown(header, rows)
+
+
+def ratio(a, b):
+    return None if a is None or b is None else 100 * a / b
+
+
+def seed_table(ctx):
+    """The paper's seed-network comparison: classifier mAP, seed precision/recall and mIoU on the test split."""
+    cfg, _ = ctx.resolve()
+    rows = []
+    for net in dict.fromkeys([cfg["seed_train"]["net"]] + SEED_NETS):
+        runs = [Run("seed_eval", (f"net={net}",)), Run("cls_eval", (f"net={net}",))]
+        seeds, cls = done = [r.done(ctx) for r in runs]
+        s = seeds or {}
+        rows.append([net, number(cls and cls["mAP"]), number(s.get("fg_precision")), number(s.get("fg_recall")),
+                     number(s.get("mIoU")), f"{number(s.get('best_mIoU'))} at {s['best_threshold']:g}%" if seeds
+                     else MISSING, where(ctx, runs, done)])
+    header = ["seed network", "classifier mAP", "seed precision (fg)", "seed recall (fg)",
+              f"seed mIoU at {cfg['seed_eval']['eval_seedthres']}%", "best seed mIoU", "run"]
+    return (f"### Seed networks, on {cfg['data']['test_dataset']} (%)\n\nThe paper compares the seed networks by "
+            "these measures; PAPER.md lists no figures for them, so compare the ordering.\n\n" + markdown(header, rows))
+
+
+def guide_table(ctx):
+    """The paper's guide-rule ablation: guide-label mIoU on the training set and the segmenter's on val."""
+    cfg, _ = ctx.resolve()
+    rows = []
+    for rule in GUIDE_RULES:
+        runs = [Run("guide", (f"guiderule={rule}",)), Run("seg_test", (f"guiderule={rule}",))]
+        guide, seg = done = [r.done(ctx) for r in runs]
+        rows.append([rule, number(guide and guide["guide"]["mIoU"]), number(seg and seg["mIoU"]),
+                     where(ctx, runs, done)])
+    header = ["guide rule", f"guide labels mIoU ({cfg['data']['dataset']})",
+              f"segmenter mIoU ({cfg['data']['test_dataset']})", "run"]
+    return ("### Guide rules, mIoU %\n\nPAPER.md lists no figures for this ablation; compare the ordering "
+            "(salor uses the true foreground: an upper bound).\n\n" + markdown(header, rows))
+
+
+def paper_tables(ctx):
+    cfg, _ = ctx.resolve()
+    title = f"## Paper tables: preset `{ctx.config}`, runs under `{Path(cfg['run']['out_root']) / cfg['name']}`"
+    return "\n\n".join([title, main_table(ctx), seed_table(ctx), guide_table(ctx)]) + "\n"
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", default="demo", help="preset in configs/ or a YAML file (default: demo)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="settings every run shares")
+    p.add_argument("--out_root", help="shortcut for --set out_root=...")
+    p.add_argument("--out", help="markdown file to write (default: <out_root>/<preset>/paper_tables.md)")
+    args = p.parse_args(argv)
+    ctx = Context(args.config, args.set + ([f"out_root={args.out_root}"] if args.out_root else []))
+    try:
+        text = paper_tables(ctx)
+        cfg, _ = ctx.resolve()
+    except InputError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    out = Path(args.out) if args.out else Path(cfg["run"]["out_root"]) / cfg["name"] / "paper_tables.md"
+    with atomic_path(out) as tmp:
+        tmp.write_text(text)
+    print(text + f"\nwritten to {out}")

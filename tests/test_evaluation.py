@@ -1,0 +1,235 @@
+"""Seed precision/recall curves, classifier AP and the paper-tables command, against answers worked out by hand."""
+import itertools
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.io
+from PIL import Image
+
+from guidedlabelling.datasets import VOCDataset
+from guidedlabelling.inference import evaluate_folder
+from guidedlabelling.metrics import (average_precision, classifier_report, confusion, confusions_over_thresholds,
+                                     seed_curve, seed_histogram)
+from guidedlabelling.seeds import heatmap2segconf, seed_labels
+from guidedlabelling.tables import main as tables_main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# ---- seeds: a 2x3 image with classes 1 and 2 ----
+# Class maps divided by their maxima (8 and 4):   class 1 [[1, .5, 0], [.25, .125, 0]]
+#                                                 class 2 [[0, .25, 1], [0, 0, .125]]
+# so label [[1, 1, 2], [1, 1, 2]] with confidence [[1, .5, 1], [.25, .125, .125]]; GT pixel (1, 1) is void.
+HEAT = np.array([[[8, 4, 0], [2, 1, 0]], [[0, 1, 4], [0, 0, 0.5]]], np.float32)
+GT = np.array([[1, 2, 2], [0, 255, 0]], np.uint8)
+CLASSES = [1, 2]
+NAMES = ["background", "a", "b"]
+# threshold -> per class (background, 1, 2): precision, recall, and mIoU, all worked out by hand
+EXPECTED = {
+    0: {"prec": [None, 1 / 3, 1 / 2], "rec": [0, 1, 1 / 2], "mIoU": (0 + 1 / 3 + 1 / 3) / 3},
+    25: {"prec": [1, 1 / 3, 1], "rec": [1 / 2, 1, 1 / 2], "mIoU": (1 / 2 + 1 / 3 + 1 / 2) / 3},   # .125 dropped
+    50: {"prec": [1, 1 / 2, 1], "rec": [1, 1, 1 / 2], "mIoU": (1 + 1 / 2 + 1 / 2) / 3},           # .25 dropped
+    100: {"prec": [2 / 3, 1, 1], "rec": [1, 1, 1 / 2], "mIoU": (2 / 3 + 1 + 1 / 2) / 3},          # only the maxima
+}
+
+
+def test_heatmap_to_label_and_confidence():
+    label, conf = heatmap2segconf(HEAT, CLASSES)
+    np.testing.assert_array_equal(label, [[1, 1, 2], [1, 1, 2]])
+    np.testing.assert_array_equal(conf, [[1, .5, 1], [.25, .125, .125]])
+
+
+def test_seed_precision_recall_at_thresholds_by_hand():
+    label, conf = heatmap2segconf(HEAT, CLASSES)
+    thresholds = sorted(EXPECTED)
+    curve = seed_curve(seed_histogram(GT, label, conf, thresholds, 3), thresholds, NAMES)
+    for point in curve:
+        want = EXPECTED[point["threshold"]]
+        for c, name in enumerate(NAMES):
+            got = point["per_class"][name]
+            assert got["precision"] == (None if want["prec"][c] is None else pytest.approx(100 * want["prec"][c]))
+            assert got["recall"] == pytest.approx(100 * want["rec"][c])
+        assert point["fg_precision"] == pytest.approx(100 * np.mean(want["prec"][1:]))
+        assert point["fg_recall"] == pytest.approx(100 * np.mean(want["rec"][1:]))
+        assert point["bg_precision"] == (None if want["prec"][0] is None else pytest.approx(100 * want["prec"][0]))
+        assert point["mIoU"] == pytest.approx(100 * want["mIoU"])
+
+
+def test_curve_confusions_equal_the_seeds_of_the_guide_stage():
+    """At every threshold, the histogram route gives the confusion of seeds.seed_labels (what the guides use)."""
+    rng = np.random.default_rng(0)
+    heat = rng.normal(size=(3, 17, 13)).astype(np.float32)
+    gt = rng.choice([0, 1, 3, 4, 255], size=(17, 13)).astype(np.uint8)
+    classes, thresholds = [1, 3, 4], np.arange(0, 101, 5)
+    label, conf = heatmap2segconf(heat, classes)
+    confs = confusions_over_thresholds(seed_histogram(gt, label, conf, thresholds, 5))
+    for t, got in zip(thresholds, confs):
+        np.testing.assert_array_equal(got, confusion(gt, seed_labels(heat, classes, t), 5))
+
+
+# ---- classifier AP ----
+
+def brute_force_ap(scores, positive, variant):
+    """Mean over the positive images of the precision at their score (VOC: the best precision at any score
+    not above it); precision at score s counts every image scoring >= s."""
+    def precision_at(s):
+        return np.sum(positive & (scores >= s)) / np.sum(scores >= s)
+    per_positive = []
+    for s in scores[positive]:
+        if variant == "plain":
+            per_positive.append(precision_at(s))
+        else:
+            per_positive.append(max(precision_at(t) for t in scores if t <= s))
+    return np.mean(per_positive)
+
+
+def test_average_precision_by_hand():
+    scores = np.array([.9, .8, .7, .6, .5])
+    positive = np.array([0, 1, 1, 0, 1], bool)
+    # ranks 2, 3, 5 are positive: precisions 1/2, 2/3, 3/5, each a recall step of 1/3
+    assert average_precision(scores, positive, "plain") == pytest.approx((1 / 2 + 2 / 3 + 3 / 5) / 3)
+    # VOC: precision at recall 1/3 is raised to the 2/3 reached later
+    assert average_precision(scores, positive, "voc") == pytest.approx((2 / 3 + 2 / 3 + 3 / 5) / 3)
+
+
+def test_tied_scores_enter_together_whatever_their_order():
+    scores, positive = np.array([.9, .5, .5, .1]), np.array([1, 1, 0, 0], bool)
+    # recall 1/2 at precision 1, then the tie: recall 1 at precision 2/3
+    for perm in itertools.permutations(range(4)):
+        perm = list(perm)
+        assert average_precision(scores[perm], positive[perm], "plain") == pytest.approx(1 / 2 + 1 / 2 * 2 / 3)
+
+
+def test_average_precision_matches_a_brute_force_definition():
+    rng = np.random.default_rng(1)
+    for _ in range(50):
+        n = rng.integers(2, 15)
+        scores = np.round(rng.random(n), 1)          # one decimal: many ties
+        positive = rng.random(n) < 0.4
+        if not positive.any():
+            positive[0] = True
+        for variant in ("plain", "voc"):
+            assert average_precision(scores, positive, variant) == pytest.approx(
+                brute_force_ap(scores, positive, variant))
+
+
+def test_map_skips_classes_without_positive_images():
+    scores = np.array([[.9, .2, .3], [.1, .8, .4], [.5, .7, .6]])
+    labels = np.array([[1, 0, 0], [0, 1, 0], [1, 0, 0]])
+    rep = classifier_report(scores, labels, ["x", "y", "z"], "plain")
+    # x: positives ranked 1st and 2nd -> 1; y: its positive ranked 1st -> 1; z has no positive
+    assert rep["per_class_AP"] == {"x": 100.0, "y": 100.0, "z": None}
+    assert rep["mAP"] == 100.0 and rep["images"] == 3
+
+
+# ---- the commands on a tiny run ----
+
+def run(script, *args, out_root):
+    return subprocess.run([sys.executable, str(ROOT / script), "--config", "smoke", "--out_root", str(out_root),
+                           *args], cwd=ROOT, capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def seeds(tmp_path_factory):
+    """Seed training and heatmaps of the smoke preset (seconds), then both evaluations."""
+    out = tmp_path_factory.mktemp("runs")
+    procs = [run(s, out_root=out) for s in ("src/seed/train.py", "src/seed/test.py", "src/seed/eval.py",
+                                             "src/seed/eval_cls.py")]
+    for proc in procs:
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    return out / "smoke", procs
+
+
+def smoke_train_set():
+    return VOCDataset(ROOT / "data/builtin_64px_20_10/builtin", "train")
+
+
+def test_seed_eval_command(seeds):
+    root, procs = seeds
+    folder = root / "seed_eval" / "default"
+    results = json.loads((folder / "results.json").read_text())
+    done = json.loads((folder / "done.json").read_text())
+    # the mIoU at the paper's threshold is that of the seeds the guide stage makes (seed_labels + confusion)
+    expected = evaluate_folder(smoke_train_set(), root / "seed_heatmaps" / "default", 20)["mIoU"]
+    assert done["threshold"] == 20 and done["mIoU"] == pytest.approx(expected)
+    assert [p["threshold"] for p in results["curve"]] == list(range(101))
+    assert done["best_mIoU"] == pytest.approx(max(p["mIoU"] for p in results["curve"]))
+    recalls = [p["fg_recall"] for p in results["curve"]]
+    assert all(a >= b - 1e-9 for a, b in zip(recalls, recalls[1:]))     # a higher threshold keeps fewer seeds
+    with Image.open(folder / "pr_curve.png") as img:
+        assert img.format == "PNG" and img.size[0] > 300
+    assert (folder / "config.yaml").exists() and (folder / "log.txt").exists()
+    assert "fg prec" in procs[2].stdout and "20*" in procs[2].stdout
+
+
+def test_cls_eval_command(seeds):
+    root, procs = seeds
+    res = scipy.io.loadmat(root / "seed_heatmaps" / "default" / "cls_res.mat")
+    data = smoke_train_set()
+    labels = np.stack([data.class_vector(i) for i in range(len(data))]) > 0
+    expected = [brute_force_ap(res["scores"][:, c], labels[:, c], "voc") for c in range(5) if labels[:, c].any()]
+    done = json.loads((root / "cls_eval" / "default" / "done.json").read_text())
+    assert done["mAP"] == pytest.approx(100 * np.mean(expected)) and done["images"] == 20
+    assert "mAP" in procs[3].stdout
+
+
+def test_eval_rerun_is_up_to_date_and_missing_input_is_one_line(seeds, tmp_path):
+    root, _ = seeds
+    assert "up to date" in run("src/seed/eval.py", out_root=root.parent).stdout
+    proc = run("src/seed/eval_cls.py", out_root=tmp_path)
+    assert proc.returncode == 2 and "run ./src/seed/test.py with the same settings first" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+# ---- the tables command on fake finished runs ----
+
+def write_done(path, data):
+    path.mkdir(parents=True)
+    (path / "done.json").write_text(json.dumps(data))
+
+
+def test_paper_tables_on_fake_runs(tmp_path, capsys):
+    root = tmp_path / "smoke"
+    write_done(root / "seg_test" / "test_pcrf-deeplab", {"mIoU": 40.0})          # guided, CRF
+    write_done(root / "seg_test" / "default", {"mIoU": 30.0})                     # guided, no CRF
+    write_done(root / "seg_test" / "labels-gt_test_pcrf-deeplab", {"mIoU": 50.0})
+    write_done(root / "seg_test" / "labels-gt", {"mIoU": 60.0})
+    write_done(root / "seed_eval" / "seed_split-test", {"fg_precision": 61.0, "fg_recall": 42.0, "mIoU": 33.0,
+                                                        "best_mIoU": 35.5, "best_threshold": 30.0})
+    write_done(root / "cls_eval" / "seed_split-test", {"mAP": 77.0})
+    write_done(root / "guide_labels" / "guiderule-seed", {"guide": {"mIoU": 21.0}, "seeds": {"mIoU": 20.0}})
+    tables_main(["--config", "smoke", "--out_root", str(tmp_path)])
+    printed = capsys.readouterr().out
+    text = (root / "paper_tables.md").read_text()
+    assert text in printed
+    rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]]
+            for line in text.splitlines() if line.startswith("| ")}
+    assert rows["Guided labelling (seeds + saliency, G2), test-time CRF"][1:5] == ["55.7", "56.7", "56.2", "40.0"]
+    assert rows["guided / fully supervised, CRF"][1:5] == ["82.4%", "80.7%", "—", "80.0%"]     # 55.7/67.6, 40/50
+    assert rows["guided / fully supervised, no CRF"][4] == "50.0%"                               # 30/60
+    assert rows["GAP-HighRes"][:6] == ["77.0", "61.0", "42.0", "33.0", "35.5 at 30%", "`seed_eval/seed_split-test`, "
+                                       "`cls_eval/seed_split-test`"]
+    assert rows["GAP-LowRes"][:5] == ["—"] * 5
+    assert rows["GAP-LowRes"][5] == (f"missing; make it with `./script.py --config smoke --set out_root={tmp_path} "
+                                     "--set net=GAP-LowRes --steps seed_train,seed_eval_heatmaps,seed_eval,cls_eval`")
+    assert rows["seed"][:2] == ["21.0", "—"]                   # the guide labels are there, the segmenter is not
+    assert "--set guiderule=seed --steps seed_train,seed_test,saliency_train,saliency_test,guide,seg_train," \
+           "seg_test`" in rows["seed"][2]
+
+
+def test_tables_know_the_steps_of_script_py():
+    """The tables name script.py steps and the settings those steps add; both must match script.py's STEPS."""
+    import script
+    from guidedlabelling.tables import STEPS
+    extras = {step: extra for step, _, extra in script.STEPS}
+    for step, (_, extra, needed) in STEPS.items():
+        assert extras[step] == extra and set(needed) <= set(extras)
+
+
+@pytest.mark.parametrize("command", ["src/seed/eval.py", "src/seed/eval_cls.py", "src/paper_tables.py"])
+def test_new_commands_have_help(command):
+    proc = subprocess.run([sys.executable, str(ROOT / command), "-h"], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 0 and "usage" in proc.stdout
