@@ -135,23 +135,48 @@ def test_saliency_holdout_is_measured(smoke):
     assert len(list((folder / "holdout").glob("*.png"))) == 5
 
 
-def test_killed_stage_reruns_to_identical_outputs(smoke, tmp_path):
-    """SIGKILL the guide stage at random moments, rerun it, and compare with the uninterrupted run."""
-    import random
-    import signal
+def kill_repeatedly(cmd, rng, reached, targets, done):
+    """For each target: start `cmd`, wait until reached(target), then a random 0-50 ms more, and SIGKILL it.
+    `done` (the stage's done.json) must not exist after a kill: each kill cut the stage short."""
     import time
-    root, _ = smoke
-    cmd = [sys.executable, str(ROOT / "src/guide_generation/generate.py"), "--config", "smoke",
-           "--out_root", str(root.parent), "--out_dir", str(tmp_path / "g")]
-    rng = random.Random(0)
-    for _ in range(3):
+    for target in targets:
         proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(2.0, 4.0))
-        proc.send_signal(signal.SIGKILL)
+        while not reached(target) and proc.poll() is None:
+            time.sleep(0.005)
+        time.sleep(rng.uniform(0, 0.05))
+        proc.kill()
         proc.wait()
-    assert subprocess.run(cmd, cwd=ROOT, capture_output=True).returncode == 0
+        assert not done.exists(), f"the stage finished before the kill at {target}"
+
+
+def test_killed_stage_reruns_to_identical_outputs(smoke, tmp_path):
+    """SIGKILL the guide stage and a training stage several times at random (seeded) points, rerun each to
+    the end, and compare with uninterrupted runs: the same label PNGs, the same final weights and losses."""
+    import random
+    root, _ = smoke
+    rng = random.Random(0)
+    common = ["--config", "smoke", "--out_root", str(root.parent)]
+
+    guide = [sys.executable, str(ROOT / "src/guide_generation/generate.py"), *common, "--out_dir", str(tmp_path / "g")]
+    kill_repeatedly(guide, rng, lambda n: len(list((tmp_path / "g").glob("*.png"))) >= n,
+                    sorted(rng.sample(range(1, 18), 3)), tmp_path / "g" / "done.json")
+    assert subprocess.run(guide, cwd=ROOT, capture_output=True).returncode == 0
     assert not list((tmp_path / "g").rglob(".*.tmp*"))   # a killed write leaves a temp file; the rerun removes it
     whole = root / "guide_labels" / "default"
     names = sorted(p.name for p in whole.glob("*.png"))
     assert names == sorted(p.name for p in (tmp_path / "g").glob("*.png"))
     assert all((whole / n).read_bytes() == (tmp_path / "g" / n).read_bytes() for n in names)
+
+    # the segmenter on the guide labels, 30 iterations with a snapshot every 3: killed after random snapshots
+    train = [sys.executable, str(ROOT / "src/segmentation/train.py"), *common, "--seg_max_iter", "30",
+             "--snapshot", "3"]
+    killed, uninterrupted = tmp_path / "killed", tmp_path / "uninterrupted"
+    assert subprocess.run(train + ["--out_dir", str(uninterrupted)], cwd=ROOT, capture_output=True).returncode == 0
+    kill_repeatedly(train + ["--out_dir", str(killed)], rng,
+                    lambda k: (killed / f"snapshot_iter_{3 * k}.pth").exists(), sorted(rng.sample(range(1, 9), 3)),
+                    killed / "done.json")
+    rerun = subprocess.run(train + ["--out_dir", str(killed)], cwd=ROOT, capture_output=True, text=True)
+    assert rerun.returncode == 0 and "resuming at iteration" in rerun.stdout
+    ours, theirs = (torch.load(d / "model.pth", weights_only=True)["model"] for d in (killed, uninterrupted))
+    assert ours.keys() == theirs.keys() and all(torch.equal(ours[k], theirs[k]) for k in ours)
+    assert (killed / "loss.json").read_text() == (uninterrupted / "loss.json").read_text()

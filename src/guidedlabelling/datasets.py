@@ -1,16 +1,27 @@
-"""Datasets in PASCAL VOC layout, the release's preprocessing, and batch orders.
+"""Datasets: PASCAL VOC layout or your own images with tags; the release's preprocessing; batch orders.
 
-A dataset root holds JPEGImages/, SegmentationClass/ or SegmentationClassAug/
-(index PNGs, 255 = void), ImageSets/<datatype>/<split>.txt and optionally
-classes.txt (background first; VOC's 20 classes when absent). Image-level
-labels are the values of the label PNG other than 0 and 255, as in the release.
+A VOC root holds JPEGImages/, SegmentationClass/ or SegmentationClassAug/ (index
+PNGs, 255 = void), ImageSets/<datatype>/<split>.txt and optionally classes.txt
+(background first; VOC's 20 classes when absent). Image-level labels are the
+values of the label PNG other than 0 and 255, as in the release.
+
+Own data (OwnDataset) is a folder of images plus a CSV of image-level tags.
+
+Every dataset checks its files when opened, before a stage writes anything: a
+missing image or label, a label value outside the class list or a label of
+another size is an error naming the file; an image that does not decode
+(truncated, not an image) is left out and listed in `skipped`.
 """
+import csv
+import hashlib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 import torch
+from PIL import Image
 
 from .io import InputError, load_image, load_label_png
 
@@ -19,6 +30,9 @@ VOC_CLASSES = ["background", "aeroplane", "bicycle", "bird", "boat", "bottle", "
                "sheep", "sofa", "train", "tvmonitor"]
 MEAN_BGR = np.array([104.008, 116.669, 122.675], np.float32)
 IGNORE = 255
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+EXIF_ORIENTATION = 0x0112
+TRANSPOSING_ORIENTATIONS = (5, 6, 7, 8)  # EXIF orientations that swap width and height
 
 
 def split_name(dataset):
@@ -36,6 +50,26 @@ def dataset_root(pascalroot=None, dataset_dir=None):
     return root
 
 
+def is_own_data(d):
+    """True when the data settings name your own images and tags instead of a VOC-layout folder."""
+    return bool(d["images"] or d["tags"])
+
+
+def has_ground_truth(d):
+    """Whether the data has label PNGs to evaluate against (VOC always; own data with --masks)."""
+    return not is_own_data(d) or bool(d["masks"])
+
+
+def open_dataset(d, split):
+    """The dataset the data settings name: own images + tags, or a split of a VOC-layout folder."""
+    if is_own_data(d):
+        if not (d["images"] and d["tags"]):
+            raise InputError("--images and --tags go together: a folder of images and a CSV `image,tags` "
+                             "naming their classes")
+        return OwnDataset(d["images"], d["tags"], d["masks"], split, d["val_percent"])
+    return VOCDataset(dataset_root(d["pascalroot"], d["dataset_dir"]), split_name(split), d["datatype"])
+
+
 def read_classes(root):
     path = Path(root) / "classes.txt"
     if not path.exists():
@@ -50,25 +84,115 @@ def read_classes(root):
 class Item:
     id: str
     image: Path
-    label: Path
+    label: Path | None
 
 
-class VOCDataset:
-    """Ids, files and image-level labels of one split of a VOC-layout folder."""
+def image_check(path):
+    """(height, width) as load_image returns it (EXIF orientation applied), or the reason it does not decode.
+
+    JPEGs decode at 1/8 scale: every byte of the file is still read, so truncation shows, at half the cost.
+    """
+    try:
+        with Image.open(path) as img:
+            w, h = img.size
+            turned = img.getexif().get(EXIF_ORIENTATION) in TRANSPOSING_ORIENTATIONS
+            img.draft(None, (1, 1))
+            img.load()
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+        return str(e) or type(e).__name__
+    return (w, h) if turned else (h, w)
+
+
+def readable_items(items, listed_in):
+    """Items whose image decodes, their image sizes, and {image path: problem} of those that do not."""
+    kept, sizes, skipped = [], [], {}
+    for it in items:
+        if not it.image.is_file():
+            raise InputError(f"{it.image}: image of id {it.id} not found; add it or remove the id from {listed_in}")
+        checked = image_check(it.image)
+        if isinstance(checked, str):
+            skipped[str(it.image)] = checked
+        else:
+            kept.append(it)
+            sizes.append(checked)
+    if not kept:
+        path, problem = next(iter(skipped.items()))
+        raise InputError(f"{listed_in}: none of its {len(items)} images can be read ({path}: {problem}); "
+                         "replace them")
+    return kept, sizes, skipped
+
+
+def checked_label(path, hw, classes, class_source):
+    """A label PNG whose size is the image's and whose values are classes or 255 (void)."""
+    label = load_label_png(path)
+    if label.shape != tuple(hw):
+        raise InputError(f"{path}: label is {label.shape[1]}x{label.shape[0]} (WxH), its image "
+                         f"{hw[1]}x{hw[0]}; fix the PNG (EXIF-rotated images count as displayed)")
+    bad = np.setdiff1d(np.unique(label), np.r_[np.arange(len(classes)), IGNORE])
+    if bad.size:
+        raise InputError(f"{path}: label values {bad.tolist()} outside the {len(classes)} classes of "
+                         f"{class_source}; fix the PNG or the class list (255 = void)")
+    return label
+
+
+def present_classes(label):
+    """Foreground classes of a label map (1-based class values, increasing)."""
+    return [int(v) for v in np.unique(label) if 0 < v < IGNORE]
+
+
+class ImageList:
+    """`items` and their images."""
+
+    @property
+    def ids(self):
+        return [it.id for it in self.items]
+
+    def __len__(self):
+        return len(self.items)
+
+    def image(self, i):
+        return load_image(self.items[i].image)
+
+
+class Labelled(ImageList):
+    """A dataset of classes: subclasses give `classes`, label(i) and image_classes(i)."""
+
+    @property
+    def num_classes(self):
+        return len(self.classes)
+
+    def class_vector(self, i):
+        vec = np.zeros(self.num_classes - 1, np.float32)
+        vec[np.array(self.image_classes(i), int) - 1] = 1
+        return vec
+
+
+class VOCDataset(Labelled):
+    """Ids, files and image-level labels (from the label PNGs) of one split of a VOC-layout folder."""
+
+    has_labels = True
 
     def __init__(self, root, split, datatype="Segmentation"):
         self.root = Path(root)
         self.split = split
         self.classes = read_classes(self.root)
-        self.items = self._read_list(datatype)
-        self._labels = {}
+        listed = self._read_list(datatype)
+        for it in listed:
+            if not it.label.is_file():
+                raise InputError(f"{it.label}: label of id {it.id} not found; add it or remove the id from "
+                                 f"{self._list_path(datatype)}")
+        self.items, self.sizes, self.skipped = readable_items(listed, self._list_path(datatype))
+        self._present = [present_classes(self.label(i)) for i in range(len(self.items))]
 
     def _label_dir(self):
         aug = self.root / "SegmentationClassAug"
         return aug if self.split.endswith("_aug") and aug.is_dir() else self.root / "SegmentationClass"
 
+    def _list_path(self, datatype):
+        return self.root / "ImageSets" / datatype / f"{self.split}.txt"
+
     def _read_list(self, datatype):
-        path = self.root / "ImageSets" / datatype / f"{self.split}.txt"
+        path = self._list_path(datatype)
         if not path.exists():
             raise InputError(f"{path}: image list not found; create it (one id per line) or choose "
                              "another split with --dataset/--test_dataset")
@@ -86,50 +210,166 @@ class VOCDataset:
             raise InputError(f"{path}: image list is empty")
         return items
 
-    def __len__(self):
-        return len(self.items)
-
-    @property
-    def ids(self):
-        return [it.id for it in self.items]
-
-    @property
-    def num_classes(self):
-        return len(self.classes)
-
-    def image(self, i):
-        path = self.items[i].image
-        if not path.exists():
-            raise InputError(f"{path}: image of id {self.items[i].id} not found; "
-                             f"add it or remove the id from the {self.split} list")
-        return load_image(path)
-
     def label(self, i):
-        path = self.items[i].label
-        if not path.exists():
-            raise InputError(f"{path}: label of id {self.items[i].id} not found; "
-                             f"add it or remove the id from the {self.split} list")
-        label = load_label_png(path)
-        bad = np.setdiff1d(np.unique(label), np.r_[np.arange(self.num_classes), IGNORE])
-        if bad.size:
-            raise InputError(f"{path}: label values {bad.tolist()} outside the {self.num_classes} classes "
-                             f"of {self.root / 'classes.txt'}; fix the PNG or the class list")
-        return label
+        return checked_label(self.items[i].label, self.sizes[i], self.classes, self.root / "classes.txt")
 
     def image_classes(self, i):
         """Foreground classes present (1-based class values, increasing)."""
-        if i not in self._labels:
-            values = np.unique(self.label(i))
-            self._labels[i] = [int(v) for v in values if 0 < v < IGNORE]
-        return self._labels[i]
-
-    def class_vector(self, i):
-        vec = np.zeros(self.num_classes - 1, np.float32)
-        vec[np.array(self.image_classes(i), int) - 1] = 1
-        return vec
+        return self._present[i]
 
 
-class MaskFolder:
+@dataclass(frozen=True)
+class TagRow:
+    line: int
+    image: str
+    tags: tuple
+    split: str | None
+
+
+def read_tags(path):
+    """Rows of a tags CSV: header `image,tags` (optionally `,split`), tags separated by spaces or ';'."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: tags file not found; pass --tags with a CSV whose header is image,tags")
+    try:
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: not a UTF-8 text file; save the tags as CSV (header image,tags)") from None
+    reader = csv.reader(lines)
+    header = [h.strip().lower() for h in next(reader, [])]
+    if header not in (["image", "tags"], ["image", "tags", "split"]):
+        raise InputError(f"{path}: header {','.join(header) or '(empty file)'} is not image,tags (or "
+                         "image,tags,split); the first line must name these columns")
+    rows = []
+    for fields in reader:
+        if not any(f.strip() for f in fields):
+            continue
+        line = reader.line_num
+        if len(fields) != len(header) or not fields[0].strip():
+            raise InputError(f"{path}, line {line}: expected {len(header)} fields ({','.join(header)}), got "
+                             f"{fields}; separate tags by spaces or ';', not commas")
+        tags = tuple(sorted({t for t in re.split(r"[;\s]+", fields[1]) if t}))
+        if "background" in tags:
+            raise InputError(f"{path}, line {line}: 'background' is not a tag (it is class 0); remove it")
+        rows.append(TagRow(line, fields[0].strip(), tags, fields[2].strip() if len(header) == 3 else None))
+    if not rows:
+        raise InputError(f"{path}: no image rows below the header")
+    return rows
+
+
+def hash_split(image_id, val_percent):
+    """'val' for about val_percent of the ids, the same on every machine: sha1 of the id, mod 100."""
+    return "val" if int(hashlib.sha1(image_id.encode()).hexdigest(), 16) % 100 < val_percent else "train"
+
+
+class OwnDataset(Labelled):
+    """Your own images with image-level tags: a folder of images and a CSV `image,tags[,split]`.
+
+    `image` is a file name in the folder (with or without its extension); the id is its stem. Classes:
+    background, then the sorted tag names of the whole CSV. A row belongs to the split its `split`
+    column names, else to val when hash_split says so (val_percent of the ids), else to train. The
+    VOC presets' training split name train_aug means train. Masks (optional, for evaluation) are label
+    PNGs <masks>/<id>.png with the class indices above and 255 for void.
+    """
+
+    def __init__(self, images, tags, masks=None, split="train", val_percent=20):
+        self.root, self.tags_file = Path(images), Path(tags)
+        self.split = "train" if split == "train_aug" else split
+        self.has_labels = bool(masks)
+        if not self.root.is_dir():
+            raise InputError(f"{self.root}: image folder not found; pass --images with your images' folder")
+        if masks and not Path(masks).is_dir():
+            raise InputError(f"{masks}: masks folder not found; pass --masks with a folder of <id>.png or "
+                             "leave it out")
+        rows = read_tags(self.tags_file)
+        self.classes = ["background"] + sorted({t for r in rows for t in r.tags})
+        if len(self.classes) < 2:
+            raise InputError(f"{self.tags_file}: no tags at all; tag each image with the classes it shows")
+        listed, tag_classes = self._split_items(rows, masks, val_percent)
+        self.items, self.sizes, self.skipped = readable_items(listed, self.tags_file)
+        self._present = [tag_classes[it.id] for it in self.items]
+        if self.has_labels:
+            for i in range(len(self.items)):
+                self.label(i)  # checks every mask now, before a stage writes anything
+
+    def _split_items(self, rows, masks, val_percent):
+        """Items of this split, and {id: its tags' class indices}."""
+        files = self._match_files(rows)
+        items, tag_classes = [], {}
+        for r in rows:
+            image = files[r.line]
+            if (r.split or hash_split(image.stem, val_percent)) != self.split:
+                continue
+            label = Path(masks) / f"{image.stem}.png" if masks else None
+            if label is not None and not label.is_file():
+                raise InputError(f"{label}: mask of {image.name} not found; add it, or leave out --masks to "
+                                 "run without evaluation")
+            items.append(Item(image.stem, image, label))
+            tag_classes[image.stem] = [self.classes.index(t) for t in r.tags]
+        if not items:
+            raise InputError(f"{self.tags_file}: no images in split {self.split}; add a split column "
+                             "(train/val) or more images")
+        return items, tag_classes
+
+    def _match_files(self, rows):
+        """{CSV line: image file}; each row names one file of the folder, each file is named once."""
+        by_stem = {}
+        for p in sorted(self.root.iterdir()):
+            if p.suffix.lower() in IMAGE_SUFFIXES:
+                by_stem.setdefault(p.stem, []).append(p)
+        files, seen = {}, {}
+        for r in rows:
+            exact = self.root / r.image
+            found = [exact] if exact.is_file() else by_stem.get(r.image, [])
+            where = f"{self.tags_file}, line {r.line}"
+            if not found:
+                raise InputError(f"{where}: image {r.image!r} is not in {self.root}; add it or remove the row")
+            if len(found) > 1:
+                raise InputError(f"{where}: {r.image!r} matches {[p.name for p in found]}; name the file with "
+                                 "its extension")
+            stem = found[0].stem
+            if stem in seen:
+                raise InputError(f"{where}: image id {stem!r} already on line {seen[stem]}; outputs are named "
+                                 "by id, so each image may appear once (rename one file)")
+            seen[stem], files[r.line] = r.line, found[0]
+        return files
+
+    def label(self, i):
+        if not self.has_labels:
+            raise InputError(f"{self.tags_file}: this needs ground-truth masks; pass --masks with a folder of "
+                             "label PNGs named like the images")
+        source = f"{self.tags_file} (background + its sorted tags)"
+        return checked_label(self.items[i].label, self.sizes[i], self.classes, source)
+
+    def image_classes(self, i):
+        """Foreground classes the tags name (1-based class values, increasing)."""
+        return self._present[i]
+
+
+class ImageFiles(ImageList):
+    """Image files to predict on: files named directly, and the images (jpg, jpeg, png) of folders named."""
+
+    def __init__(self, inputs):
+        paths = []
+        for name in map(Path, inputs):
+            if name.is_dir():
+                found = sorted(p for p in name.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+                if not found:
+                    raise InputError(f"{name}: no .jpg, .jpeg or .png images in this folder; name another")
+                paths += found
+            elif not name.is_file():
+                raise InputError(f"{name}: not found; name image files or folders of images")
+            else:
+                paths.append(name)
+        first = {}
+        for p in paths:
+            if first.setdefault(p.stem, p) != p:
+                raise InputError(f"{p}: same name as {first[p.stem]}; outputs are named by it, so rename one")
+        listed = [Item(p.stem, p, None) for p in paths]
+        self.items, self.sizes, self.skipped = readable_items(listed, "the images named")
+
+
+class MaskFolder(ImageList):
     """A class-agnostic saliency set: images/<id>.jpg|png and masks/<id>.png (0 / 255).
 
     part 'train' is all but the last `holdout` images (sorted by name), 'holdout' those.
@@ -142,17 +382,11 @@ class MaskFolder:
             raise InputError(f"{images}: saliency training images not found; expected images/ and masks/ "
                              "folders (set --saliency_data)")
         self.items = [Item(p.stem, p, self.root / "masks" / f"{p.stem}.png")
-                      for p in sorted(images.iterdir()) if p.suffix.lower() in (".jpg", ".jpeg", ".png")]
+                      for p in sorted(images.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES]
         if len(self.items) <= holdout:
             raise InputError(f"{images}: {len(self.items)} images, not enough to hold out {holdout}")
         cut = len(self.items) - holdout
         self.items = self.items[:cut] if part == "train" else self.items[cut:]
-
-    def __len__(self):
-        return len(self.items)
-
-    def image(self, i):
-        return load_image(self.items[i].image)
 
     def label(self, i):
         path = self.items[i].label

@@ -132,6 +132,10 @@ def save_checkpoint(path, model, meta, optimizer=None, iteration=None):
         torch.save(state, tmp)
 
 
+TRAINERS = {"seed": "./src/seed/train.py", "saliency": "./src/saliency/train.py",
+            "segmentation": "./src/segmentation/train.py"}
+
+
 def load_checkpoint(path, model=None, expect=None):
     """Load a checkpoint; `expect` (dict of meta fields) guards against a checkpoint of another network."""
     path = Path(path)
@@ -141,14 +145,23 @@ def load_checkpoint(path, model=None, expect=None):
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many types for corrupt files
         raise InputError(f"{path}: unreadable checkpoint ({type(e).__name__}); retrain or re-download it") from None
-    meta = state.get("meta", {})
+    if not (isinstance(state, dict) and "model" in state and "meta" in state):
+        raise InputError(f"{path}: not a checkpoint of this project (no model and meta entries); pass a "
+                         "model.pth written by a training command")
+    meta = state["meta"]
     for key, value in (expect or {}).items():
-        if key in meta and meta[key] != value:
-            raise InputError(f"{path}: checkpoint is for {key}={meta[key]!r}, not {value!r}; "
-                             f"pass the matching --{key} or another checkpoint")
+        if meta.get(key) != value:
+            fix = f"pass a model.pth of {TRAINERS[value]}" if key == "kind" else f"pass the matching --{key}"
+            raise InputError(f"{path}: checkpoint is for {key}={meta.get(key)!r} ({network(meta)}), not "
+                             f"{key}={value!r} as asked; {fix}")
     if model is not None:
         apply_state(path, model, state)
     return state
+
+
+def network(meta):
+    """'a seed network GAP-HighRes, width 0.0625': what a checkpoint's meta says it holds."""
+    return f"a {meta.get('kind', 'unknown')} network {meta.get('net', '')}, width {meta.get('width', '?')}"
 
 
 def apply_state(path, model, state):
@@ -157,5 +170,5 @@ def apply_state(path, model, state):
         model.load_state_dict(state["model"])
     except RuntimeError as e:
         first = str(e).strip().splitlines()[0]
-        raise InputError(f"{path}: checkpoint does not fit this network ({first}); "
-                         "check --net and --width") from None
+        raise InputError(f"{path}: checkpoint does not fit this network ({first}); the file holds "
+                         f"{network(state['meta'])}; check --net and --width") from None

@@ -1,0 +1,190 @@
+"""Bad input: one line "error: <file>: <problem>; <fix>", exit code 2, and no output left behind;
+unreadable images are skipped, counted and listed instead."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from guidedlabelling.datasets import OwnDataset
+from guidedlabelling.io import InputError, save_checkpoint, save_label_png
+from guidedlabelling.networks import GAPNet
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = """name: tiny
+dataset: train
+test_dataset: val
+device: cpu
+seed_train: {init: none, width: 0.0625, input_size: 32, max_iter: 2, stepsize: 2, batch_size: 2}
+seg_train: {seg_init: none, seg_width: 0.0625, seg_input_size: 32, seg_max_iter: 2, seg_stepsize: 2,
+            seg_batch_size: 2}
+seg_test: {test_size: 32}
+snapshot: 2
+"""
+
+
+@pytest.fixture
+def tiny(tmp_path):
+    path = tmp_path / "tiny.yaml"
+    path.write_text(TINY)
+    return path
+
+
+def make_voc(root, ids=("a", "b", "c", "d")):
+    """A VOC-layout folder: 24x32 images, each with one object of class 1 or 2."""
+    (root / "ImageSets" / "Segmentation").mkdir(parents=True)
+    (root / "JPEGImages").mkdir()
+    (root / "classes.txt").write_text("background\ncat\ndog\n")
+    for k, i in enumerate(ids):
+        Image.fromarray(np.full((24, 32, 3), 40 + 30 * k, np.uint8)).save(root / "JPEGImages" / f"{i}.jpg")
+        label = np.zeros((24, 32), np.uint8)
+        label[4:12, 4:12] = k % 2 + 1
+        save_label_png(root / "SegmentationClass" / f"{i}.png", label)
+    (root / "ImageSets" / "Segmentation" / "train.txt").write_text("\n".join(ids) + "\n")
+    return root
+
+
+def run(script, config, out_root, *args):
+    return subprocess.run([sys.executable, str(ROOT / script), "--config", str(config), "--out_root",
+                           str(out_root), *map(str, args)], cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+
+def assert_clean_error(proc, names, out_root):
+    """Exit code 2, one line naming the file, no traceback, and no file written under out_root."""
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+    assert len(lines) == 1 and str(names) in lines[0], proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not [p for p in Path(out_root).rglob("*") if p.is_file()]
+
+
+def test_missing_dataset_root(tiny, tmp_path):
+    missing = tmp_path / "no_such_dataset"
+    proc = run("src/seed/train.py", tiny, tmp_path / "runs", "--dataset_dir", missing)
+    assert_clean_error(proc, missing, tmp_path / "runs")
+    assert "dataset folder not found; pass --dataset_dir" in proc.stderr
+
+
+def test_missing_list_file(tiny, tmp_path):
+    root = make_voc(tmp_path / "voc")
+    (root / "ImageSets" / "Segmentation" / "train.txt").unlink()
+    proc = run("src/seed/train.py", tiny, tmp_path / "runs", "--dataset_dir", root)
+    assert_clean_error(proc, root / "ImageSets" / "Segmentation" / "train.txt", tmp_path / "runs")
+    assert "image list not found" in proc.stderr
+
+
+def test_id_without_image(tiny, tmp_path):
+    root = make_voc(tmp_path / "voc")
+    (root / "JPEGImages" / "c.jpg").unlink()
+    proc = run("src/seed/train.py", tiny, tmp_path / "runs", "--dataset_dir", root)
+    assert_clean_error(proc, root / "JPEGImages" / "c.jpg", tmp_path / "runs")
+    assert "image of id c not found; add it or remove the id from" in proc.stderr
+
+
+def test_id_without_label(tiny, tmp_path):
+    root = make_voc(tmp_path / "voc")
+    (root / "SegmentationClass" / "b.png").unlink()
+    proc = run("src/seed/train.py", tiny, tmp_path / "runs", "--dataset_dir", root)
+    assert_clean_error(proc, root / "SegmentationClass" / "b.png", tmp_path / "runs")
+    assert "label of id b not found" in proc.stderr
+
+
+def test_label_values_outside_the_class_list(tiny, tmp_path):
+    root = make_voc(tmp_path / "voc")
+    label = np.zeros((24, 32), np.uint8)
+    label[0, 0], label[1, 1], label[2, 2] = 7, 255, 2     # 255 (void) and 2 (dog) are fine, 7 is not
+    save_label_png(root / "SegmentationClass" / "d.png", label)
+    proc = run("src/seed/train.py", tiny, tmp_path / "runs", "--dataset_dir", root)
+    assert_clean_error(proc, root / "SegmentationClass" / "d.png", tmp_path / "runs")
+    assert "label values [7] outside the 3 classes" in proc.stderr
+
+
+def test_unreadable_images_are_skipped_counted_and_listed(tiny, tmp_path):
+    root = make_voc(tmp_path / "voc", ids=("a", "b", "c", "d", "e", "f"))
+    whole = (root / "JPEGImages" / "b.jpg").read_bytes()
+    (root / "JPEGImages" / "b.jpg").write_bytes(whole[:len(whole) // 2])        # truncated
+    (root / "JPEGImages" / "e.jpg").write_text("not a JPEG at all")
+    proc = run("src/seed/train.py", tiny, tmp_path / "runs", "--dataset_dir", root)
+    assert proc.returncode == 0, proc.stderr
+    done = json.loads((tmp_path / "runs" / "tiny" / "seed_train" / "dataset_dir-voc" / "done.json").read_text())
+    skipped = done["skipped_images"]
+    assert sorted(skipped) == [str(root / "JPEGImages" / "b.jpg"), str(root / "JPEGImages" / "e.jpg")]
+    assert "truncated" in skipped[str(root / "JPEGImages" / "b.jpg")].lower()
+    assert done["images"] == 4
+    assert "skipped 2 unreadable images (listed in done.json)" in proc.stdout
+    assert all(path in proc.stdout for path in skipped)
+
+
+def own_data(folder, csv_text):
+    (folder / "images").mkdir(parents=True)
+    for name in ("x.jpg", "y.png"):
+        Image.fromarray(np.full((20, 30, 3), 90, np.uint8)).save(folder / "images" / name)
+    (folder / "tags.csv").write_text(csv_text)
+    return folder / "images", folder / "tags.csv"
+
+
+def test_tags_naming_an_unknown_image(tmp_path):
+    images, tags = own_data(tmp_path / "own", "image,tags\nx.jpg,cat\nghost.jpg,dog\ny.png,cat dog\n")
+    proc = subprocess.run([sys.executable, str(ROOT / "script.py"), "--config", "smoke", "--out_root",
+                           str(tmp_path / "runs"), "--images", str(images), "--tags", str(tags)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert_clean_error(proc, tags, tmp_path / "runs")
+    assert f"{tags}, line 3: image 'ghost.jpg' is not in {images}; add it or remove the row" in proc.stderr
+
+
+@pytest.mark.parametrize("csv_text, problem", [
+    ("file;labels\nx.jpg;cat\n", "header file;labels is not image,tags"),
+    ("image,tags\nx.jpg,cat,dog\n", "line 2: expected 2 fields (image,tags)"),
+    ("", "header (empty file) is not image,tags")])
+def test_tags_in_an_unknown_format(tiny, tmp_path, csv_text, problem):
+    images, tags = own_data(tmp_path / "own", csv_text)
+    proc = run("src/seed/train.py", tiny, tmp_path / "runs", "--images", images, "--tags", tags)
+    assert_clean_error(proc, tags, tmp_path / "runs")
+    assert problem in proc.stderr
+
+
+def test_upstream_output_missing(tiny, tmp_path):
+    root = make_voc(tmp_path / "voc")
+    (root / "ImageSets" / "Segmentation" / "val.txt").write_text("a\nb\n")
+    proc = run("src/segmentation/test.py", tiny, tmp_path / "runs", "--dataset_dir", root)
+    assert_clean_error(proc, tmp_path / "runs" / "tiny" / "seg_train" / "dataset_dir-voc", tmp_path / "runs")
+    assert "no finished output of stage seg_train; run ./src/segmentation/train.py with the same settings" \
+        in proc.stderr
+
+
+def test_checkpoint_of_another_network(tmp_path):
+    seed_model = tmp_path / "seed" / "model.pth"
+    save_checkpoint(seed_model, GAPNet("GAP-HighRes", 5, 1 / 16),
+                    {"kind": "seed", "net": "GAP-HighRes", "width": 0.0625, "classes": ["background"] + list("abcde")})
+    Image.fromarray(np.zeros((20, 20, 3), np.uint8)).save(tmp_path / "photo.png")
+    out = tmp_path / "preds"
+    proc = subprocess.run([sys.executable, str(ROOT / "src/predict.py"), str(tmp_path / "photo.png"), "--model",
+                           str(seed_model), "--out_dir", str(out)], cwd=ROOT, capture_output=True, text=True)
+    assert_clean_error(proc, seed_model, out)
+    assert not out.exists()
+    assert ("checkpoint is for kind='seed' (a seed network GAP-HighRes, width 0.0625), not kind='segmentation' "
+            "as asked; pass a model.pth of ./src/segmentation/train.py") in proc.stderr
+
+
+def test_own_mask_of_another_size(tmp_path):
+    images, tags = own_data(tmp_path / "own", "image,tags,split\nx.jpg,cat,train\ny.png,dog,train\n")
+    (tmp_path / "masks").mkdir()
+    for stem, hw in (("x", (20, 30)), ("y", (30, 20))):
+        save_label_png(tmp_path / "masks" / f"{stem}.png", np.zeros(hw, np.uint8))
+    with pytest.raises(InputError, match=r"y\.png: label is 20x30 \(WxH\), its image 30x20"):
+        OwnDataset(images, tags, tmp_path / "masks")
+
+
+def test_not_a_checkpoint(tmp_path):
+    path = tmp_path / "weights.pth"
+    torch.save({"conv1.weight": torch.zeros(1)}, path)
+    out = tmp_path / "preds"
+    Image.fromarray(np.zeros((20, 20, 3), np.uint8)).save(tmp_path / "photo.png")
+    proc = subprocess.run([sys.executable, str(ROOT / "src/predict.py"), str(tmp_path / "photo.png"), "--model",
+                           str(path), "--out_dir", str(out)], cwd=ROOT, capture_output=True, text=True)
+    assert_clean_error(proc, path, out)
+    assert "not a checkpoint of this project" in proc.stderr

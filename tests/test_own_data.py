@@ -1,0 +1,181 @@
+"""Own data: a folder of images + a tags CSV, through the dataset and the whole method (./script.py --images)."""
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from guidedlabelling.datasets import OwnDataset
+from guidedlabelling.io import voc_palette
+
+ROOT = Path(__file__).resolve().parents[1]
+CLASSES = ["background", "bird", "cat", "dog"]          # background, then the tags sorted by name
+COLOURS = {"bird": (240, 200, 20), "cat": (30, 60, 230), "dog": (220, 40, 40)}
+# id: (file, displayed height, width, tags as written in the CSV). photo2 and square fall in val:
+# sha1(id) mod 100 is 5 and 11, below the default val_percent 20; the others are 28 or more.
+IMAGES = {"big": ("big.jpg", 70, 90, "cat dog"), "grey": ("grey.png", 40, 56, "dog"),
+          "alpha": ("alpha.png", 48, 48, "bird;cat"), "rotated": ("rotated.jpg", 40, 24, "cat"),
+          "wide": ("wide.png", 30, 80, "bird"), "tall": ("tall.jpg", 72, 36, "dog; bird"),
+          "small": ("small.png", 20, 28, "cat"), "plain": ("plain.jpg", 50, 60, "dog cat"),
+          "photo2": ("photo2.png", 44, 66, "cat"), "square": ("square.jpg", 64, 64, "dog bird")}
+VAL = {"photo2", "square"}
+EXIF_ORIENTATION = 0x0112
+
+
+def tag_list(text):
+    return sorted(t for t in text.replace(";", " ").split() if t)
+
+
+def scene(h, w, tags, rng):
+    """A noisy background with one coloured rectangle per tag; the mask holds each rectangle's class."""
+    img = rng.integers(90, 160, (h, w, 3)).astype(np.uint8)
+    mask = np.zeros((h, w), np.uint8)
+    for k, tag in enumerate(tags):
+        y0, x0 = (k * h) // (2 * len(tags)), (k * w) // (2 * len(tags))
+        img[y0:y0 + h // 2, x0:x0 + w // 2] = COLOURS[tag]
+        mask[y0:y0 + h // 2, x0:x0 + w // 2] = CLASSES.index(tag)
+    return img, mask
+
+
+def write_image(path, img):
+    """Saves `img` as it should be displayed; rotated.jpg is stored turned, with EXIF orientation 6."""
+    if path.stem == "grey":
+        Image.fromarray(img[..., 0]).save(path)
+    elif path.stem == "alpha":
+        Image.fromarray(np.dstack([img, np.full(img.shape[:2], 128, np.uint8)]), "RGBA").save(path)
+    elif path.stem == "rotated":   # orientation 6: the viewer turns the stored pixels 90 degrees clockwise
+        exif = Image.Exif()
+        exif[EXIF_ORIENTATION] = 6
+        Image.fromarray(np.ascontiguousarray(np.rot90(img, 1))).save(path, exif=exif, quality=95)
+    else:
+        Image.fromarray(img).save(path, **({"quality": 95} if path.suffix == ".jpg" else {}))
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    base = tmp_path_factory.mktemp("own")
+    for sub in ("images", "masks", "saliency"):
+        (base / sub).mkdir()
+    rng = np.random.default_rng(0)
+    for image_id, (name, h, w, tags) in IMAGES.items():
+        img, mask = scene(h, w, tag_list(tags), rng)
+        write_image(base / "images" / name, img)
+        Image.fromarray(mask).save(base / "masks" / f"{image_id}.png")
+        Image.fromarray(np.where(mask > 0, 255, 0).astype(np.uint8)).save(base / "saliency" / f"{image_id}.png")
+    (base / "images" / "not_listed.png").write_bytes(b"images the CSV does not name are not used")
+    rows = [f"{name},{tags}" for name, _, _, tags in IMAGES.values()]
+    (base / "tags.csv").write_text("image,tags\n" + "\n".join(rows) + "\n")
+    return base
+
+
+def run_script(folder, out_root, *extra):
+    cmd = [sys.executable, str(ROOT / "script.py"), "--config", "smoke", "--out_root", str(out_root),
+           "--images", str(folder / "images"), "--tags", str(folder / "tags.csv"), *extra]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return out_root / "smoke", proc.stdout
+
+
+@pytest.fixture(scope="module")
+def without_masks(folder, tmp_path_factory):
+    return run_script(folder, tmp_path_factory.mktemp("runs"))
+
+
+@pytest.fixture(scope="module")
+def with_masks_and_saliency(folder, tmp_path_factory):
+    return run_script(folder, tmp_path_factory.mktemp("runs"), "--masks", str(folder / "masks"),
+                      "--saliency", str(folder / "saliency"))
+
+
+def the_only(folder, pattern):
+    found = list(folder.glob(pattern))
+    assert len(found) == 1, found
+    return found[0]
+
+
+def test_images_decode_upright_as_rgb(folder):
+    data = OwnDataset(folder / "images", folder / "tags.csv", split="train")
+    index = {image_id: i for i, image_id in enumerate(data.ids)}
+    for image_id in ("rotated", "grey", "alpha", "big"):
+        img = data.image(index[image_id])
+        _, h, w, _ = IMAGES[image_id]
+        assert img.shape == (h, w, 3) and img.dtype == np.uint8 and data.sizes[index[image_id]] == (h, w)
+    with Image.open(folder / "images" / "rotated.jpg") as raw:   # decoded as stored, EXIF not applied
+        assert raw.getexif()[EXIF_ORIENTATION] == 6 and raw.size == (40, 24)   # stored 40 wide, 24 high
+        stored = np.asarray(raw.convert("RGB"))
+    np.testing.assert_array_equal(data.image(index["rotated"]), np.rot90(stored, -1))   # turned clockwise
+    grey = np.asarray(Image.open(folder / "images" / "grey.png"))
+    np.testing.assert_array_equal(data.image(index["grey"]), np.dstack([grey] * 3))
+    rgba = np.asarray(Image.open(folder / "images" / "alpha.png"))
+    np.testing.assert_array_equal(data.image(index["alpha"]), rgba[..., :3])
+
+
+def test_classes_and_hash_split_from_the_tags(folder):
+    train = OwnDataset(folder / "images", folder / "tags.csv", split="train")
+    val = OwnDataset(folder / "images", folder / "tags.csv", split="val")
+    in_val = {i for i in IMAGES if int(hashlib.sha1(i.encode()).hexdigest(), 16) % 100 < 20}
+    assert in_val == VAL and set(val.ids) == VAL and set(train.ids) == set(IMAGES) - VAL
+    assert train.classes == val.classes == CLASSES and train.num_classes == 4
+    for data in (train, val):
+        for i, image_id in enumerate(data.ids):
+            expected = [CLASSES.index(t) for t in tag_list(IMAGES[image_id][3])]
+            assert data.image_classes(i) == expected
+            np.testing.assert_array_equal(data.class_vector(i), [c in expected for c in (1, 2, 3)])
+    assert not train.has_labels and OwnDataset(folder / "images", folder / "tags.csv", folder / "masks").has_labels
+
+
+def test_split_column_and_names_without_extension(folder, tmp_path):
+    csv = tmp_path / "tags.csv"
+    csv.write_text("image,tags,split\nbig,cat,val\ngrey.png,dog,train\nalpha,bird,train\n")
+    train = OwnDataset(folder / "images", csv, split="train_aug")   # the VOC presets' name for train
+    val = OwnDataset(folder / "images", csv, split="val")
+    assert train.ids == ["grey", "alpha"] and val.ids == ["big"]
+    assert train.classes == ["background", "bird", "cat", "dog"]
+    assert val.items[0].image == folder / "images" / "big.jpg"
+
+
+def test_whole_method_without_masks(folder, without_masks):
+    root, stdout = without_masks
+    for step in ("reference_train", "reference_test", "seed_eval"):
+        assert f"==> {step}: skipped, no ground-truth masks; pass --masks DIR to run it" in stdout
+    assert "no ground-truth masks, so no mIoU table" in stdout
+    summary = json.loads((root / "summary.json").read_text())
+    guides, preds = Path(summary["guide_labels"]), Path(summary["predictions"])
+    assert sorted(p.stem for p in guides.glob("*.png")) == sorted(set(IMAGES) - VAL)
+    assert sorted(p.stem for p in preds.glob("*.png")) == sorted(VAL)
+    for folder_, ids in ((guides, set(IMAGES) - VAL), (preds, VAL)):
+        for image_id in ids:
+            with Image.open(folder_ / f"{image_id}.png") as png:
+                _, h, w, tags = IMAGES[image_id]
+                assert png.mode == "P" and png.size == (w, h)   # the displayed size, EXIF orientation applied
+                values = set(np.unique(np.asarray(png)).tolist())
+            if folder_ is guides:   # guide labels hold only the image's own tags (and void)
+                assert values <= {0, 255} | {CLASSES.index(t) for t in tag_list(tags)}
+    assert "seeds" not in json.loads((guides / "done.json").read_text())
+    assert "mIoU" not in json.loads((preds / "done.json").read_text())
+    model = torch.load(the_only(root / "seg_train", "*/model.pth"), weights_only=True)
+    assert model["meta"]["classes"] == CLASSES
+    assert not list((root / "seg_train").glob("*labels-gt*"))
+
+
+def test_whole_method_with_masks_and_own_saliency(with_masks_and_saliency):
+    root, stdout = with_masks_and_saliency
+    for step in ("saliency_train", "saliency_test"):
+        assert f"==> {step}: skipped, saliency maps given" in stdout
+    assert not (root / "saliency_train").exists() and not (root / "saliency").exists()
+    summary = json.loads((root / "summary.json").read_text())
+    for key in ("seeds_mIoU_train", "guide_labels_mIoU_train", "segmenter_mIoU_val", "fully_supervised_mIoU_val"):
+        assert 0 <= summary[key] <= 100
+    results = json.loads((Path(summary["predictions"]) / "results.json").read_text())
+    assert results["classes"] == CLASSES and np.asarray(results["confusion"]).shape == (4, 4)
+    reference = torch.load(the_only(root / "seg_train", "*labels-gt*/model.pth"), weights_only=True)
+    assert reference["meta"]["classes"] == CLASSES
+    guide = the_only(root / "guide_labels", "*/rotated.png")
+    with Image.open(guide) as png:
+        assert png.size == (24, 40) and np.array_equal(np.asarray(png.getpalette(), np.uint8)[:768],
+                                                       np.asarray(voc_palette(), np.uint8)[:768])

@@ -1,0 +1,127 @@
+"""./src/predict.py: a trained segmenter on a folder of new images -> label PNGs and colour overlays."""
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image, ImageOps
+
+from guidedlabelling.crf import dense_crf
+from guidedlabelling.datasets import to_caffe_input
+from guidedlabelling.inference import fit_input, load_model, unfit
+from guidedlabelling.io import save_checkpoint, voc_palette
+from guidedlabelling.networks import build_seg_net, init_from_scratch
+from guidedlabelling.prediction import predict
+
+ROOT = Path(__file__).resolve().parents[1]
+PALETTE = np.array(voc_palette(), np.uint8).reshape(256, 3)
+SIZES = {"photo.jpg": (50, 70), "grey.png": (64, 40), "alpha.png": (30, 30), "turned.jpg": (36, 20)}  # (h, w) shown
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    """The smoke run's fully supervised segmenter (6 classes of the built-in data), trained in seconds."""
+    out = tmp_path_factory.mktemp("runs")
+    proc = subprocess.run([sys.executable, str(ROOT / "src/segmentation/train.py"), "--config", "smoke",
+                           "--labels", "gt", "--out_root", str(out)], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    return out / "smoke" / "seg_train" / "labels-gt" / "model.pth"
+
+
+@pytest.fixture(scope="module")
+def varied_model(tmp_path_factory):
+    """A segmenter with seeded random weights: unlike the smoke model (all background on new images), its
+    labels vary from pixel to pixel, so the CRF and the colours have something to change."""
+    torch.manual_seed(0)
+    net = build_seg_net("DeepLab-LargeFOV", 6, 1 / 16)
+    init_from_scratch(net)
+    path = tmp_path_factory.mktemp("random") / "model.pth"
+    save_checkpoint(path, net, {"kind": "segmentation", "net": "DeepLab-LargeFOV", "width": 1 / 16,
+                                "classes": ["background", "a", "b", "c", "d", "e"]})
+    return path
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("photos")
+    rng = np.random.default_rng(1)
+    for name, (h, w) in SIZES.items():
+        img = rng.integers(0, 256, (h, w, 3)).astype(np.uint8)
+        img[h // 4:3 * h // 4, w // 4:3 * w // 4] = (235, 140, 40)   # an orange body, as in the built-in data
+        if name == "grey.png":
+            Image.fromarray(img[..., 1]).save(folder / name)
+        elif name == "alpha.png":
+            Image.fromarray(np.dstack([img, np.full((h, w), 200, np.uint8)]), "RGBA").save(folder / name)
+        elif name == "turned.jpg":   # stored turned; EXIF orientation 6 turns it back
+            exif = Image.Exif()
+            exif[0x0112] = 6
+            Image.fromarray(np.ascontiguousarray(np.rot90(img, 1))).save(folder / name, exif=exif)
+        else:
+            Image.fromarray(img).save(folder / name)
+    data = (folder / "photo.jpg").read_bytes()
+    (folder / "broken.jpg").write_bytes(data[:len(data) // 2])
+    (folder / "notes.txt").write_text("not an image; predict ignores it")
+    return folder
+
+
+def shown(path):
+    """The image as a viewer shows it: EXIF orientation applied, RGB."""
+    with Image.open(path) as img:
+        return np.asarray(ImageOps.exif_transpose(img).convert("RGB"))
+
+
+def check_overlay(path, image, label):
+    """Background pixels keep the image; the others are the mean of the image and the class colour."""
+    blend = np.round(0.5 * image.astype(np.float64) + 0.5 * PALETTE[label]).astype(np.uint8)
+    expected = np.where(label[..., None] > 0, blend, image)
+    overlay = np.asarray(Image.open(path))
+    assert overlay.shape == image.shape
+    assert np.abs(overlay.astype(int) - expected).max() <= 1   # float32 vs float64 rounding at .5
+
+
+def test_predict_a_folder_writes_labels_and_overlays(model, photos, tmp_path):
+    out = tmp_path / "preds"
+    proc = subprocess.run([sys.executable, str(ROOT / "src/predict.py"), str(photos), "--model", str(model),
+                           "--out_dir", str(out), "--config", "smoke"], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert f"predicted {len(SIZES)} images" in proc.stdout
+    assert "skipped 1 unreadable images" in proc.stdout and str(photos / "broken.jpg") in proc.stdout
+    written = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+    stems = sorted(Path(n).stem for n in SIZES)
+    assert written == sorted([f"{s}.png" for s in stems] + [f"overlay/{s}.png" for s in stems])
+    for name, (h, w) in SIZES.items():
+        stem = Path(name).stem
+        with Image.open(out / f"{stem}.png") as png:
+            assert png.mode == "P" and png.size == (w, h)
+            assert np.array_equal(np.asarray(png.getpalette(), np.uint8), PALETTE.ravel()[:len(png.getpalette())])
+            label = np.asarray(png)
+        assert label.max() < 6
+        check_overlay(out / "overlay" / f"{stem}.png", shown(photos / name), label)
+
+
+def expected_labels(model_path, path, size):
+    """Labels computed here step by step: fit/pad to size, forward, back to the image frame, softmax."""
+    net, _ = load_model(model_path, "segmentation")
+    image = shown(path)
+    x, offset, inner = fit_input(image, size, "pad")
+    with torch.inference_mode():
+        scores = net.eval()(torch.from_numpy(to_caffe_input(x))[None])[0]
+    probs = torch.softmax(unfit(scores, size, offset, inner, image.shape[:2]), 0).numpy()
+    crf = dense_crf(image, -np.log(np.clip(probs, 1e-8, 1)), "deeplab").argmax(0)
+    return probs.argmax(0), crf
+
+
+@pytest.mark.parametrize("pcrf", ["none", "deeplab"])
+def test_crf_on_and_off(varied_model, photos, tmp_path, pcrf):
+    files = [photos / "photo.jpg", photos / "turned.jpg"]
+    summary = predict(varied_model, files, tmp_path, size=64, pcrf=pcrf)
+    assert summary["images"] == 2 and summary["classes"][0] == "background" and not summary["skipped_images"]
+    for path in files:
+        without_crf, with_crf = expected_labels(varied_model, path, 64)
+        assert len(np.unique(without_crf)) > 1 and np.mean(with_crf != without_crf) > 0.02   # a real test
+        got = np.asarray(Image.open(tmp_path / f"{path.stem}.png"))
+        expected = without_crf if pcrf == "none" else with_crf
+        assert got.shape == expected.shape and np.mean(got == expected) > 0.995   # batch vs single forward
+        check_overlay(tmp_path / "overlay" / f"{path.stem}.png", shown(path), got)
