@@ -1,10 +1,17 @@
-"""--vis: one PNG panel per image (the release showed interactive windows instead)."""
+"""--vis: one captioned PNG panel per image with every stage output that exists for it (image, seeds,
+saliency, guide labels, prediction, ground truth); the release showed interactive windows instead."""
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 
-from .io import atomic_path, voc_palette
+from . import config as C
+from .io import atomic_path, load_gray_png, load_heatmap_mat, load_label_png, voc_palette
+from .seeds import seed_labels
 
 PALETTE = np.array(voc_palette(), np.uint8).reshape(256, 3)
+STAGE_FILES = (("seeds", "seed_test", ".mat"), ("saliency", "saliency_test", ".png"),
+               ("guide labels", "guide", ".png"), ("prediction", "seg_test", ".png"))
+MIN_TILE_HEIGHT = 160  # small images are enlarged (nearest neighbour, whole factors) to at least this
+CAPTION_HEIGHT, GAP = 22, 4
 
 
 def colour(label):
@@ -15,9 +22,46 @@ def grey(values):
     return np.repeat(np.asarray(values, np.uint8)[..., None], 3, axis=2)
 
 
+def stage_files(cfg, preset, item_id, captions=("seeds", "saliency", "guide labels", "prediction")):
+    """(caption, path) of the per-image outputs of this config's stages for one image; they may not exist."""
+    return [(caption, C.stage_dir(cfg, preset, stage) / f"{item_id}{suffix}")
+            for caption, stage, suffix in STAGE_FILES if caption in captions]
+
+
+def file_tiles(files, classes, seedthres):
+    """(caption, RGB tile) of each (caption, path) whose file exists: heatmaps (.mat) as seeds at
+    `seedthres`, grey PNGs (saliency) in grey, label PNGs in the VOC colours."""
+    return [(caption, read_tile(path, classes, seedthres)) for caption, path in files if path.exists()]
+
+
+def read_tile(path, classes, seedthres):
+    if path.suffix == ".mat":
+        heat, _ = load_heatmap_mat(path)
+        return colour(seed_labels(heat, classes, seedthres))
+    with Image.open(path) as img:
+        is_grey = img.mode == "L"
+    return grey(load_gray_png(path)) if is_grey else colour(load_label_png(path))
+
+
+def panel_tiles(data, i, outputs):
+    """The image, the stage outputs ((caption, tile) list), and the ground truth when the dataset has it."""
+    truth = [("ground truth", colour(data.label(i)))] if data.has_labels else []
+    return [("image", data.image(i))] + list(outputs) + truth
+
+
+def panel_image(tiles):
+    """Tiles (HxWx3 uint8, same size) side by side, enlarged to a readable size, each under its caption."""
+    h, w = tiles[0][1].shape[:2]
+    scale = -(-MIN_TILE_HEIGHT // h)
+    canvas = Image.new("RGB", (len(tiles) * (w * scale + GAP) - GAP, CAPTION_HEIGHT + h * scale), "white")
+    draw, font = ImageDraw.Draw(canvas), ImageFont.load_default(size=14)
+    for k, (caption, tile) in enumerate(tiles):
+        x = k * (w * scale + GAP)
+        draw.text((x + 2, 3), caption, fill="black", font=font)
+        canvas.paste(Image.fromarray(tile).resize((w * scale, h * scale), Image.NEAREST), (x, CAPTION_HEIGHT))
+    return canvas
+
+
 def save_panel(path, tiles):
-    """Tiles (HxWx3 uint8, same size) side by side with a 2-px white gap."""
-    gap = np.full((tiles[0].shape[0], 2, 3), 255, np.uint8)
-    row = np.concatenate([t for tile in tiles for t in (tile, gap)][:-1], axis=1)
     with atomic_path(path) as tmp:
-        Image.fromarray(row).save(tmp, format="PNG")
+        panel_image(tiles).save(tmp, format="PNG")

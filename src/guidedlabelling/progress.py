@@ -1,0 +1,48 @@
+"""Progress of a stage loop (training iterations, per-image stages) with rate and ETA.
+
+On a terminal: a tqdm bar on stderr. Otherwise (CI logs, a redirected stderr): a plain line each time
+another tenth of the work is done or 30 s have passed, e.g.
+`seed heatmaps: 10/20 (50%), 2.5 it/s, elapsed 00:04, ETA 00:04`.
+Under torchrun only the first process reports; the others run the same loop unreported.
+"""
+import math
+import os
+import sys
+import time
+
+from tqdm import tqdm
+
+
+def progress(iterable, desc, total=None, initial=0, stream=None, every_s=30.0, every_frac=0.1,
+             clock=time.monotonic):
+    """`iterable`, reporting progress; `initial` items were done before (a resumed training)."""
+    stream = stream or sys.stderr
+    total = initial + len(iterable) if total is None else total
+    if int(os.environ.get("RANK", "0")) != 0:
+        return iterable
+    if stream.isatty():
+        return tqdm(iterable, desc=desc, total=total, initial=initial, file=stream, dynamic_ncols=True)
+    return plain_lines(iterable, desc, total, initial, stream, every_s, every_frac, clock)
+
+
+def plain_lines(iterable, desc, total, initial, stream, every_s, every_frac, clock):
+    """Yield the items; after an item's work, write a line when its count is a multiple of `every_frac`
+    of the total, is the last, or `every_s` seconds passed since the previous line."""
+    start = last = clock()
+    step = max(1, math.ceil(total * every_frac))
+    for n, item in enumerate(iterable, initial + 1):
+        yield item
+        now = clock()
+        if n % step == 0 or n == total or now - last >= every_s:
+            stream.write(status_line(desc, n, total, n - initial, now - start) + "\n")
+            stream.flush()
+            last = now
+
+
+def status_line(desc, n, total, done_here, elapsed):
+    """`desc: n/total (p%), rate it/s, elapsed mm:ss, ETA mm:ss`; the rate counts this run's items only."""
+    rate = done_here / elapsed if elapsed > 0 else None
+    rate_text = f"{rate:.3g} it/s" if rate else "? it/s"
+    eta = tqdm.format_interval((total - n) / rate) if rate else "?"
+    percent = f" ({100 * n / total:.0f}%)" if total else ""
+    return f"{desc}: {n}/{total}{percent}, {rate_text}, elapsed {tqdm.format_interval(elapsed)}, ETA {eta}"

@@ -1,0 +1,265 @@
+"""report.html: one self-contained page of a run (inline CSS, images as base64 PNG data URIs, nothing
+fetched): the stages' figures from their done.json / results.json, per-class IoU, training loss curves,
+evaluation plots, example panels of images and the config. ./script.py writes it at its end."""
+import argparse
+import base64
+import datetime
+import html
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from . import config as C
+from .datasets import open_dataset
+from .io import atomic_path
+from .runner import prepare_data
+from .visualize import PALETTE, file_tiles, panel_image, panel_tiles, stage_files
+
+CSS = """
+body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: #222; margin: 0; background: #f4f5f7; }
+main { max-width: 1180px; margin: 0 auto; padding: 16px 24px 48px; background: #fff; }
+h1 { font-size: 24px; margin: 8px 0 4px; } h2 { font-size: 19px; margin: 28px 0 8px; border-bottom: 2px solid #dde; }
+p.meta, p.note { color: #555; margin: 4px 0; } p.note { font-size: 12.5px; }
+table { border-collapse: collapse; margin: 6px 0 10px; }
+th, td { border: 1px solid #ccd; padding: 3px 9px; text-align: left; vertical-align: top; }
+th { background: #eef0f5; white-space: nowrap; } tr:nth-child(even) td { background: #fafafc; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; } tr.total td { font-weight: 600; }
+table.stages td:nth-child(-n+3) { white-space: nowrap; }
+span.kv { display: inline-block; margin-right: 14px; white-space: nowrap; } span.kv b { font-weight: 500; color: #556; }
+span.sw { display: inline-block; width: 12px; height: 12px; margin-right: 6px; border: 1px solid #888;
+          vertical-align: -1px; }
+.grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(360px, 1fr)); gap: 12px; }
+figure { margin: 0 0 12px; } figcaption { font-size: 12.5px; color: #444; margin-bottom: 3px; }
+figure img { max-width: 100%; border: 1px solid #ddd; } img.panel { image-rendering: pixelated; }
+pre { background: #f6f8fa; border: 1px solid #dde; padding: 10px; font-size: 12.5px; overflow-x: auto;
+      column-width: 340px; white-space: pre-wrap; overflow-wrap: anywhere; }
+"""
+SKIPPED_FIGURES = ("per_class", "confusion", "classes", "curve")  # long or shown in their own table
+
+
+def write_report(config, overrides, examples=4):
+    """Resolve the run's config as every stage does; write <out_root>/<preset>/report.html and return its path."""
+    def resolve(*extra):
+        c, p = C.resolve(argparse.Namespace(config=config, set=list(overrides) + list(extra)))
+        prepare_data(c)
+        prepare_data(p)
+        return c, p
+
+    cfg, preset = resolve()
+    ref = resolve("labels=gt")[0]
+    test_seeds = resolve("seed_split=test")[0] if "seed_split" in cfg["seed_test"] else cfg
+    root = Path(cfg["run"]["out_root"]) / cfg["name"]
+    path = root / "report.html"
+    page = render_page(cfg, preset, ref, test_seeds, root, examples)
+    with atomic_path(path) as tmp:
+        tmp.write_text(page, encoding="utf-8")
+    return path
+
+
+def render_page(cfg, preset, ref, test_seeds, root, examples):
+    sections = [summary_section(cfg, preset, ref), class_section(cfg, preset, ref),
+                saliency_section(cfg, preset), stages_section(root), training_section(root),
+                evaluation_section(root), examples_section(cfg, preset, ref, test_seeds, examples),
+                f"<h2>Config</h2>\n<pre>{html.escape(yaml.safe_dump(cfg, sort_keys=False))}</pre>"]
+    now = datetime.datetime.now().isoformat(sep=" ", timespec="seconds")
+    return (f"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
+            f"<title>GuidedLabelling report: {html.escape(cfg['name'])}</title><style>{CSS}</style></head>\n"
+            f"<body><main>\n<h1>GuidedLabelling report: preset {html.escape(cfg['name'])}</h1>\n"
+            f"<p class='meta'>Run folder <code>{html.escape(str(root))}</code>, written {now}.</p>\n"
+            + "\n".join(s for s in sections if s) + "\n</main></body></html>\n")
+
+
+# ---- figures ----
+
+def read_json(path):
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def done(cfg, preset, stage, name="done.json"):
+    return read_json(C.stage_dir(cfg, preset, stage) / name)
+
+
+def number(value, digits=None):
+    """n/a for missing; `digits` decimals when given, else 4 significant digits for floats."""
+    if value is None:
+        return "n/a"
+    if digits is not None:
+        return f"{value:.{digits}f}"
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def table(header, rows, total_last=False, css_class=""):
+    """An HTML table; cells are (text,) tuples (numbers, right-aligned) or HTML strings (already escaped)."""
+    def cell(c):
+        return f"<td class='num'>{c[0]}</td>" if isinstance(c, tuple) else f"<td>{c}</td>"
+    body = [f"<tr{' class=total' if total_last and k == len(rows) - 1 else ''}>{''.join(cell(c) for c in row)}</tr>"
+            for k, row in enumerate(rows)]
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    return f"<table class='{css_class}'><tr>{head}</tr>\n" + "\n".join(body) + "</table>"
+
+
+def summary_section(cfg, preset, ref):
+    guide, seg, full = done(cfg, preset, "guide"), done(cfg, preset, "seg_test"), done(ref, preset, "seg_test")
+    values = [("seeds (train)", guide and guide.get("seeds", {}).get("mIoU")),   # none without ground truth
+              ("guide labels (train)", guide and guide.get("guide", {}).get("mIoU")),
+              ("segmenter on guide labels (val)", seg and seg.get("mIoU")),
+              ("fully supervised reference (val)", full and full["mIoU"])]
+    rows = [[html.escape(name), (number(v, 1),)] for name, v in values]
+    ratio = seg["mIoU"] / full["mIoU"] if seg and full and full["mIoU"] else None
+    rows.append(["ratio guided / fully supervised", (number(ratio and 100 * ratio, 1) + ("%" if ratio else ""),)])
+    return "<h2>Summary</h2>\n" + table(["stage", "mIoU %"], rows)
+
+
+def swatch(k):
+    r, g, b = PALETTE[k]
+    return f"<span class=sw style='background:rgb({r},{g},{b})'></span>"
+
+
+def class_section(cfg, preset, ref):
+    """Per-class IoU of seeds, guide labels, segmenter and reference, with the classes' panel colours."""
+    guide = done(cfg, preset, "guide") or {}
+    columns = [("seeds (train)", guide.get("seeds")), ("guide labels (train)", guide.get("guide")),
+               ("segmenter (val)", done(cfg, preset, "seg_test", "results.json")),
+               ("fully supervised (val)", done(ref, preset, "seg_test", "results.json"))]
+    columns = [(name, rep) for name, rep in columns if rep]
+    if not columns:
+        return ""
+    classes = columns[0][1]["classes"]
+    rows = [[swatch(k) + html.escape(c)] + [(number(rep["per_class_IoU"].get(c), 1),) for _, rep in columns]
+            for k, c in enumerate(classes)]
+    rows.append(["mIoU"] + [(number(rep["mIoU"], 1),) for _, rep in columns])
+    return "<h2>IoU per class (%)</h2>\n" + table(["class"] + [n for n, _ in columns], rows, total_last=True)
+
+
+def saliency_section(cfg, preset):
+    scores = done(cfg, preset, "saliency_test")
+    if not scores:
+        return ""
+    metrics = list(dict.fromkeys(k for split in scores.values() for k in split))
+    rows = [[html.escape(split)] + [(number(values.get(m)),) for m in metrics] for split, values in scores.items()]
+    return ("<h2>Saliency</h2>\n" + table(["split"] + metrics, rows)
+            + "<p class=note>foreground_IoU: % of the thresholded map (salthres) against the objects; MAE: mean "
+              "absolute error of the map in [0, 1]; max_F: maximum F-measure (beta&sup2; = 0.3) on held-out "
+              "saliency masks.</p>")
+
+
+def scalars(data, prefix=""):
+    """(dotted key, number) of every number in a done.json, nested dicts included."""
+    for key, value in data.items():
+        if key.startswith(SKIPPED_FIGURES):
+            continue
+        if isinstance(value, dict):
+            yield from scalars(value, f"{prefix}{key}.")
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            yield f"{prefix}{key}", value
+
+
+def stage_folders(root):
+    """Finished stage folders (<folder>/<settings> with done.json) in pipeline order, other folders after."""
+    order = list(C.FOLDERS.values())
+    found = [p.parent for p in root.glob("*/*/done.json")]
+    return sorted(found, key=lambda p: (order.index(p.parent.name) if p.parent.name in order else len(order),
+                                        p.parent.name, p.name))
+
+
+def wall_time(folder):
+    """Seconds from the stage's start (config.yaml is written then) to its end (done.json)."""
+    start = folder / "config.yaml"
+    if not start.exists():
+        return "n/a"
+    return f"{(folder / 'done.json').stat().st_mtime - start.stat().st_mtime:.1f} s"
+
+
+def stages_section(root):
+    rows = []
+    for folder in stage_folders(root):
+        figures = " ".join(f"<span class=kv><b>{html.escape(k)}</b> {number(v)}</span>"
+                           for k, v in scalars(read_json(folder / "done.json")))
+        rows.append([html.escape(folder.parent.name), html.escape(folder.name), (wall_time(folder),), figures])
+    if not rows:
+        return ""
+    return ("<h2>Every stage</h2>\n"
+            + table(["stage", "settings", "wall time", "figures (done.json)"], rows, css_class="stages")
+            + "<p class=note>wall time: from the folder's config.yaml (written when the stage starts) to its "
+              "done.json (written when it finishes), i.e. the run that finished it.</p>")
+
+
+# ---- pictures ----
+
+def data_uri(png):
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+def figure(png, caption, css_class="plot"):
+    return (f"<figure><figcaption>{html.escape(caption)}</figcaption>"
+            f"<img class={css_class} src='{data_uri(png)}' alt='{html.escape(caption)}'></figure>")
+
+
+def loss_plot(losses):
+    """PNG of a training's loss per iteration, with a moving average when the curve is long."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+    fig = Figure(figsize=(4.0, 2.6), dpi=120)
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    it, loss = np.asarray(losses, float).reshape(-1, 2).T
+    ax.plot(it, loss, color="#7a9cc6", lw=0.8, marker="." if len(it) < 50 else None, label="loss")
+    window = len(it) // 25
+    if window > 1:
+        smooth = np.convolve(loss, np.ones(window) / window, mode="valid")
+        ax.plot(it[window - 1:], smooth, color="#c0392b", lw=1.6, label=f"mean of {window}")
+        ax.legend(fontsize=8)
+    ax.set(xlabel="iteration", ylabel="loss")
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=5, integer=True))
+    ax.grid(True, alpha=0.3)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+def training_section(root):
+    curves = [(f"{f.parent.name}/{f.name}", read_json(f / "loss.json")["loss"])
+              for f in stage_folders(root) if (f / "loss.json").exists()]
+    figures = [figure(loss_plot(losses), name) for name, losses in curves if losses]
+    return "<h2>Training loss</h2>\n<div class=grid>" + "".join(figures) + "</div>" if figures else ""
+
+
+def evaluation_section(root):
+    """The plots that evaluation stages (folders named *_eval) leave, e.g. the seed precision/recall curve."""
+    plots = sorted(root.glob("*_eval/*/*.png"))
+    figures = [figure(p.read_bytes(), f"{p.parent.parent.name}/{p.parent.name}/{p.name}") for p in plots]
+    return "<h2>Evaluation plots</h2>\n" + "".join(figures) if figures else ""
+
+
+def example_panel(data, i, files, seedthres):
+    buffer = io.BytesIO()
+    panel_image(panel_tiles(data, i, file_tiles(files, data.image_classes(i), seedthres))).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def example_files(cfg, preset, ref, test_seeds, item_id):
+    """(caption, path) of the run's outputs for one image: each stage's, seeds also from the heatmaps made
+    for the test split (test_seeds: the config with --seed_split test), and the fully supervised prediction."""
+    ours, test = stage_files(cfg, preset, item_id), stage_files(test_seeds, preset, item_id)
+    return [(caption, p if p.exists() else q) for (caption, p), (_, q) in zip(ours, test)] + [
+        ("fully supervised", C.stage_dir(ref, preset, "seg_test") / f"{item_id}.png")]
+
+
+def examples_section(cfg, preset, ref, test_seeds, examples):
+    """The first images of the training and test splits with every stage output that exists for them."""
+    d = cfg["data"]
+    parts = []
+    for split in dict.fromkeys([d["dataset"], d["test_dataset"]]):
+        data = open_dataset(d, split)
+        for i in range(min(examples, len(data))):
+            files = example_files(cfg, preset, ref, test_seeds, data.items[i].id)
+            parts.append(figure(example_panel(data, i, files, cfg["guide"]["seedthres"]),
+                                f"{data.split} image {data.items[i].id}", "panel"))
+    legend = " ".join(f"<span class=kv>{swatch(k)}{html.escape(c)}</span>" for k, c in enumerate(data.classes))
+    return ("<h2>Examples</h2>\n<p class=note>Seeds at seedthres " + number(cfg["guide"]["seedthres"])
+            + "%; saliency in grey; labels in the VOC colours: " + legend + "</p>\n" + "".join(parts))

@@ -1,0 +1,60 @@
+"""Stage-loop progress: plain lines with count, rate and ETA when stderr is not a terminal; a bar on one."""
+import io
+
+from tqdm import tqdm
+
+from guidedlabelling.progress import progress
+
+
+class Clock:
+    """A fake monotonic clock: each call returns the next of the given times."""
+
+    def __init__(self, times):
+        self.times = iter(times)
+
+    def __call__(self):
+        return next(self.times)
+
+
+class Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def run(items, clock_times, **kwargs):
+    out = io.StringIO()
+    seen = list(progress(items, "heatmaps", stream=out, clock=Clock(clock_times), **kwargs))
+    return seen, out.getvalue().splitlines()
+
+
+def test_a_line_every_tenth_with_rate_and_eta():
+    # 20 items of 2 s each: a line every 2 items; after item n, 2n s elapsed, 0.5 it/s, (20 - n) * 2 s left
+    seen, lines = run(range(20), [0.0] + [2.0 * k for k in range(1, 21)])
+    assert seen == list(range(20))
+    assert lines[0] == "heatmaps: 2/20 (10%), 0.5 it/s, elapsed 00:04, ETA 00:36"
+    assert lines[4] == "heatmaps: 10/20 (50%), 0.5 it/s, elapsed 00:20, ETA 00:20"
+    assert lines[-1] == "heatmaps: 20/20 (100%), 0.5 it/s, elapsed 00:40, ETA 00:00"
+    assert len(lines) == 10
+
+
+def test_slow_items_report_every_30_seconds_between_tenths():
+    # 3 items of 40 s with a line only at the end by count: the 30-s rule adds the first two
+    _, lines = run(["a", "b", "c"], [0.0, 40.0, 80.0, 120.0], every_frac=1.0)
+    assert lines == ["heatmaps: 1/3 (33%), 0.025 it/s, elapsed 00:40, ETA 01:20",
+                     "heatmaps: 2/3 (67%), 0.025 it/s, elapsed 01:20, ETA 00:40",
+                     "heatmaps: 3/3 (100%), 0.025 it/s, elapsed 02:00, ETA 00:00"]
+
+
+def test_resumed_loop_counts_from_initial_and_rates_this_run():
+    # iterations 6..10 of 10 after a resume, 1 s each: counts 6..10, rate over the 5 done here
+    _, lines = run(range(5), [0.0, 1.0, 2.0, 3.0, 4.0, 5.0], total=10, initial=5)
+    assert lines == [f"heatmaps: {n}/10 ({10 * n}%), 1 it/s, elapsed 00:0{n - 5}, ETA 00:{10 - n:02d}"
+                     for n in range(6, 11)]
+
+
+def test_terminal_gets_a_tqdm_bar_and_other_ranks_nothing(monkeypatch):
+    bar = progress([1, 2], "train", stream=Terminal())
+    assert isinstance(bar, tqdm) and bar.total == 2 and list(bar) == [1, 2]
+    monkeypatch.setenv("RANK", "1")
+    items = [1, 2]
+    assert progress(items, "train", stream=Terminal()) is items

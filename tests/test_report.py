@@ -1,0 +1,223 @@
+"""report.html and --vis panels of a smoke run: the numbers of the stages' JSON files, embedded images,
+and the page opened in a real headless Chromium (screenshot kept in tests/artifacts/report.png)."""
+import base64
+import io
+import json
+import shutil
+import subprocess
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / "data/builtin_64px_20_10/builtin"
+ARTIFACTS = ROOT / "tests/artifacts"
+SCALE, CAPTION, GAP = 3, 22, 4  # smoke images are 64 px: tiles enlarged 3x to 192 px, 22-px captions, 4-px gaps
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  "--hide-scrollbars", "--enable-logging=stderr", "--v=0"]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """./script.py --config smoke with --vis (vis=true): every stage, panels, the report."""
+    out = tmp_path_factory.mktemp("report_run")
+    proc = subprocess.run([sys.executable, str(ROOT / "script.py"), "--config", "smoke", "--out_root", str(out),
+                           "--set", "vis=true"], cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return out / "smoke", proc
+
+
+class Page(HTMLParser):
+    """The <table>s of a page as rows of cell texts, keyed by the <h2> before each; the <img> sources."""
+
+    def __init__(self, text):
+        super().__init__()
+        self.tables, self.images, self.heading, self.in_heading, self.cell = {}, [], None, False, None
+        self.feed(text)
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "h2":
+            self.heading, self.in_heading = "", True
+        elif tag == "table":
+            self.tables[self.heading] = []
+        elif tag == "tr":
+            self.tables[self.heading].append([])
+        elif tag in ("td", "th"):
+            self.cell = ""
+        elif tag == "img":
+            self.images.append(dict(attrs))
+
+    def handle_endtag(self, tag):
+        if tag == "h2":
+            self.in_heading = False
+        elif tag in ("td", "th"):
+            self.tables[self.heading][-1].append(" ".join(self.cell.split()))
+            self.cell = None
+
+    def handle_data(self, data):
+        if self.cell is not None:
+            self.cell += data
+        elif self.in_heading:
+            self.heading += data
+
+
+def read(path):
+    return json.loads(path.read_text())
+
+
+def one_decimal(v):
+    return "n/a" if v is None else f"{v:.1f}"
+
+
+def figure(v):
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def decode_png(src):
+    assert src.startswith("data:image/png;base64,")
+    return Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1])))
+
+
+def tiles(panel, height=64 * SCALE):
+    """A panel's tiles (below their captions) as arrays, from left to right."""
+    a = np.asarray(panel.convert("RGB"))
+    assert a.shape[0] == CAPTION + height and (a.shape[1] + GAP) % (height + GAP) == 0
+    return [a[CAPTION:, x:x + height] for x in range(0, a.shape[1], height + GAP)]
+
+
+def enlarged(path):
+    """A PNG as the panel shows it: RGB (label PNGs through their own VOC palette), 3x nearest neighbour."""
+    return np.asarray(Image.open(path).convert("RGB")).repeat(SCALE, 0).repeat(SCALE, 1)
+
+
+def test_script_prints_the_report_path_and_writes_it_atomically(run):
+    root, proc = run
+    assert f"report: {root / 'report.html'}" in proc.stdout
+    assert (root / "report.html").is_file() and not list(root.glob(".report.html*"))
+
+
+def test_summary_and_class_tables_hold_the_numbers_of_the_stages(run):
+    root, _ = run
+    page = Page((root / "report.html").read_text())
+    guide = read(root / "guide_labels/default/done.json")
+    seg, ref = read(root / "seg_test/default/results.json"), read(root / "seg_test/labels-gt/results.json")
+    assert read(root / "seg_test/default/done.json")["mIoU"] == seg["mIoU"]
+    summary = dict(page.tables["Summary"][1:])
+    assert summary == {"seeds (train)": one_decimal(guide["seeds"]["mIoU"]),
+                       "guide labels (train)": one_decimal(guide["guide"]["mIoU"]),
+                       "segmenter on guide labels (val)": one_decimal(seg["mIoU"]),
+                       "fully supervised reference (val)": one_decimal(ref["mIoU"]),
+                       "ratio guided / fully supervised": f"{100 * seg['mIoU'] / ref['mIoU']:.1f}%"}
+    classes = page.tables["IoU per class (%)"]
+    assert classes[0] == ["class", "seeds (train)", "guide labels (train)", "segmenter (val)", "fully supervised (val)"]
+    reports = [guide["seeds"], guide["guide"], seg, ref]
+    names = (DATA / "classes.txt").read_text().split()
+    assert [row[0] for row in classes[1:]] == names + ["mIoU"]
+    for row in classes[1:-1]:
+        assert row[1:] == [one_decimal(r["per_class_IoU"][row[0]]) for r in reports]
+    assert classes[-1][1:] == [one_decimal(r["mIoU"]) for r in reports]
+
+
+def test_saliency_and_stage_tables_hold_every_done_json(run):
+    root, _ = run
+    page = Page((root / "report.html").read_text())
+    saliency = read(root / "saliency/default/done.json")
+    table = page.tables["Saliency"]
+    for row in table[1:]:
+        assert row[1:] == [figure(saliency[row[0]][m]) for m in table[0][1:]]
+    assert {row[0] for row in table[1:]} == set(saliency)
+    rows = {(r[0], r[1]): r[2:] for r in page.tables["Every stage"][1:]}
+    folders = [p.parent for p in root.glob("*/*/done.json")]
+    assert set(rows) == {(f.parent.name, f.name) for f in folders}
+    for folder in folders:
+        wall, figures = rows[folder.parent.name, folder.name]
+        seconds = (folder / "done.json").stat().st_mtime - (folder / "config.yaml").stat().st_mtime
+        assert wall == f"{seconds:.1f} s"
+        for key, value in read(folder / "done.json").items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                assert f"{key} {figure(value)}" in figures
+    assert f"guide.mIoU {figure(read(root / 'guide_labels/default/done.json')['guide']['mIoU'])}" in \
+        rows["guide_labels", "default"][1]
+
+
+def test_images_are_embedded_pngs_and_panels_show_the_stage_files(run):
+    root, _ = run
+    text = (root / "report.html").read_text()
+    page = Page(text)
+    assert "http://" not in text and "https://" not in text and "<link" not in text and "<script" not in text
+    plots = [decode_png(i["src"]) for i in page.images if i["class"] == "plot"]
+    panels = {i["alt"]: decode_png(i["src"]) for i in page.images if i["class"] == "panel"}
+    assert len(plots) == len(list(root.glob("*/*/loss.json"))) + len(list(root.glob("*_eval/*/*.png")))
+    assert sorted(panels) == [f"train image train_{k:04d}" for k in range(4)] + [f"val image val_{k:04d}"
+                                                                                for k in range(4)]
+    train = tiles(panels["train image train_0000"])
+    assert np.array_equal(train[0], enlarged(DATA / "JPEGImages/train_0000.jpg"))
+    assert any(np.array_equal(t, enlarged(root / "guide_labels/default/train_0000.png")) for t in train)
+    assert np.array_equal(train[-1], enlarged(DATA / "SegmentationClass/train_0000.png"))
+    val = tiles(panels["val image val_0001"])
+    assert np.array_equal(val[-3], enlarged(root / "seg_test/default/val_0001.png"))
+    assert np.array_equal(val[-2], enlarged(root / "seg_test/labels-gt/val_0001.png"))
+    assert np.array_equal(val[-1], enlarged(DATA / "SegmentationClass/val_0001.png"))
+
+
+def test_vis_panels_of_the_guide_and_test_stages(run):
+    root, _ = run
+    guide_vis, test_vis = root / "guide_labels/default/vis", root / "seg_test/default/vis"
+    assert sorted(p.stem for p in guide_vis.glob("*.png")) == [f"train_{k:04d}" for k in range(20)]
+    assert sorted(p.stem for p in test_vis.glob("*.png")) == [f"val_{k:04d}" for k in range(10)]
+    image, seeds, saliency, guide, truth = tiles(Image.open(guide_vis / "train_0003.png"))
+    assert np.array_equal(image, enlarged(DATA / "JPEGImages/train_0003.jpg"))
+    assert np.array_equal(saliency, enlarged(root / "saliency/default/train_0003.png"))
+    assert np.array_equal(guide, enlarged(root / "guide_labels/default/train_0003.png"))
+    assert np.array_equal(truth, enlarged(DATA / "SegmentationClass/train_0003.png"))
+    image, *upstream, prediction, truth = tiles(Image.open(test_vis / "val_0002.png"))
+    assert any(np.array_equal(t, enlarged(root / "saliency/default/val_0002.png")) for t in upstream)
+    assert np.array_equal(prediction, enlarged(root / "seg_test/default/val_0002.png"))
+    assert np.array_equal(truth, enlarged(DATA / "SegmentationClass/val_0002.png"))
+
+
+def chromium():
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        if shutil.which(name):
+            return shutil.which(name)
+    pytest.fail("Chromium not found: this test opens report.html in a real browser. Install it with "
+                "`sudo DEBIAN_FRONTEND=noninteractive apt-get install -y chromium` (Debian/Ubuntu; .ci/run does "
+                "this when /usr/bin/chromium is missing)")
+
+
+def browse(tmp_path, *args):
+    """Headless Chromium with a fresh profile; its log (console messages included) is on stderr."""
+    profile = tmp_path / f"profile{len(list(tmp_path.glob('profile*')))}"
+    proc = subprocess.run([chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args],
+                          capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert ":CONSOLE" not in proc.stderr, [line for line in proc.stderr.splitlines() if ":CONSOLE" in line]
+    return proc
+
+
+def test_report_loads_in_chromium_and_its_screenshot_is_kept(run, tmp_path):
+    root, _ = run
+    report = root / "report.html"
+    seeds = read(root / "guide_labels/default/done.json")["seeds"]["mIoU"]
+    # every image decoded: a copy of the page with a probe that counts the images shown after loading
+    probe = tmp_path / "probe.html"
+    probe.write_text(report.read_text().replace("</body>", "<script>addEventListener('load', () => {"
+                     "const all = [...document.images], shown = all.filter(i => i.complete && i.naturalWidth > 0);"
+                     "document.body.dataset.images = shown.length + '/' + all.length;});</script></body>"))
+    dom = browse(tmp_path, "--virtual-time-budget=10000", "--dump-dom", probe.as_uri()).stdout
+    count = len(Page(report.read_text()).images)
+    assert f'data-images="{count}/{count}"' in dom and count >= 8
+    assert "IoU per class (%)" in dom and f"<td class=\"num\">{seeds:.1f}</td>" in dom
+    shot = tmp_path / "report.png"
+    browse(tmp_path, f"--screenshot={shot}", "--window-size=1280,2000", report.as_uri())
+    ARTIFACTS.mkdir(exist_ok=True)
+    shutil.copy(shot, ARTIFACTS / "report.png")
+    pixels = np.asarray(Image.open(shot).convert("RGB"))
+    assert pixels.shape == (2000, 1280, 3)
+    assert tuple(pixels[5, 5]) == (0xf4, 0xf5, 0xf7) and tuple(pixels[5, 640]) == (255, 255, 255)  # inline CSS
+    assert (pixels == (0xee, 0xf0, 0xf5)).all(axis=2).sum() > 1000  # table headers
