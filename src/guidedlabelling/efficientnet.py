@@ -224,3 +224,22 @@ class DeepLabEffNet(EffNetBase):
         x = F.dropout(F.relu(self.fc6(x)), 0.5, self.training)
         x = F.dropout(F.relu(self.fc7(x)), 0.5, self.training)
         return self.fc8(x)
+
+
+class ImageNetObjectness(EffNetBase):
+    """Class-agnostic saliency with no saliency training: the ImageNet classifier's class activation maps
+    of its `top` most probable ImageNet classes, weighted by their probabilities, ReLU'd: [B, 1, h, w].
+
+    For data whose only saliency training set is too narrow to transfer (MSRC objects vs Weizmann horses).
+    """
+
+    def __init__(self, top=5):
+        super().__init__(pretrained=True)
+        self.net, self.top = "ImageNet-CAM", top
+
+    def forward(self, x):
+        feat = self.backbone.head(self.backbone.features(self.adapter(x)))
+        fc = self.backbone._fc
+        prob, classes = torch.softmax(fc(feat.mean((2, 3))), 1).topk(self.top, 1)
+        weights = torch.einsum("bt,btk->bk", prob, fc.weight[classes])
+        return torch.relu(torch.einsum("bk,bkhw->bhw", weights, feat))[:, None]
