@@ -14,7 +14,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "src"))  # bootstrap: the library lives in src/
 from guidedlabelling import config as C  # noqa: E402
+from guidedlabelling.datasets import has_ground_truth  # noqa: E402
 from guidedlabelling.io import InputError, save_json  # noqa: E402
+from guidedlabelling.report import write_report  # noqa: E402
 from guidedlabelling.runner import prepare_data  # noqa: E402
 
 STEPS = [  # (switch, command, extra settings)
@@ -27,7 +29,19 @@ STEPS = [  # (switch, command, extra settings)
     ("seg_test", "src/segmentation/test.py", []),
     ("reference_train", "src/segmentation/train.py", ["labels=gt"]),
     ("reference_test", "src/segmentation/test.py", ["labels=gt"]),
+    # the paper's seed table: heatmaps and class scores on the test split, seed precision/recall, classifier mAP
+    ("seed_eval_heatmaps", "src/seed/test.py", ["seed_split=test"]),
+    ("seed_eval", "src/seed/eval.py", ["seed_split=test"]),
+    ("cls_eval", "src/seed/eval_cls.py", ["seed_split=test"]),
 ]
+OWN_DATA_FLAGS = {  # flag: (setting, help)
+    "images": ("images", "folder of your own images (with --tags): the whole method on them"),
+    "tags": ("tags", "CSV of their tags: header image,tags[,split]; tags separated by spaces or ';'"),
+    "masks": ("masks", "optional folder of label PNGs <id>.png: evaluation and the fully supervised reference"),
+    "saliency": ("saliency_maps", "folder of your own saliency maps <id>.png; skips the saliency steps"),
+}
+GROUND_TRUTH_STEPS = ("reference_train", "reference_test", "seed_eval")  # they need label PNGs
+SALIENCY_STEPS = ("saliency_train", "saliency_test")
 
 
 def parse():
@@ -38,6 +52,8 @@ def parse():
                    help="comma-separated steps to run (default: all): " + ", ".join(s for s, _, _ in STEPS))
     for flag in ("device", "workers", "gpu", "out_root", "dataset_dir"):
         p.add_argument(f"--{flag}", help=f"shortcut for --set {flag}=...")
+    for flag, (_, help_text) in OWN_DATA_FLAGS.items():
+        p.add_argument(f"--{flag}", metavar="PATH", help=help_text)
     p.add_argument("--overridecache", action="store_true", help="recompute every step")
     return p.parse_args()
 
@@ -45,7 +61,21 @@ def parse():
 def settings(args):
     extra = [f"{flag}={getattr(args, flag)}" for flag in ("device", "workers", "gpu", "out_root", "dataset_dir")
              if getattr(args, flag) is not None]
+    extra += [f"{key}={getattr(args, flag)}" for flag, (key, _) in OWN_DATA_FLAGS.items() if getattr(args, flag)]
     return args.set + extra + (["overridecache=true"] if args.overridecache else [])
+
+
+def skipped_steps(args, overrides):
+    """{step: why} of the steps the data makes impossible or needless."""
+    cfg, _ = C.resolve(argparse.Namespace(config=args.config, set=overrides))
+    skip = {}
+    if not has_ground_truth(cfg["data"]):
+        skip |= dict.fromkeys(GROUND_TRUTH_STEPS, "no ground-truth masks; pass --masks DIR to run it")
+    if cfg["saliency_test"]["sal_source"] == "imagenet-cam":
+        skip["saliency_train"] = "saliency from ImageNet class activation maps (sal_source imagenet-cam)"
+    if cfg["guide"]["saliency_maps"]:
+        skip |= dict.fromkeys(SALIENCY_STEPS, f"saliency maps given ({cfg['guide']['saliency_maps']})")
+    return skip
 
 
 def run_steps(args, overrides):
@@ -53,13 +83,18 @@ def run_steps(args, overrides):
     unknown = set(wanted) - {s for s, _, _ in STEPS}
     if unknown:
         raise InputError(f"--steps: unknown steps {sorted(unknown)}")
+    skip = skipped_steps(args, overrides)
     for step, command, extra in STEPS:
-        if step in wanted:
+        if step in wanted and step in skip:
+            print(f"==> {step}: skipped, {skip[step]}", flush=True)
+        elif step in wanted:
             print(f"==> {step}: {command}", flush=True)
             cmd = [sys.executable, str(C.ROOT / command), "--config", args.config]
             cmd += [a for s in overrides + extra for a in ("--set", s)]
-            if subprocess.call(cmd) != 0:
-                sys.exit(f"step {step} failed: {' '.join(cmd)}")
+            code = subprocess.call(cmd)
+            if code:  # the step printed why; 2 (bad input) passes through
+                print(f"step {step} failed: {' '.join(cmd)}", file=sys.stderr)
+                sys.exit(code)
 
 
 def summarise(args, overrides):
@@ -76,6 +111,16 @@ def summarise(args, overrides):
         return json.loads(path.read_text()) if path.exists() else None
 
     guide, seg, ref = done(cfg, "guide"), done(cfg, "seg_test"), done(ref_cfg, "seg_test")
+    print_skipped(guide, seg)
+    if guide and seg and "mIoU" not in seg:  # own data without masks: nothing to measure against
+        outputs = {"guide_labels": str(C.stage_dir(cfg, preset, "guide")),
+                   "predictions": str(C.stage_dir(cfg, preset, "seg_test")), "config": args.config,
+                   "overrides": overrides}
+        path = Path(cfg["run"]["out_root"]) / cfg["name"] / "summary.json"
+        save_json(path, outputs)
+        print(f"\nno ground-truth masks, so no mIoU table (pass --masks DIR for one)\nguide labels: "
+              f"{outputs['guide_labels']}\npredictions: {outputs['predictions']}\nsummary: {path}")
+        return
     if not (guide and seg and ref):
         print("summary: some steps have no results yet; run all steps for the table")
         return
@@ -99,14 +144,25 @@ def summarise(args, overrides):
     print(f"\nsummary: {path}")
 
 
+def print_skipped(*finished):
+    """The unreadable images the stages left out (each stage lists them in its done.json)."""
+    skipped = {path: why for d in finished if d for path, why in d.get("skipped_images", {}).items()}
+    if skipped:
+        print(f"\nskipped {len(skipped)} unreadable images:")
+        for path, why in skipped.items():
+            print(f"  {path}: {why}")
+
+
 def main():
     args = parse()
     overrides = settings(args)
     try:
         run_steps(args, overrides)
         summarise(args, overrides)
+        print(f"report: {write_report(args.config, overrides)}")
     except InputError as e:
-        sys.exit(f"error: {e}")
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

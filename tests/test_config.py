@@ -19,7 +19,7 @@ def test_paper_defaults():
     d = C.defaults()
     assert d["seed_train"]["base_lr"] == 0.001 and d["seed_train"]["batch_size"] == 15
     assert d["seed_train"]["max_iter"] == 8000 and d["seed_train"]["stepsize"] == 2000
-    assert d["guide"] == {"guiderule": "G2", "seedthres": 20, "salthres": 50}
+    assert d["guide"] == {"guiderule": "G2", "seedthres": 20, "salthres": 50, "saliency_maps": None}
     assert d["seg_test"]["test_size"] == 531 and d["seed_train"]["net"] == "GAP-HighRes"
 
 
@@ -73,3 +73,13 @@ def test_long_folder_names_are_shortened_with_a_hash():
     assert len(name) == C.MAX_NAME and name.startswith("width-0.5_input_size-7")
     cfg2, _ = resolve(*many, "seedthres=30")
     assert C.stage_name(cfg2, preset, "seg_test") != name
+
+
+def test_folders_made_before_a_new_option_stay_valid():
+    current = {"guide": {"guiderule": "G2", "seedthres": 20, "saliency_maps": None}}
+    older = {"guide": {"guiderule": "G2", "seedthres": 20}}  # made before saliency_maps existed
+    assert C.same_settings(older, current)
+    assert not C.same_settings(older, {"guide": dict(current["guide"], saliency_maps="my_maps")})
+    assert not C.same_settings({"guide": dict(older["guide"], seedthres=30)}, current)
+    assert not C.same_settings({"guide": dict(current["guide"], retired=1)}, current)
+    assert not C.same_settings({}, current)

@@ -30,6 +30,11 @@ OPTIONS = {
         "builtin_size": (96, "image side of the built-in dataset"),
         "builtin_train": (300, "training images of the built-in dataset"),
         "builtin_val": (100, "validation images of the built-in dataset"),
+        "images": (None, "your own images' folder (with --tags; replaces the VOC-layout dataset)"),
+        "tags": (None, "CSV of your images' tags: header image,tags[,split]; tags separated by spaces or ';'"),
+        "masks": (None, "optional folder of label PNGs <id>.png of your images, for evaluation"),
+        "val_percent": (20, "own data without a split column: percent of the images (by a hash of the "
+                            "name) in val"),
     },
     "run": {
         "out_root": ("data/runs", "where every stage writes its output folder"),
@@ -41,6 +46,9 @@ OPTIONS = {
         "snapshot": (2000, "training checkpoint every N iterations (a rerun resumes from it)"),
         "n": (0, "per-image stages: this fragment's index (the release's --n; RANK under torchrun)"),
         "N": (1, "per-image stages: number of fragments (the release's --N; WORLD_SIZE under torchrun)"),
+        "amp": ("none", "mixed precision of training and inference: none (float32, the paper's numbers), "
+                        "bf16 or fp16 (with loss scaling)"),
+        "channels_last": (False, "NHWC memory layout for the networks (often faster convolutions)"),
     },
     "seed_train": {
         "net": ("GAP-HighRes", "seed network: GAP-HighRes, GAP-LowRes, GAP-DeepLab, GAP-EffNet"),
@@ -64,6 +72,17 @@ OPTIONS = {
         "test_gtcls": ("use", "heatmaps for the ground-truth image classes"),
         "test_interpord": (1, "interpolation order of the heatmap back-mapping (0 or 1)"),
         "test_batch": (8, "images per forward pass"),
+        "seed_split": ("train", "heatmaps and class scores for: train (--dataset, the guides' input) or test "
+                                "(--test_dataset, where the paper evaluates seeds and the classifier)"),
+    },
+    "seed_eval": {
+        "eval_seedthres": (20, "threshold (percent) whose precision, recall and mIoU are reported (the paper's "
+                               "seedthres)"),
+        "eval_thres_step": (1, "the curve's thresholds: 0..100 percent in steps of this"),
+    },
+    "cls_eval": {
+        "ap_variant": ("voc", "average precision: voc (the release's, area under the precision envelope) or "
+                              "plain (non-interpolated, as sklearn's average_precision_score)"),
     },
     "saliency_train": {
         "sal_net": ("DeepLab-LargeFOV", "saliency network (2 outputs: background, foreground)"),
@@ -81,11 +100,16 @@ OPTIONS = {
     },
     "saliency_test": {
         "sal_test_size": (321, "images are fit (downscaled only) into this square"),
+        "sal_source": ("model", "model: the saliency network of src/saliency/train.py; imagenet-cam: the "
+                                "ImageNet EfficientNet-Lite0 classifier's class activation maps of its top-5 "
+                                "classes (class-agnostic, no saliency training)"),
     },
     "guide": {
         "guiderule": ("G2", "G2, salor (GT-foreground oracle), seed (seeds only), sal (saliency only)"),
         "seedthres": (20, "seed threshold on the normalised heatmap, percent"),
         "salthres": (50, "saliency threshold, percent of 255"),
+        "saliency_maps": (None, "folder of your own saliency maps <id>.png (8-bit grey, image size) "
+                                "instead of the saliency stages' output"),
     },
     "seg_train": {
         "seg_net": ("DeepLab-LargeFOV", "segmentation network: DeepLab-LargeFOV or DeepLab-EffNet"),
@@ -113,6 +137,8 @@ OPTIONS = {
 UPSTREAM = {
     "seed_train": ["data", "seed_train"],
     "seed_test": ["data", "seed_train", "seed_test"],
+    "seed_eval": ["data", "seed_train", "seed_test", "seed_eval"],
+    "cls_eval": ["data", "seed_train", "seed_test", "cls_eval"],
     "saliency_train": ["saliency_train"],
     "saliency_test": ["data", "saliency_train", "saliency_test"],  # noqa: E241
     "guide": ["data", "seed_train", "seed_test", "saliency_train", "saliency_test", "guide"],
@@ -120,7 +146,8 @@ UPSTREAM = {
     "seg_test": ["data", "seed_train", "seed_test", "saliency_train", "saliency_test", "guide", "seg_train",
                  "seg_test"],
 }
-FOLDERS = {"seed_train": "seed_train", "seed_test": "seed_heatmaps", "saliency_train": "saliency_train",
+FOLDERS = {"seed_train": "seed_train", "seed_test": "seed_heatmaps", "seed_eval": "seed_eval", "cls_eval": "cls_eval",
+           "saliency_train": "saliency_train",
            "saliency_test": "saliency", "guide": "guide_labels", "seg_train": "seg_train",
            "seg_test": "seg_test"}
 MAX_NAME = 120
@@ -222,6 +249,14 @@ def sections_of(cfg, stage):
     return UPSTREAM[stage]
 
 
+def seed_test_split(cfg):
+    """The dataset split the seed heatmaps and class scores are made for (--seed_split)."""
+    choice = cfg["seed_test"]["seed_split"]
+    if choice not in ("train", "test"):
+        raise InputError(f"--seed_split {choice}: use train (--dataset) or test (--test_dataset)")
+    return cfg["data"]["dataset" if choice == "train" else "test_dataset"]
+
+
 def stage_name(cfg, preset, stage):
     """Readable folder name from the settings that differ from the preset."""
     tokens = [token(k, v) for sec in sections_of(cfg, stage) for k, v in cfg[sec].items()
@@ -239,6 +274,21 @@ def stage_dir(cfg, preset, stage):
 def relevant(cfg, stage):
     """The part of the config that determines a stage's outputs (stored and compared for caching)."""
     return {sec: dict(cfg[sec]) for sec in sections_of(cfg, stage)}
+
+
+def same_settings(stored, current):
+    """A folder's stored config matches the current one; settings added to the project since the folder
+    was made count as equal when they have their default value, so old run folders stay valid."""
+    if stored is None or set(stored) != set(current):
+        return False
+    defaults_ = defaults()
+    for sec, values in current.items():
+        old = stored[sec]
+        if set(old) - set(values):
+            return False
+        if any(old.get(k, defaults_.get(sec, {}).get(k)) != v for k, v in values.items()):
+            return False
+    return True
 
 
 def parser_for(stage, description):

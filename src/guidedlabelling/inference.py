@@ -11,14 +11,17 @@ import torch
 import torch.nn.functional as F
 
 from . import datasets as D
+from . import precision as P
+from .config import seed_test_split
 from .crf import crf_from_probs
 from .guide import guide_labels
 from .io import (InputError, apply_state, load_checkpoint, load_gray_png, load_heatmap_mat, load_label_png,
                  save_gray_png, save_heatmap_mat, save_json, save_label_png, save_mat)
 from .metrics import confusion, format_table, report, saliency_scores
 from .networks import build_seed_net, build_seg_net
+from .progress import progress
 from .seeds import seed_labels
-from .visualize import colour, grey, save_panel
+from .visualize import colour, file_tiles, grey, panel_tiles, save_panel, stage_files
 
 
 def zoom(maps, hw, order=1):
@@ -69,14 +72,19 @@ def collate(batch):
     return torch.stack([b[0] for b in batch]), [b[1] for b in batch]
 
 
-def forward_all(model, data, indices, size, mode, device, batch_size=8, workers=0):
-    """Yield (index, output, (offset, inner_hw, original_hw)) for every image, batched."""
+def forward_all(model, data, indices, size, mode, device, batch_size=8, workers=0, amp="none",
+                channels_last=False):
+    """Yield (index, output, (offset, inner_hw, original_hw)) for every image, batched; outputs are float32
+    whatever --amp the network ran in."""
     loader = torch.utils.data.DataLoader(Inputs(data, indices, size, mode), batch_size=batch_size,
                                          num_workers=workers, collate_fn=collate)
-    model.to(device).eval()
+    fmt = P.memory_format(channels_last)
+    model.to(device, memory_format=fmt).eval()
     with torch.inference_mode():
         for x, metas in loader:
-            out = model(x.to(device))
+            with P.autocast(device, amp):
+                out = model(x.to(device, memory_format=fmt))
+            out = tuple(o.float() for o in out) if isinstance(out, tuple) else out.float()
             for b, (i, offset, inner, hw) in enumerate(metas):
                 yield i, (out[0][b], out[1][b]) if isinstance(out, tuple) else out[b], (offset, inner, hw)
 
@@ -115,15 +123,16 @@ def load_model(path, kind):
 
 def seed_heatmaps(stage, model_dir=None):
     cfg, out = stage.cfg, stage.out
-    data = stage.dataset(cfg["data"]["dataset"])
+    data = stage.dataset(seed_test_split(cfg))
     model, meta = load_model(trained(stage.input_dir("seed_train", model_dir), cfg["seed_test"]["seed_test_iter"]),
                              "seed")
     check_classes(meta, data)
     size, order = cfg["seed_train"]["input_size"], cfg["seed_test"]["test_interpord"]
     indices = todo(stage, data, ".mat")
     stage.log.info("seed heatmaps: %d of %d images to do", len(indices), len(data))
-    for i, (scores, feat), (offset, inner, hw) in forward_all(
-            model, data, indices, size, "fit", stage.device, cfg["seed_test"]["test_batch"], cfg["run"]["workers"]):
+    for i, (scores, feat), (offset, inner, hw) in progress(forward_all(
+            model, data, indices, size, "fit", stage.device, cfg["seed_test"]["test_batch"], cfg["run"]["workers"],
+            **P.options(cfg["run"])), "seed heatmaps", len(indices)):
         classes = data.image_classes(i)
         cams = model.cams(feat[None], torch.as_tensor(classes, dtype=torch.long) - 1)[0]
         heat = unfit(cams.float(), size, offset, inner, hw, order).cpu().numpy()
@@ -155,7 +164,7 @@ def check_classes(meta, data):
 def saliency_maps(stage, model_dir=None):
     """Maps for the training images (guides) and the test images (pictures, saliency quality)."""
     cfg, out = stage.cfg, stage.out
-    model, _ = load_model(trained(stage.input_dir("saliency_train", model_dir)), "saliency")
+    model = saliency_model(stage, model_dir)
     splits = [stage.dataset(s) for s in dict.fromkeys([cfg["data"]["dataset"], cfg["data"]["test_dataset"]])]
     for data in splits:
         indices = todo(stage, data, ".png")
@@ -167,7 +176,8 @@ def saliency_maps(stage, model_dir=None):
         write_saliency(stage, model, held, range(len(held)), out / "holdout")
     if not all([all_done(stage, data, ".png") for data in splits]):
         return
-    summary = {data.split: saliency_quality(data, out, cfg["guide"]["salthres"]) for data in splits}
+    summary = {data.split: saliency_quality(data, out, cfg["guide"]["salthres"]) for data in splits
+               if measurable(stage, data, "saliency quality")}
     if holdout:
         summary["holdout"] = saliency_scores([(load_gray_png(out / "holdout" / f"{it.id}.png"), held.label(i) > 0)
                                               for i, it in enumerate(held.items)])
@@ -175,12 +185,29 @@ def saliency_maps(stage, model_dir=None):
     stage.finish(summary)
 
 
+def saliency_model(stage, model_dir):
+    source = stage.cfg["saliency_test"]["sal_source"]
+    if source == "imagenet-cam":
+        from .efficientnet import ImageNetObjectness
+        stage.log.info("saliency: ImageNet class activation maps (no saliency training)")
+        return ImageNetObjectness()
+    if source != "model":
+        raise InputError(f"--sal_source {source}: choose model or imagenet-cam")
+    return load_model(trained(stage.input_dir("saliency_train", model_dir)), "saliency")[0]
+
+
+def foreground(scores):
+    """Foreground map of a saliency output: softmax channel 1 of a 2-class net, a 1-channel map as it is."""
+    return torch.softmax(scores, 0)[1:2] if scores.shape[0] == 2 else scores
+
+
 def write_saliency(stage, model, data, indices, folder):
     """Foreground probability back in the image frame, stored as 8-bit with its maximum scaled to 255."""
     size = stage.cfg["saliency_test"]["sal_test_size"]
-    for i, scores, (offset, inner, hw) in forward_all(model, data, indices, size, "shrink", stage.device, 8,
-                                                      stage.cfg["run"]["workers"]):
-        fg = unfit(torch.softmax(scores.float(), 0)[1:2], size, offset, inner, hw)[0].cpu().numpy()
+    for i, scores, (offset, inner, hw) in progress(forward_all(
+            model, data, indices, size, "shrink", stage.device, 8, stage.cfg["run"]["workers"],
+            **P.options(stage.cfg["run"])), "saliency maps", len(indices)):
+        fg = unfit(foreground(scores), size, offset, inner, hw)[0].cpu().numpy()
         save_gray_png(folder / f"{data.items[i].id}.png", np.round(255 * fg / max(fg.max(), 1e-12)))
 
 
@@ -197,7 +224,7 @@ def saliency_quality(data, out, salthres):
         union += np.sum(mask | fg)
         err += np.abs(sal - fg).sum()
         count += valid.sum()
-    return {"foreground_IoU": 100 * inter / max(union, 1), "MAE": err / max(count, 1)}
+    return {"foreground_IoU": float(100 * inter / max(union, 1)), "MAE": float(err / max(count, 1))}
 
 
 # ---- guide labels (spec section 4) ----
@@ -222,39 +249,56 @@ class GuideJob:
         sal = load_gray_png(sal_path)
         if sal.shape != hw or image.shape[:2] != hw:
             raise InputError(f"{sal_path}: size {sal.shape} differs from the image {image.shape[:2]}; "
-                             "rerun ./src/saliency/test.py")
+                             "rerun ./src/saliency/test.py (own maps: give each its image's size)")
         seed = seed_labels(heat, classes, self.g["seedthres"])
         salient = sal >= self.g["salthres"] / 100 * 255
-        gt = self.data.label(i) if self.g["guiderule"] == "salor" or self.vis else None
+        gt = self.data.label(i) if self.g["guiderule"] == "salor" else None
         guide = guide_labels(self.g["guiderule"], image, seed, salient, heat, classes, gt)
-        if self.vis:  # image | seeds | saliency | guide labels | ground truth
-            save_panel(self.out / "vis" / f"{it.id}.png",
-                       [image, colour(seed), grey(sal), colour(guide), colour(gt)])
+        if self.vis:
+            save_panel(self.out / "vis" / f"{it.id}.png", panel_tiles(self.data, i, [
+                ("seeds", colour(seed)), ("saliency", grey(sal)), ("guide labels", colour(guide))]))
         save_label_png(self.out / f"{it.id}.png", guide)
+
+
+def run_guide_jobs(job, indices, workers):
+    """job(i) for every index; with workers > 1 in a pool of that many processes of one thread each."""
+    if workers > 1:
+        with Pool(workers, initializer=torch.set_num_threads, initargs=(1,)) as pool:
+            # one image per task: CRF times vary, the load balances
+            for _ in progress(pool.imap_unordered(job, indices), "guide labels", len(indices)):
+                pass
+    else:
+        for i in progress(indices, "guide labels"):
+            job(i)
 
 
 def guide_generation(stage, seed_dir=None, saliency_dir=None):
     cfg, out = stage.cfg, stage.out
     data = stage.dataset(cfg["data"]["dataset"])
+    saliency_dir = saliency_dir or cfg["guide"]["saliency_maps"]
     job = GuideJob(data, stage.input_dir("seed_test", seed_dir), stage.input_dir("saliency_test", saliency_dir),
                    out, cfg["guide"], cfg["run"]["vis"])
     indices = todo(stage, data, ".png")
     stage.log.info("guide labels (%s): %d of %d images to do", cfg["guide"]["guiderule"], len(indices), len(data))
-    workers = cfg["run"]["workers"]
-    if workers > 1:
-        with Pool(workers) as pool:
-            for _ in pool.imap_unordered(job, indices, chunksize=4):
-                pass
-    else:
-        for i in indices:
-            job(i)
+    run_guide_jobs(job, indices, cfg["run"]["workers"])
     if not all_done(stage, data, ".png"):
+        return
+    if not measurable(stage, data, "seed and guide label mIoU"):
+        stage.finish({"images": len(data)})
         return
     summary = {"seeds": evaluate_folder(data, job.seed_dir, cfg["guide"]["seedthres"]),
                "guide": evaluate_folder(data, out)}
     for name, rep in summary.items():
         stage.log.info("%s vs ground truth on %s: mIoU %.1f", name, data.split, rep["mIoU"])
     stage.finish(summary)
+
+
+def measurable(stage, data, what):
+    """Whether `data` has ground truth to measure `what` against; says so in the log when not."""
+    if not data.has_labels:
+        stage.log.info("%s on %s: not measured, no ground-truth masks (pass --masks DIR to measure)",
+                       what, data.split)
+    return data.has_labels
 
 
 def evaluate_folder(data, folder, seedthres=None):
@@ -272,6 +316,14 @@ def evaluate_folder(data, folder, seedthres=None):
 
 # ---- segmentation test (spec section 7) ----
 
+def label_map(scores, image, size, geometry, pcrf="none"):
+    """Class per pixel of the image from the network's scores: softmax in the image frame, then the
+    argmax, or the test-time CRF's labels (pcrf: none or a parameter set of crf.PARAMS)."""
+    offset, inner, hw = geometry
+    probs = torch.softmax(unfit(scores.float(), size, offset, inner, hw), 0).cpu().numpy()
+    return probs.argmax(0).astype(np.uint8) if pcrf == "none" else crf_from_probs(image, probs, pcrf)
+
+
 def segmentation_test(stage, model_dir=None):
     cfg, out = stage.cfg, stage.out
     data = stage.dataset(cfg["data"]["test_dataset"])
@@ -282,16 +334,20 @@ def segmentation_test(stage, model_dir=None):
     mode = "pad" if t["test_resize"] == "none" else "fit"
     indices = todo(stage, data, ".png")
     stage.log.info("segmentation test on %s: %d of %d images to do", data.split, len(indices), len(data))
-    for i, scores, (offset, inner, hw) in forward_all(model, data, indices, t["test_size"], mode, stage.device,
-                                                      4, cfg["run"]["workers"]):
-        probs = torch.softmax(unfit(scores.float(), t["test_size"], offset, inner, hw), 0).cpu().numpy()
+    for i, scores, (offset, inner, hw) in progress(forward_all(
+            model, data, indices, t["test_size"], mode, stage.device, 4, cfg["run"]["workers"],
+            **P.options(cfg["run"])), "segmentation test", len(indices)):
         image = data.image(i)
-        pred = probs.argmax(0).astype(np.uint8) if t["test_pcrf"] == "none" else \
-            crf_from_probs(image, probs, t["test_pcrf"])
-        if cfg["run"]["vis"]:  # image | prediction | ground truth
-            save_panel(out / "vis" / f"{data.items[i].id}.png", [image, colour(pred), colour(data.label(i))])
+        pred = label_map(scores, image, t["test_size"], (offset, inner, hw), t["test_pcrf"])
+        if cfg["run"]["vis"]:  # with the upstream outputs this image has (saliency; on training images all)
+            upstream = stage_files(cfg, stage.preset, data.items[i].id, ("seeds", "saliency", "guide labels"))
+            save_panel(out / "vis" / f"{data.items[i].id}.png", panel_tiles(data, i, file_tiles(
+                upstream, data.image_classes(i), cfg["guide"]["seedthres"]) + [("prediction", colour(pred))]))
         save_label_png(out / f"{data.items[i].id}.png", pred)
     if not all_done(stage, data, ".png"):
+        return
+    if not measurable(stage, data, "segmentation mIoU"):
+        stage.finish({"images": len(data)})
         return
     rep = evaluate_folder(data, out)
     save_json(out / "results.json", rep)

@@ -3,14 +3,14 @@ import logging
 import os
 import shutil
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 import yaml
 
 from . import config as C
-from .datasets import VOCDataset, dataset_root, split_name
+from .datasets import open_dataset
 from .io import InputError, save_json, save_yaml
 
 MAKERS = {"seed_train": "./src/seed/train.py", "seed_test": "./src/seed/test.py",
@@ -27,6 +27,7 @@ class Stage:
     out: Path
     args: object
     log: logging.Logger
+    skipped: dict = field(default_factory=dict)  # {image: why} of unreadable images the datasets left out
 
     @property
     def device(self):
@@ -38,8 +39,9 @@ class Stage:
         return torch.device(dev)
 
     def dataset(self, split):
-        d = self.cfg["data"]
-        return VOCDataset(dataset_root(d["pascalroot"], d["dataset_dir"]), split_name(split), d["datatype"])
+        data = open_dataset(self.cfg["data"], split)
+        self.skipped.update(data.skipped)
+        return data
 
     def input_dir(self, stage, explicit=None):
         """Output folder of an upstream stage (or the user's own folder); it must be finished."""
@@ -65,6 +67,10 @@ class Stage:
         return run["n"], run["N"]
 
     def finish(self, summary):
+        if self.skipped:
+            summary = summary | {"skipped_images": self.skipped}
+            self.log.info("skipped %d unreadable images (listed in done.json):\n%s", len(self.skipped),
+                          "\n".join(f"  {path}: {why}" for path, why in self.skipped.items()))
         save_json(self.out / "done.json", summary)
         self.log.info("wrote %s", self.out)
 
@@ -96,7 +102,7 @@ def check_cache(out, stage_cfg, override):
     stored = out / "config.yaml"
     if override and out.exists():
         shutil.rmtree(out)
-    if stored.exists() and yaml.safe_load(stored.read_text()) != stage_cfg:
+    if stored.exists() and not C.same_settings(yaml.safe_load(stored.read_text()), stage_cfg):
         if any(p.name not in ("config.yaml", "log.txt") for p in out.iterdir()):
             raise InputError(f"{stored}: this folder was made with other settings; rerun with --overridecache "
                              "to replace it, or choose another --out_dir")
@@ -111,6 +117,7 @@ def run_stage(stage, description, body, argv=None, extra_args=None):
     if extra_args:
         extra_args(parser)
     args = parser.parse_args(argv)
+    out = fresh = None
     try:
         cfg, preset = C.resolve(args)
         prepare_data(cfg)
@@ -118,9 +125,10 @@ def run_stage(stage, description, body, argv=None, extra_args=None):
         out = Path(args.out_dir) if args.out_dir else C.stage_dir(cfg, preset, stage)
         stage_cfg = C.relevant(cfg, stage)
         if (out / "done.json").exists() and not cfg["run"]["overridecache"] and \
-                yaml.safe_load((out / "config.yaml").read_text()) == stage_cfg:
+                C.same_settings(yaml.safe_load((out / "config.yaml").read_text()), stage_cfg):
             print(f"{stage}: up to date in {out} (--overridecache recomputes)")
             return out
+        fresh = not out.exists() or cfg["run"]["overridecache"]
         check_cache(out, stage_cfg, cfg["run"]["overridecache"])
         current = Stage(stage, cfg, preset, out, args, make_logger(out))
         if current.fragment[1] == 1:  # alone in the folder: temp files left by a killed run are never outputs
@@ -129,5 +137,13 @@ def run_stage(stage, description, body, argv=None, extra_args=None):
         body(current)
         return out
     except InputError as e:
+        if fresh and out.is_dir():
+            discard_if_bare(out)
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
+
+
+def discard_if_bare(out):
+    """A folder this run made and left with nothing but its config and log holds no output: remove it."""
+    if {p.name for p in out.iterdir()} <= {"config.yaml", "log.txt"}:
+        shutil.rmtree(out)
