@@ -250,13 +250,20 @@ def example_files(cfg, preset, ref, test_seeds, item_id):
         ("fully supervised", C.stage_dir(ref, preset, "seg_test") / f"{item_id}.png")]
 
 
+def example_indices(data, k):
+    """k images spread evenly over the split, among those that hold an object (all if none do)."""
+    with_objects = [i for i in range(len(data)) if len(data.image_classes(i))] or list(range(len(data)))
+    picks = np.linspace(0, len(with_objects) - 1, min(k, len(with_objects))).round().astype(int)
+    return [with_objects[j] for j in dict.fromkeys(picks.tolist())]
+
+
 def examples_section(cfg, preset, ref, test_seeds, examples):
-    """The first images of the training and test splits with every stage output that exists for them."""
+    """Images of the training and test splits with every stage output that exists for them."""
     d = cfg["data"]
     parts = []
     for split in dict.fromkeys([d["dataset"], d["test_dataset"]]):
         data = open_dataset(d, split)
-        for i in range(min(examples, len(data))):
+        for i in example_indices(data, examples):
             files = example_files(cfg, preset, ref, test_seeds, data.items[i].id)
             parts.append(figure(example_panel(data, i, files, cfg["guide"]["seedthres"]),
                                 f"{data.split} image {data.items[i].id}", "panel"))
