@@ -77,20 +77,16 @@ def test_missing_list_file(tiny, tmp_path):
     assert "image list not found" in proc.stderr
 
 
-def test_id_without_image(tiny, tmp_path):
+@pytest.mark.parametrize("missing, message", [
+    ("JPEGImages/c.jpg", "image of id c not found; add it or remove the id from"),
+    ("SegmentationClass/b.png", "label of id b not found"),
+])
+def test_id_without_image_or_label(tiny, tmp_path, missing, message):
     root = make_voc(tmp_path / "voc")
-    (root / "JPEGImages" / "c.jpg").unlink()
+    (root / missing).unlink()
     proc = run("src/seed/train.py", tiny, tmp_path / "runs", "--dataset_dir", root)
-    assert_clean_error(proc, root / "JPEGImages" / "c.jpg", tmp_path / "runs")
-    assert "image of id c not found; add it or remove the id from" in proc.stderr
-
-
-def test_id_without_label(tiny, tmp_path):
-    root = make_voc(tmp_path / "voc")
-    (root / "SegmentationClass" / "b.png").unlink()
-    proc = run("src/seed/train.py", tiny, tmp_path / "runs", "--dataset_dir", root)
-    assert_clean_error(proc, root / "SegmentationClass" / "b.png", tmp_path / "runs")
-    assert "label of id b not found" in proc.stderr
+    assert_clean_error(proc, root / missing, tmp_path / "runs")
+    assert message in proc.stderr
 
 
 def test_label_values_outside_the_class_list(tiny, tmp_path):
