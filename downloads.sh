@@ -42,8 +42,7 @@ sbd() {  # SBD labels (.mat) -> SegmentationClassAug PNGs + the train_aug list (
   fetch "$SBD_URL" benchmark.tgz "$SBD_MD5"
   tar -xzf data/downloads/benchmark.tgz -C data/downloads
   python3 - <<'PY'
-import pathlib, sys
-sys.path.insert(0, "src")  # bootstrap: the library lives in src/
+import pathlib
 from guidedlabelling.voc import build_train_aug
 build_train_aug(pathlib.Path("data/downloads/benchmark_RELEASE/dataset"), pathlib.Path("data/VOCdevkit/VOC2012"))
 PY

@@ -12,28 +12,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent / "src"))  # bootstrap: the library lives in src/
-from guidedlabelling import config as C  # noqa: E402
-from guidedlabelling.datasets import has_ground_truth  # noqa: E402
-from guidedlabelling.io import InputError, save_json  # noqa: E402
-from guidedlabelling.report import write_report  # noqa: E402
-from guidedlabelling.runner import prepare_data  # noqa: E402
+from guidedlabelling import config as C
+from guidedlabelling.datasets import has_ground_truth
+from guidedlabelling.io import InputError, save_json
+from guidedlabelling.pipeline import STEPS, command
+from guidedlabelling.report import write_report
 
-STEPS = [  # (switch, command, extra settings)
-    ("seed_train", "src/seed/train.py", []),
-    ("seed_test", "src/seed/test.py", []),
-    ("saliency_train", "src/saliency/train.py", []),
-    ("saliency_test", "src/saliency/test.py", []),
-    ("guide", "src/guide_generation/generate.py", []),
-    ("seg_train", "src/segmentation/train.py", []),
-    ("seg_test", "src/segmentation/test.py", []),
-    ("reference_train", "src/segmentation/train.py", ["labels=gt"]),
-    ("reference_test", "src/segmentation/test.py", ["labels=gt"]),
-    # the paper's seed table: heatmaps and class scores on the test split, seed precision/recall, classifier mAP
-    ("seed_eval_heatmaps", "src/seed/test.py", ["seed_split=test"]),
-    ("seed_eval", "src/seed/eval.py", ["seed_split=test"]),
-    ("cls_eval", "src/seed/eval_cls.py", ["seed_split=test"]),
-]
 OWN_DATA_FLAGS = {  # flag: (setting, help)
     "images": ("images", "folder of your own images (with --tags): the whole method on them"),
     "tags": ("tags", "CSV of their tags: header image,tags[,split]; tags separated by spaces or ';'"),
@@ -47,7 +31,9 @@ SALIENCY_STEPS = ("saliency_train", "saliency_test")
 def parse():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", default="demo", help="preset in configs/ or a YAML file (default: demo)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override any setting")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override any setting: KEY where one section has it (seedthres=30), else SECTION.KEY "
+                        "(seg_train.max_iter=500); the sections and keys are in configs/ and each stage's -h")
     p.add_argument("--steps", default=",".join(s for s, _, _ in STEPS),
                    help="comma-separated steps to run (default: all): " + ", ".join(s for s, _, _ in STEPS))
     for flag in ("device", "workers", "gpu", "out_root", "dataset_dir"):
@@ -67,11 +53,11 @@ def settings(args):
 
 def skipped_steps(args, overrides):
     """{step: why} of the steps the data makes impossible or needless."""
-    cfg, _ = C.resolve(argparse.Namespace(config=args.config, set=overrides))
+    cfg, _ = C.resolve(args.config, overrides)
     skip = {}
     if not has_ground_truth(cfg["data"]):
         skip |= dict.fromkeys(GROUND_TRUTH_STEPS, "no ground-truth masks; pass --masks DIR to run it")
-    if cfg["saliency_test"]["sal_source"] == "imagenet-cam":
+    if cfg["saliency_test"]["source"] == "imagenet-cam":
         skip["saliency_train"] = "saliency from ImageNet class activation maps (sal_source imagenet-cam)"
     if cfg["guide"]["saliency_maps"]:
         skip |= dict.fromkeys(SALIENCY_STEPS, f"saliency maps given ({cfg['guide']['saliency_maps']})")
@@ -84,13 +70,13 @@ def run_steps(args, overrides):
     if unknown:
         raise InputError(f"--steps: unknown steps {sorted(unknown)}")
     skip = skipped_steps(args, overrides)
-    for step, command, extra in STEPS:
+    for step, stage, extra in STEPS:
         if step in wanted and step in skip:
             print(f"==> {step}: skipped, {skip[step]}", flush=True)
         elif step in wanted:
-            print(f"==> {step}: {command}", flush=True)
-            cmd = [sys.executable, str(C.ROOT / command), "--config", args.config]
-            cmd += [a for s in overrides + extra for a in ("--set", s)]
+            print(f"==> {step}: {command(stage)}" + "".join(f" --set {s}" for s in extra), flush=True)
+            cmd = [sys.executable, "-m", "guidedlabelling", stage, "--config", args.config]
+            cmd += [a for s in overrides + list(extra) for a in ("--set", s)]
             code = subprocess.call(cmd)
             if code:  # the step printed why; 2 (bad input) passes through
                 print(f"step {step} failed: {' '.join(cmd)}", file=sys.stderr)
@@ -99,12 +85,8 @@ def run_steps(args, overrides):
 
 def summarise(args, overrides):
     """One table of the method's stages against the fully supervised reference, also as JSON."""
-    ns = argparse.Namespace(config=args.config, set=overrides)
-    cfg, preset = C.resolve(ns)
-    prepare_data(cfg)
-    prepare_data(preset)
-    ref_cfg, _ = C.resolve(argparse.Namespace(config=args.config, set=overrides + ["labels=gt"]))
-    prepare_data(ref_cfg)
+    cfg, preset = C.resolve(args.config, overrides)
+    ref_cfg, _ = C.resolve(args.config, overrides + ["labels=gt"])
 
     def done(c, stage):
         path = C.stage_dir(c, preset, stage) / "done.json"

@@ -12,13 +12,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # bootstrap: the library lives in src/
-from guidedlabelling.crf import crf_from_probs  # noqa: E402
-from guidedlabelling.datasets import VOCDataset  # noqa: E402
-from guidedlabelling.guide import g2  # noqa: E402
-from guidedlabelling.inference import GuideJob, run_guide_jobs  # noqa: E402
-from guidedlabelling.io import save_gray_png, save_heatmap_mat, save_label_png  # noqa: E402
-from guidedlabelling.networks import DeepLabLargeFOV, GAPNet  # noqa: E402
+from guidedlabelling.crf import crf_from_probs
+from guidedlabelling.datasets import VOCDataset
+from guidedlabelling.guide_rules import g2
+from guidedlabelling.io import save_gray_png, save_heatmap_mat, save_label_png
+from guidedlabelling.networks import DeepLabLargeFOV, GAPNet
+from guidedlabelling.stages.guide import GuideJob, run_jobs
 
 
 def matmul_peak(n=4096, tries=5):
@@ -124,7 +123,7 @@ def guide_generation_speed(n_images):
             job = GuideJob(data, root / "data" / "heatmaps", root / "data" / "saliency", out,
                            {"guiderule": "G2", "seedthres": 20, "salthres": 50})
             start = time.perf_counter()
-            run_guide_jobs(job, range(n_images), workers)
+            run_jobs(job, range(n_images), workers)
             rates[workers] = n_images / (time.perf_counter() - start)
         names = sorted(p.name for p in (root / "workers1").glob("*.png"))
         same = len(names) == n_images and all(

@@ -12,18 +12,18 @@
 import os
 import sys
 
-# bootstrap: replace caffe/ on the path (its inspect.py would shadow the stdlib module torch imports) by src/
-sys.path[0] = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "src")
-import argparse  # noqa: E402
-from pathlib import Path  # noqa: E402
+# bootstrap: off the path with this folder, whose inspect.py would shadow the standard library's (torch imports it)
+sys.path = [p for p in sys.path if os.path.abspath(p) != os.path.dirname(os.path.abspath(__file__))]
+import argparse
+from pathlib import Path
 
-import torch  # noqa: E402
+import torch
 
-from guidedlabelling.caffemodel import (CAFFE_NETS, caffe_state_dict, load_caffe_state,  # noqa: E402
-                                        torchvision_vgg16_to_caffe, write_caffe)
-from guidedlabelling.datasets import VOC_CLASSES  # noqa: E402
-from guidedlabelling.io import InputError, atomic_path, load_checkpoint, save_checkpoint  # noqa: E402
-from guidedlabelling.networks import build_seed_net, build_seg_net  # noqa: E402
+from guidedlabelling.caffemodel import CAFFE_NETS, caffe_state_dict, torchvision_vgg16_to_caffe, write_caffe
+from guidedlabelling.datasets import VOC_CLASSES
+from guidedlabelling.io import InputError, atomic_path, load_checkpoint, save_checkpoint
+from guidedlabelling.networks import build_seed_net, build_seg_net
+from guidedlabelling.weights import load_caffe_state
 
 KINDS = ("seed", "saliency", "segmentation")
 OUTPUT_LAYER = {"seed": "score", "saliency": "fc8", "segmentation": "fc8"}

@@ -9,13 +9,13 @@ named on stderr.
 import os
 import sys
 
-# bootstrap: replace caffe/ on the path (its inspect.py would shadow the stdlib module torch imports) by src/
-sys.path[0] = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "src")
-import argparse  # noqa: E402
-import json  # noqa: E402
+# bootstrap: off the path with this folder, whose inspect.py would shadow the standard library's (torch imports it)
+sys.path = [p for p in sys.path if os.path.abspath(p) != os.path.dirname(os.path.abspath(__file__))]
+import argparse
+import json
 
-from guidedlabelling.caffemodel import blob_dims, layer_type, net_layers, read_caffemodel, read_prototxt  # noqa: E402
-from guidedlabelling.io import InputError  # noqa: E402
+from guidedlabelling.caffemodel import blob_dims, layer_type, net_layers, read_caffemodel, read_prototxt
+from guidedlabelling.io import InputError
 
 
 def weight_records(caffemodel, prototxt=None):

@@ -7,13 +7,11 @@ Writes <out_dir>/<name>.png and <out_dir>/overlay/<name>.png. The test geometry 
 defaults to the seg_test settings of --config, the preset the model was trained with.
 """
 import argparse
-import pathlib
 import sys
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))  # bootstrap: the library lives in src/
-from guidedlabelling.config import load_preset  # noqa: E402
-from guidedlabelling.io import InputError  # noqa: E402
-from guidedlabelling.prediction import predict  # noqa: E402
+from guidedlabelling.config import load_preset
+from guidedlabelling.io import InputError
+from guidedlabelling.prediction import predict
 
 
 def parse():

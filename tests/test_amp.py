@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from guidedlabelling import datasets as D
+from guidedlabelling import transforms as T
 from guidedlabelling.inference import forward_all
-from guidedlabelling.io import InputError
+from guidedlabelling.io import IGNORE, InputError
 from guidedlabelling.networks import DeepLabLargeFOV, GAPNet, init_from_scratch
 from guidedlabelling.precision import autocast
 from guidedlabelling.training import SEG_MULTS, Solver, segmentation_loss, train_loop
@@ -39,8 +39,8 @@ def reference_outputs(model, data):
     with torch.no_grad():
         outs = []
         for img in data.images:
-            x, _, _ = D.fit_reflect(img, SIZE)
-            out = model(torch.from_numpy(D.to_caffe_input(x))[None])
+            x, _, _ = T.fit_reflect(img, SIZE)
+            out = model(torch.from_numpy(T.to_caffe_input(x))[None])
             outs.append(out[0] if isinstance(out, tuple) else out)
         return torch.cat(outs)
 
@@ -82,8 +82,8 @@ class FixedSamples(torch.utils.data.Dataset):
             img = rng.integers(0, 256, (SIZE, SIZE, 3), dtype=np.uint8)
             rows = np.arange(out_size) * SIZE // out_size
             label = (img[rows][:, rows, 0] > 127).astype(np.int64)
-            label[0] = D.IGNORE
-            self.samples.append((D.to_caffe_input(img), label))
+            label[0] = IGNORE
+            self.samples.append((T.to_caffe_input(img), label))
 
     def __len__(self):
         return 10 ** 6

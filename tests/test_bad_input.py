@@ -20,8 +20,7 @@ dataset: train
 test_dataset: val
 device: cpu
 seed_train: {init: none, width: 0.0625, input_size: 32, max_iter: 2, stepsize: 2, batch_size: 2}
-seg_train: {seg_init: none, seg_width: 0.0625, seg_input_size: 32, seg_max_iter: 2, seg_stepsize: 2,
-            seg_batch_size: 2}
+seg_train: {init: none, width: 0.0625, input_size: 32, max_iter: 2, stepsize: 2, batch_size: 2}
 seg_test: {test_size: 32}
 snapshot: 2
 """

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from guidedlabelling import caffemodel as cm
 from guidedlabelling.io import InputError, save_checkpoint
 from guidedlabelling.networks import DeepLabLargeFOV, GAPNet, init_from_scratch
-from guidedlabelling.weights import load_init
+from guidedlabelling.weights import load_caffe_state, load_init
 
 ROOT = Path(__file__).resolve().parents[1]
 WIDTH, SIZE = 1 / 16, 65
@@ -170,7 +170,7 @@ def test_round_trip(tmp_path, name):
     assert len(state) == len(own)
     for key, tensor in own.items():
         assert torch.equal(state[".".join(key.split(".")[-2:])], tensor), key
-    back = cm.load_caffe_state(make_net(name, seed=1), state, caffemodel)
+    back = load_caffe_state(make_net(name, seed=1), state, caffemodel)
     for a, b in zip(forward(model, caffe_input()), forward(back, caffe_input())):
         assert torch.equal(a, b)
 

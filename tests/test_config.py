@@ -1,6 +1,4 @@
 """Settings: presets, overrides, readable folder names, cache ownership."""
-import argparse
-
 import pytest
 import torch
 import yaml
@@ -12,7 +10,7 @@ from guidedlabelling.runner import check_cache
 
 
 def resolve(*sets, config="smoke"):
-    return C.resolve(argparse.Namespace(config=config, set=list(sets)))
+    return C.resolve(config, sets)
 
 
 def test_paper_defaults():
@@ -65,12 +63,12 @@ def test_checkpoint_of_another_network_is_refused(tmp_path):
 
 
 def test_long_folder_names_are_shortened_with_a_hash():
-    many = [f"{k}=0.5" for k in ("width", "sal_width", "seg_width")] + \
-           [f"{k}=7" for k in ("max_iter", "sal_max_iter", "seg_max_iter", "input_size", "sal_input_size",
-                               "seg_input_size", "batch_size", "sal_batch_size", "seg_batch_size")]
+    trainings = ("seed_train", "saliency_train", "seg_train")
+    many = [f"{s}.width=0.5" for s in trainings] + \
+           [f"{s}.{k}=7" for s in trainings for k in ("max_iter", "input_size", "batch_size")]
     cfg, preset = resolve(*many)
     name = C.stage_name(cfg, preset, "seg_test")
-    assert len(name) == C.MAX_NAME and name.startswith("width-0.5_input_size-7")
+    assert len(name) == C.MAX_NAME and name.startswith("seed_train.width-0.5_seed_train.input_size-7")
     cfg2, _ = resolve(*many, "seedthres=30")
     assert C.stage_name(cfg2, preset, "seg_test") != name
 
@@ -83,3 +81,26 @@ def test_folders_made_before_a_new_option_stay_valid():
     assert not C.same_settings({"guide": dict(older["guide"], seedthres=30)}, current)
     assert not C.same_settings({"guide": dict(current["guide"], retired=1)}, current)
     assert not C.same_settings({}, current)
+
+
+def test_a_key_of_several_sections_needs_its_section():
+    cfg, _ = resolve("seg_train.base_lr=0.01", "saliency_train.max_iter=9")
+    assert cfg["seg_train"]["base_lr"] == 0.01 and cfg["seed_train"]["base_lr"] == 0.001
+    assert cfg["saliency_train"]["max_iter"] == 9 and cfg["seg_train"]["max_iter"] == 4  # smoke's
+    with pytest.raises(InputError, match="'base_lr' is in several sections; write seed_train.base_lr or "
+                                         "saliency_train.base_lr or seg_train.base_lr"):
+        resolve("base_lr=0.01")
+
+
+def test_a_key_under_the_wrong_section_is_refused():
+    """seg_train.seedthres used to set guide.seedthres without a word."""
+    with pytest.raises(InputError, match="unknown setting 'seg_train.seedthres'; section seg_train has no "
+                                         "'seedthres'; did you mean seedthres"):
+        resolve("seg_train.seedthres=1")
+
+
+def test_a_preset_may_group_keys_by_section_or_write_them_flat(tmp_path):
+    (tmp_path / "p.yaml").write_text("seedthres: 30\nseg_train.base_lr: 0.01\nsaliency_train: {max_iter: 5}\n")
+    cfg, preset = C.resolve(str(tmp_path / "p.yaml"))
+    assert (cfg["guide"]["seedthres"], cfg["seg_train"]["base_lr"], cfg["saliency_train"]["max_iter"]) == (30, 0.01, 5)
+    assert cfg == preset and cfg["name"] == "p"

@@ -1,17 +1,19 @@
-"""Preprocessing and back-mapping (spec sections 1, 2, 6, 7), VOC lists, batch orders."""
+"""Preprocessing and back-mapping (docs/method.md sections 1, 2, 6, 7), VOC lists, batch orders."""
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
 from guidedlabelling import datasets as D
-from guidedlabelling.inference import fit_input, unfit
+from guidedlabelling import sampling
+from guidedlabelling import transforms as T
+from guidedlabelling.transforms import fit_input, unfit
 from guidedlabelling.io import InputError, save_label_png
 
 
 def test_reflect_101_padding_centred():
     img = np.array([[1, 2, 3], [4, 5, 6]])
-    padded, offset = D.pad_reflect(img, (4, 5))
+    padded, offset = T.pad_reflect(img, (4, 5))
     # reflect-101 repeats no edge value: row order 4-row pad (1 top, 1 bottom): [r1, r0, r1, r0]
     np.testing.assert_array_equal(padded, [[5, 4, 5, 6, 5], [2, 1, 2, 3, 2], [5, 4, 5, 6, 5], [2, 1, 2, 3, 2]])
     assert offset == (1, 1)
@@ -19,21 +21,21 @@ def test_reflect_101_padding_centred():
 
 def test_fit_longer_side_then_pad_then_back():
     img = np.arange(4 * 6 * 3, dtype=np.uint8).reshape(4, 6, 3)
-    padded, offset, inner = D.fit_reflect(img, 12)
+    padded, offset, inner = T.fit_reflect(img, 12)
     assert padded.shape == (12, 12, 3) and inner == (8, 12) and offset == (2, 0)
 
 
 def test_caffe_input_is_bgr_minus_mean():
     img = np.zeros((1, 1, 3), np.uint8)
     img[0, 0] = (10, 20, 30)   # R, G, B
-    x = D.to_caffe_input(img)
+    x = T.to_caffe_input(img)
     np.testing.assert_allclose(x[:, 0, 0], [30 - 104.008, 20 - 116.669, 10 - 122.675], rtol=1e-6)
 
 
 def test_random_crop_keeps_90_to_100_percent():
     rng = np.random.default_rng(0)
     for _ in range(200):
-        y0, x0, y1, x1 = D.random_crop_box(100, 200, rng)
+        y0, x0, y1, x1 = T.random_crop_box(100, 200, rng)
         assert 0 <= y0 < 10 and 0 <= x0 < 20 and 90 < y1 <= 100 and 180 < x1 <= 200
 
 
@@ -59,21 +61,21 @@ def test_seg_train_sample_reflects_label_and_shrinks_nearest():
     img = np.zeros((10, 10, 3), np.uint8)
     label = np.ones((10, 10), np.uint8)
     label[:, :5] = 2
-    x, small = D.seg_train_sample(img, label, rng, 16, 3)
+    x, small = T.seg_train_sample(img, label, rng, 16, 3)
     assert x.shape == (3, 16, 16) and small.shape == (3, 3)
     assert set(np.unique(small)) <= {1, 2}          # padding reflects the label: no 255
 
 
 def test_clsbal_covers_every_class_once_per_run():
     image_classes = [[1], [2, 3], [3], [4], [1, 4], [2]]
-    order = D.clsbal_order(image_classes, 4, 40, np.random.default_rng(1))
+    order = sampling.clsbal_order(image_classes, 4, 40, np.random.default_rng(1))
     for run in order.reshape(10, 4):
         covered = [c for c in range(1, 5) if any(c in image_classes[i] for i in run)]
         assert covered == [1, 2, 3, 4]
 
 
 def test_shuffled_order_is_a_permutation_per_epoch():
-    order = D.shuffled_order(5, 12, np.random.default_rng(0))
+    order = sampling.shuffled_order(5, 12, np.random.default_rng(0))
     assert sorted(order[:5]) == list(range(5)) and sorted(order[5:10]) == list(range(5))
 
 

@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from guidedlabelling import datasets as D
+from guidedlabelling.io import IGNORE
 from guidedlabelling.networks import build_seg_net
 from guidedlabelling.synthetic import ensure_builtin
 from guidedlabelling.training import SampleDropout, Solver, global_loss, segmentation_stream
@@ -18,9 +19,9 @@ from guidedlabelling.training import SampleDropout, Solver, global_loss, segment
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE_DATA = ROOT / "data" / "builtin_64px_20_10"                 # configs/smoke.yaml's built-in data
 STAGES = {  # stage command, its settings: a global batch of 4 for 3 iterations (a snapshot at 2)
-    "classification": ("src/seed/train.py", ["--set", "batch_size=4", "--set", "max_iter=3"]),
-    "segmentation": ("src/segmentation/train.py", ["--labels", "gt", "--set", "seg_batch_size=4",
-                                                   "--set", "seg_max_iter=3"]),
+    "classification": ("src/seed/train.py", ["--set", "seed_train.batch_size=4", "--set", "seed_train.max_iter=3"]),
+    "segmentation": ("src/segmentation/train.py", ["--labels", "gt", "--set", "seg_train.batch_size=4",
+                                                   "--set", "seg_train.max_iter=3"]),
 }
 
 
@@ -60,7 +61,7 @@ def test_segmentation_halves_count_different_pixels():
     data = D.VOCDataset(voc, "train")
     model = build_seg_net("DeepLab-LargeFOV", data.num_classes, 0.0625)
     stream = segmentation_stream(data, model, 64, "none", Solver(0.001, 3, 2, 4, 0, 2))
-    counted = [int((stream[k][1] != D.IGNORE).sum()) for k in range(12)]
+    counted = [int((stream[k][1] != IGNORE).sum()) for k in range(12)]
     halves = [(sum(counted[i:i + 2]), sum(counted[i + 2:i + 4])) for i in range(0, 12, 4)]
     assert any(a != b for a, b in halves), halves
 
@@ -71,12 +72,12 @@ def test_loss_shares_add_up_to_the_mean_over_counted_pixels():
     torch.manual_seed(0)
     logits = torch.randn(4, 3, 5, 5, requires_grad=True)
     labels = torch.randint(0, 3, (4, 5, 5))
-    labels[0, :3] = D.IGNORE                    # the first half counts fewer pixels
-    F.cross_entropy(logits, labels, ignore_index=D.IGNORE).backward()
+    labels[0, :3] = IGNORE                    # the first half counts fewer pixels
+    F.cross_entropy(logits, labels, ignore_index=IGNORE).backward()
     expected, logits.grad = logits.grad, None
-    total_count = (labels != D.IGNORE).sum()
+    total_count = (labels != IGNORE).sum()
     for half in (slice(0, 2), slice(2, 4)):
-        total = F.cross_entropy(logits[half], labels[half], ignore_index=D.IGNORE, reduction="sum")
+        total = F.cross_entropy(logits[half], labels[half], ignore_index=IGNORE, reduction="sum")
         share = total / total_count             # what global_loss gives once the counts are summed
         share.backward()
     torch.testing.assert_close(logits.grad, expected)
@@ -103,7 +104,7 @@ def test_dropout_masks_follow_the_sample_not_the_batch():
 def test_batch_not_divisible_by_processes_is_one_line(tmp_path):
     env = dict(os.environ, WORLD_SIZE="3", RANK="0", LOCAL_RANK="0")
     proc = subprocess.run([sys.executable, str(ROOT / "src/seed/train.py"), "--config", "smoke", "--out_dir",
-                           str(tmp_path / "x"), "--set", "batch_size=4"], cwd=ROOT, env=env,
+                           str(tmp_path / "x"), "--set", "seed_train.batch_size=4"], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert proc.stderr.strip() == ("error: --batch_size 4: not divisible by the 3 torchrun processes; "

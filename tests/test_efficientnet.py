@@ -6,10 +6,11 @@ import pytest
 import torch
 from PIL import Image
 
-from guidedlabelling.datasets import to_caffe_input
-from guidedlabelling.efficientnet import DeepLabEffNet, GAPEffNet, ImageNetObjectness, weights_path
+from guidedlabelling.networks.efficientnet import DeepLabEffNet, GAPEffNet, ImageNetObjectness, weights_path
 from guidedlabelling.io import load_image, load_label_png
-from guidedlabelling.networks import build_seed_net, build_seg_net, param_groups
+from guidedlabelling.networks import build_seed_net, build_seg_net
+from guidedlabelling.solver import param_groups
+from guidedlabelling.transforms import to_caffe_input
 
 MSRC = Path(__file__).resolve().parents[2] / "shared" / "data" / "msrc_things"
 # ImageNet class indices (the package ships no names). The photos are the MSRC images whose

@@ -1,7 +1,7 @@
-"""Rule G2 (spec section 4) and seeds from heatmaps (spec section 2) on hand-made arrays."""
+"""Rule G2 (docs/method.md section 4) and seeds from heatmaps (docs/method.md section 2) on hand-made arrays."""
 import numpy as np
 
-from guidedlabelling.guide import components, g2, guide_labels, seed_components
+from guidedlabelling.guide_rules import components, g2, guide_labels, seed_components
 from guidedlabelling.seeds import heatmap2segconf, seed_labels
 
 H, W = 40, 60

@@ -3,8 +3,7 @@ import numpy as np
 import torch
 
 from guidedlabelling.metrics import confusion, iou_table, mean_iou
-from guidedlabelling.networks import param_groups
-from guidedlabelling.solver import CaffeSGD, step_lr
+from guidedlabelling.solver import CaffeSGD, param_groups, step_lr
 
 
 def test_confusion_ignores_void():

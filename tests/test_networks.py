@@ -1,4 +1,4 @@
-"""Topology of the paper's networks (spec sections 1 and 6)."""
+"""Topology of the paper's networks (docs/method.md sections 1 and 6)."""
 import pytest
 import torch
 

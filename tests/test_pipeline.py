@@ -120,16 +120,16 @@ def test_test_iter_tests_a_snapshot(smoke):
                            "--out_root", str(root.parent), "--test_iter", "2"], cwd=ROOT, capture_output=True,
                           text=True)
     assert proc.returncode == 0, proc.stderr
-    assert len(list((root / "seg_test" / "test_iter-2").glob("*.png"))) == 10
+    assert len(list((root / "seg_test" / "seg_test.test_iter-2").glob("*.png"))) == 10
 
 
 def test_saliency_holdout_is_measured(smoke):
     root, _ = smoke
     for script in ("src/saliency/train.py", "src/saliency/test.py"):
         proc = subprocess.run([sys.executable, str(ROOT / script), "--config", "smoke", "--out_root",
-                               str(root.parent), "--sal_holdout", "5"], cwd=ROOT, capture_output=True, text=True)
+                               str(root.parent), "--set", "holdout=5"], cwd=ROOT, capture_output=True, text=True)
         assert proc.returncode == 0, proc.stderr
-    folder = root / "saliency" / "sal_holdout-5"
+    folder = root / "saliency" / "holdout-5"
     held = json.loads((folder / "done.json").read_text())["holdout"]
     assert held["images"] == 5 and 0 <= held["MAE"] <= 1 and 0 <= held["max_F"] <= 1
     assert len(list((folder / "holdout").glob("*.png"))) == 5
@@ -168,7 +168,7 @@ def test_killed_stage_reruns_to_identical_outputs(smoke, tmp_path):
     assert all((whole / n).read_bytes() == (tmp_path / "g" / n).read_bytes() for n in names)
 
     # the segmenter on the guide labels, 30 iterations with a snapshot every 3: killed after random snapshots
-    train = [sys.executable, str(ROOT / "src/segmentation/train.py"), *common, "--seg_max_iter", "30",
+    train = [sys.executable, str(ROOT / "src/segmentation/train.py"), *common, "--max_iter", "30",
              "--snapshot", "3"]
     killed, uninterrupted = tmp_path / "killed", tmp_path / "uninterrupted"
     assert subprocess.run(train + ["--out_dir", str(uninterrupted)], cwd=ROOT, capture_output=True).returncode == 0

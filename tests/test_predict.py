@@ -9,11 +9,11 @@ import torch
 from PIL import Image, ImageOps
 
 from guidedlabelling.crf import dense_crf
-from guidedlabelling.datasets import to_caffe_input
-from guidedlabelling.inference import fit_input, load_model, unfit
+from guidedlabelling.inference import load_model
 from guidedlabelling.io import save_checkpoint, voc_palette
 from guidedlabelling.networks import build_seg_net, init_from_scratch
 from guidedlabelling.prediction import predict
+from guidedlabelling.transforms import fit_input, to_caffe_input, unfit
 
 ROOT = Path(__file__).resolve().parents[1]
 PALETTE = np.array(voc_palette(), np.uint8).reshape(256, 3)

@@ -47,10 +47,12 @@ def build_voc(root, rng):
 def test_voc12_paper_preset_runs_on_a_fixture(tmp_path):
     root, sal = build_voc(tmp_path / "VOCdevkit", np.random.default_rng(0))
     shrink = ["pascalroot=" + str(root), "saliency_data=" + str(sal), "device=cpu", "workers=0",
-              "init=none", "width=0.0625", "input_size=65", "max_iter=2", "batch_size=2", "stepsize=1",
-              "sal_width=0.0625", "sal_init=none", "sal_input_size=65", "sal_max_iter=2", "sal_batch_size=2",
-              "sal_test_size=65", "seg_init=none", "seg_width=0.0625", "seg_input_size=65", "seg_max_iter=2",
-              "seg_batch_size=2", "test_size=81"]
+              "seed_train.init=none", "seed_train.width=0.0625", "seed_train.input_size=65", "seed_train.max_iter=2",
+              "seed_train.batch_size=2", "seed_train.stepsize=1",
+              "saliency_train.width=0.0625", "saliency_train.init=none", "saliency_train.input_size=65",
+              "saliency_train.max_iter=2", "saliency_train.batch_size=2", "saliency_test.test_size=65",
+              "seg_train.init=none", "seg_train.width=0.0625", "seg_train.input_size=65", "seg_train.max_iter=2",
+              "seg_train.batch_size=2", "seg_test.test_size=81"]
     cmd = [sys.executable, str(ROOT / "script.py"), "--config", "voc12_paper", "--out_root", str(tmp_path / "runs")]
     proc = subprocess.run(cmd + [a for s in shrink for a in ("--set", s)], cwd=ROOT, capture_output=True,
                           text=True, timeout=900)

@@ -14,10 +14,9 @@ import torch
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, text_format
 from google.protobuf.message import DecodeError
 
-from .datasets import MEAN_BGR
 from .io import InputError, atomic_path
-from .networks import VGG_BLOCKS, DeepLabLargeFOV, GAPNet, conv_names
-from .weights import suffix_index
+from .networks.vgg import VGG_BLOCKS, DeepLabLargeFOV, GAPNet, conv_names
+from .transforms import MEAN_BGR
 
 SCHEMA = """
 message BlobShape { repeated int64 dim = 1 [packed = true]; }
@@ -353,18 +352,3 @@ def write_caffe(model, caffemodel, prototxt, size=321):
         del layer.blobs[:]
     with atomic_path(prototxt) as tmp:
         Path(tmp).write_text(text_format.MessageToString(net))
-
-
-# ---- Caffe weights -> our networks ----
-
-def load_caffe_state(model, state, path):
-    """Copy every tensor of `model` from a Caffe state dict, matched by layer name; all must fit."""
-    source, own = suffix_index(state), model.state_dict()
-    short = {key: ".".join(key.split(".")[-2:]) for key in own}
-    bad = [f"{s} {tuple(source[s].shape) if s in source else 'missing'} (want {tuple(own[k].shape)})"
-           for k, s in short.items() if s not in source or source[s].shape != own[k].shape]
-    if bad:
-        raise InputError(f"{path}: does not fit this network: {', '.join(bad[:3])}"
-                         f"{' ...' if len(bad) > 3 else ''}; check --kind, --net and --width")
-    model.load_state_dict({k: source[s].to(own[k].dtype) for k, s in short.items()})
-    return model

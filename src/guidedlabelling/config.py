@@ -1,24 +1,30 @@
-"""One configuration: the paper's defaults, YAML presets in configs/, command-line overrides.
+"""One configuration: the paper's defaults, YAML presets in configs/, overrides.
 
-Sections follow the stages. Every output folder is <out_root>/<preset>/<stage>/<name>,
-where <name> lists the settings of the stage and its upstream stages that differ
-from the preset (readable tokens like `seedthres-30`), so variants coexist and each
-stage finds its inputs. The full config is written into every output folder.
+Sections: `data` and `run`, shared by every stage, then one per stage, whose options (the paper's settings as
+defaults) are declared in stages/<stage>.py. A setting is written `key` where only one section has that key and
+`section.key` everywhere (e.g. `seedthres=30`, `seg_train.base_lr=0.01`); a preset may also group keys under
+their section. Every output folder is <out_root>/<preset>/<stage folder>/<name>, where <name> lists the settings
+of the stage and its upstream stages that differ from the preset (readable tokens like `seedthres-30`), so
+variants coexist and each stage finds its inputs; the stage's part of the config is stored in that folder.
 """
 import argparse
 import copy
+import difflib
 import hashlib
+import importlib
 from pathlib import Path
 
 import yaml
 
+from . import pipeline
 from .io import InputError
+from .synthetic import builtin_roots
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = ROOT / "configs"
 
-# (default = the paper's setting, help). Sections: data/run are shared by every stage.
-OPTIONS = {
+# (default, help) per key; data and run are shared by every stage.
+SHARED = {
     "data": {
         "dataset_dir": (None, "VOC-layout dataset folder (overrides --pascalroot)"),
         "pascalroot": ("data/VOCdevkit", "folder holding VOC2012/ (the release's meaning)"),
@@ -50,106 +56,13 @@ OPTIONS = {
                         "bf16 or fp16 (with loss scaling)"),
         "channels_last": (False, "NHWC memory layout for the networks (often faster convolutions)"),
     },
-    "seed_train": {
-        "net": ("GAP-HighRes", "seed network: GAP-HighRes, GAP-LowRes, GAP-DeepLab, GAP-EffNet"),
-        "init": ("models/VGG_ILSVRC_16_layers.caffemodel", "initial weights (.caffemodel, .pth or 'none')"),
-        "width": (1.0, "channel width multiplier (1 = VGG-16)"),
-        "input_size": (321, "training crop side"),
-        "base_lr": (0.001, "Caffe base_lr"),
-        "momentum": (0.9, "Caffe momentum"),
-        "weight_decay": (0.0005, "Caffe weight_decay"),
-        "stepsize": (2000, "lr x gamma every stepsize iterations"),
-        "gamma": (0.1, "lr step factor"),
-        "max_iter": (8000, "training iterations"),
-        "batch_size": (15, "images per iteration"),
-        "balbatch": ("none", "batch order: none (shuffle) or clsbal"),
-        "clip_gradients": (-1.0, "Caffe clip_gradients: cap on the global gradient L2 norm (-1: off)"),
-        "freeze_trunk": (False, "train only the new layers (Caffe lr_mult 0 for the pretrained trunk)"),
-        "seed": (0, "random seed"),
-    },
-    "seed_test": {
-        "seed_test_iter": (0, "test the snapshot of this iteration (0: the final model)"),
-        "test_gtcls": ("use", "heatmaps for the ground-truth image classes"),
-        "test_interpord": (1, "interpolation order of the heatmap back-mapping (0 or 1)"),
-        "test_batch": (8, "images per forward pass"),
-        "seed_split": ("train", "heatmaps and class scores for: train (--dataset, the guides' input) or test "
-                                "(--test_dataset, where the paper evaluates seeds and the classifier)"),
-    },
-    "seed_eval": {
-        "eval_seedthres": (20, "threshold (percent) whose precision, recall and mIoU are reported (the paper's "
-                               "seedthres)"),
-        "eval_thres_step": (1, "the curve's thresholds: 0..100 percent in steps of this"),
-    },
-    "cls_eval": {
-        "ap_variant": ("voc", "average precision: voc (the release's, area under the precision envelope) or "
-                              "plain (non-interpolated, as sklearn's average_precision_score)"),
-    },
-    "saliency_train": {
-        "sal_net": ("DeepLab-LargeFOV", "saliency network (2 outputs: background, foreground)"),
-        "sal_init": ("none", "initial weights of the saliency net"),
-        "sal_holdout": (0, "last N images of the saliency set held out to measure MAE and max F-measure"),
-        "sal_freeze_trunk": (False, "train only the new layers"),
-        "sal_width": (1.0, "channel width multiplier of the saliency net"),
-        "sal_input_size": (321, "training crop side"),
-        "sal_base_lr": (0.001, "base_lr"),
-        "sal_max_iter": (8000, "training iterations"),
-        "sal_stepsize": (2000, "lr step"),
-        "sal_batch_size": (15, "images per iteration"),
-        "sal_seed": (0, "random seed"),
-        "sal_clip_gradients": (-1.0, "Caffe clip_gradients (-1: off)"),
-    },
-    "saliency_test": {
-        "sal_test_size": (321, "images are fit (downscaled only) into this square"),
-        "sal_source": ("model", "model: the saliency network of src/saliency/train.py; imagenet-cam: the "
-                                "ImageNet EfficientNet-Lite0 classifier's class activation maps of its top-5 "
-                                "classes (class-agnostic, no saliency training)"),
-    },
-    "guide": {
-        "guiderule": ("G2", "G2, salor (GT-foreground oracle), seed (seeds only), sal (saliency only)"),
-        "seedthres": (20, "seed threshold on the normalised heatmap, percent"),
-        "salthres": (50, "saliency threshold, percent of 255"),
-        "saliency_maps": (None, "folder of your own saliency maps <id>.png (8-bit grey, image size) "
-                                "instead of the saliency stages' output"),
-    },
-    "seg_train": {
-        "seg_net": ("DeepLab-LargeFOV", "segmentation network: DeepLab-LargeFOV or DeepLab-EffNet"),
-        "seg_init": ("models/VGG_ILSVRC_16_layers-deeplab.caffemodel", "initial weights"),
-        "seg_width": (1.0, "channel width multiplier"),
-        "seg_input_size": (321, "training crop side"),
-        "seg_base_lr": (0.001, "base_lr"),
-        "seg_max_iter": (8000, "training iterations"),
-        "seg_stepsize": (2000, "lr step"),
-        "seg_batch_size": (15, "images per iteration"),
-        "seg_resize": ("none", "training geometry: none (crop/pad) or tight (crop+fit)"),
-        "seg_seed": (0, "random seed"),
-        "seg_clip_gradients": (-1.0, "Caffe clip_gradients (-1: off)"),
-        "seg_freeze_trunk": (False, "train only the new layers"),
-        "labels": ("guide", "training labels: guide (the method) or gt (fully supervised reference)"),
-    },
-    "seg_test": {
-        "test_iter": (0, "test the snapshot of this iteration (0: the final model)"),
-        "test_pcrf": ("none", "test-time CRF: none or deeplab"),
-        "test_resize": ("none", "none (reflect-pad to test_size) or tight (fit into test_size)"),
-        "test_size": (531, "test input side"),
-    },
 }
-
-UPSTREAM = {
-    "seed_train": ["data", "seed_train"],
-    "seed_test": ["data", "seed_train", "seed_test"],
-    "seed_eval": ["data", "seed_train", "seed_test", "seed_eval"],
-    "cls_eval": ["data", "seed_train", "seed_test", "cls_eval"],
-    "saliency_train": ["saliency_train"],
-    "saliency_test": ["data", "saliency_train", "saliency_test"],  # noqa: E241
-    "guide": ["data", "seed_train", "seed_test", "saliency_train", "saliency_test", "guide"],
-    "seg_train": ["data", "seed_train", "seed_test", "saliency_train", "saliency_test", "guide", "seg_train"],
-    "seg_test": ["data", "seed_train", "seed_test", "saliency_train", "saliency_test", "guide", "seg_train",
-                 "seg_test"],
-}
-FOLDERS = {"seed_train": "seed_train", "seed_test": "seed_heatmaps", "seed_eval": "seed_eval", "cls_eval": "cls_eval",
-           "saliency_train": "saliency_train",
-           "saliency_test": "saliency", "guide": "guide_labels", "seg_train": "seg_train",
-           "seg_test": "seg_test"}
+OPTIONS = SHARED | {s.name: importlib.import_module(f".stages.{s.name}", __package__).OPTIONS
+                    for s in pipeline.STAGES}
+OWNERS = {}  # key -> the sections that have it
+for _section, _options in OPTIONS.items():
+    for _key in _options:
+        OWNERS.setdefault(_key, []).append(_section)
 MAX_NAME = 120
 NAMING_EXCLUDED = {"builtin", "builtin_size", "builtin_train", "builtin_val"}  # the data folder names them
 
@@ -158,36 +71,25 @@ def defaults():
     return {sec: {k: v[0] for k, v in opts.items()} for sec, opts in OPTIONS.items()}
 
 
-def section_of(key):
-    for sec, opts in OPTIONS.items():
-        if key in opts:
-            return sec
-    raise InputError(f"unknown setting {key!r}; see -h for the settings")
+def locate(key):
+    """(section, key) of a setting written `key` or `section.key`."""
+    sec, _, bare = key.rpartition(".")
+    if sec and bare in OPTIONS.get(sec, {}):
+        return sec, bare
+    owners = OWNERS.get(bare, [])
+    if not sec and len(owners) == 1:
+        return owners[0], bare
+    if not sec and owners:
+        raise InputError(f"setting {key!r} is in several sections; write " + " or ".join(f"{s}.{key}" for s in owners))
+    close = difflib.get_close_matches(bare, OWNERS, 3)
+    hint = f"did you mean {', '.join(close)}? " if close else ""
+    where = f"; section {sec} has no {bare!r}" if sec in OPTIONS else ""
+    raise InputError(f"unknown setting {key!r}{where}; {hint}see -h for the settings")
 
 
-def load_preset(path):
-    """Paper defaults updated by a preset file (flat `key: value` or sections)."""
-    cfg = defaults()
-    path = Path(path)
-    if not path.exists() and (CONFIGS / f"{path}.yaml").exists():
-        path = CONFIGS / f"{path}.yaml"
-    if not path.exists():
-        raise InputError(f"{path}: config not found; use a file in configs/ (demo, smoke, msrc, voc12_paper)")
-    data = yaml.safe_load(path.read_text()) or {}
-    for key, value in data.items():
-        if key == "name":
-            continue
-        if isinstance(value, dict) and key in OPTIONS:
-            for k, v in value.items():
-                set_value(cfg, k, v, path)
-        else:
-            set_value(cfg, key, value, path)
-    cfg["name"] = data.get("name", path.stem)
-    return cfg
-
-
-def set_value(cfg, key, value, origin="command line"):
-    sec = section_of(key)
+def set_value(cfg, key, value):
+    """Set a setting (`key` or `section.key`); text is read as the type of the paper's default."""
+    sec, key = locate(key)
     default = OPTIONS[sec][key][0]
     if isinstance(value, str) and default is not None and not isinstance(default, str):
         value = parse_scalar(value, type(default))
@@ -203,63 +105,74 @@ def parse_scalar(text, kind):
         raise InputError(f"cannot read {text!r} as {kind.__name__}") from None
 
 
-def add_arguments(parser, sections):
-    """Flags for every key of `sections` (defaults come from the preset, so they are None here)."""
-    parser.add_argument("--config", default="demo", help="preset name or YAML file (configs/)")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="override any setting, including those of upstream stages")
-    for sec in dict.fromkeys(sections + ["data", "run"]):
-        group = parser.add_argument_group(sec)
-        for key, (default, help_text) in OPTIONS[sec].items():
-            if isinstance(default, bool):
-                group.add_argument(f"--{key}", action="store_const", const=True, default=None,
-                                   help=f"{help_text}")
+def load_preset(config):
+    """The paper's defaults updated by a preset: a name in configs/ or a YAML file of `key: value` lines
+    (key as in set_value) or `section: {key: value}` groups."""
+    path = Path(config)
+    if not path.exists() and (CONFIGS / f"{path}.yaml").exists():
+        path = CONFIGS / f"{path}.yaml"
+    if not path.exists():
+        raise InputError(f"{path}: config not found; use a file in configs/ (demo, smoke, msrc, voc12_paper)")
+    data = yaml.safe_load(path.read_text()) or {}
+    cfg = defaults()
+    try:
+        for key, value in data.items():
+            if key == "name":
+                continue
+            if isinstance(value, dict) and key in OPTIONS:
+                for k, v in value.items():
+                    set_value(cfg, f"{key}.{k}", v)
             else:
-                kind = str if default is None else type(default)
-                group.add_argument(f"--{key}", type=kind, default=None, help=f"{help_text} (paper: {default})")
-    return parser
+                set_value(cfg, key, value)
+    except InputError as e:
+        raise InputError(f"{path}: {e}") from None
+    cfg["name"] = data.get("name", path.stem)
+    return cfg
 
 
-def resolve(args):
-    """Preset + --set overrides + explicit flags -> (config, preset config)."""
-    preset = load_preset(args.config)
+def split_override(item):
+    """'KEY=VALUE' -> (KEY, VALUE)."""
+    if "=" not in item:
+        raise InputError(f"--set {item!r}: expected KEY=VALUE")
+    return item.split("=", 1)
+
+
+def resolve(config="demo", overrides=()):
+    """(config, preset): the preset `config` with the overrides (KEY=VALUE, applied in order) applied, and
+    the preset alone; both complete (the built-in dataset's folders filled in, --gpu N as the device)."""
+    preset = load_preset(config)
     cfg = copy.deepcopy(preset)
-    for item in args.set:
-        if "=" not in item:
-            raise InputError(f"--set {item!r}: expected KEY=VALUE")
-        key, value = item.split("=", 1)
-        set_value(cfg, key.split(".")[-1], value)
-    for key, value in vars(args).items():
-        if value is not None and key not in ("config", "set") and any(key in o for o in OPTIONS.values()):
-            set_value(cfg, key, value)
-    if cfg["run"]["gpu"] is not None:
-        cfg["run"]["device"] = f"cuda:{cfg['run']['gpu']}"
+    for item in overrides:
+        set_value(cfg, *split_override(item))
+    for c in (cfg, preset):
+        complete(c)
     return cfg, preset
 
 
-def token(key, value):
+def builtin_dir(d):
+    """Where the built-in dataset of these data settings is generated."""
+    return ROOT / "data" / f"builtin_{d['builtin_size']}px_{d['builtin_train']}_{d['builtin_val']}"
+
+
+def complete(cfg):
+    """The built-in dataset becomes the dataset of the run; --gpu N means --device cuda:N."""
+    d = cfg["data"]
+    if d["builtin"]:
+        voc, sal = builtin_roots(builtin_dir(d))
+        d["dataset_dir"], d["saliency_data"] = str(voc), str(sal)
+    if cfg["run"]["gpu"] is not None:
+        cfg["run"]["device"] = f"cuda:{cfg['run']['gpu']}"
+
+
+def token(sec, key, value):
+    name = key if len(OWNERS[key]) == 1 else f"{sec}.{key}"
     text = Path(str(value)).name if isinstance(value, str) and "/" in value else str(value)
-    return f"{key}-{text}"
-
-
-def sections_of(cfg, stage):
-    """Sections that determine a stage's outputs; the fully supervised segmenter has no guide upstream."""
-    if stage in ("seg_train", "seg_test") and cfg["seg_train"]["labels"] == "gt":
-        return ["data", "seg_train"] + (["seg_test"] if stage == "seg_test" else [])
-    return UPSTREAM[stage]
-
-
-def seed_test_split(cfg):
-    """The dataset split the seed heatmaps and class scores are made for (--seed_split)."""
-    choice = cfg["seed_test"]["seed_split"]
-    if choice not in ("train", "test"):
-        raise InputError(f"--seed_split {choice}: use train (--dataset) or test (--test_dataset)")
-    return cfg["data"]["dataset" if choice == "train" else "test_dataset"]
+    return f"{name}-{text}"
 
 
 def stage_name(cfg, preset, stage):
     """Readable folder name from the settings that differ from the preset."""
-    tokens = [token(k, v) for sec in sections_of(cfg, stage) for k, v in cfg[sec].items()
+    tokens = [token(sec, k, v) for sec in pipeline.sections(stage, cfg) for k, v in cfg[sec].items()
               if k not in NAMING_EXCLUDED and v != preset[sec][k]]
     name = "_".join(tokens) or "default"
     if len(name) > MAX_NAME:  # file systems allow 255 bytes; the full settings are in config.yaml
@@ -268,12 +181,12 @@ def stage_name(cfg, preset, stage):
 
 
 def stage_dir(cfg, preset, stage):
-    return Path(cfg["run"]["out_root"]) / cfg["name"] / FOLDERS[stage] / stage_name(cfg, preset, stage)
+    return Path(cfg["run"]["out_root"]) / cfg["name"] / pipeline.BY_NAME[stage].folder / stage_name(cfg, preset, stage)
 
 
 def relevant(cfg, stage):
     """The part of the config that determines a stage's outputs (stored and compared for caching)."""
-    return {sec: dict(cfg[sec]) for sec in sections_of(cfg, stage)}
+    return {sec: dict(cfg[sec]) for sec in pipeline.sections(stage, cfg)}
 
 
 def same_settings(stored, current):
@@ -291,6 +204,32 @@ def same_settings(stored, current):
     return True
 
 
-def parser_for(stage, description):
-    parser = argparse.ArgumentParser(description=description)
-    return add_arguments(parser, UPSTREAM[stage])
+UPSTREAM_HELP = ("Settings of the other stages (the upstream ones name this stage's input folders) are set with "
+                 "--set SECTION.KEY=VALUE, or --set KEY=VALUE where only one section has KEY; see ./script.py -h "
+                 "and configs/ for the sections.")
+
+
+def stage_parser(stage, description):
+    """Flags of one stage command: its own settings, data and run; everything else through --set."""
+    parser = argparse.ArgumentParser(description=description, epilog=UPSTREAM_HELP,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", default="demo", help="preset name or YAML file (configs/)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="any setting, upstream stages' included (KEY or SECTION.KEY)")
+    for sec in (stage, "data", "run"):
+        group = parser.add_argument_group(f"{sec} settings")
+        for key, (default, help_text) in OPTIONS[sec].items():
+            flag = dict(dest=f"{sec}.{key}", default=None)
+            if isinstance(default, bool):
+                group.add_argument(f"--{key}", action="store_const", const=True, help=help_text, **flag)
+            else:
+                kind = str if default is None else type(default)
+                paper = "" if default is None else f" (paper: {default})"
+                group.add_argument(f"--{key}", type=kind, metavar=key.upper(), help=help_text + paper, **flag)
+    return parser
+
+
+def flag_overrides(args):
+    """--set items, then the stage's explicit flags, as KEY=VALUE overrides in that order."""
+    flags = [f"{key}={value}" for key, value in vars(args).items() if "." in key and value is not None]
+    return list(args.set) + flags

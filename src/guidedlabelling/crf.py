@@ -2,7 +2,7 @@
 import numpy as np
 import pydensecrf.densecrf as dcrf
 
-# Gaussian kernel: std 3 px, weight 3; bilateral kernel parameters per set (spec section 5).
+# Gaussian kernel: std 3 px, weight 3; bilateral kernel parameters per set (docs/method.md section 5).
 PARAMS = {"deeplab": dict(bi_w=4, bi_xy=121, bi_rgb=5), "seed": dict(bi_w=10, bi_xy=80, bi_rgb=13)}
 GAUSS_XY, GAUSS_W, ITERATIONS = 3, 3, 10
 

@@ -1,4 +1,4 @@
-"""Datasets: PASCAL VOC layout or your own images with tags; the release's preprocessing; batch orders.
+"""Datasets: PASCAL VOC layout, your own images with tags, saliency mask folders, image files to predict on.
 
 A VOC root holds JPEGImages/, SegmentationClass/ or SegmentationClassAug/ (index
 PNGs, 255 = void), ImageSets/<datatype>/<split>.txt and optionally classes.txt
@@ -12,24 +12,18 @@ missing image or label, a label value outside the class list or a label of
 another size is an error naming the file; an image that does not decode
 (truncated, not an image) is left out and listed in `skipped`.
 """
-import csv
-import hashlib
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
-import torch
 from PIL import Image
 
-from .io import InputError, load_image, load_label_png
+from .io import IGNORE, InputError, load_image, load_label_png
+from .tags import hash_split, read_tags
 
 VOC_CLASSES = ["background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat",
                "chair", "cow", "diningtable", "dog", "horse", "motorbike", "person", "pottedplant",
                "sheep", "sofa", "train", "tvmonitor"]
-MEAN_BGR = np.array([104.008, 116.669, 122.675], np.float32)
-IGNORE = 255
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 EXIF_ORIENTATION = 0x0112
 TRANSPOSING_ORIENTATIONS = (5, 6, 7, 8)  # EXIF orientations that swap width and height
@@ -218,50 +212,6 @@ class VOCDataset(Labelled):
         return self._present[i]
 
 
-@dataclass(frozen=True)
-class TagRow:
-    line: int
-    image: str
-    tags: tuple
-    split: str | None
-
-
-def read_tags(path):
-    """Rows of a tags CSV: header `image,tags` (optionally `,split`), tags separated by spaces or ';'."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: tags file not found; pass --tags with a CSV whose header is image,tags")
-    try:
-        lines = path.read_text(encoding="utf-8-sig").splitlines()
-    except UnicodeDecodeError:
-        raise InputError(f"{path}: not a UTF-8 text file; save the tags as CSV (header image,tags)") from None
-    reader = csv.reader(lines)
-    header = [h.strip().lower() for h in next(reader, [])]
-    if header not in (["image", "tags"], ["image", "tags", "split"]):
-        raise InputError(f"{path}: header {','.join(header) or '(empty file)'} is not image,tags (or "
-                         "image,tags,split); the first line must name these columns")
-    rows = []
-    for fields in reader:
-        if not any(f.strip() for f in fields):
-            continue
-        line = reader.line_num
-        if len(fields) != len(header) or not fields[0].strip():
-            raise InputError(f"{path}, line {line}: expected {len(header)} fields ({','.join(header)}), got "
-                             f"{fields}; separate tags by spaces or ';', not commas")
-        tags = tuple(sorted({t for t in re.split(r"[;\s]+", fields[1]) if t}))
-        if "background" in tags:
-            raise InputError(f"{path}, line {line}: 'background' is not a tag (it is class 0); remove it")
-        rows.append(TagRow(line, fields[0].strip(), tags, fields[2].strip() if len(header) == 3 else None))
-    if not rows:
-        raise InputError(f"{path}: no image rows below the header")
-    return rows
-
-
-def hash_split(image_id, val_percent):
-    """'val' for about val_percent of the ids, the same on every machine: sha1 of the id, mod 100."""
-    return "val" if int(hashlib.sha1(image_id.encode()).hexdigest(), 16) % 100 < val_percent else "train"
-
-
 class OwnDataset(Labelled):
     """Your own images with image-level tags: a folder of images and a CSV `image,tags[,split]`.
 
@@ -393,111 +343,3 @@ class MaskFolder(ImageList):
         if not path.exists():
             raise InputError(f"{path}: mask of {self.items[i].image.name} not found; add it or remove the image")
         return (load_label_png(path) > 127).astype(np.uint8)
-
-
-# ---- preprocessing (spec sections 1, 2, 6, 7) ----
-
-def random_crop_box(h, w, rng, keep=0.9):
-    """Top-left offset uniform in [0, 1-keep), bottom-right uniform in (keep, 1] of each side."""
-    y0, x0 = (rng.uniform(0, 1 - keep, 2) * (h, w)).astype(int)
-    y1 = int(np.ceil(h * (1 - rng.uniform(0, 1 - keep))))
-    x1 = int(np.ceil(w * (1 - rng.uniform(0, 1 - keep))))
-    return y0, x0, max(y1, y0 + 1), max(x1, x0 + 1)
-
-
-def resize_longer(img, size, interp=cv2.INTER_LINEAR):
-    """Resize so the longer side is `size` (aspect kept)."""
-    h, w = img.shape[:2]
-    scale = size / max(h, w)
-    nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
-    return cv2.resize(img, (nw, nh), interpolation=interp)
-
-
-def pad_reflect(img, size_hw, centre=True):
-    """Reflect-101 pad to at least size_hw; returns (padded, (top, left))."""
-    h, w = img.shape[:2]
-    dh, dw = max(0, size_hw[0] - h), max(0, size_hw[1] - w)
-    top, left = (dh // 2, dw // 2) if centre else (0, 0)
-    pad = [(top, dh - top), (left, dw - left)] + [(0, 0)] * (img.ndim - 2)
-    return (np.pad(img, pad, mode="reflect") if dh or dw else img), (top, left)
-
-
-def to_caffe_input(img_rgb):
-    """RGB uint8 HxWx3 -> BGR, minus the ImageNet mean, CHW float32."""
-    return np.ascontiguousarray((img_rgb[..., ::-1].astype(np.float32) - MEAN_BGR).transpose(2, 0, 1))
-
-
-def fit_reflect(img, size):
-    """Whole-image test input: longer side to `size`, centred reflect pad to size x size."""
-    resized = resize_longer(img, size)
-    padded, offset = pad_reflect(resized, (size, size))
-    return padded, offset, resized.shape[:2]
-
-
-def seed_train_sample(img, rng, size):
-    """Spec section 1: random 90-100% crop, longer side to size, reflect pad, random flip."""
-    y0, x0, y1, x1 = random_crop_box(*img.shape[:2], rng)
-    img, _, _ = fit_reflect(img[y0:y1, x0:x1], size)
-    if rng.random() < 0.5:
-        img = img[:, ::-1]
-    return to_caffe_input(img)
-
-
-def seg_train_sample(img, label, rng, size, out_size, resize="none"):
-    """Spec section 6 ('none'): flip, random size x size crop, reflect pad (label too), label NN to out_size."""
-    if resize == "tight":
-        y0, x0, y1, x1 = random_crop_box(*img.shape[:2], rng)
-        img, _, _ = fit_reflect(img[y0:y1, x0:x1], size)
-        label, _, _ = fit_reflect_label(label[y0:y1, x0:x1], size)
-    else:
-        img, _ = pad_reflect(img, (size, size), centre=False)
-        label, _ = pad_reflect(label, (size, size), centre=False)
-        h, w = label.shape
-        y, x = rng.integers(0, h - size + 1), rng.integers(0, w - size + 1)
-        img, label = img[y:y + size, x:x + size], label[y:y + size, x:x + size]
-    if rng.random() < 0.5:
-        img, label = img[:, ::-1], label[:, ::-1]
-    small = cv2.resize(np.ascontiguousarray(label), (out_size, out_size), interpolation=cv2.INTER_NEAREST)
-    return to_caffe_input(img), small.astype(np.int64)
-
-
-def fit_reflect_label(label, size):
-    resized = resize_longer(label, size, cv2.INTER_NEAREST)
-    padded, offset = pad_reflect(resized, (size, size))
-    return padded, offset, resized.shape[:2]
-
-
-class TrainStream(torch.utils.data.Dataset):
-    """Sample k of a training stream: image order[k], augmented with a generator seeded by (seed, k).
-
-    Deterministic whatever the number of DataLoader workers, and resumable at any k.
-    """
-
-    def __init__(self, order, make_sample, seed):
-        self.order, self.make_sample, self.seed = order, make_sample, seed
-
-    def __len__(self):
-        return len(self.order)
-
-    def __getitem__(self, k):
-        return self.make_sample(int(self.order[k]), np.random.default_rng([self.seed, k]))
-
-
-def shuffled_order(n_images, length, rng):
-    """The release's 'none': plain shuffling, one permutation per epoch."""
-    reps = -(-length // n_images)
-    return np.concatenate([rng.permutation(n_images) for _ in range(reps)])[:length]
-
-
-def clsbal_order(image_classes, num_fg, length, rng):
-    """'clsbal': each run of num_fg images covers every class once in random order,
-    drawing for each class an image that contains it."""
-    by_class = [[i for i, cls in enumerate(image_classes) if c in cls] for c in range(1, num_fg + 1)]
-    missing = [c for c, ims in enumerate(by_class, 1) if not ims]
-    if missing:
-        raise InputError(f"--balbatch clsbal: classes {missing} occur in no training image; use --balbatch none")
-    order = []
-    while len(order) < length:
-        for c in rng.permutation(num_fg):
-            order.append(by_class[c][rng.integers(len(by_class[c]))])
-    return np.array(order[:length])

@@ -26,11 +26,11 @@ def is_main():
     return rank() == 0
 
 
-def local_batch(batch_size, setting):
+def local_batch(batch_size):
     """This process's share of the global batch, which must split evenly so the solver stays the paper's."""
     w = world_size()
     if batch_size % w:
-        raise InputError(f"--{setting} {batch_size}: not divisible by the {w} torchrun processes; "
+        raise InputError(f"--batch_size {batch_size}: not divisible by the {w} torchrun processes; "
                          f"choose a multiple of {w} or another --nproc_per_node")
     return batch_size // w
 

@@ -11,6 +11,11 @@ import torch
 import yaml
 from PIL import Image, ImageOps
 
+from .pipeline import TRAINERS, command
+
+
+IGNORE = 255  # label value of void pixels (object borders, unlabelled): neither trained on nor evaluated
+
 
 class InputError(Exception):
     """Bad input the user can fix; the message names the file and the fix (printed as one line)."""
@@ -132,10 +137,6 @@ def save_checkpoint(path, model, meta, optimizer=None, iteration=None):
         torch.save(state, tmp)
 
 
-TRAINERS = {"seed": "./src/seed/train.py", "saliency": "./src/saliency/train.py",
-            "segmentation": "./src/segmentation/train.py"}
-
-
 def load_checkpoint(path, model=None, expect=None):
     """Load a checkpoint; `expect` (dict of meta fields) guards against a checkpoint of another network."""
     path = Path(path)
@@ -151,7 +152,7 @@ def load_checkpoint(path, model=None, expect=None):
     meta = state["meta"]
     for key, value in (expect or {}).items():
         if meta.get(key) != value:
-            fix = f"pass a model.pth of {TRAINERS[value]}" if key == "kind" else f"pass the matching --{key}"
+            fix = f"pass a model.pth of {command(TRAINERS[value])}" if key == "kind" else f"pass the matching --{key}"
             raise InputError(f"{path}: checkpoint is for {key}={meta.get(key)!r} ({network(meta)}), not "
                              f"{key}={value!r} as asked; {fix}")
     if model is not None:

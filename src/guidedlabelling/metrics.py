@@ -1,8 +1,8 @@
-"""Evaluation measures: confusion, IoU (spec section 7), saliency scores, seed precision/recall curves and
-classifier AP (spec section 2)."""
+"""Evaluation measures: confusion, IoU (docs/method.md section 7), saliency scores, seed precision/recall curves and
+classifier AP (docs/method.md section 2)."""
 import numpy as np
 
-IGNORE = 255
+from .io import IGNORE
 
 
 def confusion(gt, pred, num_classes):
@@ -35,6 +35,11 @@ def report(conf, class_names):
             "confusion": np.asarray(conf).tolist(), "classes": list(class_names)}
 
 
+def cell(value, width=9):
+    """A number with one decimal, right-aligned in `width`; n/a for None."""
+    return f"{'n/a':>{width}}" if value is None else f"{value:{width}.1f}"
+
+
 def format_table(rep):
     lines = [f"{'class':<16}{'IoU':>8}"]
     for name, v in rep["per_class_IoU"].items():
@@ -61,7 +66,7 @@ def saliency_scores(pairs, beta2=0.3):
     return {"MAE": mae / n, "max_F": float(f.max()), "images": len(pairs)}
 
 
-# ---- seeds: precision / recall over confidence thresholds (spec section 2, the paper's seed table) ----
+# ---- seeds: precision / recall over confidence thresholds (docs/method.md section 2, the paper's seed table) ----
 
 def seed_histogram(gt, label, conf, thresholds, num_classes):
     """Pixel counts [T+1, C, C]: (number of thresholds the pixel passes, GT class, seed class).

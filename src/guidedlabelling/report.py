@@ -1,7 +1,6 @@
 """report.html: one self-contained page of a run (inline CSS, images as base64 PNG data URIs, nothing
 fetched): the stages' figures from their done.json / results.json, per-class IoU, training loss curves,
 evaluation plots, example panels of images and the config. ./script.py writes it at its end."""
-import argparse
 import base64
 import datetime
 import html
@@ -13,9 +12,9 @@ import numpy as np
 import yaml
 
 from . import config as C
+from . import pipeline
 from .datasets import open_dataset
 from .io import atomic_path
-from .runner import prepare_data
 from .visualize import PALETTE, file_tiles, panel_image, panel_tiles, stage_files
 
 CSS = """
@@ -42,15 +41,9 @@ SKIPPED_FIGURES = ("per_class", "confusion", "classes", "curve")  # long or show
 
 def write_report(config, overrides, examples=4):
     """Resolve the run's config as every stage does; write <out_root>/<preset>/report.html and return its path."""
-    def resolve(*extra):
-        c, p = C.resolve(argparse.Namespace(config=config, set=list(overrides) + list(extra)))
-        prepare_data(c)
-        prepare_data(p)
-        return c, p
-
-    cfg, preset = resolve()
-    ref = resolve("labels=gt")[0]
-    test_seeds = resolve("seed_split=test")[0] if "seed_split" in cfg["seed_test"] else cfg
+    cfg, preset = C.resolve(config, overrides)
+    ref = C.resolve(config, list(overrides) + ["labels=gt"])[0]
+    test_seeds = C.resolve(config, list(overrides) + ["seed_split=test"])[0]
     root = Path(cfg["run"]["out_root"]) / cfg["name"]
     path = root / "report.html"
     page = render_page(cfg, preset, ref, test_seeds, root, examples)
@@ -159,7 +152,7 @@ def scalars(data, prefix=""):
 
 def stage_folders(root):
     """Finished stage folders (<folder>/<settings> with done.json) in pipeline order, other folders after."""
-    order = list(C.FOLDERS.values())
+    order = [s.folder for s in pipeline.STAGES]
     found = [p.parent for p in root.glob("*/*/done.json")]
     return sorted(found, key=lambda p: (order.index(p.parent.name) if p.parent.name in order else len(order),
                                         p.parent.name, p.name))
@@ -245,7 +238,8 @@ def example_panel(data, i, files, seedthres):
 def example_files(cfg, preset, ref, test_seeds, item_id):
     """(caption, path) of the run's outputs for one image: each stage's, seeds also from the heatmaps made
     for the test split (test_seeds: the config with --seed_split test), and the fully supervised prediction."""
-    ours, test = stage_files(cfg, preset, item_id), stage_files(test_seeds, preset, item_id)
+    ours = stage_files(lambda stage: C.stage_dir(cfg, preset, stage), item_id)
+    test = stage_files(lambda stage: C.stage_dir(test_seeds, preset, stage), item_id)
     return [(caption, p if p.exists() else q) for (caption, p), (_, q) in zip(ours, test)] + [
         ("fully supervised", C.stage_dir(ref, preset, "seg_test") / f"{item_id}.png")]
 

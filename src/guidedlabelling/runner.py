@@ -1,4 +1,10 @@
-"""What every stage command shares: config, output folder, cache check, log, errors."""
+"""What every stage command shares: flags, config, output folder, cache check, log, errors.
+
+A stage command (`./src/seed/train.py ...` or `python -m guidedlabelling seed_train ...`) is main(stage): it
+parses the stage's flags, resolves the config, owns the output folder the settings name, and calls
+stages/<stage>.py's run(Stage). Bad input ends in one line `error: ...` and exit code 2.
+"""
+import importlib
 import logging
 import os
 import shutil
@@ -10,17 +16,15 @@ import torch
 import yaml
 
 from . import config as C
+from . import pipeline
 from .datasets import open_dataset
 from .io import InputError, save_json, save_yaml
-
-MAKERS = {"seed_train": "./src/seed/train.py", "seed_test": "./src/seed/test.py",
-          "saliency_train": "./src/saliency/train.py", "saliency_test": "./src/saliency/test.py",
-          "guide": "./src/guide_generation/generate.py", "seg_train": "./src/segmentation/train.py",
-          "seg_test": "./src/segmentation/test.py"}
+from .synthetic import ensure_builtin
 
 
 @dataclass
 class Stage:
+    """One run of a stage: its settings, its output folder and log, and what it needs from the others."""
     name: str
     cfg: dict
     preset: dict
@@ -43,6 +47,10 @@ class Stage:
         self.skipped.update(data.skipped)
         return data
 
+    def output_dir(self, stage):
+        """The folder of another stage's output with this run's settings (it may not exist)."""
+        return C.stage_dir(self.cfg, self.preset, stage)
+
     def input_dir(self, stage, explicit=None):
         """Output folder of an upstream stage (or the user's own folder); it must be finished."""
         if explicit:
@@ -50,10 +58,10 @@ class Stage:
             if not path.is_dir():
                 raise InputError(f"{path}: folder not found; pass an existing folder")
             return path
-        path = C.stage_dir(self.cfg, self.preset, stage)
+        path = self.output_dir(stage)
         if not (path / "done.json").exists():
-            raise InputError(f"{path}: no finished output of stage {stage}; run {MAKERS[stage]} with the same "
-                             "settings first (or ./script.py)")
+            raise InputError(f"{path}: no finished output of stage {stage}; run {pipeline.command(stage)} with the "
+                             "same settings first (or ./script.py)")
         return path
 
     @property
@@ -75,15 +83,12 @@ class Stage:
         self.log.info("wrote %s", self.out)
 
 
-def prepare_data(cfg):
-    """The built-in dataset is generated on first use and becomes the dataset of the run."""
+def ensure_data(cfg):
+    """Generate the built-in dataset on first use (complete() has made it the dataset of the run)."""
     d = cfg["data"]
     if d["builtin"]:
-        from .synthetic import ensure_builtin
-        folder = C.ROOT / "data" / f"builtin_{d['builtin_size']}px_{d['builtin_train']}_{d['builtin_val']}"
-        voc, sal = ensure_builtin(folder, n_train=d["builtin_train"], n_val=d["builtin_val"],
-                                  size=d["builtin_size"], seed=0)
-        d["dataset_dir"], d["saliency_data"] = str(voc), str(sal)
+        ensure_builtin(C.builtin_dir(d), n_train=d["builtin_train"], n_val=d["builtin_val"], size=d["builtin_size"],
+                       seed=0)
 
 
 def make_logger(out):
@@ -110,18 +115,26 @@ def check_cache(out, stage_cfg, override):
     save_yaml(stored, stage_cfg)
 
 
-def run_stage(stage, description, body, argv=None, extra_args=None):
-    """Parse flags, set up the output folder and run body(Stage); bad input ends in one line, exit 2."""
-    parser = C.parser_for(stage, description)
+def stage_module(stage):
+    return importlib.import_module(f".stages.{stage}", __package__)
+
+
+def parse(stage, argv=None):
+    module = stage_module(stage)
+    parser = C.stage_parser(stage, module.__doc__)
     parser.add_argument("--out_dir", help="write here instead of the folder named from the settings")
-    if extra_args:
-        extra_args(parser)
-    args = parser.parse_args(argv)
+    if hasattr(module, "add_arguments"):
+        module.add_arguments(parser)
+    return parser.parse_args(argv)
+
+
+def main(stage, argv=None):
+    """Run one stage as a command; returns its output folder."""
+    args = parse(stage, argv)
     out = fresh = None
     try:
-        cfg, preset = C.resolve(args)
-        prepare_data(cfg)
-        prepare_data(preset)
+        cfg, preset = C.resolve(args.config, C.flag_overrides(args))
+        ensure_data(cfg)
         out = Path(args.out_dir) if args.out_dir else C.stage_dir(cfg, preset, stage)
         stage_cfg = C.relevant(cfg, stage)
         if (out / "done.json").exists() and not cfg["run"]["overridecache"] and \
@@ -134,7 +147,7 @@ def run_stage(stage, description, body, argv=None, extra_args=None):
         if current.fragment[1] == 1:  # alone in the folder: temp files left by a killed run are never outputs
             for stale in out.rglob(".*.tmp*"):
                 stale.unlink()
-        body(current)
+        stage_module(stage).run(current)
         return out
     except InputError as e:
         if fresh and out.is_dir():

@@ -1,4 +1,4 @@
-"""Seeds from class heatmaps (the release's heatmap2segconf, spec section 2)."""
+"""Seeds from class heatmaps (the release's heatmap2segconf, docs/method.md section 2)."""
 import numpy as np
 
 

@@ -11,7 +11,7 @@ class CaffeSGD(torch.optim.Optimizer):
     """Caffe's SGD update, which differs from torch.optim.SGD when the lr changes.
 
     Per parameter: g += weight_decay * decay_mult * w;  v = momentum * v + lr * lr_mult * g;  w -= v.
-    Param groups carry 'lr_mult' and 'decay_mult' (see networks.param_groups).
+    Param groups carry 'lr_mult' and 'decay_mult' (see param_groups).
     clip_gradients > 0: Caffe's solver option, scaling all gradients so their global L2 norm
     is at most that value, before weight decay and momentum.
     """
@@ -46,3 +46,20 @@ class CaffeSGD(torch.optim.Optimizer):
                 v = state["history"]
                 v.mul_(group["momentum"]).add_(grad, alpha=local_lr)
                 p.sub_(v)
+
+
+def param_groups(model, lr_mults):
+    """Caffe per-parameter multipliers: {'lr_mult', 'decay_mult'} per trainable parameter.
+
+    lr_mults maps a layer name to (weight_lr, weight_decay, bias_lr, bias_decay);
+    every other layer gets Caffe's usual (1, 1, 2, 0).
+    """
+    groups = {}
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        layer, kind = name.split(".")[-2], name.split(".")[-1]
+        wl, wd, bl, bd = lr_mults.get(layer, (1, 1, 2, 0))
+        key = (wl, wd) if kind == "weight" else (bl, bd)
+        groups.setdefault(key, []).append(p)
+    return [{"params": ps, "lr_mult": lm, "decay_mult": dm} for (lm, dm), ps in groups.items()]

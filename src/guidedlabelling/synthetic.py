@@ -302,12 +302,15 @@ def _ensure(root: Path, generate, params: dict) -> Path:
     return root
 
 
+def builtin_roots(data_dir) -> tuple[Path, Path]:
+    """(voc_root, saliency_root): where ensure_builtin puts the two datasets."""
+    return Path(data_dir) / "builtin", Path(data_dir) / "builtin_saliency"
+
+
 def ensure_builtin(data_dir, *, n_train: int = 300, n_val: int = 100, size: int = 96, seed: int = 0,
                    n_saliency: int = 300, saliency_seed: int = 1) -> tuple[Path, Path]:
     """Return (voc_root, saliency_root) under data_dir, generating them unless already complete."""
-    data_dir = Path(data_dir)
-    voc_root = _ensure(data_dir / "builtin", generate_builtin,
-                       dict(n_train=n_train, n_val=n_val, size=size, seed=seed))
-    saliency_root = _ensure(data_dir / "builtin_saliency", generate_saliency_set,
-                            dict(n=n_saliency, size=size, seed=saliency_seed))
+    voc_root, saliency_root = builtin_roots(data_dir)
+    _ensure(voc_root, generate_builtin, dict(n_train=n_train, n_val=n_val, size=size, seed=seed))
+    _ensure(saliency_root, generate_saliency_set, dict(n=n_saliency, size=size, seed=saliency_seed))
     return voc_root, saliency_root

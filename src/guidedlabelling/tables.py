@@ -1,4 +1,4 @@
-"""The paper's tables from finished runs, beside the published numbers (the spec's PAPER.md).
+"""The paper's tables from finished runs, beside the published numbers (docs/method.md section 8).
 
 Each row is one run: settings on top of the preset (and the user's --set), read from the done.json of the
 stage that measures it. A run that is not finished shows "—" and the ./script.py command that makes it
@@ -12,9 +12,10 @@ from pathlib import Path
 
 from . import config as C
 from .io import InputError, atomic_path
+from .networks.vgg import VGG_SEED_NETS
+from .pipeline import STEPS, steps_needed
 
-# PAPER.md, table "Published numbers to compare against (PASCAL VOC 2012, mIoU %)": val and test mIoU, and
-# the re-run of the release's code on val (the release's README).
+# docs/method.md section 8: val and test mIoU, and the re-run of the release's code on val (its README).
 PUBLISHED = {
     "guided_crf": {"val": 55.7, "test": 56.7, "rerun": 56.2, "source": "Oh et al., CVPR 2017"},
     "guided": {"val": 51.2, "test": None, "rerun": 51.4, "source": "the release's README"},
@@ -22,16 +23,6 @@ PUBLISHED = {
     "full": {"val": 62.3, "test": None, "rerun": None, "source": "Chen et al., ICLR 2015"},
 }
 
-# script.py's steps: the stage each one runs, the settings it adds (its STEPS entry), the steps it needs.
-METHOD = ["seed_train", "seed_test", "saliency_train", "saliency_test", "guide"]
-STEPS = {
-    "guide": ("guide", [], METHOD),
-    "seg_test": ("seg_test", [], METHOD + ["seg_train", "seg_test"]),
-    "reference_test": ("seg_test", ["labels=gt"], ["reference_train", "reference_test"]),
-    "seed_eval": ("seed_eval", ["seed_split=test"], ["seed_train", "seed_eval_heatmaps", "seed_eval"]),
-    "cls_eval": ("cls_eval", ["seed_split=test"], ["seed_train", "seed_eval_heatmaps", "cls_eval"]),
-}
-SEED_NETS = ["GAP-HighRes", "GAP-LowRes", "GAP-DeepLab"]
 GUIDE_RULES = ["G2", "seed", "sal", "salor"]
 MISSING = "—"
 
@@ -43,7 +34,7 @@ class Context:
     sets: list
 
     def resolve(self, sets=()):
-        return C.resolve(argparse.Namespace(config=self.config, set=self.sets + list(sets)))
+        return C.resolve(self.config, self.sets + list(sets))
 
 
 @dataclass
@@ -53,8 +44,8 @@ class Run:
     sets: tuple = ()
 
     def folder(self, ctx):
-        stage, extra, _ = STEPS[self.step]
-        cfg, preset = ctx.resolve(list(self.sets) + extra)
+        _, stage, extra = next(s for s in STEPS if s[0] == self.step)
+        cfg, preset = ctx.resolve(list(self.sets) + list(extra))
         return C.stage_dir(cfg, preset, stage)
 
     def done(self, ctx):
@@ -69,8 +60,8 @@ class Run:
 
 
 def already_set(cfg, item):
-    key, value = item.split("=", 1)
-    return str(cfg[C.section_of(key)][key]) == value
+    sec, key = C.locate(item.split("=", 1)[0])
+    return str(cfg[sec][key]) == item.split("=", 1)[1]
 
 
 def number(value, unit=""):
@@ -83,7 +74,7 @@ def where(ctx, runs, done):
     if all(d is not None for d in done):
         base = Path(cfg["run"]["out_root"]) / cfg["name"]
         return ", ".join(f"`{r.folder(ctx).relative_to(base)}`" for r in runs)
-    steps = ",".join(dict.fromkeys(s for r in runs for s in STEPS[r.step][2]))
+    steps = ",".join(dict.fromkeys(s for r in runs for s in steps_needed(r.step, lambda sets: ctx.resolve(sets)[0])))
     return f"missing; make it with `{runs[0].command(ctx, steps)}`"
 
 
@@ -93,7 +84,7 @@ def markdown(header, rows):
 
 
 def main_table(ctx):
-    """PAPER.md's table: the segmenter on guide labels and the fully supervised one, with and without CRF."""
+    """docs/method.md section 8: the segmenter on guide labels and the fully supervised one, with and without CRF."""
     cfg, _ = ctx.resolve()
     runs = {"guided_crf": Run("seg_test", ("guiderule=G2", "test_pcrf=deeplab")),
             "guided": Run("seg_test", ("guiderule=G2", "test_pcrf=none")),
@@ -115,7 +106,7 @@ def main_table(ctx):
                     ["the two rows above"])
     header = ["method (DeepLab-LargeFOV segmenter)", "published in", "published val", "published test",
               "release re-run (val)", f"ours ({cfg['data']['test_dataset']})", "run"]
-    return "### Segmentation, mIoU % (PAPER.md's table)\n\n" + markdown(header, rows)
+    return "### Segmentation, mIoU % (docs/method.md section 8)\n\n" + markdown(header, rows)
 
 
 def ratio(a, b):
@@ -126,8 +117,8 @@ def seed_table(ctx):
     """The paper's seed-network comparison: classifier mAP, seed precision/recall and mIoU on the test split."""
     cfg, _ = ctx.resolve()
     rows = []
-    for net in dict.fromkeys([cfg["seed_train"]["net"]] + SEED_NETS):
-        runs = [Run("seed_eval", (f"net={net}",)), Run("cls_eval", (f"net={net}",))]
+    for net in dict.fromkeys([cfg["seed_train"]["net"], *VGG_SEED_NETS]):
+        runs = [Run("seed_eval", (f"seed_train.net={net}",)), Run("cls_eval", (f"seed_train.net={net}",))]
         seeds, cls = done = [r.done(ctx) for r in runs]
         s = seeds or {}
         rows.append([net, number(cls and cls["mAP"]), number(s.get("fg_precision")), number(s.get("fg_recall")),
@@ -136,7 +127,7 @@ def seed_table(ctx):
     header = ["seed network", "classifier mAP", "seed precision (fg)", "seed recall (fg)",
               f"seed mIoU at {cfg['seed_eval']['eval_seedthres']}%", "best seed mIoU", "run"]
     return (f"### Seed networks, on {cfg['data']['test_dataset']} (%)\n\nThe paper compares the seed networks by "
-            "these measures; PAPER.md lists no figures for them, so compare the ordering.\n\n" + markdown(header, rows))
+            "these measures; the paper lists no figures for them, so compare the ordering.\n\n" + markdown(header, rows))
 
 
 def guide_table(ctx):
@@ -150,7 +141,7 @@ def guide_table(ctx):
                      where(ctx, runs, done)])
     header = ["guide rule", f"guide labels mIoU ({cfg['data']['dataset']})",
               f"segmenter mIoU ({cfg['data']['test_dataset']})", "run"]
-    return ("### Guide rules, mIoU %\n\nPAPER.md lists no figures for this ablation; compare the ordering "
+    return ("### Guide rules, mIoU %\n\nthe paper lists no figures for this ablation; compare the ordering "
             "(salor uses the true foreground: an upper bound).\n\n" + markdown(header, rows))
 
 

@@ -1,7 +1,9 @@
-"""The three trainings (seed classifier, saliency, segmenter) on one Caffe-solver loop."""
+"""What the three trainings (seed classifier, saliency, segmenter) share: their solver settings, the
+initialisation, one Caffe-solver loop (one process or DDP under torchrun), losses and segmentation samples."""
 import inspect
 import logging
 import signal
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -9,36 +11,67 @@ import torch
 import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
-from . import datasets as D
-from . import distributed as dist
+from . import distributed
 from . import precision as P
-from .io import InputError, load_checkpoint, load_label_png, save_checkpoint, save_json
-from .networks import build_seed_net, build_seg_net, freeze_trunk, init_from_scratch, param_groups
+from . import sampling
+from . import transforms as T
+from .io import IGNORE, InputError, load_checkpoint, load_label_png, save_checkpoint, save_json
+from .networks import init_from_scratch
+from .pipeline import command
 from .progress import progress
-from .solver import CaffeSGD, step_lr
+from .solver import CaffeSGD, param_groups, step_lr
 from .weights import load_init
 
-SEED_MULTS = {"score": (10, 1, 0, 0)}       # score: weights only, lr_mult 10
-SEG_MULTS = {"fc8": (10, 1, 20, 0)}         # fc8: lr_mult 10 / 20, bias decay 0
+SEG_MULTS = {"fc8": (10, 1, 20, 0)}  # the segmenter's and saliency net's fc8: lr_mult 10 / 20, bias decay 0
 
 
+def solver_options(net, init, nets):
+    """The settings of a training (the paper's solver: docs/method.md section 1) with its network's defaults."""
+    return {
+        "net": (net, f"network: {', '.join(nets)}"),
+        "init": (init, "initial weights (.caffemodel, .pth, imagenet for a network's built-in weights, or none)"),
+        "width": (1.0, "channel width multiplier (1 = the paper's network)"),
+        "input_size": (321, "training crop side"),
+        "base_lr": (0.001, "Caffe base_lr"),
+        "momentum": (0.9, "Caffe momentum"),
+        "weight_decay": (0.0005, "Caffe weight_decay"),
+        "stepsize": (2000, "lr x gamma every stepsize iterations"),
+        "gamma": (0.1, "lr step factor"),
+        "max_iter": (8000, "training iterations"),
+        "batch_size": (15, "images per iteration"),
+        "clip_gradients": (-1.0, "Caffe clip_gradients: cap on the global gradient L2 norm (-1: off)"),
+        "freeze_trunk": (False, "train only the new layers (Caffe lr_mult 0 for the pretrained trunk)"),
+        "seed": (0, "random seed"),
+    }
+
+
+@dataclass
 class Solver:
-    """One training's solver settings; momentum, weight decay and gamma are the paper's unless given.
-    `prefix` is that of the config keys ('' for the seed network, seg_, sal_), to name them in messages."""
-
-    def __init__(self, base_lr, max_iter, stepsize, batch_size, seed, snapshot, clip_gradients=-1,
-                 momentum=0.9, weight_decay=0.0005, gamma=0.1, prefix=""):
-        self.base_lr, self.max_iter, self.stepsize, self.batch_size = base_lr, max_iter, stepsize, batch_size
-        self.seed, self.snapshot, self.clip_gradients = seed, snapshot, clip_gradients
-        self.momentum, self.weight_decay, self.gamma = momentum, weight_decay, gamma
-        self.batch_setting = prefix + "batch_size"
+    """One training's solver (docs/method.md section 1) and the run's snapshot interval."""
+    base_lr: float
+    max_iter: int
+    stepsize: int
+    batch_size: int
+    seed: int
+    snapshot: int
+    clip_gradients: float = -1
+    momentum: float = 0.9
+    weight_decay: float = 0.0005
+    gamma: float = 0.1
 
     @classmethod
-    def from_section(cls, c, prefix, snapshot):
-        extra = {k: c[prefix + k] for k in ("momentum", "weight_decay", "gamma") if prefix + k in c}
-        return cls(c[prefix + "base_lr"], c[prefix + "max_iter"], c[prefix + "stepsize"],
-                   c[prefix + "batch_size"], c[prefix + "seed"], snapshot, c[prefix + "clip_gradients"],
-                   prefix=prefix, **extra)
+    def of(cls, section, snapshot):
+        """The solver of a training section of the config."""
+        keys = ("base_lr", "max_iter", "stepsize", "batch_size", "seed", "clip_gradients", "momentum",
+                "weight_decay", "gamma")
+        return cls(snapshot=snapshot, **{k: section[k] for k in keys})
+
+
+def freeze_trunk(model):
+    """Caffe lr_mult 0 for every layer but the new ones; frozen parameters need no gradient at all."""
+    for name, p in model.named_parameters():
+        if name.split(".")[-2] not in model.new_layers:
+            p.requires_grad_(False)
 
 
 def initialise(model, init, log, freeze=False):
@@ -64,23 +97,23 @@ def train_loop(model, stream, loss_fn, solver, mults, out, log, device, run, met
     on W. Snapshots every `snapshot` iterations (snapshot_iter_N.pth, as Caffe names them; --test_iter
     tests one), resumes from the latest, and saves a snapshot on Ctrl-C before stopping. Only the first
     process writes files."""
-    local = dist.local_batch(solver.batch_size, solver.batch_setting)
-    device = dist.process_device(device)
+    local = distributed.local_batch(solver.batch_size)
+    device = distributed.process_device(device)
     fmt = P.memory_format(run["channels_last"])
     model.to(device, memory_format=fmt).train()
     sgd = CaffeSGD(param_groups(model, mults), lr=solver.base_lr, momentum=solver.momentum,
                    weight_decay=solver.weight_decay, clip_gradients=solver.clip_gradients)
     scaler = P.grad_scaler(device, run["amp"])
-    with dist.process_group(device):
+    with distributed.process_group(device):
         start, losses = resume(out, model, sgd, log)
-        dist.check_same_everywhere(start, device, f"the snapshot to resume from in {out}")
-        net = dist.wrap(model, device)
+        distributed.check_same_everywhere(start, device, f"the snapshot to resume from in {out}")
+        net = distributed.wrap(model, device)
         samples = [k for it in range(start, solver.max_iter) for k in sample_keys(it, solver.batch_size, local)]
         loader = torch.utils.data.DataLoader(torch.utils.data.Subset(stream, samples), batch_size=local,
                                              num_workers=run["workers"], pin_memory=device.type == "cuda")
 
         def snapshot(iteration):
-            if dist.is_main():
+            if distributed.is_main():
                 save_checkpoint(out / f"snapshot_iter_{iteration}.pth", model, (meta or {}) | {"losses": losses},
                                 sgd, iteration)
 
@@ -106,7 +139,7 @@ def train_loop(model, stream, loss_fn, solver, mults, out, log, device, run, met
         finally:
             signal.signal(signal.SIGINT, previous)
             del net  # before the process group goes (see distributed.process_group)
-    if dist.is_main():
+    if distributed.is_main():
         save_checkpoint(out / "model.pth", model, meta or {})
         save_json(out / "loss.json", {"loss": losses})
     return losses
@@ -119,7 +152,7 @@ def sgd_step(net, batch, loss_fn, sgd, scaler, amp, dropout, interrupted):
         total, count = loss_fn(net, batch)
     share, loss, stop = global_loss(total, count, interrupted)
     sgd.zero_grad(set_to_none=True)
-    scaler.scale(share * dist.world_size()).backward()  # DDP averages the gradients: undo its 1/W
+    scaler.scale(share * distributed.world_size()).backward()  # DDP averages the gradients: undo its 1/W
     scaler.step(sgd)
     scaler.update()
     return loss, stop
@@ -138,7 +171,7 @@ def resume(out, model, sgd, log):
 
 def sample_keys(iteration, batch_size, local):
     """Stream indices of this process's slice of the global batch of `iteration`."""
-    first = iteration * batch_size + dist.rank() * local
+    first = iteration * batch_size + distributed.rank() * local
     return range(first, first + local)
 
 
@@ -147,7 +180,7 @@ def global_loss(total, count, interrupted):
     interrupted, so that all stop together). The normaliser (Caffe's: batch size or counted pixels) is
     summed over the processes; the share is this process's loss sum over it, so the shares' gradients add
     up to the global loss's (DDP averages them: the caller multiplies by W)."""
-    sums = dist.all_sum(torch.stack([total.detach().double(), count.double(),
+    sums = distributed.all_sum(torch.stack([total.detach().double(), count.double(),
                                      count.new_tensor(float(interrupted), dtype=torch.float64)]))
     normaliser = sums[1].clamp(min=1)
     return total / normaliser.to(total.dtype), (sums[0] / normaliser).item(), bool(sums[2])
@@ -191,49 +224,26 @@ def classification_loss(model, batch):
 def segmentation_loss(model, batch):
     """Caffe SoftmaxWithLoss, ignore 255, summed; normalised by the counted pixels."""
     x, y = batch
-    return F.cross_entropy(model(x), y, ignore_index=D.IGNORE, reduction="sum"), (y != D.IGNORE).sum()
+    return F.cross_entropy(model(x), y, ignore_index=IGNORE, reduction="sum"), (y != IGNORE).sum()
 
 
-def prepare(stage, section, prefix):
-    """The solver of a training. Seeds torch's generator with its seed, so the initial weights are
+def prepare(stage):
+    """The solver of a training stage. Seeds torch's generator with its seed, so the initial weights are
     reproducible; under torchrun only the first process logs progress, the others warnings and errors."""
-    if not dist.is_main():
+    if not distributed.is_main():
         stage.log.setLevel(logging.WARNING)
-    solver = Solver.from_section(stage.cfg[section], prefix, stage.cfg["run"]["snapshot"])
+    solver = Solver.of(stage.cfg[stage.name], stage.cfg["run"]["snapshot"])
     torch.manual_seed(solver.seed)
     return solver
-
-
-def train_seed(stage):
-    solver = prepare(stage, "seed_train", "")
-    c = stage.cfg["seed_train"]
-    data = stage.dataset(stage.cfg["data"]["dataset"])
-    model = build_seed_net(c["net"], data.num_classes - 1, c["width"])
-    initialise(model, c["init"], stage.log, c["freeze_trunk"])
-    rng = np.random.default_rng(solver.seed)
-    length = solver.max_iter * solver.batch_size
-    order = (D.clsbal_order([data.image_classes(i) for i in range(len(data))], data.num_classes - 1, length, rng)
-             if c["balbatch"] == "clsbal" else D.shuffled_order(len(data), length, rng))
-    meta = {"kind": "seed", "net": c["net"], "width": c["width"], "classes": data.classes}
-    run_training(stage, model, D.TrainStream(order, SeedSample(data, c["input_size"]), solver.seed),
-                 classification_loss, solver, SEED_MULTS, meta)
 
 
 def run_training(stage, model, stream, loss_fn, solver, mults, meta):
     losses = train_loop(model, stream, loss_fn, solver, mults, stage.out, stage.log, stage.device,
                         stage.cfg["run"], meta)
-    if dist.is_main():
+    if distributed.is_main():
         stage.finish({"final_loss": losses[-1][1] if losses else None,
                       "images": len(stream.make_sample.data),
                       "iterations": solver.max_iter})
-
-
-class SeedSample:
-    def __init__(self, data, size):
-        self.data, self.size = data, size
-
-    def __call__(self, i, rng):
-        return D.seed_train_sample(self.data.image(i), rng, self.size), self.data.class_vector(i)
 
 
 class SegSample:
@@ -247,38 +257,13 @@ class SegSample:
             return self.data.label(i)
         path = Path(self.label_dir) / f"{self.data.items[i].id}.png"
         if not path.exists():
-            raise InputError(f"{path}: guide label missing; rerun ./src/guide_generation/generate.py")
+            raise InputError(f"{path}: guide label missing; rerun {command('guide')}")
         return load_label_png(path)
 
     def __call__(self, i, rng):
-        return D.seg_train_sample(self.data.image(i), self.label(i), rng, self.size, self.out_size, self.resize)
+        return T.seg_train_sample(self.data.image(i), self.label(i), rng, self.size, self.out_size, self.resize)
 
 
 def segmentation_stream(data, model, size, resize, solver, label_dir=None):
-    order = D.shuffled_order(len(data), solver.max_iter * solver.batch_size, np.random.default_rng(solver.seed))
-    return D.TrainStream(order, SegSample(data, size, model.output_size(size), resize, label_dir), solver.seed)
-
-
-def train_seg(stage, guide_dir=None):
-    solver = prepare(stage, "seg_train", "seg_")
-    c = stage.cfg["seg_train"]
-    if c["labels"] not in ("gt", "guide"):
-        raise InputError(f"--labels {c['labels']}: choose guide or gt")
-    data = stage.dataset(stage.cfg["data"]["dataset"])
-    label_dir = None if c["labels"] == "gt" else stage.input_dir("guide", guide_dir)
-    model = build_seg_net(c["seg_net"], data.num_classes, c["seg_width"])
-    initialise(model, c["seg_init"], stage.log, c["seg_freeze_trunk"])
-    stream = segmentation_stream(data, model, c["seg_input_size"], c["seg_resize"], solver, label_dir)
-    meta = {"kind": "segmentation", "net": c["seg_net"], "width": c["seg_width"], "classes": data.classes}
-    run_training(stage, model, stream, segmentation_loss, solver, SEG_MULTS, meta)
-
-
-def train_saliency(stage):
-    solver = prepare(stage, "saliency_train", "sal_")
-    c = stage.cfg["saliency_train"]
-    data = D.MaskFolder(stage.cfg["data"]["saliency_data"], c["sal_holdout"], "train")
-    model = build_seg_net(c["sal_net"], 2, c["sal_width"])
-    initialise(model, c["sal_init"], stage.log, c["sal_freeze_trunk"])
-    stream = segmentation_stream(data, model, c["sal_input_size"], "tight", solver)
-    meta = {"kind": "saliency", "net": c["sal_net"], "width": c["sal_width"], "classes": ["bg", "fg"]}
-    run_training(stage, model, stream, segmentation_loss, solver, SEG_MULTS, meta)
+    order = sampling.shuffled_order(len(data), solver.max_iter * solver.batch_size, np.random.default_rng(solver.seed))
+    return sampling.TrainStream(order, SegSample(data, size, model.output_size(size), resize, label_dir), solver.seed)

@@ -3,7 +3,6 @@ saliency, guide labels, prediction, ground truth); the release showed interactiv
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from . import config as C
 from .io import atomic_path, load_gray_png, load_heatmap_mat, load_label_png, voc_palette
 from .seeds import seed_labels
 
@@ -22,9 +21,10 @@ def grey(values):
     return np.repeat(np.asarray(values, np.uint8)[..., None], 3, axis=2)
 
 
-def stage_files(cfg, preset, item_id, captions=("seeds", "saliency", "guide labels", "prediction")):
-    """(caption, path) of the per-image outputs of this config's stages for one image; they may not exist."""
-    return [(caption, C.stage_dir(cfg, preset, stage) / f"{item_id}{suffix}")
+def stage_files(folder_of, item_id, captions=("seeds", "saliency", "guide labels", "prediction")):
+    """(caption, path) of the per-image outputs of the stages for one image (folder_of(stage): the stage's
+    output folder); they may not exist."""
+    return [(caption, folder_of(stage) / f"{item_id}{suffix}")
             for caption, stage, suffix in STAGE_FILES if caption in captions]
 
 

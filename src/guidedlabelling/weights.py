@@ -1,8 +1,9 @@
-"""Initial weights for --init: our checkpoints (and, through caffe/, Caffe and torchvision files)."""
+"""Weights into networks: --init files (our checkpoints, Caffe models, torchvision VGG-16) matched by layer name."""
 from pathlib import Path
 
 import torch
 
+from .caffemodel import caffe_state_dict, torchvision_vgg16_to_caffe
 from .io import InputError
 
 
@@ -13,7 +14,6 @@ def read_state(path):
         raise InputError(f"{path}: initial weights not found; run ./downloads.sh --models, "
                          "or pass --init none to train from scratch")
     if path.suffix == ".caffemodel":
-        from .caffemodel import caffe_state_dict  # imported lazily: only Caffe users need protobuf
         return caffe_state_dict(path)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
@@ -21,7 +21,6 @@ def read_state(path):
         raise InputError(f"{path}: unreadable weights ({type(e).__name__}); re-download or retrain") from None
     state = state.get("model", state)
     if "features.0.weight" in state:  # torchvision VGG-16: RGB, 0..1 inputs normalised by mean/std
-        from .caffemodel import torchvision_vgg16_to_caffe
         state = torchvision_vgg16_to_caffe(state, path)
     return state
 
@@ -51,3 +50,16 @@ def load_init(model, path):
         raise InputError(f"{path}: no layer of these weights fits this network; check --net/--width or --init")
     model.load_state_dict(loaded, strict=False)
     return [f"loaded {len(loaded)} of {len(own)} tensors from {path}"] + report
+
+
+def load_caffe_state(model, state, path):
+    """Copy every tensor of `model` from a Caffe state dict, matched by layer name; all must fit."""
+    source, own = suffix_index(state), model.state_dict()
+    short = {key: ".".join(key.split(".")[-2:]) for key in own}
+    bad = [f"{s} {tuple(source[s].shape) if s in source else 'missing'} (want {tuple(own[k].shape)})"
+           for k, s in short.items() if s not in source or source[s].shape != own[k].shape]
+    if bad:
+        raise InputError(f"{path}: does not fit this network: {', '.join(bad[:3])}"
+                         f"{' ...' if len(bad) > 3 else ''}; check --kind, --net and --width")
+    model.load_state_dict({k: source[s].to(own[k].dtype) for k, s in short.items()})
+    return model

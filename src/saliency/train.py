@@ -1,11 +1,6 @@
 #!/usr/bin/env python3
-"""Saliency network training: class-agnostic foreground/background DeepLab (spec section 3)."""
-import pathlib
-import sys
-
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))  # bootstrap: the library lives in src/
-from guidedlabelling.training import train_saliency  # noqa: E402
-from guidedlabelling.runner import run_stage  # noqa: E402
+"""Stage saliency_train: the logic and settings are in src/guidedlabelling/stages/saliency_train.py; -h lists the flags."""
+from guidedlabelling.runner import main
 
 if __name__ == "__main__":
-    run_stage("saliency_train", __doc__, train_saliency)
+    main("saliency_train")

@@ -1,11 +1,6 @@
 #!/usr/bin/env python3
-"""Seed network training: a GAP classifier on image-level labels (spec section 1)."""
-import pathlib
-import sys
-
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))  # bootstrap: the library lives in src/
-from guidedlabelling.training import train_seed  # noqa: E402
-from guidedlabelling.runner import run_stage  # noqa: E402
+"""Stage seed_train: the logic and settings are in src/guidedlabelling/stages/seed_train.py; -h lists the flags."""
+from guidedlabelling.runner import main
 
 if __name__ == "__main__":
-    run_stage("seed_train", __doc__, train_seed)
+    main("seed_train")

@@ -1,4 +1,4 @@
-"""The paper's networks: VGG-16 GAP seed classifiers and DeepLab-LargeFOV.
+"""The paper's networks: VGG-16 GAP seed classifiers and DeepLab-LargeFOV (docs/method.md sections 1 and 6).
 
 Layer names follow the Caffe prototxts (conv1_1 .. conv5_3, fc6_gap, fc7_gap,
 score; fc6, fc7, fc8) so Caffe weights map by name. `width` scales every
@@ -12,8 +12,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 VGG_BLOCKS = [(64, 2), (128, 2), (256, 3), (512, 3), (512, 3)]
-SEED_NETS = ("GAP-HighRes", "GAP-LowRes", "GAP-DeepLab", "GAP-EffNet")
-SEG_NETS = ("DeepLab-LargeFOV", "DeepLab-EffNet")
+VGG_SEED_NETS = ("GAP-HighRes", "GAP-LowRes", "GAP-DeepLab")
 PIXEL_SCALE = 60.0
 
 
@@ -79,8 +78,8 @@ class GAPNet(nn.Module):
 
     def __init__(self, net="GAP-HighRes", num_classes=20, width=1.0):
         super().__init__()
-        if net not in SEED_NETS:
-            raise ValueError(f"unknown seed network {net!r}; choose one of {SEED_NETS}")
+        if net not in VGG_SEED_NETS:
+            raise ValueError(f"unknown VGG seed network {net!r}; choose one of {VGG_SEED_NETS}")
         self.net = net
         fc = scaled(1024, width)
         if net == "GAP-DeepLab":
@@ -163,22 +162,6 @@ class DeepLabLargeFOV(nn.Module):
         return self.trunk.output_size(size)
 
 
-def build_seed_net(net, num_classes, width):
-    if net == "GAP-EffNet":
-        from .efficientnet import GAPEffNet  # imports this module
-        return GAPEffNet(num_classes, width)
-    return GAPNet(net, num_classes, width)
-
-
-def build_seg_net(net, num_classes, width):
-    if net not in SEG_NETS:
-        raise ValueError(f"unknown segmentation network {net!r}; choose one of {SEG_NETS}")
-    if net == "DeepLab-EffNet":
-        from .efficientnet import DeepLabEffNet  # imports this module
-        return DeepLabEffNet(num_classes, width)
-    return DeepLabLargeFOV(num_classes, width)
-
-
 def init_from_scratch(model):
     """Caffe 'msra' filler for every conv layer when no ImageNet init is given.
 
@@ -193,27 +176,3 @@ def init_from_scratch(model):
             nn.init.zeros_(m.bias)
             if name.endswith("conv1_1"):
                 m.weight.data /= PIXEL_SCALE
-
-
-def freeze_trunk(model):
-    """Caffe lr_mult 0 for every layer but the new ones; frozen parameters need no gradient at all."""
-    for name, p in model.named_parameters():
-        if name.split(".")[-2] not in model.new_layers:
-            p.requires_grad_(False)
-
-
-def param_groups(model, lr_mults):
-    """Caffe per-parameter multipliers: {'lr_mult', 'decay_mult'} per trainable parameter.
-
-    lr_mults maps a layer name to (weight_lr, weight_decay, bias_lr, bias_decay);
-    every other layer gets Caffe's usual (1, 1, 2, 0).
-    """
-    groups = {}
-    for name, p in model.named_parameters():
-        if not p.requires_grad:
-            continue
-        layer, kind = name.split(".")[-2], name.split(".")[-1]
-        wl, wd, bl, bd = lr_mults.get(layer, (1, 1, 2, 0))
-        key = (wl, wd) if kind == "weight" else (bl, bd)
-        groups.setdefault(key, []).append(p)
-    return [{"params": ps, "lr_mult": lm, "decay_mult": dm} for (lm, dm), ps in groups.items()]

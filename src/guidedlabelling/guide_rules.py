@@ -1,4 +1,4 @@
-"""Guide labels: fusion of seeds and saliency (spec section 4).
+"""Guide labels: fusion of seeds and saliency (docs/method.md section 4).
 
 G2 works on label images and bincounts, so its cost is proportional to the
 pixels, not to (#saliency components x #seed components x pixels) as in the release.

@@ -1,0 +1,87 @@
+"""The table of stages: what each stage is called, where it writes, what it reads, and the command that runs it.
+
+Everything else about the order of the method is derived from it: the config sections that name a stage's
+output folder (its own and its ancestors'), the driver's steps (script.py --steps), the error messages that
+say which command makes a missing input. A stage's logic and settings live in guidedlabelling/stages/<name>.py.
+
+Adding a stage: write stages/<name>.py (OPTIONS, run(stage), a docstring) and add its row here; it then runs as
+`python -m guidedlabelling <name>` and as a step of ./script.py.
+"""
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str               # config section, module stages/<name>.py, and the driver's step
+    folder: str             # output folder: <out_root>/<preset>/<folder>/<settings>
+    parents: tuple = ()     # stages whose outputs it reads
+    command: str = ""       # the release-style command that runs it alone ("" : python -m guidedlabelling <name>)
+    reads_dataset: bool = True  # whether the data section names its outputs (saliency training reads its own set)
+    variants: tuple = ()    # extra driver steps: (step, settings it adds), e.g. the fully supervised reference
+    step_settings: tuple = ()  # settings the driver adds when it runs the stage itself
+
+
+STAGES = (
+    Stage("seed_train", "seed_train", (), "src/seed/train.py"),
+    Stage("seed_test", "seed_heatmaps", ("seed_train",), "src/seed/test.py",
+          variants=(("seed_eval_heatmaps", ("seed_split=test",)),)),
+    Stage("seed_eval", "seed_eval", ("seed_test",), "src/seed/eval.py", step_settings=("seed_split=test",)),
+    Stage("cls_eval", "cls_eval", ("seed_test",), "src/seed/eval_cls.py", step_settings=("seed_split=test",)),
+    Stage("saliency_train", "saliency_train", (), "src/saliency/train.py", reads_dataset=False),
+    Stage("saliency_test", "saliency", ("saliency_train",), "src/saliency/test.py"),
+    Stage("guide", "guide_labels", ("seed_test", "saliency_test"), "src/guide_generation/generate.py"),
+    Stage("seg_train", "seg_train", ("guide",), "src/segmentation/train.py",
+          variants=(("reference_train", ("labels=gt",)),)),
+    Stage("seg_test", "seg_test", ("seg_train",), "src/segmentation/test.py",
+          variants=(("reference_test", ("labels=gt",)),)),
+)
+BY_NAME = {s.name: s for s in STAGES}
+# script.py's steps in the order it runs them: (step, stage, settings the step adds)
+STEPS = tuple(step for s in STAGES for step in ((s.name, s.name, s.step_settings),
+                                                 *((v, s.name, settings) for v, settings in s.variants)))
+TRAINERS = {"seed": "seed_train", "saliency": "saliency_train", "segmentation": "seg_train"}  # checkpoint kinds
+
+
+def command(stage):
+    """How a user runs a stage alone, for messages."""
+    row = BY_NAME[stage]
+    return f"./{row.command}" if row.command else f"python -m guidedlabelling {stage}"
+
+
+def parents(stage, cfg):
+    """The stages whose outputs `stage` reads with these settings: a segmenter trained on the true masks
+    (labels gt, the fully supervised reference) reads no guide labels."""
+    if stage == "seg_train" and cfg["seg_train"]["labels"] == "gt":
+        return ()
+    return BY_NAME[stage].parents
+
+
+def ancestors(stage, cfg):
+    """Every stage upstream of `stage`, in table order."""
+    found, todo = set(), list(parents(stage, cfg))
+    while todo:
+        s = todo.pop()
+        if s not in found:
+            found.add(s)
+            todo += parents(s, cfg)
+    return [s.name for s in STAGES if s.name in found]
+
+
+def sections(stage, cfg):
+    """The config sections that determine a stage's outputs: data (where the stage reads the dataset, or
+    an ancestor does), its ancestors' and its own."""
+    lineage = ancestors(stage, cfg) + [stage]
+    return (["data"] if any(BY_NAME[s].reads_dataset for s in lineage) else []) + lineage
+
+
+def steps_needed(step, cfg_of):
+    """The driver steps that make `step`'s output, in driver order: for every stage upstream, its step whose
+    settings are the most specific subset of this step's. cfg_of(settings) resolves the config of settings."""
+    _, stage, settings = next(s for s in STEPS if s[0] == step)
+
+    def best(st):
+        fitting = [s for s in STEPS if s[1] == st and set(s[2]) <= set(settings)]
+        return max(fitting, key=lambda s: len(s[2]))[0]
+
+    chosen = {best(st) for st in ancestors(stage, cfg_of(settings)) + [stage]}
+    return [name for name, _, _ in STEPS if name in chosen]

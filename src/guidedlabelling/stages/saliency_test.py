@@ -1,0 +1,89 @@
+"""Saliency maps: 8-bit foreground maps (maximum 255) for the training and test images (docs/method.md
+section 3)."""
+import numpy as np
+import torch
+
+from .. import precision as P
+from .. import transforms as T
+from ..datasets import MaskFolder
+from ..inference import all_done, forward_all, load_model, measurable, todo, trained
+from ..io import IGNORE, InputError, load_gray_png, save_gray_png
+from ..metrics import saliency_scores
+from ..networks import ImageNetObjectness
+from ..progress import progress
+
+OPTIONS = {
+    "test_size": (321, "images are fit (downscaled only) into this square"),
+    "source": ("model", "model: the saliency network of src/saliency/train.py; imagenet-cam: the ImageNet "
+                        "EfficientNet-Lite0 classifier's class activation maps of its top-5 classes "
+                        "(class-agnostic, no saliency training)"),
+}
+
+
+def add_arguments(parser):
+    parser.add_argument("--model_dir", help="saliency training folder holding model.pth")
+
+
+def run(stage):
+    """Maps for the training images (guides) and the test images (pictures, saliency quality)."""
+    cfg, out = stage.cfg, stage.out
+    model = saliency_model(stage)
+    splits = [stage.dataset(s) for s in dict.fromkeys([cfg["data"]["dataset"], cfg["data"]["test_dataset"]])]
+    for data in splits:
+        indices = todo(stage, data, ".png")
+        stage.log.info("saliency %s: %d of %d images to do", data.split, len(indices), len(data))
+        write_saliency(stage, model, data, indices, out)
+    holdout = cfg["saliency_train"]["holdout"]
+    if holdout:
+        held = MaskFolder(cfg["data"]["saliency_data"], holdout, "holdout")
+        write_saliency(stage, model, held, range(len(held)), out / "holdout")
+    if not all([all_done(stage, data, ".png") for data in splits]):
+        return
+    summary = {data.split: saliency_quality(data, out, cfg["guide"]["salthres"]) for data in splits
+               if measurable(stage, data, "saliency quality")}
+    if holdout:
+        summary["holdout"] = saliency_scores([(load_gray_png(out / "holdout" / f"{it.id}.png"), held.label(i) > 0)
+                                              for i, it in enumerate(held.items)])
+    stage.log.info("saliency quality: %s", summary)
+    stage.finish(summary)
+
+
+def saliency_model(stage):
+    source = stage.cfg["saliency_test"]["source"]
+    if source == "imagenet-cam":
+        stage.log.info("saliency: ImageNet class activation maps (no saliency training)")
+        return ImageNetObjectness()
+    if source != "model":
+        raise InputError(f"--source {source}: choose model or imagenet-cam")
+    return load_model(trained(stage.input_dir("saliency_train", stage.args.model_dir)), "saliency")[0]
+
+
+def foreground(scores):
+    """Foreground map of a saliency output: softmax channel 1 of a 2-class net, a 1-channel map as it is."""
+    return torch.softmax(scores, 0)[1:2] if scores.shape[0] == 2 else scores
+
+
+def write_saliency(stage, model, data, indices, folder):
+    """Foreground probability back in the image frame, stored as 8-bit with its maximum scaled to 255."""
+    size = stage.cfg["saliency_test"]["test_size"]
+    for i, scores, (offset, inner, hw) in progress(forward_all(
+            model, data, indices, size, "shrink", stage.device, 8, stage.cfg["run"]["workers"],
+            **P.options(stage.cfg["run"])), "saliency maps", len(indices)):
+        fg = T.unfit(foreground(scores), size, offset, inner, hw)[0].cpu().numpy()
+        save_gray_png(folder / f"{data.items[i].id}.png", np.round(255 * fg / max(fg.max(), 1e-12)))
+
+
+def saliency_quality(data, out, salthres):
+    """Foreground IoU of the thresholded map and MAE against the ground-truth objects (void excluded)."""
+    inter = union = err = count = 0
+    for i, it in enumerate(data.items):
+        gt = data.label(i)
+        valid = gt != IGNORE
+        sal = load_gray_png(out / f"{it.id}.png")[valid] / 255.0
+        fg = gt[valid] > 0
+        mask = sal >= salthres / 100
+        inter += np.sum(mask & fg)
+        union += np.sum(mask | fg)
+        err += np.abs(sal - fg).sum()
+        count += valid.sum()
+    return {"foreground_IoU": float(100 * inter / max(union, 1)), "MAE": float(err / max(count, 1))}

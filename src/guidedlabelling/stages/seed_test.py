@@ -1,0 +1,63 @@
+"""Seed heatmaps: CAMs of the present classes, mapped back to each image, plus all class scores
+(docs/method.md section 2)."""
+import numpy as np
+import torch
+from scipy.io import loadmat
+
+from .. import precision as P
+from .. import transforms as T
+from ..inference import all_done, check_classes, forward_all, load_model, todo, trained
+from ..io import InputError, save_heatmap_mat, save_mat
+from ..progress import progress
+
+OPTIONS = {
+    "test_iter": (0, "test the snapshot of this iteration (0: the final model)"),
+    "test_gtcls": ("use", "heatmaps for the ground-truth image classes"),
+    "test_interpord": (1, "interpolation order of the heatmap back-mapping (0 or 1)"),
+    "test_batch": (8, "images per forward pass"),
+    "seed_split": ("train", "heatmaps and class scores for: train (--dataset, the guides' input) or test "
+                            "(--test_dataset, where the paper evaluates seeds and the classifier)"),
+}
+
+
+def add_arguments(parser):
+    parser.add_argument("--model_dir", help="seed training folder holding model.pth")
+
+
+def split_of(cfg):
+    """The dataset split the seed heatmaps and class scores are made for (--seed_split)."""
+    choice = cfg["seed_test"]["seed_split"]
+    if choice not in ("train", "test"):
+        raise InputError(f"--seed_split {choice}: use train (--dataset) or test (--test_dataset)")
+    return cfg["data"]["dataset" if choice == "train" else "test_dataset"]
+
+
+def run(stage):
+    cfg, out = stage.cfg, stage.out
+    data = stage.dataset(split_of(cfg))
+    model, meta = load_model(trained(stage.input_dir("seed_train", stage.args.model_dir),
+                                     cfg["seed_test"]["test_iter"]), "seed")
+    check_classes(meta, data)
+    size, order = cfg["seed_train"]["input_size"], cfg["seed_test"]["test_interpord"]
+    indices = todo(stage, data, ".mat")
+    stage.log.info("seed heatmaps: %d of %d images to do", len(indices), len(data))
+    for i, (scores, feat), (offset, inner, hw) in progress(forward_all(
+            model, data, indices, size, "fit", stage.device, cfg["seed_test"]["test_batch"], cfg["run"]["workers"],
+            **P.options(cfg["run"])), "seed heatmaps", len(indices)):
+        classes = data.image_classes(i)
+        cams = model.cams(feat[None], torch.as_tensor(classes, dtype=torch.long) - 1)[0]
+        heat = T.unfit(cams.float(), size, offset, inner, hw, order).cpu().numpy()
+        save_heatmap_mat(out / f"{data.items[i].id}.mat", heat, hw)
+        save_mat(out / "scores" / f"{data.items[i].id}.mat", {"scores": scores.float().cpu().numpy()})
+    if not all_done(stage, data, ".mat"):
+        return
+    collect_scores(data, out)
+    stage.finish({"images": len(data)})
+
+
+def collect_scores(data, out):
+    """cls_res.mat: every image's class scores [N, C-1], ids, and ground-truth labels."""
+    scores = np.stack([loadmat(out / "scores" / f"{it.id}.mat")["scores"].ravel() for it in data.items])
+    gt = np.stack([data.class_vector(i) for i in range(len(data))])
+    save_mat(out / "cls_res.mat", {"scores": scores.astype(np.float32), "ids": np.array(data.ids, dtype=object),
+                                   "gt": gt, "classes": np.array(data.classes[1:], dtype=object)})

@@ -1,0 +1,51 @@
+"""Segmentation test and evaluation: predictions, confusion matrix, per-class IoU, mIoU (docs/method.md
+section 7)."""
+from .. import precision as P
+from ..inference import all_done, check_classes, evaluate_folder, forward_all, label_map, load_model, measurable, \
+    todo, trained
+from ..io import save_json, save_label_png
+from ..metrics import format_table
+from ..progress import progress
+from ..visualize import colour, file_tiles, panel_tiles, save_panel, stage_files
+
+OPTIONS = {
+    "test_iter": (0, "test the snapshot of this iteration (0: the final model)"),
+    "test_pcrf": ("none", "test-time CRF: none or deeplab"),
+    "test_resize": ("none", "none (reflect-pad to test_size) or tight (fit into test_size)"),
+    "test_size": (531, "test input side"),
+}
+
+
+def add_arguments(parser):
+    parser.add_argument("--model_dir", help="segmentation training folder holding model.pth")
+
+
+def run(stage):
+    cfg, out = stage.cfg, stage.out
+    data = stage.dataset(cfg["data"]["test_dataset"])
+    model, meta = load_model(trained(stage.input_dir("seg_train", stage.args.model_dir), cfg["seg_test"]["test_iter"]),
+                             "segmentation")
+    check_classes(meta, data)
+    t = cfg["seg_test"]
+    mode = "pad" if t["test_resize"] == "none" else "fit"
+    indices = todo(stage, data, ".png")
+    stage.log.info("segmentation test on %s: %d of %d images to do", data.split, len(indices), len(data))
+    for i, scores, (offset, inner, hw) in progress(forward_all(
+            model, data, indices, t["test_size"], mode, stage.device, 4, cfg["run"]["workers"],
+            **P.options(cfg["run"])), "segmentation test", len(indices)):
+        image = data.image(i)
+        pred = label_map(scores, image, t["test_size"], (offset, inner, hw), t["test_pcrf"])
+        if cfg["run"]["vis"]:  # with the upstream outputs this image has (saliency; on training images all)
+            upstream = stage_files(stage.output_dir, data.items[i].id, ("seeds", "saliency", "guide labels"))
+            save_panel(out / "vis" / f"{data.items[i].id}.png", panel_tiles(data, i, file_tiles(
+                upstream, data.image_classes(i), cfg["guide"]["seedthres"]) + [("prediction", colour(pred))]))
+        save_label_png(out / f"{data.items[i].id}.png", pred)
+    if not all_done(stage, data, ".png"):
+        return
+    if not measurable(stage, data, "segmentation mIoU"):
+        stage.finish({"images": len(data)})
+        return
+    rep = evaluate_folder(data, out)
+    save_json(out / "results.json", rep)
+    stage.log.info("segmentation on %s:\n%s", data.split, format_table(rep))
+    stage.finish({"mIoU": rep["mIoU"], "results": str(out / "results.json")})

@@ -1,0 +1,52 @@
+"""Your own data's tags: a CSV `image,tags[,split]`, and the split of images it does not assign."""
+import csv
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from .io import InputError
+
+
+@dataclass(frozen=True)
+class TagRow:
+    line: int
+    image: str
+    tags: tuple
+    split: str | None
+
+
+def read_tags(path):
+    """Rows of a tags CSV: header `image,tags` (optionally `,split`), tags separated by spaces or ';'."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: tags file not found; pass --tags with a CSV whose header is image,tags")
+    try:
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: not a UTF-8 text file; save the tags as CSV (header image,tags)") from None
+    reader = csv.reader(lines)
+    header = [h.strip().lower() for h in next(reader, [])]
+    if header not in (["image", "tags"], ["image", "tags", "split"]):
+        raise InputError(f"{path}: header {','.join(header) or '(empty file)'} is not image,tags (or "
+                         "image,tags,split); the first line must name these columns")
+    rows = []
+    for fields in reader:
+        if not any(f.strip() for f in fields):
+            continue
+        line = reader.line_num
+        if len(fields) != len(header) or not fields[0].strip():
+            raise InputError(f"{path}, line {line}: expected {len(header)} fields ({','.join(header)}), got "
+                             f"{fields}; separate tags by spaces or ';', not commas")
+        tags = tuple(sorted({t for t in re.split(r"[;\s]+", fields[1]) if t}))
+        if "background" in tags:
+            raise InputError(f"{path}, line {line}: 'background' is not a tag (it is class 0); remove it")
+        rows.append(TagRow(line, fields[0].strip(), tags, fields[2].strip() if len(header) == 3 else None))
+    if not rows:
+        raise InputError(f"{path}: no image rows below the header")
+    return rows
+
+
+def hash_split(image_id, val_percent):
+    """'val' for about val_percent of the ids, the same on every machine: sha1 of the id, mod 100."""
+    return "val" if int(hashlib.sha1(image_id.encode()).hexdigest(), 16) % 100 < val_percent else "train"

@@ -1,0 +1,79 @@
+"""The table of stages (guidedlabelling/pipeline.py) and what is derived from it, against the lists the
+project wrote out by hand before the table existed."""
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from guidedlabelling import config as C
+from guidedlabelling import pipeline
+
+ROOT = Path(__file__).resolve().parents[1]
+METHOD = ["seed_train", "seed_test", "saliency_train", "saliency_test", "guide"]
+
+
+def cfg(*sets):
+    return C.resolve("smoke", sets)[0]
+
+
+def test_sections_naming_each_stage():
+    written_out = {  # the former config.UPSTREAM
+        "seed_train": ["data", "seed_train"],
+        "seed_test": ["data", "seed_train", "seed_test"],
+        "seed_eval": ["data", "seed_train", "seed_test", "seed_eval"],
+        "cls_eval": ["data", "seed_train", "seed_test", "cls_eval"],
+        "saliency_train": ["saliency_train"],
+        "saliency_test": ["data", "saliency_train", "saliency_test"],
+        "guide": ["data", "seed_train", "seed_test", "saliency_train", "saliency_test", "guide"],
+        "seg_train": ["data"] + METHOD + ["seg_train"],
+        "seg_test": ["data"] + METHOD + ["seg_train", "seg_test"],
+    }
+    for stage, sections in written_out.items():
+        assert pipeline.sections(stage, cfg()) == sections, stage
+    assert pipeline.sections("seg_test", cfg("labels=gt")) == ["data", "seg_train", "seg_test"]
+
+
+def test_driver_steps_and_what_each_needs():
+    assert [s[0] for s in pipeline.STEPS] == [
+        "seed_train", "seed_test", "seed_eval_heatmaps", "seed_eval", "cls_eval", "saliency_train", "saliency_test",
+        "guide", "seg_train", "reference_train", "seg_test", "reference_test"]
+    needed = {  # the former tables.STEPS
+        "guide": METHOD,
+        "seg_test": METHOD + ["seg_train", "seg_test"],
+        "reference_test": ["reference_train", "reference_test"],
+        "seed_eval": ["seed_train", "seed_eval_heatmaps", "seed_eval"],
+        "cls_eval": ["seed_train", "seed_eval_heatmaps", "cls_eval"],
+    }
+    for step, steps in needed.items():
+        assert pipeline.steps_needed(step, lambda sets: cfg(*sets)) == steps, step
+
+
+def test_every_stage_module_declares_options_and_runs():
+    for stage in pipeline.STAGES:
+        module = __import__(f"guidedlabelling.stages.{stage.name}", fromlist=["run"])
+        assert callable(module.run) and module.__doc__ and module.OPTIONS is C.OPTIONS[stage.name]
+        assert all(len(v) == 2 and isinstance(v[1], str) for v in module.OPTIONS.values())
+        assert not set(module.OPTIONS) & (set(C.SHARED["data"]) | set(C.SHARED["run"])), stage.name
+
+
+@pytest.mark.parametrize("stage,own,folders", [("seg_test", 4, 1), ("guide", 4, 2), ("seg_train", 16, 1),
+                                               ("seed_train", 15, 0)])
+def test_stage_help_lists_its_own_settings_plus_data_and_run(stage, own, folders):
+    command = pipeline.BY_NAME[stage].command
+    proc = subprocess.run([sys.executable, command, "-h"], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 0
+    groups = proc.stdout.split("\n\n")
+    own_group = next(g for g in groups if g.startswith(f"{stage} settings:"))
+    assert own_group.count("\n  --") == own
+    shared = len(C.SHARED["data"]) + len(C.SHARED["run"])
+    assert proc.stdout.count("\n  --") == own + shared + 3 + folders  # + --config, --set, --out_dir
+    assert "--set SECTION.KEY=VALUE" in proc.stdout
+
+
+def test_python_m_runs_a_stage_by_its_name():
+    proc = subprocess.run([sys.executable, "-m", "guidedlabelling", "guide", "-h"], cwd=ROOT, capture_output=True,
+                          text=True)
+    assert proc.returncode == 0 and "guide settings:" in proc.stdout
+    proc = subprocess.run([sys.executable, "-m", "guidedlabelling", "nonsense"], capture_output=True, text=True)
+    assert proc.returncode != 0 and "STAGE is one of seed_train, seed_test" in proc.stderr
