@@ -143,7 +143,8 @@ def main():
         summarise(args, overrides)
         print(f"report: {write_report(args.config, overrides)}")
     except InputError as e:
-        print(f"error: {e}", file=sys.stderr)
+        for message in e.messages:
+            print(f"error: {message}", file=sys.stderr)
         sys.exit(2)
 
 

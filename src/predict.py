@@ -9,7 +9,7 @@ defaults to the seg_test settings of --config, the preset the model was trained 
 import argparse
 import sys
 
-from guidedlabelling.config import load_preset
+from guidedlabelling.config import resolve
 from guidedlabelling.io import InputError
 from guidedlabelling.prediction import predict
 
@@ -32,7 +32,7 @@ def parse():
 def main():
     args = parse()
     try:
-        test = load_preset(args.config)["seg_test"]
+        test = resolve(args.config)[0]["seg_test"]
         summary = predict(args.model, args.inputs, args.out_dir, args.size or test["test_size"],
                           args.resize or test["test_resize"], args.pcrf, args.device, args.alpha)
     except InputError as e:

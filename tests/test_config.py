@@ -104,3 +104,51 @@ def test_a_preset_may_group_keys_by_section_or_write_them_flat(tmp_path):
     cfg, preset = C.resolve(str(tmp_path / "p.yaml"))
     assert (cfg["guide"]["seedthres"], cfg["seg_train"]["base_lr"], cfg["saliency_train"]["max_iter"]) == (30, 0.01, 5)
     assert cfg == preset and cfg["name"] == "p"
+
+
+def test_settings_are_read_as_their_type_and_errors_name_the_setting_and_its_source(tmp_path):
+    cfg, _ = resolve("vis=yes", "channels_last=OFF", "seedthres=30", "seg_train.base_lr=1e-3", "workers=+2")
+    assert (cfg["run"]["vis"], cfg["run"]["channels_last"], cfg["guide"]["seedthres"]) == (True, False, 30)
+    assert (cfg["seg_train"]["base_lr"], cfg["run"]["workers"]) == (0.001, 2)
+    with pytest.raises(InputError) as e:
+        resolve("seed_train.max_iter=abc", "vis=maybe", "seed_train.batch_size=1.5", "sedthres=1")
+    assert e.value.messages == (
+        "setting seed_train.max_iter = 'abc' (command line): not a whole number; write e.g. 8000",
+        "setting run.vis = 'maybe' (command line): not true or false (also yes/no, on/off, 1/0)",
+        "setting seed_train.batch_size = '1.5' (command line): not a whole number; write e.g. 15",
+        "command line: unknown setting 'sedthres'; did you mean seedthres, salthres, eval_seedthres? see -h for "
+        "the settings")
+    preset = tmp_path / "p.yaml"
+    preset.write_text("seed_train: {max_iter: abc}\nvis: 1\nsalthres: 101\n")
+    with pytest.raises(InputError) as e:
+        C.resolve(str(preset))
+    assert e.value.messages == (f"setting seed_train.max_iter = 'abc' ({preset}): not a whole number; write e.g. 8000",
+                                f"setting guide.salthres = 101 ({preset}): must be within 0..100")
+
+
+@pytest.mark.parametrize("setting, problem", [
+    ("seed_train.batch_size=0", "must be at least 1"), ("seg_train.max_iter=-2", "must be at least 1"),
+    ("snapshot=0", "must be at least 1"), ("saliency_train.stepsize=0", "must be at least 1"),
+    ("seed_train.base_lr=0", "must be above 0"), ("seg_train.momentum=1", "must be below 1"),
+    ("device=gpu", "write cpu, cuda, cuda:N (a GPU index) or auto"), ("device=cuda:x", "write cpu, cuda"),
+    ("guiderule=G3", "choose one of G2, salor, seed, sal"), ("seed_train.net=VGG", "choose one of GAP-HighRes"),
+    ("amp=fp8", "choose one of none, bf16, fp16"), ("val_percent=101", "must be within 0..100"),
+    ("test_interpord=2", "choose one of 0, 1"), ("eval_thres_step=0", "must be within 1..100"),
+    ("labels=true", "choose one of guide, gt"), ("seed_split=val", "choose one of train, test")])
+def test_ranges_and_choices(setting, problem):
+    key = setting.split("=")[0].split(".")[-1]
+    with pytest.raises(InputError) as e:
+        resolve(setting)
+    message, = e.value.messages
+    assert message.startswith("setting ") and f".{key} = " in message and f"(command line): {problem}" in message
+    assert resolve("device=cuda:1")[0]["run"]["device"] == "cuda:1"
+
+
+def test_a_dataset_named_for_a_builtin_preset_is_the_one_read():
+    """demo/smoke name the built-in dataset; --dataset_dir or --saliency_data used to be replaced by it."""
+    cfg, preset = resolve("dataset_dir=/data/voc", "saliency_data=/data/msra")
+    assert (cfg["data"]["dataset_dir"], cfg["data"]["saliency_data"]) == ("/data/voc", "/data/msra")
+    assert preset["data"]["dataset_dir"].endswith("builtin")
+    cfg, _ = resolve("dataset_dir=/data/voc")
+    assert cfg["data"]["saliency_data"] == preset["data"]["saliency_data"]   # the built-in saliency set stays
+    assert C.stage_name(cfg, preset, "seed_train") == "dataset_dir-voc"

@@ -12,12 +12,14 @@ import copy
 import difflib
 import hashlib
 import importlib
+import re
 from pathlib import Path
 
 import yaml
 
 from . import pipeline
-from .io import InputError
+from .checks import NON_NEGATIVE, PERCENT, POSITIVE, at_least, device, one_of
+from .errors import InputError
 from .synthetic import builtin_roots
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -57,14 +59,25 @@ SHARED = {
         "channels_last": (False, "NHWC memory layout for the networks (often faster convolutions)"),
     },
 }
-OPTIONS = SHARED | {s.name: importlib.import_module(f".stages.{s.name}", __package__).OPTIONS
-                    for s in pipeline.STAGES}
+SHARED_CHECKS = {
+    "data": {"builtin_size": at_least(16), "builtin_train": POSITIVE, "builtin_val": POSITIVE,
+             "val_percent": PERCENT},
+    "run": {"device": device, "gpu": NON_NEGATIVE, "workers": NON_NEGATIVE, "snapshot": POSITIVE,
+            "n": NON_NEGATIVE, "N": POSITIVE, "amp": one_of("none", "bf16", "fp16")},
+}
+STAGE_MODULES = {s.name: importlib.import_module(f".stages.{s.name}", __package__) for s in pipeline.STAGES}
+OPTIONS = SHARED | {name: module.OPTIONS for name, module in STAGE_MODULES.items()}
+CHECKS = SHARED_CHECKS | {name: module.CHECKS for name, module in STAGE_MODULES.items()}
 OWNERS = {}  # key -> the sections that have it
 for _section, _options in OPTIONS.items():
     for _key in _options:
         OWNERS.setdefault(_key, []).append(_section)
 MAX_NAME = 120
 NAMING_EXCLUDED = {"builtin", "builtin_size", "builtin_train", "builtin_val"}  # the data folder names them
+TYPES_WITHOUT_DEFAULT = {"gpu": int}  # settings whose default is None; the others of them are text
+BOOLEANS = {"true": True, "yes": True, "on": True, "1": True, "false": False, "no": False, "off": False, "0": False}
+KIND_NAMES = {bool: "true or false (also yes/no, on/off, 1/0)", int: "a whole number", float: "a number",
+              str: "one value (text)"}
 
 
 def defaults():
@@ -87,46 +100,106 @@ def locate(key):
     raise InputError(f"unknown setting {key!r}{where}; {hint}see -h for the settings")
 
 
-def set_value(cfg, key, value):
-    """Set a setting (`key` or `section.key`); text is read as the type of the paper's default."""
-    sec, key = locate(key)
+def kind(sec, key):
+    """The type of a setting: its default's; for settings without a default, TYPES_WITHOUT_DEFAULT's or text."""
     default = OPTIONS[sec][key][0]
-    if isinstance(value, str) and default is not None and not isinstance(default, str):
-        value = parse_scalar(value, type(default))
-    cfg[sec][key] = value
+    return TYPES_WITHOUT_DEFAULT.get(key, str) if default is None else type(default)
 
 
-def parse_scalar(text, kind):
-    if kind is bool:
-        return text.lower() in ("1", "true", "yes", "on")
+def typed(value, kind_):
+    """`value` as `kind_` (text parsed: 8000, 0.01, true/false/yes/no/on/off/1/0), or None when it is not one."""
+    text = value.strip() if isinstance(value, str) else None
+    if kind_ is bool:
+        return value if isinstance(value, bool) else BOOLEANS.get(str(value).lower() if text is None else text.lower())
+    if isinstance(value, bool):
+        return None
+    if kind_ is int:
+        return value if isinstance(value, int) else int(text) if text and re.fullmatch(r"[+-]?\d+", text) else None
+    if kind_ is float:
+        if isinstance(value, (int, float)):
+            return float(value)
+        try:
+            return float(text)
+        except (TypeError, ValueError):
+            return None
+    return value if isinstance(value, str) else str(value) if isinstance(value, (int, float)) else None
+
+
+def set_value(cfg, key, value, source, origins):
+    """Set a setting (`key` or `section.key`) to `value` as the setting's type; `source` (the preset file or
+    the command line) is recorded in origins for messages."""
     try:
-        return kind(text)
-    except ValueError:
-        raise InputError(f"cannot read {text!r} as {kind.__name__}") from None
+        sec, bare = locate(key)
+    except InputError as e:
+        raise InputError(f"{source}: {e}") from None
+    default = OPTIONS[sec][bare][0]
+    converted = None if value is None and default is None else typed(value, kind(sec, bare))
+    if converted is None and not (value is None and default is None):
+        example = "" if kind(sec, bare) in (bool, str) else f"; write e.g. {default or 0}"
+        raise InputError(f"setting {sec}.{bare} = {value!r} ({source}): not {KIND_NAMES[kind(sec, bare)]}{example}")
+    cfg[sec][bare] = converted
+    origins[sec, bare] = source
 
 
-def load_preset(config):
-    """The paper's defaults updated by a preset: a name in configs/ or a YAML file of `key: value` lines
-    (key as in set_value) or `section: {key: value}` groups."""
+def range_problems(cfg, origins):
+    """What is wrong with the values of the settings (CHECKS), naming each setting and where it was set."""
+    problems = []
+    for sec, checks in CHECKS.items():
+        for key, check in checks.items():
+            value = cfg[sec][key]
+            problem = None if value is None else check(value)
+            if problem:
+                source = origins.get((sec, key), "the default")
+                problems.append(f"setting {sec}.{key} = {value!r} ({source}): {problem}")
+    return problems
+
+
+def read_preset_file(path):
+    """The mapping a preset file holds; YAML errors, unknown tags and other shapes name the file."""
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f", line {mark.line + 1}" if mark else ""
+        reason = getattr(e, "problem", None) or type(e).__name__
+        raise InputError(f"{path}{where}: not a preset ({reason}); write `key: value` lines or "
+                         "`section: {key: value}` groups") from None
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: not a text file; a preset is YAML `key: value` lines") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: holds a {type(data).__name__}, not a mapping; write `key: value` lines or "
+                         "`section: {key: value}` groups")
+    return data
+
+
+def preset_path(config):
     path = Path(config)
     if not path.exists() and (CONFIGS / f"{path}.yaml").exists():
         path = CONFIGS / f"{path}.yaml"
-    if not path.exists():
+    if not path.is_file():
         raise InputError(f"{path}: config not found; use a file in configs/ (demo, smoke, msrc, voc12_paper)")
-    data = yaml.safe_load(path.read_text()) or {}
+    return path
+
+
+def load_preset(config, origins, problems):
+    """The paper's defaults updated by a preset: a name in configs/ or a YAML file of `key: value` lines
+    (key as in set_value) or `section: {key: value}` groups. Where each value came from goes to `origins`,
+    what is wrong with any to `problems`."""
+    path = preset_path(config)
+    data = read_preset_file(path)
     cfg = defaults()
-    try:
-        for key, value in data.items():
-            if key == "name":
-                continue
-            if isinstance(value, dict) and key in OPTIONS:
-                for k, v in value.items():
-                    set_value(cfg, f"{key}.{k}", v)
-            else:
-                set_value(cfg, key, value)
-    except InputError as e:
-        raise InputError(f"{path}: {e}") from None
-    cfg["name"] = data.get("name", path.stem)
+    for key, value in data.items():
+        if key == "name":
+            continue
+        grouped = isinstance(value, dict) and key in OPTIONS
+        for k, v in (value.items() if grouped else [(key, value)]):
+            try:
+                set_value(cfg, f"{key}.{k}" if grouped else str(k), v, str(path), origins)
+            except InputError as e:
+                problems.append(str(e))
+    cfg["name"] = str(data.get("name", path.stem))
     return cfg
 
 
@@ -139,11 +212,19 @@ def split_override(item):
 
 def resolve(config="demo", overrides=()):
     """(config, preset): the preset `config` with the overrides (KEY=VALUE, applied in order) applied, and
-    the preset alone; both complete (the built-in dataset's folders filled in, --gpu N as the device)."""
-    preset = load_preset(config)
+    the preset alone; both complete (the built-in dataset's folders filled in, --gpu N as the device).
+    Every setting is checked (type, range, choices); all problems are raised together."""
+    origins, problems = {}, []
+    preset = load_preset(config, origins, problems)
     cfg = copy.deepcopy(preset)
     for item in overrides:
-        set_value(cfg, *split_override(item))
+        try:
+            set_value(cfg, *split_override(item), "command line", origins)
+        except InputError as e:
+            problems.append(str(e))
+    problems += range_problems(cfg, origins)
+    if problems:
+        raise InputError(*problems)
     for c in (cfg, preset):
         complete(c)
     return cfg, preset
@@ -155,11 +236,15 @@ def builtin_dir(d):
 
 
 def complete(cfg):
-    """The built-in dataset becomes the dataset of the run; --gpu N means --device cuda:N."""
-    d = cfg["data"]
+    """The built-in dataset becomes the dataset of the run, and its saliency set the saliency set, unless the
+    settings name others (--dataset_dir or --pascalroot, --saliency_data); --gpu N means --device cuda:N."""
+    d, shared = cfg["data"], SHARED["data"]
     if d["builtin"]:
         voc, sal = builtin_roots(builtin_dir(d))
-        d["dataset_dir"], d["saliency_data"] = str(voc), str(sal)
+        if d["dataset_dir"] is None and d["pascalroot"] == shared["pascalroot"][0]:
+            d["dataset_dir"] = str(voc)
+        if d["saliency_data"] == shared["saliency_data"][0]:
+            d["saliency_data"] = str(sal)
     if cfg["run"]["gpu"] is not None:
         cfg["run"]["device"] = f"cuda:{cfg['run']['gpu']}"
 
@@ -222,10 +307,9 @@ def stage_parser(stage, description):
             flag = dict(dest=f"{sec}.{key}", default=None)
             if isinstance(default, bool):
                 group.add_argument(f"--{key}", action="store_const", const=True, help=help_text, **flag)
-            else:
-                kind = str if default is None else type(default)
+            else:  # the value is read (and checked) as the setting's type by resolve
                 paper = "" if default is None else f" (paper: {default})"
-                group.add_argument(f"--{key}", type=kind, metavar=key.upper(), help=help_text + paper, **flag)
+                group.add_argument(f"--{key}", metavar=key.upper(), help=help_text + paper, **flag)
     return parser
 
 

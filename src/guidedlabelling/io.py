@@ -11,14 +11,10 @@ import torch
 import yaml
 from PIL import Image, ImageOps
 
+from .errors import InputError
 from .pipeline import TRAINERS, command
 
-
 IGNORE = 255  # label value of void pixels (object borders, unlabelled): neither trained on nor evaluated
-
-
-class InputError(Exception):
-    """Bad input the user can fix; the message names the file and the fix (printed as one line)."""
 
 
 @contextlib.contextmanager

@@ -152,7 +152,8 @@ def main(stage, argv=None):
     except InputError as e:
         if fresh and out.is_dir():
             discard_if_bare(out)
-        print(f"error: {e}", file=sys.stderr)
+        for message in e.messages:
+            print(f"error: {message}", file=sys.stderr)
         sys.exit(2)
 
 

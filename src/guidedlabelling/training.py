@@ -15,6 +15,7 @@ from . import distributed
 from . import precision as P
 from . import sampling
 from . import transforms as T
+from .checks import NON_NEGATIVE, POSITIVE, above, all_of, below, one_of
 from .io import IGNORE, InputError, load_checkpoint, load_label_png, save_checkpoint, save_json
 from .networks import init_from_scratch
 from .pipeline import command
@@ -43,6 +44,13 @@ def solver_options(net, init, nets):
         "freeze_trunk": (False, "train only the new layers (Caffe lr_mult 0 for the pretrained trunk)"),
         "seed": (0, "random seed"),
     }
+
+
+def solver_checks(nets):
+    """The ranges of a training's settings (solver_options)."""
+    return {"net": one_of(*nets), "width": above(0), "input_size": POSITIVE, "base_lr": above(0),
+            "momentum": all_of(NON_NEGATIVE, below(1)), "weight_decay": NON_NEGATIVE, "stepsize": POSITIVE,
+            "gamma": above(0), "max_iter": POSITIVE, "batch_size": POSITIVE, "seed": NON_NEGATIVE}
 
 
 @dataclass

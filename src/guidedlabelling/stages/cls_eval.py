@@ -3,6 +3,7 @@
 import numpy as np
 import scipy.io
 
+from ..checks import one_of
 from ..io import InputError, save_json
 from ..metrics import cell, classifier_report
 from ..pipeline import command
@@ -13,6 +14,7 @@ OPTIONS = {
     "ap_variant": ("voc", "average precision: voc (the release's, area under the precision envelope) or "
                           "plain (non-interpolated, as sklearn's average_precision_score)"),
 }
+CHECKS = {"ap_variant": one_of(*AP_VARIANTS)}
 
 
 def add_arguments(parser):
@@ -47,8 +49,6 @@ def run(stage):
     """results.json (per-class AP, mAP) and the table in the log."""
     cfg, out = stage.cfg, stage.out
     variant = cfg["cls_eval"]["ap_variant"]
-    if variant not in AP_VARIANTS:
-        raise InputError(f"--ap_variant {variant}: use one of {', '.join(AP_VARIANTS)}")
     path = stage.input_dir("seed_test", stage.args.seed_dir) / "cls_res.mat"
     data = stage.dataset(split_of(cfg))
     scores, ids = load_class_scores(path)

@@ -3,7 +3,8 @@ from multiprocessing import Pool
 
 import torch
 
-from ..guide_rules import guide_labels
+from ..checks import PERCENT, one_of
+from ..guide_rules import RULES, guide_labels
 from ..inference import all_done, evaluate_folder, measurable, todo
 from ..io import InputError, load_gray_png, load_heatmap_mat, save_label_png
 from ..pipeline import command
@@ -18,6 +19,7 @@ OPTIONS = {
     "saliency_maps": (None, "folder of your own saliency maps <id>.png (8-bit grey, image size) "
                             "instead of the saliency stages' output"),
 }
+CHECKS = {"guiderule": one_of(*RULES), "seedthres": PERCENT, "salthres": PERCENT}
 
 
 def add_arguments(parser):

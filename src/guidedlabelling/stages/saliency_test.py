@@ -5,9 +5,10 @@ import torch
 
 from .. import precision as P
 from .. import transforms as T
+from ..checks import POSITIVE, one_of
 from ..datasets import MaskFolder
 from ..inference import all_done, forward_all, load_model, measurable, todo, trained
-from ..io import IGNORE, InputError, load_gray_png, save_gray_png
+from ..io import IGNORE, load_gray_png, save_gray_png
 from ..metrics import saliency_scores
 from ..networks import ImageNetObjectness
 from ..progress import progress
@@ -18,6 +19,7 @@ OPTIONS = {
                         "EfficientNet-Lite0 classifier's class activation maps of its top-5 classes "
                         "(class-agnostic, no saliency training)"),
 }
+CHECKS = {"test_size": POSITIVE, "source": one_of("model", "imagenet-cam")}
 
 
 def add_arguments(parser):
@@ -53,8 +55,6 @@ def saliency_model(stage):
     if source == "imagenet-cam":
         stage.log.info("saliency: ImageNet class activation maps (no saliency training)")
         return ImageNetObjectness()
-    if source != "model":
-        raise InputError(f"--source {source}: choose model or imagenet-cam")
     return load_model(trained(stage.input_dir("saliency_train", stage.args.model_dir)), "saliency")[0]
 
 

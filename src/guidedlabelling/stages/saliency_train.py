@@ -1,12 +1,14 @@
 """Saliency network training: class-agnostic foreground/background DeepLab (docs/method.md section 3)."""
+from ..checks import NON_NEGATIVE
 from ..datasets import MaskFolder
 from ..networks import SEG_NETS, build_seg_net
 from ..training import SEG_MULTS, initialise, prepare, run_training, segmentation_loss, segmentation_stream, \
-    solver_options
+    solver_checks, solver_options
 
 OPTIONS = solver_options("DeepLab-LargeFOV", "none", SEG_NETS) | {
     "holdout": (0, "last N images of the saliency set held out to measure MAE and max F-measure"),
 }
+CHECKS = solver_checks(SEG_NETS) | {"holdout": NON_NEGATIVE}
 
 
 def run(stage):

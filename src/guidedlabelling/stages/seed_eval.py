@@ -2,6 +2,7 @@
 section 2, the paper's seed table). Reads the seed test's heatmaps of the split --seed_split names."""
 import numpy as np
 
+from ..checks import PERCENT, between
 from ..io import InputError, atomic_path, load_heatmap_mat, save_json
 from ..metrics import cell, seed_curve, seed_histogram
 from ..pipeline import command
@@ -13,6 +14,7 @@ OPTIONS = {
                            "seedthres)"),
     "eval_thres_step": (1, "the curve's thresholds: 0..100 percent in steps of this"),
 }
+CHECKS = {"eval_seedthres": PERCENT, "eval_thres_step": between(1, 100)}
 
 
 def add_arguments(parser):
@@ -25,8 +27,6 @@ def threshold_grid(step, reported):
     The release's grid also ran below 0 (CAMs can be negative); here such pixels are background at every
     threshold, as they are in the seeds at seedthres >= 0.
     """
-    if step <= 0:
-        raise InputError(f"--eval_thres_step {step}: must be a positive percentage, e.g. 1")
     return np.union1d(np.arange(0, 100, step), [100, reported])
 
 

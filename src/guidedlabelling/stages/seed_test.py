@@ -6,8 +6,9 @@ from scipy.io import loadmat
 
 from .. import precision as P
 from .. import transforms as T
+from ..checks import NON_NEGATIVE, POSITIVE, one_of
 from ..inference import all_done, check_classes, forward_all, load_model, todo, trained
-from ..io import InputError, save_heatmap_mat, save_mat
+from ..io import save_heatmap_mat, save_mat
 from ..progress import progress
 
 OPTIONS = {
@@ -18,6 +19,8 @@ OPTIONS = {
     "seed_split": ("train", "heatmaps and class scores for: train (--dataset, the guides' input) or test "
                             "(--test_dataset, where the paper evaluates seeds and the classifier)"),
 }
+CHECKS = {"test_iter": NON_NEGATIVE, "test_gtcls": one_of("use"), "test_interpord": one_of(0, 1),
+          "test_batch": POSITIVE, "seed_split": one_of("train", "test")}
 
 
 def add_arguments(parser):
@@ -26,10 +29,7 @@ def add_arguments(parser):
 
 def split_of(cfg):
     """The dataset split the seed heatmaps and class scores are made for (--seed_split)."""
-    choice = cfg["seed_test"]["seed_split"]
-    if choice not in ("train", "test"):
-        raise InputError(f"--seed_split {choice}: use train (--dataset) or test (--test_dataset)")
-    return cfg["data"]["dataset" if choice == "train" else "test_dataset"]
+    return cfg["data"]["dataset" if cfg["seed_test"]["seed_split"] == "train" else "test_dataset"]
 
 
 def run(stage):

@@ -3,12 +3,14 @@ import numpy as np
 
 from .. import sampling
 from .. import transforms as T
+from ..checks import one_of
 from ..networks import SEED_NETS, build_seed_net
-from ..training import classification_loss, initialise, prepare, run_training, solver_options
+from ..training import classification_loss, initialise, prepare, run_training, solver_checks, solver_options
 
 OPTIONS = solver_options("GAP-HighRes", "models/VGG_ILSVRC_16_layers.caffemodel", SEED_NETS) | {
     "balbatch": ("none", "batch order: none (shuffle) or clsbal"),
 }
+CHECKS = solver_checks(SEED_NETS) | {"balbatch": one_of("none", "clsbal")}
 MULTS = {"score": (10, 1, 0, 0)}  # score: weights only, lr_mult 10
 
 

@@ -1,6 +1,7 @@
 """Segmentation test and evaluation: predictions, confusion matrix, per-class IoU, mIoU (docs/method.md
 section 7)."""
 from .. import precision as P
+from ..checks import NON_NEGATIVE, POSITIVE, one_of
 from ..inference import all_done, check_classes, evaluate_folder, forward_all, label_map, load_model, measurable, \
     todo, trained
 from ..io import save_json, save_label_png
@@ -14,6 +15,8 @@ OPTIONS = {
     "test_resize": ("none", "none (reflect-pad to test_size) or tight (fit into test_size)"),
     "test_size": (531, "test input side"),
 }
+CHECKS = {"test_iter": NON_NEGATIVE, "test_pcrf": one_of("none", "deeplab"), "test_resize": one_of("none", "tight"),
+          "test_size": POSITIVE}
 
 
 def add_arguments(parser):

@@ -1,14 +1,15 @@
 """Segmentation training: DeepLab-LargeFOV on guide labels, or on the true masks with --labels gt
 (docs/method.md section 6)."""
-from ..io import InputError
+from ..checks import one_of
 from ..networks import SEG_NETS, build_seg_net
 from ..training import SEG_MULTS, initialise, prepare, run_training, segmentation_loss, segmentation_stream, \
-    solver_options
+    solver_checks, solver_options
 
 OPTIONS = solver_options("DeepLab-LargeFOV", "models/VGG_ILSVRC_16_layers-deeplab.caffemodel", SEG_NETS) | {
     "resize": ("none", "training geometry: none (crop/pad) or tight (crop+fit)"),
     "labels": ("guide", "training labels: guide (the method) or gt (fully supervised reference)"),
 }
+CHECKS = solver_checks(SEG_NETS) | {"resize": one_of("none", "tight"), "labels": one_of("guide", "gt")}
 
 
 def add_arguments(parser):
@@ -18,8 +19,6 @@ def add_arguments(parser):
 def run(stage):
     solver = prepare(stage)
     c = stage.cfg["seg_train"]
-    if c["labels"] not in ("gt", "guide"):
-        raise InputError(f"--labels {c['labels']}: choose guide or gt")
     data = stage.dataset(stage.cfg["data"]["dataset"])
     label_dir = None if c["labels"] == "gt" else stage.input_dir("guide", stage.args.guide_dir)
     model = build_seg_net(c["net"], data.num_classes, c["width"])

@@ -1,0 +1,50 @@
+"""Ranges and choices of settings, declared beside them (CHECKS in each stage module, config.SHARED_CHECKS):
+a check takes a setting's value, already of the setting's type, and returns None when it is fine, else what
+is wrong with it and what to write instead."""
+import re
+
+
+def at_least(low):
+    def check(value):
+        return None if value >= low else f"must be at least {low}"
+    return check
+
+
+def above(low):
+    def check(value):
+        return None if value > low else f"must be above {low}"
+    return check
+
+
+def between(low, high):
+    def check(value):
+        return None if low <= value <= high else f"must be within {low}..{high}"
+    return check
+
+
+def below(high):
+    def check(value):
+        return None if value < high else f"must be below {high}"
+    return check
+
+
+def one_of(*choices):
+    def check(value):
+        return None if value in choices else f"choose one of {', '.join(map(str, choices))}"
+    return check
+
+
+POSITIVE = at_least(1)
+NON_NEGATIVE = at_least(0)
+PERCENT = between(0, 100)
+DEVICE_SYNTAX = re.compile(r"auto|cpu|cuda(:\d+)?")
+
+
+def device(value):
+    return None if DEVICE_SYNTAX.fullmatch(value) else "write cpu, cuda, cuda:N (a GPU index) or auto"
+
+
+def all_of(*checks):
+    def check(value):
+        return next((problem for c in checks if (problem := c(value))), None)
+    return check
