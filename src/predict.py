@@ -6,43 +6,7 @@
 Writes <out_dir>/<name>.png and <out_dir>/overlay/<name>.png. The test geometry (--size, --resize)
 defaults to the seg_test settings of --config, the preset the model was trained with.
 """
-import argparse
-import sys
-
-from guidedlabelling.config import resolve
-from guidedlabelling.io import InputError
-from guidedlabelling.prediction import predict
-
-
-def parse():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("inputs", nargs="+", help="image files (jpg, png) and folders of images")
-    p.add_argument("--model", required=True, help="model.pth of src/segmentation/train.py, or its folder")
-    p.add_argument("--out_dir", required=True, help="folder for the label PNGs and overlay/")
-    p.add_argument("--pcrf", choices=("none", "deeplab"), default="none", help="test-time dense CRF (default: none)")
-    p.add_argument("--config", default="demo", help="preset whose seg_test settings give --size/--resize (demo)")
-    p.add_argument("--size", type=int, help="test input side (default: the preset's test_size)")
-    p.add_argument("--resize", choices=("none", "tight"), help="none: pad smaller images, fit larger ones; "
-                                                               "tight: fit every image (default: the preset's)")
-    p.add_argument("--alpha", type=float, default=0.5, help="weight of the class colour in the overlay (0.5)")
-    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
-    return p.parse_args()
-
-
-def main():
-    args = parse()
-    try:
-        test = resolve(args.config)[0]["seg_test"]
-        summary = predict(args.model, args.inputs, args.out_dir, args.size or test["test_size"],
-                          args.resize or test["test_resize"], args.pcrf, args.device, args.alpha)
-    except InputError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
-    print(f"predicted {summary['images']} images ({', '.join(summary['classes'])}) into {summary['out_dir']}")
-    skipped = summary["skipped_images"]
-    if skipped:
-        print(f"skipped {len(skipped)} unreadable images:\n" + "\n".join(f"  {p}: {why}" for p, why in skipped.items()))
-
+from guidedlabelling.cli import run
 
 if __name__ == "__main__":
-    main()
+    run("guidedlabelling.prediction")

@@ -68,7 +68,7 @@ def test_stage_help_lists_its_own_settings_plus_data_and_run(stage, own, folders
     own_group = next(g for g in groups if g.startswith(f"{stage} settings:"))
     assert own_group.count("\n  --") == own
     shared = len(C.SHARED["data"]) + len(C.SHARED["run"])
-    assert proc.stdout.count("\n  --") == own + shared + 3 + folders  # + --config, --set, --out_dir
+    assert proc.stdout.count("\n  --") == own + shared + 4 + folders  # + --config, --set, --debug, --out_dir
     assert "--set SECTION.KEY=VALUE" in proc.stdout
 
 

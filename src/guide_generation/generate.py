@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Stage guide: the logic and settings are in src/guidedlabelling/stages/guide.py; -h lists the flags."""
-from guidedlabelling.runner import main
+from guidedlabelling.cli import run_stage
 
 if __name__ == "__main__":
-    main("guide")
+    run_stage("guide")

@@ -301,6 +301,7 @@ def stage_parser(stage, description):
     parser.add_argument("--config", default="demo", help="preset name or YAML file (configs/)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="any setting, upstream stages' included (KEY or SECTION.KEY)")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error instead of one line")
     for sec in (stage, "data", "run"):
         group = parser.add_argument_group(f"{sec} settings")
         for key, (default, help_text) in OPTIONS[sec].items():

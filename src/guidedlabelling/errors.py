@@ -1,4 +1,5 @@
 """Errors a user can fix, each told in one line that names the file or setting and the fix."""
+import errno
 
 
 class InputError(Exception):
@@ -10,3 +11,22 @@ class InputError(Exception):
 
     def __str__(self):
         return "\n".join(self.messages)
+
+
+OS_FIXES = {
+    errno.ENOSPC: "free space on that disk or choose another --out_root",
+    errno.EDQUOT: "free space within your quota or choose another --out_root",
+    errno.EFBIG: "the file system refuses files this large; choose another --out_root",
+    errno.EROFS: "the file system is read-only; choose another --out_root",
+    errno.EACCES: "give this user access to it, or choose another --out_root",
+    errno.EPERM: "give this user access to it, or choose another --out_root",
+    errno.ENOTDIR: "a file stands where a folder is needed; move it away or choose another --out_root",
+    errno.EEXIST: "a file stands where a folder is needed; move it away or choose another --out_root",
+}
+
+
+def os_error_message(e):
+    """One line for a file the system would not read or write: the file, the system's reason, the fix."""
+    fix = OS_FIXES.get(e.errno, "check the file and its disk, then rerun the same command")
+    where = f"{e.filename}: " if e.filename else ""
+    return f"{where}{e.strerror or type(e).__name__}; {fix}"

@@ -19,17 +19,21 @@ IGNORE = 255  # label value of void pixels (object borders, unlabelled): neither
 
 @contextlib.contextmanager
 def atomic_path(path):
-    """Yield a temp path beside `path`; rename it into place only if the block succeeds."""
+    """Yield a temp path beside `path`; rename it into place only if the block succeeds. A file-system error
+    (disk full, read-only) names `path`, whatever step of the write it hit."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent)
-    os.close(fd)
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent)
+        os.close(fd)
         yield Path(tmp)
         os.chmod(tmp, 0o644)  # mkstemp makes files private; outputs are ordinary files
         os.replace(tmp, path)
+    except OSError as e:
+        raise OSError(e.errno, e.strerror, str(path)) from e
     finally:
-        if os.path.exists(tmp):
+        if tmp and os.path.exists(tmp):
             os.unlink(tmp)
 
 
@@ -129,8 +133,13 @@ def save_checkpoint(path, model, meta, optimizer=None, iteration=None):
     if optimizer is not None:
         state["optimizer"] = optimizer.state_dict()
         state["iteration"] = iteration
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        try:
+            torch.save(state, f)  # to a file object, so that a refused write is a Python OSError...
+        except RuntimeError as e:  # ...which torch may hide behind "unexpected pos": raise the OSError
+            if isinstance(e.__context__, OSError):
+                raise e.__context__ from None
+            raise
 
 
 def load_checkpoint(path, model=None, expect=None):

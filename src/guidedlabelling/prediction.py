@@ -4,16 +4,27 @@ For each image <id>: <out_dir>/<id>.png, the class per pixel as an index PNG in 
 seg_test writes), and <out_dir>/overlay/<id>.png, the image with every non-background pixel blended
 with its class colour. Both are written atomically; images that do not decode are skipped and listed.
 """
+import argparse
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 
+from .checks import device as device_problem
+from .config import resolve
 from .datasets import ImageFiles
 from .inference import forward_all, label_map, load_model, trained
 from .io import InputError, atomic_path, save_label_png
 from .visualize import colour
+
+DESCRIPTION = """Segment new images with a trained segmenter: a label PNG (VOC colours) and a colour overlay per image.
+
+  ./src/predict.py --model data/runs/demo/seg_train/default/model.pth --out_dir preds photos/ extra.jpg
+
+Writes <out_dir>/<name>.png and <out_dir>/overlay/<name>.png. The test geometry (--size, --resize)
+defaults to the seg_test settings of --config, the preset the model was trained with.
+"""
 
 
 def overlay(image, label, alpha=0.5):
@@ -24,6 +35,9 @@ def overlay(image, label, alpha=0.5):
 
 def pick_device(name):
     """cpu, cuda, cuda:N, or auto (cuda when there is one)."""
+    problem = device_problem(name)
+    if problem:
+        raise InputError(f"--device {name}: {problem}")
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda") and not torch.cuda.is_available():
@@ -57,3 +71,31 @@ def predict(model_path, inputs, out_dir, size, resize="none", pcrf="none", devic
             Image.fromarray(overlay(image, label, alpha)).save(tmp, format="PNG")
     return {"images": len(images), "classes": list(meta["classes"]), "out_dir": str(out_dir),
             "skipped_images": images.skipped}
+
+
+def parse(argv=None):
+    p = argparse.ArgumentParser(description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("inputs", nargs="+", help="image files (jpg, png) and folders of images")
+    p.add_argument("--model", required=True, help="model.pth of src/segmentation/train.py, or its folder")
+    p.add_argument("--out_dir", required=True, help="folder for the label PNGs and overlay/")
+    p.add_argument("--pcrf", choices=("none", "deeplab"), default="none", help="test-time dense CRF (default: none)")
+    p.add_argument("--config", default="demo", help="preset whose seg_test settings give --size/--resize (demo)")
+    p.add_argument("--size", type=int, help="test input side (default: the preset's test_size)")
+    p.add_argument("--resize", choices=("none", "tight"), help="none: pad smaller images, fit larger ones; "
+                                                               "tight: fit every image (default: the preset's)")
+    p.add_argument("--alpha", type=float, default=0.5, help="weight of the class colour in the overlay (0.5)")
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
+    p.add_argument("--debug", action="store_true", help="show the traceback of an error instead of one line")
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    """./src/predict.py: errors end in one line (cli.py)."""
+    args = parse(argv)
+    test = resolve(args.config)[0]["seg_test"]
+    summary = predict(args.model, args.inputs, args.out_dir, args.size or test["test_size"],
+                      args.resize or test["test_resize"], args.pcrf, args.device, args.alpha)
+    print(f"predicted {summary['images']} images ({', '.join(summary['classes'])}) into {summary['out_dir']}")
+    skipped = summary["skipped_images"]
+    if skipped:
+        print(f"skipped {len(skipped)} unreadable images:\n" + "\n".join(f"  {p}: {why}" for p, why in skipped.items()))

@@ -2,7 +2,7 @@
 
 A stage command (`./src/seed/train.py ...` or `python -m guidedlabelling seed_train ...`) is main(stage): it
 parses the stage's flags, resolves the config, owns the output folder the settings name, and calls
-stages/<stage>.py's run(Stage). Bad input ends in one line `error: ...` and exit code 2.
+stages/<stage>.py's run(Stage). Bad input ends in one line `error: ...` and exit code 2 (cli.py).
 """
 import importlib
 import logging
@@ -102,12 +102,24 @@ def make_logger(out):
     return log
 
 
+def stored_settings(out):
+    """The settings a folder was made with (its config.yaml), or None."""
+    path = out / "config.yaml"
+    if not path.exists():
+        return None
+    try:
+        return yaml.safe_load(path.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError):
+        raise InputError(f"{path}: unreadable; remove this folder, or rerun with --overridecache") from None
+
+
 def check_cache(out, stage_cfg, override):
     """An output folder belongs to one config; reruns with it resume, others must choose a new folder."""
     stored = out / "config.yaml"
     if override and out.exists():
         shutil.rmtree(out)
-    if stored.exists() and not C.same_settings(yaml.safe_load(stored.read_text()), stage_cfg):
+    settings = stored_settings(out)
+    if settings is not None and not C.same_settings(settings, stage_cfg):
         if any(p.name not in ("config.yaml", "log.txt") for p in out.iterdir()):
             raise InputError(f"{stored}: this folder was made with other settings; rerun with --overridecache "
                              "to replace it, or choose another --out_dir")
@@ -129,32 +141,29 @@ def parse(stage, argv=None):
 
 
 def main(stage, argv=None):
-    """Run one stage as a command; returns its output folder."""
+    """Run one stage as a command; returns its output folder. Errors propagate (cli.py reports them)."""
     args = parse(stage, argv)
-    out = fresh = None
+    cfg, preset = C.resolve(args.config, C.flag_overrides(args))
+    ensure_data(cfg)
+    out = Path(args.out_dir) if args.out_dir else C.stage_dir(cfg, preset, stage)
+    stage_cfg = C.relevant(cfg, stage)
+    if (out / "done.json").exists() and not cfg["run"]["overridecache"] and \
+            C.same_settings(stored_settings(out), stage_cfg):
+        print(f"{stage}: up to date in {out} (--overridecache recomputes)")
+        return out
+    fresh = not out.exists() or cfg["run"]["overridecache"]
     try:
-        cfg, preset = C.resolve(args.config, C.flag_overrides(args))
-        ensure_data(cfg)
-        out = Path(args.out_dir) if args.out_dir else C.stage_dir(cfg, preset, stage)
-        stage_cfg = C.relevant(cfg, stage)
-        if (out / "done.json").exists() and not cfg["run"]["overridecache"] and \
-                C.same_settings(yaml.safe_load((out / "config.yaml").read_text()), stage_cfg):
-            print(f"{stage}: up to date in {out} (--overridecache recomputes)")
-            return out
-        fresh = not out.exists() or cfg["run"]["overridecache"]
         check_cache(out, stage_cfg, cfg["run"]["overridecache"])
         current = Stage(stage, cfg, preset, out, args, make_logger(out))
         if current.fragment[1] == 1:  # alone in the folder: temp files left by a killed run are never outputs
             for stale in out.rglob(".*.tmp*"):
                 stale.unlink()
         stage_module(stage).run(current)
-        return out
-    except InputError as e:
+    except (InputError, OSError, KeyboardInterrupt):
         if fresh and out.is_dir():
             discard_if_bare(out)
-        for message in e.messages:
-            print(f"error: {message}", file=sys.stderr)
-        sys.exit(2)
+        raise
+    return out
 
 
 def discard_if_bare(out):

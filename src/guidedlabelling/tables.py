@@ -6,12 +6,11 @@ stage that measures it. A run that is not finished shows "—" and the ./script.
 """
 import argparse
 import json
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from . import config as C
-from .io import InputError, atomic_path
+from .io import atomic_path
 from .networks.vgg import VGG_SEED_NETS
 from .pipeline import STEPS, steps_needed
 
@@ -157,14 +156,11 @@ def main(argv=None):
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="settings every run shares")
     p.add_argument("--out_root", help="shortcut for --set out_root=...")
     p.add_argument("--out", help="markdown file to write (default: <out_root>/<preset>/paper_tables.md)")
+    p.add_argument("--debug", action="store_true", help="show the traceback of an error instead of one line")
     args = p.parse_args(argv)
     ctx = Context(args.config, args.set + ([f"out_root={args.out_root}"] if args.out_root else []))
-    try:
-        text = paper_tables(ctx)
-        cfg, _ = ctx.resolve()
-    except InputError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+    text = paper_tables(ctx)
+    cfg, _ = ctx.resolve()
     out = Path(args.out) if args.out else Path(cfg["run"]["out_root"]) / cfg["name"] / "paper_tables.md"
     with atomic_path(out) as tmp:
         tmp.write_text(text)

@@ -19,7 +19,10 @@ def read_state(path):
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many types for corrupt files
         raise InputError(f"{path}: unreadable weights ({type(e).__name__}); re-download or retrain") from None
-    state = state.get("model", state)
+    state = state.get("model", state) if isinstance(state, dict) else state
+    if not (isinstance(state, dict) and state and all(torch.is_tensor(v) for v in state.values())):
+        raise InputError(f"{path}: holds a {type(state).__name__}, not named weights; pass a model.pth of a "
+                         "training command or a state dict (layer name -> tensor)")
     if "features.0.weight" in state:  # torchvision VGG-16: RGB, 0..1 inputs normalised by mean/std
         state = torchvision_vgg16_to_caffe(state, path)
     return state

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Stage saliency_train: the logic and settings are in src/guidedlabelling/stages/saliency_train.py; -h lists the flags."""
-from guidedlabelling.runner import main
+from guidedlabelling.cli import run_stage
 
 if __name__ == "__main__":
-    main("saliency_train")
+    run_stage("saliency_train")

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Stage cls_eval: the logic and settings are in src/guidedlabelling/stages/cls_eval.py; -h lists the flags."""
-from guidedlabelling.runner import main
+from guidedlabelling.cli import run_stage
 
 if __name__ == "__main__":
-    main("cls_eval")
+    run_stage("cls_eval")

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Stage seed_train: the logic and settings are in src/guidedlabelling/stages/seed_train.py; -h lists the flags."""
-from guidedlabelling.runner import main
+from guidedlabelling.cli import run_stage
 
 if __name__ == "__main__":
-    main("seed_train")
+    run_stage("seed_train")

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Stage seg_train: the logic and settings are in src/guidedlabelling/stages/seg_train.py; -h lists the flags."""
-from guidedlabelling.runner import main
+from guidedlabelling.cli import run_stage
 
 if __name__ == "__main__":
-    main("seg_train")
+    run_stage("seg_train")

@@ -1,0 +1,51 @@
+"""How every command ends, from its first import on: its work done, or one line per problem `error: ...` and
+exit code 2 (bad input, a file the system would not read or write), or one line `interrupted` and exit code
+130 on Ctrl-C. --debug shows the traceback instead."""
+import importlib
+import os
+import signal
+import sys
+
+from .errors import InputError, os_error_message
+
+INTERRUPTED = "interrupted; rerun the same command to resume"
+
+
+def leave_at_once(signum, frame):
+    """Ctrl-C during start-up: nothing is written yet, and a KeyboardInterrupt inside a library's import can
+    leave it half made (numpy then fails in ways that hide the Ctrl-C), so leave now."""
+    print(INTERRUPTED, file=sys.stderr, flush=True)
+    os._exit(130)
+
+
+def run(module, function="main", *args):
+    """guidedlabelling's `module`.`function`(*args) as a command; the import happens inside the guard, so a
+    Ctrl-C during start-up ends in one line too."""
+    debug = "--debug" in sys.argv
+    if not debug:
+        signal.signal(signal.SIGINT, leave_at_once)
+    try:
+        entry = getattr(importlib.import_module(module), function)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        return entry(*args)
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print(INTERRUPTED, file=sys.stderr)
+        sys.exit(130)
+    except InputError as e:
+        if debug:
+            raise
+        for message in e.messages:
+            print(f"error: {message}", file=sys.stderr)
+        sys.exit(2)
+    except OSError as e:
+        if debug:
+            raise
+        print(f"error: {os_error_message(e)}", file=sys.stderr)
+        sys.exit(2)
+
+
+def run_stage(stage):
+    """A stage of pipeline.py's table as a command (runner.main)."""
+    return run("guidedlabelling.runner", "main", stage)

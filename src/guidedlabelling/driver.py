@@ -1,0 +1,160 @@
+"""GuidedLabelling: the whole method, stage after stage (Oh et al., CVPR 2017).
+
+seed training -> seed heatmaps -> saliency training -> saliency maps -> guide labels
+-> segmentation training -> test; then the fully supervised reference (the same
+segmenter on the true masks) and one table. Each step is a command of its own in
+src/; this driver (./script.py) runs them in order with the same settings.
+"""
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from . import config as C
+from .datasets import has_ground_truth
+from .io import InputError, save_json
+from .pipeline import STEPS, command
+from .report import write_report
+
+OWN_DATA_FLAGS = {  # flag: (setting, help)
+    "images": ("images", "folder of your own images (with --tags): the whole method on them"),
+    "tags": ("tags", "CSV of their tags: header image,tags[,split]; tags separated by spaces or ';'"),
+    "masks": ("masks", "optional folder of label PNGs <id>.png: evaluation and the fully supervised reference"),
+    "saliency": ("saliency_maps", "folder of your own saliency maps <id>.png; skips the saliency steps"),
+}
+GROUND_TRUTH_STEPS = ("reference_train", "reference_test", "seed_eval")  # they need label PNGs
+SALIENCY_STEPS = ("saliency_train", "saliency_test")
+
+
+def parse(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", default="demo", help="preset in configs/ or a YAML file (default: demo)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override any setting: KEY where one section has it (seedthres=30), else SECTION.KEY "
+                        "(seg_train.max_iter=500); the sections and keys are in configs/ and each stage's -h")
+    p.add_argument("--steps", default=",".join(s for s, _, _ in STEPS),
+                   help="comma-separated steps to run (default: all): " + ", ".join(s for s, _, _ in STEPS))
+    for flag in ("device", "workers", "gpu", "out_root", "dataset_dir"):
+        p.add_argument(f"--{flag}", help=f"shortcut for --set {flag}=...")
+    for flag, (_, help_text) in OWN_DATA_FLAGS.items():
+        p.add_argument(f"--{flag}", metavar="PATH", help=help_text)
+    p.add_argument("--overridecache", action="store_true", help="recompute every step")
+    p.add_argument("--debug", action="store_true", help="show the traceback of an error instead of one line")
+    return p.parse_args(argv)
+
+
+def settings(args):
+    extra = [f"{flag}={getattr(args, flag)}" for flag in ("device", "workers", "gpu", "out_root", "dataset_dir")
+             if getattr(args, flag) is not None]
+    extra += [f"{key}={getattr(args, flag)}" for flag, (key, _) in OWN_DATA_FLAGS.items() if getattr(args, flag)]
+    return args.set + extra + (["overridecache=true"] if args.overridecache else [])
+
+
+def skipped_steps(args, overrides):
+    """{step: why} of the steps the data makes impossible or needless."""
+    cfg, _ = C.resolve(args.config, overrides)
+    skip = {}
+    if not has_ground_truth(cfg["data"]):
+        skip |= dict.fromkeys(GROUND_TRUTH_STEPS, "no ground-truth masks; pass --masks DIR to run it")
+    if cfg["saliency_test"]["source"] == "imagenet-cam":
+        skip["saliency_train"] = "saliency from ImageNet class activation maps (sal_source imagenet-cam)"
+    if cfg["guide"]["saliency_maps"]:
+        skip |= dict.fromkeys(SALIENCY_STEPS, f"saliency maps given ({cfg['guide']['saliency_maps']})")
+    return skip
+
+
+def planned_steps(args, overrides):
+    """[(step, stage, the settings it adds)] of the steps asked for, in driver order, and {step: why} of
+    those the data makes impossible or needless."""
+    wanted = args.steps.split(",")
+    unknown = set(wanted) - {s for s, _, _ in STEPS}
+    if unknown:
+        raise InputError(f"--steps: unknown steps {sorted(unknown)}; choose among {', '.join(s for s, _, _ in STEPS)}")
+    return [s for s in STEPS if s[0] in wanted], skipped_steps(args, overrides)
+
+
+def run_steps(args, overrides, steps, skip):
+    for step, stage, extra in steps:
+        if step in skip:
+            print(f"==> {step}: skipped, {skip[step]}", flush=True)
+            continue
+        print(f"==> {step}: {command(stage)}" + "".join(f" --set {s}" for s in extra), flush=True)
+        cmd = [sys.executable, "-m", "guidedlabelling", stage, "--config", args.config]
+        cmd += [a for s in overrides + list(extra) for a in ("--set", s)] + (["--debug"] if args.debug else [])
+        code = wait_for(subprocess.Popen(cmd))
+        if code:  # the step printed why; 2 (bad input) passes through
+            print(f"step {step} failed: {' '.join(cmd)}", file=sys.stderr)
+            sys.exit(code)
+
+
+def wait_for(step):
+    """The step's exit code. On Ctrl-C the step, which got it too, is left to stop by itself (a training saves
+    a snapshot first) before the driver stops."""
+    try:
+        return step.wait()
+    except KeyboardInterrupt:
+        step.wait()
+        raise
+
+
+def summarise(args, overrides):
+    """One table of the method's stages against the fully supervised reference, also as JSON."""
+    cfg, preset = C.resolve(args.config, overrides)
+    ref_cfg, _ = C.resolve(args.config, overrides + ["labels=gt"])
+
+    def done(c, stage):
+        path = C.stage_dir(c, preset, stage) / "done.json"
+        return json.loads(path.read_text()) if path.exists() else None
+
+    guide, seg, ref = done(cfg, "guide"), done(cfg, "seg_test"), done(ref_cfg, "seg_test")
+    print_skipped(guide, seg)
+    if guide and seg and "mIoU" not in seg:  # own data without masks: nothing to measure against
+        outputs = {"guide_labels": str(C.stage_dir(cfg, preset, "guide")),
+                   "predictions": str(C.stage_dir(cfg, preset, "seg_test")), "config": args.config,
+                   "overrides": overrides}
+        path = Path(cfg["run"]["out_root"]) / cfg["name"] / "summary.json"
+        save_json(path, outputs)
+        print(f"\nno ground-truth masks, so no mIoU table (pass --masks DIR for one)\nguide labels: "
+              f"{outputs['guide_labels']}\npredictions: {outputs['predictions']}\nsummary: {path}")
+        return
+    if not (guide and seg and ref):
+        print("summary: some steps have no results yet; run all steps for the table")
+        return
+    table = {"seeds_mIoU_train": guide["seeds"]["mIoU"], "guide_labels_mIoU_train": guide["guide"]["mIoU"],
+             "segmenter_mIoU_val": seg["mIoU"], "fully_supervised_mIoU_val": ref["mIoU"],
+             "ratio_to_fully_supervised": seg["mIoU"] / ref["mIoU"] if ref["mIoU"] else None,
+             "guide_labels": str(C.stage_dir(cfg, preset, "guide")),
+             "predictions": str(C.stage_dir(cfg, preset, "seg_test")),
+             "reference_predictions": str(C.stage_dir(ref_cfg, preset, "seg_test")),
+             "config": args.config, "overrides": overrides}
+    rows = [("seeds (train)", table["seeds_mIoU_train"]), ("guide labels (train)", table["guide_labels_mIoU_train"]),
+            ("segmenter on guide labels (val)", table["segmenter_mIoU_val"]),
+            ("fully supervised reference (val)", table["fully_supervised_mIoU_val"])]
+    print(f"\n{'stage':<36}{'mIoU %':>8}")
+    for name, value in rows:
+        print(f"{name:<36}{value:8.1f}")
+    ratio = table["ratio_to_fully_supervised"]
+    print(f"{'ratio guided / fully supervised':<36}" + (f"{100 * ratio:7.1f}%" if ratio is not None else "    n/a"))
+    path = Path(cfg["run"]["out_root"]) / cfg["name"] / "summary.json"
+    save_json(path, table)
+    print(f"\nsummary: {path}")
+
+
+def print_skipped(*finished):
+    """The unreadable images the stages left out (each stage lists them in its done.json)."""
+    skipped = {path: why for d in finished if d for path, why in d.get("skipped_images", {}).items()}
+    if skipped:
+        print(f"\nskipped {len(skipped)} unreadable images:")
+        for path, why in skipped.items():
+            print(f"  {path}: {why}")
+
+
+def main(argv=None):
+    """./script.py (errors end in one line: cli.py)."""
+    args = parse(argv)
+    overrides = settings(args)
+    steps, skip = planned_steps(args, overrides)
+    run_steps(args, overrides, steps, skip)
+    summarise(args, overrides)
+    print(f"report: {write_report(args.config, overrides)}")

@@ -1,0 +1,87 @@
+"""Shared by the reliability tests: a tiny own dataset with masks and a saliency set, a tiny preset that runs
+every stage on it in seconds, and commands run in this process (exit code, stdout, stderr)."""
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from guidedlabelling import cli
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY_PRESET = """name: tiny
+dataset: train
+test_dataset: val
+device: cpu
+seed_train: {init: none, width: 0.0625, input_size: 32, max_iter: 2, stepsize: 2, batch_size: 2}
+saliency_train: {init: none, width: 0.0625, input_size: 32, max_iter: 2, stepsize: 2, batch_size: 2}
+saliency_test: {test_size: 32}
+seg_train: {init: none, width: 0.0625, input_size: 32, max_iter: 2, stepsize: 2, batch_size: 2}
+seg_test: {test_size: 32}
+snapshot: 1
+"""
+CLASSES = ["background", "cat", "dog"]
+# image: (tags, split); every image is 24 high, 32 wide, with one square of its class
+ROWS = {"a.jpg": ("cat", "train"), "b.png": ("dog", "train"), "c.jpg": ("cat", "train"), "d.png": ("dog", "train"),
+        "e.jpg": ("cat", "val"), "f.png": ("dog", "val")}
+
+
+def picture(k, cls):
+    """A 24x32 image with a square of colour by class (cat red, dog blue), and its mask."""
+    img = np.full((24, 32, 3), 60 + 10 * k, np.uint8)
+    mask = np.zeros((24, 32), np.uint8)
+    img[4:16, 6 + k:18 + k] = (220, 40, 40) if cls == 1 else (40, 40, 220)
+    mask[4:16, 6 + k:18 + k] = cls
+    return img, mask
+
+
+@pytest.fixture
+def own(tmp_path):
+    return make_own(tmp_path)
+
+
+def make_own(tmp_path):
+    """A tiny own dataset: images/, tags.csv (with a split column), masks/, saliency/ (a saliency set:
+    images/ + masks/) and the tiny preset; returns a dict of their paths (and of the output root)."""
+    base = tmp_path / "own"
+    for sub in ("images", "masks", "saliency/images", "saliency/masks"):
+        (base / sub).mkdir(parents=True)
+    for k, (name, (tag, _)) in enumerate(ROWS.items()):
+        img, mask = picture(k, CLASSES.index(tag))
+        Image.fromarray(img).save(base / "images" / name)
+        Image.fromarray(mask).save(base / "masks" / f"{Path(name).stem}.png")
+        Image.fromarray(img).save(base / "saliency" / "images" / f"s{k}.png")
+        Image.fromarray(np.where(mask > 0, 255, 0).astype(np.uint8)).save(base / "saliency" / "masks" / f"s{k}.png")
+    (base / "tags.csv").write_text("image,tags,split\n" + "".join(f"{n},{t},{s}\n" for n, (t, s) in ROWS.items()))
+    (base / "tiny.yaml").write_text(TINY_PRESET)
+    return {"base": base, "images": base / "images", "tags": base / "tags.csv", "masks": base / "masks",
+            "saliency_data": base / "saliency", "preset": base / "tiny.yaml", "out_root": tmp_path / "runs"}
+
+
+def own_args(own, masks=True):
+    """The settings that run the tiny preset on the own dataset, as --set items."""
+    sets = [f"images={own['images']}", f"tags={own['tags']}", f"saliency_data={own['saliency_data']}",
+            f"out_root={own['out_root']}"] + ([f"masks={own['masks']}"] if masks else [])
+    return ["--config", str(own["preset"])] + [a for s in sets for a in ("--set", s)]
+
+
+@pytest.fixture
+def command(capsys):
+    """command(stage or "script", *argv) -> (exit code, stdout, stderr), run in this process through cli.run,
+    as the command's script runs it."""
+    def run(name, *argv):
+        argv = [str(a) for a in argv]
+        args = ("guidedlabelling.driver", "main", argv) if name == "script" else \
+            ("guidedlabelling.runner", "main", name, argv)
+        old_argv, sys.argv = sys.argv, [name] + argv
+        try:
+            cli.run(*args)
+            code = 0
+        except SystemExit as e:
+            code = e.code
+        finally:
+            sys.argv = old_argv
+        out = capsys.readouterr()
+        return code, out.out, out.err
+    return run

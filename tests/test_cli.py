@@ -1,0 +1,53 @@
+"""How commands end when the system, not the input, stops them: Ctrl-C during start-up, a file system that
+refuses a write (full, or a file-size limit), and --debug for the traceback (cli.py)."""
+import resource
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import ROOT, own_args
+
+
+def start(*cmd, **kwargs):
+    return subprocess.Popen([sys.executable, *map(str, cmd)], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, **kwargs)
+
+
+@pytest.mark.parametrize("script", ["script.py", "src/seed/train.py"])
+def test_ctrl_c_during_start_up_is_one_line(script, own):
+    """SIGINT 0.5 s after the start, while the command imports torch: one line, exit code 130."""
+    proc = start(script, *own_args(own))
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130, out + err
+    assert err.strip() == "interrupted; rerun the same command to resume"
+    assert not own["out_root"].exists()
+
+
+def limit_file_size():
+    resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))  # Python ignores SIGXFSZ: writes fail EFBIG
+
+
+def test_a_refused_write_names_the_file_not_torch_internals(own):
+    """A checkpoint the file system refuses (here: over the process's file-size limit, as a full disk would)
+    used to end in torch's 'unexpected pos' traceback."""
+    proc = start("src/seed/train.py", *own_args(own), preexec_fn=limit_file_size)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 2, out + err
+    folder = next((own["out_root"] / "tiny" / "seed_train").iterdir(), None) if (own["out_root"] / "tiny").exists() \
+        else None
+    assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err
+    assert "snapshot_iter_1.pth: File too large; the file system refuses files this large; choose another " \
+           "--out_root" in err
+    assert folder is None   # the fresh folder held only its bookkeeping: removed
+
+
+def test_debug_shows_the_traceback(own):
+    proc = start("src/seed/train.py", *own_args(own), "--batch_size", "0", "--debug")
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 1 and "Traceback" in err
+    assert "InputError: setting seed_train.batch_size = 0 (command line): must be at least 1" in err
