@@ -57,6 +57,8 @@ SHARED = {
         "amp": ("none", "mixed precision of training and inference: none (float32, the paper's numbers), "
                         "bf16 or fp16 (with loss scaling)"),
         "channels_last": (False, "NHWC memory layout for the networks (often faster convolutions)"),
+        "follow_symlinks": (False, "own data: read images that are symbolic links to files outside --images "
+                                   "(without it, such a link is an error)"),
     },
 }
 SHARED_CHECKS = {

@@ -18,13 +18,14 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .io import IGNORE, InputError, load_image, load_label_png
+from .io import IGNORE, InputError, label_values, load_gray_png, load_image
 from .tags import hash_split, read_tags
 
 VOC_CLASSES = ["background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat",
                "chair", "cow", "diningtable", "dog", "horse", "motorbike", "person", "pottedplant",
                "sheep", "sofa", "train", "tvmonitor"]
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+MAX_CLASSES = IGNORE  # label PNGs hold 8-bit class indices 0..254; 255 is void
 EXIF_ORIENTATION = 0x0112
 TRANSPOSING_ORIENTATIONS = (5, 6, 7, 8)  # EXIF orientations that swap width and height
 
@@ -54,14 +55,20 @@ def has_ground_truth(d):
     return not is_own_data(d) or bool(d["masks"])
 
 
-def open_dataset(d, split):
+def open_dataset(d, split, follow_symlinks=False):
     """The dataset the data settings name: own images + tags, or a split of a VOC-layout folder."""
     if is_own_data(d):
         if not (d["images"] and d["tags"]):
             raise InputError("--images and --tags go together: a folder of images and a CSV `image,tags` "
                              "naming their classes")
-        return OwnDataset(d["images"], d["tags"], d["masks"], split, d["val_percent"])
+        return OwnDataset(d["images"], d["tags"], d["masks"], split, d["val_percent"], follow_symlinks)
     return VOCDataset(dataset_root(d["pascalroot"], d["dataset_dir"]), split_name(split), d["datatype"])
+
+
+def check_class_count(classes, source, fix):
+    if len(classes) > MAX_CLASSES:
+        raise InputError(f"{source}: {len(classes)} classes (background included); label PNGs hold at most "
+                         f"{MAX_CLASSES} (values 0..{MAX_CLASSES - 1}, {IGNORE} = void); {fix}")
 
 
 def read_classes(root):
@@ -71,6 +78,7 @@ def read_classes(root):
     names = [line.strip() for line in path.read_text().splitlines() if line.strip()]
     if len(names) < 2:
         raise InputError(f"{path}: needs background plus at least one class, one name per line")
+    check_class_count(names, path, "merge classes")
     return names
 
 
@@ -117,16 +125,22 @@ def readable_items(items, listed_in):
 
 
 def checked_label(path, hw, classes, class_source):
-    """A label PNG whose size is the image's and whose values are classes or 255 (void)."""
-    label = load_label_png(path)
+    """A label PNG whose size is the image's and whose values, read exactly at any bit depth, are classes
+    or 255 (void)."""
+    label = label_values(path)
     if label.shape != tuple(hw):
         raise InputError(f"{path}: label is {label.shape[1]}x{label.shape[0]} (WxH), its image "
                          f"{hw[1]}x{hw[0]}; fix the PNG (EXIF-rotated images count as displayed)")
     bad = np.setdiff1d(np.unique(label), np.r_[np.arange(len(classes)), IGNORE])
     if bad.size:
-        raise InputError(f"{path}: label values {bad.tolist()} outside the {len(classes)} classes of "
+        raise InputError(f"{path}: label values {bad[:10].tolist()} outside the {len(classes)} classes of "
                          f"{class_source}; fix the PNG or the class list (255 = void)")
-    return label
+    return label.astype(np.uint8)
+
+
+def inside(path, folder):
+    """Whether `path`, symlinks resolved, lies in `folder`."""
+    return path.resolve().is_relative_to(folder.resolve())
 
 
 def present_classes(label):
@@ -192,9 +206,12 @@ class VOCDataset(Labelled):
                              "another split with --dataset/--test_dataset")
         label_dir = self._label_dir()
         items = []
-        for line in path.read_text().splitlines():
+        for number, line in enumerate(path.read_text().splitlines(), 1):
             parts = line.split()
             if len(parts) == 2:  # "/JPEGImages/x.jpg /SegmentationClassAug/x.png"
+                if any(".." in Path(p).parts for p in parts):
+                    raise InputError(f"{path}, line {number}: {line.strip()!r} leads out of {self.root}; name files "
+                                     "inside the dataset folder")
                 items.append(Item(Path(parts[0]).stem, self.root / parts[0].lstrip("/"),
                                   self.root / parts[1].lstrip("/")))
             elif len(parts) == 1:
@@ -222,9 +239,9 @@ class OwnDataset(Labelled):
     PNGs <masks>/<id>.png with the class indices above and 255 for void.
     """
 
-    def __init__(self, images, tags, masks=None, split="train", val_percent=20):
-        self.root, self.tags_file = Path(images), Path(tags)
-        self.split = "train" if split == "train_aug" else split
+    def __init__(self, images, tags, masks=None, split="train", val_percent=20, follow_symlinks=False):
+        self.root, self.tags_file, self.follow_symlinks = Path(images), Path(tags), follow_symlinks
+        self.split = "train" if split_name(split) == "train_aug" else split_name(split)
         self.has_labels = bool(masks)
         if not self.root.is_dir():
             raise InputError(f"{self.root}: image folder not found; pass --images with your images' folder")
@@ -235,6 +252,7 @@ class OwnDataset(Labelled):
         self.classes = ["background"] + sorted({t for r in rows for t in r.tags})
         if len(self.classes) < 2:
             raise InputError(f"{self.tags_file}: no tags at all; tag each image with the classes it shows")
+        check_class_count(self.classes, self.tags_file, "merge tags")
         listed, tag_classes = self._split_items(rows, masks, val_percent)
         self.items, self.sizes, self.skipped = readable_items(listed, self.tags_file)
         self._present = [tag_classes[it.id] for it in self.items]
@@ -269,11 +287,16 @@ class OwnDataset(Labelled):
                 by_stem.setdefault(p.stem, []).append(p)
         files, seen = {}, {}
         for r in rows:
+            where = f"{self.tags_file}, line {r.line}"
+            if Path(r.image).is_absolute() or ".." in Path(r.image).parts:
+                raise InputError(f"{where}: image {r.image!r} is outside {self.root}; name a file of that folder")
             exact = self.root / r.image
             found = [exact] if exact.is_file() else by_stem.get(r.image, [])
-            where = f"{self.tags_file}, line {r.line}"
             if not found:
                 raise InputError(f"{where}: image {r.image!r} is not in {self.root}; add it or remove the row")
+            if not (self.follow_symlinks or inside(found[0], self.root)):
+                raise InputError(f"{where}: image {r.image!r} links to {found[0].resolve()}, outside {self.root}; "
+                                 "copy the file in, or pass --set follow_symlinks=true to read it there")
             if len(found) > 1:
                 raise InputError(f"{where}: {r.image!r} matches {[p.name for p in found]}; name the file with "
                                  "its extension")
@@ -331,15 +354,24 @@ class MaskFolder(ImageList):
         if not images.is_dir():
             raise InputError(f"{images}: saliency training images not found; expected images/ and masks/ "
                              "folders (set --saliency_data)")
-        self.items = [Item(p.stem, p, self.root / "masks" / f"{p.stem}.png")
-                      for p in sorted(images.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES]
-        if len(self.items) <= holdout:
-            raise InputError(f"{images}: {len(self.items)} images, not enough to hold out {holdout}")
-        cut = len(self.items) - holdout
-        self.items = self.items[:cut] if part == "train" else self.items[cut:]
+        listed = [Item(p.stem, p, self.root / "masks" / f"{p.stem}.png")
+                  for p in sorted(images.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES]
+        if len(listed) <= holdout:
+            raise InputError(f"{images}: {len(listed)} images, not enough to hold out {holdout}")
+        cut = len(listed) - holdout
+        listed = listed[:cut] if part == "train" else listed[cut:]
+        for it in listed:
+            if not it.label.is_file():
+                raise InputError(f"{it.label}: mask of {it.image.name} not found; add it or remove the image")
+        self.items, self.sizes, self.skipped = readable_items(listed, images)
+        for i in range(len(self.items)):
+            self.label(i)  # checks every mask now, before a stage writes anything
 
     def label(self, i):
-        path = self.items[i].label
-        if not path.exists():
-            raise InputError(f"{path}: mask of {self.items[i].image.name} not found; add it or remove the image")
-        return (load_label_png(path) > 127).astype(np.uint8)
+        """The foreground (grey value above 127 of 255; 16-bit masks scaled) of a mask of the image's size."""
+        path, hw = self.items[i].label, self.sizes[i]
+        mask = load_gray_png(path)
+        if mask.shape != tuple(hw):
+            raise InputError(f"{path}: mask is {mask.shape[1]}x{mask.shape[0]} (WxH), its image {hw[1]}x{hw[0]}; "
+                             "fix the PNG")
+        return (mask > 127).astype(np.uint8)

@@ -15,6 +15,8 @@ from .errors import InputError
 from .pipeline import TRAINERS, command
 
 IGNORE = 255  # label value of void pixels (object borders, unlabelled): neither trained on nor evaluated
+LABEL_MODES = ("P", "L", "1", "I", "I;16", "I;16B", "I;16L")  # modes whose pixel values are class indices
+WIDE_GREY_MODES = ("I", "I;16", "I;16B", "I;16L")  # 16-bit greyscale (32-bit "I" holds PNG's 16 bits too)
 
 
 @contextlib.contextmanager
@@ -63,32 +65,51 @@ def save_gray_png(path, array):
         Image.fromarray(array.astype(np.uint8), mode="L").save(tmp, format="PNG")
 
 
-def load_label_png(path):
-    """Label indices of a VOC label PNG (palette index, or grey value for single-channel PNGs)."""
+def label_values(path):
+    """The exact values of a label PNG, int64: palette indices, or grey values at any bit depth (a 16-bit
+    PNG's 256 stays 256)."""
     try:
         with Image.open(path) as img:
-            if img.mode not in ("P", "L", "I", "I;16"):
+            if img.mode not in LABEL_MODES:
                 raise InputError(f"{path}: label PNG has mode {img.mode}; expected an index (palette) "
                                  "or single-channel PNG with class values 0..C and 255 for void")
-            return np.asarray(img).astype(np.uint8)
+            return np.asarray(img).astype(np.int64)
     except (OSError, SyntaxError) as e:
         raise InputError(f"{path}: unreadable label PNG ({e}); re-create or remove this file") from None
 
 
+def load_label_png(path):
+    """Label indices of a label PNG as uint8; a value above 255 (16-bit PNGs) is an error naming it."""
+    values = label_values(path)
+    if values.size and (values.max() > IGNORE or values.min() < 0):
+        bad = np.unique(values[(values > IGNORE) | (values < 0)])
+        raise InputError(f"{path}: label values {bad[:5].tolist()} outside 0..255; label PNGs hold class indices "
+                         "and 255 for void")
+    return values.astype(np.uint8)
+
+
+def eight_bit(img):
+    """A 16-bit greyscale PIL image scaled to 8 bits (v / 257, rounded: 65535 -> 255); other modes unchanged."""
+    if img.mode not in WIDE_GREY_MODES:
+        return img
+    values = np.asarray(img).astype(np.float64)
+    return Image.fromarray(np.clip(np.round(values / 257), 0, 255).astype(np.uint8), "L")
+
+
 def load_image(path):
-    """RGB uint8 HxWx3, EXIF orientation applied, greyscale expanded."""
+    """RGB uint8 HxWx3, EXIF orientation applied, greyscale expanded (16-bit greyscale scaled to 8 bits)."""
     try:
         with Image.open(path) as img:
-            img = ImageOps.exif_transpose(img)
-            return np.array(img.convert("RGB"))
+            return np.array(eight_bit(ImageOps.exif_transpose(img)).convert("RGB"))
     except (OSError, SyntaxError) as e:
         raise InputError(f"{path}: unreadable image ({e}); re-create or remove this file") from None
 
 
 def load_gray_png(path):
+    """Grey uint8 HxW; 16-bit greyscale scaled to 8 bits, colour converted to luminance."""
     try:
         with Image.open(path) as img:
-            return np.asarray(img.convert("L"))
+            return np.asarray(eight_bit(img).convert("L"))
     except (OSError, SyntaxError) as e:
         raise InputError(f"{path}: unreadable grey PNG ({e}); rerun the stage that made it") from None
 

@@ -256,7 +256,7 @@ def examples_section(cfg, preset, ref, test_seeds, examples):
     d = cfg["data"]
     parts = []
     for split in dict.fromkeys([d["dataset"], d["test_dataset"]]):
-        data = open_dataset(d, split)
+        data = open_dataset(d, split, cfg["run"]["follow_symlinks"])
         for i in example_indices(data, examples):
             files = example_files(cfg, preset, ref, test_seeds, data.items[i].id)
             parts.append(figure(example_panel(data, i, files, cfg["guide"]["seedthres"]),

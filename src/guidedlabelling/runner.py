@@ -43,7 +43,7 @@ class Stage:
         return torch.device(dev)
 
     def dataset(self, split):
-        data = open_dataset(self.cfg["data"], split)
+        data = open_dataset(self.cfg["data"], split, self.cfg["run"]["follow_symlinks"])
         self.skipped.update(data.skipped)
         return data
 

@@ -5,7 +5,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .io import InputError
+from .errors import InputError
+
+SPLITS = ("train", "val")
+NOT_IN_TAGS = re.compile(r"[,\"']")  # what a CSV field can hold but a class name may not
 
 
 @dataclass(frozen=True)
@@ -41,10 +44,25 @@ def read_tags(path):
         tags = tuple(sorted({t for t in re.split(r"[;\s]+", fields[1]) if t}))
         if "background" in tags:
             raise InputError(f"{path}, line {line}: 'background' is not a tag (it is class 0); remove it")
-        rows.append(TagRow(line, fields[0].strip(), tags, fields[2].strip() if len(header) == 3 else None))
+        odd = next((t for t in tags if NOT_IN_TAGS.search(t)), None)
+        if odd:
+            raise InputError(f"{path}, line {line}: tag {odd!r} holds {NOT_IN_TAGS.search(odd).group()!r}; separate "
+                             "tags by spaces or ';', and write class names without commas or quotes")
+        rows.append(TagRow(line, fields[0].strip(), tags, read_split(fields, header, path, line)))
     if not rows:
         raise InputError(f"{path}: no image rows below the header")
     return rows
+
+
+def read_split(fields, header, path, line):
+    """The split column's value (train or val, any case), or None when the column or the value is absent."""
+    if len(header) < 3 or not fields[2].strip():
+        return None
+    split = fields[2].strip().lower()
+    if split not in SPLITS:
+        raise InputError(f"{path}, line {line}: split {fields[2].strip()!r} is not train or val; write train or val, "
+                         "or leave it empty for the split by name (val_percent)")
+    return split
 
 
 def hash_split(image_id, val_percent):

@@ -1,0 +1,64 @@
+"""Images and masks decode to their exact values whatever their bit depth, palette or mode: a 16-bit mask's
+256 is 256 (an error, not class 0), a 16-bit greyscale image is scaled to 8 bits (not clipped to white)."""
+import numpy as np
+import pytest
+from PIL import Image
+
+from guidedlabelling.datasets import MaskFolder, OwnDataset
+from guidedlabelling.io import InputError, label_values, load_gray_png, load_image, load_label_png
+
+
+def save16(path, values):
+    img = Image.fromarray(np.asarray(values, np.uint16))
+    assert img.mode == "I;16"
+    img.save(path)
+    return path
+
+
+def test_a_16_bit_mask_keeps_its_values(tmp_path):
+    path = save16(tmp_path / "m.png", [[0, 1, 2], [255, 256, 258]])
+    np.testing.assert_array_equal(label_values(path), [[0, 1, 2], [255, 256, 258]])
+    with pytest.raises(InputError, match=r"m\.png: label values \[256, 258\] outside 0\.\.255"):
+        load_label_png(path)
+    small = save16(tmp_path / "small.png", [[0, 1], [2, 255]])   # 16-bit, values in range: read as they are
+    np.testing.assert_array_equal(load_label_png(small), [[0, 1], [2, 255]])
+
+
+def test_palette_and_one_bit_masks_give_their_indices(tmp_path):
+    palette = Image.fromarray(np.array([[0, 3], [255, 1]], np.uint8), "P")
+    palette.putpalette([200, 10, 10] * 256)   # every index the same colour: values are indices, not colours
+    palette.save(tmp_path / "p.png")
+    np.testing.assert_array_equal(load_label_png(tmp_path / "p.png"), [[0, 3], [255, 1]])
+    Image.fromarray(np.array([[True, False]])).save(tmp_path / "b.png")
+    np.testing.assert_array_equal(load_label_png(tmp_path / "b.png"), [[1, 0]])
+
+
+def test_a_16_bit_greyscale_image_is_scaled_to_8_bits(tmp_path):
+    path = save16(tmp_path / "grey.png", [[0, 257, 32896], [65535, 128, 129]])
+    expected = [[0, 1, 128], [255, 0, 1]]   # v / 257, rounded: 128/257 = 0.498 -> 0, 129/257 = 0.502 -> 1
+    np.testing.assert_array_equal(load_image(path), np.dstack([expected] * 3))
+    np.testing.assert_array_equal(load_gray_png(path), expected)
+
+
+def test_own_data_16_bit_masks_are_checked_with_their_true_values(tmp_path):
+    (tmp_path / "images").mkdir()
+    (tmp_path / "masks").mkdir()
+    Image.fromarray(np.zeros((2, 3, 3), np.uint8)).save(tmp_path / "images" / "x.png")
+    (tmp_path / "tags.csv").write_text("image,tags,split\nx.png,cat,train\n")
+    save16(tmp_path / "masks" / "x.png", [[0, 1, 1], [255, 0, 0]])
+    data = OwnDataset(tmp_path / "images", tmp_path / "tags.csv", tmp_path / "masks")
+    np.testing.assert_array_equal(data.label(0), [[0, 1, 1], [255, 0, 0]])
+    save16(tmp_path / "masks" / "x.png", [[0, 257, 1], [255, 0, 0]])   # 257 used to be read as 1
+    with pytest.raises(InputError, match=r"x\.png: label values \[257\] outside the 2 classes"):
+        OwnDataset(tmp_path / "images", tmp_path / "tags.csv", tmp_path / "masks")
+
+
+def test_saliency_set_masks_are_grey_at_any_depth_and_of_the_image_size(tmp_path):
+    for sub in ("images", "masks"):
+        (tmp_path / sub).mkdir()
+    Image.fromarray(np.zeros((2, 2, 3), np.uint8)).save(tmp_path / "images" / "a.png")
+    save16(tmp_path / "masks" / "a.png", [[0, 65535], [40000, 20000]])   # 16-bit: above half is foreground
+    np.testing.assert_array_equal(MaskFolder(tmp_path).label(0), [[0, 1], [1, 0]])
+    Image.fromarray(np.zeros((3, 2), np.uint8)).save(tmp_path / "masks" / "a.png")
+    with pytest.raises(InputError, match=r"a\.png: mask is 2x3 \(WxH\), its image 2x2; fix the PNG"):
+        MaskFolder(tmp_path)
