@@ -114,12 +114,14 @@ def load_gray_png(path):
         raise InputError(f"{path}: unreadable grey PNG ({e}); rerun the stage that made it") from None
 
 
-def save_heatmap_mat(path, heatmap, imshape):
-    """Seed heatmaps: `heatmap` float32 [n_present, H, W] and `imshape_original` [H, W]."""
+def save_heatmap_mat(path, heatmap, imshape, scores=None):
+    """Seed heatmaps: `heatmap` float32 [n_present, H, W] and `imshape_original` [H, W]; the image's class
+    `scores` [C-1] in the same file when given, so that both are written, or neither."""
+    extra = {} if scores is None else {"scores": np.asarray(scores, np.float32)}
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
             scipy.io.savemat(f, {"heatmap": heatmap.astype(np.float32),
-                                 "imshape_original": np.asarray(imshape, np.int32)})
+                                 "imshape_original": np.asarray(imshape, np.int32)} | extra)
 
 
 def load_heatmap_mat(path):

@@ -47,8 +47,7 @@ def run(stage):
         classes = data.image_classes(i)
         cams = model.cams(feat[None], torch.as_tensor(classes, dtype=torch.long) - 1)[0]
         heat = T.unfit(cams.float(), size, offset, inner, hw, order).cpu().numpy()
-        save_heatmap_mat(out / f"{data.items[i].id}.mat", heat, hw)
-        save_mat(out / "scores" / f"{data.items[i].id}.mat", {"scores": scores.float().cpu().numpy()})
+        save_heatmap_mat(out / f"{data.items[i].id}.mat", heat, hw, scores.float().cpu().numpy())
     if not all_done(stage, data, ".mat"):
         return
     collect_scores(data, out)
@@ -56,8 +55,9 @@ def run(stage):
 
 
 def collect_scores(data, out):
-    """cls_res.mat: every image's class scores [N, C-1], ids, and ground-truth labels."""
-    scores = np.stack([loadmat(out / "scores" / f"{it.id}.mat")["scores"].ravel() for it in data.items])
+    """cls_res.mat: every image's class scores [N, C-1] (from its heatmap file), ids, and ground-truth labels."""
+    scores = np.stack([loadmat(out / f"{it.id}.mat", variable_names=["scores"])["scores"].ravel()
+                       for it in data.items])
     gt = np.stack([data.class_vector(i) for i in range(len(data))])
     save_mat(out / "cls_res.mat", {"scores": scores.astype(np.float32), "ids": np.array(data.ids, dtype=object),
                                    "gt": gt, "classes": np.array(data.classes[1:], dtype=object)})
