@@ -1,4 +1,6 @@
 """Settings: presets, overrides, readable folder names, cache ownership."""
+import json
+
 import pytest
 import torch
 import yaml
@@ -41,15 +43,32 @@ def test_unknown_setting_is_a_clear_error():
         resolve("sedthres=30")
 
 
+INPUTS = {"fingerprint": "f1", "inputs": {"tags.csv": "d1", "a.jpg": "d2"}, "upstream": {}}
+
+
 def test_cache_belongs_to_one_config(tmp_path):
-    check_cache(tmp_path, {"guide": {"seedthres": 20}}, False)
+    check_cache(tmp_path, {"guide": {"seedthres": 20}}, False, INPUTS)
     (tmp_path / "x.png").write_bytes(b"")
-    check_cache(tmp_path, {"guide": {"seedthres": 20}}, False)          # same settings: resume
+    check_cache(tmp_path, {"guide": {"seedthres": 20}}, False, INPUTS)          # same settings: resume
     with pytest.raises(InputError, match="made with other settings"):
-        check_cache(tmp_path, {"guide": {"seedthres": 30}}, False)
-    check_cache(tmp_path, {"guide": {"seedthres": 30}}, True)           # --overridecache replaces it
+        check_cache(tmp_path, {"guide": {"seedthres": 30}}, False, INPUTS)
+    check_cache(tmp_path, {"guide": {"seedthres": 30}}, True, INPUTS)           # --overridecache replaces it
     assert not (tmp_path / "x.png").exists()
     assert yaml.safe_load((tmp_path / "config.yaml").read_text()) == {"guide": {"seedthres": 30}}
+
+
+def test_cache_belongs_to_one_content_of_the_inputs(tmp_path, capsys):
+    settings = {"guide": {"seedthres": 20}}
+    assert not check_cache(tmp_path, settings, False, INPUTS)
+    (tmp_path / "x.png").write_bytes(b"")
+    edited = {"fingerprint": "f2", "inputs": {"tags.csv": "d3", "a.jpg": "d2"}, "upstream": {}}
+    with pytest.raises(InputError, match=r"tags.csv changed since it was made; run one process"):
+        check_cache(tmp_path, settings, False, edited, alone=False)   # fragments share the folder: not cleared
+    assert (tmp_path / "x.png").exists()
+    assert check_cache(tmp_path, settings, False, edited)            # cleared, and says what changed
+    assert f"{tmp_path}: tags.csv changed since it was made; recomputing it" in capsys.readouterr().out
+    assert not (tmp_path / "x.png").exists()
+    assert json.loads((tmp_path / "inputs.json").read_text()) == edited
 
 
 def test_checkpoint_of_another_network_is_refused(tmp_path):

@@ -55,7 +55,7 @@ def test_every_stage_module_declares_options_and_runs():
         assert callable(module.run) and module.__doc__ and module.OPTIONS is C.OPTIONS[stage.name]
         assert all(len(v) == 2 and isinstance(v[1], str) for v in module.OPTIONS.values())
         assert not set(module.OPTIONS) & (set(C.SHARED["data"]) | set(C.SHARED["run"])), stage.name
-        assert set(module.CHECKS) <= set(module.OPTIONS), stage.name
+        assert set(module.CHECKS) <= set(module.OPTIONS) and callable(module.reads), stage.name
 
 
 @pytest.mark.parametrize("stage,own,folders", [("seg_test", 4, 1), ("guide", 4, 2), ("seg_train", 16, 1),

@@ -10,7 +10,9 @@ Own data (OwnDataset) is a folder of images plus a CSV of image-level tags.
 Every dataset checks its files when opened, before a stage writes anything: a
 missing image or label, a label value outside the class list or a label of
 another size is an error naming the file; an image that does not decode
-(truncated, not an image) is left out and listed in `skipped`.
+(truncated, not an image) is left out and listed in `skipped`. `sources` lists
+the files that determine a dataset's images and classes, `masks` the own data's
+masks (read for evaluation only), for the fingerprint that decides reuse.
 """
 from dataclasses import dataclass
 from pathlib import Path
@@ -191,6 +193,9 @@ class VOCDataset(Labelled):
                                  f"{self._list_path(datatype)}")
         self.items, self.sizes, self.skipped = readable_items(listed, self._list_path(datatype))
         self._present = [present_classes(self.label(i)) for i in range(len(self.items))]
+        self.sources = [self._list_path(datatype), self.root / "classes.txt"] + \
+            [p for it in listed for p in (it.image, it.label)]  # the labels give the image-level classes
+        self.masks = []
 
     def _label_dir(self):
         aug = self.root / "SegmentationClassAug"
@@ -254,6 +259,8 @@ class OwnDataset(Labelled):
             raise InputError(f"{self.tags_file}: no tags at all; tag each image with the classes it shows")
         check_class_count(self.classes, self.tags_file, "merge tags")
         listed, tag_classes = self._split_items(rows, masks, val_percent)
+        self.sources = [self.tags_file] + [it.image for it in listed]
+        self.masks = [it.label for it in listed if it.label is not None]
         self.items, self.sizes, self.skipped = readable_items(listed, self.tags_file)
         self._present = [tag_classes[it.id] for it in self.items]
         if self.has_labels:
@@ -363,6 +370,7 @@ class MaskFolder(ImageList):
         for it in listed:
             if not it.label.is_file():
                 raise InputError(f"{it.label}: mask of {it.image.name} not found; add it or remove the image")
+        self.sources = [p for it in listed for p in (it.image, it.label)]
         self.items, self.sizes, self.skipped = readable_items(listed, images)
         for i in range(len(self.items)):
             self.label(i)  # checks every mask now, before a stage writes anything

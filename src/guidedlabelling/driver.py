@@ -3,7 +3,8 @@
 seed training -> seed heatmaps -> saliency training -> saliency maps -> guide labels
 -> segmentation training -> test; then the fully supervised reference (the same
 segmenter on the true masks) and one table. Each step is a command of its own in
-src/; this driver (./script.py) runs them in order with the same settings.
+src/; this driver (./script.py) checks every input of every step it is asked for,
+then runs them in order with the same settings.
 """
 import argparse
 import json
@@ -12,10 +13,12 @@ import sys
 from pathlib import Path
 
 from . import config as C
+from . import preflight
 from .datasets import has_ground_truth
 from .io import InputError, save_json
 from .pipeline import STEPS, command
 from .report import write_report
+from .runner import ensure_data
 
 OWN_DATA_FLAGS = {  # flag: (setting, help)
     "images": ("images", "folder of your own images (with --tags): the whole method on them"),
@@ -72,6 +75,18 @@ def planned_steps(args, overrides):
     if unknown:
         raise InputError(f"--steps: unknown steps {sorted(unknown)}; choose among {', '.join(s for s, _, _ in STEPS)}")
     return [s for s in STEPS if s[0] in wanted], skipped_steps(args, overrides)
+
+
+def check_inputs(args, overrides, steps, skip):
+    """The preflight of every step to run (built-in data generated first): all problems, before any step."""
+    _, preset = C.resolve(args.config, overrides)
+    plan = []
+    for step, stage, extra in steps:
+        if step not in skip:
+            cfg, _ = C.resolve(args.config, overrides + list(extra))
+            ensure_data(cfg)
+            plan.append((stage, cfg))
+    preflight.check_steps(plan, preset)
 
 
 def run_steps(args, overrides, steps, skip):
@@ -155,6 +170,7 @@ def main(argv=None):
     args = parse(argv)
     overrides = settings(args)
     steps, skip = planned_steps(args, overrides)
+    check_inputs(args, overrides, steps, skip)
     run_steps(args, overrides, steps, skip)
     summarise(args, overrides)
     print(f"report: {write_report(args.config, overrides)}")

@@ -19,21 +19,23 @@ class Stage:
     reads_dataset: bool = True  # whether the data section names its outputs (saliency training reads its own set)
     variants: tuple = ()    # extra driver steps: (step, settings it adds), e.g. the fully supervised reference
     step_settings: tuple = ()  # settings the driver adds when it runs the stage itself
+    per_image: str = ""     # suffix of its one output file per image (<id><suffix>), if it writes such files
 
 
 STAGES = (
     Stage("seed_train", "seed_train", (), "src/seed/train.py"),
     Stage("seed_test", "seed_heatmaps", ("seed_train",), "src/seed/test.py",
-          variants=(("seed_eval_heatmaps", ("seed_split=test",)),)),
+          variants=(("seed_eval_heatmaps", ("seed_split=test",)),), per_image=".mat"),
     Stage("seed_eval", "seed_eval", ("seed_test",), "src/seed/eval.py", step_settings=("seed_split=test",)),
     Stage("cls_eval", "cls_eval", ("seed_test",), "src/seed/eval_cls.py", step_settings=("seed_split=test",)),
     Stage("saliency_train", "saliency_train", (), "src/saliency/train.py", reads_dataset=False),
-    Stage("saliency_test", "saliency", ("saliency_train",), "src/saliency/test.py"),
-    Stage("guide", "guide_labels", ("seed_test", "saliency_test"), "src/guide_generation/generate.py"),
+    Stage("saliency_test", "saliency", ("saliency_train",), "src/saliency/test.py", per_image=".png"),
+    Stage("guide", "guide_labels", ("seed_test", "saliency_test"), "src/guide_generation/generate.py",
+          per_image=".png"),
     Stage("seg_train", "seg_train", ("guide",), "src/segmentation/train.py",
           variants=(("reference_train", ("labels=gt",)),)),
     Stage("seg_test", "seg_test", ("seg_train",), "src/segmentation/test.py",
-          variants=(("reference_test", ("labels=gt",)),)),
+          variants=(("reference_test", ("labels=gt",)),), per_image=".png"),
 )
 BY_NAME = {s.name: s for s in STAGES}
 # script.py's steps in the order it runs them: (step, stage, settings the step adds)

@@ -128,7 +128,8 @@ def class_section(cfg, preset, ref):
 
 
 def saliency_section(cfg, preset):
-    scores = done(cfg, preset, "saliency_test")
+    scores = {split: values for split, values in (done(cfg, preset, "saliency_test") or {}).items()
+              if isinstance(values, dict) and split != "skipped_images"}  # done.json also holds the fingerprint
     if not scores:
         return ""
     metrics = list(dict.fromkeys(k for split in scores.values() for k in split))

@@ -1,10 +1,11 @@
-"""What every stage command shares: flags, config, output folder, cache check, log, errors.
+"""What every stage command shares: flags, config, preflight, output folder, cache check, log.
 
 A stage command (`./src/seed/train.py ...` or `python -m guidedlabelling seed_train ...`) is main(stage): it
-parses the stage's flags, resolves the config, owns the output folder the settings name, and calls
-stages/<stage>.py's run(Stage). Bad input ends in one line `error: ...` and exit code 2 (cli.py).
+parses the stage's flags, resolves and checks the config, checks every input the stage reads (preflight.py),
+owns the output folder the settings name, and calls stages/<stage>.py's run(Stage). The folder's outputs are
+reused only when its settings and the content of its inputs (fingerprint.py) are the ones it was made with.
+Bad input ends in one line `error: ...` and exit code 2 (cli.py), before anything is written.
 """
-import importlib
 import logging
 import os
 import shutil
@@ -16,8 +17,8 @@ import torch
 import yaml
 
 from . import config as C
-from . import pipeline
-from .datasets import open_dataset
+from . import preflight
+from .fingerprint import MANIFEST, changes, describe, finished_fingerprint, fingerprint, recorded
 from .io import InputError, save_json, save_yaml
 from .synthetic import ensure_builtin
 
@@ -31,6 +32,8 @@ class Stage:
     out: Path
     args: object
     log: logging.Logger
+    checked: preflight.Checked  # the datasets, saliency set and upstream folders the preflight opened
+    fingerprint: str            # of the inputs, written into done.json
     skipped: dict = field(default_factory=dict)  # {image: why} of unreadable images the datasets left out
 
     @property
@@ -43,38 +46,32 @@ class Stage:
         return torch.device(dev)
 
     def dataset(self, split):
-        data = open_dataset(self.cfg["data"], split, self.cfg["run"]["follow_symlinks"])
+        """A split the stage reads (reads(cfg, given) of its module), as the preflight opened it."""
+        data = self.checked.datasets[split]
         self.skipped.update(data.skipped)
         return data
+
+    @property
+    def saliency_set(self):
+        self.skipped.update(self.checked.saliency_set.skipped)
+        return self.checked.saliency_set
 
     def output_dir(self, stage):
         """The folder of another stage's output with this run's settings (it may not exist)."""
         return C.stage_dir(self.cfg, self.preset, stage)
 
-    def input_dir(self, stage, explicit=None):
-        """Output folder of an upstream stage (or the user's own folder); it must be finished."""
-        if explicit:
-            path = Path(explicit)
-            if not path.is_dir():
-                raise InputError(f"{path}: folder not found; pass an existing folder")
-            return path
-        path = self.output_dir(stage)
-        if not (path / "done.json").exists():
-            raise InputError(f"{path}: no finished output of stage {stage}; run {pipeline.command(stage)} with the "
-                             "same settings first (or ./script.py)")
-        return path
+    def input_dir(self, stage):
+        """The folder an upstream stage's output is read from (the preflight found it finished and current),
+        or the folder given instead."""
+        return self.checked.folders[stage]
 
     @property
     def fragment(self):
         """(n, N): the release's --n/--N, or RANK/WORLD_SIZE when started by torchrun."""
-        run = self.cfg["run"]
-        if run["N"] == 1 and "WORLD_SIZE" in os.environ:
-            return int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
-        if not 0 <= run["n"] < run["N"]:
-            raise InputError(f"--n {run['n']} --N {run['N']}: need 0 <= n < N")
-        return run["n"], run["N"]
+        return fragment_of(self.cfg["run"])
 
     def finish(self, summary):
+        summary = summary | {"fingerprint": self.fingerprint}
         if self.skipped:
             summary = summary | {"skipped_images": self.skipped}
             self.log.info("skipped %d unreadable images (listed in done.json):\n%s", len(self.skipped),
@@ -102,6 +99,9 @@ def make_logger(out):
     return log
 
 
+BOOKKEEPING = ("config.yaml", "log.txt", MANIFEST)  # what a folder holds besides outputs
+
+
 def stored_settings(out):
     """The settings a folder was made with (its config.yaml), or None."""
     path = out / "config.yaml"
@@ -113,22 +113,50 @@ def stored_settings(out):
         raise InputError(f"{path}: unreadable; remove this folder, or rerun with --overridecache") from None
 
 
-def check_cache(out, stage_cfg, override):
-    """An output folder belongs to one config; reruns with it resume, others must choose a new folder."""
+def has_outputs(out):
+    return out.is_dir() and any(p.name not in BOOKKEEPING for p in out.iterdir())
+
+
+def up_to_date(out, stage_cfg, current):
+    """Whether a folder's outputs are finished, made with these settings and from inputs of the fingerprint
+    `current`."""
+    if not (out / "done.json").exists() or not C.same_settings(stored_settings(out), stage_cfg):
+        return False
+    record = recorded(out)
+    return record is not None and record["fingerprint"] == current and finished_fingerprint(out) == current
+
+
+def check_cache(out, stage_cfg, override, manifest, alone=True):
+    """An output folder belongs to one config and one content of its inputs (manifest: {"fingerprint",
+    "inputs", "upstream"}), recorded in it before any output. Reruns with both resume; other settings must
+    choose another folder; other inputs clear the folder's outputs, saying what changed (a folder shared by
+    several fragments is not cleared: that is an error). Returns whether it removed the folder's contents."""
     stored = out / "config.yaml"
-    if override and out.exists():
+    cleared = override and out.exists()
+    if cleared:
         shutil.rmtree(out)
     settings = stored_settings(out)
-    if settings is not None and not C.same_settings(settings, stage_cfg):
-        if any(p.name not in ("config.yaml", "log.txt") for p in out.iterdir()):
-            raise InputError(f"{stored}: this folder was made with other settings; rerun with --overridecache "
-                             "to replace it, or choose another --out_dir")
+    if settings is not None and not C.same_settings(settings, stage_cfg) and has_outputs(out):
+        raise InputError(f"{stored}: this folder was made with other settings; rerun with --overridecache "
+                         "to replace it, or choose another --out_dir")
+    record = recorded(out)
+    if settings is not None and has_outputs(out) and (record or {}).get("fingerprint") != manifest["fingerprint"]:
+        why = f"{describe(changes(record['inputs'], manifest['inputs']))} changed since it was made" if record else \
+            "no record of the inputs it was made from (made by an older version)"
+        if not alone:
+            raise InputError(f"{out}: {why}; run one process (no --n/--N, no torchrun) to recompute it, or rerun "
+                             "with --overridecache")
+        print(f"{out}: {why}; recomputing it")
+        shutil.rmtree(out)
+        cleared = True
     out.mkdir(parents=True, exist_ok=True)
     save_yaml(stored, stage_cfg)
+    save_json(out / MANIFEST, manifest)
+    return cleared
 
 
 def stage_module(stage):
-    return importlib.import_module(f".stages.{stage}", __package__)
+    return C.STAGE_MODULES[stage]
 
 
 def parse(stage, argv=None):
@@ -140,22 +168,34 @@ def parse(stage, argv=None):
     return parser.parse_args(argv)
 
 
+def fragment_of(run):
+    """(n, N) of a run section: the release's --n/--N, or RANK/WORLD_SIZE when started by torchrun."""
+    if run["N"] == 1 and "WORLD_SIZE" in os.environ:
+        return int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+    if not 0 <= run["n"] < run["N"]:
+        raise InputError(f"--n {run['n']} --N {run['N']}: need 0 <= n < N")
+    return run["n"], run["N"]
+
+
 def main(stage, argv=None):
     """Run one stage as a command; returns its output folder. Errors propagate (cli.py reports them)."""
     args = parse(stage, argv)
     cfg, preset = C.resolve(args.config, C.flag_overrides(args))
     ensure_data(cfg)
     out = Path(args.out_dir) if args.out_dir else C.stage_dir(cfg, preset, stage)
+    alone = fragment_of(cfg["run"])[1] == 1
+    checked = preflight.check(stage, cfg, preset, vars(args))
+    inputs, upstream = checked.manifest()
+    manifest = {"fingerprint": fingerprint(inputs), "inputs": inputs, "upstream": upstream}
     stage_cfg = C.relevant(cfg, stage)
-    if (out / "done.json").exists() and not cfg["run"]["overridecache"] and \
-            C.same_settings(stored_settings(out), stage_cfg):
+    if not cfg["run"]["overridecache"] and up_to_date(out, stage_cfg, manifest["fingerprint"]):
         print(f"{stage}: up to date in {out} (--overridecache recomputes)")
         return out
-    fresh = not out.exists() or cfg["run"]["overridecache"]
+    fresh = not out.exists()
     try:
-        check_cache(out, stage_cfg, cfg["run"]["overridecache"])
-        current = Stage(stage, cfg, preset, out, args, make_logger(out))
-        if current.fragment[1] == 1:  # alone in the folder: temp files left by a killed run are never outputs
+        fresh = check_cache(out, stage_cfg, cfg["run"]["overridecache"], manifest, alone) or fresh
+        current = Stage(stage, cfg, preset, out, args, make_logger(out), checked, manifest["fingerprint"])
+        if alone:  # temp files left by a killed run are never outputs
             for stale in out.rglob(".*.tmp*"):
                 stale.unlink()
         stage_module(stage).run(current)
@@ -167,6 +207,6 @@ def main(stage, argv=None):
 
 
 def discard_if_bare(out):
-    """A folder this run made and left with nothing but its config and log holds no output: remove it."""
-    if {p.name for p in out.iterdir()} <= {"config.yaml", "log.txt"}:
+    """A folder this run made and left with nothing but its bookkeeping holds no output: remove it."""
+    if not has_outputs(out):
         shutil.rmtree(out)

@@ -9,9 +9,10 @@ from .vgg import VGG_SEED_NETS, DeepLabLargeFOV, GAPNet, init_from_scratch
 
 SEED_NETS = VGG_SEED_NETS + ("GAP-EffNet",)
 SEG_NETS = ("DeepLab-LargeFOV", "DeepLab-EffNet")
+PRETRAINED_NETS = ("GAP-EffNet", "DeepLab-EffNet")  # those with built-in ImageNet weights (--init imagenet)
 
-__all__ = ["DeepLabEffNet", "DeepLabLargeFOV", "GAPEffNet", "GAPNet", "ImageNetObjectness", "SEED_NETS", "SEG_NETS",
-           "build_seed_net", "build_seg_net", "init_from_scratch"]
+__all__ = ["DeepLabEffNet", "DeepLabLargeFOV", "GAPEffNet", "GAPNet", "ImageNetObjectness", "PRETRAINED_NETS",
+           "SEED_NETS", "SEG_NETS", "build_seed_net", "build_seg_net", "init_from_scratch"]
 
 
 def build_seed_net(net, num_classes, width):

@@ -7,6 +7,7 @@ from ..checks import one_of
 from ..io import InputError, save_json
 from ..metrics import cell, classifier_report
 from ..pipeline import command
+from ..reads import Reads
 from .seed_test import split_of
 
 AP_VARIANTS = ("voc", "plain")
@@ -19,6 +20,10 @@ CHECKS = {"ap_variant": one_of(*AP_VARIANTS)}
 
 def add_arguments(parser):
     parser.add_argument("--seed_dir", help="seed test folder holding cls_res.mat (default: the seed test output)")
+
+
+def reads(cfg, given):
+    return Reads(splits=(split_of(cfg),), upstream={"seed_test": given.get("seed_dir")})
 
 
 def load_class_scores(path):
@@ -49,7 +54,7 @@ def run(stage):
     """results.json (per-class AP, mAP) and the table in the log."""
     cfg, out = stage.cfg, stage.out
     variant = cfg["cls_eval"]["ap_variant"]
-    path = stage.input_dir("seed_test", stage.args.seed_dir) / "cls_res.mat"
+    path = stage.input_dir("seed_test") / "cls_res.mat"
     data = stage.dataset(split_of(cfg))
     scores, ids = load_class_scores(path)
     if scores.shape[1] != data.num_classes - 1:

@@ -9,6 +9,7 @@ from ..inference import all_done, evaluate_folder, measurable, todo
 from ..io import InputError, load_gray_png, load_heatmap_mat, save_label_png
 from ..pipeline import command
 from ..progress import progress
+from ..reads import Reads
 from ..seeds import seed_labels
 from ..visualize import colour, grey, panel_tiles, save_panel
 
@@ -25,6 +26,14 @@ CHECKS = {"guiderule": one_of(*RULES), "seedthres": PERCENT, "salthres": PERCENT
 def add_arguments(parser):
     parser.add_argument("--seed_dir", help="folder of <id>.mat seed heatmaps (default: the seed test output)")
     parser.add_argument("--saliency_dir", help="folder of <id>.png saliency maps (default: the saliency output)")
+
+
+def reads(cfg, given):
+    """The training split; seeds and saliency, from the upstream stages or the folders given instead."""
+    g = cfg["guide"]
+    return Reads(splits=(cfg["data"]["dataset"],), ground_truth=g["guiderule"] == "salor", evaluates=True,
+                 upstream={"seed_test": given.get("seed_dir"),
+                           "saliency_test": given.get("saliency_dir") or g["saliency_maps"]})
 
 
 class GuideJob:
@@ -74,9 +83,8 @@ def run_jobs(job, indices, workers):
 def run(stage):
     cfg, out = stage.cfg, stage.out
     data = stage.dataset(cfg["data"]["dataset"])
-    saliency_dir = stage.args.saliency_dir or cfg["guide"]["saliency_maps"]
-    job = GuideJob(data, stage.input_dir("seed_test", stage.args.seed_dir),
-                   stage.input_dir("saliency_test", saliency_dir), out, cfg["guide"], cfg["run"]["vis"])
+    job = GuideJob(data, stage.input_dir("seed_test"), stage.input_dir("saliency_test"), out, cfg["guide"],
+                   cfg["run"]["vis"])
     indices = todo(stage, data, ".png")
     stage.log.info("guide labels (%s): %d of %d images to do", cfg["guide"]["guiderule"], len(indices), len(data))
     run_jobs(job, indices, cfg["run"]["workers"])

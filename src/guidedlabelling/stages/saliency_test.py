@@ -6,12 +6,12 @@ import torch
 from .. import precision as P
 from .. import transforms as T
 from ..checks import POSITIVE, one_of
-from ..datasets import MaskFolder
 from ..inference import all_done, forward_all, load_model, measurable, todo, trained
 from ..io import IGNORE, load_gray_png, save_gray_png
 from ..metrics import saliency_scores
 from ..networks import ImageNetObjectness
 from ..progress import progress
+from ..reads import Reads
 
 OPTIONS = {
     "test_size": (321, "images are fit (downscaled only) into this square"),
@@ -26,6 +26,15 @@ def add_arguments(parser):
     parser.add_argument("--model_dir", help="saliency training folder holding model.pth")
 
 
+def reads(cfg, given):
+    """Both splits; the saliency model unless the maps come from ImageNet CAMs; the held-out saliency images."""
+    d, holdout = cfg["data"], cfg["saliency_train"]["holdout"]
+    model = cfg["saliency_test"]["source"] == "model"
+    return Reads(splits=tuple(dict.fromkeys([d["dataset"], d["test_dataset"]])), evaluates=True,
+                 upstream={"saliency_train": given.get("model_dir")} if model else {},
+                 saliency_set=(d["saliency_data"], holdout, "holdout") if holdout else ())
+
+
 def run(stage):
     """Maps for the training images (guides) and the test images (pictures, saliency quality)."""
     cfg, out = stage.cfg, stage.out
@@ -37,7 +46,7 @@ def run(stage):
         write_saliency(stage, model, data, indices, out)
     holdout = cfg["saliency_train"]["holdout"]
     if holdout:
-        held = MaskFolder(cfg["data"]["saliency_data"], holdout, "holdout")
+        held = stage.saliency_set
         write_saliency(stage, model, held, range(len(held)), out / "holdout")
     if not all([all_done(stage, data, ".png") for data in splits]):
         return
@@ -55,7 +64,7 @@ def saliency_model(stage):
     if source == "imagenet-cam":
         stage.log.info("saliency: ImageNet class activation maps (no saliency training)")
         return ImageNetObjectness()
-    return load_model(trained(stage.input_dir("saliency_train", stage.args.model_dir)), "saliency")[0]
+    return load_model(trained(stage.input_dir("saliency_train")), "saliency")[0]
 
 
 def foreground(scores):

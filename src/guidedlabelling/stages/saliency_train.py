@@ -1,7 +1,7 @@
 """Saliency network training: class-agnostic foreground/background DeepLab (docs/method.md section 3)."""
 from ..checks import NON_NEGATIVE
-from ..datasets import MaskFolder
 from ..networks import SEG_NETS, build_seg_net
+from ..reads import Reads
 from ..training import SEG_MULTS, initialise, prepare, run_training, segmentation_loss, segmentation_stream, \
     solver_checks, solver_options
 
@@ -11,10 +11,15 @@ OPTIONS = solver_options("DeepLab-LargeFOV", "none", SEG_NETS) | {
 CHECKS = solver_checks(SEG_NETS) | {"holdout": NON_NEGATIVE}
 
 
+def reads(cfg, given):
+    c = cfg["saliency_train"]
+    return Reads(saliency_set=(cfg["data"]["saliency_data"], c["holdout"], "train"), init=c["init"], net=c["net"])
+
+
 def run(stage):
     solver = prepare(stage)
     c = stage.cfg["saliency_train"]
-    data = MaskFolder(stage.cfg["data"]["saliency_data"], c["holdout"], "train")
+    data = stage.saliency_set
     model = build_seg_net(c["net"], 2, c["width"])
     initialise(model, c["init"], stage.log, c["freeze_trunk"])
     stream = segmentation_stream(data, model, c["input_size"], "tight", solver)

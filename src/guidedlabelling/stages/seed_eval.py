@@ -6,6 +6,7 @@ from ..checks import PERCENT, between
 from ..io import InputError, atomic_path, load_heatmap_mat, save_json
 from ..metrics import cell, seed_curve, seed_histogram
 from ..pipeline import command
+from ..reads import Reads
 from ..seeds import heatmap2segconf
 from .seed_test import split_of
 
@@ -19,6 +20,10 @@ CHECKS = {"eval_seedthres": PERCENT, "eval_thres_step": between(1, 100)}
 
 def add_arguments(parser):
     parser.add_argument("--seed_dir", help="folder of <id>.mat seed heatmaps (default: the seed test output)")
+
+
+def reads(cfg, given):
+    return Reads(splits=(split_of(cfg),), ground_truth=True, upstream={"seed_test": given.get("seed_dir")})
 
 
 def threshold_grid(step, reported):
@@ -48,7 +53,7 @@ def image_histogram(data, i, folder, grid):
 def run(stage):
     """results.json (the whole curve, per class), pr_curve.png, and the table in the log."""
     cfg, out = stage.cfg, stage.out
-    folder = stage.input_dir("seed_test", stage.args.seed_dir)
+    folder = stage.input_dir("seed_test")
     data = stage.dataset(split_of(cfg))
     reported = cfg["seed_eval"]["eval_seedthres"]
     grid = threshold_grid(cfg["seed_eval"]["eval_thres_step"], reported)

@@ -10,6 +10,7 @@ from ..checks import NON_NEGATIVE, POSITIVE, one_of
 from ..inference import all_done, check_classes, forward_all, load_model, todo, trained
 from ..io import save_heatmap_mat, save_mat
 from ..progress import progress
+from ..reads import Reads
 
 OPTIONS = {
     "test_iter": (0, "test the snapshot of this iteration (0: the final model)"),
@@ -27,6 +28,10 @@ def add_arguments(parser):
     parser.add_argument("--model_dir", help="seed training folder holding model.pth")
 
 
+def reads(cfg, given):
+    return Reads(splits=(split_of(cfg),), upstream={"seed_train": given.get("model_dir")})
+
+
 def split_of(cfg):
     """The dataset split the seed heatmaps and class scores are made for (--seed_split)."""
     return cfg["data"]["dataset" if cfg["seed_test"]["seed_split"] == "train" else "test_dataset"]
@@ -35,8 +40,7 @@ def split_of(cfg):
 def run(stage):
     cfg, out = stage.cfg, stage.out
     data = stage.dataset(split_of(cfg))
-    model, meta = load_model(trained(stage.input_dir("seed_train", stage.args.model_dir),
-                                     cfg["seed_test"]["test_iter"]), "seed")
+    model, meta = load_model(trained(stage.input_dir("seed_train"), cfg["seed_test"]["test_iter"]), "seed")
     check_classes(meta, data)
     size, order = cfg["seed_train"]["input_size"], cfg["seed_test"]["test_interpord"]
     indices = todo(stage, data, ".mat")

@@ -5,6 +5,7 @@ from .. import sampling
 from .. import transforms as T
 from ..checks import one_of
 from ..networks import SEED_NETS, build_seed_net
+from ..reads import Reads
 from ..training import classification_loss, initialise, prepare, run_training, solver_checks, solver_options
 
 OPTIONS = solver_options("GAP-HighRes", "models/VGG_ILSVRC_16_layers.caffemodel", SEED_NETS) | {
@@ -12,6 +13,11 @@ OPTIONS = solver_options("GAP-HighRes", "models/VGG_ILSVRC_16_layers.caffemodel"
 }
 CHECKS = solver_checks(SEED_NETS) | {"balbatch": one_of("none", "clsbal")}
 MULTS = {"score": (10, 1, 0, 0)}  # score: weights only, lr_mult 10
+
+
+def reads(cfg, given):
+    c = cfg["seed_train"]
+    return Reads(splits=(cfg["data"]["dataset"],), init=c["init"], net=c["net"])
 
 
 class SeedSample:

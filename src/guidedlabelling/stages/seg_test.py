@@ -7,6 +7,7 @@ from ..inference import all_done, check_classes, evaluate_folder, forward_all, l
 from ..io import save_json, save_label_png
 from ..metrics import format_table
 from ..progress import progress
+from ..reads import Reads
 from ..visualize import colour, file_tiles, panel_tiles, save_panel, stage_files
 
 OPTIONS = {
@@ -23,11 +24,14 @@ def add_arguments(parser):
     parser.add_argument("--model_dir", help="segmentation training folder holding model.pth")
 
 
+def reads(cfg, given):
+    return Reads(splits=(cfg["data"]["test_dataset"],), evaluates=True, upstream={"seg_train": given.get("model_dir")})
+
+
 def run(stage):
     cfg, out = stage.cfg, stage.out
     data = stage.dataset(cfg["data"]["test_dataset"])
-    model, meta = load_model(trained(stage.input_dir("seg_train", stage.args.model_dir), cfg["seg_test"]["test_iter"]),
-                             "segmentation")
+    model, meta = load_model(trained(stage.input_dir("seg_train"), cfg["seg_test"]["test_iter"]), "segmentation")
     check_classes(meta, data)
     t = cfg["seg_test"]
     mode = "pad" if t["test_resize"] == "none" else "fit"

@@ -2,6 +2,7 @@
 (docs/method.md section 6)."""
 from ..checks import one_of
 from ..networks import SEG_NETS, build_seg_net
+from ..reads import Reads
 from ..training import SEG_MULTS, initialise, prepare, run_training, segmentation_loss, segmentation_stream, \
     solver_checks, solver_options
 
@@ -16,11 +17,19 @@ def add_arguments(parser):
     parser.add_argument("--guide_dir", help="folder of <id>.png training labels (default: the guide labels)")
 
 
+def reads(cfg, given):
+    """The training split with the guide labels, or with its own masks (labels gt, the reference)."""
+    c = cfg["seg_train"]
+    gt = c["labels"] == "gt"
+    return Reads(splits=(cfg["data"]["dataset"],), ground_truth=gt, init=c["init"], net=c["net"],
+                 upstream={} if gt else {"guide": given.get("guide_dir")})
+
+
 def run(stage):
     solver = prepare(stage)
     c = stage.cfg["seg_train"]
     data = stage.dataset(stage.cfg["data"]["dataset"])
-    label_dir = None if c["labels"] == "gt" else stage.input_dir("guide", stage.args.guide_dir)
+    label_dir = None if c["labels"] == "gt" else stage.input_dir("guide")
     model = build_seg_net(c["net"], data.num_classes, c["width"])
     initialise(model, c["init"], stage.log, c["freeze_trunk"])
     stream = segmentation_stream(data, model, c["input_size"], c["resize"], solver, label_dir)

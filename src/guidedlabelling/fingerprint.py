@@ -1,0 +1,113 @@
+"""Reuse of a stage's outputs only when it would read the same content again.
+
+A stage's manifest lists everything it reads, by content: a hash of every file of its dataset splits (image
+list or tags CSV, classes.txt, images, labels or masks), of its saliency set, of its initial weights and of
+user folders it reads instead of an upstream output, plus the fingerprint of each upstream output it reads
+(which covers that stage's own inputs in turn). The fingerprint is the hash of the manifest. The runner writes
+the manifest to <folder>/inputs.json when the stage starts, before any output, and the fingerprint into
+done.json when it ends: a finished folder is reused only while its fingerprint is the current one, and a
+folder started with other inputs (per-image files, training snapshots) is cleared rather than resumed.
+
+Files are hashed whole (BLAKE2b): an in-place edit that keeps the size and the time stamp still shows.
+Measured on MSRC (591 JPEGs, 591 label PNGs and the lists, 24.6 MB) on the project's 2-core machine: 0.25 s
+with the files evicted from the page cache, 0.09 s cached; opening the two splits, which decodes every image
+and label to check it, takes 1.9 s.
+"""
+import hashlib
+import json
+from pathlib import Path
+
+MANIFEST = "inputs.json"
+ABSENT = "absent"
+UPSTREAM = "upstream "  # manifest key prefix of an upstream output: "upstream seed_test"
+CHUNK = 1 << 20
+
+
+def file_digest(path):
+    """BLAKE2b-128 of a file's bytes, or ABSENT."""
+    path = Path(path)
+    if not path.is_file():
+        return ABSENT
+    h = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as f:
+        while block := f.read(CHUNK):
+            h.update(block)
+    return h.hexdigest()
+
+
+class Digests:
+    """The digests of one command: each file is hashed once however many stages' manifests list it."""
+
+    def __init__(self):
+        self.known = {}
+
+    def manifest(self, paths):
+        """{path: digest} of files."""
+        for p in map(str, paths):
+            if p not in self.known:
+                self.known[p] = file_digest(p)
+        return {str(p): self.known[str(p)] for p in paths}
+
+
+def folder_files(folder):
+    """The plain files of a user's folder (its maps or models), hidden files left out."""
+    return sorted(p for p in Path(folder).iterdir() if p.is_file() and not p.name.startswith("."))
+
+
+def fingerprint(manifest):
+    """The hash of a manifest ({key: digest})."""
+    return hashlib.sha256(json.dumps(sorted(manifest.items())).encode()).hexdigest()[:32]
+
+
+def read_json(path):
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def recorded(folder):
+    """The manifest recorded in a folder ({"inputs", "upstream", "fingerprint"}), or None."""
+    data = read_json(Path(folder) / MANIFEST)
+    return data if data and isinstance(data.get("inputs"), dict) else None
+
+
+def finished_fingerprint(folder):
+    """The fingerprint in a finished folder's done.json, or None (unfinished, or made before fingerprints)."""
+    done = read_json(Path(folder) / "done.json")
+    return done.get("fingerprint") if done else None
+
+
+def changes(old, new):
+    """Keys of two manifests whose digests differ, that were added or that went."""
+    return sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+
+
+def describe(keys, limit=3):
+    """'tags.csv, JPEGImages/a.jpg and 4 more' for changed manifest keys."""
+    names = [k[len(UPSTREAM):] + "'s output" if k.startswith(UPSTREAM) else k for k in keys[:limit]]
+    more = f" and {len(keys) - limit} more" if len(keys) > limit else ""
+    return ", ".join(names) + more
+
+
+def staleness(folder, digests, checked=None):
+    """None when a finished stage folder is still what its recorded inputs make, else why not: a recorded
+    file changed, or an upstream output it read changed or is itself stale. `checked` memoizes folders."""
+    checked = {} if checked is None else checked
+    folder = Path(folder)
+    if folder in checked:
+        return checked[folder]
+    record, done = recorded(folder), finished_fingerprint(folder)
+    if record is None or done is None or record.get("fingerprint") != done:
+        why = "no record of the inputs it was made from (made by an older version)"
+    else:
+        files = {k: v for k, v in record["inputs"].items() if not k.startswith(UPSTREAM)}
+        changed = changes(files, digests.manifest(files))
+        for stage, path in record.get("upstream", {}).items():
+            if finished_fingerprint(path) != record["inputs"].get(UPSTREAM + stage) or \
+                    staleness(path, digests, checked):
+                changed.append(UPSTREAM + stage)
+        why = f"{describe(changed)} changed since it was made" if changed else None
+    checked[folder] = why
+    return why

@@ -1,0 +1,180 @@
+"""One check of every input before the first stage writes anything, with all problems reported together.
+
+Settings are checked when they are resolved (config.resolve). Here, for each stage to run, what its stage
+module says it reads (reads(cfg, given)): the dataset splits (image lists or tags, images, labels or masks,
+classes), ground-truth masks where the stage needs them, the saliency set, the initial weights, folders given
+instead of upstream outputs, and the upstream outputs themselves, which must be finished and made from the
+current inputs unless an earlier step of the same run makes them. ./script.py checks every step it is asked
+for before the first runs; each stage command checks its own inputs before it writes.
+"""
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image
+
+from . import config as C
+from . import pipeline
+from .datasets import MaskFolder, open_dataset
+from .errors import InputError
+from .fingerprint import UPSTREAM, Digests, finished_fingerprint, folder_files, staleness
+from .networks import PRETRAINED_NETS
+from .reads import Reads
+from .weights import read_state
+
+
+@dataclass
+class Checked:
+    """What the preflight opened for one stage, for the stage to use: its datasets by split, its saliency
+    set, and the folder of each upstream output it reads."""
+    reads: Reads
+    datasets: dict
+    saliency_set: object
+    folders: dict
+    digests: Digests
+
+    def manifest(self):
+        """(the stage's manifest {key: digest}, {upstream stage: folder} of the upstream fingerprints in it)."""
+        masks = self.reads.evaluates or self.reads.ground_truth
+        sources = [p for data in self.datasets.values() for p in data.sources + (data.masks if masks else [])]
+        sources += self.saliency_set.sources if self.saliency_set else []
+        sources += [self.reads.init_file()] if self.reads.init_file() else []
+        inputs, upstream = self.digests.manifest(sources), {}
+        for stage, folder in self.folders.items():
+            made = finished_fingerprint(folder)
+            if made:
+                inputs[UPSTREAM + stage], upstream[stage] = made, str(folder)
+            else:  # a folder of the user's: its files
+                inputs |= self.digests.manifest(folder_files(folder))
+        return inputs, upstream
+
+
+class Opened:
+    """Datasets and saliency sets opened once for all the stages checked together; the problems found."""
+
+    def __init__(self):
+        self.found, self.problems, self.digests, self.stale = {}, {}, Digests(), {}
+
+    def get(self, key, make):
+        """make() once per key; an InputError becomes problems (reported once) and the result None."""
+        if key not in self.found:
+            try:
+                self.found[key] = make()
+            except InputError as e:
+                self.found[key] = None
+                self.problems.update(dict.fromkeys(e.messages))
+        return self.found[key]
+
+    def add(self, *problems):
+        self.problems.update(dict.fromkeys(problems))
+
+
+def check_stage(stage, cfg, preset, given, opened, made=()):
+    """What `stage` reads with these settings, checked; problems go to `opened`. `made`: folders that earlier
+    steps of the same run write, so need not be finished yet."""
+    reads = C.STAGE_MODULES[stage].reads(cfg, given)
+    follow = cfg["run"]["follow_symlinks"]
+    datasets = {}
+    for split in reads.splits:
+        data = opened.get(("data", json.dumps(cfg["data"], sort_keys=True), split, follow),
+                          lambda: open_dataset(cfg["data"], split, follow))
+        if data is not None:
+            datasets[split] = data
+            if reads.ground_truth and not data.has_labels:
+                opened.add(f"{data.tags_file}: step {stage} needs ground-truth masks; pass --masks with a folder of "
+                           "label PNGs named like the images")
+    saliency_set = opened.get(("saliency",) + reads.saliency_set, lambda: MaskFolder(*reads.saliency_set)) \
+        if reads.saliency_set else None
+    opened.add(*init_problems(reads))
+    folders = {}
+    for parent, given_folder in reads.upstream.items():
+        folders[parent] = upstream_folder(parent, given_folder, cfg, preset, made, datasets, opened)
+    return Checked(reads, datasets, saliency_set, folders, opened.digests)
+
+
+def init_problems(reads):
+    if reads.init == "imagenet" and reads.net not in PRETRAINED_NETS:
+        return [f"--init imagenet: network {reads.net} has no built-in ImageNet weights; use "
+                f"{' or '.join(PRETRAINED_NETS)}, pass a weights file, or --init none"]
+    path = reads.init_file()
+    if path is None or (Path(path).suffix == ".caffemodel" and Path(path).is_file()):
+        return []  # a Caffe model is parsed when the training reads it (seconds for VGG-16)
+    try:
+        read_state(path)
+    except InputError as e:
+        return list(e.messages)
+    return []
+
+
+def upstream_folder(parent, given_folder, cfg, preset, made, datasets, opened):
+    """The folder `parent`'s output is read from: a folder given instead (which must exist, and hold a file
+    for every image when the parent writes per-image files), or the parent's output folder of these settings
+    (which must be finished and current, unless an earlier step of this run makes it)."""
+    fix = f"{pipeline.command(parent)} with the same settings first (or ./script.py)"
+    if given_folder:
+        path = Path(given_folder)
+        if not path.is_dir():
+            opened.add(f"{path}: folder not found; pass an existing folder")
+        elif (path / "done.json").exists():
+            why = staleness(path, opened.digests, opened.stale)
+            if why:
+                opened.add(f"{path}: out of date, {why}; rerun {pipeline.command(parent)} for it")
+        else:
+            opened.add(*per_image_problems(path, pipeline.BY_NAME[parent].per_image, datasets))
+        return path
+    path = C.stage_dir(cfg, preset, parent)
+    if path in made:
+        return path
+    if not (path / "done.json").exists():
+        opened.add(f"{path}: no finished output of stage {parent}; run {fix}")
+    else:
+        why = staleness(path, opened.digests, opened.stale)
+        if why:
+            opened.add(f"{path}: the output of stage {parent} is out of date, {why}; rerun {fix}")
+    return path
+
+
+def per_image_problems(folder, suffix, datasets):
+    """A user's folder of per-image files: one <id><suffix> per image of each split, PNGs of the image's size."""
+    if not suffix:
+        return []
+    problems = []
+    for data in datasets.values():
+        files = [(folder / f"{it.id}{suffix}", hw) for it, hw in zip(data.items, data.sizes)]
+        missing = [p.name for p, _ in files if not p.is_file()]
+        if missing:
+            problems.append(f"{folder}: no {missing[0]} ({len(missing)} of the {len(files)} images of split "
+                            f"{data.split} have no {suffix} file here); add them or pass another folder")
+        elif suffix == ".png":
+            problems += [problem for p, hw in files if (problem := png_problem(p, hw))][:1]
+    return problems
+
+
+def png_problem(path, hw):
+    """What is wrong with a PNG that should have the size hw of its image (read from its header), or None."""
+    try:
+        with Image.open(path) as img:
+            w, h = img.size
+    except (OSError, SyntaxError) as e:
+        return f"{path}: unreadable PNG ({e}); re-create or remove it"
+    return None if (h, w) == tuple(hw) else f"{path}: {w}x{h} (WxH), its image {hw[1]}x{hw[0]}; give each map " \
+                                            "its image's size"
+
+
+def check(stage, cfg, preset, given):
+    """A stage command's own preflight: its inputs checked, all problems raised together."""
+    opened = Opened()
+    checked = check_stage(stage, cfg, preset, given, opened)
+    if opened.problems:
+        raise InputError(*opened.problems)
+    return checked
+
+
+def check_steps(steps, preset):
+    """The driver's preflight: [(stage, cfg)] of the steps to run, in order; all problems raised together."""
+    opened, made = Opened(), set()
+    for stage, cfg in steps:
+        check_stage(stage, cfg, preset, {}, opened, frozenset(made))
+        made.add(C.stage_dir(cfg, preset, stage))
+    if opened.problems:
+        raise InputError(*opened.problems)

@@ -1,0 +1,21 @@
+"""What a stage reads with given settings, as its stage module declares it (reads(cfg, given), `given` the
+command's folder flags): the preflight checks these inputs before anything runs, and the fingerprint that
+decides whether outputs can be reused is computed from them."""
+from dataclasses import dataclass, field
+
+NO_INIT = (None, "", "none")
+
+
+@dataclass(frozen=True)
+class Reads:
+    splits: tuple = ()            # dataset splits, named as --dataset / --test_dataset name them
+    ground_truth: bool = False    # needs label PNGs (own data: --masks)
+    evaluates: bool = False       # reads own data's masks when there are any (VOC labels are always read)
+    upstream: dict = field(default_factory=dict)  # upstream stage -> folder given instead of its output (or None)
+    saliency_set: tuple = ()      # (root, holdout, part) of the class-agnostic saliency set, when read
+    init: str | None = None       # initial weights: a file, imagenet, or none
+    net: str | None = None        # the network the initial weights are for
+
+    def init_file(self):
+        """The initial weights file, or None (from scratch, or the network's built-in ImageNet weights)."""
+        return None if self.init in NO_INIT or self.init == "imagenet" else self.init

@@ -1,0 +1,269 @@
+"""A battery of bad inputs, one row each: what is wrong, the command, and the phrase its one-line error must
+hold. Every row must end with exit code 2, one `error:` line, no traceback, and no file under the output root:
+the preflight finds the problem before anything is written. The commands run in this process (cli.run), so a
+traceback would be an exception here."""
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from conftest import own_args
+
+CASES = {}
+
+
+def case(phrase, command="script"):
+    """Register a row: the function makes the input bad and returns extra arguments."""
+    def register(make_bad):
+        CASES[make_bad.__name__] = (make_bad, command, phrase)
+        return make_bad
+    return register
+
+
+def write_csv(own, rows):
+    own["tags"].write_text("image,tags,split\n" + "".join(f"{r}\n" for r in rows))
+
+
+def make_voc(root):
+    """A VOC-layout folder with a train and a val list."""
+    for sub in ("ImageSets/Segmentation", "JPEGImages", "SegmentationClass"):
+        (root / sub).mkdir(parents=True)
+    (root / "classes.txt").write_text("background\ncat\n")
+    for i in ("a", "b"):
+        Image.fromarray(np.full((24, 32, 3), 90, np.uint8)).save(root / "JPEGImages" / f"{i}.jpg")
+        Image.fromarray(np.ones((24, 32), np.uint8)).save(root / "SegmentationClass" / f"{i}.png")
+    for split in ("train", "val"):
+        (root / "ImageSets/Segmentation" / f"{split}.txt").write_text("a\nb\n")
+    return root
+
+
+# ---- data ----
+
+@case("b.png: label values [256, 257, 258] outside the 3 classes")
+def mask_16bit_above_255(own):
+    values = np.array([[0, 256], [257, 258]], np.uint16).repeat(12, 0).repeat(16, 1)   # 24x32, 16-bit
+    Image.fromarray(values).save(own["masks"] / "b.png")
+
+
+@case("e.png: label is 20x20 (WxH), its image 32x24")
+def val_mask_of_another_size(own):
+    Image.fromarray(np.zeros((20, 20), np.uint8)).save(own["masks"] / "e.png")
+
+
+@case("f.png: label values [7] outside the 3 classes")
+def val_mask_value_out_of_range(own):
+    Image.fromarray(np.full((24, 32), 7, np.uint8)).save(own["masks"] / "f.png")
+
+
+@case("no images in split val")
+def empty_val_split(own):
+    write_csv(own, ["a.jpg,cat,train", "b.png,dog,train", "e.jpg,cat,train"])
+
+
+@case("line 6: split 'validation' is not train or val")
+def unknown_split_value(own):
+    write_csv(own, ["a.jpg,cat,train", "b.png,dog,train", "c.jpg,cat,train", "d.png,dog,train", "e.jpg,cat,validation",
+                    "f.png,dog,val"])
+
+
+@case("256 classes (background included); label PNGs hold at most 255")
+def more_than_255_classes(own):
+    write_csv(own, ["a.jpg," + " ".join(f"t{k:03d}" for k in range(254)) + ",train", "e.jpg,cat,val"])  # + cat
+
+
+@case("line 2: tag 'cat,dog' holds ','")
+def tag_with_a_comma(own):
+    write_csv(own, ['a.jpg,"cat,dog",train', "e.jpg,cat,val"])
+
+
+@case("line 2: tag 'cat\"' holds '\"'")
+def tag_with_a_quote(own):
+    write_csv(own, ['a.jpg,cat",train', "e.jpg,cat,val"])
+
+
+@case("line 2: image '../outside.jpg' is outside")
+def name_leading_out_of_the_folder(own):
+    Image.fromarray(np.zeros((24, 32, 3), np.uint8)).save(own["base"] / "outside.jpg")
+    write_csv(own, ["../outside.jpg,cat,train", "e.jpg,cat,val"])
+
+
+@case("is outside")
+def absolute_name(own):
+    Image.fromarray(np.zeros((24, 32, 3), np.uint8)).save(own["base"] / "outside.jpg")
+    write_csv(own, [f"{own['base'] / 'outside.jpg'},cat,train", "e.jpg,cat,val"])
+
+
+@case("line 2: image 'link.jpg' links to")
+def symlink_out_of_the_folder(own):
+    Image.fromarray(np.zeros((24, 32, 3), np.uint8)).save(own["base"] / "outside.jpg")
+    (own["images"] / "link.jpg").symlink_to(own["base"] / "outside.jpg")
+    write_csv(own, ["link.jpg,cat,train", "e.jpg,cat,val"])
+
+
+@case("saliency training images not found; expected images/ and masks/")
+def demo_preset_on_a_voc_folder_without_a_saliency_set(own):
+    voc = make_voc(own["base"] / "voc")
+    return ["--config", "demo", "--set", "builtin=false", "--dataset_dir", voc, "--out_root", own["out_root"]]
+
+
+@case("train.txt, line 2: '/JPEGImages/../../outside.jpg /SegmentationClass/b.png' leads out of",
+      command="seed_train")
+def voc_list_leading_out_of_the_dataset(own):
+    voc = make_voc(own["base"] / "voc")
+    (voc / "ImageSets/Segmentation/train.txt").write_text("a\n/JPEGImages/../../outside.jpg /SegmentationClass/b.png\n")
+    return ["--config", str(own["preset"]), "--dataset_dir", voc, "--out_root", own["out_root"]]
+
+
+@case("needs ground-truth masks")
+def oracle_rule_without_masks(own):
+    return [a for a in own_args(own, masks=False)] + ["--set", "guiderule=salor"]
+
+
+@case("no b.png (1 of the 4 images of split train have no .png file here)")
+def own_saliency_maps_missing_one(own):
+    maps = own["base"] / "maps"
+    maps.mkdir()
+    for name in ("a", "c", "d"):
+        Image.fromarray(np.zeros((24, 32), np.uint8)).save(maps / f"{name}.png")
+    return own_args(own) + ["--saliency", maps]
+
+
+@case("no finished output of stage seg_train; run ./src/segmentation/train.py", command="seg_test")
+def upstream_not_made(own):
+    pass
+
+
+@case("--steps: unknown steps ['seeds']")
+def unknown_step(own):
+    return own_args(own) + ["--steps", "seeds"]
+
+
+# ---- settings ----
+
+@case("setting seed_train.batch_size = 0 (command line): must be at least 1", command="seed_train")
+def batch_size_zero(own):
+    return own_args(own) + ["--batch_size", "0"]
+
+
+@case("setting seg_train.batch_size = -2 (command line): must be at least 1")
+def batch_size_negative(own):
+    return own_args(own) + ["--set", "seg_train.batch_size=-2"]
+
+
+@case("setting saliency_train.max_iter = 0 (command line): must be at least 1")
+def max_iter_zero(own):
+    return own_args(own) + ["--set", "saliency_train.max_iter=0"]
+
+
+@case("setting run.snapshot = 0 (command line): must be at least 1")
+def snapshot_zero(own):
+    return own_args(own) + ["--set", "snapshot=0"]
+
+
+@case("setting seg_train.stepsize = 0 (command line): must be at least 1")
+def stepsize_zero(own):
+    return own_args(own) + ["--set", "seg_train.stepsize=0"]
+
+
+@case("setting run.device = 'gpu' (command line): write cpu, cuda, cuda:N (a GPU index) or auto", command="guide")
+def device_gpu(own):
+    return own_args(own) + ["--device", "gpu"]
+
+
+@case("(command line): not a whole number", command="seed_train")
+def max_iter_text_on_the_command_line(own):
+    return own_args(own) + ["--max_iter", "abc"]
+
+
+@case("setting seed_train.max_iter = 'abc' (")
+def max_iter_text_in_the_preset(own):
+    own["preset"].write_text(own["preset"].read_text() + "seed_train.max_iter: abc\n")
+
+
+@case("setting run.vis = 'maybe' (command line): not true or false (also yes/no, on/off, 1/0)")
+def vis_maybe(own):
+    return own_args(own) + ["--set", "vis=maybe"]
+
+
+@case("setting guide.guiderule = 'G3' (command line): choose one of G2, salor, seed, sal")
+def unknown_guide_rule(own):
+    return own_args(own) + ["--set", "guiderule=G3"]
+
+
+@case("line 1: not a preset (could not determine a constructor for the tag")
+def preset_with_an_unknown_yaml_tag(own):
+    own["preset"].write_text("seed_train: !!python/object/apply:os.system ['echo hi']\n")
+
+
+@case("holds a list, not a mapping")
+def preset_that_is_a_list(own):
+    own["preset"].write_text("- seedthres\n- 30\n")
+
+
+@case("holds a list, not named weights", command="seed_train")
+def init_pth_holding_a_list(own):
+    torch.save([1, 2], own["base"] / "list.pth")
+    return own_args(own) + ["--init", own["base"] / "list.pth"]
+
+
+@case("holds a Tensor, not named weights")
+def init_pth_holding_a_tensor(own):
+    torch.save(torch.zeros(3), own["base"] / "tensor.pth")
+    return own_args(own) + ["--set", f"seg_train.init={own['base'] / 'tensor.pth'}"]
+
+
+@case("--init imagenet: network GAP-HighRes has no built-in ImageNet weights")
+def imagenet_init_for_vgg(own):
+    return own_args(own) + ["--set", "seed_train.init=imagenet"]
+
+
+# ---- the output root ----
+
+@case("a file stands where a folder is needed; move it away or choose another --out_root", command="seed_train")
+def output_root_is_a_file(own):
+    own["out_root"].write_text("a file, not a folder")
+
+
+@case("choose another --out_root", command="seed_train")
+def output_root_is_read_only(own):
+    if os.geteuid() == 0:  # root writes into read-only folders; /sys refuses new folders even to root
+        own["out_root"] = Path("/sys/guidedlabelling_runs")
+    else:
+        own["out_root"].mkdir()
+        own["out_root"].chmod(0o555)
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_bad_input(name, own, command):
+    make_bad, stage, phrase = CASES[name]
+    extra = make_bad(own)
+    before = files_under(own["out_root"])
+    code, out, err = command(stage, *(extra if extra is not None else own_args(own)))
+    errors = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert code == 2, out + err
+    assert len(errors) == 1 and phrase in errors[0], err
+    assert "Traceback" not in err and files_under(own["out_root"]) == before
+
+
+def files_under(root):
+    """{file: bytes} below root (the root itself when it is a file)."""
+    if root.is_file():
+        return {root: root.read_bytes()}
+    return {p: p.read_bytes() for p in root.rglob("*") if p.is_file()} if root.is_dir() else {}
+
+
+def test_every_problem_is_reported_at_once(own, command):
+    """Three bad inputs of three different steps: three error lines, and nothing run."""
+    val_mask_value_out_of_range(own)
+    (own["saliency_data"] / "masks" / "s2.png").unlink()
+    own["tags"].write_text(own["tags"].read_text().replace("c.jpg,cat,train", "c.jpg,cat,Train"))
+    code, out, err = command("script", *own_args(own), "--set", "seg_train.init=missing.caffemodel")
+    errors = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert code == 2 and "==>" not in out
+    assert len(errors) == 3, err   # 'Train' is train: the split column's case does not matter
+    assert "f.png: label values [7]" in errors[0] and "s2.png: mask of s2.png not found" in errors[1]
+    assert "missing.caffemodel: initial weights not found" in errors[2]
+    assert not own["out_root"].exists()

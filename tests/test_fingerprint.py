@@ -1,0 +1,114 @@
+"""Outputs are reused only while the content of their inputs is what they were made from (fingerprint.py):
+an input edited in place (same size, same time stamp) reruns its stage and everything downstream, says what
+changed, and gives what a fresh run on the edited data gives."""
+import json
+import os
+
+import numpy as np
+import scipy.io
+from PIL import Image
+
+from conftest import own_args
+from guidedlabelling.fingerprint import file_digest
+
+METHOD = ("seed_train", "seed_test", "saliency_train", "saliency_test", "guide")
+
+
+def edit_in_place(path, old, new):
+    """Replace text of the same length, then restore the time stamps: size and mtime do not change."""
+    st = path.stat()
+    text = path.read_text()
+    assert len(old) == len(new) and old in text
+    path.write_text(text.replace(old, new))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert path.stat().st_size == st.st_size and path.stat().st_mtime_ns == st.st_mtime_ns
+
+
+def run_all(command, own, stages=METHOD, *extra):
+    """Each stage in turn, as ./script.py would run them; returns their stdout."""
+    outputs = []
+    for stage in stages:
+        code, out, err = command(stage, *own_args(own), *extra)
+        assert code == 0, out + err
+        outputs.append(out)
+    return outputs
+
+
+def folder(own, stage_folder):
+    """The one output folder of a stage (its name lists the own data's settings)."""
+    found = list((own["out_root"] / "tiny" / stage_folder).iterdir())
+    assert len(found) == 1, found
+    return found[0]
+
+
+def guide_done(own):
+    return json.loads((folder(own, "guide_labels") / "done.json").read_text())
+
+
+def test_a_digest_sees_an_edit_that_keeps_size_and_time(tmp_path):
+    path = tmp_path / "tags.csv"
+    path.write_text("image,tags\na.jpg,cat\n")
+    before = file_digest(path)
+    edit_in_place(path, "cat", "dog")
+    assert file_digest(path) != before and file_digest(tmp_path / "missing") == "absent"
+
+
+def test_tags_edited_in_place_rerun_every_stage_like_a_fresh_run(own, command, tmp_path):
+    """The probe's case: tags edited in place used to leave every stage 'up to date' with the old results."""
+    run_all(command, own)
+    stale = guide_done(own)
+    edit_in_place(own["tags"], "a.jpg,cat", "a.jpg,dog")
+    outputs = run_all(command, own)
+    for stage, out in zip(METHOD, outputs):   # the saliency network reads no tags: reused
+        assert ("up to date" in out) == (stage == "saliency_train"), stage
+    assert f"{own['tags']} changed since it was made; recomputing it" in outputs[0]          # seed_train
+    assert "seed_train's output changed since it was made; recomputing it" in outputs[1]     # seed_test
+    rerun = guide_done(own)
+    own["out_root"] = tmp_path / "fresh"
+    run_all(command, own)
+    fresh = guide_done(own)
+    assert rerun == fresh and rerun["guide"]["mIoU"] != stale["guide"]["mIoU"]
+
+
+def test_a_stale_upstream_output_is_an_error_naming_what_changed(own, command):
+    run_all(command, own, ("seed_train", "seed_test"))
+    edit_in_place(own["tags"], "c.jpg,cat", "c.jpg,dog")
+    code, _, err = command("seed_test", *own_args(own))
+    assert code == 2
+    assert (f"the output of stage seed_train is out of date, {own['tags']} changed since it was made; rerun "
+            "./src/seed/train.py with the same settings first") in err
+    run_all(command, own, ("seed_train", "seed_test"))
+    scores = scipy.io.loadmat(folder(own, "seed_heatmaps") / "cls_res.mat")
+    ids = [str(np.ravel(v)[0]) for v in scores["ids"].ravel()]
+    np.testing.assert_array_equal(scores["gt"][ids.index("c")], [0, 1])   # c is a dog now
+
+
+def test_a_replaced_image_and_a_replaced_mask(own, command):
+    """An image replaced with one of the same size and time stamp reruns training; a mask changes only the
+    stages that evaluate against masks (guide labels' mIoU), not the seed network."""
+    run_all(command, own)
+    image = own["images"] / "d.png"
+    st = image.stat()
+    Image.fromarray(np.ascontiguousarray(np.asarray(Image.open(image))[..., ::-1])).save(image)  # blue -> red
+    os.utime(image, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert image.stat().st_size == st.st_size   # the PNG of the recoloured picture has the same size
+    out = run_all(command, own, ("seed_train",))[0]
+    assert f"{image} changed since it was made; recomputing it" in out
+    run_all(command, own)
+    mask = own["masks"] / "a.png"
+    Image.fromarray(np.zeros((24, 32), np.uint8)).save(mask)
+    outputs = run_all(command, own)
+    assert ["up to date" in out for out in outputs] == [True, True, True, False, False]
+    assert f"{mask} changed since it was made; recomputing it" in outputs[3]              # saliency quality
+    assert f"{mask}, saliency_test's output changed since it was made; recomputing it" in outputs[4]  # guide
+
+
+def test_a_killed_run_does_not_resume_from_outputs_of_other_inputs(own, command):
+    """A training folder with snapshots of other inputs (a killed run) is cleared, not resumed."""
+    run_all(command, own, ("seed_train",))
+    training = folder(own, "seed_train")
+    (training / "done.json").unlink()
+    (training / "model.pth").unlink()          # as a run killed after its snapshots
+    edit_in_place(own["tags"], "a.jpg,cat", "a.jpg,dog")
+    out = run_all(command, own, ("seed_train",))[0]
+    assert "changed since it was made; recomputing it" in out and "resuming at iteration" not in out

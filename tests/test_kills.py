@@ -1,0 +1,112 @@
+"""SIGKILL at the write boundaries of every stage, then a rerun: it must finish with the outputs of an
+uninterrupted run. A killed process is this stage's command with os.replace wrapped, so that it dies just
+before or just after committing the k-th file whose name matches a pattern: between the two files of an image
+(a --vis panel and its label), between images, after the last image, before done.json."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import scipy.io
+import torch
+
+from conftest import ROOT, make_own, own_args
+from guidedlabelling import config as C
+
+KILLER = r"""
+import fnmatch, os, signal, sys
+pattern, when, k, stage = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+seen, replace = [0], os.replace
+
+def replace_then_die(src, dst):
+    hit = fnmatch.fnmatch(os.path.basename(dst), pattern)
+    seen[0] += hit
+    if hit and seen[0] == k and when == "before":
+        os.kill(os.getpid(), signal.SIGKILL)
+    replace(src, dst)
+    if hit and seen[0] == k and when == "after":
+        os.kill(os.getpid(), signal.SIGKILL)
+
+os.replace = replace_then_die
+sys.argv = [stage] + sys.argv[5:]
+from guidedlabelling.cli import run_stage
+run_stage(stage)
+"""
+TEST_SPLIT = ("seed_split=test",)
+TRAINING = [("snapshot_iter_*.pth", "after", 1), ("snapshot_iter_*.pth", "before", 1), ("model.pth", "after", 1),
+            ("done.json", "before", 1)]
+# stage, the settings of its step, and its kills in order (each in a new process, resuming the previous)
+KILLS = {
+    "seed_train": ((), TRAINING),
+    "seed_test": ((), [("*.mat", "after", 1), ("*.mat", "before", 2), ("*.mat", "after", 2),
+                       ("cls_res.mat", "after", 1)]),
+    "cls_eval": (TEST_SPLIT, [("results.json", "after", 1)]),
+    "seed_eval": (TEST_SPLIT, [("results.json", "after", 1), ("pr_curve.png", "after", 1)]),
+    "saliency_train": ((), TRAINING),
+    "saliency_test": ((), [("*.png", "after", 1), ("*.png", "before", 2), ("*.png", "after", 4)]),
+    "guide": ((), [("*.png", "after", 1), ("*.png", "after", 2), ("*.png", "before", 3), ("done.json", "before", 1)]),
+    "seg_train": ((), TRAINING),
+    "seg_test": ((), [("*.png", "after", 1), ("*.png", "after", 2), ("results.json", "after", 1)]),
+}
+REFERENCE = [(s, ()) for s in ("seed_train", "seed_test", "saliency_train", "saliency_test", "guide", "seg_train",
+                               "seg_test")] + [(s, TEST_SPLIT) for s in ("seed_test", "seed_eval", "cls_eval")]
+
+
+def settings(extra):
+    return [a for s in ("vis=true",) + extra for a in ("--set", s)]
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """Every stage uninterrupted (seed heatmaps and their evaluation on the test split too), on the tiny own
+    dataset."""
+    own = make_own(tmp_path_factory.mktemp("ref"))
+    for stage, extra in REFERENCE:
+        proc = subprocess.run([sys.executable, "-m", "guidedlabelling", stage, *own_args(own), *settings(extra)],
+                              cwd=ROOT, capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    return own
+
+
+def reference_folder(own, stage, extra):
+    cfg, preset = C.resolve(str(own["preset"]), own_args(own)[3::2] + ["vis=true", *extra])
+    return C.stage_dir(cfg, preset, stage)
+
+
+@pytest.mark.parametrize("stage", list(KILLS))
+def test_killed_at_every_write_boundary_reruns_to_the_same_outputs(stage, reference, tmp_path):
+    extra, kills = KILLS[stage]
+    out = tmp_path / "killed"
+    cmd = [*own_args(reference), *settings(extra), "--out_dir", str(out)]
+    for pattern, when, k in kills:
+        proc = subprocess.run([sys.executable, "-c", KILLER, pattern, when, str(k), stage, *cmd], cwd=ROOT,
+                              capture_output=True, text=True, timeout=600)
+        assert proc.returncode == -9, f"{pattern} {when} {k}: not killed\n{proc.stdout}{proc.stderr}"
+        assert not (out / "done.json").exists()
+    proc = subprocess.run([sys.executable, "-m", "guidedlabelling", stage, *cmd], cwd=ROOT, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert_same_outputs(out, reference_folder(reference, stage, extra))
+
+
+def assert_same_outputs(ours, theirs):
+    """The same files (the log aside) with the same content, up to the folder's own path in done.json and the
+    upstream paths of the manifest."""
+    names = sorted(str(p.relative_to(theirs)) for p in theirs.rglob("*") if p.is_file() and p.name != "log.txt")
+    assert sorted(str(p.relative_to(ours)) for p in ours.rglob("*") if p.is_file() and p.name != "log.txt") == names
+    for name in names:
+        a, b = ours / name, theirs / name
+        if a.suffix == ".mat":
+            ma, mb = (scipy.io.loadmat(p) for p in (a, b))
+            assert all(np.array_equal(ma[k], mb[k]) for k in mb if not k.startswith("__")), name
+        elif a.suffix == ".pth":
+            sa, sb = (torch.load(p, weights_only=True)["model"] for p in (a, b))
+            assert all(torch.equal(sa[k], sb[k]) for k in sb), name
+        elif a.name == "inputs.json":
+            ja, jb = (json.loads(p.read_text()) for p in (a, b))
+            assert (ja["fingerprint"], ja["inputs"]) == (jb["fingerprint"], jb["inputs"])
+        elif a.suffix == ".json":
+            assert a.read_text().replace(str(ours), str(theirs)) == b.read_text(), name
+        else:
+            assert a.read_bytes() == b.read_bytes(), name
