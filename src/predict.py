@@ -3,8 +3,8 @@
 
   ./src/predict.py --model data/runs/demo/seg_train/default/model.pth --out_dir preds photos/ extra.jpg
 
-Writes <out_dir>/<name>.png and <out_dir>/overlay/<name>.png. The test geometry (--size, --resize)
-defaults to the seg_test settings of --config, the preset the model was trained with.
+Writes <out_dir>/<name>.png and <out_dir>/overlay/<name>.png. The test geometry (--size, --resize,
+--input_size) defaults to the settings of --config, the preset the model was trained with.
 """
 import argparse
 import sys
@@ -22,8 +22,11 @@ def parse():
     p.add_argument("--pcrf", choices=("none", "deeplab"), default="none", help="test-time dense CRF (default: none)")
     p.add_argument("--config", default="demo", help="preset whose seg_test settings give --size/--resize (demo)")
     p.add_argument("--size", type=int, help="test input side (default: the preset's test_size)")
-    p.add_argument("--resize", choices=("none", "tight"), help="none: pad smaller images, fit larger ones; "
-                                                               "tight: fit every image (default: the preset's)")
+    p.add_argument("--resize", choices=("none", "fullscale", "tight"),
+                   help="none: the release's, a padded canvas resized to --input_size; fullscale: the padded canvas "
+                        "at full scale; tight: every image fit into --size (default: the preset's test_resize)")
+    p.add_argument("--input_size", type=int, help="the network's input side for --resize none (default: the "
+                                                  "preset's seg_train input_size)")
     p.add_argument("--alpha", type=float, default=0.5, help="weight of the class colour in the overlay (0.5)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
     return p.parse_args()
@@ -32,9 +35,11 @@ def parse():
 def main():
     args = parse()
     try:
-        test = load_preset(args.config)["seg_test"]
+        preset = load_preset(args.config)
+        test = preset["seg_test"]
         summary = predict(args.model, args.inputs, args.out_dir, args.size or test["test_size"],
-                          args.resize or test["test_resize"], args.pcrf, args.device, args.alpha)
+                          args.resize or test["test_resize"], args.pcrf, args.device, args.alpha,
+                          args.input_size or preset["seg_train"]["input_size"])
     except InputError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)

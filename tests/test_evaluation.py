@@ -45,7 +45,7 @@ def test_heatmap_to_label_and_confidence():
 def test_seed_precision_recall_at_thresholds_by_hand():
     label, conf = heatmap2segconf(HEAT, CLASSES)
     thresholds = sorted(EXPECTED)
-    curve = seed_curve(seed_histogram(GT, label, conf, thresholds, 3), thresholds, NAMES)
+    curve = seed_curve(seed_histogram(GT, label, conf * 100, thresholds, 3), thresholds, NAMES)
     for point in curve:
         want = EXPECTED[point["threshold"]]
         for c, name in enumerate(NAMES):
@@ -65,7 +65,7 @@ def test_curve_confusions_equal_the_seeds_of_the_guide_stage():
     gt = rng.choice([0, 1, 3, 4, 255], size=(17, 13)).astype(np.uint8)
     classes, thresholds = [1, 3, 4], np.arange(0, 101, 5)
     label, conf = heatmap2segconf(heat, classes)
-    confs = confusions_over_thresholds(seed_histogram(gt, label, conf, thresholds, 5))
+    confs = confusions_over_thresholds(seed_histogram(gt, label, conf * 100, thresholds, 5))
     for t, got in zip(thresholds, confs):
         np.testing.assert_array_equal(got, confusion(gt, seed_labels(heat, classes, t), 5))
 
@@ -138,6 +138,7 @@ def seeds(tmp_path_factory):
     out = tmp_path_factory.mktemp("runs")
     procs = [run(s, out_root=out) for s in ("src/seed/train.py", "src/seed/test.py", "src/seed/eval.py",
                                              "src/seed/eval_cls.py")]
+    procs.append(run("src/seed/eval.py", "--eval_thresholds", "percent", out_root=out))
     for proc in procs:
         assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     return out / "smoke", procs
@@ -147,15 +148,22 @@ def smoke_train_set():
     return VOCDataset(ROOT / "data/builtin_64px_20_10/builtin", "train")
 
 
-def test_seed_eval_command(seeds):
+@pytest.mark.parametrize("thresholds,folder", [("percent", "eval_thresholds-percent"), ("release", "default")])
+def test_seed_eval_command(seeds, thresholds, folder):
     root, procs = seeds
-    folder = root / "seed_eval" / "default"
+    folder = root / "seed_eval" / folder
     results = json.loads((folder / "results.json").read_text())
     done = json.loads((folder / "done.json").read_text())
     # the mIoU at the paper's threshold is that of the seeds the guide stage makes (seed_labels + confusion)
     expected = evaluate_folder(smoke_train_set(), root / "seed_heatmaps" / "default", 20)["mIoU"]
     assert done["threshold"] == 20 and done["mIoU"] == pytest.approx(expected)
-    assert [p["threshold"] for p in results["curve"]] == list(range(101))
+    grid = [p["threshold"] for p in results["curve"]]
+    if thresholds == "percent":
+        assert grid == list(range(101)) and "release_table" not in done
+    else:  # the release's: -10..-2 by 1, -1..0.99 by 0.01 (percent here), and 1 above every clipped confidence
+        assert len(grid) == 210 and grid[:3] == [-1000, -900, -800] and grid[9:11] == [-100, -99] and grid[-2:] == [99, 100]
+        assert done["release_table"]["max_mIoU"] == pytest.approx(done["best_mIoU"])
+        assert done["release_table"]["fg_recall"] == pytest.approx(results["curve"][2]["fg_recall"])
     assert done["best_mIoU"] == pytest.approx(max(p["mIoU"] for p in results["curve"]))
     recalls = [p["fg_recall"] for p in results["curve"]]
     assert all(a >= b - 1e-9 for a, b in zip(recalls, recalls[1:]))     # a higher threshold keeps fewer seeds

@@ -16,9 +16,13 @@ SALIENCY_MIN_FRACTION = 0.01
 
 
 def components(mask, min_size):
-    """8-connected components of `mask` with at least min_size pixels, labelled 1..n (0 elsewhere)."""
+    """8-connected components of `mask` with at least min_size pixels, labelled 1..n (0 elsewhere). As the
+    release's ResearchTools image/cc.py, a component within one row or one column (a bounding box of zero
+    area) is dropped too, whatever its size."""
     lab, n = ndimage.label(mask, structure=EIGHT)
     keep = np.bincount(lab.ravel(), minlength=n + 1) >= min_size
+    boxes = ndimage.find_objects(lab, n)
+    keep[1:] &= np.array([box[0].stop - box[0].start > 1 and box[1].stop - box[1].start > 1 for box in boxes], bool)
     keep[0] = False
     remap = np.zeros(n + 1, np.int32)
     remap[keep] = np.arange(1, keep.sum() + 1)

@@ -17,8 +17,8 @@ from .seeds import seed_labels
 
 
 class Inputs(torch.utils.data.Dataset):
-    def __init__(self, data, indices, size, mode):
-        self.data, self.indices, self.size, self.mode = data, indices, size, mode
+    def __init__(self, data, indices, size, mode, net_size=None):
+        self.data, self.indices, self.size, self.mode, self.net_size = data, indices, size, mode, net_size
 
     def __len__(self):
         return len(self.indices)
@@ -26,7 +26,7 @@ class Inputs(torch.utils.data.Dataset):
     def __getitem__(self, k):
         i = self.indices[k]
         img = self.data.image(i)
-        x, offset, inner = T.fit_input(img, self.size, self.mode)
+        x, offset, inner = T.fit_input(img, self.size, self.mode, self.net_size)
         return torch.from_numpy(T.to_caffe_input(x)), (i, offset, inner, img.shape[:2])
 
 
@@ -35,10 +35,10 @@ def collate(batch):
 
 
 def forward_all(model, data, indices, size, mode, device, batch_size=8, workers=0, amp="none",
-                channels_last=False):
-    """Yield (index, output, (offset, inner_hw, original_hw)) for every image, batched; outputs are float32
-    whatever --amp the network ran in."""
-    loader = torch.utils.data.DataLoader(Inputs(data, indices, size, mode), batch_size=batch_size,
+                channels_last=False, net_size=None):
+    """Yield (index, output, (offset, inner_hw, original_hw)) for every image, batched (geometry: see
+    transforms.fit_input); outputs are float32 whatever --amp the network ran in."""
+    loader = torch.utils.data.DataLoader(Inputs(data, indices, size, mode, net_size), batch_size=batch_size,
                                          num_workers=workers, collate_fn=collate)
     fmt = P.memory_format(channels_last)
     model.to(device, memory_format=fmt).eval()
@@ -85,6 +85,14 @@ def check_classes(meta, data):
     if list(meta["classes"]) != list(data.classes):
         raise InputError(f"{data.root}: the model was trained on classes {meta['classes']}, this dataset has "
                          f"{data.classes}; use the matching dataset or retrain")
+
+
+def geometry(test_resize):
+    """transforms.fit_input's mode for a test_resize setting (segmentation test, predict)."""
+    modes = {"none": "canvas", "fullscale": "fullscale", "tight": "fit"}
+    if test_resize not in modes:
+        raise InputError(f"--test_resize {test_resize}: choose none, fullscale or tight")
+    return modes[test_resize]
 
 
 def label_map(scores, image, size, geometry, pcrf="none"):

@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from .datasets import ImageFiles
-from .inference import forward_all, label_map, load_model, trained
+from .inference import forward_all, geometry, label_map, load_model, trained
 from .io import InputError, atomic_path, save_label_png
 from .visualize import colour
 
@@ -37,21 +37,23 @@ def model_file(path):
     return trained(path) if path.is_dir() else path
 
 
-def predict(model_path, inputs, out_dir, size, resize="none", pcrf="none", device="cpu", alpha=0.5):
+def predict(model_path, inputs, out_dir, size, resize="none", pcrf="none", device="cpu", alpha=0.5, net_size=321):
     """Label PNGs and overlays of every image in `inputs` (files or folders); returns a summary dict.
 
-    Geometry as seg_test: resize 'none' pads images up to `size` and fits larger ones into it, 'tight'
+    Geometry as seg_test (its test_resize, test_size and the training input_size net_size): 'none' pads
+    images to a `size` canvas (fitting larger ones into it) that is resized to net_size, 'fullscale' pads
+    without the resize, 'tight'
     fits every image into size x size.
     """
-    if resize not in ("none", "tight") or pcrf not in ("none", "deeplab"):
-        raise InputError(f"--resize {resize} --pcrf {pcrf}: resize is none or tight, pcrf none or deeplab")
+    if pcrf not in ("none", "deeplab"):
+        raise InputError(f"--pcrf {pcrf}: none or deeplab")
     images = ImageFiles(inputs)
     model, meta = load_model(model_file(model_path), "segmentation")
     out_dir = Path(out_dir)
-    mode = "pad" if resize == "none" else "fit"
-    for i, scores, geometry in forward_all(model, images, range(len(images)), size, mode, pick_device(device), 4):
+    for i, scores, frame in forward_all(model, images, range(len(images)), size, geometry(resize), pick_device(device),
+                                        4, net_size=net_size):
         image = images.image(i)
-        label = label_map(scores, image, size, geometry, pcrf)
+        label = label_map(scores, image, size, frame, pcrf)
         save_label_png(out_dir / f"{images.items[i].id}.png", label)
         with atomic_path(out_dir / "overlay" / f"{images.items[i].id}.png") as tmp:
             Image.fromarray(overlay(image, label, alpha)).save(tmp, format="PNG")

@@ -25,11 +25,13 @@ from .weights import load_init
 SEG_MULTS = {"fc8": (10, 1, 20, 0)}  # the segmenter's and saliency net's fc8: lr_mult 10 / 20, bias decay 0
 
 
-def solver_options(net, init, nets):
+def training_options(net, init, nets):
     """The settings of a training (the paper's solver: docs/method.md section 1) with its network's defaults."""
     return {
         "net": (net, f"network: {', '.join(nets)}"),
         "init": (init, "initial weights (.caffemodel, .pth, imagenet for a network's built-in weights, or none)"),
+        "init_partial": (False, "allow an init file that leaves layers of the pretrained trunk unloaded or "
+                                "misshapen (they keep their random start)"),
         "width": (1.0, "channel width multiplier (1 = the paper's network)"),
         "input_size": (321, "training crop side"),
         "base_lr": (0.001, "Caffe base_lr"),
@@ -74,7 +76,7 @@ def freeze_trunk(model):
             p.requires_grad_(False)
 
 
-def initialise(model, init, log, freeze=False):
+def initialise(model, init, log, freeze=False, partial=False):
     if init == "imagenet":
         if not getattr(model, "pretrained", False):
             raise InputError(f"--init imagenet: {type(model).__name__} has no built-in ImageNet weights; "
@@ -84,7 +86,7 @@ def initialise(model, init, log, freeze=False):
         init_from_scratch(model)
         log.info("init: from scratch (msra filler for the trunk)")
     else:
-        for line in load_init(model, init):
+        for line in load_init(model, init, partial):
             log.info("init: %s", line)
     if freeze:
         freeze_trunk(model)

@@ -151,7 +151,7 @@ class CaffeToNative(nn.Module):
 
     def __init__(self):
         super().__init__()
-        mean_rgb = torch.tensor(MEAN_BGR[::-1].copy()).view(1, 3, 1, 1)
+        mean_rgb = torch.tensor(MEAN_BGR[::-1].copy(), dtype=torch.float32).view(1, 3, 1, 1)
         self.register_buffer("shift", mean_rgb - NATIVE_MEAN, persistent=False)
 
     def forward(self, x):

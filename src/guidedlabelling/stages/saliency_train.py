@@ -2,9 +2,9 @@
 from ..datasets import MaskFolder
 from ..networks import SEG_NETS, build_seg_net
 from ..training import SEG_MULTS, initialise, prepare, run_training, segmentation_loss, segmentation_stream, \
-    solver_options
+    training_options
 
-OPTIONS = solver_options("DeepLab-LargeFOV", "none", SEG_NETS) | {
+OPTIONS = training_options("DeepLab-LargeFOV", "none", SEG_NETS) | {
     "holdout": (0, "last N images of the saliency set held out to measure MAE and max F-measure"),
 }
 
@@ -14,7 +14,7 @@ def run(stage):
     c = stage.cfg["saliency_train"]
     data = MaskFolder(stage.cfg["data"]["saliency_data"], c["holdout"], "train")
     model = build_seg_net(c["net"], 2, c["width"])
-    initialise(model, c["init"], stage.log, c["freeze_trunk"])
+    initialise(model, c["init"], stage.log, c["freeze_trunk"], c["init_partial"])
     stream = segmentation_stream(data, model, c["input_size"], "tight", solver)
     meta = {"kind": "saliency", "net": c["net"], "width": c["width"], "classes": ["bg", "fg"]}
     run_training(stage, model, stream, segmentation_loss, solver, SEG_MULTS, meta)
