@@ -29,6 +29,8 @@ def parse():
                                                   "preset's seg_train input_size)")
     p.add_argument("--alpha", type=float, default=0.5, help="weight of the class colour in the overlay (0.5)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
+    p.add_argument("--crf_backend", choices=("torch", "pydensecrf"), default="torch",
+                   help="dense CRF: torch (default) or pydensecrf (the optional C++ package pydensecrf2)")
     return p.parse_args()
 
 
@@ -39,7 +41,7 @@ def main():
         test = preset["seg_test"]
         summary = predict(args.model, args.inputs, args.out_dir, args.size or test["test_size"],
                           args.resize or test["test_resize"], args.pcrf, args.device, args.alpha,
-                          args.input_size or preset["seg_train"]["input_size"])
+                          args.input_size or preset["seg_train"]["input_size"], args.crf_backend)
     except InputError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)

@@ -55,6 +55,8 @@ SHARED = {
         "amp": ("none", "mixed precision of training and inference: none (float32, the paper's numbers), "
                         "bf16 or fp16 (with loss scaling)"),
         "channels_last": (False, "NHWC memory layout for the networks (often faster convolutions)"),
+        "crf_backend": ("torch", "dense CRF: torch (crf_torch.py, CPU or CUDA; the same labels) or pydensecrf "
+                                 "(the release's C++ package pydensecrf2, optional)"),
     },
 }
 OPTIONS = SHARED | {s.name: importlib.import_module(f".stages.{s.name}", __package__).OPTIONS

@@ -95,12 +95,12 @@ def geometry(test_resize):
     return modes[test_resize]
 
 
-def label_map(scores, image, size, geometry, pcrf="none"):
+def label_map(scores, image, size, geometry, pcrf="none", crf_backend="torch"):
     """Class per pixel of the image from the network's scores: softmax in the image frame, then the
     argmax, or the test-time CRF's labels (pcrf: none or a parameter set of crf.PARAMS)."""
     offset, inner, hw = geometry
     probs = torch.softmax(T.unfit(scores.float(), size, offset, inner, hw), 0).cpu().numpy()
-    return probs.argmax(0).astype(np.uint8) if pcrf == "none" else crf_from_probs(image, probs, pcrf)
+    return probs.argmax(0).astype(np.uint8) if pcrf == "none" else crf_from_probs(image, probs, pcrf, crf_backend)
 
 
 def measurable(stage, data, what):

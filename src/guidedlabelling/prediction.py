@@ -37,7 +37,8 @@ def model_file(path):
     return trained(path) if path.is_dir() else path
 
 
-def predict(model_path, inputs, out_dir, size, resize="none", pcrf="none", device="cpu", alpha=0.5, net_size=321):
+def predict(model_path, inputs, out_dir, size, resize="none", pcrf="none", device="cpu", alpha=0.5, net_size=321,
+            crf_backend="torch"):
     """Label PNGs and overlays of every image in `inputs` (files or folders); returns a summary dict.
 
     Geometry as seg_test (its test_resize, test_size and the training input_size net_size): 'none' pads
@@ -53,7 +54,7 @@ def predict(model_path, inputs, out_dir, size, resize="none", pcrf="none", devic
     for i, scores, frame in forward_all(model, images, range(len(images)), size, geometry(resize), pick_device(device),
                                         4, net_size=net_size):
         image = images.image(i)
-        label = label_map(scores, image, size, frame, pcrf)
+        label = label_map(scores, image, size, frame, pcrf, crf_backend)
         save_label_png(out_dir / f"{images.items[i].id}.png", label)
         with atomic_path(out_dir / "overlay" / f"{images.items[i].id}.png") as tmp:
             Image.fromarray(overlay(image, label, alpha)).save(tmp, format="PNG")

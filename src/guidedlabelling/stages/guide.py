@@ -28,8 +28,9 @@ def add_arguments(parser):
 class GuideJob:
     """One image's guide labels; a picklable callable for the process pool."""
 
-    def __init__(self, data, seed_dir, sal_dir, out, g, vis=False):
+    def __init__(self, data, seed_dir, sal_dir, out, g, vis=False, crf_backend="torch"):
         self.data, self.seed_dir, self.sal_dir, self.out, self.g, self.vis = data, seed_dir, sal_dir, out, g, vis
+        self.crf_backend = crf_backend
 
     def __call__(self, i):
         it = self.data.items[i]
@@ -50,7 +51,7 @@ class GuideJob:
         seed = seed_labels(heat, classes, self.g["seedthres"])
         salient = sal >= self.g["salthres"] / 100 * 255
         gt = self.data.label(i) if self.g["guiderule"] == "salor" else None
-        guide = guide_labels(self.g["guiderule"], image, seed, salient, heat, classes, gt)
+        guide = guide_labels(self.g["guiderule"], image, seed, salient, heat, classes, gt, self.crf_backend)
         if self.vis:
             save_panel(self.out / "vis" / f"{it.id}.png", panel_tiles(self.data, i, [
                 ("seeds", colour(seed)), ("saliency", grey(sal)), ("guide labels", colour(guide))]))
@@ -74,7 +75,8 @@ def run(stage):
     data = stage.dataset(cfg["data"]["dataset"])
     saliency_dir = stage.args.saliency_dir or cfg["guide"]["saliency_maps"]
     job = GuideJob(data, stage.input_dir("seed_test", stage.args.seed_dir),
-                   stage.input_dir("saliency_test", saliency_dir), out, cfg["guide"], cfg["run"]["vis"])
+                   stage.input_dir("saliency_test", saliency_dir), out, cfg["guide"], cfg["run"]["vis"],
+                   cfg["run"]["crf_backend"])
     indices = todo(stage, data, ".png")
     stage.log.info("guide labels (%s): %d of %d images to do", cfg["guide"]["guiderule"], len(indices), len(data))
     run_jobs(job, indices, cfg["run"]["workers"])

@@ -35,7 +35,7 @@ def run(stage):
             model, data, indices, t["test_size"], geometry(t["test_resize"]), stage.device, 4, cfg["run"]["workers"],
             **P.options(cfg["run"]), net_size=cfg["seg_train"]["input_size"]), "segmentation test", len(indices)):
         image = data.image(i)
-        pred = label_map(scores, image, t["test_size"], (offset, inner, hw), t["test_pcrf"])
+        pred = label_map(scores, image, t["test_size"], (offset, inner, hw), t["test_pcrf"], cfg["run"]["crf_backend"])
         if cfg["run"]["vis"]:  # with the upstream outputs this image has (saliency; on training images all)
             upstream = stage_files(stage.output_dir, data.items[i].id, ("seeds", "saliency", "guide labels"))
             save_panel(out / "vis" / f"{data.items[i].id}.png", panel_tiles(data, i, file_tiles(
