@@ -68,7 +68,7 @@ def run_steps(args, overrides):
     wanted = args.steps.split(",")
     unknown = set(wanted) - {s for s, _, _ in STEPS}
     if unknown:
-        raise InputError(f"--steps: unknown steps {sorted(unknown)}")
+        raise InputError(f"--steps: unknown steps {sorted(unknown)}; choose from {', '.join(s for s, _, _ in STEPS)}")
     skip = skipped_steps(args, overrides)
     for step, stage, extra in STEPS:
         if step in wanted and step in skip:
