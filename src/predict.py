@@ -19,7 +19,7 @@ def parse():
     p.add_argument("inputs", nargs="+", help="image files (jpg, png) and folders of images")
     p.add_argument("--model", required=True, help="model.pth of src/segmentation/train.py, or its folder")
     p.add_argument("--out_dir", required=True, help="folder for the label PNGs and overlay/")
-    p.add_argument("--pcrf", choices=("none", "deeplab"), default="none", help="test-time dense CRF (default: none)")
+    p.add_argument("--pcrf", choices=("none", "deeplab"), help="test-time dense CRF (default: the preset's test_pcrf)")
     p.add_argument("--config", default="demo", help="preset whose seg_test settings give --size/--resize (demo)")
     p.add_argument("--size", type=int, help="test input side (default: the preset's test_size)")
     p.add_argument("--resize", choices=("none", "fullscale", "tight"),
@@ -40,7 +40,7 @@ def main():
         preset = load_preset(args.config)
         test = preset["seg_test"]
         summary = predict(args.model, args.inputs, args.out_dir, args.size or test["test_size"],
-                          args.resize or test["test_resize"], args.pcrf, args.device, args.alpha,
+                          args.resize or test["test_resize"], args.pcrf or test["test_pcrf"], args.device, args.alpha,
                           args.input_size or preset["seg_train"]["input_size"], args.crf_backend)
     except InputError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -217,3 +217,10 @@ def test_pydensecrf_backend_without_the_package_says_how_to_install(monkeypatch)
     monkeypatch.setattr(builtins, "__import__", no_pydensecrf)
     with pytest.raises(InputError, match="pydensecrf2 is not installed; pip install pydensecrf2"):
         crf.dense_crf(np.zeros((8, 8, 3), np.uint8), np.zeros((2, 8, 8), np.float32), backend="pydensecrf")
+
+
+def test_nan_probabilities_are_a_clear_error():
+    probs = np.full((2, 4, 5), 0.5, np.float32)
+    probs[0, 1, 1] = np.nan
+    with pytest.raises(InputError, match="NaN or infinity"):
+        crf.crf_from_probs(np.zeros((4, 5, 3), np.uint8), probs)

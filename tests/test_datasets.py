@@ -142,3 +142,32 @@ def test_voc_classes_when_no_classes_txt(tmp_path):
     root = make_voc(tmp_path)
     (root / "classes.txt").unlink()
     assert D.VOCDataset(root, "train").num_classes == 21
+
+
+def test_an_image_larger_than_the_test_canvas_is_fit_into_it():
+    """The release stops with an error; here the image is fit into the canvas first."""
+    x, offset, inner = fit_input(np.zeros((600, 800, 3), np.uint8), 531, "canvas", 321)
+    assert x.shape == (321, 321, 3) and inner == (398, 531) and offset == (66, 0)
+
+
+def test_a_one_row_image_still_gives_a_crop():
+    rng = np.random.default_rng(0)
+    top, left, bottom, right = T.random_crop_box(1, 7, rng)
+    assert (top, bottom) == (0, 1) and right > left
+    assert T.seed_train_sample(np.zeros((1, 7, 3), np.uint8), rng, 33).shape == (3, 33, 33)
+
+
+def test_annotations_name_the_classes_of_class_balancing(tmp_path):
+    from guidedlabelling.stages.seed_train import annotated_classes
+    root = make_voc(tmp_path)
+    (root / "Annotations").mkdir()
+    xml = "<annotation>{}</annotation>"
+    obj = "<object><name>{}</name><difficult>{}</difficult></object>"
+    (root / "Annotations" / "a.xml").write_text(xml.format(obj.format("dog", 1) + obj.format("cat", 0)))
+    (root / "Annotations" / "b.xml").write_text(xml.format(obj.format("dog", 0)))
+    data = D.VOCDataset(root, "train")
+    assert [data.image_classes(i) for i in range(2)] == [[1], [2]]          # from the label PNGs
+    assert annotated_classes(data) == [[1, 2], [2]]                         # the XML's, difficult included
+    (root / "Annotations" / "b.xml").write_text(xml.format(obj.format("horse", 0)))
+    with pytest.raises(InputError, match=r"b.xml: objects \['horse'\] are not classes"):
+        annotated_classes(data)

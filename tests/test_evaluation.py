@@ -232,3 +232,39 @@ def test_paper_tables_on_fake_runs(tmp_path, capsys):
 def test_new_commands_have_help(command):
     proc = subprocess.run([sys.executable, str(ROOT / command), "-h"], cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 0 and "usage" in proc.stdout
+
+
+def test_classifier_labels_come_from_voc_main_lists_with_difficult_entries(tmp_path):
+    from guidedlabelling.stages.cls_eval import image_labels
+    root = tmp_path / "voc"
+    (root / "JPEGImages").mkdir(parents=True)
+    (root / "ImageSets" / "Segmentation").mkdir(parents=True)
+    (root / "ImageSets" / "Main").mkdir(parents=True)
+    (root / "classes.txt").write_text("background\ncat\ndog\n")
+    for k, i in enumerate(("a", "b", "c")):
+        Image.fromarray(np.full((6, 8, 3), 100, np.uint8)).save(root / "JPEGImages" / f"{i}.jpg")
+        label = np.zeros((6, 8), np.uint8)
+        label[1:3, 1:3] = 1 + k % 2
+        Image.fromarray(label).save(root / "JPEGImages" / ".." / f"{i}.png")
+        (root / "SegmentationClass").mkdir(exist_ok=True)
+        Image.fromarray(label).save(root / "SegmentationClass" / f"{i}.png")
+    (root / "ImageSets" / "Segmentation" / "val.txt").write_text("a\nb\nc\n")
+    data = VOCDataset(root, "val")
+    path = root / "cls_res.mat"
+    assert image_labels(data, ["c", "a"], path).tolist() == [[1, -1], [1, -1]]          # from the label PNGs
+    (root / "ImageSets" / "Main" / "cat_val.txt").write_text("a  1\nb -1\nc  0\n")
+    (root / "ImageSets" / "Main" / "dog_val.txt").write_text("a -1\nb  1\nc -1\n")
+    assert image_labels(data, ["c", "a"], path).tolist() == [[0, -1], [1, -1]]          # Main: c is difficult
+    (root / "ImageSets" / "Main" / "dog_val.txt").write_text("a -1\nb  1\n")
+    with pytest.raises(Exception, match="dog_val.txt: no entry for image c"):
+        image_labels(data, ["c", "a"], path)
+
+
+def test_the_evaluation_commands_take_the_seed_tests_split():
+    """--seed_split is the seed test's setting; the two commands that read its output take it too."""
+    from guidedlabelling import config as C
+    from guidedlabelling.runner import parse
+    for stage in ("seed_eval", "cls_eval"):
+        args = parse(stage, ["--seed_split", "test", "--config", "smoke"])
+        assert "seed_test.seed_split=test" in C.flag_overrides(args)
+        assert C.resolve("smoke", C.flag_overrides(args))[0]["seed_test"]["seed_split"] == "test"

@@ -269,3 +269,23 @@ def test_seed_evaluation_with_the_releases_thresholds_is_the_releases():
                      ("bg_precision", release["bg_prec"]), ("bg_recall", release["bg_rec"]),
                      ("max_mIoU", release["max_miou"] / 100), ("mean_precision", release["mean_precision"])]:
         assert table[key] == (None if np.isnan(ref) else pytest.approx(100 * ref)), key
+
+
+# ---- the saliency stage's geometry (no item of its own; the release's saliency/test.py) ----
+
+@pytest.mark.parametrize("source", ["random", "msrc"])
+def test_saliency_input_and_back_mapping_are_the_releases(source):
+    rng = np.random.default_rng(13)
+    images = random_images(rng, 4) if source == "random" else [img for img, _ in photos(3)]
+    for img in images:
+        x, offset, inner = T.fit_input(img, 321, "shrink")
+        theirs, margins, _, h, w = R.release_saliency_input(img)
+        # the same canvas; the release's saliency net took DeepLab's mean, ours the one it was trained with
+        canvas = T.to_caffe_input(x) + T.MEAN_BGR[:, None, None]
+        assert np.abs(canvas - (theirs + R.MEAN_BGR_DEEPLAB[:, None, None])).max() < 1e-3 + 1
+        assert (offset, inner) == ((margins[0], margins[2]), (h, w))
+        prob = rng.random((2, 41, 41)).astype(np.float32)
+        prob /= prob.sum(0)
+        ours = T.unfit_saliency(prob[1], 321, offset, inner, img.shape[:2])
+        ref = R.release_saliency_output(prob, margins, *img.shape[:2], h, w)
+        np.testing.assert_allclose(255 * ours / ours.max(), ref, atol=1e-3)

@@ -20,8 +20,7 @@ from google.protobuf.message import DecodeError
 from google.protobuf.unknown_fields import UnknownFieldSet
 
 from .io import InputError, atomic_path
-from .networks.vgg import VGG_BLOCKS, DeepLabLargeFOV, DeepLabTrunk, GAPNet, conv_names
-from .transforms import MEAN_BGR
+from .networks.vgg import MEAN_BGR, VGG_BLOCKS, DeepLabLargeFOV, DeepLabTrunk, GAPNet, conv_names
 
 SCHEMA = """
 message BlobShape { repeated int64 dim = 1 [packed = true]; }

@@ -31,7 +31,6 @@ SHARED = {
         "datatype": ("Segmentation", "ImageSets subfolder holding the split lists"),
         "dataset": ("voc12train_aug", "training split (voc12 prefix optional)"),
         "test_dataset": ("voc12val", "evaluation split of the segmenter"),
-        "saliency_data": ("data/builtin_saliency", "class-agnostic saliency training set: images/ + masks/"),
         "builtin": (False, "use the built-in synthetic dataset (generated into data/ on first use)"),
         "builtin_size": (96, "image side of the built-in dataset"),
         "builtin_train": (300, "training images of the built-in dataset"),
@@ -157,11 +156,11 @@ def builtin_dir(d):
 
 
 def complete(cfg):
-    """The built-in dataset becomes the dataset of the run; --gpu N means --device cuda:N."""
+    """The built-in dataset (and its saliency set) becomes the dataset of the run; --gpu N means --device cuda:N."""
     d = cfg["data"]
     if d["builtin"]:
         voc, sal = builtin_roots(builtin_dir(d))
-        d["dataset_dir"], d["saliency_data"] = str(voc), str(sal)
+        d["dataset_dir"], cfg["saliency_train"]["saliency_data"] = str(voc), str(sal)
     if cfg["run"]["gpu"] is not None:
         cfg["run"]["device"] = f"cuda:{cfg['run']['gpu']}"
 

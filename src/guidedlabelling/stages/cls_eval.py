@@ -6,7 +6,7 @@ import scipy.io
 from ..io import InputError, save_json
 from ..metrics import cell, classifier_report
 from ..pipeline import command
-from .seed_test import split_of
+from .seed_test import add_split_flag, split_of
 
 AP_VARIANTS = ("voc", "plain")
 OPTIONS = {
@@ -17,6 +17,7 @@ OPTIONS = {
 
 def add_arguments(parser):
     parser.add_argument("--seed_dir", help="seed test folder holding cls_res.mat (default: the seed test output)")
+    add_split_flag(parser)
 
 
 def load_class_scores(path):

@@ -45,9 +45,12 @@ class GuideJob:
                              f"{command('seed_test')}")
         image = self.data.image(i)
         sal = load_gray_png(sal_path)
-        if sal.shape != hw or image.shape[:2] != hw:
-            raise InputError(f"{sal_path}: size {sal.shape} differs from the image {image.shape[:2]}; "
-                             f"rerun {command('saliency_test')} (own maps: give each its image's size)")
+        if hw != image.shape[:2]:
+            raise InputError(f"{heat_path}: heatmaps of size {hw}, the image is {image.shape[:2]}; rerun "
+                             f"{command('seed_test')}")
+        if sal.shape != hw:
+            raise InputError(f"{sal_path}: size {sal.shape} differs from the image {hw}; rerun "
+                             f"{command('saliency_test')} (own maps: give each its image's size)")
         seed = seed_labels(heat, classes, self.g["seedthres"])
         salient = sal >= self.g["salthres"] / 100 * 255
         gt = self.data.label(i) if self.g["guiderule"] == "salor" else None

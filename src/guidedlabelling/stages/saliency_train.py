@@ -4,15 +4,16 @@ from ..networks import SEG_NETS, build_seg_net
 from ..training import SEG_MULTS, initialise, prepare, run_training, segmentation_loss, segmentation_stream, \
     training_options
 
-OPTIONS = training_options("DeepLab-LargeFOV", "none", SEG_NETS) | {
-    "holdout": (0, "last N images of the saliency set held out to measure MAE and max F-measure"),
-}
+OPTIONS = {"saliency_data": ("data/builtin_saliency", "class-agnostic saliency training set: images/ + masks/")} \
+    | training_options("DeepLab-LargeFOV", "none", SEG_NETS) | {
+        "holdout": (0, "last N images of the saliency set held out to measure MAE and max F-measure"),
+    }
 
 
 def run(stage):
     solver = prepare(stage)
     c = stage.cfg["saliency_train"]
-    data = MaskFolder(stage.cfg["data"]["saliency_data"], c["holdout"], "train")
+    data = MaskFolder(c["saliency_data"], c["holdout"], "train")
     model = build_seg_net(c["net"], 2, c["width"])
     initialise(model, c["init"], stage.log, c["freeze_trunk"], c["init_partial"])
     stream = segmentation_stream(data, model, c["input_size"], "tight", solver)

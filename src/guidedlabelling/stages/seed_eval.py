@@ -6,7 +6,7 @@ from ..io import InputError, atomic_path, load_heatmap_mat, save_json
 from ..metrics import cell, release_seed_table, seed_curve, seed_histogram
 from ..pipeline import command
 from ..seeds import heatmap2segconf
-from .seed_test import split_of
+from .seed_test import add_split_flag, split_of
 
 OPTIONS = {
     "eval_thresholds": ("release", "release: the release's confidence thresholds (-10..-2 in steps of 1, then -1 "
@@ -22,6 +22,7 @@ RELEASE_THRESHOLDS = np.hstack([np.linspace(-10, -2, 9), np.linspace(-1, -0.01, 
 
 def add_arguments(parser):
     parser.add_argument("--seed_dir", help="folder of <id>.mat seed heatmaps (default: the seed test output)")
+    add_split_flag(parser)
 
 
 def threshold_grid(c):
@@ -128,7 +129,7 @@ def plot_seed_curve(path, curve, at):
         points = [(p[f"{part}_recall"], p[f"{part}_precision"]) for p in curve
                   if p[f"{part}_recall"] is not None and p[f"{part}_precision"] is not None]
         if points:
-            ax.plot(*zip(*points), "k.-", ms=3, label="thresholds 0..100%")
+            ax.plot(*zip(*points), "k.-", ms=3, label="over the thresholds")
         if at[f"{part}_precision"] is not None:
             ax.plot(at[f"{part}_recall"], at[f"{part}_precision"], "ro", label=f"threshold {at['threshold']:g}%")
         ax.set(xlim=(0, 100), ylim=(0, 100), xlabel="recall %", ylabel="precision %", title=title)

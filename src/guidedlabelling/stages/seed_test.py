@@ -12,7 +12,6 @@ from ..progress import progress
 
 OPTIONS = {
     "test_iter": (0, "test the snapshot of this iteration (0: the final model)"),
-    "test_gtcls": ("use", "heatmaps for the ground-truth image classes"),
     "test_interpord": (1, "interpolation order of the heatmap back-mapping (0 or 1)"),
     "test_batch": (8, "images per forward pass"),
     "seed_split": ("train", "heatmaps and class scores for: train (--dataset, the guides' input) or test "
@@ -22,6 +21,12 @@ OPTIONS = {
 
 def add_arguments(parser):
     parser.add_argument("--model_dir", help="seed training folder holding model.pth")
+
+
+def add_split_flag(parser):
+    """--seed_split for the commands that evaluate the seed test's output (it is the seed test's setting)."""
+    parser.add_argument("--seed_split", dest="seed_test.seed_split", metavar="SEED_SPLIT",
+                        help=f"the split of the seed test's output to evaluate: {OPTIONS['seed_split'][1]}")
 
 
 def split_of(cfg):
