@@ -8,6 +8,9 @@
                                         (usable wherever a trained model.pth is)
   from-torchvision vgg16.pth OUT.pth    torchvision's VGG-16 weights -> a Caffe-convention
                                         (BGR, 0..255 minus mean) init for --init
+  deeplab-init VGG_ILSVRC_16_layers.caffemodel OUT.caffemodel
+                                        DeepLab-LargeFOV's init (VGG_ILSVRC_16_layers-deeplab): VGG-16 with
+                                        fc6/fc7 decimated to 3x3x1024 / 1024, as the DeepLab paper describes
 """
 import os
 import sys
@@ -19,7 +22,8 @@ from pathlib import Path
 
 import torch
 
-from guidedlabelling.caffemodel import CAFFE_NETS, caffe_state_dict, torchvision_vgg16_to_caffe, write_caffe
+from guidedlabelling.caffemodel import (CAFFE_NETS, caffe_state_dict, deeplab_init_from_vgg16,
+                                        torchvision_vgg16_to_caffe, write_caffe, write_deeplab_init)
 from guidedlabelling.datasets import VOC_CLASSES
 from guidedlabelling.io import InputError, atomic_path, load_checkpoint, save_checkpoint
 from guidedlabelling.networks import build_seed_net, build_seg_net
@@ -97,6 +101,13 @@ def from_torchvision(args):
     print(f"wrote {args.out} ({len(converted)} tensors, conv1_1..conv5_3)")
 
 
+def deeplab_init(args):
+    state = deeplab_init_from_vgg16(caffe_state_dict(args.vgg16))
+    write_deeplab_init(state, args.out)
+    print(f"wrote {args.out} (conv1_1..conv5_3, fc6 {tuple(state['fc6.weight'].shape)}, "
+          f"fc7 {tuple(state['fc7.weight'].shape)})")
+
+
 def rename_pair(text):
     if text.count("=") != 1:
         raise argparse.ArgumentTypeError(f"{text!r}: write CAFFE_NAME=OUR_NAME")
@@ -127,6 +138,10 @@ def parser():
     p.add_argument("torchvision")
     p.add_argument("out")
     p.set_defaults(run=from_torchvision)
+    p = sub.add_parser("deeplab-init", help="VGG-16 .caffemodel -> DeepLab-LargeFOV's init .caffemodel")
+    p.add_argument("vgg16", help="VGG_ILSVRC_16_layers.caffemodel")
+    p.add_argument("out", help="e.g. models/VGG_ILSVRC_16_layers-deeplab.caffemodel")
+    p.set_defaults(run=deeplab_init)
     return ap
 
 

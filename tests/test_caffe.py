@@ -19,6 +19,8 @@ from guidedlabelling.io import InputError, save_checkpoint
 from guidedlabelling.networks import DeepLabLargeFOV, GAPNet, init_from_scratch
 from guidedlabelling.weights import load_caffe_state, load_init
 
+from fixtures import vgg16_caffemodel
+
 ROOT = Path(__file__).resolve().parents[1]
 WIDTH, SIZE = 1 / 16, 65
 NETS = ["GAP-HighRes", "GAP-LowRes", "GAP-DeepLab", "DeepLab-LargeFOV"]
@@ -35,7 +37,7 @@ def caffe_input(seed=0):
     """A Caffe-preprocessed image: BGR 0..255 minus the mean."""
     rng = np.random.default_rng(seed)
     bgr = rng.integers(0, 256, (1, 3, SIZE, SIZE)).astype(np.float32)
-    return torch.from_numpy(bgr - cm.MEAN_BGR[:, None, None])
+    return torch.from_numpy((bgr - cm.MEAN_BGR[:, None, None]).astype(np.float32))
 
 
 def forward(model, x):
@@ -296,7 +298,7 @@ def test_torchvision_conv1_matches_on_caffe_input():
     std = torch.tensor(cm.TORCHVISION_STD_RGB)[:, None, None]
     theirs = F.conv2d((rgb / 255 - mean) / std, state["features.0.weight"], state["features.0.bias"], padding=1)
     caffe = cm.torchvision_vgg16_to_caffe(state)
-    x = rgb.flip(1) - torch.from_numpy(cm.MEAN_BGR)[:, None, None]
+    x = rgb.flip(1) - torch.from_numpy(cm.MEAN_BGR).float()[:, None, None]
     ours = F.conv2d(x, caffe["conv1_1.weight"], caffe["conv1_1.bias"], padding=1)
     scale = theirs.abs().max()
     assert (ours - theirs)[..., 1:-1, 1:-1].abs().max() < 1e-5 * scale  # exact inside
@@ -385,5 +387,117 @@ def test_convert_cli_torchvision(tmp_path, capsys):
     torch.save(torchvision_like_state(), tmp_path / "vgg16.pth")
     status, _, err = run_main(capsys, "convert", "from-torchvision", tmp_path / "vgg16.pth", tmp_path / "init.pth")
     assert status == 0, err
-    report = load_init(make_net("DeepLab-LargeFOV"), tmp_path / "init.pth")
-    assert report[0].startswith("loaded 26 of 32")  # conv1_1..conv5_3; fc6, fc7, fc8 are new
+    report = load_init(make_net("GAP-HighRes"), tmp_path / "init.pth")
+    assert report[0].startswith("loaded 26 of 31")  # conv1_1..conv5_3; fc6_gap, fc7_gap, score are new
+    with pytest.raises(InputError, match="trunk.fc6.weight"):  # DeepLab's fc6/fc7 are pretrained layers
+        load_init(make_net("DeepLab-LargeFOV"), tmp_path / "init.pth")
+    assert load_init(make_net("DeepLab-LargeFOV"), tmp_path / "init.pth", partial=True)[0].startswith("loaded 26")
+
+
+# ---- DeepLab-LargeFOV's init from VGG-16 (downloads.sh --models), strict inits ----
+
+def test_deeplab_init_decimates_fc6_and_fc7_by_hand(tmp_path):
+    vgg = vgg16_caffemodel(tmp_path / "vgg.caffemodel")
+    ours = cm.deeplab_init_from_vgg16(vgg)
+    c = vgg["conv5_3.weight"].shape[0]
+    assert ours["fc6.weight"].shape == (64, c, 3, 3) and ours["fc7.weight"].shape == (64, 64, 1, 1)
+    rng = np.random.default_rng(0)
+    for _ in range(200):  # every third position of the 7x7 kernel, every fourth filter
+        k, ch, i, j = rng.integers(64), rng.integers(c), rng.integers(3), rng.integers(3)
+        assert ours["fc6.weight"][k, ch, i, j] == vgg["fc6.weight"][4 * k, ch * 49 + 3 * i * 7 + 3 * j]
+        m = rng.integers(64)
+        assert ours["fc7.weight"][k, m, 0, 0] == vgg["fc7.weight"][4 * k, 4 * m]
+    assert torch.equal(ours["fc6.bias"], vgg["fc6.bias"][::4]) and "fc8.weight" not in ours
+
+
+def test_deeplab_init_at_full_size_is_the_usual_reading():
+    """Against the reading public re-implementations use (tests/release_reference.py; no DeepLab code exists)."""
+    import release_reference as R
+    g = torch.Generator().manual_seed(0)
+    vgg = {"conv5_3.weight": torch.zeros(512, 1, 1, 1), "fc6.weight": torch.randn(4096, 25088, generator=g).half(),
+           "fc6.bias": torch.randn(4096), "fc7.weight": torch.randn(4096, 4096, generator=g).half(),
+           "fc7.bias": torch.randn(4096)}
+    ours = cm.deeplab_init_from_vgg16(vgg)
+    theirs = R.deeplab_largefov_init_from_vgg16(vgg["fc6.weight"].numpy(), vgg["fc6.bias"].numpy(),
+                                                vgg["fc7.weight"].numpy(), vgg["fc7.bias"].numpy())
+    for got, want in zip([ours[k] for k in ("fc6.weight", "fc6.bias", "fc7.weight", "fc7.bias")], theirs):
+        assert np.array_equal(got.numpy(), want)
+
+
+def test_deeplab_init_round_trip_and_every_layer_accounted_for(tmp_path, capsys):
+    vgg = vgg16_caffemodel(tmp_path / "vgg.caffemodel")
+    status, _, err = run_main(capsys, "convert", "deeplab-init", tmp_path / "vgg.caffemodel",
+                              tmp_path / "deeplab.caffemodel")
+    assert status == 0, err
+    written = cm.caffe_state_dict(tmp_path / "deeplab.caffemodel")
+    derived = cm.deeplab_init_from_vgg16(vgg)
+    assert written.keys() == derived.keys() and all(torch.equal(written[k], derived[k]) for k in derived)
+    for model in (DeepLabLargeFOV(21, WIDTH), GAPNet("GAP-DeepLab", 20, WIDTH)):
+        report = load_init(model, tmp_path / "deeplab.caffemodel")
+        left_out = [line for line in report[1:]]
+        assert all(line.endswith("(a new layer)") for line in left_out), left_out   # fc8 / score only
+        assert len(left_out) == (2 if isinstance(model, DeepLabLargeFOV) else 1)
+
+
+def test_an_init_that_leaves_trunk_layers_random_is_an_error(tmp_path):
+    vgg16_caffemodel(tmp_path / "vgg.caffemodel")
+    with pytest.raises(InputError, match=r"leaves 4 tensors of the pretrained trunk unloaded: trunk\.fc6\.weight "
+                                         r"\(shape \(256, 1568\) != \(64, 32, 3, 3\)\)"):
+        load_init(DeepLabLargeFOV(21, WIDTH), tmp_path / "vgg.caffemodel")
+    report = load_init(DeepLabLargeFOV(21, WIDTH), tmp_path / "vgg.caffemodel", partial=True)   # --init_partial
+    assert report[0].startswith("loaded 26 of 32") and any("trunk.fc7.weight" in line for line in report)
+    assert load_init(GAPNet("GAP-HighRes", 20, WIDTH), tmp_path / "vgg.caffemodel")[0].startswith("loaded 26 of 31")
+
+
+def test_gap_deeplab_starts_from_the_deeplab_init_as_the_release():
+    from guidedlabelling.stages.seed_train import init_file
+    assert init_file("GAP-DeepLab", "models/VGG_ILSVRC_16_layers.caffemodel") == \
+        "models/VGG_ILSVRC_16_layers-deeplab.caffemodel"
+    assert init_file("GAP-HighRes", "models/VGG_ILSVRC_16_layers.caffemodel") == \
+        "models/VGG_ILSVRC_16_layers.caffemodel"
+    assert init_file("GAP-DeepLab", "models/x-deeplab.caffemodel") == "models/x-deeplab.caffemodel"
+
+
+# ---- DeepLab's own Caffe files (V1 layer types of deeplab-public) ----
+
+DEEPLAB_V1_TYPES = {39: "ImageSegData", 40: "SegAccuracy", 41: "Interp", 42: "Padding", 43: "MatWrite",
+                    44: "MatRead", 45: "DenseCrf", 56: "Onehot"}  # deeplab-public's caffe.proto (DeepLab-Context)
+
+
+def test_deeplab_v1_prototxt_reads(tmp_path, caplog):
+    path = tmp_path / "train.prototxt"
+    path.write_text('name: "deeplab-largefov"\n'
+                    'layers { name: "data" type: IMAGE_SEG_DATA top: "data" top: "label"\n'
+                    '  image_data_param { root_folder: "/x" source: "list.txt" batch_size: 10 } }\n'
+                    'layers { name: "fc6" type: CONVOLUTION bottom: "pool5" top: "fc6"\n'
+                    '  convolution_param { num_output: 1024 pad: 12 hole: 12 kernel_size: 3 } }\n'
+                    'layers { name: "label_shrink" type: INTERP bottom: "label" top: "label_shrink"\n'
+                    '  interp_param { shrink_factor: 8 pad_beg: 0 pad_end: 0 } }\n'
+                    'layers { name: "accuracy" type: SEG_ACCURACY bottom: "fc8" bottom: "label_shrink"\n'
+                    '  seg_accuracy_param { ignore_label: 255 } }\n'
+                    'layers { name: "crf" type: DENSE_CRF bottom: "fc8" }\n'
+                    'layers { name: "odd" type: SOMETHING_NEW bottom: "fc8" }\n')
+    net = cm.read_prototxt(path)
+    assert [cm.layer_type(layer) for layer in net.layers] == ["ImageSegData", "Convolution", "Interp",
+                                                               "SegAccuracy", "DenseCrf", "UNKNOWN_SOMETHING_NEW"]
+    assert net.layers[1].convolution_param.num_output == 1024
+    assert "SOMETHING_NEW" in caplog.text
+
+
+def v1_layer(name, type_number, blobs=()):
+    return lfield(2, sfield(4, name) + vfield(5, type_number) + b"".join(lfield(6, b) for b in blobs))
+
+
+def test_deeplab_v1_binary_types_and_no_weights_dropped_silently(tmp_path, caplog):
+    conv = v1_layer("conv1_1", 4, [legacy_blob([2, 1, 1, 1], [1, 2]), legacy_blob([1, 1, 1, 2], [0.5, 0.25])])
+    deconv = v1_layer("upsample", 39, [legacy_blob([1, 1, 2, 2], [1, 1, 1, 1])])   # BVLC's DECONVOLUTION: weights
+    path = tmp_path / "deeplab.caffemodel"
+    path.write_bytes(sfield(1, "x") + conv + deconv + b"".join(v1_layer(f"l{n}", n) for n in DEEPLAB_V1_TYPES)
+                     + v1_layer("mystery", 77, [legacy_blob([1, 1, 1, 3], [1, 2, 3])]))
+    layers = cm.net_layers(cm.read_caffemodel(path))
+    types = {layer.name: cm.layer_type(layer) for layer in layers}
+    assert types["upsample"] == "Deconvolution" and types["mystery"] == "UNKNOWN_77"
+    assert all(types[f"l{n}"] == name for n, name in DEEPLAB_V1_TYPES.items())
+    state = cm.caffe_state_dict(path)
+    assert list(state) == ["conv1_1.weight", "conv1_1.bias"]
+    assert "upsample (Deconvolution, 1 blobs)" in caplog.text and "mystery (UNKNOWN_77, 1 blobs)" in caplog.text

@@ -166,8 +166,8 @@ def test_ranges_and_choices(setting, problem):
 def test_a_dataset_named_for_a_builtin_preset_is_the_one_read():
     """demo/smoke name the built-in dataset; --dataset_dir or --saliency_data used to be replaced by it."""
     cfg, preset = resolve("dataset_dir=/data/voc", "saliency_data=/data/msra")
-    assert (cfg["data"]["dataset_dir"], cfg["data"]["saliency_data"]) == ("/data/voc", "/data/msra")
+    assert (cfg["data"]["dataset_dir"], cfg["saliency_train"]["saliency_data"]) == ("/data/voc", "/data/msra")
     assert preset["data"]["dataset_dir"].endswith("builtin")
     cfg, _ = resolve("dataset_dir=/data/voc")
-    assert cfg["data"]["saliency_data"] == preset["data"]["saliency_data"]   # the built-in saliency set stays
+    assert cfg["saliency_train"]["saliency_data"] == preset["saliency_train"]["saliency_data"]  # the built-in set
     assert C.stage_name(cfg, preset, "seed_train") == "dataset_dir-voc"

@@ -29,14 +29,18 @@ def test_caffe_input_is_bgr_minus_mean():
     img = np.zeros((1, 1, 3), np.uint8)
     img[0, 0] = (10, 20, 30)   # R, G, B
     x = T.to_caffe_input(img)
-    np.testing.assert_allclose(x[:, 0, 0], [30 - 104.008, 20 - 116.669, 10 - 122.675], rtol=1e-6)
+    # the means of Caffe's ilsvrc_2012_mean.npy (B, G, R), as the release uses them
+    np.testing.assert_allclose(x[:, 0, 0], [30 - 104.0069879317889, 20 - 116.66876761696767, 10 - 122.6789143406786],
+                               rtol=1e-6)
 
 
-def test_random_crop_keeps_90_to_100_percent():
+def test_random_crop_keeps_90_to_99_percent():
+    """The release's int(uniform(0.9 H, H)): the last row and column are never kept."""
     rng = np.random.default_rng(0)
-    for _ in range(200):
-        y0, x0, y1, x1 = T.random_crop_box(100, 200, rng)
-        assert 0 <= y0 < 10 and 0 <= x0 < 20 and 90 < y1 <= 100 and 180 < x1 <= 200
+    boxes = np.array([T.random_crop_box(100, 200, rng) for _ in range(2000)])
+    top, left, bottom, right = boxes.T
+    assert top.min() == 0 and top.max() == 9 and left.min() == 0 and left.max() == 19
+    assert bottom.min() == 90 and bottom.max() == 99 and right.min() == 180 and right.max() == 199
 
 
 def test_unfit_maps_a_linear_ramp_exactly():
@@ -51,9 +55,11 @@ def test_unfit_maps_a_linear_ramp_exactly():
 
 def test_fit_input_modes():
     img = np.zeros((30, 50, 3), np.uint8)
-    assert fit_input(img, 64, "pad")[1:] == ((0, 0), (30, 50))       # test: pad bottom/right
-    assert fit_input(img, 64, "shrink")[1:] == ((17, 7), (30, 50))   # saliency: no upscaling
-    assert fit_input(img, 40, "shrink")[1:] == ((8, 0), (24, 40))    # larger: downscaled
+    assert fit_input(img, 64, "fullscale")[1:] == ((0, 0), (30, 50))  # full-scale test: pad bottom/right
+    assert fit_input(img, 64, "shrink")[1:] == ((17, 7), (30, 50))    # saliency: no upscaling
+    assert fit_input(img, 40, "shrink")[1:] == ((8, 0), (24, 40))     # larger: downscaled (0.8: 24 x 40)
+    x, offset, inner = fit_input(img, 64, "canvas", 32)               # the release's test: centred canvas ...
+    assert x.shape == (32, 32, 3) and offset == (17, 7) and inner == (30, 50)  # ... resized to the net's input
 
 
 def test_seg_train_sample_reflects_label_and_shrinks_nearest():
@@ -66,12 +72,23 @@ def test_seg_train_sample_reflects_label_and_shrinks_nearest():
     assert set(np.unique(small)) <= {1, 2}          # padding reflects the label: no 255
 
 
-def test_clsbal_covers_every_class_once_per_run():
-    image_classes = [[1], [2, 3], [3], [4], [1, 4], [2]]
-    order = sampling.clsbal_order(image_classes, 4, 40, np.random.default_rng(1))
-    for run in order.reshape(10, 4):
-        covered = [c for c in range(1, 5) if any(c in image_classes[i] for i in run)]
-        assert covered == [1, 2, 3, 4]
+def test_clsbal_rounds_cover_every_class_once():
+    """In an epoch, rounds follow each other: each covers every class exactly once (an image covers all its
+    classes), except the last, cut short when a class runs out of images."""
+    image_classes = [[1], [2, 3], [3], [4], [1, 4], [2], [1], [3], [4], [2]]
+    for seed in range(20):
+        epoch = sampling.balanced_epoch(image_classes, 4, np.random.default_rng(seed))
+        rounds, covered = [[]], []
+        for i in epoch:
+            assert not set(image_classes[i]) & set(covered)
+            rounds[-1].append(i)
+            covered += image_classes[i]
+            if sorted(covered) == [1, 2, 3, 4]:
+                rounds.append([])
+                covered = []
+        assert len(rounds) >= 2 and all(len(r) for r in rounds[:-1])
+    order = sampling.clsbal_order(image_classes, 4, 50, np.random.default_rng(1))
+    assert len(order) == 50 and set(order) <= set(range(10))
 
 
 def test_shuffled_order_is_a_permutation_per_epoch():
@@ -125,3 +142,32 @@ def test_voc_classes_when_no_classes_txt(tmp_path):
     root = make_voc(tmp_path)
     (root / "classes.txt").unlink()
     assert D.VOCDataset(root, "train").num_classes == 21
+
+
+def test_an_image_larger_than_the_test_canvas_is_fit_into_it():
+    """The release stops with an error; here the image is fit into the canvas first."""
+    x, offset, inner = fit_input(np.zeros((600, 800, 3), np.uint8), 531, "canvas", 321)
+    assert x.shape == (321, 321, 3) and inner == (398, 531) and offset == (66, 0)
+
+
+def test_a_one_row_image_still_gives_a_crop():
+    rng = np.random.default_rng(0)
+    top, left, bottom, right = T.random_crop_box(1, 7, rng)
+    assert (top, bottom) == (0, 1) and right > left
+    assert T.seed_train_sample(np.zeros((1, 7, 3), np.uint8), rng, 33).shape == (3, 33, 33)
+
+
+def test_annotations_name_the_classes_of_class_balancing(tmp_path):
+    from guidedlabelling.stages.seed_train import annotated_classes
+    root = make_voc(tmp_path)
+    (root / "Annotations").mkdir()
+    xml = "<annotation>{}</annotation>"
+    obj = "<object><name>{}</name><difficult>{}</difficult></object>"
+    (root / "Annotations" / "a.xml").write_text(xml.format(obj.format("dog", 1) + obj.format("cat", 0)))
+    (root / "Annotations" / "b.xml").write_text(xml.format(obj.format("dog", 0)))
+    data = D.VOCDataset(root, "train")
+    assert [data.image_classes(i) for i in range(2)] == [[1], [2]]          # from the label PNGs
+    assert annotated_classes(data) == [[1, 2], [2]]                         # the XML's, difficult included
+    (root / "Annotations" / "b.xml").write_text(xml.format(obj.format("horse", 0)))
+    with pytest.raises(InputError, match=r"b.xml: objects \['horse'\] are not classes"):
+        annotated_classes(data)

@@ -45,7 +45,7 @@ def test_heatmap_to_label_and_confidence():
 def test_seed_precision_recall_at_thresholds_by_hand():
     label, conf = heatmap2segconf(HEAT, CLASSES)
     thresholds = sorted(EXPECTED)
-    curve = seed_curve(seed_histogram(GT, label, conf, thresholds, 3), thresholds, NAMES)
+    curve = seed_curve(seed_histogram(GT, label, conf * 100, thresholds, 3), thresholds, NAMES)
     for point in curve:
         want = EXPECTED[point["threshold"]]
         for c, name in enumerate(NAMES):
@@ -65,7 +65,7 @@ def test_curve_confusions_equal_the_seeds_of_the_guide_stage():
     gt = rng.choice([0, 1, 3, 4, 255], size=(17, 13)).astype(np.uint8)
     classes, thresholds = [1, 3, 4], np.arange(0, 101, 5)
     label, conf = heatmap2segconf(heat, classes)
-    confs = confusions_over_thresholds(seed_histogram(gt, label, conf, thresholds, 5))
+    confs = confusions_over_thresholds(seed_histogram(gt, label, conf * 100, thresholds, 5))
     for t, got in zip(thresholds, confs):
         np.testing.assert_array_equal(got, confusion(gt, seed_labels(heat, classes, t), 5))
 
@@ -138,6 +138,7 @@ def seeds(tmp_path_factory):
     out = tmp_path_factory.mktemp("runs")
     procs = [run(s, out_root=out) for s in ("src/seed/train.py", "src/seed/test.py", "src/seed/eval.py",
                                              "src/seed/eval_cls.py")]
+    procs.append(run("src/seed/eval.py", "--eval_thresholds", "percent", out_root=out))
     for proc in procs:
         assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     return out / "smoke", procs
@@ -147,15 +148,22 @@ def smoke_train_set():
     return VOCDataset(ROOT / "data/builtin_64px_20_10/builtin", "train")
 
 
-def test_seed_eval_command(seeds):
+@pytest.mark.parametrize("thresholds,folder", [("percent", "eval_thresholds-percent"), ("release", "default")])
+def test_seed_eval_command(seeds, thresholds, folder):
     root, procs = seeds
-    folder = root / "seed_eval" / "default"
+    folder = root / "seed_eval" / folder
     results = json.loads((folder / "results.json").read_text())
     done = json.loads((folder / "done.json").read_text())
     # the mIoU at the paper's threshold is that of the seeds the guide stage makes (seed_labels + confusion)
     expected = evaluate_folder(smoke_train_set(), root / "seed_heatmaps" / "default", 20)["mIoU"]
     assert done["threshold"] == 20 and done["mIoU"] == pytest.approx(expected)
-    assert [p["threshold"] for p in results["curve"]] == list(range(101))
+    grid = [p["threshold"] for p in results["curve"]]
+    if thresholds == "percent":
+        assert grid == list(range(101)) and "release_table" not in done
+    else:  # the release's: -10..-2 by 1, -1..0.99 by 0.01 (percent here), and 1 above every clipped confidence
+        assert len(grid) == 210 and grid[:3] == [-1000, -900, -800] and grid[9:11] == [-100, -99] and grid[-2:] == [99, 100]
+        assert done["release_table"]["max_mIoU"] == pytest.approx(done["best_mIoU"])
+        assert done["release_table"]["fg_recall"] == pytest.approx(results["curve"][2]["fg_recall"])
     assert done["best_mIoU"] == pytest.approx(max(p["mIoU"] for p in results["curve"]))
     recalls = [p["fg_recall"] for p in results["curve"]]
     assert all(a >= b - 1e-9 for a, b in zip(recalls, recalls[1:]))     # a higher threshold keeps fewer seeds
@@ -224,3 +232,39 @@ def test_paper_tables_on_fake_runs(tmp_path, capsys):
 def test_new_commands_have_help(command):
     proc = subprocess.run([sys.executable, str(ROOT / command), "-h"], cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 0 and "usage" in proc.stdout
+
+
+def test_classifier_labels_come_from_voc_main_lists_with_difficult_entries(tmp_path):
+    from guidedlabelling.stages.cls_eval import image_labels
+    root = tmp_path / "voc"
+    (root / "JPEGImages").mkdir(parents=True)
+    (root / "ImageSets" / "Segmentation").mkdir(parents=True)
+    (root / "ImageSets" / "Main").mkdir(parents=True)
+    (root / "classes.txt").write_text("background\ncat\ndog\n")
+    for k, i in enumerate(("a", "b", "c")):
+        Image.fromarray(np.full((6, 8, 3), 100, np.uint8)).save(root / "JPEGImages" / f"{i}.jpg")
+        label = np.zeros((6, 8), np.uint8)
+        label[1:3, 1:3] = 1 + k % 2
+        Image.fromarray(label).save(root / "JPEGImages" / ".." / f"{i}.png")
+        (root / "SegmentationClass").mkdir(exist_ok=True)
+        Image.fromarray(label).save(root / "SegmentationClass" / f"{i}.png")
+    (root / "ImageSets" / "Segmentation" / "val.txt").write_text("a\nb\nc\n")
+    data = VOCDataset(root, "val")
+    path = root / "cls_res.mat"
+    assert image_labels(data, ["c", "a"], path).tolist() == [[1, -1], [1, -1]]          # from the label PNGs
+    (root / "ImageSets" / "Main" / "cat_val.txt").write_text("a  1\nb -1\nc  0\n")
+    (root / "ImageSets" / "Main" / "dog_val.txt").write_text("a -1\nb  1\nc -1\n")
+    assert image_labels(data, ["c", "a"], path).tolist() == [[0, -1], [1, -1]]          # Main: c is difficult
+    (root / "ImageSets" / "Main" / "dog_val.txt").write_text("a -1\nb  1\n")
+    with pytest.raises(Exception, match="dog_val.txt: no entry for image c"):
+        image_labels(data, ["c", "a"], path)
+
+
+def test_the_evaluation_commands_take_the_seed_tests_split():
+    """--seed_split is the seed test's setting; the two commands that read its output take it too."""
+    from guidedlabelling import config as C
+    from guidedlabelling.runner import parse
+    for stage in ("seed_eval", "cls_eval"):
+        args = parse(stage, ["--seed_split", "test", "--config", "smoke"])
+        assert "seed_test.seed_split=test" in C.flag_overrides(args)
+        assert C.resolve("smoke", C.flag_overrides(args))[0]["seed_test"]["seed_split"] == "test"

@@ -1,5 +1,6 @@
 """mIoU from a known confusion matrix; one Caffe solver step by hand."""
 import numpy as np
+import pytest
 import torch
 
 from guidedlabelling.metrics import confusion, iou_table, mean_iou
@@ -89,3 +90,18 @@ def test_saliency_scores_by_hand():
     s = saliency_scores([(np.full((2, 2), 200, np.uint8), mask)])
     # every threshold <= 200 selects all 4 pixels: P = 1/4, R = 1 -> F = 1.3 * 0.25 / (0.3 * 0.25 + 1)
     assert abs(s["max_F"] - 1.3 * 0.25 / 1.075) < 1e-12
+
+
+def test_saliency_quality_by_hand():
+    """Two 1x4 maps: IoU at each threshold, MAE, and max F (metrics.saliency_scores) in one summary."""
+    from guidedlabelling.stages.saliency_test import saliency_quality
+    pairs = [(np.array([255, 128, 26, 0], np.uint8), np.array([True, True, False, False])),
+             (np.array([255, 255, 255, 255], np.uint8), np.array([True, False, False, False]))]
+    q = saliency_quality(pairs)
+    # at 10% (25.5): image 1 keeps 255,128,26 (3 px, 2 fg); image 2 all 4 (1 fg): IoU = (2+1)/(3+4) = 3/7
+    assert q["foreground_IoU"]["10"] == pytest.approx(100 * 3 / 7)
+    # at 50% (127.5): image 1 keeps 255,128 (both fg); image 2 all 4: IoU = (2+1)/(2+4) = 1/2
+    assert q["foreground_IoU"]["50"] == pytest.approx(50.0)
+    assert q["foreground_IoU"]["90"] == pytest.approx(100 * 2 / 6)      # 229.5: image 1 keeps 255 only
+    assert q["MAE"] == pytest.approx(((0 + 127 / 255 + 26 / 255 + 0) / 4 + 3 / 4) / 2)
+    assert q["images"] == 2 and 0 < q["max_F"] <= 1

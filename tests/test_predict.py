@@ -101,11 +101,12 @@ def test_predict_a_folder_writes_labels_and_overlays(model, photos, tmp_path):
         check_overlay(out / "overlay" / f"{stem}.png", shown(photos / name), label)
 
 
-def expected_labels(model_path, path, size):
-    """Labels computed here step by step: fit/pad to size, forward, back to the image frame, softmax."""
+def expected_labels(model_path, path, size, mode="fullscale", net_size=None):
+    """Labels computed here step by step: fit/pad to size (the canvas resized to net_size), forward, back to the
+    image frame, softmax."""
     net, _ = load_model(model_path, "segmentation")
     image = shown(path)
-    x, offset, inner = fit_input(image, size, "pad")
+    x, offset, inner = fit_input(image, size, mode, net_size)
     with torch.inference_mode():
         scores = net.eval()(torch.from_numpy(to_caffe_input(x))[None])[0]
     probs = torch.softmax(unfit(scores, size, offset, inner, image.shape[:2]), 0).numpy()
@@ -113,13 +114,14 @@ def expected_labels(model_path, path, size):
     return probs.argmax(0), crf
 
 
-@pytest.mark.parametrize("pcrf", ["none", "deeplab"])
-def test_crf_on_and_off(varied_model, photos, tmp_path, pcrf):
+@pytest.mark.parametrize("pcrf,resize", [("none", "fullscale"), ("deeplab", "fullscale"), ("none", "none")])
+def test_crf_on_and_off(varied_model, photos, tmp_path, pcrf, resize):
     files = [photos / "photo.jpg", photos / "turned.jpg"]
-    summary = predict(varied_model, files, tmp_path, size=64, pcrf=pcrf)
+    summary = predict(varied_model, files, tmp_path, size=64, pcrf=pcrf, resize=resize, net_size=48)
     assert summary["images"] == 2 and summary["classes"][0] == "background" and not summary["skipped_images"]
     for path in files:
-        without_crf, with_crf = expected_labels(varied_model, path, 64)
+        mode = "canvas" if resize == "none" else resize           # none: the release's canvas, resized to 48
+        without_crf, with_crf = expected_labels(varied_model, path, 64, mode, 48)
         assert len(np.unique(without_crf)) > 1 and np.mean(with_crf != without_crf) > 0.02   # a real test
         got = np.asarray(Image.open(tmp_path / f"{path.stem}.png"))
         expected = without_crf if pcrf == "none" else with_crf

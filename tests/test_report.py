@@ -128,8 +128,10 @@ def test_saliency_and_stage_tables_hold_every_done_json(run):
     page = Page((root / "report.html").read_text())
     saliency = read(root / "saliency/default/done.json")
     table = page.tables["Saliency"]
+    assert table[0] == ["split", "foreground IoU at salthres 50%", "MAE", "max F"]
     for row in table[1:]:
-        assert row[1:] == [figure(saliency[row[0]][m]) for m in table[0][1:]]
+        values = saliency[row[0]]
+        assert row[1:] == [figure(values["foreground_IoU"]["50"]), figure(values["MAE"]), figure(values["max_F"])]
     assert {row[0] for row in table[1:]} == {split for split, scores in saliency.items() if isinstance(scores, dict)}
     rows = {(r[0], r[1]): r[2:] for r in page.tables["Every stage"][1:]}
     folders = [p.parent for p in root.glob("*/*/done.json")]

@@ -1,63 +1,104 @@
-"""The voc12_paper preset end to end on a tiny VOC-layout fixture, sizes shrunk by overrides only."""
+"""The paper's VOC path on local fixture archives: ./downloads.sh unpacks and converts them (VOC, SBD ->
+SegmentationClassAug + train_aug, VGG-16 -> the DeepLab init, MSRA-B / DUTS-TR -> images/ + masks/), then the
+voc12_paper preset runs end to end from those files, sizes shrunk by overrides only."""
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+import pytest
 
-from guidedlabelling.io import save_gray_png, save_label_png
+from fixtures import saliency_archive, vgg16_caffemodel, voc_archives
+from guidedlabelling.datasets import VOCDataset
+from guidedlabelling.io import load_label_png
+from guidedlabelling.networks import DeepLabLargeFOV
+from guidedlabelling.weights import load_init
 
 ROOT = Path(__file__).resolve().parents[1]
-XML = "<annotation><filename>{id}.jpg</filename><object><name>{name}</name></object></annotation>"
 
 
-def build_voc(root, rng):
-    voc = root / "VOC2012"
-    ids = {"train_aug": [f"2008_{i:06d}" for i in range(8)], "val": [f"2007_{i:06d}" for i in range(4)]}
-    for split, names in ids.items():
-        for k, i in enumerate(names):
-            h, w = rng.integers(40, 70, 2)
-            img = rng.integers(0, 255, (h, w, 3), dtype=np.uint8)
-            label = np.zeros((h, w), np.uint8)
-            cls = [1, 8, 12, 15][k % 4]                       # aeroplane, cat, dog, person
-            label[h // 4: 3 * h // 4, w // 4: 3 * w // 4] = cls
-            label[h // 4, w // 4: 3 * w // 4] = 255
-            img[label == cls] = (200, 30, 30)
-            (voc / "JPEGImages").mkdir(parents=True, exist_ok=True)
-            Image.fromarray(img).save(voc / "JPEGImages" / f"{i}.jpg")
-            save_gray_png(voc / "SegmentationClassAug" / f"{i}.png", label)
-            save_label_png(voc / "SegmentationClass" / f"{i}.png", label)
-            (voc / "Annotations").mkdir(exist_ok=True)
-            (voc / "Annotations" / f"{i}.xml").write_text(XML.format(id=i, name="cat"))
-        lists = voc / "ImageSets" / "Segmentation"
-        lists.mkdir(parents=True, exist_ok=True)
-        (lists / f"{split}.txt").write_text("\n".join(names) + "\n")
-    sal = root / "sal"
-    for i in range(6):
-        mask = np.zeros((48, 48), np.uint8)
-        mask[10:30, 12:40] = 255
-        (sal / "images").mkdir(parents=True, exist_ok=True)
-        Image.fromarray(rng.integers(0, 255, (48, 48, 3), dtype=np.uint8)).save(sal / "images" / f"s{i}.jpg")
-        save_gray_png(sal / "masks" / f"s{i}.png", mask)
-    return root, sal
+@pytest.fixture(scope="module")
+def downloaded(tmp_path_factory):
+    """downloads.sh run on fixture archives (file:// URLs) into a fresh data and models folder."""
+    tmp = tmp_path_factory.mktemp("downloads")
+    archives = tmp / "archives"
+    archives.mkdir()
+    rng = np.random.default_rng(0)
+    ids, md5 = voc_archives(archives, rng)
+    vgg16_caffemodel(archives / "VGG_ILSVRC_16_layers.caffemodel")
+    saliency_archive(archives / "MSRA-B.zip", rng, "MSRA-B", "MSRA-B")
+    saliency_archive(archives / "DUTS-TR.zip", rng, "DUTS-TR/DUTS-TR-Image", "DUTS-TR/DUTS-TR-Mask")
+    env = dict(os.environ, DATA=str(tmp / "data"), MODELS=str(tmp / "models"), PYTHON=sys.executable,
+               VOC_URL=(archives / "VOCtrainval_11-May-2012.tar").as_uri(), VOC_MD5=md5["VOCtrainval_11-May-2012.tar"],
+               SBD_URL=(archives / "benchmark.tgz").as_uri(), SBD_MD5=md5["benchmark.tgz"],
+               VGG_URL=(archives / "VGG_ILSVRC_16_layers.caffemodel").as_uri(),
+               MSRAB_URL=(archives / "MSRA-B.zip").as_uri(), DUTS_URL=(archives / "DUTS-TR.zip").as_uri())
+    proc = subprocess.run(["bash", str(ROOT / "downloads.sh")], env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return tmp, ids, env, proc.stdout
 
 
-def test_voc12_paper_preset_runs_on_a_fixture(tmp_path):
-    root, sal = build_voc(tmp_path / "VOCdevkit", np.random.default_rng(0))
-    shrink = ["pascalroot=" + str(root), "saliency_data=" + str(sal), "device=cpu", "workers=0",
-              "seed_train.init=none", "seed_train.width=0.0625", "seed_train.input_size=65", "seed_train.max_iter=2",
-              "seed_train.batch_size=2", "seed_train.stepsize=1",
-              "saliency_train.width=0.0625", "saliency_train.init=none", "saliency_train.input_size=65",
-              "saliency_train.max_iter=2", "saliency_train.batch_size=2", "saliency_test.test_size=65",
-              "seg_train.init=none", "seg_train.width=0.0625", "seg_train.input_size=65", "seg_train.max_iter=2",
-              "seg_train.batch_size=2", "seg_test.test_size=81"]
+def test_downloads_unpack_and_convert(downloaded):
+    tmp, ids, env, stdout = downloaded
+    voc = tmp / "data" / "VOCdevkit" / "VOC2012"
+    train_aug = (voc / "ImageSets" / "Segmentation" / "train_aug.txt").read_text().split()
+    assert train_aug == sorted(set(ids["train"] + ids["sbd"]))          # VOC train + SBD train/val, minus VOC val
+    data = VOCDataset(voc, "train_aug")
+    assert data.ids == train_aug and all(len(data.image_classes(i)) == 1 for i in range(len(data)))
+    for i in ids["sbd"] + ids["train"]:
+        assert set(np.unique(load_label_png(voc / "SegmentationClassAug" / f"{i}.png"))) <= {0, 1, 8, 12, 15, 255}
+    for name in ("MSRA-B", "DUTS-TR"):
+        folder = tmp / "data" / "saliency" / name
+        assert sorted(p.name for p in (folder / "images").iterdir()) == [f"s{i}.jpg" for i in range(5)]
+        assert all(set(np.unique(load_label_png(p))) == {0, 255} for p in (folder / "masks").iterdir())
+        assert f"left out 1 images without a fitting mask: s5" in stdout
+    recorded = (tmp / "data" / "checksums.recorded").read_text()
+    assert all(name in recorded for name in ("VGG_ILSVRC_16_layers.caffemodel", "MSRA-B.zip", "DUTS-TR.zip"))
+    # the derived DeepLab init loads into DeepLab-LargeFOV: every layer of the pretrained trunk
+    report = load_init(DeepLabLargeFOV(21, 1 / 16), tmp / "models" / "VGG_ILSVRC_16_layers-deeplab.caffemodel")
+    assert report[0].startswith("loaded 30 of 32") and all("a new layer" in line for line in report[1:])
+
+
+def test_downloads_rerun_keeps_an_init_and_checks_recorded_sums(downloaded):
+    tmp, _, env, _ = downloaded
+    models = tmp / "models"
+    authors = models / "VGG_ILSVRC_16_layers-deeplab.caffemodel"
+    authors.write_bytes(authors.read_bytes())                          # stands for the authors' own file
+    before = authors.stat().st_mtime_ns
+    proc = subprocess.run(["bash", str(ROOT / "downloads.sh"), "--models"], env=env, capture_output=True, text=True)
+    assert proc.returncode == 0 and "keeping" in proc.stdout and authors.stat().st_mtime_ns == before
+    downloaded_vgg = tmp / "data" / "downloads" / "VGG_ILSVRC_16_layers.caffemodel"
+    changed = Path(env["VGG_URL"][len("file://"):])
+    changed.write_bytes(changed.read_bytes() + b"\0")
+    downloaded_vgg.unlink()
+    proc = subprocess.run(["bash", str(ROOT / "downloads.sh"), "--models"], env=env, capture_output=True, text=True)
+    assert proc.returncode == 1 and "sha256 differs" in proc.stderr
+
+
+def test_voc12_paper_preset_runs_on_the_downloaded_fixture(downloaded, tmp_path):
+    tmp, ids, _, _ = downloaded
+    models = tmp / "models"
+    shrink = ["pascalroot=" + str(tmp / "data" / "VOCdevkit"), "saliency_data=" + str(tmp / "data/saliency/MSRA-B"),
+              "device=cpu", "workers=0",
+              "seed_train.init=" + str(models / "VGG_ILSVRC_16_layers.caffemodel"), "seed_train.width=0.0625",
+              "seed_train.input_size=65", "seed_train.max_iter=2", "seed_train.batch_size=2", "seed_train.stepsize=1",
+              "saliency_train.init=" + str(models / "VGG_ILSVRC_16_layers-deeplab.caffemodel"),
+              "saliency_train.width=0.0625", "saliency_train.input_size=65", "saliency_train.max_iter=2",
+              "saliency_train.batch_size=2", "saliency_test.test_size=65",
+              "seg_train.init=" + str(models / "VGG_ILSVRC_16_layers-deeplab.caffemodel"), "seg_train.width=0.0625",
+              "seg_train.input_size=65", "seg_train.max_iter=2", "seg_train.batch_size=2", "seg_test.test_size=81"]
     cmd = [sys.executable, str(ROOT / "script.py"), "--config", "voc12_paper", "--out_root", str(tmp_path / "runs")]
     proc = subprocess.run(cmd + [a for s in shrink for a in ("--set", s)], cwd=ROOT, capture_output=True,
                           text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    summary = json.loads((tmp_path / "runs" / "voc12_paper" / "summary.json").read_text())
+    runs = tmp_path / "runs" / "voc12_paper"
+    summary = json.loads((runs / "summary.json").read_text())
     results = json.loads((Path(summary["predictions"]) / "results.json").read_text())
     assert len(results["per_class_IoU"]) == 21 and np.asarray(results["confusion"]).shape == (21, 21)
-    assert len(list(Path(summary["guide_labels"]).glob("*.png"))) == 8
+    assert len(list(Path(summary["guide_labels"]).glob("*.png"))) == len(ids["train"] + ids["sbd"])
+    assert "test_pcrf-" not in summary["predictions"]          # the preset's own test: the release's, with its CRF
+    for stage in ("seed_train", "seg_train"):
+        log = next((runs / stage).glob("*/log.txt")).read_text()
+        assert "loaded" in log and "of the pretrained trunk" not in log

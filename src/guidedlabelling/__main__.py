@@ -4,6 +4,11 @@ import sys
 from .cli import run
 from .pipeline import BY_NAME
 
-if len(sys.argv) < 2 or sys.argv[1] not in BY_NAME:
-    sys.exit(f"usage: python -m guidedlabelling STAGE [flags]; STAGE is one of {', '.join(BY_NAME)}")
-run("guidedlabelling.runner", "main", sys.argv[1], sys.argv[2:])
+USAGE = f"usage: python -m guidedlabelling STAGE [flags]; STAGE is one of {', '.join(BY_NAME)}"
+if len(sys.argv) == 2 and sys.argv[1] in ("-h", "--help"):
+    print(f"{USAGE}\n{__doc__.strip()}")
+elif len(sys.argv) < 2 or sys.argv[1] not in BY_NAME:
+    sys.exit(USAGE)
+else:
+    sys.argv[0] = f"python -m guidedlabelling {sys.argv[1]}"
+    run("guidedlabelling.runner", "main", sys.argv[1], sys.argv[2:])

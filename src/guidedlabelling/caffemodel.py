@@ -3,8 +3,12 @@
 No protoc here: SCHEMA is the subset of BVLC caffe.proto we need (real field numbers, so real
 files parse; fields we leave out are kept as unknown fields) and becomes protobuf classes at import.
 Reading handles the current `layer` (V2) and the legacy `layers` (V1) encodings, blobs with `shape`
-or legacy num/channels/height/width, float or double data.
+or legacy num/channels/height/width, float or double data. The V1 layer types are BVLC's and DeepLab's (its
+Caffe fork, deeplab-public, as its history is kept in TheLegendAli/DeepLab-Context: IMAGE_SEG_DATA = 39 ...
+ONEHOT = 56; 39 is also BVLC's DECONVOLUTION); other V1 types are read as UNKNOWN_<number or name>, with a
+warning.
 """
+import logging
 import math
 import re
 from pathlib import Path
@@ -13,10 +17,10 @@ import numpy as np
 import torch
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, text_format
 from google.protobuf.message import DecodeError
+from google.protobuf.unknown_fields import UnknownFieldSet
 
 from .io import InputError, atomic_path
-from .networks.vgg import VGG_BLOCKS, DeepLabLargeFOV, GAPNet, conv_names
-from .transforms import MEAN_BGR
+from .networks.vgg import MEAN_BGR, VGG_BLOCKS, DeepLabLargeFOV, DeepLabTrunk, GAPNet, conv_names
 
 SCHEMA = """
 message BlobShape { repeated int64 dim = 1 [packed = true]; }
@@ -62,6 +66,11 @@ enum LayerType {
   MULTINOMIAL_LOGISTIC_LOSS = 16; MVN = 34; POOLING = 17; POWER = 26; RELU = 18; SIGMOID = 19;
   SIGMOID_CROSS_ENTROPY_LOSS = 27; SILENCE = 36; SOFTMAX = 20; SOFTMAX_LOSS = 21; SPLIT = 22;
   SLICE = 33; TANH = 23; WINDOW_DATA = 24; THRESHOLD = 31;
+  option allow_alias = true;
+  IMAGE_SEG_DATA = 39; SEG_ACCURACY = 40; INTERP = 41; PADDING = 42; MAT_WRITE = 43; MAT_READ = 44;
+  DENSE_CRF = 45; DOMINANT_CHANNEL = 46; BIAS_CHANNEL = 47; UNIQUE_LABEL = 48; CENSOR_LABEL = 49;
+  ADAPTIVE_BIAS_CHANNEL = 50; CHANNEL_AGGREGATOR = 51; IGNORE_OVERLAY = 52; HISTOGRAM = 53; RELATIVE_ERROR = 54;
+  GAIN_CHANNEL = 55; ONEHOT = 56;
 }
 message ConvolutionParameter {
   optional uint32 num_output = 1; optional bool bias_term = 2 [default = true];
@@ -100,9 +109,10 @@ def schema_descriptor(text):
     enums = {name for kind, name, _ in blocks if kind == "enum"}
     for kind, name, body in blocks:
         if kind == "enum":
-            fd.enum_type.add(name=name).value.extend(
-                descriptor_pb2.EnumValueDescriptorProto(name=v, number=int(n))
-                for v, n in re.findall(r"(\w+) = (\d+);", body))
+            enum = fd.enum_type.add(name=name)
+            enum.value.extend(descriptor_pb2.EnumValueDescriptorProto(name=v, number=int(n))
+                              for v, n in re.findall(r"(\w+) = (\d+);", body))
+            enum.options.allow_alias = "allow_alias = true" in body
             continue
         message = fd.message_type.add(name=name)
         for label, type_, field, number, options in re.findall(
@@ -120,11 +130,18 @@ def schema_descriptor(text):
     return fd
 
 
-POOL = descriptor_pool.DescriptorPool()
-POOL.Add(schema_descriptor(SCHEMA))
-NetParameter, BlobProto = (message_factory.GetMessageClass(POOL.FindMessageTypeByName(f"caffe.{name}"))
-                           for name in ("NetParameter", "BlobProto"))
-V1_TYPES = POOL.FindEnumTypeByName("caffe.LayerType").values_by_number
+def message_classes(schema, names):
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(schema_descriptor(schema))
+    return [message_factory.GetMessageClass(pool.FindMessageTypeByName(f"caffe.{name}")) for name in names]
+
+
+NetParameter, BlobProto = message_classes(SCHEMA, ("NetParameter", "BlobProto"))
+V1_NAMES = set(NetParameter.DESCRIPTOR.fields_by_name["layers"].message_type.fields_by_name["type"]
+               .enum_type.values_by_name)
+V1_TYPE_FIELD = 5  # V1LayerParameter.type
+UNKNOWN_BASE = 1000  # numbers given to V1 type names of a prototxt that neither BVLC nor DeepLab knows
+LOG = logging.getLogger(__name__)
 V1_TO_V2 = {"ABSVAL": "AbsVal", "ARGMAX": "ArgMax", "BNLL": "BNLL", "HDF5_DATA": "HDF5Data",
             "HDF5_OUTPUT": "HDF5Output", "IM2COL": "Im2col", "LRN": "LRN", "MVN": "MVN", "RELU": "ReLU",
             "SOFTMAX_LOSS": "SoftmaxWithLoss", "TANH": "TanH"}
@@ -157,16 +174,32 @@ def read_caffemodel(path):
                          "re-download or re-export it") from None
     if len(net.layer) and len(net.layers):
         raise InputError(f"{path}: has both V2 `layer` and V1 `layers` entries, which Caffe rejects; re-export it")
+    unknown = [f"{layer.name} ({layer_type(layer)})" for layer in net.layers if layer_type(layer).startswith("UNKNOWN")]
+    if unknown:
+        LOG.warning("%s: V1 layer types that neither BVLC nor DeepLab defines: %s", path, ", ".join(unknown))
     return net
 
 
 def read_prototxt(path):
-    """A text-format net definition; fields outside SCHEMA (data layers, solver settings) are skipped."""
+    """A text-format net definition; fields outside SCHEMA (data layers, solver settings) are skipped. V1 layer
+    types no known Caffe defines are read too (a schema extended by them), named UNKNOWN_<NAME>, with a warning."""
     path = Path(path)
-    net = NetParameter()
     try:
-        text_format.Parse(path.read_text(), net, allow_unknown_field=True)
-    except (OSError, UnicodeDecodeError, text_format.ParseError) as e:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as e:
+        raise InputError(f"{path}: unreadable prototxt ({e}); fix or re-export it") from None
+    unknown = sorted(set(re.findall(r"\btype\s*:\s*([A-Z][A-Z0-9_]*)\b", text)) - V1_NAMES)
+    net_class = NetParameter
+    if unknown:
+        LOG.warning("%s: V1 layer types %s are neither BVLC's nor DeepLab's; read as UNKNOWN_<type>", path,
+                    ", ".join(unknown))
+        extra = "".join(f"  {name} = {UNKNOWN_BASE + k};\n" for k, name in enumerate(unknown))
+        net_class, = message_classes(SCHEMA.replace("  option allow_alias = true;", extra + "  option allow_alias = true;"),
+                                     ("NetParameter",))
+    net = net_class()
+    try:
+        text_format.Parse(text, net, allow_unknown_field=True)
+    except text_format.ParseError as e:
         raise InputError(f"{path}: unreadable prototxt ({str(e).splitlines()[0]}); fix or re-export it") from None
     return net
 
@@ -176,10 +209,18 @@ def net_layers(net):
 
 
 def layer_type(layer):
-    """The V2 type string; a V1 layer's enum (e.g. INNER_PRODUCT) becomes its V2 name (InnerProduct)."""
+    """The V2 type string; a V1 layer's enum (e.g. INNER_PRODUCT) becomes its V2 name (InnerProduct). V1 number 39
+    is BVLC's Deconvolution when the layer has weights or a convolution_param, else DeepLab's ImageSegData."""
     if layer.DESCRIPTOR.name == "LayerParameter":
         return layer.type
-    name = V1_TYPES[layer.type].name if layer.type in V1_TYPES else "NONE"
+    if not layer.HasField("type"):
+        raw = [f.data for f in UnknownFieldSet(layer) if f.field_number == V1_TYPE_FIELD]
+        return f"UNKNOWN_{raw[0]}" if raw else "NONE"
+    name = layer.DESCRIPTOR.fields_by_name["type"].enum_type.values_by_number[layer.type].name
+    if layer.type >= UNKNOWN_BASE:
+        return f"UNKNOWN_{name}"
+    if name == "DECONVOLUTION" and not (len(layer.blobs) or layer.HasField("convolution_param")):
+        name = "IMAGE_SEG_DATA"
     return V1_TO_V2.get(name, name.title().replace("_", ""))
 
 
@@ -207,9 +248,11 @@ def caffe_state_dict(path):
     InnerProduct weights come out [out, in] (legacy 1x1xOUTxIN blobs and transpose: true undone),
     biases 1-D; float data gives float32 tensors, double_data float64.
     """
-    state = {}
+    state, unused = {}, []
     for layer in net_layers(read_caffemodel(path)):
         kind = layer_type(layer)
+        if len(layer.blobs) and kind not in ("Convolution", "InnerProduct"):
+            unused.append(f"{layer.name} ({kind}, {len(layer.blobs)} blobs)")
         if kind not in ("Convolution", "InnerProduct") or not len(layer.blobs):
             continue
         where = f"{path}: layer {layer.name!r}"
@@ -224,6 +267,9 @@ def caffe_state_dict(path):
         state[f"{layer.name}.weight"] = torch.from_numpy(np.ascontiguousarray(weight))
         if bias:
             state[f"{layer.name}.bias"] = torch.from_numpy(bias[0].reshape(-1))
+    if unused:
+        LOG.warning("%s: weights of layers that are neither Convolution nor InnerProduct are not used: %s", path,
+                    ", ".join(unused))
     if not state:
         raise InputError(f"{path}: no Convolution or InnerProduct weights in this Caffe model; pass another file")
     return state
@@ -341,6 +387,36 @@ def deploy_net(model, size=321):
     else:
         raise InputError(f"{type(model).__name__}: no Caffe form; only {', '.join(CAFFE_NETS)} convert")
     return net
+
+
+def deeplab_init_from_vgg16(state):
+    """DeepLab-LargeFOV's ImageNet initialisation from VGG-16's weights, by the decimation the DeepLab paper
+    describes (Chen et al., ICLR 2015): fc6 (7x7, 4096) decimated to 3x3 by every third position and to 1024
+    filters by every fourth; fc7 keeps every fourth filter of every fourth input. Convolutions as they are;
+    fc8 (ImageNet's classes) is dropped. Works at any width (fc6 inputs = conv5_3 channels x 49)."""
+    fc6, fc7 = state["fc6.weight"], state["fc7.weight"]
+    channels = state["conv5_3.weight"].shape[0]
+    if fc6.shape[1] != channels * 49 or fc7.shape != (fc6.shape[0], fc6.shape[0]):
+        raise InputError(f"fc6 {tuple(fc6.shape)} / fc7 {tuple(fc7.shape)}: not VGG-16's fully connected layers "
+                         f"on {channels} x 7 x 7 features; pass VGG_ILSVRC_16_layers.caffemodel")
+    out = {k: v for k, v in state.items() if k.startswith("conv")}
+    out["fc6.weight"] = fc6.reshape(fc6.shape[0], channels, 7, 7)[::4, :, ::3, ::3].contiguous()
+    out["fc6.bias"] = state["fc6.bias"][::4].contiguous()
+    out["fc7.weight"] = fc7[::4, ::4, None, None].contiguous()
+    out["fc7.bias"] = state["fc7.bias"][::4].contiguous()
+    return out
+
+
+def write_deeplab_init(state, caffemodel):
+    """deeplab_init_from_vgg16's weights as a .caffemodel of conv1_1..conv5_3, fc6 (3x3, dilation 12), fc7 (what
+    DeepLab-LargeFOV and GAP-DeepLab start from)."""
+    trunk = DeepLabTrunk(state["conv1_1.weight"].shape[0] / 64)
+    trunk.load_state_dict({k: state[".".join(k.split(".")[-2:])] for k in trunk.state_dict()})
+    net = NetParameter(name="VGG_ILSVRC_16_layers-deeplab")
+    add_layer(net, "data", "Input", None).input_param.shape.add(dim=[1, 3, 321, 321])
+    add_deeplab_trunk(net, trunk, "data")
+    with atomic_path(caffemodel) as tmp:
+        Path(tmp).write_bytes(net.SerializeToString())
 
 
 def write_caffe(model, caffemodel, prototxt, size=321):

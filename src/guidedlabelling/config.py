@@ -33,7 +33,6 @@ SHARED = {
         "datatype": ("Segmentation", "ImageSets subfolder holding the split lists"),
         "dataset": ("voc12train_aug", "training split (voc12 prefix optional)"),
         "test_dataset": ("voc12val", "evaluation split of the segmenter"),
-        "saliency_data": ("data/builtin_saliency", "class-agnostic saliency training set: images/ + masks/"),
         "builtin": (False, "use the built-in synthetic dataset (generated into data/ on first use)"),
         "builtin_size": (96, "image side of the built-in dataset"),
         "builtin_train": (300, "training images of the built-in dataset"),
@@ -57,6 +56,8 @@ SHARED = {
         "amp": ("none", "mixed precision of training and inference: none (float32, the paper's numbers), "
                         "bf16 or fp16 (with loss scaling)"),
         "channels_last": (False, "NHWC memory layout for the networks (often faster convolutions)"),
+        "crf_backend": ("torch", "dense CRF: torch (crf_torch.py, CPU or CUDA; the same labels) or pydensecrf "
+                                 "(the release's C++ package pydensecrf2, optional)"),
         "follow_symlinks": (False, "own data: read images that are symbolic links to files outside --images "
                                    "(without it, such a link is an error)"),
     },
@@ -65,7 +66,8 @@ SHARED_CHECKS = {
     "data": {"builtin_size": at_least(16), "builtin_train": POSITIVE, "builtin_val": POSITIVE,
              "val_percent": PERCENT},
     "run": {"device": device, "gpu": NON_NEGATIVE, "workers": NON_NEGATIVE, "snapshot": POSITIVE,
-            "n": NON_NEGATIVE, "N": POSITIVE, "amp": one_of("none", "bf16", "fp16")},
+            "n": NON_NEGATIVE, "N": POSITIVE, "amp": one_of("none", "bf16", "fp16"),
+            "crf_backend": one_of("torch", "pydensecrf")},
 }
 STAGE_MODULES = {s.name: importlib.import_module(f".stages.{s.name}", __package__) for s in pipeline.STAGES}
 OPTIONS = SHARED | {name: module.OPTIONS for name, module in STAGE_MODULES.items()}
@@ -240,13 +242,13 @@ def builtin_dir(d):
 def complete(cfg):
     """The built-in dataset becomes the dataset of the run, and its saliency set the saliency set, unless the
     settings name others (--dataset_dir or --pascalroot, --saliency_data); --gpu N means --device cuda:N."""
-    d, shared = cfg["data"], SHARED["data"]
+    d, sal_train = cfg["data"], cfg["saliency_train"]
     if d["builtin"]:
         voc, sal = builtin_roots(builtin_dir(d))
-        if d["dataset_dir"] is None and d["pascalroot"] == shared["pascalroot"][0]:
+        if d["dataset_dir"] is None and d["pascalroot"] == SHARED["data"]["pascalroot"][0]:
             d["dataset_dir"] = str(voc)
-        if d["saliency_data"] == shared["saliency_data"][0]:
-            d["saliency_data"] = str(sal)
+        if sal_train["saliency_data"] == OPTIONS["saliency_train"]["saliency_data"][0]:
+            sal_train["saliency_data"] = str(sal)
     if cfg["run"]["gpu"] is not None:
         cfg["run"]["device"] = f"cuda:{cfg['run']['gpu']}"
 

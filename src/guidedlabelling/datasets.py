@@ -194,8 +194,15 @@ class VOCDataset(Labelled):
         self.items, self.sizes, self.skipped = readable_items(listed, self._list_path(datatype))
         self._present = [present_classes(self.label(i)) for i in range(len(self.items))]
         self.sources = [self._list_path(datatype), self.root / "classes.txt"] + \
-            [p for it in listed for p in (it.image, it.label)]  # the labels give the image-level classes
+            [p for it in listed for p in (it.image, it.label)] + self._class_lists(listed)  # labels: the classes
         self.masks = []
+
+    def _class_lists(self, listed):
+        """Where the folder has them, VOC's Annotations/<id>.xml (class-balanced batches read them) and its
+        ImageSets/Main/<class>_<split>.txt lists (the classifier's AP)."""
+        notes = self.root / "Annotations"
+        return ([notes / f"{it.id}.xml" for it in listed] if notes.is_dir() else []) + \
+            [self.root / "ImageSets" / "Main" / f"{name}_{self.split}.txt" for name in self.classes[1:]]
 
     def _label_dir(self):
         aug = self.root / "SegmentationClassAug"

@@ -61,7 +61,7 @@ def skipped_steps(args, overrides):
     if not has_ground_truth(cfg["data"]):
         skip |= dict.fromkeys(GROUND_TRUTH_STEPS, "no ground-truth masks; pass --masks DIR to run it")
     if cfg["saliency_test"]["source"] == "imagenet-cam":
-        skip["saliency_train"] = "saliency from ImageNet class activation maps (sal_source imagenet-cam)"
+        skip["saliency_train"] = "saliency from ImageNet class activation maps (saliency_test.source imagenet-cam)"
     if cfg["guide"]["saliency_maps"]:
         skip |= dict.fromkeys(SALIENCY_STEPS, f"saliency maps given ({cfg['guide']['saliency_maps']})")
     return skip
@@ -73,7 +73,7 @@ def planned_steps(args, overrides):
     wanted = args.steps.split(",")
     unknown = set(wanted) - {s for s, _, _ in STEPS}
     if unknown:
-        raise InputError(f"--steps: unknown steps {sorted(unknown)}; choose among {', '.join(s for s, _, _ in STEPS)}")
+        raise InputError(f"--steps: unknown steps {sorted(unknown)}; choose from {', '.join(s for s, _, _ in STEPS)}")
     return [s for s in STEPS if s[0] in wanted], skipped_steps(args, overrides)
 
 

@@ -16,9 +16,13 @@ SALIENCY_MIN_FRACTION = 0.01
 
 
 def components(mask, min_size):
-    """8-connected components of `mask` with at least min_size pixels, labelled 1..n (0 elsewhere)."""
+    """8-connected components of `mask` with at least min_size pixels, labelled 1..n (0 elsewhere). As the
+    release's ResearchTools image/cc.py, a component within one row or one column (a bounding box of zero
+    area) is dropped too, whatever its size."""
     lab, n = ndimage.label(mask, structure=EIGHT)
     keep = np.bincount(lab.ravel(), minlength=n + 1) >= min_size
+    boxes = ndimage.find_objects(lab, n)
+    keep[1:] &= np.array([box[0].stop - box[0].start > 1 and box[1].stop - box[1].start > 1 for box in boxes], bool)
     keep[0] = False
     remap = np.zeros(n + 1, np.int32)
     remap[keep] = np.arange(1, keep.sum() + 1)
@@ -36,14 +40,14 @@ def seed_components(seed):
     return out, np.array(comp_class)
 
 
-def split_by_crf(image, seed, classes):
+def split_by_crf(image, seed, classes, crf_backend="torch"):
     """Per-pixel argmax over `classes` of a dense CRF whose unary energy is minus the blurred seed masks."""
     unary = np.stack([ndimage.gaussian_filter(np.clip((seed == c).astype(np.float32), 0.001, 0.999), 10)
                       for c in classes])
-    return np.asarray(classes)[dense_crf(image, -unary, "deeplab").argmax(0)]
+    return np.asarray(classes)[dense_crf(image, -unary, "deeplab", backend=crf_backend).argmax(0)]
 
 
-def g2(image, seed, salient):
+def g2(image, seed, salient, crf_backend="torch"):
     """Rule G2: each saliency component takes the one class whose seeds touch it, is split by a CRF
     among several, or stays unassigned; unused seed components keep their class; the rest is background."""
     h, w = seed.shape
@@ -54,13 +58,16 @@ def g2(image, seed, salient):
     touch[0, :] = False
     touch[:, 0] = False
     out = np.full((h, w), -1, np.int32)
+    splits = {}  # the CRF runs on the whole image: components touched by the same classes share its labels
     for s in range(1, n_sal + 1):
-        classes = sorted({int(c) for c in comp_class[touch[s]] if c != 0})
+        classes = tuple(sorted({int(c) for c in comp_class[touch[s]] if c != 0}))
         region = sal == s
         if len(classes) == 1:
             out[region] = classes[0]
         elif len(classes) > 1:
-            out[region] = split_by_crf(image, seed, classes)[region]
+            if classes not in splits:
+                splits[classes] = split_by_crf(image, seed, classes, crf_backend)
+            out[region] = splits[classes][region]
     unused = ~touch.any(0)
     unused[0] = False
     keep = unused[comp] & (out < 0)
@@ -75,11 +82,11 @@ def saliency_only(heatmap, classes, salient):
     return np.where(salient, label, 0).astype(np.uint8)
 
 
-def guide_labels(rule, image, seed, salient, heatmap=None, classes=None, gt=None):
+def guide_labels(rule, image, seed, salient, heatmap=None, classes=None, gt=None, crf_backend="torch"):
     if rule == "G2":
-        return g2(image, seed, salient)
+        return g2(image, seed, salient, crf_backend)
     if rule == "salor":
-        return g2(image, seed, (gt > 0) & (gt != 255))
+        return g2(image, seed, (gt > 0) & (gt != 255), crf_backend)
     if rule == "seed":
         return seed
     if rule == "sal":

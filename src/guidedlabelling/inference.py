@@ -9,6 +9,7 @@ import torch
 
 from . import precision as P
 from . import transforms as T
+from .checks import device as device_syntax
 from .crf import crf_from_probs
 from .io import InputError, apply_state, load_checkpoint, load_heatmap_mat, load_label_png
 from .metrics import confusion, report
@@ -17,8 +18,8 @@ from .seeds import seed_labels
 
 
 class Inputs(torch.utils.data.Dataset):
-    def __init__(self, data, indices, size, mode):
-        self.data, self.indices, self.size, self.mode = data, indices, size, mode
+    def __init__(self, data, indices, size, mode, net_size=None):
+        self.data, self.indices, self.size, self.mode, self.net_size = data, indices, size, mode, net_size
 
     def __len__(self):
         return len(self.indices)
@@ -26,7 +27,7 @@ class Inputs(torch.utils.data.Dataset):
     def __getitem__(self, k):
         i = self.indices[k]
         img = self.data.image(i)
-        x, offset, inner = T.fit_input(img, self.size, self.mode)
+        x, offset, inner = T.fit_input(img, self.size, self.mode, self.net_size)
         return torch.from_numpy(T.to_caffe_input(x)), (i, offset, inner, img.shape[:2])
 
 
@@ -35,10 +36,10 @@ def collate(batch):
 
 
 def forward_all(model, data, indices, size, mode, device, batch_size=8, workers=0, amp="none",
-                channels_last=False):
-    """Yield (index, output, (offset, inner_hw, original_hw)) for every image, batched; outputs are float32
-    whatever --amp the network ran in."""
-    loader = torch.utils.data.DataLoader(Inputs(data, indices, size, mode), batch_size=batch_size,
+                channels_last=False, net_size=None):
+    """Yield (index, output, (offset, inner_hw, original_hw)) for every image, batched (geometry: see
+    transforms.fit_input); outputs are float32 whatever --amp the network ran in."""
+    loader = torch.utils.data.DataLoader(Inputs(data, indices, size, mode, net_size), batch_size=batch_size,
                                          num_workers=workers, collate_fn=collate)
     fmt = P.memory_format(channels_last)
     model.to(device, memory_format=fmt).eval()
@@ -87,12 +88,34 @@ def check_classes(meta, data):
                          f"{data.classes}; use the matching dataset or retrain")
 
 
-def label_map(scores, image, size, geometry, pcrf="none"):
+def geometry(test_resize):
+    """transforms.fit_input's mode for a test_resize setting (segmentation test, predict)."""
+    modes = {"none": "canvas", "fullscale": "fullscale", "tight": "fit"}
+    if test_resize not in modes:
+        raise InputError(f"--test_resize {test_resize}: choose none, fullscale or tight")
+    return modes[test_resize]
+
+
+def label_map(scores, image, size, geometry, pcrf="none", crf_backend="torch"):
     """Class per pixel of the image from the network's scores: softmax in the image frame, then the
-    argmax, or the test-time CRF's labels (pcrf: none or a parameter set of crf.PARAMS)."""
+    argmax, or the test-time CRF's labels (pcrf: none or a parameter set of crf.PARAMS), on the scores' device."""
     offset, inner, hw = geometry
     probs = torch.softmax(T.unfit(scores.float(), size, offset, inner, hw), 0).cpu().numpy()
-    return probs.argmax(0).astype(np.uint8) if pcrf == "none" else crf_from_probs(image, probs, pcrf)
+    if pcrf == "none":
+        return probs.argmax(0).astype(np.uint8)
+    return crf_from_probs(image, probs, pcrf, crf_backend, scores.device)
+
+
+def pick_device(name):
+    """cpu, cuda, cuda:N, or auto (cuda when there is one)."""
+    problem = device_syntax(name)
+    if problem:
+        raise InputError(f"--device {name}: {problem}")
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise InputError(f"--device {name}: no CUDA device here; use --device cpu")
+    return torch.device(name)
 
 
 def measurable(stage, data, what):

@@ -68,15 +68,15 @@ def saliency_scores(pairs, beta2=0.3):
 
 # ---- seeds: precision / recall over confidence thresholds (docs/method.md section 2, the paper's seed table) ----
 
-def seed_histogram(gt, label, conf, thresholds, num_classes):
+def seed_histogram(gt, label, value, thresholds, num_classes):
     """Pixel counts [T+1, C, C]: (number of thresholds the pixel passes, GT class, seed class).
 
-    A pixel passes threshold t (percent) when conf*100 >= t, the test of seeds.seed_labels; a NaN
-    confidence passes none. Void GT pixels (255) are not counted, as in the segmentation metric.
+    A pixel passes threshold t when its confidence `value` >= t (the units are the caller's: percent, as
+    seeds.seed_labels tests it, or the release's confidences); a NaN confidence passes none. Void GT pixels
+    (255) are not counted, as in the segmentation metric.
     """
     valid = gt != IGNORE
-    value = np.nan_to_num(conf[valid] * 100, nan=-np.inf)
-    passed = np.searchsorted(np.asarray(thresholds), value, side="right")
+    passed = np.searchsorted(np.asarray(thresholds), np.nan_to_num(value[valid], nan=-np.inf), side="right")
     idx = (passed * num_classes + gt[valid].astype(np.int64)) * num_classes + label[valid].astype(np.int64)
     bins = (len(thresholds) + 1) * num_classes ** 2
     return np.bincount(idx, minlength=bins).reshape(len(thresholds) + 1, num_classes, num_classes)
@@ -119,10 +119,28 @@ def seed_point(conf, class_names):
                           zip(class_names, nan_to_none(prec), nan_to_none(rec), nan_to_none(iou))}}
 
 
-def seed_curve(hist, thresholds, class_names):
-    """One point (seed_point) per threshold, in the order of `thresholds`."""
-    return [dict(seed_point(conf, class_names), threshold=float(t))
+def seed_curve(hist, thresholds, class_names, percent=1):
+    """One point (seed_point) per threshold, in the order of `thresholds` (reported in percent: thresholds
+    times `percent`)."""
+    return [dict(seed_point(conf, class_names), threshold=round(float(t) * percent, 9))
             for t, conf in zip(thresholds, confusions_over_thresholds(hist))]
+
+
+def release_seed_table(hist):
+    """What the release's src/seed/eval.py prints from the histogram of its thresholds (percent): foreground
+    and background precision and recall at its third threshold (-8, practically unthresholded), the best
+    mIoU over the thresholds, and its 'mean precision': half the foreground precision at the lowest foreground
+    recall above 20% plus half the background precision at the lowest background recall above 80%. Means
+    over classes are plain (a class without predictions makes them NaN, as in the release)."""
+    prec, rec, iou = np.array([[100 * v for v in (*precision_recall(c), iou_table(c))]
+                               for c in confusions_over_thresholds(hist)]).transpose(1, 0, 2)
+    fg_prec, fg_rec = prec[:, 1:].mean(1), rec[:, 1:].mean(1)
+    fg, bg = np.argsort(fg_rec), np.argsort(rec[:, 0])
+    above = fg_prec[fg][fg_rec[fg] > 20], prec[bg, 0][rec[bg, 0] > 80]
+    mean_precision = 0.5 * (above[0][0] + above[1][0]) if len(above[0]) and len(above[1]) else float("nan")
+    table = {"fg_precision": fg_prec[2], "fg_recall": fg_rec[2], "bg_precision": prec[2, 0], "bg_recall": rec[2, 0],
+             "max_mIoU": iou.mean(1).max(), "mean_precision": mean_precision}
+    return {k: None if np.isnan(v) else float(v) for k, v in table.items()}
 
 
 # ---- classifier: average precision per class ----
@@ -149,7 +167,11 @@ def average_precision(scores, positive, variant="voc"):
 
 
 def classifier_report(scores, labels, class_names, variant="voc"):
-    """Per-class AP and their mean over the classes with a positive image, percent."""
-    aps = 100 * np.array([average_precision(scores[:, c], labels[:, c] > 0, variant) for c in range(labels.shape[1])])
+    """Per-class AP and their mean over the classes with a positive image, percent. labels [N, C]: 1 present,
+    -1 absent, 0 'difficult' (VOC's ImageSets/Main lists): as in the release's eval_cls, a difficult image
+    counts neither as a true nor as a false positive, which is the AP without it."""
+    labels = np.asarray(labels)
+    aps = 100 * np.array([average_precision(scores[labels[:, c] != 0, c], labels[labels[:, c] != 0, c] > 0, variant)
+                          for c in range(labels.shape[1])])
     return {"mAP": mean_or_none(aps), "per_class_AP": dict(zip(class_names, nan_to_none(aps))),
             "images": int(labels.shape[0]), "ap_variant": variant}

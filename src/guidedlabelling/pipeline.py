@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
-class Stage:
+class StageRow:
+    """One stage of the method (runner.Stage is one run of it)."""
     name: str               # config section, module stages/<name>.py, and the driver's step
     folder: str             # output folder: <out_root>/<preset>/<folder>/<settings>
     parents: tuple = ()     # stages whose outputs it reads
@@ -23,19 +24,19 @@ class Stage:
 
 
 STAGES = (
-    Stage("seed_train", "seed_train", (), "src/seed/train.py"),
-    Stage("seed_test", "seed_heatmaps", ("seed_train",), "src/seed/test.py",
-          variants=(("seed_eval_heatmaps", ("seed_split=test",)),), per_image=".mat"),
-    Stage("seed_eval", "seed_eval", ("seed_test",), "src/seed/eval.py", step_settings=("seed_split=test",)),
-    Stage("cls_eval", "cls_eval", ("seed_test",), "src/seed/eval_cls.py", step_settings=("seed_split=test",)),
-    Stage("saliency_train", "saliency_train", (), "src/saliency/train.py", reads_dataset=False),
-    Stage("saliency_test", "saliency", ("saliency_train",), "src/saliency/test.py", per_image=".png"),
-    Stage("guide", "guide_labels", ("seed_test", "saliency_test"), "src/guide_generation/generate.py",
+    StageRow("seed_train", "seed_train", (), "src/seed/train.py"),
+    StageRow("seed_test", "seed_heatmaps", ("seed_train",), "src/seed/test.py", per_image=".mat",
+          variants=(("seed_eval_heatmaps", ("seed_split=test",)),)),
+    StageRow("seed_eval", "seed_eval", ("seed_test",), "src/seed/eval.py", step_settings=("seed_split=test",)),
+    StageRow("cls_eval", "cls_eval", ("seed_test",), "src/seed/eval_cls.py", step_settings=("seed_split=test",)),
+    StageRow("saliency_train", "saliency_train", (), "src/saliency/train.py", reads_dataset=False),
+    StageRow("saliency_test", "saliency", ("saliency_train",), "src/saliency/test.py", per_image=".png"),
+    StageRow("guide", "guide_labels", ("seed_test", "saliency_test"), "src/guide_generation/generate.py",
           per_image=".png"),
-    Stage("seg_train", "seg_train", ("guide",), "src/segmentation/train.py",
+    StageRow("seg_train", "seg_train", ("guide",), "src/segmentation/train.py",
           variants=(("reference_train", ("labels=gt",)),)),
-    Stage("seg_test", "seg_test", ("seg_train",), "src/segmentation/test.py",
-          variants=(("reference_test", ("labels=gt",)),), per_image=".png"),
+    StageRow("seg_test", "seg_test", ("seg_train",), "src/segmentation/test.py", per_image=".png",
+          variants=(("reference_test", ("labels=gt",)),)),
 )
 BY_NAME = {s.name: s for s in STAGES}
 # script.py's steps in the order it runs them: (step, stage, settings the step adds)

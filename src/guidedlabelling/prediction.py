@@ -8,13 +8,11 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image
 
-from .checks import device as device_problem
 from .config import resolve
 from .datasets import ImageFiles
-from .inference import forward_all, label_map, load_model, trained
+from .inference import forward_all, geometry, label_map, load_model, pick_device, trained
 from .io import InputError, atomic_path, save_label_png
 from .visualize import colour
 
@@ -22,8 +20,8 @@ DESCRIPTION = """Segment new images with a trained segmenter: a label PNG (VOC c
 
   ./src/predict.py --model data/runs/demo/seg_train/default/model.pth --out_dir preds photos/ extra.jpg
 
-Writes <out_dir>/<name>.png and <out_dir>/overlay/<name>.png. The test geometry (--size, --resize)
-defaults to the seg_test settings of --config, the preset the model was trained with.
+Writes <out_dir>/<name>.png and <out_dir>/overlay/<name>.png. The test geometry (--size, --resize,
+--input_size) defaults to the settings of --config, the preset the model was trained with.
 """
 
 
@@ -33,39 +31,30 @@ def overlay(image, label, alpha=0.5):
     return np.where(label[..., None] > 0, mixed.astype(np.uint8), image)
 
 
-def pick_device(name):
-    """cpu, cuda, cuda:N, or auto (cuda when there is one)."""
-    problem = device_problem(name)
-    if problem:
-        raise InputError(f"--device {name}: {problem}")
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise InputError(f"--device {name}: no CUDA device here; use --device cpu")
-    return torch.device(name)
-
-
 def model_file(path):
     """A model.pth, or a segmentation training folder holding one."""
     path = Path(path)
     return trained(path) if path.is_dir() else path
 
 
-def predict(model_path, inputs, out_dir, size, resize="none", pcrf="none", device="cpu", alpha=0.5):
+def predict(model_path, inputs, out_dir, size, resize="none", pcrf="none", device="cpu", alpha=0.5, net_size=321,
+            crf_backend="torch"):
     """Label PNGs and overlays of every image in `inputs` (files or folders); returns a summary dict.
 
-    Geometry as seg_test: resize 'none' pads images up to `size` and fits larger ones into it, 'tight'
+    Geometry as seg_test (its test_resize, test_size and the training input_size net_size): 'none' pads
+    images to a `size` canvas (fitting larger ones into it) that is resized to net_size, 'fullscale' pads
+    without the resize, 'tight'
     fits every image into size x size.
     """
-    if resize not in ("none", "tight") or pcrf not in ("none", "deeplab"):
-        raise InputError(f"--resize {resize} --pcrf {pcrf}: resize is none or tight, pcrf none or deeplab")
+    if pcrf not in ("none", "deeplab"):
+        raise InputError(f"--pcrf {pcrf}: none or deeplab")
     images = ImageFiles(inputs)
     model, meta = load_model(model_file(model_path), "segmentation")
     out_dir = Path(out_dir)
-    mode = "pad" if resize == "none" else "fit"
-    for i, scores, geometry in forward_all(model, images, range(len(images)), size, mode, pick_device(device), 4):
+    for i, scores, frame in forward_all(model, images, range(len(images)), size, geometry(resize), pick_device(device),
+                                        4, net_size=net_size):
         image = images.image(i)
-        label = label_map(scores, image, size, geometry, pcrf)
+        label = label_map(scores, image, size, frame, pcrf, crf_backend)
         save_label_png(out_dir / f"{images.items[i].id}.png", label)
         with atomic_path(out_dir / "overlay" / f"{images.items[i].id}.png") as tmp:
             Image.fromarray(overlay(image, label, alpha)).save(tmp, format="PNG")
@@ -78,13 +67,18 @@ def parse(argv=None):
     p.add_argument("inputs", nargs="+", help="image files (jpg, png) and folders of images")
     p.add_argument("--model", required=True, help="model.pth of src/segmentation/train.py, or its folder")
     p.add_argument("--out_dir", required=True, help="folder for the label PNGs and overlay/")
-    p.add_argument("--pcrf", choices=("none", "deeplab"), default="none", help="test-time dense CRF (default: none)")
+    p.add_argument("--pcrf", choices=("none", "deeplab"), help="test-time dense CRF (default: the preset's test_pcrf)")
     p.add_argument("--config", default="demo", help="preset whose seg_test settings give --size/--resize (demo)")
     p.add_argument("--size", type=int, help="test input side (default: the preset's test_size)")
-    p.add_argument("--resize", choices=("none", "tight"), help="none: pad smaller images, fit larger ones; "
-                                                               "tight: fit every image (default: the preset's)")
+    p.add_argument("--resize", choices=("none", "fullscale", "tight"),
+                   help="none: the release's, a padded canvas resized to --input_size; fullscale: the padded canvas "
+                        "at full scale; tight: every image fit into --size (default: the preset's test_resize)")
+    p.add_argument("--input_size", type=int, help="the network's input side for --resize none (default: the "
+                                                  "preset's seg_train input_size)")
     p.add_argument("--alpha", type=float, default=0.5, help="weight of the class colour in the overlay (0.5)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
+    p.add_argument("--crf_backend", choices=("torch", "pydensecrf"), default="torch",
+                   help="dense CRF: torch (default) or pydensecrf (the optional C++ package pydensecrf2)")
     p.add_argument("--debug", action="store_true", help="show the traceback of an error instead of one line")
     return p.parse_args(argv)
 
@@ -92,9 +86,11 @@ def parse(argv=None):
 def main(argv=None):
     """./src/predict.py: errors end in one line (cli.py)."""
     args = parse(argv)
-    test = resolve(args.config)[0]["seg_test"]
+    preset = resolve(args.config)[0]
+    test = preset["seg_test"]
     summary = predict(args.model, args.inputs, args.out_dir, args.size or test["test_size"],
-                      args.resize or test["test_resize"], args.pcrf, args.device, args.alpha)
+                      args.resize or test["test_resize"], args.pcrf or test["test_pcrf"], args.device, args.alpha,
+                      args.input_size or preset["seg_train"]["input_size"], args.crf_backend)
     print(f"predicted {summary['images']} images ({', '.join(summary['classes'])}) into {summary['out_dir']}")
     skipped = summary["skipped_images"]
     if skipped:

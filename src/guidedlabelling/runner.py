@@ -13,12 +13,12 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
 import yaml
 
 from . import config as C
 from . import preflight
 from .fingerprint import MANIFEST, changes, describe, finished_fingerprint, fingerprint, recorded
+from .inference import pick_device
 from .io import InputError, save_json, save_yaml
 from .synthetic import ensure_builtin
 
@@ -38,12 +38,7 @@ class Stage:
 
     @property
     def device(self):
-        dev = self.cfg["run"]["device"]
-        if dev == "auto":
-            dev = "cuda" if torch.cuda.is_available() else "cpu"
-        if dev.startswith("cuda") and not torch.cuda.is_available():
-            raise InputError(f"--device {dev}: no CUDA device here; use --device cpu")
-        return torch.device(dev)
+        return pick_device(self.cfg["run"]["device"])
 
     def dataset(self, split):
         """A split the stage reads (reads(cfg, given) of its module), as the preflight opened it."""

@@ -28,14 +28,39 @@ def shuffled_order(n_images, length, rng):
 
 
 def clsbal_order(image_classes, num_fg, length, rng):
-    """'clsbal': each run of num_fg images covers every class once in random order,
-    drawing for each class an image that contains it."""
-    by_class = [[i for i, cls in enumerate(image_classes) if c in cls] for c in range(1, num_fg + 1)]
-    missing = [c for c, ims in enumerate(by_class, 1) if not ims]
+    """'clsbal': balanced epochs (balanced_epoch) one after the other, `length` images in all."""
+    missing = [c for c in range(1, num_fg + 1) if not any(c in cls for cls in image_classes)]
     if missing:
         raise InputError(f"--balbatch clsbal: classes {missing} occur in no training image; use --balbatch none")
     order = []
     while len(order) < length:
-        for c in rng.permutation(num_fg):
-            order.append(by_class[c][rng.integers(len(by_class[c]))])
+        order += balanced_epoch(image_classes, num_fg, rng)
     return np.array(order[:length])
+
+
+def balanced_epoch(image_classes, num_fg, rng):
+    """One epoch of the release's class-balanced order (pascal_balancedbatch, lib/caffetools/datalayers.py):
+    rounds in which every class, in shuffled order, is covered once. The first uncovered class picks an image
+    uniformly among its images not yet picked for it, rejecting those holding a class the round has covered;
+    the image covers all its classes. The epoch ends when a class has no image left, or none fits its round."""
+    pools = [np.flatnonzero([c in cls for cls in image_classes]) for c in range(1, num_fg + 1)]
+    order = []
+    while all(len(pool) for pool in pools):
+        uncovered = list(range(1, num_fg + 1))
+        rng.shuffle(uncovered)
+        while uncovered:
+            pick = uncovered[0]
+            fitting = pools[pick - 1]
+            while True:
+                if not len(fitting):
+                    return order
+                image = fitting[rng.integers(len(fitting))]
+                if all(c in uncovered for c in image_classes[image]):
+                    break
+                fitting = fitting[fitting != image]
+            uncovered = [c for c in uncovered if c not in image_classes[image]]
+            pools[pick - 1] = pools[pick - 1][pools[pick - 1] != image]
+            order.append(int(image))
+            if not len(pools[pick - 1]):
+                break
+    return order

@@ -3,7 +3,7 @@ initialisation, one Caffe-solver loop (one process or DDP under torchrun), losse
 import inspect
 import logging
 import signal
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -26,11 +26,13 @@ from .weights import load_init
 SEG_MULTS = {"fc8": (10, 1, 20, 0)}  # the segmenter's and saliency net's fc8: lr_mult 10 / 20, bias decay 0
 
 
-def solver_options(net, init, nets):
+def training_options(net, init, nets):
     """The settings of a training (the paper's solver: docs/method.md section 1) with its network's defaults."""
     return {
         "net": (net, f"network: {', '.join(nets)}"),
         "init": (init, "initial weights (.caffemodel, .pth, imagenet for a network's built-in weights, or none)"),
+        "init_partial": (False, "allow an init file that leaves layers of the pretrained trunk unloaded or "
+                                "misshapen (they keep their random start)"),
         "width": (1.0, "channel width multiplier (1 = the paper's network)"),
         "input_size": (321, "training crop side"),
         "base_lr": (0.001, "Caffe base_lr"),
@@ -70,9 +72,7 @@ class Solver:
     @classmethod
     def of(cls, section, snapshot):
         """The solver of a training section of the config."""
-        keys = ("base_lr", "max_iter", "stepsize", "batch_size", "seed", "clip_gradients", "momentum",
-                "weight_decay", "gamma")
-        return cls(snapshot=snapshot, **{k: section[k] for k in keys})
+        return cls(snapshot=snapshot, **{f.name: section[f.name] for f in fields(cls) if f.name != "snapshot"})
 
 
 def freeze_trunk(model):
@@ -82,7 +82,7 @@ def freeze_trunk(model):
             p.requires_grad_(False)
 
 
-def initialise(model, init, log, freeze=False):
+def initialise(model, init, log, freeze=False, partial=False):
     if init == "imagenet":
         if not getattr(model, "pretrained", False):
             raise InputError(f"--init imagenet: {type(model).__name__} has no built-in ImageNet weights; "
@@ -92,7 +92,7 @@ def initialise(model, init, log, freeze=False):
         init_from_scratch(model)
         log.info("init: from scratch (msra filler for the trunk)")
     else:
-        for line in load_init(model, init):
+        for line in load_init(model, init, partial):
             log.info("init: %s", line)
     if freeze:
         freeze_trunk(model)

@@ -1,30 +1,48 @@
 """Preprocessing and its inverse: the Caffe input convention, crops, resizes, reflect padding, and the mapping
-of network outputs back to the image frame (docs/method.md, sections 1, 2, 6 and 7).
+of network outputs back to the image frame (docs/method.md, sections 1, 2, 6 and 7), as the release computes
+them (tests/release_reference.py re-expresses the release's functions; tests/test_release_geometry.py compares).
 
 Images are RGB uint8 HxWx3 arrays as datasets load them; network inputs are BGR, 0..255 minus MEAN_BGR,
-CHW float32, as the release's Caffe models take them.
+CHW float32, as the release's Caffe models take them (networks/vgg.py).
 """
 import cv2
 import numpy as np
 import torch.nn.functional as F
+from PIL import Image
 
-MEAN_BGR = np.array([104.008, 116.669, 122.675], np.float32)
-
-
-def random_crop_box(h, w, rng, keep=0.9):
-    """Top-left offset uniform in [0, 1-keep), bottom-right uniform in (keep, 1] of each side."""
-    y0, x0 = (rng.uniform(0, 1 - keep, 2) * (h, w)).astype(int)
-    y1 = int(np.ceil(h * (1 - rng.uniform(0, 1 - keep))))
-    x1 = int(np.ceil(w * (1 - rng.uniform(0, 1 - keep))))
-    return y0, x0, max(y1, y0 + 1), max(x1, x0 + 1)
+from .networks.vgg import MEAN_BGR
 
 
-def resize_longer(img, size, interp=cv2.INTER_LINEAR):
-    """Resize so the longer side is `size` (aspect kept)."""
+def random_crop_box(h, w, rng, ratio=0.1):
+    """The release's random crop (ResearchTools image/crop.py): top, bottom, left, right, each the int() of a
+    uniform draw, in that order: top in [0, ratio*h), bottom in [h - ratio*h, h) (so the last row is never
+    kept), likewise left and right. Returns (top, left, bottom, right); at least one row and column (for images
+    under 10 pixels, where the release's crop is empty)."""
+    dh, dw = ratio * h, ratio * w
+    top, bottom = int(rng.uniform(0, dh)), int(rng.uniform(h - dh, h))
+    left, right = int(rng.uniform(0, dw)), int(rng.uniform(w - dw, w))
+    return top, left, max(bottom, top + 1), max(right, left + 1)
+
+
+def resize_longer(img, size, resample=Image.BILINEAR):
+    """The release's scipy.misc.imresize(img, size / longer side): PIL's resampling on uint8 (bilinear
+    averages when shrinking), each side floored, so the longer side is size or, for some lengths, size - 1."""
     h, w = img.shape[:2]
     scale = size / max(h, w)
-    nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
-    return cv2.resize(img, (nw, nh), interpolation=interp)
+    return resize(img, (max(1, int(h * scale)), max(1, int(w * scale))), resample)
+
+
+def resize(img, hw, resample=Image.BILINEAR):
+    """PIL's resize of a uint8 image (HxW or HxWx3) to hw = (height, width)."""
+    if tuple(img.shape[:2]) == tuple(hw):
+        return img
+    return np.asarray(Image.fromarray(np.ascontiguousarray(img)).resize((hw[1], hw[0]), resample))
+
+
+def shrink_label(label, side):
+    """Training label to the network's output grid, side x side: PIL's nearest neighbour (the release's
+    imresize(..., interp='nearest')), which samples pixel centres: row floor((i + 0.5) * h / side)."""
+    return resize(label, (side, side), Image.NEAREST)
 
 
 def pad_reflect(img, size_hw, centre=True):
@@ -37,8 +55,9 @@ def pad_reflect(img, size_hw, centre=True):
 
 
 def to_caffe_input(img_rgb):
-    """RGB uint8 HxWx3 -> BGR, minus the ImageNet mean, CHW float32."""
-    return np.ascontiguousarray((img_rgb[..., ::-1].astype(np.float32) - MEAN_BGR).transpose(2, 0, 1))
+    """RGB HxWx3 (uint8, or float for a resized canvas) -> BGR, minus the ImageNet mean, CHW float32."""
+    bgr = img_rgb[..., ::-1].astype(np.float32)
+    return np.ascontiguousarray((bgr - MEAN_BGR).astype(np.float32).transpose(2, 0, 1))
 
 
 def fit_reflect(img, size):
@@ -49,49 +68,73 @@ def fit_reflect(img, size):
 
 
 def fit_reflect_label(label, size):
-    resized = resize_longer(label, size, cv2.INTER_NEAREST)
+    resized = resize_longer(label, size, Image.NEAREST)
     padded, offset = pad_reflect(resized, (size, size))
     return padded, offset, resized.shape[:2]
 
 
 def seed_train_sample(img, rng, size):
-    """docs/method.md section 1: random 90-100% crop, longer side to size, reflect pad, random flip."""
-    y0, x0, y1, x1 = random_crop_box(*img.shape[:2], rng)
-    img, _, _ = fit_reflect(img[y0:y1, x0:x1], size)
+    """docs/method.md section 1, in the release's order: random crop, longer side to size, centred reflect pad,
+    then a random horizontal flip of the padded square."""
+    top, left, bottom, right = random_crop_box(*img.shape[:2], rng)
+    img, _, _ = fit_reflect(img[top:bottom, left:right], size)
     if rng.random() < 0.5:
         img = img[:, ::-1]
     return to_caffe_input(img)
 
 
 def seg_train_sample(img, label, rng, size, out_size, resize="none"):
-    """docs/method.md section 6 ('none'): flip, random size x size crop, reflect pad (label too), label
-    nearest-neighbour to out_size. 'tight': the seed network's crop and fit, for image and label."""
+    """docs/method.md section 6. 'none' (the release's driver): a random horizontal flip, a random crop of at
+    most size x size (offsets uniform over the whole range), a centred reflect-101 pad to size x size of image
+    and label alike. 'tight': the seed network's crop, fit and pad (label by nearest neighbour), then the flip.
+    The label is then shrunk to out_size x out_size by nearest neighbour (shrink_label)."""
     if resize == "tight":
-        y0, x0, y1, x1 = random_crop_box(*img.shape[:2], rng)
-        img, _, _ = fit_reflect(img[y0:y1, x0:x1], size)
-        label, _, _ = fit_reflect_label(label[y0:y1, x0:x1], size)
+        top, left, bottom, right = random_crop_box(*img.shape[:2], rng)
+        img, _, _ = fit_reflect(img[top:bottom, left:right], size)
+        label, _, _ = fit_reflect_label(label[top:bottom, left:right], size)
+        if rng.random() < 0.5:
+            img, label = img[:, ::-1], label[:, ::-1]
     else:
-        img, _ = pad_reflect(img, (size, size), centre=False)
-        label, _ = pad_reflect(label, (size, size), centre=False)
+        if rng.random() < 0.5:
+            img, label = img[:, ::-1], label[:, ::-1]
         h, w = label.shape
-        y, x = rng.integers(0, h - size + 1), rng.integers(0, w - size + 1)
-        img, label = img[y:y + size, x:x + size], label[y:y + size, x:x + size]
-    if rng.random() < 0.5:
-        img, label = img[:, ::-1], label[:, ::-1]
-    small = cv2.resize(np.ascontiguousarray(label), (out_size, out_size), interpolation=cv2.INTER_NEAREST)
-    return to_caffe_input(img), small.astype(np.int64)
+        y, x = rng.integers(0, max(h - size, 0) + 1), rng.integers(0, max(w - size, 0) + 1)
+        img, _ = pad_reflect(img[y:y + size, x:x + size], (size, size))
+        label, _ = pad_reflect(label[y:y + size, x:x + size], (size, size))
+    return to_caffe_input(img), shrink_label(label, out_size).astype(np.int64)
 
 
-def fit_input(img, size, mode):
-    """Network input + geometry. fit: longer side to size; shrink: only if larger; pad: bottom/right padding."""
+def fit_input(img, size, mode, net_size=None):
+    """(network input HxWx3, offset of the image in the square, the image's size in it).
+
+    fit: longer side to size, centred pad (seed heatmaps). shrink: the same, but only images larger than size
+    are resized (saliency). canvas: centred reflect pad to size (larger images are fit first), then the whole
+    canvas resized to net_size (bilinear, no averaging) as the release's Caffe transformer does at test time.
+    fullscale: bottom/right pad to size (larger images are fit), no resize: the net sees the image at full
+    scale."""
     h, w = img.shape[:2]
-    if mode == "pad" and max(h, w) <= size:
-        padded, offset = pad_reflect(img, (size, size), centre=False)
-        return padded, offset, (h, w)
-    if mode == "shrink" and max(h, w) <= size:
-        padded, offset = pad_reflect(img, (size, size))
-        return padded, offset, (h, w)
-    return fit_reflect(img, size)
+    if max(h, w) > size or mode == "fit":
+        padded, offset, inner = fit_reflect(img, size)
+    else:
+        padded, offset = pad_reflect(img, (size, size), centre=mode != "fullscale")
+        inner = (h, w)
+    if mode == "canvas" and net_size != size:
+        padded = cv2.resize(padded.astype(np.float32), (net_size, net_size), interpolation=cv2.INTER_LINEAR)
+    return padded, offset, inner
+
+
+def resize_float(values, hw):
+    """PIL's bilinear resize of a float32 map (the release's imresize(..., mode='F'); it averages when
+    shrinking) to hw = (height, width)."""
+    image = Image.fromarray(np.ascontiguousarray(values, np.float32), mode="F")
+    return np.asarray(image.resize((hw[1], hw[0]), Image.BILINEAR))
+
+
+def unfit_saliency(prob, size, offset, inner_hw, out_hw):
+    """A probability map [h, w] back in the image frame as the release's saliency stage maps it: resized to
+    the input square, the margins cut, resized to the image (PIL bilinear on float32)."""
+    (top, left), (ih, iw) = offset, inner_hw
+    return resize_float(resize_float(prob, (size, size))[top:top + ih, left:left + iw], out_hw)
 
 
 def zoom(maps, hw, order=1):

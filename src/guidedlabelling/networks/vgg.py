@@ -7,10 +7,15 @@ Caffe pooling rounds output sizes up: ceil_mode=True everywhere.
 """
 import math
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+# The input convention of the release's Caffe models, which every network here takes: BGR, 0..255 minus the channel
+# means (B, G, R) of Caffe's python/caffe/imagenet/ilsvrc_2012_mean.npy (BVLC/caffe c0597b1), a 3x256x256 image
+# averaged over its pixels as the release does (np.load(path).mean(1).mean(1)).
+MEAN_BGR = np.array([104.0069879317889, 116.66876761696767, 122.6789143406786])
 VGG_BLOCKS = [(64, 2), (128, 2), (256, 3), (512, 3), (512, 3)]
 VGG_SEED_NETS = ("GAP-HighRes", "GAP-LowRes", "GAP-DeepLab")
 PIXEL_SCALE = 60.0

@@ -8,7 +8,7 @@ from ..io import InputError, save_json
 from ..metrics import cell, classifier_report
 from ..pipeline import command
 from ..reads import Reads
-from .seed_test import split_of
+from .seed_test import add_split_flag, split_of
 
 AP_VARIANTS = ("voc", "plain")
 OPTIONS = {
@@ -20,6 +20,7 @@ CHECKS = {"ap_variant": one_of(*AP_VARIANTS)}
 
 def add_arguments(parser):
     parser.add_argument("--seed_dir", help="seed test folder holding cls_res.mat (default: the seed test output)")
+    add_split_flag(parser)
 
 
 def reads(cfg, given):
@@ -41,13 +42,42 @@ def load_class_scores(path):
 
 
 def image_labels(data, ids, path):
-    """[N, C-1] 0/1 image-level labels (from the label PNGs, as in the release) in the order of `ids`."""
+    """[N, C-1] image-level labels in the order of `ids`: 1 present, -1 absent, 0 difficult. From VOC's
+    ImageSets/Main/<class>_<split>.txt lists where the dataset has them (as the release's eval_cls), else from
+    the label PNGs."""
     index = {image_id: i for i, image_id in enumerate(data.ids)}
     missing = [image_id for image_id in ids if image_id not in index]
     if missing:
         raise InputError(f"{path}: image {missing[0]} is not in split {data.split} of {data.root}; evaluate with "
                          "the split the scores were made for (--seed_split)")
-    return np.stack([data.class_vector(index[image_id]) for image_id in ids])
+    main = main_lists(data)
+    if main is not None:
+        return np.stack([[main[c][image_id] for c in range(len(main))] for image_id in ids])
+    return np.stack([2 * data.class_vector(index[image_id]) - 1 for image_id in ids])
+
+
+def main_lists(data):
+    """[{id: 1, -1 or 0}] per foreground class from ImageSets/Main/<class>_<split>.txt, or None when the dataset
+    has no such lists; every id of the split must be in every list."""
+    paths = [data.root / "ImageSets" / "Main" / f"{name}_{data.split}.txt" for name in data.classes[1:]]
+    if not all(p.is_file() for p in paths):
+        return None
+    lists = []
+    for path in paths:
+        entries = {}
+        for n, line in enumerate(path.read_text().splitlines(), 1):
+            parts = line.split()
+            if len(parts) != 2 or parts[1] not in ("1", "-1", "0"):
+                if parts:
+                    raise InputError(f"{path}, line {n}: expected '<id> 1|-1|0', got {line!r}; fix the list")
+                continue
+            entries[parts[0]] = int(parts[1])
+        absent = [i for i in data.ids if i not in entries]
+        if absent:
+            raise InputError(f"{path}: no entry for image {absent[0]} of split {data.split}; complete the list or "
+                             "remove ImageSets/Main to use the label PNGs")
+        lists.append(entries)
+    return lists
 
 
 def run(stage):

@@ -39,8 +39,9 @@ def reads(cfg, given):
 class GuideJob:
     """One image's guide labels; a picklable callable for the process pool."""
 
-    def __init__(self, data, seed_dir, sal_dir, out, g, vis=False):
+    def __init__(self, data, seed_dir, sal_dir, out, g, vis=False, crf_backend="torch"):
         self.data, self.seed_dir, self.sal_dir, self.out, self.g, self.vis = data, seed_dir, sal_dir, out, g, vis
+        self.crf_backend = crf_backend
 
     def __call__(self, i):
         it = self.data.items[i]
@@ -55,13 +56,16 @@ class GuideJob:
                              f"{command('seed_test')}")
         image = self.data.image(i)
         sal = load_gray_png(sal_path)
-        if sal.shape != hw or image.shape[:2] != hw:
-            raise InputError(f"{sal_path}: size {sal.shape} differs from the image {image.shape[:2]}; "
-                             f"rerun {command('saliency_test')} (own maps: give each its image's size)")
+        if hw != image.shape[:2]:
+            raise InputError(f"{heat_path}: heatmaps of size {hw}, the image is {image.shape[:2]}; rerun "
+                             f"{command('seed_test')}")
+        if sal.shape != hw:
+            raise InputError(f"{sal_path}: size {sal.shape} differs from the image {hw}; rerun "
+                             f"{command('saliency_test')} (own maps: give each its image's size)")
         seed = seed_labels(heat, classes, self.g["seedthres"])
         salient = sal >= self.g["salthres"] / 100 * 255
         gt = self.data.label(i) if self.g["guiderule"] == "salor" else None
-        guide = guide_labels(self.g["guiderule"], image, seed, salient, heat, classes, gt)
+        guide = guide_labels(self.g["guiderule"], image, seed, salient, heat, classes, gt, self.crf_backend)
         if self.vis:
             save_panel(self.out / "vis" / f"{it.id}.png", panel_tiles(self.data, i, [
                 ("seeds", colour(seed)), ("saliency", grey(sal)), ("guide labels", colour(guide))]))
@@ -84,7 +88,7 @@ def run(stage):
     cfg, out = stage.cfg, stage.out
     data = stage.dataset(cfg["data"]["dataset"])
     job = GuideJob(data, stage.input_dir("seed_test"), stage.input_dir("saliency_test"), out, cfg["guide"],
-                   cfg["run"]["vis"])
+                   cfg["run"]["vis"], cfg["run"]["crf_backend"])
     indices = todo(stage, data, ".png")
     stage.log.info("guide labels (%s): %d of %d images to do", cfg["guide"]["guiderule"], len(indices), len(data))
     run_jobs(job, indices, cfg["run"]["workers"])

@@ -13,6 +13,7 @@ from ..networks import ImageNetObjectness
 from ..progress import progress
 from ..reads import Reads
 
+IOU_THRESHOLDS = tuple(range(10, 100, 10))  # percent of 255
 OPTIONS = {
     "test_size": (321, "images are fit (downscaled only) into this square"),
     "source": ("model", "model: the saliency network of src/saliency/train.py; imagenet-cam: the ImageNet "
@@ -32,7 +33,7 @@ def reads(cfg, given):
     model = cfg["saliency_test"]["source"] == "model"
     return Reads(splits=tuple(dict.fromkeys([d["dataset"], d["test_dataset"]])), evaluates=True,
                  upstream={"saliency_train": given.get("model_dir")} if model else {},
-                 saliency_set=(d["saliency_data"], holdout, "holdout") if holdout else ())
+                 saliency_set=(cfg["saliency_train"]["saliency_data"], holdout, "holdout") if holdout else ())
 
 
 def run(stage):
@@ -50,11 +51,11 @@ def run(stage):
         write_saliency(stage, model, held, range(len(held)), out / "holdout")
     if not all([all_done(stage, data, ".png") for data in splits]):
         return
-    summary = {data.split: saliency_quality(data, out, cfg["guide"]["salthres"]) for data in splits
+    summary = {data.split: saliency_quality(list(split_pairs(data, out))) for data in splits
                if measurable(stage, data, "saliency quality")}
     if holdout:
-        summary["holdout"] = saliency_scores([(load_gray_png(out / "holdout" / f"{it.id}.png"), held.label(i) > 0)
-                                              for i, it in enumerate(held.items)])
+        summary["holdout"] = saliency_quality([(load_gray_png(out / "holdout" / f"{it.id}.png"), held.label(i) > 0)
+                                               for i, it in enumerate(held.items)])
     stage.log.info("saliency quality: %s", summary)
     stage.finish(summary)
 
@@ -73,26 +74,31 @@ def foreground(scores):
 
 
 def write_saliency(stage, model, data, indices, folder):
-    """Foreground probability back in the image frame, stored as 8-bit with its maximum scaled to 255."""
+    """Foreground probability back in the image frame (as the release), stored as 8-bit with its maximum
+    scaled to 255."""
     size = stage.cfg["saliency_test"]["test_size"]
     for i, scores, (offset, inner, hw) in progress(forward_all(
             model, data, indices, size, "shrink", stage.device, 8, stage.cfg["run"]["workers"],
             **P.options(stage.cfg["run"])), "saliency maps", len(indices)):
-        fg = T.unfit(foreground(scores), size, offset, inner, hw)[0].cpu().numpy()
+        fg = T.unfit_saliency(foreground(scores)[0].cpu().numpy(), size, offset, inner, hw)
         save_gray_png(folder / f"{data.items[i].id}.png", np.round(255 * fg / max(fg.max(), 1e-12)))
 
 
-def saliency_quality(data, out, salthres):
-    """Foreground IoU of the thresholded map and MAE against the ground-truth objects (void excluded)."""
-    inter = union = err = count = 0
+def saliency_quality(pairs):
+    """Of (8-bit map, boolean object mask) pairs: foreground IoU of the maps thresholded at 10..90% of 255 (the
+    guide stage's salthres picks one), MAE and max F-measure (metrics.saliency_scores)."""
+    inter, union = np.zeros(len(IOU_THRESHOLDS)), np.zeros(len(IOU_THRESHOLDS))
+    for sal, fg in pairs:
+        masks = sal.ravel()[None] >= np.array(IOU_THRESHOLDS)[:, None] / 100 * 255
+        inter += (masks & fg.ravel()).sum(1)
+        union += (masks | fg.ravel()).sum(1)
+    return {"foreground_IoU": {str(t): float(100 * a / max(b, 1)) for t, a, b in zip(IOU_THRESHOLDS, inter, union)},
+            **saliency_scores(pairs)}
+
+
+def split_pairs(data, out):
+    """(map, object mask) of every image of a labelled split, void pixels left out."""
     for i, it in enumerate(data.items):
         gt = data.label(i)
         valid = gt != IGNORE
-        sal = load_gray_png(out / f"{it.id}.png")[valid] / 255.0
-        fg = gt[valid] > 0
-        mask = sal >= salthres / 100
-        inter += np.sum(mask & fg)
-        union += np.sum(mask | fg)
-        err += np.abs(sal - fg).sum()
-        count += valid.sum()
-    return {"foreground_IoU": float(100 * inter / max(union, 1)), "MAE": float(err / max(count, 1))}
+        yield load_gray_png(out / f"{it.id}.png")[valid], gt[valid] > 0

@@ -3,17 +3,18 @@ from ..checks import NON_NEGATIVE
 from ..networks import SEG_NETS, build_seg_net
 from ..reads import Reads
 from ..training import SEG_MULTS, initialise, prepare, run_training, segmentation_loss, segmentation_stream, \
-    solver_checks, solver_options
+    solver_checks, training_options
 
-OPTIONS = solver_options("DeepLab-LargeFOV", "none", SEG_NETS) | {
-    "holdout": (0, "last N images of the saliency set held out to measure MAE and max F-measure"),
-}
+OPTIONS = {"saliency_data": ("data/builtin_saliency", "class-agnostic saliency training set: images/ + masks/")} \
+    | training_options("DeepLab-LargeFOV", "none", SEG_NETS) | {
+        "holdout": (0, "last N images of the saliency set held out to measure MAE and max F-measure"),
+    }
 CHECKS = solver_checks(SEG_NETS) | {"holdout": NON_NEGATIVE}
 
 
 def reads(cfg, given):
     c = cfg["saliency_train"]
-    return Reads(saliency_set=(cfg["data"]["saliency_data"], c["holdout"], "train"), init=c["init"], net=c["net"])
+    return Reads(saliency_set=(c["saliency_data"], c["holdout"], "train"), init=c["init"], net=c["net"])
 
 
 def run(stage):
@@ -21,7 +22,7 @@ def run(stage):
     c = stage.cfg["saliency_train"]
     data = stage.saliency_set
     model = build_seg_net(c["net"], 2, c["width"])
-    initialise(model, c["init"], stage.log, c["freeze_trunk"])
+    initialise(model, c["init"], stage.log, c["freeze_trunk"], c["init_partial"])
     stream = segmentation_stream(data, model, c["input_size"], "tight", solver)
     meta = {"kind": "saliency", "net": c["net"], "width": c["width"], "classes": ["bg", "fg"]}
     run_training(stage, model, stream, segmentation_loss, solver, SEG_MULTS, meta)

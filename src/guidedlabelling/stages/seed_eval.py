@@ -2,40 +2,57 @@
 section 2, the paper's seed table). Reads the seed test's heatmaps of the split --seed_split names."""
 import numpy as np
 
-from ..checks import PERCENT, between
+from ..checks import PERCENT, between, one_of
 from ..io import InputError, atomic_path, load_heatmap_mat, save_json
-from ..metrics import cell, seed_curve, seed_histogram
+from ..metrics import cell, release_seed_table, seed_curve, seed_histogram
 from ..pipeline import command
 from ..reads import Reads
 from ..seeds import heatmap2segconf
-from .seed_test import split_of
+from .seed_test import add_split_flag, split_of
 
 OPTIONS = {
+    "eval_thresholds": ("release", "release: the release's confidence thresholds (-10..-2 in steps of 1, then -1 "
+                                   "to 0.99 in steps of 0.01) and the table it prints; percent: 0..100 percent in "
+                                   "steps of eval_thres_step"),
     "eval_seedthres": (20, "threshold (percent) whose precision, recall and mIoU are reported (the paper's "
                            "seedthres)"),
-    "eval_thres_step": (1, "the curve's thresholds: 0..100 percent in steps of this"),
+    "eval_thres_step": (1, "percent: the curve's thresholds, 0..100 percent in steps of this"),
 }
-CHECKS = {"eval_seedthres": PERCENT, "eval_thres_step": between(1, 100)}
+CHECKS = {"eval_thresholds": one_of("release", "percent"), "eval_seedthres": PERCENT,
+          "eval_thres_step": between(1, 100)}
+# src/seed/config.py of the release (thresrange), and 1.0, above every clipped confidence: its last row.
+RELEASE_THRESHOLDS = np.hstack([np.linspace(-10, -2, 9), np.linspace(-1, -0.01, 100), np.linspace(0, 0.99, 100), 1])
 
 
 def add_arguments(parser):
     parser.add_argument("--seed_dir", help="folder of <id>.mat seed heatmaps (default: the seed test output)")
+    add_split_flag(parser)
 
 
 def reads(cfg, given):
     return Reads(splits=(split_of(cfg),), ground_truth=True, upstream={"seed_test": given.get("seed_dir")})
 
 
-def threshold_grid(step, reported):
-    """0..100 percent in `step`s, plus the reported threshold (the paper's seedthres) wherever it falls.
+def threshold_grid(c):
+    """(thresholds, their unit in percent) of the curve: the release's in confidence units (with the reported
+    threshold added if it is not one of them), or 0..100 percent in steps plus the reported threshold."""
+    reported = c["eval_seedthres"]
+    if c["eval_thresholds"] == "release":
+        grid = RELEASE_THRESHOLDS
+        return (grid if np.isclose(grid, reported / 100).any() else np.union1d(grid, [reported / 100])), 100
+    return np.union1d(np.arange(0, 100, c["eval_thres_step"]), [100, reported]), 1
 
-    The release's grid also ran below 0 (CAMs can be negative); here such pixels are background at every
-    threshold, as they are in the seeds at seedthres >= 0.
-    """
-    return np.union1d(np.arange(0, 100, step), [100, reported])
+
+def confidence(conf, unit, grid):
+    """Seed confidences in the grid's unit: percent as seeds.seed_labels tests them (NaN passes nothing), or,
+    as the release's eval.py, confidences clipped to the grid's range with NaN at its bottom."""
+    if unit == 1:
+        return conf * 100
+    low, high = grid[0], RELEASE_THRESHOLDS[-2]
+    return np.clip(np.nan_to_num(conf, nan=low), low, high)
 
 
-def image_histogram(data, i, folder, grid):
+def image_histogram(data, i, folder, grid, unit):
     """One image's seed histogram (metrics.seed_histogram) from its heatmap file."""
     path = folder / f"{data.items[i].id}.mat"
     if not path.exists():
@@ -47,7 +64,7 @@ def image_histogram(data, i, folder, grid):
         raise InputError(f"{path}: {heat.shape[0]} maps of size {hw} for {len(classes)} classes of size {gt.shape}; "
                          f"rerun {command('seed_test')} for split {data.split}")
     label, conf = heatmap2segconf(heat, classes)
-    return seed_histogram(gt, label, conf, grid, data.num_classes)
+    return seed_histogram(gt, label, confidence(conf, unit, grid), grid, data.num_classes)
 
 
 def run(stage):
@@ -55,29 +72,45 @@ def run(stage):
     cfg, out = stage.cfg, stage.out
     folder = stage.input_dir("seed_test")
     data = stage.dataset(split_of(cfg))
-    reported = cfg["seed_eval"]["eval_seedthres"]
-    grid = threshold_grid(cfg["seed_eval"]["eval_thres_step"], reported)
+    c = cfg["seed_eval"]
+    reported = c["eval_seedthres"]
+    grid, unit = threshold_grid(c)
     stage.log.info("seed evaluation on %s: %d images, %d thresholds", data.split, len(data), len(grid))
-    curve = seed_curve(sum(image_histogram(data, i, folder, grid) for i in range(len(data))), grid, data.classes)
-    at = curve[int(np.searchsorted(grid, reported))]
+    hist = sum(image_histogram(data, i, folder, grid, unit) for i in range(len(data)))
+    curve = seed_curve(hist, grid, data.classes, unit)
+    at = curve[int(np.argmin([abs(p["threshold"] - reported) for p in curve]))]
     best = max(curve, key=lambda p: p["mIoU"])
     summary = {"split": data.split, "images": len(data), "heatmaps": str(folder), "threshold": reported,
                **{k: at[k] for k in ("fg_precision", "fg_recall", "bg_precision", "bg_recall", "mIoU")},
                "best_mIoU": best["mIoU"], "best_threshold": best["threshold"],
                "results": str(out / "results.json"), "plot": str(out / "pr_curve.png")}
+    if c["eval_thresholds"] == "release":
+        summary["release_table"] = release_seed_table(hist)
     save_json(out / "results.json", dict(summary, at_threshold=at, curve=curve))
     plot_seed_curve(out / "pr_curve.png", curve, at)
-    stage.log.info("seeds vs ground truth on %s (* = threshold %s):\n%s\n\nper class at threshold %s:\n%s",
-                   data.split, reported, format_curve(curve, reported), reported, format_classes(at))
+    stage.log.info("seeds vs ground truth on %s (* = threshold %s):\n%s\n\nper class at threshold %s:\n%s%s",
+                   data.split, reported, format_curve(curve, reported), reported, format_classes(at),
+                   format_release_table(summary.get("release_table")))
     stage.finish(summary)
 
 
+def format_release_table(table):
+    """The release's printed figures (percent), when its thresholds were used."""
+    if not table:
+        return ""
+    return ("\n\nas the release's eval.py prints them: FG PREC/REC at threshold -8 " + cell(table["fg_precision"], 0)
+            + " /" + cell(table["fg_recall"], 0) + ", BG PREC/REC" + cell(table["bg_precision"], 0) + " /"
+            + cell(table["bg_recall"], 0) + ", maximal mIoU" + cell(table["max_mIoU"], 0) + ", mean precision"
+            + cell(table["mean_precision"], 0))
+
+
 def format_curve(curve, reported):
-    """Every 10th percent and the reported threshold."""
+    """Every 10th percent from 0 and the reported threshold."""
     lines = [f"{'thres %':>8}{'fg prec':>9}{'fg rec':>9}{'bg prec':>9}{'bg rec':>9}{'mIoU':>9}"]
     for p in curve:
-        if p["threshold"] % 10 == 0 or p["threshold"] == reported:
-            mark = "*" if p["threshold"] == reported else " "
+        t = round(p["threshold"], 6)
+        if (t % 10 == 0 and t >= 0) or t == reported:
+            mark = "*" if t == reported else " "
             lines.append(f"{p['threshold']:7g}{mark}" + "".join(
                 cell(p[k]) for k in ("fg_precision", "fg_recall", "bg_precision", "bg_recall", "mIoU")))
     return "\n".join(lines)
@@ -100,7 +133,7 @@ def plot_seed_curve(path, curve, at):
         points = [(p[f"{part}_recall"], p[f"{part}_precision"]) for p in curve
                   if p[f"{part}_recall"] is not None and p[f"{part}_precision"] is not None]
         if points:
-            ax.plot(*zip(*points), "k.-", ms=3, label="thresholds 0..100%")
+            ax.plot(*zip(*points), "k.-", ms=3, label="over the thresholds")
         if at[f"{part}_precision"] is not None:
             ax.plot(at[f"{part}_recall"], at[f"{part}_precision"], "ro", label=f"threshold {at['threshold']:g}%")
         ax.set(xlim=(0, 100), ylim=(0, 100), xlabel="recall %", ylabel="precision %", title=title)

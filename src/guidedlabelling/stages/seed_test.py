@@ -14,14 +14,13 @@ from ..reads import Reads
 
 OPTIONS = {
     "test_iter": (0, "test the snapshot of this iteration (0: the final model)"),
-    "test_gtcls": ("use", "heatmaps for the ground-truth image classes"),
     "test_interpord": (1, "interpolation order of the heatmap back-mapping (0 or 1)"),
     "test_batch": (8, "images per forward pass"),
     "seed_split": ("train", "heatmaps and class scores for: train (--dataset, the guides' input) or test "
                             "(--test_dataset, where the paper evaluates seeds and the classifier)"),
 }
-CHECKS = {"test_iter": NON_NEGATIVE, "test_gtcls": one_of("use"), "test_interpord": one_of(0, 1),
-          "test_batch": POSITIVE, "seed_split": one_of("train", "test")}
+CHECKS = {"test_iter": NON_NEGATIVE, "test_interpord": one_of(0, 1), "test_batch": POSITIVE,
+          "seed_split": one_of("train", "test")}
 
 
 def add_arguments(parser):
@@ -30,6 +29,12 @@ def add_arguments(parser):
 
 def reads(cfg, given):
     return Reads(splits=(split_of(cfg),), upstream={"seed_train": given.get("model_dir")})
+
+
+def add_split_flag(parser):
+    """--seed_split for the commands that evaluate the seed test's output (it is the seed test's setting)."""
+    parser.add_argument("--seed_split", dest="seed_test.seed_split", metavar="SEED_SPLIT",
+                        help=f"the split of the seed test's output to evaluate: {OPTIONS['seed_split'][1]}")
 
 
 def split_of(cfg):

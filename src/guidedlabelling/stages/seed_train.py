@@ -1,14 +1,18 @@
 """Seed network training: a GAP classifier on image-level labels (docs/method.md section 1)."""
+from pathlib import Path
+from xml.etree import ElementTree
+
 import numpy as np
 
 from .. import sampling
 from .. import transforms as T
 from ..checks import one_of
+from ..io import InputError
 from ..networks import SEED_NETS, build_seed_net
 from ..reads import Reads
-from ..training import classification_loss, initialise, prepare, run_training, solver_checks, solver_options
+from ..training import classification_loss, initialise, prepare, run_training, solver_checks, training_options
 
-OPTIONS = solver_options("GAP-HighRes", "models/VGG_ILSVRC_16_layers.caffemodel", SEED_NETS) | {
+OPTIONS = training_options("GAP-HighRes", "models/VGG_ILSVRC_16_layers.caffemodel", SEED_NETS) | {
     "balbatch": ("none", "batch order: none (shuffle) or clsbal"),
 }
 CHECKS = solver_checks(SEED_NETS) | {"balbatch": one_of("none", "clsbal")}
@@ -29,11 +33,41 @@ class SeedSample:
 
 
 def batch_order(data, c, length, rng):
-    """Images of the training stream: class-balanced runs (clsbal) or plain shuffling (none)."""
+    """Images of the training stream: class-balanced epochs (clsbal) or plain shuffling (none)."""
     if c["balbatch"] == "clsbal":
-        return sampling.clsbal_order([data.image_classes(i) for i in range(len(data))], data.num_classes - 1,
-                                     length, rng)
+        return sampling.clsbal_order(annotated_classes(data), data.num_classes - 1, length, rng)
     return sampling.shuffled_order(len(data), length, rng)
+
+
+def annotated_classes(data):
+    """Every image's classes for class balancing: as the release, the object names of VOC's
+    Annotations/<id>.xml (difficult objects included) where the dataset has them, else its image classes."""
+    folder = getattr(data, "root", Path()) / "Annotations"
+    if not folder.is_dir():
+        return [data.image_classes(i) for i in range(len(data))]
+    return [xml_classes(folder / f"{it.id}.xml", data.classes) for it in data.items]
+
+
+def xml_classes(path, classes):
+    """Sorted class indices of the objects a VOC annotation file names."""
+    try:
+        names = {obj.findtext("name", "").strip() for obj in ElementTree.parse(path).getroot().iter("object")}
+    except (OSError, ElementTree.ParseError) as e:
+        raise InputError(f"{path}: unreadable annotation ({e}); restore it or remove Annotations/ to balance "
+                         "by the label PNGs") from None
+    unknown = names - set(classes[1:])
+    if unknown:
+        raise InputError(f"{path}: objects {sorted(unknown)} are not classes of the dataset; fix the file")
+    return sorted(classes.index(n) for n in names)
+
+
+def init_file(net, init):
+    """As the release's get_initmodel: GAP-DeepLab starts from the '-deeplab' variant of a Caffe init (DeepLab's
+    VGG-16, whose fc6/fc7 are those of DeepLab-LargeFOV), the other nets from the file itself."""
+    path = Path(init)
+    if net == "GAP-DeepLab" and path.suffix == ".caffemodel" and not path.stem.endswith("-deeplab"):
+        return str(path.with_name(f"{path.stem}-deeplab.caffemodel"))
+    return init
 
 
 def run(stage):
@@ -41,7 +75,7 @@ def run(stage):
     c = stage.cfg["seed_train"]
     data = stage.dataset(stage.cfg["data"]["dataset"])
     model = build_seed_net(c["net"], data.num_classes - 1, c["width"])
-    initialise(model, c["init"], stage.log, c["freeze_trunk"])
+    initialise(model, init_file(c["net"], c["init"]), stage.log, c["freeze_trunk"], c["init_partial"])
     order = batch_order(data, c, solver.max_iter * solver.batch_size, np.random.default_rng(solver.seed))
     meta = {"kind": "seed", "net": c["net"], "width": c["width"], "classes": data.classes}
     run_training(stage, model, sampling.TrainStream(order, SeedSample(data, c["input_size"]), solver.seed),

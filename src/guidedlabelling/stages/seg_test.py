@@ -2,8 +2,8 @@
 section 7)."""
 from .. import precision as P
 from ..checks import NON_NEGATIVE, POSITIVE, one_of
-from ..inference import all_done, check_classes, evaluate_folder, forward_all, label_map, load_model, measurable, \
-    todo, trained
+from ..inference import all_done, check_classes, evaluate_folder, forward_all, geometry, label_map, load_model, \
+    measurable, todo, trained
 from ..io import save_json, save_label_png
 from ..metrics import format_table
 from ..progress import progress
@@ -13,10 +13,13 @@ from ..visualize import colour, file_tiles, panel_tiles, save_panel, stage_files
 OPTIONS = {
     "test_iter": (0, "test the snapshot of this iteration (0: the final model)"),
     "test_pcrf": ("none", "test-time CRF: none or deeplab"),
-    "test_resize": ("none", "none (reflect-pad to test_size) or tight (fit into test_size)"),
+    "test_resize": ("none", "none: the release's, a centred reflect pad to test_size whose canvas is resized to "
+                            "the training input_size for the forward pass; fullscale: the canvas at full scale "
+                            "(padded bottom/right); tight: the image fit into test_size"),
     "test_size": (531, "test input side"),
 }
-CHECKS = {"test_iter": NON_NEGATIVE, "test_pcrf": one_of("none", "deeplab"), "test_resize": one_of("none", "tight"),
+CHECKS = {"test_iter": NON_NEGATIVE, "test_pcrf": one_of("none", "deeplab"),
+          "test_resize": one_of("none", "fullscale", "tight"),
           "test_size": POSITIVE}
 
 
@@ -34,14 +37,13 @@ def run(stage):
     model, meta = load_model(trained(stage.input_dir("seg_train"), cfg["seg_test"]["test_iter"]), "segmentation")
     check_classes(meta, data)
     t = cfg["seg_test"]
-    mode = "pad" if t["test_resize"] == "none" else "fit"
     indices = todo(stage, data, ".png")
     stage.log.info("segmentation test on %s: %d of %d images to do", data.split, len(indices), len(data))
     for i, scores, (offset, inner, hw) in progress(forward_all(
-            model, data, indices, t["test_size"], mode, stage.device, 4, cfg["run"]["workers"],
-            **P.options(cfg["run"])), "segmentation test", len(indices)):
+            model, data, indices, t["test_size"], geometry(t["test_resize"]), stage.device, 4, cfg["run"]["workers"],
+            **P.options(cfg["run"]), net_size=cfg["seg_train"]["input_size"]), "segmentation test", len(indices)):
         image = data.image(i)
-        pred = label_map(scores, image, t["test_size"], (offset, inner, hw), t["test_pcrf"])
+        pred = label_map(scores, image, t["test_size"], (offset, inner, hw), t["test_pcrf"], cfg["run"]["crf_backend"])
         if cfg["run"]["vis"]:  # with the upstream outputs this image has (saliency; on training images all)
             upstream = stage_files(stage.output_dir, data.items[i].id, ("seeds", "saliency", "guide labels"))
             save_panel(out / "vis" / f"{data.items[i].id}.png", panel_tiles(data, i, file_tiles(

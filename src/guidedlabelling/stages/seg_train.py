@@ -4,9 +4,9 @@ from ..checks import one_of
 from ..networks import SEG_NETS, build_seg_net
 from ..reads import Reads
 from ..training import SEG_MULTS, initialise, prepare, run_training, segmentation_loss, segmentation_stream, \
-    solver_checks, solver_options
+    solver_checks, training_options
 
-OPTIONS = solver_options("DeepLab-LargeFOV", "models/VGG_ILSVRC_16_layers-deeplab.caffemodel", SEG_NETS) | {
+OPTIONS = training_options("DeepLab-LargeFOV", "models/VGG_ILSVRC_16_layers-deeplab.caffemodel", SEG_NETS) | {
     "resize": ("none", "training geometry: none (crop/pad) or tight (crop+fit)"),
     "labels": ("guide", "training labels: guide (the method) or gt (fully supervised reference)"),
 }
@@ -31,7 +31,7 @@ def run(stage):
     data = stage.dataset(stage.cfg["data"]["dataset"])
     label_dir = None if c["labels"] == "gt" else stage.input_dir("guide")
     model = build_seg_net(c["net"], data.num_classes, c["width"])
-    initialise(model, c["init"], stage.log, c["freeze_trunk"])
+    initialise(model, c["init"], stage.log, c["freeze_trunk"], c["init_partial"])
     stream = segmentation_stream(data, model, c["input_size"], c["resize"], solver, label_dir)
     meta = {"kind": "segmentation", "net": c["net"], "width": c["width"], "classes": data.classes}
     run_training(stage, model, stream, segmentation_loss, solver, SEG_MULTS, meta)

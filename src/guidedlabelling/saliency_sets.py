@@ -1,0 +1,64 @@
+"""Saliency training sets from their archives (MSRA-B, DUTS-TR) in the layout the saliency stage reads:
+<dst>/images/<id>.jpg and <dst>/masks/<id>.png (0 background, 255 salient object).
+
+    python -m guidedlabelling.saliency_sets SRC DST   (what downloads.sh --saliency-data runs)
+
+SRC is the unpacked archive: images (.jpg) and masks (.png) anywhere below it, paired by file name
+(MSRA-B keeps both in one folder; DUTS-TR in DUTS-TR-Image/ and DUTS-TR-Mask/).
+"""
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from .io import InputError, load_gray_png, load_image, save_gray_png
+
+
+def pairs(src):
+    """{id: (image, mask)} of the images with a mask of the same name below src; the ids without one."""
+    src = Path(src)
+    images = {p.stem: p for p in sorted(src.rglob("*")) if p.suffix.lower() in (".jpg", ".jpeg")}
+    masks = {p.stem: p for p in sorted(src.rglob("*.png"))}
+    if not images:
+        raise InputError(f"{src}: no .jpg images below this folder; unpack the saliency archive there")
+    return {i: (images[i], masks[i]) for i in images if i in masks}, sorted(set(images) - set(masks))
+
+
+def arrange(src, dst):
+    """Copy the paired images and binarised masks (> 127 is salient) into dst; returns (pairs copied, ids left
+    out: without a mask, or whose mask has another size). Pairs already in place are kept (a rerun resumes)."""
+    found, left_out = pairs(src)
+    if not found:
+        raise InputError(f"{src}: no image has a mask of the same name (.png); is this a saliency archive?")
+    dst = Path(dst)
+    (dst / "images").mkdir(parents=True, exist_ok=True)
+    copied = 0
+    for i, (image, mask) in found.items():
+        target = dst / "masks" / f"{i}.png"
+        if not target.exists():
+            label = load_gray_png(mask)
+            if label.shape != load_image(image).shape[:2]:
+                left_out.append(i)
+                continue
+            shutil.copyfile(image, dst / "images" / f"{i}.jpg")
+            save_gray_png(target, np.where(label > 127, 255, 0))
+        copied += 1
+    return copied, left_out
+
+
+def main(argv=None):
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 2:
+        sys.exit("usage: python -m guidedlabelling.saliency_sets SRC DST")
+    try:
+        n, unpaired = arrange(*args)
+    except InputError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    print(f"{args[1]}: {n} images with masks" + (f"; left out {len(unpaired)} images without a fitting mask: "
+                                                  f"{', '.join(unpaired[:5])}" if unpaired else ""))
+
+
+if __name__ == "__main__":
+    main()
