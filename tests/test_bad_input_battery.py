@@ -85,15 +85,17 @@ def tag_with_a_quote(own):
 
 
 @case("line 2: image '../outside.jpg' is outside")
-def name_leading_out_of_the_folder(own):
+def name_leading_out_of_the_folder(own):   # without masks: the image would be read and trained on
     Image.fromarray(np.zeros((24, 32, 3), np.uint8)).save(own["base"] / "outside.jpg")
     write_csv(own, ["../outside.jpg,cat,train", "e.jpg,cat,val"])
+    return own_args(own, masks=False)
 
 
 @case("is outside")
 def absolute_name(own):
     Image.fromarray(np.zeros((24, 32, 3), np.uint8)).save(own["base"] / "outside.jpg")
     write_csv(own, [f"{own['base'] / 'outside.jpg'},cat,train", "e.jpg,cat,val"])
+    return own_args(own, masks=False)
 
 
 @case("line 2: image 'link.jpg' links to")
@@ -101,6 +103,7 @@ def symlink_out_of_the_folder(own):
     Image.fromarray(np.zeros((24, 32, 3), np.uint8)).save(own["base"] / "outside.jpg")
     (own["images"] / "link.jpg").symlink_to(own["base"] / "outside.jpg")
     write_csv(own, ["link.jpg,cat,train", "e.jpg,cat,val"])
+    return own_args(own, masks=False)
 
 
 @case("saliency training images not found; expected images/ and masks/")
@@ -111,15 +114,16 @@ def demo_preset_on_a_voc_folder_without_a_saliency_set(own):
 
 @case("train.txt, line 2: '/JPEGImages/../../outside.jpg /SegmentationClass/b.png' leads out of",
       command="seed_train")
-def voc_list_leading_out_of_the_dataset(own):
+def voc_list_leading_out_of_the_dataset(own):   # own/outside.jpg exists: it would be read
     voc = make_voc(own["base"] / "voc")
+    Image.fromarray(np.zeros((24, 32, 3), np.uint8)).save(own["base"] / "outside.jpg")
     (voc / "ImageSets/Segmentation/train.txt").write_text("a\n/JPEGImages/../../outside.jpg /SegmentationClass/b.png\n")
     return ["--config", str(own["preset"]), "--dataset_dir", voc, "--out_root", own["out_root"]]
 
 
 @case("needs ground-truth masks")
 def oracle_rule_without_masks(own):
-    return [a for a in own_args(own, masks=False)] + ["--set", "guiderule=salor"]
+    return own_args(own, masks=False) + ["--set", "guiderule=salor"]
 
 
 @case("no b.png (1 of the 4 images of split train have no .png file here)")
