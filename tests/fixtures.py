@@ -26,12 +26,14 @@ def vgg16_caffemodel(path, width=1 / 16, seed=0):
     for b, (c, n) in enumerate(channels):
         for i in range(n):
             c_out = int(c * width)
-            cm.add_layer(net, f"conv{b + 1}_{i + 1}", "Convolution", None,
-                         params=(torch.randn(c_out, c_in, 3, 3), torch.randn(c_out)))
+            cm.add_layer(net, f"conv{b + 1}_{i + 1}", "Convolution", None,  # He-scaled, as trained weights are
+                         params=(torch.randn(c_out, c_in, 3, 3) * (2 / (9 * c_in)) ** 0.5 / (60 if b + i == 0 else 1),
+                                 torch.randn(c_out) * 0.01))
             c_in = c_out
     fc = int(4096 * width)
     for name, shape in (("fc6", (fc, c_in * 49)), ("fc7", (fc, fc)), ("fc8", (1000, fc))):
-        cm.add_layer(net, name, "InnerProduct", None, params=(torch.randn(*shape), torch.randn(shape[0])))
+        cm.add_layer(net, name, "InnerProduct", None,
+                     params=(torch.randn(*shape) * (2 / shape[1]) ** 0.5, torch.randn(shape[0]) * 0.01))
     path.write_bytes(net.SerializeToString())
     return cm.caffe_state_dict(path)
 
