@@ -33,11 +33,11 @@ KINDS = ("seed", "saliency", "segmentation")
 OUTPUT_LAYER = {"seed": "score", "saliency": "fc8", "segmentation": "fc8"}
 
 
-def build(kind, net, classes, width):
+def build(kind, net, classes, width, fc6_dilation=12):
     """Our network for a checkpoint's meta fields (classes include background, as datasets list them)."""
     if kind == "seed":
         return build_seed_net(net, len(classes) - 1, width)
-    return build_seg_net(net, len(classes), width)
+    return build_seg_net(net, len(classes), width, fc6_dilation)
 
 
 def to_caffe(args):
@@ -45,7 +45,7 @@ def to_caffe(args):
     if meta.get("kind") not in KINDS or meta.get("net") not in CAFFE_NETS:
         raise InputError(f"{args.checkpoint}: a {meta.get('kind')} network {meta.get('net')}; only a model.pth of "
                          f"a training stage with one of {', '.join(CAFFE_NETS)} converts")
-    model = build(meta["kind"], meta["net"], meta["classes"], meta["width"])
+    model = build(meta["kind"], meta["net"], meta["classes"], meta["width"], meta.get("fc6_dilation", 12))
     load_checkpoint(args.checkpoint, model)
     prototxt = args.prototxt or Path(args.caffemodel).with_suffix(".prototxt")
     write_caffe(model, args.caffemodel, prototxt, args.input_size)

@@ -45,3 +45,18 @@ def test_gap_score_has_no_bias_and_cam_is_linear_in_features():
         scores, feat = model(torch.randn(1, 3, 65, 65))
         # GAP then score == mean of the CAMs
         torch.testing.assert_close(model.cams(feat).mean((2, 3)), scores)
+
+
+def test_fc6_dilation_is_a_setting_and_travels_with_the_checkpoint(tmp_path):
+    """LargeFOV's fc6 is dilated by 12 (for its 41x41 output); smaller outputs may take less, and a model
+    saved with another dilation is rebuilt with it."""
+    from guidedlabelling.inference import load_model
+    from guidedlabelling.io import save_checkpoint
+    model = build_seg_net("DeepLab-LargeFOV", 3, 1 / 16, fc6_dilation=4)
+    assert model.trunk.fc6.dilation == (4, 4) and model.trunk.fc6.padding == (4, 4)
+    assert build_seg_net("DeepLab-LargeFOV", 3, 1 / 16).trunk.fc6.dilation == (12, 12)
+    assert model(torch.zeros(1, 3, 65, 65)).shape == (1, 3, 9, 9)
+    save_checkpoint(tmp_path / "m.pth", model, {"kind": "segmentation", "net": "DeepLab-LargeFOV", "width": 1 / 16,
+                                                "fc6_dilation": 4, "classes": ["bg", "a", "b"]})
+    loaded, _ = load_model(tmp_path / "m.pth", "segmentation")
+    assert loaded.trunk.fc6.dilation == (4, 4)

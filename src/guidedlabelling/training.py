@@ -48,6 +48,10 @@ def training_options(net, init, nets):
     }
 
 
+FC6_DILATION = {"fc6_dilation": (12, "dilation of fc6, the 3x3 layer on the trunk (LargeFOV's 12 suits a 41x41 output; "
+                                     "smaller outputs want proportionally less)")}
+
+
 def solver_checks(nets):
     """The ranges of a training's settings (solver_options)."""
     return {"net": one_of(*nets), "width": above(0), "input_size": POSITIVE, "base_lr": above(0),

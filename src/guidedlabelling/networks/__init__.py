@@ -24,10 +24,10 @@ def build_seed_net(net, num_classes, width):
     return GAPNet(net, num_classes, width)
 
 
-def build_seg_net(net, num_classes, width):
+def build_seg_net(net, num_classes, width, fc6_dilation=12):
     """A segmenter (or, with 2 classes, a saliency net): forward -> scores [B, C, h, w] at output stride 8."""
     if net not in SEG_NETS:
         raise ValueError(f"unknown segmentation network {net!r}; choose one of {SEG_NETS}")
     if net == "DeepLab-EffNet":
-        return DeepLabEffNet(num_classes, width)
-    return DeepLabLargeFOV(num_classes, width)
+        return DeepLabEffNet(num_classes, width, fc6_dilation=fc6_dilation)
+    return DeepLabLargeFOV(num_classes, width, fc6_dilation)

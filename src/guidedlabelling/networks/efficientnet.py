@@ -201,14 +201,15 @@ class GAPEffNet(EffNetBase):
 class DeepLabEffNet(EffNetBase):
     """Segmenter 'DeepLab-EffNet': backbone + the LargeFOV head (fc6 3x3 dilation 12, fc7, fc8).
 
-    fc6/fc7 have scaled(1024, width) channels (1024 as in DeepLab-LargeFOV at width 1).
+    fc6/fc7 have scaled(1024, width) channels (1024 as in DeepLab-LargeFOV at width 1); fc6 is dilated by 12
+    unless given.
     """
 
-    def __init__(self, num_classes=21, width=1.0, pretrained=True):
+    def __init__(self, num_classes=21, width=1.0, pretrained=True, fc6_dilation=12):
         super().__init__(pretrained)
         self.net = "DeepLab-EffNet"
         fc = scaled(1024, width)
-        self.fc6 = nn.Conv2d(FEATURE_CHANNELS, fc, 3, padding=12, dilation=12)
+        self.fc6 = nn.Conv2d(FEATURE_CHANNELS, fc, 3, padding=fc6_dilation, dilation=fc6_dilation)
         self.fc7 = nn.Conv2d(fc, fc, 1)
         self.fc8 = nn.Conv2d(fc, num_classes, 1)
         self.new_layers = ["fc6", "fc7", "fc8"]

@@ -130,13 +130,13 @@ class GAPNet(nn.Module):
 
 
 class DeepLabTrunk(nn.Module):
-    """DeepLab-LargeFOV up to relu7 (dropout after fc6 and fc7)."""
+    """DeepLab-LargeFOV up to relu7 (dropout after fc6 and fc7); fc6 dilated by 12 (LargeFOV's) unless given."""
 
-    def __init__(self, width):
+    def __init__(self, width, fc6_dilation=12):
         super().__init__()
         self.vgg = VGGTrunk(width, DEEPLAB_POOLS, dilation5=2)
         fc = scaled(1024, width)
-        self.fc6 = nn.Conv2d(self.vgg.out_channels, fc, 3, padding=12, dilation=12)
+        self.fc6 = nn.Conv2d(self.vgg.out_channels, fc, 3, padding=fc6_dilation, dilation=fc6_dilation)
         self.fc7 = nn.Conv2d(fc, fc, 1)
         self.out_channels = fc
 
@@ -152,9 +152,9 @@ class DeepLabTrunk(nn.Module):
 class DeepLabLargeFOV(nn.Module):
     """DeepLab-LargeFOV (VGG-16); also the class-agnostic saliency net with num_classes=2."""
 
-    def __init__(self, num_classes=21, width=1.0):
+    def __init__(self, num_classes=21, width=1.0, fc6_dilation=12):
         super().__init__()
-        self.trunk = DeepLabTrunk(width)
+        self.trunk = DeepLabTrunk(width, fc6_dilation)
         self.fc8 = nn.Conv2d(self.trunk.out_channels, num_classes, 1)
         self.new_layers = ["fc8"]
         nn.init.normal_(self.fc8.weight, std=0.01)

@@ -1,16 +1,18 @@
 """Segmentation training: DeepLab-LargeFOV on guide labels, or on the true masks with --labels gt
 (docs/method.md section 6)."""
-from ..checks import one_of
+from ..checks import POSITIVE, one_of
 from ..networks import SEG_NETS, build_seg_net
 from ..reads import Reads
-from ..training import SEG_MULTS, initialise, prepare, run_training, segmentation_loss, segmentation_stream, \
-    solver_checks, training_options
+from ..training import FC6_DILATION, SEG_MULTS, initialise, prepare, run_training, segmentation_loss, \
+    segmentation_stream, solver_checks, training_options
 
-OPTIONS = training_options("DeepLab-LargeFOV", "models/VGG_ILSVRC_16_layers-deeplab.caffemodel", SEG_NETS) | {
-    "resize": ("none", "training geometry: none (crop/pad) or tight (crop+fit)"),
-    "labels": ("guide", "training labels: guide (the method) or gt (fully supervised reference)"),
-}
-CHECKS = solver_checks(SEG_NETS) | {"resize": one_of("none", "tight"), "labels": one_of("guide", "gt")}
+OPTIONS = training_options("DeepLab-LargeFOV", "models/VGG_ILSVRC_16_layers-deeplab.caffemodel", SEG_NETS) \
+    | FC6_DILATION | {
+        "resize": ("none", "training geometry: none (crop/pad) or tight (crop+fit)"),
+        "labels": ("guide", "training labels: guide (the method) or gt (fully supervised reference)"),
+    }
+CHECKS = solver_checks(SEG_NETS) | {"fc6_dilation": POSITIVE, "resize": one_of("none", "tight"),
+                                    "labels": one_of("guide", "gt")}
 
 
 def add_arguments(parser):
@@ -30,8 +32,9 @@ def run(stage):
     c = stage.cfg["seg_train"]
     data = stage.dataset(stage.cfg["data"]["dataset"])
     label_dir = None if c["labels"] == "gt" else stage.input_dir("guide")
-    model = build_seg_net(c["net"], data.num_classes, c["width"])
+    model = build_seg_net(c["net"], data.num_classes, c["width"], c["fc6_dilation"])
     initialise(model, c["init"], stage.log, c["freeze_trunk"], c["init_partial"])
     stream = segmentation_stream(data, model, c["input_size"], c["resize"], solver, label_dir)
-    meta = {"kind": "segmentation", "net": c["net"], "width": c["width"], "classes": data.classes}
+    meta = {"kind": "segmentation", "net": c["net"], "width": c["width"], "fc6_dilation": c["fc6_dilation"],
+            "classes": data.classes}
     run_training(stage, model, stream, segmentation_loss, solver, SEG_MULTS, meta)
