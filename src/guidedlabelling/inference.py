@@ -77,7 +77,7 @@ def load_model(path, kind):
     meta = state["meta"]
     n = len(meta["classes"])
     model = build_seed_net(meta["net"], n - 1, meta["width"]) if kind == "seed" else \
-        build_seg_net(meta["net"], n, meta["width"], meta.get("fc6_dilation", 12))
+        build_seg_net(meta["net"], n, meta["width"], meta.get("fc6_dilation", 12), meta.get("output_stride", 8))
     apply_state(path, model, state)
     return model, meta
 

@@ -24,10 +24,13 @@ def build_seed_net(net, num_classes, width):
     return GAPNet(net, num_classes, width)
 
 
-def build_seg_net(net, num_classes, width, fc6_dilation=12):
-    """A segmenter (or, with 2 classes, a saliency net): forward -> scores [B, C, h, w] at output stride 8."""
+def build_seg_net(net, num_classes, width, fc6_dilation=12, output_stride=8):
+    """A segmenter (or, with 2 classes, a saliency net): forward -> scores [B, C, h, w] at output stride 8 (16:
+    DeepLab-EffNet only)."""
     if net not in SEG_NETS:
         raise ValueError(f"unknown segmentation network {net!r}; choose one of {SEG_NETS}")
     if net == "DeepLab-EffNet":
-        return DeepLabEffNet(num_classes, width, fc6_dilation=fc6_dilation)
+        return DeepLabEffNet(num_classes, width, fc6_dilation=fc6_dilation, output_stride=output_stride)
+    if output_stride != 8:
+        raise ValueError(f"output stride {output_stride}: DeepLab-LargeFOV has output stride 8 only")
     return DeepLabLargeFOV(num_classes, width, fc6_dilation)

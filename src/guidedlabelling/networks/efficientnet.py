@@ -158,13 +158,13 @@ class CaffeToNative(nn.Module):
 
 
 class EffNetBase(nn.Module):
-    """Shared by both nets: Caffe-input adapter + stride-8 pretrained backbone."""
+    """Shared by both nets: Caffe-input adapter + pretrained backbone (output stride 8 unless given)."""
 
-    def __init__(self, pretrained):
+    def __init__(self, pretrained, output_stride=8):
         super().__init__()
         self.pretrained = pretrained
         self.adapter = CaffeToNative()
-        self.backbone = EfficientNetLite0(output_stride=8, pretrained=pretrained)
+        self.backbone = EfficientNetLite0(output_stride=output_stride, pretrained=pretrained)
 
     def imagenet_logits(self, x):
         """ImageNet logits [B, 1000] of Caffe-style inputs (the weight check)."""
@@ -202,11 +202,12 @@ class DeepLabEffNet(EffNetBase):
     """Segmenter 'DeepLab-EffNet': backbone + the LargeFOV head (fc6 3x3 dilation 12, fc7, fc8).
 
     fc6/fc7 have scaled(1024, width) channels (1024 as in DeepLab-LargeFOV at width 1); fc6 is dilated by 12
-    unless given.
+    unless given. output_stride 16 costs about a third of 8's computation (the last stages run at a quarter of
+    the positions); halve fc6_dilation with it to keep fc6's field of view.
     """
 
-    def __init__(self, num_classes=21, width=1.0, pretrained=True, fc6_dilation=12):
-        super().__init__(pretrained)
+    def __init__(self, num_classes=21, width=1.0, pretrained=True, fc6_dilation=12, output_stride=8):
+        super().__init__(pretrained, output_stride)
         self.net = "DeepLab-EffNet"
         fc = scaled(1024, width)
         self.fc6 = nn.Conv2d(FEATURE_CHANNELS, fc, 3, padding=fc6_dilation, dilation=fc6_dilation)

@@ -29,11 +29,12 @@ def add_arguments(parser):
 
 def reads(cfg, given):
     """Both splits; the saliency model unless the maps come from ImageNet CAMs; the held-out saliency images."""
-    d, holdout = cfg["data"], cfg["saliency_train"]["holdout"]
+    d, c = cfg["data"], cfg["saliency_train"]
     model = cfg["saliency_test"]["source"] == "model"
+    held = c["holdout"] or c["holdout_scenes"].strip()
     return Reads(splits=tuple(dict.fromkeys([d["dataset"], d["test_dataset"]])), evaluates=True,
                  upstream={"saliency_train": given.get("model_dir")} if model else {},
-                 saliency_set=(cfg["saliency_train"]["saliency_data"], holdout, "holdout") if holdout else ())
+                 saliency_set=(c["saliency_data"], c["holdout"], "holdout", c["holdout_scenes"]) if held else ())
 
 
 def run(stage):
@@ -45,17 +46,15 @@ def run(stage):
         indices = todo(stage, data, ".png")
         stage.log.info("saliency %s: %d of %d images to do", data.split, len(indices), len(data))
         write_saliency(stage, model, data, indices, out)
-    holdout = cfg["saliency_train"]["holdout"]
-    if holdout:
-        held = stage.saliency_set
+    held = stage.saliency_set if stage.checked.reads.saliency_set else None
+    if held:
         write_saliency(stage, model, held, range(len(held)), out / "holdout")
     if not all([all_done(stage, data, ".png") for data in splits]):
         return
     summary = {data.split: saliency_quality(list(split_pairs(data, out))) for data in splits
                if measurable(stage, data, "saliency quality")}
-    if holdout:
-        summary["holdout"] = saliency_quality([(load_gray_png(out / "holdout" / f"{it.id}.png"), held.label(i) > 0)
-                                               for i, it in enumerate(held.items)])
+    if held:
+        summary |= holdout_quality(held, out / "holdout")
     stage.log.info("saliency quality: %s", summary)
     stage.finish(summary)
 
@@ -94,6 +93,19 @@ def saliency_quality(pairs):
         union += (masks | fg.ravel()).sum(1)
     return {"foreground_IoU": {str(t): float(100 * a / max(b, 1)) for t, a, b in zip(IOU_THRESHOLDS, inter, union)},
             **saliency_scores(pairs)}
+
+
+def holdout_quality(held, folder):
+    """Saliency quality on the held-out saliency images: all together ('holdout') and, when there are several
+    saliency folders, each folder's ('holdout/<folder name>')."""
+    pairs = {}
+    for i, it in enumerate(held.items):
+        pairs.setdefault(it.image.parent.parent.name, []).append((load_gray_png(folder / f"{it.id}.png"),
+                                                                   held.label(i) > 0))
+    summary = {"holdout": saliency_quality([p for group in pairs.values() for p in group])}
+    if len(held.roots) > 1:
+        summary |= {f"holdout/{name}": saliency_quality(group) for name, group in pairs.items()}
+    return summary
 
 
 def split_pairs(data, out):

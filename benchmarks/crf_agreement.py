@@ -1,0 +1,100 @@
+#!/usr/bin/env python3
+"""The two CRF backends (torch, pydensecrf2) on real unaries of a finished run: the segmenter's test-time
+softmax on val images, and G2's split unaries (blurred seed masks) on the training images where several classes
+touch one saliency component. Prints label agreement and marginal differences at both parameter sets, and the
+test mIoU of the CRF'd predictions with each backend. Needs pydensecrf2.
+
+    python benchmarks/crf_agreement.py --config msrc [--set KEY=VALUE ...] [--images 100]
+"""
+import argparse
+import json
+
+import numpy as np
+import torch
+from scipy import ndimage
+
+from guidedlabelling import config as C
+from guidedlabelling import crf
+from guidedlabelling import transforms as T
+from guidedlabelling.datasets import open_dataset
+from guidedlabelling.guide_rules import SALIENCY_MIN_FRACTION, components, seed_components
+from guidedlabelling.inference import forward_all, geometry, load_model, trained
+from guidedlabelling.io import load_gray_png, load_heatmap_mat
+from guidedlabelling.metrics import confusion, report
+from guidedlabelling.seeds import seed_labels
+
+
+def softmax_cases(cfg, preset, n):
+    """(image, -log p, ground truth) of the first n val images, p the segmenter's softmax in the image frame."""
+    data = open_dataset(cfg["data"], cfg["data"]["test_dataset"])
+    model, _ = load_model(trained(C.stage_dir(cfg, preset, "seg_train")), "segmentation")
+    t = cfg["seg_test"]
+    cases = []
+    for i, scores, (offset, inner, hw) in forward_all(model, data, range(min(n, len(data))), t["test_size"],
+                                                       geometry(t["test_resize"]), torch.device("cpu"),
+                                                       net_size=cfg["seg_train"]["input_size"]):
+        probs = torch.softmax(T.unfit(scores, t["test_size"], offset, inner, hw), 0).numpy()
+        cases.append((data.image(i), -np.log(np.clip(probs, 1e-8, 1)), data.label(i)))
+    return cases, data.classes
+
+
+def split_cases(cfg, preset, n):
+    """(image, G2's split unary) wherever several classes' seeds touch one saliency component (training split)."""
+    data = open_dataset(cfg["data"], cfg["data"]["dataset"])
+    heat_dir, sal_dir = C.stage_dir(cfg, preset, "seed_test"), C.stage_dir(cfg, preset, "saliency_test")
+    cases = []
+    for i, it in enumerate(data.items):
+        heat, hw = load_heatmap_mat(heat_dir / f"{it.id}.mat")
+        seed = seed_labels(heat, data.image_classes(i), cfg["guide"]["seedthres"])
+        salient = load_gray_png(sal_dir / f"{it.id}.png") >= cfg["guide"]["salthres"] / 100 * 255
+        sal, n_sal = components(salient, SALIENCY_MIN_FRACTION * seed.size)
+        comp, comp_class = seed_components(seed)
+        for s in range(1, n_sal + 1):
+            classes = sorted({int(c) for c in comp_class[np.unique(comp[sal == s])] if c})
+            if len(classes) > 1:
+                unary = np.stack([ndimage.gaussian_filter(np.clip((seed == c).astype(np.float32), 0.001, 0.999), 10)
+                                  for c in classes])
+                cases.append((data.image(i), -unary))
+                break
+        if len(cases) == n:
+            break
+    return cases
+
+
+def compare(cases, params):
+    same = pixels = 0
+    max_diff = 0.0
+    for image, unary, *_ in cases:
+        ours, theirs = crf.dense_crf(image, unary, params), crf.pydensecrf_marginals(image, unary, params)
+        same += int((ours.argmax(0) == theirs.argmax(0)).sum())
+        pixels += ours[0].size
+        max_diff = max(max_diff, float(np.abs(ours - theirs).max()))
+    return {"images": len(cases), "label_agreement_percent": 100 * same / max(pixels, 1),
+            "differing_pixels": pixels - same, "max_abs_marginal_diff": max_diff}
+
+
+def test_miou(cases, classes, backend):
+    conf = sum(confusion(gt, crf.dense_crf(image, unary, "deeplab", backend=backend).argmax(0).astype(np.uint8),
+                         len(classes)) for image, unary, gt in cases)
+    return report(conf, classes)["mIoU"]
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", default="msrc")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--images", type=int, default=100)
+    args = p.parse_args()
+    torch.set_num_threads(1)
+    cfg, preset = C.resolve(args.config, args.set)
+    softmax, classes = softmax_cases(cfg, preset, args.images)
+    splits = split_cases(cfg, preset, args.images)
+    result = {f"{kind}_{params}": compare(cases, params) for kind, cases in (("softmax", softmax), ("g2_split", splits))
+              for params in ("deeplab", "seed")}
+    result["test_mIoU_torch"] = test_miou(softmax, classes, "torch")
+    result["test_mIoU_pydensecrf"] = test_miou(softmax, classes, "pydensecrf")
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,144 @@
+"""Saliency training on real masks: several folders, scenes held out whole, augmentation, copy-paste, the loss."""
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from guidedlabelling import transforms as T
+from guidedlabelling.datasets import MaskFolder, scene_of
+from guidedlabelling.io import InputError
+from guidedlabelling.networks import DeepLabEffNet, build_seg_net
+from guidedlabelling.saliency_samples import SaliencySample, paste, photometric, remove_object, scale_crop, texture
+from guidedlabelling.stages.saliency_test import holdout_quality
+from guidedlabelling.stages.saliency_train import SaliencyLoss, train_last_blocks, trunk_mults
+
+
+def make_folder(root, ids, size=(40, 60)):
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    rng = np.random.default_rng(0)
+    for i in ids:
+        Image.fromarray(rng.integers(0, 255, size + (3,), dtype=np.uint8)).save(root / "images" / f"{i}.png")
+        mask = np.zeros(size, np.uint8)
+        mask[10:30, 20:40] = 255
+        Image.fromarray(mask).save(root / "masks" / f"{i}.png")
+    return root
+
+
+def test_a_scene_is_the_id_up_to_its_last_underscore():
+    assert scene_of("car-roundabout_00012") == "car-roundabout" and scene_of("horse001") == "horse001"
+
+
+def test_scenes_are_held_out_whole_and_other_folders_keep_their_last_images(tmp_path):
+    video = make_folder(tmp_path / "v", ["a_0", "a_1", "b_0", "b_1", "c_0"])
+    stills = make_folder(tmp_path / "s", ["x1", "x2", "x3"])
+    roots = f"{video},{stills}"
+    assert MaskFolder(roots, 1, "train", "b").ids == ["a_0", "a_1", "c_0", "x1", "x2"]
+    assert MaskFolder(roots, 1, "holdout", "b").ids == ["b_0", "b_1", "x3"]
+    assert MaskFolder(roots, 1, "holdout").ids == ["c_0", "x3"]          # no scenes: the last image of each
+    assert MaskFolder(str(stills), 1).ids == ["x1", "x2"]
+    with pytest.raises(InputError, match="zebra"):
+        MaskFolder(roots, 0, "train", "zebra")
+    other = make_folder(tmp_path / "o", ["x1"])
+    with pytest.raises(InputError, match="same name"):
+        MaskFolder(f"{stills},{other}")
+
+
+def test_holdout_quality_per_folder(tmp_path):
+    video = make_folder(tmp_path / "v", ["a_0", "b_0"])
+    stills = make_folder(tmp_path / "s", ["x1", "x2"])
+    held = MaskFolder(f"{video},{stills}", 1, "holdout", "b")
+    out = tmp_path / "maps"
+    out.mkdir()
+    for i, it in enumerate(held.items):   # b_0 exact, x2 all background
+        Image.fromarray((held.label(i) * 255 if it.id == "b_0" else held.label(i) * 0).astype(np.uint8)).save(
+            out / f"{it.id}.png")
+    q = holdout_quality(held, out)
+    assert q["holdout/v"]["foreground_IoU"]["50"] == 100 and q["holdout/v"]["MAE"] == 0
+    assert q["holdout/s"]["foreground_IoU"]["50"] == 0
+    assert q["holdout"]["foreground_IoU"]["50"] == pytest.approx(50)   # 400 of 800 object pixels found
+
+
+def test_without_augmentation_samples_are_the_segmenters(tmp_path):
+    data = MaskFolder(str(make_folder(tmp_path / "s", ["x1", "x2"])))
+    sample = SaliencySample(data, 33, 5)
+    for k in range(4):
+        x, y = sample(k % 2, np.random.default_rng([0, k]))
+        x0, y0 = T.seg_train_sample(data.image(k % 2), data.label(k % 2), np.random.default_rng([0, k]), 33, 5,
+                                    "tight")
+        np.testing.assert_array_equal(x, x0)
+        np.testing.assert_array_equal(y, y0)
+
+
+@pytest.mark.parametrize("paste_bg", ["keep", "inpaint", "texture", "mix"])
+def test_augmented_samples_have_the_input_size_binary_labels_and_are_reproducible(tmp_path, paste_bg):
+    data = MaskFolder(str(make_folder(tmp_path / "s", ["x1", "x2", "x3"])))
+    sample = SaliencySample(data, 33, 33, paste=1.0, paste_bg=paste_bg, min_area=0.3, colour=1.0)
+    for k in range(6):
+        x, y = sample(k % 3, np.random.default_rng(k))
+        assert x.shape == (3, 33, 33) and x.dtype == np.float32 and y.shape == (33, 33)
+        assert set(np.unique(y)) <= {0, 1}
+        np.testing.assert_array_equal(x, sample(k % 3, np.random.default_rng(k))[0])
+
+
+def test_paste_puts_the_object_on_top_and_keeps_the_background_mask():
+    bg, bg_mask = np.zeros((50, 50, 3), np.uint8), np.zeros((50, 50), np.uint8)
+    bg_mask[:5, :5] = 1
+    obj = np.full((20, 20, 3), 200, np.uint8)
+    obj_mask = np.zeros((20, 20), np.uint8)
+    obj_mask[5:15, 5:15] = 1
+    out, label = paste(bg, bg_mask, obj, obj_mask, np.random.default_rng(0))
+    assert label[:5, :5].all() and label.sum() > 25
+    new = label.astype(bool) & (bg_mask == 0)
+    assert out[new].mean() > 100 and out[~label.astype(bool)].max() < 100   # object pixels only where labelled
+
+
+def test_crop_area_aspect_colour_texture_and_inpainting():
+    rng = np.random.default_rng(0)
+    img, mask = np.zeros((90, 160, 3), np.uint8), np.zeros((90, 160), np.uint8)
+    for _ in range(50):
+        c, m = scale_crop(img, mask, rng, 0.3)
+        assert c.shape[:2] == m.shape and 0.25 * 90 * 160 <= m.size <= 90 * 160
+    grey = np.full((8, 8, 3), 128, np.uint8)
+    assert photometric(grey, rng, 0) is grey
+    assert photometric(grey, rng).dtype == np.uint8
+    assert texture((20, 30), rng).shape == (20, 30, 3)
+    filled = remove_object(np.full((40, 40, 3), 50, np.uint8), np.pad(np.ones((10, 10), np.uint8), 15))
+    assert abs(int(filled[20, 20, 0]) - 50) < 5
+
+
+def test_balanced_loss_weighs_both_classes_equally():
+    torch.manual_seed(0)
+    scores = torch.randn(2, 2, 6, 6)
+    y = torch.zeros(2, 6, 6, dtype=torch.long)
+    y[:, :2, :3] = 1                       # 12 of 71 labelled pixels are foreground
+    y[0, 5, 5] = 255
+    total, count = SaliencyLoss("batch")(lambda x: x, (scores, y))
+    per = F.cross_entropy(scores, y, ignore_index=255, reduction="none")
+    torch.testing.assert_close(total / count, 0.5 * per[y == 1].mean() + 0.5 * per[y == 0].mean())
+    total, count = SaliencyLoss()(lambda x: x, (scores, y))
+    torch.testing.assert_close(total / count, per[y != 255].mean())
+
+
+def test_input_resolution_loss_upsamples_the_scores():
+    scores = torch.randn(1, 2, 3, 3)
+    y = torch.ones(1, 9, 9, dtype=torch.long)
+    total, count = SaliencyLoss()(lambda x: x, (scores, y))
+    up = F.interpolate(scores, size=(9, 9), mode="bilinear", align_corners=False)
+    torch.testing.assert_close(total, F.cross_entropy(up, y, reduction="sum"))
+    assert count == 81
+
+
+def test_output_stride_16_and_the_trunks_multipliers_and_blocks():
+    model = build_seg_net("DeepLab-EffNet", 2, 0.05, 6, 16)
+    assert model.output_size(161) == 11 and model(torch.zeros(1, 3, 161, 161)).shape == (1, 2, 11, 11)
+    assert DeepLabEffNet(2, 0.05, pretrained=False).output_size(161) == 21
+    with pytest.raises(ValueError, match="stride 8 only"):
+        build_seg_net("DeepLab-LargeFOV", 2, 0.05, 12, 16)
+    mults = trunk_mults(model, 0.1)
+    assert mults["_project_conv"] == (0.1, 1, 0.2, 0) and "fc6" not in mults and trunk_mults(model, 1) == {}
+    train_last_blocks(model, 2, __import__("logging").getLogger("t"))
+    trained = {n.split(".")[1] for n, p in model.backbone.named_parameters() if p.requires_grad}
+    assert trained == {"14", "15"}
+    assert all(p.requires_grad for n, p in model.named_parameters() if n.split(".")[0] in model.new_layers)
