@@ -113,3 +113,25 @@ def test_adding_a_stage_is_one_module_and_one_row(tmp_path):
     proc = subprocess.run([sys.executable, str(ROOT / "script.py"), "--steps", "help"], cwd=tmp_path, env=env,
                           capture_output=True, text=True)
     assert "seed_crf" in proc.stderr + proc.stdout
+
+
+@pytest.mark.parametrize("given, expected", [(None, "PASSIVE"), ("ACTIVE", "ACTIVE")])
+def test_steps_run_with_sleeping_openmp_threads_unless_the_user_says(monkeypatch, given, expected):
+    from argparse import Namespace
+
+    from guidedlabelling import driver
+    seen = []
+
+    class Step:
+        def __init__(self, cmd, env):
+            seen.append(env["OMP_WAIT_POLICY"])
+
+        def wait(self):
+            return 0
+    if given:
+        monkeypatch.setenv("OMP_WAIT_POLICY", given)
+    else:
+        monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    monkeypatch.setattr(driver.subprocess, "Popen", Step)
+    driver.run_steps(Namespace(config="smoke", debug=False), [], [("seed_train", "seed_train", ())], {})
+    assert seen == [expected]

@@ -138,7 +138,7 @@ def saliency_section(cfg, preset):
     return ("<h2>Saliency</h2>\n" + table(["split", f"foreground IoU at salthres {salthres}%", "MAE", "max F"], rows)
             + "<p class=note>foreground IoU: % of the map thresholded at salthres against the objects (measured at "
               "10..90%); MAE: mean absolute error of the map in [0, 1]; max F: maximum F-measure (beta&sup2; = 0.3). "
-              "holdout: the saliency set's held-out images.</p>")
+              "holdout: the saliency set's held-out images (holdout/&lt;folder&gt;: those of one of its folders).</p>")
 
 
 def scalars(data, prefix=""):
