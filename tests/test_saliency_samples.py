@@ -11,7 +11,8 @@ from guidedlabelling.io import InputError
 from guidedlabelling.networks import DeepLabEffNet, build_seg_net
 from guidedlabelling.saliency_samples import SaliencySample, paste, photometric, remove_object, scale_crop, texture
 from guidedlabelling.stages.saliency_test import holdout_quality
-from guidedlabelling.stages.saliency_train import SaliencyLoss, train_last_blocks, trunk_mults
+from guidedlabelling.stages.saliency_train import SaliencyLoss
+from guidedlabelling.training import train_last_blocks, trunk_mults
 
 
 def make_folder(root, ids, size=(40, 60)):

@@ -103,6 +103,28 @@ def initialise(model, init, log, freeze=False, partial=False):
         log.info("trunk frozen: training %s only", ", ".join(model.new_layers))
 
 
+def train_last_blocks(model, blocks, log):
+    """Fine-tune only the last `blocks` blocks of an EfficientNet trunk: the stem and the blocks before them
+    frozen (BatchNorm is frozen throughout, networks/efficientnet.py)."""
+    trunk = getattr(getattr(model, "backbone", None), "_blocks", None)
+    if trunk is None:
+        raise InputError(f"--train_blocks {blocks}: only DeepLab-EffNet has blocks; use -1 for {model.net}")
+    first = max(len(trunk) - blocks, 0)
+    for name, p in model.backbone.named_parameters():
+        if not name.startswith("_blocks.") or int(name.split(".")[1]) < first:
+            p.requires_grad_(False)
+    log.info("trunk: fine-tuning blocks %d..%d of %d", first, len(trunk) - 1, len(trunk))
+
+
+def trunk_mults(model, mult):
+    """Caffe multipliers (weight lr, weight decay, bias lr, bias decay) of the pretrained trunk's layers, by
+    layer name as solver.param_groups matches them: the lr times `mult`."""
+    if mult == 1:
+        return {}
+    pretrained = {name.split(".")[-2] for name, _ in model.named_parameters()} - set(model.new_layers)
+    return {layer: (mult, 1, 2 * mult, 0) for layer in pretrained}
+
+
 def train_loop(model, stream, loss_fn, solver, mults, out, log, device, run, meta=None):
     """Caffe-style SGD over a deterministic sample stream, on one process or on W under torchrun (DDP):
     each process computes batch_size/W samples of the same global batch, so the result does not depend

@@ -10,7 +10,8 @@ from ..networks import SEG_NETS, build_seg_net
 from ..reads import Reads
 from ..saliency_samples import PASTE_BACKGROUNDS, SaliencySample
 from ..sampling import TrainStream, shuffled_order
-from ..training import FC6_DILATION, SEG_MULTS, initialise, prepare, run_training, solver_checks, training_options
+from ..training import FC6_DILATION, SEG_MULTS, initialise, prepare, run_training, solver_checks, \
+    train_last_blocks, training_options, trunk_mults
 
 OPTIONS = {"saliency_data": ("data/builtin_saliency", "class-agnostic saliency training set: a folder of images/ + "
                                                       "masks/, or several, comma-separated")} \
@@ -90,25 +91,3 @@ class SaliencyLoss:
         per_pixel = F.cross_entropy(scores, y, ignore_index=IGNORE, reduction="none")
         w = weight[y.clamp(max=scores.shape[1] - 1)] * valid
         return (w * per_pixel).sum(), w.sum().detach()
-
-
-def train_last_blocks(model, blocks, log):
-    """Fine-tune only the last `blocks` blocks of an EfficientNet trunk: the stem and the blocks before them
-    frozen (BatchNorm is frozen throughout, networks/efficientnet.py)."""
-    trunk = getattr(getattr(model, "backbone", None), "_blocks", None)
-    if trunk is None:
-        raise InputError(f"--train_blocks {blocks}: only DeepLab-EffNet has blocks; use -1 for {model.net}")
-    first = max(len(trunk) - blocks, 0)
-    for name, p in model.backbone.named_parameters():
-        if not name.startswith("_blocks.") or int(name.split(".")[1]) < first:
-            p.requires_grad_(False)
-    log.info("trunk: fine-tuning blocks %d..%d of %d", first, len(trunk) - 1, len(trunk))
-
-
-def trunk_mults(model, mult):
-    """Caffe multipliers (weight lr, weight decay, bias lr, bias decay) of the pretrained trunk's layers, by
-    layer name as solver.param_groups matches them: the lr times `mult`."""
-    if mult == 1:
-        return {}
-    pretrained = {name.split(".")[-2] for name, _ in model.named_parameters()} - set(model.new_layers)
-    return {layer: (mult, 1, 2 * mult, 0) for layer in pretrained}
