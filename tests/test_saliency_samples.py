@@ -1,10 +1,13 @@
 """Saliency training on real masks: several folders, scenes held out whole, augmentation, copy-paste, the loss."""
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from guidedlabelling import config as C
 from guidedlabelling import transforms as T
 from guidedlabelling.datasets import MaskFolder, scene_of
 from guidedlabelling.io import InputError
@@ -143,3 +146,24 @@ def test_output_stride_16_and_the_trunks_multipliers_and_blocks():
     trained = {n.split(".")[1] for n, p in model.backbone.named_parameters() if p.requires_grad}
     assert trained == {"14", "15"}
     assert all(p.requires_grad for n, p in model.named_parameters() if n.split(".")[0] in model.new_layers)
+
+
+@pytest.mark.parametrize("preset", sorted(p.stem for p in (Path(__file__).parents[1] / "configs").glob("*.yaml")))
+def test_every_preset_resolves_with_its_settings_in_range(preset):
+    cfg, _ = C.resolve(preset)
+    assert cfg["name"] == preset
+
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.mark.skipif(not (SHARED / "davis_saliency").is_dir(), reason="../shared/data is absent")
+def test_the_msrc_presets_saliency_set_holds_out_four_whole_videos_and_50_horses():
+    c = C.resolve("msrc")[0]["saliency_train"]
+    roots = ",".join(str(SHARED / Path(r).name) for r in c["saliency_data"].split(","))
+    held = MaskFolder(roots, c["holdout"], "holdout", c["holdout_scenes"])
+    train = MaskFolder(roots, c["holdout"], "train", c["holdout_scenes"])
+    videos = [scene for scene in held.scenes() if not scene.startswith("horse")]
+    assert videos == ["blackswan", "car-roundabout", "dance-twirl", "soapbox"]
+    assert sum(it.id.startswith("horse") for it in held.items) == 50 and len(held) == 158 + 50
+    assert not set(held.scenes()) & set(train.scenes()) and len(train) + len(held) == 690 + 328
