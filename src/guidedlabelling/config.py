@@ -310,11 +310,12 @@ def stage_parser(stage, description):
         group = parser.add_argument_group(f"{sec} settings")
         for key, (default, help_text) in OPTIONS[sec].items():
             flag = dict(dest=f"{sec}.{key}", default=None)
+            paper = "" if default is None or isinstance(default, bool) else f" (paper: {default})"
+            text = (help_text + paper).replace("%", "%%")  # argparse %-formats help texts
             if isinstance(default, bool):
-                group.add_argument(f"--{key}", action="store_const", const=True, help=help_text, **flag)
+                group.add_argument(f"--{key}", action="store_const", const=True, help=text, **flag)
             else:  # the value is read (and checked) as the setting's type by resolve
-                paper = "" if default is None else f" (paper: {default})"
-                group.add_argument(f"--{key}", metavar=key.upper(), help=help_text + paper, **flag)
+                group.add_argument(f"--{key}", metavar=key.upper(), help=text, **flag)
     return parser
 
 
