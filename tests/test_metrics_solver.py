@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from guidedlabelling.metrics import confusion, iou_table, mean_iou
-from guidedlabelling.solver import CaffeSGD, param_groups, step_lr
+from guidedlabelling.solver import CaffeAdam, CaffeSGD, param_groups, step_lr
 
 
 def test_confusion_ignores_void():
@@ -63,6 +63,35 @@ def test_caffe_sgd_matches_the_update_formula_across_an_lr_change():
     assert abs(net.conv1_1.weight.item() - w) < 1e-6
     assert abs(net.conv1_1.bias.item() - b) < 1e-6
     assert abs(net.score.weight.item() - s) < 1e-6
+
+
+def test_caffe_adam_matches_the_update_formula_across_an_lr_change():
+    """Caffe's Adam: bias-corrected rate lr * lr_mult * sqrt(1 - b2^t) / (1 - b1^t) on m / (sqrt(v) + delta)."""
+    net = Tiny()
+    with torch.no_grad():
+        net.conv1_1.weight.fill_(2.0)
+        net.conv1_1.bias.fill_(1.0)
+        net.score.weight.fill_(-1.0)
+    adam = CaffeAdam(param_groups(net, {"score": (10, 1, 0, 0)}), lr=0.1, momentum=0.9, weight_decay=0.01,
+                     momentum2=0.99, delta=1e-3)
+    grads = [{"w": 0.5, "b": -0.2, "s": 0.3}, {"w": -1.0, "b": 0.4, "s": 0.1}]
+    value = {"w": 2.0, "b": 1.0, "s": -1.0}
+    mults = {"w": (1, 1), "b": (2, 0), "s": (10, 1)}  # (lr_mult, decay_mult): biases 2 / 0, score 10 / 1
+    m, v = dict.fromkeys(value, 0.0), dict.fromkeys(value, 0.0)
+    for t, (lr, g) in enumerate(zip((0.1, 0.01), grads), 1):
+        adam.set_lr(lr)
+        net.conv1_1.weight.grad = torch.full_like(net.conv1_1.weight, g["w"])
+        net.conv1_1.bias.grad = torch.full_like(net.conv1_1.bias, g["b"])
+        net.score.weight.grad = torch.full_like(net.score.weight, g["s"])
+        adam.step()
+        for k, (lr_mult, decay_mult) in mults.items():
+            grad = g[k] + 0.01 * decay_mult * value[k]
+            m[k] = 0.9 * m[k] + 0.1 * grad
+            v[k] = 0.99 * v[k] + 0.01 * grad ** 2
+            value[k] -= lr * lr_mult * (1 - 0.99 ** t) ** 0.5 / (1 - 0.9 ** t) * m[k] / (v[k] ** 0.5 + 1e-3)
+    assert abs(net.conv1_1.weight.item() - value["w"]) < 1e-6
+    assert abs(net.conv1_1.bias.item() - value["b"]) < 1e-6
+    assert abs(net.score.weight.item() - value["s"]) < 1e-6
 
 
 def test_clip_gradients_scales_by_global_norm():

@@ -13,6 +13,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from guidedlabelling.io import load_heatmap_mat
+from guidedlabelling.report import coverage
+from guidedlabelling.seeds import seed_labels
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data/builtin_64px_20_10/builtin"
 ARTIFACTS = ROOT / "tests/artifacts"
@@ -155,18 +159,41 @@ def test_images_are_embedded_pngs_and_panels_show_the_stage_files(run):
     plots = [decode_png(i["src"]) for i in page.images if i["class"] == "plot"]
     panels = {i["alt"]: decode_png(i["src"]) for i in page.images if i["class"] == "panel"}
     assert len(plots) == len(list(root.glob("*/*/loss.json"))) + len(list(root.glob("*_eval/*/*.png")))
-    # 4 images spread evenly over the 20 train / 10 val images (every smoke image holds an object):
-    # round(linspace(0, 19, 4)) and round(linspace(0, 9, 4))
-    assert sorted(panels) == [f"train image train_{k:04d}" for k in (0, 6, 13, 19)] + [
-        f"val image val_{k:04d}" for k in (0, 3, 6, 9)]
-    train = tiles(panels["train image train_0000"])
-    assert np.array_equal(train[0], enlarged(DATA / "JPEGImages/train_0000.jpg"))
-    assert any(np.array_equal(t, enlarged(root / "guide_labels/default/train_0000.png")) for t in train)
-    assert np.array_equal(train[-1], enlarged(DATA / "SegmentationClass/train_0000.png"))
-    val = tiles(panels["val image val_0003"])
-    assert np.array_equal(val[-3], enlarged(root / "seg_test/default/val_0003.png"))
-    assert np.array_equal(val[-2], enlarged(root / "seg_test/labels-gt/val_0003.png"))
-    assert np.array_equal(val[-1], enlarged(DATA / "SegmentationClass/val_0003.png"))
+    train_ids = most_improved(root, "train", "seed_heatmaps/default", "guide_labels/default")
+    val_ids = most_improved(root, "val", "seed_heatmaps/seed_split-test", "seg_test/default")
+    assert sorted(panels) == [f"train image {k}" for k in train_ids] + [f"val image {k}" for k in val_ids]
+    first = train_ids[0]
+    train = tiles(panels[f"train image {first}"])
+    assert np.array_equal(train[0], enlarged(DATA / f"JPEGImages/{first}.jpg"))
+    assert any(np.array_equal(t, enlarged(root / f"guide_labels/default/{first}.png")) for t in train)
+    assert np.array_equal(train[-1], enlarged(DATA / f"SegmentationClass/{first}.png"))
+    last = val_ids[-1]
+    val = tiles(panels[f"val image {last}"])
+    assert np.array_equal(val[-3], enlarged(root / f"seg_test/default/{last}.png"))
+    assert np.array_equal(val[-2], enlarged(root / f"seg_test/labels-gt/{last}.png"))
+    assert np.array_equal(val[-1], enlarged(DATA / f"SegmentationClass/{last}.png"))
+
+
+def most_improved(root, split, seed_folder, later_folder, k=4, seedthres=20):
+    """The k ids, in split order, whose labels in later_folder give the most more of the true objects' pixels
+    their class than the seeds (heatmaps at seedthres) do; ties go to the earlier image."""
+    gains = []
+    for image_id in (DATA / f"ImageSets/Segmentation/{split}.txt").read_text().split():
+        truth = np.asarray(Image.open(DATA / f"SegmentationClass/{image_id}.png"))
+        objects = (truth > 0) & (truth < 255)
+        heat, _ = load_heatmap_mat(root / seed_folder / f"{image_id}.mat")
+        seeds = seed_labels(heat, sorted(set(truth[objects].tolist())), seedthres)
+        later = np.asarray(Image.open(root / later_folder / f"{image_id}.png"))
+        gains.append(((later[objects] == truth[objects]).mean() - (seeds[objects] == truth[objects]).mean(),
+                      image_id))
+    return sorted(image_id for _, image_id in sorted(gains, key=lambda g: -g[0])[:k])
+
+
+def test_coverage_counts_the_object_pixels_given_their_class():
+    truth = np.array([[0, 1, 1, 255], [2, 2, 2, 0]], np.uint8)  # 5 object pixels, one void, two background
+    assert coverage(np.array([[1, 1, 0, 1], [2, 0, 0, 0]]), truth) == 2 / 5
+    assert coverage(truth, truth) == 1.0
+    assert coverage(np.zeros_like(truth), np.zeros_like(truth)) == 0.0
 
 
 def test_vis_panels_of_the_guide_and_test_stages(run):

@@ -53,13 +53,13 @@ def test_voc_layout_and_formats(voc):
         assert 255 in values and 0 in values  # void band and background present
 
 
-def test_every_image_has_one_to_three_classes_and_every_class_in_each_split(voc):
+def test_every_image_has_one_or_two_classes_and_every_class_in_each_split(voc):
     for split in ("train", "val"):
         seen = set()
         for image_id in _read_ids(voc, split):
             label = np.array(Image.open(voc / "SegmentationClass" / f"{image_id}.png"))
             classes = set(np.unique(label).tolist()) - {0, 255}
-            assert 1 <= len(classes) <= 3
+            assert 1 <= len(classes) <= 2
             seen |= classes
         assert seen == set(range(1, K + 1))
 
@@ -90,7 +90,7 @@ def test_generation_is_deterministic_and_independent_of_order(tmp_path):
 def test_discriminative_part_is_small_but_visible(size):
     for i in range(40):
         scene = syn.render_scene(syn.image_rng(1, 0, i), size)
-        assert 1 <= len(scene.objects) <= 3
+        assert 1 <= len(scene.objects) <= 2
         for obj in scene.objects:
             fraction = obj.part.sum() / obj.mask.sum()
             assert 0.05 < fraction < 0.30
@@ -99,18 +99,55 @@ def test_discriminative_part_is_small_but_visible(size):
             assert 0.25 * size <= length <= 0.7 * size
 
 
-def test_body_looks_the_same_for_every_class():
-    """Mean body colour differs far less between classes than head colour does."""
+def _class_colours(scenes):
+    """{class: (mean body colour, mean head colour)} over the objects of scenes."""
     body, head = {c: [] for c in range(1, K + 1)}, {c: [] for c in range(1, K + 1)}
-    for i in range(60):
-        scene = syn.render_scene(syn.image_rng(2, 0, i), 96)
+    for scene in scenes:
         for obj in scene.objects:
             body[obj.cls].append(scene.image[obj.mask & ~obj.part].mean(0))
             head[obj.cls].append(scene.image[obj.part].mean(0))
-    body_means = np.array([np.mean(body[c], 0) for c in body])
-    head_means = np.array([np.mean(head[c], 0) for c in head])
-    assert np.ptp(body_means, axis=0).max() < 20
+    return {c: (np.mean(body[c], 0), np.mean(head[c], 0)) for c in body}
+
+
+def test_head_names_the_class_and_the_body_only_leans_toward_it():
+    """Heads differ by 150+ levels between classes, bodies by a few tens: each class's mean body colour is
+    nearest the mid-range orange moved BODY_TINT toward its own head colour."""
+    colours = _class_colours(syn.render_scene(syn.image_rng(2, 0, i), 96) for i in range(80))
+    body_means = np.array([colours[c][0] for c in colours])
+    head_means = np.array([colours[c][1] for c in colours])
     assert np.ptp(head_means, axis=0).max() > 150
+    assert 15 < np.ptp(body_means, axis=0).max() < 50
+    heads = np.array([syn.HEAD_COLOURS[c][0] for c in colours])
+    assert (np.linalg.norm(head_means[:, None] - heads[None], axis=2).argmin(1) == np.arange(K)).all()
+    orange = np.array([240, 157.5, 22.5])  # the middle of _body_colour's ranges
+    tinted = np.array([(1 - syn.BODY_TINT) * orange + syn.BODY_TINT * np.array(syn.HEAD_COLOURS[c][0])
+                       for c in colours])
+    distances = np.linalg.norm(body_means[:, None] - tinted[None], axis=2)
+    assert (distances.argmin(1) == np.arange(K)).all()
+
+
+def test_second_object_mostly_shares_the_first_ones_class():
+    same = pairs = 0
+    for i in range(400):
+        objects = syn.render_scene(syn.image_rng(5, 0, i), 32).objects
+        if len(objects) == 2:
+            pairs += 1
+            same += objects[0].cls == objects[1].cls
+    assert 0.3 < pairs / 400 < 0.5
+    assert abs(same / pairs - syn.P_SAME_CLASS) < 0.08
+
+
+def test_label_is_the_objects_painted_pixels():
+    """Away from the void band the label holds each visible object's class on its pixels, else background."""
+    for i in range(20):
+        scene = syn.render_scene(syn.image_rng(6, 0, i), 96)
+        expected = np.zeros(scene.label.shape, np.uint8)
+        for obj in scene.objects:
+            expected[obj.mask] = obj.cls
+        valid = scene.label != 255
+        assert (scene.label[valid] == expected[valid]).all()
+        assert not any((obj.mask & np.any([o.mask for o in scene.objects if o is not obj], axis=0)).any()
+                       for obj in scene.objects)  # visible masks are disjoint
 
 
 def test_objects_contrast_with_background():
@@ -150,6 +187,21 @@ def test_saliency_set_layout_and_masks(saliency):
         values = np.array(mask)
         assert set(np.unique(values).tolist()) == {0, 255}
         assert 0.01 < (values == 255).mean() < 0.6
+
+
+def test_saliency_objects_are_the_masked_pixels_in_colours_of_every_kind():
+    """Masked pixels stand out from the background; object colours span far more than the demo's
+    orange bodies and five heads, so the set teaches objectness, not the classes."""
+    means = []
+    for i in range(40):
+        image, mask = syn.render_saliency_sample(syn.image_rng(7, 2, i), 96)
+        image, fg = image.astype(float), mask == 255
+        centre = image[~fg].mean(0)
+        spread = np.linalg.norm(image[~fg] - centre, axis=1).mean()
+        assert np.linalg.norm(image[fg] - centre, axis=1).mean() > 3 * spread
+        means.append(image[fg].mean(0))
+    hues = cv2.cvtColor(np.uint8(means)[None], cv2.COLOR_RGB2HSV)[0, :, 0]
+    assert len(np.unique(hues // 30)) == 6  # every sixth of the hue circle
 
 
 def test_ensure_builtin_generates_once_and_regenerates_on_new_params(tmp_path, monkeypatch):

@@ -34,7 +34,7 @@ SHARED = {
         "dataset": ("voc12train_aug", "training split (voc12 prefix optional)"),
         "test_dataset": ("voc12val", "evaluation split of the segmenter"),
         "builtin": (False, "use the built-in synthetic dataset (generated into data/ on first use)"),
-        "builtin_size": (96, "image side of the built-in dataset"),
+        "builtin_size": (128, "image side of the built-in dataset"),
         "builtin_train": (300, "training images of the built-in dataset"),
         "builtin_val": (100, "validation images of the built-in dataset"),
         "images": (None, "your own images' folder (with --tags; replaces the VOC-layout dataset)"),

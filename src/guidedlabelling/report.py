@@ -14,7 +14,8 @@ import yaml
 from . import config as C
 from . import pipeline
 from .datasets import open_dataset
-from .io import atomic_path
+from .io import IGNORE, atomic_path, load_heatmap_mat, load_label_png
+from .seeds import seed_labels
 from .visualize import PALETTE, file_tiles, panel_image, panel_tiles, stage_files
 
 CSS = """
@@ -246,23 +247,51 @@ def example_files(cfg, preset, ref, test_seeds, item_id):
         ("fully supervised", C.stage_dir(ref, preset, "seg_test") / f"{item_id}.png")]
 
 
-def example_indices(data, k):
+def spread_indices(data, k):
     """k images spread evenly over the split, among those that hold an object (all if none do)."""
     with_objects = [i for i in range(len(data)) if len(data.image_classes(i))] or list(range(len(data)))
     picks = np.linspace(0, len(with_objects) - 1, min(k, len(with_objects))).round().astype(int)
     return [with_objects[j] for j in dict.fromkeys(picks.tolist())]
 
 
+def coverage(label, truth):
+    """Share of truth's object pixels (neither background nor void) that label gives their class."""
+    objects = (truth > 0) & (truth != IGNORE)
+    return float((label[objects] == truth[objects]).mean()) if objects.any() else 0.0
+
+
+def coverage_gain(data, i, files, seedthres):
+    """How much more of image i's objects its guide labels (else its prediction) cover than its seeds do:
+    large where seeds mark a part and saliency recovers the whole, the method's point. None without both."""
+    paths = {caption: path for caption, path in files if path.exists()}
+    later = paths.get("guide labels", paths.get("prediction"))
+    if "seeds" not in paths or later is None:
+        return None
+    heat, _ = load_heatmap_mat(paths["seeds"])
+    truth = data.label(i)
+    seeds = seed_labels(heat, data.image_classes(i), seedthres)
+    return coverage(load_label_png(later), truth) - coverage(seeds, truth)
+
+
+def example_indices(data, k, files, seedthres):
+    """The k images (in split order) whose labels gain most over the seeds (coverage_gain); images spread
+    evenly over the split where the split has no ground truth or the run no seeds and later labels."""
+    gains = [coverage_gain(data, i, files[i], seedthres) for i in range(len(data))] if data.has_labels else []
+    ranked = sorted((-g, i) for i, g in enumerate(gains) if g is not None)
+    return sorted(i for _, i in ranked[:k]) if ranked else spread_indices(data, k)
+
+
 def examples_section(cfg, preset, ref, test_seeds, examples):
     """Images of the training and test splits with every stage output that exists for them."""
-    d = cfg["data"]
+    d, seedthres = cfg["data"], cfg["guide"]["seedthres"]
     parts = []
     for split in dict.fromkeys([d["dataset"], d["test_dataset"]]):
         data = open_dataset(d, split, cfg["run"]["follow_symlinks"])
-        for i in example_indices(data, examples):
-            files = example_files(cfg, preset, ref, test_seeds, data.items[i].id)
-            parts.append(figure(example_panel(data, i, files, cfg["guide"]["seedthres"]),
-                                f"{data.split} image {data.items[i].id}", "panel"))
+        files = [example_files(cfg, preset, ref, test_seeds, item.id) for item in data.items]
+        for i in example_indices(data, examples, files, seedthres):
+            parts.append(figure(example_panel(data, i, files[i], seedthres), f"{data.split} image {data.items[i].id}",
+                                "panel"))
     legend = " ".join(f"<span class=kv>{swatch(k)}{html.escape(c)}</span>" for k, c in enumerate(data.classes))
-    return ("<h2>Examples</h2>\n<p class=note>Seeds at seedthres " + number(cfg["guide"]["seedthres"])
+    return ("<h2>Examples</h2>\n<p class=note>The images whose guide labels (test split: predictions) cover "
+            "the most more of their objects than their seeds do. Seeds at seedthres " + number(seedthres)
             + "%; saliency in grey; labels in the VOC colours: " + legend + "</p>\n" + "".join(parts))

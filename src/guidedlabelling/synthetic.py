@@ -1,11 +1,15 @@
-"""Built-in synthetic demo data: objects whose class is told only by a small part.
+"""Built-in synthetic demo data: objects whose class is told mainly by a small part.
 
-Every object is a saturated orange "body" that looks alike for all classes (~80% of
-its area) plus a small "head" disc at one end whose colours name the class. A
-classifier's CAM therefore fires on the head, while a class-agnostic saliency model,
-trained on the separate set of plain shapes, can recover the whole body - the
-premise of Oh et al. (CVPR 2017). Backgrounds are smooth, greyish textures; each
-class prefers one background type, so context is a (weak) cue too.
+Every object is a saturated orange "body" (~80% of its area) plus a small "head" disc
+at one end whose colours name the class. The body is tinted slightly (BODY_TINT)
+toward its head's colour: each class is visible on its whole object, as real objects
+are, but the head is the strong cue. A classifier's CAM therefore fires on the head,
+while a class-agnostic saliency model, trained on the separate set of random-coloured
+shapes and two-toned "creatures", can recover the whole body - the premise of Oh et al.
+(CVPR 2017). An image holds one or two objects, the second mostly of the first's class
+(P_SAME_CLASS), so a segmenter can tell which head a body belongs to. Backgrounds are
+smooth, greyish textures; each class prefers one background type, so context is a
+(weak) cue too.
 """
 from __future__ import annotations
 
@@ -40,10 +44,12 @@ BACKGROUNDS = (  # (base RGB, noise cells across the image, noise amplitude, ram
 )
 PREFERRED_BACKGROUND = {c: c - 1 for c in range(1, NUM_CLASSES + 1)}
 P_PREFERRED_BACKGROUND = 0.3
-OBJECT_COUNT_PROBS = (0.5, 0.35, 0.15)  # for 1, 2, 3 objects
+OBJECT_COUNT_PROBS = (0.6, 0.4)  # for 1, 2 objects
+P_SAME_CLASS = 0.75  # a second object's chance of the first one's class (else one of the others)
+BODY_TINT = 0.15  # share of the head colour mixed into the body colour
 MAX_OVERLAP = 0.05  # of a new object's area
 VOID = 255
-GENERATOR_VERSION = 3
+GENERATOR_VERSION = 4
 _SHIFT = 4  # sub-pixel bits for cv2 drawing
 _TRAIN, _VAL, _SALIENCY = 0, 1, 2  # per-stream seed salt
 
@@ -128,6 +134,18 @@ def _body_colour(rng: np.random.Generator) -> tuple[float, float, float]:
     return rng.uniform(225, 255), rng.uniform(125, 190), rng.uniform(0, 45)
 
 
+def _tinted(body, head) -> np.ndarray:
+    """Body colour moved BODY_TINT of the way toward the head colour: a weak class cue on the whole body."""
+    return (1 - BODY_TINT) * np.asarray(body, float) + BODY_TINT * np.asarray(head, float)
+
+
+def _second_class(rng: np.random.Generator, first: int) -> int:
+    """The first object's class with P_SAME_CLASS, else one of the other classes."""
+    if rng.random() < P_SAME_CLASS:
+        return first
+    return int(rng.choice([c for c in range(1, NUM_CLASSES + 1) if c != first]))
+
+
 def _bright_colour(rng: np.random.Generator) -> np.ndarray:
     """Any hue, high saturation and value (for saliency shapes)."""
     hsv = np.array([[[rng.integers(180), rng.integers(170, 256), rng.integers(190, 256)]]], np.uint8)
@@ -180,11 +198,11 @@ def add_void_band(label: np.ndarray) -> np.ndarray:
     return np.where(edge, np.uint8(VOID), label)
 
 
-def render_scene(rng: np.random.Generator, size: int = 96, first_class: int | None = None) -> Scene:
-    """One image with 1-3 part-labelled objects; later objects are drawn on top."""
-    count = 1 + int(rng.choice(3, p=OBJECT_COUNT_PROBS))
+def render_scene(rng: np.random.Generator, size: int = 128, first_class: int | None = None) -> Scene:
+    """One image with 1-2 part-labelled objects; later objects are drawn on top."""
+    count = 1 + int(rng.choice(len(OBJECT_COUNT_PROBS), p=OBJECT_COUNT_PROBS))
     classes = [first_class or int(rng.integers(1, NUM_CLASSES + 1))]
-    classes += [int(c) for c in rng.integers(1, NUM_CLASSES + 1, count - 1)]
+    classes += [_second_class(rng, classes[0]) for _ in range(count - 1)]
     background = _pick_background(rng, classes[0])
     image = render_background(rng, background, size)
     blobs = _place_blobs(rng, size, count)
@@ -192,7 +210,7 @@ def render_scene(rng: np.random.Generator, size: int = 96, first_class: int | No
     label = np.zeros((size, size), np.uint8)
     for i, (cls, blob) in enumerate(zip(classes, blobs)):
         head_colour, dot_colour = HEAD_COLOURS[cls]
-        _paint(image, blob.body, _body_colour(rng), rng)
+        _paint(image, blob.body, _tinted(_body_colour(rng), head_colour), rng)
         _paint(image, blob.head, head_colour, rng)
         _paint(image, blob.dot, dot_colour, rng)
         owner[blob.body | blob.head] = i
@@ -229,11 +247,11 @@ def _saliency_shape(rng: np.random.Generator, size: int) -> np.ndarray:
     return _fill_polygon(size, _place(unit, centre, half, theta))
 
 
-def render_saliency_sample(rng: np.random.Generator, size: int = 96) -> tuple[np.ndarray, np.ndarray]:
-    """Image with 1-3 bright shapes (some two-toned) and its binary 0/255 mask."""
-    image = render_background(rng, int(rng.integers(len(BACKGROUNDS))), size)
+def _paint_shapes(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Paint 1-2 bright shapes (some with a differently coloured patch) into image; return their mask."""
+    size = image.shape[0]
     mask = np.zeros((size, size), bool)
-    for _ in range(1 + int(rng.choice(3, p=OBJECT_COUNT_PROBS))):
+    for _ in range(1 + int(rng.choice(len(OBJECT_COUNT_PROBS), p=OBJECT_COUNT_PROBS))):
         shape = _saliency_shape(rng, size)
         _paint(image, shape, _bright_colour(rng), rng)
         if rng.random() < 0.4:  # a differently coloured patch, so objects need not be one colour
@@ -241,6 +259,26 @@ def render_saliency_sample(rng: np.random.Generator, size: int = 96) -> tuple[np
             spot = shape & _fill_disc(size, (xs.mean(), ys.mean()), 0.5 * np.sqrt(shape.sum()))
             _paint(image, spot, _bright_colour(rng), rng)
         mask |= shape
+    return mask
+
+
+def _paint_creatures(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Paint 1-2 body-and-head blobs in random bright colours into image; return their mask.
+
+    The demo's objects have this outline, so saliency learns that a head belongs to its body, yet every
+    colour is random: the set names no class and holds none of the dataset's images."""
+    mask = np.zeros(image.shape[:2], bool)
+    for blob in _place_blobs(rng, image.shape[0], 1 + int(rng.choice(len(OBJECT_COUNT_PROBS), p=OBJECT_COUNT_PROBS))):
+        for part in blob:
+            _paint(image, part, _bright_colour(rng), rng)
+        mask |= blob.body | blob.head
+    return mask
+
+
+def render_saliency_sample(rng: np.random.Generator, size: int = 128) -> tuple[np.ndarray, np.ndarray]:
+    """Image with 1-2 bright objects, creatures or shapes with even odds, and its binary 0/255 mask."""
+    image = render_background(rng, int(rng.integers(len(BACKGROUNDS))), size)
+    mask = (_paint_creatures if rng.random() < 0.5 else _paint_shapes)(image, rng)
     return _finish(image, rng), np.where(mask, np.uint8(255), np.uint8(0))
 
 
@@ -248,7 +286,7 @@ def _save_jpeg(image: np.ndarray, path: Path) -> None:
     Image.fromarray(image).save(path, quality=95, subsampling=0)  # 4:4:4 keeps small heads crisp
 
 
-def generate_builtin(root, n_train: int = 300, n_val: int = 100, size: int = 96, seed: int = 0) -> Path:
+def generate_builtin(root, n_train: int = 300, n_val: int = 100, size: int = 128, seed: int = 0) -> Path:
     """Write the VOC-layout demo dataset into root and return root."""
     root = Path(root)
     for sub in ("JPEGImages", "SegmentationClass", "ImageSets/Segmentation"):
@@ -265,7 +303,7 @@ def generate_builtin(root, n_train: int = 300, n_val: int = 100, size: int = 96,
     return root
 
 
-def generate_saliency_set(root, n: int = 300, size: int = 96, seed: int = 1) -> Path:
+def generate_saliency_set(root, n: int = 300, size: int = 128, seed: int = 1) -> Path:
     """Write the class-agnostic saliency set (images/*.jpg, masks/*.png) into root."""
     root = Path(root)
     (root / "images").mkdir(parents=True, exist_ok=True)
@@ -307,7 +345,7 @@ def builtin_roots(data_dir) -> tuple[Path, Path]:
     return Path(data_dir) / "builtin", Path(data_dir) / "builtin_saliency"
 
 
-def ensure_builtin(data_dir, *, n_train: int = 300, n_val: int = 100, size: int = 96, seed: int = 0,
+def ensure_builtin(data_dir, *, n_train: int = 300, n_val: int = 100, size: int = 128, seed: int = 0,
                    n_saliency: int = 300, saliency_seed: int = 1) -> tuple[Path, Path]:
     """Return (voc_root, saliency_root) under data_dir, generating them unless already complete."""
     voc_root, saliency_root = builtin_roots(data_dir)

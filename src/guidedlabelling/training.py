@@ -20,7 +20,7 @@ from .io import IGNORE, InputError, load_checkpoint, load_label_png, save_checkp
 from .networks import init_from_scratch
 from .pipeline import command
 from .progress import progress
-from .solver import CaffeSGD, param_groups, step_lr
+from .solver import SOLVERS, param_groups, step_lr
 from .weights import load_init
 
 SEG_MULTS = {"fc8": (10, 1, 20, 0)}  # the segmenter's and saliency net's fc8: lr_mult 10 / 20, bias decay 0
@@ -43,6 +43,7 @@ def training_options(net, init, nets):
         "max_iter": (8000, "training iterations"),
         "batch_size": (15, "images per iteration"),
         "clip_gradients": (-1.0, "Caffe clip_gradients: cap on the global gradient L2 norm (-1: off)"),
+        "solver_type": ("sgd", "Caffe solver type: sgd (the paper's) or adam (momentum2 0.999, delta 1e-8)"),
         "freeze_trunk": (False, "train only the new layers (Caffe lr_mult 0 for the pretrained trunk)"),
         "seed": (0, "random seed"),
     }
@@ -56,7 +57,8 @@ def solver_checks(nets):
     """The ranges of a training's settings (solver_options)."""
     return {"net": one_of(*nets), "width": above(0), "input_size": POSITIVE, "base_lr": above(0),
             "momentum": all_of(NON_NEGATIVE, below(1)), "weight_decay": NON_NEGATIVE, "stepsize": POSITIVE,
-            "gamma": above(0), "max_iter": POSITIVE, "batch_size": POSITIVE, "seed": NON_NEGATIVE}
+            "gamma": above(0), "max_iter": POSITIVE, "batch_size": POSITIVE, "seed": NON_NEGATIVE,
+            "solver_type": one_of(*SOLVERS)}
 
 
 @dataclass
@@ -72,6 +74,7 @@ class Solver:
     momentum: float = 0.9
     weight_decay: float = 0.0005
     gamma: float = 0.1
+    solver_type: str = "sgd"
 
     @classmethod
     def of(cls, section, snapshot):
@@ -135,8 +138,8 @@ def train_loop(model, stream, loss_fn, solver, mults, out, log, device, run, met
     device = distributed.process_device(device)
     fmt = P.memory_format(run["channels_last"])
     model.to(device, memory_format=fmt).train()
-    sgd = CaffeSGD(param_groups(model, mults), lr=solver.base_lr, momentum=solver.momentum,
-                   weight_decay=solver.weight_decay, clip_gradients=solver.clip_gradients)
+    sgd = SOLVERS[solver.solver_type](param_groups(model, mults), lr=solver.base_lr, momentum=solver.momentum,
+                                      weight_decay=solver.weight_decay, clip_gradients=solver.clip_gradients)
     scaler = P.grad_scaler(device, run["amp"])
     with distributed.process_group(device):
         start, losses = resume(out, model, sgd, log)
