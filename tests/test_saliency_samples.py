@@ -167,3 +167,26 @@ def test_the_msrc_presets_saliency_set_holds_out_four_whole_videos_and_50_horses
     assert videos == ["blackswan", "car-roundabout", "dance-twirl", "soapbox"]
     assert sum(it.id.startswith("horse") for it in held.items) == 50 and len(held) == 158 + 50
     assert not set(held.scenes()) & set(train.scenes()) and len(train) + len(held) == 690 + 328
+
+
+def test_balanced_loss_stays_finite_when_the_scores_are_float16():
+    scores = torch.zeros(15, 2, 161, 161, dtype=torch.float16)
+    y = torch.zeros(15, 161, 161, dtype=torch.long)
+    y[:, :40] = 1
+    total, count = SaliencyLoss("batch")(lambda x: x, (scores, y))
+    assert torch.isfinite(count) and count.dtype == torch.float32
+    torch.testing.assert_close(total / count, torch.tensor(float(np.log(2))), rtol=1e-3, atol=1e-3)
+
+
+def test_resuming_another_solvers_snapshot_is_a_one_line_error(tmp_path):
+    from guidedlabelling.io import save_checkpoint
+    from guidedlabelling.solver import CaffeAdam, CaffeSGD
+    from guidedlabelling.training import resume
+    model = torch.nn.Linear(2, 2)
+    sgd = CaffeSGD(model.parameters(), lr=0.1)
+    model(torch.ones(1, 2)).sum().backward()
+    sgd.step()
+    save_checkpoint(tmp_path / "snapshot_iter_1.pth", model, {"losses": []}, sgd, 1)
+    with pytest.raises(InputError, match="solver_type"):
+        resume(tmp_path, model, CaffeAdam(model.parameters(), lr=0.1), __import__("logging").getLogger("t"))
+    assert resume(tmp_path, model, CaffeSGD(model.parameters(), lr=0.1), __import__("logging").getLogger("t"))[0] == 1

@@ -12,7 +12,7 @@ class Reads:
     ground_truth: bool = False    # needs label PNGs (own data: --masks)
     evaluates: bool = False       # reads own data's masks when there are any (VOC labels are always read)
     upstream: dict = field(default_factory=dict)  # upstream stage -> folder given instead of its output (or None)
-    saliency_set: tuple = ()      # (root, holdout, part) of the class-agnostic saliency set, when read
+    saliency_set: tuple = ()      # (roots, holdout, part, holdout_scenes) of the saliency set, when read
     init: str | None = None       # initial weights: a file, imagenet, or none
     net: str | None = None        # the network the initial weights are for
 

@@ -201,7 +201,15 @@ def resume(out, model, sgd, log):
     if not snaps:
         return 0, []
     state = load_checkpoint(snaps[-1], model)
-    sgd.load_state_dict(state["optimizer"])
+    try:
+        wanted = {key for group in sgd.param_groups for key in group}
+        sgd.load_state_dict(state["optimizer"])
+        missing = {key for group in sgd.param_groups for key in wanted if key not in group}
+        if missing:  # another solver_type's state: it would fail at the first step
+            raise KeyError(", ".join(sorted(missing)))
+    except (KeyError, ValueError) as e:
+        raise InputError(f"{snaps[-1]}: its solver state does not fit this training's solver_type or trainable "
+                         f"layers ({e}); delete the snapshots in {out} or train with the settings that made them")
     log.info("resuming at iteration %d from %s", state["iteration"], snaps[-1])
     return state["iteration"], [list(x) for x in state["meta"]["losses"]]
 

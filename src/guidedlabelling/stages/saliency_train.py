@@ -29,8 +29,8 @@ OPTIONS = {"saliency_data": ("data/builtin_saliency", "class-agnostic saliency t
                                "segmenter) or input (scores upsampled bilinearly to the crop)"),
         "balance": ("none", "loss weights: none, or batch (each class's pixels weighted by 0.5 / its share of "
                             "the batch, the share at least 2%: objects count as much as background)"),
-        "min_area": (1.0, "scale augmentation: random crops of U(min_area, 1) of the image's area (1: the "
-                          "segmenter's 90-100% crops)"),
+        "min_area": (1.0, "scale augmentation: random crops of U(min_area, 1) of the image's area and of random "
+                          "aspect (with paste 0 and colour 0, 1 means the segmenter's 90-100% crops)"),
         "colour": (0.0, "colour augmentation strength (brightness, contrast, hue, saturation, grey, blur; 0: none)"),
         "paste": (0.0, "copy-paste compositing: the probability that a sample gets another image's object"),
         "paste_bg": ("keep", "what objects are pasted onto: keep (the image, its object kept), inpaint (the image, "
@@ -87,7 +87,7 @@ class SaliencyLoss:
         if self.balance == "none":
             return F.cross_entropy(scores, y, ignore_index=IGNORE, reduction="sum"), valid.sum()
         share = torch.stack([(y == k).sum() for k in range(scores.shape[1])]) / valid.sum().clamp(min=1)
-        weight = (0.5 / share.clamp(min=0.02)).to(scores.dtype)
-        per_pixel = F.cross_entropy(scores, y, ignore_index=IGNORE, reduction="none")
+        weight = (0.5 / share.clamp(min=0.02)).float()  # float32: the summed weights overflow float16 under AMP
+        per_pixel = F.cross_entropy(scores.float(), y, ignore_index=IGNORE, reduction="none")
         w = weight[y.clamp(max=scores.shape[1] - 1)] * valid
         return (w * per_pixel).sum(), w.sum().detach()
