@@ -33,18 +33,20 @@ def test_step_policy():
 
 
 class Tiny(torch.nn.Module):
+    """A conv weight 2, its bias 1 and a score weight -1: one parameter of each Caffe multiplier kind."""
+
     def __init__(self):
         super().__init__()
         self.conv1_1 = torch.nn.Conv2d(1, 1, 1)
         self.score = torch.nn.Linear(1, 1, bias=False)
+        with torch.no_grad():
+            self.conv1_1.weight.fill_(2.0)
+            self.conv1_1.bias.fill_(1.0)
+            self.score.weight.fill_(-1.0)
 
 
 def test_caffe_sgd_matches_the_update_formula_across_an_lr_change():
     net = Tiny()
-    with torch.no_grad():
-        net.conv1_1.weight.fill_(2.0)
-        net.conv1_1.bias.fill_(1.0)
-        net.score.weight.fill_(-1.0)
     groups = param_groups(net, {"score": (10, 1, 0, 0)})
     sgd = CaffeSGD(groups, lr=0.1, momentum=0.9, weight_decay=0.01)
     grads = {"w": 0.5, "b": -0.2, "s": 0.3}
@@ -68,10 +70,6 @@ def test_caffe_sgd_matches_the_update_formula_across_an_lr_change():
 def test_caffe_adam_matches_the_update_formula_across_an_lr_change():
     """Caffe's Adam: bias-corrected rate lr * lr_mult * sqrt(1 - b2^t) / (1 - b1^t) on m / (sqrt(v) + delta)."""
     net = Tiny()
-    with torch.no_grad():
-        net.conv1_1.weight.fill_(2.0)
-        net.conv1_1.bias.fill_(1.0)
-        net.score.weight.fill_(-1.0)
     adam = CaffeAdam(param_groups(net, {"score": (10, 1, 0, 0)}), lr=0.1, momentum=0.9, weight_decay=0.01,
                      momentum2=0.99, delta=1e-3)
     grads = [{"w": 0.5, "b": -0.2, "s": 0.3}, {"w": -1.0, "b": 0.4, "s": 0.1}]
