@@ -310,5 +310,11 @@ class SegSample:
 
 
 def segmentation_stream(data, model, size, resize, solver, label_dir=None):
-    order = sampling.shuffled_order(len(data), solver.max_iter * solver.batch_size, np.random.default_rng(solver.seed))
-    return sampling.TrainStream(order, SegSample(data, size, model.output_size(size), resize, label_dir), solver.seed)
+    return shuffled_stream(SegSample(data, size, model.output_size(size), resize, label_dir), solver)
+
+
+def shuffled_stream(make_sample, solver):
+    """The samples of a training over make_sample.data in the release's plain shuffled order."""
+    n = len(make_sample.data)
+    order = sampling.shuffled_order(n, solver.max_iter * solver.batch_size, np.random.default_rng(solver.seed))
+    return sampling.TrainStream(order, make_sample, solver.seed)

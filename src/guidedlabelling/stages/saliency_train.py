@@ -1,6 +1,5 @@
 """Saliency network training: class-agnostic foreground/background DeepLab (docs/method.md section 3), on one
 or several folders of object masks, with the augmentation of saliency_samples.py when set."""
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -9,9 +8,8 @@ from ..io import IGNORE, InputError
 from ..networks import SEG_NETS, build_seg_net
 from ..reads import Reads
 from ..saliency_samples import PASTE_BACKGROUNDS, SaliencySample
-from ..sampling import TrainStream, shuffled_order
-from ..training import FC6_DILATION, SEG_MULTS, initialise, prepare, run_training, solver_checks, \
-    train_last_blocks, training_options, trunk_mults
+from ..training import FC6_DILATION, SEG_MULTS, initialise, prepare, run_training, shuffled_stream, \
+    solver_checks, train_last_blocks, training_options, trunk_mults
 
 OPTIONS = {"saliency_data": ("data/builtin_saliency", "class-agnostic saliency training set: a folder of images/ + "
                                                       "masks/, or several, comma-separated")} \
@@ -62,10 +60,9 @@ def run(stage):
     size = c["input_size"]
     sample = SaliencySample(data, size, model.output_size(size) if c["loss_res"] == "output" else size,
                             c["paste"], c["paste_bg"], c["min_area"], c["colour"])
-    order = shuffled_order(len(data), solver.max_iter * solver.batch_size, np.random.default_rng(solver.seed))
     meta = {"kind": "saliency", "net": c["net"], "width": c["width"], "fc6_dilation": c["fc6_dilation"],
             "output_stride": c["output_stride"], "classes": ["bg", "fg"]}
-    run_training(stage, model, TrainStream(order, sample, solver.seed), SaliencyLoss(c["balance"]), solver,
+    run_training(stage, model, shuffled_stream(sample, solver), SaliencyLoss(c["balance"]), solver,
                  SEG_MULTS | trunk_mults(model, c["trunk_lr_mult"]), meta)
 
 
