@@ -60,7 +60,7 @@ def test_segmentation_halves_count_different_pixels():
     voc, _ = ensure_builtin(SMOKE_DATA, n_train=20, n_val=10, size=64, seed=0)
     data = D.VOCDataset(voc, "train")
     model = build_seg_net("DeepLab-LargeFOV", data.num_classes, 0.0625)
-    stream = segmentation_stream(data, model, 64, "none", Solver(0.001, 3, 2, 4, 0, 2))
+    stream = segmentation_stream(data, 64, model.output_size(64), "none", Solver(0.001, 3, 2, 4, 0, 2))
     counted = [int((stream[k][1] != IGNORE).sum()) for k in range(12)]
     halves = [(sum(counted[i:i + 2]), sum(counted[i + 2:i + 4])) for i in range(0, 12, 4)]
     assert any(a != b for a, b in halves), halves

@@ -1,4 +1,4 @@
-"""Saliency training on real masks: several folders, scenes held out whole, augmentation, copy-paste, the loss."""
+"""Saliency training on real masks: several folders, scenes held out whole, augmentation, copy-paste, the loss;\nthe network settings it shares with the segmenter."""
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +15,8 @@ from guidedlabelling.networks import DeepLabEffNet, build_seg_net
 from guidedlabelling.saliency_samples import SaliencySample, paste, photometric, remove_object, scale_crop, texture
 from guidedlabelling.stages.saliency_test import holdout_quality
 from guidedlabelling.stages.saliency_train import SaliencyLoss
-from guidedlabelling.training import train_last_blocks, trunk_mults
+from guidedlabelling.training import DEEPLAB_OPTIONS, build_deeplab, label_size, segmentation_loss, \
+    train_last_blocks, trunk_mults
 
 
 def make_folder(root, ids, size=(40, 60)):
@@ -146,6 +147,40 @@ def test_output_stride_16_and_the_trunks_multipliers_and_blocks():
     trained = {n.split(".")[1] for n, p in model.backbone.named_parameters() if p.requires_grad}
     assert trained == {"14", "15"}
     assert all(p.requires_grad for n, p in model.named_parameters() if n.split(".")[0] in model.new_layers)
+
+
+def deeplab_section(**settings):
+    base = {"net": "DeepLab-EffNet", "init": "imagenet", "init_partial": False, "width": 0.05, "input_size": 64,
+            "freeze_trunk": False}
+    return base | {key: default for key, (default, _) in DEEPLAB_OPTIONS.items()} | settings
+
+
+@pytest.mark.parametrize("stage", ["seg_train", "saliency_train"])
+def test_the_segmenter_and_the_saliency_net_share_the_network_settings(stage):
+    options = C.STAGE_MODULES[stage].OPTIONS
+    assert set(DEEPLAB_OPTIONS) <= set(options)
+    log = __import__("logging").getLogger("t")
+    model, mults = build_deeplab(deeplab_section(output_stride=16, fc6_dilation=1, train_blocks=1,
+                                                 trunk_lr_mult=0.1, loss_res="input"), 3, log)
+    assert model(torch.zeros(1, 3, 64, 64)).shape == (1, 3, 4, 4)
+    assert {n.split(".")[1] for n, p in model.backbone.named_parameters() if p.requires_grad} == {"15"}
+    assert mults["fc8"] == (10, 1, 20, 0) and mults["_depthwise_conv"] == (0.1, 1, 0.2, 0)
+    assert label_size(model, {"loss_res": "input", "input_size": 64}) == 64
+    assert label_size(model, {"loss_res": "output", "input_size": 64}) == 4
+    with pytest.raises(InputError, match="--freeze_trunk trains no trunk layer"):
+        build_deeplab(deeplab_section(freeze_trunk=True, train_blocks=3), 3, log)
+    with pytest.raises(InputError, match="stride 8 only"):
+        build_deeplab(deeplab_section(net="DeepLab-LargeFOV", init="none", output_stride=16), 3, log)
+
+
+def test_the_segmenters_loss_at_input_resolution_is_the_upsampled_scores_cross_entropy():
+    scores = torch.randn(2, 3, 4, 4)
+    y = torch.randint(0, 3, (2, 16, 16))
+    y[0, 0, :5] = 255
+    total, count = segmentation_loss(lambda x: x, (scores, y))
+    up = F.interpolate(scores, size=(16, 16), mode="bilinear", align_corners=False)
+    torch.testing.assert_close(total, F.cross_entropy(up, y, ignore_index=255, reduction="sum"))
+    assert count == 2 * 256 - 5
 
 
 @pytest.mark.parametrize("preset", sorted(p.stem for p in (Path(__file__).parents[1] / "configs").glob("*.yaml")))

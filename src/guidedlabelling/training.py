@@ -15,9 +15,9 @@ from . import distributed
 from . import precision as P
 from . import sampling
 from . import transforms as T
-from .checks import NON_NEGATIVE, POSITIVE, above, all_of, below, one_of
+from .checks import NON_NEGATIVE, POSITIVE, above, all_of, at_least, below, one_of
 from .io import IGNORE, InputError, load_checkpoint, load_label_png, save_checkpoint, save_json
-from .networks import init_from_scratch
+from .networks import build_seg_net, init_from_scratch
 from .pipeline import command
 from .progress import progress
 from .solver import SOLVERS, param_groups, step_lr
@@ -51,6 +51,17 @@ def training_options(net, init, nets):
 
 FC6_DILATION = {"fc6_dilation": (12, "dilation of fc6, the 3x3 layer on the trunk (LargeFOV's 12 suits a 41x41 output; "
                                      "smaller outputs want proportionally less)")}
+DEEPLAB_OPTIONS = FC6_DILATION | {  # the segmenter's and the saliency net's network settings
+    "output_stride": (8, "DeepLab-EffNet's output stride: 8, or 16 (a third of the computation; halve "
+                         "fc6_dilation with it)"),
+    "train_blocks": (-1, "DeepLab-EffNet, trunk not frozen: fine-tune only the last N of its 16 blocks (the "
+                         "stem and earlier blocks frozen); -1: every layer"),
+    "trunk_lr_mult": (1.0, "learning-rate multiplier of the pretrained trunk's layers (Caffe lr_mult)"),
+    "loss_res": ("output", "where the loss is taken: output (labels shrunk to the network's output, as the "
+                           "release) or input (scores upsampled bilinearly to the crop)"),
+}
+DEEPLAB_CHECKS = {"fc6_dilation": POSITIVE, "output_stride": one_of(8, 16), "train_blocks": at_least(-1),
+                  "trunk_lr_mult": above(0), "loss_res": one_of("output", "input")}
 
 
 def solver_checks(nets):
@@ -117,6 +128,32 @@ def train_last_blocks(model, blocks, log):
         if not name.startswith("_blocks.") or int(name.split(".")[1]) < first:
             p.requires_grad_(False)
     log.info("trunk: fine-tuning blocks %d..%d of %d", first, len(trunk) - 1, len(trunk))
+
+
+def build_deeplab(c, num_classes, log):
+    """A segmenter or saliency net from its training section c (DEEPLAB_OPTIONS), initialised, with the
+    layers it trains chosen; returns it and its Caffe multipliers."""
+    if c["output_stride"] != 8 and c["net"] != "DeepLab-EffNet":
+        raise InputError(f"--output_stride {c['output_stride']}: {c['net']} has output stride 8 only")
+    if c["freeze_trunk"] and (c["train_blocks"] >= 0 or c["trunk_lr_mult"] != 1):
+        raise InputError("--freeze_trunk trains no trunk layer, so --train_blocks and --trunk_lr_mult do nothing; "
+                         "drop --freeze_trunk or leave them at -1 and 1")
+    model = build_seg_net(c["net"], num_classes, c["width"], c["fc6_dilation"], c["output_stride"])
+    initialise(model, c["init"], log, c["freeze_trunk"], c["init_partial"])
+    if c["train_blocks"] >= 0:
+        train_last_blocks(model, c["train_blocks"], log)
+    return model, SEG_MULTS | trunk_mults(model, c["trunk_lr_mult"])
+
+
+def deeplab_meta(c, kind, classes):
+    """What a segmenter's or saliency net's checkpoint records to be rebuilt (inference.load_model)."""
+    return {"kind": kind, "net": c["net"], "width": c["width"], "fc6_dilation": c["fc6_dilation"],
+            "output_stride": c["output_stride"], "classes": classes}
+
+
+def label_size(model, c):
+    """The side of the training labels: the network's output (the release) or the crop (loss_res input)."""
+    return model.output_size(c["input_size"]) if c["loss_res"] == "output" else c["input_size"]
 
 
 def trunk_mults(model, mult):
@@ -267,9 +304,17 @@ def classification_loss(model, batch):
 
 
 def segmentation_loss(model, batch):
-    """Caffe SoftmaxWithLoss, ignore 255, summed; normalised by the counted pixels."""
+    """Caffe SoftmaxWithLoss, ignore 255, summed; normalised by the counted pixels. Scores are upsampled
+    bilinearly to the labels' size where that differs (loss_res input)."""
     x, y = batch
-    return F.cross_entropy(model(x), y, ignore_index=IGNORE, reduction="sum"), (y != IGNORE).sum()
+    return F.cross_entropy(scores_at(model(x), y), y, ignore_index=IGNORE, reduction="sum"), (y != IGNORE).sum()
+
+
+def scores_at(scores, labels):
+    """scores [B, C, h, w] at the labels' [B, H, W] size (bilinear), unchanged when the sizes agree."""
+    if scores.shape[-2:] == labels.shape[-2:]:
+        return scores
+    return F.interpolate(scores, size=labels.shape[-2:], mode="bilinear", align_corners=False)
 
 
 def prepare(stage):
@@ -309,8 +354,8 @@ class SegSample:
         return T.seg_train_sample(self.data.image(i), self.label(i), rng, self.size, self.out_size, self.resize)
 
 
-def segmentation_stream(data, model, size, resize, solver, label_dir=None):
-    return shuffled_stream(SegSample(data, size, model.output_size(size), resize, label_dir), solver)
+def segmentation_stream(data, size, out_size, resize, solver, label_dir=None):
+    return shuffled_stream(SegSample(data, size, out_size, resize, label_dir), solver)
 
 
 def shuffled_stream(make_sample, solver):

@@ -1,18 +1,18 @@
 """Segmentation training: DeepLab-LargeFOV on guide labels, or on the true masks with --labels gt
 (docs/method.md section 6)."""
-from ..checks import POSITIVE, one_of
-from ..networks import SEG_NETS, build_seg_net
+from ..checks import one_of
+from ..networks import SEG_NETS
 from ..reads import Reads
-from ..training import FC6_DILATION, SEG_MULTS, initialise, prepare, run_training, segmentation_loss, \
-    segmentation_stream, solver_checks, training_options
+from ..training import DEEPLAB_CHECKS, DEEPLAB_OPTIONS, build_deeplab, deeplab_meta, label_size, prepare, \
+    run_training, segmentation_loss, segmentation_stream, solver_checks, training_options
 
 OPTIONS = training_options("DeepLab-LargeFOV", "models/VGG_ILSVRC_16_layers-deeplab.caffemodel", SEG_NETS) \
-    | FC6_DILATION | {
+    | DEEPLAB_OPTIONS | {
         "resize": ("none", "training geometry: none (crop/pad) or tight (crop+fit)"),
         "labels": ("guide", "training labels: guide (the method) or gt (fully supervised reference)"),
     }
-CHECKS = solver_checks(SEG_NETS) | {"fc6_dilation": POSITIVE, "resize": one_of("none", "tight"),
-                                    "labels": one_of("guide", "gt")}
+CHECKS = solver_checks(SEG_NETS) | DEEPLAB_CHECKS | {"resize": one_of("none", "tight"),
+                                                     "labels": one_of("guide", "gt")}
 
 
 def add_arguments(parser):
@@ -32,9 +32,6 @@ def run(stage):
     c = stage.cfg["seg_train"]
     data = stage.dataset(stage.cfg["data"]["dataset"])
     label_dir = None if c["labels"] == "gt" else stage.input_dir("guide")
-    model = build_seg_net(c["net"], data.num_classes, c["width"], c["fc6_dilation"])
-    initialise(model, c["init"], stage.log, c["freeze_trunk"], c["init_partial"])
-    stream = segmentation_stream(data, model, c["input_size"], c["resize"], solver, label_dir)
-    meta = {"kind": "segmentation", "net": c["net"], "width": c["width"], "fc6_dilation": c["fc6_dilation"],
-            "classes": data.classes}
-    run_training(stage, model, stream, segmentation_loss, solver, SEG_MULTS, meta)
+    model, mults = build_deeplab(c, data.num_classes, stage.log)
+    stream = segmentation_stream(data, c["input_size"], label_size(model, c), c["resize"], solver, label_dir)
+    run_training(stage, model, stream, segmentation_loss, solver, mults, deeplab_meta(c, "segmentation", data.classes))
