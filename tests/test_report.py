@@ -175,18 +175,19 @@ def test_images_are_embedded_pngs_and_panels_show_the_stage_files(run):
 
 
 def most_improved(root, split, seed_folder, later_folder, k=4, seedthres=20):
-    """The k ids, in split order, whose labels in later_folder give the most more of the true objects' pixels
-    their class than the seeds (heatmaps at seedthres) do; ties go to the earlier image."""
-    gains = []
+    """The k ids, in split order, whose seeds give at least 10% of the true objects' pixels their class and
+    whose labels in later_folder give the most more of them their class than the seeds (heatmaps at seedthres)
+    do; then images whose seeds cover less; ties go to the earlier image."""
+    keys = []
     for image_id in (DATA / f"ImageSets/Segmentation/{split}.txt").read_text().split():
         truth = np.asarray(Image.open(DATA / f"SegmentationClass/{image_id}.png"))
         objects = (truth > 0) & (truth < 255)
         heat, _ = load_heatmap_mat(root / seed_folder / f"{image_id}.mat")
         seeds = seed_labels(heat, sorted(set(truth[objects].tolist())), seedthres)
         later = np.asarray(Image.open(root / later_folder / f"{image_id}.png"))
-        gains.append(((later[objects] == truth[objects]).mean() - (seeds[objects] == truth[objects]).mean(),
-                      image_id))
-    return sorted(image_id for _, image_id in sorted(gains, key=lambda g: -g[0])[:k])
+        seeded = (seeds[objects] == truth[objects]).mean()
+        keys.append((seeded < 0.1, seeded - (later[objects] == truth[objects]).mean(), image_id))
+    return sorted(image_id for *_, image_id in sorted(keys)[:k])
 
 
 def test_coverage_counts_the_object_pixels_given_their_class():

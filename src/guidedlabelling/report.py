@@ -260,25 +260,30 @@ def coverage(label, truth):
     return float((label[objects] == truth[objects]).mean()) if objects.any() else 0.0
 
 
-def coverage_gain(data, i, files, seedthres):
-    """How much more of image i's objects its guide labels (else its prediction) cover than its seeds do:
-    large where seeds mark a part and saliency recovers the whole, the method's point. None without both."""
+PART = 0.1  # the least share of its objects that an image's seeds must cover to count as marking a part
+
+
+def part_to_whole(data, i, files, seedthres):
+    """(whether image i's seeds cover at least PART of its objects, how much more of them its guide labels (else
+    its prediction) cover than its seeds do): both large where seeds mark a part and saliency recovers the
+    whole, the method's point. None without both."""
     paths = {caption: path for caption, path in files if path.exists()}
     later = paths.get("guide labels", paths.get("prediction"))
     if "seeds" not in paths or later is None:
         return None
     heat, _ = load_heatmap_mat(paths["seeds"])
     truth = data.label(i)
-    seeds = seed_labels(heat, data.image_classes(i), seedthres)
-    return coverage(load_label_png(later), truth) - coverage(seeds, truth)
+    seeds = coverage(seed_labels(heat, data.image_classes(i), seedthres), truth)
+    return seeds >= PART, coverage(load_label_png(later), truth) - seeds
 
 
 def example_indices(data, k, files, seedthres):
-    """The k images (in split order) whose labels gain most over the seeds (coverage_gain); images spread
-    evenly over the split where the split has no ground truth or the run no seeds and later labels."""
-    gains = [coverage_gain(data, i, files[i], seedthres) for i in range(len(data))] if data.has_labels else []
-    ranked = sorted((-g, i) for i, g in enumerate(gains) if g is not None)
-    return sorted(i for _, i in ranked[:k]) if ranked else spread_indices(data, k)
+    """The k images (in split order) whose seeds mark a part of their objects and whose labels gain most over
+    them (part_to_whole; then the images whose seeds miss their objects); images spread evenly over the split
+    where the split has no ground truth or the run no seeds and later labels."""
+    keys = [part_to_whole(data, i, files[i], seedthres) for i in range(len(data))] if data.has_labels else []
+    ranked = sorted((not key[0], -key[1], i) for i, key in enumerate(keys) if key is not None)
+    return sorted(i for _, _, i in ranked[:k]) if ranked else spread_indices(data, k)
 
 
 def examples_section(cfg, preset, ref, test_seeds, examples):
@@ -292,6 +297,7 @@ def examples_section(cfg, preset, ref, test_seeds, examples):
             parts.append(figure(example_panel(data, i, files[i], seedthres), f"{data.split} image {data.items[i].id}",
                                 "panel"))
     legend = " ".join(f"<span class=kv>{swatch(k)}{html.escape(c)}</span>" for k, c in enumerate(data.classes))
-    return ("<h2>Examples</h2>\n<p class=note>The images whose guide labels (test split: predictions) cover "
-            "the most more of their objects than their seeds do. Seeds at seedthres " + number(seedthres)
+    return ("<h2>Examples</h2>\n<p class=note>The images whose seeds mark a part of their objects (at least "
+            + number(100 * PART) + "%) and whose guide labels (test split: predictions) cover the most more of them "
+            "than the seeds do. Seeds at seedthres " + number(seedthres)
             + "%; saliency in grey; labels in the VOC colours: " + legend + "</p>\n" + "".join(parts))
