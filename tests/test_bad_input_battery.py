@@ -172,6 +172,19 @@ def stepsize_zero(own):
     return own_args(own) + ["--set", "seg_train.stepsize=0"]
 
 
+@case("settings of seg_train: freeze_trunk trains no trunk layer, so train_blocks and trunk_lr_mult would do "
+      "nothing; drop freeze_trunk or leave them at -1 and 1")
+def train_blocks_with_a_frozen_trunk(own):
+    return own_args(own) + ["--set", "seg_train.freeze_trunk=true", "--set", "seg_train.train_blocks=3"]
+
+
+@case("settings of saliency_train: output_stride 16: DeepLab-LargeFOV has output stride 8 only; use 8 or "
+      "DeepLab-EffNet")
+def output_stride_16_of_largefov(own):
+    return own_args(own) + ["--set", "saliency_train.net=DeepLab-LargeFOV", "--set", "saliency_train.init=none",
+                            "--set", "saliency_train.output_stride=16"]
+
+
 @case("setting run.device = 'gpu' (command line): write cpu, cuda, cuda:N (a GPU index) or auto", command="guide")
 def device_gpu(own):
     return own_args(own) + ["--device", "gpu"]

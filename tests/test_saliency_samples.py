@@ -1,4 +1,5 @@
-"""Saliency training on real masks: several folders, scenes held out whole, augmentation, copy-paste, the loss;\nthe network settings it shares with the segmenter."""
+"""Saliency training on real masks: several folders, scenes held out whole, augmentation, copy-paste, the
+loss; the network settings it shares with the segmenter."""
 from pathlib import Path
 
 import numpy as np
@@ -15,8 +16,9 @@ from guidedlabelling.networks import DeepLabEffNet, build_seg_net
 from guidedlabelling.saliency_samples import SaliencySample, paste, photometric, remove_object, scale_crop, texture
 from guidedlabelling.stages.saliency_test import holdout_quality
 from guidedlabelling.stages.saliency_train import SaliencyLoss
-from guidedlabelling.training import DEEPLAB_OPTIONS, build_deeplab, label_size, segmentation_loss, \
-    train_last_blocks, trunk_mults
+from guidedlabelling.inference import load_model
+from guidedlabelling.training import DEEPLAB_CHECKS, DEEPLAB_OPTIONS, build_deeplab, label_size, \
+    segmentation_loss, train_last_blocks, trunk_mults
 
 
 def make_folder(root, ids, size=(40, 60)):
@@ -157,8 +159,12 @@ def deeplab_section(**settings):
 
 @pytest.mark.parametrize("stage", ["seg_train", "saliency_train"])
 def test_the_segmenter_and_the_saliency_net_share_the_network_settings(stage):
-    options = C.STAGE_MODULES[stage].OPTIONS
-    assert set(DEEPLAB_OPTIONS) <= set(options)
+    module = C.STAGE_MODULES[stage]
+    assert set(DEEPLAB_OPTIONS) <= set(module.OPTIONS) and set(DEEPLAB_CHECKS) <= set(module.CHECKS)
+    assert module.CONFLICTS(deeplab_section(freeze_trunk=True, trunk_lr_mult=0.1))
+
+
+def test_build_deeplab_chooses_the_trained_layers_and_their_multipliers():
     log = __import__("logging").getLogger("t")
     model, mults = build_deeplab(deeplab_section(output_stride=16, fc6_dilation=1, train_blocks=1,
                                                  trunk_lr_mult=0.1, loss_res="input"), 3, log)
@@ -167,10 +173,38 @@ def test_the_segmenter_and_the_saliency_net_share_the_network_settings(stage):
     assert mults["fc8"] == (10, 1, 20, 0) and mults["_depthwise_conv"] == (0.1, 1, 0.2, 0)
     assert label_size(model, {"loss_res": "input", "input_size": 64}) == 64
     assert label_size(model, {"loss_res": "output", "input_size": 64}) == 4
-    with pytest.raises(InputError, match="--freeze_trunk trains no trunk layer"):
+    with pytest.raises(InputError, match="freeze_trunk trains no trunk layer"):
         build_deeplab(deeplab_section(freeze_trunk=True, train_blocks=3), 3, log)
     with pytest.raises(InputError, match="stride 8 only"):
         build_deeplab(deeplab_section(net="DeepLab-LargeFOV", init="none", output_stride=16), 3, log)
+
+
+@pytest.mark.parametrize("net", ["GAP-EffNet", "DeepLab-EffNet"])
+def test_every_trainable_parameter_of_an_effnet_gets_a_gradient(net):
+    """DDP (without find_unused_parameters) fails on a trainable parameter that the forward pass never uses."""
+    from guidedlabelling.networks import build_seed_net
+    model = build_seed_net(net, 3, 0.05) if net == "GAP-EffNet" else build_seg_net(net, 3, 0.05, 1, 16)
+    out = model(torch.zeros(1, 3, 64, 64))
+    (out[0] if net == "GAP-EffNet" else out).sum().backward()
+    assert [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None] == []
+
+
+def test_the_segmenter_trains_at_output_stride_16_and_its_checkpoint_rebuilds_it(tmp_path, command):
+    sets = ["net=DeepLab-EffNet", "init=imagenet", "output_stride=16", "fc6_dilation=1", "train_blocks=1",
+            "trunk_lr_mult=0.1", "loss_res=input", "max_iter=2"]
+    code, _, err = command("seg_train", "--config", "smoke", "--labels", "gt", "--set", f"out_root={tmp_path}",
+                           *[a for item in sets for a in ("--set", "seg_train." + item)])
+    assert code == 0, err
+    folder, = (tmp_path / "smoke" / "seg_train").iterdir()
+    model, meta = load_model(folder / "model.pth", "segmentation")
+    assert meta["output_stride"] == 16 and model(torch.zeros(1, 3, 64, 64)).shape == (1, 6, 4, 4)
+    start = build_seg_net("DeepLab-EffNet", 6, 0.0625, 1, 16)
+    assert torch.equal(projection(model, 14), projection(start, 14))  # frozen
+    assert not torch.equal(projection(model, 15), projection(start, 15))  # fine-tuned
+
+
+def projection(net, block):
+    return net.backbone._blocks[block]._project_conv.weight
 
 
 def test_the_segmenters_loss_at_input_resolution_is_the_upsampled_scores_cross_entropy():

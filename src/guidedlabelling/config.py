@@ -146,7 +146,8 @@ def set_value(cfg, key, value, source, origins):
 
 
 def range_problems(cfg, origins):
-    """What is wrong with the values of the settings (CHECKS), naming each setting and where it was set."""
+    """What is wrong with the values of the settings (CHECKS), naming each setting and where it was set, and
+    which settings of a stage contradict each other."""
     problems = []
     for sec, checks in CHECKS.items():
         for key, check in checks.items():
@@ -155,6 +156,8 @@ def range_problems(cfg, origins):
             if problem:
                 source = origins.get((sec, key), "the default")
                 problems.append(f"setting {sec}.{key} = {value!r} ({source}): {problem}")
+    for sec, module in STAGE_MODULES.items():  # settings that contradict each other (a stage's CONFLICTS)
+        problems += [f"settings of {sec}: {problem}" for problem in getattr(module, "CONFLICTS", lambda c: [])(cfg[sec])]
     return problems
 
 

@@ -133,16 +133,25 @@ def train_last_blocks(model, blocks, log):
 def build_deeplab(c, num_classes, log):
     """A segmenter or saliency net from its training section c (DEEPLAB_OPTIONS), initialised, with the
     layers it trains chosen; returns it and its Caffe multipliers."""
-    if c["output_stride"] != 8 and c["net"] != "DeepLab-EffNet":
-        raise InputError(f"--output_stride {c['output_stride']}: {c['net']} has output stride 8 only")
-    if c["freeze_trunk"] and (c["train_blocks"] >= 0 or c["trunk_lr_mult"] != 1):
-        raise InputError("--freeze_trunk trains no trunk layer, so --train_blocks and --trunk_lr_mult do nothing; "
-                         "drop --freeze_trunk or leave them at -1 and 1")
+    if deeplab_conflicts(c):
+        raise InputError(deeplab_conflicts(c)[0])
     model = build_seg_net(c["net"], num_classes, c["width"], c["fc6_dilation"], c["output_stride"])
     initialise(model, c["init"], log, c["freeze_trunk"], c["init_partial"])
     if c["train_blocks"] >= 0:
         train_last_blocks(model, c["train_blocks"], log)
     return model, SEG_MULTS | trunk_mults(model, c["trunk_lr_mult"])
+
+
+def deeplab_conflicts(c):
+    """Settings of a segmenter's or saliency net's training section c that contradict each other."""
+    problems = []
+    if c["output_stride"] != 8 and c["net"] != "DeepLab-EffNet":
+        problems.append(f"output_stride {c['output_stride']}: {c['net']} has output stride 8 only; use 8 or "
+                        "DeepLab-EffNet")
+    if c["freeze_trunk"] and (c["train_blocks"] >= 0 or c["trunk_lr_mult"] != 1):
+        problems.append("freeze_trunk trains no trunk layer, so train_blocks and trunk_lr_mult would do nothing; "
+                        "drop freeze_trunk or leave them at -1 and 1")
+    return problems
 
 
 def deeplab_meta(c, kind, classes):

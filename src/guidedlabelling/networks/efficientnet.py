@@ -165,6 +165,8 @@ class EffNetBase(nn.Module):
         self.pretrained = pretrained
         self.adapter = CaffeToNative()
         self.backbone = EfficientNetLite0(output_stride=output_stride, pretrained=pretrained)
+        self.backbone._fc.requires_grad_(False)  # the ImageNet classifier: no training uses it (DDP wants every
+        # trainable parameter to get a gradient)
 
     def imagenet_logits(self, x):
         """ImageNet logits [B, 1000] of Caffe-style inputs (the weight check)."""
@@ -214,6 +216,7 @@ class DeepLabEffNet(EffNetBase):
         self.fc7 = nn.Conv2d(fc, fc, 1)
         self.fc8 = nn.Conv2d(fc, num_classes, 1)
         self.new_layers = ["fc6", "fc7", "fc8"]
+        self.backbone._conv_head.requires_grad_(False)  # the 1280-channel head maps: unused here
         for layer in (self.fc6, self.fc7):
             nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")
         nn.init.normal_(self.fc8.weight, std=0.01)

@@ -8,8 +8,8 @@ from ..io import IGNORE
 from ..networks import SEG_NETS
 from ..reads import Reads
 from ..saliency_samples import PASTE_BACKGROUNDS, SaliencySample
-from ..training import DEEPLAB_CHECKS, DEEPLAB_OPTIONS, build_deeplab, deeplab_meta, label_size, prepare, \
-    run_training, scores_at, segmentation_loss, shuffled_stream, solver_checks, training_options
+from ..training import DEEPLAB_CHECKS, DEEPLAB_OPTIONS, build_deeplab, deeplab_conflicts, deeplab_meta, label_size, \
+    prepare, run_training, scores_at, segmentation_loss, shuffled_stream, solver_checks, training_options
 
 OPTIONS = {"saliency_data": ("data/builtin_saliency", "class-agnostic saliency training set: a folder of images/ + "
                                                       "masks/, or several, comma-separated")} \
@@ -30,6 +30,7 @@ OPTIONS = {"saliency_data": ("data/builtin_saliency", "class-agnostic saliency t
 CHECKS = solver_checks(SEG_NETS) | DEEPLAB_CHECKS | {
     "holdout": NON_NEGATIVE, "balance": one_of("none", "batch"), "min_area": all_of(above(0), between(0, 1)),
     "colour": NON_NEGATIVE, "paste": between(0, 1), "paste_bg": one_of(*PASTE_BACKGROUNDS)}
+CONFLICTS = deeplab_conflicts
 
 
 def reads(cfg, given):

@@ -3,8 +3,8 @@
 from ..checks import one_of
 from ..networks import SEG_NETS
 from ..reads import Reads
-from ..training import DEEPLAB_CHECKS, DEEPLAB_OPTIONS, build_deeplab, deeplab_meta, label_size, prepare, \
-    run_training, segmentation_loss, segmentation_stream, solver_checks, training_options
+from ..training import DEEPLAB_CHECKS, DEEPLAB_OPTIONS, build_deeplab, deeplab_conflicts, deeplab_meta, label_size, \
+    prepare, run_training, segmentation_loss, segmentation_stream, solver_checks, training_options
 
 OPTIONS = training_options("DeepLab-LargeFOV", "models/VGG_ILSVRC_16_layers-deeplab.caffemodel", SEG_NETS) \
     | DEEPLAB_OPTIONS | {
@@ -13,6 +13,7 @@ OPTIONS = training_options("DeepLab-LargeFOV", "models/VGG_ILSVRC_16_layers-deep
     }
 CHECKS = solver_checks(SEG_NETS) | DEEPLAB_CHECKS | {"resize": one_of("none", "tight"),
                                                      "labels": one_of("guide", "gt")}
+CONFLICTS = deeplab_conflicts
 
 
 def add_arguments(parser):
