@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from guidedlabelling.io import load_heatmap_mat
-from guidedlabelling.report import coverage
+from guidedlabelling.io import load_heatmap_mat, save_heatmap_mat, save_label_png
+from guidedlabelling.report import coverage, example_indices
 from guidedlabelling.seeds import seed_labels
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -188,6 +188,42 @@ def most_improved(root, split, seed_folder, later_folder, k=4, seedthres=20):
         seeded = (seeds[objects] == truth[objects]).mean()
         keys.append((seeded < 0.1, seeded - (later[objects] == truth[objects]).mean(), image_id))
     return sorted(image_id for *_, image_id in sorted(keys)[:k])
+
+
+class Squares:
+    """Ten 10x10 images, each with one class-1 object in rows 0..4 (50 pixels)."""
+    has_labels = True
+
+    def __len__(self):
+        return 10
+
+    def label(self, i):
+        truth = np.zeros((10, 10), np.uint8)
+        truth[:5] = 1
+        return truth
+
+    def image_classes(self, i):
+        return [1]
+
+
+def test_panels_are_images_whose_seeds_mark_a_part_then_those_whose_seeds_miss(tmp_path):
+    """(object rows the seeds cover, object rows the guide labels cover) per image: a seed row is 20% of the
+    object. Images whose seeds cover at least 10% come first, by the guides' gain over the seeds."""
+    rows = [(0, 5), (1, 3), (1, 5), (2, 3), (0, 4), (1, 2), (0, 0), (2, 5), (1, 4), (0, 1)]
+    files = []
+    for i, (seeded, guided) in enumerate(rows):
+        heat = np.zeros((1, 10, 10), np.float32)
+        heat[0, :seeded] = 1.0
+        heat[0, 9, 9] = 0.5 if seeded == 0 else 0.0  # some seed somewhere, none on the object
+        save_heatmap_mat(tmp_path / f"{i}.mat", heat, (10, 10))
+        guide = np.zeros((10, 10), np.uint8)
+        guide[:guided] = 1
+        save_label_png(tmp_path / f"{i}.png", guide)
+        files.append([("seeds", tmp_path / f"{i}.mat"), ("guide labels", tmp_path / f"{i}.png")])
+    # gains in object rows: seeds marking a part: 2 -> 4, 8 -> 3, 7 -> 3, 1 -> 2, 3 -> 1, 5 -> 1;
+    # seeds missing: 0 -> 5, 4 -> 4, 9 -> 1, 6 -> 0
+    assert example_indices(Squares(), 4, files, 20) == [1, 2, 7, 8]
+    assert example_indices(Squares(), 8, files, 20) == [0, 1, 2, 3, 4, 5, 7, 8]
 
 
 def test_coverage_counts_the_object_pixels_given_their_class():
