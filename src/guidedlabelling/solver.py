@@ -57,8 +57,8 @@ class CaffeSGD(CaffeSolver):
 
 
 class CaffeAdam(CaffeSolver):
-    """Caffe's Adam solver (type "Adam"; Kingma & Ba), for heads on a frozen trunk whose features are too
-    unevenly scaled for one SGD rate: each weight's step is scaled by its own gradient history.
+    """Caffe's Adam solver (type "Adam"; Kingma & Ba), for new heads on an ImageNet trunk whose features are
+    too unevenly scaled for one SGD rate: each weight's step is scaled by its own gradient history.
 
     Per parameter, at iteration t = 1, 2, ...: g += weight_decay * decay_mult * w;  m = b1 m + (1 - b1) g;
     v = b2 v + (1 - b2) g^2;  w -= lr * lr_mult * sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + delta),

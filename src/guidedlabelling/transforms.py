@@ -87,7 +87,8 @@ def seg_train_sample(img, label, rng, size, out_size, resize="none"):
     """docs/method.md section 6. 'none' (the release's driver): a random horizontal flip, a random crop of at
     most size x size (offsets uniform over the whole range), a centred reflect-101 pad to size x size of image
     and label alike. 'tight': the seed network's crop, fit and pad (label by nearest neighbour), then the flip.
-    The label is then shrunk to out_size x out_size by nearest neighbour (shrink_label)."""
+    The label is then shrunk to out_size x out_size by nearest neighbour (shrink_label; unchanged when out_size
+    is size, loss_res input)."""
     if resize == "tight":
         top, left, bottom, right = random_crop_box(*img.shape[:2], rng)
         img, _, _ = fit_reflect(img[top:bottom, left:right], size)
