@@ -92,10 +92,15 @@ class FixedSamples(torch.utils.data.Dataset):
         return self.samples[k % 4]
 
 
-def train(tmp_path, name, amp="none", channels_last=False, iterations=6):
+def train_start():
     torch.manual_seed(0)
     model = DeepLabLargeFOV(2, 0.0625)
     init_from_scratch(model)
+    return model
+
+
+def train(tmp_path, name, amp="none", channels_last=False, iterations=6):
+    model = train_start()
     solver = Solver(0.01, iterations, 1000, 4, 0, 1000, clip_gradients=5)
     run = {"workers": 0, "amp": amp, "channels_last": channels_last}
     (tmp_path / name).mkdir()
@@ -115,10 +120,15 @@ def test_bf16_training_learns_like_float32(tmp_path):
 
 
 def test_channels_last_training_gives_the_contiguous_parameters(tmp_path):
-    _, contiguous = train(tmp_path, "contiguous", iterations=3)
-    _, nhwc = train(tmp_path, "nhwc", channels_last=True, iterations=3)
-    for (name, a), b in zip(contiguous.state_dict().items(), nhwc.state_dict().values()):
-        assert (a - b).abs().max().item() <= 1e-5, name
+    """One step: the kernels of the two layouts round differently, and this from-scratch training multiplies
+    such differences ~100x per step (1 thread: 1.5e-8, 1.2e-4, 4.3e-3 after steps 1, 2, 3; 2 threads less)."""
+    _, contiguous = train(tmp_path, "contiguous", iterations=1)
+    _, nhwc = train(tmp_path, "nhwc", channels_last=True, iterations=1)
+    start = train_start()
+    for (name, a), b, s in zip(contiguous.state_dict().items(), nhwc.state_dict().values(),
+                               start.state_dict().values()):
+        assert (a - b).abs().max().item() <= 1e-6, name
+    assert any(not torch.equal(a, s) for a, s in zip(contiguous.state_dict().values(), start.state_dict().values()))
 
 
 def test_unknown_amp_is_a_one_line_error():
