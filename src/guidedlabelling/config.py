@@ -157,7 +157,8 @@ def range_problems(cfg, origins):
                 source = origins.get((sec, key), "the default")
                 problems.append(f"setting {sec}.{key} = {value!r} ({source}): {problem}")
     for sec, module in STAGE_MODULES.items():  # settings that contradict each other (a stage's CONFLICTS)
-        problems += [f"settings of {sec}: {problem}" for problem in getattr(module, "CONFLICTS", lambda c: [])(cfg[sec])]
+        conflicts = getattr(module, "CONFLICTS", lambda c: [])
+        problems += [f"settings of {sec}: {problem}" for problem in conflicts(cfg[sec])]
     return problems
 
 

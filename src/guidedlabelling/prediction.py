@@ -68,8 +68,9 @@ def parse(argv=None):
     p.add_argument("--model", required=True, help="model.pth of src/segmentation/train.py, or its folder")
     p.add_argument("--out_dir", required=True, help="folder for the label PNGs and overlay/")
     p.add_argument("--pcrf", choices=("none", "deeplab"), help="test-time dense CRF (default: the preset's test_pcrf)")
-    p.add_argument("--config", default="demo", help="preset whose seg_test and seg_train settings give the defaults of --pcrf, --size, "
-                                                    "--resize and --input_size (demo: its CRF is on)")
+    p.add_argument("--config", default="demo", help="preset whose seg_test and seg_train settings give the "
+                                                    "defaults of --pcrf, --size, --resize and --input_size (demo: "
+                                                    "its CRF is on)")
     p.add_argument("--size", type=int, help="test input side (default: the preset's test_size)")
     p.add_argument("--resize", choices=("none", "fullscale", "tight"),
                    help="none: the release's, a padded canvas resized to --input_size; fullscale: the padded canvas "
