@@ -1,5 +1,6 @@
 """Saliency training on real masks: several folders, scenes held out whole, augmentation, copy-paste, the
 loss; the network settings it shares with the segmenter."""
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -145,7 +146,7 @@ def test_output_stride_16_and_the_trunks_multipliers_and_blocks():
         build_seg_net("DeepLab-LargeFOV", 2, 0.05, 12, 16)
     mults = trunk_mults(model, 0.1)
     assert mults["_project_conv"] == (0.1, 1, 0.2, 0) and "fc6" not in mults and trunk_mults(model, 1) == {}
-    train_last_blocks(model, 2, __import__("logging").getLogger("t"))
+    train_last_blocks(model, 2, logging.getLogger("t"))
     trained = {n.split(".")[1] for n, p in model.backbone.named_parameters() if p.requires_grad}
     assert trained == {"14", "15"}
     assert all(p.requires_grad for n, p in model.named_parameters() if n.split(".")[0] in model.new_layers)
@@ -165,7 +166,7 @@ def test_the_segmenter_and_the_saliency_net_share_the_network_settings(stage):
 
 
 def test_build_deeplab_chooses_the_trained_layers_and_their_multipliers():
-    log = __import__("logging").getLogger("t")
+    log = logging.getLogger("t")
     model, mults = build_deeplab(deeplab_section(output_stride=16, fc6_dilation=1, train_blocks=1,
                                                  trunk_lr_mult=0.1, loss_res="input"), 3, log)
     assert model(torch.zeros(1, 3, 64, 64)).shape == (1, 3, 4, 4)
@@ -257,5 +258,5 @@ def test_resuming_another_solvers_snapshot_is_a_one_line_error(tmp_path):
     sgd.step()
     save_checkpoint(tmp_path / "snapshot_iter_1.pth", model, {"losses": []}, sgd, 1)
     with pytest.raises(InputError, match="solver_type"):
-        resume(tmp_path, model, CaffeAdam(model.parameters(), lr=0.1), __import__("logging").getLogger("t"))
-    assert resume(tmp_path, model, CaffeSGD(model.parameters(), lr=0.1), __import__("logging").getLogger("t"))[0] == 1
+        resume(tmp_path, model, CaffeAdam(model.parameters(), lr=0.1), logging.getLogger("t"))
+    assert resume(tmp_path, model, CaffeSGD(model.parameters(), lr=0.1), logging.getLogger("t"))[0] == 1

@@ -133,8 +133,9 @@ def train_last_blocks(model, blocks, log):
 def build_deeplab(c, num_classes, log):
     """A segmenter or saliency net from its training section c (DEEPLAB_OPTIONS), initialised, with the
     layers it trains chosen; returns it and its Caffe multipliers."""
-    if deeplab_conflicts(c):
-        raise InputError(deeplab_conflicts(c)[0])
+    problems = deeplab_conflicts(c)
+    if problems:
+        raise InputError(*problems)
     model = build_seg_net(c["net"], num_classes, c["width"], c["fc6_dilation"], c["output_stride"])
     initialise(model, c["init"], log, c["freeze_trunk"], c["init_partial"])
     if c["train_blocks"] >= 0:
