@@ -8,6 +8,7 @@ import pytest
 from PIL import Image
 
 from guidedlabelling import cli
+from guidedlabelling.store import ENV as STORE_ENV
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_PRESET = """name: tiny
@@ -34,6 +35,21 @@ def picture(k, cls):
     img[4:16, 6 + k:18 + k] = (220, 40, 40) if cls == 1 else (40, 40, 220)
     mask[4:16, 6 + k:18 + k] = cls
     return img, mask
+
+
+@pytest.fixture(scope="session", autouse=True)
+def session_store(tmp_path_factory):
+    """The store of saliency networks (store.py) of module and session fixtures: never the user's."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(STORE_ENV, str(tmp_path_factory.mktemp("store")))
+        yield
+
+
+@pytest.fixture(autouse=True)
+def private_store(tmp_path, monkeypatch):
+    """Each test its own empty store of saliency networks; the commands it starts inherit it."""
+    monkeypatch.setenv(STORE_ENV, str(tmp_path / "store"))
+    return tmp_path / "store"
 
 
 @pytest.fixture

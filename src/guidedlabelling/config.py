@@ -58,6 +58,9 @@ SHARED = {
         "channels_last": (False, "NHWC memory layout for the networks (often faster convolutions)"),
         "crf_backend": ("torch", "dense CRF: torch (crf_torch.py, CPU or CUDA; the same labels) or pydensecrf "
                                  "(the release's C++ package pydensecrf2, optional)"),
+        "store": ("", "folder of the store of trained saliency networks that every run on this machine shares "
+                      "(store.py); empty: $GUIDEDLABELLING_STORE, else $XDG_CACHE_HOME/guidedlabelling/saliency "
+                      "(~/.cache/...); none: no store"),
         "follow_symlinks": (False, "own data: read images that are symbolic links to files outside --images "
                                    "(without it, such a link is an error)"),
     },

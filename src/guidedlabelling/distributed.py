@@ -84,6 +84,15 @@ def all_sum(tensor):
     return tensor
 
 
+def main_decides(flag, device):
+    """The first process's `flag`, for every process (what it found in a file that only it reads)."""
+    if not dist.is_initialized():
+        return flag
+    value = torch.tensor([int(flag)], device=device)
+    dist.broadcast(value, 0)
+    return bool(value.item())
+
+
 def check_same_everywhere(value, device, what):
     """Every process must see the same `value` (e.g. the snapshot it resumes from)."""
     if not dist.is_initialized():

@@ -337,13 +337,15 @@ def prepare(stage):
     return solver
 
 
-def run_training(stage, model, stream, loss_fn, solver, mults, meta):
+def run_training(stage, model, stream, loss_fn, solver, mults, meta, publish=None):
+    """Train, then finish the stage folder; publish(summary) -> summary, if given, runs in between (the first
+    process only), once model.pth is written."""
     losses = train_loop(model, stream, loss_fn, solver, mults, stage.out, stage.log, stage.device,
                         stage.cfg["run"], meta)
     if distributed.is_main():
-        stage.finish({"final_loss": losses[-1][1] if losses else None,
-                      "images": len(stream.make_sample.data),
-                      "iterations": solver.max_iter})
+        summary = {"final_loss": losses[-1][1] if losses else None, "images": len(stream.make_sample.data),
+                   "iterations": solver.max_iter}
+        stage.finish(publish(summary) if publish else summary)
 
 
 class SegSample:

@@ -1,12 +1,17 @@
 """Saliency network training: class-agnostic foreground/background DeepLab (docs/method.md section 3), on one
 or several folders of object masks, with the augmentation of saliency_samples.py when set."""
+import datetime
+
 import torch
 import torch.nn.functional as F
 
+from .. import distributed, store
 from ..checks import NON_NEGATIVE, above, all_of, between, one_of
+from ..fingerprint import file_digest
 from ..io import IGNORE
 from ..networks import SEG_NETS
-from ..reads import Reads
+from ..networks.efficientnet import weights_path
+from ..reads import NO_INIT, Reads
 from ..saliency_samples import PASTE_BACKGROUNDS, SaliencySample
 from ..training import DEEPLAB_CHECKS, DEEPLAB_OPTIONS, build_deeplab, deeplab_conflicts, deeplab_meta, label_size, \
     prepare, run_training, scores_at, segmentation_loss, shuffled_stream, solver_checks, training_options
@@ -40,6 +45,23 @@ def reads(cfg, given):
 
 
 def run(stage):
+    """Copy the network of the same key from the store (store.py), or train it and put it there."""
+    device = distributed.process_device(stage.device)
+    entry = store_entry(stage)
+    with distributed.process_group(device), store.claim(entry, stage.log, device) as usable:
+        if usable and not stage.cfg["run"]["overridecache"]:
+            record = entry.copy_to(stage.out) if distributed.is_main() else None
+            if distributed.main_decides(record is not None, device):
+                if distributed.is_main():
+                    stage.log.info("saliency network: reused from the store, %s (trained in %s on %s); "
+                                   "--overridecache retrains it", entry, record["trained_in"], record["date"])
+                    stage.finish(record["summary"] | {"store": {"entry": str(entry),
+                                                                "trained_in": record["trained_in"]}})
+                return
+        train(stage, (lambda summary: publish(stage, entry, summary)) if usable else None)
+
+
+def train(stage, publish_fn):
     solver = prepare(stage)
     c = stage.cfg["saliency_train"]
     data = stage.saliency_set
@@ -48,7 +70,34 @@ def run(stage):
     sample = SaliencySample(data, size, label_size(model, c), c["paste"], c["paste_bg"], c["min_area"],
                             c["colour"])
     run_training(stage, model, shuffled_stream(sample, solver), SaliencyLoss(c["balance"]), solver, mults,
-                 deeplab_meta(c, "saliency", ["bg", "fg"]))
+                 deeplab_meta(c, "saliency", ["bg", "fg"]), publish_fn)
+
+
+def store_entry(stage):
+    """The store's place for the network these settings train on this saliency set, or None (run.store none)."""
+    root = store.store_root(stage.cfg["run"]["store"])
+    if root is None:
+        return None
+    c, data = stage.cfg["saliency_train"], stage.saliency_set
+    digests = stage.checked.digests.manifest([p for it in data.items for p in (it.image, it.label)])
+    items = [(it.image.name, digests[str(it.image)], digests[str(it.label)]) for it in data.items]
+    init = file_digest(weights_path()) if c["init"] == "imagenet" else \
+        "none" if c["init"] in NO_INIT else file_digest(c["init"])
+    return store.Entry(root, store.saliency_key(c, stage.cfg["run"]["amp"], init, items))
+
+
+def publish(stage, entry, summary):
+    """Put the trained network into the store; a store that refuses it is reported, the run goes on."""
+    record = {"summary": summary, "settings": stage.cfg["saliency_train"], "trained_in": str(stage.out),
+              "date": datetime.datetime.now().isoformat(sep=" ", timespec="seconds")}
+    try:
+        entry.publish(stage.out, record)
+    except OSError as e:
+        stage.log.warning("store: could not keep the network in %s (%s); later runs will train it again",
+                          entry, e.strerror or e)
+        return summary
+    stage.log.info("store: kept the network in %s for later runs", entry)
+    return summary | {"store": {"entry": str(entry), "trained_in": str(stage.out)}}
 
 
 class SaliencyLoss:

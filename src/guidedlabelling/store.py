@@ -1,0 +1,158 @@
+"""The store of trained saliency networks: one per machine, shared by every run, keyed by content.
+
+The saliency network is class-agnostic: what it learns depends on its training set (the saliency set's
+training images and masks) and the saliency_train settings, not on the photos a run labels, its preset or its
+--out_root. So the saliency_train stage first looks in the store for a network of the same key and copies it
+into its folder instead of training; a network it trains goes into the store for every later run.
+
+The key hashes (KEY_VERSION, the settings, the training items):
+- the saliency_train settings, except those that only say where the set lies and which part of it is held out
+  (saliency_data, holdout, holdout_scenes): the training items they select are hashed instead;
+- the initial weights by content (a file's digest; the built-in ImageNet weights' file for imagenet);
+- the run's precision (run.amp), which changes what is learnt;
+- every training image and mask, in the set's order, by file name and content (fingerprint.file_digest).
+KEY_VERSION changes when the training code changes what a network learns from the same key.
+
+Where: the setting run.store, else $GUIDEDLABELLING_STORE, else $XDG_CACHE_HOME/guidedlabelling/saliency
+(~/.cache/guidedlabelling/saliency); run.store=none turns it off. An entry <store>/<key>/ holds model.pth,
+loss.json and entry.json (the settings and run that made it, the model's digest). Two runs that want one key:
+the first takes <store>/<key>.lock (flock; the system releases it if the run dies) and trains, the second waits
+and then reuses its network. An entry appears whole (written to a temporary folder, then renamed) or not at
+all; one whose model no longer matches its recorded digest is removed and retrained.
+"""
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from . import distributed
+from .fingerprint import file_digest, read_json
+from .io import save_json
+
+KEY_VERSION = 1
+ENV = "GUIDEDLABELLING_STORE"
+NOT_KEYED = ("saliency_data", "holdout", "holdout_scenes")  # the training items stand for them
+FILES = ("model.pth", "loss.json")
+
+
+def store_root(setting):
+    """The store's folder for the setting run.store ('' = the environment's default), or None for 'none'."""
+    if setting == "none":
+        return None
+    if setting:
+        return Path(setting).expanduser()
+    if os.environ.get(ENV):
+        return Path(os.environ[ENV]).expanduser()
+    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache) / "guidedlabelling" / "saliency"
+
+
+def saliency_key(settings, amp, init_digest, items):
+    """The key of a saliency network: settings (the saliency_train section), amp (run.amp), init_digest (of
+    the initial weights, or 'none'), items [(image name, image digest, mask digest)] in training order."""
+    keyed = {k: v for k, v in settings.items() if k not in NOT_KEYED and k != "init"}
+    text = json.dumps({"version": KEY_VERSION, "settings": keyed, "amp": amp, "init": init_digest,
+                       "items": items}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+class Entry:
+    """One key's place in the store: <root>/<key>/ and its lock <root>/<key>.lock."""
+
+    def __init__(self, root, key):
+        self.root, self.key = Path(root), key
+        self.path = self.root / key
+
+    def __str__(self):
+        return str(self.path)
+
+    @contextlib.contextmanager
+    def claimed(self, log):
+        """Hold the key's lock for the block, waiting while another run holds it (it trains this network)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / f"{self.key}.lock", "a") as f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                log.info("store: another run is training this saliency network (%s.lock); waiting for it", self)
+                start = time.monotonic()
+                fcntl.flock(f, fcntl.LOCK_EX)
+                log.info("store: waited %.0f s", time.monotonic() - start)
+            try:
+                yield
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
+
+    def record(self):
+        """The entry's entry.json when its model is intact (its recorded digest), else None; a damaged entry
+        is removed."""
+        record = read_json(self.path / "entry.json")
+        if record is None:
+            return None
+        if any(not (self.path / name).is_file() for name in FILES) or \
+                file_digest(self.path / "model.pth") != record.get("model_digest"):
+            shutil.rmtree(self.path, ignore_errors=True)
+            return None
+        return record
+
+    def copy_to(self, out):
+        """Copy the entry's files into a stage folder; returns its record, or None when there is no intact
+        entry."""
+        record = self.record()
+        if record is None:
+            return None
+        for name in FILES:
+            copy_atomic(self.path / name, out / name)
+        return record
+
+    def publish(self, out, record):
+        """Put a stage folder's trained network into the store under this key (the lock held), replacing an
+        older entry; the entry appears whole or not at all. Leftovers of runs killed while publishing go."""
+        for leftover in self.root.glob(f".{self.key}.*"):
+            shutil.rmtree(leftover, ignore_errors=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{self.key}.", suffix=".tmp", dir=self.root))
+        try:
+            for name in FILES:
+                shutil.copyfile(out / name, tmp / name)
+            save_json(tmp / "entry.json", record | {"key": self.key, "model_digest": file_digest(tmp / "model.pth")})
+            if self.path.exists():
+                os.replace(self.path, self.path.with_name(f".{self.key}.old"))
+            os.replace(tmp, self.path)
+        finally:
+            for leftover in (tmp, self.path.with_name(f".{self.key}.old")):
+                shutil.rmtree(leftover, ignore_errors=True)
+
+
+def copy_atomic(src, dst):
+    """Copy a file so that dst is either its old self or a whole copy."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent)
+    os.close(fd)
+    try:
+        shutil.copyfile(src, tmp)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, dst)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+@contextlib.contextmanager
+def claim(entry, log, device):
+    """Hold the entry's lock for the block; yields whether the store can be used. Under torchrun the first
+    process takes the lock and decides for all. A store that cannot be created or locked is reported, and the
+    block runs without it."""
+    usable = entry is not None
+    with contextlib.ExitStack() as stack:
+        if usable and distributed.is_main():
+            try:
+                stack.enter_context(entry.claimed(log))
+            except OSError as e:
+                log.warning("store %s unusable (%s); training without it (set run.store to another folder, or "
+                            "none)", entry.root, e.strerror or e)
+                usable = False
+        yield distributed.main_decides(usable, device)

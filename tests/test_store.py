@@ -1,0 +1,147 @@
+"""The store of trained saliency networks (store.py): a run into another --out_root, another preset or another
+copy of the same saliency set reuses the network; other masks or other saliency settings train a new one; two
+runs at once leave one intact network; --overridecache retrains; a damaged entry is retrained."""
+import fcntl
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+from PIL import Image
+
+from conftest import ROOT, own_args
+from guidedlabelling.store import Entry, saliency_key
+
+
+def train_saliency(command, own, out_root, *extra):
+    """The saliency training stage into out_root; returns (its done.json, its stdout)."""
+    code, out, err = command("saliency_train", *own_args(own), "--set", f"out_root={out_root}", *extra)
+    assert code == 0, out + err
+    (folder,) = (out_root / "tiny" / "saliency_train").iterdir()
+    return json.loads((folder / "done.json").read_text()), folder
+
+
+def reused(done, folder):
+    """Whether a saliency training folder took its network from the store (trained in another folder)."""
+    return done["store"]["trained_in"] != str(folder)
+
+
+def entries(store):
+    return sorted(p.name for p in store.iterdir() if p.is_dir())
+
+
+def test_a_second_out_root_reuses_the_network(own, command, tmp_path, private_store):
+    first, folder_a = train_saliency(command, own, tmp_path / "a")
+    second, folder_b = train_saliency(command, own, tmp_path / "b")
+    assert first["store"]["trained_in"] == second["store"]["trained_in"] == str(folder_a)
+    assert first["store"]["entry"] == second["store"]["entry"] and len(entries(private_store)) == 1
+    assert (folder_a / "model.pth").read_bytes() == (folder_b / "model.pth").read_bytes()
+    assert not list(folder_b.glob("snapshot_iter_*.pth"))  # nothing was trained there
+    assert list(folder_a.glob("snapshot_iter_*.pth"))
+    assert second["final_loss"] == first["final_loss"]
+
+
+def test_a_copy_of_the_set_elsewhere_and_other_stages_settings_reuse_it(own, command, tmp_path, private_store):
+    train_saliency(command, own, tmp_path / "a")
+    moved = tmp_path / "elsewhere" / "salset"
+    shutil.copytree(own["saliency_data"], moved)
+    done, folder = train_saliency(command, own, tmp_path / "b", "--set", f"saliency_data={moved}",
+                                  "--set", "seg_train.max_iter=7", "--set", "seedthres=30")
+    assert reused(done, folder) and len(entries(private_store)) == 1
+
+
+def test_another_mask_or_setting_trains_a_new_network(own, command, tmp_path, private_store):
+    train_saliency(command, own, tmp_path / "a")
+    done, folder = train_saliency(command, own, tmp_path / "b", "--set", "saliency_train.base_lr=0.002")
+    assert not reused(done, folder) and len(entries(private_store)) == 2
+    mask = own["saliency_data"] / "masks" / "s0.png"
+    values = np.array(Image.open(mask))
+    values[0, 0] = 255 - values[0, 0]
+    Image.fromarray(values).save(mask)
+    done, folder = train_saliency(command, own, tmp_path / "c")
+    assert not reused(done, folder) and len(entries(private_store)) == 3
+
+
+def test_overridecache_retrains_and_replaces_the_entry(own, command, tmp_path, private_store):
+    train_saliency(command, own, tmp_path / "a")
+    (key,) = entries(private_store)
+    before = json.loads((private_store / key / "entry.json").read_text())
+    done, folder = train_saliency(command, own, tmp_path / "b", "--set", "overridecache=true")
+    after = json.loads((private_store / key / "entry.json").read_text())
+    assert not reused(done, folder) and entries(private_store) == [key]
+    assert after["trained_in"] != before["trained_in"] and after["trained_in"].startswith(str(tmp_path / "b"))
+
+
+def test_a_damaged_entry_is_retrained(own, command, tmp_path, private_store):
+    train_saliency(command, own, tmp_path / "a")
+    (key,) = entries(private_store)
+    model = private_store / key / "model.pth"
+    model.write_bytes(model.read_bytes()[:100])
+    done, folder = train_saliency(command, own, tmp_path / "b")
+    assert not reused(done, folder)
+    assert Entry(private_store, key).record() is not None  # the new network replaced it
+
+
+def test_store_none_and_an_unusable_store(own, command, tmp_path, private_store):
+    done, _ = train_saliency(command, own, tmp_path / "a", "--set", "store=none")
+    assert "store" not in done and not private_store.exists()
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    code, out, err = command("saliency_train", *own_args(own), "--set", f"out_root={tmp_path / 'b'}",
+                             "--set", f"store={blocker}")
+    assert code == 0 and "unusable" in out and "training without it" in out, out + err
+
+
+def test_two_runs_at_once_leave_one_intact_network(own, tmp_path, private_store):
+    """Both start together; the first takes the key's lock and trains, the second waits and reuses."""
+    def start(name):
+        argv = own_args(own) + ["--set", f"out_root={tmp_path / name}", "--set", "saliency_train.max_iter=40"]
+        return subprocess.Popen([sys.executable, "-m", "guidedlabelling", "saliency_train", *map(str, argv)],
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT)
+    runs = [start("a"), start("b")]
+    logs = [r.communicate(timeout=300)[0] for r in runs]
+    assert [r.returncode for r in runs] == [0, 0], logs
+    folders = [next((tmp_path / n / "tiny" / "saliency_train").iterdir()) for n in ("a", "b")]
+    done = [json.loads((f / "done.json").read_text()) for f in folders]
+    assert sorted(reused(d, f) for d, f in zip(done, folders)) == [False, True], logs
+    (key,) = entries(private_store)
+    assert Entry(private_store, key).record() is not None
+    assert sorted(p.name for p in private_store.iterdir()) == [key, f"{key}.lock"]  # no temporary leftovers
+
+
+def test_the_key_follows_content_settings_and_order_not_paths():
+    items = [("a.jpg", "d1", "m1"), ("b.jpg", "d2", "m2")]
+    settings = {"base_lr": 0.01, "saliency_data": "/x", "holdout": 3, "holdout_scenes": "s", "init": "imagenet"}
+    key = saliency_key(settings, "none", "w", items)
+    assert saliency_key(settings | {"saliency_data": "/y", "holdout": 5, "holdout_scenes": ""}, "none", "w",
+                        items) == key  # the items they select are hashed instead
+    assert saliency_key(settings | {"init": "/other/path"}, "none", "w", items) == key  # init by its digest
+    others = [saliency_key(settings | {"base_lr": 0.02}, "none", "w", items),
+              saliency_key(settings, "bf16", "w", items), saliency_key(settings, "none", "w2", items),
+              saliency_key(settings, "none", "w", items[::-1]),
+              saliency_key(settings, "none", "w", [items[0], ("b.jpg", "d2", "m3")])]
+    assert len(set(others) | {key}) == 6
+
+
+def test_a_run_waits_for_the_run_that_holds_the_key(own, command, tmp_path, private_store):
+    """While another run holds the key's lock (it trains that network), a run waits, then reuses what it put
+    into the store instead of training the same network a second time."""
+    train_saliency(command, own, tmp_path / "a")
+    (key,) = entries(private_store)
+    kept = tmp_path / "kept"
+    shutil.move(private_store / key, kept)
+    with open(private_store / f"{key}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        argv = own_args(own) + ["--set", f"out_root={tmp_path / 'b'}"]
+        run = subprocess.Popen([sys.executable, "-m", "guidedlabelling", "saliency_train", *map(str, argv)],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT)
+        waiting = run.stdout.readline()
+        while "waiting" not in waiting and waiting:
+            waiting = run.stdout.readline()
+        assert "another run is training this saliency network" in waiting and run.poll() is None
+        shutil.move(kept, private_store / key)  # what the other run publishes
+    log = waiting + run.communicate(timeout=120)[0]
+    assert run.returncode == 0, log
+    folder = next((tmp_path / "b" / "tiny" / "saliency_train").iterdir())
+    assert reused(json.loads((folder / "done.json").read_text()), folder), log
