@@ -59,8 +59,8 @@ def test_every_stage_module_declares_options_and_runs():
         assert set(module.CHECKS) <= set(module.OPTIONS) and callable(module.reads), stage.name
 
 
-@pytest.mark.parametrize("stage,own,folders", [("seg_test", 4, 1), ("guide", 4, 2), ("seg_train", 23, 1),
-                                               ("seed_train", 17, 0)])
+@pytest.mark.parametrize("stage,own,folders", [("seg_test", 4, 1), ("guide", 4, 2), ("seg_train", 24, 1),
+                                               ("seed_train", 18, 0)])
 def test_stage_help_lists_its_own_settings_plus_data_and_run(stage, own, folders):
     command = pipeline.BY_NAME[stage].command
     proc = subprocess.run([sys.executable, command, "-h"], cwd=ROOT, capture_output=True, text=True)
@@ -116,22 +116,13 @@ def test_adding_a_stage_is_one_module_and_one_row(tmp_path):
 
 
 @pytest.mark.parametrize("given, expected", [(None, "PASSIVE"), ("ACTIVE", "ACTIVE")])
-def test_steps_run_with_sleeping_openmp_threads_unless_the_user_says(monkeypatch, given, expected):
-    from argparse import Namespace
-
-    from guidedlabelling import driver
-    seen = []
-
-    class Step:
-        def __init__(self, cmd, env):
-            seen.append(env["OMP_WAIT_POLICY"])
-
-        def wait(self):
-            return 0
+def test_script_runs_with_sleeping_openmp_threads_unless_the_user_says(monkeypatch, given, expected):
+    from guidedlabelling.cli import sleeping_openmp_threads
     if given:
         monkeypatch.setenv("OMP_WAIT_POLICY", given)
     else:
         monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
-    monkeypatch.setattr(driver.subprocess, "Popen", Step)
-    driver.run_steps(Namespace(config="smoke", debug=False), [], [("seed_train", "seed_train", ())], {})
-    assert seen == [expected]
+    sleeping_openmp_threads()
+    assert os.environ["OMP_WAIT_POLICY"] == expected
+    script = (ROOT / "script.py").read_text()
+    assert script.index("sleeping_openmp_threads()") < script.index('run("guidedlabelling.driver")')

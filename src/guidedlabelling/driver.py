@@ -8,13 +8,13 @@ then runs them in order with the same settings.
 """
 import argparse
 import json
-import os
-import subprocess
 import sys
+import time
 from pathlib import Path
 
 from . import config as C
-from . import preflight
+from . import preflight, runner
+from .cli import errors_end_in_one_line
 from .datasets import has_ground_truth
 from .io import InputError, save_json
 from .pipeline import STEPS, command
@@ -79,7 +79,8 @@ def planned_steps(args, overrides):
 
 
 def check_inputs(args, overrides, steps, skip):
-    """The preflight of every step to run (built-in data generated first): all problems, before any step."""
+    """The preflight of every step to run (built-in data generated first): all problems, before any step.
+    Returns what it opened, for the steps to reuse."""
     _, preset = C.resolve(args.config, overrides)
     plan = []
     for step, stage, extra in steps:
@@ -87,38 +88,35 @@ def check_inputs(args, overrides, steps, skip):
             cfg, _ = C.resolve(args.config, overrides + list(extra))
             ensure_data(cfg)
             plan.append((stage, cfg))
-    preflight.check_steps(plan, preset)
+    return preflight.check_steps(plan, preset)
 
 
-def run_steps(args, overrides, steps, skip):
-    # OpenMP threads that spin while waiting ran 5-10x slower on this 2-core machine whenever another process
-    # shared it; sleeping threads cost little when it is quiet. An OMP_WAIT_POLICY of the user's is kept.
-    env = os.environ | {"OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE")}
+def run_steps(args, overrides, steps, skip, opened=None):
+    """Each step as its command runs it, in this process: one start-up for all, and the datasets opened (and
+    checked) once. Returns {step: wall seconds}."""
+    seconds = {}
     for step, stage, extra in steps:
         if step in skip:
             print(f"==> {step}: skipped, {skip[step]}", flush=True)
             continue
+        settings = overrides + list(extra)
         print(f"==> {step}: {command(stage)}" + "".join(f" --set {s}" for s in extra), flush=True)
-        cmd = [sys.executable, "-m", "guidedlabelling", stage, "--config", args.config]
-        cmd += [a for s in overrides + list(extra) for a in ("--set", s)] + (["--debug"] if args.debug else [])
-        code = wait_for(subprocess.Popen(cmd, env=env))
-        if code:  # the step printed why; 2 (bad input) passes through
-            print(f"step {step} failed: {' '.join(cmd)}", file=sys.stderr)
-            sys.exit(code)
+        argv = ["--config", args.config] + [a for s in settings for a in ("--set", s)]
+        start = time.monotonic()
+        try:
+            with errors_end_in_one_line(args.debug):
+                runner.main(stage, argv + (["--debug"] if args.debug else []), opened)
+        except SystemExit as e:  # the step printed why; 2 (bad input) and 130 (Ctrl-C) pass through
+            if e.code:
+                print(f"step {step} failed: {command(stage)} {' '.join(argv)}", file=sys.stderr)
+            raise
+        seconds[step] = time.monotonic() - start
+    return seconds
 
 
-def wait_for(step):
-    """The step's exit code. On Ctrl-C the step, which got it too, is left to stop by itself (a training saves
-    a snapshot first) before the driver stops."""
-    try:
-        return step.wait()
-    except KeyboardInterrupt:
-        step.wait()
-        raise
-
-
-def summarise(args, overrides):
-    """One table of the method's stages against the fully supervised reference, also as JSON."""
+def summarise(args, overrides, seconds=None):
+    """One table of the method's stages against the fully supervised reference, also as JSON (with each step's
+    wall seconds in this run)."""
     cfg, preset = C.resolve(args.config, overrides)
     ref_cfg, _ = C.resolve(args.config, overrides + ["labels=gt"])
 
@@ -131,7 +129,7 @@ def summarise(args, overrides):
     if guide and seg and "mIoU" not in seg:  # own data without masks: nothing to measure against
         outputs = {"guide_labels": str(C.stage_dir(cfg, preset, "guide")),
                    "predictions": str(C.stage_dir(cfg, preset, "seg_test")), "config": args.config,
-                   "overrides": overrides}
+                   "overrides": overrides, "step_seconds": seconds or {}}
         path = Path(cfg["run"]["out_root"]) / cfg["name"] / "summary.json"
         save_json(path, outputs)
         print(f"\nno ground-truth masks, so no mIoU table (pass --masks DIR for one)\nguide labels: "
@@ -146,7 +144,7 @@ def summarise(args, overrides):
              "guide_labels": str(C.stage_dir(cfg, preset, "guide")),
              "predictions": str(C.stage_dir(cfg, preset, "seg_test")),
              "reference_predictions": str(C.stage_dir(ref_cfg, preset, "seg_test")),
-             "config": args.config, "overrides": overrides}
+             "config": args.config, "overrides": overrides, "step_seconds": seconds or {}}
     rows = [("seeds (train)", table["seeds_mIoU_train"]), ("guide labels (train)", table["guide_labels_mIoU_train"]),
             ("segmenter on guide labels (val)", table["segmenter_mIoU_val"]),
             ("fully supervised reference (val)", table["fully_supervised_mIoU_val"])]
@@ -169,12 +167,24 @@ def print_skipped(*finished):
             print(f"  {path}: {why}")
 
 
+def print_profile(seconds, total):
+    """Each step's wall time in this run (steps that were up to date take a second or two)."""
+    if not seconds:
+        return
+    print(f"\n{'step':<20}{'wall s':>8}")
+    for step, wall in seconds.items():
+        print(f"{step:<20}{wall:8.1f}")
+    print(f"{'total (with checks)':<20}{total:8.1f}")
+
+
 def main(argv=None):
     """./script.py (errors end in one line: cli.py)."""
+    start = time.monotonic()
     args = parse(argv)
     overrides = settings(args)
     steps, skip = planned_steps(args, overrides)
-    check_inputs(args, overrides, steps, skip)
-    run_steps(args, overrides, steps, skip)
-    summarise(args, overrides)
+    opened = check_inputs(args, overrides, steps, skip)
+    seconds = run_steps(args, overrides, steps, skip, opened)
+    summarise(args, overrides, seconds)
     print(f"report: {write_report(args.config, overrides)}")
+    print_profile(seconds, time.monotonic() - start)

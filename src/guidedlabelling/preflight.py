@@ -50,10 +50,13 @@ class Checked:
 
 
 class Opened:
-    """Datasets and saliency sets opened once for all the stages checked together; the problems found."""
+    """Datasets and saliency sets opened once for all the stages checked together; the problems found.
+    `shared`: an earlier Opened whose datasets and file digests (not its problems, nor what it found stale:
+    outputs change as steps run) are reused."""
 
-    def __init__(self):
-        self.found, self.problems, self.digests, self.stale = {}, {}, Digests(), {}
+    def __init__(self, shared=None):
+        self.found, self.digests = (shared.found, shared.digests) if shared else ({}, Digests())
+        self.problems, self.stale = {}, {}
 
     def get(self, key, make):
         """make() once per key; an InputError becomes problems (reported once) and the result None."""
@@ -161,9 +164,10 @@ def png_problem(path, hw):
                                             "its image's size"
 
 
-def check(stage, cfg, preset, given):
-    """A stage command's own preflight: its inputs checked, all problems raised together."""
-    opened = Opened()
+def check(stage, cfg, preset, given, shared=None):
+    """A stage command's own preflight: its inputs checked, all problems raised together. shared: datasets
+    opened by the driver's preflight (Opened), reused."""
+    opened = Opened(shared)
     checked = check_stage(stage, cfg, preset, given, opened)
     if opened.problems:
         raise InputError(*opened.problems)
@@ -171,10 +175,12 @@ def check(stage, cfg, preset, given):
 
 
 def check_steps(steps, preset):
-    """The driver's preflight: [(stage, cfg)] of the steps to run, in order; all problems raised together."""
+    """The driver's preflight: [(stage, cfg)] of the steps to run, in order; all problems raised together.
+    Returns what it opened."""
     opened, made = Opened(), set()
     for stage, cfg in steps:
         check_stage(stage, cfg, preset, {}, opened, frozenset(made))
         made.add(C.stage_dir(cfg, preset, stage))
     if opened.problems:
         raise InputError(*opened.problems)
+    return opened

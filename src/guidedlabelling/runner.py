@@ -172,14 +172,15 @@ def fragment_of(run):
     return run["n"], run["N"]
 
 
-def main(stage, argv=None):
-    """Run one stage as a command; returns its output folder. Errors propagate (cli.py reports them)."""
+def main(stage, argv=None, opened=None):
+    """Run one stage as a command; returns its output folder. Errors propagate (cli.py reports them).
+    opened: the datasets a driver's preflight opened (preflight.Opened), reused instead of opened again."""
     args = parse(stage, argv)
     cfg, preset = C.resolve(args.config, C.flag_overrides(args))
     ensure_data(cfg)
     out = Path(args.out_dir) if args.out_dir else C.stage_dir(cfg, preset, stage)
     alone = fragment_of(cfg["run"])[1] == 1
-    checked = preflight.check(stage, cfg, preset, vars(args))
+    checked = preflight.check(stage, cfg, preset, vars(args), opened)
     inputs, upstream = checked.manifest()
     manifest = {"fingerprint": fingerprint(inputs), "inputs": inputs, "upstream": upstream}
     stage_cfg = C.relevant(cfg, stage)
