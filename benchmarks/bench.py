@@ -1,10 +1,18 @@
 #!/usr/bin/env python3
-"""Per-stage speed on this machine: images/s, FLOPs per image (counted from the network definition),
-fraction of the measured matrix-multiply peak, dense-CRF seconds per image, G2 fusion images/s, guide
-generation images/s with 1 and 2 worker processes, peak memory."""
+"""Speed on this machine.
+
+Training (--training): for every network the presets train (seed classifier, saliency net, segmenter), built
+as its stage builds it (frozen and trainable parts, solver, loss) at the preset's batch and crop: iterations/s
+of a whole step (forward, loss, backward, Caffe solver update) and the share of the measured matrix-multiply
+peak that its nominal FLOPs reach, with each speed option: threads, memory layout (channels_last),
+torch.compile, bf16 autocast (not float32: results change slightly); and the preset's sample making
+(decode, crop, augmentation) in ms per batch.
+Inference and fusion: images/s of the paper's VGG networks, FLOPs per image (counted from the network
+definition), dense-CRF seconds per image, G2 fusion, guide generation with 1 and 2 worker processes, peak
+memory."""
 import argparse
+import logging
 import resource
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -12,12 +20,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from guidedlabelling import training as TR
+from guidedlabelling.config import resolve
 from guidedlabelling.crf import crf_from_probs
-from guidedlabelling.datasets import VOCDataset
+from guidedlabelling.datasets import VOCDataset, open_dataset
 from guidedlabelling.guide_rules import g2
 from guidedlabelling.io import save_gray_png, save_heatmap_mat, save_label_png
-from guidedlabelling.networks import DeepLabLargeFOV, GAPNet
+from guidedlabelling.networks import DeepLabLargeFOV, GAPNet, build_seed_net
+from guidedlabelling.runner import ensure_data
+from guidedlabelling.solver import SOLVERS, param_groups
+from guidedlabelling.stages import seed_train
 from guidedlabelling.stages.guide import GuideJob, run_jobs
+from guidedlabelling.stages.saliency_train import SaliencyLoss
 
 
 def matmul_peak(n=4096, tries=5):
@@ -60,6 +74,138 @@ def images_per_second(model, size, batch, repeat):
         for _ in range(repeat):
             model(x)
     return batch * repeat / (time.perf_counter() - start)
+
+
+def step_flops(model, x):
+    """Nominal FLOPs of one training step on batch x: every conv and linear layer's forward, plus in backward
+    its weight gradient where the weight is trained and its input gradient where a layer before it is."""
+    layers = []
+
+    def hook(module, inputs, output):
+        if isinstance(module, torch.nn.Conv2d):
+            k = module.kernel_size[0] * module.kernel_size[1] * module.in_channels // module.groups
+            layers.append((2 * k * output.numel(), module.weight.requires_grad))
+        elif isinstance(module, torch.nn.Linear):
+            layers.append((2 * module.in_features * output.numel(), module.weight.requires_grad))
+
+    handles = [m.register_forward_hook(hook) for m in model.modules()]
+    with torch.no_grad():
+        model(x)
+    for h in handles:
+        h.remove()
+    total, trained_below = 0, False
+    for flops, trained in layers:  # execution order
+        total += flops + flops * trained + flops * trained_below
+        trained_below |= trained
+    return total
+
+
+def preset_training(preset, stage):
+    """(model, Caffe multipliers, loss function, one batch, solver settings) of a preset's training stage,
+    built as the stage builds them; the batch is random, of the preset's batch size and crop."""
+    cfg, _ = resolve(preset)
+    ensure_data(cfg)
+    c = cfg[stage]
+    classes = open_dataset(cfg["data"], cfg["data"]["dataset"]).num_classes
+    log = logging.getLogger("bench")
+    torch.manual_seed(0)
+    x = torch.randn(c["batch_size"], 3, c["input_size"], c["input_size"]) * 60
+    if stage == "seed_train":
+        model = build_seed_net(c["net"], classes - 1, c["width"])
+        TR.initialise(model, c["init"], log, c["freeze_trunk"], c["init_partial"])
+        y = (torch.rand(c["batch_size"], classes - 1) < 0.3).float()
+        return model, seed_train.mults(c), TR.classification_loss, (x, y), c
+    model, mults = TR.build_deeplab(c, 2 if stage == "saliency_train" else classes, log)
+    side = TR.label_size(model, c)
+    y = torch.randint(0, 2 if stage == "saliency_train" else classes, (c["batch_size"], side, side))
+    loss = SaliencyLoss(c["balance"]) if stage == "saliency_train" else TR.segmentation_loss
+    return model, mults, loss, (x, y), c
+
+
+TRAINING_OPTIONS = {  # name: (threads, channels_last, torch.compile, amp); float32 with 2 threads unless named
+    "base": (2, False, False, "none"),
+    "1-thread": (1, False, False, "none"),
+    "channels_last": (2, True, False, "none"),
+    "compile": (2, False, True, "none"),
+    "channels_last+compile": (2, True, True, "none"),
+    "bf16": (2, False, False, "bf16"),
+    "bf16+channels_last": (2, True, False, "bf16"),
+}
+
+
+def training_speed(preset, stage, option, steps):
+    """(iterations/s, nominal GFLOP per step, seconds of the first two steps) of a preset's training with a
+    speed option; the steps are those of training.train_loop (solver, sample dropout, loss normalisation)."""
+    threads, channels_last, compiled, amp = TRAINING_OPTIONS[option]
+    model, mults, loss_fn, (x, y), c = preset_training(preset, stage)
+    flops = step_flops(model, x)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    model.to(memory_format=fmt).train()
+    x = x.contiguous(memory_format=fmt)
+    solver = SOLVERS[c["solver_type"]](param_groups(model, mults), lr=c["base_lr"], momentum=c["momentum"],
+                                       weight_decay=c["weight_decay"])
+    net = torch.compile(model) if compiled else model
+    scaler = torch.amp.GradScaler("cpu", enabled=False)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        def step(k):
+            TR.sgd_step(net, (x, y), loss_fn, solver, scaler, amp,
+                        TR.SampleDropout(0, TR.sample_keys(k, c["batch_size"], c["batch_size"])), False)
+        start = time.perf_counter()
+        step(0), step(1)
+        warmup = time.perf_counter() - start
+        start = time.perf_counter()
+        for k in range(steps):
+            step(k + 2)
+        rate = steps / (time.perf_counter() - start)
+    finally:
+        torch.set_num_threads(before)
+    return rate, flops / 1e9, warmup
+
+
+def sample_ms(preset, stage, batches=4):
+    """Milliseconds to make one batch of the preset's training samples from its real data (one process)."""
+    from guidedlabelling.stages import saliency_train as S
+    from guidedlabelling.datasets import MaskFolder
+    cfg, _ = resolve(preset)
+    ensure_data(cfg)
+    c = cfg[stage]
+    if stage == "saliency_train":
+        data = MaskFolder(c["saliency_data"], c["holdout"], "train", c["holdout_scenes"])
+        model_side = TR.label_size(TR.build_deeplab(c, 2, logging.getLogger("bench"))[0], c)
+        make = S.SaliencySample(data, c["input_size"], model_side, c["paste"], c["paste_bg"], c["min_area"],
+                                c["colour"])
+    else:
+        data = open_dataset(cfg["data"], cfg["data"]["dataset"])
+        if stage == "seed_train":
+            make = seed_train.SeedSample(data, c["input_size"])
+        else:
+            model_side = TR.label_size(TR.build_deeplab(c, data.num_classes, logging.getLogger("bench"))[0], c)
+            make = TR.SegSample(data, c["input_size"], model_side, c["resize"],
+                                None)  # the true masks stand in for the guide labels: same decoding
+    n = batches * c["batch_size"]
+    start = time.perf_counter()
+    for k in range(n):
+        make(k % len(data), np.random.default_rng(k))
+    return 1000 * (time.perf_counter() - start) / batches
+
+
+def print_training_speed(presets, options, steps):
+    peak = matmul_peak()
+    print(f"float32 matmul peak {peak / 1e9:.1f} GFLOP/s ({torch.get_num_threads()} threads)")
+    for preset in presets:
+        for stage in ("seed_train", "saliency_train", "seg_train"):
+            c = resolve(preset)[0][stage]
+            trained = "trunk frozen" if c["freeze_trunk"] else \
+                f"last {c['train_blocks']} blocks trained" if c.get("train_blocks", -1) >= 0 else "all trained"
+            print(f"{preset} {stage}: {c['net']} width {c.get('width', 1)}, {trained}, "
+                  f"output stride {c.get('output_stride', 8)}, batch {c['batch_size']} x {c['input_size']} px, "
+                  f"{c['solver_type']}; samples {sample_ms(preset, stage):.0f} ms/batch")
+            for option in options:
+                rate, gflop, warmup = training_speed(preset, stage, option, steps)
+                print(f"  {option:22s} {rate:6.2f} it/s  {gflop:6.1f} GFLOP/step  "
+                      f"{100 * gflop * 1e9 * rate / peak:5.1f}% of peak  (first 2 steps {warmup:.1f} s)", flush=True)
 
 
 def synthetic_guide_inputs(rng, h=375, w=500):
@@ -139,9 +285,16 @@ def main():
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--guide_images", type=int, default=32, help="500x375 scenes of the guide-generation figure")
     p.add_argument("--guide_only", action="store_true", help="only the guide-generation figure")
+    p.add_argument("--training", action="store_true", help="only the presets' trainings")
+    p.add_argument("--presets", default="demo,msrc", help="presets of --training (msrc needs ../shared/data)")
+    p.add_argument("--options", default=",".join(TRAINING_OPTIONS),
+                   help="speed options of --training, comma-separated: " + ", ".join(TRAINING_OPTIONS))
+    p.add_argument("--steps", type=int, default=8, help="timed training steps per figure")
     args = p.parse_args()
     if args.guide_only:
         return print_guide_speed(args.guide_images)
+    if args.training:
+        return print_training_speed(args.presets.split(","), args.options.split(","), args.steps)
     torch.set_num_threads(torch.get_num_threads())
     peak = matmul_peak()
     print(f"threads {torch.get_num_threads()}; float32 matmul peak {peak / 1e9:.1f} GFLOP/s")

@@ -123,6 +123,21 @@ def test_test_iter_tests_a_snapshot(smoke):
     assert len(list((root / "seg_test" / "seg_test.test_iter-2").glob("*.png"))) == 10
 
 
+def test_saliency_maps_of_a_snapshot(smoke):
+    """saliency_test --test_iter: the maps of the snapshot's network (benchmarks/curve.py evaluates each), not
+    the final network's."""
+    root, _ = smoke
+    assert (root / "saliency_train" / "default" / "snapshot_iter_2.pth").exists()
+    proc = subprocess.run([sys.executable, str(ROOT / "src/saliency/test.py"), "--config", "smoke",
+                           "--out_root", str(root.parent), "--test_iter", "2"], cwd=ROOT, capture_output=True,
+                          text=True)
+    assert proc.returncode == 0, proc.stderr
+    snapshot, final = root / "saliency" / "saliency_test.test_iter-2", root / "saliency" / "default"
+    names = sorted(p.name for p in final.glob("*.png"))
+    assert sorted(p.name for p in snapshot.glob("*.png")) == names and len(names) == 30
+    assert any((snapshot / n).read_bytes() != (final / n).read_bytes() for n in names)
+
+
 def test_saliency_holdout_is_measured(smoke):
     root, _ = smoke
     for script in ("src/saliency/train.py", "src/saliency/test.py"):

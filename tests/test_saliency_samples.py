@@ -90,6 +90,22 @@ def test_augmented_samples_have_the_input_size_binary_labels_and_are_reproducibl
         np.testing.assert_array_equal(x, sample(k % 3, np.random.default_rng(k))[0])
 
 
+def test_images_kept_in_memory_give_the_samples_of_images_read_again(tmp_path):
+    """SaliencySample keeps each shrunk image and mask (read-only: no sample may change them); samples drawn
+    from memory equal those of a fresh instance that reads the files, paste partners included."""
+    data = MaskFolder(str(make_folder(tmp_path / "s", ["x1", "x2", "x3"], size=(90, 120))))
+    kept = SaliencySample(data, 20, 20, paste=0.7, paste_bg="mix", min_area=0.3, colour=1.0)
+    draws = [(k % 3, k) for k in range(12)]
+    first = [kept(i, np.random.default_rng(k)) for i, k in draws]
+    assert sorted(kept.loaded) == [0, 1, 2] and not kept.loaded[0][0].flags.writeable
+    assert max(kept.loaded[0][0].shape) == 40  # shrunk to twice the input side
+    for (i, k), (x, y) in zip(draws, first):
+        fresh = SaliencySample(data, 20, 20, paste=0.7, paste_bg="mix", min_area=0.3, colour=1.0)
+        for again in (kept(i, np.random.default_rng(k)), fresh(i, np.random.default_rng(k))):
+            np.testing.assert_array_equal(again[0], x)
+            np.testing.assert_array_equal(again[1], y)
+
+
 def test_paste_puts_the_object_on_top_and_keeps_the_background_mask():
     bg, bg_mask = np.zeros((50, 50, 3), np.uint8), np.zeros((50, 50), np.uint8)
     bg_mask[:5, :5] = 1
@@ -260,3 +276,25 @@ def test_resuming_another_solvers_snapshot_is_a_one_line_error(tmp_path):
     with pytest.raises(InputError, match="solver_type"):
         resume(tmp_path, model, CaffeAdam(model.parameters(), lr=0.1), logging.getLogger("t"))
     assert resume(tmp_path, model, CaffeSGD(model.parameters(), lr=0.1), logging.getLogger("t"))[0] == 1
+
+
+@pytest.mark.parametrize("mult", [1.0, 10.0])
+def test_the_classifier_multiplier_scales_its_adam_steps(mult):
+    """Adam's first step moves every weight by lr x its multiplier (its direction: the gradient's sign), so
+    fc8_lr_mult and the seed network's score_lr_mult set that step directly."""
+    from guidedlabelling.networks import build_seed_net
+    from guidedlabelling.solver import CaffeAdam, param_groups
+    from guidedlabelling.stages import seed_train
+    torch.manual_seed(0)
+    seg, seg_mults = build_deeplab(deeplab_section(fc8_lr_mult=mult, train_blocks=0), 3, logging.getLogger("t"))
+    seed = build_seed_net("GAP-EffNet", 3, 1)
+    for model, mults, name in ((seg, seg_mults, "fc8"), (seed, seed_train.mults({"score_lr_mult": mult}), "score")):
+        layer = getattr(model, name)
+        assert mults[name][0] == mult
+        before = layer.weight.detach().clone()
+        solver = CaffeAdam(param_groups(model, mults), lr=1e-3, weight_decay=0)
+        out = model(torch.randn(2, 3, 64, 64) * 50)
+        (out[0] if isinstance(out, tuple) else out).square().mean().backward()
+        solver.step()
+        moved = (layer.weight.detach() - before).abs()
+        torch.testing.assert_close(moved.max(), torch.tensor(1e-3 * mult), rtol=1e-3, atol=0)

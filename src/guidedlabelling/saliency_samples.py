@@ -17,6 +17,7 @@ from PIL import Image
 from . import transforms as T
 
 PASTE_BACKGROUNDS = ("keep", "inpaint", "texture", "mix")
+CACHE_BYTES = 1 << 30  # shrunk images kept in memory per process (MSRC's saliency set needs ~0.2 GB)
 
 
 def scale_crop(img, mask, rng, min_area, max_aspect=1.6):
@@ -121,11 +122,20 @@ class SaliencySample:
         self.data, self.size, self.out_size = data, size, out_size
         self.paste, self.paste_bg, self.min_area, self.colour = paste, paste_bg, min_area, colour
         self.augmented = paste > 0 or min_area < 1 or colour > 0
+        self.loaded, self.loaded_bytes = {}, 0
 
     def load(self, i):
+        """Image i and its mask, shrunk; kept in memory (up to CACHE_BYTES): decoding and shrinking a DAVIS
+        frame took two thirds of a sample's time, and a training draws each image a dozen times or more."""
+        if i in self.loaded:
+            return self.loaded[i]
         img, mask = self.data.image(i), self.data.label(i)
         if max(mask.shape) > 2 * self.size:
             img, mask = T.resize_longer(img, 2 * self.size), T.resize_longer(mask, 2 * self.size, Image.NEAREST)
+        if self.loaded_bytes + img.nbytes + mask.nbytes <= CACHE_BYTES:
+            img.flags.writeable = mask.flags.writeable = False  # shared by every sample that draws it
+            self.loaded[i] = img, mask
+            self.loaded_bytes += img.nbytes + mask.nbytes
         return img, mask
 
     def __call__(self, i, rng):

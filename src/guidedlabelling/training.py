@@ -57,11 +57,13 @@ DEEPLAB_OPTIONS = FC6_DILATION | {  # the segmenter's and the saliency net's net
     "train_blocks": (-1, "DeepLab-EffNet, trunk not frozen: fine-tune only the last N of its 16 blocks (the "
                          "stem and earlier blocks frozen); -1: every layer"),
     "trunk_lr_mult": (1.0, "learning-rate multiplier of the pretrained trunk's layers (Caffe lr_mult)"),
+    "fc8_lr_mult": (10.0, "learning-rate multiplier of fc8, the classifier (Caffe lr_mult; its bias twice, no decay; "
+                          "10 suits SGD, 1 Adam, whose steps the multiplier scales directly)"),
     "loss_res": ("output", "where the loss is taken: output (labels shrunk to the network's output, as the "
                            "release) or input (scores upsampled bilinearly to the crop)"),
 }
 DEEPLAB_CHECKS = {"fc6_dilation": POSITIVE, "output_stride": one_of(8, 16), "train_blocks": at_least(-1),
-                  "trunk_lr_mult": above(0), "loss_res": one_of("output", "input")}
+                  "trunk_lr_mult": above(0), "fc8_lr_mult": above(0), "loss_res": one_of("output", "input")}
 
 
 def solver_checks(nets):
@@ -140,7 +142,8 @@ def build_deeplab(c, num_classes, log):
     initialise(model, c["init"], log, c["freeze_trunk"], c["init_partial"])
     if c["train_blocks"] >= 0:
         train_last_blocks(model, c["train_blocks"], log)
-    return model, SEG_MULTS | trunk_mults(model, c["trunk_lr_mult"])
+    m = c["fc8_lr_mult"]  # the release's 10: SEG_MULTS
+    return model, {"fc8": (m, 1, 2 * m, 0)} | trunk_mults(model, c["trunk_lr_mult"])
 
 
 def deeplab_conflicts(c):

@@ -5,7 +5,7 @@ import torch
 
 from .. import precision as P
 from .. import transforms as T
-from ..checks import POSITIVE, one_of
+from ..checks import NON_NEGATIVE, POSITIVE, one_of
 from ..inference import all_done, forward_all, load_model, measurable, todo, trained
 from ..io import IGNORE, load_gray_png, save_gray_png
 from ..metrics import saliency_scores
@@ -15,12 +15,13 @@ from ..reads import Reads
 
 IOU_THRESHOLDS = tuple(range(10, 100, 10))  # percent of 255
 OPTIONS = {
+    "test_iter": (0, "use the snapshot of this iteration (0: the final model)"),
     "test_size": (321, "images are fit (downscaled only) into this square"),
     "source": ("model", "model: the saliency network of src/saliency/train.py; imagenet-cam: the ImageNet "
                         "EfficientNet-Lite0 classifier's class activation maps of its top-5 classes "
                         "(class-agnostic, no saliency training)"),
 }
-CHECKS = {"test_size": POSITIVE, "source": one_of("model", "imagenet-cam")}
+CHECKS = {"test_iter": NON_NEGATIVE, "test_size": POSITIVE, "source": one_of("model", "imagenet-cam")}
 
 
 def add_arguments(parser):
@@ -64,7 +65,8 @@ def saliency_model(stage):
     if source == "imagenet-cam":
         stage.log.info("saliency: ImageNet class activation maps (no saliency training)")
         return ImageNetObjectness()
-    return load_model(trained(stage.input_dir("saliency_train")), "saliency")[0]
+    return load_model(trained(stage.input_dir("saliency_train"), stage.cfg["saliency_test"]["test_iter"]),
+                      "saliency")[0]
 
 
 def foreground(scores):

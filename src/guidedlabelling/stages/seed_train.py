@@ -6,7 +6,7 @@ import numpy as np
 
 from .. import sampling
 from .. import transforms as T
-from ..checks import one_of
+from ..checks import above, one_of
 from ..io import InputError
 from ..networks import SEED_NETS, build_seed_net
 from ..reads import Reads
@@ -14,9 +14,10 @@ from ..training import classification_loss, initialise, prepare, run_training, s
 
 OPTIONS = training_options("GAP-HighRes", "models/VGG_ILSVRC_16_layers.caffemodel", SEED_NETS) | {
     "balbatch": ("none", "batch order: none (shuffle) or clsbal"),
+    "score_lr_mult": (10.0, "learning-rate multiplier of the score layer (Caffe lr_mult; 10 suits SGD, 1 Adam, whose "
+                            "steps the multiplier scales directly)"),
 }
-CHECKS = solver_checks(SEED_NETS) | {"balbatch": one_of("none", "clsbal")}
-MULTS = {"score": (10, 1, 0, 0)}  # score: weights only, lr_mult 10
+CHECKS = solver_checks(SEED_NETS) | {"balbatch": one_of("none", "clsbal"), "score_lr_mult": above(0)}
 
 
 def reads(cfg, given):
@@ -79,4 +80,9 @@ def run(stage):
     order = batch_order(data, c, solver.max_iter * solver.batch_size, np.random.default_rng(solver.seed))
     meta = {"kind": "seed", "net": c["net"], "width": c["width"], "classes": data.classes}
     run_training(stage, model, sampling.TrainStream(order, SeedSample(data, c["input_size"]), solver.seed),
-                 classification_loss, solver, MULTS, meta)
+                 classification_loss, solver, mults(c), meta)
+
+
+def mults(c):
+    """Caffe multipliers of the score layer (weights only; the release's lr_mult is 10)."""
+    return {"score": (c["score_lr_mult"], 1, 0, 0)}
