@@ -1,5 +1,6 @@
 """End to end: ./script.py --config smoke runs every stage and writes the documented formats."""
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -10,14 +11,19 @@ import scipy.io
 import torch
 from PIL import Image
 
+from guidedlabelling.store import ENV as STORE_ENV
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory):
+    """One run that trains every network itself: its own empty store, so no other module's run lends it the saliency
+    network (the snapshot tests need the snapshots of a training)."""
     out = tmp_path_factory.mktemp("runs")
+    env = dict(os.environ, **{STORE_ENV: str(out / "store")})
     proc = subprocess.run([sys.executable, str(ROOT / "script.py"), "--config", "smoke", "--out_root", str(out)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=900)
+                          cwd=ROOT, capture_output=True, text=True, timeout=900, env=env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return out / "smoke", proc.stdout
 
