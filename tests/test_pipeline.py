@@ -119,13 +119,17 @@ def test_two_fragments_give_the_same_files_as_one_run(smoke, tmp_path):
     assert all((whole / p).read_bytes() == (tmp_path / "frag" / p).read_bytes() for p in pngs)
 
 
+def run_on_snapshot(root, training, command):
+    """Runs a test command on the snapshot of iteration 2 of a training of the smoke run."""
+    assert (root / training / "default" / "snapshot_iter_2.pth").exists()
+    proc = subprocess.run([sys.executable, str(ROOT / command), "--config", "smoke", "--out_root", str(root.parent),
+                           "--test_iter", "2"], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+
+
 def test_test_iter_tests_a_snapshot(smoke):
     root, _ = smoke
-    assert (root / "seg_train" / "default" / "snapshot_iter_2.pth").exists()
-    proc = subprocess.run([sys.executable, str(ROOT / "src/segmentation/test.py"), "--config", "smoke",
-                           "--out_root", str(root.parent), "--test_iter", "2"], cwd=ROOT, capture_output=True,
-                          text=True)
-    assert proc.returncode == 0, proc.stderr
+    run_on_snapshot(root, "seg_train", "src/segmentation/test.py")
     assert len(list((root / "seg_test" / "seg_test.test_iter-2").glob("*.png"))) == 10
 
 
@@ -133,11 +137,7 @@ def test_saliency_maps_of_a_snapshot(smoke):
     """saliency_test --test_iter: the maps of the snapshot's network (benchmarks/curve.py evaluates each), not
     the final network's."""
     root, _ = smoke
-    assert (root / "saliency_train" / "default" / "snapshot_iter_2.pth").exists()
-    proc = subprocess.run([sys.executable, str(ROOT / "src/saliency/test.py"), "--config", "smoke",
-                           "--out_root", str(root.parent), "--test_iter", "2"], cwd=ROOT, capture_output=True,
-                          text=True)
-    assert proc.returncode == 0, proc.stderr
+    run_on_snapshot(root, "saliency_train", "src/saliency/test.py")
     snapshot, final = root / "saliency" / "saliency_test.test_iter-2", root / "saliency" / "default"
     names = sorted(p.name for p in final.glob("*.png"))
     assert sorted(p.name for p in snapshot.glob("*.png")) == names and len(names) == 30

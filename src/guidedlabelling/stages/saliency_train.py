@@ -88,7 +88,8 @@ def store_entry(stage):
 
 def publish(stage, entry, summary):
     """Put the trained network into the store; a store that refuses it is reported, the run goes on."""
-    record = {"summary": summary, "settings": stage.cfg["saliency_train"], "trained_in": str(stage.out),
+    trained_in = str(stage.out.absolute())  # read by runs in other folders
+    record = {"summary": summary, "settings": stage.cfg["saliency_train"], "trained_in": trained_in,
               "date": datetime.datetime.now().isoformat(sep=" ", timespec="seconds")}
     try:
         entry.publish(stage.out, record)
@@ -97,7 +98,7 @@ def publish(stage, entry, summary):
                           entry, e.strerror or e)
         return summary
     stage.log.info("store: kept the network in %s for later runs", entry)
-    return summary | {"store": {"entry": str(entry), "trained_in": str(stage.out)}}
+    return summary | {"store": {"entry": str(entry), "trained_in": trained_in}}
 
 
 class SaliencyLoss:
