@@ -31,7 +31,7 @@ from guidedlabelling.runner import ensure_data
 from guidedlabelling.solver import SOLVERS, param_groups
 from guidedlabelling.stages import seed_train
 from guidedlabelling.stages.guide import GuideJob, run_jobs
-from guidedlabelling.stages.saliency_train import SaliencyLoss
+from guidedlabelling.stages.saliency_train import SaliencyLoss, SaliencySample
 
 
 def matmul_peak(n=4096, tries=5):
@@ -122,21 +122,22 @@ def preset_training(preset, stage):
     return model, mults, loss, (x, y), c
 
 
-TRAINING_OPTIONS = {  # name: (threads, channels_last, torch.compile, amp); float32 with 2 threads unless named
-    "base": (2, False, False, "none"),
-    "1-thread": (1, False, False, "none"),
-    "channels_last": (2, True, False, "none"),
-    "compile": (2, False, True, "none"),
-    "channels_last+compile": (2, True, True, "none"),
-    "bf16": (2, False, False, "bf16"),
-    "bf16+channels_last": (2, True, False, "bf16"),
+TRAINING_OPTIONS = {  # name: (threads, channels_last, torch.compile, amp, backward through the frozen layers);
+    "base": (2, False, False, "none", False),  # float32 with 2 threads unless named
+    "1-thread": (1, False, False, "none", False),
+    "channels_last": (2, True, False, "none", False),
+    "compile": (2, False, True, "none", False),
+    "channels_last+compile": (2, True, True, "none", False),
+    "frozen-backward": (2, False, False, "none", True),  # what the trainings skip: gradients of frozen layers
+    "bf16": (2, False, False, "bf16", False),
+    "bf16+channels_last": (2, True, False, "bf16", False),
 }
 
 
 def training_speed(preset, stage, option, steps):
     """(iterations/s, nominal GFLOP per step, seconds of the first two steps) of a preset's training with a
     speed option; the steps are those of training.train_loop (solver, sample dropout, loss normalisation)."""
-    threads, channels_last, compiled, amp = TRAINING_OPTIONS[option]
+    threads, channels_last, compiled, amp, frozen_backward = TRAINING_OPTIONS[option]
     model, mults, loss_fn, (x, y), c = preset_training(preset, stage)
     flops = step_flops(model, x)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
@@ -144,6 +145,8 @@ def training_speed(preset, stage, option, steps):
     x = x.contiguous(memory_format=fmt)
     solver = SOLVERS[c["solver_type"]](param_groups(model, mults), lr=c["base_lr"], momentum=c["momentum"],
                                        weight_decay=c["weight_decay"])
+    if frozen_backward:  # after the solver took the trained ones: the frozen get gradients, never steps
+        model.requires_grad_(True)
     net = torch.compile(model) if compiled else model
     scaler = torch.amp.GradScaler("cpu", enabled=False)
     before = torch.get_num_threads()
@@ -166,7 +169,6 @@ def training_speed(preset, stage, option, steps):
 
 def sample_ms(preset, stage, batches=4):
     """Milliseconds to make one batch of the preset's training samples from its real data (one process)."""
-    from guidedlabelling.stages import saliency_train as S
     from guidedlabelling.datasets import MaskFolder
     cfg, _ = resolve(preset)
     ensure_data(cfg)
@@ -174,7 +176,7 @@ def sample_ms(preset, stage, batches=4):
     if stage == "saliency_train":
         data = MaskFolder(c["saliency_data"], c["holdout"], "train", c["holdout_scenes"])
         model_side = TR.label_size(TR.build_deeplab(c, 2, logging.getLogger("bench"))[0], c)
-        make = S.SaliencySample(data, c["input_size"], model_side, c["paste"], c["paste_bg"], c["min_area"],
+        make = SaliencySample(data, c["input_size"], model_side, c["paste"], c["paste_bg"], c["min_area"],
                                 c["colour"])
     else:
         data = open_dataset(cfg["data"], cfg["data"]["dataset"])

@@ -74,8 +74,10 @@ def main():
     if args.reference:
         train, evaluate = train + ("reference_train",), evaluate + ("reference_test",)
     settings = args.set + [f"snapshot={args.every}", "store=none"]  # snapshots: trained here, not reused
-    for step in before + train:
+    for step in before:
         run_step(step, args.config, settings)
+    for step in train:  # trained again even where finished: a finished folder may hold other snapshots or none
+        run_step(step, args.config, settings + ["overridecache=true"])
     max_iter = C.resolve(args.config, settings)[0][args.stage]["max_iter"]
     rows = []
     for it in list(range(args.every, max_iter, args.every)) + [0]:  # 0: the final model

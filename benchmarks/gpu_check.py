@@ -22,7 +22,7 @@ from bench import conv_flops
 from guidedlabelling import crf
 from guidedlabelling.networks import build_seed_net, build_seg_net
 from guidedlabelling.solver import CaffeSGD, param_groups
-from guidedlabelling.training import SEG_MULTS
+from guidedlabelling.training import fc8_mults
 
 NETWORKS = [("seed", "GAP-HighRes"), ("seed", "GAP-LowRes"), ("seed", "GAP-DeepLab"), ("seed", "GAP-EffNet"),
             ("segmentation", "DeepLab-LargeFOV"), ("segmentation", "DeepLab-EffNet")]
@@ -60,7 +60,7 @@ def loss_of(kind, model, x):
 
 def training_step(kind, model, x, amp_dtype, device):
     """One forward/backward/Caffe-SGD step, under autocast to amp_dtype when given."""
-    sgd = CaffeSGD(param_groups(model, SEG_MULTS), lr=1e-4)
+    sgd = CaffeSGD(param_groups(model, fc8_mults(10)), lr=1e-4)
 
     def step():
         with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):

@@ -37,9 +37,11 @@ def picture(k, cls):
     return img, mask
 
 
-@pytest.fixture(scope="session", autouse=True)
-def session_store(tmp_path_factory):
-    """The store of saliency networks (store.py) of module and session fixtures: never the user's."""
+@pytest.fixture(scope="module", autouse=True)
+def module_store(tmp_path_factory):
+    """The store of saliency networks (store.py) of a module's fixtures: never the user's, and never another
+    module's, so whether a module fixture trains its saliency network does not depend on the order of the
+    modules."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv(STORE_ENV, str(tmp_path_factory.mktemp("store")))
         yield

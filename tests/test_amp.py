@@ -10,7 +10,7 @@ from guidedlabelling.inference import forward_all
 from guidedlabelling.io import IGNORE, InputError
 from guidedlabelling.networks import DeepLabLargeFOV, GAPNet, init_from_scratch
 from guidedlabelling.precision import autocast
-from guidedlabelling.training import SEG_MULTS, Solver, segmentation_loss, train_loop
+from guidedlabelling.training import Solver, fc8_mults, segmentation_loss, train_loop
 
 CPU = torch.device("cpu")
 SIZE = 64
@@ -104,7 +104,7 @@ def train(tmp_path, name, amp="none", channels_last=False, iterations=6):
     solver = Solver(0.01, iterations, 1000, 4, 0, 1000, clip_gradients=5)
     run = {"workers": 0, "amp": amp, "channels_last": channels_last}
     (tmp_path / name).mkdir()
-    losses = train_loop(model, FixedSamples(model.output_size(SIZE)), segmentation_loss, solver, SEG_MULTS,
+    losses = train_loop(model, FixedSamples(model.output_size(SIZE)), segmentation_loss, solver, fc8_mults(10),
                         tmp_path / name, logging.getLogger("test_amp"), CPU, run)
     return [loss for _, loss in losses], model
 

@@ -118,10 +118,9 @@ def test_adding_a_stage_is_one_module_and_one_row(tmp_path):
 @pytest.mark.parametrize("given, expected", [(None, "PASSIVE"), ("ACTIVE", "ACTIVE")])
 def test_script_runs_with_sleeping_openmp_threads_unless_the_user_says(monkeypatch, given, expected):
     from guidedlabelling.cli import sleeping_openmp_threads
-    if given:
-        monkeypatch.setenv("OMP_WAIT_POLICY", given)
-    else:
-        monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    monkeypatch.setenv("OMP_WAIT_POLICY", given or "unset")  # recorded, so the test's end restores the session's
+    if not given:
+        monkeypatch.delenv("OMP_WAIT_POLICY")
     sleeping_openmp_threads()
     assert os.environ["OMP_WAIT_POLICY"] == expected
     script = (ROOT / "script.py").read_text()

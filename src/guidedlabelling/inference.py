@@ -68,7 +68,14 @@ def all_done(stage, data, suffix):
 
 def trained(folder, iteration=0):
     """The final model of a training folder, or its snapshot at `iteration` (the release's --test_iter)."""
-    return folder / ("model.pth" if not iteration else f"snapshot_iter_{iteration}.pth")
+    path = folder / ("model.pth" if not iteration else f"snapshot_iter_{iteration}.pth")
+    if iteration and not path.exists():
+        held = sorted(int(p.stem.rsplit("_", 1)[1]) for p in folder.glob("snapshot_iter_*.pth"))
+        raise InputError(f"{path}: no snapshot of iteration {iteration} (this folder holds "
+                         f"{', '.join(map(str, held)) or 'none'}); test one of those, or train again with "
+                         "--set snapshot=N --overridecache (and --set store=none for a saliency network, whose "
+                         "stored copy has no snapshots)")
+    return path
 
 
 def load_model(path, kind):

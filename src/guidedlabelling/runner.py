@@ -188,9 +188,11 @@ def main(stage, argv=None, opened=None):
         print(f"{stage}: up to date in {out} (--overridecache recomputes)")
         return out
     fresh = not out.exists()
+    log = None
     try:
         fresh = check_cache(out, stage_cfg, cfg["run"]["overridecache"], manifest, alone) or fresh
-        current = Stage(stage, cfg, preset, out, args, make_logger(out), checked, manifest["fingerprint"])
+        log = make_logger(out)
+        current = Stage(stage, cfg, preset, out, args, log, checked, manifest["fingerprint"])
         if alone:  # temp files left by a killed run are never outputs
             for stale in out.rglob(".*.tmp*"):
                 stale.unlink()
@@ -199,7 +201,16 @@ def main(stage, argv=None, opened=None):
         if fresh and out.is_dir():
             discard_if_bare(out)
         raise
+    finally:
+        close_logger(log)
     return out
+
+
+def close_logger(log):
+    """Close the stage's log file: ./script.py runs every stage in one process."""
+    for handler in log.handlers[:] if log else ():
+        handler.close()
+        log.removeHandler(handler)
 
 
 def discard_if_bare(out):

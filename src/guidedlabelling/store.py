@@ -116,6 +116,7 @@ class Entry:
         for leftover in self.root.glob(f".{self.key}.*"):
             shutil.rmtree(leftover, ignore_errors=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{self.key}.", suffix=".tmp", dir=self.root))
+        os.chmod(tmp, 0o755)  # mkdtemp's 0700 would hide the entry from the others who share the store
         try:
             for name in FILES:
                 shutil.copyfile(out / name, tmp / name)

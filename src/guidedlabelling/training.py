@@ -23,7 +23,11 @@ from .progress import progress
 from .solver import SOLVERS, param_groups, step_lr
 from .weights import load_init
 
-SEG_MULTS = {"fc8": (10, 1, 20, 0)}  # the segmenter's and saliency net's fc8: lr_mult 10 / 20, bias decay 0
+
+def fc8_mults(m):
+    """Caffe multipliers of a DeepLab fc8 whose weights take lr_mult m: its bias 2m, no bias decay (the
+    release's segmenter and saliency net: m = 10)."""
+    return {"fc8": (m, 1, 2 * m, 0)}
 
 
 def training_options(net, init, nets):
@@ -142,8 +146,7 @@ def build_deeplab(c, num_classes, log):
     initialise(model, c["init"], log, c["freeze_trunk"], c["init_partial"])
     if c["train_blocks"] >= 0:
         train_last_blocks(model, c["train_blocks"], log)
-    m = c["fc8_lr_mult"]  # the release's 10: SEG_MULTS
-    return model, {"fc8": (m, 1, 2 * m, 0)} | trunk_mults(model, c["trunk_lr_mult"])
+    return model, fc8_mults(c["fc8_lr_mult"]) | trunk_mults(model, c["trunk_lr_mult"])
 
 
 def deeplab_conflicts(c):

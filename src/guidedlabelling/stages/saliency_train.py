@@ -50,7 +50,7 @@ def run(stage):
     entry = store_entry(stage)
     with distributed.process_group(device), store.claim(entry, stage.log, device) as usable:
         if usable and not stage.cfg["run"]["overridecache"]:
-            record = entry.copy_to(stage.out) if distributed.is_main() else None
+            record = reuse(stage, entry) if distributed.is_main() else None
             if distributed.main_decides(record is not None, device):
                 if distributed.is_main():
                     stage.log.info("saliency network: reused from the store, %s (trained in %s on %s); "
@@ -59,6 +59,20 @@ def run(stage):
                                                                 "trained_in": record["trained_in"]}})
                 return
         train(stage, (lambda summary: publish(stage, entry, summary)) if usable else None)
+
+
+def reuse(stage, entry):
+    """The stored network copied into the stage folder (its record), or None: no entry, or one that cannot be
+    read (reported; the network is then trained). Snapshots an earlier, killed training left there go: they
+    are not of this network."""
+    try:
+        record = entry.copy_to(stage.out)
+    except OSError as e:
+        stage.log.warning("store: could not copy the network from %s (%s); training it", entry, e.strerror or e)
+        return None
+    for snapshot in stage.out.glob("snapshot_iter_*.pth") if record else ():
+        snapshot.unlink()
+    return record
 
 
 def train(stage, publish_fn):
