@@ -41,20 +41,15 @@ def test_a_second_out_root_reuses_the_network(own, command, tmp_path, private_st
     assert list(folder_a.glob("snapshot_iter_*.pth"))
 
 
-def test_a_reused_network_leaves_no_stale_snapshot_and_test_iter_says_why(own, command, tmp_path, private_store):
-    """A training killed before the store had the network leaves snapshots; the network copied in later is not
-    theirs, so they go, and --test_iter on it is one line that says what to do."""
-    _, folder_a = train_saliency(command, own, tmp_path / "a")
-    killed = tmp_path / "b" / folder_a.relative_to(tmp_path / "a")
-    killed.mkdir(parents=True)
-    for name in ("config.yaml", "inputs.json", "snapshot_iter_1.pth"):  # an unfinished folder it resumes
-        shutil.copyfile(folder_a / name, killed / name)
-    done, folder_b = train_saliency(command, own, tmp_path / "b")
-    assert folder_b == killed and reused(done, folder_b) and not list(folder_b.glob("snapshot_iter_*.pth"))
+def test_test_iter_of_a_reused_network_says_it_has_no_snapshots(own, command, tmp_path, private_store):
+    train_saliency(command, own, tmp_path / "a")
+    done, folder = train_saliency(command, own, tmp_path / "b")
+    assert reused(done, folder)
     code, out, err = command("saliency_test", *own_args(own), "--set", f"out_root={tmp_path / 'b'}",
                              "--set", "saliency_test.test_iter=1")
     assert code == 2 and len(err.strip().splitlines()) == 1, out + err
     assert "snapshot_iter_1.pth: no snapshot of iteration 1 (this folder holds none)" in err
+    assert "--set store=none" in err
 
 
 def test_a_copy_of_the_set_elsewhere_and_other_stages_settings_reuse_it(own, command, tmp_path, private_store):

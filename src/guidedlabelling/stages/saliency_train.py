@@ -63,16 +63,13 @@ def run(stage):
 
 def reuse(stage, entry):
     """The stored network copied into the stage folder (its record), or None: no entry, or one that cannot be
-    read (reported; the network is then trained). Snapshots an earlier, killed training left there go: they
-    are not of this network."""
+    read (reported; the network is then trained). Snapshots a killed training of this folder left stay: the
+    same key, so the same training (a run killed after publishing its network leaves all of them)."""
     try:
-        record = entry.copy_to(stage.out)
+        return entry.copy_to(stage.out)
     except OSError as e:
         stage.log.warning("store: could not copy the network from %s (%s); training it", entry, e.strerror or e)
         return None
-    for snapshot in stage.out.glob("snapshot_iter_*.pth") if record else ():
-        snapshot.unlink()
-    return record
 
 
 def train(stage, publish_fn):
