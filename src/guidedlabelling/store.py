@@ -32,7 +32,7 @@ from pathlib import Path
 
 from . import distributed
 from .fingerprint import file_digest, read_json
-from .io import save_json
+from .io import atomic_path, save_json
 
 KEY_VERSION = 1
 ENV = "GUIDEDLABELLING_STORE"
@@ -107,7 +107,8 @@ class Entry:
         if record is None:
             return None
         for name in FILES:
-            copy_atomic(self.path / name, out / name)
+            with atomic_path(out / name) as tmp:  # the old file or a whole copy
+                shutil.copyfile(self.path / name, tmp)
         return record
 
     def publish(self, out, record):
@@ -127,19 +128,6 @@ class Entry:
         finally:
             for leftover in (tmp, self.path.with_name(f".{self.key}.old")):
                 shutil.rmtree(leftover, ignore_errors=True)
-
-
-def copy_atomic(src, dst):
-    """Copy a file so that dst is either its old self or a whole copy."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent)
-    os.close(fd)
-    try:
-        shutil.copyfile(src, tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, dst)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 @contextlib.contextmanager

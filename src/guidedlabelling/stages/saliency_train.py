@@ -1,13 +1,13 @@
 """Saliency network training: class-agnostic foreground/background DeepLab (docs/method.md section 3), on one
 or several folders of object masks, with the augmentation of saliency_samples.py when set."""
 import datetime
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
 from .. import distributed, store
 from ..checks import NON_NEGATIVE, above, all_of, between, one_of
-from ..fingerprint import file_digest
 from ..io import IGNORE
 from ..networks import SEG_NETS
 from ..networks.efficientnet import weights_path
@@ -90,10 +90,11 @@ def store_entry(stage):
     if root is None:
         return None
     c, data = stage.cfg["saliency_train"], stage.saliency_set
-    digests = stage.checked.digests.manifest([p for it in data.items for p in (it.image, it.label)])
+    init = None if c["init"] in NO_INIT else weights_path() if c["init"] == "imagenet" else Path(c["init"])
+    digests = stage.checked.digests.manifest([p for it in data.items for p in (it.image, it.label)] +
+                                             ([init] if init else []))  # hashed once, with the preflight's
     items = [(it.image.name, digests[str(it.image)], digests[str(it.label)]) for it in data.items]
-    init = file_digest(weights_path()) if c["init"] == "imagenet" else \
-        "none" if c["init"] in NO_INIT else file_digest(c["init"])
+    init = digests[str(init)] if init else "none"
     return store.Entry(root, store.saliency_key(c, stage.cfg["run"]["amp"], init, items))
 
 
