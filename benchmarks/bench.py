@@ -29,9 +29,9 @@ from guidedlabelling.io import save_gray_png, save_heatmap_mat, save_label_png
 from guidedlabelling.networks import DeepLabLargeFOV, GAPNet, build_seed_net
 from guidedlabelling.runner import ensure_data
 from guidedlabelling.solver import SOLVERS, param_groups
-from guidedlabelling.stages import seed_train
+from guidedlabelling.stages import saliency_train, seed_train
 from guidedlabelling.stages.guide import GuideJob, run_jobs
-from guidedlabelling.stages.saliency_train import SaliencyLoss, SaliencySample
+from guidedlabelling.stages.saliency_train import SaliencyLoss
 
 
 def matmul_peak(n=4096, tries=5):
@@ -175,9 +175,7 @@ def sample_ms(preset, stage, batches=4):
     c = cfg[stage]
     if stage == "saliency_train":
         data = MaskFolder(c["saliency_data"], c["holdout"], "train", c["holdout_scenes"])
-        model_side = TR.label_size(TR.build_deeplab(c, 2, logging.getLogger("bench"))[0], c)
-        make = SaliencySample(data, c["input_size"], model_side, c["paste"], c["paste_bg"], c["min_area"],
-                                c["colour"])
+        make = saliency_train.training_sample(c, data, TR.build_deeplab(c, 2, logging.getLogger("bench"))[0])
     else:
         data = open_dataset(cfg["data"], cfg["data"]["dataset"])
         if stage == "seed_train":

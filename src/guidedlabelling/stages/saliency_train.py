@@ -77,11 +77,14 @@ def train(stage, publish_fn):
     c = stage.cfg["saliency_train"]
     data = stage.saliency_set
     model, mults = build_deeplab(c, 2, stage.log)
-    size = c["input_size"]
-    sample = SaliencySample(data, size, label_size(model, c), c["paste"], c["paste_bg"], c["min_area"],
-                            c["colour"])
-    run_training(stage, model, shuffled_stream(sample, solver), SaliencyLoss(c["balance"]), solver, mults,
-                 deeplab_meta(c, "saliency", ["bg", "fg"]), publish_fn)
+    run_training(stage, model, shuffled_stream(training_sample(c, data, model), solver), SaliencyLoss(c["balance"]),
+                 solver, mults, deeplab_meta(c, "saliency", ["bg", "fg"]), publish_fn)
+
+
+def training_sample(c, data, model):
+    """The sample maker of a saliency training (settings c) on the mask set data, for its network model."""
+    return SaliencySample(data, c["input_size"], label_size(model, c), c["paste"], c["paste_bg"], c["min_area"],
+                          c["colour"])
 
 
 def store_entry(stage):
