@@ -19,7 +19,8 @@ def test_paper_defaults():
     d = C.defaults()
     assert d["seed_train"]["base_lr"] == 0.001 and d["seed_train"]["batch_size"] == 15
     assert d["seed_train"]["max_iter"] == 8000 and d["seed_train"]["stepsize"] == 2000
-    assert d["guide"] == {"guiderule": "G2", "seedthres": 20, "salthres": 50, "saliency_maps": None}
+    assert d["guide"] == {"guiderule": "G2", "seedthres": 20, "salthres": 50, "saliency_maps": None,
+                          "dropped": "none", "dropped_share": 10, "dropped_often": 25}   # dropped none: the paper
     assert d["seg_test"]["test_size"] == 531 and d["seed_train"]["net"] == "GAP-HighRes"
 
 

@@ -317,8 +317,8 @@ def stage_parser(stage, description):
         group = parser.add_argument_group(f"{sec} settings")
         for key, (default, help_text) in OPTIONS[sec].items():
             flag = dict(dest=f"{sec}.{key}", default=None)
-            paper = "" if default is None or isinstance(default, bool) else f" (paper: {default})"
-            text = (help_text + paper).replace("%", "%%")  # argparse %-formats help texts
+            shown = "" if default is None or isinstance(default, bool) else f" (default: {default})"
+            text = (help_text + shown).replace("%", "%%")  # argparse %-formats help texts
             if isinstance(default, bool):
                 group.add_argument(f"--{key}", action="store_const", const=True, help=text, **flag)
             else:  # the value is read (and checked) as the setting's type by resolve

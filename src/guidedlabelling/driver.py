@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from . import config as C
-from . import preflight, runner
+from . import guide_diagnostics, preflight, runner
 from .cli import errors_end_in_one_line
 from .datasets import has_ground_truth
 from .io import InputError, save_json
@@ -126,10 +126,11 @@ def summarise(args, overrides, seconds=None):
 
     guide, seg, ref = done(cfg, "guide"), done(cfg, "seg_test"), done(ref_cfg, "seg_test")
     print_skipped(guide, seg)
+    diagnostics = print_guide_classes(guide)
     if guide and seg and "mIoU" not in seg:  # own data without masks: nothing to measure against
         outputs = {"guide_labels": str(C.stage_dir(cfg, preset, "guide")),
                    "predictions": str(C.stage_dir(cfg, preset, "seg_test")), "config": args.config,
-                   "overrides": overrides, "step_seconds": seconds or {}}
+                   "overrides": overrides, "step_seconds": seconds or {}} | diagnostics
         path = Path(cfg["run"]["out_root"]) / cfg["name"] / "summary.json"
         save_json(path, outputs)
         print(f"\nno ground-truth masks, so no mIoU table (pass --masks DIR for one)\nguide labels: "
@@ -144,7 +145,7 @@ def summarise(args, overrides, seconds=None):
              "guide_labels": str(C.stage_dir(cfg, preset, "guide")),
              "predictions": str(C.stage_dir(cfg, preset, "seg_test")),
              "reference_predictions": str(C.stage_dir(ref_cfg, preset, "seg_test")),
-             "config": args.config, "overrides": overrides, "step_seconds": seconds or {}}
+             "config": args.config, "overrides": overrides, "step_seconds": seconds or {}} | diagnostics
     rows = [("seeds (train)", table["seeds_mIoU_train"]), ("guide labels (train)", table["guide_labels_mIoU_train"]),
             ("segmenter on guide labels (val)", table["segmenter_mIoU_val"]),
             ("fully supervised reference (val)", table["fully_supervised_mIoU_val"])]
@@ -165,6 +166,18 @@ def print_skipped(*finished):
         print(f"\nskipped {len(skipped)} unreadable images:")
         for path, why in skipped.items():
             print(f"  {path}: {why}")
+
+
+def print_guide_classes(guide):
+    """What the guide labels keep of each tagged class, and the warnings of the guide step (guide_diagnostics.py);
+    returned for summary.json."""
+    if not guide or "classes" not in guide:
+        return {}
+    print("\nguide labels per class (train; no ground truth needed):")
+    print("\n".join(guide_diagnostics.format_report(guide["classes"])))
+    for line in guide["warnings"]:
+        print(f"warning: {line}")
+    return {"guide_classes": guide["classes"], "guide_warnings": guide["warnings"]}
 
 
 def print_profile(seconds, total):

@@ -10,6 +10,7 @@ from .crf import dense_crf
 from .seeds import heatmap2segconf
 
 RULES = ("G2", "salor", "seed", "sal")
+DROPPED = ("none", "seeds")
 EIGHT = np.ones((3, 3), bool)
 SEED_MIN_PIXELS = 25
 SALIENCY_MIN_FRACTION = 0.01
@@ -80,6 +81,22 @@ def saliency_only(heatmap, classes, salient):
     """Rule 'sal': salient pixels take the class of the heatmap argmax (the image's class when it has one)."""
     label, _ = heatmap2segconf(heatmap, classes)
     return np.where(salient, label, 0).astype(np.uint8)
+
+
+def dropped(seed, guide, c, share):
+    """Whether the guide labels keep under `share` of class c's seed pixels (c has seeds)."""
+    mask = seed == c
+    return mask.any() and np.count_nonzero(guide[mask] == c) < share * np.count_nonzero(mask)
+
+
+def keep_dropped(guide, seed, classes, share):
+    """Option 'dropped seeds' (not the paper's): a tagged class the fusion dropped, keeping under `share` of its
+    seed pixels, gets its seed pixels back where the guide labels have background."""
+    out = guide.copy()
+    for c in classes:
+        if dropped(seed, guide, c, share):
+            out[(seed == c) & (guide == 0)] = c
+    return out
 
 
 def guide_labels(rule, image, seed, salient, heatmap=None, classes=None, gt=None, crf_backend="torch"):

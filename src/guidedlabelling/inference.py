@@ -52,15 +52,17 @@ def forward_all(model, data, indices, size, mode, device, batch_size=8, workers=
                 yield i, (out[0][b], out[1][b]) if isinstance(out, tuple) else out[b], (offset, inner, hw)
 
 
-def todo(stage, data, suffix):
-    """Images of this fragment whose output file does not exist yet (a rerun resumes)."""
-    n, N = stage.fragment
-    return [i for i, it in enumerate(data.items) if i % N == n and not (stage.out / f"{it.id}{suffix}").exists()]
+def todo(stage, data, suffix, folder=None):
+    """Images of this fragment whose output file (in `folder`, default the stage's) does not exist yet (a rerun
+    resumes)."""
+    n, N, folder = *stage.fragment, folder or stage.out
+    return [i for i, it in enumerate(data.items) if i % N == n and not (folder / f"{it.id}{suffix}").exists()]
 
 
-def all_done(stage, data, suffix):
+def all_done(stage, data, suffix, folder=None):
     """True when every image has its output; a fragment that finishes early leaves the summary to the last."""
-    missing = sum(not (stage.out / f"{it.id}{suffix}").exists() for it in data.items)
+    folder = folder or stage.out
+    missing = sum(not (folder / f"{it.id}{suffix}").exists() for it in data.items)
     if missing:
         stage.log.info("fragment %d/%d finished; %d images left to other fragments", *stage.fragment, missing)
     return missing == 0

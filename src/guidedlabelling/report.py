@@ -23,6 +23,7 @@ body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: 
 main { max-width: 1180px; margin: 0 auto; padding: 16px 24px 48px; background: #fff; }
 h1 { font-size: 24px; margin: 8px 0 4px; } h2 { font-size: 19px; margin: 28px 0 8px; border-bottom: 2px solid #dde; }
 p.meta, p.note { color: #555; margin: 4px 0; } p.note { font-size: 12.5px; }
+p.warn { color: #a33; margin: 4px 0; }
 table { border-collapse: collapse; margin: 6px 0 10px; }
 th, td { border: 1px solid #ccd; padding: 3px 9px; text-align: left; vertical-align: top; }
 th { background: #eef0f5; white-space: nowrap; } tr:nth-child(even) td { background: #fafafc; }
@@ -54,7 +55,7 @@ def write_report(config, overrides, examples=4):
 
 
 def render_page(cfg, preset, ref, test_seeds, root, examples):
-    sections = [summary_section(cfg, preset, ref), class_section(cfg, preset, ref),
+    sections = [summary_section(cfg, preset, ref), class_section(cfg, preset, ref), guide_class_section(cfg, preset),
                 saliency_section(cfg, preset), stages_section(root), training_section(root),
                 evaluation_section(root), examples_section(cfg, preset, ref, test_seeds, examples),
                 f"<h2>Config</h2>\n<pre>{html.escape(yaml.safe_dump(cfg, sort_keys=False))}</pre>"]
@@ -126,6 +127,21 @@ def class_section(cfg, preset, ref):
             for k, c in enumerate(classes)]
     rows.append(["mIoU"] + [(number(rep["mIoU"], 1),) for _, rep in columns])
     return "<h2>IoU per class (%)</h2>\n" + table(["class"] + [n for n, _ in columns], rows, total_last=True)
+
+
+def guide_class_section(cfg, preset):
+    """What the guide labels keep of each tagged class, without ground truth (guide_diagnostics.py), and the
+    guide step's warnings."""
+    guide = done(cfg, preset, "guide") or {}
+    if "classes" not in guide:
+        return ""
+    rows = [[html.escape(name), (r["images"],), (number(r["seed_kept"] and 100 * r["seed_kept"], 1),),
+             (number(100 * r["guide_area"], 1),), (number(100 * r["dropped"], 1),)] for name, r in guide["classes"].items()]
+    warnings = "".join(f"<p class=warn>{html.escape(line)}</p>" for line in guide["warnings"])
+    return ("<h2>Guide labels per class (train, no ground truth needed)</h2>\n"
+            + table(["class", "images tagged", "seed pixels kept %", "mean guide area %",
+                     f"images the rule drops it in % (keeps under {cfg['guide']['dropped_share']}% of its seeds)"],
+                    rows) + warnings)
 
 
 def saliency_section(cfg, preset):

@@ -4,9 +4,10 @@ from multiprocessing import Pool
 import torch
 
 from ..checks import PERCENT, one_of
-from ..guide_rules import RULES, guide_labels
+from .. import guide_diagnostics
+from ..guide_rules import DROPPED, RULES, guide_labels, keep_dropped
 from ..inference import all_done, evaluate_folder, measurable, todo
-from ..io import InputError, load_gray_png, load_heatmap_mat, save_label_png
+from ..io import InputError, load_gray_png, load_heatmap_mat, load_label_png, save_label_png
 from ..pipeline import command
 from ..progress import progress
 from ..reads import Reads
@@ -19,8 +20,15 @@ OPTIONS = {
     "salthres": (50, "saliency threshold, percent of 255"),
     "saliency_maps": (None, "folder of your own saliency maps <id>.png (8-bit grey, image size) "
                             "instead of the saliency stages' output"),
+    "dropped": ("none", "a class the rule drops often (in dropped_often % of its images or more): none (the paper) "
+                        "or seeds (where the rule drops it, its seed pixels on background become that class)"),
+    "dropped_share": (10, "the rule drops a tagged class in an image when its labels keep under this percent of the "
+                          "class's seed pixels"),
+    "dropped_often": (25, "percent of a class's images the rule must drop it in for a warning (and the dropped "
+                          "option)"),
 }
-CHECKS = {"guiderule": one_of(*RULES), "seedthres": PERCENT, "salthres": PERCENT}
+CHECKS = {"guiderule": one_of(*RULES), "seedthres": PERCENT, "salthres": PERCENT, "dropped": one_of(*DROPPED),
+          "dropped_share": PERCENT, "dropped_often": PERCENT}
 
 
 def add_arguments(parser):
@@ -37,7 +45,7 @@ def reads(cfg, given):
 
 
 class GuideJob:
-    """One image's guide labels; a picklable callable for the process pool."""
+    """One image's guide labels by the rule into `out`; a picklable callable for the process pool."""
 
     def __init__(self, data, seed_dir, sal_dir, out, g, vis=False, crf_backend="torch"):
         self.data, self.seed_dir, self.sal_dir, self.out, self.g, self.vis = data, seed_dir, sal_dir, out, g, vis
@@ -72,6 +80,21 @@ class GuideJob:
         save_label_png(self.out / f"{it.id}.png", guide)
 
 
+class KeepDroppedJob:
+    """Option dropped seeds, one image: the rule's labels (in `rule_dir`) with the seeds of `kept` classes back
+    where the rule dropped them (guide_rules.keep_dropped), into `out`."""
+
+    def __init__(self, data, seed_dir, rule_dir, out, g, kept):
+        self.data, self.seed_dir, self.rule_dir, self.out, self.g, self.kept = data, seed_dir, rule_dir, out, g, kept
+
+    def __call__(self, i):
+        it, classes = self.data.items[i], self.data.image_classes(i)
+        seed = seed_labels(load_heatmap_mat(self.seed_dir / f"{it.id}.mat")[0], classes, self.g["seedthres"])
+        guide = keep_dropped(load_label_png(self.rule_dir / f"{it.id}.png"), seed,
+                             [c for c in classes if c in self.kept], self.g["dropped_share"] / 100)
+        save_label_png(self.out / f"{it.id}.png", guide)
+
+
 def run_jobs(job, indices, workers):
     """job(i) for every index; with workers > 1 in a pool of that many processes of one thread each."""
     if workers > 1:
@@ -85,20 +108,41 @@ def run_jobs(job, indices, workers):
 
 
 def run(stage):
+    """The rule's labels; with dropped seeds, first into rule/, then the final labels from them."""
     cfg, out = stage.cfg, stage.out
+    g, workers = cfg["guide"], cfg["run"]["workers"]
     data = stage.dataset(cfg["data"]["dataset"])
-    job = GuideJob(data, stage.input_dir("seed_test"), stage.input_dir("saliency_test"), out, cfg["guide"],
+    rule_dir = out / "rule" if g["dropped"] == "seeds" else out
+    job = GuideJob(data, stage.input_dir("seed_test"), stage.input_dir("saliency_test"), rule_dir, g,
                    cfg["run"]["vis"], cfg["run"]["crf_backend"])
-    indices = todo(stage, data, ".png")
-    stage.log.info("guide labels (%s): %d of %d images to do", cfg["guide"]["guiderule"], len(indices), len(data))
-    run_jobs(job, indices, cfg["run"]["workers"])
-    if not all_done(stage, data, ".png"):
+    indices = todo(stage, data, ".png", rule_dir)
+    stage.log.info("guide labels (%s): %d of %d images to do", g["guiderule"], len(indices), len(data))
+    run_jobs(job, indices, workers)
+    if not all_done(stage, data, ".png", rule_dir):
         return
-    if not measurable(stage, data, "seed and guide label mIoU"):
-        stage.finish({"images": len(data)})
-        return
-    summary = {"seeds": evaluate_folder(data, job.seed_dir, cfg["guide"]["seedthres"]),
-               "guide": evaluate_folder(data, out)}
-    for name, rep in summary.items():
-        stage.log.info("%s vs ground truth on %s: mIoU %.1f", name, data.split, rep["mIoU"])
+    summary = {"images": len(data)} | class_diagnostics(stage, data, job.seed_dir, rule_dir)
+    if g["dropped"] == "seeds":
+        kept = [data.classes.index(name) for name in summary["dropped_seeds_kept"]]
+        missing = [i for i, it in enumerate(data.items) if not (out / f"{it.id}.png").exists()]
+        stage.log.info("guide labels: seeds kept where the rule drops %s; %d of %d images to do",
+                       ", ".join(summary["dropped_seeds_kept"]) or "no class", len(missing), len(data))
+        run_jobs(KeepDroppedJob(data, job.seed_dir, rule_dir, out, g, kept), missing, workers)
+    if measurable(stage, data, "seed and guide label mIoU"):
+        summary |= {"seeds": evaluate_folder(data, job.seed_dir, g["seedthres"]), "guide": evaluate_folder(data, out)}
+        for name in ("seeds", "guide"):
+            stage.log.info("%s vs ground truth on %s: mIoU %.1f", name, data.split, summary[name]["mIoU"])
     stage.finish(summary)
+
+
+def class_diagnostics(stage, data, seed_dir, rule_dir):
+    """What the rule's labels keep of each tagged class (no ground truth needed), a warning per class they drop
+    often (guide_diagnostics.py), and with dropped seeds the classes whose seeds are kept where dropped."""
+    g = stage.cfg["guide"]
+    classes = guide_diagnostics.class_report(data, seed_dir, rule_dir, g["seedthres"], g["dropped_share"] / 100)
+    often = guide_diagnostics.dropped_often(classes, g["dropped_often"] / 100)
+    warnings = guide_diagnostics.warnings(classes, often, g["guiderule"], g["dropped_share"], g["dropped"] == "seeds")
+    for line in guide_diagnostics.format_report(classes):
+        stage.log.info("%s", line)
+    for line in warnings:
+        stage.log.warning("%s", line)
+    return {"classes": classes, "warnings": warnings} | ({"dropped_seeds_kept": often} if g["dropped"] == "seeds" else {})

@@ -1,0 +1,157 @@
+"""What the guide labels keep of each tagged class (guide_diagnostics.py), the warning on a class the rule drops,
+and the option that keeps its seeds (guide.dropped seeds): by hand, and through the guide command on own data
+whose saliency misses one class."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from guidedlabelling.driver import print_guide_classes
+from guidedlabelling.guide_diagnostics import class_report, dropped_often, warnings
+from guidedlabelling.guide_rules import dropped, keep_dropped
+from guidedlabelling.io import load_label_png, save_heatmap_mat, save_label_png
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_dropped_counts_the_seed_pixels_the_guide_keeps():
+    seed = np.zeros((6, 6), np.uint8)
+    seed[:3, :3] = 1                      # 9 seed pixels of class 1
+    guide = np.zeros_like(seed)
+    guide[0, 0] = 1                       # keeps 1 of them
+    assert not dropped(seed, guide, 1, 0.1)   # 1 >= 0.9
+    assert dropped(seed, guide, 1, 0.2)       # 1 < 1.8
+    assert not dropped(seed, guide, 3, 0.5)   # no seeds: nothing to drop
+
+
+def test_keep_dropped_gives_back_seeds_on_background_only():
+    seed = np.array([[1, 1, 1, 0],
+                     [1, 1, 1, 0],
+                     [2, 2, 0, 0]], np.uint8)
+    guide = np.array([[0, 0, 3, 0],
+                      [0, 0, 0, 0],
+                      [2, 2, 0, 3]], np.uint8)
+    out = keep_dropped(guide, seed, [1, 2], 0.1)
+    expected = np.array([[1, 1, 3, 0],          # class 1 kept none of its 6 seeds: they come back, but not
+                         [1, 1, 1, 0],          # where the rule gave another class (3)
+                         [2, 2, 0, 3]], np.uint8)
+    np.testing.assert_array_equal(out, expected)
+    np.testing.assert_array_equal(keep_dropped(guide, seed, [2], 0.1), guide)  # class 2 kept all its seeds
+
+
+def box_map(hw, boxes):
+    """One heatmap per box: 1 inside, 0 outside (seed at any threshold = the box)."""
+    maps = np.zeros((len(boxes),) + hw, np.float32)
+    for k, (y0, y1, x0, x1) in enumerate(boxes):
+        maps[k, y0:y1, x0:x1] = 1
+    return maps
+
+
+def test_class_report_by_hand(tmp_path):
+    hw = (8, 8)
+    data = SimpleNamespace(num_classes=3, classes=["background", "cat", "dog"],
+                           items=[SimpleNamespace(id="a"), SimpleNamespace(id="b")])
+    data.image_classes = lambda i: [[1, 2], [1]][i]
+    # a: cat seeds 16 px (rows 0-3, cols 0-3), dog seeds 4 px; the guide keeps 8 cat seed px + 8 others, no dog
+    save_heatmap_mat(tmp_path / "a.mat", box_map(hw, [(0, 4, 0, 4), (6, 8, 6, 8)]), hw)
+    guide = np.zeros(hw, np.uint8)
+    guide[2:6, 0:4] = 1
+    save_label_png(tmp_path / "guide" / "a.png", guide)
+    # b: cat seeds 16 px, the guide keeps 1 of them
+    save_heatmap_mat(tmp_path / "b.mat", box_map(hw, [(0, 4, 0, 4)]), hw)
+    guide = np.zeros(hw, np.uint8)
+    guide[0, 0] = 1
+    save_label_png(tmp_path / "guide" / "b.png", guide)
+    report = class_report(data, tmp_path, tmp_path / "guide", 20, 0.1)
+    assert report["cat"] == pytest.approx({"images": 2, "seed_kept": 9 / 32, "guide_area": (16 + 1) / 128,
+                                           "dropped": 0.5})
+    assert report["dog"] == pytest.approx({"images": 1, "seed_kept": 0.0, "guide_area": 0.0, "dropped": 1.0})
+    assert dropped_often(report, 0.5) == ["cat", "dog"] and dropped_often(report, 0.6) == ["dog"]
+    line, = warnings(report, ["cat"], "G2", 10)
+    assert line.startswith("cat: the G2 rule drops it (keeps under 10% of its seed pixels) in 1 of its 2 images, "
+                           "and keeps 28% of its seed pixels overall")
+    assert "--set guide.dropped=seeds" in line
+
+
+# ---- through the guide command: own data whose saliency marks only a small part of every cat ----
+
+H, W = 48, 64
+CAT, DOG = (4, 28, 4, 28), (20, 44, 36, 60)   # boxes (y0, y1, x0, x1): 576 px each
+CAT_SALIENT = (8, 14, 8, 14)                   # 36 px of the cat, over 1% of the image: G2 keeps only these
+
+
+@pytest.fixture(scope="module")
+def own(tmp_path_factory):
+    base = tmp_path_factory.mktemp("saliency_misses_cat")
+    rng = np.random.default_rng(0)
+    rows = []
+    for k in range(6):
+        tags = ["cat", "dog"] if k % 2 == 0 else ["cat"]
+        img = rng.integers(90, 160, (H, W, 3)).astype(np.uint8)
+        mask, sal = np.zeros((H, W), np.uint8), np.zeros((H, W), np.uint8)
+        boxes = [CAT, DOG][:len(tags)]
+        for value, (y0, y1, x0, x1) in enumerate(boxes, 1):
+            img[y0:y1, x0:x1] = (200, 60 * value, 40)
+            mask[y0:y1, x0:x1] = value
+        y0, y1, x0, x1 = CAT_SALIENT
+        sal[y0:y1, x0:x1] = 255
+        if "dog" in tags:
+            y0, y1, x0, x1 = DOG
+            sal[y0:y1, x0:x1] = 255
+        for sub, array in (("images", img), ("masks", mask), ("saliency", sal)):
+            (base / sub).mkdir(exist_ok=True)
+            Image.fromarray(array).save(base / sub / f"im{k}.png")
+        save_heatmap_mat(base / "seeds" / f"im{k}.mat", box_map((H, W), boxes), (H, W))
+        rows.append(f"im{k}.png,{' '.join(tags)},train")
+    (base / "tags.csv").write_text("image,tags,split\n" + "\n".join(rows) + "\n")
+    return base
+
+
+def generate(own, out_dir, *extra):
+    cmd = [sys.executable, str(ROOT / "src/guide_generation/generate.py"), "--config", "smoke",
+           "--images", str(own / "images"), "--tags", str(own / "tags.csv"), "--masks", str(own / "masks"),
+           "--seed_dir", str(own / "seeds"), "--saliency_dir", str(own / "saliency"), "--out_dir", str(out_dir),
+           "--out_root", str(own / "runs"), *extra]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return json.loads((out_dir / "done.json").read_text()), proc.stdout + proc.stderr
+
+
+def cat_pixels(folder):
+    return [int((load_label_png(folder / f"im{k}.png") == 1).sum()) for k in range(6)]
+
+
+def test_the_rule_dropping_a_class_is_reported(own, capsys):
+    done, log = generate(own, own / "paper")
+    assert cat_pixels(own / "paper") == [36] * 6            # the paper's rule: only the salient part of each cat
+    assert done["classes"]["cat"] == pytest.approx({"images": 6, "seed_kept": 36 / 576, "guide_area": 36 / (H * W),
+                                                    "dropped": 1.0})
+    assert done["classes"]["dog"]["dropped"] == 0 and done["classes"]["dog"]["seed_kept"] == 1
+    assert len(done["warnings"]) == 1 and done["warnings"][0].startswith("cat: the G2 rule drops it")
+    assert "in 6 of its 6 images" in done["warnings"][0] and done["warnings"][0] in log
+    assert "dropped_seeds_kept" not in done
+    print_guide_classes(done)
+    printed = capsys.readouterr().out
+    assert f"warning: {done['warnings'][0]}" in printed
+    assert [line.split()[:2] for line in printed.splitlines()[3:5]] == [["cat", "6"], ["dog", "3"]]
+
+
+def test_dropped_seeds_keeps_the_class(own):
+    done, _ = generate(own, own / "kept", "--dropped", "seeds")
+    assert cat_pixels(own / "kept") == [576] * 6              # the cat's seeds, where the rule left background
+    assert cat_pixels(own / "kept" / "rule") == [36] * 6      # the rule's labels, kept beside them
+    assert done["dropped_seeds_kept"] == ["cat"] and "its seeds are kept there" in done["warnings"][0]
+    assert done["guide"]["per_class_IoU"]["cat"] == pytest.approx(100)
+    paper, _ = generate(own, own / "paper")
+    assert paper["guide"]["per_class_IoU"]["cat"] == pytest.approx(100 * 36 / 576)
+
+
+def test_a_class_dropped_rarely_keeps_the_rule(own):
+    done, _ = generate(own, own / "rarely", "--dropped", "seeds", "--dropped_share", "5")   # 36/576 = 6.25% kept
+    assert done["dropped_seeds_kept"] == [] and done["warnings"] == []
+    assert cat_pixels(own / "rarely") == [36] * 6
