@@ -182,8 +182,8 @@ def sample_ms(preset, stage, batches=4):
             make = seed_train.SeedSample(data, c["input_size"])
         else:
             model_side = TR.label_size(TR.build_deeplab(c, data.num_classes, logging.getLogger("bench"))[0], c)
-            make = TR.SegSample(data, c["input_size"], model_side, c["resize"],
-                                None)  # the true masks stand in for the guide labels: same decoding
+            make = TR.SegSample(data, c["input_size"], model_side, c["resize"], None,  # the true masks stand in
+                                c.get("max_side", 0))                             # for the guide labels
     n = batches * c["batch_size"]
     start = time.perf_counter()
     for k in range(n):

@@ -72,6 +72,22 @@ def test_seg_train_sample_reflects_label_and_shrinks_nearest():
     assert set(np.unique(small)) <= {1, 2}          # padding reflects the label: no 255
 
 
+def test_seg_sample_max_side_trains_at_the_scale_of_the_test(tmp_path):
+    """max_side 40 on a 40 x 80 image: the 4 x 8 object block becomes 2 x 4 (what a test at test_size 40 sees);
+    a 48-px crop then holds the whole shrunk image, reflect-padded."""
+    from types import SimpleNamespace
+    from guidedlabelling.training import SegSample
+    label = np.zeros((40, 80), np.uint8)
+    label[10:14, 20:28] = 1
+    data = SimpleNamespace(image=lambda i: np.zeros((40, 80, 3), np.uint8), label=lambda i: label)
+    _, shrunk = SegSample(data, 48, 48, "none", max_side=40)(0, np.random.default_rng(0))
+    rows, cols = np.nonzero(shrunk == 1)
+    assert len(set(cols)) == 4 and len(rows) == 8 * len(set(rows)) // 2   # 2 x 4 blocks (the pad reflects it)
+    _, kept = SegSample(data, 48, 48, "none")(0, np.random.default_rng(0))
+    rows, cols = np.nonzero(kept == 1)
+    assert len(set(cols)) == 8 and len(set(rows)) == 4   # max_side 0: the release's crop at the image's scale
+
+
 def test_clsbal_rounds_cover_every_class_once():
     """In an epoch, rounds follow each other: each covers every class exactly once (an image covers all its
     classes), except the last, cut short when a class runs out of images."""

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from guidedlabelling.driver import print_guide_classes
+from guidedlabelling.driver import print_guide_classes, weak_reference
 from guidedlabelling.guide_diagnostics import class_report, dropped_often, warnings
 from guidedlabelling.guide_rules import dropped, keep_dropped
 from guidedlabelling.io import load_label_png, save_heatmap_mat, save_label_png
@@ -155,3 +155,14 @@ def test_a_class_dropped_rarely_keeps_the_rule(own):
     done, _ = generate(own, own / "rarely", "--dropped", "seeds", "--dropped_share", "5")   # 36/576 = 6.25% kept
     assert done["dropped_seeds_kept"] == [] and done["warnings"] == []
     assert cat_pixels(own / "rarely") == [36] * 6
+
+
+def test_weak_reference_names_the_classes_it_learned_little_of(tmp_path):
+    results = tmp_path / "results.json"
+    results.write_text(json.dumps({"per_class_IoU": {"background": 94.0, "bird": 7.9, "cat": 0.0, "dog": 20.0,
+                                                      "horse": None}}))
+    line, = weak_reference({"results": str(results)})
+    assert line.startswith("the fully supervised reference itself learns little of bird (7.9), cat (0.0) (IoU under 20)")
+    results.write_text(json.dumps({"per_class_IoU": {"background": 94.0, "dog": 20.0}}))
+    assert weak_reference({"results": str(results)}) == []
+    assert weak_reference({"mIoU": 50.0}) == []   # a reference with no per-class file: nothing to say

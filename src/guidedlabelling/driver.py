@@ -29,6 +29,7 @@ OWN_DATA_FLAGS = {  # flag: (setting, help)
 }
 GROUND_TRUTH_STEPS = ("reference_train", "reference_test", "seed_eval")  # they need label PNGs
 SALIENCY_STEPS = ("saliency_train", "saliency_test")
+WEAK_IOU = 20  # a class under this IoU in the fully supervised reference: the reference itself learned little
 
 
 def parse(argv=None):
@@ -154,8 +155,11 @@ def summarise(args, overrides, seconds=None):
         print(f"{name:<36}{value:8.1f}")
     ratio = table["ratio_to_fully_supervised"]
     print(f"{'ratio guided / fully supervised':<36}" + (f"{100 * ratio:7.1f}%" if ratio is not None else "    n/a"))
+    weak = weak_reference(ref)
+    for line in weak:
+        print(f"warning: {line}")
     path = Path(cfg["run"]["out_root"]) / cfg["name"] / "summary.json"
-    save_json(path, table)
+    save_json(path, table | {"reference_warnings": weak})
     print(f"\nsummary: {path}")
 
 
@@ -178,6 +182,19 @@ def print_guide_classes(guide):
     for line in guide["warnings"]:
         print(f"warning: {line}")
     return {"guide_classes": guide["classes"], "guide_warnings": guide["warnings"]}
+
+
+def weak_reference(ref, floor=WEAK_IOU):
+    """A line naming the classes the fully supervised reference learned almost nothing of (IoU under `floor`):
+    the ratio then compares against a weak reference."""
+    path = Path(ref.get("results", ""))
+    per_class = json.loads(path.read_text())["per_class_IoU"] if path.is_file() else {}
+    weak = {name: iou for name, iou in per_class.items() if iou is not None and iou < floor}
+    if not weak:
+        return []
+    return [f"the fully supervised reference itself learns little of {', '.join(f'{n} ({v:.1f})' for n, v in weak.items())}"
+            f" (IoU under {floor}): the ratio compares with a weak reference; objects a few pixels wide at the "
+            "preset's input size are the usual cause (see README, own data)"]
 
 
 def print_profile(seconds, total):

@@ -9,14 +9,21 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from torch.overrides import TorchFunctionMode
 
-from . import distributed
+from . import distributed, sampling
 from . import precision as P
-from . import sampling
 from . import transforms as T
 from .checks import NON_NEGATIVE, POSITIVE, above, all_of, at_least, below, one_of
-from .io import IGNORE, InputError, load_checkpoint, load_label_png, save_checkpoint, save_json
+from .io import (
+    IGNORE,
+    InputError,
+    load_checkpoint,
+    load_label_png,
+    save_checkpoint,
+    save_json,
+)
 from .networks import build_seg_net, init_from_scratch
 from .pipeline import command
 from .progress import progress
@@ -355,10 +362,12 @@ def run_training(stage, model, stream, loss_fn, solver, mults, meta, publish=Non
 
 
 class SegSample:
-    """Image + label: the dataset's own, or a PNG of `label_dir` (guide labels)."""
+    """Image + label: the dataset's own, or a PNG of `label_dir` (guide labels); with max_side, both shrunk to that
+    longer side first (the label by nearest neighbour), the scale a test at test_size max_side sees."""
 
-    def __init__(self, data, size, out_size, resize, label_dir=None):
+    def __init__(self, data, size, out_size, resize, label_dir=None, max_side=0):
         self.data, self.size, self.out_size, self.resize, self.label_dir = data, size, out_size, resize, label_dir
+        self.max_side = max_side
 
     def label(self, i):
         if self.label_dir is None:
@@ -369,11 +378,14 @@ class SegSample:
         return load_label_png(path)
 
     def __call__(self, i, rng):
-        return T.seg_train_sample(self.data.image(i), self.label(i), rng, self.size, self.out_size, self.resize)
+        img, label = self.data.image(i), self.label(i)
+        if self.max_side and max(label.shape) > self.max_side:
+            img, label = T.resize_longer(img, self.max_side), T.resize_longer(label, self.max_side, Image.NEAREST)
+        return T.seg_train_sample(img, label, rng, self.size, self.out_size, self.resize)
 
 
-def segmentation_stream(data, size, out_size, resize, solver, label_dir=None):
-    return shuffled_stream(SegSample(data, size, out_size, resize, label_dir), solver)
+def segmentation_stream(data, size, out_size, resize, solver, label_dir=None, max_side=0):
+    return shuffled_stream(SegSample(data, size, out_size, resize, label_dir, max_side), solver)
 
 
 def shuffled_stream(make_sample, solver):

@@ -1,6 +1,6 @@
 """Segmentation training: DeepLab-LargeFOV on guide labels, or on the true masks with --labels gt
 (docs/method.md section 6)."""
-from ..checks import one_of
+from ..checks import NON_NEGATIVE, one_of
 from ..networks import SEG_NETS
 from ..reads import Reads
 from ..training import DEEPLAB_CHECKS, DEEPLAB_OPTIONS, build_deeplab, deeplab_conflicts, deeplab_meta, label_size, \
@@ -10,9 +10,12 @@ OPTIONS = training_options("DeepLab-LargeFOV", "models/VGG_ILSVRC_16_layers-deep
     | DEEPLAB_OPTIONS | {
         "resize": ("none", "training geometry: none (crop/pad) or tight (crop+fit)"),
         "labels": ("guide", "training labels: guide (the method) or gt (fully supervised reference)"),
+        "max_side": (0, "images whose longer side exceeds this are shrunk to it before the crop (0: never, the "
+                        "release); equal to seg_test's test_size (test_resize tight), training and test see one "
+                        "scale"),
     }
 CHECKS = solver_checks(SEG_NETS) | DEEPLAB_CHECKS | {"resize": one_of("none", "tight"),
-                                                     "labels": one_of("guide", "gt")}
+                                                     "labels": one_of("guide", "gt"), "max_side": NON_NEGATIVE}
 CONFLICTS = deeplab_conflicts
 
 
@@ -34,5 +37,6 @@ def run(stage):
     data = stage.dataset(stage.cfg["data"]["dataset"])
     label_dir = None if c["labels"] == "gt" else stage.input_dir("guide")
     model, mults = build_deeplab(c, data.num_classes, stage.log)
-    stream = segmentation_stream(data, c["input_size"], label_size(model, c), c["resize"], solver, label_dir)
+    stream = segmentation_stream(data, c["input_size"], label_size(model, c), c["resize"], solver, label_dir,
+                                 c["max_side"])
     run_training(stage, model, stream, segmentation_loss, solver, mults, deeplab_meta(c, "segmentation", data.classes))
