@@ -112,3 +112,16 @@ def test_a_killed_run_does_not_resume_from_outputs_of_other_inputs(own, command)
     edit_in_place(own["tags"], "a.jpg,cat", "a.jpg,dog")
     out = run_all(command, own, ("seed_train",))[0]
     assert "changed since it was made; recomputing it" in out and "resuming at iteration" not in out
+
+
+def test_an_upstream_output_made_with_other_settings_is_an_error(own, command):
+    """A preset edited after its upstream stage ran: the folder of these settings holds the old preset's output.
+    Run alone, the downstream stage used to read it as if current."""
+    run_all(command, own, ("seed_train",))
+    preset = own["preset"].read_text()
+    own["preset"].write_text(preset.replace("max_iter: 2, stepsize: 2", "max_iter: 3, stepsize: 2", 1))
+    code, _, err = command("seed_test", *own_args(own))
+    assert code == 2
+    assert "the output of stage seed_train was made with other settings than these; rerun ./src/seed/train.py " \
+           "with --overridecache" in err
+    assert not (own["out_root"] / "tiny" / "seed_heatmaps").exists()

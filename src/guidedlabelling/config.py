@@ -285,6 +285,17 @@ def relevant(cfg, stage):
     return {sec: dict(cfg[sec]) for sec in pipeline.sections(stage, cfg)}
 
 
+def stored_settings(out):
+    """The settings a folder was made with (its config.yaml), or None."""
+    path = out / "config.yaml"
+    if not path.exists():
+        return None
+    try:
+        return yaml.safe_load(path.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError):
+        raise InputError(f"{path}: unreadable; remove this folder, or rerun with --overridecache") from None
+
+
 def same_settings(stored, current):
     """A folder's stored config matches the current one; settings added to the project since the folder
     was made count as equal when they have their default value, so old run folders stay valid."""

@@ -130,6 +130,9 @@ def upstream_folder(parent, given_folder, cfg, preset, made, datasets, opened):
         return path
     if not (path / "done.json").exists():
         opened.add(f"{path}: no finished output of stage {parent}; run {fix}")
+    elif not C.same_settings(C.stored_settings(path), C.relevant(cfg, parent)):  # e.g. a preset edited since
+        opened.add(f"{path}: the output of stage {parent} was made with other settings than these; rerun "
+                   f"{pipeline.command(parent)} with --overridecache (or ./script.py --overridecache)")
     else:
         why = staleness(path, opened.digests, opened.stale)
         if why:

@@ -13,7 +13,6 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
 
 from . import config as C
 from . import preflight
@@ -97,17 +96,6 @@ def make_logger(out):
 BOOKKEEPING = ("config.yaml", "log.txt", MANIFEST)  # what a folder holds besides outputs
 
 
-def stored_settings(out):
-    """The settings a folder was made with (its config.yaml), or None."""
-    path = out / "config.yaml"
-    if not path.exists():
-        return None
-    try:
-        return yaml.safe_load(path.read_text())
-    except (yaml.YAMLError, UnicodeDecodeError):
-        raise InputError(f"{path}: unreadable; remove this folder, or rerun with --overridecache") from None
-
-
 def has_outputs(out):
     return out.is_dir() and any(p.name not in BOOKKEEPING for p in out.iterdir())
 
@@ -115,7 +103,7 @@ def has_outputs(out):
 def up_to_date(out, stage_cfg, current):
     """Whether a folder's outputs are finished, made with these settings and from inputs of the fingerprint
     `current`."""
-    if not (out / "done.json").exists() or not C.same_settings(stored_settings(out), stage_cfg):
+    if not (out / "done.json").exists() or not C.same_settings(C.stored_settings(out), stage_cfg):
         return False
     record = recorded(out)
     return record is not None and record["fingerprint"] == current and finished_fingerprint(out) == current
@@ -130,7 +118,7 @@ def check_cache(out, stage_cfg, override, manifest, alone=True):
     cleared = override and out.exists()
     if cleared:
         shutil.rmtree(out)
-    settings = stored_settings(out)
+    settings = C.stored_settings(out)
     if settings is not None and not C.same_settings(settings, stage_cfg) and has_outputs(out):
         raise InputError(f"{stored}: this folder was made with other settings; rerun with --overridecache "
                          "to replace it, or choose another --out_dir")
