@@ -5,6 +5,7 @@ import json
 import os
 
 import numpy as np
+import pytest
 import scipy.io
 from PIL import Image
 
@@ -125,3 +126,53 @@ def test_an_upstream_output_made_with_other_settings_is_an_error(own, command):
     assert "the output of stage seed_train was made with other settings than these; rerun ./src/seed/train.py " \
            "with --overridecache" in err
     assert not (own["out_root"] / "tiny" / "seed_heatmaps").exists()
+
+
+def test_damaged_outputs_are_recomputed_like_a_fresh_run(own, command, tmp_path):
+    """The probe's case: a deleted guide label and a truncated model were reported as up to date."""
+    run_all(command, own)
+    model = folder(own, "seed_train") / "model.pth"
+    label = next(folder(own, "guide_labels").glob("*.png"))
+    model.write_bytes(model.read_bytes()[:100])
+    label.unlink()
+    outputs = run_all(command, own)
+    assert f"{model.parent}: its output model.pth is damaged (100 bytes" in outputs[0]
+    assert "up to date" in outputs[1]      # the same inputs made the retrained model: its heatmaps still hold
+    assert f"{label.parent}: its output {label.name} is missing; recomputing it" in outputs[4]
+    rerun = guide_done(own)
+    own["out_root"] = tmp_path / "fresh"
+    run_all(command, own)
+    fresh = guide_done(own)
+    assert rerun == fresh and label.is_file()
+
+
+def test_a_damaged_upstream_output_is_an_error_for_a_lone_stage(own, command):
+    run_all(command, own, ("seed_train", "seed_test"))
+    next(folder(own, "seed_heatmaps").glob("*.mat")).unlink()
+    code, _, err = command("seed_test", *own_args(own), "--set", "overridecache=false")
+    assert code == 0   # the stage itself recomputes
+    run_all(command, own, ("saliency_train", "saliency_test"))
+    victim = next(folder(own, "seed_heatmaps").glob("*.mat"))
+    victim.unlink()
+    code, _, err = command("guide", *own_args(own))
+    assert code == 2 and f"its output {victim.name} is missing; rerun ./src/seed/test.py" in err
+
+
+def test_a_clear_killed_after_the_rename_leaves_no_half_folder(tmp_path, monkeypatch):
+    from guidedlabelling import runner
+    out = tmp_path / "stage"
+    (out / "sub").mkdir(parents=True)
+    for name in ("config.yaml", "a.png", "sub/b.png"):
+        (out / name).write_text(name)
+    real = runner.shutil.rmtree
+
+    def killed(path, *args, **kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(runner.shutil, "rmtree", killed)
+    with pytest.raises(KeyboardInterrupt):
+        runner.clear(out)
+    assert not out.exists()                              # all or nothing: a rerun starts afresh
+    monkeypatch.setattr(runner.shutil, "rmtree", real)
+    out.mkdir()
+    runner.clear(out)
+    assert list(tmp_path.iterdir()) == []                # the killed clear's leftover went with the next

@@ -127,6 +127,19 @@ def test_summary_and_class_tables_hold_the_numbers_of_the_stages(run):
     assert classes[-1][1:] == [one_decimal(r["mIoU"]) for r in reports]
 
 
+def test_guide_class_table_and_warnings_hold_the_guide_done_json(run):
+    root, _ = run
+    page = Page((root / "report.html").read_text())
+    guide = read(root / "guide_labels/default/done.json")
+    table = page.tables["Guide labels per class (train, no ground truth needed)"]
+    assert [row[0] for row in table[1:]] == list(guide["classes"])
+    for row in table[1:]:
+        r = guide["classes"][row[0]]
+        assert row[1:] == [str(r["images"]), f"{100 * r['seed_kept']:.1f}", f"{100 * r['guide_area']:.1f}",
+                           f"{100 * r['dropped']:.1f}"]
+    assert all(line in (root / "report.html").read_text() for line in guide["warnings"])
+
+
 def test_saliency_and_stage_tables_hold_every_done_json(run):
     root, _ = run
     page = Page((root / "report.html").read_text())
@@ -136,7 +149,8 @@ def test_saliency_and_stage_tables_hold_every_done_json(run):
     for row in table[1:]:
         values = saliency[row[0]]
         assert row[1:] == [figure(values["foreground_IoU"]["50"]), figure(values["MAE"]), figure(values["max_F"])]
-    assert {row[0] for row in table[1:]} == {split for split, scores in saliency.items() if isinstance(scores, dict)}
+    assert {row[0] for row in table[1:]} == {split for split, scores in saliency.items()
+                                            if isinstance(scores, dict) and split != "outputs"}
     rows = {(r[0], r[1]): r[2:] for r in page.tables["Every stage"][1:]}
     folders = [p.parent for p in root.glob("*/*/done.json")]
     assert set(rows) == {(f.parent.name, f.name) for f in folders}

@@ -79,6 +79,29 @@ def finished_fingerprint(folder):
     return done.get("fingerprint") if done else None
 
 
+NOT_OUTPUTS = ("config.yaml", "log.txt", MANIFEST, "done.json")  # a stage folder's bookkeeping
+
+
+def output_sizes(folder):
+    """{path relative to the folder: size} of every output file in a stage folder (bookkeeping and hidden files
+    left out), recorded in done.json so that a missing or truncated output is seen (damage)."""
+    folder = Path(folder)
+    return {p.relative_to(folder).as_posix(): p.stat().st_size for p in sorted(folder.rglob("*"))
+            if p.is_file() and p.name not in NOT_OUTPUTS and not p.name.startswith(".")}
+
+
+def damage(folder):
+    """None when every output a finished folder's done.json lists is there with its size, else which is not."""
+    listed = (read_json(Path(folder) / "done.json") or {}).get("outputs", {})
+    for name, size in listed.items():
+        path = Path(folder) / name
+        if not path.is_file():
+            return f"its output {name} is missing"
+        if path.stat().st_size != size:
+            return f"its output {name} is damaged ({path.stat().st_size} bytes, {size} when made)"
+    return None
+
+
 def changes(old, new):
     """Keys of two manifests whose digests differ, that were added or that went."""
     return sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
@@ -108,6 +131,6 @@ def staleness(folder, digests, checked=None):
             if finished_fingerprint(path) != record["inputs"].get(UPSTREAM + stage) or \
                     staleness(path, digests, checked):
                 changed.append(UPSTREAM + stage)
-        why = f"{describe(changed)} changed since it was made" if changed else None
+        why = f"{describe(changed)} changed since it was made" if changed else damage(folder)
     checked[folder] = why
     return why

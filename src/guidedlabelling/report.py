@@ -38,7 +38,7 @@ figure img { max-width: 100%; border: 1px solid #ddd; } img.panel { image-render
 pre { background: #f6f8fa; border: 1px solid #dde; padding: 10px; font-size: 12.5px; overflow-x: auto;
       column-width: 340px; white-space: pre-wrap; overflow-wrap: anywhere; }
 """
-SKIPPED_FIGURES = ("per_class", "confusion", "classes", "curve")  # long or shown in their own table
+SKIPPED_FIGURES = ("per_class", "confusion", "classes", "curve", "outputs")  # long or shown in their own table
 
 
 def write_report(config, overrides, examples=4):
@@ -146,7 +146,7 @@ def guide_class_section(cfg, preset):
 
 def saliency_section(cfg, preset):
     scores = {split: values for split, values in (done(cfg, preset, "saliency_test") or {}).items()
-              if isinstance(values, dict) and split != "skipped_images"}  # done.json also holds the fingerprint
+              if isinstance(values, dict) and split not in ("skipped_images", "outputs")}  # and the fingerprint
     if not scores:
         return ""
     salthres = str(cfg["guide"]["salthres"])

@@ -16,7 +16,8 @@ from pathlib import Path
 
 from . import config as C
 from . import preflight
-from .fingerprint import MANIFEST, changes, describe, finished_fingerprint, fingerprint, recorded
+from .fingerprint import MANIFEST, changes, damage, describe, finished_fingerprint, fingerprint, output_sizes, \
+    recorded
 from .inference import pick_device
 from .io import InputError, save_json, save_yaml
 from .synthetic import ensure_builtin
@@ -70,7 +71,7 @@ class Stage:
             summary = summary | {"skipped_images": self.skipped}
             self.log.info("skipped %d unreadable images (listed in done.json):\n%s", len(self.skipped),
                           "\n".join(f"  {path}: {why}" for path, why in self.skipped.items()))
-        save_json(self.out / "done.json", summary)
+        save_json(self.out / "done.json", summary | {"outputs": output_sizes(self.out)})
         self.log.info("wrote %s", self.out)
 
 
@@ -106,7 +107,19 @@ def up_to_date(out, stage_cfg, current):
     if not (out / "done.json").exists() or not C.same_settings(C.stored_settings(out), stage_cfg):
         return False
     record = recorded(out)
-    return record is not None and record["fingerprint"] == current and finished_fingerprint(out) == current
+    return record is not None and record["fingerprint"] == current and finished_fingerprint(out) == current \
+        and damage(out) is None
+
+
+def clear(out):
+    """Remove a stage folder atomically: renamed aside first (a kill then leaves no half-cleared folder that
+    passes for a new one), then deleted; leftovers of a killed clear are deleted on the next."""
+    for leftover in out.parent.glob(f".{out.name}.cleared-*"):
+        shutil.rmtree(leftover, ignore_errors=True)
+    if out.exists():
+        aside = out.parent / f".{out.name}.cleared-{os.getpid()}"
+        os.rename(out, aside)
+        shutil.rmtree(aside)
 
 
 def check_cache(out, stage_cfg, override, manifest, alone=True):
@@ -117,20 +130,24 @@ def check_cache(out, stage_cfg, override, manifest, alone=True):
     stored = out / "config.yaml"
     cleared = override and out.exists()
     if cleared:
-        shutil.rmtree(out)
+        clear(out)
     settings = C.stored_settings(out)
     if settings is not None and not C.same_settings(settings, stage_cfg) and has_outputs(out):
         raise InputError(f"{stored}: this folder was made with other settings; rerun with --overridecache "
                          "to replace it, or choose another --out_dir")
     record = recorded(out)
+    why = None
     if settings is not None and has_outputs(out) and (record or {}).get("fingerprint") != manifest["fingerprint"]:
         why = f"{describe(changes(record['inputs'], manifest['inputs']))} changed since it was made" if record else \
             "no record of the inputs it was made from (made by an older version)"
+    elif finished_fingerprint(out) is not None:
+        why = damage(out)
+    if why:
         if not alone:
             raise InputError(f"{out}: {why}; run one process (no --n/--N, no torchrun) to recompute it, or rerun "
                              "with --overridecache")
         print(f"{out}: {why}; recomputing it")
-        shutil.rmtree(out)
+        clear(out)
         cleared = True
     out.mkdir(parents=True, exist_ok=True)
     save_yaml(stored, stage_cfg)
