@@ -239,12 +239,13 @@ def imagenet_init_for_vgg(own):
 
 # ---- the output root ----
 
-@case("a file stands where a folder is needed; move it away or choose another --out_root", command="seed_train")
+@case("a file stands where a folder is needed; move it away or choose another output folder (--out_root, --out_dir)",
+      command="seed_train")
 def output_root_is_a_file(own):
     own["out_root"].write_text("a file, not a folder")
 
 
-@case("choose another --out_root", command="seed_train")
+@case("choose another output folder (--out_root, --out_dir)", command="seed_train")
 def output_root_is_read_only(own):
     if os.geteuid() == 0:  # root writes into read-only folders; /sys refuses new folders even to root
         own["out_root"] = Path("/sys/guidedlabelling_runs")

@@ -127,3 +127,13 @@ def test_crf_on_and_off(varied_model, photos, tmp_path, pcrf, resize):
         expected = without_crf if pcrf == "none" else with_crf
         assert got.shape == expected.shape and np.mean(got == expected) > 0.995   # batch vs single forward
         check_overlay(tmp_path / "overlay" / f"{path.stem}.png", shown(path), got)
+
+
+def test_an_out_dir_holding_the_input_images_is_refused(model, photos, tmp_path):
+    """The probe's case: --out_dir equal to the photos' folder overwrote the PNG photos with label maps."""
+    before = {p.name: p.read_bytes() for p in photos.iterdir()}
+    proc = subprocess.run([sys.executable, str(ROOT / "src/predict.py"), str(photos), "--model", str(model),
+                           "--out_dir", str(photos), "--config", "smoke"], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
+    assert f"--out_dir {photos}: would write" in proc.stderr and "over an input image" in proc.stderr
+    assert {p.name: p.read_bytes() for p in photos.iterdir()} == before

@@ -14,14 +14,14 @@ class InputError(Exception):
 
 
 OS_FIXES = {
-    errno.ENOSPC: "free space on that disk or choose another --out_root",
-    errno.EDQUOT: "free space within your quota or choose another --out_root",
-    errno.EFBIG: "the file system refuses files this large; choose another --out_root",
-    errno.EROFS: "the file system is read-only; choose another --out_root",
-    errno.EACCES: "give this user access to it, or choose another --out_root",
-    errno.EPERM: "give this user access to it, or choose another --out_root",
-    errno.ENOTDIR: "a file stands where a folder is needed; move it away or choose another --out_root",
-    errno.EEXIST: "a file stands where a folder is needed; move it away or choose another --out_root",
+    errno.ENOSPC: "free space on that disk or choose another output folder (--out_root, --out_dir)",
+    errno.EDQUOT: "free space within your quota or choose another output folder (--out_root, --out_dir)",
+    errno.EFBIG: "the file system refuses files this large; choose another output folder (--out_root, --out_dir)",
+    errno.EROFS: "the file system is read-only; choose another output folder (--out_root, --out_dir)",
+    errno.EACCES: "give this user access to it, or choose another output folder (--out_root, --out_dir)",
+    errno.EPERM: "give this user access to it, or choose another output folder (--out_root, --out_dir)",
+    errno.ENOTDIR: "a file stands where a folder is needed; move it away or choose another output folder (--out_root, --out_dir)",
+    errno.EEXIST: "a file stands where a folder is needed; move it away or choose another output folder (--out_root, --out_dir)",
 }
 
 

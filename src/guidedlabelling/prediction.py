@@ -49,8 +49,9 @@ def predict(model_path, inputs, out_dir, size, resize="none", pcrf="none", devic
     if pcrf not in ("none", "deeplab"):
         raise InputError(f"--pcrf {pcrf}: none or deeplab")
     images = ImageFiles(inputs)
-    model, meta = load_model(model_file(model_path), "segmentation")
     out_dir = Path(out_dir)
+    refuse_overwriting_inputs(images, out_dir)
+    model, meta = load_model(model_file(model_path), "segmentation")
     for i, scores, frame in forward_all(model, images, range(len(images)), size, geometry(resize), pick_device(device),
                                         4, net_size=net_size):
         image = images.image(i)
@@ -60,6 +61,17 @@ def predict(model_path, inputs, out_dir, size, resize="none", pcrf="none", devic
             Image.fromarray(overlay(image, label, alpha)).save(tmp, format="PNG")
     return {"images": len(images), "classes": list(meta["classes"]), "out_dir": str(out_dir),
             "skipped_images": images.skipped}
+
+
+def refuse_overwriting_inputs(images, out_dir):
+    """No output may land on an input image: an out_dir that would hold <id>.png or overlay/<id>.png where an
+    input is (e.g. the input folder itself) is an error before anything is written."""
+    inputs = {it.image.resolve() for it in images.items}
+    for it in images.items:
+        for path in (out_dir / f"{it.id}.png", out_dir / "overlay" / f"{it.id}.png"):
+            if path.resolve() in inputs:
+                raise InputError(f"--out_dir {out_dir}: would write {path} over an input image; choose a folder "
+                                 "that holds none of the images")
 
 
 def parse(argv=None):
