@@ -63,6 +63,12 @@ def empty_val_split(own):
     write_csv(own, ["a.jpg,cat,train", "b.png,dog,train", "e.jpg,cat,train"])
 
 
+@case("line 4: tag 'Cat' differs only in case from 'cat' (line 2); write one class name alike everywhere")
+def tags_differing_only_in_case(own):
+    write_csv(own, ["a.jpg,cat,train", "b.png,dog,train", "c.jpg,Cat,train", "d.png,dog,train", "e.jpg,cat,val",
+                    "f.png,dog,val"])
+
+
 @case("line 6: split 'validation' is not train or val")
 def unknown_split_value(own):
     write_csv(own, ["a.jpg,cat,train", "b.png,dog,train", "c.jpg,cat,train", "d.png,dog,train", "e.jpg,cat,validation",

@@ -51,7 +51,20 @@ def read_tags(path):
         rows.append(TagRow(line, fields[0].strip(), tags, read_split(fields, header, path, line)))
     if not rows:
         raise InputError(f"{path}: no image rows below the header")
+    check_case_clashes(rows, path)
     return rows
+
+
+def check_case_clashes(rows, path):
+    """Tags are case-sensitive class names, so two that differ only in case are an error, not two classes (each
+    would shift the mask values of the classes after it)."""
+    first = {}
+    for row in rows:
+        for tag in row.tags:
+            seen = first.setdefault(tag.casefold(), (tag, row.line))
+            if seen[0] != tag:
+                raise InputError(f"{path}, line {row.line}: tag {tag!r} differs only in case from {seen[0]!r} (line "
+                                 f"{seen[1]}); write one class name alike everywhere")
 
 
 def read_split(fields, header, path, line):
