@@ -69,6 +69,11 @@ def tags_differing_only_in_case(own):
                     "f.png,dog,val"])
 
 
+@case("setting seg_train.base_lr = 'inf' (command line): not a finite number")
+def infinite_learning_rate(own):
+    return own_args(own) + ["--set", "seg_train.base_lr=inf"]
+
+
 @case("line 6: split 'validation' is not train or val")
 def unknown_split_value(own):
     write_csv(own, ["a.jpg,cat,train", "b.png,dog,train", "c.jpg,cat,train", "d.png,dog,train", "e.jpg,cat,validation",

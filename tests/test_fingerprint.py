@@ -176,3 +176,17 @@ def test_a_clear_killed_after_the_rename_leaves_no_half_folder(tmp_path, monkeyp
     out.mkdir()
     runner.clear(out)
     assert list(tmp_path.iterdir()) == []                # the killed clear's leftover went with the next
+
+
+def test_a_diverging_training_stops_with_one_line(own, command):
+    code, out, err = command("seed_train", *own_args(own), "--set", "seed_train.base_lr=1e30",
+                             "--set", "seed_train.max_iter=4")
+    assert code == 2 and len([line for line in err.splitlines() if line.startswith("error:")]) == 1
+    assert "Traceback" not in err and "the training diverged; lower base_lr (now 1e+30)" in err and "at iteration" in err
+    assert not list((own["out_root"] / "tiny" / "seed_train").glob("*/model.pth"))
+
+
+def test_json_outputs_hold_null_for_nan(tmp_path):
+    from guidedlabelling.io import save_json
+    save_json(tmp_path / "a.json", {"mIoU": float("nan"), "per_class": [1.5, np.float32("inf")], "n": np.int64(3)})
+    assert json.loads((tmp_path / "a.json").read_text()) == {"mIoU": None, "per_class": [1.5, None], "n": 3}

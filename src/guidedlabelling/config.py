@@ -12,6 +12,7 @@ import copy
 import difflib
 import hashlib
 import importlib
+import math
 import re
 from pathlib import Path
 
@@ -83,7 +84,7 @@ MAX_NAME = 120
 NAMING_EXCLUDED = {"builtin", "builtin_size", "builtin_train", "builtin_val"}  # the data folder names them
 TYPES_WITHOUT_DEFAULT = {"gpu": int}  # settings whose default is None; the others of them are text
 BOOLEANS = {"true": True, "yes": True, "on": True, "1": True, "false": False, "no": False, "off": False, "0": False}
-KIND_NAMES = {bool: "true or false (also yes/no, on/off, 1/0)", int: "a whole number", float: "a number",
+KIND_NAMES = {bool: "true or false (also yes/no, on/off, 1/0)", int: "a whole number", float: "a finite number",
               str: "one value (text)"}
 
 
@@ -122,13 +123,12 @@ def typed(value, kind_):
         return None
     if kind_ is int:
         return value if isinstance(value, int) else int(text) if text and re.fullmatch(r"[+-]?\d+", text) else None
-    if kind_ is float:
-        if isinstance(value, (int, float)):
-            return float(value)
+    if kind_ is float:  # inf and nan are not numbers a setting can take
         try:
-            return float(text)
+            number = float(value) if isinstance(value, (int, float)) else float(text)
         except (TypeError, ValueError):
             return None
+        return number if math.isfinite(number) else None
     return value if isinstance(value, str) else str(value) if isinstance(value, (int, float)) else None
 
 

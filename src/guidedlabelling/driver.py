@@ -17,6 +17,7 @@ from . import guide_diagnostics, preflight, runner
 from .cli import errors_end_in_one_line
 from .datasets import has_ground_truth
 from .io import InputError, save_json
+from .metrics import ratio_of
 from .pipeline import STEPS, command
 from .report import write_report
 from .runner import ensure_data
@@ -142,7 +143,7 @@ def summarise(args, overrides, seconds=None):
         return
     table = {"seeds_mIoU_train": guide["seeds"]["mIoU"], "guide_labels_mIoU_train": guide["guide"]["mIoU"],
              "segmenter_mIoU_val": seg["mIoU"], "fully_supervised_mIoU_val": ref["mIoU"],
-             "ratio_to_fully_supervised": seg["mIoU"] / ref["mIoU"] if ref["mIoU"] else None,
+             "ratio_to_fully_supervised": ratio_of(seg["mIoU"], ref["mIoU"]),
              "guide_labels": str(C.stage_dir(cfg, preset, "guide")),
              "predictions": str(C.stage_dir(cfg, preset, "seg_test")),
              "reference_predictions": str(C.stage_dir(ref_cfg, preset, "seg_test")),
@@ -151,8 +152,8 @@ def summarise(args, overrides, seconds=None):
             ("segmenter on guide labels (val)", table["segmenter_mIoU_val"]),
             ("fully supervised reference (val)", table["fully_supervised_mIoU_val"])]
     print(f"\n{'stage':<36}{'mIoU %':>8}")
-    for name, value in rows:
-        print(f"{name:<36}{value:8.1f}")
+    for name, value in rows:   # None: nothing to measure (every mask pixel void)
+        print(f"{name:<36}" + (f"{value:8.1f}" if value is not None else "     n/a"))
     ratio = table["ratio_to_fully_supervised"]
     print(f"{'ratio guided / fully supervised':<36}" + (f"{100 * ratio:7.1f}%" if ratio is not None else "    n/a"))
     weak = weak_reference(ref)

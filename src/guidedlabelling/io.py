@@ -140,9 +140,24 @@ def save_mat(path, data):
             scipy.io.savemat(f, data)
 
 
+def finite_json(data):
+    """`data` with every number a plain int or float and every NaN or infinity None (JSON has no NaN)."""
+    if isinstance(data, dict):
+        return {k: finite_json(v) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [finite_json(v) for v in data]
+    if isinstance(data, (bool, np.bool_)):
+        return bool(data)
+    if isinstance(data, (int, np.integer)):
+        return int(data)
+    if isinstance(data, (float, np.floating)):
+        return float(data) if np.isfinite(data) else None
+    return data
+
+
 def save_json(path, data):
     with atomic_path(path) as tmp:
-        Path(tmp).write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+        Path(tmp).write_text(json.dumps(finite_json(data), indent=2, sort_keys=True, allow_nan=False) + "\n")
 
 
 def save_yaml(path, data):

@@ -26,6 +26,11 @@ def mean_iou(conf):
     return float(np.nanmean(iou_table(conf)))
 
 
+def ratio_of(guided, reference):
+    """guided / reference mIoU, or None when either is unmeasured (None) or the reference is 0."""
+    return guided / reference if guided is not None and reference else None
+
+
 def report(conf, class_names):
     """The JSON-able evaluation: confusion matrix, per-class IoU and mIoU (percent)."""
     ious = iou_table(conf)

@@ -15,6 +15,7 @@ from . import config as C
 from . import pipeline
 from .datasets import open_dataset
 from .io import IGNORE, atomic_path, load_heatmap_mat, load_label_png
+from .metrics import ratio_of
 from .seeds import seed_labels
 from .visualize import PALETTE, file_tiles, panel_image, panel_tiles, stage_files
 
@@ -103,7 +104,7 @@ def summary_section(cfg, preset, ref):
               ("segmenter on guide labels (val)", seg and seg.get("mIoU")),
               ("fully supervised reference (val)", full and full["mIoU"])]
     rows = [[html.escape(name), (number(v, 1),)] for name, v in values]
-    ratio = seg["mIoU"] / full["mIoU"] if seg and full and full["mIoU"] else None
+    ratio = ratio_of(seg.get("mIoU"), full["mIoU"]) if seg and full else None
     rows.append(["ratio guided / fully supervised", (number(ratio and 100 * ratio, 1) + ("%" if ratio else ""),)])
     return "<h2>Summary</h2>\n" + table(["stage", "mIoU %"], rows)
 

@@ -2,6 +2,7 @@
 initialisation, one Caffe-solver loop (one process or DDP under torchrun), losses and segmentation samples."""
 import inspect
 import logging
+import math
 import signal
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -223,6 +224,9 @@ def train_loop(model, stream, loss_fn, solver, mults, out, log, device, run, met
                 loss, stop = sgd_step(net, batch, loss_fn, sgd, scaler, run["amp"],
                                       SampleDropout(solver.seed, sample_keys(it, solver.batch_size, local)),
                                       interrupted["now"])
+                if not math.isfinite(loss):  # the same global loss on every process: all stop
+                    raise InputError(f"{out}: loss {loss} at iteration {it + 1}, the training diverged; lower base_lr "
+                                     f"(now {solver.base_lr:g}) or fix the labels it trains on")
                 losses.append([it + 1, loss])
                 if (it + 1) % max(1, solver.max_iter // 20) == 0 or it == start:
                     log.info("iter %d/%d  loss %.4f  lr %.2e", it + 1, solver.max_iter, losses[-1][1],
