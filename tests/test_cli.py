@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -51,3 +52,33 @@ def test_debug_shows_the_traceback(own):
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 1 and "Traceback" in err
     assert "InputError: setting seed_train.batch_size = 0 (command line): must be at least 1" in err
+
+
+def children(pid):
+    """The pids of the processes whose parent is `pid` (from /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def test_sigterm_during_a_step_is_one_line_and_ends_the_workers(own):
+    """A plain `kill` of ./script.py while a training's data loader workers run: one line `terminated`, exit code
+    143, and no worker left behind (the probe found the driver's child still running, orphaned)."""
+    proc = start("script.py", *own_args(own), "--set", "workers=2", "--set", "seed_train.max_iter=400")
+    deadline = time.monotonic() + 240
+    while not children(proc.pid) and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    workers = children(proc.pid)
+    assert workers, "no worker process started"
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, out + err
+    assert err.strip().splitlines()[-1] == "terminated; rerun the same command to resume" and "Traceback" not in err
+    time.sleep(1)
+    assert not [pid for pid in workers if Path(f"/proc/{pid}").exists()]

@@ -1,6 +1,7 @@
 """How every command ends, from its first import on: its work done, or one line per problem `error: ...` and
 exit code 2 (bad input, a file the system would not read or write), or one line `interrupted` and exit code
-130 on Ctrl-C. --debug shows the traceback instead."""
+130 on Ctrl-C, or one line `terminated` and exit code 143 on SIGTERM (a plain `kill`), worker processes ended
+with it. --debug shows the traceback instead."""
 import contextlib
 import importlib
 import os
@@ -10,6 +11,18 @@ import sys
 from .errors import InputError, os_error_message
 
 INTERRUPTED = "interrupted; rerun the same command to resume"
+TERMINATED = "terminated; rerun the same command to resume"
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the command is, so that it unwinds as on Ctrl-C: process pools and data loader
+    workers are ended by their context managers, and temporary files are removed."""
+
+
+def terminate(signum, frame, command_pid=os.getpid()):
+    if os.getpid() != command_pid:  # a forked worker inherited the handler: end as SIGTERM would
+        os._exit(143)
+    raise Terminated
 
 
 def leave_at_once(signum, frame):
@@ -28,13 +41,14 @@ def run(module, function="main", *args):
     try:
         entry = getattr(importlib.import_module(module), function)
         signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, terminate)
         with errors_end_in_one_line(debug):
             return entry(*args)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         if debug:
             raise
-        print(INTERRUPTED, file=sys.stderr)
-        sys.exit(130)
+        print(TERMINATED if isinstance(e, Terminated) else INTERRUPTED, file=sys.stderr)
+        sys.exit(143 if isinstance(e, Terminated) else 130)
 
 
 @contextlib.contextmanager
