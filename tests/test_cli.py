@@ -43,7 +43,7 @@ def test_a_refused_write_names_the_file_not_torch_internals(own):
         else None
     assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err
     assert "snapshot_iter_1.pth: File too large; the file system refuses files this large; choose another " \
-           "--out_root" in err
+           "output folder (--out_root, --out_dir)" in err
     assert folder is None   # the fresh folder held only its bookkeeping: removed
 
 
