@@ -82,3 +82,17 @@ def test_sigterm_during_a_step_is_one_line_and_ends_the_workers(own):
     assert err.strip().splitlines()[-1] == "terminated; rerun the same command to resume" and "Traceback" not in err
     time.sleep(1)
     assert not [pid for pid in workers if Path(f"/proc/{pid}").exists()]
+
+
+def test_out_of_memory_is_one_line_other_errors_are_not_hidden(capsys):
+    from guidedlabelling.cli import errors_end_in_one_line
+    message = "[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: can't allocate memory: you tried to " \
+              "allocate 3456000000 bytes. Error code 12 (Cannot allocate memory)"
+    for error in (RuntimeError(message), MemoryError()):
+        with pytest.raises(SystemExit) as stop, errors_end_in_one_line():
+            raise error
+        assert stop.value.code == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith("error: out of memory (") and "smaller inputs" in err
+    with pytest.raises(RuntimeError, match="shape mismatch"), errors_end_in_one_line():
+        raise RuntimeError("shape mismatch")

@@ -1,6 +1,7 @@
 """How every command ends, from its first import on: its work done, or one line per problem `error: ...` and
 exit code 2 (bad input, a file the system would not read or write), or one line `interrupted` and exit code
-130 on Ctrl-C, or one line `terminated` and exit code 143 on SIGTERM (a plain `kill`), worker processes ended
+130 on Ctrl-C, one line `error: out of memory` and exit code 2 when memory runs out, or one line `terminated`
+and exit code 143 on SIGTERM (a plain `kill`), worker processes ended
 with it. --debug shows the traceback instead."""
 import contextlib
 import importlib
@@ -68,6 +69,18 @@ def errors_end_in_one_line(debug=False):
             raise
         print(f"error: {os_error_message(e)}", file=sys.stderr)
         sys.exit(2)
+    except (MemoryError, RuntimeError) as e:
+        if debug or not out_of_memory(e):
+            raise
+        print(f"error: out of memory ({str(e).splitlines()[0][:160] or type(e).__name__}); use smaller inputs "
+              "(test_size, input_size, batch_size, smaller images) or a machine with more memory", file=sys.stderr)
+        sys.exit(2)
+
+
+def out_of_memory(e):
+    """Whether an exception is an allocation failure: Python's MemoryError, or torch's CPU or CUDA allocator."""
+    text = str(e)
+    return isinstance(e, MemoryError) or "can't allocate memory" in text or "out of memory" in text.lower()
 
 
 def sleeping_openmp_threads():
