@@ -72,7 +72,7 @@ def errors_end_in_one_line(debug=False):
     except (MemoryError, RuntimeError) as e:
         if debug or not out_of_memory(e):
             raise
-        print(f"error: out of memory ({str(e).splitlines()[0][:160] or type(e).__name__}); use smaller inputs "
+        print(f"error: out of memory ({(str(e).splitlines() or [type(e).__name__])[0][:160]}); use smaller inputs "
               "(test_size, input_size, batch_size, smaller images) or a machine with more memory", file=sys.stderr)
         sys.exit(2)
 
