@@ -74,6 +74,16 @@ def infinite_learning_rate(own):
     return own_args(own) + ["--set", "seg_train.base_lr=inf"]
 
 
+@case("name '../../../x' is not a folder name")
+def preset_named_outside_the_output_root(own):
+    own["preset"].write_text(own["preset"].read_text().replace("name: tiny", "name: ../../../x"))
+
+
+@case("a folder, not a config")
+def config_given_as_a_folder(own):
+    return own_args(own)[2:] + ["--config", str(own["base"])]
+
+
 @case("line 6: split 'validation' is not train or val")
 def unknown_split_value(own):
     write_csv(own, ["a.jpg,cat,train", "b.png,dog,train", "c.jpg,cat,train", "d.png,dog,train", "e.jpg,cat,validation",

@@ -189,6 +189,9 @@ def preset_path(config):
     path = Path(config)
     if not path.exists() and (CONFIGS / f"{path}.yaml").exists():
         path = CONFIGS / f"{path}.yaml"
+    if path.is_dir():
+        raise InputError(f"{path}: a folder, not a config; name a YAML file or a preset in configs/ (demo, smoke, "
+                         "msrc, voc12_paper)")
     if not path.is_file():
         raise InputError(f"{path}: config not found; use a file in configs/ (demo, smoke, msrc, voc12_paper)")
     return path
@@ -211,6 +214,9 @@ def load_preset(config, origins, problems):
             except InputError as e:
                 problems.append(str(e))
     cfg["name"] = str(data.get("name", path.stem))
+    if cfg["name"] in ("", ".", "..") or any(c in cfg["name"] for c in "/\\"):
+        raise InputError(f"{path}: name {cfg['name']!r} is not a folder name (it names the run's folder under "
+                         "out_root); write a plain name such as my_photos")
     return cfg
 
 
