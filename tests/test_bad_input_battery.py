@@ -156,6 +156,19 @@ def own_saliency_maps_missing_one(own):
     return own_args(own) + ["--saliency", maps]
 
 
+@case("c.png: unreadable PNG")
+def own_saliency_map_truncated(own):
+    """The probe's case: half a PNG passed the header check; the guide step failed after writing labels."""
+    maps = own["base"] / "maps"
+    maps.mkdir()
+    rng = np.random.default_rng(0)
+    for name in ("a", "b", "c", "d"):
+        Image.fromarray(rng.integers(0, 256, (24, 32), dtype=np.uint8)).save(maps / f"{name}.png")
+    data = (maps / "c.png").read_bytes()
+    (maps / "c.png").write_bytes(data[:len(data) // 2])
+    return own_args(own) + ["--saliency", maps]
+
+
 @case("no finished output of stage seg_train; run ./src/segmentation/train.py", command="seg_test")
 def upstream_not_made(own):
     pass

@@ -157,11 +157,13 @@ def per_image_problems(folder, suffix, datasets):
 
 
 def png_problem(path, hw):
-    """What is wrong with a PNG that should have the size hw of its image (read from its header), or None."""
+    """What is wrong with a user's PNG that should have the size hw of its image, or None. Decoded whole: a
+    truncated map passes a header check and failed the step after it had written outputs."""
     try:
         with Image.open(path) as img:
             w, h = img.size
-    except (OSError, SyntaxError) as e:
+            img.load()
+    except (OSError, SyntaxError, ValueError) as e:
         return f"{path}: unreadable PNG ({e}); re-create or remove it"
     return None if (h, w) == tuple(hw) else f"{path}: {w}x{h} (WxH), its image {hw[1]}x{hw[0]}; give each map " \
                                             "its image's size"
