@@ -84,6 +84,18 @@ def config_given_as_a_folder(own):
     return own_args(own)[2:] + ["--config", str(own["base"])]
 
 
+@case("line 7: image 'a.jpg' is listed again (line 2); remove one row")
+def exact_duplicate_row(own):
+    write_csv(own, ["a.jpg,cat,train", "b.png,dog,train", "c.jpg,cat,train", "d.png,dog,train", "e.jpg,cat,val",
+                    "a.jpg,cat,train", "f.png,dog,val"])
+
+
+@case("c.jpg is there, and names are case-sensitive: write it so, or add it or remove the row")
+def name_differing_in_case(own):
+    write_csv(own, ["a.jpg,cat,train", "b.png,dog,train", "C.JPG,cat,train", "d.png,dog,train", "e.jpg,cat,val",
+                    "f.png,dog,val"])
+
+
 @case("line 6: split 'validation' is not train or val")
 def unknown_split_value(own):
     write_csv(own, ["a.jpg,cat,train", "b.png,dog,train", "c.jpg,cat,train", "d.png,dog,train", "e.jpg,cat,validation",

@@ -40,6 +40,11 @@ def test_names_that_lead_out_of_the_folder(folder, name):
         dataset(folder, [f"{name},cat,train", "a.jpg,dog,train"])
 
 
+def test_a_name_through_a_subfolder_that_stays_inside_is_its_file(folder):
+    """sub/../a.jpg is a.jpg (the probe's case: it was called outside), even with no folder sub."""
+    assert dataset(folder, ["sub/../a.jpg,cat,train", "b.png,dog,train"]).ids == ["a", "b"]
+
+
 def test_split_values_any_case_empty_means_by_name_others_are_errors(folder):
     rows = ["a.jpg,cat,Val", "b.png,dog,"]   # b: sha1('b') mod 100 = 20, not below val_percent 20: train
     assert dataset(folder, rows, "val").ids == ["a"] and dataset(folder, rows, "train").ids == ["b"]

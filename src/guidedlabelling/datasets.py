@@ -14,6 +14,7 @@ another size is an error naming the file; an image that does not decode
 the files that determine a dataset's images and classes, `masks` the own data's
 masks (read for evaluation only), for the fingerprint that decides reuse.
 """
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -138,6 +139,13 @@ def checked_label(path, hw, classes, class_source):
         raise InputError(f"{path}: label values {bad[:10].tolist()} outside the {len(classes)} classes of "
                          f"{class_source}; fix the PNG or the class list (255 = void)")
     return label.astype(np.uint8)
+
+
+def case_hint(name, folder):
+    """' (a1.JPG is there: names are case-sensitive) ' when a file of `folder` matches `name` but for case."""
+    match = next((p.name for p in sorted(folder.iterdir()) if p.name.casefold() == name.casefold()
+                  or p.stem.casefold() == name.casefold()), None)
+    return f"{match} is there, and names are case-sensitive: write it so, or " if match else ""
 
 
 def inside(path, folder):
@@ -299,15 +307,16 @@ class OwnDataset(Labelled):
         for p in sorted(self.root.iterdir()):
             if p.suffix.lower() in IMAGE_SUFFIXES:
                 by_stem.setdefault(p.stem, []).append(p)
-        files, seen = {}, {}
+        files, seen, rows_by_line = {}, {}, {r.line: r for r in rows}
         for r in rows:
             where = f"{self.tags_file}, line {r.line}"
-            if Path(r.image).is_absolute() or ".." in Path(r.image).parts:
+            exact = Path(os.path.normpath(self.root / r.image))  # sub/../a.jpg is a.jpg; links are judged below
+            if Path(r.image).is_absolute() or not exact.is_relative_to(os.path.normpath(self.root)):
                 raise InputError(f"{where}: image {r.image!r} is outside {self.root}; name a file of that folder")
-            exact = self.root / r.image
             found = [exact] if exact.is_file() else by_stem.get(r.image, [])
             if not found:
-                raise InputError(f"{where}: image {r.image!r} is not in {self.root}; add it or remove the row")
+                raise InputError(f"{where}: image {r.image!r} is not in {self.root}; "
+                                 + case_hint(r.image, self.root) + "add it or remove the row")
             if not (self.follow_symlinks or inside(found[0], self.root)):
                 raise InputError(f"{where}: image {r.image!r} links to {found[0].resolve()}, outside {self.root}; "
                                  "copy the file in, or pass --set follow_symlinks=true to read it there")
@@ -315,6 +324,8 @@ class OwnDataset(Labelled):
                 raise InputError(f"{where}: {r.image!r} matches {[p.name for p in found]}; name the file with "
                                  "its extension")
             stem = found[0].stem
+            if stem in seen and rows_by_line[seen[stem]].image == r.image:
+                raise InputError(f"{where}: image {r.image!r} is listed again (line {seen[stem]}); remove one row")
             if stem in seen:
                 raise InputError(f"{where}: image id {stem!r} already on line {seen[stem]}; outputs are named "
                                  "by id, so each image may appear once (rename one file)")
