@@ -87,7 +87,7 @@ def write_saliency(stage, model, data, indices, folder):
 
 def saliency_quality(pairs):
     """Of (8-bit map, boolean object mask) pairs: foreground IoU of the maps thresholded at 10..90% of 255 (the
-    guide stage's salthres picks one), MAE and max F-measure (metrics.saliency_scores)."""
+    guide stage's salthres picks one), and pysodmetrics' MAE, max F, S and max E (metrics.saliency_scores)."""
     inter, union = np.zeros(len(IOU_THRESHOLDS)), np.zeros(len(IOU_THRESHOLDS))
     for sal, fg in pairs:
         masks = sal.ravel()[None] >= np.array(IOU_THRESHOLDS)[:, None] / 100 * 255
