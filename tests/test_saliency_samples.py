@@ -3,6 +3,7 @@ loss; the network settings it shares with the segmenter."""
 import logging
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -14,7 +15,8 @@ from guidedlabelling import transforms as T
 from guidedlabelling.datasets import MaskFolder, scene_of
 from guidedlabelling.io import InputError
 from guidedlabelling.networks import DeepLabEffNet, build_seg_net
-from guidedlabelling.saliency_samples import SaliencySample, paste, photometric, remove_object, scale_crop, texture
+from guidedlabelling.saliency_samples import SaliencySample, paste, photometric, remove_object, scale_crop, texture, \
+    zoom_crop
 from guidedlabelling.stages.saliency_test import holdout_quality
 from guidedlabelling.stages.saliency_train import SaliencyLoss
 from guidedlabelling.inference import load_model
@@ -66,6 +68,28 @@ def test_holdout_quality_per_folder(tmp_path):
     assert q["holdout/v"]["foreground_IoU"]["50"] == 100 and q["holdout/v"]["MAE"] == 0
     assert q["holdout/s"]["foreground_IoU"]["50"] == 0
     assert q["holdout"]["foreground_IoU"]["50"] == pytest.approx(50)   # 400 of 800 object pixels found
+
+
+def ellipse(hw, centre, axes, angle=0):
+    return cv2.ellipse(np.zeros(hw, np.uint8), centre, axes, angle, 0, 360, 1, -1)
+
+
+@pytest.mark.parametrize("shares", [(0.5, 0.8), (0.9, 1.0)])
+def test_zoom_crops_give_their_object_the_requested_share_of_the_frame(shares):
+    """The object's share of each crop, counted on the returned mask, is in the requested range (up to a row's
+    worth); an ellipse covers pi/4 of its box, so shares above that cut it at the crop's borders."""
+    img, mask = np.zeros((120, 160, 3), np.uint8), ellipse((120, 160), (60, 50), (30, 18), 20)
+    for k in range(100):
+        crop, m = zoom_crop(img, mask, np.random.default_rng(k), shares)
+        assert crop.shape[:2] == m.shape and shares[0] <= m.mean() <= shares[1] + 0.05
+        assert m.sum() < mask.sum() or shares[0] < np.pi / 4
+
+
+def test_zoom_samples_are_mostly_object(tmp_path):
+    data = MaskFolder(str(make_folder(tmp_path / "s", ["x1", "x2"], size=(90, 120))))
+    zoomed = SaliencySample(data, 33, 33, min_area=0.3, zoom=1.0, zoom_min_share=0.6)
+    shares = [zoomed(k % 2, np.random.default_rng(k))[1].mean() for k in range(20)]
+    assert min(shares) > 0.4 and np.mean(shares) > 0.6  # the square sample reflects a crop of other aspect
 
 
 def test_without_augmentation_samples_are_the_segmenters(tmp_path):
