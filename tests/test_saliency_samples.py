@@ -17,7 +17,7 @@ from guidedlabelling.io import InputError
 from guidedlabelling.networks import DeepLabEffNet, build_seg_net
 from guidedlabelling.saliency_samples import SaliencySample, paste, photometric, remove_object, scale_crop, texture, \
     zoom_crop
-from guidedlabelling.stages.saliency_test import holdout_quality
+from guidedlabelling.stages.saliency_test import ZOOM_SHARES, ZoomedMasks, holdout_quality
 from guidedlabelling.stages.saliency_train import SaliencyLoss
 from guidedlabelling.inference import load_model
 from guidedlabelling.training import DEEPLAB_CHECKS, DEEPLAB_OPTIONS, build_deeplab, label_size, \
@@ -68,6 +68,22 @@ def test_holdout_quality_per_folder(tmp_path):
     assert q["holdout/v"]["foreground_IoU"]["50"] == 100 and q["holdout/v"]["MAE"] == 0
     assert q["holdout/s"]["foreground_IoU"]["50"] == 0
     assert q["holdout"]["foreground_IoU"]["50"] == pytest.approx(50)   # 400 of 800 object pixels found
+    by_area = q["holdout"]["by_area"]   # each object covers 400 of 2400 pixels
+    assert {k: v["images"] for k, v in by_area.items()} == {"00-05%": 0, "05-15%": 0, "15-35%": 2, "35-60%": 0,
+                                                            "60-100%": 0}
+    assert by_area["15-35%"]["MAE"] == q["holdout"]["MAE"] and by_area["00-05%"]["max_F"] is None
+
+
+def test_held_out_zoom_crops_are_fixed_per_image_and_filled_by_their_object(tmp_path):
+    held = MaskFolder(str(make_folder(tmp_path / "s", ["x0", "x1", "x2", "x3", "x4"], size=(90, 120))), 4, "holdout")
+    zoomed = ZoomedMasks(held, 50)
+    assert zoomed.boxes == ZoomedMasks(held, 50).boxes and len(set(zoomed.boxes)) > 1   # per image id
+    for i in range(len(zoomed)):
+        label = zoomed.label(i)
+        assert max(label.shape) == 50 and zoomed.image(i).shape == label.shape + (3,)
+        top, left, h, w = zoomed.boxes[i]
+        share = held.label(i)[top:top + h, left:left + w].mean()
+        assert ZOOM_SHARES[0] <= share <= ZOOM_SHARES[1] + 0.05 and abs(label.mean() - share) < 0.05
 
 
 def ellipse(hw, centre, axes, angle=0):
