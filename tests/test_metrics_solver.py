@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from guidedlabelling.metrics import confusion, iou_table, mean_iou
+from guidedlabelling.metrics import confusion, iou_table, mean_iou, saliency_scores
 from guidedlabelling.solver import CaffeAdam, CaffeSGD, param_groups, step_lr
 
 
@@ -108,19 +108,56 @@ def test_clip_gradients_scales_by_global_norm():
 
 
 def test_saliency_scores_by_hand():
-    from guidedlabelling.metrics import saliency_scores
-    sal = np.array([[255, 128], [0, 0]], np.uint8)
+    """pysodmetrics' MAE and max F of tiny maps: a map spanning 0..255 is taken as it is, a map whose minimum is
+    above 0 is min-max normalised first (the field's convention), a constant map is only scaled to 0..1."""
     mask = np.array([[True, False], [False, False]])
-    s = saliency_scores([(sal, mask)])
+    s = saliency_scores([(np.array([[255, 128], [0, 0]], np.uint8), mask)])
     # MAE = (0 + 128/255 + 0 + 0) / 4 ; at t in (128, 255] precision = recall = 1 -> max F = 1
-    assert abs(s["MAE"] - 128 / 255 / 4) < 1e-12 and abs(s["max_F"] - 1.0) < 1e-12
+    assert s["MAE"] == pytest.approx(128 / 255 / 4) and s["max_F"] == pytest.approx(1.0)
+    s = saliency_scores([(np.array([[200, 100], [50, 50]], np.uint8), mask)])
+    # normalised (v - 50) / 150: [[1, 1/3], [0, 0]] -> MAE = (1/3) / 4
+    assert s["MAE"] == pytest.approx(1 / 12) and s["max_F"] == pytest.approx(1.0)
     s = saliency_scores([(np.full((2, 2), 200, np.uint8), mask)])
-    # every threshold <= 200 selects all 4 pixels: P = 1/4, R = 1 -> F = 1.3 * 0.25 / (0.3 * 0.25 + 1)
-    assert abs(s["max_F"] - 1.3 * 0.25 / 1.075) < 1e-12
+    # MAE = (55 + 3 * 200) / 255 / 4; every threshold <= 200 selects all 4 pixels: P = 1/4, R = 1
+    assert s["MAE"] == pytest.approx(655 / 255 / 4)
+    assert s["max_F"] == pytest.approx(1.3 * 0.25 / (0.3 * 0.25 + 1))
+
+
+def test_saliency_scores_of_a_perfect_map_and_of_flat_pixel_lists():
+    mask = np.zeros((20, 30), bool)
+    mask[5:15, 10:25] = True
+    s = saliency_scores([(mask.astype(np.uint8) * 255, mask)])
+    assert (s["MAE"], s["max_F"], s["S_measure"], s["images"]) == (0, pytest.approx(1), pytest.approx(1), 1)
+    assert s["max_E"] == pytest.approx(600 / 599)  # the field's E sums over N pixels, divides by N - 1
+    flat = saliency_scores([(mask.ravel().astype(np.uint8) * 255, mask.ravel())])
+    assert flat["max_F"] == pytest.approx(1) and flat["S_measure"] is None and flat["max_E"] is None
+    assert saliency_scores([])["images"] == 0
+
+
+def hand_max_f(sal, mask, beta2=0.3):
+    """The project's former hand-written max F of one 8-bit map: precision and recall at each of the 256
+    thresholds (pixels >= t), F maximised."""
+    pos = np.bincount(sal[mask].ravel(), minlength=256)[::-1].cumsum()[::-1]
+    allp = np.bincount(sal.ravel(), minlength=256)[::-1].cumsum()[::-1]
+    prec, rec = pos / np.maximum(allp, 1), pos / max(mask.sum(), 1)
+    return ((1 + beta2) * prec * rec / np.maximum(beta2 * prec + rec, 1e-12)).max()
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_max_f_agrees_with_the_former_hand_written_one_on_maps_spanning_0_to_255(seed):
+    """One image at a time: over several, the former averaged precision and recall before F, the field averages
+    each image's F."""
+    rng = np.random.default_rng(seed)
+    mask = np.zeros((30, 40), bool)
+    mask[rng.integers(0, 10):rng.integers(15, 30), rng.integers(0, 15):rng.integers(20, 40)] = True
+    sal = np.clip(rng.normal(100 + 80 * mask, 50), 0, 255).astype(np.uint8)
+    sal.flat[:2] = 0, 255
+    assert saliency_scores([(sal, mask)])["max_F"] == pytest.approx(hand_max_f(sal, mask), abs=1e-12)
 
 
 def test_saliency_quality_by_hand():
-    """Two 1x4 maps: IoU at each threshold, MAE, and max F (metrics.saliency_scores) in one summary."""
+    """Two 1x4 maps: IoU at each threshold, MAE, and max F (metrics.saliency_scores) in one summary (no S or E
+    measure of maps without their 2-D layout)."""
     from guidedlabelling.stages.saliency_test import saliency_quality
     pairs = [(np.array([255, 128, 26, 0], np.uint8), np.array([True, True, False, False])),
              (np.array([255, 255, 255, 255], np.uint8), np.array([True, False, False, False]))]
@@ -131,4 +168,4 @@ def test_saliency_quality_by_hand():
     assert q["foreground_IoU"]["50"] == pytest.approx(50.0)
     assert q["foreground_IoU"]["90"] == pytest.approx(100 * 2 / 6)      # 229.5: image 1 keeps 255 only
     assert q["MAE"] == pytest.approx(((0 + 127 / 255 + 26 / 255 + 0) / 4 + 3 / 4) / 2)
-    assert q["images"] == 2 and 0 < q["max_F"] <= 1
+    assert q["images"] == 2 and 0 < q["max_F"] <= 1 and q["S_measure"] is None

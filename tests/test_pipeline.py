@@ -151,9 +151,11 @@ def test_saliency_holdout_is_measured(smoke):
                                str(root.parent), "--set", "holdout=5"], cwd=ROOT, capture_output=True, text=True)
         assert proc.returncode == 0, proc.stderr
     folder = root / "saliency" / "holdout-5"
-    held = json.loads((folder / "done.json").read_text())["holdout"]
-    assert held["images"] == 5 and 0 <= held["MAE"] <= 1 and 0 <= held["max_F"] <= 1
-    assert len(list((folder / "holdout").glob("*.png"))) == 5
+    summary = json.loads((folder / "done.json").read_text())
+    held, zoomed = summary["holdout"], summary["holdout_zoom"]
+    assert held["images"] == 5 and 0 <= held["MAE"] <= 1 and 0 <= held["max_F"] <= 1 and 0 <= held["S_measure"] <= 1
+    assert sum(q["images"] for q in held["by_area"].values()) == zoomed["images"] == 5
+    assert len(list((folder / "holdout").glob("*.png"))) == len(list((folder / "holdout_zoom").glob("*.png"))) == 5
 
 
 def kill_repeatedly(cmd, rng, reached, targets, done, jitter=0.05):

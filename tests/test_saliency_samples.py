@@ -3,6 +3,7 @@ loss; the network settings it shares with the segmenter."""
 import logging
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -14,8 +15,9 @@ from guidedlabelling import transforms as T
 from guidedlabelling.datasets import MaskFolder, scene_of
 from guidedlabelling.io import InputError
 from guidedlabelling.networks import DeepLabEffNet, build_seg_net
-from guidedlabelling.saliency_samples import SaliencySample, paste, photometric, remove_object, scale_crop, texture
-from guidedlabelling.stages.saliency_test import holdout_quality
+from guidedlabelling.saliency_samples import SaliencySample, paste, photometric, remove_object, scale_crop, texture, \
+    zoom_crop
+from guidedlabelling.stages.saliency_test import ZOOM_SHARES, ZoomedMasks, holdout_quality
 from guidedlabelling.stages.saliency_train import SaliencyLoss
 from guidedlabelling.inference import load_model
 from guidedlabelling.training import DEEPLAB_CHECKS, DEEPLAB_OPTIONS, build_deeplab, label_size, \
@@ -66,6 +68,44 @@ def test_holdout_quality_per_folder(tmp_path):
     assert q["holdout/v"]["foreground_IoU"]["50"] == 100 and q["holdout/v"]["MAE"] == 0
     assert q["holdout/s"]["foreground_IoU"]["50"] == 0
     assert q["holdout"]["foreground_IoU"]["50"] == pytest.approx(50)   # 400 of 800 object pixels found
+    by_area = q["holdout"]["by_area"]   # each object covers 400 of 2400 pixels
+    assert {k: v["images"] for k, v in by_area.items()} == {"00-05%": 0, "05-15%": 0, "15-35%": 2, "35-60%": 0,
+                                                            "60-100%": 0}
+    assert by_area["15-35%"]["MAE"] == q["holdout"]["MAE"] and by_area["00-05%"]["max_F"] is None
+
+
+def test_held_out_zoom_crops_are_fixed_per_image_and_filled_by_their_object(tmp_path):
+    held = MaskFolder(str(make_folder(tmp_path / "s", ["x0", "x1", "x2", "x3", "x4"], size=(90, 120))), 4, "holdout")
+    zoomed = ZoomedMasks(held, 50)
+    assert zoomed.boxes == ZoomedMasks(held, 50).boxes and len(set(zoomed.boxes)) > 1   # per image id
+    for i in range(len(zoomed)):
+        label = zoomed.label(i)
+        assert max(label.shape) == 50 and zoomed.image(i).shape == label.shape + (3,)
+        top, left, h, w = zoomed.boxes[i]
+        share = held.label(i)[top:top + h, left:left + w].mean()
+        assert ZOOM_SHARES[0] <= share <= ZOOM_SHARES[1] + 0.05 and abs(label.mean() - share) < 0.05
+
+
+def ellipse(hw, centre, axes, angle=0):
+    return cv2.ellipse(np.zeros(hw, np.uint8), centre, axes, angle, 0, 360, 1, -1)
+
+
+@pytest.mark.parametrize("shares", [(0.5, 0.8), (0.9, 1.0)])
+def test_zoom_crops_give_their_object_the_requested_share_of_the_frame(shares):
+    """The object's share of each crop, counted on the returned mask, is in the requested range (up to a row's
+    worth); an ellipse covers pi/4 of its box, so shares above that cut it at the crop's borders."""
+    img, mask = np.zeros((120, 160, 3), np.uint8), ellipse((120, 160), (60, 50), (30, 18), 20)
+    for k in range(100):
+        crop, m = zoom_crop(img, mask, np.random.default_rng(k), shares)
+        assert crop.shape[:2] == m.shape and shares[0] <= m.mean() <= shares[1] + 0.05
+        assert m.sum() < mask.sum() or shares[0] < np.pi / 4
+
+
+def test_zoom_samples_are_mostly_object(tmp_path):
+    data = MaskFolder(str(make_folder(tmp_path / "s", ["x1", "x2"], size=(90, 120))))
+    zoomed = SaliencySample(data, 33, 33, min_area=0.3, zoom=1.0, zoom_min_share=0.6)
+    shares = [zoomed(k % 2, np.random.default_rng(k))[1].mean() for k in range(20)]
+    assert min(shares) > 0.4 and np.mean(shares) > 0.6  # the square sample reflects a crop of other aspect
 
 
 def test_without_augmentation_samples_are_the_segmenters(tmp_path):

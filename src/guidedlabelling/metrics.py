@@ -1,6 +1,7 @@
 """Evaluation measures: confusion, IoU (docs/method.md section 7), saliency scores, seed precision/recall curves and
 classifier AP (docs/method.md section 2)."""
 import numpy as np
+import py_sod_metrics as sod
 
 from .io import IGNORE
 
@@ -54,21 +55,28 @@ def format_table(rep):
 
 
 def saliency_scores(pairs, beta2=0.3):
-    """MAE and max F-measure (beta^2 = 0.3, the saliency benchmarks' choice) of 8-bit maps vs binary masks.
-
-    Precision and recall are averaged over images at each of the 256 thresholds, then F is maximised.
+    """MAE, max F-measure (beta^2 = 0.3), S-measure and max E-measure of 8-bit maps vs boolean object masks,
+    computed by pysodmetrics, the salient-object-detection field's reference code, with its conventions:
+    each map is min-max normalised to 0..1 first (a map whose minimum is above 0 is stretched); F and E are
+    computed per image at each of 256 thresholds, averaged over the images, then maximised. S and E need the
+    image's 2-D layout, so they are None when a pair is a flat list of pixels (a split's non-void pixels).
     """
-    prec, rec, mae = np.zeros(256), np.zeros(256), 0.0
+    pairs = list(pairs)
+    if not pairs:
+        return {"MAE": None, "max_F": None, "S_measure": None, "max_E": None, "images": 0}
+    frames = all(sal.ndim == 2 for sal, _ in pairs)
+    mae = sod.MAE()
+    fm = sod.FmeasureV2({"f": sod.FmeasureHandler(with_dynamic=True, with_adaptive=False, beta=beta2)})
+    layout = (sod.Smeasure(), sod.Emeasure()) if frames else ()
     for sal, mask in pairs:
-        pos = np.bincount(sal[mask].ravel(), minlength=256)[::-1].cumsum()[::-1]     # fg pixels >= t
-        allp = np.bincount(sal.ravel(), minlength=256)[::-1].cumsum()[::-1]          # pixels >= t
-        prec += pos / np.maximum(allp, 1)
-        rec += pos / max(mask.sum(), 1)
-        mae += np.abs(sal / 255.0 - mask).mean()
-    n = max(len(pairs), 1)
-    prec, rec = prec / n, rec / n
-    f = (1 + beta2) * prec * rec / np.maximum(beta2 * prec + rec, 1e-12)
-    return {"MAE": mae / n, "max_F": float(f.max()), "images": len(pairs)}
+        for measure in (mae, fm, *layout):
+            measure.step(sal, mask.astype(np.uint8) * 255)
+    scores = {"MAE": float(mae.get_results()["mae"]), "max_F": float(fm.get_results()["f"]["dynamic"].max()),
+              "S_measure": None, "max_E": None, "images": len(pairs)}
+    if frames:
+        scores |= {"S_measure": float(layout[0].get_results()["sm"]),
+                   "max_E": float(layout[1].get_results()["em"]["curve"].max())}
+    return scores
 
 
 # ---- seeds: precision / recall over confidence thresholds (docs/method.md section 2, the paper's seed table) ----

@@ -4,8 +4,9 @@ The paper's saliency set, MSRA-B, holds thousands of varied objects; a few hundr
 horses do not, and a network trained on them as the segmenter is (90-100% crops) learns those scenes. So
 samples may get: copy-paste compositing (another image's masked object pasted onto this image, onto this image
 with its own object inpainted away, or onto a synthetic texture), a random crop of a random share of the area
-and aspect, a flip, and colour changes. docs/method.md section 3 lists the settings; README's saliency table
-what each bought on held-out scenes.
+and aspect, or a zoom crop around the object in which it covers up to the whole frame (DAVIS scenes and horses
+seldom fill a photo; MSRC's books do), a flip, and colour changes. docs/method.md section 3 lists the settings;
+README's saliency table what each bought on held-out scenes.
 
 Written with OpenCV and numpy rather than torchvision's transforms (not a dependency): every draw comes from
 the sample's own seeded numpy Generator, so a stream is identical whatever the worker or process count.
@@ -30,6 +31,55 @@ def scale_crop(img, mask, rng, min_area, max_aspect=1.6):
     cw = max(min(w, 8), int(round(min(w, np.sqrt(area * aspect)))))
     y, x = rng.integers(0, h - ch + 1), rng.integers(0, w - cw + 1)
     return img[y:y + ch, x:x + cw], mask[y:y + ch, x:x + cw]
+
+
+def zoom_crop(img, mask, rng, shares, max_aspect=1.6):
+    """A crop around the object in which it covers a share of the area drawn from U(shares), up to filling the
+    frame (the object may be cut at the borders, as frame-filling objects in photos are): aspect ratio as
+    scale_crop's, centred on a random pixel deep inside the object (zoom_box)."""
+    share = rng.uniform(*shares)
+    aspect = np.exp(rng.uniform(-np.log(max_aspect), np.log(max_aspect)))
+    top, left, ch, cw = zoom_box(mask, share, aspect, interior_point(mask, rng))
+    return img[top:top + ch, left:left + cw], mask[top:top + ch, left:left + cw]
+
+
+def interior_point(mask, rng=None):
+    """(row, column) deep inside the object: where its distance to the background is largest, or, with rng, a
+    random pixel at least half as far in (a pixel near the border cannot centre a box the object fills)."""
+    depth = cv2.distanceTransform((mask > 0).astype(np.uint8), cv2.DIST_L2, 3)
+    if rng is None:
+        return np.unravel_index(int(depth.argmax()), depth.shape)
+    ys, xs = np.nonzero(depth >= depth.max() / 2)
+    k = rng.integers(len(ys))
+    return int(ys[k]), int(xs[k])
+
+
+def zoom_box(mask, share, aspect, centre):
+    """(top, left, height, width) of the largest box of the aspect ratio (width / height; narrowed by the image)
+    around centre, shifted inside the image, of which the object covers at least `share`. Bisection on the
+    height (the share falls, if not strictly, as the box grows), so the share overshoots by about a row's worth;
+    the whole height where the object covers `share` of it, at least 8 rows (as scale_crop) where it covers
+    less of any box."""
+    h, w = mask.shape
+    counts = cv2.integral((mask > 0).astype(np.uint8))
+
+    def box(ch):
+        cw = min(w, max(1, int(round(ch * aspect))))
+        top, left = min(max(centre[0] - ch // 2, 0), h - ch), min(max(centre[1] - cw // 2, 0), w - cw)
+        return top, left, ch, cw
+
+    def covered(b):
+        top, left, ch, cw = b
+        inside = counts[top + ch, left + cw] - counts[top, left + cw] - counts[top + ch, left] + counts[top, left]
+        return inside >= share * ch * cw
+
+    lo, hi = min(h, 8), h
+    if covered(box(hi)):
+        return box(hi)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if covered(box(mid)) else (lo, mid)
+    return box(lo)
 
 
 def photometric(img, rng, strength=1.0):
@@ -112,16 +162,19 @@ class SaliencySample:
     paste: the probability that another image's object is pasted on; paste_bg: onto what (keep: this image, its
     object stays foreground; inpaint: this image without its object; texture: a synthetic texture; mix: each a
     third of the time). min_area: the smallest crop as a share of the area (1: the segmenter's 90-100% crop).
-    colour: strength of the colour augmentation. out_size: the label's side (the network's output, as for the
-    segmenter; or the input size, the scores then upsampled). With paste 0, min_area 1 and colour 0 the
-    samples are the segmenter's 'tight' samples exactly; otherwise images are first shrunk to a longer side of
-    twice `size` (speed).
+    zoom: the probability that the crop is instead a zoom crop (zoom_crop) whose object share is drawn from
+    U(zoom_min_share, 1). colour: strength of the colour augmentation. out_size: the label's side (the network's
+    output, as for the segmenter; or the input size, the scores then upsampled). With paste 0, min_area 1,
+    colour 0 and zoom 0 the samples are the segmenter's 'tight' samples exactly; otherwise images are first
+    shrunk to a longer side of twice `size` (speed).
     """
 
-    def __init__(self, data, size, out_size, paste=0.0, paste_bg="keep", min_area=1.0, colour=0.0):
+    def __init__(self, data, size, out_size, paste=0.0, paste_bg="keep", min_area=1.0, colour=0.0, zoom=0.0,
+                 zoom_min_share=0.3):
         self.data, self.size, self.out_size = data, size, out_size
         self.paste, self.paste_bg, self.min_area, self.colour = paste, paste_bg, min_area, colour
-        self.augmented = paste > 0 or min_area < 1 or colour > 0
+        self.zoom, self.zoom_shares = zoom, (zoom_min_share, 1.0)
+        self.augmented = paste > 0 or min_area < 1 or colour > 0 or zoom > 0
         self.loaded, self.loaded_bytes = {}, 0
 
     def load(self, i):
@@ -151,7 +204,10 @@ class SaliencySample:
             elif kind == "texture":
                 img, mask = texture(mask.shape, rng), np.zeros_like(mask)
             img, mask = paste(img, mask, obj, obj_mask, rng)
-        img, mask = scale_crop(img, mask, rng, self.min_area)
+        if self.zoom and rng.random() < self.zoom and mask.any():  # zoom 0 draws nothing: the same streams
+            img, mask = zoom_crop(img, mask, rng, self.zoom_shares)
+        else:
+            img, mask = scale_crop(img, mask, rng, self.min_area)
         img, _, _ = T.fit_reflect(np.ascontiguousarray(img), self.size)
         mask, _, _ = T.fit_reflect_label(np.ascontiguousarray(mask), self.size)
         if rng.random() < 0.5:

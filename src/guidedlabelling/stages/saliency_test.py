@@ -1,7 +1,10 @@
 """Saliency maps: 8-bit foreground maps (maximum 255) for the training and test images (docs/method.md
 section 3)."""
+import zlib
+
 import numpy as np
 import torch
+from PIL import Image
 
 from .. import precision as P
 from .. import transforms as T
@@ -12,8 +15,11 @@ from ..metrics import saliency_scores
 from ..networks import ImageNetObjectness
 from ..progress import progress
 from ..reads import Reads
+from ..saliency_samples import interior_point, zoom_box
 
 IOU_THRESHOLDS = tuple(range(10, 100, 10))  # percent of 255
+AREA_EDGES = (0, 5, 15, 35, 60, 100)  # percent of the frame the object covers: held-out quality per range
+ZOOM_SHARES = (0.5, 0.9)  # the object's share of each held-out image's zoom crop ('holdout_zoom')
 OPTIONS = {
     "test_iter": (0, "use the snapshot of this iteration (0: the final model)"),
     "test_size": (321, "images are fit (downscaled only) into this square"),
@@ -49,13 +55,18 @@ def run(stage):
         write_saliency(stage, model, data, indices, out)
     held = stage.saliency_set if stage.checked.reads.saliency_set else None
     if held:
+        zoomed = ZoomedMasks(held, cfg["saliency_test"]["test_size"])
         write_saliency(stage, model, held, range(len(held)), out / "holdout")
+        write_saliency(stage, model, zoomed, range(len(zoomed)), out / "holdout_zoom")
     if not all([all_done(stage, data, ".png") for data in splits]):
         return
     summary = {data.split: saliency_quality(list(split_pairs(data, out))) for data in splits
                if measurable(stage, data, "saliency quality")}
     if held:
         summary |= holdout_quality(held, out / "holdout")
+        summary |= holdout_quality(zoomed, out / "holdout_zoom", "holdout_zoom")
+        for name in ("holdout", "holdout_zoom"):
+            stage.log.info("%s quality per object area:\n%s", name, area_table(summary[name]["by_area"]))
     stage.log.info("saliency quality: %s", summary)
     stage.finish(summary)
 
@@ -87,7 +98,7 @@ def write_saliency(stage, model, data, indices, folder):
 
 def saliency_quality(pairs):
     """Of (8-bit map, boolean object mask) pairs: foreground IoU of the maps thresholded at 10..90% of 255 (the
-    guide stage's salthres picks one), MAE and max F-measure (metrics.saliency_scores)."""
+    guide stage's salthres picks one), and pysodmetrics' MAE, max F, S and max E (metrics.saliency_scores)."""
     inter, union = np.zeros(len(IOU_THRESHOLDS)), np.zeros(len(IOU_THRESHOLDS))
     for sal, fg in pairs:
         masks = sal.ravel()[None] >= np.array(IOU_THRESHOLDS)[:, None] / 100 * 255
@@ -97,17 +108,65 @@ def saliency_quality(pairs):
             **saliency_scores(pairs)}
 
 
-def holdout_quality(held, folder):
-    """Saliency quality on the held-out saliency images: all together ('holdout') and, when there are several
-    saliency folders, each folder's ('holdout/<folder name>')."""
+def holdout_quality(held, folder, name="holdout"):
+    """Saliency quality on the held-out saliency images: all together (`name`, with its quality per range of
+    object area) and, when there are several saliency folders, each folder's ('<name>/<folder name>')."""
     pairs = {}
     for i, it in enumerate(held.items):
         pairs.setdefault(it.image.parent.parent.name, []).append((load_gray_png(folder / f"{it.id}.png"),
                                                                    held.label(i) > 0))
-    summary = {"holdout": saliency_quality([p for group in pairs.values() for p in group])}
+    every = [p for group in pairs.values() for p in group]
+    summary = {name: saliency_quality(every) | {"by_area": area_quality(every)}}
     if len(held.roots) > 1:
-        summary |= {f"holdout/{name}": saliency_quality(group) for name, group in pairs.items()}
+        summary |= {f"{name}/{root}": saliency_quality(group) for root, group in pairs.items()}
     return summary
+
+
+def area_quality(pairs):
+    """saliency_scores (with the image count) per range of the object's share of the frame (AREA_EDGES), named
+    '00-05%' etc. so that they sort in order."""
+    bucket = np.digitize([100 * fg.mean() for _, fg in pairs], AREA_EDGES[1:-1])
+    return {f"{lo:02d}-{hi:02d}%": saliency_scores([p for p, b in zip(pairs, bucket) if b == k])
+            for k, (lo, hi) in enumerate(zip(AREA_EDGES, AREA_EDGES[1:]))}
+
+
+def area_table(by_area):
+    """area_quality as lines of text for the log."""
+    rows = [f"{'object area':>12}{'images':>7}{'max F':>7}{'MAE':>7}{'S':>7}{'max E':>7}"]
+    for bucket, q in by_area.items():
+        scores = [q[k] for k in ("max_F", "MAE", "S_measure", "max_E")]
+        rows.append(f"{bucket:>12}{q['images']:>7}" + "".join("      -" if v is None else f"{v:7.3f}" for v in scores))
+    return "\n".join(rows)
+
+
+class ZoomedMasks:
+    """A mask set's images cropped around their objects so that each covers a share of ZOOM_SHARES drawn once
+    per image (seeded by the CRC-32 of its id), the crop of the image's aspect, centred deep inside the object
+    (saliency_samples.zoom_box), resized to a longer side of `side` (the network then sees the object fill its
+    frame, as MSRC's books do; held-out scenes seldom have such objects). An image without object stays whole."""
+
+    def __init__(self, data, side):
+        self.data, self.side, self.items, self.roots = data, side, data.items, data.roots
+        self.boxes = [zoom_frame(data.label(i), it.id) for i, it in enumerate(data.items)]
+
+    def __len__(self):
+        return len(self.items)
+
+    def image(self, i):
+        top, left, h, w = self.boxes[i]
+        return T.resize_longer(self.data.image(i)[top:top + h, left:left + w], self.side)
+
+    def label(self, i):
+        top, left, h, w = self.boxes[i]
+        return T.resize_longer(self.data.label(i)[top:top + h, left:left + w], self.side, Image.NEAREST)
+
+
+def zoom_frame(mask, image_id):
+    """The zoom crop (top, left, height, width) of one held-out image (ZoomedMasks)."""
+    if not mask.any():
+        return (0, 0) + mask.shape
+    share = np.random.default_rng(zlib.crc32(image_id.encode())).uniform(*ZOOM_SHARES)
+    return zoom_box(mask, share, mask.shape[1] / mask.shape[0], interior_point(mask))
 
 
 def split_pairs(data, out):

@@ -27,6 +27,10 @@ OPTIONS = {"saliency_data": ("data/builtin_saliency", "class-agnostic saliency t
                             "the batch, the share at least 2%: objects count as much as background)"),
         "min_area": (1.0, "scale augmentation: random crops of U(min_area, 1) of the image's area and of random "
                           "aspect (with paste 0 and colour 0, 1 means the segmenter's 90-100% crops)"),
+        "zoom": (0.0, "zoom crops: the probability that a sample's crop is chosen around its object so that the "
+                      "object covers a share of it drawn from U(zoom_min_share, 1), up to filling the frame "
+                      "(cut at the borders), instead of min_area's crop"),
+        "zoom_min_share": (0.3, "the smallest share of a zoom crop that its object covers"),
         "colour": (0.0, "colour augmentation strength (brightness, contrast, hue, saturation, grey, blur; 0: none)"),
         "paste": (0.0, "copy-paste compositing: the probability that a sample gets another image's object"),
         "paste_bg": ("keep", "what objects are pasted onto: keep (the image, its object kept), inpaint (the image, "
@@ -34,7 +38,8 @@ OPTIONS = {"saliency_data": ("data/builtin_saliency", "class-agnostic saliency t
     }
 CHECKS = solver_checks(SEG_NETS) | DEEPLAB_CHECKS | {
     "holdout": NON_NEGATIVE, "balance": one_of("none", "batch"), "min_area": all_of(above(0), between(0, 1)),
-    "colour": NON_NEGATIVE, "paste": between(0, 1), "paste_bg": one_of(*PASTE_BACKGROUNDS)}
+    "colour": NON_NEGATIVE, "paste": between(0, 1), "paste_bg": one_of(*PASTE_BACKGROUNDS), "zoom": between(0, 1),
+    "zoom_min_share": all_of(above(0), between(0, 1))}
 CONFLICTS = deeplab_conflicts
 
 
@@ -84,7 +89,7 @@ def train(stage, publish_fn):
 def training_sample(c, data, model):
     """The sample maker of a saliency training (settings c) on the mask set data, for its network model."""
     return SaliencySample(data, c["input_size"], label_size(model, c), c["paste"], c["paste_bg"], c["min_area"],
-                          c["colour"])
+                          c["colour"], c["zoom"], c["zoom_min_share"])
 
 
 def store_entry(stage):
