@@ -79,7 +79,7 @@ def one_decimal(v):
 
 
 def figure(v):
-    return f"{v:.4g}" if isinstance(v, float) else str(v)
+    return "n/a" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v)
 
 
 def decode_png(src):
@@ -145,10 +145,16 @@ def test_saliency_and_stage_tables_hold_every_done_json(run):
     page = Page((root / "report.html").read_text())
     saliency = read(root / "saliency/default/done.json")
     table = page.tables["Saliency"]
-    assert table[0] == ["split", "foreground IoU at salthres 50%", "MAE", "max F"]
+    measures = ("MAE", "max_F", "S_measure", "max_E")
+    assert table[0] == ["split", "foreground IoU at salthres 50%", "MAE", "max F", "S-measure", "max E"]
     for row in table[1:]:
         values = saliency[row[0]]
-        assert row[1:] == [figure(values["foreground_IoU"]["50"]), figure(values["MAE"]), figure(values["max_F"])]
+        assert row[1:] == [figure(values["foreground_IoU"]["50"])] + [figure(values.get(m)) for m in measures]
+    areas = page.tables.get("Saliency by the object's share of the frame (held-out images)", [])
+    expected = [[f"{split} {bucket}", str(q["images"])] + [figure(q.get(m)) for m in measures]
+                for split, values in saliency.items() if isinstance(values, dict)
+                for bucket, q in values.get("by_area", {}).items() if q["images"]]
+    assert areas[1:] == expected
     assert {row[0] for row in table[1:]} == {split for split, scores in saliency.items()
                                             if isinstance(scores, dict) and split != "outputs"}
     rows = {(r[0], r[1]): r[2:] for r in page.tables["Every stage"][1:]}

@@ -151,12 +151,20 @@ def saliency_section(cfg, preset):
     if not scores:
         return ""
     salthres = str(cfg["guide"]["salthres"])
-    rows = [[html.escape(split), (number(values.get("foreground_IoU", {}).get(salthres)),),
-             (number(values.get("MAE")),), (number(values.get("max_F")),)] for split, values in scores.items()]
-    return ("<h2>Saliency</h2>\n" + table(["split", f"foreground IoU at salthres {salthres}%", "MAE", "max F"], rows)
+    measures = ("MAE", "max_F", "S_measure", "max_E")
+    rows = [[html.escape(split), (number(values.get("foreground_IoU", {}).get(salthres)),)]
+            + [(number(values.get(m)),) for m in measures] for split, values in scores.items()]
+    areas = [[html.escape(f"{split} {bucket}"), (q["images"],)] + [(number(q.get(m)),) for m in measures]
+             for split, values in scores.items() for bucket, q in values.get("by_area", {}).items() if q["images"]]
+    header = ["MAE", "max F", "S-measure", "max E"]
+    return ("<h2>Saliency</h2>\n" + table(["split", f"foreground IoU at salthres {salthres}%"] + header, rows)
             + "<p class=note>foreground IoU: % of the map thresholded at salthres against the objects (measured at "
-              "10..90%); MAE: mean absolute error of the map in [0, 1]; max F: maximum F-measure (beta&sup2; = 0.3). "
-              "holdout: the saliency set's held-out images (holdout/&lt;folder&gt;: those of one of its folders).</p>")
+              "10..90%). MAE, max F (beta&sup2; = 0.3), S-measure and max E-measure: pysodmetrics, each map min-max "
+              "normalised; S and E need whole frames, so the splits' rows (void pixels left out) have none. holdout: "
+              "the saliency set's held-out images (holdout/&lt;folder&gt;: those of one of its folders); "
+              "holdout_zoom: the same, each cropped so that its object covers 50-90% of the frame.</p>"
+            + ("\n<h2>Saliency by the object's share of the frame (held-out images)</h2>\n"
+               + table(["images, object's share", "images"] + header, areas) if areas else ""))
 
 
 def scalars(data, prefix=""):
