@@ -3,6 +3,7 @@ an input edited in place (same size, same time stamp) reruns its stage and every
 changed, and gives what a fresh run on the edited data gives."""
 import json
 import os
+import subprocess
 
 import numpy as np
 import pytest
@@ -146,6 +147,15 @@ def test_damaged_outputs_are_recomputed_like_a_fresh_run(own, command, tmp_path)
     assert rerun == fresh and label.is_file()
 
 
+def test_what_later_runs_do_not_read_is_not_an_output(tmp_path):
+    """Snapshots, vis/ and rule/ may be deleted to free space without the folder counting as damaged."""
+    from guidedlabelling.fingerprint import output_sizes
+    for name in ("a.png", "model.pth", "snapshot_iter_100.pth", "vis/a.png", "rule/a.png", "done.json", ".x.tmp"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_text(name)
+    assert output_sizes(tmp_path) == {"a.png": 5, "model.pth": 9}
+
+
 def test_a_damaged_upstream_output_is_an_error_for_a_lone_stage(own, command):
     run_all(command, own, ("seed_train", "seed_test"))
     next(folder(own, "seed_heatmaps").glob("*.mat")).unlink()
@@ -173,9 +183,14 @@ def test_a_clear_killed_after_the_rename_leaves_no_half_folder(tmp_path, monkeyp
         runner.clear(out)
     assert not out.exists()                              # all or nothing: a rerun starts afresh
     monkeypatch.setattr(runner.shutil, "rmtree", real)
-    out.mkdir()
-    runner.clear(out)
-    assert list(tmp_path.iterdir()) == []                # the killed clear's leftover went with the next
+    leftover, = tmp_path.glob(".stage.cleared-*")
+    runner.remove_leftovers(out)
+    assert leftover.exists()                             # its process (this one) still runs: maybe still deleting
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    leftover.rename(tmp_path / f".stage.cleared-{dead.pid}")
+    runner.remove_leftovers(out)
+    assert list(tmp_path.iterdir()) == []                # a killed clear's leftover goes with the next run
 
 
 def test_a_diverging_training_stops_with_one_line(own, command):

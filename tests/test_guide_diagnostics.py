@@ -151,6 +151,12 @@ def test_dropped_seeds_keeps_the_class(own):
     assert paper["guide"]["per_class_IoU"]["cat"] == pytest.approx(100 * 36 / 576)
 
 
+def test_panels_show_the_final_labels(own):
+    generate(own, own / "panels", "--dropped", "seeds", "--vis")
+    assert sorted(p.name for p in (own / "panels" / "vis").iterdir()) == [f"im{k}.png" for k in range(6)]
+    assert not (own / "panels" / "rule" / "vis").exists()
+
+
 def test_a_class_dropped_rarely_keeps_the_rule(own):
     done, _ = generate(own, own / "rarely", "--dropped", "seeds", "--dropped_share", "5")   # 36/576 = 6.25% kept
     assert done["dropped_seeds_kept"] == [] and done["warnings"] == []

@@ -40,6 +40,13 @@ def test_names_that_lead_out_of_the_folder(folder, name):
         dataset(folder, [f"{name},cat,train", "a.jpg,dog,train"])
 
 
+def test_names_that_lead_out_of_a_relative_folder(folder, monkeypatch):
+    monkeypatch.chdir(folder / "images")
+    (folder / "tags.csv").write_text("image,tags,split\nsub/../../elsewhere.jpg,cat,train\na.jpg,dog,train\n")
+    with pytest.raises(InputError, match="line 2: image 'sub/../../elsewhere.jpg' is outside"):
+        OwnDataset(".", folder / "tags.csv", split="train", follow_symlinks=True)
+
+
 def test_a_name_through_a_subfolder_that_stays_inside_is_its_file(folder):
     """sub/../a.jpg is a.jpg (the probe's case: it was called outside), even with no folder sub."""
     assert dataset(folder, ["sub/../a.jpg,cat,train", "b.png,dog,train"]).ids == ["a", "b"]

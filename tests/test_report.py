@@ -131,7 +131,7 @@ def test_guide_class_table_and_warnings_hold_the_guide_done_json(run):
     root, _ = run
     page = Page((root / "report.html").read_text())
     guide = read(root / "guide_labels/default/done.json")
-    table = page.tables["Guide labels per class (train, no ground truth needed)"]
+    table = page.tables["What the rule's guide labels keep of each class (train, no ground truth needed)"]
     assert [row[0] for row in table[1:]] == list(guide["classes"])
     for row in table[1:]:
         r = guide["classes"][row[0]]

@@ -307,11 +307,11 @@ class OwnDataset(Labelled):
         for p in sorted(self.root.iterdir()):
             if p.suffix.lower() in IMAGE_SUFFIXES:
                 by_stem.setdefault(p.stem, []).append(p)
-        files, seen, rows_by_line = {}, {}, {r.line: r for r in rows}
+        files, seen = {}, {}
         for r in rows:
             where = f"{self.tags_file}, line {r.line}"
             exact = Path(os.path.normpath(self.root / r.image))  # sub/../a.jpg is a.jpg; links are judged below
-            if Path(r.image).is_absolute() or not exact.is_relative_to(os.path.normpath(self.root)):
+            if Path(r.image).is_absolute() or not Path(os.path.abspath(exact)).is_relative_to(os.path.abspath(self.root)):
                 raise InputError(f"{where}: image {r.image!r} is outside {self.root}; name a file of that folder")
             found = [exact] if exact.is_file() else by_stem.get(r.image, [])
             if not found:
@@ -324,7 +324,7 @@ class OwnDataset(Labelled):
                 raise InputError(f"{where}: {r.image!r} matches {[p.name for p in found]}; name the file with "
                                  "its extension")
             stem = found[0].stem
-            if stem in seen and rows_by_line[seen[stem]].image == r.image:
+            if stem in seen and files[seen[stem]].resolve() == found[0].resolve():
                 raise InputError(f"{where}: image {r.image!r} is listed again (line {seen[stem]}); remove one row")
             if stem in seen:
                 raise InputError(f"{where}: image id {stem!r} already on line {seen[stem]}; outputs are named "

@@ -178,7 +178,7 @@ def print_guide_classes(guide):
     returned for summary.json."""
     if not guide or "classes" not in guide:
         return {}
-    print("\nguide labels per class (train; no ground truth needed):")
+    print("\nwhat the rule's guide labels keep of each class (train; no ground truth needed; before guide.dropped):")
     print("\n".join(guide_diagnostics.format_report(guide["classes"])))
     for line in guide["warnings"]:
         print(f"warning: {line}")

@@ -83,11 +83,11 @@ NOT_OUTPUTS = ("config.yaml", "log.txt", MANIFEST, "done.json")  # a stage folde
 
 
 def output_sizes(folder):
-    """{path relative to the folder: size} of every output file in a stage folder (bookkeeping and hidden files
-    left out), recorded in done.json so that a missing or truncated output is seen (damage)."""
-    folder = Path(folder)
-    return {p.relative_to(folder).as_posix(): p.stat().st_size for p in sorted(folder.rglob("*"))
-            if p.is_file() and p.name not in NOT_OUTPUTS and not p.name.startswith(".")}
+    """{name: size} of the outputs of a stage folder that later runs read: its top-level files (subfolders such as
+    vis/ and rule/, snapshots, bookkeeping and hidden files left out, so deleting them to free space damages
+    nothing); recorded in done.json so that a missing or truncated output is seen (damage)."""
+    return {p.name: p.stat().st_size for p in sorted(Path(folder).iterdir())
+            if p.is_file() and p.name not in NOT_OUTPUTS and not p.name.startswith((".", "snapshot_iter_"))}
 
 
 def damage(folder):

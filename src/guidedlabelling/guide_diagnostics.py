@@ -42,9 +42,13 @@ def warnings(report, often, rule, dropped_share, seeds_kept=False):
     """One line per class the rule drops often."""
     return [f"{name}: the {rule} rule drops it (keeps under {dropped_share:g}% of its seed pixels) in "
             f"{round(report[name]['dropped'] * report[name]['images'])} of its {report[name]['images']} images, and "
-            f"keeps {100 * report[name]['seed_kept']:.0f}% of its seed pixels overall (saliency rarely marks it); "
+            f"keeps {percent(report[name]['seed_kept'])} of its seed pixels overall (saliency rarely marks it); "
             + ("its seeds are kept there (guide.dropped seeds)" if seeds_kept else
                "--set guide.dropped=seeds keeps its seeds there; see README, own data") for name in often]
+
+
+def percent(share):
+    return "n/a" if share is None else f"{100 * share:.0f}%"
 
 
 def format_report(report):

@@ -67,6 +67,8 @@ def refuse_overwriting_inputs(images, out_dir):
     """No output may land on an input image: an out_dir that would hold <id>.png or overlay/<id>.png where an
     input is (e.g. the input folder itself) is an error before anything is written."""
     inputs = {it.image.resolve() for it in images.items}
+    if out_dir.resolve() in {path.parent for path in inputs}:
+        raise InputError(f"--out_dir {out_dir}: a folder of input images; choose a folder that holds none of them")
     for it in images.items:
         for path in (out_dir / f"{it.id}.png", out_dir / "overlay" / f"{it.id}.png"):
             if path.resolve() in inputs:

@@ -139,7 +139,7 @@ def guide_class_section(cfg, preset):
     rows = [[html.escape(name), (r["images"],), (number(r["seed_kept"] and 100 * r["seed_kept"], 1),),
              (number(100 * r["guide_area"], 1),), (number(100 * r["dropped"], 1),)] for name, r in guide["classes"].items()]
     warnings = "".join(f"<p class=warn>{html.escape(line)}</p>" for line in guide["warnings"])
-    return ("<h2>Guide labels per class (train, no ground truth needed)</h2>\n"
+    return ("<h2>What the rule's guide labels keep of each class (train, no ground truth needed)</h2>\n"
             + table(["class", "images tagged", "seed pixels kept %", "mean guide area %",
                      f"images the rule drops it in % (keeps under {cfg['guide']['dropped_share']}% of its seeds)"],
                     rows) + warnings)
@@ -181,7 +181,7 @@ def scalars(data, prefix=""):
 def stage_folders(root):
     """Finished stage folders (<folder>/<settings> with done.json) in pipeline order, other folders after."""
     order = [s.folder for s in pipeline.STAGES]
-    found = [p.parent for p in root.glob("*/*/done.json")]
+    found = [p.parent for p in root.glob("*/*/done.json") if not p.parent.name.startswith(".")]
     return sorted(found, key=lambda p: (order.index(p.parent.name) if p.parent.name in order else len(order),
                                         p.parent.name, p.name))
 

@@ -113,13 +113,19 @@ def up_to_date(out, stage_cfg, current):
 
 def clear(out):
     """Remove a stage folder atomically: renamed aside first (a kill then leaves no half-cleared folder that
-    passes for a new one), then deleted; leftovers of a killed clear are deleted on the next."""
-    for leftover in out.parent.glob(f".{out.name}.cleared-*"):
-        shutil.rmtree(leftover, ignore_errors=True)
+    passes for a new one), then deleted (remove_leftovers deletes what a killed clear left)."""
     if out.exists():
         aside = out.parent / f".{out.name}.cleared-{os.getpid()}"
         os.rename(out, aside)
-        shutil.rmtree(aside)
+        shutil.rmtree(aside, ignore_errors=True)
+
+
+def remove_leftovers(out):
+    """The hidden folders that clears of `out` killed midway left, unless their process still runs."""
+    for leftover in out.parent.glob(f".{out.name}.cleared-*"):
+        pid = leftover.name.rsplit("-", 1)[1]
+        if not (pid.isdigit() and Path(f"/proc/{pid}").exists()):
+            shutil.rmtree(leftover, ignore_errors=True)
 
 
 def check_cache(out, stage_cfg, override, manifest, alone=True):
@@ -128,6 +134,8 @@ def check_cache(out, stage_cfg, override, manifest, alone=True):
     choose another folder; other inputs clear the folder's outputs, saying what changed (a folder shared by
     several fragments is not cleared: that is an error). Returns whether it removed the folder's contents."""
     stored = out / "config.yaml"
+    if out.parent.is_dir():
+        remove_leftovers(out)
     cleared = override and out.exists()
     if cleared:
         clear(out)

@@ -17,6 +17,7 @@ from . import distributed, sampling
 from . import precision as P
 from . import transforms as T
 from .checks import NON_NEGATIVE, POSITIVE, above, all_of, at_least, below, one_of
+from .cli import Terminated
 from .io import (
     IGNORE,
     InputError,
@@ -215,8 +216,11 @@ def train_loop(model, stream, loss_fn, solver, mults, out, log, device, run, met
                 save_checkpoint(out / f"snapshot_iter_{iteration}.pth", model, (meta or {}) | {"losses": losses},
                                 sgd, iteration)
 
-        interrupted = {"now": False}
-        previous = signal.signal(signal.SIGINT, lambda *_: interrupted.update(now=True))
+        interrupted = {"now": False, "by": None}  # Ctrl-C or SIGTERM: snapshot, then stop on every process
+
+        def interrupt(signum, frame):
+            interrupted.update(now=True, by=signum)
+        previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
             for it, (x, y) in enumerate(progress(loader, out.parent.name, solver.max_iter, start), start):
                 sgd.set_lr(step_lr(solver.base_lr, it, solver.stepsize, solver.gamma))
@@ -236,9 +240,12 @@ def train_loop(model, stream, loss_fn, solver, mults, out, log, device, run, met
                 if stop:
                     log.info("interrupted: saved a snapshot at iteration %d; rerun the same command to resume",
                              it + 1)
+                    if interrupted["by"] == signal.SIGTERM:
+                        raise Terminated
                     raise SystemExit(130)
         finally:
-            signal.signal(signal.SIGINT, previous)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
             del net  # before the process group goes (see distributed.process_group)
     if distributed.is_main():
         save_checkpoint(out / "model.pth", model, meta or {})

@@ -81,17 +81,22 @@ class GuideJob:
 
 
 class KeepDroppedJob:
-    """Option dropped seeds, one image: the rule's labels (in `rule_dir`) with the seeds of `kept` classes back
-    where the rule dropped them (guide_rules.keep_dropped), into `out`."""
+    """Option dropped seeds, one image: the rule's labels (in `rule.out`) with the seeds of `kept` classes back
+    where the rule dropped them (guide_rules.keep_dropped), into `out` (with its panel when vis is on)."""
 
-    def __init__(self, data, seed_dir, rule_dir, out, g, kept):
-        self.data, self.seed_dir, self.rule_dir, self.out, self.g, self.kept = data, seed_dir, rule_dir, out, g, kept
+    def __init__(self, rule, out, kept, vis=False):
+        self.rule, self.out, self.kept, self.vis = rule, out, kept, vis
 
     def __call__(self, i):
-        it, classes = self.data.items[i], self.data.image_classes(i)
-        seed = seed_labels(load_heatmap_mat(self.seed_dir / f"{it.id}.mat")[0], classes, self.g["seedthres"])
-        guide = keep_dropped(load_label_png(self.rule_dir / f"{it.id}.png"), seed,
-                             [c for c in classes if c in self.kept], self.g["dropped_share"] / 100)
+        rule = self.rule
+        it, classes = rule.data.items[i], rule.data.image_classes(i)
+        seed = seed_labels(load_heatmap_mat(rule.seed_dir / f"{it.id}.mat")[0], classes, rule.g["seedthres"])
+        guide = keep_dropped(load_label_png(rule.out / f"{it.id}.png"), seed,
+                             [c for c in classes if c in self.kept], rule.g["dropped_share"] / 100)
+        if self.vis:
+            save_panel(self.out / "vis" / f"{it.id}.png", panel_tiles(rule.data, i, [
+                ("seeds", colour(seed)), ("saliency", grey(load_gray_png(rule.sal_dir / f"{it.id}.png"))),
+                ("guide labels", colour(guide))]))
         save_label_png(self.out / f"{it.id}.png", guide)
 
 
@@ -113,8 +118,9 @@ def run(stage):
     g, workers = cfg["guide"], cfg["run"]["workers"]
     data = stage.dataset(cfg["data"]["dataset"])
     rule_dir = out / "rule" if g["dropped"] == "seeds" else out
+    vis = cfg["run"]["vis"]
     job = GuideJob(data, stage.input_dir("seed_test"), stage.input_dir("saliency_test"), rule_dir, g,
-                   cfg["run"]["vis"], cfg["run"]["crf_backend"])
+                   vis and rule_dir == out, cfg["run"]["crf_backend"])
     indices = todo(stage, data, ".png", rule_dir)
     stage.log.info("guide labels (%s): %d of %d images to do", g["guiderule"], len(indices), len(data))
     run_jobs(job, indices, workers)
@@ -126,7 +132,7 @@ def run(stage):
         missing = [i for i, it in enumerate(data.items) if not (out / f"{it.id}.png").exists()]
         stage.log.info("guide labels: seeds kept where the rule drops %s; %d of %d images to do",
                        ", ".join(summary["dropped_seeds_kept"]) or "no class", len(missing), len(data))
-        run_jobs(KeepDroppedJob(data, job.seed_dir, rule_dir, out, g, kept), missing, workers)
+        run_jobs(KeepDroppedJob(job, out, kept, vis), missing, workers)
     if measurable(stage, data, "seed and guide label mIoU"):
         summary |= {"seeds": evaluate_folder(data, job.seed_dir, g["seedthres"]), "guide": evaluate_folder(data, out)}
         for name in ("seeds", "guide"):
