@@ -1,8 +1,8 @@
 """How every command ends, from its first import on: its work done, or one line per problem `error: ...` and
 exit code 2 (bad input, a file the system would not read or write), or one line `interrupted` and exit code
 130 on Ctrl-C, one line `error: out of memory` and exit code 2 when memory runs out, or one line `terminated`
-and exit code 143 on SIGTERM (a plain `kill`), worker processes ended
-with it. --debug shows the traceback instead."""
+and exit code 143 on SIGTERM (a plain `kill`), worker processes ended with it. --debug shows the traceback
+instead."""
 import contextlib
 import importlib
 import os

@@ -142,7 +142,8 @@ def checked_label(path, hw, classes, class_source):
 
 
 def case_hint(name, folder):
-    """' (a1.JPG is there: names are case-sensitive) ' when a file of `folder` matches `name` but for case."""
+    """'a1.JPG is there, and names are case-sensitive: write it so, or ' when a file of `folder` matches `name` but
+    for case; '' otherwise."""
     match = next((p.name for p in sorted(folder.iterdir()) if p.name.casefold() == name.casefold()
                   or p.stem.casefold() == name.casefold()), None)
     return f"{match} is there, and names are case-sensitive: write it so, or " if match else ""
@@ -311,7 +312,8 @@ class OwnDataset(Labelled):
         for r in rows:
             where = f"{self.tags_file}, line {r.line}"
             exact = Path(os.path.normpath(self.root / r.image))  # sub/../a.jpg is a.jpg; links are judged below
-            if Path(r.image).is_absolute() or not Path(os.path.abspath(exact)).is_relative_to(os.path.abspath(self.root)):
+            if Path(r.image).is_absolute() or \
+                    not Path(os.path.abspath(exact)).is_relative_to(os.path.abspath(self.root)):
                 raise InputError(f"{where}: image {r.image!r} is outside {self.root}; name a file of that folder")
             found = [exact] if exact.is_file() else by_stem.get(r.image, [])
             if not found:

@@ -193,9 +193,10 @@ def weak_reference(ref, floor=WEAK_IOU):
     weak = {name: iou for name, iou in per_class.items() if iou is not None and iou < floor}
     if not weak:
         return []
-    return [f"the fully supervised reference itself learns little of {', '.join(f'{n} ({v:.1f})' for n, v in weak.items())}"
-            f" (IoU under {floor}): the ratio compares with a weak reference; objects a few pixels wide at the "
-            "preset's input size are the usual cause (see README, own data)"]
+    names = ", ".join(f"{n} ({v:.1f})" for n, v in weak.items())
+    return [f"the fully supervised reference itself learns little of {names} (IoU under {floor}): the ratio "
+            "compares with a weak reference; objects a few pixels wide at the preset's input size are the usual "
+            "cause (see README, own data)"]
 
 
 def print_profile(seconds, total):

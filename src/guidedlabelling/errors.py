@@ -20,8 +20,10 @@ OS_FIXES = {
     errno.EROFS: "the file system is read-only; choose another output folder (--out_root, --out_dir)",
     errno.EACCES: "give this user access to it, or choose another output folder (--out_root, --out_dir)",
     errno.EPERM: "give this user access to it, or choose another output folder (--out_root, --out_dir)",
-    errno.ENOTDIR: "a file stands where a folder is needed; move it away or choose another output folder (--out_root, --out_dir)",
-    errno.EEXIST: "a file stands where a folder is needed; move it away or choose another output folder (--out_root, --out_dir)",
+    errno.ENOTDIR: "a file stands where a folder is needed; move it away or choose another output folder "
+                   "(--out_root, --out_dir)",
+    errno.EEXIST: "a file stands where a folder is needed; move it away or choose another output folder "
+                  "(--out_root, --out_dir)",
 }
 
 

@@ -13,6 +13,7 @@ from .guide_rules import dropped
 from .io import load_heatmap_mat, load_label_png
 from .seeds import seed_labels
 
+
 def class_report(data, seed_dir, guide_dir, seedthres, dropped_share):
     """{class name: {images, seed_kept, guide_area, dropped}} over `data`'s tagged classes (background left out)."""
     n = data.num_classes

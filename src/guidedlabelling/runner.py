@@ -13,7 +13,6 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-
 from . import config as C
 from . import preflight
 from .fingerprint import MANIFEST, changes, damage, describe, finished_fingerprint, fingerprint, output_sizes, \
@@ -134,8 +133,7 @@ def check_cache(out, stage_cfg, override, manifest, alone=True):
     choose another folder; other inputs clear the folder's outputs, saying what changed (a folder shared by
     several fragments is not cleared: that is an error). Returns whether it removed the folder's contents."""
     stored = out / "config.yaml"
-    if out.parent.is_dir():
-        remove_leftovers(out)
+    remove_leftovers(out)
     cleared = override and out.exists()
     if cleared:
         clear(out)

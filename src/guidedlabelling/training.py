@@ -13,19 +13,13 @@ import torch.nn.functional as F
 from PIL import Image
 from torch.overrides import TorchFunctionMode
 
-from . import distributed, sampling
+from . import distributed
 from . import precision as P
+from . import sampling
 from . import transforms as T
 from .checks import NON_NEGATIVE, POSITIVE, above, all_of, at_least, below, one_of
 from .cli import Terminated
-from .io import (
-    IGNORE,
-    InputError,
-    load_checkpoint,
-    load_label_png,
-    save_checkpoint,
-    save_json,
-)
+from .io import IGNORE, InputError, load_checkpoint, load_label_png, save_checkpoint, save_json
 from .networks import build_seg_net, init_from_scratch
 from .pipeline import command
 from .progress import progress

@@ -151,4 +151,5 @@ def class_diagnostics(stage, data, seed_dir, rule_dir):
         stage.log.info("%s", line)
     for line in warnings:
         stage.log.warning("%s", line)
-    return {"classes": classes, "warnings": warnings} | ({"dropped_seeds_kept": often} if g["dropped"] == "seeds" else {})
+    kept = {"dropped_seeds_kept": often} if g["dropped"] == "seeds" else {}
+    return {"classes": classes, "warnings": warnings} | kept
