@@ -1,5 +1,6 @@
 """Bad input: one line "error: <file>: <problem>; <fix>", exit code 2, and no output left behind;
 unreadable images are skipped, counted and listed instead."""
+import hashlib
 import json
 import subprocess
 import sys
@@ -50,6 +51,11 @@ def make_voc(root, ids=("a", "b", "c", "d")):
 def run(script, config, out_root, *args):
     return subprocess.run([sys.executable, str(ROOT / script), "--config", str(config), "--out_root",
                            str(out_root), *map(str, args)], cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+
+def named(root):
+    """The folder name of --dataset_dir ROOT's outputs (config.token): its last part and a hash of its path."""
+    return f"dataset_dir-{root.name}-{hashlib.sha1(str(root.resolve()).encode()).hexdigest()[:6]}"
 
 
 def assert_clean_error(proc, names, out_root):
@@ -105,7 +111,7 @@ def test_unreadable_images_are_skipped_counted_and_listed(tiny, tmp_path):
     (root / "JPEGImages" / "e.jpg").write_text("not a JPEG at all")
     proc = run("src/seed/train.py", tiny, tmp_path / "runs", "--dataset_dir", root)
     assert proc.returncode == 0, proc.stderr
-    done = json.loads((tmp_path / "runs" / "tiny" / "seed_train" / "dataset_dir-voc" / "done.json").read_text())
+    done = json.loads((tmp_path / "runs" / "tiny" / "seed_train" / named(root) / "done.json").read_text())
     skipped = done["skipped_images"]
     assert sorted(skipped) == [str(root / "JPEGImages" / "b.jpg"), str(root / "JPEGImages" / "e.jpg")]
     assert "truncated" in skipped[str(root / "JPEGImages" / "b.jpg")].lower()
@@ -146,7 +152,7 @@ def test_upstream_output_missing(tiny, tmp_path):
     root = make_voc(tmp_path / "voc")
     (root / "ImageSets" / "Segmentation" / "val.txt").write_text("a\nb\n")
     proc = run("src/segmentation/test.py", tiny, tmp_path / "runs", "--dataset_dir", root)
-    assert_clean_error(proc, tmp_path / "runs" / "tiny" / "seg_train" / "dataset_dir-voc", tmp_path / "runs")
+    assert_clean_error(proc, tmp_path / "runs" / "tiny" / "seg_train" / named(root), tmp_path / "runs")
     assert "no finished output of stage seg_train; run ./src/segmentation/train.py with the same settings" \
         in proc.stderr
 

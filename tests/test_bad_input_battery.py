@@ -11,6 +11,7 @@ import torch
 from PIL import Image
 
 from conftest import own_args
+from guidedlabelling.caffemodel import NetParameter
 
 CASES = {}
 
@@ -317,6 +318,27 @@ def files_under(root):
     if root.is_file():
         return {root: root.read_bytes()}
     return {p: p.read_bytes() for p in root.rglob("*") if p.is_file()} if root.is_dir() else {}
+
+
+def truncated_caffemodel():
+    """A Caffe net of one convolution whose file was cut short."""
+    net = NetParameter()
+    layer = net.layer.add(name="conv1_1", type="Convolution")
+    layer.blobs.add().data.extend([0.5] * 100)
+    return net.SerializeToString()[:-50]
+
+
+@pytest.mark.parametrize("content, phrase", [(b"\x1b" + bytes(range(256)) * 8, "not a binary Caffe model"),
+                                             (truncated_caffemodel(), "corrupt or truncated Caffe model")])
+def test_a_bad_caffemodel_stops_the_run_before_any_step(own, command, tmp_path, content, phrase):
+    """A junk .caffemodel as the segmenter's init was found only when seg_train ran, after the seed stages."""
+    path = tmp_path / "init.caffemodel"
+    path.write_bytes(content)
+    code, out, err = command("script", *own_args(own), "--set", f"seg_train.init={path}")
+    errors = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert code == 2 and "==>" not in out
+    assert len(errors) == 1 and errors[0].startswith(f"error: {path}: {phrase}"), err
+    assert not own["out_root"].exists()
 
 
 def test_every_problem_is_reported_at_once(own, command):

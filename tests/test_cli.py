@@ -1,5 +1,6 @@
 """How commands end when the system, not the input, stops them: Ctrl-C during start-up, a file system that
 refuses a write (full, or a file-size limit), and --debug for the traceback (cli.py)."""
+import os
 import resource
 import signal
 import subprocess
@@ -82,6 +83,44 @@ def test_sigterm_during_a_step_is_one_line_and_ends_the_workers(own):
     assert err.strip().splitlines()[-1] == "terminated; rerun the same command to resume" and "Traceback" not in err
     time.sleep(1)
     assert not [pid for pid in workers if Path(f"/proc/{pid}").exists()]
+
+
+POOL_COMMAND = """
+import time
+from guidedlabelling import cli
+from guidedlabelling.stages.guide import run_jobs
+
+def main():
+    print("pool started", flush=True)
+    run_jobs(time.sleep, [0.1] * 600, 2)
+
+cli.run("__main__")
+"""
+
+
+@pytest.mark.parametrize("sig, code, line", [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")])
+def test_a_signal_to_the_process_group_during_a_pool_is_one_line(sig, code, line):
+    """Ctrl-C in a terminal signals every process of the group: the guide step's pool workers (run_jobs) printed
+    lines of their own. Now: the command's one line and exit code, and no process of the group left."""
+    proc = start("-c", POOL_COMMAND, start_new_session=True)
+    assert proc.stdout.readline() == "pool started\n"
+    time.sleep(1.5)
+    os.killpg(proc.pid, sig)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == code and err == f"{line}; rerun the same command to resume\n", err
+    time.sleep(0.5)
+    assert subprocess.run(["pgrep", "-g", str(proc.pid)], capture_output=True).stdout == b""
+
+
+def test_debug_keeps_the_exit_code_of_a_termination():
+    """--debug shows the traceback, and a SIGTERM still exits 143 (it used to be 130, Ctrl-C's)."""
+    proc = start("-c", POOL_COMMAND, "--debug", start_new_session=True)
+    assert proc.stdout.readline() == "pool started\n"
+    time.sleep(1.5)
+    os.killpg(proc.pid, signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143 and "Traceback" in err and "Terminated" in err
+    assert err.splitlines()[-1] == "terminated; rerun the same command to resume"
 
 
 def test_out_of_memory_is_one_line_other_errors_are_not_hidden(capsys):

@@ -1,4 +1,5 @@
 """Settings: presets, overrides, readable folder names, cache ownership."""
+import hashlib
 import json
 
 import pytest
@@ -171,4 +172,35 @@ def test_a_dataset_named_for_a_builtin_preset_is_the_one_read():
     assert preset["data"]["dataset_dir"].endswith("builtin")
     cfg, _ = resolve("dataset_dir=/data/voc")
     assert cfg["saliency_train"]["saliency_data"] == preset["saliency_train"]["saliency_data"]  # the built-in set
-    assert C.stage_name(cfg, preset, "seed_train") == "dataset_dir-voc"
+    assert C.stage_name(cfg, preset, "seed_train") == "dataset_dir-voc-" + hashlib.sha1(b"/data/voc").hexdigest()[:6]
+
+
+def test_one_folder_written_any_way_names_one_output_folder(tmp_path, monkeypatch):
+    """A trailing slash, a relative path, '..' or a link to the folder: the same settings and folder names;
+    another project's folder of the same name gets its own folders."""
+    for project in ("a", "b"):
+        (tmp_path / project / "images").mkdir(parents=True)
+    (tmp_path / "link").symlink_to(tmp_path / "a")
+    monkeypatch.chdir(tmp_path)
+    written = [str(tmp_path / "a" / "images"), "a/images/", "./a/images", "b/../a/images", "link/images"]
+    found = {(json.dumps(cfg["data"], sort_keys=True), C.stage_name(cfg, preset, "seed_train"))
+             for cfg, preset in (resolve(f"images={w}", f"tags={w}/../tags.csv") for w in written)}
+    (data, name), = found
+    assert json.loads(data)["images"] == str(tmp_path / "a" / "images")
+    assert json.loads(data)["tags"] == str(tmp_path / "a" / "tags.csv")
+    assert name.startswith("images-images-") and "_tags-tags.csv-" in name
+    other, preset = resolve("images=b/images", "tags=b/tags.csv")
+    assert C.stage_name(other, preset, "seed_train") != name
+
+
+def test_a_folder_made_with_a_relative_path_matches_the_same_path_made_absolute(tmp_path, monkeypatch):
+    """config.yaml of folders made before paths were stored absolute still matches the same settings."""
+    monkeypatch.chdir(tmp_path)
+    cfg, _ = resolve("dataset_dir=voc", "saliency_data=sal1,sal2/")
+    assert cfg["saliency_train"]["saliency_data"] == f"{tmp_path / 'sal1'},{tmp_path / 'sal2'}"
+    current = C.relevant(cfg, "saliency_test")
+    stored = json.loads(json.dumps(current))
+    stored["data"]["dataset_dir"], stored["saliency_train"]["saliency_data"] = "voc", "sal1,sal2"
+    assert C.same_settings(stored, current)
+    stored["data"]["dataset_dir"] = "other"
+    assert not C.same_settings(stored, current)

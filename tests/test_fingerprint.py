@@ -10,10 +10,11 @@ import pytest
 import scipy.io
 from PIL import Image
 
-from conftest import own_args
+from conftest import make_own, own_args
 from guidedlabelling.fingerprint import file_digest
 
 METHOD = ("seed_train", "seed_test", "saliency_train", "saliency_test", "guide")
+SEGMENTER = METHOD + ("seg_train", "seg_test")
 
 
 def edit_in_place(path, old, new):
@@ -85,9 +86,11 @@ def test_a_stale_upstream_output_is_an_error_naming_what_changed(own, command):
     np.testing.assert_array_equal(scores["gt"][ids.index("c")], [0, 1])   # c is a dog now
 
 
-def test_a_replaced_image_and_a_replaced_mask(own, command):
-    """An image replaced with one of the same size and time stamp reruns training; a mask changes only the
-    stages that evaluate against masks (guide labels' mIoU), not the seed network."""
+def test_a_replaced_image_and_a_replaced_mask(own, command, tmp_path):
+    """An image replaced with one of the same size and time stamp reruns training. A mask is read only to score
+    outputs: the stages that score with it keep their maps and labels and score them again, as a fresh run
+    scores, and nothing downstream of them reruns (the probe's case: an edited val mask retrained the
+    segmenter)."""
     run_all(command, own)
     image = own["images"] / "d.png"
     st = image.stat()
@@ -96,13 +99,44 @@ def test_a_replaced_image_and_a_replaced_mask(own, command):
     assert image.stat().st_size == st.st_size   # the PNG of the recoloured picture has the same size
     out = run_all(command, own, ("seed_train",))[0]
     assert f"{image} changed since it was made; recomputing it" in out
-    run_all(command, own)
-    mask = own["masks"] / "a.png"
-    Image.fromarray(np.zeros((24, 32), np.uint8)).save(mask)
-    outputs = run_all(command, own)
-    assert ["up to date" in out for out in outputs] == [True, True, True, False, False]
-    assert f"{mask} changed since it was made; recomputing it" in outputs[3]              # saliency quality
-    assert f"{mask}, saliency_test's output changed since it was made; recomputing it" in outputs[4]  # guide
+    run_all(command, own, SEGMENTER)
+    labels = {p: p.stat().st_mtime_ns for p in folder(own, "guide_labels").glob("*.png")}
+    scored = {"saliency_test": "saliency", "guide": "guide_labels", "seg_test": "seg_test"}
+
+    def summaries():  # done.json of each (without the path of the results file, which names the run's folder)
+        return {stage: {k: v for k, v in json.loads((folder(own, name) / "done.json").read_text()).items()
+                        if k != "results"} for stage, name in scored.items()}
+    before = summaries()
+    train, val = own["masks"] / "a.png", own["masks"] / "e.png"
+    for mask in (train, val):
+        Image.fromarray(np.zeros((24, 32), np.uint8)).save(mask)
+    outputs = dict(zip(SEGMENTER, run_all(command, own, SEGMENTER)))
+    assert [stage for stage, out in outputs.items() if "up to date" not in out] == list(scored)
+    for stage, edited in (("saliency_test", f"{train}, {val}"), ("guide", train), ("seg_test", val)):
+        assert f"{edited} changed since it was made; scoring its outputs again" in outputs[stage]
+    assert {p: p.stat().st_mtime_ns for p in labels} == labels      # the guide labels were not written again
+    rerun = summaries()
+    assert rerun["guide"]["guide"]["mIoU"] != before["guide"]["guide"]["mIoU"]
+    assert rerun["seg_test"]["mIoU"] != before["seg_test"]["mIoU"]
+    own["out_root"] = tmp_path / "fresh"
+    run_all(command, own, SEGMENTER)
+    assert rerun == summaries()
+
+
+def test_the_same_data_written_another_way_is_up_to_date_and_another_project_is_not_refused(own, command, tmp_path,
+                                                                                            monkeypatch):
+    """The probe's case: --images D/images/ with a trailing slash, or relative, was 'made with other settings', and
+    another project whose folders are also called images/ and tags.csv was refused (folders were named by the
+    last part of the path)."""
+    run_all(command, own, ("seed_train",))
+    monkeypatch.chdir(own["base"].parent)
+    relative = dict(own, images="own/images/", tags="./own/tags.csv", masks="own/../own/masks",
+                    saliency_data="own/saliency/")
+    assert "seed_train: up to date" in run_all(command, relative, ("seed_train",))[0]
+    other = make_own(tmp_path / "other") | {"out_root": own["out_root"]}
+    edit_in_place(other["tags"], "a.jpg,cat", "a.jpg,dog")
+    out = run_all(command, other, ("seed_train",))[0]
+    assert "up to date" not in out and len(list((own["out_root"] / "tiny" / "seed_train").iterdir())) == 2
 
 
 def test_a_killed_run_does_not_resume_from_outputs_of_other_inputs(own, command):

@@ -2,12 +2,13 @@
 exit code 2 (bad input, a file the system would not read or write), or one line `interrupted` and exit code
 130 on Ctrl-C, one line `error: out of memory` and exit code 2 when memory runs out, or one line `terminated`
 and exit code 143 on SIGTERM (a plain `kill`), worker processes ended with it. --debug shows the traceback
-instead."""
+of an error instead of its line, and before the line of an interruption (whose exit code stays)."""
 import contextlib
 import importlib
 import os
 import signal
 import sys
+import traceback
 
 from .errors import InputError, os_error_message
 
@@ -47,7 +48,7 @@ def run(module, function="main", *args):
             return entry(*args)
     except KeyboardInterrupt as e:
         if debug:
-            raise
+            traceback.print_exc()
         print(TERMINATED if isinstance(e, Terminated) else INTERRUPTED, file=sys.stderr)
         sys.exit(143 if isinstance(e, Terminated) else 130)
 

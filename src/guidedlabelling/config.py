@@ -4,8 +4,9 @@ Sections: `data` and `run`, shared by every stage, then one per stage, whose opt
 defaults) are declared in stages/<stage>.py. A setting is written `key` where only one section has that key and
 `section.key` everywhere (e.g. `seedthres=30`, `seg_train.base_lr=0.01`); a preset may also group keys under
 their section. Every output folder is <out_root>/<preset>/<stage folder>/<name>, where <name> lists the settings
-of the stage and its upstream stages that differ from the preset (readable tokens like `seedthres-30`), so
-variants coexist and each stage finds its inputs; the stage's part of the config is stored in that folder.
+of the stage and its upstream stages that differ from the preset (readable tokens like `seedthres-30`; a path
+is its last part and a hash of it, `images-photos-1f0c2a`), so variants coexist and each stage finds its
+inputs; the stage's part of the config is stored in that folder, its paths absolute.
 """
 import argparse
 import copy
@@ -84,6 +85,9 @@ MAX_NAME = 120
 NAMING_EXCLUDED = {"builtin", "builtin_size", "builtin_train", "builtin_val"}  # the data folder names them
 TYPES_WITHOUT_DEFAULT = {"gpu": int}  # settings whose default is None; the others of them are text
 BOOLEANS = {"true": True, "yes": True, "on": True, "1": True, "false": False, "no": False, "off": False, "0": False}
+PATH_SETTINGS = ("dataset_dir", "pascalroot", "images", "tags", "masks", "saliency_data", "saliency_maps", "init")
+LIST_SETTINGS = ("saliency_data",)  # several paths, comma-separated
+NOT_PATHS = ("", "none", "imagenet")  # values of init that name no file
 KIND_NAMES = {bool: "true or false (also yes/no, on/off, 1/0)", int: "a whole number", float: "a finite number",
               str: "one value (text)"}
 
@@ -233,6 +237,7 @@ def resolve(config="demo", overrides=()):
     Every setting is checked (type, range, choices); all problems are raised together."""
     origins, problems = {}, []
     preset = load_preset(config, origins, problems)
+    preset_origins = dict(origins)
     cfg = copy.deepcopy(preset)
     for item in overrides:
         try:
@@ -242,9 +247,30 @@ def resolve(config="demo", overrides=()):
     problems += range_problems(cfg, origins)
     if problems:
         raise InputError(*problems)
-    for c in (cfg, preset):
+    for c, where in ((cfg, origins), (preset, preset_origins)):
         complete(c)
+        absolute_paths(c, lambda sec, key: base_folder(where.get((sec, key))))
     return cfg, preset
+
+
+def base_folder(origin):
+    """The folder a relative path is relative to: the project's for the defaults and the presets in configs/
+    (data/VOCdevkit, ../shared/data/...), the current folder for the command line and other YAML files."""
+    return ROOT if origin is None or Path(origin).resolve().parent == CONFIGS else Path.cwd()
+
+
+def absolute_paths(cfg, base=lambda sec, key: Path.cwd()):
+    """Every setting that names files or folders as resolved absolute paths (a relative one joined to
+    base(section, key)), so that one folder has one name however it was written (relative, with a trailing
+    slash, through a link): the cache compares these."""
+    for sec, values in cfg.items():
+        if isinstance(values, dict):
+            for key in PATH_SETTINGS:
+                if isinstance(values.get(key), str) and values[key] not in NOT_PATHS:
+                    parts = values[key].split(",") if key in LIST_SETTINGS else [values[key]]
+                    values[key] = ",".join(str((base(sec, key) / Path(p.strip()).expanduser()).resolve())
+                                           for p in parts)
+    return cfg
 
 
 def builtin_dir(d):
@@ -267,9 +293,12 @@ def complete(cfg):
 
 
 def token(sec, key, value):
+    """`key-value` of a setting in a folder name; a path is its last part and a hash of the whole (two
+    projects' folders both called images/ get two folders)."""
     name = key if len(OWNERS[key]) == 1 else f"{sec}.{key}"
-    text = Path(str(value)).name if isinstance(value, str) and "/" in value else str(value)
-    return f"{name}-{text}"
+    if key in PATH_SETTINGS and isinstance(value, str) and value not in NOT_PATHS:
+        return f"{name}-{Path(value.split(',')[0]).name}-{hashlib.sha1(value.encode()).hexdigest()[:6]}"
+    return f"{name}-{value}"
 
 
 def stage_name(cfg, preset, stage):
@@ -307,6 +336,8 @@ def same_settings(stored, current):
     was made count as equal when they have their default value, so old run folders stay valid."""
     if stored is None or set(stored) != set(current):
         return False
+    stored = absolute_paths(copy.deepcopy(stored))  # folders made before paths were stored absolute: as they were
+    # read then, relative to the current folder
     defaults_ = defaults()
     for sec, values in current.items():
         old = stored[sec]

@@ -10,9 +10,10 @@ Own data (OwnDataset) is a folder of images plus a CSV of image-level tags.
 Every dataset checks its files when opened, before a stage writes anything: a
 missing image or label, a label value outside the class list or a label of
 another size is an error naming the file; an image that does not decode
-(truncated, not an image) is left out and listed in `skipped`. `sources` lists
-the files that determine a dataset's images and classes, `masks` the own data's
-masks (read for evaluation only), for the fingerprint that decides reuse.
+(truncated, not an image) is left out and listed in `skipped`. For the fingerprint
+that decides reuse, `sources` lists the files that determine a dataset's images and
+classes, `labels` its label PNGs or masks (a VOC folder's tags come from them; own
+data's masks are read to score outputs only).
 """
 import os
 from dataclasses import dataclass
@@ -190,6 +191,7 @@ class VOCDataset(Labelled):
     """Ids, files and image-level labels (from the label PNGs) of one split of a VOC-layout folder."""
 
     has_labels = True
+    tags_in_labels = True
 
     def __init__(self, root, split, datatype="Segmentation"):
         self.root = Path(root)
@@ -202,9 +204,9 @@ class VOCDataset(Labelled):
                                  f"{self._list_path(datatype)}")
         self.items, self.sizes, self.skipped = readable_items(listed, self._list_path(datatype))
         self._present = [present_classes(self.label(i)) for i in range(len(self.items))]
-        self.sources = [self._list_path(datatype), self.root / "classes.txt"] + \
-            [p for it in listed for p in (it.image, it.label)] + self._class_lists(listed)  # labels: the classes
-        self.masks = []
+        self.sources = [self._list_path(datatype), self.root / "classes.txt"] + [it.image for it in listed] + \
+            self._class_lists(listed)
+        self.labels = [it.label for it in listed]
 
     def _class_lists(self, listed):
         """Where the folder has them, VOC's Annotations/<id>.xml (class-balanced batches read them) and its
@@ -260,6 +262,8 @@ class OwnDataset(Labelled):
     PNGs <masks>/<id>.png with the class indices above and 255 for void.
     """
 
+    tags_in_labels = False
+
     def __init__(self, images, tags, masks=None, split="train", val_percent=20, follow_symlinks=False):
         self.root, self.tags_file, self.follow_symlinks = Path(images), Path(tags), follow_symlinks
         self.split = "train" if split_name(split) == "train_aug" else split_name(split)
@@ -276,7 +280,7 @@ class OwnDataset(Labelled):
         check_class_count(self.classes, self.tags_file, "merge tags")
         listed, tag_classes = self._split_items(rows, masks, val_percent)
         self.sources = [self.tags_file] + [it.image for it in listed]
-        self.masks = [it.label for it in listed if it.label is not None]
+        self.labels = [it.label for it in listed if it.label is not None]
         self.items, self.sizes, self.skipped = readable_items(listed, self.tags_file)
         self._present = [tag_classes[it.id] for it in self.items]
         if self.has_labels:

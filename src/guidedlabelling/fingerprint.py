@@ -3,7 +3,9 @@
 A stage's manifest lists everything it reads, by content: a hash of every file of its dataset splits (image
 list or tags CSV, classes.txt, images, labels or masks), of its saliency set, of its initial weights and of
 user folders it reads instead of an upstream output, plus the fingerprint of each upstream output it reads
-(which covers that stage's own inputs in turn). The fingerprint is the hash of the manifest. The runner writes
+(which covers that stage's own inputs in turn). The fingerprint is the hash of the manifest. Label files a
+stage only scores its outputs with are in it too, marked EVALUATED: a later stage records the upstream's
+outputs_fingerprint, which leaves them out, so an edited val mask re-scores but does not retrain downstream. The runner writes
 the manifest to <folder>/inputs.json when the stage starts, before any output, and the fingerprint into
 done.json when it ends: a finished folder is reused only while its fingerprint is the current one, and a
 folder started with other inputs (per-image files, training snapshots) is cleared rather than resumed.
@@ -20,6 +22,7 @@ from pathlib import Path
 MANIFEST = "inputs.json"
 ABSENT = "absent"
 UPSTREAM = "upstream "  # manifest key prefix of an upstream output: "upstream seed_test"
+EVALUATED = "evaluated "  # manifest key prefix of a label file a stage only compares its outputs with
 CHUNK = 1 << 20
 
 
@@ -59,6 +62,12 @@ def fingerprint(manifest):
     return hashlib.sha256(json.dumps(sorted(manifest.items())).encode()).hexdigest()[:32]
 
 
+def outputs_fingerprint(manifest):
+    """The hash of the part of a manifest that the outputs depend on: what later stages record of them (an
+    edited val mask changes a stage's scores, not the maps that the next stage reads)."""
+    return fingerprint({k: v for k, v in manifest.items() if not k.startswith(EVALUATED)})
+
+
 def read_json(path):
     try:
         data = json.loads(Path(path).read_text())
@@ -77,6 +86,13 @@ def finished_fingerprint(folder):
     """The fingerprint in a finished folder's done.json, or None (unfinished, or made before fingerprints)."""
     done = read_json(Path(folder) / "done.json")
     return done.get("fingerprint") if done else None
+
+
+def output_fingerprint(folder):
+    """The outputs_fingerprint in a finished folder's done.json (its fingerprint in folders made before there
+    was one), or None."""
+    done = read_json(Path(folder) / "done.json")
+    return done.get("output_fingerprint", done.get("fingerprint")) if done else None
 
 
 NOT_OUTPUTS = ("config.yaml", "log.txt", MANIFEST, "done.json")  # a stage folder's bookkeeping
@@ -109,14 +125,16 @@ def changes(old, new):
 
 def describe(keys, limit=3):
     """'tags.csv, JPEGImages/a.jpg and 4 more' for changed manifest keys."""
-    names = [k[len(UPSTREAM):] + "'s output" if k.startswith(UPSTREAM) else k for k in keys[:limit]]
+    names = [k[len(UPSTREAM):] + "'s output" if k.startswith(UPSTREAM) else k.removeprefix(EVALUATED)
+             for k in keys[:limit]]
     more = f" and {len(keys) - limit} more" if len(keys) > limit else ""
     return ", ".join(names) + more
 
 
 def staleness(folder, digests, checked=None):
-    """None when a finished stage folder is still what its recorded inputs make, else why not: a recorded
-    file changed, or an upstream output it read changed or is itself stale. `checked` memoizes folders."""
+    """None when a finished stage folder's outputs are still what its recorded inputs make, else why not: a
+    recorded file changed (files it only evaluates with do not count), or an upstream output it read changed or
+    is itself stale. `checked` memoizes folders."""
     checked = {} if checked is None else checked
     folder = Path(folder)
     if folder in checked:
@@ -125,10 +143,10 @@ def staleness(folder, digests, checked=None):
     if record is None or done is None or record.get("fingerprint") != done:
         why = "no record of the inputs it was made from (made by an older version)"
     else:
-        files = {k: v for k, v in record["inputs"].items() if not k.startswith(UPSTREAM)}
+        files = {k: v for k, v in record["inputs"].items() if not k.startswith((UPSTREAM, EVALUATED))}
         changed = changes(files, digests.manifest(files))
         for stage, path in record.get("upstream", {}).items():
-            if finished_fingerprint(path) != record["inputs"].get(UPSTREAM + stage) or \
+            if output_fingerprint(path) != record["inputs"].get(UPSTREAM + stage) or \
                     staleness(path, digests, checked):
                 changed.append(UPSTREAM + stage)
         why = f"{describe(changed)} changed since it was made" if changed else damage(folder)

@@ -17,7 +17,7 @@ from . import config as C
 from . import pipeline
 from .datasets import MaskFolder, open_dataset
 from .errors import InputError
-from .fingerprint import UPSTREAM, Digests, finished_fingerprint, folder_files, staleness
+from .fingerprint import EVALUATED, UPSTREAM, Digests, folder_files, output_fingerprint, staleness
 from .networks import PRETRAINED_NETS
 from .reads import Reads
 from .weights import read_state
@@ -34,14 +34,21 @@ class Checked:
     digests: Digests
 
     def manifest(self):
-        """(the stage's manifest {key: digest}, {upstream stage: folder} of the upstream fingerprints in it)."""
-        masks = self.reads.evaluates or self.reads.ground_truth
-        sources = [p for data in self.datasets.values() for p in data.sources + (data.masks if masks else [])]
+        """(the stage's manifest {key: digest}, {upstream stage: folder} of the upstream fingerprints in it).
+        Label PNGs and masks that the stage only compares its outputs with are keyed EVALUATED + path."""
+        sources, evaluated = [], []
+        for data in self.datasets.values():
+            sources += data.sources
+            if self.reads.ground_truth or (self.reads.tags and data.tags_in_labels):
+                sources += data.labels
+            elif self.reads.evaluates:
+                evaluated += data.labels
         sources += self.saliency_set.sources if self.saliency_set else []
         sources += [self.reads.init_file()] if self.reads.init_file() else []
         inputs, upstream = self.digests.manifest(sources), {}
+        inputs |= {EVALUATED + path: digest for path, digest in self.digests.manifest(evaluated).items()}
         for stage, folder in self.folders.items():
-            made = finished_fingerprint(folder)
+            made = output_fingerprint(folder)
             if made:
                 inputs[UPSTREAM + stage], upstream[stage] = made, str(folder)
             else:  # a folder of the user's: its files
@@ -100,9 +107,9 @@ def init_problems(reads):
         return [f"--init imagenet: network {reads.net} has no built-in ImageNet weights; use "
                 f"{' or '.join(PRETRAINED_NETS)}, pass a weights file, or --init none"]
     path = reads.init_file()
-    if path is None or (Path(path).suffix == ".caffemodel" and Path(path).is_file()):
-        return []  # a Caffe model is parsed when the training reads it (seconds for VGG-16)
-    try:
+    if path is None:
+        return []
+    try:  # read whole, Caffe models too (about a second for VGG-16's 528 MB): a bad file stops the run at once
         read_state(path)
     except InputError as e:
         return list(e.messages)

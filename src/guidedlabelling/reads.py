@@ -10,7 +10,8 @@ NO_INIT = (None, "", "none")
 class Reads:
     splits: tuple = ()            # dataset splits, named as --dataset / --test_dataset name them
     ground_truth: bool = False    # needs label PNGs (own data: --masks)
-    evaluates: bool = False       # reads own data's masks when there are any (VOC labels are always read)
+    evaluates: bool = False       # compares with the label PNGs or masks when there are any
+    tags: bool = True             # reads the images' tags (a VOC folder's come from its label PNGs)
     upstream: dict = field(default_factory=dict)  # upstream stage -> folder given instead of its output (or None)
     saliency_set: tuple = ()      # (roots, holdout, part, holdout_scenes) of the saliency set, when read
     init: str | None = None       # initial weights: a file, imagenet, or none

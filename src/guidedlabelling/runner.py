@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import config as C
-from . import preflight
-from .fingerprint import MANIFEST, changes, damage, describe, finished_fingerprint, fingerprint, output_sizes, \
-    recorded
+from . import pipeline, preflight
+from .fingerprint import EVALUATED, MANIFEST, changes, damage, describe, finished_fingerprint, fingerprint, \
+    output_sizes, outputs_fingerprint, recorded
 from .inference import pick_device
 from .io import InputError, save_json, save_yaml
 from .synthetic import ensure_builtin
@@ -33,6 +33,7 @@ class Stage:
     log: logging.Logger
     checked: preflight.Checked  # the datasets, saliency set and upstream folders the preflight opened
     fingerprint: str            # of the inputs, written into done.json
+    output_fingerprint: str     # of the inputs the outputs depend on (fingerprint.outputs_fingerprint)
     skipped: dict = field(default_factory=dict)  # {image: why} of unreadable images the datasets left out
 
     @property
@@ -65,7 +66,7 @@ class Stage:
         return fragment_of(self.cfg["run"])
 
     def finish(self, summary):
-        summary = summary | {"fingerprint": self.fingerprint}
+        summary = summary | {"fingerprint": self.fingerprint, "output_fingerprint": self.output_fingerprint}
         if self.skipped:
             summary = summary | {"skipped_images": self.skipped}
             self.log.info("skipped %d unreadable images (listed in done.json):\n%s", len(self.skipped),
@@ -127,11 +128,13 @@ def remove_leftovers(out):
             shutil.rmtree(leftover, ignore_errors=True)
 
 
-def check_cache(out, stage_cfg, override, manifest, alone=True):
+def check_cache(out, stage_cfg, override, manifest, alone=True, per_image=False):
     """An output folder belongs to one config and one content of its inputs (manifest: {"fingerprint",
     "inputs", "upstream"}), recorded in it before any output. Reruns with both resume; other settings must
     choose another folder; other inputs clear the folder's outputs, saying what changed (a folder shared by
-    several fragments is not cleared: that is an error). Returns whether it removed the folder's contents."""
+    several fragments is not cleared: that is an error), except that a per-image stage whose only changed
+    inputs are files it scores with keeps its per-image files and scores them again. Returns whether it
+    removed the folder's contents."""
     stored = out / "config.yaml"
     remove_leftovers(out)
     cleared = override and out.exists()
@@ -140,15 +143,19 @@ def check_cache(out, stage_cfg, override, manifest, alone=True):
     settings = C.stored_settings(out)
     if settings is not None and not C.same_settings(settings, stage_cfg) and has_outputs(out):
         raise InputError(f"{stored}: this folder was made with other settings; rerun with --overridecache "
-                         "to replace it, or choose another --out_dir")
+                         "to replace it, or choose another --out_root")
     record = recorded(out)
-    why = None
+    why, changed = None, []
     if settings is not None and has_outputs(out) and (record or {}).get("fingerprint") != manifest["fingerprint"]:
-        why = f"{describe(changes(record['inputs'], manifest['inputs']))} changed since it was made" if record else \
+        changed = changes(record["inputs"], manifest["inputs"]) if record else []
+        why = f"{describe(changed)} changed since it was made" if record else \
             "no record of the inputs it was made from (made by an older version)"
     elif finished_fingerprint(out) is not None:
         why = damage(out)
-    if why:
+    if why and per_image and changed and all(k.startswith(EVALUATED) for k in changed):
+        print(f"{out}: {why}; scoring its outputs again")
+        (out / "done.json").unlink(missing_ok=True)
+    elif why:
         if not alone:
             raise InputError(f"{out}: {why}; run one process (no --n/--N, no torchrun) to recompute it, or rerun "
                              "with --overridecache")
@@ -201,9 +208,11 @@ def main(stage, argv=None, opened=None):
     fresh = not out.exists()
     log = None
     try:
-        fresh = check_cache(out, stage_cfg, cfg["run"]["overridecache"], manifest, alone) or fresh
+        fresh = check_cache(out, stage_cfg, cfg["run"]["overridecache"], manifest, alone,
+                            bool(pipeline.BY_NAME[stage].per_image)) or fresh
         log = make_logger(out)
-        current = Stage(stage, cfg, preset, out, args, log, checked, manifest["fingerprint"])
+        current = Stage(stage, cfg, preset, out, args, log, checked, manifest["fingerprint"],
+                        outputs_fingerprint(inputs))
         if alone:  # temp files left by a killed run are never outputs
             for stale in out.rglob(".*.tmp*"):
                 stale.unlink()

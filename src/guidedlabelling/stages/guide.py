@@ -1,4 +1,5 @@
 """Guide labels: seeds and saliency fused by rule G2 (docs/method.md section 4)."""
+import signal
 from multiprocessing import Pool
 
 import torch
@@ -100,10 +101,17 @@ class KeepDroppedJob:
         save_label_png(self.out / f"{it.id}.png", guide)
 
 
+def start_worker():
+    """A pool process: one thread; Ctrl-C reaches the whole process group, and only the command answers it (it
+    ends the pool), so a worker does not print its own traceback."""
+    torch.set_num_threads(1)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def run_jobs(job, indices, workers):
     """job(i) for every index; with workers > 1 in a pool of that many processes of one thread each."""
     if workers > 1:
-        with Pool(workers, initializer=torch.set_num_threads, initargs=(1,)) as pool:
+        with Pool(workers, initializer=start_worker) as pool:
             # one image per task: CRF times vary, the load balances
             for _ in progress(pool.imap_unordered(job, indices), "guide labels", len(indices)):
                 pass

@@ -39,7 +39,7 @@ def reads(cfg, given):
     d, c = cfg["data"], cfg["saliency_train"]
     model = cfg["saliency_test"]["source"] == "model"
     held = c["holdout"] or c["holdout_scenes"].strip()
-    return Reads(splits=tuple(dict.fromkeys([d["dataset"], d["test_dataset"]])), evaluates=True,
+    return Reads(splits=tuple(dict.fromkeys([d["dataset"], d["test_dataset"]])), evaluates=True, tags=False,
                  upstream={"saliency_train": given.get("model_dir")} if model else {},
                  saliency_set=(c["saliency_data"], c["holdout"], "holdout", c["holdout_scenes"]) if held else ())
 

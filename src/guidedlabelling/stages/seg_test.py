@@ -28,7 +28,8 @@ def add_arguments(parser):
 
 
 def reads(cfg, given):
-    return Reads(splits=(cfg["data"]["test_dataset"],), evaluates=True, upstream={"seg_train": given.get("model_dir")})
+    return Reads(splits=(cfg["data"]["test_dataset"],), evaluates=True, tags=cfg["run"]["vis"],  # panels' seeds
+                 upstream={"seg_train": given.get("model_dir")})
 
 
 def run(stage):
