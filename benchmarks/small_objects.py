@@ -74,7 +74,7 @@ def main():
     args = p.parse_args()
     rng = np.random.default_rng(args.seed)
     lo, hi = map(float, args.share.split(","))
-    names = args.classes.split(",")
+    names = sorted(args.classes.split(","))  # own data's class values: the sorted tag names (datasets.OwnDataset)
     scenes = list(backgrounds(args.davis))
     rows = []
     for split, count in (("train", args.train), ("val", args.val)):
