@@ -133,6 +133,24 @@ def test_test_iter_tests_a_snapshot(smoke):
     assert len(list((root / "seg_test" / "seg_test.test_iter-2").glob("*.png"))) == 10
 
 
+def test_seed_heatmaps_at_another_test_size(smoke):
+    """seed_test.test_size 0 is the training input size (the release's): the same heatmaps as that size written
+    out; a larger size gives other heatmaps, still at the image's size."""
+    root, _ = smoke
+    folders = {}
+    for size in (64, 128):
+        proc = subprocess.run([sys.executable, str(ROOT / "src/seed/test.py"), "--config", "smoke", "--out_root",
+                               str(root.parent), "--test_size", str(size)], cwd=ROOT, capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+        folders[size] = root / "seed_heatmaps" / f"seed_test.test_size-{size}"
+    default = root / "seed_heatmaps" / "default"
+    names = sorted(p.name for p in default.glob("*.mat") if p.name != "cls_res.mat")
+    heat = {size: [scipy.io.loadmat(f / n)["heatmap"] for n in names] for size, f in [(0, default), *folders.items()]}
+    assert all(np.array_equal(a, b) for a, b in zip(heat[0], heat[64]))
+    assert all(a.shape == b.shape for a, b in zip(heat[0], heat[128]))
+    assert not all(np.allclose(a, b) for a, b in zip(heat[0], heat[128]))
+
+
 def test_saliency_maps_of_a_snapshot(smoke):
     """saliency_test --test_iter: the maps of the snapshot's network (benchmarks/curve.py evaluates each), not
     the final network's."""

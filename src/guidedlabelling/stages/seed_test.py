@@ -14,13 +14,15 @@ from ..reads import Reads
 
 OPTIONS = {
     "test_iter": (0, "test the snapshot of this iteration (0: the final model)"),
+    "test_size": (0, "side the images are fitted into for the heatmaps (0: seed_train.input_size, the release's; "
+                     "the GAP network takes any size, and a larger one keeps small objects)"),
     "test_interpord": (1, "interpolation order of the heatmap back-mapping (0 or 1)"),
     "test_batch": (8, "images per forward pass"),
     "seed_split": ("train", "heatmaps and class scores for: train (--dataset, the guides' input) or test "
                             "(--test_dataset, where the paper evaluates seeds and the classifier)"),
 }
-CHECKS = {"test_iter": NON_NEGATIVE, "test_interpord": one_of(0, 1), "test_batch": POSITIVE,
-          "seed_split": one_of("train", "test")}
+CHECKS = {"test_iter": NON_NEGATIVE, "test_size": lambda v: None if v == 0 or v >= 16 else "must be 0 or at least 16",
+          "test_interpord": one_of(0, 1), "test_batch": POSITIVE, "seed_split": one_of("train", "test")}
 
 
 def add_arguments(parser):
@@ -47,7 +49,7 @@ def run(stage):
     data = stage.dataset(split_of(cfg))
     model, meta = load_model(trained(stage.input_dir("seed_train"), cfg["seed_test"]["test_iter"]), "seed")
     check_classes(meta, data)
-    size, order = cfg["seed_train"]["input_size"], cfg["seed_test"]["test_interpord"]
+    size, order = cfg["seed_test"]["test_size"] or cfg["seed_train"]["input_size"], cfg["seed_test"]["test_interpord"]
     indices = todo(stage, data, ".mat")
     stage.log.info("seed heatmaps: %d of %d images to do", len(indices), len(data))
     for i, (scores, feat), (offset, inner, hw) in progress(forward_all(
