@@ -91,19 +91,40 @@ from guidedlabelling import cli
 from guidedlabelling.stages.guide import run_jobs
 
 def main():
-    print("pool started", flush=True)
+    print("started", flush=True)
     run_jobs(time.sleep, [0.1] * 600, 2)
+
+cli.run("__main__")
+"""
+LOADER_COMMAND = """
+import time
+import numpy as np
+import torch
+from guidedlabelling import cli
+from guidedlabelling.inference import forward_all
+
+class SlowImages:
+    def image(self, i):
+        time.sleep(0.05)
+        return np.zeros((32, 32, 3), np.uint8)
+
+def main():
+    print("started", flush=True)
+    for _ in forward_all(torch.nn.Identity(), SlowImages(), range(10 ** 5), 32, "fit", torch.device("cpu"), 1, 2):
+        pass
 
 cli.run("__main__")
 """
 
 
+@pytest.mark.parametrize("command", [POOL_COMMAND, LOADER_COMMAND], ids=["pool", "data_loader"])
 @pytest.mark.parametrize("sig, code, line", [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")])
-def test_a_signal_to_the_process_group_during_a_pool_is_one_line(sig, code, line):
-    """Ctrl-C in a terminal signals every process of the group: the guide step's pool workers (run_jobs) printed
-    lines of their own. Now: the command's one line and exit code, and no process of the group left."""
-    proc = start("-c", POOL_COMMAND, start_new_session=True)
-    assert proc.stdout.readline() == "pool started\n"
+def test_a_signal_to_the_process_group_during_workers_is_one_line(command, sig, code, line):
+    """Ctrl-C in a terminal, or `kill` of the group, signals every process of it: the guide step's pool workers
+    (run_jobs) printed lines of their own, and data loader workers killed by SIGTERM made torch print a
+    traceback. Now: the command's one line and exit code, and no process of the group left."""
+    proc = start("-c", command, start_new_session=True)
+    assert proc.stdout.readline() == "started\n"
     time.sleep(1.5)
     os.killpg(proc.pid, sig)
     out, err = proc.communicate(timeout=60)
@@ -115,7 +136,7 @@ def test_a_signal_to_the_process_group_during_a_pool_is_one_line(sig, code, line
 def test_debug_keeps_the_exit_code_of_a_termination():
     """--debug shows the traceback, and a SIGTERM still exits 143 (it used to be 130, Ctrl-C's)."""
     proc = start("-c", POOL_COMMAND, "--debug", start_new_session=True)
-    assert proc.stdout.readline() == "pool started\n"
+    assert proc.stdout.readline() == "started\n"
     time.sleep(1.5)
     os.killpg(proc.pid, signal.SIGTERM)
     _, err = proc.communicate(timeout=60)

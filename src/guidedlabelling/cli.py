@@ -27,6 +27,14 @@ def terminate(signum, frame, command_pid=os.getpid()):
     raise Terminated
 
 
+def quiet_loader_worker(worker_id=None):
+    """A data loader worker (worker_init_fn): Ctrl-C and a `kill` of the whole process group reach it too, but
+    only the command answers them, ending its workers in order (killed by a signal, a worker made torch print
+    a traceback)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 def leave_at_once(signum, frame):
     """Ctrl-C during start-up: nothing is written yet, and a KeyboardInterrupt inside a library's import can
     leave it half made (numpy then fails in ways that hide the Ctrl-C), so leave now."""

@@ -10,6 +10,7 @@ import torch
 from . import precision as P
 from . import transforms as T
 from .checks import device as device_syntax
+from .cli import quiet_loader_worker
 from .crf import crf_from_probs
 from .io import InputError, apply_state, load_checkpoint, load_heatmap_mat, load_label_png
 from .metrics import confusion, report
@@ -40,7 +41,8 @@ def forward_all(model, data, indices, size, mode, device, batch_size=8, workers=
     """Yield (index, output, (offset, inner_hw, original_hw)) for every image, batched (geometry: see
     transforms.fit_input); outputs are float32 whatever --amp the network ran in."""
     loader = torch.utils.data.DataLoader(Inputs(data, indices, size, mode, net_size), batch_size=batch_size,
-                                         num_workers=workers, collate_fn=collate)
+                                         num_workers=workers, collate_fn=collate,
+                                         worker_init_fn=quiet_loader_worker)
     fmt = P.memory_format(channels_last)
     model.to(device, memory_format=fmt).eval()
     with torch.inference_mode():

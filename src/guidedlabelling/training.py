@@ -18,7 +18,7 @@ from . import precision as P
 from . import sampling
 from . import transforms as T
 from .checks import NON_NEGATIVE, POSITIVE, above, all_of, at_least, below, one_of
-from .cli import Terminated
+from .cli import Terminated, quiet_loader_worker
 from .io import IGNORE, InputError, load_checkpoint, load_label_png, save_checkpoint, save_json
 from .networks import build_seg_net, init_from_scratch
 from .pipeline import command
@@ -203,7 +203,8 @@ def train_loop(model, stream, loss_fn, solver, mults, out, log, device, run, met
         net = distributed.wrap(model, device)
         samples = [k for it in range(start, solver.max_iter) for k in sample_keys(it, solver.batch_size, local)]
         loader = torch.utils.data.DataLoader(torch.utils.data.Subset(stream, samples), batch_size=local,
-                                             num_workers=run["workers"], pin_memory=device.type == "cuda")
+                                             num_workers=run["workers"], pin_memory=device.type == "cuda",
+                                             worker_init_fn=quiet_loader_worker)
 
         def snapshot(iteration):
             if distributed.is_main():
