@@ -196,7 +196,7 @@ def test_one_folder_written_any_way_names_one_output_folder(tmp_path, monkeypatc
 def test_a_folder_made_with_a_relative_path_matches_the_same_path_made_absolute(tmp_path, monkeypatch):
     """config.yaml of folders made before paths were stored absolute still matches the same settings."""
     monkeypatch.chdir(tmp_path)
-    cfg, _ = resolve("dataset_dir=voc", "saliency_data=sal1,sal2/")
+    cfg, _ = resolve("dataset_dir=voc", "saliency_data=sal1,sal2/,")
     assert cfg["saliency_train"]["saliency_data"] == f"{tmp_path / 'sal1'},{tmp_path / 'sal2'}"
     current = C.relevant(cfg, "saliency_test")
     stored = json.loads(json.dumps(current))

@@ -123,6 +123,24 @@ def test_a_replaced_image_and_a_replaced_mask(own, command, tmp_path):
     assert rerun == summaries()
 
 
+def test_an_edited_mask_recomputes_a_stage_that_draws_it_or_whose_output_is_damaged(own, command):
+    """Re-scoring keeps per-image files as they are: not when panels show the old mask (--set vis=true), nor
+    when an output was damaged since."""
+    mask = own["masks"] / "a.png"
+    run_all(command, own, METHOD, "--set", "vis=true")
+    panel = folder(own, "guide_labels") / "vis" / "a.png"
+    before = panel.read_bytes()
+    Image.fromarray(np.zeros((24, 32), np.uint8)).save(mask)
+    out = run_all(command, own, METHOD, "--set", "vis=true")[4]
+    assert f"{mask} changed since it was made; recomputing it" in out and panel.read_bytes() != before
+    label = folder(own, "guide_labels") / "b.png"
+    label.write_bytes(label.read_bytes()[:60])
+    Image.fromarray(np.ones((24, 32), np.uint8)).save(mask)
+    out = run_all(command, own)[4]
+    assert f"{mask} changed since it was made; recomputing it" in out and "scoring" not in out
+    assert np.asarray(Image.open(label)).shape == (24, 32)
+
+
 def test_the_same_data_written_another_way_is_up_to_date_and_another_project_is_not_refused(own, command, tmp_path,
                                                                                             monkeypatch):
     """The probe's case: --images D/images/ with a trailing slash, or relative, was 'made with other settings', and

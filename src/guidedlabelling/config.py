@@ -268,6 +268,7 @@ def absolute_paths(cfg, base=lambda sec, key: Path.cwd()):
             for key in PATH_SETTINGS:
                 if isinstance(values.get(key), str) and values[key] not in NOT_PATHS:
                     parts = values[key].split(",") if key in LIST_SETTINGS else [values[key]]
+                    parts = [p for p in parts if p.strip()]  # 'a,b,' names a and b
                     values[key] = ",".join(str((base(sec, key) / Path(p.strip()).expanduser()).resolve())
                                            for p in parts)
     return cfg

@@ -3,12 +3,13 @@
 A stage's manifest lists everything it reads, by content: a hash of every file of its dataset splits (image
 list or tags CSV, classes.txt, images, labels or masks), of its saliency set, of its initial weights and of
 user folders it reads instead of an upstream output, plus the fingerprint of each upstream output it reads
-(which covers that stage's own inputs in turn). The fingerprint is the hash of the manifest. Label files a
-stage only scores its outputs with are in it too, marked EVALUATED: a later stage records the upstream's
-outputs_fingerprint, which leaves them out, so an edited val mask re-scores but does not retrain downstream. The runner writes
+(which covers that stage's own inputs in turn). The fingerprint is the hash of the manifest. The runner writes
 the manifest to <folder>/inputs.json when the stage starts, before any output, and the fingerprint into
 done.json when it ends: a finished folder is reused only while its fingerprint is the current one, and a
 folder started with other inputs (per-image files, training snapshots) is cleared rather than resumed.
+Label files a stage only scores its outputs with are in the manifest too, marked EVALUATED: a later stage
+records the upstream's outputs_fingerprint, which leaves them out, so an edited val mask re-scores the stages
+that read it (runner.check_cache keeps their per-image files) and retrains nothing downstream.
 
 Files are hashed whole (BLAKE2b): an in-place edit that keeps the size and the time stamp still shows.
 Measured on MSRC (591 JPEGs, 591 label PNGs and the lists, 24.6 MB) on the project's 2-core machine: 0.25 s

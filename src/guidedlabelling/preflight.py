@@ -95,7 +95,10 @@ def check_stage(stage, cfg, preset, given, opened, made=()):
                            "label PNGs named like the images")
     saliency_set = opened.get(("saliency",) + reads.saliency_set, lambda: MaskFolder(*reads.saliency_set)) \
         if reads.saliency_set else None
-    opened.add(*init_problems(reads))
+    key = ("init", reads.init, reads.net)  # a Caffe model is parsed once per run, not once per step
+    if key not in opened.found:
+        opened.found[key] = init_problems(reads)
+    opened.add(*opened.found[key])
     folders = {}
     for parent, given_folder in reads.upstream.items():
         folders[parent] = upstream_folder(parent, given_folder, cfg, preset, made, datasets, opened)

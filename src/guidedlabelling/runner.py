@@ -128,13 +128,13 @@ def remove_leftovers(out):
             shutil.rmtree(leftover, ignore_errors=True)
 
 
-def check_cache(out, stage_cfg, override, manifest, alone=True, per_image=False):
+def check_cache(out, stage_cfg, override, manifest, alone=True, rescore=False):
     """An output folder belongs to one config and one content of its inputs (manifest: {"fingerprint",
     "inputs", "upstream"}), recorded in it before any output. Reruns with both resume; other settings must
     choose another folder; other inputs clear the folder's outputs, saying what changed (a folder shared by
-    several fragments is not cleared: that is an error), except that a per-image stage whose only changed
-    inputs are files it scores with keeps its per-image files and scores them again. Returns whether it
-    removed the folder's contents."""
+    several fragments is not cleared: that is an error). With `rescore` (a per-image stage drawing no panels),
+    a folder whose only changed inputs are files it scores with, and whose outputs are whole, keeps its
+    per-image files and scores them again. Returns whether it removed the folder's contents."""
     stored = out / "config.yaml"
     remove_leftovers(out)
     cleared = override and out.exists()
@@ -152,7 +152,7 @@ def check_cache(out, stage_cfg, override, manifest, alone=True, per_image=False)
             "no record of the inputs it was made from (made by an older version)"
     elif finished_fingerprint(out) is not None:
         why = damage(out)
-    if why and per_image and changed and all(k.startswith(EVALUATED) for k in changed):
+    if why and rescore and changed and all(k.startswith(EVALUATED) for k in changed) and damage(out) is None:
         print(f"{out}: {why}; scoring its outputs again")
         (out / "done.json").unlink(missing_ok=True)
     elif why:
@@ -208,8 +208,8 @@ def main(stage, argv=None, opened=None):
     fresh = not out.exists()
     log = None
     try:
-        fresh = check_cache(out, stage_cfg, cfg["run"]["overridecache"], manifest, alone,
-                            bool(pipeline.BY_NAME[stage].per_image)) or fresh
+        rescore = bool(pipeline.BY_NAME[stage].per_image) and not cfg["run"]["vis"]  # panels show the labels
+        fresh = check_cache(out, stage_cfg, cfg["run"]["overridecache"], manifest, alone, rescore) or fresh
         log = make_logger(out)
         current = Stage(stage, cfg, preset, out, args, log, checked, manifest["fingerprint"],
                         outputs_fingerprint(inputs))

@@ -6,7 +6,7 @@ samples may get: copy-paste compositing (another image's masked object pasted on
 with its own object inpainted away, or onto a synthetic texture), a random crop of a random share of the area
 and aspect, or a zoom crop around the object in which it covers up to the whole frame (DAVIS scenes and horses
 seldom fill a photo; MSRC's books do), a flip, and colour changes. docs/method.md section 3 lists the settings;
-README's saliency table what each bought on held-out scenes.
+docs/results.md's saliency table what each bought on held-out scenes.
 
 Written with OpenCV and numpy rather than torchvision's transforms (not a dependency): every draw comes from
 the sample's own seeded numpy Generator, so a stream is identical whatever the worker or process count.

@@ -28,7 +28,7 @@ def add_arguments(parser):
 
 
 def reads(cfg, given):
-    return Reads(splits=(cfg["data"]["test_dataset"],), evaluates=True, tags=cfg["run"]["vis"],  # panels' seeds
+    return Reads(splits=(cfg["data"]["test_dataset"],), evaluates=True, tags=False,
                  upstream={"seg_train": given.get("model_dir")})
 
 
