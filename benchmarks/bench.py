@@ -28,6 +28,7 @@ from guidedlabelling.guide_rules import g2
 from guidedlabelling.io import save_gray_png, save_heatmap_mat, save_label_png
 from guidedlabelling.networks import DeepLabLargeFOV, GAPNet, build_seed_net
 from guidedlabelling.runner import ensure_data
+from guidedlabelling.seeds import SeedRule
 from guidedlabelling.solver import SOLVERS, param_groups
 from guidedlabelling.stages import saliency_train, seed_train
 from guidedlabelling.stages.guide import GuideJob, run_jobs
@@ -267,7 +268,7 @@ def guide_generation_speed(n_images):
         for workers in (1, 2):
             out = root / f"workers{workers}"
             job = GuideJob(data, root / "data" / "heatmaps", root / "data" / "saliency", out,
-                           {"guiderule": "G2", "seedthres": 20, "salthres": 50})
+                           {"guiderule": "G2", "seedthres": 20, "salthres": 50}, SeedRule(20))
             start = time.perf_counter()
             run_jobs(job, range(n_images), workers)
             rates[workers] = n_images / (time.perf_counter() - start)

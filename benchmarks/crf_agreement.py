@@ -21,7 +21,7 @@ from guidedlabelling.guide_rules import SALIENCY_MIN_FRACTION, components, seed_
 from guidedlabelling.inference import forward_all, geometry, load_model, trained
 from guidedlabelling.io import load_gray_png, load_heatmap_mat
 from guidedlabelling.metrics import confusion, report
-from guidedlabelling.seeds import seed_labels
+from guidedlabelling.seeds import SeedRule
 
 
 def softmax_cases(cfg, preset, n):
@@ -45,7 +45,7 @@ def split_cases(cfg, preset, n):
     cases = []
     for i, it in enumerate(data.items):
         heat, hw = load_heatmap_mat(heat_dir / f"{it.id}.mat")
-        seed = seed_labels(heat, data.image_classes(i), cfg["guide"]["seedthres"])
+        seed = SeedRule.of(cfg).labels(heat, data.image_classes(i))
         salient = load_gray_png(sal_dir / f"{it.id}.png") >= cfg["guide"]["salthres"] / 100 * 255
         sal, n_sal = components(salient, SALIENCY_MIN_FRACTION * seed.size)
         comp, comp_class = seed_components(seed)

@@ -14,7 +14,8 @@ from guidedlabelling.datasets import VOCDataset
 from guidedlabelling.inference import evaluate_folder
 from guidedlabelling.metrics import (average_precision, classifier_report, confusion, confusions_over_thresholds,
                                      seed_curve, seed_histogram)
-from guidedlabelling.seeds import heatmap2segconf, seed_labels
+from guidedlabelling.seeds import SeedRule, heatmap2segconf
+from guidedlabelling.stages.seed_eval import scores as seed_eval_scores
 from guidedlabelling.tables import main as tables_main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,16 +59,31 @@ def test_seed_precision_recall_at_thresholds_by_hand():
         assert point["mIoU"] == pytest.approx(100 * want["mIoU"])
 
 
-def test_curve_confusions_equal_the_seeds_of_the_guide_stage():
-    """At every threshold, the histogram route gives the confusion of seeds.seed_labels (what the guides use)."""
+def margin_scores(heatmap, classes):
+    """Another seed rule, for the test: the best normalised map's lead over the second best, in percent."""
+    label, _ = heatmap2segconf(heatmap, classes)
+    normed = np.sort(heatmap / heatmap.reshape(len(classes), -1).max(1)[:, None, None], 0)
+    return label, 100 * (normed[-1] - normed[-2])
+
+
+@pytest.mark.parametrize("rule", ["paper", "margin"])
+def test_curve_confusions_equal_the_seeds_of_the_guide_stage(rule, monkeypatch):
+    """At every threshold, seed_eval's histogram gives the confusion of the seeds SeedRule makes (what the guides,
+    pictures, report and diagnostics use), for the paper's rule and for another one put in its place: a change
+    to the rule reaches seed_eval's threshold grid too (it re-implemented the rule before)."""
     rng = np.random.default_rng(0)
-    heat = rng.normal(size=(3, 17, 13)).astype(np.float32)
+    heat = rng.normal(size=(3, 17, 13)).astype(np.float32) + 1
     gt = rng.choice([0, 1, 3, 4, 255], size=(17, 13)).astype(np.uint8)
     classes, thresholds = [1, 3, 4], np.arange(0, 101, 5)
-    label, conf = heatmap2segconf(heat, classes)
-    confs = confusions_over_thresholds(seed_histogram(gt, label, conf * 100, thresholds, 5))
-    for t, got in zip(thresholds, confs):
-        np.testing.assert_array_equal(got, confusion(gt, seed_labels(heat, classes, t), 5))
+    paper = [SeedRule(t).labels(heat, classes) for t in thresholds]
+    if rule == "margin":
+        monkeypatch.setattr(SeedRule, "scores", staticmethod(margin_scores))
+    confs = confusions_over_thresholds(seed_histogram(gt, *seed_eval_scores(heat, classes, 1, thresholds),
+                                                      thresholds, 5))
+    seeds = [SeedRule(t).labels(heat, classes) for t in thresholds]
+    for t, got, seed in zip(thresholds, confs, seeds):
+        np.testing.assert_array_equal(got, confusion(gt, seed, 5))
+    assert any(not np.array_equal(a, b) for a, b in zip(seeds, paper)) == (rule == "margin")
 
 
 # ---- classifier AP ----
@@ -154,8 +170,8 @@ def test_seed_eval_command(seeds, thresholds, folder):
     folder = root / "seed_eval" / folder
     results = json.loads((folder / "results.json").read_text())
     done = json.loads((folder / "done.json").read_text())
-    # the mIoU at the paper's threshold is that of the seeds the guide stage makes (seed_labels + confusion)
-    expected = evaluate_folder(smoke_train_set(), root / "seed_heatmaps" / "default", 20)["mIoU"]
+    # the mIoU at the paper's threshold is that of the seeds the guide stage makes (SeedRule + confusion)
+    expected = evaluate_folder(smoke_train_set(), root / "seed_heatmaps" / "default", SeedRule(20))["mIoU"]
     assert done["threshold"] == 20 and done["mIoU"] == pytest.approx(expected)
     grid = [p["threshold"] for p in results["curve"]]
     if thresholds == "percent":

@@ -2,7 +2,7 @@
 import numpy as np
 
 from guidedlabelling.guide_rules import components, g2, guide_labels, seed_components
-from guidedlabelling.seeds import heatmap2segconf, seed_labels
+from guidedlabelling.seeds import SeedRule, heatmap2segconf
 
 H, W = 40, 60
 
@@ -20,12 +20,12 @@ def test_heatmap_to_seed_threshold():
     # normalised: c3 = [[1, .5, .125], [0, 0, .25]], c7 = [[.333, 1, .033], [0, .1667, 0]]
     np.testing.assert_array_equal(label, [[3, 7, 3], [3, 7, 3]])
     np.testing.assert_allclose(conf, [[1, 1, .125], [0, 1 / 6, .25]], rtol=1e-6)
-    np.testing.assert_array_equal(seed_labels(heat, [3, 7], 20), [[3, 7, 0], [0, 0, 3]])
-    np.testing.assert_array_equal(seed_labels(heat, [3, 7], 13), [[3, 7, 0], [0, 7, 3]])
+    np.testing.assert_array_equal(SeedRule(20).labels(heat, [3, 7]), [[3, 7, 0], [0, 0, 3]])
+    np.testing.assert_array_equal(SeedRule(13).labels(heat, [3, 7]), [[3, 7, 0], [0, 7, 3]])
 
 
 def test_no_classes_gives_background():
-    assert seed_labels(np.zeros((0, 4, 5), np.float32), [], 20).sum() == 0
+    assert SeedRule(20).labels(np.zeros((0, 4, 5), np.float32), []).sum() == 0
 
 
 def test_components_use_8_connectivity_and_min_size():

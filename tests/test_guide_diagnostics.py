@@ -15,6 +15,7 @@ from guidedlabelling.driver import print_guide_classes, weak_reference
 from guidedlabelling.guide_diagnostics import class_report, dropped_often, warnings
 from guidedlabelling.guide_rules import dropped, keep_dropped
 from guidedlabelling.io import load_label_png, save_heatmap_mat, save_label_png
+from guidedlabelling.seeds import SeedRule
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -67,7 +68,7 @@ def test_class_report_by_hand(tmp_path):
     guide = np.zeros(hw, np.uint8)
     guide[0, 0] = 1
     save_label_png(tmp_path / "guide" / "b.png", guide)
-    report = class_report(data, tmp_path, tmp_path / "guide", 20, 0.1)
+    report = class_report(data, tmp_path, tmp_path / "guide", SeedRule(20), 0.1)
     assert report["cat"] == pytest.approx({"images": 2, "seed_kept": 9 / 32, "guide_area": (16 + 1) / 128,
                                            "dropped": 0.5})
     assert report["dog"] == pytest.approx({"images": 1, "seed_kept": 0.0, "guide_area": 0.0, "dropped": 1.0})

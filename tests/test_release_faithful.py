@@ -14,8 +14,8 @@ from crf_cases import has_pydensecrf
 from guidedlabelling import guide_rules, sampling
 from guidedlabelling import transforms as T
 from guidedlabelling.metrics import classifier_report, release_seed_table, seed_histogram
-from guidedlabelling.seeds import heatmap2segconf, seed_labels
-from guidedlabelling.stages.seed_eval import RELEASE_THRESHOLDS, confidence
+from guidedlabelling.seeds import SeedRule, heatmap2segconf
+from guidedlabelling.stages.seed_eval import RELEASE_THRESHOLDS, scores
 
 MSRC = Path(__file__).resolve().parents[2] / "shared" / "data" / "msrc_things"
 
@@ -158,7 +158,7 @@ def test_heatmap_normalisation_is_the_releases_even_for_maxima_at_or_below_zero(
         rlabel, rconf = R.release_heatmap2segconf(heat, heat.shape[1:], np.array(classes))
         assert np.array_equal(label, rlabel.astype(np.uint8))
         np.testing.assert_allclose(conf, rconf, rtol=1e-6)       # NaN where the release has NaN
-        assert np.array_equal(seed_labels(heat, classes, 20),
+        assert np.array_equal(SeedRule(20).labels(heat, classes),
                               R.release_seed_labels(heat, heat.shape[1:], np.array(classes), 20).astype(np.uint8))
 
 
@@ -214,7 +214,7 @@ def test_g2_on_msrc_photos_with_the_real_crf():
         yy, xx = np.mgrid[:h, :w]
         heat = np.stack([np.exp(-((yy - h * (k + 1) / (len(classes) + 1)) ** 2 + (xx - w / 2) ** 2) / 2e3)
                          for k in range(len(classes))])
-        seed = seed_labels(heat, classes, 20)
+        seed = SeedRule(20).labels(heat, classes)
         salient = (gt > 0) & (gt < 255)
         ours = guide_rules.g2(img, seed, salient)
         theirs = R.release_g2(img, seed.astype(float), salient, lambda im, u: R.release_densecrf(im, u, "deeplab"),
@@ -260,9 +260,8 @@ def test_seed_evaluation_with_the_releases_thresholds_is_the_releases():
         gt[rng.random((30, 40)) < 0.05] = 255
         classes = [c for c in np.unique(gt) if 0 < c < 255]
         heat = rng.normal(size=(len(classes), 30, 40))
-        label, conf = heatmap2segconf(heat, classes)
         grid = RELEASE_THRESHOLDS
-        ours = ours + seed_histogram(gt, label, confidence(conf, 100, grid), grid, 21)
+        ours = ours + seed_histogram(gt, *scores(heat, classes, 100, grid), grid, 21)
         theirs = theirs + R.release_seed_eval_image(gt, heat)
     table, release = release_seed_table(ours), R.release_seed_eval(theirs)
     for key, ref in [("fg_precision", release["fg_prec"]), ("fg_recall", release["fg_rec"]),

@@ -15,7 +15,7 @@ from PIL import Image
 
 from guidedlabelling.io import load_heatmap_mat, save_heatmap_mat, save_label_png
 from guidedlabelling.report import coverage, example_indices
-from guidedlabelling.seeds import seed_labels
+from guidedlabelling.seeds import SeedRule
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data/builtin_64px_20_10/builtin"
@@ -203,7 +203,7 @@ def most_improved(root, split, seed_folder, later_folder, k=4, seedthres=20):
         truth = np.asarray(Image.open(DATA / f"SegmentationClass/{image_id}.png"))
         objects = (truth > 0) & (truth < 255)
         heat, _ = load_heatmap_mat(root / seed_folder / f"{image_id}.mat")
-        seeds = seed_labels(heat, sorted(set(truth[objects].tolist())), seedthres)
+        seeds = SeedRule(seedthres).labels(heat, sorted(set(truth[objects].tolist())))
         later = np.asarray(Image.open(root / later_folder / f"{image_id}.png"))
         seeded = (seeds[objects] == truth[objects]).mean()
         keys.append((seeded < 0.1, seeded - (later[objects] == truth[objects]).mean(), image_id))
@@ -242,8 +242,8 @@ def test_panels_are_images_whose_seeds_mark_a_part_then_those_whose_seeds_miss(t
         files.append([("seeds", tmp_path / f"{i}.mat"), ("guide labels", tmp_path / f"{i}.png")])
     # gains in object rows: seeds marking a part: 2 -> 4, 8 -> 3, 7 -> 3, 1 -> 2, 3 -> 1, 5 -> 1;
     # seeds missing: 0 -> 5, 4 -> 4, 9 -> 1, 6 -> 0
-    assert example_indices(Squares(), 4, files, 20) == [1, 2, 7, 8]
-    assert example_indices(Squares(), 8, files, 20) == [0, 1, 2, 3, 4, 5, 7, 8]
+    assert example_indices(Squares(), 4, files, SeedRule(20)) == [1, 2, 7, 8]
+    assert example_indices(Squares(), 8, files, SeedRule(20)) == [0, 1, 2, 3, 4, 5, 7, 8]
 
 
 def test_coverage_counts_the_object_pixels_given_their_class():

@@ -11,10 +11,9 @@ import numpy as np
 
 from .guide_rules import dropped
 from .io import load_heatmap_mat, load_label_png
-from .seeds import seed_labels
 
 
-def class_report(data, seed_dir, guide_dir, seedthres, dropped_share):
+def class_report(data, seed_dir, guide_dir, rule, dropped_share):
     """{class name: {images, seed_kept, guide_area, dropped}} over `data`'s tagged classes (background left out)."""
     n = data.num_classes
     images, drops, area = np.zeros(n, int), np.zeros(n, int), np.zeros(n)
@@ -23,7 +22,7 @@ def class_report(data, seed_dir, guide_dir, seedthres, dropped_share):
         classes = data.image_classes(i)
         heat, _ = load_heatmap_mat(seed_dir / f"{it.id}.mat")
         guide = load_label_png(guide_dir / f"{it.id}.png")
-        seed = seed_labels(heat, classes, seedthres)
+        seed = rule.labels(heat, classes)
         seeds += np.bincount(seed.ravel(), minlength=n)[:n]
         kept += np.bincount(seed[seed == guide].ravel(), minlength=n)[:n]
         area[classes] += (np.bincount(guide.ravel(), minlength=n)[:n] / guide.size)[classes]

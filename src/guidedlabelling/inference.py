@@ -15,7 +15,6 @@ from .crf import crf_from_probs
 from .io import InputError, apply_state, load_checkpoint, load_heatmap_mat, load_label_png
 from .metrics import confusion, report
 from .networks import build_seed_net, build_seg_net
-from .seeds import seed_labels
 
 
 class Inputs(torch.utils.data.Dataset):
@@ -137,14 +136,14 @@ def measurable(stage, data, what):
     return data.has_labels
 
 
-def evaluate_folder(data, folder, seedthres=None):
-    """mIoU of label PNGs (or of seeds from heatmaps when seedthres is given) against the ground truth."""
+def evaluate_folder(data, folder, rule=None):
+    """mIoU of label PNGs (or of the seeds a seeds.SeedRule makes of heatmaps) against the ground truth."""
     conf = 0
     for i, it in enumerate(data.items):
-        if seedthres is None:
+        if rule is None:
             pred = load_label_png(folder / f"{it.id}.png")
         else:
             heat, _ = load_heatmap_mat(folder / f"{it.id}.mat")
-            pred = seed_labels(heat, data.image_classes(i), seedthres)
+            pred = rule.labels(heat, data.image_classes(i))
         conf = conf + confusion(data.label(i), pred, data.num_classes)
     return report(conf, data.classes)

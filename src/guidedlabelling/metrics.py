@@ -85,7 +85,7 @@ def seed_histogram(gt, label, value, thresholds, num_classes):
     """Pixel counts [T+1, C, C]: (number of thresholds the pixel passes, GT class, seed class).
 
     A pixel passes threshold t when its confidence `value` >= t (the units are the caller's: percent, as
-    seeds.seed_labels tests it, or the release's confidences); a NaN confidence passes none. Void GT pixels
+    seeds.SeedRule tests it, or the release's confidences); a NaN confidence passes none. Void GT pixels
     (255) are not counted, as in the segmentation metric.
     """
     valid = gt != IGNORE

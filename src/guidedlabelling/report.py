@@ -16,7 +16,7 @@ from . import pipeline
 from .datasets import open_dataset
 from .io import IGNORE, atomic_path, load_heatmap_mat, load_label_png
 from .metrics import ratio_of
-from .seeds import seed_labels
+from .seeds import SeedRule
 from .visualize import PALETTE, file_tiles, panel_image, panel_tiles, stage_files
 
 CSS = """
@@ -258,9 +258,9 @@ def evaluation_section(root):
     return "<h2>Evaluation plots</h2>\n" + "".join(figures) if figures else ""
 
 
-def example_panel(data, i, files, seedthres):
+def example_panel(data, i, files, rule):
     buffer = io.BytesIO()
-    panel_image(panel_tiles(data, i, file_tiles(files, data.image_classes(i), seedthres))).save(buffer, "PNG")
+    panel_image(panel_tiles(data, i, file_tiles(files, data.image_classes(i), rule))).save(buffer, "PNG")
     return buffer.getvalue()
 
 
@@ -289,7 +289,7 @@ def coverage(label, truth):
 PART = 0.1  # the least share of its objects that an image's seeds must cover to count as marking a part
 
 
-def part_to_whole(data, i, files, seedthres):
+def part_to_whole(data, i, files, rule):
     """(whether image i's seeds cover at least PART of its objects, how much more of them its guide labels (else
     its prediction) cover than its seeds do): both large where seeds mark a part and saliency recovers the
     whole, the method's point. None without both."""
@@ -299,31 +299,31 @@ def part_to_whole(data, i, files, seedthres):
         return None
     heat, _ = load_heatmap_mat(paths["seeds"])
     truth = data.label(i)
-    seeds = coverage(seed_labels(heat, data.image_classes(i), seedthres), truth)
+    seeds = coverage(rule.labels(heat, data.image_classes(i)), truth)
     return seeds >= PART, coverage(load_label_png(later), truth) - seeds
 
 
-def example_indices(data, k, files, seedthres):
+def example_indices(data, k, files, rule):
     """The k images (in split order) whose seeds mark a part of their objects and whose labels gain most over
     them (part_to_whole; then the images whose seeds miss their objects); images spread evenly over the split
     where the split has no ground truth or the run no seeds and later labels."""
-    keys = [part_to_whole(data, i, files[i], seedthres) for i in range(len(data))] if data.has_labels else []
+    keys = [part_to_whole(data, i, files[i], rule) for i in range(len(data))] if data.has_labels else []
     ranked = sorted((not key[0], -key[1], i) for i, key in enumerate(keys) if key is not None)
     return sorted(i for _, _, i in ranked[:k]) if ranked else spread_indices(data, k)
 
 
 def examples_section(cfg, preset, ref, test_seeds, examples):
     """Images of the training and test splits with every stage output that exists for them."""
-    d, seedthres = cfg["data"], cfg["guide"]["seedthres"]
+    d, rule = cfg["data"], SeedRule.of(cfg)
     parts = []
     for split in dict.fromkeys([d["dataset"], d["test_dataset"]]):
         data = open_dataset(d, split, cfg["run"]["follow_symlinks"])
         files = [example_files(cfg, preset, ref, test_seeds, item.id) for item in data.items]
-        for i in example_indices(data, examples, files, seedthres):
-            parts.append(figure(example_panel(data, i, files[i], seedthres), f"{data.split} image {data.items[i].id}",
+        for i in example_indices(data, examples, files, rule):
+            parts.append(figure(example_panel(data, i, files[i], rule), f"{data.split} image {data.items[i].id}",
                                 "panel"))
     legend = " ".join(f"<span class=kv>{swatch(k)}{html.escape(c)}</span>" for k, c in enumerate(data.classes))
     return ("<h2>Examples</h2>\n<p class=note>The images whose seeds mark a part of their objects (at least "
             + number(100 * PART) + "%) and whose guide labels (test split: predictions) cover the most more of them "
-            "than the seeds do. Seeds at seedthres " + number(seedthres)
+            "than the seeds do. Seeds at seedthres " + number(rule.seedthres)
             + "%; saliency in grey; labels in the VOC colours: " + legend + "</p>\n" + "".join(parts))

@@ -1,4 +1,11 @@
-"""Seeds from class heatmaps (the release's heatmap2segconf, docs/method.md section 2)."""
+"""Seeds from class heatmaps (the release's heatmap2segconf, docs/method.md section 2).
+
+SeedRule is the one place the rule lives: guide generation, seed evaluation (seed_eval's threshold grid
+included), the pictures, the report and the per-class diagnostics all take the rule a run's settings build
+(SeedRule.of), so a change to it, or a setting added to it, reaches every one of them.
+"""
+from dataclasses import dataclass
+
 import numpy as np
 
 
@@ -20,8 +27,25 @@ def heatmap2segconf(heatmap, classes):
     return np.asarray(classes, np.uint8)[best], normed.max(0).astype(np.float32)
 
 
-def seed_labels(heatmap, classes, seedthres=20):
-    """Seed = class where confidence*100 >= seedthres, background 0 elsewhere (NaN confidence: background)."""
-    label, conf = heatmap2segconf(heatmap, classes)
-    with np.errstate(invalid="ignore"):
-        return np.where(conf * 100 >= seedthres, label, 0).astype(np.uint8)
+@dataclass(frozen=True)
+class SeedRule:
+    """The paper's seed rule: a pixel is a seed of its heatmap2segconf label where its confidence, in percent,
+    is at least `seedthres` (guide.seedthres, 20); background 0 elsewhere (a NaN confidence passes nothing)."""
+    seedthres: float = 20
+
+    @classmethod
+    def of(cls, cfg):
+        """The rule of a run's settings."""
+        return cls(cfg["guide"]["seedthres"])
+
+    @staticmethod
+    def scores(heatmap, classes):
+        """(label, score) per pixel: the score in percent, the unit thresholds are given in."""
+        label, conf = heatmap2segconf(heatmap, classes)
+        return label, conf * 100
+
+    def labels(self, heatmap, classes, threshold=None):
+        """The seed label map at `threshold` percent (default: seedthres)."""
+        label, score = self.scores(heatmap, classes)
+        with np.errstate(invalid="ignore"):
+            return np.where(score >= (self.seedthres if threshold is None else threshold), label, 0).astype(np.uint8)

@@ -4,7 +4,6 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from .io import atomic_path, load_gray_png, load_heatmap_mat, load_label_png, voc_palette
-from .seeds import seed_labels
 
 PALETTE = np.array(voc_palette(), np.uint8).reshape(256, 3)
 STAGE_FILES = (("seeds", "seed_test", ".mat"), ("saliency", "saliency_test", ".png"),
@@ -28,16 +27,16 @@ def stage_files(folder_of, item_id, captions=("seeds", "saliency", "guide labels
             for caption, stage, suffix in STAGE_FILES if caption in captions]
 
 
-def file_tiles(files, classes, seedthres):
-    """(caption, RGB tile) of each (caption, path) whose file exists: heatmaps (.mat) as seeds at
-    `seedthres`, grey PNGs (saliency) in grey, label PNGs in the VOC colours."""
-    return [(caption, read_tile(path, classes, seedthres)) for caption, path in files if path.exists()]
+def file_tiles(files, classes, rule):
+    """(caption, RGB tile) of each (caption, path) whose file exists: heatmaps (.mat) as the seeds of `rule`
+    (seeds.SeedRule), grey PNGs (saliency) in grey, label PNGs in the VOC colours."""
+    return [(caption, read_tile(path, classes, rule)) for caption, path in files if path.exists()]
 
 
-def read_tile(path, classes, seedthres):
+def read_tile(path, classes, rule):
     if path.suffix == ".mat":
         heat, _ = load_heatmap_mat(path)
-        return colour(seed_labels(heat, classes, seedthres))
+        return colour(rule.labels(heat, classes))
     with Image.open(path) as img:
         is_grey = img.mode == "L"
     return grey(load_gray_png(path)) if is_grey else colour(load_label_png(path))

@@ -12,7 +12,7 @@ from ..io import InputError, load_gray_png, load_heatmap_mat, load_label_png, sa
 from ..pipeline import command
 from ..progress import progress
 from ..reads import Reads
-from ..seeds import seed_labels
+from ..seeds import SeedRule
 from ..visualize import colour, grey, panel_tiles, save_panel
 
 OPTIONS = {
@@ -48,9 +48,9 @@ def reads(cfg, given):
 class GuideJob:
     """One image's guide labels by the rule into `out`; a picklable callable for the process pool."""
 
-    def __init__(self, data, seed_dir, sal_dir, out, g, vis=False, crf_backend="torch"):
+    def __init__(self, data, seed_dir, sal_dir, out, g, seeds, vis=False, crf_backend="torch"):
         self.data, self.seed_dir, self.sal_dir, self.out, self.g, self.vis = data, seed_dir, sal_dir, out, g, vis
-        self.crf_backend = crf_backend
+        self.seeds, self.crf_backend = seeds, crf_backend  # seeds: the seeds.SeedRule
 
     def __call__(self, i):
         it = self.data.items[i]
@@ -71,7 +71,7 @@ class GuideJob:
         if sal.shape != hw:
             raise InputError(f"{sal_path}: size {sal.shape} differs from the image {hw}; rerun "
                              f"{command('saliency_test')} (own maps: give each its image's size)")
-        seed = seed_labels(heat, classes, self.g["seedthres"])
+        seed = self.seeds.labels(heat, classes)
         salient = sal >= self.g["salthres"] / 100 * 255
         gt = self.data.label(i) if self.g["guiderule"] == "salor" else None
         guide = guide_labels(self.g["guiderule"], image, seed, salient, heat, classes, gt, self.crf_backend)
@@ -91,7 +91,7 @@ class KeepDroppedJob:
     def __call__(self, i):
         rule = self.rule
         it, classes = rule.data.items[i], rule.data.image_classes(i)
-        seed = seed_labels(load_heatmap_mat(rule.seed_dir / f"{it.id}.mat")[0], classes, rule.g["seedthres"])
+        seed = rule.seeds.labels(load_heatmap_mat(rule.seed_dir / f"{it.id}.mat")[0], classes)
         guide = keep_dropped(load_label_png(rule.out / f"{it.id}.png"), seed,
                              [c for c in classes if c in self.kept], rule.g["dropped_share"] / 100)
         if self.vis:
@@ -128,7 +128,7 @@ def run(stage):
     rule_dir = out / "rule" if g["dropped"] == "seeds" else out
     vis = cfg["run"]["vis"]
     job = GuideJob(data, stage.input_dir("seed_test"), stage.input_dir("saliency_test"), rule_dir, g,
-                   vis and rule_dir == out, cfg["run"]["crf_backend"])
+                   SeedRule.of(cfg), vis and rule_dir == out, cfg["run"]["crf_backend"])
     indices = todo(stage, data, ".png", rule_dir)
     stage.log.info("guide labels (%s): %d of %d images to do", g["guiderule"], len(indices), len(data))
     run_jobs(job, indices, workers)
@@ -142,7 +142,7 @@ def run(stage):
                        ", ".join(summary["dropped_seeds_kept"]) or "no class", len(missing), len(data))
         run_jobs(KeepDroppedJob(job, out, kept, vis), missing, workers)
     if measurable(stage, data, "seed and guide label mIoU"):
-        summary |= {"seeds": evaluate_folder(data, job.seed_dir, g["seedthres"]), "guide": evaluate_folder(data, out)}
+        summary |= {"seeds": evaluate_folder(data, job.seed_dir, job.seeds), "guide": evaluate_folder(data, out)}
         for name in ("seeds", "guide"):
             stage.log.info("%s vs ground truth on %s: mIoU %.1f", name, data.split, summary[name]["mIoU"])
     stage.finish(summary)
@@ -152,7 +152,8 @@ def class_diagnostics(stage, data, seed_dir, rule_dir):
     """What the rule's labels keep of each tagged class (no ground truth needed), a warning per class they drop
     often (guide_diagnostics.py), and with dropped seeds the classes whose seeds are kept where dropped."""
     g = stage.cfg["guide"]
-    classes = guide_diagnostics.class_report(data, seed_dir, rule_dir, g["seedthres"], g["dropped_share"] / 100)
+    classes = guide_diagnostics.class_report(data, seed_dir, rule_dir, SeedRule.of(stage.cfg),
+                                             g["dropped_share"] / 100)
     often = guide_diagnostics.dropped_often(classes, g["dropped_often"] / 100)
     warnings = guide_diagnostics.warnings(classes, often, g["guiderule"], g["dropped_share"], g["dropped"] == "seeds")
     for line in guide_diagnostics.format_report(classes):

@@ -7,7 +7,7 @@ from ..io import InputError, atomic_path, load_heatmap_mat, save_json
 from ..metrics import cell, release_seed_table, seed_curve, seed_histogram
 from ..pipeline import command
 from ..reads import Reads
-from ..seeds import heatmap2segconf
+from ..seeds import SeedRule, heatmap2segconf
 from .seed_test import add_split_flag, split_of
 
 OPTIONS = {
@@ -43,13 +43,14 @@ def threshold_grid(c):
     return np.union1d(np.arange(0, 100, c["eval_thres_step"]), [100, reported]), 1
 
 
-def confidence(conf, unit, grid):
-    """Seed confidences in the grid's unit: percent as seeds.seed_labels tests them (NaN passes nothing), or,
-    as the release's eval.py, confidences clipped to the grid's range with NaN at its bottom."""
+def scores(heat, classes, unit, grid):
+    """(label, score) of each pixel in the grid's unit: percent, the scores seeds.SeedRule thresholds (NaN passes
+    nothing), or, as the release's eval.py, confidences clipped to the grid's range with NaN at its bottom."""
     if unit == 1:
-        return conf * 100
+        return SeedRule.scores(heat, classes)
+    label, conf = heatmap2segconf(heat, classes)
     low, high = grid[0], RELEASE_THRESHOLDS[-2]
-    return np.clip(np.nan_to_num(conf, nan=low), low, high)
+    return label, np.clip(np.nan_to_num(conf, nan=low), low, high)
 
 
 def image_histogram(data, i, folder, grid, unit):
@@ -63,8 +64,8 @@ def image_histogram(data, i, folder, grid, unit):
     if heat.shape[0] != len(classes) or hw != gt.shape:
         raise InputError(f"{path}: {heat.shape[0]} maps of size {hw} for {len(classes)} classes of size {gt.shape}; "
                          f"rerun {command('seed_test')} for split {data.split}")
-    label, conf = heatmap2segconf(heat, classes)
-    return seed_histogram(gt, label, confidence(conf, unit, grid), grid, data.num_classes)
+    label, value = scores(heat, classes, unit, grid)
+    return seed_histogram(gt, label, value, grid, data.num_classes)
 
 
 def run(stage):

@@ -8,6 +8,7 @@ from ..io import save_json, save_label_png
 from ..metrics import format_table
 from ..progress import progress
 from ..reads import Reads
+from ..seeds import SeedRule
 from ..visualize import colour, file_tiles, panel_tiles, save_panel, stage_files
 
 OPTIONS = {
@@ -48,7 +49,7 @@ def run(stage):
         if cfg["run"]["vis"]:  # with the upstream outputs this image has (saliency; on training images all)
             upstream = stage_files(stage.output_dir, data.items[i].id, ("seeds", "saliency", "guide labels"))
             save_panel(out / "vis" / f"{data.items[i].id}.png", panel_tiles(data, i, file_tiles(
-                upstream, data.image_classes(i), cfg["guide"]["seedthres"]) + [("prediction", colour(pred))]))
+                upstream, data.image_classes(i), SeedRule.of(cfg)) + [("prediction", colour(pred))]))
         save_label_png(out / f"{data.items[i].id}.png", pred)
     if not all_done(stage, data, ".png"):
         return
