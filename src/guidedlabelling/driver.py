@@ -17,7 +17,7 @@ from . import guide_diagnostics, preflight, runner
 from .cli import errors_end_in_one_line
 from .datasets import has_ground_truth
 from .io import InputError, save_json
-from .metrics import ratio_of
+from .results import METHOD_ROWS, RATIO_ROW, method_table, stage_result
 from .pipeline import STEPS, command
 from .report import write_report
 from .runner import ensure_data
@@ -121,12 +121,8 @@ def summarise(args, overrides, seconds=None):
     wall seconds in this run)."""
     cfg, preset = C.resolve(args.config, overrides)
     ref_cfg, _ = C.resolve(args.config, overrides + ["labels=gt"])
-
-    def done(c, stage):
-        path = C.stage_dir(c, preset, stage) / "done.json"
-        return json.loads(path.read_text()) if path.exists() else None
-
-    guide, seg, ref = done(cfg, "guide"), done(cfg, "seg_test"), done(ref_cfg, "seg_test")
+    guide, seg = stage_result(cfg, preset, "guide"), stage_result(cfg, preset, "seg_test")
+    ref = stage_result(ref_cfg, preset, "seg_test")
     print_skipped(guide, seg)
     diagnostics = print_guide_classes(guide)
     if guide and seg and "mIoU" not in seg:  # own data without masks: nothing to measure against
@@ -141,21 +137,16 @@ def summarise(args, overrides, seconds=None):
     if not (guide and seg and ref):
         print("summary: some steps have no results yet; run all steps for the table")
         return
-    table = {"seeds_mIoU_train": guide["seeds"]["mIoU"], "guide_labels_mIoU_train": guide["guide"]["mIoU"],
-             "segmenter_mIoU_val": seg["mIoU"], "fully_supervised_mIoU_val": ref["mIoU"],
-             "ratio_to_fully_supervised": ratio_of(seg["mIoU"], ref["mIoU"]),
-             "guide_labels": str(C.stage_dir(cfg, preset, "guide")),
-             "predictions": str(C.stage_dir(cfg, preset, "seg_test")),
-             "reference_predictions": str(C.stage_dir(ref_cfg, preset, "seg_test")),
-             "config": args.config, "overrides": overrides, "step_seconds": seconds or {}} | diagnostics
-    rows = [("seeds (train)", table["seeds_mIoU_train"]), ("guide labels (train)", table["guide_labels_mIoU_train"]),
-            ("segmenter on guide labels (val)", table["segmenter_mIoU_val"]),
-            ("fully supervised reference (val)", table["fully_supervised_mIoU_val"])]
+    table = method_table(guide, seg, ref) | {
+        "guide_labels": str(C.stage_dir(cfg, preset, "guide")),
+        "predictions": str(C.stage_dir(cfg, preset, "seg_test")),
+        "reference_predictions": str(C.stage_dir(ref_cfg, preset, "seg_test")),
+        "config": args.config, "overrides": overrides, "step_seconds": seconds or {}} | diagnostics
     print(f"\n{'stage':<36}{'mIoU %':>8}")
-    for name, value in rows:   # None: nothing to measure (every mask pixel void)
-        print(f"{name:<36}" + (f"{value:8.1f}" if value is not None else "     n/a"))
-    ratio = table["ratio_to_fully_supervised"]
-    print(f"{'ratio guided / fully supervised':<36}" + (f"{100 * ratio:7.1f}%" if ratio is not None else "    n/a"))
+    for name, key in METHOD_ROWS:   # None: nothing to measure (every mask pixel void)
+        print(f"{name:<36}" + (f"{table[key]:8.1f}" if table[key] is not None else "     n/a"))
+    ratio = table[RATIO_ROW[1]]
+    print(f"{RATIO_ROW[0]:<36}" + (f"{100 * ratio:7.1f}%" if ratio is not None else "    n/a"))
     weak = weak_reference(ref)
     for line in weak:
         print(f"warning: {line}")

@@ -5,7 +5,6 @@ import base64
 import datetime
 import html
 import io
-import json
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +14,7 @@ from . import config as C
 from . import pipeline
 from .datasets import open_dataset
 from .io import IGNORE, atomic_path, load_heatmap_mat, load_label_png
-from .metrics import ratio_of
+from .results import METHOD_ROWS, RATIO_ROW, finished, method_table, stage_result
 from .seeds import SeedRule
 from .visualize import PALETTE, file_tiles, panel_image, panel_tiles, stage_files
 
@@ -70,14 +69,6 @@ def render_page(cfg, preset, ref, test_seeds, root, examples):
 
 # ---- figures ----
 
-def read_json(path):
-    return json.loads(path.read_text()) if path.exists() else None
-
-
-def done(cfg, preset, stage, name="done.json"):
-    return read_json(C.stage_dir(cfg, preset, stage) / name)
-
-
 def number(value, digits=None):
     """n/a for missing; `digits` decimals when given, else 4 significant digits for floats."""
     if value is None:
@@ -98,14 +89,11 @@ def table(header, rows, total_last=False, css_class=""):
 
 
 def summary_section(cfg, preset, ref):
-    guide, seg, full = done(cfg, preset, "guide"), done(cfg, preset, "seg_test"), done(ref, preset, "seg_test")
-    values = [("seeds (train)", guide and guide.get("seeds", {}).get("mIoU")),   # none without ground truth
-              ("guide labels (train)", guide and guide.get("guide", {}).get("mIoU")),
-              ("segmenter on guide labels (val)", seg and seg.get("mIoU")),
-              ("fully supervised reference (val)", full and full["mIoU"])]
-    rows = [[html.escape(name), (number(v, 1),)] for name, v in values]
-    ratio = ratio_of(seg.get("mIoU"), full["mIoU"]) if seg and full else None
-    rows.append(["ratio guided / fully supervised", (number(ratio and 100 * ratio, 1) + ("%" if ratio else ""),)])
+    figures = method_table(stage_result(cfg, preset, "guide"), stage_result(cfg, preset, "seg_test"),
+                           stage_result(ref, preset, "seg_test"))
+    rows = [[html.escape(name), (number(figures[key], 1),)] for name, key in METHOD_ROWS]
+    ratio = figures[RATIO_ROW[1]]
+    rows.append([RATIO_ROW[0], (number(ratio and 100 * ratio, 1) + ("%" if ratio else ""),)])
     return "<h2>Summary</h2>\n" + table(["stage", "mIoU %"], rows)
 
 
@@ -116,10 +104,10 @@ def swatch(k):
 
 def class_section(cfg, preset, ref):
     """Per-class IoU of seeds, guide labels, segmenter and reference, with the classes' panel colours."""
-    guide = done(cfg, preset, "guide") or {}
+    guide = stage_result(cfg, preset, "guide") or {}
     columns = [("seeds (train)", guide.get("seeds")), ("guide labels (train)", guide.get("guide")),
-               ("segmenter (val)", done(cfg, preset, "seg_test", "results.json")),
-               ("fully supervised (val)", done(ref, preset, "seg_test", "results.json"))]
+               ("segmenter (val)", stage_result(cfg, preset, "seg_test", "results.json")),
+               ("fully supervised (val)", stage_result(ref, preset, "seg_test", "results.json"))]
     columns = [(name, rep) for name, rep in columns if rep]
     if not columns:
         return ""
@@ -133,7 +121,7 @@ def class_section(cfg, preset, ref):
 def guide_class_section(cfg, preset):
     """What the guide labels keep of each tagged class, without ground truth (guide_diagnostics.py), and the
     guide step's warnings."""
-    guide = done(cfg, preset, "guide") or {}
+    guide = stage_result(cfg, preset, "guide") or {}
     if "classes" not in guide:
         return ""
     rows = [[html.escape(name), (r["images"],), (number(r["seed_kept"] and 100 * r["seed_kept"], 1),),
@@ -147,7 +135,7 @@ def guide_class_section(cfg, preset):
 
 
 def saliency_section(cfg, preset):
-    scores = {split: values for split, values in (done(cfg, preset, "saliency_test") or {}).items()
+    scores = {split: values for split, values in (stage_result(cfg, preset, "saliency_test") or {}).items()
               if isinstance(values, dict) and split not in ("skipped_images", "outputs")}  # and the fingerprint
     if not scores:
         return ""
@@ -199,7 +187,7 @@ def stages_section(root):
     rows = []
     for folder in stage_folders(root):
         figures = " ".join(f"<span class=kv><b>{html.escape(k)}</b> {number(v)}</span>"
-                           for k, v in scalars(read_json(folder / "done.json")))
+                           for k, v in scalars(finished(folder)))
         rows.append([html.escape(folder.parent.name), html.escape(folder.name), (wall_time(folder),), figures])
     if not rows:
         return ""
@@ -245,7 +233,7 @@ def loss_plot(losses):
 
 
 def training_section(root):
-    curves = [(f"{f.parent.name}/{f.name}", read_json(f / "loss.json")["loss"])
+    curves = [(f"{f.parent.name}/{f.name}", finished(f, "loss.json")["loss"])
               for f in stage_folders(root) if (f / "loss.json").exists()]
     figures = [figure(loss_plot(losses), name) for name, losses in curves if losses]
     return "<h2>Training loss</h2>\n<div class=grid>" + "".join(figures) + "</div>" if figures else ""

@@ -5,14 +5,15 @@ stage that measures it. A run that is not finished shows "—" and the ./script.
 (finished steps are skipped, so the command may list steps that are done).
 """
 import argparse
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from . import config as C
 from .io import atomic_path
+from .metrics import ratio_of
 from .networks.vgg import VGG_SEED_NETS
 from .pipeline import STEPS, steps_needed
+from .results import finished
 
 # docs/method.md section 8: val and test mIoU, and the re-run of the release's code on val (its README).
 PUBLISHED = {
@@ -48,8 +49,7 @@ class Run:
         return C.stage_dir(cfg, preset, stage)
 
     def done(self, ctx):
-        path = self.folder(ctx) / "done.json"
-        return json.loads(path.read_text()) if path.exists() else None
+        return finished(self.folder(ctx))
 
     def command(self, ctx, steps):
         """The ./script.py line that makes this run; settings the user's config already has are left out."""
@@ -109,7 +109,9 @@ def main_table(ctx):
 
 
 def ratio(a, b):
-    return None if a is None or b is None else 100 * a / b
+    """a / b in percent (metrics.ratio_of), or None."""
+    share = ratio_of(a, b)
+    return None if share is None else 100 * share
 
 
 def seed_table(ctx):

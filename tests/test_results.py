@@ -1,0 +1,23 @@
+"""results.py: the one reader of finished runs' figures that the driver, the report and paper_tables share."""
+import json
+
+from guidedlabelling.results import METHOD_ROWS, RATIO_ROW, finished, method_table
+
+
+def test_the_method_table_of_hand_made_results():
+    guide = {"seeds": {"mIoU": 20.0}, "guide": {"mIoU": 60.0}}
+    table = method_table(guide, {"mIoU": 45.0}, {"mIoU": 90.0})
+    assert [table[key] for _, key in METHOD_ROWS] == [20.0, 60.0, 45.0, 90.0] and table[RATIO_ROW[1]] == 0.5
+
+
+def test_what_is_not_measured_is_none():
+    """A stage not finished (None), own data without masks (no mIoU), a reference of 0: None, not a crash."""
+    table = method_table(None, {"images": 10}, {"mIoU": 0.0})
+    assert [table[key] for _, key in METHOD_ROWS] == [None, None, None, 0.0] and table[RATIO_ROW[1]] is None
+
+
+def test_finished_reads_a_stage_folders_json_files(tmp_path):
+    assert finished(tmp_path) is None
+    (tmp_path / "done.json").write_text(json.dumps({"mIoU": 1.5}))
+    (tmp_path / "loss.json").write_text(json.dumps({"loss": [1, 2]}))
+    assert finished(tmp_path) == {"mIoU": 1.5} and finished(tmp_path, "loss.json") == {"loss": [1, 2]}
