@@ -3,6 +3,7 @@ an input edited in place (same size, same time stamp) reruns its stage and every
 changed, and gives what a fresh run on the edited data gives."""
 import json
 import os
+import shutil
 import subprocess
 
 import numpy as np
@@ -155,6 +156,21 @@ def test_the_same_data_written_another_way_is_up_to_date_and_another_project_is_
     edit_in_place(other["tags"], "a.jpg,cat", "a.jpg,dog")
     out = run_all(command, other, ("seed_train",))[0]
     assert "up to date" not in out and len(list((own["out_root"] / "tiny" / "seed_train").iterdir())) == 2
+
+
+def test_a_folder_given_instead_of_an_upstream_output_is_one_folder_however_written(own, command, monkeypatch):
+    """A user's folder of heatmaps as --seed_dir, given relative, then absolute with a trailing slash: the guide
+    labels are up to date (its files were recorded by the path as written)."""
+    run_all(command, own, METHOD[:4])
+    seeds = own["base"] / "my_heatmaps"
+    seeds.mkdir()
+    for mat in folder(own, "seed_heatmaps").glob("*.mat"):
+        shutil.copy(mat, seeds)
+    monkeypatch.chdir(own["base"])
+    for given in ("my_heatmaps", f"{seeds}/"):
+        code, out, err = command("guide", *own_args(own), "--seed_dir", given)
+        assert code == 0, out + err
+    assert "guide: up to date" in out
 
 
 def test_a_killed_run_does_not_resume_from_outputs_of_other_inputs(own, command):

@@ -125,7 +125,7 @@ def upstream_folder(parent, given_folder, cfg, preset, made, datasets, opened):
     (which must be finished and current, unless an earlier step of this run makes it)."""
     fix = f"{pipeline.command(parent)} with the same settings first (or ./script.py)"
     if given_folder:
-        path = Path(given_folder)
+        path = Path(given_folder).expanduser().resolve()  # one folder, one record however it is written
         if not path.is_dir():
             opened.add(f"{path}: folder not found; pass an existing folder")
         elif (path / "done.json").exists():
