@@ -7,7 +7,6 @@ src/; this driver (./script.py) checks every input of every step it is asked for
 then runs them in order with the same settings.
 """
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -17,7 +16,7 @@ from . import guide_diagnostics, preflight, runner
 from .cli import errors_end_in_one_line
 from .datasets import has_ground_truth
 from .io import InputError, save_json
-from .results import METHOD_ROWS, RATIO_ROW, method_table, stage_result
+from .results import METHOD_ROWS, RATIO_ROW, finished, method_table, stage_result
 from .pipeline import STEPS, command
 from .report import write_report
 from .runner import ensure_data
@@ -180,7 +179,7 @@ def weak_reference(ref, floor=WEAK_IOU):
     """A line naming the classes the fully supervised reference learned almost nothing of (IoU under `floor`):
     the ratio then compares against a weak reference."""
     path = Path(ref.get("results", ""))
-    per_class = json.loads(path.read_text())["per_class_IoU"] if path.is_file() else {}
+    per_class = finished(path.parent, path.name)["per_class_IoU"] if path.is_file() else {}
     weak = {name: iou for name, iou in per_class.items() if iou is not None and iou < floor}
     if not weak:
         return []

@@ -134,7 +134,7 @@ def run(stage):
     run_jobs(job, indices, workers)
     if not all_done(stage, data, ".png", rule_dir):
         return
-    summary = {"images": len(data)} | class_diagnostics(stage, data, job.seed_dir, rule_dir)
+    summary = {"images": len(data)} | class_diagnostics(stage, data, job, rule_dir)
     if g["dropped"] == "seeds":
         kept = [data.classes.index(name) for name in summary["dropped_seeds_kept"]]
         missing = [i for i, it in enumerate(data.items) if not (out / f"{it.id}.png").exists()]
@@ -148,12 +148,11 @@ def run(stage):
     stage.finish(summary)
 
 
-def class_diagnostics(stage, data, seed_dir, rule_dir):
+def class_diagnostics(stage, data, job, rule_dir):
     """What the rule's labels keep of each tagged class (no ground truth needed), a warning per class they drop
     often (guide_diagnostics.py), and with dropped seeds the classes whose seeds are kept where dropped."""
     g = stage.cfg["guide"]
-    classes = guide_diagnostics.class_report(data, seed_dir, rule_dir, SeedRule.of(stage.cfg),
-                                             g["dropped_share"] / 100)
+    classes = guide_diagnostics.class_report(data, job.seed_dir, rule_dir, job.seeds, g["dropped_share"] / 100)
     often = guide_diagnostics.dropped_often(classes, g["dropped_often"] / 100)
     warnings = guide_diagnostics.warnings(classes, often, g["guiderule"], g["dropped_share"], g["dropped"] == "seeds")
     for line in guide_diagnostics.format_report(classes):

@@ -38,7 +38,7 @@ def run(stage):
     data = stage.dataset(cfg["data"]["test_dataset"])
     model, meta = load_model(trained(stage.input_dir("seg_train"), cfg["seg_test"]["test_iter"]), "segmentation")
     check_classes(meta, data)
-    t = cfg["seg_test"]
+    t, seeds = cfg["seg_test"], SeedRule.of(cfg)
     indices = todo(stage, data, ".png")
     stage.log.info("segmentation test on %s: %d of %d images to do", data.split, len(indices), len(data))
     for i, scores, (offset, inner, hw) in progress(forward_all(
@@ -49,7 +49,7 @@ def run(stage):
         if cfg["run"]["vis"]:  # with the upstream outputs this image has (saliency; on training images all)
             upstream = stage_files(stage.output_dir, data.items[i].id, ("seeds", "saliency", "guide labels"))
             save_panel(out / "vis" / f"{data.items[i].id}.png", panel_tiles(data, i, file_tiles(
-                upstream, data.image_classes(i), SeedRule.of(cfg)) + [("prediction", colour(pred))]))
+                upstream, data.image_classes(i), seeds) + [("prediction", colour(pred))]))
         save_label_png(out / f"{data.items[i].id}.png", pred)
     if not all_done(stage, data, ".png"):
         return
