@@ -53,7 +53,7 @@ voc() {
 sbd() {  # SBD labels (.mat) -> SegmentationClassAug PNGs + the train_aug list (train + SBD minus VOC12 val)
   fetch "$SBD_URL" benchmark.tgz "$SBD_MD5"
   tar -xzf "$DATA/downloads/benchmark.tgz" -C "$DATA/downloads"
-  "$PYTHON" -m guidedlabelling.voc "$DATA/downloads/benchmark_RELEASE/dataset" "$DATA/VOCdevkit/VOC2012"
+  "$PYTHON" -m guidedlabelling.datasets.sbd "$DATA/downloads/benchmark_RELEASE/dataset" "$DATA/VOCdevkit/VOC2012"
 }
 
 models() {
@@ -74,7 +74,7 @@ saliency_data() {  # the paper's saliency training set (MSRA-B) and a larger one
     fetch "$url" "$name.zip"
     rm -rf "$DATA/downloads/$name" && mkdir -p "$DATA/downloads/$name"
     "$PYTHON" -m zipfile -e "$DATA/downloads/$name.zip" "$DATA/downloads/$name"
-    "$PYTHON" -m guidedlabelling.saliency_sets "$DATA/downloads/$name" "$DATA/saliency/$name"
+    "$PYTHON" -m guidedlabelling.datasets.saliency_sets "$DATA/downloads/$name" "$DATA/saliency/$name"
   done
 }
 

@@ -222,7 +222,14 @@ def stepsize_zero(own):
 @case("settings of seg_train: freeze_trunk trains no trunk layer, so train_blocks and trunk_lr_mult would do "
       "nothing; drop freeze_trunk or leave them at -1 and 1")
 def train_blocks_with_a_frozen_trunk(own):
-    return own_args(own) + ["--set", "seg_train.freeze_trunk=true", "--set", "seg_train.train_blocks=3"]
+    return own_args(own) + ["--set", "seg_train.net=DeepLab-EffNet", "--set", "seg_train.freeze_trunk=true",
+                            "--set", "seg_train.train_blocks=3"]
+
+
+@case("settings of seg_train: train_blocks 3: DeepLab-LargeFOV does not split its trunk into blocks; use -1 or "
+      "DeepLab-EffNet")
+def train_blocks_of_largefov(own):
+    return own_args(own) + ["--set", "seg_train.train_blocks=3"]
 
 
 @case("settings of saliency_train: output_stride 16: DeepLab-LargeFOV has output stride 8 only; use 8 or "

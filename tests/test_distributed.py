@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from guidedlabelling import datasets as D
 from guidedlabelling.io import IGNORE
 from guidedlabelling.networks import build_seg_net
-from guidedlabelling.synthetic import ensure_builtin
+from guidedlabelling.datasets.builtin import ensure_builtin
 from guidedlabelling.training import SampleDropout, Solver, global_loss, segmentation_stream
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from guidedlabelling.networks import SEED_NETS, DeepLabLargeFOV, GAPNet, build_seg_net
+from guidedlabelling.networks import DeepLabLargeFOV, GAPNet, build_seg_net, names
 
 MAP = {"GAP-HighRes": 41, "GAP-LowRes": 21, "GAP-DeepLab": 41}
 
@@ -18,7 +18,7 @@ def test_seed_net_shapes_at_321(net):
 
 
 def test_all_seed_nets_listed():
-    assert set(MAP) <= set(SEED_NETS)
+    assert set(MAP) <= set(names("seed"))
 
 
 def test_deeplab_shapes():

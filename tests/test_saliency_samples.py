@@ -234,6 +234,9 @@ def test_build_deeplab_chooses_the_trained_layers_and_their_multipliers():
         build_deeplab(deeplab_section(freeze_trunk=True, train_blocks=3), 3, log)
     with pytest.raises(InputError, match="stride 8 only"):
         build_deeplab(deeplab_section(net="DeepLab-LargeFOV", init="none", output_stride=16), 3, log)
+    with pytest.raises(InputError, match="DeepLab-LargeFOV does not split its trunk into blocks; use -1 or "
+                                         "DeepLab-EffNet"):
+        build_deeplab(deeplab_section(net="DeepLab-LargeFOV", init="none", output_stride=8, train_blocks=2), 3, log)
 
 
 @pytest.mark.parametrize("net", ["GAP-EffNet", "DeepLab-EffNet"])

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from guidedlabelling import synthetic as syn
+from guidedlabelling.datasets import builtin as syn
 
 K = syn.NUM_CLASSES
 

@@ -22,7 +22,8 @@ import yaml
 from . import pipeline
 from .checks import NON_NEGATIVE, PERCENT, POSITIVE, at_least, device, one_of
 from .errors import InputError
-from .synthetic import builtin_roots
+from .datasets import LAYOUTS
+from .datasets.builtin import builtin_roots
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = ROOT / "configs"
@@ -30,6 +31,9 @@ CONFIGS = ROOT / "configs"
 # (default, help) per key; data and run are shared by every stage.
 SHARED = {
     "data": {
+        "layout": ("auto", f"dataset layout: {', '.join(LAYOUTS)} (datasets/), or auto: own (--images, --tags, "
+                           "--masks) when --images or --tags is given, else voc (--dataset_dir, --pascalroot, the "
+                           "built-in data)"),
         "dataset_dir": (None, "VOC-layout dataset folder (overrides --pascalroot)"),
         "pascalroot": ("data/VOCdevkit", "folder holding VOC2012/ (the release's meaning)"),
         "datatype": ("Segmentation", "ImageSets subfolder holding the split lists"),
@@ -68,8 +72,8 @@ SHARED = {
     },
 }
 SHARED_CHECKS = {
-    "data": {"builtin_size": at_least(16), "builtin_train": POSITIVE, "builtin_val": POSITIVE,
-             "val_percent": PERCENT},
+    "data": {"layout": one_of("auto", *LAYOUTS), "builtin_size": at_least(16), "builtin_train": POSITIVE,
+             "builtin_val": POSITIVE, "val_percent": PERCENT},
     "run": {"device": device, "gpu": NON_NEGATIVE, "workers": NON_NEGATIVE, "snapshot": POSITIVE,
             "n": NON_NEGATIVE, "N": POSITIVE, "amp": one_of("none", "bf16", "fp16"),
             "crf_backend": one_of("torch", "pydensecrf")},

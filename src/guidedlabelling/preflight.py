@@ -18,7 +18,7 @@ from . import pipeline
 from .datasets import MaskFolder, open_dataset
 from .errors import InputError
 from .fingerprint import EVALUATED, UPSTREAM, Digests, folder_files, output_fingerprint, staleness
-from .networks import PRETRAINED_NETS
+from .networks import NETWORKS
 from .reads import Reads
 from .weights import read_state
 
@@ -91,8 +91,7 @@ def check_stage(stage, cfg, preset, given, opened, made=()):
         if data is not None:
             datasets[split] = data
             if reads.ground_truth and not data.has_labels:
-                opened.add(f"{data.tags_file}: step {stage} needs ground-truth masks; pass --masks with a folder of "
-                           "label PNGs named like the images")
+                opened.add(data.needs_labels(f"step {stage}"))
     saliency_set = opened.get(("saliency",) + reads.saliency_set, lambda: MaskFolder(*reads.saliency_set)) \
         if reads.saliency_set else None
     key = ("init", reads.init, reads.net)  # a Caffe model is parsed once per run, not once per step
@@ -106,9 +105,10 @@ def check_stage(stage, cfg, preset, given, opened, made=()):
 
 
 def init_problems(reads):
-    if reads.init == "imagenet" and reads.net not in PRETRAINED_NETS:
+    pretrained = [name for name, network in NETWORKS.items() if network.imagenet]
+    if reads.init == "imagenet" and reads.net not in pretrained:
         return [f"--init imagenet: network {reads.net} has no built-in ImageNet weights; use "
-                f"{' or '.join(PRETRAINED_NETS)}, pass a weights file, or --init none"]
+                f"{' or '.join(pretrained)}, pass a weights file, or --init none"]
     path = reads.init_file()
     if path is None:
         return []

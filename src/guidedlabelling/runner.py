@@ -19,7 +19,7 @@ from .fingerprint import EVALUATED, MANIFEST, changes, damage, describe, finishe
     output_sizes, outputs_fingerprint, recorded
 from .inference import pick_device
 from .io import InputError, save_json, save_yaml
-from .synthetic import ensure_builtin
+from .datasets.builtin import ensure_builtin
 
 
 @dataclass

@@ -20,7 +20,7 @@ from . import transforms as T
 from .checks import NON_NEGATIVE, POSITIVE, above, all_of, at_least, below, one_of
 from .cli import Terminated, quiet_loader_worker
 from .io import IGNORE, InputError, load_checkpoint, load_label_png, save_checkpoint, save_json
-from .networks import build_seg_net, init_from_scratch
+from .networks import NETWORKS, build_seg_net, has_blocks, init_from_scratch, names
 from .pipeline import command
 from .progress import progress
 from .solver import SOLVERS, param_groups, step_lr
@@ -61,8 +61,8 @@ FC6_DILATION = {"fc6_dilation": (12, "dilation of fc6, the 3x3 layer on the trun
 DEEPLAB_OPTIONS = FC6_DILATION | {  # the segmenter's and the saliency net's network settings
     "output_stride": (8, "DeepLab-EffNet's output stride: 8, or 16 (a third of the computation; halve "
                          "fc6_dilation with it)"),
-    "train_blocks": (-1, "DeepLab-EffNet, trunk not frozen: fine-tune only the last N of its 16 blocks (the "
-                         "stem and earlier blocks frozen); -1: every layer"),
+    "train_blocks": (-1, "a trunk of blocks (DeepLab-EffNet: 16), not frozen: fine-tune only the last N of them "
+                         "(the stem and earlier blocks frozen); -1: every layer"),
     "trunk_lr_mult": (1.0, "learning-rate multiplier of the pretrained trunk's layers (Caffe lr_mult)"),
     "fc8_lr_mult": (10.0, "learning-rate multiplier of fc8, the classifier (Caffe lr_mult; its bias twice, no decay; "
                           "10 suits SGD, 1 Adam, whose steps the multiplier scales directly)"),
@@ -111,8 +111,8 @@ def freeze_trunk(model):
 
 def initialise(model, init, log, freeze=False, partial=False):
     if init == "imagenet":
-        if not getattr(model, "pretrained", False):
-            raise InputError(f"--init imagenet: {type(model).__name__} has no built-in ImageNet weights; "
+        if not NETWORKS[model.net].imagenet:
+            raise InputError(f"--init imagenet: {model.net} has no built-in ImageNet weights; "
                              "pass a weights file or none")
         log.info("init: the network's built-in ImageNet weights")
     elif init in (None, "", "none"):
@@ -127,14 +127,13 @@ def initialise(model, init, log, freeze=False, partial=False):
 
 
 def train_last_blocks(model, blocks, log):
-    """Fine-tune only the last `blocks` blocks of an EfficientNet trunk: the stem and the blocks before them
-    frozen (BatchNorm is frozen throughout, networks/efficientnet.py)."""
-    trunk = getattr(getattr(model, "backbone", None), "_blocks", None)
-    if trunk is None:
-        raise InputError(f"--train_blocks {blocks}: only DeepLab-EffNet has blocks; use -1 for {model.net}")
+    """Fine-tune only the last `blocks` of the trunk's blocks (networks: trunk_blocks()): the rest of the trunk
+    frozen, the new layers trained."""
+    trunk = model.trunk_blocks()
     first = max(len(trunk) - blocks, 0)
-    for name, p in model.backbone.named_parameters():
-        if not name.startswith("_blocks.") or int(name.split(".")[1]) < first:
+    trained = {id(p) for block in list(trunk)[first:] for p in block.parameters()}
+    for name, p in model.named_parameters():
+        if name.split(".")[-2] not in model.new_layers and id(p) not in trained:
             p.requires_grad_(False)
     log.info("trunk: fine-tuning blocks %d..%d of %d", first, len(trunk) - 1, len(trunk))
 
@@ -154,10 +153,14 @@ def build_deeplab(c, num_classes, log):
 
 def deeplab_conflicts(c):
     """Settings of a segmenter's or saliency net's training section c that contradict each other."""
-    problems = []
-    if c["output_stride"] != 8 and c["net"] != "DeepLab-EffNet":
-        problems.append(f"output_stride {c['output_stride']}: {c['net']} has output stride 8 only; use 8 or "
-                        "DeepLab-EffNet")
+    problems, net = [], NETWORKS[c["net"]]
+    if c["output_stride"] not in net.output_strides:
+        strides = " or ".join(map(str, net.output_strides))
+        problems.append(f"output_stride {c['output_stride']}: {c['net']} has output stride {strides} only; use "
+                        f"{strides} or {' or '.join(names('segmentation', c['output_stride']))}")
+    if c["train_blocks"] >= 0 and not has_blocks(c["net"]):
+        problems.append(f"train_blocks {c['train_blocks']}: {c['net']} does not split its trunk into blocks; use -1 "
+                        f"or {' or '.join(names('segmentation', blocks=True))}")
     if c["freeze_trunk"] and (c["train_blocks"] >= 0 or c["trunk_lr_mult"] != 1):
         problems.append("freeze_trunk trains no trunk layer, so train_blocks and trunk_lr_mult would do nothing; "
                         "drop freeze_trunk or leave them at -1 and 1")

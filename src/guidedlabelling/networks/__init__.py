@@ -1,36 +1,86 @@
-"""Every network of the project and the two factories the stages build them with.
+"""Every network of the project by name (NETWORKS), and the contract that training and inference use instead of
+naming a network.
 
 vgg.py: the paper's VGG-16 networks (GAP seed classifiers, DeepLab-LargeFOV); efficientnet.py: the same roles on
-an ImageNet EfficientNet-Lite0 backbone for CPUs. Networks take Caffe-convention inputs (transforms.py) and
-import no data code.
+an ImageNet EfficientNet-Lite0 backbone for CPUs. Adding a network is one module here and one line in NETWORKS
+(README, "Adding a network"). A network is an nn.Module that
+- is built as cls(num_classes, width) (seed networks) or cls(num_classes, width, fc6_dilation, output_stride)
+  (segmentation networks: the segmenter, and with 2 classes the saliency net); `width` scales its channels;
+- takes Caffe-convention inputs (transforms.py: BGR, 0..255 minus MEAN_BGR) and imports no data code;
+- seed networks: forward -> (class scores [B, C], CAM features [B, K, h, w]), and cams(features, classes=None) ->
+  class activation maps [B, C, h, w]; segmentation networks: forward -> class scores [B, C, h, w];
+- output_size(side) -> the side of its output for an input of that side;
+- new_layers: the names of the layers it adds to its trunk (its classifier: `score` for seed networks, `fc8`
+  for segmentation networks, whose learning-rate multipliers are settings). A layer's name is the module name
+  before a parameter's last dot, as Caffe names layers; every other layer is the trunk (freeze_trunk,
+  trunk_lr_mult, an init file's layers);
+- optionally trunk_blocks() -> its trunk's blocks in order from the input (train_blocks fine-tunes the last N).
+Its NETWORKS line says whether it is built with ImageNet weights of its own (--init imagenet) and which output
+strides it has.
 """
+from dataclasses import dataclass
+from functools import partial
+
 from .efficientnet import DeepLabEffNet, GAPEffNet, ImageNetObjectness
-from .vgg import VGG_SEED_NETS, DeepLabLargeFOV, GAPNet, init_from_scratch
-
-SEED_NETS = VGG_SEED_NETS + ("GAP-EffNet",)
-SEG_NETS = ("DeepLab-LargeFOV", "DeepLab-EffNet")
-PRETRAINED_NETS = ("GAP-EffNet", "DeepLab-EffNet")  # those with built-in ImageNet weights (--init imagenet)
-
-__all__ = ["DeepLabEffNet", "DeepLabLargeFOV", "GAPEffNet", "GAPNet", "ImageNetObjectness", "PRETRAINED_NETS",
-           "SEED_NETS", "SEG_NETS", "build_seed_net", "build_seg_net", "init_from_scratch"]
+from .vgg import DeepLabLargeFOV, GAPNet, init_from_scratch
 
 
-def build_seed_net(net, num_classes, width):
+@dataclass(frozen=True)
+class Network:
+    role: str                  # "seed" or "segmentation"
+    build: object              # the class, or a callable with its signature
+    imagenet: bool = False     # built with ImageNet weights of its own (--init imagenet)
+    output_strides: tuple = (8,)
+
+
+NETWORKS = {
+    "GAP-HighRes": Network("seed", partial(GAPNet, "GAP-HighRes")),
+    "GAP-LowRes": Network("seed", partial(GAPNet, "GAP-LowRes")),
+    "GAP-DeepLab": Network("seed", partial(GAPNet, "GAP-DeepLab")),
+    "GAP-EffNet": Network("seed", GAPEffNet, imagenet=True),
+    "DeepLab-LargeFOV": Network("segmentation", DeepLabLargeFOV),
+    "DeepLab-EffNet": Network("segmentation", DeepLabEffNet, imagenet=True, output_strides=(8, 16)),
+}
+
+__all__ = ["NETWORKS", "DeepLabEffNet", "DeepLabLargeFOV", "GAPEffNet", "GAPNet", "ImageNetObjectness", "Network",
+           "build_seed_net", "build_seg_net", "has_blocks", "init_from_scratch", "names"]
+
+
+def names(role, output_stride=None, imagenet=None, blocks=None):
+    """The registered networks of a role ("seed" or "segmentation"), optionally only those with an output stride,
+    with (imagenet=True) ImageNet weights of their own, or with (blocks=True) a trunk of blocks."""
+    return tuple(name for name, n in NETWORKS.items() if n.role == role
+                 and (output_stride is None or output_stride in n.output_strides)
+                 and (imagenet is None or n.imagenet == imagenet)
+                 and (blocks is None or has_blocks(name) == blocks))
+
+
+def has_blocks(name):
+    """Whether the network's trunk is a sequence of blocks (trunk_blocks(), for train_blocks)."""
+    build = NETWORKS[name].build
+    return hasattr(getattr(build, "func", build), "trunk_blocks")
+
+
+def network(name, role):
+    """The registry entry of a network of this role."""
+    if name not in names(role):
+        raise ValueError(f"unknown {role} network {name!r}; choose one of {names(role)}")
+    return NETWORKS[name]
+
+
+def build_seed_net(name, num_classes, width):
     """A GAP classifier: forward -> (class scores [B, C], CAM features [B, K, h, w])."""
-    if net == "GAP-EffNet":
-        return GAPEffNet(num_classes, width)
-    if net not in SEED_NETS:
-        raise ValueError(f"unknown seed network {net!r}; choose one of {SEED_NETS}")
-    return GAPNet(net, num_classes, width)
+    model = network(name, "seed").build(num_classes, width)
+    model.net = name
+    return model
 
 
-def build_seg_net(net, num_classes, width, fc6_dilation=12, output_stride=8):
-    """A segmenter (or, with 2 classes, a saliency net): forward -> scores [B, C, h, w] at output stride 8 (16:
-    DeepLab-EffNet only)."""
-    if net not in SEG_NETS:
-        raise ValueError(f"unknown segmentation network {net!r}; choose one of {SEG_NETS}")
-    if net == "DeepLab-EffNet":
-        return DeepLabEffNet(num_classes, width, fc6_dilation=fc6_dilation, output_stride=output_stride)
-    if output_stride != 8:
-        raise ValueError(f"output stride {output_stride}: DeepLab-LargeFOV has output stride 8 only")
-    return DeepLabLargeFOV(num_classes, width, fc6_dilation)
+def build_seg_net(name, num_classes, width, fc6_dilation=12, output_stride=8):
+    """A segmenter (or, with 2 classes, a saliency net): forward -> scores [B, C, h, w] at its output stride."""
+    strides = network(name, "segmentation").output_strides
+    if output_stride not in strides:
+        raise ValueError(f"output stride {output_stride}: {name} has output stride "
+                         f"{' or '.join(map(str, strides))} only")
+    model = NETWORKS[name].build(num_classes, width, fc6_dilation=fc6_dilation, output_stride=output_stride)
+    model.net = name
+    return model

@@ -175,17 +175,21 @@ class EffNetBase(nn.Module):
     def output_size(self, size):
         return self.backbone.output_size(size)
 
+    def trunk_blocks(self):
+        """The 16 MBConv blocks (train_blocks fine-tunes the last N; the stem before them stays frozen)."""
+        return self.backbone._blocks
+
 
 class GAPEffNet(EffNetBase):
     """Seed classifier 'GAP-EffNet': the 1280-channel head maps + GAP + score (no bias).
 
     Same interface as networks.GAPNet: forward -> (scores [B, C], cam_features [B, 1280, h, w]).
-    `width` is accepted for build_seed_net; every layer here has the pretrained net's width.
+    `width` is taken as the network contract asks (networks/__init__.py); every layer here has the pretrained
+    net's width.
     """
 
     def __init__(self, num_classes=20, width=1.0, pretrained=True):
         super().__init__(pretrained)
-        self.net = "GAP-EffNet"
         self.score = nn.Linear(HEAD_CHANNELS, num_classes, bias=False)
         self.new_layers = ["score"]
         nn.init.normal_(self.score.weight, std=0.005)
@@ -210,7 +214,6 @@ class DeepLabEffNet(EffNetBase):
 
     def __init__(self, num_classes=21, width=1.0, pretrained=True, fc6_dilation=12, output_stride=8):
         super().__init__(pretrained, output_stride)
-        self.net = "DeepLab-EffNet"
         fc = scaled(1024, width)
         self.fc6 = nn.Conv2d(FEATURE_CHANNELS, fc, 3, padding=fc6_dilation, dilation=fc6_dilation)
         self.fc7 = nn.Conv2d(fc, fc, 1)

@@ -150,10 +150,12 @@ class DeepLabTrunk(nn.Module):
 
 
 class DeepLabLargeFOV(nn.Module):
-    """DeepLab-LargeFOV (VGG-16); also the class-agnostic saliency net with num_classes=2."""
+    """DeepLab-LargeFOV (VGG-16); also the class-agnostic saliency net with num_classes=2. Its output stride is 8,
+    the only one it has (networks.build_seg_net refuses others)."""
 
-    def __init__(self, num_classes=21, width=1.0, fc6_dilation=12):
+    def __init__(self, num_classes=21, width=1.0, fc6_dilation=12, output_stride=8):
         super().__init__()
+        assert output_stride == 8
         self.trunk = DeepLabTrunk(width, fc6_dilation)
         self.fc8 = nn.Conv2d(self.trunk.out_channels, num_classes, 1)
         self.new_layers = ["fc8"]

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from .. import distributed, store
 from ..checks import NON_NEGATIVE, above, all_of, between, one_of
 from ..io import IGNORE
-from ..networks import SEG_NETS
+from ..networks import names
 from ..networks.efficientnet import weights_path
 from ..reads import NO_INIT, Reads
 from ..saliency_samples import PASTE_BACKGROUNDS, SaliencySample
@@ -18,7 +18,7 @@ from ..training import DEEPLAB_CHECKS, DEEPLAB_OPTIONS, build_deeplab, deeplab_c
 
 OPTIONS = {"saliency_data": ("data/builtin_saliency", "class-agnostic saliency training set: a folder of images/ + "
                                                       "masks/, or several, comma-separated")} \
-    | training_options("DeepLab-LargeFOV", "none", SEG_NETS) | DEEPLAB_OPTIONS | {
+    | training_options("DeepLab-LargeFOV", "none", names("segmentation")) | DEEPLAB_OPTIONS | {
         "holdout": (0, "images held out to measure MAE, max F and foreground IoU: the last N of each folder "
                        "that has none of holdout_scenes"),
         "holdout_scenes": ("", "scenes held out whole, comma-separated (a scene: the image ids' part before their "
@@ -36,7 +36,7 @@ OPTIONS = {"saliency_data": ("data/builtin_saliency", "class-agnostic saliency t
         "paste_bg": ("keep", "what objects are pasted onto: keep (the image, its object kept), inpaint (the image, "
                              "its object removed), texture (a synthetic texture), mix (each a third of the time)"),
     }
-CHECKS = solver_checks(SEG_NETS) | DEEPLAB_CHECKS | {
+CHECKS = solver_checks(names("segmentation")) | DEEPLAB_CHECKS | {
     "holdout": NON_NEGATIVE, "balance": one_of("none", "batch"), "min_area": all_of(above(0), between(0, 1)),
     "colour": NON_NEGATIVE, "paste": between(0, 1), "paste_bg": one_of(*PASTE_BACKGROUNDS), "zoom": between(0, 1),
     "zoom_min_share": all_of(above(0), between(0, 1))}

@@ -8,16 +8,16 @@ from .. import sampling
 from .. import transforms as T
 from ..checks import above, one_of
 from ..io import InputError
-from ..networks import SEED_NETS, build_seed_net
+from ..networks import build_seed_net, names
 from ..reads import Reads
 from ..training import classification_loss, initialise, prepare, run_training, solver_checks, training_options
 
-OPTIONS = training_options("GAP-HighRes", "models/VGG_ILSVRC_16_layers.caffemodel", SEED_NETS) | {
+OPTIONS = training_options("GAP-HighRes", "models/VGG_ILSVRC_16_layers.caffemodel", names("seed")) | {
     "balbatch": ("none", "batch order: none (shuffle) or clsbal"),
     "score_lr_mult": (10.0, "learning-rate multiplier of the score layer (Caffe lr_mult; 10 suits SGD, 1 Adam, whose "
                             "steps the multiplier scales directly)"),
 }
-CHECKS = solver_checks(SEED_NETS) | {"balbatch": one_of("none", "clsbal"), "score_lr_mult": above(0)}
+CHECKS = solver_checks(names("seed")) | {"balbatch": one_of("none", "clsbal"), "score_lr_mult": above(0)}
 
 
 def reads(cfg, given):

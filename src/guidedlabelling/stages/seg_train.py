@@ -1,21 +1,20 @@
 """Segmentation training: DeepLab-LargeFOV on guide labels, or on the true masks with --labels gt
 (docs/method.md section 6)."""
 from ..checks import NON_NEGATIVE, one_of
-from ..networks import SEG_NETS
+from ..networks import names
 from ..reads import Reads
 from ..training import DEEPLAB_CHECKS, DEEPLAB_OPTIONS, build_deeplab, deeplab_conflicts, deeplab_meta, label_size, \
     prepare, run_training, segmentation_loss, segmentation_stream, solver_checks, training_options
 
-OPTIONS = training_options("DeepLab-LargeFOV", "models/VGG_ILSVRC_16_layers-deeplab.caffemodel", SEG_NETS) \
-    | DEEPLAB_OPTIONS | {
-        "resize": ("none", "training geometry: none (crop/pad) or tight (crop+fit)"),
-        "labels": ("guide", "training labels: guide (the method) or gt (fully supervised reference)"),
-        "max_side": (0, "images whose longer side exceeds this are shrunk to it before the crop (0: never, the "
-                        "release); equal to seg_test's test_size (test_resize tight), training and test see one "
-                        "scale"),
-    }
-CHECKS = solver_checks(SEG_NETS) | DEEPLAB_CHECKS | {"resize": one_of("none", "tight"),
-                                                     "labels": one_of("guide", "gt"), "max_side": NON_NEGATIVE}
+INIT = "models/VGG_ILSVRC_16_layers-deeplab.caffemodel"
+OPTIONS = training_options("DeepLab-LargeFOV", INIT, names("segmentation")) | DEEPLAB_OPTIONS | {
+    "resize": ("none", "training geometry: none (crop/pad) or tight (crop+fit)"),
+    "labels": ("guide", "training labels: guide (the method) or gt (fully supervised reference)"),
+    "max_side": (0, "images whose longer side exceeds this are shrunk to it before the crop (0: never, the "
+                    "release); equal to seg_test's test_size (test_resize tight), training and test see one scale"),
+}
+CHECKS = solver_checks(names("segmentation")) | DEEPLAB_CHECKS | {
+    "resize": one_of("none", "tight"), "labels": one_of("guide", "gt"), "max_side": NON_NEGATIVE}
 CONFLICTS = deeplab_conflicts
 
 

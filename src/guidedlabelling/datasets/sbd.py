@@ -1,6 +1,6 @@
 """PASCAL VOC 2012 + SBD: SegmentationClassAug and the train_aug list, as the release uses them.
 
-    python -m guidedlabelling.voc SBD_DATASET VOC2012   (what downloads.sh --sbd runs)
+    python -m guidedlabelling.datasets.sbd SBD_DATASET VOC2012   (what downloads.sh --sbd runs)
 """
 import sys
 from pathlib import Path
@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import scipy.io
 
-from .io import InputError, load_label_png, save_gray_png
+from ..io import InputError, load_label_png, save_gray_png
 
 
 def sbd_label(mat_path):
@@ -48,7 +48,7 @@ def build_train_aug(sbd_root, voc_root):
 
 if __name__ == "__main__":
     if len(sys.argv) != 3:
-        sys.exit("usage: python -m guidedlabelling.voc SBD_DATASET_FOLDER VOC2012_FOLDER")
+        sys.exit("usage: python -m guidedlabelling.datasets.sbd SBD_DATASET_FOLDER VOC2012_FOLDER")
     try:
         print(f"train_aug: {len(build_train_aug(*sys.argv[1:]))} images")
     except InputError as e:

@@ -1,7 +1,7 @@
 """Saliency training sets from their archives (MSRA-B, DUTS-TR) in the layout the saliency stage reads:
 <dst>/images/<id>.jpg and <dst>/masks/<id>.png (0 background, 255 salient object).
 
-    python -m guidedlabelling.saliency_sets SRC DST   (what downloads.sh --saliency-data runs)
+    python -m guidedlabelling.datasets.saliency_sets SRC DST   (what downloads.sh --saliency-data runs)
 
 SRC is the unpacked archive: images (.jpg) and masks (.png) anywhere below it, paired by file name
 (MSRA-B keeps both in one folder; DUTS-TR in DUTS-TR-Image/ and DUTS-TR-Mask/).
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .io import InputError, load_gray_png, load_image, save_gray_png
+from ..io import InputError, load_gray_png, load_image, save_gray_png
 
 
 def pairs(src):
@@ -50,7 +50,7 @@ def arrange(src, dst):
 def main(argv=None):
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 2:
-        sys.exit("usage: python -m guidedlabelling.saliency_sets SRC DST")
+        sys.exit("usage: python -m guidedlabelling.datasets.saliency_sets SRC DST")
     try:
         n, unpaired = arrange(*args)
     except InputError as e:

@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from .io import save_label_png, voc_palette
+from ..io import save_label_png, voc_palette
 
 CLASS_NAMES = ("background", "bluehead", "pinkhead", "greenhead", "tealhead", "whitehead")
 NUM_CLASSES = len(CLASS_NAMES) - 1

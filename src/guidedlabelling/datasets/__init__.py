@@ -1,0 +1,51 @@
+"""Datasets by layout (LAYOUTS), and the contract that every stage uses instead of naming a layout.
+
+Layouts: voc.py (a PASCAL VOC folder; sbd.py builds VOC's train_aug from SBD; builtin.py generates the built-in
+data in this layout), own.py (a folder of images and a CSV of tags). Saliency sets: masks.py (folders of images/
+and masks/; saliency_sets.py arranges MSRA-B and DUTS-TR so). files.py: images to predict on. Adding a layout is
+one module here and one line in LAYOUTS (docs/reference.md, "Adding a dataset layout"); `--set layout=NAME` then
+chooses it. A layout is a subclass of base.Labelled that
+- opens one split of the data that the data settings name with the classmethod open(d, split, follow_symlinks),
+  checking its files then, before a stage writes anything: a missing file, a label value outside the classes or a
+  label of another size is an InputError naming the file; an image that does not decode is left out (base.py:
+  readable_items) and listed in `skipped`;
+- has `root` (a folder to name in messages), `split`, `classes` (background first), `items` (base.Item: id, image
+  path, label path or None), `sizes` ((height, width) of each image), `skipped`;
+- image_classes(i): the image's foreground classes (1-based, increasing), its tags;
+- label(i): its label map ([H, W] uint8, 255 = void) when `has_labels`; has_ground_truth(d) says so before
+  opening, and needs_labels(what) is the message when a step needs them;
+- for reuse, `sources`: the files that determine its images and classes, `labels`: its label files (inputs when
+  `tags_in_labels`, as VOC's tags come from them; otherwise only read to score outputs).
+"""
+from .base import IMAGE_SUFFIXES, ImageList, Item, Labelled
+from .files import ImageFiles
+from .masks import MaskFolder, names, scene_of
+from .own import OwnDataset
+from .voc import VOC_CLASSES, VOCDataset, dataset_root, read_classes, split_name
+
+LAYOUTS = {
+    "voc": VOCDataset,
+    "own": OwnDataset,
+}
+
+__all__ = ["IMAGE_SUFFIXES", "LAYOUTS", "VOC_CLASSES", "ImageFiles", "ImageList", "Item", "Labelled", "MaskFolder",
+           "OwnDataset", "VOCDataset", "dataset_root", "has_ground_truth", "layout", "names", "open_dataset",
+           "read_classes", "scene_of", "split_name"]
+
+
+def layout(d):
+    """The layout the data settings name: `layout`, or for auto your own data when --images or --tags is given,
+    else a VOC-layout folder (--dataset_dir, --pascalroot or the built-in data)."""
+    if d["layout"] != "auto":
+        return d["layout"]
+    return "own" if d["images"] or d["tags"] else "voc"
+
+
+def open_dataset(d, split, follow_symlinks=False):
+    """One split of the dataset that the data settings name."""
+    return LAYOUTS[layout(d)].open(d, split, follow_symlinks)
+
+
+def has_ground_truth(d):
+    """Whether the data has label maps to evaluate against (VOC always; own data with --masks)."""
+    return LAYOUTS[layout(d)].has_ground_truth(d)

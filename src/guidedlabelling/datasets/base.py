@@ -1,0 +1,141 @@
+"""What every dataset layout shares: items, image and label checks, and the Labelled base class whose contract
+datasets/__init__.py describes."""
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from ..io import IGNORE, InputError, label_values, load_image
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+MAX_CLASSES = IGNORE  # label PNGs hold 8-bit class indices 0..254; 255 is void
+EXIF_ORIENTATION = 0x0112
+TRANSPOSING_ORIENTATIONS = (5, 6, 7, 8)  # EXIF orientations that swap width and height
+
+
+
+def check_class_count(classes, source, fix):
+    if len(classes) > MAX_CLASSES:
+        raise InputError(f"{source}: {len(classes)} classes (background included); label PNGs hold at most "
+                         f"{MAX_CLASSES} (values 0..{MAX_CLASSES - 1}, {IGNORE} = void); {fix}")
+
+
+@dataclass(frozen=True)
+class Item:
+    id: str
+    image: Path
+    label: Path | None
+
+
+def image_check(path):
+    """(height, width) as load_image returns it (EXIF orientation applied), or the reason it does not decode.
+
+    JPEGs decode at 1/8 scale: every byte of the file is still read, so truncation shows, at half the cost.
+    """
+    try:
+        with Image.open(path) as img:
+            w, h = img.size
+            turned = img.getexif().get(EXIF_ORIENTATION) in TRANSPOSING_ORIENTATIONS
+            img.draft(None, (1, 1))
+            img.load()
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+        return str(e) or type(e).__name__
+    return (w, h) if turned else (h, w)
+
+
+def readable_items(items, listed_in):
+    """Items whose image decodes, their image sizes, and {image path: problem} of those that do not."""
+    kept, sizes, skipped = [], [], {}
+    for it in items:
+        if not it.image.is_file():
+            raise InputError(f"{it.image}: image of id {it.id} not found; add it or remove the id from {listed_in}")
+        checked = image_check(it.image)
+        if isinstance(checked, str):
+            skipped[str(it.image)] = checked
+        else:
+            kept.append(it)
+            sizes.append(checked)
+    if not kept:
+        path, problem = next(iter(skipped.items()))
+        raise InputError(f"{listed_in}: none of its {len(items)} images can be read ({path}: {problem}); "
+                         "replace them")
+    return kept, sizes, skipped
+
+
+def checked_label(path, hw, classes, class_source):
+    """A label PNG whose size is the image's and whose values, read exactly at any bit depth, are classes
+    or 255 (void)."""
+    label = label_values(path)
+    if label.shape != tuple(hw):
+        raise InputError(f"{path}: label is {label.shape[1]}x{label.shape[0]} (WxH), its image "
+                         f"{hw[1]}x{hw[0]}; fix the PNG (EXIF-rotated images count as displayed)")
+    bad = np.setdiff1d(np.unique(label), np.r_[np.arange(len(classes)), IGNORE])
+    if bad.size:
+        raise InputError(f"{path}: label values {bad[:10].tolist()} outside the {len(classes)} classes of "
+                         f"{class_source}; fix the PNG or the class list (255 = void)")
+    return label.astype(np.uint8)
+
+
+def case_hint(name, folder):
+    """'a1.JPG is there, and names are case-sensitive: write it so, or ' when a file of `folder` matches `name` but
+    for case; '' otherwise."""
+    match = next((p.name for p in sorted(folder.iterdir()) if p.name.casefold() == name.casefold()
+                  or p.stem.casefold() == name.casefold()), None)
+    return f"{match} is there, and names are case-sensitive: write it so, or " if match else ""
+
+
+def inside(path, folder):
+    """Whether `path`, symlinks resolved, lies in `folder`."""
+    return path.resolve().is_relative_to(folder.resolve())
+
+
+def present_classes(label):
+    """Foreground classes of a label map (1-based class values, increasing)."""
+    return [int(v) for v in np.unique(label) if 0 < v < IGNORE]
+
+
+class ImageList:
+    """`items` and their images."""
+
+    @property
+    def ids(self):
+        return [it.id for it in self.items]
+
+    def __len__(self):
+        return len(self.items)
+
+    def image(self, i):
+        return load_image(self.items[i].image)
+
+
+class Labelled(ImageList):
+    """A dataset of classes, one split of one layout: the contract of datasets/__init__.py."""
+
+    has_labels = True        # label maps to evaluate against (label(i))
+    tags_in_labels = False   # the image-level tags are read from the label maps (VOC), which are then inputs
+
+    @classmethod
+    def open(cls, d, split, follow_symlinks=False):
+        """One split of the dataset that the data settings `d` name."""
+        raise NotImplementedError
+
+    @classmethod
+    def has_ground_truth(cls, d):
+        """Whether the data these settings name has label maps (known before opening it)."""
+        return cls.has_labels
+
+    def needs_labels(self, what):
+        """The problem to report when `what` needs label maps that this dataset lacks."""
+        return f"{self.root}: {what} needs ground-truth label maps, which this dataset does not have"
+
+    @property
+    def num_classes(self):
+        return len(self.classes)
+
+    def class_vector(self, i):
+        vec = np.zeros(self.num_classes - 1, np.float32)
+        vec[np.array(self.image_classes(i), int) - 1] = 1
+        return vec
+
+

@@ -1,0 +1,76 @@
+"""Class-agnostic saliency sets: folders of images/ and masks/ (datasets/saliency_sets.py arranges MSRA-B and
+DUTS-TR so; the built-in data has one)."""
+from pathlib import Path
+
+import numpy as np
+
+from ..io import InputError, load_gray_png
+from .base import IMAGE_SUFFIXES, ImageList, Item, readable_items
+
+def names(text):
+    """The entries of a comma-separated setting (folders, scenes), blanks dropped."""
+    return [x.strip() for x in str(text or "").split(",") if x.strip()]
+
+
+def scene_of(image_id):
+    """The scene of a saliency image: its id up to the last '_' (DAVIS: <sequence>_<frame>), else the id."""
+    return image_id.rsplit("_", 1)[0] if "_" in image_id else image_id
+
+
+class MaskFolder(ImageList):
+    """Class-agnostic saliency sets, each a folder of images/<id>.jpg|png and masks/<id>.png (0 / 255); `roots`
+    names one or several (comma-separated).
+
+    Held out ('holdout' part; the rest is 'train'): the images of the scenes named in `holdout_scenes`
+    (scene_of; frames of one video are alike, so a video is held out whole), and, in each folder that has
+    none of those scenes, its last `holdout` images (sorted by name).
+    """
+
+    def __init__(self, roots, holdout=0, part="train", holdout_scenes=""):
+        self.roots = [Path(r) for r in names(roots)]
+        scenes, found, listed = set(names(holdout_scenes)), set(), []
+        if not self.roots:
+            raise InputError("saliency_data is empty; name a folder of images/ and masks/ (--set saliency_data=DIR)")
+        for root in self.roots:
+            images = root / "images"
+            if not images.is_dir():
+                raise InputError(f"{images}: saliency training images not found; expected images/ and masks/ "
+                                 "folders (set --saliency_data)")
+            folder = [Item(p.stem, p, root / "masks" / f"{p.stem}.png")
+                      for p in sorted(images.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES]
+            held = [scene_of(it.id) in scenes for it in folder]
+            found |= {scene_of(it.id) for it, h in zip(folder, held) if h}
+            if not any(held):
+                if len(folder) <= holdout:
+                    raise InputError(f"{images}: {len(folder)} images, not enough to hold out {holdout}")
+                held = [k >= len(folder) - holdout for k in range(len(folder))]
+            listed += [it for it, h in zip(folder, held) if h == (part == "holdout")]
+        if scenes - found:
+            raise InputError(f"holdout_scenes: no image of {', '.join(sorted(scenes - found))} in {roots} (a scene "
+                             "is the image ids' part before their last '_'); name scenes that are there")
+        if not listed:
+            raise InputError(f"{roots}: no {part} images with holdout {holdout} and holdout_scenes "
+                             f"{holdout_scenes!r}; hold out fewer")
+        first = {}
+        for it in listed:
+            if first.setdefault(it.id, it.image) != it.image:
+                raise InputError(f"{it.image}: same name as {first[it.id]}; held-out maps are named by it, so "
+                                 "rename one")
+            if not it.label.is_file():
+                raise InputError(f"{it.label}: mask of {it.image.name} not found; add it or remove the image")
+        self.sources = [p for it in listed for p in (it.image, it.label)]
+        self.items, self.sizes, self.skipped = readable_items(listed, roots)
+        for i in range(len(self.items)):
+            self.label(i)  # checks every mask now, before a stage writes anything
+
+    def scenes(self):
+        return sorted({scene_of(it.id) for it in self.items})
+
+    def label(self, i):
+        """The foreground (grey value above 127 of 255; 16-bit masks scaled) of a mask of the image's size."""
+        path, hw = self.items[i].label, self.sizes[i]
+        mask = load_gray_png(path)
+        if mask.shape != tuple(hw):
+            raise InputError(f"{path}: mask is {mask.shape[1]}x{mask.shape[0]} (WxH), its image {hw[1]}x{hw[0]}; "
+                             "fix the PNG")
+        return (mask > 127).astype(np.uint8)

@@ -1,0 +1,105 @@
+"""PASCAL VOC layout: JPEGImages/, SegmentationClass/ or SegmentationClassAug/ (index PNGs, 255 = void),
+ImageSets/<datatype>/<split>.txt and optionally classes.txt (background first; VOC's 20 classes when absent).
+Image-level labels are the values of the label PNG other than 0 and 255, as in the release."""
+from pathlib import Path
+
+from ..io import InputError
+from .base import Item, Labelled, check_class_count, checked_label, present_classes, readable_items
+
+VOC_CLASSES = ["background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat",
+               "chair", "cow", "diningtable", "dog", "horse", "motorbike", "person", "pottedplant",
+               "sheep", "sofa", "train", "tvmonitor"]
+def split_name(dataset):
+    """'voc12train_aug' -> 'train_aug'; other names are split names already."""
+    return dataset[len("voc12"):] if dataset.startswith("voc12") else dataset
+
+
+def dataset_root(pascalroot=None, dataset_dir=None):
+    """--dataset_dir names a VOC-layout folder; --pascalroot keeps the release's meaning (holds VOC2012/)."""
+    root = Path(dataset_dir) if dataset_dir else Path(pascalroot) / "VOC2012"
+    if not root.is_dir():
+        flag = "--dataset_dir" if dataset_dir else "--pascalroot"
+        raise InputError(f"{root}: dataset folder not found; pass {flag} pointing at a VOC-layout folder "
+                         "(downloads.sh fetches VOC2012)")
+    return root
+
+
+def read_classes(root):
+    path = Path(root) / "classes.txt"
+    if not path.exists():
+        return list(VOC_CLASSES)
+    names = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    if len(names) < 2:
+        raise InputError(f"{path}: needs background plus at least one class, one name per line")
+    check_class_count(names, path, "merge classes")
+    return names
+
+
+class VOCDataset(Labelled):
+    """Ids, files and image-level labels (from the label PNGs) of one split of a VOC-layout folder."""
+
+    tags_in_labels = True
+
+    @classmethod
+    def open(cls, d, split, follow_symlinks=False):
+        return cls(dataset_root(d["pascalroot"], d["dataset_dir"]), split_name(split), d["datatype"])
+
+    def __init__(self, root, split, datatype="Segmentation"):
+        self.root = Path(root)
+        self.split = split
+        self.classes = read_classes(self.root)
+        listed = self._read_list(datatype)
+        for it in listed:
+            if not it.label.is_file():
+                raise InputError(f"{it.label}: label of id {it.id} not found; add it or remove the id from "
+                                 f"{self._list_path(datatype)}")
+        self.items, self.sizes, self.skipped = readable_items(listed, self._list_path(datatype))
+        self._present = [present_classes(self.label(i)) for i in range(len(self.items))]
+        self.sources = [self._list_path(datatype), self.root / "classes.txt"] + [it.image for it in listed] + \
+            self._class_lists(listed)
+        self.labels = [it.label for it in listed]
+
+    def _class_lists(self, listed):
+        """Where the folder has them, VOC's Annotations/<id>.xml (class-balanced batches read them) and its
+        ImageSets/Main/<class>_<split>.txt lists (the classifier's AP)."""
+        notes = self.root / "Annotations"
+        return ([notes / f"{it.id}.xml" for it in listed] if notes.is_dir() else []) + \
+            [self.root / "ImageSets" / "Main" / f"{name}_{self.split}.txt" for name in self.classes[1:]]
+
+    def _label_dir(self):
+        aug = self.root / "SegmentationClassAug"
+        return aug if self.split.endswith("_aug") and aug.is_dir() else self.root / "SegmentationClass"
+
+    def _list_path(self, datatype):
+        return self.root / "ImageSets" / datatype / f"{self.split}.txt"
+
+    def _read_list(self, datatype):
+        path = self._list_path(datatype)
+        if not path.exists():
+            raise InputError(f"{path}: image list not found; create it (one id per line) or choose "
+                             "another split with --dataset/--test_dataset")
+        label_dir = self._label_dir()
+        items = []
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            parts = line.split()
+            if len(parts) == 2:  # "/JPEGImages/x.jpg /SegmentationClassAug/x.png"
+                if any(".." in Path(p).parts for p in parts):
+                    raise InputError(f"{path}, line {number}: {line.strip()!r} leads out of {self.root}; name files "
+                                     "inside the dataset folder")
+                items.append(Item(Path(parts[0]).stem, self.root / parts[0].lstrip("/"),
+                                  self.root / parts[1].lstrip("/")))
+            elif len(parts) == 1:
+                items.append(Item(parts[0], self.root / "JPEGImages" / f"{parts[0]}.jpg",
+                                  label_dir / f"{parts[0]}.png"))
+        if not items:
+            raise InputError(f"{path}: image list is empty")
+        return items
+
+    def label(self, i):
+        return checked_label(self.items[i].label, self.sizes[i], self.classes, self.root / "classes.txt")
+
+    def image_classes(self, i):
+        """Foreground classes present (1-based class values, increasing)."""
+        return self._present[i]
+
+
