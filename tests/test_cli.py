@@ -156,3 +156,17 @@ def test_out_of_memory_is_one_line_other_errors_are_not_hidden(capsys):
         assert err.count("\n") == 1 and err.startswith("error: out of memory (") and "smaller inputs" in err
     with pytest.raises(RuntimeError, match="shape mismatch"), errors_end_in_one_line():
         raise RuntimeError("shape mismatch")
+
+
+def test_a_loader_worker_says_nothing_when_the_command_went_during_a_tensor_handover():
+    """Seen once under load: a worker's multiprocessing resource sharer thread printed a ConnectionResetError
+    traceback after the interrupted command had gone. The worker drops such reports, and only those."""
+    command = """
+import sys
+from guidedlabelling.cli import quiet_loader_worker
+quiet_loader_worker()
+for error in (ConnectionResetError(104, "Connection reset by peer"), EOFError(), ValueError("a real one")):
+    sys.excepthook(type(error), error, None)
+"""
+    proc = subprocess.run([sys.executable, "-c", command], capture_output=True, text=True, timeout=60)
+    assert proc.stderr == "ValueError: a real one\n", proc.stderr

@@ -33,6 +33,16 @@ def quiet_loader_worker(worker_id=None):
     a traceback)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    sys.excepthook = silent_when_the_receiver_is_gone(sys.excepthook)
+
+
+def silent_when_the_receiver_is_gone(report):
+    """An excepthook that drops the connection errors a worker's multiprocessing resource sharer thread reports
+    (through sys.excepthook) when the command it hands tensors to ended in the middle of one; `report` the rest."""
+    def excepthook(kind, value, traceback):
+        if not issubclass(kind, (ConnectionError, EOFError)):
+            report(kind, value, traceback)
+    return excepthook
 
 
 def leave_at_once(signum, frame):
