@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from guidedlabelling import model_setup as MS
 from guidedlabelling import training as TR
 from guidedlabelling.config import resolve
 from guidedlabelling.crf import crf_from_probs
@@ -28,6 +29,7 @@ from guidedlabelling.guide_rules import g2
 from guidedlabelling.io import save_gray_png, save_heatmap_mat, save_label_png
 from guidedlabelling.networks import DeepLabLargeFOV, GAPNet, build_seed_net
 from guidedlabelling.runner import ensure_data
+from guidedlabelling.sampling import SegSample
 from guidedlabelling.seeds import SeedRule
 from guidedlabelling.solver import SOLVERS, param_groups
 from guidedlabelling.stages import saliency_train, seed_train
@@ -113,11 +115,11 @@ def preset_training(preset, stage):
     x = torch.randn(c["batch_size"], 3, c["input_size"], c["input_size"]) * 60
     if stage == "seed_train":
         model = build_seed_net(c["net"], classes - 1, c["width"])
-        TR.initialise(model, c["init"], log, c["freeze_trunk"], c["init_partial"])
+        MS.initialise(model, c["init"], log, c["freeze_trunk"], c["init_partial"])
         y = (torch.rand(c["batch_size"], classes - 1) < 0.3).float()
         return model, seed_train.mults(c), TR.classification_loss, (x, y), c
-    model, mults = TR.build_deeplab(c, 2 if stage == "saliency_train" else classes, log)
-    side = TR.label_size(model, c)
+    model, mults = MS.build_deeplab(c, 2 if stage == "saliency_train" else classes, log)
+    side = MS.label_size(model, c)
     y = torch.randint(0, 2 if stage == "saliency_train" else classes, (c["batch_size"], side, side))
     loss = SaliencyLoss(c["balance"]) if stage == "saliency_train" else TR.segmentation_loss
     return model, mults, loss, (x, y), c
@@ -176,14 +178,14 @@ def sample_ms(preset, stage, batches=4):
     c = cfg[stage]
     if stage == "saliency_train":
         data = MaskFolder(c["saliency_data"], c["holdout"], "train", c["holdout_scenes"])
-        make = saliency_train.training_sample(c, data, TR.build_deeplab(c, 2, logging.getLogger("bench"))[0])
+        make = saliency_train.training_sample(c, data, MS.build_deeplab(c, 2, logging.getLogger("bench"))[0])
     else:
         data = open_dataset(cfg["data"], cfg["data"]["dataset"])
         if stage == "seed_train":
             make = seed_train.SeedSample(data, c["input_size"])
         else:
-            model_side = TR.label_size(TR.build_deeplab(c, data.num_classes, logging.getLogger("bench"))[0], c)
-            make = TR.SegSample(data, c["input_size"], model_side, c["resize"], None,  # the true masks stand in
+            model_side = MS.label_size(MS.build_deeplab(c, data.num_classes, logging.getLogger("bench"))[0], c)
+            make = SegSample(data, c["input_size"], model_side, c["resize"], None,  # the true masks stand in
                                 c.get("max_side", 0))                             # for the guide labels
     n = batches * c["batch_size"]
     start = time.perf_counter()

@@ -22,7 +22,7 @@ from bench import conv_flops
 from guidedlabelling import crf
 from guidedlabelling.networks import NETWORKS, build_seed_net, build_seg_net
 from guidedlabelling.solver import CaffeSGD, param_groups
-from guidedlabelling.training import fc8_mults
+from guidedlabelling.model_setup import fc8_mults
 
 def synchronise(device):
     if device.type == "cuda":

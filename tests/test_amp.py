@@ -8,9 +8,11 @@ import torch
 from guidedlabelling import transforms as T
 from guidedlabelling.inference import forward_all
 from guidedlabelling.io import IGNORE, InputError
+from guidedlabelling.model_setup import fc8_mults
 from guidedlabelling.networks import DeepLabLargeFOV, GAPNet, init_from_scratch
 from guidedlabelling.precision import autocast
-from guidedlabelling.training import Solver, fc8_mults, segmentation_loss, train_loop
+from guidedlabelling.solver import Solver
+from guidedlabelling.training import segmentation_loss, train_loop
 
 CPU = torch.device("cpu")
 SIZE = 64

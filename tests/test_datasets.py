@@ -76,7 +76,7 @@ def test_seg_sample_max_side_trains_at_the_scale_of_the_test(tmp_path):
     """max_side 40 on a 40 x 80 image: the 4 x 8 object block becomes 2 x 4 (what a test at test_size 40 sees);
     a 48-px crop then holds the whole shrunk image, reflect-padded."""
     from types import SimpleNamespace
-    from guidedlabelling.training import SegSample
+    from guidedlabelling.sampling import SegSample
     label = np.zeros((40, 80), np.uint8)
     label[10:14, 20:28] = 1
     data = SimpleNamespace(image=lambda i: np.zeros((40, 80, 3), np.uint8), label=lambda i: label)

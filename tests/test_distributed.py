@@ -11,10 +11,12 @@ import torch
 import torch.nn.functional as F
 
 from guidedlabelling import datasets as D
+from guidedlabelling.datasets.builtin import ensure_builtin
 from guidedlabelling.io import IGNORE
 from guidedlabelling.networks import build_seg_net
-from guidedlabelling.datasets.builtin import ensure_builtin
-from guidedlabelling.training import SampleDropout, Solver, global_loss, segmentation_stream
+from guidedlabelling.sampling import segmentation_stream
+from guidedlabelling.solver import Solver
+from guidedlabelling.training import SampleDropout, global_loss
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE_DATA = ROOT / "data" / "builtin_64px_20_10"                 # configs/smoke.yaml's built-in data

@@ -20,8 +20,9 @@ from guidedlabelling.saliency_samples import SaliencySample, paste, photometric,
 from guidedlabelling.stages.saliency_test import ZOOM_SHARES, ZoomedMasks, holdout_quality
 from guidedlabelling.stages.saliency_train import SaliencyLoss
 from guidedlabelling.inference import load_model
-from guidedlabelling.training import DEEPLAB_CHECKS, DEEPLAB_OPTIONS, build_deeplab, label_size, \
-    segmentation_loss, train_last_blocks, trunk_mults
+from guidedlabelling.model_setup import DEEPLAB_CHECKS, DEEPLAB_OPTIONS, build_deeplab, label_size, \
+    train_last_blocks, trunk_mults
+from guidedlabelling.training import segmentation_loss
 
 
 def make_folder(root, ids, size=(40, 60)):

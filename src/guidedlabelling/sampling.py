@@ -1,8 +1,14 @@
-"""The order and randomness of training samples: a deterministic sample stream and the release's batch orders."""
+"""The order and randomness of training samples: a deterministic sample stream, the release's batch orders, and
+the segmentation samples."""
+from pathlib import Path
+
 import numpy as np
 import torch
+from PIL import Image
 
-from .io import InputError
+from . import transforms as T
+from .io import InputError, load_label_png
+from .pipeline import command
 
 
 class TrainStream(torch.utils.data.Dataset):
@@ -64,3 +70,37 @@ def balanced_epoch(image_classes, num_fg, rng):
             if not len(pools[pick - 1]):
                 break
     return order
+
+
+class SegSample:
+    """Image + label: the dataset's own, or a PNG of `label_dir` (guide labels); with max_side, both shrunk to that
+    longer side first (the label by nearest neighbour), the scale a test at test_size max_side sees."""
+
+    def __init__(self, data, size, out_size, resize, label_dir=None, max_side=0):
+        self.data, self.size, self.out_size, self.resize, self.label_dir = data, size, out_size, resize, label_dir
+        self.max_side = max_side
+
+    def label(self, i):
+        if self.label_dir is None:
+            return self.data.label(i)
+        path = Path(self.label_dir) / f"{self.data.items[i].id}.png"
+        if not path.exists():
+            raise InputError(f"{path}: guide label missing; rerun {command('guide')}")
+        return load_label_png(path)
+
+    def __call__(self, i, rng):
+        img, label = self.data.image(i), self.label(i)
+        if self.max_side and max(label.shape) > self.max_side:
+            img, label = T.resize_longer(img, self.max_side), T.resize_longer(label, self.max_side, Image.NEAREST)
+        return T.seg_train_sample(img, label, rng, self.size, self.out_size, self.resize)
+
+
+def segmentation_stream(data, size, out_size, resize, solver, label_dir=None, max_side=0):
+    return shuffled_stream(SegSample(data, size, out_size, resize, label_dir, max_side), solver)
+
+
+def shuffled_stream(make_sample, solver):
+    """The samples of a training over make_sample.data in the release's plain shuffled order."""
+    n = len(make_sample.data)
+    order = shuffled_order(n, solver.max_iter * solver.batch_size, np.random.default_rng(solver.seed))
+    return TrainStream(order, make_sample, solver.seed)

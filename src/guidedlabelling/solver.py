@@ -1,5 +1,10 @@
-"""Caffe's SGD and Adam solvers: per-parameter multipliers, step policy, Caffe's update rules."""
+"""A training's solver: its settings (the paper's, docs/method.md section 1) and Caffe's SGD and Adam solvers
+(per-parameter multipliers, step policy, Caffe's update rules)."""
+from dataclasses import dataclass, fields
+
 import torch
+
+from .checks import NON_NEGATIVE, POSITIVE, above, all_of, below, one_of
 
 
 def step_lr(base_lr, iteration, stepsize, gamma):
@@ -102,3 +107,55 @@ def param_groups(model, lr_mults):
         key = (wl, wd) if kind == "weight" else (bl, bd)
         groups.setdefault(key, []).append(p)
     return [{"params": ps, "lr_mult": lm, "decay_mult": dm} for (lm, dm), ps in groups.items()]
+
+
+def training_options(net, init, nets):
+    """The settings of a training (the paper's solver: docs/method.md section 1) with its network's defaults."""
+    return {
+        "net": (net, f"network: {', '.join(nets)}"),
+        "init": (init, "initial weights (.caffemodel, .pth, imagenet for a network's built-in weights, or none)"),
+        "init_partial": (False, "allow an init file that leaves layers of the pretrained trunk unloaded or "
+                                "misshapen (they keep their random start)"),
+        "width": (1.0, "channel width multiplier (1 = the paper's network)"),
+        "input_size": (321, "training crop side"),
+        "base_lr": (0.001, "Caffe base_lr"),
+        "momentum": (0.9, "Caffe momentum"),
+        "weight_decay": (0.0005, "Caffe weight_decay"),
+        "stepsize": (2000, "lr x gamma every stepsize iterations"),
+        "gamma": (0.1, "lr step factor"),
+        "max_iter": (8000, "training iterations"),
+        "batch_size": (15, "images per iteration"),
+        "clip_gradients": (-1.0, "Caffe clip_gradients: cap on the global gradient L2 norm (-1: off)"),
+        "solver_type": ("sgd", "Caffe solver type: sgd (the paper's) or adam (momentum2 0.999, delta 1e-8)"),
+        "freeze_trunk": (False, "train only the new layers (Caffe lr_mult 0 for the pretrained trunk)"),
+        "seed": (0, "random seed"),
+    }
+
+
+def solver_checks(nets):
+    """The ranges of a training's settings (solver_options)."""
+    return {"net": one_of(*nets), "width": above(0), "input_size": POSITIVE, "base_lr": above(0),
+            "momentum": all_of(NON_NEGATIVE, below(1)), "weight_decay": NON_NEGATIVE, "stepsize": POSITIVE,
+            "gamma": above(0), "max_iter": POSITIVE, "batch_size": POSITIVE, "seed": NON_NEGATIVE,
+            "solver_type": one_of(*SOLVERS)}
+
+
+@dataclass
+class Solver:
+    """One training's solver (docs/method.md section 1) and the run's snapshot interval."""
+    base_lr: float
+    max_iter: int
+    stepsize: int
+    batch_size: int
+    seed: int
+    snapshot: int
+    clip_gradients: float = -1
+    momentum: float = 0.9
+    weight_decay: float = 0.0005
+    gamma: float = 0.1
+    solver_type: str = "sgd"
+
+    @classmethod
+    def of(cls, section, snapshot):
+        """The solver of a training section of the config."""
+        return cls(snapshot=snapshot, **{f.name: section[f.name] for f in fields(cls) if f.name != "snapshot"})

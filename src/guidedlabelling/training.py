@@ -1,190 +1,22 @@
-"""What the three trainings (seed classifier, saliency, segmenter) share: their solver settings, the
-initialisation, one Caffe-solver loop (one process or DDP under torchrun), losses and segmentation samples."""
+"""The loop that the three trainings (seed classifier, saliency, segmenter) share: Caffe's solver over a
+deterministic sample stream, on one process or under torchrun (DDP), with snapshots and resumption; their losses;
+and the stage's start and finish. Their settings are solver.py's, their networks' setup model_setup.py's."""
 import inspect
 import logging
 import math
 import signal
-from dataclasses import dataclass, fields
-from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 from torch.overrides import TorchFunctionMode
 
 from . import distributed
 from . import precision as P
-from . import sampling
-from . import transforms as T
-from .checks import NON_NEGATIVE, POSITIVE, above, all_of, at_least, below, one_of
 from .cli import Terminated, quiet_loader_worker
-from .io import IGNORE, InputError, load_checkpoint, load_label_png, save_checkpoint, save_json
-from .networks import NETWORKS, build_seg_net, has_blocks, init_from_scratch, names
-from .pipeline import command
+from .io import IGNORE, InputError, load_checkpoint, save_checkpoint, save_json
 from .progress import progress
-from .solver import SOLVERS, param_groups, step_lr
-from .weights import load_init
-
-
-def fc8_mults(m):
-    """Caffe multipliers of a DeepLab fc8 whose weights take lr_mult m: its bias 2m, no bias decay (the
-    release's segmenter and saliency net: m = 10)."""
-    return {"fc8": (m, 1, 2 * m, 0)}
-
-
-def training_options(net, init, nets):
-    """The settings of a training (the paper's solver: docs/method.md section 1) with its network's defaults."""
-    return {
-        "net": (net, f"network: {', '.join(nets)}"),
-        "init": (init, "initial weights (.caffemodel, .pth, imagenet for a network's built-in weights, or none)"),
-        "init_partial": (False, "allow an init file that leaves layers of the pretrained trunk unloaded or "
-                                "misshapen (they keep their random start)"),
-        "width": (1.0, "channel width multiplier (1 = the paper's network)"),
-        "input_size": (321, "training crop side"),
-        "base_lr": (0.001, "Caffe base_lr"),
-        "momentum": (0.9, "Caffe momentum"),
-        "weight_decay": (0.0005, "Caffe weight_decay"),
-        "stepsize": (2000, "lr x gamma every stepsize iterations"),
-        "gamma": (0.1, "lr step factor"),
-        "max_iter": (8000, "training iterations"),
-        "batch_size": (15, "images per iteration"),
-        "clip_gradients": (-1.0, "Caffe clip_gradients: cap on the global gradient L2 norm (-1: off)"),
-        "solver_type": ("sgd", "Caffe solver type: sgd (the paper's) or adam (momentum2 0.999, delta 1e-8)"),
-        "freeze_trunk": (False, "train only the new layers (Caffe lr_mult 0 for the pretrained trunk)"),
-        "seed": (0, "random seed"),
-    }
-
-
-FC6_DILATION = {"fc6_dilation": (12, "dilation of fc6, the 3x3 layer on the trunk (LargeFOV's 12 suits a 41x41 output; "
-                                     "smaller outputs want proportionally less)")}
-DEEPLAB_OPTIONS = FC6_DILATION | {  # the segmenter's and the saliency net's network settings
-    "output_stride": (8, "DeepLab-EffNet's output stride: 8, or 16 (a third of the computation; halve "
-                         "fc6_dilation with it)"),
-    "train_blocks": (-1, "a trunk of blocks (DeepLab-EffNet: 16), not frozen: fine-tune only the last N of them "
-                         "(the stem and earlier blocks frozen); -1: every layer"),
-    "trunk_lr_mult": (1.0, "learning-rate multiplier of the pretrained trunk's layers (Caffe lr_mult)"),
-    "fc8_lr_mult": (10.0, "learning-rate multiplier of fc8, the classifier (Caffe lr_mult; its bias twice, no decay; "
-                          "10 suits SGD, 1 Adam, whose steps the multiplier scales directly)"),
-    "loss_res": ("output", "where the loss is taken: output (labels shrunk to the network's output, as the "
-                           "release) or input (scores upsampled bilinearly to the crop)"),
-}
-DEEPLAB_CHECKS = {"fc6_dilation": POSITIVE, "output_stride": one_of(8, 16), "train_blocks": at_least(-1),
-                  "trunk_lr_mult": above(0), "fc8_lr_mult": above(0), "loss_res": one_of("output", "input")}
-
-
-def solver_checks(nets):
-    """The ranges of a training's settings (solver_options)."""
-    return {"net": one_of(*nets), "width": above(0), "input_size": POSITIVE, "base_lr": above(0),
-            "momentum": all_of(NON_NEGATIVE, below(1)), "weight_decay": NON_NEGATIVE, "stepsize": POSITIVE,
-            "gamma": above(0), "max_iter": POSITIVE, "batch_size": POSITIVE, "seed": NON_NEGATIVE,
-            "solver_type": one_of(*SOLVERS)}
-
-
-@dataclass
-class Solver:
-    """One training's solver (docs/method.md section 1) and the run's snapshot interval."""
-    base_lr: float
-    max_iter: int
-    stepsize: int
-    batch_size: int
-    seed: int
-    snapshot: int
-    clip_gradients: float = -1
-    momentum: float = 0.9
-    weight_decay: float = 0.0005
-    gamma: float = 0.1
-    solver_type: str = "sgd"
-
-    @classmethod
-    def of(cls, section, snapshot):
-        """The solver of a training section of the config."""
-        return cls(snapshot=snapshot, **{f.name: section[f.name] for f in fields(cls) if f.name != "snapshot"})
-
-
-def freeze_trunk(model):
-    """Caffe lr_mult 0 for every layer but the new ones; frozen parameters need no gradient at all."""
-    for name, p in model.named_parameters():
-        if name.split(".")[-2] not in model.new_layers:
-            p.requires_grad_(False)
-
-
-def initialise(model, init, log, freeze=False, partial=False):
-    if init == "imagenet":
-        if not NETWORKS[model.net].imagenet:
-            raise InputError(f"--init imagenet: {model.net} has no built-in ImageNet weights; "
-                             "pass a weights file or none")
-        log.info("init: the network's built-in ImageNet weights")
-    elif init in (None, "", "none"):
-        init_from_scratch(model)
-        log.info("init: from scratch (msra filler for the trunk)")
-    else:
-        for line in load_init(model, init, partial):
-            log.info("init: %s", line)
-    if freeze:
-        freeze_trunk(model)
-        log.info("trunk frozen: training %s only", ", ".join(model.new_layers))
-
-
-def train_last_blocks(model, blocks, log):
-    """Fine-tune only the last `blocks` of the trunk's blocks (networks: trunk_blocks()): the rest of the trunk
-    frozen, the new layers trained."""
-    trunk = model.trunk_blocks()
-    first = max(len(trunk) - blocks, 0)
-    trained = {id(p) for block in list(trunk)[first:] for p in block.parameters()}
-    for name, p in model.named_parameters():
-        if name.split(".")[-2] not in model.new_layers and id(p) not in trained:
-            p.requires_grad_(False)
-    log.info("trunk: fine-tuning blocks %d..%d of %d", first, len(trunk) - 1, len(trunk))
-
-
-def build_deeplab(c, num_classes, log):
-    """A segmenter or saliency net from its training section c (DEEPLAB_OPTIONS), initialised, with the
-    layers it trains chosen; returns it and its Caffe multipliers."""
-    problems = deeplab_conflicts(c)
-    if problems:
-        raise InputError(*problems)
-    model = build_seg_net(c["net"], num_classes, c["width"], c["fc6_dilation"], c["output_stride"])
-    initialise(model, c["init"], log, c["freeze_trunk"], c["init_partial"])
-    if c["train_blocks"] >= 0:
-        train_last_blocks(model, c["train_blocks"], log)
-    return model, fc8_mults(c["fc8_lr_mult"]) | trunk_mults(model, c["trunk_lr_mult"])
-
-
-def deeplab_conflicts(c):
-    """Settings of a segmenter's or saliency net's training section c that contradict each other."""
-    problems, net = [], NETWORKS[c["net"]]
-    if c["output_stride"] not in net.output_strides:
-        strides = " or ".join(map(str, net.output_strides))
-        problems.append(f"output_stride {c['output_stride']}: {c['net']} has output stride {strides} only; use "
-                        f"{strides} or {' or '.join(names('segmentation', c['output_stride']))}")
-    if c["train_blocks"] >= 0 and not has_blocks(c["net"]):
-        problems.append(f"train_blocks {c['train_blocks']}: {c['net']} does not split its trunk into blocks; use -1 "
-                        f"or {' or '.join(names('segmentation', blocks=True))}")
-    if c["freeze_trunk"] and (c["train_blocks"] >= 0 or c["trunk_lr_mult"] != 1):
-        problems.append("freeze_trunk trains no trunk layer, so train_blocks and trunk_lr_mult would do nothing; "
-                        "drop freeze_trunk or leave them at -1 and 1")
-    return problems
-
-
-def deeplab_meta(c, kind, classes):
-    """What a segmenter's or saliency net's checkpoint records to be rebuilt (inference.load_model)."""
-    return {"kind": kind, "net": c["net"], "width": c["width"], "fc6_dilation": c["fc6_dilation"],
-            "output_stride": c["output_stride"], "classes": classes}
-
-
-def label_size(model, c):
-    """The side of the training labels: the network's output (the release) or the crop (loss_res input)."""
-    return model.output_size(c["input_size"]) if c["loss_res"] == "output" else c["input_size"]
-
-
-def trunk_mults(model, mult):
-    """Caffe multipliers (weight lr, weight decay, bias lr, bias decay) of the pretrained trunk's layers, by
-    layer name as solver.param_groups matches them: the lr times `mult`."""
-    if mult == 1:
-        return {}
-    pretrained = {name.split(".")[-2] for name, _ in model.named_parameters()} - set(model.new_layers)
-    return {layer: (mult, 1, 2 * mult, 0) for layer in pretrained}
+from .solver import SOLVERS, Solver, param_groups, step_lr
 
 
 def train_loop(model, stream, loss_fn, solver, mults, out, log, device, run, meta=None):
@@ -368,37 +200,3 @@ def run_training(stage, model, stream, loss_fn, solver, mults, meta, publish=Non
         summary = {"final_loss": losses[-1][1] if losses else None, "images": len(stream.make_sample.data),
                    "iterations": solver.max_iter}
         stage.finish(publish(summary) if publish else summary)
-
-
-class SegSample:
-    """Image + label: the dataset's own, or a PNG of `label_dir` (guide labels); with max_side, both shrunk to that
-    longer side first (the label by nearest neighbour), the scale a test at test_size max_side sees."""
-
-    def __init__(self, data, size, out_size, resize, label_dir=None, max_side=0):
-        self.data, self.size, self.out_size, self.resize, self.label_dir = data, size, out_size, resize, label_dir
-        self.max_side = max_side
-
-    def label(self, i):
-        if self.label_dir is None:
-            return self.data.label(i)
-        path = Path(self.label_dir) / f"{self.data.items[i].id}.png"
-        if not path.exists():
-            raise InputError(f"{path}: guide label missing; rerun {command('guide')}")
-        return load_label_png(path)
-
-    def __call__(self, i, rng):
-        img, label = self.data.image(i), self.label(i)
-        if self.max_side and max(label.shape) > self.max_side:
-            img, label = T.resize_longer(img, self.max_side), T.resize_longer(label, self.max_side, Image.NEAREST)
-        return T.seg_train_sample(img, label, rng, self.size, self.out_size, self.resize)
-
-
-def segmentation_stream(data, size, out_size, resize, solver, label_dir=None, max_side=0):
-    return shuffled_stream(SegSample(data, size, out_size, resize, label_dir, max_side), solver)
-
-
-def shuffled_stream(make_sample, solver):
-    """The samples of a training over make_sample.data in the release's plain shuffled order."""
-    n = len(make_sample.data)
-    order = sampling.shuffled_order(n, solver.max_iter * solver.batch_size, np.random.default_rng(solver.seed))
-    return sampling.TrainStream(order, make_sample, solver.seed)

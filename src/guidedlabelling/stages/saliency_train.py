@@ -13,8 +13,11 @@ from ..networks import names
 from ..networks.efficientnet import weights_path
 from ..reads import NO_INIT, Reads
 from ..saliency_samples import PASTE_BACKGROUNDS, SaliencySample
-from ..training import DEEPLAB_CHECKS, DEEPLAB_OPTIONS, build_deeplab, deeplab_conflicts, deeplab_meta, label_size, \
-    prepare, run_training, scores_at, segmentation_loss, shuffled_stream, solver_checks, training_options
+from ..model_setup import DEEPLAB_CHECKS, DEEPLAB_OPTIONS, build_deeplab, deeplab_conflicts, deeplab_meta, \
+    label_size
+from ..sampling import shuffled_stream
+from ..solver import solver_checks, training_options
+from ..training import prepare, run_training, scores_at, segmentation_loss
 
 OPTIONS = {"saliency_data": ("data/builtin_saliency", "class-agnostic saliency training set: a folder of images/ + "
                                                       "masks/, or several, comma-separated")} \

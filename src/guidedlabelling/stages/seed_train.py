@@ -10,7 +10,9 @@ from ..checks import above, one_of
 from ..io import InputError
 from ..networks import build_seed_net, names
 from ..reads import Reads
-from ..training import classification_loss, initialise, prepare, run_training, solver_checks, training_options
+from ..model_setup import initialise
+from ..solver import solver_checks, training_options
+from ..training import classification_loss, prepare, run_training
 
 OPTIONS = training_options("GAP-HighRes", "models/VGG_ILSVRC_16_layers.caffemodel", names("seed")) | {
     "balbatch": ("none", "batch order: none (shuffle) or clsbal"),

@@ -3,8 +3,11 @@
 from ..checks import NON_NEGATIVE, one_of
 from ..networks import names
 from ..reads import Reads
-from ..training import DEEPLAB_CHECKS, DEEPLAB_OPTIONS, build_deeplab, deeplab_conflicts, deeplab_meta, label_size, \
-    prepare, run_training, segmentation_loss, segmentation_stream, solver_checks, training_options
+from ..model_setup import DEEPLAB_CHECKS, DEEPLAB_OPTIONS, build_deeplab, deeplab_conflicts, deeplab_meta, \
+    label_size
+from ..sampling import segmentation_stream
+from ..solver import solver_checks, training_options
+from ..training import prepare, run_training, segmentation_loss
 
 INIT = "models/VGG_ILSVRC_16_layers-deeplab.caffemodel"
 OPTIONS = training_options("DeepLab-LargeFOV", INIT, names("segmentation")) | DEEPLAB_OPTIONS | {
