@@ -14,6 +14,7 @@ import torch
 from scipy import ndimage
 
 from guidedlabelling import config as C
+from guidedlabelling import naming
 from guidedlabelling import crf
 from guidedlabelling import transforms as T
 from guidedlabelling.datasets import open_dataset
@@ -27,7 +28,7 @@ from guidedlabelling.seeds import SeedRule
 def softmax_cases(cfg, preset, n):
     """(image, -log p, ground truth) of the first n val images, p the segmenter's softmax in the image frame."""
     data = open_dataset(cfg["data"], cfg["data"]["test_dataset"])
-    model, _ = load_model(trained(C.stage_dir(cfg, preset, "seg_train")), "segmentation")
+    model, _ = load_model(trained(naming.stage_dir(cfg, preset, "seg_train")), "segmentation")
     t = cfg["seg_test"]
     cases = []
     for i, scores, (offset, inner, hw) in forward_all(model, data, range(min(n, len(data))), t["test_size"],
@@ -41,7 +42,7 @@ def softmax_cases(cfg, preset, n):
 def split_cases(cfg, preset, n):
     """(image, G2's split unary) wherever several classes' seeds touch one saliency component (training split)."""
     data = open_dataset(cfg["data"], cfg["data"]["dataset"])
-    heat_dir, sal_dir = C.stage_dir(cfg, preset, "seed_test"), C.stage_dir(cfg, preset, "saliency_test")
+    heat_dir, sal_dir = naming.stage_dir(cfg, preset, "seed_test"), naming.stage_dir(cfg, preset, "saliency_test")
     cases = []
     for i, it in enumerate(data.items):
         heat, hw = load_heatmap_mat(heat_dir / f"{it.id}.mat")

@@ -19,6 +19,7 @@ import subprocess
 import sys
 
 from guidedlabelling import config as C
+from guidedlabelling import naming
 from guidedlabelling.pipeline import STEPS
 
 STEPS_OF = {  # training stage: (steps that make its inputs, its own steps, evaluation steps, snapshot setting)
@@ -41,7 +42,7 @@ def run_step(step, config, settings):
 
 def done(config, settings, stage):
     cfg, preset = C.resolve(config, settings)
-    return json.loads((C.stage_dir(cfg, preset, stage) / "done.json").read_text())
+    return json.loads((naming.stage_dir(cfg, preset, stage) / "done.json").read_text())
 
 
 def figures(stage, config, settings, reference):

@@ -7,6 +7,8 @@ import torch
 import yaml
 
 from guidedlabelling import config as C
+from guidedlabelling import naming
+from guidedlabelling import settings as S
 from guidedlabelling.io import InputError, load_checkpoint, save_checkpoint
 from guidedlabelling.networks import DeepLabLargeFOV, GAPNet
 from guidedlabelling.runner import check_cache
@@ -17,7 +19,7 @@ def resolve(*sets, config="smoke"):
 
 
 def test_paper_defaults():
-    d = C.defaults()
+    d = S.defaults()
     assert d["seed_train"]["base_lr"] == 0.001 and d["seed_train"]["batch_size"] == 15
     assert d["seed_train"]["max_iter"] == 8000 and d["seed_train"]["stepsize"] == 2000
     assert d["guide"] == {"guiderule": "G2", "seedthres": 20, "salthres": 50, "saliency_maps": None,
@@ -33,11 +35,11 @@ def test_preset_then_overrides_with_types():
 
 def test_folder_names_list_changed_settings_and_their_upstream():
     cfg, preset = resolve("seedthres=30")
-    assert C.stage_name(cfg, preset, "seed_test") == "default"
-    assert C.stage_name(cfg, preset, "guide") == "seedthres-30"
-    assert C.stage_name(cfg, preset, "seg_test") == "seedthres-30"
+    assert naming.stage_name(cfg, preset, "seed_test") == "default"
+    assert naming.stage_name(cfg, preset, "guide") == "seedthres-30"
+    assert naming.stage_name(cfg, preset, "seg_test") == "seedthres-30"
     cfg, preset = resolve("seedthres=30", "labels=gt", "device=cpu", "workers=2")
-    assert C.stage_name(cfg, preset, "seg_train") == "labels-gt"   # the reference has no guide upstream
+    assert naming.stage_name(cfg, preset, "seg_train") == "labels-gt"   # the reference has no guide upstream
 
 
 def test_unknown_setting_is_a_clear_error():
@@ -88,20 +90,20 @@ def test_long_folder_names_are_shortened_with_a_hash():
     many = [f"{s}.width=0.5" for s in trainings] + \
            [f"{s}.{k}=7" for s in trainings for k in ("max_iter", "input_size", "batch_size")]
     cfg, preset = resolve(*many)
-    name = C.stage_name(cfg, preset, "seg_test")
-    assert len(name) == C.MAX_NAME and name.startswith("seed_train.width-0.5_seed_train.input_size-7")
+    name = naming.stage_name(cfg, preset, "seg_test")
+    assert len(name) == naming.MAX_NAME and name.startswith("seed_train.width-0.5_seed_train.input_size-7")
     cfg2, _ = resolve(*many, "seedthres=30")
-    assert C.stage_name(cfg2, preset, "seg_test") != name
+    assert naming.stage_name(cfg2, preset, "seg_test") != name
 
 
 def test_folders_made_before_a_new_option_stay_valid():
     current = {"guide": {"guiderule": "G2", "seedthres": 20, "saliency_maps": None}}
     older = {"guide": {"guiderule": "G2", "seedthres": 20}}  # made before saliency_maps existed
-    assert C.same_settings(older, current)
-    assert not C.same_settings(older, {"guide": dict(current["guide"], saliency_maps="my_maps")})
-    assert not C.same_settings({"guide": dict(older["guide"], seedthres=30)}, current)
-    assert not C.same_settings({"guide": dict(current["guide"], retired=1)}, current)
-    assert not C.same_settings({}, current)
+    assert naming.same_settings(older, current)
+    assert not naming.same_settings(older, {"guide": dict(current["guide"], saliency_maps="my_maps")})
+    assert not naming.same_settings({"guide": dict(older["guide"], seedthres=30)}, current)
+    assert not naming.same_settings({"guide": dict(current["guide"], retired=1)}, current)
+    assert not naming.same_settings({}, current)
 
 
 def test_a_key_of_several_sections_needs_its_section():
@@ -172,7 +174,7 @@ def test_a_dataset_named_for_a_builtin_preset_is_the_one_read():
     assert preset["data"]["dataset_dir"].endswith("builtin")
     cfg, _ = resolve("dataset_dir=/data/voc")
     assert cfg["saliency_train"]["saliency_data"] == preset["saliency_train"]["saliency_data"]  # the built-in set
-    assert C.stage_name(cfg, preset, "seed_train") == "dataset_dir-voc-" + hashlib.sha1(b"/data/voc").hexdigest()[:6]
+    assert naming.stage_name(cfg, preset, "seed_train") == "dataset_dir-voc-" + hashlib.sha1(b"/data/voc").hexdigest()[:6]
 
 
 def test_one_folder_written_any_way_names_one_output_folder(tmp_path, monkeypatch):
@@ -183,14 +185,14 @@ def test_one_folder_written_any_way_names_one_output_folder(tmp_path, monkeypatc
     (tmp_path / "link").symlink_to(tmp_path / "a")
     monkeypatch.chdir(tmp_path)
     written = [str(tmp_path / "a" / "images"), "a/images/", "./a/images", "b/../a/images", "link/images"]
-    found = {(json.dumps(cfg["data"], sort_keys=True), C.stage_name(cfg, preset, "seed_train"))
+    found = {(json.dumps(cfg["data"], sort_keys=True), naming.stage_name(cfg, preset, "seed_train"))
              for cfg, preset in (resolve(f"images={w}", f"tags={w}/../tags.csv") for w in written)}
     (data, name), = found
     assert json.loads(data)["images"] == str(tmp_path / "a" / "images")
     assert json.loads(data)["tags"] == str(tmp_path / "a" / "tags.csv")
     assert name.startswith("images-images-") and "_tags-tags.csv-" in name
     other, preset = resolve("images=b/images", "tags=b/tags.csv")
-    assert C.stage_name(other, preset, "seed_train") != name
+    assert naming.stage_name(other, preset, "seed_train") != name
 
 
 def test_a_folder_made_with_a_relative_path_matches_the_same_path_made_absolute(tmp_path, monkeypatch):
@@ -198,9 +200,9 @@ def test_a_folder_made_with_a_relative_path_matches_the_same_path_made_absolute(
     monkeypatch.chdir(tmp_path)
     cfg, _ = resolve("dataset_dir=voc", "saliency_data=sal1,sal2/,")
     assert cfg["saliency_train"]["saliency_data"] == f"{tmp_path / 'sal1'},{tmp_path / 'sal2'}"
-    current = C.relevant(cfg, "saliency_test")
+    current = naming.relevant(cfg, "saliency_test")
     stored = json.loads(json.dumps(current))
     stored["data"]["dataset_dir"], stored["saliency_train"]["saliency_data"] = "voc", "sal1,sal2"
-    assert C.same_settings(stored, current)
+    assert naming.same_settings(stored, current)
     stored["data"]["dataset_dir"] = "other"
-    assert not C.same_settings(stored, current)
+    assert not naming.same_settings(stored, current)

@@ -13,6 +13,7 @@ import torch
 
 from conftest import ROOT, make_own, own_args
 from guidedlabelling import config as C
+from guidedlabelling import naming
 
 KILLER = r"""
 import fnmatch, os, signal, sys
@@ -72,7 +73,7 @@ def reference(tmp_path_factory):
 
 def reference_folder(own, stage, extra):
     cfg, preset = C.resolve(str(own["preset"]), own_args(own)[3::2] + ["vis=true", *extra])
-    return C.stage_dir(cfg, preset, stage)
+    return naming.stage_dir(cfg, preset, stage)
 
 
 @pytest.mark.parametrize("stage", list(KILLS))

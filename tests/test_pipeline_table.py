@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from guidedlabelling import config as C
+from guidedlabelling import settings as S
 from guidedlabelling import pipeline
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,9 +54,9 @@ def test_driver_steps_and_what_each_needs():
 def test_every_stage_module_declares_options_and_runs():
     for stage in pipeline.STAGES:
         module = __import__(f"guidedlabelling.stages.{stage.name}", fromlist=["run"])
-        assert callable(module.run) and module.__doc__ and module.OPTIONS is C.OPTIONS[stage.name]
+        assert callable(module.run) and module.__doc__ and module.OPTIONS is S.OPTIONS[stage.name]
         assert all(len(v) == 2 and isinstance(v[1], str) for v in module.OPTIONS.values())
-        assert not set(module.OPTIONS) & (set(C.SHARED["data"]) | set(C.SHARED["run"])), stage.name
+        assert not set(module.OPTIONS) & (set(S.SHARED["data"]) | set(S.SHARED["run"])), stage.name
         assert set(module.CHECKS) <= set(module.OPTIONS) and callable(module.reads), stage.name
 
 
@@ -68,7 +69,7 @@ def test_stage_help_lists_its_own_settings_plus_data_and_run(stage, own, folders
     groups = proc.stdout.split("\n\n")
     own_group = next(g for g in groups if g.startswith(f"{stage} settings:"))
     assert own_group.count("\n  --") == own
-    shared = len(C.SHARED["data"]) + len(C.SHARED["run"])
+    shared = len(S.SHARED["data"]) + len(S.SHARED["run"])
     assert proc.stdout.count("\n  --") == own + shared + 4 + folders  # + --config, --set, --debug, --out_dir
     assert "--set SECTION.KEY=VALUE" in proc.stdout
 

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from guidedlabelling import config as C
+from guidedlabelling import settings as S
 from guidedlabelling import transforms as T
 from guidedlabelling.datasets import MaskFolder, scene_of
 from guidedlabelling.io import InputError
@@ -217,7 +218,7 @@ def deeplab_section(**settings):
 
 @pytest.mark.parametrize("stage", ["seg_train", "saliency_train"])
 def test_the_segmenter_and_the_saliency_net_share_the_network_settings(stage):
-    module = C.STAGE_MODULES[stage]
+    module = S.STAGE_MODULES[stage]
     assert set(DEEPLAB_OPTIONS) <= set(module.OPTIONS) and set(DEEPLAB_CHECKS) <= set(module.CHECKS)
     assert module.CONFLICTS(deeplab_section(freeze_trunk=True, trunk_lr_mult=0.1))
 

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from . import config as C
+from . import naming
 from . import guide_diagnostics, preflight, runner
 from .cli import errors_end_in_one_line
 from .datasets import has_ground_truth
@@ -125,8 +126,8 @@ def summarise(args, overrides, seconds=None):
     print_skipped(guide, seg)
     diagnostics = print_guide_classes(guide)
     if guide and seg and "mIoU" not in seg:  # own data without masks: nothing to measure against
-        outputs = {"guide_labels": str(C.stage_dir(cfg, preset, "guide")),
-                   "predictions": str(C.stage_dir(cfg, preset, "seg_test")), "config": args.config,
+        outputs = {"guide_labels": str(naming.stage_dir(cfg, preset, "guide")),
+                   "predictions": str(naming.stage_dir(cfg, preset, "seg_test")), "config": args.config,
                    "overrides": overrides, "step_seconds": seconds or {}} | diagnostics
         path = Path(cfg["run"]["out_root"]) / cfg["name"] / "summary.json"
         save_json(path, outputs)
@@ -137,9 +138,9 @@ def summarise(args, overrides, seconds=None):
         print("summary: some steps have no results yet; run all steps for the table")
         return
     table = method_table(guide, seg, ref) | {
-        "guide_labels": str(C.stage_dir(cfg, preset, "guide")),
-        "predictions": str(C.stage_dir(cfg, preset, "seg_test")),
-        "reference_predictions": str(C.stage_dir(ref_cfg, preset, "seg_test")),
+        "guide_labels": str(naming.stage_dir(cfg, preset, "guide")),
+        "predictions": str(naming.stage_dir(cfg, preset, "seg_test")),
+        "reference_predictions": str(naming.stage_dir(ref_cfg, preset, "seg_test")),
         "config": args.config, "overrides": overrides, "step_seconds": seconds or {}} | diagnostics
     print(f"\n{'stage':<36}{'mIoU %':>8}")
     for name, key in METHOD_ROWS:   # None: nothing to measure (every mask pixel void)

@@ -13,7 +13,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from . import config as C
+from . import naming
+from . import settings as S
 from . import pipeline
 from .datasets import MaskFolder, open_dataset
 from .errors import InputError
@@ -82,7 +83,7 @@ class Opened:
 def check_stage(stage, cfg, preset, given, opened, made=()):
     """What `stage` reads with these settings, checked; problems go to `opened`. `made`: folders that earlier
     steps of the same run write, so need not be finished yet."""
-    reads = C.STAGE_MODULES[stage].reads(cfg, given)
+    reads = S.STAGE_MODULES[stage].reads(cfg, given)
     follow = cfg["run"]["follow_symlinks"]
     datasets = {}
     for split in reads.splits:
@@ -135,12 +136,12 @@ def upstream_folder(parent, given_folder, cfg, preset, made, datasets, opened):
         else:
             opened.add(*per_image_problems(path, pipeline.BY_NAME[parent].per_image, datasets))
         return path
-    path = C.stage_dir(cfg, preset, parent)
+    path = naming.stage_dir(cfg, preset, parent)
     if path in made:
         return path
     if not (path / "done.json").exists():
         opened.add(f"{path}: no finished output of stage {parent}; run {fix}")
-    elif not C.same_settings(C.stored_settings(path), C.relevant(cfg, parent)):  # e.g. a preset edited since
+    elif not naming.same_settings(naming.stored_settings(path), naming.relevant(cfg, parent)):  # e.g. a preset edited since
         opened.add(f"{path}: the output of stage {parent} was made with other settings than these; rerun "
                    f"{pipeline.command(parent)} with --overridecache (or ./script.py --overridecache)")
     else:
@@ -195,7 +196,7 @@ def check_steps(steps, preset):
     opened, made = Opened(), set()
     for stage, cfg in steps:
         check_stage(stage, cfg, preset, {}, opened, frozenset(made))
-        made.add(C.stage_dir(cfg, preset, stage))
+        made.add(naming.stage_dir(cfg, preset, stage))
     if opened.problems:
         raise InputError(*opened.problems)
     return opened

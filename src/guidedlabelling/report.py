@@ -11,6 +11,7 @@ import numpy as np
 import yaml
 
 from . import config as C
+from . import naming
 from . import pipeline
 from .datasets import open_dataset
 from .io import IGNORE, atomic_path, load_heatmap_mat, load_label_png
@@ -255,10 +256,10 @@ def example_panel(data, i, files, rule):
 def example_files(cfg, preset, ref, test_seeds, item_id):
     """(caption, path) of the run's outputs for one image: each stage's, seeds also from the heatmaps made
     for the test split (test_seeds: the config with --seed_split test), and the fully supervised prediction."""
-    ours = stage_files(lambda stage: C.stage_dir(cfg, preset, stage), item_id)
-    test = stage_files(lambda stage: C.stage_dir(test_seeds, preset, stage), item_id)
+    ours = stage_files(lambda stage: naming.stage_dir(cfg, preset, stage), item_id)
+    test = stage_files(lambda stage: naming.stage_dir(test_seeds, preset, stage), item_id)
     return [(caption, p if p.exists() else q) for (caption, p), (_, q) in zip(ours, test)] + [
-        ("fully supervised", C.stage_dir(ref, preset, "seg_test") / f"{item_id}.png")]
+        ("fully supervised", naming.stage_dir(ref, preset, "seg_test") / f"{item_id}.png")]
 
 
 def spread_indices(data, k):

@@ -5,7 +5,7 @@ and paper_tables.md all read them here."""
 import json
 from pathlib import Path
 
-from . import config as C
+from . import naming
 from .metrics import ratio_of
 
 # (row of the printed table, key in summary.json) of the method's table
@@ -23,7 +23,7 @@ def finished(folder, name="done.json"):
 
 def stage_result(cfg, preset, stage, name="done.json"):
     """finished() of the stage folder these settings name."""
-    return finished(C.stage_dir(cfg, preset, stage), name)
+    return finished(naming.stage_dir(cfg, preset, stage), name)
 
 
 def method_table(guide, seg, ref):

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import config as C
+from . import naming
+from . import settings as S
 from . import pipeline, preflight
 from .fingerprint import EVALUATED, MANIFEST, changes, damage, describe, finished_fingerprint, fingerprint, \
     output_sizes, outputs_fingerprint, recorded
@@ -53,7 +55,7 @@ class Stage:
 
     def output_dir(self, stage):
         """The folder of another stage's output with this run's settings (it may not exist)."""
-        return C.stage_dir(self.cfg, self.preset, stage)
+        return naming.stage_dir(self.cfg, self.preset, stage)
 
     def input_dir(self, stage):
         """The folder an upstream stage's output is read from (the preflight found it finished and current),
@@ -104,7 +106,7 @@ def has_outputs(out):
 def up_to_date(out, stage_cfg, current):
     """Whether a folder's outputs are finished, made with these settings and from inputs of the fingerprint
     `current`."""
-    if not (out / "done.json").exists() or not C.same_settings(C.stored_settings(out), stage_cfg):
+    if not (out / "done.json").exists() or not naming.same_settings(naming.stored_settings(out), stage_cfg):
         return False
     record = recorded(out)
     return record is not None and record["fingerprint"] == current and finished_fingerprint(out) == current \
@@ -140,8 +142,8 @@ def check_cache(out, stage_cfg, override, manifest, alone=True, rescore=False):
     cleared = override and out.exists()
     if cleared:
         clear(out)
-    settings = C.stored_settings(out)
-    if settings is not None and not C.same_settings(settings, stage_cfg) and has_outputs(out):
+    settings = naming.stored_settings(out)
+    if settings is not None and not naming.same_settings(settings, stage_cfg) and has_outputs(out):
         raise InputError(f"{stored}: this folder was made with other settings; rerun with --overridecache "
                          "to replace it, or choose another --out_root")
     record = recorded(out)
@@ -169,7 +171,7 @@ def check_cache(out, stage_cfg, override, manifest, alone=True, rescore=False):
 
 
 def stage_module(stage):
-    return C.STAGE_MODULES[stage]
+    return S.STAGE_MODULES[stage]
 
 
 def parse(stage, argv=None):
@@ -196,12 +198,12 @@ def main(stage, argv=None, opened=None):
     args = parse(stage, argv)
     cfg, preset = C.resolve(args.config, C.flag_overrides(args))
     ensure_data(cfg)
-    out = Path(args.out_dir) if args.out_dir else C.stage_dir(cfg, preset, stage)
+    out = Path(args.out_dir) if args.out_dir else naming.stage_dir(cfg, preset, stage)
     alone = fragment_of(cfg["run"])[1] == 1
     checked = preflight.check(stage, cfg, preset, vars(args), opened)
     inputs, upstream = checked.manifest()
     manifest = {"fingerprint": fingerprint(inputs), "inputs": inputs, "upstream": upstream}
-    stage_cfg = C.relevant(cfg, stage)
+    stage_cfg = naming.relevant(cfg, stage)
     if not cfg["run"]["overridecache"] and up_to_date(out, stage_cfg, manifest["fingerprint"]):
         print(f"{stage}: up to date in {out} (--overridecache recomputes)")
         return out

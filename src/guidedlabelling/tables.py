@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import config as C
+from . import naming
+from . import settings as S
 from .io import atomic_path
 from .metrics import ratio_of
 from .networks.vgg import VGG_SEED_NETS
@@ -46,7 +48,7 @@ class Run:
     def folder(self, ctx):
         _, stage, extra = next(s for s in STEPS if s[0] == self.step)
         cfg, preset = ctx.resolve(list(self.sets) + list(extra))
-        return C.stage_dir(cfg, preset, stage)
+        return naming.stage_dir(cfg, preset, stage)
 
     def done(self, ctx):
         return finished(self.folder(ctx))
@@ -59,7 +61,7 @@ class Run:
 
 
 def already_set(cfg, item):
-    sec, key = C.locate(item.split("=", 1)[0])
+    sec, key = S.locate(item.split("=", 1)[0])
     return str(cfg[sec][key]) == item.split("=", 1)[1]
 
 

@@ -1,0 +1,73 @@
+"""A stage's output folder: <out_root>/<preset>/<stage folder>/<name>, where <name> lists the settings of the
+stage and its upstream stages that differ from the preset (readable tokens like `seedthres-30`; a path is its last
+part and a hash of it, `images-photos-1f0c2a`), so variants coexist and each stage finds its inputs; and whether a
+folder's stored settings (its config.yaml, paths absolute) are the current ones."""
+import copy
+import hashlib
+from pathlib import Path
+
+import yaml
+
+from . import pipeline
+from .config import absolute_paths
+from .errors import InputError
+from .settings import NOT_PATHS, OWNERS, PATH_SETTINGS, defaults
+
+MAX_NAME = 120
+NAMING_EXCLUDED = {"builtin", "builtin_size", "builtin_train", "builtin_val"}  # the data folder names them
+
+
+def token(sec, key, value):
+    """`key-value` of a setting in a folder name; a path is its last part and a hash of the whole (two
+    projects' folders both called images/ get two folders)."""
+    name = key if len(OWNERS[key]) == 1 else f"{sec}.{key}"
+    if key in PATH_SETTINGS and isinstance(value, str) and value not in NOT_PATHS:
+        return f"{name}-{Path(value.split(',')[0]).name}-{hashlib.sha1(value.encode()).hexdigest()[:6]}"
+    return f"{name}-{value}"
+
+
+def stage_name(cfg, preset, stage):
+    """Readable folder name from the settings that differ from the preset."""
+    tokens = [token(sec, k, v) for sec in pipeline.sections(stage, cfg) for k, v in cfg[sec].items()
+              if k not in NAMING_EXCLUDED and v != preset[sec][k]]
+    name = "_".join(tokens) or "default"
+    if len(name) > MAX_NAME:  # file systems allow 255 bytes; the full settings are in config.yaml
+        name = name[:MAX_NAME - 11] + "_" + hashlib.sha1(name.encode()).hexdigest()[:10]
+    return name
+
+
+def stage_dir(cfg, preset, stage):
+    return Path(cfg["run"]["out_root"]) / cfg["name"] / pipeline.BY_NAME[stage].folder / stage_name(cfg, preset, stage)
+
+
+def relevant(cfg, stage):
+    """The part of the config that determines a stage's outputs (stored and compared for caching)."""
+    return {sec: dict(cfg[sec]) for sec in pipeline.sections(stage, cfg)}
+
+
+def stored_settings(out):
+    """The settings a folder was made with (its config.yaml), or None."""
+    path = out / "config.yaml"
+    if not path.exists():
+        return None
+    try:
+        return yaml.safe_load(path.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError):
+        raise InputError(f"{path}: unreadable; remove this folder, or rerun with --overridecache") from None
+
+
+def same_settings(stored, current):
+    """A folder's stored config matches the current one; settings added to the project since the folder
+    was made count as equal when they have their default value, so old run folders stay valid."""
+    if stored is None or set(stored) != set(current):
+        return False
+    stored = absolute_paths(copy.deepcopy(stored))  # folders made before paths were stored absolute: as they were
+    # read then, relative to the current folder
+    defaults_ = defaults()
+    for sec, values in current.items():
+        old = stored[sec]
+        if set(old) - set(values):
+            return False
+        if any(old.get(k, defaults_.get(sec, {}).get(k)) != v for k, v in values.items()):
+            return False
+    return True

@@ -1,0 +1,154 @@
+"""Every setting: its default (the paper's) and help, its type and its range. Sections: `data` and `run`, shared
+by every stage, then one per stage, whose options are declared in stages/<stage>.py. A setting is written `key`
+where only one section has that key and `section.key` everywhere (e.g. `seedthres=30`, `seg_train.base_lr=0.01`)."""
+import difflib
+import importlib
+import math
+import re
+
+from . import pipeline
+from .checks import NON_NEGATIVE, PERCENT, POSITIVE, at_least, device, one_of
+from .datasets import LAYOUTS
+from .errors import InputError
+
+# (default, help) per key; data and run are shared by every stage.
+SHARED = {
+    "data": {
+        "layout": ("auto", f"dataset layout: {', '.join(LAYOUTS)} (datasets/), or auto: own (--images, --tags, "
+                           "--masks) when --images or --tags is given, else voc (--dataset_dir, --pascalroot, the "
+                           "built-in data)"),
+        "dataset_dir": (None, "VOC-layout dataset folder (overrides --pascalroot)"),
+        "pascalroot": ("data/VOCdevkit", "folder holding VOC2012/ (the release's meaning)"),
+        "datatype": ("Segmentation", "ImageSets subfolder holding the split lists"),
+        "dataset": ("voc12train_aug", "training split (voc12 prefix optional)"),
+        "test_dataset": ("voc12val", "evaluation split of the segmenter"),
+        "builtin": (False, "use the built-in synthetic dataset (generated into data/ on first use)"),
+        "builtin_size": (128, "image side of the built-in dataset"),
+        "builtin_train": (300, "training images of the built-in dataset"),
+        "builtin_val": (100, "validation images of the built-in dataset"),
+        "images": (None, "your own images' folder (with --tags; replaces the VOC-layout dataset)"),
+        "tags": (None, "CSV of your images' tags: header image,tags[,split]; tags separated by spaces or ';'"),
+        "masks": (None, "optional folder of label PNGs <id>.png of your images, for evaluation"),
+        "val_percent": (20, "own data without a split column: percent of the images (by a hash of the "
+                            "name) in val"),
+    },
+    "run": {
+        "out_root": ("data/runs", "where every stage writes its output folder"),
+        "device": ("auto", "cpu, cuda, cuda:N or auto"),
+        "gpu": (None, "GPU index (the release's flag; same as --device cuda:N)"),
+        "workers": (0, "DataLoader / process-pool workers"),
+        "vis": (False, "write a PNG panel per image beside the outputs"),
+        "overridecache": (False, "recompute outputs that exist"),
+        "snapshot": (2000, "training checkpoint every N iterations (a rerun resumes from it)"),
+        "n": (0, "per-image stages: this fragment's index (the release's --n; RANK under torchrun)"),
+        "N": (1, "per-image stages: number of fragments (the release's --N; WORLD_SIZE under torchrun)"),
+        "amp": ("none", "mixed precision of training and inference: none (float32, the paper's numbers), "
+                        "bf16 or fp16 (with loss scaling)"),
+        "channels_last": (False, "NHWC memory layout for the networks (often faster convolutions)"),
+        "crf_backend": ("torch", "dense CRF: torch (crf_torch.py, CPU or CUDA; the same labels) or pydensecrf "
+                                 "(the release's C++ package pydensecrf2, optional)"),
+        "store": ("", "folder of the store of trained saliency networks that every run on this machine shares "
+                      "(store.py); empty: $GUIDEDLABELLING_STORE, else $XDG_CACHE_HOME/guidedlabelling/saliency "
+                      "(~/.cache/...); none: no store"),
+        "follow_symlinks": (False, "own data: read images that are symbolic links to files outside --images "
+                                   "(without it, such a link is an error)"),
+    },
+}
+SHARED_CHECKS = {
+    "data": {"layout": one_of("auto", *LAYOUTS), "builtin_size": at_least(16), "builtin_train": POSITIVE,
+             "builtin_val": POSITIVE, "val_percent": PERCENT},
+    "run": {"device": device, "gpu": NON_NEGATIVE, "workers": NON_NEGATIVE, "snapshot": POSITIVE,
+            "n": NON_NEGATIVE, "N": POSITIVE, "amp": one_of("none", "bf16", "fp16"),
+            "crf_backend": one_of("torch", "pydensecrf")},
+}
+STAGE_MODULES = {s.name: importlib.import_module(f".stages.{s.name}", __package__) for s in pipeline.STAGES}
+OPTIONS = SHARED | {name: module.OPTIONS for name, module in STAGE_MODULES.items()}
+CHECKS = SHARED_CHECKS | {name: module.CHECKS for name, module in STAGE_MODULES.items()}
+OWNERS = {}  # key -> the sections that have it
+for _section, _options in OPTIONS.items():
+    for _key in _options:
+        OWNERS.setdefault(_key, []).append(_section)
+TYPES_WITHOUT_DEFAULT = {"gpu": int}  # settings whose default is None; the others of them are text
+BOOLEANS = {"true": True, "yes": True, "on": True, "1": True, "false": False, "no": False, "off": False, "0": False}
+PATH_SETTINGS = ("dataset_dir", "pascalroot", "images", "tags", "masks", "saliency_data", "saliency_maps", "init")
+LIST_SETTINGS = ("saliency_data",)  # several paths, comma-separated
+NOT_PATHS = ("", "none", "imagenet")  # values of init that name no file
+KIND_NAMES = {bool: "true or false (also yes/no, on/off, 1/0)", int: "a whole number", float: "a finite number",
+              str: "one value (text)"}
+
+
+def defaults():
+    return {sec: {k: v[0] for k, v in opts.items()} for sec, opts in OPTIONS.items()}
+
+
+def locate(key):
+    """(section, key) of a setting written `key` or `section.key`."""
+    sec, _, bare = key.rpartition(".")
+    if sec and bare in OPTIONS.get(sec, {}):
+        return sec, bare
+    owners = OWNERS.get(bare, [])
+    if not sec and len(owners) == 1:
+        return owners[0], bare
+    if not sec and owners:
+        raise InputError(f"setting {key!r} is in several sections; write " + " or ".join(f"{s}.{key}" for s in owners))
+    close = difflib.get_close_matches(bare, OWNERS, 3)
+    hint = f"did you mean {', '.join(close)}? " if close else ""
+    where = f"; section {sec} has no {bare!r}" if sec in OPTIONS else ""
+    raise InputError(f"unknown setting {key!r}{where}; {hint}see -h for the settings")
+
+
+def kind(sec, key):
+    """The type of a setting: its default's; for settings without a default, TYPES_WITHOUT_DEFAULT's or text."""
+    default = OPTIONS[sec][key][0]
+    return TYPES_WITHOUT_DEFAULT.get(key, str) if default is None else type(default)
+
+
+def typed(value, kind_):
+    """`value` as `kind_` (text parsed: 8000, 0.01, true/false/yes/no/on/off/1/0), or None when it is not one."""
+    text = value.strip() if isinstance(value, str) else None
+    if kind_ is bool:
+        return value if isinstance(value, bool) else BOOLEANS.get(str(value).lower() if text is None else text.lower())
+    if isinstance(value, bool):
+        return None
+    if kind_ is int:
+        return value if isinstance(value, int) else int(text) if text and re.fullmatch(r"[+-]?\d+", text) else None
+    if kind_ is float:  # inf and nan are not numbers a setting can take
+        try:
+            number = float(value) if isinstance(value, (int, float)) else float(text)
+        except (TypeError, ValueError):
+            return None
+        return number if math.isfinite(number) else None
+    return value if isinstance(value, str) else str(value) if isinstance(value, (int, float)) else None
+
+
+def set_value(cfg, key, value, source, origins):
+    """Set a setting (`key` or `section.key`) to `value` as the setting's type; `source` (the preset file or
+    the command line) is recorded in origins for messages."""
+    try:
+        sec, bare = locate(key)
+    except InputError as e:
+        raise InputError(f"{source}: {e}") from None
+    default = OPTIONS[sec][bare][0]
+    converted = None if value is None and default is None else typed(value, kind(sec, bare))
+    if converted is None and not (value is None and default is None):
+        example = "" if kind(sec, bare) in (bool, str) else f"; write e.g. {default or 0}"
+        raise InputError(f"setting {sec}.{bare} = {value!r} ({source}): not {KIND_NAMES[kind(sec, bare)]}{example}")
+    cfg[sec][bare] = converted
+    origins[sec, bare] = source
+
+
+def range_problems(cfg, origins):
+    """What is wrong with the values of the settings (CHECKS), naming each setting and where it was set, and
+    which settings of a stage contradict each other."""
+    problems = []
+    for sec, checks in CHECKS.items():
+        for key, check in checks.items():
+            value = cfg[sec][key]
+            problem = None if value is None else check(value)
+            if problem:
+                source = origins.get((sec, key), "the default")
+                problems.append(f"setting {sec}.{key} = {value!r} ({source}): {problem}")
+    for sec, module in STAGE_MODULES.items():  # settings that contradict each other (a stage's CONFLICTS)
+        conflicts = getattr(module, "CONFLICTS", lambda c: [])
+        problems += [f"settings of {sec}: {problem}" for problem in conflicts(cfg[sec])]
+    return problems
