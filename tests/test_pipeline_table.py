@@ -82,40 +82,6 @@ def test_python_m_runs_a_stage_by_its_name():
     assert proc.returncode != 0 and "STAGE is one of seed_train, seed_test" in proc.stderr
 
 
-def readme_blocks():
-    """The two code blocks of the README's "Adding a stage" example: the module and the table row."""
-    text = (ROOT / "README.md").read_text()
-    section = text[text.index("**Adding a stage**"):]
-    blocks = [b.split("```", 1)[0] for b in section.split("```python\n")[1:3]]
-    return blocks[0], blocks[1].splitlines()[1]
-
-
-def test_adding_a_stage_is_one_module_and_one_row(tmp_path):
-    """The README's example, verbatim, added to a copy of the package: it runs as a command and a step."""
-    import shutil
-    module, row = readme_blocks()
-    shutil.copytree(ROOT / "src" / "guidedlabelling", tmp_path / "src" / "guidedlabelling")
-    shutil.copytree(ROOT / "configs", tmp_path / "configs")
-    (tmp_path / "src" / "guidedlabelling" / "stages" / "seed_crf.py").write_text(module)
-    table = tmp_path / "src" / "guidedlabelling" / "pipeline.py"
-    anchor = '          variants=(("seed_eval_heatmaps", ("seed_split=test",)),)),\n'
-    table.write_text(table.read_text().replace(anchor, anchor + row + "\n"))
-    env = dict(os.environ, PYTHONPATH=str(tmp_path / "src"))
-    out = ["--config", "smoke", "--out_root", str(tmp_path / "runs")]
-    proc = subprocess.run([sys.executable, "-m", "guidedlabelling", "seed_crf", "-h"], cwd=tmp_path, env=env,
-                          capture_output=True, text=True)
-    assert proc.returncode == 0 and "--crf_params" in proc.stdout
-    for stage in ("seed_train", "seed_test", "seed_crf"):
-        proc = subprocess.run([sys.executable, "-m", "guidedlabelling", stage, *out, "--set",
-                               "seed_crf.crf_params=deeplab"], cwd=tmp_path, env=env, capture_output=True, text=True)
-        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    folder = tmp_path / "runs" / "smoke" / "seed_crf" / "crf_params-deeplab"
-    assert len(list(folder.glob("*.png"))) == 20 and (folder / "done.json").exists()
-    proc = subprocess.run([sys.executable, str(ROOT / "script.py"), "--steps", "help"], cwd=tmp_path, env=env,
-                          capture_output=True, text=True)
-    assert "seed_crf" in proc.stderr + proc.stdout
-
-
 @pytest.mark.parametrize("given, expected", [(None, "PASSIVE"), ("ACTIVE", "ACTIVE")])
 def test_script_runs_with_sleeping_openmp_threads_unless_the_user_says(monkeypatch, given, expected):
     from guidedlabelling.cli import sleeping_openmp_threads

@@ -1,6 +1,6 @@
 """The project's functions against tests/release_reference.py, a re-expression of the release's own functions
 (coallaoh/GuidedLabelling ff208cf, ResearchTools c27aa2b, Caffe c0597b1) written from that code, on random
-inputs and on real MSRC photos. One test (or group) per item of the README's "Differences from the release".
+inputs and on real MSRC photos. One test (or group) per item of docs/reference.md's "Differences from the release".
 """
 from pathlib import Path
 

@@ -3,7 +3,7 @@ naming a network.
 
 vgg.py: the paper's VGG-16 networks (GAP seed classifiers, DeepLab-LargeFOV); efficientnet.py: the same roles on
 an ImageNet EfficientNet-Lite0 backbone for CPUs. Adding a network is one module here and one line in NETWORKS
-(README, "Adding a network"). A network is an nn.Module that
+(docs/reference.md, "Adding a network"). A network is an nn.Module that
 - is built as cls(num_classes, width) (seed networks) or cls(num_classes, width, fc6_dilation, output_stride)
   (segmentation networks: the segmenter, and with 2 classes the saliency net); `width` scales its channels;
 - takes Caffe-convention inputs (transforms.py: BGR, 0..255 minus MEAN_BGR) and imports no data code;
