@@ -123,3 +123,25 @@ def test_imagenet_cam_saliency_is_higher_on_msrc_objects():
         assert inside > 1.5 * outside, f"{image_id}: mean saliency {inside:.3f} on the object, {outside:.3f} off it"
         checked += 1
     assert checked == 3
+
+
+def test_the_highres_seed_net_is_the_trunk_to_stride_8_under_a_new_layer():
+    """GAP-EffNet-HighRes: the pretrained stem and first HIGHRES_BLOCKS blocks, unchanged, then fc6_gap (3x3,
+    ReLU), GAP and score; its CAM features are fc6_gap's maps at stride 8, its new layers fc6_gap and score."""
+    from guidedlabelling.networks.efficientnet import HIGHRES_BLOCKS
+    torch.manual_seed(0)
+    net = build_seed_net("GAP-EffNet-HighRes", 4, 0.25).eval()
+    full = GAPEffNet(num_classes=4).eval()
+    x = torch.randn(2, 3, 96, 96) * 60
+    with torch.no_grad():
+        scores, feat = net(x)
+        trunk = torch.nn.functional.relu6(full.backbone._bn0(full.backbone._conv_stem(full.adapter(x))))
+        for block in full.backbone._blocks[:HIGHRES_BLOCKS]:
+            trunk = block(trunk)
+        expected = torch.relu(torch.nn.functional.conv2d(trunk, net.fc6_gap.weight, net.fc6_gap.bias, padding=1))
+    assert len(net.backbone._blocks) == HIGHRES_BLOCKS and not hasattr(net.backbone, "_conv_head")
+    assert feat.shape == (2, 256, 12, 12) and net.output_size(96) == 12
+    torch.testing.assert_close(feat, expected)
+    torch.testing.assert_close(scores, feat.mean((2, 3)) @ net.score.weight.T)
+    torch.testing.assert_close(net.cams(feat, [2]), torch.einsum("k,bkhw->bhw", net.score.weight[2], feat)[:, None])
+    assert net.new_layers == ["fc6_gap", "score"]

@@ -241,13 +241,14 @@ def test_build_deeplab_chooses_the_trained_layers_and_their_multipliers():
         build_deeplab(deeplab_section(net="DeepLab-LargeFOV", init="none", output_stride=8, train_blocks=2), 3, log)
 
 
-@pytest.mark.parametrize("net", ["GAP-EffNet", "DeepLab-EffNet"])
+@pytest.mark.parametrize("net", ["GAP-EffNet", "GAP-EffNet-HighRes", "DeepLab-EffNet"])
 def test_every_trainable_parameter_of_an_effnet_gets_a_gradient(net):
     """DDP (without find_unused_parameters) fails on a trainable parameter that the forward pass never uses."""
     from guidedlabelling.networks import build_seed_net
-    model = build_seed_net(net, 3, 0.05) if net == "GAP-EffNet" else build_seg_net(net, 3, 0.05, 1, 16)
+    seed = net.startswith("GAP")
+    model = build_seed_net(net, 3, 0.05) if seed else build_seg_net(net, 3, 0.05, 1, 16)
     out = model(torch.zeros(1, 3, 64, 64))
-    (out[0] if net == "GAP-EffNet" else out).sum().backward()
+    (out[0] if seed else out).sum().backward()
     assert [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None] == []
 
 

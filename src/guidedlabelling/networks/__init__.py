@@ -38,6 +38,7 @@ NETWORKS = {
     "GAP-LowRes": Network("seed", partial(GAPNet, "GAP-LowRes")),
     "GAP-DeepLab": Network("seed", partial(GAPNet, "GAP-DeepLab")),
     "GAP-EffNet": Network("seed", GAPEffNet, imagenet=True),
+    "GAP-EffNet-HighRes": Network("seed", partial(GAPEffNet, highres=True), imagenet=True),
     "DeepLab-LargeFOV": Network("segmentation", DeepLabLargeFOV),
     "DeepLab-EffNet": Network("segmentation", DeepLabEffNet, imagenet=True, output_strides=(8, 16)),
 }

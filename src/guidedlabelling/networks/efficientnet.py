@@ -23,6 +23,7 @@ NATIVE_MEAN, NATIVE_STD = 127.0, 128.0
 STAGES = [(1, 3, 1, 16, 1), (6, 3, 2, 24, 2), (6, 5, 2, 40, 2), (6, 3, 2, 80, 3),
           (6, 5, 1, 112, 3), (6, 5, 2, 192, 4), (6, 3, 1, 320, 1)]
 FEATURE_CHANNELS, HEAD_CHANNELS = 320, 1280
+HIGHRES_BLOCKS = 5  # the stem and stages 1-3: output stride 8 without a trous (GAP-EffNet-HighRes)
 
 
 def weights_path():
@@ -183,19 +184,37 @@ class EffNetBase(nn.Module):
 class GAPEffNet(EffNetBase):
     """Seed classifier 'GAP-EffNet': the 1280-channel head maps + GAP + score (no bias).
 
-    Same interface as networks.GAPNet: forward -> (scores [B, C], cam_features [B, 1280, h, w]).
-    `width` is taken as the network contract asks (networks/__init__.py); every layer here has the pretrained
-    net's width.
+    With highres, 'GAP-EffNet-HighRes', after the paper's GAP-HighRes (a VGG-16 kept at stride 8 under new 3x3
+    layers): the trunk only up to its stride-8 stage (HIGHRES_BLOCKS blocks, 40 channels), then a new 3x3 layer
+    fc6_gap (scaled(1024, width) channels, ReLU, dropout 0.5), GAP and score. On a 128-px image every position of
+    the whole trunk sees the whole image, so its class maps are nearly flat (their maximum lay on the background
+    for 88% of the built-in val objects); the truncated trunk's see 83 px, and peak on the discriminative part
+    (docs/results.md). Same interface as networks.GAPNet: forward -> (scores [B, C], cam_features [B, K, h, w]).
+    `width` scales fc6_gap only; the trunk has the pretrained net's width.
     """
 
-    def __init__(self, num_classes=20, width=1.0, pretrained=True):
+    def __init__(self, num_classes=20, width=1.0, pretrained=True, highres=False):
         super().__init__(pretrained)
-        self.score = nn.Linear(HEAD_CHANNELS, num_classes, bias=False)
-        self.new_layers = ["score"]
+        self.highres = highres
+        channels = HEAD_CHANNELS
+        if highres:
+            trunk = self.backbone
+            trunk._blocks = trunk._blocks[:HIGHRES_BLOCKS]
+            del trunk._conv_head, trunk._bn1, trunk._fc  # the later stages and the ImageNet head: unused
+            self.fc6_gap = nn.Conv2d(STAGES[2][3], scaled(1024, width), 3, padding=1)
+            nn.init.normal_(self.fc6_gap.weight, std=0.005)
+            nn.init.zeros_(self.fc6_gap.bias)
+            channels = self.fc6_gap.out_channels
+        self.score = nn.Linear(channels, num_classes, bias=False)
+        self.new_layers = ["fc6_gap", "score"] if highres else ["score"]
         nn.init.normal_(self.score.weight, std=0.005)
 
     def forward(self, x):
-        feat = self.backbone.head(self.backbone.features(self.adapter(x)))
+        feat = self.backbone.features(self.adapter(x))
+        if self.highres:
+            feat = F.dropout(F.relu(self.fc6_gap(feat)), 0.5, self.training)
+        else:
+            feat = self.backbone.head(feat)
         return self.score(F.dropout(feat.mean((2, 3)), 0.2, self.training)), feat
 
     def cams(self, feat, classes=None):
