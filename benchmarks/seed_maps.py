@@ -70,9 +70,9 @@ class Variant(E.EffNetBase):
     def __init__(self, num_classes, width=1.0, blocks=16, atrous=True, cam_layers=0):
         super().__init__(pretrained=True)
         if not atrous:  # stride 8 kept by stride-1 blocks without dilation, as GAP-HighRes drops VGG's pools
-            for block in self.backbone._blocks:
-                block._depthwise_conv.dilation, block._depthwise_conv.padding = (1, 1), \
-                    ((block._depthwise_conv.kernel_size[0] - 1) // 2,) * 2
+            for conv in (block._depthwise_conv for block in self.backbone._blocks):
+                if conv.dilation != (1, 1):
+                    conv.dilation, conv.padding = (1, 1), ((conv.kernel_size[0] - 1) // 2,) * 2
         self.blocks, channels = blocks, E.HEAD_CHANNELS
         if blocks < 16:
             channels = self.backbone._blocks[blocks - 1]._project_conv.out_channels
