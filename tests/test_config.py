@@ -157,7 +157,8 @@ def test_settings_are_read_as_their_type_and_errors_name_the_setting_and_its_sou
     ("guiderule=G3", "choose one of G2, salor, seed, sal"), ("seed_train.net=VGG", "choose one of GAP-HighRes"),
     ("amp=fp8", "choose one of none, bf16, fp16"), ("val_percent=101", "must be within 0..100"),
     ("test_interpord=2", "choose one of 0, 1"), ("eval_thres_step=0", "must be within 1..100"),
-    ("labels=true", "choose one of guide, gt"), ("seed_split=val", "choose one of train, test")])
+    ("labels=true", "choose one of guide, gt"), ("seed_split=val", "choose one of train, test"),
+    ("seg_train.net=DeepLab-Foo", "choose one of DeepLab-LargeFOV"), ("layout=coco", "choose one of auto, voc, own")])
 def test_ranges_and_choices(setting, problem):
     key = setting.split("=")[0].split(".")[-1]
     with pytest.raises(InputError) as e:

@@ -93,6 +93,10 @@ def test_adding_a_dataset_layout_is_one_module_and_one_line(tmp_path):
     module, (import_line, registry_line) = example("Adding a dataset layout")
     env = package_copy(tmp_path, "datasets/folders.py", module, {"datasets/__init__.py": [
         ("from .files import ImageFiles\n", import_line), ('    "own": OwnDataset,\n', registry_line)]})
+    refused = subprocess.run([sys.executable, str(ROOT / "script.py"), "--config", "smoke", "--out_root",
+                              str(tmp_path / "runs"), "--set", "layout=folders"], cwd=tmp_path, env=env,
+                             capture_output=True, text=True)
+    assert refused.returncode == 2 and "layout folders: pass --dataset_dir" in refused.stderr, refused.stderr
     voc, _ = ensure_builtin(tmp_path / "builtin", n_train=20, n_val=10, size=64)
     animals = class_folders(tmp_path / "animals", voc)
     log = run(tmp_path, env, str(ROOT / "script.py"), "--config", "smoke", "--out_root", str(tmp_path / "runs"),

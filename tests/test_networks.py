@@ -60,3 +60,14 @@ def test_fc6_dilation_is_a_setting_and_travels_with_the_checkpoint(tmp_path):
                                                 "fc6_dilation": 4, "classes": ["bg", "a", "b"]})
     loaded, _ = load_model(tmp_path / "m.pth", "segmentation")
     assert loaded.trunk.fc6.dilation == (4, 4)
+
+
+def test_init_from_scratch_takes_convolutions_without_a_bias():
+    """--init none on a network whose convolutions have no bias (those before BatchNorm) used to stop with an
+    AttributeError; every conv gets the msra filler, the biases there are zero."""
+    from guidedlabelling.networks import build_seed_net, init_from_scratch
+    net = build_seed_net("GAP-EffNet-HighRes", 3, 0.25)
+    torch.nn.init.ones_(net.fc6_gap.bias)
+    init_from_scratch(net)
+    assert not net.fc6_gap.bias.any() and net.backbone._conv_stem.bias is None
+    assert abs(net.fc6_gap.weight.std().item() - (2 / (40 * 9)) ** 0.5) < 0.01

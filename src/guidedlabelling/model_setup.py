@@ -81,6 +81,8 @@ def build_deeplab(c, num_classes, log):
 
 def deeplab_conflicts(c):
     """Settings of a segmenter's or saliency net's training section c that contradict each other."""
+    if c["net"] not in names("segmentation"):
+        return []  # the setting's own check names the choices
     problems, net = [], NETWORKS[c["net"]]
     if c["output_stride"] not in net.output_strides:
         strides = " or ".join(map(str, net.output_strides))

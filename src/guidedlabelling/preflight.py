@@ -19,7 +19,7 @@ from . import pipeline
 from .datasets import MaskFolder, open_dataset
 from .errors import InputError
 from .fingerprint import EVALUATED, UPSTREAM, Digests, folder_files, output_fingerprint, staleness
-from .networks import NETWORKS
+from .networks import NETWORKS, names
 from .reads import Reads
 from .weights import read_state
 
@@ -106,7 +106,8 @@ def check_stage(stage, cfg, preset, given, opened, made=()):
 
 
 def init_problems(reads):
-    pretrained = [name for name, network in NETWORKS.items() if network.imagenet]
+    role = NETWORKS[reads.net].role if reads.net in NETWORKS else "segmentation"
+    pretrained = names(role, imagenet=True)
     if reads.init == "imagenet" and reads.net not in pretrained:
         return [f"--init imagenet: network {reads.net} has no built-in ImageNet weights; use "
                 f"{' or '.join(pretrained)}, pass a weights file, or --init none"]

@@ -125,6 +125,10 @@ class Labelled(ImageList):
         """Whether the data these settings name has label maps (known before opening it)."""
         return cls.has_labels
 
+    def label(self, i):
+        """The label map of item i ([H, W] uint8, 255 = void); a layout without label maps keeps this."""
+        raise InputError(self.needs_labels("this"))
+
     def needs_labels(self, what):
         """The problem to report when `what` needs label maps that this dataset lacks."""
         return f"{self.root}: {what} needs ground-truth label maps, which this dataset does not have"

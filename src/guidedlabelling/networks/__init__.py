@@ -14,7 +14,8 @@ an ImageNet EfficientNet-Lite0 backbone for CPUs. Adding a network is one module
   for segmentation networks, whose learning-rate multipliers are settings). A layer's name is the module name
   before a parameter's last dot, as Caffe names layers; every other layer is the trunk (freeze_trunk,
   trunk_lr_mult, an init file's layers);
-- optionally trunk_blocks() -> its trunk's blocks in order from the input (train_blocks fine-tunes the last N).
+- optionally trunk_blocks() -> its trunk's blocks in order from the input (train_blocks fine-tunes the last N);
+- uses every trainable parameter in forward (DDP under torchrun runs without find_unused_parameters).
 Its NETWORKS line says whether it is built with ImageNet weights of its own (--init imagenet) and which output
 strides it has.
 """
@@ -28,7 +29,7 @@ from .vgg import DeepLabLargeFOV, GAPNet, init_from_scratch
 @dataclass(frozen=True)
 class Network:
     role: str                  # "seed" or "segmentation"
-    build: object              # the class, or a callable with its signature
+    build: object              # the class, or a functools.partial of it
     imagenet: bool = False     # built with ImageNet weights of its own (--init imagenet)
     output_strides: tuple = (8,)
 

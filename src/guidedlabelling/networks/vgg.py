@@ -180,6 +180,7 @@ def init_from_scratch(model):
     for name, m in model.named_modules():
         if isinstance(m, nn.Conv2d):
             nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
-            nn.init.zeros_(m.bias)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
             if name.endswith("conv1_1"):
                 m.weight.data /= PIXEL_SCALE
