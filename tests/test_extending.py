@@ -101,7 +101,8 @@ def test_adding_a_dataset_layout_is_one_module_and_one_line(tmp_path):
     animals = class_folders(tmp_path / "animals", voc)
     log = run(tmp_path, env, str(ROOT / "script.py"), "--config", "smoke", "--out_root", str(tmp_path / "runs"),
               "--set", "layout=folders", "--dataset_dir", str(animals))
-    assert "no ground-truth masks, so no mIoU table" in log and "==> seed_eval: skipped" in log
+    assert "no ground-truth masks, so no mIoU table (use a layout with label maps for one)" in log
+    assert "==> seed_eval: skipped, no ground-truth masks; use a layout with label maps to run it" in log
     labels = next((tmp_path / "runs" / "smoke" / "guide_labels").glob("layout-folders*"))
     pngs = list(labels.glob("*.png"))
     train = sum(1 for p in animals.rglob("*.jpg") if hash_split(p.stem, 20) == "train")

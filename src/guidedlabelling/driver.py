@@ -15,7 +15,7 @@ from . import config as C
 from . import naming
 from . import guide_diagnostics, preflight, runner
 from .cli import errors_end_in_one_line
-from .datasets import has_ground_truth
+from .datasets import ground_truth_hint, has_ground_truth
 from .io import InputError, save_json
 from .results import METHOD_ROWS, RATIO_ROW, finished, method_table, stage_result
 from .pipeline import STEPS, command
@@ -62,7 +62,8 @@ def skipped_steps(args, overrides):
     cfg, _ = C.resolve(args.config, overrides)
     skip = {}
     if not has_ground_truth(cfg["data"]):
-        skip |= dict.fromkeys(GROUND_TRUTH_STEPS, "no ground-truth masks; pass --masks DIR to run it")
+        why = f"no ground-truth masks; {ground_truth_hint(cfg['data'])} to run it"
+        skip |= dict.fromkeys(GROUND_TRUTH_STEPS, why)
     if cfg["saliency_test"]["source"] == "imagenet-cam":
         skip["saliency_train"] = "saliency from ImageNet class activation maps (saliency_test.source imagenet-cam)"
     if cfg["guide"]["saliency_maps"]:
@@ -131,7 +132,8 @@ def summarise(args, overrides, seconds=None):
                    "overrides": overrides, "step_seconds": seconds or {}} | diagnostics
         path = Path(cfg["run"]["out_root"]) / cfg["name"] / "summary.json"
         save_json(path, outputs)
-        print(f"\nno ground-truth masks, so no mIoU table (pass --masks DIR for one)\nguide labels: "
+        hint = ground_truth_hint(cfg["data"])
+        print(f"\nno ground-truth masks, so no mIoU table ({hint} for one)\nguide labels: "
               f"{outputs['guide_labels']}\npredictions: {outputs['predictions']}\nsummary: {path}")
         return
     if not (guide and seg and ref):

@@ -131,8 +131,8 @@ def pick_device(name):
 def measurable(stage, data, what):
     """Whether `data` has ground truth to measure `what` against; says so in the log when not."""
     if not data.has_labels:
-        stage.log.info("%s on %s: not measured, no ground-truth masks (pass --masks DIR to measure)",
-                       what, data.split)
+        stage.log.info("%s on %s: not measured, no ground-truth masks (%s to measure)", what, data.split,
+                       data.ground_truth_hint)
     return data.has_labels
 
 

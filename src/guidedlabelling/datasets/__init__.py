@@ -13,7 +13,8 @@ chooses it. A layout is a subclass of base.Labelled that
   path, label path or None), `sizes` ((height, width) of each image), `skipped`;
 - image_classes(i): the image's foreground classes (1-based, increasing), its tags;
 - label(i): its label map ([H, W] uint8, 255 = void) when `has_labels`; has_ground_truth(d) says so before
-  opening, and needs_labels(what) is the message when a step needs them;
+  opening, needs_labels(what) is the message when a step needs them, and `ground_truth_hint` says how to
+  give them (own data: pass --masks DIR);
 - for reuse, `sources`: the files that determine its images and classes, `labels`: its label files (inputs when
   `tags_in_labels`, as VOC's tags come from them; otherwise only read to score outputs).
 """
@@ -29,8 +30,8 @@ LAYOUTS = {
 }
 
 __all__ = ["IMAGE_SUFFIXES", "LAYOUTS", "VOC_CLASSES", "ImageFiles", "ImageList", "Item", "Labelled", "MaskFolder",
-           "OwnDataset", "VOCDataset", "dataset_root", "has_ground_truth", "layout", "names", "open_dataset",
-           "read_classes", "scene_of", "split_name"]
+           "OwnDataset", "VOCDataset", "dataset_root", "ground_truth_hint", "has_ground_truth", "layout", "names",
+           "open_dataset", "read_classes", "scene_of", "split_name"]
 
 
 def layout(d):
@@ -49,3 +50,8 @@ def open_dataset(d, split, follow_symlinks=False):
 def has_ground_truth(d):
     """Whether the data has label maps to evaluate against (VOC always; own data with --masks)."""
     return LAYOUTS[layout(d)].has_ground_truth(d)
+
+
+def ground_truth_hint(d):
+    """How to give the data label maps, for the messages of steps skipped without them."""
+    return LAYOUTS[layout(d)].ground_truth_hint

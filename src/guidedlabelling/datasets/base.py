@@ -113,6 +113,7 @@ class Labelled(ImageList):
     """A dataset of classes, one split of one layout: the contract of datasets/__init__.py."""
 
     has_labels = True        # label maps to evaluate against (label(i))
+    ground_truth_hint = "use a layout with label maps"  # how to give them, for messages when has_labels is False
     tags_in_labels = False   # the image-level tags are read from the label maps (VOC), which are then inputs
 
     @classmethod

