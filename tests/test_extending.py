@@ -44,6 +44,13 @@ def run(tmp_path, env, *argv):
     return proc.stdout + proc.stderr
 
 
+def test_the_readme_shows_the_lines_the_examples_add():
+    readme = (ROOT / "README.md").read_text()
+    for title in ("Adding a network", "Adding a dataset layout"):
+        _, lines = example(title)
+        assert "\n".join(lines) in readme, title
+
+
 def test_adding_a_stage_is_one_module_and_one_row(tmp_path):
     module, (row,) = example("Adding a stage")
     anchor = '          variants=(("seed_eval_heatmaps", ("seed_split=test",)),)),\n'
