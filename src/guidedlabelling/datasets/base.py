@@ -128,7 +128,7 @@ class Labelled(ImageList):
 
     def label(self, i):
         """The label map of item i ([H, W] uint8, 255 = void); a layout without label maps keeps this."""
-        raise InputError(self.needs_labels("this"))
+        raise InputError(self.needs_labels(f"the label map of {self.items[i].id}"))
 
     def needs_labels(self, what):
         """The problem to report when `what` needs label maps that this dataset lacks."""
