@@ -18,15 +18,17 @@ def start(*cmd, **kwargs):
                             stderr=subprocess.PIPE, text=True, **kwargs)
 
 
+@pytest.mark.parametrize("sig, code, line", [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")])
 @pytest.mark.parametrize("script", ["script.py", "src/seed/train.py"])
-def test_ctrl_c_during_start_up_is_one_line(script, own):
-    """SIGINT 0.5 s after the start, while the command imports torch: one line, exit code 130."""
+def test_a_signal_during_start_up_is_one_line(script, own, sig, code, line):
+    """SIGINT or SIGTERM 0.5 s after the start, while the command imports torch: one line, exit code 130 or 143
+    (a SIGTERM then used to end the command silently)."""
     proc = start(script, *own_args(own))
     time.sleep(0.5)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     out, err = proc.communicate(timeout=300)
-    assert proc.returncode == 130, out + err
-    assert err.strip() == "interrupted; rerun the same command to resume"
+    assert proc.returncode == code, out + err
+    assert err.strip() == f"{line}; rerun the same command to resume"
     assert not own["out_root"].exists()
 
 

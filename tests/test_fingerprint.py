@@ -236,6 +236,22 @@ def test_a_damaged_upstream_output_is_an_error_for_a_lone_stage(own, command):
     assert code == 2 and f"its output {victim.name} is missing; rerun ./src/seed/test.py" in err
 
 
+def test_a_damaged_heatmap_in_an_unfinished_folder_is_one_line_naming_it(own, command):
+    """A seed_test folder left unfinished (no done.json) with one damaged heatmap: the stage used to skip the file
+    as done and end in scipy's IndexError when it collected the class scores."""
+    run_all(command, own, ("seed_train", "seed_test"))
+    heatmaps = folder(own, "seed_heatmaps")
+    (heatmaps / "done.json").unlink()
+    victim = next(heatmaps.glob("*.mat"))
+    victim.write_bytes(victim.read_bytes()[:100])
+    code, _, err = command("seed_test", *own_args(own))
+    assert code == 2 and len(err.splitlines()) == 1
+    assert err.startswith(f"error: {victim}: unreadable heatmap file (")
+    assert "remove it and rerun src/seed/test.py" in err
+    victim.unlink()
+    assert run_all(command, own, ("seed_test",))
+
+
 def test_a_clear_killed_after_the_rename_leaves_no_half_folder(tmp_path, monkeypatch):
     from guidedlabelling import runner
     out = tmp_path / "stage"

@@ -179,3 +179,18 @@ def test_whole_method_with_masks_and_own_saliency(with_masks_and_saliency):
     with Image.open(guide) as png:
         assert png.size == (24, 40) and np.array_equal(np.asarray(png.getpalette(), np.uint8)[:768],
                                                        np.asarray(voc_palette(), np.uint8)[:768])
+
+
+def test_a_mask_that_is_all_void_is_left_out_of_the_scores(tmp_path):
+    """A val mask of void only (255) has no pixel to score: the saliency quality leaves that image out (its empty
+    pixel list made pysodmetrics raise, a traceback) and the run ends with a table and valid JSON."""
+    from conftest import make_own, own_args
+    own = make_own(tmp_path)
+    Image.fromarray(np.full((24, 32), 255, np.uint8)).save(own["masks"] / "e.png")
+    proc = subprocess.run([sys.executable, str(ROOT / "script.py"), *own_args(own)], cwd=ROOT, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    saliency = json.loads(the_only(own["out_root"], "*/saliency/*/done.json").read_text(), parse_constant=float)
+    assert saliency["val"]["images"] == 1 and saliency["train"]["images"] == 4
+    json.loads(the_only(own["out_root"], "*/summary.json").read_text(),
+               parse_constant=lambda c: pytest.fail(f"summary.json holds {c}"))

@@ -137,3 +137,30 @@ def test_an_out_dir_holding_the_input_images_is_refused(model, photos, tmp_path)
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
     assert f"--out_dir {photos}: a folder of input images; choose a folder that holds none of them" in proc.stderr
     assert {p.name: p.read_bytes() for p in photos.iterdir()} == before
+
+
+def test_a_file_as_out_dir_is_one_line_naming_that_file_and_the_flag(model, photos, tmp_path):
+    """The probe's case: the message named the label file to be written inside it, and --out_root, which predict
+    does not have."""
+    blocker = tmp_path / "afile"
+    blocker.write_text("not a folder")
+    proc = subprocess.run([sys.executable, str(ROOT / "src/predict.py"), str(photos), "--model", str(model),
+                           "--out_dir", str(blocker), "--config", "smoke"], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert proc.stderr.startswith(f"error: {blocker}: ") and proc.stderr.strip().endswith(
+        "a file stands where a folder is needed; move it away or choose another output folder (--out_dir)")
+
+
+@pytest.mark.parametrize("flag, value, problem", [("--size", "-5", "must be at least 1"),
+                                                  ("--size", "0", "must be at least 1"),
+                                                  ("--input_size", "-5", "must be at least 1"),
+                                                  ("--alpha", "nan", "must be within 0..1"),
+                                                  ("--alpha", "7", "must be within 0..1")])
+def test_out_of_range_flags_are_refused_before_any_work(flag, value, problem, capsys):
+    """predict's own flags are checked as settings are (a negative --size ended in a torch traceback, --alpha nan
+    wrote nonsense overlays, --size 0 fell back to the preset's size without a word)."""
+    from guidedlabelling.prediction import parse
+    with pytest.raises(SystemExit) as e:
+        parse(["photo.jpg", "--model", "m.pth", "--out_dir", "out", flag, value])
+    assert e.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1].endswith(f"error: argument {flag}: {value}: {problem}")

@@ -1,6 +1,7 @@
 """Ranges and choices of settings, declared beside them (CHECKS in each stage module, config.SHARED_CHECKS):
 a check takes a setting's value, already of the setting's type, and returns None when it is fine, else what
 is wrong with it and what to write instead."""
+import argparse
 import re
 
 
@@ -48,3 +49,15 @@ def all_of(*checks):
     def check(value):
         return next((problem for c in checks if (problem := c(value))), None)
     return check
+
+
+def argument(kind, check):
+    """An argparse type for a command's own flag: the text as `kind`, refused with the check's problem."""
+    def parse(text):
+        value = kind(text)
+        problem = check(value)
+        if problem:
+            raise argparse.ArgumentTypeError(f"{text}: {problem}")
+        return value
+    parse.__name__ = kind.__name__  # argparse names the type in 'invalid int value'
+    return parse

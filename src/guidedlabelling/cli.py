@@ -46,10 +46,10 @@ def silent_when_the_receiver_is_gone(report):
 
 
 def leave_at_once(signum, frame):
-    """Ctrl-C during start-up: nothing is written yet, and a KeyboardInterrupt inside a library's import can
-    leave it half made (numpy then fails in ways that hide the Ctrl-C), so leave now."""
-    print(INTERRUPTED, file=sys.stderr, flush=True)
-    os._exit(130)
+    """Ctrl-C or SIGTERM during start-up: nothing is written yet, and a KeyboardInterrupt inside a library's import
+    can leave it half made (numpy then fails in ways that hide the Ctrl-C), so leave now."""
+    print(TERMINATED if signum == signal.SIGTERM else INTERRUPTED, file=sys.stderr, flush=True)
+    os._exit(128 + signum)
 
 
 def run(module, function="main", *args):
@@ -58,6 +58,7 @@ def run(module, function="main", *args):
     debug = "--debug" in sys.argv
     if not debug:
         signal.signal(signal.SIGINT, leave_at_once)
+        signal.signal(signal.SIGTERM, leave_at_once)
     try:
         entry = getattr(importlib.import_module(module), function)
         signal.signal(signal.SIGINT, signal.default_int_handler)

@@ -1,5 +1,6 @@
 """Errors a user can fix, each told in one line that names the file or setting and the fix."""
 import errno
+from pathlib import Path
 
 
 class InputError(Exception):
@@ -14,21 +15,23 @@ class InputError(Exception):
 
 
 OS_FIXES = {
-    errno.ENOSPC: "free space on that disk or choose another output folder (--out_root, --out_dir)",
-    errno.EDQUOT: "free space within your quota or choose another output folder (--out_root, --out_dir)",
-    errno.EFBIG: "the file system refuses files this large; choose another output folder (--out_root, --out_dir)",
-    errno.EROFS: "the file system is read-only; choose another output folder (--out_root, --out_dir)",
-    errno.EACCES: "give this user access to it, or choose another output folder (--out_root, --out_dir)",
-    errno.EPERM: "give this user access to it, or choose another output folder (--out_root, --out_dir)",
-    errno.ENOTDIR: "a file stands where a folder is needed; move it away or choose another output folder "
-                   "(--out_root, --out_dir)",
-    errno.EEXIST: "a file stands where a folder is needed; move it away or choose another output folder "
-                  "(--out_root, --out_dir)",
+    errno.ENOSPC: "free space on that disk or choose another output folder ({flags})",
+    errno.EDQUOT: "free space within your quota or choose another output folder ({flags})",
+    errno.EFBIG: "the file system refuses files this large; choose another output folder ({flags})",
+    errno.EROFS: "the file system is read-only; choose another output folder ({flags})",
+    errno.EACCES: "give this user access to it, or choose another output folder ({flags})",
+    errno.EPERM: "give this user access to it, or choose another output folder ({flags})",
+    errno.ENOTDIR: "a file stands where a folder is needed; move it away or choose another output folder ({flags})",
+    errno.EEXIST: "a file stands where a folder is needed; move it away or choose another output folder ({flags})",
 }
 
 
-def os_error_message(e):
-    """One line for a file the system would not read or write: the file, the system's reason, the fix."""
-    fix = OS_FIXES.get(e.errno, "check the file and its disk, then rerun the same command")
-    where = f"{e.filename}: " if e.filename else ""
+def os_error_message(e, flags="--out_root, --out_dir"):
+    """One line for a file the system would not read or write: the file (for a file where a folder is needed,
+    that file), the system's reason, the fix naming the command's output folder flags."""
+    fix = OS_FIXES.get(e.errno, "check the file and its disk, then rerun the same command").format(flags=flags)
+    path = e.filename
+    if path and e.errno in (errno.ENOTDIR, errno.EEXIST):
+        path = next((p for p in (Path(path), *Path(path).parents) if p.exists() and not p.is_dir()), path)
+    where = f"{path}: " if path else ""
     return f"{where}{e.strerror or type(e).__name__}; {fix}"

@@ -124,14 +124,25 @@ def save_heatmap_mat(path, heatmap, imshape, scores=None):
                                  "imshape_original": np.asarray(imshape, np.int32)} | extra)
 
 
-def load_heatmap_mat(path):
+def read_heatmap_file(path, names):
+    """The named variables of a seed heatmap file; a damaged file is an error naming it."""
     try:
-        m = scipy.io.loadmat(path)
-        heat = m["heatmap"].astype(np.float32)
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise InputError(f"{path}: unreadable heatmap file ({e}); rerun src/seed/test.py") from None
+        m = scipy.io.loadmat(path, variable_names=names)
+        return {name: m[name] for name in names}
+    except Exception as e:  # scipy's reader raises many kinds (IndexError, ValueError, zlib.error) on damaged files
+        raise InputError(f"{path}: unreadable heatmap file ({type(e).__name__}: {e}); remove it and rerun "
+                         "src/seed/test.py") from None
+
+
+def load_heatmap_mat(path):
+    m = read_heatmap_file(path, ["heatmap", "imshape_original"])
     shape = tuple(int(v) for v in m["imshape_original"].ravel())
-    return heat.reshape((-1,) + shape), shape
+    return m["heatmap"].astype(np.float32).reshape((-1,) + shape), shape
+
+
+def load_heatmap_scores(path):
+    """The image's class scores [C-1] that save_heatmap_mat wrote beside its heatmap."""
+    return read_heatmap_file(path, ["scores"])["scores"].ravel()
 
 
 def save_mat(path, data):

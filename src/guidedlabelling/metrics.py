@@ -59,9 +59,10 @@ def saliency_scores(pairs, beta2=0.3):
     computed by pysodmetrics, the salient-object-detection field's reference code, with its conventions:
     each map is min-max normalised to 0..1 first (a map whose minimum is above 0 is stretched); F and E are
     computed per image at each of 256 thresholds, averaged over the images, then maximised. S and E need the
-    image's 2-D layout, so they are None when a pair is a flat list of pixels (a split's non-void pixels).
+    image's 2-D layout, so they are None when a pair is a flat list of pixels (a split's non-void pixels). A pair
+    without pixels (an image whose mask is all void) is left out.
     """
-    pairs = list(pairs)
+    pairs = [(sal, mask) for sal, mask in pairs if sal.size]
     if not pairs:
         return {"MAE": None, "max_F": None, "S_measure": None, "max_E": None, "images": 0}
     frames = all(sal.ndim == 2 for sal, _ in pairs)

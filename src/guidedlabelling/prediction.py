@@ -10,9 +10,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from .checks import POSITIVE, argument, between
 from .config import resolve
 from .datasets import ImageFiles
 from .inference import forward_all, geometry, label_map, load_model, pick_device, trained
+from .errors import os_error_message
 from .io import InputError, atomic_path, save_label_png
 from .visualize import colour
 
@@ -85,13 +87,14 @@ def parse(argv=None):
     p.add_argument("--config", default="demo", help="preset whose seg_test and seg_train settings give the "
                                                     "defaults of --pcrf, --size, --resize and --input_size (demo: "
                                                     "its CRF is on)")
-    p.add_argument("--size", type=int, help="test input side (default: the preset's test_size)")
+    p.add_argument("--size", type=argument(int, POSITIVE), help="test input side (default: the preset's test_size)")
     p.add_argument("--resize", choices=("none", "fullscale", "tight"),
                    help="none: the release's, a padded canvas resized to --input_size; fullscale: the padded canvas "
                         "at full scale; tight: every image fit into --size (default: the preset's test_resize)")
-    p.add_argument("--input_size", type=int, help="the network's input side for --resize none (default: the "
-                                                  "preset's seg_train input_size)")
-    p.add_argument("--alpha", type=float, default=0.5, help="weight of the class colour in the overlay (0.5)")
+    p.add_argument("--input_size", type=argument(int, POSITIVE),
+                   help="the network's input side for --resize none (default: the preset's seg_train input_size)")
+    p.add_argument("--alpha", type=argument(float, between(0, 1)), default=0.5,
+                   help="weight of the class colour in the overlay (0.5)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
     p.add_argument("--crf_backend", choices=("torch", "pydensecrf"), default="torch",
                    help="dense CRF: torch (default) or pydensecrf (the optional C++ package pydensecrf2)")
@@ -104,9 +107,12 @@ def main(argv=None):
     args = parse(argv)
     preset = resolve(args.config)[0]
     test = preset["seg_test"]
-    summary = predict(args.model, args.inputs, args.out_dir, args.size or test["test_size"],
-                      args.resize or test["test_resize"], args.pcrf or test["test_pcrf"], args.device, args.alpha,
-                      args.input_size or preset["seg_train"]["input_size"], args.crf_backend)
+    try:
+        summary = predict(args.model, args.inputs, args.out_dir, args.size or test["test_size"],
+                          args.resize or test["test_resize"], args.pcrf or test["test_pcrf"], args.device,
+                          args.alpha, args.input_size or preset["seg_train"]["input_size"], args.crf_backend)
+    except OSError as e:
+        raise InputError(os_error_message(e, "--out_dir")) from None
     print(f"predicted {summary['images']} images ({', '.join(summary['classes'])}) into {summary['out_dir']}")
     skipped = summary["skipped_images"]
     if skipped:

@@ -68,10 +68,11 @@ def train_loop(model, stream, loss_fn, solver, mults, out, log, device, run, met
                 if (it + 1) % solver.snapshot == 0 or stop:
                     snapshot(it + 1)
                 if stop:
+                    if interrupted["by"] == signal.SIGTERM:  # the command then prints its one line 'terminated'
+                        log.info("saved a snapshot at iteration %d", it + 1)
+                        raise Terminated
                     log.info("interrupted: saved a snapshot at iteration %d; rerun the same command to resume",
                              it + 1)
-                    if interrupted["by"] == signal.SIGTERM:
-                        raise Terminated
                     raise SystemExit(130)
         finally:
             for sig, handler in previous.items():

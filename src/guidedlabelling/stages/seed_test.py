@@ -2,13 +2,12 @@
 (docs/method.md section 2)."""
 import numpy as np
 import torch
-from scipy.io import loadmat
 
 from .. import precision as P
 from .. import transforms as T
 from ..checks import NON_NEGATIVE, POSITIVE, one_of
 from ..inference import all_done, check_classes, forward_all, load_model, todo, trained
-from ..io import save_heatmap_mat, save_mat
+from ..io import load_heatmap_scores, save_heatmap_mat, save_mat
 from ..progress import progress
 from ..reads import Reads
 
@@ -67,8 +66,7 @@ def run(stage):
 
 def collect_scores(data, out):
     """cls_res.mat: every image's class scores [N, C-1] (from its heatmap file), ids, and ground-truth labels."""
-    scores = np.stack([loadmat(out / f"{it.id}.mat", variable_names=["scores"])["scores"].ravel()
-                       for it in data.items])
+    scores = np.stack([load_heatmap_scores(out / f"{it.id}.mat") for it in data.items])
     gt = np.stack([data.class_vector(i) for i in range(len(data))])
     save_mat(out / "cls_res.mat", {"scores": scores.astype(np.float32), "ids": np.array(data.ids, dtype=object),
                                    "gt": gt, "classes": np.array(data.classes[1:], dtype=object)})
