@@ -164,3 +164,11 @@ def test_out_of_range_flags_are_refused_before_any_work(flag, value, problem, ca
         parse(["photo.jpg", "--model", "m.pth", "--out_dir", "out", flag, value])
     assert e.value.code == 2
     assert capsys.readouterr().err.splitlines()[-1].endswith(f"error: argument {flag}: {value}: {problem}")
+
+
+def test_a_file_named_alone_and_in_its_folder_is_predicted_once(tmp_path):
+    from guidedlabelling.datasets import ImageFiles
+    for name in ("a.png", "b.jpg"):
+        Image.fromarray(np.zeros((4, 5, 3), np.uint8)).save(tmp_path / name)
+    files = ImageFiles([tmp_path, tmp_path / "a.png", str(tmp_path / "." / "b.jpg")])
+    assert [it.id for it in files.items] == ["a", "b"]

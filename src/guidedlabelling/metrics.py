@@ -23,8 +23,10 @@ def iou_table(conf):
 
 
 def mean_iou(conf):
-    """Mean over the classes that occur (in GT or prediction); all 21 on VOC val."""
-    return float(np.nanmean(iou_table(conf)))
+    """Mean over the classes that occur (in GT or prediction); all 21 on VOC val. NaN when none occurs (every
+    label void), without numpy's empty-slice warning; JSON outputs write it as null."""
+    ious = iou_table(conf)
+    return float(np.nanmean(ious)) if not np.isnan(ious).all() else float("nan")
 
 
 def ratio_of(guided, reference):

@@ -19,6 +19,10 @@ class ImageFiles(ImageList):
                 raise InputError(f"{name}: not found; name image files or folders of images")
             else:
                 paths.append(name)
+        unique = {}  # a file named twice (alone and in its folder) is predicted once
+        for p in paths:
+            unique.setdefault(p.resolve(), p)
+        paths = list(unique.values())
         first = {}
         for p in paths:
             if first.setdefault(p.stem, p) != p:
