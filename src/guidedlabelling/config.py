@@ -130,7 +130,8 @@ def complete(cfg):
     d, sal_train = cfg["data"], cfg["saliency_train"]
     if d["builtin"]:
         voc, sal = builtin_roots(builtin_dir(d))
-        if d["layout"] in ("auto", "voc") and d["dataset_dir"] is None and d["pascalroot"] == SHARED["data"]["pascalroot"][0]:
+        default_root = d["dataset_dir"] is None and d["pascalroot"] == SHARED["data"]["pascalroot"][0]
+        if d["layout"] in ("auto", "voc") and default_root:
             d["dataset_dir"] = str(voc)
         if sal_train["saliency_data"] == OPTIONS["saliency_train"]["saliency_data"][0]:
             sal_train["saliency_data"] = str(sal)

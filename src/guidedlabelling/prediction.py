@@ -13,8 +13,8 @@ from PIL import Image
 from .checks import POSITIVE, argument, between
 from .config import resolve
 from .datasets import ImageFiles
-from .inference import forward_all, geometry, label_map, load_model, pick_device, trained
 from .errors import os_error_message
+from .inference import forward_all, geometry, label_map, load_model, pick_device, trained
 from .io import InputError, atomic_path, save_label_png
 from .visualize import colour
 
