@@ -33,7 +33,7 @@ from guidedlabelling.sampling import SegSample
 from guidedlabelling.seeds import SeedRule
 from guidedlabelling.solver import SOLVERS, param_groups
 from guidedlabelling.stages import saliency_train, seed_train
-from guidedlabelling.stages.guide import GuideJob, run_jobs
+from guidedlabelling.stages.guide_labels import GuideJob, run_jobs
 from guidedlabelling.stages.saliency_train import SaliencyLoss
 
 

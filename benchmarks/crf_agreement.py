@@ -29,7 +29,7 @@ def softmax_cases(cfg, preset, n):
     """(image, -log p, ground truth) of the first n val images, p the segmenter's softmax in the image frame."""
     data = open_dataset(cfg["data"], cfg["data"]["test_dataset"])
     model, _ = load_model(trained(naming.stage_dir(cfg, preset, "seg_train")), "segmentation")
-    t = cfg["seg_test"]
+    t = cfg["segmentations"]
     cases = []
     for i, scores, (offset, inner, hw) in forward_all(model, data, range(min(n, len(data))), t["test_size"],
                                                        geometry(t["test_resize"]), torch.device("cpu"),
@@ -42,12 +42,12 @@ def softmax_cases(cfg, preset, n):
 def split_cases(cfg, preset, n):
     """(image, G2's split unary) wherever several classes' seeds touch one saliency component (training split)."""
     data = open_dataset(cfg["data"], cfg["data"]["dataset"])
-    heat_dir, sal_dir = naming.stage_dir(cfg, preset, "seed_test"), naming.stage_dir(cfg, preset, "saliency_test")
+    heat_dir, sal_dir = naming.stage_dir(cfg, preset, "seed_heatmaps"), naming.stage_dir(cfg, preset, "saliency")
     cases = []
     for i, it in enumerate(data.items):
         heat, hw = load_heatmap_mat(heat_dir / f"{it.id}.mat")
         seed = SeedRule.of(cfg).labels(heat, data.image_classes(i))
-        salient = load_gray_png(sal_dir / f"{it.id}.png") >= cfg["guide"]["salthres"] / 100 * 255
+        salient = load_gray_png(sal_dir / f"{it.id}.png") >= cfg["guide_labels"]["salthres"] / 100 * 255
         sal, n_sal = components(salient, SALIENCY_MIN_FRACTION * seed.size)
         comp, comp_class = seed_components(seed)
         for s in range(1, n_sal + 1):

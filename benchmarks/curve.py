@@ -5,8 +5,8 @@ Runs a preset's training with a snapshot every --every iterations (after the ste
 each snapshot with the stage's evaluation steps on held-out data, and prints one row per snapshot:
 - seed_train: seed mIoU and foreground precision on val at the paper's threshold (seed_eval), mAP (cls_eval);
 - saliency_train: foreground IoU at salthres and max-F on val and on the held-out saliency images
-  (saliency_test), and the guide labels' mIoU on train (guide);
-- seg_train: the segmenter's mIoU on val (seg_test), and with --reference the fully supervised one's.
+  (saliency), and the guide labels' mIoU on train (guide);
+- seg_train: the segmenter's mIoU on val (segmentations), and with --reference the fully supervised one's.
 A snapshot at iteration t is the model after t iterations of the preset's whole schedule (its lr steps
 included), so a plateau says that the iterations after it buy nothing; a shorter schedule is then checked
 with a run of its own.
@@ -23,11 +23,11 @@ from guidedlabelling import naming
 from guidedlabelling.pipeline import STEPS
 
 STEPS_OF = {  # training stage: (steps that make its inputs, its own steps, evaluation steps, snapshot setting)
-    "seed_train": ((), ("seed_train",), ("seed_eval_heatmaps", "seed_eval", "cls_eval"), "seed_test.test_iter"),
-    "saliency_train": (("seed_train", "seed_test"), ("saliency_train",), ("saliency_test", "guide"),
-                       "saliency_test.test_iter"),
-    "seg_train": (("seed_train", "seed_test", "saliency_train", "saliency_test", "guide"), ("seg_train",),
-                  ("seg_test",), "seg_test.test_iter"),
+    "seed_train": ((), ("seed_train",), ("seed_eval_heatmaps", "seed_eval", "cls_eval"), "seed_heatmaps.test_iter"),
+    "saliency_train": (("seed_train", "seed_heatmaps"), ("saliency_train",), ("saliency", "guide_labels"),
+                       "saliency.test_iter"),
+    "seg_train": (("seed_train", "seed_heatmaps", "saliency_train", "saliency", "guide_labels"), ("seg_train",),
+                  ("segmentations",), "segmentations.test_iter"),
 }
 
 
@@ -53,13 +53,14 @@ def figures(stage, config, settings, reference):
         return {"seed mIoU (val)": seeds["mIoU"], "seed fg precision (val)": seeds["fg_precision"],
                 "mAP (val)": done(config, split, "cls_eval")["mAP"]}
     if stage == "saliency_train":
-        sal, salthres = done(config, settings, "saliency_test"), str(C.resolve(config, settings)[0]["guide"]["salthres"])
+        sal = done(config, settings, "saliency")
+        salthres = str(C.resolve(config, settings)[0]["guide_labels"]["salthres"])
         row = {f"{part} fg IoU": sal[part]["foreground_IoU"][salthres] for part in ("train", "val") if part in sal}
         row |= {f"{part} max-F": sal[part]["max_F"] for part in ("val", "holdout") if part in sal}
-        return row | {"guide mIoU (train)": done(config, settings, "guide")["guide"]["mIoU"]}
-    row = {"segmenter mIoU (val)": done(config, settings, "seg_test")["mIoU"]}
+        return row | {"guide mIoU (train)": done(config, settings, "guide_labels")["guide"]["mIoU"]}
+    row = {"segmenter mIoU (val)": done(config, settings, "segmentations")["mIoU"]}
     if reference:
-        row["reference mIoU (val)"] = done(config, list(settings) + ["labels=gt"], "seg_test")["mIoU"]
+        row["reference mIoU (val)"] = done(config, list(settings) + ["labels=gt"], "segmentations")["mIoU"]
     return row
 
 
@@ -73,7 +74,7 @@ def main():
     args = p.parse_args()
     before, train, evaluate, snapshot_key = STEPS_OF[args.stage]
     if args.reference:
-        train, evaluate = train + ("reference_train",), evaluate + ("reference_test",)
+        train, evaluate = train + ("reference_train",), evaluate + ("reference_segmentations",)
     settings = args.set + [f"snapshot={args.every}", "store=none"]  # snapshots: trained here, not reused
     for step in before:
         run_step(step, args.config, settings)

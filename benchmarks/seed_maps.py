@@ -109,7 +109,7 @@ def probe(args):
         num_classes, width, args.blocks, not args.no_atrous, args.cam_layers), imagenet=True)
     common = ["--config", "demo", "--out_root", args.out_root, "--set", f"seed_train.net={args.name}"]
     common += [a for s in args.set for a in ("--set", s)]
-    for stage, extra in (("seed_train", []), ("seed_test", ["--seed_split", "test"]),
+    for stage, extra in (("seed_train", []), ("seed_heatmaps", ["--seed_split", "test"]),
                          ("seed_eval", ["--seed_split", "test"])):
         sys.argv = [stage, *common, *extra]
         try:

@@ -22,7 +22,7 @@ test_dataset: val
 device: cpu
 seed_train: {init: none, width: 0.0625, input_size: 32, max_iter: 2, stepsize: 2, batch_size: 2}
 seg_train: {init: none, width: 0.0625, input_size: 32, max_iter: 2, stepsize: 2, batch_size: 2}
-seg_test: {test_size: 32}
+segmentations: {test_size: 32}
 snapshot: 2
 """
 

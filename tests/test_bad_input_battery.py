@@ -182,7 +182,7 @@ def own_saliency_map_truncated(own):
     return own_args(own) + ["--saliency", maps]
 
 
-@case("no finished output of stage seg_train; run ./src/segmentation/train.py", command="seg_test")
+@case("no finished output of stage seg_train; run ./src/segmentation/train.py", command="segmentations")
 def upstream_not_made(own):
     pass
 
@@ -239,7 +239,8 @@ def output_stride_16_of_largefov(own):
                             "--set", "saliency_train.output_stride=16"]
 
 
-@case("setting run.device = 'gpu' (command line): write cpu, cuda, cuda:N (a GPU index) or auto", command="guide")
+@case("setting run.device = 'gpu' (command line): write cpu, cuda, cuda:N (a GPU index) or auto",
+      command="guide_labels")
 def device_gpu(own):
     return own_args(own) + ["--device", "gpu"]
 
@@ -259,7 +260,7 @@ def vis_maybe(own):
     return own_args(own) + ["--set", "vis=maybe"]
 
 
-@case("setting guide.guiderule = 'G3' (command line): choose one of G2, salor, seed, sal")
+@case("setting guide_labels.guiderule = 'G3' (command line): choose one of G2, salor, seed, sal")
 def unknown_guide_rule(own):
     return own_args(own) + ["--set", "guiderule=G3"]
 

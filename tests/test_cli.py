@@ -90,7 +90,7 @@ def test_sigterm_during_a_step_is_one_line_and_ends_the_workers(own):
 POOL_COMMAND = """
 import time
 from guidedlabelling import cli
-from guidedlabelling.stages.guide import run_jobs
+from guidedlabelling.stages.guide_labels import run_jobs
 
 def main():
     print("started", flush=True)

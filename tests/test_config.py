@@ -22,22 +22,22 @@ def test_paper_defaults():
     d = S.defaults()
     assert d["seed_train"]["base_lr"] == 0.001 and d["seed_train"]["batch_size"] == 15
     assert d["seed_train"]["max_iter"] == 8000 and d["seed_train"]["stepsize"] == 2000
-    assert d["guide"] == {"guiderule": "G2", "seedthres": 20, "salthres": 50, "saliency_maps": None,
+    assert d["guide_labels"] == {"guiderule": "G2", "seedthres": 20, "salthres": 50, "saliency_maps": None,
                           "dropped": "none", "dropped_share": 10, "dropped_often": 25}   # dropped none: the paper
-    assert d["seg_test"]["test_size"] == 531 and d["seed_train"]["net"] == "GAP-HighRes"
+    assert d["segmentations"]["test_size"] == 531 and d["seed_train"]["net"] == "GAP-HighRes"
 
 
 def test_preset_then_overrides_with_types():
-    cfg, preset = resolve("seedthres=30", "guide.salthres=40", "vis=true")
-    assert preset["seed_train"]["width"] == 0.0625 and cfg["guide"]["seedthres"] == 30
-    assert cfg["guide"]["salthres"] == 40 and cfg["run"]["vis"] is True
+    cfg, preset = resolve("seedthres=30", "guide_labels.salthres=40", "vis=true")
+    assert preset["seed_train"]["width"] == 0.0625 and cfg["guide_labels"]["seedthres"] == 30
+    assert cfg["guide_labels"]["salthres"] == 40 and cfg["run"]["vis"] is True
 
 
 def test_folder_names_list_changed_settings_and_their_upstream():
     cfg, preset = resolve("seedthres=30")
-    assert naming.stage_name(cfg, preset, "seed_test") == "default"
-    assert naming.stage_name(cfg, preset, "guide") == "seedthres-30"
-    assert naming.stage_name(cfg, preset, "seg_test") == "seedthres-30"
+    assert naming.stage_name(cfg, preset, "seed_heatmaps") == "default"
+    assert naming.stage_name(cfg, preset, "guide_labels") == "seedthres-30"
+    assert naming.stage_name(cfg, preset, "segmentations") == "seedthres-30"
     cfg, preset = resolve("seedthres=30", "labels=gt", "device=cpu", "workers=2")
     assert naming.stage_name(cfg, preset, "seg_train") == "labels-gt"   # the reference has no guide upstream
 
@@ -51,18 +51,18 @@ INPUTS = {"fingerprint": "f1", "inputs": {"tags.csv": "d1", "a.jpg": "d2"}, "ups
 
 
 def test_cache_belongs_to_one_config(tmp_path):
-    check_cache(tmp_path, {"guide": {"seedthres": 20}}, False, INPUTS)
+    check_cache(tmp_path, {"guide_labels": {"seedthres": 20}}, False, INPUTS)
     (tmp_path / "x.png").write_bytes(b"")
-    check_cache(tmp_path, {"guide": {"seedthres": 20}}, False, INPUTS)          # same settings: resume
+    check_cache(tmp_path, {"guide_labels": {"seedthres": 20}}, False, INPUTS)          # same settings: resume
     with pytest.raises(InputError, match="made with other settings"):
-        check_cache(tmp_path, {"guide": {"seedthres": 30}}, False, INPUTS)
-    check_cache(tmp_path, {"guide": {"seedthres": 30}}, True, INPUTS)           # --overridecache replaces it
+        check_cache(tmp_path, {"guide_labels": {"seedthres": 30}}, False, INPUTS)
+    check_cache(tmp_path, {"guide_labels": {"seedthres": 30}}, True, INPUTS)           # --overridecache replaces it
     assert not (tmp_path / "x.png").exists()
-    assert yaml.safe_load((tmp_path / "config.yaml").read_text()) == {"guide": {"seedthres": 30}}
+    assert yaml.safe_load((tmp_path / "config.yaml").read_text()) == {"guide_labels": {"seedthres": 30}}
 
 
 def test_cache_belongs_to_one_content_of_the_inputs(tmp_path, capsys):
-    settings = {"guide": {"seedthres": 20}}
+    settings = {"guide_labels": {"seedthres": 20}}
     assert not check_cache(tmp_path, settings, False, INPUTS)
     (tmp_path / "x.png").write_bytes(b"")
     edited = {"fingerprint": "f2", "inputs": {"tags.csv": "d3", "a.jpg": "d2"}, "upstream": {}}
@@ -90,19 +90,19 @@ def test_long_folder_names_are_shortened_with_a_hash():
     many = [f"{s}.width=0.5" for s in trainings] + \
            [f"{s}.{k}=7" for s in trainings for k in ("max_iter", "input_size", "batch_size")]
     cfg, preset = resolve(*many)
-    name = naming.stage_name(cfg, preset, "seg_test")
+    name = naming.stage_name(cfg, preset, "segmentations")
     assert len(name) == naming.MAX_NAME and name.startswith("seed_train.width-0.5_seed_train.input_size-7")
     cfg2, _ = resolve(*many, "seedthres=30")
-    assert naming.stage_name(cfg2, preset, "seg_test") != name
+    assert naming.stage_name(cfg2, preset, "segmentations") != name
 
 
 def test_folders_made_before_a_new_option_stay_valid():
-    current = {"guide": {"guiderule": "G2", "seedthres": 20, "saliency_maps": None}}
-    older = {"guide": {"guiderule": "G2", "seedthres": 20}}  # made before saliency_maps existed
+    current = {"guide_labels": {"guiderule": "G2", "seedthres": 20, "saliency_maps": None}}
+    older = {"guide_labels": {"guiderule": "G2", "seedthres": 20}}  # made before saliency_maps existed
     assert naming.same_settings(older, current)
-    assert not naming.same_settings(older, {"guide": dict(current["guide"], saliency_maps="my_maps")})
-    assert not naming.same_settings({"guide": dict(older["guide"], seedthres=30)}, current)
-    assert not naming.same_settings({"guide": dict(current["guide"], retired=1)}, current)
+    assert not naming.same_settings(older, {"guide_labels": dict(current["guide_labels"], saliency_maps="my_maps")})
+    assert not naming.same_settings({"guide_labels": dict(older["guide_labels"], seedthres=30)}, current)
+    assert not naming.same_settings({"guide_labels": dict(current["guide_labels"], retired=1)}, current)
     assert not naming.same_settings({}, current)
 
 
@@ -116,7 +116,7 @@ def test_a_key_of_several_sections_needs_its_section():
 
 
 def test_a_key_under_the_wrong_section_is_refused():
-    """seg_train.seedthres used to set guide.seedthres without a word."""
+    """seg_train.seedthres used to set guide_labels.seedthres without a word."""
     with pytest.raises(InputError, match="unknown setting 'seg_train.seedthres'; section seg_train has no "
                                          "'seedthres'; did you mean seedthres"):
         resolve("seg_train.seedthres=1")
@@ -125,13 +125,14 @@ def test_a_key_under_the_wrong_section_is_refused():
 def test_a_preset_may_group_keys_by_section_or_write_them_flat(tmp_path):
     (tmp_path / "p.yaml").write_text("seedthres: 30\nseg_train.base_lr: 0.01\nsaliency_train: {max_iter: 5}\n")
     cfg, preset = C.resolve(str(tmp_path / "p.yaml"))
-    assert (cfg["guide"]["seedthres"], cfg["seg_train"]["base_lr"], cfg["saliency_train"]["max_iter"]) == (30, 0.01, 5)
+    assert (cfg["guide_labels"]["seedthres"], cfg["seg_train"]["base_lr"], cfg["saliency_train"]["max_iter"]) == \
+        (30, 0.01, 5)
     assert cfg == preset and cfg["name"] == "p"
 
 
 def test_settings_are_read_as_their_type_and_errors_name_the_setting_and_its_source(tmp_path):
     cfg, _ = resolve("vis=yes", "channels_last=OFF", "seedthres=30", "seg_train.base_lr=1e-3", "workers=+2")
-    assert (cfg["run"]["vis"], cfg["run"]["channels_last"], cfg["guide"]["seedthres"]) == (True, False, 30)
+    assert (cfg["run"]["vis"], cfg["run"]["channels_last"], cfg["guide_labels"]["seedthres"]) == (True, False, 30)
     assert (cfg["seg_train"]["base_lr"], cfg["run"]["workers"]) == (0.001, 2)
     with pytest.raises(InputError) as e:
         resolve("seed_train.max_iter=abc", "vis=maybe", "seed_train.batch_size=1.5", "sedthres=1")
@@ -146,7 +147,7 @@ def test_settings_are_read_as_their_type_and_errors_name_the_setting_and_its_sou
     with pytest.raises(InputError) as e:
         C.resolve(str(preset))
     assert e.value.messages == (f"setting seed_train.max_iter = 'abc' ({preset}): not a whole number; write e.g. 8000",
-                                f"setting guide.salthres = 101 ({preset}): must be within 0..100")
+                                f"setting guide_labels.salthres = 101 ({preset}): must be within 0..100")
 
 
 @pytest.mark.parametrize("setting, problem", [
@@ -201,7 +202,7 @@ def test_a_folder_made_with_a_relative_path_matches_the_same_path_made_absolute(
     monkeypatch.chdir(tmp_path)
     cfg, _ = resolve("dataset_dir=voc", "saliency_data=sal1,sal2/,")
     assert cfg["saliency_train"]["saliency_data"] == f"{tmp_path / 'sal1'},{tmp_path / 'sal2'}"
-    current = naming.relevant(cfg, "saliency_test")
+    current = naming.relevant(cfg, "saliency")
     stored = json.loads(json.dumps(current))
     stored["data"]["dataset_dir"], stored["saliency_train"]["saliency_data"] = "voc", "sal1,sal2"
     assert naming.same_settings(stored, current)

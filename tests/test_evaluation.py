@@ -217,10 +217,10 @@ def write_done(path, data):
 
 def test_paper_tables_on_fake_runs(tmp_path, capsys):
     root = tmp_path / "smoke"
-    write_done(root / "seg_test" / "test_pcrf-deeplab", {"mIoU": 40.0})          # guided, CRF
-    write_done(root / "seg_test" / "default", {"mIoU": 30.0})                     # guided, no CRF
-    write_done(root / "seg_test" / "labels-gt_test_pcrf-deeplab", {"mIoU": 50.0})
-    write_done(root / "seg_test" / "labels-gt", {"mIoU": 60.0})
+    write_done(root / "segmentations" / "test_pcrf-deeplab", {"mIoU": 40.0})          # guided, CRF
+    write_done(root / "segmentations" / "default", {"mIoU": 30.0})                     # guided, no CRF
+    write_done(root / "segmentations" / "labels-gt_test_pcrf-deeplab", {"mIoU": 50.0})
+    write_done(root / "segmentations" / "labels-gt", {"mIoU": 60.0})
     write_done(root / "seed_eval" / "seed_split-test", {"fg_precision": 61.0, "fg_recall": 42.0, "mIoU": 33.0,
                                                         "best_mIoU": 35.5, "best_threshold": 30.0})
     write_done(root / "cls_eval" / "seed_split-test", {"mAP": 77.0})
@@ -240,8 +240,8 @@ def test_paper_tables_on_fake_runs(tmp_path, capsys):
     assert rows["GAP-LowRes"][5] == (f"missing; make it with `./script.py --config smoke --set out_root={tmp_path} "
                                      "--set seed_train.net=GAP-LowRes --steps seed_train,seed_eval_heatmaps,seed_eval,cls_eval`")
     assert rows["seed"][:2] == ["21.0", "—"]                   # the guide labels are there, the segmenter is not
-    assert "--set guiderule=seed --steps seed_train,seed_test,saliency_train,saliency_test,guide,seg_train," \
-           "seg_test`" in rows["seed"][2]
+    assert "--set guiderule=seed --steps seed_train,seed_heatmaps,saliency_train,saliency,guide_labels,seg_train," \
+           "segmentations`" in rows["seed"][2]
 
 
 @pytest.mark.parametrize("command", ["src/seed/eval.py", "src/seed/eval_cls.py", "src/paper_tables.py"])
@@ -282,5 +282,5 @@ def test_the_evaluation_commands_take_the_seed_tests_split():
     from guidedlabelling.runner import parse
     for stage in ("seed_eval", "cls_eval"):
         args = parse(stage, ["--seed_split", "test", "--config", "smoke"])
-        assert "seed_test.seed_split=test" in C.flag_overrides(args)
-        assert C.resolve("smoke", C.flag_overrides(args))[0]["seed_test"]["seed_split"] == "test"
+        assert "seed_heatmaps.seed_split=test" in C.flag_overrides(args)
+        assert C.resolve("smoke", C.flag_overrides(args))[0]["seed_heatmaps"]["seed_split"] == "test"

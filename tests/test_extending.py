@@ -57,7 +57,7 @@ def test_adding_a_stage_is_one_module_and_one_row(tmp_path):
     env = package_copy(tmp_path, "stages/seed_crf.py", module, {"pipeline.py": [(anchor, row)]})
     assert "--crf_params" in run(tmp_path, env, "-m", "guidedlabelling", "seed_crf", "-h")
     out = ["--config", "smoke", "--out_root", str(tmp_path / "runs")]
-    for stage in ("seed_train", "seed_test", "seed_crf"):
+    for stage in ("seed_train", "seed_heatmaps", "seed_crf"):
         run(tmp_path, env, "-m", "guidedlabelling", stage, *out, "--set", "seed_crf.crf_params=deeplab")
     folder = tmp_path / "runs" / "smoke" / "seed_crf" / "crf_params-deeplab"
     assert len(list(folder.glob("*.png"))) == 20 and (folder / "done.json").exists()
@@ -77,8 +77,8 @@ def test_adding_a_network_is_one_module_and_one_line(tmp_path):
             "seg_train.max_iter=10"]
     log = run(tmp_path, env, "-m", "guidedlabelling", "seg_train", *out, *tiny)
     assert "trunk: fine-tuning blocks 2..2 of 3" in log
-    run(tmp_path, env, "-m", "guidedlabelling", "seg_test", *out, *tiny)
-    folder = next((tmp_path / "runs" / "smoke" / "seg_test").glob("*DeepLab-Tiny*"))
+    run(tmp_path, env, "-m", "guidedlabelling", "segmentations", *out, *tiny)
+    folder = next((tmp_path / "runs" / "smoke" / "segmentations").glob("*DeepLab-Tiny*"))
     assert len(list(folder.glob("*.png"))) == 10 and (folder / "results.json").exists()
     refused = subprocess.run([sys.executable, "-m", "guidedlabelling", "seg_train", *out, *tiny, "--set",
                               "seg_train.output_stride=16"], cwd=tmp_path, env=env, capture_output=True, text=True)

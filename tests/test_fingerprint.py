@@ -14,8 +14,8 @@ from PIL import Image
 from conftest import make_own, own_args
 from guidedlabelling.fingerprint import file_digest
 
-METHOD = ("seed_train", "seed_test", "saliency_train", "saliency_test", "guide")
-SEGMENTER = METHOD + ("seg_train", "seg_test")
+METHOD = ("seed_train", "seed_heatmaps", "saliency_train", "saliency", "guide_labels")
+SEGMENTER = METHOD + ("seg_train", "segmentations")
 
 
 def edit_in_place(path, old, new):
@@ -66,7 +66,7 @@ def test_tags_edited_in_place_rerun_every_stage_like_a_fresh_run(own, command, t
     for stage, out in zip(METHOD, outputs):   # the saliency network reads no tags: reused
         assert ("up to date" in out) == (stage == "saliency_train"), stage
     assert f"{own['tags']} changed since it was made; recomputing it" in outputs[0]          # seed_train
-    assert "seed_train's output changed since it was made; recomputing it" in outputs[1]     # seed_test
+    assert "seed_train's output changed since it was made; recomputing it" in outputs[1]     # seed_heatmaps
     rerun = guide_done(own)
     own["out_root"] = tmp_path / "fresh"
     run_all(command, own)
@@ -75,13 +75,13 @@ def test_tags_edited_in_place_rerun_every_stage_like_a_fresh_run(own, command, t
 
 
 def test_a_stale_upstream_output_is_an_error_naming_what_changed(own, command):
-    run_all(command, own, ("seed_train", "seed_test"))
+    run_all(command, own, ("seed_train", "seed_heatmaps"))
     edit_in_place(own["tags"], "c.jpg,cat", "c.jpg,dog")
-    code, _, err = command("seed_test", *own_args(own))
+    code, _, err = command("seed_heatmaps", *own_args(own))
     assert code == 2
     assert (f"the output of stage seed_train is out of date, {own['tags']} changed since it was made; rerun "
             "./src/seed/train.py with the same settings first") in err
-    run_all(command, own, ("seed_train", "seed_test"))
+    run_all(command, own, ("seed_train", "seed_heatmaps"))
     scores = scipy.io.loadmat(folder(own, "seed_heatmaps") / "cls_res.mat")
     ids = [str(np.ravel(v)[0]) for v in scores["ids"].ravel()]
     np.testing.assert_array_equal(scores["gt"][ids.index("c")], [0, 1])   # c is a dog now
@@ -102,7 +102,7 @@ def test_a_replaced_image_and_a_replaced_mask(own, command, tmp_path):
     assert f"{image} changed since it was made; recomputing it" in out
     run_all(command, own, SEGMENTER)
     labels = {p: p.stat().st_mtime_ns for p in folder(own, "guide_labels").glob("*.png")}
-    scored = {"saliency_test": "saliency", "guide": "guide_labels", "seg_test": "seg_test"}
+    scored = {"saliency": "saliency", "guide_labels": "guide_labels", "segmentations": "segmentations"}
 
     def summaries():  # done.json of each (without the path of the results file, which names the run's folder)
         return {stage: {k: v for k, v in json.loads((folder(own, name) / "done.json").read_text()).items()
@@ -113,12 +113,12 @@ def test_a_replaced_image_and_a_replaced_mask(own, command, tmp_path):
         Image.fromarray(np.zeros((24, 32), np.uint8)).save(mask)
     outputs = dict(zip(SEGMENTER, run_all(command, own, SEGMENTER)))
     assert [stage for stage, out in outputs.items() if "up to date" not in out] == list(scored)
-    for stage, edited in (("saliency_test", f"{train}, {val}"), ("guide", train), ("seg_test", val)):
+    for stage, edited in (("saliency", f"{train}, {val}"), ("guide_labels", train), ("segmentations", val)):
         assert f"{edited} changed since it was made; scoring its outputs again" in outputs[stage]
     assert {p: p.stat().st_mtime_ns for p in labels} == labels      # the guide labels were not written again
     rerun = summaries()
-    assert rerun["guide"]["guide"]["mIoU"] != before["guide"]["guide"]["mIoU"]
-    assert rerun["seg_test"]["mIoU"] != before["seg_test"]["mIoU"]
+    assert rerun["guide_labels"]["guide"]["mIoU"] != before["guide_labels"]["guide"]["mIoU"]
+    assert rerun["segmentations"]["mIoU"] != before["segmentations"]["mIoU"]
     own["out_root"] = tmp_path / "fresh"
     run_all(command, own, SEGMENTER)
     assert rerun == summaries()
@@ -168,9 +168,9 @@ def test_a_folder_given_instead_of_an_upstream_output_is_one_folder_however_writ
         shutil.copy(mat, seeds)
     monkeypatch.chdir(own["base"])
     for given in ("my_heatmaps", f"{seeds}/"):
-        code, out, err = command("guide", *own_args(own), "--seed_dir", given)
+        code, out, err = command("guide_labels", *own_args(own), "--seed_dir", given)
         assert code == 0, out + err
-    assert "guide: up to date" in out
+    assert "guide_labels: up to date" in out
 
 
 def test_a_killed_run_does_not_resume_from_outputs_of_other_inputs(own, command):
@@ -190,7 +190,7 @@ def test_an_upstream_output_made_with_other_settings_is_an_error(own, command):
     run_all(command, own, ("seed_train",))
     preset = own["preset"].read_text()
     own["preset"].write_text(preset.replace("max_iter: 2, stepsize: 2", "max_iter: 3, stepsize: 2", 1))
-    code, _, err = command("seed_test", *own_args(own))
+    code, _, err = command("seed_heatmaps", *own_args(own))
     assert code == 2
     assert "the output of stage seed_train was made with other settings than these; rerun ./src/seed/train.py " \
            "with --overridecache" in err
@@ -225,31 +225,31 @@ def test_what_later_runs_do_not_read_is_not_an_output(tmp_path):
 
 
 def test_a_damaged_upstream_output_is_an_error_for_a_lone_stage(own, command):
-    run_all(command, own, ("seed_train", "seed_test"))
+    run_all(command, own, ("seed_train", "seed_heatmaps"))
     next(folder(own, "seed_heatmaps").glob("*.mat")).unlink()
-    code, _, err = command("seed_test", *own_args(own), "--set", "overridecache=false")
+    code, _, err = command("seed_heatmaps", *own_args(own), "--set", "overridecache=false")
     assert code == 0   # the stage itself recomputes
-    run_all(command, own, ("saliency_train", "saliency_test"))
+    run_all(command, own, ("saliency_train", "saliency"))
     victim = next(folder(own, "seed_heatmaps").glob("*.mat"))
     victim.unlink()
-    code, _, err = command("guide", *own_args(own))
+    code, _, err = command("guide_labels", *own_args(own))
     assert code == 2 and f"its output {victim.name} is missing; rerun ./src/seed/test.py" in err
 
 
 def test_a_damaged_heatmap_in_an_unfinished_folder_is_one_line_naming_it(own, command):
-    """A seed_test folder left unfinished (no done.json) with one damaged heatmap: the stage used to skip the file
+    """A seed_heatmaps folder left unfinished (no done.json) with one damaged heatmap: the stage used to skip the file
     as done and end in scipy's IndexError when it collected the class scores."""
-    run_all(command, own, ("seed_train", "seed_test"))
+    run_all(command, own, ("seed_train", "seed_heatmaps"))
     heatmaps = folder(own, "seed_heatmaps")
     (heatmaps / "done.json").unlink()
     victim = next(heatmaps.glob("*.mat"))
     victim.write_bytes(victim.read_bytes()[:100])
-    code, _, err = command("seed_test", *own_args(own))
+    code, _, err = command("seed_heatmaps", *own_args(own))
     assert code == 2 and len(err.splitlines()) == 1
     assert err.startswith(f"error: {victim}: unreadable heatmap file (")
     assert "remove it and rerun src/seed/test.py" in err
     victim.unlink()
-    assert run_all(command, own, ("seed_test",))
+    assert run_all(command, own, ("seed_heatmaps",))
 
 
 def test_a_clear_killed_after_the_rename_leaves_no_half_folder(tmp_path, monkeypatch):

@@ -1,5 +1,5 @@
 """What the guide labels keep of each tagged class (guide_diagnostics.py), the warning on a class the rule drops,
-and the option that keeps its seeds (guide.dropped seeds): by hand, and through the guide command on own data
+and the option that keeps its seeds (guide_labels.dropped seeds): by hand, and through the guide command on own data
 whose saliency misses one class."""
 import json
 import subprocess
@@ -76,7 +76,7 @@ def test_class_report_by_hand(tmp_path):
     line, = warnings(report, ["cat"], "G2", 10)
     assert line.startswith("cat: the G2 rule drops it (keeps under 10% of its seed pixels) in 1 of its 2 images, "
                            "and keeps 28% of its seed pixels overall")
-    assert "--set guide.dropped=seeds" in line
+    assert "--set guide_labels.dropped=seeds" in line
 
 
 # ---- through the guide command: own data whose saliency marks only a small part of every cat ----

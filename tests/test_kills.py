@@ -40,18 +40,19 @@ TRAINING = [("snapshot_iter_*.pth", "after", 1), ("snapshot_iter_*.pth", "before
 # stage, the settings of its step, and its kills in order (each in a new process, resuming the previous)
 KILLS = {
     "seed_train": ((), TRAINING),
-    "seed_test": ((), [("*.mat", "after", 1), ("*.mat", "before", 2), ("*.mat", "after", 2),
+    "seed_heatmaps": ((), [("*.mat", "after", 1), ("*.mat", "before", 2), ("*.mat", "after", 2),
                        ("cls_res.mat", "after", 1)]),
     "cls_eval": (TEST_SPLIT, [("results.json", "after", 1)]),
     "seed_eval": (TEST_SPLIT, [("results.json", "after", 1), ("pr_curve.png", "after", 1)]),
     "saliency_train": ((), TRAINING),
-    "saliency_test": ((), [("*.png", "after", 1), ("*.png", "before", 2), ("*.png", "after", 4)]),
-    "guide": ((), [("*.png", "after", 1), ("*.png", "after", 2), ("*.png", "before", 3), ("done.json", "before", 1)]),
+    "saliency": ((), [("*.png", "after", 1), ("*.png", "before", 2), ("*.png", "after", 4)]),
+    "guide_labels": ((), [("*.png", "after", 1), ("*.png", "after", 2), ("*.png", "before", 3),
+                          ("done.json", "before", 1)]),
     "seg_train": ((), TRAINING),
-    "seg_test": ((), [("*.png", "after", 1), ("*.png", "after", 2), ("results.json", "after", 1)]),
+    "segmentations": ((), [("*.png", "after", 1), ("*.png", "after", 2), ("results.json", "after", 1)]),
 }
-REFERENCE = [(s, ()) for s in ("seed_train", "seed_test", "saliency_train", "saliency_test", "guide", "seg_train",
-                               "seg_test")] + [(s, TEST_SPLIT) for s in ("seed_test", "seed_eval", "cls_eval")]
+REFERENCE = [(s, ()) for s in ("seed_train", "seed_heatmaps", "saliency_train", "saliency", "guide_labels", "seg_train",
+                               "segmentations")] + [(s, TEST_SPLIT) for s in ("seed_heatmaps", "seed_eval", "cls_eval")]
 
 
 def settings(extra):

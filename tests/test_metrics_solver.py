@@ -158,7 +158,7 @@ def test_max_f_agrees_with_the_former_hand_written_one_on_maps_spanning_0_to_255
 def test_saliency_quality_by_hand():
     """Two 1x4 maps: IoU at each threshold, MAE, and max F (metrics.saliency_scores) in one summary (no S or E
     measure of maps without their 2-D layout)."""
-    from guidedlabelling.stages.saliency_test import saliency_quality
+    from guidedlabelling.stages.saliency import saliency_quality
     pairs = [(np.array([255, 128, 26, 0], np.uint8), np.array([True, True, False, False])),
              (np.array([255, 255, 255, 255], np.uint8), np.array([True, False, False, False]))]
     q = saliency_quality(pairs)

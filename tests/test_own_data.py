@@ -141,7 +141,7 @@ def test_split_column_and_names_without_extension(folder, tmp_path):
 
 def test_whole_method_without_masks(folder, without_masks):
     root, stdout = without_masks
-    for step in ("reference_train", "reference_test", "seed_eval"):
+    for step in ("reference_train", "reference_segmentations", "seed_eval"):
         assert f"==> {step}: skipped, no ground-truth masks; pass --masks DIR to run it" in stdout
     assert "no ground-truth masks, so no mIoU table" in stdout
     summary = json.loads((root / "summary.json").read_text())
@@ -165,7 +165,7 @@ def test_whole_method_without_masks(folder, without_masks):
 
 def test_whole_method_with_masks_and_own_saliency(with_masks_and_saliency):
     root, stdout = with_masks_and_saliency
-    for step in ("saliency_train", "saliency_test"):
+    for step in ("saliency_train", "saliency"):
         assert f"==> {step}: skipped, saliency maps given" in stdout
     assert not (root / "saliency_train").exists() and not (root / "saliency").exists()
     summary = json.loads((root / "summary.json").read_text())

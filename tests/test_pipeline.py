@@ -59,9 +59,9 @@ def test_saliency_guide_prediction_files(smoke):
     assert len(sal) == 30 and all(s.dtype == np.uint8 and s.ndim == 2 and s.max() == 255 for s in sal)
     guides = list((root / "guide_labels" / "default").glob("*.png"))
     assert len(guides) == 20 and all(Image.open(p).mode == "P" for p in guides)
-    preds = list((root / "seg_test" / "default").glob("*.png"))
+    preds = list((root / "segmentations" / "default").glob("*.png"))
     assert len(preds) == 10
-    results = json.loads((root / "seg_test" / "default" / "results.json").read_text())
+    results = json.loads((root / "segmentations" / "default" / "results.json").read_text())
     assert np.asarray(results["confusion"]).shape == (6, 6) and "mIoU" in results and "per_class_IoU" in results
 
 
@@ -130,11 +130,11 @@ def run_on_snapshot(root, training, command):
 def test_test_iter_tests_a_snapshot(smoke):
     root, _ = smoke
     run_on_snapshot(root, "seg_train", "src/segmentation/test.py")
-    assert len(list((root / "seg_test" / "seg_test.test_iter-2").glob("*.png"))) == 10
+    assert len(list((root / "segmentations" / "segmentations.test_iter-2").glob("*.png"))) == 10
 
 
 def test_seed_heatmaps_at_another_test_size(smoke):
-    """seed_test.test_size 0 is the training input size (the release's): the same heatmaps as that size written
+    """seed_heatmaps.test_size 0 is the training input size (the release's): the same heatmaps as that size written
     out; a larger size gives other heatmaps, still at the image's size."""
     root, _ = smoke
     folders = {}
@@ -142,7 +142,7 @@ def test_seed_heatmaps_at_another_test_size(smoke):
         proc = subprocess.run([sys.executable, str(ROOT / "src/seed/test.py"), "--config", "smoke", "--out_root",
                                str(root.parent), "--test_size", str(size)], cwd=ROOT, capture_output=True, text=True)
         assert proc.returncode == 0, proc.stderr
-        folders[size] = root / "seed_heatmaps" / f"seed_test.test_size-{size}"
+        folders[size] = root / "seed_heatmaps" / f"seed_heatmaps.test_size-{size}"
     default = root / "seed_heatmaps" / "default"
     names = sorted(p.name for p in default.glob("*.mat") if p.name != "cls_res.mat")
     heat = {size: [scipy.io.loadmat(f / n)["heatmap"] for n in names] for size, f in [(0, default), *folders.items()]}
@@ -152,11 +152,11 @@ def test_seed_heatmaps_at_another_test_size(smoke):
 
 
 def test_saliency_maps_of_a_snapshot(smoke):
-    """saliency_test --test_iter: the maps of the snapshot's network (benchmarks/curve.py evaluates each), not
+    """saliency --test_iter: the maps of the snapshot's network (benchmarks/curve.py evaluates each), not
     the final network's."""
     root, _ = smoke
     run_on_snapshot(root, "saliency_train", "src/saliency/test.py")
-    snapshot, final = root / "saliency" / "saliency_test.test_iter-2", root / "saliency" / "default"
+    snapshot, final = root / "saliency" / "saliency.test_iter-2", root / "saliency" / "default"
     names = sorted(p.name for p in final.glob("*.png"))
     assert sorted(p.name for p in snapshot.glob("*.png")) == names and len(names) == 30
     assert any((snapshot / n).read_bytes() != (final / n).read_bytes() for n in names)

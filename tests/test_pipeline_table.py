@@ -12,7 +12,7 @@ from guidedlabelling import settings as S
 from guidedlabelling import pipeline
 
 ROOT = Path(__file__).resolve().parents[1]
-METHOD = ["seed_train", "seed_test", "saliency_train", "saliency_test", "guide"]
+METHOD = ["seed_train", "seed_heatmaps", "saliency_train", "saliency", "guide_labels"]
 
 
 def cfg(*sets):
@@ -22,28 +22,28 @@ def cfg(*sets):
 def test_sections_naming_each_stage():
     written_out = {  # the former config.UPSTREAM
         "seed_train": ["data", "seed_train"],
-        "seed_test": ["data", "seed_train", "seed_test"],
-        "seed_eval": ["data", "seed_train", "seed_test", "seed_eval"],
-        "cls_eval": ["data", "seed_train", "seed_test", "cls_eval"],
+        "seed_heatmaps": ["data", "seed_train", "seed_heatmaps"],
+        "seed_eval": ["data", "seed_train", "seed_heatmaps", "seed_eval"],
+        "cls_eval": ["data", "seed_train", "seed_heatmaps", "cls_eval"],
         "saliency_train": ["saliency_train"],
-        "saliency_test": ["data", "saliency_train", "saliency_test"],
-        "guide": ["data", "seed_train", "seed_test", "saliency_train", "saliency_test", "guide"],
+        "saliency": ["data", "saliency_train", "saliency"],
+        "guide_labels": ["data", "seed_train", "seed_heatmaps", "saliency_train", "saliency", "guide_labels"],
         "seg_train": ["data"] + METHOD + ["seg_train"],
-        "seg_test": ["data"] + METHOD + ["seg_train", "seg_test"],
+        "segmentations": ["data"] + METHOD + ["seg_train", "segmentations"],
     }
     for stage, sections in written_out.items():
         assert pipeline.sections(stage, cfg()) == sections, stage
-    assert pipeline.sections("seg_test", cfg("labels=gt")) == ["data", "seg_train", "seg_test"]
+    assert pipeline.sections("segmentations", cfg("labels=gt")) == ["data", "seg_train", "segmentations"]
 
 
 def test_driver_steps_and_what_each_needs():
     assert [s[0] for s in pipeline.STEPS] == [
-        "seed_train", "seed_test", "seed_eval_heatmaps", "seed_eval", "cls_eval", "saliency_train", "saliency_test",
-        "guide", "seg_train", "reference_train", "seg_test", "reference_test"]
+        "seed_train", "seed_heatmaps", "seed_eval_heatmaps", "seed_eval", "cls_eval", "saliency_train", "saliency",
+        "guide_labels", "seg_train", "reference_train", "segmentations", "reference_segmentations"]
     needed = {  # the former tables.STEPS
-        "guide": METHOD,
-        "seg_test": METHOD + ["seg_train", "seg_test"],
-        "reference_test": ["reference_train", "reference_test"],
+        "guide_labels": METHOD,
+        "segmentations": METHOD + ["seg_train", "segmentations"],
+        "reference_segmentations": ["reference_train", "reference_segmentations"],
         "seed_eval": ["seed_train", "seed_eval_heatmaps", "seed_eval"],
         "cls_eval": ["seed_train", "seed_eval_heatmaps", "cls_eval"],
     }
@@ -60,7 +60,7 @@ def test_every_stage_module_declares_options_and_runs():
         assert set(module.CHECKS) <= set(module.OPTIONS) and callable(module.reads), stage.name
 
 
-@pytest.mark.parametrize("stage,own,folders", [("seg_test", 4, 1), ("guide", 7, 2), ("seg_train", 25, 1),
+@pytest.mark.parametrize("stage,own,folders", [("segmentations", 4, 1), ("guide_labels", 7, 2), ("seg_train", 25, 1),
                                                ("seed_train", 18, 0)])
 def test_stage_help_lists_its_own_settings_plus_data_and_run(stage, own, folders):
     command = pipeline.BY_NAME[stage].command
@@ -75,11 +75,11 @@ def test_stage_help_lists_its_own_settings_plus_data_and_run(stage, own, folders
 
 
 def test_python_m_runs_a_stage_by_its_name():
-    proc = subprocess.run([sys.executable, "-m", "guidedlabelling", "guide", "-h"], cwd=ROOT, capture_output=True,
-                          text=True)
-    assert proc.returncode == 0 and "guide settings:" in proc.stdout
+    proc = subprocess.run([sys.executable, "-m", "guidedlabelling", "guide_labels", "-h"], cwd=ROOT,
+                          capture_output=True, text=True)
+    assert proc.returncode == 0 and "guide_labels settings:" in proc.stdout
     proc = subprocess.run([sys.executable, "-m", "guidedlabelling", "nonsense"], capture_output=True, text=True)
-    assert proc.returncode != 0 and "STAGE is one of seed_train, seed_test" in proc.stderr
+    assert proc.returncode != 0 and "STAGE is one of seed_train, seed_heatmaps" in proc.stderr
 
 
 @pytest.mark.parametrize("given, expected", [(None, "PASSIVE"), ("ACTIVE", "ACTIVE")])

@@ -109,8 +109,8 @@ def test_summary_and_class_tables_hold_the_numbers_of_the_stages(run):
     root, _ = run
     page = Page((root / "report.html").read_text())
     guide = read(root / "guide_labels/default/done.json")
-    seg, ref = read(root / "seg_test/default/results.json"), read(root / "seg_test/labels-gt/results.json")
-    assert read(root / "seg_test/default/done.json")["mIoU"] == seg["mIoU"]
+    seg, ref = read(root / "segmentations/default/results.json"), read(root / "segmentations/labels-gt/results.json")
+    assert read(root / "segmentations/default/done.json")["mIoU"] == seg["mIoU"]
     summary = dict(page.tables["Summary"][1:])
     assert summary == {"seeds (train)": one_decimal(guide["seeds"]["mIoU"]),
                        "guide labels (train)": one_decimal(guide["guide"]["mIoU"]),
@@ -180,7 +180,7 @@ def test_images_are_embedded_pngs_and_panels_show_the_stage_files(run):
     panels = {i["alt"]: decode_png(i["src"]) for i in page.images if i["class"] == "panel"}
     assert len(plots) == len(list(root.glob("*/*/loss.json"))) + len(list(root.glob("*_eval/*/*.png")))
     train_ids = most_improved(root, "train", "seed_heatmaps/default", "guide_labels/default")
-    val_ids = most_improved(root, "val", "seed_heatmaps/seed_split-test", "seg_test/default")
+    val_ids = most_improved(root, "val", "seed_heatmaps/seed_split-test", "segmentations/default")
     assert sorted(panels) == [f"train image {k}" for k in train_ids] + [f"val image {k}" for k in val_ids]
     first = train_ids[0]
     train = tiles(panels[f"train image {first}"])
@@ -189,8 +189,8 @@ def test_images_are_embedded_pngs_and_panels_show_the_stage_files(run):
     assert np.array_equal(train[-1], enlarged(DATA / f"SegmentationClass/{first}.png"))
     last = val_ids[-1]
     val = tiles(panels[f"val image {last}"])
-    assert np.array_equal(val[-3], enlarged(root / f"seg_test/default/{last}.png"))
-    assert np.array_equal(val[-2], enlarged(root / f"seg_test/labels-gt/{last}.png"))
+    assert np.array_equal(val[-3], enlarged(root / f"segmentations/default/{last}.png"))
+    assert np.array_equal(val[-2], enlarged(root / f"segmentations/labels-gt/{last}.png"))
     assert np.array_equal(val[-1], enlarged(DATA / f"SegmentationClass/{last}.png"))
 
 
@@ -255,7 +255,7 @@ def test_coverage_counts_the_object_pixels_given_their_class():
 
 def test_vis_panels_of_the_guide_and_test_stages(run):
     root, _ = run
-    guide_vis, test_vis = root / "guide_labels/default/vis", root / "seg_test/default/vis"
+    guide_vis, test_vis = root / "guide_labels/default/vis", root / "segmentations/default/vis"
     assert sorted(p.stem for p in guide_vis.glob("*.png")) == [f"train_{k:04d}" for k in range(20)]
     assert sorted(p.stem for p in test_vis.glob("*.png")) == [f"val_{k:04d}" for k in range(10)]
     image, seeds, saliency, guide, truth = tiles(Image.open(guide_vis / "train_0003.png"))
@@ -265,7 +265,7 @@ def test_vis_panels_of_the_guide_and_test_stages(run):
     assert np.array_equal(truth, enlarged(DATA / "SegmentationClass/train_0003.png"))
     image, *upstream, prediction, truth = tiles(Image.open(test_vis / "val_0002.png"))
     assert any(np.array_equal(t, enlarged(root / "saliency/default/val_0002.png")) for t in upstream)
-    assert np.array_equal(prediction, enlarged(root / "seg_test/default/val_0002.png"))
+    assert np.array_equal(prediction, enlarged(root / "segmentations/default/val_0002.png"))
     assert np.array_equal(truth, enlarged(DATA / "SegmentationClass/val_0002.png"))
 
 

@@ -18,7 +18,7 @@ from guidedlabelling.io import InputError
 from guidedlabelling.networks import DeepLabEffNet, build_seg_net
 from guidedlabelling.saliency_samples import SaliencySample, paste, photometric, remove_object, scale_crop, texture, \
     zoom_crop
-from guidedlabelling.stages.saliency_test import ZOOM_SHARES, ZoomedMasks, holdout_quality
+from guidedlabelling.stages.saliency import ZOOM_SHARES, ZoomedMasks, holdout_quality
 from guidedlabelling.stages.saliency_train import SaliencyLoss
 from guidedlabelling.inference import load_model
 from guidedlabelling.model_setup import DEEPLAB_CHECKS, DEEPLAB_OPTIONS, build_deeplab, label_size, \

@@ -45,8 +45,8 @@ def test_test_iter_of_a_reused_network_says_it_has_no_snapshots(own, command, tm
     train_saliency(command, own, tmp_path / "a")
     done, folder = train_saliency(command, own, tmp_path / "b")
     assert reused(done, folder)
-    code, out, err = command("saliency_test", *own_args(own), "--set", f"out_root={tmp_path / 'b'}",
-                             "--set", "saliency_test.test_iter=1")
+    code, out, err = command("saliency", *own_args(own), "--set", f"out_root={tmp_path / 'b'}",
+                             "--set", "saliency.test_iter=1")
     assert code == 2 and len(err.strip().splitlines()) == 1, out + err
     assert "snapshot_iter_1.pth: no snapshot of iteration 1 (this folder holds none)" in err
     assert "--set store=none" in err

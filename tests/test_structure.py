@@ -37,7 +37,7 @@ for _driver in ("guidedlabelling.settings", "guidedlabelling.runner"):  # their 
 def test_the_graph_is_read():
     assert "guidedlabelling.transforms" in GRAPH["guidedlabelling.stages.seed_train"]
     assert "guidedlabelling.networks.vgg" in GRAPH["guidedlabelling.networks.efficientnet"]
-    assert "guidedlabelling.stages.seed_test" in GRAPH["guidedlabelling.stages.seed_eval"]
+    assert "guidedlabelling.stages.seed_heatmaps" in GRAPH["guidedlabelling.stages.seed_eval"]
 
 
 def test_no_import_cycle():

@@ -86,9 +86,9 @@ def test_voc12_paper_preset_runs_on_the_downloaded_fixture(downloaded, tmp_path)
               "seed_train.input_size=65", "seed_train.max_iter=2", "seed_train.batch_size=2", "seed_train.stepsize=1",
               "saliency_train.init=" + str(models / "VGG_ILSVRC_16_layers-deeplab.caffemodel"),
               "saliency_train.width=0.0625", "saliency_train.input_size=65", "saliency_train.max_iter=2",
-              "saliency_train.batch_size=2", "saliency_test.test_size=65",
+              "saliency_train.batch_size=2", "saliency.test_size=65",
               "seg_train.init=" + str(models / "VGG_ILSVRC_16_layers-deeplab.caffemodel"), "seg_train.width=0.0625",
-              "seg_train.input_size=65", "seg_train.max_iter=2", "seg_train.batch_size=2", "seg_test.test_size=81"]
+              "seg_train.input_size=65", "seg_train.max_iter=2", "seg_train.batch_size=2", "segmentations.test_size=81"]
     cmd = [sys.executable, str(ROOT / "script.py"), "--config", "voc12_paper", "--out_root", str(tmp_path / "runs")]
     proc = subprocess.run(cmd + [a for s in shrink for a in ("--set", s)], cwd=ROOT, capture_output=True,
                           text=True, timeout=900)

@@ -2,13 +2,13 @@
 import sys
 
 from .cli import run
-from .pipeline import BY_NAME
+from .pipeline import BY_NAME, current_name
 
 USAGE = f"usage: python -m guidedlabelling STAGE [flags]; STAGE is one of {', '.join(BY_NAME)}"
 if len(sys.argv) == 2 and sys.argv[1] in ("-h", "--help"):
     print(f"{USAGE}\n{__doc__.strip()}")
-elif len(sys.argv) < 2 or sys.argv[1] not in BY_NAME:
+elif len(sys.argv) < 2 or current_name(sys.argv[1]) not in BY_NAME:
     sys.exit(USAGE)
 else:
     sys.argv[0] = f"python -m guidedlabelling {sys.argv[1]}"
-    run("guidedlabelling.runner", "main", sys.argv[1], sys.argv[2:])
+    run("guidedlabelling.runner", "main", current_name(sys.argv[1]), sys.argv[2:])

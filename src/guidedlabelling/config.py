@@ -9,6 +9,7 @@ import yaml
 
 from .datasets.builtin import builtin_roots
 from .errors import InputError
+from .pipeline import current_name
 from .settings import LIST_SETTINGS, NOT_PATHS, OPTIONS, PATH_SETTINGS, SHARED, defaults, range_problems, set_value
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -56,7 +57,7 @@ def load_preset(config, origins, problems):
     for key, value in data.items():
         if key == "name":
             continue
-        grouped = isinstance(value, dict) and key in OPTIONS
+        grouped = isinstance(value, dict) and current_name(key) in OPTIONS
         for k, v in (value.items() if grouped else [(key, value)]):
             try:
                 set_value(cfg, f"{key}.{k}" if grouped else str(k), v, str(path), origins)

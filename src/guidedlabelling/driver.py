@@ -18,7 +18,7 @@ from .cli import errors_end_in_one_line
 from .datasets import ground_truth_hint, has_ground_truth
 from .io import InputError, save_json
 from .results import METHOD_ROWS, RATIO_ROW, finished, method_table, stage_result
-from .pipeline import STEPS, command
+from .pipeline import STEPS, command, current_name
 from .report import write_report
 from .runner import ensure_data
 
@@ -28,8 +28,8 @@ OWN_DATA_FLAGS = {  # flag: (setting, help)
     "masks": ("masks", "optional folder of label PNGs <id>.png: evaluation and the fully supervised reference"),
     "saliency": ("saliency_maps", "folder of your own saliency maps <id>.png; skips the saliency steps"),
 }
-GROUND_TRUTH_STEPS = ("reference_train", "reference_test", "seed_eval")  # they need label PNGs
-SALIENCY_STEPS = ("saliency_train", "saliency_test")
+GROUND_TRUTH_STEPS = ("reference_train", "reference_segmentations", "seed_eval")  # they need label PNGs
+SALIENCY_STEPS = ("saliency_train", "saliency")
 WEAK_IOU = 20  # a class under this IoU in the fully supervised reference: the reference itself learned little
 
 
@@ -64,17 +64,17 @@ def skipped_steps(args, overrides):
     if not has_ground_truth(cfg["data"]):
         why = f"no ground-truth masks; {ground_truth_hint(cfg['data'])} to run it"
         skip |= dict.fromkeys(GROUND_TRUTH_STEPS, why)
-    if cfg["saliency_test"]["source"] == "imagenet-cam":
-        skip["saliency_train"] = "saliency from ImageNet class activation maps (saliency_test.source imagenet-cam)"
-    if cfg["guide"]["saliency_maps"]:
-        skip |= dict.fromkeys(SALIENCY_STEPS, f"saliency maps given ({cfg['guide']['saliency_maps']})")
+    if cfg["saliency"]["source"] == "imagenet-cam":
+        skip["saliency_train"] = "saliency from ImageNet class activation maps (saliency.source imagenet-cam)"
+    if cfg["guide_labels"]["saliency_maps"]:
+        skip |= dict.fromkeys(SALIENCY_STEPS, f"saliency maps given ({cfg['guide_labels']['saliency_maps']})")
     return skip
 
 
 def planned_steps(args, overrides):
     """[(step, stage, the settings it adds)] of the steps asked for, in driver order, and {step: why} of
     those the data makes impossible or needless."""
-    wanted = args.steps.split(",")
+    wanted = [current_name(step) for step in args.steps.split(",")]
     unknown = set(wanted) - {s for s, _, _ in STEPS}
     if unknown:
         raise InputError(f"--steps: unknown steps {sorted(unknown)}; choose from {', '.join(s for s, _, _ in STEPS)}")
@@ -122,13 +122,13 @@ def summarise(args, overrides, seconds=None):
     wall seconds in this run)."""
     cfg, preset = C.resolve(args.config, overrides)
     ref_cfg, _ = C.resolve(args.config, overrides + ["labels=gt"])
-    guide, seg = stage_result(cfg, preset, "guide"), stage_result(cfg, preset, "seg_test")
-    ref = stage_result(ref_cfg, preset, "seg_test")
+    guide, seg = stage_result(cfg, preset, "guide_labels"), stage_result(cfg, preset, "segmentations")
+    ref = stage_result(ref_cfg, preset, "segmentations")
     print_skipped(guide, seg)
     diagnostics = print_guide_classes(guide)
     if guide and seg and "mIoU" not in seg:  # own data without masks: nothing to measure against
-        outputs = {"guide_labels": str(naming.stage_dir(cfg, preset, "guide")),
-                   "predictions": str(naming.stage_dir(cfg, preset, "seg_test")), "config": args.config,
+        outputs = {"guide_labels": str(naming.stage_dir(cfg, preset, "guide_labels")),
+                   "predictions": str(naming.stage_dir(cfg, preset, "segmentations")), "config": args.config,
                    "overrides": overrides, "step_seconds": seconds or {}} | diagnostics
         path = Path(cfg["run"]["out_root"]) / cfg["name"] / "summary.json"
         save_json(path, outputs)
@@ -140,9 +140,9 @@ def summarise(args, overrides, seconds=None):
         print("summary: some steps have no results yet; run all steps for the table")
         return
     table = method_table(guide, seg, ref) | {
-        "guide_labels": str(naming.stage_dir(cfg, preset, "guide")),
-        "predictions": str(naming.stage_dir(cfg, preset, "seg_test")),
-        "reference_predictions": str(naming.stage_dir(ref_cfg, preset, "seg_test")),
+        "guide_labels": str(naming.stage_dir(cfg, preset, "guide_labels")),
+        "predictions": str(naming.stage_dir(cfg, preset, "segmentations")),
+        "reference_predictions": str(naming.stage_dir(ref_cfg, preset, "segmentations")),
         "config": args.config, "overrides": overrides, "step_seconds": seconds or {}} | diagnostics
     print(f"\n{'stage':<36}{'mIoU %':>8}")
     for name, key in METHOD_ROWS:   # None: nothing to measure (every mask pixel void)
@@ -171,7 +171,8 @@ def print_guide_classes(guide):
     returned for summary.json."""
     if not guide or "classes" not in guide:
         return {}
-    print("\nwhat the rule's guide labels keep of each class (train; no ground truth needed; before guide.dropped):")
+    print("\nwhat the rule's guide labels keep of each class (train; no ground truth needed; before "
+          "guide_labels.dropped):")
     print("\n".join(guide_diagnostics.format_report(guide["classes"])))
     for line in guide["warnings"]:
         print(f"warning: {line}")
@@ -196,10 +197,10 @@ def print_profile(seconds, total):
     """Each step's wall time in this run (steps that were up to date take a second or two)."""
     if not seconds:
         return
-    print(f"\n{'step':<20}{'wall s':>8}")
+    print(f"\n{'step':<25}{'wall s':>8}")
     for step, wall in seconds.items():
-        print(f"{step:<20}{wall:8.1f}")
-    print(f"{'total (with checks)':<20}{total:8.1f}")
+        print(f"{step:<25}{wall:8.1f}")
+    print(f"{'total (with checks)':<25}{total:8.1f}")
 
 
 def main(argv=None):

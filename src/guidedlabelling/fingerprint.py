@@ -20,9 +20,11 @@ import hashlib
 import json
 from pathlib import Path
 
+from . import pipeline
+
 MANIFEST = "inputs.json"
 ABSENT = "absent"
-UPSTREAM = "upstream "  # manifest key prefix of an upstream output: "upstream seed_test"
+UPSTREAM = "upstream "  # manifest key prefix of an upstream output: "upstream seed_heatmaps"
 EVALUATED = "evaluated "  # manifest key prefix of a label file a stage only compares its outputs with
 CHUNK = 1 << 20
 
@@ -61,6 +63,19 @@ def folder_files(folder):
 def fingerprint(manifest):
     """The hash of a manifest ({key: digest})."""
     return hashlib.sha256(json.dumps(sorted(manifest.items())).encode()).hexdigest()[:32]
+
+
+def renamed_upstream(manifest, names):
+    """A manifest with its upstream stages renamed by `names` (former <-> current stage names)."""
+    return {UPSTREAM + names.get(k[len(UPSTREAM):], k[len(UPSTREAM):]) if k.startswith(UPSTREAM) else k: v
+            for k, v in manifest.items()}
+
+
+def fingerprints(manifest):
+    """The fingerprints a folder made from a stage's manifest ({"fingerprint", "inputs", ...}) may record: this
+    version's, and that of the version before the stages were renamed (pipeline.FORMER_NAMES), whose manifests
+    named upstream stages the old way."""
+    return {manifest["fingerprint"], fingerprint(renamed_upstream(manifest["inputs"], pipeline.FORMER_OF))}
 
 
 def outputs_fingerprint(manifest):
@@ -120,7 +135,9 @@ def damage(folder):
 
 
 def changes(old, new):
-    """Keys of two manifests whose digests differ, that were added or that went."""
+    """Keys of two manifests whose digests differ, that were added or that went (upstream stages of an older
+    version's manifest under their current names)."""
+    old = renamed_upstream(old, pipeline.FORMER_NAMES)
     return sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
 
 

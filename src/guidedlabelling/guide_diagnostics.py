@@ -43,8 +43,8 @@ def warnings(report, often, rule, dropped_share, seeds_kept=False):
     return [f"{name}: the {rule} rule drops it (keeps under {dropped_share:g}% of its seed pixels) in "
             f"{round(report[name]['dropped'] * report[name]['images'])} of its {report[name]['images']} images, and "
             f"keeps {percent(report[name]['seed_kept'])} of its seed pixels overall (saliency rarely marks it); "
-            + ("its seeds are kept there (guide.dropped seeds)" if seeds_kept else
-               "--set guide.dropped=seeds keeps its seeds there; see README, own data") for name in often]
+            + ("its seeds are kept there (guide_labels.dropped seeds)" if seeds_kept else
+               "--set guide_labels.dropped=seeds keeps its seeds there; see README, own data") for name in often]
 
 
 def percent(share):

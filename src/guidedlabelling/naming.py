@@ -1,4 +1,4 @@
-"""A stage's output folder: <out_root>/<preset>/<stage folder>/<name>, where <name> lists the settings of the
+"""A stage's output folder: <out_root>/<preset>/<stage>/<name>, where <name> lists the settings of the
 stage and its upstream stages that differ from the preset (readable tokens like `seedthres-30`; a path is its last
 part and a hash of it, `images-photos-1f0c2a`), so variants coexist and each stage finds its inputs; and whether a
 folder's stored settings (its config.yaml, paths absolute) are the current ones."""
@@ -17,18 +17,19 @@ MAX_NAME = 120
 NAMING_EXCLUDED = {"builtin", "builtin_size", "builtin_train", "builtin_val"}  # the data folder names them
 
 
-def token(sec, key, value):
+def token(sec, key, value, section_names=None):
     """`key-value` of a setting in a folder name; a path is its last part and a hash of the whole (two
-    projects' folders both called images/ get two folders)."""
-    name = key if len(OWNERS[key]) == 1 else f"{sec}.{key}"
+    projects' folders both called images/ get two folders). section_names: how a section is written, when
+    not by its name."""
+    name = key if len(OWNERS[key]) == 1 else f"{(section_names or {}).get(sec, sec)}.{key}"
     if key in PATH_SETTINGS and isinstance(value, str) and value not in NOT_PATHS:
         return f"{name}-{Path(value.split(',')[0]).name}-{hashlib.sha1(value.encode()).hexdigest()[:6]}"
     return f"{name}-{value}"
 
 
-def stage_name(cfg, preset, stage):
+def stage_name(cfg, preset, stage, section_names=None):
     """Readable folder name from the settings that differ from the preset."""
-    tokens = [token(sec, k, v) for sec in pipeline.sections(stage, cfg) for k, v in cfg[sec].items()
+    tokens = [token(sec, k, v, section_names) for sec in pipeline.sections(stage, cfg) for k, v in cfg[sec].items()
               if k not in NAMING_EXCLUDED and v != preset[sec][k]]
     name = "_".join(tokens) or "default"
     if len(name) > MAX_NAME:  # file systems allow 255 bytes; the full settings are in config.yaml
@@ -37,7 +38,12 @@ def stage_name(cfg, preset, stage):
 
 
 def stage_dir(cfg, preset, stage):
-    return Path(cfg["run"]["out_root"]) / cfg["name"] / pipeline.BY_NAME[stage].folder / stage_name(cfg, preset, stage)
+    """The stage's folder; one that an older version made under the stage's former folder and section names,
+    while there is no current one (the settings and inputs it was made with are checked as any folder's)."""
+    run = Path(cfg["run"]["out_root"]) / cfg["name"]
+    current = run / stage / stage_name(cfg, preset, stage)
+    former = run / pipeline.FORMER_FOLDERS.get(stage, stage) / stage_name(cfg, preset, stage, pipeline.FORMER_OF)
+    return former if former != current and former.is_dir() and not current.exists() else current
 
 
 def relevant(cfg, stage):
@@ -51,9 +57,11 @@ def stored_settings(out):
     if not path.exists():
         return None
     try:
-        return yaml.safe_load(path.read_text())
+        stored = yaml.safe_load(path.read_text())
     except (yaml.YAMLError, UnicodeDecodeError):
         raise InputError(f"{path}: unreadable; remove this folder, or rerun with --overridecache") from None
+    return {pipeline.current_name(sec): values for sec, values in stored.items()} if isinstance(stored, dict) \
+        else stored
 
 
 def same_settings(stored, current):

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class StageRow:
     """One stage of the method (runner.Stage is one run of it)."""
-    name: str               # config section, module stages/<name>.py, and the driver's step
-    folder: str             # output folder: <out_root>/<preset>/<folder>/<settings>
+    name: str               # output folder <out_root>/<preset>/<name>/<settings>, config section, module
+                            # stages/<name>.py, and the driver's step
     parents: tuple = ()     # stages whose outputs it reads
     command: str = ""       # the release-style command that runs it alone ("" : python -m guidedlabelling <name>)
     reads_dataset: bool = True  # whether the data section names its outputs (saliency training reads its own set)
@@ -24,25 +24,36 @@ class StageRow:
 
 
 STAGES = (
-    StageRow("seed_train", "seed_train", (), "src/seed/train.py"),
-    StageRow("seed_test", "seed_heatmaps", ("seed_train",), "src/seed/test.py", per_image=".mat",
-          variants=(("seed_eval_heatmaps", ("seed_split=test",)),)),
-    StageRow("seed_eval", "seed_eval", ("seed_test",), "src/seed/eval.py", step_settings=("seed_split=test",)),
-    StageRow("cls_eval", "cls_eval", ("seed_test",), "src/seed/eval_cls.py", step_settings=("seed_split=test",)),
-    StageRow("saliency_train", "saliency_train", (), "src/saliency/train.py", reads_dataset=False),
-    StageRow("saliency_test", "saliency", ("saliency_train",), "src/saliency/test.py", per_image=".png"),
-    StageRow("guide", "guide_labels", ("seed_test", "saliency_test"), "src/guide_generation/generate.py",
-          per_image=".png"),
-    StageRow("seg_train", "seg_train", ("guide",), "src/segmentation/train.py",
-          variants=(("reference_train", ("labels=gt",)),)),
-    StageRow("seg_test", "seg_test", ("seg_train",), "src/segmentation/test.py", per_image=".png",
-          variants=(("reference_test", ("labels=gt",)),)),
+    StageRow("seed_train", (), "src/seed/train.py"),
+    StageRow("seed_heatmaps", ("seed_train",), "src/seed/test.py", per_image=".mat",
+             variants=(("seed_eval_heatmaps", ("seed_split=test",)),)),
+    StageRow("seed_eval", ("seed_heatmaps",), "src/seed/eval.py", step_settings=("seed_split=test",)),
+    StageRow("cls_eval", ("seed_heatmaps",), "src/seed/eval_cls.py", step_settings=("seed_split=test",)),
+    StageRow("saliency_train", (), "src/saliency/train.py", reads_dataset=False),
+    StageRow("saliency", ("saliency_train",), "src/saliency/test.py", per_image=".png"),
+    StageRow("guide_labels", ("seed_heatmaps", "saliency"), "src/guide_generation/generate.py",
+             per_image=".png"),
+    StageRow("seg_train", ("guide_labels",), "src/segmentation/train.py",
+             variants=(("reference_train", ("labels=gt",)),)),
+    StageRow("segmentations", ("seg_train",), "src/segmentation/test.py", per_image=".png",
+             variants=(("reference_segmentations", ("labels=gt",)),)),
 )
 BY_NAME = {s.name: s for s in STAGES}
 # script.py's steps in the order it runs them: (step, stage, settings the step adds)
 STEPS = tuple(step for s in STAGES for step in ((s.name, s.name, s.step_settings),
                                                  *((v, s.name, settings) for v, settings in s.variants)))
 TRAINERS = {"seed": "seed_train", "saliency": "saliency_train", "segmentation": "seg_train"}  # checkpoint kinds
+# Names from before the stages were named for their folders (version 41e8e02 and older): presets, --set, --steps,
+# `python -m guidedlabelling STAGE`, the config.yaml and inputs.json of run folders, and the one folder renamed.
+FORMER_NAMES = {"seed_test": "seed_heatmaps", "saliency_test": "saliency", "guide": "guide_labels",
+                "seg_test": "segmentations", "reference_test": "reference_segmentations"}
+FORMER_OF = {new: old for old, new in FORMER_NAMES.items()}
+FORMER_FOLDERS = {"segmentations": "seg_test"}
+
+
+def current_name(name):
+    """A stage, step or config section by its name, a former one included."""
+    return FORMER_NAMES.get(name, name)
 
 
 def command(stage):

@@ -1,7 +1,7 @@
 """Predicting on new images: a trained segmenter (model.pth of src/segmentation/train.py) on image files.
 
 For each image <id>: <out_dir>/<id>.png, the class per pixel as an index PNG in the VOC colours (as
-seg_test writes), and <out_dir>/overlay/<id>.png, the image with every non-background pixel blended
+segmentations writes), and <out_dir>/overlay/<id>.png, the image with every non-background pixel blended
 with its class colour. Both are written atomically; images that do not decode are skipped and listed.
 """
 import argparse
@@ -43,7 +43,7 @@ def predict(model_path, inputs, out_dir, size, resize="none", pcrf="none", devic
             crf_backend="torch"):
     """Label PNGs and overlays of every image in `inputs` (files or folders); returns a summary dict.
 
-    Geometry as seg_test (its test_resize, test_size and the training input_size net_size): 'none' pads
+    Geometry as segmentations (its test_resize, test_size and the training input_size net_size): 'none' pads
     images to a `size` canvas (fitting larger ones into it) that is resized to net_size, 'fullscale' pads
     without the resize, 'tight'
     fits every image into size x size.
@@ -84,7 +84,7 @@ def parse(argv=None):
     p.add_argument("--model", required=True, help="model.pth of src/segmentation/train.py, or its folder")
     p.add_argument("--out_dir", required=True, help="folder for the label PNGs and overlay/")
     p.add_argument("--pcrf", choices=("none", "deeplab"), help="test-time dense CRF (default: the preset's test_pcrf)")
-    p.add_argument("--config", default="demo", help="preset whose seg_test and seg_train settings give the "
+    p.add_argument("--config", default="demo", help="preset whose segmentations and seg_train settings give the "
                                                     "defaults of --pcrf, --size, --resize and --input_size (demo: "
                                                     "its CRF is on)")
     p.add_argument("--size", type=argument(int, POSITIVE), help="test input side (default: the preset's test_size)")
@@ -106,7 +106,7 @@ def main(argv=None):
     """./src/predict.py: errors end in one line (cli.py)."""
     args = parse(argv)
     preset = resolve(args.config)[0]
-    test = preset["seg_test"]
+    test = preset["segmentations"]
     try:
         summary = predict(args.model, args.inputs, args.out_dir, args.size or test["test_size"],
                           args.resize or test["test_resize"], args.pcrf or test["test_pcrf"], args.device,

@@ -90,8 +90,8 @@ def table(header, rows, total_last=False, css_class=""):
 
 
 def summary_section(cfg, preset, ref):
-    figures = method_table(stage_result(cfg, preset, "guide"), stage_result(cfg, preset, "seg_test"),
-                           stage_result(ref, preset, "seg_test"))
+    figures = method_table(stage_result(cfg, preset, "guide_labels"), stage_result(cfg, preset, "segmentations"),
+                           stage_result(ref, preset, "segmentations"))
     rows = [[html.escape(name), (number(figures[key], 1),)] for name, key in METHOD_ROWS]
     ratio = figures[RATIO_ROW[1]]
     rows.append([RATIO_ROW[0], (number(ratio and 100 * ratio, 1) + ("%" if ratio else ""),)])
@@ -105,10 +105,10 @@ def swatch(k):
 
 def class_section(cfg, preset, ref):
     """Per-class IoU of seeds, guide labels, segmenter and reference, with the classes' panel colours."""
-    guide = stage_result(cfg, preset, "guide") or {}
+    guide = stage_result(cfg, preset, "guide_labels") or {}
     columns = [("seeds (train)", guide.get("seeds")), ("guide labels (train)", guide.get("guide")),
-               ("segmenter (val)", stage_result(cfg, preset, "seg_test", "results.json")),
-               ("fully supervised (val)", stage_result(ref, preset, "seg_test", "results.json"))]
+               ("segmenter (val)", stage_result(cfg, preset, "segmentations", "results.json")),
+               ("fully supervised (val)", stage_result(ref, preset, "segmentations", "results.json"))]
     columns = [(name, rep) for name, rep in columns if rep]
     if not columns:
         return ""
@@ -122,7 +122,7 @@ def class_section(cfg, preset, ref):
 def guide_class_section(cfg, preset):
     """What the guide labels keep of each tagged class, without ground truth (guide_diagnostics.py), and the
     guide step's warnings."""
-    guide = stage_result(cfg, preset, "guide") or {}
+    guide = stage_result(cfg, preset, "guide_labels") or {}
     if "classes" not in guide:
         return ""
     rows = [[html.escape(name), (r["images"],), (number(r["seed_kept"] and 100 * r["seed_kept"], 1),),
@@ -131,16 +131,17 @@ def guide_class_section(cfg, preset):
     warnings = "".join(f"<p class=warn>{html.escape(line)}</p>" for line in guide["warnings"])
     return ("<h2>What the rule's guide labels keep of each class (train, no ground truth needed)</h2>\n"
             + table(["class", "images tagged", "seed pixels kept %", "mean guide area %",
-                     f"images the rule drops it in % (keeps under {cfg['guide']['dropped_share']}% of its seeds)"],
+                     f"images the rule drops it in % (keeps under {cfg['guide_labels']['dropped_share']}% of its "
+                     "seeds)"],
                     rows) + warnings)
 
 
 def saliency_section(cfg, preset):
-    scores = {split: values for split, values in (stage_result(cfg, preset, "saliency_test") or {}).items()
+    scores = {split: values for split, values in (stage_result(cfg, preset, "saliency") or {}).items()
               if isinstance(values, dict) and split not in ("skipped_images", "outputs")}  # and the fingerprint
     if not scores:
         return ""
-    salthres = str(cfg["guide"]["salthres"])
+    salthres = str(cfg["guide_labels"]["salthres"])
     measures = ("MAE", "max_F", "S_measure", "max_E")
     rows = [[html.escape(split), (number(values.get("foreground_IoU", {}).get(salthres)),)]
             + [(number(values.get(m)),) for m in measures] for split, values in scores.items()]
@@ -170,10 +171,10 @@ def scalars(data, prefix=""):
 
 def stage_folders(root):
     """Finished stage folders (<folder>/<settings> with done.json) in pipeline order, other folders after."""
-    order = [s.folder for s in pipeline.STAGES]
+    order = {folder: i for i, s in enumerate(pipeline.STAGES)
+             for folder in (s.name, pipeline.FORMER_FOLDERS.get(s.name))}
     found = [p.parent for p in root.glob("*/*/done.json") if not p.parent.name.startswith(".")]
-    return sorted(found, key=lambda p: (order.index(p.parent.name) if p.parent.name in order else len(order),
-                                        p.parent.name, p.name))
+    return sorted(found, key=lambda p: (order.get(p.parent.name, len(order)), p.parent.name, p.name))
 
 
 def wall_time(folder):
@@ -259,7 +260,7 @@ def example_files(cfg, preset, ref, test_seeds, item_id):
     ours = stage_files(lambda stage: naming.stage_dir(cfg, preset, stage), item_id)
     test = stage_files(lambda stage: naming.stage_dir(test_seeds, preset, stage), item_id)
     return [(caption, p if p.exists() else q) for (caption, p), (_, q) in zip(ours, test)] + [
-        ("fully supervised", naming.stage_dir(ref, preset, "seg_test") / f"{item_id}.png")]
+        ("fully supervised", naming.stage_dir(ref, preset, "segmentations") / f"{item_id}.png")]
 
 
 def spread_indices(data, k):

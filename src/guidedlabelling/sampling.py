@@ -85,7 +85,7 @@ class SegSample:
             return self.data.label(i)
         path = Path(self.label_dir) / f"{self.data.items[i].id}.png"
         if not path.exists():
-            raise InputError(f"{path}: guide label missing; rerun {command('guide')}")
+            raise InputError(f"{path}: guide label missing; rerun {command('guide_labels')}")
         return load_label_png(path)
 
     def __call__(self, i, rng):

@@ -30,13 +30,13 @@ def heatmap2segconf(heatmap, classes):
 @dataclass(frozen=True)
 class SeedRule:
     """The paper's seed rule: a pixel is a seed of its heatmap2segconf label where its confidence, in percent,
-    is at least `seedthres` (guide.seedthres, 20); background 0 elsewhere (a NaN confidence passes nothing)."""
+    is at least `seedthres` (guide_labels.seedthres, 20); background 0 elsewhere (a NaN confidence passes nothing)."""
     seedthres: float = 20
 
     @classmethod
     def of(cls, cfg):
         """The rule of a run's settings."""
-        return cls(cfg["guide"]["seedthres"])
+        return cls(cfg["guide_labels"]["seedthres"])
 
     @staticmethod
     def scores(heatmap, classes):

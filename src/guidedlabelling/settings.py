@@ -82,8 +82,9 @@ def defaults():
 
 
 def locate(key):
-    """(section, key) of a setting written `key` or `section.key`."""
+    """(section, key) of a setting written `key` or `section.key` (a stage's former name as the section too)."""
     sec, _, bare = key.rpartition(".")
+    sec = pipeline.current_name(sec)
     if sec and bare in OPTIONS.get(sec, {}):
         return sec, bare
     owners = OWNERS.get(bare, [])

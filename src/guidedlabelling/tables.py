@@ -87,10 +87,10 @@ def markdown(header, rows):
 def main_table(ctx):
     """docs/method.md section 8: the segmenter on guide labels and the fully supervised one, with and without CRF."""
     cfg, _ = ctx.resolve()
-    runs = {"guided_crf": Run("seg_test", ("guiderule=G2", "test_pcrf=deeplab")),
-            "guided": Run("seg_test", ("guiderule=G2", "test_pcrf=none")),
-            "full_crf": Run("reference_test", ("test_pcrf=deeplab",)),
-            "full": Run("reference_test", ("test_pcrf=none",))}
+    runs = {"guided_crf": Run("segmentations", ("guiderule=G2", "test_pcrf=deeplab")),
+            "guided": Run("segmentations", ("guiderule=G2", "test_pcrf=none")),
+            "full_crf": Run("reference_segmentations", ("test_pcrf=deeplab",)),
+            "full": Run("reference_segmentations", ("test_pcrf=none",))}
     labels = {"guided_crf": "Guided labelling (seeds + saliency, G2), test-time CRF", "guided": "same, no CRF",
               "full_crf": "Fully supervised (true masks), test-time CRF", "full": "same, no CRF"}
     ours, rows = {}, []
@@ -138,7 +138,7 @@ def guide_table(ctx):
     cfg, _ = ctx.resolve()
     rows = []
     for rule in GUIDE_RULES:
-        runs = [Run("guide", (f"guiderule={rule}",)), Run("seg_test", (f"guiderule={rule}",))]
+        runs = [Run("guide_labels", (f"guiderule={rule}",)), Run("segmentations", (f"guiderule={rule}",))]
         guide, seg = done = [r.done(ctx) for r in runs]
         rows.append([rule, number(guide and guide["guide"]["mIoU"]), number(seg and seg["mIoU"]),
                      where(ctx, runs, done)])

@@ -6,8 +6,8 @@ from PIL import Image, ImageDraw, ImageFont
 from .io import atomic_path, load_gray_png, load_heatmap_mat, load_label_png, voc_palette
 
 PALETTE = np.array(voc_palette(), np.uint8).reshape(256, 3)
-STAGE_FILES = (("seeds", "seed_test", ".mat"), ("saliency", "saliency_test", ".png"),
-               ("guide labels", "guide", ".png"), ("prediction", "seg_test", ".png"))
+STAGE_FILES = (("seeds", "seed_heatmaps", ".mat"), ("saliency", "saliency", ".png"),
+               ("guide labels", "guide_labels", ".png"), ("prediction", "segmentations", ".png"))
 MIN_TILE_HEIGHT = 160  # small images are enlarged (nearest neighbour, whole factors) to at least this
 CAPTION_HEIGHT, GAP = 22, 4
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Stage saliency_test: the logic and settings are in src/guidedlabelling/stages/saliency_test.py; -h lists the flags."""
+"""Stage saliency: the logic and settings are in src/guidedlabelling/stages/saliency.py; -h lists the flags."""
 from guidedlabelling.cli import run_stage
 
 if __name__ == "__main__":
-    run_stage("saliency_test")
+    run_stage("saliency")

@@ -8,7 +8,7 @@ from ..io import InputError, save_json
 from ..metrics import cell, classifier_report
 from ..pipeline import command
 from ..reads import Reads
-from .seed_test import add_split_flag, split_of
+from .seed_heatmaps import add_split_flag, split_of
 
 AP_VARIANTS = ("voc", "plain")
 OPTIONS = {
@@ -24,20 +24,20 @@ def add_arguments(parser):
 
 
 def reads(cfg, given):
-    return Reads(splits=(split_of(cfg),), upstream={"seed_test": given.get("seed_dir")})
+    return Reads(splits=(split_of(cfg),), upstream={"seed_heatmaps": given.get("seed_dir")})
 
 
 def load_class_scores(path):
     """cls_res.mat of the seed test: `scores` [N, C-1] and `ids` [N]."""
     if not path.exists():
-        raise InputError(f"{path}: missing; run {command('seed_test')} first (it writes cls_res.mat last)")
+        raise InputError(f"{path}: missing; run {command('seed_heatmaps')} first (it writes cls_res.mat last)")
     try:
         m = scipy.io.loadmat(path)
         scores, ids = np.atleast_2d(m["scores"]).astype(np.float64), [str(np.ravel(v)[0]) for v in m["ids"].ravel()]
     except (OSError, ValueError, KeyError, IndexError) as e:
-        raise InputError(f"{path}: unreadable class scores ({e}); rerun {command('seed_test')}") from None
+        raise InputError(f"{path}: unreadable class scores ({e}); rerun {command('seed_heatmaps')}") from None
     if scores.shape[0] != len(ids):
-        raise InputError(f"{path}: {scores.shape[0]} score rows for {len(ids)} ids; rerun {command('seed_test')}")
+        raise InputError(f"{path}: {scores.shape[0]} score rows for {len(ids)} ids; rerun {command('seed_heatmaps')}")
     return scores, ids
 
 
@@ -84,7 +84,7 @@ def run(stage):
     """results.json (per-class AP, mAP) and the table in the log."""
     cfg, out = stage.cfg, stage.out
     variant = cfg["cls_eval"]["ap_variant"]
-    path = stage.input_dir("seed_test") / "cls_res.mat"
+    path = stage.input_dir("seed_heatmaps") / "cls_res.mat"
     data = stage.dataset(split_of(cfg))
     scores, ids = load_class_scores(path)
     if scores.shape[1] != data.num_classes - 1:

@@ -8,7 +8,7 @@ from ..metrics import cell, release_seed_table, seed_curve, seed_histogram
 from ..pipeline import command
 from ..reads import Reads
 from ..seeds import SeedRule, heatmap2segconf
-from .seed_test import add_split_flag, split_of
+from .seed_heatmaps import add_split_flag, split_of
 
 OPTIONS = {
     "eval_thresholds": ("release", "release: the release's confidence thresholds (-10..-2 in steps of 1, then -1 "
@@ -30,7 +30,7 @@ def add_arguments(parser):
 
 
 def reads(cfg, given):
-    return Reads(splits=(split_of(cfg),), ground_truth=True, upstream={"seed_test": given.get("seed_dir")})
+    return Reads(splits=(split_of(cfg),), ground_truth=True, upstream={"seed_heatmaps": given.get("seed_dir")})
 
 
 def threshold_grid(c):
@@ -57,13 +57,13 @@ def image_histogram(data, i, folder, grid, unit):
     """One image's seed histogram (metrics.seed_histogram) from its heatmap file."""
     path = folder / f"{data.items[i].id}.mat"
     if not path.exists():
-        raise InputError(f"{path}: missing; run {command('seed_test')} for split {data.split} first "
+        raise InputError(f"{path}: missing; run {command('seed_heatmaps')} for split {data.split} first "
                          "(--seed_split names the split)")
     heat, hw = load_heatmap_mat(path)
     classes, gt = data.image_classes(i), data.label(i)
     if heat.shape[0] != len(classes) or hw != gt.shape:
         raise InputError(f"{path}: {heat.shape[0]} maps of size {hw} for {len(classes)} classes of size {gt.shape}; "
-                         f"rerun {command('seed_test')} for split {data.split}")
+                         f"rerun {command('seed_heatmaps')} for split {data.split}")
     label, value = scores(heat, classes, unit, grid)
     return seed_histogram(gt, label, value, grid, data.num_classes)
 
@@ -71,7 +71,7 @@ def image_histogram(data, i, folder, grid, unit):
 def run(stage):
     """results.json (the whole curve, per class), pr_curve.png, and the table in the log."""
     cfg, out = stage.cfg, stage.out
-    folder = stage.input_dir("seed_test")
+    folder = stage.input_dir("seed_heatmaps")
     data = stage.dataset(split_of(cfg))
     c = cfg["seed_eval"]
     reported = c["eval_seedthres"]

@@ -14,7 +14,8 @@ OPTIONS = training_options("DeepLab-LargeFOV", INIT, names("segmentation")) | DE
     "resize": ("none", "training geometry: none (crop/pad) or tight (crop+fit)"),
     "labels": ("guide", "training labels: guide (the method) or gt (fully supervised reference)"),
     "max_side": (0, "images whose longer side exceeds this are shrunk to it before the crop (0: never, the "
-                    "release); equal to seg_test's test_size (test_resize tight), training and test see one scale"),
+                    "release); equal to segmentations.test_size (test_resize tight), training and test see one "
+                    "scale"),
 }
 CHECKS = solver_checks(names("segmentation")) | DEEPLAB_CHECKS | {
     "resize": one_of("none", "tight"), "labels": one_of("guide", "gt"), "max_side": NON_NEGATIVE}
@@ -30,14 +31,14 @@ def reads(cfg, given):
     c = cfg["seg_train"]
     gt = c["labels"] == "gt"
     return Reads(splits=(cfg["data"]["dataset"],), ground_truth=gt, init=c["init"], net=c["net"],
-                 upstream={} if gt else {"guide": given.get("guide_dir")})
+                 upstream={} if gt else {"guide_labels": given.get("guide_dir")})
 
 
 def run(stage):
     solver = prepare(stage)
     c = stage.cfg["seg_train"]
     data = stage.dataset(stage.cfg["data"]["dataset"])
-    label_dir = None if c["labels"] == "gt" else stage.input_dir("guide")
+    label_dir = None if c["labels"] == "gt" else stage.input_dir("guide_labels")
     model, mults = build_deeplab(c, data.num_classes, stage.log)
     stream = segmentation_stream(data, c["input_size"], label_size(model, c), c["resize"], solver, label_dir,
                                  c["max_side"])

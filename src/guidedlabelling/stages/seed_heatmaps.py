@@ -34,25 +34,25 @@ def reads(cfg, given):
 
 def add_split_flag(parser):
     """--seed_split for the commands that evaluate the seed test's output (it is the seed test's setting)."""
-    parser.add_argument("--seed_split", dest="seed_test.seed_split", metavar="SEED_SPLIT",
+    parser.add_argument("--seed_split", dest="seed_heatmaps.seed_split", metavar="SEED_SPLIT",
                         help=f"the split of the seed test's output to evaluate: {OPTIONS['seed_split'][1]}")
 
 
 def split_of(cfg):
     """The dataset split the seed heatmaps and class scores are made for (--seed_split)."""
-    return cfg["data"]["dataset" if cfg["seed_test"]["seed_split"] == "train" else "test_dataset"]
+    return cfg["data"]["dataset" if cfg["seed_heatmaps"]["seed_split"] == "train" else "test_dataset"]
 
 
 def run(stage):
     cfg, out = stage.cfg, stage.out
     data = stage.dataset(split_of(cfg))
-    model, meta = load_model(trained(stage.input_dir("seed_train"), cfg["seed_test"]["test_iter"]), "seed")
+    model, meta = load_model(trained(stage.input_dir("seed_train"), cfg["seed_heatmaps"]["test_iter"]), "seed")
     check_classes(meta, data)
-    size, order = cfg["seed_test"]["test_size"] or cfg["seed_train"]["input_size"], cfg["seed_test"]["test_interpord"]
+    size, order = cfg["seed_heatmaps"]["test_size"] or cfg["seed_train"]["input_size"], cfg["seed_heatmaps"]["test_interpord"]
     indices = todo(stage, data, ".mat")
     stage.log.info("seed heatmaps: %d of %d images to do", len(indices), len(data))
     for i, (scores, feat), (offset, inner, hw) in progress(forward_all(
-            model, data, indices, size, "fit", stage.device, cfg["seed_test"]["test_batch"], cfg["run"]["workers"],
+            model, data, indices, size, "fit", stage.device, cfg["seed_heatmaps"]["test_batch"], cfg["run"]["workers"],
             **P.options(cfg["run"])), "seed heatmaps", len(indices)):
         classes = data.image_classes(i)
         cams = model.cams(feat[None], torch.as_tensor(classes, dtype=torch.long) - 1)[0]

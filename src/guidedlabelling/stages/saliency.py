@@ -37,7 +37,7 @@ def add_arguments(parser):
 def reads(cfg, given):
     """Both splits; the saliency model unless the maps come from ImageNet CAMs; the held-out saliency images."""
     d, c = cfg["data"], cfg["saliency_train"]
-    model = cfg["saliency_test"]["source"] == "model"
+    model = cfg["saliency"]["source"] == "model"
     held = c["holdout"] or c["holdout_scenes"].strip()
     return Reads(splits=tuple(dict.fromkeys([d["dataset"], d["test_dataset"]])), evaluates=True, tags=False,
                  upstream={"saliency_train": given.get("model_dir")} if model else {},
@@ -55,7 +55,7 @@ def run(stage):
         write_saliency(stage, model, data, indices, out)
     held = stage.saliency_set if stage.checked.reads.saliency_set else None
     if held:
-        zoomed = ZoomedMasks(held, cfg["saliency_test"]["test_size"])
+        zoomed = ZoomedMasks(held, cfg["saliency"]["test_size"])
         write_saliency(stage, model, held, range(len(held)), out / "holdout")
         write_saliency(stage, model, zoomed, range(len(zoomed)), out / "holdout_zoom")
     if not all([all_done(stage, data, ".png") for data in splits]):
@@ -72,11 +72,11 @@ def run(stage):
 
 
 def saliency_model(stage):
-    source = stage.cfg["saliency_test"]["source"]
+    source = stage.cfg["saliency"]["source"]
     if source == "imagenet-cam":
         stage.log.info("saliency: ImageNet class activation maps (no saliency training)")
         return ImageNetObjectness()
-    return load_model(trained(stage.input_dir("saliency_train"), stage.cfg["saliency_test"]["test_iter"]),
+    return load_model(trained(stage.input_dir("saliency_train"), stage.cfg["saliency"]["test_iter"]),
                       "saliency")[0]
 
 
@@ -88,7 +88,7 @@ def foreground(scores):
 def write_saliency(stage, model, data, indices, folder):
     """Foreground probability back in the image frame (as the release), stored as 8-bit with its maximum
     scaled to 255."""
-    size = stage.cfg["saliency_test"]["test_size"]
+    size = stage.cfg["saliency"]["test_size"]
     for i, scores, (offset, inner, hw) in progress(forward_all(
             model, data, indices, size, "shrink", stage.device, 8, stage.cfg["run"]["workers"],
             **P.options(stage.cfg["run"])), "saliency maps", len(indices)):

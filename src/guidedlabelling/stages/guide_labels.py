@@ -39,10 +39,10 @@ def add_arguments(parser):
 
 def reads(cfg, given):
     """The training split; seeds and saliency, from the upstream stages or the folders given instead."""
-    g = cfg["guide"]
+    g = cfg["guide_labels"]
     return Reads(splits=(cfg["data"]["dataset"],), ground_truth=g["guiderule"] == "salor", evaluates=True,
-                 upstream={"seed_test": given.get("seed_dir"),
-                           "saliency_test": given.get("saliency_dir") or g["saliency_maps"]})
+                 upstream={"seed_heatmaps": given.get("seed_dir"),
+                           "saliency": given.get("saliency_dir") or g["saliency_maps"]})
 
 
 class GuideJob:
@@ -55,22 +55,22 @@ class GuideJob:
     def __call__(self, i):
         it = self.data.items[i]
         heat_path, sal_path = self.seed_dir / f"{it.id}.mat", self.sal_dir / f"{it.id}.png"
-        for path, maker in ((heat_path, "seed_test"), (sal_path, "saliency_test")):
+        for path, maker in ((heat_path, "seed_heatmaps"), (sal_path, "saliency")):
             if not path.exists():
                 raise InputError(f"{path}: missing; run {command(maker)} for this dataset first")
         heat, hw = load_heatmap_mat(heat_path)
         classes = self.data.image_classes(i)
         if heat.shape[0] != len(classes):
             raise InputError(f"{heat_path}: {heat.shape[0]} maps for {len(classes)} classes; rerun "
-                             f"{command('seed_test')}")
+                             f"{command('seed_heatmaps')}")
         image = self.data.image(i)
         sal = load_gray_png(sal_path)
         if hw != image.shape[:2]:
             raise InputError(f"{heat_path}: heatmaps of size {hw}, the image is {image.shape[:2]}; rerun "
-                             f"{command('seed_test')}")
+                             f"{command('seed_heatmaps')}")
         if sal.shape != hw:
             raise InputError(f"{sal_path}: size {sal.shape} differs from the image {hw}; rerun "
-                             f"{command('saliency_test')} (own maps: give each its image's size)")
+                             f"{command('saliency')} (own maps: give each its image's size)")
         seed = self.seeds.labels(heat, classes)
         salient = sal >= self.g["salthres"] / 100 * 255
         gt = self.data.label(i) if self.g["guiderule"] == "salor" else None
@@ -123,11 +123,11 @@ def run_jobs(job, indices, workers):
 def run(stage):
     """The rule's labels; with dropped seeds, first into rule/, then the final labels from them."""
     cfg, out = stage.cfg, stage.out
-    g, workers = cfg["guide"], cfg["run"]["workers"]
+    g, workers = cfg["guide_labels"], cfg["run"]["workers"]
     data = stage.dataset(cfg["data"]["dataset"])
     rule_dir = out / "rule" if g["dropped"] == "seeds" else out
     vis = cfg["run"]["vis"]
-    job = GuideJob(data, stage.input_dir("seed_test"), stage.input_dir("saliency_test"), rule_dir, g,
+    job = GuideJob(data, stage.input_dir("seed_heatmaps"), stage.input_dir("saliency"), rule_dir, g,
                    SeedRule.of(cfg), vis and rule_dir == out, cfg["run"]["crf_backend"])
     indices = todo(stage, data, ".png", rule_dir)
     stage.log.info("guide labels (%s): %d of %d images to do", g["guiderule"], len(indices), len(data))
@@ -151,7 +151,7 @@ def run(stage):
 def class_diagnostics(stage, data, job, rule_dir):
     """What the rule's labels keep of each tagged class (no ground truth needed), a warning per class they drop
     often (guide_diagnostics.py), and with dropped seeds the classes whose seeds are kept where dropped."""
-    g = stage.cfg["guide"]
+    g = stage.cfg["guide_labels"]
     classes = guide_diagnostics.class_report(data, job.seed_dir, rule_dir, job.seeds, g["dropped_share"] / 100)
     often = guide_diagnostics.dropped_often(classes, g["dropped_often"] / 100)
     warnings = guide_diagnostics.warnings(classes, often, g["guiderule"], g["dropped_share"], g["dropped"] == "seeds")

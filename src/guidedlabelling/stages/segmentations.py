@@ -36,9 +36,9 @@ def reads(cfg, given):
 def run(stage):
     cfg, out = stage.cfg, stage.out
     data = stage.dataset(cfg["data"]["test_dataset"])
-    model, meta = load_model(trained(stage.input_dir("seg_train"), cfg["seg_test"]["test_iter"]), "segmentation")
+    model, meta = load_model(trained(stage.input_dir("seg_train"), cfg["segmentations"]["test_iter"]), "segmentation")
     check_classes(meta, data)
-    t, seeds = cfg["seg_test"], SeedRule.of(cfg)
+    t, seeds = cfg["segmentations"], SeedRule.of(cfg)
     indices = todo(stage, data, ".png")
     stage.log.info("segmentation test on %s: %d of %d images to do", data.split, len(indices), len(data))
     for i, scores, (offset, inner, hw) in progress(forward_all(

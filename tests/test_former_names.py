@@ -1,0 +1,108 @@
+"""What the version before the stages were named for their folders (41e8e02 and older) wrote and accepted still
+works: its stage, step and section names in presets, --set, --steps and `python -m guidedlabelling STAGE`, and its
+run folders, which are found and reused, not made again."""
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from conftest import ROOT, TINY_PRESET, own_args
+from guidedlabelling import config as C
+from guidedlabelling import driver
+
+# that version's names of the stages that have new ones (its pipeline.py), and the folder it called otherwise
+OLD_STAGE = {"seed_heatmaps": "seed_test", "saliency": "saliency_test", "guide_labels": "guide",
+             "segmentations": "seg_test"}
+OLD_FOLDER = {"segmentations": "seg_test"}
+ORDER = ("seed_train", "seed_heatmaps", "seed_eval", "cls_eval", "saliency_train", "saliency", "guide_labels",
+         "seg_train", "segmentations")
+
+
+def old_fingerprint(manifest):
+    """That version's fingerprint.fingerprint: the hash of a manifest's sorted items."""
+    return hashlib.sha256(json.dumps(sorted(manifest.items())).encode()).hexdigest()[:32]
+
+
+def as_older_version(run):
+    """Rewrite a run's stage folders as that version wrote them: config.yaml's sections and inputs.json's upstream
+    stages under the old names, every fingerprint of the old manifests (an upstream output's as that version's
+    done.json records it), segmentations/ as seg_test/."""
+    for stage in ORDER:
+        for folder in sorted((run / stage).iterdir()) if (run / stage).is_dir() else ():
+            cfg = yaml.safe_load((folder / "config.yaml").read_text())
+            (folder / "config.yaml").write_text(yaml.safe_dump({OLD_STAGE.get(s, s): v for s, v in cfg.items()}))
+            record = json.loads((folder / "inputs.json").read_text())
+            inputs = {}
+            for key, digest in record["inputs"].items():
+                if key.startswith("upstream "):
+                    parent = key.removeprefix("upstream ")
+                    done = json.loads((Path(record["upstream"][parent]) / "done.json").read_text())
+                    key, digest = f"upstream {OLD_STAGE.get(parent, parent)}", done["output_fingerprint"]
+                inputs[key] = digest
+            record = {"fingerprint": old_fingerprint(inputs), "inputs": inputs,
+                      "upstream": {OLD_STAGE.get(s, s): p for s, p in record["upstream"].items()}}
+            (folder / "inputs.json").write_text(json.dumps(record))
+            done = json.loads((folder / "done.json").read_text())
+            done["fingerprint"] = record["fingerprint"]
+            done["output_fingerprint"] = old_fingerprint({k: v for k, v in inputs.items()
+                                                          if not k.startswith("evaluated ")})
+            (folder / "done.json").write_text(json.dumps(done))
+        if stage in OLD_FOLDER:
+            (run / stage).rename(run / OLD_FOLDER[stage])
+
+
+def test_the_old_names_set_what_the_new_ones_set(tmp_path):
+    old = {"seed_test": "seed_heatmaps", "saliency_test": "saliency", "guide": "guide_labels",
+           "seg_test": "segmentations"}
+    preset = TINY_PRESET.replace("saliency:", "saliency_test:").replace("segmentations:", "seg_test:")
+    (tmp_path / "old.yaml").write_text(preset.replace("name: tiny", "name: old"))
+    (tmp_path / "new.yaml").write_text(TINY_PRESET.replace("name: tiny", "name: old"))
+    sets = {"seed_heatmaps": "test_size=40", "saliency": "test_size=33", "guide_labels": "dropped=seeds",
+            "segmentations": "test_size=35"}
+    by_old = C.resolve(str(tmp_path / "old.yaml"), [f"{o}.{sets[n]}" for o, n in old.items()])
+    by_new = C.resolve(str(tmp_path / "new.yaml"), [f"{n}.{sets[n]}" for n in old.values()])
+    assert by_old == by_new and by_new[0]["guide_labels"]["dropped"] == "seeds"
+    assert by_new[0]["saliency"]["test_size"] == 33 and by_new[1]["saliency"]["test_size"] == 32
+
+
+def test_old_step_and_stage_names_run_the_renamed_ones():
+    args = driver.parse(["--steps", "seed_test,guide,seg_test,reference_test"])
+    steps, _ = driver.planned_steps(args, [])
+    assert [s[0] for s in steps] == ["seed_heatmaps", "guide_labels", "segmentations", "reference_segmentations"]
+    proc = subprocess.run([sys.executable, "-m", "guidedlabelling", "guide", "-h"], cwd=ROOT, capture_output=True,
+                          text=True)
+    assert proc.returncode == 0 and "guide_labels settings:" in proc.stdout
+
+
+def test_a_run_of_the_older_version_is_found_and_reused(own, command):
+    code, out, err = command("script", *own_args(own))
+    assert code == 0, out + err
+    run = own["out_root"] / "tiny"
+    made = {p: p.stat().st_mtime_ns for p in run.glob("*/*/*.png")}
+    figures = {k: v for k, v in json.loads((run / "summary.json").read_text()).items() if "mIoU" in k}
+    as_older_version(run)
+    assert (run / "seg_test").is_dir() and not (run / "segmentations").exists()
+    code, again, err = command("script", *own_args(own))
+    assert code == 0, again + err
+    assert again.count("up to date in") == len(driver.STEPS), again
+    assert f"up to date in {run / 'seg_test'}/" in again and not (run / "segmentations").exists()
+    moved = {Path(str(p).replace("/segmentations/", "/seg_test/")): t for p, t in made.items()}
+    assert {p: p.stat().st_mtime_ns for p in run.glob("*/*/*.png")} == moved   # nothing written again
+    assert figures and {k: v for k, v in json.loads((run / "summary.json").read_text()).items()
+                        if "mIoU" in k} == figures
+
+
+def test_an_old_run_with_an_edited_input_names_the_input_not_the_renames(own, command):
+    code, out, err = command("script", *own_args(own))
+    assert code == 0, out + err
+    as_older_version(own["out_root"] / "tiny")
+    text = own["tags"].read_text()
+    own["tags"].write_text(text.replace("a.jpg,cat", "a.jpg,dog"))
+    code, again, err = command("script", *own_args(own))
+    assert code == 0, again + err
+    assert f"{own['tags']} changed since it was made; recomputing it" in again
+    assert "seed_train's output changed since it was made; recomputing it" in again   # seed_heatmaps
+    assert not any(f"{name}'s output" in again for name in OLD_STAGE.values()), again
