@@ -5,7 +5,7 @@ Runs a preset's training with a snapshot every --every iterations (after the ste
 each snapshot with the stage's evaluation steps on held-out data, and prints one row per snapshot:
 - seed_train: seed mIoU and foreground precision on val at the paper's threshold (seed_eval), mAP (cls_eval);
 - saliency_train: foreground IoU at salthres and max-F on val and on the held-out saliency images
-  (saliency), and the guide labels' mIoU on train (guide);
+  (saliency), and the guide labels' mIoU on train (guide_labels);
 - seg_train: the segmenter's mIoU on val (segmentations), and with --reference the fully supervised one's.
 A snapshot at iteration t is the model after t iterations of the preset's whole schedule (its lr steps
 included), so a plateau says that the iterations after it buy nothing; a shorter schedule is then checked

@@ -276,8 +276,8 @@ def test_classifier_labels_come_from_voc_main_lists_with_difficult_entries(tmp_p
         image_labels(data, ["c", "a"], path)
 
 
-def test_the_evaluation_commands_take_the_seed_tests_split():
-    """--seed_split is the seed test's setting; the two commands that read its output take it too."""
+def test_the_evaluation_commands_take_the_seed_heatmaps_split():
+    """--seed_split is seed_heatmaps' setting; the two commands that read its output take it too."""
     from guidedlabelling import config as C
     from guidedlabelling.runner import parse
     for stage in ("seed_eval", "cls_eval"):

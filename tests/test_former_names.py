@@ -106,3 +106,17 @@ def test_an_old_run_with_an_edited_input_names_the_input_not_the_renames(own, co
     assert f"{own['tags']} changed since it was made; recomputing it" in again
     assert "seed_train's output changed since it was made; recomputing it" in again   # seed_heatmaps
     assert not any(f"{name}'s output" in again for name in OLD_STAGE.values()), again
+
+
+def test_an_old_folder_made_again_leaves_the_stages_below_it_up_to_date(own, command):
+    """A damaged output of an older version's guide labels is made again; the segmenter that read the same labels
+    is not retrained (the fingerprints do not depend on the version that wrote the manifests)."""
+    code, out, err = command("script", *own_args(own))
+    assert code == 0, out + err
+    run = own["out_root"] / "tiny"
+    as_older_version(run)
+    next(run.glob("guide_labels/*/a.png")).unlink()
+    code, again, err = command("script", *own_args(own))
+    assert code == 0, again + err
+    assert "its output a.png is missing; recomputing it" in again
+    assert again.count("recomputing it") == 1 and again.count("up to date in") == len(driver.STEPS) - 1, again

@@ -61,7 +61,10 @@ def folder_files(folder):
 
 
 def fingerprint(manifest):
-    """The hash of a manifest ({key: digest})."""
+    """The hash of a manifest ({key: digest}), its upstream stages under their former names (pipeline.FORMER_NAMES):
+    a folder's fingerprints do not depend on which version wrote its manifest, so an older version's folders, and
+    the stages downstream of them, stay valid however they are resumed or rescored."""
+    manifest = renamed_upstream(manifest, pipeline.FORMER_OF)
     return hashlib.sha256(json.dumps(sorted(manifest.items())).encode()).hexdigest()[:32]
 
 
@@ -69,13 +72,6 @@ def renamed_upstream(manifest, names):
     """A manifest with its upstream stages renamed by `names` (former <-> current stage names)."""
     return {UPSTREAM + names.get(k[len(UPSTREAM):], k[len(UPSTREAM):]) if k.startswith(UPSTREAM) else k: v
             for k, v in manifest.items()}
-
-
-def fingerprints(manifest):
-    """The fingerprints a folder made from a stage's manifest ({"fingerprint", "inputs", ...}) may record: this
-    version's, and that of the version before the stages were renamed (pipeline.FORMER_NAMES), whose manifests
-    named upstream stages the old way."""
-    return {manifest["fingerprint"], fingerprint(renamed_upstream(manifest["inputs"], pipeline.FORMER_OF))}
 
 
 def outputs_fingerprint(manifest):
@@ -166,7 +162,7 @@ def staleness(folder, digests, checked=None):
         for stage, path in record.get("upstream", {}).items():
             if output_fingerprint(path) != record["inputs"].get(UPSTREAM + stage) or \
                     staleness(path, digests, checked):
-                changed.append(UPSTREAM + stage)
+                changed.append(UPSTREAM + pipeline.current_name(stage))
         why = f"{describe(changed)} changed since it was made" if changed else damage(folder)
     checked[folder] = why
     return why

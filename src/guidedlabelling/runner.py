@@ -18,7 +18,7 @@ from . import naming
 from . import settings as S
 from . import pipeline, preflight
 from .fingerprint import EVALUATED, MANIFEST, changes, damage, describe, finished_fingerprint, fingerprint, \
-    fingerprints, output_sizes, outputs_fingerprint, recorded
+    output_sizes, outputs_fingerprint, recorded
 from .inference import pick_device
 from .io import InputError, save_json, save_yaml
 from .datasets.builtin import ensure_builtin
@@ -103,14 +103,14 @@ def has_outputs(out):
     return out.is_dir() and any(p.name not in BOOKKEEPING for p in out.iterdir())
 
 
-def up_to_date(out, stage_cfg, accepted):
-    """Whether a folder's outputs are finished, made with these settings and from inputs of a fingerprint in
-    `accepted` (fingerprint.fingerprints)."""
+def up_to_date(out, stage_cfg, current):
+    """Whether a folder's outputs are finished, made with these settings and from inputs of the fingerprint
+    `current`."""
     if not (out / "done.json").exists() or not naming.same_settings(naming.stored_settings(out), stage_cfg):
         return False
     record = recorded(out)
-    return record is not None and record["fingerprint"] in accepted and \
-        finished_fingerprint(out) == record["fingerprint"] and damage(out) is None
+    return record is not None and record["fingerprint"] == current and finished_fingerprint(out) == current \
+        and damage(out) is None
 
 
 def clear(out):
@@ -148,8 +148,7 @@ def check_cache(out, stage_cfg, override, manifest, alone=True, rescore=False):
                          "to replace it, or choose another --out_root")
     record = recorded(out)
     why, changed = None, []
-    if settings is not None and has_outputs(out) and \
-            (record or {}).get("fingerprint") not in fingerprints(manifest):
+    if settings is not None and has_outputs(out) and (record or {}).get("fingerprint") != manifest["fingerprint"]:
         changed = changes(record["inputs"], manifest["inputs"]) if record else []
         why = f"{describe(changed)} changed since it was made" if record else \
             "no record of the inputs it was made from (made by an older version)"
@@ -205,7 +204,7 @@ def main(stage, argv=None, opened=None):
     inputs, upstream = checked.manifest()
     manifest = {"fingerprint": fingerprint(inputs), "inputs": inputs, "upstream": upstream}
     stage_cfg = naming.relevant(cfg, stage)
-    if not cfg["run"]["overridecache"] and up_to_date(out, stage_cfg, fingerprints(manifest)):
+    if not cfg["run"]["overridecache"] and up_to_date(out, stage_cfg, manifest["fingerprint"]):
         print(f"{stage}: up to date in {out} (--overridecache recomputes)")
         return out
     fresh = not out.exists()

@@ -1,5 +1,5 @@
 """Classifier evaluation: per-class average precision and mAP of the seed network's class scores
-(docs/method.md section 2). Reads the seed test's cls_res.mat of the split --seed_split names."""
+(docs/method.md section 2). Reads seed_heatmaps' cls_res.mat of the split --seed_split names."""
 import numpy as np
 import scipy.io
 
@@ -19,7 +19,7 @@ CHECKS = {"ap_variant": one_of(*AP_VARIANTS)}
 
 
 def add_arguments(parser):
-    parser.add_argument("--seed_dir", help="seed test folder holding cls_res.mat (default: the seed test output)")
+    parser.add_argument("--seed_dir", help="seed heatmaps folder holding cls_res.mat (default: seed_heatmaps' output)")
     add_split_flag(parser)
 
 
@@ -28,7 +28,7 @@ def reads(cfg, given):
 
 
 def load_class_scores(path):
-    """cls_res.mat of the seed test: `scores` [N, C-1] and `ids` [N]."""
+    """cls_res.mat of seed_heatmaps: `scores` [N, C-1] and `ids` [N]."""
     if not path.exists():
         raise InputError(f"{path}: missing; run {command('seed_heatmaps')} first (it writes cls_res.mat last)")
     try:

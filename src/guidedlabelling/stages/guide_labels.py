@@ -33,7 +33,7 @@ CHECKS = {"guiderule": one_of(*RULES), "seedthres": PERCENT, "salthres": PERCENT
 
 
 def add_arguments(parser):
-    parser.add_argument("--seed_dir", help="folder of <id>.mat seed heatmaps (default: the seed test output)")
+    parser.add_argument("--seed_dir", help="folder of <id>.mat seed heatmaps (default: seed_heatmaps' output)")
     parser.add_argument("--saliency_dir", help="folder of <id>.png saliency maps (default: the saliency output)")
 
 

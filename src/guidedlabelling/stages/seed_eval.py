@@ -1,5 +1,5 @@
 """Seed evaluation: precision and recall of the seeds over confidence thresholds, and mIoU (docs/method.md
-section 2, the paper's seed table). Reads the seed test's heatmaps of the split --seed_split names."""
+section 2, the paper's seed table). Reads seed_heatmaps' output of the split --seed_split names."""
 import numpy as np
 
 from ..checks import PERCENT, between, one_of
@@ -25,7 +25,7 @@ RELEASE_THRESHOLDS = np.hstack([np.linspace(-10, -2, 9), np.linspace(-1, -0.01, 
 
 
 def add_arguments(parser):
-    parser.add_argument("--seed_dir", help="folder of <id>.mat seed heatmaps (default: the seed test output)")
+    parser.add_argument("--seed_dir", help="folder of <id>.mat seed heatmaps (default: seed_heatmaps' output)")
     add_split_flag(parser)
 
 

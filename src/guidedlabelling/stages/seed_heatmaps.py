@@ -33,9 +33,9 @@ def reads(cfg, given):
 
 
 def add_split_flag(parser):
-    """--seed_split for the commands that evaluate the seed test's output (it is the seed test's setting)."""
+    """--seed_split for the commands that evaluate seed_heatmaps' output (it is seed_heatmaps' setting)."""
     parser.add_argument("--seed_split", dest="seed_heatmaps.seed_split", metavar="SEED_SPLIT",
-                        help=f"the split of the seed test's output to evaluate: {OPTIONS['seed_split'][1]}")
+                        help=f"the split of seed_heatmaps' output to evaluate: {OPTIONS['seed_split'][1]}")
 
 
 def split_of(cfg):
@@ -48,7 +48,8 @@ def run(stage):
     data = stage.dataset(split_of(cfg))
     model, meta = load_model(trained(stage.input_dir("seed_train"), cfg["seed_heatmaps"]["test_iter"]), "seed")
     check_classes(meta, data)
-    size, order = cfg["seed_heatmaps"]["test_size"] or cfg["seed_train"]["input_size"], cfg["seed_heatmaps"]["test_interpord"]
+    size = cfg["seed_heatmaps"]["test_size"] or cfg["seed_train"]["input_size"]
+    order = cfg["seed_heatmaps"]["test_interpord"]
     indices = todo(stage, data, ".mat")
     stage.log.info("seed heatmaps: %d of %d images to do", len(indices), len(data))
     for i, (scores, feat), (offset, inner, hw) in progress(forward_all(
