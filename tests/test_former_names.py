@@ -55,8 +55,7 @@ def as_older_version(run):
 
 
 def test_the_old_names_set_what_the_new_ones_set(tmp_path):
-    old = {"seed_test": "seed_heatmaps", "saliency_test": "saliency", "guide": "guide_labels",
-           "seg_test": "segmentations"}
+    old = {o: n for n, o in OLD_STAGE.items()}
     preset = TINY_PRESET.replace("saliency:", "saliency_test:").replace("segmentations:", "seg_test:")
     (tmp_path / "old.yaml").write_text(preset.replace("name: tiny", "name: old"))
     (tmp_path / "new.yaml").write_text(TINY_PRESET.replace("name: tiny", "name: old"))

@@ -172,7 +172,7 @@ def scalars(data, prefix=""):
 def stage_folders(root):
     """Finished stage folders (<folder>/<settings> with done.json) in pipeline order, other folders after."""
     order = {folder: i for i, s in enumerate(pipeline.STAGES)
-             for folder in (s.name, pipeline.FORMER_FOLDERS.get(s.name))}
+             for folder in (s.name, pipeline.FORMER_FOLDERS.get(s.name, s.name))}
     found = [p.parent for p in root.glob("*/*/done.json") if not p.parent.name.startswith(".")]
     return sorted(found, key=lambda p: (order.get(p.parent.name, len(order)), p.parent.name, p.name))
 
