@@ -19,11 +19,14 @@ SIZE = 64
 
 
 class Images:
-    """Random 80x100 photos: all forward_all reads of a dataset."""
+    """Random 80x100 photos: all forward_all reads of a dataset (its length and images)."""
 
     def __init__(self, n):
         rng = np.random.default_rng(0)
         self.images = [rng.integers(0, 256, (80, 100, 3), dtype=np.uint8) for _ in range(n)]
+
+    def __len__(self):
+        return len(self.images)
 
     def image(self, i):
         return self.images[i]

@@ -106,6 +106,9 @@ from guidedlabelling import cli
 from guidedlabelling.inference import forward_all
 
 class SlowImages:
+    def __len__(self):
+        return 10 ** 5
+
     def image(self, i):
         time.sleep(0.05)
         return np.zeros((32, 32, 3), np.uint8)

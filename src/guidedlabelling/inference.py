@@ -37,11 +37,17 @@ def collate(batch):
 
 def forward_all(model, data, indices, size, mode, device, batch_size=8, workers=0, amp="none",
                 channels_last=False, net_size=None):
-    """Yield (index, output, (offset, inner_hw, original_hw)) for every image, batched (geometry: see
-    transforms.fit_input); outputs are float32 whatever --amp the network ran in."""
-    loader = torch.utils.data.DataLoader(Inputs(data, indices, size, mode, net_size), batch_size=batch_size,
-                                         num_workers=workers, collate_fn=collate,
-                                         worker_init_fn=quiet_loader_worker)
+    """Yield (index, output, (offset, inner_hw, original_hw)) for the images `indices` of `data` (geometry: see
+    transforms.fit_input); outputs are float32 whatever --amp the network ran in. The batches are fixed blocks of
+    batch_size consecutive images of `data`, each computed whole when it holds any of `indices`: on some CPUs a
+    batch's float sums depend on its size, and an image's output must not depend on which images a resumed run
+    or a fragment (todo) has left to do."""
+    wanted = set(indices)
+    blocks = [range(b * batch_size, min((b + 1) * batch_size, len(data)))
+              for b in sorted({i // batch_size for i in wanted})]
+    loader = torch.utils.data.DataLoader(Inputs(data, range(len(data)), size, mode, net_size),
+                                         batch_sampler=[list(block) for block in blocks], num_workers=workers,
+                                         collate_fn=collate, worker_init_fn=quiet_loader_worker)
     fmt = P.memory_format(channels_last)
     model.to(device, memory_format=fmt).eval()
     with torch.inference_mode():
@@ -50,14 +56,16 @@ def forward_all(model, data, indices, size, mode, device, batch_size=8, workers=
                 out = model(x.to(device, memory_format=fmt))
             out = tuple(o.float() for o in out) if isinstance(out, tuple) else out.float()
             for b, (i, offset, inner, hw) in enumerate(metas):
-                yield i, (out[0][b], out[1][b]) if isinstance(out, tuple) else out[b], (offset, inner, hw)
+                if i in wanted:
+                    yield i, (out[0][b], out[1][b]) if isinstance(out, tuple) else out[b], (offset, inner, hw)
 
 
-def todo(stage, data, suffix, folder=None):
+def todo(stage, data, suffix, folder=None, block=1):
     """Images of this fragment whose output file (in `folder`, default the stage's) does not exist yet (a rerun
-    resumes)."""
+    resumes). A fragment holds whole blocks of `block` consecutive images (forward_all's batches)."""
     n, N, folder = *stage.fragment, folder or stage.out
-    return [i for i, it in enumerate(data.items) if i % N == n and not (folder / f"{it.id}{suffix}").exists()]
+    return [i for i, it in enumerate(data.items)
+            if (i // block) % N == n and not (folder / f"{it.id}{suffix}").exists()]
 
 
 def all_done(stage, data, suffix, folder=None):

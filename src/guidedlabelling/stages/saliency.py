@@ -17,6 +17,7 @@ from ..progress import progress
 from ..reads import Reads
 from ..saliency_samples import interior_point, zoom_box
 
+BATCH = 8  # images per forward pass (inference.forward_all)
 IOU_THRESHOLDS = tuple(range(10, 100, 10))  # percent of 255
 AREA_EDGES = (0, 5, 15, 35, 60, 100)  # percent of the frame the object covers: held-out quality per range
 ZOOM_SHARES = (0.5, 0.9)  # the object's share of each held-out image's zoom crop ('holdout_zoom')
@@ -50,7 +51,7 @@ def run(stage):
     model = saliency_model(stage)
     splits = [stage.dataset(s) for s in dict.fromkeys([cfg["data"]["dataset"], cfg["data"]["test_dataset"]])]
     for data in splits:
-        indices = todo(stage, data, ".png")
+        indices = todo(stage, data, ".png", block=BATCH)
         stage.log.info("saliency %s: %d of %d images to do", data.split, len(indices), len(data))
         write_saliency(stage, model, data, indices, out)
     held = stage.saliency_set if stage.checked.reads.saliency_set else None
@@ -90,7 +91,7 @@ def write_saliency(stage, model, data, indices, folder):
     scaled to 255."""
     size = stage.cfg["saliency"]["test_size"]
     for i, scores, (offset, inner, hw) in progress(forward_all(
-            model, data, indices, size, "shrink", stage.device, 8, stage.cfg["run"]["workers"],
+            model, data, indices, size, "shrink", stage.device, BATCH, stage.cfg["run"]["workers"],
             **P.options(stage.cfg["run"])), "saliency maps", len(indices)):
         fg = T.unfit_saliency(foreground(scores)[0].cpu().numpy(), size, offset, inner, hw)
         save_gray_png(folder / f"{data.items[i].id}.png", np.round(255 * fg / max(fg.max(), 1e-12)))

@@ -50,7 +50,7 @@ def run(stage):
     check_classes(meta, data)
     size = cfg["seed_heatmaps"]["test_size"] or cfg["seed_train"]["input_size"]
     order = cfg["seed_heatmaps"]["test_interpord"]
-    indices = todo(stage, data, ".mat")
+    indices = todo(stage, data, ".mat", block=cfg["seed_heatmaps"]["test_batch"])
     stage.log.info("seed heatmaps: %d of %d images to do", len(indices), len(data))
     for i, (scores, feat), (offset, inner, hw) in progress(forward_all(
             model, data, indices, size, "fit", stage.device, cfg["seed_heatmaps"]["test_batch"], cfg["run"]["workers"],

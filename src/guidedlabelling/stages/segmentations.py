@@ -11,6 +11,7 @@ from ..reads import Reads
 from ..seeds import SeedRule
 from ..visualize import colour, file_tiles, panel_tiles, save_panel, stage_files
 
+BATCH = 4  # images per forward pass (inference.forward_all)
 OPTIONS = {
     "test_iter": (0, "test the snapshot of this iteration (0: the final model)"),
     "test_pcrf": ("none", "test-time CRF: none or deeplab"),
@@ -39,10 +40,10 @@ def run(stage):
     model, meta = load_model(trained(stage.input_dir("seg_train"), cfg["segmentations"]["test_iter"]), "segmentation")
     check_classes(meta, data)
     t, seeds = cfg["segmentations"], SeedRule.of(cfg)
-    indices = todo(stage, data, ".png")
+    indices = todo(stage, data, ".png", block=BATCH)
     stage.log.info("segmentation test on %s: %d of %d images to do", data.split, len(indices), len(data))
     for i, scores, (offset, inner, hw) in progress(forward_all(
-            model, data, indices, t["test_size"], geometry(t["test_resize"]), stage.device, 4, cfg["run"]["workers"],
+            model, data, indices, t["test_size"], geometry(t["test_resize"]), stage.device, BATCH, cfg["run"]["workers"],
             **P.options(cfg["run"]), net_size=cfg["seg_train"]["input_size"]), "segmentation test", len(indices)):
         image = data.image(i)
         pred = label_map(scores, image, t["test_size"], (offset, inner, hw), t["test_pcrf"], cfg["run"]["crf_backend"])
