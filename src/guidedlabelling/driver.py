@@ -7,18 +7,19 @@ src/; this driver (./script.py) checks every input of every step it is asked for
 then runs them in order with the same settings.
 """
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
 
 from . import config as C
 from . import naming
-from . import guide_diagnostics, preflight, runner
+from . import guide_diagnostics, lanes, preflight, runner
 from .cli import errors_end_in_one_line
 from .datasets import ground_truth_hint, has_ground_truth
 from .io import InputError, save_json
 from .results import METHOD_ROWS, RATIO_ROW, finished, method_table, stage_result
-from .pipeline import STEPS, command, current_name
+from .pipeline import STEPS, command, current_name, steps_needed
 from .report import write_report
 from .runner import ensure_data
 
@@ -47,6 +48,8 @@ def parse(argv=None):
         p.add_argument(f"--{flag}", metavar="PATH", help=help_text)
     p.add_argument("--overridecache", action="store_true", help="recompute every step")
     p.add_argument("--debug", action="store_true", help="show the traceback of an error instead of one line")
+    p.add_argument("--lane_report", help=argparse.SUPPRESS)  # a lane's process (lanes.py): run the steps, write
+    # {step: seconds} here, no table
     return p.parse_args(argv)
 
 
@@ -95,6 +98,59 @@ def check_inputs(args, overrides, steps, skip):
 
 
 def run_steps(args, overrides, steps, skip, opened=None):
+    """The steps on run.lanes lanes (lanes.py), or else one after the other in this process. Returns
+    ({step: wall seconds}, {step: lane} where lanes ran them)."""
+    cfg, _ = C.resolve(args.config, overrides)
+    count = lane_count(cfg["run"])
+    if count == 1:
+        return run_in_order(args, overrides, steps, skip, opened), {}
+    overrides = overrides + [f"threads={lanes.threads_per_step(count, cfg['run']['threads'])}"]
+    for step in skip:
+        print(f"==> {step}: skipped, {skip[step]}", flush=True)
+    todo = [s for s in steps if s[0] not in skip]
+    needs = needed_steps(args, overrides, todo)
+    made = made_already(args, overrides, todo, needs, opened)
+    order = [step for step, _, _ in todo if step not in made]
+    argv = ["--config", args.config] + [a for s in overrides + ["lanes=1"] for a in ("--set", s)]
+
+    def run_here(chain):
+        return run_in_order(args, overrides, [s for s in todo if s[0] in chain], {}, opened)
+    seconds, lane_of = lanes.run_chains(order, {s: needs[s] - made for s in order}, count, argv, run_here,
+                                        args.debug)
+    seconds = dict.fromkeys(made, 0.0) | seconds
+    return {step: seconds[step] for step, _, _ in todo}, lane_of
+
+
+def lane_count(run):
+    """run.lanes, at most one per core; one for a fragment of a run (--n/--N, torchrun)."""
+    if run["N"] > 1 or "WORLD_SIZE" in os.environ:
+        return 1
+    return max(1, min(run["lanes"], lanes.cores()))
+
+
+def needed_steps(args, overrides, steps):
+    """{step: the other steps of `steps` whose outputs it reads, directly or through others}."""
+    names = {step for step, _, _ in steps}
+
+    def cfg_of(settings):
+        return C.resolve(args.config, overrides + list(settings))[0]
+    return {step: set(steps_needed(step, cfg_of)) & names - {step} for step in names}
+
+
+def made_already(args, overrides, steps, needs, opened):
+    """The steps whose outputs are up to date, as are those of every step they read: nothing to run."""
+    made = set()
+    for step, stage, extra in steps:
+        argv = ["--config", args.config] + [a for s in overrides + list(extra) for a in ("--set", s)]
+        if needs[step] <= made:
+            out = runner.current_output(stage, argv, opened)
+            if out is not None:
+                print(f"==> {step}: up to date in {out} (--overridecache recomputes)", flush=True)
+                made.add(step)
+    return made
+
+
+def run_in_order(args, overrides, steps, skip, opened=None):
     """Each step as its command runs it, in this process: one start-up for all, and the datasets opened (and
     checked) once. Returns {step: wall seconds}."""
     seconds = {}
@@ -193,13 +249,14 @@ def weak_reference(ref, floor=WEAK_IOU):
             "cause (see README, own data)"]
 
 
-def print_profile(seconds, total):
-    """Each step's wall time in this run (steps that were up to date take a second or two)."""
+def print_profile(seconds, total, lane_of=None):
+    """Each step's wall time in this run (steps that were up to date take a second or two), and its lane."""
     if not seconds:
         return
-    print(f"\n{'step':<25}{'wall s':>8}")
+    lane_of = lane_of or {}
+    print(f"\n{'step':<25}{'wall s':>8}" + ("  lane" if lane_of else ""))
     for step, wall in seconds.items():
-        print(f"{step:<25}{wall:8.1f}")
+        print(f"{step:<25}{wall:8.1f}" + (f"  {lane_of[step]:>4}" if step in lane_of else ""))
     print(f"{'total (with checks)':<25}{total:8.1f}")
 
 
@@ -207,10 +264,15 @@ def main(argv=None):
     """./script.py (errors end in one line: cli.py)."""
     start = time.monotonic()
     args = parse(argv)
+    if args.lane_report:
+        lanes.follow_parent()
     overrides = settings(args)
     steps, skip = planned_steps(args, overrides)
     opened = check_inputs(args, overrides, steps, skip)
-    seconds = run_steps(args, overrides, steps, skip, opened)
+    seconds, lane_of = run_steps(args, overrides, steps, skip, opened)
+    if args.lane_report:
+        save_json(Path(args.lane_report), seconds)
+        return
     summarise(args, overrides, seconds)
     print(f"report: {write_report(args.config, overrides)}")
-    print_profile(seconds, time.monotonic() - start)
+    print_profile(seconds, time.monotonic() - start, lane_of)

@@ -13,6 +13,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
+
 from . import config as C
 from . import naming
 from . import settings as S
@@ -192,13 +194,35 @@ def fragment_of(run):
     return run["n"], run["N"]
 
 
-def main(stage, argv=None, opened=None):
-    """Run one stage as a command; returns its output folder. Errors propagate (cli.py reports them).
-    opened: the datasets a driver's preflight opened (preflight.Opened), reused instead of opened again."""
+def resolve(stage, argv):
+    """(flags, config, preset, output folder) of a stage command; the built-in data generated if it is used."""
     args = parse(stage, argv)
     cfg, preset = C.resolve(args.config, C.flag_overrides(args))
     ensure_data(cfg)
-    out = Path(args.out_dir) if args.out_dir else naming.stage_dir(cfg, preset, stage)
+    return args, cfg, preset, Path(args.out_dir) if args.out_dir else naming.stage_dir(cfg, preset, stage)
+
+
+def use_threads(threads):
+    """run.threads: the CPU threads of torch's operations (0: torch's default, one per core)."""
+    if threads:
+        torch.set_num_threads(threads)
+
+
+def current_output(stage, argv=None, opened=None):
+    """The output folder of a stage command if it is up to date (the command would do nothing), else None.
+    Its inputs must exist."""
+    args, cfg, preset, out = resolve(stage, argv)
+    if cfg["run"]["overridecache"]:
+        return None
+    inputs, _ = preflight.check(stage, cfg, preset, vars(args), opened).manifest()
+    return out if up_to_date(out, naming.relevant(cfg, stage), fingerprint(inputs)) else None
+
+
+def main(stage, argv=None, opened=None):
+    """Run one stage as a command; returns its output folder. Errors propagate (cli.py reports them).
+    opened: the datasets a driver's preflight opened (preflight.Opened), reused instead of opened again."""
+    args, cfg, preset, out = resolve(stage, argv)
+    use_threads(cfg["run"]["threads"])
     alone = fragment_of(cfg["run"])[1] == 1
     checked = preflight.check(stage, cfg, preset, vars(args), opened)
     inputs, upstream = checked.manifest()

@@ -37,6 +37,10 @@ SHARED = {
         "device": ("auto", "cpu, cuda, cuda:N or auto"),
         "gpu": (None, "GPU index (the release's flag; same as --device cuda:N)"),
         "workers": (0, "DataLoader / process-pool workers"),
+        "lanes": (1, "./script.py: how many steps may run at once, each step as soon as its inputs are made, in a "
+                     "process of its own (lanes.py); at most one per CPU core"),
+        "threads": (0, "CPU threads of each step's tensor operations; 0: one per core, or cores / lanes with "
+                       "lanes > 1"),
         "vis": (False, "write a PNG panel per image beside the outputs"),
         "overridecache": (False, "recompute outputs that exist"),
         "snapshot": (2000, "training checkpoint every N iterations (a rerun resumes from it)"),
@@ -57,7 +61,8 @@ SHARED = {
 SHARED_CHECKS = {
     "data": {"layout": one_of("auto", *LAYOUTS), "builtin_size": at_least(16), "builtin_train": POSITIVE,
              "builtin_val": POSITIVE, "val_percent": PERCENT},
-    "run": {"device": device, "gpu": NON_NEGATIVE, "workers": NON_NEGATIVE, "snapshot": POSITIVE,
+    "run": {"device": device, "gpu": NON_NEGATIVE, "workers": NON_NEGATIVE, "lanes": POSITIVE,
+            "threads": NON_NEGATIVE, "snapshot": POSITIVE,
             "n": NON_NEGATIVE, "N": POSITIVE, "amp": one_of("none", "bf16", "fp16"),
             "crf_backend": one_of("torch", "pydensecrf")},
 }

@@ -1,0 +1,156 @@
+"""./script.py's steps side by side (run.lanes N > 1): up to N chains of steps at once, each as soon as its
+inputs are made, each in a process of its own (this driver on the chain's steps); the driver only schedules.
+
+A chain is the first step, in driver order, whose inputs are made, then every later step that reads the chain's
+outputs and nothing else still to make (seed training and its heatmaps; saliency training and its maps). Every
+step runs on the same number of threads (cores / lanes, or run.threads) wherever and whenever it runs, so the
+outputs do not depend on the schedule; they do differ from a one-lane run on all cores in the last bits of its
+sums, as on another CPU. Two lanes of one thread do more on two cores than one lane of two threads, whose steps
+are not twice as fast (docs/speed.md).
+"""
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from .cli import Terminated
+
+POLL_S = 0.2        # how often the scheduler looks at its lanes
+STOP_WAIT_S = 120   # how long stopped lanes get to save a snapshot and end
+CHILD = ("from guidedlabelling.cli import run, sleeping_openmp_threads; sleeping_openmp_threads(); "
+         "run('guidedlabelling.driver')")
+
+
+def cores():
+    """CPU cores this process may use (its affinity, e.g. under taskset or a container's cpuset)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def threads_per_step(lanes, threads):
+    """run.threads, or an equal share of the cores for each lane."""
+    return threads or max(1, cores() // lanes)
+
+
+def next_chain(order, needs, finished, taken):
+    """The steps a free lane runs next (empty: none can start now). order: the steps in driver order; needs:
+    {step: the steps of this run it reads the outputs of, directly or not}; finished, taken: sets of steps."""
+    start = next((s for s in order if s not in taken and needs[s] <= finished), None)
+    if start is None:
+        return []
+    chain = [start]
+    for step in order:
+        if step not in taken and step not in chain and needs[step] & set(chain) \
+                and needs[step] <= finished | set(chain):
+            chain.append(step)
+    return chain
+
+
+class Lane:
+    """One chain running in its own process; its output lines go to ours, each prefixed with the lane's
+    number."""
+
+    def __init__(self, number, chain, argv, debug):
+        self.number, self.chain = number, chain
+        fd, report = tempfile.mkstemp(prefix="guidedlabelling-lane-", suffix=".json")
+        os.close(fd)
+        self.report = Path(report)
+        command = [sys.executable, "-c", CHILD, *argv, "--steps", ",".join(chain), "--lane_report", str(report)]
+        env = dict(os.environ, PYTHONUNBUFFERED="1", GUIDEDLABELLING_LANE_OF=str(os.getpid()))
+        self.process = subprocess.Popen(command + (["--debug"] if debug else []), stdin=subprocess.DEVNULL,
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                                        start_new_session=True)
+        self.pumps = [threading.Thread(target=self.pump, args=(source, sink), daemon=True)
+                      for source, sink in ((self.process.stdout, sys.stdout), (self.process.stderr, sys.stderr))]
+        for pump in self.pumps:
+            pump.start()
+
+    def pump(self, source, sink):
+        for line in source:
+            sink.write(f"[{self.number}] {line}")
+            sink.flush()
+
+    def seconds(self):
+        """{step: wall seconds} the chain's process reported, once it has ended."""
+        for pump in self.pumps:
+            pump.join()
+        try:
+            return json.loads(self.report.read_text() or "{}")
+        finally:
+            self.report.unlink(missing_ok=True)
+
+
+def run_chains(order, needs, lanes, argv, run_here, debug=False, poll_s=POLL_S):
+    """Run every step of `order` on up to `lanes` processes, each started with argv (the driver's flags, less
+    --steps); run_here(chain) -> {step: seconds} runs a chain in this process instead when it is all that is left
+    and no lane is busy. Returns ({step: wall seconds}, {step: lane}). A failed chain stops the others (they save
+    a snapshot) and ends the command with its exit code; Ctrl-C and SIGTERM are passed on to every lane."""
+    finished, taken, running, seconds, lane_of = set(), set(), {}, {}, {}
+    try:
+        while len(finished) < len(order):
+            free = [k for k in range(1, lanes + 1) if k not in running]
+            while free and (chain := next_chain(order, needs, finished, taken)):
+                taken |= set(chain)
+                number = free.pop(0)
+                if not running and taken == set(order):
+                    seconds |= run_here(chain)
+                    finished |= set(chain)
+                    lane_of |= dict.fromkeys(chain, number)
+                    continue
+                print(f"==> lane {number}: {', '.join(chain)}", flush=True)
+                running[number] = Lane(number, chain, argv, debug)
+            if not running and len(finished) < len(order):
+                raise RuntimeError(f"steps {sorted(set(order) - taken)} wait for steps that no lane runs")
+            if running:
+                time.sleep(poll_s)
+            for number, lane in list(running.items()):
+                code = lane.process.poll()
+                if code is None:
+                    continue
+                del running[number]
+                seconds |= lane.seconds()
+                lane_of |= dict.fromkeys(lane.chain, number)
+                if code:
+                    print(f"lane {number} failed ({', '.join(lane.chain)}); stopping the other lanes",
+                          file=sys.stderr, flush=True)
+                    raise SystemExit(code)
+                finished |= set(lane.chain)
+    except KeyboardInterrupt as e:  # Ctrl-C (the lanes have sessions of their own) or SIGTERM: passed on
+        end(running.values(), signal.SIGTERM if isinstance(e, Terminated) else signal.SIGINT)
+        raise
+    except BaseException:
+        end(running.values(), signal.SIGTERM)
+        raise
+    return seconds, lane_of
+
+
+def end(lanes, signum):
+    """Send the lanes still running `signum` (they save a snapshot and end, as their commands do), wait for
+    them, and kill those that take longer than STOP_WAIT_S."""
+    for lane in lanes:
+        if lane.process.poll() is None:
+            lane.process.send_signal(signum)
+    deadline = time.monotonic() + STOP_WAIT_S
+    for lane in lanes:
+        try:
+            lane.process.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            lane.process.kill()
+            lane.process.wait()
+        lane.seconds()
+
+
+def follow_parent():
+    """In a lane's process: end with a SIGTERM (saving a snapshot) when the driver that started it dies, even by
+    SIGKILL (Linux prctl PR_SET_PDEATHSIG, through ctypes: no library of ours wraps it)."""
+    parent = os.environ.pop("GUIDEDLABELLING_LANE_OF", None)
+    if parent is None or not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1: PR_SET_PDEATHSIG
+    if os.getppid() != int(parent):  # it died before the call
+        os.kill(os.getpid(), signal.SIGTERM)

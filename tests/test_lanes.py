@@ -1,0 +1,201 @@
+"""./script.py on lanes (lanes.py): which steps run together, what a lane's failure, a Ctrl-C, a SIGTERM or the
+driver's death do to the others, and that lanes change no output."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from guidedlabelling import driver, lanes
+from guidedlabelling.store import ENV as STORE_ENV
+
+ROOT = Path(__file__).resolve().parents[1]
+SEEDS = ["seed_train", "seed_heatmaps", "seed_eval_heatmaps", "seed_eval", "cls_eval"]
+SALIENCY = ["saliency_train", "saliency"]
+METHOD = ["guide_labels", "seg_train", "segmentations"]
+REFERENCE = ["reference_train", "reference_segmentations"]
+ORDER = SEEDS[:5] + SALIENCY + METHOD[:2] + REFERENCE[:1] + METHOD[2:] + REFERENCE[1:]  # the driver's order
+
+# A stand-in for a lane's process (the driver on --steps): each step sleeps, and may fail, as FAKE_PLAN says;
+# it logs its start, end and any SIGTERM to FAKE_LOG, and reports its seconds as the driver does.
+FAKE_LANE = textwrap.dedent("""
+    import json, os, signal, sys, time
+    args = sys.argv[1:]
+    steps = args[args.index("--steps") + 1].split(",")
+    log, plan = os.environ["FAKE_LOG"], json.loads(os.environ["FAKE_PLAN"])
+    def note(what):
+        with open(log, "a") as f:
+            f.write(f"{what} {','.join(steps)} {time.monotonic()}\\n")
+    def on_signal(signum, frame):
+        note(signal.Signals(signum).name)
+        sys.exit(128 + signum)
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    from guidedlabelling import lanes
+    lanes.follow_parent()
+    note("start")
+    for step in steps:
+        time.sleep(plan[step][0])
+        if plan[step][1]:
+            print(f"error: {step} failed", file=sys.stderr)
+            sys.exit(plan[step][1])
+    note("end")
+    json.dump({step: plan[step][0] for step in steps}, open(args[args.index("--lane_report") + 1], "w"))
+""")
+
+
+def demo_needs():
+    args = driver.parse(["--config", "demo"])
+    steps, _ = driver.planned_steps(args, driver.settings(args))
+    return driver.needed_steps(args, [], steps)
+
+
+def test_steps_need_what_they_read():
+    needs = demo_needs()
+    assert needs["seed_eval"] == {"seed_train", "seed_eval_heatmaps"}
+    assert needs["guide_labels"] == {"seed_train", "seed_heatmaps", "saliency_train", "saliency"}
+    assert needs["segmentations"] == {"seed_train", "seed_heatmaps", "saliency_train", "saliency", "guide_labels",
+                                      "seg_train"}
+    assert needs["reference_segmentations"] == {"reference_train"}
+    assert needs["saliency_train"] == needs["reference_train"] == needs["seed_train"] == set()
+
+
+def test_chains_of_the_demo():
+    """A free lane takes the first step whose inputs are made, and the steps that read only it and what is made."""
+    needs = demo_needs()
+    chain = lanes.next_chain(ORDER, needs, set(), set())
+    assert chain == SEEDS
+    assert lanes.next_chain(ORDER, needs, set(), set(SEEDS)) == SALIENCY
+    # seeds made, saliency still running: the reference, not the guide labels, which wait for the saliency maps
+    assert lanes.next_chain(ORDER, needs, set(SEEDS), set(SEEDS + SALIENCY)) == REFERENCE
+    assert lanes.next_chain(ORDER, needs, set(SEEDS), set(SEEDS + SALIENCY + REFERENCE)) == []
+    assert lanes.next_chain(ORDER, needs, set(SEEDS + SALIENCY), set(SEEDS + SALIENCY + REFERENCE)) == METHOD
+
+
+@pytest.fixture
+def fake_lanes(tmp_path, monkeypatch):
+    log = tmp_path / "log.txt"
+    log.touch()
+    monkeypatch.setattr(lanes, "CHILD", FAKE_LANE)
+    monkeypatch.setenv("FAKE_LOG", str(log))
+
+    def run(plan, order=ORDER):
+        monkeypatch.setenv("FAKE_PLAN", json.dumps(plan))
+        ran_here = []
+
+        def run_here(chain):
+            ran_here.append(chain)
+            return dict.fromkeys(chain, -1.0)
+        needs = {step: needed & set(order) for step, needed in demo_needs().items() if step in order}
+        result = lanes.run_chains(order, needs, 2, [], run_here, poll_s=0.05)
+        events = [line.split() for line in log.read_text().splitlines()]
+        return result, {e[1]: float(e[2]) for e in events if e[0] == "start"}, \
+            {e[1]: float(e[2]) for e in events if e[0] == "end"}, ran_here
+    return run
+
+
+def test_lanes_run_side_by_side_as_inputs_are_made(fake_lanes):
+    plan = {step: [0.0, 0] for step in ORDER} | {"seed_train": [1.0, 0], "saliency_train": [2.0, 0],
+                                                  "reference_train": [2.0, 0]}
+    (seconds, lane_of), started, ended, ran_here = fake_lanes(plan)
+    seeds, saliency, reference, method = (",".join(c) for c in (SEEDS, SALIENCY, REFERENCE, METHOD))
+    assert set(started) == {seeds, saliency, reference, method} and not ran_here
+    assert started[saliency] < ended[seeds]  # side by side
+    assert ended[seeds] <= started[reference] < ended[saliency]  # lane 1 took the reference once the seeds were
+    assert ended[saliency] <= started[method] < ended[reference]  # made; lane 2 the guide labels after the saliency
+    assert lane_of == dict.fromkeys(SEEDS + REFERENCE, 1) | dict.fromkeys(SALIENCY + METHOD, 2)
+    assert seconds == {step: plan[step][0] for step in ORDER}
+
+
+def test_the_last_chain_runs_here_when_no_lane_is_busy(fake_lanes):
+    """Without the reference's steps, the method's chain is all that is left once the saliency is made: it runs in
+    the driver's process, not in a process of its own."""
+    order = [step for step in ORDER if step not in REFERENCE]
+    plan = {step: [0.0, 0] for step in order} | {"seed_train": [0.5, 0], "saliency_train": [1.0, 0]}
+    (seconds, lane_of), started, _, ran_here = fake_lanes(plan, order)
+    assert set(started) == {",".join(SEEDS), ",".join(SALIENCY)} and ran_here == [METHOD]
+    assert seconds == {step: plan[step][0] for step in SEEDS + SALIENCY} | dict.fromkeys(METHOD, -1.0)
+    assert lane_of == dict.fromkeys(SEEDS + METHOD, 1) | dict.fromkeys(SALIENCY, 2)
+
+
+def test_a_failed_lane_stops_the_others(fake_lanes, tmp_path, capfd):
+    plan = {step: [0.0, 0] for step in ORDER} | {"seed_train": [0.3, 2], "saliency_train": [60.0, 0]}
+    start = time.monotonic()
+    with pytest.raises(SystemExit) as e:
+        fake_lanes(plan)
+    assert e.value.code == 2 and time.monotonic() - start < 30
+    events = [line.split()[:2] for line in (tmp_path / "log.txt").read_text().splitlines()]
+    assert ["SIGTERM", ",".join(SALIENCY)] in events and ["end", ",".join(SALIENCY)] not in events
+    err = capfd.readouterr().err
+    assert "[1] error: seed_train failed" in err
+    assert "lane 1 failed (seed_train, seed_heatmaps, seed_eval_heatmaps, seed_eval, cls_eval)" in err
+
+
+DRIVER = textwrap.dedent("""
+    import json, os, signal, sys
+    from guidedlabelling import cli, lanes
+    from test_lanes import FAKE_LANE, ORDER, demo_needs
+    lanes.CHILD = FAKE_LANE
+    signal.signal(signal.SIGTERM, cli.terminate)
+    try:
+        lanes.run_chains(ORDER, demo_needs(), 2, [], lambda chain: {}, poll_s=0.05)
+    except KeyboardInterrupt as e:
+        sys.exit(143 if isinstance(e, cli.Terminated) else 130)
+""")
+
+
+@pytest.mark.parametrize("signum, code, passed_on", [(signal.SIGTERM, 143, "SIGTERM"),
+                                                     (signal.SIGINT, 130, "SIGINT"),
+                                                     (signal.SIGKILL, -9, "SIGTERM")])
+def test_signals_reach_every_lane(tmp_path, signum, code, passed_on):
+    """A SIGTERM or Ctrl-C of the driver is passed on to both lanes (their commands then save a snapshot); when the
+    driver is killed outright, the lanes get a SIGTERM from the system (PR_SET_PDEATHSIG)."""
+    log = tmp_path / "log.txt"
+    log.touch()
+    plan = {step: [0.0, 0] for step in ORDER} | {"seed_train": [60.0, 0], "saliency_train": [60.0, 0]}
+    env = dict(os.environ, FAKE_LOG=str(log), FAKE_PLAN=json.dumps(plan),
+               PYTHONPATH=os.pathsep.join([str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")]))
+    proc = subprocess.Popen([sys.executable, "-c", DRIVER], cwd=ROOT, env=env)
+    deadline = time.monotonic() + 60
+    while log.read_text().count("start") < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    proc.send_signal(signum)
+    assert proc.wait(60) == code
+    while log.read_text().count(passed_on) < 2 and time.monotonic() < deadline:  # a killed driver's lanes end later
+        time.sleep(0.1)
+    events = [line.split()[:2] for line in log.read_text().splitlines()]
+    assert sorted(events) == sorted([["start", ",".join(SEEDS)], ["start", ",".join(SALIENCY)],
+                                     [passed_on, ",".join(SEEDS)], [passed_on, ",".join(SALIENCY)]])
+
+
+def run_smoke(out, *settings):
+    env = dict(os.environ, **{STORE_ENV: str(out / "store")})
+    proc = subprocess.run([sys.executable, str(ROOT / "script.py"), "--config", "smoke", "--out_root", str(out),
+                           *[a for s in settings for a in ("--set", s)]],
+                          cwd=ROOT, capture_output=True, text=True, timeout=900, env=env)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc.stdout
+
+
+def test_lanes_write_what_one_lane_writes_on_as_many_threads(tmp_path):
+    """Two lanes on one thread each, and one lane on one thread: the same label PNGs and the same table. A rerun is
+    up to date without starting a lane."""
+    on_lanes = run_smoke(tmp_path / "lanes", "lanes=2", "threads=1")
+    run_smoke(tmp_path / "one", "threads=1")
+    assert "==> lane 1: seed_train," in on_lanes and "==> lane 2: saliency_train, saliency" in on_lanes
+    assert "[2] ==> saliency_train:" in on_lanes
+    for folder in ("saliency/default", "guide_labels/default", "segmentations/default", "segmentations/labels-gt"):
+        ours, theirs = (sorted((tmp_path / run / "smoke" / folder).glob("*.png")) for run in ("lanes", "one"))
+        assert len(ours) >= 10 and [p.name for p in ours] == [p.name for p in theirs]
+        assert all(a.read_bytes() == b.read_bytes() for a, b in zip(ours, theirs)), folder
+    summaries = [json.loads((tmp_path / run / "smoke" / "summary.json").read_text()) for run in ("lanes", "one")]
+    figures = [{k: v for k, v in s.items() if isinstance(v, float)} for s in summaries]
+    assert figures[0] == figures[1] and len(figures[0]) >= 5
+    assert list(summaries[0]["step_seconds"]) == list(summaries[1]["step_seconds"])  # every step, in driver order
+    rerun = run_smoke(tmp_path / "lanes", "lanes=2", "threads=1")
+    assert "==> lane" not in rerun and rerun.count("up to date in") == 12
