@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -31,21 +32,25 @@ FAKE_LANE = textwrap.dedent("""
     def note(what):
         with open(log, "a") as f:
             f.write(f"{what} {','.join(steps)} {time.monotonic()}\\n")
-    def on_signal(signum, frame):
+    def on_signal(signum, frame):  # a lane's command saves a snapshot, which takes a while
         note(signal.Signals(signum).name)
+        time.sleep(float(os.environ.get("FAKE_STOP_S", "0")))
+        note("stopped")
         sys.exit(128 + signum)
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     from guidedlabelling import lanes
     lanes.follow_parent()
     note("start")
+    with open(log, "a") as f:
+        f.write(f"pid {','.join(steps)} {os.getpid()}\\n")
     for step in steps:
         time.sleep(plan[step][0])
         if plan[step][1]:
             print(f"error: {step} failed", file=sys.stderr)
             sys.exit(plan[step][1])
     note("end")
-    json.dump({step: plan[step][0] for step in steps}, open(args[args.index("--lane_report") + 1], "w"))
+    print(lanes.REPORT + json.dumps({step: plan[step][0] for step in steps}))
 """)
 
 
@@ -134,6 +139,28 @@ def test_a_failed_lane_stops_the_others(fake_lanes, tmp_path, capfd):
     err = capfd.readouterr().err
     assert "[1] error: seed_train failed" in err
     assert "lane 1 failed (seed_train, seed_heatmaps, seed_eval_heatmaps, seed_eval, cls_eval)" in err
+    assert err.splitlines()[-1] == "error: seed_train failed"  # the lane's error line ends the command
+
+
+def test_a_lane_killed_by_a_signal_ends_in_one_error_line(fake_lanes, tmp_path, capfd):
+    plan = {step: [0.0, 0] for step in ORDER} | {"seed_train": [60.0, 0], "saliency_train": [60.0, 0]}
+    log = tmp_path / "log.txt"
+
+    def kill_lane_1():
+        deadline = time.monotonic() + 30
+        while log.read_text().count("pid") < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        pid = next(e[2] for e in map(str.split, log.read_text().splitlines()) if e[:2] == ["pid", ",".join(SEEDS)])
+        os.kill(int(pid), signal.SIGKILL)
+    killer = threading.Thread(target=kill_lane_1)
+    killer.start()
+    with pytest.raises(SystemExit) as e:
+        fake_lanes(plan)
+    killer.join()
+    assert e.value.code == 137
+    assert capfd.readouterr().err.splitlines()[-1] == (
+        "error: lane 1 (seed_train, seed_heatmaps, seed_eval_heatmaps, seed_eval, cls_eval) was ended by SIGKILL "
+        "(killed for memory?); rerun the same command to resume")
 
 
 DRIVER = textwrap.dedent("""
@@ -149,28 +176,48 @@ DRIVER = textwrap.dedent("""
 """)
 
 
-@pytest.mark.parametrize("signum, code, passed_on", [(signal.SIGTERM, 143, "SIGTERM"),
-                                                     (signal.SIGINT, 130, "SIGINT"),
-                                                     (signal.SIGKILL, -9, "SIGTERM")])
-def test_signals_reach_every_lane(tmp_path, signum, code, passed_on):
-    """A SIGTERM or Ctrl-C of the driver is passed on to both lanes (their commands then save a snapshot); when the
-    driver is killed outright, the lanes get a SIGTERM from the system (PR_SET_PDEATHSIG)."""
+@pytest.mark.parametrize("signals, code, passed_on", [((signal.SIGTERM,), 143, "SIGTERM"),
+                                                      ((signal.SIGINT,), 130, "SIGINT"),
+                                                      ((signal.SIGINT, signal.SIGINT), 130, "SIGINT"),
+                                                      ((signal.SIGKILL,), -9, "SIGTERM")])
+def test_signals_reach_every_lane(tmp_path, signals, code, passed_on):
+    """A SIGTERM or Ctrl-C of the driver is passed on to both lanes once, and the driver waits for them to save
+    their snapshots, a second Ctrl-C included; when the driver is killed outright, the lanes get a SIGTERM from the
+    system (PR_SET_PDEATHSIG)."""
     log = tmp_path / "log.txt"
     log.touch()
     plan = {step: [0.0, 0] for step in ORDER} | {"seed_train": [60.0, 0], "saliency_train": [60.0, 0]}
-    env = dict(os.environ, FAKE_LOG=str(log), FAKE_PLAN=json.dumps(plan),
+    env = dict(os.environ, FAKE_LOG=str(log), FAKE_PLAN=json.dumps(plan), FAKE_STOP_S="1.5",
                PYTHONPATH=os.pathsep.join([str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")]))
     proc = subprocess.Popen([sys.executable, "-c", DRIVER], cwd=ROOT, env=env)
     deadline = time.monotonic() + 60
     while log.read_text().count("start") < 2 and time.monotonic() < deadline:
         time.sleep(0.1)
-    proc.send_signal(signum)
+    for signum in signals:
+        proc.send_signal(signum)
+        time.sleep(0.5)
     assert proc.wait(60) == code
-    while log.read_text().count(passed_on) < 2 and time.monotonic() < deadline:  # a killed driver's lanes end later
+    if signals[0] != signal.SIGKILL:
+        assert log.read_text().count("stopped") == 2  # the driver ended after its lanes
+    while log.read_text().count("stopped") < 2 and time.monotonic() < deadline:  # a killed driver's lanes end later
         time.sleep(0.1)
-    events = [line.split()[:2] for line in log.read_text().splitlines()]
-    assert sorted(events) == sorted([["start", ",".join(SEEDS)], ["start", ",".join(SALIENCY)],
-                                     [passed_on, ",".join(SEEDS)], [passed_on, ",".join(SALIENCY)]])
+    events = [tuple(line.split()[:2]) for line in log.read_text().splitlines() if not line.startswith("pid")]
+    assert set(events) == {(what, ",".join(chain)) for what in ("start", passed_on, "stopped")
+                           for chain in (SEEDS, SALIENCY)}
+    if signals[0] != signal.SIGKILL:  # once each (the system may send a killed driver's lanes their signal twice)
+        assert len(events) == 6
+
+
+def test_a_global_setting_that_makes_two_steps_one_folder_orders_them():
+    """With --set labels=gt, seg_train and reference_train write one folder: the second waits for the first (then
+    finds it up to date) instead of training into it at the same time."""
+    args = driver.parse(["--config", "demo", "--set", "labels=gt"])
+    steps, _ = driver.planned_steps(args, driver.settings(args))
+    needs = driver.needed_steps(args, driver.settings(args), steps)
+    assert needs["reference_train"] == {"seg_train"} and needs["seg_train"] == set()
+    assert needs["reference_segmentations"] == {"reference_train", "segmentations"}
+    assert lanes.next_chain(ORDER, needs, set(), {"seed_train", "saliency_train"}) == [
+        "seg_train", "reference_train", "segmentations", "reference_segmentations"]
 
 
 def run_smoke(out, *settings):

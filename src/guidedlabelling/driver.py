@@ -7,6 +7,7 @@ src/; this driver (./script.py) checks every input of every step it is asked for
 then runs them in order with the same settings.
 """
 import argparse
+import json
 import os
 import sys
 import time
@@ -48,8 +49,8 @@ def parse(argv=None):
         p.add_argument(f"--{flag}", metavar="PATH", help=help_text)
     p.add_argument("--overridecache", action="store_true", help="recompute every step")
     p.add_argument("--debug", action="store_true", help="show the traceback of an error instead of one line")
-    p.add_argument("--lane_report", help=argparse.SUPPRESS)  # a lane's process (lanes.py): run the steps, write
-    # {step: seconds} here, no table
+    p.add_argument("--lane", action="store_true", help=argparse.SUPPRESS)  # a lane's process (lanes.py): run the
+    # steps, then print their seconds (lanes.REPORT), no table
     return p.parse_args(argv)
 
 
@@ -129,12 +130,19 @@ def lane_count(run):
 
 
 def needed_steps(args, overrides, steps):
-    """{step: the other steps of `steps` whose outputs it reads, directly or through others}."""
+    """{step: the other steps of `steps` whose outputs it reads, directly or through others, and the earlier ones
+    that write its folder (with a global --set labels=gt, seg_train and reference_train are one folder: one runs,
+    then the other finds it up to date)}."""
     names = {step for step, _, _ in steps}
 
     def cfg_of(settings):
         return C.resolve(args.config, overrides + list(settings))[0]
-    return {step: set(steps_needed(step, cfg_of)) & names - {step} for step in names}
+    needs = {step: set(steps_needed(step, cfg_of)) & names - {step} for step in names}
+    _, preset = C.resolve(args.config, overrides)
+    folders = [(step, naming.stage_dir(cfg_of(extra), preset, stage)) for step, stage, extra in steps]
+    for k, (step, folder) in enumerate(folders):
+        needs[step] |= {earlier for earlier, other in folders[:k] if other == folder}
+    return needs
 
 
 def made_already(args, overrides, steps, needs, opened):
@@ -250,7 +258,7 @@ def weak_reference(ref, floor=WEAK_IOU):
 
 
 def print_profile(seconds, total, lane_of=None):
-    """Each step's wall time in this run (steps that were up to date take a second or two), and its lane."""
+    """Each step's wall time in this run (steps that were up to date take little), and its lane."""
     if not seconds:
         return
     lane_of = lane_of or {}
@@ -264,14 +272,14 @@ def main(argv=None):
     """./script.py (errors end in one line: cli.py)."""
     start = time.monotonic()
     args = parse(argv)
-    if args.lane_report:
+    if args.lane:
         lanes.follow_parent()
     overrides = settings(args)
     steps, skip = planned_steps(args, overrides)
     opened = check_inputs(args, overrides, steps, skip)
     seconds, lane_of = run_steps(args, overrides, steps, skip, opened)
-    if args.lane_report:
-        save_json(Path(args.lane_report), seconds)
+    if args.lane:
+        print(lanes.REPORT + json.dumps(seconds), flush=True)
         return
     summarise(args, overrides, seconds)
     print(f"report: {write_report(args.config, overrides)}")

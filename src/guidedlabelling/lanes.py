@@ -13,10 +13,8 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
-from pathlib import Path
 
 from .cli import Terminated
 
@@ -24,6 +22,7 @@ POLL_S = 0.2        # how often the scheduler looks at its lanes
 STOP_WAIT_S = 120   # how long stopped lanes get to save a snapshot and end
 CHILD = ("from guidedlabelling.cli import run, sleeping_openmp_threads; sleeping_openmp_threads(); "
          "run('guidedlabelling.driver')")
+REPORT = "guidedlabelling-lane-seconds: "  # a lane's last line of output: {step: wall seconds} as JSON
 
 
 def cores():
@@ -51,19 +50,17 @@ def next_chain(order, needs, finished, taken):
 
 
 class Lane:
-    """One chain running in its own process; its output lines go to ours, each prefixed with the lane's
-    number."""
+    """One chain running in its own process (a session of its own: signals reach it through the driver). Its
+    output lines go to ours, each prefixed with the lane's number, but for the last, which reports the steps'
+    seconds (REPORT); its `error:` lines are kept, to be repeated as the command's last lines if it fails."""
 
     def __init__(self, number, chain, argv, debug):
-        self.number, self.chain = number, chain
-        fd, report = tempfile.mkstemp(prefix="guidedlabelling-lane-", suffix=".json")
-        os.close(fd)
-        self.report = Path(report)
-        command = [sys.executable, "-c", CHILD, *argv, "--steps", ",".join(chain), "--lane_report", str(report)]
+        self.number, self.chain, self.reported, self.errors = number, chain, {}, []
+        command = [sys.executable, "-c", CHILD, *argv, "--steps", ",".join(chain), "--lane"]
         env = dict(os.environ, PYTHONUNBUFFERED="1", GUIDEDLABELLING_LANE_OF=str(os.getpid()))
         self.process = subprocess.Popen(command + (["--debug"] if debug else []), stdin=subprocess.DEVNULL,
-                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                                        start_new_session=True)
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, errors="replace",
+                                        env=env, start_new_session=True)
         self.pumps = [threading.Thread(target=self.pump, args=(source, sink), daemon=True)
                       for source, sink in ((self.process.stdout, sys.stdout), (self.process.stderr, sys.stderr))]
         for pump in self.pumps:
@@ -71,24 +68,39 @@ class Lane:
 
     def pump(self, source, sink):
         for line in source:
-            sink.write(f"[{self.number}] {line}")
-            sink.flush()
+            if line.startswith(REPORT):
+                self.reported = json.loads(line[len(REPORT):])
+                continue
+            if line.startswith("error: "):
+                self.errors.append(line)
+            try:
+                sink.write(f"[{self.number}] {line}")
+                sink.flush()
+            except (OSError, ValueError):  # our output is gone (a closed pipe): keep draining the lane's
+                pass
 
     def seconds(self):
         """{step: wall seconds} the chain's process reported, once it has ended."""
         for pump in self.pumps:
-            pump.join()
-        try:
-            return json.loads(self.report.read_text() or "{}")
-        finally:
-            self.report.unlink(missing_ok=True)
+            pump.join(STOP_WAIT_S)
+        return self.reported
+
+    def failure(self, code):
+        """The lines that end the command when this lane failed with exit code `code`, and its exit code."""
+        if code < 0:
+            name = signal.Signals(-code).name
+            return [f"error: lane {self.number} ({', '.join(self.chain)}) was ended by {name} (killed for memory?); "
+                    "rerun the same command to resume\n"], 128 - code
+        return self.errors or [f"error: lane {self.number} ({', '.join(self.chain)}) failed, exit code {code} (its "
+                               "output is above); rerun the same command to resume\n"], code
 
 
 def run_chains(order, needs, lanes, argv, run_here, debug=False, poll_s=POLL_S):
     """Run every step of `order` on up to `lanes` processes, each started with argv (the driver's flags, less
     --steps); run_here(chain) -> {step: seconds} runs a chain in this process instead when it is all that is left
     and no lane is busy. Returns ({step: wall seconds}, {step: lane}). A failed chain stops the others (they save
-    a snapshot) and ends the command with its exit code; Ctrl-C and SIGTERM are passed on to every lane."""
+    a snapshot), then its error lines end the command with its exit code; Ctrl-C and SIGTERM are passed on to every
+    lane."""
     finished, taken, running, seconds, lane_of = set(), set(), {}, {}, {}
     try:
         while len(finished) < len(order):
@@ -117,9 +129,12 @@ def run_chains(order, needs, lanes, argv, run_here, debug=False, poll_s=POLL_S):
                 if code:
                     print(f"lane {number} failed ({', '.join(lane.chain)}); stopping the other lanes",
                           file=sys.stderr, flush=True)
-                    raise SystemExit(code)
+                    end(running.values(), signal.SIGTERM)
+                    lines, status = lane.failure(code)
+                    sys.stderr.writelines(lines)
+                    raise SystemExit(status)
                 finished |= set(lane.chain)
-    except KeyboardInterrupt as e:  # Ctrl-C (the lanes have sessions of their own) or SIGTERM: passed on
+    except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM (Terminated): passed on
         end(running.values(), signal.SIGTERM if isinstance(e, Terminated) else signal.SIGINT)
         raise
     except BaseException:
@@ -129,19 +144,25 @@ def run_chains(order, needs, lanes, argv, run_here, debug=False, poll_s=POLL_S):
 
 
 def end(lanes, signum):
-    """Send the lanes still running `signum` (they save a snapshot and end, as their commands do), wait for
-    them, and kill those that take longer than STOP_WAIT_S."""
-    for lane in lanes:
-        if lane.process.poll() is None:
-            lane.process.send_signal(signum)
-    deadline = time.monotonic() + STOP_WAIT_S
-    for lane in lanes:
-        try:
-            lane.process.wait(max(0.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            lane.process.kill()
-            lane.process.wait()
-        lane.seconds()
+    """Send the lanes still running `signum` (they save a snapshot and end, as their commands do) and wait for
+    them, deaf to a second Ctrl-C meanwhile; kill those that take longer than STOP_WAIT_S, with their workers."""
+    lanes = [lane for lane in lanes if lane.process.returncode is None]
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        for lane in lanes:
+            if lane.process.poll() is None:
+                lane.process.send_signal(signum)
+        deadline = time.monotonic() + STOP_WAIT_S
+        for lane in lanes:
+            try:
+                lane.process.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(lane.process.pid, signal.SIGKILL)
+                lane.process.wait()
+            lane.seconds()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def follow_parent():
