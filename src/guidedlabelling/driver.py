@@ -112,7 +112,7 @@ def run_steps(args, overrides, steps, skip, opened=None):
     needs = needed_steps(args, overrides, todo)
     made = made_already(args, overrides, todo, needs, opened)
     order = [step for step, _, _ in todo if step not in made]
-    argv = ["--config", args.config] + [a for s in overrides + ["lanes=1"] for a in ("--set", s)]
+    argv = command_flags(args, overrides + ["lanes=1"])
 
     def run_here(chain):
         return run_in_order(args, overrides, [s for s in todo if s[0] in chain], {}, opened)
@@ -120,6 +120,11 @@ def run_steps(args, overrides, steps, skip, opened=None):
                                         args.debug)
     seconds = dict.fromkeys(made, 0.0) | seconds
     return {step: seconds[step] for step, _, _ in todo}, lane_of
+
+
+def command_flags(args, settings):
+    """The flags of a stage command, or of a lane's driver, with this run's preset and these settings."""
+    return ["--config", args.config] + [a for s in settings for a in ("--set", s)]
 
 
 def lane_count(run):
@@ -149,7 +154,7 @@ def made_already(args, overrides, steps, needs, opened):
     """The steps whose outputs are up to date, as are those of every step they read: nothing to run."""
     made = set()
     for step, stage, extra in steps:
-        argv = ["--config", args.config] + [a for s in overrides + list(extra) for a in ("--set", s)]
+        argv = command_flags(args, overrides + list(extra))
         if needs[step] <= made:
             out = runner.current_output(stage, argv, opened)
             if out is not None:
@@ -168,7 +173,7 @@ def run_in_order(args, overrides, steps, skip, opened=None):
             continue
         settings = overrides + list(extra)
         print(f"==> {step}: {command(stage)}" + "".join(f" --set {s}" for s in extra), flush=True)
-        argv = ["--config", args.config] + [a for s in settings for a in ("--set", s)]
+        argv = command_flags(args, settings)
         start = time.monotonic()
         try:
             with errors_end_in_one_line(args.debug):

@@ -1,8 +1,9 @@
-"""./script.py's steps side by side (run.lanes N > 1): up to N chains of steps at once, each as soon as its
-inputs are made, each in a process of its own (this driver on the chain's steps); the driver only schedules.
+"""./script.py's steps side by side (run.lanes N > 1): up to N chains of steps at once, each in a process of its
+own (this driver on the chain's steps); the driver only schedules.
 
-A chain is the first step, in driver order, whose inputs are made, then every later step that reads the chain's
-outputs and nothing else still to make (seed training and its heatmaps; saliency training and its maps). Every
+A free lane takes the first step, in driver order, whose inputs are made (the chains that make them have ended),
+then every later step that reads that chain's outputs and nothing else still to make (seed training and its
+heatmaps; saliency training and its maps). Every
 step runs on the same number of threads (cores / lanes, or run.threads) wherever and whenever it runs, so the
 outputs do not depend on the schedule; they do differ from a one-lane run on all cores in the last bits of its
 sums, as on another CPU. Two lanes of one thread do more on two cores than one lane of two threads, whose steps

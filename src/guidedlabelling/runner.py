@@ -215,7 +215,13 @@ def current_output(stage, argv=None, opened=None):
     if cfg["run"]["overridecache"]:
         return None
     inputs, _ = preflight.check(stage, cfg, preset, vars(args), opened).manifest()
-    return out if up_to_date(out, naming.relevant(cfg, stage), fingerprint(inputs)) else None
+    return out if reusable(out, cfg, stage, fingerprint(inputs)) else None
+
+
+def reusable(out, cfg, stage, current):
+    """Whether a stage command keeps its folder's outputs: up to date with inputs of fingerprint `current`, and
+    no --overridecache."""
+    return not cfg["run"]["overridecache"] and up_to_date(out, naming.relevant(cfg, stage), current)
 
 
 def main(stage, argv=None, opened=None):
@@ -228,7 +234,7 @@ def main(stage, argv=None, opened=None):
     inputs, upstream = checked.manifest()
     manifest = {"fingerprint": fingerprint(inputs), "inputs": inputs, "upstream": upstream}
     stage_cfg = naming.relevant(cfg, stage)
-    if not cfg["run"]["overridecache"] and up_to_date(out, stage_cfg, manifest["fingerprint"]):
+    if reusable(out, cfg, stage, manifest["fingerprint"]):
         print(f"{stage}: up to date in {out} (--overridecache recomputes)")
         return out
     fresh = not out.exists()

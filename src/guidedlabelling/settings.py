@@ -37,8 +37,8 @@ SHARED = {
         "device": ("auto", "cpu, cuda, cuda:N or auto"),
         "gpu": (None, "GPU index (the release's flag; same as --device cuda:N)"),
         "workers": (0, "DataLoader / process-pool workers"),
-        "lanes": (1, "./script.py: how many steps may run at once, each step as soon as its inputs are made, in a "
-                     "process of its own (lanes.py); at most one per CPU core"),
+        "lanes": (1, "./script.py: how many chains of steps may run at once, each in a process of its own, once "
+                     "the steps they read are made (lanes.py); at most one per CPU core"),
         "threads": (0, "CPU threads of each step's tensor operations; 0: one per core, or cores / lanes with "
                        "lanes > 1"),
         "vis": (False, "write a PNG panel per image beside the outputs"),
