@@ -173,6 +173,31 @@ def test_a_folder_given_instead_of_an_upstream_output_is_one_folder_however_writ
     assert "guide_labels: up to date" in out
 
 
+def test_another_training_of_the_same_inputs_given_as_the_model_is_not_up_to_date(own, command):
+    """Two seed classifiers of the same inputs and other seeds share their outputs' fingerprint: heatmaps made
+    from one with --model_dir were 'up to date' when given the other, and kept the first one's maps."""
+    run_all(command, own, ("seed_train",))
+    run_all(command, own, ("seed_train",), "--set", "seed_train.seed=1")
+    second, first = sorted((own["out_root"] / "tiny" / "seed_train").iterdir(), key=lambda f: "seed-1" not in f.name)
+    assert json.loads((first / "done.json").read_text())["output_fingerprint"] == \
+        json.loads((second / "done.json").read_text())["output_fingerprint"]
+    maps, outs = {}, []
+    for given in (first, second, second):
+        code, out, err = command("seed_heatmaps", *own_args(own), "--model_dir", given)
+        assert code == 0, out + err
+        outs.append(out)
+        maps[given] = {p.name: scipy.io.loadmat(p)["heatmap"] for p in sorted(folder(own, "seed_heatmaps").glob("*.mat"))
+                       if p.name != "cls_res.mat"}
+    assert "the settings of the given seed_train folder changed since it was made; recomputing it" in outs[1]
+    assert "seed_heatmaps: up to date" in outs[2]
+    assert maps[first].keys() == maps[second].keys() and len(maps[first]) > 0
+    assert any(not np.array_equal(maps[first][k], maps[second][k]) for k in maps[first])
+    code, out, err = command("seed_heatmaps", *own_args(own), "--set", "seed_train.seed=1")  # the run's own folder
+    assert code == 0, out + err
+    made, = (f for f in (own["out_root"] / "tiny" / "seed_heatmaps").iterdir() if "seed-1" in f.name)
+    assert all(np.array_equal(scipy.io.loadmat(made / k)["heatmap"], v) for k, v in maps[second].items())
+
+
 def test_a_killed_run_does_not_resume_from_outputs_of_other_inputs(own, command):
     """A training folder with snapshots of other inputs (a killed run) is cleared, not resumed."""
     run_all(command, own, ("seed_train",))

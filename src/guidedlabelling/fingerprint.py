@@ -26,6 +26,8 @@ MANIFEST = "inputs.json"
 ABSENT = "absent"
 UPSTREAM = "upstream "  # manifest key prefix of an upstream output: "upstream seed_heatmaps"
 EVALUATED = "evaluated "  # manifest key prefix of a label file a stage only compares its outputs with
+SETTINGS = " settings"  # UPSTREAM + stage + SETTINGS: the settings of an upstream folder given by the user, which
+# its outputs_fingerprint leaves out (two trainings of the same inputs with other seeds share it)
 CHUNK = 1 << 20
 
 
@@ -139,8 +141,9 @@ def changes(old, new):
 
 def describe(keys, limit=3):
     """'tags.csv, JPEGImages/a.jpg and 4 more' for changed manifest keys."""
-    names = [k[len(UPSTREAM):] + "'s output" if k.startswith(UPSTREAM) else k.removeprefix(EVALUATED)
-             for k in keys[:limit]]
+    names = [f"the settings of the given {k[len(UPSTREAM):-len(SETTINGS)]} folder" if k.startswith(UPSTREAM)
+             and k.endswith(SETTINGS) else k[len(UPSTREAM):] + "'s output" if k.startswith(UPSTREAM)
+             else k.removeprefix(EVALUATED) for k in keys[:limit]]
     more = f" and {len(keys) - limit} more" if len(keys) > limit else ""
     return ", ".join(names) + more
 

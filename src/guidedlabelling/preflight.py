@@ -18,7 +18,8 @@ from . import settings as S
 from . import pipeline
 from .datasets import MaskFolder, open_dataset
 from .errors import InputError
-from .fingerprint import EVALUATED, UPSTREAM, Digests, folder_files, output_fingerprint, staleness
+from .fingerprint import EVALUATED, SETTINGS, UPSTREAM, Digests, fingerprint, folder_files, output_fingerprint, \
+    staleness
 from .networks import NETWORKS, names
 from .reads import Reads
 from .weights import read_state
@@ -52,6 +53,9 @@ class Checked:
             made = output_fingerprint(folder)
             if made:
                 inputs[UPSTREAM + stage], upstream[stage] = made, str(folder)
+                if self.reads.upstream.get(stage):  # given: another folder of the same inputs has other outputs
+                    inputs[UPSTREAM + stage + SETTINGS] = fingerprint(
+                        {"settings": json.dumps(naming.stored_settings(Path(folder)), sort_keys=True, default=str)})
             else:  # a folder of the user's: its files
                 inputs |= self.digests.manifest(folder_files(folder))
         return inputs, upstream
