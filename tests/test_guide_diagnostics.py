@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from guidedlabelling.driver import print_guide_classes, weak_reference
-from guidedlabelling.guide_diagnostics import class_report, dropped_often, warnings
+from guidedlabelling.guide_diagnostics import alike_classes, alike_warnings, class_report, dropped_often, warnings
 from guidedlabelling.guide_rules import dropped, keep_dropped
 from guidedlabelling.io import load_label_png, save_heatmap_mat, save_label_png
 from guidedlabelling.seeds import SeedRule
@@ -51,6 +51,36 @@ def box_map(hw, boxes):
     for k, (y0, y1, x0, x1) in enumerate(boxes):
         maps[k, y0:y1, x0:x1] = 1
     return maps
+
+
+def test_classes_always_tagged_together_with_alike_maps_are_named(tmp_path):
+    """face is tagged with body in all of its 5 images, and its map is body's plus one pixel: Pearson correlation
+    (16/64 - 16*17/64**2) / sqrt(16/64 * 48/64 * 17/64 * 47/64) = 0.95998. cat and body share 5 images too, with
+    disjoint maps (negative correlation); a flat map has none to measure."""
+    hw = (8, 8)
+    body, face, cat = (0, 4, 0, 4), (0, 4, 0, 4), (4, 8, 4, 8)
+    items, tags = [], []
+    for k in range(5):
+        maps = box_map(hw, [body, face])
+        maps[1, 5, 5] = 1                               # face: body's box and one pixel more
+        save_heatmap_mat(tmp_path / f"f{k}.mat", maps, hw)
+        save_heatmap_mat(tmp_path / f"c{k}.mat", box_map(hw, [body, cat]), hw)
+        items += [SimpleNamespace(id=f"f{k}"), SimpleNamespace(id=f"c{k}")]
+        tags += [[2, 1], [1, 3]]
+    save_heatmap_mat(tmp_path / "b.mat", box_map(hw, [body]), hw)
+    save_heatmap_mat(tmp_path / "flat.mat", np.zeros((2,) + hw, np.float32), hw)
+    items += [SimpleNamespace(id="b"), SimpleNamespace(id="flat")]
+    tags += [[1], [1, 2]]
+    data = SimpleNamespace(num_classes=4, classes=["background", "body", "face", "cat"], items=items)
+    data.image_classes = lambda i: tags[i]
+    alike = alike_classes(data, tmp_path)
+    assert alike == {"body+face": {"together": 6, "images_a": 12, "images_b": 6, "correlation": pytest.approx(0.95998,
+                                                                                                              abs=1e-5)}}
+    line, = alike_warnings(alike)
+    assert line.startswith("body and face: tagged together in 6 of body's 12 images and of face's 6, where their class "
+                           "maps correlate 0.96: tags alone do not tell them apart")
+    tags[6] = tags[8] = [2]                             # two face images without body: 4 together, under 5
+    assert alike_classes(data, tmp_path) == {}
 
 
 def test_class_report_by_hand(tmp_path):

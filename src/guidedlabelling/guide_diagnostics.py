@@ -6,7 +6,14 @@ tagged with it); and the share of those images that drop it (keep under `dropped
 guide_rules.dropped). Seeds spill over the background, so every class keeps well under all its seed pixels (on
 MSRC 19-51%, on the built-in data 22-24%); a class the rule drops in many images is one saliency rarely marks
 (on MSRC book, 10 of 22 images, and chair, 7 of 22; others 0-20%, built-in classes 0-17%).
+
+Classes whose seeds cannot be told apart: a pair of classes whose class maps correlate at least ALIKE on the images
+tagged with both (at least TOGETHER_MIN of them). Tags alone cannot separate classes that are nearly always tagged
+together: on MSRC face is tagged with body in all 41 of its images, and their maps correlate 0.98 there (other
+pairs at most 0.61 where they occur together).
 """
+import itertools
+
 import numpy as np
 
 from .guide_rules import dropped
@@ -31,6 +38,41 @@ def class_report(data, seed_dir, guide_dir, rule, dropped_share):
     return {data.classes[c]: {"images": int(images[c]), "seed_kept": float(kept[c] / seeds[c]) if seeds[c] else None,
                               "guide_area": float(area[c] / images[c]), "dropped": float(drops[c] / images[c])}
             for c in range(1, n) if images[c]}
+
+
+ALIKE = 0.9         # mean Pearson correlation of two classes' maps on the images tagged with both
+TOGETHER_MIN = 5    # images tagged with both, at least, for a pair to be judged
+
+
+def alike_classes(data, seed_dir):
+    """{"a+b": {together, images_a, images_b, correlation}} of the pairs of classes whose maps (seed heatmaps) correlate
+    at least ALIKE, on average over the TOGETHER_MIN or more images tagged with both."""
+    images, pairs = np.zeros(data.num_classes, int), {}
+    for i, it in enumerate(data.items):
+        classes = sorted(data.image_classes(i))
+        images[classes] += 1
+        if len(classes) < 2:
+            continue
+        heat, _ = load_heatmap_mat(seed_dir / f"{it.id}.mat")  # one map per tagged class, in class order
+        for (j, a), (k, b) in itertools.combinations(enumerate(classes), 2):
+            flat = heat[j].std() == 0 or heat[k].std() == 0  # no correlation to measure
+            pairs.setdefault((a, b), []).append(np.nan if flat else np.corrcoef(heat[j].ravel(), heat[k].ravel())[0, 1])
+    measured = {pair: (len(r), float(np.nanmean(r)) if np.isfinite(r).any() else np.nan) for pair, r in pairs.items()}
+    return {f"{data.classes[a]}+{data.classes[b]}": {"together": n, "images_a": int(images[a]),
+                                                     "images_b": int(images[b]), "correlation": r}
+            for (a, b), (n, r) in measured.items() if n >= TOGETHER_MIN and r >= ALIKE}
+
+
+def alike_warnings(alike):
+    """One line per pair of classes whose seeds cannot be told apart."""
+    lines = []
+    for pair, r in alike.items():
+        a, b = pair.split("+")
+        lines.append(f"{a} and {b}: tagged together in {r['together']} of {a}'s {r['images_a']} images and of "
+                     f"{b}'s {r['images_b']}, where their class maps correlate {r['correlation']:.2f}: tags alone do "
+                     f"not tell them apart, so the seeds, the guide labels and the segmenter mix them (images with "
+                     f"one of them without the other would; see README, own data)")
+    return lines
 
 
 def dropped_often(report, share):

@@ -150,14 +150,17 @@ def run(stage):
 
 def class_diagnostics(stage, data, job, rule_dir):
     """What the rule's labels keep of each tagged class (no ground truth needed), a warning per class they drop
-    often (guide_diagnostics.py), and with dropped seeds the classes whose seeds are kept where dropped."""
+    often and per pair of classes whose seeds are alike (guide_diagnostics.py), and with dropped seeds the classes
+    whose seeds are kept where dropped."""
     g = stage.cfg["guide_labels"]
     classes = guide_diagnostics.class_report(data, job.seed_dir, rule_dir, job.seeds, g["dropped_share"] / 100)
     often = guide_diagnostics.dropped_often(classes, g["dropped_often"] / 100)
-    warnings = guide_diagnostics.warnings(classes, often, g["guiderule"], g["dropped_share"], g["dropped"] == "seeds")
+    alike = guide_diagnostics.alike_classes(data, job.seed_dir)
+    warnings = guide_diagnostics.warnings(classes, often, g["guiderule"], g["dropped_share"], g["dropped"] == "seeds") \
+        + guide_diagnostics.alike_warnings(alike)
     for line in guide_diagnostics.format_report(classes):
         stage.log.info("%s", line)
     for line in warnings:
         stage.log.warning("%s", line)
     kept = {"dropped_seeds_kept": often} if g["dropped"] == "seeds" else {}
-    return {"classes": classes, "warnings": warnings} | kept
+    return {"classes": classes, "alike": alike, "warnings": warnings} | kept
