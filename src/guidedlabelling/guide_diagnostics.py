@@ -9,7 +9,7 @@ MSRC 19-51%, on the built-in data 22-24%); a class the rule drops in many images
 
 Classes whose seeds cannot be told apart: a pair of classes whose class maps correlate at least ALIKE on the images
 tagged with both (at least TOGETHER_MIN of them). Tags alone cannot separate classes that are nearly always tagged
-together: on MSRC face is tagged with body in all 41 of its images, and their maps correlate 0.98 there (other
+together: on MSRC face is tagged with body in all 40 of its images, and their maps correlate 0.98 there (other
 pairs at most 0.61 where they occur together).
 """
 import itertools
