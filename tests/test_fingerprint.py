@@ -186,8 +186,8 @@ def test_another_training_of_the_same_inputs_given_as_the_model_is_not_up_to_dat
         code, out, err = command("seed_heatmaps", *own_args(own), "--model_dir", given)
         assert code == 0, out + err
         outs.append(out)
-        maps[given] = {p.name: scipy.io.loadmat(p)["heatmap"] for p in sorted(folder(own, "seed_heatmaps").glob("*.mat"))
-                       if p.name != "cls_res.mat"}
+        heatmaps = sorted(p for p in folder(own, "seed_heatmaps").glob("*.mat") if p.name != "cls_res.mat")
+        maps[given] = {p.name: scipy.io.loadmat(p)["heatmap"] for p in heatmaps}
     assert "the settings of the given seed_train folder changed since it was made; recomputing it" in outs[1]
     assert "seed_heatmaps: up to date" in outs[2]
     assert maps[first].keys() == maps[second].keys() and len(maps[first]) > 0
