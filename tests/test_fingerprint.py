@@ -198,6 +198,18 @@ def test_another_training_of_the_same_inputs_given_as_the_model_is_not_up_to_dat
     assert all(np.array_equal(scipy.io.loadmat(made / k)["heatmap"], v) for k, v in maps[second].items())
 
 
+def test_outputs_of_a_given_model_retrained_in_place_with_other_settings_are_stale_downstream(own, command, tmp_path):
+    """Heatmaps made from a seed classifier given with --model_dir; that folder is then trained again in place with
+    another seed (same inputs, so the same output fingerprint): a later stage reading the heatmaps must not take
+    them as current."""
+    model = tmp_path / "my_model"
+    run_all(command, own, ("seed_train",), "--out_dir", model)
+    run_all(command, own, ("seed_heatmaps",), "--model_dir", model)
+    run_all(command, own, ("seed_train",), "--out_dir", model, "--overridecache", "--set", "seed_train.seed=1")
+    code, out, err = command("cls_eval", *own_args(own))
+    assert code == 2 and "seed_heatmaps is out of date, seed_train's output changed since it was made" in err, out + err
+
+
 def test_a_killed_run_does_not_resume_from_outputs_of_other_inputs(own, command):
     """A training folder with snapshots of other inputs (a killed run) is cleared, not resumed."""
     run_all(command, own, ("seed_train",))

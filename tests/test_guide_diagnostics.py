@@ -66,7 +66,7 @@ def test_classes_always_tagged_together_with_alike_maps_are_named(tmp_path):
         save_heatmap_mat(tmp_path / f"f{k}.mat", maps, hw)
         save_heatmap_mat(tmp_path / f"c{k}.mat", box_map(hw, [body, cat]), hw)
         items += [SimpleNamespace(id=f"f{k}"), SimpleNamespace(id=f"c{k}")]
-        tags += [[2, 1], [1, 3]]
+        tags += [[1, 2], [1, 3]]
     save_heatmap_mat(tmp_path / "b.mat", box_map(hw, [body]), hw)
     save_heatmap_mat(tmp_path / "flat.mat", np.zeros((2,) + hw, np.float32), hw)
     items += [SimpleNamespace(id="b"), SimpleNamespace(id="flat")]
@@ -74,13 +74,13 @@ def test_classes_always_tagged_together_with_alike_maps_are_named(tmp_path):
     data = SimpleNamespace(num_classes=4, classes=["background", "body", "face", "cat"], items=items)
     data.image_classes = lambda i: tags[i]
     alike = alike_classes(data, tmp_path)
-    assert alike == {"body+face": {"together": 6, "images_a": 12, "images_b": 6, "correlation": pytest.approx(0.95998,
-                                                                                                              abs=1e-5)}}
+    assert alike == [{"classes": ["body", "face"], "together": 6, "images_a": 12, "images_b": 6,
+                      "correlation": pytest.approx(0.95998, abs=1e-5)}]   # the flat image counts as together only
     line, = alike_warnings(alike)
     assert line.startswith("body and face: tagged together in 6 of body's 12 images and of face's 6, where their class "
                            "maps correlate 0.96: tags alone do not tell them apart")
-    tags[6] = tags[8] = [2]                             # two face images without body: 4 together, under 5
-    assert alike_classes(data, tmp_path) == {}
+    tags[8] = [2]                                       # one face image without body: 4 measured, under 5
+    assert alike_classes(data, tmp_path) == []
 
 
 def test_class_report_by_hand(tmp_path):

@@ -102,6 +102,12 @@ def finished_fingerprint(folder):
     return done.get("fingerprint") if done else None
 
 
+def settings_digest(folder):
+    """The hash of the settings a stage folder was made with (its config.yaml, under the current names)."""
+    from . import naming  # here: naming imports config, whose stage modules import this module
+    return fingerprint({"settings": json.dumps(naming.stored_settings(Path(folder)), sort_keys=True, default=str)})
+
+
 def output_fingerprint(folder):
     """The outputs_fingerprint in a finished folder's done.json (its fingerprint in folders made before there
     was one), or None."""
@@ -163,8 +169,9 @@ def staleness(folder, digests, checked=None):
         files = {k: v for k, v in record["inputs"].items() if not k.startswith((UPSTREAM, EVALUATED))}
         changed = changes(files, digests.manifest(files))
         for stage, path in record.get("upstream", {}).items():
+            given = record["inputs"].get(UPSTREAM + stage + SETTINGS)  # a folder given: retrained in place?
             if output_fingerprint(path) != record["inputs"].get(UPSTREAM + stage) or \
-                    staleness(path, digests, checked):
+                    (given and settings_digest(path) != given) or staleness(path, digests, checked):
                 changed.append(UPSTREAM + pipeline.current_name(stage))
         why = f"{describe(changed)} changed since it was made" if changed else damage(folder)
     checked[folder] = why

@@ -45,29 +45,35 @@ TOGETHER_MIN = 5    # images tagged with both, at least, for a pair to be judged
 
 
 def alike_classes(data, seed_dir):
-    """{"a+b": {together, images_a, images_b, correlation}} of the pairs of classes whose maps (seed heatmaps) correlate
-    at least ALIKE, on average over the TOGETHER_MIN or more images tagged with both."""
+    """[{classes: [a, b], together, images_a, images_b, correlation}] of the pairs of classes whose maps (seed
+    heatmaps) correlate at least ALIKE on average over the images tagged with both where both maps vary (at least
+    TOGETHER_MIN of them)."""
     images, pairs = np.zeros(data.num_classes, int), {}
     for i, it in enumerate(data.items):
-        classes = sorted(data.image_classes(i))
+        classes = data.image_classes(i)
         images[classes] += 1
         if len(classes) < 2:
             continue
-        heat, _ = load_heatmap_mat(seed_dir / f"{it.id}.mat")  # one map per tagged class, in class order
+        heat, _ = load_heatmap_mat(seed_dir / f"{it.id}.mat")  # one map per tagged class, in image_classes order
         for (j, a), (k, b) in itertools.combinations(enumerate(classes), 2):
             flat = heat[j].std() == 0 or heat[k].std() == 0  # no correlation to measure
-            pairs.setdefault((a, b), []).append(np.nan if flat else np.corrcoef(heat[j].ravel(), heat[k].ravel())[0, 1])
-    measured = {pair: (len(r), float(np.nanmean(r)) if np.isfinite(r).any() else np.nan) for pair, r in pairs.items()}
-    return {f"{data.classes[a]}+{data.classes[b]}": {"together": n, "images_a": int(images[a]),
-                                                     "images_b": int(images[b]), "correlation": r}
-            for (a, b), (n, r) in measured.items() if n >= TOGETHER_MIN and r >= ALIKE}
+            pairs.setdefault((min(a, b), max(a, b)), []).append(
+                np.nan if flat else np.corrcoef(heat[j].ravel(), heat[k].ravel())[0, 1])
+    alike = []
+    for (a, b), r in sorted(pairs.items()):
+        measured = np.asarray(r)[np.isfinite(r)]
+        if len(measured) >= TOGETHER_MIN and measured.mean() >= ALIKE:
+            alike.append({"classes": [data.classes[a], data.classes[b]], "together": len(r),
+                          "images_a": int(images[a]), "images_b": int(images[b]),
+                          "correlation": float(measured.mean())})
+    return alike
 
 
 def alike_warnings(alike):
     """One line per pair of classes whose seeds cannot be told apart."""
     lines = []
-    for pair, r in alike.items():
-        a, b = pair.split("+")
+    for r in alike:
+        a, b = r["classes"]
         lines.append(f"{a} and {b}: tagged together in {r['together']} of {a}'s {r['images_a']} images and of "
                      f"{b}'s {r['images_b']}, where their class maps correlate {r['correlation']:.2f}: tags alone do "
                      f"not tell them apart, so the seeds, the guide labels and the segmenter mix them (images with "

@@ -18,7 +18,7 @@ from . import settings as S
 from . import pipeline
 from .datasets import MaskFolder, open_dataset
 from .errors import InputError
-from .fingerprint import EVALUATED, SETTINGS, UPSTREAM, Digests, fingerprint, folder_files, output_fingerprint, \
+from .fingerprint import EVALUATED, SETTINGS, UPSTREAM, Digests, folder_files, output_fingerprint, settings_digest, \
     staleness
 from .networks import NETWORKS, names
 from .reads import Reads
@@ -54,8 +54,7 @@ class Checked:
             if made:
                 inputs[UPSTREAM + stage], upstream[stage] = made, str(folder)
                 if self.reads.upstream.get(stage):  # given: another folder of the same inputs has other outputs
-                    inputs[UPSTREAM + stage + SETTINGS] = fingerprint(
-                        {"settings": json.dumps(naming.stored_settings(Path(folder)), sort_keys=True, default=str)})
+                    inputs[UPSTREAM + stage + SETTINGS] = settings_digest(folder)
             else:  # a folder of the user's: its files
                 inputs |= self.digests.manifest(folder_files(folder))
         return inputs, upstream

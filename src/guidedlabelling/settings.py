@@ -39,8 +39,8 @@ SHARED = {
         "workers": (0, "DataLoader / process-pool workers"),
         "lanes": (1, "./script.py: how many chains of steps may run at once, each in a process of its own, once "
                      "the steps they read are made (lanes.py); at most one per CPU core"),
-        "threads": (0, "CPU threads of each step's tensor operations; 0: one per core, or cores / lanes with "
-                       "lanes > 1"),
+        "threads": (0, "CPU threads of each step's tensor operations; 0: one per core (./script.py with lanes > 1: "
+                       "cores / lanes for every step; a stage command run alone keeps one per core)"),
         "vis": (False, "write a PNG panel per image beside the outputs"),
         "overridecache": (False, "recompute outputs that exist"),
         "snapshot": (2000, "training checkpoint every N iterations (a rerun resumes from it)"),
