@@ -103,9 +103,9 @@ def finished_fingerprint(folder):
 
 
 def settings_digest(folder):
-    """The hash of the settings a stage folder was made with (its config.yaml, under the current names)."""
-    from . import naming  # here: naming imports config, whose stage modules import this module
-    return fingerprint({"settings": json.dumps(naming.stored_settings(Path(folder)), sort_keys=True, default=str)})
+    """The digest of the settings a stage folder was made with: its config.yaml, which the runner writes whenever
+    the stage runs there."""
+    return file_digest(Path(folder) / "config.yaml")
 
 
 def output_fingerprint(folder):
