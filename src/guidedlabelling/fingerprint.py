@@ -145,11 +145,19 @@ def changes(old, new):
     return sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
 
 
+def key_name(key):
+    """A manifest key as a message names it: a file, "<stage>'s output", or the settings of a given folder."""
+    if not key.startswith(UPSTREAM):
+        return key.removeprefix(EVALUATED)
+    stage = key[len(UPSTREAM):]
+    if stage.endswith(SETTINGS):
+        return f"the settings of the given {stage.removesuffix(SETTINGS)} folder"
+    return f"{stage}'s output"
+
+
 def describe(keys, limit=3):
     """'tags.csv, JPEGImages/a.jpg and 4 more' for changed manifest keys."""
-    names = [f"the settings of the given {k[len(UPSTREAM):-len(SETTINGS)]} folder" if k.startswith(UPSTREAM)
-             and k.endswith(SETTINGS) else k[len(UPSTREAM):] + "'s output" if k.startswith(UPSTREAM)
-             else k.removeprefix(EVALUATED) for k in keys[:limit]]
+    names = [key_name(k) for k in keys[:limit]]
     more = f" and {len(keys) - limit} more" if len(keys) > limit else ""
     return ", ".join(names) + more
 
