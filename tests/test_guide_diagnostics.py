@@ -1,6 +1,7 @@
-"""What the guide labels keep of each tagged class (guide_diagnostics.py), the warning on a class the rule drops,
-and the option that keeps its seeds (guide_labels.dropped seeds): by hand, and through the guide command on own data
-whose saliency misses one class."""
+"""What the guide labels keep of each tagged class (guide_diagnostics.py), the warnings on a class the rule drops and
+on a class whose seed cores saliency rarely marks, and the options that keep its seeds (guide_labels.dropped seeds)
+and leave its weakly salient seed cores void (guide_labels.unsure void): by hand, and through the guide command on own
+data whose saliency misses one class."""
 import json
 import subprocess
 import sys
@@ -12,9 +13,10 @@ import pytest
 from PIL import Image
 
 from guidedlabelling.driver import print_guide_classes, weak_reference
-from guidedlabelling.guide_diagnostics import alike_classes, alike_warnings, class_report, dropped_often, warnings
-from guidedlabelling.guide_rules import dropped, keep_dropped
-from guidedlabelling.io import load_label_png, save_heatmap_mat, save_label_png
+from guidedlabelling.guide_diagnostics import alike_classes, alike_warnings, class_report, dropped_often, \
+    rarely_salient, unsure_warnings, warnings
+from guidedlabelling.guide_rules import dropped, keep_dropped, void_unsure
+from guidedlabelling.io import load_label_png, save_gray_png, save_heatmap_mat, save_label_png
 from guidedlabelling.seeds import SeedRule
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,6 +45,23 @@ def test_keep_dropped_gives_back_seeds_on_background_only():
                          [2, 2, 0, 3]], np.uint8)
     np.testing.assert_array_equal(out, expected)
     np.testing.assert_array_equal(keep_dropped(guide, seed, [2], 0.1), guide)  # class 2 kept all its seeds
+
+
+def test_void_unsure_voids_weakly_salient_cores_on_background_only():
+    guide = np.array([[0, 0, 0, 3],
+                      [0, 0, 0, 0],
+                      [2, 0, 0, 0]], np.uint8)
+    core = np.array([[1, 1, 0, 1],
+                     [1, 1, 0, 0],
+                     [2, 2, 0, 0]], np.uint8)
+    weak = np.array([[1, 0, 1, 1],
+                     [1, 1, 1, 1],
+                     [1, 1, 1, 1]], bool)
+    expected = np.array([[255, 0, 0, 3],        # class 1's core: void where weakly salient and background; (0, 1)
+                         [255, 255, 0, 0],      # is not salient, (0, 3) is another class's label
+                         [2, 0, 0, 0]], np.uint8)   # class 2 is not among the classes
+    np.testing.assert_array_equal(void_unsure(guide, core, weak, [1]), expected)
+    np.testing.assert_array_equal(void_unsure(guide, core, weak, []), guide)
 
 
 def box_map(hw, boxes):
@@ -89,24 +108,35 @@ def test_class_report_by_hand(tmp_path):
                            items=[SimpleNamespace(id="a"), SimpleNamespace(id="b")])
     data.image_classes = lambda i: [[1, 2], [1]][i]
     # a: cat seeds 16 px (rows 0-3, cols 0-3), dog seeds 4 px; the guide keeps 8 cat seed px + 8 others, no dog
-    save_heatmap_mat(tmp_path / "a.mat", box_map(hw, [(0, 4, 0, 4), (6, 8, 6, 8)]), hw)
+    maps = box_map(hw, [(0, 4, 0, 4), (6, 8, 6, 8)])
+    maps[0, :2, :4] = 0.4                     # cat's core (score >= 50%): rows 2-3, 8 px; dog's core: its 4 px
+    save_heatmap_mat(tmp_path / "a.mat", maps, hw)
     guide = np.zeros(hw, np.uint8)
     guide[2:6, 0:4] = 1
     save_label_png(tmp_path / "guide" / "a.png", guide)
-    # b: cat seeds 16 px, the guide keeps 1 of them
+    sal = np.zeros(hw, np.uint8)
+    sal[3:8, 0:8] = 200                       # salient: 4 of cat's 8 core px, all 4 of dog's
+    save_gray_png(tmp_path / "sal" / "a.png", sal)
+    # b: cat seeds 16 px, all core, 0 salient; the guide keeps 1 of them
     save_heatmap_mat(tmp_path / "b.mat", box_map(hw, [(0, 4, 0, 4)]), hw)
     guide = np.zeros(hw, np.uint8)
     guide[0, 0] = 1
     save_label_png(tmp_path / "guide" / "b.png", guide)
-    report = class_report(data, tmp_path, tmp_path / "guide", SeedRule(20), 0.1)
+    save_gray_png(tmp_path / "sal" / "b.png", np.full(hw, 127, np.uint8))
+    report = class_report(data, tmp_path, tmp_path / "guide", SeedRule(20), 0.1, tmp_path / "sal", 128, 50)
     assert report["cat"] == pytest.approx({"images": 2, "seed_kept": 9 / 32, "guide_area": (16 + 1) / 128,
-                                           "dropped": 0.5})
-    assert report["dog"] == pytest.approx({"images": 1, "seed_kept": 0.0, "guide_area": 0.0, "dropped": 1.0})
+                                           "dropped": 0.5, "core_salient": 4 / 24})
+    assert report["dog"] == pytest.approx({"images": 1, "seed_kept": 0.0, "guide_area": 0.0, "dropped": 1.0,
+                                           "core_salient": 1.0})
     assert dropped_often(report, 0.5) == ["cat", "dog"] and dropped_often(report, 0.6) == ["dog"]
     line, = warnings(report, ["cat"], "G2", 10)
     assert line.startswith("cat: the G2 rule drops it (keeps under 10% of its seed pixels) in 1 of its 2 images, "
                            "and keeps 28% of its seed pixels overall")
     assert "--set guide_labels.dropped=seeds" in line
+    assert rarely_salient(report, 0.2) == ["cat"] and rarely_salient(report, 0.1) == []
+    line, = unsure_warnings(report, ["cat"], 50, voided=False)
+    assert line.startswith("cat: saliency marks 17% of its seed cores (seed score 50% or more)")
+    assert "--set guide_labels.unsure=void" in line
 
 
 # ---- through the guide command: own data whose saliency marks only a small part of every cat ----
@@ -114,6 +144,7 @@ def test_class_report_by_hand(tmp_path):
 H, W = 48, 64
 CAT, DOG = (4, 28, 4, 28), (20, 44, 36, 60)   # boxes (y0, y1, x0, x1): 576 px each
 CAT_SALIENT = (8, 14, 8, 14)                   # 36 px of the cat, over 1% of the image: G2 keeps only these
+CAT_WEAK = (14, 20, 4, 28)                     # 144 px of the cat that saliency marks weakly (40 of 255)
 
 
 @pytest.fixture(scope="module")
@@ -131,6 +162,8 @@ def own(tmp_path_factory):
             mask[y0:y1, x0:x1] = value
         y0, y1, x0, x1 = CAT_SALIENT
         sal[y0:y1, x0:x1] = 255
+        y0, y1, x0, x1 = CAT_WEAK
+        sal[y0:y1, x0:x1] = 40
         if "dog" in tags:
             y0, y1, x0, x1 = DOG
             sal[y0:y1, x0:x1] = 255
@@ -161,11 +194,13 @@ def test_the_rule_dropping_a_class_is_reported(own, capsys):
     done, log = generate(own, own / "paper")
     assert cat_pixels(own / "paper") == [36] * 6            # the paper's rule: only the salient part of each cat
     assert done["classes"]["cat"] == pytest.approx({"images": 6, "seed_kept": 36 / 576, "guide_area": 36 / (H * W),
-                                                    "dropped": 1.0})
+                                                    "dropped": 1.0, "core_salient": 36 / 576})
     assert done["classes"]["dog"]["dropped"] == 0 and done["classes"]["dog"]["seed_kept"] == 1
-    assert len(done["warnings"]) == 1 and done["warnings"][0].startswith("cat: the G2 rule drops it")
-    assert "in 6 of its 6 images" in done["warnings"][0] and done["warnings"][0] in log
-    assert "dropped_seeds_kept" not in done
+    assert done["classes"]["dog"]["core_salient"] == 1
+    assert len(done["warnings"]) == 2 and done["warnings"][0].startswith("cat: the G2 rule drops it")
+    assert done["warnings"][1].startswith("cat: saliency marks 6% of its seed cores")
+    assert "in 6 of its 6 images" in done["warnings"][0] and all(line in log for line in done["warnings"])
+    assert "dropped_seeds_kept" not in done and "unsure_void" not in done and done["guide"]["void"] == 0
     print_guide_classes(done)
     printed = capsys.readouterr().out
     assert f"warning: {done['warnings'][0]}" in printed
@@ -189,9 +224,22 @@ def test_panels_show_the_final_labels(own):
 
 
 def test_a_class_dropped_rarely_keeps_the_rule(own):
-    done, _ = generate(own, own / "rarely", "--dropped", "seeds", "--dropped_share", "5")   # 36/576 = 6.25% kept
+    done, _ = generate(own, own / "rarely", "--dropped", "seeds", "--dropped_share", "5",   # 36/576 = 6.25% kept
+                       "--unsure_share", "6")                                               # 6.25% of cores salient
     assert done["dropped_seeds_kept"] == [] and done["warnings"] == []
     assert cat_pixels(own / "rarely") == [36] * 6
+
+
+def test_unsure_void_leaves_the_weakly_salient_cores_void(own):
+    done, log = generate(own, own / "unsure", "--unsure", "void")
+    assert cat_pixels(own / "unsure") == [36] * 6
+    assert [int((load_label_png(own / "unsure" / f"im{k}.png") == 255).sum()) for k in range(6)] == [144] * 6
+    assert cat_pixels(own / "unsure" / "rule") == [36] * 6
+    assert done["unsure_void"] == ["cat"] and "its weakly salient seed cores are void" in done["warnings"][1]
+    assert done["guide"]["void"] == pytest.approx(100 * 144 / (H * W))
+    assert done["guide"]["per_class_IoU"]["cat"] == pytest.approx(100 * 36 / (576 - 144))   # void not counted
+    both, _ = generate(own, own / "both", "--unsure", "void", "--dropped", "seeds")
+    assert cat_pixels(own / "both") == [576] * 6 and both["guide"]["void"] == 0   # the seeds came back first
 
 
 def test_weak_reference_names_the_classes_it_learned_little_of(tmp_path):

@@ -136,7 +136,7 @@ def test_guide_class_table_and_warnings_hold_the_guide_done_json(run):
     for row in table[1:]:
         r = guide["classes"][row[0]]
         assert row[1:] == [str(r["images"]), f"{100 * r['seed_kept']:.1f}", f"{100 * r['guide_area']:.1f}",
-                           f"{100 * r['dropped']:.1f}"]
+                           f"{100 * r['dropped']:.1f}", f"{100 * r['core_salient']:.1f}"]
     assert all(line in (root / "report.html").read_text() for line in guide["warnings"])
 
 

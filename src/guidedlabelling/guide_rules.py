@@ -7,10 +7,12 @@ import numpy as np
 from scipy import ndimage
 
 from .crf import dense_crf
+from .io import IGNORE
 from .seeds import heatmap2segconf
 
 RULES = ("G2", "salor", "seed", "sal")
 DROPPED = ("none", "seeds")
+UNSURE = ("none", "void")
 EIGHT = np.ones((3, 3), bool)
 SEED_MIN_PIXELS = 25
 SALIENCY_MIN_FRACTION = 0.01
@@ -97,6 +99,14 @@ def keep_dropped(guide, seed, classes, share):
         if dropped(seed, guide, c, share):
             out[(seed == c) & (guide == 0)] = c
     return out
+
+
+def void_unsure(guide, core_label, weakly_salient, classes):
+    """Option 'unsure void' (not the paper's): a pixel the labels give to background is void (255, the segmenter is
+    not taught it) where it lies in the seed core of one of `classes` (core_label: the seeds at a higher threshold)
+    and saliency marks it at least weakly."""
+    unsure = (guide == 0) & np.isin(core_label, classes) & weakly_salient
+    return np.where(unsure, IGNORE, guide).astype(np.uint8)
 
 
 def guide_labels(rule, image, seed, salient, heatmap=None, classes=None, gt=None, crf_backend="torch"):

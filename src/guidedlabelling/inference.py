@@ -12,7 +12,7 @@ from . import transforms as T
 from .checks import device as device_syntax
 from .cli import quiet_loader_worker
 from .crf import crf_from_probs
-from .io import InputError, apply_state, load_checkpoint, load_heatmap_mat, load_label_png
+from .io import IGNORE, InputError, apply_state, load_checkpoint, load_heatmap_mat, load_label_png
 from .metrics import confusion, report
 from .networks import build_seed_net, build_seg_net
 
@@ -145,13 +145,17 @@ def measurable(stage, data, what):
 
 
 def evaluate_folder(data, folder, rule=None):
-    """mIoU of label PNGs (or of the seeds a seeds.SeedRule makes of heatmaps) against the ground truth."""
-    conf = 0
+    """mIoU of label PNGs (or of the seeds a seeds.SeedRule makes of heatmaps) against the ground truth, over the
+    pixels they label; `void`: the percent of the ground truth's (non-void) pixels they leave void."""
+    conf, void, counted = 0, 0, 0
     for i, it in enumerate(data.items):
         if rule is None:
             pred = load_label_png(folder / f"{it.id}.png")
         else:
             heat, _ = load_heatmap_mat(folder / f"{it.id}.mat")
             pred = rule.labels(heat, data.image_classes(i))
-        conf = conf + confusion(data.label(i), pred, data.num_classes)
-    return report(conf, data.classes)
+        gt = data.label(i)
+        conf = conf + confusion(gt, pred, data.num_classes)
+        void += np.count_nonzero((pred == IGNORE) & (gt != IGNORE))
+        counted += np.count_nonzero(gt != IGNORE)
+    return report(conf, data.classes) | {"void": 100 * void / max(counted, 1)}

@@ -7,8 +7,9 @@ from .io import IGNORE
 
 
 def confusion(gt, pred, num_classes):
-    """Confusion matrix [gt, pred] over pixels whose ground truth is not void (255)."""
-    valid = gt != IGNORE
+    """Confusion matrix [gt, pred] over pixels whose ground truth is not void (255), nor the prediction (guide labels
+    may leave pixels void: guide_labels.unsure)."""
+    valid = (gt != IGNORE) & (pred != IGNORE)
     idx = gt[valid].astype(np.int64) * num_classes + pred[valid].astype(np.int64)
     return np.bincount(idx, minlength=num_classes ** 2).reshape(num_classes, num_classes)
 

@@ -126,13 +126,14 @@ def guide_class_section(cfg, preset):
     if "classes" not in guide:
         return ""
     rows = [[html.escape(name), (r["images"],), (number(r["seed_kept"] and 100 * r["seed_kept"], 1),),
-             (number(100 * r["guide_area"], 1),), (number(100 * r["dropped"], 1),)]
+             (number(100 * r["guide_area"], 1),), (number(100 * r["dropped"], 1),),
+             (number(r["core_salient"] and 100 * r["core_salient"], 1),)]
             for name, r in guide["classes"].items()]
     warnings = "".join(f"<p class=warn>{html.escape(line)}</p>" for line in guide["warnings"])
     return ("<h2>What the rule's guide labels keep of each class (train, no ground truth needed)</h2>\n"
             + table(["class", "images tagged", "seed pixels kept %", "mean guide area %",
                      f"images the rule drops it in % (keeps under {cfg['guide_labels']['dropped_share']}% of its "
-                     "seeds)"],
+                     "seeds)", f"seed cores salient % (score {cfg['guide_labels']['unsure_core']}% or more)"],
                     rows) + warnings)
 
 

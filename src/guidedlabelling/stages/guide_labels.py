@@ -6,7 +6,7 @@ import torch
 
 from ..checks import PERCENT, one_of
 from .. import guide_diagnostics
-from ..guide_rules import DROPPED, RULES, guide_labels, keep_dropped
+from ..guide_rules import DROPPED, RULES, UNSURE, guide_labels, keep_dropped, void_unsure
 from ..inference import all_done, evaluate_folder, measurable, todo
 from ..io import InputError, load_gray_png, load_heatmap_mat, load_label_png, save_label_png
 from ..pipeline import command
@@ -27,9 +27,17 @@ OPTIONS = {
                           "class's seed pixels"),
     "dropped_often": (25, "percent of a class's images the rule must drop it in for a warning (and the dropped "
                           "option)"),
+    "unsure": ("none", "a class whose seed cores saliency rarely marks (under unsure_share %): none (the paper) or "
+                       "void (its seed cores the labels give to background and saliency marks at least "
+                       "unsure_saliency % are void: the segmenter is not taught them)"),
+    "unsure_core": (50, "a class's seed core: its seed score (percent of its map's maximum) at least this"),
+    "unsure_share": (33, "percent of a class's seed cores saliency (salthres) must mark, at least, for it not to "
+                         "count as rarely salient (a warning, and the unsure option)"),
+    "unsure_saliency": (6, "unsure void: the saliency, percent of 255, a seed core pixel needs to be void"),
 }
 CHECKS = {"guiderule": one_of(*RULES), "seedthres": PERCENT, "salthres": PERCENT, "dropped": one_of(*DROPPED),
-          "dropped_share": PERCENT, "dropped_often": PERCENT}
+          "dropped_share": PERCENT, "dropped_often": PERCENT, "unsure": one_of(*UNSURE), "unsure_core": PERCENT,
+          "unsure_share": PERCENT, "unsure_saliency": PERCENT}
 
 
 def add_arguments(parser):
@@ -81,23 +89,27 @@ class GuideJob:
         save_label_png(self.out / f"{it.id}.png", guide)
 
 
-class KeepDroppedJob:
-    """Option dropped seeds, one image: the rule's labels (in `rule.out`) with the seeds of `kept` classes back
-    where the rule dropped them (guide_rules.keep_dropped), into `out` (with its panel when vis is on)."""
+class AfterRuleJob:
+    """The options after the rule, one image: the rule's labels (in `rule.out`) with the seeds of `kept` classes back
+    where the rule dropped them (guide_rules.keep_dropped), then the weakly salient seed cores of `unsure` classes on
+    background void (guide_rules.void_unsure), into `out` (with its panel when vis is on)."""
 
-    def __init__(self, rule, out, kept, vis=False):
-        self.rule, self.out, self.kept, self.vis = rule, out, kept, vis
+    def __init__(self, rule, out, kept, unsure, vis=False):
+        self.rule, self.out, self.kept, self.unsure, self.vis = rule, out, kept, unsure, vis
 
     def __call__(self, i):
-        rule = self.rule
+        rule, g = self.rule, self.rule.g
         it, classes = rule.data.items[i], rule.data.image_classes(i)
-        seed = rule.seeds.labels(load_heatmap_mat(rule.seed_dir / f"{it.id}.mat")[0], classes)
+        heat = load_heatmap_mat(rule.seed_dir / f"{it.id}.mat")[0]
+        sal = load_gray_png(rule.sal_dir / f"{it.id}.png")
+        seed = rule.seeds.labels(heat, classes)
         guide = keep_dropped(load_label_png(rule.out / f"{it.id}.png"), seed,
-                             [c for c in classes if c in self.kept], rule.g["dropped_share"] / 100)
+                             [c for c in classes if c in self.kept], g["dropped_share"] / 100)
+        guide = void_unsure(guide, rule.seeds.labels(heat, classes, g["unsure_core"]),
+                            sal >= g["unsure_saliency"] / 100 * 255, [c for c in classes if c in self.unsure])
         if self.vis:
             save_panel(self.out / "vis" / f"{it.id}.png", panel_tiles(rule.data, i, [
-                ("seeds", colour(seed)), ("saliency", grey(load_gray_png(rule.sal_dir / f"{it.id}.png"))),
-                ("guide labels", colour(guide))]))
+                ("seeds", colour(seed)), ("saliency", grey(sal)), ("guide labels", colour(guide))]))
         save_label_png(self.out / f"{it.id}.png", guide)
 
 
@@ -121,11 +133,11 @@ def run_jobs(job, indices, workers):
 
 
 def run(stage):
-    """The rule's labels; with dropped seeds, first into rule/, then the final labels from them."""
+    """The rule's labels; with dropped seeds or unsure void, first into rule/, then the final labels from them."""
     cfg, out = stage.cfg, stage.out
     g, workers = cfg["guide_labels"], cfg["run"]["workers"]
     data = stage.dataset(cfg["data"]["dataset"])
-    rule_dir = out / "rule" if g["dropped"] == "seeds" else out
+    rule_dir = out / "rule" if after_rule(g) else out
     vis = cfg["run"]["vis"]
     job = GuideJob(data, stage.input_dir("seed_heatmaps"), stage.input_dir("saliency"), rule_dir, g,
                    SeedRule.of(cfg), vis and rule_dir == out, cfg["run"]["crf_backend"])
@@ -135,12 +147,14 @@ def run(stage):
     if not all_done(stage, data, ".png", rule_dir):
         return
     summary = {"images": len(data)} | class_diagnostics(stage, data, job, rule_dir)
-    if g["dropped"] == "seeds":
-        kept = [data.classes.index(name) for name in summary["dropped_seeds_kept"]]
+    if after_rule(g):
+        kept, unsure = (summary.get(key, []) for key in ("dropped_seeds_kept", "unsure_void"))
         missing = [i for i, it in enumerate(data.items) if not (out / f"{it.id}.png").exists()]
-        stage.log.info("guide labels: seeds kept where the rule drops %s; %d of %d images to do",
-                       ", ".join(summary["dropped_seeds_kept"]) or "no class", len(missing), len(data))
-        run_jobs(KeepDroppedJob(job, out, kept, vis), missing, workers)
+        stage.log.info("guide labels: seeds kept where the rule drops %s, weakly salient seed cores on background "
+                       "void for %s; %d of %d images to do", ", ".join(kept) or "no class",
+                       ", ".join(unsure) or "no class", len(missing), len(data))
+        run_jobs(AfterRuleJob(job, out, *([data.classes.index(name) for name in names] for names in (kept, unsure)),
+                              vis), missing, workers)
     if measurable(stage, data, "seed and guide label mIoU"):
         summary |= {"seeds": evaluate_folder(data, job.seed_dir, job.seeds), "guide": evaluate_folder(data, out)}
         for name in ("seeds", "guide"):
@@ -148,19 +162,29 @@ def run(stage):
     stage.finish(summary)
 
 
+def after_rule(g):
+    """Whether an option changes the rule's labels (they are then kept in rule/)."""
+    return g["dropped"] == "seeds" or g["unsure"] == "void"
+
+
 def class_diagnostics(stage, data, job, rule_dir):
     """What the rule's labels keep of each tagged class (no ground truth needed), a warning per class they drop
-    often and per pair of classes whose seeds are alike (guide_diagnostics.py), and with dropped seeds the classes
-    whose seeds are kept where dropped."""
+    often, per class whose seed cores saliency rarely marks and per pair of classes whose seeds are alike
+    (guide_diagnostics.py); with dropped seeds the classes whose seeds are kept where dropped, with unsure void the
+    classes whose weakly salient seed cores on background are void."""
     g = stage.cfg["guide_labels"]
-    classes = guide_diagnostics.class_report(data, job.seed_dir, rule_dir, job.seeds, g["dropped_share"] / 100)
+    classes = guide_diagnostics.class_report(data, job.seed_dir, rule_dir, job.seeds, g["dropped_share"] / 100,
+                                             job.sal_dir, g["salthres"] / 100 * 255, g["unsure_core"])
     often = guide_diagnostics.dropped_often(classes, g["dropped_often"] / 100)
+    rarely = guide_diagnostics.rarely_salient(classes, g["unsure_share"] / 100)
     alike = guide_diagnostics.alike_classes(data, job.seed_dir)
     warnings = guide_diagnostics.warnings(classes, often, g["guiderule"], g["dropped_share"], g["dropped"] == "seeds") \
+        + guide_diagnostics.unsure_warnings(classes, rarely, g["unsure_core"], g["unsure"] == "void") \
         + guide_diagnostics.alike_warnings(alike)
     for line in guide_diagnostics.format_report(classes):
         stage.log.info("%s", line)
     for line in warnings:
         stage.log.warning("%s", line)
     kept = {"dropped_seeds_kept": often} if g["dropped"] == "seeds" else {}
-    return {"classes": classes, "alike": alike, "warnings": warnings} | kept
+    unsure = {"unsure_void": rarely} if g["unsure"] == "void" else {}
+    return {"classes": classes, "alike": alike, "warnings": warnings} | kept | unsure
