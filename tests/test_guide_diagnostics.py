@@ -14,7 +14,7 @@ from PIL import Image
 
 from guidedlabelling.driver import print_guide_classes, weak_reference
 from guidedlabelling.guide_diagnostics import alike_classes, alike_warnings, class_report, dropped_often, \
-    rarely_salient, unsure_warnings, warnings
+    format_report, rarely_salient, unsure_warnings, warnings
 from guidedlabelling.guide_rules import dropped, keep_dropped, void_unsure
 from guidedlabelling.io import load_label_png, save_gray_png, save_heatmap_mat, save_label_png
 from guidedlabelling.seeds import SeedRule
@@ -137,6 +137,13 @@ def test_class_report_by_hand(tmp_path):
     line, = unsure_warnings(report, ["cat"], 50, voided=False)
     assert line.startswith("cat: saliency marks 17% of its seed cores (seed score 50% or more)")
     assert "--set guide_labels.unsure=void" in line
+
+
+def test_report_of_a_guide_folder_made_before_core_salient_prints_n_a():
+    row = {"images": 3, "seed_kept": 0.25, "guide_area": 0.1, "dropped": 0.0}   # done.json before 4c09083
+    lines = format_report({"cat": row, "dog": row | {"core_salient": 0.5}})
+    assert lines[1].split() == ["cat", "3", "25.0", "10.0", "0.0", "n/a"]
+    assert lines[2].split() == ["dog", "3", "25.0", "10.0", "0.0", "50.0"]
 
 
 # ---- through the guide command: own data whose saliency marks only a small part of every cat ----

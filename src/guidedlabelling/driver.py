@@ -241,7 +241,7 @@ def print_guide_classes(guide):
     if not guide or "classes" not in guide:
         return {}
     print("\nwhat the rule's guide labels keep of each class (train; no ground truth needed; before "
-          "guide_labels.dropped):")
+          "guide_labels.dropped and unsure):")
     print("\n".join(guide_diagnostics.format_report(guide["classes"])))
     for line in guide["warnings"]:
         print(f"warning: {line}")

@@ -132,7 +132,8 @@ def format_report(report):
     lines = [f"{'class':<16}{'images':>8}{'seed kept %':>13}{'guide area %':>14}{'dropped in %':>14}"
              f"{'cores salient %':>17}"]
     for name, r in report.items():
-        kept, salient = (("n/a" if r[k] is None else f"{100 * r[k]:.1f}") for k in ("seed_kept", "core_salient"))
+        # .get: a guide folder finished before core_salient existed is still up to date
+        kept, salient = (("n/a" if r.get(k) is None else f"{100 * r[k]:.1f}") for k in ("seed_kept", "core_salient"))
         lines.append(f"{name:<16}{r['images']:>8}{kept:>13}{100 * r['guide_area']:>14.1f}{100 * r['dropped']:>14.1f}"
                      f"{salient:>17}")
     return lines

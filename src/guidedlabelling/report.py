@@ -127,7 +127,7 @@ def guide_class_section(cfg, preset):
         return ""
     rows = [[html.escape(name), (r["images"],), (number(r["seed_kept"] and 100 * r["seed_kept"], 1),),
              (number(100 * r["guide_area"], 1),), (number(100 * r["dropped"], 1),),
-             (number(r["core_salient"] and 100 * r["core_salient"], 1),)]
+             (number(r.get("core_salient") and 100 * r["core_salient"], 1),)]  # absent before 4c09083
             for name, r in guide["classes"].items()]
     warnings = "".join(f"<p class=warn>{html.escape(line)}</p>" for line in guide["warnings"])
     return ("<h2>What the rule's guide labels keep of each class (train, no ground truth needed)</h2>\n"

@@ -30,7 +30,8 @@ OPTIONS = {
     "unsure": ("none", "a class whose seed cores saliency rarely marks (under unsure_share %): none (the paper) or "
                        "void (its seed cores the labels give to background and saliency marks at least "
                        "unsure_saliency % are void: the segmenter is not taught them)"),
-    "unsure_core": (50, "a class's seed core: its seed score (percent of its map's maximum) at least this"),
+    "unsure_core": (50, "a class's seed core: its seed score (percent of its map's maximum) at least this (keep it "
+                        "above seedthres: the cores are then within the seeds)"),
     "unsure_share": (33, "percent of a class's seed cores saliency (salthres) must mark, at least, for it not to "
                          "count as rarely salient (a warning, and the unsure option)"),
     "unsure_saliency": (6, "unsure void: the saliency, percent of 255, a seed core pixel needs to be void"),
