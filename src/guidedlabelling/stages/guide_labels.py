@@ -32,8 +32,8 @@ OPTIONS = {
                        "unsure_saliency % are void: the segmenter is not taught them)"),
     "unsure_core": (50, "a class's seed core: its seed score (percent of its map's maximum) at least this (keep it "
                         "above seedthres: the cores are then within the seeds)"),
-    "unsure_share": (33, "percent of a class's seed cores saliency (salthres) must mark, at least, for it not to "
-                         "count as rarely salient (a warning, and the unsure option)"),
+    "unsure_share": (70, "a class counts as rarely salient (a warning, and the unsure option) where saliency "
+                         "(salthres) marks a share of its seed cores under this percent of the median class's share"),
     "unsure_saliency": (6, "unsure void: the saliency, percent of 255, a seed core pixel needs to be void"),
 }
 CHECKS = {"guiderule": one_of(*RULES), "seedthres": PERCENT, "salthres": PERCENT, "dropped": one_of(*DROPPED),
