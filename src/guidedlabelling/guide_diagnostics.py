@@ -44,13 +44,13 @@ def class_report(data, seed_dir, guide_dir, rule, dropped_share, sal_dir, salien
         area[classes] += (np.bincount(guide.ravel(), minlength=n)[:n] / guide.size)[classes]
         images[classes] += 1
         drops[[c for c in classes if dropped(seed, guide, c, dropped_share)]] += 1
-    return {data.classes[c]: {"images": int(images[c]), "seed_kept": share(kept[c], seeds[c]),
+    return {data.classes[c]: {"images": int(images[c]), "seed_kept": fraction(kept[c], seeds[c]),
                               "guide_area": float(area[c] / images[c]), "dropped": float(drops[c] / images[c]),
-                              "core_salient": share(salient_cores[c], cores[c])}
+                              "core_salient": fraction(salient_cores[c], cores[c])}
             for c in range(1, n) if images[c]}
 
 
-def share(part, whole):
+def fraction(part, whole):
     return float(part / whole) if whole else None
 
 

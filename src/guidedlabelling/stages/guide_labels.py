@@ -81,7 +81,7 @@ class GuideJob:
             raise InputError(f"{sal_path}: size {sal.shape} differs from the image {hw}; rerun "
                              f"{command('saliency')} (own maps: give each its image's size)")
         seed = self.seeds.labels(heat, classes)
-        salient = sal >= self.g["salthres"] / 100 * 255
+        salient = sal >= grey_level(self.g["salthres"])
         gt = self.data.label(i) if self.g["guiderule"] == "salor" else None
         guide = guide_labels(self.g["guiderule"], image, seed, salient, heat, classes, gt, self.crf_backend)
         if self.vis:
@@ -107,7 +107,7 @@ class AfterRuleJob:
         guide = keep_dropped(load_label_png(rule.out / f"{it.id}.png"), seed,
                              [c for c in classes if c in self.kept], g["dropped_share"] / 100)
         guide = void_unsure(guide, rule.seeds.labels(heat, classes, g["unsure_core"]),
-                            sal >= g["unsure_saliency"] / 100 * 255, [c for c in classes if c in self.unsure])
+                            sal >= grey_level(g["unsure_saliency"]), self.unsure)
         if self.vis:
             save_panel(self.out / "vis" / f"{it.id}.png", panel_tiles(rule.data, i, [
                 ("seeds", colour(seed)), ("saliency", grey(sal)), ("guide labels", colour(guide))]))
@@ -163,6 +163,11 @@ def run(stage):
     stage.finish(summary)
 
 
+def grey_level(percent):
+    """A saliency threshold given in percent of 255 (salthres, unsure_saliency) as a level of the 8-bit maps."""
+    return percent / 100 * 255
+
+
 def after_rule(g):
     """Whether an option changes the rule's labels (they are then kept in rule/)."""
     return g["dropped"] == "seeds" or g["unsure"] == "void"
@@ -175,7 +180,7 @@ def class_diagnostics(stage, data, job, rule_dir):
     classes whose weakly salient seed cores on background are void."""
     g = stage.cfg["guide_labels"]
     classes = guide_diagnostics.class_report(data, job.seed_dir, rule_dir, job.seeds, g["dropped_share"] / 100,
-                                             job.sal_dir, g["salthres"] / 100 * 255, g["unsure_core"])
+                                             job.sal_dir, grey_level(g["salthres"]), g["unsure_core"])
     often = guide_diagnostics.dropped_often(classes, g["dropped_often"] / 100)
     rarely = guide_diagnostics.rarely_salient(classes, g["unsure_share"] / 100)
     alike = guide_diagnostics.alike_classes(data, job.seed_dir)
