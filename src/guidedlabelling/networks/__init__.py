@@ -2,8 +2,8 @@
 naming a network.
 
 vgg.py: the paper's VGG-16 networks (GAP seed classifiers, DeepLab-LargeFOV); efficientnet.py: the same roles on
-an ImageNet EfficientNet-Lite0 backbone for CPUs. Adding a network is one module here and one line in NETWORKS
-(docs/reference.md, "Adding a network"). A network is an nn.Module that
+an ImageNet EfficientNet-Lite0 backbone for CPUs (-Lite2: on the larger EfficientNet-Lite2). Adding a network is one
+module here and one line in NETWORKS (docs/reference.md, "Adding a network"). A network is an nn.Module that
 - is built as cls(num_classes, width) (seed networks) or cls(num_classes, width, fc6_dilation, output_stride)
   (segmentation networks: the segmenter, and with 2 classes the saliency net); `width` scales its channels;
 - takes Caffe-convention inputs (transforms.py: BGR, 0..255 minus MEAN_BGR) and imports no data code;
@@ -22,7 +22,7 @@ strides it has.
 from dataclasses import dataclass
 from functools import partial
 
-from .efficientnet import DeepLabEffNet, GAPEffNet, ImageNetObjectness
+from .efficientnet import DeepLabEffNet, GAPEffNet, ImageNetObjectness, weights_path
 from .vgg import DeepLabLargeFOV, GAPNet, init_from_scratch
 
 
@@ -40,12 +40,15 @@ NETWORKS = {
     "GAP-DeepLab": Network("seed", partial(GAPNet, "GAP-DeepLab")),
     "GAP-EffNet": Network("seed", GAPEffNet, imagenet=True),
     "GAP-EffNet-HighRes": Network("seed", partial(GAPEffNet, highres=True), imagenet=True),
+    "GAP-EffNet-Lite2": Network("seed", partial(GAPEffNet, variant="lite2"), imagenet=True),
     "DeepLab-LargeFOV": Network("segmentation", DeepLabLargeFOV),
     "DeepLab-EffNet": Network("segmentation", DeepLabEffNet, imagenet=True, output_strides=(8, 16)),
+    "DeepLab-EffNet-Lite2": Network("segmentation", partial(DeepLabEffNet, variant="lite2"), imagenet=True,
+                                    output_strides=(8, 16)),
 }
 
 __all__ = ["NETWORKS", "DeepLabEffNet", "DeepLabLargeFOV", "GAPEffNet", "GAPNet", "ImageNetObjectness", "Network",
-           "build_seed_net", "build_seg_net", "has_blocks", "init_from_scratch", "names"]
+           "build_seed_net", "build_seg_net", "has_blocks", "imagenet_weights", "init_from_scratch", "names"]
 
 
 def names(role, output_stride=None, imagenet=None, blocks=None):
@@ -61,6 +64,12 @@ def has_blocks(name):
     """Whether the network's trunk is a sequence of blocks (trunk_blocks(), for train_blocks)."""
     build = NETWORKS[name].build
     return hasattr(getattr(build, "func", build), "trunk_blocks")
+
+
+def imagenet_weights(name):
+    """The file of the ImageNet weights a network with weights of its own is built with."""
+    build = NETWORKS[name].build
+    return weights_path(getattr(build, "keywords", {}).get("variant", "lite0"))
 
 
 def network(name, role):

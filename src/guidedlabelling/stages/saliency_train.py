@@ -9,8 +9,7 @@ import torch.nn.functional as F
 from .. import distributed, store
 from ..checks import NON_NEGATIVE, above, all_of, between, one_of
 from ..io import IGNORE
-from ..networks import names
-from ..networks.efficientnet import weights_path
+from ..networks import imagenet_weights, names
 from ..reads import NO_INIT, Reads
 from ..saliency_samples import PASTE_BACKGROUNDS, SaliencySample
 from ..model_setup import DEEPLAB_CHECKS, DEEPLAB_OPTIONS, build_deeplab, deeplab_conflicts, deeplab_meta, \
@@ -101,7 +100,7 @@ def store_entry(stage):
     if root is None:
         return None
     c, data = stage.cfg["saliency_train"], stage.saliency_set
-    init = None if c["init"] in NO_INIT else weights_path() if c["init"] == "imagenet" else Path(c["init"])
+    init = None if c["init"] in NO_INIT else imagenet_weights(c["net"]) if c["init"] == "imagenet" else Path(c["init"])
     digests = stage.checked.digests.manifest([p for it in data.items for p in (it.image, it.label)] +
                                              ([init] if init else []))  # hashed once, with the preflight's
     items = [(it.image.name, digests[str(it.image)], digests[str(it.label)]) for it in data.items]
