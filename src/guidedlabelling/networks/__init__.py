@@ -67,7 +67,10 @@ def has_blocks(name):
 
 
 def imagenet_weights(name):
-    """The file of the ImageNet weights a network with weights of its own is built with."""
+    """The file of the ImageNet weights a network with weights of its own is built with (ImportError: the package
+    that ships them is not installed)."""
+    if not NETWORKS[name].imagenet:
+        raise ValueError(f"network {name} has no ImageNet weights of its own")
     build = NETWORKS[name].build
     return weights_path(getattr(build, "keywords", {}).get("variant", "lite0"))
 

@@ -216,11 +216,11 @@ class GAPEffNet(EffNetBase):
     """Seed classifier 'GAP-EffNet': the 1280-channel head maps + GAP + score (no bias).
 
     With highres, 'GAP-EffNet-HighRes', after the paper's GAP-HighRes (a VGG-16 kept at stride 8 under new 3x3
-    layers): the trunk only up to its stride-8 stage (HIGHRES_BLOCKS blocks, 40 channels), then a new 3x3 layer
-    fc6_gap (scaled(1024, width) channels, ReLU, dropout 0.5), GAP and score. On a 128-px image every position of
-    the whole trunk sees the whole image, so its class maps are nearly flat (their maximum lay on the background
-    for 88% of the built-in val objects); the truncated trunk's see 83 px, and peak on the discriminative part
-    (docs/results.md). Same interface as networks.GAPNet: forward -> (scores [B, C], cam_features [B, K, h, w]).
+    layers): the trunk only up to its stride-8 stage (Variant.highres_blocks: 5 blocks of 40 channels in Lite0),
+    then a new 3x3 layer fc6_gap (scaled(1024, width) channels, ReLU, dropout 0.5), GAP and score. On a 128-px
+    image every position of the whole trunk sees the whole image, so its class maps are nearly flat (their maximum
+    lay on the background for 88% of the built-in val objects); the truncated trunk's see 83 px, and peak on the
+    discriminative part (docs/results.md). Same interface as networks.GAPNet: forward -> (scores [B, C], cam_features [B, K, h, w]).
     `width` scales fc6_gap only; the trunk has the pretrained net's width.
     """
 
