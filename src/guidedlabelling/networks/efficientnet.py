@@ -220,8 +220,8 @@ class GAPEffNet(EffNetBase):
     then a new 3x3 layer fc6_gap (scaled(1024, width) channels, ReLU, dropout 0.5), GAP and score. On a 128-px
     image every position of the whole trunk sees the whole image, so its class maps are nearly flat (their maximum
     lay on the background for 88% of the built-in val objects); the truncated trunk's see 83 px, and peak on the
-    discriminative part (docs/results.md). Same interface as networks.GAPNet: forward -> (scores [B, C], cam_features [B, K, h, w]).
-    `width` scales fc6_gap only; the trunk has the pretrained net's width.
+    discriminative part (docs/results.md). Same interface as networks.GAPNet: forward -> (scores [B, C],
+    cam_features [B, K, h, w]). `width` scales fc6_gap only; the trunk has the pretrained net's width.
     """
 
     def __init__(self, num_classes=20, width=1.0, pretrained=True, highres=False, variant="lite0"):
