@@ -38,16 +38,21 @@ def center_crop(path, size=224):
     return np.asarray(img.crop((left, top, left + size, top + size)))
 
 
-@pytest.mark.parametrize("name", PHOTOS)
-def test_pretrained_weights_recognise_msrc_photos(seed_net, name):
+def assert_recognises(net, name):
+    """The net's ImageNet top-5 on the MSRC photo of `name` holds a fitting class (skips without the photos)."""
     image_id, fitting = PHOTOS[name]
     path = MSRC / "JPEGImages" / f"{image_id}.jpg"
     if not path.exists():
         pytest.skip(f"MSRC photos not found under {MSRC}")
     x = torch.from_numpy(to_caffe_input(center_crop(path)))[None]
     with torch.no_grad():
-        top5 = seed_net.imagenet_logits(x).topk(5).indices[0].tolist()
+        top5 = net.imagenet_logits(x).topk(5).indices[0].tolist()
     assert set(top5) & set(fitting), f"{name}: ImageNet top-5 {top5}"
+
+
+@pytest.mark.parametrize("name", PHOTOS)
+def test_pretrained_weights_recognise_msrc_photos(seed_net, name):
+    assert_recognises(seed_net, name)
 
 
 def test_caffe_input_gives_the_native_normalisation_logits(seed_net):
@@ -112,19 +117,12 @@ def test_each_lite_model_has_the_release_blocks_and_recognises_a_photo(name, wid
     (strictly) and name the cow photo of the weight check; their segmenters work at output stride 16."""
     net = build_seed_net(name, 15, 1.0).eval()
     assert [b._project_conv.out_channels for b in net.backbone._blocks] == lite_blocks(width, depth)
-    image_id, fitting = PHOTOS["cow"]
-    path = MSRC / "JPEGImages" / f"{image_id}.jpg"
-    if not path.exists():
-        pytest.skip(f"MSRC photos not found under {MSRC}")
-    x = torch.from_numpy(to_caffe_input(center_crop(path)))[None]
-    with torch.no_grad():
-        top5 = net.imagenet_logits(x).topk(5).indices[0].tolist()
-    assert set(top5) & set(fitting), f"{name}: ImageNet top-5 {top5}"
     seg = build_seg_net(name.replace("GAP", "DeepLab"), 3, 0.25, fc6_dilation=6, output_stride=16).eval()
     with torch.no_grad():
         assert seg(torch.randn(1, 3, 161, 161) * 60).shape == (1, 3, 11, 11) == (1, 3, *[seg.output_size(161)] * 2)
     assert seg.fc6.in_channels == lite_blocks(width, depth)[-1]
     assert imagenet_weights(name) == imagenet_weights(seg.net) == weights_path(seg.backbone.variant.name)
+    assert_recognises(net, "cow")
 
 
 def test_imagenet_cam_saliency_is_the_probability_weighted_top5_cam():
