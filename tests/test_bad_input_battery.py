@@ -227,6 +227,12 @@ def train_blocks_with_a_frozen_trunk(own):
                             "--set", "seg_train.train_blocks=3"]
 
 
+@case("settings of guide_labels: unsure_core 10 is under seedthres 20, so the seed cores that unsure void leaves void "
+      "would reach beyond the seeds; raise unsure_core to 20 or more")
+def unsure_cores_wider_than_the_seeds(own):
+    return own_args(own) + ["--set", "guide_labels.unsure=void", "--set", "unsure_core=10"]
+
+
 @case("settings of seg_train: train_blocks 3: DeepLab-LargeFOV does not split its trunk into blocks; use -1 or "
       "DeepLab-EffNet")
 def train_blocks_of_largefov(own):

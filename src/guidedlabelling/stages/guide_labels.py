@@ -30,8 +30,8 @@ OPTIONS = {
     "unsure": ("none", "a class whose seed cores saliency rarely marks (under unsure_share %): none (the paper) or "
                        "void (its seed cores the labels give to background and saliency marks at least "
                        "unsure_saliency % are void: the segmenter is not taught them)"),
-    "unsure_core": (50, "a class's seed core: its seed score (percent of its map's maximum) at least this (keep it "
-                        "above seedthres: the cores are then within the seeds)"),
+    "unsure_core": (50, "a class's seed core: its seed score (percent of its map's maximum) at least this (not under "
+                        "seedthres with unsure void: the cores are then within the seeds)"),
     "unsure_share": (70, "a class counts as rarely salient (a warning, and the unsure option) where saliency "
                          "(salthres) marks a share of its seed cores under this percent of the median class's share"),
     "unsure_saliency": (6, "unsure void: the saliency, percent of 255, a seed core pixel needs to be void"),
@@ -39,6 +39,17 @@ OPTIONS = {
 CHECKS = {"guiderule": one_of(*RULES), "seedthres": PERCENT, "salthres": PERCENT, "dropped": one_of(*DROPPED),
           "dropped_share": PERCENT, "dropped_often": PERCENT, "unsure": one_of(*UNSURE), "unsure_core": PERCENT,
           "unsure_share": PERCENT, "unsure_saliency": PERCENT}
+
+
+def unsure_conflicts(g):
+    """unsure void with seed cores wider than the seeds would leave void pixels that are no class's seeds."""
+    if g["unsure"] == "void" and g["unsure_core"] < g["seedthres"]:
+        return [f"unsure_core {g['unsure_core']} is under seedthres {g['seedthres']}, so the seed cores that unsure "
+                f"void leaves void would reach beyond the seeds; raise unsure_core to {g['seedthres']} or more"]
+    return []
+
+
+CONFLICTS = unsure_conflicts
 
 
 def add_arguments(parser):
