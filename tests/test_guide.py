@@ -22,6 +22,9 @@ def test_heatmap_to_seed_threshold():
     np.testing.assert_allclose(conf, [[1, 1, .125], [0, 1 / 6, .25]], rtol=1e-6)
     np.testing.assert_array_equal(SeedRule(20).labels(heat, [3, 7]), [[3, 7, 0], [0, 0, 3]])
     np.testing.assert_array_equal(SeedRule(13).labels(heat, [3, 7]), [[3, 7, 0], [0, 7, 3]])
+    seeds, cores = SeedRule(20).labels_at(heat, [3, 7], 20, 13)   # one computation of the scores, two thresholds
+    np.testing.assert_array_equal(seeds, [[3, 7, 0], [0, 0, 3]])
+    np.testing.assert_array_equal(cores, [[3, 7, 0], [0, 7, 3]])
 
 
 def test_no_classes_gives_background():

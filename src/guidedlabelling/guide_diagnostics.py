@@ -34,8 +34,7 @@ def class_report(data, seed_dir, guide_dir, rule, dropped_share, sal_dir, salien
         classes = data.image_classes(i)
         heat, _ = load_heatmap_mat(seed_dir / f"{it.id}.mat")
         guide = load_label_png(guide_dir / f"{it.id}.png")
-        seed = rule.labels(heat, classes)
-        core_label = rule.labels(heat, classes, core)
+        seed, core_label = rule.labels_at(heat, classes, rule.seedthres, core)
         seeds += np.bincount(seed.ravel(), minlength=n)[:n]
         kept += np.bincount(seed[seed == guide].ravel(), minlength=n)[:n]
         cores += np.bincount(core_label.ravel(), minlength=n)[:n]

@@ -44,8 +44,12 @@ class SeedRule:
         label, conf = heatmap2segconf(heatmap, classes)
         return label, conf * 100
 
-    def labels(self, heatmap, classes, threshold=None):
-        """The seed label map at `threshold` percent (default: seedthres)."""
+    def labels(self, heatmap, classes):
+        """The seed label map at seedthres."""
+        return self.labels_at(heatmap, classes, self.seedthres)[0]
+
+    def labels_at(self, heatmap, classes, *thresholds):
+        """The seed label maps at each of these thresholds (percent), from one computation of the scores."""
         label, score = self.scores(heatmap, classes)
         with np.errstate(invalid="ignore"):
-            return np.where(score >= (self.seedthres if threshold is None else threshold), label, 0).astype(np.uint8)
+            return [np.where(score >= t, label, 0).astype(np.uint8) for t in thresholds]

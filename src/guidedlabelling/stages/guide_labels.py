@@ -114,11 +114,10 @@ class AfterRuleJob:
         it, classes = rule.data.items[i], rule.data.image_classes(i)
         heat = load_heatmap_mat(rule.seed_dir / f"{it.id}.mat")[0]
         sal = load_gray_png(rule.sal_dir / f"{it.id}.png")
-        seed = rule.seeds.labels(heat, classes)
+        seed, core = rule.seeds.labels_at(heat, classes, rule.seeds.seedthres, g["unsure_core"])
         guide = keep_dropped(load_label_png(rule.out / f"{it.id}.png"), seed,
                              [c for c in classes if c in self.kept], g["dropped_share"] / 100)
-        guide = void_unsure(guide, rule.seeds.labels(heat, classes, g["unsure_core"]),
-                            sal >= grey_level(g["unsure_saliency"]), self.unsure)
+        guide = void_unsure(guide, core, sal >= grey_level(g["unsure_saliency"]), self.unsure)
         if self.vis:
             save_panel(self.out / "vis" / f"{it.id}.png", panel_tiles(rule.data, i, [
                 ("seeds", colour(seed)), ("saliency", grey(sal)), ("guide labels", colour(guide))]))
