@@ -24,7 +24,8 @@ def test_paper_defaults():
     assert d["seed_train"]["max_iter"] == 8000 and d["seed_train"]["stepsize"] == 2000
     assert d["guide_labels"] == {"guiderule": "G2", "seedthres": 20, "salthres": 50, "saliency_maps": None,
                           "dropped": "none", "dropped_share": 10, "dropped_often": 25,   # none: the paper
-                          "unsure": "none", "unsure_core": 50, "unsure_share": 70, "unsure_saliency": 6}
+                          "unsure": "none", "unsure_core": 50, "unsure_share": 70, "unsure_saliency": 6,
+                          "unused": "keep"}   # keep: the paper
     assert d["segmentations"]["test_size"] == 531 and d["seed_train"]["net"] == "GAP-HighRes"
 
 

@@ -1,7 +1,8 @@
 """What the guide labels keep of each tagged class (guide_diagnostics.py), the warnings on a class the rule drops and
 on a class whose seed cores saliency rarely marks, and the options that keep its seeds (guide_labels.dropped seeds)
-and leave its weakly salient seed cores void (guide_labels.unsure void): by hand, and through the guide command on own
-data whose saliency misses one class."""
+and leave its weakly salient seed cores void (guide_labels.unsure void), and the option that keeps the rule's unused
+seed components only for a class saliency missed (guide_labels.unused absent): by hand, and through the guide command
+on own data whose saliency misses one class."""
 import json
 import subprocess
 import sys
@@ -15,7 +16,7 @@ from PIL import Image
 from guidedlabelling.driver import print_guide_classes, weak_reference
 from guidedlabelling.guide_diagnostics import alike_classes, alike_warnings, class_report, dropped_often, \
     format_report, rarely_salient, unsure_warnings, warnings
-from guidedlabelling.guide_rules import dropped, keep_dropped, void_unsure
+from guidedlabelling.guide_rules import drop_unused, dropped, keep_dropped, void_unsure
 from guidedlabelling.io import load_label_png, save_gray_png, save_heatmap_mat, save_label_png
 from guidedlabelling.seeds import SeedRule
 
@@ -62,6 +63,24 @@ def test_void_unsure_voids_weakly_salient_cores_on_background_only():
                          [2, 0, 0, 0]], np.uint8)   # class 2 is not among the classes
     np.testing.assert_array_equal(void_unsure(guide, core, weak, [1]), expected)
     np.testing.assert_array_equal(void_unsure(guide, core, weak, []), guide)
+
+
+def test_drop_unused_keeps_stray_pixels_only_of_classes_saliency_missed():
+    """20x20: saliency components need 4 px (1%); a single salient pixel is none."""
+    guide = np.zeros((20, 20), np.uint8)
+    salient = np.zeros((20, 20), bool)
+    guide[0:4, 0:4], salient[0:4, 0:4] = 1, True      # class 1 holds a saliency component ...
+    guide[10:12, 10:12] = 1                            # ... so its 4 stray px become background
+    guide[15:18, 0:3] = 2                              # class 2: no saliency at all, kept
+    guide[17:20, 17:20], salient[19, 19] = 3, True     # class 3: one salient pixel is no component, kept
+    guide[5:7, 5:7], salient[5:7, 5:9] = 4, True       # class 4 holds a component but is in `kept` ...
+    guide[12:14, 0:2] = 4                              # ... so its stray pixels stay
+    guide[10, 0] = 255                                 # void stays void
+    expected = guide.copy()
+    expected[10:12, 10:12] = 0
+    np.testing.assert_array_equal(drop_unused(guide, salient, [4]), expected)
+    expected[12:14, 0:2] = 0
+    np.testing.assert_array_equal(drop_unused(guide, salient), expected)
 
 
 def box_map(hw, boxes):
@@ -248,6 +267,49 @@ def test_unsure_void_leaves_the_weakly_salient_cores_void(own):
     assert done["guide"]["per_class_IoU"]["cat"] == pytest.approx(100 * 36 / (576 - 144))   # void not counted
     both, _ = generate(own, own / "both", "--unsure", "void", "--dropped", "seeds")
     assert cat_pixels(own / "both") == [576] * 6 and both["guide"]["void"] == 0   # the seeds came back first
+
+
+STRAY = (34, 44, 4, 20)                        # 160 px of dog seeds off the dog, where saliency marks nothing
+
+
+@pytest.fixture(scope="module")
+def stray(tmp_path_factory):
+    """Own data whose dog seeds spill onto a second component that saliency does not mark (the dog itself is
+    salient), and whose cat saliency misses entirely."""
+    base = tmp_path_factory.mktemp("stray_dog_seeds")
+    rng = np.random.default_rng(1)
+    rows = []
+    for k in range(4):
+        img = rng.integers(90, 160, (H, W, 3)).astype(np.uint8)
+        mask, sal = np.zeros((H, W), np.uint8), np.zeros((H, W), np.uint8)
+        for value, (y0, y1, x0, x1) in enumerate([CAT, DOG], 1):
+            mask[y0:y1, x0:x1] = value
+        y0, y1, x0, x1 = DOG
+        sal[y0:y1, x0:x1] = 255
+        for sub, array in (("images", img), ("masks", mask), ("saliency", sal)):
+            (base / sub).mkdir(exist_ok=True)
+            Image.fromarray(array).save(base / sub / f"im{k}.png")
+        maps = box_map((H, W), [CAT, DOG])
+        y0, y1, x0, x1 = STRAY
+        maps[1, y0:y1, x0:x1] = 1
+        save_heatmap_mat(base / "seeds" / f"im{k}.mat", maps, (H, W))
+        rows.append(f"im{k}.png,cat dog,train")
+    (base / "tags.csv").write_text("image,tags,split\n" + "\n".join(rows) + "\n")
+    return base
+
+
+def test_unused_absent_drops_the_stray_seeds_of_a_found_class(stray):
+    def pixels(folder, value):
+        return [int((load_label_png(folder / f"im{k}.png") == value).sum()) for k in range(4)]
+
+    done, _ = generate(stray, stray / "absent", "--unused", "absent")
+    assert pixels(stray / "absent" / "rule", 2) == [576 + 160] * 4    # the paper's rule: the stray seeds keep dog
+    assert pixels(stray / "absent", 2) == [576] * 4                   # saliency found the dog: they are background
+    assert pixels(stray / "absent", 1) == [576] * 4                   # saliency missed the cat: its seeds stay
+    assert done["guide"]["per_class_IoU"]["dog"] == pytest.approx(100)
+    paper, _ = generate(stray, stray / "paper")
+    assert pixels(stray / "paper", 2) == [576 + 160] * 4 and not (stray / "paper" / "rule").exists()
+    assert paper["guide"]["per_class_IoU"]["dog"] == pytest.approx(100 * 576 / (576 + 160))
 
 
 def test_weak_reference_names_the_classes_it_learned_little_of(tmp_path):

@@ -13,6 +13,7 @@ from .seeds import heatmap2segconf
 RULES = ("G2", "salor", "seed", "sal")
 DROPPED = ("none", "seeds")
 UNSURE = ("none", "void")
+UNUSED = ("keep", "absent")
 EIGHT = np.ones((3, 3), bool)
 SEED_MIN_PIXELS = 25
 SALIENCY_MIN_FRACTION = 0.01
@@ -107,6 +108,17 @@ def void_unsure(guide, core_label, weakly_salient, classes):
     and saliency marks it at least weakly."""
     unsure = (guide == 0) & np.isin(core_label, classes) & weakly_salient
     return np.where(unsure, IGNORE, guide).astype(np.uint8)
+
+
+def drop_unused(guide, salient, kept=()):
+    """Option 'unused absent' (not the paper's): a class that a saliency component (G2's: at least
+    SALIENCY_MIN_FRACTION of the image) holds loses its pixels outside the saliency components, so G2's unused seed
+    components keep their class only for a class saliency missed in the image; the classes `kept` (whose seeds
+    dropped seeds gave back) keep theirs."""
+    h, w = guide.shape
+    inside = components(salient, SALIENCY_MIN_FRACTION * h * w)[0] > 0
+    found = np.setdiff1d(guide[inside], [0, IGNORE, *kept])
+    return np.where(np.isin(guide, found) & ~inside, 0, guide).astype(np.uint8)
 
 
 def guide_labels(rule, image, seed, salient, heatmap=None, classes=None, gt=None, crf_backend="torch"):

@@ -6,7 +6,7 @@ import torch
 
 from ..checks import PERCENT, one_of
 from .. import guide_diagnostics
-from ..guide_rules import DROPPED, RULES, UNSURE, guide_labels, keep_dropped, void_unsure
+from ..guide_rules import DROPPED, RULES, UNSURE, UNUSED, drop_unused, guide_labels, keep_dropped, void_unsure
 from ..inference import all_done, evaluate_folder, measurable, todo
 from ..io import InputError, load_gray_png, load_heatmap_mat, load_label_png, save_label_png
 from ..pipeline import command
@@ -35,10 +35,13 @@ OPTIONS = {
     "unsure_share": (70, "a class counts as rarely salient (a warning, and the unsure option) where saliency "
                          "(salthres) marks a share of its seed cores under this percent of the median class's share"),
     "unsure_saliency": (6, "unsure void: the saliency, percent of 255, a seed core pixel needs to be void"),
+    "unused": ("keep", "the rule's seed components that touch no saliency component: keep (their class; the paper) "
+                       "or absent (their class only where no saliency component holds that class in the image; "
+                       "elsewhere they are seeds spilling beyond a found object, and background)"),
 }
 CHECKS = {"guiderule": one_of(*RULES), "seedthres": PERCENT, "salthres": PERCENT, "dropped": one_of(*DROPPED),
           "dropped_share": PERCENT, "dropped_often": PERCENT, "unsure": one_of(*UNSURE), "unsure_core": PERCENT,
-          "unsure_share": PERCENT, "unsure_saliency": PERCENT}
+          "unsure_share": PERCENT, "unsure_saliency": PERCENT, "unused": one_of(*UNUSED)}
 
 
 def unsure_conflicts(g):
@@ -104,7 +107,8 @@ class GuideJob:
 class AfterRuleJob:
     """The options after the rule, one image: the rule's labels (in `rule.out`) with the seeds of `kept` classes back
     where the rule dropped them (guide_rules.keep_dropped), then the weakly salient seed cores of `unsure` classes on
-    background void (guide_rules.void_unsure), into `out` (with its panel when vis is on)."""
+    background void (guide_rules.void_unsure), then, with unused absent, the pixels outside saliency of the classes
+    saliency holds as background (guide_rules.drop_unused), into `out` (with its panel when vis is on)."""
 
     def __init__(self, rule, out, kept, unsure, vis=False):
         self.rule, self.out, self.kept, self.unsure, self.vis = rule, out, kept, unsure, vis
@@ -118,6 +122,8 @@ class AfterRuleJob:
         guide = keep_dropped(load_label_png(rule.out / f"{it.id}.png"), seed,
                              [c for c in classes if c in self.kept], g["dropped_share"] / 100)
         guide = void_unsure(guide, core, sal >= grey_level(g["unsure_saliency"]), self.unsure)
+        if g["unused"] == "absent":
+            guide = drop_unused(guide, sal >= grey_level(g["salthres"]), self.kept)
         if self.vis:
             save_panel(self.out / "vis" / f"{it.id}.png", panel_tiles(rule.data, i, [
                 ("seeds", colour(seed)), ("saliency", grey(sal)), ("guide labels", colour(guide))]))
@@ -144,7 +150,8 @@ def run_jobs(job, indices, workers):
 
 
 def run(stage):
-    """The rule's labels; with dropped seeds or unsure void, first into rule/, then the final labels from them."""
+    """The rule's labels; with dropped seeds, unsure void or unused absent, first into rule/, then the final labels
+    from them."""
     cfg, out = stage.cfg, stage.out
     g, workers = cfg["guide_labels"], cfg["run"]["workers"]
     data = stage.dataset(cfg["data"]["dataset"])
@@ -180,7 +187,7 @@ def grey_level(percent):
 
 def after_rule(g):
     """Whether an option changes the rule's labels (they are then kept in rule/)."""
-    return g["dropped"] == "seeds" or g["unsure"] == "void"
+    return g["dropped"] == "seeds" or g["unsure"] == "void" or g["unused"] == "absent"
 
 
 def class_diagnostics(stage, data, job, rule_dir):
