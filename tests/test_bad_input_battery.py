@@ -233,6 +233,12 @@ def unsure_cores_wider_than_the_seeds(own):
     return own_args(own) + ["--set", "guide_labels.unsure=void", "--set", "unsure_core=10"]
 
 
+@case("settings of guide_labels: unused absent works on rule G2's unused seed components, and guiderule seed has none; "
+      "add --set guide_labels.unused=keep")
+def unused_absent_without_g2(own):
+    return own_args(own) + ["--set", "guide_labels.unused=absent", "--set", "guiderule=seed"]
+
+
 @case("settings of seg_train: train_blocks 3: DeepLab-LargeFOV does not split its trunk into blocks; use -1 or "
       "DeepLab-EffNet")
 def train_blocks_of_largefov(own):

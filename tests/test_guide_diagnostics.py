@@ -75,9 +75,12 @@ def test_drop_unused_keeps_stray_pixels_only_of_classes_saliency_missed():
     guide[17:20, 17:20], salient[19, 19] = 3, True     # class 3: one salient pixel is no component, kept
     guide[5:7, 5:7], salient[5:7, 5:9] = 4, True       # class 4 holds a component but is in `kept` ...
     guide[12:14, 0:2] = 4                              # ... so its stray pixels stay
-    guide[10, 0] = 255                                 # void stays void
+    guide[10, 0], guide[1, 1] = 255, 255               # void stays void, outside and inside a component
+    guide[3, 3] = 5                                    # class 5 has one pixel of class 1's component ...
+    guide[8:10, 15:17] = 5                             # ... so its stray pixels become background too
     expected = guide.copy()
     expected[10:12, 10:12] = 0
+    expected[8:10, 15:17] = 0
     np.testing.assert_array_equal(drop_unused(guide, salient, [4]), expected)
     expected[12:14, 0:2] = 0
     np.testing.assert_array_equal(drop_unused(guide, salient), expected)
@@ -269,7 +272,7 @@ def test_unsure_void_leaves_the_weakly_salient_cores_void(own):
     assert cat_pixels(own / "both") == [576] * 6 and both["guide"]["void"] == 0   # the seeds came back first
 
 
-STRAY = (34, 44, 4, 20)                        # 160 px of dog seeds off the dog, where saliency marks nothing
+STRAY = (34, 44, 4, 20)                        # 160 px of dog seeds off the dog, where saliency is weak
 
 
 @pytest.fixture(scope="module")
@@ -286,6 +289,8 @@ def stray(tmp_path_factory):
             mask[y0:y1, x0:x1] = value
         y0, y1, x0, x1 = DOG
         sal[y0:y1, x0:x1] = 255
+        y0, y1, x0, x1 = STRAY
+        sal[y0:y1, x0:x1] = 100                    # under salthres (50% of 255): no saliency component
         for sub, array in (("images", img), ("masks", mask), ("saliency", sal)):
             (base / sub).mkdir(exist_ok=True)
             Image.fromarray(array).save(base / sub / f"im{k}.png")

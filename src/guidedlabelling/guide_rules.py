@@ -111,21 +111,26 @@ def void_unsure(guide, core_label, weakly_salient, classes):
 
 
 def drop_unused(guide, salient, kept=()):
-    """Option 'unused absent' (not the paper's): a class that a saliency component (G2's: at least
-    SALIENCY_MIN_FRACTION of the image) holds loses its pixels outside the saliency components, so G2's unused seed
-    components keep their class only for a class saliency missed in the image; the classes `kept` (whose seeds
-    dropped seeds gave back) keep theirs."""
+    """Option 'unused absent' (not the paper's): a class that any pixel of a saliency component (G2's: at least
+    SALIENCY_MIN_FRACTION of the image) has, however small its share of a CRF split, loses its pixels outside the
+    saliency components, so G2's unused seed components keep their class only for a class saliency missed in the
+    image. The classes `kept` (those dropped seeds applies to) keep theirs in every image."""
     h, w = guide.shape
     inside = components(salient, SALIENCY_MIN_FRACTION * h * w)[0] > 0
     found = np.setdiff1d(guide[inside], [0, IGNORE, *kept])
     return np.where(np.isin(guide, found) & ~inside, 0, guide).astype(np.uint8)
 
 
+def oracle_foreground(gt):
+    """Rule 'salor''s saliency mask: the ground truth's foreground (neither background nor void)."""
+    return (gt > 0) & (gt != IGNORE)
+
+
 def guide_labels(rule, image, seed, salient, heatmap=None, classes=None, gt=None, crf_backend="torch"):
     if rule == "G2":
         return g2(image, seed, salient, crf_backend)
     if rule == "salor":
-        return g2(image, seed, (gt > 0) & (gt != 255), crf_backend)
+        return g2(image, seed, oracle_foreground(gt), crf_backend)
     if rule == "seed":
         return seed
     if rule == "sal":

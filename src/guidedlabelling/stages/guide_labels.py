@@ -6,7 +6,8 @@ import torch
 
 from ..checks import PERCENT, one_of
 from .. import guide_diagnostics
-from ..guide_rules import DROPPED, RULES, UNSURE, UNUSED, drop_unused, guide_labels, keep_dropped, void_unsure
+from ..guide_rules import DROPPED, RULES, UNSURE, UNUSED, drop_unused, guide_labels, keep_dropped, oracle_foreground, \
+    void_unsure
 from ..inference import all_done, evaluate_folder, measurable, todo
 from ..io import InputError, load_gray_png, load_heatmap_mat, load_label_png, save_label_png
 from ..pipeline import command
@@ -35,9 +36,9 @@ OPTIONS = {
     "unsure_share": (70, "a class counts as rarely salient (a warning, and the unsure option) where saliency "
                          "(salthres) marks a share of its seed cores under this percent of the median class's share"),
     "unsure_saliency": (6, "unsure void: the saliency, percent of 255, a seed core pixel needs to be void"),
-    "unused": ("keep", "the rule's seed components that touch no saliency component: keep (their class; the paper) "
-                       "or absent (their class only where no saliency component holds that class in the image; "
-                       "elsewhere they are seeds spilling beyond a found object, and background)"),
+    "unused": ("keep", "G2's seed components that touch no saliency component: keep (their class; the paper) or "
+                       "absent (their class only where no pixel of a saliency component has that class in the image; "
+                       "elsewhere background: mostly seeds spilling beyond the object saliency found)"),
 }
 CHECKS = {"guiderule": one_of(*RULES), "seedthres": PERCENT, "salthres": PERCENT, "dropped": one_of(*DROPPED),
           "dropped_share": PERCENT, "dropped_often": PERCENT, "unsure": one_of(*UNSURE), "unsure_core": PERCENT,
@@ -52,7 +53,19 @@ def unsure_conflicts(g):
     return []
 
 
-CONFLICTS = unsure_conflicts
+def unused_conflicts(g):
+    """unused absent is about G2's unused seed components: the rules seed and sal have none."""
+    if g["unused"] == "absent" and g["guiderule"] not in ("G2", "salor"):
+        return [f"unused absent works on rule G2's unused seed components, and guiderule {g['guiderule']} has none; "
+                "add --set guide_labels.unused=keep"]
+    return []
+
+
+def conflicts(g):
+    return unsure_conflicts(g) + unused_conflicts(g)
+
+
+CONFLICTS = conflicts
 
 
 def add_arguments(parser):
@@ -107,8 +120,9 @@ class GuideJob:
 class AfterRuleJob:
     """The options after the rule, one image: the rule's labels (in `rule.out`) with the seeds of `kept` classes back
     where the rule dropped them (guide_rules.keep_dropped), then the weakly salient seed cores of `unsure` classes on
-    background void (guide_rules.void_unsure), then, with unused absent, the pixels outside saliency of the classes
-    saliency holds as background (guide_rules.drop_unused), into `out` (with its panel when vis is on)."""
+    background void (guide_rules.void_unsure), then, with unused absent, the pixels outside the rule's saliency
+    components (at least 1% of the image) of the classes those components have, except the `kept` ones, as background
+    (guide_rules.drop_unused), into `out` (with its panel when vis is on)."""
 
     def __init__(self, rule, out, kept, unsure, vis=False):
         self.rule, self.out, self.kept, self.unsure, self.vis = rule, out, kept, unsure, vis
@@ -123,7 +137,7 @@ class AfterRuleJob:
                              [c for c in classes if c in self.kept], g["dropped_share"] / 100)
         guide = void_unsure(guide, core, sal >= grey_level(g["unsure_saliency"]), self.unsure)
         if g["unused"] == "absent":
-            guide = drop_unused(guide, sal >= grey_level(g["salthres"]), self.kept)
+            guide = drop_unused(guide, rule_foreground(g, sal, rule.data, i), self.kept)
         if self.vis:
             save_panel(self.out / "vis" / f"{it.id}.png", panel_tiles(rule.data, i, [
                 ("seeds", colour(seed)), ("saliency", grey(sal)), ("guide labels", colour(guide))]))
@@ -169,8 +183,9 @@ def run(stage):
         kept, unsure = (summary.get(key, []) for key in ("dropped_seeds_kept", "unsure_void"))
         missing = [i for i, it in enumerate(data.items) if not (out / f"{it.id}.png").exists()]
         stage.log.info("guide labels: seeds kept where the rule drops %s, weakly salient seed cores on background "
-                       "void for %s; %d of %d images to do", ", ".join(kept) or "no class",
-                       ", ".join(unsure) or "no class", len(missing), len(data))
+                       "void for %s, unused seed components %s; %d of %d images to do", ", ".join(kept) or "no class",
+                       ", ".join(unsure) or "no class", "kept" if g["unused"] == "keep" else
+                       "background where saliency found their class", len(missing), len(data))
         run_jobs(AfterRuleJob(job, out, *([data.classes.index(name) for name in names] for names in (kept, unsure)),
                               vis), missing, workers)
     if measurable(stage, data, "seed and guide label mIoU"):
@@ -178,6 +193,12 @@ def run(stage):
         for name in ("seeds", "guide"):
             stage.log.info("%s vs ground truth on %s: mIoU %.1f", name, data.split, summary[name]["mIoU"])
     stage.finish(summary)
+
+
+def rule_foreground(g, sal, data, i):
+    """The mask whose components the rule took: the saliency map at salthres (G2), the ground-truth foreground
+    (salor)."""
+    return oracle_foreground(data.label(i)) if g["guiderule"] == "salor" else sal >= grey_level(g["salthres"])
 
 
 def grey_level(percent):
