@@ -60,7 +60,7 @@ def test_every_stage_module_declares_options_and_runs():
         assert set(module.CHECKS) <= set(module.OPTIONS) and callable(module.reads), stage.name
 
 
-@pytest.mark.parametrize("stage,own,folders", [("segmentations", 4, 1), ("guide_labels", 11, 2), ("seg_train", 25, 1),
+@pytest.mark.parametrize("stage,own,folders", [("segmentations", 4, 1), ("guide_labels", 12, 2), ("seg_train", 25, 1),
                                                ("seed_train", 18, 0)])
 def test_stage_help_lists_its_own_settings_plus_data_and_run(stage, own, folders):
     command = pipeline.BY_NAME[stage].command
