@@ -197,13 +197,18 @@ def own(tmp_path_factory):
         if "dog" in tags:
             y0, y1, x0, x1 = DOG
             sal[y0:y1, x0:x1] = 255
-        for sub, array in (("images", img), ("masks", mask), ("saliency", sal)):
-            (base / sub).mkdir(exist_ok=True)
-            Image.fromarray(array).save(base / sub / f"im{k}.png")
-        save_heatmap_mat(base / "seeds" / f"im{k}.mat", box_map((H, W), boxes), (H, W))
+        save_own_image(base, f"im{k}", img, mask, sal, box_map((H, W), boxes))
         rows.append(f"im{k}.png,{' '.join(tags)},train")
     (base / "tags.csv").write_text("image,tags,split\n" + "\n".join(rows) + "\n")
     return base
+
+
+def save_own_image(base, name, img, mask, sal, maps):
+    """One image of an own-data fixture: the photo, its mask and saliency map (PNG), its seed heatmaps (.mat)."""
+    for sub, array in (("images", img), ("masks", mask), ("saliency", sal)):
+        (base / sub).mkdir(exist_ok=True)
+        Image.fromarray(array).save(base / sub / f"{name}.png")
+    save_heatmap_mat(base / "seeds" / f"{name}.mat", maps, (H, W))
 
 
 def generate(own, out_dir, *extra):
@@ -291,13 +296,9 @@ def stray(tmp_path_factory):
         sal[y0:y1, x0:x1] = 255
         y0, y1, x0, x1 = STRAY
         sal[y0:y1, x0:x1] = 100                    # under salthres (50% of 255): no saliency component
-        for sub, array in (("images", img), ("masks", mask), ("saliency", sal)):
-            (base / sub).mkdir(exist_ok=True)
-            Image.fromarray(array).save(base / sub / f"im{k}.png")
         maps = box_map((H, W), [CAT, DOG])
-        y0, y1, x0, x1 = STRAY
-        maps[1, y0:y1, x0:x1] = 1
-        save_heatmap_mat(base / "seeds" / f"im{k}.mat", maps, (H, W))
+        maps[1, y0:y1, x0:x1] = 1                  # the dog's seeds spill onto STRAY too
+        save_own_image(base, f"im{k}", img, mask, sal, maps)
         rows.append(f"im{k}.png,cat dog,train")
     (base / "tags.csv").write_text("image,tags,split\n" + "\n".join(rows) + "\n")
     return base
