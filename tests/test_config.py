@@ -161,7 +161,8 @@ def test_settings_are_read_as_their_type_and_errors_name_the_setting_and_its_sou
     ("amp=fp8", "choose one of none, bf16, fp16"), ("val_percent=101", "must be within 0..100"),
     ("test_interpord=2", "choose one of 0, 1"), ("eval_thres_step=0", "must be within 1..100"),
     ("labels=true", "choose one of guide, gt"), ("seed_split=val", "choose one of train, test"),
-    ("seg_train.net=DeepLab-Foo", "choose one of DeepLab-LargeFOV"), ("layout=coco", "choose one of auto, voc, own")])
+    ("seg_train.net=DeepLab-Foo", "choose one of DeepLab-LargeFOV"), ("layout=coco", "choose one of auto, voc, own"),
+    ("extra_sizes=321,8", "8: a side must be at least 16"), ("extra_sizes=321px", "write sides in pixels")])
 def test_ranges_and_choices(setting, problem):
     key = setting.split("=")[0].split(".")[-1]
     with pytest.raises(InputError) as e:

@@ -151,6 +151,25 @@ def test_seed_heatmaps_at_another_test_size(smoke):
     assert not all(np.allclose(a, b) for a, b in zip(heat[0], heat[128]))
 
 
+def test_seed_heatmaps_at_two_sizes_are_the_mean_of_each_size(smoke):
+    """seed_heatmaps.extra_sizes 128: each map is the mean of the maps that test_size 0 and test_size 128 write on
+    their own, the class scores the training size's."""
+    root, _ = smoke
+    for args in (["--test_size", "128"], ["--set", "seed_heatmaps.extra_sizes=128"]):
+        proc = subprocess.run([sys.executable, str(ROOT / "src/seed/test.py"), "--config", "smoke", "--out_root",
+                               str(root.parent), *args], cwd=ROOT, capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+    default, large = root / "seed_heatmaps" / "default", root / "seed_heatmaps" / "seed_heatmaps.test_size-128"
+    both = root / "seed_heatmaps" / "extra_sizes-128"
+    names = sorted(p.name for p in default.glob("*.mat") if p.name != "cls_res.mat")
+    assert names and names == sorted(p.name for p in both.glob("*.mat") if p.name != "cls_res.mat")
+    for n in names:
+        a, b, mean = (scipy.io.loadmat(f / n) for f in (default, large, both))
+        assert np.allclose(mean["heatmap"], (a["heatmap"] + b["heatmap"]) / 2, rtol=1e-6, atol=1e-6)
+        assert np.array_equal(mean["scores"], a["scores"])
+        assert not np.array_equal(a["scores"], b["scores"])
+
+
 def test_saliency_maps_of_a_snapshot(smoke):
     """saliency --test_iter: the maps of the snapshot's network (benchmarks/curve.py evaluates each), not
     the final network's."""

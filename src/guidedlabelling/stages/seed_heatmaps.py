@@ -15,12 +15,32 @@ OPTIONS = {
     "test_iter": (0, "test the snapshot of this iteration (0: the final model)"),
     "test_size": (0, "side the images are fitted into for the heatmaps (0: seed_train.input_size, the release's; "
                      "the GAP network takes any size, and a larger one keeps small objects)"),
+    "extra_sizes": ("", "further sides, comma-separated, the images are also fitted into: their CAMs, mapped back to "
+                        "the image, are averaged with test_size's (multi-scale heatmaps, not the release's; the class "
+                        "scores stay test_size's). A larger side keeps objects a few percent of the frame"),
     "test_interpord": (1, "interpolation order of the heatmap back-mapping (0 or 1)"),
     "test_batch": (8, "images per forward pass"),
     "seed_split": ("train", "heatmaps and class scores for: train (--dataset, the guides' input) or test "
                             "(--test_dataset, where the paper evaluates seeds and the classifier)"),
 }
+
+
+def sides(text):
+    """extra_sizes' sides as ints ('' none)."""
+    return [int(side) for side in text.split(",") if side.strip()]
+
+
+def sizes_problem(text):
+    """extra_sizes' check: sides of at least 16 px, like test_size's."""
+    try:
+        bad = [side for side in sides(text) if side < 16]
+    except ValueError:
+        return "write sides in pixels, comma-separated, such as 321 or 241,321"
+    return f"{', '.join(map(str, bad))}: a side must be at least 16" if bad else None
+
+
 CHECKS = {"test_iter": NON_NEGATIVE, "test_size": lambda v: None if v == 0 or v >= 16 else "must be 0 or at least 16",
+          "extra_sizes": sizes_problem,
           "test_interpord": one_of(0, 1), "test_batch": POSITIVE, "seed_split": one_of("train", "test")}
 
 
@@ -48,17 +68,22 @@ def run(stage):
     data = stage.dataset(split_of(cfg))
     model, meta = load_model(trained(stage.input_dir("seed_train"), cfg["seed_heatmaps"]["test_iter"]), "seed")
     check_classes(meta, data)
-    size = cfg["seed_heatmaps"]["test_size"] or cfg["seed_train"]["input_size"]
+    sizes = [cfg["seed_heatmaps"]["test_size"] or cfg["seed_train"]["input_size"],
+             *sides(cfg["seed_heatmaps"]["extra_sizes"])]
     order = cfg["seed_heatmaps"]["test_interpord"]
-    indices = todo(stage, data, ".mat", block=cfg["seed_heatmaps"]["test_batch"])
-    stage.log.info("seed heatmaps: %d of %d images to do", len(indices), len(data))
-    for i, (scores, feat), (offset, inner, hw) in progress(forward_all(
-            model, data, indices, size, "fit", stage.device, cfg["seed_heatmaps"]["test_batch"], cfg["run"]["workers"],
-            **P.options(cfg["run"])), "seed heatmaps", len(indices)):
-        classes = data.image_classes(i)
-        cams = model.cams(feat[None], torch.as_tensor(classes, dtype=torch.long) - 1)[0]
-        heat = T.unfit(cams.float(), size, offset, inner, hw, order).cpu().numpy()
-        save_heatmap_mat(out / f"{data.items[i].id}.mat", heat, hw, scores.float().cpu().numpy())
+    batch = cfg["seed_heatmaps"]["test_batch"]
+    indices = todo(stage, data, ".mat", block=batch)
+    stage.log.info("seed heatmaps at %s px: %d of %d images to do", ", ".join(map(str, sizes)), len(indices),
+                   len(data))
+    passes = [forward_all(model, data, indices, side, "fit", stage.device, batch, cfg["run"]["workers"],
+                          **P.options(cfg["run"])) for side in sizes]
+    for outputs in progress(zip(*passes), "seed heatmaps", len(indices)):
+        i, (scores, _), (_, _, hw) = outputs[0]
+        classes = torch.as_tensor(data.image_classes(i), dtype=torch.long) - 1
+        maps = [T.unfit(model.cams(feat[None], classes)[0].float(), side, offset, inner, hw, order)
+                for side, (_, (_, feat), (offset, inner, _)) in zip(sizes, outputs)]
+        heat = torch.stack(maps).mean(0)
+        save_heatmap_mat(out / f"{data.items[i].id}.mat", heat.cpu().numpy(), hw, scores.float().cpu().numpy())
     if not all_done(stage, data, ".mat"):
         return
     collect_scores(data, out)
