@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from guidedlabelling import transforms as T
-from guidedlabelling.inference import forward_all
+from guidedlabelling.inference import forward_all, forward_sizes
 from guidedlabelling.io import IGNORE, InputError
 from guidedlabelling.model_setup import fc8_mults
 from guidedlabelling.networks import DeepLabLargeFOV, GAPNet, init_from_scratch
@@ -55,6 +55,27 @@ def batched_outputs(model, data, **options):
             for _, out, _ in forward_all(model, data, range(len(data.images)), SIZE, "fit", CPU, 2, **options)]
     assert all(o.dtype == torch.float32 for o in outs)
     return torch.stack(outs)
+
+
+@pytest.mark.parametrize("stop", [None, 3])
+def test_forward_sizes_gives_each_size_s_outputs_and_leaves_inference_mode_as_it_found_it(stop):
+    """Every image at each size, as forward_all gives it at that size alone; after the loop, run to its end or left
+    early, gradients are on again (each forward_all restores the mode it found, and the first ends first)."""
+    model, data = network("seed network"), Images(5)
+    alone = {size: list(forward_all(model, data, range(5), size, "fit", CPU, 2)) for size in (SIZE, 96)}
+    got = []
+    for outputs in forward_sizes(model, data, range(5), [SIZE, 96], "fit", CPU, 2):
+        got.append(outputs)
+        if len(got) == stop:
+            break
+    assert len(got) == (stop or 5)
+    for k, outputs in enumerate(got):
+        for (i, (scores, feat), geometry), (j, (scores1, feat1), geometry1) in zip(outputs, (alone[SIZE][k],
+                                                                                               alone[96][k])):
+            assert i == j == k and geometry == geometry1
+            assert torch.equal(scores, scores1) and torch.equal(feat, feat1)
+    assert got[0][1][1][1].shape[-1] > got[0][0][1][1].shape[-1]
+    assert torch.is_grad_enabled() and not torch.is_inference_mode_enabled()
 
 
 @pytest.mark.parametrize("kind", ["segmenter", "seed network"])

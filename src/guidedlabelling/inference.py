@@ -60,6 +60,19 @@ def forward_all(model, data, indices, size, mode, device, batch_size=8, workers=
                     yield i, (out[0][b], out[1][b]) if isinstance(out, tuple) else out[b], (offset, inner, hw)
 
 
+def forward_sizes(model, data, indices, sizes, mode, device, batch_size=8, workers=0, **options):
+    """Yield, per image of `indices`, forward_all's (index, output, geometry) at each of `sizes`, in that order. The
+    passes run inside one inference_mode of this generator's own: each pass restores the mode it found on its exit,
+    and the first pass ends before the others are closed, so without it the mode would stay on after the loop."""
+    passes = [forward_all(model, data, indices, size, mode, device, batch_size, workers, **options) for size in sizes]
+    with torch.inference_mode():
+        try:
+            yield from zip(*passes)
+        finally:
+            for p in passes:
+                p.close()
+
+
 def todo(stage, data, suffix, folder=None, block=1):
     """Images of this fragment whose output file (in `folder`, default the stage's) does not exist yet (a rerun
     resumes). A fragment holds whole blocks of `block` consecutive images (forward_all's batches)."""

@@ -6,7 +6,7 @@ import torch
 from .. import precision as P
 from .. import transforms as T
 from ..checks import NON_NEGATIVE, POSITIVE, one_of
-from ..inference import all_done, check_classes, forward_all, load_model, todo, trained
+from ..inference import all_done, check_classes, forward_sizes, load_model, todo, trained
 from ..io import load_heatmap_scores, save_heatmap_mat, save_mat
 from ..progress import progress
 from ..reads import Reads
@@ -68,16 +68,16 @@ def run(stage):
     data = stage.dataset(split_of(cfg))
     model, meta = load_model(trained(stage.input_dir("seed_train"), cfg["seed_heatmaps"]["test_iter"]), "seed")
     check_classes(meta, data)
-    sizes = [cfg["seed_heatmaps"]["test_size"] or cfg["seed_train"]["input_size"],
-             *sides(cfg["seed_heatmaps"]["extra_sizes"])]
+    sizes = list(dict.fromkeys([cfg["seed_heatmaps"]["test_size"] or cfg["seed_train"]["input_size"],
+                                *sides(cfg["seed_heatmaps"]["extra_sizes"])]))  # a size given twice: once
     order = cfg["seed_heatmaps"]["test_interpord"]
     batch = cfg["seed_heatmaps"]["test_batch"]
     indices = todo(stage, data, ".mat", block=batch)
     stage.log.info("seed heatmaps at %s px: %d of %d images to do", ", ".join(map(str, sizes)), len(indices),
                    len(data))
-    passes = [forward_all(model, data, indices, side, "fit", stage.device, batch, cfg["run"]["workers"],
-                          **P.options(cfg["run"])) for side in sizes]
-    for outputs in progress(zip(*passes), "seed heatmaps", len(indices)):
+    passes = forward_sizes(model, data, indices, sizes, "fit", stage.device, batch, cfg["run"]["workers"],
+                           **P.options(cfg["run"]))
+    for outputs in progress(passes, "seed heatmaps", len(indices)):
         i, (scores, _), (_, _, hw) = outputs[0]
         classes = torch.as_tensor(data.image_classes(i), dtype=torch.long) - 1
         maps = [T.unfit(model.cams(feat[None], classes)[0].float(), side, offset, inner, hw, order)
