@@ -74,7 +74,8 @@ def test_forward_sizes_gives_each_size_s_outputs_and_leaves_inference_mode_as_it
                                                                                                alone[96][k])):
             assert i == j == k and geometry == geometry1
             assert torch.equal(scores, scores1) and torch.equal(feat, feat1)
-    assert got[0][1][1][1].shape[-1] > got[0][0][1][1].shape[-1]
+    small, large = (feat for _, (_, feat), _ in got[0])
+    assert large.shape[-1] > small.shape[-1]
     assert torch.is_grad_enabled() and not torch.is_inference_mode_enabled()
 
 

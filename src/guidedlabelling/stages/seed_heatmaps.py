@@ -6,6 +6,7 @@ import torch
 from .. import precision as P
 from .. import transforms as T
 from ..checks import NON_NEGATIVE, POSITIVE, one_of
+from ..datasets import names
 from ..inference import all_done, check_classes, forward_sizes, load_model, todo, trained
 from ..io import load_heatmap_scores, save_heatmap_mat, save_mat
 from ..progress import progress
@@ -25,21 +26,25 @@ OPTIONS = {
 }
 
 
+MIN_SIDE = 16
+
+
 def sides(text):
     """extra_sizes' sides as ints ('' none)."""
-    return [int(side) for side in text.split(",") if side.strip()]
+    return [int(side) for side in names(text)]
 
 
 def sizes_problem(text):
-    """extra_sizes' check: sides of at least 16 px, like test_size's."""
+    """extra_sizes' check: sides of at least MIN_SIDE px, like test_size's."""
     try:
-        bad = [side for side in sides(text) if side < 16]
+        bad = [side for side in sides(text) if side < MIN_SIDE]
     except ValueError:
         return "write sides in pixels, comma-separated, such as 321 or 241,321"
-    return f"{', '.join(map(str, bad))}: a side must be at least 16" if bad else None
+    return f"{', '.join(map(str, bad))}: a side must be at least {MIN_SIDE}" if bad else None
 
 
-CHECKS = {"test_iter": NON_NEGATIVE, "test_size": lambda v: None if v == 0 or v >= 16 else "must be 0 or at least 16",
+CHECKS = {"test_iter": NON_NEGATIVE,
+          "test_size": lambda v: None if v == 0 or v >= MIN_SIDE else f"must be 0 or at least {MIN_SIDE}",
           "extra_sizes": sizes_problem,
           "test_interpord": one_of(0, 1), "test_batch": POSITIVE, "seed_split": one_of("train", "test")}
 
