@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """One command for a lent GPU: prints one JSON object with
-- the device and its measured dense matrix-multiply peak (float32 and bf16),
+- the device and its measured dense matrix-multiply peak (float32, in TF32 where cuDNN's convolutions are, and bf16),
 - training images/s of every network at the paper's batch and size (15 x 321), float32 and bf16 autocast,
   with the % of that peak the nominal FLOPs reach (a training step counted as 3 forward passes),
 - inference images/s,
@@ -8,7 +8,7 @@
 - equality checks between the device and the CPU: one training step (the Caffe solver, from the same weights
   and batch) and the CRF (labels and marginals).
 
-    python benchmarks/gpu_check.py                     # on CUDA; about 2-4 minutes
+    python benchmarks/gpu_check.py                     # on CUDA; about 30 s on one H200
     python benchmarks/gpu_check.py --device cpu --quick  # every path, small, on the CPU (a test runs this)
 """
 import argparse
@@ -41,8 +41,15 @@ def timed(fn, device, repeat):
 
 
 def matmul_peak(device, dtype, n, repeat):
+    """FLOP/s of an n x n matrix product; float32 at the precision convolutions get, TF32 where cuDNN allows
+    it (torch's default on CUDA), so that the networks' float32 % of peak compares like with like."""
     a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
-    return 2 * n ** 3 / timed(lambda: a @ b, device, repeat)
+    previous = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32
+    try:
+        return 2 * n ** 3 / timed(lambda: a @ b, device, repeat)
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = previous
 
 
 def network(kind, name, width):
@@ -128,7 +135,8 @@ def main(argv=None):
              "bf16": matmul_peak(device, torch.bfloat16, n, args.repeat)}
     report = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
               "torch": torch.__version__, "batch": args.batch, "size": args.size, "width": args.width,
-              "matmul_peak_TFLOPs": {k: v / 1e12 for k, v in peaks.items()}}
+              "matmul_peak_TFLOPs": {k: v / 1e12 for k, v in peaks.items()},
+              "float32_in_tf32": device.type == "cuda" and torch.backends.cudnn.allow_tf32}
     networks = ["GAP-HighRes", "DeepLab-LargeFOV"] if args.quick else NETWORKS  # every registered network
     report["networks"] = {name: network_figures(NETWORKS[name].role, name, args, device, peaks) for name in networks}
     report["crf"] = crf_figures(device, args)

@@ -1,9 +1,9 @@
 #!/usr/bin/env python
 """A VOC-layout folder of random VOC-size photos (500 x 375 or 375 x 500, 1-3 objects of VOC's 20 classes as
 filled ellipses, a void band on their edges), for timing the voc12_paper trainings where VOC is not at hand
-(benchmarks/gpu_run.sh). The images carry no meaning: the figures it serves are speeds, never accuracies.
+(benchmarks/gpu_run.py). The images carry no meaning: the figures it serves are speeds, never accuracies.
 
-    python benchmarks/random_voc.py OUT [--n 200]     # OUT/JPEGImages, SegmentationClassAug, ImageSets/Segmentation
+    python benchmarks/random_voc.py OUT [--n 200]   # JPEGImages, SegmentationClassAug, split train_aug
 """
 import argparse
 from pathlib import Path
@@ -41,8 +41,7 @@ def write_random_voc(root, n, seed=0):
         image, label = random_photo(rng)
         Image.fromarray(image).save(root / "JPEGImages" / f"{i}.jpg", quality=90)
         save_label_png(root / "SegmentationClassAug" / f"{i}.png", label)
-    for split in ("train_aug", "val"):
-        (root / "ImageSets" / "Segmentation" / f"{split}.txt").write_text("\n".join(ids) + "\n")
+    (root / "ImageSets" / "Segmentation" / "train_aug.txt").write_text("\n".join(ids) + "\n")
     return ids
 
 
