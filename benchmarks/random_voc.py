@@ -15,10 +15,18 @@ from scipy import ndimage
 from guidedlabelling.io import IGNORE, save_label_png
 
 
+def texture(rng, shape):
+    """Noise at three scales stretched to the full grey range: JPEGs of about the size and decoding cost of VOC's
+    photos (smooth noise alone compresses to a fraction of them, and would flatter the loader)."""
+    layers = [ndimage.gaussian_filter(rng.random(shape), (sigma, sigma, 0)) for sigma in (12, 3, 0.7)]
+    mixed = sum(layer / layer.std() for layer in layers)
+    return (mixed - mixed.min()) / np.ptp(mixed) * 255
+
+
 def random_photo(rng):
     """(RGB image, label) of one random photo: a smooth noise background, 1-3 class-coloured ellipses."""
     h, w = (375, 500) if rng.random() < 0.7 else (500, 375)
-    image = ndimage.gaussian_filter(rng.random((h, w, 3)) * 255, (9, 9, 0))
+    image = texture(rng, (h, w, 3))
     label = np.zeros((h, w), np.uint8)
     yy, xx = np.mgrid[:h, :w]
     for cls in rng.choice(np.arange(1, 21), size=rng.integers(1, 4), replace=False):
@@ -45,12 +53,13 @@ def write_random_voc(root, n, seed=0):
     return ids
 
 
-def main():
+def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("out")
-    p.add_argument("--n", type=int, default=200)
-    args = p.parse_args()
-    write_random_voc(args.out, args.n)
+    p.add_argument("--n", type=int, default=200, help="photos")
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+    write_random_voc(args.out, args.n, args.seed)
 
 
 if __name__ == "__main__":
