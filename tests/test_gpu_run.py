@@ -48,9 +48,10 @@ def test_random_voc_is_a_voc_layout_of_voc_size_photos(tmp_path):
 def test_gpu_run_quick_runs_its_steps_on_the_cpu(tmp_path):
     """One demo and one training of each network and layout (gpu_check --quick has a test of its own; the other
     two steps are the same commands with another amp or layout)."""
-    steps = ["demo_bf16", "random_voc", "voc12_seed_train", "voc12_seg_train_channels_last"]
+    steps = ["demo_bf16", "random_voc", "voc12_seed_train", "voc12_seg_train_channels_last", "cuda_tests"]
     summary = gpu_run.main([str(tmp_path), "--quick", "--steps", ",".join(steps)])
-    assert list(summary["steps"]) == ["random_voc", "voc12_seed_train", "voc12_seg_train_channels_last", "demo_bf16"]
+    assert list(summary["steps"]) == ["cuda_tests", "random_voc", "voc12_seed_train", "voc12_seg_train_channels_last",
+                                      "demo_bf16"]
     assert all(step["rc"] == 0 for step in summary["steps"].values()), summary["steps"]
     assert json.loads((tmp_path / "summary.json").read_text()) == summary
     assert 0 < summary["demo_bf16"]["segmenter_mIoU_val"] <= 100 and "seg_train" in summary["demo_bf16"]["step_seconds"]
@@ -59,6 +60,7 @@ def test_gpu_run_quick_runs_its_steps_on_the_cpu(tmp_path):
     for name in ("voc12_seed_train", "voc12_seg_train_channels_last"):
         assert (tmp_path / name / "model.pth").exists() and summary[name]["iterations"] == 6   # done.json's
         assert summary[name]["paper_iterations"] == 8000
+    assert "1 skipped" in summary["cuda_tests"] and "1 passed" not in summary["cuda_tests"]   # no CUDA here
     assert summary["provenance"]["loader_workers"] == 2 and "commit" in summary["provenance"]
 
 
