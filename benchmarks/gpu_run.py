@@ -34,6 +34,7 @@ from pathlib import Path
 import torch
 
 from guidedlabelling.config import resolve
+from guidedlabelling.io import save_json
 from guidedlabelling.lanes import cores
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -117,7 +118,7 @@ class Runner:
         self.save()
 
     def save(self):
-        (self.out / "summary.json").write_text(json.dumps(self.summary, indent=1))
+        save_json(self.out / "summary.json", self.summary)
 
 
 def printed_json(text):
