@@ -7,7 +7,8 @@ import pytest
 import torch
 from PIL import Image
 
-from guidedlabelling.networks.efficientnet import DeepLabEffNet, GAPEffNet, ImageNetObjectness, weights_path
+from guidedlabelling.networks.efficientnet import DeepLabEffNet, DepthwiseByPhases, GAPEffNet, ImageNetObjectness, \
+    weights_path
 from guidedlabelling.io import load_image, load_label_png
 from guidedlabelling.networks import build_seed_net, build_seg_net, imagenet_weights
 from guidedlabelling.solver import param_groups
@@ -78,6 +79,40 @@ def test_output_shapes_at_stride_8():
     assert {"score", "fc6", "fc8"} <= {n.split(".")[-2] for m in (seed, seg) for n, _ in m.named_parameters()}
     trainable = [p for p in seg.parameters() if p.requires_grad]   # frozen BatchNorm is left out
     assert sum(len(g["params"]) for g in param_groups(seg, {})) == len(trainable) < len(list(seg.parameters()))
+
+
+@pytest.mark.parametrize("kernel,dilation", [(5, 4), (3, 8), (5, 3)])
+@pytest.mark.parametrize("shape", [(41, 41), (21, 23), (3, 2), (1, 1)])
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_a_depthwise_conv_by_phases_is_the_dilated_conv(kernel, dilation, shape, layout):
+    """Forward exactly torch's dilated convolution (the same sums), gradients to rounding; inputs smaller than the
+    dilation too."""
+    torch.manual_seed(0)
+    conv = DepthwiseByPhases(6, 6, kernel, 1, (kernel - 1) // 2 * dilation, dilation, 6, bias=False)
+    x = torch.randn(2, 6, *shape).contiguous(memory_format=layout).requires_grad_()
+    ours = conv(x)
+    torch_s = torch.nn.functional.conv2d(x, conv.weight, None, 1, (kernel - 1) // 2 * dilation, dilation, 6)
+    assert torch.equal(ours, torch_s) and ours.is_contiguous(memory_format=layout)
+    for a, b in zip(torch.autograd.grad(ours.square().sum(), (x, conv.weight)),
+                    torch.autograd.grad(torch_s.square().sum(), (x, conv.weight))):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-5 * b.abs().max().item())  # sums in another order
+
+
+def test_only_the_wide_dilated_depthwise_convs_go_by_phases():
+    """At output stride 8 the stride-32 stage's 5x5 depthwise convs span 17 pixels (dilation 4): by phases; its 3x3
+    ones (span 9) and every conv at output stride 16 (dilation 2, span 9 at most) stay torch's."""
+    phased = lambda net: sorted({(m.kernel_size[0], m.dilation[0]) for m in net.modules()
+                                 if isinstance(m, DepthwiseByPhases)})
+    seed = build_seed_net("GAP-EffNet", 3, 1.0)
+    assert phased(seed) == [(5, 4)]
+    assert phased(build_seg_net("DeepLab-EffNet", 3, 0.25, output_stride=16)) == []
+    x = torch.randn(1, 3, 97, 97) * 60
+    with torch.no_grad():
+        with_phases = seed.eval()(x)[1]
+        for m in seed.modules():
+            if isinstance(m, DepthwiseByPhases):
+                m.__class__ = torch.nn.Conv2d
+        assert torch.equal(with_phases, seed(x)[1])
 
 
 def test_batchnorm_stays_frozen_in_train_mode():

@@ -78,11 +78,39 @@ class Conv2dSame(nn.Conv2d):
         return super().forward(F.pad(x, pads))
 
 
+class DepthwiseByPhases(nn.Conv2d):
+    """Stride-1 dilated depthwise convolution computed on the CPU as d x d plain ones, one per phase x[r::d, s::d]
+    of the input: the same products summed in the same order. oneDNN runs depthwise kernels whose dilated span
+    exceeds FAST_SPAN on a slow path (5x5 at dilation 4, the output-stride-8 trunks' last stages: 5-10x slower on an
+    AVX2 CPU; docs/speed.md)."""
+
+    def forward(self, x):
+        if x.device.type != "cpu":
+            return super().forward(x)
+        d, pad = self.dilation[0], self.padding[0] // self.dilation[0]
+        out = None
+        for r in range(min(d, x.shape[2])):  # an input smaller than d has fewer phases
+            for s in range(min(d, x.shape[3])):
+                y = F.conv2d(x[:, :, r::d, s::d], self.weight, None, 1, pad, 1, self.groups)
+                if out is None:
+                    layout = torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) \
+                        else torch.contiguous_format
+                    out = torch.empty((x.shape[0], self.out_channels, *x.shape[2:]), dtype=y.dtype, device=y.device,
+                                      memory_format=layout)
+                out[:, :, r::d, s::d] = y
+        return out
+
+
+FAST_SPAN = 9  # the widest dilated kernel span oneDNN's depthwise convolution runs at full speed (measured)
+
+
 def conv(cin, cout, kernel, stride=1, dilation=1, groups=1):
     """Bias-free conv; 'same' output size (TensorFlow padding when strided)."""
     if stride > 1:
         return Conv2dSame(cin, cout, kernel, stride, groups=groups, bias=False)
-    return nn.Conv2d(cin, cout, kernel, 1, dilation * (kernel - 1) // 2, dilation, groups, bias=False)
+    wide = groups == cin and dilation > 1 and (kernel - 1) * dilation + 1 > FAST_SPAN
+    return (DepthwiseByPhases if wide else nn.Conv2d)(cin, cout, kernel, 1, dilation * (kernel - 1) // 2, dilation,
+                                                      groups, bias=False)
 
 
 def bn(channels):
