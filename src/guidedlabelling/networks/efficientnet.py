@@ -79,26 +79,38 @@ class Conv2dSame(nn.Conv2d):
 
 
 class DepthwiseByPhases(nn.Conv2d):
-    """Stride-1 dilated depthwise convolution computed on the CPU as d x d plain ones, one per phase x[r::d, s::d]
-    of the input: the same products summed in the same order. oneDNN runs depthwise kernels whose dilated span
-    exceeds FAST_SPAN on a slow path (5x5 at dilation 4, the output-stride-8 trunks' last stages: 5-10x slower on an
-    AVX2 CPU; docs/speed.md)."""
+    """Stride-1 dilated 'same' depthwise convolution computed on the CPU as d x d plain ones, one per phase
+    x[r::d, s::d] of the input: the same products, in the order of a plain convolution. oneDNN runs depthwise kernels
+    whose dilated span exceeds FAST_SPAN on a slow path (5x5 at dilation 4, the output-stride-8 trunks' last stages:
+    5-10x slower on an AVX2 CPU; docs/speed.md). Any other configuration runs as nn.Conv2d."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        (kh, kw), (dh, dw), (ph, pw) = self.kernel_size, self.dilation, self.padding
+        self.by_phases = (self.stride == (1, 1) and self.padding_mode == "zeros" and kh == kw and kh % 2 == 1
+                          and dh == dw and ph == pw == dh * (kh - 1) // 2)
 
     def forward(self, x):
-        if x.device.type != "cpu":
+        if not self.by_phases or x.device.type != "cpu" or 0 in x.shape[2:]:
             return super().forward(x)
-        d, pad = self.dilation[0], self.padding[0] // self.dilation[0]
+        d, pad = self.dilation[0], (self.kernel_size[0] - 1) // 2
         out = None
         for r in range(min(d, x.shape[2])):  # an input smaller than d has fewer phases
             for s in range(min(d, x.shape[3])):
-                y = F.conv2d(x[:, :, r::d, s::d], self.weight, None, 1, pad, 1, self.groups)
+                y = F.conv2d(x[:, :, r::d, s::d], self.weight, self.bias, 1, pad, 1, self.groups)
                 if out is None:
-                    layout = torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) \
-                        else torch.contiguous_format
                     out = torch.empty((x.shape[0], self.out_channels, *x.shape[2:]), dtype=y.dtype, device=y.device,
-                                      memory_format=layout)
+                                      memory_format=layout_of(x, self.weight))
                 out[:, :, r::d, s::d] = y
         return out
+
+
+def layout_of(*tensors):
+    """The memory layout of the first of `tensors` whose layout shows (channels-last or not), else contiguous."""
+    for t in tensors:
+        if t.is_contiguous(memory_format=torch.channels_last) != t.is_contiguous():
+            return torch.channels_last if t.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
+    return torch.contiguous_format
 
 
 FAST_SPAN = 9  # the widest dilated kernel span oneDNN's depthwise convolution runs at full speed (measured)
