@@ -108,8 +108,9 @@ class DepthwiseByPhases(nn.Conv2d):
 def layout_of(*tensors):
     """The memory layout of the first of `tensors` whose layout shows (channels-last or not), else contiguous."""
     for t in tensors:
-        if t.is_contiguous(memory_format=torch.channels_last) != t.is_contiguous():
-            return torch.channels_last if t.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
+        channels_last = t.is_contiguous(memory_format=torch.channels_last)
+        if channels_last != t.is_contiguous():
+            return torch.channels_last if channels_last else torch.contiguous_format
     return torch.contiguous_format
 
 
