@@ -85,8 +85,8 @@ def test_output_shapes_at_stride_8():
 @pytest.mark.parametrize("shape", [(41, 41), (21, 23), (3, 2), (1, 1)])
 @pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
 def test_a_depthwise_conv_by_phases_is_the_dilated_conv(kernel, dilation, shape, layout):
-    """Forward exactly torch's dilated convolution (the same sums), gradients to rounding; inputs smaller than the
-    dilation too."""
+    """Forward torch's dilated convolution (the same products: bit-equal on the CPU measured, rounding allowed), its
+    gradients to rounding; inputs smaller than the dilation too."""
     torch.manual_seed(0)
     conv = DepthwiseByPhases(6, 6, kernel, 1, (kernel - 1) // 2 * dilation, dilation, 6, bias=False)
     x = torch.randn(2, 6, *shape).contiguous(memory_format=layout).requires_grad_()
