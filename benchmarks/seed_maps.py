@@ -90,7 +90,7 @@ class Variant(E.EffNetBase):
 
     def forward(self, x):
         trunk = self.backbone
-        x = F.relu6(trunk._bn0(trunk._conv_stem(self.adapter(x))))
+        x = trunk.stem(self.adapter(x))
         for block in trunk._blocks[:self.blocks]:
             x = block(x)
         if self.blocks == 16:

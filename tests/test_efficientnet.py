@@ -5,10 +5,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
-from guidedlabelling.networks.efficientnet import DeepLabEffNet, DepthwiseByPhases, GAPEffNet, ImageNetObjectness, \
-    weights_path
+from guidedlabelling.networks.efficientnet import Conv, Conv2dSame, DeepLabEffNet, DepthwiseByPhases, GAPEffNet, \
+    ImageNetObjectness, bn, conv_bn, weights_path
 from guidedlabelling.io import load_image, load_label_png
 from guidedlabelling.networks import build_seed_net, build_seg_net, imagenet_weights
 from guidedlabelling.solver import param_groups
@@ -129,8 +130,78 @@ def test_only_the_wide_dilated_depthwise_convs_go_by_phases():
         with_phases = seed.eval()(x)[1]
         for m in seed.modules():
             if isinstance(m, DepthwiseByPhases):
-                m.__class__ = torch.nn.Conv2d
+                m.by_phases = False
         torch.testing.assert_close(with_phases, seed(x)[1], rtol=0, atol=1e-5)
+
+
+def unfolded_features(trunk, x):
+    """The trunk's blocks as EfficientNet-PyTorch runs them: each convolution, then its BatchNorm, then ReLU6."""
+    x = F.relu6(trunk._bn0(trunk._conv_stem(x)))
+    for block in trunk._blocks:
+        y = x
+        if hasattr(block, "_expand_conv"):
+            y = F.relu6(block._bn0(block._expand_conv(y)))
+        y = F.relu6(block._bn1(block._depthwise_conv(y)))
+        y = block._bn2(block._project_conv(y))
+        x = x + y if block.residual else y
+    return x
+
+
+def random_statistics(norm, seed):
+    g = torch.Generator().manual_seed(seed)
+    n = norm.num_features
+    with torch.no_grad():
+        norm.running_mean.copy_(torch.randn(n, generator=g))
+        norm.running_var.copy_(torch.rand(n, generator=g) + 0.1)
+        norm.weight.copy_(torch.randn(n, generator=g))
+        norm.bias.copy_(torch.randn(n, generator=g))
+    return norm
+
+
+@pytest.mark.parametrize("make", [lambda: Conv(6, 8, 3, padding=1, bias=True), lambda: Conv2dSame(6, 8, 3, 2),
+                                  lambda: DepthwiseByPhases(6, 6, 5, 1, 8, 4, 6, bias=False)])
+def test_conv_bn_is_the_convolution_then_the_frozen_batchnorm(make):
+    """Forward and gradients (input, conv weight and bias) equal to the two layers one after the other, to rounding;
+    for a plain conv with a bias, a TensorFlow-padded strided one and one by phases."""
+    torch.manual_seed(0)
+    conv = make()
+    norm = random_statistics(bn(conv.out_channels), 1).eval()
+    x = torch.randn(2, 6, 19, 17, requires_grad=True)
+    folded, plain = conv_bn(conv, norm, x), norm(conv(x))
+    torch.testing.assert_close(folded, plain, rtol=1e-5, atol=1e-5 * plain.abs().max().item())
+    params = [x, *conv.parameters()]
+    for a, b in zip(torch.autograd.grad(folded.square().sum(), params),
+                    torch.autograd.grad(plain.square().sum(), params)):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5 * b.abs().max().item())
+
+
+def test_conv_bn_of_a_batchnorm_in_training_mode_is_the_two_layers():
+    """A BatchNorm that learns (none of the presets' nets) is not folded: it normalises by the batch and updates its
+    running statistics."""
+    conv, norm = Conv(3, 4, 1), bn(4).train()
+    x = torch.randn(4, 3, 5, 5)
+    out = conv_bn(conv, norm, x)
+    assert not torch.equal(norm.running_mean, torch.zeros(4))
+    torch.testing.assert_close(out.mean((0, 2, 3)), torch.zeros(4), rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("output_stride", [8, 16])
+def test_the_folded_trunk_is_the_pretrained_one_layer_by_layer(output_stride):
+    """The ImageNet trunk (blocks by phases at output stride 8) with every BatchNorm folded: its features, head maps
+    and, in train mode, the gradients of all its convolutions equal to the unfolded layers'. In float64, so that
+    rounding does not move a value across ReLU6's clamps (in float32 a few gradients of the deep blocks differ by
+    0.1-0.3% of their largest for that reason)."""
+    net = DeepLabEffNet(num_classes=3, width=0.25, output_stride=output_stride).double().train()
+    trunk = net.backbone
+    trained = [p for p in trunk.parameters() if p.requires_grad and p.ndim == 4]
+    assert len(trained) == 1 + 3 * len(trunk._blocks) - 1  # the stem and every block's convs (the first: no expand)
+    x = net.adapter(torch.randn(2, 3, 97, 97, dtype=torch.float64) * 60)
+    ours, theirs = trunk.features(x), unfolded_features(trunk, x)
+    torch.testing.assert_close(ours, theirs, rtol=1e-9, atol=1e-9 * theirs.abs().max().item())
+    torch.testing.assert_close(trunk.head(ours), F.relu6(trunk._bn1(trunk._conv_head(theirs))), rtol=1e-9, atol=1e-9)
+    for a, b in zip(torch.autograd.grad(ours.square().sum(), trained),
+                    torch.autograd.grad(theirs.square().sum(), trained)):
+        torch.testing.assert_close(a, b, rtol=1e-7, atol=1e-9 * b.abs().max().item())
 
 
 def test_batchnorm_stays_frozen_in_train_mode():
@@ -223,7 +294,7 @@ def test_the_highres_seed_net_is_the_trunk_to_stride_8_under_a_new_layer():
     x = torch.randn(2, 3, 96, 96) * 60
     with torch.no_grad():
         scores, feat = net(x)
-        trunk = torch.nn.functional.relu6(full.backbone._bn0(full.backbone._conv_stem(full.adapter(x))))
+        trunk = full.backbone.stem(full.adapter(x))
         for block in full.backbone._blocks[:HIGHRES_BLOCKS]:
             trunk = block(trunk)
         expected = torch.relu(torch.nn.functional.conv2d(trunk, net.fc6_gap.weight, net.fc6_gap.bias, padding=1))
