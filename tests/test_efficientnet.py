@@ -161,18 +161,35 @@ def random_statistics(norm, seed):
 @pytest.mark.parametrize("make", [lambda: Conv(6, 8, 3, padding=1, bias=True), lambda: Conv2dSame(6, 8, 3, 2),
                                   lambda: DepthwiseByPhases(6, 6, 5, 1, 8, 4, 6, bias=False)])
 def test_conv_bn_is_the_convolution_then_the_frozen_batchnorm(make):
-    """Forward and gradients (input, conv weight and bias) equal to the two layers one after the other, to rounding;
-    for a plain conv with a bias, a TensorFlow-padded strided one and one by phases."""
+    """Forward and gradients (input, conv weight and bias, BatchNorm's affine parameters) equal to the two layers one
+    after the other, to rounding; for a plain conv with a bias, a TensorFlow-padded strided one and one by phases."""
     torch.manual_seed(0)
     conv = make()
     norm = random_statistics(bn(conv.out_channels), 1).eval()
-    x = torch.randn(2, 6, 19, 17, requires_grad=True)
+    x = torch.randn(2, 6, 18, 17, requires_grad=True)  # TensorFlow's padding: uneven rows, even columns
     folded, plain = conv_bn(conv, norm, x), norm(conv(x))
     torch.testing.assert_close(folded, plain, rtol=1e-5, atol=1e-5 * plain.abs().max().item())
-    params = [x, *conv.parameters()]
+    params = [x, *conv.parameters(), *norm.parameters()]  # BatchNorm's too (the benchmark's frozen-backward)
     for a, b in zip(torch.autograd.grad(folded.square().sum(), params),
                     torch.autograd.grad(plain.square().sum(), params)):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5 * b.abs().max().item())
+
+
+def test_under_autocast_conv_bn_is_the_two_layers_and_hooks_see_every_convolution():
+    """bf16 autocast keeps the unfolded layers (a folded bf16 weight loses more); folded or not, each convolution's
+    forward hooks run once per forward pass (the benchmarks count FLOPs with them)."""
+    conv, norm = Conv(3, 4, 3, padding=1), random_statistics(bn(4), 2).eval()
+    x = torch.randn(2, 3, 9, 9)
+    with torch.no_grad(), torch.autocast("cpu", torch.bfloat16):
+        assert torch.equal(conv_bn(conv, norm, x), norm(conv(x)))
+    net = GAPEffNet(num_classes=3, pretrained=False).eval()
+    convs = [m for m in net.backbone.modules() if isinstance(m, torch.nn.Conv2d)]
+    seen = []
+    for m in convs:
+        m.register_forward_hook(lambda module, inputs, output: seen.append(module))
+    with torch.no_grad():
+        net(torch.randn(1, 3, 64, 64))
+    assert len(seen) == len(convs) == 1 + 3 * 16 - 1 + 1 and set(map(id, seen)) == set(map(id, convs))
 
 
 def test_conv_bn_of_a_batchnorm_in_training_mode_is_the_two_layers():
@@ -195,7 +212,7 @@ def test_the_folded_trunk_is_the_pretrained_one_layer_by_layer(output_stride):
     trunk = net.backbone
     trained = [p for p in trunk.parameters() if p.requires_grad and p.ndim == 4]
     assert len(trained) == 1 + 3 * len(trunk._blocks) - 1  # the stem and every block's convs (the first: no expand)
-    x = net.adapter(torch.randn(2, 3, 97, 97, dtype=torch.float64) * 60)
+    x = net.adapter(torch.randn(2, 3, 96, 97, dtype=torch.float64) * 60)  # TensorFlow's uneven padding in rows
     ours, theirs = trunk.features(x), unfolded_features(trunk, x)
     torch.testing.assert_close(ours, theirs, rtol=1e-9, atol=1e-9 * theirs.abs().max().item())
     torch.testing.assert_close(trunk.head(ours), F.relu6(trunk._bn1(trunk._conv_head(theirs))), rtol=1e-9, atol=1e-9)
