@@ -176,20 +176,37 @@ def test_conv_bn_is_the_convolution_then_the_frozen_batchnorm(make):
 
 
 def test_under_autocast_conv_bn_is_the_two_layers_and_hooks_see_every_convolution():
-    """bf16 autocast keeps the unfolded layers (a folded bf16 weight loses more); folded or not, each convolution's
-    forward hooks run once per forward pass (the benchmarks count FLOPs with them)."""
+    """bf16 autocast keeps the unfolded layers (a folded bf16 weight loses more); otherwise no BatchNorm runs (they
+    are folded). Folded or not, each convolution's forward hooks run once per forward pass (the benchmarks count
+    FLOPs with them)."""
     conv, norm = Conv(3, 4, 3, padding=1), random_statistics(bn(4), 2).eval()
     x = torch.randn(2, 3, 9, 9)
     with torch.no_grad(), torch.autocast("cpu", torch.bfloat16):
         assert torch.equal(conv_bn(conv, norm, x), norm(conv(x)))
     net = GAPEffNet(num_classes=3, pretrained=False).eval()
     convs = [m for m in net.backbone.modules() if isinstance(m, torch.nn.Conv2d)]
-    seen = []
+    norms = [m for m in net.backbone.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    seen, normalised = [], []
     for m in convs:
         m.register_forward_hook(lambda module, inputs, output: seen.append(module))
+    for m in norms:
+        m.register_forward_hook(lambda module, inputs, output: normalised.append(module))
     with torch.no_grad():
         net(torch.randn(1, 3, 64, 64))
-    assert len(seen) == len(convs) == 1 + 3 * 16 - 1 + 1 and set(map(id, seen)) == set(map(id, convs))
+        assert len(seen) == len(convs) == 1 + 3 * 16 - 1 + 1 and set(map(id, seen)) == set(map(id, convs))
+        assert normalised == []
+        with torch.autocast("cpu", torch.bfloat16):
+            net(torch.randn(1, 3, 64, 64))
+    assert len(normalised) == len(norms) == len(convs)
+
+
+def test_the_strided_convolution_pads_as_tensorflow():
+    """'SAME' for a 3x3 stride-2 conv: 18 rows need one row of padding, at the bottom; 17 columns one on each side."""
+    conv = Conv2dSame(2, 3, 3, 2, bias=False)
+    x = torch.randn(1, 2, 18, 17)
+    expected = F.conv2d(F.pad(x, (1, 1, 0, 1)), conv.weight, stride=2)
+    torch.testing.assert_close(conv(x), expected, rtol=0, atol=0)
+    assert expected.shape[2:] == (9, 9)
 
 
 def test_conv_bn_of_a_batchnorm_in_training_mode_is_the_two_layers():

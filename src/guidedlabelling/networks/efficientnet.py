@@ -66,11 +66,10 @@ def weights_path(name="lite0"):
 
 class Conv(nn.Conv2d):
     """nn.Conv2d that also runs with a weight and bias other than its own (conv_bn's folded ones), as its forward, so
-    that its forward hooks (the benchmarks' FLOP counts) still see it."""
+    that its forward hooks (the benchmarks' FLOP counts) still see it: conv(x) or conv(x, weight, bias)."""
 
-    def forward(self, x, weight=None, bias=None):
-        if weight is None:
-            weight, bias = self.weight, self.bias
+    def forward(self, x, *weight_and_bias):
+        weight, bias = weight_and_bias or (self.weight, self.bias)
         return self.with_weights(x, weight, bias)
 
     def with_weights(self, x, weight, bias):
@@ -149,7 +148,8 @@ def conv_bn(conv, bn, x):
     each way: on a 2-core CPU the unfolded BatchNorm took a fifth of an inference pass (docs/speed.md). Under
     autocast the two layers stay apart: a bf16 folded weight and bias lose more (3.0-3.8% relative error of the
     trunk's features on MSRC photos against 2.7-3.4%)."""
-    if bn.training or torch.is_autocast_enabled(x.device.type):
+    device = x.device.type
+    if bn.training or torch.amp.is_autocast_available(device) and torch.is_autocast_enabled(device):
         return bn(conv(x))
     scale = bn.weight * torch.rsqrt(bn.running_var + bn.eps)
     shift = bn.bias - bn.running_mean * scale
@@ -159,8 +159,9 @@ def conv_bn(conv, bn, x):
 
 
 def relu6_(x):
-    """ReLU6 in place: every input here is a convolution's fresh output, which nothing reads after it (its forward
-    hooks have run; ReLU6's backward masks by the output as well as by the input)."""
+    """ReLU6 in place: every input here is a convolution's fresh output, which nothing reads after it (ReLU6's
+    backward masks by the output as well as by the input). A forward hook of that convolution that keeps its output
+    sees it clamped afterwards, and a full backward hook on it conflicts with the in-place step."""
     return F.relu6(x, inplace=True)
 
 
