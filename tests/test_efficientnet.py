@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from guidedlabelling.networks.efficientnet import Conv, Conv2dSame, DeepLabEffNet, DepthwiseByPhases, GAPEffNet, \
+from guidedlabelling.networks.efficientnet import Conv, Conv2dSame, DeepLabEffNet, DilatedDepthwise, GAPEffNet, \
     ImageNetObjectness, bn, conv_bn, weights_path
 from guidedlabelling.io import load_image, load_label_png
 from guidedlabelling.networks import build_seed_net, build_seg_net, imagenet_weights
@@ -82,54 +82,85 @@ def test_output_shapes_at_stride_8():
     assert sum(len(g["params"]) for g in param_groups(seg, {})) == len(trainable) < len(list(seg.parameters()))
 
 
-@pytest.mark.parametrize("kernel,dilation", [(5, 4), (3, 8), (5, 3)])
+@pytest.mark.parametrize("kernel,dilation", [(5, 4), (3, 8), (5, 3), (5, 2), (3, 2)])
 @pytest.mark.parametrize("shape", [(41, 41), (21, 23), (3, 2), (1, 1)])
 @pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
-def test_a_depthwise_conv_by_phases_is_the_dilated_conv(kernel, dilation, shape, layout):
-    """Forward torch's dilated convolution (the same products: bit-equal on the CPU measured, rounding allowed), its
-    gradients to rounding; inputs smaller than the dilation too."""
+def test_a_dilated_depthwise_conv_is_torch_s(kernel, dilation, shape, layout):
+    """Forward torch's dilated convolution (by phases where the span is wide: the same products, bit-equal on the CPU
+    measured, rounding allowed), its gradients (input, weight, bias) to rounding; inputs smaller than the dilation
+    too."""
     torch.manual_seed(0)
-    conv = DepthwiseByPhases(6, 6, kernel, 1, (kernel - 1) // 2 * dilation, dilation, 6, bias=False)
+    conv = DilatedDepthwise(6, 6, kernel, 1, (kernel - 1) // 2 * dilation, dilation, 6, bias=True)
+    assert conv.own_path and conv.by_phases == ((kernel - 1) * dilation + 1 > 9)
     x = torch.randn(2, 6, *shape).contiguous(memory_format=layout).requires_grad_()
     ours = conv(x)
-    torch_s = torch.nn.functional.conv2d(x, conv.weight, None, 1, (kernel - 1) // 2 * dilation, dilation, 6)
+    torch_s = F.conv2d(x, conv.weight, conv.bias, 1, (kernel - 1) // 2 * dilation, dilation, 6)
     # the same products; equal on the machines measured, to rounding wherever oneDNN orders a plain sum otherwise
     torch.testing.assert_close(ours, torch_s, rtol=0, atol=1e-6 * torch_s.abs().max().item())
     assert ours.is_contiguous(memory_format=layout)
-    for a, b in zip(torch.autograd.grad(ours.square().sum(), (x, conv.weight)),
-                    torch.autograd.grad(torch_s.square().sum(), (x, conv.weight))):
+    params = (x, conv.weight, conv.bias)
+    for a, b in zip(torch.autograd.grad(ours.square().sum(), params),
+                    torch.autograd.grad(torch_s.square().sum(), params)):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-5 * b.abs().max().item())  # sums in another order
 
 
-def test_a_depthwise_conv_by_phases_keeps_its_bias_and_other_settings_run_as_torch_s():
+@pytest.mark.parametrize("kernel,dilation", [(5, 4), (5, 2), (3, 2)])
+def test_a_dilated_depthwise_conv_s_gradients_in_float64(kernel, dilation):
+    """torch.autograd.gradcheck (finite differences) of input, weight and bias: uneven sizes, one under the span."""
+    torch.manual_seed(0)
+    conv = DilatedDepthwise(3, 3, kernel, 1, (kernel - 1) // 2 * dilation, dilation, 3, bias=True).double()
+    for shape in ((7, 5), (2, 3)):
+        x = torch.randn(2, 3, *shape, dtype=torch.float64, requires_grad=True)
+        assert torch.autograd.gradcheck(lambda x, w, b: conv(x, w, b), (x, conv.weight, conv.bias))
+
+
+def test_a_dilated_depthwise_conv_under_autocast_is_torch_s():
+    """Under CPU autocast (bfloat16) forward and gradients as torch's dilated convolution's, to bfloat16 rounding."""
+    torch.manual_seed(0)
+    conv = DilatedDepthwise(8, 8, 5, 1, 4, 2, 8, bias=False)
+    x = torch.randn(2, 8, 11, 11, requires_grad=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        ours, torch_s = conv(x), F.conv2d(x, conv.weight, None, 1, 4, 2, 8)
+    assert ours.dtype == torch_s.dtype == torch.bfloat16
+    torch.testing.assert_close(ours, torch_s, rtol=0, atol=0.02 * torch_s.abs().max().item())
+    for a, b in zip(torch.autograd.grad(ours.float().square().sum(), (x, conv.weight)),
+                    torch.autograd.grad(torch_s.float().square().sum(), (x, conv.weight))):
+        assert a.dtype == b.dtype == torch.float32
+        torch.testing.assert_close(a, b, rtol=0, atol=0.03 * b.abs().max().item())
+
+
+def test_a_dilated_depthwise_conv_keeps_its_bias_and_other_settings_run_as_torch_s():
     """A bias is added; a stride, reflect padding, uneven dilation or padding that is not 'same' run as nn.Conv2d."""
     torch.manual_seed(0)
     x = torch.randn(2, 4, 13, 11)
     for kwargs in ({"padding": 8, "dilation": 4}, {"padding": 8, "dilation": 4, "stride": 2},
                    {"padding": 8, "dilation": 4, "padding_mode": "reflect"}, {"padding": (8, 4), "dilation": (4, 2)},
                    {"padding": 6, "dilation": 4}):
-        ours = DepthwiseByPhases(4, 4, 5, groups=4, bias=True, **kwargs)
-        assert ours.by_phases == (kwargs == {"padding": 8, "dilation": 4})
+        ours = DilatedDepthwise(4, 4, 5, groups=4, bias=True, **kwargs)
+        assert ours.own_path == ours.by_phases == (kwargs == {"padding": 8, "dilation": 4})
         torch_s = torch.nn.Conv2d(4, 4, 5, groups=4, bias=True, **kwargs)
         torch_s.load_state_dict(ours.state_dict())
         with torch.no_grad():
             torch.testing.assert_close(ours(x), torch_s(x), rtol=0, atol=1e-5)
 
 
-def test_only_the_wide_dilated_depthwise_convs_go_by_phases():
+def test_every_dilated_depthwise_conv_takes_its_own_path_and_only_the_wide_go_by_phases():
     """At output stride 8 the stride-32 stage's 5x5 depthwise convs span 17 pixels (dilation 4): by phases; its 3x3
-    ones (span 9) and every conv at output stride 16 (dilation 2, span 9 at most) stay torch's."""
-    phased = lambda net: sorted({(m.kernel_size[0], m.dilation[0]) for m in net.modules()
-                                 if isinstance(m, DepthwiseByPhases)})
+    ones (span 9) and every conv at output stride 16 (dilation 2, span 9 at most) run forward as torch's. All of them
+    take DilatedDepthwise's backward; the strided and undilated ones are plain convolutions."""
+    own = lambda net: sorted({(m.kernel_size[0], m.dilation[0], m.by_phases) for m in net.modules()
+                              if isinstance(m, DilatedDepthwise) and m.own_path})
     seed = build_seed_net("GAP-EffNet", 3, 1.0)
-    assert phased(seed) == [(5, 4)]
-    assert phased(build_seg_net("DeepLab-EffNet", 3, 0.25, output_stride=16)) == []
-    assert all(m.by_phases for m in seed.modules() if isinstance(m, DepthwiseByPhases))
+    assert own(seed) == [(3, 2, False), (3, 4, False), (5, 2, False), (5, 4, True)]
+    seg = build_seg_net("DeepLab-EffNet", 3, 0.25, output_stride=16)
+    assert own(seg) == [(3, 2, False), (5, 2, False)]
+    assert all(m.dilation == (1, 1) for net in (seed, seg) for m in net.modules()
+               if isinstance(m, torch.nn.Conv2d) and m.groups > 1 and not isinstance(m, DilatedDepthwise))
     x = torch.randn(1, 3, 97, 97) * 60
     with torch.no_grad():
         with_phases = seed.eval()(x)[1]
         for m in seed.modules():
-            if isinstance(m, DepthwiseByPhases):
+            if isinstance(m, DilatedDepthwise):
                 m.by_phases = False
         torch.testing.assert_close(with_phases, seed(x)[1], rtol=0, atol=1e-5)
 
@@ -159,7 +190,7 @@ def random_statistics(norm, seed):
 
 
 @pytest.mark.parametrize("make", [lambda: Conv(6, 8, 3, padding=1, bias=True), lambda: Conv2dSame(6, 8, 3, 2),
-                                  lambda: DepthwiseByPhases(6, 6, 5, 1, 8, 4, 6, bias=False)])
+                                  lambda: DilatedDepthwise(6, 6, 5, 1, 8, 4, 6, bias=False)])
 def test_conv_bn_is_the_convolution_then_the_frozen_batchnorm(make):
     """Forward and gradients (input, conv weight and bias, BatchNorm's affine parameters) equal to the two layers one
     after the other, to rounding; for a plain conv with a bias, a TensorFlow-padded strided one and one by phases."""

@@ -90,31 +90,76 @@ class Conv2dSame(Conv):
         return self._conv_forward(F.pad(x, pads), weight, bias)
 
 
-class DepthwiseByPhases(Conv):
-    """Stride-1 dilated 'same' depthwise convolution computed on the CPU as d x d plain ones, one per phase
-    x[r::d, s::d] of the input: the same products, in the order of a plain convolution. oneDNN runs depthwise kernels
-    whose dilated span exceeds FAST_SPAN on a slow path (5x5 at dilation 4, the output-stride-8 trunks' last stages:
-    5-10x slower on an AVX2 CPU; docs/speed.md). Any other configuration runs as nn.Conv2d."""
+class DilatedDepthwise(Conv):
+    """Stride-1 dilated 'same' depthwise convolution (the a trous stages' ones) with a CPU path of its own around
+    oneDNN's slow cases on an AVX2 CPU (docs/speed.md, items 7 and 9):
+    - forward, where the dilated span exceeds FAST_SPAN (5x5 at dilation 4, the output-stride-8 trunks' last stages:
+      5-10x slower): d x d plain convolutions, one per phase x[r::d, s::d] of the input (the same products, in the
+      order of a plain convolution);
+    - backward, at every dilation (1152 channels 5x5 at dilation 2, 11x11: 65 ms against 11): the input's gradient as
+      the same convolution of the output's gradient with the flipped kernel, the weight's as one product-sum per tap.
+    Any other configuration, and other devices, run as nn.Conv2d."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         (kh, kw), (dh, dw), (ph, pw) = self.kernel_size, self.dilation, self.padding
-        self.by_phases = (self.stride == (1, 1) and self.padding_mode == "zeros" and kh == kw and kh % 2 == 1
-                          and dh == dw and ph == pw == dh * (kh - 1) // 2)
+        self.own_path = (self.stride == (1, 1) and self.padding_mode == "zeros" and kh == kw and kh % 2 == 1
+                         and dh == dw and ph == pw == dh * (kh - 1) // 2
+                         and self.groups == self.in_channels == self.out_channels)
+        self.by_phases = self.own_path and (kh - 1) * dh + 1 > FAST_SPAN
 
     def with_weights(self, x, weight, bias):
-        if not self.by_phases or x.device.type != "cpu" or 0 in x.shape[2:]:
+        if not self.own_path or x.device.type != "cpu" or 0 in x.shape[2:]:
             return self._conv_forward(x, weight, bias)
-        d, pad = self.dilation[0], (self.kernel_size[0] - 1) // 2
-        out = None
-        for r in range(min(d, x.shape[2])):  # an input smaller than d has fewer phases
-            for s in range(min(d, x.shape[3])):
-                y = F.conv2d(x[:, :, r::d, s::d], weight, bias, 1, pad, 1, self.groups)
-                if out is None:
-                    out = torch.empty((x.shape[0], self.out_channels, *x.shape[2:]), dtype=y.dtype, device=y.device,
-                                      memory_format=layout_of(x, weight))
-                out[:, :, r::d, s::d] = y
-        return out
+        return SameDepthwise.apply(x, weight, bias, self.dilation[0], self.by_phases)
+
+
+class SameDepthwise(torch.autograd.Function):
+    """DilatedDepthwise's convolution on the CPU: (x, weight, bias or None, dilation, by_phases)."""
+
+    @staticmethod
+    @torch.amp.custom_fwd(device_type="cpu")
+    def forward(ctx, x, weight, bias, dilation, by_phases):
+        ctx.save_for_backward(x, weight)
+        ctx.dilation, ctx.by_phases = dilation, by_phases
+        return same_depthwise(x, weight, bias, dilation, by_phases)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    @torch.amp.custom_bwd(device_type="cpu")
+    def backward(ctx, grad):
+        x, weight = ctx.saved_tensors
+        wants_x, wants_weight, wants_bias = ctx.needs_input_grad[:3]
+        return (same_depthwise(grad, weight.flip(-2, -1), None, ctx.dilation, ctx.by_phases) if wants_x else None,
+                depthwise_weight_grad(x, grad, weight.shape[-1], ctx.dilation) if wants_weight else None,
+                grad.sum((0, 2, 3)) if wants_bias else None, None, None)
+
+
+def same_depthwise(x, weight, bias, dilation, by_phases):
+    """The stride-1 'same' depthwise convolution of x, by phases or as one oneDNN call."""
+    pad = dilation * (weight.shape[-1] - 1) // 2
+    if not by_phases:
+        return F.conv2d(x, weight, bias, 1, pad, dilation, weight.shape[0])
+    d, pad, out = dilation, pad // dilation, None
+    for r in range(min(d, x.shape[2])):  # an input smaller than d has fewer phases
+        for s in range(min(d, x.shape[3])):
+            y = F.conv2d(x[:, :, r::d, s::d], weight, bias, 1, pad, 1, weight.shape[0])
+            if out is None:
+                out = torch.empty((x.shape[0], weight.shape[0], *x.shape[2:]), dtype=y.dtype, device=y.device,
+                                  memory_format=layout_of(x, weight))
+            out[:, :, r::d, s::d] = y
+    return out
+
+
+def depthwise_weight_grad(x, grad, kernel, dilation):
+    """The weight gradient of a stride-1 'same' depthwise convolution: per kernel tap, the sum over the batch and the
+    positions of the output's gradient times the input shifted by that tap (oneDNN's took 52 ms for 1152 channels 5x5
+    at dilation 2 on 8 x 11 x 11, this 8 ms on an AVX2 CPU)."""
+    pad = dilation * (kernel - 1) // 2
+    padded, (h, w) = F.pad(x, (pad,) * 4), x.shape[2:]
+    taps = [(padded[:, :, i:i + h, j:j + w] * grad).sum((0, 2, 3))
+            for i in range(0, kernel * dilation, dilation) for j in range(0, kernel * dilation, dilation)]
+    return torch.stack(taps, 1).view(-1, 1, kernel, kernel)
 
 
 def layout_of(*tensors):
@@ -133,9 +178,8 @@ def conv(cin, cout, kernel, stride=1, dilation=1, groups=1):
     """Bias-free conv; 'same' output size (TensorFlow padding when strided)."""
     if stride > 1:
         return Conv2dSame(cin, cout, kernel, stride, groups=groups, bias=False)
-    wide = groups == cin and dilation > 1 and (kernel - 1) * dilation + 1 > FAST_SPAN
-    return (DepthwiseByPhases if wide else Conv)(cin, cout, kernel, 1, dilation * (kernel - 1) // 2, dilation,
-                                                 groups, bias=False)
+    kind = DilatedDepthwise if groups == cin and dilation > 1 else Conv
+    return kind(cin, cout, kernel, 1, dilation * (kernel - 1) // 2, dilation, groups, bias=False)
 
 
 def bn(channels):
