@@ -105,12 +105,16 @@ def test_a_dilated_depthwise_conv_is_torch_s(kernel, dilation, shape, layout):
 
 
 @pytest.mark.parametrize("kernel,dilation", [(5, 4), (5, 2), (3, 2)])
-def test_a_dilated_depthwise_conv_s_gradients_in_float64(kernel, dilation):
-    """torch.autograd.gradcheck (finite differences) of input, weight and bias: uneven sizes, one under the span."""
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_a_dilated_depthwise_conv_s_gradients_in_float64(kernel, dilation, layout):
+    """torch.autograd.gradcheck (finite differences) of input, weight and bias: uneven sizes, one under the span;
+    channels-last inputs take SameDepthwise's backward, contiguous ones torch's."""
     torch.manual_seed(0)
     conv = DilatedDepthwise(3, 3, kernel, 1, (kernel - 1) // 2 * dilation, dilation, 3, bias=True).double()
     for shape in ((7, 5), (2, 3)):
-        x = torch.randn(2, 3, *shape, dtype=torch.float64, requires_grad=True)
+        x = torch.randn(2, 3, *shape, dtype=torch.float64).contiguous(memory_format=layout).requires_grad_()
+        own = conv(x).grad_fn.name() == "SameDepthwiseBackward"
+        assert own == (layout == torch.channels_last)
         assert torch.autograd.gradcheck(lambda x, w, b: conv(x, w, b), (x, conv.weight, conv.bias))
 
 
@@ -118,7 +122,7 @@ def test_a_dilated_depthwise_conv_under_autocast_is_torch_s():
     """Under CPU autocast (bfloat16) forward and gradients as torch's dilated convolution's, to bfloat16 rounding."""
     torch.manual_seed(0)
     conv = DilatedDepthwise(8, 8, 5, 1, 4, 2, 8, bias=False)
-    x = torch.randn(2, 8, 11, 11, requires_grad=True)
+    x = torch.randn(2, 8, 11, 11).contiguous(memory_format=torch.channels_last).requires_grad_()
     with torch.autocast("cpu", dtype=torch.bfloat16):
         ours, torch_s = conv(x), F.conv2d(x, conv.weight, None, 1, 4, 2, 8)
     assert ours.dtype == torch_s.dtype == torch.bfloat16
