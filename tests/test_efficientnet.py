@@ -169,6 +169,25 @@ def test_every_dilated_depthwise_conv_takes_its_own_path_and_only_the_wide_go_by
         torch.testing.assert_close(with_phases, seed(x)[1], rtol=0, atol=1e-5)
 
 
+def torch_conv(conv, x):
+    """conv(x), the dilated depthwise convolutions by torch's own convolution and backward (not DilatedDepthwise's)."""
+    if isinstance(conv, DilatedDepthwise):
+        return F.conv2d(x, conv.weight, conv.bias, conv.stride, conv.padding, conv.dilation, conv.groups)
+    return conv(x)
+
+
+def backward_nodes(tensor):
+    """The names of the autograd nodes tensor's backward pass runs."""
+    names, todo, seen = set(), [tensor.grad_fn], set()
+    while todo:
+        node = todo.pop()
+        if node is not None and node not in seen:
+            seen.add(node)
+            names.add(node.name())
+            todo += [next_node for next_node, _ in node.next_functions]
+    return names
+
+
 def unfolded_features(trunk, x):
     """The trunk's blocks as EfficientNet-PyTorch runs them: each convolution, then its BatchNorm, then ReLU6."""
     x = F.relu6(trunk._bn0(trunk._conv_stem(x)))
@@ -176,7 +195,7 @@ def unfolded_features(trunk, x):
         y = x
         if hasattr(block, "_expand_conv"):
             y = F.relu6(block._bn0(block._expand_conv(y)))
-        y = F.relu6(block._bn1(block._depthwise_conv(y)))
+        y = F.relu6(block._bn1(torch_conv(block._depthwise_conv, y)))
         y = block._bn2(block._project_conv(y))
         x = x + y if block.residual else y
     return x
@@ -255,17 +274,22 @@ def test_conv_bn_of_a_batchnorm_in_training_mode_is_the_two_layers():
 
 
 @pytest.mark.parametrize("output_stride", [8, 16])
-def test_the_folded_trunk_is_the_pretrained_one_layer_by_layer(output_stride):
-    """The ImageNet trunk (blocks by phases at output stride 8) with every BatchNorm folded: its features, head maps
-    and, in train mode, the gradients of all its convolutions equal to the unfolded layers'. In float64, so that
-    rounding does not move a value across ReLU6's clamps (in float32 a few gradients of the deep blocks differ by
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_the_folded_trunk_is_the_pretrained_one_layer_by_layer(output_stride, layout):
+    """The ImageNet trunk (blocks by phases at output stride 8) with every BatchNorm folded and ReLU6 in place: its
+    features, head maps and, in train mode, the gradients of all its convolutions equal to the unfolded layers' (their
+    dilated depthwise convolutions torch's own; channels-last inputs take DilatedDepthwise's backward). In float64, so
+    that rounding does not move a value across ReLU6's clamps (in float32 a few gradients of the deep blocks differ by
     0.1-0.3% of their largest for that reason)."""
     net = DeepLabEffNet(num_classes=3, width=0.25, output_stride=output_stride).double().train()
-    trunk = net.backbone
+    trunk = net.to(memory_format=layout).backbone
     trained = [p for p in trunk.parameters() if p.requires_grad and p.ndim == 4]
     assert len(trained) == 1 + 3 * len(trunk._blocks) - 1  # the stem and every block's convs (the first: no expand)
     x = net.adapter(torch.randn(2, 3, 96, 97, dtype=torch.float64) * 60)  # TensorFlow's uneven padding in rows
+    x = x.contiguous(memory_format=layout)
     ours, theirs = trunk.features(x), unfolded_features(trunk, x)
+    assert ("SameDepthwiseBackward" in backward_nodes(ours)) == (layout == torch.channels_last)
+    assert "SameDepthwiseBackward" not in backward_nodes(theirs)
     torch.testing.assert_close(ours, theirs, rtol=1e-9, atol=1e-9 * theirs.abs().max().item())
     torch.testing.assert_close(trunk.head(ours), F.relu6(trunk._bn1(trunk._conv_head(theirs))), rtol=1e-9, atol=1e-9)
     for a, b in zip(torch.autograd.grad(ours.square().sum(), trained),
