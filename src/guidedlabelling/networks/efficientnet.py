@@ -141,13 +141,13 @@ class SameDepthwise(torch.autograd.Function):
 
 def same_depthwise(x, weight, bias, dilation, by_phases):
     """The stride-1 'same' depthwise convolution of x, by phases or as one oneDNN call."""
-    pad = dilation * (weight.shape[-1] - 1) // 2
+    half = (weight.shape[-1] - 1) // 2  # 'same' padding: half the kernel, times the dilation when not by phases
     if not by_phases:
-        return F.conv2d(x, weight, bias, 1, pad, dilation, weight.shape[0])
-    d, pad, out = dilation, pad // dilation, None
+        return F.conv2d(x, weight, bias, 1, dilation * half, dilation, weight.shape[0])
+    d, out = dilation, None
     for r in range(min(d, x.shape[2])):  # an input smaller than d has fewer phases
         for s in range(min(d, x.shape[3])):
-            y = F.conv2d(x[:, :, r::d, s::d], weight, bias, 1, pad, 1, weight.shape[0])
+            y = F.conv2d(x[:, :, r::d, s::d], weight, bias, 1, half, 1, weight.shape[0])
             if out is None:
                 out = torch.empty((x.shape[0], weight.shape[0], *x.shape[2:]), dtype=y.dtype, device=y.device,
                                   memory_format=layout_of(x, weight))
