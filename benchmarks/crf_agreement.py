@@ -31,10 +31,10 @@ def softmax_cases(cfg, preset, n):
     model, _ = load_model(trained(naming.stage_dir(cfg, preset, "seg_train")), "segmentation")
     t = cfg["segmentations"]
     cases = []
-    for i, scores, (offset, inner, hw) in forward_all(model, data, range(min(n, len(data))), t["test_size"],
+    for i, scores, frame in forward_all(model, data, range(min(n, len(data))), t["test_size"],
                                                        geometry(t["test_resize"]), torch.device("cpu"),
                                                        net_size=cfg["seg_train"]["input_size"]):
-        probs = torch.softmax(T.unfit(scores, t["test_size"], offset, inner, hw), 0).numpy()
+        probs = torch.softmax(T.unfit(scores, frame.canvas, frame.offset, frame.inner, frame.hw), 0).numpy()
         cases.append((data.image(i), -np.log(np.clip(probs, 1e-8, 1)), data.label(i)))
     return cases, data.classes
 

@@ -60,6 +60,23 @@ def test_fit_input_modes():
     assert fit_input(img, 40, "shrink")[1:] == ((8, 0), (24, 40))     # larger: downscaled (0.8: 24 x 40)
     x, offset, inner = fit_input(img, 64, "canvas", 32)               # the release's test: centred canvas ...
     assert x.shape == (32, 32, 3) and offset == (17, 7) and inner == (30, 50)  # ... resized to the net's input
+    x, offset, inner = fit_input(img, 50, "tight")                    # its own shape, up to sides of 32k + 1
+    assert x.shape == (33, 65, 3) and offset == (0, 0) and inner == (30, 50)
+    np.testing.assert_array_equal(x[:30, :50], img)
+    ramp = np.broadcast_to(np.arange(100, dtype=np.uint8)[None, :, None], (80, 100, 3))
+    x, offset, inner = fit_input(ramp, 161, "tight")                  # smaller: enlarged (1.61: 128 x 161) ...
+    assert x.shape == (129, 161, 3) and offset == (0, 0) and inner == (128, 161)
+    np.testing.assert_array_equal(x[128], x[126])                                # ... reflect-101 pad below
+    x, offset, inner = fit_input(ramp, 50, "tight")                   # larger: shrunk (0.5: 40 x 50) ...
+    assert x.shape == (65, 65, 3) and offset == (0, 0) and inner == (40, 50)
+    np.testing.assert_array_equal(x[:, 50:52], x[:, 48:46:-1])                  # ... reflect-101 pad to the right
+
+
+def test_unfit_of_a_tight_canvas():
+    """A ramp over a 33 x 65 canvas (3 x 5 scores at stride 16, corners aligned), cut to the image's 30 x 50."""
+    ramp = torch.linspace(0, 1, 5).repeat(3, 1)[None]
+    out = unfit(ramp, (33, 65), (0, 0), (30, 50), (30, 50))
+    np.testing.assert_allclose(out[0, 0].numpy(), np.linspace(0, 49 / 64, 50), atol=1e-6)
 
 
 def test_seg_train_sample_reflects_label_and_shrinks_nearest():

@@ -109,12 +109,14 @@ def expected_labels(model_path, path, size, mode="fullscale", net_size=None):
     x, offset, inner = fit_input(image, size, mode, net_size)
     with torch.inference_mode():
         scores = net.eval()(torch.from_numpy(to_caffe_input(x))[None])[0]
-    probs = torch.softmax(unfit(scores, size, offset, inner, image.shape[:2]), 0).numpy()
+    canvas = size if mode == "canvas" else x.shape[:2]
+    probs = torch.softmax(unfit(scores, canvas, offset, inner, image.shape[:2]), 0).numpy()
     crf = dense_crf(image, -np.log(np.clip(probs, 1e-8, 1)), "deeplab").argmax(0)
     return probs.argmax(0), crf
 
 
-@pytest.mark.parametrize("pcrf,resize", [("none", "fullscale"), ("deeplab", "fullscale"), ("none", "none")])
+@pytest.mark.parametrize("pcrf,resize", [("none", "fullscale"), ("deeplab", "fullscale"), ("none", "none"),
+                                         ("deeplab", "tight")])
 def test_crf_on_and_off(varied_model, photos, tmp_path, pcrf, resize):
     files = [photos / "photo.jpg", photos / "turned.jpg"]
     summary = predict(varied_model, files, tmp_path, size=64, pcrf=pcrf, resize=resize, net_size=48)

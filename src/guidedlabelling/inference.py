@@ -4,6 +4,8 @@ trained models, batched forward passes, which images are left to do, and the eva
 Each per-image stage writes one file per image (atomically) and skips images already done, so an interrupted run
 resumes; evaluations are recomputed from the files at the end.
 """
+from typing import NamedTuple
+
 import numpy as np
 import torch
 
@@ -17,6 +19,15 @@ from .metrics import confusion, report
 from .networks import build_seed_net, build_seg_net
 
 
+class Frame(NamedTuple):
+    """Where a network input came from: the image's offset and size (inner) in the canvas, the canvas's (h, w)
+    before any resize to the net's input, and the image's original (h, w)."""
+    offset: tuple
+    inner: tuple
+    canvas: tuple
+    hw: tuple
+
+
 class Inputs(torch.utils.data.Dataset):
     def __init__(self, data, indices, size, mode, net_size=None):
         self.data, self.indices, self.size, self.mode, self.net_size = data, indices, size, mode, net_size
@@ -28,7 +39,8 @@ class Inputs(torch.utils.data.Dataset):
         i = self.indices[k]
         img = self.data.image(i)
         x, offset, inner = T.fit_input(img, self.size, self.mode, self.net_size)
-        return torch.from_numpy(T.to_caffe_input(x)), (i, offset, inner, img.shape[:2])
+        canvas = (self.size, self.size) if self.mode == "canvas" else x.shape[:2]
+        return torch.from_numpy(T.to_caffe_input(x)), (i, Frame(offset, inner, canvas, img.shape[:2]))
 
 
 def collate(batch):
@@ -37,11 +49,12 @@ def collate(batch):
 
 def forward_all(model, data, indices, size, mode, device, batch_size=8, workers=0, amp="none",
                 channels_last=False, net_size=None):
-    """Yield (index, output, (offset, inner_hw, original_hw)) for the images `indices` of `data` (geometry: see
-    transforms.fit_input); outputs are float32 whatever --amp the network ran in. The batches are fixed blocks of
-    batch_size consecutive images of `data`, each computed whole when it holds any of `indices`: on some CPUs a
-    batch's float sums depend on its size, and an image's output must not depend on which images a resumed run
-    or a fragment (todo) has left to do."""
+    """Yield (index, output, Frame) for the images `indices` of `data` (geometry: see transforms.fit_input);
+    outputs are float32 whatever --amp the network ran in. The batches are fixed blocks of batch_size consecutive
+    images of `data` (one image for the tight geometry, whose canvases differ in shape), each computed whole when
+    it holds any of `indices`: on some CPUs a batch's float sums depend on its size, and an image's output must not
+    depend on which images a resumed run or a fragment (todo) has left to do."""
+    batch_size = 1 if mode == "tight" else batch_size
     wanted = set(indices)
     blocks = [range(b * batch_size, min((b + 1) * batch_size, len(data)))
               for b in sorted({i // batch_size for i in wanted})]
@@ -55,9 +68,9 @@ def forward_all(model, data, indices, size, mode, device, batch_size=8, workers=
             with P.autocast(device, amp):
                 out = model(x.to(device, memory_format=fmt))
             out = tuple(o.float() for o in out) if isinstance(out, tuple) else out.float()
-            for b, (i, offset, inner, hw) in enumerate(metas):
+            for b, (i, frame) in enumerate(metas):
                 if i in wanted:
-                    yield i, (out[0][b], out[1][b]) if isinstance(out, tuple) else out[b], (offset, inner, hw)
+                    yield i, (out[0][b], out[1][b]) if isinstance(out, tuple) else out[b], frame
 
 
 def forward_sizes(model, data, indices, sizes, mode, device, batch_size=8, workers=0, **options):
@@ -121,17 +134,17 @@ def check_classes(meta, data):
 
 def geometry(test_resize):
     """transforms.fit_input's mode for a test_resize setting (segmentation test, predict)."""
-    modes = {"none": "canvas", "fullscale": "fullscale", "tight": "fit"}
+    modes = {"none": "canvas", "fullscale": "fullscale", "tight": "tight"}
     if test_resize not in modes:
-        raise InputError(f"--test_resize {test_resize}: choose none, fullscale or tight")
+        raise InputError(f"--test_resize {test_resize}: choose {', '.join(modes)}")
     return modes[test_resize]
 
 
-def label_map(scores, image, size, geometry, pcrf="none", crf_backend="torch"):
-    """Class per pixel of the image from the network's scores: softmax in the image frame, then the
-    argmax, or the test-time CRF's labels (pcrf: none or a parameter set of crf.PARAMS), on the scores' device."""
-    offset, inner, hw = geometry
-    probs = torch.softmax(T.unfit(scores.float(), size, offset, inner, hw), 0).cpu().numpy()
+def label_map(scores, image, frame, pcrf="none", crf_backend="torch"):
+    """Class per pixel of the image from the network's scores (forward_all's Frame): softmax in the image frame,
+    then the argmax, or the test-time CRF's labels (pcrf: none or a parameter set of crf.PARAMS), on the scores'
+    device."""
+    probs = torch.softmax(T.unfit(scores.float(), frame.canvas, frame.offset, frame.inner, frame.hw), 0).cpu().numpy()
     if pcrf == "none":
         return probs.argmax(0).astype(np.uint8)
     return crf_from_probs(image, probs, pcrf, crf_backend, scores.device)

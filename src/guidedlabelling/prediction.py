@@ -45,8 +45,7 @@ def predict(model_path, inputs, out_dir, size, resize="none", pcrf="none", devic
 
     Geometry as segmentations (its test_resize, test_size and the training input_size net_size): 'none' pads
     images to a `size` canvas (fitting larger ones into it) that is resized to net_size, 'fullscale' pads
-    without the resize, 'tight'
-    fits every image into size x size.
+    without the resize, 'tight' gives every image's longer side `size` and keeps its shape.
     """
     if pcrf not in ("none", "deeplab"):
         raise InputError(f"--pcrf {pcrf}: none or deeplab")
@@ -57,7 +56,7 @@ def predict(model_path, inputs, out_dir, size, resize="none", pcrf="none", devic
     for i, scores, frame in forward_all(model, images, range(len(images)), size, geometry(resize), pick_device(device),
                                         4, net_size=net_size):
         image = images.image(i)
-        label = label_map(scores, image, size, frame, pcrf, crf_backend)
+        label = label_map(scores, image, frame, pcrf, crf_backend)
         save_label_png(out_dir / f"{images.items[i].id}.png", label)
         with atomic_path(out_dir / "overlay" / f"{images.items[i].id}.png") as tmp:
             Image.fromarray(overlay(image, label, alpha)).save(tmp, format="PNG")
@@ -90,7 +89,8 @@ def parse(argv=None):
     p.add_argument("--size", type=argument(int, POSITIVE), help="test input side (default: the preset's test_size)")
     p.add_argument("--resize", choices=("none", "fullscale", "tight"),
                    help="none: the release's, a padded canvas resized to --input_size; fullscale: the padded canvas "
-                        "at full scale; tight: every image fit into --size (default: the preset's test_resize)")
+                        "at full scale; tight: every image's longer side to --size, in its own shape (default: the "
+                        "preset's test_resize)")
     p.add_argument("--input_size", type=argument(int, POSITIVE),
                    help="the network's input side for --resize none (default: the preset's seg_train input_size)")
     p.add_argument("--alpha", type=argument(float, between(0, 1)), default=0.5,

@@ -105,15 +105,25 @@ def seg_train_sample(img, label, rng, size, out_size, resize="none"):
     return to_caffe_input(img), shrink_label(label, out_size).astype(np.int64)
 
 
+CANVAS_STEP = 32  # tight canvases are 32k + 1 px, as DeepLab's 321 and 513: with every trunk's total stride (8, 16
+                 # or 32), the scores' corner cells then sit on the canvas's corners a whole stride apart
+
+
 def fit_input(img, size, mode, net_size=None):
-    """(network input HxWx3, offset of the image in the square, the image's size in it).
+    """(network input HxWx3, offset of the image in the canvas, the image's size in it).
 
     fit: longer side to size, centred pad (seed heatmaps). shrink: the same, but only images larger than size
     are resized (saliency). canvas: centred reflect pad to size (larger images are fit first), then the whole
     canvas resized to net_size (bilinear, no averaging) as the release's Caffe transformer does at test time.
     fullscale: bottom/right pad to size (larger images are fit), no resize: the net sees the image at full
-    scale."""
+    scale. tight: longer side to size, then a bottom/right pad only up to the next CANVAS_STEP k + 1 of each side:
+    the canvas has the image's own shape, not a square, and costs no more than the image."""
     h, w = img.shape[:2]
+    if mode == "tight":
+        img = resize_longer(img, size)
+        padded, offset = pad_reflect(img, [-(-(n - 1) // CANVAS_STEP) * CANVAS_STEP + 1 for n in img.shape[:2]],
+                                     centre=False)
+        return padded, offset, img.shape[:2]
     if max(h, w) > size or mode == "fit":
         padded, offset, inner = fit_reflect(img, size)
     else:
@@ -147,11 +157,12 @@ def zoom(maps, hw, order=1):
     return F.interpolate(maps[None], size=tuple(hw), mode="bilinear", align_corners=True)[0]
 
 
-def unfit(maps, size, offset, inner_hw, out_hw, order=1):
-    """Network-output maps -> the original frame: zoom to the input square, cut the margins, zoom to HxW."""
+def unfit(maps, canvas, offset, inner_hw, out_hw, order=1):
+    """Network-output maps -> the original frame: zoom to the input canvas (its side when square, else its (h,
+    w); before any resize to the net's input), cut the margins, zoom to HxW."""
     if maps.shape[0] == 0:  # an image without foreground classes has no heatmaps
         return maps.new_zeros((0,) + tuple(out_hw))
-    full = zoom(maps, (size, size), order)
+    full = zoom(maps, (canvas, canvas) if isinstance(canvas, int) else canvas, order)
     (top, left), (ih, iw) = offset, inner_hw
     return zoom(full[:, top:top + ih, left:left + iw], out_hw, order)
 

@@ -90,10 +90,10 @@ def write_saliency(stage, model, data, indices, folder):
     """Foreground probability back in the image frame (as the release), stored as 8-bit with its maximum
     scaled to 255."""
     size = stage.cfg["saliency"]["test_size"]
-    for i, scores, (offset, inner, hw) in progress(forward_all(
+    for i, scores, frame in progress(forward_all(
             model, data, indices, size, "shrink", stage.device, BATCH, stage.cfg["run"]["workers"],
             **P.options(stage.cfg["run"])), "saliency maps", len(indices)):
-        fg = T.unfit_saliency(foreground(scores)[0].cpu().numpy(), size, offset, inner, hw)
+        fg = T.unfit_saliency(foreground(scores)[0].cpu().numpy(), size, frame.offset, frame.inner, frame.hw)
         save_gray_png(folder / f"{data.items[i].id}.png", np.round(255 * fg / max(fg.max(), 1e-12)))
 
 

@@ -83,12 +83,12 @@ def run(stage):
     passes = forward_sizes(model, data, indices, sizes, "fit", stage.device, batch, cfg["run"]["workers"],
                            **P.options(cfg["run"]))
     for outputs in progress(passes, "seed heatmaps", len(indices)):
-        i, (scores, _), (_, _, hw) = outputs[0]
+        i, (scores, _), frame = outputs[0]
         classes = torch.as_tensor(data.image_classes(i), dtype=torch.long) - 1
-        maps = [T.unfit(model.cams(feat[None], classes)[0].float(), side, offset, inner, hw, order)
-                for side, (_, (_, feat), (offset, inner, _)) in zip(sizes, outputs)]
+        maps = [T.unfit(model.cams(feat[None], classes)[0].float(), f.canvas, f.offset, f.inner, f.hw, order)
+                for _, (_, feat), f in outputs]
         heat = torch.stack(maps).mean(0)
-        save_heatmap_mat(out / f"{data.items[i].id}.mat", heat.cpu().numpy(), hw, scores.float().cpu().numpy())
+        save_heatmap_mat(out / f"{data.items[i].id}.mat", heat.cpu().numpy(), frame.hw, scores.float().cpu().numpy())
     if not all_done(stage, data, ".mat"):
         return
     collect_scores(data, out)

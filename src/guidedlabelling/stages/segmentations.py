@@ -17,7 +17,8 @@ OPTIONS = {
     "test_pcrf": ("none", "test-time CRF: none or deeplab"),
     "test_resize": ("none", "none: the release's, a centred reflect pad to test_size whose canvas is resized to "
                             "the training input_size for the forward pass; fullscale: the canvas at full scale "
-                            "(padded bottom/right); tight: the image fit into test_size"),
+                            "(padded bottom/right); tight: the image's longer side to test_size, padded "
+                            "bottom/right only to its own shape rounded up to 32 (one image per pass)"),
     "test_size": (531, "test input side"),
 }
 CHECKS = {"test_iter": NON_NEGATIVE, "test_pcrf": one_of("none", "deeplab"),
@@ -42,11 +43,12 @@ def run(stage):
     t, seeds = cfg["segmentations"], SeedRule.of(cfg)
     indices = todo(stage, data, ".png", block=BATCH)
     stage.log.info("segmentation test on %s: %d of %d images to do", data.split, len(indices), len(data))
-    for i, scores, (offset, inner, hw) in progress(forward_all(
-            model, data, indices, t["test_size"], geometry(t["test_resize"]), stage.device, BATCH, cfg["run"]["workers"],
-            **P.options(cfg["run"]), net_size=cfg["seg_train"]["input_size"]), "segmentation test", len(indices)):
+    for i, scores, frame in progress(forward_all(
+            model, data, indices, t["test_size"], geometry(t["test_resize"]), stage.device, BATCH,
+            cfg["run"]["workers"], **P.options(cfg["run"]), net_size=cfg["seg_train"]["input_size"]),
+            "segmentation test", len(indices)):
         image = data.image(i)
-        pred = label_map(scores, image, t["test_size"], (offset, inner, hw), t["test_pcrf"], cfg["run"]["crf_backend"])
+        pred = label_map(scores, image, frame, t["test_pcrf"], cfg["run"]["crf_backend"])
         if cfg["run"]["vis"]:  # with the upstream outputs this image has (saliency; on training images all)
             upstream = stage_files(stage.output_dir, data.items[i].id, ("seeds", "saliency", "guide labels"))
             save_panel(out / "vis" / f"{data.items[i].id}.png", panel_tiles(data, i, file_tiles(
