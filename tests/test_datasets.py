@@ -63,20 +63,23 @@ def test_fit_input_modes():
     x, offset, inner = fit_input(img, 50, "tight")                    # its own shape, up to sides of 32k + 1
     assert x.shape == (33, 65, 3) and offset == (0, 0) and inner == (30, 50)
     np.testing.assert_array_equal(x[:30, :50], img)
-    ramp = np.broadcast_to(np.arange(100, dtype=np.uint8)[None, :, None], (80, 100, 3))
-    x, offset, inner = fit_input(ramp, 161, "tight")                  # smaller: enlarged (1.61: 128 x 161) ...
+    noise = np.random.default_rng(0).integers(0, 256, (80, 100, 3)).astype(np.uint8)
+    x, offset, inner = fit_input(noise, 161, "tight")                 # smaller: enlarged (1.61: 128 x 161) ...
     assert x.shape == (129, 161, 3) and offset == (0, 0) and inner == (128, 161)
     np.testing.assert_array_equal(x[128], x[126])                                # ... reflect-101 pad below
-    x, offset, inner = fit_input(ramp, 50, "tight")                   # larger: shrunk (0.5: 40 x 50) ...
+    x, offset, inner = fit_input(noise, 50, "tight")                  # larger: shrunk (0.5: 40 x 50) ...
     assert x.shape == (65, 65, 3) and offset == (0, 0) and inner == (40, 50)
-    np.testing.assert_array_equal(x[:, 50:52], x[:, 48:46:-1])                  # ... reflect-101 pad to the right
+    np.testing.assert_array_equal(x[:40, 50:52], x[:40, 48:46:-1])              # ... reflect-101 pad to the right
+    np.testing.assert_array_equal(x[40:42, :50], x[38:36:-1, :50])              # ... and below
 
 
 def test_unfit_of_a_tight_canvas():
-    """A ramp over a 33 x 65 canvas (3 x 5 scores at stride 16, corners aligned), cut to the image's 30 x 50."""
-    ramp = torch.linspace(0, 1, 5).repeat(3, 1)[None]
-    out = unfit(ramp, (33, 65), (0, 0), (30, 50), (30, 50))
-    np.testing.assert_allclose(out[0, 0].numpy(), np.linspace(0, 49 / 64, 50), atol=1e-6)
+    """A plane over a 33 x 65 canvas (3 x 5 scores at stride 16, corners aligned), cut to the image's 30 x 50: rising
+    1 across the canvas's width and 10 down its height, so the cut keeps 49/64 and 29/32 of each."""
+    plane = (torch.linspace(0, 1, 5)[None, :] + torch.linspace(0, 10, 3)[:, None])[None]
+    out = unfit(plane, (33, 65), (0, 0), (30, 50), (30, 50))
+    np.testing.assert_allclose(out[0, 0].numpy(), np.linspace(0, 49 / 64, 50), atol=1e-5)
+    np.testing.assert_allclose(out[0, :, 0].numpy(), np.linspace(0, 10 * 29 / 32, 30), atol=1e-5)
 
 
 def test_seg_train_sample_reflects_label_and_shrinks_nearest():

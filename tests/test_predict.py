@@ -115,8 +115,7 @@ def expected_labels(model_path, path, size, mode="fullscale", net_size=None):
     return probs.argmax(0), crf
 
 
-@pytest.mark.parametrize("pcrf,resize", [("none", "fullscale"), ("deeplab", "fullscale"), ("none", "none"),
-                                         ("deeplab", "tight")])
+@pytest.mark.parametrize("pcrf,resize", [("none", "fullscale"), ("deeplab", "fullscale"), ("none", "none")])
 def test_crf_on_and_off(varied_model, photos, tmp_path, pcrf, resize):
     files = [photos / "photo.jpg", photos / "turned.jpg"]
     summary = predict(varied_model, files, tmp_path, size=64, pcrf=pcrf, resize=resize, net_size=48)
@@ -129,6 +128,19 @@ def test_crf_on_and_off(varied_model, photos, tmp_path, pcrf, resize):
         expected = without_crf if pcrf == "none" else with_crf
         assert got.shape == expected.shape and np.mean(got == expected) > 0.995   # batch vs single forward
         check_overlay(tmp_path / "overlay" / f"{path.stem}.png", shown(path), got)
+
+
+def test_tight_tests_each_image_in_a_canvas_of_its_own_shape(varied_model, photos, tmp_path):
+    """test_resize tight: the longer side to --size 40 and a bottom/right pad to sides 32k + 1, so the landscape photo
+    (50 x 70 -> 28 x 40) and the portrait one (36 x 20 -> 40 x 22) get canvases 33 x 65 and 65 x 33 (no batch could
+    stack them); each label map, CRF included, is exactly the one computed step by step from its own canvas."""
+    files = [photos / "photo.jpg", photos / "turned.jpg"]
+    predict(varied_model, files, tmp_path, size=40, pcrf="deeplab", resize="tight")
+    for path, canvas in zip(files, [(33, 65), (65, 33)]):
+        assert fit_input(shown(path), 40, "tight")[0].shape[:2] == canvas
+        expected = expected_labels(varied_model, path, 40, "tight")[1]
+        got = np.asarray(Image.open(tmp_path / f"{path.stem}.png"))
+        assert len(np.unique(expected)) > 1 and np.array_equal(got, expected)
 
 
 def test_an_out_dir_holding_the_input_images_is_refused(model, photos, tmp_path):

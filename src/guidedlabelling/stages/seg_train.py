@@ -14,8 +14,8 @@ OPTIONS = training_options("DeepLab-LargeFOV", INIT, names("segmentation")) | DE
     "resize": ("none", "training geometry: none (crop/pad) or tight (crop+fit)"),
     "labels": ("guide", "training labels: guide (the method) or gt (fully supervised reference)"),
     "max_side": (0, "images whose longer side exceeds this are shrunk to it before the crop (0: never, the "
-                    "release); equal to segmentations.test_size (test_resize tight), training and test see one "
-                    "scale"),
+                    "release); equal to segmentations.test_size (test_resize tight), training and test see photos "
+                    "at least that large at one scale"),
 }
 CHECKS = solver_checks(names("segmentation")) | DEEPLAB_CHECKS | {
     "resize": one_of("none", "tight"), "labels": one_of("guide", "gt"), "max_side": NON_NEGATIVE}

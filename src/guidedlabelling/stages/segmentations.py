@@ -18,7 +18,7 @@ OPTIONS = {
     "test_resize": ("none", "none: the release's, a centred reflect pad to test_size whose canvas is resized to "
                             "the training input_size for the forward pass; fullscale: the canvas at full scale "
                             "(padded bottom/right); tight: the image's longer side to test_size, padded "
-                            "bottom/right only to its own shape rounded up to 32 (one image per pass)"),
+                            "bottom/right only up to sides of 32k + 1 (one image per pass)"),
     "test_size": (531, "test input side"),
 }
 CHECKS = {"test_iter": NON_NEGATIVE, "test_pcrf": one_of("none", "deeplab"),
