@@ -32,8 +32,8 @@ def softmax_cases(cfg, preset, n):
     t = cfg["segmentations"]
     cases = []
     for i, scores, frame in forward_all(model, data, range(min(n, len(data))), t["test_size"],
-                                                       geometry(t["test_resize"]), torch.device("cpu"),
-                                                       net_size=cfg["seg_train"]["input_size"]):
+                                        geometry(t["test_resize"]), torch.device("cpu"),
+                                        net_size=cfg["seg_train"]["input_size"]):
         probs = torch.softmax(T.unfit(scores, frame.canvas, frame.offset, frame.inner, frame.hw), 0).numpy()
         cases.append((data.image(i), -np.log(np.clip(probs, 1e-8, 1)), data.label(i)))
     return cases, data.classes
