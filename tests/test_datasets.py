@@ -47,7 +47,7 @@ def test_unfit_maps_a_linear_ramp_exactly():
     # a 41x41 map that is linear in x survives order-1 zooms unchanged in shape (corners aligned)
     ramp = torch.linspace(0, 1, 41).repeat(41, 1)[None]
     # 500x375 image (W=500, H=375): fit to 321 -> 241x321, top margin 40
-    out = unfit(ramp, 321, (40, 0), (241, 321), (375, 500))
+    out = unfit(ramp, (321, 321), (40, 0), (241, 321), (375, 500))
     assert out.shape == (1, 375, 500)
     np.testing.assert_allclose(out[0, 0].numpy(), np.linspace(0, 1, 500), atol=1e-5)
     np.testing.assert_allclose(out[0, :, 250].numpy(), np.full(375, 250 / 499), atol=1e-5)

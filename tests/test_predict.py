@@ -109,7 +109,7 @@ def expected_labels(model_path, path, size, mode="fullscale", net_size=None):
     x, offset, inner = fit_input(image, size, mode, net_size)
     with torch.inference_mode():
         scores = net.eval()(torch.from_numpy(to_caffe_input(x))[None])[0]
-    canvas = size if mode == "canvas" else x.shape[:2]
+    canvas = (size, size) if mode == "canvas" else x.shape[:2]
     probs = torch.softmax(unfit(scores, canvas, offset, inner, image.shape[:2]), 0).numpy()
     crf = dense_crf(image, -np.log(np.clip(probs, 1e-8, 1)), "deeplab").argmax(0)
     return probs.argmax(0), crf

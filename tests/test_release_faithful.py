@@ -92,7 +92,7 @@ def test_segmentation_test_labels_are_the_releases():
     for hw in [(375, 500), (213, 320), (500, 281)]:
         scores = rng.normal(size=(21, 41, 41)).astype(np.float32)
         _, offset, inner = T.fit_input(np.zeros(hw + (3,), np.uint8), 531, "canvas", 321)
-        ours = T.unfit(torch.from_numpy(scores), 531, offset, inner, hw).numpy()
+        ours = T.unfit(torch.from_numpy(scores), (531, 531), offset, inner, hw).numpy()
         theirs, scoremap = R.release_test_labels(scores, hw, return_scoremap=True)
         assert np.abs(ours - scoremap.transpose(2, 0, 1)).max() < 1e-4     # float32 against the release's float64
         assert (ours.argmax(0) == theirs).mean() > 0.9999

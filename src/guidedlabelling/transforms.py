@@ -158,11 +158,11 @@ def zoom(maps, hw, order=1):
 
 
 def unfit(maps, canvas, offset, inner_hw, out_hw, order=1):
-    """Network-output maps -> the original frame: zoom to the input canvas (its side when square, else its (h,
-    w); before any resize to the net's input), cut the margins, zoom to HxW."""
+    """Network-output maps -> the original frame: zoom to the input canvas ((h, w), before any resize to the net's
+    input), cut the margins, zoom to HxW."""
     if maps.shape[0] == 0:  # an image without foreground classes has no heatmaps
         return maps.new_zeros((0,) + tuple(out_hw))
-    full = zoom(maps, (canvas, canvas) if isinstance(canvas, int) else canvas, order)
+    full = zoom(maps, canvas, order)
     (top, left), (ih, iw) = offset, inner_hw
     return zoom(full[:, top:top + ih, left:left + iw], out_hw, order)
 
