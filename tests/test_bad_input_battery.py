@@ -183,6 +183,17 @@ def own_saliency_map_truncated(own):
     return own_args(own) + ["--saliency", maps]
 
 
+@case("d.png: 16x16 (WxH), its image 32x24; give each map its image's size")
+def own_saliency_map_of_neither_size(own):
+    """Maps of the image's size (32 x 24) or of its work size (16 x 12 at max_image_side 16) pass, 16 x 16 does not:
+    the one line names d, the last, so b and c passed."""
+    maps = own["base"] / "maps"
+    maps.mkdir()
+    for name, (h, w) in {"a": (24, 32), "b": (12, 16), "c": (12, 16), "d": (16, 16)}.items():
+        Image.fromarray(np.zeros((h, w), np.uint8)).save(maps / f"{name}.png")
+    return own_args(own) + ["--saliency", maps, "--set", "max_image_side=16"]
+
+
 @case("no finished output of stage seg_train; run ./src/segmentation/train.py", command="segmentations")
 def upstream_not_made(own):
     pass

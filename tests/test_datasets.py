@@ -154,6 +154,24 @@ def test_voc_dataset_labels_from_pngs(tmp_path):
     assert data.image(0).shape == (6, 8, 3)
 
 
+def test_voc_tags_come_from_the_full_size_labels_when_the_work_size_is_smaller(tmp_path):
+    """At max_image_side 4 the 6 x 8 label shrinks to 3 x 4 (nearest neighbour: rows 1, 3, 5 and columns 1, 3, 5,
+    7), which keeps cat's pixel at (1, 1) and misses dog's at (2, 4); the image is still tagged dog."""
+    root = make_voc(tmp_path)
+    label = np.zeros((6, 8), np.uint8)
+    label[1, 1] = 1
+    label[2, 4] = 2
+    save_label_png(root / "SegmentationClass" / "a.png", label)
+    data = D.open_dataset({"layout": "voc", "pascalroot": None, "dataset_dir": str(root), "datatype": "Segmentation",
+                           "max_image_side": 4}, "train")
+    assert data.image_classes(0) == [1, 2] and data.sizes[0] == (6, 8) and data.hw(0) == (3, 4)
+    np.testing.assert_array_equal(data.label(0), [[1, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]])
+    label[3, 5] = 2   # under the centre of the shrunk pixel (1, 2)
+    save_label_png(root / "SegmentationClass" / "a.png", label)
+    np.testing.assert_array_equal(data.label(0), [[1, 0, 0, 0], [0, 0, 2, 0], [0, 0, 0, 0]])
+    assert data.image(0).shape == (3, 4, 3)
+
+
 def test_voc_list_with_path_pairs(tmp_path):
     root = make_voc(tmp_path)
     (root / "ImageSets" / "Segmentation" / "pairs.txt").write_text(

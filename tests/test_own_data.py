@@ -24,6 +24,10 @@ IMAGES = {"big": ("big.jpg", 70, 90, "cat dog"), "grey": ("grey.png", 40, 56, "d
           "small": ("small.png", 20, 28, "cat"), "plain": ("plain.jpg", 50, 60, "dog cat"),
           "photo2": ("photo2.png", 44, 66, "cat"), "square": ("square.jpg", 64, 64, "dog bird")}
 VAL = {"photo2", "square"}
+# (height, width) at max_image_side 48, worked out by hand: the longer side 48, the other rounded (big: 70 * 48 / 90
+# = 37.3); images within 48 keep theirs.
+WORK = {"big": (37, 48), "grey": (34, 48), "alpha": (48, 48), "rotated": (40, 24), "wide": (18, 48),
+        "tall": (48, 24), "small": (20, 28), "plain": (40, 48), "photo2": (32, 48), "square": (48, 48)}
 EXIF_ORIENTATION = 0x0112
 
 
@@ -88,8 +92,10 @@ def without_masks(folder, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def with_masks_and_saliency(folder, tmp_path_factory):
+    """With max_image_side 48, under most of the images' sizes: masks and saliency maps are given at the files' own
+    sizes, and every stage works at the shrunk ones."""
     return run_script(folder, tmp_path_factory.mktemp("runs"), "--masks", str(folder / "masks"),
-                      "--saliency", str(folder / "saliency"))
+                      "--saliency", str(folder / "saliency"), "--set", "max_image_side=48")
 
 
 def the_only(folder, pattern):
@@ -179,6 +185,54 @@ def test_whole_method_with_masks_and_own_saliency(with_masks_and_saliency):
     with Image.open(guide) as png:
         assert png.size == (24, 40) and np.array_equal(np.asarray(png.getpalette(), np.uint8)[:768],
                                                        np.asarray(voc_palette(), np.uint8)[:768])
+    guides, preds = Path(summary["guide_labels"]), Path(summary["predictions"])
+    for folder_, ids in ((guides, set(IMAGES) - VAL), (preds, VAL)):
+        for image_id in ids:
+            with Image.open(folder_ / f"{image_id}.png") as png:
+                assert png.size == WORK[image_id][::-1], image_id   # the work size, not the file's
+    assert sum(map(sum, results["confusion"])) == sum(
+        h * w for image_id, (h, w) in WORK.items() if image_id in VAL)   # scored at the work size
+
+
+def test_images_and_masks_larger_than_max_image_side_are_shrunk_to_it(folder):
+    """image(i) is the file shrunk (bilinear) and label(i) the mask shrunk by nearest neighbour, both to the work
+    size; sizes and tags stay the files'."""
+    full = OwnDataset(folder / "images", folder / "tags.csv", folder / "masks", split="train")
+    data = OwnDataset(folder / "images", folder / "tags.csv", folder / "masks", split="train").work_at(48)
+    for i, image_id in enumerate(data.ids):
+        h, w = WORK[image_id]
+        assert data.hw(i) == (h, w) and data.sizes[i] == full.sizes[i] == IMAGES[image_id][1:3]
+        assert data.image_classes(i) == full.image_classes(i)
+        image, mask = full.image(i), full.label(i)
+        expected = np.asarray(Image.fromarray(image).resize((w, h), Image.BILINEAR))
+        np.testing.assert_array_equal(data.image(i), expected)
+        rows = ((np.arange(h) + 0.5) * mask.shape[0] / h).astype(int)   # nearest: the pixel under each centre
+        cols = ((np.arange(w) + 0.5) * mask.shape[1] / w).astype(int)
+        np.testing.assert_array_equal(data.label(i), mask[rows][:, cols])
+        if (h, w) == full.sizes[i]:
+            np.testing.assert_array_equal(data.image(i), image)
+
+
+def test_a_large_jpeg_decodes_at_a_reduced_scale_close_to_the_full_decode_shrunk(tmp_path):
+    """A 304 x 400 photo for a 48-px work size decodes at 1/8 scale (50 x 38), then shrinks to 36 x 48, within JPEG's
+    error of the picture shrunk; stored turned with EXIF orientation 6, it comes out upright all the same."""
+    yy, xx = np.mgrid[0:304, 0:400]
+    img = np.dstack([xx * 255 // 399, yy * 255 // 303, (xx + yy) * 255 // 702]).astype(np.uint8)
+    img[100:200, 150:300] = (240, 40, 40)
+    Image.fromarray(img).save(tmp_path / "photo.jpg", quality=95)
+    exif = Image.Exif()
+    exif[EXIF_ORIENTATION] = 6
+    Image.fromarray(np.ascontiguousarray(np.rot90(img, 1))).save(tmp_path / "turned.jpg", exif=exif, quality=95)
+    (tmp_path / "tags.csv").write_text("image,tags,split\nphoto.jpg,cat,train\nturned.jpg,cat,train\n")
+    data = OwnDataset(tmp_path, tmp_path / "tags.csv", split="train").work_at(48)
+    with Image.open(tmp_path / "photo.jpg") as raw:
+        raw.draft(None, (48, 37))
+        assert raw.size == (50, 38)   # the 1/8-scale decode is the one used
+    expected = np.asarray(Image.fromarray(img).resize((48, 36), Image.BILINEAR), np.int16)
+    for i in range(2):
+        got = data.image(i).astype(np.int16)
+        assert data.hw(i) == (36, 48) and got.shape == (36, 48, 3)
+        assert np.abs(got - expected).mean() < 2 and np.abs(got - expected).max() < 40
 
 
 def test_a_mask_that_is_all_void_is_left_out_of_the_scores(tmp_path):

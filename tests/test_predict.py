@@ -10,7 +10,7 @@ from PIL import Image, ImageOps
 
 from guidedlabelling.crf import dense_crf
 from guidedlabelling.inference import load_model
-from guidedlabelling.io import save_checkpoint, voc_palette
+from guidedlabelling.io import load_image, save_checkpoint, voc_palette
 from guidedlabelling.networks import build_seg_net, init_from_scratch
 from guidedlabelling.prediction import predict
 from guidedlabelling.transforms import fit_input, to_caffe_input, unfit
@@ -101,11 +101,11 @@ def test_predict_a_folder_writes_labels_and_overlays(model, photos, tmp_path):
         check_overlay(out / "overlay" / f"{stem}.png", shown(photos / name), label)
 
 
-def expected_labels(model_path, path, size, mode="fullscale", net_size=None):
+def expected_labels(model_path, path, size, mode="fullscale", net_size=None, image=None):
     """Labels computed here step by step: fit/pad to size (the canvas resized to net_size), forward, back to the
-    image frame, softmax."""
+    image frame, softmax. image: the pixels to use instead of the file's."""
     net, _ = load_model(model_path, "segmentation")
-    image = shown(path)
+    image = shown(path) if image is None else image
     x, offset, inner = fit_input(image, size, mode, net_size)
     with torch.inference_mode():
         scores = net.eval()(torch.from_numpy(to_caffe_input(x))[None])[0]
@@ -141,6 +141,22 @@ def test_tight_tests_each_image_in_a_canvas_of_its_own_shape(varied_model, photo
         expected = expected_labels(varied_model, path, 40, "tight")[1]
         got = np.asarray(Image.open(tmp_path / f"{path.stem}.png"))
         assert len(np.unique(expected)) > 1 and np.array_equal(got, expected)
+
+
+def test_a_photo_larger_than_max_side_is_segmented_shrunk_and_labelled_at_its_own_size(varied_model, photos, tmp_path):
+    """max_side 35: the 50 x 70 photo is segmented at 25 x 35 and the turned one (36 x 20 as shown) at 35 x 19, CRF
+    included; the labels written have the photos' own sizes, each pixel the label of its nearest shrunk pixel."""
+    files = [photos / "photo.jpg", photos / "turned.jpg"]
+    predict(varied_model, files, tmp_path, size=40, pcrf="deeplab", resize="tight", max_side=35)
+    for path, work in zip(files, [(25, 35), (35, 19)]):
+        h, w = SIZES[path.name]
+        shrunk = expected_labels(varied_model, path, 40, "tight", image=load_image(path, work))[1]
+        assert shrunk.shape == work and len(np.unique(shrunk)) > 1
+        rows = ((np.arange(h) + 0.5) * work[0] / h).astype(int)   # nearest: the shrunk pixel under each centre
+        cols = ((np.arange(w) + 0.5) * work[1] / w).astype(int)
+        got = np.asarray(Image.open(tmp_path / f"{path.stem}.png"))
+        assert np.array_equal(got, shrunk[rows][:, cols])
+        check_overlay(tmp_path / "overlay" / f"{path.stem}.png", shown(path), got)
 
 
 def test_an_out_dir_holding_the_input_images_is_refused(model, photos, tmp_path):

@@ -2,7 +2,9 @@
 
 For each image <id>: <out_dir>/<id>.png, the class per pixel as an index PNG in the VOC colours (as
 segmentations writes), and <out_dir>/overlay/<id>.png, the image with every non-background pixel blended
-with its class colour. Both are written atomically; images that do not decode are skipped and listed.
+with its class colour, both at the image's own size. An image larger than --max_side is segmented shrunk to it (as
+the pipeline works on it), its labels then enlarged (nearest neighbour). Both are written atomically; images that
+do not decode are skipped and listed.
 """
 import argparse
 from pathlib import Path
@@ -10,12 +12,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .checks import POSITIVE, argument, between
+from .checks import NON_NEGATIVE, POSITIVE, argument, between
 from .config import resolve
 from .datasets import ImageFiles
 from .errors import os_error_message
 from .inference import forward_all, geometry, label_map, load_model, pick_device, trained
-from .io import InputError, atomic_path, save_label_png
+from .io import InputError, atomic_path, load_image, save_label_png
 from .visualize import colour
 
 DESCRIPTION = """Segment new images with a trained segmenter: a label PNG (VOC colours) and a colour overlay per image.
@@ -40,16 +42,17 @@ def model_file(path):
 
 
 def predict(model_path, inputs, out_dir, size, resize="none", pcrf="none", device="cpu", alpha=0.5, net_size=321,
-            crf_backend="torch"):
+            crf_backend="torch", max_side=0):
     """Label PNGs and overlays of every image in `inputs` (files or folders); returns a summary dict.
 
     Geometry as segmentations (its test_resize, test_size and the training input_size net_size): 'none' pads
     images to a `size` canvas (fitting larger ones into it) that is resized to net_size, 'fullscale' pads
-    without the resize, 'tight' gives every image's longer side `size` and keeps its shape.
+    without the resize, 'tight' gives every image's longer side `size` and keeps its shape. An image whose longer
+    side exceeds max_side (0: never) is segmented, CRF included, at that size.
     """
     if pcrf not in ("none", "deeplab"):
         raise InputError(f"--pcrf {pcrf}: none or deeplab")
-    images = ImageFiles(inputs)
+    images = ImageFiles(inputs).work_at(max_side)
     out_dir = Path(out_dir)
     refuse_overwriting_inputs(images, out_dir)
     model, meta = load_model(model_file(model_path), "segmentation")
@@ -57,6 +60,9 @@ def predict(model_path, inputs, out_dir, size, resize="none", pcrf="none", devic
                                         4, net_size=net_size):
         image = images.image(i)
         label = label_map(scores, image, frame, pcrf, crf_backend)
+        if image.shape[:2] != tuple(images.sizes[i]):
+            image = load_image(images.items[i].image)
+            label = np.array(Image.fromarray(label).resize(image.shape[1::-1], Image.NEAREST))
         save_label_png(out_dir / f"{images.items[i].id}.png", label)
         with atomic_path(out_dir / "overlay" / f"{images.items[i].id}.png") as tmp:
             Image.fromarray(overlay(image, label, alpha)).save(tmp, format="PNG")
@@ -93,6 +99,9 @@ def parse(argv=None):
                         "preset's test_resize)")
     p.add_argument("--input_size", type=argument(int, POSITIVE),
                    help="the network's input side for --resize none (default: the preset's seg_train input_size)")
+    p.add_argument("--max_side", type=argument(int, NON_NEGATIVE),
+                   help="images whose longer side exceeds this are segmented shrunk to it, their labels then "
+                        "enlarged to the image (default: the preset's max_image_side; 0: never)")
     p.add_argument("--alpha", type=argument(float, between(0, 1)), default=0.5,
                    help="weight of the class colour in the overlay (0.5)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
@@ -110,7 +119,8 @@ def main(argv=None):
     try:
         summary = predict(args.model, args.inputs, args.out_dir, args.size or test["test_size"],
                           args.resize or test["test_resize"], args.pcrf or test["test_pcrf"], args.device,
-                          args.alpha, args.input_size or preset["seg_train"]["input_size"], args.crf_backend)
+                          args.alpha, args.input_size or preset["seg_train"]["input_size"], args.crf_backend,
+                          preset["data"]["max_image_side"] if args.max_side is None else args.max_side)
     except OSError as e:
         raise InputError(os_error_message(e, "--out_dir")) from None
     print(f"predicted {summary['images']} images ({', '.join(summary['classes'])}) into {summary['out_dir']}")

@@ -166,7 +166,8 @@ def per_image_problems(folder, suffix, datasets):
         return []
     problems = []
     for data in datasets.values():
-        files = [(folder / f"{it.id}{suffix}", hw) for it, hw in zip(data.items, data.sizes)]
+        files = [(folder / f"{it.id}{suffix}", (hw, data.hw(i))) for i, (it, hw) in enumerate(zip(data.items,
+                                                                                                  data.sizes))]
         missing = [p.name for p, _ in files if not p.is_file()]
         if missing:
             problems.append(f"{folder}: no {missing[0]} ({len(missing)} of the {len(files)} images of split "
@@ -176,17 +177,19 @@ def per_image_problems(folder, suffix, datasets):
     return problems
 
 
-def png_problem(path, hw):
-    """What is wrong with a user's PNG that should have the size hw of its image, or None. Decoded whole: a
-    truncated map passes a header check and failed the step after it had written outputs."""
+def png_problem(path, sizes):
+    """What is wrong with a user's PNG that should have the size of its image file or its work size (`sizes`: both
+    (height, width)), or None. Decoded whole: a truncated map passes a header check and failed the step after it
+    had written outputs."""
     try:
         with Image.open(path) as img:
             w, h = img.size
             img.load()
     except (OSError, SyntaxError, ValueError) as e:
         return f"{path}: unreadable PNG ({e}); re-create or remove it"
-    return None if (h, w) == tuple(hw) else f"{path}: {w}x{h} (WxH), its image {hw[1]}x{hw[0]}; give each map " \
-                                            "its image's size"
+    hw = sizes[0]
+    return None if (h, w) in map(tuple, sizes) else f"{path}: {w}x{h} (WxH), its image {hw[1]}x{hw[0]}; give " \
+                                                     "each map its image's size"
 
 
 def check(stage, cfg, preset, given, shared=None):

@@ -31,6 +31,9 @@ SHARED = {
         "masks": (None, "optional folder of label PNGs <id>.png of your images, for evaluation"),
         "val_percent": (20, "own data without a split column: percent of the images (by a hash of the "
                             "name) in val"),
+        "max_image_side": (1024, "images whose longer side exceeds this are worked on shrunk to it: every stage "
+                                 "reads them and their masks so, and writes its outputs at that size (0: never; "
+                                 "VOC, MSRC and the built-in data are smaller)"),
     },
     "run": {
         "out_root": ("data/runs", "where every stage writes its output folder"),
@@ -60,7 +63,7 @@ SHARED = {
 }
 SHARED_CHECKS = {
     "data": {"layout": one_of("auto", *LAYOUTS), "builtin_size": at_least(16), "builtin_train": POSITIVE,
-             "builtin_val": POSITIVE, "val_percent": PERCENT},
+             "builtin_val": POSITIVE, "val_percent": PERCENT, "max_image_side": NON_NEGATIVE},
     "run": {"device": device, "gpu": NON_NEGATIVE, "workers": NON_NEGATIVE, "lanes": POSITIVE,
             "threads": NON_NEGATIVE, "snapshot": POSITIVE,
             "n": NON_NEGATIVE, "N": POSITIVE, "amp": one_of("none", "bf16", "fp16"),

@@ -10,9 +10,11 @@ chooses it. A layout is a subclass of base.Labelled that
   label of another size is an InputError naming the file; an image that does not decode is left out (base.py:
   readable_items) and listed in `skipped`;
 - has `root` (a folder to name in messages), `split`, `classes` (background first), `items` (base.Item: id, image
-  path, label path or None), `sizes` ((height, width) of each image), `skipped`;
+  path, label path or None), `sizes` ((height, width) of each image file), `skipped`;
 - image_classes(i): the image's foreground classes (1-based, increasing), its tags;
-- label(i): its label map ([H, W] uint8, 255 = void) when `has_labels`; has_ground_truth(d) says so before
+- full_label(i): its label map ([H, W] uint8, 255 = void) at the file's size when `has_labels` (the stages read
+  image(i) and label(i), both at the work size hw(i) that open_dataset's max_side sets); has_ground_truth(d) says
+  so before
   opening, needs_labels(what) is the message when a step needs them, and `ground_truth_hint` says how to
   give them (own data: pass --masks DIR);
 - for reuse, `sources`: the files that determine its images and classes, `labels`: its label files (inputs when
@@ -43,8 +45,8 @@ def layout(d):
 
 
 def open_dataset(d, split, follow_symlinks=False):
-    """One split of the dataset that the data settings name."""
-    return LAYOUTS[layout(d)].open(d, split, follow_symlinks)
+    """One split of the dataset that the data settings name, at its work size (max_image_side)."""
+    return LAYOUTS[layout(d)].open(d, split, follow_symlinks).work_at(d["max_image_side"])
 
 
 def has_ground_truth(d):

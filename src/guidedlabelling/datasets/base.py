@@ -90,13 +90,42 @@ def inside(path, folder):
     return path.resolve().is_relative_to(folder.resolve())
 
 
+def work_size(hw, max_side):
+    """The (height, width) an image of size hw is worked on at: shrunk so that its longer side is max_side (the
+    other rounded), or hw itself when its longer side is within max_side or max_side is 0."""
+    h, w = hw
+    if not max_side or max(h, w) <= max_side:
+        return h, w
+    scale = max_side / max(h, w)
+    return max(1, round(h * scale)), max(1, round(w * scale))
+
+
 def present_classes(label):
     """Foreground classes of a label map (1-based class values, increasing)."""
     return [int(v) for v in np.unique(label) if 0 < v < IGNORE]
 
 
 class ImageList:
-    """`items` and their images."""
+    """`items` and their images, at their work size: an image whose longer side exceeds max_side (data.max_image_side,
+    which open_dataset sets) is shrunk to it, and so are its label map and every output made from it."""
+
+    max_side = 0
+
+    def work_at(self, max_side):
+        self.max_side = max_side
+        return self
+
+    def hw(self, i):
+        """(height, width) that image(i), label(i) and the outputs of item i have; `sizes` keeps the files' own."""
+        return work_size(self.sizes[i], self.max_side)
+
+    def grey_at_work_size(self, i, grey):
+        """A grey map of item i (your own saliency map) at its work size: one of the image file's size is shrunk
+        (bilinear, averaging); any other is returned as it is (its size is the caller's to check)."""
+        h, w = self.hw(i)
+        if grey.shape != tuple(self.sizes[i]) or grey.shape == (h, w):
+            return grey
+        return np.array(Image.fromarray(grey).resize((w, h), Image.BILINEAR))
 
     @property
     def ids(self):
@@ -106,7 +135,7 @@ class ImageList:
         return len(self.items)
 
     def image(self, i):
-        return load_image(self.items[i].image)
+        return load_image(self.items[i].image, self.hw(i))
 
 
 class Labelled(ImageList):
@@ -127,7 +156,13 @@ class Labelled(ImageList):
         return cls.has_labels
 
     def label(self, i):
-        """The label map of item i ([H, W] uint8, 255 = void); a layout without label maps keeps this."""
+        """The label map of item i ([H, W] uint8, 255 = void) at its work size (nearest neighbour)."""
+        label = self.full_label(i)
+        h, w = self.hw(i)
+        return label if label.shape == (h, w) else np.array(Image.fromarray(label).resize((w, h), Image.NEAREST))
+
+    def full_label(self, i):
+        """The label map of item i at the file's size; a layout without label maps keeps this."""
         raise InputError(self.needs_labels(f"the label map of {self.items[i].id}"))
 
     def needs_labels(self, what):

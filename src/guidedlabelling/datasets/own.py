@@ -56,7 +56,7 @@ class OwnDataset(Labelled):
         self._present = [tag_classes[it.id] for it in self.items]
         if self.has_labels:
             for i in range(len(self.items)):
-                self.label(i)  # checks every mask now, before a stage writes anything
+                self.full_label(i)  # checks every mask now, before a stage writes anything
 
     def _split_items(self, rows, masks, val_percent):
         """Items of this split, and {id: its tags' class indices}."""
@@ -109,9 +109,9 @@ class OwnDataset(Labelled):
             seen[stem], files[r.line] = r.line, found[0]
         return files
 
-    def label(self, i):
+    def full_label(self, i):
         if not self.has_labels:
-            return super().label(i)  # the error of a layout without label maps
+            return super().full_label(i)  # the error of a layout without label maps
         source = f"{self.tags_file} (background + its sorted tags)"
         return checked_label(self.items[i].label, self.sizes[i], self.classes, source)
 

@@ -54,7 +54,7 @@ class VOCDataset(Labelled):
                 raise InputError(f"{it.label}: label of id {it.id} not found; add it or remove the id from "
                                  f"{self._list_path(datatype)}")
         self.items, self.sizes, self.skipped = readable_items(listed, self._list_path(datatype))
-        self._present = [present_classes(self.label(i)) for i in range(len(self.items))]
+        self._present = [present_classes(self.full_label(i)) for i in range(len(self.items))]
         self.sources = [self._list_path(datatype), self.root / "classes.txt"] + [it.image for it in listed] + \
             self._class_lists(listed)
         self.labels = [it.label for it in listed]
@@ -95,7 +95,7 @@ class VOCDataset(Labelled):
             raise InputError(f"{path}: image list is empty")
         return items
 
-    def label(self, i):
+    def full_label(self, i):
         return checked_label(self.items[i].label, self.sizes[i], self.classes, self.root / "classes.txt")
 
     def image_classes(self, i):

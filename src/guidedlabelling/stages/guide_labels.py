@@ -100,7 +100,7 @@ class GuideJob:
             raise InputError(f"{heat_path}: {heat.shape[0]} maps for {len(classes)} classes; rerun "
                              f"{command('seed_heatmaps')}")
         image = self.data.image(i)
-        sal = load_gray_png(sal_path)
+        sal = self.data.grey_at_work_size(i, load_gray_png(sal_path))
         if hw != image.shape[:2]:
             raise InputError(f"{heat_path}: heatmaps of size {hw}, the image is {image.shape[:2]}; rerun "
                              f"{command('seed_heatmaps')}")
@@ -131,7 +131,7 @@ class AfterRuleJob:
         rule, g = self.rule, self.rule.g
         it, classes = rule.data.items[i], rule.data.image_classes(i)
         heat = load_heatmap_mat(rule.seed_dir / f"{it.id}.mat")[0]
-        sal = load_gray_png(rule.sal_dir / f"{it.id}.png")
+        sal = rule.data.grey_at_work_size(i, load_gray_png(rule.sal_dir / f"{it.id}.png"))
         seed, core = rule.seeds.labels_at(heat, classes, rule.seeds.seedthres, g["unsure_core"])
         guide = keep_dropped(load_label_png(rule.out / f"{it.id}.png"), seed,
                              [c for c in classes if c in self.kept], g["dropped_share"] / 100)
