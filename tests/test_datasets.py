@@ -108,6 +108,26 @@ def test_seg_sample_max_side_trains_at_the_scale_of_the_test(tmp_path):
     assert len(set(cols)) == 8 and len(set(rows)) == 4   # max_side 0: the release's crop at the image's scale
 
 
+def test_guide_labels_of_the_image_file_size_are_shrunk_to_the_work_size_for_training(tmp_path):
+    """A guide label PNG of the file's size (6 x 8) is read at the work size (3 x 4 at max_image_side 4, nearest
+    neighbour: rows 1, 3, 5, columns 1, 3, 5, 7), as one written at the work size is; training pairs it with the
+    image at that size."""
+    from guidedlabelling.sampling import SegSample
+    root = make_voc(tmp_path / "voc")
+    data = D.open_dataset({"layout": "voc", "pascalroot": None, "dataset_dir": str(root), "datatype": "Segmentation",
+                           "max_image_side": 4}, "train")
+    full = np.zeros((6, 8), np.uint8)
+    full[3, 5] = 2
+    full[5, 0:2] = 1
+    save_label_png(tmp_path / "full" / "a.png", full)
+    save_label_png(tmp_path / "work" / "a.png", full[1::2, 1::2])
+    expected = [[0, 0, 0, 0], [0, 0, 2, 0], [1, 0, 0, 0]]
+    for folder in ("full", "work"):
+        np.testing.assert_array_equal(SegSample(data, 4, 4, "none", tmp_path / folder).label(0), expected)
+    image, label = SegSample(data, 4, 4, "none", tmp_path / "full")(0, np.random.default_rng(0))
+    assert label.shape == (4, 4) and set(np.unique(label)) <= {0, 1, 2, 255}
+
+
 def test_clsbal_rounds_cover_every_class_once():
     """In an epoch, rounds follow each other: each covers every class exactly once (an image covers all its
     classes), except the last, cut short when a class runs out of images."""

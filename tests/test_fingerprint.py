@@ -9,10 +9,12 @@ import subprocess
 import numpy as np
 import pytest
 import scipy.io
+import yaml
 from PIL import Image
 
 from conftest import make_own, own_args
 from guidedlabelling.fingerprint import file_digest
+from guidedlabelling.settings import SHARED
 
 METHOD = ("seed_train", "seed_heatmaps", "saliency_train", "saliency", "guide_labels")
 SEGMENTER = METHOD + ("seg_train", "segmentations")
@@ -66,12 +68,34 @@ def test_tags_edited_in_place_rerun_every_stage_like_a_fresh_run(own, command, t
     for stage, out in zip(METHOD, outputs):   # the saliency network reads no tags: reused
         assert ("up to date" in out) == (stage == "saliency_train"), stage
     assert f"{own['tags']} changed since it was made; recomputing it" in outputs[0]          # seed_train
-    assert "seed_train's output changed since it was made; recomputing it" in outputs[1]     # seed_heatmaps
+    assert "seed_train's output, work size of train changed since it was made; recomputing it" in outputs[1]     # seed_heatmaps
     rerun = guide_done(own)
     own["out_root"] = tmp_path / "fresh"
     run_all(command, own)
     fresh = guide_done(own)
     assert rerun == fresh and rerun["guide"]["mIoU"] != stale["guide"]["mIoU"]
+
+
+def test_folders_made_at_the_files_size_are_remade_once_the_work_size_shrinks_the_images(own, command,
+                                                                                          monkeypatch):
+    """Folders of a version before max_image_side (no such setting in config.yaml, none in the manifest) were made
+    at the files' size (24 x 32): with a default that shrinks the images (16: 12 x 16) they are not reused."""
+    run_all(command, own, ("seed_train", "seed_heatmaps"))
+    for stage in ("seed_train", "seed_heatmaps"):
+        config = folder(own, stage) / "config.yaml"
+        stored = yaml.safe_load(config.read_text())
+        assert stored["data"].pop("max_image_side") == 1024
+        config.write_text(yaml.safe_dump(stored))
+        assert not any(k.startswith("work size") for k in json.loads((folder(own, stage) / "inputs.json").read_text())
+                       ["inputs"])   # no image shrinks: the manifest is what the former version wrote
+    assert scipy.io.loadmat(folder(own, "seed_heatmaps") / "a.mat")["heatmap"].shape[-2:] == (24, 32)
+    outputs = run_all(command, own, ("seed_train", "seed_heatmaps"))   # the former default: up to date
+    assert all("up to date" in out for out in outputs)
+    monkeypatch.setitem(SHARED["data"], "max_image_side", (16, "a default that shrinks the tiny images"))
+    outputs = run_all(command, own, ("seed_train", "seed_heatmaps"))
+    assert "work size of train changed since it was made; recomputing it" in outputs[0]
+    assert "seed_train's output, work size of train changed since it was made; recomputing it" in outputs[1]
+    assert scipy.io.loadmat(folder(own, "seed_heatmaps") / "a.mat")["heatmap"].shape[-2:] == (12, 16)
 
 
 def test_a_stale_upstream_output_is_an_error_naming_what_changed(own, command):

@@ -129,7 +129,7 @@ def test_class_report_by_hand(tmp_path):
     data = SimpleNamespace(num_classes=3, classes=["background", "cat", "dog"],
                            items=[SimpleNamespace(id="a"), SimpleNamespace(id="b")])
     data.image_classes = lambda i: [[1, 2], [1]][i]
-    data.grey_at_work_size = lambda i, grey: grey   # the images are within the work size
+    data.at_work_size = lambda i, grey: grey   # the images are within the work size
     # a: cat seeds 16 px (rows 0-3, cols 0-3), dog seeds 4 px; the guide keeps 8 cat seed px + 8 others, no dog
     maps = box_map(hw, [(0, 4, 0, 4), (6, 8, 6, 8)])
     maps[0, :2, :4] = 0.4                     # cat's core (score >= 50%): rows 2-3, 8 px; dog's core: its 4 px

@@ -227,7 +227,12 @@ def test_a_large_jpeg_decodes_at_a_reduced_scale_close_to_the_full_decode_shrunk
     data = OwnDataset(tmp_path, tmp_path / "tags.csv", split="train").work_at(48)
     with Image.open(tmp_path / "photo.jpg") as raw:
         raw.draft(None, (48, 37))
-        assert raw.size == (50, 38)   # the 1/8-scale decode is the one used
+        assert raw.size == (50, 38)   # the 1/8-scale decode
+        eighth = raw.convert("RGB").resize((48, 36), Image.BILINEAR)
+    with Image.open(tmp_path / "photo.jpg") as raw:
+        whole = raw.convert("RGB").resize((48, 36), Image.BILINEAR)
+    assert not np.array_equal(np.asarray(eighth), np.asarray(whole))   # the two decodes can be told apart
+    np.testing.assert_array_equal(data.image(0), np.asarray(eighth))   # the 1/8-scale decode is the one used
     expected = np.asarray(Image.fromarray(img).resize((48, 36), Image.BILINEAR), np.int16)
     for i in range(2):
         got = data.image(i).astype(np.int16)

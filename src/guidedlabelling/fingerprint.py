@@ -28,6 +28,8 @@ UPSTREAM = "upstream "  # manifest key prefix of an upstream output: "upstream s
 EVALUATED = "evaluated "  # manifest key prefix of a label file a stage only compares its outputs with
 SETTINGS = " settings"  # UPSTREAM + stage + SETTINGS: the settings of an upstream folder given by the user, which
 # its outputs_fingerprint leaves out (two trainings of the same inputs with other seeds share it)
+WORK_SIZE = "work size of "  # manifest key prefix of a split some of whose images are worked on shrunk: its
+# max_image_side, so that folders made at another work size, or at the files' (before the setting), are remade
 CHUNK = 1 << 20
 
 
@@ -174,7 +176,7 @@ def staleness(folder, digests, checked=None):
     if record is None or done is None or record.get("fingerprint") != done:
         why = "no record of the inputs it was made from (made by an older version)"
     else:
-        files = {k: v for k, v in record["inputs"].items() if not k.startswith((UPSTREAM, EVALUATED))}
+        files = {k: v for k, v in record["inputs"].items() if not k.startswith((UPSTREAM, EVALUATED, WORK_SIZE))}
         changed = changes(files, digests.manifest(files))
         for stage, path in record.get("upstream", {}).items():
             given = record["inputs"].get(UPSTREAM + stage + SETTINGS)  # a folder given: retrained in place?

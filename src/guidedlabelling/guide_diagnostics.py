@@ -38,7 +38,7 @@ def class_report(data, seed_dir, guide_dir, rule, dropped_share, sal_dir, salien
         seeds += np.bincount(seed.ravel(), minlength=n)[:n]
         kept += np.bincount(seed[seed == guide].ravel(), minlength=n)[:n]
         cores += np.bincount(core_label.ravel(), minlength=n)[:n]
-        salient = data.grey_at_work_size(i, load_gray_png(sal_dir / f"{it.id}.png")) >= salient_level
+        salient = data.at_work_size(i, load_gray_png(sal_dir / f"{it.id}.png")) >= salient_level
         salient_cores += np.bincount(core_label[salient], minlength=n)[:n]
         area[classes] += (np.bincount(guide.ravel(), minlength=n)[:n] / guide.size)[classes]
         images[classes] += 1

@@ -18,8 +18,8 @@ from . import settings as S
 from . import pipeline
 from .datasets import MaskFolder, open_dataset
 from .errors import InputError
-from .fingerprint import EVALUATED, SETTINGS, UPSTREAM, Digests, folder_files, output_fingerprint, settings_digest, \
-    staleness
+from .fingerprint import EVALUATED, SETTINGS, UPSTREAM, WORK_SIZE, Digests, folder_files, output_fingerprint, \
+    settings_digest, staleness
 from .networks import NETWORKS, imagenet_weights, names
 from .reads import Reads
 from .weights import read_state
@@ -49,6 +49,7 @@ class Checked:
         sources += [self.reads.init_file()] if self.reads.init_file() else []
         inputs, upstream = self.digests.manifest(sources), {}
         inputs |= {EVALUATED + path: digest for path, digest in self.digests.manifest(evaluated).items()}
+        inputs |= {WORK_SIZE + data.split: str(data.max_side) for data in self.datasets.values() if data.shrinks}
         for stage, folder in self.folders.items():
             made = output_fingerprint(folder)
             if made:

@@ -86,7 +86,7 @@ class SegSample:
         path = Path(self.label_dir) / f"{self.data.items[i].id}.png"
         if not path.exists():
             raise InputError(f"{path}: guide label missing; rerun {command('guide_labels')}")
-        return load_label_png(path)
+        return self.data.at_work_size(i, load_label_png(path), Image.NEAREST)
 
     def __call__(self, i, rng):
         img, label = self.data.image(i), self.label(i)

@@ -119,13 +119,18 @@ class ImageList:
         """(height, width) that image(i), label(i) and the outputs of item i have; `sizes` keeps the files' own."""
         return work_size(self.sizes[i], self.max_side)
 
-    def grey_at_work_size(self, i, grey):
-        """A grey map of item i (your own saliency map) at its work size: one of the image file's size is shrunk
-        (bilinear, averaging); any other is returned as it is (its size is the caller's to check)."""
+    def at_work_size(self, i, plane, resample=Image.BILINEAR):
+        """A map of item i from a folder of yours (saliency maps; guide labels with resample NEAREST) at its work
+        size: one of the image file's size is shrunk; any other is returned as it is (the caller checks its size)."""
         h, w = self.hw(i)
-        if grey.shape != tuple(self.sizes[i]) or grey.shape == (h, w):
-            return grey
-        return np.array(Image.fromarray(grey).resize((w, h), Image.BILINEAR))
+        if plane.shape != tuple(self.sizes[i]) or plane.shape == (h, w):
+            return plane
+        return np.array(Image.fromarray(plane).resize((w, h), resample))
+
+    @property
+    def shrinks(self):
+        """Whether any image is worked on smaller than its file."""
+        return any(self.hw(i) != tuple(hw) for i, hw in enumerate(self.sizes))
 
     @property
     def ids(self):

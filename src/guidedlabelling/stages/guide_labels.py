@@ -100,9 +100,11 @@ class GuideJob:
             raise InputError(f"{heat_path}: {heat.shape[0]} maps for {len(classes)} classes; rerun "
                              f"{command('seed_heatmaps')}")
         image = self.data.image(i)
-        sal = self.data.grey_at_work_size(i, load_gray_png(sal_path))
+        sal = self.data.at_work_size(i, load_gray_png(sal_path))
         if hw != image.shape[:2]:
-            raise InputError(f"{heat_path}: heatmaps of size {hw}, the image is {image.shape[:2]}; rerun "
+            shrunk = f" (its file's, shrunk to max_image_side {self.data.max_side})" \
+                if hw == tuple(self.data.sizes[i]) else ""
+            raise InputError(f"{heat_path}: heatmaps of size {hw}, the image is {image.shape[:2]}{shrunk}; rerun "
                              f"{command('seed_heatmaps')}")
         if sal.shape != hw:
             raise InputError(f"{sal_path}: size {sal.shape} differs from the image {hw}; rerun "
@@ -131,7 +133,7 @@ class AfterRuleJob:
         rule, g = self.rule, self.rule.g
         it, classes = rule.data.items[i], rule.data.image_classes(i)
         heat = load_heatmap_mat(rule.seed_dir / f"{it.id}.mat")[0]
-        sal = rule.data.grey_at_work_size(i, load_gray_png(rule.sal_dir / f"{it.id}.png"))
+        sal = rule.data.at_work_size(i, load_gray_png(rule.sal_dir / f"{it.id}.png"))
         seed, core = rule.seeds.labels_at(heat, classes, rule.seeds.seedthres, g["unsure_core"])
         guide = keep_dropped(load_label_png(rule.out / f"{it.id}.png"), seed,
                              [c for c in classes if c in self.kept], g["dropped_share"] / 100)
