@@ -99,7 +99,8 @@ def test_seg_sample_max_side_trains_at_the_scale_of_the_test(tmp_path):
     from guidedlabelling.sampling import SegSample
     label = np.zeros((40, 80), np.uint8)
     label[10:14, 20:28] = 1
-    data = SimpleNamespace(image=lambda i: np.zeros((40, 80, 3), np.uint8), label=lambda i: label)
+    data = SimpleNamespace(image=lambda i, max_side=0: np.zeros(D.base.work_size((40, 80), max_side) + (3,), np.uint8),
+                           label=lambda i: label)
     _, shrunk = SegSample(data, 48, 48, "none", max_side=40)(0, np.random.default_rng(0))
     rows, cols = np.nonzero(shrunk == 1)
     assert len(set(cols)) == 4 and len(rows) == 8 * len(set(rows)) // 2   # 2 x 4 blocks (the pad reflects it)

@@ -68,7 +68,7 @@ def test_tags_edited_in_place_rerun_every_stage_like_a_fresh_run(own, command, t
     for stage, out in zip(METHOD, outputs):   # the saliency network reads no tags: reused
         assert ("up to date" in out) == (stage == "saliency_train"), stage
     assert f"{own['tags']} changed since it was made; recomputing it" in outputs[0]          # seed_train
-    assert "seed_train's output, work size of train changed since it was made; recomputing it" in outputs[1]     # seed_heatmaps
+    assert "seed_train's output changed since it was made; recomputing it" in outputs[1]     # seed_heatmaps
     rerun = guide_done(own)
     own["out_root"] = tmp_path / "fresh"
     run_all(command, own)

@@ -73,8 +73,9 @@ def balanced_epoch(image_classes, num_fg, rng):
 
 
 class SegSample:
-    """Image + label: the dataset's own, or a PNG of `label_dir` (guide labels); with max_side, both shrunk to that
-    longer side first (the label by nearest neighbour), the scale a test at test_size max_side sees."""
+    """Image + label: the dataset's own, or a PNG of `label_dir` (guide labels), at the work size; with max_side,
+    both shrunk to that longer side first where it is smaller (the label by nearest neighbour), the scale a test at
+    test_size max_side sees."""
 
     def __init__(self, data, size, out_size, resize, label_dir=None, max_side=0):
         self.data, self.size, self.out_size, self.resize, self.label_dir = data, size, out_size, resize, label_dir
@@ -89,9 +90,9 @@ class SegSample:
         return self.data.at_work_size(i, load_label_png(path), Image.NEAREST)
 
     def __call__(self, i, rng):
-        img, label = self.data.image(i), self.label(i)
-        if self.max_side and max(label.shape) > self.max_side:
-            img, label = T.resize_longer(img, self.max_side), T.resize_longer(label, self.max_side, Image.NEAREST)
+        img, label = self.data.image(i, self.max_side), self.label(i)  # a large JPEG decodes at a reduced scale
+        if label.shape != img.shape[:2]:
+            label = T.resize(label, img.shape[:2], Image.NEAREST)
         return T.seg_train_sample(img, label, rng, self.size, self.out_size, self.resize)
 
 

@@ -70,8 +70,9 @@ def checked_label(path, hw, classes, class_source):
     if label.shape != tuple(hw):
         raise InputError(f"{path}: label is {label.shape[1]}x{label.shape[0]} (WxH), its image "
                          f"{hw[1]}x{hw[0]}; fix the PNG (EXIF-rotated images count as displayed)")
-    bad = np.setdiff1d(np.unique(label), np.r_[np.arange(len(classes)), IGNORE])
-    if bad.size:
+    valid = ((label >= 0) & (label < len(classes))) | (label == IGNORE)  # sorting only the bad values: faster
+    bad = np.unique(label[~valid]) if not valid.all() else []
+    if len(bad):
         raise InputError(f"{path}: label values {bad[:10].tolist()} outside the {len(classes)} classes of "
                          f"{class_source}; fix the PNG or the class list (255 = void)")
     return label.astype(np.uint8)
@@ -139,8 +140,9 @@ class ImageList:
     def __len__(self):
         return len(self.items)
 
-    def image(self, i):
-        return load_image(self.items[i].image, self.hw(i))
+    def image(self, i, max_side=0):
+        """Image i at its work size, or shrunk further to a longer side of max_side where that is smaller."""
+        return load_image(self.items[i].image, work_size(self.hw(i), max_side))
 
 
 class Labelled(ImageList):
