@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from . import transforms as T
 from .checks import NON_NEGATIVE, POSITIVE, argument, between
 from .config import resolve
 from .datasets import ImageFiles
@@ -62,7 +63,7 @@ def predict(model_path, inputs, out_dir, size, resize="none", pcrf="none", devic
         label = label_map(scores, image, frame, pcrf, crf_backend)
         if image.shape[:2] != tuple(images.sizes[i]):
             image = load_image(images.items[i].image)
-            label = np.array(Image.fromarray(label).resize(image.shape[1::-1], Image.NEAREST))
+            label = T.resize(label, image.shape[:2], Image.NEAREST)
         save_label_png(out_dir / f"{images.items[i].id}.png", label)
         with atomic_path(out_dir / "overlay" / f"{images.items[i].id}.png") as tmp:
             Image.fromarray(overlay(image, label, alpha)).save(tmp, format="PNG")

@@ -167,8 +167,7 @@ def per_image_problems(folder, suffix, datasets):
         return []
     problems = []
     for data in datasets.values():
-        files = [(folder / f"{it.id}{suffix}", (hw, data.hw(i))) for i, (it, hw) in enumerate(zip(data.items,
-                                                                                                  data.sizes))]
+        files = [(folder / f"{it.id}{suffix}", (data.sizes[i], data.hw(i))) for i, it in enumerate(data.items)]
         missing = [p.name for p, _ in files if not p.is_file()]
         if missing:
             problems.append(f"{folder}: no {missing[0]} ({len(missing)} of the {len(files)} images of split "

@@ -107,8 +107,9 @@ def present_classes(label):
 
 
 class ImageList:
-    """`items` and their images, at their work size: an image whose longer side exceeds max_side (data.max_image_side,
-    which open_dataset sets) is shrunk to it, and so are its label map and every output made from it."""
+    """`items` and their images, at their work size: an image whose longer side exceeds max_side (open_dataset sets
+    data.max_image_side, predict its --max_side) is shrunk to it, and so are its label map and every output made
+    from it."""
 
     max_side = 0
 
@@ -121,8 +122,9 @@ class ImageList:
         return work_size(self.sizes[i], self.max_side)
 
     def at_work_size(self, i, plane, resample=Image.BILINEAR):
-        """A map of item i from a folder of yours (saliency maps; guide labels with resample NEAREST) at its work
-        size: one of the image file's size is shrunk; any other is returned as it is (the caller checks its size)."""
+        """A map of item i of the image file's size (its label map, saliency maps and guide labels of yours: labels
+        with resample NEAREST) at its work size; a map of any other size is returned as it is (the caller checks
+        its size)."""
         h, w = self.hw(i)
         if plane.shape != tuple(self.sizes[i]) or plane.shape == (h, w):
             return plane
@@ -164,9 +166,7 @@ class Labelled(ImageList):
 
     def label(self, i):
         """The label map of item i ([H, W] uint8, 255 = void) at its work size (nearest neighbour)."""
-        label = self.full_label(i)
-        h, w = self.hw(i)
-        return label if label.shape == (h, w) else np.array(Image.fromarray(label).resize((w, h), Image.NEAREST))
+        return self.at_work_size(i, self.full_label(i), Image.NEAREST)
 
     def full_label(self, i):
         """The label map of item i at the file's size; a layout without label maps keeps this."""
