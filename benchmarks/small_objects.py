@@ -92,9 +92,9 @@ def main():
                 Image.fromarray(array).save(args.out / sub / f"{image_id}.png")
             tags = " ".join(names[v - 1] for v in sorted(set(np.unique(label)) - {0, IGNORE}))
             rows.append(f"{image_id}.png,{tags},{split}")
-    missing = set(names) - {t for r in rows for t in r.split(",")[1].split()}
-    if missing:  # own data numbers the tags that occur: the masks' values would shift
-        raise SystemExit(f"no image shows {', '.join(sorted(missing))}; make more images (--train, --val)")
+    missing = set(names) - {t for r in rows if r.endswith(",train") for t in r.split(",")[1].split()}
+    if missing:  # own data numbers the tags that occur, and needs each in a training image
+        raise SystemExit(f"no training image shows {', '.join(sorted(missing))}; make more images (--train)")
     (args.out / "tags.csv").write_text("image,tags,split\n" + "\n".join(rows) + "\n")
     print(f"wrote {len(rows)} images to {args.out}")
 

@@ -77,6 +77,13 @@ def make_own(tmp_path):
             "saliency_data": base / "saliency", "preset": base / "tiny.yaml", "out_root": tmp_path / "runs"}
 
 
+def retag_mask(own, image_id, cls):
+    """Give image_id's mask square class cls: a test that retags an image keeps its mask agreeing with the tags."""
+    path = own["masks"] / f"{image_id}.png"
+    mask = np.array(Image.open(path))
+    Image.fromarray(np.where((mask > 0) & (mask != 255), cls, mask).astype(np.uint8)).save(path)
+
+
 def own_args(own, masks=True):
     """The settings that run the tiny preset on the own dataset, as --set items."""
     sets = [f"images={own['images']}", f"tags={own['tags']}", f"saliency_data={own['saliency_data']}",

@@ -387,6 +387,25 @@ def test_every_problem_is_reported_at_once(own, command):
     assert not own["out_root"].exists()
 
 
+def test_every_bad_map_and_missing_saliency_folder_is_reported(own, command):
+    """Two saliency maps of the wrong size: two lines (only the first was named, one rerun per map); two saliency
+    folders missing: both, with the setting that names them."""
+    maps = own["base"] / "maps"
+    maps.mkdir()
+    for name, side in {"a": 32, "b": 16, "c": 32, "d": 16}.items():
+        Image.fromarray(np.zeros((24, side), np.uint8)).save(maps / f"{name}.png")
+    code, _, err = command("script", *own_args(own), "--saliency", maps)
+    errors = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert code == 2 and [e.split(": ")[1] for e in errors] == [str(maps / "b.png"), str(maps / "d.png")], err
+    gone = [own["base"] / "gone1", own["base"] / "gone2"]
+    code, _, err = command("script", *own_args(own), "--set", f"saliency_data={gone[0]},{gone[1]}")
+    errors = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert code == 2 and errors == [f"error: {g / 'images'}: saliency training images not found; expected images/ "
+                                    "and masks/ folders there (--set saliency_data=DIR[,DIR...] names them)"
+                                    for g in gone], err
+    assert not own["out_root"].exists()
+
+
 def test_a_missing_weights_package_stops_the_run_before_any_step(own, command, monkeypatch):
     """The segmenter on EfficientNet-Lite2 without the package of its weights: one error naming the package, before
     any step (it was found only when seg_train built the network, after the seed and saliency stages)."""

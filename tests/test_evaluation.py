@@ -284,3 +284,14 @@ def test_the_evaluation_commands_take_the_seed_heatmaps_split():
         args = parse(stage, ["--seed_split", "test", "--config", "smoke"])
         assert "seed_heatmaps.seed_split=test" in C.flag_overrides(args)
         assert C.resolve("smoke", C.flag_overrides(args))[0]["seed_heatmaps"]["seed_split"] == "test"
+
+
+def test_the_saliency_logs_score_table_has_a_row_per_entry_in_aligned_columns():
+    from guidedlabelling.stages.saliency import score_table
+    scores = {"val": {"max_F": 0.5, "MAE": 0.25, "S_measure": None, "max_E": 0.75, "images": 3},
+              "holdout/weizmann_horses": {"max_F": 0.8125, "MAE": 0.125, "S_measure": 0.5, "max_E": 1.0, "images": 50}}
+    lines = score_table(scores, "maps of").splitlines()
+    assert [line.split() for line in lines] == [["maps", "of", "images", "max", "F", "MAE", "S", "max", "E"],
+                                                ["val", "3", "0.500", "0.250", "-", "0.750"],
+                                                ["holdout/weizmann_horses", "50", "0.812", "0.125", "0.500", "1.000"]]
+    assert len({len(line) for line in lines}) == 1   # the columns line up

@@ -12,7 +12,7 @@ import scipy.io
 import yaml
 from PIL import Image
 
-from conftest import make_own, own_args
+from conftest import make_own, own_args, retag_mask
 from guidedlabelling.fingerprint import file_digest
 from guidedlabelling.settings import SHARED
 
@@ -64,6 +64,7 @@ def test_tags_edited_in_place_rerun_every_stage_like_a_fresh_run(own, command, t
     run_all(command, own)
     stale = guide_done(own)
     edit_in_place(own["tags"], "a.jpg,cat", "a.jpg,dog")
+    retag_mask(own, "a", 2)
     outputs = run_all(command, own)
     for stage, out in zip(METHOD, outputs):   # the saliency network reads no tags: reused
         assert ("up to date" in out) == (stage == "saliency_train"), stage
@@ -101,6 +102,7 @@ def test_folders_made_at_the_files_size_are_remade_once_the_work_size_shrinks_th
 def test_a_stale_upstream_output_is_an_error_naming_what_changed(own, command):
     run_all(command, own, ("seed_train", "seed_heatmaps"))
     edit_in_place(own["tags"], "c.jpg,cat", "c.jpg,dog")
+    retag_mask(own, "c", 2)
     code, _, err = command("seed_heatmaps", *own_args(own))
     assert code == 2
     assert (f"the output of stage seed_train is out of date, {own['tags']} changed since it was made; rerun "
@@ -178,6 +180,7 @@ def test_the_same_data_written_another_way_is_up_to_date_and_another_project_is_
     assert "seed_train: up to date" in run_all(command, relative, ("seed_train",))[0]
     other = make_own(tmp_path / "other") | {"out_root": own["out_root"]}
     edit_in_place(other["tags"], "a.jpg,cat", "a.jpg,dog")
+    retag_mask(other, "a", 2)
     out = run_all(command, other, ("seed_train",))[0]
     assert "up to date" not in out and len(list((own["out_root"] / "tiny" / "seed_train").iterdir())) == 2
 
@@ -241,6 +244,7 @@ def test_a_killed_run_does_not_resume_from_outputs_of_other_inputs(own, command)
     (training / "done.json").unlink()
     (training / "model.pth").unlink()          # as a run killed after its snapshots
     edit_in_place(own["tags"], "a.jpg,cat", "a.jpg,dog")
+    retag_mask(own, "a", 2)
     out = run_all(command, own, ("seed_train",))[0]
     assert "changed since it was made; recomputing it" in out and "resuming at iteration" not in out
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from conftest import ROOT, TINY_PRESET, own_args
+from conftest import ROOT, TINY_PRESET, own_args, retag_mask
 from guidedlabelling import config as C
 from guidedlabelling import driver
 
@@ -100,6 +100,7 @@ def test_an_old_run_with_an_edited_input_names_the_input_not_the_renames(own, co
     as_older_version(own["out_root"] / "tiny")
     text = own["tags"].read_text()
     own["tags"].write_text(text.replace("a.jpg,cat", "a.jpg,dog"))
+    retag_mask(own, "a", 2)
     code, again, err = command("script", *own_args(own))
     assert code == 0, again + err
     assert f"{own['tags']} changed since it was made; recomputing it" in again

@@ -137,7 +137,7 @@ def test_classes_and_hash_split_from_the_tags(folder):
 
 def test_split_column_and_names_without_extension(folder, tmp_path):
     csv = tmp_path / "tags.csv"
-    csv.write_text("image,tags,split\nbig,cat,val\ngrey.png,dog,train\nalpha,bird,train\n")
+    csv.write_text("image,tags,split\nbig,cat,val\ngrey.png,cat dog,train\nalpha,bird,train\n")
     train = OwnDataset(folder / "images", csv, split="train_aug")   # the VOC presets' name for train
     val = OwnDataset(folder / "images", csv, split="val")
     assert train.ids == ["grey", "alpha"] and val.ids == ["big"]

@@ -53,7 +53,7 @@ def test_a_name_through_a_subfolder_that_stays_inside_is_its_file(folder):
 
 
 def test_split_values_any_case_empty_means_by_name_others_are_errors(folder):
-    rows = ["a.jpg,cat,Val", "b.png,dog,"]   # b: sha1('b') mod 100 = 20, not below val_percent 20: train
+    rows = ["a.jpg,cat,Val", "b.png,cat dog,"]   # b: sha1('b') mod 100 = 20, not below val_percent 20: train
     assert dataset(folder, rows, "val").ids == ["a"] and dataset(folder, rows, "train").ids == ["b"]
     with pytest.raises(InputError, match=r"line 3: split 'test' is not train or val; write train or val, or leave it "
                                          r"empty"):
@@ -73,3 +73,109 @@ def test_at_most_255_classes(folder):
     with pytest.raises(InputError, match=r"tags.csv: 256 classes \(background included\); label PNGs hold at most "
                                          r"255 \(values 0..254, 255 = void\); merge tags"):
         dataset(folder, [f"a.jpg,{tags} t254,train"])
+
+
+def masks(folder, values):
+    """Label PNGs (4x6, the fixture images' size) filled with one class value each: {id: value}."""
+    (folder / "masks").mkdir(exist_ok=True)
+    for image_id, value in values.items():
+        Image.fromarray(np.full((4, 6), value, np.uint8)).save(folder / "masks" / f"{image_id}.png")
+    return folder / "masks"
+
+
+def test_a_class_tagged_in_no_training_image_is_an_error(folder):
+    """The only cat image in val (or unreadable in train): no training image teaches cat."""
+    with pytest.raises(InputError, match=r"tags.csv: class 'cat' is tagged in no readable training image \(only in "
+                                         r"a.jpg \(line 2, val\)\), so nothing would learn it; give one of its images "
+                                         r"split train"):
+        dataset(folder, ["a.jpg,cat,val", "b.png,dog,train"])
+    assert dataset(folder, ["a.jpg,cat,val", "b.png,dog,train"], "val").ids == ["a"]   # val alone: nothing to train
+    (folder / "images" / "a.jpg").write_bytes(b"not an image")
+    with pytest.raises(InputError, match=r"class 'cat' is tagged in no readable training image \(only in a.jpg "
+                                         r"\(line 2, unreadable\)\)"):
+        dataset(folder, ["a.jpg,cat,train", "b.png,dog,train"])
+
+
+def test_a_mask_holding_a_class_its_row_does_not_tag_is_an_error(folder):
+    """Masks numbered in another class order than background + the sorted tags: cat is 1, dog 2 here."""
+    ok = {"a": 1, "b": 2}
+    data = dataset(folder, ["a.jpg,cat,train", "b.png,dog,train"], masks=masks(folder, ok))
+    assert [np.unique(data.label(i)).tolist() for i in range(2)] == [[1], [2]]
+    with pytest.raises(InputError) as e:
+        dataset(folder, ["a.jpg,cat,train", "b.png,dog,train"], masks=masks(folder, {"a": 2, "b": 1}))
+    assert [m.split(": ", 1)[1] for m in e.value.messages] == [   # both masks, in one error
+        "holds dog (2) on 100%% of its pixels, which line 2 of %s does not tag (cat); mask values follow the classes "
+        "background + the sorted tags (0 background, 1 cat, 2 dog): fix the mask or the tags" % (folder / "tags.csv"),
+        "holds cat (1) on 100%% of its pixels, which line 3 of %s does not tag (dog); mask values follow the classes "
+        "background + the sorted tags (0 background, 1 cat, 2 dog): fix the mask or the tags" % (folder / "tags.csv")]
+    assert e.value.messages[0].startswith(f"{folder / 'masks' / 'a.png'}: ")
+    masks(folder, {"a": 0, "b": 255})   # a tagged class the mask lacks (too small to draw, all void): allowed
+    assert len(dataset(folder, ["a.jpg,cat,train", "b.png,dog cat,train"], masks=folder / "masks")) == 2
+
+
+def test_a_few_pixels_of_an_untagged_class_pass_from_one_percent_they_do_not(folder):
+    """The seam of a mask resized with interpolation: between cat (1) and 3, a thin line of 2."""
+    for name in ("a.jpg", "b.png"):
+        Image.fromarray(np.full((100, 60, 3), 90, np.uint8)).save(folder / "images" / name)
+    (folder / "masks").mkdir()
+    seam = np.full((100, 60), 1, np.uint8)
+    seam.flat[:59] = 2   # 59 of 6000 pixels: 0.98%
+    Image.fromarray(seam).save(folder / "masks" / "a.png")
+    Image.fromarray(np.full((100, 60), 2, np.uint8)).save(folder / "masks" / "b.png")
+    rows = ["a.jpg,cat,train", "b.png,dog,train"]
+    assert np.count_nonzero(dataset(folder, rows, masks=folder / "masks").label(0) == 2) == 59  # kept as it is
+    seam.flat[59] = 2    # 60: 1%
+    Image.fromarray(seam).save(folder / "masks" / "a.png")
+    with pytest.raises(InputError, match=r"a.png: holds dog \(2\) on 1% of its pixels, which line 2"):
+        dataset(folder, rows, masks=folder / "masks")
+
+
+def test_every_missing_image_and_mask_is_reported_at_once(folder):
+    rows = ["a.jpg,cat,train", "gone.jpg,cat,train", "b.png,dog,train", "lost.png,dog,train"]
+    with pytest.raises(InputError) as e:
+        dataset(folder, rows)
+    assert [m.split(": ", 1)[0] for m in e.value.messages] == [f"{folder / 'tags.csv'}, line 3",
+                                                               f"{folder / 'tags.csv'}, line 5"]
+    (folder / "masks").mkdir()
+    with pytest.raises(InputError) as e:
+        dataset(folder, rows[::2], masks=folder / "masks")
+    assert [m.split(": ", 1)[0] for m in e.value.messages] == [str(folder / "masks" / "a.png"),
+                                                               str(folder / "masks" / "b.png")]
+    masks(folder, {"a": 7, "b": 2})   # a missing image and a bad mask of another row: both
+    with pytest.raises(InputError) as e:
+        dataset(folder, rows[:3], masks=folder / "masks")
+    assert [m.split(": ", 1)[0] for m in e.value.messages] == [f"{folder / 'tags.csv'}, line 3",
+                                                               str(folder / "masks" / "a.png")]
+    many = [f"x{k}.jpg,cat,train" for k in range(12)]
+    with pytest.raises(InputError) as e:
+        dataset(folder, many)
+    assert len(e.value.messages) == 11 and e.value.messages[-1] == f"{folder / 'tags.csv'}: 2 more problems"
+    (folder / "images" / "b.png").write_bytes(b"not an image")   # none readable: with the missing row still
+    with pytest.raises(InputError) as e:
+        dataset(folder, ["b.png,dog,train", "gone.jpg,dog,train"])
+    assert [m.split(": ", 1)[0] for m in e.value.messages] == [f"{folder / 'tags.csv'}, line 3",
+                                                               str(folder / "tags.csv")]
+    assert "none of its 1 images can be read" in e.value.messages[1]
+
+
+def test_a_class_without_training_image_is_reported_with_the_other_problems(folder):
+    with pytest.raises(InputError) as e:
+        dataset(folder, ["a.jpg,cat,val", "b.png,dog,train", "gone.jpg,dog,train"])
+    starts = [m.split(": ", 1)[1][:24] for m in e.value.messages]
+    assert starts == ["image 'gone.jpg' is not ", "class 'cat' is tagged in"]
+
+
+def test_an_image_named_like_a_stage_file_is_an_error(folder):
+    """seed_heatmaps writes cls_res.mat beside the per-image <id>.mat: an image cls_res would be overwritten."""
+    for name in ("cls_res", "CLS_Res"):   # the second: cls_res.mat on a case-insensitive file system
+        (folder / "images" / "b.png").rename(folder / "images" / f"{name}.png")
+        with pytest.raises(InputError, match=f"line 3: image id '{name}' is the name of a file the stages write "
+                                             r"beside the per-image files \(seed_heatmaps' class scores, cls_res.mat"):
+            dataset(folder, ["a.jpg,cat,train", f"{name}.png,dog,train"])
+        (folder / "images" / f"{name}.png").rename(folder / "images" / "b.png")
+
+
+@pytest.mark.parametrize("tag", ["background", "Background", "BACKGROUND"])
+def test_background_in_any_case_is_not_a_tag(folder, tag):
+    with pytest.raises(InputError, match=f"line 2: '{tag}' is not a tag \\(background is class 0\\); remove it"):
+        dataset(folder, [f"a.jpg,cat {tag},train"])

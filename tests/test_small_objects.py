@@ -17,7 +17,7 @@ SHARED = ROOT.parent / "shared" / "data"
 def test_the_check_sets_masks_hold_the_classes_its_tags_name(tmp_path):
     proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "small_objects.py"), str(tmp_path),
                            "--msrc", str(SHARED / "msrc_things"), "--davis", str(SHARED / "davis_saliency"),
-                           "--train", "6", "--val", "2"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+                           "--train", "8", "--val", "2"], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     for split in ("train", "val"):
         data = OwnDataset(tmp_path / "images", tmp_path / "tags.csv", tmp_path / "masks", split)

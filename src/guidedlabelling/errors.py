@@ -14,6 +14,18 @@ class InputError(Exception):
         return "\n".join(self.messages)
 
 
+def capped(problems, source, shown=10):
+    """The problems found; past `shown` of them, one line counting the rest."""
+    more = [f"{source}: {len(problems) - shown} more problems"] if len(problems) > shown else []
+    return problems[:shown] + more
+
+
+def raise_all(problems, source):
+    """Raise every problem found together (capped), or nothing when there is none."""
+    if problems:
+        raise InputError(*capped(problems, source))
+
+
 OS_FIXES = {
     errno.ENOSPC: "free space on that disk or choose another output folder ({flags})",
     errno.EDQUOT: "free space within your quota or choose another output folder ({flags})",

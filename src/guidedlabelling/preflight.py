@@ -17,7 +17,7 @@ from . import naming
 from . import settings as S
 from . import pipeline
 from .datasets import MaskFolder, open_dataset
-from .errors import InputError
+from .errors import InputError, capped
 from .fingerprint import EVALUATED, SETTINGS, UPSTREAM, WORK_SIZE, Digests, folder_files, output_fingerprint, \
     settings_digest, staleness
 from .networks import NETWORKS, imagenet_weights, names
@@ -173,7 +173,7 @@ def per_image_problems(folder, suffix, datasets):
             problems.append(f"{folder}: no {missing[0]} ({len(missing)} of the {len(files)} images of split "
                             f"{data.split} have no {suffix} file here); add them or pass another folder")
         elif suffix == ".png":
-            problems += [problem for p, hw in files if (problem := png_problem(p, hw))][:1]
+            problems += capped([problem for p, hw in files if (problem := png_problem(p, hw))], folder)
     return problems
 
 

@@ -42,8 +42,9 @@ def read_tags(path):
             raise InputError(f"{path}, line {line}: expected {len(header)} fields ({','.join(header)}), got "
                              f"{fields}; separate tags by spaces or ';', not commas")
         tags = tuple(sorted({t for t in re.split(r"[;\s]+", fields[1]) if t}))
-        if "background" in tags:
-            raise InputError(f"{path}, line {line}: 'background' is not a tag (it is class 0); remove it")
+        reserved = next((t for t in tags if t.casefold() == "background"), None)
+        if reserved:
+            raise InputError(f"{path}, line {line}: {reserved!r} is not a tag (background is class 0); remove it")
         odd = next((t for t in tags if NOT_IN_TAGS.search(t)), None)
         if odd:
             raise InputError(f"{path}, line {line}: tag {odd!r} holds {NOT_IN_TAGS.search(odd).group()!r}; separate "

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import raise_all
 from ..io import InputError, load_gray_png
 from .base import IMAGE_SUFFIXES, ImageList, Item, readable_items
 
@@ -31,11 +32,11 @@ class MaskFolder(ImageList):
         scenes, found, listed = set(names(holdout_scenes)), set(), []
         if not self.roots:
             raise InputError("saliency_data is empty; name a folder of images/ and masks/ (--set saliency_data=DIR)")
+        raise_all([f"{root / 'images'}: saliency training images not found; expected images/ and masks/ folders "
+                   "there (--set saliency_data=DIR[,DIR...] names them)"
+                   for root in self.roots if not (root / "images").is_dir()], roots)
         for root in self.roots:
             images = root / "images"
-            if not images.is_dir():
-                raise InputError(f"{images}: saliency training images not found; expected images/ and masks/ "
-                                 "folders (set --saliency_data)")
             folder = [Item(p.stem, p, root / "masks" / f"{p.stem}.png")
                       for p in sorted(images.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES]
             held = [scene_of(it.id) in scenes for it in folder]

@@ -2,11 +2,19 @@
 import os
 from pathlib import Path
 
-from ..io import InputError
+import numpy as np
+
+from ..errors import InputError, raise_all
+from ..io import IGNORE
 from ..tags import hash_split, read_tags
 from .base import IMAGE_SUFFIXES, Item, Labelled, case_hint, check_class_count, checked_label, inside, \
     readable_items
 from .voc import split_name
+
+RESERVED_IDS = {"cls_res": "seed_heatmaps' class scores, cls_res.mat, as the release names them"}  # any case
+UNTAGGED = 0.01  # share of a mask's pixels from which a class its row does not tag is an error
+MAX_ORDER = 12   # classes of the class order a mask error spells out
+
 
 class OwnDataset(Labelled):
     """Your own images with image-level tags: a folder of images and a CSV `image,tags[,split]`.
@@ -49,65 +57,121 @@ class OwnDataset(Labelled):
         if len(self.classes) < 2:
             raise InputError(f"{self.tags_file}: no tags at all; tag each image with the classes it shows")
         check_class_count(self.classes, self.tags_file, "merge tags")
-        listed, tag_classes = self._split_items(rows, masks, val_percent)
+        problems = []
+        files = self._match_files(rows, problems)
+        listed, self._rows = self._split_items(rows, files, masks, val_percent, problems)
+        if not listed:
+            raise_all(problems, self.tags_file)
         self.sources = [self.tags_file] + [it.image for it in listed]
         self.labels = [it.label for it in listed if it.label is not None]
-        self.items, self.sizes, self.skipped = readable_items(listed, self.tags_file)
-        self._present = [tag_classes[it.id] for it in self.items]
-        if self.has_labels:
-            for i in range(len(self.items)):
-                self.full_label(i)  # checks every mask now, before a stage writes anything
+        try:
+            self.items, self.sizes, self.skipped = readable_items(listed, self.tags_file)
+        except InputError as e:  # none readable: with the problems found before
+            raise_all(problems + list(e.messages), self.tags_file)
+        self._present = [[self.classes.index(t) for t in self._rows[it.id].tags] for it in self.items]
+        if self.split == "train":
+            problems += self._untaught(rows, files, val_percent)
+        if self.has_labels:  # every mask there checked now, before a stage writes anything
+            problems += [p for i, it in enumerate(self.items) if it.label.is_file() and (p := self._mask_problem(i))]
+        raise_all(problems, self.tags_file)
 
-    def _split_items(self, rows, masks, val_percent):
-        """Items of this split, and {id: its tags' class indices}."""
-        files = self._match_files(rows)
-        items, tag_classes = [], {}
+    def _split_items(self, rows, files, masks, val_percent, problems):
+        """Items of this split, and {id: its row}."""
+        items, row_of = [], {}
         for r in rows:
-            image = files[r.line]
-            if (r.split or hash_split(image.stem, val_percent)) != self.split:
+            image = files.get(r.line)
+            if image is None or (r.split or hash_split(image.stem, val_percent)) != self.split:
                 continue
             label = Path(masks) / f"{image.stem}.png" if masks else None
             if label is not None and not label.is_file():
-                raise InputError(f"{label}: mask of {image.name} not found; add it, or leave out --masks to "
-                                 "run without evaluation")
+                problems.append(f"{label}: mask of {image.name} not found; add it, or leave out --masks to run "
+                                "without evaluation")
             items.append(Item(image.stem, image, label))
-            tag_classes[image.stem] = [self.classes.index(t) for t in r.tags]
-        if not items:
+            row_of[image.stem] = r
+        if not items and not problems:
             raise InputError(f"{self.tags_file}: no images in split {self.split}; add a split column "
                              "(train/val) or more images")
-        return items, tag_classes
+        return items, row_of
 
-    def _match_files(self, rows):
-        """{CSV line: image file}; each row names one file of the folder, each file is named once."""
+    def _match_files(self, rows, problems):
+        """{CSV line: image file}; each row names one file of the folder, each file is named once. A row that
+        does not adds its problem to `problems` instead."""
         by_stem = {}
         for p in sorted(self.root.iterdir()):
             if p.suffix.lower() in IMAGE_SUFFIXES:
                 by_stem.setdefault(p.stem, []).append(p)
         files, seen = {}, {}
         for r in rows:
-            where = f"{self.tags_file}, line {r.line}"
-            exact = Path(os.path.normpath(self.root / r.image))  # sub/../a.jpg is a.jpg; links are judged below
-            if Path(r.image).is_absolute() or \
-                    not Path(os.path.abspath(exact)).is_relative_to(os.path.abspath(self.root)):
-                raise InputError(f"{where}: image {r.image!r} is outside {self.root}; name a file of that folder")
-            found = [exact] if exact.is_file() else by_stem.get(r.image, [])
-            if not found:
-                raise InputError(f"{where}: image {r.image!r} is not in {self.root}; "
-                                 + case_hint(r.image, self.root) + "add it or remove the row")
-            if not (self.follow_symlinks or inside(found[0], self.root)):
-                raise InputError(f"{where}: image {r.image!r} links to {found[0].resolve()}, outside {self.root}; "
-                                 "copy the file in, or pass --set follow_symlinks=true to read it there")
-            if len(found) > 1:
-                raise InputError(f"{where}: {r.image!r} matches {[p.name for p in found]}; name the file with "
-                                 "its extension")
-            stem = found[0].stem
-            if stem in seen and files[seen[stem]].resolve() == found[0].resolve():
-                raise InputError(f"{where}: image {r.image!r} is listed again (line {seen[stem]}); remove one row")
-            if stem in seen:
-                raise InputError(f"{where}: image id {stem!r} already on line {seen[stem]}; outputs are named "
-                                 "by id, so each image may appear once (rename one file)")
-            seen[stem], files[r.line] = r.line, found[0]
+            try:
+                found = self._row_file(r, by_stem, files, seen)
+            except InputError as e:
+                problems += e.messages
+                continue
+            seen[found.stem], files[r.line] = r.line, found
         return files
+
+    def _row_file(self, r, by_stem, files, seen):
+        """The image file row `r` names (InputError where it names none, or one named before)."""
+        where = f"{self.tags_file}, line {r.line}"
+        exact = Path(os.path.normpath(self.root / r.image))  # sub/../a.jpg is a.jpg; links are judged below
+        if Path(r.image).is_absolute() or \
+                not Path(os.path.abspath(exact)).is_relative_to(os.path.abspath(self.root)):
+            raise InputError(f"{where}: image {r.image!r} is outside {self.root}; name a file of that folder")
+        found = [exact] if exact.is_file() else by_stem.get(r.image, [])
+        if not found:
+            raise InputError(f"{where}: image {r.image!r} is not in {self.root}; "
+                             + case_hint(r.image, self.root) + "add it or remove the row")
+        if not (self.follow_symlinks or inside(found[0], self.root)):
+            raise InputError(f"{where}: image {r.image!r} links to {found[0].resolve()}, outside {self.root}; "
+                             "copy the file in, or pass --set follow_symlinks=true to read it there")
+        if len(found) > 1:
+            raise InputError(f"{where}: {r.image!r} matches {[p.name for p in found]}; name the file with "
+                             "its extension")
+        stem = found[0].stem
+        if stem.casefold() in RESERVED_IDS:  # case-insensitive file systems: CLS_RES.mat is cls_res.mat
+            raise InputError(f"{where}: image id {stem!r} is the name of a file the stages write beside the "
+                             f"per-image files ({RESERVED_IDS[stem.casefold()]}); rename the image")
+        if stem in seen and files[seen[stem]].resolve() == found[0].resolve():
+            raise InputError(f"{where}: image {r.image!r} is listed again (line {seen[stem]}); remove one row")
+        if stem in seen:
+            raise InputError(f"{where}: image id {stem!r} already on line {seen[stem]}; outputs are named "
+                             "by id, so each image may appear once (rename one file)")
+        return found[0]
+
+    def _untaught(self, rows, files, val_percent):
+        """A problem per class that no readable training image is tagged with: nothing would learn it."""
+        taught = {c for present in self._present for c in present}
+        unmatched = {t for r in rows if r.line not in files for t in r.tags}  # their rows' problems tell
+        problems = []
+        for c, name in enumerate(self.classes[1:], 1):
+            if c in taught or name in unmatched:
+                continue
+            where = [f"{files[r.line].name} (line {r.line}, " + ("val" if (r.split or hash_split(
+                files[r.line].stem, val_percent)) == "val" else "unreadable") + ")" for r in rows if name in r.tags]
+            problems.append(f"{self.tags_file}: class {name!r} is tagged in no readable training image (only in "
+                            f"{', '.join(where[:3])}{' ...' if len(where) > 3 else ''}), so nothing would learn it; "
+                            "give one of its images split train in a split column, add one, or remove the tag")
+        return problems
+
+    def _mask_problem(self, i):
+        """What is wrong with item i's mask: unreadable, of another size, values outside the classes, or a class its
+        row does not tag on at least UNTAGGED of its pixels (masks numbered in another class order than the tags',
+        most often; fewer pixels are let pass: the seams of a mask resized with interpolation); None when nothing."""
+        try:
+            label = self.full_label(i)
+        except InputError as e:
+            return e.messages[0]
+        share = np.bincount(label.ravel(), minlength=IGNORE + 1)[1:IGNORE] / label.size
+        untagged = [c for c in np.flatnonzero(share >= UNTAGGED) + 1 if c not in self._present[i]]
+        if not untagged:
+            return None
+        row = self._rows[self.items[i].id]
+        held = ", ".join(f"{self.classes[c]} ({c}) on {100 * share[c - 1]:.0f}%" for c in untagged)
+        order = ", ".join(f"{k} {c}" for k, c in enumerate(self.classes[:MAX_ORDER])) + \
+            (", ..." if len(self.classes) > MAX_ORDER else "")
+        return (f"{self.items[i].label}: holds {held} of its pixels, which line {row.line} of {self.tags_file} does "
+                f"not tag ({' '.join(row.tags) or 'no tags'}); mask values follow the classes background + the sorted "
+                f"tags ({order}): fix the mask or the tags")
 
     def full_label(self, i):
         if not self.has_labels:
@@ -118,5 +182,4 @@ class OwnDataset(Labelled):
     def image_classes(self, i):
         """Foreground classes the tags name (1-based class values, increasing)."""
         return self._present[i]
-
 

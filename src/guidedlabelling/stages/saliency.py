@@ -67,8 +67,9 @@ def run(stage):
         summary |= holdout_quality(held, out / "holdout")
         summary |= holdout_quality(zoomed, out / "holdout_zoom", "holdout_zoom")
         for name in ("holdout", "holdout_zoom"):
-            stage.log.info("%s quality per object area:\n%s", name, area_table(summary[name]["by_area"]))
-    stage.log.info("saliency quality: %s", summary)
+            stage.log.info("%s quality per object area:\n%s", name, score_table(summary[name]["by_area"]))
+    if summary:  # the foreground IoU at each threshold is in done.json
+        stage.log.info("saliency quality:\n%s", score_table(summary, "maps of"))
     stage.finish(summary)
 
 
@@ -131,12 +132,14 @@ def area_quality(pairs):
             for k, (lo, hi) in enumerate(zip(AREA_EDGES, AREA_EDGES[1:]))}
 
 
-def area_table(by_area):
-    """area_quality as lines of text for the log."""
-    rows = [f"{'object area':>12}{'images':>7}{'max F':>7}{'MAE':>7}{'S':>7}{'max E':>7}"]
-    for bucket, q in by_area.items():
+def score_table(named, title="object area"):
+    """{name: saliency_scores} as lines of text for the log (area_quality's, or the maps of each split)."""
+    width = max(12, *(len(name) + 1 for name in named))
+    rows = [f"{title:>{width}}{'images':>7}{'max F':>7}{'MAE':>7}{'S':>7}{'max E':>7}"]
+    for name, q in named.items():
         scores = [q[k] for k in ("max_F", "MAE", "S_measure", "max_E")]
-        rows.append(f"{bucket:>12}{q['images']:>7}" + "".join("      -" if v is None else f"{v:7.3f}" for v in scores))
+        cells = "".join("      -" if v is None else f"{v:7.3f}" for v in scores)
+        rows.append(f"{name:>{width}}{q['images']:>7}{cells}")
     return "\n".join(rows)
 
 
