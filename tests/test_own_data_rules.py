@@ -179,3 +179,20 @@ def test_an_image_named_like_a_stage_file_is_an_error(folder):
 def test_background_in_any_case_is_not_a_tag(folder, tag):
     with pytest.raises(InputError, match=f"line 2: '{tag}' is not a tag \\(background is class 0\\); remove it"):
         dataset(folder, [f"a.jpg,cat {tag},train"])
+
+
+def test_photos_without_a_row_and_rows_without_tags_are_noted_once_per_tags_file(folder, capsys):
+    from guidedlabelling.driver import print_own_data_notes
+    Image.fromarray(np.full((4, 6, 3), 90, np.uint8)).save(folder / "images" / "c.png")
+    (folder / "images" / "notes.txt").write_text("not a photo")   # not an image suffix: not counted
+    rows = ["a.jpg,cat,train", "b.png,,train"]
+    train, val = dataset(folder, rows), dataset(folder, rows + ["c.png,cat,val"], "val")
+    assert (train.unlisted, train.untagged, val.unlisted) == (["c.png"], [3], [])
+    print_own_data_notes([train, ["not a dataset"], dataset(folder, rows, "train")])   # train twice: one note each
+    assert capsys.readouterr().out.splitlines() == [
+        f"note: 1 images of {folder / 'images'} have no row in {folder / 'tags.csv'} and are not used (c.png); add "
+        "rows to use them",
+        f"note: 1 rows of {folder / 'tags.csv'} have no tags, so their photos are trained as background only (lines 3)"]
+    print_own_data_notes([val])
+    assert capsys.readouterr().out.splitlines() == [
+        f"note: 1 rows of {folder / 'tags.csv'} have no tags, so their photos are trained as background only (lines 3)"]

@@ -226,6 +226,20 @@ def summarise(args, overrides, seconds=None):
     print(f"\nsummary: {path}")
 
 
+def print_own_data_notes(opened):
+    """Once per tags file of the datasets the preflight opened: the photos of its folder that no row names, and the
+    rows without tags (both legitimate, and both what a slip in the CSV looks like)."""
+    for data in {str(d.tags_file): d for d in opened if hasattr(d, "unlisted")}.values():
+        if data.unlisted:
+            names = ", ".join(data.unlisted[:3]) + (", ..." if len(data.unlisted) > 3 else "")
+            print(f"note: {len(data.unlisted)} images of {data.root} have no row in {data.tags_file} and are not used "
+                  f"({names}); add rows to use them", flush=True)
+        if data.untagged:
+            lines = ", ".join(map(str, data.untagged[:5])) + (", ..." if len(data.untagged) > 5 else "")
+            print(f"note: {len(data.untagged)} rows of {data.tags_file} have no tags, so their photos are trained as "
+                  f"background only (lines {lines})", flush=True)
+
+
 def print_skipped(*finished):
     """The unreadable images the stages left out (each stage lists them in its done.json)."""
     skipped = {path: why for d in finished if d for path, why in d.get("skipped_images", {}).items()}
@@ -282,6 +296,8 @@ def main(argv=None):
     overrides = settings(args)
     steps, skip = planned_steps(args, overrides)
     opened = check_inputs(args, overrides, steps, skip)
+    if not args.lane:  # a lane's driver checked what the parent did
+        print_own_data_notes(opened.found.values())
     seconds, lane_of = run_steps(args, overrides, steps, skip, opened)
     if args.lane:
         print(lanes.REPORT + json.dumps(seconds), flush=True)

@@ -53,6 +53,7 @@ class OwnDataset(Labelled):
             raise InputError(f"{masks}: masks folder not found; pass --masks with a folder of <id>.png or "
                              "leave it out")
         rows = read_tags(self.tags_file)
+        self.untagged = [r.line for r in rows if not r.tags]  # photos of background only
         self.classes = ["background"] + sorted({t for r in rows for t in r.tags})
         if len(self.classes) < 2:
             raise InputError(f"{self.tags_file}: no tags at all; tag each image with the classes it shows")
@@ -108,6 +109,8 @@ class OwnDataset(Labelled):
                 problems += e.messages
                 continue
             seen[found.stem], files[r.line] = r.line, found
+        named = {p.resolve() for p in files.values()}
+        self.unlisted = sorted(p.name for stems in by_stem.values() for p in stems if p.resolve() not in named)
         return files
 
     def _row_file(self, r, by_stem, files, seen):
