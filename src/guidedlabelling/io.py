@@ -143,6 +143,9 @@ def read_heatmap_file(path, names):
                          "src/seed/test.py") from None
 
 
+CLASS_SCORES = "cls_res.mat"  # seed_heatmaps' file of every image's class scores, beside the heatmaps (the release's)
+
+
 def load_heatmap_mat(path):
     m = read_heatmap_file(path, ["heatmap", "imshape_original"])
     shape = tuple(int(v) for v in m["imshape_original"].ravel())

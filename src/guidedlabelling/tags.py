@@ -79,6 +79,11 @@ def read_split(fields, header, path, line):
     return split
 
 
+def split_of(row, image_id, val_percent):
+    """The split of a row whose image has this id: its split column's, else hash_split's."""
+    return row.split or hash_split(image_id, val_percent)
+
+
 def hash_split(image_id, val_percent):
     """'val' for about val_percent of the ids, the same on every machine: sha1 of the id, mod 100."""
     return "val" if int(hashlib.sha1(image_id.encode()).hexdigest(), 16) % 100 < val_percent else "train"

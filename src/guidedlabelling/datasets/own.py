@@ -5,13 +5,13 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError, raise_all
-from ..io import IGNORE
-from ..tags import hash_split, read_tags
+from ..io import CLASS_SCORES, IGNORE
+from ..tags import read_tags, split_of
 from .base import IMAGE_SUFFIXES, Item, Labelled, case_hint, check_class_count, checked_label, inside, \
     readable_items
 from .voc import split_name
 
-RESERVED_IDS = {"cls_res": "seed_heatmaps' class scores, cls_res.mat, as the release names them"}  # any case
+RESERVED_IDS = {Path(CLASS_SCORES).stem: f"seed_heatmaps' class scores, {CLASS_SCORES}, as the release names them"}
 UNTAGGED = 0.01  # share of a mask's pixels from which a class its row does not tag is an error
 MAX_ORDER = 12   # classes of the class order a mask error spells out
 
@@ -81,7 +81,7 @@ class OwnDataset(Labelled):
         items, row_of = [], {}
         for r in rows:
             image = files.get(r.line)
-            if image is None or (r.split or hash_split(image.stem, val_percent)) != self.split:
+            if image is None or split_of(r, image.stem, val_percent) != self.split:
                 continue
             label = Path(masks) / f"{image.stem}.png" if masks else None
             if label is not None and not label.is_file():
@@ -96,7 +96,7 @@ class OwnDataset(Labelled):
 
     def _match_files(self, rows, problems):
         """{CSV line: image file}; each row names one file of the folder, each file is named once. A row that
-        does not adds its problem to `problems` instead."""
+        does not adds its problem to `problems` instead. Sets `unlisted`: the folder's images no row names."""
         by_stem = {}
         for p in sorted(self.root.iterdir()):
             if p.suffix.lower() in IMAGE_SUFFIXES:
@@ -149,8 +149,11 @@ class OwnDataset(Labelled):
         for c, name in enumerate(self.classes[1:], 1):
             if c in taught or name in unmatched:
                 continue
-            where = [f"{files[r.line].name} (line {r.line}, " + ("val" if (r.split or hash_split(
-                files[r.line].stem, val_percent)) == "val" else "unreadable") + ")" for r in rows if name in r.tags]
+            where = []
+            for r in (r for r in rows if name in r.tags):
+                image = files[r.line]
+                why = "val" if split_of(r, image.stem, val_percent) == "val" else "unreadable"
+                where.append(f"{image.name} (line {r.line}, {why})")
             problems.append(f"{self.tags_file}: class {name!r} is tagged in no readable training image (only in "
                             f"{', '.join(where[:3])}{' ...' if len(where) > 3 else ''}), so nothing would learn it; "
                             "give one of its images split train in a split column, add one, or remove the tag")

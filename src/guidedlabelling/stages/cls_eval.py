@@ -4,7 +4,7 @@ import numpy as np
 import scipy.io
 
 from ..checks import one_of
-from ..io import InputError, save_json
+from ..io import CLASS_SCORES, InputError, save_json
 from ..metrics import cell, classifier_report
 from ..pipeline import command
 from ..reads import Reads
@@ -84,7 +84,7 @@ def run(stage):
     """results.json (per-class AP, mAP) and the table in the log."""
     cfg, out = stage.cfg, stage.out
     variant = cfg["cls_eval"]["ap_variant"]
-    path = stage.input_dir("seed_heatmaps") / "cls_res.mat"
+    path = stage.input_dir("seed_heatmaps") / CLASS_SCORES
     data = stage.dataset(split_of(cfg))
     scores, ids = load_class_scores(path)
     if scores.shape[1] != data.num_classes - 1:

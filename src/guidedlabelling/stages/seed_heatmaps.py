@@ -8,7 +8,7 @@ from .. import transforms as T
 from ..checks import NON_NEGATIVE, POSITIVE, one_of
 from ..datasets import names
 from ..inference import all_done, check_classes, forward_sizes, load_model, todo, trained
-from ..io import load_heatmap_scores, save_heatmap_mat, save_mat
+from ..io import CLASS_SCORES, load_heatmap_scores, save_heatmap_mat, save_mat
 from ..progress import progress
 from ..reads import Reads
 
@@ -99,5 +99,5 @@ def collect_scores(data, out):
     """cls_res.mat: every image's class scores [N, C-1] (from its heatmap file), ids, and ground-truth labels."""
     scores = np.stack([load_heatmap_scores(out / f"{it.id}.mat") for it in data.items])
     gt = np.stack([data.class_vector(i) for i in range(len(data))])
-    save_mat(out / "cls_res.mat", {"scores": scores.astype(np.float32), "ids": np.array(data.ids, dtype=object),
+    save_mat(out / CLASS_SCORES, {"scores": scores.astype(np.float32), "ids": np.array(data.ids, dtype=object),
                                    "gt": gt, "classes": np.array(data.classes[1:], dtype=object)})
