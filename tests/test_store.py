@@ -11,7 +11,7 @@ import numpy as np
 from PIL import Image
 
 from conftest import ROOT, own_args
-from guidedlabelling.store import Entry, saliency_key
+from guidedlabelling.store import Entry, held_out_key, saliency_key
 
 
 def train_saliency(command, own, out_root, *extra):
@@ -134,6 +134,18 @@ def test_the_key_follows_content_settings_and_order_not_paths():
     assert len(set(others) | {key}) == 6
 
 
+def test_the_held_out_key_follows_the_model_the_images_and_the_settings():
+    items = [("a.jpg", "d1", "m1"), ("b.jpg", "d2", "m2")]
+    settings = {"test_size": 321, "device": "cpu", "amp": "none"}
+    key = held_out_key("w", items, settings)
+    assert held_out_key("w", [list(i) for i in items], dict(reversed(settings.items()))) == key
+    others = [held_out_key("w2", items, settings), held_out_key("w", items[::-1], settings),
+              held_out_key("w", items[:1], settings), held_out_key("w", [items[0], ("b.jpg", "d2", "m3")], settings),
+              held_out_key("w", items, settings | {"test_size": 241}),
+              held_out_key("w", items, settings | {"device": "cuda"})]
+    assert len(set(others) | {key}) == 7
+
+
 def test_a_run_waits_for_the_run_that_holds_the_key(own, command, tmp_path, private_store):
     """While another run holds the key's lock (it trains that network), a run waits, then reuses what it put
     into the store instead of training the same network a second time."""
@@ -155,3 +167,51 @@ def test_a_run_waits_for_the_run_that_holds_the_key(own, command, tmp_path, priv
     assert run.returncode == 0, log
     folder = next((tmp_path / "b" / "tiny" / "saliency_train").iterdir())
     assert reused(json.loads((folder / "done.json").read_text()), folder), log
+
+
+def saliency_maps(command, own, out_root, *extra):
+    """The saliency training and maps stages into out_root, two of the six saliency images held out; returns
+    (the maps' done.json, their folder, stdout)."""
+    for stage in ("saliency_train", "saliency"):
+        code, out, err = command(stage, *own_args(own), "--set", f"out_root={out_root}", "--set", "holdout=2", *extra)
+        assert code == 0, out + err
+    (folder,) = (out_root / "tiny" / "saliency").iterdir()
+    return json.loads((folder / "done.json").read_text()), folder, out
+
+
+def held_out_files(folder):
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for name in ("holdout", "holdout_zoom")
+            for p in sorted((folder / name).glob("*.png"))}
+
+
+def test_held_out_maps_and_scores_come_from_the_store(own, command, tmp_path, private_store):
+    """A second out_root copies the held-out maps and scores of the same network instead of computing them: the
+    same files, the same scores. A damaged stored map or record, or another test size, computes them again."""
+    first, folder_a, log_a = saliency_maps(command, own, tmp_path / "a")
+    second, folder_b, log_b = saliency_maps(command, own, tmp_path / "b")
+    assert "held-out saliency maps and scores: reused from the store" not in log_a
+    assert "held-out saliency maps and scores: reused from the store" in log_b
+    assert len(held_out_files(folder_a)) == 4 and held_out_files(folder_a) == held_out_files(folder_b)
+    for name in ("holdout", "holdout_zoom"):
+        assert first[name]["images"] == 2 and first[name] == second[name]
+    (key,) = (p.name for p in (private_store / "held_out").iterdir())
+    stored = private_store / "held_out" / key
+    assert sorted(json.loads((stored / "record.json").read_text())["files"]) == sorted(held_out_files(folder_a))
+    damaged = next((stored / "holdout").iterdir())
+    damaged.write_bytes(damaged.read_bytes()[:20])
+    third, folder_c, log_c = saliency_maps(command, own, tmp_path / "c")
+    assert "held-out saliency maps and scores" not in log_c
+    assert held_out_files(folder_c) == held_out_files(folder_a) == held_out_files(stored)  # computed, kept again
+    (stored / "record.json").write_text("{not json")
+    _, folder_d, log_d = saliency_maps(command, own, tmp_path / "d")
+    assert "held-out saliency maps and scores" not in log_d and held_out_files(folder_d) == held_out_files(stored)
+    _, _, log_e = saliency_maps(command, own, tmp_path / "e")
+    assert "held-out saliency maps and scores: reused from the store" in log_e
+    _, _, log_f = saliency_maps(command, own, tmp_path / "f", "--set", "saliency.test_size=40")
+    assert "held-out saliency maps and scores" not in log_f
+    assert len(list((private_store / "held_out").iterdir())) == 2
+
+
+def test_held_out_results_are_not_stored_with_store_none(own, command, tmp_path, private_store):
+    done, folder, log = saliency_maps(command, own, tmp_path / "a", "--set", "store=none")
+    assert done["holdout"]["images"] == 2 and len(held_out_files(folder)) == 4 and not private_store.exists()

@@ -1,4 +1,5 @@
-"""The store of trained saliency networks: one per machine, shared by every run, keyed by content.
+"""The store of trained saliency networks, and of their maps and scores of held-out images: one per machine,
+shared by every run, keyed by content.
 
 The saliency network is class-agnostic: what it learns depends on its training set (the saliency set's
 training images and masks) and the saliency_train settings, not on the photos a run labels, its preset or its
@@ -19,6 +20,13 @@ loss.json and entry.json (the settings and run that made it, the model's digest)
 the first takes <store>/<key>.lock (flock; the system releases it if the run dies) and trains, the second waits
 and then reuses its network. An entry appears whole (written to a temporary folder, then renamed) or not at
 all; one whose model no longer matches its recorded digest is removed and retrained.
+
+Held-out results (stages/saliency.py): the saliency stage measures its network on the saliency set's held-out
+images, the same for every dataset a run labels. <store>/held_out/<key>/ keeps those maps and the scores, keyed
+by the model file's digest, every held-out image and mask by name and content, and what the maps depend on (the
+test size, the device type, the precision); record.json lists each file's digest, and a result whose files no
+longer match is removed and computed again. Two runs that compute the same result at once both compute it; the
+first to rename its folder into place keeps it.
 """
 import contextlib
 import fcntl
@@ -38,6 +46,7 @@ KEY_VERSION = 1
 ENV = "GUIDEDLABELLING_STORE"
 NOT_KEYED = ("saliency_data", "holdout", "holdout_scenes")  # the training items stand for them
 FILES = ("model.pth", "loss.json")
+HELD_OUT = "held_out"  # <store>/held_out/<key>/: a network's maps and scores of held-out images
 
 
 def store_root(setting):
@@ -116,8 +125,7 @@ class Entry:
         older entry; the entry appears whole or not at all. Leftovers of runs killed while publishing go."""
         for leftover in self.root.glob(f".{self.key}.*"):
             shutil.rmtree(leftover, ignore_errors=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{self.key}.", suffix=".tmp", dir=self.root))
-        os.chmod(tmp, 0o755)  # mkdtemp's 0700 would hide the entry from the others who share the store
+        tmp = shared_temp_folder(self.root, self.key)
         try:
             for name in FILES:
                 shutil.copyfile(out / name, tmp / name)
@@ -128,6 +136,72 @@ class Entry:
         finally:
             for leftover in (tmp, self.path.with_name(f".{self.key}.old")):
                 shutil.rmtree(leftover, ignore_errors=True)
+
+
+def shared_temp_folder(root, key):
+    """A new temporary folder in root for what will be renamed to root/key, readable by everyone who shares the
+    store (mkdtemp's 0700 would hide it)."""
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", suffix=".tmp", dir=root))
+    os.chmod(tmp, 0o755)
+    return tmp
+
+
+def held_out_key(model_digest, items, settings):
+    """The key of a network's held-out results: model_digest (of the model file), items [(image name, image
+    digest, mask digest)] of the held-out images in order, settings ({name: value} the maps depend on)."""
+    text = json.dumps({"version": KEY_VERSION, "model": model_digest, "items": items, "settings": settings},
+                      sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+class HeldOut:
+    """One key's held-out results: <root>/held_out/<key>/ with subfolders of maps and record.json ({"summary":
+    the scores, "files": {relative path: digest}})."""
+
+    def __init__(self, root, key):
+        self.root, self.key = Path(root) / HELD_OUT, key
+        self.path = self.root / key
+
+    def __str__(self):
+        return str(self.path)
+
+    def copy_to(self, out):
+        """Copy the stored maps into out (the same subfolders); returns the stored summary, or None when there is
+        no intact result (a damaged one is removed)."""
+        record = read_json(self.path / "record.json")
+        files = record.get("files") if record else None
+        if not isinstance(files, dict) or "summary" not in record or \
+                any(file_digest(self.path / name) != digest for name, digest in files.items()):
+            shutil.rmtree(self.path, ignore_errors=True)
+            return None
+        for name in files:
+            with atomic_path(out / name) as tmp:
+                shutil.copyfile(self.path / name, tmp)
+        return record["summary"]
+
+    def publish(self, out, folders, summary):
+        """Keep the maps of out's subfolders `folders` and their summary under this key, unless a result is
+        already there; it appears whole or not at all."""
+        if self.path.exists():
+            return
+        tmp = shared_temp_folder(self.root, self.key)
+        try:
+            files = {}
+            for folder in folders:
+                (tmp / folder).mkdir()
+                for path in sorted((out / folder).iterdir()):
+                    if path.is_file() and not path.name.startswith("."):
+                        shutil.copyfile(path, tmp / folder / path.name)
+                        files[f"{folder}/{path.name}"] = file_digest(tmp / folder / path.name)
+            save_json(tmp / "record.json", {"summary": summary, "files": files})
+            try:
+                os.rename(tmp, self.path)
+            except OSError:
+                if not self.path.exists():  # not another run's result that came first
+                    raise
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 @contextlib.contextmanager

@@ -7,8 +7,10 @@ import torch
 from PIL import Image
 
 from .. import precision as P
+from .. import store
 from .. import transforms as T
 from ..checks import NON_NEGATIVE, POSITIVE, one_of
+from ..fingerprint import file_digest
 from ..inference import all_done, forward_all, load_model, measurable, todo, trained
 from ..io import IGNORE, load_gray_png, save_gray_png
 from ..metrics import saliency_scores
@@ -21,6 +23,7 @@ BATCH = 8  # images per forward pass (inference.forward_all)
 IOU_THRESHOLDS = tuple(range(10, 100, 10))  # percent of 255
 AREA_EDGES = (0, 5, 15, 35, 60, 100)  # percent of the frame the object covers: held-out quality per range
 ZOOM_SHARES = (0.5, 0.9)  # the object's share of each held-out image's zoom crop ('holdout_zoom')
+HELD_OUT = ("holdout", "holdout_zoom")  # the held-out images' folders of maps and their names in done.json
 OPTIONS = {
     "test_iter": (0, "use the snapshot of this iteration (0: the final model)"),
     "test_size": (321, "images are fit (downscaled only) into this square"),
@@ -46,40 +49,71 @@ def reads(cfg, given):
 
 
 def run(stage):
-    """Maps for the training images (guides) and the test images (pictures, saliency quality)."""
+    """Maps for the training images (guides) and the test images (pictures, saliency quality), and the held-out
+    saliency images' maps and quality."""
     cfg, out = stage.cfg, stage.out
-    model = saliency_model(stage)
+    model, model_file = saliency_model(stage)
     splits = [stage.dataset(s) for s in dict.fromkeys([cfg["data"]["dataset"], cfg["data"]["test_dataset"]])]
     for data in splits:
         indices = todo(stage, data, ".png", block=BATCH)
         stage.log.info("saliency %s: %d of %d images to do", data.split, len(indices), len(data))
         write_saliency(stage, model, data, indices, out)
-    held = stage.saliency_set if stage.checked.reads.saliency_set else None
-    if held:
-        zoomed = ZoomedMasks(held, cfg["saliency"]["test_size"])
-        write_saliency(stage, model, held, range(len(held)), out / "holdout")
-        write_saliency(stage, model, zoomed, range(len(zoomed)), out / "holdout_zoom")
     if not all([all_done(stage, data, ".png") for data in splits]):
         return
     summary = {data.split: saliency_quality(list(split_pairs(data, out))) for data in splits
                if measurable(stage, data, "saliency quality")}
-    if held:
-        summary |= holdout_quality(held, out / "holdout")
-        summary |= holdout_quality(zoomed, out / "holdout_zoom", "holdout_zoom")
-        for name in ("holdout", "holdout_zoom"):
+    if stage.checked.reads.saliency_set:
+        summary |= held_out_quality(stage, model, model_file)
+        for name in HELD_OUT:
             stage.log.info("%s quality per object area:\n%s", name, score_table(summary[name]["by_area"]))
     if summary:  # the foreground IoU at each threshold is in done.json
         stage.log.info("saliency quality:\n%s", score_table(summary, "maps of"))
     stage.finish(summary)
 
 
+def held_out_quality(stage, model, model_file):
+    """The maps of the held-out saliency images, whole (holdout/) and zoomed (holdout_zoom/), and their quality
+    (holdout_quality): copied from the store when it holds those of this network, held-out set and settings
+    (store.py), else computed and put there. They do not depend on the dataset a run labels."""
+    held, out = stage.saliency_set, stage.out
+    stored = stored_held_out(stage, held, model_file)
+    summary = stored.copy_to(out) if stored else None
+    if summary is not None:
+        stage.log.info("held-out saliency maps and scores: reused from the store, %s", stored)
+        return summary
+    zoomed = ZoomedMasks(held, stage.cfg["saliency"]["test_size"])
+    write_saliency(stage, model, held, range(len(held)), out / "holdout")
+    write_saliency(stage, model, zoomed, range(len(zoomed)), out / "holdout_zoom")
+    summary = holdout_quality(held, out / "holdout") | holdout_quality(zoomed, out / "holdout_zoom", "holdout_zoom")
+    if stored:
+        try:
+            stored.publish(out, HELD_OUT, summary)
+        except OSError as e:
+            stage.log.warning("store: could not keep the held-out maps in %s (%s)", stored, e.strerror or e)
+    return summary
+
+
+def stored_held_out(stage, held, model_file):
+    """The store's place for the held-out results of this model file on the held-out set, or None (run.store
+    none, or maps not from a saliency network)."""
+    root = store.store_root(stage.cfg["run"]["store"])
+    if root is None or model_file is None:
+        return None
+    digests = stage.checked.digests.manifest([p for it in held.items for p in (it.image, it.label)])
+    items = [(it.image.name, digests[str(it.image)], digests[str(it.label)]) for it in held.items]
+    settings = {"test_size": stage.cfg["saliency"]["test_size"], "device": torch.device(stage.device).type,
+                "batch": BATCH, "zoom_shares": ZOOM_SHARES} | P.options(stage.cfg["run"])
+    return store.HeldOut(root, store.held_out_key(file_digest(model_file), items, settings))
+
+
 def saliency_model(stage):
+    """(the network, its model file), the file None for ImageNet CAMs."""
     source = stage.cfg["saliency"]["source"]
     if source == "imagenet-cam":
         stage.log.info("saliency: ImageNet class activation maps (no saliency training)")
-        return ImageNetObjectness()
-    return load_model(trained(stage.input_dir("saliency_train"), stage.cfg["saliency"]["test_iter"]),
-                      "saliency")[0]
+        return ImageNetObjectness(), None
+    path = trained(stage.input_dir("saliency_train"), stage.cfg["saliency"]["test_iter"])
+    return load_model(path, "saliency")[0], path
 
 
 def foreground(scores):
