@@ -184,32 +184,55 @@ def held_out_files(folder):
             for p in sorted((folder / name).glob("*.png"))}
 
 
-def test_held_out_maps_and_scores_come_from_the_store(own, command, tmp_path, private_store):
-    """A second out_root copies the held-out maps and scores of the same network instead of computing them: the
-    same files, the same scores. A damaged stored map or record, or another test size, computes them again."""
+REUSED = "held-out saliency maps: reused from the store"
+
+
+def test_held_out_maps_come_from_the_store(own, command, tmp_path, private_store, monkeypatch):
+    """A second out_root copies the held-out maps of the same network instead of computing them: the same files,
+    the same scores, which are computed in every run (today's scoring code). A damaged stored map or record,
+    --overridecache, an edited held-out mask or another test size or precision computes them again."""
     first, folder_a, log_a = saliency_maps(command, own, tmp_path / "a")
     second, folder_b, log_b = saliency_maps(command, own, tmp_path / "b")
-    assert "held-out saliency maps and scores: reused from the store" not in log_a
-    assert "held-out saliency maps and scores: reused from the store" in log_b
+    assert REUSED not in log_a and REUSED in log_b
     assert len(held_out_files(folder_a)) == 4 and held_out_files(folder_a) == held_out_files(folder_b)
     for name in ("holdout", "holdout_zoom"):
         assert first[name]["images"] == 2 and first[name] == second[name]
     (key,) = (p.name for p in (private_store / "held_out").iterdir())
     stored = private_store / "held_out" / key
     assert sorted(json.loads((stored / "record.json").read_text())["files"]) == sorted(held_out_files(folder_a))
+    with monkeypatch.context() as patch:
+        patch.setattr("guidedlabelling.stages.saliency.AREA_EDGES", (0, 50, 100))
+        third, _, log = saliency_maps(command, own, tmp_path / "c")
+    assert REUSED in log and sorted(third["holdout"]["by_area"]) == ["00-50%", "50-100%"]
     damaged = next((stored / "holdout").iterdir())
     damaged.write_bytes(damaged.read_bytes()[:20])
-    third, folder_c, log_c = saliency_maps(command, own, tmp_path / "c")
-    assert "held-out saliency maps and scores" not in log_c
-    assert held_out_files(folder_c) == held_out_files(folder_a) == held_out_files(stored)  # computed, kept again
+    _, folder, log = saliency_maps(command, own, tmp_path / "d")
+    assert REUSED not in log and held_out_files(folder) == held_out_files(folder_a) == held_out_files(stored)
     (stored / "record.json").write_text("{not json")
-    _, folder_d, log_d = saliency_maps(command, own, tmp_path / "d")
-    assert "held-out saliency maps and scores" not in log_d and held_out_files(folder_d) == held_out_files(stored)
-    _, _, log_e = saliency_maps(command, own, tmp_path / "e")
-    assert "held-out saliency maps and scores: reused from the store" in log_e
-    _, _, log_f = saliency_maps(command, own, tmp_path / "f", "--set", "saliency.test_size=40")
-    assert "held-out saliency maps and scores" not in log_f
-    assert len(list((private_store / "held_out").iterdir())) == 2
+    _, folder, log = saliency_maps(command, own, tmp_path / "e")
+    assert REUSED not in log and held_out_files(folder) == held_out_files(stored)
+    before = (stored / "record.json").stat().st_mtime_ns
+    _, folder, log = saliency_maps(command, own, tmp_path / "f", "--set", "overridecache=true")
+    assert REUSED not in log and (stored / "record.json").stat().st_mtime_ns != before  # computed and replaced
+    for n, setting in enumerate(["saliency.test_size=40", "channels_last=true"]):
+        _, _, log = saliency_maps(command, own, tmp_path / f"g{n}", "--set", setting)
+        assert REUSED not in log
+    mask = own["saliency_data"] / "masks" / "s5.png"  # held out: the last two of the folder
+    Image.fromarray(np.roll(np.array(Image.open(mask)), 3, axis=1)).save(mask)
+    _, _, log = saliency_maps(command, own, tmp_path / "h")
+    assert REUSED not in log
+    assert len(list((private_store / "held_out").iterdir())) == 4
+
+
+def test_held_out_maps_that_cannot_be_read_are_computed(own, command, tmp_path, private_store, monkeypatch):
+    first, _, _ = saliency_maps(command, own, tmp_path / "a")
+
+    def unreadable(self, out):
+        raise PermissionError(13, "Permission denied")
+    monkeypatch.setattr("guidedlabelling.store.HeldOut.copy_to", unreadable)
+    second, _, log = saliency_maps(command, own, tmp_path / "b")
+    assert "could not copy the held-out maps" in log and "computing them" in log and REUSED not in log
+    assert second["holdout"] == first["holdout"]
 
 
 def test_held_out_results_are_not_stored_with_store_none(own, command, tmp_path, private_store):

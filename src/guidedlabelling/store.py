@@ -1,5 +1,5 @@
-"""The store of trained saliency networks, and of their maps and scores of held-out images: one per machine,
-shared by every run, keyed by content.
+"""The store of trained saliency networks, and of their maps of held-out images: one per machine, shared by
+every run, keyed by content.
 
 The saliency network is class-agnostic: what it learns depends on its training set (the saliency set's
 training images and masks) and the saliency_train settings, not on the photos a run labels, its preset or its
@@ -21,12 +21,13 @@ the first takes <store>/<key>.lock (flock; the system releases it if the run die
 and then reuses its network. An entry appears whole (written to a temporary folder, then renamed) or not at
 all; one whose model no longer matches its recorded digest is removed and retrained.
 
-Held-out results (stages/saliency.py): the saliency stage measures its network on the saliency set's held-out
-images, the same for every dataset a run labels. <store>/held_out/<key>/ keeps those maps and the scores, keyed
-by the model file's digest, every held-out image and mask by name and content, and what the maps depend on (the
-test size, the device type, the precision); record.json lists each file's digest, and a result whose files no
-longer match is removed and computed again. Two runs that compute the same result at once both compute it; the
-first to rename its folder into place keeps it.
+Held-out maps (stages/saliency.py): the saliency stage measures its network on the saliency set's held-out images,
+whose maps are the same for every dataset a run labels. <store>/held_out/<key>/ keeps those maps, keyed by
+HELD_OUT_VERSION, the model file's digest, every held-out image and mask by name and content, and what the maps
+depend on (the test size, the device type, the precision); the scores are computed from them in every run, so
+they follow today's scoring code and folder names. record.json lists each file's digest; maps that no longer
+match are removed and computed again, as with --overridecache, which replaces them. Two runs that compute the
+same maps at once both compute them; the first to rename its folder into place keeps it.
 """
 import contextlib
 import fcntl
@@ -46,7 +47,8 @@ KEY_VERSION = 1
 ENV = "GUIDEDLABELLING_STORE"
 NOT_KEYED = ("saliency_data", "holdout", "holdout_scenes")  # the training items stand for them
 FILES = ("model.pth", "loss.json")
-HELD_OUT = "held_out"  # <store>/held_out/<key>/: a network's maps and scores of held-out images
+HELD_OUT = "held_out"  # <store>/held_out/<key>/: a network's maps of held-out images
+HELD_OUT_VERSION = 1  # changes when the saliency stage's maps change for the same network, images and settings
 
 
 def store_root(setting):
@@ -148,16 +150,17 @@ def shared_temp_folder(root, key):
 
 
 def held_out_key(model_digest, items, settings):
-    """The key of a network's held-out results: model_digest (of the model file), items [(image name, image
-    digest, mask digest)] of the held-out images in order, settings ({name: value} the maps depend on)."""
-    text = json.dumps({"version": KEY_VERSION, "model": model_digest, "items": items, "settings": settings},
+    """The key of a network's held-out maps: model_digest (of the model file), items [(image name, image digest,
+    mask digest)] of the held-out images in order (a mask places its image's zoom crop), settings ({name: value}
+    the maps depend on)."""
+    text = json.dumps({"version": HELD_OUT_VERSION, "model": model_digest, "items": items, "settings": settings},
                       sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
 class HeldOut:
-    """One key's held-out results: <root>/held_out/<key>/ with subfolders of maps and record.json ({"summary":
-    the scores, "files": {relative path: digest}})."""
+    """One key's held-out maps: <root>/held_out/<key>/ with subfolders of maps and record.json ({"files":
+    {relative path: digest}})."""
 
     def __init__(self, root, key):
         self.root, self.key = Path(root) / HELD_OUT, key
@@ -167,41 +170,49 @@ class HeldOut:
         return str(self.path)
 
     def copy_to(self, out):
-        """Copy the stored maps into out (the same subfolders); returns the stored summary, or None when there is
-        no intact result (a damaged one is removed)."""
+        """Copy the stored maps into out (the same subfolders); False when there are none intact (damaged ones are
+        removed)."""
         record = read_json(self.path / "record.json")
         files = record.get("files") if record else None
-        if not isinstance(files, dict) or "summary" not in record or \
+        if not isinstance(files, dict) or \
                 any(file_digest(self.path / name) != digest for name, digest in files.items()):
             shutil.rmtree(self.path, ignore_errors=True)
-            return None
+            return False
         for name in files:
             with atomic_path(out / name) as tmp:
                 shutil.copyfile(self.path / name, tmp)
-        return record["summary"]
+        return True
 
-    def publish(self, out, folders, summary):
-        """Keep the maps of out's subfolders `folders` and their summary under this key, unless a result is
-        already there; it appears whole or not at all."""
-        if self.path.exists():
+    def publish(self, out, folders, replace=False):
+        """Keep the maps of out's subfolders `folders` under this key, unless maps are already there (replace:
+        in their place); they appear whole or not at all. Leftovers of runs killed while publishing, an hour old,
+        go."""
+        for leftover in self.root.glob(f".{self.key}.*"):
+            if time.time() - leftover.stat().st_mtime > 3600:
+                shutil.rmtree(leftover, ignore_errors=True)
+        if self.path.exists() and not replace:
             return
         tmp = shared_temp_folder(self.root, self.key)
         try:
             files = {}
             for folder in folders:
-                (tmp / folder).mkdir()
+                (tmp / folder).mkdir(mode=0o755)
                 for path in sorted((out / folder).iterdir()):
                     if path.is_file() and not path.name.startswith("."):
                         shutil.copyfile(path, tmp / folder / path.name)
+                        os.chmod(tmp / folder / path.name, 0o644)  # readable by all who share the store
                         files[f"{folder}/{path.name}"] = file_digest(tmp / folder / path.name)
-            save_json(tmp / "record.json", {"summary": summary, "files": files})
+            save_json(tmp / "record.json", {"files": files})
+            if self.path.exists():
+                os.replace(self.path, self.path.with_name(f".{self.key}.old"))
             try:
                 os.rename(tmp, self.path)
             except OSError:
-                if not self.path.exists():  # not another run's result that came first
+                if not self.path.exists():  # not another run's maps that came first
                     raise
         finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+            for leftover in (tmp, self.path.with_name(f".{self.key}.old")):
+                shutil.rmtree(leftover, ignore_errors=True)
 
 
 @contextlib.contextmanager

@@ -23,7 +23,7 @@ BATCH = 8  # images per forward pass (inference.forward_all)
 IOU_THRESHOLDS = tuple(range(10, 100, 10))  # percent of 255
 AREA_EDGES = (0, 5, 15, 35, 60, 100)  # percent of the frame the object covers: held-out quality per range
 ZOOM_SHARES = (0.5, 0.9)  # the object's share of each held-out image's zoom crop ('holdout_zoom')
-HELD_OUT = ("holdout", "holdout_zoom")  # the held-out images' folders of maps and their names in done.json
+HELD_OUT_FOLDERS = ("holdout", "holdout_zoom")  # the held-out images' folders of maps, their names in done.json
 OPTIONS = {
     "test_iter": (0, "use the snapshot of this iteration (0: the final model)"),
     "test_size": (321, "images are fit (downscaled only) into this square"),
@@ -64,7 +64,7 @@ def run(stage):
                if measurable(stage, data, "saliency quality")}
     if stage.checked.reads.saliency_set:
         summary |= held_out_quality(stage, model, model_file)
-        for name in HELD_OUT:
+        for name in HELD_OUT_FOLDERS:
             stage.log.info("%s quality per object area:\n%s", name, score_table(summary[name]["by_area"]))
     if summary:  # the foreground IoU at each threshold is in done.json
         stage.log.info("saliency quality:\n%s", score_table(summary, "maps of"))
@@ -73,29 +73,41 @@ def run(stage):
 
 def held_out_quality(stage, model, model_file):
     """The maps of the held-out saliency images, whole (holdout/) and zoomed (holdout_zoom/), and their quality
-    (holdout_quality): copied from the store when it holds those of this network, held-out set and settings
-    (store.py), else computed and put there. They do not depend on the dataset a run labels."""
+    (holdout_quality). The maps do not depend on the dataset a run labels: they come from the store when it holds
+    those of this network, held-out set and settings (store.py), else they are computed and put there."""
     held, out = stage.saliency_set, stage.out
-    stored = stored_held_out(stage, held, model_file)
-    summary = stored.copy_to(out) if stored else None
-    if summary is not None:
-        stage.log.info("held-out saliency maps and scores: reused from the store, %s", stored)
-        return summary
     zoomed = ZoomedMasks(held, stage.cfg["saliency"]["test_size"])
-    write_saliency(stage, model, held, range(len(held)), out / "holdout")
-    write_saliency(stage, model, zoomed, range(len(zoomed)), out / "holdout_zoom")
-    summary = holdout_quality(held, out / "holdout") | holdout_quality(zoomed, out / "holdout_zoom", "holdout_zoom")
-    if stored:
-        try:
-            stored.publish(out, HELD_OUT, summary)
-        except OSError as e:
-            stage.log.warning("store: could not keep the held-out maps in %s (%s)", stored, e.strerror or e)
-    return summary
+    stored = stored_held_out(stage, held, model_file)
+    if not (stored and copied(stage, stored)):
+        write_saliency(stage, model, held, range(len(held)), out / "holdout")
+        write_saliency(stage, model, zoomed, range(len(zoomed)), out / "holdout_zoom")
+        if stored:
+            try:
+                stored.publish(out, HELD_OUT_FOLDERS, replace=stage.cfg["run"]["overridecache"])
+            except OSError as e:
+                stage.log.warning("store: could not keep the held-out maps in %s (%s)", stored, e.strerror or e)
+    return holdout_quality(held, out / "holdout") | holdout_quality(zoomed, out / "holdout_zoom", "holdout_zoom")
+
+
+def copied(stage, stored):
+    """Whether the stored held-out maps were copied into the stage folder: not with --overridecache, nor when they
+    cannot be read (reported)."""
+    if stage.cfg["run"]["overridecache"]:
+        return False
+    try:
+        done = stored.copy_to(stage.out)
+    except OSError as e:
+        stage.log.warning("store: could not copy the held-out maps from %s (%s); computing them", stored,
+                          e.strerror or e)
+        return False
+    if done:
+        stage.log.info("held-out saliency maps: reused from the store, %s", stored)
+    return done
 
 
 def stored_held_out(stage, held, model_file):
-    """The store's place for the held-out results of this model file on the held-out set, or None (run.store
-    none, or maps not from a saliency network)."""
+    """The store's place for the held-out maps of this model file, or None (run.store none, or maps not from a
+    saliency network)."""
     root = store.store_root(stage.cfg["run"]["store"])
     if root is None or model_file is None:
         return None
