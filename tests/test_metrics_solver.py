@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 import torch
 
-from guidedlabelling.metrics import confusion, iou_table, mean_iou, saliency_scores
+from guidedlabelling.metrics import confusion, image_scores, iou_table, mean_iou, mean_scores, \
+    saliency_scores
 from guidedlabelling.solver import CaffeAdam, CaffeSGD, param_groups, step_lr
 
 
@@ -132,6 +133,37 @@ def test_saliency_scores_of_a_perfect_map_and_of_flat_pixel_lists():
     flat = saliency_scores([(mask.ravel().astype(np.uint8) * 255, mask.ravel())])
     assert flat["max_F"] == pytest.approx(1) and flat["S_measure"] is None and flat["max_E"] is None
     assert saliency_scores([])["images"] == 0
+
+
+def pysodmetrics_over(pairs):
+    """MAE, max F, S and max E of pairs by pysodmetrics' own accumulation over all of them (its README's use)."""
+    import py_sod_metrics as sod
+    mae, sm, em = sod.MAE(), sod.Smeasure(), sod.Emeasure()
+    fm = sod.FmeasureV2({"f": sod.FmeasureHandler(with_dynamic=True, with_adaptive=False, beta=0.3)})
+    for sal, mask in pairs:
+        for measure in (mae, fm, sm, em):
+            measure.step(sal, mask.astype(np.uint8) * 255)
+    return (mae.get_results()["mae"], fm.get_results()["f"]["dynamic"].max(), sm.get_results()["sm"],
+            em.get_results()["em"]["curve"].max())
+
+
+def test_images_scored_once_average_to_pysodmetrics_over_each_group():
+    """The held-out scores score each image once (image_scores) and average them per group (mean_scores): the
+    same numbers, to the bit, as pysodmetrics accumulating each group itself."""
+    rng = np.random.default_rng(0)
+    pairs = []
+    for k in range(7):
+        h, w = rng.integers(20, 40, 2)
+        mask = np.zeros((h, w), bool)
+        top, left = rng.integers(0, h // 2), rng.integers(0, w // 2)
+        mask[top:rng.integers(h // 2 + 1, h), left:rng.integers(w // 2 + 1, w)] = True
+        pairs.append((np.clip(rng.normal(90 + 70 * mask, 60), 0, 255).astype(np.uint8), mask))
+    scores = [image_scores(*p) for p in pairs]
+    for group in ([0, 1, 2, 3, 4, 5, 6], [1, 4, 6], [3]):
+        ours = mean_scores([scores[i] for i in group])
+        assert (ours["MAE"], ours["max_F"], ours["S_measure"], ours["max_E"]) == \
+            pysodmetrics_over([pairs[i] for i in group])
+        assert ours["images"] == len(group)
 
 
 def hand_max_f(sal, mask, beta2=0.3):

@@ -65,22 +65,37 @@ def saliency_scores(pairs, beta2=0.3):
     image's 2-D layout, so they are None when a pair is a flat list of pixels (a split's non-void pixels). A pair
     without pixels (an image whose mask is all void) is left out.
     """
-    pairs = [(sal, mask) for sal, mask in pairs if sal.size]
-    if not pairs:
+    return mean_scores([image_scores(sal, mask, beta2) for sal, mask in pairs if sal.size])
+
+
+def image_scores(sal, mask, beta2=0.3):
+    """One pair's pysodmetrics results, which saliency_scores averages over the images (as pysodmetrics does):
+    MAE, the F curve, and, for a map with its 2-D layout, S and the E curve (else None). Each image scored once
+    can then be averaged over several groups of images (mean_scores)."""
+    measures = {"MAE": sod.MAE(),
+                "F": sod.FmeasureV2({"f": sod.FmeasureHandler(with_dynamic=True, with_adaptive=False, beta=beta2)})}
+    if sal.ndim == 2:
+        measures |= {"S": sod.Smeasure(), "E": sod.Emeasure()}
+    for measure in measures.values():
+        measure.step(sal, mask.astype(np.uint8) * 255)
+    results = {name: measure.get_results() for name, measure in measures.items()}  # means of one image: its own
+    return {"MAE": results["MAE"]["mae"], "F": results["F"]["f"]["dynamic"],
+            "S": results["S"]["sm"] if "S" in results else None,
+            "E": results["E"]["em"]["curve"] if "E" in results else None}
+
+
+def mean_scores(scores):
+    """saliency_scores of images' image_scores: each measure averaged over the images as pysodmetrics averages
+    them (np.mean over float64), the curves' maxima taken after."""
+    if not scores:
         return {"MAE": None, "max_F": None, "S_measure": None, "max_E": None, "images": 0}
-    frames = all(sal.ndim == 2 for sal, _ in pairs)
-    mae = sod.MAE()
-    fm = sod.FmeasureV2({"f": sod.FmeasureHandler(with_dynamic=True, with_adaptive=False, beta=beta2)})
-    layout = (sod.Smeasure(), sod.Emeasure()) if frames else ()
-    for sal, mask in pairs:
-        for measure in (mae, fm, *layout):
-            measure.step(sal, mask.astype(np.uint8) * 255)
-    scores = {"MAE": float(mae.get_results()["mae"]), "max_F": float(fm.get_results()["f"]["dynamic"].max()),
-              "S_measure": None, "max_E": None, "images": len(pairs)}
-    if frames:
-        scores |= {"S_measure": float(layout[0].get_results()["sm"]),
-                   "max_E": float(layout[1].get_results()["em"]["curve"].max())}
-    return scores
+
+    def mean(name):
+        return np.mean(np.array([s[name] for s in scores], np.float64), axis=0)
+    frames = all(s["S"] is not None for s in scores)
+    return {"MAE": float(mean("MAE")), "max_F": float(mean("F").max()),
+            "S_measure": float(mean("S")) if frames else None, "max_E": float(mean("E").max()) if frames else None,
+            "images": len(scores)}
 
 
 # ---- seeds: precision / recall over confidence thresholds (docs/method.md section 2, the paper's seed table) ----

@@ -13,7 +13,7 @@ from ..checks import NON_NEGATIVE, POSITIVE, one_of
 from ..fingerprint import file_digest
 from ..inference import all_done, forward_all, load_model, measurable, todo, trained
 from ..io import IGNORE, load_gray_png, save_gray_png
-from ..metrics import saliency_scores
+from ..metrics import image_scores, mean_scores, saliency_scores
 from ..networks import ImageNetObjectness
 from ..progress import progress
 from ..reads import Reads
@@ -144,37 +144,40 @@ def write_saliency(stage, model, data, indices, folder):
         save_gray_png(folder / f"{data.items[i].id}.png", np.round(255 * fg / max(fg.max(), 1e-12)))
 
 
-def saliency_quality(pairs):
+def saliency_quality(pairs, scores=None):
     """Of (8-bit map, boolean object mask) pairs: foreground IoU of the maps thresholded at 10..90% of 255 (the
-    guide stage's salthres picks one), and pysodmetrics' MAE, max F, S and max E (metrics.saliency_scores)."""
+    guide stage's salthres picks one), and pysodmetrics' MAE, max F, S and max E (metrics.saliency_scores; the
+    mean of `scores`, the pairs' metrics.image_scores, when given)."""
     inter, union = np.zeros(len(IOU_THRESHOLDS)), np.zeros(len(IOU_THRESHOLDS))
     for sal, fg in pairs:
         masks = sal.ravel()[None] >= np.array(IOU_THRESHOLDS)[:, None] / 100 * 255
         inter += (masks & fg.ravel()).sum(1)
         union += (masks | fg.ravel()).sum(1)
     return {"foreground_IoU": {str(t): float(100 * a / max(b, 1)) for t, a, b in zip(IOU_THRESHOLDS, inter, union)},
-            **saliency_scores(pairs)}
+            **(saliency_scores(pairs) if scores is None else mean_scores(scores))}
 
 
 def holdout_quality(held, folder, name="holdout"):
     """Saliency quality on the held-out saliency images: all together (`name`, with its quality per range of
-    object area) and, when there are several saliency folders, each folder's ('<name>/<folder name>')."""
-    pairs = {}
-    for i, it in enumerate(held.items):
-        pairs.setdefault(it.image.parent.parent.name, []).append((load_gray_png(folder / f"{it.id}.png"),
-                                                                   held.label(i) > 0))
-    every = [p for group in pairs.values() for p in group]
-    summary = {name: saliency_quality(every) | {"by_area": area_quality(every)}}
+    object area) and, when there are several saliency folders, each folder's ('<name>/<folder name>'). Each
+    image is scored once (metrics.image_scores), and its scores averaged into every group it is in."""
+    pairs = [(load_gray_png(folder / f"{it.id}.png"), held.label(i) > 0) for i, it in enumerate(held.items)]
+    scores = [image_scores(sal, fg) for sal, fg in pairs]
+    summary = {name: saliency_quality(pairs, scores) | {"by_area": area_quality(pairs, scores)}}
     if len(held.roots) > 1:
-        summary |= {f"{name}/{root}": saliency_quality(group) for root, group in pairs.items()}
+        groups = {}
+        for i, it in enumerate(held.items):
+            groups.setdefault(it.image.parent.parent.name, []).append(i)
+        summary |= {f"{name}/{root}": saliency_quality([pairs[i] for i in group], [scores[i] for i in group])
+                    for root, group in groups.items()}
     return summary
 
 
-def area_quality(pairs):
+def area_quality(pairs, scores):
     """saliency_scores (with the image count) per range of the object's share of the frame (AREA_EDGES), named
-    '00-05%' etc. so that they sort in order."""
+    '00-05%' etc. so that they sort in order; scores: the pairs' metrics.image_scores."""
     bucket = np.digitize([100 * fg.mean() for _, fg in pairs], AREA_EDGES[1:-1])
-    return {f"{lo:02d}-{hi:02d}%": saliency_scores([p for p, b in zip(pairs, bucket) if b == k])
+    return {f"{lo:02d}-{hi:02d}%": mean_scores([s for s, b in zip(scores, bucket) if b == k])
             for k, (lo, hi) in enumerate(zip(AREA_EDGES, AREA_EDGES[1:]))}
 
 
