@@ -179,6 +179,12 @@ def saliency_maps(command, own, out_root, *extra):
     return json.loads((folder / "done.json").read_text()), folder, out
 
 
+def log_of_training(out_root):
+    """The log of the saliency training stage of a run into out_root."""
+    (folder,) = (out_root / "tiny" / "saliency_train").iterdir()
+    return (folder / "log.txt").read_text()
+
+
 def held_out_files(folder):
     return {p.relative_to(folder).as_posix(): p.read_bytes() for name in ("holdout", "holdout_zoom")
             for p in sorted((folder / name).glob("*.png"))}
@@ -211,23 +217,30 @@ def test_held_out_maps_come_from_the_store(own, command, tmp_path, private_store
     (stored / "record.json").write_text("{not json")
     _, folder, log = saliency_maps(command, own, tmp_path / "e")
     assert REUSED not in log and held_out_files(folder) == held_out_files(stored)
+    record = json.loads((stored / "record.json").read_text())
+    del record["files"]["holdout/s5.png"]
+    (stored / "record.json").write_text(json.dumps(record))
+    (stored / "holdout" / "s5.png").unlink()
+    _, folder, log = saliency_maps(command, own, tmp_path / "e2")  # incomplete: computed, not a failed run
+    assert REUSED not in log and held_out_files(folder) == held_out_files(stored) == held_out_files(folder_a)
     before = (stored / "record.json").stat().st_mtime_ns
     _, folder, log = saliency_maps(command, own, tmp_path / "f", "--set", "overridecache=true")
     assert REUSED not in log and (stored / "record.json").stat().st_mtime_ns != before  # computed and replaced
-    for n, setting in enumerate(["saliency.test_size=40", "channels_last=true"]):
-        _, _, log = saliency_maps(command, own, tmp_path / f"g{n}", "--set", setting)
+    for n, setting in enumerate(["saliency.test_size=40", "channels_last=true", "saliency_train.max_iter=3"]):
+        _, _, log = saliency_maps(command, own, tmp_path / f"g{n}", "--set", setting)  # the last: another network
         assert REUSED not in log
-    mask = own["saliency_data"] / "masks" / "s5.png"  # held out: the last two of the folder
-    Image.fromarray(np.roll(np.array(Image.open(mask)), 3, axis=1)).save(mask)
-    _, _, log = saliency_maps(command, own, tmp_path / "h")
-    assert REUSED not in log
-    assert len(list((private_store / "held_out").iterdir())) == 4
+    for n, kind in enumerate(("masks", "images")):  # held out: the last two of the folder, which train nothing
+        path = own["saliency_data"] / kind / "s5.png"
+        Image.fromarray(np.roll(np.array(Image.open(path)), 3, axis=1)).save(path)
+        _, _, log = saliency_maps(command, own, tmp_path / f"h{n}")
+        assert REUSED not in log and "saliency network: reused from the store" in log_of_training(tmp_path / f"h{n}")
+    assert len(list((private_store / "held_out").iterdir())) == 6  # a (and f), g0, g1, g2, h0, h1
 
 
 def test_held_out_maps_that_cannot_be_read_are_computed(own, command, tmp_path, private_store, monkeypatch):
     first, _, _ = saliency_maps(command, own, tmp_path / "a")
 
-    def unreadable(self, out):
+    def unreadable(self, out, names):
         raise PermissionError(13, "Permission denied")
     monkeypatch.setattr("guidedlabelling.store.HeldOut.copy_to", unreadable)
     second, _, log = saliency_maps(command, own, tmp_path / "b")

@@ -24,10 +24,11 @@ all; one whose model no longer matches its recorded digest is removed and retrai
 Held-out maps (stages/saliency.py): the saliency stage measures its network on the saliency set's held-out images,
 whose maps are the same for every dataset a run labels. <store>/held_out/<key>/ keeps those maps, keyed by
 HELD_OUT_VERSION, the model file's digest, every held-out image and mask by name and content, and what the maps
-depend on (the test size, the device type, the precision); the scores are computed from them in every run, so
-they follow today's scoring code and folder names. record.json lists each file's digest; maps that no longer
-match are removed and computed again, as with --overridecache, which replaces them. Two runs that compute the
-same maps at once both compute them; the first to rename its folder into place keeps it.
+depend on (the test size, the device type, the precision, the batch and zoom settings); the scores are computed
+from them in every run, so they follow today's scoring code and folder names. record.json lists each file's
+digest; maps that are incomplete or no longer match are removed and computed again, as with --overridecache,
+which replaces them. Two runs that compute the same maps at once both compute them; the first to rename its
+folder into place keeps it.
 """
 import contextlib
 import fcntl
@@ -169,12 +170,12 @@ class HeldOut:
     def __str__(self):
         return str(self.path)
 
-    def copy_to(self, out):
-        """Copy the stored maps into out (the same subfolders); False when there are none intact (damaged ones are
-        removed)."""
+    def copy_to(self, out, names):
+        """Copy the stored maps into out (the same subfolders); False, the stored maps removed, when they are
+        damaged or are not exactly `names` (relative paths)."""
         record = read_json(self.path / "record.json")
         files = record.get("files") if record else None
-        if not isinstance(files, dict) or \
+        if not isinstance(files, dict) or set(files) != set(names) or \
                 any(file_digest(self.path / name) != digest for name, digest in files.items()):
             shutil.rmtree(self.path, ignore_errors=True)
             return False
@@ -203,7 +204,7 @@ class HeldOut:
                         os.chmod(tmp / folder / path.name, 0o644)  # readable by all who share the store
                         files[f"{folder}/{path.name}"] = file_digest(tmp / folder / path.name)
             save_json(tmp / "record.json", {"files": files})
-            if self.path.exists():
+            if replace and self.path.exists():
                 os.replace(self.path, self.path.with_name(f".{self.key}.old"))
             try:
                 os.rename(tmp, self.path)

@@ -76,26 +76,29 @@ def held_out_quality(stage, model, model_file):
     (holdout_quality). The maps do not depend on the dataset a run labels: they come from the store when it holds
     those of this network, held-out set and settings (store.py), else they are computed and put there."""
     held, out = stage.saliency_set, stage.out
-    zoomed = ZoomedMasks(held, stage.cfg["saliency"]["test_size"])
+    sets = dict(zip(HELD_OUT_FOLDERS, (held, ZoomedMasks(held, stage.cfg["saliency"]["test_size"]))))
     stored = stored_held_out(stage, held, model_file)
-    if not (stored and copied(stage, stored)):
-        write_saliency(stage, model, held, range(len(held)), out / "holdout")
-        write_saliency(stage, model, zoomed, range(len(zoomed)), out / "holdout_zoom")
+    if not (stored and copied(stage, stored, [f"{f}/{it.id}.png" for f in sets for it in held.items])):
+        for folder, data in sets.items():
+            write_saliency(stage, model, data, range(len(data)), out / folder)
         if stored:
             try:
                 stored.publish(out, HELD_OUT_FOLDERS, replace=stage.cfg["run"]["overridecache"])
             except OSError as e:
                 stage.log.warning("store: could not keep the held-out maps in %s (%s)", stored, e.strerror or e)
-    return holdout_quality(held, out / "holdout") | holdout_quality(zoomed, out / "holdout_zoom", "holdout_zoom")
+    summary = {}
+    for folder, data in sets.items():
+        summary |= holdout_quality(data, out / folder, folder)
+    return summary
 
 
-def copied(stage, stored):
-    """Whether the stored held-out maps were copied into the stage folder: not with --overridecache, nor when they
-    cannot be read (reported)."""
+def copied(stage, stored, names):
+    """Whether the stored held-out maps (names: their paths in the stage folder) were copied into the stage
+    folder: not with --overridecache, nor when they cannot be read (reported)."""
     if stage.cfg["run"]["overridecache"]:
         return False
     try:
-        done = stored.copy_to(stage.out)
+        done = stored.copy_to(stage.out, names)
     except OSError as e:
         stage.log.warning("store: could not copy the held-out maps from %s (%s); computing them", stored,
                           e.strerror or e)
