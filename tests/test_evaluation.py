@@ -244,6 +244,19 @@ def test_paper_tables_on_fake_runs(tmp_path, capsys):
            "segmentations`" in rows["seed"][2]
 
 
+def test_paper_tables_of_a_preset_whose_guides_keep_g2s_unused_seeds_absent(tmp_path, capsys):
+    """msrc sets guide_labels.unused absent, which only rules G2 and salor have unused seeds for: the seed and sal
+    rows are made with unused keep (their commands say so), the others with the preset's setting."""
+    tables_main(["--config", "msrc", "--out_root", str(tmp_path)])
+    text = (tmp_path / "msrc" / "paper_tables.md").read_text()
+    commands = {line.split("|")[1].strip(): line.split("|")[4] for line in text.splitlines()
+                if line.startswith("| ") and line.split("|")[1].strip() in ("G2", "seed", "sal", "salor")}
+    assert sorted(commands) == ["G2", "sal", "salor", "seed"]
+    for rule, command in commands.items():
+        assert f"--set guiderule={rule} " in command or rule == "G2"
+        assert ("--set guide_labels.unused=keep" in command) == (rule in ("seed", "sal")), command
+
+
 @pytest.mark.parametrize("command", ["src/seed/eval.py", "src/seed/eval_cls.py", "src/paper_tables.py"])
 def test_new_commands_have_help(command):
     proc = subprocess.run([sys.executable, str(ROOT / command), "-h"], cwd=ROOT, capture_output=True, text=True)
