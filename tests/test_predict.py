@@ -202,3 +202,23 @@ def test_a_file_named_alone_and_in_its_folder_is_predicted_once(tmp_path):
         Image.fromarray(np.zeros((4, 5, 3), np.uint8)).save(tmp_path / name)
     files = ImageFiles([tmp_path, tmp_path / "a.png", str(tmp_path / "." / "b.jpg")])
     assert [it.id for it in files.items] == ["a", "b"]
+
+
+def test_the_test_geometry_defaults_to_the_preset_that_trained_the_model(model, varied_model, photos, tmp_path):
+    """A segmenter's checkpoint names the preset of the run that trained it (smoke here); without --config, predict
+    tests with that preset's geometry (the same files as --config smoke, no note). Another --config, or a
+    checkpoint that names no preset (demo's geometry then), is noted in one line."""
+    def predict(path, name, *extra):
+        proc = subprocess.run([sys.executable, str(ROOT / "src/predict.py"), str(photos / "photo.jpg"), "--model",
+                               str(path), "--out_dir", str(tmp_path / name), *extra], cwd=ROOT, capture_output=True,
+                              text=True)
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout, (tmp_path / name / "photo.png").read_bytes()
+    assert torch.load(model, weights_only=True)["meta"]["preset"] == "smoke"
+    implicit, explicit = predict(model, "implicit"), predict(model, "explicit", "--config", "smoke")
+    assert "note:" not in implicit[0] + explicit[0] and implicit[1] == explicit[1]
+    other, _ = predict(model, "other", "--config", "demo")
+    assert "note: the model was trained by a run of preset smoke; --config demo gives it that preset's test " \
+           "geometry\n" in other
+    older, _ = predict(varied_model, "older")
+    assert "note: the model records no preset (trained before it did): the test geometry is demo's" in older

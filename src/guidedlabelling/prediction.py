@@ -14,11 +14,11 @@ from PIL import Image
 
 from . import transforms as T
 from .checks import NON_NEGATIVE, POSITIVE, argument, between
-from .config import resolve
+from .config import CONFIGS, resolve
 from .datasets import ImageFiles
 from .errors import os_error_message
 from .inference import forward_all, geometry, label_map, load_model, pick_device, trained
-from .io import InputError, atomic_path, load_image, save_label_png
+from .io import InputError, atomic_path, load_checkpoint, load_image, save_label_png
 from .visualize import colour
 
 DESCRIPTION = """Segment new images with a trained segmenter: a label PNG (VOC colours) and a colour overlay per image.
@@ -26,7 +26,7 @@ DESCRIPTION = """Segment new images with a trained segmenter: a label PNG (VOC c
   ./src/predict.py --model data/runs/demo/seg_train/default/model.pth --out_dir preds photos/ extra.jpg
 
 Writes <out_dir>/<name>.png and <out_dir>/overlay/<name>.png. The test geometry (--size, --resize,
---input_size) defaults to the settings of --config, the preset the model was trained with.
+--input_size) defaults to the settings of --config, by default the preset whose run trained the model.
 """
 
 
@@ -71,6 +71,24 @@ def predict(model_path, inputs, out_dir, size, resize="none", pcrf="none", devic
             "skipped_images": images.skipped}
 
 
+def test_preset(model_path, config=None):
+    """(the preset that gives the test geometry, a note or None): `config` if given, else the preset whose run
+    trained the model (its checkpoint's meta), else demo. The note says where that is not the model's preset."""
+    trained_by = load_checkpoint(model_file(model_path))["meta"].get("preset")
+    known = trained_by is not None and (CONFIGS / f"{trained_by}.yaml").is_file()
+    if config is not None:
+        same = trained_by is None or Path(config).stem == trained_by
+        return config, None if same else (f"the model was trained by a run of preset {trained_by}; --config "
+                                          f"{config} gives it that preset's test geometry")
+    if known:
+        return trained_by, None
+    if trained_by is None:
+        return "demo", ("the model records no preset (trained before it did): the test geometry is demo's; pass "
+                        "--config with the preset it was trained with")
+    return "demo", (f"the model was trained by a run of preset {trained_by}, not in configs/: the test geometry "
+                    "is demo's; pass --config with that preset's file")
+
+
 def refuse_overwriting_inputs(images, out_dir):
     """No output may land on an input image: an out_dir that would hold <id>.png or overlay/<id>.png where an
     input is (e.g. the input folder itself) is an error before anything is written."""
@@ -90,9 +108,9 @@ def parse(argv=None):
     p.add_argument("--model", required=True, help="model.pth of src/segmentation/train.py, or its folder")
     p.add_argument("--out_dir", required=True, help="folder for the label PNGs and overlay/")
     p.add_argument("--pcrf", choices=("none", "deeplab"), help="test-time dense CRF (default: the preset's test_pcrf)")
-    p.add_argument("--config", default="demo", help="preset whose segmentations and seg_train settings give the "
-                                                    "defaults of --pcrf, --size, --resize and --input_size (demo: "
-                                                    "its CRF is on)")
+    p.add_argument("--config", help="preset whose segmentations and seg_train settings give the defaults of "
+                                    "--pcrf, --size, --resize and --input_size (default: the preset whose run "
+                                    "trained the model, else demo)")
     p.add_argument("--size", type=argument(int, POSITIVE), help="test input side (default: the preset's test_size)")
     p.add_argument("--resize", choices=("none", "fullscale", "tight"),
                    help="none: the release's, a padded canvas resized to --input_size; fullscale: the padded canvas "
@@ -115,7 +133,10 @@ def parse(argv=None):
 def main(argv=None):
     """./src/predict.py: errors end in one line (cli.py)."""
     args = parse(argv)
-    preset = resolve(args.config)[0]
+    config, note = test_preset(args.model, args.config)
+    if note:
+        print(f"note: {note}")
+    preset = resolve(config)[0]
     test = preset["segmentations"]
     try:
         summary = predict(args.model, args.inputs, args.out_dir, args.size or test["test_size"],
