@@ -1,4 +1,5 @@
 """./src/predict.py: a trained segmenter on a folder of new images -> label PNGs and colour overlays."""
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -90,7 +91,7 @@ def test_predict_a_folder_writes_labels_and_overlays(model, photos, tmp_path):
     assert "skipped 1 unreadable images" in proc.stdout and str(photos / "broken.jpg") in proc.stdout
     written = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
     stems = sorted(Path(n).stem for n in SIZES)
-    assert written == sorted([f"{s}.png" for s in stems] + [f"overlay/{s}.png" for s in stems])
+    assert written == sorted([f"{s}.png" for s in stems] + [f"overlay/{s}.png" for s in stems] + ["predict.json"])
     for name, (h, w) in SIZES.items():
         stem = Path(name).stem
         with Image.open(out / f"{stem}.png") as png:
@@ -222,3 +223,25 @@ def test_the_test_geometry_defaults_to_the_preset_that_trained_the_model(model, 
            "geometry\n" in other
     older, _ = predict(varied_model, "older")
     assert "note: the model records no preset (trained before it did): the test geometry is demo's" in older
+
+
+def test_a_rerun_resumes_and_other_settings_predict_again(model, photos, tmp_path):
+    """predict.json records the model and settings: the same command again predicts only the images whose
+    outputs are missing (as after an interrupt), to the same files; another setting predicts all."""
+    out = tmp_path / "preds"
+
+    def predict(*extra):
+        proc = subprocess.run([sys.executable, str(ROOT / "src/predict.py"), str(photos), "--model", str(model),
+                               "--out_dir", str(out), "--config", "smoke", *extra], cwd=ROOT, capture_output=True,
+                              text=True)
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout
+    assert "done by an earlier run" not in predict()
+    first = {p.name: p.read_bytes() for p in out.glob("*.png")}
+    (out / "grey.png").unlink()
+    (out / "overlay" / "photo.png").unlink()
+    assert f"predicted {len(SIZES)} images, {len(SIZES) - 2} of them done by an earlier run" in predict()
+    assert {p.name: p.read_bytes() for p in out.glob("*.png")} == first
+    assert (out / "overlay" / "photo.png").exists()
+    assert "done by an earlier run" not in predict("--alpha", "0.3")
+    assert json.loads((out / "predict.json").read_text())["alpha"] == 0.3

@@ -4,12 +4,14 @@ For each image <id>: <out_dir>/<id>.png, the class per pixel as an index PNG in 
 segmentations writes), and <out_dir>/overlay/<id>.png, the image with every non-background pixel blended
 with its class colour, both at the image's own size. An image larger than --max_side is segmented shrunk to it (as
 the pipeline works on it), its labels then enlarged (nearest neighbour). Both are written atomically; images that
-do not decode are skipped and listed.
+do not decode are skipped and listed. <out_dir>/predict.json records the model file's digest and the settings: a
+rerun with the same ones resumes (images with both outputs are not predicted again), other ones predict all.
 """
 import argparse
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image
 
 from . import transforms as T
@@ -18,8 +20,11 @@ from .config import CONFIGS, resolve
 from .datasets import ImageFiles
 from .errors import os_error_message
 from .inference import forward_all, geometry, label_map, load_model, pick_device, trained
-from .io import InputError, atomic_path, load_checkpoint, load_image, save_label_png
+from .fingerprint import file_digest, read_json
+from .io import InputError, atomic_path, load_checkpoint, load_image, save_json, save_label_png
 from .visualize import colour
+
+RECORD = "predict.json"  # in out_dir: the model's digest and the settings its files were made with
 
 DESCRIPTION = """Segment new images with a trained segmenter: a label PNG (VOC colours) and a colour overlay per image.
 
@@ -57,8 +62,12 @@ def predict(model_path, inputs, out_dir, size, resize="none", pcrf="none", devic
     out_dir = Path(out_dir)
     refuse_overwriting_inputs(images, out_dir)
     model, meta = load_model(model_file(model_path), "segmentation")
-    for i, scores, frame in forward_all(model, images, range(len(images)), size, geometry(resize), pick_device(device),
-                                        4, net_size=net_size):
+    device = pick_device(device)
+    settings = {"model": file_digest(model_file(model_path)), "size": size, "resize": resize, "pcrf": pcrf,
+                "device": torch.device(device).type, "alpha": alpha, "net_size": net_size, "crf_backend": crf_backend,
+                "max_side": max_side}
+    todo = images_to_do(images, out_dir, settings)
+    for i, scores, frame in forward_all(model, images, todo, size, geometry(resize), device, 4, net_size=net_size):
         image = images.image(i)
         label = label_map(scores, image, frame, pcrf, crf_backend)
         if image.shape[:2] != tuple(images.sizes[i]):
@@ -67,8 +76,18 @@ def predict(model_path, inputs, out_dir, size, resize="none", pcrf="none", devic
         save_label_png(out_dir / f"{images.items[i].id}.png", label)
         with atomic_path(out_dir / "overlay" / f"{images.items[i].id}.png") as tmp:
             Image.fromarray(overlay(image, label, alpha)).save(tmp, format="PNG")
-    return {"images": len(images), "classes": list(meta["classes"]), "out_dir": str(out_dir),
-            "skipped_images": images.skipped}
+    return {"images": len(images), "done_before": len(images) - len(todo), "classes": list(meta["classes"]),
+            "out_dir": str(out_dir), "skipped_images": images.skipped}
+
+
+def images_to_do(images, out_dir, settings):
+    """The images left to predict: those without both outputs when out_dir's RECORD holds these settings (the
+    same model file and test geometry: a rerun resumes), else all, the record written first."""
+    if read_json(out_dir / RECORD) == settings:
+        return [i for i, it in enumerate(images.items)
+                if not all(p.exists() for p in (out_dir / f"{it.id}.png", out_dir / "overlay" / f"{it.id}.png"))]
+    save_json(out_dir / RECORD, settings)
+    return list(range(len(images)))
 
 
 def test_preset(model_path, config=None):
@@ -145,7 +164,8 @@ def main(argv=None):
                           preset["data"]["max_image_side"] if args.max_side is None else args.max_side)
     except OSError as e:
         raise InputError(os_error_message(e, "--out_dir")) from None
-    print(f"predicted {summary['images']} images ({', '.join(summary['classes'])}) into {summary['out_dir']}")
+    before = f", {summary['done_before']} of them done by an earlier run" if summary["done_before"] else ""
+    print(f"predicted {summary['images']} images{before} ({', '.join(summary['classes'])}) into {summary['out_dir']}")
     skipped = summary["skipped_images"]
     if skipped:
         print(f"skipped {len(skipped)} unreadable images:\n" + "\n".join(f"  {p}: {why}" for p, why in skipped.items()))
