@@ -309,3 +309,18 @@ def test_report_loads_in_chromium_and_its_screenshot_is_kept(run, tmp_path):
     assert pixels.shape == (2000, 1280, 3)
     assert tuple(pixels[5, 5]) == (0xf4, 0xf5, 0xf7) and tuple(pixels[5, 640]) == (255, 255, 255)  # inline CSS
     assert (pixels == (0xee, 0xf0, 0xf5)).all(axis=2).sum() > 1000  # table headers
+
+
+def test_a_run_without_every_result_leaves_the_report_and_summary_as_they_were(run):
+    """A variant whose steps do not all have results (here only its guide labels) writes neither report.html nor
+    summary.json: the pair the full run wrote stays, both describing that run. (Last in the module: it adds a
+    variant's folder to the run.)"""
+    root, _ = run
+    before = {name: (root / name).read_bytes() for name in ("report.html", "summary.json")}
+    proc = subprocess.run([sys.executable, str(ROOT / "script.py"), "--config", "smoke", "--out_root",
+                           str(root.parent), "--set", "vis=true", "--set", "seedthres=30", "--steps", "guide_labels"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert (root / "guide_labels" / "seedthres-30" / "done.json").is_file()
+    assert "report: not written until every step has results (an earlier run's report.html stays)" in proc.stdout
+    assert {name: (root / name).read_bytes() for name in ("report.html", "summary.json")} == before

@@ -188,7 +188,7 @@ def run_in_order(args, overrides, steps, skip, opened=None):
 
 def summarise(args, overrides, seconds=None):
     """One table of the method's stages against the fully supervised reference, also as JSON (with each step's
-    wall seconds in this run)."""
+    wall seconds in this run); returns whether summary.json was written (not while steps have no results)."""
     cfg, preset = C.resolve(args.config, overrides)
     ref_cfg, _ = C.resolve(args.config, overrides + ["labels=gt"])
     guide, seg = stage_result(cfg, preset, "guide_labels"), stage_result(cfg, preset, "segmentations")
@@ -204,10 +204,10 @@ def summarise(args, overrides, seconds=None):
         hint = ground_truth_hint(cfg["data"])
         print(f"\nno ground-truth masks, so no mIoU table ({hint} for one)\nguide labels: "
               f"{outputs['guide_labels']}\npredictions: {outputs['predictions']}\nsummary: {path}")
-        return
+        return True
     if not (guide and seg and ref):
         print("summary: some steps have no results yet; run all steps for the table")
-        return
+        return False
     table = method_table(guide, seg, ref) | {
         "guide_labels": str(naming.stage_dir(cfg, preset, "guide_labels")),
         "predictions": str(naming.stage_dir(cfg, preset, "segmentations")),
@@ -224,6 +224,7 @@ def summarise(args, overrides, seconds=None):
     path = Path(cfg["run"]["out_root"]) / cfg["name"] / "summary.json"
     save_json(path, table | {"reference_warnings": weak})
     print(f"\nsummary: {path}")
+    return True
 
 
 def print_own_data_notes(opened):
@@ -302,6 +303,8 @@ def main(argv=None):
     if args.lane:
         print(lanes.REPORT + json.dumps(seconds), flush=True)
         return
-    summarise(args, overrides, seconds)
-    print(f"report: {write_report(args.config, overrides)}")
+    if summarise(args, overrides, seconds):  # the report and summary.json describe the same run
+        print(f"report: {write_report(args.config, overrides)}")
+    else:
+        print("report: not written until every step has results (an earlier run's report.html stays)")
     print_profile(seconds, time.monotonic() - start, lane_of)
