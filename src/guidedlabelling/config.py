@@ -39,11 +39,11 @@ def preset_path(config):
     path = Path(config)
     if not path.exists() and (CONFIGS / f"{path}.yaml").exists():
         path = CONFIGS / f"{path}.yaml"
+    presets = ", ".join(sorted(p.stem for p in CONFIGS.glob("*.yaml")))
     if path.is_dir():
-        raise InputError(f"{path}: a folder, not a config; name a YAML file or a preset in configs/ (demo, smoke, "
-                         "msrc, voc12_paper)")
+        raise InputError(f"{path}: a folder, not a config; name a YAML file or a preset in configs/ ({presets})")
     if not path.is_file():
-        raise InputError(f"{path}: config not found; use a file in configs/ (demo, smoke, msrc, voc12_paper)")
+        raise InputError(f"{path}: config not found; use a file in configs/ ({presets})")
     return path
 
 
@@ -149,7 +149,8 @@ def stage_parser(stage, description):
     """Flags of one stage command: its own settings, data and run; everything else through --set."""
     parser = argparse.ArgumentParser(description=description, epilog=UPSTREAM_HELP,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", default="demo", help="preset name or YAML file (configs/)")
+    parser.add_argument("--config", default="demo", help="preset name or YAML file (configs/; default: demo), whose "
+                                                        "settings replace the release's defaults shown below")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="any setting, upstream stages' included (KEY or SECTION.KEY)")
     parser.add_argument("--debug", action="store_true", help="show the traceback of an error instead of one line")
@@ -157,7 +158,7 @@ def stage_parser(stage, description):
         group = parser.add_argument_group(f"{sec} settings")
         for key, (default, help_text) in OPTIONS[sec].items():
             flag = dict(dest=f"{sec}.{key}", default=None)
-            shown = "" if default is None or isinstance(default, bool) else f" (default: {default})"
+            shown = "" if default is None or isinstance(default, bool) else f" (release: {default})"
             text = (help_text + shown).replace("%", "%%")  # argparse %-formats help texts
             if isinstance(default, bool):
                 group.add_argument(f"--{key}", action="store_const", const=True, help=text, **flag)
