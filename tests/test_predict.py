@@ -1,5 +1,6 @@
 """./src/predict.py: a trained segmenter on a folder of new images -> label PNGs and colour overlays."""
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -245,3 +246,28 @@ def test_a_rerun_resumes_and_other_settings_predict_again(model, photos, tmp_pat
     assert (out / "overlay" / "photo.png").exists()
     assert "done by an earlier run" not in predict("--alpha", "0.3")
     assert json.loads((out / "predict.json").read_text())["alpha"] == 0.3
+
+
+def test_other_files_of_a_folder_are_noted_and_a_link_to_nothing_is_skipped(model, photos, tmp_path):
+    """A folder's files that are not .jpg/.jpeg/.png are named in a note (not silently left out), a .jpg that is a
+    link to nothing is a counted skip, not an error; every name clash is reported, not only the first."""
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    for name in ("photo.jpg", "grey.png"):
+        shutil.copy(photos / name, folder / name)
+    Image.open(photos / "photo.jpg").save(folder / "scan.bmp")
+    (folder / "gone.jpg").symlink_to(tmp_path / "nowhere.jpg")
+    proc = subprocess.run([sys.executable, str(ROOT / "src/predict.py"), str(folder), "--model", str(model),
+                           "--out_dir", str(tmp_path / "out"), "--config", "smoke"], cwd=ROOT, capture_output=True,
+                          text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "note: 1 files of the folders named are not .jpg, .jpeg or .png and were not predicted " \
+           f"({folder / 'scan.bmp'})" in proc.stdout
+    assert "predicted 2 images" in proc.stdout
+    assert f"skipped 1 unreadable images:\n  {folder / 'gone.jpg'}: a link to nothing, not a file" in proc.stdout
+    shutil.copy(photos / "photo.jpg", folder / "photo.png")  # two clashes: photo, grey
+    shutil.copy(photos / "grey.png", folder / "grey.jpg")
+    proc = subprocess.run([sys.executable, str(ROOT / "src/predict.py"), str(folder), "--model", str(model),
+                           "--out_dir", str(tmp_path / "out2"), "--config", "smoke"], cwd=ROOT, capture_output=True,
+                          text=True)
+    assert proc.returncode == 2 and proc.stderr.count("same name as") == 2, proc.stderr

@@ -77,7 +77,7 @@ def predict(model_path, inputs, out_dir, size, resize="none", pcrf="none", devic
         with atomic_path(out_dir / "overlay" / f"{images.items[i].id}.png") as tmp:
             Image.fromarray(overlay(image, label, alpha)).save(tmp, format="PNG")
     return {"images": len(images), "done_before": len(images) - len(todo), "classes": list(meta["classes"]),
-            "out_dir": str(out_dir), "skipped_images": images.skipped}
+            "out_dir": str(out_dir), "skipped_images": images.skipped, "not_images": [str(p) for p in images.ignored]}
 
 
 def images_to_do(images, out_dir, settings):
@@ -166,6 +166,10 @@ def main(argv=None):
         raise InputError(os_error_message(e, "--out_dir")) from None
     before = f", {summary['done_before']} of them done by an earlier run" if summary["done_before"] else ""
     print(f"predicted {summary['images']} images{before} ({', '.join(summary['classes'])}) into {summary['out_dir']}")
+    others = summary["not_images"]
+    if others:
+        print(f"note: {len(others)} files of the folders named are not .jpg, .jpeg or .png and were not predicted "
+              f"({', '.join(others[:3])}{', ...' if len(others) > 3 else ''}); name such a file itself to try it")
     skipped = summary["skipped_images"]
     if skipped:
         print(f"skipped {len(skipped)} unreadable images:\n" + "\n".join(f"  {p}: {why}" for p, why in skipped.items()))

@@ -1,6 +1,7 @@
 """Image files to predict on."""
 from pathlib import Path
 
+from ..errors import raise_all
 from ..io import InputError
 from .base import IMAGE_SUFFIXES, ImageList, Item, readable_items
 
@@ -8,13 +9,16 @@ class ImageFiles(ImageList):
     """Image files to predict on: files named directly, and the images (jpg, jpeg, png) of folders named."""
 
     def __init__(self, inputs):
-        paths = []
+        paths, self.ignored, broken = [], [], []  # ignored: other files of the folders (reported by predict)
         for name in map(Path, inputs):
             if name.is_dir():
-                found = sorted(p for p in name.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+                entries = sorted(p for p in name.iterdir() if not p.name.startswith("."))
+                found = [p for p in entries if p.suffix.lower() in IMAGE_SUFFIXES]
                 if not found:
                     raise InputError(f"{name}: no .jpg, .jpeg or .png images in this folder; name another")
-                paths += found
+                self.ignored += [p for p in entries if p.suffix.lower() not in IMAGE_SUFFIXES and p.is_file()]
+                broken += [p for p in found if not p.is_file()]  # a link to nothing: skipped, as an unreadable image
+                paths += [p for p in found if p.is_file()]
             elif not name.is_file():
                 raise InputError(f"{name}: not found; name image files or folders of images")
             else:
@@ -24,10 +28,13 @@ class ImageFiles(ImageList):
             unique.setdefault(p.resolve(), p)
         paths = list(unique.values())
         first = {}
-        for p in paths:
-            if first.setdefault(p.stem, p) != p:
-                raise InputError(f"{p}: same name as {first[p.stem]}; outputs are named by it, so rename one")
+        raise_all([f"{p}: same name as {first[p.stem]}; outputs are named by it, so rename one" for p in paths
+                   if first.setdefault(p.stem, p) != p], "the images named")
+        if not paths:
+            raise InputError(f"{broken[0]}: a link to nothing, as every .jpg, .jpeg or .png of the folders named; "
+                             "name image files")
         listed = [Item(p.stem, p, None) for p in paths]
         self.items, self.sizes, self.skipped = readable_items(listed, "the images named")
+        self.skipped |= {str(p): "a link to nothing, not a file" for p in broken}
 
 
