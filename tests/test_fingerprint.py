@@ -77,6 +77,17 @@ def test_tags_edited_in_place_rerun_every_stage_like_a_fresh_run(own, command, t
     assert rerun == fresh and rerun["guide"]["mIoU"] != stale["guide"]["mIoU"]
 
 
+def test_a_photo_added_to_the_set_is_said_to_be_added(own, command):
+    """A new photo and its row: the first stage names the photo as added (not as changed) and tags.csv as changed."""
+    run_all(command, own, ("seed_train",))
+    shutil.copy(own["images"] / "a.jpg", own["images"] / "g.jpg")
+    shutil.copy(own["masks"] / "a.png", own["masks"] / "g.png")
+    with open(own["tags"], "a") as f:
+        f.write("g.jpg,cat,train\n")
+    (out,) = run_all(command, own, ("seed_train",))
+    assert f"{own['tags']} changed, {own['images'] / 'g.jpg'} was added since it was made; recomputing it" in out
+
+
 def test_folders_made_at_the_files_size_are_remade_once_the_work_size_shrinks_the_images(own, command,
                                                                                           monkeypatch):
     """Folders of a version before max_image_side (no such setting in config.yaml, none in the manifest) were made

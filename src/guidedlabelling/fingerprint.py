@@ -164,6 +164,20 @@ def describe(keys, limit=3):
     return ", ".join(names) + more
 
 
+def since_made(keys, old, new):
+    """Why a folder is stale, from the keys of its recorded manifest `old` and of today's `new` that differ
+    (changes): 'a.jpg changed, b.jpg was added, c.jpg went since it was made' (files added or gone said so)."""
+    old = renamed_upstream(old, pipeline.FORMER_NAMES)
+    files = [k for k in keys if not k.startswith((UPSTREAM, WORK_SIZE))]  # an upstream or setting key "changed"
+    added = [k for k in files if k not in old]
+    went = [k for k in files if k in old and new.get(k, ABSENT) == ABSENT]
+    changed = [k for k in keys if k not in added and k not in went]
+    parts = [f"{describe(group)} {verb(len(group))}" for group, verb in (
+        (changed, lambda n: "changed"), (added, lambda n: "was added" if n == 1 else "were added"),
+        (went, lambda n: "went")) if group]
+    return ", ".join(parts) + " since it was made"
+
+
 def staleness(folder, digests, checked=None):
     """None when a finished stage folder's outputs are still what its recorded inputs make, else why not: a
     recorded file changed (files it only evaluates with do not count), or an upstream output it read changed or

@@ -19,8 +19,8 @@ from . import config as C
 from . import naming
 from . import settings as S
 from . import pipeline, preflight
-from .fingerprint import EVALUATED, MANIFEST, changes, damage, describe, finished_fingerprint, fingerprint, \
-    output_sizes, outputs_fingerprint, recorded
+from .fingerprint import EVALUATED, MANIFEST, changes, damage, finished_fingerprint, fingerprint, \
+    output_sizes, outputs_fingerprint, recorded, since_made
 from .inference import pick_device
 from .io import InputError, save_json, save_yaml
 from .datasets.builtin import ensure_builtin
@@ -152,7 +152,7 @@ def check_cache(out, stage_cfg, override, manifest, alone=True, rescore=False):
     why, changed = None, []
     if settings is not None and has_outputs(out) and (record or {}).get("fingerprint") != manifest["fingerprint"]:
         changed = changes(record["inputs"], manifest["inputs"]) if record else []
-        why = f"{describe(changed)} changed since it was made" if record else \
+        why = since_made(changed, record["inputs"], manifest["inputs"]) if record else \
             "no record of the inputs it was made from (made by an older version)"
     elif finished_fingerprint(out) is not None:
         why = damage(out)
