@@ -172,9 +172,11 @@ def since_made(keys, old, new):
     added = [k for k in files if k not in old]
     went = [k for k in files if k in old and new.get(k, ABSENT) == ABSENT]
     changed = [k for k in keys if k not in added and k not in went]
-    parts = [f"{describe(group)} {verb(len(group))}" for group, verb in (
-        (changed, lambda n: "changed"), (added, lambda n: "was added" if n == 1 else "were added"),
-        (went, lambda n: "went")) if group]
+    parts = [f"{describe(changed)} changed"] if changed else []
+    if added:
+        parts.append(f"{describe(added)} {'was' if len(added) == 1 else 'were'} added")
+    if went:
+        parts.append(f"{describe(went)} went")
     return ", ".join(parts) + " since it was made"
 
 

@@ -126,28 +126,42 @@ class Entry:
     def publish(self, out, record):
         """Put a stage folder's trained network into the store under this key (the lock held), replacing an
         older entry; the entry appears whole or not at all. Leftovers of runs killed while publishing go."""
-        for leftover in self.root.glob(f".{self.key}.*"):
-            shutil.rmtree(leftover, ignore_errors=True)
-        tmp = shared_temp_folder(self.root, self.key)
-        try:
+        remove_leftovers(self.root, self.key)
+        with new_folder(self.root, self.key, replace=True) as tmp:
             for name in FILES:
                 shutil.copyfile(out / name, tmp / name)
             save_json(tmp / "entry.json", record | {"key": self.key, "model_digest": file_digest(tmp / "model.pth")})
-            if self.path.exists():
-                os.replace(self.path, self.path.with_name(f".{self.key}.old"))
-            os.replace(tmp, self.path)
-        finally:
-            for leftover in (tmp, self.path.with_name(f".{self.key}.old")):
-                shutil.rmtree(leftover, ignore_errors=True)
 
 
-def shared_temp_folder(root, key):
-    """A new temporary folder in root for what will be renamed to root/key, readable by everyone who shares the
-    store (mkdtemp's 0700 would hide it)."""
+def remove_leftovers(root, key, min_age=0):
+    """Remove what runs killed while publishing root/key left (new_folder's temporary folders), min_age seconds
+    old or older."""
+    for leftover in root.glob(f".{key}.*"):
+        if time.time() - leftover.stat().st_mtime >= min_age:
+            shutil.rmtree(leftover, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def new_folder(root, key, replace):
+    """Yield a temporary folder in root to fill; when the block succeeds it becomes root/key, whole or not at all:
+    in place of an older one (replace), else only where there is none (another run's that came first stays). The
+    folder is readable by everyone who shares the store (mkdtemp's 0700 would hide it)."""
     root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", suffix=".tmp", dir=root))
     os.chmod(tmp, 0o755)
-    return tmp
+    path, old = root / key, root / f".{key}.old"
+    try:
+        yield tmp
+        if replace and path.exists():
+            os.replace(path, old)
+        try:
+            os.rename(tmp, path)
+        except OSError:
+            if not path.exists():  # not another run's folder that came first
+                raise
+    finally:
+        for leftover in (tmp, old):
+            shutil.rmtree(leftover, ignore_errors=True)
 
 
 def held_out_key(model_digest, items, settings):
@@ -188,13 +202,10 @@ class HeldOut:
         """Keep the maps of out's subfolders `folders` under this key, unless maps are already there (replace:
         in their place); they appear whole or not at all. Leftovers of runs killed while publishing, an hour old,
         go."""
-        for leftover in self.root.glob(f".{self.key}.*"):
-            if time.time() - leftover.stat().st_mtime > 3600:
-                shutil.rmtree(leftover, ignore_errors=True)
+        remove_leftovers(self.root, self.key, min_age=3600)  # no lock: a younger one may be another run's
         if self.path.exists() and not replace:
             return
-        tmp = shared_temp_folder(self.root, self.key)
-        try:
+        with new_folder(self.root, self.key, replace) as tmp:
             files = {}
             for folder in folders:
                 (tmp / folder).mkdir(mode=0o755)
@@ -204,16 +215,6 @@ class HeldOut:
                         os.chmod(tmp / folder / path.name, 0o644)  # readable by all who share the store
                         files[f"{folder}/{path.name}"] = file_digest(tmp / folder / path.name)
             save_json(tmp / "record.json", {"files": files})
-            if replace and self.path.exists():
-                os.replace(self.path, self.path.with_name(f".{self.key}.old"))
-            try:
-                os.rename(tmp, self.path)
-            except OSError:
-                if not self.path.exists():  # not another run's maps that came first
-                    raise
-        finally:
-            for leftover in (tmp, self.path.with_name(f".{self.key}.old")):
-                shutil.rmtree(leftover, ignore_errors=True)
 
 
 @contextlib.contextmanager
