@@ -211,3 +211,21 @@ def test_a_folder_made_with_a_relative_path_matches_the_same_path_made_absolute(
     assert naming.same_settings(stored, current)
     stored["data"]["dataset_dir"] = "other"
     assert not naming.same_settings(stored, current)
+
+
+def test_a_folder_made_by_another_clone_of_the_project_has_the_same_settings(tmp_path, monkeypatch):
+    """--pascalroot's default lies inside the project, so two clones resolve it to two paths; with --dataset_dir or
+    your own data it is not read, and a folder one clone made (its config.yaml as written before it was left
+    blank included) matches the other's settings. Where it is read, it still tells the folders apart."""
+    def settings(root, *sets, config="msrc"):
+        monkeypatch.setattr(C, "ROOT", root)
+        return naming.relevant(resolve(*sets, config=config)[0], "seed_train")
+    for given in (["dataset_dir=/data/msrc"], ["images=/data/own", "tags=/data/own.csv"]):
+        mine, theirs = settings(tmp_path / "clone1", *given), settings(tmp_path / "clone2", *given)
+        assert mine["data"]["pascalroot"] is None and naming.same_settings(mine, theirs)
+        older = json.loads(json.dumps(mine))
+        older["data"]["pascalroot"] = str(tmp_path / "clone1/data/VOCdevkit")
+        assert naming.same_settings(older, theirs)
+    mine = settings(tmp_path / "clone1", config="voc12_paper")
+    assert mine["data"]["pascalroot"] == str(tmp_path / "clone1/data/VOCdevkit")
+    assert not naming.same_settings(mine, settings(tmp_path / "clone2", config="voc12_paper"))

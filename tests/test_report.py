@@ -269,6 +269,27 @@ def test_vis_panels_of_the_guide_and_test_stages(run):
     assert np.array_equal(truth, enlarged(DATA / "SegmentationClass/val_0002.png"))
 
 
+def test_vis_on_finished_stages_draws_only_the_missing_panels(run):
+    """--vis on a run whose stages are up to date draws the panels they lack from their files, the same bytes as
+    the panels drawn while computing, and computes nothing again."""
+    root, _ = run
+    panels = [root / "guide_labels/default/vis/train_0003.png", root / "guide_labels/default/vis/train_0011.png",
+              root / "segmentations/default/vis/val_0002.png"]
+    drawn = {p: p.read_bytes() for p in panels}
+    outputs = {p: p.stat().st_mtime_ns for p in (root / "guide_labels/default").glob("*.png")} | \
+        {p: p.stat().st_mtime_ns for p in (root / "segmentations/default").glob("*.png")}
+    for p in panels:
+        p.unlink()
+    proc = subprocess.run([sys.executable, str(ROOT / "script.py"), "--config", "smoke", "--out_root", str(root.parent),
+                           "--set", "vis=true"], cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert f"guide_labels: missing panels drawn into {root / 'guide_labels/default/vis'}: 2" in proc.stdout
+    assert f"segmentations: missing panels drawn into {root / 'segmentations/default/vis'}: 1" in proc.stdout
+    assert proc.stdout.count("missing panels drawn") == 2
+    assert {p: p.read_bytes() for p in panels} == drawn
+    assert {p: p.stat().st_mtime_ns for p in outputs} == outputs
+
+
 def chromium():
     for name in ("chromium", "chromium-browser", "google-chrome"):
         if shutil.which(name):

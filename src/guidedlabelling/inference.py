@@ -94,6 +94,11 @@ def todo(stage, data, suffix, folder=None, block=1):
             if (i // block) % N == n and not (folder / f"{it.id}{suffix}").exists()]
 
 
+def without_panel(stage, data):
+    """Images of this fragment whose .png output exists and its --vis panel (vis/<id>.png) does not."""
+    return [i for i in todo(stage, data, ".png", stage.out / "vis") if (stage.out / f"{data.items[i].id}.png").exists()]
+
+
 def all_done(stage, data, suffix, folder=None):
     """True when every image has its output; a fragment that finishes early leaves the summary to the last."""
     folder = folder or stage.out

@@ -48,7 +48,17 @@ def stage_dir(cfg, preset, stage):
 
 def relevant(cfg, stage):
     """The part of the config that determines a stage's outputs (stored and compared for caching)."""
-    return {sec: dict(cfg[sec]) for sec in pipeline.sections(stage, cfg)}
+    return without_unread({sec: dict(cfg[sec]) for sec in pipeline.sections(stage, cfg)})
+
+
+def without_unread(settings):
+    """Settings with --pascalroot blank where --dataset_dir or your own data replaces it: its default is a path
+    inside the project, and would make another clone's folders 'made with other settings'."""
+    d = settings.get("data")
+    if d is not None and d.get("pascalroot") is not None and (d.get("dataset_dir") or d.get("images")
+                                                              or d.get("tags") or d.get("layout") == "own"):
+        settings["data"] = d | {"pascalroot": None}
+    return settings
 
 
 def stored_settings(out):
@@ -69,8 +79,9 @@ def same_settings(stored, current):
     was made count as equal when they have their default value, so old run folders stay valid."""
     if stored is None or set(stored) != set(current):
         return False
-    stored = absolute_paths(copy.deepcopy(stored))  # folders made before paths were stored absolute: as they were
-    # read then, relative to the current folder
+    # folders made before paths were stored absolute: as they were read then, relative to the current folder; and
+    # before an unread --pascalroot was left blank
+    stored = without_unread(absolute_paths(copy.deepcopy(stored)))
     defaults_ = defaults()
     for sec, values in current.items():
         old = stored[sec]

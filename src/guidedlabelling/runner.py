@@ -212,10 +212,15 @@ def current_output(stage, argv=None, opened=None):
     """The output folder of a stage command if it is up to date (the command would do nothing), else None.
     Its inputs must exist."""
     args, cfg, preset, out = resolve(stage, argv)
-    if cfg["run"]["overridecache"]:
+    if cfg["run"]["overridecache"] or draws_panels(stage, cfg):  # main draws the panels a finished stage lacks
         return None
     inputs, _ = preflight.check(stage, cfg, preset, vars(args), opened).manifest()
     return out if reusable(out, cfg, stage, fingerprint(inputs)) else None
+
+
+def draws_panels(stage, cfg):
+    """--vis on a stage that draws panels (stages/<stage>.py's draw_panels)."""
+    return cfg["run"]["vis"] and hasattr(stage_module(stage), "draw_panels")
 
 
 def reusable(out, cfg, stage, current):
@@ -236,6 +241,12 @@ def main(stage, argv=None, opened=None):
     stage_cfg = naming.relevant(cfg, stage)
     if reusable(out, cfg, stage, manifest["fingerprint"]):
         print(f"{stage}: up to date in {out} (--overridecache recomputes)")
+        if draws_panels(stage, cfg):
+            finished = Stage(stage, cfg, preset, out, args, logging.getLogger(__name__), checked,
+                             manifest["fingerprint"], outputs_fingerprint(inputs))
+            drawn = stage_module(stage).draw_panels(finished)
+            if drawn:
+                print(f"{stage}: missing panels drawn into {out / 'vis'}: {drawn}")
         return out
     fresh = not out.exists()
     log = None

@@ -8,7 +8,7 @@ from ..checks import PERCENT, one_of
 from .. import guide_diagnostics
 from ..guide_rules import DROPPED, RULES, UNSURE, UNUSED, drop_unused, guide_labels, keep_dropped, oracle_foreground, \
     void_unsure
-from ..inference import all_done, evaluate_folder, measurable, todo
+from ..inference import all_done, evaluate_folder, measurable, todo, without_panel
 from ..io import InputError, load_gray_png, load_heatmap_mat, load_label_png, save_label_png
 from ..pipeline import command
 from ..progress import progress
@@ -114,8 +114,7 @@ class GuideJob:
         gt = self.data.label(i) if self.g["guiderule"] == "salor" else None
         guide = guide_labels(self.g["guiderule"], image, seed, salient, heat, classes, gt, self.crf_backend)
         if self.vis:
-            save_panel(self.out / "vis" / f"{it.id}.png", panel_tiles(self.data, i, [
-                ("seeds", colour(seed)), ("saliency", grey(sal)), ("guide labels", colour(guide))]))
+            save_guide_panel(self.out, self.data, i, seed, sal, guide)
         save_label_png(self.out / f"{it.id}.png", guide)
 
 
@@ -141,9 +140,28 @@ class AfterRuleJob:
         if g["unused"] == "absent":
             guide = drop_unused(guide, rule_foreground(g, sal, rule.data, i), self.kept)
         if self.vis:
-            save_panel(self.out / "vis" / f"{it.id}.png", panel_tiles(rule.data, i, [
-                ("seeds", colour(seed)), ("saliency", grey(sal)), ("guide labels", colour(guide))]))
+            save_guide_panel(self.out, rule.data, i, seed, sal, guide)
         save_label_png(self.out / f"{it.id}.png", guide)
+
+
+def save_guide_panel(out, data, i, seed, sal, guide):
+    save_panel(out / "vis" / f"{data.items[i].id}.png", panel_tiles(data, i, [
+        ("seeds", colour(seed)), ("saliency", grey(sal)), ("guide labels", colour(guide))]))
+
+
+def draw_panels(stage):
+    """--vis on labels made without it: the panels of this fragment's labelled images that have none, drawn from
+    the files (the labels are not made again). Returns how many it drew."""
+    cfg, out = stage.cfg, stage.out
+    data = stage.dataset(cfg["data"]["dataset"])
+    seeds, seed_dir, sal_dir = SeedRule.of(cfg), stage.input_dir("seed_heatmaps"), stage.input_dir("saliency")
+    indices = without_panel(stage, data)
+    for i in progress(indices, "panels"):
+        it = data.items[i]
+        seed = seeds.labels(load_heatmap_mat(seed_dir / f"{it.id}.mat")[0], data.image_classes(i))
+        sal = data.at_work_size(i, load_gray_png(sal_dir / f"{it.id}.png"))
+        save_guide_panel(out, data, i, seed, sal, load_label_png(out / f"{it.id}.png"))
+    return len(indices)
 
 
 def start_worker():
@@ -190,6 +208,8 @@ def run(stage):
                        "background where saliency found their class", len(missing), len(data))
         run_jobs(AfterRuleJob(job, out, *([data.classes.index(name) for name in names] for names in (kept, unsure)),
                               vis), missing, workers)
+    if vis:  # images labelled by an earlier run without --vis
+        draw_panels(stage)
     if measurable(stage, data, "seed and guide label mIoU"):
         summary |= {"seeds": evaluate_folder(data, job.seed_dir, job.seeds), "guide": evaluate_folder(data, out)}
         for name in ("seeds", "guide"):

@@ -3,8 +3,8 @@ section 7)."""
 from .. import precision as P
 from ..checks import NON_NEGATIVE, POSITIVE, one_of
 from ..inference import all_done, check_classes, evaluate_folder, forward_all, geometry, label_map, load_model, \
-    measurable, todo, trained
-from ..io import save_json, save_label_png
+    measurable, todo, trained, without_panel
+from ..io import load_label_png, save_json, save_label_png
 from ..metrics import format_table
 from ..progress import progress
 from ..reads import Reads
@@ -49,11 +49,11 @@ def run(stage):
             "segmentation test", len(indices)):
         image = data.image(i)
         pred = label_map(scores, image, frame, t["test_pcrf"], cfg["run"]["crf_backend"])
-        if cfg["run"]["vis"]:  # with the upstream outputs this image has (saliency; on training images all)
-            upstream = stage_files(stage.output_dir, data.items[i].id, ("seeds", "saliency", "guide labels"))
-            save_panel(out / "vis" / f"{data.items[i].id}.png", panel_tiles(data, i, file_tiles(
-                upstream, data.image_classes(i), seeds) + [("prediction", colour(pred))]))
+        if cfg["run"]["vis"]:
+            save_test_panel(stage, data, i, seeds, pred)
         save_label_png(out / f"{data.items[i].id}.png", pred)
+    if cfg["run"]["vis"]:  # images predicted by an earlier run without --vis
+        draw_panels(stage)
     if not all_done(stage, data, ".png"):
         return
     if not measurable(stage, data, "segmentation mIoU"):
@@ -63,3 +63,20 @@ def run(stage):
     save_json(out / "results.json", rep)
     stage.log.info("segmentation on %s:\n%s", data.split, format_table(rep))
     stage.finish({"mIoU": rep["mIoU"], "results": str(out / "results.json")})
+
+
+def save_test_panel(stage, data, i, seeds, pred):
+    """The image's panel: the prediction beside the upstream outputs it has (saliency; on training images all)."""
+    upstream = stage_files(stage.output_dir, data.items[i].id, ("seeds", "saliency", "guide labels"))
+    save_panel(stage.out / "vis" / f"{data.items[i].id}.png", panel_tiles(data, i, file_tiles(
+        upstream, data.image_classes(i), seeds) + [("prediction", colour(pred))]))
+
+
+def draw_panels(stage):
+    """--vis on predictions made without it: the panels of this fragment's predicted images that have none, drawn
+    from the files (nothing is predicted again). Returns how many it drew."""
+    data, seeds = stage.dataset(stage.cfg["data"]["test_dataset"]), SeedRule.of(stage.cfg)
+    indices = without_panel(stage, data)
+    for i in progress(indices, "panels"):
+        save_test_panel(stage, data, i, seeds, load_label_png(stage.out / f"{data.items[i].id}.png"))
+    return len(indices)
