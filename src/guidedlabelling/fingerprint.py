@@ -3,7 +3,7 @@
 A stage's manifest lists everything it reads, by content: a hash of every file of its dataset splits (image
 list or tags CSV, classes.txt, images, labels or masks), of its saliency set, of its initial weights and of
 user folders it reads instead of an upstream output, plus the fingerprint of each upstream output it reads
-(which covers that stage's own inputs in turn). The fingerprint is the hash of the manifest. The runner writes
+(which covers that stage's own inputs in turn) with the digest of that output's content (output_fingerprint). The fingerprint is the hash of the manifest. The runner writes
 the manifest to <folder>/inputs.json when the stage starts, before any output, and the fingerprint into
 done.json when it ends: a finished folder is reused only while its fingerprint is the current one, and a
 folder started with other inputs (per-image files, training snapshots) is cleared rather than resumed.
@@ -111,10 +111,24 @@ def settings_digest(folder):
 
 
 def output_fingerprint(folder):
-    """The outputs_fingerprint in a finished folder's done.json (its fingerprint in folders made before there
-    was one), or None."""
+    """What a later stage records of a finished folder's outputs: the outputs_fingerprint in its done.json (its
+    fingerprint in folders made before there was one) and the digest of the outputs' content (folders made before
+    there was one: none), or None. With the content, outputs made again to other bytes (a training rerun with
+    --overridecache on another thread count) make the stages that read them stale."""
     done = read_json(Path(folder) / "done.json")
-    return done.get("output_fingerprint", done.get("fingerprint")) if done else None
+    if not done:
+        return None
+    made = done.get("output_fingerprint", done.get("fingerprint"))
+    return f"{made} {done['outputs_digest']}" if made and done.get("outputs_digest") else made
+
+
+def outputs_digest(folder, names):
+    """BLAKE2b-128 of the named outputs of a folder, each by name and content: 0.5 s for all of an MSRC run's
+    (267 MB, cached)."""
+    h = hashlib.blake2b(digest_size=16)
+    for name in sorted(names):
+        h.update(f"{name} {file_digest(Path(folder) / name)}\n".encode())
+    return h.hexdigest()
 
 
 NOT_OUTPUTS = ("config.yaml", "log.txt", MANIFEST, "done.json")  # a stage folder's bookkeeping

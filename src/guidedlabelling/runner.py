@@ -20,7 +20,7 @@ from . import naming
 from . import settings as S
 from . import pipeline, preflight
 from .fingerprint import EVALUATED, MANIFEST, changes, damage, finished_fingerprint, fingerprint, \
-    output_sizes, outputs_fingerprint, recorded, since_made
+    output_sizes, outputs_digest, outputs_fingerprint, recorded, since_made
 from .inference import pick_device
 from .io import InputError, save_json, save_yaml
 from .datasets.builtin import ensure_builtin
@@ -75,7 +75,9 @@ class Stage:
             summary = summary | {"skipped_images": self.skipped}
             self.log.info("skipped %d unreadable images (listed in done.json):\n%s", len(self.skipped),
                           "\n".join(f"  {path}: {why}" for path, why in self.skipped.items()))
-        save_json(self.out / "done.json", summary | {"outputs": output_sizes(self.out)})
+        sizes = output_sizes(self.out)
+        save_json(self.out / "done.json",
+                  summary | {"outputs": sizes, "outputs_digest": outputs_digest(self.out, sizes)})
         self.log.info("wrote %s", self.out)
 
 
