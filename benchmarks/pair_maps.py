@@ -42,6 +42,9 @@ def main():
     cfg, preset = C.resolve(args.config, [f"out_root={args.out_root}"] if args.out_root else [])
     data = open_dataset(cfg["data"], cfg["data"]["dataset"])
     heat_dir = naming.stage_dir(cfg, preset, "seed_heatmaps")
+    for name in (args.first, args.second):
+        if name not in data.classes[1:]:
+            parser.error(f"{name}: not a class of {data.root} ({', '.join(data.classes[1:])})")
     first, second = (data.classes.index(name) for name in (args.first, args.second))
     per_image, pooled, truth = {}, {}, []
     for i, item in enumerate(data.items):
@@ -58,6 +61,8 @@ def main():
         for name, score in scores(heat[classes.index(first)], heat[classes.index(second)]).items():
             per_image.setdefault(name, []).append(auc(positive, score[where]))
             pooled.setdefault(name, []).append(score[where])
+    if not truth:
+        parser.error(f"no image of {data.root} tagged with both {args.first} and {args.second} has pixels of both")
     positive = np.concatenate(truth)
     print(f"{len(truth)} images with pixels of both {args.first} and {args.second} ({heat_dir}); "
           f"{len(positive)} pixels, {100 * positive.mean():.1f}% {args.first}")

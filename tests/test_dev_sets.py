@@ -44,3 +44,21 @@ def test_seed_maps_puts_a_map_on_the_head_at_the_head(tmp_path):
     assert proc.returncode == 0, proc.stderr
     head = proc.stdout.splitlines()[1].split()
     assert head[0] == "head" and head[2:] == ["100.0", "100.0", "100.0"], proc.stdout
+
+
+def test_pair_maps_auc_counts_pairs_and_halves_ties():
+    """benchmarks/pair_maps.py's AUC against the pairs counted by hand: of the 2 x 3 (first, second) pixel pairs,
+    the first scores higher in 4, ties in 1 (counted half) and lower in 1."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        from pair_maps import auc, scores
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    positive = np.array([True, False, True, False, False])
+    assert auc(positive, np.array([0.9, 0.1, 0.4, 0.4, 0.5])) == 4.5 / 6
+    # a first map high on the first class's pixels and a second map high on the second's: every score tells them apart
+    first, second = np.array([4.0, 1.0, 3.0, 0.5]), np.array([1.0, 2.0, 0.5, 2.0])
+    truth = np.array([True, False, True, False])
+    assert {name: auc(truth, s) for name, s in scores(first, second).items()} == dict.fromkeys(
+        ("first map / its max", "minus second map / its max", "difference of the two", "first's share of the raw maps"),
+        1.0)
