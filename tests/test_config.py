@@ -228,4 +228,5 @@ def test_a_folder_made_by_another_clone_of_the_project_has_the_same_settings(tmp
         assert naming.same_settings(older, theirs)
     mine = settings(tmp_path / "clone1", config="voc12_paper")
     assert mine["data"]["pascalroot"] == str(tmp_path / "clone1/data/VOCdevkit")
+    assert settings(tmp_path / "clone1", "layout=voc", "images=/data/own", config="voc12_paper")["data"]["pascalroot"]
     assert not naming.same_settings(mine, settings(tmp_path / "clone2", config="voc12_paper"))

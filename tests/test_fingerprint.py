@@ -5,6 +5,7 @@ import json
 import os
 import shutil
 import subprocess
+import time
 
 import numpy as np
 import pytest
@@ -14,7 +15,9 @@ import yaml
 from PIL import Image
 
 from conftest import make_own, own_args, retag_mask
+from guidedlabelling import runner
 from guidedlabelling.fingerprint import file_digest
+from guidedlabelling.io import save_heatmap_mat
 from guidedlabelling.settings import SHARED
 
 METHOD = ("seed_train", "seed_heatmaps", "saliency_train", "saliency", "guide_labels")
@@ -58,6 +61,19 @@ def test_a_digest_sees_an_edit_that_keeps_size_and_time(tmp_path):
     before = file_digest(path)
     edit_in_place(path, "cat", "dog")
     assert file_digest(path) != before and file_digest(tmp_path / "missing") == "absent"
+
+
+def test_the_same_heatmaps_written_later_are_the_same_bytes(tmp_path, monkeypatch):
+    """scipy writes the time into a MAT-file's header; ours hold a fixed text, so a stage made again to the same
+    maps has the same outputs_digest, and MATLAB/scipy read them as before."""
+    heat = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
+    save_heatmap_mat(tmp_path / "a.mat", heat, (3, 4), [0.5, 2.0])
+    monkeypatch.setattr(time, "asctime", lambda *t: "Thu Jan  1 00:00:00 2037")   # what scipy's header would hold
+    save_heatmap_mat(tmp_path / "b.mat", heat, (3, 4), [0.5, 2.0])
+    assert (tmp_path / "a.mat").read_bytes() == (tmp_path / "b.mat").read_bytes()
+    loaded = scipy.io.loadmat(tmp_path / "b.mat")
+    assert loaded["__header__"] == b"MATLAB 5.0 MAT-file Platform: posix, written by GuidedLabelling"
+    assert np.array_equal(loaded["heatmap"], heat) and np.array_equal(loaded["scores"], [[0.5, 2.0]])
 
 
 def test_tags_edited_in_place_rerun_every_stage_like_a_fresh_run(own, command, tmp_path):
@@ -178,6 +194,30 @@ def test_a_replaced_image_and_a_replaced_mask(own, command, tmp_path):
     own["out_root"] = tmp_path / "fresh"
     run_all(command, own, SEGMENTER)
     assert rerun == summaries()
+
+
+def test_a_mask_edited_after_an_upgrade_scores_outputs_again_and_reruns_nothing_after(own, command, monkeypatch):
+    """Folders made before done.json held a digest of the outputs (here: none written) and scored again now have
+    one; the stages after them, whose records hold the upstream fingerprint alone, stay up to date
+    (fingerprint.upstream_record). The panels of an earlier --vis run showed the former mask: they go, and --vis
+    draws them again."""
+    with monkeypatch.context() as m:
+        m.setattr(runner, "outputs_digest", lambda folder, names: None)
+        run_all(command, own, SEGMENTER, "--set", "vis=true")
+    for mask in (own["masks"] / "a.png", own["masks"] / "e.png"):
+        Image.fromarray(np.zeros((24, 32), np.uint8)).save(mask)
+    outputs = dict(zip(SEGMENTER, run_all(command, own, SEGMENTER)))
+    assert [stage for stage, out in outputs.items() if "up to date" not in out] == \
+        ["saliency", "guide_labels", "segmentations"]
+    assert all("scoring its outputs again" in outputs[stage] and "recomputing" not in outputs[stage]
+               for stage in ("saliency", "guide_labels", "segmentations"))
+    for stage in ("guide_labels", "segmentations"):
+        assert json.loads((folder(own, stage) / "done.json").read_text())["outputs_digest"]
+        assert not (folder(own, stage) / "vis").exists()
+    outputs = dict(zip(SEGMENTER, run_all(command, own, SEGMENTER, "--set", "vis=true")))
+    assert all("recomputing" not in out for out in outputs.values())
+    assert f"missing panels drawn into {folder(own, 'guide_labels') / 'vis'}: 4" in outputs["guide_labels"]
+    assert f"missing panels drawn into {folder(own, 'segmentations') / 'vis'}: 2" in outputs["segmentations"]
 
 
 def test_an_edited_mask_recomputes_a_stage_that_draws_it_or_whose_output_is_damaged(own, command):

@@ -6,9 +6,7 @@ import json
 import subprocess
 import sys
 
-import numpy as np
 import pytest
-import scipy.io
 import torch
 
 from conftest import ROOT, make_own, own_args
@@ -100,10 +98,7 @@ def assert_same_outputs(ours, theirs, paths=None):
     assert sorted(str(p.relative_to(ours)) for p in ours.rglob("*") if p.is_file() and p.name != "log.txt") == names
     for name in names:
         a, b = ours / name, theirs / name
-        if a.suffix == ".mat":
-            ma, mb = (scipy.io.loadmat(p) for p in (a, b))
-            assert all(np.array_equal(ma[k], mb[k]) for k in mb if not k.startswith("__")), name
-        elif a.suffix == ".pth":
+        if a.suffix == ".pth":
             sa, sb = (torch.load(p, weights_only=True)["model"] for p in (a, b))
             assert all(torch.equal(sa[k], sb[k]) for k in sb), name
         elif a.name == "inputs.json":

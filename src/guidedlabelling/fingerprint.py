@@ -3,10 +3,12 @@
 A stage's manifest lists everything it reads, by content: a hash of every file of its dataset splits (image
 list or tags CSV, classes.txt, images, labels or masks), of its saliency set, of its initial weights and of
 user folders it reads instead of an upstream output, plus the fingerprint of each upstream output it reads
-(which covers that stage's own inputs in turn) with the digest of that output's content (output_fingerprint). The fingerprint is the hash of the manifest. The runner writes
-the manifest to <folder>/inputs.json when the stage starts, before any output, and the fingerprint into
-done.json when it ends: a finished folder is reused only while its fingerprint is the current one, and a
-folder started with other inputs (per-image files, training snapshots) is cleared rather than resumed.
+(which covers that stage's own inputs in turn) with the digest of that output's content (output_fingerprint:
+outputs made again to other bytes make the stages after them stale). The fingerprint is the hash of the
+manifest. The runner writes the manifest to <folder>/inputs.json when the stage starts, before any output, and
+the fingerprint into done.json when it ends: a finished folder is reused only while its fingerprint is the
+current one, and a folder started with other inputs (per-image files, training snapshots) is cleared rather
+than resumed.
 Label files a stage only scores its outputs with are in the manifest too, marked EVALUATED: a later stage
 records the upstream's outputs_fingerprint, which leaves them out, so an edited val mask re-scores the stages
 that read it (runner.check_cache keeps their per-image files) and retrains nothing downstream.
@@ -122,6 +124,14 @@ def output_fingerprint(folder):
     return f"{made} {done['outputs_digest']}" if made and done.get("outputs_digest") else made
 
 
+def upstream_record(folder, before=None):
+    """What a later stage records of a finished upstream folder now (output_fingerprint); `before`, its record of
+    that folder, stands where the later stage recorded the fingerprint alone, before outputs had digests, and the
+    fingerprint is still that one: an older version's folders below an output made again stay valid."""
+    now = output_fingerprint(folder)
+    return before if before and now and " " not in before and now.split(" ")[0] == before else now
+
+
 def outputs_digest(folder, names):
     """BLAKE2b-128 of the named outputs of a folder, each by name and content: 0.5 s for all of an MSRC run's
     (267 MB, cached)."""
@@ -210,7 +220,8 @@ def staleness(folder, digests, checked=None):
         changed = changes(files, digests.manifest(files))
         for stage, path in record.get("upstream", {}).items():
             given = record["inputs"].get(UPSTREAM + stage + SETTINGS)  # a folder given: retrained in place?
-            if output_fingerprint(path) != record["inputs"].get(UPSTREAM + stage) or \
+            before = record["inputs"].get(UPSTREAM + stage)
+            if upstream_record(path, before) != before or \
                     (given and settings_digest(path) != given) or staleness(path, digests, checked):
                 changed.append(UPSTREAM + pipeline.current_name(stage))
         why = f"{describe(changed)} changed since it was made" if changed else damage(folder)

@@ -1,5 +1,6 @@
 """Files between stages: atomic writes, label PNGs, heatmap .mat files, checkpoints, configs."""
 import contextlib
+import io
 import json
 import math
 import os
@@ -123,14 +124,24 @@ def load_gray_png(path):
         raise InputError(f"{path}: unreadable grey PNG ({e}); rerun the stage that made it") from None
 
 
+MAT_HEADER = 116  # bytes of a MAT-file's descriptive text, which scipy fills with the time of writing
+MAT_DESCRIPTION = b"MATLAB 5.0 MAT-file Platform: posix, written by GuidedLabelling".ljust(MAT_HEADER, b"\0")
+
+
+def save_mat(path, variables):
+    """scipy.io.savemat with a fixed descriptive text instead of the time: the same variables make the same bytes
+    (later stages record a digest of the outputs they read: fingerprint.outputs_digest)."""
+    buffer = io.BytesIO()
+    scipy.io.savemat(buffer, variables)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(MAT_DESCRIPTION + buffer.getvalue()[MAT_HEADER:])
+
+
 def save_heatmap_mat(path, heatmap, imshape, scores=None):
     """Seed heatmaps: `heatmap` float32 [n_present, H, W] and `imshape_original` [H, W]; the image's class
     `scores` [C-1] in the same file when given, so that both are written, or neither."""
     extra = {} if scores is None else {"scores": np.asarray(scores, np.float32)}
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            scipy.io.savemat(f, {"heatmap": heatmap.astype(np.float32),
-                                 "imshape_original": np.asarray(imshape, np.int32)} | extra)
+    save_mat(path, {"heatmap": heatmap.astype(np.float32), "imshape_original": np.asarray(imshape, np.int32)} | extra)
 
 
 def read_heatmap_file(path, names):
@@ -155,12 +166,6 @@ def load_heatmap_mat(path):
 def load_heatmap_scores(path):
     """The image's class scores [C-1] that save_heatmap_mat wrote beside its heatmap."""
     return read_heatmap_file(path, ["scores"])["scores"].ravel()
-
-
-def save_mat(path, data):
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            scipy.io.savemat(f, data)
 
 
 def finite_json(data):

@@ -55,8 +55,10 @@ def without_unread(settings):
     """Settings with --pascalroot blank where --dataset_dir or your own data replaces it: its default is a path
     inside the project, and would make another clone's folders 'made with other settings'."""
     d = settings.get("data")
-    if d is not None and d.get("pascalroot") is not None and (d.get("dataset_dir") or d.get("images")
-                                                              or d.get("tags") or d.get("layout") == "own"):
+    if d is None or d.get("pascalroot") is None:
+        return settings
+    own = d.get("layout") == "own" or (d.get("layout", "auto") == "auto" and (d.get("images") or d.get("tags")))
+    if own or d.get("dataset_dir"):  # datasets.layout, on settings that may predate `layout`
         settings["data"] = d | {"pascalroot": None}
     return settings
 

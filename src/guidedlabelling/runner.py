@@ -20,7 +20,7 @@ from . import naming
 from . import settings as S
 from . import pipeline, preflight
 from .fingerprint import EVALUATED, MANIFEST, changes, damage, finished_fingerprint, fingerprint, \
-    output_sizes, outputs_digest, outputs_fingerprint, recorded, since_made
+    output_sizes, outputs_digest, outputs_fingerprint, recorded, renamed_upstream, since_made
 from .inference import pick_device
 from .io import InputError, save_json, save_yaml
 from .datasets.builtin import ensure_builtin
@@ -161,6 +161,7 @@ def check_cache(out, stage_cfg, override, manifest, alone=True, rescore=False):
     if why and rescore and changed and all(k.startswith(EVALUATED) for k in changed) and damage(out) is None:
         print(f"{out}: {why}; scoring its outputs again")
         (out / "done.json").unlink(missing_ok=True)
+        shutil.rmtree(out / "vis", ignore_errors=True)  # panels of an earlier --vis run show the former mask
     elif why:
         if not alone:
             raise InputError(f"{out}: {why}; run one process (no --n/--N, no torchrun) to recompute it, or rerun "
@@ -216,13 +217,19 @@ def current_output(stage, argv=None, opened=None):
     args, cfg, preset, out = resolve(stage, argv)
     if cfg["run"]["overridecache"] or draws_panels(stage, cfg):  # main draws the panels a finished stage lacks
         return None
-    inputs, _ = preflight.check(stage, cfg, preset, vars(args), opened).manifest()
+    inputs, _ = preflight.check(stage, cfg, preset, vars(args), opened).manifest(recorded_inputs(out))
     return out if reusable(out, cfg, stage, fingerprint(inputs)) else None
 
 
 def draws_panels(stage, cfg):
     """--vis on a stage that draws panels (stages/<stage>.py's draw_panels)."""
     return cfg["run"]["vis"] and hasattr(stage_module(stage), "draw_panels")
+
+
+def recorded_inputs(out):
+    """The manifest a stage folder recorded ({key: digest}; upstream stages under their current names), or None."""
+    record = recorded(out)
+    return renamed_upstream(record["inputs"], pipeline.FORMER_NAMES) if record else None
 
 
 def reusable(out, cfg, stage, current):
@@ -238,7 +245,7 @@ def main(stage, argv=None, opened=None):
     use_threads(cfg["run"]["threads"])
     alone = fragment_of(cfg["run"])[1] == 1
     checked = preflight.check(stage, cfg, preset, vars(args), opened)
-    inputs, upstream = checked.manifest()
+    inputs, upstream = checked.manifest(recorded_inputs(out))
     manifest = {"fingerprint": fingerprint(inputs), "inputs": inputs, "upstream": upstream}
     stage_cfg = naming.relevant(cfg, stage)
     if reusable(out, cfg, stage, manifest["fingerprint"]):
