@@ -112,6 +112,27 @@ def test_a_training_made_again_to_other_weights_makes_its_test_stale(own, comman
     assert file_digest(model) == again and "up to date" in run_all(command, own, ("segmentations",))[0]
 
 
+def test_a_stage_made_again_after_an_upgrade_records_its_upstream_digest(own, command, monkeypatch):
+    """Stages of a version before the digests (here: none written) stay up to date on their fingerprint alone;
+    made again, they record the digests, and an upstream then made again to other bytes makes them stale, and
+    is an error for a stage command that reads them (a review: the remade stage kept the bare record)."""
+    with monkeypatch.context() as m:
+        m.setattr(runner, "outputs_digest", lambda folder, names: None)
+        run_all(command, own)
+    run_all(command, own, ("seed_train", "seed_heatmaps"), "--overridecache")   # the same bytes
+    assert "seed_heatmaps" not in json.loads((folder(own, "guide_labels") / "inputs.json").read_text()).get(
+        "upstream_digests", {})
+    assert all("up to date" in out for out in run_all(command, own))
+    seeded = torch.manual_seed
+    monkeypatch.setattr(torch, "manual_seed", lambda seed: seeded(seed + 1))
+    run_all(command, own, ("seed_train",), "--overridecache")
+    code, _, err = command("guide_labels", *own_args(own))
+    assert code == 2 and ("the output of stage seed_heatmaps is out of date, seed_train's output changed since it "
+                          "was made; rerun ./src/seed/test.py with the same settings first") in err
+    outputs = run_all(command, own, ("seed_heatmaps",))
+    assert "seed_train's output changed since it was made; recomputing it" in outputs[0]
+
+
 def test_a_photo_added_to_the_set_is_said_to_be_added(own, command):
     """A new photo and its row: the first stage names the photo as added (not as changed) and tags.csv as changed."""
     run_all(command, own, ("seed_train",))

@@ -3,12 +3,14 @@
 A stage's manifest lists everything it reads, by content: a hash of every file of its dataset splits (image
 list or tags CSV, classes.txt, images, labels or masks), of its saliency set, of its initial weights and of
 user folders it reads instead of an upstream output, plus the fingerprint of each upstream output it reads
-(which covers that stage's own inputs in turn) with the digest of that output's content (output_fingerprint:
-outputs made again to other bytes make the stages after them stale). The fingerprint is the hash of the
-manifest. The runner writes the manifest to <folder>/inputs.json when the stage starts, before any output, and
-the fingerprint into done.json when it ends: a finished folder is reused only while its fingerprint is the
-current one, and a folder started with other inputs (per-image files, training snapshots) is cleared rather
-than resumed.
+(which covers that stage's own inputs in turn). The fingerprint is the hash of the manifest. The runner writes
+the manifest to <folder>/inputs.json when the stage starts, before any output, and the fingerprint into
+done.json when it ends: a finished folder is reused only while its fingerprint is the current one, and a
+folder started with other inputs (per-image files, training snapshots) is cleared rather than resumed.
+inputs.json also records the digest of each upstream output's content (done.json's outputs_digest) beside the
+manifest: outputs made again to other bytes (a training rerun with --overridecache on another thread count) make
+the stages that read them stale (remade). Records of a version before the digests have none: the fingerprint alone
+decides for them, until their stage runs again.
 Label files a stage only scores its outputs with are in the manifest too, marked EVALUATED: a later stage
 records the upstream's outputs_fingerprint, which leaves them out, so an edited val mask re-scores the stages
 that read it (runner.check_cache keeps their per-image files) and retrains nothing downstream.
@@ -113,23 +115,28 @@ def settings_digest(folder):
 
 
 def output_fingerprint(folder):
-    """What a later stage records of a finished folder's outputs: the outputs_fingerprint in its done.json (its
-    fingerprint in folders made before there was one) and the digest of the outputs' content (folders made before
-    there was one: none), or None. With the content, outputs made again to other bytes (a training rerun with
-    --overridecache on another thread count) make the stages that read them stale."""
+    """The outputs_fingerprint in a finished folder's done.json (its fingerprint in folders made before there
+    was one), or None."""
     done = read_json(Path(folder) / "done.json")
-    if not done:
-        return None
-    made = done.get("output_fingerprint", done.get("fingerprint"))
-    return f"{made} {done['outputs_digest']}" if made and done.get("outputs_digest") else made
+    return done.get("output_fingerprint", done.get("fingerprint")) if done else None
 
 
-def upstream_record(folder, before=None):
-    """What a later stage records of a finished upstream folder now (output_fingerprint); `before`, its record of
-    that folder, stands where the later stage recorded the fingerprint alone, before outputs had digests, and the
-    fingerprint is still that one: an older version's folders below an output made again stay valid."""
-    now = output_fingerprint(folder)
-    return before if before and now and " " not in before and now.split(" ")[0] == before else now
+def made_digest(folder):
+    """The digest of a finished folder's outputs in its done.json (outputs_digest), or None."""
+    return (read_json(Path(folder) / "done.json") or {}).get("outputs_digest")
+
+
+def upstream_digests(upstream):
+    """{stage: made_digest} of the upstream folders ({stage: folder}) that have one: recorded in inputs.json."""
+    made = {stage: made_digest(folder) for stage, folder in upstream.items()}
+    return {stage: digest for stage, digest in made.items() if digest}
+
+
+def remade(record):
+    """The upstream stages of a recorded manifest whose outputs are not the bytes it recorded (their folders made
+    again since), under their current names."""
+    return [pipeline.current_name(stage) for stage, digest in record.get("upstream_digests", {}).items()
+            if made_digest(record["upstream"][stage]) != digest]
 
 
 def outputs_digest(folder, names):
@@ -220,10 +227,10 @@ def staleness(folder, digests, checked=None):
         changed = changes(files, digests.manifest(files))
         for stage, path in record.get("upstream", {}).items():
             given = record["inputs"].get(UPSTREAM + stage + SETTINGS)  # a folder given: retrained in place?
-            before = record["inputs"].get(UPSTREAM + stage)
-            if upstream_record(path, before) != before or \
+            if output_fingerprint(path) != record["inputs"].get(UPSTREAM + stage) or \
                     (given and settings_digest(path) != given) or staleness(path, digests, checked):
                 changed.append(UPSTREAM + pipeline.current_name(stage))
+        changed += [UPSTREAM + stage for stage in remade(record) if UPSTREAM + stage not in changed]
         why = f"{describe(changed)} changed since it was made" if changed else damage(folder)
     checked[folder] = why
     return why

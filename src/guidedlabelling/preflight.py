@@ -18,7 +18,7 @@ from . import settings as S
 from . import pipeline
 from .datasets import MaskFolder, open_dataset
 from .errors import InputError, capped
-from .fingerprint import EVALUATED, SETTINGS, UPSTREAM, WORK_SIZE, Digests, folder_files, upstream_record, \
+from .fingerprint import EVALUATED, SETTINGS, UPSTREAM, WORK_SIZE, Digests, folder_files, output_fingerprint, \
     settings_digest, staleness
 from .networks import NETWORKS, imagenet_weights, names
 from .reads import Reads
@@ -35,10 +35,9 @@ class Checked:
     folders: dict
     digests: Digests
 
-    def manifest(self, before=None):
+    def manifest(self):
         """(the stage's manifest {key: digest}, {upstream stage: folder} of the upstream fingerprints in it).
-        Label PNGs and masks that the stage only compares its outputs with are keyed EVALUATED + path. `before`:
-        the manifest the stage's folder recorded, if any (fingerprint.upstream_record)."""
+        Label PNGs and masks that the stage only compares its outputs with are keyed EVALUATED + path."""
         sources, evaluated = [], []
         for data in self.datasets.values():
             sources += data.sources
@@ -52,7 +51,7 @@ class Checked:
         inputs |= {EVALUATED + path: digest for path, digest in self.digests.manifest(evaluated).items()}
         inputs |= {WORK_SIZE + data.split: str(data.max_side) for data in self.datasets.values() if data.shrinks}
         for stage, folder in self.folders.items():
-            made = upstream_record(folder, (before or {}).get(UPSTREAM + stage))
+            made = output_fingerprint(folder)
             if made:
                 inputs[UPSTREAM + stage], upstream[stage] = made, str(folder)
                 if self.reads.upstream.get(stage):  # given: another folder of the same inputs has other outputs

@@ -19,8 +19,9 @@ from . import config as C
 from . import naming
 from . import settings as S
 from . import pipeline, preflight
-from .fingerprint import EVALUATED, MANIFEST, changes, damage, finished_fingerprint, fingerprint, \
-    output_sizes, outputs_digest, outputs_fingerprint, recorded, renamed_upstream, since_made
+from .fingerprint import EVALUATED, MANIFEST, UPSTREAM, changes, damage, finished_fingerprint, fingerprint, \
+    output_sizes, outputs_digest, outputs_fingerprint, recorded, remade, since_made, \
+    upstream_digests
 from .inference import pick_device
 from .io import InputError, save_json, save_yaml
 from .datasets.builtin import ensure_builtin
@@ -114,7 +115,7 @@ def up_to_date(out, stage_cfg, current):
         return False
     record = recorded(out)
     return record is not None and record["fingerprint"] == current and finished_fingerprint(out) == current \
-        and damage(out) is None
+        and damage(out) is None and not remade(record)
 
 
 def clear(out):
@@ -152,10 +153,13 @@ def check_cache(out, stage_cfg, override, manifest, alone=True, rescore=False):
                          "to replace it, or choose another --out_root")
     record = recorded(out)
     why, changed = None, []
+    again = [UPSTREAM + stage for stage in remade(record)] if record else []  # upstream outputs made again since
     if settings is not None and has_outputs(out) and (record or {}).get("fingerprint") != manifest["fingerprint"]:
-        changed = changes(record["inputs"], manifest["inputs"]) if record else []
+        changed = sorted(set(changes(record["inputs"], manifest["inputs"]) + again)) if record else []
         why = since_made(changed, record["inputs"], manifest["inputs"]) if record else \
             "no record of the inputs it was made from (made by an older version)"
+    elif has_outputs(out) and again:
+        why = since_made(again, record["inputs"], manifest["inputs"])
     elif finished_fingerprint(out) is not None:
         why = damage(out)
     if why and rescore and changed and all(k.startswith(EVALUATED) for k in changed) and damage(out) is None:
@@ -217,19 +221,13 @@ def current_output(stage, argv=None, opened=None):
     args, cfg, preset, out = resolve(stage, argv)
     if cfg["run"]["overridecache"] or draws_panels(stage, cfg):  # main draws the panels a finished stage lacks
         return None
-    inputs, _ = preflight.check(stage, cfg, preset, vars(args), opened).manifest(recorded_inputs(out))
+    inputs, _ = preflight.check(stage, cfg, preset, vars(args), opened).manifest()
     return out if reusable(out, cfg, stage, fingerprint(inputs)) else None
 
 
 def draws_panels(stage, cfg):
     """--vis on a stage that draws panels (stages/<stage>.py's draw_panels)."""
     return cfg["run"]["vis"] and hasattr(stage_module(stage), "draw_panels")
-
-
-def recorded_inputs(out):
-    """The manifest a stage folder recorded ({key: digest}; upstream stages under their current names), or None."""
-    record = recorded(out)
-    return renamed_upstream(record["inputs"], pipeline.FORMER_NAMES) if record else None
 
 
 def reusable(out, cfg, stage, current):
@@ -245,8 +243,9 @@ def main(stage, argv=None, opened=None):
     use_threads(cfg["run"]["threads"])
     alone = fragment_of(cfg["run"])[1] == 1
     checked = preflight.check(stage, cfg, preset, vars(args), opened)
-    inputs, upstream = checked.manifest(recorded_inputs(out))
-    manifest = {"fingerprint": fingerprint(inputs), "inputs": inputs, "upstream": upstream}
+    inputs, upstream = checked.manifest()
+    manifest = {"fingerprint": fingerprint(inputs), "inputs": inputs, "upstream": upstream,
+                "upstream_digests": upstream_digests(upstream)}
     stage_cfg = naming.relevant(cfg, stage)
     if reusable(out, cfg, stage, manifest["fingerprint"]):
         print(f"{stage}: up to date in {out} (--overridecache recomputes)")
