@@ -111,3 +111,25 @@ def test_batch_not_divisible_by_processes_is_one_line(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip() == ("error: --batch_size 4: not divisible by the 3 torchrun processes; "
                                    "choose a multiple of 3 or another --nproc_per_node")
+
+
+@pytest.mark.parametrize("launch", [["--n", "1", "--N", "2"], "torchrun"])
+def test_several_processes_refuse_overridecache_and_the_driver(launch, tmp_path):
+    """Each fragment or torchrun process cleared the folder with --overridecache, deleting what the others wrote
+    (a review); ./script.py as a fragment trained every network in each process and stopped late."""
+    env = dict(os.environ, WORLD_SIZE="2", RANK="1", LOCAL_RANK="1") if launch == "torchrun" else dict(os.environ)
+    flags = [] if launch == "torchrun" else launch
+    out = tmp_path / "heatmaps"
+    proc = subprocess.run([sys.executable, str(ROOT / "src/seed/test.py"), "--config", "smoke", "--out_dir", str(out),
+                           "--overridecache", *flags], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and not out.exists()
+    assert proc.stderr.strip() == (f"error: --overridecache with 2 processes (--n/--N or torchrun): each would clear "
+                                   f"what the others write; remove {out} first, then run them without it")
+    driver_flags = ["--set", "n=1", "--set", "N=2"] if launch != "torchrun" else []
+    proc = subprocess.run([sys.executable, str(ROOT / "script.py"), "--config", "smoke", "--out_root", str(tmp_path),
+                           *driver_flags], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    how = "under torchrun" if launch == "torchrun" else "as fragment 1 of 2"
+    assert proc.returncode == 2 and proc.stderr.strip() == (
+        f"error: ./script.py {how}: it runs the whole method in one process; run the stage commands under torchrun or "
+        "with --n/--N instead (docs/reference.md, 'Several processes or GPUs')")
+    assert not (tmp_path / "smoke").exists()

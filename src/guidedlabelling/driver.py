@@ -128,10 +128,18 @@ def command_flags(args, settings):
 
 
 def lane_count(run):
-    """run.lanes, at most one per core; one for a fragment of a run (--n/--N, torchrun)."""
-    if run["N"] > 1 or "WORLD_SIZE" in os.environ:
-        return 1
+    """run.lanes, at most one per core."""
     return max(1, min(run["lanes"], lanes.cores()))
+
+
+def refuse_fragments(args, overrides):
+    """./script.py runs every step in one process: a fragment of it (--set n/N, torchrun) would train every network
+    in each process and stop where a step needs another fragment's images."""
+    run = C.resolve(args.config, overrides)[0]["run"]
+    if run["N"] > 1 or "WORLD_SIZE" in os.environ:
+        how = "under torchrun" if "WORLD_SIZE" in os.environ else f"as fragment {run['n']} of {run['N']}"
+        raise InputError(f"./script.py {how}: it runs the whole method in one process; run the stage commands under "
+                         "torchrun or with --n/--N instead (docs/reference.md, 'Several processes or GPUs')")
 
 
 def needed_steps(args, overrides, steps):
@@ -295,6 +303,7 @@ def main(argv=None):
     if args.lane:
         lanes.follow_parent()
     overrides = settings(args)
+    refuse_fragments(args, overrides)
     steps, skip = planned_steps(args, overrides)
     opened = check_inputs(args, overrides, steps, skip)
     if not args.lane:  # a lane's driver checked what the parent did

@@ -168,8 +168,8 @@ def check_cache(out, stage_cfg, override, manifest, alone=True, rescore=False):
         shutil.rmtree(out / "vis", ignore_errors=True)  # panels of an earlier --vis run show the former mask
     elif why:
         if not alone:
-            raise InputError(f"{out}: {why}; run one process (no --n/--N, no torchrun) to recompute it, or rerun "
-                             "with --overridecache")
+            raise InputError(f"{out}: {why}; run one process (no --n/--N, no torchrun) to recompute it, or remove "
+                             "the folder first")
         print(f"{out}: {why}; recomputing it")
         clear(out)
         cleared = True
@@ -242,6 +242,9 @@ def main(stage, argv=None, opened=None):
     args, cfg, preset, out = resolve(stage, argv)
     use_threads(cfg["run"]["threads"])
     alone = fragment_of(cfg["run"])[1] == 1
+    if cfg["run"]["overridecache"] and not alone:
+        raise InputError(f"--overridecache with {fragment_of(cfg['run'])[1]} processes (--n/--N or torchrun): each "
+                         f"would clear what the others write; remove {out} first, then run them without it")
     checked = preflight.check(stage, cfg, preset, vars(args), opened)
     inputs, upstream = checked.manifest()
     manifest = {"fingerprint": fingerprint(inputs), "inputs": inputs, "upstream": upstream,
