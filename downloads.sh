@@ -2,9 +2,10 @@
 # Fetch what the paper's runs need (needs internet; never run by the tests' default paths or the demo).
 #   ./downloads.sh                 everything: --voc --sbd --models --saliency-data
 #   ./downloads.sh --voc --sbd     only those parts
-# Downloads resume (curl -C -) and are verified: md5 where the source publishes one; otherwise the sha256 of the
-# first download is recorded in $DATA/checksums.recorded and checked on later runs. Then they are unpacked and
-# converted into the layouts the stages read:
+# Downloads resume (curl -C -; from scratch where the server cannot) and are verified: md5 where the source
+# publishes one; otherwise the sha256 of the first download that unpacks (or converts) is recorded in
+# $DATA/checksums.recorded and checked on later runs. Then they are unpacked and converted into the layouts the
+# stages read:
 #   --voc            $DATA/VOCdevkit/VOC2012 (JPEGImages, SegmentationClass, ImageSets, Annotations)
 #   --sbd            SBD's labels -> VOC2012/SegmentationClassAug + ImageSets/Segmentation/train_aug.txt
 #   --models         $MODELS/VGG_ILSVRC_16_layers.caffemodel, and from it DeepLab-LargeFOV's init
@@ -27,38 +28,58 @@ SBD_MD5=${SBD_MD5:-82b4d87ceb2ed10f6038a1cba92111cb}
 VGG_URL=${VGG_URL:-http://www.robots.ox.ac.uk/~vgg/software/very_deep/caffe/VGG_ILSVRC_16_layers.caffemodel}
 MSRAB_URL=${MSRAB_URL:-http://mftp.mmcheng.net/Data/MSRA-B.zip}
 DUTS_URL=${DUTS_URL:-http://saliencydetection.net/duts/download/DUTS-TR.zip}
-mkdir -p "$DATA/downloads" "$MODELS"
-
 die() { echo "downloads.sh: $*" >&2; exit 1; }
+RECORDED=$DATA/checksums.recorded
+PENDING=  # "sha256 name" of the last download that has no checksum yet: recorded once it unpacks (confirm)
 
 fetch() {  # url file [md5]
-  local url=$1 file=$DATA/downloads/$2 md5=${3:-}
+  local url=$1 file=$DATA/downloads/$2 md5=${3:-} rc=0
   echo "== $2"
-  curl -fL --retry 3 -C - -o "$file" "$url" || die "could not download $url (offline? the URL moved?); rerun to resume"
+  curl -fL --retry 3 -C - -o "$file" "$url" || rc=$?
+  if [ "$rc" -eq 33 ]; then  # the server cannot resume the partial file: download it whole
+    echo "   the server cannot resume $file; downloading it again"
+    rm -f "$file"; rc=0; curl -fL --retry 3 -o "$file" "$url" || rc=$?
+  fi
+  [ "$rc" -eq 0 ] || die "could not download $url (curl error $rc: offline? the URL moved?); rerun to resume, or delete $file to start it again"
+  PENDING=
   if [ -n "$md5" ]; then
     echo "$md5  $file" | md5sum -c --quiet - || die "$file: md5 mismatch; delete it and rerun"
   else
     local sum; sum=$(sha256sum "$file" | cut -d' ' -f1)
-    local rec; rec=$(grep " $2\$" "$DATA/checksums.recorded" 2>/dev/null | cut -d' ' -f1 || true)
-    if [ -z "$rec" ]; then echo "$sum $2" >> "$DATA/checksums.recorded"; echo "   no published checksum; recorded sha256 $sum"
-    elif [ "$rec" != "$sum" ]; then die "$file: sha256 differs from $DATA/checksums.recorded; delete it and rerun"; fi
+    local rec; rec=$(grep " $2\$" "$RECORDED" 2>/dev/null | cut -d' ' -f1 || true)
+    if [ -z "$rec" ]; then PENDING="$sum $2"
+    elif [ "$rec" != "$sum" ]; then
+      die "$file: sha256 $sum, not the $rec recorded for it in $RECORDED; delete $file and rerun (or, if the recorded one came from a bad download, delete its line '$rec $2')"
+    fi
+  fi
+}
+
+confirm() {  # record the checksum of the download that just unpacked or converted, if it had none
+  if [ -n "$PENDING" ]; then
+    echo "$PENDING" >> "$RECORDED"; echo "   no published checksum; recorded sha256 ${PENDING%% *}"; PENDING=
   fi
 }
 
 voc() {
   fetch "$VOC_URL" VOCtrainval_11-May-2012.tar "$VOC_MD5"
-  tar -xf "$DATA/downloads/VOCtrainval_11-May-2012.tar" -C "$DATA"
+  tar -xf "$DATA/downloads/VOCtrainval_11-May-2012.tar" -C "$DATA" ||
+    die "$DATA/downloads/VOCtrainval_11-May-2012.tar: does not unpack; delete it and rerun"
 }
 
 sbd() {  # SBD labels (.mat) -> SegmentationClassAug PNGs + the train_aug list (train + SBD minus VOC12 val)
+  [ -f "$DATA/VOCdevkit/VOC2012/ImageSets/Segmentation/val.txt" ] || die "--sbd needs VOC 2012 first: run ./downloads.sh --voc --sbd"
   fetch "$SBD_URL" benchmark.tgz "$SBD_MD5"
-  tar -xzf "$DATA/downloads/benchmark.tgz" -C "$DATA/downloads"
+  tar -xzf "$DATA/downloads/benchmark.tgz" -C "$DATA/downloads" ||
+    die "$DATA/downloads/benchmark.tgz: does not unpack; delete it and rerun"
   "$PYTHON" -m guidedlabelling.datasets.sbd "$DATA/downloads/benchmark_RELEASE/dataset" "$DATA/VOCdevkit/VOC2012"
 }
 
 models() {
+  local vgg=$DATA/downloads/VGG_ILSVRC_16_layers.caffemodel
   fetch "$VGG_URL" VGG_ILSVRC_16_layers.caffemodel
-  cp "$DATA/downloads/VGG_ILSVRC_16_layers.caffemodel" "$MODELS/"
+  "$PYTHON" caffe/inspect.py "$vgg" > /dev/null || die "$vgg: not a Caffe model (an error page?); delete it and rerun"
+  confirm
+  cp "$vgg" "$MODELS/"
   if [ -f "$MODELS/VGG_ILSVRC_16_layers-deeplab.caffemodel" ]; then
     echo "   keeping $MODELS/VGG_ILSVRC_16_layers-deeplab.caffemodel"
   else
@@ -72,17 +93,28 @@ saliency_data() {  # the paper's saliency training set (MSRA-B) and a larger one
   for name in MSRA-B DUTS-TR; do
     url=$MSRAB_URL; [ "$name" = DUTS-TR ] && url=$DUTS_URL
     fetch "$url" "$name.zip"
+    "$PYTHON" -m zipfile -t "$DATA/downloads/$name.zip" > /dev/null 2>&1 ||
+      die "$DATA/downloads/$name.zip: not a whole zip archive (an error page?); delete it and rerun"
     rm -rf "$DATA/downloads/$name" && mkdir -p "$DATA/downloads/$name"
     "$PYTHON" -m zipfile -e "$DATA/downloads/$name.zip" "$DATA/downloads/$name"
     "$PYTHON" -m guidedlabelling.datasets.saliency_sets "$DATA/downloads/$name" "$DATA/saliency/$name"
+    confirm
   done
 }
 
+usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }  # the header above
 parts=("$@"); [ ${#parts[@]} -eq 0 ] && parts=(--voc --sbd --models --saliency-data)
+for p in "${parts[@]}"; do  # every part checked before anything is fetched
+  case $p in
+    --voc|--sbd|--models|--saliency-data) ;;
+    -h|--help) usage; exit 0 ;;
+    *) die "unknown part $p (use --voc --sbd --models --saliency-data; --help)" ;;
+  esac
+done
+mkdir -p "$DATA/downloads" "$MODELS"
 for p in "${parts[@]}"; do
   case $p in
     --voc) voc ;; --sbd) sbd ;; --models) models ;; --saliency-data) saliency_data ;;
-    *) die "unknown part $p (use --voc --sbd --models --saliency-data)" ;;
   esac
 done
 echo "done"

@@ -86,7 +86,8 @@ def voc_archives(folder, rng):
 
 def saliency_archive(path, rng, images, masks, n=5):
     """A saliency archive: n images (with a rectangle object) under `images/`, their 0/255 masks under `masks/`
-    (folders inside the zip; the same folder for MSRA-B), and one image without a mask."""
+    (folders inside the zip; the same folder for MSRA-B), one image without a mask, and macOS's __MACOSX/ entries
+    (AppleDouble files named ._<name>, which do not decode)."""
     with zipfile.ZipFile(path, "w") as z:
         for i in range(n + 1):
             img = rng.integers(0, 255, (48, 64, 3), dtype=np.uint8)
@@ -99,4 +100,6 @@ def saliency_archive(path, rng, images, masks, n=5):
             if i < n:
                 save_gray_png(tmp.with_suffix(".png"), mask)
                 z.write(tmp.with_suffix(".png"), f"{masks}/s{i}.png")
+        for name in (f"{images}/._s0.jpg", f"{masks}/._s0.png"):     # macOS's metadata of a zip made in Finder
+            z.writestr(f"__MACOSX/{name}", b"\0\5\26\7 AppleDouble")
     return path

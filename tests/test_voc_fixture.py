@@ -74,7 +74,74 @@ def test_downloads_rerun_keeps_an_init_and_checks_recorded_sums(downloaded):
     changed.write_bytes(changed.read_bytes() + b"\0")
     downloaded_vgg.unlink()
     proc = subprocess.run(["bash", str(ROOT / "downloads.sh"), "--models"], env=env, capture_output=True, text=True)
-    assert proc.returncode == 1 and "sha256 differs" in proc.stderr
+    assert proc.returncode == 1 and proc.stderr.splitlines()[-1].startswith(f"downloads.sh: {downloaded_vgg}: sha256 ")
+    assert "recorded for it in" in proc.stderr and "delete its line" in proc.stderr
+
+
+def downloads(env, *parts):
+    return subprocess.run(["bash", str(ROOT / "downloads.sh"), *parts], env=env, capture_output=True, text=True,
+                          timeout=300)
+
+
+def test_a_download_that_does_not_unpack_is_not_recorded(downloaded, tmp_path):
+    """An error page served as MSRA-B.zip: one line naming the file and the fix, and no checksum recorded, so the
+    right archive then passes (its sha256 was recorded first, and every later download 'differed')."""
+    _, _, env, _ = downloaded
+    data, page = tmp_path / "data", tmp_path / "moved.html"
+    page.write_text("<html>this page has moved</html>")
+    proc = downloads(dict(env, DATA=str(data), MSRAB_URL=page.as_uri()), "--saliency-data")
+    assert proc.returncode == 1 and proc.stderr.splitlines()[-1] == (
+        f"downloads.sh: {data}/downloads/MSRA-B.zip: not a whole zip archive (an error page?); delete it and rerun")
+    assert not (data / "checksums.recorded").exists()
+    (data / "downloads" / "MSRA-B.zip").unlink()
+    proc = downloads(dict(env, DATA=str(data)), "--saliency-data")
+    assert proc.returncode == 0, proc.stderr
+    assert [line.split()[1] for line in (data / "checksums.recorded").read_text().splitlines()] == \
+        ["MSRA-B.zip", "DUTS-TR.zip"]
+
+
+def test_a_server_that_cannot_resume_gets_the_whole_file(downloaded, tmp_path):
+    """curl's error 33 (no byte ranges) on a partial file: downloaded again whole, where 'rerun to resume' looped."""
+    _, _, env, _ = downloaded
+    stub = tmp_path / "bin" / "curl"
+    stub.parent.mkdir()
+    stub.write_text('#!/bin/bash\nfor a in "$@"; do [ "$a" = -C ] && exit 33; done\nexec /usr/bin/curl "$@"\n')
+    stub.chmod(0o755)
+    data, vgg = tmp_path / "data", tmp_path / "VGG_ILSVRC_16_layers.caffemodel"
+    vgg16_caffemodel(vgg)
+    (data / "downloads").mkdir(parents=True)
+    (data / "downloads" / vgg.name).write_bytes(b"partial")
+    proc = downloads(dict(env, DATA=str(data), MODELS=str(tmp_path / "models"), PATH=f"{stub.parent}:{env['PATH']}",
+                          VGG_URL=vgg.as_uri()), "--models")
+    assert proc.returncode == 0, proc.stderr
+    assert "the server cannot resume" in proc.stdout
+    assert (data / "downloads" / vgg.name).read_bytes() == vgg.read_bytes()
+
+
+def test_parts_are_checked_first_and_sbd_needs_voc(downloaded, tmp_path):
+    _, _, env, _ = downloaded
+    data = tmp_path / "data"
+    proc = downloads(dict(env, DATA=str(data)), "--voc", "--sdb")
+    assert proc.returncode == 1 and not data.exists()                   # nothing fetched before the typo
+    assert proc.stderr.strip() == "downloads.sh: unknown part --sdb (use --voc --sbd --models --saliency-data; --help)"
+    assert downloads(env, "--help").stdout.startswith("Fetch what the paper's runs need")
+    proc = downloads(dict(env, DATA=str(data)), "--sbd")
+    assert proc.returncode == 1 and not (data / "VOCdevkit").exists()
+    assert proc.stderr.strip() == "downloads.sh: --sbd needs VOC 2012 first: run ./downloads.sh --voc --sbd"
+
+
+def test_the_sbd_arranger_refuses_missing_lists_and_keeps_train_aug(downloaded, tmp_path):
+    """A wrong SBD folder wrote train_aug from VOC's train list alone (1464 images instead of 10582) and exited 0."""
+    tmp, _, _, _ = downloaded
+    voc = tmp / "data" / "VOCdevkit" / "VOC2012"
+    train_aug = voc / "ImageSets" / "Segmentation" / "train_aug.txt"
+    before = train_aug.read_text()
+    proc = subprocess.run([sys.executable, "-m", "guidedlabelling.datasets.sbd", str(tmp_path / "nowhere"), str(voc)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and proc.stderr.strip() == (
+        f"error: {tmp_path / 'nowhere' / 'train.txt'}: missing; run ./downloads.sh --sbd first (SBD needs VOC 2012's "
+        "lists and labels: --voc, then --sbd)")
+    assert train_aug.read_text() == before
 
 
 def test_voc12_paper_preset_runs_on_the_downloaded_fixture(downloaded, tmp_path):

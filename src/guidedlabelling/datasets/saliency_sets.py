@@ -15,11 +15,18 @@ import numpy as np
 from ..io import InputError, load_gray_png, load_image, save_gray_png
 
 
+def archived_files(src):
+    """The files below src, without the hidden ones and those of macOS's archive metadata (__MACOSX/, ._<name>)."""
+    return [p for p in sorted(src.rglob("*")) if p.is_file()
+            and not any(part.startswith((".", "__MACOSX")) for part in p.relative_to(src).parts)]
+
+
 def pairs(src):
     """{id: (image, mask)} of the images with a mask of the same name below src; the ids without one."""
     src = Path(src)
-    images = {p.stem: p for p in sorted(src.rglob("*")) if p.suffix.lower() in (".jpg", ".jpeg")}
-    masks = {p.stem: p for p in sorted(src.rglob("*.png"))}
+    files = archived_files(src)
+    images = {p.stem: p for p in files if p.suffix.lower() in (".jpg", ".jpeg")}
+    masks = {p.stem: p for p in files if p.suffix.lower() == ".png"}
     if not images:
         raise InputError(f"{src}: no .jpg images below this folder; unpack the saliency archive there")
     return {i: (images[i], masks[i]) for i in images if i in masks}, sorted(set(images) - set(masks))
@@ -27,24 +34,29 @@ def pairs(src):
 
 def arrange(src, dst):
     """Copy the paired images and binarised masks (> 127 is salient) into dst; returns (pairs copied, ids left
-    out: without a mask, or whose mask has another size). Pairs already in place are kept (a rerun resumes)."""
+    out: without a mask, or whose mask has another size, {id: why} of the pairs that do not decode). Pairs already
+    in place are kept (a rerun resumes)."""
     found, left_out = pairs(src)
     if not found:
         raise InputError(f"{src}: no image has a mask of the same name (.png); is this a saliency archive?")
     dst = Path(dst)
     (dst / "images").mkdir(parents=True, exist_ok=True)
-    copied = 0
+    copied, unreadable = 0, {}
     for i, (image, mask) in found.items():
         target = dst / "masks" / f"{i}.png"
         if not target.exists():
-            label = load_gray_png(mask)
-            if label.shape != load_image(image).shape[:2]:
+            try:
+                label, hw = load_gray_png(mask), load_image(image).shape[:2]
+            except InputError as e:
+                unreadable[i] = str(e)
+                continue
+            if label.shape != hw:
                 left_out.append(i)
                 continue
             shutil.copyfile(image, dst / "images" / f"{i}.jpg")
             save_gray_png(target, np.where(label > 127, 255, 0))
         copied += 1
-    return copied, left_out
+    return copied, left_out, unreadable
 
 
 def main(argv=None):
@@ -52,12 +64,15 @@ def main(argv=None):
     if len(args) != 2:
         sys.exit("usage: python -m guidedlabelling.datasets.saliency_sets SRC DST")
     try:
-        n, unpaired = arrange(*args)
+        n, unpaired, unreadable = arrange(*args)
     except InputError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     print(f"{args[1]}: {n} images with masks" + (f"; left out {len(unpaired)} images without a fitting mask: "
                                                   f"{', '.join(unpaired[:5])}" if unpaired else ""))
+    if unreadable:
+        print(f"left out {len(unreadable)} pairs that do not decode:\n"
+              + "\n".join(f"  {why}" for why in list(unreadable.values())[:5]))
 
 
 if __name__ == "__main__":

@@ -13,6 +13,9 @@ from ..io import InputError, load_label_png, save_gray_png
 
 def sbd_label(mat_path):
     """Class indices of an SBD cls/<id>.mat file (GTcls.Segmentation)."""
+    if not Path(mat_path).is_file():
+        raise InputError(f"{mat_path}: missing (SBD's lists name it); the download is incomplete: delete "
+                         "benchmark.tgz and benchmark_RELEASE/ in data/downloads, and rerun ./downloads.sh --sbd")
     try:
         gt = scipy.io.loadmat(mat_path, squeeze_me=True, struct_as_record=False)["GTcls"]
         return np.asarray(gt.Segmentation, np.uint8)
@@ -20,18 +23,24 @@ def sbd_label(mat_path):
         raise InputError(f"{mat_path}: not an SBD cls file ({e}); re-download benchmark.tgz") from None
 
 
+def read_ids(path, part):
+    """The image ids of a list file; a missing or empty one is an error (train_aug would silently lack its
+    images) naming the downloads.sh part that makes it."""
+    ids = path.read_text().split() if path.is_file() else []
+    if not ids:
+        raise InputError(f"{path}: {'empty' if path.is_file() else 'missing'}; run ./downloads.sh {part} first (SBD "
+                         "needs VOC 2012's lists and labels: --voc, then --sbd)")
+    return ids
+
+
 def build_train_aug(sbd_root, voc_root):
     """Write SegmentationClassAug/<id>.png (single channel, SBD labels, VOC's own where it has one)
     and ImageSets/Segmentation/train_aug.txt = (VOC train + SBD train + SBD val) minus VOC val."""
     sbd_root, voc_root = Path(sbd_root), Path(voc_root)
     lists = voc_root / "ImageSets" / "Segmentation"
-    read = lambda p: [x for x in p.read_text().split() if x] if p.exists() else []  # noqa: E731
-    val = set(read(lists / "val.txt"))
-    voc_train = read(lists / "train.txt")
-    sbd_ids = read(sbd_root / "train.txt") + read(sbd_root / "val.txt")
+    val, voc_train = set(read_ids(lists / "val.txt", "--voc")), read_ids(lists / "train.txt", "--voc")
+    sbd_ids = read_ids(sbd_root / "train.txt", "--sbd") + read_ids(sbd_root / "val.txt", "--sbd")
     ids = sorted(set(voc_train + sbd_ids) - val)
-    if not ids:
-        raise InputError(f"{lists}: no VOC or SBD ids found; run ./downloads.sh --voc --sbd")
     out = voc_root / "SegmentationClassAug"
     for i in ids + sorted(val):
         target = out / f"{i}.png"
