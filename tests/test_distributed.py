@@ -133,3 +133,13 @@ def test_several_processes_refuse_overridecache_and_the_driver(launch, tmp_path)
         f"error: ./script.py {how}: it runs the whole method in one process; run the stage commands under torchrun or "
         "with --n/--N instead (docs/reference.md, 'Several processes or GPUs')")
     assert not (tmp_path / "smoke").exists()
+
+
+def test_fragments_of_a_training_are_refused(tmp_path):
+    """--n/--N on a training command was silently ignored: each fragment trained the whole network."""
+    proc = subprocess.run([sys.executable, str(ROOT / "src/segmentation/train.py"), "--config", "smoke", "--out_root",
+                           str(tmp_path), "--n", "0", "--N", "2"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and not (tmp_path / "smoke").exists()
+    assert proc.stderr.strip() == ("error: --n/--N on seg_train: fragments split the images of per-image stages; a "
+                                   "training runs in one process, or data-parallel under torchrun (docs/reference.md, "
+                                   "'Several processes or GPUs')")

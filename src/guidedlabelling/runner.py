@@ -242,6 +242,9 @@ def main(stage, argv=None, opened=None):
     args, cfg, preset, out = resolve(stage, argv)
     use_threads(cfg["run"]["threads"])
     alone = fragment_of(cfg["run"])[1] == 1
+    if stage in pipeline.TRAINERS.values() and cfg["run"]["N"] > 1:
+        raise InputError(f"--n/--N on {stage}: fragments split the images of per-image stages; a training runs in one "
+                         "process, or data-parallel under torchrun (docs/reference.md, 'Several processes or GPUs')")
     if cfg["run"]["overridecache"] and not alone:
         raise InputError(f"--overridecache with {fragment_of(cfg['run'])[1]} processes (--n/--N or torchrun): each "
                          f"would clear what the others write; remove {out} first, then run them without it")
