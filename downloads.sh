@@ -17,7 +17,8 @@
 # (another network than DeepLab-LargeFOV). Every URL, checksum and folder can be overridden by the environment
 # variable of its name (the tests point them at local fixture archives).
 set -euo pipefail
-cd "$(dirname "$0")"
+SELF=$(readlink -f "$0")
+cd "$(dirname "$SELF")"
 DATA=${DATA:-data}
 MODELS=${MODELS:-models}
 PYTHON=${PYTHON:-python3}
@@ -67,7 +68,6 @@ voc() {
 }
 
 sbd() {  # SBD labels (.mat) -> SegmentationClassAug PNGs + the train_aug list (train + SBD minus VOC12 val)
-  [ -f "$DATA/VOCdevkit/VOC2012/ImageSets/Segmentation/val.txt" ] || die "--sbd needs VOC 2012 first: run ./downloads.sh --voc --sbd"
   fetch "$SBD_URL" benchmark.tgz "$SBD_MD5"
   tar -xzf "$DATA/downloads/benchmark.tgz" -C "$DATA/downloads" ||
     die "$DATA/downloads/benchmark.tgz: does not unpack; delete it and rerun"
@@ -93,7 +93,8 @@ saliency_data() {  # the paper's saliency training set (MSRA-B) and a larger one
   for name in MSRA-B DUTS-TR; do
     url=$MSRAB_URL; [ "$name" = DUTS-TR ] && url=$DUTS_URL
     fetch "$url" "$name.zip"
-    "$PYTHON" -m zipfile -t "$DATA/downloads/$name.zip" > /dev/null 2>&1 ||
+    "$PYTHON" -c 'import sys, zipfile; sys.exit(zipfile.ZipFile(sys.argv[1]).testzip() is not None)' \
+      "$DATA/downloads/$name.zip" > /dev/null 2>&1 ||
       die "$DATA/downloads/$name.zip: not a whole zip archive (an error page?); delete it and rerun"
     rm -rf "$DATA/downloads/$name" && mkdir -p "$DATA/downloads/$name"
     "$PYTHON" -m zipfile -e "$DATA/downloads/$name.zip" "$DATA/downloads/$name"
@@ -102,7 +103,7 @@ saliency_data() {  # the paper's saliency training set (MSRA-B) and a larger one
   done
 }
 
-usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }  # the header above
+usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$SELF"; }  # the header above
 parts=("$@"); [ ${#parts[@]} -eq 0 ] && parts=(--voc --sbd --models --saliency-data)
 for p in "${parts[@]}"; do  # every part checked before anything is fetched
   case $p in
@@ -111,6 +112,10 @@ for p in "${parts[@]}"; do  # every part checked before anything is fetched
     *) die "unknown part $p (use --voc --sbd --models --saliency-data; --help)" ;;
   esac
 done
+if [[ " ${parts[*]} " == *" --sbd "* && " ${parts[*]} " != *" --voc "* &&
+      ! -f $DATA/VOCdevkit/VOC2012/ImageSets/Segmentation/val.txt ]]; then
+  die "--sbd needs VOC 2012 first: run ./downloads.sh --voc --sbd"
+fi
 mkdir -p "$DATA/downloads" "$MODELS"
 for p in "${parts[@]}"; do
   case $p in

@@ -130,16 +130,35 @@ def test_several_processes_refuse_overridecache_and_the_driver(launch, tmp_path)
                            *driver_flags], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     how = "under torchrun" if launch == "torchrun" else "as fragment 1 of 2"
     assert proc.returncode == 2 and proc.stderr.strip() == (
-        f"error: ./script.py {how}: it runs the whole method in one process; run the stage commands under torchrun or "
-        "with --n/--N instead (docs/reference.md, 'Several processes or GPUs')")
+        f"error: ./script.py {how}: only per-image steps split into fragments, not seed_train, seed_eval, cls_eval, "
+        "saliency_train, seg_train, reference_train; run those first in one process, then the fragments with --steps "
+        "(the per-image steps), or run the stage commands under torchrun or with --n/--N (docs/reference.md, "
+        "'Several processes or GPUs')")
     assert not (tmp_path / "smoke").exists()
+    # the per-image steps of a run split as their commands split: the same images
+    driver = [sys.executable, str(ROOT / "script.py"), "--config", "smoke", "--out_root", str(tmp_path), "--steps"]
+    proc = subprocess.run(driver + ["seed_train"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    proc = subprocess.run(driver + ["seed_eval_heatmaps", *driver_flags], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    alone = tmp_path / "alone"
+    proc = subprocess.run([sys.executable, str(ROOT / "src/seed/test.py"), "--config", "smoke", "--out_root",
+                           str(tmp_path), "--set", "seed_split=test", "--out_dir", str(alone), *flags], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    fragment = sorted(p.name for p in (tmp_path / "smoke" / "seed_heatmaps").glob("*split-test/*.mat"))
+    assert fragment == sorted(p.name for p in alone.glob("*.mat")) and 0 < len(fragment) < 10
 
 
-def test_fragments_of_a_training_are_refused(tmp_path):
-    """--n/--N on a training command was silently ignored: each fragment trained the whole network."""
-    proc = subprocess.run([sys.executable, str(ROOT / "src/segmentation/train.py"), "--config", "smoke", "--out_root",
-                           str(tmp_path), "--n", "0", "--N", "2"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+@pytest.mark.parametrize("command, whole", [("src/segmentation/train.py", "seg_train: fragments split the images of "
+                                             "per-image stages; a training runs in one process, or data-parallel "
+                                             "under torchrun"),
+                                            ("src/seed/eval.py", "seed_eval: fragments split the images of per-image "
+                                             "stages; seed_eval runs in one process")])
+def test_fragments_of_a_stage_that_is_not_per_image_are_refused(command, whole, tmp_path):
+    """--n/--N on a training or an evaluation was silently ignored: each fragment did the whole stage."""
+    proc = subprocess.run([sys.executable, str(ROOT / command), "--config", "smoke", "--out_root", str(tmp_path),
+                           "--n", "0", "--N", "2"], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and not (tmp_path / "smoke").exists()
-    assert proc.stderr.strip() == ("error: --n/--N on seg_train: fragments split the images of per-image stages; a "
-                                   "training runs in one process, or data-parallel under torchrun (docs/reference.md, "
-                                   "'Several processes or GPUs')")
+    assert proc.stderr.strip() == f"error: --n/--N on {whole} (docs/reference.md, 'Several processes or GPUs')"

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from fixtures import saliency_archive, vgg16_caffemodel, voc_archives
 from guidedlabelling.datasets import VOCDataset
@@ -100,6 +101,51 @@ def test_a_download_that_does_not_unpack_is_not_recorded(downloaded, tmp_path):
         ["MSRA-B.zip", "DUTS-TR.zip"]
 
 
+def test_an_error_page_for_vgg_or_a_damaged_zip_is_one_line_and_not_recorded(downloaded, tmp_path):
+    _, _, env, _ = downloaded
+    data, page = tmp_path / "data", tmp_path / "moved.html"
+    page.write_text("<html>this page has moved</html>")
+    proc = downloads(dict(env, DATA=str(data), MODELS=str(tmp_path / "models"), VGG_URL=page.as_uri()), "--models")
+    vgg = data / "downloads" / "VGG_ILSVRC_16_layers.caffemodel"
+    assert proc.returncode == 1 and proc.stderr.splitlines()[-1] == (
+        f"downloads.sh: {vgg}: not a Caffe model (an error page?); delete it and rerun")
+    damaged = tmp_path / "MSRA-B.zip"                          # a member whose bytes no longer match its CRC
+    saliency_archive(damaged, np.random.default_rng(1), "MSRA-B", "MSRA-B")
+    raw = bytearray(damaged.read_bytes())
+    at = raw.index(b"MSRA-B/s1.jpg") + len("MSRA-B/s1.jpg") + 200
+    raw[at] ^= 0xFF
+    damaged.write_bytes(bytes(raw))
+    proc = downloads(dict(env, DATA=str(data), MSRAB_URL=damaged.as_uri()), "--saliency-data")
+    assert proc.returncode == 1 and proc.stderr.splitlines()[-1] == (f"downloads.sh: {data}/downloads/MSRA-B.zip: "
+                                                                     "not a whole zip archive (an error page?); "
+                                                                     "delete it and rerun")
+    assert not (data / "checksums.recorded").exists()
+
+
+def test_the_saliency_arranger_counts_pairs_that_do_not_decode(tmp_path):
+    src, rng = tmp_path / "MSRA-B", np.random.default_rng(2)
+    src.mkdir()
+    for i in range(3):
+        mask = np.zeros((20, 30), np.uint8)
+        mask[5:15, 5:20] = 255
+        Image.fromarray(rng.integers(0, 255, (20, 30, 3), dtype=np.uint8)).save(src / f"s{i}.jpg")
+        Image.fromarray(mask).save(src / f"s{i}.png")
+    (src / "s1.png").write_text("<html>not an image</html>")
+
+    def arrange(dst):
+        return subprocess.run([sys.executable, "-m", "guidedlabelling.datasets.saliency_sets", str(src), str(dst)],
+                              capture_output=True, text=True)
+    proc = arrange(tmp_path / "out")
+    assert proc.returncode == 0 and proc.stdout.splitlines() == [
+        f"{tmp_path / 'out'}: 2 images with masks", "left out 1 image/mask pairs that do not decode: s1"]
+    for i in (0, 2):
+        (src / f"s{i}.jpg").write_text("<html>not an image</html>")
+    proc = arrange(tmp_path / "none")
+    assert proc.returncode == 2 and proc.stderr.strip() == (f"error: {src}: none of its 3 image/mask pairs decodes; "
+                                                            "delete the archive and its unpacked folder, and download "
+                                                            "it again")
+
+
 def test_a_server_that_cannot_resume_gets_the_whole_file(downloaded, tmp_path):
     """curl's error 33 (no byte ranges) on a partial file: downloaded again whole, where 'rerun to resume' looped."""
     _, _, env, _ = downloaded
@@ -124,7 +170,11 @@ def test_parts_are_checked_first_and_sbd_needs_voc(downloaded, tmp_path):
     proc = downloads(dict(env, DATA=str(data)), "--voc", "--sdb")
     assert proc.returncode == 1 and not data.exists()                   # nothing fetched before the typo
     assert proc.stderr.strip() == "downloads.sh: unknown part --sdb (use --voc --sbd --models --saliency-data; --help)"
-    assert downloads(env, "--help").stdout.startswith("Fetch what the paper's runs need")
+    helped = subprocess.run(["bash", str(Path(os.path.relpath(ROOT, tmp_path)) / "downloads.sh"), "--help"],
+                            cwd=tmp_path, capture_output=True, text=True)   # from another folder, by a relative path
+    assert helped.returncode == 0 and helped.stdout.startswith("Fetch what the paper's runs need")
+    proc = downloads(dict(env, DATA=str(data)), "--models", "--sbd")
+    assert proc.returncode == 1 and not data.exists()                   # checked before VGG is fetched
     proc = downloads(dict(env, DATA=str(data)), "--sbd")
     assert proc.returncode == 1 and not (data / "VOCdevkit").exists()
     assert proc.stderr.strip() == "downloads.sh: --sbd needs VOC 2012 first: run ./downloads.sh --voc --sbd"

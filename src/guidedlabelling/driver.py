@@ -20,7 +20,7 @@ from .cli import errors_end_in_one_line
 from .datasets import ground_truth_hint, has_ground_truth
 from .io import InputError, save_json
 from .results import METHOD_ROWS, RATIO_ROW, finished, method_table, stage_result
-from .pipeline import STEPS, command, current_name, steps_needed
+from .pipeline import BY_NAME, STEPS, command, current_name, steps_needed
 from .report import write_report
 from .runner import ensure_data
 
@@ -128,18 +128,28 @@ def command_flags(args, settings):
 
 
 def lane_count(run):
-    """run.lanes, at most one per core."""
+    """run.lanes, at most one per core; one for a fragment of a run (--n/--N, torchrun)."""
+    if fragments(run) > 1:
+        return 1
     return max(1, min(run["lanes"], lanes.cores()))
 
 
-def refuse_fragments(args, overrides):
-    """./script.py runs every step in one process: a fragment of it (--set n/N, torchrun) would train every network
-    in each process and stop where a step needs another fragment's images."""
+def fragments(run):
+    """How many fragments of a run there are: --set N, or torchrun's WORLD_SIZE."""
+    return int(os.environ.get("WORLD_SIZE", 1)) if run["N"] == 1 else run["N"]
+
+
+def refuse_whole_steps_in_fragments(args, overrides, steps, skip):
+    """A fragment of ./script.py (--set n/N, torchrun) runs per-image steps only: the others would run whole in each
+    fragment (every network trained N times) and stop where a step needs another fragment's images."""
     run = C.resolve(args.config, overrides)[0]["run"]
-    if run["N"] > 1 or "WORLD_SIZE" in os.environ:
-        how = "under torchrun" if "WORLD_SIZE" in os.environ else f"as fragment {run['n']} of {run['N']}"
-        raise InputError(f"./script.py {how}: it runs the whole method in one process; run the stage commands under "
-                         "torchrun or with --n/--N instead (docs/reference.md, 'Several processes or GPUs')")
+    whole = [step for step, stage, _ in steps if step not in skip and not BY_NAME[stage].per_image]
+    if fragments(run) > 1 and whole:
+        how = "under torchrun" if run["N"] == 1 else f"as fragment {run['n']} of {run['N']}"
+        raise InputError(f"./script.py {how}: only per-image steps split into fragments, not {', '.join(whole)}; "
+                         "run those first in one process, then the fragments with --steps (the per-image steps), or "
+                         "run the stage commands under torchrun or with --n/--N (docs/reference.md, 'Several "
+                         "processes or GPUs')")
 
 
 def needed_steps(args, overrides, steps):
@@ -303,8 +313,8 @@ def main(argv=None):
     if args.lane:
         lanes.follow_parent()
     overrides = settings(args)
-    refuse_fragments(args, overrides)
     steps, skip = planned_steps(args, overrides)
+    refuse_whole_steps_in_fragments(args, overrides, steps, skip)
     opened = check_inputs(args, overrides, steps, skip)
     if not args.lane:  # a lane's driver checked what the parent did
         print_own_data_notes(opened.found.values())

@@ -149,8 +149,9 @@ def check_cache(out, stage_cfg, override, manifest, alone=True, rescore=False):
         clear(out)
     settings = naming.stored_settings(out)
     if settings is not None and not naming.same_settings(settings, stage_cfg) and has_outputs(out):
-        raise InputError(f"{stored}: this folder was made with other settings; rerun with --overridecache "
-                         "to replace it, or choose another --out_root")
+        replace = "rerun with --overridecache to replace it" if alone else "remove it to replace it"
+        raise InputError(f"{stored}: this folder was made with other settings; {replace}, or choose another "
+                         "--out_root")
     record = recorded(out)
     why, changed = None, []
     again = [UPSTREAM + stage for stage in remade(record)] if record else []  # upstream outputs made again since
@@ -242,12 +243,15 @@ def main(stage, argv=None, opened=None):
     args, cfg, preset, out = resolve(stage, argv)
     use_threads(cfg["run"]["threads"])
     alone = fragment_of(cfg["run"])[1] == 1
-    if stage in pipeline.TRAINERS.values() and cfg["run"]["N"] > 1:
-        raise InputError(f"--n/--N on {stage}: fragments split the images of per-image stages; a training runs in one "
-                         "process, or data-parallel under torchrun (docs/reference.md, 'Several processes or GPUs')")
+    if not pipeline.BY_NAME[stage].per_image and cfg["run"]["N"] > 1:
+        whole = "a training runs in one process, or data-parallel under torchrun" \
+            if stage in pipeline.TRAINERS.values() else f"{stage} runs in one process"
+        raise InputError(f"--n/--N on {stage}: fragments split the images of per-image stages; {whole} "
+                         "(docs/reference.md, 'Several processes or GPUs')")
     if cfg["run"]["overridecache"] and not alone:
+        stored = " with --set store=none (the store would give the network back)" if stage == "saliency_train" else ""
         raise InputError(f"--overridecache with {fragment_of(cfg['run'])[1]} processes (--n/--N or torchrun): each "
-                         f"would clear what the others write; remove {out} first, then run them without it")
+                         f"would clear what the others write; remove {out} first, then run them without it{stored}")
     checked = preflight.check(stage, cfg, preset, vars(args), opened)
     inputs, upstream = checked.manifest()
     manifest = {"fingerprint": fingerprint(inputs), "inputs": inputs, "upstream": upstream,

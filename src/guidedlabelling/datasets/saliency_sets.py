@@ -34,21 +34,21 @@ def pairs(src):
 
 def arrange(src, dst):
     """Copy the paired images and binarised masks (> 127 is salient) into dst; returns (pairs copied, ids left
-    out: without a mask, or whose mask has another size, {id: why} of the pairs that do not decode). Pairs already
-    in place are kept (a rerun resumes)."""
+    out: without a mask, or whose mask has another size, ids of the pairs that do not decode). Pairs already in
+    place are kept (a rerun resumes); none copied is an error."""
     found, left_out = pairs(src)
     if not found:
         raise InputError(f"{src}: no image has a mask of the same name (.png); is this a saliency archive?")
     dst = Path(dst)
     (dst / "images").mkdir(parents=True, exist_ok=True)
-    copied, unreadable = 0, {}
+    copied, unreadable = 0, []
     for i, (image, mask) in found.items():
         target = dst / "masks" / f"{i}.png"
         if not target.exists():
             try:
                 label, hw = load_gray_png(mask), load_image(image).shape[:2]
-            except InputError as e:
-                unreadable[i] = str(e)
+            except InputError:
+                unreadable.append(i)
                 continue
             if label.shape != hw:
                 left_out.append(i)
@@ -56,6 +56,9 @@ def arrange(src, dst):
             shutil.copyfile(image, dst / "images" / f"{i}.jpg")
             save_gray_png(target, np.where(label > 127, 255, 0))
         copied += 1
+    if not copied:
+        raise InputError(f"{src}: none of its {len(found)} image/mask pairs decodes; delete the archive and its "
+                         "unpacked folder, and download it again")
     return copied, left_out, unreadable
 
 
@@ -71,8 +74,7 @@ def main(argv=None):
     print(f"{args[1]}: {n} images with masks" + (f"; left out {len(unpaired)} images without a fitting mask: "
                                                   f"{', '.join(unpaired[:5])}" if unpaired else ""))
     if unreadable:
-        print(f"left out {len(unreadable)} pairs that do not decode:\n"
-              + "\n".join(f"  {why}" for why in list(unreadable.values())[:5]))
+        print(f"left out {len(unreadable)} image/mask pairs that do not decode: {', '.join(unreadable[:5])}")
 
 
 if __name__ == "__main__":
