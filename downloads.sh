@@ -117,7 +117,8 @@ if [[ " ${parts[*]} " == *" --sbd "* && " ${parts[*]} " != *" --voc "* &&
   die "--sbd needs VOC 2012 first: run ./downloads.sh --voc --sbd"
 fi
 mkdir -p "$DATA/downloads" "$MODELS"
-for p in "${parts[@]}"; do
+for p in --voc --sbd --models --saliency-data; do  # in this order whatever the order given (--sbd reads VOC)
+  [[ " ${parts[*]} " == *" $p "* ]] || continue
   case $p in
     --voc) voc ;; --sbd) sbd ;; --models) models ;; --saliency-data) saliency_data ;;
   esac

@@ -139,9 +139,11 @@ def test_several_processes_refuse_overridecache_and_the_driver(launch, tmp_path)
     driver = [sys.executable, str(ROOT / "script.py"), "--config", "smoke", "--out_root", str(tmp_path), "--steps"]
     proc = subprocess.run(driver + ["seed_train"], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    proc = subprocess.run(driver + ["seed_eval_heatmaps", *driver_flags], cwd=ROOT, env=env, capture_output=True,
+    part = subprocess.run(driver + ["seed_eval_heatmaps", *driver_flags], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr
+    assert part.returncode == 0, part.stderr
+    assert "fragment 1 of 2 done; the last fragment to finish a step completes it" in part.stdout
+    assert "summary" not in part.stdout and not (tmp_path / "smoke" / "summary.json").exists()
     alone = tmp_path / "alone"
     proc = subprocess.run([sys.executable, str(ROOT / "src/seed/test.py"), "--config", "smoke", "--out_root",
                            str(tmp_path), "--set", "seed_split=test", "--out_dir", str(alone), *flags], cwd=ROOT,
@@ -149,16 +151,27 @@ def test_several_processes_refuse_overridecache_and_the_driver(launch, tmp_path)
     assert proc.returncode == 0, proc.stderr
     fragment = sorted(p.name for p in (tmp_path / "smoke" / "seed_heatmaps").glob("*split-test/*.mat"))
     assert fragment == sorted(p.name for p in alone.glob("*.mat")) and 0 < len(fragment) < 10
+    # a per-image step that reads another of the same fragment run would find it unfinished: refused first
+    proc = subprocess.run(driver + ["seed_heatmaps,guide_labels,saliency", *driver_flags], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and proc.stderr.strip() == (
+        f"error: ./script.py {how}: guide_labels reads saliency, seed_heatmaps, whose images the other fragments "
+        "write; run the fragments of saliency, seed_heatmaps first, then those of guide_labels (one --steps each)")
 
 
-@pytest.mark.parametrize("command, whole", [("src/segmentation/train.py", "seg_train: fragments split the images of "
-                                             "per-image stages; a training runs in one process, or data-parallel "
-                                             "under torchrun"),
-                                            ("src/seed/eval.py", "seed_eval: fragments split the images of per-image "
-                                             "stages; seed_eval runs in one process")])
-def test_fragments_of_a_stage_that_is_not_per_image_are_refused(command, whole, tmp_path):
-    """--n/--N on a training or an evaluation was silently ignored: each fragment did the whole stage."""
+@pytest.mark.parametrize("command, launch, whole", [
+    ("src/segmentation/train.py", "--n/--N", "seg_train: fragments split the images of per-image stages; a training "
+     "runs in one process, or data-parallel under torchrun"),
+    ("src/seed/eval.py", "--n/--N", "seed_eval: fragments split the images of per-image stages; seed_eval runs in one "
+     "process"),
+    ("src/seed/eval.py", "torchrun", "seed_eval: fragments split the images of per-image stages; seed_eval runs in "
+     "one process")])
+def test_fragments_of_a_stage_that_is_not_per_image_are_refused(command, launch, whole, tmp_path):
+    """--n/--N on a training or an evaluation, or torchrun on an evaluation, was silently ignored: each fragment or
+    process did the whole stage."""
+    env = dict(os.environ, WORLD_SIZE="2", RANK="0", LOCAL_RANK="0") if launch == "torchrun" else dict(os.environ)
+    flags = ["--n", "0", "--N", "2"] if launch == "--n/--N" else []
     proc = subprocess.run([sys.executable, str(ROOT / command), "--config", "smoke", "--out_root", str(tmp_path),
-                           "--n", "0", "--N", "2"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+                           *flags], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and not (tmp_path / "smoke").exists()
-    assert proc.stderr.strip() == f"error: --n/--N on {whole} (docs/reference.md, 'Several processes or GPUs')"
+    assert proc.stderr.strip() == f"error: {launch} on {whole} (docs/reference.md, 'Several processes or GPUs')"

@@ -140,10 +140,12 @@ def test_the_saliency_arranger_counts_pairs_that_do_not_decode(tmp_path):
         f"{tmp_path / 'out'}: 2 images with masks", "left out 1 image/mask pairs that do not decode: s1"]
     for i in (0, 2):
         (src / f"s{i}.jpg").write_text("<html>not an image</html>")
+    Image.fromarray(np.zeros((20, 31), np.uint8)).save(src / "s1.png")    # s1 decodes, at another size
     proc = arrange(tmp_path / "none")
-    assert proc.returncode == 2 and proc.stderr.strip() == (f"error: {src}: none of its 3 image/mask pairs decodes; "
-                                                            "delete the archive and its unpacked folder, and download "
-                                                            "it again")
+    assert proc.returncode == 2 and proc.stderr.strip() == (f"error: {src}: none of its 3 image/mask pairs is usable "
+                                                            "(2 do not decode, 1 have a mask of another size than the "
+                                                            "image); is this the archive?")
+    assert not (tmp_path / "none").exists()
 
 
 def test_a_server_that_cannot_resume_gets_the_whole_file(downloaded, tmp_path):
@@ -178,6 +180,9 @@ def test_parts_are_checked_first_and_sbd_needs_voc(downloaded, tmp_path):
     proc = downloads(dict(env, DATA=str(data)), "--sbd")
     assert proc.returncode == 1 and not (data / "VOCdevkit").exists()
     assert proc.stderr.strip() == "downloads.sh: --sbd needs VOC 2012 first: run ./downloads.sh --voc --sbd"
+    proc = downloads(dict(env, DATA=str(data)), "--sbd", "--voc")       # VOC first whatever the order given
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.index("== VOCtrainval") < proc.stdout.index("== benchmark.tgz")
 
 
 def test_the_sbd_arranger_refuses_missing_lists_and_keeps_train_aug(downloaded, tmp_path):

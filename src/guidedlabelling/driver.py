@@ -8,7 +8,6 @@ then runs them in order with the same settings.
 """
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -129,27 +128,33 @@ def command_flags(args, settings):
 
 def lane_count(run):
     """run.lanes, at most one per core; one for a fragment of a run (--n/--N, torchrun)."""
-    if fragments(run) > 1:
+    if runner.fragment_of(run)[1] > 1:
         return 1
     return max(1, min(run["lanes"], lanes.cores()))
 
 
-def fragments(run):
-    """How many fragments of a run there are: --set N, or torchrun's WORLD_SIZE."""
-    return int(os.environ.get("WORLD_SIZE", 1)) if run["N"] == 1 else run["N"]
-
-
 def refuse_whole_steps_in_fragments(args, overrides, steps, skip):
-    """A fragment of ./script.py (--set n/N, torchrun) runs per-image steps only: the others would run whole in each
-    fragment (every network trained N times) and stop where a step needs another fragment's images."""
+    """A fragment of ./script.py (--set n/N, torchrun) runs per-image steps that read no other step of the run: the
+    others would run whole in each fragment (every network trained N times), and a step reading another per-image
+    step would find it unfinished where the other fragments have not finished their images."""
     run = C.resolve(args.config, overrides)[0]["run"]
-    whole = [step for step, stage, _ in steps if step not in skip and not BY_NAME[stage].per_image]
-    if fragments(run) > 1 and whole:
-        how = "under torchrun" if run["N"] == 1 else f"as fragment {run['n']} of {run['N']}"
+    n, count = runner.fragment_of(run)
+    if count == 1:
+        return
+    how = "under torchrun" if run["N"] == 1 else f"as fragment {n} of {count}"
+    todo = [s for s in steps if s[0] not in skip]
+    whole = [step for step, stage, _ in todo if not BY_NAME[stage].per_image]
+    if whole:
         raise InputError(f"./script.py {how}: only per-image steps split into fragments, not {', '.join(whole)}; "
                          "run those first in one process, then the fragments with --steps (the per-image steps), or "
                          "run the stage commands under torchrun or with --n/--N (docs/reference.md, 'Several "
                          "processes or GPUs')")
+    reading = {step: sorted(needs) for step, needs in needed_steps(args, overrides, todo).items() if needs}
+    if reading:
+        step, needs = next(iter(sorted(reading.items())))
+        raise InputError(f"./script.py {how}: {step} reads {', '.join(needs)}, whose images the other fragments "
+                         f"write; run the fragments of {', '.join(needs)} first, then those of {step} (one --steps "
+                         "each)")
 
 
 def needed_steps(args, overrides, steps):
@@ -321,6 +326,12 @@ def main(argv=None):
     seconds, lane_of = run_steps(args, overrides, steps, skip, opened)
     if args.lane:
         print(lanes.REPORT + json.dumps(seconds), flush=True)
+        return
+    n, count = runner.fragment_of(C.resolve(args.config, overrides)[0]["run"])
+    if count > 1:  # the other fragments' images are not all written yet: no table
+        print(f"fragment {n} of {count} done; the last fragment to finish a step completes it, and ./script.py "
+              "without n/N then prints the table")
+        print_profile(seconds, time.monotonic() - start, lane_of)
         return
     if summarise(args, overrides, seconds):  # the report and summary.json describe the same run
         print(f"report: {write_report(args.config, overrides)}")

@@ -243,11 +243,12 @@ def main(stage, argv=None, opened=None):
     args, cfg, preset, out = resolve(stage, argv)
     use_threads(cfg["run"]["threads"])
     alone = fragment_of(cfg["run"])[1] == 1
-    if not pipeline.BY_NAME[stage].per_image and cfg["run"]["N"] > 1:
-        whole = "a training runs in one process, or data-parallel under torchrun" \
-            if stage in pipeline.TRAINERS.values() else f"{stage} runs in one process"
-        raise InputError(f"--n/--N on {stage}: fragments split the images of per-image stages; {whole} "
-                         "(docs/reference.md, 'Several processes or GPUs')")
+    trains = stage in pipeline.TRAINERS.values()
+    if not pipeline.BY_NAME[stage].per_image and not alone and (cfg["run"]["N"] > 1 or not trains):
+        whole = "a training runs in one process, or data-parallel under torchrun" if trains \
+            else f"{stage} runs in one process"
+        raise InputError(f"{'--n/--N' if cfg['run']['N'] > 1 else 'torchrun'} on {stage}: fragments split the images "
+                         f"of per-image stages; {whole} (docs/reference.md, 'Several processes or GPUs')")
     if cfg["run"]["overridecache"] and not alone:
         stored = " with --set store=none (the store would give the network back)" if stage == "saliency_train" else ""
         raise InputError(f"--overridecache with {fragment_of(cfg['run'])[1]} processes (--n/--N or torchrun): each "

@@ -40,8 +40,7 @@ def arrange(src, dst):
     if not found:
         raise InputError(f"{src}: no image has a mask of the same name (.png); is this a saliency archive?")
     dst = Path(dst)
-    (dst / "images").mkdir(parents=True, exist_ok=True)
-    copied, unreadable = 0, []
+    copied, unreadable, misfit = 0, [], []
     for i, (image, mask) in found.items():
         target = dst / "masks" / f"{i}.png"
         if not target.exists():
@@ -51,15 +50,16 @@ def arrange(src, dst):
                 unreadable.append(i)
                 continue
             if label.shape != hw:
-                left_out.append(i)
+                misfit.append(i)
                 continue
+            (dst / "images").mkdir(parents=True, exist_ok=True)
             shutil.copyfile(image, dst / "images" / f"{i}.jpg")
             save_gray_png(target, np.where(label > 127, 255, 0))
         copied += 1
     if not copied:
-        raise InputError(f"{src}: none of its {len(found)} image/mask pairs decodes; delete the archive and its "
-                         "unpacked folder, and download it again")
-    return copied, left_out, unreadable
+        raise InputError(f"{src}: none of its {len(found)} image/mask pairs is usable ({len(unreadable)} do not "
+                         f"decode, {len(misfit)} have a mask of another size than the image); is this the archive?")
+    return copied, left_out + misfit, unreadable
 
 
 def main(argv=None):

@@ -14,9 +14,8 @@ from ..io import InputError, load_label_png, save_gray_png
 def sbd_label(mat_path):
     """Class indices of an SBD cls/<id>.mat file (GTcls.Segmentation)."""
     if not Path(mat_path).is_file():
-        release = Path(mat_path).parents[2]   # benchmark_RELEASE/dataset/cls/<id>.mat
-        raise InputError(f"{mat_path}: missing (SBD's lists name it); the download is incomplete: delete {release} "
-                         f"and benchmark.tgz beside it, and rerun ./downloads.sh --sbd")
+        raise InputError(f"{mat_path}: missing (SBD's lists name it); the download is incomplete: delete the "
+                         "unpacked benchmark_RELEASE/ and benchmark.tgz, and rerun ./downloads.sh --sbd")
     try:
         gt = scipy.io.loadmat(mat_path, squeeze_me=True, struct_as_record=False)["GTcls"]
         return np.asarray(gt.Segmentation, np.uint8)
