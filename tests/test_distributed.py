@@ -131,9 +131,9 @@ def test_several_processes_refuse_overridecache_and_the_driver(launch, tmp_path)
     how = "under torchrun" if launch == "torchrun" else "as fragment 1 of 2"
     assert proc.returncode == 2 and proc.stderr.strip() == (
         f"error: ./script.py {how}: only per-image steps split into fragments, not seed_train, seed_eval, cls_eval, "
-        "saliency_train, seg_train, reference_train; run those first in one process, then the fragments with --steps "
-        "(the per-image steps), or run the stage commands under torchrun or with --n/--N (docs/reference.md, "
-        "'Several processes or GPUs')")
+        "saliency_train, seg_train, reference_train; run those in one process first (a training may run "
+        "data-parallel under torchrun as its stage command), then the fragments with --steps and the per-image steps "
+        "(docs/reference.md, 'Several processes or GPUs')")
     assert not (tmp_path / "smoke").exists()
     # the per-image steps of a run split as their commands split: the same images
     driver = [sys.executable, str(ROOT / "script.py"), "--config", "smoke", "--out_root", str(tmp_path), "--steps"]
@@ -155,8 +155,16 @@ def test_several_processes_refuse_overridecache_and_the_driver(launch, tmp_path)
     proc = subprocess.run(driver + ["seed_heatmaps,guide_labels,saliency", *driver_flags], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and proc.stderr.strip() == (
-        f"error: ./script.py {how}: guide_labels reads saliency, seed_heatmaps, whose images the other fragments "
-        "write; run the fragments of saliency, seed_heatmaps first, then those of guide_labels (one --steps each)")
+        f"error: ./script.py {how}: guide_labels needs saliency, seed_heatmaps finished, whose images the other "
+        "fragments write too; run the fragments of saliency, seed_heatmaps first, then those of guide_labels (one "
+        "--steps each)")
+    # with seed_heatmaps and saliency finished (one process), a fragment of guide_labels may list them
+    proc = subprocess.run(driver + ["seed_heatmaps,saliency_train,saliency"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    proc = subprocess.run(driver + ["seed_heatmaps,saliency,guide_labels", *driver_flags], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
 
 
 @pytest.mark.parametrize("command, launch, whole", [

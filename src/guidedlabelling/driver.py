@@ -146,15 +146,24 @@ def refuse_whole_steps_in_fragments(args, overrides, steps, skip):
     whole = [step for step, stage, _ in todo if not BY_NAME[stage].per_image]
     if whole:
         raise InputError(f"./script.py {how}: only per-image steps split into fragments, not {', '.join(whole)}; "
-                         "run those first in one process, then the fragments with --steps (the per-image steps), or "
-                         "run the stage commands under torchrun or with --n/--N (docs/reference.md, 'Several "
-                         "processes or GPUs')")
-    reading = {step: sorted(needs) for step, needs in needed_steps(args, overrides, todo).items() if needs}
-    if reading:
-        step, needs = next(iter(sorted(reading.items())))
-        raise InputError(f"./script.py {how}: {step} reads {', '.join(needs)}, whose images the other fragments "
-                         f"write; run the fragments of {', '.join(needs)} first, then those of {step} (one --steps "
-                         "each)")
+                         "run those in one process first (a training may run data-parallel under torchrun as its "
+                         "stage command), then the fragments with --steps and the per-image steps (docs/reference.md, "
+                         "'Several processes or GPUs')")
+    extra_of = {step: (stage, extra) for step, stage, extra in todo}
+
+    def unfinished(step):
+        stage, extra = extra_of[step]
+        try:
+            return runner.current_output(stage, command_flags(args, overrides + list(extra))) is None
+        except InputError:  # its own inputs are missing: the fragments' preflight names them
+            return True
+    needing = {step: sorted(filter(unfinished, needs)) for step, needs in needed_steps(args, overrides, todo).items()}
+    needing = {step: needs for step, needs in sorted(needing.items()) if needs}
+    if needing:
+        step, needs = next(iter(needing.items()))
+        raise InputError(f"./script.py {how}: {step} needs {', '.join(needs)} finished, whose images the other "
+                         f"fragments write too; run the fragments of {', '.join(needs)} first, then those of {step} "
+                         "(one --steps each)")
 
 
 def needed_steps(args, overrides, steps):
