@@ -133,11 +133,11 @@ def lane_count(run):
     return max(1, min(run["lanes"], lanes.cores()))
 
 
-def refuse_whole_steps_in_fragments(args, overrides, steps, skip):
-    """A fragment of ./script.py (--set n/N, torchrun) runs per-image steps that read no other step of the run: the
-    others would run whole in each fragment (every network trained N times), and a step reading another per-image
-    step would find it unfinished where the other fragments have not finished their images."""
-    run = C.resolve(args.config, overrides)[0]["run"]
+def refuse_whole_steps_in_fragments(args, overrides, steps, skip, run):
+    """A fragment of ./script.py (--set n/N, torchrun; `run`: the run settings) runs per-image steps that read no
+    other step of the run: the others would run whole in each fragment (every network trained N times), and a step
+    reading another per-image step would find it unfinished where the other fragments have not finished their
+    images."""
     n, count = runner.fragment_of(run)
     if count == 1:
         return
@@ -328,7 +328,8 @@ def main(argv=None):
         lanes.follow_parent()
     overrides = settings(args)
     steps, skip = planned_steps(args, overrides)
-    refuse_whole_steps_in_fragments(args, overrides, steps, skip)
+    run = C.resolve(args.config, overrides)[0]["run"]
+    refuse_whole_steps_in_fragments(args, overrides, steps, skip, run)
     opened = check_inputs(args, overrides, steps, skip)
     if not args.lane:  # a lane's driver checked what the parent did
         print_own_data_notes(opened.found.values())
@@ -336,7 +337,7 @@ def main(argv=None):
     if args.lane:
         print(lanes.REPORT + json.dumps(seconds), flush=True)
         return
-    n, count = runner.fragment_of(C.resolve(args.config, overrides)[0]["run"])
+    n, count = runner.fragment_of(run)
     if count > 1:  # the other fragments' images are not all written yet: no table
         print(f"fragment {n} of {count} done; the last fragment to finish a step completes it, and ./script.py "
               "without n/N then prints the table")

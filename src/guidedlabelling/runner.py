@@ -242,7 +242,8 @@ def main(stage, argv=None, opened=None):
     opened: the datasets a driver's preflight opened (preflight.Opened), reused instead of opened again."""
     args, cfg, preset, out = resolve(stage, argv)
     use_threads(cfg["run"]["threads"])
-    alone = fragment_of(cfg["run"])[1] == 1
+    processes = fragment_of(cfg["run"])[1]
+    alone = processes == 1
     trains = stage in pipeline.TRAINERS.values()
     if not pipeline.BY_NAME[stage].per_image and not alone and (cfg["run"]["N"] > 1 or not trains):
         whole = "a training runs in one process, or data-parallel under torchrun" if trains \
@@ -251,7 +252,7 @@ def main(stage, argv=None, opened=None):
                          f"of per-image stages; {whole} (docs/reference.md, 'Several processes or GPUs')")
     if cfg["run"]["overridecache"] and not alone:
         stored = " with --set store=none (the store would give the network back)" if stage == "saliency_train" else ""
-        raise InputError(f"--overridecache with {fragment_of(cfg['run'])[1]} processes (--n/--N or torchrun): each "
+        raise InputError(f"--overridecache with {processes} processes (--n/--N or torchrun): each "
                          f"would clear what the others write; remove {out} first, then run them without it{stored}")
     checked = preflight.check(stage, cfg, preset, vars(args), opened)
     inputs, upstream = checked.manifest()
