@@ -230,3 +230,17 @@ def test_a_folder_made_by_another_clone_of_the_project_has_the_same_settings(tmp
     assert mine["data"]["pascalroot"] == str(tmp_path / "clone1/data/VOCdevkit")
     assert settings(tmp_path / "clone1", "layout=voc", "images=/data/own", config="voc12_paper")["data"]["pascalroot"]
     assert not naming.same_settings(mine, settings(tmp_path / "clone2", config="voc12_paper"))
+
+
+@pytest.mark.parametrize("config, overrides, expected", [
+    ("demo", [], False),                                                  # the shapes' network on the shapes
+    ("demo", ["images=photos", "tags=photos/tags.csv"], True),            # ... on your photos
+    ("smoke", ["images=photos", "tags=photos/tags.csv"], True),
+    ("demo", ["dataset_dir=voc_photos"], True),                           # ... on photos in VOC layout
+    ("demo", ["images=photos", "tags=photos/tags.csv", "saliency_maps=maps"], False),   # your maps instead
+    ("demo", ["images=photos", "tags=photos/tags.csv", "saliency.source=imagenet-cam"], False),
+    ("demo", ["images=photos", "tags=photos/tags.csv", "saliency_data=horses"], False),  # a saliency set of photos
+    ("msrc", ["images=photos", "tags=photos/tags.csv"], False),
+])
+def test_a_saliency_network_of_the_builtin_shapes_on_other_images_is_told(config, overrides, expected):
+    assert C.shapes_saliency_on_photos(C.resolve(config, overrides)[0]) is expected

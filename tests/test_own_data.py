@@ -151,6 +151,9 @@ def test_whole_method_without_masks(folder, without_masks):
         assert f"==> {step}: skipped, no ground-truth masks; pass --masks DIR to run it" in stdout
     assert "no ground-truth masks, so no mIoU table" in stdout
     summary = json.loads((root / "summary.json").read_text())
+    shapes = "the saliency network learns from the built-in data's synthetic shapes"   # smoke's saliency set
+    assert f"note: {shapes}" in stdout and f"warning: {shapes}" in stdout
+    assert summary["saliency_warning"].startswith(shapes)
     guides, preds = Path(summary["guide_labels"]), Path(summary["predictions"])
     assert sorted(p.stem for p in guides.glob("*.png")) == sorted(set(IMAGES) - VAL)
     assert sorted(p.stem for p in preds.glob("*.png")) == sorted(VAL)
@@ -174,7 +177,9 @@ def test_whole_method_with_masks_and_own_saliency(with_masks_and_saliency):
     for step in ("saliency_train", "saliency"):
         assert f"==> {step}: skipped, saliency maps given" in stdout
     assert not (root / "saliency_train").exists() and not (root / "saliency").exists()
+    assert "synthetic shapes" not in stdout   # the saliency maps are the user's
     summary = json.loads((root / "summary.json").read_text())
+    assert "saliency_warning" not in summary
     for key in ("seeds_mIoU_train", "guide_labels_mIoU_train", "segmenter_mIoU_val", "fully_supervised_mIoU_val"):
         assert 0 <= summary[key] <= 100
     results = json.loads((Path(summary["predictions"]) / "results.json").read_text())

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import yaml
 
+from .datasets import layout
 from .datasets.builtin import builtin_roots
 from .errors import InputError
 from .pipeline import current_name
@@ -138,6 +139,16 @@ def complete(cfg):
             sal_train["saliency_data"] = str(sal)
     if cfg["run"]["gpu"] is not None:
         cfg["run"]["device"] = f"cuda:{cfg['run']['gpu']}"
+
+
+def shapes_saliency_on_photos(cfg):
+    """Whether the saliency network learns from the built-in data's synthetic shapes while the images are others
+    (the demo preset on your photos), where it marks little of the objects: the run says so."""
+    d, sal_train = cfg["data"], cfg["saliency_train"]
+    voc, shapes = (str(p.resolve()) for p in builtin_roots(builtin_dir(d)))
+    builtin_images = layout(d) == "voc" and d["dataset_dir"] == voc
+    return (cfg["saliency"]["source"] == "model" and not cfg["guide_labels"]["saliency_maps"]
+            and sal_train["saliency_data"] == shapes and not builtin_images)
 
 
 UPSTREAM_HELP = ("Settings of the other stages (the upstream ones name this stage's input folders) are set with "
