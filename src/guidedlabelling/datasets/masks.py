@@ -33,7 +33,8 @@ class MaskFolder(ImageList):
         if not self.roots:
             raise InputError("saliency_data is empty; name a folder of images/ and masks/ (--set saliency_data=DIR)")
         raise_all([f"{root / 'images'}: saliency training images not found; expected images/ and masks/ folders "
-                   "there (--set saliency_data=DIR[,DIR...] names them)"
+                   "there (--set saliency_data=DIR[,DIR...] names them; ./downloads.sh --saliency-data arranges MSRA-B "
+                   "and DUTS-TR so; or give saliency maps: ./script.py --saliency DIR)"
                    for root in self.roots if not (root / "images").is_dir()], roots)
         for root in self.roots:
             images = root / "images"
