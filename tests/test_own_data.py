@@ -154,6 +154,7 @@ def test_whole_method_without_masks(folder, without_masks):
     shapes = "the saliency network learns from the built-in data's synthetic shapes"   # smoke's saliency set
     assert f"note: {shapes}" in stdout and f"warning: {shapes}" in stdout
     assert summary["saliency_warning"].startswith(shapes)
+    assert "synthetic shapes (saliency_data)" in (root / "report.html").read_text()
     guides, preds = Path(summary["guide_labels"]), Path(summary["predictions"])
     assert sorted(p.stem for p in guides.glob("*.png")) == sorted(set(IMAGES) - VAL)
     assert sorted(p.stem for p in preds.glob("*.png")) == sorted(VAL)

@@ -31,11 +31,6 @@ OWN_DATA_FLAGS = {  # flag: (setting, help)
 }
 GROUND_TRUTH_STEPS = ("reference_train", "reference_segmentations", "seed_eval")  # they need label PNGs
 SALIENCY_STEPS = ("saliency_train", "saliency")
-SHAPES_SALIENCY = ("the saliency network learns from the built-in data's synthetic shapes (saliency_data), not from "
-                   "photos, and marks little of a photo's objects (on MSRC's photos the guide labels reached 34.4 "
-                   "mIoU, no more than the seeds, against 63.7 with --config msrc); for photos use --config msrc "
-                   "(its saliency set is ../shared/data's, or --set saliency_data=DIR: ./downloads.sh "
-                   "--saliency-data) or bring saliency maps with --saliency DIR (README, own data)")
 WEAK_IOU = 20  # a class under this IoU in the fully supervised reference: the reference itself learned little
 
 
@@ -279,18 +274,19 @@ def print_own_data_notes(opened):
 
 
 def shapes_saliency_note(args, overrides, steps, skip):
-    """SHAPES_SALIENCY where it holds and the steps asked for make or read the saliency maps, else None."""
+    """config.shapes_saliency_warning where the steps asked for make or read the saliency maps, else None."""
     cfg, _ = C.resolve(args.config, overrides)
     uses_maps = {"saliency_train", "saliency", "guide_labels"} & {s for s, _, _ in steps if s not in skip}
-    return SHAPES_SALIENCY if uses_maps and C.shapes_saliency_on_photos(cfg) else None
+    return C.shapes_saliency_warning(cfg) if uses_maps else None
 
 
 def print_shapes_saliency(cfg, guide):
-    """The warning of SHAPES_SALIENCY under the guide labels' diagnostics; returned for summary.json."""
-    if not (guide and C.shapes_saliency_on_photos(cfg)):
+    """config.shapes_saliency_warning under the guide labels' diagnostics; returned for summary.json."""
+    line = C.shapes_saliency_warning(cfg) if guide else None
+    if not line:
         return {}
-    print(f"warning: {SHAPES_SALIENCY}")
-    return {"saliency_warning": SHAPES_SALIENCY}
+    print(f"warning: {line}")
+    return {"saliency_warning": line}
 
 
 def print_skipped(*finished):

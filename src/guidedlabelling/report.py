@@ -120,8 +120,8 @@ def class_section(cfg, preset, ref):
 
 
 def guide_class_section(cfg, preset):
-    """What the guide labels keep of each tagged class, without ground truth (guide_diagnostics.py), and the
-    guide step's warnings."""
+    """What the guide labels keep of each tagged class, without ground truth (guide_diagnostics.py), the guide
+    step's warnings and that of a saliency network of shapes on photos."""
     guide = stage_result(cfg, preset, "guide_labels") or {}
     if "classes" not in guide:
         return ""
@@ -129,7 +129,8 @@ def guide_class_section(cfg, preset):
              (number(100 * r["guide_area"], 1),), (number(100 * r["dropped"], 1),),
              (number(r.get("core_salient") and 100 * r["core_salient"], 1),)]  # absent before 4c09083
             for name, r in guide["classes"].items()]
-    warnings = "".join(f"<p class=warn>{html.escape(line)}</p>" for line in guide["warnings"])
+    lines = guide["warnings"] + [line for line in [C.shapes_saliency_warning(cfg)] if line]
+    warnings = "".join(f"<p class=warn>{html.escape(line)}</p>" for line in lines)
     return ("<h2>What the rule's guide labels keep of each class (train, no ground truth needed)</h2>\n"
             + table(["class", "images tagged", "seed pixels kept %", "mean guide area %",
                      f"images the rule drops it in % (keeps under {cfg['guide_labels']['dropped_share']}% of its "
