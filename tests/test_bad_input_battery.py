@@ -401,9 +401,9 @@ def test_every_bad_map_and_missing_saliency_folder_is_reported(own, command):
     code, _, err = command("script", *own_args(own), "--set", f"saliency_data={gone[0]},{gone[1]}")
     errors = [line for line in err.splitlines() if line.startswith("error: ")]
     assert code == 2 and errors == [f"error: {g / 'images'}: saliency training images not found; expected images/ "
-                                    "and masks/ folders there (--set saliency_data=DIR[,DIR...] names them; ./downloads.sh "
-                                    "--saliency-data arranges MSRA-B and DUTS-TR so; or give saliency maps: "
-                                    "./script.py --saliency DIR)"
+                                    "and masks/ folders there (--set saliency_data=DIR[,DIR...] names them; "
+                                    "./downloads.sh --saliency-data arranges MSRA-B and DUTS-TR so; or give "
+                                    "saliency maps: ./script.py --saliency DIR)"
                                     for g in gone], err
     assert not own["out_root"].exists()
 

@@ -7,6 +7,7 @@ import torch
 import yaml
 
 from guidedlabelling import config as C
+from guidedlabelling import driver
 from guidedlabelling import naming
 from guidedlabelling import settings as S
 from guidedlabelling.io import InputError, load_checkpoint, save_checkpoint
@@ -237,6 +238,8 @@ def test_a_folder_made_by_another_clone_of_the_project_has_the_same_settings(tmp
     ("demo", ["images=photos", "tags=photos/tags.csv"], True),            # ... on your photos
     ("smoke", ["images=photos", "tags=photos/tags.csv"], True),
     ("demo", ["dataset_dir=voc_photos"], True),                           # ... on photos in VOC layout
+    ("demo", ["pascalroot=VOCdevkit"], True),
+    ("demo", [f"dataset_dir={C.builtin_dir(C.resolve()[0]['data'])}/builtin/"], False),   # the shapes, named
     ("demo", ["images=photos", "tags=photos/tags.csv", "saliency_maps=maps"], False),   # your maps instead
     ("demo", ["images=photos", "tags=photos/tags.csv", "saliency.source=imagenet-cam"], False),
     ("demo", ["images=photos", "tags=photos/tags.csv", "saliency_data=horses"], False),  # a saliency set of photos
@@ -245,3 +248,12 @@ def test_a_folder_made_by_another_clone_of_the_project_has_the_same_settings(tmp
 def test_a_saliency_network_of_the_builtin_shapes_on_other_images_is_told(config, overrides, expected):
     line = C.shapes_saliency_warning(C.resolve(config, overrides)[0])
     assert (line == C.SHAPES_SALIENCY) if expected else line is None
+
+
+@pytest.mark.parametrize("steps, told", [("seed_train,seed_heatmaps,seg_train", False), ("saliency_train", True),
+                                         ("saliency", True), ("guide_labels", True)])
+def test_the_shapes_note_comes_where_the_steps_make_or_read_the_saliency_maps(steps, told):
+    args = driver.parse(["--images", "photos", "--tags", "photos/tags.csv", "--steps", steps])
+    overrides = driver.settings(args)
+    note = driver.shapes_saliency_note(args, overrides, *driver.planned_steps(args, overrides))
+    assert note == (C.SHAPES_SALIENCY if told else None)

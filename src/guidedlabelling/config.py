@@ -141,11 +141,12 @@ def complete(cfg):
         cfg["run"]["device"] = f"cuda:{cfg['run']['gpu']}"
 
 
-SHAPES_SALIENCY = ("the saliency network learns from the built-in data's synthetic shapes (saliency_data), not from "
-                   "photos, and marks little of a photo's objects (on MSRC's photos the guide labels reached 34.4 "
-                   "mIoU, no more than the seeds, against 63.7 with --config msrc); for photos use --config msrc "
-                   "(its saliency set is ../shared/data's, or --set saliency_data=DIR: ./downloads.sh "
-                   "--saliency-data) or bring saliency maps with --saliency DIR (README, own data)")
+SHAPES_SALIENCY = ("if these images are photos: the saliency network learns from the built-in data's synthetic shapes "
+                   "(saliency_data), which marks little of a photo's objects (on MSRC's photos the guide labels "
+                   "reached 34.4 mIoU, no more than the seeds, against 63.7 with --config msrc); for photos use "
+                   "--config msrc, or name a saliency set of photos with --set saliency_data=DIR (./downloads.sh "
+                   "--saliency-data fetches MSRA-B and DUTS-TR), or bring saliency maps with --saliency DIR (README, "
+                   "own data)")
 
 
 def shapes_saliency_warning(cfg):
