@@ -60,6 +60,15 @@ def val_mask_value_out_of_range(own):
     Image.fromarray(np.full((24, 32), 7, np.uint8)).save(own["masks"] / "f.png")
 
 
+@case("masks: most masks of tagged images hold no pixel of the classes their rows tag; objects take their "
+      "class's value 1..2 in the order background + the sorted tags, and 255 is void (a 0/255 mask of one class "
+      "needs its 255 written as 1)")
+def masks_of_objects_as_255(own):
+    for path in own["masks"].glob("*.png"):
+        mask = np.array(Image.open(path))
+        Image.fromarray(np.where(mask > 0, 255, 0).astype(np.uint8)).save(path)
+
+
 @case("no images in split val")
 def empty_val_split(own):
     write_csv(own, ["a.jpg,cat,train", "b.png,dog,train", "e.jpg,cat,train"])

@@ -15,7 +15,7 @@ from guidedlabelling.inference import evaluate_folder
 from guidedlabelling.metrics import (average_precision, classifier_report, confusion, confusions_over_thresholds,
                                      seed_curve, seed_histogram)
 from guidedlabelling.seeds import SeedRule, heatmap2segconf
-from guidedlabelling.stages.seed_eval import scores as seed_eval_scores
+from guidedlabelling.stages.seed_eval import plot_seed_curve, scores as seed_eval_scores
 from guidedlabelling.tables import main as tables_main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -308,3 +308,12 @@ def test_the_saliency_logs_score_table_has_a_row_per_entry_in_aligned_columns():
                                                 ["val", "3", "0.500", "0.250", "-", "0.750"],
                                                 ["holdout/weizmann_horses", "50", "0.812", "0.125", "0.500", "1.000"]]
     assert len({len(line) for line in lines}) == 1   # the columns line up
+
+
+def test_the_seed_plot_is_drawn_where_recall_has_nothing_to_measure(tmp_path):
+    """Images of background only: no foreground pixel, so foreground recall is None where the seeds' precision is
+    not (the plot raised ValueError)."""
+    point = {"threshold": 20, "fg_precision": 0.0, "fg_recall": None, "bg_precision": 95.0, "bg_recall": 80.0}
+    plot_seed_curve(tmp_path / "pr.png", [point], point)
+    with Image.open(tmp_path / "pr.png") as png:
+        assert png.size == (1000, 460)

@@ -196,3 +196,21 @@ def test_photos_without_a_row_and_rows_without_tags_are_noted_once_per_tags_file
     print_own_data_notes([val])
     assert capsys.readouterr().out.splitlines() == [
         f"note: 1 rows of {folder / 'tags.csv'} have no tags, so their photos are trained as background only (lines 3)"]
+
+
+def test_masks_whose_objects_are_void_are_an_error_when_most_are(folder):
+    """0/255 masks (Weizmann's, DAVIS'): the objects are void, and no mask holds its tagged class. One such mask
+    among three passes (an object too small to draw, left void)."""
+    rows = ["a.jpg,cat,train", "b.png,cat,train", "c.png,cat,train"]
+    Image.fromarray(np.full((4, 6, 3), 90, np.uint8)).save(folder / "images" / "c.png")
+    masks(folder, {"a": 1, "b": 1, "c": 255})
+    assert len(dataset(folder, rows, masks=folder / "masks")) == 3
+    masks(folder, {"a": 1, "b": 255, "c": 255})
+    with pytest.raises(InputError) as e:
+        dataset(folder, rows, masks=folder / "masks")
+    assert list(e.value.messages) == [
+        f"{folder / 'masks'}: most masks of tagged images hold no pixel of the classes their rows tag; objects take "
+        "their class's value 1..1 in the order background + the sorted tags, and 255 is void (a 0/255 mask of one "
+        "class needs its 255 written as 1)"]
+    masks(folder, {"a": 1, "b": 0, "c": 0})   # background only, no void: not this mistake
+    assert len(dataset(folder, rows, masks=folder / "masks")) == 3

@@ -73,7 +73,7 @@ class OwnDataset(Labelled):
         if self.split == "train":
             problems += self._untaught(rows, files, val_percent)
         if self.has_labels:  # every mask there checked now, before a stage writes anything
-            problems += [p for i, it in enumerate(self.items) if it.label.is_file() and (p := self._mask_problem(i))]
+            problems += self._mask_problems(masks)
         raise_all(problems, self.tags_file)
 
     def _split_items(self, rows, files, masks, val_percent, problems):
@@ -159,25 +159,43 @@ class OwnDataset(Labelled):
                             "give one of its images split train in a split column, add one, or remove the tag")
         return problems
 
+    def _mask_problems(self, masks):
+        """Each mask's problem (_mask_problem), and one where most masks of tagged images hold none of the classes
+        their rows tag but void instead: objects written as 255, which is void, in 0/255 masks (Weizmann's, DAVIS'),
+        most often."""
+        checked = [self._mask_problem(i) for i, it in enumerate(self.items) if it.label.is_file()]
+        problems = [problem for problem, _ in checked if problem]
+        tagged = [holds for problem, holds in checked if not problem and holds is not None]
+        if tagged.count("void") > len(tagged) / 2:
+            problems.append(f"{masks}: most masks of tagged images hold no pixel of the classes their rows tag; "
+                            f"objects take their class's value 1..{len(self.classes) - 1} in the order background + "
+                            "the sorted tags, and 255 is void (a 0/255 mask of one class needs its 255 written as 1)")
+        return problems
+
     def _mask_problem(self, i):
-        """What is wrong with item i's mask: unreadable, of another size, values outside the classes, or a class its
-        row does not tag on at least UNTAGGED of its pixels (masks numbered in another class order than the tags',
-        most often; fewer pixels are let pass: the seams of a mask resized with interpolation); None when nothing."""
+        """(What is wrong with item i's mask or None, what it holds of the classes its row tags: True for any pixel,
+        'void' for none but void on UNTAGGED of its pixels or more, False for none, None for a row without tags).
+        Wrong: unreadable, of another size, values outside the classes, or a class its row does not tag on at least
+        UNTAGGED of its pixels (masks numbered in another class order than the tags', most often; fewer pixels are
+        let pass: the seams of a mask resized with interpolation)."""
         try:
             label = self.full_label(i)
         except InputError as e:
-            return e.messages[0]
-        share = np.bincount(label.ravel(), minlength=IGNORE + 1)[1:IGNORE] / label.size
+            return e.messages[0], None
+        counts = np.bincount(label.ravel(), minlength=IGNORE + 1) / label.size
+        share = counts[1:IGNORE]   # of classes 1, 2, ...
+        holds = None if not self._present[i] else any(share[c - 1] > 0 for c in self._present[i]) or \
+            ("void" if counts[IGNORE] >= UNTAGGED else False)
         untagged = [c for c in np.flatnonzero(share >= UNTAGGED) + 1 if c not in self._present[i]]
         if not untagged:
-            return None
+            return None, holds
         row = self._rows[self.items[i].id]
         held = ", ".join(f"{self.classes[c]} ({c}) on {100 * share[c - 1]:.0f}%" for c in untagged)
         order = ", ".join(f"{k} {c}" for k, c in enumerate(self.classes[:MAX_ORDER])) + \
             (", ..." if len(self.classes) > MAX_ORDER else "")
         return (f"{self.items[i].label}: holds {held} of its pixels, which line {row.line} of {self.tags_file} does "
                 f"not tag ({' '.join(row.tags) or 'no tags'}); mask values follow the classes background + the sorted "
-                f"tags ({order}): fix the mask or the tags")
+                f"tags ({order}): fix the mask or the tags"), holds
 
     def full_label(self, i):
         if not self.has_labels:

@@ -135,11 +135,12 @@ def plot_seed_curve(path, curve, at):
                   if p[f"{part}_recall"] is not None and p[f"{part}_precision"] is not None]
         if points:
             ax.plot(*zip(*points), "k.-", ms=3, label="over the thresholds")
-        if at[f"{part}_precision"] is not None:
+        if at[f"{part}_precision"] is not None and at[f"{part}_recall"] is not None:  # None: nothing to measure
             ax.plot(at[f"{part}_recall"], at[f"{part}_precision"], "ro", label=f"threshold {at['threshold']:g}%")
         ax.set(xlim=(0, 100), ylim=(0, 100), xlabel="recall %", ylabel="precision %", title=title)
         ax.grid(True)
-        ax.legend(loc="best")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(loc="best")
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=100)
