@@ -11,10 +11,11 @@ import torch
 from PIL import Image, ImageOps
 
 from guidedlabelling.crf import dense_crf
+from guidedlabelling.datasets import ImageFiles
 from guidedlabelling.inference import load_model
 from guidedlabelling.io import load_image, save_checkpoint, voc_palette
 from guidedlabelling.networks import build_seg_net, init_from_scratch
-from guidedlabelling.prediction import predict
+from guidedlabelling.prediction import images_to_do, predict
 from guidedlabelling.transforms import fit_input, to_caffe_input, unfit
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -246,6 +247,34 @@ def test_a_rerun_resumes_and_other_settings_predict_again(model, photos, tmp_pat
     assert (out / "overlay" / "photo.png").exists()
     assert "done by an earlier run" not in predict("--alpha", "0.3")
     assert json.loads((out / "predict.json").read_text())["alpha"] == 0.3
+
+
+def test_an_image_replaced_since_its_outputs_were_made_is_predicted_again(model, photos, tmp_path):
+    """A camera that reuses names: the outputs of the former photo are not kept for the new one; an interrupted
+    run leaves none of the former settings' outputs to be taken as done."""
+    folder, out = tmp_path / "photos", tmp_path / "preds"
+    shutil.copytree(photos, folder)
+
+    def predict(*extra):
+        proc = subprocess.run([sys.executable, str(ROOT / "src/predict.py"), str(folder), "--model", str(model),
+                               "--out_dir", str(out), "--config", "smoke", *extra], cwd=ROOT, capture_output=True,
+                              text=True)
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout
+    predict()
+    with Image.open(folder / "grey.png") as grey:
+        Image.fromarray(np.zeros((grey.height * 2, grey.width, 3), np.uint8)).save(folder / "grey.png")
+    assert f"predicted {len(SIZES)} images, {len(SIZES) - 1} of them done by an earlier run" in predict()
+    with Image.open(out / "grey.png") as label, Image.open(folder / "grey.png") as grey:
+        assert label.size == grey.size   # the new photo's, not the former's
+    kept = (out / "photo.png").read_bytes()
+    images = ImageFiles([folder])
+    settings = json.loads((out / "predict.json").read_text())
+    del settings["images"]
+    assert images_to_do(images, out, settings | {"alpha": 0.3}) == list(range(len(images)))   # as if interrupted
+    assert not (out / "photo.png").exists() and not (out / "overlay" / "photo.png").exists()
+    assert "done by an earlier run" not in predict("--alpha", "0.3")
+    assert (out / "photo.png").read_bytes() == kept   # the labels do not depend on alpha
 
 
 def test_other_files_of_a_folder_are_noted_and_a_link_to_nothing_is_skipped(model, photos, tmp_path):

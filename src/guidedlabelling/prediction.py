@@ -4,8 +4,9 @@ For each image <id>: <out_dir>/<id>.png, the class per pixel as an index PNG in 
 segmentations writes), and <out_dir>/overlay/<id>.png, the image with every non-background pixel blended
 with its class colour, both at the image's own size. An image larger than --max_side is segmented shrunk to it (as
 the pipeline works on it), its labels then enlarged (nearest neighbour). Both are written atomically; images that
-do not decode are skipped and listed. <out_dir>/predict.json records the model file's digest and the settings: a
-rerun with the same ones resumes (images with both outputs are not predicted again), other ones predict all.
+do not decode are skipped and listed. <out_dir>/predict.json records the model file's digest, the settings and each
+image file's digest: a rerun with the same settings resumes (images with both outputs, made from the same file, are
+not predicted again), other settings predict all.
 """
 import argparse
 from pathlib import Path
@@ -24,7 +25,7 @@ from .fingerprint import file_digest, read_json
 from .io import InputError, atomic_path, load_checkpoint, load_image, save_json, save_label_png
 from .visualize import colour
 
-RECORD = "predict.json"  # in out_dir: the model's digest and the settings its files were made with
+RECORD = "predict.json"  # in out_dir: the model's digest, the settings and the images its files were made with
 
 DESCRIPTION = """Segment new images with a trained segmenter: a label PNG (VOC colours) and a colour overlay per image.
 
@@ -73,21 +74,33 @@ def predict(model_path, inputs, out_dir, size, resize="none", pcrf="none", devic
         if image.shape[:2] != tuple(images.sizes[i]):
             image = load_image(images.items[i].image)
             label = T.resize(label, image.shape[:2], Image.NEAREST)
-        save_label_png(out_dir / f"{images.items[i].id}.png", label)
-        with atomic_path(out_dir / "overlay" / f"{images.items[i].id}.png") as tmp:
+        label_png, overlay_png = outputs(out_dir, images.items[i].id)
+        save_label_png(label_png, label)
+        with atomic_path(overlay_png) as tmp:
             Image.fromarray(overlay(image, label, alpha)).save(tmp, format="PNG")
     return {"images": len(images), "done_before": len(images) - len(todo), "classes": list(meta["classes"]),
             "out_dir": str(out_dir), "skipped_images": images.skipped, "not_images": [str(p) for p in images.ignored]}
 
 
 def images_to_do(images, out_dir, settings):
-    """The images left to predict: those without both outputs when out_dir's RECORD holds these settings (the
-    same model file and test geometry: a rerun resumes), else all, the record written first."""
-    if read_json(out_dir / RECORD) == settings:
-        return [i for i, it in enumerate(images.items)
-                if not all(p.exists() for p in (out_dir / f"{it.id}.png", out_dir / "overlay" / f"{it.id}.png"))]
-    save_json(out_dir / RECORD, settings)
-    return list(range(len(images)))
+    """The images left to predict, out_dir's RECORD (the settings, and each image file's digest) written first:
+    those without both outputs made with these settings (the same model file and test geometry: a rerun resumes)
+    from the same file. Other outputs are removed first, so that an interrupted run cannot leave them."""
+    digests = {it.id: file_digest(it.image) for it in images.items}
+    record = read_json(out_dir / RECORD) or {}
+    made = record.pop("images", None) or {}
+    if record != settings:  # other settings (or a record of before the digests): no output there is of these
+        made = {}
+    for it in images.items:
+        if made.get(it.id) != digests[it.id]:
+            for path in outputs(out_dir, it.id):
+                path.unlink(missing_ok=True)
+    save_json(out_dir / RECORD, settings | {"images": made | digests})
+    return [i for i, it in enumerate(images.items) if not all(p.exists() for p in outputs(out_dir, it.id))]
+
+
+def outputs(out_dir, image_id):
+    return out_dir / f"{image_id}.png", out_dir / "overlay" / f"{image_id}.png"
 
 
 def test_preset(model_path, config=None):
