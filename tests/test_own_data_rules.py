@@ -214,3 +214,19 @@ def test_masks_whose_objects_are_void_are_an_error_when_most_are(folder):
         "class needs its 255 written as 1)"]
     masks(folder, {"a": 1, "b": 0, "c": 0})   # background only, no void: not this mistake
     assert len(dataset(folder, rows, masks=folder / "masks")) == 3
+
+
+def test_a_class_tagged_in_every_training_image_is_noted(folder, capsys):
+    """A set of horses alone: no training image without the class, so the classifier has nothing to tell it from
+    background. A val image without it does not help; a training image without it (of no tags) does."""
+    from guidedlabelling.driver import print_own_data_notes
+    Image.fromarray(np.full((4, 6, 3), 90, np.uint8)).save(folder / "images" / "c.png")
+    rows = ["a.jpg,horse,train", "b.png,horse rider,train"]
+    train = dataset(folder, rows + ["c.png,,val"])
+    assert train.always_tagged == ["horse"] and dataset(folder, rows + ["c.png,,val"], "val").always_tagged == []
+    print_own_data_notes([train])
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        f"note: horse is tagged in every training image of {folder / 'tags.csv'} (2): with no image without it, the "
+        "classifier is not taught what tells it from background, so its class maps and seeds are weak; add photos "
+        "without it (rows of other tags or of none)")
+    assert dataset(folder, rows + ["c.png,,train"]).always_tagged == []

@@ -70,6 +70,8 @@ class OwnDataset(Labelled):
         except InputError as e:  # none readable: with the problems found before
             raise_all(problems + list(e.messages), self.tags_file)
         self._present = [[self.classes.index(t) for t in self._rows[it.id].tags] for it in self.items]
+        self.always_tagged = [name for c, name in enumerate(self.classes[1:], 1)  # nothing tells them from background
+                              if self.split == "train" and all(c in present for present in self._present)]
         if self.split == "train":
             problems += self._untaught(rows, files, val_percent)
         if self.has_labels:  # every mask there checked now, before a stage writes anything
