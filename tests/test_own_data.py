@@ -157,6 +157,9 @@ def test_whole_method_without_masks(folder, without_masks):
     assert f"note: {shapes}" in stdout and f"warning: {shapes}" in stdout and summary["saliency_warning"] == shapes
     assert html.escape(shapes) in (root / "report.html").read_text()
     guides, preds = Path(summary["guide_labels"]), Path(summary["predictions"])
+    assert f"model: {summary['model']} (./src/predict.py --model)" in stdout
+    assert torch.load(summary["model"], weights_only=True)["meta"]["classes"] == CLASSES   # the guided segmenter
+    assert "labels-gt" not in summary["model"]
     assert sorted(p.stem for p in guides.glob("*.png")) == sorted(set(IMAGES) - VAL)
     assert sorted(p.stem for p in preds.glob("*.png")) == sorted(VAL)
     for folder_, ids in ((guides, set(IMAGES) - VAL), (preds, VAL)):

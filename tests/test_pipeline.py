@@ -34,6 +34,7 @@ def test_summary_table_and_json(smoke):
     for key in ("seeds_mIoU_train", "guide_labels_mIoU_train", "segmenter_mIoU_val", "fully_supervised_mIoU_val"):
         assert 0 <= summary[key] <= 100
     assert Path(summary["guide_labels"]).is_dir() and Path(summary["predictions"]).is_dir()
+    assert Path(summary["model"]).parent.parent.name == "seg_train" and Path(summary["model"]).is_file()
     assert "ratio guided / fully supervised" in stdout and str(root / "summary.json") in stdout
 
 

@@ -227,24 +227,23 @@ def summarise(args, overrides, seconds=None):
     ref = stage_result(ref_cfg, preset, "segmentations")
     print_skipped(guide, seg)
     diagnostics = print_guide_classes(guide) | print_shapes_saliency(cfg, guide)
+    outputs = {"guide_labels": str(naming.stage_dir(cfg, preset, "guide_labels")),
+               "predictions": str(naming.stage_dir(cfg, preset, "segmentations")),
+               "model": str(naming.stage_dir(cfg, preset, "seg_train") / "model.pth"),  # for ./src/predict.py
+               "config": args.config, "overrides": overrides, "step_seconds": seconds or {}} | diagnostics
     if guide and seg and "mIoU" not in seg:  # own data without masks: nothing to measure against
-        outputs = {"guide_labels": str(naming.stage_dir(cfg, preset, "guide_labels")),
-                   "predictions": str(naming.stage_dir(cfg, preset, "segmentations")), "config": args.config,
-                   "overrides": overrides, "step_seconds": seconds or {}} | diagnostics
         path = Path(cfg["run"]["out_root"]) / cfg["name"] / "summary.json"
         save_json(path, outputs)
         hint = ground_truth_hint(cfg["data"])
         print(f"\nno ground-truth masks, so no mIoU table ({hint} for one)\nguide labels: "
-              f"{outputs['guide_labels']}\npredictions: {outputs['predictions']}\nsummary: {path}")
+              f"{outputs['guide_labels']}\npredictions: {outputs['predictions']}\nmodel: {outputs['model']} "
+              f"(./src/predict.py --model)\nsummary: {path}")
         return True
     if not (guide and seg and ref):
         print("summary: some steps have no results yet; run all steps for the table")
         return False
-    table = method_table(guide, seg, ref) | {
-        "guide_labels": str(naming.stage_dir(cfg, preset, "guide_labels")),
-        "predictions": str(naming.stage_dir(cfg, preset, "segmentations")),
-        "reference_predictions": str(naming.stage_dir(ref_cfg, preset, "segmentations")),
-        "config": args.config, "overrides": overrides, "step_seconds": seconds or {}} | diagnostics
+    table = method_table(guide, seg, ref) | outputs | {
+        "reference_predictions": str(naming.stage_dir(ref_cfg, preset, "segmentations"))}
     print(f"\n{'stage':<36}{'mIoU %':>8}")
     for name, key in METHOD_ROWS:   # None: nothing to measure (every mask pixel void)
         print(f"{name:<36}" + (f"{table[key]:8.1f}" if table[key] is not None else "     n/a"))
@@ -255,7 +254,7 @@ def summarise(args, overrides, seconds=None):
         print(f"warning: {line}")
     path = Path(cfg["run"]["out_root"]) / cfg["name"] / "summary.json"
     save_json(path, table | {"reference_warnings": weak})
-    print(f"\nsummary: {path}")
+    print(f"\nmodel: {outputs['model']} (./src/predict.py --model)\nsummary: {path}")
     return True
 
 
