@@ -230,3 +230,26 @@ def test_a_class_tagged_in_every_training_image_is_noted(folder, capsys):
         "classifier is not taught what tells it from background, so its class maps and seeds are weak; add photos "
         "without it (rows of other tags or of none)")
     assert dataset(folder, rows + ["c.png,,train"]).always_tagged == []
+
+
+def test_spreadsheet_shapes_of_the_csv_are_read(folder):
+    """A space before a quoted field, empty columns after the last (Excel), and an image in a subfolder named
+    without its extension."""
+    (folder / "images" / "holiday").mkdir()
+    Image.fromarray(np.full((4, 6, 3), 90, np.uint8)).save(folder / "images" / "holiday" / "c.jpeg")
+    (folder / "tags.csv").write_text('image,tags,split,,\n a.jpg , "cat dog" ,train,,\n"b.png",cat,,,\n'
+                                     'holiday/c,dog,train\n')
+    data = OwnDataset(folder / "images", folder / "tags.csv", split="train", val_percent=0)
+    assert data.ids == ["a", "b", "c"] and data.classes == ["background", "cat", "dog"]
+    assert [data.image_classes(i) for i in range(3)] == [[1, 2], [1], [2]]
+    assert data.items[2].image == folder / "images" / "holiday" / "c.jpeg"
+    with pytest.raises(InputError, match="line 2: expected 3 fields"):   # not empty: still a problem
+        dataset(folder, ["a.jpg,cat,train,x"])
+
+
+def test_an_empty_split_says_which_fix_fits(folder):
+    with pytest.raises(InputError, match="no images in split val; give some rows split val$"):
+        dataset(folder, ["a.jpg,cat,train", "b.png,dog,train"], "val")
+    (folder / "tags.csv").write_text("image,tags\na.jpg,cat\n")
+    with pytest.raises(InputError, match=r"no images in split val; add a split column \(train/val\) or more images"):
+        OwnDataset(folder / "images", folder / "tags.csv", split="val", val_percent=0)

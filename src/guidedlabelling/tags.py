@@ -28,8 +28,10 @@ def read_tags(path):
         lines = path.read_text(encoding="utf-8-sig").splitlines()
     except UnicodeDecodeError:
         raise InputError(f"{path}: not a UTF-8 text file; save the tags as CSV (header image,tags)") from None
-    reader = csv.reader(lines)
+    reader = csv.reader(lines, skipinitialspace=True)  # a, "cat dog" as a,"cat dog"
     header = [h.strip().lower() for h in next(reader, [])]
+    while header and not header[-1]:  # empty columns after the last (spreadsheets write them)
+        header.pop()
     if header not in (["image", "tags"], ["image", "tags", "split"]):
         raise InputError(f"{path}: header {','.join(header) or '(empty file)'} is not image,tags (or "
                          "image,tags,split); the first line must name these columns")
@@ -38,6 +40,8 @@ def read_tags(path):
         if not any(f.strip() for f in fields):
             continue
         line = reader.line_num
+        if not any(f.strip() for f in fields[len(header):]):
+            fields = fields[:len(header)]
         if len(fields) != len(header) or not fields[0].strip():
             raise InputError(f"{path}, line {line}: expected {len(header)} fields ({','.join(header)}), got "
                              f"{fields}; separate tags by spaces or ';', not commas")

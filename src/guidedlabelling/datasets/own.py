@@ -92,8 +92,9 @@ class OwnDataset(Labelled):
             items.append(Item(image.stem, image, label))
             row_of[image.stem] = r
         if not items and not problems:
-            raise InputError(f"{self.tags_file}: no images in split {self.split}; add a split column "
-                             "(train/val) or more images")
+            fix = f"give some rows split {self.split}" if any(r.split for r in rows) else \
+                "add a split column (train/val) or more images"
+            raise InputError(f"{self.tags_file}: no images in split {self.split}; {fix}")
         return items, row_of
 
     def _match_files(self, rows, problems):
@@ -122,7 +123,7 @@ class OwnDataset(Labelled):
         if Path(r.image).is_absolute() or \
                 not Path(os.path.abspath(exact)).is_relative_to(os.path.abspath(self.root)):
             raise InputError(f"{where}: image {r.image!r} is outside {self.root}; name a file of that folder")
-        found = [exact] if exact.is_file() else by_stem.get(r.image, [])
+        found = [exact] if exact.is_file() else by_stem.get(r.image) or named_without_suffix(exact)
         if not found:
             raise InputError(f"{where}: image {r.image!r} is not in {self.root}; "
                              + case_hint(r.image, self.root) + "add it or remove the row")
@@ -209,3 +210,9 @@ class OwnDataset(Labelled):
         """Foreground classes the tags name (1-based class values, increasing)."""
         return self._present[i]
 
+
+def named_without_suffix(path):
+    """The images of path's folder named path's name plus an image suffix (a row's sub/IMG_1 is sub/IMG_1.jpg)."""
+    if not path.parent.is_dir():
+        return []
+    return sorted(p for p in path.parent.iterdir() if p.stem == path.name and p.suffix.lower() in IMAGE_SUFFIXES)
