@@ -300,3 +300,16 @@ def test_other_files_of_a_folder_are_noted_and_a_link_to_nothing_is_skipped(mode
                            "--out_dir", str(tmp_path / "out2"), "--config", "smoke"], cwd=ROOT, capture_output=True,
                           text=True)
     assert proc.returncode == 2 and proc.stderr.count("same name as") == 2, proc.stderr
+
+
+def test_a_checkpoint_of_another_kind_is_one_error_without_a_note(photos, tmp_path):
+    """A saliency network's model.pth: predict says what it is, and no note about its preset comes first."""
+    path = tmp_path / "saliency" / "model.pth"
+    save_checkpoint(path, build_seg_net("DeepLab-LargeFOV", 2, 1 / 16),
+                    {"kind": "saliency", "net": "DeepLab-LargeFOV", "width": 1 / 16, "classes": ["bg", "salient"]})
+    proc = subprocess.run([sys.executable, str(ROOT / "src/predict.py"), str(photos), "--model", str(path),
+                           "--out_dir", str(tmp_path / "out")], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.strip() == (f"error: {path}: checkpoint is for kind='saliency' (a saliency network "
+                                   "DeepLab-LargeFOV, width 0.0625), not kind='segmentation' as asked; pass a "
+                                   "model.pth of ./src/segmentation/train.py")

@@ -326,8 +326,8 @@ def weak_reference(ref, floor=WEAK_IOU):
         return []
     names = ", ".join(f"{n} ({v:.1f})" for n, v in weak.items())
     return [f"the fully supervised reference itself learns little of {names} (IoU under {floor}): the ratio "
-            "compares with a weak reference; objects a few pixels wide at the preset's input size are the usual "
-            "cause (see README, own data)"]
+            "compares with a weak reference; the usual causes are objects a few pixels wide at the preset's input "
+            "size, and classes in few images (see README, own data)"]
 
 
 def print_profile(seconds, total, lane_of=None):

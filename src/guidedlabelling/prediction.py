@@ -106,7 +106,7 @@ def outputs(out_dir, image_id):
 def test_preset(model_path, config=None):
     """(the preset that gives the test geometry, a note or None): `config` if given, else the preset whose run
     trained the model (its checkpoint's meta), else demo. The note says where that is not the model's preset."""
-    trained_by = load_checkpoint(model_file(model_path))["meta"].get("preset")
+    trained_by = load_checkpoint(model_file(model_path), expect={"kind": "segmentation"})["meta"].get("preset")
     known = trained_by is not None and (CONFIGS / f"{trained_by}.yaml").is_file()
     if config is not None:
         same = trained_by is None or Path(config).stem == trained_by

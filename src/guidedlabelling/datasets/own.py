@@ -87,8 +87,9 @@ class OwnDataset(Labelled):
                 continue
             label = Path(masks) / f"{image.stem}.png" if masks else None
             if label is not None and not label.is_file():
-                problems.append(f"{label}: mask of {image.name} not found; add it, or leave out --masks to run "
-                                "without evaluation")
+                problems.append(f"{label}: mask of {image.name} not found; --masks needs one for every image of "
+                                "the CSV, train and val (the reference trains on the train ones): add it, or leave "
+                                "out --masks to run without evaluation")
             items.append(Item(image.stem, image, label))
             row_of[image.stem] = r
         if not items and not problems:
