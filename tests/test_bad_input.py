@@ -140,7 +140,8 @@ def test_tags_naming_an_unknown_image(tmp_path):
 @pytest.mark.parametrize("csv_text, problem", [
     ("file;labels\nx.jpg;cat\n", "header file;labels is not image,tags"),
     ("image,tags\nx.jpg,cat,dog\n", "line 2: expected 2 fields (image,tags)"),
-    ("", "header (empty file) is not image,tags")])
+    ("", "header (empty file) is not image,tags"),
+    (",,\nx.jpg,cat\n", "header (no column names) is not image,tags")])
 def test_tags_in_an_unknown_format(tiny, tmp_path, csv_text, problem):
     images, tags = own_data(tmp_path / "own", csv_text)
     proc = run("src/seed/train.py", tiny, tmp_path / "runs", "--images", images, "--tags", tags)

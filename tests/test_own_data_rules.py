@@ -1,5 +1,7 @@
 """Own data's tags CSV: images confined to --images (links out of it only when allowed), split values, tags
 that cannot be class names, and the 255 classes a label PNG can hold."""
+import re
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -199,21 +201,28 @@ def test_photos_without_a_row_and_rows_without_tags_are_noted_once_per_tags_file
 
 
 def test_masks_whose_objects_are_void_are_an_error_when_most_are(folder):
-    """0/255 masks (Weizmann's, DAVIS'): the objects are void, and no mask holds its tagged class. One such mask
-    among three passes (an object too small to draw, left void)."""
-    rows = ["a.jpg,cat,train", "b.png,cat,train", "c.png,cat,train"]
-    Image.fromarray(np.full((4, 6, 3), 90, np.uint8)).save(folder / "images" / "c.png")
-    masks(folder, {"a": 1, "b": 1, "c": 255})
-    assert len(dataset(folder, rows, masks=folder / "masks")) == 3
-    masks(folder, {"a": 1, "b": 255, "c": 255})
+    """0/255 masks (Weizmann's, DAVIS'): the objects are void, and no mask holds its tagged class: an error where
+    they are most of the split's tagged masks and three or more. Masks all void (not annotated) are not this."""
+    rows = [f"{k}.png,cat,train" for k in "abcd"]
+    for k in "abcd":
+        Image.fromarray(np.full((4, 6, 3), 90, np.uint8)).save(folder / "images" / f"{k}.png")
+    object_as_void = np.where(np.arange(24).reshape(4, 6) < 12, 0, 255).astype(np.uint8)
+
+    def write(void_objects, other):
+        for k in "abcd":
+            mask = object_as_void if k in void_objects else np.full((4, 6), other, np.uint8)
+            Image.fromarray(mask).save(folder / "masks" / f"{k}.png")
+        return dataset(folder, rows, masks=folder / "masks")
+    (folder / "masks").mkdir()
     with pytest.raises(InputError) as e:
-        dataset(folder, rows, masks=folder / "masks")
+        write("bcd", 1)
     assert list(e.value.messages) == [
         f"{folder / 'masks'}: most masks of tagged images hold no pixel of the classes their rows tag; objects take "
         "their class's value 1..1 in the order background + the sorted tags, and 255 is void (a 0/255 mask of one "
         "class needs its 255 written as 1)"]
-    masks(folder, {"a": 1, "b": 0, "c": 0})   # background only, no void: not this mistake
-    assert len(dataset(folder, rows, masks=folder / "masks")) == 3
+    assert len(write("", 255)) == 4      # all void: images left unannotated
+    assert len(write("ab", 255)) == 4    # two 0/255 masks: under three
+    assert len(write("cd", 1)) == 4      # two of four: objects too small to draw, left void
 
 
 def test_a_class_tagged_in_every_training_image_is_noted(folder, capsys):
@@ -245,6 +254,10 @@ def test_spreadsheet_shapes_of_the_csv_are_read(folder):
     assert data.items[2].image == folder / "images" / "holiday" / "c.jpeg"
     with pytest.raises(InputError, match="line 2: expected 3 fields"):   # not empty: still a problem
         dataset(folder, ["a.jpg,cat,train,x"])
+    Image.fromarray(np.full((4, 6, 3), 90, np.uint8)).save(folder / "images.jpg")   # beside the folder
+    for name in (".", "holiday/.."):   # the folder itself: not images.jpg beside it
+        with pytest.raises(InputError, match=f"line 2: image '{re.escape(name)}' is outside .*images; name a file"):
+            dataset(folder, [f"{name},cat,train"], follow_symlinks=True)
 
 
 def test_an_empty_split_says_which_fix_fits(folder):

@@ -1,5 +1,6 @@
 """./src/predict.py: a trained segmenter on a folder of new images -> label PNGs and colour overlays."""
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -252,11 +253,11 @@ def test_a_rerun_resumes_and_other_settings_predict_again(model, photos, tmp_pat
 def test_an_image_replaced_since_its_outputs_were_made_is_predicted_again(model, photos, tmp_path):
     """A camera that reuses names: the outputs of the former photo are not kept for the new one; an interrupted
     run leaves none of the former settings' outputs to be taken as done."""
-    folder, out = tmp_path / "photos", tmp_path / "preds"
+    folder, out, other = tmp_path / "photos", tmp_path / "preds", tmp_path / "other"
     shutil.copytree(photos, folder)
 
-    def predict(*extra):
-        proc = subprocess.run([sys.executable, str(ROOT / "src/predict.py"), str(folder), "--model", str(model),
+    def predict(*extra, inputs=folder):
+        proc = subprocess.run([sys.executable, str(ROOT / "src/predict.py"), str(inputs), "--model", str(model),
                                "--out_dir", str(out), "--config", "smoke", *extra], cwd=ROOT, capture_output=True,
                               text=True)
         assert proc.returncode == 0, proc.stderr
@@ -267,12 +268,21 @@ def test_an_image_replaced_since_its_outputs_were_made_is_predicted_again(model,
     assert f"predicted {len(SIZES)} images, {len(SIZES) - 1} of them done by an earlier run" in predict()
     with Image.open(out / "grey.png") as label, Image.open(folder / "grey.png") as grey:
         assert label.size == grey.size   # the new photo's, not the former's
+    os.utime(folder / "photo.jpg", ns=(1, 1))   # touched, the same bytes: its digest decides, nothing to redo
+    assert f"{len(SIZES)} of them done by an earlier run" in predict()
+    (folder / "alpha.png").write_bytes(b"a truncated replacement")   # no longer decodes: no former outputs stay
+    assert f"  {folder / 'alpha.png'}: " in predict()   # among the skipped
+    assert not (out / "alpha.png").exists() and not (out / "overlay" / "alpha.png").exists()
     kept = (out / "photo.png").read_bytes()
+    other.mkdir()
+    shutil.copy(photos / "photo.jpg", other / "zz.jpg")
+    assert "predicted 1 images" in predict(inputs=other) and (out / "zz.png").exists()   # the same out_dir
     images = ImageFiles([folder])
     settings = json.loads((out / "predict.json").read_text())
     del settings["images"]
     assert images_to_do(images, out, settings | {"alpha": 0.3}) == list(range(len(images)))   # as if interrupted
     assert not (out / "photo.png").exists() and not (out / "overlay" / "photo.png").exists()
+    assert not (out / "zz.png").exists()   # of the former settings too, though not among these images
     assert "done by an earlier run" not in predict("--alpha", "0.3")
     assert (out / "photo.png").read_bytes() == kept   # the labels do not depend on alpha
 

@@ -17,6 +17,7 @@ from . import naming
 from . import guide_diagnostics, lanes, preflight, runner
 from .cli import errors_end_in_one_line
 from .datasets import ground_truth_hint, has_ground_truth
+from .inference import trained
 from .io import InputError, save_json
 from .results import METHOD_ROWS, RATIO_ROW, finished, method_table, stage_result
 from .pipeline import BY_NAME, STEPS, command, current_name, steps_needed
@@ -229,7 +230,8 @@ def summarise(args, overrides, seconds=None):
     diagnostics = print_guide_classes(guide) | print_shapes_saliency(cfg, guide)
     outputs = {"guide_labels": str(naming.stage_dir(cfg, preset, "guide_labels")),
                "predictions": str(naming.stage_dir(cfg, preset, "segmentations")),
-               "model": str(naming.stage_dir(cfg, preset, "seg_train") / "model.pth"),  # for ./src/predict.py
+               "model": str(trained(naming.stage_dir(cfg, preset, "seg_train"),  # for ./src/predict.py
+                                    cfg["segmentations"]["test_iter"])),
                "config": args.config, "overrides": overrides, "step_seconds": seconds or {}} | diagnostics
     if guide and seg and "mIoU" not in seg:  # own data without masks: nothing to measure against
         path = Path(cfg["run"]["out_root"]) / cfg["name"] / "summary.json"

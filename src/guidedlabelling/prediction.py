@@ -83,20 +83,31 @@ def predict(model_path, inputs, out_dir, size, resize="none", pcrf="none", devic
 
 
 def images_to_do(images, out_dir, settings):
-    """The images left to predict, out_dir's RECORD (the settings, and each image file's digest) written first:
-    those without both outputs made with these settings (the same model file and test geometry: a rerun resumes)
-    from the same file. Other outputs are removed first, so that an interrupted run cannot leave them."""
-    digests = {it.id: file_digest(it.image) for it in images.items}
+    """The images left to predict, out_dir's RECORD (the settings, and each image file's size, time and digest)
+    written first: those without both outputs made with these settings (the same model file and test geometry: a
+    rerun resumes) from the same file. Other outputs of these images, of the images that no longer decode, and
+    with other settings of every image recorded are removed first, so that no run leaves them to be taken as done."""
     record = read_json(out_dir / RECORD) or {}
     made = record.pop("images", None) or {}
+    stale = set()
     if record != settings:  # other settings (or a record of before the digests): no output there is of these
-        made = {}
-    for it in images.items:
-        if made.get(it.id) != digests[it.id]:
-            for path in outputs(out_dir, it.id):
-                path.unlink(missing_ok=True)
-    save_json(out_dir / RECORD, settings | {"images": made | digests})
+        stale, made = set(made), {}
+    files = {it.id: file_state(it.image, made.get(it.id)) for it in images.items}
+    undecodable = {Path(path).stem for path in images.skipped}
+    stale |= undecodable | {i for i, state in files.items() if (made.get(i) or {}).get("digest") != state["digest"]}
+    for image_id in stale:
+        for path in outputs(out_dir, image_id):
+            path.unlink(missing_ok=True)
+    save_json(out_dir / RECORD, settings | {"images": {i: v for i, v in made.items() if i not in stale} | files})
     return [i for i, it in enumerate(images.items) if not all(p.exists() for p in outputs(out_dir, it.id))]
+
+
+def file_state(path, known=None):
+    """{size, mtime_ns, digest} of a file; the digest of `known` (a former state) where size and time are its."""
+    stat = Path(path).stat()
+    if known and (known.get("size"), known.get("mtime_ns")) == (stat.st_size, stat.st_mtime_ns):
+        return known
+    return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "digest": file_digest(path)}
 
 
 def outputs(out_dir, image_id):

@@ -33,7 +33,8 @@ def read_tags(path):
     while header and not header[-1]:  # empty columns after the last (spreadsheets write them)
         header.pop()
     if header not in (["image", "tags"], ["image", "tags", "split"]):
-        raise InputError(f"{path}: header {','.join(header) or '(empty file)'} is not image,tags (or "
+        named = ','.join(header) or ('(no column names)' if any(line.strip() for line in lines) else '(empty file)')
+        raise InputError(f"{path}: header {named} is not image,tags (or "
                          "image,tags,split); the first line must name these columns")
     rows = []
     for fields in reader:

@@ -12,6 +12,7 @@ from .base import IMAGE_SUFFIXES, Item, Labelled, case_hint, check_class_count, 
 from .voc import split_name
 
 RESERVED_IDS = {Path(CLASS_SCORES).stem: f"seed_heatmaps' class scores, {CLASS_SCORES}, as the release names them"}
+MIN_VOID_OBJECTS = 3  # masks of 0 and 255 alone among their split's tagged ones from which they are an error
 UNTAGGED = 0.01  # share of a mask's pixels from which a class its row does not tag is an error
 MAX_ORDER = 12   # classes of the class order a mask error spells out
 
@@ -101,14 +102,12 @@ class OwnDataset(Labelled):
     def _match_files(self, rows, problems):
         """{CSV line: image file}; each row names one file of the folder, each file is named once. A row that
         does not adds its problem to `problems` instead. Sets `unlisted`: the folder's images no row names."""
-        by_stem = {}
-        for p in sorted(self.root.iterdir()):
-            if p.suffix.lower() in IMAGE_SUFFIXES:
-                by_stem.setdefault(p.stem, []).append(p)
+        listings = {}
+        by_stem = images_by_stem(self.root, listings)
         files, seen = {}, {}
         for r in rows:
             try:
-                found = self._row_file(r, by_stem, files, seen)
+                found = self._row_file(r, listings, files, seen)
             except InputError as e:
                 problems += e.messages
                 continue
@@ -117,14 +116,14 @@ class OwnDataset(Labelled):
         self.unlisted = sorted(p.name for stems in by_stem.values() for p in stems if p.resolve() not in named)
         return files
 
-    def _row_file(self, r, by_stem, files, seen):
+    def _row_file(self, r, listings, files, seen):
         """The image file row `r` names (InputError where it names none, or one named before)."""
         where = f"{self.tags_file}, line {r.line}"
         exact = Path(os.path.normpath(self.root / r.image))  # sub/../a.jpg is a.jpg; links are judged below
-        if Path(r.image).is_absolute() or \
+        if Path(r.image).is_absolute() or os.path.abspath(exact) == os.path.abspath(self.root) or \
                 not Path(os.path.abspath(exact)).is_relative_to(os.path.abspath(self.root)):
             raise InputError(f"{where}: image {r.image!r} is outside {self.root}; name a file of that folder")
-        found = [exact] if exact.is_file() else by_stem.get(r.image) or named_without_suffix(exact)
+        found = [exact] if exact.is_file() else images_by_stem(exact.parent, listings).get(exact.name, [])
         if not found:
             raise InputError(f"{where}: image {r.image!r} is not in {self.root}; "
                              + case_hint(r.image, self.root) + "add it or remove the row")
@@ -170,7 +169,7 @@ class OwnDataset(Labelled):
         checked = [self._mask_problem(i) for i, it in enumerate(self.items) if it.label.is_file()]
         problems = [problem for problem, _ in checked if problem]
         tagged = [holds for problem, holds in checked if not problem and holds is not None]
-        if tagged.count("void") > len(tagged) / 2:
+        if tagged.count("void") >= MIN_VOID_OBJECTS and tagged.count("void") > len(tagged) / 2:
             problems.append(f"{masks}: most masks of tagged images hold no pixel of the classes their rows tag; "
                             f"objects take their class's value 1..{len(self.classes) - 1} in the order background + "
                             "the sorted tags, and 255 is void (a 0/255 mask of one class needs its 255 written as 1)")
@@ -178,7 +177,8 @@ class OwnDataset(Labelled):
 
     def _mask_problem(self, i):
         """(What is wrong with item i's mask or None, what it holds of the classes its row tags: True for any pixel,
-        'void' for none but void on UNTAGGED of its pixels or more, False for none, None for a row without tags).
+        'void' for none but background and void, each on UNTAGGED of its pixels or more, False for none, None for a
+        row without tags).
         Wrong: unreadable, of another size, values outside the classes, or a class its row does not tag on at least
         UNTAGGED of its pixels (masks numbered in another class order than the tags', most often; fewer pixels are
         let pass: the seams of a mask resized with interpolation)."""
@@ -188,8 +188,9 @@ class OwnDataset(Labelled):
             return e.messages[0], None
         counts = np.bincount(label.ravel(), minlength=IGNORE + 1) / label.size
         share = counts[1:IGNORE]   # of classes 1, 2, ...
+        void_objects = counts[0] >= UNTAGGED and UNTAGGED <= counts[IGNORE] < 1 - UNTAGGED  # 0/255, not all void
         holds = None if not self._present[i] else any(share[c - 1] > 0 for c in self._present[i]) or \
-            ("void" if counts[IGNORE] >= UNTAGGED else False)
+            ("void" if void_objects else False)
         untagged = [c for c in np.flatnonzero(share >= UNTAGGED) + 1 if c not in self._present[i]]
         if not untagged:
             return None, holds
@@ -212,8 +213,13 @@ class OwnDataset(Labelled):
         return self._present[i]
 
 
-def named_without_suffix(path):
-    """The images of path's folder named path's name plus an image suffix (a row's sub/IMG_1 is sub/IMG_1.jpg)."""
-    if not path.parent.is_dir():
-        return []
-    return sorted(p for p in path.parent.iterdir() if p.stem == path.name and p.suffix.lower() in IMAGE_SUFFIXES)
+def images_by_stem(folder, listings):
+    """{stem: [image files]} of a folder (a row's IMG_1 or sub/IMG_1 names IMG_1.jpg there), listed once:
+    `listings` holds it by folder."""
+    if folder not in listings:
+        found = {}
+        for p in sorted(folder.iterdir()) if folder.is_dir() else []:
+            if p.suffix.lower() in IMAGE_SUFFIXES and not p.is_dir():
+                found.setdefault(p.stem, []).append(p)
+        listings[folder] = found
+    return listings[folder]
