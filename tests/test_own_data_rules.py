@@ -266,3 +266,6 @@ def test_an_empty_split_says_which_fix_fits(folder):
     (folder / "tags.csv").write_text("image,tags\na.jpg,cat\n")
     with pytest.raises(InputError, match=r"no images in split val; add a split column \(train/val\) or more images"):
         OwnDataset(folder / "images", folder / "tags.csv", split="val", val_percent=0)
+    (folder / "tags.csv").write_text("image,tags,split\na.jpg,cat,\n")   # the column, no value: split by name
+    with pytest.raises(InputError, match="no images in split val; give some rows split val$"):
+        OwnDataset(folder / "images", folder / "tags.csv", split="val", val_percent=0)

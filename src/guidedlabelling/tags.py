@@ -74,9 +74,11 @@ def check_case_clashes(rows, path):
 
 
 def read_split(fields, header, path, line):
-    """The split column's value (train or val, any case), or None when the column or the value is absent."""
-    if len(header) < 3 or not fields[2].strip():
+    """The split column's value (train or val, any case), '' where the column has none, None without the column."""
+    if len(header) < 3:
         return None
+    if not fields[2].strip():
+        return ""
     split = fields[2].strip().lower()
     if split not in SPLITS:
         raise InputError(f"{path}, line {line}: split {fields[2].strip()!r} is not train or val; write train or val, "

@@ -94,7 +94,7 @@ class OwnDataset(Labelled):
             items.append(Item(image.stem, image, label))
             row_of[image.stem] = r
         if not items and not problems:
-            fix = f"give some rows split {self.split}" if any(r.split for r in rows) else \
+            fix = f"give some rows split {self.split}" if rows[0].split is not None else \
                 "add a split column (train/val) or more images"
             raise InputError(f"{self.tags_file}: no images in split {self.split}; {fix}")
         return items, row_of
