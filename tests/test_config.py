@@ -257,3 +257,11 @@ def test_the_shapes_note_comes_where_the_steps_make_or_read_the_saliency_maps(st
     overrides = driver.settings(args)
     note = driver.shapes_saliency_note(args, overrides, *driver.planned_steps(args, overrides))
     assert note == (C.SHAPES_SALIENCY if told else None)
+
+
+def test_a_run_without_results_summarises_without_naming_a_model(tmp_path, capsys):
+    """--steps seed_train before any segmenter, with a snapshot to test named: no table, and no error about the
+    snapshot (the model is named only where the segmenter was tested)."""
+    args = driver.parse(["--config", "smoke", "--out_root", str(tmp_path), "--set", "segmentations.test_iter=5"])
+    assert driver.summarise(args, driver.settings(args)) is False
+    assert "summary: some steps have no results yet" in capsys.readouterr().out

@@ -230,8 +230,8 @@ def summarise(args, overrides, seconds=None):
     diagnostics = print_guide_classes(guide) | print_shapes_saliency(cfg, guide)
     outputs = {"guide_labels": str(naming.stage_dir(cfg, preset, "guide_labels")),
                "predictions": str(naming.stage_dir(cfg, preset, "segmentations")),
-               "model": str(trained(naming.stage_dir(cfg, preset, "seg_train"),  # for ./src/predict.py
-                                    cfg["segmentations"]["test_iter"])),
+               "model": seg and str(trained(naming.stage_dir(cfg, preset, "seg_train"),  # for ./src/predict.py:
+                                            cfg["segmentations"]["test_iter"])),  # the snapshot tested
                "config": args.config, "overrides": overrides, "step_seconds": seconds or {}} | diagnostics
     if guide and seg and "mIoU" not in seg:  # own data without masks: nothing to measure against
         path = Path(cfg["run"]["out_root"]) / cfg["name"] / "summary.json"
