@@ -203,6 +203,20 @@ def own_saliency_map_of_neither_size(own):
     return own_args(own) + ["--saliency", maps, "--set", "max_image_side=16"]
 
 
+@case("masks: no image of split train has a mask, and step seg_train learns from or scores against them; add masks "
+      "of that split's images", command="seg_train")
+def reference_without_training_masks(own):
+    for image_id in "abcd":   # val annotated only: ./script.py skips the reference, its command is refused
+        (own["masks"] / f"{image_id}.png").unlink()
+    return own_args(own) + ["--labels", "gt"]
+
+
+@case("masks: no mask of the CSV's images (<id>.png); name each as its image's id, or leave out --masks")
+def masks_folder_of_other_names(own):
+    for path in own["masks"].glob("*.png"):
+        path.rename(path.with_name(f"mask_{path.name}"))
+
+
 @case("no finished output of stage seg_train; run ./src/segmentation/train.py", command="segmentations")
 def upstream_not_made(own):
     pass

@@ -2,6 +2,7 @@
 import hashlib
 import html
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -263,3 +264,22 @@ def test_a_mask_that_is_all_void_is_left_out_of_the_scores(tmp_path):
     assert saliency["val"]["images"] == 1 and saliency["train"]["images"] == 4
     json.loads(the_only(own["out_root"], "*/summary.json").read_text(),
                parse_constant=lambda c: pytest.fail(f"summary.json holds {c}"))
+
+
+def test_masks_of_some_val_images_score_the_segmenter_on_them_alone(folder, tmp_path):
+    """A user who annotated one val photo: images without a mask are left out of every score, the reference (no
+    training image annotated) and the seed scores of val are skipped, and the table shows what was measured."""
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    shutil.copy(folder / "masks" / "square.png", masks / "square.png")
+    root, stdout = run_script(folder, tmp_path / "runs", "--masks", str(masks))
+    assert "==> reference_train: skipped, no training image has a mask (the reference learns from them)" in stdout
+    assert "==> seed_eval: skipped" not in stdout   # square is a val image with a mask
+    assert "warning: no fully supervised reference: no training image has a mask" in stdout
+    summary = json.loads((root / "summary.json").read_text())
+    assert summary["fully_supervised_mIoU_val"] is None and summary["ratio_to_fully_supervised"] is None
+    assert summary["seeds_mIoU_train"] is None and summary["guide_labels_mIoU_train"] is None   # nothing to score
+    assert 0 <= summary["segmenter_mIoU_val"] <= 100 and summary["reference_predictions"] is None
+    results = json.loads((Path(summary["predictions"]) / "results.json").read_text())
+    assert sum(map(sum, results["confusion"])) == 64 * 64   # square's pixels alone: photo2 has no mask
+    assert sorted(p.stem for p in Path(summary["predictions"]).glob("*.png")) == sorted(VAL)   # both predicted

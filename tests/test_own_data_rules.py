@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from guidedlabelling.datasets import OwnDataset
+from guidedlabelling.datasets import OwnDataset, annotated_splits
 from guidedlabelling.io import InputError
 
 
@@ -138,11 +138,10 @@ def test_every_missing_image_and_mask_is_reported_at_once(folder):
         dataset(folder, rows)
     assert [m.split(": ", 1)[0] for m in e.value.messages] == [f"{folder / 'tags.csv'}, line 3",
                                                                f"{folder / 'tags.csv'}, line 5"]
-    (folder / "masks").mkdir()
+    (folder / "masks").mkdir()   # no mask at all: the folder is named, not each image (without one: unannotated)
     with pytest.raises(InputError) as e:
         dataset(folder, rows[::2], masks=folder / "masks")
-    assert [m.split(": ", 1)[0] for m in e.value.messages] == [str(folder / "masks" / "a.png"),
-                                                               str(folder / "masks" / "b.png")]
+    assert [m.split(": ", 1)[0] for m in e.value.messages] == [str(folder / "masks")]
     masks(folder, {"a": 7, "b": 2})   # a missing image and a bad mask of another row: both
     with pytest.raises(InputError) as e:
         dataset(folder, rows[:3], masks=folder / "masks")
@@ -269,3 +268,19 @@ def test_an_empty_split_says_which_fix_fits(folder):
     (folder / "tags.csv").write_text("image,tags,split\na.jpg,cat,\n")   # the column, no value: split by name
     with pytest.raises(InputError, match="no images in split val; give some rows split val$"):
         OwnDataset(folder / "images", folder / "tags.csv", split="val", val_percent=0)
+
+
+def test_an_image_without_a_mask_is_not_annotated(folder):
+    """Its label is all void (left out of every score); annotated counts the split's masks, and annotated_splits
+    tells from the file names alone which splits have one."""
+    masks(folder, {"b": 1})
+    rows = ["a.jpg,cat,train", "b.png,cat,val"]
+    train, val = dataset(folder, rows, masks=folder / "masks"), dataset(folder, rows, "val", masks=folder / "masks")
+    assert (train.annotated, val.annotated) == (0, 1)
+    np.testing.assert_array_equal(train.label(0), np.full((4, 6), 255, np.uint8))
+    np.testing.assert_array_equal(val.label(0), np.full((4, 6), 1, np.uint8))
+    d = {"tags": folder / "tags.csv", "masks": folder / "masks", "val_percent": 20}
+    assert annotated_splits(d) == {"val"} and annotated_splits(d | {"masks": None}) == set()
+    masks(folder, {"a": 1})
+    (folder / "tags.csv").write_text("image,tags\nsub/a,cat\nb.png,cat\n")   # ids of rows without their suffix too
+    assert annotated_splits(d | {"val_percent": 0}) == {"train"}

@@ -16,7 +16,7 @@ from . import config as C
 from . import naming
 from . import guide_diagnostics, lanes, preflight, runner
 from .cli import errors_end_in_one_line
-from .datasets import ground_truth_hint, has_ground_truth
+from .datasets import annotated_splits, ground_truth_hint, has_ground_truth, layout
 from .inference import trained
 from .io import InputError, save_json
 from .results import METHOD_ROWS, RATIO_ROW, finished, method_table, stage_result
@@ -31,6 +31,7 @@ OWN_DATA_FLAGS = {  # flag: (setting, help)
     "saliency": ("saliency_maps", "folder of your own saliency maps <id>.png; skips the saliency steps"),
 }
 GROUND_TRUTH_STEPS = ("reference_train", "reference_segmentations", "seed_eval")  # they need label PNGs
+REFERENCE_STEPS = ("reference_train", "reference_segmentations")
 SALIENCY_STEPS = ("saliency_train", "saliency")
 WEAK_IOU = 20  # a class under this IoU in the fully supervised reference: the reference itself learned little
 
@@ -68,11 +69,26 @@ def skipped_steps(args, overrides):
     if not has_ground_truth(cfg["data"]):
         why = f"no ground-truth masks; {ground_truth_hint(cfg['data'])} to run it"
         skip |= dict.fromkeys(GROUND_TRUTH_STEPS, why)
+    elif layout(cfg["data"]) == "own":
+        annotated = annotated_or_all(cfg["data"])
+        if "train" not in annotated:
+            skip |= dict.fromkeys(REFERENCE_STEPS, "no training image has a mask (the reference learns from them); "
+                                                   "the segmenter is scored on the val images that have one")
+        if "val" not in annotated:
+            skip["seed_eval"] = "no val image has a mask (it scores the seeds of val)"
     if cfg["saliency"]["source"] == "imagenet-cam":
         skip["saliency_train"] = "saliency from ImageNet class activation maps (saliency.source imagenet-cam)"
     if cfg["guide_labels"]["saliency_maps"]:
         skip |= dict.fromkeys(SALIENCY_STEPS, f"saliency maps given ({cfg['guide_labels']['saliency_maps']})")
     return skip
+
+
+def annotated_or_all(d):
+    """datasets.annotated_splits, or both splits where the tags cannot be read (the preflight reports why)."""
+    try:
+        return annotated_splits(d)
+    except InputError:
+        return {"train", "val"}
 
 
 def planned_steps(args, overrides):
@@ -241,18 +257,19 @@ def summarise(args, overrides, seconds=None):
               f"{outputs['guide_labels']}\npredictions: {outputs['predictions']}\nmodel: {outputs['model']} "
               f"(./src/predict.py --model)\nsummary: {path}")
         return True
-    if not (guide and seg and ref):
+    no_reference = skipped_steps(args, overrides).get("reference_train")  # why, where it cannot be trained
+    if not (guide and seg and (ref or no_reference)):
         print("summary: some steps have no results yet; run all steps for the table")
         return False
     table = method_table(guide, seg, ref) | outputs | {
-        "reference_predictions": str(naming.stage_dir(ref_cfg, preset, "segmentations"))}
+        "reference_predictions": ref and str(naming.stage_dir(ref_cfg, preset, "segmentations"))}
     print(f"\n{'stage':<36}{'mIoU %':>8}")
     for name, key in METHOD_ROWS:   # None: nothing to measure (every mask pixel void)
         print(f"{name:<36}" + (f"{table[key]:8.1f}" if table[key] is not None else "     n/a"))
     ratio = table[RATIO_ROW[1]]
     print(f"{RATIO_ROW[0]:<36}" + (f"{100 * ratio:7.1f}%" if ratio is not None else "    n/a"))
-    weak = weak_reference(ref)
-    for line in weak:
+    weak = weak_reference(ref or {})
+    for line in weak + ([f"no fully supervised reference: {no_reference}"] if no_reference and not ref else []):
         print(f"warning: {line}")
     path = Path(cfg["run"]["out_root"]) / cfg["name"] / "summary.json"
     save_json(path, table | {"reference_warnings": weak})

@@ -97,6 +97,9 @@ def check_stage(stage, cfg, preset, given, opened, made=()):
             datasets[split] = data
             if reads.ground_truth and not data.has_labels:
                 opened.add(data.needs_labels(f"step {stage}"))
+            elif reads.ground_truth and getattr(data, "annotated", None) == 0:  # own data: masks of other splits only
+                opened.add(f"{cfg['data']['masks']}: no image of split {data.split} has a mask, and step {stage} "
+                           "learns from or scores against them; add masks of that split's images")
     saliency_set = opened.get(("saliency",) + reads.saliency_set, lambda: MaskFolder(*reads.saliency_set)) \
         if reads.saliency_set else None
     key = ("init", reads.init, reads.net)  # a Caffe model is parsed once per run, not once per step

@@ -23,7 +23,7 @@ chooses it. A layout is a subclass of base.Labelled that
 from .base import IMAGE_SUFFIXES, ImageList, Item, Labelled
 from .files import ImageFiles
 from .masks import MaskFolder, names, scene_of
-from .own import OwnDataset
+from .own import OwnDataset, annotated_splits
 from .voc import VOC_CLASSES, VOCDataset, dataset_root, read_classes, split_name
 
 LAYOUTS = {
@@ -32,8 +32,8 @@ LAYOUTS = {
 }
 
 __all__ = ["IMAGE_SUFFIXES", "LAYOUTS", "VOC_CLASSES", "ImageFiles", "ImageList", "Item", "Labelled", "MaskFolder",
-           "OwnDataset", "VOCDataset", "dataset_root", "ground_truth_hint", "has_ground_truth", "layout", "names",
-           "open_dataset", "read_classes", "scene_of", "split_name"]
+           "OwnDataset", "VOCDataset", "annotated_splits", "dataset_root", "ground_truth_hint", "has_ground_truth",
+           "layout", "names", "open_dataset", "read_classes", "scene_of", "split_name"]
 
 
 def layout(d):

@@ -62,6 +62,9 @@ class OwnDataset(Labelled):
         problems = []
         files = self._match_files(rows, problems)
         listed, self._rows = self._split_items(rows, files, masks, val_percent, problems)
+        if masks and files and not any((Path(masks) / f"{f.stem}.png").is_file() for f in files.values()):
+            problems.append(f"{masks}: no mask of the CSV's images (<id>.png); name each as its image's id, or "
+                            "leave out --masks to run without evaluation")
         if not listed:
             raise_all(problems, self.tags_file)
         self.sources = [self.tags_file] + [it.image for it in listed]
@@ -75,6 +78,7 @@ class OwnDataset(Labelled):
                               if self.split == "train" and all(c in present for present in self._present)]
         if self.split == "train":
             problems += self._untaught(rows, files, val_percent)
+        self.annotated = sum(it.label.is_file() for it in self.items) if self.has_labels else 0  # images with a mask
         if self.has_labels:  # every mask there checked now, before a stage writes anything
             problems += self._mask_problems(masks)
         raise_all(problems, self.tags_file)
@@ -86,11 +90,7 @@ class OwnDataset(Labelled):
             image = files.get(r.line)
             if image is None or split_of(r, image.stem, val_percent) != self.split:
                 continue
-            label = Path(masks) / f"{image.stem}.png" if masks else None
-            if label is not None and not label.is_file():
-                problems.append(f"{label}: mask of {image.name} not found; --masks needs one for every image of "
-                                "the CSV, train and val (the reference trains on the train ones): add it, or leave "
-                                "out --masks to run without evaluation")
+            label = Path(masks) / f"{image.stem}.png" if masks else None  # absent: the image is not annotated
             items.append(Item(image.stem, image, label))
             row_of[image.stem] = r
         if not items and not problems:
@@ -205,6 +205,8 @@ class OwnDataset(Labelled):
     def full_label(self, i):
         if not self.has_labels:
             return super().full_label(i)  # the error of a layout without label maps
+        if not self.items[i].label.is_file():  # not annotated: void, left out of every score and of the reference
+            return np.full(self.sizes[i], IGNORE, np.uint8)
         source = f"{self.tags_file} (background + its sorted tags)"
         return checked_label(self.items[i].label, self.sizes[i], self.classes, source)
 
@@ -223,3 +225,19 @@ def images_by_stem(folder, listings):
                 found.setdefault(p.stem, []).append(p)
         listings[folder] = found
     return listings[folder]
+
+
+def annotated_splits(d):
+    """The splits that hold an image with a mask, from the tags CSV and the file names alone (no image is read);
+    own data without --masks has none."""
+    if not d["masks"]:
+        return set()
+    rows, masks = read_tags(d["tags"]), Path(d["masks"])
+    return {split_of(r, image_id(r.image), d["val_percent"]) for r in rows
+            if (masks / f"{image_id(r.image)}.png").is_file()}
+
+
+def image_id(name):
+    """The id a row's image name gives (its file's stem): IMG_1.jpg and sub/IMG_1 are IMG_1."""
+    name = Path(name.strip()).name
+    return Path(name).stem if Path(name).suffix.lower() in IMAGE_SUFFIXES else name
