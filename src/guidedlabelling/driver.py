@@ -279,8 +279,8 @@ def summarise(args, overrides, seconds=None):
 
 def print_own_data_notes(opened):
     """Once per tags file of the datasets the preflight opened: the photos of its folder that no row names, and the
-    rows without tags (both legitimate, and both what a slip in the CSV looks like); the classes tagged in every
-    training image."""
+    rows without tags (both legitimate, and both what a slip in the CSV looks like); per split, the images without a
+    mask; the classes tagged in every training image."""
     for data in {str(d.tags_file): d for d in opened if hasattr(d, "unlisted")}.values():
         if data.unlisted:
             names = ", ".join(data.unlisted[:3]) + (", ..." if len(data.unlisted) > 3 else "")
@@ -290,6 +290,10 @@ def print_own_data_notes(opened):
             lines = ", ".join(map(str, data.untagged[:5])) + (", ..." if len(data.untagged) > 5 else "")
             print(f"note: {len(data.untagged)} rows of {data.tags_file} have no tags, so their photos are trained as "
                   f"background only (lines {lines})", flush=True)
+    for data in {(str(d.tags_file), d.split): d for d in opened if hasattr(d, "annotated") and d.has_labels}.values():
+        if data.annotated < len(data):
+            print(f"note: {len(data) - data.annotated} of the {len(data)} {data.split} images have no mask in "
+                  f"{data.items[0].label.parent} and are left out of the scores", flush=True)
     for data in {str(d.tags_file): d for d in opened if getattr(d, "always_tagged", None)}.values():
         for name in data.always_tagged:
             print(f"note: {name} is tagged in every training image of {data.tags_file} ({len(data)}): with no image "
