@@ -270,8 +270,12 @@ def test_masks_of_some_val_images_score_the_segmenter_on_them_alone(folder, tmp_
     """A user who annotated one val photo: images without a mask are left out of every score, the reference (no
     training image annotated) and the seed scores of val are skipped, and the table shows what was measured."""
     masks = tmp_path / "masks"
-    masks.mkdir()
-    shutil.copy(folder / "masks" / "square.png", masks / "square.png")
+    shutil.copytree(folder / "masks", masks)
+    root, stdout = run_script(folder, tmp_path / "runs", "--masks", str(masks))   # every image annotated
+    assert json.loads((root / "summary.json").read_text())["fully_supervised_mIoU_val"] is not None
+    for path in masks.glob("*.png"):
+        if path.stem != "square":
+            path.unlink()   # the former reference's folder stays, and is not shown
     root, stdout = run_script(folder, tmp_path / "runs", "--masks", str(masks))
     assert "==> reference_train: skipped, no training image has a mask (the reference learns from them)" in stdout
     assert "==> seed_eval: skipped" not in stdout   # square is a val image with a mask
@@ -285,3 +289,5 @@ def test_masks_of_some_val_images_score_the_segmenter_on_them_alone(folder, tmp_
     results = json.loads((Path(summary["predictions"]) / "results.json").read_text())
     assert sum(map(sum, results["confusion"])) == 64 * 64   # square's pixels alone: photo2 has no mask
     assert sorted(p.stem for p in Path(summary["predictions"]).glob("*.png")) == sorted(VAL)   # both predicted
+    report = (root / "report.html").read_text()
+    assert "fully supervised (val)" not in report and ">n/a<" in report

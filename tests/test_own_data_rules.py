@@ -279,8 +279,11 @@ def test_an_image_without_a_mask_is_not_annotated(folder):
     assert (train.annotated, val.annotated) == (0, 1)
     np.testing.assert_array_equal(train.label(0), np.full((4, 6), 255, np.uint8))
     np.testing.assert_array_equal(val.label(0), np.full((4, 6), 1, np.uint8))
-    d = {"tags": folder / "tags.csv", "masks": folder / "masks", "val_percent": 20}
+    d = {"images": folder / "images", "tags": folder / "tags.csv", "masks": folder / "masks", "val_percent": 20}
     assert annotated_splits(d) == {"val"} and annotated_splits(d | {"masks": None}) == set()
     masks(folder, {"a": 1})
     (folder / "tags.csv").write_text("image,tags\nsub/a,cat\nb.png,cat\n")   # ids of rows without their suffix too
     assert annotated_splits(d | {"val_percent": 0}) == {"train"}
+    from guidedlabelling.driver import annotated_or_all
+    (folder / "other").mkdir()
+    assert annotated_or_all(d | {"masks": folder / "other"}) == {"train", "val"}   # no mask matches: the preflight

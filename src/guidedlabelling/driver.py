@@ -84,9 +84,10 @@ def skipped_steps(args, overrides):
 
 
 def annotated_or_all(d):
-    """datasets.annotated_splits, or both splits where the tags cannot be read (the preflight reports why)."""
+    """datasets.annotated_splits, or both splits where the tags cannot be read or no mask matches (the preflight
+    reports why)."""
     try:
-        return annotated_splits(d)
+        return annotated_splits(d) or {"train", "val"}   # none: a wrong folder, which the preflight names
     except InputError:
         return {"train", "val"}
 
@@ -258,6 +259,7 @@ def summarise(args, overrides, seconds=None):
               f"(./src/predict.py --model)\nsummary: {path}")
         return True
     no_reference = skipped_steps(args, overrides).get("reference_train")  # why, where it cannot be trained
+    ref = None if no_reference else ref   # not a folder of earlier masks
     if not (guide and seg and (ref or no_reference)):
         print("summary: some steps have no results yet; run all steps for the table")
         return False
@@ -269,7 +271,7 @@ def summarise(args, overrides, seconds=None):
     ratio = table[RATIO_ROW[1]]
     print(f"{RATIO_ROW[0]:<36}" + (f"{100 * ratio:7.1f}%" if ratio is not None else "    n/a"))
     weak = weak_reference(ref or {})
-    for line in weak + ([f"no fully supervised reference: {no_reference}"] if no_reference and not ref else []):
+    for line in weak + ([f"no fully supervised reference: {no_reference}"] if no_reference else []):
         print(f"warning: {line}")
     path = Path(cfg["run"]["out_root"]) / cfg["name"] / "summary.json"
     save_json(path, table | {"reference_warnings": weak})
@@ -390,7 +392,8 @@ def main(argv=None):
         print_profile(seconds, time.monotonic() - start, lane_of)
         return
     if summarise(args, overrides, seconds):  # the report and summary.json describe the same run
-        print(f"report: {write_report(args.config, overrides)}")
+        reference = "reference_train" not in skipped_steps(args, overrides)
+        print(f"report: {write_report(args.config, overrides, reference=reference)}")
     else:
         print("report: not written until every step has results (an earlier run's report.html stays)")
     print_profile(seconds, time.monotonic() - start, lane_of)

@@ -42,10 +42,11 @@ pre { background: #f6f8fa; border: 1px solid #dde; padding: 10px; font-size: 12.
 SKIPPED_FIGURES = ("per_class", "confusion", "classes", "curve", "outputs")  # long or shown in their own table
 
 
-def write_report(config, overrides, examples=4):
-    """Resolve the run's config as every stage does; write <out_root>/<preset>/report.html and return its path."""
+def write_report(config, overrides, examples=4, reference=True):
+    """Resolve the run's config as every stage does; write <out_root>/<preset>/report.html and return its path.
+    reference False: the run has no fully supervised reference (own data without training masks)."""
     cfg, preset = C.resolve(config, overrides)
-    ref = C.resolve(config, list(overrides) + ["labels=gt"])[0]
+    ref = C.resolve(config, list(overrides) + ["labels=gt"])[0] if reference else None
     test_seeds = C.resolve(config, list(overrides) + ["seed_split=test"])[0]
     root = Path(cfg["run"]["out_root"]) / cfg["name"]
     path = root / "report.html"
@@ -91,7 +92,7 @@ def table(header, rows, total_last=False, css_class=""):
 
 def summary_section(cfg, preset, ref):
     figures = method_table(stage_result(cfg, preset, "guide_labels"), stage_result(cfg, preset, "segmentations"),
-                           stage_result(ref, preset, "segmentations"))
+                           ref and stage_result(ref, preset, "segmentations"))
     rows = [[html.escape(name), (number(figures[key], 1),)] for name, key in METHOD_ROWS]
     ratio = figures[RATIO_ROW[1]]
     rows.append([RATIO_ROW[0], (number(ratio and 100 * ratio, 1) + ("%" if ratio else ""),)])
@@ -108,7 +109,7 @@ def class_section(cfg, preset, ref):
     guide = stage_result(cfg, preset, "guide_labels") or {}
     columns = [("seeds (train)", guide.get("seeds")), ("guide labels (train)", guide.get("guide")),
                ("segmenter (val)", stage_result(cfg, preset, "segmentations", "results.json")),
-               ("fully supervised (val)", stage_result(ref, preset, "segmentations", "results.json"))]
+               ("fully supervised (val)", ref and stage_result(ref, preset, "segmentations", "results.json"))]
     columns = [(name, rep) for name, rep in columns if rep]
     if not columns:
         return ""
@@ -261,8 +262,8 @@ def example_files(cfg, preset, ref, test_seeds, item_id):
     for the test split (test_seeds: the config with --seed_split test), and the fully supervised prediction."""
     ours = stage_files(lambda stage: naming.stage_dir(cfg, preset, stage), item_id)
     test = stage_files(lambda stage: naming.stage_dir(test_seeds, preset, stage), item_id)
-    return [(caption, p if p.exists() else q) for (caption, p), (_, q) in zip(ours, test)] + [
-        ("fully supervised", naming.stage_dir(ref, preset, "segmentations") / f"{item_id}.png")]
+    return [(caption, p if p.exists() else q) for (caption, p), (_, q) in zip(ours, test)] + (
+        [("fully supervised", naming.stage_dir(ref, preset, "segmentations") / f"{item_id}.png")] if ref else [])
 
 
 def spread_indices(data, k):

@@ -228,16 +228,17 @@ def images_by_stem(folder, listings):
 
 
 def annotated_splits(d):
-    """The splits that hold an image with a mask, from the tags CSV and the file names alone (no image is read);
+    """The splits that hold an image with a mask, from the tags CSV and the file names alone (no image is decoded);
     own data without --masks has none."""
     if not d["masks"]:
         return set()
     rows, masks = read_tags(d["tags"]), Path(d["masks"])
-    return {split_of(r, image_id(r.image), d["val_percent"]) for r in rows
-            if (masks / f"{image_id(r.image)}.png").is_file()}
+    ids = [image_id(Path(d["images"]), r.image) for r in rows]
+    return {split_of(r, i, d["val_percent"]) for r, i in zip(rows, ids) if (masks / f"{i}.png").is_file()}
 
 
-def image_id(name):
-    """The id a row's image name gives (its file's stem): IMG_1.jpg and sub/IMG_1 are IMG_1."""
-    name = Path(name.strip()).name
-    return Path(name).stem if Path(name).suffix.lower() in IMAGE_SUFFIXES else name
+def image_id(root, name):
+    """The id a row's image name gives, as _row_file finds it: the stem of the file it names (a.tif is a), else
+    the name (IMG_1 names IMG_1.jpg; sub/IMG_1 gives IMG_1)."""
+    exact = root / name
+    return exact.stem if exact.is_file() else Path(name).name
