@@ -16,7 +16,7 @@ from PIL import Image
 
 from conftest import make_own, own_args, retag_mask
 from guidedlabelling import runner
-from guidedlabelling.fingerprint import file_digest
+from guidedlabelling.fingerprint import ABSENT, EVALUATED, file_digest, since_made
 from guidedlabelling.io import save_heatmap_mat
 from guidedlabelling.settings import SHARED
 
@@ -446,3 +446,12 @@ def test_json_outputs_hold_null_for_nan(tmp_path):
     from guidedlabelling.io import save_json
     save_json(tmp_path / "a.json", {"mIoU": float("nan"), "per_class": [1.5, np.float32("inf")], "n": np.int64(3)})
     assert json.loads((tmp_path / "a.json").read_text()) == {"mIoU": None, "per_class": [1.5, None], "n": 3}
+
+
+def test_a_file_recorded_absent_and_made_since_was_added():
+    """A mask given later for an image that had none (recorded absent): added, not changed; one removed: went."""
+    assert since_made(["/m/a.png"], {"/m/a.png": ABSENT}, {"/m/a.png": "d1"}) == "/m/a.png was added since it was made"
+    assert since_made([EVALUATED + "/m/a.png"], {EVALUATED + "/m/a.png": ABSENT}, {EVALUATED + "/m/a.png": "d1"}) \
+        == "/m/a.png was added since it was made"
+    assert since_made(["/m/a.png"], {"/m/a.png": "d1"}, {"/m/a.png": ABSENT}) == "/m/a.png went since it was made"
+    assert since_made(["/m/a.png"], {"/m/a.png": "d1"}, {"/m/a.png": "d2"}) == "/m/a.png changed since it was made"

@@ -282,6 +282,7 @@ def test_masks_of_some_val_images_score_the_segmenter_on_them_alone(folder, tmp_
     assert f"note: 8 of the 8 train images have no mask in {masks} and are left out of the scores" in stdout
     assert f"note: 1 of the 2 val images have no mask in {masks} and are left out of the scores" in stdout
     assert "warning: no fully supervised reference: no training image has a mask" in stdout
+    assert "guide vs ground truth on train: mIoU n/a (no annotated pixel)" in stdout
     summary = json.loads((root / "summary.json").read_text())
     assert summary["fully_supervised_mIoU_val"] is None and summary["ratio_to_fully_supervised"] is None
     assert summary["seeds_mIoU_train"] is None and summary["guide_labels_mIoU_train"] is None   # nothing to score

@@ -200,7 +200,7 @@ def since_made(keys, old, new):
     (changes): 'a.jpg changed, b.jpg was added, c.jpg went since it was made' (files added or gone said so)."""
     old = renamed_upstream(old, pipeline.FORMER_NAMES)
     files = [k for k in keys if not k.startswith((UPSTREAM, WORK_SIZE))]  # an upstream or setting key "changed"
-    added = [k for k in files if k not in old]
+    added = [k for k in files if old.get(k, ABSENT) == ABSENT]   # a file recorded absent (a mask) added too
     went = [k for k in files if k in old and new.get(k, ABSENT) == ABSENT]
     changed = [k for k in keys if k not in added and k not in went]
     parts = [f"{describe(changed)} changed"] if changed else []

@@ -1,4 +1,5 @@
 """Guide labels: seeds and saliency fused by rule G2 (docs/method.md section 4)."""
+import math
 import signal
 from multiprocessing import Pool
 
@@ -213,7 +214,9 @@ def run(stage):
     if measurable(stage, data, "seed and guide label mIoU"):
         summary |= {"seeds": evaluate_folder(data, job.seed_dir, job.seeds), "guide": evaluate_folder(data, out)}
         for name in ("seeds", "guide"):
-            stage.log.info("%s vs ground truth on %s: mIoU %.1f", name, data.split, summary[name]["mIoU"])
+            miou = summary[name]["mIoU"]
+            stage.log.info("%s vs ground truth on %s: mIoU %s", name, data.split,
+                           "n/a (no annotated pixel)" if miou is None or math.isnan(miou) else f"{miou:.1f}")
     stage.finish(summary)
 
 
