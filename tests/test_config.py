@@ -263,5 +263,6 @@ def test_a_run_without_results_summarises_without_naming_a_model(tmp_path, capsy
     """--steps seed_train before any segmenter, with a snapshot to test named: no table, and no error about the
     snapshot (the model is named only where the segmenter was tested)."""
     args = driver.parse(["--config", "smoke", "--out_root", str(tmp_path), "--set", "segmentations.test_iter=5"])
-    assert driver.summarise(args, driver.settings(args)) is False
+    overrides = driver.settings(args)
+    assert driver.summarise(args, overrides, driver.skipped_steps(args, overrides)) is False
     assert "summary: some steps have no results yet" in capsys.readouterr().out

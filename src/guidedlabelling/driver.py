@@ -236,7 +236,7 @@ def run_in_order(args, overrides, steps, skip, opened=None):
     return seconds
 
 
-def summarise(args, overrides, seconds=None):
+def summarise(args, overrides, skip, seconds=None):
     """One table of the method's stages against the fully supervised reference, also as JSON (with each step's
     wall seconds in this run); returns whether summary.json was written (not while steps have no results)."""
     cfg, preset = C.resolve(args.config, overrides)
@@ -258,7 +258,7 @@ def summarise(args, overrides, seconds=None):
               f"{outputs['guide_labels']}\npredictions: {outputs['predictions']}\nmodel: {outputs['model']} "
               f"(./src/predict.py --model)\nsummary: {path}")
         return True
-    no_reference = skipped_steps(args, overrides).get("reference_train")  # why, where it cannot be trained
+    no_reference = skip.get("reference_train")  # why, where it cannot be trained (skip: skipped_steps)
     ref = None if no_reference else ref   # not a folder of earlier masks
     if not (guide and seg and (ref or no_reference)):
         print("summary: some steps have no results yet; run all steps for the table")
@@ -391,9 +391,8 @@ def main(argv=None):
               "without n/N then prints the table")
         print_profile(seconds, time.monotonic() - start, lane_of)
         return
-    if summarise(args, overrides, seconds):  # the report and summary.json describe the same run
-        reference = "reference_train" not in skipped_steps(args, overrides)
-        print(f"report: {write_report(args.config, overrides, reference=reference)}")
+    if summarise(args, overrides, skip, seconds):  # the report and summary.json describe the same run
+        print(f"report: {write_report(args.config, overrides, reference='reference_train' not in skip)}")
     else:
         print("report: not written until every step has results (an earlier run's report.html stays)")
     print_profile(seconds, time.monotonic() - start, lane_of)
