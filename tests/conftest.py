@@ -77,6 +77,11 @@ def make_own(tmp_path):
             "saliency_data": base / "saliency", "preset": base / "tiny.yaml", "out_root": tmp_path / "runs"}
 
 
+def stage_folders(parent):
+    """The run folders under a stage's folder, without the hidden lock files beside them (io.writing)."""
+    return sorted(p for p in Path(parent).iterdir() if not p.name.startswith("."))
+
+
 def retag_mask(own, image_id, cls):
     """Give image_id's mask square class cls: a test that retags an image keeps its mask agreeing with the tags."""
     path = own["masks"] / f"{image_id}.png"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, own_args
+from conftest import ROOT, own_args, stage_folders
 
 
 def start(*cmd, **kwargs):
@@ -42,8 +42,8 @@ def test_a_refused_write_names_the_file_not_torch_internals(own):
     proc = start("src/seed/train.py", *own_args(own), preexec_fn=limit_file_size)
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 2, out + err
-    folder = next((own["out_root"] / "tiny" / "seed_train").iterdir(), None) if (own["out_root"] / "tiny").exists() \
-        else None
+    folder = next(iter(stage_folders(own["out_root"] / "tiny" / "seed_train")), None) \
+        if (own["out_root"] / "tiny" / "seed_train").exists() else None
     assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err
     assert "snapshot_iter_1.pth: File too large; the file system refuses files this large; choose another " \
            "output folder (--out_root, --out_dir)" in err

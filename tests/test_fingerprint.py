@@ -14,7 +14,7 @@ import torch
 import yaml
 from PIL import Image
 
-from conftest import make_own, own_args, retag_mask
+from conftest import make_own, own_args, retag_mask, stage_folders
 from guidedlabelling import runner
 from guidedlabelling.fingerprint import ABSENT, EVALUATED, file_digest, since_made
 from guidedlabelling.io import save_heatmap_mat
@@ -46,7 +46,7 @@ def run_all(command, own, stages=METHOD, *extra):
 
 def folder(own, stage_folder):
     """The one output folder of a stage (its name lists the own data's settings)."""
-    found = list((own["out_root"] / "tiny" / stage_folder).iterdir())
+    found = stage_folders(own["out_root"] / "tiny" / stage_folder)
     assert len(found) == 1, found
     return found[0]
 
@@ -273,7 +273,7 @@ def test_the_same_data_written_another_way_is_up_to_date_and_another_project_is_
     edit_in_place(other["tags"], "a.jpg,cat", "a.jpg,dog")
     retag_mask(other, "a", 2)
     out = run_all(command, other, ("seed_train",))[0]
-    assert "up to date" not in out and len(list((own["out_root"] / "tiny" / "seed_train").iterdir())) == 2
+    assert "up to date" not in out and len(stage_folders(own["out_root"] / "tiny" / "seed_train")) == 2
 
 
 def test_a_folder_given_instead_of_an_upstream_output_is_one_folder_however_written(own, command, monkeypatch):
@@ -296,7 +296,7 @@ def test_another_training_of_the_same_inputs_given_as_the_model_is_not_up_to_dat
     from one with --model_dir were 'up to date' when given the other, and kept the first one's maps."""
     run_all(command, own, ("seed_train",))
     run_all(command, own, ("seed_train",), "--set", "seed_train.seed=1")
-    second, first = sorted((own["out_root"] / "tiny" / "seed_train").iterdir(), key=lambda f: "seed-1" not in f.name)
+    second, first = sorted(stage_folders(own["out_root"] / "tiny" / "seed_train"), key=lambda f: "seed-1" not in f.name)
     assert json.loads((first / "done.json").read_text())["output_fingerprint"] == \
         json.loads((second / "done.json").read_text())["output_fingerprint"]
     maps, outs = {}, []
@@ -312,7 +312,7 @@ def test_another_training_of_the_same_inputs_given_as_the_model_is_not_up_to_dat
     assert any(not np.array_equal(maps[first][k], maps[second][k]) for k in maps[first])
     code, out, err = command("seed_heatmaps", *own_args(own), "--set", "seed_train.seed=1")  # the run's own folder
     assert code == 0, out + err
-    made, = (f for f in (own["out_root"] / "tiny" / "seed_heatmaps").iterdir() if "seed-1" in f.name)
+    made, = (f for f in stage_folders(own["out_root"] / "tiny" / "seed_heatmaps") if "seed-1" in f.name)
     assert all(np.array_equal(scipy.io.loadmat(made / k)["heatmap"], v) for k, v in maps[second].items())
 
 

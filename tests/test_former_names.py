@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from conftest import ROOT, TINY_PRESET, own_args, retag_mask
+from conftest import ROOT, TINY_PRESET, own_args, retag_mask, stage_folders
 from guidedlabelling import config as C
 from guidedlabelling import driver
 
@@ -31,7 +31,7 @@ def as_older_version(run):
     stages under the old names, every fingerprint of the old manifests (an upstream output's as that version's
     done.json records it), segmentations/ as seg_test/."""
     for stage in ORDER:
-        for folder in sorted((run / stage).iterdir()) if (run / stage).is_dir() else ():
+        for folder in stage_folders(run / stage) if (run / stage).is_dir() else ():
             cfg = yaml.safe_load((folder / "config.yaml").read_text())
             (folder / "config.yaml").write_text(yaml.safe_dump({OLD_STAGE.get(s, s): v for s, v in cfg.items()}))
             record = json.loads((folder / "inputs.json").read_text())

@@ -94,7 +94,8 @@ def test_predict_a_folder_writes_labels_and_overlays(model, photos, tmp_path):
     assert "skipped 1 unreadable images" in proc.stdout and str(photos / "broken.jpg") in proc.stdout
     written = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
     stems = sorted(Path(n).stem for n in SIZES)
-    assert written == sorted([f"{s}.png" for s in stems] + [f"overlay/{s}.png" for s in stems] + ["predict.json"])
+    bookkeeping = ["predict.json", ".predict.lock"]
+    assert written == sorted([f"{s}.png" for s in stems] + [f"overlay/{s}.png" for s in stems] + bookkeeping)
     for name, (h, w) in SIZES.items():
         stem = Path(name).stem
         with Image.open(out / f"{stem}.png") as png:

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from conftest import stage_folders
 from guidedlabelling import config as C
 from guidedlabelling import settings as S
 from guidedlabelling import transforms as T
@@ -258,7 +259,7 @@ def test_the_segmenter_trains_at_output_stride_16_and_its_checkpoint_rebuilds_it
     code, _, err = command("seg_train", "--config", "smoke", "--labels", "gt", "--set", f"out_root={tmp_path}",
                            *[a for item in sets for a in ("--set", "seg_train." + item)])
     assert code == 0, err
-    folder, = (tmp_path / "smoke" / "seg_train").iterdir()
+    folder, = stage_folders(tmp_path / "smoke" / "seg_train")
     model, meta = load_model(folder / "model.pth", "segmentation")
     assert meta["output_stride"] == 16 and model(torch.zeros(1, 3, 64, 64)).shape == (1, 6, 4, 4)
     start = build_seg_net("DeepLab-EffNet", 6, 0.0625, 1, 16)

@@ -10,7 +10,7 @@ import sys
 import numpy as np
 from PIL import Image
 
-from conftest import ROOT, own_args
+from conftest import ROOT, own_args, stage_folders
 from guidedlabelling.store import Entry, held_out_key, saliency_key
 
 
@@ -18,7 +18,7 @@ def train_saliency(command, own, out_root, *extra):
     """The saliency training stage into out_root; returns (its done.json, its stdout)."""
     code, out, err = command("saliency_train", *own_args(own), "--set", f"out_root={out_root}", *extra)
     assert code == 0, out + err
-    (folder,) = (out_root / "tiny" / "saliency_train").iterdir()
+    (folder,) = stage_folders(out_root / "tiny" / "saliency_train")
     return json.loads((folder / "done.json").read_text()), folder
 
 
@@ -112,7 +112,7 @@ def test_two_runs_at_once_leave_one_intact_network(own, tmp_path, private_store)
     runs = [start("a"), start("b")]
     logs = [r.communicate(timeout=300)[0] for r in runs]
     assert [r.returncode for r in runs] == [0, 0], logs
-    folders = [next((tmp_path / n / "tiny" / "saliency_train").iterdir()) for n in ("a", "b")]
+    folders = [stage_folders(tmp_path / n / "tiny" / "saliency_train")[0] for n in ("a", "b")]
     done = [json.loads((f / "done.json").read_text()) for f in folders]
     assert sorted(reused(d, f) for d, f in zip(done, folders)) == [False, True], logs
     (key,) = entries(private_store)
@@ -165,7 +165,7 @@ def test_a_run_waits_for_the_run_that_holds_the_key(own, command, tmp_path, priv
         shutil.move(kept, private_store / key)  # what the other run publishes
     log = waiting + run.communicate(timeout=120)[0]
     assert run.returncode == 0, log
-    folder = next((tmp_path / "b" / "tiny" / "saliency_train").iterdir())
+    folder = stage_folders(tmp_path / "b" / "tiny" / "saliency_train")[0]
     assert reused(json.loads((folder / "done.json").read_text()), folder), log
 
 
@@ -175,13 +175,13 @@ def saliency_maps(command, own, out_root, *extra):
     for stage in ("saliency_train", "saliency"):
         code, out, err = command(stage, *own_args(own), "--set", f"out_root={out_root}", "--set", "holdout=2", *extra)
         assert code == 0, out + err
-    (folder,) = (out_root / "tiny" / "saliency").iterdir()
+    (folder,) = stage_folders(out_root / "tiny" / "saliency")
     return json.loads((folder / "done.json").read_text()), folder, out
 
 
 def log_of_training(out_root):
     """The log of the saliency training stage of a run into out_root."""
-    (folder,) = (out_root / "tiny" / "saliency_train").iterdir()
+    (folder,) = stage_folders(out_root / "tiny" / "saliency_train")
     return (folder / "log.txt").read_text()
 
 

@@ -1,10 +1,12 @@
 """Files between stages: atomic writes, label PNGs, heatmap .mat files, checkpoints, configs."""
 import contextlib
+import fcntl
 import io
 import json
 import math
 import os
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +41,48 @@ def atomic_path(path):
     finally:
         if tmp and os.path.exists(tmp):
             os.unlink(tmp)
+
+
+@contextlib.contextmanager
+def flocked(path, waiting, shared=False):
+    """Hold a lock on the file `path` for the block, waiting while another process holds it (shared: only while
+    one holds it alone); waiting() is called once before waiting. Yields the seconds waited, None if it did not
+    wait. The system releases the lock of a process that dies (flock), so none is ever left stale."""
+    mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
+    with open(path, "a") as f:
+        waited = None
+        try:
+            fcntl.flock(f, mode | fcntl.LOCK_NB)
+        except BlockingIOError:
+            waiting()
+            start = time.monotonic()
+            fcntl.flock(f, mode)
+            waited = time.monotonic() - start
+        try:
+            yield waited
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def writing(folder, who, shared=False, lock=None):
+    """Hold folder's lock for the block: one process at a time writes it, and another waits (then, for a stage,
+    finds it up to date); the fragments of one run share it. The lock file: `lock`, else <parent>/.<name>.lock
+    beside the folder, which stays in place when the folder is cleared (renamed aside). A folder this user cannot
+    write goes unlocked: what it holds can be read, and a write to it names it."""
+    folder = Path(folder)
+    lock = Path(lock) if lock else folder.parent / f".{folder.name}.lock"
+
+    def waiting():
+        print(f"{who}: another process is writing {folder}; waiting for it to finish (Ctrl-C stops this one)",
+              flush=True)
+    with contextlib.ExitStack() as stack:
+        try:
+            lock.parent.mkdir(parents=True, exist_ok=True)
+            stack.enter_context(flocked(lock, waiting, shared))
+        except OSError:
+            pass
+        yield
 
 
 def voc_palette():

@@ -6,7 +6,7 @@ with its class colour, both at the image's own size. An image larger than --max_
 the pipeline works on it), its labels then enlarged (nearest neighbour). Both are written atomically; images that
 do not decode are skipped and listed. <out_dir>/predict.json records the model file's digest, the settings and each
 image file's digest: a rerun with the same settings resumes (images with both outputs, made from the same file, are
-not predicted again), other settings predict all.
+not predicted again), other settings predict all. Two predicts into one out_dir take turns (its .predict.lock).
 """
 import argparse
 from pathlib import Path
@@ -22,9 +22,10 @@ from .datasets import ImageFiles
 from .errors import os_error_message
 from .inference import forward_all, geometry, label_map, load_model, pick_device, trained
 from .fingerprint import file_digest, read_json
-from .io import InputError, atomic_path, load_checkpoint, load_image, save_json, save_label_png
+from .io import InputError, atomic_path, load_checkpoint, load_image, save_json, save_label_png, writing
 from .visualize import colour
 
+LOCK = ".predict.lock"  # in out_dir: held while a predict writes there
 RECORD = "predict.json"  # in out_dir: the model's digest, the settings and the images its files were made with
 
 DESCRIPTION = """Segment new images with a trained segmenter: a label PNG (VOC colours) and a colour overlay per image.
@@ -67,17 +68,18 @@ def predict(model_path, inputs, out_dir, size, resize="none", pcrf="none", devic
     settings = {"model": file_digest(model_file(model_path)), "size": size, "resize": resize, "pcrf": pcrf,
                 "device": torch.device(device).type, "alpha": alpha, "net_size": net_size, "crf_backend": crf_backend,
                 "max_side": max_side}
-    todo = images_to_do(images, out_dir, settings)
-    for i, scores, frame in forward_all(model, images, todo, size, geometry(resize), device, 4, net_size=net_size):
-        image = images.image(i)
-        label = label_map(scores, image, frame, pcrf, crf_backend)
-        if image.shape[:2] != tuple(images.sizes[i]):
-            image = load_image(images.items[i].image)
-            label = T.resize(label, image.shape[:2], Image.NEAREST)
-        label_png, overlay_png = outputs(out_dir, images.items[i].id)
-        save_label_png(label_png, label)
-        with atomic_path(overlay_png) as tmp:
-            Image.fromarray(overlay(image, label, alpha)).save(tmp, format="PNG")
+    with writing(out_dir, "predict", lock=out_dir / LOCK):  # another predict there: wait, then resume
+        todo = images_to_do(images, out_dir, settings)
+        for i, scores, frame in forward_all(model, images, todo, size, geometry(resize), device, 4, net_size=net_size):
+            image = images.image(i)
+            label = label_map(scores, image, frame, pcrf, crf_backend)
+            if image.shape[:2] != tuple(images.sizes[i]):
+                image = load_image(images.items[i].image)
+                label = T.resize(label, image.shape[:2], Image.NEAREST)
+            label_png, overlay_png = outputs(out_dir, images.items[i].id)
+            save_label_png(label_png, label)
+            with atomic_path(overlay_png) as tmp:
+                Image.fromarray(overlay(image, label, alpha)).save(tmp, format="PNG")
     return {"images": len(images), "done_before": len(images) - len(todo), "classes": list(meta["classes"]),
             "out_dir": str(out_dir), "skipped_images": images.skipped, "not_images": [str(p) for p in images.ignored]}
 

@@ -2,8 +2,9 @@
 
 A stage command (`./src/seed/train.py ...` or `python -m guidedlabelling seed_train ...`) is main(stage): it
 parses the stage's flags, resolves and checks the config, checks every input the stage reads (preflight.py),
-owns the output folder the settings name, and calls stages/<stage>.py's run(Stage). The folder's outputs are
-reused only when its settings and the content of its inputs (fingerprint.py) are the ones it was made with.
+owns the output folder the settings name (io.writing: one process at a time), and calls stages/<stage>.py's
+run(Stage). The folder's outputs are reused only when its settings and the content of its inputs (fingerprint.py)
+are the ones it was made with.
 Bad input ends in one line `error: ...` and exit code 2 (cli.py), before anything is written.
 """
 import logging
@@ -23,7 +24,7 @@ from .fingerprint import EVALUATED, MANIFEST, UPSTREAM, changes, damage, finishe
     output_sizes, outputs_digest, outputs_fingerprint, recorded, remade, since_made, \
     upstream_digests
 from .inference import pick_device
-from .io import InputError, save_json, save_yaml
+from .io import InputError, save_json, save_yaml, writing
 from .datasets.builtin import ensure_builtin
 
 
@@ -259,33 +260,34 @@ def main(stage, argv=None, opened=None):
     manifest = {"fingerprint": fingerprint(inputs), "inputs": inputs, "upstream": upstream,
                 "upstream_digests": upstream_digests(upstream)}
     stage_cfg = naming.relevant(cfg, stage)
-    if reusable(out, cfg, stage, manifest["fingerprint"]):
-        print(f"{stage}: up to date in {out} (--overridecache recomputes)")
-        if draws_panels(stage, cfg):
-            finished = Stage(stage, cfg, preset, out, args, logging.getLogger(__name__), checked,
-                             manifest["fingerprint"], outputs_fingerprint(inputs))
-            drawn = stage_module(stage).draw_panels(finished)
-            if drawn:
-                print(f"{stage}: missing panels drawn into {out / 'vis'}: {drawn}")
-        return out
-    fresh = not out.exists()
-    log = None
-    try:
-        rescore = bool(pipeline.BY_NAME[stage].per_image) and not cfg["run"]["vis"]  # panels show the labels
-        fresh = check_cache(out, stage_cfg, cfg["run"]["overridecache"], manifest, alone, rescore) or fresh
-        log = make_logger(out)
-        current = Stage(stage, cfg, preset, out, args, log, checked, manifest["fingerprint"],
-                        outputs_fingerprint(inputs))
-        if alone:  # temp files left by a killed run are never outputs
-            for stale in out.rglob(".*.tmp*"):
-                stale.unlink()
-        stage_module(stage).run(current)
-    except (InputError, OSError, KeyboardInterrupt):
-        if fresh and out.is_dir():
-            discard_if_bare(out)
-        raise
-    finally:
-        close_logger(log)
+    with writing(out, stage, shared=not alone):  # another process making it: wait, then reuse it
+        if reusable(out, cfg, stage, manifest["fingerprint"]):
+            print(f"{stage}: up to date in {out} (--overridecache recomputes)")
+            if draws_panels(stage, cfg):
+                finished = Stage(stage, cfg, preset, out, args, logging.getLogger(__name__), checked,
+                                 manifest["fingerprint"], outputs_fingerprint(inputs))
+                drawn = stage_module(stage).draw_panels(finished)
+                if drawn:
+                    print(f"{stage}: missing panels drawn into {out / 'vis'}: {drawn}")
+            return out
+        fresh = not out.exists()
+        log = None
+        try:
+            rescore = bool(pipeline.BY_NAME[stage].per_image) and not cfg["run"]["vis"]  # panels show the labels
+            fresh = check_cache(out, stage_cfg, cfg["run"]["overridecache"], manifest, alone, rescore) or fresh
+            log = make_logger(out)
+            current = Stage(stage, cfg, preset, out, args, log, checked, manifest["fingerprint"],
+                            outputs_fingerprint(inputs))
+            if alone:  # temp files left by a killed run are never outputs
+                for stale in out.rglob(".*.tmp*"):
+                    stale.unlink()
+            stage_module(stage).run(current)
+        except (InputError, OSError, KeyboardInterrupt):
+            if fresh and out.is_dir():
+                discard_if_bare(out)
+            raise
+        finally:
+            close_logger(log)
     return out
 
 

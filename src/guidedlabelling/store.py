@@ -31,7 +31,6 @@ which replaces them. Two runs that compute the same maps at once both compute th
 folder into place keeps it.
 """
 import contextlib
-import fcntl
 import hashlib
 import json
 import os
@@ -42,7 +41,7 @@ from pathlib import Path
 
 from . import distributed
 from .fingerprint import file_digest, read_json
-from .io import atomic_path, save_json
+from .io import atomic_path, flocked, save_json
 
 KEY_VERSION = 1
 ENV = "GUIDEDLABELLING_STORE"
@@ -87,18 +86,13 @@ class Entry:
     def claimed(self, log):
         """Hold the key's lock for the block, waiting while another run holds it (it trains this network)."""
         self.root.mkdir(parents=True, exist_ok=True)
-        with open(self.root / f"{self.key}.lock", "a") as f:
-            try:
-                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                log.info("store: another run is training this saliency network (%s.lock); waiting for it", self)
-                start = time.monotonic()
-                fcntl.flock(f, fcntl.LOCK_EX)
-                log.info("store: waited %.0f s", time.monotonic() - start)
-            try:
-                yield
-            finally:
-                fcntl.flock(f, fcntl.LOCK_UN)
+
+        def waiting():
+            log.info("store: another run is training this saliency network (%s.lock); waiting for it", self)
+        with flocked(self.root / f"{self.key}.lock", waiting) as waited:
+            if waited is not None:
+                log.info("store: waited %.0f s", waited)
+            yield
 
     def record(self):
         """The entry's entry.json when its model is intact (its recorded digest), else None; a damaged entry

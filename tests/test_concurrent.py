@@ -1,0 +1,98 @@
+"""Two processes writing one folder take turns (io.writing): a second run waits, then reuses what the first made."""
+import os
+import re
+import subprocess
+import sys
+import threading
+from collections import Counter
+from pathlib import Path
+
+from conftest import make_own, own_args
+from guidedlabelling.io import flocked
+from guidedlabelling.pipeline import STEPS
+from guidedlabelling.store import ENV as STORE_ENV
+
+ROOT = Path(__file__).resolve().parents[1]
+WAITING = "waiting for it to finish"
+
+
+def test_shared_holders_coexist_and_a_lone_holder_waits_for_them(tmp_path):
+    lock, waits, order = tmp_path / ".x.lock", [], []
+    with flocked(lock, lambda: waits.append("first"), shared=True):
+        with flocked(lock, lambda: waits.append("second"), shared=True) as waited:
+            assert waited is None    # shared holders coexist
+
+        def alone():
+            with flocked(lock, lambda: waits.append("alone")) as waited:
+                order.append(("alone", waited))
+        thread = threading.Thread(target=alone)
+        thread.start()
+        thread.join(timeout=1)
+        assert thread.is_alive() and waits == ["alone"] and order == []   # waits while a shared holder holds it
+        order.append(("released", None))
+    thread.join(timeout=10)
+    assert [what for what, _ in order] == ["released", "alone"] and order[1][1] > 0
+
+
+def env_with_store(store):
+    return dict(os.environ, **{STORE_ENV: str(store)})
+
+
+def written(stdout):
+    """The folders a run's stages wrote (each stage's log line `wrote <folder>` when it finishes)."""
+    return re.findall(r"^\d\d:\d\d:\d\d wrote (\S+)$", stdout, re.M)
+
+
+def test_two_runs_at_once_into_one_out_root_compute_each_stage_once(tmp_path):
+    own = make_own(tmp_path)
+    cmd = [sys.executable, str(ROOT / "script.py"), *own_args(own)]
+    env = env_with_store(tmp_path / "store")
+    procs = [subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    outs = [p.communicate(timeout=600) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [err[-2000:] for _, err in outs]
+    folders = Counter(f for out, _ in outs for f in written(out))
+    assert len(folders) == len(STEPS) and set(folders.values()) == {1}, folders   # every step's folder, once
+    tables = [out[out.index("\nstage"):out.index("\nmodel:")] for out, _ in outs]
+    assert tables[0] == tables[1]
+
+
+def started_waiting(cmd, env):
+    """Start cmd; returns the process and what it printed, once it prints that it waits (or ends)."""
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    printed = ""
+    for line in proc.stdout:
+        printed += line
+        if WAITING in line:
+            break
+    return proc, printed
+
+
+def test_a_stage_command_waits_while_another_process_writes_its_folder(tmp_path):
+    own = make_own(tmp_path)
+    target = tmp_path / "waits"
+    with flocked(tmp_path / ".waits.lock", lambda: None):   # another process writing the folder
+        proc, printed = started_waiting([sys.executable, str(ROOT / "src/seed/train.py"), *own_args(own),
+                                         "--out_dir", str(target)], env_with_store(tmp_path / "store"))
+        assert f"seed_train: another process is writing {target}; {WAITING}" in printed
+        assert not (target / "done.json").exists()   # nothing written while it waits
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0 and (target / "done.json").exists(), out
+
+
+def test_predict_waits_while_another_predict_writes_its_out_dir(tmp_path):
+    own = make_own(tmp_path)
+    env = env_with_store(tmp_path / "store")
+    train = subprocess.run([sys.executable, str(ROOT / "src/segmentation/train.py"), *own_args(own), "--labels", "gt",
+                            "--out_dir", str(tmp_path / "seg")], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert train.returncode == 0, train.stderr
+    out_dir = tmp_path / "predicted"
+    out_dir.mkdir()
+    with flocked(out_dir / ".predict.lock", lambda: None):
+        proc, printed = started_waiting([sys.executable, str(ROOT / "src/predict.py"), "--model", str(tmp_path / "seg"),
+                                         "--out_dir", str(out_dir), str(own["images"])], env)
+        assert f"predict: another process is writing {out_dir}; {WAITING}" in printed
+        assert not list(out_dir.glob("*.png")) and not (out_dir / "predict.json").exists()
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out
+    assert sorted(p.stem for p in out_dir.glob("*.png")) == sorted(Path(n).stem for n in os.listdir(own["images"]))
