@@ -407,6 +407,7 @@ def test_every_problem_is_reported_at_once(own, command):
     assert len(errors) == 3, err   # 'Train' is train: the split column's case does not matter
     assert "f.png: label values [7]" in errors[0] and "s2.png: mask of s2.png not found" in errors[1]
     assert "missing.caffemodel: initial weights not found" in errors[2]
+    assert "pass --init none (./script.py: --set seg_train.init=none) to train from scratch" in errors[2]
     assert not own["out_root"].exists()
 
 

@@ -105,7 +105,8 @@ def check_stage(stage, cfg, preset, given, opened, made=()):
     key = ("init", reads.init, reads.net)  # a Caffe model is parsed once per run, not once per step
     if key not in opened.found:
         opened.found[key] = init_problems(reads)
-    opened.add(*opened.found[key])
+    driver_flag = f"--init none (./script.py: --set {stage}.init=none)"  # the fix as both commands take it
+    opened.add(*(problem.replace("--init none", driver_flag) for problem in opened.found[key]))
     folders = {}
     for parent, given_folder in reads.upstream.items():
         folders[parent] = upstream_folder(parent, given_folder, cfg, preset, made, datasets, opened)
