@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from guidedlabelling.driver import print_guide_classes, weak_reference
+from guidedlabelling.driver import print_guide_classes
+from guidedlabelling.results import unscored_classes, weak_reference
 from guidedlabelling.guide_diagnostics import alike_classes, alike_warnings, class_report, dropped_often, \
     format_report, rarely_salient, unsure_warnings, warnings
 from guidedlabelling.guide_rules import drop_unused, dropped, keep_dropped, void_unsure
@@ -317,6 +318,19 @@ def test_unused_absent_drops_the_stray_seeds_of_a_found_class(stray):
     paper, _ = generate(stray, stray / "paper")
     assert pixels(stray / "paper", 2) == [576 + 160] * 4 and not (stray / "paper" / "rule").exists()
     assert paper["guide"]["per_class_IoU"]["dog"] == pytest.approx(100 * 576 / (576 + 160))
+
+
+def test_classes_without_a_ground_truth_pixel_in_val_are_named(tmp_path):
+    results = tmp_path / "results.json"
+    confusion = [[90, 5, 5], [0, 0, 0], [3, 0, 7]]   # rows: ground truth; cat has no pixel, only false positives
+    results.write_text(json.dumps({"classes": ["background", "cat", "dog"], "confusion": confusion}))
+    line, = unscored_classes({"results": str(results)})
+    assert line.startswith("no scored val image shows cat (no ground-truth pixel): the segmenters' IoU of it counts "
+                           "false positives alone")
+    confusion[1] = [1, 0, 0]
+    results.write_text(json.dumps({"classes": ["background", "cat", "dog"], "confusion": confusion}))
+    assert unscored_classes({"results": str(results)}) == []
+    assert unscored_classes({"mIoU": 50.0}) == []
 
 
 def test_weak_reference_names_the_classes_it_learned_little_of(tmp_path):

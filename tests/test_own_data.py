@@ -289,6 +289,12 @@ def test_masks_of_some_val_images_score_the_segmenter_on_them_alone(folder, tmp_
     assert 0 <= summary["segmenter_mIoU_val"] <= 100 and summary["reference_predictions"] is None
     results = json.loads((Path(summary["predictions"]) / "results.json").read_text())
     assert sum(map(sum, results["confusion"])) == 64 * 64   # square's pixels alone: photo2 has no mask
+    with Image.open(masks / "square.png") as png:
+        shown = set(np.unique(np.asarray(png)).tolist())
+    absent = ", ".join(name for k, name in enumerate(CLASSES) if k not in shown)
+    line = f"no scored val image shows {absent} (no ground-truth pixel)"
+    assert absent and f"warning: {line}" in stdout and summary["score_warnings"][0].startswith(line)
     assert sorted(p.stem for p in Path(summary["predictions"]).glob("*.png")) == sorted(VAL)   # both predicted
     report = (root / "report.html").read_text()
     assert "fully supervised (val)" not in report and ">n/a<" in report
+    assert f"<p class=warn>{line}" in report

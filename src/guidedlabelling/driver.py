@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+
 from . import config as C
 from . import naming
 from . import guide_diagnostics, lanes, preflight, runner
@@ -19,7 +20,7 @@ from .cli import errors_end_in_one_line
 from .datasets import annotated_splits, ground_truth_hint, has_ground_truth, layout
 from .inference import trained
 from .io import InputError, save_json
-from .results import METHOD_ROWS, RATIO_ROW, finished, method_table, stage_result
+from .results import METHOD_ROWS, RATIO_ROW, method_table, stage_result, unscored_classes, weak_reference
 from .pipeline import BY_NAME, STEPS, command, current_name, steps_needed
 from .report import write_report
 from .runner import ensure_data
@@ -33,7 +34,6 @@ OWN_DATA_FLAGS = {  # flag: (setting, help)
 GROUND_TRUTH_STEPS = ("reference_train", "reference_segmentations", "seed_eval")  # they need label PNGs
 REFERENCE_STEPS = ("reference_train", "reference_segmentations")
 SALIENCY_STEPS = ("saliency_train", "saliency")
-WEAK_IOU = 20  # a class under this IoU in the fully supervised reference: the reference itself learned little
 
 
 def parse(argv=None):
@@ -270,11 +270,11 @@ def summarise(args, overrides, skip, seconds=None):
         print(f"{name:<36}" + (f"{table[key]:8.1f}" if table[key] is not None else "     n/a"))
     ratio = table[RATIO_ROW[1]]
     print(f"{RATIO_ROW[0]:<36}" + (f"{100 * ratio:7.1f}%" if ratio is not None else "    n/a"))
-    weak = weak_reference(ref or {})
-    for line in weak + ([f"no fully supervised reference: {no_reference}"] if no_reference else []):
+    weak, unscored = weak_reference(ref or {}), unscored_classes(seg)
+    for line in unscored + weak + ([f"no fully supervised reference: {no_reference}"] if no_reference else []):
         print(f"warning: {line}")
     path = Path(cfg["run"]["out_root"]) / cfg["name"] / "summary.json"
-    save_json(path, table | {"reference_warnings": weak})
+    save_json(path, table | {"reference_warnings": weak, "score_warnings": unscored})
     print(f"\nmodel: {outputs['model']} (./src/predict.py --model)\nsummary: {path}")
     return True
 
@@ -339,20 +339,6 @@ def print_guide_classes(guide):
     for line in guide["warnings"]:
         print(f"warning: {line}")
     return {"guide_classes": guide["classes"], "guide_warnings": guide["warnings"]}
-
-
-def weak_reference(ref, floor=WEAK_IOU):
-    """A line naming the classes the fully supervised reference learned almost nothing of (IoU under `floor`):
-    the ratio then compares against a weak reference."""
-    path = Path(ref.get("results", ""))
-    per_class = finished(path.parent, path.name)["per_class_IoU"] if path.is_file() else {}
-    weak = {name: iou for name, iou in per_class.items() if iou is not None and iou < floor}
-    if not weak:
-        return []
-    names = ", ".join(f"{n} ({v:.1f})" for n, v in weak.items())
-    return [f"the fully supervised reference itself learns little of {names} (IoU under {floor}): the ratio "
-            "compares with a weak reference; the usual causes are objects a few pixels wide at the preset's input "
-            "size, and classes in few images (see README, own data)"]
 
 
 def print_profile(seconds, total, lane_of=None):

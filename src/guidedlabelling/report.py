@@ -15,7 +15,8 @@ from . import naming
 from . import pipeline
 from .datasets import open_dataset
 from .io import IGNORE, atomic_path, load_heatmap_mat, load_label_png
-from .results import METHOD_ROWS, RATIO_ROW, finished, method_table, stage_result
+from .results import METHOD_ROWS, RATIO_ROW, finished, method_table, stage_result, unscored_classes, \
+    weak_reference
 from .seeds import SeedRule
 from .visualize import PALETTE, file_tiles, panel_image, panel_tiles, stage_files
 
@@ -91,12 +92,15 @@ def table(header, rows, total_last=False, css_class=""):
 
 
 def summary_section(cfg, preset, ref):
-    figures = method_table(stage_result(cfg, preset, "guide_labels"), stage_result(cfg, preset, "segmentations"),
-                           ref and stage_result(ref, preset, "segmentations"))
+    """The method's table, and what makes its val figures say less (./script.py prints the same warnings)."""
+    seg, ref_seg = stage_result(cfg, preset, "segmentations"), ref and stage_result(ref, preset, "segmentations")
+    figures = method_table(stage_result(cfg, preset, "guide_labels"), seg, ref_seg)
     rows = [[html.escape(name), (number(figures[key], 1),)] for name, key in METHOD_ROWS]
     ratio = figures[RATIO_ROW[1]]
     rows.append([RATIO_ROW[0], (number(ratio and 100 * ratio, 1) + ("%" if ratio else ""),)])
-    return "<h2>Summary</h2>\n" + table(["stage", "mIoU %"], rows)
+    warnings = "".join(f"<p class=warn>{html.escape(line)}</p>"
+                       for line in unscored_classes(seg) + weak_reference(ref_seg or {}))
+    return "<h2>Summary</h2>\n" + table(["stage", "mIoU %"], rows) + warnings
 
 
 def swatch(k):

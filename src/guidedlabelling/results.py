@@ -5,6 +5,8 @@ and paper_tables.md all read them here."""
 import json
 from pathlib import Path
 
+import numpy as np
+
 from . import naming
 from .metrics import ratio_of
 
@@ -13,6 +15,7 @@ METHOD_ROWS = (("seeds (train)", "seeds_mIoU_train"), ("guide labels (train)", "
                ("segmenter on guide labels (val)", "segmenter_mIoU_val"),
                ("fully supervised reference (val)", "fully_supervised_mIoU_val"))
 RATIO_ROW = ("ratio guided / fully supervised", "ratio_to_fully_supervised")
+WEAK_IOU = 20  # a class under this IoU in the fully supervised reference: the reference itself learned little
 
 
 def finished(folder, name="done.json"):
@@ -34,3 +37,36 @@ def method_table(guide, seg, ref):
               ref.get("mIoU")]
     return {key: value for (_, key), value in zip(METHOD_ROWS, values)} | \
         {RATIO_ROW[1]: ratio_of(seg.get("mIoU"), ref.get("mIoU"))}
+
+
+def scores(test):
+    """The results.json that a test's done.json names (per-class IoU, confusion), or {}."""
+    path = Path((test or {}).get("results", ""))
+    return finished(path.parent, path.name) if path.is_file() else {}
+
+
+def unscored_classes(seg):
+    """A line naming the classes of which no scored val image has a ground-truth pixel: their IoU counts false
+    positives alone, so the mIoU and the ratio say nothing of how they are segmented."""
+    results = scores(seg)
+    if "confusion" not in results:
+        return []
+    absent = [name for name, pixels in zip(results["classes"], np.sum(results["confusion"], axis=1)) if not pixels]
+    if not absent:
+        return []
+    return [f"no scored val image shows {', '.join(absent)} (no ground-truth pixel): the segmenters' IoU of "
+            f"{'it' if len(absent) == 1 else 'them'} counts false positives alone, and the mIoU and the ratio say "
+            "nothing of how they are segmented; give val images that show them, with masks"]
+
+
+def weak_reference(ref, floor=WEAK_IOU):
+    """A line naming the classes the fully supervised reference learned almost nothing of (IoU under `floor`):
+    the ratio then compares against a weak reference."""
+    per_class = scores(ref).get("per_class_IoU", {})
+    weak = {name: iou for name, iou in per_class.items() if iou is not None and iou < floor}
+    if not weak:
+        return []
+    names = ", ".join(f"{n} ({v:.1f})" for n, v in weak.items())
+    return [f"the fully supervised reference itself learns little of {names} (IoU under {floor}): the ratio "
+            "compares with a weak reference; the usual causes are objects a few pixels wide at the preset's input "
+            "size, and classes in few images (see README, own data)"]
