@@ -16,6 +16,7 @@ from PIL import Image
 from guidedlabelling.io import load_heatmap_mat, save_heatmap_mat, save_label_png
 from guidedlabelling.report import coverage, example_indices
 from guidedlabelling.seeds import SeedRule
+from guidedlabelling.visualize import panel_tiles
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data/builtin_64px_20_10/builtin"
@@ -211,15 +212,27 @@ def most_improved(root, split, seed_folder, later_folder, k=4, seedthres=20):
 
 
 class Squares:
-    """Ten 10x10 images, each with one class-1 object in rows 0..4 (50 pixels)."""
+    """Ten 10x10 images, each with one class-1 object in rows 0..4 (50 pixels); those not in `annotated` have no
+    mask (own data: a label all void)."""
     has_labels = True
+
+    def __init__(self, annotated=range(10)):
+        self.annotated = set(annotated)
 
     def __len__(self):
         return 10
 
+    def annotated_at(self, i):
+        return i in self.annotated
+
+    def image(self, i):
+        return np.zeros((10, 10, 3), np.uint8)
+
     def label(self, i):
-        truth = np.zeros((10, 10), np.uint8)
-        truth[:5] = 1
+        truth = np.full((10, 10), 255, np.uint8)
+        if self.annotated_at(i):
+            truth[:] = 0
+            truth[:5] = 1
         return truth
 
     def image_classes(self, i):
@@ -244,6 +257,11 @@ def test_panels_are_images_whose_seeds_mark_a_part_then_those_whose_seeds_miss(t
     # seeds missing: 0 -> 5, 4 -> 4, 9 -> 1, 6 -> 0
     assert example_indices(Squares(), 4, files, SeedRule(20)) == [1, 2, 7, 8]
     assert example_indices(Squares(), 8, files, SeedRule(20)) == [0, 1, 2, 3, 4, 5, 7, 8]
+    partly = Squares(annotated=[0, 3, 4, 5, 6, 7, 8, 9])   # 1 and 2 have no mask: never shown for their gain
+    assert example_indices(partly, 4, files, SeedRule(20)) == [3, 5, 7, 8]
+    assert example_indices(partly, 8, files, SeedRule(20)) == [0, 3, 4, 5, 6, 7, 8, 9]
+    assert [caption for caption, _ in panel_tiles(partly, 0, [])] == ["image", "ground truth"]
+    assert [caption for caption, _ in panel_tiles(partly, 1, [])] == ["image"]   # no all-void tile
 
 
 def test_coverage_counts_the_object_pixels_given_their_class():

@@ -303,9 +303,9 @@ def part_to_whole(data, i, files, rule):
 def example_indices(data, k, files, rule):
     """The k images (in split order) whose seeds mark a part of their objects and whose labels gain most over
     them (part_to_whole; then the images whose seeds miss their objects); images spread evenly over the split
-    where the split has no ground truth or the run no seeds and later labels."""
-    keys = [part_to_whole(data, i, files[i], rule) for i in range(len(data))] if data.has_labels else []
-    ranked = sorted((not key[0], -key[1], i) for i, key in enumerate(keys) if key is not None)
+    where none has ground truth or the run has no seeds and later labels."""
+    keys = {i: part_to_whole(data, i, files[i], rule) for i in range(len(data)) if data.annotated_at(i)}
+    ranked = sorted((not key[0], -key[1], i) for i, key in keys.items() if key is not None)
     return sorted(i for _, _, i in ranked[:k]) if ranked else spread_indices(data, k)
 
 

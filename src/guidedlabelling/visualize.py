@@ -43,8 +43,8 @@ def read_tile(path, classes, rule):
 
 
 def panel_tiles(data, i, outputs):
-    """The image, the stage outputs ((caption, tile) list), and the ground truth when the dataset has it."""
-    truth = [("ground truth", colour(data.label(i)))] if data.has_labels else []
+    """The image, the stage outputs ((caption, tile) list), and the ground truth when the image has it."""
+    truth = [("ground truth", colour(data.label(i)))] if data.annotated_at(i) else []
     return [("image", data.image(i))] + list(outputs) + truth
 
 

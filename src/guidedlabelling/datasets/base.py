@@ -168,6 +168,10 @@ class Labelled(ImageList):
         """The label map of item i ([H, W] uint8, 255 = void) at its work size (nearest neighbour)."""
         return self.at_work_size(i, self.full_label(i), Image.NEAREST)
 
+    def annotated_at(self, i):
+        """Whether item i has a label map (own data may leave some images without a mask)."""
+        return self.has_labels
+
     def full_label(self, i):
         """The label map of item i at the file's size; a layout without label maps keeps this."""
         raise InputError(self.needs_labels(f"the label map of {self.items[i].id}"))

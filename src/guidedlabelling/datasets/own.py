@@ -78,7 +78,7 @@ class OwnDataset(Labelled):
                               if self.split == "train" and all(c in present for present in self._present)]
         if self.split == "train":
             problems += self._untaught(rows, files, val_percent)
-        self.annotated = sum(it.label.is_file() for it in self.items) if self.has_labels else 0  # images with a mask
+        self.annotated = sum(map(self.annotated_at, range(len(self.items))))  # images with a mask
         if self.has_labels:  # every mask there checked now, before a stage writes anything
             problems += self._mask_problems(masks)
         raise_all(problems, self.tags_file)
@@ -202,10 +202,13 @@ class OwnDataset(Labelled):
                 f"not tag ({' '.join(row.tags) or 'no tags'}); mask values follow the classes background + the sorted "
                 f"tags ({order}): fix the mask or the tags"), holds
 
+    def annotated_at(self, i):
+        return self.has_labels and self.items[i].label.is_file()
+
     def full_label(self, i):
         if not self.has_labels:
             return super().full_label(i)  # the error of a layout without label maps
-        if not self.items[i].label.is_file():  # not annotated: void, left out of every score and of the reference
+        if not self.annotated_at(i):  # not annotated: void, left out of every score and of the reference
             return np.full(self.sizes[i], IGNORE, np.uint8)
         source = f"{self.tags_file} (background + its sorted tags)"
         return checked_label(self.items[i].label, self.sizes[i], self.classes, source)
