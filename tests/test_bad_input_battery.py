@@ -211,6 +211,13 @@ def reference_without_training_masks(own):
     return own_args(own) + ["--labels", "gt"]
 
 
+@case("masks: 1 of the 4 train images have no mask, and step guide_labels takes every image's foreground from its "
+      "mask (guiderule salor, the oracle); add their masks, or choose another guiderule")
+def oracle_rule_with_a_training_image_unannotated(own):
+    (own["masks"] / "c.png").unlink()   # masks of some images are allowed, not with the oracle
+    return own_args(own) + ["--set", "guiderule=salor"]
+
+
 @case("masks: no mask of the CSV's images (<id>.png); name each as its image's id, or leave out --masks")
 def masks_folder_of_other_names(own):
     for path in own["masks"].glob("*.png"):

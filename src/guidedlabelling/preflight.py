@@ -100,6 +100,10 @@ def check_stage(stage, cfg, preset, given, opened, made=()):
             elif reads.ground_truth and getattr(data, "annotated", None) == 0:  # own data: masks of other splits only
                 opened.add(f"{cfg['data']['masks']}: no image of split {data.split} has a mask, and step {stage} "
                            "learns from or scores against them; add masks of that split's images")
+            elif reads.every_mask and getattr(data, "annotated", len(data)) < len(data):
+                opened.add(f"{cfg['data']['masks']}: {len(data) - data.annotated} of the {len(data)} {data.split} "
+                           f"images have no mask, and step {stage} takes every image's foreground from its mask "
+                           "(guiderule salor, the oracle); add their masks, or choose another guiderule")
     saliency_set = opened.get(("saliency",) + reads.saliency_set, lambda: MaskFolder(*reads.saliency_set)) \
         if reads.saliency_set else None
     key = ("init", reads.init, reads.net)  # a Caffe model is parsed once per run, not once per step

@@ -10,6 +10,7 @@ NO_INIT = (None, "", "none")
 class Reads:
     splits: tuple = ()            # dataset splits, named as --dataset / --test_dataset name them
     ground_truth: bool = False    # needs label PNGs (own data: --masks)
+    every_mask: bool = False      # needs the label of every image, not only of some (an oracle: guiderule salor)
     evaluates: bool = False       # compares with the label PNGs or masks when there are any
     tags: bool = True             # reads the images' tags (a VOC folder's come from its label PNGs)
     upstream: dict = field(default_factory=dict)  # upstream stage -> folder given instead of its output (or None)

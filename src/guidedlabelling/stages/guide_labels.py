@@ -77,7 +77,8 @@ def add_arguments(parser):
 def reads(cfg, given):
     """The training split; seeds and saliency, from the upstream stages or the folders given instead."""
     g = cfg["guide_labels"]
-    return Reads(splits=(cfg["data"]["dataset"],), ground_truth=g["guiderule"] == "salor", evaluates=True,
+    oracle = g["guiderule"] == "salor"
+    return Reads(splits=(cfg["data"]["dataset"],), ground_truth=oracle, every_mask=oracle, evaluates=True,
                  upstream={"seed_heatmaps": given.get("seed_dir"),
                            "saliency": given.get("saliency_dir") or g["saliency_maps"]})
 
