@@ -32,6 +32,16 @@ def test_a_signal_during_start_up_is_one_line(script, own, sig, code, line):
     assert not own["out_root"].exists()
 
 
+def test_a_stop_with_overridecache_says_to_resume_without_it(own):
+    """Rerun as it was, --overridecache would clear what the stopped run made."""
+    proc = start("src/seed/train.py", *own_args(own), "--overridecache")
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130 and err.strip() == "interrupted; rerun the same command without --overridecache " \
+        "to resume", out + err
+
+
 def limit_file_size():
     resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))  # Python ignores SIGXFSZ: writes fail EFBIG
 

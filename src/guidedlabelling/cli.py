@@ -10,10 +10,7 @@ import signal
 import sys
 import traceback
 
-from .errors import InputError, os_error_message
-
-INTERRUPTED = "interrupted; rerun the same command to resume"
-TERMINATED = "terminated; rerun the same command to resume"
+from .errors import InputError, os_error_message, resume_hint
 
 
 class Terminated(KeyboardInterrupt):
@@ -48,7 +45,8 @@ def silent_when_the_receiver_is_gone(report):
 def leave_at_once(signum, frame):
     """Ctrl-C or SIGTERM during start-up: nothing is written yet, and a KeyboardInterrupt inside a library's import
     can leave it half made (numpy then fails in ways that hide the Ctrl-C), so leave now."""
-    print(TERMINATED if signum == signal.SIGTERM else INTERRUPTED, file=sys.stderr, flush=True)
+    print(f"{'terminated' if signum == signal.SIGTERM else 'interrupted'}; {resume_hint()}", file=sys.stderr,
+          flush=True)
     os._exit(128 + signum)
 
 
@@ -68,7 +66,7 @@ def run(module, function="main", *args):
     except KeyboardInterrupt as e:
         if debug:
             traceback.print_exc()
-        print(TERMINATED if isinstance(e, Terminated) else INTERRUPTED, file=sys.stderr)
+        print(f"{'terminated' if isinstance(e, Terminated) else 'interrupted'}; {resume_hint()}", file=sys.stderr)
         sys.exit(143 if isinstance(e, Terminated) else 130)
 
 

@@ -1,5 +1,7 @@
 """Errors a user can fix, each told in one line that names the file or setting and the fix."""
 import errno
+import re
+import sys
 from pathlib import Path
 
 
@@ -12,6 +14,16 @@ class InputError(Exception):
 
     def __str__(self):
         return "\n".join(self.messages)
+
+
+def resume_hint(argv=None):
+    """How to resume a command stopped midway: the same command, less --overridecache, which would clear what it
+    made so far."""
+    argv = sys.argv[1:] if argv is None else argv
+    clears = any(a == "--overridecache" or re.fullmatch(r"(run\.)?overridecache=(true|yes|on|1)", a, re.I)
+                 for a in argv)
+    return "rerun the same command without --overridecache to resume" if clears else \
+        "rerun the same command to resume"
 
 
 def capped(problems, source, shown=10):

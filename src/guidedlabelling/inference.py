@@ -14,7 +14,7 @@ from . import transforms as T
 from .checks import device as device_syntax
 from .cli import quiet_loader_worker
 from .crf import crf_from_probs
-from .io import IGNORE, InputError, apply_state, load_checkpoint, load_heatmap_mat, load_label_png
+from .io import IGNORE, InputError, apply_state, load_checkpoint, load_heatmap_mat, load_label_png, snapshots
 from .metrics import confusion, report
 from .networks import build_seed_net, build_seg_net
 
@@ -112,7 +112,7 @@ def trained(folder, iteration=0):
     """The final model of a training folder, or its snapshot at `iteration` (the release's --test_iter)."""
     path = folder / ("model.pth" if not iteration else f"snapshot_iter_{iteration}.pth")
     if iteration and not path.exists():
-        held = sorted(int(p.stem.rsplit("_", 1)[1]) for p in folder.glob("snapshot_iter_*.pth"))
+        held = [int(p.stem.rsplit("_", 1)[1]) for p in snapshots(folder)]
         raise InputError(f"{path}: no snapshot of iteration {iteration} (this folder holds "
                          f"{', '.join(map(str, held)) or 'none'}); test one of those, or train again with "
                          "--set snapshot=N --overridecache (and --set store=none for a saliency network, whose "

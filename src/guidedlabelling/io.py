@@ -252,6 +252,11 @@ def save_checkpoint(path, model, meta, optimizer=None, iteration=None):
             raise
 
 
+def snapshots(folder):
+    """A training folder's snapshot_iter_<N>.pth files, by iteration."""
+    return sorted(Path(folder).glob("snapshot_iter_*.pth"), key=lambda p: int(p.stem.rsplit("_", 1)[1]))
+
+
 def load_checkpoint(path, model=None, expect=None):
     """Load a checkpoint; `expect` (dict of meta fields) guards against a checkpoint of another network."""
     path = Path(path)

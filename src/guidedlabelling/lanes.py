@@ -18,6 +18,7 @@ import threading
 import time
 
 from .cli import Terminated
+from .errors import resume_hint
 
 POLL_S = 0.2        # how often the scheduler looks at its lanes
 STOP_WAIT_S = 120   # how long stopped lanes get to save a snapshot and end
@@ -91,9 +92,9 @@ class Lane:
         if code < 0:
             name = signal.Signals(-code).name
             return [f"error: lane {self.number} ({', '.join(self.chain)}) was ended by {name} (killed for memory?); "
-                    "rerun the same command to resume\n"], 128 - code
+                    f"{resume_hint()}\n"], 128 - code
         return self.errors or [f"error: lane {self.number} ({', '.join(self.chain)}) failed, exit code {code} (its "
-                               "output is above); rerun the same command to resume\n"], code
+                               f"output is above); {resume_hint()}\n"], code
 
 
 def run_chains(order, needs, lanes, argv, run_here, debug=False, poll_s=POLL_S):

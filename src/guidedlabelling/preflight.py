@@ -18,6 +18,8 @@ from . import settings as S
 from . import pipeline
 from .datasets import MaskFolder, open_dataset
 from .errors import InputError, capped
+from .inference import check_classes, pick_device
+from .io import load_checkpoint, snapshots
 from .fingerprint import EVALUATED, SETTINGS, UPSTREAM, WORK_SIZE, Digests, folder_files, output_fingerprint, \
     settings_digest, staleness
 from .networks import NETWORKS, imagenet_weights, names
@@ -88,6 +90,7 @@ def check_stage(stage, cfg, preset, given, opened, made=()):
     """What `stage` reads with these settings, checked; problems go to `opened`. `made`: folders that earlier
     steps of the same run write, so need not be finished yet."""
     reads = S.STAGE_MODULES[stage].reads(cfg, given)
+    opened.get(("device", cfg["run"]["device"]), lambda: pick_device(cfg["run"]["device"]))  # before any clearing
     follow = cfg["run"]["follow_symlinks"]
     datasets = {}
     for split in reads.splits:
@@ -147,7 +150,9 @@ def upstream_folder(parent, given_folder, cfg, preset, made, datasets, opened):
         path = Path(given_folder).expanduser().resolve()  # one folder, one record however it is written
         if not path.is_dir():
             opened.add(f"{path}: folder not found; pass an existing folder")
-        elif (path / "done.json").exists():
+            return path
+        opened.add(*given_model_problems(parent, path, datasets))
+        if (path / "done.json").exists():
             why = staleness(path, opened.digests, opened.stale)
             if why:
                 opened.add(f"{path}: out of date, {why}; rerun {pipeline.command(parent)} for it")
@@ -167,6 +172,23 @@ def upstream_folder(parent, given_folder, cfg, preset, made, datasets, opened):
         if why:
             opened.add(f"{path}: the output of stage {parent} is out of date, {why}; rerun {fix}")
     return path
+
+
+def given_model_problems(parent, folder, datasets):
+    """A folder given instead of a training's output (--model_dir): its model.pth must be of that training's kind,
+    and a seed or segmentation network must know the classes of the datasets read."""
+    kind = {stage: kind for kind, stage in pipeline.TRAINERS.items()}.get(parent)
+    if kind is None:
+        return []
+    held = snapshots(folder)
+    model = folder / "model.pth" if (folder / "model.pth").exists() or not held else held[-1]
+    try:
+        meta = load_checkpoint(model, expect={"kind": kind})["meta"]
+        for data in datasets.values() if kind != "saliency" else ():
+            check_classes(meta, data)
+    except InputError as e:
+        return list(e.messages)
+    return []
 
 
 def per_image_problems(folder, suffix, datasets):

@@ -9,6 +9,7 @@ Bad input ends in one line `error: ...` and exit code 2 (cli.py), before anythin
 """
 import logging
 import os
+import re
 import shutil
 import sys
 from dataclasses import dataclass, field
@@ -103,6 +104,7 @@ def make_logger(out):
 
 
 BOOKKEEPING = ("config.yaml", "log.txt", MANIFEST)  # what a folder holds besides outputs
+TEMPORARY = re.compile(r"\..*\.tmp.*")  # io.atomic_path's files, left by a run killed while writing
 
 
 def has_outputs(out):
@@ -144,6 +146,7 @@ def check_cache(out, stage_cfg, override, manifest, alone=True, rescore=False):
     a folder whose only changed inputs are files it scores with, and whose outputs are whole, keeps its
     per-image files and scores them again. Returns whether it removed the folder's contents."""
     stored = out / "config.yaml"
+    refuse_foreign(out)
     remove_leftovers(out)
     cleared = override and out.exists()
     if cleared:
@@ -179,6 +182,14 @@ def check_cache(out, stage_cfg, override, manifest, alone=True, rescore=False):
     save_yaml(stored, stage_cfg)
     save_json(out / MANIFEST, manifest)
     return cleared
+
+
+def refuse_foreign(out):
+    """A folder holding files but no config.yaml is not a stage's (a user's --out_dir): recomputing would remove
+    it whole."""
+    if out.is_dir() and not (out / "config.yaml").exists() and any(not TEMPORARY.match(p.name) for p in out.iterdir()):
+        raise InputError(f"{out}: holds files that no stage wrote (it has no config.yaml), and a stage removes its "
+                         "folder whole when it recomputes; choose a new or empty folder (--out_dir, --out_root)")
 
 
 def stage_module(stage):

@@ -14,7 +14,8 @@ from torch.overrides import TorchFunctionMode
 from . import distributed
 from . import precision as P
 from .cli import Terminated, quiet_loader_worker
-from .io import IGNORE, InputError, load_checkpoint, save_checkpoint, save_json
+from .errors import resume_hint
+from .io import IGNORE, InputError, load_checkpoint, save_checkpoint, save_json, snapshots
 from .progress import progress
 from .solver import SOLVERS, Solver, param_groups, step_lr
 
@@ -71,8 +72,7 @@ def train_loop(model, stream, loss_fn, solver, mults, out, log, device, run, met
                     if interrupted["by"] == signal.SIGTERM:  # the command then prints its one line 'terminated'
                         log.info("saved a snapshot at iteration %d", it + 1)
                         raise Terminated
-                    log.info("interrupted: saved a snapshot at iteration %d; rerun the same command to resume",
-                             it + 1)
+                    log.info("interrupted: saved a snapshot at iteration %d; %s", it + 1, resume_hint())
                     raise SystemExit(130)
         finally:
             for sig, handler in previous.items():
@@ -99,7 +99,7 @@ def sgd_step(net, batch, loss_fn, sgd, scaler, amp, dropout, interrupted):
 
 def resume(out, model, sgd, log):
     """(first iteration, losses so far) from the latest snapshot in `out`, loaded into model and solver."""
-    snaps = sorted(out.glob("snapshot_iter_*.pth"), key=lambda p: int(p.stem.rsplit("_", 1)[1]))
+    snaps = snapshots(out)
     if not snaps:
         return 0, []
     state = load_checkpoint(snaps[-1], model)

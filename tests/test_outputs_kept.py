@@ -1,0 +1,69 @@
+"""A stage command given bad input stops before it touches a finished folder: its outputs stay as they were, and
+a folder it did not make is never removed (a review found each of these cleared, then the error)."""
+import pytest
+import torch
+
+from conftest import own_args, stage_folders
+
+
+def files_of(folder):
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+@pytest.fixture
+def heatmaps(own, command):
+    """The tiny dataset's seed heatmaps, finished; returns their folder and its files."""
+    for stage in ("seed_train", "seed_heatmaps"):
+        code, out, err = command(stage, *own_args(own))
+        assert code == 0, out + err
+    folder, = stage_folders(own["out_root"] / "tiny" / "seed_heatmaps")
+    return folder, files_of(folder)
+
+
+def test_a_model_of_another_kind_given_leaves_the_outputs(own, command, heatmaps):
+    folder, before = heatmaps
+    code, out, err = command("seg_train", *own_args(own), "--labels", "gt")
+    assert code == 0, out + err
+    segmenter = next(f for f in stage_folders(own["out_root"] / "tiny" / "seg_train") if f.name.endswith("labels-gt"))
+    code, out, err = command("seed_heatmaps", *own_args(own), "--model_dir", segmenter)
+    assert code == 2 and f"{segmenter / 'model.pth'}: checkpoint is for kind='segmentation'" in err, out + err
+    assert "recomputing" not in out and files_of(folder) == before
+
+
+def test_a_model_of_other_classes_given_leaves_the_outputs(own, command, heatmaps, tmp_path):
+    folder, before = heatmaps
+    seed_train, = stage_folders(own["out_root"] / "tiny" / "seed_train")
+    other = tmp_path / "other_classes"
+    other.mkdir()
+    state = torch.load(seed_train / "model.pth", weights_only=True)
+    state["meta"]["classes"] = ["background", "cat", "horse"]
+    torch.save(state, other / "model.pth")
+    code, out, err = command("seed_heatmaps", *own_args(own), "--model_dir", other)
+    assert code == 2 and "the model was trained on classes ['background', 'cat', 'horse']" in err, out + err
+    assert files_of(folder) == before
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_a_device_this_machine_lacks_is_refused_before_a_recompute(own, command, heatmaps):
+    folder, before = heatmaps
+    code, out, err = command("seed_heatmaps", *own_args(own), "--device", "cuda", "--overridecache")
+    assert code == 2 and "--device cuda: no CUDA device here; use --device cpu" in err, out + err
+    assert files_of(folder) == before
+
+
+@pytest.mark.parametrize("extra", [(), ("--overridecache",)])
+def test_an_out_dir_holding_other_files_is_refused(own, command, tmp_path, extra):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("precious")
+    code, out, err = command("seed_train", *own_args(own), "--out_dir", mine, *extra)
+    assert code == 2 and f"{mine}: holds files that no stage wrote (it has no config.yaml)" in err, out + err
+    assert sorted(p.name for p in mine.iterdir()) == ["thesis.tex"]
+
+
+def test_an_empty_out_dir_is_used(own, command, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / ".config.yaml.x1.tmp.yaml").write_text("")   # what a run killed while writing leaves
+    code, out, err = command("seed_train", *own_args(own), "--out_dir", empty)
+    assert code == 0 and (empty / "done.json").exists(), out + err
