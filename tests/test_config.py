@@ -201,6 +201,14 @@ def test_one_folder_written_any_way_names_one_output_folder(tmp_path, monkeypatc
     assert naming.stage_name(other, preset, "seed_train") != name
 
 
+def test_the_default_out_root_is_the_projects_from_any_folder_and_a_given_one_the_current_folders(tmp_path,
+                                                                                                 monkeypatch):
+    """A stage command started from another folder looked for the project's outputs under that folder."""
+    monkeypatch.chdir(tmp_path)
+    assert C.resolve("demo", [])[0]["run"]["out_root"] == str(C.ROOT / "data" / "runs")
+    assert C.resolve("demo", ["out_root=mine"])[0]["run"]["out_root"] == str(tmp_path / "mine")
+
+
 def test_a_folder_made_with_a_relative_path_matches_the_same_path_made_absolute(tmp_path, monkeypatch):
     """config.yaml of folders made before paths were stored absolute still matches the same settings."""
     monkeypatch.chdir(tmp_path)

@@ -78,7 +78,8 @@ for _section, _options in OPTIONS.items():
         OWNERS.setdefault(_key, []).append(_section)
 TYPES_WITHOUT_DEFAULT = {"gpu": int}  # settings whose default is None; the others of them are text
 BOOLEANS = {"true": True, "yes": True, "on": True, "1": True, "false": False, "no": False, "off": False, "0": False}
-PATH_SETTINGS = ("dataset_dir", "pascalroot", "images", "tags", "masks", "saliency_data", "saliency_maps", "init")
+PATH_SETTINGS = ("dataset_dir", "pascalroot", "images", "tags", "masks", "saliency_data", "saliency_maps", "init",
+                 "out_root")
 LIST_SETTINGS = ("saliency_data",)  # several paths, comma-separated
 NOT_PATHS = ("", "none", "imagenet")  # values of init that name no file
 KIND_NAMES = {bool: "true or false (also yes/no, on/off, 1/0)", int: "a whole number", float: "a finite number",
