@@ -42,6 +42,19 @@ def test_a_stop_with_overridecache_says_to_resume_without_it(own):
         "to resume", out + err
 
 
+@pytest.mark.parametrize("script", ["script.py", "src/seed/train.py"])
+def test_a_reader_that_goes_away_silences_the_output_not_the_run(own, script):
+    """`command | head`: the output's reader closes the pipe; the command ran on, printing a traceback per log line
+    (the driver: stopped with a misleading error). Now it finishes quietly, its log.txt whole."""
+    proc = start(script, *own_args(own))
+    proc.stdout.close()   # the reader is gone before the first line
+    err = proc.stderr.read()
+    proc.wait(timeout=300)
+    assert proc.returncode == 0 and "Error" not in err and "Traceback" not in err, err
+    log, = (own["out_root"] / "tiny" / "seed_train").glob("*/log.txt")
+    assert "wrote" in log.read_text()
+
+
 def limit_file_size():
     resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))  # Python ignores SIGXFSZ: writes fail EFBIG
 

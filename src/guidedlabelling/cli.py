@@ -50,6 +50,37 @@ def leave_at_once(signum, frame):
     os._exit(128 + signum)
 
 
+class ReaderGone:
+    """stdout that falls silent once its reader is gone (`| head`) instead of failing every print and log line
+    (a traceback each): the command runs on, and its folders' log.txt keep every line."""
+
+    def __init__(self, stream):
+        self.stream, self.gone = stream, False
+
+    def write(self, text):
+        if not self.gone:
+            try:
+                return self.stream.write(text)
+            except BrokenPipeError:
+                self.silence()
+        return len(text)
+
+    def flush(self):
+        if not self.gone:
+            try:
+                self.stream.flush()
+            except BrokenPipeError:
+                self.silence()
+
+    def silence(self):
+        """Point the descriptor at /dev/null, so what is left in the buffer, flushed at exit, fails no more."""
+        self.gone = True
+        os.dup2(os.open(os.devnull, os.O_WRONLY), self.stream.fileno())
+
+    def __getattr__(self, name):
+        return getattr(self.stream, name)
+
+
 def run(module, function="main", *args):
     """guidedlabelling's `module`.`function`(*args) as a command; the import happens inside the guard, so a
     Ctrl-C during start-up ends in one line too."""
@@ -57,6 +88,7 @@ def run(module, function="main", *args):
     if not debug:
         signal.signal(signal.SIGINT, leave_at_once)
         signal.signal(signal.SIGTERM, leave_at_once)
+    stdout, sys.stdout = sys.stdout, ReaderGone(sys.stdout)
     try:
         entry = getattr(importlib.import_module(module), function)
         signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -68,6 +100,8 @@ def run(module, function="main", *args):
             traceback.print_exc()
         print(f"{'terminated' if isinstance(e, Terminated) else 'interrupted'}; {resume_hint()}", file=sys.stderr)
         sys.exit(143 if isinstance(e, Terminated) else 130)
+    finally:
+        sys.stdout = stdout
 
 
 @contextlib.contextmanager
