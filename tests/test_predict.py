@@ -324,3 +324,15 @@ def test_a_checkpoint_of_another_kind_is_one_error_without_a_note(photos, tmp_pa
     assert proc.stderr.strip() == (f"error: {path}: checkpoint is for kind='saliency' (a saliency network "
                                    "DeepLab-LargeFOV, width 0.0625), not kind='segmentation' as asked; pass a "
                                    "model.pth of ./src/segmentation/train.py")
+
+
+def test_a_preset_that_does_not_exist_is_one_error_without_a_note(photos, tmp_path):
+    """A model trained by a run of demo, given --config nope: no note that nope's geometry replaces demo's first."""
+    path = tmp_path / "model.pth"
+    save_checkpoint(path, build_seg_net("DeepLab-LargeFOV", 6, 1 / 16),
+                    {"kind": "segmentation", "net": "DeepLab-LargeFOV", "width": 1 / 16, "preset": "demo",
+                     "classes": ["background", "a", "b", "c", "d", "e"]})
+    proc = subprocess.run([sys.executable, str(ROOT / "src/predict.py"), str(photos), "--model", str(path),
+                           "--out_dir", str(tmp_path / "out"), "--config", "nope"], cwd=ROOT, capture_output=True,
+                          text=True)
+    assert proc.returncode == 2 and proc.stdout == "" and proc.stderr.startswith("error: nope"), proc.stderr

@@ -122,6 +122,7 @@ def test_preset(model_path, config=None):
     trained_by = load_checkpoint(model_file(model_path), expect={"kind": "segmentation"})["meta"].get("preset")
     known = trained_by is not None and (CONFIGS / f"{trained_by}.yaml").is_file()
     if config is not None:
+        resolve(config)  # a preset that does not exist is the one error, before any note
         same = trained_by is None or Path(config).stem == trained_by
         return config, None if same else (f"the model was trained by a run of preset {trained_by}; --config "
                                           f"{config} gives it that preset's test geometry")
