@@ -161,7 +161,8 @@ def check_cache(out, stage_cfg, override, manifest, alone=True, rescore=False):
     again = [UPSTREAM + stage for stage in remade(record)] if record else []  # upstream outputs made again since
     if settings is not None and has_outputs(out) and (record or {}).get("fingerprint") != manifest["fingerprint"]:
         changed = sorted(set(changes(record["inputs"], manifest["inputs"]) + again)) if record else []
-        why = since_made(changed, record["inputs"], manifest["inputs"]) if record else \
+        why = (other_upstream(record["upstream"], manifest["upstream"]) or
+               since_made(changed, record["inputs"], manifest["inputs"])) if record else \
             "no record of the inputs it was made from (made by an older version)"
     elif has_outputs(out) and again:
         why = since_made(again, record["inputs"], manifest["inputs"])
@@ -190,6 +191,14 @@ def refuse_foreign(out):
     if out.is_dir() and not (out / "config.yaml").exists() and any(not TEMPORARY.match(p.name) for p in out.iterdir()):
         raise InputError(f"{out}: holds files that no stage wrote (it has no config.yaml), and a stage removes its "
                          "folder whole when it recomputes; choose a new or empty folder (--out_dir, --out_root)")
+
+
+def other_upstream(made_from, reads):
+    """Why a folder is stale when it was made from other upstream folders ({stage: folder}) than it reads now
+    (--model_dir, --seed_dir, ... given, or no longer given), else None."""
+    moved = {stage: folder for stage, folder in reads.items() if made_from.get(stage, folder) != folder}
+    return "; ".join(f"it was made from the {stage} folder {made_from[stage]}, and now reads {folder}"
+                     for stage, folder in moved.items()) or None
 
 
 def stage_module(stage):
