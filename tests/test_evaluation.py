@@ -204,7 +204,8 @@ def test_eval_rerun_is_up_to_date_and_missing_input_is_one_line(seeds, tmp_path)
     root, _ = seeds
     assert "up to date" in run("src/seed/eval.py", out_root=root.parent).stdout
     proc = run("src/seed/eval_cls.py", out_root=tmp_path)
-    assert proc.returncode == 2 and "run ./src/seed/test.py with the same settings first" in proc.stderr
+    assert proc.returncode == 2, proc.stderr
+    assert f"run ./src/seed/test.py --set out_root={tmp_path} with the same --config first" in proc.stderr
     assert "Traceback" not in proc.stderr
 
 

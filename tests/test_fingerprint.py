@@ -44,6 +44,11 @@ def run_all(command, own, stages=METHOD, *extra):
     return outputs
 
 
+def own_sets(own):
+    """The settings of own_args that the seed stages read, as a message asks to rerun them with."""
+    return " ".join(f"--set {key}={own[key]}" for key in ("images", "tags", "masks", "out_root"))
+
+
 def folder(own, stage_folder):
     """The one output folder of a stage (its name lists the own data's settings)."""
     found = stage_folders(own["out_root"] / "tiny" / stage_folder)
@@ -128,7 +133,7 @@ def test_a_stage_made_again_after_an_upgrade_records_its_upstream_digest(own, co
     run_all(command, own, ("seed_train",), "--overridecache")
     code, _, err = command("guide_labels", *own_args(own))
     assert code == 2 and ("the output of stage seed_heatmaps is out of date, seed_train's output changed since it "
-                          "was made; rerun ./src/seed/test.py with the same settings first") in err
+                          f"was made; rerun ./src/seed/test.py {own_sets(own)} with the same --config first") in err
     outputs = run_all(command, own, ("seed_heatmaps",))
     assert "seed_train's output changed since it was made; recomputing it" in outputs[0]
 
@@ -173,7 +178,7 @@ def test_a_stale_upstream_output_is_an_error_naming_what_changed(own, command):
     code, _, err = command("seed_heatmaps", *own_args(own))
     assert code == 2
     assert (f"the output of stage seed_train is out of date, {own['tags']} changed since it was made; rerun "
-            "./src/seed/train.py with the same settings first") in err
+            f"./src/seed/train.py {own_sets(own)} with the same --config first") in err
     run_all(command, own, ("seed_train", "seed_heatmaps"))
     scores = scipy.io.loadmat(folder(own, "seed_heatmaps") / "cls_res.mat")
     ids = [str(np.ravel(v)[0]) for v in scores["ids"].ravel()]

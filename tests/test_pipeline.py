@@ -94,7 +94,7 @@ def test_missing_upstream_names_the_command(tmp_path):
     proc = subprocess.run([sys.executable, str(ROOT / "src/segmentation/test.py"), "--config", "smoke",
                            "--out_root", str(tmp_path)], cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 2
-    assert "run ./src/segmentation/train.py with the same settings first" in proc.stderr
+    assert f"run ./src/segmentation/train.py --set out_root={tmp_path} with the same --config first" in proc.stderr
     assert "Traceback" not in proc.stderr
 
 

@@ -4,6 +4,7 @@ part and a hash of it, `images-photos-1f0c2a`), so variants coexist and each sta
 folder's stored settings (its config.yaml, paths absolute) are the current ones."""
 import copy
 import hashlib
+import shlex
 from pathlib import Path
 
 import yaml
@@ -21,10 +22,26 @@ def token(sec, key, value, section_names=None):
     """`key-value` of a setting in a folder name; a path is its last part and a hash of the whole (two
     projects' folders both called images/ get two folders). section_names: how a section is written, when
     not by its name."""
-    name = key if len(OWNERS[key]) == 1 else f"{(section_names or {}).get(sec, sec)}.{key}"
+    name = set_key((section_names or {}).get(sec, sec), key)
     if key in PATH_SETTINGS and isinstance(value, str) and value not in NOT_PATHS:
         return f"{name}-{Path(value.split(',')[0]).name}-{hashlib.sha1(value.encode()).hexdigest()[:6]}"
     return f"{name}-{value}"
+
+
+def set_key(sec, key):
+    """A setting as --set names it: bare where one section has it, else SECTION.KEY."""
+    return key if len(OWNERS[key]) == 1 else f"{sec}.{key}"
+
+
+def rerun_command(stage, cfg, preset):
+    """The command that makes `stage`'s output of these settings, for messages: its --set of the settings of its
+    sections (and out_root) that differ from the preset."""
+    differ = [(sec, k, v) for sec in pipeline.sections(stage, cfg) for k, v in cfg[sec].items()
+              if k not in NAMING_EXCLUDED and v != preset[sec][k]]
+    if cfg["run"]["out_root"] != preset["run"]["out_root"]:
+        differ.append(("run", "out_root", cfg["run"]["out_root"]))
+    sets = "".join(f" --set {shlex.quote(f'{set_key(sec, k)}={v}')}" for sec, k, v in differ)
+    return f"{pipeline.command(stage)}{sets} with the same --config"
 
 
 def stage_name(cfg, preset, stage, section_names=None):

@@ -145,7 +145,7 @@ def upstream_folder(parent, given_folder, cfg, preset, made, datasets, opened):
     """The folder `parent`'s output is read from: a folder given instead (which must exist, and hold a file
     for every image when the parent writes per-image files), or the parent's output folder of these settings
     (which must be finished and current, unless an earlier step of this run makes it)."""
-    fix = f"{pipeline.command(parent)} with the same settings first (or ./script.py)"
+    fix = f"{naming.rerun_command(parent, cfg, preset)} first (or ./script.py)"
     if given_folder:
         path = Path(given_folder).expanduser().resolve()  # one folder, one record however it is written
         if not path.is_dir():
