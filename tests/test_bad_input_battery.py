@@ -229,6 +229,18 @@ def upstream_not_made(own):
     pass
 
 
+@case("--max_iter: not a flag of ./src/seed/test.py, but a setting of seed_train, saliency_train and seg_train; "
+      "give it as --set SECTION.max_iter=60 (SECTION: seed_train, saliency_train and seg_train)",
+      command="seed_heatmaps")
+def another_stages_setting_as_a_flag(own):
+    return own_args(own) + ["--max_iter", "60"]
+
+
+@case("--guiderule: not a flag of ./script.py, but a setting of guide_labels; give it as --set guiderule=seed")
+def a_setting_as_a_flag_of_the_driver(own):
+    return own_args(own) + ["--guiderule=seed"]
+
+
 @case("--steps: unknown steps ['seeds']")
 def unknown_step(own):
     return own_args(own) + ["--steps", "seeds"]

@@ -52,7 +52,7 @@ def parse(argv=None):
     p.add_argument("--debug", action="store_true", help="show the traceback of an error instead of one line")
     p.add_argument("--lane", action="store_true", help=argparse.SUPPRESS)  # a lane's process (lanes.py): run the
     # steps, then print their seconds (lanes.REPORT), no table
-    return p.parse_args(argv)
+    return runner.parse_or_suggest_set(p, argv, "./script.py")
 
 
 def settings(args):

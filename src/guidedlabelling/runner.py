@@ -211,7 +211,35 @@ def parse(stage, argv=None):
     parser.add_argument("--out_dir", help="write here instead of the folder named from the settings")
     if hasattr(module, "add_arguments"):
         module.add_arguments(parser)
-    return parser.parse_args(argv)
+    return parse_or_suggest_set(parser, argv, pipeline.command(stage))
+
+
+def parse_or_suggest_set(parser, argv, command):
+    """parser.parse_args(argv); flags it lacks that are settings (--max_iter on a test command, --guiderule on
+    ./script.py) end in one line each saying how --set gives them."""
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        problems = settings_as_flags(unknown, command)
+        if not problems or len(problems) < sum(token.startswith("--") for token in unknown):
+            parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+        raise InputError(*problems)
+    return args
+
+
+def settings_as_flags(unknown, command):
+    """For each flag of `unknown` that names a setting: how --set gives it."""
+    problems = []
+    for k, token in enumerate(unknown):
+        key, _, value = token.removeprefix("--").partition("=")
+        owners = S.OWNERS.get(key) if token.startswith("--") else None
+        if owners:
+            value = value or (unknown[k + 1] if k + 1 < len(unknown) and not unknown[k + 1].startswith("--")
+                              else "VALUE")
+            where = naming.set_key(owners[0], key) if len(owners) == 1 else f"SECTION.{key}"
+            sections = " and ".join(filter(None, [", ".join(owners[:-1]), owners[-1]]))
+            problems.append(f"--{key}: not a flag of {command}, but a setting of {sections}; give "
+                            f"it as --set {where}={value}" + ("" if len(owners) == 1 else f" (SECTION: {sections})"))
+    return problems
 
 
 def fragment_of(run):
