@@ -154,8 +154,8 @@ def test_upstream_output_missing(tiny, tmp_path):
     (root / "ImageSets" / "Segmentation" / "val.txt").write_text("a\nb\n")
     proc = run("src/segmentation/test.py", tiny, tmp_path / "runs", "--dataset_dir", root)
     assert_clean_error(proc, tmp_path / "runs" / "tiny" / "seg_train" / named(root), tmp_path / "runs")
-    assert "no finished output of stage seg_train; run ./src/segmentation/train.py with the same settings" \
-        in proc.stderr
+    assert (f"no finished output of stage seg_train; run ./src/segmentation/train.py --set dataset_dir={root} "
+            f"--set out_root={tmp_path / 'runs'} with the same --config first") in proc.stderr
 
 
 def test_checkpoint_of_another_network(tmp_path):

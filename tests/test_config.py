@@ -274,3 +274,14 @@ def test_a_run_without_results_summarises_without_naming_a_model(tmp_path, capsy
     overrides = driver.settings(args)
     assert driver.summarise(args, overrides, driver.skipped_steps(args, overrides)) is False
     assert "summary: some steps have no results yet" in capsys.readouterr().out
+
+
+def test_the_rerun_command_of_a_missing_upstream_gives_its_settings_as_a_user_would(tmp_path):
+    """The built-in data's size settings, not the folders they make; a setting two sections share as SECTION.KEY;
+    a path with a space quoted; nothing of the stages downstream (--max_iter of seg_train is not generate.py's)."""
+    cfg, preset = C.resolve("smoke", ["builtin_train=8", "saliency_train.max_iter=3", "seg_train.max_iter=9",
+                                      f"out_root={tmp_path / 'a b'}"])
+    assert naming.rerun_command("saliency", cfg, preset) == (
+        f"./src/saliency/test.py --set builtin_train=8 --set saliency_train.max_iter=3 "
+        f"--set 'out_root={tmp_path / 'a b'}' with the same --config")
+    assert naming.rerun_command("seed_train", *C.resolve("smoke", [])) == "./src/seed/train.py with the same --config"

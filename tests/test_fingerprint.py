@@ -460,3 +460,14 @@ def test_a_file_recorded_absent_and_made_since_was_added():
         == "/m/a.png was added since it was made"
     assert since_made(["/m/a.png"], {"/m/a.png": "d1"}, {"/m/a.png": ABSENT}) == "/m/a.png went since it was made"
     assert since_made(["/m/a.png"], {"/m/a.png": "d1"}, {"/m/a.png": "d2"}) == "/m/a.png changed since it was made"
+
+
+def test_the_upstream_folder_named_only_where_another_one_with_other_content_was_read(tmp_path, monkeypatch):
+    """Records of before out_root was made absolute hold relative paths: the same folder, so an edited mask is named
+    as the change, not the folder."""
+    monkeypatch.chdir(tmp_path)
+    now = {"seg_train": str(tmp_path / "runs" / "x")}
+    assert runner.other_upstream({"seg_train": "runs/x"}, now, ["evaluated masks/f.png"]) is None
+    assert runner.other_upstream({"seg_train": "runs/y"}, now, ["evaluated masks/f.png"]) is None  # same content
+    assert runner.other_upstream({"seg_train": "runs/y"}, now, ["upstream seg_train"]) == \
+        f"it was made from the seg_train folder runs/y, and now reads {tmp_path / 'runs' / 'x'}"

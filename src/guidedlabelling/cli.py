@@ -10,7 +10,7 @@ import signal
 import sys
 import traceback
 
-from .errors import InputError, os_error_message, resume_hint
+from .errors import OVERRIDDEN, InputError, os_error_message, resume_hint
 
 
 class Terminated(KeyboardInterrupt):
@@ -51,8 +51,9 @@ def leave_at_once(signum, frame):
 
 
 class ReaderGone:
-    """stdout that falls silent once its reader is gone (`| head`) instead of failing every print and log line
-    (a traceback each): the command runs on, and its folders' log.txt keep every line."""
+    """stdout or stderr that falls silent once its reader is gone (`| head`) instead of failing every print, log
+    and progress line (a traceback each, or the command stopped): the command runs on, and its folders' log.txt
+    keep every line."""
 
     def __init__(self, stream):
         self.stream, self.gone = stream, False
@@ -88,7 +89,9 @@ def run(module, function="main", *args):
     if not debug:
         signal.signal(signal.SIGINT, leave_at_once)
         signal.signal(signal.SIGTERM, leave_at_once)
-    stdout, sys.stdout = sys.stdout, ReaderGone(sys.stdout)
+    OVERRIDDEN.clear()   # a command's own record (tests run several in one process)
+    streams = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = (ReaderGone(stream) if stream is not None else None for stream in streams)  # None: closed
     try:
         entry = getattr(importlib.import_module(module), function)
         signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -101,7 +104,10 @@ def run(module, function="main", *args):
         print(f"{'terminated' if isinstance(e, Terminated) else 'interrupted'}; {resume_hint()}", file=sys.stderr)
         sys.exit(143 if isinstance(e, Terminated) else 130)
     finally:
-        sys.stdout = stdout
+        for wrapped in (sys.stdout, sys.stderr):
+            if isinstance(wrapped, ReaderGone):
+                wrapped.flush()   # what is left in the buffer, while a reader gone is still silenced
+        sys.stdout, sys.stderr = streams
 
 
 @contextlib.contextmanager

@@ -149,11 +149,16 @@ SHAPES_SALIENCY = ("if these images are photos: the saliency network learns from
                    "own data)")
 
 
+def builtin_paths(d):
+    """(dataset_dir, saliency_data) of the built-in data these data settings generate, resolved."""
+    return tuple(str(p.resolve()) for p in builtin_roots(builtin_dir(d)))
+
+
 def shapes_saliency_warning(cfg):
     """SHAPES_SALIENCY where the saliency network learns from the built-in data's synthetic shapes while the images
     are others (the demo preset on your photos), where it marks little of the objects; else None."""
     d, sal_train = cfg["data"], cfg["saliency_train"]
-    voc, shapes = (str(p.resolve()) for p in builtin_roots(builtin_dir(d)))
+    voc, shapes = builtin_paths(d)
     builtin_images = layout(d) == "voc" and d["dataset_dir"] == voc
     holds = (cfg["saliency"]["source"] == "model" and not cfg["guide_labels"]["saliency_maps"]
              and sal_train["saliency_data"] == shapes and not builtin_images)

@@ -17,6 +17,7 @@ from . import config as C
 from . import naming
 from . import guide_diagnostics, lanes, preflight, runner
 from .cli import errors_end_in_one_line
+from .errors import OVERRIDDEN
 from .datasets import annotated_splits, ground_truth_hint, has_ground_truth, layout
 from .inference import trained
 from .io import InputError, save_json
@@ -130,6 +131,8 @@ def run_steps(args, overrides, steps, skip, opened=None):
     made = made_already(args, overrides, todo, needs, opened)
     order = [step for step, _, _ in todo if step not in made]
     argv = command_flags(args, overrides + ["lanes=1"])
+    if cfg["run"]["overridecache"] and order:
+        OVERRIDDEN.add("lanes")   # they clear what they recompute: a stop says to rerun without it
 
     def run_here(chain):
         return run_in_order(args, overrides, [s for s in todo if s[0] in chain], {}, opened)

@@ -1,7 +1,5 @@
 """Errors a user can fix, each told in one line that names the file or setting and the fix."""
 import errno
-import re
-import sys
 from pathlib import Path
 
 
@@ -16,13 +14,13 @@ class InputError(Exception):
         return "\n".join(self.messages)
 
 
-def resume_hint(argv=None):
-    """How to resume a command stopped midway: the same command, less --overridecache, which would clear what it
-    made so far."""
-    argv = sys.argv[1:] if argv is None else argv
-    clears = any(a == "--overridecache" or re.fullmatch(r"(run\.)?overridecache=(true|yes|on|1)", a, re.I)
-                 for a in argv)
-    return "rerun the same command without --overridecache to resume" if clears else \
+OVERRIDDEN = set()  # folders this process cleared for --overridecache ("lanes": its lanes' processes may have)
+
+
+def resume_hint():
+    """How to resume a command stopped midway: the same command, less --overridecache once that has cleared a
+    folder (rerun with it, the command would clear it again)."""
+    return "rerun the same command without --overridecache to resume" if OVERRIDDEN else \
         "rerun the same command to resume"
 
 

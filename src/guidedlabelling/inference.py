@@ -164,7 +164,11 @@ def pick_device(name):
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise InputError(f"--device {name}: no CUDA device here; use --device cpu")
-    return torch.device(name)
+    device = torch.device(name)
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise InputError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA devices (cuda:0 to "
+                         f"cuda:{torch.cuda.device_count() - 1})")
+    return device
 
 
 def measurable(stage, data, what):

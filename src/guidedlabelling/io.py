@@ -70,7 +70,7 @@ def writing(folder, who, shared=False, lock=None):
     finds it up to date); the fragments of one run share it. The lock file: `lock`, else <parent>/.<name>.lock
     beside the folder, which stays in place when the folder is cleared (renamed aside). A folder this user cannot
     write goes unlocked: what it holds can be read, and a write to it names it."""
-    folder = Path(folder)
+    folder = Path(folder).resolve()   # `--out_dir .` has a name, and one folder one lock however it is written
     lock = Path(lock) if lock else folder.parent / f".{folder.name}.lock"
 
     def waiting():
@@ -254,7 +254,8 @@ def save_checkpoint(path, model, meta, optimizer=None, iteration=None):
 
 def snapshots(folder):
     """A training folder's snapshot_iter_<N>.pth files, by iteration."""
-    return sorted(Path(folder).glob("snapshot_iter_*.pth"), key=lambda p: int(p.stem.rsplit("_", 1)[1]))
+    found = [p for p in Path(folder).glob("snapshot_iter_*.pth") if p.stem.rsplit("_", 1)[1].isdigit()]
+    return sorted(found, key=lambda p: int(p.stem.rsplit("_", 1)[1]))
 
 
 def load_checkpoint(path, model=None, expect=None):

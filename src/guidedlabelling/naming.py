@@ -10,7 +10,7 @@ from pathlib import Path
 import yaml
 
 from . import pipeline
-from .config import absolute_paths
+from .config import absolute_paths, builtin_paths
 from .errors import InputError
 from .settings import NOT_PATHS, OWNERS, PATH_SETTINGS, defaults
 
@@ -36,8 +36,10 @@ def set_key(sec, key):
 def rerun_command(stage, cfg, preset):
     """The command that makes `stage`'s output of these settings, for messages: its --set of the settings of its
     sections (and out_root) that differ from the preset."""
+    derived = dict(zip((("data", "dataset_dir"), ("saliency_train", "saliency_data")),
+                       builtin_paths(cfg["data"]))) if cfg["data"]["builtin"] else {}  # the builtin_* settings give
     differ = [(sec, k, v) for sec in pipeline.sections(stage, cfg) for k, v in cfg[sec].items()
-              if k not in NAMING_EXCLUDED and v != preset[sec][k]]
+              if v != preset[sec][k] and derived.get((sec, k)) != v]
     if cfg["run"]["out_root"] != preset["run"]["out_root"]:
         differ.append(("run", "out_root", cfg["run"]["out_root"]))
     sets = "".join(f" --set {shlex.quote(f'{set_key(sec, k)}={v}')}" for sec, k, v in differ)

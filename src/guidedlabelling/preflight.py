@@ -18,8 +18,8 @@ from . import settings as S
 from . import pipeline
 from .datasets import MaskFolder, open_dataset
 from .errors import InputError, capped
-from .inference import check_classes, pick_device
-from .io import load_checkpoint, snapshots
+from .inference import check_classes, pick_device, trained
+from .io import load_checkpoint
 from .fingerprint import EVALUATED, SETTINGS, UPSTREAM, WORK_SIZE, Digests, folder_files, output_fingerprint, \
     settings_digest, staleness
 from .networks import NETWORKS, imagenet_weights, names
@@ -116,7 +116,8 @@ def check_stage(stage, cfg, preset, given, opened, made=()):
     opened.add(*(problem.replace("--init none", driver_flag) for problem in opened.found[key]))
     folders = {}
     for parent, given_folder in reads.upstream.items():
-        folders[parent] = upstream_folder(parent, given_folder, cfg, preset, made, datasets, opened)
+        folders[parent] = upstream_folder(parent, given_folder, cfg, preset, made, datasets, opened,
+                                          cfg[stage].get("test_iter", 0))
     return Checked(reads, datasets, saliency_set, folders, opened.digests)
 
 
@@ -141,17 +142,18 @@ def init_problems(reads):
     return []
 
 
-def upstream_folder(parent, given_folder, cfg, preset, made, datasets, opened):
-    """The folder `parent`'s output is read from: a folder given instead (which must exist, and hold a file
-    for every image when the parent writes per-image files), or the parent's output folder of these settings
-    (which must be finished and current, unless an earlier step of this run makes it)."""
+def upstream_folder(parent, given_folder, cfg, preset, made, datasets, opened, test_iter=0):
+    """The folder `parent`'s output is read from: a folder given instead (which must exist, hold a file for
+    every image when the parent writes per-image files, and for a training the model tested, of snapshot
+    `test_iter` where it is not 0), or the parent's output folder of these settings (which must be finished and
+    current, unless an earlier step of this run makes it)."""
     fix = f"{naming.rerun_command(parent, cfg, preset)} first (or ./script.py)"
     if given_folder:
         path = Path(given_folder).expanduser().resolve()  # one folder, one record however it is written
         if not path.is_dir():
             opened.add(f"{path}: folder not found; pass an existing folder")
             return path
-        opened.add(*given_model_problems(parent, path, datasets))
+        opened.add(*given_model_problems(parent, path, datasets, test_iter))
         if (path / "done.json").exists():
             why = staleness(path, opened.digests, opened.stale)
             if why:
@@ -174,16 +176,15 @@ def upstream_folder(parent, given_folder, cfg, preset, made, datasets, opened):
     return path
 
 
-def given_model_problems(parent, folder, datasets):
-    """A folder given instead of a training's output (--model_dir): its model.pth must be of that training's kind,
-    and a seed or segmentation network must know the classes of the datasets read."""
+def given_model_problems(parent, folder, datasets, test_iter):
+    """A folder given instead of a training's output (--model_dir): the model the stage tests (its model.pth, or
+    the snapshot of test_iter) must be of that training's kind, and a seed or segmentation network must know the
+    classes of the datasets read."""
     kind = {stage: kind for kind, stage in pipeline.TRAINERS.items()}.get(parent)
     if kind is None:
         return []
-    held = snapshots(folder)
-    model = folder / "model.pth" if (folder / "model.pth").exists() or not held else held[-1]
     try:
-        meta = load_checkpoint(model, expect={"kind": kind})["meta"]
+        meta = load_checkpoint(trained(folder, test_iter), expect={"kind": kind})["meta"]
         for data in datasets.values() if kind != "saliency" else ():
             check_classes(meta, data)
     except InputError as e:

@@ -25,6 +25,7 @@ from .fingerprint import EVALUATED, MANIFEST, UPSTREAM, changes, damage, finishe
     output_sizes, outputs_digest, outputs_fingerprint, recorded, remade, since_made, \
     upstream_digests
 from .inference import pick_device
+from .errors import OVERRIDDEN
 from .io import InputError, save_json, save_yaml, writing
 from .datasets.builtin import ensure_builtin
 
@@ -146,9 +147,10 @@ def check_cache(out, stage_cfg, override, manifest, alone=True, rescore=False):
     a folder whose only changed inputs are files it scores with, and whose outputs are whole, keeps its
     per-image files and scores them again. Returns whether it removed the folder's contents."""
     stored = out / "config.yaml"
-    refuse_foreign(out)
     remove_leftovers(out)
     cleared = override and out.exists()
+    if override:
+        OVERRIDDEN.add(str(out))
     if cleared:
         clear(out)
     settings = naming.stored_settings(out)
@@ -161,7 +163,7 @@ def check_cache(out, stage_cfg, override, manifest, alone=True, rescore=False):
     again = [UPSTREAM + stage for stage in remade(record)] if record else []  # upstream outputs made again since
     if settings is not None and has_outputs(out) and (record or {}).get("fingerprint") != manifest["fingerprint"]:
         changed = sorted(set(changes(record["inputs"], manifest["inputs"]) + again)) if record else []
-        why = (other_upstream(record["upstream"], manifest["upstream"]) or
+        why = (other_upstream(record["upstream"], manifest["upstream"], changed) or
                since_made(changed, record["inputs"], manifest["inputs"])) if record else \
             "no record of the inputs it was made from (made by an older version)"
     elif has_outputs(out) and again:
@@ -190,13 +192,17 @@ def refuse_foreign(out):
     it whole."""
     if out.is_dir() and not (out / "config.yaml").exists() and any(not TEMPORARY.match(p.name) for p in out.iterdir()):
         raise InputError(f"{out}: holds files that no stage wrote (it has no config.yaml), and a stage removes its "
-                         "folder whole when it recomputes; choose a new or empty folder (--out_dir, --out_root)")
+                         "folder whole when it recomputes; move them away, or choose a new or empty folder (--out_dir, "
+                         "--out_root)")
 
 
-def other_upstream(made_from, reads):
+def other_upstream(made_from, reads, changed):
     """Why a folder is stale when it was made from other upstream folders ({stage: folder}) than it reads now
-    (--model_dir, --seed_dir, ... given, or no longer given), else None."""
-    moved = {stage: folder for stage, folder in reads.items() if made_from.get(stage, folder) != folder}
+    (--model_dir, --seed_dir, ... given, or no longer given) whose content or settings differ (`changed`: the
+    manifest keys that changed), else None. Older records hold relative paths: the same folder, resolved."""
+    moved = {stage: folder for stage, folder in reads.items()
+             if os.path.realpath(made_from.get(stage, folder)) != os.path.realpath(folder)
+             and any(key.startswith(UPSTREAM + stage) for key in changed)}
     return "; ".join(f"it was made from the {stage} folder {made_from[stage]}, and now reads {folder}"
                      for stage, folder in moved.items()) or None
 
@@ -233,8 +239,9 @@ def settings_as_flags(unknown, command):
         key, _, value = token.removeprefix("--").partition("=")
         owners = S.OWNERS.get(key) if token.startswith("--") else None
         if owners:
+            switch = isinstance(S.OPTIONS[owners[0]][key][0], bool)   # a flag without a value turns it on
             value = value or (unknown[k + 1] if k + 1 < len(unknown) and not unknown[k + 1].startswith("--")
-                              else "VALUE")
+                              else "true" if switch else "VALUE")
             where = naming.set_key(owners[0], key) if len(owners) == 1 else f"SECTION.{key}"
             sections = " and ".join(filter(None, [", ".join(owners[:-1]), owners[-1]]))
             problems.append(f"--{key}: not a flag of {command}, but a setting of {sections}; give "
@@ -309,6 +316,7 @@ def main(stage, argv=None, opened=None):
                 "upstream_digests": upstream_digests(upstream)}
     stage_cfg = naming.relevant(cfg, stage)
     with writing(out, stage, shared=not alone):  # another process making it: wait, then reuse it
+        refuse_foreign(out)   # under the lock: another process's folder is never seen half made
         if reusable(out, cfg, stage, manifest["fingerprint"]):
             print(f"{stage}: up to date in {out} (--overridecache recomputes)")
             if draws_panels(stage, cfg):
