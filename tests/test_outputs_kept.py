@@ -49,6 +49,8 @@ def test_a_device_this_machine_lacks_is_refused_before_a_recompute(own, command,
     code, out, err = command("seed_heatmaps", *own_args(own), "--device", "cuda", "--overridecache")
     assert code == 2 and "--device cuda: no CUDA device here; use --device cpu" in err, out + err
     assert files_of(folder) == before
+    code, out, err = command("cls_eval", *own_args(own), "--device", "cuda")   # runs no network: no device needed
+    assert code == 0, out + err
 
 
 @pytest.mark.parametrize("extra", [(), ("--overridecache",)])

@@ -27,6 +27,7 @@ from pathlib import Path
 from . import pipeline
 
 MANIFEST = "inputs.json"
+BOOKKEEPING = ("config.yaml", "log.txt", MANIFEST)  # what a stage folder holds besides outputs
 ABSENT = "absent"
 UPSTREAM = "upstream "  # manifest key prefix of an upstream output: "upstream seed_heatmaps"
 EVALUATED = "evaluated "  # manifest key prefix of a label file a stage only compares its outputs with
@@ -234,3 +235,8 @@ def staleness(folder, digests, checked=None):
         why = f"{describe(changed)} changed since it was made" if changed else damage(folder)
     checked[folder] = why
     return why
+
+
+def has_outputs(folder):
+    """Whether a stage folder holds anything besides its bookkeeping (finished or not)."""
+    return folder.is_dir() and any(p.name not in BOOKKEEPING for p in folder.iterdir())

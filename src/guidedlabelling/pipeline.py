@@ -70,6 +70,11 @@ def parents(stage, cfg):
     return BY_NAME[stage].parents
 
 
+def runs_networks(stage, cfg):
+    """Whether a stage trains a network or runs a trained one (and so uses run.device)."""
+    return any(s in TRAINERS.values() for s in (stage, *parents(stage, cfg)))
+
+
 def ancestors(stage, cfg):
     """Every stage upstream of `stage`, in table order."""
     found, todo = set(), list(parents(stage, cfg))

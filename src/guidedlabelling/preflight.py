@@ -20,8 +20,8 @@ from .datasets import MaskFolder, open_dataset
 from .errors import InputError, capped
 from .inference import check_classes, pick_device, trained
 from .io import load_checkpoint
-from .fingerprint import EVALUATED, SETTINGS, UPSTREAM, WORK_SIZE, Digests, folder_files, output_fingerprint, \
-    settings_digest, staleness
+from .fingerprint import EVALUATED, SETTINGS, UPSTREAM, WORK_SIZE, Digests, folder_files, has_outputs, \
+    output_fingerprint, settings_digest, staleness
 from .networks import NETWORKS, imagenet_weights, names
 from .reads import Reads
 from .weights import read_state
@@ -90,7 +90,8 @@ def check_stage(stage, cfg, preset, given, opened, made=()):
     """What `stage` reads with these settings, checked; problems go to `opened`. `made`: folders that earlier
     steps of the same run write, so need not be finished yet."""
     reads = S.STAGE_MODULES[stage].reads(cfg, given)
-    opened.get(("device", cfg["run"]["device"]), lambda: pick_device(cfg["run"]["device"]))  # before any clearing
+    if pipeline.runs_networks(stage, cfg):  # before anything is cleared
+        opened.get(("device", cfg["run"]["device"]), lambda: pick_device(cfg["run"]["device"]))
     follow = cfg["run"]["follow_symlinks"]
     datasets = {}
     for split in reads.splits:
@@ -165,7 +166,8 @@ def upstream_folder(parent, given_folder, cfg, preset, made, datasets, opened, t
     if path in made:
         return path
     if not (path / "done.json").exists():
-        opened.add(f"{path}: no finished output of stage {parent}; run {fix}")
+        started = " (begun: stopped midway, or fragments of --n/--N still to run)" if has_outputs(path) else ""
+        opened.add(f"{path}: no finished output of stage {parent}{started}; run {fix}")
     elif not naming.same_settings(naming.stored_settings(path), naming.relevant(cfg, parent)):  # a preset edited since
         opened.add(f"{path}: the output of stage {parent} was made with other settings than these; rerun "
                    f"{pipeline.command(parent)} with --overridecache (or ./script.py --overridecache)")

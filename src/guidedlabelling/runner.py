@@ -22,7 +22,7 @@ from . import naming
 from . import settings as S
 from . import pipeline, preflight
 from .fingerprint import EVALUATED, MANIFEST, UPSTREAM, changes, damage, finished_fingerprint, fingerprint, \
-    output_sizes, outputs_digest, outputs_fingerprint, recorded, remade, since_made, \
+    has_outputs, output_sizes, outputs_digest, outputs_fingerprint, recorded, remade, since_made, \
     upstream_digests
 from .inference import pick_device
 from .errors import OVERRIDDEN
@@ -104,12 +104,7 @@ def make_logger(out):
     return log
 
 
-BOOKKEEPING = ("config.yaml", "log.txt", MANIFEST)  # what a folder holds besides outputs
 TEMPORARY = re.compile(r"\..*\.tmp.*")  # io.atomic_path's files, left by a run killed while writing
-
-
-def has_outputs(out):
-    return out.is_dir() and any(p.name not in BOOKKEEPING for p in out.iterdir())
 
 
 def up_to_date(out, stage_cfg, current):
