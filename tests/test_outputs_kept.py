@@ -69,3 +69,15 @@ def test_an_empty_out_dir_is_used(own, command, tmp_path):
     (empty / ".config.yaml.x1.tmp.yaml").write_text("")   # what a run killed while writing leaves
     code, out, err = command("seed_train", *own_args(own), "--out_dir", empty)
     assert code == 0 and (empty / "done.json").exists(), out + err
+
+
+def test_a_folder_reused_from_another_precision_says_so(own, command):
+    """The precision and the device do not name the folder (docs/reference.md): a float32 run reusing a bf16
+    training says what it reuses."""
+    code, out, err = command("seed_train", *own_args(own), "--set", "amp=bf16")
+    assert code == 0, out + err
+    code, out, err = command("seed_train", *own_args(own))
+    assert code == 0 and "up to date in" in out, out + err
+    assert ", made on cpu with amp bf16 (this run: cpu, amp none) (--overridecache recomputes)" in out
+    code, out, err = command("seed_train", *own_args(own), "--set", "amp=bf16")
+    assert code == 0 and "up to date in" in out and "made on" not in out, out + err

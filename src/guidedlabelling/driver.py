@@ -211,7 +211,9 @@ def made_already(args, overrides, steps, needs, opened):
         if needs[step] <= made:
             out = runner.current_output(stage, argv, opened)
             if out is not None:
-                print(f"==> {step}: up to date in {out} (--overridecache recomputes)", flush=True)
+                cfg, _ = C.resolve(args.config, overrides + list(extra))
+                print(f"==> {step}: up to date in {out}{runner.made_otherwise(out, cfg)} (--overridecache "
+                      "recomputes)", flush=True)
                 made.add(step)
     return made
 

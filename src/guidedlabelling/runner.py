@@ -22,7 +22,7 @@ from . import naming
 from . import settings as S
 from . import pipeline, preflight
 from .fingerprint import EVALUATED, MANIFEST, UPSTREAM, changes, damage, finished_fingerprint, fingerprint, \
-    has_outputs, output_sizes, outputs_digest, outputs_fingerprint, recorded, remade, since_made, \
+    has_outputs, output_sizes, outputs_digest, outputs_fingerprint, read_json, recorded, remade, since_made, \
     upstream_digests
 from .inference import pick_device
 from .errors import OVERRIDDEN
@@ -74,7 +74,8 @@ class Stage:
         return fragment_of(self.cfg["run"])
 
     def finish(self, summary):
-        summary = summary | {"fingerprint": self.fingerprint, "output_fingerprint": self.output_fingerprint}
+        summary = summary | {"fingerprint": self.fingerprint, "output_fingerprint": self.output_fingerprint,
+                             "made_with": made_with(self.cfg)}
         if self.skipped:
             summary = summary | {"skipped_images": self.skipped}
             self.log.info("skipped %d unreadable images (listed in done.json):\n%s", len(self.skipped),
@@ -83,6 +84,21 @@ class Stage:
         save_json(self.out / "done.json",
                   summary | {"outputs": sizes, "outputs_digest": outputs_digest(self.out, sizes)})
         self.log.info("wrote %s", self.out)
+
+
+def made_with(cfg):
+    """What a stage's outputs depend on that does not name its folder: the device type and the precision."""
+    return {"device": pick_device(cfg["run"]["device"]).type, "amp": cfg["run"]["amp"]}
+
+
+def made_otherwise(out, cfg):
+    """', made on cuda with amp bf16 (this run: cpu, amp none)' for a finished folder made with another device
+    type or precision than these settings, which reuse it; '' otherwise (or where done.json does not say)."""
+    made = (read_json(out / "done.json") or {}).get("made_with")
+    now = made_with(cfg)
+    if not made or made == now:
+        return ""
+    return f", made on {made['device']} with amp {made['amp']} (this run: {now['device']}, amp {now['amp']})"
 
 
 def ensure_data(cfg):
@@ -313,7 +329,7 @@ def main(stage, argv=None, opened=None):
     with writing(out, stage, shared=not alone):  # another process making it: wait, then reuse it
         refuse_foreign(out)   # under the lock: another process's folder is never seen half made
         if reusable(out, cfg, stage, manifest["fingerprint"]):
-            print(f"{stage}: up to date in {out} (--overridecache recomputes)")
+            print(f"{stage}: up to date in {out}{made_otherwise(out, cfg)} (--overridecache recomputes)")
             if draws_panels(stage, cfg):
                 finished = Stage(stage, cfg, preset, out, args, logging.getLogger(__name__), checked,
                                  manifest["fingerprint"], outputs_fingerprint(inputs))
