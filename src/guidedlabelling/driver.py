@@ -212,7 +212,7 @@ def made_already(args, overrides, steps, needs, opened):
             out = runner.current_output(stage, argv, opened)
             if out is not None:
                 cfg, _ = C.resolve(args.config, overrides + list(extra))
-                print(f"==> {step}: up to date in {out}{runner.made_otherwise(out, cfg)} (--overridecache "
+                print(f"==> {step}: up to date in {out}{runner.made_otherwise(stage, out, cfg)} (--overridecache "
                       "recomputes)", flush=True)
                 made.add(step)
     return made

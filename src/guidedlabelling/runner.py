@@ -75,7 +75,7 @@ class Stage:
 
     def finish(self, summary):
         summary = summary | {"fingerprint": self.fingerprint, "output_fingerprint": self.output_fingerprint,
-                             "made_with": made_with(self.cfg)}
+                             "made_with": made_with(self.name, self.cfg)}
         if self.skipped:
             summary = summary | {"skipped_images": self.skipped}
             self.log.info("skipped %d unreadable images (listed in done.json):\n%s", len(self.skipped),
@@ -86,16 +86,19 @@ class Stage:
         self.log.info("wrote %s", self.out)
 
 
-def made_with(cfg):
-    """What a stage's outputs depend on that does not name its folder: the device type and the precision."""
+def made_with(stage, cfg):
+    """What the outputs of a stage that runs networks depend on that does not name its folder: the device type and
+    the precision; None for the other stages."""
+    if not pipeline.runs_networks(stage, cfg):
+        return None
     return {"device": pick_device(cfg["run"]["device"]).type, "amp": cfg["run"]["amp"]}
 
 
-def made_otherwise(out, cfg):
+def made_otherwise(stage, out, cfg):
     """', made on cuda with amp bf16 (this run: cpu, amp none)' for a finished folder made with another device
     type or precision than these settings, which reuse it; '' otherwise (or where done.json does not say)."""
     made = (read_json(out / "done.json") or {}).get("made_with")
-    now = made_with(cfg)
+    now = made_with(stage, cfg)
     if not made or made == now:
         return ""
     return f", made on {made['device']} with amp {made['amp']} (this run: {now['device']}, amp {now['amp']})"
@@ -329,7 +332,7 @@ def main(stage, argv=None, opened=None):
     with writing(out, stage, shared=not alone):  # another process making it: wait, then reuse it
         refuse_foreign(out)   # under the lock: another process's folder is never seen half made
         if reusable(out, cfg, stage, manifest["fingerprint"]):
-            print(f"{stage}: up to date in {out}{made_otherwise(out, cfg)} (--overridecache recomputes)")
+            print(f"{stage}: up to date in {out}{made_otherwise(stage, out, cfg)} (--overridecache recomputes)")
             if draws_panels(stage, cfg):
                 finished = Stage(stage, cfg, preset, out, args, logging.getLogger(__name__), checked,
                                  manifest["fingerprint"], outputs_fingerprint(inputs))
