@@ -50,6 +50,22 @@ def test_a_stop_with_overridecache_says_to_resume_without_it_once_it_cleared(own
     assert out.strip().endswith("rerun the same command without --overridecache to resume")
 
 
+@pytest.mark.parametrize("sig, code, said", [(signal.SIGINT, 130, "interrupted: saved a snapshot"),
+                                             (signal.SIGHUP, 143, "saved a snapshot")])
+def test_a_training_stopped_under_script_py_saves_a_snapshot_and_is_no_failed_step(own, sig, code, said):
+    """Ctrl-C, or the terminal closed (SIGHUP, which ended the command at once, its training since the last
+    snapshot lost), during a training run by ./script.py: a snapshot, the line that says how to resume, and no
+    'step ... failed' after it."""
+    proc = start("script.py", *own_args(own), "--set", "lanes=1", "--set", "seed_train.max_iter=2000")
+    while "iter 1/2000" not in proc.stdout.readline():
+        pass
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == code and said in out, out + err
+    assert "failed" not in err and "Traceback" not in err, err
+    assert list((own["out_root"] / "tiny" / "seed_train").glob("*/snapshot_iter_*.pth"))
+
+
 def limit_file_size():
     resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))  # Python ignores SIGXFSZ: writes fail EFBIG
 

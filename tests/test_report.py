@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import own_args
 from guidedlabelling.io import load_heatmap_mat, save_heatmap_mat, save_label_png
 from guidedlabelling.report import coverage, example_indices
 from guidedlabelling.seeds import SeedRule
@@ -363,3 +364,9 @@ def test_a_run_without_every_result_leaves_the_report_and_summary_as_they_were(r
     assert (root / "guide_labels" / "seedthres-30" / "done.json").is_file()
     assert "report: not written until every step has results (an earlier run's report.html stays)" in proc.stdout
     assert {name: (root / name).read_bytes() for name in ("report.html", "summary.json")} == before
+
+
+def test_a_first_run_without_every_result_does_not_speak_of_an_earlier_report(own, command):
+    code, out, err = command("script", *own_args(own), "--steps", "seed_train")
+    assert code == 0, out + err
+    assert "report: not written until every step has results\n" in out and "earlier" not in out

@@ -251,3 +251,16 @@ def test_held_out_maps_that_cannot_be_read_are_computed(own, command, tmp_path, 
 def test_held_out_results_are_not_stored_with_store_none(own, command, tmp_path, private_store):
     done, folder, log = saliency_maps(command, own, tmp_path / "a", "--set", "store=none")
     assert done["holdout"]["images"] == 2 and len(held_out_files(folder)) == 4 and not private_store.exists()
+
+
+def test_a_training_begun_in_the_folder_resumes_rather_than_taking_the_stored_network(own, command, tmp_path):
+    """A retraining stopped midway (here: its snapshot of iteration 1 of 2 left, as after a Ctrl-C under
+    --overridecache): the rerun without --overridecache goes on with it, where it took the store's copy, ending
+    the retraining unasked and leaving its snapshot beside."""
+    first, folder = train_saliency(command, own, tmp_path / "a")
+    assert not reused(first, folder)
+    for name in ("done.json", "model.pth", "loss.json", "snapshot_iter_2.pth"):
+        (folder / name).unlink()
+    code, out, err = command("saliency_train", *own_args(own), "--set", f"out_root={tmp_path / 'a'}")
+    assert code == 0, out + err
+    assert "resuming at iteration 1" in out and "reused from the store" not in out

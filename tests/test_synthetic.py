@@ -1,4 +1,5 @@
 import json
+import threading
 from pathlib import Path
 
 import cv2
@@ -6,6 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from guidedlabelling import io
 from guidedlabelling.datasets import builtin as syn
 
 K = syn.NUM_CLASSES
@@ -210,7 +212,8 @@ def test_ensure_builtin_generates_once_and_regenerates_on_new_params(tmp_path, m
     assert (voc_root, sal_root) == (tmp_path / "builtin", tmp_path / "builtin_saliency")
     assert json.loads((voc_root / ".complete").read_text())["n_train"] == 5
     assert len(_read_ids(voc_root, "train")) == 5 and len(list((sal_root / "masks").iterdir())) == 3
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["builtin", "builtin_saliency"]
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.endswith(".lock")) == ["builtin",
+                                                                                           "builtin_saliency"]
 
     def fail(*args, **kwargs):
         raise AssertionError("regenerated a complete dataset")
@@ -222,4 +225,30 @@ def test_ensure_builtin_generates_once_and_regenerates_on_new_params(tmp_path, m
 
     syn.ensure_builtin(tmp_path, **{**params, "n_train": 7})
     assert len(_read_ids(voc_root, "train")) == 7
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["builtin", "builtin_saliency"]
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.endswith(".lock")) == ["builtin",
+                                                                                           "builtin_saliency"]
+
+
+def test_two_first_runs_generate_the_built_in_data_once(tmp_path, monkeypatch):
+    """The second waits for the first's lock, then finds the data complete (it used to replace the folder while
+    the first read it); a generation killed midway leaves a temporary folder, which the next one removes."""
+    calls = []
+    generate = syn.generate_builtin
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return generate(*args, **kwargs)
+    monkeypatch.setattr(syn, "generate_builtin", counted)
+    params = dict(n_train=5, n_val=5, size=32, seed=0, n_saliency=3)
+    with io.flocked(tmp_path / ".builtin.lock", lambda: None):   # the first run, generating
+        waiter = threading.Thread(target=syn.ensure_builtin, args=(tmp_path,), kwargs=params)
+        waiter.start()
+        waiter.join(timeout=1)
+        assert waiter.is_alive() and not calls     # it waits, generating nothing
+        syn.ensure_builtin(tmp_path / "first", **params)   # the first run's data, moved into place below
+        (tmp_path / "first" / "builtin").rename(tmp_path / "builtin")
+    waiter.join(timeout=60)
+    assert not waiter.is_alive() and len(calls) == 1   # the first's generation alone
+    (tmp_path / ".builtin-killed").mkdir()
+    syn.ensure_builtin(tmp_path, **{**params, "n_train": 6})
+    assert len(calls) == 2 and not (tmp_path / ".builtin-killed").exists()

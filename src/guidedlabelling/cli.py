@@ -1,8 +1,9 @@
 """How every command ends, from its first import on: its work done, or one line per problem `error: ...` and
 exit code 2 (bad input, a file the system would not read or write), or one line `interrupted` and exit code
 130 on Ctrl-C, one line `error: out of memory` and exit code 2 when memory runs out, or one line `terminated`
-and exit code 143 on SIGTERM (a plain `kill`), worker processes ended with it. --debug shows the traceback
-of an error instead of its line, and before the line of an interruption (whose exit code stays)."""
+and exit code 143 on SIGTERM (a plain `kill`) or SIGHUP (its terminal closed), worker processes ended with it.
+--debug shows the traceback of an error instead of its line, and before the line of an interruption (whose exit
+code stays)."""
 import contextlib
 import importlib
 import os
@@ -11,6 +12,9 @@ import sys
 import traceback
 
 from .errors import OVERRIDDEN, InputError, os_error_message, resume_hint
+
+
+ENDING = (signal.SIGTERM, signal.SIGHUP)  # a `kill`, a closed terminal: the command ends as on SIGTERM
 
 
 class Terminated(KeyboardInterrupt):
@@ -28,8 +32,8 @@ def quiet_loader_worker(worker_id=None):
     """A data loader worker (worker_init_fn): Ctrl-C and a `kill` of the whole process group reach it too, but
     only the command answers them, ending its workers in order (killed by a signal, a worker made torch print
     a traceback)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    for sig in (signal.SIGINT, *ENDING):
+        signal.signal(sig, signal.SIG_IGN)
     sys.excepthook = silent_when_the_receiver_is_gone(sys.excepthook)
 
 
@@ -45,8 +49,7 @@ def silent_when_the_receiver_is_gone(report):
 def leave_at_once(signum, frame):
     """Ctrl-C or SIGTERM during start-up: nothing is written yet, and a KeyboardInterrupt inside a library's import
     can leave it half made (numpy then fails in ways that hide the Ctrl-C), so leave now."""
-    print(f"{'terminated' if signum == signal.SIGTERM else 'interrupted'}; {resume_hint()}", file=sys.stderr,
-          flush=True)
+    print(f"{'terminated' if signum in ENDING else 'interrupted'}; {resume_hint()}", file=sys.stderr, flush=True)
     os._exit(128 + signum)
 
 
@@ -62,7 +65,7 @@ class ReaderGone:
         if not self.gone:
             try:
                 return self.stream.write(text)
-            except BrokenPipeError:
+            except OSError:   # EPIPE (| head), EIO (a terminal closed)
                 self.silence()
         return len(text)
 
@@ -70,13 +73,14 @@ class ReaderGone:
         if not self.gone:
             try:
                 self.stream.flush()
-            except BrokenPipeError:
+            except OSError:
                 self.silence()
 
     def silence(self):
         """Point the descriptor at /dev/null, so what is left in the buffer, flushed at exit, fails no more."""
         self.gone = True
-        os.dup2(os.open(os.devnull, os.O_WRONLY), self.stream.fileno())
+        with contextlib.suppress(OSError, ValueError, AttributeError):   # no descriptor: nothing left to flush
+            os.dup2(os.open(os.devnull, os.O_WRONLY), self.stream.fileno())
 
     def __getattr__(self, name):
         return getattr(self.stream, name)
@@ -87,15 +91,16 @@ def run(module, function="main", *args):
     Ctrl-C during start-up ends in one line too."""
     debug = "--debug" in sys.argv
     if not debug:
-        signal.signal(signal.SIGINT, leave_at_once)
-        signal.signal(signal.SIGTERM, leave_at_once)
+        for sig in (signal.SIGINT, *ENDING):
+            signal.signal(sig, leave_at_once)
     OVERRIDDEN.clear()   # a command's own record (tests run several in one process)
     streams = sys.stdout, sys.stderr
     sys.stdout, sys.stderr = (ReaderGone(stream) if stream is not None else None for stream in streams)  # None: closed
     try:
         entry = getattr(importlib.import_module(module), function)
         signal.signal(signal.SIGINT, signal.default_int_handler)
-        signal.signal(signal.SIGTERM, terminate)
+        for sig in ENDING:
+            signal.signal(sig, terminate)
         with errors_end_in_one_line(debug):
             return entry(*args)
     except KeyboardInterrupt as e:

@@ -17,7 +17,7 @@ from . import config as C
 from . import naming
 from . import guide_diagnostics, lanes, preflight, runner
 from .cli import errors_end_in_one_line
-from .errors import OVERRIDDEN
+from .errors import LANES, OVERRIDDEN
 from .datasets import annotated_splits, ground_truth_hint, has_ground_truth, layout
 from .inference import trained
 from .io import InputError, save_json
@@ -132,7 +132,7 @@ def run_steps(args, overrides, steps, skip, opened=None):
     order = [step for step, _, _ in todo if step not in made]
     argv = command_flags(args, overrides + ["lanes=1"])
     if cfg["run"]["overridecache"] and order:
-        OVERRIDDEN.add("lanes")   # they clear what they recompute: a stop says to rerun without it
+        OVERRIDDEN.add(LANES)   # they clear what they recompute, and say so when stopped
 
     def run_here(chain):
         return run_in_order(args, overrides, [s for s in todo if s[0] in chain], {}, opened)
@@ -234,7 +234,7 @@ def run_in_order(args, overrides, steps, skip, opened=None):
             with errors_end_in_one_line(args.debug):
                 runner.main(stage, argv + (["--debug"] if args.debug else []), opened)
         except SystemExit as e:  # the step printed why; 2 (bad input) and 130 (Ctrl-C) pass through
-            if e.code:
+            if e.code not in (0, None, 130, 143):   # a stop is no failure: its line says how to resume
                 print(f"step {step} failed: {command(stage)} {' '.join(argv)}", file=sys.stderr)
             raise
         seconds[step] = time.monotonic() - start
@@ -385,5 +385,8 @@ def main(argv=None):
     if summarise(args, overrides, skip, seconds):  # the report and summary.json describe the same run
         print(f"report: {write_report(args.config, overrides, reference='reference_train' not in skip)}")
     else:
-        print("report: not written until every step has results (an earlier run's report.html stays)")
+        cfg, _ = C.resolve(args.config, overrides)
+        earlier = (Path(cfg["run"]["out_root"]) / cfg["name"] / "report.html").exists()
+        print("report: not written until every step has results" + (" (an earlier run's report.html stays)"
+                                                                    if earlier else ""))
     print_profile(seconds, time.monotonic() - start, lane_of)

@@ -14,14 +14,18 @@ class InputError(Exception):
         return "\n".join(self.messages)
 
 
-OVERRIDDEN = set()  # folders this process cleared for --overridecache ("lanes": its lanes' processes may have)
+OVERRIDDEN = set()  # folders this process cleared for --overridecache; LANES: its lanes' processes may have
+LANES = "lanes"
 
 
 def resume_hint():
     """How to resume a command stopped midway: the same command, less --overridecache once that has cleared a
-    folder (rerun with it, the command would clear it again)."""
-    return "rerun the same command without --overridecache to resume" if OVERRIDDEN else \
-        "rerun the same command to resume"
+    folder (rerun with it, the command would clear it again); lanes say for themselves whether theirs did."""
+    if OVERRIDDEN - {LANES}:
+        return "rerun the same command without --overridecache to resume"
+    if OVERRIDDEN:
+        return "rerun the same command to resume, without --overridecache where a lane's line above says so"
+    return "rerun the same command to resume"
 
 
 def capped(problems, source, shown=10):

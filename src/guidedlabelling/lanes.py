@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 
-from .cli import Terminated
+from .cli import ENDING, Terminated
 from .errors import resume_hint
 
 POLL_S = 0.2        # how often the scheduler looks at its lanes
@@ -149,7 +149,7 @@ def end(lanes, signum):
     """Send the lanes still running `signum` (they save a snapshot and end, as their commands do) and wait for
     them, deaf to a second Ctrl-C meanwhile; kill those that take longer than STOP_WAIT_S, with their workers."""
     lanes = [lane for lane in lanes if lane.process.returncode is None]
-    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, *ENDING)}
     try:
         for lane in lanes:
             if lane.process.poll() is None:

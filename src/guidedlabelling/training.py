@@ -13,7 +13,7 @@ from torch.overrides import TorchFunctionMode
 
 from . import distributed
 from . import precision as P
-from .cli import Terminated, quiet_loader_worker
+from .cli import ENDING, Terminated, quiet_loader_worker
 from .errors import resume_hint
 from .io import IGNORE, InputError, load_checkpoint, save_checkpoint, save_json, snapshots
 from .progress import progress
@@ -51,7 +51,7 @@ def train_loop(model, stream, loss_fn, solver, mults, out, log, device, run, met
 
         def interrupt(signum, frame):
             interrupted.update(now=True, by=signum)
-        previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
+        previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGINT, *ENDING)}
         try:
             for it, (x, y) in enumerate(progress(loader, out.parent.name, solver.max_iter, start), start):
                 sgd.set_lr(step_lr(solver.base_lr, it, solver.stepsize, solver.gamma))
@@ -69,7 +69,7 @@ def train_loop(model, stream, loss_fn, solver, mults, out, log, device, run, met
                 if (it + 1) % solver.snapshot == 0 or stop:
                     snapshot(it + 1)
                 if stop:
-                    if interrupted["by"] == signal.SIGTERM:  # the command then prints its one line 'terminated'
+                    if interrupted["by"] in ENDING:  # the command then prints its one line 'terminated'
                         log.info("saved a snapshot at iteration %d", it + 1)
                         raise Terminated
                     log.info("interrupted: saved a snapshot at iteration %d; %s", it + 1, resume_hint())

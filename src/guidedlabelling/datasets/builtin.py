@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from ..io import save_label_png, voc_palette
+from ..io import save_label_png, voc_palette, writing
 
 CLASS_NAMES = ("background", "bluehead", "pinkhead", "greenhead", "tealhead", "whitehead")
 NUM_CLASSES = len(CLASS_NAMES) - 1
@@ -323,11 +323,24 @@ def _read_stamp(root: Path) -> dict | None:
 
 
 def _ensure(root: Path, generate, params: dict) -> Path:
-    """Generate into a temp dir beside root, stamp it, then swap it into place."""
+    """Generate into a temp dir beside root, stamp it, then swap it into place; under a lock, so that two first
+    runs at once generate it once (the second waits, then finds it complete) and leftovers of a killed generation
+    can go."""
     stamp = {"version": GENERATOR_VERSION, **params}
     if _read_stamp(root) == stamp:
         return root
     root.parent.mkdir(parents=True, exist_ok=True)
+    with writing(root, "built-in data"):
+        if _read_stamp(root) == stamp:  # made while this process waited
+            return root
+        for leftover in root.parent.glob(f".{root.name}-*"):  # a generation killed midway
+            shutil.rmtree(leftover, ignore_errors=True)
+        _generate(root, generate, params, stamp)
+    return root
+
+
+def _generate(root: Path, generate, params: dict, stamp: dict):
+    """generate() into a temporary folder beside root, stamped complete, which then replaces root."""
     tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}-", dir=root.parent))
     tmp.chmod(0o755)  # mkdtemp's 0700 would otherwise stick to the dataset
     try:
@@ -337,7 +350,6 @@ def _ensure(root: Path, generate, params: dict) -> Path:
         os.replace(tmp, root)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return root
 
 
 def builtin_roots(data_dir) -> tuple[Path, Path]:

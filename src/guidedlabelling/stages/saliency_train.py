@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from .. import distributed, store
 from ..checks import NON_NEGATIVE, above, all_of, between, one_of
-from ..io import IGNORE
+from ..io import IGNORE, snapshots
 from ..networks import imagenet_weights, names
 from ..reads import NO_INIT, Reads
 from ..saliency_samples import PASTE_BACKGROUNDS, SaliencySample
@@ -52,11 +52,14 @@ def reads(cfg, given):
 
 
 def run(stage):
-    """Copy the network of the same key from the store (store.py), or train it and put it there."""
+    """Copy the network of the same key from the store (store.py), or train it and put it there. A training begun
+    in this folder (its snapshots; one stopped under --overridecache, say) resumes: the store's copy would end it
+    unasked."""
     device = distributed.process_device(stage.device)
     entry = store_entry(stage)
+    begun = bool(snapshots(stage.out)) and not (stage.out / "done.json").exists()
     with distributed.process_group(device), store.claim(entry, stage.log, device) as usable:
-        if usable and not stage.cfg["run"]["overridecache"]:
+        if usable and not stage.cfg["run"]["overridecache"] and not begun:
             record = reuse(stage, entry) if distributed.is_main() else None
             if distributed.main_decides(record is not None, device):
                 if distributed.is_main():
@@ -70,8 +73,7 @@ def run(stage):
 
 def reuse(stage, entry):
     """The stored network copied into the stage folder (its record), or None: no entry, or one that cannot be
-    read (reported; the network is then trained). Snapshots a killed training of this folder left stay: the
-    same key, so the same training (a run killed after publishing its network leaves all of them)."""
+    read (reported; the network is then trained)."""
     try:
         return entry.copy_to(stage.out)
     except OSError as e:
