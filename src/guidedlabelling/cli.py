@@ -28,6 +28,21 @@ def terminate(signum, frame, command_pid=os.getpid()):
     raise Terminated
 
 
+@contextlib.contextmanager
+def workers_starting():
+    """Ctrl-C and the ending signals held while worker processes start (a DataLoader's iterator, a Pool): one
+    that arrived in the fork's callbacks (logging's lock release) was printed as ignored and lost, the command
+    running on. Held, it is delivered once the workers run; the workers start with it unheld."""
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, *ENDING})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+
+
+os.register_at_fork(after_in_child=lambda: signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, *ENDING}))
+
+
 def quiet_loader_worker(worker_id=None):
     """A data loader worker (worker_init_fn): Ctrl-C and a `kill` of the whole process group reach it too, but
     only the command answers them, ending its workers in order (killed by a signal, a worker made torch print

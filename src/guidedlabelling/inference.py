@@ -12,7 +12,7 @@ import torch
 from . import precision as P
 from . import transforms as T
 from .checks import device as device_syntax
-from .cli import quiet_loader_worker
+from .cli import quiet_loader_worker, workers_starting
 from .crf import crf_from_probs
 from .io import IGNORE, InputError, apply_state, load_checkpoint, load_heatmap_mat, load_label_png, snapshots
 from .metrics import confusion, report
@@ -63,8 +63,10 @@ def forward_all(model, data, indices, size, mode, device, batch_size=8, workers=
                                          collate_fn=collate, worker_init_fn=quiet_loader_worker)
     fmt = P.memory_format(channels_last)
     model.to(device, memory_format=fmt).eval()
+    with workers_starting():
+        batches = iter(loader)
     with torch.inference_mode():
-        for x, metas in loader:
+        for x, metas in batches:
             with P.autocast(device, amp):
                 out = model(x.to(device, memory_format=fmt))
             out = tuple(o.float() for o in out) if isinstance(out, tuple) else out.float()

@@ -7,6 +7,7 @@ import torch
 
 from ..checks import PERCENT, one_of
 from .. import guide_diagnostics
+from ..cli import workers_starting
 from ..guide_rules import DROPPED, RULES, UNSURE, UNUSED, drop_unused, guide_labels, keep_dropped, oracle_foreground, \
     void_unsure
 from ..inference import all_done, evaluate_folder, measurable, todo, without_panel
@@ -176,7 +177,9 @@ def start_worker():
 def run_jobs(job, indices, workers):
     """job(i) for every index; with workers > 1 in a pool of that many processes of one thread each."""
     if workers > 1:
-        with Pool(workers, initializer=start_worker) as pool:
+        with workers_starting():
+            pool = Pool(workers, initializer=start_worker)
+        with pool:
             # one image per task: CRF times vary, the load balances
             for _ in progress(pool.imap_unordered(job, indices), "guide labels", len(indices)):
                 pass
