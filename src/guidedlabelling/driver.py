@@ -12,7 +12,6 @@ import sys
 import time
 from pathlib import Path
 
-
 from . import config as C
 from . import naming
 from . import guide_diagnostics, lanes, preflight, runner
@@ -175,7 +174,7 @@ def refuse_whole_steps_in_fragments(args, overrides, steps, skip, run):
     def unfinished(step):
         stage, extra = extra_of[step]
         try:
-            return runner.current_output(stage, command_flags(args, overrides + list(extra))) is None
+            return runner.up_to_date_line(stage, command_flags(args, overrides + list(extra))) is None
         except InputError:  # its own inputs are missing: the fragments' preflight names them
             return True
     needing = {step: sorted(filter(unfinished, needs)) for step, needs in needed_steps(args, overrides, todo).items()}
@@ -209,11 +208,9 @@ def made_already(args, overrides, steps, needs, opened):
     for step, stage, extra in steps:
         argv = command_flags(args, overrides + list(extra))
         if needs[step] <= made:
-            out = runner.current_output(stage, argv, opened)
-            if out is not None:
-                cfg, _ = C.resolve(args.config, overrides + list(extra))
-                print(f"==> {step}: up to date in {out}{runner.made_otherwise(stage, out, cfg)} (--overridecache "
-                      "recomputes)", flush=True)
+            line = runner.up_to_date_line(stage, argv, opened)
+            if line is not None:
+                print(f"==> {step}: {line}", flush=True)
                 made.add(step)
     return made
 

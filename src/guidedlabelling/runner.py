@@ -9,10 +9,10 @@ Bad input ends in one line `error: ...` and exit code 2 (cli.py), before anythin
 """
 import logging
 import os
-import re
 import shutil
 import sys
 from dataclasses import dataclass, field
+from fnmatch import fnmatch
 from pathlib import Path
 
 import torch
@@ -123,7 +123,7 @@ def make_logger(out):
     return log
 
 
-TEMPORARY = re.compile(r"\..*\.tmp.*")  # io.atomic_path's files, left by a run killed while writing
+TEMPORARY = ".*.tmp*"  # io.atomic_path's files (a glob), left by a run killed while writing
 
 
 def up_to_date(out, stage_cfg, current):
@@ -204,7 +204,8 @@ def check_cache(out, stage_cfg, override, manifest, alone=True, rescore=False):
 def refuse_foreign(out):
     """A folder holding files but no config.yaml is not a stage's (a user's --out_dir): recomputing would remove
     it whole."""
-    if out.is_dir() and not (out / "config.yaml").exists() and any(not TEMPORARY.match(p.name) for p in out.iterdir()):
+    if out.is_dir() and not (out / "config.yaml").exists() and \
+            any(not fnmatch(p.name, TEMPORARY) for p in out.iterdir()):
         raise InputError(f"{out}: holds files that no stage wrote (it has no config.yaml), and a stage removes its "
                          "folder whole when it recomputes; move them away, or choose a new or empty folder (--out_dir, "
                          "--out_root)")
@@ -286,14 +287,19 @@ def use_threads(threads):
         torch.set_num_threads(threads)
 
 
-def current_output(stage, argv=None, opened=None):
-    """The output folder of a stage command if it is up to date (the command would do nothing), else None.
-    Its inputs must exist."""
+def up_to_date_line(stage, argv=None, opened=None):
+    """The line `up to date in <folder> ...` of a stage command whose output is up to date (it would do nothing),
+    else None. Its inputs must exist."""
     args, cfg, preset, out = resolve(stage, argv)
     if cfg["run"]["overridecache"] or draws_panels(stage, cfg):  # main draws the panels a finished stage lacks
         return None
     inputs, _ = preflight.check(stage, cfg, preset, vars(args), opened).manifest()
-    return out if reusable(out, cfg, stage, fingerprint(inputs)) else None
+    return reused(stage, out, cfg) if reusable(out, cfg, stage, fingerprint(inputs)) else None
+
+
+def reused(stage, out, cfg):
+    """What a command says of a folder it reuses."""
+    return f"up to date in {out}{made_otherwise(stage, out, cfg)} (--overridecache recomputes)"
 
 
 def draws_panels(stage, cfg):
@@ -332,7 +338,7 @@ def main(stage, argv=None, opened=None):
     with writing(out, stage, shared=not alone):  # another process making it: wait, then reuse it
         refuse_foreign(out)   # under the lock: another process's folder is never seen half made
         if reusable(out, cfg, stage, manifest["fingerprint"]):
-            print(f"{stage}: up to date in {out}{made_otherwise(stage, out, cfg)} (--overridecache recomputes)")
+            print(f"{stage}: {reused(stage, out, cfg)}")
             if draws_panels(stage, cfg):
                 finished = Stage(stage, cfg, preset, out, args, logging.getLogger(__name__), checked,
                                  manifest["fingerprint"], outputs_fingerprint(inputs))
@@ -349,7 +355,7 @@ def main(stage, argv=None, opened=None):
             current = Stage(stage, cfg, preset, out, args, log, checked, manifest["fingerprint"],
                             outputs_fingerprint(inputs))
             if alone:  # temp files left by a killed run are never outputs
-                for stale in out.rglob(".*.tmp*"):
+                for stale in out.rglob(TEMPORARY):
                     stale.unlink()
             stage_module(stage).run(current)
         except (InputError, OSError, KeyboardInterrupt):
