@@ -52,7 +52,8 @@ def test_two_processes_train_as_one(stage, tmp_path):
     log = (tmp_path / "two" / "log.txt").read_text()
     assert log.count("iter 1/3") == 1 and log.count("iter 3/3") == 1
     assert sorted(p.name for p in (tmp_path / "two").iterdir()) == \
-        ["config.yaml", "done.json", "inputs.json", "log.txt", "loss.json", "model.pth", "snapshot_iter_2.pth"]
+        ["config.yaml", "done.json", "inputs.json", "log.txt", "loss.json", "model.pth", "snapshot_iter_2.pth",
+         "snapshot_iter_3.pth"]  # every 2 iterations and after the last
 
 
 def test_segmentation_halves_count_different_pixels():

@@ -118,3 +118,22 @@ def assert_same_outputs(ours, theirs, paths=None):
             assert ja == jb, name
         else:
             assert a.read_bytes() == b.read_bytes(), name
+
+
+def test_training_killed_after_its_weights_resumes_with_nothing_to_train(tmp_path, private_store):
+    """3 iterations, a snapshot every 2: the last iteration's snapshot (Caffe's snapshot_after_train) lets a run
+    killed between model.pth and done.json finish without training iterations 3 again."""
+    own = make_own(tmp_path)
+    out = tmp_path / "killed"
+    cmd = [*own_args(own), "--max_iter", "3", "--snapshot", "2", "--out_dir", str(out)]
+    proc = subprocess.run([sys.executable, "-c", KILLER, "model.pth", "after", "1", "seed_train", *cmd], cwd=ROOT,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == -9, proc.stdout + proc.stderr
+    assert sorted(p.name for p in out.glob("snapshot_iter_*.pth")) == ["snapshot_iter_2.pth", "snapshot_iter_3.pth"]
+    weights = torch.load(out / "model.pth", weights_only=True)["model"]
+    proc = subprocess.run([sys.executable, "-m", "guidedlabelling", "seed_train", *cmd], cwd=ROOT,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "resuming at iteration 3 " in proc.stdout and "iter 3/3" not in proc.stdout
+    again = torch.load(out / "model.pth", weights_only=True)["model"]
+    assert all(torch.equal(weights[k], again[k]) for k in weights) and (out / "done.json").exists()

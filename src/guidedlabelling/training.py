@@ -24,8 +24,9 @@ def train_loop(model, stream, loss_fn, solver, mults, out, log, device, run, met
     """Caffe-style SGD over a deterministic sample stream, on one process or on W under torchrun (DDP):
     each process computes batch_size/W samples of the same global batch, so the result does not depend
     on W. Snapshots every `snapshot` iterations (snapshot_iter_N.pth, as Caffe names them; --test_iter
-    tests one), resumes from the latest, and saves a snapshot on Ctrl-C before stopping. Only the first
-    process writes files."""
+    tests one) and after the last iteration (Caffe's snapshot_after_train: a run killed before done.json resumes
+    with nothing to train), resumes from the latest, and saves a snapshot on Ctrl-C before stopping. Only the
+    first process writes files."""
     local = distributed.local_batch(solver.batch_size)
     device = distributed.process_device(device)
     fmt = P.memory_format(run["channels_last"])
@@ -66,7 +67,7 @@ def train_loop(model, stream, loss_fn, solver, mults, out, log, device, run, met
                 if (it + 1) % max(1, solver.max_iter // 20) == 0 or it == start:
                     log.info("iter %d/%d  loss %.4f  lr %.2e", it + 1, solver.max_iter, losses[-1][1],
                              step_lr(solver.base_lr, it, solver.stepsize, solver.gamma))
-                if (it + 1) % solver.snapshot == 0 or stop:
+                if (it + 1) % solver.snapshot == 0 or it + 1 == solver.max_iter or stop:
                     snapshot(it + 1)
                 if stop:
                     if interrupted["by"] in ENDING:  # the command then prints its one line 'terminated'
