@@ -41,6 +41,25 @@ def test_a_second_out_root_reuses_the_network(own, command, tmp_path, private_st
     assert list(folder_a.glob("snapshot_iter_*.pth"))
 
 
+def test_a_reused_network_records_the_device_that_trained_it(own, command, tmp_path, private_store):
+    """The store's entry says where its network was trained; a copy records that, not the device of the run that
+    copies it (an entry from before the store recorded it: nothing), and the rerun's up-to-date line names it."""
+    first, _ = train_saliency(command, own, tmp_path / "a")
+    assert first["made_with"] == {"device": "cpu", "amp": "none"}
+    (entry,) = [p for p in private_store.iterdir() if p.is_dir()]
+    record = json.loads((entry / "entry.json").read_text())
+    assert record["made_with"] == first["made_with"]
+    (entry / "entry.json").write_text(json.dumps(record | {"made_with": {"device": "cuda", "amp": "none"}}))
+    second, _ = train_saliency(command, own, tmp_path / "b")
+    assert second["made_with"] == {"device": "cuda", "amp": "none"}
+    code, out, err = command("saliency_train", *own_args(own), "--set", f"out_root={tmp_path / 'b'}")
+    assert code == 0 and "made on cuda with amp none (this run: cpu, amp none)" in out, out + err
+    del record["made_with"]
+    (entry / "entry.json").write_text(json.dumps(record))
+    third, _ = train_saliency(command, own, tmp_path / "c")
+    assert third["made_with"] is None
+
+
 def test_test_iter_of_a_reused_network_says_it_has_no_snapshots(own, command, tmp_path, private_store):
     train_saliency(command, own, tmp_path / "a")
     done, folder = train_saliency(command, own, tmp_path / "b")

@@ -48,6 +48,11 @@ class Stage:
     def device(self):
         return pick_device(self.cfg["run"]["device"])
 
+    @property
+    def made_with(self):
+        """This run's device type and precision, for a stage that runs networks (made_with below)."""
+        return made_with(self.name, self.cfg)
+
     def dataset(self, split):
         """A split the stage reads (reads(cfg, given) of its module), as the preflight opened it."""
         data = self.checked.datasets[split]
@@ -74,8 +79,10 @@ class Stage:
         return fragment_of(self.cfg["run"])
 
     def finish(self, summary):
-        summary = summary | {"fingerprint": self.fingerprint, "output_fingerprint": self.output_fingerprint,
-                             "made_with": made_with(self.name, self.cfg)}
+        """Write done.json: the summary, what the outputs were made from and with (made_with: this run's, unless the
+        summary says otherwise, as a network copied from the store does), the outputs' sizes and digest."""
+        summary = {"made_with": self.made_with} | summary | {
+            "fingerprint": self.fingerprint, "output_fingerprint": self.output_fingerprint}
         if self.skipped:
             summary = summary | {"skipped_images": self.skipped}
             self.log.info("skipped %d unreadable images (listed in done.json):\n%s", len(self.skipped),

@@ -65,8 +65,9 @@ def run(stage):
                 if distributed.is_main():
                     stage.log.info("saliency network: reused from the store, %s (trained in %s on %s); "
                                    "--overridecache retrains it", entry, record["trained_in"], record["date"])
-                    stage.finish(record["summary"] | {"store": {"entry": str(entry),
-                                                                "trained_in": record["trained_in"]}})
+                    stored = {"entry": str(entry), "trained_in": record["trained_in"]}
+                    stage.finish(record["summary"] | {"made_with": record.get("made_with"),  # None: not recorded
+                                                      "store": stored})
                 return
         train(stage, (lambda summary: publish(stage, entry, summary)) if usable else None)
 
@@ -114,6 +115,7 @@ def publish(stage, entry, summary):
     """Put the trained network into the store; a store that refuses it is reported, the run goes on."""
     trained_in = str(stage.out.absolute())  # read by runs in other folders
     record = {"summary": summary, "settings": stage.cfg["saliency_train"], "trained_in": trained_in,
+              "made_with": stage.made_with,
               "date": datetime.datetime.now().isoformat(sep=" ", timespec="seconds")}
     try:
         entry.publish(stage.out, record)
