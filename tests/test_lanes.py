@@ -208,6 +208,44 @@ def test_signals_reach_every_lane(tmp_path, signals, code, passed_on):
         assert len(events) == 6
 
 
+def process_state(pid):
+    """The one-letter state of a process (T: stopped), from /proc; '' once it has ended."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return ""
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process states from /proc")
+def test_ctrl_z_stops_the_lanes_with_the_driver_and_fg_continues_them(tmp_path):
+    """SIGTSTP to the driver stops both lanes (sessions of their own, which the terminal's Ctrl-Z does not reach),
+    then the driver; SIGCONT continues all three, and the run ends as it would have."""
+    log = tmp_path / "log.txt"
+    log.touch()
+    plan = {step: [0.0, 0] for step in ORDER} | {"seed_train": [3.0, 0], "saliency_train": [3.0, 0]}
+    env = dict(os.environ, FAKE_LOG=str(log), FAKE_PLAN=json.dumps(plan),
+               PYTHONPATH=os.pathsep.join([str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")]))
+    proc = subprocess.Popen([sys.executable, "-c", DRIVER], cwd=ROOT, env=env)
+    deadline = time.monotonic() + 60
+    while log.read_text().count("pid") < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    pids = [int(e[2]) for e in map(str.split, log.read_text().splitlines()) if e[0] == "pid"]
+    proc.send_signal(signal.SIGTSTP)
+    _, status = os.waitpid(proc.pid, os.WUNTRACED)
+    assert os.WIFSTOPPED(status)
+    stopping = time.monotonic() + 5  # a signal takes effect once its process next enters the kernel
+    while any(process_state(pid) != "T" for pid in pids) and time.monotonic() < stopping:
+        time.sleep(0.01)
+    assert [process_state(pid) for pid in pids] == ["T", "T"]
+    time.sleep(4)  # longer than the lanes' steps: stopped, they end none
+    assert log.read_text().count("end") == 0
+    proc.send_signal(signal.SIGCONT)
+    while any(process_state(pid) == "T" for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert proc.wait(60) == 0
+    assert log.read_text().count("end") == 4  # every chain the run gave a lane
+
+
 def test_a_global_setting_that_makes_two_steps_one_folder_orders_them():
     """With --set labels=gt, seg_train and reference_train write one folder: the second waits for the first (then
     finds it up to date) instead of training into it at the same time."""

@@ -9,6 +9,7 @@ outputs do not depend on the schedule; they do differ from a one-lane run on all
 sums, as on another CPU. Two lanes of one thread do more on two cores than one lane of two threads, whose steps
 are not twice as fast (docs/speed.md).
 """
+import contextlib
 import json
 import os
 import signal
@@ -102,8 +103,9 @@ def run_chains(order, needs, lanes, argv, run_here, debug=False, poll_s=POLL_S):
     --steps); run_here(chain) -> {step: seconds} runs a chain in this process instead when it is all that is left
     and no lane is busy. Returns ({step: wall seconds}, {step: lane}). A failed chain stops the others (they save
     a snapshot), then its error lines end the command with its exit code; Ctrl-C and SIGTERM are passed on to every
-    lane."""
+    lane, and Ctrl-Z stops them with the driver."""
     finished, taken, running, seconds, lane_of = set(), set(), {}, {}, {}
+    previous = signal.signal(signal.SIGTSTP, lambda signum, frame: stop_with(running.values()))
     try:
         while len(finished) < len(order):
             free = [k for k in range(1, lanes + 1) if k not in running]
@@ -142,7 +144,24 @@ def run_chains(order, needs, lanes, argv, run_here, debug=False, poll_s=POLL_S):
     except BaseException:
         end(running.values(), signal.SIGTERM)
         raise
+    finally:
+        signal.signal(signal.SIGTSTP, previous)
     return seconds, lane_of
+
+
+def stop_with(lanes):
+    """Ctrl-Z (SIGTSTP): stop the lanes, whose sessions of their own keep them out of the terminal's reach, with
+    their workers, then this process; fg or bg continues this process, then them."""
+    groups = [lane.process.pid for lane in lanes]  # a lane leads its session's only process group
+    signal_groups(groups, signal.SIGSTOP)
+    os.kill(os.getpid(), signal.SIGSTOP)
+    signal_groups(groups, signal.SIGCONT)
+
+
+def signal_groups(groups, signum):
+    for group in groups:
+        with contextlib.suppress(ProcessLookupError):  # the lane has ended meanwhile
+            os.killpg(group, signum)
 
 
 def end(lanes, signum):
