@@ -172,7 +172,19 @@ def test_whole_method_without_masks(folder, without_masks):
             if folder_ is guides:   # guide labels hold only the image's own tags (and void)
                 assert values <= {0, 255} | {CLASSES.index(t) for t in tag_list(tags)}
     assert "seeds" not in json.loads((guides / "done.json").read_text())
-    assert "mIoU" not in json.loads((preds / "done.json").read_text())
+    done = json.loads((preds / "done.json").read_text())
+    assert "mIoU" not in done
+    marks = {name: {"tagged": 0, "marked": 0, "marked_untagged": 0} for name in CLASSES[1:]}
+    for image_id in VAL:   # counted here from the tags and the predictions (no masks: tags_marked reads none)
+        with Image.open(preds / f"{image_id}.png") as png:
+            values = set(np.unique(np.asarray(png)).tolist())
+        for name in CLASSES[1:]:
+            tagged, marked = name in tag_list(IMAGES[image_id][3]), CLASSES.index(name) in values
+            marks[name]["tagged"] += tagged
+            marks[name]["marked"] += tagged and marked
+            marks[name]["marked_untagged"] += marked and not tagged
+    assert done["tags_marked"] == marks
+    assert summary["segmenter_warnings"] == []   # two val images: too few to say a class is not learnt
     model = torch.load(the_only(root / "seg_train", "*/model.pth"), weights_only=True)
     assert model["meta"]["classes"] == CLASSES
     assert not list((root / "seg_train").glob("*labels-gt*"))

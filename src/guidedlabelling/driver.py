@@ -20,7 +20,8 @@ from .errors import LANES, OVERRIDDEN
 from .datasets import annotated_splits, ground_truth_hint, has_ground_truth, layout
 from .inference import trained
 from .io import InputError, save_json
-from .results import METHOD_ROWS, RATIO_ROW, method_table, stage_result, unscored_classes, weak_reference
+from .results import METHOD_ROWS, RATIO_ROW, method_table, stage_result, unmarked_classes, unscored_classes, \
+    weak_reference
 from .pipeline import BY_NAME, STEPS, command, current_name, steps_needed
 from .report import write_report
 from .runner import ensure_data
@@ -254,7 +255,10 @@ def summarise(args, overrides, skip, seconds=None):
                "config": args.config, "overrides": overrides, "step_seconds": seconds or {}} | diagnostics
     if guide and seg and "mIoU" not in seg:  # own data without masks: nothing to measure against
         path = Path(cfg["run"]["out_root"]) / cfg["name"] / "summary.json"
-        save_json(path, outputs)
+        unmarked = unmarked_classes(seg)
+        for line in unmarked:
+            print(f"warning: {line}")
+        save_json(path, outputs | {"segmenter_warnings": unmarked})
         hint = ground_truth_hint(cfg["data"])
         print(f"\nno ground-truth masks, so no mIoU table ({hint} for one)\nguide labels: "
               f"{outputs['guide_labels']}\npredictions: {outputs['predictions']}\nmodel: {outputs['model']} "
@@ -272,11 +276,12 @@ def summarise(args, overrides, skip, seconds=None):
         print(f"{name:<36}" + (f"{table[key]:8.1f}" if table[key] is not None else "     n/a"))
     ratio = table[RATIO_ROW[1]]
     print(f"{RATIO_ROW[0]:<36}" + (f"{100 * ratio:7.1f}%" if ratio is not None else "    n/a"))
-    weak, unscored = weak_reference(ref or {}), unscored_classes(seg)
-    for line in unscored + weak + ([f"no fully supervised reference: {no_reference}"] if no_reference else []):
+    weak, unscored, unmarked = weak_reference(ref or {}), unscored_classes(seg), unmarked_classes(seg, ref)
+    for line in unscored + unmarked + weak + ([f"no fully supervised reference: {no_reference}"] if no_reference
+                                              else []):
         print(f"warning: {line}")
     path = Path(cfg["run"]["out_root"]) / cfg["name"] / "summary.json"
-    save_json(path, table | {"reference_warnings": weak, "score_warnings": unscored})
+    save_json(path, table | {"reference_warnings": weak, "score_warnings": unscored, "segmenter_warnings": unmarked})
     print(f"\nmodel: {outputs['model']} (./src/predict.py --model)\nsummary: {path}")
     return True
 

@@ -181,6 +181,19 @@ def measurable(stage, data, what):
     return data.has_labels
 
 
+def tags_marked(data, folder):
+    """{class: {tagged, marked, marked_untagged}} of a folder of label PNGs: how many images are tagged with the
+    class, in how many of them the labels mark it (a pixel or more), and how many images not tagged with it they
+    mark it in. Tags alone: it needs no masks."""
+    counts = np.zeros((data.num_classes, 3), np.int64)
+    for i, it in enumerate(data.items):
+        tagged, marked = set(data.image_classes(i)), set(np.unique(load_label_png(folder / f"{it.id}.png")).tolist())
+        for c in range(1, data.num_classes):
+            counts[c] += (c in tagged, c in tagged and c in marked, c not in tagged and c in marked)
+    return {data.classes[c]: dict(zip(("tagged", "marked", "marked_untagged"), counts[c].tolist()))
+            for c in range(1, data.num_classes)}
+
+
 def evaluate_folder(data, folder, rule=None):
     """mIoU of label PNGs (or of the seeds a seeds.SeedRule makes of heatmaps) against the ground truth, over the
     pixels they label; `void`: the percent of the ground truth's (non-void) pixels they leave void."""

@@ -15,8 +15,8 @@ from . import naming
 from . import pipeline
 from .datasets import open_dataset
 from .io import IGNORE, atomic_path, load_heatmap_mat, load_label_png
-from .results import METHOD_ROWS, RATIO_ROW, finished, method_table, stage_result, unscored_classes, \
-    weak_reference
+from .results import METHOD_ROWS, RATIO_ROW, finished, method_table, stage_result, unmarked_classes, \
+    unscored_classes, weak_reference
 from .seeds import SeedRule
 from .visualize import PALETTE, file_tiles, panel_image, panel_tiles, stage_files
 
@@ -99,7 +99,8 @@ def summary_section(cfg, preset, ref):
     ratio = figures[RATIO_ROW[1]]
     rows.append([RATIO_ROW[0], (number(ratio and 100 * ratio, 1) + ("%" if ratio else ""),)])
     warnings = "".join(f"<p class=warn>{html.escape(line)}</p>"
-                       for line in unscored_classes(seg) + weak_reference(ref_seg or {}))
+                       for line in unscored_classes(seg) + unmarked_classes(seg, ref_seg) +
+                       weak_reference(ref_seg or {}))
     return "<h2>Summary</h2>\n" + table(["stage", "mIoU %"], rows) + warnings
 
 

@@ -16,6 +16,8 @@ METHOD_ROWS = (("seeds (train)", "seeds_mIoU_train"), ("guide labels (train)", "
                ("fully supervised reference (val)", "fully_supervised_mIoU_val"))
 RATIO_ROW = ("ratio guided / fully supervised", "ratio_to_fully_supervised")
 WEAK_IOU = 20  # a class under this IoU in the fully supervised reference: the reference itself learned little
+UNMARKED_SHARE = 0.25  # a class the guided segmenter marks in under this share of the val images tagged with it
+MIN_TAGGED = 3         # ... of at least this many: it learnt little of it (fewer images say too little)
 
 
 def finished(folder, name="done.json"):
@@ -70,3 +72,20 @@ def weak_reference(ref, floor=WEAK_IOU):
     return [f"the fully supervised reference itself learns little of {names} (IoU under {floor}): the ratio "
             "compares with a weak reference; the usual causes are objects a few pixels wide at the preset's input "
             "size, and classes in few images (see README, own data)"]
+
+
+def unmarked_classes(seg, ref=None):
+    """A line naming the classes the guided segmenter marks in few of the val images tagged with them (the test's
+    tags_marked: tags alone, so it also warns a user without masks), with the reference's count beside."""
+    ref_marks = (ref or {}).get("tags_marked", {})
+    few = {name: m for name, m in (seg or {}).get("tags_marked", {}).items()
+           if m["tagged"] >= MIN_TAGGED and m["marked"] < UNMARKED_SHARE * m["tagged"]}
+    if not few:
+        return []
+    counts = ", ".join(f"{name} in {m['marked']} of {m['tagged']}" for name, m in few.items())
+    beside = ", ".join(str(ref_marks[name]["marked"]) for name in few if name in ref_marks)
+    them = "it" if len(few) == 1 else "them"
+    return [f"the guided segmenter marks {counts} val images tagged with {them}"
+            + (f" (the fully supervised reference: {beside})" if beside else "")
+            + f": it learnt little of {them} from the guide labels (their table of classes shows what they keep of "
+            "each; see README, own data)"]

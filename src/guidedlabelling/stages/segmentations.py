@@ -3,7 +3,7 @@ section 7)."""
 from .. import precision as P
 from ..checks import NON_NEGATIVE, POSITIVE, one_of
 from ..inference import all_done, check_classes, evaluate_folder, forward_all, geometry, label_map, load_model, \
-    measurable, todo, trained, without_panel
+    measurable, tags_marked, todo, trained, without_panel
 from ..io import load_label_png, save_json, save_label_png
 from ..metrics import format_table
 from ..progress import progress
@@ -56,13 +56,14 @@ def run(stage):
         draw_panels(stage)
     if not all_done(stage, data, ".png"):
         return
+    marks = {"tags_marked": tags_marked(data, out)}
     if not measurable(stage, data, "segmentation mIoU"):
-        stage.finish({"images": len(data)})
+        stage.finish({"images": len(data)} | marks)
         return
     rep = evaluate_folder(data, out)
     save_json(out / "results.json", rep)
     stage.log.info("segmentation on %s:\n%s", data.split, format_table(rep))
-    stage.finish({"mIoU": rep["mIoU"], "results": str(out / "results.json")})
+    stage.finish({"mIoU": rep["mIoU"], "results": str(out / "results.json")} | marks)
 
 
 def save_test_panel(stage, data, i, seeds, pred):
