@@ -1,5 +1,6 @@
 """./script.py on lanes (lanes.py): which steps run together, what a lane's failure, a Ctrl-C, a SIGTERM or the
 driver's death do to the others, and that lanes change no output."""
+import contextlib
 import json
 import os
 import signal
@@ -212,38 +213,57 @@ def process_state(pid):
     """The one-letter state of a process (T: stopped), from /proc; '' once it has ended."""
     try:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
+    except OSError:  # gone, or going (ESRCH)
         return ""
 
 
+def wait_until(condition, seconds):
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return condition()
+
+
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process states from /proc")
-def test_ctrl_z_stops_the_lanes_with_the_driver_and_fg_continues_them(tmp_path):
+@pytest.mark.parametrize("then, code, lanes_end", [((signal.SIGCONT,), 0, "end"),                 # fg
+                                                   ((signal.SIGTERM, signal.SIGCONT), 143, "SIGTERM"),  # kill %1
+                                                   ((signal.SIGKILL,), -9, "SIGTERM")])          # kill -9 %1
+def test_ctrl_z_stops_the_lanes_with_the_driver(tmp_path, then, code, lanes_end):
     """SIGTSTP to the driver stops both lanes (sessions of their own, which the terminal's Ctrl-Z does not reach),
-    then the driver; SIGCONT continues all three, and the run ends as it would have."""
+    then the driver. fg continues all three, and the run ends as it would have; a kill of the stopped job (SIGTERM
+    and SIGCONT, as the shell sends them) passes the SIGTERM on to lanes that can answer it; a SIGKILL of the
+    stopped driver continues its lanes, which end as a killed driver's do, on a SIGTERM."""
     log = tmp_path / "log.txt"
     log.touch()
-    plan = {step: [0.0, 0] for step in ORDER} | {"seed_train": [3.0, 0], "saliency_train": [3.0, 0]}
+    busy = 3.0 if lanes_end == "end" else 60.0  # a killed job's lanes are still at work when continued
+    plan = {step: [0.0, 0] for step in ORDER} | {"seed_train": [busy, 0], "saliency_train": [busy, 0]}
     env = dict(os.environ, FAKE_LOG=str(log), FAKE_PLAN=json.dumps(plan),
                PYTHONPATH=os.pathsep.join([str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")]))
     proc = subprocess.Popen([sys.executable, "-c", DRIVER], cwd=ROOT, env=env)
-    deadline = time.monotonic() + 60
-    while log.read_text().count("pid") < 2 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    pids = [int(e[2]) for e in map(str.split, log.read_text().splitlines()) if e[0] == "pid"]
-    proc.send_signal(signal.SIGTSTP)
-    _, status = os.waitpid(proc.pid, os.WUNTRACED)
-    assert os.WIFSTOPPED(status)
-    stopping = time.monotonic() + 5  # a signal takes effect once its process next enters the kernel
-    while any(process_state(pid) != "T" for pid in pids) and time.monotonic() < stopping:
-        time.sleep(0.01)
-    assert [process_state(pid) for pid in pids] == ["T", "T"]
-    time.sleep(4)  # longer than the lanes' steps: stopped, they end none
-    assert log.read_text().count("end") == 0
-    proc.send_signal(signal.SIGCONT)
-    while any(process_state(pid) == "T" for pid in pids) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert proc.wait(60) == 0
-    assert log.read_text().count("end") == 4  # every chain the run gave a lane
+    pids = []
+    try:
+        assert wait_until(lambda: log.read_text().count("pid") == 2, 60)
+        pids = [int(e[2]) for e in map(str.split, log.read_text().splitlines()) if e[0] == "pid"]
+        proc.send_signal(signal.SIGTSTP)
+        _, status = os.waitpid(proc.pid, os.WUNTRACED)
+        assert os.WIFSTOPPED(status)
+        # a signal takes effect once its process next enters the kernel
+        assert wait_until(lambda: [process_state(pid) for pid in pids] == ["T", "T"], 5)
+        if lanes_end == "end":
+            time.sleep(3.5)  # longer than the lanes' steps: stopped, they end none
+            assert log.read_text().count("end") == 0
+        for signum in then:
+            proc.send_signal(signum)
+        assert proc.wait(60) == code
+        assert wait_until(lambda: log.read_text().count(lanes_end) == (4 if lanes_end == "end" else 2), 30)
+        if lanes_end == "SIGTERM":
+            assert wait_until(lambda: log.read_text().count("stopped") == 2, 30)
+    finally:  # nothing left stopped behind a failed assertion
+        for pid in pids + [proc.pid]:
+            for signum in (signal.SIGKILL, signal.SIGCONT):
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signum)
+        proc.wait()
 
 
 def test_a_global_setting_that_makes_two_steps_one_folder_orders_them():

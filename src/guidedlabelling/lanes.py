@@ -23,6 +23,7 @@ from .errors import resume_hint
 
 POLL_S = 0.2        # how often the scheduler looks at its lanes
 STOP_WAIT_S = 120   # how long stopped lanes get to save a snapshot and end
+ORPHAN_CHECKS = 25  # a continued lane looks this many times, POLL_S apart, whether its driver is gone
 CHILD = ("from guidedlabelling.cli import run, sleeping_openmp_threads; sleeping_openmp_threads(); "
          "run('guidedlabelling.driver')")
 REPORT = "guidedlabelling-lane-seconds: "  # a lane's last line of output: {step: wall seconds} as JSON
@@ -113,12 +114,14 @@ def run_chains(order, needs, lanes, argv, run_here, debug=False, poll_s=POLL_S):
                 taken |= set(chain)
                 number = free.pop(0)
                 if not running and taken == set(order):
-                    seconds |= run_here(chain)
+                    with stopping_alone():
+                        seconds |= run_here(chain)
                     finished |= set(chain)
                     lane_of |= dict.fromkeys(chain, number)
                     continue
                 print(f"==> lane {number}: {', '.join(chain)}", flush=True)
-                running[number] = Lane(number, chain, argv, debug)
+                with stop_held():  # a Ctrl-Z now stops this lane too
+                    running[number] = Lane(number, chain, argv, debug)
             if not running and len(finished) < len(order):
                 raise RuntimeError(f"steps {sorted(set(order) - taken)} wait for steps that no lane runs")
             if running:
@@ -151,11 +154,36 @@ def run_chains(order, needs, lanes, argv, run_here, debug=False, poll_s=POLL_S):
 
 def stop_with(lanes):
     """Ctrl-Z (SIGTSTP): stop the lanes, whose sessions of their own keep them out of the terminal's reach, with
-    their workers, then this process; fg or bg continues this process, then them."""
+    their workers, then this process; fg or bg continues this process, then them (also when a kill of the stopped
+    job, a SIGTERM and a SIGCONT, ends this process as it continues: end() then reaches running lanes)."""
     groups = [lane.process.pid for lane in lanes]  # a lane leads its session's only process group
     signal_groups(groups, signal.SIGSTOP)
-    os.kill(os.getpid(), signal.SIGSTOP)
-    signal_groups(groups, signal.SIGCONT)
+    try:
+        os.kill(os.getpid(), signal.SIGSTOP)
+    finally:
+        signal_groups(groups, signal.SIGCONT)
+
+
+@contextlib.contextmanager
+def stop_held():
+    """SIGTSTP held while a lane starts, so that stop_with knows every lane that runs; a lane unholds it
+    (follow_parent)."""
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTSTP})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+
+
+@contextlib.contextmanager
+def stopping_alone():
+    """The system's own Ctrl-Z while this process runs a chain itself and no lane: it stops at once, where a Python
+    handler would wait for the main thread to leave a long computation."""
+    previous = signal.signal(signal.SIGTSTP, signal.SIG_DFL)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTSTP, previous)
 
 
 def signal_groups(groups, signum):
@@ -168,11 +196,12 @@ def end(lanes, signum):
     """Send the lanes still running `signum` (they save a snapshot and end, as their commands do) and wait for
     them, deaf to a second Ctrl-C meanwhile; kill those that take longer than STOP_WAIT_S, with their workers."""
     lanes = [lane for lane in lanes if lane.process.returncode is None]
-    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, *ENDING)}
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTSTP, *ENDING)}
     try:
         for lane in lanes:
             if lane.process.poll() is None:
                 lane.process.send_signal(signum)
+        signal_groups([lane.process.pid for lane in lanes], signal.SIGCONT)  # a stopped lane answers it then
         deadline = time.monotonic() + STOP_WAIT_S
         for lane in lanes:
             try:
@@ -188,11 +217,28 @@ def end(lanes, signum):
 
 def follow_parent():
     """In a lane's process: end with a SIGTERM (saving a snapshot) when the driver that started it dies, even by
-    SIGKILL (Linux prctl PR_SET_PDEATHSIG, through ctypes: no library of ours wraps it)."""
+    SIGKILL, and even while Ctrl-Z has stopped both: the system then sends the lane a SIGCONT (Linux prctl
+    PR_SET_PDEATHSIG, through ctypes: no library of ours wraps it), which continues it, and the lane, finding its
+    driver gone, sends itself the SIGTERM (a SIGTERM from the system would wait for a SIGCONT that nothing sends)."""
     parent = os.environ.pop("GUIDEDLABELLING_LANE_OF", None)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTSTP})  # held by the driver as it started the lane
     if parent is None or not sys.platform.startswith("linux"):
         return
+    lane = os.getpid()
+
+    def end_if_orphaned():
+        """The driver's threads end one by one: the lane is the process's until the last has, a moment later."""
+        for _ in range(ORPHAN_CHECKS):
+            if os.getppid() != int(parent):
+                os.kill(lane, signal.SIGTERM)
+                return
+            time.sleep(POLL_S)
+
+    def continued(signum, frame):  # also a fg's SIGCONT, and inherited by the lane's workers: they do nothing
+        if os.getpid() == lane:
+            threading.Thread(target=end_if_orphaned, daemon=True).start()
+    signal.signal(signal.SIGCONT, continued)
     import ctypes
-    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1: PR_SET_PDEATHSIG
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGCONT)  # 1: PR_SET_PDEATHSIG
     if os.getppid() != int(parent):  # it died before the call
-        os.kill(os.getpid(), signal.SIGTERM)
+        os.kill(lane, signal.SIGTERM)
