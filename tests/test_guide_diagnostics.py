@@ -322,8 +322,8 @@ def test_unused_absent_drops_the_stray_seeds_of_a_found_class(stray):
 
 
 def test_tags_marked_counts_the_images_whose_predictions_mark_a_tagged_class(tmp_path):
-    """Four predictions of a cat / dog dataset, by hand: cat tagged in a, b, c and marked in a (one pixel) and d
-    (untagged); dog tagged in b and d, marked in both; void and background mark nothing."""
+    """Four predictions of a cat / dog dataset, by hand: cat tagged in a, b, c and marked in a (one pixel; d marks it
+    untagged); dog tagged in b and d, marked in both; void and background mark nothing."""
     tags = {"a": [1], "b": [1, 2], "c": [1], "d": [2]}
     marked = {"a": [1], "b": [2, 255], "c": [255], "d": [1, 2]}
     for image_id, values in marked.items():
@@ -332,23 +332,26 @@ def test_tags_marked_counts_the_images_whose_predictions_mark_a_tagged_class(tmp
         save_label_png(tmp_path / f"{image_id}.png", pred)
     data = SimpleNamespace(items=[SimpleNamespace(id=k) for k in tags], image_classes=lambda i: list(tags.values())[i],
                            num_classes=3, classes=["background", "cat", "dog"])
-    assert tags_marked(data, tmp_path) == {"cat": {"tagged": 3, "marked": 1, "marked_untagged": 1},
-                                           "dog": {"tagged": 2, "marked": 2, "marked_untagged": 0}}
+    assert tags_marked(data, tmp_path) == {"cat": {"tagged": 3, "marked": 1}, "dog": {"tagged": 2, "marked": 2}}
+
+
+def marks(**counts):
+    return {"tags_marked": {name: {"tagged": t, "marked": m} for name, (t, m) in counts.items()}, "split": "val"}
 
 
 def test_unmarked_classes_names_those_marked_in_under_a_quarter_of_their_tagged_images():
-    def marks(**counts):
-        return {"tags_marked": {name: {"tagged": t, "marked": m, "marked_untagged": 0}
-                                for name, (t, m) in counts.items()}}
     seg = marks(bird=(20, 4), cat=(8, 2), dog=(23, 0), fox=(2, 0))   # 20%, 25% (not under it), 0%, too few images
     ref = marks(bird=(20, 11), cat=(8, 7), dog=(23, 14), fox=(2, 2))
     line, = unmarked_classes(seg, ref)
-    assert line == ("the guided segmenter marks bird in 4 of 20, dog in 0 of 23 val images tagged with them (the fully "
-                    "supervised reference: 11, 14): it learnt little of them from the guide labels (their table of "
-                    "classes shows what they keep of each; see README, own data)")
+    assert line == ("the guided segmenter marks few of the val images tagged with bird (4 of 20; the fully "
+                    "supervised reference: 11) and dog (0 of 23; the fully supervised reference: 14): it learnt "
+                    "little of them; what the guide labels keep of each class (their table of classes) says whether "
+                    "they lost it first (see README, own data)")
     line, = unmarked_classes(marks(dog=(23, 5)))   # no reference (own data without masks)
-    assert line.startswith("the guided segmenter marks dog in 5 of 23 val images tagged with it: it learnt little "
-                           "of it from")
+    assert line.startswith("the guided segmenter marks few of the val images tagged with dog (5 of 23): it learnt "
+                           "little of it;")
+    line, = unmarked_classes(marks(dog=(23, 5)), marks(bird=(20, 11)))   # a reference without the class
+    assert "dog (5 of 23):" in line
     assert unmarked_classes(marks(dog=(23, 6))) == [] and unmarked_classes({"mIoU": 50.0}) == []
 
 

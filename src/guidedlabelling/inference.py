@@ -182,16 +182,14 @@ def measurable(stage, data, what):
 
 
 def tags_marked(data, folder):
-    """{class: {tagged, marked, marked_untagged}} of a folder of label PNGs: how many images are tagged with the
-    class, in how many of them the labels mark it (a pixel or more), and how many images not tagged with it they
-    mark it in. Tags alone: it needs no masks."""
-    counts = np.zeros((data.num_classes, 3), np.int64)
+    """{class: {tagged, marked}} of a folder of label PNGs: how many images are tagged with the class, and in how
+    many of them the labels mark it (a pixel or more). Tags alone: it needs no masks."""
+    counts = np.zeros((data.num_classes, 2), np.int64)
     for i, it in enumerate(data.items):
-        tagged, marked = set(data.image_classes(i)), set(np.unique(load_label_png(folder / f"{it.id}.png")).tolist())
-        for c in range(1, data.num_classes):
-            counts[c] += (c in tagged, c in tagged and c in marked, c not in tagged and c in marked)
-    return {data.classes[c]: dict(zip(("tagged", "marked", "marked_untagged"), counts[c].tolist()))
-            for c in range(1, data.num_classes)}
+        marked = set(np.unique(load_label_png(folder / f"{it.id}.png")).tolist())
+        for c in data.image_classes(i):
+            counts[c] += (1, c in marked)
+    return {data.classes[c]: dict(zip(("tagged", "marked"), counts[c].tolist())) for c in range(1, data.num_classes)}
 
 
 def evaluate_folder(data, folder, rule=None):

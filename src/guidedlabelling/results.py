@@ -75,17 +75,20 @@ def weak_reference(ref, floor=WEAK_IOU):
 
 
 def unmarked_classes(seg, ref=None):
-    """A line naming the classes the guided segmenter marks in few of the val images tagged with them (the test's
-    tags_marked: tags alone, so it also warns a user without masks), with the reference's count beside."""
+    """A line naming the classes the guided segmenter marks in few of the test images tagged with them (the test's
+    tags_marked: tags alone, so it also warns a user without masks), each with the reference's count beside."""
     ref_marks = (ref or {}).get("tags_marked", {})
     few = {name: m for name, m in (seg or {}).get("tags_marked", {}).items()
            if m["tagged"] >= MIN_TAGGED and m["marked"] < UNMARKED_SHARE * m["tagged"]}
     if not few:
         return []
-    counts = ", ".join(f"{name} in {m['marked']} of {m['tagged']}" for name, m in few.items())
-    beside = ", ".join(str(ref_marks[name]["marked"]) for name in few if name in ref_marks)
+
+    def counts(name, m):
+        return f"{name} ({m['marked']} of {m['tagged']}" + \
+            (f"; the fully supervised reference: {ref_marks[name]['marked']})" if name in ref_marks else ")")
+    named = [counts(name, m) for name, m in few.items()]
     them = "it" if len(few) == 1 else "them"
-    return [f"the guided segmenter marks {counts} val images tagged with {them}"
-            + (f" (the fully supervised reference: {beside})" if beside else "")
-            + f": it learnt little of {them} from the guide labels (their table of classes shows what they keep of "
-            "each; see README, own data)"]
+    return [f"the guided segmenter marks few of the {seg.get('split', 'val')} images tagged with "
+            f"{', '.join(named[:-1]) + ' and ' if len(named) > 1 else ''}{named[-1]}: it learnt little of {them}; what "
+            "the guide labels keep of each class (their table of classes) says whether they lost it first (see "
+            "README, own data)"]

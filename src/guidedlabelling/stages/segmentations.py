@@ -31,6 +31,7 @@ def add_arguments(parser):
 
 
 def reads(cfg, given):
+    # tags=False: the predictions do not depend on tags; tags_marked, like the scores, is recounted on a rerun
     return Reads(splits=(cfg["data"]["test_dataset"],), evaluates=True, tags=False,
                  upstream={"seg_train": given.get("model_dir")})
 
@@ -56,7 +57,7 @@ def run(stage):
         draw_panels(stage)
     if not all_done(stage, data, ".png"):
         return
-    marks = {"tags_marked": tags_marked(data, out)}
+    marks = {"tags_marked": tags_marked(data, out), "split": data.split}
     if not measurable(stage, data, "segmentation mIoU"):
         stage.finish({"images": len(data)} | marks)
         return
