@@ -92,44 +92,6 @@ def test_seg_train_sample_reflects_label_and_shrinks_nearest():
     assert set(np.unique(small)) <= {1, 2}          # padding reflects the label: no 255
 
 
-def test_crop_holding_draws_every_crop_that_holds_the_pixel_and_nothing_else():
-    """One pixel of class 2 at row 1, column 8 of a 10 x 10 label, 4-px crops: the crops holding it start at rows
-    0..1 (0 - 3 clipped to 0; 1) and columns 5..6 (8 - 3; 10 - 4), each drawn."""
-    label = np.zeros((10, 10), np.uint8)
-    label[1, 8] = 2
-    rng = np.random.default_rng(0)
-    assert {T.crop_holding(label, 4, rng) for _ in range(200)} == {(0, 5), (0, 6), (1, 5), (1, 6)}
-    assert T.crop_holding(np.where(label, 255, 0).astype(np.uint8), 4, rng) is None  # void and background only
-
-
-def test_crop_holding_draws_the_classes_alike_whatever_their_area():
-    """A 2 x 2 object of class 3 in a corner and a 40 x 40 object of class 1 far from it: crops of 20 px hold the
-    small one about as often as the large one (half the crops each; uniform crops: 9 in 1681)."""
-    label = np.zeros((100, 100), np.uint8)
-    label[:2, :2], label[50:90, 50:90] = 3, 1
-    rng = np.random.default_rng(1)
-    crops = [T.crop_holding(label, 20, rng) for _ in range(2000)]
-    small = sum((label[y:y + 20, x:x + 20] == 3).any() for y, x in crops)
-    large = sum((label[y:y + 20, x:x + 20] == 1).any() for y, x in crops)
-    assert small + large == 2000 and abs(small - 1000) < 100
-
-
-def test_object_crops_share_of_the_training_crops():
-    """object_crops 0.5 on a 100 x 100 image with one 2 x 2 object: about half the 20-px crops hold it (the others,
-    uniform, 9 in 1681); 0 draws exactly what the release's crop draws."""
-    img = np.zeros((100, 100, 3), np.uint8)
-    label = np.zeros((100, 100), np.uint8)
-    label[60:62, 30:32] = 4
-    rng = np.random.default_rng(2)
-    held = sum((T.seg_train_sample(img, label, rng, 20, 20, object_crops=0.5)[1] == 4).any() for _ in range(1000))
-    assert 450 < held < 560
-    a, b = np.random.default_rng(3), np.random.default_rng(3)
-    for _ in range(20):
-        assert np.array_equal(T.seg_train_sample(img, label, a, 20, 20)[1],
-                              T.seg_train_sample(img, label, b, 20, 20, object_crops=0.0)[1])
-    assert a.random() == b.random()  # the same draws, none more
-
-
 def test_seg_sample_max_side_trains_at_the_scale_of_the_test(tmp_path):
     """max_side 40 on a 40 x 80 image: the 4 x 8 object block becomes 2 x 4 (what a test at test_size 40 sees);
     a 48-px crop then holds the whole shrunk image, reflect-padded."""

@@ -77,9 +77,9 @@ class SegSample:
     both shrunk to that longer side first where it is smaller (the label by nearest neighbour), the scale a test at
     test_size max_side sees."""
 
-    def __init__(self, data, size, out_size, resize, label_dir=None, max_side=0, object_crops=0.0):
+    def __init__(self, data, size, out_size, resize, label_dir=None, max_side=0):
         self.data, self.size, self.out_size, self.resize, self.label_dir = data, size, out_size, resize, label_dir
-        self.max_side, self.object_crops = max_side, object_crops
+        self.max_side = max_side
 
     def label(self, i):
         if self.label_dir is None:
@@ -93,11 +93,11 @@ class SegSample:
         img, label = self.data.image(i, self.max_side), self.label(i)  # a large JPEG decodes at a reduced scale
         if label.shape != img.shape[:2]:
             label = T.resize(label, img.shape[:2], Image.NEAREST)
-        return T.seg_train_sample(img, label, rng, self.size, self.out_size, self.resize, self.object_crops)
+        return T.seg_train_sample(img, label, rng, self.size, self.out_size, self.resize)
 
 
-def segmentation_stream(data, size, out_size, resize, solver, label_dir=None, max_side=0, object_crops=0.0):
-    return shuffled_stream(SegSample(data, size, out_size, resize, label_dir, max_side, object_crops), solver)
+def segmentation_stream(data, size, out_size, resize, solver, label_dir=None, max_side=0):
+    return shuffled_stream(SegSample(data, size, out_size, resize, label_dir, max_side), solver)
 
 
 def shuffled_stream(make_sample, solver):

@@ -10,7 +10,6 @@ import numpy as np
 import torch.nn.functional as F
 from PIL import Image
 
-from .io import IGNORE
 from .networks.vgg import MEAN_BGR
 
 
@@ -84,13 +83,12 @@ def seed_train_sample(img, rng, size):
     return to_caffe_input(img)
 
 
-def seg_train_sample(img, label, rng, size, out_size, resize="none", object_crops=0.0):
+def seg_train_sample(img, label, rng, size, out_size, resize="none"):
     """docs/method.md section 6. 'none' (the release's driver): a random horizontal flip, a random crop of at
     most size x size (offsets uniform over the whole range), a centred reflect-101 pad to size x size of image
-    and label alike; with object_crops > 0 (not the release's), that share of the crops is drawn among those
-    holding a pixel of the label's classes (crop_holding). 'tight': the seed network's crop, fit and pad (label by
-    nearest neighbour), then the flip. The label is then shrunk to out_size x out_size by nearest neighbour
-    (shrink_label; unchanged when out_size is size, loss_res input)."""
+    and label alike. 'tight': the seed network's crop, fit and pad (label by nearest neighbour), then the flip.
+    The label is then shrunk to out_size x out_size by nearest neighbour (shrink_label; unchanged when out_size
+    is size, loss_res input)."""
     if resize == "tight":
         top, left, bottom, right = random_crop_box(*img.shape[:2], rng)
         img, _, _ = fit_reflect(img[top:bottom, left:right], size)
@@ -101,24 +99,10 @@ def seg_train_sample(img, label, rng, size, out_size, resize="none", object_crop
         if rng.random() < 0.5:
             img, label = img[:, ::-1], label[:, ::-1]
         h, w = label.shape
-        held = crop_holding(label, size, rng) if object_crops and rng.random() < object_crops else None
-        y, x = held or (rng.integers(0, max(h - size, 0) + 1), rng.integers(0, max(w - size, 0) + 1))
+        y, x = rng.integers(0, max(h - size, 0) + 1), rng.integers(0, max(w - size, 0) + 1)
         img, _ = pad_reflect(img[y:y + size, x:x + size], (size, size))
         label, _ = pad_reflect(label[y:y + size, x:x + size], (size, size))
     return to_caffe_input(img), shrink_label(label, out_size).astype(np.int64)
-
-
-def crop_holding(label, size, rng):
-    """(top, left) of a size x size crop drawn uniformly among those that hold a pixel drawn uniformly from a class
-    drawn alike among the label's (not background or void): a class of a few small objects is seen as often as a
-    large one. None for a label without such a pixel."""
-    classes = [c for c in np.unique(label) if c not in (0, IGNORE)]
-    if not classes:
-        return None
-    ys, xs = np.nonzero(label == classes[rng.integers(len(classes))])
-    k = rng.integers(len(ys))
-    return tuple(int(rng.integers(max(0, p - size + 1), min(p, max(n - size, 0)) + 1))
-                 for p, n in ((ys[k], label.shape[0]), (xs[k], label.shape[1])))
 
 
 CANVAS_STEP = 32  # tight canvases are 32k + 1 px, as DeepLab's 321 and 513: with every trunk's total stride (8, 16

@@ -1,6 +1,6 @@
 """Segmentation training: DeepLab-LargeFOV on guide labels, or on the true masks with --labels gt
 (docs/method.md section 6)."""
-from ..checks import NON_NEGATIVE, between, one_of
+from ..checks import NON_NEGATIVE, one_of
 from ..networks import names
 from ..reads import Reads
 from ..model_setup import DEEPLAB_CHECKS, DEEPLAB_OPTIONS, build_deeplab, deeplab_conflicts, deeplab_meta, \
@@ -16,13 +16,9 @@ OPTIONS = training_options("DeepLab-LargeFOV", INIT, names("segmentation")) | DE
     "max_side": (0, "images whose longer side exceeds this are shrunk to it before the crop (0: never, the "
                     "release); equal to segmentations.test_size (test_resize tight), training and test see photos "
                     "at least that large at one scale"),
-    "object_crops": (0.0, "share of the training crops (resize none) placed to hold a pixel of one of the image's "
-                          "classes, drawn alike, in its labels; 0: the release's uniform crops, whose 161 px of a "
-                          "480x360 photo miss an object of a few percent most of the time"),
 }
 CHECKS = solver_checks(names("segmentation")) | DEEPLAB_CHECKS | {
-    "resize": one_of("none", "tight"), "labels": one_of("guide", "gt"), "max_side": NON_NEGATIVE,
-    "object_crops": between(0, 1)}
+    "resize": one_of("none", "tight"), "labels": one_of("guide", "gt"), "max_side": NON_NEGATIVE}
 CONFLICTS = deeplab_conflicts
 
 
@@ -45,6 +41,6 @@ def run(stage):
     label_dir = None if c["labels"] == "gt" else stage.input_dir("guide_labels")
     model, mults = build_deeplab(c, data.num_classes, stage.log)
     stream = segmentation_stream(data, c["input_size"], label_size(model, c), c["resize"], solver, label_dir,
-                                 c["max_side"], c["object_crops"])
+                                 c["max_side"])
     meta = deeplab_meta(c, "segmentation", data.classes) | {"preset": stage.cfg["name"]}  # predict's test geometry
     run_training(stage, model, stream, segmentation_loss, solver, mults, meta)
