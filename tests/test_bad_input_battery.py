@@ -465,13 +465,21 @@ def test_a_missing_weights_package_stops_the_run_before_any_step(own, command, m
 
 def test_an_upstream_begun_but_unfinished_is_named_so(own, command):
     """Seed heatmaps written but not finished (a run stopped before its done.json, or fragments still to run): the
-    next stage says the folder was begun, not only that it has no finished output (which read as if nothing had
-    been run)."""
+    next stage says the folder was begun, and how many of its images it holds, not only that it has no finished
+    output (which read as if nothing had been run); a training begun says so without fragments, which it has not."""
     for stage in ("seed_train", "seed_heatmaps"):
         code, out, err = command(stage, *own_args(own))
         assert code == 0, out + err
     done, = (own["out_root"] / "tiny" / "seed_heatmaps").glob("*/done.json")
     done.unlink()
+    heatmaps = [p for p in done.parent.glob("*.mat") if p.name != "cls_res.mat"]   # one per image
+    heatmaps[0].unlink()
     code, out, err = command("cls_eval", *own_args(own))
-    assert code == 2 and "no finished output of stage seed_heatmaps (begun: stopped midway, or fragments of " \
-        "--n/--N still to run); run ./src/seed/test.py" in err, out + err
+    assert code == 2 and f"no finished output of stage seed_heatmaps (begun, {len(heatmaps) - 1} of " \
+        f"{len(heatmaps)} images written: stopped midway, or fragments of --n/--N still to run); run " \
+        "./src/seed/test.py" in err, out + err
+    done, = (own["out_root"] / "tiny" / "seed_train").glob("*/done.json")
+    done.unlink()   # a training begun: one process, no fragments
+    code, out, err = command("seed_heatmaps", *own_args(own))
+    assert code == 2 and "no finished output of stage seed_train (begun: stopped midway); run " \
+        "./src/seed/train.py" in err, out + err

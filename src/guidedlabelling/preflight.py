@@ -166,8 +166,7 @@ def upstream_folder(parent, given_folder, cfg, preset, made, datasets, opened, t
     if path in made:
         return path
     if not (path / "done.json").exists():
-        started = " (begun: stopped midway, or fragments of --n/--N still to run)" if has_outputs(path) else ""
-        opened.add(f"{path}: no finished output of stage {parent}{started}; run {fix}")
+        opened.add(f"{path}: no finished output of stage {parent}{begun(path, parent, datasets)}; run {fix}")
     elif not naming.same_settings(naming.stored_settings(path), naming.relevant(cfg, parent)):  # a preset edited since
         opened.add(f"{path}: the output of stage {parent} was made with other settings than these; rerun "
                    f"{pipeline.command(parent)} with --overridecache (or ./script.py --overridecache)")
@@ -192,6 +191,19 @@ def given_model_problems(parent, folder, datasets, test_iter):
     except InputError as e:
         return list(e.messages)
     return []
+
+
+def begun(path, stage, datasets):
+    """' (begun ...)' for a folder of `stage` that a run began and did not finish (its per-image outputs among the
+    images of `datasets`, the splits read, counted), '' for none."""
+    if not has_outputs(path):
+        return ""
+    suffix = pipeline.BY_NAME[stage].per_image
+    if not suffix:  # a training: one process
+        return " (begun: stopped midway)"
+    ids = [it.id for data in datasets.values() for it in data.items]
+    written = sum((path / f"{image_id}{suffix}").is_file() for image_id in ids)
+    return f" (begun, {written} of {len(ids)} images written: stopped midway, or fragments of --n/--N still to run)"
 
 
 def per_image_problems(folder, suffix, datasets):
