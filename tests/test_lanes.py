@@ -42,6 +42,14 @@ FAKE_LANE = textwrap.dedent("""
     signal.signal(signal.SIGINT, on_signal)
     from guidedlabelling import lanes
     lanes.follow_parent()
+    lane = os.getpid()
+    if os.environ.get("FAKE_WORKER") and os.fork() == 0:  # a worker of the lane, deaf to SIGTERM as a data loader's
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        with open(log, "a") as f:
+            f.write(f"worker {','.join(steps)} {os.getpid()}\\n")
+        while os.getppid() == lane:  # it ends with the lane
+            time.sleep(0.05)
+        os._exit(0)
     note("start")
     with open(log, "a") as f:
         f.write(f"pid {','.join(steps)} {os.getpid()}\\n")
@@ -183,8 +191,8 @@ DRIVER = textwrap.dedent("""
                                                       ((signal.SIGKILL,), -9, "SIGTERM")])
 def test_signals_reach_every_lane(tmp_path, signals, code, passed_on):
     """A SIGTERM or Ctrl-C of the driver is passed on to both lanes once, and the driver waits for them to save
-    their snapshots, a second Ctrl-C included; when the driver is killed outright, the lanes get a SIGTERM from the
-    system (PR_SET_PDEATHSIG)."""
+    their snapshots, a second Ctrl-C included; when the driver is killed outright, each lane finds it gone and
+    sends itself a SIGTERM (lanes.follow_parent)."""
     log = tmp_path / "log.txt"
     log.touch()
     plan = {step: [0.0, 0] for step in ORDER} | {"seed_train": [60.0, 0], "saliency_train": [60.0, 0]}
@@ -205,8 +213,7 @@ def test_signals_reach_every_lane(tmp_path, signals, code, passed_on):
     events = [tuple(line.split()[:2]) for line in log.read_text().splitlines() if not line.startswith("pid")]
     assert set(events) == {(what, ",".join(chain)) for what in ("start", passed_on, "stopped")
                            for chain in (SEEDS, SALIENCY)}
-    if signals[0] != signal.SIGKILL:  # once each (the system may send a killed driver's lanes their signal twice)
-        assert len(events) == 6
+    assert len(events) == 6  # once each
 
 
 def process_state(pid):
@@ -224,46 +231,60 @@ def wait_until(condition, seconds):
     return condition()
 
 
+def logged_pids(log, what):
+    return [int(e[2]) for e in map(str.split, log.read_text().splitlines()) if e[0] == what]
+
+
+def ours(pid):
+    """Whether a pid is still one of this test's lanes or their workers (not a pid used again since)."""
+    try:
+        return b"--lane" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process states from /proc")
 @pytest.mark.parametrize("then, code, lanes_end", [((signal.SIGCONT,), 0, "end"),                 # fg
                                                    ((signal.SIGTERM, signal.SIGCONT), 143, "SIGTERM"),  # kill %1
                                                    ((signal.SIGKILL,), -9, "SIGTERM")])          # kill -9 %1
 def test_ctrl_z_stops_the_lanes_with_the_driver(tmp_path, then, code, lanes_end):
     """SIGTSTP to the driver stops both lanes (sessions of their own, which the terminal's Ctrl-Z does not reach),
-    then the driver. fg continues all three, and the run ends as it would have; a kill of the stopped job (SIGTERM
-    and SIGCONT, as the shell sends them) passes the SIGTERM on to lanes that can answer it; a SIGKILL of the
-    stopped driver continues its lanes, which end as a killed driver's do, on a SIGTERM."""
+    with their workers, then the driver. fg continues them all, and the run ends as it would have; a kill of the
+    stopped job (SIGTERM and SIGCONT, as the shell sends them) passes the SIGTERM on to lanes that can answer it; a
+    SIGKILL of the stopped driver continues its lanes, which end as a killed driver's do, on a SIGTERM. No worker
+    is left stopped."""
     log = tmp_path / "log.txt"
     log.touch()
-    busy = 3.0 if lanes_end == "end" else 60.0  # a killed job's lanes are still at work when continued
+    busy = 6.0 if lanes_end == "end" else 60.0  # a killed job's lanes are still at work when continued
     plan = {step: [0.0, 0] for step in ORDER} | {"seed_train": [busy, 0], "saliency_train": [busy, 0]}
-    env = dict(os.environ, FAKE_LOG=str(log), FAKE_PLAN=json.dumps(plan),
+    env = dict(os.environ, FAKE_LOG=str(log), FAKE_PLAN=json.dumps(plan), FAKE_WORKER="1",
                PYTHONPATH=os.pathsep.join([str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")]))
     proc = subprocess.Popen([sys.executable, "-c", DRIVER], cwd=ROOT, env=env)
-    pids = []
     try:
-        assert wait_until(lambda: log.read_text().count("pid") == 2, 60)
-        pids = [int(e[2]) for e in map(str.split, log.read_text().splitlines()) if e[0] == "pid"]
+        assert wait_until(lambda: len(logged_pids(log, "pid")) == len(logged_pids(log, "worker")) == 2, 60)
+        pids, workers = logged_pids(log, "pid"), logged_pids(log, "worker")
         proc.send_signal(signal.SIGTSTP)
         _, status = os.waitpid(proc.pid, os.WUNTRACED)
         assert os.WIFSTOPPED(status)
         # a signal takes effect once its process next enters the kernel
-        assert wait_until(lambda: [process_state(pid) for pid in pids] == ["T", "T"], 5)
-        if lanes_end == "end":
-            time.sleep(3.5)  # longer than the lanes' steps: stopped, they end none
-            assert log.read_text().count("end") == 0
+        assert wait_until(lambda: {process_state(pid) for pid in pids + workers} == {"T"}, 5)
+        time.sleep(2)
+        assert {process_state(pid) for pid in pids + workers} == {"T"} and log.read_text().count("end") == 0
         for signum in then:
             proc.send_signal(signum)
         assert proc.wait(60) == code
         assert wait_until(lambda: log.read_text().count(lanes_end) == (4 if lanes_end == "end" else 2), 30)
         if lanes_end == "SIGTERM":
             assert wait_until(lambda: log.read_text().count("stopped") == 2, 30)
-    finally:  # nothing left stopped behind a failed assertion
-        for pid in pids + [proc.pid]:
-            for signum in (signal.SIGKILL, signal.SIGCONT):
-                with contextlib.suppress(OSError):
-                    os.kill(pid, signum)
+        assert "T" not in {process_state(pid) for pid in workers}
+    finally:  # nothing left behind, stopped or not, by a failed assertion or by the workers of the fake lanes
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+            os.kill(proc.pid, signal.SIGCONT)
         proc.wait()
+        for pid in (p for what in ("pid", "worker") for p in logged_pids(log, what)):
+            if ours(pid):
+                os.kill(pid, signal.SIGKILL)
 
 
 def test_a_global_setting_that_makes_two_steps_one_folder_orders_them():

@@ -23,7 +23,6 @@ from .errors import resume_hint
 
 POLL_S = 0.2        # how often the scheduler looks at its lanes
 STOP_WAIT_S = 120   # how long stopped lanes get to save a snapshot and end
-ORPHAN_CHECKS = 25  # a continued lane looks this many times, POLL_S apart, whether its driver is gone
 CHILD = ("from guidedlabelling.cli import run, sleeping_openmp_threads; sleeping_openmp_threads(); "
          "run('guidedlabelling.driver')")
 REPORT = "guidedlabelling-lane-seconds: "  # a lane's last line of output: {step: wall seconds} as JSON
@@ -106,7 +105,8 @@ def run_chains(order, needs, lanes, argv, run_here, debug=False, poll_s=POLL_S):
     a snapshot), then its error lines end the command with its exit code; Ctrl-C and SIGTERM are passed on to every
     lane, and Ctrl-Z stops them with the driver."""
     finished, taken, running, seconds, lane_of = set(), set(), {}, {}, {}
-    previous = signal.signal(signal.SIGTSTP, lambda signum, frame: stop_with(running.values()))
+    ctrl_z = CtrlZ(running)
+    previous = signal.signal(signal.SIGTSTP, ctrl_z)
     try:
         while len(finished) < len(order):
             free = [k for k in range(1, lanes + 1) if k not in running]
@@ -120,7 +120,7 @@ def run_chains(order, needs, lanes, argv, run_here, debug=False, poll_s=POLL_S):
                     lane_of |= dict.fromkeys(chain, number)
                     continue
                 print(f"==> lane {number}: {', '.join(chain)}", flush=True)
-                with stop_held():  # a Ctrl-Z now stops this lane too
+                with ctrl_z.lane_starting():
                     running[number] = Lane(number, chain, argv, debug)
             if not running and len(finished) < len(order):
                 raise RuntimeError(f"steps {sorted(set(order) - taken)} wait for steps that no lane runs")
@@ -164,15 +164,30 @@ def stop_with(lanes):
         signal_groups(groups, signal.SIGCONT)
 
 
-@contextlib.contextmanager
-def stop_held():
-    """SIGTSTP held while a lane starts, so that stop_with knows every lane that runs; a lane unholds it
-    (follow_parent)."""
-    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTSTP})
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+class CtrlZ:
+    """The driver's SIGTSTP handler (Python runs it in the main thread): stop_with the lanes of `running`. One that
+    comes while a lane starts waits until the lane is in `running` (a signal mask would not hold it back: the
+    driver's other threads take the signal)."""
+
+    def __init__(self, running):
+        self.running, self.starting, self.pending = running, False, False
+
+    def __call__(self, signum, frame):
+        if self.starting:
+            self.pending = True
+        else:
+            stop_with(self.running.values())
+
+    @contextlib.contextmanager
+    def lane_starting(self):
+        self.starting = True
+        try:
+            yield
+        finally:
+            self.starting = False
+        if self.pending:
+            self.pending = False
+            stop_with(self.running.values())
 
 
 @contextlib.contextmanager
@@ -217,28 +232,19 @@ def end(lanes, signum):
 
 def follow_parent():
     """In a lane's process: end with a SIGTERM (saving a snapshot) when the driver that started it dies, even by
-    SIGKILL, and even while Ctrl-Z has stopped both: the system then sends the lane a SIGCONT (Linux prctl
-    PR_SET_PDEATHSIG, through ctypes: no library of ours wraps it), which continues it, and the lane, finding its
-    driver gone, sends itself the SIGTERM (a SIGTERM from the system would wait for a SIGCONT that nothing sends)."""
+    SIGKILL, and even while Ctrl-Z has stopped both. A thread watches the lane's parent; Linux continues a stopped
+    lane when its parent dies (prctl PR_SET_PDEATHSIG with SIGCONT, through ctypes: no library of ours wraps it; a
+    SIGTERM would wait for a SIGCONT that nothing sends), and the thread then continues the lane's workers too."""
     parent = os.environ.pop("GUIDEDLABELLING_LANE_OF", None)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTSTP})  # held by the driver as it started the lane
-    if parent is None or not sys.platform.startswith("linux"):
+    if parent is None:
         return
-    lane = os.getpid()
 
-    def end_if_orphaned():
-        """The driver's threads end one by one: the lane is the process's until the last has, a moment later."""
-        for _ in range(ORPHAN_CHECKS):
-            if os.getppid() != int(parent):
-                os.kill(lane, signal.SIGTERM)
-                return
+    def watch():
+        while os.getppid() == int(parent):
             time.sleep(POLL_S)
-
-    def continued(signum, frame):  # also a fg's SIGCONT, and inherited by the lane's workers: they do nothing
-        if os.getpid() == lane:
-            threading.Thread(target=end_if_orphaned, daemon=True).start()
-    signal.signal(signal.SIGCONT, continued)
-    import ctypes
-    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGCONT)  # 1: PR_SET_PDEATHSIG
-    if os.getppid() != int(parent):  # it died before the call
-        os.kill(lane, signal.SIGTERM)
+        os.killpg(0, signal.SIGCONT)  # the lane's workers, stopped with it by a Ctrl-Z
+        os.kill(os.getpid(), signal.SIGTERM)
+    if sys.platform.startswith("linux"):
+        import ctypes
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGCONT)  # 1: PR_SET_PDEATHSIG
+    threading.Thread(target=watch, daemon=True).start()
