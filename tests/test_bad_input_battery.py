@@ -475,8 +475,8 @@ def test_an_upstream_begun_but_unfinished_is_named_so(own, command):
     heatmaps = [p for p in done.parent.glob("*.mat") if p.name != "cls_res.mat"]   # one per image
     heatmaps[0].unlink()
     code, out, err = command("cls_eval", *own_args(own))
-    assert code == 2 and f"no finished output of stage seed_heatmaps (begun, {len(heatmaps) - 1} of " \
-        f"{len(heatmaps)} images written: stopped midway, or fragments of --n/--N still to run); run " \
+    assert code == 2 and f"no finished output of stage seed_heatmaps (begun, with {len(heatmaps) - 1} of the " \
+        f"{len(heatmaps)} images read here: stopped midway, or fragments of --n/--N still to run); run " \
         "./src/seed/test.py" in err, out + err
     done, = (own["out_root"] / "tiny" / "seed_train").glob("*/done.json")
     done.unlink()   # a training begun: one process, no fragments

@@ -344,11 +344,11 @@ def test_unmarked_classes_names_those_marked_in_under_a_quarter_of_their_tagged_
     ref = marks(bird=(20, 11), cat=(8, 7), dog=(23, 14), fox=(2, 2))
     line, = unmarked_classes(seg, ref)
     assert line == ("the guided segmenter marks few of the val images tagged with bird (4 of 20; the fully "
-                    "supervised reference: 11) and dog (0 of 23; the fully supervised reference: 14): it learnt "
-                    "little of them; what the guide labels keep of each class (their table of classes) says whether "
-                    "they lost it first (see README, own data)")
+                    "supervised reference: 11) and dog (0 of 23; the fully supervised reference: 14): it learns "
+                    "little of them; the guide labels' table of classes shows whether they had already lost them (see "
+                    "README, own data)")
     line, = unmarked_classes(marks(dog=(23, 5)))   # no reference (own data without masks)
-    assert line.startswith("the guided segmenter marks few of the val images tagged with dog (5 of 23): it learnt "
+    assert line.startswith("the guided segmenter marks few of the val images tagged with dog (5 of 23): it learns "
                            "little of it;")
     line, = unmarked_classes(marks(dog=(23, 5)), marks(bird=(20, 11)))   # a reference without the class
     assert "dog (5 of 23):" in line

@@ -255,7 +255,7 @@ def summarise(args, overrides, skip, seconds=None):
                "config": args.config, "overrides": overrides, "step_seconds": seconds or {}} | diagnostics
     if guide and seg and "mIoU" not in seg:  # own data without masks: nothing to measure against
         path = Path(cfg["run"]["out_root"]) / cfg["name"] / "summary.json"
-        unmarked = unmarked_classes(seg)
+        unmarked = unmarked_classes(seg, ref)  # a reference where the training images have masks
         for line in unmarked:
             print(f"warning: {line}")
         save_json(path, outputs | {"segmenter_warnings": unmarked})

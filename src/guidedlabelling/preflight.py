@@ -194,8 +194,8 @@ def given_model_problems(parent, folder, datasets, test_iter):
 
 
 def begun(path, stage, datasets):
-    """' (begun ...)' for a folder of `stage` that a run began and did not finish (its per-image outputs among the
-    images of `datasets`, the splits read, counted), '' for none."""
+    """' (begun ...)' for a folder of `stage` that a run began and did not finish, with its per-image outputs of the
+    images of `datasets` (the splits read here; the stage may write others too) counted; '' for none."""
     if not has_outputs(path):
         return ""
     suffix = pipeline.BY_NAME[stage].per_image
@@ -203,7 +203,8 @@ def begun(path, stage, datasets):
         return " (begun: stopped midway)"
     ids = [it.id for data in datasets.values() for it in data.items]
     written = sum((path / f"{image_id}{suffix}").is_file() for image_id in ids)
-    return f" (begun, {written} of {len(ids)} images written: stopped midway, or fragments of --n/--N still to run)"
+    return f" (begun, with {written} of the {len(ids)} images read here: stopped midway, or fragments of --n/--N " \
+        "still to run)"
 
 
 def per_image_problems(folder, suffix, datasets):

@@ -89,6 +89,5 @@ def unmarked_classes(seg, ref=None):
     named = [counts(name, m) for name, m in few.items()]
     them = "it" if len(few) == 1 else "them"
     return [f"the guided segmenter marks few of the {seg.get('split', 'val')} images tagged with "
-            f"{', '.join(named[:-1]) + ' and ' if len(named) > 1 else ''}{named[-1]}: it learnt little of {them}; what "
-            "the guide labels keep of each class (their table of classes) says whether they lost it first (see "
-            "README, own data)"]
+            f"{', '.join(named[:-1]) + ' and ' if len(named) > 1 else ''}{named[-1]}: it learns little of {them}; the "
+            f"guide labels' table of classes shows whether they had already lost {them} (see README, own data)"]
