@@ -10,7 +10,6 @@ import argparse
 import json
 import sys
 import time
-from pathlib import Path
 
 from . import config as C
 from . import naming
@@ -254,7 +253,7 @@ def summarise(args, overrides, skip, seconds=None):
                                             cfg["segmentations"]["test_iter"])),  # the snapshot tested
                "config": args.config, "overrides": overrides, "step_seconds": seconds or {}} | diagnostics
     if guide and seg and "mIoU" not in seg:  # own data without masks: nothing to measure against
-        path = Path(cfg["run"]["out_root"]) / cfg["name"] / "summary.json"
+        path = naming.run_dir(cfg) / "summary.json"
         unmarked = unmarked_classes(seg, ref)  # a reference where the training images have masks
         for line in unmarked:
             print(f"warning: {line}")
@@ -280,7 +279,7 @@ def summarise(args, overrides, skip, seconds=None):
     for line in unscored + unmarked + weak + ([f"no fully supervised reference: {no_reference}"] if no_reference
                                               else []):
         print(f"warning: {line}")
-    path = Path(cfg["run"]["out_root"]) / cfg["name"] / "summary.json"
+    path = naming.run_dir(cfg) / "summary.json"
     save_json(path, table | {"reference_warnings": weak, "score_warnings": unscored, "segmenter_warnings": unmarked})
     print(f"\nmodel: {outputs['model']} (./src/predict.py --model)\nsummary: {path}")
     return True
@@ -388,7 +387,7 @@ def main(argv=None):
         print(f"report: {write_report(args.config, overrides, reference='reference_train' not in skip)}")
     else:
         cfg, _ = C.resolve(args.config, overrides)
-        earlier = (Path(cfg["run"]["out_root"]) / cfg["name"] / "report.html").exists()
+        earlier = (naming.run_dir(cfg) / "report.html").exists()
         print("report: not written until every step has results" + (" (an earlier run's report.html stays)"
                                                                     if earlier else ""))
     print_profile(seconds, time.monotonic() - start, lane_of)

@@ -56,10 +56,15 @@ def stage_name(cfg, preset, stage, section_names=None):
     return name
 
 
+def run_dir(cfg):
+    """<out_root>/<preset>: the folder of a run's stage folders, summary.json and report.html."""
+    return Path(cfg["run"]["out_root"]) / cfg["name"]
+
+
 def stage_dir(cfg, preset, stage):
     """The stage's folder; one that an older version made under the stage's former folder and section names,
     while there is no current one (the settings and inputs it was made with are checked as any folder's)."""
-    run = Path(cfg["run"]["out_root"]) / cfg["name"]
+    run = run_dir(cfg)
     current = run / stage / stage_name(cfg, preset, stage)
     former = run / pipeline.FORMER_FOLDERS.get(stage, stage) / stage_name(cfg, preset, stage, pipeline.FORMER_OF)
     return former if former != current and former.is_dir() and not current.exists() else current

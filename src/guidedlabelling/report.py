@@ -5,7 +5,6 @@ import base64
 import datetime
 import html
 import io
-from pathlib import Path
 
 import numpy as np
 import yaml
@@ -49,7 +48,7 @@ def write_report(config, overrides, examples=4, reference=True):
     cfg, preset = C.resolve(config, overrides)
     ref = C.resolve(config, list(overrides) + ["labels=gt"])[0] if reference else None
     test_seeds = C.resolve(config, list(overrides) + ["seed_split=test"])[0]
-    root = Path(cfg["run"]["out_root"]) / cfg["name"]
+    root = naming.run_dir(cfg)
     path = root / "report.html"
     page = render_page(cfg, preset, ref, test_seeds, root, examples)
     with atomic_path(path) as tmp:

@@ -74,7 +74,7 @@ def where(ctx, runs, done):
     """The folder of a finished row (relative to the preset's folder), else the command that makes it."""
     cfg, _ = ctx.resolve()
     if all(d is not None for d in done):
-        base = Path(cfg["run"]["out_root"]) / cfg["name"]
+        base = naming.run_dir(cfg)
         return ", ".join(f"`{r.folder(ctx).relative_to(base)}`" for r in runs)
     steps = ",".join(dict.fromkeys(s for r in runs for s in steps_needed(r.step, lambda sets: ctx.resolve(sets)[0])))
     return f"missing; make it with `{runs[0].command(ctx, steps)}`"
@@ -161,7 +161,7 @@ def rule_sets(cfg, rule):
 
 def paper_tables(ctx):
     cfg, _ = ctx.resolve()
-    title = f"## Paper tables: preset `{ctx.config}`, runs under `{Path(cfg['run']['out_root']) / cfg['name']}`"
+    title = f"## Paper tables: preset `{ctx.config}`, runs under `{naming.run_dir(cfg)}`"
     return "\n\n".join([title, main_table(ctx), seed_table(ctx), guide_table(ctx)]) + "\n"
 
 
@@ -176,7 +176,7 @@ def main(argv=None):
     ctx = Context(args.config, args.set + ([f"out_root={args.out_root}"] if args.out_root else []))
     text = paper_tables(ctx)
     cfg, _ = ctx.resolve()
-    out = Path(args.out) if args.out else Path(cfg["run"]["out_root"]) / cfg["name"] / "paper_tables.md"
+    out = Path(args.out) if args.out else naming.run_dir(cfg) / "paper_tables.md"
     with atomic_path(out) as tmp:
         tmp.write_text(text)
     print(text + f"\nwritten to {out}")
