@@ -28,6 +28,11 @@ def resume_hint():
     return "rerun the same command to resume"
 
 
+def listed(words):
+    """'a', 'a and b', 'a, b and c'."""
+    return " and ".join(filter(None, [", ".join(words[:-1]), words[-1]]))
+
+
 def capped(problems, source, shown=10):
     """The problems found; past `shown` of them, one line counting the rest."""
     more = [f"{source}: {len(problems) - shown} more problems"] if len(problems) > shown else []

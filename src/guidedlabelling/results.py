@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from . import naming
+from .errors import listed
 from .metrics import ratio_of
 
 # (row of the printed table, key in summary.json) of the method's table
@@ -89,5 +90,5 @@ def unmarked_classes(seg, ref=None):
     named = [counts(name, m) for name, m in few.items()]
     them = "it" if len(few) == 1 else "them"
     return [f"the guided segmenter marks few of the {seg.get('split', 'val')} images tagged with "
-            f"{', '.join(named[:-1]) + ' and ' if len(named) > 1 else ''}{named[-1]}: it learns little of {them}; the "
+            f"{listed(named)}: it learns little of {them}; the "
             f"guide labels' table of classes shows whether they had already lost {them} (see README, own data)"]

@@ -25,7 +25,7 @@ from .fingerprint import EVALUATED, MANIFEST, UPSTREAM, changes, damage, finishe
     has_outputs, output_sizes, outputs_digest, outputs_fingerprint, read_json, recorded, remade, since_made, \
     upstream_digests
 from .inference import pick_device
-from .errors import OVERRIDDEN
+from .errors import OVERRIDDEN, listed
 from .io import InputError, save_json, save_yaml, writing
 from .datasets.builtin import ensure_builtin
 
@@ -265,7 +265,7 @@ def settings_as_flags(unknown, command):
             value = value or (unknown[k + 1] if k + 1 < len(unknown) and not unknown[k + 1].startswith("--")
                               else "true" if switch else "VALUE")
             where = naming.set_key(owners[0], key) if len(owners) == 1 else f"SECTION.{key}"
-            sections = " and ".join(filter(None, [", ".join(owners[:-1]), owners[-1]]))
+            sections = listed(owners)
             problems.append(f"--{key}: not a flag of {command}, but a setting of {sections}; give "
                             f"it as --set {where}={value}" + ("" if len(owners) == 1 else f" (SECTION: {sections})"))
     return problems
