@@ -40,6 +40,17 @@ def workers_starting():
         signal.pthread_sigmask(signal.SIG_SETMASK, held)
 
 
+@contextlib.contextmanager
+def handling(signals, handler):
+    """`handler` (a function, SIG_IGN or SIG_DFL) for each of `signals` during the block; the former ones after."""
+    previous = {sig: signal.signal(sig, handler) for sig in signals}
+    try:
+        yield
+    finally:
+        for sig, former in previous.items():
+            signal.signal(sig, former)
+
+
 os.register_at_fork(after_in_child=lambda: signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, *ENDING}))
 
 

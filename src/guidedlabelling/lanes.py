@@ -18,7 +18,7 @@ import sys
 import threading
 import time
 
-from .cli import ENDING, Terminated
+from .cli import ENDING, Terminated, handling
 from .errors import resume_hint
 
 POLL_S = 0.2        # how often the scheduler looks at its lanes
@@ -113,8 +113,8 @@ def run_chains(order, needs, lanes, argv, run_here, debug=False, poll_s=POLL_S):
             while free and (chain := next_chain(order, needs, finished, taken)):
                 taken |= set(chain)
                 number = free.pop(0)
-                if not running and taken == set(order):
-                    with stopping_alone():
+                if not running and taken == set(order):  # no lane to stop: the system's own Ctrl-Z, at once
+                    with handling((signal.SIGTSTP,), signal.SIG_DFL):  # (a handler waits for a long computation)
                         seconds |= run_here(chain)
                     finished |= set(chain)
                     lane_of |= dict.fromkeys(chain, number)
@@ -190,17 +190,6 @@ class CtrlZ:
             stop_with(self.running.values())
 
 
-@contextlib.contextmanager
-def stopping_alone():
-    """The system's own Ctrl-Z while this process runs a chain itself and no lane: it stops at once, where a Python
-    handler would wait for the main thread to leave a long computation."""
-    previous = signal.signal(signal.SIGTSTP, signal.SIG_DFL)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTSTP, previous)
-
-
 def signal_groups(groups, signum):
     for group in groups:
         with contextlib.suppress(ProcessLookupError):  # the lane has ended meanwhile
@@ -211,8 +200,7 @@ def end(lanes, signum):
     """Send the lanes still running `signum` (they save a snapshot and end, as their commands do) and wait for
     them, deaf to a second Ctrl-C meanwhile; kill those that take longer than STOP_WAIT_S, with their workers."""
     lanes = [lane for lane in lanes if lane.process.returncode is None]
-    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTSTP, *ENDING)}
-    try:
+    with handling((signal.SIGINT, signal.SIGTSTP, *ENDING), signal.SIG_IGN):
         for lane in lanes:
             if lane.process.poll() is None:
                 lane.process.send_signal(signum)
@@ -225,9 +213,6 @@ def end(lanes, signum):
                 os.killpg(lane.process.pid, signal.SIGKILL)
                 lane.process.wait()
             lane.seconds()
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 def follow_parent():

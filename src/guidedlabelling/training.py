@@ -13,7 +13,7 @@ from torch.overrides import TorchFunctionMode
 
 from . import distributed
 from . import precision as P
-from .cli import ENDING, Terminated, quiet_loader_worker
+from .cli import ENDING, Terminated, handling, quiet_loader_worker
 from .errors import resume_hint
 from .io import IGNORE, InputError, load_checkpoint, save_checkpoint, save_json, snapshots
 from .progress import progress
@@ -52,32 +52,30 @@ def train_loop(model, stream, loss_fn, solver, mults, out, log, device, run, met
 
         def interrupt(signum, frame):
             interrupted.update(now=True, by=signum)
-        previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGINT, *ENDING)}
         try:
-            for it, (x, y) in enumerate(progress(loader, out.parent.name, solver.max_iter, start), start):
-                sgd.set_lr(step_lr(solver.base_lr, it, solver.stepsize, solver.gamma))
-                batch = [x.to(device, memory_format=fmt, non_blocking=True), y.to(device, non_blocking=True)]
-                loss, stop = sgd_step(net, batch, loss_fn, sgd, scaler, run["amp"],
-                                      SampleDropout(solver.seed, sample_keys(it, solver.batch_size, local)),
-                                      interrupted["now"])
-                if not math.isfinite(loss):  # the same global loss on every process: all stop
-                    raise InputError(f"{out}: loss {loss} at iteration {it + 1}, the training diverged; lower base_lr "
-                                     f"(now {solver.base_lr:g}) or fix the labels it trains on")
-                losses.append([it + 1, loss])
-                if (it + 1) % max(1, solver.max_iter // 20) == 0 or it == start:
-                    log.info("iter %d/%d  loss %.4f  lr %.2e", it + 1, solver.max_iter, losses[-1][1],
-                             step_lr(solver.base_lr, it, solver.stepsize, solver.gamma))
-                if (it + 1) % solver.snapshot == 0 or it + 1 == solver.max_iter or stop:
-                    snapshot(it + 1)
-                if stop:
-                    if interrupted["by"] in ENDING:  # the command then prints its one line 'terminated'
-                        log.info("saved a snapshot at iteration %d", it + 1)
-                        raise Terminated
-                    log.info("interrupted: saved a snapshot at iteration %d; %s", it + 1, resume_hint())
-                    raise SystemExit(130)
+            with handling((signal.SIGINT, *ENDING), interrupt):
+                for it, (x, y) in enumerate(progress(loader, out.parent.name, solver.max_iter, start), start):
+                    sgd.set_lr(step_lr(solver.base_lr, it, solver.stepsize, solver.gamma))
+                    batch = [x.to(device, memory_format=fmt, non_blocking=True), y.to(device, non_blocking=True)]
+                    loss, stop = sgd_step(net, batch, loss_fn, sgd, scaler, run["amp"],
+                                          SampleDropout(solver.seed, sample_keys(it, solver.batch_size, local)),
+                                          interrupted["now"])
+                    if not math.isfinite(loss):  # the same global loss on every process: all stop
+                        raise InputError(f"{out}: loss {loss} at iteration {it + 1}, the training diverged; lower "
+                                         f"base_lr (now {solver.base_lr:g}) or fix the labels it trains on")
+                    losses.append([it + 1, loss])
+                    if (it + 1) % max(1, solver.max_iter // 20) == 0 or it == start:
+                        log.info("iter %d/%d  loss %.4f  lr %.2e", it + 1, solver.max_iter, losses[-1][1],
+                                 step_lr(solver.base_lr, it, solver.stepsize, solver.gamma))
+                    if (it + 1) % solver.snapshot == 0 or it + 1 == solver.max_iter or stop:
+                        snapshot(it + 1)
+                    if stop:
+                        if interrupted["by"] in ENDING:  # the command then prints its one line 'terminated'
+                            log.info("saved a snapshot at iteration %d", it + 1)
+                            raise Terminated
+                        log.info("interrupted: saved a snapshot at iteration %d; %s", it + 1, resume_hint())
+                        raise SystemExit(130)
         finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
             del net  # before the process group goes (see distributed.process_group)
     if distributed.is_main():
         save_checkpoint(out / "model.pth", model, meta or {})
