@@ -1,4 +1,6 @@
-"""Two processes writing one folder take turns (io.writing): a second run waits, then reuses what the first made."""
+"""Two processes writing one folder take turns (io.writing): a second run waits, then reuses what the first made;
+a step holds the folders it reads (io.reading), so that no process rewrites them meanwhile."""
+import fcntl
 import os
 import re
 import subprocess
@@ -7,8 +9,11 @@ import threading
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 from conftest import make_own, own_args
-from guidedlabelling.io import flocked
+from guidedlabelling import runner
+from guidedlabelling.io import flocked, lock_of
 from guidedlabelling.pipeline import STEPS
 from guidedlabelling.store import ENV as STORE_ENV
 
@@ -74,7 +79,7 @@ def test_a_stage_command_waits_while_another_process_writes_its_folder(tmp_path)
     with flocked(tmp_path / ".waits.lock", lambda: None):   # another process writing the folder
         proc, printed = started_waiting([sys.executable, str(ROOT / "src/seed/train.py"), *own_args(own),
                                          "--out_dir", str(target)], env_with_store(tmp_path / "store"))
-        assert f"seed_train: another process is writing {target}; {WAITING}" in printed
+        assert f"seed_train: another process is writing or reading {target}; {WAITING}" in printed
         assert not (target / "done.json").exists()   # nothing written while it waits
     out, _ = proc.communicate(timeout=300)
     assert proc.returncode == 0 and (target / "done.json").exists(), out
@@ -96,3 +101,54 @@ def test_predict_waits_while_another_predict_writes_its_out_dir(tmp_path):
     out, _ = proc.communicate(timeout=300)
     assert proc.returncode == 0, out
     assert sorted(p.stem for p in out_dir.glob("*.png")) == sorted(Path(n).stem for n in os.listdir(own["images"]))
+
+
+def trained_seed_network(own):
+    """The tiny preset's seed_train folder, made by ./script.py --steps seed_train."""
+    made = subprocess.run([sys.executable, str(ROOT / "script.py"), *own_args(own), "--steps", "seed_train"], cwd=ROOT,
+                          capture_output=True, text=True)
+    assert made.returncode == 0, made.stderr
+    folder, = (own["out_root"] / "tiny" / "seed_train").glob("*/done.json")
+    return folder.parent
+
+
+@pytest.mark.parametrize("meanwhile", ["nothing", "cleared"])
+def test_a_step_waits_while_another_process_writes_a_folder_it_reads(tmp_path, meanwhile):
+    own = make_own(tmp_path)
+    seeds = trained_seed_network(own)
+    with flocked(lock_of(seeds), lambda: None):   # another process writing it: --overridecache, say
+        proc, printed = started_waiting([sys.executable, str(ROOT / "src/seed/test.py"), *own_args(own)],
+                                        env_with_store(tmp_path / "store"))
+        assert f"seed_heatmaps: another process is writing {seeds}, which it reads; {WAITING}" in printed
+        assert not list((own["out_root"] / "tiny").glob("seed_heatmaps/*/*.mat"))   # nothing made meanwhile
+        if meanwhile == "cleared":   # as --overridecache does before it trains again
+            seeds.rename(seeds.with_name("cleared"))
+    out, _ = proc.communicate(timeout=300)
+    if meanwhile == "nothing":
+        assert proc.returncode == 0, out
+        assert list((own["out_root"] / "tiny").glob("seed_heatmaps/*/done.json"))
+    else:   # checked again after the wait: the folder it read before is gone
+        assert proc.returncode == 2, out
+        error, = [line for line in out.splitlines() if line.startswith("error:")]
+        assert "seed_train" in error and "Traceback" not in out
+
+
+def test_a_step_holds_the_folders_it_reads_shared_while_it_runs(tmp_path, monkeypatch):
+    own = make_own(tmp_path)
+    seeds = trained_seed_network(own)
+    held = []
+
+    def probe(stage):   # in place of the heatmaps: how another process finds seed_train's lock
+        with open(lock_of(seeds), "a") as f:
+            for mode in (fcntl.LOCK_SH, fcntl.LOCK_EX):
+                try:
+                    fcntl.flock(f, mode | fcntl.LOCK_NB)
+                    held.append((mode, "free"))
+                    fcntl.flock(f, fcntl.LOCK_UN)
+                except BlockingIOError:
+                    held.append((mode, "held"))
+    monkeypatch.setattr(runner.stage_module("seed_heatmaps"), "run", probe)
+    runner.main("seed_heatmaps", own_args(own))
+    assert held == [(fcntl.LOCK_SH, "free"), (fcntl.LOCK_EX, "held")]   # readers share it; a writer waits
+    with open(lock_of(seeds), "a") as f:   # and the step lets go of it when it ends
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)

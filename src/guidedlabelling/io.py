@@ -64,17 +64,25 @@ def flocked(path, waiting, shared=False):
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
+def lock_of(folder):
+    """A stage folder's lock file: <parent>/.<name>.lock beside it, which stays in place when the folder is
+    cleared (renamed aside)."""
+    folder = Path(folder).resolve()   # `--out_dir .` has a name, and one folder one lock however it is written
+    return folder.parent / f".{folder.name}.lock"
+
+
 @contextlib.contextmanager
 def writing(folder, who, shared=False, lock=None):
     """Hold folder's lock for the block: one process at a time writes it, and another waits (then, for a stage,
-    finds it up to date); the fragments of one run share it. The lock file: `lock`, else <parent>/.<name>.lock
-    beside the folder, which stays in place when the folder is cleared (renamed aside). A folder this user cannot
-    write goes unlocked: what it holds can be read, and a write to it names it."""
-    folder = Path(folder).resolve()   # `--out_dir .` has a name, and one folder one lock however it is written
-    lock = Path(lock) if lock else folder.parent / f".{folder.name}.lock"
+    finds it up to date); the fragments of one run share it, as do the steps that read it (reading). The lock
+    file: `lock`, else lock_of(folder). A folder this user cannot write goes unlocked: what it holds can be read,
+    and a write to it names it."""
+    folder = Path(folder).resolve()
+    users = "writing" if shared or lock else "writing or reading"  # a stage folder's readers hold its lock too
+    lock = Path(lock) if lock else lock_of(folder)
 
     def waiting():
-        print(f"{who}: another process is writing {folder}; waiting for it to finish (Ctrl-C stops this one)",
+        print(f"{who}: another process is {users} {folder}; waiting for it to finish (Ctrl-C stops this one)",
               flush=True)
     with contextlib.ExitStack() as stack:
         try:
@@ -83,6 +91,27 @@ def writing(folder, who, shared=False, lock=None):
         except OSError:
             pass
         yield
+
+
+@contextlib.contextmanager
+def reading(folders, who):
+    """Hold a shared lock on each stage folder that `who` reads, for the block: a process that writes one of them
+    (--overridecache clears it) waits until the step is done, and the step waits for a writer. Yields whether it
+    waited (what it checked of them before may be stale). A folder whose parent this user cannot write goes
+    unlocked, as in writing."""
+    waited = False
+    with contextlib.ExitStack() as stack:
+        for folder in folders:
+            folder = Path(folder).resolve()
+
+            def waiting(folder=folder):
+                print(f"{who}: another process is writing {folder}, which it reads; waiting for it to finish "
+                      "(Ctrl-C stops this one)", flush=True)
+            try:
+                waited |= stack.enter_context(flocked(lock_of(folder), waiting, shared=True)) is not None
+            except OSError:
+                pass
+        yield waited
 
 
 def voc_palette():

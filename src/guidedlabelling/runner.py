@@ -2,9 +2,9 @@
 
 A stage command (`./src/seed/train.py ...` or `python -m guidedlabelling seed_train ...`) is main(stage): it
 parses the stage's flags, resolves and checks the config, checks every input the stage reads (preflight.py),
-owns the output folder the settings name (io.writing: one process at a time), and calls stages/<stage>.py's
-run(Stage). The folder's outputs are reused only when its settings and the content of its inputs (fingerprint.py)
-are the ones it was made with.
+owns the output folder the settings name (io.writing: one process at a time; io.reading keeps the folders it
+reads from being rewritten meanwhile), and calls stages/<stage>.py's run(Stage). The folder's outputs are reused
+only when its settings and the content of its inputs (fingerprint.py) are the ones it was made with.
 Bad input ends in one line `error: ...` and exit code 2 (cli.py), before anything is written.
 """
 import logging
@@ -26,7 +26,7 @@ from .fingerprint import EVALUATED, MANIFEST, UPSTREAM, changes, damage, finishe
     upstream_digests
 from .inference import pick_device
 from .errors import OVERRIDDEN, listed
-from .io import InputError, save_json, save_yaml, writing
+from .io import InputError, reading, save_json, save_yaml, writing
 from .datasets.builtin import ensure_builtin
 
 
@@ -338,6 +338,15 @@ def main(stage, argv=None, opened=None):
         raise InputError(f"--overridecache with {processes} processes (--n/--N or torchrun): each "
                          f"would clear what the others write; remove {out} first, then run them without it{stored}")
     checked = preflight.check(stage, cfg, preset, vars(args), opened)
+    upstream = checked.manifest()[1]
+    with reading(upstream.values(), stage) as waited:  # no process rewrites what it reads meanwhile
+        if waited:  # an upstream was being rewritten: check what it is now
+            checked = preflight.check(stage, cfg, preset, vars(args), opened)
+        return reuse_or_make(stage, args, cfg, preset, out, checked, alone)
+
+
+def reuse_or_make(stage, args, cfg, preset, out, checked, alone):
+    """The body of main, its upstream folders locked: reuse the stage's folder, or make it."""
     inputs, upstream = checked.manifest()
     manifest = {"fingerprint": fingerprint(inputs), "inputs": inputs, "upstream": upstream,
                 "upstream_digests": upstream_digests(upstream)}
