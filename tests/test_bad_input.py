@@ -4,6 +4,7 @@ import hashlib
 import json
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,8 @@ import torch
 from PIL import Image
 
 from guidedlabelling.datasets import OwnDataset
-from guidedlabelling.io import InputError, save_checkpoint, save_label_png
+from guidedlabelling.datasets.base import image_check
+from guidedlabelling.io import InputError, load_image, save_checkpoint, save_label_png
 from guidedlabelling.networks import GAPNet
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -190,3 +192,18 @@ def test_not_a_checkpoint(tmp_path):
                            str(path), "--out_dir", str(out)], cwd=ROOT, capture_output=True, text=True)
     assert_clean_error(proc, path, out)
     assert "not a checkpoint of this project" in proc.stderr
+
+
+def test_a_float_image_is_skipped_and_a_huge_one_is_read(tmp_path):
+    """A float TIFF would convert to black: it is an unreadable image, skipped and listed. A 196-megapixel PNG
+    (over PIL's decompression-bomb limits) is a photo like another, read at its work size without warnings."""
+    Image.fromarray(np.full((20, 30), 0.5, np.float32), "F").save(tmp_path / "float.tif")
+    assert image_check(tmp_path / "float.tif") == "floating-point pixels (mode F); save it as an 8-bit JPEG or PNG"
+    huge = Image.new("1", (14000, 14000), 1)
+    huge.paste(0, (0, 0, 7000, 14000))   # left half black
+    huge.save(tmp_path / "huge.png")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert image_check(tmp_path / "huge.png") == (14000, 14000)
+        small = load_image(tmp_path / "huge.png", hw=(100, 100))
+    assert small.shape == (100, 100, 3) and small[:, :49].max() == 0 and small[:, 51:].min() == 255

@@ -287,3 +287,72 @@ def test_an_image_without_a_mask_is_not_annotated(folder):
     from guidedlabelling.driver import annotated_or_all
     (folder / "other").mkdir()
     assert annotated_or_all(d | {"masks": folder / "other"}) == {"train", "val"}   # no mask matches: the preflight
+
+
+def test_every_bad_row_of_the_csv_is_named_at_once(folder):
+    rows = ["a.jpg,cat,train", "b.png,cat,test", "a.jpg,cat,dog,train", "b.png", ",cat,train", "a.jpg,cat,validation"]
+    with pytest.raises(InputError) as e:
+        dataset(folder, rows)
+    assert [m.split(": ", 1)[0].rsplit(", ", 1)[1] for m in e.value.messages] == \
+        ["line 3", "line 4", "line 5", "line 6", "line 7"]
+    assert "split 'test' is not train or val" in e.value.messages[0]
+    assert "separate tags by spaces or ';', not commas" in e.value.messages[1]
+    assert "got ['b.png']; write the image's tags after a comma" in e.value.messages[2]
+    assert "line 6: no image named" in e.value.messages[3]
+
+
+def test_a_row_may_leave_out_an_empty_split(folder):
+    """image,tags under the header image,tags,split: its split is by name, as with an empty third field."""
+    assert dataset(folder, ["a.jpg,cat", "b.png,dog,"], val_percent=0).ids == ["a", "b"]
+
+
+def test_an_unclosed_quote_names_the_line_it_opens_on(folder):
+    with pytest.raises(InputError) as e:
+        dataset(folder, ["a.jpg,cat,train", '"b.png,dog,train', "c.jpg,cat,train", "d.jpg,dog,train"])
+    assert e.value.messages == (f"{folder / 'tags.csv'}, line 3: a quoted field opens here and runs on to line 5; "
+                                "close its quote on this line (a row is one line)",)
+
+
+def test_tags_that_print_alike_are_one_class_or_an_error(folder):
+    composed, decomposed = "caf\u00e9", "cafe\u0301"   # é as one character, and as e + a combining accent
+    data = dataset(folder, [f"a.jpg,{composed},train", f"b.png,{decomposed},train"])
+    assert data.classes == ["background", composed]
+    for invisible, code in (("cat\u200b", "U+200B"), ("ca\x00t", "U+0000")):
+        with pytest.raises(InputError, match=f"line 2: tag .* holds the invisible character {re.escape(code)}; remove it"):
+            dataset(folder, [f"a.jpg,{invisible},train", "b.png,cat,train"])
+
+
+@pytest.mark.parametrize("name, hint", [
+    ("sub", "sub is a folder there, not an image: name a file, or add it or remove the row"),
+    ("gone.jpg", "gone.jpg is a link to nowhere.jpg, which does not exist: mend it, or add it or remove the row"),
+    ("a.png", "a.jpg is there, with another extension: write it so, or add it or remove the row"),
+    ("A.JPG", "a.jpg is there, and names are case-sensitive: write it so, or add it or remove the row"),
+    ("ghost.jpg", "image 'ghost.jpg' is not in")])
+def test_a_row_naming_no_image_file_says_what_is_there(folder, name, hint):
+    (folder / "images" / "sub").mkdir()
+    (folder / "images" / "gone.jpg").symlink_to("nowhere.jpg")
+    with pytest.raises(InputError) as e:
+        dataset(folder, [f"{name},cat,train", "b.png,dog,train"])
+    message, = e.value.messages
+    assert message.startswith(f"{folder / 'tags.csv'}, line 2: image '{name}' is not in") and hint in message
+    assert message.endswith(f"{folder / 'images'}; add it or remove the row") == (name == "ghost.jpg")
+
+
+def test_a_file_given_as_a_folder_and_a_jpeg_mask_are_named_as_such(folder):
+    dataset(folder, ["a.jpg,cat,train", "b.png,dog,train"])
+    with pytest.raises(InputError, match=r"tags.csv: a file, not an image folder; pass --images"):
+        OwnDataset(folder / "tags.csv", folder / "tags.csv")
+    with pytest.raises(InputError, match=r"elsewhere.jpg: a file, not a masks folder; pass --masks"):
+        OwnDataset(folder / "images", folder / "tags.csv", masks=folder / "elsewhere.jpg")
+    with pytest.raises(InputError, match=r"missing: masks folder not found; pass --masks"):
+        OwnDataset(folder / "images", folder / "tags.csv", masks=folder / "missing")
+    (folder / "masks").mkdir()
+    Image.fromarray(np.zeros((4, 6), np.uint8)).save(folder / "masks" / "a.png", format="JPEG")
+    with pytest.raises(InputError, match=r"a.png: a JPEG file, not a PNG; save the labels as PNG \(lossless\)"):
+        OwnDataset(folder / "images", folder / "tags.csv", masks=folder / "masks")
+
+
+def test_hidden_files_are_no_images_of_the_folder(folder):
+    """macOS leaves ._a.jpg beside a.jpg on other file systems: not an image the CSV forgot."""
+    (folder / "images" / "._a.jpg").write_bytes(b"\0\5\26\7")
+    assert dataset(folder, ["a.jpg,cat,train", "b.png,dog,train"]).unlisted == []

@@ -300,8 +300,11 @@ def print_own_data_notes(opened):
                   f"background only (lines {lines})", flush=True)
     for data in {(str(d.tags_file), d.split): d for d in opened if hasattr(d, "annotated") and d.has_labels}.values():
         if data.annotated < len(data):
+            others = getattr(data, "not_masks", [])
+            other = f" ({', '.join(others[:3])}{', ...' if len(others) > 3 else ''} there: a mask is <id>.png)" \
+                if others else ""
             print(f"note: {len(data) - data.annotated} of the {len(data)} {data.split} images have no mask in "
-                  f"{data.items[0].label.parent} and are left out of the scores", flush=True)
+                  f"{data.items[0].label.parent} and are left out of the scores{other}", flush=True)
     for data in {str(d.tags_file): d for d in opened if getattr(d, "always_tagged", None)}.values():
         for name in data.always_tagged:
             print(f"note: {name} is tagged in every training image of {data.tags_file} ({len(data)}): with no image "

@@ -18,6 +18,7 @@ from PIL import Image, ImageOps
 from .errors import InputError
 from .pipeline import TRAINERS, command
 
+Image.MAX_IMAGE_PIXELS = None  # a user's panorama or scan is no attack, and the work size shrinks it (max_image_side)
 IGNORE = 255  # label value of void pixels (object borders, unlabelled): neither trained on nor evaluated
 LABEL_MODES = ("P", "L", "1", "I", "I;16", "I;16B", "I;16L")  # modes whose pixel values are class indices
 WIDE_GREY_MODES = ("I", "I;16", "I;16B", "I;16L")  # 16-bit greyscale (32-bit "I" holds PNG's 16 bits too)
@@ -145,9 +146,11 @@ def label_values(path):
     PNG's 256 stays 256)."""
     try:
         with Image.open(path) as img:
+            if img.format != "PNG":  # a lossy JPEG's values are no class indices
+                raise InputError(f"{path}: a {img.format} file, not a PNG; save the labels as PNG (lossless)")
             if img.mode not in LABEL_MODES:
                 raise InputError(f"{path}: label PNG has mode {img.mode}; expected an index (palette) "
-                                 "or single-channel PNG with class values 0..C and 255 for void")
+                                 "or single-channel PNG with class values 0..C-1 and 255 for void")
             return np.asarray(img).astype(np.int64)
     except (OSError, SyntaxError) as e:
         raise InputError(f"{path}: unreadable label PNG ({e}); re-create or remove this file") from None

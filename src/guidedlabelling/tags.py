@@ -2,10 +2,11 @@
 import csv
 import hashlib
 import re
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import InputError
+from .errors import InputError, raise_all
 
 SPLITS = ("train", "val")
 NOT_IN_TAGS = re.compile(r"[,\"']")  # what a CSV field can hold but a class name may not
@@ -36,29 +37,50 @@ def read_tags(path):
         named = ','.join(header) or ('(no column names)' if any(line.strip() for line in lines) else '(empty file)')
         raise InputError(f"{path}: header {named} is not image,tags (or "
                          "image,tags,split); the first line must name these columns")
-    rows = []
+    rows, problems, first = [], [], reader.line_num + 1
     for fields in reader:
-        if not any(f.strip() for f in fields):
-            continue
-        line = reader.line_num
-        if not any(f.strip() for f in fields[len(header):]):
-            fields = fields[:len(header)]
-        if len(fields) != len(header) or not fields[0].strip():
-            raise InputError(f"{path}, line {line}: expected {len(header)} fields ({','.join(header)}), got "
-                             f"{fields}; separate tags by spaces or ';', not commas")
-        tags = tuple(sorted({t for t in re.split(r"[;\s]+", fields[1]) if t}))
-        reserved = next((t for t in tags if t.casefold() == "background"), None)
-        if reserved:
-            raise InputError(f"{path}, line {line}: {reserved!r} is not a tag (background is class 0); remove it")
-        odd = next((t for t in tags if NOT_IN_TAGS.search(t)), None)
-        if odd:
-            raise InputError(f"{path}, line {line}: tag {odd!r} holds {NOT_IN_TAGS.search(odd).group()!r}; separate "
-                             "tags by spaces or ';', and write class names without commas or quotes")
-        rows.append(TagRow(line, fields[0].strip(), tags, read_split(fields, header, path, line)))
+        line, first = first, reader.line_num + 1
+        if line < reader.line_num:  # the row ran on over several lines: a quote opened and never closed
+            problems.append(f"{path}, line {line}: a quoted field opens here and runs on to line {reader.line_num}; "
+                            "close its quote on this line (a row is one line)")
+        elif any(f.strip() for f in fields):
+            try:
+                rows.append(tag_row(fields, header, path, line))
+            except InputError as e:
+                problems += e.messages
+    raise_all(problems, str(path))
     if not rows:
         raise InputError(f"{path}: no image rows below the header")
     check_case_clashes(rows, path)
     return rows
+
+
+def tag_row(fields, header, path, line):
+    """One row of the CSV; a row that leaves out an empty split field (image,tags under image,tags,split) has none."""
+    if not any(f.strip() for f in fields[len(header):]):
+        fields = fields[:len(header)]
+    if len(fields) == 2 == len(header) - 1:
+        fields = fields + [""]
+    if len(fields) != len(header):
+        got = repr(fields) if len(repr(fields)) <= 80 else repr(fields)[:77] + "..."
+        fix = "separate tags by spaces or ';', not commas" if len(fields) > len(header) else \
+            "write the image's tags after a comma (a lone comma: no tags)"
+        raise InputError(f"{path}, line {line}: expected {len(header)} fields ({','.join(header)}), got {got}; {fix}")
+    if not fields[0].strip():
+        raise InputError(f"{path}, line {line}: no image named; write the image's file name in the first field")
+    tags = tuple(sorted({unicodedata.normalize("NFC", t) for t in re.split(r"[;\s]+", fields[1]) if t}))
+    reserved = next((t for t in tags if t.casefold() == "background"), None)
+    if reserved:
+        raise InputError(f"{path}, line {line}: {reserved!r} is not a tag (background is class 0); remove it")
+    odd = next((t for t in tags if NOT_IN_TAGS.search(t)), None)
+    if odd:
+        raise InputError(f"{path}, line {line}: tag {odd!r} holds {NOT_IN_TAGS.search(odd).group()!r}; separate "
+                         "tags by spaces or ';', and write class names without commas or quotes")
+    unseen = next(((t, c) for t in tags for c in t if unicodedata.category(c)[0] in "CZ"), None)
+    if unseen:  # a control or invisible character: two tags that print alike would be two classes
+        raise InputError(f"{path}, line {line}: tag {unseen[0]!r} holds the invisible character "
+                         f"U+{ord(unseen[1]):04X}; remove it")
+    return TagRow(line, fields[0].strip(), tags, read_split(fields, header, path, line))
 
 
 def check_case_clashes(rows, path):

@@ -1,5 +1,6 @@
 """What every dataset layout shares: items, image and label checks, and the Labelled base class whose contract
 datasets/__init__.py describes."""
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +37,8 @@ def image_check(path):
     try:
         with Image.open(path) as img:
             w, h = img.size
+            if img.mode == "F":  # converted to 8 bits, values of 0..1 would read as black
+                return "floating-point pixels (mode F); save it as an 8-bit JPEG or PNG"
             turned = img.getexif().get(EXIF_ORIENTATION) in TRANSPOSING_ORIENTATIONS
             img.draft(None, (1, 1))
             img.load()
@@ -78,12 +81,22 @@ def checked_label(path, hw, classes, class_source):
     return label.astype(np.uint8)
 
 
-def case_hint(name, folder):
-    """'a1.JPG is there, and names are case-sensitive: write it so, or ' when a file of `folder` matches `name` but
-    for case; '' otherwise."""
-    match = next((p.name for p in sorted(folder.iterdir()) if p.name.casefold() == name.casefold()
-                  or p.stem.casefold() == name.casefold()), None)
-    return f"{match} is there, and names are case-sensitive: write it so, or " if match else ""
+def missing_hint(name, folder):
+    """The start of the fix for a row's image `name` that is no image file of `folder`: what stands there instead
+    (a folder, a broken link), or the file it likely means ('a1.JPG is there, and names are case-sensitive: write
+    it so, or '; another extension); '' otherwise."""
+    path = folder / name
+    if path.is_dir():
+        return f"{name} is a folder there, not an image: name a file, or "
+    if path.is_symlink():
+        return f"{name} is a link to {os.readlink(path)}, which does not exist: mend it, or "
+    base, stem = path.name.casefold(), path.stem.casefold()
+    files = sorted(p for p in path.parent.iterdir() if p.is_file()) if path.parent.is_dir() else []
+    match = next((p.name for p in files if base in (p.name.casefold(), p.stem.casefold())), None)
+    if match:
+        return f"{match} is there, and names are case-sensitive: write it so, or "
+    other = next((p.name for p in files if p.stem.casefold() == stem and p.suffix.lower() in IMAGE_SUFFIXES), None)
+    return f"{other} is there, with another extension: write it so, or " if other else ""
 
 
 def inside(path, folder):

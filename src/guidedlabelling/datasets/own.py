@@ -1,4 +1,5 @@
 """Your own data: a folder of images and a CSV of image-level tags, optionally label PNGs to evaluate with."""
+import glob
 import os
 from pathlib import Path
 
@@ -7,7 +8,7 @@ import numpy as np
 from ..errors import InputError, raise_all
 from ..io import CLASS_SCORES, IGNORE
 from ..tags import read_tags, split_of
-from .base import IMAGE_SUFFIXES, Item, Labelled, case_hint, check_class_count, checked_label, inside, \
+from .base import IMAGE_SUFFIXES, Item, Labelled, check_class_count, checked_label, inside, missing_hint, \
     readable_items
 from .voc import split_name
 
@@ -49,10 +50,11 @@ class OwnDataset(Labelled):
         self.split = "train" if split_name(split) == "train_aug" else split_name(split)
         self.has_labels = bool(masks)
         if not self.root.is_dir():
-            raise InputError(f"{self.root}: image folder not found; pass --images with your images' folder")
+            raise InputError(f"{self.root}: {folder_problem(self.root, 'image')}; pass --images with your images' "
+                             "folder")
         if masks and not Path(masks).is_dir():
-            raise InputError(f"{masks}: masks folder not found; pass --masks with a folder of <id>.png or "
-                             "leave it out")
+            raise InputError(f"{masks}: {folder_problem(Path(masks), 'masks')}; pass --masks with a folder of <id>.png "
+                             "or leave it out")
         rows = read_tags(self.tags_file)
         self.untagged = [r.line for r in rows if not r.tags]  # photos of background only
         self.classes = ["background"] + sorted({t for r in rows for t in r.tags})
@@ -79,6 +81,8 @@ class OwnDataset(Labelled):
         if self.split == "train":
             problems += self._untaught(rows, files, val_percent)
         self.annotated = sum(map(self.annotated_at, range(len(self.items))))  # images with a mask
+        self.not_masks = [p.name for i, it in enumerate(self.items) if self.has_labels and not self.annotated_at(i)
+                          for p in sorted(it.label.parent.glob(f"{glob.escape(it.id)}.*"))]  # x.jpg where x.png is not
         if self.has_labels:  # every mask there checked now, before a stage writes anything
             problems += self._mask_problems(masks)
         raise_all(problems, self.tags_file)
@@ -126,7 +130,7 @@ class OwnDataset(Labelled):
         found = [exact] if exact.is_file() else images_by_stem(exact.parent, listings).get(exact.name, [])
         if not found:
             raise InputError(f"{where}: image {r.image!r} is not in {self.root}; "
-                             + case_hint(r.image, self.root) + "add it or remove the row")
+                             + missing_hint(r.image, self.root) + "add it or remove the row")
         if not (self.follow_symlinks or inside(found[0], self.root)):
             raise InputError(f"{where}: image {r.image!r} links to {found[0].resolve()}, outside {self.root}; "
                              "copy the file in, or pass --set follow_symlinks=true to read it there")
@@ -218,13 +222,19 @@ class OwnDataset(Labelled):
         return self._present[i]
 
 
+def folder_problem(path, what):
+    """Why `path` is no folder: 'image folder not found', or 'a file, not an image folder'."""
+    return f"a file, not {'an' if what[0] in 'aeiou' else 'a'} {what} folder" if path.exists() else \
+        f"{what} folder not found"
+
+
 def images_by_stem(folder, listings):
     """{stem: [image files]} of a folder (a row's IMG_1 or sub/IMG_1 names IMG_1.jpg there), listed once:
     `listings` holds it by folder."""
     if folder not in listings:
         found = {}
         for p in sorted(folder.iterdir()) if folder.is_dir() else []:
-            if p.suffix.lower() in IMAGE_SUFFIXES and not p.is_dir():
+            if p.suffix.lower() in IMAGE_SUFFIXES and not p.is_dir() and not p.name.startswith("."):  # macOS's ._a.jpg
                 found.setdefault(p.stem, []).append(p)
         listings[folder] = found
     return listings[folder]
