@@ -1,6 +1,7 @@
 """Settings: presets, overrides, readable folder names, cache ownership."""
 import hashlib
 import json
+import re
 
 import pytest
 import torch
@@ -10,6 +11,7 @@ from guidedlabelling import config as C
 from guidedlabelling import driver
 from guidedlabelling import naming
 from guidedlabelling import settings as S
+from guidedlabelling.datasets import open_dataset
 from guidedlabelling.io import InputError, load_checkpoint, save_checkpoint
 from guidedlabelling.networks import DeepLabLargeFOV, GAPNet
 from guidedlabelling.runner import check_cache
@@ -57,8 +59,11 @@ def test_cache_belongs_to_one_config(tmp_path):
     check_cache(tmp_path, {"guide_labels": {"seedthres": 20}}, False, INPUTS)
     (tmp_path / "x.png").write_bytes(b"")
     check_cache(tmp_path, {"guide_labels": {"seedthres": 20}}, False, INPUTS)          # same settings: resume
-    with pytest.raises(InputError, match="made with other settings"):
+    with pytest.raises(InputError, match="made with other settings; rerun with --overridecache to replace it, or "
+                                         "choose another --out_root$"):
         check_cache(tmp_path, {"guide_labels": {"seedthres": 30}}, False, INPUTS)
+    with pytest.raises(InputError, match="or choose another --out_dir$"):   # a stage command's --out_dir named it
+        check_cache(tmp_path, {"guide_labels": {"seedthres": 30}}, False, INPUTS, folder_flag="--out_dir")
     check_cache(tmp_path, {"guide_labels": {"seedthres": 30}}, True, INPUTS)           # --overridecache replaces it
     assert not (tmp_path / "x.png").exists()
     assert yaml.safe_load((tmp_path / "config.yaml").read_text()) == {"guide_labels": {"seedthres": 30}}
@@ -154,7 +159,7 @@ def test_settings_are_read_as_their_type_and_errors_name_the_setting_and_its_sou
 
 
 @pytest.mark.parametrize("setting, problem", [
-    ("seed_train.batch_size=0", "must be at least 1"), ("seg_train.max_iter=-2", "must be at least 1"),
+    ("seed_train.batch_size=0", "must be at least 1"), ("seg_train.max_iter=-2", "must be within 1..1000000"),
     ("snapshot=0", "must be at least 1"), ("saliency_train.stepsize=0", "must be at least 1"),
     ("seed_train.base_lr=0", "must be above 0"), ("seg_train.momentum=1", "must be below 1"),
     ("device=gpu", "write cpu, cuda, cuda:N (a GPU index) or auto"), ("device=cuda:x", "write cpu, cuda"),
@@ -285,3 +290,52 @@ def test_the_rerun_command_of_a_missing_upstream_gives_its_settings_as_a_user_wo
         f"./src/saliency/test.py --set builtin_train=8 --set saliency_train.max_iter=3 "
         f"--set 'out_root={tmp_path / 'a b'}' with the same --config")
     assert naming.rerun_command("seed_train", *C.resolve("smoke", [])) == "./src/seed/train.py with the same --config"
+
+
+@pytest.mark.parametrize("setting, problem", [
+    ("out_root=", "run.out_root = '' (command line): is empty; write a folder (. for the current one)"),
+    ("seed_train.init= ", "seed_train.init = ' ' (command line): is empty; write none (from scratch), imagenet or "
+                          "a weights file"),
+    ("seed_train.max_iter=99999999999999999999", "must be within 1..1000000")])
+def test_values_an_unset_variable_or_a_slip_would_give_are_refused(setting, problem):
+    """An empty out_root wrote into the current folder, an empty init trained from scratch, and a huge max_iter drew
+    its sample order until the memory ran out."""
+    with pytest.raises(InputError, match=re.escape(problem)):
+        resolve(setting)
+
+
+def test_a_comma_list_written_two_ways_names_one_folder():
+    names = {naming.stage_name(*resolve(f"seed_heatmaps.extra_sizes={v}"), "seed_heatmaps")
+             for v in ("96,128", " 096 , 128 ", "96,128,")}
+    assert names == {"extra_sizes-96,128"}
+    cfg, preset = resolve("holdout_scenes= a ,b,")
+    assert cfg["saliency_train"]["holdout_scenes"] == "a,b"
+
+
+def test_masks_without_images_and_tags_is_an_error():
+    """It was ignored: a run on the built-in data in folders named for the masks."""
+    cfg, _ = resolve("masks=/elsewhere/masks")
+    with pytest.raises(InputError, match="--masks /elsewhere/masks goes with --images and --tags"):
+        open_dataset(cfg["data"], "train")
+
+
+@pytest.mark.parametrize("text", ["", "- a list\n", "{unclosed: [\n"])
+def test_a_damaged_config_yaml_is_unreadable_not_matching(tmp_path, text):
+    (tmp_path / "config.yaml").write_text(text)
+    with pytest.raises(InputError, match=f"{re.escape(str(tmp_path / 'config.yaml'))}: unreadable; remove this "
+                                         "folder, or rerun with --overridecache"):
+        naming.stored_settings(tmp_path)
+
+
+def test_a_preset_file_named_like_a_builtin_one_keeps_to_its_own_folders(tmp_path):
+    """Its folders would have been the built-in preset's, and 'made with other settings; --overridecache replaces
+    it' then advised destroying them."""
+    builtin = C.CONFIGS / "smoke.yaml"
+    (tmp_path / "smoke.yaml").write_text(builtin.read_text())
+    assert C.resolve(str(tmp_path / "smoke.yaml"))[0]["name"] == "smoke"   # a copy: the same runs
+    (tmp_path / "smoke.yaml").write_text(builtin.read_text() + "seedthres: 30\n")
+    with pytest.raises(InputError, match=r"smoke.yaml: its runs would share <out_root>/smoke with the preset smoke "
+                                         r"of configs/.*add a line `name: my_smoke`"):
+        C.resolve(str(tmp_path / "smoke.yaml"))
+    (tmp_path / "smoke.yaml").write_text(builtin.read_text() + "seedthres: 30\nname: my_smoke\n")
+    assert C.resolve(str(tmp_path / "smoke.yaml"))[0]["name"] == "my_smoke"

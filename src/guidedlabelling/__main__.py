@@ -7,8 +7,12 @@ from .pipeline import BY_NAME, current_name
 USAGE = f"usage: python -m guidedlabelling STAGE [flags]; STAGE is one of {', '.join(BY_NAME)}"
 if len(sys.argv) == 2 and sys.argv[1] in ("-h", "--help"):
     print(f"{USAGE}\n{__doc__.strip()}")
-elif len(sys.argv) < 2 or current_name(sys.argv[1]) not in BY_NAME:
-    sys.exit(USAGE)
+elif len(sys.argv) < 2:
+    print(USAGE, file=sys.stderr)
+    sys.exit(2)
+elif current_name(sys.argv[1]) not in BY_NAME:
+    print(f"error: unknown stage {sys.argv[1]!r}; choose one of {', '.join(BY_NAME)}", file=sys.stderr)
+    sys.exit(2)
 else:
     sys.argv[0] = f"python -m guidedlabelling {sys.argv[1]}"
     run("guidedlabelling.runner", "main", current_name(sys.argv[1]), sys.argv[2:])

@@ -35,6 +35,13 @@ def one_of(*choices):
     return check
 
 
+def filled(what):
+    """A setting that an empty value would silently change the meaning of (an unset shell variable, say)."""
+    def check(value):
+        return None if str(value).strip() else f"is empty; write {what}"
+    return check
+
+
 POSITIVE = at_least(1)
 NON_NEGATIVE = at_least(0)
 PERCENT = between(0, 100)

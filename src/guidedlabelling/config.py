@@ -11,7 +11,8 @@ from .datasets import layout
 from .datasets.builtin import builtin_roots
 from .errors import InputError
 from .pipeline import current_name
-from .settings import LIST_SETTINGS, NOT_PATHS, OPTIONS, PATH_SETTINGS, SHARED, defaults, range_problems, set_value
+from .settings import COMMA_LISTS, LIST_SETTINGS, NOT_PATHS, OPTIONS, PATH_SETTINGS, SHARED, defaults, range_problems, \
+    set_value
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = ROOT / "configs"
@@ -68,6 +69,11 @@ def load_preset(config, origins, problems):
     if cfg["name"] in ("", ".", "..") or any(c in cfg["name"] for c in "/\\"):
         raise InputError(f"{path}: name {cfg['name']!r} is not a folder name (it names the run's folder under "
                          "out_root); write a plain name such as my_photos")
+    builtin = CONFIGS / f"{cfg['name']}.yaml"
+    if builtin.is_file() and path.resolve() != builtin.resolve() and read_preset_file(builtin) != data:
+        raise InputError(f"{path}: its runs would share <out_root>/{cfg['name']} with the preset {cfg['name']} of "
+                         "configs/, whose folders hold other settings; rename the file, or add a line `name: "
+                         f"my_{cfg['name']}`")
     return cfg
 
 
@@ -97,7 +103,14 @@ def resolve(config="demo", overrides=()):
     for c, where in ((cfg, origins), (preset, preset_origins)):
         complete(c)
         absolute_paths(c, lambda sec, key: base_folder(where.get((sec, key))))
+        canonical_lists(c)
     return cfg, preset
+
+
+def canonical_lists(cfg):
+    """Comma-separated settings written one way ('96,' and ' 096 ' are '96'), so that one value names one folder."""
+    for (sec, key), item in COMMA_LISTS.items():
+        cfg[sec][key] = ",".join(str(item(x.strip())) for x in cfg[sec][key].split(",") if x.strip())
 
 
 def base_folder(origin):

@@ -8,6 +8,7 @@ then runs them in order with the same settings.
 """
 import argparse
 import json
+import shlex
 import sys
 import time
 
@@ -15,7 +16,8 @@ from . import config as C
 from . import naming
 from . import guide_diagnostics, lanes, preflight, runner
 from .cli import errors_end_in_one_line
-from .errors import LANES, OVERRIDDEN
+from . import errors
+from .errors import LANES, OVERRIDDEN, os_error_message
 from .datasets import annotated_splits, ground_truth_hint, has_ground_truth, layout
 from .inference import trained
 from .io import InputError, save_json
@@ -232,15 +234,35 @@ def run_in_order(args, overrides, steps, skip, opened=None):
                 runner.main(stage, argv + (["--debug"] if args.debug else []), opened)
         except SystemExit as e:  # the step printed why; 2 (bad input) and 130 (Ctrl-C) pass through
             if e.code not in (0, None, 130, 143):   # a stop is no failure: its line says how to resume
-                print(f"step {step} failed: {command(stage)} {' '.join(argv)}", file=sys.stderr)
+                print(f"step {step} failed: {command(stage)} {shlex.join(argv)}", file=sys.stderr)
             raise
         seconds[step] = time.monotonic() - start
     return seconds
 
 
-def summarise(args, overrides, skip, seconds=None):
+def stale_results(args, overrides, steps, skip, opened):
+    """The steps whose results the table shows but that are out of date: after some --steps ran an upstream
+    step again (--overridecache, other inputs), the later ones' folders are not current until rerun."""
+    if len(steps) == len(STEPS):  # every step ran just now
+        return []
+    stale = []
+    for step, stage, extra in STEPS:
+        if step in ("guide_labels", "segmentations", "reference_segmentations") and step not in skip:
+            cfg, preset = C.resolve(args.config, overrides + list(extra))
+            made = (naming.stage_dir(cfg, preset, stage) / "done.json").exists()  # else: no result to show
+            if made and not runner.is_current(stage, command_flags(args, overrides + list(extra)), opened):
+                stale.append(step)
+    return stale
+
+
+def summarise(args, overrides, skip, seconds=None, stale=()):
     """One table of the method's stages against the fully supervised reference, also as JSON (with each step's
-    wall seconds in this run); returns whether summary.json was written (not while steps have no results)."""
+    wall seconds in this run); returns whether summary.json was written (not while steps have no results, nor
+    while some are out of date: `stale`)."""
+    if stale:
+        print(f"summary: {errors.listed(list(stale))} out of date since an earlier step ran again; run all steps "
+              "for the table")
+        return False
     cfg, preset = C.resolve(args.config, overrides)
     ref_cfg, _ = C.resolve(args.config, overrides + ["labels=gt"])
     guide, seg = stage_result(cfg, preset, "guide_labels"), stage_result(cfg, preset, "segmentations")
@@ -257,11 +279,10 @@ def summarise(args, overrides, skip, seconds=None):
         unmarked = unmarked_classes(seg, ref)  # a reference where the training images have masks
         for line in unmarked:
             print(f"warning: {line}")
-        save_json(path, outputs | {"segmenter_warnings": unmarked})
         hint = ground_truth_hint(cfg["data"])
         print(f"\nno ground-truth masks, so no mIoU table ({hint} for one)\nguide labels: "
               f"{outputs['guide_labels']}\npredictions: {outputs['predictions']}\nmodel: {outputs['model']} "
-              f"(./src/predict.py --model)\nsummary: {path}")
+              f"(./src/predict.py --model)\n{saved_summary(path, outputs | {'segmenter_warnings': unmarked})}")
         return True
     no_reference = skip.get("reference_train")  # why, where it cannot be trained (skip: skipped_steps)
     ref = None if no_reference else ref   # not a folder of earlier masks
@@ -279,10 +300,20 @@ def summarise(args, overrides, skip, seconds=None):
     for line in unscored + unmarked + weak + ([f"no fully supervised reference: {no_reference}"] if no_reference
                                               else []):
         print(f"warning: {line}")
-    path = naming.run_dir(cfg) / "summary.json"
-    save_json(path, table | {"reference_warnings": weak, "score_warnings": unscored, "segmenter_warnings": unmarked})
-    print(f"\nmodel: {outputs['model']} (./src/predict.py --model)\nsummary: {path}")
+    summary = table | {"reference_warnings": weak, "score_warnings": unscored, "segmenter_warnings": unmarked}
+    print(f"\nmodel: {outputs['model']} (./src/predict.py --model)\n"
+          f"{saved_summary(naming.run_dir(cfg) / 'summary.json', summary)}")
     return True
+
+
+def saved_summary(path, summary):
+    """'summary: <path>' once summary.json is written; where the run's folder cannot be written (a finished run
+    on a read-only disk) a warning, not an error: the table printed is the run's result."""
+    try:
+        save_json(path, summary)
+    except OSError as e:
+        return f"warning: summary.json not written: {os_error_message(e)}"
+    return f"summary: {path}"
 
 
 def print_own_data_notes(opened):
@@ -386,11 +417,15 @@ def main(argv=None):
               "without n/N then prints the table")
         print_profile(seconds, time.monotonic() - start, lane_of)
         return
-    if summarise(args, overrides, skip, seconds):  # the report and summary.json describe the same run
-        print(f"report: {write_report(args.config, overrides, reference='reference_train' not in skip)}")
+    if summarise(args, overrides, skip, seconds, stale_results(args, overrides, steps, skip, opened)):
+        try:
+            print(f"report: {write_report(args.config, overrides, reference='reference_train' not in skip)}")
+        except OSError as e:
+            print(f"warning: report.html not written: {os_error_message(e)}")
     else:
         cfg, _ = C.resolve(args.config, overrides)
-        earlier = (naming.run_dir(cfg) / "report.html").exists()
-        print("report: not written until every step has results" + (" (an earlier run's report.html stays)"
-                                                                    if earlier else ""))
+        earlier = [name for name in ("report.html", "summary.json") if (naming.run_dir(cfg) / name).exists()]
+        print("report: not written until every step has results" +
+              (f" (an earlier run's {errors.listed(earlier)} stay{'s' if len(earlier) == 1 else ''})"
+               if earlier else ""))
     print_profile(seconds, time.monotonic() - start, lane_of)

@@ -95,9 +95,10 @@ def stored_settings(out):
     try:
         stored = yaml.safe_load(path.read_text())
     except (yaml.YAMLError, UnicodeDecodeError):
-        raise InputError(f"{path}: unreadable; remove this folder, or rerun with --overridecache") from None
-    return {pipeline.current_name(sec): values for sec, values in stored.items()} if isinstance(stored, dict) \
-        else stored
+        stored = None
+    if not isinstance(stored, dict):  # config.yaml is written whole (atomically): this one was damaged since
+        raise InputError(f"{path}: unreadable; remove this folder, or rerun with --overridecache")
+    return {pipeline.current_name(sec): values for sec, values in stored.items()}
 
 
 def same_settings(stored, current):

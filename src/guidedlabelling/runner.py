@@ -160,7 +160,7 @@ def remove_leftovers(out):
             shutil.rmtree(leftover, ignore_errors=True)
 
 
-def check_cache(out, stage_cfg, override, manifest, alone=True, rescore=False):
+def check_cache(out, stage_cfg, override, manifest, alone=True, rescore=False, folder_flag="--out_root"):
     """An output folder belongs to one config and one content of its inputs (manifest: {"fingerprint",
     "inputs", "upstream"}), recorded in it before any output. Reruns with both resume; other settings must
     choose another folder; other inputs clear the folder's outputs, saying what changed (a folder shared by
@@ -178,7 +178,7 @@ def check_cache(out, stage_cfg, override, manifest, alone=True, rescore=False):
     if settings is not None and not naming.same_settings(settings, stage_cfg) and has_outputs(out):
         replace = "rerun with --overridecache to replace it" if alone else "remove it to replace it"
         raise InputError(f"{stored}: this folder was made with other settings; {replace}, or choose another "
-                         "--out_root")
+                         f"{folder_flag}")
     record = recorded(out)
     why, changed = None, []
     again = [UPSTREAM + stage for stage in remade(record)] if record else []  # upstream outputs made again since
@@ -304,6 +304,17 @@ def up_to_date_line(stage, argv=None, opened=None):
     return reused(stage, out, cfg) if reusable(out, cfg, stage, fingerprint(inputs)) else None
 
 
+def is_current(stage, argv=None, opened=None):
+    """Whether a stage's folder is finished and up to date with its settings and inputs (--overridecache aside);
+    not where an input is missing or out of date."""
+    args, cfg, preset, out = resolve(stage, argv)
+    try:
+        inputs, _ = preflight.check(stage, cfg, preset, vars(args), opened).manifest()
+    except InputError:
+        return False
+    return up_to_date(out, naming.relevant(cfg, stage), fingerprint(inputs))
+
+
 def reused(stage, out, cfg):
     """What a command says of a folder it reuses."""
     return f"up to date in {out}{made_otherwise(stage, out, cfg)} (--overridecache recomputes)"
@@ -366,7 +377,8 @@ def reuse_or_make(stage, args, cfg, preset, out, checked, alone):
         log = None
         try:
             rescore = bool(pipeline.BY_NAME[stage].per_image) and not cfg["run"]["vis"]  # panels show the labels
-            fresh = check_cache(out, stage_cfg, cfg["run"]["overridecache"], manifest, alone, rescore) or fresh
+            fresh = check_cache(out, stage_cfg, cfg["run"]["overridecache"], manifest, alone, rescore,
+                                "--out_dir" if args.out_dir else "--out_root") or fresh
             log = make_logger(out)
             current = Stage(stage, cfg, preset, out, args, log, checked, manifest["fingerprint"],
                             outputs_fingerprint(inputs))

@@ -7,7 +7,7 @@ import math
 import re
 
 from . import pipeline
-from .checks import NON_NEGATIVE, PERCENT, POSITIVE, at_least, device, one_of
+from .checks import NON_NEGATIVE, PERCENT, POSITIVE, at_least, device, filled, one_of
 from .datasets import LAYOUTS
 from .errors import InputError
 
@@ -64,7 +64,8 @@ SHARED = {
 SHARED_CHECKS = {
     "data": {"layout": one_of("auto", *LAYOUTS), "builtin_size": at_least(16), "builtin_train": POSITIVE,
              "builtin_val": POSITIVE, "val_percent": PERCENT, "max_image_side": NON_NEGATIVE},
-    "run": {"device": device, "gpu": NON_NEGATIVE, "workers": NON_NEGATIVE, "lanes": POSITIVE,
+    "run": {"out_root": filled("a folder (. for the current one)"), "device": device, "gpu": NON_NEGATIVE,
+            "workers": NON_NEGATIVE, "lanes": POSITIVE,
             "threads": NON_NEGATIVE, "snapshot": POSITIVE,
             "n": NON_NEGATIVE, "N": POSITIVE, "amp": one_of("none", "bf16", "fp16"),
             "crf_backend": one_of("torch", "pydensecrf")},
@@ -81,6 +82,7 @@ BOOLEANS = {"true": True, "yes": True, "on": True, "1": True, "false": False, "n
 PATH_SETTINGS = ("dataset_dir", "pascalroot", "images", "tags", "masks", "saliency_data", "saliency_maps", "init",
                  "out_root")
 LIST_SETTINGS = ("saliency_data",)  # several paths, comma-separated
+COMMA_LISTS = {("seed_heatmaps", "extra_sizes"): int, ("saliency_train", "holdout_scenes"): str}  # and their items
 NOT_PATHS = ("", "none", "imagenet")  # values of init that name no file
 KIND_NAMES = {bool: "true or false (also yes/no, on/off, 1/0)", int: "a whole number", float: "a finite number",
               str: "one value (text)"}

@@ -4,7 +4,7 @@ from dataclasses import dataclass, fields
 
 import torch
 
-from .checks import NON_NEGATIVE, POSITIVE, above, all_of, below, one_of
+from .checks import NON_NEGATIVE, POSITIVE, above, all_of, below, between, filled, one_of
 
 
 def step_lr(base_lr, iteration, stepsize, gamma):
@@ -132,11 +132,15 @@ def training_options(net, init, nets):
     }
 
 
+MAX_ITER = 1_000_000  # the sample order of a training is drawn whole: max_iter x batch_size indices
+
+
 def solver_checks(nets):
     """The ranges of a training's settings (solver_options)."""
-    return {"net": one_of(*nets), "width": above(0), "input_size": POSITIVE, "base_lr": above(0),
+    return {"net": one_of(*nets), "init": filled("none (from scratch), imagenet or a weights file"),
+            "width": above(0), "input_size": POSITIVE, "base_lr": above(0),
             "momentum": all_of(NON_NEGATIVE, below(1)), "weight_decay": NON_NEGATIVE, "stepsize": POSITIVE,
-            "gamma": above(0), "max_iter": POSITIVE, "batch_size": POSITIVE, "seed": NON_NEGATIVE,
+            "gamma": above(0), "max_iter": between(1, MAX_ITER), "batch_size": POSITIVE, "seed": NON_NEGATIVE,
             "solver_type": one_of(*SOLVERS)}
 
 

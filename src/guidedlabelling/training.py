@@ -38,8 +38,8 @@ def train_loop(model, stream, loss_fn, solver, mults, out, log, device, run, met
         start, losses = resume(out, model, sgd, log)
         distributed.check_same_everywhere(start, device, f"the snapshot to resume from in {out}")
         net = distributed.wrap(model, device)
-        samples = [k for it in range(start, solver.max_iter) for k in sample_keys(it, solver.batch_size, local)]
-        loader = torch.utils.data.DataLoader(torch.utils.data.Subset(stream, samples), batch_size=local,
+        loader = torch.utils.data.DataLoader(stream, batch_size=local,
+                                             sampler=SampleKeys(start, solver.max_iter, solver.batch_size, local),
                                              num_workers=run["workers"], pin_memory=device.type == "cuda",
                                              worker_init_fn=quiet_loader_worker)
 
@@ -113,6 +113,22 @@ def resume(out, model, sgd, log):
                          f"layers ({e}); delete the snapshots in {out} or train with the settings that made them")
     log.info("resuming at iteration %d from %s", state["iteration"], snaps[-1])
     return state["iteration"], [list(x) for x in state["meta"]["losses"]]
+
+
+class SampleKeys(torch.utils.data.Sampler):
+    """The stream indices of iterations start..max_iter-1 in order, made as the loader asks for them (a list of
+    them all took memory in proportion to max_iter)."""
+
+    def __init__(self, start, max_iter, batch_size, local):
+        super().__init__()
+        self.start, self.max_iter, self.batch_size, self.local = start, max_iter, batch_size, local
+
+    def __len__(self):
+        return (self.max_iter - self.start) * self.local
+
+    def __iter__(self):
+        for it in range(self.start, self.max_iter):
+            yield from sample_keys(it, self.batch_size, self.local)
 
 
 def sample_keys(iteration, batch_size, local):

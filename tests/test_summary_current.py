@@ -1,0 +1,40 @@
+"""The table, summary.json and report.html show only current results: after some --steps ran an earlier step
+again on changed inputs, the later steps' folders are out of date until rerun; and a finished run whose folder
+cannot be written still ends with its table."""
+import subprocess
+import sys
+
+import numpy as np
+from PIL import Image
+
+from conftest import ROOT, own_args
+from guidedlabelling import driver
+
+
+def script(own, *extra):
+    proc = subprocess.run([sys.executable, str(ROOT / "script.py"), *own_args(own), *extra], cwd=ROOT,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    return proc.stdout
+
+
+def test_results_made_before_an_earlier_step_ran_again_are_not_shown(own):
+    assert "\nstage " in script(own)   # the whole run: a table
+    summary = own["out_root"] / "tiny" / "summary.json"
+    before = summary.read_bytes()
+    train = own["images"] / "b.png"   # a training image (conftest.ROWS), changed
+    pixels = np.asarray(Image.open(train).convert("RGB")).copy()
+    Image.fromarray(255 - pixels).save(train)
+    out = script(own, "--steps", "seed_train,seed_heatmaps")
+    assert "\nstage " not in out and "summary: guide_labels, segmentations and reference_segmentations out of " \
+        "date since an earlier step ran again; run all steps for the table" in out
+    assert "an earlier run's report.html and summary.json stay" in out and summary.read_bytes() == before
+    out = script(own)   # all steps: current again
+    assert "\nstage " in out and "out of date" not in out
+
+
+def test_a_summary_that_cannot_be_written_is_a_warning(tmp_path):
+    (tmp_path / "file").write_text("")
+    line = driver.saved_summary(tmp_path / "file" / "summary.json", {"a": 1})
+    assert line.startswith(f"warning: summary.json not written: {tmp_path / 'file'}: ")
+    assert driver.saved_summary(tmp_path / "summary.json", {"a": 1}) == f"summary: {tmp_path / 'summary.json'}"
