@@ -258,7 +258,7 @@ def batch_size_negative(own):
     return own_args(own) + ["--set", "seg_train.batch_size=-2"]
 
 
-@case("setting saliency_train.max_iter = 0 (command line): must be at least 1")
+@case("setting saliency_train.max_iter = 0 (command line): must be within 1..1000000")
 def max_iter_zero(own):
     return own_args(own) + ["--set", "saliency_train.max_iter=0"]
 

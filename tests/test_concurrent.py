@@ -13,7 +13,7 @@ import pytest
 
 from conftest import make_own, own_args
 from guidedlabelling import runner
-from guidedlabelling.io import flocked, lock_of
+from guidedlabelling.io import InputError, flocked, lock_of
 from guidedlabelling.pipeline import STEPS
 from guidedlabelling.store import ENV as STORE_ENV
 
@@ -112,25 +112,39 @@ def trained_seed_network(own):
     return folder.parent
 
 
-@pytest.mark.parametrize("meanwhile", ["nothing", "cleared"])
+@pytest.mark.parametrize("meanwhile", ["nothing", "cleared", "made again"])
 def test_a_step_waits_while_another_process_writes_a_folder_it_reads(tmp_path, meanwhile):
     own = make_own(tmp_path)
     seeds = trained_seed_network(own)
+    aside = seeds.with_name("aside")
     with flocked(lock_of(seeds), lambda: None):   # another process writing it: --overridecache, say
+        if meanwhile == "made again":   # cleared before the step starts: not finished when it looks
+            seeds.rename(aside)
         proc, printed = started_waiting([sys.executable, str(ROOT / "src/seed/test.py"), *own_args(own)],
                                         env_with_store(tmp_path / "store"))
         assert f"seed_heatmaps: another process is writing {seeds}, which it reads; {WAITING}" in printed
         assert not list((own["out_root"] / "tiny").glob("seed_heatmaps/*/*.mat"))   # nothing made meanwhile
         if meanwhile == "cleared":   # as --overridecache does before it trains again
-            seeds.rename(seeds.with_name("cleared"))
+            seeds.rename(aside)
+        elif meanwhile == "made again":
+            aside.rename(seeds)
     out, _ = proc.communicate(timeout=300)
-    if meanwhile == "nothing":
-        assert proc.returncode == 0, out
-        assert list((own["out_root"] / "tiny").glob("seed_heatmaps/*/done.json"))
-    else:   # checked again after the wait: the folder it read before is gone
+    if meanwhile == "cleared":   # checked again after the wait: the folder it read before is gone
         assert proc.returncode == 2, out
         error, = [line for line in out.splitlines() if line.startswith("error:")]
         assert "seed_train" in error and "Traceback" not in out
+    else:
+        assert proc.returncode == 0, out
+        assert list((own["out_root"] / "tiny").glob("seed_heatmaps/*/done.json"))
+
+
+def test_a_step_whose_output_folder_is_one_it_reads_is_refused(tmp_path):
+    """It would wait for its own lock for ever."""
+    own = make_own(tmp_path)
+    seeds = trained_seed_network(own)
+    with pytest.raises(InputError, match=f"{re.escape(str(seeds))}: the output folder is the folder of seed_train "
+                                         "that seed_heatmaps reads; choose another --out_dir"):
+        runner.main("seed_heatmaps", own_args(own) + ["--out_dir", str(seeds)])
 
 
 def test_a_step_holds_the_folders_it_reads_shared_while_it_runs(tmp_path, monkeypatch):

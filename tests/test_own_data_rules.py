@@ -309,17 +309,25 @@ def test_a_row_may_leave_out_an_empty_split(folder):
 def test_an_unclosed_quote_names_the_line_it_opens_on(folder):
     with pytest.raises(InputError) as e:
         dataset(folder, ["a.jpg,cat,train", '"b.png,dog,train', "c.jpg,cat,train", "d.jpg,dog,train"])
-    assert e.value.messages == (f"{folder / 'tags.csv'}, line 3: a quoted field opens here and runs on to line 5; "
-                                "close its quote on this line (a row is one line)",)
+    assert e.value.messages == (f"{folder / 'tags.csv'}, line 3: a quoted field runs on to line 5; write each row on "
+                                "one line (a cell with a line break, or a quote left open)",)
+    (folder / "tags.csv").write_text('image,tags\n"a.jpg' + "x" * 200_000 + "\n")   # past csv's field limit
+    with pytest.raises(InputError, match=r"tags.csv, line \d+: field larger than field limit .*; close the quote"):
+        OwnDataset(folder / "images", folder / "tags.csv", split="train")
 
 
-def test_tags_that_print_alike_are_one_class_or_an_error(folder):
+def test_tags_that_print_alike_are_an_error(folder):
     composed, decomposed = "caf\u00e9", "cafe\u0301"   # é as one character, and as e + a combining accent
-    data = dataset(folder, [f"a.jpg,{composed},train", f"b.png,{decomposed},train"])
-    assert data.classes == ["background", composed]
+    with pytest.raises(InputError, match="line 3: tag 'cafe\u0301' differs only in how an accent is written "
+                                         "\\(composed or not\\) from 'caf\u00e9' \\(line 2\\)"):
+        dataset(folder, [f"a.jpg,{composed},train", f"b.png,{decomposed},train"])
+    assert dataset(folder, [f"a.jpg,{decomposed},train", "b.png,dog,train"]).classes[1] == decomposed   # as written
     for invisible, code in (("cat\u200b", "U+200B"), ("ca\x00t", "U+0000")):
-        with pytest.raises(InputError, match=f"line 2: tag .* holds the invisible character {re.escape(code)}; remove it"):
+        with pytest.raises(InputError, match=f"line 2: tag .* holds the invisible character {re.escape(code)}; "
+                                             "remove it"):
             dataset(folder, [f"a.jpg,{invisible},train", "b.png,cat,train"])
+    persian = "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647"   # a zero-width non-joiner is a letter of its word
+    assert persian in dataset(folder, [f"a.jpg,{persian},train", "b.png,dog,train"]).classes
 
 
 @pytest.mark.parametrize("name, hint", [

@@ -1,6 +1,6 @@
 """The table, summary.json and report.html show only current results: after some --steps ran an earlier step
-again on changed inputs, the later steps' folders are out of date until rerun; and a finished run whose folder
-cannot be written still ends with its table."""
+again, the later steps' folders made from its former outputs are out of date until rerun; and a finished run whose
+folder cannot be written still ends with its table."""
 import subprocess
 import sys
 
@@ -26,8 +26,8 @@ def test_results_made_before_an_earlier_step_ran_again_are_not_shown(own):
     pixels = np.asarray(Image.open(train).convert("RGB")).copy()
     Image.fromarray(255 - pixels).save(train)
     out = script(own, "--steps", "seed_train,seed_heatmaps")
-    assert "\nstage " not in out and "summary: guide_labels, segmentations and reference_segmentations out of " \
-        "date since an earlier step ran again; run all steps for the table" in out
+    assert "\nstage " not in out and "summary: guide_labels and segmentations out of date since an earlier step " \
+        "ran again; run all steps for the table" in out   # the reference reads no output of those steps
     assert "an earlier run's report.html and summary.json stay" in out and summary.read_bytes() == before
     out = script(own)   # all steps: current again
     assert "\nstage " in out and "out of date" not in out

@@ -2,6 +2,7 @@
 the command line; a preset may also group keys under their section. Paths are made absolute here (relative to the
 project for its presets and defaults, to the current folder otherwise). Also the stage commands' flags."""
 import argparse
+import contextlib
 import copy
 from pathlib import Path
 
@@ -108,9 +109,11 @@ def resolve(config="demo", overrides=()):
 
 
 def canonical_lists(cfg):
-    """Comma-separated settings written one way ('96,' and ' 096 ' are '96'), so that one value names one folder."""
+    """Comma-separated settings written one way ('96,' and ' 096 ' are '96'), so that one value names one folder;
+    a value the checks would refuse stays as written (a preset's, replaced on the command line, is not checked)."""
     for (sec, key), item in COMMA_LISTS.items():
-        cfg[sec][key] = ",".join(str(item(x.strip())) for x in cfg[sec][key].split(",") if x.strip())
+        with contextlib.suppress(ValueError):
+            cfg[sec][key] = ",".join(str(item(x.strip())) for x in cfg[sec][key].split(",") if x.strip())
 
 
 def base_folder(origin):

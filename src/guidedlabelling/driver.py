@@ -16,6 +16,7 @@ from . import config as C
 from . import naming
 from . import guide_diagnostics, lanes, preflight, runner
 from .cli import errors_end_in_one_line
+from .fingerprint import remade_upstream
 from . import errors
 from .errors import LANES, OVERRIDDEN, os_error_message
 from .datasets import annotated_splits, ground_truth_hint, has_ground_truth, layout
@@ -240,17 +241,16 @@ def run_in_order(args, overrides, steps, skip, opened=None):
     return seconds
 
 
-def stale_results(args, overrides, steps, skip, opened):
-    """The steps whose results the table shows but that are out of date: after some --steps ran an upstream
-    step again (--overridecache, other inputs), the later ones' folders are not current until rerun."""
+def stale_results(args, overrides, steps):
+    """The steps whose results the table shows but that are out of date: after some --steps ran an earlier step
+    again, the later ones' folders were made from outputs since replaced (fingerprint.remade_upstream)."""
     if len(steps) == len(STEPS):  # every step ran just now
         return []
     stale = []
     for step, stage, extra in STEPS:
-        if step in ("guide_labels", "segmentations", "reference_segmentations") and step not in skip:
-            cfg, preset = C.resolve(args.config, overrides + list(extra))
-            made = (naming.stage_dir(cfg, preset, stage) / "done.json").exists()  # else: no result to show
-            if made and not runner.is_current(stage, command_flags(args, overrides + list(extra)), opened):
+        if step in ("guide_labels", "segmentations", "reference_segmentations"):
+            folder = naming.stage_dir(*C.resolve(args.config, overrides + list(extra)), stage)
+            if (folder / "done.json").exists() and remade_upstream(folder):  # else: no result to show
                 stale.append(step)
     return stale
 
@@ -417,7 +417,7 @@ def main(argv=None):
               "without n/N then prints the table")
         print_profile(seconds, time.monotonic() - start, lane_of)
         return
-    if summarise(args, overrides, skip, seconds, stale_results(args, overrides, steps, skip, opened)):
+    if summarise(args, overrides, skip, seconds, stale_results(args, overrides, steps)):
         try:
             print(f"report: {write_report(args.config, overrides, reference='reference_train' not in skip)}")
         except OSError as e:

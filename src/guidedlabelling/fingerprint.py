@@ -140,6 +140,20 @@ def remade(record):
             if made_digest(record["upstream"][stage]) != digest]
 
 
+def remade_upstream(folder):
+    """The stages upstream of a folder, at any distance, whose outputs are no longer the bytes that the chain of
+    folders down to it was made from (made again since, or gone): from the recorded manifests alone."""
+    found, todo, seen = set(), [Path(folder)], set()
+    while todo:
+        current = todo.pop()
+        record = None if current in seen else recorded(current)
+        seen.add(current)
+        if record:
+            found.update(remade(record))
+            todo += [Path(up) for up in record["upstream"].values()]
+    return sorted(found)
+
+
 def outputs_digest(folder, names):
     """BLAKE2b-128 of the named outputs of a folder, each by name and content: 0.5 s for all of an MSRC run's
     (267 MB, cached)."""

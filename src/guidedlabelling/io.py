@@ -50,7 +50,7 @@ def flocked(path, waiting, shared=False):
     one holds it alone); waiting() is called once before waiting. Yields the seconds waited, None if it did not
     wait. The system releases the lock of a process that dies (flock), so none is ever left stale."""
     mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
-    with open(path, "a") as f:
+    with open(path, "a+") as f:  # readable too: NFS refuses a shared lock on a file open for writing only
         waited = None
         try:
             fcntl.flock(f, mode | fcntl.LOCK_NB)
@@ -98,8 +98,8 @@ def writing(folder, who, shared=False, lock=None):
 def reading(folders, who):
     """Hold a shared lock on each stage folder that `who` reads, for the block: a process that writes one of them
     (--overridecache clears it) waits until the step is done, and the step waits for a writer. Yields whether it
-    waited (what it checked of them before may be stale). A folder whose parent this user cannot write goes
-    unlocked, as in writing."""
+    waited (what it checked of them before may be stale: unfinished, say). A lock file this user cannot open
+    goes unlocked, as in writing."""
     waited = False
     with contextlib.ExitStack() as stack:
         for folder in folders:

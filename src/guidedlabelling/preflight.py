@@ -248,6 +248,13 @@ def check(stage, cfg, preset, given, shared=None):
     return checked
 
 
+def check_unraised(stage, cfg, preset, given, shared=None):
+    """check's (Checked, the problems found), the problems not raised: the folders it reads are known even where
+    one of them is unfinished (another process may be making it)."""
+    opened = Opened(shared)
+    return check_stage(stage, cfg, preset, given, opened), list(opened.problems)
+
+
 def check_steps(steps, preset):
     """The driver's preflight: [(stage, cfg)] of the steps to run, in order; all problems raised together.
     Returns what it opened."""

@@ -26,7 +26,7 @@ from .fingerprint import EVALUATED, MANIFEST, UPSTREAM, changes, damage, finishe
     upstream_digests
 from .inference import pick_device
 from .errors import OVERRIDDEN, listed
-from .io import InputError, reading, save_json, save_yaml, writing
+from .io import InputError, lock_of, reading, save_json, save_yaml, writing
 from .datasets.builtin import ensure_builtin
 
 
@@ -304,17 +304,6 @@ def up_to_date_line(stage, argv=None, opened=None):
     return reused(stage, out, cfg) if reusable(out, cfg, stage, fingerprint(inputs)) else None
 
 
-def is_current(stage, argv=None, opened=None):
-    """Whether a stage's folder is finished and up to date with its settings and inputs (--overridecache aside);
-    not where an input is missing or out of date."""
-    args, cfg, preset, out = resolve(stage, argv)
-    try:
-        inputs, _ = preflight.check(stage, cfg, preset, vars(args), opened).manifest()
-    except InputError:
-        return False
-    return up_to_date(out, naming.relevant(cfg, stage), fingerprint(inputs))
-
-
 def reused(stage, out, cfg):
     """What a command says of a folder it reuses."""
     return f"up to date in {out}{made_otherwise(stage, out, cfg)} (--overridecache recomputes)"
@@ -348,10 +337,14 @@ def main(stage, argv=None, opened=None):
         stored = " with --set store=none (the store would give the network back)" if stage == "saliency_train" else ""
         raise InputError(f"--overridecache with {processes} processes (--n/--N or torchrun): each "
                          f"would clear what the others write; remove {out} first, then run them without it{stored}")
-    checked = preflight.check(stage, cfg, preset, vars(args), opened)
-    upstream = checked.manifest()[1]
-    with reading(upstream.values(), stage) as waited:  # no process rewrites what it reads meanwhile
-        if waited:  # an upstream was being rewritten: check what it is now
+    checked, problems = preflight.check_unraised(stage, cfg, preset, vars(args), opened)
+    read = {parent: Path(folder) for parent, folder in checked.folders.items()}
+    same = next((parent for parent, folder in read.items() if folder.resolve() == out.resolve()), None)
+    if same:  # it would wait for its own lock
+        raise InputError(f"{out}: the output folder is the folder of {same} that {stage} reads; choose another "
+                         f"{'--out_dir' if args.out_dir else '--out_root'}")
+    with reading([f for f in read.values() if lock_of(f).exists()], stage) as waited:  # (a user's folder: no lock)
+        if waited or problems:  # one being written meanwhile was waited for; else the problems stand
             checked = preflight.check(stage, cfg, preset, vars(args), opened)
         return reuse_or_make(stage, args, cfg, preset, out, checked, alone)
 

@@ -10,6 +10,8 @@ from .errors import InputError, raise_all
 
 SPLITS = ("train", "val")
 NOT_IN_TAGS = re.compile(r"[,\"']")  # what a CSV field can hold but a class name may not
+INVISIBLE = "\u00ad\u200b\u200e\u200f\u2060\ufeff"  # soft hyphen, zero-width space, direction marks, word joiner,
+# BOM: nothing in a name (the joiners U+200C/D are letters of some scripts and of emoji sequences)
 
 
 @dataclass(frozen=True)
@@ -37,22 +39,34 @@ def read_tags(path):
         named = ','.join(header) or ('(no column names)' if any(line.strip() for line in lines) else '(empty file)')
         raise InputError(f"{path}: header {named} is not image,tags (or "
                          "image,tags,split); the first line must name these columns")
-    rows, problems, first = [], [], reader.line_num + 1
-    for fields in reader:
-        line, first = first, reader.line_num + 1
-        if line < reader.line_num:  # the row ran on over several lines: a quote opened and never closed
-            problems.append(f"{path}, line {line}: a quoted field opens here and runs on to line {reader.line_num}; "
-                            "close its quote on this line (a row is one line)")
-        elif any(f.strip() for f in fields):
-            try:
-                rows.append(tag_row(fields, header, path, line))
-            except InputError as e:
-                problems += e.messages
+    rows, problems = [], []
+    try:
+        for line, fields in rows_of(reader, path, problems):
+            if any(f.strip() for f in fields):
+                try:
+                    rows.append(tag_row(fields, header, path, line))
+                except InputError as e:
+                    problems += e.messages
+    except csv.Error as e:  # a quote left open before more than csv's field limit of text
+        problems.append(f"{path}, line {reader.line_num}: {e}; close the quote left open above it")
     raise_all(problems, str(path))
     if not rows:
         raise InputError(f"{path}: no image rows below the header")
     check_case_clashes(rows, path)
     return rows
+
+
+def rows_of(reader, path, problems):
+    """(line, fields) of the CSV's rows; a row that runs on over several lines (a quoted cell with a line break,
+    or a quote left open) is a problem instead."""
+    first = reader.line_num + 1
+    for fields in reader:
+        line, first = first, reader.line_num + 1
+        if line < reader.line_num:
+            problems.append(f"{path}, line {line}: a quoted field runs on to line {reader.line_num}; write each row "
+                            "on one line (a cell with a line break, or a quote left open)")
+        else:
+            yield line, fields
 
 
 def tag_row(fields, header, path, line):
@@ -68,7 +82,7 @@ def tag_row(fields, header, path, line):
         raise InputError(f"{path}, line {line}: expected {len(header)} fields ({','.join(header)}), got {got}; {fix}")
     if not fields[0].strip():
         raise InputError(f"{path}, line {line}: no image named; write the image's file name in the first field")
-    tags = tuple(sorted({unicodedata.normalize("NFC", t) for t in re.split(r"[;\s]+", fields[1]) if t}))
+    tags = tuple(sorted({t for t in re.split(r"[;\s]+", fields[1]) if t}))
     reserved = next((t for t in tags if t.casefold() == "background"), None)
     if reserved:
         raise InputError(f"{path}, line {line}: {reserved!r} is not a tag (background is class 0); remove it")
@@ -76,22 +90,25 @@ def tag_row(fields, header, path, line):
     if odd:
         raise InputError(f"{path}, line {line}: tag {odd!r} holds {NOT_IN_TAGS.search(odd).group()!r}; separate "
                          "tags by spaces or ';', and write class names without commas or quotes")
-    unseen = next(((t, c) for t in tags for c in t if unicodedata.category(c)[0] in "CZ"), None)
-    if unseen:  # a control or invisible character: two tags that print alike would be two classes
+    unseen = next(((t, c) for t in tags for c in t if unicodedata.category(c) == "Cc" or c in INVISIBLE), None)
+    if unseen:  # two tags that print alike would be two classes
         raise InputError(f"{path}, line {line}: tag {unseen[0]!r} holds the invisible character "
                          f"U+{ord(unseen[1]):04X}; remove it")
     return TagRow(line, fields[0].strip(), tags, read_split(fields, header, path, line))
 
 
 def check_case_clashes(rows, path):
-    """Tags are case-sensitive class names, so two that differ only in case are an error, not two classes (each
-    would shift the mask values of the classes after it)."""
+    """Tags are case-sensitive class names, so two that differ only in case, or in how an accent is written (é as
+    one character or as e and a combining accent: they print alike), are an error, not two classes (each would
+    shift the mask values of the classes after it)."""
     first = {}
     for row in rows:
         for tag in row.tags:
-            seen = first.setdefault(tag.casefold(), (tag, row.line))
+            seen = first.setdefault(unicodedata.normalize("NFC", tag).casefold(), (tag, row.line))
             if seen[0] != tag:
-                raise InputError(f"{path}, line {row.line}: tag {tag!r} differs only in case from {seen[0]!r} (line "
+                how = "in how an accent is written (composed or not)" if \
+                    unicodedata.normalize("NFC", tag) == unicodedata.normalize("NFC", seen[0]) else "in case"
+                raise InputError(f"{path}, line {row.line}: tag {tag!r} differs only {how} from {seen[0]!r} (line "
                                  f"{seen[1]}); write one class name alike everywhere")
 
 

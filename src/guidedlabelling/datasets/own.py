@@ -1,5 +1,4 @@
 """Your own data: a folder of images and a CSV of image-level tags, optionally label PNGs to evaluate with."""
-import glob
 import os
 from pathlib import Path
 
@@ -81,11 +80,15 @@ class OwnDataset(Labelled):
         if self.split == "train":
             problems += self._untaught(rows, files, val_percent)
         self.annotated = sum(map(self.annotated_at, range(len(self.items))))  # images with a mask
-        self.not_masks = [p.name for i, it in enumerate(self.items) if self.has_labels and not self.annotated_at(i)
-                          for p in sorted(it.label.parent.glob(f"{glob.escape(it.id)}.*"))]  # x.jpg where x.png is not
+        self.not_masks = self._not_masks(masks) if self.has_labels and self.annotated < len(self.items) else []
         if self.has_labels:  # every mask there checked now, before a stage writes anything
             problems += self._mask_problems(masks)
         raise_all(problems, self.tags_file)
+
+    def _not_masks(self, masks):
+        """Files of the masks folder named like an image without a mask, such as x.jpg where x.png is not."""
+        unannotated = {it.id for i, it in enumerate(self.items) if not self.annotated_at(i)}
+        return sorted(p.name for p in Path(masks).iterdir() if p.stem in unannotated and p.suffix != ".png")
 
     def _split_items(self, rows, files, masks, val_percent, problems):
         """Items of this split, and {id: its row}."""
