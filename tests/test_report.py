@@ -362,7 +362,8 @@ def test_a_run_without_every_result_leaves_the_report_and_summary_as_they_were(r
                           cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert (root / "guide_labels" / "seedthres-30" / "done.json").is_file()
-    assert "report: not written until every step has results (an earlier run's report.html stays)" in proc.stdout
+    assert "report: not written until every step has results (an earlier run's report.html and summary.json stay)" \
+        in proc.stdout
     assert {name: (root / name).read_bytes() for name in ("report.html", "summary.json")} == before
 
 

@@ -42,7 +42,7 @@ class VOCDataset(Labelled):
 
     @classmethod
     def open(cls, d, split, follow_symlinks=False):
-        if d["masks"]:  # else ignored: a run on the built-in data in folders named for the masks
+        if d.get("masks"):  # else ignored: a run on the built-in data in folders named for the masks
             raise InputError(f"--masks {d['masks']} goes with --images and --tags (your own data); a VOC-layout "
                              "folder's masks are its SegmentationClass/")
         return cls(dataset_root(d["pascalroot"], d["dataset_dir"]), split_name(split), d["datatype"])
