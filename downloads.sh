@@ -18,9 +18,9 @@
 # variable of its name (the tests point them at local fixture archives).
 set -euo pipefail
 SELF=$(readlink -f "$0")
+DATA=$(realpath -m "${DATA:-$(dirname "$SELF")/data}")        # a folder you name: from where you run this
+MODELS=$(realpath -m "${MODELS:-$(dirname "$SELF")/models}")
 cd "$(dirname "$SELF")"
-DATA=${DATA:-data}
-MODELS=${MODELS:-models}
 PYTHON=${PYTHON:-python3}
 VOC_URL=${VOC_URL:-http://host.robots.ox.ac.uk/pascal/VOC/voc2012/VOCtrainval_11-May-2012.tar}
 VOC_MD5=${VOC_MD5:-6cd6e144f989b92b3379bac3b3de84fd}

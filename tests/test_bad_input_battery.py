@@ -203,6 +203,35 @@ def own_saliency_map_of_neither_size(own):
     return own_args(own) + ["--saliency", maps, "--set", "max_image_side=16"]
 
 
+def maps_with_one_bad(own, save_bad):
+    """Grey maps of the four training images, d's written by save_bad(HxW values in 0..1, path) instead."""
+    maps = own["base"] / "maps"
+    maps.mkdir()
+    rng = np.random.default_rng(0)
+    for name in ("a", "b", "c"):
+        Image.fromarray((255 * rng.random((24, 32))).astype(np.uint8)).save(maps / f"{name}.png")
+    save_bad(rng.random((24, 32)), maps / "d.png")
+    return own_args(own) + ["--saliency", maps]
+
+
+@case("d.png: colour (its channels differ); saliency maps are grey, 0..255 (255 = salient)")
+def own_saliency_map_in_colour(own):
+    """Salient pixels in pure red read as luminance 76, under the 50% threshold: the image became all class."""
+    return maps_with_one_bad(own, lambda v, path: Image.fromarray(
+        np.stack([(v > 0.5) * 255, 0 * v, 0 * v], -1).astype(np.uint8)).save(path))
+
+
+@case("d.png: values of 0..1 only (a 0/1 mask?); saliency maps are grey, 0..255 (255 = salient)")
+def own_saliency_map_of_zeros_and_ones(own):
+    return maps_with_one_bad(own, lambda v, path: Image.fromarray((v > 0.5).astype(np.uint8)).save(path))
+
+
+@case("d.png: floating-point values; saliency maps are grey, 0..255 (255 = salient)")
+def own_saliency_map_of_floats(own):
+    """A float TIFF saved under the .png name: PIL reads it, and its 0..1 became 0 or 1."""
+    return maps_with_one_bad(own, lambda v, path: Image.fromarray(v.astype(np.float32), "F").save(path, "TIFF"))
+
+
 @case("masks: no image of split train has a mask, and step seg_train learns from or scores against them; add masks "
       "of that split's images", command="seg_train")
 def reference_without_training_masks(own):

@@ -12,6 +12,7 @@ from PIL import Image
 
 from guidedlabelling.datasets import VOCDataset
 from guidedlabelling.inference import evaluate_folder
+from guidedlabelling.io import InputError
 from guidedlabelling.metrics import (average_precision, classifier_report, confusion, confusions_over_thresholds,
                                      seed_curve, seed_histogram)
 from guidedlabelling.seeds import SeedRule, heatmap2segconf
@@ -318,3 +319,11 @@ def test_the_seed_plot_is_drawn_where_recall_has_nothing_to_measure(tmp_path):
     plot_seed_curve(tmp_path / "pr.png", [point], point)
     with Image.open(tmp_path / "pr.png") as png:
         assert png.size == (1000, 460)
+
+
+def test_paper_tables_of_own_data_without_masks_say_what_they_need(tmp_path):
+    """Every table is of mIoU: own data without masks was a KeyError traceback."""
+    with pytest.raises(InputError, match=r"the paper's tables compare mIoU, which needs ground-truth masks: pass "
+                                         r"--masks DIR$"):
+        tables_main(["--config", "smoke", "--out_root", str(tmp_path), "--set", "images=photos", "--set",
+                     "tags=photos/tags.csv"])

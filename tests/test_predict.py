@@ -14,7 +14,7 @@ from PIL import Image, ImageOps
 from guidedlabelling.crf import dense_crf
 from guidedlabelling.datasets import ImageFiles
 from guidedlabelling.inference import load_model
-from guidedlabelling.io import load_image, save_checkpoint, voc_palette
+from guidedlabelling.io import InputError, load_image, save_checkpoint, voc_palette
 from guidedlabelling.networks import build_seg_net, init_from_scratch
 from guidedlabelling.prediction import images_to_do, predict
 from guidedlabelling.transforms import fit_input, to_caffe_input, unfit
@@ -278,12 +278,16 @@ def test_an_image_replaced_since_its_outputs_were_made_is_predicted_again(model,
     other.mkdir()
     shutil.copy(photos / "photo.jpg", other / "zz.jpg")
     assert "predicted 1 images" in predict(inputs=other) and (out / "zz.png").exists()   # the same out_dir
-    images = ImageFiles([folder])
     settings = json.loads((out / "predict.json").read_text())
     del settings["images"]
+    with pytest.raises(InputError, match=r"preds: holds predictions of 1 other images made with other settings "
+                                         r"\(zz\); choose another --out_dir, or name those images too"):
+        images_to_do(ImageFiles([folder]), out, settings | {"alpha": 0.3})   # they would be lost
+    assert (out / "zz.png").exists() and (out / "photo.png").exists()
+    images = ImageFiles([folder, other])
     assert images_to_do(images, out, settings | {"alpha": 0.3}) == list(range(len(images)))   # as if interrupted
     assert not (out / "photo.png").exists() and not (out / "overlay" / "photo.png").exists()
-    assert not (out / "zz.png").exists()   # of the former settings too, though not among these images
+    assert not (out / "zz.png").exists()   # no output of the former settings stays to be taken as done
     assert "done by an earlier run" not in predict("--alpha", "0.3")
     assert (out / "photo.png").read_bytes() == kept   # the labels do not depend on alpha
 
@@ -336,3 +340,46 @@ def test_a_preset_that_does_not_exist_is_one_error_without_a_note(photos, tmp_pa
                            "--out_dir", str(tmp_path / "out"), "--config", "nope"], cwd=ROOT, capture_output=True,
                           text=True)
     assert proc.returncode == 2 and proc.stdout == "" and proc.stderr.startswith("error: nope"), proc.stderr
+
+
+def test_files_that_predict_did_not_make_are_left_alone(model, photos, tmp_path):
+    """A folder of someone else's files is refused (their x.png was overwritten, and deleted where x.jpg no longer
+    decoded); in predict's own folder, a file of an image it has not recorded is refused too (taken as done)."""
+    out = tmp_path / "preds"
+    out.mkdir()
+    (out / "keep.png").write_bytes(b"mine")
+
+    def predict(inputs):
+        return subprocess.run([sys.executable, str(ROOT / "src/predict.py"), str(inputs), "--model", str(model),
+                               "--out_dir", str(out), "--config", "smoke"], cwd=ROOT, capture_output=True, text=True)
+    proc = predict(photos / "photo.jpg")
+    assert proc.returncode == 2 and proc.stderr.strip() == (f"error: --out_dir {out}: holds files that predict did "
+                                                            "not make (keep.png; no predict.json); choose an empty "
+                                                            "or new folder")
+    (out / "keep.png").unlink()
+    assert predict(photos / "photo.jpg").returncode == 0 and (out / "photo.png").exists()
+    (out / "grey.png").write_bytes(b"mine")
+    proc = predict(photos / "grey.png")
+    assert proc.returncode == 2 and "holds grey.png, which predict did not make" in proc.stderr
+    assert (out / "grey.png").read_bytes() == b"mine"
+
+
+def test_the_crop_size_a_model_was_trained_on_is_its_input_size(varied_model, photos, tmp_path):
+    """A run that set seg_train.input_size: predict took the preset's, and its labels were not the run's."""
+    checkpoint = torch.load(varied_model, weights_only=True)
+    net = build_seg_net("DeepLab-LargeFOV", 6, 1 / 16)
+    net.load_state_dict(checkpoint["model"])
+    trained_at_48 = tmp_path / "model48.pth"
+    save_checkpoint(trained_at_48, net, checkpoint["meta"] | {"preset": "smoke", "input_size": 48})
+
+    def predict_(out, *extra):
+        proc = subprocess.run([sys.executable, str(ROOT / "src/predict.py"), str(photos / "photo.jpg"), "--model",
+                               str(trained_at_48), "--out_dir", str(tmp_path / out), *extra], cwd=ROOT,
+                              capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout
+    said = predict_("told")
+    assert "note: the model was trained on 48-px crops, not on the preset's 64: --input_size 48; --size and " \
+        "--resize stay the preset's (64, none) unless given" in said
+    assert "note:" not in predict_("given", "--input_size", "48")
+    assert (tmp_path / "told" / "photo.png").read_bytes() == (tmp_path / "given" / "photo.png").read_bytes()

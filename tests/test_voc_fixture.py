@@ -224,3 +224,13 @@ def test_voc12_paper_preset_runs_on_the_downloaded_fixture(downloaded, tmp_path)
     for stage in ("seed_train", "seg_train"):
         log = next((runs / stage).glob("*/log.txt")).read_text()
         assert "loaded" in log and "of the pretrained trunk" not in log
+
+
+def test_a_relative_data_folder_is_where_the_command_is_run(downloaded, tmp_path):
+    """DATA=mine from another folder: mine/ there (it was the project's, and printed as if it were the caller's)."""
+    _, _, env, _ = downloaded
+    proc = subprocess.run(["bash", str(ROOT / "downloads.sh"), "--saliency-data"], env=dict(env, DATA="mine"),
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "mine" / "saliency" / "DUTS-TR" / "images").is_dir() and not (ROOT / "mine").exists()
+    assert f"{tmp_path / 'mine'}/saliency/DUTS-TR" in proc.stdout

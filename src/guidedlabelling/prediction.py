@@ -6,7 +6,9 @@ with its class colour, both at the image's own size. An image larger than --max_
 the pipeline works on it), its labels then enlarged (nearest neighbour). Both are written atomically; images that
 do not decode are skipped and listed. <out_dir>/predict.json records the model file's digest, the settings and each
 image file's digest: a rerun with the same settings resumes (images with both outputs, made from the same file, are
-not predicted again), other settings predict all. Two predicts into one out_dir take turns (its .predict.lock).
+not predicted again), other settings predict all (an out_dir holding predictions of other settings of images
+the run does not name is an error, as is one holding files predict did not make). Two predicts into one out_dir
+take turns (its .predict.lock).
 """
 import argparse
 from pathlib import Path
@@ -87,21 +89,46 @@ def predict(model_path, inputs, out_dir, size, resize="none", pcrf="none", devic
 def images_to_do(images, out_dir, settings):
     """The images left to predict, out_dir's RECORD (the settings, and each image file's size, time and digest)
     written first: those without both outputs made with these settings (the same model file and test geometry: a
-    rerun resumes) from the same file. Other outputs of these images, of the images that no longer decode, and
-    with other settings of every image recorded are removed first, so that no run leaves them to be taken as done."""
-    record = read_json(out_dir / RECORD) or {}
+    rerun resumes) from the same file. Outputs it recorded making of these images from another file, of the images
+    that no longer decode, and with other settings are removed first, so that no run leaves them to be taken as
+    done; a folder it did not make, and one of other settings holding images this run does not name, are errors."""
+    record = read_json(out_dir / RECORD)
+    refuse_foreign(out_dir, record)
+    record = record or {}
     made = record.pop("images", None) or {}
-    stale = set()
-    if record != settings:  # other settings (or a record of before the digests): no output there is of these
-        stale, made = set(made), {}
+    recorded, stale = set(made), set()
+    if record and record != settings:  # other settings (or a record of before the digests): no output is of these
+        others = sorted(recorded - {it.id for it in images.items} - {Path(path).stem for path in images.skipped})
+        if others:
+            raise InputError(f"--out_dir {out_dir}: holds predictions of {len(others)} other images made with other "
+                             f"settings ({', '.join(others[:3])}{', ...' if len(others) > 3 else ''}); choose another "
+                             "--out_dir, or name those images too to predict them again")
+        stale, made = recorded, {}
+    foreign = [path.name for it in images.items if it.id not in recorded for path in outputs(out_dir, it.id)
+               if path.exists()]
+    if foreign:  # it would take them for its own, done
+        raise InputError(f"--out_dir {out_dir}: holds {', '.join(foreign[:3])}{', ...' if len(foreign) > 3 else ''}, "
+                         "which predict did not make; choose another --out_dir, or move them away")
     files = {it.id: file_state(it.image, made.get(it.id)) for it in images.items}
     undecodable = {Path(path).stem for path in images.skipped}
     stale |= undecodable | {i for i, state in files.items() if (made.get(i) or {}).get("digest") != state["digest"]}
-    for image_id in stale:
+    for image_id in stale & recorded:  # a file it never made stays
         for path in outputs(out_dir, image_id):
             path.unlink(missing_ok=True)
     save_json(out_dir / RECORD, settings | {"images": {i: v for i, v in made.items() if i not in stale} | files})
     return [i for i, it in enumerate(images.items) if not all(p.exists() for p in outputs(out_dir, it.id))]
+
+
+def refuse_foreign(out_dir, record):
+    """An out_dir without predict's RECORD holds nothing (its lock file, an empty overlay/ aside): its files are
+    someone else's, which predict would overwrite."""
+    if record is not None:
+        return
+    held = [p.name for p in sorted(out_dir.iterdir()) if p.name != LOCK and not (p.name == "overlay" and p.is_dir()
+                                                                                  and not any(p.iterdir()))]
+    if held:
+        raise InputError(f"--out_dir {out_dir}: holds files that predict did not make ({', '.join(held[:3])}"
+                         f"{', ...' if len(held) > 3 else ''}; no {RECORD}); choose an empty or new folder")
 
 
 def file_state(path, known=None):
@@ -116,10 +143,10 @@ def outputs(out_dir, image_id):
     return out_dir / f"{image_id}.png", out_dir / "overlay" / f"{image_id}.png"
 
 
-def test_preset(model_path, config=None):
+def test_preset(meta, config=None):
     """(the preset that gives the test geometry, a note or None): `config` if given, else the preset whose run
     trained the model (its checkpoint's meta), else demo. The note says where that is not the model's preset."""
-    trained_by = load_checkpoint(model_file(model_path), expect={"kind": "segmentation"})["meta"].get("preset")
+    trained_by = meta.get("preset")
     known = trained_by is not None and (CONFIGS / f"{trained_by}.yaml").is_file()
     if config is not None:
         resolve(config)  # a preset that does not exist is the one error, before any note
@@ -179,15 +206,21 @@ def parse(argv=None):
 def main(argv=None):
     """./src/predict.py: errors end in one line (cli.py)."""
     args = parse(argv)
-    config, note = test_preset(args.model, args.config)
+    meta = load_checkpoint(model_file(args.model), expect={"kind": "segmentation"})["meta"]
+    config, note = test_preset(meta, args.config)
     if note:
         print(f"note: {note}")
     preset = resolve(config)[0]
     test = preset["segmentations"]
+    net_size = args.input_size or meta.get("input_size") or preset["seg_train"]["input_size"]
+    if args.input_size is None and net_size != preset["seg_train"]["input_size"]:  # a run that set another
+        print(f"note: the model was trained on {net_size}-px crops, not on the preset's "
+              f"{preset['seg_train']['input_size']}: --input_size {net_size}; --size and --resize stay the preset's "
+              f"({test['test_size']}, {test['test_resize']}) unless given")
     try:
         summary = predict(args.model, args.inputs, args.out_dir, args.size or test["test_size"],
                           args.resize or test["test_resize"], args.pcrf or test["test_pcrf"], args.device,
-                          args.alpha, args.input_size or preset["seg_train"]["input_size"], args.crf_backend,
+                          args.alpha, net_size, args.crf_backend,
                           preset["data"]["max_image_side"] if args.max_side is None else args.max_side)
     except OSError as e:
         raise InputError(os_error_message(e, "--out_dir")) from None

@@ -11,6 +11,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 
 from . import naming
@@ -19,7 +20,7 @@ from . import pipeline
 from .datasets import MaskFolder, open_dataset
 from .errors import InputError, capped
 from .inference import check_classes, pick_device, trained
-from .io import load_checkpoint
+from .io import eight_bit, load_checkpoint
 from .fingerprint import EVALUATED, SETTINGS, UPSTREAM, WORK_SIZE, Digests, folder_files, has_outputs, \
     output_fingerprint, settings_digest, staleness
 from .networks import NETWORKS, imagenet_weights, names
@@ -58,9 +59,16 @@ class Checked:
                 inputs[UPSTREAM + stage], upstream[stage] = made, str(folder)
                 if self.reads.upstream.get(stage):  # given: another folder of the same inputs has other outputs
                     inputs[UPSTREAM + stage + SETTINGS] = settings_digest(folder)
-            else:  # a folder of the user's: its files
-                inputs |= self.digests.manifest(folder_files(folder))
+            else:  # a folder of the user's: its files (of a per-image stage: those of the images read here)
+                inputs |= self.digests.manifest(self.files_read(stage, folder))
         return inputs, upstream
+
+    def files_read(self, stage, folder):
+        """The files of a user's folder in place of `stage` that this stage reads: of a per-image stage, the
+        <id><suffix> files of its splits' images (a val map does not make the guide labels of train stale)."""
+        suffix = pipeline.BY_NAME[stage].per_image
+        read = {f"{it.id}{suffix}" for data in self.datasets.values() for it in data.items}
+        return [path for path in folder_files(folder) if not suffix or path.name in read]
 
 
 class Opened:
@@ -160,7 +168,7 @@ def upstream_folder(parent, given_folder, cfg, preset, made, datasets, opened, t
             if why:
                 opened.add(f"{path}: out of date, {why}; rerun {pipeline.command(parent)} for it")
         else:
-            opened.add(*per_image_problems(path, pipeline.BY_NAME[parent].per_image, datasets))
+            opened.add(*per_image_problems(path, pipeline.BY_NAME[parent].per_image, datasets, parent == "saliency"))
         return path
     path = naming.stage_dir(cfg, preset, parent)
     if path in made:
@@ -207,8 +215,9 @@ def begun(path, stage, datasets):
         "still to run)"
 
 
-def per_image_problems(folder, suffix, datasets):
-    """A user's folder of per-image files: one <id><suffix> per image of each split, PNGs of the image's size."""
+def per_image_problems(folder, suffix, datasets, grey=False):
+    """A user's folder of per-image files: one <id><suffix> per image of each split, PNGs of the image's size
+    (grey: saliency maps, 0..255)."""
     if not suffix:
         return []
     problems = []
@@ -219,23 +228,38 @@ def per_image_problems(folder, suffix, datasets):
             problems.append(f"{folder}: no {missing[0]} ({len(missing)} of the {len(files)} images of split "
                             f"{data.split} have no {suffix} file here); add them or pass another folder")
         elif suffix == ".png":
-            problems += capped([problem for p, hw in files if (problem := png_problem(p, hw))], folder)
+            problems += capped([problem for p, hw in files if (problem := png_problem(p, hw, grey))], folder)
     return problems
 
 
-def png_problem(path, sizes):
+def png_problem(path, sizes, grey=False):
     """What is wrong with a user's PNG that should have the size of its image file or its work size (`sizes`: both
     (height, width)), or None. Decoded whole: a truncated map passes a header check and failed the step after it
-    had written outputs."""
+    had written outputs. grey: a saliency map, whose colour would be read as its luminance and values of 0..1 as
+    nothing salient."""
     try:
         with Image.open(path) as img:
             w, h = img.size
             img.load()
+            kind = grey and grey_map_problem(img)
     except (OSError, SyntaxError, ValueError) as e:
         return f"{path}: unreadable PNG ({e}); re-create or remove it"
     hw = sizes[0]
-    return None if (h, w) in map(tuple, sizes) else f"{path}: {w}x{h} (WxH), its image {hw[1]}x{hw[0]}; give " \
-                                                     "each map its image's size"
+    if (h, w) not in map(tuple, sizes):
+        return f"{path}: {w}x{h} (WxH), its image {hw[1]}x{hw[0]}; give each map its image's size"
+    return f"{path}: {kind}; saliency maps are grey, 0..255 (255 = salient)" if kind else None
+
+
+def grey_map_problem(img):
+    """'colour', 'floating-point values' or 'values of 0..1 only' where a map is not 8 or 16-bit grey; else None."""
+    if img.mode == "F":
+        return "floating-point values"
+    if img.mode in ("RGB", "RGBA"):
+        rgb = np.asarray(img.convert("RGB"))
+        if (rgb != rgb[..., :1]).any():
+            return "colour (its channels differ)"
+    top = np.asarray(eight_bit(img).convert("L")).max(initial=0)
+    return "values of 0..1 only (a 0/1 mask?)" if top == 1 else None
 
 
 def check(stage, cfg, preset, given, shared=None):

@@ -11,7 +11,8 @@ from pathlib import Path
 from . import config as C
 from . import naming
 from . import settings as S
-from .io import atomic_path
+from .datasets import ground_truth_hint, has_ground_truth
+from .io import InputError, atomic_path
 from .metrics import ratio_of
 from .networks.vgg import VGG_SEED_NETS
 from .pipeline import STEPS, steps_needed
@@ -174,6 +175,9 @@ def main(argv=None):
     p.add_argument("--debug", action="store_true", help="show the traceback of an error instead of one line")
     args = p.parse_args(argv)
     ctx = Context(args.config, args.set + ([f"out_root={args.out_root}"] if args.out_root else []))
+    data = ctx.resolve()[0]["data"]
+    if not has_ground_truth(data):  # every table is of mIoU against the masks
+        raise InputError(f"the paper's tables compare mIoU, which needs ground-truth masks: {ground_truth_hint(data)}")
     text = paper_tables(ctx)
     cfg, _ = ctx.resolve()
     out = Path(args.out) if args.out else naming.run_dir(cfg) / "paper_tables.md"

@@ -42,5 +42,6 @@ def run(stage):
     model, mults = build_deeplab(c, data.num_classes, stage.log)
     stream = segmentation_stream(data, c["input_size"], label_size(model, c), c["resize"], solver, label_dir,
                                  c["max_side"])
-    meta = deeplab_meta(c, "segmentation", data.classes) | {"preset": stage.cfg["name"]}  # predict's test geometry
+    meta = deeplab_meta(c, "segmentation", data.classes) | {"preset": stage.cfg["name"],  # predict's test geometry
+                                                            "input_size": c["input_size"]}
     run_training(stage, model, stream, segmentation_loss, solver, mults, meta)
