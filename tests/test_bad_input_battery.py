@@ -512,3 +512,19 @@ def test_an_upstream_begun_but_unfinished_is_named_so(own, command):
     code, out, err = command("seed_heatmaps", *own_args(own))
     assert code == 2 and "no finished output of stage seed_train (begun: stopped midway); run " \
         "./src/seed/train.py" in err, out + err
+
+
+@pytest.mark.parametrize("name, values, problem", [
+    ("grey", lambda v: (255 * v).astype(np.uint8), None),
+    ("grey in RGB, rounded", lambda v: np.stack([(255 * v).astype(np.uint8), (254 * v).astype(np.uint8),
+                                                 (255 * v).astype(np.uint8)], -1), None),
+    ("16-bit", lambda v: (65535 * v).astype(np.uint16), None),
+    ("faint", lambda v: (v > 0.999).astype(np.uint8), None),   # a few pixels at 1 of 255
+    ("nothing salient", lambda v: np.zeros_like(v, np.uint8), None),
+    ("8-bit values in 16 bits", lambda v: (255 * v).astype(np.uint16), "16-bit values of at most"),
+    ("0/1 in 16 bits", lambda v: (v > 0.5).astype(np.uint16), "values of 0..1 only")])
+def test_saliency_maps_that_read_right_pass_and_others_are_named(tmp_path, name, values, problem):
+    from guidedlabelling.preflight import png_problem
+    Image.fromarray(values(np.random.default_rng(0).random((24, 32)))).save(tmp_path / "m.png")
+    found = png_problem(tmp_path / "m.png", [(24, 32)], grey=True)
+    assert (found is None) if problem is None else (problem in found)

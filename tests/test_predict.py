@@ -14,7 +14,7 @@ from PIL import Image, ImageOps
 from guidedlabelling.crf import dense_crf
 from guidedlabelling.datasets import ImageFiles
 from guidedlabelling.inference import load_model
-from guidedlabelling.io import InputError, load_image, save_checkpoint, voc_palette
+from guidedlabelling.io import InputError, load_image, save_checkpoint, save_json, voc_palette
 from guidedlabelling.networks import build_seg_net, init_from_scratch
 from guidedlabelling.prediction import images_to_do, predict
 from guidedlabelling.transforms import fit_input, to_caffe_input, unfit
@@ -354,14 +354,34 @@ def test_files_that_predict_did_not_make_are_left_alone(model, photos, tmp_path)
                                "--out_dir", str(out), "--config", "smoke"], cwd=ROOT, capture_output=True, text=True)
     proc = predict(photos / "photo.jpg")
     assert proc.returncode == 2 and proc.stderr.strip() == (f"error: --out_dir {out}: holds files that predict did "
-                                                            "not make (keep.png; no predict.json); choose an empty "
-                                                            "or new folder")
+                                                            "not make (keep.png); choose an empty or new folder")
     (out / "keep.png").unlink()
     assert predict(photos / "photo.jpg").returncode == 0 and (out / "photo.png").exists()
     (out / "grey.png").write_bytes(b"mine")
     proc = predict(photos / "grey.png")
     assert proc.returncode == 2 and "holds grey.png, which predict did not make" in proc.stderr
     assert (out / "grey.png").read_bytes() == b"mine"
+
+
+@pytest.mark.parametrize("record", [None, "settings only", "digests as text"])
+def test_a_folder_an_earlier_predict_made_is_predicted_again(model, photos, tmp_path, record):
+    """Before predict.json, before it listed the images, and while it listed their digests as text: the folder's
+    label PNGs and overlays are an earlier predict's, of unknown settings; and an interrupted run's record names
+    images it never wrote, which do not stop a run of other settings."""
+    out = tmp_path / "preds"
+    (out / "overlay").mkdir(parents=True)
+    for name in ("photo", "grey"):
+        (out / f"{name}.png").write_bytes(b"earlier")
+        (out / "overlay" / f"{name}.png").write_bytes(b"earlier")
+    settings = {"model": "x", "size": 64}
+    if record is not None:
+        save_json(out / "predict.json", settings | ({"images": {"photo": "d1", "grey": "d2"}}
+                                                    if record == "digests as text" else {}))
+    images = ImageFiles([photos / "photo.jpg", photos / "grey.png"])
+    assert images_to_do(images, out, settings | {"size": 96}) == [0, 1]
+    assert not list(out.glob("*.png")) and not list((out / "overlay").glob("*.png"))   # none taken as done
+    images = ImageFiles([photos / "photo.jpg"])
+    assert images_to_do(images, out, settings) == [0]   # grey recorded, never written: no refusal
 
 
 def test_the_crop_size_a_model_was_trained_on_is_its_input_size(varied_model, photos, tmp_path):
@@ -379,7 +399,7 @@ def test_the_crop_size_a_model_was_trained_on_is_its_input_size(varied_model, ph
         assert proc.returncode == 0, proc.stderr
         return proc.stdout
     said = predict_("told")
-    assert "note: the model was trained on 48-px crops, not on the preset's 64: --input_size 48; --size and " \
-        "--resize stay the preset's (64, none) unless given" in said
+    assert "note: the model was trained on 48-px crops, not on the preset's 64: --input_size 48; --size stays " \
+        "the preset's (64) unless given" in said
     assert "note:" not in predict_("given", "--input_size", "48")
     assert (tmp_path / "told" / "photo.png").read_bytes() == (tmp_path / "given" / "photo.png").read_bytes()

@@ -34,8 +34,9 @@ DESCRIPTION = """Segment new images with a trained segmenter: a label PNG (VOC c
 
   ./src/predict.py --model data/runs/demo/seg_train/default/model.pth --out_dir preds photos/ extra.jpg
 
-Writes <out_dir>/<name>.png and <out_dir>/overlay/<name>.png. The test geometry (--size, --resize,
---input_size) defaults to the settings of --config, by default the preset whose run trained the model.
+Writes <out_dir>/<name>.png and <out_dir>/overlay/<name>.png. The test geometry (--size, --resize) defaults to
+the settings of --config, by default the preset whose run trained the model; --input_size to the crop side the
+model was trained on.
 """
 
 
@@ -89,23 +90,28 @@ def predict(model_path, inputs, out_dir, size, resize="none", pcrf="none", devic
 def images_to_do(images, out_dir, settings):
     """The images left to predict, out_dir's RECORD (the settings, and each image file's size, time and digest)
     written first: those without both outputs made with these settings (the same model file and test geometry: a
-    rerun resumes) from the same file. Outputs it recorded making of these images from another file, of the images
-    that no longer decode, and with other settings are removed first, so that no run leaves them to be taken as
-    done; a folder it did not make, and one of other settings holding images this run does not name, are errors."""
+    rerun resumes) from the same file. Outputs it made of these images from another file, of the images that no
+    longer decode, and with other settings are removed first, so that no run leaves them to be taken as done. A
+    folder it did not make, and one holding predictions of other settings of images this run does not name, are
+    errors."""
     record = read_json(out_dir / RECORD)
-    refuse_foreign(out_dir, record)
-    record = record or {}
-    made = record.pop("images", None) or {}
+    made = (record or {}).pop("images", None)
+    if not (isinstance(made, dict) and all(isinstance(v, dict) for v in made.values())):
+        # no record of its images (before predict kept one): the label PNGs there are an earlier predict's, if it
+        # made the folder (its overlay/), of unknown settings
+        refuse_foreign(out_dir, record)
+        made, record = {p.stem: {} for p in out_dir.glob("*.png")}, {"settings": "unknown"}
     recorded, stale = set(made), set()
-    if record and record != settings:  # other settings (or a record of before the digests): no output is of these
-        others = sorted(recorded - {it.id for it in images.items} - {Path(path).stem for path in images.skipped})
+    if record != settings:  # other settings: no output there is of these
+        named = {it.id for it in images.items} | {Path(path).stem for path in images.skipped}
+        others = sorted(i for i in recorded - named if any(p.exists() for p in outputs(out_dir, i)))
         if others:
             raise InputError(f"--out_dir {out_dir}: holds predictions of {len(others)} other images made with other "
                              f"settings ({', '.join(others[:3])}{', ...' if len(others) > 3 else ''}); choose another "
                              "--out_dir, or name those images too to predict them again")
         stale, made = recorded, {}
-    foreign = [path.name for it in images.items if it.id not in recorded for path in outputs(out_dir, it.id)
-               if path.exists()]
+    foreign = [str(path.relative_to(out_dir)) for it in images.items if it.id not in recorded
+               for path in outputs(out_dir, it.id) if path.exists()]
     if foreign:  # it would take them for its own, done
         raise InputError(f"--out_dir {out_dir}: holds {', '.join(foreign[:3])}{', ...' if len(foreign) > 3 else ''}, "
                          "which predict did not make; choose another --out_dir, or move them away")
@@ -120,15 +126,18 @@ def images_to_do(images, out_dir, settings):
 
 
 def refuse_foreign(out_dir, record):
-    """An out_dir without predict's RECORD holds nothing (its lock file, an empty overlay/ aside): its files are
-    someone else's, which predict would overwrite."""
-    if record is not None:
-        return
-    held = [p.name for p in sorted(out_dir.iterdir()) if p.name != LOCK and not (p.name == "overlay" and p.is_dir()
-                                                                                  and not any(p.iterdir()))]
+    """An out_dir with no record of predict's images holds nothing but hidden files (its lock, a temporary file of
+    a killed run), an empty overlay/, or the label PNGs and overlay/ of an earlier predict: anything else is
+    someone else's, which predict would overwrite or delete."""
+    overlay = out_dir / "overlay"
+    earlier = record is not None or (overlay.is_dir() and any(overlay.glob("*.png")))
+    held = [p.name for p in sorted(out_dir.iterdir()) if not p.name.startswith(".") and p != overlay
+            and p.name != RECORD and not (earlier and p.suffix == ".png" and p.is_file())]
+    held += [f"overlay/{p.name}" for p in sorted(overlay.iterdir())
+             if not p.name.startswith(".") and not (earlier and p.suffix == ".png")] if overlay.is_dir() else []
     if held:
         raise InputError(f"--out_dir {out_dir}: holds files that predict did not make ({', '.join(held[:3])}"
-                         f"{', ...' if len(held) > 3 else ''}; no {RECORD}); choose an empty or new folder")
+                         f"{', ...' if len(held) > 3 else ''}); choose an empty or new folder")
 
 
 def file_state(path, known=None):
@@ -182,7 +191,7 @@ def parse(argv=None):
     p.add_argument("--out_dir", required=True, help="folder for the label PNGs and overlay/")
     p.add_argument("--pcrf", choices=("none", "deeplab"), help="test-time dense CRF (default: the preset's test_pcrf)")
     p.add_argument("--config", help="preset whose segmentations and seg_train settings give the defaults of "
-                                    "--pcrf, --size, --resize and --input_size (default: the preset whose run "
+                                    "--pcrf, --size and --resize (default: the preset whose run "
                                     "trained the model, else demo)")
     p.add_argument("--size", type=argument(int, POSITIVE), help="test input side (default: the preset's test_size)")
     p.add_argument("--resize", choices=("none", "fullscale", "tight"),
@@ -190,7 +199,8 @@ def parse(argv=None):
                         "at full scale; tight: every image's longer side to --size, in its own shape (default: the "
                         "preset's test_resize)")
     p.add_argument("--input_size", type=argument(int, POSITIVE),
-                   help="the network's input side for --resize none (default: the preset's seg_train input_size)")
+                   help="the network's input side for --resize none (default: the crop side the model was trained "
+                        "on, which it records; else the preset's seg_train input_size)")
     p.add_argument("--max_side", type=argument(int, NON_NEGATIVE),
                    help="images whose longer side exceeds this are segmented shrunk to it, their labels then "
                         "enlarged to the image (default: the preset's max_image_side; 0: never)")
@@ -212,14 +222,15 @@ def main(argv=None):
         print(f"note: {note}")
     preset = resolve(config)[0]
     test = preset["segmentations"]
-    net_size = args.input_size or meta.get("input_size") or preset["seg_train"]["input_size"]
+    resize = args.resize or test["test_resize"]
+    net_size = args.input_size or (resize == "none" and meta.get("input_size")) or preset["seg_train"]["input_size"]
     if args.input_size is None and net_size != preset["seg_train"]["input_size"]:  # a run that set another
         print(f"note: the model was trained on {net_size}-px crops, not on the preset's "
-              f"{preset['seg_train']['input_size']}: --input_size {net_size}; --size and --resize stay the preset's "
-              f"({test['test_size']}, {test['test_resize']}) unless given")
+              f"{preset['seg_train']['input_size']}: --input_size {net_size}; --size stays the preset's "
+              f"({test['test_size']}) unless given")
     try:
         summary = predict(args.model, args.inputs, args.out_dir, args.size or test["test_size"],
-                          args.resize or test["test_resize"], args.pcrf or test["test_pcrf"], args.device,
+                          resize, args.pcrf or test["test_pcrf"], args.device,
                           args.alpha, net_size, args.crf_backend,
                           preset["data"]["max_image_side"] if args.max_side is None else args.max_side)
     except OSError as e:

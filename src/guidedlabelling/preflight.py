@@ -20,7 +20,7 @@ from . import pipeline
 from .datasets import MaskFolder, open_dataset
 from .errors import InputError, capped
 from .inference import check_classes, pick_device, trained
-from .io import eight_bit, load_checkpoint
+from .io import WIDE_GREY_MODES, load_checkpoint
 from .fingerprint import EVALUATED, SETTINGS, UPSTREAM, WORK_SIZE, Digests, folder_files, has_outputs, \
     output_fingerprint, settings_digest, staleness
 from .networks import NETWORKS, imagenet_weights, names
@@ -59,16 +59,9 @@ class Checked:
                 inputs[UPSTREAM + stage], upstream[stage] = made, str(folder)
                 if self.reads.upstream.get(stage):  # given: another folder of the same inputs has other outputs
                     inputs[UPSTREAM + stage + SETTINGS] = settings_digest(folder)
-            else:  # a folder of the user's: its files (of a per-image stage: those of the images read here)
-                inputs |= self.digests.manifest(self.files_read(stage, folder))
+            else:  # a folder of the user's: its files
+                inputs |= self.digests.manifest(folder_files(folder))
         return inputs, upstream
-
-    def files_read(self, stage, folder):
-        """The files of a user's folder in place of `stage` that this stage reads: of a per-image stage, the
-        <id><suffix> files of its splits' images (a val map does not make the guide labels of train stale)."""
-        suffix = pipeline.BY_NAME[stage].per_image
-        read = {f"{it.id}{suffix}" for data in self.datasets.values() for it in data.items}
-        return [path for path in folder_files(folder) if not suffix or path.name in read]
 
 
 class Opened:
@@ -251,15 +244,20 @@ def png_problem(path, sizes, grey=False):
 
 
 def grey_map_problem(img):
-    """'colour', 'floating-point values' or 'values of 0..1 only' where a map is not 8 or 16-bit grey; else None."""
+    """Why a saliency map would not read as grey 0..255 (floats, colour, 16-bit values of 0..255, a 0/1 mask), else
+    None. Colour: over 1% of the pixels with channels apart by more than 8 levels (a grey map saved with rounding
+    passes); a 0/1 mask, or 8-bit values in 16 bits: on 1% of the pixels or more (a faint network map has a few)."""
     if img.mode == "F":
         return "floating-point values"
-    if img.mode in ("RGB", "RGBA"):
-        rgb = np.asarray(img.convert("RGB"))
-        if (rgb != rgb[..., :1]).any():
+    if img.mode in ("RGB", "RGBA", "P", "PA"):
+        rgb = np.asarray(img.convert("RGB")).astype(np.int16)
+        if ((rgb.max(-1) - rgb.min(-1)) > 8).mean() > 0.01:
             return "colour (its channels differ)"
-    top = np.asarray(eight_bit(img).convert("L")).max(initial=0)
-    return "values of 0..1 only (a 0/1 mask?)" if top == 1 else None
+    values = np.asarray(img if img.mode in WIDE_GREY_MODES else img.convert("L"))
+    top = int(values.max(initial=0))
+    if img.mode in WIDE_GREY_MODES and 1 < top <= 255 and (values > 1).mean() >= 0.01:
+        return f"16-bit values of at most {top}, which read as 0..1 (a 16-bit map runs to 65535)"
+    return "values of 0..1 only (a 0/1 mask?)" if top == 1 and (values == 1).mean() >= 0.01 else None
 
 
 def check(stage, cfg, preset, given, shared=None):

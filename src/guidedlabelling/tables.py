@@ -176,7 +176,7 @@ def main(argv=None):
     args = p.parse_args(argv)
     ctx = Context(args.config, args.set + ([f"out_root={args.out_root}"] if args.out_root else []))
     data = ctx.resolve()[0]["data"]
-    if not has_ground_truth(data):  # every table is of mIoU against the masks
+    if not has_ground_truth(data):  # the tables hold mIoU against the masks (the mAP column alone needs none)
         raise InputError(f"the paper's tables compare mIoU, which needs ground-truth masks: {ground_truth_hint(data)}")
     text = paper_tables(ctx)
     cfg, _ = ctx.resolve()
