@@ -232,4 +232,10 @@ def follow_parent():
     if sys.platform.startswith("linux"):
         import ctypes
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGCONT)  # 1: PR_SET_PDEATHSIG
-    threading.Thread(target=watch, daemon=True).start()
+    # the thread takes no signal (it starts with them blocked): one it took would not wake the main thread from a
+    # sleep or a wait, where Python runs the handler, so a lane answered a SIGTERM only at the end of its step
+    unblocked = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
+    try:
+        threading.Thread(target=watch, daemon=True).start()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, unblocked)
