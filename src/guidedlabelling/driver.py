@@ -322,7 +322,7 @@ def print_own_data_notes(opened):
     mask; the classes tagged in every training image."""
     for data in {str(d.tags_file): d for d in opened if hasattr(d, "unlisted")}.values():
         if data.unlisted:
-            names = ", ".join(data.unlisted[:3]) + (", ..." if len(data.unlisted) > 3 else "")
+            names = errors.some(data.unlisted)
             print(f"note: {len(data.unlisted)} images of {data.root} have no row in {data.tags_file} and are not used "
                   f"({names}); add rows to use them", flush=True)
         if data.untagged:
@@ -332,7 +332,7 @@ def print_own_data_notes(opened):
     for data in {(str(d.tags_file), d.split): d for d in opened if hasattr(d, "annotated") and d.has_labels}.values():
         if data.annotated < len(data):
             others = getattr(data, "not_masks", [])
-            other = f" ({', '.join(others[:3])}{', ...' if len(others) > 3 else ''} there: a mask is <id>.png)" \
+            other = f" ({errors.some(others)} there: a mask is <id>.png)" \
                 if others else ""
             print(f"note: {len(data) - data.annotated} of the {len(data)} {data.split} images have no mask in "
                   f"{data.items[0].label.parent} and are left out of the scores{other}", flush=True)

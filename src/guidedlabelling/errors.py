@@ -33,6 +33,11 @@ def listed(words):
     return " and ".join(filter(None, [", ".join(words[:-1]), words[-1]]))
 
 
+def some(names, shown=3):
+    """'a, b, c, ...': the first `shown` names, and an ellipsis where there are more."""
+    return ", ".join(list(names)[:shown]) + (", ..." if len(names) > shown else "")
+
+
 def capped(problems, source, shown=10):
     """The problems found; past `shown` of them, one line counting the rest."""
     more = [f"{source}: {len(problems) - shown} more problems"] if len(problems) > shown else []

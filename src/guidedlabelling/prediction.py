@@ -21,7 +21,7 @@ from . import transforms as T
 from .checks import NON_NEGATIVE, POSITIVE, argument, between
 from .config import CONFIGS, resolve
 from .datasets import ImageFiles
-from .errors import os_error_message
+from .errors import os_error_message, some
 from .inference import forward_all, geometry, label_map, load_model, pick_device, trained
 from .fingerprint import file_digest, read_json
 from .io import InputError, atomic_path, load_checkpoint, load_image, save_json, save_label_png, writing
@@ -107,13 +107,13 @@ def images_to_do(images, out_dir, settings):
         others = sorted(i for i in recorded - named if any(p.exists() for p in outputs(out_dir, i)))
         if others:
             raise InputError(f"--out_dir {out_dir}: holds predictions of {len(others)} other images made with other "
-                             f"settings ({', '.join(others[:3])}{', ...' if len(others) > 3 else ''}); choose another "
+                             f"settings ({some(others)}); choose another "
                              "--out_dir, or name those images too to predict them again")
         stale, made = recorded, {}
     foreign = [str(path.relative_to(out_dir)) for it in images.items if it.id not in recorded
                for path in outputs(out_dir, it.id) if path.exists()]
     if foreign:  # it would take them for its own, done
-        raise InputError(f"--out_dir {out_dir}: holds {', '.join(foreign[:3])}{', ...' if len(foreign) > 3 else ''}, "
+        raise InputError(f"--out_dir {out_dir}: holds {some(foreign)}, "
                          "which predict did not make; choose another --out_dir, or move them away")
     files = {it.id: file_state(it.image, made.get(it.id)) for it in images.items}
     undecodable = {Path(path).stem for path in images.skipped}
@@ -136,8 +136,8 @@ def refuse_foreign(out_dir, record):
     held += [f"overlay/{p.name}" for p in sorted(overlay.iterdir())
              if not p.name.startswith(".") and not (earlier and p.suffix == ".png")] if overlay.is_dir() else []
     if held:
-        raise InputError(f"--out_dir {out_dir}: holds files that predict did not make ({', '.join(held[:3])}"
-                         f"{', ...' if len(held) > 3 else ''}); choose an empty or new folder")
+        raise InputError(f"--out_dir {out_dir}: holds files that predict did not make ({some(held)}); choose an "
+                         "empty or new folder")
 
 
 def file_state(path, known=None):
@@ -240,7 +240,7 @@ def main(argv=None):
     others = summary["not_images"]
     if others:
         print(f"note: {len(others)} files of the folders named are not .jpg, .jpeg or .png and were not predicted "
-              f"({', '.join(others[:3])}{', ...' if len(others) > 3 else ''}); name such a file itself to try it")
+              f"({some(others)}); name such a file itself to try it")
     skipped = summary["skipped_images"]
     if skipped:
         print(f"skipped {len(skipped)} unreadable images:\n" + "\n".join(f"  {p}: {why}" for p, why in skipped.items()))
