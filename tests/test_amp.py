@@ -1,18 +1,21 @@
-"""--amp and --channels_last: bf16 stays close to float32, channels-last changes nothing but the layout."""
+"""--amp, --channels_last and cudnn_benchmark: bf16 stays close to float32, channels-last changes nothing but the
+layout, cuDNN tunes CUDA trainings only; the rate a training records."""
 import logging
 
 import numpy as np
 import pytest
 import torch
 
+from guidedlabelling import training
 from guidedlabelling import transforms as T
+from guidedlabelling.config import flag_overrides, resolve, stage_parser
 from guidedlabelling.inference import forward_all, forward_sizes
 from guidedlabelling.io import IGNORE, InputError
 from guidedlabelling.model_setup import fc8_mults
 from guidedlabelling.networks import DeepLabLargeFOV, GAPNet, init_from_scratch
 from guidedlabelling.precision import autocast
 from guidedlabelling.solver import Solver
-from guidedlabelling.training import segmentation_loss, train_loop
+from guidedlabelling.training import Rate, autotuned, segmentation_loss, train_loop
 
 CPU = torch.device("cpu")
 SIZE = 64
@@ -129,9 +132,9 @@ def train_start():
 def train(tmp_path, name, amp="none", channels_last=False, iterations=6):
     model = train_start()
     solver = Solver(0.01, iterations, 1000, 4, 0, 1000, clip_gradients=5)
-    run = {"workers": 0, "amp": amp, "channels_last": channels_last}
+    run = {"workers": 0, "amp": amp, "channels_last": channels_last, "cudnn_benchmark": True}
     (tmp_path / name).mkdir()
-    losses = train_loop(model, FixedSamples(model.output_size(SIZE)), segmentation_loss, solver, fc8_mults(10),
+    losses, _ = train_loop(model, FixedSamples(model.output_size(SIZE)), segmentation_loss, solver, fc8_mults(10),
                         tmp_path / name, logging.getLogger("test_amp"), CPU, run)
     return [loss for _, loss in losses], model
 
@@ -161,3 +164,36 @@ def test_channels_last_training_gives_the_contiguous_parameters(tmp_path):
 def test_unknown_amp_is_a_one_line_error():
     with pytest.raises(InputError, match="--amp fp8: choose none, bf16 or fp16"):
         autocast(CPU, "fp8")
+
+
+def test_the_rate_counts_the_iterations_after_the_first(monkeypatch):
+    """The first iteration holds the start-up, so it only starts the clock: 3 iterations in 4.5 s."""
+    clock = Rate()
+    ticks = iter([10.0, 12.0, 13.0, 14.5])
+    monkeypatch.setattr(training.time, "perf_counter", lambda: next(ticks))
+    clock.tick()
+    assert clock.per_second() is None  # one iteration: no rate
+    for _ in range(3):
+        clock.tick()
+    assert clock.per_second() == pytest.approx(3 / 4.5)
+
+
+def test_cudnn_tunes_cuda_trainings_only_and_the_flag_is_restored():
+    before = torch.backends.cudnn.benchmark
+    with autotuned(torch.device("cuda"), True):
+        assert torch.backends.cudnn.benchmark is True
+    assert torch.backends.cudnn.benchmark is before
+    for device, asked in ((torch.device("cpu"), True), (torch.device("cuda"), False)):
+        with autotuned(device, asked):
+            assert torch.backends.cudnn.benchmark is False
+    with pytest.raises(KeyError), autotuned(torch.device("cuda"), True):
+        raise KeyError("a training that fails")
+    assert torch.backends.cudnn.benchmark is before
+
+
+def test_a_setting_on_by_default_is_turned_off_by_its_no_flag():
+    parser = stage_parser("seg_train", "")
+    assert "--no_cudnn_benchmark" in parser.format_help() and "--cudnn_benchmark" not in parser.format_help()
+    assert resolve("demo", flag_overrides(parser.parse_args([])))[0]["run"]["cudnn_benchmark"] is True
+    off = flag_overrides(parser.parse_args(["--no_cudnn_benchmark"]))
+    assert resolve("demo", off)[0]["run"]["cudnn_benchmark"] is False

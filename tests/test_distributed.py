@@ -54,6 +54,7 @@ def test_two_processes_train_as_one(stage, tmp_path):
     assert sorted(p.name for p in (tmp_path / "two").iterdir()) == \
         ["config.yaml", "done.json", "inputs.json", "log.txt", "loss.json", "model.pth", "snapshot_iter_2.pth",
          "snapshot_iter_3.pth"]  # every 2 iterations and after the last
+    assert json.loads((tmp_path / "two" / "done.json").read_text())["iterations_per_s"] > 0  # 2 timed iterations
 
 
 def test_segmentation_halves_count_different_pixels():

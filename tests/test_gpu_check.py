@@ -9,7 +9,9 @@ def test_gpu_check_runs_on_cpu_and_reports_every_figure(capsys):
     for figures in report["networks"].values():
         assert figures["GFLOP_per_image_forward"] > 0
         for key in ("train_images_per_s_float32", "train_images_per_s_bf16", "inference_images_per_s_float32",
-                    "train_percent_of_peak_float32", "train_percent_of_peak_bf16"):
+                    "train_images_per_s_bf16_channels_last", "train_images_per_s_bf16_channels_last_tuned",
+                    "train_percent_of_peak_float32", "train_percent_of_peak_bf16",
+                    "train_percent_of_peak_bf16_channels_last_tuned"):
             assert figures[key] > 0, key
     assert report["one_training_step_vs_cpu"] == {"max_abs_diff": 0.0, "relative_l2": 0.0}   # the CPU twice
     assert report["crf"]["label_agreement_with_cpu"] == 1.0 and report["crf"]["seconds_per_image"] > 0

@@ -14,21 +14,12 @@ from guidedlabelling.datasets import VOCDataset
 from random_voc import write_random_voc
 
 
-def test_timed_iterations_skip_the_first_logged_iteration_and_cross_midnight():
-    log = ("23:59:50 init: from scratch\n23:59:50 iter 1/300  loss 1\n23:59:58 iter 15/300  loss 1\n"
-           "23:59:59 iter 30/300  loss 1\n00:00:08 iter 300/300  loss 1\n")
-    assert gpu_run.timed_iterations(log) == (300 - 15, 10)
-    assert gpu_run.timed_iterations("00:00:01 iter 1/2  loss 1\n00:00:02 iter 2/2  loss 1\n") is None  # too few
-
-
-def test_training_figures_project_the_papers_iterations(tmp_path):
-    (tmp_path / "done.json").write_text('{"iterations": 300}')
-    (tmp_path / "log.txt").write_text("10:00:00 iter 1/300  loss 1\n10:00:05 iter 15/300  loss 1\n"
-                                      "10:00:20 iter 300/300  loss 1\n")
-    figures = gpu_run.training_figures(tmp_path, 8000)
-    assert figures["iterations_per_s"] == pytest.approx(285 / 15)
-    assert figures["projected_minutes"] == pytest.approx(8000 / (285 / 15) / 60)
-    assert (figures["iterations"], figures["timed_iterations"], figures["timed_seconds"]) == (300, 285, 15)
+def test_training_figures_project_the_papers_iterations_at_the_recorded_rate(tmp_path):
+    (tmp_path / "done.json").write_text('{"iterations": 300, "iterations_per_s": 20.0}')
+    assert gpu_run.training_figures(tmp_path, 8000) == {"iterations": 300, "iterations_per_s": 20.0,
+                                                        "paper_iterations": 8000, "projected_minutes": 8000 / 20 / 60}
+    (tmp_path / "done.json").write_text('{"iterations": 1, "iterations_per_s": null}')  # too short to time
+    assert gpu_run.training_figures(tmp_path, 8000)["projected_minutes"] is None
 
 
 def test_printed_json_is_the_last_indented_object_or_says_why_not():
@@ -73,20 +64,22 @@ def test_random_voc_is_a_voc_layout_of_voc_size_photos(tmp_path):
 
 
 def test_gpu_run_quick_runs_its_steps_on_the_cpu(tmp_path):
-    """One demo and one training of each network and layout (gpu_check --quick has a test of its own; the other
-    two steps are the same commands with another amp or layout)."""
-    steps = ["demo_bf16", "random_voc", "voc12_seed_train", "voc12_seg_train_channels_last", "cuda_tests"]
+    """One demo and one training of each network, between them every flag of the variants (gpu_check --quick has
+    a test of its own; the other steps are the same commands with another amp or layout)."""
+    steps = ["demo_bf16", "random_voc", "voc12_seed_train_channels_last_untuned", "voc12_seg_train_channels_last_fp16",
+             "cuda_tests"]
     summary = gpu_run.main([str(tmp_path), "--quick", "--steps", ",".join(steps)])
-    assert list(summary["steps"]) == ["cuda_tests", "random_voc", "voc12_seed_train", "voc12_seg_train_channels_last",
-                                      "demo_bf16"]
+    assert list(summary["steps"]) == ["cuda_tests", "random_voc", "voc12_seed_train_channels_last_untuned",
+                                      "voc12_seg_train_channels_last_fp16", "demo_bf16"]
     assert all(step["rc"] == 0 for step in summary["steps"].values()), summary["steps"]
     assert json.loads((tmp_path / "summary.json").read_text()) == summary
     assert 0 < summary["demo_bf16"]["segmenter_mIoU_val"] <= 100 and "seg_train" in summary["demo_bf16"]["step_seconds"]
-    assert "--channels_last" in summary["steps"]["voc12_seg_train_channels_last"]["command"]
-    assert "--channels_last" not in summary["steps"]["voc12_seed_train"]["command"]
-    for name in ("voc12_seed_train", "voc12_seg_train_channels_last"):
+    seed, seg = (summary["steps"][name]["command"] for name in steps[2:4])
+    assert "--no_cudnn_benchmark" in seed and "--amp bf16" in seed and "--channels_last" in seed
+    assert "--no_cudnn_benchmark" not in seg and "--amp fp16" in seg and "--channels_last" in seg
+    for name in steps[2:4]:
         assert (tmp_path / name / "model.pth").exists() and summary[name]["iterations"] == 6   # done.json's
-        assert summary[name]["paper_iterations"] == 8000
+        assert summary[name]["paper_iterations"] == 8000 and summary[name]["projected_minutes"] > 0
     expected = "1 passed" if torch.cuda.is_available() and crf_cases.MSRC.exists() else "1 skipped"
     assert expected in summary["cuda_tests"]
     assert summary["provenance"]["loader_workers"] == 2 and summary["provenance"]["cores"] >= 1

@@ -1,10 +1,12 @@
 """The loop that the three trainings (seed classifier, saliency, segmenter) share: Caffe's solver over a
 deterministic sample stream, on one process or under torchrun (DDP), with snapshots and resumption; their losses;
 and the stage's start and finish. Their settings are solver.py's, their networks' setup model_setup.py's."""
+import contextlib
 import inspect
 import logging
 import math
 import signal
+import time
 
 import numpy as np
 import torch
@@ -26,7 +28,8 @@ def train_loop(model, stream, loss_fn, solver, mults, out, log, device, run, met
     on W. Snapshots every `snapshot` iterations (snapshot_iter_N.pth, as Caffe names them; --test_iter
     tests one) and after the last iteration (Caffe's snapshot_after_train: a run killed before done.json resumes
     with nothing to train), resumes from the latest, and saves a snapshot on Ctrl-C before stopping. Only the
-    first process writes files."""
+    first process writes files. Returns (losses, this process's iterations per second after its first
+    iteration, or None when it ran fewer than two)."""
     local = distributed.local_batch(solver.batch_size)
     device = distributed.process_device(device)
     fmt = P.memory_format(run["channels_last"])
@@ -34,7 +37,8 @@ def train_loop(model, stream, loss_fn, solver, mults, out, log, device, run, met
     sgd = SOLVERS[solver.solver_type](param_groups(model, mults), lr=solver.base_lr, momentum=solver.momentum,
                                       weight_decay=solver.weight_decay, clip_gradients=solver.clip_gradients)
     scaler = P.grad_scaler(device, run["amp"])
-    with distributed.process_group(device):
+    clock = Rate()
+    with distributed.process_group(device), autotuned(device, run["cudnn_benchmark"]):
         start, losses = resume(out, model, sgd, log)
         distributed.check_same_everywhere(start, device, f"the snapshot to resume from in {out}")
         net = distributed.wrap(model, device)
@@ -64,6 +68,7 @@ def train_loop(model, stream, loss_fn, solver, mults, out, log, device, run, met
                         raise InputError(f"{out}: loss {loss} at iteration {it + 1}, the training diverged; lower "
                                          f"base_lr (now {solver.base_lr:g}) or fix the labels it trains on")
                     losses.append([it + 1, loss])
+                    clock.tick()
                     if (it + 1) % max(1, solver.max_iter // 20) == 0 or it == start:
                         log.info("iter %d/%d  loss %.4f  lr %.2e", it + 1, solver.max_iter, losses[-1][1],
                                  step_lr(solver.base_lr, it, solver.stepsize, solver.gamma))
@@ -80,7 +85,38 @@ def train_loop(model, stream, loss_fn, solver, mults, out, log, device, run, met
     if distributed.is_main():
         save_checkpoint(out / "model.pth", model, meta or {})
         save_json(out / "loss.json", {"loss": losses})
-    return losses
+    return losses, clock.per_second()
+
+
+@contextlib.contextmanager
+def autotuned(device, benchmark):
+    """cuDNN picks each convolution's fastest algorithm at its first call (torch.backends.cudnn.benchmark),
+    for this training only: its crops have one size, while the stages after it see every image's size, each of
+    which would be tuned again. Set alone, not through cudnn.flags(), whose other arguments reset the rest."""
+    before = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = benchmark and device.type == "cuda"
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark = before
+
+
+class Rate:
+    """Iterations per second after the first (which holds the start-up: loader workers, cuDNN's tuning); each
+    iteration ends when its loss reaches the CPU, so the clock sees the device's work."""
+
+    def __init__(self):
+        self.first, self.last, self.count = None, None, 0
+
+    def tick(self):
+        self.last = time.perf_counter()
+        if self.first is None:
+            self.first = self.last
+        else:
+            self.count += 1
+
+    def per_second(self):
+        return self.count / (self.last - self.first) if self.count else None
 
 
 def sgd_step(net, batch, loss_fn, sgd, scaler, amp, dropout, interrupted):
@@ -210,9 +246,9 @@ def prepare(stage):
 def run_training(stage, model, stream, loss_fn, solver, mults, meta, publish=None):
     """Train, then finish the stage folder; publish(summary) -> summary, if given, runs in between (the first
     process only), once model.pth is written."""
-    losses = train_loop(model, stream, loss_fn, solver, mults, stage.out, stage.log, stage.device,
-                        stage.cfg["run"], meta)
+    losses, rate = train_loop(model, stream, loss_fn, solver, mults, stage.out, stage.log, stage.device,
+                              stage.cfg["run"], meta)
     if distributed.is_main():
         summary = {"final_loss": losses[-1][1] if losses else None, "images": len(stream.make_sample.data),
-                   "iterations": solver.max_iter}
+                   "iterations": solver.max_iter, "iterations_per_s": rate}
         stage.finish(publish(summary) if publish else summary)
