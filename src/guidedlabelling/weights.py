@@ -4,6 +4,7 @@ from pathlib import Path
 import torch
 
 from .caffemodel import caffe_state_dict, torchvision_vgg16_to_caffe
+from .errors import some
 from .io import InputError
 
 
@@ -55,7 +56,7 @@ def load_init(model, path, partial=False):
         raise InputError(f"{path}: no layer of these weights fits this network; check --net/--width or --init")
     trunk = {key: why for key, why in left_out.items() if key.split(".")[-2] not in model.new_layers}
     if trunk and not partial:
-        names = ", ".join(f"{key} ({why})" for key, why in list(trunk.items())[:4]) + (" ..." if len(trunk) > 4 else "")
+        names = some([f"{key} ({why})" for key, why in trunk.items()], 4)
         raise InputError(f"{path}: leaves {len(trunk)} tensors of the pretrained trunk unloaded: {names}; pass the "
                          "init file of this network (DeepLab nets: the -deeplab one, ./downloads.sh --models), or "
                          "--init_partial to keep them random")
@@ -71,7 +72,6 @@ def load_caffe_state(model, state, path):
     bad = [f"{s} {tuple(source[s].shape) if s in source else 'missing'} (want {tuple(own[k].shape)})"
            for k, s in short.items() if s not in source or source[s].shape != own[k].shape]
     if bad:
-        raise InputError(f"{path}: does not fit this network: {', '.join(bad[:3])}"
-                         f"{' ...' if len(bad) > 3 else ''}; check --kind, --net and --width")
+        raise InputError(f"{path}: does not fit this network: {some(bad)}; check --kind, --net and --width")
     model.load_state_dict({k: source[s].to(own[k].dtype) for k, s in short.items()})
     return model
