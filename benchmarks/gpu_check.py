@@ -9,7 +9,7 @@
 - equality checks between the device and the CPU: one training step (the Caffe solver, from the same weights
   and batch) and the CRF (labels and marginals).
 
-    python benchmarks/gpu_check.py                     # on CUDA; about 30 s on one H200
+    python benchmarks/gpu_check.py                       # on CUDA; 30 s on one H200 before the channels-last ones
     python benchmarks/gpu_check.py --device cpu --quick  # every path, small, on the CPU (a test runs this)
 """
 import argparse

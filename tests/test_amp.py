@@ -8,7 +8,6 @@ import torch
 
 from guidedlabelling import training
 from guidedlabelling import transforms as T
-from guidedlabelling.config import flag_overrides, resolve, stage_parser
 from guidedlabelling.inference import forward_all, forward_sizes
 from guidedlabelling.io import IGNORE, InputError
 from guidedlabelling.model_setup import fc8_mults
@@ -135,7 +134,7 @@ def train(tmp_path, name, amp="none", channels_last=False, iterations=6):
     run = {"workers": 0, "amp": amp, "channels_last": channels_last, "cudnn_benchmark": True}
     (tmp_path / name).mkdir()
     losses, _ = train_loop(model, FixedSamples(model.output_size(SIZE)), segmentation_loss, solver, fc8_mults(10),
-                        tmp_path / name, logging.getLogger("test_amp"), CPU, run)
+                           tmp_path / name, logging.getLogger("test_amp"), CPU, run)
     return [loss for _, loss in losses], model
 
 
@@ -190,10 +189,3 @@ def test_cudnn_tunes_cuda_trainings_only_and_the_flag_is_restored():
         raise KeyError("a training that fails")
     assert torch.backends.cudnn.benchmark is before
 
-
-def test_a_setting_on_by_default_is_turned_off_by_its_no_flag():
-    parser = stage_parser("seg_train", "")
-    assert "--no_cudnn_benchmark" in parser.format_help() and "--cudnn_benchmark" not in parser.format_help()
-    assert resolve("demo", flag_overrides(parser.parse_args([])))[0]["run"]["cudnn_benchmark"] is True
-    off = flag_overrides(parser.parse_args(["--no_cudnn_benchmark"]))
-    assert resolve("demo", off)[0]["run"]["cudnn_benchmark"] is False

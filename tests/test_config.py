@@ -14,7 +14,7 @@ from guidedlabelling import settings as S
 from guidedlabelling.datasets import open_dataset
 from guidedlabelling.io import InputError, load_checkpoint, save_checkpoint
 from guidedlabelling.networks import DeepLabLargeFOV, GAPNet
-from guidedlabelling.runner import check_cache
+from guidedlabelling.runner import check_cache, settings_as_flags
 
 
 def resolve(*sets, config="smoke"):
@@ -339,3 +339,21 @@ def test_a_preset_file_named_like_a_builtin_one_keeps_to_its_own_folders(tmp_pat
         C.resolve(str(tmp_path / "smoke.yaml"))
     (tmp_path / "smoke.yaml").write_text(builtin.read_text() + "seedthres: 30\nname: my_smoke\n")
     assert C.resolve(str(tmp_path / "smoke.yaml"))[0]["name"] == "my_smoke"
+
+
+def test_a_setting_on_by_default_is_turned_off_by_its_no_flag():
+    parser = C.stage_parser("seg_train", "")
+    assert "--no_cudnn_benchmark" in parser.format_help() and "--cudnn_benchmark" not in parser.format_help()
+    assert resolve(*C.flag_overrides(parser.parse_args([])))[0]["run"]["cudnn_benchmark"] is True
+    off = C.flag_overrides(parser.parse_args(["--no_cudnn_benchmark"]))
+    assert resolve(*off)[0]["run"]["cudnn_benchmark"] is False
+
+
+def test_a_flag_of_a_setting_on_by_default_that_a_command_lacks_says_how_to_set_it():
+    assert settings_as_flags(["--no_cudnn_benchmark"], "./script.py") == [
+        "--no_cudnn_benchmark: not a flag of ./script.py, but a setting of run; give it as --set cudnn_benchmark=false"]
+    assert settings_as_flags(["--cudnn_benchmark"], "./src/seed/train.py") == [
+        "--cudnn_benchmark: a setting of run, on by default; --set cudnn_benchmark=false turns it off"]
+    assert settings_as_flags(["--no_vis"], "./script.py") == []   # vis is off by default: no flag turns it off
+    assert settings_as_flags(["--vis"], "./script.py") == [
+        "--vis: not a flag of ./script.py, but a setting of run; give it as --set vis=true"]

@@ -39,6 +39,7 @@ def test_a_second_out_root_reuses_the_network(own, command, tmp_path, private_st
     assert (folder_a / "model.pth").read_bytes() == (folder_b / "model.pth").read_bytes()
     assert not list(folder_b.glob("snapshot_iter_*.pth"))  # nothing was trained there
     assert list(folder_a.glob("snapshot_iter_*.pth"))
+    assert first["iterations_per_s"] > 0 and second["iterations_per_s"] is None  # no speed of another run's
 
 
 def test_a_reused_network_records_the_device_that_trained_it(own, command, tmp_path, private_store):

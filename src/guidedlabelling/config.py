@@ -202,7 +202,8 @@ def stage_parser(stage, description):
             shown = "" if default is None or isinstance(default, bool) else f" (release: {default})"
             text = (help_text + shown).replace("%", "%%")  # argparse %-formats help texts
             if default is True:  # a setting on by default is turned off by its flag
-                group.add_argument(f"--no_{key}", action="store_const", const=False, help=f"off: {text}", **flag)
+                group.add_argument(f"--no_{key}", action="store_const", const=False,
+                                   help=f"turn off (on by default): {text}", **flag)
             elif isinstance(default, bool):
                 group.add_argument(f"--{key}", action="store_const", const=True, help=text, **flag)
             else:  # the value is read (and checked) as the setting's type by resolve

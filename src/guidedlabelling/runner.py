@@ -255,20 +255,34 @@ def parse_or_suggest_set(parser, argv, command):
 
 
 def settings_as_flags(unknown, command):
-    """For each flag of `unknown` that names a setting: how --set gives it."""
+    """For each flag of `unknown` that names a setting (or, as --no_KEY, turns off one that is on by default): how
+    --set gives it."""
     problems = []
     for k, token in enumerate(unknown):
         key, _, value = token.removeprefix("--").partition("=")
+        turned_off = key.startswith("no_") and not value and on_by_default(key[3:])
+        key = key[3:] if turned_off else key
         owners = S.OWNERS.get(key) if token.startswith("--") else None
-        if owners:
-            switch = isinstance(S.OPTIONS[owners[0]][key][0], bool)   # a flag without a value turns it on
-            value = value or (unknown[k + 1] if k + 1 < len(unknown) and not unknown[k + 1].startswith("--")
-                              else "true" if switch else "VALUE")
-            where = naming.set_key(owners[0], key) if len(owners) == 1 else f"SECTION.{key}"
-            sections = listed(owners)
-            problems.append(f"--{key}: not a flag of {command}, but a setting of {sections}; give "
-                            f"it as --set {where}={value}" + ("" if len(owners) == 1 else f" (SECTION: {sections})"))
+        if not owners:
+            continue
+        where = naming.set_key(owners[0], key) if len(owners) == 1 else f"SECTION.{key}"
+        sections = listed(owners)
+        switch = isinstance(S.OPTIONS[owners[0]][key][0], bool)   # a flag without a value turns it on
+        if switch and not value and not turned_off and on_by_default(key):
+            problems.append(f"--{key}: a setting of {sections}, on by default; --set {where}=false turns it off")
+            continue
+        value = "false" if turned_off else value or (
+            unknown[k + 1] if k + 1 < len(unknown) and not unknown[k + 1].startswith("--")
+            else "true" if switch else "VALUE")
+        flag = f"--no_{key}" if turned_off else f"--{key}"
+        problems.append(f"{flag}: not a flag of {command}, but a setting of {sections}; give "
+                        f"it as --set {where}={value}" + ("" if len(owners) == 1 else f" (SECTION: {sections})"))
     return problems
+
+
+def on_by_default(key):
+    """A setting whose default, in every section that has it, is True (its stage flag is --no_KEY)."""
+    return key in S.OWNERS and all(S.OPTIONS[sec][key][0] is True for sec in S.OWNERS[key])
 
 
 def fragment_of(run):

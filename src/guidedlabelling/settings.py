@@ -52,8 +52,8 @@ SHARED = {
         "amp": ("none", "mixed precision of training and inference: none (float32, the paper's numbers), "
                         "bf16 or fp16 (with loss scaling)"),
         "channels_last": (False, "NHWC memory layout for the networks (often faster convolutions)"),
-        "cudnn_benchmark": (True, "trainings on CUDA: cuDNN times its convolution algorithms at the first iteration "
-                                  "and keeps the fastest (torch.backends.cudnn.benchmark; no effect on the CPU)"),
+        "cudnn_benchmark": (True, "cuDNN times its convolution algorithms at a CUDA training's first iteration and "
+                                  "keeps the fastest (torch.backends.cudnn.benchmark; no effect on the CPU)"),
         "crf_backend": ("torch", "dense CRF: torch (crf_torch.py, CPU or CUDA; the same labels) or pydensecrf "
                                  "(the release's C++ package pydensecrf2, optional)"),
         "store": ("", "folder of the store of trained saliency networks that every run on this machine shares "

@@ -102,8 +102,9 @@ def autotuned(device, benchmark):
 
 
 class Rate:
-    """Iterations per second after the first (which holds the start-up: loader workers, cuDNN's tuning); each
-    iteration ends when its loss reaches the CPU, so the clock sees the device's work."""
+    """Iterations per second after the first (which holds the start-up: loader workers, cuDNN's tuning). Each tick
+    comes once the iteration's loss has reached the CPU, with its backward pass and update queued behind it, so the
+    span between the first tick and the last holds the device's work of the iterations between."""
 
     def __init__(self):
         self.first, self.last, self.count = None, None, 0
@@ -116,7 +117,7 @@ class Rate:
             self.count += 1
 
     def per_second(self):
-        return self.count / (self.last - self.first) if self.count else None
+        return self.count / (self.last - self.first) if self.count and self.last > self.first else None
 
 
 def sgd_step(net, batch, loss_fn, sgd, scaler, amp, dropout, interrupted):

@@ -67,7 +67,7 @@ def run(stage):
                                    "--overridecache retrains it", entry, record["trained_in"], record["date"])
                     stored = {"entry": str(entry), "trained_in": record["trained_in"]}
                     stage.finish(record["summary"] | {"made_with": record.get("made_with"),  # None: not recorded
-                                                      "store": stored})
+                                                      "store": stored, "iterations_per_s": None})  # none trained
                 return
         train(stage, (lambda summary: publish(stage, entry, summary)) if usable else None)
 
