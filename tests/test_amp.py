@@ -189,3 +189,27 @@ def test_cudnn_tunes_cuda_trainings_only_and_the_flag_is_restored():
         raise KeyError("a training that fails")
     assert torch.backends.cudnn.benchmark is before
 
+
+
+def test_an_fp16_training_stopped_at_a_snapshot_resumes_as_if_never_stopped(tmp_path, caplog):
+    """fp16's loss scale (which the first steps' overflows halve) is in the snapshot: 3 + 3 iterations give the
+    parameters of 6 in one go, and the resume says which precision trained so far when this run's differs."""
+    def run(name, iterations, amp="fp16"):
+        model = train_start()
+        solver = Solver(0.01, iterations, 1000, 4, 0, 3, clip_gradients=5)
+        run = {"workers": 0, "amp": amp, "channels_last": False, "cudnn_benchmark": True}
+        (tmp_path / name).mkdir(exist_ok=True)
+        train_loop(model, FixedSamples(model.output_size(SIZE)), segmentation_loss, solver, fc8_mults(10),
+                   tmp_path / name, logging.getLogger("test_amp"), CPU, run)
+        return model
+    whole = run("whole", 6)
+    run("stopped", 3)
+    state = torch.load(tmp_path / "stopped" / "snapshot_iter_3.pth", weights_only=True)
+    assert state["meta"]["amp"] == "fp16" and state["meta"]["grad_scaler"]["scale"] < 65536.0  # overflows happened
+    resumed = run("stopped", 6)
+    for a, b in zip(whole.parameters(), resumed.parameters()):
+        assert torch.equal(a, b)
+    (tmp_path / "stopped" / "snapshot_iter_6.pth").unlink()
+    with caplog.at_level(logging.INFO, logger="test_amp"):
+        run("stopped", 6, amp="none")
+    assert "resuming at iteration 3" in caplog.text and "(trained so far with amp fp16; this run: amp none)" in caplog.text

@@ -219,6 +219,26 @@ def test_debug_keeps_the_exit_code_of_a_termination():
     assert err.splitlines()[-1] == "terminated; rerun the same command to resume"
 
 
+EXITING_SLOWLY = """
+import threading, time
+from guidedlabelling import cli
+def work():
+    threading.Thread(target=time.sleep, args=(3,)).start()   # the interpreter waits for it as it exits
+    raise KeyboardInterrupt
+cli.run("__main__", "work")
+"""
+
+
+def test_a_second_signal_while_the_command_exits_is_not_a_traceback():
+    """torchrun follows a Ctrl-C with SIGTERM to its workers; one that came while a worker exited after its Ctrl-C
+    line raised there, printed as 'Exception ignored in: <module threading>' with a traceback."""
+    proc = start("-c", EXITING_SLOWLY)
+    assert proc.stderr.readline() == "interrupted; rerun the same command to resume\n"
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and err == "", err
+
+
 def test_out_of_memory_is_one_line_other_errors_are_not_hidden(capsys):
     from guidedlabelling.cli import errors_end_in_one_line
     message = "[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: can't allocate memory: you tried to " \

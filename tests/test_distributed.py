@@ -12,8 +12,9 @@ import torch.nn.functional as F
 
 from guidedlabelling import datasets as D
 from guidedlabelling.datasets.builtin import ensure_builtin
-from guidedlabelling.io import IGNORE
+from guidedlabelling.io import IGNORE, InputError
 from guidedlabelling.networks import build_seg_net
+from guidedlabelling.runner import fragment_of
 from guidedlabelling.sampling import segmentation_stream
 from guidedlabelling.solver import Solver
 from guidedlabelling.training import SampleDropout, global_loss
@@ -185,3 +186,13 @@ def test_fragments_of_a_stage_that_is_not_per_image_are_refused(command, launch,
                            *flags], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and not (tmp_path / "smoke").exists()
     assert proc.stderr.strip() == f"error: {launch} on {whole} (docs/reference.md, 'Several processes or GPUs')"
+
+
+def test_fragments_come_from_torchrun_or_from_n_and_N_not_both(monkeypatch):
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    assert fragment_of({"n": 1, "N": 2}) == (1, 2)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    assert fragment_of({"n": 0, "N": 1}) == (1, 2)
+    with pytest.raises(InputError, match=r"--n 0 --N 2 under torchrun, whose processes already split the images"):
+        fragment_of({"n": 0, "N": 2})   # both processes were fragment 0 of 2: half the images were never made

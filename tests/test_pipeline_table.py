@@ -84,12 +84,11 @@ def test_python_m_runs_a_stage_by_its_name():
 
 
 @pytest.mark.parametrize("given, expected", [(None, "PASSIVE"), ("ACTIVE", "ACTIVE")])
-def test_script_runs_with_sleeping_openmp_threads_unless_the_user_says(monkeypatch, given, expected):
-    from guidedlabelling.cli import sleeping_openmp_threads
-    monkeypatch.setenv("OMP_WAIT_POLICY", given or "unset")  # recorded, so the test's end restores the session's
-    if not given:
-        monkeypatch.delenv("OMP_WAIT_POLICY")
-    sleeping_openmp_threads()
-    assert os.environ["OMP_WAIT_POLICY"] == expected
-    script = (ROOT / "script.py").read_text()
-    assert script.index("sleeping_openmp_threads()") < script.index('run("guidedlabelling.driver")')
+def test_every_command_runs_with_sleeping_openmp_threads_unless_the_user_says(given, expected):
+    """cli.run, which every command (script.py, the stage commands, predict, a lane) goes through, sets the policy
+    before anything imports torch, whose OpenMP reads it once, as it loads."""
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"} | ({"OMP_WAIT_POLICY": given} if given else {})
+    code = "import sys; from guidedlabelling.cli import run; print('torch' in sys.modules, run('os', 'getenv', " \
+           "'OMP_WAIT_POLICY'))"
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert proc.stdout.split() == ["False", expected], proc.stderr

@@ -114,7 +114,8 @@ class ReaderGone:
 
 def run(module, function="main", *args):
     """guidedlabelling's `module`.`function`(*args) as a command; the import happens inside the guard, so a
-    Ctrl-C during start-up ends in one line too."""
+    Ctrl-C during start-up ends in one line too, and after OpenMP's threads are told to sleep."""
+    sleeping_openmp_threads()
     debug = "--debug" in sys.argv
     if not debug:
         for sig in (signal.SIGINT, *ENDING):
@@ -130,6 +131,8 @@ def run(module, function="main", *args):
         with errors_end_in_one_line(debug):
             return entry(*args)
     except KeyboardInterrupt as e:
+        for sig in (signal.SIGINT, *ENDING):  # a second signal (torchrun sends SIGTERM after the Ctrl-C) must not
+            signal.signal(sig, signal.SIG_IGN)  # raise again while the command exits: a traceback 'ignored in ...'
         if debug:
             traceback.print_exc()
         print(f"{'terminated' if isinstance(e, Terminated) else 'interrupted'}; {resume_hint()}", file=sys.stderr)
@@ -173,9 +176,9 @@ def out_of_memory(e):
 
 
 def sleeping_openmp_threads():
-    """OMP_WAIT_POLICY=PASSIVE unless the user set a policy, before torch starts OpenMP: threads that spin while
-    waiting ran 5-10x slower on the project's 2-core machine whenever another process shared it; sleeping
-    threads cost little when it is quiet."""
+    """OMP_WAIT_POLICY=PASSIVE unless the user set a policy, before torch starts OpenMP (every command, through
+    run): threads that spin while waiting ran 5-10x slower on the project's 2-core machine whenever another
+    process shared it (a stage command 6.5x beside one busy core); sleeping threads cost little when it is quiet."""
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 

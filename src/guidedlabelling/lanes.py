@@ -23,8 +23,7 @@ from .errors import resume_hint
 
 POLL_S = 0.2        # how often the scheduler looks at its lanes
 STOP_WAIT_S = 120   # how long stopped lanes get to save a snapshot and end
-CHILD = ("from guidedlabelling.cli import run, sleeping_openmp_threads; sleeping_openmp_threads(); "
-         "run('guidedlabelling.driver')")
+CHILD = "from guidedlabelling.cli import run; run('guidedlabelling.driver')"
 REPORT = "guidedlabelling-lane-seconds: "  # a lane's last line of output: {step: wall seconds} as JSON
 
 

@@ -286,8 +286,12 @@ def on_by_default(key):
 
 
 def fragment_of(run):
-    """(n, N) of a run section: the release's --n/--N, or RANK/WORLD_SIZE when started by torchrun."""
-    if run["N"] == 1 and "WORLD_SIZE" in os.environ:
+    """(n, N) of a run section: the release's --n/--N, or RANK/WORLD_SIZE when started by torchrun (not both:
+    every process would be fragment n, and the other fragments' images would never be made)."""
+    if "WORLD_SIZE" in os.environ:
+        if run["N"] != 1 or run["n"] != 0:
+            raise InputError(f"--n {run['n']} --N {run['N']} under torchrun, whose processes already split the "
+                             "images (RANK of WORLD_SIZE); leave out --n/--N, or run the fragments without torchrun")
         return int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
     if not 0 <= run["n"] < run["N"]:
         raise InputError(f"--n {run['n']} --N {run['N']}: need 0 <= n < N")

@@ -39,7 +39,7 @@ def train_loop(model, stream, loss_fn, solver, mults, out, log, device, run, met
     scaler = P.grad_scaler(device, run["amp"])
     clock = Rate()
     with distributed.process_group(device), autotuned(device, run["cudnn_benchmark"]):
-        start, losses = resume(out, model, sgd, log)
+        start, losses = resume(out, model, sgd, scaler, run["amp"], log)
         distributed.check_same_everywhere(start, device, f"the snapshot to resume from in {out}")
         net = distributed.wrap(model, device)
         loader = torch.utils.data.DataLoader(stream, batch_size=local,
@@ -49,8 +49,8 @@ def train_loop(model, stream, loss_fn, solver, mults, out, log, device, run, met
 
         def snapshot(iteration):
             if distributed.is_main():
-                save_checkpoint(out / f"snapshot_iter_{iteration}.pth", model, (meta or {}) | {"losses": losses},
-                                sgd, iteration)
+                state = {"losses": losses, "amp": run["amp"], "grad_scaler": scaler.state_dict()}
+                save_checkpoint(out / f"snapshot_iter_{iteration}.pth", model, (meta or {}) | state, sgd, iteration)
 
         interrupted = {"now": False, "by": None}  # Ctrl-C or SIGTERM: snapshot, then stop on every process
 
@@ -133,8 +133,9 @@ def sgd_step(net, batch, loss_fn, sgd, scaler, amp, dropout, interrupted):
     return loss, stop
 
 
-def resume(out, model, sgd, log):
-    """(first iteration, losses so far) from the latest snapshot in `out`, loaded into model and solver."""
+def resume(out, model, sgd, scaler, amp, log):
+    """(first iteration, losses so far) from the latest snapshot in `out`, loaded into model, solver and fp16's loss
+    scaler (without its scale, a resumed fp16 training would not continue as one that was not stopped)."""
     snaps = snapshots(out)
     if not snaps:
         return 0, []
@@ -148,7 +149,11 @@ def resume(out, model, sgd, log):
     except (KeyError, ValueError) as e:
         raise InputError(f"{snaps[-1]}: its solver state does not fit this training's solver_type or trainable "
                          f"layers ({e}); delete the snapshots in {out} or train with the settings that made them")
-    log.info("resuming at iteration %d from %s", state["iteration"], snaps[-1])
+    if state["meta"].get("grad_scaler") and scaler.is_enabled():
+        scaler.load_state_dict(state["meta"]["grad_scaler"])
+    made = state["meta"].get("amp")
+    other = f" (trained so far with amp {made}; this run: amp {amp})" if made and made != amp else ""
+    log.info("resuming at iteration %d from %s%s", state["iteration"], snaps[-1], other)
     return state["iteration"], [list(x) for x in state["meta"]["losses"]]
 
 
