@@ -212,4 +212,5 @@ def test_an_fp16_training_stopped_at_a_snapshot_resumes_as_if_never_stopped(tmp_
     (tmp_path / "stopped" / "snapshot_iter_6.pth").unlink()
     with caplog.at_level(logging.INFO, logger="test_amp"):
         run("stopped", 6, amp="none")
-    assert "resuming at iteration 3" in caplog.text and "(trained so far with amp fp16; this run: amp none)" in caplog.text
+    assert "resuming at iteration 3" in caplog.text
+    assert "(trained so far with amp fp16; this run: amp none)" in caplog.text

@@ -87,7 +87,8 @@ def test_python_m_runs_a_stage_by_its_name():
 def test_every_command_runs_with_sleeping_openmp_threads_unless_the_user_says(given, expected):
     """cli.run, which every command (script.py, the stage commands, predict, a lane) goes through, sets the policy
     before anything imports torch, whose OpenMP reads it once, as it loads."""
-    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"} | ({"OMP_WAIT_POLICY": given} if given else {})
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    env |= {"OMP_WAIT_POLICY": given} if given else {}
     code = "import sys; from guidedlabelling.cli import run; print('torch' in sys.modules, run('os', 'getenv', " \
            "'OMP_WAIT_POLICY'))"
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
