@@ -1,5 +1,6 @@
 """Shared by the reliability tests: a tiny own dataset with masks and a saliency set, a tiny preset that runs
 every stage on it in seconds, and commands run in this process (exit code, stdout, stderr)."""
+import signal
 import sys
 from pathlib import Path
 
@@ -105,13 +106,16 @@ def command(capsys):
         args = ("guidedlabelling.driver", "main", argv) if name == "script" else \
             ("guidedlabelling.runner", "main", name, argv)
         old_argv, sys.argv = sys.argv, [name] + argv
-        try:
+        handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, *cli.ENDING)}  # a command ending ignores
+        try:                                                                                # them (cli.ending)
             cli.run(*args)
             code = 0
         except SystemExit as e:
             code = e.code
         finally:
             sys.argv = old_argv
+            for sig, handler in handlers.items():
+                signal.signal(sig, handler)
         out = capsys.readouterr()
         return code, out.out, out.err
     return run

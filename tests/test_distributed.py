@@ -1,8 +1,10 @@
 """Training on W processes (torchrun, DDP on gloo) gives the parameters of the one-process run."""
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +14,7 @@ import torch.nn.functional as F
 
 from guidedlabelling import datasets as D
 from guidedlabelling.datasets.builtin import ensure_builtin
-from guidedlabelling.io import IGNORE, InputError
+from guidedlabelling.io import IGNORE, InputError, flocked, lock_of
 from guidedlabelling.networks import build_seg_net
 from guidedlabelling.runner import fragment_of
 from guidedlabelling.sampling import segmentation_stream
@@ -196,3 +198,81 @@ def test_fragments_come_from_torchrun_or_from_n_and_N_not_both(monkeypatch):
     assert fragment_of({"n": 0, "N": 1}) == (1, 2)
     with pytest.raises(InputError, match=r"--n 0 --N 2 under torchrun, whose processes already split the images"):
         fragment_of({"n": 0, "N": 2})   # both processes were fragment 0 of 2: half the images were never made
+
+
+def test_a_torchrun_training_refuses_a_folder_another_process_writes_and_takes_it_once_free(tmp_path):
+    """Every process of a launch took the folder's lock shared, so a second launch trained into a folder a first
+    was still training (both wrote snapshots and model.pth); now the first process holds it alone for its launch."""
+    out = tmp_path / "seed"
+    out.mkdir()
+    with flocked(lock_of(out), lambda: None):   # another launch, or a command, writing the folder
+        proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                               str(ROOT / STAGES["classification"][0]), "--config", "smoke", "--out_root",
+                               str(tmp_path), "--out_dir", str(out)] + STAGES["classification"][1],
+                              cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0 and not (out / "model.pth").exists() and not list(out.glob("snapshot_*"))
+    line = (f"error: {out}: another process is writing or reading it, and a training under torchrun does not wait "
+            "for it; run it again once that is done")
+    assert proc.stderr.splitlines().count(line) == 2 and "Traceback" not in proc.stderr.split(line)[0]  # a line each
+    train("classification", out, 2)   # free: it trains
+
+
+def test_torchrun_workers_end_with_a_snapshot_when_torchrun_is_killed(tmp_path):
+    """kill -9 of torchrun left its workers training on to the end, writing model.pth (a review); each worker now
+    watches torchrun and ends as on SIGTERM: a snapshot, and no model."""
+    out = tmp_path / "seed"
+    proc = subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                             str(ROOT / STAGES["classification"][0]), "--config", "smoke", "--out_root", str(tmp_path),
+                             "--out_dir", str(out), "--set", "seed_train.batch_size=4", "--set",
+                             "seed_train.max_iter=100000", "--set", "snapshot=100000"],
+                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=(tmp_path / "err.txt").open("w"))
+    deadline = time.monotonic() + 120
+    while "iter 1/" not in ((out / "log.txt").read_text() if (out / "log.txt").exists() else ""):
+        assert time.monotonic() < deadline and proc.poll() is None, (tmp_path / "err.txt").read_text()
+        time.sleep(0.2)
+    workers = [int(p) for p in subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True,
+                                              text=True).stdout.split()]
+    assert len(workers) == 2
+    proc.kill()
+    proc.wait()
+    while any(Path(f"/proc/{pid}").exists() and "Z" not in Path(f"/proc/{pid}/stat").read_text().split()[2]
+              for pid in workers):
+        assert time.monotonic() < deadline + 60, "the workers trained on after torchrun was killed"
+        time.sleep(0.2)
+    assert len(list(out.glob("snapshot_iter_*.pth"))) == 1 and not (out / "model.pth").exists()
+
+
+def test_a_worker_that_dies_stops_the_other_with_one_line_and_a_snapshot_to_resume_from(tmp_path):
+    """kill -9 of one worker (the kernel's OOM killer, say) left the other a gloo traceback and no snapshot (a
+    review). torchrun may end the survivor first (SIGTERM: 'terminated', a snapshot too); either way the work is
+    kept and a rerun resumes from it."""
+    out, err = tmp_path / "seed", tmp_path / "err.txt"
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+               str(ROOT / STAGES["classification"][0]), "--config", "smoke", "--out_root", str(tmp_path),
+               "--out_dir", str(out), "--set", "seed_train.batch_size=4", "--set", "seed_train.max_iter=1000",
+               "--set", "snapshot=100000"]   # about 10 s of training here; the worker is killed after 1
+    proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err.open("w"))
+    deadline = time.monotonic() + 120
+    while "iter 1/" not in ((out / "log.txt").read_text() if (out / "log.txt").exists() else ""):
+        assert time.monotonic() < deadline and proc.poll() is None, err.read_text()
+        time.sleep(0.2)
+    time.sleep(1)
+    rank1 = next(int(pid) for pid in subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True,
+                                                    text=True).stdout.split()
+                 if "RANK=1\0" in Path(f"/proc/{pid}/environ").read_text())
+    os.kill(rank1, signal.SIGKILL)
+    proc.wait(120)
+    text = err.read_text()
+    assert not [line for line in text.splitlines() if line.startswith("[rank")] and "Exception ignored" not in text
+    lost = [line for line in text.splitlines() if line.startswith("error: another torchrun process")]
+    assert (lost == []) if "terminated; rerun" in text else (len(lost) == 1), text
+    (snap,) = out.glob("snapshot_iter_*.pth")
+    done = int(snap.stem.rsplit("_", 1)[1])
+    assert done > 1 and not (out / "model.pth").exists()
+    if lost:
+        assert lost[0].startswith(f"error: another torchrun process of this training ended at iteration {done + 1} (")
+        assert "peer" in lost[0] and ".cc:" not in lost[0]   # gloo's first sentence, less its source file
+        assert lost[0].endswith(f"saved a snapshot at iteration {done}; rerun the same command to resume")
+    resumed = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"resuming at iteration {done}" in (out / "log.txt").read_text()

@@ -131,12 +131,14 @@ def run(module, function="main", *args):
         with errors_end_in_one_line(debug):
             return entry(*args)
     except KeyboardInterrupt as e:
-        for sig in (signal.SIGINT, *ENDING):  # a second signal (torchrun sends SIGTERM after the Ctrl-C) must not
-            signal.signal(sig, signal.SIG_IGN)  # raise again while the command exits: a traceback 'ignored in ...'
+        ending()
         if debug:
             traceback.print_exc()
         print(f"{'terminated' if isinstance(e, Terminated) else 'interrupted'}; {resume_hint()}", file=sys.stderr)
         sys.exit(143 if isinstance(e, Terminated) else 130)
+    except SystemExit:   # an error's line said, or argparse's
+        ending()
+        raise
     finally:
         for wrapped in (sys.stdout, sys.stderr):
             if isinstance(wrapped, ReaderGone):
@@ -154,19 +156,34 @@ def errors_end_in_one_line(debug=False):
         if debug:
             raise
         for message in e.messages:
-            print(f"error: {message}", file=sys.stderr)
+            say(f"error: {message}")
         sys.exit(2)
     except OSError as e:
         if debug:
             raise
-        print(f"error: {os_error_message(e)}", file=sys.stderr)
+        say(f"error: {os_error_message(e)}")
         sys.exit(2)
     except (MemoryError, RuntimeError) as e:
         if debug or not out_of_memory(e):
             raise
-        print(f"error: out of memory ({(str(e).splitlines() or [type(e).__name__])[0][:160]}); use smaller inputs "
-              "(test_size, input_size, batch_size, smaller images) or a machine with more memory", file=sys.stderr)
+        say(f"error: out of memory ({(str(e).splitlines() or [type(e).__name__])[0][:160]}); use smaller inputs "
+            "(test_size, input_size, batch_size, smaller images) or a machine with more memory")
         sys.exit(2)
+
+
+def ending():
+    """The command (run) has said why it ends: a further Ctrl-C or SIGTERM (torchrun sends one to every worker once
+    one fails or is interrupted) is ignored while it exits, where raising again printed 'Exception ignored in ...'
+    with a traceback from whatever was being torn down. Their handlers stay so: a test running commands in its own
+    process restores them."""
+    for sig in (signal.SIGINT, *ENDING):
+        signal.signal(sig, signal.SIG_IGN)
+
+
+def say(line):
+    """A line to stderr in one write: print writes the text and its newline apart, and the processes of a torchrun
+    launch (unbuffered) that print the same error ran their lines together."""
+    sys.stderr.write(line + "\n")
 
 
 def out_of_memory(e):

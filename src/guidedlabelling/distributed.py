@@ -93,6 +93,41 @@ def main_decides(flag, device):
     return bool(value.item())
 
 
+@contextlib.contextmanager
+def first_then_others(device):
+    """The block runs on the first process, then on the others, which wait for it: what it checks and writes in the
+    output folder, the others find done (run together, one saw the folder half made). An error of the first stops
+    the others too, each with one line."""
+    if not dist.is_initialized():
+        yield
+        return
+    if not is_main():
+        if main_decides(False, device):
+            raise InputError("the first torchrun process stopped with the error above")
+        yield
+        return
+    try:
+        yield
+    except BaseException:
+        main_decides(True, device)
+        raise
+    main_decides(False, device)
+
+
+def peer_lost(error):
+    """Whether a collective failed because another process of the launch is gone: NCCL's DistError, gloo's closed
+    connection (a plain RuntimeError)."""
+    text = str(error)
+    return dist.is_initialized() and (isinstance(error, dist.DistError) or "Connection closed by peer" in text
+                                      or "Connection reset by peer" in text)
+
+
+def barrier():
+    """Wait for every process (nothing to wait for with one)."""
+    if dist.is_initialized():
+        dist.barrier()
+
+
 def check_same_everywhere(value, device, what):
     """Every process must see the same `value` (e.g. the snapshot it resumes from)."""
     if not dist.is_initialized():

@@ -47,8 +47,9 @@ def atomic_path(path):
 @contextlib.contextmanager
 def flocked(path, waiting, shared=False):
     """Hold a lock on the file `path` for the block, waiting while another process holds it (shared: only while
-    one holds it alone); waiting() is called once before waiting. Yields the seconds waited, None if it did not
-    wait. The system releases the lock of a process that dies (flock), so none is ever left stale."""
+    one holds it alone); waiting() is called once before waiting, and may raise instead. Yields the seconds
+    waited, None if it did not wait. The system releases the lock of a process that dies (flock), so none is
+    ever left stale."""
     mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
     with open(path, "a+") as f:  # readable too: NFS refuses a shared lock on a file open for writing only
         waited = None
@@ -72,17 +73,23 @@ def lock_of(folder):
     return folder.parent / f".{folder.name}.lock"
 
 
+class Busy(Exception):
+    """writing(wait=False) found the folder's lock held by another process."""
+
+
 @contextlib.contextmanager
-def writing(folder, who, shared=False, lock=None):
+def writing(folder, who, shared=False, lock=None, wait=True):
     """Hold folder's lock for the block: one process at a time writes it, and another waits (then, for a stage,
-    finds it up to date); the fragments of one run share it, as do the steps that read it (reading). The lock
-    file: `lock`, else lock_of(folder). A folder this user cannot write goes unlocked: what it holds can be read,
-    and a write to it names it."""
+    finds it up to date), or with wait=False raises Busy; the fragments of one run share it, as do the steps that
+    read it (reading). The lock file: `lock`, else lock_of(folder). A folder this user cannot write goes unlocked:
+    what it holds can be read, and a write to it names it."""
     folder = Path(folder).resolve()
     users = "writing" if shared or lock else "writing or reading"  # a stage folder's readers hold its lock too
     lock = Path(lock) if lock else lock_of(folder)
 
     def waiting():
+        if not wait:
+            raise Busy(f"another process is {users} {folder}")
         print(f"{who}: another process is {users} {folder}; waiting for it to finish (Ctrl-C stops this one)",
               flush=True)
     with contextlib.ExitStack() as stack:

@@ -214,12 +214,13 @@ def end(lanes, signum):
             lane.seconds()
 
 
-def follow_parent():
-    """In a lane's process: end with a SIGTERM (saving a snapshot) when the driver that started it dies, even by
-    SIGKILL, and even while Ctrl-Z has stopped both. A thread watches the lane's parent; Linux continues a stopped
-    lane when its parent dies (prctl PR_SET_PDEATHSIG with SIGCONT, through ctypes: no library of ours wraps it; a
-    SIGTERM would wait for a SIGCONT that nothing sends), and the thread then continues the lane's workers too."""
-    parent = os.environ.pop("GUIDEDLABELLING_LANE_OF", None)
+def follow_parent(parent=None):
+    """In a lane's process (parent: the driver, which names itself in GUIDEDLABELLING_LANE_OF) or a torchrun worker
+    (parent: torchrun): end with a SIGTERM (saving a snapshot) when that parent dies, even by SIGKILL, and even
+    while Ctrl-Z has stopped both. A thread watches the parent; Linux continues a stopped process when its parent
+    dies (prctl PR_SET_PDEATHSIG with SIGCONT, through ctypes: no library of ours wraps it; a SIGTERM would wait for
+    a SIGCONT that nothing sends), and the thread then continues the process's workers too."""
+    parent = parent or os.environ.pop("GUIDEDLABELLING_LANE_OF", None)
     if parent is None:
         return
 

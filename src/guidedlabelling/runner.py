@@ -7,6 +7,7 @@ reads from being rewritten meanwhile), and calls stages/<stage>.py's run(Stage).
 only when its settings and the content of its inputs (fingerprint.py) are the ones it was made with.
 Bad input ends in one line `error: ...` and exit code 2 (cli.py), before anything is written.
 """
+import contextlib
 import logging
 import os
 import shutil
@@ -20,13 +21,13 @@ import torch
 from . import config as C
 from . import naming
 from . import settings as S
-from . import pipeline, preflight
+from . import distributed, lanes, pipeline, preflight
 from .fingerprint import EVALUATED, MANIFEST, UPSTREAM, changes, damage, finished_fingerprint, fingerprint, \
     has_outputs, output_sizes, outputs_digest, outputs_fingerprint, read_json, recorded, remade, since_made, \
     upstream_digests
 from .inference import pick_device
 from .errors import OVERRIDDEN, listed
-from .io import InputError, lock_of, reading, save_json, save_yaml, writing
+from .io import Busy, InputError, lock_of, reading, save_json, save_yaml, writing
 from .datasets.builtin import ensure_builtin
 
 
@@ -342,6 +343,8 @@ def main(stage, argv=None, opened=None):
     """Run one stage as a command; returns its output folder. Errors propagate (cli.py reports them).
     opened: the datasets a driver's preflight opened (preflight.Opened), reused instead of opened again."""
     args, cfg, preset, out = resolve(stage, argv)
+    if "TORCHELASTIC_RUN_ID" in os.environ:  # a torchrun worker: it ends with torchrun (a kill -9 left it training)
+        lanes.follow_parent(os.getppid())
     use_threads(cfg["run"]["threads"])
     processes = fragment_of(cfg["run"])[1]
     alone = processes == 1
@@ -351,6 +354,8 @@ def main(stage, argv=None, opened=None):
             else f"{stage} runs in one process"
         raise InputError(f"{'--n/--N' if cfg['run']['N'] > 1 else 'torchrun'} on {stage}: fragments split the images "
                          f"of per-image stages; {whole} (docs/reference.md, 'Several processes or GPUs')")
+    if trains and not alone:
+        distributed.local_batch(cfg[stage]["batch_size"])  # refused before the processes join their group
     if cfg["run"]["overridecache"] and not alone:
         stored = " with --set store=none (the store would give the network back)" if stage == "saliency_train" else ""
         raise InputError(f"--overridecache with {processes} processes (--n/--N or torchrun): each "
@@ -373,23 +378,26 @@ def reuse_or_make(stage, args, cfg, preset, out, checked, alone):
     manifest = {"fingerprint": fingerprint(inputs), "inputs": inputs, "upstream": upstream,
                 "upstream_digests": upstream_digests(upstream)}
     stage_cfg = naming.relevant(cfg, stage)
-    with writing(out, stage, shared=not alone):  # another process making it: wait, then reuse it
-        refuse_foreign(out)   # under the lock: another process's folder is never seen half made
-        if reusable(out, cfg, stage, manifest["fingerprint"]):
-            print(f"{stage}: {reused(stage, out, cfg)}")
-            if draws_panels(stage, cfg):
-                finished = Stage(stage, cfg, preset, out, args, logging.getLogger(__name__), checked,
-                                 manifest["fingerprint"], outputs_fingerprint(inputs))
-                drawn = stage_module(stage).draw_panels(finished)
-                if drawn:
-                    print(f"{stage}: missing panels drawn into {out / 'vis'}: {drawn}")
-            return out
-        fresh = not out.exists()
-        log = None
+    one_folder = one_launch(out, stage, cfg) if stage in pipeline.TRAINERS.values() and not alone else \
+        writing(out, stage, shared=not alone)  # another process making it: wait, then reuse it
+    with one_folder as device:
+        fresh, log = False, None
         try:
-            rescore = bool(pipeline.BY_NAME[stage].per_image) and not cfg["run"]["vis"]  # panels show the labels
-            fresh = check_cache(out, stage_cfg, cfg["run"]["overridecache"], manifest, alone, rescore,
-                                "--out_dir" if args.out_dir else "--out_root") or fresh
+            with distributed.first_then_others(device):  # a launch's first process checks and records the folder
+                refuse_foreign(out)   # under the lock: another process's folder is never seen half made
+                if reusable(out, cfg, stage, manifest["fingerprint"]):
+                    print(f"{stage}: {reused(stage, out, cfg)}")
+                    if draws_panels(stage, cfg):
+                        finished = Stage(stage, cfg, preset, out, args, logging.getLogger(__name__), checked,
+                                         manifest["fingerprint"], outputs_fingerprint(inputs))
+                        drawn = stage_module(stage).draw_panels(finished)
+                        if drawn:
+                            print(f"{stage}: missing panels drawn into {out / 'vis'}: {drawn}")
+                    return out
+                fresh = not out.exists()
+                rescore = bool(pipeline.BY_NAME[stage].per_image) and not cfg["run"]["vis"]  # panels show labels
+                fresh = check_cache(out, stage_cfg, cfg["run"]["overridecache"], manifest, alone, rescore,
+                                    "--out_dir" if args.out_dir else "--out_root") or fresh
             log = make_logger(out)
             current = Stage(stage, cfg, preset, out, args, log, checked, manifest["fingerprint"],
                             outputs_fingerprint(inputs))
@@ -404,6 +412,27 @@ def reuse_or_make(stage, args, cfg, preset, out, checked, alone):
         finally:
             close_logger(log)
     return out
+
+
+@contextlib.contextmanager
+def one_launch(out, stage, cfg):
+    """A training under torchrun: its first process holds the folder's lock alone for the launch, so that no other
+    launch or command writes the folder meanwhile; where another holds it, every process stops with one line (the
+    others could not wait for the first: the process group gives up on a process after minutes). Yields the
+    process's device."""
+    device = distributed.process_device(pick_device(cfg["run"]["device"]))
+    with distributed.process_group(device), contextlib.ExitStack() as stack:
+        busy = False
+        if distributed.is_main():
+            try:
+                stack.enter_context(writing(out, stage, wait=False))
+            except Busy:
+                busy = True
+        if distributed.main_decides(busy, device):
+            raise InputError(f"{out}: another process is writing or reading it, and a training under torchrun does "
+                             "not wait for it; run it again once that is done")
+        yield device
+        distributed.barrier()   # the first process lets the lock go once every process is done with the folder
 
 
 def close_logger(log):

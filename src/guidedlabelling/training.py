@@ -5,6 +5,7 @@ import contextlib
 import inspect
 import logging
 import math
+import re
 import signal
 import time
 
@@ -22,13 +23,14 @@ from .progress import progress
 from .solver import SOLVERS, Solver, param_groups, step_lr
 
 
-def train_loop(model, stream, loss_fn, solver, mults, out, log, device, run, meta=None):
+def train_loop(model, stream, loss_fn, solver, mults, out, log, device, run, meta=None, label=None):
     """Caffe-style SGD over a deterministic sample stream, on one process or on W under torchrun (DDP):
     each process computes batch_size/W samples of the same global batch, so the result does not depend
     on W. Snapshots every `snapshot` iterations (snapshot_iter_N.pth, as Caffe names them; --test_iter
     tests one) and after the last iteration (Caffe's snapshot_after_train: a run killed before done.json resumes
     with nothing to train), resumes from the latest, and saves a snapshot on Ctrl-C before stopping. Only the
-    first process writes files. Returns (losses, this process's iterations per second after its first
+    first process writes files; `label` names its progress line (the stage's name; it was the folder's parent's,
+    another folder's under --out_dir). Returns (losses, this process's iterations per second after its first
     iteration, or None when it ran fewer than two)."""
     local = distributed.local_batch(solver.batch_size)
     device = distributed.process_device(device)
@@ -57,35 +59,54 @@ def train_loop(model, stream, loss_fn, solver, mults, out, log, device, run, met
         def interrupt(signum, frame):
             interrupted.update(now=True, by=signum)
         try:
-            with handling((signal.SIGINT, *ENDING), interrupt):
-                for it, (x, y) in enumerate(progress(loader, out.parent.name, solver.max_iter, start), start):
-                    sgd.set_lr(step_lr(solver.base_lr, it, solver.stepsize, solver.gamma))
-                    batch = [x.to(device, memory_format=fmt, non_blocking=True), y.to(device, non_blocking=True)]
-                    loss, stop = sgd_step(net, batch, loss_fn, sgd, scaler, run["amp"],
-                                          SampleDropout(solver.seed, sample_keys(it, solver.batch_size, local)),
-                                          interrupted["now"])
-                    if not math.isfinite(loss):  # the same global loss on every process: all stop
-                        raise InputError(f"{out}: loss {loss} at iteration {it + 1}, the training diverged; lower "
-                                         f"base_lr (now {solver.base_lr:g}) or fix the labels it trains on")
-                    losses.append([it + 1, loss])
-                    clock.tick()
-                    if (it + 1) % max(1, solver.max_iter // 20) == 0 or it == start:
-                        log.info("iter %d/%d  loss %.4f  lr %.2e", it + 1, solver.max_iter, losses[-1][1],
-                                 step_lr(solver.base_lr, it, solver.stepsize, solver.gamma))
-                    if (it + 1) % solver.snapshot == 0 or it + 1 == solver.max_iter or stop:
-                        snapshot(it + 1)
-                    if stop:
-                        if interrupted["by"] in ENDING:  # the command then prints its one line 'terminated'
-                            log.info("saved a snapshot at iteration %d", it + 1)
-                            raise Terminated
-                        log.info("interrupted: saved a snapshot at iteration %d; %s", it + 1, resume_hint())
-                        raise SystemExit(130)
+            with handling((signal.SIGINT, *ENDING), interrupt):  # also while a lost process's snapshot is saved
+                try:
+                    for it, (x, y) in enumerate(progress(loader, label or out.name, solver.max_iter, start), start):
+                        sgd.set_lr(step_lr(solver.base_lr, it, solver.stepsize, solver.gamma))
+                        batch = [x.to(device, memory_format=fmt, non_blocking=True), y.to(device, non_blocking=True)]
+                        loss, stop = sgd_step(net, batch, loss_fn, sgd, scaler, run["amp"],
+                                              SampleDropout(solver.seed, sample_keys(it, solver.batch_size, local)),
+                                              interrupted["now"])
+                        if not math.isfinite(loss):  # the same global loss on every process: all stop
+                            raise InputError(f"{out}: loss {loss} at iteration {it + 1}, the training diverged; lower "
+                                             f"base_lr (now {solver.base_lr:g}) or fix the labels it trains on")
+                        losses.append([it + 1, loss])
+                        clock.tick()
+                        if (it + 1) % max(1, solver.max_iter // 20) == 0 or it == start:
+                            log.info("iter %d/%d  loss %.4f  lr %.2e", it + 1, solver.max_iter, losses[-1][1],
+                                     step_lr(solver.base_lr, it, solver.stepsize, solver.gamma))
+                        if (it + 1) % solver.snapshot == 0 or it + 1 == solver.max_iter or stop:
+                            snapshot(it + 1)
+                        if stop:
+                            if interrupted["by"] in ENDING:  # the command then prints its one line 'terminated'
+                                log.info("saved a snapshot at iteration %d", it + 1)
+                                raise Terminated
+                            log.info("interrupted: saved a snapshot at iteration %d; %s", it + 1, resume_hint())
+                            raise SystemExit(130)
+                except RuntimeError as e:
+                    if not distributed.peer_lost(e):
+                        raise
+                    raise lost_process(e, losses, start, snapshot) from None
         finally:
             del net  # before the process group goes (see distributed.process_group)
     if distributed.is_main():
         save_checkpoint(out / "model.pth", model, meta or {})
         save_json(out / "loss.json", {"loss": losses})
     return losses, clock.per_second()
+
+
+def lost_process(error, losses, start, snapshot):
+    """The one-line error of a training whose collective failed because another of its torchrun processes is gone
+    (killed, out of memory), after a snapshot of the iterations done since it started or resumed (the failed
+    iteration changed nothing yet: its update comes after its collectives)."""
+    done = losses[-1][0] if losses else start
+    if done > start:
+        snapshot(done)
+    saved = f"saved a snapshot at iteration {done}; " if done > start and distributed.is_main() else ""
+    first = re.sub(r"^\[[^\]]*\.(cc|cpp):\d+\] ", "", (str(error).splitlines() or [""])[0])  # less gloo's source
+    why = first.split(". ")[0][:120]
+    return InputError(f"another torchrun process of this training ended at iteration {done + 1} ({why}); "
+                      f"{saved}{resume_hint()}")
 
 
 @contextlib.contextmanager
@@ -253,7 +274,7 @@ def run_training(stage, model, stream, loss_fn, solver, mults, meta, publish=Non
     """Train, then finish the stage folder; publish(summary) -> summary, if given, runs in between (the first
     process only), once model.pth is written."""
     losses, rate = train_loop(model, stream, loss_fn, solver, mults, stage.out, stage.log, stage.device,
-                              stage.cfg["run"], meta)
+                              stage.cfg["run"], meta, stage.name)
     if distributed.is_main():
         summary = {"final_loss": losses[-1][1] if losses else None, "images": len(stream.make_sample.data),
                    "iterations": solver.max_iter, "iterations_per_s": rate}
