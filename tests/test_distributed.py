@@ -196,6 +196,8 @@ def test_fragments_come_from_torchrun_or_from_n_and_N_not_both(monkeypatch):
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("RANK", "1")
     assert fragment_of({"n": 0, "N": 1}) == (1, 2)
+    assert fragment_of({"n": 0, "N": 2}) == (0, 2)   # WORLD_SIZE set by something else than torchrun: --n/--N
+    monkeypatch.setenv("TORCHELASTIC_RUN_ID", "launch")
     with pytest.raises(InputError, match=r"--n 0 --N 2 under torchrun, whose processes already split the images"):
         fragment_of({"n": 0, "N": 2})   # both processes were fragment 0 of 2: half the images were never made
 

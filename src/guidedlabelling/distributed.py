@@ -103,7 +103,7 @@ def first_then_others(device):
         return
     if not is_main():
         if main_decides(False, device):
-            raise InputError("the first torchrun process stopped with the error above")
+            raise InputError("the first torchrun process stopped (its line is above)")
         yield
         return
     try:
@@ -114,12 +114,13 @@ def first_then_others(device):
     main_decides(False, device)
 
 
+PEER_GONE = ("Connection closed by peer", "Connection reset by peer")  # gloo's words, in a plain RuntimeError
+
+
 def peer_lost(error):
-    """Whether a collective failed because another process of the launch is gone: NCCL's DistError, gloo's closed
-    connection (a plain RuntimeError)."""
-    text = str(error)
-    return dist.is_initialized() and (isinstance(error, dist.DistError) or "Connection closed by peer" in text
-                                      or "Connection reset by peer" in text)
+    """Whether a collective failed because another process of the launch is gone (gloo: its connection closed).
+    NCCL does not say so: its collective waits until its watchdog ends the process."""
+    return dist.is_initialized() and any(words in str(error) for words in PEER_GONE)
 
 
 def barrier():

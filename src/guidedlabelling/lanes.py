@@ -214,6 +214,9 @@ def end(lanes, signum):
             lane.seconds()
 
 
+FOLLOWING = []  # the parent a watcher follows: one per process
+
+
 def follow_parent(parent=None):
     """In a lane's process (parent: the driver, which names itself in GUIDEDLABELLING_LANE_OF) or a torchrun worker
     (parent: torchrun): end with a SIGTERM (saving a snapshot) when that parent dies, even by SIGKILL, and even
@@ -221,8 +224,9 @@ def follow_parent(parent=None):
     dies (prctl PR_SET_PDEATHSIG with SIGCONT, through ctypes: no library of ours wraps it; a SIGTERM would wait for
     a SIGCONT that nothing sends), and the thread then continues the process's workers too."""
     parent = parent or os.environ.pop("GUIDEDLABELLING_LANE_OF", None)
-    if parent is None:
+    if parent is None or FOLLOWING:
         return
+    FOLLOWING.append(parent)
 
     def watch():
         while os.getppid() == int(parent):

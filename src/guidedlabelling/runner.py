@@ -26,7 +26,7 @@ from .fingerprint import EVALUATED, MANIFEST, UPSTREAM, changes, damage, finishe
     has_outputs, output_sizes, outputs_digest, outputs_fingerprint, read_json, recorded, remade, since_made, \
     upstream_digests
 from .inference import pick_device
-from .errors import OVERRIDDEN, listed
+from .errors import OVERRIDDEN, listed, resume_hint
 from .io import Busy, InputError, lock_of, reading, save_json, save_yaml, writing
 from .datasets.builtin import ensure_builtin
 
@@ -289,10 +289,10 @@ def on_by_default(key):
 def fragment_of(run):
     """(n, N) of a run section: the release's --n/--N, or RANK/WORLD_SIZE when started by torchrun (not both:
     every process would be fragment n, and the other fragments' images would never be made)."""
-    if "WORLD_SIZE" in os.environ:
-        if run["N"] != 1 or run["n"] != 0:
-            raise InputError(f"--n {run['n']} --N {run['N']} under torchrun, whose processes already split the "
-                             "images (RANK of WORLD_SIZE); leave out --n/--N, or run the fragments without torchrun")
+    if "TORCHELASTIC_RUN_ID" in os.environ and (run["N"] != 1 or run["n"] != 0):
+        raise InputError(f"--n {run['n']} --N {run['N']} under torchrun, whose processes already split the "
+                         "images (RANK of WORLD_SIZE); leave out --n/--N, or run the fragments without torchrun")
+    if run["N"] == 1 and "WORLD_SIZE" in os.environ:
         return int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
     if not 0 <= run["n"] < run["N"]:
         raise InputError(f"--n {run['n']} --N {run['N']}: need 0 <= n < N")
@@ -431,8 +431,13 @@ def one_launch(out, stage, cfg):
         if distributed.main_decides(busy, device):
             raise InputError(f"{out}: another process is writing or reading it, and a training under torchrun does "
                              "not wait for it; run it again once that is done")
-        yield device
-        distributed.barrier()   # the first process lets the lock go once every process is done with the folder
+        try:
+            yield device
+            distributed.barrier()   # the first process lets the lock go once every process is done with the folder
+        except RuntimeError as e:   # outside the training loop's own handling (training.lost_process)
+            if not distributed.peer_lost(e):
+                raise
+            raise InputError(f"{out}: another torchrun process of this training ended; {resume_hint()}") from None
 
 
 def close_logger(log):
