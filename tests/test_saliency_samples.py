@@ -314,15 +314,17 @@ def test_balanced_loss_stays_finite_when_the_scores_are_float16():
 def test_resuming_another_solvers_snapshot_is_a_one_line_error(tmp_path):
     from guidedlabelling.io import save_checkpoint
     from guidedlabelling.solver import CaffeAdam, CaffeSGD
+    from guidedlabelling.precision import grad_scaler
     from guidedlabelling.training import resume
+    scaler = grad_scaler(torch.device("cpu"), "none")
     model = torch.nn.Linear(2, 2)
     sgd = CaffeSGD(model.parameters(), lr=0.1)
     model(torch.ones(1, 2)).sum().backward()
     sgd.step()
     save_checkpoint(tmp_path / "snapshot_iter_1.pth", model, {"losses": []}, sgd, 1)
     with pytest.raises(InputError, match="solver_type"):
-        resume(tmp_path, model, CaffeAdam(model.parameters(), lr=0.1), logging.getLogger("t"))
-    assert resume(tmp_path, model, CaffeSGD(model.parameters(), lr=0.1), logging.getLogger("t"))[0] == 1
+        resume(tmp_path, model, CaffeAdam(model.parameters(), lr=0.1), scaler, "none", logging.getLogger("t"))
+    assert resume(tmp_path, model, CaffeSGD(model.parameters(), lr=0.1), scaler, "none", logging.getLogger("t"))[0] == 1
 
 
 @pytest.mark.parametrize("mult", [1.0, 10.0])
