@@ -54,7 +54,11 @@ FAKE_LANE = textwrap.dedent("""
     with open(log, "a") as f:
         f.write(f"pid {','.join(steps)} {os.getpid()}\\n")
     for step in steps:
-        time.sleep(plan[step][0])
+        # in slices, as a lane's main thread returns to Python between operations: a signal taken as Linux restarts
+        # a sleep that a stop interrupted (Ctrl-Z, then fg or kill) lets it run on, and Python's handler waits
+        until = time.monotonic() + plan[step][0]
+        while (left := until - time.monotonic()) > 0:
+            time.sleep(min(left, 0.25))
         if plan[step][1]:
             print(f"error: {step} failed", file=sys.stderr)
             sys.exit(plan[step][1])

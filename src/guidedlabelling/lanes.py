@@ -232,6 +232,9 @@ def follow_parent(parent=None):
         while os.getppid() == int(parent):
             time.sleep(POLL_S)
         os.killpg(0, signal.SIGCONT)  # the lane's workers, stopped with it by a Ctrl-Z
+        # a signal taken as Linux restarts the system call a stop interrupted lets the call run on (a sleep, a
+        # wait: Python's handler waits for its end), so the SIGTERM comes once the continued threads are back in it
+        time.sleep(POLL_S)
         os.kill(os.getpid(), signal.SIGTERM)
     if sys.platform.startswith("linux"):
         import ctypes
