@@ -191,9 +191,9 @@ def test_cudnn_tunes_cuda_trainings_only_and_the_flag_is_restored():
 
 
 
-def test_an_fp16_training_stopped_at_a_snapshot_resumes_as_if_never_stopped(tmp_path, caplog):
+def test_an_fp16_training_stopped_at_a_snapshot_resumes_as_if_never_stopped(tmp_path):
     """fp16's loss scale (which the first steps' overflows halve) is in the snapshot: 3 + 3 iterations give the
-    parameters of 6 in one go, and the resume says which precision trained so far when this run's differs."""
+    parameters of 6 in one go."""
     def run(name, iterations, amp="fp16"):
         model = train_start()
         solver = Solver(0.01, iterations, 1000, 4, 0, 3, clip_gradients=5)
@@ -209,8 +209,3 @@ def test_an_fp16_training_stopped_at_a_snapshot_resumes_as_if_never_stopped(tmp_
     resumed = run("stopped", 6)
     for a, b in zip(whole.parameters(), resumed.parameters()):
         assert torch.equal(a, b)
-    (tmp_path / "stopped" / "snapshot_iter_6.pth").unlink()
-    with caplog.at_level(logging.INFO, logger="test_amp"):
-        run("stopped", 6, amp="none")
-    assert "resuming at iteration 3" in caplog.text
-    assert "(trained so far with amp fp16; this run: amp none)" in caplog.text

@@ -5,12 +5,15 @@ import resource
 import signal
 import subprocess
 import sys
+import threading
 import time
+import weakref
 from pathlib import Path
 
 import pytest
 
 from conftest import ROOT, own_args, stage_folders
+from guidedlabelling import cli
 
 
 def start(*cmd, **kwargs):
@@ -190,6 +193,35 @@ def test_a_signal_while_workers_start_is_not_lost(delay):
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130 and err == "interrupted; rerun the same command to resume\n", err
+
+
+def test_a_signal_another_thread_takes_in_a_callback_while_workers_start_is_raised_after():
+    """The case CI met: while workers start, Python's handler ran inside a weak reference's callback, where the
+    KeyboardInterrupt is printed as ignored and lost. A signal mask did not keep it out: another thread of the
+    command (torch's, a queue's) took the signal. Now the handler holds it, and it is raised once they started."""
+    wake = threading.Event()
+    other = threading.Thread(target=wake.wait)   # a thread started before, which would take the signal
+    other.start()
+    ran = []
+
+    def callback(ref):
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.2)   # the signal has been taken (by whichever thread); Python's handler runs next, in here
+        ran.append("all of it")
+
+    class Thing:
+        pass
+    thing = Thing()
+    ref = weakref.ref(thing, callback)
+    try:
+        with cli.handling((signal.SIGINT,), signal.default_int_handler), pytest.raises(KeyboardInterrupt):
+            with cli.workers_starting():
+                del thing   # the callback runs
+            ran.append("after the workers started")
+    finally:
+        wake.set()
+        other.join()
+    assert ref() is None and ran == ["all of it"]
 
 
 @pytest.mark.parametrize("command", [POOL_COMMAND, LOADER_COMMAND], ids=["pool", "data_loader"])

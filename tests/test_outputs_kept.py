@@ -1,5 +1,7 @@
 """A stage command given bad input stops before it touches a finished folder: its outputs stay as they were, and
 a folder it did not make is never removed (a review found each of these cleared, then the error)."""
+import json
+
 import pytest
 import torch
 
@@ -81,3 +83,25 @@ def test_a_folder_reused_from_another_precision_says_so(own, command):
     assert ", made on cpu with amp bf16 (this run: cpu, amp none) (--overridecache recomputes)" in out
     code, out, err = command("seed_train", *own_args(own), "--set", "amp=bf16")
     assert code == 0 and "up to date in" in out and "made on" not in out, out + err
+
+
+def test_a_resume_in_another_precision_says_the_folder_holds_both(own, command, heatmaps):
+    """Heatmaps stopped midway in float32 and resumed in bf16: the resume says so, done.json names both, and a
+    float32 rerun that reuses the folder says what made it; --overridecache makes them all in one precision."""
+    folder, before = heatmaps
+    for name in ("done.json", "c.mat", "d.mat", "cls_res.mat"):   # as a run stopped after two images leaves it
+        (folder / name).unlink()
+    code, out, err = command("seed_heatmaps", *own_args(own), "--set", "amp=bf16")
+    assert code == 0, out + err
+    assert f"{folder}: resuming outputs made on cpu with amp none; this run makes the rest on cpu with amp bf16 " \
+           "(--overridecache makes them all so)" in out
+    float32, bf16 = {"device": "cpu", "amp": "none"}, {"device": "cpu", "amp": "bf16"}
+    done = json.loads((folder / "done.json").read_text())
+    assert done["made_with"] == [float32, bf16]
+    assert all((folder / name).read_bytes() == before[name] for name in ("a.mat", "b.mat"))  # kept, not remade
+    code, out, err = command("seed_heatmaps", *own_args(own))
+    assert code == 0 and "made on cpu with amp none, then on cpu with amp bf16 (this run: cpu, amp none)" in out, \
+        out + err
+    code, out, err = command("seed_heatmaps", *own_args(own), "--set", "amp=bf16", "--overridecache")
+    assert code == 0 and "resuming" not in out, out + err
+    assert json.loads((folder / "done.json").read_text())["made_with"] == bf16

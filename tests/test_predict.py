@@ -186,6 +186,17 @@ def test_a_file_as_out_dir_is_one_line_naming_that_file_and_the_flag(model, phot
         "a file stands where a folder is needed; move it away or choose another output folder (--out_dir)")
 
 
+def test_predict_under_torchrun_is_one_line(model, photos, tmp_path):
+    """Each of torchrun's processes predicted every image, one after another (the folder's lock): no gain, and no
+    word on why; it is refused before any work."""
+    proc = subprocess.run([sys.executable, str(ROOT / "src/predict.py"), str(photos), "--model", str(model),
+                           "--out_dir", str(tmp_path / "preds"), "--config", "smoke"], cwd=ROOT, capture_output=True,
+                          text=True, env=dict(os.environ, TORCHELASTIC_RUN_ID="launch", WORLD_SIZE="2", RANK="0"))
+    assert proc.returncode == 2 and proc.stderr == "error: ./src/predict.py under torchrun: it runs in one process; " \
+        "run it without torchrun (on a GPU of your choice: --device cuda:N)\n"
+    assert not (tmp_path / "preds").exists()
+
+
 @pytest.mark.parametrize("flag, value, problem", [("--size", "-5", "must be at least 1"),
                                                   ("--size", "0", "must be at least 1"),
                                                   ("--input_size", "-5", "must be at least 1"),

@@ -323,8 +323,8 @@ def test_resuming_another_solvers_snapshot_is_a_one_line_error(tmp_path):
     sgd.step()
     save_checkpoint(tmp_path / "snapshot_iter_1.pth", model, {"losses": []}, sgd, 1)
     with pytest.raises(InputError, match="solver_type"):
-        resume(tmp_path, model, CaffeAdam(model.parameters(), lr=0.1), scaler, "none", logging.getLogger("t"))
-    assert resume(tmp_path, model, CaffeSGD(model.parameters(), lr=0.1), scaler, "none", logging.getLogger("t"))[0] == 1
+        resume(tmp_path, model, CaffeAdam(model.parameters(), lr=0.1), scaler, logging.getLogger("t"))
+    assert resume(tmp_path, model, CaffeSGD(model.parameters(), lr=0.1), scaler, logging.getLogger("t"))[0] == 1
 
 
 @pytest.mark.parametrize("mult", [1.0, 10.0])

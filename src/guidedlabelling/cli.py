@@ -9,6 +9,7 @@ import importlib
 import os
 import signal
 import sys
+import threading
 import traceback
 
 from .errors import OVERRIDDEN, InputError, os_error_message, resume_hint
@@ -28,16 +29,48 @@ def terminate(signum, frame, command_pid=os.getpid()):
     raise Terminated
 
 
+STARTING = {}  # the command's handlers, replaced by hold while worker processes start (workers_starting)
+HELD = []      # the signals that came meanwhile
+
+
+def hold(signum, frame):
+    HELD.append(signum)
+
+
 @contextlib.contextmanager
 def workers_starting():
-    """Ctrl-C and the ending signals held while worker processes start (a DataLoader's iterator, a Pool): one
-    that arrived in the fork's callbacks (logging's lock release) was printed as ignored and lost, the command
-    running on. Held, it is delivered once the workers run; the workers start with it unheld."""
-    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, *ENDING})
+    """Ctrl-C and the ending signals held while worker processes start (a DataLoader's iterator, a Pool): one that
+    came there was raised inside a callback (the fork's, a weak reference's), printed as ignored and lost, the
+    command running on. A signal mask did not hold it: another thread of the command takes it, and Python's
+    handler still runs in the main thread. Held, the first is raised here once the workers run; a forked worker
+    starts with the command's handlers (take_back_handlers)."""
+    if threading.current_thread() is not threading.main_thread():  # Python runs handlers in the main thread only
+        yield
+        return
+    STARTING.update({sig: signal.signal(sig, hold) for sig in (signal.SIGINT, *ENDING)
+                     if signal.getsignal(sig) is not None})  # (None: a handler not set from Python)
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+        handlers, held = dict(STARTING), HELD[:1]
+        take_back_handlers()
+        for signum in held:
+            if callable(handlers[signum]):
+                handlers[signum](signum, None)
+            else:  # SIG_DFL: its action; SIG_IGN: nothing
+                signal.raise_signal(signum)
+
+
+def take_back_handlers():
+    """The command's handlers again: once workers have started, and in a worker forked meanwhile (hold would keep
+    a SIGTERM, a pool's end, from ending it)."""
+    for sig, handler in STARTING.items():
+        signal.signal(sig, handler)
+    STARTING.clear()
+    HELD.clear()
+
+
+os.register_at_fork(after_in_child=take_back_handlers)
 
 
 @contextlib.contextmanager
@@ -49,9 +82,6 @@ def handling(signals, handler):
     finally:
         for sig, former in previous.items():
             signal.signal(sig, former)
-
-
-os.register_at_fork(after_in_child=lambda: signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, *ENDING}))
 
 
 def quiet_loader_worker(worker_id=None):

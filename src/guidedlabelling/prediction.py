@@ -11,6 +11,7 @@ the run does not name is an error, as is one holding files predict did not make)
 take turns (its .predict.lock).
 """
 import argparse
+import os
 from pathlib import Path
 
 import numpy as np
@@ -216,6 +217,9 @@ def parse(argv=None):
 def main(argv=None):
     """./src/predict.py: errors end in one line (cli.py)."""
     args = parse(argv)
+    if "TORCHELASTIC_RUN_ID" in os.environ:  # its processes would each predict every image, one after the other
+        raise InputError("./src/predict.py under torchrun: it runs in one process; run it without torchrun (on a "
+                         "GPU of your choice: --device cuda:N)")
     meta = load_checkpoint(model_file(args.model), expect={"kind": "segmentation"})["meta"]
     config, note = test_preset(meta, args.config)
     if note:

@@ -51,8 +51,10 @@ class Stage:
 
     @property
     def made_with(self):
-        """This run's device type and precision, for a stage that runs networks (made_with below)."""
-        return made_with(self.name, self.cfg)
+        """The device type and precision that made the outputs, for a stage that runs networks (made_with below):
+        this run's, or the list of those of the runs that made them where a resumed run changed them."""
+        made = (recorded(self.out) or {}).get("made_with") or [made_with(self.name, self.cfg)]
+        return made[0] if len(made) == 1 else made
 
     def dataset(self, split):
         """A split the stage reads (reads(cfg, given) of its module), as the preflight opened it."""
@@ -109,7 +111,12 @@ def made_otherwise(stage, out, cfg):
     now = made_with(stage, cfg)
     if not made or made == now:
         return ""
-    return f", made on {made['device']} with amp {made['amp']} (this run: {now['device']}, amp {now['amp']})"
+    return f", made {described(made)} (this run: {now['device']}, amp {now['amp']})"
+
+
+def described(made):
+    """'on cpu with amp none' of a made_with, 'on cpu with amp none, then on cuda with amp bf16' of a list."""
+    return ", then ".join(f"on {m['device']} with amp {m['amp']}" for m in (made if isinstance(made, list) else [made]))
 
 
 def ensure_data(cfg):
@@ -161,13 +168,14 @@ def remove_leftovers(out):
             shutil.rmtree(leftover, ignore_errors=True)
 
 
-def check_cache(out, stage_cfg, override, manifest, alone=True, rescore=False, folder_flag="--out_root"):
+def check_cache(out, stage_cfg, override, manifest, alone=True, rescore=False, folder_flag="--out_root", made=None):
     """An output folder belongs to one config and one content of its inputs (manifest: {"fingerprint",
     "inputs", "upstream"}), recorded in it before any output. Reruns with both resume; other settings must
     choose another folder; other inputs clear the folder's outputs, saying what changed (a folder shared by
     several fragments is not cleared: that is an error). With `rescore` (a per-image stage drawing no panels),
     a folder whose only changed inputs are files it scores with, and whose outputs are whole, keeps its
-    per-image files and scores them again. Returns whether it removed the folder's contents."""
+    per-image files and scores them again. made: this run's made_with, recorded with the manifest beside those
+    of the runs that began the outputs it resumes. Returns whether it removed the folder's contents."""
     stored = out / "config.yaml"
     remove_leftovers(out)
     cleared = override and out.exists()
@@ -192,7 +200,9 @@ def check_cache(out, stage_cfg, override, manifest, alone=True, rescore=False, f
         why = since_made(again, record["inputs"], manifest["inputs"])
     elif finished_fingerprint(out) is not None:
         why = damage(out)
-    if why and rescore and changed and all(k.startswith(EVALUATED) for k in changed) and damage(out) is None:
+    scored_again = why and rescore and changed and all(k.startswith(EVALUATED) for k in changed) \
+        and damage(out) is None
+    if scored_again:
         print(f"{out}: {why}; scoring its outputs again")
         (out / "done.json").unlink(missing_ok=True)
         shutil.rmtree(out / "vis", ignore_errors=True)  # panels of an earlier --vis run show the former mask
@@ -205,8 +215,23 @@ def check_cache(out, stage_cfg, override, manifest, alone=True, rescore=False, f
         cleared = True
     out.mkdir(parents=True, exist_ok=True)
     save_yaml(stored, stage_cfg)
-    save_json(out / MANIFEST, manifest)
+    save_json(out / MANIFEST, manifest | made_by(out, record, made, scored_again))
     return cleared
+
+
+def made_by(out, record, made, rescored):
+    """{"made_with": [...]}: the device types and precisions of the runs that made the outputs this run resumes,
+    and this run's `made` unless it only scores them again (`rescored`); {} for a stage that runs no network. A
+    resume on another device or in another precision says that the folder will hold outputs of both."""
+    if made is None:
+        return {}
+    before = ((record or {}).get("made_with") or []) if has_outputs(out) else []
+    if made in before or rescored and before:
+        return {"made_with": before}
+    if before:
+        print(f"{out}: resuming outputs made {described(before)}; this run makes the rest on {made['device']} with "
+              f"amp {made['amp']} (--overridecache makes them all so)")
+    return {"made_with": before + [made]}
 
 
 def refuse_foreign(out):
@@ -397,7 +422,7 @@ def reuse_or_make(stage, args, cfg, preset, out, checked, alone):
                 fresh = not out.exists()
                 rescore = bool(pipeline.BY_NAME[stage].per_image) and not cfg["run"]["vis"]  # panels show labels
                 fresh = check_cache(out, stage_cfg, cfg["run"]["overridecache"], manifest, alone, rescore,
-                                    "--out_dir" if args.out_dir else "--out_root") or fresh
+                                    "--out_dir" if args.out_dir else "--out_root", made_with(stage, cfg)) or fresh
             log = make_logger(out)
             current = Stage(stage, cfg, preset, out, args, log, checked, manifest["fingerprint"],
                             outputs_fingerprint(inputs))

@@ -41,7 +41,7 @@ def train_loop(model, stream, loss_fn, solver, mults, out, log, device, run, met
     scaler = P.grad_scaler(device, run["amp"])
     clock = Rate()
     with distributed.process_group(device), autotuned(device, run["cudnn_benchmark"]):
-        start, losses = resume(out, model, sgd, scaler, run["amp"], log)
+        start, losses = resume(out, model, sgd, scaler, log)
         distributed.check_same_everywhere(start, device, f"the snapshot to resume from in {out}")
         net = distributed.wrap(model, device)
         loader = torch.utils.data.DataLoader(stream, batch_size=local,
@@ -154,7 +154,7 @@ def sgd_step(net, batch, loss_fn, sgd, scaler, amp, dropout, interrupted):
     return loss, stop
 
 
-def resume(out, model, sgd, scaler, amp, log):
+def resume(out, model, sgd, scaler, log):
     """(first iteration, losses so far) from the latest snapshot in `out`, loaded into model, solver and fp16's loss
     scaler (without its scale, a resumed fp16 training would not continue as one that was not stopped)."""
     snaps = snapshots(out)
@@ -172,9 +172,7 @@ def resume(out, model, sgd, scaler, amp, log):
                          f"layers ({e}); delete the snapshots in {out} or train with the settings that made them")
     if state["meta"].get("grad_scaler") and scaler.is_enabled():
         scaler.load_state_dict(state["meta"]["grad_scaler"])
-    made = state["meta"].get("amp")
-    other = f" (trained so far with amp {made}; this run: amp {amp})" if made and made != amp else ""
-    log.info("resuming at iteration %d from %s%s", state["iteration"], snaps[-1], other)
+    log.info("resuming at iteration %d from %s", state["iteration"], snaps[-1])
     return state["iteration"], [list(x) for x in state["meta"]["losses"]]
 
 
