@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from guidedlabelling import cli
+from guidedlabelling.errors import OVERRIDDEN
 from guidedlabelling.store import ENV as STORE_ENV
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -116,6 +117,7 @@ def command(capsys):
             sys.argv = old_argv
             for sig, handler in handlers.items():
                 signal.signal(sig, handler)
+            OVERRIDDEN.clear()  # what the command cleared for --overridecache (resume_hint reads it) ends with it
         out = capsys.readouterr()
         return code, out.out, out.err
     return run

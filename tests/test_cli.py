@@ -224,6 +224,21 @@ def test_a_signal_another_thread_takes_in_a_callback_while_workers_start_is_rais
     assert ref() is None and ran == ["all of it"]
 
 
+def test_workers_starting_nested_or_forked_leaves_the_command_s_handlers():
+    """An inner workers_starting leaves the outer's hold in place, and the outer's end takes the command's handler
+    back (the inner one had restored hold for good); a process forked meanwhile starts with the command's."""
+    with cli.handling((signal.SIGINT,), signal.default_int_handler):
+        with cli.workers_starting():
+            with cli.workers_starting():
+                pass
+            assert signal.getsignal(signal.SIGINT) is cli.hold
+            pid = os.fork()
+            if pid == 0:
+                os._exit(0 if signal.getsignal(signal.SIGINT) is signal.default_int_handler else 1)
+            assert os.waitpid(pid, 0)[1] == 0
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler and not cli.STARTING
+
+
 @pytest.mark.parametrize("command", [POOL_COMMAND, LOADER_COMMAND], ids=["pool", "data_loader"])
 @pytest.mark.parametrize("sig, code, line", [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")])
 def test_a_signal_to_the_process_group_during_workers_is_one_line(command, sig, code, line):

@@ -43,17 +43,23 @@ def workers_starting():
     came there was raised inside a callback (the fork's, a weak reference's), printed as ignored and lost, the
     command running on. A signal mask did not hold it: another thread of the command takes it, and Python's
     handler still runs in the main thread. Held, the first is raised here once the workers run; a forked worker
-    starts with the command's handlers (take_back_handlers)."""
-    if threading.current_thread() is not threading.main_thread():  # Python runs handlers in the main thread only
+    starts with the command's handlers (in_forked_worker)."""
+    # Python runs handlers in the main thread only; STARTING: an outer call holds them already
+    if threading.current_thread() is not threading.main_thread() or STARTING:
         yield
         return
-    STARTING.update({sig: signal.signal(sig, hold) for sig in (signal.SIGINT, *ENDING)
-                     if signal.getsignal(sig) is not None})  # (None: a handler not set from Python)
     try:
+        for sig in (signal.SIGINT, *ENDING):
+            if signal.getsignal(sig) is not None:  # (None: a handler not set from Python)
+                STARTING[sig] = signal.signal(sig, hold)
         yield
     finally:
-        handlers, held = dict(STARTING), HELD[:1]
-        take_back_handlers()
+        handlers = dict(STARTING)
+        try:
+            take_back_handlers()
+        finally:
+            take_back_handlers()  # what is left where a handler taken back raised first, for a signal then pending
+            held, HELD[:] = HELD[:1], []
         for signum in held:
             if callable(handlers[signum]):
                 handlers[signum](signum, None)
@@ -62,15 +68,21 @@ def workers_starting():
 
 
 def take_back_handlers():
-    """The command's handlers again: once workers have started, and in a worker forked meanwhile (hold would keep
-    a SIGTERM, a pool's end, from ending it)."""
-    for sig, handler in STARTING.items():
-        signal.signal(sig, handler)
-    STARTING.clear()
+    """The command's handlers again. signal.signal first runs the handler of a signal pending, which may raise: the
+    handlers not yet taken back stay in STARTING."""
+    for sig in list(STARTING):
+        signal.signal(sig, STARTING[sig])
+        del STARTING[sig]
+
+
+def in_forked_worker():
+    """A worker forked while workers start takes the command's handlers back (hold would keep a SIGTERM, a pool's
+    end, from ending it)."""
+    take_back_handlers()
     HELD.clear()
 
 
-os.register_at_fork(after_in_child=take_back_handlers)
+os.register_at_fork(after_in_child=in_forked_worker)
 
 
 @contextlib.contextmanager

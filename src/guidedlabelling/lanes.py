@@ -200,10 +200,13 @@ def end(lanes, signum):
     them, deaf to a second Ctrl-C meanwhile; kill those that take longer than STOP_WAIT_S, with their workers."""
     lanes = [lane for lane in lanes if lane.process.returncode is None]
     with handling((signal.SIGINT, signal.SIGTSTP, *ENDING), signal.SIG_IGN):
+        # a stopped lane continues first: a signal taken as its threads resume lets the system call a stop
+        # interrupted run on (follow_parent), and its command would answer at the call's end
+        signal_groups([lane.process.pid for lane in lanes], signal.SIGCONT)
+        time.sleep(POLL_S)
         for lane in lanes:
             if lane.process.poll() is None:
                 lane.process.send_signal(signum)
-        signal_groups([lane.process.pid for lane in lanes], signal.SIGCONT)  # a stopped lane answers it then
         deadline = time.monotonic() + STOP_WAIT_S
         for lane in lanes:
             try:

@@ -217,7 +217,8 @@ def parse(argv=None):
 def main(argv=None):
     """./src/predict.py: errors end in one line (cli.py)."""
     args = parse(argv)
-    if "TORCHELASTIC_RUN_ID" in os.environ:  # its processes would each predict every image, one after the other
+    if "TORCHELASTIC_RUN_ID" in os.environ and int(os.environ.get("WORLD_SIZE", "1")) > 1:  # each process would
+        # predict every image, one after the other
         raise InputError("./src/predict.py under torchrun: it runs in one process; run it without torchrun (on a "
                          "GPU of your choice: --device cuda:N)")
     meta = load_checkpoint(model_file(args.model), expect={"kind": "segmentation"})["meta"]

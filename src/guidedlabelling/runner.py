@@ -202,6 +202,7 @@ def check_cache(out, stage_cfg, override, manifest, alone=True, rescore=False, f
         why = damage(out)
     scored_again = why and rescore and changed and all(k.startswith(EVALUATED) for k in changed) \
         and damage(out) is None
+    rescored = scored_again and finished_fingerprint(out) is not None  # whole: this run makes none of them
     if scored_again:
         print(f"{out}: {why}; scoring its outputs again")
         (out / "done.json").unlink(missing_ok=True)
@@ -215,11 +216,11 @@ def check_cache(out, stage_cfg, override, manifest, alone=True, rescore=False, f
         cleared = True
     out.mkdir(parents=True, exist_ok=True)
     save_yaml(stored, stage_cfg)
-    save_json(out / MANIFEST, manifest | made_by(out, record, made, scored_again))
+    save_json(out / MANIFEST, manifest | made_by(out, record, made, rescored, alone))
     return cleared
 
 
-def made_by(out, record, made, rescored):
+def made_by(out, record, made, rescored, alone):
     """{"made_with": [...]}: the device types and precisions of the runs that made the outputs this run resumes,
     and this run's `made` unless it only scores them again (`rescored`); {} for a stage that runs no network. A
     resume on another device or in another precision says that the folder will hold outputs of both."""
@@ -229,8 +230,9 @@ def made_by(out, record, made, rescored):
     if made in before or rescored and before:
         return {"made_with": before}
     if before:
+        remake = "--overridecache makes" if alone else "removing the folder first makes"  # (refused with several)
         print(f"{out}: resuming outputs made {described(before)}; this run makes the rest on {made['device']} with "
-              f"amp {made['amp']} (--overridecache makes them all so)")
+              f"amp {made['amp']} ({remake} them all so)")
     return {"made_with": before + [made]}
 
 
