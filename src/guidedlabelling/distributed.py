@@ -17,6 +17,11 @@ def world_size():
     return int(os.environ.get("WORLD_SIZE", 1))
 
 
+def under_torchrun():
+    """Whether torchrun itself started this process (WORLD_SIZE alone may come from elsewhere)."""
+    return "TORCHELASTIC_RUN_ID" in os.environ
+
+
 def rank():
     return int(os.environ.get("RANK", 0))
 

@@ -199,6 +199,8 @@ def end(lanes, signum):
     """Send the lanes still running `signum` (they save a snapshot and end, as their commands do) and wait for
     them, deaf to a second Ctrl-C meanwhile; kill those that take longer than STOP_WAIT_S, with their workers."""
     lanes = [lane for lane in lanes if lane.process.returncode is None]
+    if not lanes:
+        return
     with handling((signal.SIGINT, signal.SIGTSTP, *ENDING), signal.SIG_IGN):
         # a stopped lane continues first: a signal taken as its threads resume lets the system call a stop
         # interrupted run on (follow_parent), and its command would answer at the call's end

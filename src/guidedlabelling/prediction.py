@@ -11,13 +11,13 @@ the run does not name is an error, as is one holding files predict did not make)
 take turns (its .predict.lock).
 """
 import argparse
-import os
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 
+from . import distributed
 from . import transforms as T
 from .checks import NON_NEGATIVE, POSITIVE, argument, between
 from .config import CONFIGS, resolve
@@ -217,8 +217,7 @@ def parse(argv=None):
 def main(argv=None):
     """./src/predict.py: errors end in one line (cli.py)."""
     args = parse(argv)
-    if "TORCHELASTIC_RUN_ID" in os.environ and int(os.environ.get("WORLD_SIZE", "1")) > 1:  # each process would
-        # predict every image, one after the other
+    if distributed.under_torchrun() and distributed.world_size() > 1:  # each would predict every image, in turn
         raise InputError("./src/predict.py under torchrun: it runs in one process; run it without torchrun (on a "
                          "GPU of your choice: --device cuda:N)")
     meta = load_checkpoint(model_file(args.model), expect={"kind": "segmentation"})["meta"]

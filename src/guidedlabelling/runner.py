@@ -316,7 +316,7 @@ def on_by_default(key):
 def fragment_of(run):
     """(n, N) of a run section: the release's --n/--N, or RANK/WORLD_SIZE when started by torchrun (not both:
     every process would be fragment n, and the other fragments' images would never be made)."""
-    if "TORCHELASTIC_RUN_ID" in os.environ and (run["N"] != 1 or run["n"] != 0):
+    if distributed.under_torchrun() and (run["N"] != 1 or run["n"] != 0):
         raise InputError(f"--n {run['n']} --N {run['N']} under torchrun, whose processes already split the "
                          "images (RANK of WORLD_SIZE); leave out --n/--N, or run the fragments without torchrun")
     if run["N"] == 1 and "WORLD_SIZE" in os.environ:
@@ -370,7 +370,7 @@ def main(stage, argv=None, opened=None):
     """Run one stage as a command; returns its output folder. Errors propagate (cli.py reports them).
     opened: the datasets a driver's preflight opened (preflight.Opened), reused instead of opened again."""
     args, cfg, preset, out = resolve(stage, argv)
-    if "TORCHELASTIC_RUN_ID" in os.environ:  # a torchrun worker: it ends with torchrun (a kill -9 left it training)
+    if distributed.under_torchrun():  # a torchrun worker: it ends with torchrun (a kill -9 left it training)
         lanes.follow_parent(os.getppid())
     use_threads(cfg["run"]["threads"])
     processes = fragment_of(cfg["run"])[1]
