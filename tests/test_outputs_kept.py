@@ -86,15 +86,17 @@ def test_a_folder_reused_from_another_precision_says_so(own, command):
 
 
 def test_a_resume_in_another_precision_says_the_folder_holds_both(own, command, heatmaps):
-    """Heatmaps stopped midway in float32 and resumed in bf16: the resume says so, done.json names both, and a
-    float32 rerun that reuses the folder says what made it; --overridecache makes them all in one precision."""
+    """Heatmaps stopped midway in float32 and resumed in bf16: the resume says so (in its log.txt too), done.json
+    names both, and a float32 rerun that reuses the folder says what made it; --overridecache makes them all in one
+    precision."""
     folder, before = heatmaps
     for name in ("done.json", "c.mat", "d.mat", "cls_res.mat"):   # as a run stopped after two images leaves it
         (folder / name).unlink()
     code, out, err = command("seed_heatmaps", *own_args(own), "--set", "amp=bf16")
     assert code == 0, out + err
-    assert f"{folder}: resuming outputs made on cpu with amp none; this run makes the rest on cpu with amp bf16 " \
-           "(--overridecache makes them all so)" in out
+    note = f"{folder}: resuming outputs made on cpu with amp none; this run makes the rest on cpu with amp bf16 " \
+           "(--overridecache makes them all so)"
+    assert note in out and note in (folder / "log.txt").read_text()   # kept with the folder too
     float32, bf16 = {"device": "cpu", "amp": "none"}, {"device": "cpu", "amp": "bf16"}
     done = json.loads((folder / "done.json").read_text())
     assert done["made_with"] == [float32, bf16]

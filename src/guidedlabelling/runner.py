@@ -168,14 +168,16 @@ def remove_leftovers(out):
             shutil.rmtree(leftover, ignore_errors=True)
 
 
-def check_cache(out, stage_cfg, override, manifest, alone=True, rescore=False, folder_flag="--out_root", made=None):
+def check_cache(out, stage_cfg, override, manifest, alone=True, rescore=False, folder_flag="--out_root", made=None,
+                say=print):
     """An output folder belongs to one config and one content of its inputs (manifest: {"fingerprint",
     "inputs", "upstream"}), recorded in it before any output. Reruns with both resume; other settings must
     choose another folder; other inputs clear the folder's outputs, saying what changed (a folder shared by
     several fragments is not cleared: that is an error). With `rescore` (a per-image stage drawing no panels),
     a folder whose only changed inputs are files it scores with, and whose outputs are whole, keeps its
     per-image files and scores them again. made: this run's made_with, recorded with the manifest beside those
-    of the runs that began the outputs it resumes. Returns whether it removed the folder's contents."""
+    of the runs that began the outputs it resumes. say: where its notes go (the stage's log once it has one).
+    Returns whether it removed the folder's contents."""
     stored = out / "config.yaml"
     remove_leftovers(out)
     cleared = override and out.exists()
@@ -204,23 +206,23 @@ def check_cache(out, stage_cfg, override, manifest, alone=True, rescore=False, f
         and damage(out) is None
     rescored = scored_again and finished_fingerprint(out) is not None  # whole: this run makes none of them
     if scored_again:
-        print(f"{out}: {why}; scoring its outputs again")
+        say(f"{out}: {why}; scoring its outputs again")
         (out / "done.json").unlink(missing_ok=True)
         shutil.rmtree(out / "vis", ignore_errors=True)  # panels of an earlier --vis run show the former mask
     elif why:
         if not alone:
             raise InputError(f"{out}: {why}; run one process (no --n/--N, no torchrun) to recompute it, or remove "
                              "the folder first")
-        print(f"{out}: {why}; recomputing it")
+        say(f"{out}: {why}; recomputing it")
         clear(out)
         cleared = True
     out.mkdir(parents=True, exist_ok=True)
     save_yaml(stored, stage_cfg)
-    save_json(out / MANIFEST, manifest | made_by(out, record, made, rescored, alone))
+    save_json(out / MANIFEST, manifest | made_by(out, record, made, rescored, alone, say))
     return cleared
 
 
-def made_by(out, record, made, rescored, alone):
+def made_by(out, record, made, rescored, alone, say):
     """{"made_with": [...]}: the device types and precisions of the runs that made the outputs this run resumes,
     and this run's `made` unless it only scores them again (`rescored`); {} for a stage that runs no network. A
     resume on another device or in another precision says that the folder will hold outputs of both."""
@@ -231,7 +233,7 @@ def made_by(out, record, made, rescored, alone):
         return {"made_with": before}
     if before:
         remake = "--overridecache makes" if alone else "removing the folder first makes"  # (refused with several)
-        print(f"{out}: resuming outputs made {described(before)}; this run makes the rest on {made['device']} with "
+        say(f"{out}: resuming outputs made {described(before)}; this run makes the rest on {made['device']} with "
               f"amp {made['amp']} ({remake} them all so)")
     return {"made_with": before + [made]}
 
@@ -408,7 +410,7 @@ def reuse_or_make(stage, args, cfg, preset, out, checked, alone):
     one_folder = one_launch(out, stage, cfg) if stage in pipeline.TRAINERS.values() and not alone else \
         writing(out, stage, shared=not alone)  # another process making it: wait, then reuse it
     with one_folder as device:
-        fresh, log = False, None
+        fresh, log, notes = False, None, []
         try:
             with distributed.first_then_others(device):  # a launch's first process checks and records the folder
                 refuse_foreign(out)   # under the lock: another process's folder is never seen half made
@@ -424,8 +426,11 @@ def reuse_or_make(stage, args, cfg, preset, out, checked, alone):
                 fresh = not out.exists()
                 rescore = bool(pipeline.BY_NAME[stage].per_image) and not cfg["run"]["vis"]  # panels show labels
                 fresh = check_cache(out, stage_cfg, cfg["run"]["overridecache"], manifest, alone, rescore,
-                                    "--out_dir" if args.out_dir else "--out_root", made_with(stage, cfg)) or fresh
+                                    "--out_dir" if args.out_dir else "--out_root", made_with(stage, cfg),
+                                    notes.append) or fresh
             log = make_logger(out)
+            for note in notes:  # why the folder was cleared or is resumed, kept in its log.txt too
+                log.info(note)
             current = Stage(stage, cfg, preset, out, args, log, checked, manifest["fingerprint"],
                             outputs_fingerprint(inputs))
             if alone:  # temp files left by a killed run are never outputs
