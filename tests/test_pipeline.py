@@ -3,6 +3,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -107,14 +108,22 @@ def test_every_command_has_help(script):
 
 
 def test_two_fragments_give_the_same_files_as_one_run(smoke, tmp_path):
+    """Fragments --n 0 and 1 of --N 2 write the files of one run; a fragment removes the temp files that killed
+    runs left, where they are an hour old."""
     root, _ = smoke
     whole = root / "guide_labels" / "default"
     common = [sys.executable, str(ROOT / "src/guide_generation/generate.py"), "--config", "smoke",
               "--out_root", str(root.parent), "--out_dir", str(tmp_path / "frag")]
+    old, young = tmp_path / "frag" / ".a.png.x1.tmp.png", tmp_path / "frag" / ".b.png.x2.tmp.png"
     for n in (0, 1):
         proc = subprocess.run(common + ["--n", str(n), "--N", "2"], cwd=ROOT, capture_output=True, text=True)
         assert proc.returncode == 0, proc.stderr
         assert (tmp_path / "frag" / "done.json").exists() == (n == 1)
+        if n == 0:   # what a fragment killed while writing leaves, two hours ago, and one being written now
+            old.write_bytes(b"x"), young.write_bytes(b"x")
+            os.utime(old, (time.time() - 7200,) * 2)
+    assert not old.exists() and young.exists()   # a fragment removes only the old one: the other may be written
+    young.unlink()
     pngs = sorted(p.name for p in whole.glob("*.png"))
     assert pngs == sorted(p.name for p in (tmp_path / "frag").glob("*.png"))
     assert all((whole / p).read_bytes() == (tmp_path / "frag" / p).read_bytes() for p in pngs)
@@ -199,7 +208,6 @@ def test_saliency_holdout_is_measured(smoke):
 def kill_repeatedly(cmd, rng, reached, targets, done, jitter=0.05):
     """For each target: start `cmd`, wait until reached(target), then a random 0..jitter s more, and SIGKILL it.
     `done` (the stage's done.json) must not exist after a kill: each kill cut the stage short."""
-    import time
     for target in targets:
         proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         while not reached(target) and proc.poll() is None:

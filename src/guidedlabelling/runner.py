@@ -12,6 +12,7 @@ import logging
 import os
 import shutil
 import sys
+import time
 from dataclasses import dataclass, field
 from fnmatch import fnmatch
 from pathlib import Path
@@ -139,6 +140,15 @@ def make_logger(out):
 
 
 TEMPORARY = ".*.tmp*"  # io.atomic_path's files (a glob), left by a run killed while writing
+
+
+def remove_temporary(out, alone):
+    """Remove the temp files that killed runs left in a stage folder (never outputs): all of them when this process
+    writes the folder alone, else those an hour old (a younger one may be another fragment's, being written)."""
+    for stale in out.rglob(TEMPORARY):
+        with contextlib.suppress(FileNotFoundError):   # (another fragment removed it meanwhile)
+            if alone or time.time() - stale.stat().st_mtime >= 3600:
+                stale.unlink()
 
 
 def up_to_date(out, stage_cfg, current):
@@ -433,9 +443,7 @@ def reuse_or_make(stage, args, cfg, preset, out, checked, alone):
                 log.info(note)
             current = Stage(stage, cfg, preset, out, args, log, checked, manifest["fingerprint"],
                             outputs_fingerprint(inputs))
-            if alone:  # temp files left by a killed run are never outputs
-                for stale in out.rglob(TEMPORARY):
-                    stale.unlink()
+            remove_temporary(out, alone)
             stage_module(stage).run(current)
         except (InputError, OSError, KeyboardInterrupt):
             if fresh and out.is_dir():
