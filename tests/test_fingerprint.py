@@ -471,3 +471,25 @@ def test_the_upstream_folder_named_only_where_another_one_with_other_content_was
     assert runner.other_upstream({"seg_train": "runs/y"}, now, ["evaluated masks/f.png"]) is None  # same content
     assert runner.other_upstream({"seg_train": "runs/y"}, now, ["upstream seg_train"]) == \
         f"it was made from the seg_train folder runs/y, and now reads {tmp_path / 'runs' / 'x'}"
+
+
+def test_maps_a_stage_does_not_read_leave_its_outputs_current(own, command, tmp_path):
+    """A user's saliency maps given to the guide labels (--saliency_dir): a val image's map edited and a map of an
+    image the tags do not name added leave them up to date (every file of the folder was hashed, so the guide
+    labels and the segmenter downstream were made again); a training image's map edited remakes them, naming it."""
+    run_all(command, own, METHOD[:4])
+    maps = tmp_path / "my_saliency"
+    shutil.copytree(folder(own, "saliency"), maps, ignore=shutil.ignore_patterns("*.json", "*.yaml", "*.txt"))
+    code, out, err = command("guide_labels", *own_args(own), "--saliency_dir", maps)
+    assert code == 0, out + err
+    train = {p.stem for p in folder(own, "guide_labels").glob("*.png")}
+    val = sorted(p for p in maps.glob("*.png") if p.stem not in train)
+    assert train and val and train < {p.stem for p in maps.glob("*.png")}
+    Image.fromarray(255 - np.asarray(Image.open(val[0]))).save(val[0])
+    shutil.copy(val[0], maps / "not_tagged.png")
+    code, out, err = command("guide_labels", *own_args(own), "--saliency_dir", maps)
+    assert code == 0 and "guide_labels: up to date" in out, out + err
+    edited = maps / f"{sorted(train)[0]}.png"
+    Image.fromarray(255 - np.asarray(Image.open(edited))).save(edited)
+    code, out, err = command("guide_labels", *own_args(own), "--saliency_dir", maps)
+    assert code == 0 and f"{edited} changed since it was made; recomputing it" in out, out + err

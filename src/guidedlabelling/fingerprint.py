@@ -25,6 +25,7 @@ import json
 from pathlib import Path
 
 from . import pipeline
+from .io import CLASS_SCORES
 
 MANIFEST = "inputs.json"
 BOOKKEEPING = ("config.yaml", "log.txt", MANIFEST)  # what a stage folder holds besides outputs
@@ -64,9 +65,14 @@ class Digests:
         return {str(p): self.known[str(p)] for p in paths}
 
 
-def folder_files(folder):
-    """The plain files of a user's folder (its maps or models), hidden files left out."""
-    return sorted(p for p in Path(folder).iterdir() if p.is_file() and not p.name.startswith("."))
+def folder_files(folder, suffix="", ids=()):
+    """The plain files of a user's folder (its maps or models), hidden files left out; of a folder of per-image
+    files <id><suffix>, those of the images `ids` only, beside its other files (the class scores): maps of images
+    that a stage does not read (another split's, or images added later) do not make its outputs stale."""
+    files = sorted(p for p in Path(folder).iterdir() if p.is_file() and not p.name.startswith("."))
+    ids = set(ids)
+    return [p for p in files if not suffix or not p.name.endswith(suffix) or p.name[:-len(suffix)] in ids
+            or p.name == CLASS_SCORES]
 
 
 def fingerprint(manifest):

@@ -59,8 +59,9 @@ class Checked:
                 inputs[UPSTREAM + stage], upstream[stage] = made, str(folder)
                 if self.reads.upstream.get(stage):  # given: another folder of the same inputs has other outputs
                     inputs[UPSTREAM + stage + SETTINGS] = settings_digest(folder)
-            else:  # a folder of the user's: its files
-                inputs |= self.digests.manifest(folder_files(folder))
+            else:  # a folder of the user's: its files (of a per-image stage, those of the images read)
+                ids = [it.id for data in self.datasets.values() for it in data.items]
+                inputs |= self.digests.manifest(folder_files(folder, pipeline.BY_NAME[stage].per_image, ids))
         return inputs, upstream
 
 
