@@ -462,6 +462,16 @@ def test_a_file_recorded_absent_and_made_since_was_added():
     assert since_made(["/m/a.png"], {"/m/a.png": "d1"}, {"/m/a.png": "d2"}) == "/m/a.png changed since it was made"
 
 
+def test_a_file_recorded_and_no_longer_in_the_manifest_is_no_longer_read(tmp_path):
+    """A file recorded that is still there but that the stage no longer reads (an image the tags no longer name, a
+    map of another split that an older version hashed) is not said to have gone."""
+    there = tmp_path / "b.png"
+    there.write_bytes(b"x")
+    keys = [str(there), "/m/gone.png"]
+    assert since_made(keys, {str(there): "d1", "/m/gone.png": "d2"}, {}) == \
+        f"/m/gone.png went, {there} is no longer read since it was made"
+
+
 def test_the_upstream_folder_named_only_where_another_one_with_other_content_was_read(tmp_path, monkeypatch):
     """Records of before out_root was made absolute hold relative paths: the same folder, so an edited mask is named
     as the change, not the folder."""

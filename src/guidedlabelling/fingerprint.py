@@ -218,17 +218,22 @@ def describe(keys, limit=3):
 
 def since_made(keys, old, new):
     """Why a folder is stale, from the keys of its recorded manifest `old` and of today's `new` that differ
-    (changes): 'a.jpg changed, b.jpg was added, c.jpg went since it was made' (files added or gone said so)."""
+    (changes): 'a.jpg changed, b.jpg was added, c.jpg went since it was made' (files added or gone said so, and
+    files recorded that are there and not read)."""
     old = renamed_upstream(old, pipeline.FORMER_NAMES)
     files = [k for k in keys if not k.startswith((UPSTREAM, WORK_SIZE))]  # an upstream or setting key "changed"
     added = [k for k in files if old.get(k, ABSENT) == ABSENT]   # a file recorded absent (a mask) added too
-    went = [k for k in files if k in old and new.get(k, ABSENT) == ABSENT]
-    changed = [k for k in keys if k not in added and k not in went]
+    unread = [k for k in files if k in old and k not in new and Path(key_name(k)).is_file()]  # (a map of a user's
+    # folder, hashed by a version that counted all of them)
+    went = [k for k in files if k in old and new.get(k, ABSENT) == ABSENT and k not in unread]
+    changed = [k for k in keys if k not in added and k not in went and k not in unread]
     parts = [f"{describe(changed)} changed"] if changed else []
     if added:
         parts.append(f"{describe(added)} {'was' if len(added) == 1 else 'were'} added")
     if went:
         parts.append(f"{describe(went)} went")
+    if unread:
+        parts.append(f"{describe(unread)} {'is' if len(unread) == 1 else 'are'} no longer read")
     return ", ".join(parts) + " since it was made"
 
 
