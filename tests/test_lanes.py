@@ -335,3 +335,15 @@ def test_lanes_write_what_one_lane_writes_on_as_many_threads(tmp_path):
     assert list(summaries[0]["step_seconds"]) == list(summaries[1]["step_seconds"])  # every step, in driver order
     rerun = run_smoke(tmp_path / "lanes", "lanes=2", "threads=1")
     assert "==> lane" not in rerun and rerun.count("up to date in") == 12
+
+
+def test_a_fragment_runs_its_steps_on_a_lanes_threads(monkeypatch):
+    """A fragment of a run on lanes (--n/--N) takes one lane, and runs its steps on a lane's share of the cores as
+    the whole run does (it ran them on every core: other float sums, so other maps than the whole run's)."""
+    monkeypatch.setattr(lanes, "cores", lambda: 4)
+    monkeypatch.setattr(lanes, "run_chains", lambda *a, **k: pytest.fail("a fragment started lanes"))
+    seen = []
+    monkeypatch.setattr(driver, "run_in_order", lambda args, overrides, *rest: seen.append(overrides) or {})
+    args = driver.parse(["--config", "demo", "--set", "lanes=2", "--set", "n=1", "--set", "N=2"])
+    driver.run_steps(args, driver.settings(args), [("saliency", "saliency", ())], {})
+    assert seen == [driver.settings(args) + ["threads=2"]]

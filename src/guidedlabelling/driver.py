@@ -122,10 +122,11 @@ def run_steps(args, overrides, steps, skip, opened=None):
     """The steps on run.lanes lanes (lanes.py), or else one after the other in this process. Returns
     ({step: wall seconds}, {step: lane} where lanes ran them)."""
     cfg, _ = C.resolve(args.config, overrides)
-    count = lane_count(cfg["run"])
+    count, share = lane_count(cfg["run"]), lanes_wanted(cfg["run"])
+    if share > 1:  # a lane's threads for every step, a fragment's too: the outputs do not depend on the schedule
+        overrides = overrides + [f"threads={lanes.threads_per_step(share, cfg['run']['threads'])}"]
     if count == 1:
         return run_in_order(args, overrides, steps, skip, opened), {}
-    overrides = overrides + [f"threads={lanes.threads_per_step(count, cfg['run']['threads'])}"]
     for step in skip:
         print(f"==> {step}: skipped, {skip[step]}", flush=True)
     todo = [s for s in steps if s[0] not in skip]
@@ -149,11 +150,14 @@ def command_flags(args, settings):
     return ["--config", args.config] + [a for s in settings for a in ("--set", s)]
 
 
-def lane_count(run):
-    """run.lanes, at most one per core; one for a fragment of a run (--n/--N, torchrun)."""
-    if runner.fragment_of(run)[1] > 1:
-        return 1
+def lanes_wanted(run):
+    """run.lanes, at most one per core."""
     return max(1, min(run["lanes"], lanes.cores()))
+
+
+def lane_count(run):
+    """The lanes a run takes: lanes_wanted, one for a fragment of a run (--n/--N, torchrun)."""
+    return 1 if runner.fragment_of(run)[1] > 1 else lanes_wanted(run)
 
 
 def refuse_whole_steps_in_fragments(args, overrides, steps, skip, run):
