@@ -91,7 +91,7 @@ def test_predict_a_folder_writes_labels_and_overlays(model, photos, tmp_path):
                            "--out_dir", str(out), "--config", "smoke"], cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert f"predicted {len(SIZES)} images" in proc.stdout
-    assert "skipped 1 unreadable images" in proc.stdout and str(photos / "broken.jpg") in proc.stdout
+    assert "skipped 1 unreadable image:" in proc.stdout and str(photos / "broken.jpg") in proc.stdout
     written = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
     stems = sorted(Path(n).stem for n in SIZES)
     bookkeeping = ["predict.json", ".predict.lock"]
@@ -288,7 +288,7 @@ def test_an_image_replaced_since_its_outputs_were_made_is_predicted_again(model,
     kept = (out / "photo.png").read_bytes()
     other.mkdir()
     shutil.copy(photos / "photo.jpg", other / "zz.jpg")
-    assert "predicted 1 images" in predict(inputs=other) and (out / "zz.png").exists()   # the same out_dir
+    assert "predicted 1 image " in predict(inputs=other) and (out / "zz.png").exists()   # the same out_dir
     settings = json.loads((out / "predict.json").read_text())
     del settings["images"]
     with pytest.raises(InputError, match=r"preds: holds predictions of 1 other images made with other settings "
@@ -304,22 +304,26 @@ def test_an_image_replaced_since_its_outputs_were_made_is_predicted_again(model,
 
 
 def test_other_files_of_a_folder_are_noted_and_a_link_to_nothing_is_skipped(model, photos, tmp_path):
-    """A folder's files that are not .jpg/.jpeg/.png are named in a note (not silently left out), a .jpg that is a
-    link to nothing is a counted skip, not an error; every name clash is reported, not only the first."""
+    """A folder's files that are not .jpg/.jpeg/.png, and its folders, are named in a note (not silently left out), a
+    .jpg that is a link to nothing is a counted skip, not an error; every name clash is reported, not only the
+    first."""
     folder = tmp_path / "mixed"
     folder.mkdir()
     for name in ("photo.jpg", "grey.png"):
         shutil.copy(photos / name, folder / name)
     Image.open(photos / "photo.jpg").save(folder / "scan.bmp")
+    (folder / "trip" / "day2").mkdir(parents=True)   # folders inside: named in a note, not read
+    shutil.copy(photos / "photo.jpg", folder / "trip" / "inner.jpg")
     (folder / "gone.jpg").symlink_to(tmp_path / "nowhere.jpg")
     proc = subprocess.run([sys.executable, str(ROOT / "src/predict.py"), str(folder), "--model", str(model),
                            "--out_dir", str(tmp_path / "out"), "--config", "smoke"], cwd=ROOT, capture_output=True,
                           text=True)
     assert proc.returncode == 0, proc.stderr
-    assert "note: 1 files of the folders named are not .jpg, .jpeg or .png and were not predicted " \
+    assert "note: 1 file of the folders named is not .jpg, .jpeg or .png and was not predicted " \
            f"({folder / 'scan.bmp'})" in proc.stdout
     assert "predicted 2 images" in proc.stdout
-    assert f"skipped 1 unreadable images:\n  {folder / 'gone.jpg'}: a link to nothing, not a file" in proc.stdout
+    assert f"note: 1 folder inside the folders named was not read ({folder / 'trip'}); name them too" in proc.stdout
+    assert f"skipped 1 unreadable image:\n  {folder / 'gone.jpg'}: a link to nothing, not a file" in proc.stdout
     shutil.copy(photos / "photo.jpg", folder / "photo.png")  # two clashes: photo, grey
     shutil.copy(photos / "grey.png", folder / "grey.jpg")
     proc = subprocess.run([sys.executable, str(ROOT / "src/predict.py"), str(folder), "--model", str(model),
@@ -414,3 +418,13 @@ def test_the_crop_size_a_model_was_trained_on_is_its_input_size(varied_model, ph
         "the preset's (64) unless given" in said
     assert "note:" not in predict_("given", "--input_size", "48")
     assert (tmp_path / "told" / "photo.png").read_bytes() == (tmp_path / "given" / "photo.png").read_bytes()
+
+
+def test_a_folder_of_folders_of_images_names_them(photos, tmp_path):
+    """A folder holding only folders of images is one error that says its folders are not read, naming one."""
+    (tmp_path / "trips" / "day1").mkdir(parents=True)
+    shutil.copy(photos / "photo.jpg", tmp_path / "trips" / "day1" / "a.jpg")
+    with pytest.raises(InputError, match=f"trips: no .jpg, .jpeg or .png images in this folder \\(its folders are "
+                                         f"not read: name them, {tmp_path / 'trips' / 'day1'} ...\\)"):
+        ImageFiles([tmp_path / "trips"])
+    assert [it.id for it in ImageFiles([tmp_path / "trips" / "day1"]).items] == ["a"]

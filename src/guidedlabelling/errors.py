@@ -38,6 +38,11 @@ def some(names, shown=3):
     return ", ".join(list(names)[:shown]) + (", ..." if len(names) > shown else "")
 
 
+def counted(n, noun):
+    """'1 image', '3 images'."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def capped(problems, source, shown=10):
     """The problems found; past `shown` of them, one line counting the rest."""
     more = [f"{source}: {len(problems) - shown} more problems"] if len(problems) > shown else []

@@ -22,7 +22,7 @@ from . import transforms as T
 from .checks import NON_NEGATIVE, POSITIVE, argument, between
 from .config import CONFIGS, resolve
 from .datasets import ImageFiles
-from .errors import os_error_message, some
+from .errors import counted, os_error_message, some
 from .inference import forward_all, geometry, label_map, load_model, pick_device, trained
 from .fingerprint import file_digest, read_json
 from .io import InputError, atomic_path, load_checkpoint, load_image, save_json, save_label_png, writing
@@ -85,7 +85,8 @@ def predict(model_path, inputs, out_dir, size, resize="none", pcrf="none", devic
             with atomic_path(overlay_png) as tmp:
                 Image.fromarray(overlay(image, label, alpha)).save(tmp, format="PNG")
     return {"images": len(images), "done_before": len(images) - len(todo), "classes": list(meta["classes"]),
-            "out_dir": str(out_dir), "skipped_images": images.skipped, "not_images": [str(p) for p in images.ignored]}
+            "out_dir": str(out_dir), "skipped_images": images.skipped, "not_images": [str(p) for p in images.ignored],
+            "folders_not_read": [str(p) for p in images.subfolders]}
 
 
 def images_to_do(images, out_dir, settings):
@@ -240,11 +241,19 @@ def main(argv=None):
     except OSError as e:
         raise InputError(os_error_message(e, "--out_dir")) from None
     before = f", {summary['done_before']} of them done by an earlier run" if summary["done_before"] else ""
-    print(f"predicted {summary['images']} images{before} ({', '.join(summary['classes'])}) into {summary['out_dir']}")
+    print(f"predicted {counted(summary['images'], 'image')}{before} ({', '.join(summary['classes'])}) into "
+          f"{summary['out_dir']}")
     others = summary["not_images"]
     if others:
-        print(f"note: {len(others)} files of the folders named are not .jpg, .jpeg or .png and were not predicted "
+        one = len(others) == 1
+        print(f"note: {counted(len(others), 'file')} of the folders named {'is' if one else 'are'} not .jpg, .jpeg or "
+              f".png and {'was' if one else 'were'} not predicted "
               f"({some(others)}); name such a file itself to try it")
+    inner = summary["folders_not_read"]
+    if inner:
+        print(f"note: {counted(len(inner), 'folder')} inside the folders named {'was' if len(inner) == 1 else 'were'} "
+              f"not read ({some(inner)}); name them too to predict their images")
     skipped = summary["skipped_images"]
     if skipped:
-        print(f"skipped {len(skipped)} unreadable images:\n" + "\n".join(f"  {p}: {why}" for p, why in skipped.items()))
+        print(f"skipped {counted(len(skipped), 'unreadable image')}:\n" +
+              "\n".join(f"  {p}: {why}" for p, why in skipped.items()))

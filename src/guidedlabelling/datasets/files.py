@@ -9,14 +9,18 @@ class ImageFiles(ImageList):
     """Image files to predict on: files named directly, and the images (jpg, jpeg, png) of folders named."""
 
     def __init__(self, inputs):
-        paths, self.ignored, broken = [], [], []  # ignored: other files of the folders (reported by predict)
+        paths, self.ignored, self.subfolders, broken = [], [], [], []  # ignored, subfolders: reported by predict
         for name in map(Path, inputs):
             if name.is_dir():
                 entries = sorted(p for p in name.iterdir() if not p.name.startswith("."))
-                found = [p for p in entries if p.suffix.lower() in IMAGE_SUFFIXES]
+                found = [p for p in entries if p.suffix.lower() in IMAGE_SUFFIXES and not p.is_dir()]
+                inner = [p for p in entries if p.is_dir()]
                 if not found:
-                    raise InputError(f"{name}: no .jpg, .jpeg or .png images in this folder; name another")
+                    raise InputError(f"{name}: no .jpg, .jpeg or .png images in this folder" +
+                                     (f" (its folders are not read: name them, {inner[0]} ...)" if inner else "; "
+                                      "name another"))
                 self.ignored += [p for p in entries if p.suffix.lower() not in IMAGE_SUFFIXES and p.is_file()]
+                self.subfolders += inner
                 broken += [p for p in found if not p.is_file()]  # a link to nothing: skipped, as an unreadable image
                 paths += [p for p in found if p.is_file()]
             elif not name.is_file():
