@@ -159,6 +159,8 @@ def test_whole_method_without_masks(folder, without_masks):
     assert html.escape(shapes) in (root / "report.html").read_text()
     guides, preds = Path(summary["guide_labels"]), Path(summary["predictions"])
     assert f"model: {summary['model']} (./src/predict.py --model)" in stdout
+    assert f"guide labels: {guides} (the train images)\npredictions: {preds} (the val images; ./src/predict.py " \
+           "IMAGES --model MODEL segments any others)" in stdout
     assert torch.load(summary["model"], weights_only=True)["meta"]["classes"] == CLASSES   # the guided segmenter
     assert "labels-gt" not in summary["model"]
     assert sorted(p.stem for p in guides.glob("*.png")) == sorted(set(IMAGES) - VAL)

@@ -284,9 +284,12 @@ def summarise(args, overrides, skip, seconds=None, stale=()):
         for line in unmarked:
             print(f"warning: {line}")
         hint = ground_truth_hint(cfg["data"])
+        splits = {key: cfg["data"][key] for key in ("dataset", "test_dataset")}
         print(f"\nno ground-truth masks, so no mIoU table ({hint} for one)\nguide labels: "
-              f"{outputs['guide_labels']}\npredictions: {outputs['predictions']}\nmodel: {outputs['model']} "
-              f"(./src/predict.py --model)\n{saved_summary(path, outputs | {'segmenter_warnings': unmarked})}")
+              f"{outputs['guide_labels']} (the {splits['dataset']} images)\npredictions: {outputs['predictions']} "
+              f"(the {splits['test_dataset']} images; ./src/predict.py IMAGES --model MODEL segments any others)\n"
+              f"model: {outputs['model']} (./src/predict.py --model)\n"
+              f"{saved_summary(path, outputs | {'segmenter_warnings': unmarked})}")
         return True
     no_reference = skip.get("reference_train")  # why, where it cannot be trained (skip: skipped_steps)
     ref = None if no_reference else ref   # not a folder of earlier masks
