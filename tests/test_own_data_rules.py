@@ -1,6 +1,8 @@
 """Own data's tags CSV: images confined to --images (links out of it only when allowed), split values, tags
 that cannot be class names, and the 255 classes a label PNG can hold."""
 import re
+import shutil
+import unicodedata
 
 import numpy as np
 import pytest
@@ -40,6 +42,22 @@ def test_names_that_lead_out_of_the_folder(folder, name):
     name = str(folder / "elsewhere.jpg") if name == "ABSOLUTE" else name
     with pytest.raises(InputError, match=f"line 2: image '{name}' is outside .*images; name a file of that folder"):
         dataset(folder, [f"{name},cat,train", "a.jpg,dog,train"])
+
+
+def test_an_absolute_path_into_the_folder_says_the_name_to_write(folder):
+    with pytest.raises(InputError, match=f"line 2: image '{folder / 'images' / 'a.jpg'}' is an absolute path; names "
+                                         f"are relative to {folder / 'images'}: write 'a.jpg'"):
+        dataset(folder, [f"{folder / 'images' / 'a.jpg'},cat,train", "b.png,dog,train"])
+
+
+def test_a_name_matches_a_file_whose_accents_are_written_otherwise(folder):
+    """macOS writes é in a file name as e + a combining accent, a spreadsheet as one letter: the row names the file,
+    with or without its extension, and the id is the file's stem."""
+    decomposed = "vache_e\u0301te\u0301"
+    shutil.copy(folder / "images" / "a.jpg", folder / "images" / f"{decomposed}.jpg")
+    composed = unicodedata.normalize("NFC", decomposed)
+    for name in (f"{composed}.jpg", composed):
+        assert dataset(folder, [f"{name},cat,train", "b.png,dog,train"]).ids == [decomposed, "b"]
 
 
 def test_names_that_lead_out_of_a_relative_folder(folder, monkeypatch):
@@ -335,10 +353,18 @@ def test_tags_that_print_alike_are_an_error(folder):
     ("gone.jpg", "gone.jpg is a link to nowhere.jpg, which does not exist: mend it, or add it or remove the row"),
     ("a.png", "a.jpg is there, with another extension: write it so, or add it or remove the row"),
     ("A.JPG", "a.jpg is there, and names are case-sensitive: write it so, or add it or remove the row"),
+    ("images/a.jpg", "a.jpg is there: names are relative to {images}, so write it so, or add it or remove the row"),
+    ("images/a", "a is there: names are relative to {images}, so write it so, or add it"),
+    ("IMG_1", "IMG_1.HEIC is there, but a name without extension finds only .jpg, .jpeg and .png files: save it as "
+              "JPEG or PNG, or add it or remove the row"),
     ("ghost.jpg", "image 'ghost.jpg' is not in")])
 def test_a_row_naming_no_image_file_says_what_is_there(folder, name, hint):
+    """What a row that names no image file likely meant: a folder, a broken link, another extension or case, a
+    path written from the CSV's folder, a file of a type that a name without extension does not find."""
     (folder / "images" / "sub").mkdir()
     (folder / "images" / "gone.jpg").symlink_to("nowhere.jpg")
+    (folder / "images" / "IMG_1.HEIC").write_bytes(b"x")
+    hint = hint.format(images=folder / "images")
     with pytest.raises(InputError) as e:
         dataset(folder, [f"{name},cat,train", "b.png,dog,train"])
     message, = e.value.messages

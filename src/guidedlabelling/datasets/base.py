@@ -90,8 +90,14 @@ def missing_hint(name, folder):
         return f"{name} is a folder there, not an image: name a file, or "
     if path.is_symlink():
         return f"{name} is a link to {os.readlink(path)}, which does not exist: mend it, or "
+    if path.parent != folder and any((folder / f"{path.name}{ext}").is_file() for ext in ("",) + IMAGE_SUFFIXES):
+        return f"{path.name} is there: names are relative to {folder}, so write it so, or "
     base, stem = path.name.casefold(), path.stem.casefold()
     files = sorted(p for p in path.parent.iterdir() if p.is_file()) if path.parent.is_dir() else []
+    same = next((p.name for p in files if p.stem == path.name), None)
+    if same:   # IMG_1 is IMG_1.HEIC, which a name without extension does not find
+        return f"{same} is there, but a name without extension finds only .jpg, .jpeg and .png files: save it as " \
+               "JPEG or PNG, or "
     match = next((p.name for p in files if base in (p.name.casefold(), p.stem.casefold())), None)
     if match:
         return f"{match} is there, and names are case-sensitive: write it so, or "

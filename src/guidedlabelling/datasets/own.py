@@ -1,5 +1,6 @@
 """Your own data: a folder of images and a CSV of image-level tags, optionally label PNGs to evaluate with."""
 import os
+import unicodedata
 from pathlib import Path
 
 import numpy as np
@@ -127,10 +128,13 @@ class OwnDataset(Labelled):
         """The image file row `r` names (InputError where it names none, or one named before)."""
         where = f"{self.tags_file}, line {r.line}"
         exact = Path(os.path.normpath(self.root / r.image))  # sub/../a.jpg is a.jpg; links are judged below
-        if Path(r.image).is_absolute() or os.path.abspath(exact) == os.path.abspath(self.root) or \
-                not Path(os.path.abspath(exact)).is_relative_to(os.path.abspath(self.root)):
+        at, root = Path(os.path.abspath(exact)), Path(os.path.abspath(self.root))
+        if Path(r.image).is_absolute() and at.is_relative_to(root) and at != root:
+            raise InputError(f"{where}: image {r.image!r} is an absolute path; names are relative to {self.root}: "
+                             f"write {str(at.relative_to(root))!r}")
+        if Path(r.image).is_absolute() or at == root or not at.is_relative_to(root):
             raise InputError(f"{where}: image {r.image!r} is outside {self.root}; name a file of that folder")
-        found = [exact] if exact.is_file() else images_by_stem(exact.parent, listings).get(exact.name, [])
+        found = [exact] if exact.is_file() else named_file(exact, listings)
         if not found:
             raise InputError(f"{where}: image {r.image!r} is not in {self.root}; "
                              + missing_hint(r.image, self.root) + "add it or remove the row")
@@ -243,6 +247,17 @@ def images_by_stem(folder, listings):
     return listings[folder]
 
 
+def named_file(path, listings):
+    """The image files a row's `path` that is no file names: by its stem (IMG_1 names IMG_1.jpg), its letters
+    compared in one Unicode form (macOS writes é in file names as e and an accent, a CSV as one letter)."""
+    by_stem = images_by_stem(path.parent, listings)
+    if path.name in by_stem:
+        return by_stem[path.name]
+    name = unicodedata.normalize("NFC", path.name)
+    return [p for stem, files in by_stem.items() for p in files if path.name not in (p.name, stem)
+            and name in (unicodedata.normalize("NFC", p.name), unicodedata.normalize("NFC", stem))]
+
+
 def annotated_splits(d):
     """The splits that hold an image with a mask, from the tags CSV and the file names alone (no image is decoded);
     own data without --masks has none."""
@@ -257,4 +272,5 @@ def image_id(root, name):
     """The id a row's image name gives, as _row_file finds it: the stem of the file it names (a.tif is a), else
     the name (IMG_1 names IMG_1.jpg; sub/IMG_1 gives IMG_1)."""
     exact = root / name
-    return exact.stem if exact.is_file() else Path(name).name
+    found = [exact] if exact.is_file() else named_file(exact, {})
+    return found[0].stem if len(found) == 1 else Path(name).name
