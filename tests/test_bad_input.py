@@ -140,7 +140,10 @@ def test_tags_naming_an_unknown_image(tmp_path):
 
 
 @pytest.mark.parametrize("csv_text, problem", [
-    ("file;labels\nx.jpg;cat\n", "header file;labels is not image,tags"),
+    ("file;labels\nx.jpg;cat\n", "header file;labels is not image,tags (or image,tags,split); the first line must"),
+    ("image;tags\nx.jpg;cat\n", "header image;tags is not image,tags (or image,tags,split); its fields are separated "
+                               "by semicolons: save it with commas (CSV)"),
+    ("image\ttags\nx.jpg\tcat\n", "its fields are separated by tabs: save it with commas (CSV)"),
     ("image,tags\nx.jpg,cat,dog\n", "line 2: expected 2 fields (image,tags)"),
     ("", "header (empty file) is not image,tags"),
     (",,\nx.jpg,cat\n", "header (no column names) is not image,tags")])

@@ -179,6 +179,16 @@ def own_saliency_maps_missing_one(own):
     return own_args(own) + ["--saliency", maps]
 
 
+@case("no a.png, b.png, c.png, ... (4 of the 4 images of split train have no .png file here; a.jpg is there, and the "
+      "files are named <id>.png)")
+def own_saliency_maps_saved_as_jpeg(own):
+    maps = own["base"] / "maps"
+    maps.mkdir()
+    for name in ("a", "b", "c", "d"):
+        Image.fromarray(np.zeros((24, 32), np.uint8)).save(maps / f"{name}.jpg")
+    return own_args(own) + ["--saliency", maps]
+
+
 @case("c.png: unreadable PNG")
 def own_saliency_map_truncated(own):
     """The probe's case: half a PNG passed the header check; the guide step failed after writing labels."""

@@ -33,6 +33,15 @@ def test_palette_and_one_bit_masks_give_their_indices(tmp_path):
     np.testing.assert_array_equal(load_label_png(tmp_path / "b.png"), [[1, 0]])
 
 
+def test_a_mask_in_colour_says_how_to_save_it(tmp_path):
+    """VOC's colours saved as RGB are no class values: one line naming the file and how to save it."""
+    Image.fromarray(np.array([[[0, 0, 0], [128, 0, 0]]], np.uint8)).save(tmp_path / "rgb.png")
+    with pytest.raises(InputError, match="rgb.png: label PNG has mode RGB \\(colours are not read as classes\\); save "
+                                         "it as an index \\(palette\\) or single-channel PNG whose values are the "
+                                         "classes 0..C-1, and 255 for void"):
+        load_label_png(tmp_path / "rgb.png")
+
+
 def test_a_16_bit_greyscale_image_is_scaled_to_8_bits(tmp_path):
     path = save16(tmp_path / "grey.png", [[0, 257, 32896], [65535, 128, 129]])
     expected = [[0, 1, 128], [255, 0, 1]]   # v / 257, rounded: 128/257 = 0.498 -> 0, 129/257 = 0.502 -> 1

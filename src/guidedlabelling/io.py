@@ -156,8 +156,9 @@ def label_values(path):
             if img.format != "PNG":  # a lossy JPEG's values are no class indices
                 raise InputError(f"{path}: a {img.format} file, not a PNG; save the labels as PNG (lossless)")
             if img.mode not in LABEL_MODES:
-                raise InputError(f"{path}: label PNG has mode {img.mode}; expected an index (palette) "
-                                 "or single-channel PNG with class values 0..C-1 and 255 for void")
+                colour = " (colours are not read as classes)" if img.mode in ("RGB", "RGBA") else ""
+                raise InputError(f"{path}: label PNG has mode {img.mode}{colour}; save it as an index (palette) or "
+                                 "single-channel PNG whose values are the classes 0..C-1, and 255 for void")
             return np.asarray(img).astype(np.int64)
     except (OSError, SyntaxError) as e:
         raise InputError(f"{path}: unreadable label PNG ({e}); re-create or remove this file") from None

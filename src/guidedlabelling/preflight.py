@@ -7,6 +7,7 @@ instead of upstream outputs, and the upstream outputs themselves, which must be 
 current inputs unless an earlier step of the same run makes them. ./script.py checks every step it is asked
 for before the first runs; each stage command checks its own inputs before it writes.
 """
+import glob
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,7 @@ from . import naming
 from . import settings as S
 from . import pipeline
 from .datasets import MaskFolder, open_dataset
-from .errors import InputError, capped
+from .errors import InputError, capped, some
 from .inference import check_classes, pick_device, trained
 from .io import WIDE_GREY_MODES, load_checkpoint
 from .fingerprint import EVALUATED, SETTINGS, UPSTREAM, WORK_SIZE, Digests, folder_files, has_outputs, \
@@ -217,10 +218,14 @@ def per_image_problems(folder, suffix, datasets, grey=False):
     problems = []
     for data in datasets.values():
         files = [(folder / f"{it.id}{suffix}", (data.sizes[i], data.hw(i))) for i, it in enumerate(data.items)]
-        missing = [p.name for p, _ in files if not p.is_file()]
+        missing = [p for p, _ in files if not p.is_file()]
         if missing:
-            problems.append(f"{folder}: no {missing[0]} ({len(missing)} of the {len(files)} images of split "
-                            f"{data.split} have no {suffix} file here); add them or pass another folder")
+            other = next((q.name for q in sorted(folder.glob(f"{glob.escape(missing[0].stem)}.*"))
+                          if q.suffix != suffix), None)   # a map saved as JPEG, most often
+            there = f"; {other} is there, and the files are named <id>{suffix}" if other else ""
+            problems.append(f"{folder}: no {some([p.name for p in missing])} ({len(missing)} of the {len(files)} "
+                            f"images of split {data.split} have no {suffix} file here{there}); add them or pass "
+                            "another folder")
         elif suffix == ".png":
             problems += capped([problem for p, hw in files if (problem := png_problem(p, hw, grey))], folder)
     return problems

@@ -37,8 +37,11 @@ def read_tags(path):
         header.pop()
     if header not in (["image", "tags"], ["image", "tags", "split"]):
         named = ','.join(header) or ('(no column names)' if any(line.strip() for line in lines) else '(empty file)')
-        raise InputError(f"{path}: header {named} is not image,tags (or "
-                         "image,tags,split); the first line must name these columns")
+        other = next((name for sep, name in ((";", "semicolons"), ("\t", "tabs")) if len(header) == 1 and
+                      header[0].replace(" ", "").split(sep) in (["image", "tags"], ["image", "tags", "split"])), None)
+        fix = f"its fields are separated by {other}: save it with commas (CSV)" if other else \
+            "the first line must name these columns"
+        raise InputError(f"{path}: header {named} is not image,tags (or image,tags,split); {fix}")
     rows, problems = [], []
     try:
         for line, fields in rows_of(reader, path, problems):
