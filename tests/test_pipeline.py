@@ -107,6 +107,18 @@ def test_every_command_has_help(script):
     assert proc.returncode == 0 and "usage" in proc.stdout
 
 
+@pytest.mark.parametrize("script, args, line", [
+    ("script.py", ["--nosuch"], "error: unrecognized arguments: --nosuch; see ./script.py -h"),
+    ("src/seed/train.py", ["--max_iter"], "error: argument --max_iter: expected one argument; see "
+                                          "./src/seed/train.py -h"),
+    ("src/predict.py", [], "error: the following arguments are required: inputs, --model, --out_dir; see "
+                           "./src/predict.py -h")])
+def test_a_flag_argparse_refuses_is_one_error_line(script, args, line):
+    """argparse printed its usage (a screen of it for a stage command) before the error; now one line, exit 2."""
+    proc = subprocess.run([str(ROOT / script), *args], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 2 and proc.stderr == line + "\n" and not proc.stdout, proc.stderr
+
+
 def test_two_fragments_give_the_same_files_as_one_run(smoke, tmp_path):
     """Fragments --n 0 and 1 of --N 2 write the files of one run; a fragment removes the temp files that killed
     runs left, where they are an hour old."""

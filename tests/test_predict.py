@@ -209,7 +209,7 @@ def test_out_of_range_flags_are_refused_before_any_work(flag, value, problem, ca
     with pytest.raises(SystemExit) as e:
         parse(["photo.jpg", "--model", "m.pth", "--out_dir", "out", flag, value])
     assert e.value.code == 2
-    assert capsys.readouterr().err.splitlines()[-1].endswith(f"error: argument {flag}: {value}: {problem}")
+    assert capsys.readouterr().err == f"error: argument {flag}: {value}: {problem}; see ./src/predict.py -h\n"
 
 
 def test_a_file_named_alone_and_in_its_folder_is_predicted_once(tmp_path):

@@ -10,8 +10,8 @@ import yaml
 
 from .datasets import layout
 from .datasets.builtin import builtin_roots
-from .errors import InputError
-from .pipeline import current_name
+from .errors import InputError, Parser
+from .pipeline import command, current_name
 from .settings import COMMA_LISTS, LIST_SETTINGS, NOT_PATHS, OPTIONS, PATH_SETTINGS, SHARED, defaults, range_problems, \
     set_value
 
@@ -188,8 +188,8 @@ UPSTREAM_HELP = ("Settings of the other stages (the upstream ones name this stag
 
 def stage_parser(stage, description):
     """Flags of one stage command: its own settings, data and run; everything else through --set."""
-    parser = argparse.ArgumentParser(description=description, epilog=UPSTREAM_HELP,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = Parser(prog=command(stage), description=description, epilog=UPSTREAM_HELP,
+                    formatter_class=argparse.RawDescriptionHelpFormatter)  # ./src/seed/train.py, not train.py
     parser.add_argument("--config", default="demo", help="preset name or YAML file (configs/; default: demo), whose "
                                                         "settings replace the release's defaults shown below")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",

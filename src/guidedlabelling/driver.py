@@ -18,7 +18,7 @@ from . import guide_diagnostics, lanes, preflight, runner
 from .cli import errors_end_in_one_line
 from .fingerprint import remade_upstream
 from . import errors
-from .errors import LANES, OVERRIDDEN, os_error_message
+from .errors import LANES, OVERRIDDEN, Parser, os_error_message
 from .datasets import annotated_splits, ground_truth_hint, has_ground_truth, layout
 from .inference import trained
 from .io import InputError, save_json
@@ -40,7 +40,7 @@ SALIENCY_STEPS = ("saliency_train", "saliency")
 
 
 def parse(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = Parser(prog="./script.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", default="demo", help="preset in configs/ or a YAML file (default: demo)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override any setting: KEY where one section has it (seedthres=30), else SECTION.KEY "

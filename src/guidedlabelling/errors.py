@@ -1,4 +1,5 @@
 """Errors a user can fix, each told in one line that names the file or setting and the fix."""
+import argparse
 import errno
 from pathlib import Path
 
@@ -76,3 +77,11 @@ def os_error_message(e, flags="--out_root, --out_dir"):
         path = next((p for p in (Path(path), *Path(path).parents) if p.exists() and not p.is_dir()), path)
     where = f"{path}: " if path else ""
     return f"{where}{e.strerror or type(e).__name__}; {fix}"
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse's parser whose errors are one line, as every other error of the commands (argparse prints its
+    usage first, a screen of it for a stage command)."""
+
+    def error(self, message):
+        self.exit(2, f"error: {message}; see {self.prog} -h\n")

@@ -22,7 +22,7 @@ from . import transforms as T
 from .checks import NON_NEGATIVE, POSITIVE, argument, between
 from .config import CONFIGS, resolve
 from .datasets import ImageFiles
-from .errors import counted, os_error_message, some
+from .errors import Parser, counted, os_error_message, some
 from .inference import forward_all, geometry, label_map, load_model, pick_device, trained
 from .fingerprint import file_digest, read_json
 from .io import InputError, atomic_path, load_checkpoint, load_image, save_json, save_label_png, writing
@@ -187,7 +187,7 @@ def refuse_overwriting_inputs(images, out_dir):
 
 
 def parse(argv=None):
-    p = argparse.ArgumentParser(description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = Parser(prog="./src/predict.py", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("inputs", nargs="+", help="image files (jpg, png) and folders of images")
     p.add_argument("--model", required=True, help="model.pth of src/segmentation/train.py, or its folder")
     p.add_argument("--out_dir", required=True, help="folder for the label PNGs and overlay/")

@@ -12,6 +12,7 @@ from . import config as C
 from . import naming
 from . import settings as S
 from .datasets import ground_truth_hint, has_ground_truth
+from .errors import Parser
 from .io import InputError, atomic_path
 from .metrics import ratio_of
 from .networks.vgg import VGG_SEED_NETS
@@ -167,7 +168,7 @@ def paper_tables(ctx):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = Parser(prog="./src/paper_tables.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", default="demo", help="preset in configs/ or a YAML file (default: demo)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="settings every run shares")
     p.add_argument("--out_root", help="shortcut for --set out_root=...")
