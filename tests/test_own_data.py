@@ -332,3 +332,19 @@ def test_masks_of_some_val_images_score_the_segmenter_on_them_alone(folder, tmp_
     report = (root / "report.html").read_text()
     assert "fully supervised (val)" not in report and ">n/a<" in report
     assert f"<p class=warn>{line}" in report
+
+
+def test_unreadable_images_are_named_in_the_summary_and_the_report(folder, tmp_path):
+    """An image that does not decode is left out: the end of the run lists it once, and summary.json and the report
+    name it too (they did not: only the stages' done.json and logs did)."""
+    shutil.copytree(folder, tmp_path / "own")
+    (tmp_path / "own" / "images" / "broken.jpg").write_bytes(b"not a JPEG")   # sha1 mod 100 = 40: a training image
+    with open(tmp_path / "own" / "tags.csv", "a") as f:
+        f.write("broken.jpg,cat\n")
+    root, stdout = run_script(tmp_path / "own", tmp_path / "runs")
+    broken = str(tmp_path / "own" / "images" / "broken.jpg")
+    summary = json.loads((root / "summary.json").read_text())
+    assert list(summary["skipped_images"]) == [broken]
+    assert f"\nskipped 1 unreadable image:\n  {broken}: " in stdout
+    report = (root / "report.html").read_text()
+    assert "<h2>1 unreadable image left out</h2>" in report and html.escape(broken) in report

@@ -22,8 +22,8 @@ from .errors import LANES, OVERRIDDEN, Parser, os_error_message
 from .datasets import annotated_splits, ground_truth_hint, has_ground_truth, layout
 from .inference import trained
 from .io import InputError, save_json
-from .results import METHOD_ROWS, RATIO_ROW, method_table, stage_result, unmarked_classes, unscored_classes, \
-    weak_reference
+from .results import METHOD_ROWS, RATIO_ROW, method_table, skipped_images, stage_result, unmarked_classes, \
+    unscored_classes, weak_reference
 from .pipeline import BY_NAME, STEPS, command, current_name, steps_needed
 from .report import write_report
 from .runner import ensure_data
@@ -271,8 +271,7 @@ def summarise(args, overrides, skip, seconds=None, stale=()):
     ref_cfg, _ = C.resolve(args.config, overrides + ["labels=gt"])
     guide, seg = stage_result(cfg, preset, "guide_labels"), stage_result(cfg, preset, "segmentations")
     ref = stage_result(ref_cfg, preset, "segmentations")
-    print_skipped(guide, seg)
-    diagnostics = print_guide_classes(guide) | print_shapes_saliency(cfg, guide)
+    diagnostics = print_skipped(guide, seg) | print_guide_classes(guide) | print_shapes_saliency(cfg, guide)
     outputs = {"guide_labels": str(naming.stage_dir(cfg, preset, "guide_labels")),
                "predictions": str(naming.stage_dir(cfg, preset, "segmentations")),
                "model": seg and str(trained(naming.stage_dir(cfg, preset, "seg_train"),  # for ./src/predict.py:
@@ -367,12 +366,15 @@ def print_shapes_saliency(cfg, guide):
 
 
 def print_skipped(*finished):
-    """The unreadable images the stages left out (each stage lists them in its done.json)."""
-    skipped = {path: why for d in finished if d for path, why in d.get("skipped_images", {}).items()}
-    if skipped:
-        print(f"\nskipped {len(skipped)} unreadable images:")
-        for path, why in skipped.items():
-            print(f"  {path}: {why}")
+    """The unreadable images the stages left out (each stage lists them in its done.json); returned for
+    summary.json."""
+    skipped = skipped_images(*finished)
+    if not skipped:
+        return {}
+    print(f"\nskipped {errors.counted(len(skipped), 'unreadable image')}:")
+    for path, why in skipped.items():
+        print(f"  {path}: {why}")
+    return {"skipped_images": skipped}
 
 
 def print_guide_classes(guide):

@@ -13,9 +13,10 @@ from . import config as C
 from . import naming
 from . import pipeline
 from .datasets import open_dataset
+from .errors import counted
 from .io import IGNORE, atomic_path, load_heatmap_mat, load_label_png
-from .results import METHOD_ROWS, RATIO_ROW, finished, method_table, stage_result, unmarked_classes, \
-    unscored_classes, weak_reference
+from .results import METHOD_ROWS, RATIO_ROW, finished, method_table, skipped_images, stage_result, \
+    unmarked_classes, unscored_classes, weak_reference
 from .seeds import SeedRule
 from .visualize import PALETTE, file_tiles, panel_image, panel_tiles, stage_files
 
@@ -57,7 +58,8 @@ def write_report(config, overrides, examples=4, reference=True):
 
 
 def render_page(cfg, preset, ref, test_seeds, root, examples):
-    sections = [summary_section(cfg, preset, ref), class_section(cfg, preset, ref), guide_class_section(cfg, preset),
+    sections = [summary_section(cfg, preset, ref), skipped_section(cfg, preset), class_section(cfg, preset, ref),
+                guide_class_section(cfg, preset),
                 saliency_section(cfg, preset), stages_section(root), training_section(root),
                 evaluation_section(root), examples_section(cfg, preset, ref, test_seeds, examples),
                 f"<h2>Config</h2>\n<pre>{html.escape(yaml.safe_dump(cfg, sort_keys=False))}</pre>"]
@@ -122,6 +124,15 @@ def class_section(cfg, preset, ref):
             for k, c in enumerate(classes)]
     rows.append(["mIoU"] + [(number(rep["mIoU"], 1),) for _, rep in columns])
     return "<h2>IoU per class (%)</h2>\n" + table(["class"] + [n for n, _ in columns], rows, total_last=True)
+
+
+def skipped_section(cfg, preset):
+    """The unreadable images that the guide labels and the segmenter's test left out."""
+    skipped = skipped_images(stage_result(cfg, preset, "guide_labels"), stage_result(cfg, preset, "segmentations"))
+    if not skipped:
+        return ""
+    rows = [[html.escape(path), html.escape(why)] for path, why in skipped.items()]
+    return f"<h2>{counted(len(skipped), 'unreadable image')} left out</h2>\n" + table(["image", "why"], rows)
 
 
 def guide_class_section(cfg, preset):

@@ -32,6 +32,11 @@ def stage_result(cfg, preset, stage, name="done.json"):
     return finished(naming.stage_dir(cfg, preset, stage), name)
 
 
+def skipped_images(*finished_):
+    """{image: why} of the unreadable images that stages left out, from their done.json (None: not finished)."""
+    return {path: why for d in finished_ if d for path, why in d.get("skipped_images", {}).items()}
+
+
 def method_table(guide, seg, ref):
     """{key: mIoU or None} of METHOD_ROWS and RATIO_ROW from the done.json of the guide step, the segmenter's test
     and the reference's test (each may be None; a figure nothing measured is None)."""
