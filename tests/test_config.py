@@ -99,9 +99,29 @@ def test_long_folder_names_are_shortened_with_a_hash():
            [f"{s}.{k}=7" for s in trainings for k in ("max_iter", "input_size", "batch_size")]
     cfg, preset = resolve(*many)
     name = naming.stage_name(cfg, preset, "segmentations")
-    assert len(name) == naming.MAX_NAME and name.startswith("seed_train.width-0.5_seed_train.input_size-7")
+    assert len(name) <= naming.MAX_NAME and name.startswith("seed_train.width-0.5_seed_train.input_size-7")
+    kept, digest = name.rsplit("_", 1)
+    tokens = [naming.token(sec, k, v) for sec in ("seed_train", "saliency_train", "seg_train")
+              for k, v in cfg[sec].items() if v != preset[sec][k]]
+    n = next(n for n in range(len(tokens)) if "_".join(tokens[:n]) == kept)   # settings kept whole, none cut short
+    assert len(digest) == 10 and 0 < n < len(tokens) and len("_".join(tokens[:n + 1])) > naming.MAX_NAME - 11
     cfg2, _ = resolve(*many, "seedthres=30")
     assert naming.stage_name(cfg2, preset, "segmentations") != name
+
+
+def test_a_folder_whose_long_name_was_cut_midway_is_still_found(tmp_path):
+    """Versions before 2026-12 cut a long name inside a setting (max_iter-2 of max_iter 20): their folder is the
+    stage's while there is no folder of the current name."""
+    cfg, preset = resolve(*[f"seg_train.{k}=20" for k in ("max_iter", "input_size", "batch_size")],
+                          *[f"{s}.width=0.5" for s in ("seed_train", "saliency_train", "seg_train")],
+                          "saliency_train.max_iter=20", "seed_train.max_iter=20", f"out_root={tmp_path}")
+    current = naming.stage_dir(cfg, preset, "seg_train")
+    old = current.parent / naming.stage_name(cfg, preset, "seg_train", cut_midway=True)
+    assert old != current and current.name.rsplit("_", 1)[1] == old.name.rsplit("_", 1)[1]   # the same hash
+    old.mkdir(parents=True)
+    assert naming.stage_dir(cfg, preset, "seg_train") == old
+    current.mkdir()
+    assert naming.stage_dir(cfg, preset, "seg_train") == current
 
 
 def test_folders_made_before_a_new_option_stay_valid():

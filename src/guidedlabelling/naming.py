@@ -46,14 +46,21 @@ def rerun_command(stage, cfg, preset):
     return f"{pipeline.command(stage)}{sets} with the same --config"
 
 
-def stage_name(cfg, preset, stage, section_names=None):
-    """Readable folder name from the settings that differ from the preset."""
+def stage_name(cfg, preset, stage, section_names=None, cut_midway=False):
+    """Readable folder name from the settings that differ from the preset. A long one keeps the settings that fit
+    whole, then a hash of them all (file systems allow 255 bytes; the full settings are in config.yaml).
+    cut_midway: as versions before 2026-12 cut it (`..._max_iter-2_<hash>` of max_iter 20), for their folders."""
     tokens = [token(sec, k, v, section_names) for sec in pipeline.sections(stage, cfg) for k, v in cfg[sec].items()
               if k not in NAMING_EXCLUDED and v != preset[sec][k]]
     name = "_".join(tokens) or "default"
-    if len(name) > MAX_NAME:  # file systems allow 255 bytes; the full settings are in config.yaml
-        name = name[:MAX_NAME - 11] + "_" + hashlib.sha1(name.encode()).hexdigest()[:10]
-    return name
+    if len(name) <= MAX_NAME:
+        return name
+    room, kept = MAX_NAME - 11, []
+    for t in tokens if not cut_midway else []:
+        if len("_".join(kept + [t])) > room:
+            break
+        kept.append(t)
+    return ("_".join(kept) or name[:room]) + "_" + hashlib.sha1(name.encode()).hexdigest()[:10]
 
 
 def run_dir(cfg):
@@ -62,12 +69,14 @@ def run_dir(cfg):
 
 
 def stage_dir(cfg, preset, stage):
-    """The stage's folder; one that an older version made under the stage's former folder and section names,
-    while there is no current one (the settings and inputs it was made with are checked as any folder's)."""
+    """The stage's folder; one that an older version made under the stage's former folder and section names, or
+    with its name cut midway, while there is no current one (the settings and inputs it was made with are checked as
+    any folder's)."""
     run = run_dir(cfg)
     current = run / stage / stage_name(cfg, preset, stage)
-    former = run / pipeline.FORMER_FOLDERS.get(stage, stage) / stage_name(cfg, preset, stage, pipeline.FORMER_OF)
-    return former if former != current and former.is_dir() and not current.exists() else current
+    formers = (run / pipeline.FORMER_FOLDERS.get(stage, stage) / stage_name(cfg, preset, stage, pipeline.FORMER_OF),
+               run / stage / stage_name(cfg, preset, stage, cut_midway=True))
+    return current if current.exists() else next((f for f in formers if f.is_dir()), current)
 
 
 def relevant(cfg, stage):
