@@ -146,8 +146,22 @@ def test_a_key_of_several_sections_needs_its_section():
 def test_a_key_under_the_wrong_section_is_refused():
     """seg_train.seedthres used to set guide_labels.seedthres without a word."""
     with pytest.raises(InputError, match="unknown setting 'seg_train.seedthres'; section seg_train has no "
-                                         "'seedthres'; did you mean seedthres"):
+                                         "'seedthres'; did you mean seedthres\\?"):
         resolve("seg_train.seedthres=1")
+
+
+@pytest.mark.parametrize("written, hint", [
+    ("seed_heatmaps.max_iter", "section seed_heatmaps has no 'max_iter'; did you mean seed_train.max_iter, "
+                               "saliency_train.max_iter, seg_train.max_iter?"),
+    ("seed_heatmaps.test_sise", "did you mean seed_heatmaps.test_size, "),
+    ("max_ite", "did you mean {seed_train,saliency_train,seg_train}.max_iter"),
+    ("seed_train", "'seed_train' is a section, not a setting; write seed_train.KEY=VALUE")])
+def test_an_unknown_setting_is_told_what_it_likely_meant(written, hint):
+    """A key of other sections names them (it suggested the bare key, which is refused as in several sections), and
+    a section given a value says so (it suggested keys like its name)."""
+    with pytest.raises(InputError) as e:
+        resolve(f"{written}=5")
+    assert hint in e.value.messages[0]
 
 
 def test_a_preset_may_group_keys_by_section_or_write_them_flat(tmp_path):

@@ -105,7 +105,15 @@ def locate(key):
         return owners[0], bare
     if not sec and owners:
         raise InputError(f"setting {key!r} is in several sections; write " + " or ".join(f"{s}.{key}" for s in owners))
-    close = difflib.get_close_matches(bare, OWNERS, 3)
+    if not sec and pipeline.current_name(bare) in OPTIONS:
+        raise InputError(f"{key!r} is a section, not a setting; write {key}.KEY=VALUE (see -h for its settings)")
+    close = ([bare] if len(owners) == 1 else [f"{s}.{bare}" for s in owners]) if sec in OPTIONS and owners \
+        else []   # a key of other sections, written as --set takes it
+    if sec in OPTIONS and not close:   # one like a key of this section, else of any
+        close = [f"{sec}.{k}" for k in difflib.get_close_matches(bare, OPTIONS[sec], 3)]
+    if not close:
+        close = [k if len(OWNERS[k]) == 1 else f"{{{','.join(OWNERS[k])}}}.{k}"   # {seed_train,seg_train}.max_iter
+                 for k in difflib.get_close_matches(bare, OWNERS, 3)]
     hint = f"did you mean {', '.join(close)}? " if close else ""
     where = f"; section {sec} has no {bare!r}" if sec in OPTIONS else ""
     raise InputError(f"unknown setting {key!r}{where}; {hint}see -h for the settings")
