@@ -391,3 +391,14 @@ def test_a_flag_of_a_setting_on_by_default_that_a_command_lacks_says_how_to_set_
     assert settings_as_flags(["--no_vis"], "./script.py") == []   # vis is off by default: no flag turns it off
     assert settings_as_flags(["--vis"], "./script.py") == [
         "--vis: not a flag of ./script.py, but a setting of run; give it as --set vis=true"]
+
+
+def test_a_flag_and_a_set_item_of_one_setting_must_agree():
+    """--max_iter 9 with --set seed_train.max_iter=7 trained 9 iterations without a word (the flag came last): now
+    one error per setting given two values; the same value twice, another setting, or an unknown key pass here."""
+    with pytest.raises(InputError) as e:
+        C.refuse_conflicts(["seed_train.max_iter=7", "out_root=/a", "vis=yes"],
+                           ["seed_train.max_iter=9", "out_root=/b", "run.vis=true"])
+    assert e.value.messages == ("--max_iter 9 and --set seed_train.max_iter=7: two values of seed_train.max_iter; "
+                                "give one", "--out_root /b and --set out_root=/a: two values of run.out_root; give one")
+    C.refuse_conflicts(["seed_train.max_iter=9", "seedthres=30", "nosuch=1"], ["seed_train.max_iter=9"])

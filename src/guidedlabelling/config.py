@@ -12,8 +12,8 @@ from .datasets import layout
 from .datasets.builtin import builtin_roots
 from .errors import InputError, Parser
 from .pipeline import command, current_name
-from .settings import COMMA_LISTS, LIST_SETTINGS, NOT_PATHS, OPTIONS, PATH_SETTINGS, SHARED, defaults, range_problems, \
-    set_value
+from .settings import COMMA_LISTS, LIST_SETTINGS, NOT_PATHS, OPTIONS, PATH_SETTINGS, SHARED, defaults, kind, locate, \
+    range_problems, set_value, typed
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = ROOT / "configs"
@@ -214,4 +214,25 @@ def stage_parser(stage, description):
 def flag_overrides(args):
     """--set items, then the stage's explicit flags, as KEY=VALUE overrides in that order."""
     flags = [f"{key}={value}" for key, value in vars(args).items() if "." in key and value is not None]
+    refuse_conflicts(args.set, flags)
     return list(args.set) + flags
+
+
+def refuse_conflicts(sets, flags):
+    """A flag and a --set item that give one setting two values are an error (the flag won without a word)."""
+    def located(item):
+        key, _, value = item.partition("=")
+        try:
+            sec, bare = locate(key)
+        except InputError:   # an unknown key: resolve names it
+            return None, value
+        return (sec, bare), typed(value, kind(sec, bare))
+    given = {}
+    for item in sets:
+        where, value = located(item)
+        given.setdefault(where, []).append((item, value))
+    problems = [f"--{flag.partition('=')[0].rpartition('.')[2]} {flag.partition('=')[2]} and --set {item}: two values "
+                f"of {where[0]}.{where[1]}; give one" for flag in flags for where, value in [located(flag)]
+                if where for item, other in given.get(where, []) if other != value]
+    if problems:
+        raise InputError(*problems)

@@ -62,6 +62,7 @@ def settings(args):
     extra = [f"{flag}={getattr(args, flag)}" for flag in ("device", "workers", "gpu", "out_root", "dataset_dir")
              if getattr(args, flag) is not None]
     extra += [f"{key}={getattr(args, flag)}" for flag, (key, _) in OWN_DATA_FLAGS.items() if getattr(args, flag)]
+    C.refuse_conflicts(args.set, extra)
     return args.set + extra + (["overridecache=true"] if args.overridecache else [])
 
 
