@@ -390,3 +390,16 @@ def test_hidden_files_are_no_images_of_the_folder(folder):
     """macOS leaves ._a.jpg beside a.jpg on other file systems: not an image the CSV forgot."""
     (folder / "images" / "._a.jpg").write_bytes(b"\0\5\26\7")
     assert dataset(folder, ["a.jpg,cat,train", "b.png,dog,train"]).unlisted == []
+
+
+def test_every_problem_of_the_tags_is_reported_at_once(folder):
+    """A bad split, commas between tags, a tag that differs only in case, a missing image and a name leading out of
+    the folder: one error listing all five (they came in three rounds, each after the fix of the one before)."""
+    with pytest.raises(InputError) as e:
+        dataset(folder, ["a.jpg,cat,maybe", '"b.png","cat,dog",train', "a.jpg,Cat,train", "ghost.jpg,cat,train",
+                         "../elsewhere.jpg,cat,train", "b.png,cat,train"])
+    found = "\n".join(e.value.messages)
+    for line, problem in ((2, "split 'maybe' is not train or val"), (3, "tag 'cat,dog' holds ','"),
+                          (5, "tag 'cat' differs only in case from 'Cat' (line 4)"),
+                          (5, "image 'ghost.jpg' is not in"), (6, "image '../elsewhere.jpg' is outside")):
+        assert f"line {line}: {problem}" in found, found

@@ -24,6 +24,14 @@ class TagRow:
 
 def read_tags(path):
     """Rows of a tags CSV: header `image,tags` (optionally `,split`), tags separated by spaces or ';'."""
+    rows, problems = read_rows(path)
+    raise_all(problems, str(path))
+    return rows
+
+
+def read_rows(path):
+    """(the rows of a tags CSV that read well, the problems of the others and of tags that clash): a file that is
+    no tags CSV, or holds no row, is an error at once."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: tags file not found; pass --tags with a CSV whose header is image,tags")
@@ -52,11 +60,9 @@ def read_tags(path):
                     problems += e.messages
     except csv.Error as e:  # a quote left open before more than csv's field limit of text
         problems.append(f"{path}, line {reader.line_num}: {e}; close the quote left open above it")
-    raise_all(problems, str(path))
     if not rows:
-        raise InputError(f"{path}: no image rows below the header")
-    check_case_clashes(rows, path)
-    return rows
+        raise_all(problems or [f"{path}: no image rows below the header"], str(path))
+    return rows, problems + case_clashes(rows, path)
 
 
 def rows_of(reader, path, problems):
@@ -100,19 +106,21 @@ def tag_row(fields, header, path, line):
     return TagRow(line, fields[0].strip(), tags, read_split(fields, header, path, line))
 
 
-def check_case_clashes(rows, path):
-    """Tags are case-sensitive class names, so two that differ only in case, or in how an accent is written (é as
-    one character or as e and a combining accent: they print alike), are an error, not two classes (each would
-    shift the mask values of the classes after it)."""
-    first = {}
+def case_clashes(rows, path):
+    """A problem per spelling of a tag that differs from an earlier one only in case, or in how an accent is written
+    (é as one character or as e and a combining accent: they print alike), at its first row. Tags are
+    case-sensitive class names, so such a pair is an error, not two classes (each would shift the mask values of
+    the classes after it)."""
+    first, clashes = {}, {}
     for row in rows:
         for tag in row.tags:
             seen = first.setdefault(unicodedata.normalize("NFC", tag).casefold(), (tag, row.line))
-            if seen[0] != tag:
+            if seen[0] != tag and tag not in clashes:
                 how = "in how an accent is written (composed or not)" if \
                     unicodedata.normalize("NFC", tag) == unicodedata.normalize("NFC", seen[0]) else "in case"
-                raise InputError(f"{path}, line {row.line}: tag {tag!r} differs only {how} from {seen[0]!r} (line "
-                                 f"{seen[1]}); write one class name alike everywhere")
+                clashes[tag] = (f"{path}, line {row.line}: tag {tag!r} differs only {how} from {seen[0]!r} (line "
+                                f"{seen[1]}); write one class name alike everywhere")
+    return list(clashes.values())
 
 
 def read_split(fields, header, path, line):

@@ -7,7 +7,7 @@ import numpy as np
 
 from ..errors import InputError, raise_all
 from ..io import CLASS_SCORES, IGNORE
-from ..tags import read_tags, split_of
+from ..tags import read_rows, read_tags, split_of
 from .base import IMAGE_SUFFIXES, Item, Labelled, check_class_count, checked_label, inside, missing_hint, \
     readable_items
 from .voc import split_name
@@ -55,19 +55,19 @@ class OwnDataset(Labelled):
         if masks and not Path(masks).is_dir():
             raise InputError(f"{masks}: {folder_problem(Path(masks), 'masks')}; pass --masks with a folder of <id>.png "
                              "or leave it out")
-        rows = read_tags(self.tags_file)
+        rows, problems = read_rows(self.tags_file)   # the rows that read well are checked on with them
+        misread = bool(problems)   # the class list may lack a tag: the checks that use it wait
         self.untagged = [r.line for r in rows if not r.tags]  # photos of background only
         self.classes = ["background"] + sorted({t for r in rows for t in r.tags})
-        if len(self.classes) < 2:
+        if len(self.classes) < 2 and not misread:
             raise InputError(f"{self.tags_file}: no tags at all; tag each image with the classes it shows")
         check_class_count(self.classes, self.tags_file, "merge tags")
-        problems = []
         files = self._match_files(rows, problems)
         listed, self._rows = self._split_items(rows, files, masks, val_percent, problems)
         if masks and files and not any((Path(masks) / f"{f.stem}.png").is_file() for f in files.values()):
             problems.append(f"{masks}: no mask of the CSV's images (<id>.png); name each as its image's id, or "
                             "leave out --masks to run without evaluation")
-        if not listed:
+        if not listed or misread:
             raise_all(problems, self.tags_file)
         self.sources = [self.tags_file] + [it.image for it in listed]
         self.labels = [it.label for it in listed if it.label is not None]
