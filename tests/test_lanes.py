@@ -347,3 +347,16 @@ def test_a_fragment_runs_its_steps_on_a_lanes_threads(monkeypatch):
     args = driver.parse(["--config", "demo", "--set", "lanes=2", "--set", "n=1", "--set", "N=2"])
     driver.run_steps(args, driver.settings(args), [("saliency", "saliency", ())], {})
     assert seen == [driver.settings(args) + ["threads=2"]]
+
+
+def test_only_the_steps_asked_for_are_said_to_be_skipped(monkeypatch, tmp_path, capsys):
+    """--steps seed_train on data without masks said '==> reference_train: skipped, ...' of steps it was not
+    asked for, where it ran on lanes (one after the other, it did not)."""
+    monkeypatch.setattr(lanes, "cores", lambda: 2)
+    monkeypatch.setattr(lanes, "run_chains", lambda order, *a, **k: (dict.fromkeys(order, 1.0), {}))
+    args = driver.parse(["--config", "demo", "--set", f"out_root={tmp_path}", "--steps", "seed_train,seed_eval"])
+    steps, _ = driver.planned_steps(args, driver.settings(args))
+    skip = {"seed_eval": "no ground-truth masks", "reference_train": "no ground-truth masks"}
+    driver.run_steps(args, driver.settings(args), steps, skip)
+    out = capsys.readouterr().out
+    assert "==> seed_eval: skipped, no ground-truth masks" in out and "reference_train" not in out

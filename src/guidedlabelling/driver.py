@@ -128,7 +128,7 @@ def run_steps(args, overrides, steps, skip, opened=None):
         overrides = overrides + [f"threads={lanes.threads_per_step(share, cfg['run']['threads'])}"]
     if count == 1:
         return run_in_order(args, overrides, steps, skip, opened), {}
-    for step in skip:
+    for step in (s for s, _, _ in steps if s in skip):   # of the steps asked for
         print(f"==> {step}: skipped, {skip[step]}", flush=True)
     todo = [s for s in steps if s[0] not in skip]
     needs = needed_steps(args, overrides, todo)
