@@ -191,7 +191,8 @@ def stage_parser(stage, description):
     parser = Parser(prog=command(stage), description=description, epilog=UPSTREAM_HELP,
                     formatter_class=argparse.RawDescriptionHelpFormatter)  # ./src/seed/train.py, not train.py
     parser.add_argument("--config", default="demo", help="preset name or YAML file (configs/; default: demo), whose "
-                                                        "settings replace the release's defaults shown below")
+                                                        "settings replace the defaults shown below (the release's "
+                                                        "numbers, where the release has the setting)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="any setting, upstream stages' included (KEY or SECTION.KEY)")
     parser.add_argument("--debug", action="store_true", help="show the traceback of an error instead of one line")
@@ -199,7 +200,7 @@ def stage_parser(stage, description):
         group = parser.add_argument_group(f"{sec} settings")
         for key, (default, help_text) in OPTIONS[sec].items():
             flag = dict(dest=f"{sec}.{key}", default=None)
-            shown = "" if default is None or isinstance(default, bool) else f" (release: {default})"
+            shown = "" if default in (None, "") or isinstance(default, bool) else f" (default: {default})"
             text = (help_text + shown).replace("%", "%%")  # argparse %-formats help texts
             if default is True:  # a setting on by default is turned off by its flag
                 group.add_argument(f"--no_{key}", action="store_const", const=False,
