@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from conftest import own_args, stage_folders
+from guidedlabelling import runner
 
 
 def files_of(folder):
@@ -107,3 +108,17 @@ def test_a_resume_in_another_precision_says_the_folder_holds_both(own, command, 
     code, out, err = command("seed_heatmaps", *own_args(own), "--set", "amp=bf16", "--overridecache")
     assert code == 0 and "resuming" not in out, out + err
     assert json.loads((folder / "done.json").read_text())["made_with"] == bf16
+
+
+def test_why_a_folder_is_resumed_is_said_when_its_log_cannot_be_opened(own, command, heatmaps, monkeypatch):
+    """The notes of the folder's check go through its log.txt: a run stopped before it has one (a full disk) still
+    says them."""
+    folder, _ = heatmaps
+    (folder / "done.json").unlink()
+
+    def full(out):
+        raise OSError(28, "No space left on device", str(out / "log.txt"))
+    monkeypatch.setattr(runner, "make_logger", full)
+    code, out, err = command("seed_heatmaps", *own_args(own), "--set", "amp=bf16")
+    assert code != 0 and "No space left on device" in err
+    assert f"{folder}: resuming outputs made on cpu with amp none; this run makes the rest on cpu with amp bf16" in out

@@ -425,6 +425,9 @@ def test_a_folder_of_folders_of_images_names_them(photos, tmp_path):
     (tmp_path / "trips" / "day1").mkdir(parents=True)
     shutil.copy(photos / "photo.jpg", tmp_path / "trips" / "day1" / "a.jpg")
     with pytest.raises(InputError, match=f"trips: no .jpg, .jpeg or .png images in this folder \\(its folders are "
-                                         f"not read: name them, {tmp_path / 'trips' / 'day1'} ...\\)"):
+                                         f"not read: name them, such as {tmp_path / 'trips' / 'day1'}\\)"):
         ImageFiles([tmp_path / "trips"])
     assert [it.id for it in ImageFiles([tmp_path / "trips" / "day1"]).items] == ["a"]
+    shutil.copy(photos / "photo.jpg", tmp_path / "trips" / "b.jpg")
+    both = ImageFiles([tmp_path / "trips", tmp_path / "trips" / "day1"])   # the folder inside named too: no note
+    assert sorted(it.id for it in both.items) == ["a", "b"] and both.subfolders == []

@@ -145,10 +145,11 @@ TEMPORARY = ".*.tmp*"  # io.atomic_path's files (a glob), left by a run killed w
 def remove_temporary(out, alone):
     """Remove the temp files that killed runs left in a stage folder (never outputs): all of them when this process
     writes the folder alone, else those an hour old (a younger one may be another fragment's, being written)."""
-    for stale in out.rglob(TEMPORARY):
-        with contextlib.suppress(FileNotFoundError):   # (another fragment removed it meanwhile)
-            if alone or time.time() - stale.stat().st_mtime >= 3600:
-                stale.unlink()
+    with contextlib.suppress(FileNotFoundError):   # (another fragment removed it, or its folder, meanwhile)
+        for stale in list(out.rglob(TEMPORARY)):
+            with contextlib.suppress(FileNotFoundError):
+                if alone or time.time() - stale.stat().st_mtime >= 3600:
+                    stale.unlink()
 
 
 def up_to_date(out, stage_cfg, current):
@@ -450,6 +451,8 @@ def reuse_or_make(stage, args, cfg, preset, out, checked, alone):
                 discard_if_bare(out)
             raise
         finally:
+            if log is None and notes:   # stopped before the stage had its log: its notes said here at least
+                print("\n".join(notes))
             close_logger(log)
     return out
 

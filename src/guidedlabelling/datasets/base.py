@@ -94,10 +94,11 @@ def missing_hint(name, folder):
         return f"{path.name} is there: names are relative to {folder}, so write it so, or "
     base, stem = path.name.casefold(), path.stem.casefold()
     files = sorted(p for p in path.parent.iterdir() if p.is_file()) if path.parent.is_dir() else []
-    same = next((p.name for p in files if p.stem == path.name), None)
-    if same:   # IMG_1 is IMG_1.HEIC, which a name without extension does not find
-        return f"{same} is there, but a name without extension finds only .jpg, .jpeg and .png files: save it as " \
-               "JPEG or PNG, or "
+    same = next((p for p in files if p.stem == path.name), None)
+    if same:   # IMG_1 is IMG_1.tif or IMG_1.HEIC, which a name without extension does not find
+        fix = f"write {same.name} (Pillow reads it), or " if same.suffix.lower() in Image.registered_extensions() \
+            else "save it as JPEG or PNG, or "
+        return f"{same.name} is there, but a name without extension finds only .jpg, .jpeg and .png files: {fix}"
     match = next((p.name for p in files if base in (p.name.casefold(), p.stem.casefold())), None)
     if match:
         return f"{match} is there, and names are case-sensitive: write it so, or "

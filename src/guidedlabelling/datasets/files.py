@@ -10,15 +10,16 @@ class ImageFiles(ImageList):
 
     def __init__(self, inputs):
         paths, self.ignored, self.subfolders, broken = [], [], [], []  # ignored, subfolders: reported by predict
+        named = {Path(p).resolve() for p in inputs}
         for name in map(Path, inputs):
             if name.is_dir():
                 entries = sorted(p for p in name.iterdir() if not p.name.startswith("."))
                 found = [p for p in entries if p.suffix.lower() in IMAGE_SUFFIXES and not p.is_dir()]
-                inner = [p for p in entries if p.is_dir()]
+                inner = [p for p in entries if p.is_dir() and p.resolve() not in named]  # (those named are read)
                 if not found:
                     raise InputError(f"{name}: no .jpg, .jpeg or .png images in this folder" +
-                                     (f" (its folders are not read: name them, {inner[0]} ...)" if inner else "; "
-                                      "name another"))
+                                     (f" (its folders are not read: name them, such as {inner[0]})" if inner else
+                                      "; name another"))
                 self.ignored += [p for p in entries if p.suffix.lower() not in IMAGE_SUFFIXES and p.is_file()]
                 self.subfolders += inner
                 broken += [p for p in found if not p.is_file()]  # a link to nothing: skipped, as an unreadable image

@@ -263,14 +263,14 @@ def annotated_splits(d):
     own data without --masks has none."""
     if not d["masks"]:
         return set()
-    rows, masks = read_tags(d["tags"]), Path(d["masks"])
-    ids = [image_id(Path(d["images"]), r.image) for r in rows]
+    rows, masks, listings = read_tags(d["tags"]), Path(d["masks"]), {}
+    ids = [image_id(Path(d["images"]), r.image, listings) for r in rows]
     return {split_of(r, i, d["val_percent"]) for r, i in zip(rows, ids) if (masks / f"{i}.png").is_file()}
 
 
-def image_id(root, name):
+def image_id(root, name, listings):
     """The id a row's image name gives, as _row_file finds it: the stem of the file it names (a.tif is a), else
-    the name (IMG_1 names IMG_1.jpg; sub/IMG_1 gives IMG_1)."""
+    the name (IMG_1 names IMG_1.jpg; sub/IMG_1 gives IMG_1). listings: images_by_stem's, shared by the rows."""
     exact = root / name
-    found = [exact] if exact.is_file() else named_file(exact, {})
+    found = [exact] if exact.is_file() else named_file(exact, listings)
     return found[0].stem if len(found) == 1 else Path(name).name
