@@ -393,12 +393,24 @@ def test_a_flag_of_a_setting_on_by_default_that_a_command_lacks_says_how_to_set_
         "--vis: not a flag of ./script.py, but a setting of run; give it as --set vis=true"]
 
 
-def test_a_flag_and_a_set_item_of_one_setting_must_agree():
+def test_a_flag_and_a_set_item_of_one_setting_must_agree(monkeypatch, tmp_path):
     """--max_iter 9 with --set seed_train.max_iter=7 trained 9 iterations without a word (the flag came last): now
-    one error per setting given two values; the same value twice, another setting, or an unknown key pass here."""
+    one error per setting given two values, naming the flag as written; the same value however written (a path
+    relative or absolute, a list with spaces), another setting, or an unknown key pass here."""
     with pytest.raises(InputError) as e:
-        C.refuse_conflicts(["seed_train.max_iter=7", "out_root=/a", "vis=yes"],
-                           ["seed_train.max_iter=9", "out_root=/b", "run.vis=true"])
-    assert e.value.messages == ("--max_iter 9 and --set seed_train.max_iter=7: two values of seed_train.max_iter; "
-                                "give one", "--out_root /b and --set out_root=/a: two values of run.out_root; give one")
-    C.refuse_conflicts(["seed_train.max_iter=9", "seedthres=30", "nosuch=1"], ["seed_train.max_iter=9"])
+        C.refuse_conflicts(["seed_train.max_iter=7", "out_root=/a", "cudnn_benchmark=yes", "saliency_maps=/m"],
+                           [("--max_iter 9", "seed_train.max_iter=9"), ("--out_root /b", "out_root=/b"),
+                            ("--no_cudnn_benchmark", "run.cudnn_benchmark=False"),
+                            ("--saliency /n", "saliency_maps=/n")])
+    assert e.value.messages == (
+        "--max_iter 9 and --set seed_train.max_iter=7: two values of seed_train.max_iter; give one",
+        "--out_root /b and --set out_root=/a: two values of run.out_root; give one",
+        "--no_cudnn_benchmark and --set cudnn_benchmark=yes: two values of run.cudnn_benchmark; give one",
+        "--saliency /n and --set saliency_maps=/m: two values of guide_labels.saliency_maps; give one")
+    monkeypatch.chdir(tmp_path)
+    C.refuse_conflicts(["seed_train.max_iter=9", "seedthres=30", "nosuch=1", "out_root=./runs/",
+                        "seed_heatmaps.extra_sizes=321, 481"],
+                       [("--max_iter 9", "seed_train.max_iter=9"), ("--out_root runs", f"out_root={tmp_path / 'runs'}"),
+                        ("--extra_sizes 321,481", "seed_heatmaps.extra_sizes=321,481")])
+    assert C.flag_written("run.cudnn_benchmark=False") == "--no_cudnn_benchmark"
+    assert C.flag_written("seed_train.max_iter=9") == "--max_iter 9" and C.flag_written("run.vis=True") == "--vis"

@@ -4,6 +4,7 @@ project for its presets and defaults, to the current folder otherwise). Also the
 import argparse
 import contextlib
 import copy
+import os
 from pathlib import Path
 
 import yaml
@@ -215,25 +216,38 @@ def stage_parser(stage, description):
 def flag_overrides(args):
     """--set items, then the stage's explicit flags, as KEY=VALUE overrides in that order."""
     flags = [f"{key}={value}" for key, value in vars(args).items() if "." in key and value is not None]
-    refuse_conflicts(args.set, flags)
+    refuse_conflicts(args.set, [(flag_written(flag), flag) for flag in flags])
     return list(args.set) + flags
 
 
+def flag_written(item):
+    """'--max_iter 9' of 'seed_train.max_iter=9'; '--no_KEY' of a setting on by default turned off, '--KEY' of one
+    off by default turned on."""
+    key, _, value = item.partition("=")
+    sec, bare = key.split(".")
+    default = OPTIONS[sec][bare][0]
+    return f"--no_{bare}" if default is True else f"--{bare}" if default is False else f"--{bare} {value}"
+
+
 def refuse_conflicts(sets, flags):
-    """A flag and a --set item that give one setting two values are an error (the flag won without a word)."""
+    """A flag and a --set item that give one setting two values are an error (the flag won without a word). flags:
+    [(the flag as written, its KEY=VALUE)]; values are compared as read (paths absolute, lists without spaces)."""
     def located(item):
         key, _, value = item.partition("=")
         try:
             sec, bare = locate(key)
         except InputError:   # an unknown key: resolve names it
             return None, value
-        return (sec, bare), typed(value, kind(sec, bare))
+        value = typed(value, kind(sec, bare))
+        if isinstance(value, str) and (bare in PATH_SETTINGS and value not in NOT_PATHS or (sec, bare) in COMMA_LISTS):
+            parts = [part.strip() for part in value.split(",")]
+            value = ",".join(os.path.abspath(os.path.expanduser(p)) if bare in PATH_SETTINGS else p for p in parts)
+        return (sec, bare), value
     given = {}
     for item in sets:
         where, value = located(item)
         given.setdefault(where, []).append((item, value))
-    problems = [f"--{flag.partition('=')[0].rpartition('.')[2]} {flag.partition('=')[2]} and --set {item}: two values "
-                f"of {where[0]}.{where[1]}; give one" for flag in flags for where, value in [located(flag)]
-                if where for item, other in given.get(where, []) if other != value]
+    problems = [f"{shown} and --set {item}: two values of {where[0]}.{where[1]}; give one" for shown, flag in flags
+                for where, value in [located(flag)] if where for item, other in given.get(where, []) if other != value]
     if problems:
         raise InputError(*problems)

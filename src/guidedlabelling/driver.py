@@ -59,10 +59,11 @@ def parse(argv=None):
 
 
 def settings(args):
-    extra = [f"{flag}={getattr(args, flag)}" for flag in ("device", "workers", "gpu", "out_root", "dataset_dir")
+    flags = [(flag, flag) for flag in ("device", "workers", "gpu", "out_root", "dataset_dir")
              if getattr(args, flag) is not None]
-    extra += [f"{key}={getattr(args, flag)}" for flag, (key, _) in OWN_DATA_FLAGS.items() if getattr(args, flag)]
-    C.refuse_conflicts(args.set, extra)
+    flags += [(flag, key) for flag, (key, _) in OWN_DATA_FLAGS.items() if getattr(args, flag)]
+    extra = [f"{key}={getattr(args, flag)}" for flag, key in flags]
+    C.refuse_conflicts(args.set, [(f"--{flag} {getattr(args, flag)}", item) for (flag, _), item in zip(flags, extra)])
     return args.set + extra + (["overridecache=true"] if args.overridecache else [])
 
 
