@@ -154,7 +154,7 @@ def test_a_key_under_the_wrong_section_is_refused():
     ("seed_heatmaps.max_iter", "section seed_heatmaps has no 'max_iter'; did you mean seed_train.max_iter, "
                                "saliency_train.max_iter, seg_train.max_iter?"),
     ("seed_heatmaps.test_sise", "did you mean seed_heatmaps.test_size, "),
-    ("max_ite", "did you mean {seed_train,saliency_train,seg_train}.max_iter"),
+    ("max_ite", "did you mean max_iter (of seed_train, saliency_train, seg_train)"),
     ("seed_train", "'seed_train' is a section, not a setting; write seed_train.KEY=VALUE")])
 def test_an_unknown_setting_is_told_what_it_likely_meant(written, hint):
     """A key of other sections names them (it suggested the bare key, which is refused as in several sections), and

@@ -470,6 +470,7 @@ def test_a_file_recorded_and_no_longer_in_the_manifest_is_no_longer_read(tmp_pat
     keys = [str(there), "/m/gone.png"]
     assert since_made(keys, {str(there): "d1", "/m/gone.png": "d2"}, {}) == \
         f"/m/gone.png went, {there} is no longer read since it was made"
+    assert since_made(["/m/x.png"], {"/m/x.png": ABSENT}, {}) == "/m/x.png is no longer read since it was made"
 
 
 def test_the_upstream_folder_named_only_where_another_one_with_other_content_was_read(tmp_path, monkeypatch):

@@ -222,10 +222,10 @@ def since_made(keys, old, new):
     files recorded that are there and not read)."""
     old = renamed_upstream(old, pipeline.FORMER_NAMES)
     files = [k for k in keys if not k.startswith((UPSTREAM, WORK_SIZE))]  # an upstream or setting key "changed"
-    added = [k for k in files if old.get(k, ABSENT) == ABSENT]   # a file recorded absent (a mask) added too
-    unread = [k for k in files if k in old and k not in new and Path(key_name(k)).is_file()]  # (a map of a user's
-    # folder, hashed by a version that counted all of them)
-    went = [k for k in files if k in old and new.get(k, ABSENT) == ABSENT and k not in unread]
+    unread = [k for k in files if k in old and k not in new and (Path(key_name(k)).is_file() or old[k] == ABSENT)]
+    # (a map of a user's folder that a version hashed with the others, the mask of a row removed)
+    added = [k for k in files if old.get(k, ABSENT) == ABSENT and k not in unread]  # a file recorded absent too
+    went = [k for k in files if old.get(k, ABSENT) != ABSENT and new.get(k, ABSENT) == ABSENT and k not in unread]
     changed = [k for k in keys if k not in added and k not in went and k not in unread]
     parts = [f"{describe(changed)} changed"] if changed else []
     if added:

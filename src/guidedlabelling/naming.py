@@ -74,8 +74,10 @@ def stage_dir(cfg, preset, stage):
     any folder's)."""
     run = run_dir(cfg)
     current = run / stage / stage_name(cfg, preset, stage)
-    formers = (run / pipeline.FORMER_FOLDERS.get(stage, stage) / stage_name(cfg, preset, stage, pipeline.FORMER_OF),
-               run / stage / stage_name(cfg, preset, stage, cut_midway=True))
+    former = run / pipeline.FORMER_FOLDERS.get(stage, stage)
+    formers = (former / stage_name(cfg, preset, stage, pipeline.FORMER_OF),
+               run / stage / stage_name(cfg, preset, stage, cut_midway=True),
+               former / stage_name(cfg, preset, stage, pipeline.FORMER_OF, cut_midway=True))
     return current if current.exists() else next((f for f in formers if f.is_dir()), current)
 
 

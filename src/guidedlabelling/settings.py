@@ -112,7 +112,7 @@ def locate(key):
     if sec in OPTIONS and not close:   # one like a key of this section, else of any
         close = [f"{sec}.{k}" for k in difflib.get_close_matches(bare, OPTIONS[sec], 3)]
     if not close:
-        close = [k if len(OWNERS[k]) == 1 else f"{{{','.join(OWNERS[k])}}}.{k}"   # {seed_train,seg_train}.max_iter
+        close = [k if len(OWNERS[k]) == 1 else f"{k} (of {', '.join(OWNERS[k])})"
                  for k in difflib.get_close_matches(bare, OWNERS, 3)]
     hint = f"did you mean {', '.join(close)}? " if close else ""
     where = f"; section {sec} has no {bare!r}" if sec in OPTIONS else ""
