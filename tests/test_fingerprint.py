@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,7 +16,7 @@ import yaml
 from PIL import Image
 
 from conftest import make_own, own_args, retag_mask, stage_folders
-from guidedlabelling import runner
+from guidedlabelling import preflight, runner
 from guidedlabelling.fingerprint import ABSENT, EVALUATED, file_digest, since_made
 from guidedlabelling.io import save_heatmap_mat
 from guidedlabelling.settings import SHARED
@@ -504,3 +505,28 @@ def test_maps_a_stage_does_not_read_leave_its_outputs_current(own, command, tmp_
     Image.fromarray(255 - np.asarray(Image.open(edited))).save(edited)
     code, out, err = command("guide_labels", *own_args(own), "--saliency_dir", maps)
     assert code == 0 and f"{edited} changed since it was made; recomputing it" in out, out + err
+
+
+def test_guide_labels_an_older_version_made_from_a_folder_of_maps_stay_current(own, command, tmp_path, monkeypatch):
+    """Versions before 2026-12 counted every file of a user's folder of maps: their guide labels stay up to date
+    (the segmenter after them is not trained again) until an input changes; then they are made again, counted by
+    the maps read."""
+    run_all(command, own, METHOD[:4])
+    maps = tmp_path / "my_saliency"
+    shutil.copytree(folder(own, "saliency"), maps, ignore=shutil.ignore_patterns("*.json", "*.yaml", "*.txt"))
+    with monkeypatch.context() as older:   # what such a version recorded
+        older.setattr(preflight, "read_files", lambda folder_, suffix, ids, every=False: sorted(folder_.glob("*")))
+        code, out, err = command("guide_labels", *own_args(own), "--saliency_dir", maps)
+        assert code == 0, out + err
+    guides = folder(own, "guide_labels")
+    made = json.loads((guides / "inputs.json").read_text())["inputs"]
+    train = {p.stem for p in guides.glob("*.png")}
+    assert any(Path(k).parent == maps and Path(k).stem not in train for k in made)   # a val map recorded
+    code, out, err = command("guide_labels", *own_args(own), "--saliency_dir", maps)
+    assert code == 0 and "guide_labels: up to date" in out, out + err
+    edited = maps / f"{sorted(train)[0]}.png"
+    Image.fromarray(255 - np.asarray(Image.open(edited))).save(edited)
+    code, out, err = command("guide_labels", *own_args(own), "--saliency_dir", maps)
+    assert code == 0 and f"{edited} changed" in out and "no longer read since it was made; recomputing it" in out
+    made = json.loads((guides / "inputs.json").read_text())["inputs"]
+    assert not any(Path(k).parent == maps and Path(k).stem not in train for k in made)

@@ -65,14 +65,20 @@ class Digests:
         return {str(p): self.known[str(p)] for p in paths}
 
 
-def folder_files(folder, suffix="", ids=()):
-    """The plain files of a user's folder (its maps or models), hidden files left out; of a folder of per-image
-    files <id><suffix>, those of the images `ids` only, beside its other files (the class scores): maps of images
-    that a stage does not read (another split's, or images added later) do not make its outputs stale."""
-    files = sorted(p for p in Path(folder).iterdir() if p.is_file() and not p.name.startswith("."))
-    ids = set(ids)
-    return [p for p in files if not suffix or not p.name.endswith(suffix) or p.name[:-len(suffix)] in ids
-            or p.name == CLASS_SCORES]
+def folder_files(folder):
+    """The plain files of a user's folder (its maps or models), hidden files left out."""
+    return sorted(p for p in Path(folder).iterdir() if p.is_file() and not p.name.startswith("."))
+
+
+def read_files(folder, suffix, ids, every=False):
+    """The files of a user's folder that a stage reads: of a folder of per-image files <id><suffix>, those of the
+    images `ids` (as the stage opens them) and the class scores, so that maps of images it does not read (another
+    split's, images added later) do not make its outputs stale; else, or with `every` (as versions before 2026-12
+    hashed them), all of them."""
+    files = folder_files(folder)
+    if not suffix or every:
+        return files
+    return [Path(folder) / f"{i}{suffix}" for i in ids] + [p for p in files if p.name == CLASS_SCORES]
 
 
 def fingerprint(manifest):

@@ -22,7 +22,7 @@ from .datasets import MaskFolder, open_dataset
 from .errors import InputError, capped, some
 from .inference import check_classes, pick_device, trained
 from .io import WIDE_GREY_MODES, load_checkpoint
-from .fingerprint import EVALUATED, SETTINGS, UPSTREAM, WORK_SIZE, Digests, folder_files, has_outputs, \
+from .fingerprint import EVALUATED, SETTINGS, UPSTREAM, WORK_SIZE, Digests, fingerprint, has_outputs, read_files, \
     output_fingerprint, settings_digest, staleness
 from .networks import NETWORKS, imagenet_weights, names
 from .reads import Reads
@@ -39,9 +39,20 @@ class Checked:
     folders: dict
     digests: Digests
 
-    def manifest(self):
+    def manifest(self, recorded=None):
         """(the stage's manifest {key: digest}, {upstream stage: folder} of the upstream fingerprints in it).
-        Label PNGs and masks that the stage only compares its outputs with are keyed EVALUATED + path."""
+        Label PNGs and masks that the stage only compares its outputs with are keyed EVALUATED + path. recorded:
+        the manifest of the stage's folder, if any: one that a version before 2026-12 made, with every file of the
+        user's folders of maps, and that is still current so, is kept (its outputs stay valid until remade)."""
+        inputs, upstream = self.made_manifest()
+        if recorded and recorded.get("fingerprint") != fingerprint(inputs):
+            former, _ = self.made_manifest(every=True)
+            if former != inputs and fingerprint(former) == recorded["fingerprint"]:
+                return former, upstream
+        return inputs, upstream
+
+    def made_manifest(self, every=False):
+        """manifest(), the user's folders of maps counted by the files read (every: by all their files)."""
         sources, evaluated = [], []
         for data in self.datasets.values():
             sources += data.sources
@@ -60,9 +71,9 @@ class Checked:
                 inputs[UPSTREAM + stage], upstream[stage] = made, str(folder)
                 if self.reads.upstream.get(stage):  # given: another folder of the same inputs has other outputs
                     inputs[UPSTREAM + stage + SETTINGS] = settings_digest(folder)
-            else:  # a folder of the user's: its files (of a per-image stage, those of the images read)
+            else:  # a folder of the user's: the files of it that the stage reads
                 ids = [it.id for data in self.datasets.values() for it in data.items]
-                inputs |= self.digests.manifest(folder_files(folder, pipeline.BY_NAME[stage].per_image, ids))
+                inputs |= self.digests.manifest(read_files(folder, pipeline.BY_NAME[stage].per_image, ids, every))
         return inputs, upstream
 
 

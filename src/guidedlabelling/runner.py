@@ -359,7 +359,7 @@ def up_to_date_line(stage, argv=None, opened=None):
     args, cfg, preset, out = resolve(stage, argv)
     if cfg["run"]["overridecache"] or draws_panels(stage, cfg):  # main draws the panels a finished stage lacks
         return None
-    inputs, _ = preflight.check(stage, cfg, preset, vars(args), opened).manifest()
+    inputs, _ = preflight.check(stage, cfg, preset, vars(args), opened).manifest(recorded(out))
     return reused(stage, out, cfg) if reusable(out, cfg, stage, fingerprint(inputs)) else None
 
 
@@ -414,7 +414,7 @@ def main(stage, argv=None, opened=None):
 
 def reuse_or_make(stage, args, cfg, preset, out, checked, alone):
     """The body of main, its upstream folders locked: reuse the stage's folder, or make it."""
-    inputs, upstream = checked.manifest()
+    inputs, upstream = checked.manifest(recorded(out))
     manifest = {"fingerprint": fingerprint(inputs), "inputs": inputs, "upstream": upstream,
                 "upstream_digests": upstream_digests(upstream)}
     stage_cfg = naming.relevant(cfg, stage)
