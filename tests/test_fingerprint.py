@@ -1,6 +1,7 @@
 """Outputs are reused only while the content of their inputs is what they were made from (fingerprint.py):
 an input edited in place (same size, same time stamp) reruns its stage and everything downstream, says what
 changed, and gives what a fresh run on the edited data gives."""
+import csv
 import json
 import os
 import shutil
@@ -148,6 +149,23 @@ def test_a_photo_added_to_the_set_is_said_to_be_added(own, command):
         f.write("g.jpg,cat,train\n")
     (out,) = run_all(command, own, ("seed_train",))
     assert f"{own['tags']} changed, {own['images'] / 'g.jpg'} was added since it was made; recomputing it" in out
+
+
+def test_tags_saved_again_by_a_spreadsheet_leave_every_stage_current(own, command):
+    """Other line ends, quotes, spaces and tag order (what a spreadsheet's 'save as CSV' changes): every stage is up
+    to date (each made everything again); a tag changed is still seen."""
+    run_all(command, own, METHOD)
+    text = own["tags"].read_text()
+    rows = list(csv.reader(text.splitlines()))
+    with open(own["tags"], "w", newline="") as f:   # every field quoted, CRLF, tags reordered and spaced
+        csv.writer(f, quoting=csv.QUOTE_ALL, lineterminator="\r\n").writerows(
+            rows[:1] + [[image, " ".join(reversed(tags.split())) + " ", *rest] for image, tags, *rest in rows[1:]])
+    assert own["tags"].read_text() != text
+    assert all("up to date" in out for out in run_all(command, own, METHOD))
+    own["tags"].write_text(text.replace("a.jpg,cat", "a.jpg,dog", 1))
+    retag_mask(own, "a", 2)
+    (out,) = run_all(command, own, ("seed_train",))
+    assert f"{own['tags']} changed since it was made; recomputing it" in out
 
 
 def test_folders_made_at_the_files_size_are_remade_once_the_work_size_shrinks_the_images(own, command,
@@ -508,14 +526,15 @@ def test_maps_a_stage_does_not_read_leave_its_outputs_current(own, command, tmp_
 
 
 def test_guide_labels_an_older_version_made_from_a_folder_of_maps_stay_current(own, command, tmp_path, monkeypatch):
-    """Versions before 2026-12 counted every file of a user's folder of maps: their guide labels stay up to date
-    (the segmenter after them is not trained again) until an input changes; then they are made again, counted by
-    the maps read."""
+    """Versions before 2026-12 counted every file of a user's folder of maps, and the tags CSV by its bytes: their
+    guide labels stay up to date (the segmenter after them is not trained again) until an input changes; then they
+    are made again, counted by the maps read."""
     run_all(command, own, METHOD[:4])
     maps = tmp_path / "my_saliency"
     shutil.copytree(folder(own, "saliency"), maps, ignore=shutil.ignore_patterns("*.json", "*.yaml", "*.txt"))
     with monkeypatch.context() as older:   # what such a version recorded
-        older.setattr(preflight, "read_files", lambda folder_, suffix, ids, every=False: sorted(folder_.glob("*")))
+        made = preflight.Checked.made_manifest
+        older.setattr(preflight.Checked, "made_manifest", lambda self, former=False: made(self, former=True))
         code, out, err = command("guide_labels", *own_args(own), "--saliency_dir", maps)
         assert code == 0, out + err
     guides = folder(own, "guide_labels")
@@ -528,5 +547,6 @@ def test_guide_labels_an_older_version_made_from_a_folder_of_maps_stay_current(o
     Image.fromarray(255 - np.asarray(Image.open(edited))).save(edited)
     code, out, err = command("guide_labels", *own_args(own), "--saliency_dir", maps)
     assert code == 0 and f"{edited} changed" in out and "no longer read since it was made; recomputing it" in out
+    assert str(own["tags"]) not in out   # hashed by its rows now, by its bytes then: the same file, not added nor gone
     made = json.loads((guides / "inputs.json").read_text())["inputs"]
     assert not any(Path(k).parent == maps and Path(k).stem not in train for k in made)

@@ -1,19 +1,18 @@
 """Reuse of a stage's outputs only when it would read the same content again.
 
-A stage's manifest lists everything it reads, by content: a hash of every file of its dataset splits (image
-list or tags CSV, classes.txt, images, labels or masks), of its saliency set, of its initial weights and of
-user folders it reads instead of an upstream output, plus the fingerprint of each upstream output it reads
-(which covers that stage's own inputs in turn). The fingerprint is the hash of the manifest. The runner writes
-the manifest to <folder>/inputs.json when the stage starts, before any output, and the fingerprint into
-done.json when it ends: a finished folder is reused only while its fingerprint is the current one, and a
-folder started with other inputs (per-image files, training snapshots) is cleared rather than resumed.
-inputs.json also records the digest of each upstream output's content (done.json's outputs_digest) beside the
-manifest: outputs made again to other bytes (a training rerun with --overridecache on another thread count) make
-the stages that read them stale (remade). Records of a version before the digests have none: the fingerprint alone
-decides for them, until their stage runs again.
-Label files a stage only scores its outputs with are in the manifest too, marked EVALUATED: a later stage
-records the upstream's outputs_fingerprint, which leaves them out, so an edited val mask re-scores the stages
-that read it (runner.check_cache keeps their per-image files) and retrains nothing downstream.
+A stage's manifest lists everything it reads, by content: a hash of every file of its dataset splits (image list or
+tags CSV, the latter by the rows it holds, classes.txt, images, labels or masks), of its saliency set, of its
+initial weights and of user folders it reads instead of an upstream output, plus the fingerprint of each upstream
+output it reads (which covers that stage's own inputs in turn). The fingerprint is the hash of the manifest. The
+runner writes the manifest to <folder>/inputs.json when the stage starts, before any output, and the fingerprint
+into done.json when it ends: a finished folder is reused only while its fingerprint is the current one, and a
+folder started with other inputs (per-image files, training snapshots) is cleared rather than resumed. inputs.json
+also records the digest of each upstream output's content (done.json's outputs_digest) beside the manifest: outputs
+made again to other bytes (a training rerun with --overridecache on another thread count) make the stages that read
+them stale (remade). Records of a version before the digests have none: the fingerprint alone decides for them,
+until their stage runs again. Label files a stage only scores its outputs with are in the manifest too, marked
+EVALUATED: a later stage records the upstream's outputs_fingerprint, which leaves them out, so an edited val mask
+re-scores the stages that read it (runner.check_cache keeps their per-image files) and retrains nothing downstream.
 
 Files are hashed whole (BLAKE2b): an in-place edit that keeps the size and the time stamp still shows.
 Measured on MSRC (591 JPEGs, 591 label PNGs and the lists, 24.6 MB) on the project's 2-core machine: 0.25 s
@@ -25,7 +24,9 @@ import json
 from pathlib import Path
 
 from . import pipeline
+from .errors import InputError
 from .io import CLASS_SCORES
+from .tags import read_rows
 
 MANIFEST = "inputs.json"
 BOOKKEEPING = ("config.yaml", "log.txt", MANIFEST)  # what a stage folder holds besides outputs
@@ -36,6 +37,7 @@ SETTINGS = " settings"  # UPSTREAM + stage + SETTINGS: the settings of an upstre
 # its outputs_fingerprint leaves out (two trainings of the same inputs with other seeds share it)
 WORK_SIZE = "work size of "  # manifest key prefix of a split some of whose images are worked on shrunk: its
 # max_image_side, so that folders made at another work size, or at the files' (before the setting), are remade
+TAG_ROWS = "rows of "  # manifest key prefix of a tags CSV hashed by what it says (rows_digest), not by its bytes
 CHUNK = 1 << 20
 
 
@@ -51,18 +53,31 @@ def file_digest(path):
     return h.hexdigest()
 
 
+def rows_digest(path):
+    """BLAKE2b-128 of a tags CSV's rows as read (image, tags, split, in order): a spreadsheet saving it again with
+    other line ends, quotes or spaces does not change it. A CSV that does not read whole: its bytes' digest."""
+    try:
+        rows, problems = read_rows(path)
+    except InputError:
+        problems = True
+    if problems:
+        return file_digest(path)
+    text = json.dumps([(r.image, list(r.tags), r.split) for r in rows])
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+
+
 class Digests:
     """The digests of one command: each file is hashed once however many stages' manifests list it."""
 
     def __init__(self):
         self.known = {}
 
-    def manifest(self, paths):
-        """{path: digest} of files."""
-        for p in map(str, paths):
-            if p not in self.known:
-                self.known[p] = file_digest(p)
-        return {str(p): self.known[str(p)] for p in paths}
+    def manifest(self, keys):
+        """{key: digest} of files: a path, or TAG_ROWS + the path of a tags CSV (rows_digest)."""
+        for k in map(str, keys):
+            if k not in self.known:
+                self.known[k] = rows_digest(k[len(TAG_ROWS):]) if k.startswith(TAG_ROWS) else file_digest(k)
+        return {str(k): self.known[str(k)] for k in keys}
 
 
 def folder_files(folder):
@@ -208,7 +223,7 @@ def changes(old, new):
 def key_name(key):
     """A manifest key as a message names it: a file, "<stage>'s output", or the settings of a given folder."""
     if not key.startswith(UPSTREAM):
-        return key.removeprefix(EVALUATED)
+        return key.removeprefix(EVALUATED).removeprefix(TAG_ROWS)
     stage = key[len(UPSTREAM):]
     if stage.endswith(SETTINGS):
         return f"the settings of the given {stage.removesuffix(SETTINGS)} folder"
@@ -227,6 +242,8 @@ def since_made(keys, old, new):
     (changes): 'a.jpg changed, b.jpg was added, c.jpg went since it was made' (files added or gone said so, and
     files recorded that are there and not read)."""
     old = renamed_upstream(old, pipeline.FORMER_NAMES)
+    recounted = {k for k in keys if k.startswith(TAG_ROWS) and k[len(TAG_ROWS):] in old}   # a tags CSV an older
+    keys = [k for k in keys if k not in recounted and TAG_ROWS + k not in recounted]  # version hashed by its bytes
     files = [k for k in keys if not k.startswith((UPSTREAM, WORK_SIZE))]  # an upstream or setting key "changed"
     unread = [k for k in files if k in old and k not in new and (Path(key_name(k)).is_file() or old[k] == ABSENT)]
     # (a map of a user's folder that a version hashed with the others, the mask of a row removed)

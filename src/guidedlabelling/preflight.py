@@ -22,8 +22,8 @@ from .datasets import MaskFolder, open_dataset
 from .errors import InputError, capped, some
 from .inference import check_classes, pick_device, trained
 from .io import WIDE_GREY_MODES, load_checkpoint
-from .fingerprint import EVALUATED, SETTINGS, UPSTREAM, WORK_SIZE, Digests, fingerprint, has_outputs, read_files, \
-    output_fingerprint, settings_digest, staleness
+from .fingerprint import EVALUATED, SETTINGS, TAG_ROWS, UPSTREAM, WORK_SIZE, Digests, fingerprint, has_outputs, \
+    output_fingerprint, read_files, settings_digest, staleness
 from .networks import NETWORKS, imagenet_weights, names
 from .reads import Reads
 from .weights import read_state
@@ -46,13 +46,14 @@ class Checked:
         user's folders of maps, and that is still current so, is kept (its outputs stay valid until remade)."""
         inputs, upstream = self.made_manifest()
         if recorded and recorded.get("fingerprint") != fingerprint(inputs):
-            former, _ = self.made_manifest(every=True)
+            former, _ = self.made_manifest(former=True)
             if former != inputs and fingerprint(former) == recorded["fingerprint"]:
                 return former, upstream
         return inputs, upstream
 
-    def made_manifest(self, every=False):
-        """manifest(), the user's folders of maps counted by the files read (every: by all their files)."""
+    def made_manifest(self, former=False):
+        """manifest(): the tags CSV counted by its rows, the user's folders of maps by the files read; `former`:
+        as versions before 2026-12 counted them, by the CSV's bytes and every file of the folders."""
         sources, evaluated = [], []
         for data in self.datasets.values():
             sources += data.sources
@@ -62,6 +63,8 @@ class Checked:
                 evaluated += data.labels
         sources += self.saliency_set.sources if self.saliency_set else []
         sources += [self.reads.init_file()] if self.reads.init_file() else []
+        tags = set() if former else {str(d.tags_file) for d in self.datasets.values() if hasattr(d, "tags_file")}
+        sources = [TAG_ROWS + str(s) if str(s) in tags else s for s in sources]
         inputs, upstream = self.digests.manifest(sources), {}
         inputs |= {EVALUATED + path: digest for path, digest in self.digests.manifest(evaluated).items()}
         inputs |= {WORK_SIZE + data.split: str(data.max_side) for data in self.datasets.values() if data.shrinks}
@@ -73,7 +76,7 @@ class Checked:
                     inputs[UPSTREAM + stage + SETTINGS] = settings_digest(folder)
             else:  # a folder of the user's: the files of it that the stage reads
                 ids = [it.id for data in self.datasets.values() for it in data.items]
-                inputs |= self.digests.manifest(read_files(folder, pipeline.BY_NAME[stage].per_image, ids, every))
+                inputs |= self.digests.manifest(read_files(folder, pipeline.BY_NAME[stage].per_image, ids, former))
         return inputs, upstream
 
 
