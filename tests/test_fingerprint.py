@@ -17,8 +17,9 @@ import yaml
 from PIL import Image
 
 from conftest import make_own, own_args, retag_mask, stage_folders
-from guidedlabelling import preflight, runner
-from guidedlabelling.fingerprint import ABSENT, EVALUATED, file_digest, since_made
+from guidedlabelling import runner
+from guidedlabelling.fingerprint import ABSENT, EVALUATED, TAG_ROWS, file_digest, fingerprint, outputs_fingerprint, \
+    rows_digest, since_made
 from guidedlabelling.io import save_heatmap_mat
 from guidedlabelling.settings import SHARED
 
@@ -152,8 +153,8 @@ def test_a_photo_added_to_the_set_is_said_to_be_added(own, command):
 
 
 def test_tags_saved_again_by_a_spreadsheet_leave_every_stage_current(own, command):
-    """Other line ends, quotes, spaces and tag order (what a spreadsheet's 'save as CSV' changes): every stage is up
-    to date (each made everything again); a tag changed is still seen."""
+    """Other line ends, quotes and spaces (what a spreadsheet's 'save as CSV' changes): every stage is up to date
+    (each made everything again); a tag changed is still seen."""
     run_all(command, own, METHOD)
     text = own["tags"].read_text()
     rows = list(csv.reader(text.splitlines()))
@@ -481,6 +482,34 @@ def test_a_file_recorded_absent_and_made_since_was_added():
     assert since_made(["/m/a.png"], {"/m/a.png": "d1"}, {"/m/a.png": "d2"}) == "/m/a.png changed since it was made"
 
 
+def test_a_tags_csv_is_counted_by_what_its_rows_say(tmp_path):
+    """Quotes, line ends, spaces, tag order and separators, an empty split column: the same rows; another tag, row
+    order or split: other rows. A CSV that does not read: its bytes."""
+    def digest(text):
+        (tmp_path / "t.csv").write_bytes(text.encode())
+        return rows_digest(tmp_path / "t.csv")
+    same = digest("image,tags\na.jpg,cat dog\nb.png,dog\n")
+    assert same == digest('image,tags\r\n"a.jpg"," dog;cat "\r\n\r\nb.png,dog\r\n') == \
+        digest("image,tags,split\na.jpg,cat dog,\nb.png,dog,\n")
+    assert same not in {digest("image,tags\na.jpg,cat\nb.png,dog\n"), digest("image,tags\nb.png,dog\na.jpg,cat dog\n"),
+                        digest("image,tags,split\na.jpg,cat dog,val\nb.png,dog,\n")}
+    assert digest("image,tags\na.jpg,cat,dog\n") == file_digest(tmp_path / "t.csv")
+
+
+def test_a_tags_csv_counted_by_its_bytes_then_is_named_only_where_they_changed(tmp_path):
+    """An older version keyed the tags CSV by its path and bytes, this one by its rows: the same bytes are no change
+    (it said nothing at all: ' since it was made'), other bytes are one change of the file."""
+    tags = tmp_path / "tags.csv"
+    tags.write_text("image,tags\na.jpg,cat\n")
+    old, new = {str(tags): file_digest(tags), "/m/a.jpg": "d1"}, {TAG_ROWS + str(tags): "r1", "/m/a.jpg": "d2"}
+    keys = sorted({str(tags), TAG_ROWS + str(tags), "/m/a.jpg"})
+    assert since_made(keys, old, new) == "/m/a.jpg changed since it was made"
+    assert since_made([str(tags), TAG_ROWS + str(tags)], old, new) == \
+        "its inputs are counted otherwise since it was made"
+    tags.write_text("image,tags\r\na.jpg,cat\r\n")
+    assert since_made(keys, old, new) == f"{tags}, /m/a.jpg changed since it was made"
+
+
 def test_a_file_recorded_and_no_longer_in_the_manifest_is_no_longer_read(tmp_path):
     """A file recorded that is still there but that the stage no longer reads (an image the tags no longer name, a
     map of another split that an older version hashed) is not said to have gone."""
@@ -525,28 +554,46 @@ def test_maps_a_stage_does_not_read_leave_its_outputs_current(own, command, tmp_
     assert code == 0 and f"{edited} changed since it was made; recomputing it" in out, out + err
 
 
-def test_guide_labels_an_older_version_made_from_a_folder_of_maps_stay_current(own, command, tmp_path, monkeypatch):
-    """Versions before 2026-12 counted every file of a user's folder of maps, and the tags CSV by its bytes: their
-    guide labels stay up to date (the segmenter after them is not trained again) until an input changes; then they
-    are made again, counted by the maps read."""
+def as_an_older_version_recorded(stage_folder, maps):
+    """Rewrite a stage folder's record as versions up to cce8fdd wrote it: the tags CSV keyed by its path with its
+    bytes' digest, every file of the user's folder of maps counted (written from that version's manifest code)."""
+    record = json.loads((stage_folder / "inputs.json").read_text())
+    inputs = {k.removeprefix(TAG_ROWS): file_digest(k.removeprefix(TAG_ROWS)) if k.startswith(TAG_ROWS) else v
+              for k, v in record["inputs"].items()}
+    inputs |= {str(p): file_digest(p) for p in maps.iterdir() if p.is_file() and not p.name.startswith(".")}
+    record |= {"inputs": inputs, "fingerprint": fingerprint(inputs)}
+    (stage_folder / "inputs.json").write_text(json.dumps(record))
+    done = json.loads((stage_folder / "done.json").read_text())
+    done |= {"fingerprint": fingerprint(inputs), "output_fingerprint": outputs_fingerprint(inputs)}
+    (stage_folder / "done.json").write_text(json.dumps(done))
+
+
+def test_guide_labels_an_older_version_made_from_a_folder_of_maps_stay_current(own, command, tmp_path):
+    """Versions up to cce8fdd counted every file of a user's folder of maps, and the tags CSV by its bytes: their
+    guide labels stay up to date (what the segmenter after them recorded stays true), an edited mask re-scores them,
+    and a map read that changed makes them again, counted as today, saying what changed."""
     run_all(command, own, METHOD[:4])
     maps = tmp_path / "my_saliency"
     shutil.copytree(folder(own, "saliency"), maps, ignore=shutil.ignore_patterns("*.json", "*.yaml", "*.txt"))
-    with monkeypatch.context() as older:   # what such a version recorded
-        made = preflight.Checked.made_manifest
-        older.setattr(preflight.Checked, "made_manifest", lambda self, former=False: made(self, former=True))
-        code, out, err = command("guide_labels", *own_args(own), "--saliency_dir", maps)
-        assert code == 0, out + err
+    code, out, err = command("guide_labels", *own_args(own), "--saliency_dir", maps)
+    assert code == 0, out + err
     guides = folder(own, "guide_labels")
-    made = json.loads((guides / "inputs.json").read_text())["inputs"]
-    train = {p.stem for p in guides.glob("*.png")}
-    assert any(Path(k).parent == maps and Path(k).stem not in train for k in made)   # a val map recorded
+    as_an_older_version_recorded(guides, maps)
+    before = json.loads((guides / "done.json").read_text())["output_fingerprint"]
     code, out, err = command("guide_labels", *own_args(own), "--saliency_dir", maps)
     assert code == 0 and "guide_labels: up to date" in out, out + err
-    edited = maps / f"{sorted(train)[0]}.png"
+    train = sorted(p.stem for p in guides.glob("*.png"))
+    mask_png = own["masks"] / f"{train[0]}.png"   # a mask it only scores with: one pixel void
+    mask = np.array(Image.open(mask_png))
+    mask[0, 0] = 255 if mask[0, 0] != 255 else 0
+    Image.fromarray(mask).save(mask_png)
+    code, out, err = command("guide_labels", *own_args(own), "--saliency_dir", maps)
+    assert code == 0 and "changed since it was made; scoring its outputs again" in out, out + err
+    assert json.loads((guides / "done.json").read_text())["output_fingerprint"] == before   # nothing downstream stale
+    edited = maps / f"{train[0]}.png"
     Image.fromarray(255 - np.asarray(Image.open(edited))).save(edited)
     code, out, err = command("guide_labels", *own_args(own), "--saliency_dir", maps)
     assert code == 0 and f"{edited} changed" in out and "no longer read since it was made; recomputing it" in out
-    assert str(own["tags"]) not in out   # hashed by its rows now, by its bytes then: the same file, not added nor gone
+    assert str(own["tags"]) not in out   # counted by its rows now, by its bytes then: the same bytes, not a change
     made = json.loads((guides / "inputs.json").read_text())["inputs"]
     assert not any(Path(k).parent == maps and Path(k).stem not in train for k in made)

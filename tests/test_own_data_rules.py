@@ -420,3 +420,11 @@ def test_annotated_splits_lists_the_images_folder_once(folder, monkeypatch):
     d = {"images": folder / "images", "tags": folder / "tags.csv", "masks": folder / "masks", "val_percent": 20}
     assert annotated_splits(d) == {"train", "val"}
     assert listed.count(folder / "images") == 1
+
+
+def test_a_header_whose_quote_runs_past_the_field_limit_is_one_error(folder):
+    """csv's own error (field larger than field limit) ended in a traceback when the header held the open quote."""
+    (folder / "tags.csv").write_text('"image,tags\n' + "a.jpg,cat\n" * 20000)
+    with pytest.raises(InputError, match="tags.csv, line 1: field larger than field limit .*; close the quote left "
+                                         "open in the header"):
+        OwnDataset(folder / "images", folder / "tags.csv", split="train")

@@ -62,7 +62,7 @@ def rows_digest(path):
         problems = True
     if problems:
         return file_digest(path)
-    text = json.dumps([(r.image, list(r.tags), r.split) for r in rows])
+    text = json.dumps([(r.image, list(r.tags), r.split or None) for r in rows])   # an empty split cell: none
     return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
 
@@ -88,12 +88,13 @@ def folder_files(folder):
 def read_files(folder, suffix, ids, every=False):
     """The files of a user's folder that a stage reads: of a folder of per-image files <id><suffix>, those of the
     images `ids` (as the stage opens them) and the class scores, so that maps of images it does not read (another
-    split's, images added later) do not make its outputs stale; else, or with `every` (as versions before 2026-12
+    split's, images added later) do not make its outputs stale; else, or with `every` (as versions up to cce8fdd
     hashed them), all of them."""
     files = folder_files(folder)
     if not suffix or every:
         return files
-    return [Path(folder) / f"{i}{suffix}" for i in ids] + [p for p in files if p.name == CLASS_SCORES]
+    scores = Path(folder) / CLASS_SCORES   # as cls_eval opens it
+    return [Path(folder) / f"{i}{suffix}" for i in ids] + ([scores] if scores.is_file() else [])
 
 
 def fingerprint(manifest):
@@ -242,14 +243,16 @@ def since_made(keys, old, new):
     (changes): 'a.jpg changed, b.jpg was added, c.jpg went since it was made' (files added or gone said so, and
     files recorded that are there and not read)."""
     old = renamed_upstream(old, pipeline.FORMER_NAMES)
-    recounted = {k for k in keys if k.startswith(TAG_ROWS) and k[len(TAG_ROWS):] in old}   # a tags CSV an older
-    keys = [k for k in keys if k not in recounted and TAG_ROWS + k not in recounted]  # version hashed by its bytes
+    pairs = [k for k in keys if k.startswith(TAG_ROWS) and k[len(TAG_ROWS):] in old]  # a tags CSV that an older
+    # version counted by its bytes: changed where they are other bytes now, else only counted otherwise
+    resaved = [k for k in pairs if old[k[len(TAG_ROWS):]] != file_digest(k[len(TAG_ROWS):])]
+    keys = [k for k in keys if k not in pairs and TAG_ROWS + k not in pairs]
     files = [k for k in keys if not k.startswith((UPSTREAM, WORK_SIZE))]  # an upstream or setting key "changed"
     unread = [k for k in files if k in old and k not in new and (Path(key_name(k)).is_file() or old[k] == ABSENT)]
     # (a map of a user's folder that a version hashed with the others, the mask of a row removed)
     added = [k for k in files if old.get(k, ABSENT) == ABSENT and k not in unread]  # a file recorded absent too
     went = [k for k in files if old.get(k, ABSENT) != ABSENT and new.get(k, ABSENT) == ABSENT and k not in unread]
-    changed = [k for k in keys if k not in added and k not in went and k not in unread]
+    changed = resaved + [k for k in keys if k not in added and k not in went and k not in unread]
     parts = [f"{describe(changed)} changed"] if changed else []
     if added:
         parts.append(f"{describe(added)} {'was' if len(added) == 1 else 'were'} added")
@@ -257,7 +260,7 @@ def since_made(keys, old, new):
         parts.append(f"{describe(went)} went")
     if unread:
         parts.append(f"{describe(unread)} {'is' if len(unread) == 1 else 'are'} no longer read")
-    return ", ".join(parts) + " since it was made"
+    return (", ".join(parts) or "its inputs are counted otherwise") + " since it was made"
 
 
 def staleness(folder, digests, checked=None):

@@ -49,7 +49,7 @@ def rerun_command(stage, cfg, preset):
 def stage_name(cfg, preset, stage, section_names=None, cut_midway=False):
     """Readable folder name from the settings that differ from the preset. A long one keeps the settings that fit
     whole, then a hash of them all (file systems allow 255 bytes; the full settings are in config.yaml).
-    cut_midway: as versions before 2026-12 cut it (`..._max_iter-2_<hash>` of max_iter 20), for their folders."""
+    cut_midway: as versions up to cce8fdd cut it (`..._max_iter-2_<hash>` of max_iter 20), for their folders."""
     tokens = [token(sec, k, v, section_names) for sec in pipeline.sections(stage, cfg) for k, v in cfg[sec].items()
               if k not in NAMING_EXCLUDED and v != preset[sec][k]]
     name = "_".join(tokens) or "default"

@@ -23,7 +23,7 @@ from .errors import InputError, capped, some
 from .inference import check_classes, pick_device, trained
 from .io import WIDE_GREY_MODES, load_checkpoint
 from .fingerprint import EVALUATED, SETTINGS, TAG_ROWS, UPSTREAM, WORK_SIZE, Digests, fingerprint, has_outputs, \
-    output_fingerprint, read_files, settings_digest, staleness
+    output_fingerprint, outputs_fingerprint, read_files, settings_digest, staleness
 from .networks import NETWORKS, imagenet_weights, names
 from .reads import Reads
 from .weights import read_state
@@ -42,18 +42,20 @@ class Checked:
     def manifest(self, recorded=None):
         """(the stage's manifest {key: digest}, {upstream stage: folder} of the upstream fingerprints in it).
         Label PNGs and masks that the stage only compares its outputs with are keyed EVALUATED + path. recorded:
-        the manifest of the stage's folder, if any: one that a version before 2026-12 made, with every file of the
-        user's folders of maps, and that is still current so, is kept (its outputs stay valid until remade)."""
+        the manifest of the stage's folder, if any: one that a version up to cce8fdd made (the tags CSV counted by
+        its bytes, every file of the user's folders of maps), whose outputs are still what those inputs make (files
+        it only scores with may have changed), is kept so: its outputs stay valid, and an edited mask re-scores."""
         inputs, upstream = self.made_manifest()
         if recorded and recorded.get("fingerprint") != fingerprint(inputs):
             former, _ = self.made_manifest(former=True)
-            if former != inputs and fingerprint(former) == recorded["fingerprint"]:
+            covers = all(k.removeprefix(TAG_ROWS) in former for k in inputs)   # every file read today counted then
+            if former != inputs and covers and outputs_fingerprint(former) == outputs_fingerprint(recorded["inputs"]):
                 return former, upstream
         return inputs, upstream
 
     def made_manifest(self, former=False):
         """manifest(): the tags CSV counted by its rows, the user's folders of maps by the files read; `former`:
-        as versions before 2026-12 counted them, by the CSV's bytes and every file of the folders."""
+        as versions up to cce8fdd counted them, by the CSV's bytes and every file of the folders."""
         sources, evaluated = [], []
         for data in self.datasets.values():
             sources += data.sources

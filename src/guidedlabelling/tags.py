@@ -40,7 +40,10 @@ def read_rows(path):
     except UnicodeDecodeError:
         raise InputError(f"{path}: not a UTF-8 text file; save the tags as CSV (header image,tags)") from None
     reader = csv.reader(lines, skipinitialspace=True)  # a, "cat dog" as a,"cat dog"
-    header = [h.strip().lower() for h in next(reader, [])]
+    try:
+        header = [h.strip().lower() for h in next(reader, [])]
+    except csv.Error as e:  # a quote left open in the header, before more than csv's field limit of text
+        raise InputError(f"{path}, line 1: {e}; close the quote left open in the header (image,tags)") from None
     while header and not header[-1]:  # empty columns after the last (spreadsheets write them)
         header.pop()
     if header not in (["image", "tags"], ["image", "tags", "split"]):
