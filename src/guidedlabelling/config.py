@@ -4,7 +4,6 @@ project for its presets and defaults, to the current folder otherwise). Also the
 import argparse
 import contextlib
 import copy
-import os
 from pathlib import Path
 
 import yaml
@@ -111,10 +110,12 @@ def resolve(config="demo", overrides=()):
 
 def canonical_lists(cfg):
     """Comma-separated settings written one way ('96,' and ' 096 ' are '96'), so that one value names one folder;
-    a value the checks would refuse stays as written (a preset's, replaced on the command line, is not checked)."""
+    a value the checks would refuse stays as written (a preset's, replaced on the command line, is not checked).
+    Returns cfg."""
     for (sec, key), item in COMMA_LISTS.items():
         with contextlib.suppress(ValueError):
             cfg[sec][key] = ",".join(str(item(x.strip())) for x in cfg[sec][key].split(",") if x.strip())
+    return cfg
 
 
 def base_folder(origin):
@@ -231,18 +232,19 @@ def flag_written(item):
 
 def refuse_conflicts(sets, flags):
     """A flag and a --set item that give one setting two values are an error (the flag won without a word). flags:
-    [(the flag as written, its KEY=VALUE)]; values are compared as read (paths absolute, lists without spaces)."""
+    [(the flag as written, its KEY=VALUE)]; values are compared as resolve reads them (paths absolute, lists
+    written one way)."""
     def located(item):
         key, _, value = item.partition("=")
         try:
             sec, bare = locate(key)
         except InputError:   # an unknown key: resolve names it
             return None, value
-        value = typed(value, kind(sec, bare))
-        if isinstance(value, str) and (bare in PATH_SETTINGS and value not in NOT_PATHS or (sec, bare) in COMMA_LISTS):
-            parts = [part.strip() for part in value.split(",")]
-            value = ",".join(os.path.abspath(os.path.expanduser(p)) if bare in PATH_SETTINGS else p for p in parts)
-        return (sec, bare), value
+        one = defaults()
+        one[sec][bare] = typed(value, kind(sec, bare))
+        if one[sec][bare] is None:   # not of the setting's type: resolve names it
+            return (sec, bare), value
+        return (sec, bare), canonical_lists(absolute_paths(one))[sec][bare]
     given = {}
     for item in sets:
         where, value = located(item)

@@ -59,12 +59,12 @@ def parse(argv=None):
 
 
 def settings(args):
-    flags = [(flag, flag) for flag in ("device", "workers", "gpu", "out_root", "dataset_dir")
+    given = [(flag, flag) for flag in ("device", "workers", "gpu", "out_root", "dataset_dir")
              if getattr(args, flag) is not None]
-    flags += [(flag, key) for flag, (key, _) in OWN_DATA_FLAGS.items() if getattr(args, flag)]
-    extra = [f"{key}={getattr(args, flag)}" for flag, key in flags]
-    C.refuse_conflicts(args.set, [(f"--{flag} {getattr(args, flag)}", item) for (flag, _), item in zip(flags, extra)])
-    return args.set + extra + (["overridecache=true"] if args.overridecache else [])
+    given += [(flag, key) for flag, (key, _) in OWN_DATA_FLAGS.items() if getattr(args, flag)]
+    flags = [(f"--{flag} {getattr(args, flag)}", f"{key}={getattr(args, flag)}") for flag, key in given]
+    C.refuse_conflicts(args.set, flags)
+    return args.set + [item for _, item in flags] + (["overridecache=true"] if args.overridecache else [])
 
 
 def skipped_steps(args, overrides):
