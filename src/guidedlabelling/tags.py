@@ -22,6 +22,9 @@ class TagRow:
     split: str | None
 
 
+HEADERS = (["image", "tags"], ["image", "tags", "split"])   # the header lines a tags CSV may have
+
+
 def read_tags(path):
     """Rows of a tags CSV: header `image,tags` (optionally `,split`), tags separated by spaces or ';'."""
     rows, problems = read_rows(path)
@@ -46,10 +49,10 @@ def read_rows(path):
         raise InputError(f"{path}, line 1: {e}; close the quote left open in the header (image,tags)") from None
     while header and not header[-1]:  # empty columns after the last (spreadsheets write them)
         header.pop()
-    if header not in (["image", "tags"], ["image", "tags", "split"]):
+    if header not in HEADERS:
         named = ','.join(header) or ('(no column names)' if any(line.strip() for line in lines) else '(empty file)')
         other = next((name for sep, name in ((";", "semicolons"), ("\t", "tabs")) if len(header) == 1 and
-                      header[0].replace(" ", "").split(sep) in (["image", "tags"], ["image", "tags", "split"])), None)
+                      header[0].replace(" ", "").split(sep) in HEADERS), None)
         fix = f"its fields are separated by {other}: save it with commas (CSV)" if other else \
             "the first line must name these columns"
         raise InputError(f"{path}: header {named} is not image,tags (or image,tags,split); {fix}")
