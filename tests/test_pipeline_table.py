@@ -78,6 +78,10 @@ def test_python_m_runs_a_stage_by_its_name():
     proc = subprocess.run([sys.executable, "-m", "guidedlabelling", "guide_labels", "-h"], cwd=ROOT,
                           capture_output=True, text=True)
     assert proc.returncode == 0 and "guide_labels settings:" in proc.stdout
+    assert proc.stdout.startswith("usage: python -m guidedlabelling guide_labels [-h]")
+    proc = subprocess.run([sys.executable, "-m", "guidedlabelling", "guide_labels", "--nonsense"], cwd=ROOT,
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and proc.stderr.endswith("; see python -m guidedlabelling guide_labels -h\n")
     proc = subprocess.run([sys.executable, "-m", "guidedlabelling", "nonsense"], capture_output=True, text=True)
     assert proc.returncode == 2 and proc.stderr.startswith("error: unknown stage 'nonsense'; choose one of seed_train, "
                                                           "seed_heatmaps")

@@ -4,6 +4,7 @@ project for its presets and defaults, to the current folder otherwise). Also the
 import argparse
 import contextlib
 import copy
+import sys
 from pathlib import Path
 
 import yaml
@@ -190,7 +191,8 @@ UPSTREAM_HELP = ("Settings of the other stages (the upstream ones name this stag
 
 def stage_parser(stage, description):
     """Flags of one stage command: its own settings, data and run; everything else through --set."""
-    parser = Parser(prog=command(stage), description=description, epilog=UPSTREAM_HELP,
+    invoked = sys.argv[0] if sys.argv[0].startswith("python -m ") else command(stage)  # __main__ names itself
+    parser = Parser(prog=invoked, description=description, epilog=UPSTREAM_HELP,
                     formatter_class=argparse.RawDescriptionHelpFormatter)  # ./src/seed/train.py, not train.py
     parser.add_argument("--config", default="demo", help="preset name or YAML file (configs/; default: demo), whose "
                                                         "settings replace the defaults shown below (the release's "
