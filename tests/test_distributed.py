@@ -133,7 +133,7 @@ def test_several_processes_refuse_overridecache_and_the_driver(launch, tmp_path)
     driver_flags = ["--set", "n=1", "--set", "N=2"] if launch != "torchrun" else []
     proc = subprocess.run([sys.executable, str(ROOT / "script.py"), "--config", "smoke", "--out_root", str(tmp_path),
                            *driver_flags], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
-    how = "under torchrun" if launch == "torchrun" else "as fragment 1 of 2"
+    how = "under torchrun" if launch == "torchrun" else "as fragment 2 of 2 (n=1)"
     assert proc.returncode == 2 and proc.stderr.strip() == (
         f"error: ./script.py {how}: only per-image steps split into fragments, not seed_train, seed_eval, cls_eval, "
         "saliency_train, seg_train, reference_train; run those in one process first (a training may run "
@@ -147,7 +147,8 @@ def test_several_processes_refuse_overridecache_and_the_driver(launch, tmp_path)
     part = subprocess.run(driver + ["seed_eval_heatmaps", *driver_flags], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=120)
     assert part.returncode == 0, part.stderr
-    assert "fragment 1 of 2 done; the last fragment to finish a step completes it" in part.stdout
+    name = "fragment 2 of 2 (n=1)" if launch != "torchrun" else "torchrun process 2 of 2 (RANK 1)"
+    assert f"{name} done; the last fragment to finish a step completes it" in part.stdout
     assert "summary" not in part.stdout and not (tmp_path / "smoke" / "summary.json").exists()
     alone = tmp_path / "alone"
     proc = subprocess.run([sys.executable, str(ROOT / "src/seed/test.py"), "--config", "smoke", "--out_root",
