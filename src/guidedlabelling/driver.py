@@ -162,14 +162,6 @@ def lane_count(run):
     return 1 if runner.fragment_of(run)[1] > 1 else lanes_wanted(run)
 
 
-def fragment_name(run):
-    """'fragment 2 of 2 (n=1)', 'torchrun process 2 of 2 (RANK 1)': counted from 1, as people count, with the
-    release's 0-based --n (or torchrun's RANK) that the user gave."""
-    n, count = runner.fragment_of(run)
-    given = f"n={n}" if run["N"] > 1 else f"RANK {n}"
-    return f"{'fragment' if run['N'] > 1 else 'torchrun process'} {n + 1} of {count} ({given})"
-
-
 def refuse_whole_steps_in_fragments(args, overrides, steps, skip, run):
     """A fragment of ./script.py (--set n/N, torchrun; `run`: the run settings) runs per-image steps that read no
     other step of the run: the others would run whole in each fragment (every network trained N times), and a step
@@ -177,7 +169,7 @@ def refuse_whole_steps_in_fragments(args, overrides, steps, skip, run):
     images."""
     if runner.fragment_of(run)[1] == 1:
         return
-    how = "under torchrun" if run["N"] == 1 else f"as {fragment_name(run)}"
+    how = "under torchrun" if run["N"] == 1 else f"as {runner.fragment_name(run)}"
     todo = [s for s in steps if s[0] not in skip]
     whole = [step for step, stage, _ in todo if not BY_NAME[stage].per_image]
     if whole:
@@ -430,7 +422,7 @@ def main(argv=None):
         print(lanes.REPORT + json.dumps(seconds), flush=True)
         return
     if runner.fragment_of(run)[1] > 1:  # the other fragments' images are not all written yet: no table
-        print(f"{fragment_name(run)} done; the last fragment to finish a step completes it, and ./script.py "
+        print(f"{runner.fragment_name(run)} done; the last fragment to finish a step completes it, and ./script.py "
               "without n/N then prints the table")
         print_profile(seconds, time.monotonic() - start, lane_of)
         return

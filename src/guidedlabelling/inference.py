@@ -106,7 +106,7 @@ def all_done(stage, data, suffix, folder=None):
     folder = folder or stage.out
     missing = sum(not (folder / f"{it.id}{suffix}").exists() for it in data.items)
     if missing:
-        stage.log.info("fragment %d/%d finished; %d images left to other fragments", *stage.fragment, missing)
+        stage.log.info("%s finished; %d images left to other fragments", stage.fragment_name, missing)
     return missing == 0
 
 

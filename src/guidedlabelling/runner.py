@@ -82,6 +82,10 @@ class Stage:
         """(n, N): the release's --n/--N, or RANK/WORLD_SIZE when started by torchrun."""
         return fragment_of(self.cfg["run"])
 
+    @property
+    def fragment_name(self):
+        return fragment_name(self.cfg["run"])
+
     def finish(self, summary):
         """Write done.json: the summary, what the outputs were made from and with (made_with: this run's, unless the
         summary says otherwise, as a network copied from the store does), the outputs' sizes and digest."""
@@ -337,6 +341,14 @@ def fragment_of(run):
     if not 0 <= run["n"] < run["N"]:
         raise InputError(f"--n {run['n']} --N {run['N']}: need 0 <= n < N")
     return run["n"], run["N"]
+
+
+def fragment_name(run):
+    """'fragment 2 of 2 (n=1)', 'torchrun process 2 of 2 (RANK 1)': counted from 1, as people count, with the
+    release's 0-based --n (or torchrun's RANK) that the user gave."""
+    n, count = fragment_of(run)
+    given = f"n={n}" if run["N"] > 1 else f"RANK {n}"
+    return f"{'fragment' if run['N'] > 1 else 'torchrun process'} {n + 1} of {count} ({given})"
 
 
 def resolve(stage, argv):
