@@ -14,6 +14,7 @@ from PIL import Image
 
 from guidedlabelling.datasets import OwnDataset
 from guidedlabelling.datasets.base import image_check
+from guidedlabelling.datasets.voc import VOCDataset, dataset_root
 from guidedlabelling.io import InputError, load_image, save_checkpoint, save_label_png
 from guidedlabelling.networks import GAPNet
 
@@ -94,6 +95,54 @@ def test_id_without_image_or_label(tiny, tmp_path, missing, message):
     proc = run("src/seed/train.py", tiny, tmp_path / "runs", "--dataset_dir", root)
     assert_clean_error(proc, root / missing, tmp_path / "runs")
     assert message in proc.stderr
+
+
+def test_every_missing_image_and_label_of_a_list_is_named_at_once(tmp_path):
+    """The first missing file alone was named: a user fixing a VOC folder learned of the next one on the next run."""
+    root = make_voc(tmp_path / "VOC2012", ids=("a", "b", "c", "d", "e"))
+    for gone in ("JPEGImages/b.jpg", "JPEGImages/e.jpg", "SegmentationClass/c.png"):
+        (root / gone).unlink()
+    with pytest.raises(InputError) as e:
+        VOCDataset(root, "train")
+    listing = root / "ImageSets" / "Segmentation" / "train.txt"
+    assert e.value.messages == (
+        f"{root}/JPEGImages/b.jpg: image of id b not found; add it or remove the id from {listing}",
+        f"{root}/SegmentationClass/c.png: label of id c not found; add it or remove the id from {listing}",
+        f"{root}/JPEGImages/e.jpg: image of id e not found; add it or remove the id from {listing}")
+    for i in "bcde":
+        (root / "JPEGImages" / f"{i}.jpg").unlink(missing_ok=True)
+        (root / "SegmentationClass" / f"{i}.png").unlink(missing_ok=True)
+    (root / "ImageSets" / "Segmentation" / "train.txt").write_text("\n".join("a" + "bcdefghijklm"))
+    with pytest.raises(InputError) as e:
+        VOCDataset(root, "train")
+    assert len(e.value.messages) == 11 and e.value.messages[-1] == f"{listing}: 14 more problems"
+
+
+def test_a_voc_folder_without_sbd_is_told_how_to_make_train_aug(tmp_path):
+    root = make_voc(tmp_path / "VOC2012")
+    with pytest.raises(InputError, match=r"train_aug.txt: image list not found; make it with ./downloads.sh --sbd or"):
+        VOCDataset(root, "train_aug")
+    (root / "ImageSets" / "Segmentation" / "train_aug.txt").write_text("a\nb\n")   # VOC's own ids: found in
+    assert len(VOCDataset(root, "train_aug").items) == 2                         # SegmentationClass/
+    (root / "ImageSets" / "Segmentation" / "train_aug.txt").write_text("a\n2008_000002\n")
+    Image.fromarray(np.zeros((24, 32, 3), np.uint8)).save(root / "JPEGImages" / "2008_000002.jpg")
+    with pytest.raises(InputError) as e:
+        VOCDataset(root, "train_aug")
+    assert e.value.messages == (f"{root}/SegmentationClass/2008_000002.png: label of id 2008_000002 not found; "
+                                f"train_aug's labels are SBD's, in {root}/SegmentationClassAug, which does not exist: "
+                                "./downloads.sh --sbd makes it",)
+
+
+def test_pascalroot_given_the_voc_folder_itself_is_told_its_parent(tmp_path):
+    root = make_voc(tmp_path / "VOCdevkit" / "VOC2012")
+    assert dataset_root(pascalroot=root.parent) == root
+    with pytest.raises(InputError) as e:
+        dataset_root(pascalroot=root)
+    assert e.value.messages == (f"{root}/VOC2012: dataset folder not found; --pascalroot names the folder that holds "
+                                f"VOC2012/, and {root} is a VOC-layout folder itself: pass --pascalroot {root.parent} "
+                                f"or --dataset_dir {root}",)
+    with pytest.raises(InputError, match="dataset folder not found; pass --pascalroot pointing at a VOC-layout"):
+        dataset_root(pascalroot=tmp_path / "elsewhere")
 
 
 def test_label_values_outside_the_class_list(tiny, tmp_path):

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from ..errors import raise_all
 from ..io import IGNORE, InputError, label_values, load_image
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -49,10 +50,10 @@ def image_check(path):
 
 def readable_items(items, listed_in):
     """Items whose image decodes, their image sizes, and {image path: problem} of those that do not."""
+    raise_all([f"{it.image}: image of id {it.id} not found; add it or remove the id from {listed_in}"
+               for it in items if not it.image.is_file()], listed_in)
     kept, sizes, skipped = [], [], {}
     for it in items:
-        if not it.image.is_file():
-            raise InputError(f"{it.image}: image of id {it.id} not found; add it or remove the id from {listed_in}")
         checked = image_check(it.image)
         if isinstance(checked, str):
             skipped[str(it.image)] = checked

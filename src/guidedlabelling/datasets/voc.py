@@ -3,6 +3,7 @@ ImageSets/<datatype>/<split>.txt and optionally classes.txt (background first; V
 Image-level labels are the values of the label PNG other than 0 and 255, as in the release."""
 from pathlib import Path
 
+from ..errors import raise_all
 from ..io import InputError
 from .base import Item, Labelled, check_class_count, checked_label, present_classes, readable_items
 
@@ -17,6 +18,10 @@ def split_name(dataset):
 def dataset_root(pascalroot=None, dataset_dir=None):
     """--dataset_dir names a VOC-layout folder; --pascalroot keeps the release's meaning (holds VOC2012/)."""
     root = Path(dataset_dir) if dataset_dir else Path(pascalroot) / "VOC2012"
+    if not dataset_dir and not root.is_dir() and (Path(pascalroot) / "JPEGImages").is_dir():
+        raise InputError(f"{root}: dataset folder not found; --pascalroot names the folder that holds VOC2012/, and "
+                         f"{pascalroot} is a VOC-layout folder itself: pass --pascalroot {Path(pascalroot).parent} "
+                         f"or --dataset_dir {pascalroot}")
     if not root.is_dir():
         flag = "--dataset_dir" if dataset_dir else "--pascalroot"
         raise InputError(f"{root}: dataset folder not found; pass {flag} pointing at a VOC-layout folder "
@@ -52,10 +57,11 @@ class VOCDataset(Labelled):
         self.split = split
         self.classes = read_classes(self.root)
         listed = self._read_list(datatype)
-        for it in listed:
-            if not it.label.is_file():
-                raise InputError(f"{it.label}: label of id {it.id} not found; add it or remove the id from "
-                                 f"{self._list_path(datatype)}")
+        listing = self._list_path(datatype)
+        raise_all([f"{path}: {what} of id {it.id} not found; {fix}" for it in listed
+                   for what, path, fix in (("image", it.image, f"add it or remove the id from {listing}"),
+                                           ("label", it.label, self._label_fix(listing)))
+                   if not path.is_file()], listing)
         self.items, self.sizes, self.skipped = readable_items(listed, self._list_path(datatype))
         self._present = [present_classes(self.full_label(i)) for i in range(len(self.items))]
         self.sources = [self._list_path(datatype), self.root / "classes.txt"] + [it.image for it in listed] + \
@@ -73,14 +79,24 @@ class VOCDataset(Labelled):
         aug = self.root / "SegmentationClassAug"
         return aug if self.split.endswith("_aug") and aug.is_dir() else self.root / "SegmentationClass"
 
+    def _label_fix(self, listing):
+        if self._sbd_missing():
+            return (f"{self.split}'s labels are SBD's, in {self.root / 'SegmentationClassAug'}, which does not exist: "
+                    "./downloads.sh --sbd makes it")
+        return f"add it or remove the id from {listing}"
+
+    def _sbd_missing(self):
+        return self.split.endswith("_aug") and not (self.root / "SegmentationClassAug").is_dir()
+
     def _list_path(self, datatype):
         return self.root / "ImageSets" / datatype / f"{self.split}.txt"
 
     def _read_list(self, datatype):
         path = self._list_path(datatype)
         if not path.exists():
-            raise InputError(f"{path}: image list not found; create it (one id per line) or choose "
-                             "another split with --dataset/--test_dataset")
+            make = "make it with ./downloads.sh --sbd" if self._sbd_missing() else "create it (one id per line)"
+            raise InputError(f"{path}: image list not found; {make} or choose another split with "
+                             "--dataset/--test_dataset")
         label_dir = self._label_dir()
         items = []
         for number, line in enumerate(path.read_text().splitlines(), 1):
