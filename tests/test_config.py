@@ -21,6 +21,18 @@ def resolve(*sets, config="smoke"):
     return C.resolve(config, sets)
 
 
+@pytest.mark.parametrize("stage", ["seg_train", "guide_labels"])
+def test_a_folders_config_yaml_is_a_preset_of_the_same_settings(stage, tmp_path):
+    """Every folder holds the config.yaml that made it; given back as --config it was refused on the blank it keeps
+    for an unread --pascalroot (null: 'not one value')."""
+    cfg, _ = resolve("seg_train.max_iter=7", "guiderule=seed", f"dataset_dir={tmp_path}")
+    stored = naming.relevant(cfg, stage)
+    assert stored["data"]["pascalroot"] is None
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(stored))
+    again, _ = C.resolve(str(tmp_path / "config.yaml"))
+    assert naming.relevant(again, stage) == stored and again["name"] == "config"
+
+
 def test_paper_defaults():
     d = S.defaults()
     assert d["seed_train"]["base_lr"] == 0.001 and d["seed_train"]["batch_size"] == 15
