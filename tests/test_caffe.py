@@ -439,6 +439,26 @@ def test_deeplab_init_round_trip_and_every_layer_accounted_for(tmp_path, capsys)
         assert len(left_out) == (2 if isinstance(model, DeepLabLargeFOV) else 1)
 
 
+def test_the_preflight_refuses_an_init_that_does_not_fit_before_any_step_runs(tmp_path):
+    """A wrong init file for the segmenter stopped its training only, after every earlier step had run (on VOC, the
+    seed and saliency trainings); the preflight read the file but did not try it on the network."""
+    vgg16_caffemodel(tmp_path / "vgg.caffemodel")
+    driver = [sys.executable, str(ROOT / "script.py"), "--config", "smoke", "--out_root", str(tmp_path / "runs")]
+    proc = subprocess.run(driver + ["--set", f"seg_train.init={tmp_path}/vgg.caffemodel"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "==>" not in proc.stdout and not (tmp_path / "runs").exists()
+    assert proc.stderr.startswith(f"error: {tmp_path}/vgg.caffemodel: leaves 4 tensors of the pretrained trunk "
+                                  "unloaded: trunk.fc6.weight (shape (256, 1568) != (64, 32, 3, 3))"), proc.stderr
+    assert proc.stderr.rstrip().endswith("or --init_partial (./script.py: --set seg_train.init_partial=true) to keep "
+                                         "them random"), proc.stderr
+    # GAP-DeepLab reads the '-deeplab' file beside the one named (the release's get_initmodel): that one is checked
+    proc = subprocess.run(driver + ["--set", "seed_train.net=GAP-DeepLab", "--set",
+                                    f"seed_train.init={tmp_path}/vgg.caffemodel"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 2 and proc.stderr.startswith(f"error: {tmp_path}/vgg-deeplab.caffemodel: initial "
+                                                           "weights not found"), proc.stderr
+
+
 def test_an_init_that_leaves_trunk_layers_random_is_an_error(tmp_path):
     vgg16_caffemodel(tmp_path / "vgg.caffemodel")
     with pytest.raises(InputError, match=r"leaves 4 tensors of the pretrained trunk unloaded: trunk\.fc6\.weight "

@@ -1,9 +1,13 @@
 """A network set up for training from a training's settings: built, initialised (ImageNet, a weights file, or
 from scratch), with the layers it trains chosen and their Caffe learning-rate multipliers; the network settings
 the segmenter and the saliency net share."""
+import warnings
+
+import torch
+
 from .checks import POSITIVE, above, at_least, one_of
 from .io import InputError
-from .networks import NETWORKS, build_seg_net, has_blocks, init_from_scratch, names
+from .networks import NETWORKS, build_seed_net, build_seg_net, has_blocks, init_from_scratch, names
 from .weights import load_init
 
 
@@ -77,6 +81,20 @@ def build_deeplab(c, num_classes, log):
     if c["train_blocks"] >= 0:
         train_last_blocks(model, c["train_blocks"], log)
     return model, fc8_mults(c["fc8_lr_mult"]) | trunk_mults(model, c["trunk_lr_mult"])
+
+
+def deeplab_network(c):
+    """Reads.network of a segmenter's or saliency net's training section c."""
+    return "deeplab", c["net"], c["width"], c["fc6_dilation"], c["output_stride"]
+
+
+def untrained(network):
+    """The network of a Reads.network, on the meta device (shapes without memory): what initial weights must fit.
+    Its score layer has two classes, one for a seed net: a new layer, which the weights need not fill."""
+    kind, name, width, *deeplab = network
+    with torch.device("meta"), warnings.catch_warnings():  # EfficientNet's builder loads its ImageNet weights:
+        warnings.simplefilter("ignore")                    # into meta tensors, a no-op that torch warns of
+        return build_seed_net(name, 1, width) if kind == "seed" else build_seg_net(name, 2, width, *deeplab)
 
 
 def deeplab_conflicts(c):

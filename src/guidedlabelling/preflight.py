@@ -7,6 +7,7 @@ instead of upstream outputs, and the upstream outputs themselves, which must be 
 current inputs unless an earlier step of the same run makes them. ./script.py checks every step it is asked
 for before the first runs; each stage command checks its own inputs before it writes.
 """
+import functools
 import glob
 import json
 from dataclasses import dataclass
@@ -22,11 +23,12 @@ from .datasets import MaskFolder, open_dataset
 from .errors import InputError, capped, some
 from .inference import check_classes, pick_device, trained
 from .io import WIDE_GREY_MODES, load_checkpoint
+from .model_setup import untrained
 from .fingerprint import EVALUATED, SETTINGS, TAG_ROWS, UPSTREAM, WORK_SIZE, Digests, fingerprint, has_outputs, \
     output_fingerprint, outputs_fingerprint, read_files, settings_digest, staleness
 from .networks import NETWORKS, imagenet_weights, names
 from .reads import Reads
-from .weights import read_state
+from .weights import fitting, read_state
 
 
 @dataclass
@@ -129,11 +131,13 @@ def check_stage(stage, cfg, preset, given, opened, made=()):
                            "(guiderule salor, the oracle); add their masks, or choose another guiderule")
     saliency_set = opened.get(("saliency",) + reads.saliency_set, lambda: MaskFolder(*reads.saliency_set)) \
         if reads.saliency_set else None
-    key = ("init", reads.init, reads.net)  # a Caffe model is parsed once per run, not once per step
+    key = ("init", reads.init, reads.net, reads.network, reads.init_partial)  # parsed once per network of a run
     if key not in opened.found:
         opened.found[key] = init_problems(reads)
-    driver_flag = f"--init none (./script.py: --set {stage}.init=none)"  # the fix as both commands take it
-    opened.add(*(problem.replace("--init none", driver_flag) for problem in opened.found[key]))
+    fixes = {"--init none": f"--init none (./script.py: --set {stage}.init=none)",  # as both commands take them
+             "--init_partial": f"--init_partial (./script.py: --set {stage}.init_partial=true)"}
+    opened.add(*(functools.reduce(lambda text, fix: text.replace(*fix), fixes.items(), problem)
+                 for problem in opened.found[key]))
     folders = {}
     for parent, given_folder in reads.upstream.items():
         folders[parent] = upstream_folder(parent, given_folder, cfg, preset, made, datasets, opened,
@@ -155,8 +159,10 @@ def init_problems(reads):
     path = reads.init_file()
     if path is None:
         return []
-    try:  # read whole, Caffe models too (about a second for VGG-16's 528 MB): a bad file stops the run at once
-        read_state(path)
+    try:  # read whole, Caffe models too (about a second for VGG-16's 528 MB): a bad file stops the run at once,
+        state = read_state(path)  # and so does one that does not fit the network (it stopped its training only)
+        if reads.network:
+            fitting(untrained(reads.network), state, path, reads.init_partial)
     except InputError as e:
         return list(e.messages)
     return []

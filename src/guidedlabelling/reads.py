@@ -17,6 +17,8 @@ class Reads:
     saliency_set: tuple = ()      # (roots, holdout, part, holdout_scenes) of the saliency set, when read
     init: str | None = None       # initial weights: a file, imagenet, or none
     net: str | None = None        # the network the initial weights are for
+    network: tuple = ()           # how to build it (model_setup.untrained), for the weights' fit
+    init_partial: bool = False    # trunk layers the weights leave out may stay random
 
     def init_file(self):
         """The initial weights file, or None (from scratch, or the network's built-in ImageNet weights)."""

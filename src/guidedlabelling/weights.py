@@ -38,10 +38,19 @@ def suffix_index(state):
 
 
 def load_init(model, path, partial=False):
-    """Copy every tensor whose layer name and shape match; report each layer loaded or left out. Every layer
-    of the pretrained trunk (all but model.new_layers) must be loaded, unless `partial`: a trunk layer left
-    at its random start would silently change the method."""
-    source = suffix_index(read_state(path))
+    """Copy every tensor whose layer name and shape match; report each layer loaded or left out."""
+    loaded, left_out, trunk = fitting(model, read_state(path), path, partial)
+    model.load_state_dict(loaded, strict=False)
+    return [f"loaded {len(loaded)} of {len(model.state_dict())} tensors from {path}"] + \
+        [f"left out {key}: {why}" + ("" if key in trunk else " (a new layer)") for key, why in left_out.items()]
+
+
+def fitting(model, state, path, partial=False):
+    """({key: tensor} of `model` that `state` fills, {key: why} of those it does not, the trunk's among them). Every
+    layer of the pretrained trunk (all but model.new_layers) must be filled, unless `partial`: a trunk layer left
+    at its random start would silently change the method. A model on the meta device checks a file's fit for free
+    (the preflight)."""
+    source = suffix_index(state)
     own = model.state_dict()
     loaded, left_out = {}, {}
     for key, tensor in own.items():
@@ -60,9 +69,7 @@ def load_init(model, path, partial=False):
         raise InputError(f"{path}: leaves {len(trunk)} tensors of the pretrained trunk unloaded: {names}; pass the "
                          "init file of this network (DeepLab nets: the -deeplab one, ./downloads.sh --models), or "
                          "--init_partial to keep them random")
-    model.load_state_dict(loaded, strict=False)
-    return [f"loaded {len(loaded)} of {len(own)} tensors from {path}"] + \
-        [f"left out {key}: {why}" + ("" if key in trunk else " (a new layer)") for key, why in left_out.items()]
+    return loaded, left_out, trunk
 
 
 def load_caffe_state(model, state, path):

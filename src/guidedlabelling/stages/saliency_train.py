@@ -13,7 +13,7 @@ from ..networks import imagenet_weights, names
 from ..reads import NO_INIT, Reads
 from ..saliency_samples import PASTE_BACKGROUNDS, SaliencySample
 from ..model_setup import DEEPLAB_CHECKS, DEEPLAB_OPTIONS, build_deeplab, deeplab_conflicts, deeplab_meta, \
-    label_size
+    deeplab_network, label_size
 from ..sampling import shuffled_stream
 from ..solver import solver_checks, training_options
 from ..training import prepare, run_training, scores_at, segmentation_loss
@@ -48,7 +48,7 @@ CONFLICTS = deeplab_conflicts
 def reads(cfg, given):
     c = cfg["saliency_train"]
     return Reads(saliency_set=(c["saliency_data"], c["holdout"], "train", c["holdout_scenes"]), init=c["init"],
-                 net=c["net"])
+                 net=c["net"], network=deeplab_network(c), init_partial=c["init_partial"])
 
 
 def run(stage):

@@ -4,7 +4,7 @@ from ..checks import NON_NEGATIVE, one_of
 from ..networks import names
 from ..reads import Reads
 from ..model_setup import DEEPLAB_CHECKS, DEEPLAB_OPTIONS, build_deeplab, deeplab_conflicts, deeplab_meta, \
-    label_size
+    deeplab_network, label_size
 from ..sampling import segmentation_stream
 from ..solver import solver_checks, training_options
 from ..training import prepare, run_training, segmentation_loss
@@ -31,6 +31,7 @@ def reads(cfg, given):
     c = cfg["seg_train"]
     gt = c["labels"] == "gt"
     return Reads(splits=(cfg["data"]["dataset"],), ground_truth=gt, init=c["init"], net=c["net"],
+                 network=deeplab_network(c), init_partial=c["init_partial"],
                  upstream={} if gt else {"guide_labels": given.get("guide_dir")})
 
 
