@@ -325,6 +325,16 @@ def test_resuming_another_solvers_snapshot_is_a_one_line_error(tmp_path):
     with pytest.raises(InputError, match="solver_type"):
         resume(tmp_path, model, CaffeAdam(model.parameters(), lr=0.1), scaler, logging.getLogger("t"))
     assert resume(tmp_path, model, CaffeSGD(model.parameters(), lr=0.1), scaler, logging.getLogger("t"))[0] == 1
+    # a damaged latest snapshot is told which one a resume would start from without it ("re-download it" before)
+    (tmp_path / "snapshot_iter_1.pth").write_bytes(b"torn")
+    with pytest.raises(InputError, match=r"snapshot_iter_1.pth: unreadable checkpoint \(\w+\); delete it to train "
+                                         "from the start$"):
+        resume(tmp_path, model, CaffeSGD(model.parameters(), lr=0.1), scaler, logging.getLogger("t"))
+    save_checkpoint(tmp_path / "snapshot_iter_2.pth", model, {"losses": []}, sgd, 2)
+    (tmp_path / "snapshot_iter_2.pth").write_bytes((tmp_path / "snapshot_iter_2.pth").read_bytes()[:100])
+    with pytest.raises(InputError, match=r"snapshot_iter_2.pth: unreadable checkpoint \(\w+\); delete it to resume "
+                                         "from snapshot_iter_1.pth$"):
+        resume(tmp_path, model, CaffeSGD(model.parameters(), lr=0.1), scaler, logging.getLogger("t"))
 
 
 @pytest.mark.parametrize("mult", [1.0, 10.0])

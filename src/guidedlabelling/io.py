@@ -298,7 +298,7 @@ def snapshots(folder):
     return sorted(found, key=lambda p: int(p.stem.rsplit("_", 1)[1]))
 
 
-def load_checkpoint(path, model=None, expect=None):
+def load_checkpoint(path, model=None, expect=None, unreadable_fix="retrain or re-download it"):
     """Load a checkpoint; `expect` (dict of meta fields) guards against a checkpoint of another network."""
     path = Path(path)
     if not path.exists():
@@ -306,7 +306,7 @@ def load_checkpoint(path, model=None, expect=None):
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many types for corrupt files
-        raise InputError(f"{path}: unreadable checkpoint ({type(e).__name__}); retrain or re-download it") from None
+        raise InputError(f"{path}: unreadable checkpoint ({type(e).__name__}); {unreadable_fix}") from None
     if not (isinstance(state, dict) and "model" in state and "meta" in state):
         raise InputError(f"{path}: not a checkpoint of this project (no model and meta entries); pass a "
                          "model.pth written by a training command")

@@ -160,7 +160,8 @@ def resume(out, model, sgd, scaler, log):
     snaps = snapshots(out)
     if not snaps:
         return 0, []
-    state = load_checkpoint(snaps[-1], model)
+    fix = f"delete it to resume from {snaps[-2].name}" if len(snaps) > 1 else "delete it to train from the start"
+    state = load_checkpoint(snaps[-1], model, unreadable_fix=fix)
     try:
         wanted = {key for group in sgd.param_groups for key in group}
         sgd.load_state_dict(state["optimizer"])
