@@ -66,6 +66,19 @@ def test_an_out_dir_holding_other_files_is_refused(own, command, tmp_path, extra
     assert sorted(p.name for p in mine.iterdir()) == ["thesis.tex"]
 
 
+def test_a_stage_folder_whose_config_yaml_went_is_recomputed(own, command, heatmaps):
+    """It was refused as 'holds files that no stage wrote', though its log, record and done.json were the stage's,
+    and the user had to remove it by hand."""
+    folder, before = heatmaps
+    (folder / "config.yaml").unlink()
+    code, out, err = command("seed_heatmaps", *own_args(own))
+    assert code == 0, out + err
+    assert f"{folder}: its config.yaml went, so the settings that made it are unknown; recomputing it" in out + err
+    after = files_of(folder)
+    assert {name: after[name] for name in before if name.endswith(".mat")} == \
+        {name: data for name, data in before.items() if name.endswith(".mat")} and "config.yaml" in after
+
+
 def test_an_empty_out_dir_is_used(own, command, tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()

@@ -213,6 +213,8 @@ def check_cache(out, stage_cfg, override, manifest, alone=True, rescore=False, f
         why = (other_upstream(record["upstream"], manifest["upstream"], changed) or
                since_made(changed, record["inputs"], manifest["inputs"])) if record else \
             "no record of the inputs it was made from (made by an older version)"
+    elif settings is None and has_outputs(out):
+        why = "its config.yaml went, so the settings that made it are unknown"
     elif has_outputs(out) and again:
         why = since_made(again, record["inputs"], manifest["inputs"])
     elif finished_fingerprint(out) is not None:
@@ -255,8 +257,8 @@ def made_by(out, record, made, rescored, alone, say):
 
 def refuse_foreign(out):
     """A folder holding files but no config.yaml is not a stage's (a user's --out_dir): recomputing would remove
-    it whole."""
-    if out.is_dir() and not (out / "config.yaml").exists() and \
+    it whole. One with a stage's record of its inputs lost its config.yaml: check_cache recomputes it."""
+    if out.is_dir() and not (out / "config.yaml").exists() and not (out / MANIFEST).exists() and \
             any(not fnmatch(p.name, TEMPORARY) for p in out.iterdir()):
         raise InputError(f"{out}: holds files that no stage wrote (it has no config.yaml), and a stage removes its "
                          "folder whole when it recomputes; move them away, or choose a new or empty folder (--out_dir, "
