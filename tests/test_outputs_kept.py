@@ -79,6 +79,14 @@ def test_a_stage_folder_whose_config_yaml_went_is_recomputed(own, command, heatm
         {name: data for name, data in before.items() if name.endswith(".mat")} and "config.yaml" in after
 
 
+def test_a_damaged_record_of_inputs_is_said_to_be_damaged(own, command, heatmaps):
+    folder, _ = heatmaps
+    (folder / "inputs.json").write_text('{"broken')
+    code, out, err = command("seed_heatmaps", *own_args(own))
+    assert code == 0, out + err
+    assert f"{folder}: its record of the inputs it was made from, inputs.json, is damaged; recomputing it" in out + err
+
+
 def test_an_empty_out_dir_is_used(own, command, tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()

@@ -212,7 +212,8 @@ def check_cache(out, stage_cfg, override, manifest, alone=True, rescore=False, f
         changed = sorted(set(changes(record["inputs"], manifest["inputs"]) + again)) if record else []
         why = (other_upstream(record["upstream"], manifest["upstream"], changed) or
                since_made(changed, record["inputs"], manifest["inputs"])) if record else \
-            "no record of the inputs it was made from (made by an older version)"
+            (f"its record of the inputs it was made from, {MANIFEST}, is damaged" if (out / MANIFEST).exists() else
+             "no record of the inputs it was made from (made by an older version)")
     elif settings is None and has_outputs(out):
         why = "its config.yaml went, so the settings that made it are unknown"
     elif has_outputs(out) and again:
