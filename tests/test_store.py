@@ -1,6 +1,7 @@
 """The store of trained saliency networks (store.py): a run into another --out_root, another preset or another
 copy of the same saliency set reuses the network; other masks or other saliency settings train a new one; two
 runs at once leave one intact network; --overridecache retrains; a damaged entry is retrained."""
+import errno
 import fcntl
 import json
 import shutil
@@ -111,6 +112,20 @@ def test_a_damaged_entry_is_retrained(own, command, tmp_path, private_store):
     done, folder = train_saliency(command, own, tmp_path / "b")
     assert not reused(done, folder)
     assert Entry(private_store, key).record() is not None  # the new network replaced it
+    assert f"store: {private_store / key} was damaged since it was stored (a file gone or changed); removed it" in \
+        (folder / "log.txt").read_text()   # it was retrained without a word
+
+
+def test_a_disk_too_full_for_the_stored_copy_is_an_error_not_a_training(own, command, tmp_path, private_store,
+                                                                         monkeypatch):
+    """The copy failed for want of space, and the network was trained instead: a training that could only fail on
+    the same disk, later."""
+    train_saliency(command, own, tmp_path / "a")
+    full = OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "b"))
+    monkeypatch.setattr(Entry, "copy_to", lambda self, out, say: (_ for _ in ()).throw(full))
+    code, out, err = command("saliency_train", *own_args(own), "--set", f"out_root={tmp_path / 'b'}")
+    assert code == 2 and err.startswith(f"error: {tmp_path / 'b'}: No space left on device; free space"), out + err
+    assert "training it" not in out + err
 
 
 def test_store_none_and_an_unusable_store(own, command, tmp_path, private_store):

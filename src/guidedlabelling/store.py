@@ -94,22 +94,23 @@ class Entry:
                 log.info("store: waited %.0f s", waited)
             yield
 
-    def record(self):
+    def record(self, say=lambda line: None):
         """The entry's entry.json when its model is intact (its recorded digest), else None; a damaged entry
-        is removed."""
+        is removed, saying so."""
         record = read_json(self.path / "entry.json")
         if record is None:
             return None
         if any(not (self.path / name).is_file() for name in FILES) or \
                 file_digest(self.path / "model.pth") != record.get("model_digest"):
             shutil.rmtree(self.path, ignore_errors=True)
+            say(f"store: {self.path} was damaged since it was stored (a file gone or changed); removed it")
             return None
         return record
 
-    def copy_to(self, out):
+    def copy_to(self, out, say=lambda line: None):
         """Copy the entry's files into a stage folder; returns its record, or None when there is no intact
         entry."""
-        record = self.record()
+        record = self.record(say)
         if record is None:
             return None
         for name in FILES:

@@ -1,6 +1,7 @@
 """Saliency network training: class-agnostic foreground/background DeepLab (docs/method.md section 3), on one
 or several folders of object masks, with the augmentation of saliency_samples.py when set."""
 import datetime
+import errno
 from pathlib import Path
 
 import torch
@@ -74,10 +75,13 @@ def run(stage):
 
 def reuse(stage, entry):
     """The stored network copied into the stage folder (its record), or None: no entry, or one that cannot be
-    read (reported; the network is then trained)."""
+    read (reported; the network is then trained). A disk too full for the copy is an error: a training would fail
+    on it too, later."""
     try:
-        return entry.copy_to(stage.out)
+        return entry.copy_to(stage.out, stage.log.warning)
     except OSError as e:
+        if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+            raise
         stage.log.warning("store: could not copy the network from %s (%s); training it", entry, e.strerror or e)
         return None
 
