@@ -60,6 +60,19 @@ def test_two_processes_train_as_one(stage, tmp_path):
     assert json.loads((tmp_path / "two" / "done.json").read_text())["iterations_per_s"] > 0  # 2 timed iterations
 
 
+def test_two_processes_train_a_channels_last_depthwise_network_without_stride_warnings(tmp_path):
+    """EfficientNet's depthwise weights ([C, 1, 3, 3]) in channels_last get gradients whose strides differ from
+    theirs only on the size-1 dimension: DDP warned 'Grad strides do not match bucket view strides' in each
+    process."""
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                           str(ROOT / "src/segmentation/train.py"), "--config", "smoke", "--out_root", str(tmp_path),
+                           "--labels", "gt", "--set", "seg_train.net=DeepLab-EffNet", "--set", "seg_train.width=0.25",
+                           "--set", "seg_train.max_iter=2", "--set", "seg_train.batch_size=2", "--set",
+                           "channels_last=true"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "iter 2/2" in proc.stdout and "Grad strides" not in proc.stderr, proc.stderr[-2000:]
+
+
 def test_segmentation_halves_count_different_pixels():
     """The segmentation comparison above is sensitive to the normalisation: the two processes' halves
     of a global batch count different numbers of (non-255) pixels, so averaging per-process means

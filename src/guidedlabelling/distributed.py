@@ -5,6 +5,7 @@ NCCL joins CUDA processes, gloo CPU ones; torchrun's environment (MASTER_ADDR, R
 """
 import contextlib
 import os
+import warnings
 
 import torch
 import torch.distributed as dist
@@ -76,9 +77,13 @@ def process_group(device):
 
 
 def wrap(model, device):
-    """DDP when several processes train: it averages the gradients over the processes in backward."""
+    """DDP when several processes train: it averages the gradients over the processes in backward. Its warning that
+    a gradient's strides differ from its bucket's is not shown: with channels_last, a depthwise convolution's [C, 1,
+    k, k] weight gets gradients whose strides differ on the size-1 dimension alone, the same layout, which DDP
+    compares literally (either way round, by convolution backend); at worst the difference costs a copy."""
     if not dist.is_initialized():
         return model
+    warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides", category=UserWarning)
     return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
 
