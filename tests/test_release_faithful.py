@@ -98,6 +98,19 @@ def test_segmentation_test_labels_are_the_releases():
         assert (ours.argmax(0) == theirs).mean() > 0.9999
 
 
+def test_the_order_0_heatmap_back_mapping_is_scipy_zoom_order_0():
+    """seed_heatmaps.test_interpord 0: the release zooms with scipy.ndimage.zoom(order=0), which aligns corners;
+    torch's "nearest" (used before) picked another source pixel for many sizes (5 -> 9: 0 0 1 1 2 ... for 0 1 1 2 2)."""
+    ndi = pytest.importorskip("scipy.ndimage")
+    rng = np.random.default_rng(7)
+    for (h, w), (oh, ow) in [((5, 5), (9, 3)), ((41, 41), (531, 531)), ((21, 30), (375, 500)), ((8, 8), (26, 42)),
+                             ((7, 3), (1, 2)), ((64, 48), (64, 20))]:
+        maps = rng.normal(size=(2, h, w)).astype(np.float32)
+        ours = T.zoom(torch.from_numpy(maps), (oh, ow), order=0).numpy()
+        theirs = ndi.zoom(maps, (1, oh / h, ow / w), order=0, mode="nearest")  # (no zeroed edge: docstring)
+        assert theirs.shape == ours.shape == (2, oh, ow) and np.array_equal(ours, theirs)
+
+
 # ---- items 2, 4, 5: segmentation training geometry and the 41x41 label ----
 
 def test_label_to_41_is_pil_nearest_at_pixel_centres():

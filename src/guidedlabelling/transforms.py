@@ -7,6 +7,7 @@ CHW float32, as the release's Caffe models take them (networks/vgg.py).
 """
 import cv2
 import numpy as np
+import torch
 import torch.nn.functional as F
 from PIL import Image
 
@@ -149,12 +150,24 @@ def unfit_saliency(prob, size, offset, inner_hw, out_hw):
 
 
 def zoom(maps, hw, order=1):
-    """scipy.ndimage.zoom semantics on [C, h, w] tensors: order 1 = bilinear with corners aligned."""
+    """scipy.ndimage.zoom semantics on [C, h, w] tensors: order 1 = bilinear with corners aligned, order 0 = the
+    nearest pixel with corners aligned (torch's "nearest" aligns pixel edges instead, another pixel for many)."""
     if tuple(maps.shape[-2:]) == tuple(hw):
         return maps
     if order == 0:
-        return F.interpolate(maps[None], size=tuple(hw), mode="nearest")[0]
+        rows, cols = (nearest_index(n, m).to(maps.device) for n, m in zip(maps.shape[-2:], hw))
+        return maps[:, rows][:, :, cols]
     return F.interpolate(maps[None], size=tuple(hw), mode="bilinear", align_corners=True)[0]
+
+
+def nearest_index(n_in, n_out):
+    """The source index of each of n_out positions in scipy.ndimage.zoom(order=0): position k at k (n_in - 1) /
+    (n_out - 1), rounded half up. (Its default constant mode zeroes a position that float error puts past the last
+    pixel; that is not kept.)"""
+    if n_out == 1:
+        return torch.zeros(1, dtype=torch.long)
+    at = torch.arange(n_out, dtype=torch.float64) * ((n_in - 1) / (n_out - 1))
+    return torch.floor(at + 0.5).long().clamp(max=n_in - 1)
 
 
 def unfit(maps, canvas, offset, inner_hw, out_hw, order=1):
