@@ -232,8 +232,23 @@ def test_a_one_row_image_still_gives_a_crop():
     assert T.seed_train_sample(np.zeros((1, 7, 3), np.uint8), rng, 33).shape == (3, 33, 33)
 
 
+def test_an_images_folder_of_own_data_is_not_read_as_a_voc_folder(tmp_path):
+    """The stages read VOC's Annotations/ and ImageSets/Main/ under any dataset's root, so own data whose images
+    folder held a labelling tool's Annotations/ (LabelImg writes VOC XML there) balanced by those files."""
+    from conftest import make_own
+    own = make_own(tmp_path)
+    (own["images"] / "Annotations").mkdir()
+    for name in "abcd":
+        (own["images"] / "Annotations" / f"{name}.xml").write_text("<annotation><object><name>horse</name>"
+                                                                     "</object></annotation>")
+    (own["images"] / "ImageSets" / "Main").mkdir(parents=True)
+    for name in ("cat", "dog"):
+        (own["images"] / "ImageSets" / "Main" / f"{name}_train.txt").write_text("nonsense\n")
+    data = D.OwnDataset(own["images"], own["tags"], split="train")
+    assert data.balancing_classes() == [[1], [2], [1], [2]] and data.classification_labels() is None
+
+
 def test_annotations_name_the_classes_of_class_balancing(tmp_path):
-    from guidedlabelling.stages.seed_train import annotated_classes
     root = make_voc(tmp_path)
     (root / "Annotations").mkdir()
     xml = "<annotation>{}</annotation>"
@@ -242,7 +257,7 @@ def test_annotations_name_the_classes_of_class_balancing(tmp_path):
     (root / "Annotations" / "b.xml").write_text(xml.format(obj.format("dog", 0)))
     data = D.VOCDataset(root, "train")
     assert [data.image_classes(i) for i in range(2)] == [[1], [2]]          # from the label PNGs
-    assert annotated_classes(data) == [[1, 2], [2]]                         # the XML's, difficult included
+    assert data.balancing_classes() == [[1, 2], [2]]                         # the XML's, difficult included
     (root / "Annotations" / "b.xml").write_text(xml.format(obj.format("horse", 0)))
     with pytest.raises(InputError, match=r"b.xml: objects \['horse'\] are not classes"):
-        annotated_classes(data)
+        data.balancing_classes()

@@ -205,6 +205,16 @@ class Labelled(ImageList):
     def num_classes(self):
         return len(self.classes)
 
+    def balancing_classes(self):
+        """Every image's classes for class-balanced batches (seed_train balbatch clsbal): its image classes,
+        unless the layout names others."""
+        return [self.image_classes(i) for i in range(len(self))]
+
+    def classification_labels(self):
+        """[{id: 1, -1 or 0 (difficult)}] per foreground class, where the layout keeps image-level labels apart from
+        the label maps (the classifier's AP reads them), else None."""
+        return None
+
     def class_vector(self, i):
         vec = np.zeros(self.num_classes - 1, np.float32)
         vec[np.array(self.image_classes(i), int) - 1] = 1

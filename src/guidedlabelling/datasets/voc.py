@@ -2,6 +2,7 @@
 ImageSets/<datatype>/<split>.txt and optionally classes.txt (background first; VOC's 20 classes when absent).
 Image-level labels are the values of the label PNG other than 0 and 255, as in the release."""
 from pathlib import Path
+from xml.etree import ElementTree
 
 from ..errors import raise_all
 from ..io import InputError
@@ -114,6 +115,22 @@ class VOCDataset(Labelled):
             raise InputError(f"{path}: image list is empty")
         return items
 
+    def balancing_classes(self):
+        """As the release: the object names of Annotations/<id>.xml (difficult objects included) where the folder
+        has them, else the image classes."""
+        folder = self.root / "Annotations"
+        if not folder.is_dir():
+            return super().balancing_classes()
+        return [xml_classes(folder / f"{it.id}.xml", self.classes) for it in self.items]
+
+    def classification_labels(self):
+        """ImageSets/Main/<class>_<split>.txt, as the release's eval_cls reads them, where the folder has them; every
+        id of the split must be in every list."""
+        paths = [self.root / "ImageSets" / "Main" / f"{name}_{self.split}.txt" for name in self.classes[1:]]
+        if not all(p.is_file() for p in paths):
+            return None
+        return [main_list(path, self.ids, self.split) for path in paths]
+
     def full_label(self, i):
         return checked_label(self.items[i].label, self.sizes[i], self.classes, self.root / "classes.txt")
 
@@ -122,3 +139,33 @@ class VOCDataset(Labelled):
         return self._present[i]
 
 
+
+
+def xml_classes(path, classes):
+    """Sorted class indices of the objects a VOC annotation file names."""
+    try:
+        names = {obj.findtext("name", "").strip() for obj in ElementTree.parse(path).getroot().iter("object")}
+    except (OSError, ElementTree.ParseError) as e:
+        raise InputError(f"{path}: unreadable annotation ({e}); restore it or remove Annotations/ to balance "
+                         "by the label PNGs") from None
+    unknown = names - set(classes[1:])
+    if unknown:
+        raise InputError(f"{path}: objects {sorted(unknown)} are not classes of the dataset; fix the file")
+    return sorted(classes.index(n) for n in names)
+
+
+def main_list(path, ids, split):
+    """{id: 1, -1 or 0} of one ImageSets/Main/<class>_<split>.txt, which must name every id of the split."""
+    entries = {}
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        parts = line.split()
+        if len(parts) != 2 or parts[1] not in ("1", "-1", "0"):
+            if parts:
+                raise InputError(f"{path}, line {n}: expected '<id> 1|-1|0', got {line!r}; fix the list")
+            continue
+        entries[parts[0]] = int(parts[1])
+    absent = [i for i in ids if i not in entries]
+    if absent:
+        raise InputError(f"{path}: no entry for image {absent[0]} of split {split}; complete the list or "
+                         "remove ImageSets/Main to use the label PNGs")
+    return entries

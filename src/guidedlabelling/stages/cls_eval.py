@@ -42,42 +42,18 @@ def load_class_scores(path):
 
 
 def image_labels(data, ids, path):
-    """[N, C-1] image-level labels in the order of `ids`: 1 present, -1 absent, 0 difficult. From VOC's
-    ImageSets/Main/<class>_<split>.txt lists where the dataset has them (as the release's eval_cls), else from
-    the label PNGs."""
+    """[N, C-1] image-level labels in the order of `ids`: 1 present, -1 absent, 0 difficult. From the dataset's
+    classification labels where it has them (VOC's ImageSets/Main lists, as the release's eval_cls), else from its
+    image classes."""
     index = {image_id: i for i, image_id in enumerate(data.ids)}
     missing = [image_id for image_id in ids if image_id not in index]
     if missing:
         raise InputError(f"{path}: image {missing[0]} is not in split {data.split} of {data.root}; evaluate with "
                          "the split the scores were made for (--seed_split)")
-    main = main_lists(data)
+    main = data.classification_labels()
     if main is not None:
         return np.stack([[main[c][image_id] for c in range(len(main))] for image_id in ids])
     return np.stack([2 * data.class_vector(index[image_id]) - 1 for image_id in ids])
-
-
-def main_lists(data):
-    """[{id: 1, -1 or 0}] per foreground class from ImageSets/Main/<class>_<split>.txt, or None when the dataset
-    has no such lists; every id of the split must be in every list."""
-    paths = [data.root / "ImageSets" / "Main" / f"{name}_{data.split}.txt" for name in data.classes[1:]]
-    if not all(p.is_file() for p in paths):
-        return None
-    lists = []
-    for path in paths:
-        entries = {}
-        for n, line in enumerate(path.read_text().splitlines(), 1):
-            parts = line.split()
-            if len(parts) != 2 or parts[1] not in ("1", "-1", "0"):
-                if parts:
-                    raise InputError(f"{path}, line {n}: expected '<id> 1|-1|0', got {line!r}; fix the list")
-                continue
-            entries[parts[0]] = int(parts[1])
-        absent = [i for i in data.ids if i not in entries]
-        if absent:
-            raise InputError(f"{path}: no entry for image {absent[0]} of split {data.split}; complete the list or "
-                             "remove ImageSets/Main to use the label PNGs")
-        lists.append(entries)
-    return lists
 
 
 def run(stage):

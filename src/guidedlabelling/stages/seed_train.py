@@ -1,13 +1,11 @@
 """Seed network training: a GAP classifier on image-level labels (docs/method.md section 1)."""
 from pathlib import Path
-from xml.etree import ElementTree
 
 import numpy as np
 
 from .. import sampling
 from .. import transforms as T
 from ..checks import above, one_of
-from ..io import InputError
 from ..networks import build_seed_net, names
 from ..reads import Reads
 from ..model_setup import initialise
@@ -39,30 +37,8 @@ class SeedSample:
 def batch_order(data, c, length, rng):
     """Images of the training stream: class-balanced epochs (clsbal) or plain shuffling (none)."""
     if c["balbatch"] == "clsbal":
-        return sampling.clsbal_order(annotated_classes(data), data.num_classes - 1, length, rng)
+        return sampling.clsbal_order(data.balancing_classes(), data.num_classes - 1, length, rng)
     return sampling.shuffled_order(len(data), length, rng)
-
-
-def annotated_classes(data):
-    """Every image's classes for class balancing: as the release, the object names of VOC's
-    Annotations/<id>.xml (difficult objects included) where the dataset has them, else its image classes."""
-    folder = getattr(data, "root", Path()) / "Annotations"
-    if not folder.is_dir():
-        return [data.image_classes(i) for i in range(len(data))]
-    return [xml_classes(folder / f"{it.id}.xml", data.classes) for it in data.items]
-
-
-def xml_classes(path, classes):
-    """Sorted class indices of the objects a VOC annotation file names."""
-    try:
-        names = {obj.findtext("name", "").strip() for obj in ElementTree.parse(path).getroot().iter("object")}
-    except (OSError, ElementTree.ParseError) as e:
-        raise InputError(f"{path}: unreadable annotation ({e}); restore it or remove Annotations/ to balance "
-                         "by the label PNGs") from None
-    unknown = names - set(classes[1:])
-    if unknown:
-        raise InputError(f"{path}: objects {sorted(unknown)} are not classes of the dataset; fix the file")
-    return sorted(classes.index(n) for n in names)
 
 
 def init_file(net, init):
