@@ -3,8 +3,7 @@
 
   ./src/predict.py --model data/runs/demo/seg_train/default/model.pth --out_dir preds photos/ extra.jpg
 
-Writes <out_dir>/<name>.png and <out_dir>/overlay/<name>.png. The test geometry (--size, --resize,
---input_size) defaults to the settings of --config, the preset the model was trained with.
+Writes <out_dir>/<name>.png and <out_dir>/overlay/<name>.png; -h says where each setting's default comes from.
 """
 from guidedlabelling.cli import run
 

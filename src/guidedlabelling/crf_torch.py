@@ -6,8 +6,8 @@ pairwise.cpp, densecrf.cpp); docs/crf.md maps one onto the other. Only torch ten
 same code runs on CPU and CUDA. Written by hand because no maintained library offers this CRF in torch: the
 C++ package needs a compiler to install and runs one image at a time on one core.
 
-On a CPU shared with other jobs, prefer torch.set_num_threads(1) or OMP_WAIT_POLICY=PASSIVE: spin-waiting
-OpenMP threads made 2 threads 5-18x slower than 1 there.
+On a CPU shared with other jobs, spin-waiting OpenMP threads made 2 threads 5-18x slower than 1: every command
+sets OMP_WAIT_POLICY=PASSIVE unless the user set it (cli.sleeping_openmp_threads).
 """
 import functools
 

@@ -1,7 +1,8 @@
 """Guide labels: fusion of seeds and saliency (docs/method.md section 4).
 
-G2 works on label images and bincounts, so its cost is proportional to the
-pixels, not to (#saliency components x #seed components x pixels) as in the release.
+G2 works on label images and bincounts, so its cost is the pixels times the saliency components (a handful: each
+covers SALIENCY_MIN_FRACTION of the image or more), not (#saliency components x #seed components x pixels) as in
+the release.
 """
 import numpy as np
 from scipy import ndimage

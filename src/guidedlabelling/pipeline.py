@@ -4,7 +4,8 @@ Everything else about the order of the method is derived from it: the config sec
 output folder (its own and its ancestors'), the driver's steps (script.py --steps), the error messages that
 say which command makes a missing input. A stage's logic and settings live in guidedlabelling/stages/<name>.py.
 
-Adding a stage: write stages/<name>.py (OPTIONS, run(stage), a docstring) and add its row here; it then runs as
+Adding a stage: write stages/<name>.py (a docstring, OPTIONS and CHECKS of its settings, reads(cfg, given) for
+the preflight, run(stage)) and add its row here; it then runs as
 `python -m guidedlabelling <name>` and as a step of ./script.py.
 """
 from dataclasses import dataclass

@@ -1,8 +1,9 @@
 """Seeds from class heatmaps (the release's heatmap2segconf, docs/method.md section 2).
 
-SeedRule is the one place the rule lives: guide generation, seed evaluation (seed_eval's threshold grid
-included), the pictures, the report and the per-class diagnostics all take the rule a run's settings build
-(SeedRule.of), so a change to it, or a setting added to it, reaches every one of them.
+SeedRule is the one place the rule lives: guide generation, seed evaluation (the scores its threshold grid
+thresholds; the threshold it reports is its own eval_seedthres, the paper's 20), the pictures, the report and the
+per-class diagnostics all take the rule a run's settings build (SeedRule.of), so a change to it, or a setting added
+to it, reaches every one of them.
 """
 from dataclasses import dataclass
 

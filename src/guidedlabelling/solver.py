@@ -136,7 +136,7 @@ MAX_ITER = 1_000_000  # the sample order of a training is drawn whole: max_iter 
 
 
 def solver_checks(nets):
-    """The ranges of a training's settings (solver_options)."""
+    """The ranges of a training's settings (training_options)."""
     return {"net": one_of(*nets), "init": filled("none (from scratch), imagenet or a weights file"),
             "width": above(0), "input_size": POSITIVE, "base_lr": above(0),
             "momentum": all_of(NON_NEGATIVE, below(1)), "weight_decay": NON_NEGATIVE, "stepsize": POSITIVE,

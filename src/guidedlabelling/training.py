@@ -24,7 +24,7 @@ from .solver import SOLVERS, Solver, param_groups, step_lr
 
 
 def train_loop(model, stream, loss_fn, solver, mults, out, log, device, run, meta=None, label=None):
-    """Caffe-style SGD over a deterministic sample stream, on one process or on W under torchrun (DDP):
+    """Caffe's solver (SGD or Adam) over a deterministic sample stream, on one process or on W under torchrun (DDP):
     each process computes batch_size/W samples of the same global batch, so the result does not depend
     on W. Snapshots every `snapshot` iterations (snapshot_iter_N.pth, as Caffe names them; --test_iter
     tests one) and after the last iteration (Caffe's snapshot_after_train: a run killed before done.json resumes

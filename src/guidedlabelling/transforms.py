@@ -1,6 +1,6 @@
 """Preprocessing and its inverse: the Caffe input convention, crops, resizes, reflect padding, and the mapping
 of network outputs back to the image frame (docs/method.md, sections 1, 2, 6 and 7), as the release computes
-them (tests/release_reference.py re-expresses the release's functions; tests/test_release_geometry.py compares).
+them (tests/release_reference.py re-expresses the release's functions; tests/test_release_faithful.py compares).
 
 Images are RGB uint8 HxWx3 arrays as datasets load them; network inputs are BGR, 0..255 minus MEAN_BGR,
 CHW float32, as the release's Caffe models take them (networks/vgg.py).
