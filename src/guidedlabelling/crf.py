@@ -13,6 +13,7 @@ from .io import InputError
 PARAMS = {"deeplab": dict(bi_w=4, bi_xy=121, bi_rgb=5), "seed": dict(bi_w=10, bi_xy=80, bi_rgb=13)}
 GAUSS_XY, GAUSS_W, ITERATIONS = 3, 3, 10
 BACKENDS = ("torch", "pydensecrf")
+TEST_CRFS = ("none", "deeplab")  # test-time CRF of a segmenter's labels: none, or with DeepLab's parameters
 
 
 def kernels(params):

@@ -29,9 +29,10 @@ def resume_hint():
     return "rerun the same command to resume"
 
 
-def listed(words):
-    """'a', 'a and b', 'a, b and c'."""
-    return " and ".join(filter(None, [", ".join(words[:-1]), words[-1]]))
+def listed(words, last="and"):
+    """'a', 'a and b', 'a, b and c' (or with `last` 'or')."""
+    words = list(words)
+    return f" {last} ".join(filter(None, [", ".join(words[:-1]), words[-1]]))
 
 
 def some(names, shown=3):

@@ -139,12 +139,14 @@ def check_classes(meta, data):
                          f"{data.classes}; use the matching dataset or retrain")
 
 
+TEST_GEOMETRIES = {"none": "canvas", "fullscale": "fullscale", "tight": "tight"}  # test_resize: fit_input's mode
+
+
 def geometry(test_resize):
     """transforms.fit_input's mode for a test_resize setting (segmentation test, predict)."""
-    modes = {"none": "canvas", "fullscale": "fullscale", "tight": "tight"}
-    if test_resize not in modes:
-        raise InputError(f"--test_resize {test_resize}: choose {', '.join(modes)}")
-    return modes[test_resize]
+    if test_resize not in TEST_GEOMETRIES:
+        raise InputError(f"--test_resize {test_resize}: choose {', '.join(TEST_GEOMETRIES)}")
+    return TEST_GEOMETRIES[test_resize]
 
 
 def label_map(scores, image, frame, pcrf="none", crf_backend="torch"):

@@ -3,6 +3,7 @@ import contextlib
 
 import torch
 
+from .errors import listed
 from .io import InputError
 
 AMP_DTYPES = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -10,7 +11,7 @@ AMP_DTYPES = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 def amp_dtype(amp):
     if amp not in AMP_DTYPES:
-        raise InputError(f"--amp {amp}: choose none, bf16 or fp16")
+        raise InputError(f"--amp {amp}: choose {listed(AMP_DTYPES, 'or')}")
     return AMP_DTYPES[amp]
 
 

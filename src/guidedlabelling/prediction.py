@@ -23,7 +23,8 @@ from .checks import NON_NEGATIVE, POSITIVE, argument, between
 from .config import CONFIGS, resolve
 from .datasets import ImageFiles
 from .errors import Parser, counted, os_error_message, some
-from .inference import forward_all, geometry, label_map, load_model, pick_device, trained
+from .crf import BACKENDS, TEST_CRFS
+from .inference import TEST_GEOMETRIES, forward_all, geometry, label_map, load_model, pick_device, trained
 from .fingerprint import file_digest, read_json
 from .io import InputError, atomic_path, load_checkpoint, load_image, save_json, save_label_png, writing
 from .visualize import colour
@@ -62,8 +63,8 @@ def predict(model_path, inputs, out_dir, size, resize="none", pcrf="none", devic
     without the resize, 'tight' gives every image's longer side `size` and keeps its shape. An image whose longer
     side exceeds max_side (0: never) is segmented, CRF included, at that size.
     """
-    if pcrf not in ("none", "deeplab"):
-        raise InputError(f"--pcrf {pcrf}: none or deeplab")
+    if pcrf not in TEST_CRFS:
+        raise InputError(f"--pcrf {pcrf}: choose {' or '.join(TEST_CRFS)}")
     images = ImageFiles(inputs).work_at(max_side)
     out_dir = Path(out_dir)
     refuse_overwriting_inputs(images, out_dir)
@@ -191,12 +192,12 @@ def parse(argv=None):
     p.add_argument("inputs", nargs="+", help="image files (jpg, png) and folders of images")
     p.add_argument("--model", required=True, help="model.pth of src/segmentation/train.py, or its folder")
     p.add_argument("--out_dir", required=True, help="folder for the label PNGs and overlay/")
-    p.add_argument("--pcrf", choices=("none", "deeplab"), help="test-time dense CRF (default: the preset's test_pcrf)")
+    p.add_argument("--pcrf", choices=TEST_CRFS, help="test-time dense CRF (default: the preset's test_pcrf)")
     p.add_argument("--config", help="preset whose segmentations and seg_train settings give the defaults of "
                                     "--pcrf, --size and --resize (default: the preset whose run "
                                     "trained the model, else demo)")
     p.add_argument("--size", type=argument(int, POSITIVE), help="test input side (default: the preset's test_size)")
-    p.add_argument("--resize", choices=("none", "fullscale", "tight"),
+    p.add_argument("--resize", choices=tuple(TEST_GEOMETRIES),
                    help="none: the release's, a padded canvas resized to --input_size; fullscale: the padded canvas "
                         "at full scale; tight: every image's longer side to --size, in its own shape (default: the "
                         "preset's test_resize)")
@@ -209,7 +210,7 @@ def parse(argv=None):
     p.add_argument("--alpha", type=argument(float, between(0, 1)), default=0.5,
                    help="weight of the class colour in the overlay (0.5)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
-    p.add_argument("--crf_backend", choices=("torch", "pydensecrf"), default="torch",
+    p.add_argument("--crf_backend", choices=BACKENDS, default="torch",
                    help="dense CRF: torch (default) or pydensecrf (the optional C++ package pydensecrf2)")
     p.add_argument("--debug", action="store_true", help="show the traceback of an error instead of one line")
     return p.parse_args(argv)

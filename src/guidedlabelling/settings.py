@@ -8,8 +8,10 @@ import re
 
 from . import pipeline
 from .checks import NON_NEGATIVE, PERCENT, POSITIVE, at_least, device, filled, one_of
+from .crf import BACKENDS
 from .datasets import LAYOUTS
 from .errors import InputError
+from .precision import AMP_DTYPES
 
 # (default, help) per key; data and run are shared by every stage.
 SHARED = {
@@ -69,8 +71,7 @@ SHARED_CHECKS = {
     "run": {"out_root": filled("a folder (. for the current one)"), "device": device, "gpu": NON_NEGATIVE,
             "workers": NON_NEGATIVE, "lanes": POSITIVE,
             "threads": NON_NEGATIVE, "snapshot": POSITIVE,
-            "n": NON_NEGATIVE, "N": POSITIVE, "amp": one_of("none", "bf16", "fp16"),
-            "crf_backend": one_of("torch", "pydensecrf")},
+            "n": NON_NEGATIVE, "N": POSITIVE, "amp": one_of(*AMP_DTYPES), "crf_backend": one_of(*BACKENDS)},
 }
 STAGE_MODULES = {s.name: importlib.import_module(f".stages.{s.name}", __package__) for s in pipeline.STAGES}
 OPTIONS = SHARED | {name: module.OPTIONS for name, module in STAGE_MODULES.items()}

@@ -2,8 +2,9 @@
 section 7)."""
 from .. import precision as P
 from ..checks import NON_NEGATIVE, POSITIVE, one_of
-from ..inference import all_done, check_classes, evaluate_folder, forward_all, geometry, label_map, load_model, \
-    measurable, tags_marked, todo, trained, without_panel
+from ..crf import TEST_CRFS
+from ..inference import TEST_GEOMETRIES, all_done, check_classes, evaluate_folder, forward_all, geometry, \
+    label_map, load_model, measurable, tags_marked, todo, trained, without_panel
 from ..io import load_label_png, save_json, save_label_png
 from ..metrics import format_table
 from ..progress import progress
@@ -21,8 +22,7 @@ OPTIONS = {
                             "bottom/right only up to sides of 32k + 1 (one image per pass)"),
     "test_size": (531, "test input side"),
 }
-CHECKS = {"test_iter": NON_NEGATIVE, "test_pcrf": one_of("none", "deeplab"),
-          "test_resize": one_of("none", "fullscale", "tight"),
+CHECKS = {"test_iter": NON_NEGATIVE, "test_pcrf": one_of(*TEST_CRFS), "test_resize": one_of(*TEST_GEOMETRIES),
           "test_size": POSITIVE}
 
 
