@@ -32,8 +32,7 @@ def saliency(tmp_path_factory):
 
 
 def test_voc_palette_is_the_standard_colormap():
-    pal = np.array(syn.voc_palette()).reshape(256, 3)
-    assert syn.VOC_PALETTE == syn.voc_palette()
+    pal = np.array(io.VOC_PALETTE).reshape(256, 3)
     assert pal[:4].tolist() == [[0, 0, 0], [128, 0, 0], [0, 128, 0], [128, 128, 0]]
     assert pal[15].tolist() == [192, 128, 128]  # VOC "person"
     assert pal[255].tolist() == [224, 224, 192]  # VOC void
@@ -49,7 +48,7 @@ def test_voc_layout_and_formats(voc):
         label = Image.open(voc / "SegmentationClass" / f"{image_id}.png")
         assert image.format == "JPEG" and image.mode == "RGB" and image.size == (64, 64)
         assert label.mode == "P" and label.size == (64, 64)
-        assert label.getpalette()[:768] == syn.VOC_PALETTE
+        assert label.getpalette()[:768] == io.VOC_PALETTE
         values = set(np.unique(np.array(label)).tolist())
         assert values <= set(range(K + 1)) | {255}
         assert 255 in values and 0 in values  # void band and background present

@@ -136,9 +136,12 @@ def voc_palette():
     return pal.flatten().tolist()
 
 
+VOC_PALETTE = voc_palette()
+
+
 def save_label_png(path, label):
     img = Image.fromarray(label.astype(np.uint8), mode="P")
-    img.putpalette(voc_palette())
+    img.putpalette(VOC_PALETTE)
     with atomic_path(path) as tmp:
         img.save(tmp, format="PNG")
 

@@ -3,9 +3,9 @@ saliency, guide labels, prediction, ground truth); the release showed interactiv
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from .io import atomic_path, load_gray_png, load_heatmap_mat, load_label_png, voc_palette
+from .io import VOC_PALETTE, atomic_path, load_gray_png, load_heatmap_mat, load_label_png
 
-PALETTE = np.array(voc_palette(), np.uint8).reshape(256, 3)
+PALETTE = np.array(VOC_PALETTE, np.uint8).reshape(256, 3)
 STAGE_FILES = (("seeds", "seed_heatmaps", ".mat"), ("saliency", "saliency", ".png"),
                ("guide labels", "guide_labels", ".png"), ("prediction", "segmentations", ".png"))
 MIN_TILE_HEIGHT = 160  # small images are enlarged (nearest neighbour, whole factors) to at least this

@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from ..io import save_label_png, voc_palette, writing
+from ..io import IGNORE, save_label_png, writing
 
 CLASS_NAMES = ("background", "bluehead", "pinkhead", "greenhead", "tealhead", "whitehead")
 NUM_CLASSES = len(CLASS_NAMES) - 1
@@ -48,13 +48,9 @@ OBJECT_COUNT_PROBS = (0.6, 0.4)  # for 1, 2 objects
 P_SAME_CLASS = 0.75  # a second object's chance of the first one's class (else one of the others)
 BODY_TINT = 0.15  # share of the head colour mixed into the body colour
 MAX_OVERLAP = 0.05  # of a new object's area
-VOID = 255
 GENERATOR_VERSION = 4
 _SHIFT = 4  # sub-pixel bits for cv2 drawing
 _TRAIN, _VAL, _SALIENCY = 0, 1, 2  # per-stream seed salt
-
-
-VOC_PALETTE = voc_palette()
 
 
 class SceneObject(NamedTuple):
@@ -195,7 +191,7 @@ def add_void_band(label: np.ndarray) -> np.ndarray:
     """Mark object pixels touching a different label as void (1 px, like VOC's border)."""
     cross = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
     edge = (cv2.erode(label, cross) != cv2.dilate(label, cross)) & (label > 0)
-    return np.where(edge, np.uint8(VOID), label)
+    return np.where(edge, np.uint8(IGNORE), label)
 
 
 def render_scene(rng: np.random.Generator, size: int = 128, first_class: int | None = None) -> Scene:
