@@ -7,6 +7,7 @@ import torch
 
 from .checks import POSITIVE, above, at_least, one_of
 from .io import InputError
+from .reads import NO_INIT
 from .networks import NETWORKS, build_seed_net, build_seg_net, has_blocks, init_from_scratch, names
 from .weights import load_init
 
@@ -47,7 +48,7 @@ def initialise(model, init, log, freeze=False, partial=False):
             raise InputError(f"--init imagenet: {model.net} has no built-in ImageNet weights; "
                              "pass a weights file or none")
         log.info("init: the network's built-in ImageNet weights")
-    elif init in (None, "", "none"):
+    elif init in NO_INIT:
         init_from_scratch(model)
         log.info("init: from scratch (msra filler for the trunk)")
     else:

@@ -3,7 +3,7 @@ command's folder flags): the preflight checks these inputs before anything runs,
 decides whether outputs can be reused is computed from them."""
 from dataclasses import dataclass, field
 
-NO_INIT = (None, "", "none")
+NO_INIT = (None, "", "none")  # init values of a training from scratch
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from .crf import BACKENDS
 from .datasets import LAYOUTS
 from .errors import InputError
 from .precision import AMP_DTYPES
+from .reads import NO_INIT
 
 # (default, help) per key; data and run are shared by every stage.
 SHARED = {
@@ -86,7 +87,7 @@ PATH_SETTINGS = ("dataset_dir", "pascalroot", "images", "tags", "masks", "salien
                  "out_root")
 LIST_SETTINGS = ("saliency_data",)  # several paths, comma-separated
 COMMA_LISTS = {("seed_heatmaps", "extra_sizes"): int, ("saliency_train", "holdout_scenes"): str}  # and their items
-NOT_PATHS = ("", "none", "imagenet")  # values of init that name no file
+NOT_PATHS = tuple(v for v in NO_INIT if v is not None) + ("imagenet",)  # values of init that name no file
 KIND_NAMES = {bool: "true or false (also yes/no, on/off, 1/0)", int: "a whole number", float: "a finite number",
               str: "one value (text)"}
 
