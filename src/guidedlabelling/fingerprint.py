@@ -25,7 +25,7 @@ from pathlib import Path
 
 from . import pipeline
 from .errors import InputError
-from .io import CLASS_SCORES
+from .io import CLASS_SCORES, SNAPSHOT
 from .tags import read_rows
 
 MANIFEST = "inputs.json"
@@ -199,7 +199,7 @@ def output_sizes(folder):
     vis/ and rule/, snapshots, bookkeeping and hidden files left out, so deleting them to free space damages
     nothing); recorded in done.json so that a missing or truncated output is seen (damage)."""
     return {p.name: p.stat().st_size for p in sorted(Path(folder).iterdir())
-            if p.is_file() and p.name not in NOT_OUTPUTS and not p.name.startswith((".", "snapshot_iter_"))}
+            if p.is_file() and p.name not in NOT_OUTPUTS and not p.name.startswith((".", SNAPSHOT))}
 
 
 def damage(folder):

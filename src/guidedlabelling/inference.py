@@ -14,7 +14,8 @@ from . import transforms as T
 from .checks import device as device_syntax
 from .cli import quiet_loader_worker, workers_starting
 from .crf import crf_from_probs
-from .io import IGNORE, InputError, apply_state, load_checkpoint, load_heatmap_mat, load_label_png, snapshots
+from .io import IGNORE, InputError, apply_state, load_checkpoint, load_heatmap_mat, load_label_png, \
+    snapshot_iteration, snapshot_path, snapshots
 from .metrics import confusion, report
 from .networks import build_seed_net, build_seg_net
 
@@ -112,9 +113,9 @@ def all_done(stage, data, suffix, folder=None):
 
 def trained(folder, iteration=0):
     """The final model of a training folder, or its snapshot at `iteration` (the release's --test_iter)."""
-    path = folder / ("model.pth" if not iteration else f"snapshot_iter_{iteration}.pth")
+    path = snapshot_path(folder, iteration) if iteration else folder / "model.pth"
     if iteration and not path.exists():
-        held = [int(p.stem.rsplit("_", 1)[1]) for p in snapshots(folder)]
+        held = [snapshot_iteration(p) for p in snapshots(folder)]
         raise InputError(f"{path}: no snapshot of iteration {iteration} (this folder holds "
                          f"{', '.join(map(str, held)) or 'none'}); test one of those, or train again with "
                          "--set snapshot=N --overridecache (and --set store=none for a saliency network, whose "

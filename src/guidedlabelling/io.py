@@ -297,8 +297,19 @@ def save_checkpoint(path, model, meta, optimizer=None, iteration=None):
 
 def snapshots(folder):
     """A training folder's snapshot_iter_<N>.pth files, by iteration."""
-    found = [p for p in Path(folder).glob("snapshot_iter_*.pth") if p.stem.rsplit("_", 1)[1].isdigit()]
-    return sorted(found, key=lambda p: int(p.stem.rsplit("_", 1)[1]))
+    found = [p for p in Path(folder).glob(f"{SNAPSHOT}*.pth") if p.stem[len(SNAPSHOT):].isdigit()]
+    return sorted(found, key=snapshot_iteration)
+
+
+SNAPSHOT = "snapshot_iter_"  # Caffe's name of a training's snapshot files: snapshot_iter_<N>.pth
+
+
+def snapshot_path(folder, iteration):
+    return Path(folder) / f"{SNAPSHOT}{iteration}.pth"
+
+
+def snapshot_iteration(path):
+    return int(Path(path).stem[len(SNAPSHOT):])
 
 
 def load_checkpoint(path, model=None, expect=None, unreadable_fix="retrain or re-download it"):

@@ -18,7 +18,7 @@ from . import distributed
 from . import precision as P
 from .cli import ENDING, Terminated, handling, quiet_loader_worker
 from .errors import resume_hint
-from .io import IGNORE, InputError, load_checkpoint, save_checkpoint, save_json, snapshots
+from .io import IGNORE, InputError, load_checkpoint, save_checkpoint, save_json, snapshot_path, snapshots
 from .progress import progress
 from .solver import SOLVERS, Solver, param_groups, step_lr
 
@@ -52,7 +52,7 @@ def train_loop(model, stream, loss_fn, solver, mults, out, log, device, run, met
         def snapshot(iteration):
             if distributed.is_main():
                 state = {"losses": losses, "amp": run["amp"], "grad_scaler": scaler.state_dict()}
-                save_checkpoint(out / f"snapshot_iter_{iteration}.pth", model, (meta or {}) | state, sgd, iteration)
+                save_checkpoint(snapshot_path(out, iteration), model, (meta or {}) | state, sgd, iteration)
 
         interrupted = {"now": False, "by": None}  # Ctrl-C or SIGTERM: snapshot, then stop on every process
 
