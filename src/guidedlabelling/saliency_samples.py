@@ -209,7 +209,7 @@ class SaliencySample:
         else:
             img, mask = scale_crop(img, mask, rng, self.min_area)
         img, _, _ = T.fit_reflect(np.ascontiguousarray(img), self.size)
-        mask, _, _ = T.fit_reflect_label(np.ascontiguousarray(mask), self.size)
+        mask, _, _ = T.fit_reflect(np.ascontiguousarray(mask), self.size, Image.NEAREST)
         if rng.random() < 0.5:
             img, mask = img[:, ::-1], mask[:, ::-1]
         img = photometric(np.ascontiguousarray(img), rng, self.colour)

@@ -61,15 +61,9 @@ def to_caffe_input(img_rgb):
     return np.ascontiguousarray((bgr - MEAN_BGR).astype(np.float32).transpose(2, 0, 1))
 
 
-def fit_reflect(img, size):
-    """Whole-image test input: longer side to `size`, centred reflect pad to size x size."""
-    resized = resize_longer(img, size)
-    padded, offset = pad_reflect(resized, (size, size))
-    return padded, offset, resized.shape[:2]
-
-
-def fit_reflect_label(label, size):
-    resized = resize_longer(label, size, Image.NEAREST)
+def fit_reflect(img, size, resample=Image.BILINEAR):
+    """Whole-image test input: longer side to `size`, centred reflect pad to size x size (a label: NEAREST)."""
+    resized = resize_longer(img, size, resample)
     padded, offset = pad_reflect(resized, (size, size))
     return padded, offset, resized.shape[:2]
 
@@ -93,7 +87,7 @@ def seg_train_sample(img, label, rng, size, out_size, resize="none"):
     if resize == "tight":
         top, left, bottom, right = random_crop_box(*img.shape[:2], rng)
         img, _, _ = fit_reflect(img[top:bottom, left:right], size)
-        label, _, _ = fit_reflect_label(label[top:bottom, left:right], size)
+        label, _, _ = fit_reflect(label[top:bottom, left:right], size, Image.NEAREST)
         if rng.random() < 0.5:
             img, label = img[:, ::-1], label[:, ::-1]
     else:
