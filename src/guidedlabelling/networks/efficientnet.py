@@ -18,7 +18,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .vgg import MEAN_BGR, scaled
+from .vgg import MEAN_BGR, ClassMaps, scaled
 
 # EfficientNet-Lite takes RGB 0..255 as (x - 127) / 128 (the TensorFlow lite models' constants);
 # on 197 MSRC photos its top-1 is a fitting ImageNet class for 91% of them, with ImageNet mean/std 83%.
@@ -340,7 +340,7 @@ class EffNetBase(nn.Module):
         return self.backbone._blocks
 
 
-class GAPEffNet(EffNetBase):
+class GAPEffNet(ClassMaps, EffNetBase):
     """Seed classifier 'GAP-EffNet': the 1280-channel head maps + GAP + score (no bias).
 
     With highres, 'GAP-EffNet-HighRes', after the paper's GAP-HighRes (a VGG-16 kept at stride 8 under new 3x3
@@ -375,11 +375,6 @@ class GAPEffNet(EffNetBase):
         else:
             feat = self.backbone.head(feat)
         return self.score(F.dropout(feat.mean((2, 3)), 0.2, self.training)), feat
-
-    def cams(self, feat, classes=None):
-        """Class activation maps [B, C, h, w] (or only `classes`)."""
-        w = self.score.weight if classes is None else self.score.weight[classes]
-        return torch.einsum("ck,bkhw->bchw", w, feat)
 
 
 class DeepLabEffNet(EffNetBase):

@@ -74,7 +74,16 @@ LOWRES_POOLS = [(2, 2, 0)] * 4 + [None]
 DEEPLAB_POOLS = [(3, 2, 1)] * 3 + [(3, 1, 1), (3, 1, 1)]
 
 
-class GAPNet(nn.Module):
+class ClassMaps:
+    """A GAP classifier's class activation maps: its 1x1 `score` layer applied to its features (the CAM)."""
+
+    def cams(self, feat, classes=None):
+        """Class activation maps [B, C, h, w] (or only `classes`)."""
+        w = self.score.weight if classes is None else self.score.weight[classes]
+        return torch.einsum("ck,bkhw->bchw", w, feat)
+
+
+class GAPNet(ClassMaps, nn.Module):
     """Seed classifier: trunk + fc6_gap(+fc7_gap) + global average pooling + score (no bias).
 
     forward returns (scores [B, C], cam_features [B, K, h, w]); CAM of class c is
@@ -119,11 +128,6 @@ class GAPNet(nn.Module):
     def forward(self, x):
         feat = self.features(x)
         return self.score(feat.mean((2, 3))), feat
-
-    def cams(self, feat, classes=None):
-        """Class activation maps [B, C, h, w] (or only `classes`)."""
-        w = self.score.weight if classes is None else self.score.weight[classes]
-        return torch.einsum("ck,bkhw->bchw", w, feat)
 
     def output_size(self, size):
         return self.trunk.output_size(size)
