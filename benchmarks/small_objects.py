@@ -18,6 +18,8 @@ from guidedlabelling.datasets import VOCDataset
 from guidedlabelling.io import IGNORE
 from guidedlabelling.saliency_samples import remove_object
 
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"  # ../shared/data beside the project, from anywhere
+
 HOLDOUT_SCENES = ("blackswan", "car-roundabout", "dance-twirl", "soapbox")
 SIZE = (360, 480)  # h, w: the photos of the set the issue describes
 
@@ -64,8 +66,8 @@ def paste(img, label, obj, obj_mask, value, share, rng):
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("out", type=Path)
-    p.add_argument("--msrc", type=Path, default=Path("../shared/data/msrc_things"))
-    p.add_argument("--davis", type=Path, default=Path("../shared/data/davis_saliency"))
+    p.add_argument("--msrc", type=Path, default=SHARED / "msrc_things")
+    p.add_argument("--davis", type=Path, default=SHARED / "davis_saliency")
     p.add_argument("--classes", default="cow,car,bird,sheep")
     p.add_argument("--train", type=int, default=160)
     p.add_argument("--val", type=int, default=60)
