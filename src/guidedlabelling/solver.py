@@ -26,12 +26,10 @@ class CaffeSolver(torch.optim.Optimizer):
             group["lr"] = lr
 
     def clip(self):
+        """Caffe's ClipGradients: every gradient scaled by clip_gradients / their global L2 norm where that is
+        below 1 (torch adds 1e-6 to the norm, Caffe nothing)."""
         if self.clip_gradients > 0:
-            grads = [p.grad for g in self.param_groups for p in g["params"] if p.grad is not None]
-            norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
-            scale = torch.clamp(self.clip_gradients / (norm + 1e-12), max=1.0)
-            for g in grads:
-                g.mul_(scale)
+            torch.nn.utils.clip_grad_norm_([p for g in self.param_groups for p in g["params"]], self.clip_gradients)
 
     def decayed_grads(self):
         """(group, parameter, its gradient plus weight_decay * decay_mult * w, its state) of every parameter."""
