@@ -1,12 +1,13 @@
 """Guide labels: seeds and saliency fused by rule G2 (docs/method.md section 4)."""
 import math
+import signal
 from multiprocessing import Pool
 
 import torch
 
 from ..checks import PERCENT, one_of
 from .. import guide_diagnostics
-from ..cli import quiet_loader_worker, workers_starting
+from ..cli import workers_starting
 from ..guide_rules import DROPPED, RULES, UNSURE, UNUSED, drop_unused, guide_labels, keep_dropped, oracle_foreground, \
     void_unsure
 from ..inference import all_done, evaluate_folder, measurable, todo, without_panel
@@ -167,9 +168,10 @@ def draw_panels(stage):
 
 
 def start_worker():
-    """A pool process: one thread, and the signals a data loader worker ignores (the command answers them)."""
+    """A pool process: one thread; Ctrl-C reaches the whole process group, and only the command answers it (it
+    ends the pool), so a worker does not print its own traceback."""
     torch.set_num_threads(1)
-    quiet_loader_worker()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def run_jobs(job, indices, workers):
