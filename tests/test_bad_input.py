@@ -143,6 +143,9 @@ def test_pascalroot_given_the_voc_folder_itself_is_told_its_parent(tmp_path):
                                 f"or --dataset_dir {root}",)
     with pytest.raises(InputError, match="dataset folder not found; pass --pascalroot pointing at a VOC-layout"):
         dataset_root(pascalroot=tmp_path / "elsewhere")
+    other = make_voc(tmp_path / "VOC2012_trainval")   # its parent holds no VOC2012/: --dataset_dir alone
+    with pytest.raises(InputError, match=f"itself: pass --dataset_dir {other}$"):
+        dataset_root(pascalroot=other)
 
 
 def test_label_values_outside_the_class_list(tiny, tmp_path):

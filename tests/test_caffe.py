@@ -457,6 +457,7 @@ def test_the_preflight_refuses_an_init_that_does_not_fit_before_any_step_runs(tm
                           text=True, timeout=300)
     assert proc.returncode == 2 and proc.stderr.startswith(f"error: {tmp_path}/vgg-deeplab.caffemodel: initial "
                                                            "weights not found"), proc.stderr
+    assert "==>" not in proc.stdout and not (tmp_path / "runs").exists()   # (its step found it missing before)
 
 
 def test_an_init_that_leaves_trunk_layers_random_is_an_error(tmp_path):

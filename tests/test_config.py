@@ -33,6 +33,13 @@ def test_a_folders_config_yaml_is_a_preset_of_the_same_settings(stage, tmp_path)
     assert naming.relevant(again, stage) == stored and again["name"] == "config"
 
 
+def test_a_blank_pascalroot_in_a_yaml_is_the_default_as_the_project_resolves_it(tmp_path, monkeypatch):
+    (tmp_path / "p.yaml").write_text("name: p\ndata: {pascalroot: }\n")
+    monkeypatch.chdir(tmp_path)
+    assert C.resolve("p.yaml")[0]["data"]["pascalroot"] == C.resolve("demo")[0]["data"]["pascalroot"] != \
+        str(tmp_path / "data" / "VOCdevkit")
+
+
 def test_paper_defaults():
     d = S.defaults()
     assert d["seed_train"]["base_lr"] == 0.001 and d["seed_train"]["batch_size"] == 15

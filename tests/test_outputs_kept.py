@@ -57,13 +57,18 @@ def test_a_device_this_machine_lacks_is_refused_before_a_recompute(own, command,
 
 
 @pytest.mark.parametrize("extra", [(), ("--overridecache",)])
-def test_an_out_dir_holding_other_files_is_refused(own, command, tmp_path, extra):
+@pytest.mark.parametrize("record", [False, True])
+def test_an_out_dir_holding_other_files_is_refused(own, command, tmp_path, extra, record):
+    """Also one that holds a file named as a stage's record of its inputs (a stage folder is recomputed when its
+    config.yaml went: only where its log and a well-formed record say it is one)."""
     mine = tmp_path / "mine"
     mine.mkdir()
     (mine / "thesis.tex").write_text("precious")
+    if record:
+        (mine / "inputs.json").write_text('{"a": 1}')
     code, out, err = command("seed_train", *own_args(own), "--out_dir", mine, *extra)
     assert code == 2 and f"{mine}: holds files that no stage wrote (it has no config.yaml)" in err, out + err
-    assert sorted(p.name for p in mine.iterdir()) == ["thesis.tex"]
+    assert sorted(p.name for p in mine.iterdir()) == ["inputs.json"] * record + ["thesis.tex"]
 
 
 def test_a_stage_folder_whose_config_yaml_went_is_recomputed(own, command, heatmaps):

@@ -82,6 +82,9 @@ def test_python_m_runs_a_stage_by_its_name():
     proc = subprocess.run([sys.executable, "-m", "guidedlabelling", "guide_labels", "--nonsense"], cwd=ROOT,
                           capture_output=True, text=True)
     assert proc.returncode == 2 and proc.stderr.endswith("; see python -m guidedlabelling guide_labels -h\n")
+    proc = subprocess.run([sys.executable, "-m", "guidedlabelling", "seed_eval", "--max_iter", "5"], cwd=ROOT,
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and "--max_iter: not a flag of python -m guidedlabelling seed_eval, but" in proc.stderr
     proc = subprocess.run([sys.executable, "-m", "guidedlabelling", "nonsense"], capture_output=True, text=True)
     assert proc.returncode == 2 and proc.stderr.startswith("error: unknown stage 'nonsense'; choose one of seed_train, "
                                                           "seed_heatmaps")

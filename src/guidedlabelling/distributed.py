@@ -76,14 +76,16 @@ def process_group(device):
         dist.destroy_process_group()
 
 
-def wrap(model, device):
-    """DDP when several processes train: it averages the gradients over the processes in backward. Its warning that
-    a gradient's strides differ from its bucket's is not shown: with channels_last, a depthwise convolution's [C, 1,
-    k, k] weight gets gradients whose strides differ on the size-1 dimension alone, the same layout, which DDP
-    compares literally (either way round, by convolution backend); at worst the difference costs a copy."""
+def wrap(model, device, channels_last=False):
+    """DDP when several processes train: it averages the gradients over the processes in backward. With
+    channels_last, its warning that a gradient's strides differ from its bucket's is not shown: a depthwise
+    convolution's [C, 1, k, k] weight gets gradients whose strides differ on the size-1 dimension alone, the same
+    layout, which DDP compares literally (either way round, by convolution backend); at worst it costs a copy."""
     if not dist.is_initialized():
         return model
-    warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides", category=UserWarning)
+    if channels_last:  # (raised in the first backward, so the filter stays for the process)
+        warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides",
+                                category=UserWarning)
     return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
 

@@ -256,10 +256,15 @@ def made_by(out, record, made, rescored, alone, say):
     return {"made_with": before + [made]}
 
 
+def stage_made(out):
+    """Whether a folder holds a stage's bookkeeping: its log and a well-formed record of its inputs."""
+    return (out / "log.txt").is_file() and recorded(out) is not None
+
+
 def refuse_foreign(out):
     """A folder holding files but no config.yaml is not a stage's (a user's --out_dir): recomputing would remove
     it whole. One with a stage's record of its inputs lost its config.yaml: check_cache recomputes it."""
-    if out.is_dir() and not (out / "config.yaml").exists() and not (out / MANIFEST).exists() and \
+    if out.is_dir() and not (out / "config.yaml").exists() and not stage_made(out) and \
             any(not fnmatch(p.name, TEMPORARY) for p in out.iterdir()):
         raise InputError(f"{out}: holds files that no stage wrote (it has no config.yaml), and a stage removes its "
                          "folder whole when it recomputes; move them away, or choose a new or empty folder (--out_dir, "
@@ -287,7 +292,7 @@ def parse(stage, argv=None):
     parser.add_argument("--out_dir", help="write here instead of the folder named from the settings")
     if hasattr(module, "add_arguments"):
         module.add_arguments(parser)
-    return parse_or_suggest_set(parser, argv, pipeline.command(stage))
+    return parse_or_suggest_set(parser, argv, parser.prog)
 
 
 def parse_or_suggest_set(parser, argv, command):

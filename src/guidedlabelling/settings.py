@@ -154,7 +154,7 @@ def set_value(cfg, key, value, source, origins):
         raise InputError(f"{source}: {e}") from None
     default = OPTIONS[sec][bare][0]
     if value is None and (sec, bare) == ("data", "pascalroot"):
-        value = default  # a folder's config.yaml leaves it blank where it is not read (naming.without_unread)
+        return  # a folder's config.yaml leaves it blank where it is not read (naming.without_unread): the default
     converted = None if value is None and default is None else typed(value, kind(sec, bare))
     if converted is None and not (value is None and default is None):
         example = "" if kind(sec, bare) in (bool, str) else f"; write e.g. {default or 0}"

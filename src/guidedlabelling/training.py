@@ -43,7 +43,7 @@ def train_loop(model, stream, loss_fn, solver, mults, out, log, device, run, met
     with distributed.process_group(device), autotuned(device, run["cudnn_benchmark"]):
         start, losses = resume(out, model, sgd, scaler, log)
         distributed.check_same_everywhere(start, device, f"the snapshot to resume from in {out}")
-        net = distributed.wrap(model, device)
+        net = distributed.wrap(model, device, run["channels_last"])
         loader = torch.utils.data.DataLoader(stream, batch_size=local,
                                              sampler=SampleKeys(start, solver.max_iter, solver.batch_size, local),
                                              num_workers=run["workers"], pin_memory=device.type == "cuda",

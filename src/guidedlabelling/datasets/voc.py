@@ -20,9 +20,9 @@ def dataset_root(pascalroot=None, dataset_dir=None):
     """--dataset_dir names a VOC-layout folder; --pascalroot keeps the release's meaning (holds VOC2012/)."""
     root = Path(dataset_dir) if dataset_dir else Path(pascalroot) / "VOC2012"
     if not dataset_dir and not root.is_dir() and (Path(pascalroot) / "JPEGImages").is_dir():
+        parent = f"--pascalroot {Path(pascalroot).parent} or " if Path(pascalroot).name == "VOC2012" else ""
         raise InputError(f"{root}: dataset folder not found; --pascalroot names the folder that holds VOC2012/, and "
-                         f"{pascalroot} is a VOC-layout folder itself: pass --pascalroot {Path(pascalroot).parent} "
-                         f"or --dataset_dir {pascalroot}")
+                         f"{pascalroot} is a VOC-layout folder itself: pass {parent}--dataset_dir {pascalroot}")
     if not root.is_dir():
         flag = "--dataset_dir" if dataset_dir else "--pascalroot"
         raise InputError(f"{root}: dataset folder not found; pass {flag} pointing at a VOC-layout folder "
@@ -137,8 +137,6 @@ class VOCDataset(Labelled):
     def image_classes(self, i):
         """Foreground classes present (1-based class values, increasing)."""
         return self._present[i]
-
-
 
 
 def xml_classes(path, classes):

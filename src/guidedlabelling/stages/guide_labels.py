@@ -169,7 +169,8 @@ def draw_panels(stage):
 
 def start_worker():
     """A pool process: one thread; Ctrl-C reaches the whole process group, and only the command answers it (it
-    ends the pool), so a worker does not print its own traceback."""
+    ends the pool), so a worker does not print its own traceback. SIGTERM stays: Pool.terminate ends its workers
+    with it, and a worker that ignored it kept the command waiting forever (unlike a data loader worker's)."""
     torch.set_num_threads(1)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
