@@ -21,3 +21,5 @@ def test_finished_reads_a_stage_folders_json_files(tmp_path):
     (tmp_path / "done.json").write_text(json.dumps({"mIoU": 1.5}))
     (tmp_path / "loss.json").write_text(json.dumps({"loss": [1, 2]}))
     assert finished(tmp_path) == {"mIoU": 1.5} and finished(tmp_path, "loss.json") == {"loss": [1, 2]}
+    (tmp_path / "done.json").write_text('{"mIoU": 1.')   # damaged since: unfinished, as the preflight counts it
+    assert finished(tmp_path) is None                    # (json.loads raised: a traceback in the summary)

@@ -253,7 +253,7 @@ def loss_plot(losses):
 
 
 def training_section(root):
-    curves = [(f"{f.parent.name}/{f.name}", finished(f, "loss.json")["loss"])
+    curves = [(f"{f.parent.name}/{f.name}", (finished(f, "loss.json") or {}).get("loss"))
               for f in stage_folders(root) if (f / "loss.json").exists()]
     figures = [figure(loss_plot(losses), name) for name, losses in curves if losses]
     return "<h2>Training loss</h2>\n<div class=grid>" + "".join(figures) + "</div>" if figures else ""

@@ -2,13 +2,13 @@
 and the method's table of one run's settings (seeds and guide labels on the training images, the segmenter and
 the fully supervised reference on val, the ratio of the two). The driver's table and summary.json, report.html
 and paper_tables.md all read them here."""
-import json
 from pathlib import Path
 
 import numpy as np
 
 from . import naming
 from .errors import listed
+from .fingerprint import read_json
 from .metrics import ratio_of
 
 # (row of the printed table, key in summary.json) of the method's table
@@ -22,9 +22,9 @@ MIN_TAGGED = 3         # ... of at least this many: it learnt little of it (fewe
 
 
 def finished(folder, name="done.json"):
-    """A stage folder's done.json (written when it finishes) or another JSON file of it, or None."""
-    path = Path(folder) / name
-    return json.loads(path.read_text()) if path.exists() else None
+    """A stage folder's done.json (written when it finishes) or another JSON file of it, or None (absent, or
+    damaged since: the preflight counts such a folder unfinished too)."""
+    return read_json(Path(folder) / name)
 
 
 def stage_result(cfg, preset, stage, name="done.json"):
