@@ -131,7 +131,7 @@ def check_stage(stage, cfg, preset, given, opened, made=()):
                            "(guiderule salor, the oracle); add their masks, or choose another guiderule")
     saliency_set = opened.get(("saliency",) + reads.saliency_set, lambda: MaskFolder(*reads.saliency_set)) \
         if reads.saliency_set else None
-    key = ("init", reads.init, reads.net, reads.network, reads.init_partial)  # parsed once per network of a run
+    key = ("init", reads.init, reads.network, reads.init_partial)  # parsed once per network of a run
     if key not in opened.found:
         opened.found[key] = init_problems(reads)
     fixes = {"--init none": f"--init none (./script.py: --set {stage}.init=none)",  # as both commands take them

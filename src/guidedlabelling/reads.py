@@ -16,9 +16,13 @@ class Reads:
     upstream: dict = field(default_factory=dict)  # upstream stage -> folder given instead of its output (or None)
     saliency_set: tuple = ()      # (roots, holdout, part, holdout_scenes) of the saliency set, when read
     init: str | None = None       # initial weights: a file, imagenet, or none
-    net: str | None = None        # the network the initial weights are for
-    network: tuple = ()           # how to build it (model_setup.untrained), for the weights' fit
+    network: tuple = ()           # the network they are for: (kind, net, width, ...), model_setup.untrained's
     init_partial: bool = False    # trunk layers the weights leave out may stay random
+
+    @property
+    def net(self):
+        """The name of the network the initial weights are for, or None."""
+        return self.network[1] if self.network else None
 
     def init_file(self):
         """The initial weights file, or None (from scratch, or the network's built-in ImageNet weights)."""

@@ -49,7 +49,7 @@ CONFLICTS = deeplab_conflicts
 def reads(cfg, given):
     c = cfg["saliency_train"]
     return Reads(saliency_set=(c["saliency_data"], c["holdout"], "train", c["holdout_scenes"]), init=c["init"],
-                 net=c["net"], network=deeplab_network(c), init_partial=c["init_partial"])
+                 network=deeplab_network(c), init_partial=c["init_partial"])
 
 
 def run(stage):

@@ -22,7 +22,7 @@ CHECKS = solver_checks(names("seed")) | {"balbatch": one_of("none", "clsbal"), "
 
 def reads(cfg, given):
     c = cfg["seed_train"]
-    return Reads(splits=(cfg["data"]["dataset"],), init=init_file(c["net"], c["init"]), net=c["net"],
+    return Reads(splits=(cfg["data"]["dataset"],), init=init_file(c["net"], c["init"]),
                  network=("seed", c["net"], c["width"]), init_partial=c["init_partial"])
 
 
