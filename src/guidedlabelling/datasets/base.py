@@ -48,10 +48,16 @@ def image_check(path):
     return (w, h) if turned else (h, w)
 
 
+def missing_image(it, listed_in):
+    """The problem of an item whose image file is not there, or None."""
+    if not it.image.is_file():
+        return f"{it.image}: image of id {it.id} not found; add it or remove the id from {listed_in}"
+    return None
+
+
 def readable_items(items, listed_in):
     """Items whose image decodes, their image sizes, and {image path: problem} of those that do not."""
-    raise_all([f"{it.image}: image of id {it.id} not found; add it or remove the id from {listed_in}"
-               for it in items if not it.image.is_file()], listed_in)
+    raise_all([problem for it in items if (problem := missing_image(it, listed_in))], listed_in)
     kept, sizes, skipped = [], [], {}
     for it in items:
         checked = image_check(it.image)

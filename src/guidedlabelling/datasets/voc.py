@@ -6,7 +6,7 @@ from xml.etree import ElementTree
 
 from ..errors import raise_all
 from ..io import InputError
-from .base import Item, Labelled, check_class_count, checked_label, present_classes, readable_items
+from .base import Item, Labelled, check_class_count, checked_label, missing_image, present_classes, readable_items
 
 VOC_CLASSES = ["background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat",
                "chair", "cow", "diningtable", "dog", "horse", "motorbike", "person", "pottedplant",
@@ -59,13 +59,10 @@ class VOCDataset(Labelled):
         self.classes = read_classes(self.root)
         listed = self._read_list(datatype)
         listing = self._list_path(datatype)
-        raise_all([f"{path}: {what} of id {it.id} not found; {fix}" for it in listed
-                   for what, path, fix in (("image", it.image, f"add it or remove the id from {listing}"),
-                                           ("label", it.label, self._label_fix(listing)))
-                   if not path.is_file()], listing)
-        self.items, self.sizes, self.skipped = readable_items(listed, self._list_path(datatype))
+        raise_all([problem for problem in self._missing_files(listed, listing) if problem], listing)
+        self.items, self.sizes, self.skipped = readable_items(listed, listing)
         self._present = [present_classes(self.full_label(i)) for i in range(len(self.items))]
-        self.sources = [self._list_path(datatype), self.root / "classes.txt"] + [it.image for it in listed] + \
+        self.sources = [listing, self.root / "classes.txt"] + [it.image for it in listed] + \
             self._class_lists(listed)
         self.labels = [it.label for it in listed]
 
@@ -80,11 +77,13 @@ class VOCDataset(Labelled):
         aug = self.root / "SegmentationClassAug"
         return aug if self.split.endswith("_aug") and aug.is_dir() else self.root / "SegmentationClass"
 
-    def _label_fix(self, listing):
-        if self._sbd_missing():
-            return (f"{self.split}'s labels are SBD's, in {self.root / 'SegmentationClassAug'}, which does not exist: "
-                    "./downloads.sh --sbd makes it")
-        return f"add it or remove the id from {listing}"
+    def _missing_files(self, listed, listing):
+        """The problem of every missing image and label of the list, in its order (None where a file is there)."""
+        fix = (f"{self.split}'s labels are SBD's, in {self.root / 'SegmentationClassAug'}, which does not exist: "
+               "./downloads.sh --sbd makes it") if self._sbd_missing() else f"add it or remove the id from {listing}"
+        for it in listed:
+            yield missing_image(it, listing)
+            yield None if it.label.is_file() else f"{it.label}: label of id {it.id} not found; {fix}"
 
     def _sbd_missing(self):
         return self.split.endswith("_aug") and not (self.root / "SegmentationClassAug").is_dir()
