@@ -295,13 +295,13 @@ def save_checkpoint(path, model, meta, optimizer=None, iteration=None):
             raise
 
 
+SNAPSHOT = "snapshot_iter_"  # Caffe's name of a training's snapshot files: snapshot_iter_<N>.pth
+
+
 def snapshots(folder):
     """A training folder's snapshot_iter_<N>.pth files, by iteration."""
     found = [p for p in Path(folder).glob(f"{SNAPSHOT}*.pth") if p.stem[len(SNAPSHOT):].isdigit()]
     return sorted(found, key=snapshot_iteration)
-
-
-SNAPSHOT = "snapshot_iter_"  # Caffe's name of a training's snapshot files: snapshot_iter_<N>.pth
 
 
 def snapshot_path(folder, iteration):

@@ -22,7 +22,7 @@ from . import transforms as T
 from .checks import NON_NEGATIVE, POSITIVE, argument, between
 from .config import CONFIGS, resolve
 from .datasets import ImageFiles
-from .errors import Parser, counted, os_error_message, some
+from .errors import Parser, counted, listed, os_error_message, some
 from .crf import BACKENDS, TEST_CRFS
 from .inference import TEST_GEOMETRIES, forward_all, geometry, label_map, load_model, pick_device, trained
 from .fingerprint import file_digest, read_json
@@ -64,7 +64,7 @@ def predict(model_path, inputs, out_dir, size, resize="none", pcrf="none", devic
     side exceeds max_side (0: never) is segmented, CRF included, at that size.
     """
     if pcrf not in TEST_CRFS:
-        raise InputError(f"--pcrf {pcrf}: choose {' or '.join(TEST_CRFS)}")
+        raise InputError(f"--pcrf {pcrf}: choose {listed(TEST_CRFS, 'or')}")
     images = ImageFiles(inputs).work_at(max_side)
     out_dir = Path(out_dir)
     refuse_overwriting_inputs(images, out_dir)

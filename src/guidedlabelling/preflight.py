@@ -7,7 +7,6 @@ instead of upstream outputs, and the upstream outputs themselves, which must be 
 current inputs unless an earlier step of the same run makes them. ./script.py checks every step it is asked
 for before the first runs; each stage command checks its own inputs before it writes.
 """
-import functools
 import glob
 import json
 from dataclasses import dataclass
@@ -134,15 +133,19 @@ def check_stage(stage, cfg, preset, given, opened, made=()):
     key = ("init", reads.init, reads.network, reads.init_partial)  # parsed once per network of a run
     if key not in opened.found:
         opened.found[key] = init_problems(reads)
-    fixes = {"--init none": f"--init none (./script.py: --set {stage}.init=none)",  # as both commands take them
-             "--init_partial": f"--init_partial (./script.py: --set {stage}.init_partial=true)"}
-    opened.add(*(functools.reduce(lambda text, fix: text.replace(*fix), fixes.items(), problem)
-                 for problem in opened.found[key]))
+    opened.add(*(as_both_commands(problem, stage) for problem in opened.found[key]))
     folders = {}
     for parent, given_folder in reads.upstream.items():
         folders[parent] = upstream_folder(parent, given_folder, cfg, preset, made, datasets, opened,
                                           cfg[stage].get("test_iter", 0))
     return Checked(reads, datasets, saliency_set, folders, opened.digests)
+
+
+def as_both_commands(problem, stage):
+    """An init problem whose fixes, written as the stage command's flags, also say how ./script.py takes them."""
+    for flag, setting in (("--init none", "init=none"), ("--init_partial", "init_partial=true")):
+        problem = problem.replace(flag, f"{flag} (./script.py: --set {stage}.{setting})")
+    return problem
 
 
 def init_problems(reads):
