@@ -83,13 +83,23 @@ def test_unfit_of_a_tight_canvas():
 
 
 def test_seg_train_sample_reflects_label_and_shrinks_nearest():
-    rng = np.random.default_rng(0)
-    img = np.zeros((10, 10, 3), np.uint8)
-    label = np.ones((10, 10), np.uint8)
-    label[:, :5] = 2
-    x, small = T.seg_train_sample(img, label, rng, 16, 3)
-    assert x.shape == (3, 16, 16) and small.shape == (3, 3)
-    assert set(np.unique(small)) <= {1, 2}          # padding reflects the label: no 255
+    """A 10 x 10 label, 10 r + c + 1 at (r, c), padded 3 px each side to 16 x 16 by reflect-101 (padded index
+    j takes row/column |j - 3| mirrored at 9: 3 2 1 0 1 .. 9 8 7 6), then shrunk to 3 x 3 at the pixel centres
+    floor((i + 0.5) 16 / 3) = 2, 8, 13, that is source rows/columns 1, 5, 8; a flip comes first, at random."""
+    r, c = np.mgrid[:10, :10]
+    label = (10 * r + c + 1).astype(np.uint8)
+    img = np.repeat(label[..., None], 3, -1)
+    reflect = np.array([3, 2, 1] + list(range(10)) + [8, 7, 6])
+    kept = np.array([1, 5, 8])
+    flips = set()
+    for seed in range(8):
+        x, small = T.seg_train_sample(img, label, np.random.default_rng(seed), 16, 3)
+        flipped = not np.array_equal(small, label[np.ix_(kept, kept)])
+        source = label[:, ::-1] if flipped else label
+        assert np.array_equal(small, source[np.ix_(kept, kept)])
+        np.testing.assert_allclose(x[2] + T.MEAN_BGR[2], source[np.ix_(reflect, reflect)], atol=1e-4)  # image (R)
+        flips.add(flipped)
+    assert flips == {False, True}
 
 
 def test_seg_sample_max_side_trains_at_the_scale_of_the_test(tmp_path):

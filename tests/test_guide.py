@@ -116,9 +116,13 @@ def test_salor_uses_ground_truth_foreground():
 
 
 def test_saliency_only_rule_takes_the_heatmap_class():
-    heat = np.zeros((1, H, W), np.float32)
-    heat[0, 0, 0] = 1
+    """Salient pixels take the class whose map, divided by its maximum, is highest there: class 9 (max 4) on
+    the left half, class 3 (max 2) on the right half, where 9's raw value 3 is higher but only 3/4 of its max."""
+    heat = np.zeros((2, H, W), np.float32)
+    heat[0, 1:5, 1:5], heat[1, 1:5, 1:5] = 4, 1      # left half: 9 at 1.0, 3 at 0.5
+    heat[0, 1:5, 5:9], heat[1, 1:5, 5:9] = 3, 2      # right half: 9 at 0.75, 3 at 1.0
     salient = np.zeros((H, W), bool)
-    salient[1:5, 1:5] = True
-    out = guide_labels("sal", flat_image(), None, salient, heat, [9])
-    assert (out[1:5, 1:5] == 9).all() and out.sum() == 9 * 16
+    salient[1:5, 1:9] = True
+    out = guide_labels("sal", flat_image(), None, salient, heat, [9, 3])
+    assert (out[1:5, 1:5] == 9).all() and (out[1:5, 5:9] == 3).all()
+    assert out.sum() == 9 * 16 + 3 * 16                # nothing outside the salient pixels

@@ -259,6 +259,11 @@ def test_panels_show_the_final_labels(own):
     generate(own, own / "panels", "--dropped", "seeds", "--vis")
     assert sorted(p.name for p in (own / "panels" / "vis").iterdir()) == [f"im{k}.png" for k in range(6)]
     assert not (own / "panels" / "rule" / "vis").exists()
+    scale = -(-160 // H)                         # tiles enlarged to at least 160 px high: 4x, under 22-px captions
+    panel = np.asarray(Image.open(own / "panels" / "vis" / "im0.png").convert("RGB"))
+    x = 3 * (W * scale + 4)                      # image, seeds, saliency, then the guide labels
+    guide_tile = panel[22:22 + H * scale, x:x + W * scale]
+    assert (guide_tile == (128, 0, 0)).all(-1).sum() == 576 * scale ** 2   # the kept seeds, not the rule's 36
 
 
 def test_a_class_dropped_rarely_keeps_the_rule(own):

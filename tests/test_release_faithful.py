@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import scipy.ndimage as ndi
 import torch
 from PIL import Image
 
@@ -101,7 +102,6 @@ def test_segmentation_test_labels_are_the_releases():
 def test_the_order_0_heatmap_back_mapping_is_scipy_zoom_order_0():
     """seed_heatmaps.test_interpord 0: the release zooms with scipy.ndimage.zoom(order=0), which aligns corners;
     torch's "nearest" (used before) picked another source pixel for many sizes (5 -> 9: 0 0 1 1 2 ... for 0 1 1 2 2)."""
-    ndi = pytest.importorskip("scipy.ndimage")
     rng = np.random.default_rng(7)
     for (h, w), (oh, ow) in [((5, 5), (9, 3)), ((41, 41), (531, 531)), ((21, 30), (375, 500)), ((8, 8), (26, 42)),
                              ((7, 3), (1, 2)), ((64, 48), (64, 20))]:

@@ -5,8 +5,11 @@ import glob
 import os
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
+import scipy.ndimage as ndi
+import skimage.transform as skt
 from PIL import Image
 
 import release_reference as R
@@ -82,7 +85,6 @@ def test_imresize_real_photo():
 
 # ------------------------------------------------------------------ helpers
 def test_reflect101_matches_cv2(rng):
-    cv2 = pytest.importorskip('cv2')
     for (h, w, t, b, l, r) in [(10, 7, 3, 4, 5, 6), (5, 4, 20, 13, 9, 30), (213, 320, 159, 159, 105, 106)]:
         a = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
         assert np.array_equal(cv2.copyMakeBorder(a, t, b, l, r, cv2.BORDER_REFLECT_101),
@@ -91,7 +93,6 @@ def test_reflect101_matches_cv2(rng):
 
 
 def test_zoom_matches_scipy_including_zero_edge_quirk(rng):
-    ndi = pytest.importorskip('scipy.ndimage')
     for shp, z in [((21, 41, 41), [1, 531 / 41., 531 / 41.]), ((1, 41, 41), [1, 321 / 41., 321 / 41.]),
                    ((2, 161, 200), [1, 375 / 161., 500 / 200.]), ((3, 151, 20), [1, 150 / 151., 1.])]:
         a = rng.normal(size=shp).astype(np.float32)
@@ -115,8 +116,6 @@ def test_test_input_constant_image_hand_values():
 
 
 def test_test_input_against_library_path(rng):
-    cv2 = pytest.importorskip('cv2')
-    skt = pytest.importorskip('skimage.transform')
     for img in [rng.integers(0, 256, (375, 500, 3), dtype=np.uint8)] + [_load(f) for f in _photos(2)]:
         H, W = img.shape[:2]
         x, confs = R.release_test_input(img)

@@ -142,6 +142,27 @@ def test_guide_class_table_and_warnings_hold_the_guide_done_json(run):
     assert all(line in (root / "report.html").read_text() for line in guide["warnings"])
 
 
+def test_saliency_by_area_table_holds_the_held_out_buckets(monkeypatch):
+    """The by-area table from a hand-written done.json (the smoke run holds out nothing): a row per bucket that
+    has images, in the done.json's order; none without them; no table where no split has buckets."""
+    import guidedlabelling.report as R
+    holdout = {"images": 5, "MAE": 0.25, "max_F": 0.5, "S_measure": 0.625, "max_E": 0.75,
+               "foreground_IoU": {"50": 40.0},
+               "by_area": {"0-10%": {"images": 2, "MAE": 0.125, "max_F": 0.375, "S_measure": 0.5, "max_E": 0.5},
+                           "10-30%": {"images": 0},
+                           "30-100%": {"images": 3, "MAE": 0.3125, "max_F": 0.5625, "S_measure": None,
+                                       "max_E": 0.875}}}
+    cfg = {"guide_labels": {"salthres": 50}}
+    monkeypatch.setattr(R, "stage_result", lambda *_: {"holdout": holdout, "outputs": {"x": 1}})
+    page = Page(R.saliency_section(cfg, None))
+    assert page.tables["Saliency"][1:] == [["holdout", "40", "0.25", "0.5", "0.625", "0.75"]]
+    assert page.tables["Saliency by the object's share of the frame (held-out images)"][1:] == [
+        ["holdout 0-10%", "2", "0.125", "0.375", "0.5", "0.5"],
+        ["holdout 30-100%", "3", "0.3125", "0.5625", "n/a", "0.875"]]
+    monkeypatch.setattr(R, "stage_result", lambda *_: {"val": {"foreground_IoU": {"50": 40.0}}})
+    assert "object's share" not in R.saliency_section(cfg, None)
+
+
 def test_saliency_and_stage_tables_hold_every_done_json(run):
     root, _ = run
     page = Page((root / "report.html").read_text())

@@ -14,6 +14,8 @@ def test_what_is_not_measured_is_none():
     """A stage not finished (None), own data without masks (no mIoU), a reference of 0: None, not a crash."""
     table = method_table(None, {"images": 10}, {"mIoU": 0.0})
     assert [table[key] for _, key in METHOD_ROWS] == [None, None, None, 0.0] and table[RATIO_ROW[1]] is None
+    assert method_table(None, {"mIoU": 45.0}, {"mIoU": 0.0})[RATIO_ROW[1]] is None   # measured, over a 0
+    assert method_table(None, {"mIoU": 45.0}, {"mIoU": 60.0})[RATIO_ROW[1]] == 0.75
 
 
 def test_finished_reads_a_stage_folders_json_files(tmp_path):

@@ -164,13 +164,23 @@ def test_paste_puts_the_object_on_top_and_keeps_the_background_mask():
 def test_crop_area_aspect_colour_texture_and_inpainting():
     rng = np.random.default_rng(0)
     img, mask = np.zeros((90, 160, 3), np.uint8), np.zeros((90, 160), np.uint8)
+    aspects = []
     for _ in range(50):
         c, m = scale_crop(img, mask, rng, 0.3)
         assert c.shape[:2] == m.shape and 0.25 * 90 * 160 <= m.size <= 90 * 160
+        if m.shape[0] < 90 and m.shape[1] < 160:          # not clipped to the image: its drawn aspect, rounded
+            aspects.append(m.shape[1] / m.shape[0])
+    assert len(aspects) > 10 and all(1 / 1.6 - 0.05 <= a <= 1.6 + 0.05 for a in aspects)
+    assert min(aspects) < 0.9 < 1.1 < max(aspects)      # both ways, not a fixed shape
     grey = np.full((8, 8, 3), 128, np.uint8)
     assert photometric(grey, rng, 0) is grey
-    assert photometric(grey, rng).dtype == np.uint8
-    assert texture((20, 30), rng).shape == (20, 30, 3)
+    colourful = np.zeros((8, 8, 3), np.uint8)
+    colourful[..., 0], colourful[:4, :, 1] = 200, 90
+    draws = [photometric(colourful, rng) for _ in range(10)]
+    assert all(d.dtype == np.uint8 and d.shape == colourful.shape for d in draws)
+    assert sum(not np.array_equal(d, colourful) for d in draws) >= 9 and len({d.tobytes() for d in draws}) >= 9
+    a, b = texture((20, 30), rng), texture((20, 30), rng)
+    assert a.shape == (20, 30, 3) and a.dtype == np.uint8 and a.std() > 1 and not np.array_equal(a, b)
     filled = remove_object(np.full((40, 40, 3), 50, np.uint8), np.pad(np.ones((10, 10), np.uint8), 15))
     assert abs(int(filled[20, 20, 0]) - 50) < 5
 
