@@ -58,3 +58,31 @@ def test_terminal_gets_a_tqdm_bar_and_other_ranks_nothing(monkeypatch):
     monkeypatch.setenv("RANK", "1")
     items = [1, 2]
     assert progress(items, "train", stream=Terminal()) is items
+
+
+def test_a_training_of_days_is_said_once_with_what_shortens_it():
+    """8000 iterations at 0.05 it/s: 7999 / 0.05 s = 44.4 hours; 0.01 it/s: 9.3 days; 6 hours or less: nothing."""
+    import torch
+    from guidedlabelling.training import long_run_line
+    line = long_run_line("seed_train", 0.05, 7999, torch.device("cpu"))
+    assert line.startswith("seed_train: 0.05 iterations/s on cpu, so its 7999 remaining iterations take about "
+                           "44 hours; a GPU (--device cuda)") and "Ctrl-C stops it with a snapshot" in line
+    assert "about 9.3 days; more GPUs (torchrun)" in long_run_line("x", 0.01, 7999, torch.device("cuda"))
+    assert long_run_line("x", 1.0, 6 * 3600 - 1, torch.device("cpu")) is None
+    assert long_run_line("x", None, 10, torch.device("cpu")) is None
+
+
+def test_a_training_projected_past_the_limit_says_so_in_its_log(own, command, monkeypatch):
+    """The tiny training, with the limit lowered to 0 s: one warning line, after the third iteration, in the
+    command's output and its log; with the limit kept, none."""
+    from conftest import own_args
+    from guidedlabelling import training
+    args = ["--out_root", own["out_root"], "--set", "seed_train.max_iter=5"] + own_args(own)
+    code, out, _ = command("seed_train", *args)
+    assert code == 0 and "remaining iterations take about" not in out
+    monkeypatch.setattr(training, "LONG_RUN_S", 0)
+    code, out, _ = command("seed_train", *args, "--set", "seed_train.max_iter=6")
+    lines = [line for line in out.splitlines() if "remaining iterations take about" in line]
+    assert code == 0 and len(lines) == 1 and "its 3 remaining iterations take about 0 hours" in lines[0]
+    log = next(own["out_root"].glob("*/seed_train/*max_iter-6/log.txt")).read_text()
+    assert lines[0] in log.splitlines()

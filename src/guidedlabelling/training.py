@@ -72,6 +72,11 @@ def train_loop(model, stream, loss_fn, solver, mults, out, log, device, run, met
                                              f"base_lr (now {solver.base_lr:g}) or fix the labels it trains on")
                         losses.append([it + 1, loss])
                         clock.tick()
+                        if clock.count == LONG_RUN_AFTER and distributed.is_main():
+                            line = long_run_line(label or out.name, clock.per_second(), solver.max_iter - it - 1,
+                                                 device)
+                            if line:
+                                log.warning("%s", line)
                         if (it + 1) % max(1, solver.max_iter // 20) == 0 or it == start:
                             log.info("iter %d/%d  loss %.4f  lr %.2e", it + 1, solver.max_iter, losses[-1][1],
                                      step_lr(solver.base_lr, it, solver.stepsize, solver.gamma))
@@ -93,6 +98,22 @@ def train_loop(model, stream, loss_fn, solver, mults, out, log, device, run, met
         save_checkpoint(out / "model.pth", model, meta or {})
         save_json(out / "loss.json", {"loss": losses})
     return losses, clock.per_second()
+
+
+LONG_RUN_AFTER = 2       # iterations timed after the first before a training's whole length is projected, once
+LONG_RUN_S = 6 * 3600    # ... and said when it exceeds this (the paper's preset on a CPU: days, else only in the ETA)
+
+
+def long_run_line(name, per_second, remaining, device):
+    """The warning for a training whose remaining iterations take over LONG_RUN_S at this rate, else None."""
+    if not per_second or remaining / per_second < LONG_RUN_S:
+        return None
+    hours = remaining / per_second / 3600
+    length = f"{hours / 24:.1f} days" if hours >= 48 else f"{hours:.0f} hours"
+    faster = "a GPU (--device cuda)" if device.type == "cpu" else "more GPUs (torchrun)"
+    return (f"{name}: {per_second:.3g} iterations/s on {device.type}, so its {remaining} remaining iterations take "
+            f"about {length}; {faster} or a lighter preset (README, Results) is faster, and Ctrl-C stops it with a "
+            f"snapshot to resume from")
 
 
 def lost_process(error, losses, start, snapshot):
