@@ -16,9 +16,25 @@ from conftest import ROOT, own_args, stage_folders
 from guidedlabelling import cli
 
 
+STARTED = []
+
+
 def start(*cmd, **kwargs):
-    return subprocess.Popen([sys.executable, *map(str, cmd)], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, **kwargs)
+    STARTED.append(subprocess.Popen([sys.executable, *map(str, cmd)], cwd=ROOT, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, text=True, **kwargs))
+    return STARTED[-1]
+
+
+@pytest.fixture(autouse=True)
+def no_command_left_running():
+    """A command that a failed test left running (one that ignored its signal) is killed, not left to load the
+    machine for the rest of the run (CI once ran on beside one that restarted workers forever)."""
+    yield
+    for proc in STARTED:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    STARTED.clear()
 
 
 @pytest.mark.parametrize("sig, code, line", [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")])
@@ -222,6 +238,71 @@ def test_a_signal_another_thread_takes_in_a_callback_while_workers_start_is_rais
         wake.set()
         other.join()
     assert ref() is None and ran == ["all of it"]
+
+
+class Thing:
+    pass
+
+
+@pytest.mark.parametrize("where", ["weakref.finalize", "multiprocessing's Finalize", "__del__"])
+@pytest.mark.parametrize("sig, handler, raised", [(signal.SIGINT, cli.interrupt, KeyboardInterrupt),
+                                                  (signal.SIGTERM, cli.terminate, cli.Terminated)])
+def test_a_signal_where_python_would_ignore_its_exception_is_raised_a_moment_later(where, sig, handler, raised):
+    """Ctrl-C or SIGTERM whose handler runs inside a finalizer or a __del__ (as a data loader's queues go, at any
+    time): raised there, the KeyboardInterrupt was printed as ignored and the command went on. The handlers let the
+    callback finish and have the signal come again."""
+    import multiprocessing.util
+    ran = []
+
+    def callback():
+        signal.raise_signal(sig)   # Python runs the handler at its next check: in here
+        sum(range(10 ** 5))
+        ran.append("all of it")
+
+    class Deleted:
+        def __del__(self):
+            callback()
+    thing = Deleted() if where == "__del__" else Thing()
+    if where == "weakref.finalize":
+        weakref.finalize(thing, callback)
+    elif where == "multiprocessing's Finalize":
+        multiprocessing.util.Finalize(thing, callback)
+    with cli.handling((sig,), handler), pytest.raises(raised):
+        del thing
+        ran.append("after it")
+        time.sleep(5)    # the signal comes again 10 ms later
+        ran.append("not reached")
+    assert ran == ["all of it", "after it"]
+
+
+HALF_MADE_COMMAND = """
+import signal
+from guidedlabelling import cli
+
+class HalfMade:   # as torch's StorageWeakRef: a stop inside its making leaves a __del__ that fails
+    def __init__(self):
+        signal.raise_signal(signal.SIGINT)
+        sum(range(10 ** 5))
+        self.ready = True
+
+    def __del__(self):
+        self.ready
+
+def main():
+    HalfMade()
+
+cli.run("__main__")
+"""
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_what_a_stop_leaves_half_made_is_not_reported_as_ignored(debug):
+    """Ctrl-C inside an object's making: its __del__ then fails as the command unwinds, and Python printed
+    'Exception ignored in ... AttributeError' with a traceback after the command's one line (torch's, in CI)."""
+    proc = start("-c", HALF_MADE_COMMAND, *["--debug"] * debug)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "interrupted; rerun the same command to resume\n" in err
+    assert ("AttributeError" in err) == debug and (err == "interrupted; rerun the same command to resume\n") != debug
 
 
 def test_workers_starting_nested_or_forked_leaves_the_command_s_handlers():

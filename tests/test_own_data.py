@@ -210,6 +210,23 @@ def test_a_class_the_guided_segmenter_rarely_marks_is_named_without_masks(folder
         run_script(folder, root.parent)
 
 
+def test_a_stop_while_the_report_is_written_says_that_every_step_had_finished(folder, with_masks_and_saliency,
+                                                                              command, monkeypatch):
+    """Ctrl-C after the table, while report.html is written: not the 'rerun to resume' of a run stopped midway."""
+    from guidedlabelling import driver
+    root, _ = with_masks_and_saliency
+
+    def stopped(*_, **__):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(driver, "write_report", stopped)
+    code, out, err = command("script", "--config", "smoke", "--out_root", root.parent, "--images", folder / "images",
+                             "--tags", folder / "tags.csv", "--masks", folder / "masks", "--saliency",
+                             folder / "saliency", "--set", "max_image_side=48")
+    assert code == 130 and "ratio guided / fully supervised" in out and "seg_train: up to date in" in out
+    assert err.splitlines()[-1] == ("interrupted; every step had finished; rerun the same command to write the report "
+                                    "(it computes nothing again)")
+
+
 def test_whole_method_with_masks_and_own_saliency(with_masks_and_saliency):
     root, stdout = with_masks_and_saliency
     for step in ("saliency_train", "saliency"):

@@ -5,6 +5,7 @@ and exit code 143 on SIGTERM (a plain `kill`) or SIGHUP (its terminal closed), w
 --debug shows the traceback of an error instead of its line, and before the line of an interruption (whose exit
 code stays)."""
 import contextlib
+import gc
 import importlib
 import os
 import signal
@@ -23,10 +24,56 @@ class Terminated(KeyboardInterrupt):
     workers are ended by their context managers, and temporary files are removed."""
 
 
+def interrupt(signum, frame):
+    """Ctrl-C: KeyboardInterrupt where the command is (as signal.default_int_handler), or a moment later where it
+    would be lost (lost_there)."""
+    if lost_there(frame):
+        return again(signum)
+    raise unwinding(KeyboardInterrupt())
+
+
 def terminate(signum, frame, command_pid=os.getpid()):
     if os.getpid() != command_pid:  # a forked worker inherited the handler: end as SIGTERM would
         os._exit(143)
-    raise Terminated
+    if lost_there(frame):
+        return again(signum)
+    raise unwinding(Terminated())
+
+
+def unwinding(stop):
+    """`stop`, to be raised: the command ends with its one line, so what its unwinding reports as ignored (the
+    __del__ of an object the stop left half made, as torch's StorageWeakRef) is not printed (run restores the
+    hook; --debug prints it)."""
+    if "--debug" not in sys.argv:
+        sys.unraisablehook = lambda unraisable: None
+    return stop
+
+
+LOST_IN = {"weakref.py", "_weakrefset.py"}     # the weak reference callbacks of the standard library's containers
+LOST_BY = ("__del__", "Finalize.__call__")     # and finalizers: weakref.finalize's (in weakref.py), multiprocessing's
+
+
+def lost_there(frame):
+    """Whether an exception raised in `frame` would be printed as ignored, the command running on: inside a weak
+    reference's callback or a __del__, which run whenever an object goes (multiprocessing's registries drop a data
+    loader's queues as its workers end: a signal landed there once in CI, and the command went on for good). The
+    callbacks of the standard library's containers and finalizers; a bare weakref.ref's own callback is not seen."""
+    while frame is not None:
+        code = frame.f_code
+        if getattr(code, "co_qualname", code.co_name).endswith(LOST_BY) or \
+                os.path.basename(code.co_filename) in LOST_IN:
+            return True
+        frame = frame.f_back
+    return False
+
+
+def again(signum, delay=0.01):
+    """The signal sent again shortly by a timer thread (Python runs the handler in the main thread, once it is out
+    of the callback) to whichever handler the command has then (a training's, hold), unless it is ending (ending)."""
+    def send():
+        if signal.getsignal(signum) is not signal.SIG_IGN:
+            os.kill(os.getpid(), signum)
+    threading.Timer(delay, send).start()
 
 
 STARTING = {}  # the command's handlers, replaced by hold while worker processes start (workers_starting)
@@ -163,11 +210,11 @@ def run(module, function="main", *args):
         for sig in (signal.SIGINT, *ENDING):
             signal.signal(sig, leave_at_once)
     OVERRIDDEN.clear()   # a command's own record (tests run several in one process)
-    streams = sys.stdout, sys.stderr
+    streams, unraisable = (sys.stdout, sys.stderr), sys.unraisablehook
     sys.stdout, sys.stderr = (ReaderGone(stream) if stream is not None else None for stream in streams)  # None: closed
     try:
         entry = getattr(importlib.import_module(module), function)
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGINT, interrupt)
         for sig in ENDING:
             signal.signal(sig, terminate)
         with errors_end_in_one_line(debug):
@@ -176,7 +223,10 @@ def run(module, function="main", *args):
         ending()
         if debug:
             traceback.print_exc()
-        print(f"{'terminated' if isinstance(e, Terminated) else 'interrupted'}; {resume_hint()}", file=sys.stderr)
+        hint = getattr(e, "hint", None) or resume_hint()   # a command may say better what a rerun does (the driver)
+        print(f"{'terminated' if isinstance(e, Terminated) else 'interrupted'}; {hint}", file=sys.stderr)
+        e.__traceback__ = None   # what its frames held goes now, under unwinding's hook, not after run restores it
+        gc.collect()
         sys.exit(143 if isinstance(e, Terminated) else 130)
     except SystemExit:   # an error's line said, or argparse's
         ending()
@@ -186,6 +236,7 @@ def run(module, function="main", *args):
             if isinstance(wrapped, ReaderGone):
                 wrapped.flush()   # what is left in the buffer, while a reader gone is still silenced
         sys.stdout, sys.stderr = streams
+        sys.unraisablehook = unraisable
 
 
 @contextlib.contextmanager

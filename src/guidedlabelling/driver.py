@@ -431,6 +431,9 @@ def main(argv=None):
             print(f"report: {write_report(args.config, overrides, reference='reference_train' not in skip)}")
         except OSError as e:
             print(f"warning: report.html not written: {os_error_message(e)}")
+        except KeyboardInterrupt as e:
+            e.hint = "every step had finished; rerun the same command to write the report (it computes nothing again)"
+            raise
     else:
         cfg, _ = C.resolve(args.config, overrides)
         earlier = [name for name in ("report.html", "summary.json") if (naming.run_dir(cfg) / name).exists()]
