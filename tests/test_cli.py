@@ -1,5 +1,6 @@
 """How commands end when the system, not the input, stops them: Ctrl-C during start-up, a file system that
 refuses a write (full, or a file-size limit), and --debug for the traceback (cli.py)."""
+import contextlib
 import os
 import resource
 import signal
@@ -32,6 +33,9 @@ def no_command_left_running():
     yield
     for proc in STARTED:
         if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                if os.getpgid(proc.pid) == proc.pid:   # start_new_session: its workers too
+                    os.killpg(proc.pid, signal.SIGKILL)
             proc.kill()
             proc.communicate()
     STARTED.clear()
@@ -67,6 +71,21 @@ def test_a_stop_with_overridecache_says_to_resume_without_it_once_it_cleared(own
     assert proc.returncode == 130 and "Traceback" not in err, out + err
     assert "interrupted: saved a snapshot at iteration" in out   # the training's own line says it
     assert out.strip().endswith("rerun the same command without --overridecache to resume")
+
+
+def test_the_rerun_hint_says_what_the_rerun_does_and_to_leave_overridecache_once_it_cleared():
+    from guidedlabelling.errors import LANES, OVERRIDDEN, resume_hint
+    OVERRIDDEN.clear()
+    try:
+        assert resume_hint("write the report") == "rerun the same command to write the report"
+        OVERRIDDEN.add(LANES)
+        assert resume_hint("write the report") == ("rerun the same command to write the report, without "
+                                                   "--overridecache where a lane's line above says so")
+        OVERRIDDEN.add("seed_train")
+        assert resume_hint("write the report") == "rerun the same command without --overridecache to write the report"
+        assert resume_hint() == "rerun the same command without --overridecache to resume"
+    finally:
+        OVERRIDDEN.clear()
 
 
 @pytest.mark.parametrize("sig, code, said", [(signal.SIGINT, 130, "interrupted: saved a snapshot"),
@@ -267,12 +286,73 @@ def test_a_signal_where_python_would_ignore_its_exception_is_raised_a_moment_lat
         weakref.finalize(thing, callback)
     elif where == "multiprocessing's Finalize":
         multiprocessing.util.Finalize(thing, callback)
-    with cli.handling((sig,), handler), pytest.raises(raised):
+    with cli.handling((sig,), handler), cli.handling((signal.SIGALRM,), signal.getsignal(signal.SIGALRM)), \
+            pytest.raises(raised):
         del thing
         ran.append("after it")
         time.sleep(5)    # the signal comes again 10 ms later
         ran.append("not reached")
-    assert ran == ["all of it", "after it"]
+    assert ran == ["all of it", "after it"] and not cli.DEFERRED
+
+
+HANGS_COMMAND = """
+import signal
+import sys
+import time
+import weakref
+from guidedlabelling import cli
+
+class Thing:
+    pass
+
+def main():
+    thing = Thing()
+    weakref.finalize(thing, lambda: (signal.raise_signal(signal.SIGINT), time.sleep(float(sys.argv[1]))))
+    del thing        # the signal lands inside the finalizer, which then takes sys.argv[1] seconds
+    print("after the finalizer", flush=True)
+    time.sleep(30)
+
+cli.run("__main__")
+print("went on", flush=True)
+"""
+
+
+@pytest.mark.parametrize("finalizer_s, code, stdout", [(0.1, 130, "after the finalizer\n"), (30, 130, "")])
+def test_a_signal_put_off_comes_back_after_the_finalizer_or_ends_the_command_after_2_s(finalizer_s, code, stdout):
+    """Put off while the finalizer runs: raised once it is done (the command then stops in its sleep), or, in a
+    finalizer that would take 30 s, the command ends after DEFER_AT_MOST_S (2 s) with its one line."""
+    began = time.monotonic()
+    proc = start("-c", HANGS_COMMAND, finalizer_s)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == code and out == stdout and err == "interrupted; rerun the same command to resume\n"
+    assert time.monotonic() - began < 15
+
+
+RETURNS_COMMAND = """
+import signal
+import time
+import weakref
+from guidedlabelling import cli
+
+class Thing:
+    pass
+
+def main():
+    thing = Thing()
+    weakref.finalize(thing, signal.raise_signal, signal.SIGINT)
+    del thing        # the signal lands inside the finalizer and is put off; the command then returns at once
+
+cli.run("__main__")
+time.sleep(0.5)
+print("went on", flush=True)
+"""
+
+
+def test_a_signal_put_off_as_the_command_returns_is_not_brought_back_after_it():
+    """The command had finished: the code after it (a test's, a lane's driver) is not interrupted 10 ms later."""
+    proc = start("-c", RETURNS_COMMAND)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0 and out == "went on\n" and err == ""
 
 
 HALF_MADE_COMMAND = """

@@ -21,6 +21,7 @@ from guidedlabelling.guide_diagnostics import alike_classes, alike_warnings, cla
 from guidedlabelling.guide_rules import drop_unused, dropped, keep_dropped, void_unsure
 from guidedlabelling.io import load_label_png, save_gray_png, save_heatmap_mat, save_label_png
 from guidedlabelling.seeds import SeedRule
+from guidedlabelling.visualize import CAPTION_HEIGHT, GAP, MIN_TILE_HEIGHT
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -259,10 +260,10 @@ def test_panels_show_the_final_labels(own):
     generate(own, own / "panels", "--dropped", "seeds", "--vis")
     assert sorted(p.name for p in (own / "panels" / "vis").iterdir()) == [f"im{k}.png" for k in range(6)]
     assert not (own / "panels" / "rule" / "vis").exists()
-    scale = -(-160 // H)                         # tiles enlarged to at least 160 px high: 4x, under 22-px captions
+    scale = -(-MIN_TILE_HEIGHT // H)             # tiles enlarged to at least 160 px high: 4x, under 22-px captions
     panel = np.asarray(Image.open(own / "panels" / "vis" / "im0.png").convert("RGB"))
-    x = 3 * (W * scale + 4)                      # image, seeds, saliency, then the guide labels
-    guide_tile = panel[22:22 + H * scale, x:x + W * scale]
+    x = 3 * (W * scale + GAP)                    # image, seeds, saliency, then the guide labels
+    guide_tile = panel[CAPTION_HEIGHT:CAPTION_HEIGHT + H * scale, x:x + W * scale]
     assert (guide_tile == (128, 0, 0)).all(-1).sum() == 576 * scale ** 2   # the kept seeds, not the rule's 36
 
 

@@ -181,7 +181,7 @@ DRIVER = textwrap.dedent("""
     from guidedlabelling import cli, lanes
     from test_lanes import FAKE_LANE, ORDER, demo_needs
     lanes.CHILD = FAKE_LANE
-    signal.signal(signal.SIGINT, signal.default_int_handler)  # as cli.run sets them: a test run in the background
+    signal.signal(signal.SIGINT, cli.interrupt)               # as cli.run sets them: a test run in the background
     signal.signal(signal.SIGTERM, cli.terminate)               # (`pytest &`) would pass on SIGINT ignored
     try:
         lanes.run_chains(ORDER, demo_needs(), 2, [], lambda chain: {}, poll_s=0.05)

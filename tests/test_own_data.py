@@ -224,7 +224,7 @@ def test_a_stop_while_the_report_is_written_says_that_every_step_had_finished(fo
                              folder / "saliency", "--set", "max_image_side=48")
     assert code == 130 and "ratio guided / fully supervised" in out and "seg_train: up to date in" in out
     assert err.splitlines()[-1] == ("interrupted; every step had finished; rerun the same command to write the report "
-                                    "(it computes nothing again)")
+                                    "(nothing is computed again)")
 
 
 def test_whole_method_with_masks_and_own_saliency(with_masks_and_saliency):

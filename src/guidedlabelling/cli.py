@@ -11,6 +11,7 @@ import os
 import signal
 import sys
 import threading
+import time
 import traceback
 
 from .errors import OVERRIDDEN, InputError, os_error_message, resume_hint
@@ -25,55 +26,89 @@ class Terminated(KeyboardInterrupt):
 
 
 def interrupt(signum, frame):
-    """Ctrl-C: KeyboardInterrupt where the command is (as signal.default_int_handler), or a moment later where it
-    would be lost (lost_there)."""
-    if lost_there(frame):
-        return again(signum)
-    raise unwinding(KeyboardInterrupt())
+    """Ctrl-C: KeyboardInterrupt where the command is (as signal.default_int_handler), unless deferred."""
+    if not deferred(signum, frame):
+        raise stopping(KeyboardInterrupt())
 
 
 def terminate(signum, frame, command_pid=os.getpid()):
     if os.getpid() != command_pid:  # a forked worker inherited the handler: end as SIGTERM would
         os._exit(143)
-    if lost_there(frame):
-        return again(signum)
-    raise unwinding(Terminated())
+    if not deferred(signum, frame):
+        raise stopping(Terminated())
 
 
-def unwinding(stop):
-    """`stop`, to be raised: the command ends with its one line, so what its unwinding reports as ignored (the
-    __del__ of an object the stop left half made, as torch's StorageWeakRef) is not printed (run restores the
-    hook; --debug prints it)."""
-    if "--debug" not in sys.argv:
-        sys.unraisablehook = lambda unraisable: None
+STOPPING = []  # not empty once a stop is raised: run's unraisable hook is then silent (quiet_once_stopping)
+
+
+def stopping(stop):
+    """`stop`, to be raised: the command unwinds to its one line from here, and what the unwinding reports as
+    ignored (the __del__ of an object the stop left half made, as torch's StorageWeakRef) is not printed."""
+    STOPPING.append(stop)
     return stop
 
 
-LOST_IN = {"weakref.py", "_weakrefset.py"}     # the weak reference callbacks of the standard library's containers
-LOST_BY = ("__del__", "Finalize.__call__")     # and finalizers: weakref.finalize's (in weakref.py), multiprocessing's
+def quiet_once_stopping(report):
+    """The unraisable hook of a command (not with --debug): `report` until a stop is raised, then nothing."""
+    def hook(unraisable):
+        if not STOPPING:
+            report(unraisable)
+    return hook
+
+
+def drop_tracebacks(e):
+    """What the frames of a stop (and of the exceptions it was raised while handling) hold goes now, while the
+    command's unraisable hook is still in place, not after run has restored the former one."""
+    while e is not None:
+        e.__traceback__, e = None, e.__context__
+    gc.collect()
+
+
+DEFERRED = {}             # the stop signals put off (deferred): when each first landed where it would be lost
+DEFER_AT_MOST_S = 2.0     # ... and how long one is put off before the command ends at once (a finalizer that hangs)
+LOST_IN = ("weakref.py", "_weakrefset.py", os.path.join("multiprocessing", "util.py"))  # their callbacks, finalizers
+
+
+def deferred(signum, frame):
+    """Whether a stop signal is put off: it landed where Python would print its exception as ignored, the command
+    running on (lost_there). SIGALRM brings it back 10 ms later to whichever handler the command has then; after
+    DEFER_AT_MOST_S of that the command ends at once, as during start-up."""
+    if not lost_there(frame):
+        DEFERRED.pop(signum, None)
+        return False
+    if time.monotonic() - DEFERRED.setdefault(signum, time.monotonic()) > DEFER_AT_MOST_S:
+        leave_at_once(signum, frame)
+    signal.signal(signal.SIGALRM, bring_back)
+    signal.setitimer(signal.ITIMER_REAL, 0.01)
+    return True
 
 
 def lost_there(frame):
-    """Whether an exception raised in `frame` would be printed as ignored, the command running on: inside a weak
-    reference's callback or a __del__, which run whenever an object goes (multiprocessing's registries drop a data
-    loader's queues as its workers end: a signal landed there once in CI, and the command went on for good). The
-    callbacks of the standard library's containers and finalizers; a bare weakref.ref's own callback is not seen."""
+    """Whether an exception raised in `frame` would be printed as ignored: inside a weak reference's callback or a
+    __del__, which run whenever an object goes (multiprocessing's registries drop a data loader's queues as its
+    workers end: a Ctrl-C landed there once in CI, and the command went on for good). Those of the standard
+    library's weak containers and finalizers (and any other frame of their modules: put off 10 ms for nothing);
+    a bare weakref.ref's own callback is not seen."""
     while frame is not None:
-        code = frame.f_code
-        if getattr(code, "co_qualname", code.co_name).endswith(LOST_BY) or \
-                os.path.basename(code.co_filename) in LOST_IN:
+        if frame.f_code.co_name == "__del__" or frame.f_code.co_filename.endswith(LOST_IN):
             return True
         frame = frame.f_back
     return False
 
 
-def again(signum, delay=0.01):
-    """The signal sent again shortly by a timer thread (Python runs the handler in the main thread, once it is out
-    of the callback) to whichever handler the command has then (a training's, hold), unless it is ending (ending)."""
-    def send():
-        if signal.getsignal(signum) is not signal.SIG_IGN:
-            os.kill(os.getpid(), signum)
-    threading.Timer(delay, send).start()
+def bring_back(_, frame):
+    """SIGALRM: each deferred signal to the handler it has now (ours raise or put it off again; a training's sets
+    its flag, hold holds it; SIG_IGN: the command is ending)."""
+    for signum in list(DEFERRED):
+        handler = signal.getsignal(signum)
+        if handler in (interrupt, terminate):
+            handler(signum, frame)
+            continue
+        del DEFERRED[signum]
+        if callable(handler):
+            handler(signum, frame)
+        elif handler == signal.SIG_DFL:
+            signal.raise_signal(signum)
 
 
 STARTING = {}  # the command's handlers, replaced by hold while worker processes start (workers_starting)
@@ -210,8 +245,11 @@ def run(module, function="main", *args):
         for sig in (signal.SIGINT, *ENDING):
             signal.signal(sig, leave_at_once)
     OVERRIDDEN.clear()   # a command's own record (tests run several in one process)
-    streams, unraisable = (sys.stdout, sys.stderr), sys.unraisablehook
+    STOPPING.clear()
+    streams, unraisable, alarm = (sys.stdout, sys.stderr), sys.unraisablehook, signal.getsignal(signal.SIGALRM)
     sys.stdout, sys.stderr = (ReaderGone(stream) if stream is not None else None for stream in streams)  # None: closed
+    if not debug:
+        sys.unraisablehook = quiet_once_stopping(unraisable)
     try:
         entry = getattr(importlib.import_module(module), function)
         signal.signal(signal.SIGINT, interrupt)
@@ -225,8 +263,7 @@ def run(module, function="main", *args):
             traceback.print_exc()
         hint = getattr(e, "hint", None) or resume_hint()   # a command may say better what a rerun does (the driver)
         print(f"{'terminated' if isinstance(e, Terminated) else 'interrupted'}; {hint}", file=sys.stderr)
-        e.__traceback__ = None   # what its frames held goes now, under unwinding's hook, not after run restores it
-        gc.collect()
+        drop_tracebacks(e)
         sys.exit(143 if isinstance(e, Terminated) else 130)
     except SystemExit:   # an error's line said, or argparse's
         ending()
@@ -236,7 +273,11 @@ def run(module, function="main", *args):
             if isinstance(wrapped, ReaderGone):
                 wrapped.flush()   # what is left in the buffer, while a reader gone is still silenced
         sys.stdout, sys.stderr = streams
+        signal.setitimer(signal.ITIMER_REAL, 0)   # a signal deferred as the command returned is not brought back
+        signal.signal(signal.SIGALRM, alarm)
         sys.unraisablehook = unraisable
+        DEFERRED.clear()
+        STOPPING.clear()
 
 
 @contextlib.contextmanager

@@ -432,7 +432,7 @@ def main(argv=None):
         except OSError as e:
             print(f"warning: report.html not written: {os_error_message(e)}")
         except KeyboardInterrupt as e:
-            e.hint = "every step had finished; rerun the same command to write the report (it computes nothing again)"
+            e.hint = f"every step had finished; {errors.resume_hint('write the report (nothing is computed again)')}"
             raise
     else:
         cfg, _ = C.resolve(args.config, overrides)

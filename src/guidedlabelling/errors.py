@@ -19,14 +19,15 @@ OVERRIDDEN = set()  # folders this process cleared for --overridecache; LANES: i
 LANES = "lanes"
 
 
-def resume_hint():
-    """How to resume a command stopped midway: the same command, less --overridecache once that has cleared a
-    folder (rerun with it, the command would clear it again); lanes say for themselves whether theirs did."""
+def resume_hint(to="resume"):
+    """How to resume a command stopped midway (or do what it had left `to` do): the same command, less
+    --overridecache once that has cleared a folder (rerun with it, the command would clear it again); lanes say
+    for themselves whether theirs did."""
     if OVERRIDDEN - {LANES}:
-        return "rerun the same command without --overridecache to resume"
+        return f"rerun the same command without --overridecache to {to}"
     if OVERRIDDEN:
-        return "rerun the same command to resume, without --overridecache where a lane's line above says so"
-    return "rerun the same command to resume"
+        return f"rerun the same command to {to}, without --overridecache where a lane's line above says so"
+    return f"rerun the same command to {to}"
 
 
 def listed(words, last="and"):
