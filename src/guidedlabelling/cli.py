@@ -97,18 +97,21 @@ def lost_there(frame):
 
 
 def bring_back(_, frame):
-    """SIGALRM: each deferred signal to the handler it has now (ours raise or put it off again; a training's sets
-    its flag, hold holds it; SIG_IGN: the command is ending)."""
+    """SIGALRM: each deferred signal to the handler it has now (ours raise or put it off again, keeping when it
+    first landed; a training's sets its flag, hold holds it; SIG_IGN: the command is ending)."""
     for signum in list(DEFERRED):
         handler = signal.getsignal(signum)
-        if handler in (interrupt, terminate):
-            handler(signum, frame)
-            continue
-        del DEFERRED[signum]
-        if callable(handler):
-            handler(signum, frame)
-        elif handler == signal.SIG_DFL:
-            signal.raise_signal(signum)
+        if handler not in (interrupt, terminate):
+            del DEFERRED[signum]
+        deliver(signum, handler, frame)
+
+
+def deliver(signum, handler, frame):
+    """A signal that came earlier, to `handler` now: called, or for SIG_DFL its action (SIG_IGN: nothing)."""
+    if callable(handler):
+        handler(signum, frame)
+    else:
+        signal.raise_signal(signum)
 
 
 STARTING = {}  # the command's handlers, replaced by hold while worker processes start (workers_starting)
@@ -143,10 +146,7 @@ def workers_starting():
             take_back_handlers()  # what is left where a handler taken back raised first, for a signal then pending
             held, HELD[:] = HELD[:1], []
         for signum in held:
-            if callable(handlers[signum]):
-                handlers[signum](signum, None)
-            else:  # SIG_DFL: its action; SIG_IGN: nothing
-                signal.raise_signal(signum)
+            deliver(signum, handlers[signum], None)
 
 
 def take_back_handlers():

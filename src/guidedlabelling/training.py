@@ -39,7 +39,7 @@ def train_loop(model, stream, loss_fn, solver, mults, out, log, device, run, met
     sgd = SOLVERS[solver.solver_type](param_groups(model, mults), lr=solver.base_lr, momentum=solver.momentum,
                                       weight_decay=solver.weight_decay, clip_gradients=solver.clip_gradients)
     scaler = P.grad_scaler(device, run["amp"])
-    clock = Rate()
+    clock, name = Rate(), label or out.name
     with distributed.process_group(device), autotuned(device, run["cudnn_benchmark"]):
         start, losses = resume(out, model, sgd, scaler, log)
         distributed.check_same_everywhere(start, device, f"the snapshot to resume from in {out}")
@@ -61,7 +61,7 @@ def train_loop(model, stream, loss_fn, solver, mults, out, log, device, run, met
         try:
             with handling((signal.SIGINT, *ENDING), interrupt):  # also while a lost process's snapshot is saved
                 try:
-                    for it, (x, y) in enumerate(progress(loader, label or out.name, solver.max_iter, start), start):
+                    for it, (x, y) in enumerate(progress(loader, name, solver.max_iter, start), start):
                         sgd.set_lr(step_lr(solver.base_lr, it, solver.stepsize, solver.gamma))
                         batch = [x.to(device, memory_format=fmt, non_blocking=True), y.to(device, non_blocking=True)]
                         loss, stop = sgd_step(net, batch, loss_fn, sgd, scaler, run["amp"],
@@ -73,8 +73,7 @@ def train_loop(model, stream, loss_fn, solver, mults, out, log, device, run, met
                         losses.append([it + 1, loss])
                         clock.tick()
                         if clock.count == LONG_RUN_AFTER and distributed.is_main():
-                            line = long_run_line(label or out.name, clock.per_second(), solver.max_iter - it - 1,
-                                                 device)
+                            line = long_run_line(name, clock.per_second(), solver.max_iter - it - 1, device)
                             if line:
                                 log.warning("%s", line)
                         if (it + 1) % max(1, solver.max_iter // 20) == 0 or it == start:
