@@ -14,7 +14,8 @@ from PIL import Image
 
 from guidedlabelling.config import SHAPES_SALIENCY
 from guidedlabelling.datasets import OwnDataset
-from guidedlabelling.io import voc_palette
+from guidedlabelling.datasets.base import image_check
+from guidedlabelling.io import load_image, voc_palette
 
 ROOT = Path(__file__).resolve().parents[1]
 CLASSES = ["background", "bird", "cat", "dog"]          # background, then the tags sorted by name
@@ -271,6 +272,29 @@ def test_images_and_masks_larger_than_max_image_side_are_shrunk_to_it(folder):
         np.testing.assert_array_equal(data.label(i), mask[rows][:, cols])
         if (h, w) == full.sizes[i]:
             np.testing.assert_array_equal(data.image(i), image)
+
+
+@pytest.mark.parametrize("suffix", [".tif", ".png", ".webp", ".jpg"])
+@pytest.mark.parametrize("orientation, turn", [(6, 1), (8, -1), (3, 2)])
+def test_a_photo_with_an_exif_orientation_is_turned_once_whatever_its_format(tmp_path, suffix, orientation, turn):
+    """Stored turned (np.rot90 by `turn`) with the EXIF orientation that undoes it, a 24 x 40 photo is checked and
+    decoded at its displayed size, upright. Pillow's TIFF reader turns it itself as it opens: turned again, a TIFF
+    came out 40 x 24, squashed (its masks then refused as the wrong size)."""
+    img = np.zeros((24, 40, 3), np.uint8)
+    img[:6, :10] = (250, 20, 20)    # a red block in the top left corner, as displayed
+    exif = Image.Exif()
+    exif[EXIF_ORIENTATION] = orientation
+    path = tmp_path / f"turned{suffix}"
+    Image.fromarray(np.ascontiguousarray(np.rot90(img, turn))).save(path, exif=exif, **(
+        {"lossless": True} if suffix == ".webp" else {"quality": 95} if suffix == ".jpg" else {}))
+    assert image_check(path) == (24, 40)
+    got = load_image(path)
+    assert got.shape == (24, 40, 3)
+    error = np.abs(got.astype(int) - img)
+    if suffix == ".jpg":   # lossy at the block's edges; the block elsewhere would make the mean 12
+        assert error.mean() < 3
+    else:
+        assert error.max() == 0
 
 
 def test_a_large_jpeg_decodes_at_a_reduced_scale_close_to_the_full_decode_shrunk(tmp_path):

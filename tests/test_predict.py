@@ -220,6 +220,16 @@ def test_a_file_named_alone_and_in_its_folder_is_predicted_once(tmp_path):
     assert [it.id for it in files.items] == ["a", "b"]
 
 
+def test_a_file_of_another_format_named_with_its_folder_is_read_and_not_noted(tmp_path):
+    """scan.tif named beside its folder is predicted, and so not in the note of files left out; the folder's
+    other .bmp is."""
+    from guidedlabelling.datasets import ImageFiles
+    for name in ("a.png", "scan.tif", "other.bmp"):
+        Image.fromarray(np.zeros((4, 5, 3), np.uint8)).save(tmp_path / name)
+    files = ImageFiles([tmp_path, tmp_path / "scan.tif"])
+    assert [it.id for it in files.items] == ["a", "scan"] and files.ignored == [tmp_path / "other.bmp"]
+
+
 def test_the_test_geometry_defaults_to_the_preset_that_trained_the_model(model, varied_model, photos, tmp_path):
     """A segmenter's checkpoint names the preset of the run that trained it (smoke here); without --config, predict
     tests with that preset's geometry (the same files as --config smoke, no note). Another --config, or a

@@ -31,7 +31,7 @@ class Item:
 
 
 def image_check(path):
-    """(height, width) as load_image returns it (EXIF orientation applied), or the reason it does not decode.
+    """(height, width) as load_image returns it (EXIF orientation applied, once), or the reason it does not decode.
 
     JPEGs decode at 1/8 scale: every byte of the file is still read, so truncation shows, at half the cost.
     """
@@ -40,9 +40,10 @@ def image_check(path):
             w, h = img.size
             if img.mode == "F":  # converted to 8 bits, values of 0..1 would read as black
                 return "floating-point pixels (mode F); save it as an 8-bit JPEG or PNG"
-            turned = img.getexif().get(EXIF_ORIENTATION) in TRANSPOSING_ORIENTATIONS
             img.draft(None, (1, 1))
             img.load()
+            turned = img.getexif().get(EXIF_ORIENTATION) in TRANSPOSING_ORIENTATIONS   # after load: Pillow's TIFF
+            # reader opens at the displayed size and drops the tag as it loads, turned already
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
         return str(e) or type(e).__name__
     return (w, h) if turned else (h, w)

@@ -20,7 +20,8 @@ class ImageFiles(ImageList):
                     raise InputError(f"{name}: no .jpg, .jpeg or .png images in this folder" +
                                      (f" (its folders are not read: name them, such as {inner[0]})" if inner else
                                       "; name another"))
-                self.ignored += [p for p in entries if p.suffix.lower() not in IMAGE_SUFFIXES and p.is_file()]
+                self.ignored += [p for p in entries if p.suffix.lower() not in IMAGE_SUFFIXES and p.is_file()
+                                 and p.resolve() not in named]   # (those named are read)
                 self.subfolders += inner
                 broken += [p for p in found if not p.is_file()]  # a link to nothing: skipped, as an unreadable image
                 paths += [p for p in found if p.is_file()]
