@@ -249,6 +249,17 @@ def test_not_a_checkpoint(tmp_path):
     assert "not a checkpoint of this project" in proc.stderr
 
 
+def test_a_file_that_is_no_image_says_how_to_make_it_one(tmp_path):
+    """An iPhone's HEIC, which Pillow does not read, says to save it as JPEG or PNG; a .jpg of other bytes, to
+    re-create it."""
+    (tmp_path / "IMG_0001.HEIC").write_bytes(b"\0\0\0\x18ftypheic" + bytes(range(256)))
+    (tmp_path / "notes.jpg").write_text("not a photo")
+    assert image_check(tmp_path / "IMG_0001.HEIC").endswith(
+        "; Pillow reads no .heic files (an iPhone's HEIC, say): save it as JPEG or PNG")
+    assert image_check(tmp_path / "notes.jpg").startswith("cannot identify image file")
+    assert image_check(tmp_path / "notes.jpg").endswith("; re-create it, or save it as JPEG or PNG")
+
+
 def test_a_float_image_is_skipped_and_a_huge_one_is_read(tmp_path):
     """A float TIFF would convert to black: it is an unreadable image, skipped and listed. A 196-megapixel PNG
     (over PIL's decompression-bomb limits) is a photo like another, read at its work size without warnings."""

@@ -123,6 +123,16 @@ def tag_with_a_comma(own):
     write_csv(own, ['a.jpg,"cat,dog",train', "e.jpg,cat,val"])
 
 
+@case("line 2: tag 'cat|dog' holds '|'")
+def tags_separated_by_a_bar(own):
+    write_csv(own, ["a.jpg,cat|dog,train", "e.jpg,cat,val"])
+
+
+@case("tags.csv: not a UTF-8 text file (line 3, byte 0xe9); save the tags as 'CSV UTF-8' (Excel)")
+def tags_in_a_windows_encoding(own):   # Excel's "CSV (comma delimited)" on Windows: cp1252
+    own["tags"].write_bytes("image,tags,split\na.jpg,cat,train\nb.png,café,train\ne.jpg,cat,val\n".encode("cp1252"))
+
+
 @case("line 2: tag 'cat\"' holds '\"'")
 def tag_with_a_quote(own):
     write_csv(own, ['a.jpg,cat",train', "e.jpg,cat,val"])

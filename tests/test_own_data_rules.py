@@ -210,12 +210,53 @@ def test_photos_without_a_row_and_rows_without_tags_are_noted_once_per_tags_file
     assert (train.unlisted, train.untagged, val.unlisted) == (["c.png"], [3], [])
     print_own_data_notes([train, ["not a dataset"], dataset(folder, rows, "train")])   # train twice: one note each
     assert capsys.readouterr().out.splitlines() == [
+        f"classes of {folder / 'tags.csv'}: 0 background, 1 cat",
+        f"note: 1 tag of {folder / 'tags.csv'} names one image only: cat (line 2); a class of one image is hardly "
+        "learnt, and a misspelt tag makes one: correct any misspelling",
         f"note: 1 images of {folder / 'images'} have no row in {folder / 'tags.csv'} and are not used (c.png); add "
         "rows to use them",
         f"note: 1 rows of {folder / 'tags.csv'} have no tags, so their photos are trained as background only (lines 3)"]
-    print_own_data_notes([val])
+    print_own_data_notes([val])   # cat on two rows
     assert capsys.readouterr().out.splitlines() == [
+        f"classes of {folder / 'tags.csv'}: 0 background, 1 cat",
         f"note: 1 rows of {folder / 'tags.csv'} have no tags, so their photos are trained as background only (lines 3)"]
+
+
+def test_image_ids_that_differ_only_in_case_or_accents_are_an_error(folder):
+    """sub/A.jpg and a.jpg, or é written two ways: their outputs (A.png, a.png) would be one file on a macOS or
+    Windows disk, the second overwriting the first."""
+    (folder / "images" / "sub").mkdir()
+    shutil.copy(folder / "images" / "a.jpg", folder / "images" / "sub" / "A.jpg")
+    with pytest.raises(InputError, match=r"line 3: image id 'A' differs from 'a' \(line 2\) only in case or accents"):
+        dataset(folder, ["a.jpg,cat,train", "sub/A.jpg,cat,train"])
+    composed, decomposed = "\u00e9t\u00e9", "e\u0301te\u0301"
+    shutil.copy(folder / "images" / "a.jpg", folder / "images" / "sub" / f"{composed}.jpg")
+    shutil.copy(folder / "images" / "a.jpg", folder / "images" / f"{decomposed}.jpg")
+    with pytest.raises(InputError, match=f"line 3: image id '{decomposed}' differs from '{composed}'"):
+        dataset(folder, [f"sub/{composed}.jpg,cat,train", f"{decomposed}.jpg,cat,train"])
+    assert len(dataset(folder, ["a.jpg,cat,train", f"sub/{composed}.jpg,cat,train"])) == 2
+
+
+def test_tags_of_one_row_are_noted_as_possible_misspellings(folder):
+    """cwo, written for cow once, is a class of one image; so is zebra. Tags of two rows or more are not named."""
+    for name in ("c.png", "d.png"):
+        Image.fromarray(np.full((4, 6, 3), 90, np.uint8)).save(folder / "images" / name)
+    data = dataset(folder, ["a.jpg,cow,train", "b.png,cow sheep,train", "c.png,cwo sheep,train", "d.png,zebra,train"])
+    assert data.tagged_once == {"cwo": 4, "zebra": 5} and data.classes == ["background", "cow", "cwo", "sheep",
+                                                                          "zebra"]
+
+
+def test_a_mask_is_found_whose_accents_are_written_otherwise(folder):
+    """A photo named by macOS (e + a combining accent) and its mask by another program (é as one letter): the mask
+    is the photo's, as a row finds its photo; the one-line note names the images without a mask."""
+    decomposed = "vache_e\u0301te\u0301"
+    (folder / "images" / "a.jpg").rename(folder / "images" / f"{decomposed}.jpg")
+    (folder / "masks").mkdir()
+    composed = unicodedata.normalize("NFC", decomposed)
+    Image.fromarray(np.ones((4, 6), np.uint8)).save(folder / "masks" / f"{composed}.png")
+    data = dataset(folder, [f"{decomposed}.jpg,cat,train", "b.png,cat,train"], masks=folder / "masks")
+    assert data.annotated == 1 and data.unannotated == ["b"]
+    assert (data.label(0) == 1).all()
 
 
 def test_masks_whose_objects_are_void_are_an_error_when_most_are(folder):

@@ -324,10 +324,18 @@ def saved_summary(path, summary):
 
 
 def print_own_data_notes(opened):
-    """Once per tags file of the datasets the preflight opened: the photos of its folder that no row names, and the
-    rows without tags (both legitimate, and both what a slip in the CSV looks like); per split, the images without a
-    mask; the classes tagged in every training image."""
+    """Once per tags file of the datasets the preflight opened: its classes (the values its masks hold), the photos of
+    its folder that no row names, the rows without tags and the tags of one row (each legitimate, and each what a slip
+    in the CSV looks like); per split, the images without a mask; the classes tagged in every training image."""
     for data in {str(d.tags_file): d for d in opened if hasattr(d, "unlisted")}.values():
+        print(f"classes of {data.tags_file}: " + ", ".join(f"{k} {name}" for k, name in enumerate(data.classes)),
+              flush=True)
+        if data.tagged_once:
+            n = len(data.tagged_once)
+            once = errors.some([f"{t} (line {line})" for t, line in data.tagged_once.items()], 5)
+            print(f"note: {errors.counted(n, 'tag')} of {data.tags_file} name{'s' if n == 1 else ''} one image only: "
+                  f"{once}; a class of one image is hardly learnt, and a misspelt tag makes one: correct any "
+                  "misspelling", flush=True)
         if data.unlisted:
             names = errors.some(data.unlisted)
             print(f"note: {len(data.unlisted)} images of {data.root} have no row in {data.tags_file} and are not used "
@@ -339,10 +347,10 @@ def print_own_data_notes(opened):
     for data in {(str(d.tags_file), d.split): d for d in opened if hasattr(d, "annotated") and d.has_labels}.values():
         if data.annotated < len(data):
             others = getattr(data, "not_masks", [])
-            other = f" ({errors.some(others)} there: a mask is <id>.png)" \
-                if others else ""
+            other = f"; {errors.some(others)} there: a mask is <id>.png" if others else ""
             print(f"note: {len(data) - data.annotated} of the {len(data)} {data.split} images have no mask in "
-                  f"{data.items[0].label.parent} and are left out of the scores{other}", flush=True)
+                  f"{data.items[0].label.parent} and are left out of the scores ({errors.some(data.unannotated)}"
+                  f"{other})", flush=True)
     for data in {str(d.tags_file): d for d in opened if getattr(d, "always_tagged", None)}.values():
         for name in data.always_tagged:
             print(f"note: {name} is tagged in every training image of {data.tags_file} ({len(data)}): with no image "

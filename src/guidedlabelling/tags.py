@@ -9,7 +9,8 @@ from pathlib import Path
 from .errors import InputError, raise_all
 
 SPLITS = ("train", "val")
-NOT_IN_TAGS = re.compile(r"[,\"']")  # what a CSV field can hold but a class name may not
+NOT_IN_TAGS = re.compile(r"[,\"'|]")  # what a CSV field can hold but a class name may not ('|': a separator of
+# other tools, `cat|dog` one class otherwise)
 INVISIBLE = "\u00ad\u200b\u200e\u200f\u2060\ufeff"  # soft hyphen, zero-width space, direction marks, word joiner,
 # BOM: nothing in a name (the joiners U+200C/D are letters of some scripts and of emoji sequences)
 
@@ -40,8 +41,9 @@ def read_rows(path):
         raise InputError(f"{path}: tags file not found; pass --tags with a CSV whose header is image,tags")
     try:
         lines = path.read_text(encoding="utf-8-sig").splitlines()
-    except UnicodeDecodeError:
-        raise InputError(f"{path}: not a UTF-8 text file; save the tags as CSV (header image,tags)") from None
+    except UnicodeDecodeError as e:
+        raise InputError(f"{path}: not a UTF-8 text file ({not_utf8(e)}); save the tags as 'CSV UTF-8' (Excel), "
+                         "or re-encode the file as UTF-8") from None
     reader = csv.reader(lines, skipinitialspace=True)  # a, "cat dog" as a,"cat dog"
     try:
         header = [h.strip().lower() for h in next(reader, [])]
@@ -69,6 +71,12 @@ def read_rows(path):
     if not rows:
         raise_all(problems or [f"{path}: no image rows below the header"], str(path))
     return rows, problems + case_clashes(rows, path)
+
+
+def not_utf8(error):
+    """Where text stops being UTF-8: 'line 3, byte 0xe9' (a Windows spreadsheet's é)."""
+    line = error.object.count(b"\n", 0, error.start) + 1   # error.object: the bytes after a BOM
+    return f"line {line}, byte 0x{error.object[error.start]:02x}"
 
 
 def rows_of(reader, path, problems):
@@ -104,7 +112,7 @@ def tag_row(fields, header, path, line):
     odd = next((t for t in tags if NOT_IN_TAGS.search(t)), None)
     if odd:
         raise InputError(f"{path}, line {line}: tag {odd!r} holds {NOT_IN_TAGS.search(odd).group()!r}; separate "
-                         "tags by spaces or ';', and write class names without commas or quotes")
+                         "tags by spaces or ';', and write class names without commas, quotes or '|'")
     unseen = next(((t, c) for t in tags for c in t if unicodedata.category(c) == "Cc" or c in INVISIBLE), None)
     if unseen:  # two tags that print alike would be two classes
         raise InputError(f"{path}, line {line}: tag {unseen[0]!r} holds the invisible character "

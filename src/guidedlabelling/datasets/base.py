@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from ..errors import raise_all
 from ..io import IGNORE, InputError, label_values, load_image
@@ -44,6 +44,10 @@ def image_check(path):
             img.load()
             turned = img.getexif().get(EXIF_ORIENTATION) in TRANSPOSING_ORIENTATIONS   # after load: Pillow's TIFF
             # reader opens at the displayed size and drops the tag as it loads, turned already
+    except UnidentifiedImageError as e:
+        kind = Path(path).suffix.lower()
+        return f"{e}; " + (f"Pillow reads no {kind} files (an iPhone's HEIC, say): save it as JPEG or PNG" if kind
+                           not in Image.registered_extensions() else "re-create it, or save it as JPEG or PNG")
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
         return str(e) or type(e).__name__
     return (w, h) if turned else (h, w)

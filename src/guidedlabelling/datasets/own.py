@@ -59,12 +59,14 @@ class OwnDataset(Labelled):
         misread = bool(problems)   # the class list may lack a tag: the checks that use it wait
         self.untagged = [r.line for r in rows if not r.tags]  # photos of background only
         self.classes = ["background"] + sorted({t for r in rows for t in r.tags})
+        self.tagged_once = tagged_once(rows)
         if len(self.classes) < 2 and not misread:
             raise InputError(f"{self.tags_file}: no tags at all; tag each image with the classes it shows")
         check_class_count(self.classes, self.tags_file, "merge tags")
         files = self._match_files(rows, problems)
         listed, self._rows = self._split_items(rows, files, masks, val_percent, problems)
-        if masks and files and not any((Path(masks) / f"{f.stem}.png").is_file() for f in files.values()):
+        listings = {}   # the masks folder, listed once
+        if masks and files and not any(mask_file(Path(masks), f.stem, listings).is_file() for f in files.values()):
             problems.append(f"{masks}: no mask of the CSV's images (<id>.png); name each as its image's id, or "
                             "leave out --masks to run without evaluation")
         if not listed or misread:
@@ -81,24 +83,25 @@ class OwnDataset(Labelled):
         if self.split == "train":
             problems += self._untaught(rows, files, val_percent)
         self.annotated = sum(map(self.annotated_at, range(len(self.items))))  # images with a mask
-        self.not_masks = self._not_masks(masks) if self.has_labels and self.annotated < len(self.items) else []
+        self.unannotated = [it.id for i, it in enumerate(self.items) if self.has_labels and not self.annotated_at(i)]
+        self.not_masks = self._not_masks(masks) if self.unannotated else []
         if self.has_labels:  # every mask there checked now, before a stage writes anything
             problems += self._mask_problems(masks)
         raise_all(problems, self.tags_file)
 
     def _not_masks(self, masks):
         """Files of the masks folder named like an image without a mask, such as x.jpg where x.png is not."""
-        unannotated = {it.id for i, it in enumerate(self.items) if not self.annotated_at(i)}
+        unannotated = set(self.unannotated)
         return sorted(p.name for p in Path(masks).iterdir() if p.stem in unannotated and p.suffix != ".png")
 
     def _split_items(self, rows, files, masks, val_percent, problems):
         """Items of this split, and {id: its row}."""
-        items, row_of = [], {}
+        items, row_of, listings = [], {}, {}
         for r in rows:
             image = files.get(r.line)
             if image is None or split_of(r, image.stem, val_percent) != self.split:
                 continue
-            label = Path(masks) / f"{image.stem}.png" if masks else None  # absent: the image is not annotated
+            label = mask_file(Path(masks), image.stem, listings) if masks else None  # absent: not annotated
             items.append(Item(image.stem, image, label))
             row_of[image.stem] = r
         if not items and not problems:
@@ -122,7 +125,20 @@ class OwnDataset(Labelled):
             seen[found.stem], files[r.line] = r.line, found
         named = {p.resolve() for p in files.values()}
         self.unlisted = sorted(p.name for stems in by_stem.values() for p in stems if p.resolve() not in named)
+        problems += self._alike_ids(files)
         return files
+
+    def _alike_ids(self, files):
+        """A problem per image id that differs from an earlier one only in case or in how an accent is written:
+        outputs are named by id, and a macOS or Windows disk takes the two names for one file."""
+        first, problems = {}, []
+        for line, image in files.items():
+            seen = first.setdefault(unicodedata.normalize("NFC", image.stem).casefold(), (line, image.stem))
+            if seen[1] != image.stem:
+                problems.append(f"{self.tags_file}, line {line}: image id {image.stem!r} differs from {seen[1]!r} "
+                                f"(line {seen[0]}) only in case or accents; outputs are named by id, and macOS and "
+                                "Windows disks take such names for one file: rename one")
+        return problems
 
     def _row_file(self, r, listings, files, seen):
         """The image file row `r` names (InputError where it names none, or one named before)."""
@@ -227,6 +243,27 @@ class OwnDataset(Labelled):
     def image_classes(self, i):
         """Foreground classes the tags name (1-based class values, increasing)."""
         return self._present[i]
+
+
+def tagged_once(rows):
+    """{tag: its line} of the tags that one row alone names: a class of one image, or a misspelt tag."""
+    lines = {}
+    for r in rows:
+        for t in r.tags:
+            lines.setdefault(t, []).append(r.line)
+    return {t: found[0] for t, found in sorted(lines.items()) if len(found) == 1}
+
+
+def mask_file(masks, image_id, listings):
+    """<masks>/<id>.png, found as named_file finds images: in one Unicode form (a photo's name written by macOS, its
+    mask's by another program)."""
+    path = masks / f"{image_id}.png"
+    if path.is_file():
+        return path
+    if masks not in listings:
+        listings[masks] = {unicodedata.normalize("NFC", p.name): p for p in masks.iterdir() if p.suffix == ".png"} \
+            if masks.is_dir() else {}
+    return listings[masks].get(unicodedata.normalize("NFC", path.name), path)
 
 
 def folder_problem(path, what):
