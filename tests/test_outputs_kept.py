@@ -1,6 +1,7 @@
 """A stage command given bad input stops before it touches a finished folder: its outputs stay as they were, and
 a folder it did not make is never removed (a review found each of these cleared, then the error)."""
 import json
+import shutil
 
 import pytest
 import torch
@@ -69,6 +70,23 @@ def test_an_out_dir_holding_other_files_is_refused(own, command, tmp_path, extra
     code, out, err = command("seed_train", *own_args(own), "--out_dir", mine, *extra)
     assert code == 2 and f"{mine}: holds files that no stage wrote (it has no config.yaml)" in err, out + err
     assert sorted(p.name for p in mine.iterdir()) == ["inputs.json"] * record + ["thesis.tex"]
+
+
+@pytest.mark.parametrize("extra", [(), ("--overridecache",)])
+def test_another_stages_folder_as_out_dir_is_refused_and_kept(own, command, heatmaps, extra, tmp_path):
+    """Seed heatmaps written into a seed network's folder (a copy, which they do not read): 'made with other
+    settings; rerun with --overridecache' led a user to remove the trained model. The folder of another stage is an
+    error, with --overridecache too."""
+    seed_train = tmp_path / "trained"
+    shutil.copytree(stage_folders(own["out_root"] / "tiny" / "seed_train")[0], seed_train)
+    before = files_of(seed_train)
+    code, out, err = command("seed_heatmaps", *own_args(own), "--out_dir", seed_train, *extra)
+    assert code == 2 and f"{seed_train}: the output folder of seed_train (its config.yaml says so), which " \
+        "seed_heatmaps would remove whole to write its own; choose another --out_dir" in err, out + err
+    assert files_of(seed_train) == before
+    folder, _ = heatmaps
+    code, out, err = command("seed_heatmaps", *own_args(own), "--out_dir", folder)   # its own: reused
+    assert code == 0 and "up to date" in out, out + err
 
 
 def test_a_stage_folder_whose_config_yaml_went_is_recomputed(own, command, heatmaps):

@@ -261,14 +261,19 @@ def stage_made(out):
     return (out / "log.txt").is_file() and recorded(out) is not None
 
 
-def refuse_foreign(out):
-    """A folder holding files but no config.yaml is not a stage's (a user's --out_dir): recomputing would remove
-    it whole. One with a stage's record of its inputs lost its config.yaml: check_cache recomputes it."""
+def refuse_foreign(out, stage):
+    """A folder holding files but no config.yaml is not a stage's (a user's --out_dir), and one whose config.yaml
+    ends with another stage's settings is that stage's (a trained model's, say): recomputing would remove it whole,
+    --overridecache at once. One with a stage's record of its inputs lost its config.yaml: check_cache recomputes it."""
     if out.is_dir() and not (out / "config.yaml").exists() and not stage_made(out) and \
             any(not fnmatch(p.name, TEMPORARY) for p in out.iterdir()):
         raise InputError(f"{out}: holds files that no stage wrote (it has no config.yaml), and a stage removes its "
                          "folder whole when it recomputes; move them away, or choose a new or empty folder (--out_dir, "
                          "--out_root)")
+    maker = list(naming.stored_settings(out) or {"": None})[-1]   # a stage's settings come last in its config.yaml
+    if maker in pipeline.BY_NAME and maker != stage:
+        raise InputError(f"{out}: the output folder of {maker} (its config.yaml says so), which {stage} would remove "
+                         "whole to write its own; choose another --out_dir, or remove that folder first")
 
 
 def other_upstream(made_from, reads, changed):
@@ -444,7 +449,7 @@ def reuse_or_make(stage, args, cfg, preset, out, checked, alone):
         fresh, log, notes = False, None, []
         try:
             with distributed.first_then_others(device):  # a launch's first process checks and records the folder
-                refuse_foreign(out)   # under the lock: another process's folder is never seen half made
+                refuse_foreign(out, stage)   # under the lock: another process's folder is never seen half made
                 if reusable(out, cfg, stage, manifest["fingerprint"]):
                     print(f"{stage}: {reused(stage, out, cfg)}")
                     if draws_panels(stage, cfg):
