@@ -252,6 +252,33 @@ def own_saliency_map_of_floats(own):
     return maps_with_one_bad(own, lambda v, path: Image.fromarray(v.astype(np.float32), "F").save(path, "TIFF"))
 
 
+def guide_folder(own, bad_value):
+    """Guide labels of the four training images given with --guide_dir, d's holding `bad_value` on a square."""
+    guides = own["base"] / "guides"
+    guides.mkdir()
+    for name in "abcd":
+        label = np.zeros((24, 32), np.uint8)
+        label[4:12, 4:12] = bad_value if name == "d" else 1
+        Image.fromarray(label).save(guides / f"{name}.png")
+    return own_args(own) + ["--guide_dir", guides]
+
+
+@case("d.png: values [11] outside the 3 classes (0..2, 255 = void); guide labels are label maps of the dataset's "
+      "classes", command="seg_train")
+def guide_labels_of_other_values(own):
+    """Saliency maps given as guide labels: the loss stopped with 'IndexError: Target 11 is out of bounds'."""
+    return guide_folder(own, 11)
+
+
+@case("guides: the output folder of saliency (its config.yaml says so), not of guide_labels; pass a folder of "
+      "guide_labels", command="seg_train")
+def another_stages_folder_as_guide_labels(own):
+    args = guide_folder(own, 255)
+    (own["base"] / "guides" / "config.yaml").write_text("data: {}\nsaliency: {}\n")
+    (own["base"] / "guides" / "done.json").write_text("{}")
+    return args
+
+
 @case("masks: no image of split train has a mask, and step seg_train learns from or scores against them; add masks "
       "of that split's images", command="seg_train")
 def reference_without_training_masks(own):

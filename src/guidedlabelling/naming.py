@@ -112,6 +112,13 @@ def stored_settings(out):
     return {pipeline.current_name(sec): values for sec, values in stored.items()}
 
 
+def made_by(out):
+    """The stage whose output folder `out` is, by its config.yaml: of the stages it holds the settings of (the stage
+    and those upstream of it), the last in the table; None for none."""
+    stages = [s.name for s in pipeline.STAGES if s.name in (stored_settings(out) or {})]
+    return stages[-1] if stages else None
+
+
 def same_settings(stored, current):
     """A folder's stored config matches the current one; settings added to the project since the folder
     was made count as equal when they have their default value, so old run folders stay valid."""

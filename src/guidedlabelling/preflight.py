@@ -21,7 +21,7 @@ from . import pipeline
 from .datasets import MaskFolder, open_dataset
 from .errors import InputError, capped, some
 from .inference import check_classes, pick_device, trained
-from .io import WIDE_GREY_MODES, load_checkpoint
+from .io import IGNORE, WIDE_GREY_MODES, label_values, load_checkpoint
 from .model_setup import untrained
 from .fingerprint import EVALUATED, SETTINGS, TAG_ROWS, UPSTREAM, WORK_SIZE, Digests, fingerprint, has_outputs, \
     output_fingerprint, outputs_fingerprint, read_files, settings_digest, staleness
@@ -182,13 +182,19 @@ def upstream_folder(parent, given_folder, cfg, preset, made, datasets, opened, t
         if not path.is_dir():
             opened.add(f"{path}: folder not found; pass an existing folder")
             return path
+        maker = naming.made_by(path) if (path / "config.yaml").is_file() else None
+        if maker not in (None, parent) and parent not in pipeline.TRAINERS.values():   # (a model: its kind says)
+            opened.add(f"{path}: the output folder of {maker} (its config.yaml says so), not of {parent}; pass a "
+                       f"folder of {parent}")
+            return path
         opened.add(*given_model_problems(parent, path, datasets, test_iter))
         if (path / "done.json").exists():
             why = staleness(path, opened.digests, opened.stale)
             if why:
                 opened.add(f"{path}: out of date, {why}; rerun {pipeline.command(parent)} for it")
         else:
-            opened.add(*per_image_problems(path, pipeline.BY_NAME[parent].per_image, datasets, parent == "saliency"))
+            opened.add(*per_image_problems(path, pipeline.BY_NAME[parent].per_image, datasets, parent == "saliency",
+                                           parent == "guide_labels"))
         return path
     path = naming.stage_dir(cfg, preset, parent)
     if path in made:
@@ -235,9 +241,9 @@ def begun(path, stage, datasets):
         "still to run)"
 
 
-def per_image_problems(folder, suffix, datasets, grey=False):
+def per_image_problems(folder, suffix, datasets, grey=False, labels=False):
     """A user's folder of per-image files: one <id><suffix> per image of each split, PNGs of the image's size
-    (grey: saliency maps, 0..255)."""
+    (grey: saliency maps, 0..255; labels: label maps of the split's classes and 255)."""
     if not suffix:
         return []
     problems = []
@@ -252,15 +258,17 @@ def per_image_problems(folder, suffix, datasets, grey=False):
                             f"images of split {data.split} have no {suffix} file here{there}); add them or pass "
                             "another folder")
         elif suffix == ".png":
-            problems += capped([problem for p, hw in files if (problem := png_problem(p, hw, grey))], folder)
+            classes = len(data.classes) if labels else None
+            problems += capped([problem for p, hw in files if (problem := png_problem(p, hw, grey, classes))], folder)
     return problems
 
 
-def png_problem(path, sizes, grey=False):
+def png_problem(path, sizes, grey=False, classes=None):
     """What is wrong with a user's PNG that should have the size of its image file or its work size (`sizes`: both
     (height, width)), or None. Decoded whole: a truncated map passes a header check and failed the step after it
     had written outputs. grey: a saliency map, whose colour would be read as its luminance and values of 0..1 as
-    nothing salient."""
+    nothing salient. classes: a label map of that many classes, whose other values (but 255, void) stopped the
+    training with a traceback."""
     try:
         with Image.open(path) as img:
             w, h = img.size
@@ -271,6 +279,12 @@ def png_problem(path, sizes, grey=False):
     hw = sizes[0]
     if (h, w) not in map(tuple, sizes):
         return f"{path}: {w}x{h} (WxH), its image {hw[1]}x{hw[0]}; give each map its image's size"
+    if classes:
+        values = np.unique(label_values(path))
+        bad = values[(values >= classes) & (values != IGNORE)]
+        if len(bad):
+            return f"{path}: values {bad[:10].tolist()} outside the {classes} classes (0..{classes - 1}, {IGNORE} = " \
+                "void); guide labels are label maps of the dataset's classes (a saliency map is no guide label)"
     return f"{path}: {kind}; saliency maps are grey, 0..255 (255 = salient)" if kind else None
 
 

@@ -270,8 +270,8 @@ def refuse_foreign(out, stage):
         raise InputError(f"{out}: holds files that no stage wrote (it has no config.yaml), and a stage removes its "
                          "folder whole when it recomputes; move them away, or choose a new or empty folder (--out_dir, "
                          "--out_root)")
-    maker = list(naming.stored_settings(out) or {"": None})[-1]   # a stage's settings come last in its config.yaml
-    if maker in pipeline.BY_NAME and maker != stage:
+    maker = naming.made_by(out)
+    if maker not in (None, stage):
         raise InputError(f"{out}: the output folder of {maker} (its config.yaml says so), which {stage} would remove "
                          "whole to write its own; choose another --out_dir, or remove that folder first")
 
