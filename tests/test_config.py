@@ -115,10 +115,10 @@ def test_checkpoint_of_another_network_is_refused(tmp_path):
 def test_long_folder_names_are_shortened_with_a_hash():
     trainings = ("seed_train", "saliency_train", "seg_train")
     many = [f"{s}.width=0.5" for s in trainings] + \
-           [f"{s}.{k}=7" for s in trainings for k in ("max_iter", "input_size", "batch_size")]
+           [f"{s}.{k}=17" for s in trainings for k in ("max_iter", "input_size", "batch_size")]
     cfg, preset = resolve(*many)
     name = naming.stage_name(cfg, preset, "segmentations")
-    assert len(name) <= naming.MAX_NAME and name.startswith("seed_train.width-0.5_seed_train.input_size-7")
+    assert len(name) <= naming.MAX_NAME and name.startswith("seed_train.width-0.5_seed_train.input_size-17")
     kept, digest = name.rsplit("_", 1)
     tokens = [naming.token(sec, k, v) for sec in ("seed_train", "saliency_train", "seg_train")
               for k, v in cfg[sec].items() if v != preset[sec][k]]
@@ -221,7 +221,13 @@ def test_settings_are_read_as_their_type_and_errors_name_the_setting_and_its_sou
     ("test_interpord=2", "choose one of 0, 1"), ("eval_thres_step=0", "must be within 1..100"),
     ("labels=true", "choose one of guide, gt"), ("seed_split=val", "choose one of train, test"),
     ("seg_train.net=DeepLab-Foo", "choose one of DeepLab-LargeFOV"), ("layout=coco", "choose one of auto, voc, own"),
-    ("extra_sizes=321,8", "8: a side must be at least 16"), ("extra_sizes=321px", "write sides in pixels")])
+    ("extra_sizes=321,8", "8: a side must be at least 16"), ("extra_sizes=321px", "write sides in pixels"),
+    ("seg_train.input_size=3", "must be at least 16"), ("seed_train.input_size=1", "must be at least 16"),
+    ("saliency_train.input_size=15", "must be at least 16"), ("segmentations.test_size=1", "must be at least 16"),
+    ("saliency.test_size=3", "must be at least 16"), ("seed_heatmaps.test_size=3", "must be 0 or at least 16"),
+    ("max_image_side=3", "must be 0 or at least 16"), ("seg_train.max_side=3", "must be 0 or at least 16"),
+    ("seg_train.gamma=10", "must be within 0..1"),
+    ("seed_train.seed=18446744073709551616", "must be within 0..18446744073709551615")])
 def test_ranges_and_choices(setting, problem):
     key = setting.split("=")[0].split(".")[-1]
     with pytest.raises(InputError) as e:
@@ -229,6 +235,16 @@ def test_ranges_and_choices(setting, problem):
     message, = e.value.messages
     assert message.startswith("setting ") and f".{key} = " in message and f"(command line): {problem}" in message
     assert resolve("device=cuda:1")[0]["run"]["device"] == "cuda:1"
+
+
+def test_gpu_and_another_device_are_an_error_and_agreeing_ones_are_not():
+    """--gpu 0 --device cpu ran on cuda:0 (and said there was no CUDA device, 'use --device cpu')."""
+    with pytest.raises(InputError) as e:
+        resolve("gpu=0", "device=cpu")
+    assert e.value.messages == ("settings run.gpu = 0 (command line) and run.device = 'cpu' (command line) name two "
+                                "devices (--gpu N is --device cuda:N); give one",)
+    for device in ("auto", "cuda", "cuda:1"):
+        assert resolve("gpu=1", f"device={device}")[0]["run"]["device"] == "cuda:1"
 
 
 def test_a_dataset_named_for_a_builtin_preset_is_the_one_read():
@@ -433,3 +449,20 @@ def test_a_flag_and_a_set_item_of_one_setting_must_agree(monkeypatch, tmp_path):
                         ("--extra_sizes 321,481", "seed_heatmaps.extra_sizes=321,481")])
     assert C.flag_written("run.cudnn_benchmark=False") == "--no_cudnn_benchmark"
     assert C.flag_written("seed_train.max_iter=9") == "--max_iter 9" and C.flag_written("run.vis=True") == "--vis"
+
+
+def test_a_setting_the_stage_does_not_read_is_noted_with_the_nearest_it_reads(own, command):
+    """`./src/seed/eval.py --set seedthres=30` (guide_labels') left seed_eval at eval_seedthres 20 without a word.
+    The driver, which gives every step all the run's settings, notes nothing."""
+    from conftest import own_args
+    from guidedlabelling import runner
+    cfg, _ = resolve()
+    assert runner.unread_settings("seed_eval", cfg, ["seedthres=30", "eval_seedthres=30", "threads=1"]) == [
+        "--set seedthres: a setting of guide_labels, which seed_eval does not read (it reads data, seed_train, "
+        "seed_heatmaps, seed_eval, run), so it changes nothing here; did you mean eval_seedthres?"]
+    assert runner.unread_settings("seg_train", cfg, ["seedthres=30", "saliency_train.max_iter=2"]) == []  # upstream
+    code, out, err = command("seed_train", *own_args(own), "--set", "seg_train.max_iter=5")
+    assert code == 0 and "note: --set seg_train.max_iter: a setting of seg_train, which seed_train does not read " \
+        "(it reads data, seed_train, run), so it changes nothing here; did you mean seed_train.max_iter?" in out, err
+    code, out, err = command("script", *own_args(own), "--steps", "seed_train,seed_heatmaps")
+    assert code == 0 and "does not read" not in out, out + err

@@ -197,14 +197,18 @@ def test_predict_under_torchrun_is_one_line(model, photos, tmp_path):
     assert not (tmp_path / "preds").exists()
 
 
-@pytest.mark.parametrize("flag, value, problem", [("--size", "-5", "must be at least 1"),
-                                                  ("--size", "0", "must be at least 1"),
-                                                  ("--input_size", "-5", "must be at least 1"),
+@pytest.mark.parametrize("flag, value, problem", [("--size", "-5", "must be at least 16"),
+                                                  ("--size", "0", "must be at least 16"),
+                                                  ("--size", "3", "must be at least 16"),
+                                                  ("--input_size", "-5", "must be at least 16"),
+                                                  ("--input_size", "15", "must be at least 16"),
+                                                  ("--max_side", "8", "must be 0 or at least 16"),
                                                   ("--alpha", "nan", "must be within 0..1"),
                                                   ("--alpha", "7", "must be within 0..1")])
 def test_out_of_range_flags_are_refused_before_any_work(flag, value, problem, capsys):
     """predict's own flags are checked as settings are (a negative --size ended in a torch traceback, --alpha nan
-    wrote nonsense overlays, --size 0 fell back to the preset's size without a word)."""
+    wrote nonsense overlays, --size 0 fell back to the preset's size without a word, and --input_size 3 gave every
+    pixel one class)."""
     from guidedlabelling.prediction import parse
     with pytest.raises(SystemExit) as e:
         parse(["photo.jpg", "--model", "m.pth", "--out_dir", "out", flag, value])

@@ -45,6 +45,14 @@ def filled(what):
 POSITIVE = at_least(1)
 NON_NEGATIVE = at_least(0)
 PERCENT = between(0, 100)
+MIN_SIDE = 16  # px of the smallest image side a network is given: at output stride 8, 2x2 scores (a mistyped
+# side of 3 gave maps of one value, without a word)
+SIDE = at_least(MIN_SIDE)
+
+
+def side_or_zero(value):
+    """A side in px, or 0 for none (never shrink; another setting's side)."""
+    return None if value == 0 or value >= MIN_SIDE else f"must be 0 or at least {MIN_SIDE}"
 DEVICE_SYNTAX = re.compile(r"auto|cpu|cuda(:\d+)?")
 
 

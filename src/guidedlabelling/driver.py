@@ -237,7 +237,7 @@ def run_in_order(args, overrides, steps, skip, opened=None):
         start = time.monotonic()
         try:
             with errors_end_in_one_line(args.debug):
-                runner.main(stage, argv + (["--debug"] if args.debug else []), opened)
+                runner.main(stage, argv + (["--debug"] if args.debug else []), opened, by_driver=True)
         except SystemExit as e:  # the step printed why; 2 (bad input) and 130 (Ctrl-C) pass through
             if e.code not in (0, None, 130, 143):   # a stop is no failure: its line says how to resume
                 print(f"step {step} failed: {command(stage)} {shlex.join(argv)}", file=sys.stderr)

@@ -19,7 +19,7 @@ from PIL import Image
 
 from . import distributed
 from . import transforms as T
-from .checks import NON_NEGATIVE, POSITIVE, argument, between
+from .checks import SIDE, argument, between, side_or_zero
 from .config import CONFIGS, resolve
 from .datasets import ImageFiles
 from .errors import Parser, counted, listed, os_error_message, some
@@ -196,15 +196,15 @@ def parse(argv=None):
     p.add_argument("--config", help="preset whose segmentations and seg_train settings give the defaults of "
                                     "--pcrf, --size and --resize (default: the preset whose run "
                                     "trained the model, else demo)")
-    p.add_argument("--size", type=argument(int, POSITIVE), help="test input side (default: the preset's test_size)")
+    p.add_argument("--size", type=argument(int, SIDE), help="test input side (default: the preset's test_size)")
     p.add_argument("--resize", choices=tuple(TEST_GEOMETRIES),
                    help="none: the release's, a padded canvas resized to --input_size; fullscale: the padded canvas "
                         "at full scale; tight: every image's longer side to --size, in its own shape (default: the "
                         "preset's test_resize)")
-    p.add_argument("--input_size", type=argument(int, POSITIVE),
+    p.add_argument("--input_size", type=argument(int, SIDE),
                    help="the network's input side for --resize none (default: the crop side the model was trained "
                         "on, which it records; else the preset's seg_train input_size)")
-    p.add_argument("--max_side", type=argument(int, NON_NEGATIVE),
+    p.add_argument("--max_side", type=argument(int, side_or_zero),
                    help="images whose longer side exceeds this are segmented shrunk to it, their labels then "
                         "enlarged to the image (default: the preset's max_image_side; 0: never)")
     p.add_argument("--alpha", type=argument(float, between(0, 1)), default=0.5,

@@ -8,6 +8,7 @@ only when its settings and the content of its inputs (fingerprint.py) are the on
 Bad input ends in one line `error: ...` and exit code 2 (cli.py), before anything is written.
 """
 import contextlib
+import difflib
 import logging
 import os
 import shutil
@@ -372,6 +373,24 @@ def resolve(stage, argv):
     return args, cfg, preset, Path(args.out_dir) if args.out_dir else naming.stage_dir(cfg, preset, stage)
 
 
+def unread_settings(stage, cfg, items):
+    """A note per --set item naming a setting of sections the stage does not read (`./src/seed/eval.py --set
+    seedthres=30` ran at eval_seedthres 20 without a word), with the nearest setting it reads."""
+    read = pipeline.sections(stage, cfg) + ["run"]
+    notes = []
+    for item in items:
+        key = item.split("=", 1)[0].strip()
+        sec, _, name = key.rpartition(".")
+        owners = [sec] if sec else S.OWNERS.get(name, [])
+        if owners and not set(owners) & set(read):
+            written = {k: naming.set_key(s, k) for s in read for k in cfg[s]}   # as --set writes them
+            near = difflib.get_close_matches(name, written, n=1)
+            notes.append(f"--set {key}: a setting of {' and '.join(owners)}, which {stage} does not read (it reads "
+                         f"{', '.join(read)}), so it changes nothing here" + (f"; did you mean {written[near[0]]}?"
+                                                                            if near else ""))
+    return notes
+
+
 def use_threads(threads):
     """run.threads: the CPU threads of torch's operations (0: torch's default, one per core)."""
     if threads:
@@ -404,10 +423,14 @@ def reusable(out, cfg, stage, current):
     return not cfg["run"]["overridecache"] and up_to_date(out, naming.relevant(cfg, stage), current)
 
 
-def main(stage, argv=None, opened=None):
+def main(stage, argv=None, opened=None, by_driver=False):
     """Run one stage as a command; returns its output folder. Errors propagate (cli.py reports them).
-    opened: the datasets a driver's preflight opened (preflight.Opened), reused instead of opened again."""
+    opened: the datasets a driver's preflight opened (preflight.Opened), reused instead of opened again. A command
+    a user runs (not by_driver, which gives every stage all the run's settings) notes the settings it does not read."""
     args, cfg, preset, out = resolve(stage, argv)
+    if not by_driver:
+        for note in unread_settings(stage, cfg, args.set):
+            print(f"note: {note}", flush=True)
     if distributed.under_torchrun():  # a torchrun worker: it ends with torchrun (a kill -9 left it training)
         lanes.follow_parent(os.getppid())
     use_threads(cfg["run"]["threads"])

@@ -7,7 +7,7 @@ import math
 import re
 
 from . import pipeline
-from .checks import NON_NEGATIVE, PERCENT, POSITIVE, at_least, device, filled, one_of
+from .checks import NON_NEGATIVE, PERCENT, POSITIVE, at_least, device, filled, one_of, side_or_zero
 from .crf import BACKENDS
 from .datasets import LAYOUTS
 from .errors import InputError
@@ -68,7 +68,7 @@ SHARED = {
 }
 SHARED_CHECKS = {
     "data": {"layout": one_of("auto", *LAYOUTS), "builtin_size": at_least(16), "builtin_train": POSITIVE,
-             "builtin_val": POSITIVE, "val_percent": PERCENT, "max_image_side": NON_NEGATIVE},
+             "builtin_val": POSITIVE, "val_percent": PERCENT, "max_image_side": side_or_zero},
     "run": {"out_root": filled("a folder (. for the current one)"), "device": device, "gpu": NON_NEGATIVE,
             "workers": NON_NEGATIVE, "lanes": POSITIVE,
             "threads": NON_NEGATIVE, "snapshot": POSITIVE,
@@ -177,4 +177,9 @@ def range_problems(cfg, origins):
     for sec, module in STAGE_MODULES.items():  # settings that contradict each other (a stage's CONFLICTS)
         conflicts = getattr(module, "CONFLICTS", lambda c: [])
         problems += [f"settings of {sec}: {problem}" for problem in conflicts(cfg[sec])]
+    run = cfg["run"]
+    if run["gpu"] is not None and run["device"] not in ("auto", "cuda", f"cuda:{run['gpu']}"):   # gpu wins otherwise
+        gpu, device = (origins.get(("run", key), "the default") for key in ("gpu", "device"))
+        problems.append(f"settings run.gpu = {run['gpu']} ({gpu}) and run.device = {run['device']!r} ({device}) name "
+                        "two devices (--gpu N is --device cuda:N); give one")
     return problems

@@ -4,7 +4,7 @@ from dataclasses import dataclass, fields
 
 import torch
 
-from .checks import NON_NEGATIVE, POSITIVE, above, all_of, below, between, filled, one_of
+from .checks import NON_NEGATIVE, POSITIVE, SIDE, above, all_of, below, between, filled, one_of
 
 
 def step_lr(base_lr, iteration, stepsize, gamma):
@@ -136,9 +136,10 @@ MAX_ITER = 1_000_000  # the sample order of a training is drawn whole: max_iter 
 def solver_checks(nets):
     """The ranges of a training's settings (training_options)."""
     return {"net": one_of(*nets), "init": filled("none (from scratch), imagenet or a weights file"),
-            "width": above(0), "input_size": POSITIVE, "base_lr": above(0),
+            "width": above(0), "input_size": SIDE, "base_lr": above(0),
             "momentum": all_of(NON_NEGATIVE, below(1)), "weight_decay": NON_NEGATIVE, "stepsize": POSITIVE,
-            "gamma": above(0), "max_iter": between(1, MAX_ITER), "batch_size": POSITIVE, "seed": NON_NEGATIVE,
+            "gamma": all_of(above(0), between(0, 1)), "max_iter": between(1, MAX_ITER), "batch_size": POSITIVE,
+            "seed": between(0, 2**64 - 1),   # torch.manual_seed's range
             "solver_type": one_of(*SOLVERS)}
 
 

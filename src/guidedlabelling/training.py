@@ -69,7 +69,9 @@ def train_loop(model, stream, loss_fn, solver, mults, out, log, device, run, met
                                               interrupted["now"])
                         if not math.isfinite(loss):  # the same global loss on every process: all stop
                             raise InputError(f"{out}: loss {loss} at iteration {it + 1}, the training diverged; lower "
-                                             f"base_lr (now {solver.base_lr:g}) or fix the labels it trains on")
+                                             f"base_lr (now {solver.base_lr:g}), weight_decay (now "
+                                             f"{solver.weight_decay:g}) or a lr_mult setting raised, or fix the labels "
+                                             "it trains on")
                         losses.append([it + 1, loss])
                         clock.tick()
                         if clock.count == LONG_RUN_AFTER and distributed.is_main():

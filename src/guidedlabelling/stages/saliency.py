@@ -9,7 +9,7 @@ from PIL import Image
 from .. import precision as P
 from .. import store
 from .. import transforms as T
-from ..checks import NON_NEGATIVE, POSITIVE, one_of
+from ..checks import NON_NEGATIVE, SIDE, one_of
 from ..fingerprint import file_digest
 from ..inference import all_done, forward_all, load_model, measurable, todo, trained
 from ..io import IGNORE, load_gray_png, save_gray_png
@@ -31,7 +31,7 @@ OPTIONS = {
                         "EfficientNet-Lite0 classifier's class activation maps of its top-5 classes "
                         "(class-agnostic, no saliency training)"),
 }
-CHECKS = {"test_iter": NON_NEGATIVE, "test_size": POSITIVE, "source": one_of("model", "imagenet-cam")}
+CHECKS = {"test_iter": NON_NEGATIVE, "test_size": SIDE, "source": one_of("model", "imagenet-cam")}
 
 
 def add_arguments(parser):

@@ -5,7 +5,7 @@ import torch
 
 from .. import precision as P
 from .. import transforms as T
-from ..checks import NON_NEGATIVE, POSITIVE, one_of
+from ..checks import MIN_SIDE, NON_NEGATIVE, POSITIVE, one_of, side_or_zero
 from ..datasets import names
 from ..inference import all_done, check_classes, forward_sizes, load_model, todo, trained
 from ..io import CLASS_SCORES, load_heatmap_scores, save_heatmap_mat, save_mat
@@ -26,8 +26,6 @@ OPTIONS = {
 }
 
 
-MIN_SIDE = 16
-
 
 def sides(text):
     """extra_sizes' sides as ints ('' none)."""
@@ -44,7 +42,7 @@ def sizes_problem(text):
 
 
 CHECKS = {"test_iter": NON_NEGATIVE,
-          "test_size": lambda v: None if v == 0 or v >= MIN_SIDE else f"must be 0 or at least {MIN_SIDE}",
+          "test_size": side_or_zero,
           "extra_sizes": sizes_problem,
           "test_interpord": one_of(0, 1), "test_batch": POSITIVE, "seed_split": one_of("train", "test")}
 

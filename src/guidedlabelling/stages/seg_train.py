@@ -1,6 +1,6 @@
 """Segmentation training: DeepLab-LargeFOV on guide labels, or on the true masks with --labels gt
 (docs/method.md section 6)."""
-from ..checks import NON_NEGATIVE, one_of
+from ..checks import one_of, side_or_zero
 from ..networks import names
 from ..reads import Reads
 from ..model_setup import DEEPLAB_CHECKS, DEEPLAB_OPTIONS, build_deeplab, deeplab_conflicts, deeplab_meta, \
@@ -18,7 +18,7 @@ OPTIONS = training_options("DeepLab-LargeFOV", INIT, names("segmentation")) | DE
                     "at least that large at one scale"),
 }
 CHECKS = solver_checks(names("segmentation")) | DEEPLAB_CHECKS | {
-    "resize": one_of("none", "tight"), "labels": one_of("guide", "gt"), "max_side": NON_NEGATIVE}
+    "resize": one_of("none", "tight"), "labels": one_of("guide", "gt"), "max_side": side_or_zero}
 CONFLICTS = deeplab_conflicts
 
 

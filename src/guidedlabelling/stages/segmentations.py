@@ -1,7 +1,7 @@
 """Segmentation test and evaluation: predictions, confusion matrix, per-class IoU, mIoU (docs/method.md
 section 7)."""
 from .. import precision as P
-from ..checks import NON_NEGATIVE, POSITIVE, one_of
+from ..checks import NON_NEGATIVE, SIDE, one_of
 from ..crf import TEST_CRFS
 from ..inference import TEST_GEOMETRIES, all_done, check_classes, evaluate_folder, forward_all, geometry, \
     label_map, load_model, measurable, tags_marked, todo, trained, without_panel
@@ -23,7 +23,7 @@ OPTIONS = {
     "test_size": (531, "test input side"),
 }
 CHECKS = {"test_iter": NON_NEGATIVE, "test_pcrf": one_of(*TEST_CRFS), "test_resize": one_of(*TEST_GEOMETRIES),
-          "test_size": POSITIVE}
+          "test_size": SIDE}
 
 
 def add_arguments(parser):
