@@ -317,6 +317,16 @@ def a_setting_as_a_flag_of_the_driver(own):
     return own_args(own) + ["--guiderule=seed"]
 
 
+@case("argument --steps: given twice (seed_train, then seed_heatmaps); give it once")
+def a_flag_given_twice(own):   # argparse kept the last: seed_heatmaps alone ran
+    return own_args(own) + ["--steps", "seed_train", "--steps", "seed_heatmaps"]
+
+
+@case("argument --max_iter: given twice (3, then 4); give it once", command="seed_train")
+def a_stage_setting_flag_given_twice(own):
+    return own_args(own) + ["--max_iter", "3", "--max_iter", "4"]
+
+
 @case("--steps: unknown steps ['seeds']")
 def unknown_step(own):
     return own_args(own) + ["--steps", "seeds"]
@@ -489,6 +499,18 @@ def test_a_bad_caffemodel_stops_the_run_before_any_step(own, command, tmp_path, 
     assert code == 2 and "==>" not in out
     assert len(errors) == 1 and errors[0].startswith(f"error: {path}: {phrase}"), err
     assert not own["out_root"].exists()
+
+
+def test_a_folder_of_maps_with_one_missing_and_one_in_colour_is_two_errors_at_once(own, command):
+    """The missing map stopped the check: the colour one was reported only on the next run."""
+    args = maps_with_one_bad(own, lambda v, path: Image.fromarray(
+        np.stack([(v > 0.5) * 255, 0 * v, 0 * v], -1).astype(np.uint8)).save(path))
+    (own["base"] / "maps" / "a.png").unlink()
+    code, out, err = command("script", *args)
+    errors = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert code == 2 and len(errors) == 2, err
+    assert "maps: no a.png (1 of the 4 images of split train have no .png file here)" in errors[0]
+    assert "d.png: colour (its channels differ)" in errors[1]
 
 
 def test_every_problem_is_reported_at_once(own, command):

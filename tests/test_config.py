@@ -466,3 +466,25 @@ def test_a_setting_the_stage_does_not_read_is_noted_with_the_nearest_it_reads(ow
         "(it reads data, seed_train, run), so it changes nothing here; did you mean seed_train.max_iter?" in out, err
     code, out, err = command("script", *own_args(own), "--steps", "seed_train,seed_heatmaps")
     assert code == 0 and "does not read" not in out, out + err
+
+
+def test_a_key_given_twice_in_a_preset_is_an_error_naming_both_lines(tmp_path):
+    """PyYAML keeps the last of two equal keys: `builtin: true` then `builtin: false` ran without the built-in data."""
+    preset = tmp_path / "p.yaml"
+    preset.write_text("builtin: true\ndataset: train\nseg_train: {max_iter: 3}\nbuiltin: false\n")
+    with pytest.raises(InputError) as e:
+        C.resolve(str(preset))
+    assert e.value.messages == (f"{preset}, line 4: 'builtin' is given twice, on lines 1 and 4: keep one",)
+    preset.write_text("seg_train:\n  max_iter: 3\n  base_lr: 0.01\n  max_iter: 4\n")
+    with pytest.raises(InputError, match="line 4: 'max_iter' is given twice, on lines 2 and 4: keep one"):
+        C.resolve(str(preset))
+
+
+def test_threads_and_workers_above_the_cores_are_noted(monkeypatch):
+    from guidedlabelling import lanes, runner
+    monkeypatch.setattr(lanes, "cores", lambda: 2)
+    assert runner.machine_notes({"threads": 256, "workers": 2}) == [
+        "threads 256 is more than the 2 cores this process may use: torch's threads then wait on each other; threads "
+        "2 or fewer is faster"]
+    assert runner.machine_notes({"threads": 0, "workers": 3})[0].startswith("workers 3 is more than the 2 cores")
+    assert runner.machine_notes({"threads": 2, "workers": 0}) == []

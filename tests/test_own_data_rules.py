@@ -222,6 +222,15 @@ def test_photos_without_a_row_and_rows_without_tags_are_noted_once_per_tags_file
         f"note: 1 rows of {folder / 'tags.csv'} have no tags, so their photos are trained as background only (lines 3)"]
 
 
+@pytest.mark.parametrize("name", ["sub\\c.jpg", "sub\\c"])
+def test_a_name_written_with_backslashes_says_to_write_slashes(folder, name):
+    (folder / "images" / "sub").mkdir()
+    shutil.copy(folder / "images" / "a.jpg", folder / "images" / "sub" / "c.jpg")
+    with pytest.raises(InputError, match=f"line 3: image {re.escape(repr(name))} is not in .*images; "
+                                         f"{name.replace(chr(92), '/')} is there: write / between folders, or add it"):
+        dataset(folder, ["a.jpg,cat,train", f"{name},cat,train"])
+
+
 def test_image_ids_that_differ_only_in_case_or_accents_are_an_error(folder):
     """sub/A.jpg and a.jpg, or é written two ways: their outputs (A.png, a.png) would be one file on a macOS or
     Windows disk, the second overwriting the first."""

@@ -19,14 +19,36 @@ from .settings import COMMA_LISTS, LIST_SETTINGS, NOT_PATHS, OPTIONS, PATH_SETTI
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = ROOT / "configs"
 
+class KeyTwice(yaml.constructor.ConstructorError):
+    pass
+
+
+class PresetLoader(yaml.SafeLoader):
+    """YAML's safe loader, for which a key given twice in one mapping is an error (PyYAML keeps the last)."""
+
+    def construct_mapping(self, node, deep=False):
+        lines = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            line = key_node.start_mark.line + 1
+            if isinstance(key, str) and key in lines:
+                raise KeyTwice(problem=f"{key!r} is given twice, on lines {lines[key]} and {line}: keep one",
+                               problem_mark=key_node.start_mark)
+            lines[key] = line
+        return super().construct_mapping(node, deep)
+
+
 def read_preset_file(path):
-    """The mapping a preset file holds; YAML errors, unknown tags and other shapes name the file."""
+    """The mapping a preset file holds; YAML errors, unknown tags, keys given twice and other shapes name the
+    file."""
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.load(path.read_text(), Loader=PresetLoader)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f", line {mark.line + 1}" if mark else ""
         reason = getattr(e, "problem", None) or type(e).__name__
+        if isinstance(e, KeyTwice):
+            raise InputError(f"{path}{where}: {reason}") from None
         raise InputError(f"{path}{where}: not a preset ({reason}); write `key: value` lines or "
                          "`section: {key: value}` groups") from None
     except UnicodeDecodeError:

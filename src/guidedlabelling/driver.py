@@ -422,6 +422,8 @@ def main(argv=None):
     refuse_whole_steps_in_fragments(args, overrides, steps, skip, run)
     opened = check_inputs(args, overrides, steps, skip)
     if not args.lane:  # a lane's driver checked what the parent did
+        for note in runner.machine_notes(run):
+            print(f"note: {note}", flush=True)
         print_own_data_notes(opened.found.values())
         if note := shapes_saliency_note(args, overrides, steps, skip):
             print(f"note: {note}", flush=True)

@@ -81,9 +81,33 @@ def os_error_message(e, flags="--out_root, --out_dir"):
     return f"{where}{e.strerror or type(e).__name__}; {fix}"
 
 
+class Once(argparse._StoreAction):
+    """A flag of one value given twice is an error: argparse keeps the last without a word (`--steps seg_train
+    --steps segmentations` ran segmentations alone)."""
+    given = None
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        if self.given is not None:
+            parser.error(f"argument {'/'.join(self.option_strings)}: given twice ({self.given}, then {values}); give "
+                         "it once")
+        self.given = values
+        super().__call__(parser, namespace, values, option_string)
+
+
 class Parser(argparse.ArgumentParser):
     """argparse's parser whose errors are one line, as every other error of the commands (argparse prints its
-    usage first, a screen of it for a stage command)."""
+    usage first, a screen of it for a stage command); flags of one value are given once (Once)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name in (None, "store"):   # the registry its argument groups share
+            self.register("action", name, Once)
+
+    def parse_known_args(self, args=None, namespace=None):
+        for action in self._actions:
+            if isinstance(action, Once):
+                action.given = None   # (a parser may parse again)
+        return super().parse_known_args(args, namespace)
 
     def error(self, message):
         self.exit(2, f"error: {message}; see {self.prog} -h\n")

@@ -257,7 +257,8 @@ def per_image_problems(folder, suffix, datasets, grey=False, labels=False):
             problems.append(f"{folder}: no {some([p.name for p in missing])} ({len(missing)} of the {len(files)} "
                             f"images of split {data.split} have no {suffix} file here{there}); add them or pass "
                             "another folder")
-        elif suffix == ".png":
+        if suffix == ".png":   # the files there too: every problem at once
+            files = [(p, hw) for p, hw in files if p.is_file()]
             classes = len(data.classes) if labels else None
             problems += capped([problem for p, hw in files if (problem := png_problem(p, hw, grey, classes))], folder)
     return problems

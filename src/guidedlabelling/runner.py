@@ -391,6 +391,16 @@ def unread_settings(stage, cfg, items):
     return notes
 
 
+def machine_notes(run):
+    """Notes on run.threads and run.workers above this machine's cores (256 threads took a run 4x longer; 1000
+    loading processes, hours): torch's threads then wait on each other, loading processes crowd the cores."""
+    n = lanes.cores()
+    return [f"{key} {run[key]} is more than the {n} cores this process may use: {why}; {key} {n} or fewer is faster"
+            for key, why in (("threads", "torch's threads then wait on each other"),
+                             ("workers", "loading processes then crowd the cores the network needs"))
+            if run[key] > n]
+
+
 def use_threads(threads):
     """run.threads: the CPU threads of torch's operations (0: torch's default, one per core)."""
     if threads:
@@ -429,7 +439,7 @@ def main(stage, argv=None, opened=None, by_driver=False):
     a user runs (not by_driver, which gives every stage all the run's settings) notes the settings it does not read."""
     args, cfg, preset, out = resolve(stage, argv)
     if not by_driver:
-        for note in unread_settings(stage, cfg, args.set):
+        for note in unread_settings(stage, cfg, args.set) + machine_notes(cfg["run"]):
             print(f"note: {note}", flush=True)
     if distributed.under_torchrun():  # a torchrun worker: it ends with torchrun (a kill -9 left it training)
         lanes.follow_parent(os.getppid())

@@ -97,6 +97,9 @@ def missing_hint(name, folder):
     """The start of the fix for a row's image `name` that is no image file of `folder`: what stands there instead
     (a folder, a broken link), or the file it likely means ('a1.JPG is there, and names are case-sensitive: write
     it so, or '; another extension); '' otherwise."""
+    forward = name.replace("\\", "/")   # a path written on Windows
+    if forward != name and any((folder / f"{forward}{ext}").is_file() for ext in ("",) + IMAGE_SUFFIXES):
+        return f"{forward} is there: write / between folders, or "
     path = folder / name
     if path.is_dir():
         return f"{name} is a folder there, not an image: name a file, or "
