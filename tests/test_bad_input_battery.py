@@ -123,6 +123,19 @@ def tag_with_a_comma(own):
     write_csv(own, ['a.jpg,"cat,dog",train', "e.jpg,cat,val"])
 
 
+@case("tags.csv: not a UTF-8 text file (line 3, byte 0x8e)")
+def tags_in_an_old_mac_encoding(own):   # old Mac Excel: Mac Roman, lines ended by CR alone
+    own["tags"].write_bytes("image,tags,split\ra.jpg,cat,train\rb.png,café,train\re.jpg,cat,val\r".encode("mac_roman"))
+
+
+@case("d.png: label PNG has mode RGB (colours are not read as classes)", command="seg_train")
+def guide_labels_in_colour(own):
+    args = guide_folder(own, 1)
+    Image.fromarray(np.zeros((24, 32, 3), np.uint8) + np.array([128, 0, 0], np.uint8)).save(
+        own["base"] / "guides" / "d.png")
+    return args
+
+
 @case("line 2: tag 'cat|dog' holds '|'")
 def tags_separated_by_a_bar(own):
     write_csv(own, ["a.jpg,cat|dog,train", "e.jpg,cat,val"])

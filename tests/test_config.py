@@ -484,7 +484,24 @@ def test_threads_and_workers_above_the_cores_are_noted(monkeypatch):
     from guidedlabelling import lanes, runner
     monkeypatch.setattr(lanes, "cores", lambda: 2)
     assert runner.machine_notes({"threads": 256, "workers": 2}) == [
-        "threads 256 is more than the 2 cores this process may use: torch's threads then wait on each other; threads "
-        "2 or fewer is faster"]
+        "threads 256 is more than the 2 cores this process may use: torch's threads then wait on each other, which "
+        "may be slower than threads 2"]
     assert runner.machine_notes({"threads": 0, "workers": 3})[0].startswith("workers 3 is more than the 2 cores")
     assert runner.machine_notes({"threads": 2, "workers": 0}) == []
+
+
+def test_review_cases_of_the_new_checks(tmp_path):
+    """A former section name is the section (seed_test is seed_heatmaps); run's keys are never the nearest setting;
+    a damaged config.yaml names no stage (check_cache says it is damaged, and --overridecache replaces it); a YAML
+    merge key is no key given twice."""
+    from guidedlabelling import runner
+    cfg, _ = resolve()
+    assert runner.unread_settings("seed_heatmaps", cfg, ["seed_test.test_size=48", "guide.seedthres=30"]) == [
+        "--set guide.seedthres: a setting of guide_labels, which seed_heatmaps does not read (it reads data, "
+        "seed_train, seed_heatmaps, run), so it changes nothing here"]
+    (tmp_path / "config.yaml").write_text("- broken\n")
+    assert naming.made_by(tmp_path) is None
+    preset = tmp_path / "p.yaml"
+    preset.write_text("seed_train: &t {width: 0.125, max_iter: 3}\nsaliency_train: {<<: *t, max_iter: 4}\n")
+    cfg, _ = C.resolve(str(preset))
+    assert (cfg["saliency_train"]["width"], cfg["saliency_train"]["max_iter"]) == (0.125, 4)

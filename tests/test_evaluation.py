@@ -249,6 +249,7 @@ def test_paper_tables_on_fake_runs(tmp_path, capsys):
 def test_paper_tables_of_a_preset_whose_guides_keep_g2s_unused_seeds_absent(tmp_path, capsys):
     """msrc sets guide_labels.unused absent, which only rules G2 and salor have unused seeds for: the seed and sal
     rows are made with unused keep (their commands say so), the others with the preset's setting."""
+    (tmp_path / "msrc").mkdir()   # no run finished yet
     tables_main(["--config", "msrc", "--out_root", str(tmp_path)])
     text = (tmp_path / "msrc" / "paper_tables.md").read_text()
     commands = {line.split("|")[1].strip(): line.split("|")[4] for line in text.splitlines()
@@ -257,6 +258,18 @@ def test_paper_tables_of_a_preset_whose_guides_keep_g2s_unused_seeds_absent(tmp_
     for rule, command in commands.items():
         assert f"--set guiderule={rule} " in command or rule == "G2"
         assert ("--set guide_labels.unused=keep" in command) == (rule in ("seed", "sal")), command
+
+
+def test_paper_tables_of_a_mistyped_out_root_or_onto_a_picture_are_errors(tmp_path):
+    """A mistyped --out_root wrote a table of dashes; --out onto a .jpg replaced the picture with markdown."""
+    with pytest.raises(InputError, match=f"{tmp_path / 'typo' / 'smoke'}: no runs of preset smoke there; pass the "
+                                         "--out_root of your runs"):
+        tables_main(["--config", "smoke", "--out_root", str(tmp_path / "typo")])
+    (tmp_path / "smoke").mkdir()
+    (tmp_path / "photo.jpg").write_bytes(b"a picture")
+    with pytest.raises(InputError, match="photo.jpg: a file that is not markdown"):
+        tables_main(["--config", "smoke", "--out_root", str(tmp_path), "--out", str(tmp_path / "photo.jpg")])
+    assert (tmp_path / "photo.jpg").read_bytes() == b"a picture"
 
 
 @pytest.mark.parametrize("command", ["src/seed/eval.py", "src/seed/eval_cls.py", "src/paper_tables.py"])

@@ -29,6 +29,8 @@ class PresetLoader(yaml.SafeLoader):
     def construct_mapping(self, node, deep=False):
         lines = {}
         for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":   # `<<: *anchor`: PyYAML merges it after
+                continue
             key = self.construct_object(key_node, deep=deep)
             line = key_node.start_mark.line + 1
             if isinstance(key, str) and key in lines:

@@ -336,6 +336,13 @@ def print_own_data_notes(opened):
             print(f"note: {errors.counted(n, 'tag')} of {data.tags_file} name{'s' if n == 1 else ''} one image only: "
                   f"{once}; a class of one image is hardly learnt, and a misspelt tag makes one: correct any "
                   "misspelling", flush=True)
+        if data.alike_ids:
+            pairs = errors.some([f"{i} (line {line}) and {j} (line {k})" for line, i, k, j in data.alike_ids])
+            n = len(data.alike_ids)
+            print(f"note: {errors.counted(n, 'image id')} of {data.tags_file} differ{'s' if n == 1 else ''} from "
+                  f"another only in case or in how an accent is encoded: {pairs}; outputs are named by id, so on a "
+                  "disk that ignores case (macOS's, Windows') or accent encoding (macOS's) one overwrites the other: "
+                  "rename one if the run's folder is on such a disk", flush=True)
         if data.unlisted:
             names = errors.some(data.unlisted)
             print(f"note: {len(data.unlisted)} images of {data.root} have no row in {data.tags_file} and are not used "

@@ -115,7 +115,11 @@ def stored_settings(out):
 def made_by(out):
     """The stage whose output folder `out` is, by its config.yaml: of the stages it holds the settings of (the stage
     and those upstream of it), the last in the table; None for none."""
-    stages = [s.name for s in pipeline.STAGES if s.name in (stored_settings(out) or {})]
+    try:
+        stored = stored_settings(out) or {}
+    except InputError:   # damaged: check_cache says so, and --overridecache replaces it
+        return None
+    stages = [s.name for s in pipeline.STAGES if s.name in stored]
     return stages[-1] if stages else None
 
 

@@ -281,7 +281,10 @@ def png_problem(path, sizes, grey=False, classes=None):
     if (h, w) not in map(tuple, sizes):
         return f"{path}: {w}x{h} (WxH), its image {hw[1]}x{hw[0]}; give each map its image's size"
     if classes:
-        values = np.unique(label_values(path))
+        try:
+            values = np.unique(label_values(path))
+        except InputError as e:   # colour, say
+            return e.messages[0]
         bad = values[(values >= classes) & (values != IGNORE)]
         if len(bad):
             return f"{path}: values {bad[:10].tolist()} outside the {classes} classes (0..{classes - 1}, {IGNORE} = " \

@@ -381,10 +381,11 @@ def unread_settings(stage, cfg, items):
     for item in items:
         key = item.split("=", 1)[0].strip()
         sec, _, name = key.rpartition(".")
-        owners = [sec] if sec else S.OWNERS.get(name, [])
+        owners = [pipeline.current_name(sec)] if sec else S.OWNERS.get(name, [])
         if owners and not set(owners) & set(read):
-            written = {k: naming.set_key(s, k) for s in read for k in cfg[s]}   # as --set writes them
-            near = difflib.get_close_matches(name, written, n=1)
+            written = {k: naming.set_key(s, k) for s in read[:-1] for k in cfg[s]}   # as --set writes them (run's
+            # keys left out: seedthres is not threads)
+            near = difflib.get_close_matches(name, written, n=1, cutoff=0.7)
             notes.append(f"--set {key}: a setting of {' and '.join(owners)}, which {stage} does not read (it reads "
                          f"{', '.join(read)}), so it changes nothing here" + (f"; did you mean {written[near[0]]}?"
                                                                             if near else ""))
@@ -393,12 +394,13 @@ def unread_settings(stage, cfg, items):
 
 def machine_notes(run):
     """Notes on run.threads and run.workers above this machine's cores (256 threads took a run 4x longer; 1000
-    loading processes, hours): torch's threads then wait on each other, loading processes crowd the cores."""
+    loading processes, hours): torch's threads then wait on each other, loading processes crowd the cores. Under
+    torchrun, the first process's."""
     n = lanes.cores()
-    return [f"{key} {run[key]} is more than the {n} cores this process may use: {why}; {key} {n} or fewer is faster"
-            for key, why in (("threads", "torch's threads then wait on each other"),
-                             ("workers", "loading processes then crowd the cores the network needs"))
-            if run[key] > n]
+    return [f"{key} {run[key]} is more than the {n} cores this process may use: {why}, which may be slower than "
+            f"{key} {n}" for key, why in (("threads", "torch's threads then wait on each other"),
+                                          ("workers", "loading processes then share the cores with the network"))
+            if run[key] > n and distributed.is_main()]
 
 
 def use_threads(threads):

@@ -179,9 +179,14 @@ def main(argv=None):
     data = ctx.resolve()[0]["data"]
     if not has_ground_truth(data):  # the tables hold mIoU against the masks (the mAP column alone needs none)
         raise InputError(f"the paper's tables compare mIoU, which needs ground-truth masks: {ground_truth_hint(data)}")
-    text = paper_tables(ctx)
     cfg, _ = ctx.resolve()
+    if not naming.run_dir(cfg).is_dir():   # a mistyped --out_root: a table of dashes otherwise
+        raise InputError(f"{naming.run_dir(cfg)}: no runs of preset {args.config} there; pass the --out_root of your "
+                         f"runs, or make them first (./script.py --config {args.config})")
     out = Path(args.out) if args.out else naming.run_dir(cfg) / "paper_tables.md"
+    if out.exists() and out.suffix.lower() not in (".md", ".markdown", ".txt"):
+        raise InputError(f"--out {out}: a file that is not markdown (.md) is there; name a .md file")
+    text = paper_tables(ctx)
     with atomic_path(out) as tmp:
         tmp.write_text(text)
     print(text + f"\nwritten to {out}")

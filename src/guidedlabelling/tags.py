@@ -75,7 +75,8 @@ def read_rows(path):
 
 def not_utf8(error):
     """Where text stops being UTF-8: 'line 3, byte 0xe9' (a Windows spreadsheet's é)."""
-    line = error.object.count(b"\n", 0, error.start) + 1   # error.object: the bytes after a BOM
+    before = error.object[:error.start].replace(b"\r\n", b"\n").replace(b"\r", b"\n")   # the bytes after a BOM
+    line = before.count(b"\n") + 1
     return f"line {line}, byte 0x{error.object[error.start]:02x}"
 
 

@@ -125,20 +125,8 @@ class OwnDataset(Labelled):
             seen[found.stem], files[r.line] = r.line, found
         named = {p.resolve() for p in files.values()}
         self.unlisted = sorted(p.name for stems in by_stem.values() for p in stems if p.resolve() not in named)
-        problems += self._alike_ids(files)
+        self.alike_ids = alike_ids(files)
         return files
-
-    def _alike_ids(self, files):
-        """A problem per image id that differs from an earlier one only in case or in how an accent is written:
-        outputs are named by id, and a macOS or Windows disk takes the two names for one file."""
-        first, problems = {}, []
-        for line, image in files.items():
-            seen = first.setdefault(unicodedata.normalize("NFC", image.stem).casefold(), (line, image.stem))
-            if seen[1] != image.stem:
-                problems.append(f"{self.tags_file}, line {line}: image id {image.stem!r} differs from {seen[1]!r} "
-                                f"(line {seen[0]}) only in case or accents; outputs are named by id, and macOS and "
-                                "Windows disks take such names for one file: rename one")
-        return problems
 
     def _row_file(self, r, listings, files, seen):
         """The image file row `r` names (InputError where it names none, or one named before)."""
@@ -245,6 +233,18 @@ class OwnDataset(Labelled):
         return self._present[i]
 
 
+def alike_ids(files):
+    """[(line, id, line, earlier id)] of the image ids ({CSV line: file}) that differ from an earlier one only in case
+    or in how an accent is encoded: outputs are named by id, and a disk that ignores case (macOS's, Windows') or
+    accent encoding (macOS's) takes the two names for one file."""
+    first, alike = {}, []
+    for line, image in files.items():
+        seen = first.setdefault(unicodedata.normalize("NFC", image.stem).casefold(), (line, image.stem))
+        if seen[1] != image.stem:
+            alike.append((line, image.stem) + seen)
+    return alike
+
+
 def tagged_once(rows):
     """{tag: its line} of the tags that one row alone names: a class of one image, or a misspelt tag."""
     lines = {}
@@ -300,9 +300,9 @@ def annotated_splits(d):
     own data without --masks has none."""
     if not d["masks"]:
         return set()
-    rows, masks, listings = read_tags(d["tags"]), Path(d["masks"]), {}
+    rows, masks, listings, mask_listing = read_tags(d["tags"]), Path(d["masks"]), {}, {}
     ids = [image_id(Path(d["images"]), r.image, listings) for r in rows]
-    return {split_of(r, i, d["val_percent"]) for r, i in zip(rows, ids) if (masks / f"{i}.png").is_file()}
+    return {split_of(r, i, d["val_percent"]) for r, i in zip(rows, ids) if mask_file(masks, i, mask_listing).is_file()}
 
 
 def image_id(root, name, listings):
