@@ -166,3 +166,27 @@ def test_why_a_folder_is_resumed_is_said_when_its_log_cannot_be_opened(own, comm
     code, out, err = command("seed_heatmaps", *own_args(own), "--set", "amp=bf16")
     assert code != 0 and "No space left on device" in err
     assert f"{folder}: resuming outputs made on cpu with amp none; this run makes the rest on cpu with amp bf16" in out
+
+
+def test_a_new_folder_beside_a_finished_one_of_other_settings_says_how_they_differ(own, command):
+    """A run given --masks after one without makes every stage's folder anew: the new one says why, naming the
+    nearest finished folder and the settings that differ. A folder with no finished neighbour says nothing."""
+    code, out, err = command("seed_train", *own_args(own, masks=False))
+    assert code == 0 and "a new folder for these settings" not in out + err, out + err
+    before, = stage_folders(own["out_root"] / "tiny" / "seed_train")
+    code, out, err = command("seed_train", *own_args(own))
+    assert code == 0, out + err
+    assert f"a new folder for these settings: the nearest finished one, {before}, was made with other values of " \
+           f"masks (masks '{own['masks']}' here, None there)" in out + err
+
+
+def test_the_drivers_own_variants_are_no_reason_given_for_a_new_folder(own, command):
+    """The seed heatmaps of val (seed_split test, a step of every run) finished beside the training split's new
+    folder are no 'nearest finished one'."""
+    for stage, extra in (("seed_train", ()), ("seed_heatmaps", ("--seed_split", "test"))):
+        code, out, err = command(stage, *own_args(own), *extra)
+        assert code == 0, out + err
+    from guidedlabelling import config as C, naming, runner
+    cfg, preset = C.resolve(str(own["preset"]), own_args(own)[3::2])
+    folder = naming.stage_dir(cfg, preset, "seed_heatmaps")
+    assert not folder.exists() and runner.nearest_folder(folder, naming.relevant(cfg, "seed_heatmaps")) is None

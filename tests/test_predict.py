@@ -432,6 +432,8 @@ def test_the_crop_size_a_model_was_trained_on_is_its_input_size(varied_model, ph
         "the preset's (64) unless given" in said
     assert "note:" not in predict_("given", "--input_size", "48")
     assert (tmp_path / "told" / "photo.png").read_bytes() == (tmp_path / "given" / "photo.png").read_bytes()
+    assert "note: --input_size is the network's input side for --resize none; --resize tight reads --size instead" \
+        in predict_("tight", "--input_size", "48", "--resize", "tight")
 
 
 def test_a_folder_of_folders_of_images_names_them(photos, tmp_path):

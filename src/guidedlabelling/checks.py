@@ -53,6 +53,8 @@ SIDE = at_least(MIN_SIDE)
 def side_or_zero(value):
     """A side in px, or 0 for none (never shrink; another setting's side)."""
     return None if value == 0 or value >= MIN_SIDE else f"must be 0 or at least {MIN_SIDE}"
+
+
 DEVICE_SYNTAX = re.compile(r"auto|cpu|cuda(:\d+)?")
 
 

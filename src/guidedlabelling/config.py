@@ -19,8 +19,9 @@ from .settings import COMMA_LISTS, LIST_SETTINGS, NOT_PATHS, OPTIONS, PATH_SETTI
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = ROOT / "configs"
 
+
 class KeyTwice(yaml.constructor.ConstructorError):
-    pass
+    """A key given twice in one mapping of a preset."""
 
 
 class PresetLoader(yaml.SafeLoader):

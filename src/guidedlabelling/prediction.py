@@ -230,6 +230,9 @@ def main(argv=None):
     test = preset["segmentations"]
     resize = args.resize or test["test_resize"]
     net_size = args.input_size or (resize == "none" and meta.get("input_size")) or preset["seg_train"]["input_size"]
+    if args.input_size and resize != "none":
+        print(f"note: --input_size is the network's input side for --resize none; --resize {resize} reads --size "
+              "instead, so --input_size changes nothing")
     if args.input_size is None and net_size != preset["seg_train"]["input_size"]:  # a run that set another
         print(f"note: the model was trained on {net_size}-px crops, not on the preset's "
               f"{preset['seg_train']['input_size']}: --input_size {net_size}; --size stays the preset's "

@@ -262,6 +262,33 @@ def stage_made(out):
     return (out / "log.txt").is_file() and recorded(out) is not None
 
 
+def nearest_folder(out, stage_cfg, most=3):
+    """Why a stage makes a new folder where finished ones of other settings stand beside it (a run given --masks
+    after one without: every stage's folder is new), else None: the finished folder whose settings differ in the
+    fewest (at most `most`) and how; not the folders of the driver's own variants (seed_split=test beside the
+    training split's heatmaps: a first run makes both)."""
+    variants = {item.split("=")[0] for _, _, settings in pipeline.STEPS for item in settings}
+    best = None
+    for other in sorted(p for p in out.parent.iterdir() if p.is_dir() and not p.name.startswith(".")) \
+            if out.parent.is_dir() else []:
+        try:
+            stored = naming.stored_settings(other) if (other / "done.json").is_file() else None
+        except InputError:
+            continue
+        if not isinstance(stored, dict) or set(stored) != set(stage_cfg):
+            continue
+        differ = [(naming.set_key(sec, k), stored[sec].get(k), v) for sec, values in stage_cfg.items()
+                  for k, v in values.items() if stored[sec].get(k) != v]
+        if differ and not any(key.split(".")[-1] in variants for key, _, _ in differ) and \
+                (best is None or len(differ) < len(best[1])):
+            best = other, differ
+    if best is None or len(best[1]) > most:
+        return None
+    said = "; ".join(f"{key} {new!r} here, {old!r} there" for key, old, new in best[1])
+    return f"a new folder for these settings: the nearest finished one, {best[0]}, was made with other values of " \
+           f"{', '.join(key for key, _, _ in best[1])} ({said})"
+
+
 def refuse_foreign(out, stage):
     """A folder holding files but no config.yaml is not a stage's (a user's --out_dir), and one whose config.yaml
     ends with another stage's settings is that stage's (a trained model's, say): recomputing would remove it whole,
@@ -495,6 +522,8 @@ def reuse_or_make(stage, args, cfg, preset, out, checked, alone):
                             print(f"{stage}: missing panels drawn into {out / 'vis'}: {drawn}")
                     return out
                 fresh = not out.exists()
+                if fresh and not args.out_dir and (nearest := nearest_folder(out, stage_cfg)):
+                    notes.append(nearest)
                 rescore = bool(pipeline.BY_NAME[stage].per_image) and not cfg["run"]["vis"]  # panels show labels
                 fresh = check_cache(out, stage_cfg, cfg["run"]["overridecache"], manifest, alone, rescore,
                                     "--out_dir" if args.out_dir else "--out_root", made_with(stage, cfg),
