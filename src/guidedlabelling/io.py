@@ -156,15 +156,20 @@ def label_values(path):
     PNG's 256 stays 256)."""
     try:
         with Image.open(path) as img:
-            if img.format != "PNG":  # a lossy JPEG's values are no class indices
-                raise InputError(f"{path}: a {img.format} file, not a PNG; save the labels as PNG (lossless)")
-            if img.mode not in LABEL_MODES:
-                colour = " (colours are not read as classes)" if img.mode in ("RGB", "RGBA") else ""
-                raise InputError(f"{path}: label PNG has mode {img.mode}{colour}; save it as an index (palette) or "
-                                 "single-channel PNG whose values are the classes 0..C-1, and 255 for void")
-            return np.asarray(img).astype(np.int64)
+            return label_array(img, path)
     except (OSError, SyntaxError) as e:
         raise InputError(f"{path}: unreadable label PNG ({e}); re-create or remove this file") from None
+
+
+def label_array(img, path):
+    """label_values of the label PNG `img`, opened from `path`."""
+    if img.format != "PNG":  # a lossy JPEG's values are no class indices
+        raise InputError(f"{path}: a {img.format} file, not a PNG; save the labels as PNG (lossless)")
+    if img.mode not in LABEL_MODES:
+        colour = " (colours are not read as classes)" if img.mode in ("RGB", "RGBA") else ""
+        raise InputError(f"{path}: label PNG has mode {img.mode}{colour}; save it as an index (palette) or "
+                         "single-channel PNG whose values are the classes 0..C-1, and 255 for void")
+    return np.asarray(img).astype(np.int64)
 
 
 def load_label_png(path):

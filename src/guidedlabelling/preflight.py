@@ -21,7 +21,7 @@ from . import pipeline
 from .datasets import MaskFolder, open_dataset
 from .errors import InputError, capped, some
 from .inference import check_classes, pick_device, trained
-from .io import IGNORE, WIDE_GREY_MODES, label_values, load_checkpoint
+from .io import IGNORE, WIDE_GREY_MODES, label_array, load_checkpoint
 from .model_setup import untrained
 from .fingerprint import EVALUATED, SETTINGS, TAG_ROWS, UPSTREAM, WORK_SIZE, Digests, fingerprint, has_outputs, \
     output_fingerprint, outputs_fingerprint, read_files, settings_digest, staleness
@@ -182,7 +182,7 @@ def upstream_folder(parent, given_folder, cfg, preset, made, datasets, opened, t
         if not path.is_dir():
             opened.add(f"{path}: folder not found; pass an existing folder")
             return path
-        maker = naming.made_by(path) if (path / "config.yaml").is_file() else None
+        maker = naming.made_by(path)
         if maker not in (None, parent) and parent not in pipeline.TRAINERS.values():   # (a model: its kind says)
             opened.add(f"{path}: the output folder of {maker} (its config.yaml says so), not of {parent}; pass a "
                        f"folder of {parent}")
@@ -275,17 +275,19 @@ def png_problem(path, sizes, grey=False, classes=None):
             w, h = img.size
             img.load()
             kind = grey and grey_map_problem(img)
+            try:   # from the pixels decoded here (a guide label folder: thousands of them)
+                label = label_array(img, path) if classes else None
+            except InputError as e:   # colour, say
+                label = e.messages[0]
     except (OSError, SyntaxError, ValueError) as e:
         return f"{path}: unreadable PNG ({e}); re-create or remove it"
     hw = sizes[0]
     if (h, w) not in map(tuple, sizes):
         return f"{path}: {w}x{h} (WxH), its image {hw[1]}x{hw[0]}; give each map its image's size"
+    if isinstance(label, str):
+        return label
     if classes:
-        try:
-            values = np.unique(label_values(path))
-        except InputError as e:   # colour, say
-            return e.messages[0]
-        bad = values[(values >= classes) & (values != IGNORE)]
+        bad = np.unique(label[(label >= classes) & (label != IGNORE)])
         if len(bad):
             return f"{path}: values {bad[:10].tolist()} outside the {classes} classes (0..{classes - 1}, {IGNORE} = " \
                 "void); guide labels are label maps of the dataset's classes (a saliency map is no guide label)"

@@ -275,7 +275,7 @@ def nearest_folder(out, stage_cfg, most=3):
             stored = naming.stored_settings(other) if (other / "done.json").is_file() else None
         except InputError:
             continue
-        if not isinstance(stored, dict) or set(stored) != set(stage_cfg):
+        if stored is None or set(stored) != set(stage_cfg):
             continue
         differ = [(naming.set_key(sec, k), stored[sec].get(k), v) for sec, values in stage_cfg.items()
                   for k, v in values.items() if stored[sec].get(k) != v]
@@ -403,14 +403,15 @@ def resolve(stage, argv):
 def unread_settings(stage, cfg, items):
     """A note per --set item naming a setting of sections the stage does not read (`./src/seed/eval.py --set
     seedthres=30` ran at eval_seedthres 20 without a word), with the nearest setting it reads."""
-    read = pipeline.sections(stage, cfg) + ["run"]
+    sections = pipeline.sections(stage, cfg)
+    read = sections + ["run"]
     notes = []
     for item in items:
         key = item.split("=", 1)[0].strip()
         sec, _, name = key.rpartition(".")
         owners = [pipeline.current_name(sec)] if sec else S.OWNERS.get(name, [])
         if owners and not set(owners) & set(read):
-            written = {k: naming.set_key(s, k) for s in read[:-1] for k in cfg[s]}   # as --set writes them (run's
+            written = {k: naming.set_key(s, k) for s in sections for k in cfg[s]}   # as --set writes them (run's
             # keys left out: seedthres is not threads)
             near = difflib.get_close_matches(name, written, n=1, cutoff=0.7)
             notes.append(f"--set {key}: a setting of {' and '.join(owners)}, which {stage} does not read (it reads "

@@ -7,7 +7,7 @@ import math
 import re
 
 from . import pipeline
-from .checks import NON_NEGATIVE, PERCENT, POSITIVE, at_least, device, filled, one_of, side_or_zero
+from .checks import NON_NEGATIVE, PERCENT, POSITIVE, SIDE, device, filled, one_of, side_or_zero
 from .crf import BACKENDS
 from .datasets import LAYOUTS
 from .errors import InputError
@@ -67,7 +67,7 @@ SHARED = {
     },
 }
 SHARED_CHECKS = {
-    "data": {"layout": one_of("auto", *LAYOUTS), "builtin_size": at_least(16), "builtin_train": POSITIVE,
+    "data": {"layout": one_of("auto", *LAYOUTS), "builtin_size": SIDE, "builtin_train": POSITIVE,
              "builtin_val": POSITIVE, "val_percent": PERCENT, "max_image_side": side_or_zero},
     "run": {"out_root": filled("a folder (. for the current one)"), "device": device, "gpu": NON_NEGATIVE,
             "workers": NON_NEGATIVE, "lanes": POSITIVE,

@@ -176,10 +176,10 @@ def main(argv=None):
     p.add_argument("--debug", action="store_true", help="show the traceback of an error instead of one line")
     args = p.parse_args(argv)
     ctx = Context(args.config, args.set + ([f"out_root={args.out_root}"] if args.out_root else []))
-    data = ctx.resolve()[0]["data"]
-    if not has_ground_truth(data):  # the tables hold mIoU against the masks (the mAP column alone needs none)
-        raise InputError(f"the paper's tables compare mIoU, which needs ground-truth masks: {ground_truth_hint(data)}")
     cfg, _ = ctx.resolve()
+    if not has_ground_truth(cfg["data"]):  # the tables hold mIoU against the masks (the mAP column alone needs none)
+        raise InputError("the paper's tables compare mIoU, which needs ground-truth masks: "
+                         f"{ground_truth_hint(cfg['data'])}")
     if not naming.run_dir(cfg).is_dir():   # a mistyped --out_root: a table of dashes otherwise
         raise InputError(f"{naming.run_dir(cfg)}: no runs of preset {args.config} there; pass the --out_root of your "
                          f"runs, or make them first (./script.py --config {args.config})")

@@ -26,7 +26,6 @@ OPTIONS = {
 }
 
 
-
 def sides(text):
     """extra_sizes' sides as ints ('' none)."""
     return [int(side) for side in names(text)]
