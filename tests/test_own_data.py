@@ -81,10 +81,14 @@ def folder(tmp_path_factory):
     return base
 
 
+def script_command(folder, out_root, *extra):
+    return [sys.executable, str(ROOT / "script.py"), "--config", "smoke", "--out_root", str(out_root),
+            "--images", str(folder / "images"), "--tags", str(folder / "tags.csv"), *extra]
+
+
 def run_script(folder, out_root, *extra):
-    cmd = [sys.executable, str(ROOT / "script.py"), "--config", "smoke", "--out_root", str(out_root),
-           "--images", str(folder / "images"), "--tags", str(folder / "tags.csv"), *extra]
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(script_command(folder, out_root, *extra), cwd=ROOT, capture_output=True, text=True,
+                          timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return out_root / "smoke", proc.stdout
 
@@ -378,15 +382,31 @@ def test_masks_of_some_val_images_score_the_segmenter_on_them_alone(folder, tmp_
 
 def test_unreadable_images_are_named_in_the_summary_and_the_report(folder, tmp_path):
     """An image that does not decode is left out: the end of the run lists it once, and summary.json and the report
-    name it too (they did not: only the stages' done.json and logs did)."""
+    name it too (they did not: only the stages' done.json and logs did). One that decodes with a warning of Pillow's
+    is used, and named with its warning at the end of the run, in place of Pillow's own line (which named no file
+    and came from every loader worker)."""
     shutil.copytree(folder, tmp_path / "own")
     (tmp_path / "own" / "images" / "broken.jpg").write_bytes(b"not a JPEG")   # sha1 mod 100 = 40: a training image
+    palette = Image.fromarray(np.arange(64 * 64).reshape(64, 64).astype(np.uint8) % 3, "P")
+    palette.putpalette([200, 30, 30, 30, 200, 30, 30, 30, 200])
+    palette.save(tmp_path / "own" / "images" / "gif_like.png", transparency=bytes([0, 128, 255]))   # a training image
     with open(tmp_path / "own" / "tags.csv", "a") as f:
-        f.write("broken.jpg,cat\n")
-    root, stdout = run_script(tmp_path / "own", tmp_path / "runs")
+        f.write("broken.jpg,cat\ngif_like.png,cat\n")
+    proc = subprocess.run(script_command(tmp_path / "own", tmp_path / "runs"), cwd=ROOT, capture_output=True,
+                          text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    root, stdout = tmp_path / "runs" / "smoke", proc.stdout
     broken = str(tmp_path / "own" / "images" / "broken.jpg")
     summary = json.loads((root / "summary.json").read_text())
     assert list(summary["skipped_images"]) == [broken]
     assert f"\nskipped 1 unreadable image:\n  {broken}: " in stdout
+    warning = "Palette images with Transparency expressed in bytes should be converted to RGBA images"
+    gif_like = str(tmp_path / "own" / "images" / "gif_like.png")
+    assert summary["warned_images"] == {gif_like: warning}
+    assert f"\n1 image decoded with warnings from Pillow and used as decoded (re-save a file to silence it):\n" \
+        f"  {gif_like}: {warning}\n" in stdout
+    assert "UserWarning" not in proc.stderr + stdout
+    guide = json.loads((Path(summary["guide_labels"]) / "done.json").read_text())
+    assert guide["warned_images"] == {gif_like: warning} and (Path(summary["guide_labels"]) / "gif_like.png").is_file()
     report = (root / "report.html").read_text()
     assert "<h2>1 unreadable image left out</h2>" in report and html.escape(broken) in report

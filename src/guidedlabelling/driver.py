@@ -19,6 +19,7 @@ from .cli import errors_end_in_one_line
 from .fingerprint import remade_upstream
 from . import errors
 from .errors import LANES, OVERRIDDEN, Parser, os_error_message
+from .datasets.base import warned_line
 from .datasets import annotated_splits, ground_truth_hint, has_ground_truth, layout, split_name
 from .inference import trained
 from .io import InputError, save_json
@@ -382,15 +383,17 @@ def print_shapes_saliency(cfg, guide):
 
 
 def print_skipped(*finished):
-    """The unreadable images the stages left out (each stage lists them in its done.json); returned for
-    summary.json."""
-    skipped = skipped_images(*finished)
-    if not skipped:
-        return {}
-    print(f"\nskipped {errors.counted(len(skipped), 'unreadable image')}:")
-    for path, why in skipped.items():
-        print(f"  {path}: {why}")
-    return {"skipped_images": skipped}
+    """The unreadable images the stages left out, and those they read with Pillow's warnings (each stage lists them
+    in its done.json); returned for summary.json."""
+    skipped, warned = skipped_images(*finished), skipped_images(*finished, key="warned_images")
+    if skipped:
+        print(f"\nskipped {errors.counted(len(skipped), 'unreadable image')}:")
+        print("\n".join(f"  {path}: {why}" for path, why in skipped.items()))
+    if warned:   # harmless, and maybe thousands: the first ten
+        more = [f"  ... and {len(warned) - 10} more (summary.json)"] if len(warned) > 10 else []
+        print(f"\n{warned_line(len(warned))}:")
+        print("\n".join([f"  {path}: {why}" for path, why in list(warned.items())[:10]] + more))
+    return ({"skipped_images": skipped} if skipped else {}) | ({"warned_images": warned} if warned else {})
 
 
 def print_guide_classes(guide):

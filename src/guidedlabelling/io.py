@@ -7,6 +7,7 @@ import math
 import os
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,9 @@ from .errors import InputError
 from .pipeline import TRAINERS, command
 
 Image.MAX_IMAGE_PIXELS = None  # a user's panorama or scan is no attack, and the work size shrinks it (max_image_side)
+warnings.filterwarnings("ignore", category=UserWarning, module="PIL")  # Pillow's warnings on a file (corrupt EXIF, a
+# palette's transparency) name no file, and came once per loader worker: the datasets report them once, naming each
+# file (datasets.base.readable_items)
 IGNORE = 255  # label value of void pixels (object borders, unlabelled): neither trained on nor evaluated
 LABEL_MODES = ("P", "L", "1", "I", "I;16", "I;16B", "I;16L")  # modes whose pixel values are class indices
 WIDE_GREY_MODES = ("I", "I;16", "I;16B", "I;16L")  # 16-bit greyscale (32-bit "I" holds PNG's 16 bits too)
@@ -190,6 +194,11 @@ def eight_bit(img):
     return Image.fromarray(np.clip(np.round(values / 257), 0, 255).astype(np.uint8), "L")
 
 
+def upright_rgb(img):
+    """An opened image as load_image decodes it: EXIF orientation applied, 16-bit greyscale scaled to 8 bits, RGB."""
+    return eight_bit(ImageOps.exif_transpose(img)).convert("RGB")
+
+
 def load_image(path, hw=None):
     """RGB uint8 HxWx3, EXIF orientation applied, greyscale expanded (16-bit greyscale scaled to 8 bits); with hw
     (height, width, as displayed), shrunk to that size (bilinear, averaging), a JPEG decoded at the smallest of 1/2,
@@ -199,7 +208,7 @@ def load_image(path, hw=None):
             if hw is not None and max(hw) < max(img.size):
                 scale = max(hw) / max(img.size)
                 img.draft(None, (math.ceil(img.width * scale), math.ceil(img.height * scale)))
-            img = eight_bit(ImageOps.exif_transpose(img)).convert("RGB")
+            img = upright_rgb(img)
             if hw is not None and img.size != (hw[1], hw[0]):
                 img = img.resize((hw[1], hw[0]), Image.BILINEAR)
             return np.array(img)

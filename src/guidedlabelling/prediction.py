@@ -22,6 +22,7 @@ from . import transforms as T
 from .checks import SIDE, argument, between, side_or_zero
 from .config import CONFIGS, resolve
 from .datasets import ImageFiles
+from .datasets.base import warned_line
 from .errors import Parser, counted, listed, os_error_message, some
 from .crf import BACKENDS, TEST_CRFS
 from .inference import TEST_GEOMETRIES, forward_all, geometry, label_map, load_model, pick_device, trained
@@ -86,7 +87,8 @@ def predict(model_path, inputs, out_dir, size, resize="none", pcrf="none", devic
             with atomic_path(overlay_png) as tmp:
                 Image.fromarray(overlay(image, label, alpha)).save(tmp, format="PNG")
     return {"images": len(images), "done_before": len(images) - len(todo), "classes": list(meta["classes"]),
-            "out_dir": str(out_dir), "skipped_images": images.skipped, "not_images": [str(p) for p in images.ignored],
+            "out_dir": str(out_dir), "skipped_images": images.skipped, "warned_images": images.warned,
+            "not_images": [str(p) for p in images.ignored],
             "folders_not_read": [str(p) for p in images.subfolders]}
 
 
@@ -261,3 +263,6 @@ def main(argv=None):
     if skipped:
         print(f"skipped {counted(len(skipped), 'unreadable image')}:\n" +
               "\n".join(f"  {p}: {why}" for p, why in skipped.items()))
+    if summary["warned_images"]:
+        print(f"{warned_line(len(summary['warned_images']))}:\n" +
+              "\n".join(f"  {p}: {why}" for p, why in summary["warned_images"].items()))

@@ -156,7 +156,7 @@ def guide_class_section(cfg, preset):
 
 def saliency_section(cfg, preset):
     scores = {split: values for split, values in (stage_result(cfg, preset, "saliency") or {}).items()
-              if isinstance(values, dict) and split not in ("skipped_images", "outputs", "made_with")}
+              if isinstance(values, dict) and split not in ("skipped_images", "warned_images", "outputs", "made_with")}
     if not scores:
         return ""
     salthres = str(cfg["guide_labels"]["salthres"])

@@ -32,9 +32,10 @@ def stage_result(cfg, preset, stage, name="done.json"):
     return finished(naming.stage_dir(cfg, preset, stage), name)
 
 
-def skipped_images(*finished_):
-    """{image: why} of the unreadable images that stages left out, from their done.json (None: not finished)."""
-    return {path: why for d in finished_ if d for path, why in d.get("skipped_images", {}).items()}
+def skipped_images(*finished_, key="skipped_images"):
+    """{image: why} of the unreadable images that stages left out, from their done.json (None: not finished);
+    key="warned_images": {image: Pillow's warnings} of those they read as decoded."""
+    return {path: why for d in finished_ if d for path, why in d.get(key, {}).items()}
 
 
 def method_table(guide, seg, ref):

@@ -30,6 +30,7 @@ from .fingerprint import EVALUATED, MANIFEST, UPSTREAM, changes, damage, finishe
 from .inference import pick_device
 from .errors import OVERRIDDEN, listed, resume_hint
 from .io import Busy, InputError, lock_of, reading, save_json, save_yaml, writing
+from .datasets.base import warned_line
 from .datasets.builtin import ensure_builtin
 
 
@@ -46,6 +47,7 @@ class Stage:
     fingerprint: str            # of the inputs, written into done.json
     output_fingerprint: str     # of the inputs the outputs depend on (fingerprint.outputs_fingerprint)
     skipped: dict = field(default_factory=dict)  # {image: why} of unreadable images the datasets left out
+    warned: dict = field(default_factory=dict)   # {image: Pillow's warnings} of images read as they decode
 
     @property
     def device(self):
@@ -60,14 +62,17 @@ class Stage:
 
     def dataset(self, split):
         """A split the stage reads (reads(cfg, given) of its module), as the preflight opened it."""
-        data = self.checked.datasets[split]
-        self.skipped.update(data.skipped)
-        return data
+        return self.kept_lists(self.checked.datasets[split])
 
     @property
     def saliency_set(self):
-        self.skipped.update(self.checked.saliency_set.skipped)
-        return self.checked.saliency_set
+        return self.kept_lists(self.checked.saliency_set)
+
+    def kept_lists(self, data):
+        """`data`, its unreadable images and those that decode with warnings kept for done.json."""
+        self.skipped.update(data.skipped)
+        self.warned.update(data.warned)
+        return data
 
     def output_dir(self, stage):
         """The folder of another stage's output with this run's settings (it may not exist)."""
@@ -96,6 +101,10 @@ class Stage:
             summary = summary | {"skipped_images": self.skipped}
             self.log.info("skipped %d unreadable images (listed in done.json):\n%s", len(self.skipped),
                           "\n".join(f"  {path}: {why}" for path, why in self.skipped.items()))
+        if self.warned:
+            summary = summary | {"warned_images": self.warned}
+            self.log.info("%s (listed in done.json):\n%s", warned_line(len(self.warned)),
+                          "\n".join(f"  {path}: {why}" for path, why in self.warned.items()))
         sizes = output_sizes(self.out)
         save_json(self.out / "done.json",
                   summary | {"outputs": sizes, "outputs_digest": outputs_digest(self.out, sizes)})

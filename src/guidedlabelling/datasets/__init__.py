@@ -8,9 +8,9 @@ chooses it. A layout is a subclass of base.Labelled that
 - opens one split of the data that the data settings name with the classmethod open(d, split, follow_symlinks),
   checking its files then, before a stage writes anything: a missing file, a label value outside the classes or a
   label of another size is an InputError naming the file; an image that does not decode is left out (base.py:
-  readable_items) and listed in `skipped`;
+  readable_items) and listed in `skipped`, one that decodes with Pillow's warnings in `warned`;
 - has `root` (a folder to name in messages), `split`, `classes` (background first), `items` (base.Item: id, image
-  path, label path or None), `sizes` ((height, width) of each image file), `skipped`;
+  path, label path or None), `sizes` ((height, width) of each image file), `skipped`, `warned`;
 - image_classes(i): the image's foreground classes (1-based, increasing), its tags;
 - full_label(i): its label map ([H, W] uint8, 255 = void) at the file's size when `has_labels` (the stages read
   image(i) and label(i), both at the work size hw(i) that open_dataset's max_side sets); has_ground_truth(d) says

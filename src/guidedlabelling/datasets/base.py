@@ -1,20 +1,20 @@
 """What every dataset layout shares: items, image and label checks, and the Labelled base class whose contract
 datasets/__init__.py describes."""
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from ..errors import raise_all
+from ..errors import counted, raise_all
 from ..io import IGNORE, InputError, label_values, load_image
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 MAX_CLASSES = IGNORE  # label PNGs hold 8-bit class indices 0..254; 255 is void
 EXIF_ORIENTATION = 0x0112
 TRANSPOSING_ORIENTATIONS = (5, 6, 7, 8)  # EXIF orientations that swap width and height
-
 
 
 def check_class_count(classes, source, fix):
@@ -42,6 +42,8 @@ def image_check(path):
                 return "floating-point pixels (mode F); save it as an 8-bit JPEG or PNG"
             img.draft(None, (1, 1))
             img.load()
+            if img.mode == "P":
+                img.convert("RGB")   # Pillow warns of a palette's transparency only as load_image converts it
             turned = img.getexif().get(EXIF_ORIENTATION) in TRANSPOSING_ORIENTATIONS   # after load: Pillow's TIFF
             # reader opens at the displayed size and drops the tag as it loads, turned already
     except UnidentifiedImageError as e:
@@ -61,11 +63,17 @@ def missing_image(it, listed_in):
 
 
 def readable_items(items, listed_in):
-    """Items whose image decodes, their image sizes, and {image path: problem} of those that do not."""
+    """Items whose image decodes, their image sizes, {image path: problem} of those that do not, and {image path:
+    Pillow's warnings} of those that decode with warnings (a corrupt EXIF block, say), which io silences where the
+    images are read for work."""
     raise_all([problem for it in items if (problem := missing_image(it, listed_in))], listed_in)
-    kept, sizes, skipped = [], [], {}
+    kept, sizes, skipped, warned = [], [], {}, {}
     for it in items:
-        checked = image_check(it.image)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", UserWarning)
+            checked = image_check(it.image)
+        if caught:
+            warned[str(it.image)] = "; ".join(dict.fromkeys(str(w.message) for w in caught))
         if isinstance(checked, str):
             skipped[str(it.image)] = checked
         else:
@@ -75,7 +83,12 @@ def readable_items(items, listed_in):
         path, problem = next(iter(skipped.items()))
         raise InputError(f"{listed_in}: none of its {len(items)} images can be read ({path}: {problem}); "
                          "replace them")
-    return kept, sizes, skipped
+    return kept, sizes, skipped, warned
+
+
+def warned_line(n):
+    """What a run says of the images that readable_items found to decode with Pillow's warnings."""
+    return f"{counted(n, 'image')} decoded with warnings from Pillow and used as decoded (re-save a file to silence it)"
 
 
 def checked_label(path, hw, classes, class_source):

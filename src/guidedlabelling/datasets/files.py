@@ -40,7 +40,7 @@ class ImageFiles(ImageList):
             raise InputError(f"{broken[0]}: a link to nothing, as every .jpg, .jpeg or .png of the folders named; "
                              "name image files")
         listed = [Item(p.stem, p, None) for p in paths]
-        self.items, self.sizes, self.skipped = readable_items(listed, "the images named")
+        self.items, self.sizes, self.skipped, self.warned = readable_items(listed, "the images named")
         self.skipped |= {str(p): "a link to nothing, not a file" for p in broken}
 
 

@@ -61,7 +61,7 @@ class MaskFolder(ImageList):
             if not it.label.is_file():
                 raise InputError(f"{it.label}: mask of {it.image.name} not found; add it or remove the image")
         self.sources = [p for it in listed for p in (it.image, it.label)]
-        self.items, self.sizes, self.skipped = readable_items(listed, roots)
+        self.items, self.sizes, self.skipped, self.warned = readable_items(listed, roots)
         for i in range(len(self.items)):
             self.label(i)  # checks every mask now, before a stage writes anything
 

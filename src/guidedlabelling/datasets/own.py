@@ -74,7 +74,7 @@ class OwnDataset(Labelled):
         self.sources = [self.tags_file] + [it.image for it in listed]
         self.labels = [it.label for it in listed if it.label is not None]
         try:
-            self.items, self.sizes, self.skipped = readable_items(listed, self.tags_file)
+            self.items, self.sizes, self.skipped, self.warned = readable_items(listed, self.tags_file)
         except InputError as e:  # none readable: with the problems found before
             raise_all(problems + list(e.messages), self.tags_file)
         self._present = [[self.classes.index(t) for t in self._rows[it.id].tags] for it in self.items]

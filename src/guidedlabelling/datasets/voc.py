@@ -60,7 +60,7 @@ class VOCDataset(Labelled):
         listed = self._read_list(datatype)
         listing = self._list_path(datatype)
         raise_all([problem for problem in self._missing_files(listed, listing) if problem], listing)
-        self.items, self.sizes, self.skipped = readable_items(listed, listing)
+        self.items, self.sizes, self.skipped, self.warned = readable_items(listed, listing)
         self._present = [present_classes(self.full_label(i)) for i in range(len(self.items))]
         self.sources = [listing, self.root / "classes.txt"] + [it.image for it in listed] + \
             self._class_lists(listed)
