@@ -317,6 +317,25 @@ def test_an_image_replaced_since_its_outputs_were_made_is_predicted_again(model,
     assert (out / "photo.png").read_bytes() == kept   # the labels do not depend on alpha
 
 
+def test_an_image_pillow_warns_of_is_predicted_and_named_with_its_warning(model, tmp_path):
+    """A palette PNG with its transparency given as bytes (as GIF converters write) is predicted; Pillow's warning on
+    it comes once, naming the file, not as Pillow's own line."""
+    folder = tmp_path / "gifs"
+    folder.mkdir()
+    palette = Image.fromarray(np.arange(40 * 30).reshape(30, 40).astype(np.uint8) % 3, "P")
+    palette.putpalette([235, 140, 40, 30, 200, 30, 30, 30, 200])
+    palette.save(folder / "logo.png", transparency=bytes([0, 128, 255]))
+    proc = subprocess.run([sys.executable, str(ROOT / "src/predict.py"), str(folder), "--model", str(model),
+                           "--out_dir", str(tmp_path / "out"), "--config", "smoke"], cwd=ROOT, capture_output=True,
+                          text=True)
+    assert proc.returncode == 0, proc.stderr
+    warning = "Palette images with Transparency expressed in bytes should be converted to RGBA images"
+    assert f"1 image decoded with warnings from Pillow and used as decoded (re-save a file to silence it):\n" \
+        f"  {folder / 'logo.png'}: {warning}" in proc.stdout
+    assert "UserWarning" not in proc.stdout + proc.stderr
+    assert np.asarray(Image.open(tmp_path / "out" / "logo.png")).shape == (30, 40)
+
+
 def test_other_files_of_a_folder_are_noted_and_a_link_to_nothing_is_skipped(model, photos, tmp_path):
     """A folder's files that are not .jpg/.jpeg/.png, and its folders, are named in a note (not silently left out), a
     .jpg that is a link to nothing is a counted skip, not an error; every name clash is reported, not only the
