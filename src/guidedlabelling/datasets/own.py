@@ -64,8 +64,8 @@ class OwnDataset(Labelled):
             raise InputError(f"{self.tags_file}: no tags at all; tag each image with the classes it shows")
         check_class_count(self.classes, self.tags_file, "merge tags")
         files = self._match_files(rows, problems)
-        listed, self._rows = self._split_items(rows, files, masks, val_percent, problems)
         listings = {}   # the masks folder, listed once
+        listed, self._rows = self._split_items(rows, files, masks, val_percent, problems, listings)
         if masks and files and not any(mask_file(Path(masks), f.stem, listings).is_file() for f in files.values()):
             problems.append(f"{masks}: no mask of the CSV's images (<id>.png); name each as its image's id, or "
                             "leave out --masks to run without evaluation")
@@ -94,9 +94,9 @@ class OwnDataset(Labelled):
         unannotated = set(self.unannotated)
         return sorted(p.name for p in Path(masks).iterdir() if p.stem in unannotated and p.suffix != ".png")
 
-    def _split_items(self, rows, files, masks, val_percent, problems):
-        """Items of this split, and {id: its row}."""
-        items, row_of, listings = [], {}, {}
+    def _split_items(self, rows, files, masks, val_percent, problems, listings):
+        """Items of this split, and {id: its row}; `listings`: mask_file's memo of the folder's listing."""
+        items, row_of = [], {}
         for r in rows:
             image = files.get(r.line)
             if image is None or split_of(r, image.stem, val_percent) != self.split:
