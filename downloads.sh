@@ -77,7 +77,7 @@ sbd() {  # SBD labels (.mat) -> SegmentationClassAug PNGs + the train_aug list (
 models() {
   local vgg=$DATA/downloads/VGG_ILSVRC_16_layers.caffemodel
   fetch "$VGG_URL" VGG_ILSVRC_16_layers.caffemodel
-  "$PYTHON" caffe/inspect.py "$vgg" > /dev/null || die "$vgg: not a Caffe model (an error page?); delete it and rerun"
+  "$PYTHON" caffe/list_layers.py "$vgg" > /dev/null || die "$vgg: not a Caffe model (an error page?); delete it and rerun"
   confirm
   cp "$vgg" "$MODELS/"
   if [ -f "$MODELS/VGG_ILSVRC_16_layers-deeplab.caffemodel" ]; then

@@ -12,12 +12,8 @@
                                         DeepLab-LargeFOV's init (VGG_ILSVRC_16_layers-deeplab): VGG-16 with
                                         fc6/fc7 decimated to 3x3x1024 / 1024, as the DeepLab paper describes
 """
-import os
-import sys
-
-# bootstrap: off the path with this folder, whose inspect.py would shadow the standard library's (torch imports it)
-sys.path = [p for p in sys.path if os.path.abspath(p) != os.path.dirname(os.path.abspath(__file__))]
 import argparse
+import sys
 from pathlib import Path
 
 import torch

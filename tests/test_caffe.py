@@ -314,20 +314,17 @@ def test_torchvision_rejects_other_state_dicts():
 # ---- command lines ----
 
 def test_scripts_run_from_the_repo_root():
-    """caffe/inspect.py must not shadow the stdlib `inspect` (torch imports it) for either script."""
-    for script in ("caffe/inspect.py", "caffe/convert.py"):
+    for script in ("caffe/list_layers.py", "caffe/convert.py"):
         assert os.access(ROOT / script, os.X_OK), script
         done = subprocess.run([sys.executable, script, "-h"], cwd=ROOT, capture_output=True, text=True, timeout=120)
         assert done.returncode == 0 and "usage:" in done.stdout, done.stderr
 
 
 def cli(name):
-    """A script of caffe/ as a module, run in this process (its bootstrap's sys.path change undone)."""
-    saved = sys.path[:]
+    """A script of caffe/ as a module, run in this process."""
     spec = importlib.util.spec_from_file_location(f"caffe_{name}_cli", ROOT / "caffe" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    sys.path[:] = saved
     return module
 
 
@@ -342,18 +339,18 @@ def run_main(capsys, name, *args):
     return status, out, err
 
 
-def test_inspect_cli(tmp_path, capsys):
+def test_list_layers_cli(tmp_path, capsys):
     v1 = tmp_path / "v1.caffemodel"
     v1.write_bytes(v1_file())
     prototxt = tmp_path / "p.prototxt"
     prototxt.write_text('layer { name: "score" type: "InnerProduct" }\n')
-    status, out, _ = run_main(capsys, "inspect", v1)
+    status, out, _ = run_main(capsys, "list_layers", v1)
     assert status == 0 and [json.loads(line) for line in out.splitlines()] == [
         {"name": "conv1_1", "type": "Convolution", "blobs": [[2, 3, 1, 1], [1, 1, 1, 2]]},
         {"name": "score", "type": "InnerProduct", "blobs": [[1, 1, 4, 2]]}]
-    status, out, err = run_main(capsys, "inspect", v1, "--prototxt", prototxt)
+    status, out, err = run_main(capsys, "list_layers", v1, "--prototxt", prototxt)
     assert status == 0 and len(out.splitlines()) == 1 and "conv1_1" in err
-    status, _, err = run_main(capsys, "inspect", prototxt)
+    status, _, err = run_main(capsys, "list_layers", prototxt)
     assert status == 2 and err.startswith("error: ") and str(prototxt) in err and err.count("\n") == 1
 
 

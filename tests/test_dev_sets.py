@@ -49,11 +49,7 @@ def test_seed_maps_puts_a_map_on_the_head_at_the_head(tmp_path):
 def test_pair_maps_auc_counts_pairs_and_halves_ties():
     """benchmarks/pair_maps.py's AUC against the pairs counted by hand: of the 2 x 3 (first, second) pixel pairs,
     the first scores higher in 4, ties in 1 (counted half) and lower in 1."""
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        from pair_maps import auc, scores
-    finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
+    from pair_maps import auc, scores   # benchmarks/ is on pytest's pythonpath (pyproject.toml)
     positive = np.array([True, False, True, False, False])
     assert auc(positive, np.array([0.9, 0.1, 0.4, 0.4, 0.5])) == 4.5 / 6
     # a first map high on the first class's pixels and a second map high on the second's: every score tells them apart

@@ -6,13 +6,9 @@ With --prototxt, list the layers of that net definition that get weights from th
 copies weights by layer name), with the prototxt's layer types; model layers it leaves unused are
 named on stderr.
 """
-import os
-import sys
-
-# bootstrap: off the path with this folder, whose inspect.py would shadow the standard library's (torch imports it)
-sys.path = [p for p in sys.path if os.path.abspath(p) != os.path.dirname(os.path.abspath(__file__))]
 import argparse
 import json
+import sys
 
 from guidedlabelling.caffemodel import blob_dims, layer_type, net_layers, read_caffemodel, read_prototxt
 from guidedlabelling.io import InputError
