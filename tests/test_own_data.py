@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 from guidedlabelling.config import SHAPES_SALIENCY
-from guidedlabelling.datasets import OwnDataset
+from guidedlabelling.datasets import OwnDataset, own_split
 from guidedlabelling.datasets.base import image_check
 from guidedlabelling.io import load_image, voc_palette
 
@@ -149,6 +149,7 @@ def test_split_column_and_names_without_extension(folder, tmp_path):
     train = OwnDataset(folder / "images", csv, split="train_aug")   # the VOC presets' name for train
     val = OwnDataset(folder / "images", csv, split="val")
     assert train.ids == ["grey", "alpha"] and val.ids == ["big"]
+    assert own_split("voc12train_aug") == train.split == "train" and own_split("voc12val") == "val"   # as the run says
     assert train.classes == ["background", "bird", "cat", "dog"]
     assert val.items[0].image == folder / "images" / "big.jpg"
 

@@ -20,7 +20,7 @@ from .fingerprint import remade_upstream
 from . import errors
 from .errors import LANES, OVERRIDDEN, Parser, os_error_message
 from .datasets.base import warned_line
-from .datasets import annotated_splits, ground_truth_hint, has_ground_truth, layout, split_name
+from .datasets import annotated_splits, ground_truth_hint, has_ground_truth, layout, own_split
 from .inference import trained
 from .io import InputError, save_json
 from .results import METHOD_ROWS, RATIO_ROW, method_table, skipped_images, stage_result, unmarked_classes, \
@@ -285,7 +285,7 @@ def summarise(args, overrides, skip, seconds=None, stale=()):
         for line in unmarked:
             print(f"warning: {line}")
         hint = ground_truth_hint(cfg["data"])
-        splits = {key: split_name(cfg["data"][key]) for key in ("dataset", "test_dataset")}
+        splits = {key: own_split(cfg["data"][key]) for key in ("dataset", "test_dataset")}   # no masks: own data
         print(f"\nno ground-truth masks, so no mIoU table ({hint} for one)\nguide labels: "
               f"{outputs['guide_labels']} (the {splits['dataset']} images)\npredictions: {outputs['predictions']} "
               f"(the {splits['test_dataset']} images; ./src/predict.py IMAGES --model MODEL segments any others)\n"

@@ -252,7 +252,7 @@ def read_heatmap_file(path, names):
         return {name: m[name] for name in names}
     except Exception as e:  # scipy's reader raises many kinds (IndexError, ValueError, zlib.error) on damaged files
         raise InputError(f"{path}: unreadable heatmap file ({type(e).__name__}: {e}); remove it and rerun "
-                         "src/seed/test.py") from None
+                         f"{command('seed_heatmaps')}") from None
 
 
 CLASS_SCORES = "cls_res.mat"  # seed_heatmaps' file of every image's class scores, beside the heatmaps (the release's)

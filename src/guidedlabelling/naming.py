@@ -11,6 +11,7 @@ import yaml
 
 from . import pipeline
 from .config import absolute_paths, builtin_paths
+from .datasets import layout
 from .errors import InputError
 from .settings import NOT_PATHS, OWNERS, PATH_SETTINGS, defaults
 
@@ -92,8 +93,7 @@ def without_unread(settings):
     d = settings.get("data")
     if d is None or d.get("pascalroot") is None:
         return settings
-    own = d.get("layout") == "own" or (d.get("layout", "auto") == "auto" and (d.get("images") or d.get("tags")))
-    if own or d.get("dataset_dir"):  # datasets.layout, on settings that may predate `layout`
+    if layout(d) == "own" or d.get("dataset_dir"):
         settings["data"] = d | {"pascalroot": None}
     return settings
 

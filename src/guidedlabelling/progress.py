@@ -6,11 +6,12 @@ another tenth of the work is done or 30 s have passed, e.g.
 Under torchrun only the first process reports; the others run the same loop unreported.
 """
 import math
-import os
 import sys
 import time
 
 from tqdm import tqdm
+
+from . import distributed
 
 
 def progress(iterable, desc, total=None, initial=0, stream=None, every_s=30.0, every_frac=0.1,
@@ -18,7 +19,7 @@ def progress(iterable, desc, total=None, initial=0, stream=None, every_s=30.0, e
     """`iterable`, reporting progress; `initial` items were done before (a resumed training)."""
     stream = stream or sys.stderr
     total = initial + len(iterable) if total is None else total
-    if int(os.environ.get("RANK", "0")) != 0:
+    if not distributed.is_main():
         return iterable
     if stream.isatty():
         return tqdm(iterable, desc=desc, total=total, initial=initial, file=stream, dynamic_ncols=True)

@@ -381,13 +381,14 @@ def on_by_default(key):
 
 
 def fragment_of(run):
-    """(n, N) of a run section: the release's --n/--N, or RANK/WORLD_SIZE when started by torchrun (not both:
-    every process would be fragment n, and the other fragments' images would never be made)."""
+    """(n, N) of a run section: the release's --n/--N, or RANK/WORLD_SIZE where WORLD_SIZE is set (by torchrun, or
+    another launcher); not --n/--N under torchrun: every process would be fragment n, and the other fragments' images
+    would never be made."""
     if distributed.under_torchrun() and (run["N"] != 1 or run["n"] != 0):
         raise InputError(f"--n {run['n']} --N {run['N']} under torchrun, whose processes already split the "
                          "images (RANK of WORLD_SIZE); leave out --n/--N, or run the fragments without torchrun")
     if run["N"] == 1 and "WORLD_SIZE" in os.environ:
-        return int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+        return distributed.rank(), distributed.world_size()
     if not 0 <= run["n"] < run["N"]:
         raise InputError(f"--n {run['n']} --N {run['N']}: need 0 <= n < N")
     return run["n"], run["N"]

@@ -23,7 +23,7 @@ chooses it. A layout is a subclass of base.Labelled that
 from .base import IMAGE_SUFFIXES, ImageList, Item, Labelled
 from .files import ImageFiles
 from .masks import MaskFolder, names, scene_of
-from .own import OwnDataset, annotated_splits
+from .own import OwnDataset, annotated_splits, own_split
 from .voc import VOC_CLASSES, VOCDataset, dataset_root, read_classes, split_name
 
 LAYOUTS = {
@@ -33,15 +33,16 @@ LAYOUTS = {
 
 __all__ = ["IMAGE_SUFFIXES", "LAYOUTS", "VOC_CLASSES", "ImageFiles", "ImageList", "Item", "Labelled", "MaskFolder",
            "OwnDataset", "VOCDataset", "annotated_splits", "dataset_root", "ground_truth_hint", "has_ground_truth",
-           "layout", "names", "open_dataset", "read_classes", "scene_of", "split_name"]
+           "layout", "names", "open_dataset", "own_split", "read_classes", "scene_of", "split_name"]
 
 
 def layout(d):
     """The layout the data settings name: `layout`, or for auto your own data when --images or --tags is given,
-    else a VOC-layout folder (--dataset_dir, --pascalroot or the built-in data)."""
-    if d["layout"] != "auto":
+    else a VOC-layout folder (--dataset_dir, --pascalroot or the built-in data). Settings a folder recorded before
+    `layout` was one count as auto."""
+    if d.get("layout", "auto") != "auto":
         return d["layout"]
-    return "own" if d["images"] or d["tags"] else "voc"
+    return "own" if d.get("images") or d.get("tags") else "voc"
 
 
 def open_dataset(d, split, follow_symlinks=False):

@@ -47,7 +47,7 @@ class OwnDataset(Labelled):
 
     def __init__(self, images, tags, masks=None, split="train", val_percent=20, follow_symlinks=False):
         self.root, self.tags_file, self.follow_symlinks = Path(images), Path(tags), follow_symlinks
-        self.split = "train" if split_name(split) == "train_aug" else split_name(split)
+        self.split = own_split(split)
         self.has_labels = bool(masks)
         if not self.root.is_dir():
             raise InputError(f"{self.root}: {folder_problem(self.root, 'image')}; pass --images with your images' "
@@ -252,6 +252,11 @@ def tagged_once(rows):
         for t in r.tags:
             lines.setdefault(t, []).append(r.line)
     return {t: found[0] for t, found in sorted(lines.items()) if len(found) == 1}
+
+
+def own_split(dataset):
+    """The split of your own data that a dataset setting names: voc12train_aug (voc12_paper's) is train."""
+    return "train" if split_name(dataset) == "train_aug" else split_name(dataset)
 
 
 def mask_file(masks, image_id, listings):
