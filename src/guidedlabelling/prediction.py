@@ -28,6 +28,7 @@ from .crf import BACKENDS, TEST_CRFS
 from .inference import TEST_GEOMETRIES, forward_all, geometry, label_map, load_model, pick_device, trained
 from .fingerprint import file_digest, read_json
 from .io import InputError, atomic_path, load_checkpoint, load_image, save_json, save_label_png, writing
+from .stages.segmentations import BATCH
 from .visualize import colour
 
 LOCK = ".predict.lock"  # in out_dir: held while a predict writes there
@@ -76,7 +77,8 @@ def predict(model_path, inputs, out_dir, size, resize="none", pcrf="none", devic
                 "max_side": max_side}
     with writing(out_dir, "predict", lock=out_dir / LOCK):  # another predict there: wait, then resume
         todo = images_to_do(images, out_dir, settings)
-        for i, scores, frame in forward_all(model, images, todo, size, geometry(resize), device, 4, net_size=net_size):
+        for i, scores, frame in forward_all(model, images, todo, size, geometry(resize), device, BATCH,
+                                            net_size=net_size):
             image = images.image(i)
             label = label_map(scores, image, frame, pcrf, crf_backend)
             if image.shape[:2] != tuple(images.sizes[i]):
@@ -183,7 +185,7 @@ def refuse_overwriting_inputs(images, out_dir):
     if out_dir.resolve() in {path.parent for path in inputs}:
         raise InputError(f"--out_dir {out_dir}: a folder of input images; choose a folder that holds none of them")
     for it in images.items:
-        for path in (out_dir / f"{it.id}.png", out_dir / "overlay" / f"{it.id}.png"):
+        for path in outputs(out_dir, it.id):
             if path.resolve() in inputs:
                 raise InputError(f"--out_dir {out_dir}: would write {path} over an input image; choose a folder "
                                  "that holds none of the images")
@@ -211,9 +213,11 @@ def parse(argv=None):
                         "enlarged to the image (default: the preset's max_image_side; 0: never)")
     p.add_argument("--alpha", type=argument(float, between(0, 1)), default=0.5,
                    help="weight of the class colour in the overlay (0.5)")
-    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
-    p.add_argument("--crf_backend", choices=BACKENDS, default="torch",
-                   help="dense CRF: torch (default) or pydensecrf (the optional C++ package pydensecrf2)")
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: a GPU where there is one, "
+                                                    "whatever device the preset's runs use)")
+    p.add_argument("--crf_backend", choices=BACKENDS,
+                   help="dense CRF: torch or pydensecrf (the optional C++ package pydensecrf2) (default: the preset's "
+                        "crf_backend)")
     p.add_argument("--debug", action="store_true", help="show the traceback of an error instead of one line")
     return p.parse_args(argv)
 
@@ -242,7 +246,7 @@ def main(argv=None):
     try:
         summary = predict(args.model, args.inputs, args.out_dir, args.size or test["test_size"],
                           resize, args.pcrf or test["test_pcrf"], args.device,
-                          args.alpha, net_size, args.crf_backend,
+                          args.alpha, net_size, args.crf_backend or preset["run"]["crf_backend"],
                           preset["data"]["max_image_side"] if args.max_side is None else args.max_side)
     except OSError as e:
         raise InputError(os_error_message(e, "--out_dir")) from None
