@@ -428,7 +428,7 @@ def test_a_damaged_heatmap_in_an_unfinished_folder_is_one_line_naming_it(own, co
     code, _, err = command("seed_heatmaps", *own_args(own))
     assert code == 2 and len(err.splitlines()) == 1
     assert err.startswith(f"error: {victim}: unreadable heatmap file (")
-    assert "remove it and rerun src/seed/test.py" in err
+    assert "remove it and rerun ./src/seed/test.py" in err
     victim.unlink()
     assert run_all(command, own, ("seed_heatmaps",))
 

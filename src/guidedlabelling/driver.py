@@ -16,7 +16,7 @@ from . import config as C
 from . import naming
 from . import guide_diagnostics, lanes, preflight, runner
 from .cli import errors_end_in_one_line
-from .fingerprint import remade_upstream
+from .fingerprint import DONE, remade_upstream
 from . import errors
 from .errors import LANES, OVERRIDDEN, Parser, os_error_message
 from .datasets.base import warned_line
@@ -256,7 +256,7 @@ def stale_results(args, overrides, steps):
     for step, stage, extra in STEPS:
         if step in ("guide_labels", "segmentations", "reference_segmentations"):
             folder = naming.stage_dir(*C.resolve(args.config, overrides + list(extra)), stage)
-            if (folder / "done.json").exists() and remade_upstream(folder):  # else: no result to show
+            if (folder / DONE).exists() and remade_upstream(folder):  # else: no result to show
                 stale.append(step)
     return stale
 

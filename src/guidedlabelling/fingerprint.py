@@ -29,7 +29,8 @@ from .io import CLASS_SCORES, SNAPSHOT
 from .tags import read_rows
 
 MANIFEST = "inputs.json"
-BOOKKEEPING = ("config.yaml", "log.txt", MANIFEST)  # what a stage folder holds besides outputs
+DONE = "done.json"  # a finished folder's record: its summary, fingerprints and outputs (runner.Stage.finish)
+BOOKKEEPING = ("config.yaml", "log.txt", MANIFEST)  # what a stage folder holds besides outputs and DONE
 ABSENT = "absent"
 UPSTREAM = "upstream "  # manifest key prefix of an upstream output: "upstream seed_heatmaps"
 EVALUATED = "evaluated "  # manifest key prefix of a label file a stage only compares its outputs with
@@ -125,6 +126,11 @@ def read_json(path):
     return data if isinstance(data, dict) else None
 
 
+def done_record(folder):
+    """A finished folder's DONE record, or None (unfinished, or damaged since)."""
+    return read_json(Path(folder) / DONE)
+
+
 def recorded(folder):
     """The manifest recorded in a folder ({"inputs", "upstream", "fingerprint"}), or None."""
     data = read_json(Path(folder) / MANIFEST)
@@ -133,7 +139,7 @@ def recorded(folder):
 
 def finished_fingerprint(folder):
     """The fingerprint in a finished folder's done.json, or None (unfinished, or made before fingerprints)."""
-    done = read_json(Path(folder) / "done.json")
+    done = done_record(folder)
     return done.get("fingerprint") if done else None
 
 
@@ -146,13 +152,13 @@ def settings_digest(folder):
 def output_fingerprint(folder):
     """The outputs_fingerprint in a finished folder's done.json (its fingerprint in folders made before there
     was one), or None."""
-    done = read_json(Path(folder) / "done.json")
+    done = done_record(folder)
     return done.get("output_fingerprint", done.get("fingerprint")) if done else None
 
 
 def made_digest(folder):
     """The digest of a finished folder's outputs in its done.json (outputs_digest), or None."""
-    return (read_json(Path(folder) / "done.json") or {}).get("outputs_digest")
+    return (done_record(folder) or {}).get("outputs_digest")
 
 
 def upstream_digests(upstream):
@@ -191,7 +197,7 @@ def outputs_digest(folder, names):
     return h.hexdigest()
 
 
-NOT_OUTPUTS = ("config.yaml", "log.txt", MANIFEST, "done.json")  # a stage folder's bookkeeping
+NOT_OUTPUTS = BOOKKEEPING + (DONE,)
 
 
 def output_sizes(folder):
@@ -204,7 +210,7 @@ def output_sizes(folder):
 
 def damage(folder):
     """None when every output a finished folder's done.json lists is there with its size, else which is not."""
-    listed = (read_json(Path(folder) / "done.json") or {}).get("outputs", {})
+    listed = (done_record(folder) or {}).get("outputs", {})
     for name, size in listed.items():
         path = Path(folder) / name
         if not path.is_file():
@@ -289,5 +295,6 @@ def staleness(folder, digests, checked=None):
 
 
 def has_outputs(folder):
-    """Whether a stage folder holds anything besides its bookkeeping (finished or not)."""
+    """Whether a stage folder holds anything besides its bookkeeping (finished or not; a DONE alone counts: it
+    records outputs that went)."""
     return folder.is_dir() and any(p.name not in BOOKKEEPING for p in folder.iterdir())

@@ -23,7 +23,7 @@ from .errors import InputError, capped, some
 from .inference import check_classes, pick_device, trained
 from .io import IGNORE, WIDE_GREY_MODES, label_array, load_checkpoint
 from .model_setup import untrained
-from .fingerprint import EVALUATED, SETTINGS, TAG_ROWS, UPSTREAM, WORK_SIZE, Digests, fingerprint, has_outputs, \
+from .fingerprint import DONE, EVALUATED, SETTINGS, TAG_ROWS, UPSTREAM, WORK_SIZE, Digests, fingerprint, has_outputs, \
     output_fingerprint, outputs_fingerprint, read_files, settings_digest, staleness
 from .networks import NETWORKS, imagenet_weights, names
 from .reads import Reads
@@ -188,7 +188,7 @@ def upstream_folder(parent, given_folder, cfg, preset, made, datasets, opened, t
                        f"folder of {parent}")
             return path
         opened.add(*given_model_problems(parent, path, datasets, test_iter))
-        if (path / "done.json").exists():
+        if (path / DONE).exists():
             why = staleness(path, opened.digests, opened.stale)
             if why:
                 opened.add(f"{path}: out of date, {why}; rerun {pipeline.command(parent)} for it")
@@ -199,7 +199,7 @@ def upstream_folder(parent, given_folder, cfg, preset, made, datasets, opened, t
     path = naming.stage_dir(cfg, preset, parent)
     if path in made:
         return path
-    if not (path / "done.json").exists():
+    if not (path / DONE).exists():
         opened.add(f"{path}: no finished output of stage {parent}{begun(path, parent, datasets)}; run {fix}")
     elif not naming.same_settings(naming.stored_settings(path), naming.relevant(cfg, parent)):  # a preset edited since
         opened.add(f"{path}: the output of stage {parent} was made with other settings than these; rerun "

@@ -8,7 +8,7 @@ import numpy as np
 
 from . import naming
 from .errors import listed
-from .fingerprint import read_json
+from .fingerprint import DONE, read_json
 from .metrics import ratio_of
 
 # (row of the printed table, key in summary.json) of the method's table
@@ -21,13 +21,13 @@ UNMARKED_SHARE = 0.25  # a class the guided segmenter marks in under this share 
 MIN_TAGGED = 3         # ... of at least this many: it learnt little of it (fewer images say too little)
 
 
-def finished(folder, name="done.json"):
+def finished(folder, name=DONE):
     """A stage folder's done.json (written when it finishes) or another JSON file of it, or None (absent, or
     damaged since: the preflight counts such a folder unfinished too)."""
     return read_json(Path(folder) / name)
 
 
-def stage_result(cfg, preset, stage, name="done.json"):
+def stage_result(cfg, preset, stage, name=DONE):
     """finished() of the stage folder these settings name."""
     return finished(naming.stage_dir(cfg, preset, stage), name)
 

@@ -24,8 +24,8 @@ from . import config as C
 from . import naming
 from . import settings as S
 from . import distributed, lanes, pipeline, preflight
-from .fingerprint import EVALUATED, MANIFEST, UPSTREAM, changes, damage, finished_fingerprint, fingerprint, \
-    has_outputs, output_sizes, outputs_digest, outputs_fingerprint, read_json, recorded, remade, since_made, \
+from .fingerprint import DONE, EVALUATED, MANIFEST, UPSTREAM, changes, damage, done_record, finished_fingerprint, \
+    fingerprint, has_outputs, output_sizes, outputs_digest, outputs_fingerprint, recorded, remade, since_made, \
     upstream_digests
 from .inference import pick_device
 from .errors import OVERRIDDEN, listed, resume_hint
@@ -106,7 +106,7 @@ class Stage:
             self.log.info("%s (listed in done.json):\n%s", warned_line(len(self.warned)),
                           "\n".join(f"  {path}: {why}" for path, why in self.warned.items()))
         sizes = output_sizes(self.out)
-        save_json(self.out / "done.json",
+        save_json(self.out / DONE,
                   summary | {"outputs": sizes, "outputs_digest": outputs_digest(self.out, sizes)})
         self.log.info("wrote %s", self.out)
 
@@ -122,7 +122,7 @@ def made_with(stage, cfg):
 def made_otherwise(stage, out, cfg):
     """', made on cuda with amp bf16 (this run: cpu, amp none)' for a finished folder made with another device
     type or precision than these settings, which reuse it; '' otherwise (or where done.json does not say)."""
-    made = (read_json(out / "done.json") or {}).get("made_with")
+    made = (done_record(out) or {}).get("made_with")
     now = made_with(stage, cfg)
     if not made or made == now:
         return ""
@@ -169,7 +169,7 @@ def remove_temporary(out, alone):
 def up_to_date(out, stage_cfg, current):
     """Whether a folder's outputs are finished, made with these settings and from inputs of the fingerprint
     `current`."""
-    if not (out / "done.json").exists() or not naming.same_settings(naming.stored_settings(out), stage_cfg):
+    if not (out / DONE).exists() or not naming.same_settings(naming.stored_settings(out), stage_cfg):
         return False
     record = recorded(out)
     return record is not None and record["fingerprint"] == current and finished_fingerprint(out) == current \
@@ -235,7 +235,7 @@ def check_cache(out, stage_cfg, override, manifest, alone=True, rescore=False, f
     rescored = scored_again and finished_fingerprint(out) is not None  # whole: this run makes none of them
     if scored_again:
         say(f"{out}: {why}; scoring its outputs again")
-        (out / "done.json").unlink(missing_ok=True)
+        (out / DONE).unlink(missing_ok=True)
         shutil.rmtree(out / "vis", ignore_errors=True)  # panels of an earlier --vis run show the former mask
     elif why:
         if not alone:
@@ -281,7 +281,7 @@ def nearest_folder(out, stage_cfg, most=3):
     for other in sorted(p for p in out.parent.iterdir() if p.is_dir() and not p.name.startswith(".")) \
             if out.parent.is_dir() else []:
         try:
-            stored = naming.stored_settings(other) if (other / "done.json").is_file() else None
+            stored = naming.stored_settings(other) if (other / DONE).is_file() else None
         except InputError:
             continue
         if stored is None or set(stored) != set(stage_cfg):

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 
 from .. import distributed, store
 from ..checks import NON_NEGATIVE, above, all_of, between, one_of
+from ..fingerprint import DONE
 from ..io import IGNORE, snapshots
 from ..networks import imagenet_weights, names
 from ..reads import NO_INIT, Reads
@@ -58,7 +59,7 @@ def run(stage):
     unasked."""
     device = distributed.process_device(stage.device)
     entry = store_entry(stage)
-    begun = bool(snapshots(stage.out)) and not (stage.out / "done.json").exists()
+    begun = bool(snapshots(stage.out)) and not (stage.out / DONE).exists()
     with distributed.process_group(device), store.claim(entry, stage.log, device) as usable:
         if usable and not stage.cfg["run"]["overridecache"] and not begun:
             record = reuse(stage, entry) if distributed.is_main() else None
