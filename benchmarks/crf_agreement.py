@@ -11,18 +11,19 @@ import json
 
 import numpy as np
 import torch
-from scipy import ndimage
 
 from guidedlabelling import config as C
 from guidedlabelling import naming
 from guidedlabelling import crf
 from guidedlabelling import transforms as T
 from guidedlabelling.datasets import open_dataset
-from guidedlabelling.guide_rules import SALIENCY_MIN_FRACTION, components, seed_components
+from guidedlabelling.guide_rules import SALIENCY_MIN_FRACTION, components, grey_level, seed_components, split_energy
 from guidedlabelling.inference import forward_all, geometry, load_model, trained
 from guidedlabelling.io import load_gray_png, load_heatmap_mat
 from guidedlabelling.metrics import confusion, report
 from guidedlabelling.seeds import SeedRule
+
+from crf_cases import agreement   # benchmarks/, this script's folder
 
 
 def softmax_cases(cfg, preset, n):
@@ -47,31 +48,17 @@ def split_cases(cfg, preset, n):
     for i, it in enumerate(data.items):
         heat, hw = load_heatmap_mat(heat_dir / f"{it.id}.mat")
         seed = SeedRule.of(cfg).labels(heat, data.image_classes(i))
-        salient = load_gray_png(sal_dir / f"{it.id}.png") >= cfg["guide_labels"]["salthres"] / 100 * 255
+        salient = load_gray_png(sal_dir / f"{it.id}.png") >= grey_level(cfg["guide_labels"]["salthres"])
         sal, n_sal = components(salient, SALIENCY_MIN_FRACTION * seed.size)
         comp, comp_class = seed_components(seed)
         for s in range(1, n_sal + 1):
             classes = sorted({int(c) for c in comp_class[np.unique(comp[sal == s])] if c})
             if len(classes) > 1:
-                unary = np.stack([ndimage.gaussian_filter(np.clip((seed == c).astype(np.float32), 0.001, 0.999), 10)
-                                  for c in classes])
-                cases.append((data.image(i), -unary))
+                cases.append((data.image(i), split_energy(seed, classes)))
                 break
         if len(cases) == n:
             break
     return cases
-
-
-def compare(cases, params):
-    same = pixels = 0
-    max_diff = 0.0
-    for image, unary, *_ in cases:
-        ours, theirs = crf.dense_crf(image, unary, params), crf.pydensecrf_marginals(image, unary, params)
-        same += int((ours.argmax(0) == theirs.argmax(0)).sum())
-        pixels += ours[0].size
-        max_diff = max(max_diff, float(np.abs(ours - theirs).max()))
-    return {"images": len(cases), "label_agreement_percent": 100 * same / max(pixels, 1),
-            "differing_pixels": pixels - same, "max_abs_marginal_diff": max_diff}
 
 
 def test_miou(cases, classes, backend):
@@ -90,8 +77,9 @@ def main():
     cfg, preset = C.resolve(args.config, args.set)
     softmax, classes = softmax_cases(cfg, preset, args.images)
     splits = split_cases(cfg, preset, args.images)
-    result = {f"{kind}_{params}": compare(cases, params) for kind, cases in (("softmax", softmax), ("g2_split", splits))
-              for params in ("deeplab", "seed")}
+    kinds = {"softmax": softmax, "g2_split": splits}
+    result = {f"{kind}_{params}": agreement([c[0] for c in cases], [c[1] for c in cases], params)
+              for kind, cases in kinds.items() for params in ("deeplab", "seed")}
     result["test_mIoU_torch"] = test_miou(softmax, classes, "torch")
     result["test_mIoU_pydensecrf"] = test_miou(softmax, classes, "pydensecrf")
     print(json.dumps(result, indent=2))

@@ -7,6 +7,7 @@ from PIL import Image
 from scipy import ndimage
 
 from guidedlabelling import crf
+from guidedlabelling.guide_rules import split_energy
 
 MSRC = Path(__file__).resolve().parents[2] / "shared" / "data" / "msrc_things"
 MSRC_LABELS = 16
@@ -36,7 +37,8 @@ def agreement(images, unaries, params="deeplab", iterations=crf.ITERATIONS, devi
         same, pixels = same + int(equal.sum()), pixels + equal.size
         worst = min(worst, float(equal.mean()))
         diff = np.abs(ref - ours)
-        max_diff, sum_diff, n_values = max(max_diff, float(diff.max())), sum_diff + float(diff.sum()), n_values + diff.size
+        max_diff, sum_diff = max(max_diff, float(diff.max())), sum_diff + float(diff.sum())
+        n_values += diff.size
     return dict(label_agreement=same / pixels, differing_pixels=pixels - same, worst_image=worst,
                 max_abs_diff=max_diff, mean_abs_diff=sum_diff / n_values, pixels=pixels)
 
@@ -85,9 +87,7 @@ def g2_unary(gt, rng):
         region = ndimage.binary_erosion(gt == c, iterations=int(rng.integers(3, 12)))
         cut = ndimage.gaussian_filter(rng.normal(size=gt.shape), 20) > rng.uniform(-0.02, 0.01)
         seed[region & cut] = c
-    unary = np.stack([ndimage.gaussian_filter(np.clip((seed == c).astype(np.float32), 0.001, 0.999), 10)
-                      for c in classes])
-    return -unary
+    return split_energy(seed, classes)
 
 
 def msrc_cases(kind, count, seed=0):

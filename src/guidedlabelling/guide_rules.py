@@ -45,11 +45,21 @@ def seed_components(seed):
     return out, np.array(comp_class)
 
 
-def split_by_crf(image, seed, classes, crf_backend="torch"):
-    """Per-pixel argmax over `classes` of a dense CRF whose unary energy is minus the blurred seed masks."""
-    unary = np.stack([ndimage.gaussian_filter(np.clip((seed == c).astype(np.float32), 0.001, 0.999), 10)
+def split_energy(seed, classes):
+    """The unary energy [len(classes), H, W] by which G2's CRF splits a component among `classes`: minus the blurred
+    seed masks."""
+    return -np.stack([ndimage.gaussian_filter(np.clip((seed == c).astype(np.float32), 0.001, 0.999), 10)
                       for c in classes])
-    return np.asarray(classes)[dense_crf(image, -unary, "deeplab", backend=crf_backend).argmax(0)]
+
+
+def split_by_crf(image, seed, classes, crf_backend="torch"):
+    """Per-pixel argmax over `classes` of a dense CRF of split_energy."""
+    return np.asarray(classes)[dense_crf(image, split_energy(seed, classes), "deeplab", backend=crf_backend).argmax(0)]
+
+
+def grey_level(percent):
+    """A saliency threshold given in percent of 255 (salthres, unsure_saliency) as a level of the 8-bit maps."""
+    return percent / 100 * 255
 
 
 def g2(image, seed, salient, crf_backend="torch"):

@@ -8,8 +8,8 @@ import torch
 from ..checks import PERCENT, one_of
 from .. import guide_diagnostics
 from ..cli import workers_starting
-from ..guide_rules import DROPPED, RULES, UNSURE, UNUSED, drop_unused, guide_labels, keep_dropped, oracle_foreground, \
-    void_unsure
+from ..guide_rules import DROPPED, RULES, UNSURE, UNUSED, drop_unused, grey_level, guide_labels, keep_dropped, \
+    oracle_foreground, void_unsure
 from ..inference import all_done, evaluate_folder, measurable, todo, without_panel
 from ..io import InputError, load_gray_png, load_heatmap_mat, load_label_png, save_label_png
 from ..pipeline import command
@@ -229,11 +229,6 @@ def rule_foreground(g, sal, data, i):
     """The mask whose components the rule took: the saliency map at salthres (G2), the ground-truth foreground
     (salor)."""
     return oracle_foreground(data.label(i)) if g["guiderule"] == "salor" else sal >= grey_level(g["salthres"])
-
-
-def grey_level(percent):
-    """A saliency threshold given in percent of 255 (salthres, unsure_saliency) as a level of the 8-bit maps."""
-    return percent / 100 * 255
 
 
 def after_rule(g):

@@ -11,6 +11,7 @@ from .. import store
 from .. import transforms as T
 from ..checks import NON_NEGATIVE, SIDE, one_of
 from ..fingerprint import file_digest
+from ..guide_rules import grey_level
 from ..inference import all_done, forward_all, load_model, measurable, todo, trained
 from ..io import IGNORE, load_gray_png, save_gray_png
 from ..metrics import image_scores, mean_scores, saliency_scores
@@ -153,7 +154,7 @@ def saliency_quality(pairs, scores=None):
     mean of `scores`, the pairs' metrics.image_scores, when given)."""
     inter, union = np.zeros(len(IOU_THRESHOLDS)), np.zeros(len(IOU_THRESHOLDS))
     for sal, fg in pairs:
-        masks = sal.ravel()[None] >= np.array(IOU_THRESHOLDS)[:, None] / 100 * 255
+        masks = sal.ravel()[None] >= grey_level(np.array(IOU_THRESHOLDS))[:, None]
         inter += (masks & fg.ravel()).sum(1)
         union += (masks | fg.ravel()).sum(1)
     return {"foreground_IoU": {str(t): float(100 * a / max(b, 1)) for t, a, b in zip(IOU_THRESHOLDS, inter, union)},
