@@ -202,13 +202,13 @@ def test_background_in_any_case_is_not_a_tag(folder, tag):
 
 
 def test_photos_without_a_row_and_rows_without_tags_are_noted_once_per_tags_file(folder, capsys):
-    from guidedlabelling.driver import print_own_data_notes
+    from guidedlabelling.driver import print_data_notes
     Image.fromarray(np.full((4, 6, 3), 90, np.uint8)).save(folder / "images" / "c.png")
     (folder / "images" / "notes.txt").write_text("not a photo")   # not an image suffix: not counted
     rows = ["a.jpg,cat,train", "b.png,,train"]
     train, val = dataset(folder, rows), dataset(folder, rows + ["c.png,cat,val"], "val")
     assert (train.unlisted, train.untagged, val.unlisted) == (["c.png"], [3], [])
-    print_own_data_notes([train, ["not a dataset"], dataset(folder, rows, "train")])   # train twice: one note each
+    print_data_notes([train, ["not a dataset"], dataset(folder, rows, "train")])   # train twice: one note each
     assert capsys.readouterr().out.splitlines() == [
         f"classes of {folder / 'tags.csv'}: 0 background, 1 cat",
         f"note: 1 tag of {folder / 'tags.csv'} names one image only: cat (line 2); a class of one image is hardly "
@@ -216,7 +216,7 @@ def test_photos_without_a_row_and_rows_without_tags_are_noted_once_per_tags_file
         f"note: 1 images of {folder / 'images'} have no row in {folder / 'tags.csv'} and are not used (c.png); add "
         "rows to use them",
         f"note: 1 rows of {folder / 'tags.csv'} have no tags, so their photos are trained as background only (lines 3)"]
-    print_own_data_notes([val])   # cat on two rows
+    print_data_notes([val])   # cat on two rows
     assert capsys.readouterr().out.splitlines() == [
         f"classes of {folder / 'tags.csv'}: 0 background, 1 cat",
         f"note: 1 rows of {folder / 'tags.csv'} have no tags, so their photos are trained as background only (lines 3)"]
@@ -234,7 +234,7 @@ def test_a_name_written_with_backslashes_says_to_write_slashes(folder, name):
 def test_image_ids_that_differ_only_in_case_or_accents_are_noted(folder, capsys):
     """sub/A.jpg and a.jpg, or é encoded two ways: their outputs (A.png, a.png) are one file on a disk that ignores
     case or accent encoding (macOS's), the second overwriting the first. Legitimate ids elsewhere (base62): a note."""
-    from guidedlabelling.driver import print_own_data_notes
+    from guidedlabelling.driver import print_data_notes
     (folder / "images" / "sub").mkdir()
     shutil.copy(folder / "images" / "a.jpg", folder / "images" / "sub" / "A.jpg")
     composed, decomposed = "\u00e9t\u00e9", "e\u0301te\u0301"
@@ -243,7 +243,7 @@ def test_image_ids_that_differ_only_in_case_or_accents_are_noted(folder, capsys)
     data = dataset(folder, ["a.jpg,cat,train", "sub/A.jpg,cat,train", f"sub/{composed}.jpg,cat,train",
                             f"{decomposed}.jpg,cat,train"])
     assert len(data) == 4 and data.alike_ids == [(3, "A", 2, "a"), (5, decomposed, 4, composed)]
-    print_own_data_notes([data])
+    print_data_notes([data])
     assert f"note: 2 image ids of {folder / 'tags.csv'} differ from another only in case or in how an accent is " \
         f"encoded: A (line 3) and a (line 2), {decomposed} (line 5) and {composed} (line 4); outputs are named by " \
         "id, so on a disk that ignores case" in capsys.readouterr().out
@@ -300,12 +300,12 @@ def test_masks_whose_objects_are_void_are_an_error_when_most_are(folder):
 def test_a_class_tagged_in_every_training_image_is_noted(folder, capsys):
     """A set of horses alone: no training image without the class, so the classifier has nothing to tell it from
     background. A val image without it does not help; a training image without it (of no tags) does."""
-    from guidedlabelling.driver import print_own_data_notes
+    from guidedlabelling.driver import print_data_notes
     Image.fromarray(np.full((4, 6, 3), 90, np.uint8)).save(folder / "images" / "c.png")
     rows = ["a.jpg,horse,train", "b.png,horse rider,train"]
     train = dataset(folder, rows + ["c.png,,val"])
     assert train.always_tagged == ["horse"] and dataset(folder, rows + ["c.png,,val"], "val").always_tagged == []
-    print_own_data_notes([train])
+    print_data_notes([train])
     assert capsys.readouterr().out.splitlines()[-1] == (
         f"note: horse is tagged in every training image of {folder / 'tags.csv'} (2): with no image without it, the "
         "classifier is not taught what tells it from background, so its class maps and seeds are weak; add photos "

@@ -20,7 +20,7 @@ from .fingerprint import DONE, remade_upstream
 from . import errors
 from .errors import LANES, OVERRIDDEN, Parser, os_error_message
 from .datasets.base import warned_line
-from .datasets import annotated_splits, ground_truth_hint, has_ground_truth, layout, own_split
+from .datasets import Labelled, annotated_splits, ground_truth_hint, has_ground_truth, own_split
 from .inference import trained
 from .io import InputError, save_json
 from .results import METHOD_ROWS, RATIO_ROW, method_table, skipped_images, stage_result, unmarked_classes, \
@@ -75,7 +75,7 @@ def skipped_steps(args, overrides):
     if not has_ground_truth(cfg["data"]):
         why = f"no ground-truth masks; {ground_truth_hint(cfg['data'])} to run it"
         skip |= dict.fromkeys(GROUND_TRUTH_STEPS, why)
-    elif layout(cfg["data"]) == "own":
+    else:
         annotated = annotated_or_all(cfg["data"])
         if "train" not in annotated:
             skip |= dict.fromkeys(REFERENCE_STEPS, "no training image has a mask (the reference learns from them); "
@@ -324,46 +324,11 @@ def saved_summary(path, summary):
     return f"summary: {path}"
 
 
-def print_own_data_notes(opened):
-    """Once per tags file of the datasets the preflight opened: its classes (the values its masks hold), the photos of
-    its folder that no row names, the rows without tags and the tags of one row (each legitimate, and each what a slip
-    in the CSV looks like); per split, the images without a mask; the classes tagged in every training image."""
-    for data in {str(d.tags_file): d for d in opened if hasattr(d, "unlisted")}.values():
-        print(f"classes of {data.tags_file}: " + ", ".join(f"{k} {name}" for k, name in enumerate(data.classes)),
-              flush=True)
-        if data.tagged_once:
-            n = len(data.tagged_once)
-            once = errors.some([f"{t} (line {line})" for t, line in data.tagged_once.items()], 5)
-            print(f"note: {errors.counted(n, 'tag')} of {data.tags_file} name{'s' if n == 1 else ''} one image only: "
-                  f"{once}; a class of one image is hardly learnt, and a misspelt tag makes one: correct any "
-                  "misspelling", flush=True)
-        if data.alike_ids:
-            pairs = errors.some([f"{i} (line {line}) and {j} (line {k})" for line, i, k, j in data.alike_ids])
-            n = len(data.alike_ids)
-            print(f"note: {errors.counted(n, 'image id')} of {data.tags_file} differ{'s' if n == 1 else ''} from "
-                  f"another only in case or in how an accent is encoded: {pairs}; outputs are named by id, so on a "
-                  "disk that ignores case (macOS's, Windows') or accent encoding (macOS's) one overwrites the other: "
-                  "rename one if the run's folder is on such a disk", flush=True)
-        if data.unlisted:
-            names = errors.some(data.unlisted)
-            print(f"note: {len(data.unlisted)} images of {data.root} have no row in {data.tags_file} and are not used "
-                  f"({names}); add rows to use them", flush=True)
-        if data.untagged:
-            lines = ", ".join(map(str, data.untagged[:5])) + (", ..." if len(data.untagged) > 5 else "")
-            print(f"note: {len(data.untagged)} rows of {data.tags_file} have no tags, so their photos are trained as "
-                  f"background only (lines {lines})", flush=True)
-    for data in {(str(d.tags_file), d.split): d for d in opened if hasattr(d, "annotated") and d.has_labels}.values():
-        if data.annotated < len(data):
-            others = getattr(data, "not_masks", [])
-            other = f"; {errors.some(others)} there: a mask is <id>.png" if others else ""
-            print(f"note: {len(data) - data.annotated} of the {len(data)} {data.split} images have no mask in "
-                  f"{data.items[0].label.parent} and are left out of the scores ({errors.some(data.unannotated)}"
-                  f"{other})", flush=True)
-    for data in {str(d.tags_file): d for d in opened if getattr(d, "always_tagged", None)}.values():
-        for name in data.always_tagged:
-            print(f"note: {name} is tagged in every training image of {data.tags_file} ({len(data)}): with no image "
-                  "without it, the classifier is not taught what tells it from background, so its class maps and "
-                  "seeds are weak; add photos without it (rows of other tags or of none)", flush=True)
+def print_data_notes(opened):
+    """The notes of the datasets the preflight opened (their notes()), each line once: a tags file's are the same for
+    its two splits."""
+    for line in dict.fromkeys(line for data in opened if isinstance(data, Labelled) for line in data.notes()):
+        print(line, flush=True)
 
 
 def shapes_saliency_note(args, overrides, steps, skip):
@@ -434,7 +399,7 @@ def main(argv=None):
     if not args.lane:  # a lane's driver checked what the parent did
         for note in runner.machine_notes(run):
             print(f"note: {note}", flush=True)
-        print_own_data_notes(opened.found.values())
+        print_data_notes(opened.found.values())
         if note := shapes_saliency_note(args, overrides, steps, skip):
             print(f"note: {note}", flush=True)
     seconds, lane_of = run_steps(args, overrides, steps, skip, opened)

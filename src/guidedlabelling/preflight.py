@@ -66,7 +66,7 @@ class Checked:
                 evaluated += data.labels
         sources += self.saliency_set.sources if self.saliency_set else []
         sources += [self.reads.init_file()] if self.reads.init_file() else []
-        tags = set() if former else {str(d.tags_file) for d in self.datasets.values() if hasattr(d, "tags_file")}
+        tags = set() if former else {str(d.tags_file) for d in self.datasets.values() if d.tags_file}
         sources = [TAG_ROWS + str(s) if str(s) in tags else s for s in sources]
         inputs, upstream = self.digests.manifest(sources), {}
         inputs |= {EVALUATED + path: digest for path, digest in self.digests.manifest(evaluated).items()}
@@ -121,10 +121,10 @@ def check_stage(stage, cfg, preset, given, opened, made=()):
             datasets[split] = data
             if reads.ground_truth and not data.has_labels:
                 opened.add(data.needs_labels(f"step {stage}"))
-            elif reads.ground_truth and getattr(data, "annotated", None) == 0:  # own data: masks of other splits only
+            elif reads.ground_truth and data.annotated == 0:  # own data: masks of other splits only
                 opened.add(f"{cfg['data']['masks']}: no image of split {data.split} has a mask, and step {stage} "
                            "learns from or scores against them; add masks of that split's images")
-            elif reads.every_mask and getattr(data, "annotated", len(data)) < len(data):
+            elif reads.every_mask and data.annotated < len(data):
                 opened.add(f"{cfg['data']['masks']}: {len(data) - data.annotated} of the {len(data)} {data.split} "
                            f"images have no mask, and step {stage} takes every image's foreground from its mask "
                            "(guiderule salor, the oracle); add their masks, or choose another guiderule")

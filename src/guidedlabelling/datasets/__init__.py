@@ -8,22 +8,24 @@ chooses it. A layout is a subclass of base.Labelled that
 - opens one split of the data that the data settings name with the classmethod open(d, split, follow_symlinks),
   checking its files then, before a stage writes anything: a missing file, a label value outside the classes or a
   label of another size is an InputError naming the file; an image that does not decode is left out (base.py:
-  readable_items) and listed in `skipped`, one that decodes with Pillow's warnings in `warned`;
+  keep_readable) and listed in `skipped`, one that decodes with Pillow's warnings in `warned`;
 - has `root` (a folder to name in messages), `split`, `classes` (background first), `items` (base.Item: id, image
   path, label path or None), `sizes` ((height, width) of each image file), `skipped`, `warned`;
 - image_classes(i): the image's foreground classes (1-based, increasing), its tags;
 - full_label(i): its label map ([H, W] uint8, 255 = void) at the file's size when `has_labels` (the stages read
-  image(i) and label(i), both at the work size hw(i) that open_dataset's max_side sets); has_ground_truth(d) says
-  so before
-  opening, needs_labels(what) is the message when a step needs them, and `ground_truth_hint` says how to
-  give them (own data: pass --masks DIR);
+  image(i) and label(i), both at the work size hw(i) that open_dataset's max_side sets); has_ground_truth(d) and
+  annotated_splits(d) say so before opening, annotated_at(i) and `annotated` of each image, needs_labels(what) is
+  the message when a step needs them, and `ground_truth_hint` says how to give them (own data: pass --masks DIR);
 - for reuse, `sources`: the files that determine its images and classes, `labels`: its label files (inputs when
-  `tags_in_labels`, as VOC's tags come from them; otherwise only read to score outputs).
+  `tags_in_labels`, as VOC's tags come from them; otherwise only read to score outputs), `tags_file`: a file of
+  tags apart from them (own data's CSV);
+- notes(): lines the run prints before its steps on what in the data may be a slip (base.Labelled keeps none).
+The defaults of base.Labelled serve a layout whose every image has a label map.
 """
 from .base import IMAGE_SUFFIXES, ImageList, Item, Labelled
 from .files import ImageFiles
 from .masks import MaskFolder, names, scene_of
-from .own import OwnDataset, annotated_splits, own_split
+from .own import OwnDataset, own_split
 from .voc import VOC_CLASSES, VOCDataset, dataset_root, read_classes, split_name
 
 LAYOUTS = {
@@ -53,6 +55,11 @@ def open_dataset(d, split, follow_symlinks=False):
 def has_ground_truth(d):
     """Whether the data has label maps to evaluate against (VOC always; own data with --masks)."""
     return LAYOUTS[layout(d)].has_ground_truth(d)
+
+
+def annotated_splits(d):
+    """The splits (of train, val) that hold an image with a label map, known before opening them."""
+    return LAYOUTS[layout(d)].annotated_splits(d)
 
 
 def ground_truth_hint(d):

@@ -3,6 +3,7 @@ datasets/__init__.py describes."""
 import os
 import warnings
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -161,6 +162,11 @@ class ImageList:
 
     max_side = 0
 
+    def keep_readable(self, listed, listed_in):
+        """Sets `items` and `sizes` to those of the `listed` items whose image decodes, `skipped` and `warned`
+        (readable_items)."""
+        self.items, self.sizes, self.skipped, self.warned = readable_items(listed, listed_in)
+
     def work_at(self, max_side):
         self.max_side = max_side
         return self
@@ -201,6 +207,7 @@ class Labelled(ImageList):
     has_labels = True        # label maps to evaluate against (label(i))
     ground_truth_hint = "use a layout with label maps"  # how to give them, for messages when has_labels is False
     tags_in_labels = False   # the image-level tags are read from the label maps (VOC), which are then inputs
+    tags_file = None         # a file of tags apart from the images (own data's CSV), hashed by the rows it holds
 
     @classmethod
     def open(cls, d, split, follow_symlinks=False):
@@ -211,6 +218,20 @@ class Labelled(ImageList):
     def has_ground_truth(cls, d):
         """Whether the data these settings name has label maps (known before opening it)."""
         return cls.has_labels
+
+    @classmethod
+    def annotated_splits(cls, d):
+        """The splits (of train, val) that hold an image with a label map, known before opening them."""
+        return {"train", "val"} if cls.has_ground_truth(d) else set()
+
+    @cached_property
+    def annotated(self):
+        """How many images have a label map."""
+        return sum(map(self.annotated_at, range(len(self))))
+
+    def notes(self):
+        """Lines a run prints before its steps on what in the data may be a slip (own data's)."""
+        return []
 
     def label(self, i):
         """The label map of item i ([H, W] uint8, 255 = void) at its work size (nearest neighbour)."""

@@ -3,7 +3,7 @@ from pathlib import Path
 
 from ..errors import raise_all
 from ..io import InputError
-from .base import IMAGE_SUFFIXES, ImageList, Item, readable_items
+from .base import IMAGE_SUFFIXES, ImageList, Item
 
 class ImageFiles(ImageList):
     """Image files to predict on: files named directly, and the images (jpg, jpeg, png) of folders named."""
@@ -40,7 +40,7 @@ class ImageFiles(ImageList):
             raise InputError(f"{broken[0]}: a link to nothing, as every .jpg, .jpeg or .png of the folders named; "
                              "name image files")
         listed = [Item(p.stem, p, None) for p in paths]
-        self.items, self.sizes, self.skipped, self.warned = readable_items(listed, "the images named")
+        self.keep_readable(listed, "the images named")
         self.skipped |= {str(p): "a link to nothing, not a file" for p in broken}
 
 

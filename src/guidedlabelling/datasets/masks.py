@@ -6,7 +6,7 @@ import numpy as np
 
 from ..errors import raise_all
 from ..io import InputError, load_gray_png
-from .base import IMAGE_SUFFIXES, ImageList, Item, readable_items
+from .base import IMAGE_SUFFIXES, ImageList, Item
 
 def names(text):
     """The entries of a comma-separated setting (folders, scenes), blanks dropped."""
@@ -61,7 +61,7 @@ class MaskFolder(ImageList):
             if not it.label.is_file():
                 raise InputError(f"{it.label}: mask of {it.image.name} not found; add it or remove the image")
         self.sources = [p for it in listed for p in (it.image, it.label)]
-        self.items, self.sizes, self.skipped, self.warned = readable_items(listed, roots)
+        self.keep_readable(listed, roots)
         for i in range(len(self.items)):
             self.label(i)  # checks every mask now, before a stage writes anything
 

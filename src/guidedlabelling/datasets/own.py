@@ -5,11 +5,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError, raise_all
+from ..errors import InputError, counted, raise_all, some
 from ..io import CLASS_SCORES, IGNORE
 from ..tags import read_rows, read_tags, split_of
-from .base import IMAGE_SUFFIXES, Item, Labelled, check_class_count, checked_label, inside, missing_hint, \
-    readable_items
+from .base import IMAGE_SUFFIXES, Item, Labelled, check_class_count, checked_label, inside, missing_hint
 from .voc import split_name
 
 RESERVED_IDS = {Path(CLASS_SCORES).stem: f"seed_heatmaps' class scores, {CLASS_SCORES}, as the release names them"}
@@ -74,7 +73,7 @@ class OwnDataset(Labelled):
         self.sources = [self.tags_file] + [it.image for it in listed]
         self.labels = [it.label for it in listed if it.label is not None]
         try:
-            self.items, self.sizes, self.skipped, self.warned = readable_items(listed, self.tags_file)
+            self.keep_readable(listed, self.tags_file)
         except InputError as e:  # none readable: with the problems found before
             raise_all(problems + list(e.messages), self.tags_file)
         self._present = [[self.classes.index(t) for t in self._rows[it.id].tags] for it in self.items]
@@ -82,7 +81,6 @@ class OwnDataset(Labelled):
                               if self.split == "train" and all(c in present for present in self._present)]
         if self.split == "train":
             problems += self._untaught(rows, files, val_percent)
-        self.annotated = sum(map(self.annotated_at, range(len(self.items))))  # images with a mask
         self.unannotated = [it.id for i, it in enumerate(self.items) if self.has_labels and not self.annotated_at(i)]
         self.not_masks = self._not_masks(masks) if self.unannotated else []
         if self.has_labels:  # every mask there checked now, before a stage writes anything
@@ -220,6 +218,58 @@ class OwnDataset(Labelled):
     def annotated_at(self, i):
         return self.has_labels and self.items[i].label.is_file()
 
+    @classmethod
+    def annotated_splits(cls, d):
+        """From the tags CSV and the file names alone (no image is decoded); own data without --masks has none."""
+        if not d["masks"]:
+            return set()
+        rows, masks, listings, mask_listing = read_tags(d["tags"]), Path(d["masks"]), {}, {}
+        ids = [image_id(Path(d["images"]), r.image, listings) for r in rows]
+        return {split_of(r, i, d["val_percent"]) for r, i in zip(rows, ids)
+                if mask_file(masks, i, mask_listing).is_file()}
+
+    def notes(self):
+        """Of its tags file (the same lines for each split, printed once): its classes (the values its masks hold),
+        the tags of one row, the ids alike but for case or accents, the photos of its folder that no row names and
+        the rows without tags (each legitimate, and each what a slip in the CSV looks like); of this split: the
+        images without a mask, and the classes tagged in every training image."""
+        return [f"classes of {self.tags_file}: " + ", ".join(f"{k} {name}" for k, name in enumerate(self.classes))] \
+            + self._tag_notes() + self._mask_note() + [
+                f"note: {name} is tagged in every training image of {self.tags_file} ({len(self)}): with no image "
+                "without it, the classifier is not taught what tells it from background, so its class maps and seeds "
+                "are weak; add photos without it (rows of other tags or of none)" for name in self.always_tagged]
+
+    def _tag_notes(self):
+        notes = []
+        if self.tagged_once:
+            n = len(self.tagged_once)
+            once = some([f"{t} (line {line})" for t, line in self.tagged_once.items()], 5)
+            notes.append(f"note: {counted(n, 'tag')} of {self.tags_file} name{'s' if n == 1 else ''} one image only: "
+                         f"{once}; a class of one image is hardly learnt, and a misspelt tag makes one: correct any "
+                         "misspelling")
+        if self.alike_ids:
+            pairs = some([f"{i} (line {line}) and {j} (line {k})" for line, i, k, j in self.alike_ids])
+            n = len(self.alike_ids)
+            notes.append(f"note: {counted(n, 'image id')} of {self.tags_file} differ{'s' if n == 1 else ''} from "
+                         f"another only in case or in how an accent is encoded: {pairs}; outputs are named by id, so "
+                         "on a disk that ignores case (macOS's, Windows') or accent encoding (macOS's) one overwrites "
+                         "the other: rename one if the run's folder is on such a disk")
+        if self.unlisted:
+            notes.append(f"note: {len(self.unlisted)} images of {self.root} have no row in {self.tags_file} and are "
+                         f"not used ({some(self.unlisted)}); add rows to use them")
+        if self.untagged:
+            lines = ", ".join(map(str, self.untagged[:5])) + (", ..." if len(self.untagged) > 5 else "")
+            notes.append(f"note: {len(self.untagged)} rows of {self.tags_file} have no tags, so their photos are "
+                         f"trained as background only (lines {lines})")
+        return notes
+
+    def _mask_note(self):
+        if not self.has_labels or self.annotated == len(self):
+            return []
+        other = f"; {some(self.not_masks)} there: a mask is <id>.png" if self.not_masks else ""
+        return [f"note: {len(self) - self.annotated} of the {len(self)} {self.split} images have no mask in "
+                f"{self.items[0].label.parent} and are left out of the scores ({some(self.unannotated)}{other})"]
+
     def full_label(self, i):
         if not self.has_labels:
             return super().full_label(i)  # the error of a layout without label maps
@@ -300,14 +350,6 @@ def named_file(path, listings):
             and name in (unicodedata.normalize("NFC", p.name), unicodedata.normalize("NFC", stem))]
 
 
-def annotated_splits(d):
-    """The splits that hold an image with a mask, from the tags CSV and the file names alone (no image is decoded);
-    own data without --masks has none."""
-    if not d["masks"]:
-        return set()
-    rows, masks, listings, mask_listing = read_tags(d["tags"]), Path(d["masks"]), {}, {}
-    ids = [image_id(Path(d["images"]), r.image, listings) for r in rows]
-    return {split_of(r, i, d["val_percent"]) for r, i in zip(rows, ids) if mask_file(masks, i, mask_listing).is_file()}
 
 
 def image_id(root, name, listings):

@@ -6,7 +6,7 @@ from xml.etree import ElementTree
 
 from ..errors import raise_all
 from ..io import InputError
-from .base import Item, Labelled, check_class_count, checked_label, missing_image, present_classes, readable_items
+from .base import Item, Labelled, check_class_count, checked_label, missing_image, present_classes
 
 VOC_CLASSES = ["background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat",
                "chair", "cow", "diningtable", "dog", "horse", "motorbike", "person", "pottedplant",
@@ -60,7 +60,7 @@ class VOCDataset(Labelled):
         listed = self._read_list(datatype)
         listing = self._list_path(datatype)
         raise_all([problem for problem in self._missing_files(listed, listing) if problem], listing)
-        self.items, self.sizes, self.skipped, self.warned = readable_items(listed, listing)
+        self.keep_readable(listed, listing)
         self._present = [present_classes(self.full_label(i)) for i in range(len(self.items))]
         self.sources = [listing, self.root / "classes.txt"] + [it.image for it in listed] + \
             self._class_lists(listed)
