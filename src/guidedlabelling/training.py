@@ -62,16 +62,13 @@ def train_loop(model, stream, loss_fn, solver, mults, out, log, device, run, met
             with handling((signal.SIGINT, *ENDING), interrupt):  # also while a lost process's snapshot is saved
                 try:
                     for it, (x, y) in enumerate(progress(loader, name, solver.max_iter, start), start):
-                        sgd.set_lr(step_lr(solver.base_lr, it, solver.stepsize, solver.gamma))
+                        lr = step_lr(solver.base_lr, it, solver.stepsize, solver.gamma)
+                        sgd.set_lr(lr)
                         batch = [x.to(device, memory_format=fmt, non_blocking=True), y.to(device, non_blocking=True)]
                         loss, stop = sgd_step(net, batch, loss_fn, sgd, scaler, run["amp"],
                                               SampleDropout(solver.seed, sample_keys(it, solver.batch_size, local)),
                                               interrupted["now"])
-                        if not math.isfinite(loss):  # the same global loss on every process: all stop
-                            raise InputError(f"{out}: loss {loss} at iteration {it + 1}, the training diverged; lower "
-                                             f"base_lr (now {solver.base_lr:g}), weight_decay (now "
-                                             f"{solver.weight_decay:g}) or a lr_mult setting raised, or fix the labels "
-                                             "it trains on")
+                        check_finite(loss, it, out, solver)
                         losses.append([it + 1, loss])
                         clock.tick()
                         if clock.count == LONG_RUN_AFTER and distributed.is_main():
@@ -79,8 +76,7 @@ def train_loop(model, stream, loss_fn, solver, mults, out, log, device, run, met
                             if line:
                                 log.warning("%s", line)
                         if (it + 1) % max(1, solver.max_iter // 20) == 0 or it == start:
-                            log.info("iter %d/%d  loss %.4f  lr %.2e", it + 1, solver.max_iter, losses[-1][1],
-                                     step_lr(solver.base_lr, it, solver.stepsize, solver.gamma))
+                            log.info("iter %d/%d  loss %.4f  lr %.2e", it + 1, solver.max_iter, loss, lr)
                         if (it + 1) % solver.snapshot == 0 or it + 1 == solver.max_iter or stop:
                             snapshot(it + 1)
                         if stop:
@@ -99,6 +95,14 @@ def train_loop(model, stream, loss_fn, solver, mults, out, log, device, run, met
         save_checkpoint(out / "model.pth", model, meta or {})
         save_json(out / "loss.json", {"loss": losses})
     return losses, clock.per_second()
+
+
+def check_finite(loss, it, out, solver):
+    """A loss that is no number stops the training (the same global loss on every process: all stop)."""
+    if not math.isfinite(loss):
+        raise InputError(f"{out}: loss {loss} at iteration {it + 1}, the training diverged; lower base_lr (now "
+                         f"{solver.base_lr:g}), weight_decay (now {solver.weight_decay:g}) or a lr_mult setting "
+                         "raised, or fix the labels it trains on")
 
 
 LONG_RUN_AFTER = 2       # iterations timed after the first before a training's whole length is projected, once
