@@ -255,7 +255,9 @@ def test_a_file_that_is_no_image_says_how_to_make_it_one(tmp_path):
     (tmp_path / "IMG_0001.HEIC").write_bytes(b"\0\0\0\x18ftypheic" + bytes(range(256)))
     (tmp_path / "notes.jpg").write_text("not a photo")
     assert image_check(tmp_path / "IMG_0001.HEIC").endswith(
-        "; Pillow reads no .heic files (an iPhone's HEIC, say): save it as JPEG or PNG")
+        "; Pillow reads no .heic files (an iPhone's photos): save it as JPEG or PNG")
+    (tmp_path / "notes.txt").write_text("not a photo")   # named as an image: no word of iPhones
+    assert image_check(tmp_path / "notes.txt").endswith("; Pillow reads no .txt files: save it as JPEG or PNG")
     assert image_check(tmp_path / "notes.jpg").startswith("cannot identify image file")
     assert image_check(tmp_path / "notes.jpg").endswith("; re-create it, or save it as JPEG or PNG")
 

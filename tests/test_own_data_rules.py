@@ -175,7 +175,7 @@ def test_every_missing_image_and_mask_is_reported_at_once(folder):
         dataset(folder, ["b.png,dog,train", "gone.jpg,dog,train"])
     assert [m.split(": ", 1)[0] for m in e.value.messages] == [f"{folder / 'tags.csv'}, line 3",
                                                                str(folder / "tags.csv")]
-    assert "none of its 1 images can be read" in e.value.messages[1]
+    assert "its one image cannot be read" in e.value.messages[1]
 
 
 def test_a_class_without_training_image_is_reported_with_the_other_problems(folder):

@@ -84,6 +84,10 @@ def figure(v):
     return "n/a" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v)
 
 
+def three(v):
+    return "n/a" if v is None else f"{v:.3f}"
+
+
 def decode_png(src):
     assert src.startswith("data:image/png;base64,")
     return Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1])))
@@ -105,6 +109,8 @@ def test_script_prints_the_report_path_and_writes_it_atomically(run):
     root, proc = run
     assert f"report: {root / 'report.html'}" in proc.stdout
     assert (root / "report.html").is_file() and not list(root.glob(".report.html*"))
+    assert f"Settings given: <code>vis=true</code> <code>out_root={root.parent}</code></p>" in \
+        (root / "report.html").read_text()   # two reports of a preset differ by them
 
 
 def test_summary_and_class_tables_hold_the_numbers_of_the_stages(run):
@@ -155,12 +161,14 @@ def test_saliency_by_area_table_holds_the_held_out_buckets(monkeypatch):
     cfg = {"guide_labels": {"salthres": 50}}
     monkeypatch.setattr(R, "stage_result", lambda *_: {"holdout": holdout, "outputs": {"x": 1}})
     page = Page(R.saliency_section(cfg, None))
-    assert page.tables["Saliency"][1:] == [["holdout", "40", "0.25", "0.5", "0.625", "0.75"]]
+    assert page.tables["Saliency"][1:] == [["holdout", "40.0", "0.250", "0.500", "0.625", "0.750"]]
     assert page.tables["Saliency by the object's share of the frame (held-out images)"][1:] == [
-        ["holdout 0-10%", "2", "0.125", "0.375", "0.5", "0.5"],
-        ["holdout 30-100%", "3", "0.3125", "0.5625", "n/a", "0.875"]]
+        ["holdout 0-10%", "2", "0.125", "0.375", "0.500", "0.500"],
+        ["holdout 30-100%", "3", "0.312", "0.562", "n/a", "0.875"]]   # 0.3125 and 0.5625 rounded half to even
+    assert "holdout_zoom: the same" in R.saliency_section(cfg, None)
     monkeypatch.setattr(R, "stage_result", lambda *_: {"val": {"foreground_IoU": {"50": 40.0}}})
     assert "object's share" not in R.saliency_section(cfg, None)
+    assert "holdout" not in R.saliency_section(cfg, None)   # no such rows to explain
 
 
 def test_saliency_and_stage_tables_hold_every_done_json(run):
@@ -172,9 +180,9 @@ def test_saliency_and_stage_tables_hold_every_done_json(run):
     assert table[0] == ["split", "foreground IoU at salthres 50%", "MAE", "max F", "S-measure", "max E"]
     for row in table[1:]:
         values = saliency[row[0]]
-        assert row[1:] == [figure(values["foreground_IoU"]["50"])] + [figure(values.get(m)) for m in measures]
+        assert row[1:] == [f"{values['foreground_IoU']['50']:.1f}"] + [three(values.get(m)) for m in measures]
     areas = page.tables.get("Saliency by the object's share of the frame (held-out images)", [])
-    expected = [[f"{split} {bucket}", str(q["images"])] + [figure(q.get(m)) for m in measures]
+    expected = [[f"{split} {bucket}", str(q["images"])] + [three(q.get(m)) for m in measures]
                 for split, values in saliency.items() if isinstance(values, dict)
                 for bucket, q in values.get("by_area", {}).items() if q["images"]]
     assert areas[1:] == expected

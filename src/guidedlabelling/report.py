@@ -28,7 +28,7 @@ p.meta, p.note { color: #555; margin: 4px 0; } p.note { font-size: 12.5px; }
 p.warn { color: #a33; margin: 4px 0; }
 table { border-collapse: collapse; margin: 6px 0 10px; }
 th, td { border: 1px solid #ccd; padding: 3px 9px; text-align: left; vertical-align: top; }
-th { background: #eef0f5; white-space: nowrap; } tr:nth-child(even) td { background: #fafafc; }
+th { background: #eef0f5; } tr:nth-child(even) td { background: #fafafc; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; } tr.total td { font-weight: 600; }
 table.stages td:nth-child(-n+3) { white-space: nowrap; }
 span.kv { display: inline-block; margin-right: 14px; white-space: nowrap; } span.kv b { font-weight: 500; color: #556; }
@@ -51,13 +51,13 @@ def write_report(config, overrides, examples=4, reference=True):
     test_seeds = C.resolve(config, list(overrides) + ["seed_split=test"])[0]
     root = naming.run_dir(cfg)
     path = root / "report.html"
-    page = render_page(cfg, preset, ref, test_seeds, root, examples)
+    page = render_page(cfg, preset, ref, test_seeds, root, examples, overrides)
     with atomic_path(path) as tmp:
         tmp.write_text(page, encoding="utf-8")
     return path
 
 
-def render_page(cfg, preset, ref, test_seeds, root, examples):
+def render_page(cfg, preset, ref, test_seeds, root, examples, overrides=()):
     sections = [summary_section(cfg, preset, ref), skipped_section(cfg, preset), class_section(cfg, preset, ref),
                 guide_class_section(cfg, preset),
                 saliency_section(cfg, preset), stages_section(root), training_section(root),
@@ -68,7 +68,14 @@ def render_page(cfg, preset, ref, test_seeds, root, examples):
             f"<title>GuidedLabelling report: {html.escape(cfg['name'])}</title><style>{CSS}</style></head>\n"
             f"<body><main>\n<h1>GuidedLabelling report: preset {html.escape(cfg['name'])}</h1>\n"
             f"<p class='meta'>Run folder <code>{html.escape(str(root))}</code>, written {now}.</p>\n"
+            f"<p class='meta'>Settings given: {settings_given(overrides)}</p>\n"
             + "\n".join(s for s in sections if s) + "\n</main></body></html>\n")
+
+
+def settings_given(overrides):
+    """The --set settings (and flags as settings) of the run, which its numbers depend on beside the preset's."""
+    shown = [o for o in overrides if not o.startswith("overridecache=")]
+    return " ".join(f"<code>{html.escape(o)}</code>" for o in shown) or "none (the preset's)"
 
 
 # ---- figures ----
@@ -161,17 +168,18 @@ def saliency_section(cfg, preset):
         return ""
     salthres = str(cfg["guide_labels"]["salthres"])
     measures = ("MAE", "max_F", "S_measure", "max_E")
-    rows = [[html.escape(split), (number(values.get("foreground_IoU", {}).get(salthres)),)]
-            + [(number(values.get(m)),) for m in measures] for split, values in scores.items()]
-    areas = [[html.escape(f"{split} {bucket}"), (q["images"],)] + [(number(q.get(m)),) for m in measures]
+    rows = [[html.escape(split), (number(values.get("foreground_IoU", {}).get(salthres), 1),)]
+            + [(number(values.get(m), 3),) for m in measures] for split, values in scores.items()]
+    areas = [[html.escape(f"{split} {bucket}"), (q["images"],)] + [(number(q.get(m), 3),) for m in measures]
              for split, values in scores.items() for bucket, q in values.get("by_area", {}).items() if q["images"]]
     header = ["MAE", "max F", "S-measure", "max E"]
     return ("<h2>Saliency</h2>\n" + table(["split", f"foreground IoU at salthres {salthres}%"] + header, rows)
             + "<p class=note>foreground IoU: % of the map thresholded at salthres against the objects (measured at "
               "10..90%). MAE, max F (beta&sup2; = 0.3), S-measure and max E-measure: pysodmetrics, each map min-max "
-              "normalised; S and E need whole frames, so the splits' rows (void pixels left out) have none. holdout: "
-              "the saliency set's held-out images (holdout/&lt;folder&gt;: those of one of its folders); "
-              "holdout_zoom: the same, each cropped so that its object covers 50-90% of the frame.</p>"
+              "normalised; S and E need whole frames, so the splits' rows (void pixels left out) have none."
+            + (" holdout: the saliency set's held-out images (holdout/&lt;folder&gt;: those of one of its folders); "
+               "holdout_zoom: the same, each cropped so that its object covers 50-90% of the frame."
+               if any(split.startswith("holdout") for split in scores) else "") + "</p>"
             + ("\n<h2>Saliency by the object's share of the frame (held-out images)</h2>\n"
                + table(["images, object's share", "images"] + header, areas) if areas else ""))
 
@@ -332,6 +340,6 @@ def examples_section(cfg, preset, ref, test_seeds, examples):
                                 "panel"))
     legend = " ".join(f"<span class=kv>{swatch(k)}{html.escape(c)}</span>" for k, c in enumerate(data.classes))
     return ("<h2>Examples</h2>\n<p class=note>The images whose seeds mark a part of their objects (at least "
-            + number(100 * PART) + "%) and whose guide labels (test split: predictions) cover the most more of them "
-            "than the seeds do. Seeds at seedthres " + number(rule.seedthres)
+            + number(100 * PART) + "%) and whose guide labels (test split: predictions) add the most of them to what "
+            "the seeds cover. Seeds at seedthres " + number(rule.seedthres)
             + "%; saliency in grey; labels in the VOC colours: " + legend + "</p>\n" + "".join(parts))

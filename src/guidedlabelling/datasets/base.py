@@ -49,8 +49,10 @@ def image_check(path):
             # reader opens at the displayed size and drops the tag as it loads, turned already
     except UnidentifiedImageError as e:
         kind = Path(path).suffix.lower()
-        return f"{e}; " + (f"Pillow reads no {kind} files (an iPhone's HEIC, say): save it as JPEG or PNG" if kind
-                           not in Image.registered_extensions() else "re-create it, or save it as JPEG or PNG")
+        if kind in Image.registered_extensions():
+            return f"{e}; re-create it, or save it as JPEG or PNG"
+        photo = " (an iPhone's photos)" if kind in (".heic", ".heif") else ""
+        return f"{e}; Pillow reads no {kind or 'extensionless'} files{photo}: save it as JPEG or PNG"
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
         return str(e) or type(e).__name__
     return (w, h) if turned else (h, w)
@@ -82,8 +84,9 @@ def readable_items(items, listed_in):
             sizes.append(checked)
     if not kept:
         path, problem = next(iter(skipped.items()))
-        raise InputError(f"{listed_in}: none of its {len(items)} images can be read ({path}: {problem}); "
-                         "replace them")
+        which = "its one image cannot" if len(items) == 1 else f"none of its {len(items)} images can"
+        raise InputError(f"{listed_in}: {which} be read ({path}: {problem}); replace "
+                         f"{'it' if len(items) == 1 else 'them'}")
     return kept, sizes, skipped, warned
 
 
