@@ -256,7 +256,8 @@ def test_the_test_geometry_defaults_to_the_preset_that_trained_the_model(model, 
 
 def test_a_rerun_resumes_and_other_settings_predict_again(model, photos, tmp_path):
     """predict.json records the model and settings: the same command again predicts only the images whose
-    outputs are missing (as after an interrupt), to the same files; another setting predicts all."""
+    outputs are missing (as after an interrupt) or damaged since (of another size than it recorded), to the same
+    files; another setting predicts all."""
     out = tmp_path / "preds"
 
     def predict(*extra):
@@ -265,14 +266,16 @@ def test_a_rerun_resumes_and_other_settings_predict_again(model, photos, tmp_pat
                               text=True)
         assert proc.returncode == 0, proc.stderr
         return proc.stdout
-    assert "done by an earlier run" not in predict()
+    assert "by an earlier run" not in predict()
     first = {p.name: p.read_bytes() for p in out.glob("*.png")}
     (out / "grey.png").unlink()
     (out / "overlay" / "photo.png").unlink()
-    assert f"predicted {len(SIZES)} images, {len(SIZES) - 2} of them done by an earlier run" in predict()
+    (out / "turned.png").write_bytes(b"")   # emptied
+    assert f"predicted {len(SIZES)} images, {len(SIZES) - 3} of them by an earlier run" in predict()
     assert {p.name: p.read_bytes() for p in out.glob("*.png")} == first
     assert (out / "overlay" / "photo.png").exists()
-    assert "done by an earlier run" not in predict("--alpha", "0.3")
+    assert f"{len(SIZES)} images, all predicted by an earlier run with these settings" in predict()
+    assert "by an earlier run" not in predict("--alpha", "0.3")
     assert json.loads((out / "predict.json").read_text())["alpha"] == 0.3
 
 
@@ -291,11 +294,11 @@ def test_an_image_replaced_since_its_outputs_were_made_is_predicted_again(model,
     predict()
     with Image.open(folder / "grey.png") as grey:
         Image.fromarray(np.zeros((grey.height * 2, grey.width, 3), np.uint8)).save(folder / "grey.png")
-    assert f"predicted {len(SIZES)} images, {len(SIZES) - 1} of them done by an earlier run" in predict()
+    assert f"predicted {len(SIZES)} images, {len(SIZES) - 1} of them by an earlier run" in predict()
     with Image.open(out / "grey.png") as label, Image.open(folder / "grey.png") as grey:
         assert label.size == grey.size   # the new photo's, not the former's
     os.utime(folder / "photo.jpg", ns=(1, 1))   # touched, the same bytes: its digest decides, nothing to redo
-    assert f"{len(SIZES)} of them done by an earlier run" in predict()
+    assert f"{len(SIZES)} images, all predicted by an earlier run" in predict()
     (folder / "alpha.png").write_bytes(b"a truncated replacement")   # no longer decodes: no former outputs stay
     assert f"  {folder / 'alpha.png'}: " in predict()   # among the skipped
     assert not (out / "alpha.png").exists() and not (out / "overlay" / "alpha.png").exists()
@@ -304,7 +307,7 @@ def test_an_image_replaced_since_its_outputs_were_made_is_predicted_again(model,
     shutil.copy(photos / "photo.jpg", other / "zz.jpg")
     assert "predicted 1 image " in predict(inputs=other) and (out / "zz.png").exists()   # the same out_dir
     settings = json.loads((out / "predict.json").read_text())
-    del settings["images"]
+    del settings["images"], settings["outputs"]
     with pytest.raises(InputError, match=r"preds: holds predictions of 1 other images made with other settings "
                                          r"\(zz\); choose another --out_dir, or name those images too"):
         images_to_do(ImageFiles([folder]), out, settings | {"alpha": 0.3})   # they would be lost
@@ -313,7 +316,7 @@ def test_an_image_replaced_since_its_outputs_were_made_is_predicted_again(model,
     assert images_to_do(images, out, settings | {"alpha": 0.3}) == list(range(len(images)))   # as if interrupted
     assert not (out / "photo.png").exists() and not (out / "overlay" / "photo.png").exists()
     assert not (out / "zz.png").exists()   # no output of the former settings stays to be taken as done
-    assert "done by an earlier run" not in predict("--alpha", "0.3")
+    assert "by an earlier run" not in predict("--alpha", "0.3")
     assert (out / "photo.png").read_bytes() == kept   # the labels do not depend on alpha
 
 
@@ -403,6 +406,7 @@ def test_files_that_predict_did_not_make_are_left_alone(model, photos, tmp_path)
     proc = predict(photos / "photo.jpg")
     assert proc.returncode == 2 and proc.stderr.strip() == (f"error: --out_dir {out}: holds files that predict did "
                                                             "not make (keep.png); choose an empty or new folder")
+    assert sorted(p.name for p in out.iterdir()) == ["keep.png"]   # no lock file of predict's left there
     (out / "keep.png").unlink()
     assert predict(photos / "photo.jpg").returncode == 0 and (out / "photo.png").exists()
     (out / "grey.png").write_bytes(b"mine")

@@ -5,10 +5,10 @@ segmentations writes), and <out_dir>/overlay/<id>.png, the image with every non-
 with its class colour, both at the image's own size. An image larger than --max_side is segmented shrunk to it (as
 the pipeline works on it), its labels then enlarged (nearest neighbour). Both are written atomically; images that
 do not decode are skipped and listed. <out_dir>/predict.json records the model file's digest, the settings and each
-image file's digest: a rerun with the same settings resumes (images with both outputs, made from the same file, are
-not predicted again), other settings predict all (an out_dir holding predictions of other settings of images
-the run does not name is an error, as is one holding files predict did not make). Two predicts into one out_dir
-take turns (its .predict.lock).
+image file's digest, and once all are written the outputs' sizes: a rerun with the same settings resumes (images
+with both outputs whole, made from the same file, are not predicted again), other settings predict all (an out_dir
+holding predictions of other settings of images the run does not name is an error, as is one holding files predict
+did not make). Two predicts into one out_dir take turns (its .predict.lock).
 """
 import argparse
 from pathlib import Path
@@ -75,6 +75,8 @@ def predict(model_path, inputs, out_dir, size, resize="none", pcrf="none", devic
     settings = {"model": file_digest(model_file(model_path)), "size": size, "resize": resize, "pcrf": pcrf,
                 "device": torch.device(device).type, "alpha": alpha, "net_size": net_size, "crf_backend": crf_backend,
                 "max_side": max_side}
+    if out_dir.is_dir() and not (out_dir / RECORD).exists():
+        refuse_foreign(out_dir, None)   # before its lock file is left in someone else's folder
     with writing(out_dir, "predict", lock=out_dir / LOCK):  # another predict there: wait, then resume
         todo = images_to_do(images, out_dir, settings)
         for i, scores, frame in forward_all(model, images, todo, size, geometry(resize), device, BATCH,
@@ -88,6 +90,7 @@ def predict(model_path, inputs, out_dir, size, resize="none", pcrf="none", devic
             save_label_png(label_png, label)
             with atomic_path(overlay_png) as tmp:
                 Image.fromarray(overlay(image, label, alpha)).save(tmp, format="PNG")
+        record_output_sizes(out_dir, images)
     return {"images": len(images), "done_before": len(images) - len(todo), "classes": list(meta["classes"]),
             "out_dir": str(out_dir), "skipped_images": images.skipped, "warned_images": images.warned,
             "not_images": [str(p) for p in images.ignored],
@@ -103,6 +106,7 @@ def images_to_do(images, out_dir, settings):
     errors."""
     record = read_json(out_dir / RECORD)
     made = (record or {}).pop("images", None)
+    sizes = (record or {}).pop("outputs", None) or {}
     if not (isinstance(made, dict) and all(isinstance(v, dict) for v in made.values())):
         # no record of its images (before predict kept one): the label PNGs there are an earlier predict's, if it
         # made the folder (its overlay/), of unknown settings
@@ -116,7 +120,7 @@ def images_to_do(images, out_dir, settings):
             raise InputError(f"--out_dir {out_dir}: holds predictions of {len(others)} other images made with other "
                              f"settings ({some(others)}); choose another "
                              "--out_dir, or name those images too to predict them again")
-        stale, made = recorded, {}
+        stale, made, sizes = recorded, {}, {}
     foreign = [str(path.relative_to(out_dir)) for it in images.items if it.id not in recorded
                for path in outputs(out_dir, it.id) if path.exists()]
     if foreign:  # it would take them for its own, done
@@ -125,11 +129,26 @@ def images_to_do(images, out_dir, settings):
     files = {it.id: file_state(it.image, made.get(it.id)) for it in images.items}
     undecodable = {Path(path).stem for path in images.skipped}
     stale |= undecodable | {i for i, state in files.items() if (made.get(i) or {}).get("digest") != state["digest"]}
+    stale |= {i for i in files if i in sizes and output_sizes(out_dir, i) != sizes[i]}   # emptied or cut since
     for image_id in stale & recorded:  # a file it never made stays
         for path in outputs(out_dir, image_id):
             path.unlink(missing_ok=True)
-    save_json(out_dir / RECORD, settings | {"images": {i: v for i, v in made.items() if i not in stale} | files})
+    save_json(out_dir / RECORD, settings | {"images": {i: v for i, v in made.items() if i not in stale} | files,
+                                            "outputs": {i: v for i, v in sizes.items() if i not in stale}})
     return [i for i, it in enumerate(images.items) if not all(p.exists() for p in outputs(out_dir, it.id))]
+
+
+def output_sizes(out_dir, image_id):
+    """[bytes] of the label PNG and overlay of an image (None where absent)."""
+    return [path.stat().st_size if path.is_file() else None for path in outputs(out_dir, image_id)]
+
+
+def record_output_sizes(out_dir, images):
+    """The sizes of the outputs made, added to out_dir's RECORD once all are written: a rerun predicts again those
+    damaged since (a folder copied in part, a file emptied), as the stages do with done.json's."""
+    record = read_json(out_dir / RECORD)
+    made = {it.id: output_sizes(out_dir, it.id) for it in images.items}
+    save_json(out_dir / RECORD, record | {"outputs": record.get("outputs", {}) | made})
 
 
 def refuse_foreign(out_dir, record):
@@ -250,9 +269,10 @@ def main(argv=None):
                           preset["data"]["max_image_side"] if args.max_side is None else args.max_side)
     except OSError as e:
         raise InputError(os_error_message(e, "--out_dir")) from None
-    before = f", {summary['done_before']} of them done by an earlier run" if summary["done_before"] else ""
-    print(f"predicted {counted(summary['images'], 'image')}{before} ({', '.join(summary['classes'])}) into "
-          f"{summary['out_dir']}")
+    n, before = summary["images"], summary["done_before"]
+    done = f"predicted {counted(n, 'image')}" + (f", {before} of them by an earlier run" if before else "") \
+        if before < n else f"{counted(n, 'image')}, all predicted by an earlier run with these settings"
+    print(f"{done} ({', '.join(summary['classes'])}) into {summary['out_dir']}")
     others = summary["not_images"]
     if others:
         one = len(others) == 1
