@@ -113,6 +113,20 @@ def test_script_prints_the_report_path_and_writes_it_atomically(run):
         (root / "report.html").read_text()   # two reports of a preset differ by them
 
 
+def test_summary_keeps_what_each_step_cost_when_its_folder_was_made(run):
+    """step_seconds is this run's profile (a step reused takes little); made_seconds is each finished folder's own,
+    from its config.yaml to its done.json, which a rerun that reuses everything keeps."""
+    root, _ = run
+    folder = root / "seg_train" / "default"
+    cost = round((folder / "done.json").stat().st_mtime - (folder / "config.yaml").stat().st_mtime, 1)
+    assert read(root / "summary.json")["made_seconds"]["seg_train"] == cost
+    proc = subprocess.run([sys.executable, str(ROOT / "script.py"), "--config", "smoke", "--out_root", str(root.parent),
+                           "--set", "vis=true"], cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    summary = read(root / "summary.json")
+    assert summary["made_seconds"]["seg_train"] == cost and set(summary["made_seconds"]) == set(summary["step_seconds"])
+
+
 def test_summary_and_class_tables_hold_the_numbers_of_the_stages(run):
     root, _ = run
     page = Page((root / "report.html").read_text())

@@ -23,8 +23,8 @@ from .datasets.base import warned_line
 from .datasets import Labelled, annotated_splits, ground_truth_hint, has_ground_truth, own_split
 from .inference import trained
 from .io import InputError, save_json
-from .results import METHOD_ROWS, RATIO_ROW, method_table, skipped_images, stage_result, unmarked_classes, \
-    unscored_classes, weak_reference
+from .results import METHOD_ROWS, RATIO_ROW, made_seconds, method_table, skipped_images, stage_result, \
+    unmarked_classes, unscored_classes, weak_reference
 from .pipeline import BY_NAME, STEPS, command, current_name, steps_needed
 from .report import write_report
 from .runner import ensure_data
@@ -247,6 +247,14 @@ def run_in_order(args, overrides, steps, skip, opened=None):
     return seconds
 
 
+def steps_made_seconds(args, overrides):
+    """{step: seconds its folder took when it was made} of the finished steps: a rerun that reuses a step takes
+    little (step_seconds), and this keeps what it cost."""
+    made = {step: made_seconds(naming.stage_dir(*C.resolve(args.config, overrides + list(extra)), stage))
+            for step, stage, extra in STEPS}
+    return {step: round(seconds, 1) for step, seconds in made.items() if seconds is not None}
+
+
 def stale_results(args, overrides, steps):
     """The steps whose results the table shows but that are out of date: after some --steps ran an earlier step
     again, the later ones' folders were made from outputs since replaced (fingerprint.remade_upstream)."""
@@ -278,7 +286,8 @@ def summarise(args, overrides, skip, seconds=None, stale=()):
                "predictions": str(naming.stage_dir(cfg, preset, "segmentations")),
                "model": seg and str(trained(naming.stage_dir(cfg, preset, "seg_train"),  # for ./src/predict.py:
                                             cfg["segmentations"]["test_iter"])),  # the snapshot tested
-               "config": args.config, "overrides": overrides, "step_seconds": seconds or {}} | diagnostics
+               "config": args.config, "overrides": overrides, "step_seconds": seconds or {},
+               "made_seconds": steps_made_seconds(args, overrides)} | diagnostics
     if guide and seg and "mIoU" not in seg:  # own data without masks: nothing to measure against
         path = naming.run_dir(cfg) / "summary.json"
         unmarked = unmarked_classes(seg, ref)  # a reference where the training images have masks

@@ -15,7 +15,7 @@ from . import pipeline
 from .datasets import open_dataset
 from .errors import counted
 from .io import IGNORE, atomic_path, load_heatmap_mat, load_label_png
-from .results import METHOD_ROWS, RATIO_ROW, finished, method_table, skipped_images, stage_result, \
+from .results import METHOD_ROWS, RATIO_ROW, finished, made_seconds, method_table, skipped_images, stage_result, \
     unmarked_classes, unscored_classes, weak_reference
 from .seeds import SeedRule
 from .visualize import PALETTE, file_tiles, panel_image, panel_tiles, stage_files
@@ -204,11 +204,8 @@ def stage_folders(root):
 
 
 def wall_time(folder):
-    """Seconds from the stage's start (config.yaml is written then) to its end (done.json)."""
-    start = folder / "config.yaml"
-    if not start.exists():
-        return "n/a"
-    return f"{(folder / 'done.json').stat().st_mtime - start.stat().st_mtime:.1f} s"
+    seconds = made_seconds(folder)
+    return "n/a" if seconds is None else f"{seconds:.1f} s"
 
 
 def stages_section(root):

@@ -27,6 +27,13 @@ def finished(folder, name=DONE):
     return read_json(Path(folder) / name)
 
 
+def made_seconds(folder):
+    """Seconds a finished stage folder took when it was made: from its config.yaml (written as the stage starts) to
+    its DONE; None where either is missing."""
+    start, end = Path(folder) / "config.yaml", Path(folder) / DONE
+    return end.stat().st_mtime - start.stat().st_mtime if start.is_file() and end.is_file() else None
+
+
 def stage_result(cfg, preset, stage, name=DONE):
     """finished() of the stage folder these settings name."""
     return finished(naming.stage_dir(cfg, preset, stage), name)
