@@ -260,6 +260,20 @@ def test_paper_tables_of_a_preset_whose_guides_keep_g2s_unused_seeds_absent(tmp_
         assert ("--set guide_labels.unused=keep" in command) == (rule in ("seed", "sal")), command
 
 
+def test_paper_tables_commands_of_vgg_seed_networks_name_their_init_where_the_preset_uses_imagenet(tmp_path):
+    """demo's seed init is imagenet, which the VGG seed networks have none of: their rows' commands name the release's
+    VGG-16 file (they stopped at once with 'no built-in ImageNet weights'); the preset's own network's row does not."""
+    (tmp_path / "demo").mkdir()   # no run finished yet
+    tables_main(["--config", "demo", "--out_root", str(tmp_path)])
+    rows = {line.split("|")[1].strip(): line.split("|")[-2] for line in
+            (tmp_path / "demo" / "paper_tables.md").read_text().splitlines() if "--set seed_train.net=" in line
+            or line.startswith("| GAP-EffNet-HighRes ")}
+    assert sorted(rows) == ["GAP-DeepLab", "GAP-EffNet-HighRes", "GAP-HighRes", "GAP-LowRes"]
+    for net, command in rows.items():
+        init = "--set seed_train.init=models/VGG_ILSVRC_16_layers.caffemodel "
+        assert (init in command) == (net != "GAP-EffNet-HighRes"), command
+
+
 def test_paper_tables_of_a_mistyped_out_root_or_onto_a_picture_are_errors(tmp_path):
     """A mistyped --out_root wrote a table of dashes; --out onto a .jpg replaced the picture with markdown."""
     with pytest.raises(InputError, match=f"{tmp_path / 'typo' / 'smoke'}: no runs of preset smoke there; pass the "

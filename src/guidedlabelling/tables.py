@@ -15,6 +15,7 @@ from .datasets import ground_truth_hint, has_ground_truth
 from .errors import Parser
 from .io import InputError, atomic_path
 from .metrics import ratio_of
+from .networks import names
 from .networks.vgg import VGG_SEED_NETS
 from .pipeline import STEPS, steps_needed
 from .results import finished
@@ -124,7 +125,8 @@ def seed_table(ctx):
     cfg, _ = ctx.resolve()
     rows = []
     for net in dict.fromkeys([cfg["seed_train"]["net"], *VGG_SEED_NETS]):
-        runs = [Run("seed_eval", (f"seed_train.net={net}",)), Run("cls_eval", (f"seed_train.net={net}",))]
+        sets = (f"seed_train.net={net}",) + seed_init(cfg, net)
+        runs = [Run("seed_eval", sets), Run("cls_eval", sets)]
         seeds, cls = done = [r.done(ctx) for r in runs]
         s = seeds or {}
         rows.append([net, number(cls and cls["mAP"]), number(s.get("fg_precision")), number(s.get("fg_recall")),
@@ -134,6 +136,14 @@ def seed_table(ctx):
               f"seed mIoU at {cfg['seed_eval']['eval_seedthres']}%", "best seed mIoU", "run"]
     return (f"### Seed networks, on {cfg['data']['test_dataset']} (%)\n\nThe paper compares the seed networks by "
             "these measures; the paper lists no figures for them, so compare the ordering.\n\n" + markdown(header, rows))
+
+
+def seed_init(cfg, net):
+    """The init setting a seed network needs beside the preset's: the release's VGG-16 file (./downloads.sh --models)
+    for a network without built-in ImageNet weights where the preset's init is those (demo's, msrc's)."""
+    if cfg["seed_train"]["init"] != "imagenet" or net in names("seed", imagenet=True):
+        return ()
+    return (f"seed_train.init={S.OPTIONS['seed_train']['init'][0]}",)
 
 
 def guide_table(ctx):
