@@ -24,7 +24,7 @@ def has_pydensecrf():
 def agreement(images, unaries, params="deeplab", iterations=crf.ITERATIONS, device="cpu"):
     """Compare the torch backend with pydensecrf2 on pairs (HxWx3 uint8 image, [L, H, W] unary energy).
 
-    Returns a dict: label_agreement (fraction of all pixels with the same argmax), worst_image
+    Returns a dict: images, label_agreement (fraction of all pixels with the same argmax; 0 of no pixel), worst_image
     (lowest per-image agreement), differing_pixels, max_abs_diff and mean_abs_diff of the
     marginals, pixels.
     """
@@ -39,8 +39,8 @@ def agreement(images, unaries, params="deeplab", iterations=crf.ITERATIONS, devi
         diff = np.abs(ref - ours)
         max_diff, sum_diff = max(max_diff, float(diff.max())), sum_diff + float(diff.sum())
         n_values += diff.size
-    return dict(label_agreement=same / pixels, differing_pixels=pixels - same, worst_image=worst,
-                max_abs_diff=max_diff, mean_abs_diff=sum_diff / n_values, pixels=pixels)
+    return dict(images=len(images), label_agreement=same / max(pixels, 1), differing_pixels=pixels - same,
+                worst_image=worst, max_abs_diff=max_diff, mean_abs_diff=sum_diff / max(n_values, 1), pixels=pixels)
 
 
 # ----------------------------------------------------------------------------- MSRC test material

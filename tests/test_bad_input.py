@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 from guidedlabelling.datasets import OwnDataset
-from guidedlabelling.datasets.base import image_check
+from guidedlabelling.datasets.base import Item, image_check, readable_items
 from guidedlabelling.datasets.voc import VOCDataset, dataset_root
 from guidedlabelling.io import InputError, load_image, save_checkpoint, save_label_png
 from guidedlabelling.networks import GAPNet
@@ -247,6 +247,32 @@ def test_not_a_checkpoint(tmp_path):
                            str(path), "--out_dir", str(out)], cwd=ROOT, capture_output=True, text=True)
     assert_clean_error(proc, path, out)
     assert "not a checkpoint of this project" in proc.stderr
+
+
+def test_pillow_warnings_name_the_image_once_and_a_skipped_one_keeps_them_in_its_reason(tmp_path):
+    """A JPEG with a malformed MPO block decodes with Pillow's warning: the dataset check lists it with the warning and
+    load_image is silent on it; the same file cut short is skipped, the warning beside the reason, and is not listed
+    as 'used as decoded'."""
+    import io
+    import struct
+    buffer = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (32, 32, 3)).astype(np.uint8)).save(buffer, "JPEG")
+    payload = b"MPF\0" + bytes(8)   # an APP2 multi-picture block of no valid content
+    data = buffer.getvalue()[:2] + b"\xff\xe2" + struct.pack(">H", len(payload) + 2) + payload + buffer.getvalue()[2:]
+    (tmp_path / "mpo.jpg").write_bytes(data)
+    (tmp_path / "cut.jpg").write_bytes(data[:len(data) * 4 // 5])
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "plain.png")
+    items = [Item(name, tmp_path / f"{name}.{ext}", None) for name, ext in (("mpo", "jpg"), ("cut", "jpg"),
+                                                                           ("plain", "png"))]
+    kept, sizes, skipped, warned = readable_items(items, "the test's list")
+    said = "Image appears to be a malformed MPO file, it will be interpreted as a base JPEG file"
+    assert [it.id for it in kept] == ["mpo", "plain"] and sizes == [(32, 32), (8, 8)]
+    assert warned == {str(tmp_path / "mpo.jpg"): said}
+    assert list(skipped) == [str(tmp_path / "cut.jpg")] and skipped[str(tmp_path / "cut.jpg")].startswith(
+        "image file is truncated") and skipped[str(tmp_path / "cut.jpg")].endswith(f" (Pillow: {said})")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert load_image(tmp_path / "mpo.jpg").shape == (32, 32, 3)
 
 
 def test_a_file_that_is_no_image_says_how_to_make_it_one(tmp_path):

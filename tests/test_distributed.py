@@ -210,6 +210,9 @@ def test_fragments_come_from_torchrun_or_from_n_and_N_not_both(monkeypatch):
     monkeypatch.delenv("WORLD_SIZE", raising=False)
     assert fragment_of({"n": 1, "N": 2}) == (1, 2)
     monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.delenv("RANK", raising=False)
+    with pytest.raises(InputError, match=r"WORLD_SIZE=2 is set without RANK; start the processes with torchrun"):
+        fragment_of({"n": 0, "N": 1})   # each such process would have been fragment 0
     monkeypatch.setenv("RANK", "1")
     assert fragment_of({"n": 0, "N": 1}) == (1, 2)
     assert fragment_of({"n": 0, "N": 2}) == (0, 2)   # WORLD_SIZE set by something else than torchrun: --n/--N

@@ -248,8 +248,8 @@ def run_in_order(args, overrides, steps, skip, opened=None):
 
 
 def steps_made_seconds(args, overrides):
-    """{step: seconds its folder took when it was made} of the finished steps: a rerun that reuses a step takes
-    little (step_seconds), and this keeps what it cost."""
+    """{step: results.made_seconds of its folder} of the finished steps: a rerun that reuses a step takes little
+    (step_seconds), and this keeps what it cost."""
     made = {step: made_seconds(naming.stage_dir(*C.resolve(args.config, overrides + list(extra)), stage))
             for step, stage, extra in STEPS}
     return {step: round(seconds, 1) for step, seconds in made.items() if seconds is not None}

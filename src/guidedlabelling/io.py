@@ -20,9 +20,6 @@ from .errors import InputError
 from .pipeline import TRAINERS, command
 
 Image.MAX_IMAGE_PIXELS = None  # a user's panorama or scan is no attack, and the work size shrinks it (max_image_side)
-warnings.filterwarnings("ignore", category=UserWarning, module="PIL")  # Pillow's warnings on a file (corrupt EXIF, a
-# palette's transparency) name no file, and came once per loader worker: the datasets report them once, naming each
-# file (datasets.base.readable_items)
 IGNORE = 255  # label value of void pixels (object borders, unlabelled): neither trained on nor evaluated
 LABEL_MODES = ("P", "L", "1", "I", "I;16", "I;16B", "I;16L")  # modes whose pixel values are class indices
 WIDE_GREY_MODES = ("I", "I;16", "I;16B", "I;16L")  # 16-bit greyscale (32-bit "I" holds PNG's 16 bits too)
@@ -204,14 +201,17 @@ def load_image(path, hw=None):
     (height, width, as displayed), shrunk to that size (bilinear, averaging), a JPEG decoded at the smallest of 1/2,
     1/4, 1/8 scale that still covers it (a 12-megapixel photo then decodes several times faster)."""
     try:
-        with Image.open(path) as img:
-            if hw is not None and max(hw) < max(img.size):
-                scale = max(hw) / max(img.size)
-                img.draft(None, (math.ceil(img.width * scale), math.ceil(img.height * scale)))
-            img = upright_rgb(img)
-            if hw is not None and img.size != (hw[1], hw[0]):
-                img = img.resize((hw[1], hw[0]), Image.BILINEAR)
-            return np.array(img)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)   # Pillow's on the file (corrupt EXIF, say) name no file
+            # and came from every loader worker: the dataset check names them once (datasets.base.readable_items)
+            with Image.open(path) as img:
+                if hw is not None and max(hw) < max(img.size):
+                    scale = max(hw) / max(img.size)
+                    img.draft(None, (math.ceil(img.width * scale), math.ceil(img.height * scale)))
+                img = upright_rgb(img)
+                if hw is not None and img.size != (hw[1], hw[0]):
+                    img = img.resize((hw[1], hw[0]), Image.BILINEAR)
+                return np.array(img)
     except (OSError, SyntaxError) as e:
         raise InputError(f"{path}: unreadable image ({e}); re-create or remove this file") from None
 

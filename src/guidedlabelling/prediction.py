@@ -130,6 +130,8 @@ def images_to_do(images, out_dir, settings):
     undecodable = {Path(path).stem for path in images.skipped}
     stale |= undecodable | {i for i, state in files.items() if (made.get(i) or {}).get("digest") != state["digest"]}
     stale |= {i for i in files if i in sizes and output_sizes(out_dir, i) != sizes[i]}   # emptied or cut since
+    stale |= {i for i in files if i not in stale | set(sizes) and not whole_outputs(out_dir, i)}   # sizes unknown
+    # (an interrupted run's, or a version's before sizes were recorded): checked whole
     for image_id in stale & recorded:  # a file it never made stays
         for path in outputs(out_dir, image_id):
             path.unlink(missing_ok=True)
@@ -141,6 +143,19 @@ def images_to_do(images, out_dir, settings):
 def output_sizes(out_dir, image_id):
     """[bytes] of the label PNG and overlay of an image (None where absent)."""
     return [path.stat().st_size if path.is_file() else None for path in outputs(out_dir, image_id)]
+
+
+def whole_outputs(out_dir, image_id):
+    """Whether an image's outputs that are there decode whole (PNG's checksums: Image.verify); absent ones pass
+    (they are made)."""
+    for path in outputs(out_dir, image_id):
+        if path.exists():
+            try:
+                with Image.open(path) as png:
+                    png.verify()
+            except Exception:   # Pillow raises many kinds (SyntaxError, OSError, struct.error) on damaged files
+                return False
+    return True
 
 
 def record_output_sizes(out_dir, images):

@@ -28,8 +28,8 @@ def finished(folder, name=DONE):
 
 
 def made_seconds(folder):
-    """Seconds a finished stage folder took when it was made: from its config.yaml (written as the stage starts) to
-    its DONE; None where either is missing."""
+    """Seconds a finished stage folder took in the run that finished it (a resumed training: since it resumed): from
+    its config.yaml (written as the stage starts) to its DONE; None where either is missing."""
     start, end = Path(folder) / "config.yaml", Path(folder) / DONE
     return end.stat().st_mtime - start.stat().st_mtime if start.is_file() and end.is_file() else None
 

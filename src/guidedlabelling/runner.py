@@ -85,7 +85,7 @@ class Stage:
 
     @property
     def fragment(self):
-        """(n, N): the release's --n/--N, or RANK/WORLD_SIZE when started by torchrun."""
+        """(n, N): the release's --n/--N, or RANK/WORLD_SIZE where WORLD_SIZE is set (fragment_of)."""
         return fragment_of(self.cfg["run"])
 
     @property
@@ -388,6 +388,9 @@ def fragment_of(run):
         raise InputError(f"--n {run['n']} --N {run['N']} under torchrun, whose processes already split the "
                          "images (RANK of WORLD_SIZE); leave out --n/--N, or run the fragments without torchrun")
     if run["N"] == 1 and "WORLD_SIZE" in os.environ:
+        if "RANK" not in os.environ:   # else every such process would be fragment 0, the others' images never made
+            raise InputError(f"WORLD_SIZE={os.environ['WORLD_SIZE']} is set without RANK; start the processes with "
+                             "torchrun, or unset WORLD_SIZE")
         return distributed.rank(), distributed.world_size()
     if not 0 <= run["n"] < run["N"]:
         raise InputError(f"--n {run['n']} --N {run['N']}: need 0 <= n < N")

@@ -5,8 +5,10 @@ import warnings
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from types import MappingProxyType
 
 import numpy as np
+import PIL
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import counted, raise_all
@@ -43,8 +45,8 @@ def image_check(path):
                 return "floating-point pixels (mode F); save it as an 8-bit JPEG or PNG"
             img.draft(None, (1, 1))
             img.load()
-            if img.mode == "P":
-                img.convert("RGB")   # Pillow warns of a palette's transparency only as load_image converts it
+            if img.mode == "P" and isinstance(img.info.get("transparency"), bytes):
+                img.convert("RGB")   # Pillow warns of such a palette only as load_image converts it
             turned = img.getexif().get(EXIF_ORIENTATION) in TRANSPOSING_ORIENTATIONS   # after load: Pillow's TIFF
             # reader opens at the displayed size and drops the tag as it loads, turned already
     except UnidentifiedImageError as e:
@@ -65,23 +67,32 @@ def missing_image(it, listed_in):
     return None
 
 
+def pillow_warnings(path):
+    """(image_check(path), Pillow's warnings as it decodes the file, joined; '' if none)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        checked = image_check(path)
+    pillow = Path(PIL.__file__).parent   # not the warnings of other code that ran meanwhile
+    said = [str(w.message) for w in caught if issubclass(w.category, UserWarning) and
+            Path(w.filename).is_relative_to(pillow)]
+    return checked, "; ".join(dict.fromkeys(said))
+
+
 def readable_items(items, listed_in):
-    """Items whose image decodes, their image sizes, {image path: problem} of those that do not, and {image path:
-    Pillow's warnings} of those that decode with warnings (a corrupt EXIF block, say), which io silences where the
-    images are read for work."""
+    """Items whose image decodes, their image sizes, {image path: problem} of those that do not (with Pillow's
+    warnings on them, which may say why), and {image path: Pillow's warnings} of those that decode with warnings
+    (a corrupt EXIF block, say), which io.load_image silences where the images are read for work."""
     raise_all([problem for it in items if (problem := missing_image(it, listed_in))], listed_in)
     kept, sizes, skipped, warned = [], [], {}, {}
     for it in items:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", UserWarning)
-            checked = image_check(it.image)
-        if caught:
-            warned[str(it.image)] = "; ".join(dict.fromkeys(str(w.message) for w in caught))
+        checked, said = pillow_warnings(it.image)
         if isinstance(checked, str):
-            skipped[str(it.image)] = checked
-        else:
-            kept.append(it)
-            sizes.append(checked)
+            skipped[str(it.image)] = checked + (f" (Pillow: {said})" if said else "")
+            continue
+        if said:
+            warned[str(it.image)] = said
+        kept.append(it)
+        sizes.append(checked)
     if not kept:
         path, problem = next(iter(skipped.items()))
         which = "its one image cannot" if len(items) == 1 else f"none of its {len(items)} images can"
@@ -164,6 +175,7 @@ class ImageList:
     from it."""
 
     max_side = 0
+    skipped = warned = MappingProxyType({})   # a layout that lists its items itself has none
 
     def keep_readable(self, listed, listed_in):
         """Sets `items` and `sizes` to those of the `listed` items whose image decodes, `skipped` and `warned`
