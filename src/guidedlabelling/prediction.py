@@ -104,40 +104,62 @@ def images_to_do(images, out_dir, settings):
     longer decode, and with other settings are removed first, so that no run leaves them to be taken as done. A
     folder it did not make, and one holding predictions of other settings of images this run does not name, are
     errors."""
-    record = read_json(out_dir / RECORD)
-    made = (record or {}).pop("images", None)
-    sizes = (record or {}).pop("outputs", None) or {}
-    if not (isinstance(made, dict) and all(isinstance(v, dict) for v in made.values())):
-        # no record of its images (before predict kept one): the label PNGs there are an earlier predict's, if it
-        # made the folder (its overlay/), of unknown settings
-        refuse_foreign(out_dir, record)
-        made, record = {p.stem: {} for p in out_dir.glob("*.png")}, {"settings": "unknown"}
-    recorded, stale = set(made), set()
+    record, made, sizes = earlier_record(out_dir)
+    recorded = set(made)
     if record != settings:  # other settings: no output there is of these
-        named = {it.id for it in images.items} | {Path(path).stem for path in images.skipped}
-        others = sorted(i for i in recorded - named if any(p.exists() for p in outputs(out_dir, i)))
-        if others:
-            raise InputError(f"--out_dir {out_dir}: holds predictions of {len(others)} other images made with other "
-                             f"settings ({some(others)}); choose another "
-                             "--out_dir, or name those images too to predict them again")
-        stale, made, sizes = recorded, {}, {}
-    foreign = [str(path.relative_to(out_dir)) for it in images.items if it.id not in recorded
-               for path in outputs(out_dir, it.id) if path.exists()]
-    if foreign:  # it would take them for its own, done
-        raise InputError(f"--out_dir {out_dir}: holds {some(foreign)}, "
-                         "which predict did not make; choose another --out_dir, or move them away")
+        refuse_losing_others(images, out_dir, recorded)
+        made, sizes = {}, {}
+    refuse_unrecorded(images, out_dir, recorded)
     files = {it.id: file_state(it.image, made.get(it.id)) for it in images.items}
-    undecodable = {Path(path).stem for path in images.skipped}
-    stale |= undecodable | {i for i, state in files.items() if (made.get(i) or {}).get("digest") != state["digest"]}
-    stale |= {i for i in files if i in sizes and output_sizes(out_dir, i) != sizes[i]}   # emptied or cut since
-    stale |= {i for i in files if i not in stale | set(sizes) and not whole_outputs(out_dir, i)}   # sizes unknown
-    # (an interrupted run's, or a version's before sizes were recorded): checked whole
+    stale = (recorded if record != settings else set()) | stale_outputs(images, out_dir, made, sizes, files)
     for image_id in stale & recorded:  # a file it never made stays
         for path in outputs(out_dir, image_id):
             path.unlink(missing_ok=True)
     save_json(out_dir / RECORD, settings | {"images": {i: v for i, v in made.items() if i not in stale} | files,
                                             "outputs": {i: v for i, v in sizes.items() if i not in stale}})
     return [i for i, it in enumerate(images.items) if not all(p.exists() for p in outputs(out_dir, it.id))]
+
+
+def earlier_record(out_dir):
+    """(settings, {id: image file state}, {id: output sizes}) of out_dir's RECORD. A folder with no record of its
+    images (before predict kept one) holds an earlier predict's label PNGs, of unknown settings, if it made the
+    folder (its overlay/); else it is refused."""
+    record = read_json(out_dir / RECORD)
+    made = (record or {}).pop("images", None)
+    sizes = (record or {}).pop("outputs", None) or {}
+    if not (isinstance(made, dict) and all(isinstance(v, dict) for v in made.values())):
+        refuse_foreign(out_dir, record)
+        return {"settings": "unknown"}, {p.stem: {} for p in out_dir.glob("*.png")}, {}
+    return record, made, sizes
+
+
+def refuse_losing_others(images, out_dir, recorded):
+    """Other settings remove the recorded outputs: an error where some are of images this run does not name."""
+    named = {it.id for it in images.items} | {Path(path).stem for path in images.skipped}
+    others = sorted(i for i in recorded - named if any(p.exists() for p in outputs(out_dir, i)))
+    if others:
+        raise InputError(f"--out_dir {out_dir}: holds predictions of {len(others)} other images made with other "
+                         f"settings ({some(others)}); choose another --out_dir, or name those images too to predict "
+                         "them again")
+
+
+def refuse_unrecorded(images, out_dir, recorded):
+    """Outputs of this run's images that the record does not list would be taken for its own, done: an error."""
+    foreign = [str(path.relative_to(out_dir)) for it in images.items if it.id not in recorded
+               for path in outputs(out_dir, it.id) if path.exists()]
+    if foreign:
+        raise InputError(f"--out_dir {out_dir}: holds {some(foreign)}, which predict did not make; choose another "
+                         "--out_dir, or move them away")
+
+
+def stale_outputs(images, out_dir, made, sizes, files):
+    """The images whose outputs are made again: those that no longer decode, whose file changed since (`files`
+    against `made`), or whose outputs were damaged since: of other sizes than recorded, or, with no sizes (an
+    interrupted run's, a version's before sizes were recorded), not whole."""
+    stale = {Path(path).stem for path in images.skipped}
+    stale |= {i for i, state in files.items() if (made.get(i) or {}).get("digest") != state["digest"]}
+    stale |= {i for i in files if i in sizes and output_sizes(out_dir, i) != sizes[i]}
+    return stale | {i for i in files if i not in stale | set(sizes) and not whole_outputs(out_dir, i)}
 
 
 def output_sizes(out_dir, image_id):
