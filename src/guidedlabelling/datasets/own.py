@@ -48,20 +48,10 @@ class OwnDataset(Labelled):
         self.root, self.tags_file, self.follow_symlinks = Path(images), Path(tags), follow_symlinks
         self.split = own_split(split)
         self.has_labels = bool(masks)
-        if not self.root.is_dir():
-            raise InputError(f"{self.root}: {folder_problem(self.root, 'image')}; pass --images with your images' "
-                             "folder")
-        if masks and not Path(masks).is_dir():
-            raise InputError(f"{masks}: {folder_problem(Path(masks), 'masks')}; pass --masks with a folder of <id>.png "
-                             "or leave it out")
+        self._check_folders(masks)
         rows, problems = read_rows(self.tags_file)   # the rows that read well are checked on with them
         misread = bool(problems)   # the class list may lack a tag: the checks that use it wait
-        self.untagged = [r.line for r in rows if not r.tags]  # photos of background only
-        self.classes = ["background"] + sorted({t for r in rows for t in r.tags})
-        self.tagged_once = tagged_once(rows)
-        if len(self.classes) < 2 and not misread:
-            raise InputError(f"{self.tags_file}: no tags at all; tag each image with the classes it shows")
-        check_class_count(self.classes, self.tags_file, "merge tags")
+        self._read_classes(rows, misread)
         files = self._match_files(rows, problems)
         listings = {}   # the masks folder, listed once
         listed, self._rows = self._split_items(rows, files, masks, val_percent, problems, listings)
@@ -76,16 +66,36 @@ class OwnDataset(Labelled):
             self.keep_readable(listed, self.tags_file)
         except InputError as e:  # none readable: with the problems found before
             raise_all(problems + list(e.messages), self.tags_file)
+        raise_all(problems + self._read_items(rows, files, val_percent, masks), self.tags_file)
+
+    def _check_folders(self, masks):
+        if not self.root.is_dir():
+            raise InputError(f"{self.root}: {folder_problem(self.root, 'image')}; pass --images with your images' "
+                             "folder")
+        if masks and not Path(masks).is_dir():
+            raise InputError(f"{masks}: {folder_problem(Path(masks), 'masks')}; pass --masks with a folder of <id>.png "
+                             "or leave it out")
+
+    def _read_classes(self, rows, misread):
+        """The classes (background, then the sorted tags), and what the notes say of the rows' tags."""
+        self.untagged = [r.line for r in rows if not r.tags]  # photos of background only
+        self.classes = ["background"] + sorted({t for r in rows for t in r.tags})
+        self.tagged_once = tagged_once(rows)
+        if len(self.classes) < 2 and not misread:
+            raise InputError(f"{self.tags_file}: no tags at all; tag each image with the classes it shows")
+        check_class_count(self.classes, self.tags_file, "merge tags")
+
+    def _read_items(self, rows, files, val_percent, masks):
+        """Of the readable items: their classes, what the notes say of them (classes in every training image, images
+        without a mask), and the problems of the training split's tags and of the masks (every mask checked now,
+        before a stage writes anything)."""
         self._present = [[self.classes.index(t) for t in self._rows[it.id].tags] for it in self.items]
         self.always_tagged = [name for c, name in enumerate(self.classes[1:], 1)  # nothing tells them from background
                               if self.split == "train" and all(c in present for present in self._present)]
-        if self.split == "train":
-            problems += self._untaught(rows, files, val_percent)
+        problems = self._untaught(rows, files, val_percent) if self.split == "train" else []
         self.unannotated = [it.id for i, it in enumerate(self.items) if self.has_labels and not self.annotated_at(i)]
         self.not_masks = self._not_masks(masks) if self.unannotated else []
-        if self.has_labels:  # every mask there checked now, before a stage writes anything
-            problems += self._mask_problems(masks)
-        raise_all(problems, self.tags_file)
+        return problems + (self._mask_problems(masks) if self.has_labels else [])
 
     def _not_masks(self, masks):
         """Files of the masks folder named like an image without a mask, such as x.jpg where x.png is not."""
