@@ -257,7 +257,8 @@ def test_the_test_geometry_defaults_to_the_preset_that_trained_the_model(model, 
 def test_a_rerun_resumes_and_other_settings_predict_again(model, photos, tmp_path):
     """predict.json records the model and settings: the same command again predicts only the images whose
     outputs are missing (as after an interrupt) or damaged since (of another size than it recorded), to the same
-    files; another setting predicts all."""
+    files, and draws a missing overlay from its labels; another setting predicts all, but --alpha, which draws the
+    overlays again."""
     out = tmp_path / "preds"
 
     def predict(*extra):
@@ -268,12 +269,14 @@ def test_a_rerun_resumes_and_other_settings_predict_again(model, photos, tmp_pat
         return proc.stdout
     assert "by an earlier run" not in predict()
     first = {p.name: p.read_bytes() for p in out.glob("*.png")}
+    overlays = {p.name: p.read_bytes() for p in (out / "overlay").glob("*.png")}
     (out / "grey.png").unlink()
     (out / "overlay" / "photo.png").unlink()
     (out / "turned.png").write_bytes(b"")   # emptied
-    assert f"predicted {len(SIZES)} images, {len(SIZES) - 3} of them by an earlier run" in predict()
+    assert f"predicted {len(SIZES)} images, {len(SIZES) - 3} of them by an earlier run, 1 from the labels of an " \
+        "earlier run (their overlays drawn again)" in predict()
     assert {p.name: p.read_bytes() for p in out.glob("*.png")} == first
-    assert (out / "overlay" / "photo.png").exists()
+    assert {p.name: p.read_bytes() for p in (out / "overlay").glob("*.png")} == overlays   # photo's drawn alike
     assert f"{len(SIZES)} images, all predicted by an earlier run with these settings" in predict()
     record = json.loads((out / "predict.json").read_text())
     del record["outputs"]   # as a version before it recorded them wrote it (or a run killed before the end)
@@ -281,8 +284,15 @@ def test_a_rerun_resumes_and_other_settings_predict_again(model, photos, tmp_pat
     (out / "photo.png").write_bytes((out / "photo.png").read_bytes()[:-20])   # cut: no size to compare, checked
     assert f"predicted {len(SIZES)} images, {len(SIZES) - 1} of them by an earlier run" in predict()
     assert {p.name: p.read_bytes() for p in out.glob("*.png")} == first
-    assert "by an earlier run" not in predict("--alpha", "0.3")
+    assert f"predicted {len(SIZES)} images, {len(SIZES)} from the labels of an earlier run (their overlays drawn " \
+        "again)" in predict("--alpha", "0.3")
+    assert {p.name: p.read_bytes() for p in out.glob("*.png")} == first   # the labels stand
     assert json.loads((out / "predict.json").read_text())["alpha"] == 0.3
+    label = np.asarray(Image.open(out / "photo.png"))
+    image = shown(photos / "photo.jpg")
+    expected = np.where(label[..., None] > 0, np.round(0.7 * image + 0.3 * PALETTE[label]).astype(np.uint8), image)
+    assert np.abs(np.asarray(Image.open(out / "overlay" / "photo.png")).astype(int) - expected).max() <= 1
+    assert "by an earlier run" not in predict("--size", "96")   # another setting: every image again
 
 
 def test_an_image_replaced_since_its_outputs_were_made_is_predicted_again(model, photos, tmp_path):
@@ -316,10 +326,10 @@ def test_an_image_replaced_since_its_outputs_were_made_is_predicted_again(model,
     del settings["images"], settings["outputs"]
     with pytest.raises(InputError, match=r"preds: holds predictions of 1 other images made with other settings "
                                          r"\(zz\); choose another --out_dir, or name those images too"):
-        images_to_do(ImageFiles([folder]), out, settings | {"alpha": 0.3})   # they would be lost
+        images_to_do(ImageFiles([folder]), out, settings | {"size": 999})   # they would be lost
     assert (out / "zz.png").exists() and (out / "photo.png").exists()
     images = ImageFiles([folder, other])
-    assert images_to_do(images, out, settings | {"alpha": 0.3}) == list(range(len(images)))   # as if interrupted
+    assert images_to_do(images, out, settings | {"size": 999}) == list(range(len(images)))   # as if interrupted
     assert not (out / "photo.png").exists() and not (out / "overlay" / "photo.png").exists()
     assert not (out / "zz.png").exists()   # no output of the former settings stays to be taken as done
     assert "by an earlier run" not in predict("--alpha", "0.3")

@@ -6,9 +6,10 @@ with its class colour, both at the image's own size. An image larger than --max_
 the pipeline works on it), its labels then enlarged (nearest neighbour). Both are written atomically; images that
 do not decode are skipped and listed. <out_dir>/predict.json records the model file's digest, the settings and each
 image file's digest, and once all are written the outputs' sizes: a rerun with the same settings resumes (images
-with both outputs whole, made from the same file, are not predicted again), other settings predict all (an out_dir
-holding predictions of other settings of images the run does not name is an error, as is one holding files predict
-did not make). Two predicts into one out_dir take turns (its .predict.lock).
+with both outputs whole, made from the same file, are not predicted again; a missing overlay is drawn from the
+labels), other settings predict all, but for --alpha, which draws the overlays again (an out_dir holding predictions
+of other settings of images the run does not name is an error, as is one holding files predict did not make). Two
+predicts into one out_dir take turns (its .predict.lock).
 """
 import argparse
 from pathlib import Path
@@ -27,7 +28,8 @@ from .errors import Parser, counted, listed, os_error_message, some
 from .crf import BACKENDS, TEST_CRFS
 from .inference import TEST_GEOMETRIES, forward_all, geometry, label_map, load_model, pick_device, trained
 from .fingerprint import file_digest, read_json
-from .io import InputError, atomic_path, load_checkpoint, load_image, save_json, save_label_png, writing
+from .io import InputError, atomic_path, load_checkpoint, load_image, load_label_png, save_json, save_label_png, \
+    writing
 from .stages.segmentations import BATCH
 from .visualize import colour
 
@@ -48,6 +50,11 @@ def overlay(image, label, alpha=0.5):
     """The image with each non-background pixel mixed with its class colour: (1 - alpha) image + alpha colour."""
     mixed = np.round((1 - alpha) * image.astype(np.float32) + alpha * colour(label).astype(np.float32))
     return np.where(label[..., None] > 0, mixed.astype(np.uint8), image)
+
+
+def save_overlay(path, image, label, alpha):
+    with atomic_path(path) as tmp:
+        Image.fromarray(overlay(image, label, alpha)).save(tmp, format="PNG")
 
 
 def model_file(path):
@@ -88,36 +95,49 @@ def predict(model_path, inputs, out_dir, size, resize="none", pcrf="none", devic
                 label = T.resize(label, image.shape[:2], Image.NEAREST)
             label_png, overlay_png = outputs(out_dir, images.items[i].id)
             save_label_png(label_png, label)
-            with atomic_path(overlay_png) as tmp:
-                Image.fromarray(overlay(image, label, alpha)).save(tmp, format="PNG")
+            save_overlay(overlay_png, image, label, alpha)
+        redrawn = [i for i, it in enumerate(images.items) if not outputs(out_dir, it.id)[1].exists()]
+        for i in redrawn:   # labels made before (another --alpha, overlay/ deleted): no network needed
+            label_png, overlay_png = outputs(out_dir, images.items[i].id)
+            save_overlay(overlay_png, load_image(images.items[i].image), load_label_png(label_png), alpha)
         record_output_sizes(out_dir, images)
-    return {"images": len(images), "done_before": len(images) - len(todo), "classes": list(meta["classes"]),
+    return {"images": len(images), "done_before": len(images) - len(todo) - len(redrawn), "redrawn": len(redrawn),
+            "classes": list(meta["classes"]),
             "out_dir": str(out_dir), "skipped_images": images.skipped, "warned_images": images.warned,
             "not_images": [str(p) for p in images.ignored],
             "folders_not_read": [str(p) for p in images.subfolders]}
 
 
 def images_to_do(images, out_dir, settings):
-    """The images left to predict, out_dir's RECORD (the settings, and each image file's size, time and digest)
-    written first: those without both outputs made with these settings (the same model file and test geometry: a
-    rerun resumes) from the same file. Outputs it made of these images from another file, of the images that no
-    longer decode, and with other settings are removed first, so that no run leaves them to be taken as done. A
-    folder it did not make, and one holding predictions of other settings of images this run does not name, are
-    errors."""
+    """The images left to predict, out_dir's RECORD (the settings, and each image file's size, time and digest) written
+    first: those without a label PNG made with these settings (the same model file and test geometry: a rerun
+    resumes) from the same file (an image with its labels but no overlay has it drawn from them). Outputs it
+    made of these images from another file, of the images that no longer decode, and with other settings are
+    removed first, so that no run leaves them to be taken as done. A folder it did not make, and one holding
+    predictions of other settings of images this run does not name, are errors. Another --alpha keeps the labels
+    and removes the overlays, which predict draws again from them."""
     record, made, sizes = earlier_record(out_dir)
     recorded = set(made)
-    if record != settings:  # other settings: no output there is of these
+    same_labels = without_alpha(record) == without_alpha(settings)
+    if record != settings:  # other settings: no output there is of these, or (another alpha) no overlay
         refuse_losing_others(images, out_dir, recorded)
-        made, sizes = {}, {}
+        for image_id in recorded if same_labels else ():
+            outputs(out_dir, image_id)[1].unlink(missing_ok=True)   # drawn again from the labels
+        made, sizes = (made, sizes) if same_labels else ({}, {})
     refuse_unrecorded(images, out_dir, recorded)
     files = {it.id: file_state(it.image, made.get(it.id)) for it in images.items}
-    stale = (recorded if record != settings else set()) | stale_outputs(images, out_dir, made, sizes, files)
+    stale = (set() if same_labels else recorded) | stale_outputs(images, out_dir, made, sizes, files)
     for image_id in stale & recorded:  # a file it never made stays
         for path in outputs(out_dir, image_id):
             path.unlink(missing_ok=True)
     save_json(out_dir / RECORD, settings | {"images": {i: v for i, v in made.items() if i not in stale} | files,
                                             "outputs": {i: v for i, v in sizes.items() if i not in stale}})
-    return [i for i, it in enumerate(images.items) if not all(p.exists() for p in outputs(out_dir, it.id))]
+    return [i for i, it in enumerate(images.items) if not outputs(out_dir, it.id)[0].exists()]
+
+
+def without_alpha(settings):
+    """The settings the label PNGs depend on: --alpha changes the overlays alone."""
+    return {k: v for k, v in settings.items() if k != "alpha"}
 
 
 def earlier_record(out_dir):
@@ -154,11 +174,12 @@ def refuse_unrecorded(images, out_dir, recorded):
 
 def stale_outputs(images, out_dir, made, sizes, files):
     """The images whose outputs are made again: those that no longer decode, whose file changed since (`files`
-    against `made`), or whose outputs were damaged since: of other sizes than recorded, or, with no sizes (an
-    interrupted run's, a version's before sizes were recorded), not whole."""
+    against `made`), or whose outputs were damaged since: there with another size than recorded, or, with no sizes
+    (an interrupted run's, a version's before sizes were recorded), not whole."""
     stale = {Path(path).stem for path in images.skipped}
     stale |= {i for i, state in files.items() if (made.get(i) or {}).get("digest") != state["digest"]}
-    stale |= {i for i in files if i in sizes and output_sizes(out_dir, i) != sizes[i]}
+    stale |= {i for i in files if i in sizes and any(now not in (None, then) for now, then in
+                                                     zip(output_sizes(out_dir, i), sizes[i]))}   # absent: made
     return stale | {i for i in files if i not in stale | set(sizes) and not whole_outputs(out_dir, i)}
 
 
@@ -306,8 +327,9 @@ def main(argv=None):
                           preset["data"]["max_image_side"] if args.max_side is None else args.max_side)
     except OSError as e:
         raise InputError(os_error_message(e, "--out_dir")) from None
-    n, before = summary["images"], summary["done_before"]
-    done = f"predicted {counted(n, 'image')}" + (f", {before} of them by an earlier run" if before else "") \
+    n, before, redrawn = summary["images"], summary["done_before"], summary["redrawn"]
+    done = f"predicted {counted(n, 'image')}" + (f", {before} of them by an earlier run" if before else "") + \
+        (f", {redrawn} from the labels of an earlier run (their overlays drawn again)" if redrawn else "") \
         if before < n else f"{counted(n, 'image')}, all predicted by an earlier run with these settings"
     print(f"{done} ({', '.join(summary['classes'])}) into {summary['out_dir']}")
     others = summary["not_images"]
