@@ -1,7 +1,7 @@
 """results.py: the one reader of finished runs' figures that the driver, the report and paper_tables share."""
 import json
 
-from guidedlabelling.results import METHOD_ROWS, RATIO_ROW, finished, method_table
+from guidedlabelling.results import METHOD_ROWS, RATIO_ROW, finished, guide_classes, method_table
 
 
 def test_the_method_table_of_hand_made_results():
@@ -25,3 +25,13 @@ def test_finished_reads_a_stage_folders_json_files(tmp_path):
     assert finished(tmp_path) == {"mIoU": 1.5} and finished(tmp_path, "loss.json") == {"loss": [1, 2]}
     (tmp_path / "done.json").write_text('{"mIoU": 1.')   # damaged since: unfinished, as the preflight counts it
     assert finished(tmp_path) is None                    # (json.loads raised: a traceback in the summary)
+
+
+def test_guide_classes_follow_the_class_order_where_the_seeds_were_scored():
+    """done.json sorts the per-class diagnostics by name; the tables list them as the IoU tables do (background,
+    then the dataset's classes), and by name where nothing was scored (own data without masks)."""
+    classes = {"aeroplane": {"images": 2}, "cow": {"images": 3}, "sheep": {"images": 1}}
+    scored = {"classes": classes, "seeds": {"classes": ["background", "cow", "sheep", "aeroplane"]}}
+    assert list(guide_classes(scored)) == ["cow", "sheep", "aeroplane"]
+    assert list(guide_classes({"classes": classes})) == ["aeroplane", "cow", "sheep"]
+    assert guide_classes(scored)["cow"] == {"images": 3}

@@ -23,8 +23,8 @@ from .datasets.base import warned_line
 from .datasets import Labelled, annotated_splits, ground_truth_hint, has_ground_truth, own_split
 from .inference import trained
 from .io import InputError, save_json
-from .results import METHOD_ROWS, RATIO_ROW, made_seconds, method_table, skipped_images, stage_result, \
-    unmarked_classes, unscored_classes, weak_reference
+from .results import METHOD_ROWS, RATIO_ROW, guide_classes, made_seconds, method_table, skipped_images, \
+    stage_result, unmarked_classes, unscored_classes, weak_reference
 from .pipeline import BY_NAME, STEPS, command, current_name, steps_needed
 from .report import write_report
 from .runner import ensure_data
@@ -377,7 +377,7 @@ def print_guide_classes(guide):
         return {}
     print("\nwhat the rule's guide labels keep of each class (train; no ground truth needed; before "
           "guide_labels.dropped and unsure):")
-    print("\n".join(guide_diagnostics.format_report(guide["classes"])))
+    print("\n".join(guide_diagnostics.format_report(guide_classes(guide))))
     for line in guide["warnings"]:
         print(f"warning: {line}")
     return {"guide_classes": guide["classes"], "guide_warnings": guide["warnings"]}

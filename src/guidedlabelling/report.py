@@ -15,8 +15,8 @@ from . import pipeline
 from .datasets import open_dataset
 from .errors import counted
 from .io import IGNORE, atomic_path, load_heatmap_mat, load_label_png
-from .results import METHOD_ROWS, RATIO_ROW, finished, made_seconds, method_table, skipped_images, stage_result, \
-    unmarked_classes, unscored_classes, weak_reference
+from .results import METHOD_ROWS, RATIO_ROW, finished, guide_classes, made_seconds, method_table, skipped_images, \
+    stage_result, unmarked_classes, unscored_classes, weak_reference
 from .seeds import SeedRule
 from .visualize import PALETTE, file_tiles, panel_image, panel_tiles, stage_files
 
@@ -151,7 +151,7 @@ def guide_class_section(cfg, preset):
     rows = [[html.escape(name), (r["images"],), (number(r["seed_kept"] and 100 * r["seed_kept"], 1),),
              (number(100 * r["guide_area"], 1),), (number(100 * r["dropped"], 1),),
              (number(r.get("core_salient") and 100 * r["core_salient"], 1),)]  # absent before 4c09083
-            for name, r in guide["classes"].items()]
+            for name, r in guide_classes(guide).items()]
     lines = guide["warnings"] + [line for line in [C.shapes_saliency_warning(cfg)] if line]
     warnings = "".join(f"<p class=warn>{html.escape(line)}</p>" for line in lines)
     return ("<h2>What the rule's guide labels keep of each class (train, no ground truth needed)</h2>\n"

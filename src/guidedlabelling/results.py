@@ -27,6 +27,14 @@ def finished(folder, name=DONE):
     return read_json(Path(folder) / name)
 
 
+def guide_classes(guide):
+    """The guide step's per-class diagnostics ({class: figures}, from its done.json) in class order, as the IoU
+    tables list them, where its seeds were scored (done.json sorts them by name)."""
+    order = guide.get("seeds", {}).get("classes") or []
+    rank = {name: k for k, name in enumerate(order)}
+    return dict(sorted(guide["classes"].items(), key=lambda item: (rank.get(item[0], len(rank)), item[0])))
+
+
 def made_seconds(folder):
     """Seconds a finished stage folder took in the run that finished it (a resumed training: since it resumed): from
     its config.yaml (written as the stage starts) to its DONE; None where either is missing."""
