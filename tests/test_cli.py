@@ -473,3 +473,12 @@ for error in (ConnectionResetError(104, "Connection reset by peer"), EOFError(),
 """
     proc = subprocess.run([sys.executable, "-c", command], capture_output=True, text=True, timeout=60)
     assert proc.stderr == "ValueError: a real one\n", proc.stderr
+
+
+def test_image_lines_show_each_reason_and_count_the_rest():
+    from guidedlabelling.errors import image_lines
+    reasons = {f"/p/{k}.jpg": f"why {k}" for k in range(4)}
+    assert image_lines(reasons) == "  /p/0.jpg: why 0\n  /p/1.jpg: why 1\n  /p/2.jpg: why 2\n  /p/3.jpg: why 3"
+    assert image_lines(reasons, 2, "summary.json") == "  /p/0.jpg: why 0\n  /p/1.jpg: why 1\n  ... and 2 more " \
+        "(summary.json)"
+    assert image_lines(reasons, 4, "summary.json") == image_lines(reasons)   # nothing left to count

@@ -361,12 +361,9 @@ def print_skipped(*finished):
     in its done.json); returned for summary.json."""
     skipped, warned = skipped_images(*finished), skipped_images(*finished, key="warned_images")
     if skipped:
-        print(f"\nskipped {errors.counted(len(skipped), 'unreadable image')}:")
-        print("\n".join(f"  {path}: {why}" for path, why in skipped.items()))
+        print(f"\nskipped {errors.counted(len(skipped), 'unreadable image')}:\n{errors.image_lines(skipped)}")
     if warned:   # harmless, and maybe thousands: the first ten
-        more = [f"  ... and {len(warned) - 10} more (summary.json)"] if len(warned) > 10 else []
-        print(f"\n{warned_line(len(warned))}:")
-        print("\n".join([f"  {path}: {why}" for path, why in list(warned.items())[:10]] + more))
+        print(f"\n{warned_line(len(warned))}:\n{errors.image_lines(warned, 10, 'summary.json')}")
     return ({"skipped_images": skipped} if skipped else {}) | ({"warned_images": warned} if warned else {})
 
 

@@ -46,6 +46,13 @@ def counted(n, noun):
     return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
+def image_lines(reasons, shown=None, rest_in=""):
+    """'  <image>: <why>' lines of {image: why}; past `shown` of them, one line counting the rest (in `rest_in`)."""
+    lines = [f"  {path}: {why}" for path, why in list(reasons.items())[:shown]]
+    rest = len(reasons) - len(lines)
+    return "\n".join(lines + ([f"  ... and {rest} more ({rest_in})"] if rest else []))
+
+
 def capped(problems, source, shown=10):
     """The problems found; past `shown` of them, one line counting the rest."""
     more = [f"{source}: {len(problems) - shown} more problems"] if len(problems) > shown else []

@@ -24,7 +24,7 @@ from .checks import SIDE, argument, between, side_or_zero
 from .config import CONFIGS, resolve
 from .datasets import ImageFiles
 from .datasets.base import warned_line
-from .errors import Parser, counted, listed, os_error_message, some
+from .errors import Parser, counted, image_lines, listed, os_error_message, some
 from .crf import BACKENDS, TEST_CRFS
 from .inference import TEST_GEOMETRIES, forward_all, geometry, label_map, load_model, pick_device, trained
 from .fingerprint import file_digest, read_json
@@ -180,7 +180,8 @@ def stale_outputs(images, out_dir, made, sizes, files):
     stale |= {i for i, state in files.items() if (made.get(i) or {}).get("digest") != state["digest"]}
     stale |= {i for i in files if i in sizes and any(now not in (None, then) for now, then in
                                                      zip(output_sizes(out_dir, i), sizes[i]))}   # absent: made
-    return stale | {i for i in files if i not in stale | set(sizes) and not whole_outputs(out_dir, i)}
+    checked = stale | set(sizes)   # once: a set made per image was quadratic in a folder of thousands
+    return stale | {i for i in files if i not in checked and not whole_outputs(out_dir, i)}
 
 
 def output_sizes(out_dir, image_id):
@@ -344,8 +345,6 @@ def main(argv=None):
               f"not read ({some(inner)}); name them too to predict their images")
     skipped = summary["skipped_images"]
     if skipped:
-        print(f"skipped {counted(len(skipped), 'unreadable image')}:\n" +
-              "\n".join(f"  {p}: {why}" for p, why in skipped.items()))
+        print(f"skipped {counted(len(skipped), 'unreadable image')}:\n{image_lines(skipped)}")
     if summary["warned_images"]:
-        print(f"{warned_line(len(summary['warned_images']))}:\n" +
-              "\n".join(f"  {p}: {why}" for p, why in summary["warned_images"].items()))
+        print(f"{warned_line(len(summary['warned_images']))}:\n{image_lines(summary['warned_images'])}")

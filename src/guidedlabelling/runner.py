@@ -28,7 +28,7 @@ from .fingerprint import DONE, EVALUATED, MANIFEST, UPSTREAM, changes, damage, d
     fingerprint, has_outputs, output_sizes, outputs_digest, outputs_fingerprint, recorded, remade, since_made, \
     upstream_digests
 from .inference import pick_device
-from .errors import OVERRIDDEN, listed, resume_hint
+from .errors import OVERRIDDEN, image_lines, listed, resume_hint
 from .io import Busy, InputError, lock_of, reading, save_json, save_yaml, writing
 from .datasets.base import warned_line
 from .datasets.builtin import ensure_builtin
@@ -100,11 +100,10 @@ class Stage:
         if self.skipped:
             summary = summary | {"skipped_images": self.skipped}
             self.log.info("skipped %d unreadable images (listed in done.json):\n%s", len(self.skipped),
-                          "\n".join(f"  {path}: {why}" for path, why in self.skipped.items()))
+                          image_lines(self.skipped))
         if self.warned:
             summary = summary | {"warned_images": self.warned}
-            self.log.info("%s (listed in done.json):\n%s", warned_line(len(self.warned)),
-                          "\n".join(f"  {path}: {why}" for path, why in self.warned.items()))
+            self.log.info("%s (listed in done.json):\n%s", warned_line(len(self.warned)), image_lines(self.warned))
         sizes = output_sizes(self.out)
         save_json(self.out / DONE,
                   summary | {"outputs": sizes, "outputs_digest": outputs_digest(self.out, sizes)})

@@ -5,6 +5,7 @@ from ..errors import raise_all
 from ..io import InputError
 from .base import IMAGE_SUFFIXES, ImageList, Item
 
+
 class ImageFiles(ImageList):
     """Image files to predict on: files named directly, and the images (jpg, jpeg, png) of folders named."""
 

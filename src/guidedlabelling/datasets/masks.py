@@ -8,6 +8,7 @@ from ..errors import raise_all
 from ..io import InputError, load_gray_png
 from .base import IMAGE_SUFFIXES, ImageList, Item
 
+
 def names(text):
     """The entries of a comma-separated setting (folders, scenes), blanks dropped."""
     return [x.strip() for x in str(text or "").split(",") if x.strip()]

@@ -360,8 +360,6 @@ def named_file(path, listings):
             and name in (unicodedata.normalize("NFC", p.name), unicodedata.normalize("NFC", stem))]
 
 
-
-
 def image_id(root, name, listings):
     """The id a row's image name gives, as _row_file finds it: the stem of the file it names (a.tif is a), else
     the name (IMG_1 names IMG_1.jpg; sub/IMG_1 gives IMG_1). listings: images_by_stem's, shared by the rows."""

@@ -11,6 +11,8 @@ from .base import Item, Labelled, check_class_count, checked_label, missing_imag
 VOC_CLASSES = ["background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat",
                "chair", "cow", "diningtable", "dog", "horse", "motorbike", "person", "pottedplant",
                "sheep", "sofa", "train", "tvmonitor"]
+
+
 def split_name(dataset):
     """'voc12train_aug' -> 'train_aug'; other names are split names already."""
     return dataset[len("voc12"):] if dataset.startswith("voc12") else dataset
