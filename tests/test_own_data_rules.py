@@ -444,6 +444,20 @@ def test_a_file_given_as_a_folder_and_a_jpeg_mask_are_named_as_such(folder):
         OwnDataset(folder / "images", folder / "tags.csv", masks=folder / "masks")
 
 
+def test_photos_of_subfolders_without_a_row_are_counted_but_not_masks_or_hidden_ones(folder):
+    """A row may name sub/x.png, so the photos of subfolders that no row names are noted too; a masks folder inside
+    the images' one holds no photos, nor does a hidden one."""
+    photo = Image.fromarray(np.full((4, 6, 3), 90, np.uint8))
+    for sub in ("cats", "cats/old", "masks", ".thumbs"):
+        (folder / "images" / sub).mkdir()
+    for name in ("cats/c.png", "cats/d.png", "cats/old/e.png", ".thumbs/f.png"):
+        photo.save(folder / "images" / name)
+    Image.fromarray(np.zeros((4, 6), np.uint8)).save(folder / "images" / "masks" / "a.png")
+    data = dataset(folder, ["a.jpg,cat,train", "b.png,dog,train", "cats/c.png,cat,train"],
+                   masks=folder / "images" / "masks")
+    assert data.unlisted == ["cats/d.png", "cats/old/e.png"]
+
+
 def test_hidden_files_are_no_images_of_the_folder(folder):
     """macOS leaves ._a.jpg beside a.jpg on other file systems: not an image the CSV forgot."""
     (folder / "images" / "._a.jpg").write_bytes(b"\0\5\26\7")

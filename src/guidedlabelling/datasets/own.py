@@ -47,7 +47,7 @@ class OwnDataset(Labelled):
     def __init__(self, images, tags, masks=None, split="train", val_percent=20, follow_symlinks=False):
         self.root, self.tags_file, self.follow_symlinks = Path(images), Path(tags), follow_symlinks
         self.split = own_split(split)
-        self.has_labels = bool(masks)
+        self.has_labels, self.masks_folder = bool(masks), Path(masks) if masks else None
         self._check_folders(masks)
         rows, problems = read_rows(self.tags_file)   # the rows that read well are checked on with them
         misread = bool(problems)   # the class list may lack a tag: the checks that use it wait
@@ -120,10 +120,9 @@ class OwnDataset(Labelled):
 
     def _match_files(self, rows, problems):
         """{CSV line: image file}; each row names one file of the folder, each file is named once. A row that
-        does not adds its problem to `problems` instead. Sets `unlisted`: the folder's images no row names."""
-        listings = {}
-        by_stem = images_by_stem(self.root, listings)
-        files, seen = {}, {}
+        does not adds its problem to `problems` instead. Sets `unlisted`: the images of the folder and its subfolders
+        that no row names."""
+        listings, files, seen = {}, {}, {}
         for r in rows:
             try:
                 found = self._row_file(r, listings, files, seen)
@@ -132,7 +131,8 @@ class OwnDataset(Labelled):
                 continue
             seen[found.stem], files[r.line] = r.line, found
         named = {p.resolve() for p in files.values()}
-        self.unlisted = sorted(p.name for stems in by_stem.values() for p in stems if p.resolve() not in named)
+        self.unlisted = [p.relative_to(self.root).as_posix() for p in images_in_tree(self.root, self.masks_folder)
+                         if p.resolve() not in named]
         self.alike_ids = alike_ids(files)
         return files
 
@@ -347,6 +347,16 @@ def images_by_stem(folder, listings):
                 found.setdefault(p.stem, []).append(p)
         listings[folder] = found
     return listings[folder]
+
+
+def images_in_tree(root, masks=None):
+    """The image files under `root` and its subfolders (a row may name sub/a.jpg), sorted, but for hidden ones and
+    a masks folder inside it; links to folders are not followed."""
+    found, skip = [], os.path.abspath(masks) if masks else None
+    for folder, subfolders, names in os.walk(root):
+        subfolders[:] = [d for d in subfolders if not d.startswith(".") and os.path.abspath(Path(folder, d)) != skip]
+        found += [Path(folder, n) for n in names if Path(n).suffix.lower() in IMAGE_SUFFIXES and not n.startswith(".")]
+    return sorted(found)
 
 
 def named_file(path, listings):
