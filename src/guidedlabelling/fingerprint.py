@@ -249,16 +249,10 @@ def since_made(keys, old, new):
     (changes): 'a.jpg changed, b.jpg was added, c.jpg went since it was made' (files added or gone said so, and
     files recorded that are there and not read)."""
     old = renamed_upstream(old, pipeline.FORMER_NAMES)
-    pairs = [k for k in keys if k.startswith(TAG_ROWS) and k[len(TAG_ROWS):] in old]  # a tags CSV that an older
-    # version counted by its bytes: changed where they are other bytes now, else only counted otherwise
-    resaved = [k for k in pairs if old[k[len(TAG_ROWS):]] != file_digest(k[len(TAG_ROWS):])]
-    keys = [k for k in keys if k not in pairs and TAG_ROWS + k not in pairs]
-    files = [k for k in keys if not k.startswith((UPSTREAM, WORK_SIZE))]  # an upstream or setting key "changed"
-    unread = [k for k in files if k in old and k not in new and (Path(key_name(k)).is_file() or old[k] == ABSENT)]
-    # (a map of a user's folder that a version hashed with the others, the mask of a row removed)
-    added = [k for k in files if old.get(k, ABSENT) == ABSENT and k not in unread]  # a file recorded absent too
-    went = [k for k in files if old.get(k, ABSENT) != ABSENT and new.get(k, ABSENT) == ABSENT and k not in unread]
-    changed = resaved + [k for k in keys if k not in added and k not in went and k not in unread]
+    resaved, keys = tags_counted_otherwise(keys, old)
+    added, went, unread = file_changes(keys, old, new)
+    told = set(added + went + unread)
+    changed = resaved + [k for k in keys if k not in told]
     parts = [f"{describe(changed)} changed"] if changed else []
     if added:
         parts.append(f"{describe(added)} {'was' if len(added) == 1 else 'were'} added")
@@ -267,6 +261,27 @@ def since_made(keys, old, new):
     if unread:
         parts.append(f"{describe(unread)} {'is' if len(unread) == 1 else 'are'} no longer read")
     return (", ".join(parts) or "its inputs are counted otherwise") + " since it was made"
+
+
+def tags_counted_otherwise(keys, old):
+    """(the tags CSVs that changed, the other keys) of the changed keys, where an older version counted a tags CSV by
+    its bytes and this one by its rows (TAG_ROWS): changed only where its bytes are other bytes now."""
+    pairs = [k for k in keys if k.startswith(TAG_ROWS) and k[len(TAG_ROWS):] in old]
+    resaved = [k for k in pairs if old[k[len(TAG_ROWS):]] != file_digest(k[len(TAG_ROWS):])]
+    return resaved, [k for k in keys if k not in pairs and TAG_ROWS + k not in pairs]
+
+
+def file_changes(keys, old, new):
+    """(added, gone, no longer read) of the changed keys that are files (an upstream or setting key only changes).
+    No longer read: recorded and there, such as a map of a user's folder that a version hashed with the others, or
+    recorded absent, such as the mask of a row removed. Added: recorded absent or not at all."""
+    files = [k for k in keys if not k.startswith((UPSTREAM, WORK_SIZE))]
+    unread = [k for k in files if k in old and k not in new and (Path(key_name(k)).is_file() or old[k] == ABSENT)]
+    read = set(files) - set(unread)
+    files = [k for k in files if k in read]
+    added = [k for k in files if old.get(k, ABSENT) == ABSENT]
+    went = [k for k in files if old.get(k, ABSENT) != ABSENT and new.get(k, ABSENT) == ABSENT]
+    return added, went, unread
 
 
 def staleness(folder, digests, checked=None):
