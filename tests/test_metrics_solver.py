@@ -1,4 +1,4 @@
-"""mIoU from a known confusion matrix; one Caffe solver step by hand."""
+"""mIoU from a known confusion matrix; one Caffe solver step and the seed loss by hand."""
 import numpy as np
 import pytest
 import torch
@@ -6,6 +6,7 @@ import torch
 from guidedlabelling.metrics import confusion, image_scores, iou_table, mean_iou, mean_scores, \
     saliency_scores
 from guidedlabelling.solver import CaffeAdam, CaffeSGD, param_groups, step_lr
+from guidedlabelling.training import classification_loss
 
 
 def test_confusion_ignores_void():
@@ -25,6 +26,15 @@ def test_miou_from_known_confusion():
 def test_miou_skips_classes_absent_everywhere():
     conf = np.array([[3, 1, 0], [1, 3, 0], [0, 0, 0]])
     assert abs(mean_iou(conf) - 0.6) < 1e-12
+
+
+def test_the_seed_loss_is_caffes_sigmoid_cross_entropy_summed_and_divided_by_the_batch_size():
+    """By hand: score 0 of a present class costs ln 2, ln 3 of an absent one ln 4, -ln 3 of an absent one ln 4/3;
+    Caffe's SigmoidCrossEntropyLoss sums over classes and images and divides by the number of images."""
+    scores = torch.tensor([[0.0, np.log(3)], [-np.log(3), 0.0]])
+    tags = torch.tensor([[1.0, 0.0], [0.0, 0.0]])
+    total, images = classification_loss(lambda x: (scores, None), (torch.zeros(2, 3, 8, 8), tags))
+    assert images == 2 and float(total / images) == pytest.approx(np.log(64 / 3) / 2)
 
 
 def test_step_policy():

@@ -105,7 +105,7 @@ def enlarged(path):
     return np.asarray(Image.open(path).convert("RGB")).repeat(SCALE, 0).repeat(SCALE, 1)
 
 
-def test_script_prints_the_report_path_and_writes_it_atomically(run):
+def test_script_prints_the_report_path_and_leaves_no_temporary_file(run):
     root, proc = run
     assert f"report: {root / 'report.html'}" in proc.stdout
     assert (root / "report.html").is_file() and not list(root.glob(".report.html*"))

@@ -137,15 +137,19 @@ def foreground(scores):
     return torch.softmax(scores, 0)[1:2] if scores.shape[0] == 2 else scores
 
 
+def saliency_map(scores, size, frame):
+    """A saliency output's map of the image as the release makes it: the foreground probability back in the image
+    frame, its maximum scaled to 255; rounded to 8 bits to be stored."""
+    fg = T.unfit_saliency(foreground(scores)[0].cpu().numpy(), size, frame.offset, frame.inner, frame.hw)
+    return np.round(255 * fg / max(fg.max(), 1e-12))
+
+
 def write_saliency(stage, model, data, indices, folder):
-    """Foreground probability back in the image frame (as the release), stored as 8-bit with its maximum
-    scaled to 255."""
     size = stage.cfg["saliency"]["test_size"]
     for i, scores, frame in progress(forward_all(
             model, data, indices, size, "shrink", stage.device, BATCH, stage.cfg["run"]["workers"],
             **P.options(stage.cfg["run"])), "saliency maps", len(indices)):
-        fg = T.unfit_saliency(foreground(scores)[0].cpu().numpy(), size, frame.offset, frame.inner, frame.hw)
-        save_gray_png(folder / f"{data.items[i].id}.png", np.round(255 * fg / max(fg.max(), 1e-12)))
+        save_gray_png(folder / f"{data.items[i].id}.png", saliency_map(scores, size, frame))
 
 
 def saliency_quality(pairs, scores=None):
