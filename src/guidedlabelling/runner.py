@@ -202,7 +202,6 @@ def check_cache(out, stage_cfg, override, manifest, alone=True, rescore=False, f
     per-image files and scores them again. made: this run's made_with, recorded with the manifest beside those
     of the runs that began the outputs it resumes. say: where its notes go (the stage's log once it has one).
     Returns whether it removed the folder's contents."""
-    stored = out / "config.yaml"
     remove_leftovers(out)
     cleared = override and out.exists()
     if override:
@@ -212,23 +211,10 @@ def check_cache(out, stage_cfg, override, manifest, alone=True, rescore=False, f
     settings = naming.stored_settings(out)
     if settings is not None and not naming.same_settings(settings, stage_cfg) and has_outputs(out):
         replace = "rerun with --overridecache to replace it" if alone else "remove it to replace it"
-        raise InputError(f"{stored}: this folder was made with other settings; {replace}, or choose another "
-                         f"{folder_flag}")
+        raise InputError(f"{out / 'config.yaml'}: this folder was made with other settings; {replace}, or choose "
+                         f"another {folder_flag}")
     record = recorded(out)
-    why, changed = None, []
-    again = [UPSTREAM + stage for stage in remade(record)] if record else []  # upstream outputs made again since
-    if settings is not None and has_outputs(out) and (record or {}).get("fingerprint") != manifest["fingerprint"]:
-        changed = sorted(set(changes(record["inputs"], manifest["inputs"]) + again)) if record else []
-        why = (other_upstream(record["upstream"], manifest["upstream"], changed) or
-               since_made(changed, record["inputs"], manifest["inputs"])) if record else \
-            (f"its record of the inputs it was made from, {MANIFEST}, is damaged" if (out / MANIFEST).exists() else
-             "no record of the inputs it was made from (made by an older version)")
-    elif settings is None and has_outputs(out):
-        why = "its config.yaml went, so the settings that made it are unknown"
-    elif has_outputs(out) and again:
-        why = since_made(again, record["inputs"], manifest["inputs"])
-    elif finished_fingerprint(out) is not None:
-        why = damage(out)
+    why, changed = why_stale(out, settings, record, manifest)
     scored_again = why and rescore and changed and all(k.startswith(EVALUATED) for k in changed) \
         and damage(out) is None
     rescored = scored_again and finished_fingerprint(out) is not None  # whole: this run makes none of them
@@ -244,9 +230,29 @@ def check_cache(out, stage_cfg, override, manifest, alone=True, rescore=False, f
         clear(out)
         cleared = True
     out.mkdir(parents=True, exist_ok=True)
-    save_yaml(stored, stage_cfg)
+    save_yaml(out / "config.yaml", stage_cfg)
     save_json(out / MANIFEST, manifest | made_by(out, record, made, rescored, alone, say))
     return cleared
+
+
+def why_stale(out, settings, record, manifest):
+    """(why the outputs in `out` are not what its stored settings and `manifest` make, None when they are; the
+    manifest keys that changed, where its inputs did): its config.yaml went, its inputs changed (or their record
+    is damaged or missing), an upstream output it read was made again since, or an output is missing or damaged."""
+    again = [UPSTREAM + stage for stage in remade(record)] if record else []  # upstream outputs made again since
+    outputs = has_outputs(out)
+    if outputs and settings is None:
+        return "its config.yaml went, so the settings that made it are unknown", []
+    if outputs and (record or {}).get("fingerprint") != manifest["fingerprint"]:
+        if record is None:
+            return (f"its record of the inputs it was made from, {MANIFEST}, is damaged" if (out / MANIFEST).exists()
+                    else "no record of the inputs it was made from (made by an older version)"), []
+        changed = sorted(set(changes(record["inputs"], manifest["inputs"]) + again))
+        return other_upstream(record["upstream"], manifest["upstream"], changed) or \
+            since_made(changed, record["inputs"], manifest["inputs"]), changed
+    if outputs and again:
+        return since_made(again, record["inputs"], manifest["inputs"]), []
+    return (damage(out) if finished_fingerprint(out) is not None else None), []
 
 
 def made_by(out, record, made, rescored, alone, say):
