@@ -211,15 +211,34 @@ def test_photos_without_a_row_and_rows_without_tags_are_noted_once_per_tags_file
     print_data_notes([train, ["not a dataset"], dataset(folder, rows, "train")])   # train twice: one note each
     assert capsys.readouterr().out.splitlines() == [
         f"classes of {folder / 'tags.csv'}: 0 background, 1 cat",
-        f"note: 1 tag of {folder / 'tags.csv'} names one image only: cat (line 2); a class of one image is hardly "
-        "learnt, and a misspelt tag makes one: correct any misspelling",
-        f"note: 1 images of {folder / 'images'} have no row in {folder / 'tags.csv'} and are not used (c.png); add "
-        "rows to use them",
-        f"note: 1 rows of {folder / 'tags.csv'} have no tags, so their photos are trained as background only (lines 3)"]
-    print_data_notes([val])   # cat on two rows
+        f"note: 1 tag of {folder / 'tags.csv'} names one training image only: cat (line 2); a class of one training "
+        "image is hardly learnt, and a misspelt tag makes one: correct any misspelling, or tag more training images "
+        "with it",
+        f"note: 1 image of {folder / 'images'} has no row in {folder / 'tags.csv'} and is not used (c.png); add "
+        "rows to use it",
+        f"note: 1 row of {folder / 'tags.csv'} has no tags, so its photo is trained as background only (line 3)"]
+    print_data_notes([val])   # cat on two rows, one of them val: still one training image
+    assert capsys.readouterr().out.splitlines()[1].startswith(
+        f"note: 1 tag of {folder / 'tags.csv'} names one training image only: cat (line 2)")
+    print_data_notes([dataset(folder, rows + ["c.png,cat,train"])])   # two training images
     assert capsys.readouterr().out.splitlines() == [
         f"classes of {folder / 'tags.csv'}: 0 background, 1 cat",
-        f"note: 1 rows of {folder / 'tags.csv'} have no tags, so their photos are trained as background only (lines 3)"]
+        f"note: 1 row of {folder / 'tags.csv'} has no tags, so its photo is trained as background only (line 3)"]
+
+
+def test_tags_always_named_together_are_noted(folder, capsys):
+    """'Traffic sign' is two tags; two tags of the same rows and no other are noted, from two rows on."""
+    from guidedlabelling.driver import print_data_notes
+    for name in ("c.png", "d.png"):
+        Image.fromarray(np.full((4, 6, 3), 90, np.uint8)).save(folder / "images" / name)
+    data = dataset(folder, ["a.jpg,Traffic sign,train", "b.png,cat,train", "c.png,sign Traffic cat,train",
+                            "d.png,cat dog,train"])
+    assert data.same_rows == [("Traffic", "sign", [2, 4])]   # cat is also on lines 3 and 5; dog on one row only
+    print_data_notes([data])
+    assert f"note: Traffic and sign are tagged in the same 2 rows of {folder / 'tags.csv'} and in no other (lines 2, "\
+        "4), so tags alone cannot tell them apart; if they are one class of two words, join them with _ (tags are " \
+        "separated by spaces)" in capsys.readouterr().out.splitlines()
+    assert dataset(folder, ["a.jpg,Traffic sign,train", "b.png,cat,train"]).same_rows == []   # one row: no note
 
 
 @pytest.mark.parametrize("name", ["sub\\c.jpg", "sub\\c"])

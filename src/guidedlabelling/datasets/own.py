@@ -1,4 +1,5 @@
 """Your own data: a folder of images and a CSV of image-level tags, optionally label PNGs to evaluate with."""
+import itertools
 import os
 import unicodedata
 from pathlib import Path
@@ -80,7 +81,6 @@ class OwnDataset(Labelled):
         """The classes (background, then the sorted tags), and what the notes say of the rows' tags."""
         self.untagged = [r.line for r in rows if not r.tags]  # photos of background only
         self.classes = ["background"] + sorted({t for r in rows for t in r.tags})
-        self.tagged_once = tagged_once(rows)
         if len(self.classes) < 2 and not misread:
             raise InputError(f"{self.tags_file}: no tags at all; tag each image with the classes it shows")
         check_class_count(self.classes, self.tags_file, "merge tags")
@@ -90,6 +90,8 @@ class OwnDataset(Labelled):
         without a mask), and the problems of the training split's tags and of the masks (every mask checked now,
         before a stage writes anything)."""
         self._present = [[self.classes.index(t) for t in self._rows[it.id].tags] for it in self.items]
+        training = [r for r in rows if r.line in files and split_of(r, files[r.line].stem, val_percent) == "train"]
+        self.tagged_once, self.same_rows = tagged_once(training), same_rows(rows)
         self.always_tagged = [name for c, name in enumerate(self.classes[1:], 1)  # nothing tells them from background
                               if self.split == "train" and all(c in present for present in self._present)]
         problems = self._untaught(rows, files, val_percent) if self.split == "train" else []
@@ -254,9 +256,13 @@ class OwnDataset(Labelled):
         if self.tagged_once:
             n = len(self.tagged_once)
             once = some([f"{t} (line {line})" for t, line in self.tagged_once.items()], 5)
-            notes.append(f"note: {counted(n, 'tag')} of {self.tags_file} name{'s' if n == 1 else ''} one image only: "
-                         f"{once}; a class of one image is hardly learnt, and a misspelt tag makes one: correct any "
-                         "misspelling")
+            notes.append(f"note: {counted(n, 'tag')} of {self.tags_file} name{'s' if n == 1 else ''} one training "
+                         f"image only: {once}; a class of one training image is hardly learnt, and a misspelt tag "
+                         "makes one: correct any misspelling, or tag more training images with it")
+        for a, b, lines in self.same_rows:
+            notes.append(f"note: {a} and {b} are tagged in the same {len(lines)} rows of {self.tags_file} and in no "
+                         f"other (lines {some(list(map(str, lines)), 5)}), so tags alone cannot tell them apart; if "
+                         "they are one class of two words, join them with _ (tags are separated by spaces)")
         if self.alike_ids:
             pairs = some([f"{i} (line {line}) and {j} (line {k})" for line, i, k, j in self.alike_ids])
             n = len(self.alike_ids)
@@ -265,12 +271,15 @@ class OwnDataset(Labelled):
                          "on a disk that ignores case (macOS's, Windows') or accent encoding (macOS's) one overwrites "
                          "the other: rename one if the run's folder is on such a disk")
         if self.unlisted:
-            notes.append(f"note: {len(self.unlisted)} images of {self.root} have no row in {self.tags_file} and are "
-                         f"not used ({some(self.unlisted)}); add rows to use them")
+            one = len(self.unlisted) == 1
+            notes.append(f"note: {counted(len(self.unlisted), 'image')} of {self.root} {'has' if one else 'have'} no "
+                         f"row in {self.tags_file} and {'is' if one else 'are'} not used ({some(self.unlisted)}); add "
+                         f"rows to use {'it' if one else 'them'}")
         if self.untagged:
-            lines = ", ".join(map(str, self.untagged[:5])) + (", ..." if len(self.untagged) > 5 else "")
-            notes.append(f"note: {len(self.untagged)} rows of {self.tags_file} have no tags, so their photos are "
-                         f"trained as background only (lines {lines})")
+            one = len(self.untagged) == 1
+            notes.append(f"note: {counted(len(self.untagged), 'row')} of {self.tags_file} {'has' if one else 'have'} "
+                         f"no tags, so {'its photo is' if one else 'their photos are'} trained as background only "
+                         f"(line{'' if one else 's'} {some(list(map(str, self.untagged)), 5)})")
         return notes
 
     def _mask_note(self):
@@ -312,6 +321,17 @@ def tagged_once(rows):
         for t in r.tags:
             lines.setdefault(t, []).append(r.line)
     return {t: found[0] for t, found in sorted(lines.items()) if len(found) == 1}
+
+
+def same_rows(rows, least=2):
+    """[(tag, tag, [lines])] of the pairs of tags named by the same rows, at least `least` of them, and by no other:
+    one class written with a space ("Traffic sign"), or two classes that tags alone cannot tell apart."""
+    lines = {}
+    for r in rows:
+        for t in r.tags:
+            lines.setdefault(t, []).append(r.line)
+    return [(a, b, lines[a]) for a, b in itertools.combinations(sorted(lines), 2)
+            if lines[a] == lines[b] and len(lines[a]) >= least]
 
 
 def own_split(dataset):
