@@ -16,7 +16,7 @@ from guidedlabelling.datasets import ImageFiles
 from guidedlabelling.inference import load_model
 from guidedlabelling.io import InputError, load_image, save_checkpoint, save_json, voc_palette
 from guidedlabelling.networks import build_seg_net, init_from_scratch
-from guidedlabelling.prediction import images_to_do, predict
+from guidedlabelling.prediction import found_line, images_to_do, predict
 from guidedlabelling.transforms import fit_input, to_caffe_input, unfit
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -96,6 +96,7 @@ def test_predict_a_folder_writes_labels_and_overlays(model, photos, tmp_path):
     stems = sorted(Path(n).stem for n in SIZES)
     bookkeeping = ["predict.json", ".predict.lock"]
     assert written == sorted([f"{s}.png" for s in stems] + [f"overlay/{s}.png" for s in stems] + bookkeeping)
+    found = np.zeros(6, int)
     for name, (h, w) in SIZES.items():
         stem = Path(name).stem
         with Image.open(out / f"{stem}.png") as png:
@@ -104,6 +105,23 @@ def test_predict_a_folder_writes_labels_and_overlays(model, photos, tmp_path):
             label = np.asarray(png)
         assert label.max() < 6
         check_overlay(out / "overlay" / f"{stem}.png", shown(photos / name), label)
+        found[np.unique(label)] += 1
+    line, = [line for line in proc.stdout.splitlines() if line.startswith("predicted")]
+    classes = load_model(model, "segmentation")[1]["classes"]
+    for c in range(1, 6):   # the summary names each class found, with the number of images whose labels hold it
+        assert (f"{classes[c]} in {found[c]}" in line) == bool(found[c]), line
+    assert line.endswith("found only background: none of the model's 5 classes (" + ", ".join(classes[1:]) + ") in "
+                         f"any of the {len(SIZES)} images") == (found[1:].sum() == 0), line
+
+
+def test_the_summary_says_which_classes_were_found():
+    classes = ["background", "Kuh", "grass", "cat"]
+    assert found_line({}, 7, classes) == "found only background: none of the model's 3 classes (Kuh, grass, cat) in " \
+        "any of the 7 images"
+    assert found_line({"Kuh": 3, "grass": 5}, 7, classes) == "found Kuh in 3 and grass in 5 of the 7 images (not " \
+        "found: cat)"
+    assert found_line({"Kuh": 1}, 1, classes) == "found Kuh in the image (not found: grass, cat)"
+    assert found_line(dict.fromkeys(classes[1:], 1), 1, classes) == "found Kuh, grass and cat in the image"
 
 
 def expected_labels(model_path, path, size, mode="fullscale", net_size=None, image=None):

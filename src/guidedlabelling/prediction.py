@@ -57,6 +57,27 @@ def save_overlay(path, image, label, alpha):
         Image.fromarray(overlay(image, label, alpha)).save(tmp, format="PNG")
 
 
+def classes_found(out_dir, images, classes):
+    """{class: the number of images whose labels hold it} of the model's foreground classes found, in class order."""
+    counts = np.zeros(len(classes), int)
+    for it in images.items:
+        counts[np.unique(load_label_png(outputs(out_dir, it.id)[0]))] += 1
+    return {classes[c]: int(counts[c]) for c in range(1, len(classes)) if counts[c]}
+
+
+def found_line(found, images, classes):
+    """'found Kuh in 3 and grass in 5 of the 7 images (not found: cat)', or that the labels hold background
+    only."""
+    missing = [c for c in classes[1:] if c not in found]
+    if not found:
+        return f"found only background: none of the model's {len(missing)} classes ({some(missing, 5)}) in " \
+            + ("the image" if images == 1 else f"any of the {images} images")
+    named = list(found) if images == 1 else [f"{c} in {n}" for c, n in found.items()]
+    listing = named[0] if len(named) == 1 else ", ".join(named[:-1]) + " and " + named[-1]
+    return f"found {listing} " + ("in the image" if images == 1 else f"of the {images} images") + \
+        (f" (not found: {some(missing, 5)})" if missing else "")
+
+
 def model_file(path):
     """A model.pth, or a segmentation training folder holding one."""
     path = Path(path)
@@ -102,7 +123,7 @@ def predict(model_path, inputs, out_dir, size, resize="none", pcrf="none", devic
             save_overlay(overlay_png, load_image(images.items[i].image), load_label_png(label_png), alpha)
         record_output_sizes(out_dir, images)
     return {"images": len(images), "done_before": len(images) - len(todo) - len(redrawn), "redrawn": len(redrawn),
-            "classes": list(meta["classes"]),
+            "classes": list(meta["classes"]), "found": classes_found(out_dir, images, meta["classes"]),
             "out_dir": str(out_dir), "skipped_images": images.skipped, "warned_images": images.warned,
             "not_images": [str(p) for p in images.ignored],
             "folders_not_read": [str(p) for p in images.subfolders]}
@@ -332,7 +353,7 @@ def main(argv=None):
     done = f"predicted {counted(n, 'image')}" + (f", {before} of them by an earlier run" if before else "") + \
         (f", {redrawn} from the labels of an earlier run (their overlays drawn again)" if redrawn else "") \
         if before < n else f"{counted(n, 'image')}, all predicted by an earlier run with these settings"
-    print(f"{done} ({', '.join(summary['classes'])}) into {summary['out_dir']}")
+    print(f"{done} into {summary['out_dir']}; {found_line(summary['found'], n, summary['classes'])}")
     others = summary["not_images"]
     if others:
         one = len(others) == 1
