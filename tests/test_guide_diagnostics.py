@@ -150,6 +150,9 @@ def test_class_report_by_hand(tmp_path):
     save_label_png(tmp_path / "guide" / "b.png", guide)
     save_gray_png(tmp_path / "sal" / "b.png", np.full(hw, 127, np.uint8))
     report = class_report(data, tmp_path, tmp_path / "guide", SeedRule(20), 0.1, tmp_path / "sal", 128, 50)
+    # the rule labels cat's 24 core px: 8 + 1 cat, 15 background; dog's 4: background
+    assert report["cat"].pop("cores_taken") == {"by": "background", "share": pytest.approx(15 / 24)}
+    assert report["dog"].pop("cores_taken") == {"by": "background", "share": 1.0}
     assert report["cat"] == pytest.approx({"images": 2, "seed_kept": 9 / 32, "guide_area": (16 + 1) / 128,
                                            "dropped": 0.5, "core_salient": 4 / 24})
     assert report["dog"] == pytest.approx({"images": 1, "seed_kept": 0.0, "guide_area": 0.0, "dropped": 1.0,
@@ -157,13 +160,41 @@ def test_class_report_by_hand(tmp_path):
     assert dropped_often(report, 0.5) == ["cat", "dog"] and dropped_often(report, 0.6) == ["dog"]
     line, = warnings(report, ["cat"], "G2", 10)
     assert line.startswith("cat: the G2 rule drops it (keeps under 10% of its seed pixels) in 1 of its 2 images, "
-                           "and keeps 28% of its seed pixels overall")
+                           "and keeps 28% of its seed pixels overall (saliency rarely marks it)")   # no cores_taken
     assert "--set guide_labels.dropped=seeds" in line
     # median of 4/24 and 1: 7/12; cat's 1/6 is 0.286 of it
     assert rarely_salient(report, 0.3) == ["cat"] and rarely_salient(report, 0.28) == []
     line, = unsure_warnings(report, ["cat"], 50, voided=False)
     assert line.startswith("cat: saliency marks 17% of its seed cores (seed score 50% or more; the median class 58%)")
     assert "--set guide_labels.unsure=void" in line
+
+
+def test_a_dropped_class_says_which_label_takes_its_seed_cores(tmp_path):
+    """Where the rule labels a class's seed cores: another class tagged in its images (grass taking the cows it
+    touches), or background where saliency does not mark them."""
+    hw = (8, 8)
+    data = SimpleNamespace(num_classes=3, classes=["background", "cow", "grass"],
+                           items=[SimpleNamespace(id="a"), SimpleNamespace(id="b"), SimpleNamespace(id="c")])
+    data.image_classes = lambda i: [[1, 2], [1, 2], [2]][i]
+    data.at_work_size = lambda i, grey: grey
+    for name in "abc":   # cow's seeds (rows 0-3) and grass's (rows 4-7) all core; the rule labels the cow grass
+        save_heatmap_mat(tmp_path / f"{name}.mat", box_map(hw, [(0, 4, 0, 8), (4, 8, 0, 8)][name == "c":]), hw)
+        guide = np.full(hw, 2, np.uint8)
+        guide[0, :] = 1 if name == "a" else 0          # a: 8 cow core px kept; b: 8 background
+        save_label_png(tmp_path / "guide" / f"{name}.png", guide)
+        save_gray_png(tmp_path / "sal" / f"{name}.png", np.full(hw, 255, np.uint8))
+    report = class_report(data, tmp_path, tmp_path / "guide", SeedRule(20), 0.1, tmp_path / "sal", 128, 50)
+    # cow: 64 core px, 8 cow, 8 background, 48 grass, which is tagged in both of its images
+    assert report["cow"]["cores_taken"] == {"by": "grass", "share": 48 / 64, "tagged_together": 2}
+    assert report["grass"]["cores_taken"] == {"by": "background", "share": 0.0}   # all its cores kept
+    line, = warnings(report, ["cow"], "G2", 10)
+    assert "overall (it labels 75% of its seed cores grass, which is tagged in 2 of its 2 images and takes the " \
+        "salient regions they share);" in line
+    report["cow"]["cores_taken"] = {"by": "background", "share": 0.5}
+    assert "overall (it labels 50% of its seed cores background: saliency marks 100% of them);" in \
+        warnings(report, ["cow"], "G2", 10)[0]
+    assert "overall (its seed cores are kept, the seed pixels around them are not);" in \
+        warnings(report, ["grass"], "G2", 10)[0]
 
 
 def test_report_of_a_guide_folder_made_before_core_salient_prints_n_a():
@@ -232,13 +263,16 @@ def cat_pixels(folder):
 def test_the_rule_dropping_a_class_is_reported(own, capsys):
     done, log = generate(own, own / "paper")
     assert cat_pixels(own / "paper") == [36] * 6            # the paper's rule: only the salient part of each cat
+    assert done["classes"]["cat"].pop("cores_taken") == {"by": "background", "share": pytest.approx(540 / 576)}
     assert done["classes"]["cat"] == pytest.approx({"images": 6, "seed_kept": 36 / 576, "guide_area": 36 / (H * W),
                                                     "dropped": 1.0, "core_salient": 36 / 576})
     assert done["classes"]["dog"]["dropped"] == 0 and done["classes"]["dog"]["seed_kept"] == 1
     assert done["classes"]["dog"]["core_salient"] == 1
     assert len(done["warnings"]) == 2 and done["warnings"][0].startswith("cat: the G2 rule drops it")
     assert done["warnings"][1].startswith("cat: saliency marks 6% of its seed cores")
-    assert "in 6 of its 6 images" in done["warnings"][0] and all(line in log for line in done["warnings"])
+    assert "in 6 of its 6 images, and keeps 6% of its seed pixels overall (it labels 94% of its seed cores " \
+        "background: saliency marks 6% of them)" in done["warnings"][0]
+    assert all(line in log for line in done["warnings"])
     assert "dropped_seeds_kept" not in done and "unsure_void" not in done and done["guide"]["void"] == 0
     print_guide_classes(done)
     printed = capsys.readouterr().out

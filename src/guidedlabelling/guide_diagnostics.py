@@ -3,7 +3,8 @@
 Per class over a split: the images tagged with it; the share of its seed pixels the guide labels keep (guide
 label = that class where the seed is that class); its mean guide area (share of the image, over the images
 tagged with it); the share of those images that drop it (keep under `dropped_share` of its seed pixels:
-guide_rules.dropped); and the share of its seed cores (seed score at least `core` percent) that saliency marks.
+guide_rules.dropped); the share of its seed cores (seed score at least `core` percent) that saliency marks; and
+what the rule labels most of the cores it does not label the class (background, or a class tagged with it).
 Seeds spill over the background, so every class keeps well under all its seed pixels (on MSRC 19-51%, on the
 built-in data 22-24%); a class the rule drops in many images is one saliency rarely marks (on MSRC book, 10 of 22
 images, and chair, 7 of 22; others 0-20%, built-in classes 0-17%). Saliency marks 8-30% of the seed cores of book,
@@ -20,7 +21,7 @@ import itertools
 import numpy as np
 
 from .guide_rules import dropped
-from .io import load_gray_png, load_heatmap_mat, load_label_png
+from .io import IGNORE, load_gray_png, load_heatmap_mat, load_label_png
 
 
 def class_report(data, seed_dir, guide_dir, rule, dropped_share, sal_dir, salient_level, core):
@@ -30,6 +31,7 @@ def class_report(data, seed_dir, guide_dir, rule, dropped_share, sal_dir, salien
     images, drops, area = np.zeros(n, int), np.zeros(n, int), np.zeros(n)
     seeds, kept = np.zeros(n, np.int64), np.zeros(n, np.int64)
     cores, salient_cores = np.zeros(n, np.int64), np.zeros(n, np.int64)
+    together, cores_to = np.zeros((n, n), int), np.zeros((n, n + 1), np.int64)  # cores_to[c, n]: void
     for i, it in enumerate(data.items):
         classes = data.image_classes(i)
         heat, _ = load_heatmap_mat(seed_dir / f"{it.id}.mat")
@@ -38,15 +40,33 @@ def class_report(data, seed_dir, guide_dir, rule, dropped_share, sal_dir, salien
         seeds += np.bincount(seed.ravel(), minlength=n)[:n]
         kept += np.bincount(seed[seed == guide].ravel(), minlength=n)[:n]
         cores += np.bincount(core_label.ravel(), minlength=n)[:n]
+        given = np.where(guide == IGNORE, n, guide).astype(np.int64)
+        cores_to += np.bincount(core_label.ravel() * (n + 1) + given.ravel(), minlength=n * (n + 1)).reshape(n, -1)
         salient = data.at_work_size(i, load_gray_png(sal_dir / f"{it.id}.png")) >= salient_level
         salient_cores += np.bincount(core_label[salient], minlength=n)[:n]
         area[classes] += (np.bincount(guide.ravel(), minlength=n)[:n] / guide.size)[classes]
         images[classes] += 1
+        together[np.ix_(classes, classes)] += 1
         drops[[c for c in classes if dropped(seed, guide, c, dropped_share)]] += 1
     return {data.classes[c]: {"images": int(images[c]), "seed_kept": fraction(kept[c], seeds[c]),
                               "guide_area": float(area[c] / images[c]), "dropped": float(drops[c] / images[c]),
-                              "core_salient": fraction(salient_cores[c], cores[c])}
+                              "core_salient": fraction(salient_cores[c], cores[c]),
+                              "cores_taken": taker(c, cores_to[c], together[c], data.classes)}
             for c in range(1, n) if images[c]}
+
+
+def taker(c, given, together, classes):
+    """{by, share[, tagged_together]} of what the rule labels most of class c's seed cores that it does not label c
+    (`given`: c's seed core pixels per label, void last): background, void, or another class with the number of
+    c's images also tagged with it; None where c has no seed cores."""
+    if not given.sum():
+        return None
+    others = given.copy()
+    others[c] = 0
+    k = int(others.argmax())
+    if k == 0 or k == len(classes):
+        return {"by": classes[0] if k == 0 else "void", "share": fraction(others[k], given.sum())}
+    return {"by": classes[k], "share": fraction(others[k], given.sum()), "tagged_together": int(together[k])}
 
 
 def fraction(part, whole):
@@ -126,12 +146,30 @@ def unsure_warnings(report, rarely, core, voided):
 
 
 def warnings(report, often, rule, dropped_share, seeds_kept=False):
-    """One line per class the rule drops often."""
+    """One line per class the rule drops often, with where its seed cores go."""
     return [f"{name}: the {rule} rule drops it (keeps under {dropped_share:g}% of its seed pixels) in "
             f"{round(report[name]['dropped'] * report[name]['images'])} of its {report[name]['images']} images, and "
-            f"keeps {percent(report[name]['seed_kept'])} of its seed pixels overall (saliency rarely marks it); "
+            f"keeps {percent(report[name]['seed_kept'])} of its seed pixels overall ({where_cores_go(report[name])}); "
             + ("its seeds are kept there (guide_labels.dropped seeds)" if seeds_kept else
                "--set guide_labels.dropped=seeds keeps its seeds there; see README, own data") for name in often]
+
+
+def where_cores_go(r):
+    """Why a class is dropped, from the label the rule gives most of its seed cores: background where saliency
+    does not mark them, another class tagged in the same images where that class's seeds take the salient region
+    (a tag of what surrounds objects, grass beside cows, does)."""
+    taken = r.get("cores_taken")  # absent before this version's done.json
+    if taken is None:
+        return "saliency rarely marks it"
+    if not taken["share"]:
+        return "its seed cores are kept, the seed pixels around them are not"
+    if taken["by"] == "void":
+        return f"it leaves {percent(taken['share'])} of its seed cores void"
+    if "tagged_together" not in taken:
+        return f"it labels {percent(taken['share'])} of its seed cores background: saliency marks " \
+            f"{percent(r['core_salient'])} of them"
+    return f"it labels {percent(taken['share'])} of its seed cores {taken['by']}, which is tagged in " \
+        f"{taken['tagged_together']} of its {r['images']} images and takes the salient regions they share"
 
 
 def percent(share):
