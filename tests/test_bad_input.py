@@ -206,6 +206,17 @@ def test_tags_in_an_unknown_format(tiny, tmp_path, csv_text, problem):
     assert problem in proc.stderr
 
 
+def test_a_tags_error_comes_alone_where_the_upstream_output_is_missing_too(tmp_path):
+    """A step whose data does not open says so alone: its upstream folders are named after the data, and its
+    fix may change them (before, 'no finished output of stage seed_heatmaps; run ... tags=<the broken CSV>')."""
+    images, tags = own_data(tmp_path / "own", "image,tags\nx.jpg,cat\nx.jpg,cat\ny.png,dog\n")
+    proc = subprocess.run([sys.executable, str(ROOT / "script.py"), "--config", "smoke", "--out_root",
+                           str(tmp_path / "runs"), "--images", str(images), "--tags", str(tags), "--steps", "cls_eval"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert_clean_error(proc, tags, tmp_path / "runs")
+    assert f"{tags}, line 3: image 'x.jpg' is listed again (line 2); remove one row" in proc.stderr
+
+
 def test_upstream_output_missing(tiny, tmp_path):
     root = make_voc(tmp_path / "voc")
     (root / "ImageSets" / "Segmentation" / "val.txt").write_text("a\nb\n")

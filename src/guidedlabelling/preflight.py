@@ -136,6 +136,8 @@ def check_stage(stage, cfg, preset, given, opened, made=()):
     opened.add(*(as_both_commands(problem, stage) for problem in opened.found[key]))
     folders = {}
     for parent, given_folder in reads.upstream.items():
+        if len(datasets) < len(reads.splits):  # a dataset that does not open: its errors first (the fix of a CSV
+            continue                            # may change which folders are read), then the upstream outputs
         folders[parent] = upstream_folder(parent, given_folder, cfg, preset, made, datasets, opened,
                                           cfg[stage].get("test_iter", 0))
     return Checked(reads, datasets, saliency_set, folders, opened.digests)
