@@ -15,7 +15,8 @@ from PIL import Image
 
 from conftest import own_args
 from guidedlabelling.io import load_heatmap_mat, save_heatmap_mat, save_label_png
-from guidedlabelling.report import coverage, example_indices
+from guidedlabelling import config as C
+from guidedlabelling.report import coverage, example_indices, unmeasured_summary
 from guidedlabelling.seeds import SeedRule
 from guidedlabelling.visualize import panel_tiles
 
@@ -153,7 +154,8 @@ def test_guide_class_table_and_warnings_hold_the_guide_done_json(run):
     root, _ = run
     page = Page((root / "report.html").read_text())
     guide = read(root / "guide_labels/default/done.json")
-    table = page.tables["What the rule's guide labels keep of each class (train, no ground truth needed)"]
+    table = page.tables["What the rule's guide labels keep of each class (train; no ground truth needed; before "
+                        "guide_labels.dropped, unsure and unused)"]
     assert [row[0] for row in table[1:]] == [c for c in guide["seeds"]["classes"] if c in guide["classes"]]   # as
     # the IoU tables order them, not as done.json sorts them
     for row in table[1:]:
@@ -161,6 +163,19 @@ def test_guide_class_table_and_warnings_hold_the_guide_done_json(run):
         assert row[1:] == [str(r["images"]), f"{100 * r['seed_kept']:.1f}", f"{100 * r['guide_area']:.1f}",
                            f"{100 * r['dropped']:.1f}", f"{100 * r['core_salient']:.1f}"]
     assert all(line in (root / "report.html").read_text() for line in guide["warnings"])
+
+
+def test_without_masks_the_summary_counts_what_the_segmenter_marks_of_each_class():
+    """Own data without masks: no table of n/a, but per class the val images tagged with it and those whose
+    prediction marks it, and the warning of a class marked in few."""
+    cfg, _ = C.resolve("smoke", ["images=/photos", "tags=/photos/tags.csv"])
+    seg = {"split": "val", "tags_marked": {"cat": {"tagged": 4, "marked": 0}, "dog": {"tagged": 2, "marked": 2},
+                                           "car": {"tagged": 0, "marked": 0}}}
+    section = unmeasured_summary(cfg, seg, None)
+    assert Page(section).tables["Summary"] == [["class", "images tagged", "images whose prediction marks it"],
+                                               ["cat", "4", "0"], ["dog", "2", "2"], ["car", "0", "0"]]
+    assert "No ground-truth masks, so no mIoU (pass --masks DIR for it)" in section
+    assert "the guided segmenter marks few of the val images tagged with cat (0 of 4)" in section
 
 
 def test_saliency_by_area_table_holds_the_held_out_buckets(monkeypatch):

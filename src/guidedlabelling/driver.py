@@ -372,8 +372,7 @@ def print_guide_classes(guide):
     returned for summary.json."""
     if not guide or "classes" not in guide:
         return {}
-    print("\nwhat the rule's guide labels keep of each class (train; no ground truth needed; before "
-          "guide_labels.dropped and unsure):")
+    print(f"\n{guide_diagnostics.GUIDE_TABLE_TITLE}:")
     print("\n".join(guide_diagnostics.format_report(guide_classes(guide))))
     for line in guide["warnings"]:
         print(f"warning: {line}")

@@ -176,6 +176,10 @@ def percent(share):
     return "n/a" if share is None else f"{100 * share:.0f}%"
 
 
+GUIDE_TABLE_TITLE = "what the rule's guide labels keep of each class (train; no ground truth needed; before " \
+    "guide_labels.dropped, unsure and unused)"
+
+
 def format_report(report):
     """The per-class table as text lines."""
     lines = [f"{'class':<16}{'images':>8}{'seed kept %':>13}{'guide area %':>14}{'dropped in %':>14}"

@@ -12,8 +12,9 @@ import yaml
 from . import config as C
 from . import naming
 from . import pipeline
-from .datasets import open_dataset
+from .datasets import ground_truth_hint, open_dataset
 from .errors import counted
+from .guide_diagnostics import GUIDE_TABLE_TITLE
 from .io import IGNORE, atomic_path, load_heatmap_mat, load_label_png
 from .results import METHOD_ROWS, RATIO_ROW, finished, guide_classes, made_seconds, method_table, skipped_images, \
     stage_result, unmarked_classes, unscored_classes, weak_reference
@@ -100,8 +101,11 @@ def table(header, rows, total_last=False, css_class=""):
 
 
 def summary_section(cfg, preset, ref):
-    """The method's table, and what makes its val figures say less (./script.py prints the same warnings)."""
+    """The method's table, and what makes its val figures say less (./script.py prints the same warnings); without
+    masks, what the guided segmenter marks of each class instead."""
     seg, ref_seg = stage_result(cfg, preset, "segmentations"), ref and stage_result(ref, preset, "segmentations")
+    if seg and "mIoU" not in seg:
+        return unmeasured_summary(cfg, seg, ref_seg)
     figures = method_table(stage_result(cfg, preset, "guide_labels"), seg, ref_seg)
     rows = [[html.escape(name), (number(figures[key], 1),)] for name, key in METHOD_ROWS]
     ratio = figures[RATIO_ROW[1]]
@@ -110,6 +114,19 @@ def summary_section(cfg, preset, ref):
                        for line in unscored_classes(seg) + unmarked_classes(seg, ref_seg) +
                        weak_reference(ref_seg or {}))
     return "<h2>Summary</h2>\n" + table(["stage", "mIoU %"], rows) + warnings
+
+
+def unmeasured_summary(cfg, seg, ref_seg):
+    """Own data without masks: no mIoU, but per class the test images tagged with it and those whose prediction
+    marks it (the test's tags_marked), and the warning ./script.py prints of the classes marked in few."""
+    marks = seg.get("tags_marked", {})   # absent where an earlier version finished the test
+    rows = [[html.escape(name), (m["tagged"],), (m["marked"],)] for name, m in marks.items()]
+    warnings = "".join(f"<p class=warn>{html.escape(line)}</p>" for line in unmarked_classes(seg, ref_seg))
+    return (f"<h2>Summary</h2>\n<p class=note>No ground-truth masks, so no mIoU ({ground_truth_hint(cfg['data'])} for "
+            "it). What the guide labels keep of each class is below; what the guided segmenter marks of each class in "
+            f"the {seg.get('split', 'val')} images, from their tags:</p>\n"
+            + (table(["class", "images tagged", "images whose prediction marks it"], rows) if rows else "")
+            + warnings)
 
 
 def swatch(k):
@@ -154,7 +171,7 @@ def guide_class_section(cfg, preset):
             for name, r in guide_classes(guide).items()]
     lines = guide["warnings"] + [line for line in [C.shapes_saliency_warning(cfg)] if line]
     warnings = "".join(f"<p class=warn>{html.escape(line)}</p>" for line in lines)
-    return ("<h2>What the rule's guide labels keep of each class (train, no ground truth needed)</h2>\n"
+    return (f"<h2>{html.escape(GUIDE_TABLE_TITLE[0].upper() + GUIDE_TABLE_TITLE[1:])}</h2>\n"
             + table(["class", "images tagged", "seed pixels kept %", "mean guide area %",
                      f"images the rule drops it in % (keeps under {cfg['guide_labels']['dropped_share']}% of its "
                      "seeds)", f"seed cores salient % (score {cfg['guide_labels']['unsure_core']}% or more)"],
