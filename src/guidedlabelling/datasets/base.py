@@ -56,7 +56,8 @@ def image_check(path):
         photo = " (an iPhone's photos)" if kind in (".heic", ".heif") else ""
         return f"{e}; Pillow reads no {kind or 'extensionless'} files{photo}: save it as JPEG or PNG"
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
-        return str(e) or type(e).__name__
+        said = str(e) or type(e).__name__
+        return f"{said}; copy it again from its source, or remove it" if "truncated" in said else said
     return (w, h) if turned else (h, w)
 
 

@@ -200,7 +200,8 @@ def run(stage):
     job = GuideJob(data, stage.input_dir("seed_heatmaps"), stage.input_dir("saliency"), rule_dir, g,
                    SeedRule.of(cfg), vis and rule_dir == out, cfg["run"]["crf_backend"])
     indices = todo(stage, data, ".png", rule_dir)
-    stage.log.info("guide labels (%s): %d of %d images to do", g["guiderule"], len(indices), len(data))
+    stage.log.info("guide labels (%s%s): %d of %d images to do", g["guiderule"],
+                   ", the rule's own, into rule/" if after_rule(g) else "", len(indices), len(data))
     run_jobs(job, indices, workers)
     if not all_done(stage, data, ".png", rule_dir):
         return
@@ -208,10 +209,11 @@ def run(stage):
     if after_rule(g):
         kept, unsure = (summary.get(key, []) for key in ("dropped_seeds_kept", "unsure_void"))
         missing = [i for i, it in enumerate(data.items) if not (out / f"{it.id}.png").exists()]
-        stage.log.info("guide labels: seeds kept where the rule drops %s, weakly salient seed cores on background "
-                       "void for %s, unused seed components %s; %d of %d images to do", ", ".join(kept) or "no class",
-                       ", ".join(unsure) or "no class", "kept" if g["unused"] == "keep" else
-                       "background where saliency found their class", len(missing), len(data))
+        stage.log.info("final guide labels, from the rule's: seeds kept where the rule drops %s, weakly salient "
+                       "seed cores on background void for %s, unused seed components %s; %d of %d images to do",
+                       ", ".join(kept) or "no class", ", ".join(unsure) or "no class",
+                       "kept" if g["unused"] == "keep" else "background where saliency found their class",
+                       len(missing), len(data))
         run_jobs(AfterRuleJob(job, out, *([data.classes.index(name) for name in names] for names in (kept, unsure)),
                               vis), missing, workers)
     if vis:  # images labelled by an earlier run without --vis
