@@ -2,6 +2,7 @@
 refuses a write (full, or a file-size limit), and --debug for the traceback (cli.py)."""
 import contextlib
 import os
+import re
 import resource
 import signal
 import subprocess
@@ -102,6 +103,11 @@ def test_a_training_stopped_under_script_py_saves_a_snapshot_and_is_no_failed_st
     assert proc.returncode == code and said in out, out + err
     assert "failed" not in err and "Traceback" not in err, err
     assert list((own["out_root"] / "tiny" / "seed_train").glob("*/snapshot_iter_*.pth"))
+    log, = (own["out_root"] / "tiny" / "seed_train").glob("*/log.txt")   # says why the step ended unfinished
+    last = log.read_text().splitlines()[-1]
+    assert re.search(r"interrupted: saved a snapshot at iteration \d+; rerun the same command to resume$" if code == 130
+                     else "terminated; rerun the same command to resume$", last), last
+    assert "terminated; rerun" not in out   # the command's own line says it on the terminal (stderr)
 
 
 def limit_file_size():

@@ -24,6 +24,7 @@ from . import config as C
 from . import naming
 from . import settings as S
 from . import distributed, lanes, pipeline, preflight
+from .cli import Terminated
 from .fingerprint import DONE, EVALUATED, MANIFEST, UPSTREAM, changes, damage, done_record, finished_fingerprint, \
     fingerprint, has_outputs, output_sizes, outputs_digest, outputs_fingerprint, recorded, remade, since_made, \
     upstream_digests
@@ -150,6 +151,14 @@ def make_logger(out):
         handler.setFormatter(fmt)
         log.addHandler(handler)
     return log
+
+
+def in_log_file(log, message):
+    """A line for the stage's log.txt alone: the command prints it on the terminal itself."""
+    record = log.makeRecord(log.name, logging.INFO, __file__, 0, message, None, None)
+    for handler in log.handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.handle(record)
 
 
 TEMPORARY = ".*.tmp*"  # io.atomic_path's files (a glob), left by a run killed while writing
@@ -554,7 +563,9 @@ def reuse_or_make(stage, args, cfg, preset, out, checked, alone):
                             outputs_fingerprint(inputs))
             remove_temporary(out, alone)
             stage_module(stage).run(current)
-        except (InputError, OSError, KeyboardInterrupt):
+        except (InputError, OSError, KeyboardInterrupt) as e:
+            if isinstance(e, KeyboardInterrupt) and log is not None:   # its log.txt says why it ends unfinished too
+                in_log_file(log, f"{'terminated' if isinstance(e, Terminated) else 'interrupted'}; {resume_hint()}")
             if fresh and out.is_dir():
                 discard_if_bare(out)
             raise
