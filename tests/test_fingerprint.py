@@ -17,7 +17,7 @@ import yaml
 from PIL import Image
 
 from conftest import make_own, own_args, retag_mask, stage_folders
-from guidedlabelling import runner
+from guidedlabelling import preflight, runner
 from guidedlabelling.fingerprint import ABSENT, EVALUATED, TAG_ROWS, file_digest, fingerprint, outputs_fingerprint, \
     rows_digest, since_made
 from guidedlabelling.io import save_heatmap_mat
@@ -100,6 +100,46 @@ def test_tags_edited_in_place_rerun_every_stage_like_a_fresh_run(own, command, t
     run_all(command, own)
     fresh = guide_done(own)
     assert rerun == fresh and rerun["guide"]["mIoU"] != stale["guide"]["mIoU"]
+
+
+def test_steps_that_read_no_tags_keep_their_outputs_when_only_tags_change(own, command):
+    """The saliency maps, the fully supervised reference and the tests do not depend on the tags of a row: a tag
+    added to a training row rescores the first and the tests, and leaves the reference as it is; only a class that
+    comes or goes trains the reference again (they all ran again before, for any edit of tags.csv)."""
+    reference = ("seg_train", "segmentations")
+    run_all(command, own, METHOD)
+    run_all(command, own, reference, "--set", "labels=gt")
+    tags = own["tags"].read_text()
+    own["tags"].write_text(tags.replace("a.jpg,cat,train", "a.jpg,cat dog,train"))   # classes unchanged
+    outputs = run_all(command, own, METHOD) + run_all(command, own, reference, "--set", "labels=gt")
+    said = dict(zip(METHOD + ("reference", "reference test"), outputs))
+    assert f"{own['tags']} changed since it was made; recomputing it" in said["seed_train"]
+    assert f"{own['tags']} changed since it was made; scoring its outputs again" in said["saliency"]
+    assert "up to date" in said["reference"]
+    assert f"{own['tags']} changed since it was made; scoring its outputs again" in said["reference test"]
+    own["tags"].write_text(tags.replace("a.jpg,cat,train", "a.jpg,cat zebra,train"))   # a class more (the last)
+    saliency, = run_all(command, own, ("saliency",))
+    trained, _ = run_all(command, own, reference, "--set", "labels=gt")
+    for out in (saliency, trained):
+        assert f": the classes of {own['tags']} changed since it was made; recomputing it" in out, out
+
+
+def test_folders_whose_tags_csv_an_earlier_version_counted_by_its_rows_stay_current(own, command, monkeypatch):
+    """Before, every step counted the tags CSV by its rows: those folders stay up to date after the upgrade (and
+    a step downstream of them), and a mask edited since still only rescores them."""
+    reference = ("seg_train", "segmentations")
+    made_manifest = preflight.Checked.made_manifest
+    with monkeypatch.context() as m:
+        m.setattr(preflight.Checked, "made_manifest", lambda self, way="now": made_manifest(
+            self, "rows" if way == "now" else way))
+        run_all(command, own, SEGMENTER)
+        run_all(command, own, reference, "--set", "labels=gt")
+    outputs = run_all(command, own, SEGMENTER) + run_all(command, own, reference, "--set", "labels=gt")
+    assert all("up to date" in out for out in outputs), outputs
+    Image.fromarray(np.zeros((24, 32), np.uint8)).save(own["masks"] / "e.png")   # a val mask
+    outputs = dict(zip(SEGMENTER, run_all(command, own, SEGMENTER)))
+    assert [stage for stage, out in outputs.items() if "up to date" not in out] == ["saliency", "segmentations"]
+    assert all("scoring its outputs again" in outputs[stage] for stage in ("saliency", "segmentations"))
 
 
 def test_a_training_made_again_to_other_weights_makes_its_test_stale(own, command, monkeypatch):

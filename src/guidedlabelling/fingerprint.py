@@ -1,7 +1,8 @@
 """Reuse of a stage's outputs only when it would read the same content again.
 
 A stage's manifest lists everything it reads, by content: a hash of every file of its dataset splits (image list or
-tags CSV, the latter by the rows it holds, classes.txt, images, labels or masks), of its saliency set, of its
+tags CSV, the latter by the rows it holds, or by its classes alone in a stage that reads no tags, classes.txt,
+images, labels or masks), of its saliency set, of its
 initial weights and of user folders it reads instead of an upstream output, plus the fingerprint of each upstream
 output it reads (which covers that stage's own inputs in turn). The fingerprint is the hash of the manifest. The
 runner writes the manifest to <folder>/inputs.json when the stage starts, before any output, and the fingerprint
@@ -12,7 +13,8 @@ made again to other bytes (a training rerun with --overridecache on another thre
 them stale (remade). Records of a version before the digests have none: the fingerprint alone decides for them,
 until their stage runs again. Label files a stage only scores its outputs with are in the manifest too, marked
 EVALUATED: a later stage records the upstream's outputs_fingerprint, which leaves them out, so an edited val mask
-re-scores the stages that read it (runner.check_cache keeps their per-image files) and retrains nothing downstream.
+re-scores the stages that read it (runner.check_cache keeps their per-image files) and retrains nothing downstream;
+so does a tags CSV's rows where a stage reads no tags and scores with them (the saliency maps, the test).
 
 Files are hashed whole (BLAKE2b): an in-place edit that keeps the size and the time stamp still shows.
 Measured on MSRC (591 JPEGs, 591 label PNGs and the lists, 24.6 MB) on the project's 2-core machine: 0.25 s
@@ -39,6 +41,8 @@ SETTINGS = " settings"  # UPSTREAM + stage + SETTINGS: the settings of an upstre
 WORK_SIZE = "work size of "  # manifest key prefix of a split some of whose images are worked on shrunk: its
 # max_image_side, so that folders made at another work size, or at the files' (before the setting), are remade
 TAG_ROWS = "rows of "  # manifest key prefix of a tags CSV hashed by what it says (rows_digest), not by its bytes
+TAG_CLASSES = "classes of "  # manifest key prefix of a tags CSV hashed by its classes alone (classes_digest): what
+# a stage that reads no tags takes from it (the fully supervised reference; saliency, the test: they score with it)
 CHUNK = 1 << 20
 
 
@@ -57,13 +61,29 @@ def file_digest(path):
 def rows_digest(path):
     """BLAKE2b-128 of a tags CSV's rows as read (image, tags, split, in order): a spreadsheet saving it again with
     other line ends, quotes or spaces does not change it. A CSV that does not read whole: its bytes' digest."""
+    rows = whole_rows(path)
+    if rows is None:
+        return file_digest(path)
+    return text_digest(json.dumps([(r.image, list(r.tags), r.split or None) for r in rows]))  # empty split: none
+
+
+def classes_digest(path):
+    """BLAKE2b-128 of the classes a tags CSV names (its sorted tags): a tag added to or taken from a row changes it
+    only where a class comes or goes. A CSV that does not read whole: its bytes' digest."""
+    rows = whole_rows(path)
+    return file_digest(path) if rows is None else text_digest(json.dumps(sorted({t for r in rows for t in r.tags})))
+
+
+def whole_rows(path):
+    """The rows of a tags CSV, or None where it does not read whole."""
     try:
         rows, problems = read_rows(path)
     except InputError:
-        problems = True
-    if problems:
-        return file_digest(path)
-    text = json.dumps([(r.image, list(r.tags), r.split or None) for r in rows])   # an empty split cell: none
+        return None
+    return None if problems else rows
+
+
+def text_digest(text):
     return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
 
@@ -74,10 +94,12 @@ class Digests:
         self.known = {}
 
     def manifest(self, keys):
-        """{key: digest} of files: a path, or TAG_ROWS + the path of a tags CSV (rows_digest)."""
+        """{key: digest} of files: a path, or TAG_ROWS or TAG_CLASSES + the path of a tags CSV (rows_digest,
+        classes_digest)."""
         for k in map(str, keys):
             if k not in self.known:
-                self.known[k] = rows_digest(k[len(TAG_ROWS):]) if k.startswith(TAG_ROWS) else file_digest(k)
+                self.known[k] = rows_digest(k[len(TAG_ROWS):]) if k.startswith(TAG_ROWS) else \
+                    classes_digest(k[len(TAG_CLASSES):]) if k.startswith(TAG_CLASSES) else file_digest(k)
         return {str(k): self.known[str(k)] for k in keys}
 
 
@@ -229,6 +251,8 @@ def changes(old, new):
 
 def key_name(key):
     """A manifest key as a message names it: a file, "<stage>'s output", or the settings of a given folder."""
+    if key.startswith(TAG_CLASSES):
+        return f"the classes of {key[len(TAG_CLASSES):]}"
     if not key.startswith(UPSTREAM):
         return key.removeprefix(EVALUATED).removeprefix(TAG_ROWS)
     stage = key[len(UPSTREAM):]
@@ -251,7 +275,8 @@ def since_made(keys, old, new):
     old = renamed_upstream(old, pipeline.FORMER_NAMES)
     resaved, keys = tags_counted_otherwise(keys, old)
     added, went, unread = file_changes(keys, old, new)
-    told = set(added + went + unread)
+    told = set(added + went + unread) | {EVALUATED + TAG_ROWS + k[len(TAG_CLASSES):] for k in keys
+                                         if k.startswith(TAG_CLASSES)}   # its classes changed: its rows too
     changed = resaved + [k for k in keys if k not in told]
     parts = [f"{describe(changed)} changed"] if changed else []
     if added:

@@ -23,8 +23,8 @@ from .errors import InputError, capped, some
 from .inference import check_classes, pick_device, trained
 from .io import IGNORE, WIDE_GREY_MODES, label_array, load_checkpoint
 from .model_setup import untrained
-from .fingerprint import DONE, EVALUATED, SETTINGS, TAG_ROWS, UPSTREAM, WORK_SIZE, Digests, fingerprint, has_outputs, \
-    output_fingerprint, outputs_fingerprint, read_files, settings_digest, staleness
+from .fingerprint import DONE, EVALUATED, SETTINGS, TAG_CLASSES, TAG_ROWS, UPSTREAM, WORK_SIZE, Digests, fingerprint, \
+    has_outputs, output_fingerprint, outputs_fingerprint, read_files, settings_digest, staleness
 from .networks import NETWORKS, imagenet_weights, names
 from .reads import Reads
 from .weights import fitting, read_state
@@ -43,20 +43,23 @@ class Checked:
     def manifest(self, recorded=None):
         """(the stage's manifest {key: digest}, {upstream stage: folder} of the upstream fingerprints in it).
         Label PNGs and masks that the stage only compares its outputs with are keyed EVALUATED + path. recorded:
-        the manifest of the stage's folder, if any: one that a version up to cce8fdd made (the tags CSV counted by
-        its bytes, every file of the user's folders of maps), whose outputs are still what those inputs make (files
-        it only scores with may have changed), is kept so: its outputs stay valid, and an edited mask re-scores."""
+        the manifest of the stage's folder, if any: one that an earlier version made (FORMER_WAYS), whose outputs
+        are still what those inputs make (files it only scores with may have changed), is kept so: its outputs stay
+        valid, and an edited mask re-scores."""
         inputs, upstream = self.made_manifest()
         if recorded and recorded.get("fingerprint") != fingerprint(inputs):
-            former, _ = self.made_manifest(former=True)
-            covers = all(k.removeprefix(TAG_ROWS) in former for k in inputs)   # every file read today counted then
-            if former != inputs and covers and outputs_fingerprint(former) == outputs_fingerprint(recorded["inputs"]):
-                return former, upstream
+            for way in FORMER_WAYS:
+                former, _ = self.made_manifest(way)
+                covers = all(counted_in(former, k) for k in inputs)   # every file read today counted then
+                if former != inputs and covers and \
+                        outputs_fingerprint(former) == outputs_fingerprint(recorded["inputs"]):
+                    return former, upstream
         return inputs, upstream
 
-    def made_manifest(self, former=False):
-        """manifest(): the tags CSV counted by its rows, the user's folders of maps by the files read; `former`:
-        as versions up to cce8fdd counted them, by the CSV's bytes and every file of the folders."""
+    def made_manifest(self, way="now"):
+        """manifest(): the tags CSV counted by its rows where the stage reads tags, else by its classes (and by its
+        rows as a file it scores with, where it scores), the user's folders of maps by the files read; or as an
+        earlier version counted them (FORMER_WAYS)."""
         sources, evaluated = [], []
         for data in self.datasets.values():
             sources += data.sources
@@ -66,8 +69,10 @@ class Checked:
                 evaluated += data.labels
         sources += self.saliency_set.sources if self.saliency_set else []
         sources += [self.reads.init_file()] if self.reads.init_file() else []
-        tags = set() if former else {str(d.tags_file) for d in self.datasets.values() if d.tags_file}
-        sources = [TAG_ROWS + str(s) if str(s) in tags else s for s in sources]
+        tags = set() if way == "bytes" else {str(d.tags_file) for d in self.datasets.values() if d.tags_file}
+        by_rows = self.reads.tags or way == "rows"
+        sources = [(TAG_ROWS if by_rows else TAG_CLASSES) + str(s) if str(s) in tags else s for s in sources]
+        evaluated += [TAG_ROWS + s for s in sorted(tags)] if not by_rows and self.reads.evaluates else []
         inputs, upstream = self.digests.manifest(sources), {}
         inputs |= {EVALUATED + path: digest for path, digest in self.digests.manifest(evaluated).items()}
         inputs |= {WORK_SIZE + data.split: str(data.max_side) for data in self.datasets.values() if data.shrinks}
@@ -79,8 +84,21 @@ class Checked:
                     inputs[UPSTREAM + stage + SETTINGS] = settings_digest(folder)
             else:  # a folder of the user's: the files of it that the stage reads
                 ids = [it.id for data in self.datasets.values() for it in data.items]
-                inputs |= self.digests.manifest(read_files(folder, pipeline.BY_NAME[stage].per_image, ids, former))
+                inputs |= self.digests.manifest(read_files(folder, pipeline.BY_NAME[stage].per_image, ids,
+                                                           way == "bytes"))
         return inputs, upstream
+
+
+FORMER_WAYS = ("rows", "bytes")  # how earlier versions counted the tags CSV: by its rows for every stage (up to
+# this version), by its bytes, with every file of a user's folder of maps (up to cce8fdd)
+
+
+def counted_in(former, key):
+    """Whether a former manifest counted the file of a manifest key of today: itself, or the tags CSV of a key of
+    its rows or classes (as a file it scores with too), by its rows or its bytes."""
+    path = key.removeprefix(EVALUATED)
+    path = path.removeprefix(TAG_ROWS) if path.startswith(TAG_ROWS) else path.removeprefix(TAG_CLASSES)
+    return key in former or path in former or TAG_ROWS + path in former
 
 
 class Opened:
