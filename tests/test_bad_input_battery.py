@@ -118,9 +118,9 @@ def more_than_255_classes(own):
     write_csv(own, ["a.jpg," + " ".join(f"t{k:03d}" for k in range(254)) + ",train", "e.jpg,cat,val"])  # + cat
 
 
-@case("line 2: tag 'cat,dog' holds ','")
-def tag_with_a_comma(own):
-    write_csv(own, ['a.jpg,"cat,dog",train', "e.jpg,cat,val"])
+@case("line 2: tag 'cat|dog' holds '|'")
+def tag_with_a_bar(own):
+    write_csv(own, ['a.jpg,"cat|dog",train', "e.jpg,cat,val"])
 
 
 @case("tags.csv: not a UTF-8 text file (line 3, byte 0x8e)")

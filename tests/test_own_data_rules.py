@@ -81,10 +81,10 @@ def test_split_values_any_case_empty_means_by_name_others_are_errors(folder):
         dataset(folder, ["a.jpg,cat,val", "b.png,dog,test"])
 
 
-@pytest.mark.parametrize("row, odd", [('a.jpg,"cat,dog",train', "','"), ("a.jpg,cat's,train", "\"'\""),
+@pytest.mark.parametrize("row, odd", [('a.jpg,"cat|dog",train', "'\\|'"), ("a.jpg,cat's,train", "\"'\""),
                                       ('a.jpg,"cat""",train', "'\"'")])
-def test_tags_with_commas_or_quotes_are_errors(folder, row, odd):
-    with pytest.raises(InputError, match=f"line 2: tag .* holds {odd}; separate tags by spaces or ';'"):
+def test_tags_with_quotes_or_bars_are_errors(folder, row, odd):
+    with pytest.raises(InputError, match=f"line 2: tag .* holds {odd}; separate tags by spaces, ';' or ','"):
         dataset(folder, [row])
 
 
@@ -226,6 +226,12 @@ def test_photos_without_a_row_and_rows_without_tags_are_noted_once_per_tags_file
         f"note: 1 row of {folder / 'tags.csv'} has no tags, so its photo is trained as background only (line 3)"]
 
 
+def test_a_quoted_cell_of_tags_separated_by_commas_is_read_as_its_tags(folder):
+    """A spreadsheet writes a cell 'cat, dog' as "cat, dog": two tags, as 'cat dog' and 'cat;dog' are."""
+    data = dataset(folder, ['a.jpg,"cat, dog",train', 'b.png,"dog,cat;cow",train'])
+    assert data.classes == ["background", "cat", "cow", "dog"] and data.image_classes(0) == [1, 3]
+
+
 def test_tags_always_named_together_are_noted(folder, capsys):
     """'Traffic sign' is two tags; two tags of the same rows and no other are noted, from two rows on."""
     from guidedlabelling.driver import print_data_notes
@@ -236,8 +242,8 @@ def test_tags_always_named_together_are_noted(folder, capsys):
     assert data.same_rows == [("Traffic", "sign", [2, 4])]   # cat is also on lines 3 and 5; dog on one row only
     print_data_notes([data])
     assert f"note: Traffic and sign are tagged in the same 2 rows of {folder / 'tags.csv'} and in no other (lines 2, "\
-        "4), so tags alone cannot tell them apart; if they are one class of two words, join them with _ (tags are " \
-        "separated by spaces)" in capsys.readouterr().out.splitlines()
+        "4), so tags alone cannot tell them apart; if they are one class of two words, join them with _ (a space " \
+        "separates tags)" in capsys.readouterr().out.splitlines()
     assert dataset(folder, ["a.jpg,Traffic sign,train", "b.png,cat,train"]).same_rows == []   # one row: no note
 
 
@@ -388,7 +394,7 @@ def test_every_bad_row_of_the_csv_is_named_at_once(folder):
     assert [m.split(": ", 1)[0].rsplit(", ", 1)[1] for m in e.value.messages] == \
         ["line 3", "line 4", "line 5", "line 6", "line 7"]
     assert "split 'test' is not train or val" in e.value.messages[0]
-    assert "separate tags by spaces or ';', not commas" in e.value.messages[1]
+    assert "separate tags by spaces or ';', or quote them (\"cat, dog\")" in e.value.messages[1]
     assert "got ['b.png']; write the image's tags after a comma" in e.value.messages[2]
     assert "line 6: no image named" in e.value.messages[3]
 
@@ -487,10 +493,10 @@ def test_every_problem_of_the_tags_is_reported_at_once(folder):
     """A bad split, commas between tags, a tag that differs only in case, a missing image and a name leading out of
     the folder: one error listing all five (they came in three rounds, each after the fix of the one before)."""
     with pytest.raises(InputError) as e:
-        dataset(folder, ["a.jpg,cat,maybe", '"b.png","cat,dog",train', "a.jpg,Cat,train", "ghost.jpg,cat,train",
+        dataset(folder, ["a.jpg,cat,maybe", '"b.png","cat|dog",train', "a.jpg,Cat,train", "ghost.jpg,cat,train",
                          "../elsewhere.jpg,cat,train", "b.png,cat,train"])
     found = "\n".join(e.value.messages)
-    for line, problem in ((2, "split 'maybe' is not train or val"), (3, "tag 'cat,dog' holds ','"),
+    for line, problem in ((2, "split 'maybe' is not train or val"), (3, "tag 'cat|dog' holds '|'"),
                           (5, "tag 'cat' differs only in case from 'Cat' (line 4)"),
                           (5, "image 'ghost.jpg' is not in"), (6, "image '../elsewhere.jpg' is outside")):
         assert f"line {line}: {problem}" in found, found

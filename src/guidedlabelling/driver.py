@@ -31,7 +31,7 @@ from .runner import ensure_data
 
 OWN_DATA_FLAGS = {  # flag: (setting, help)
     "images": ("images", "folder of your own images (with --tags): the whole method on them"),
-    "tags": ("tags", "CSV of their tags: header image,tags[,split]; tags separated by spaces or ';'"),
+    "tags": ("tags", "CSV of their tags: header image,tags[,split]; tags separated by spaces, ';' or ','"),
     "masks": ("masks", "optional folder of label PNGs <id>.png: evaluation and the fully supervised reference"),
     "saliency": ("saliency_maps", "folder of your own saliency maps <id>.png; skips the saliency steps"),
 }

@@ -30,7 +30,7 @@ SHARED = {
         "builtin_train": (300, "training images of the built-in dataset"),
         "builtin_val": (100, "validation images of the built-in dataset"),
         "images": (None, "your own images' folder (with --tags; replaces the VOC-layout dataset)"),
-        "tags": (None, "CSV of your images' tags: header image,tags[,split]; tags separated by spaces or ';'"),
+        "tags": (None, "CSV of your images' tags: header image,tags[,split]; tags separated by spaces, ';' or ','"),
         "masks": (None, "optional folder of label PNGs <id>.png of your images, for evaluation"),
         "val_percent": (20, "own data without a split column: percent of the images (by a hash of the "
                             "name) in val"),

@@ -27,7 +27,7 @@ HEADERS = (["image", "tags"], ["image", "tags", "split"])   # the header lines a
 
 
 def read_tags(path):
-    """Rows of a tags CSV: header `image,tags` (optionally `,split`), tags separated by spaces or ';'."""
+    """Rows of a tags CSV: header `image,tags` (optionally `,split`), tags separated by spaces, ';' or ','."""
     rows, problems = read_rows(path)
     raise_all(problems, str(path))
     return rows
@@ -101,19 +101,19 @@ def tag_row(fields, header, path, line):
         fields = fields + [""]
     if len(fields) != len(header):
         got = repr(fields) if len(repr(fields)) <= 80 else repr(fields)[:77] + "..."
-        fix = "separate tags by spaces or ';', not commas" if len(fields) > len(header) else \
+        fix = "separate tags by spaces or ';', or quote them (\"cat, dog\")" if len(fields) > len(header) else \
             "write the image's tags after a comma (a lone comma: no tags)"
         raise InputError(f"{path}, line {line}: expected {len(header)} fields ({','.join(header)}), got {got}; {fix}")
     if not fields[0].strip():
         raise InputError(f"{path}, line {line}: no image named; write the image's file name in the first field")
-    tags = tuple(sorted({t for t in re.split(r"[;\s]+", fields[1]) if t}))
+    tags = tuple(sorted({t for t in re.split(r"[;,\s]+", fields[1]) if t}))   # "cat, dog": a quoted cell
     reserved = next((t for t in tags if t.casefold() == "background"), None)
     if reserved:
         raise InputError(f"{path}, line {line}: {reserved!r} is not a tag (background is class 0); remove it")
     odd = next((t for t in tags if NOT_IN_TAGS.search(t)), None)
     if odd:
         raise InputError(f"{path}, line {line}: tag {odd!r} holds {NOT_IN_TAGS.search(odd).group()!r}; separate "
-                         "tags by spaces or ';', and write class names without commas, quotes or '|'")
+                         "tags by spaces, ';' or ',', and write class names without quotes or '|'")
     unseen = next(((t, c) for t in tags for c in t if unicodedata.category(c) == "Cc" or c in INVISIBLE), None)
     if unseen:  # two tags that print alike would be two classes
         raise InputError(f"{path}, line {line}: tag {unseen[0]!r} holds the invisible character "

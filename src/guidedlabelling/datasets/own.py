@@ -262,7 +262,7 @@ class OwnDataset(Labelled):
         for a, b, lines in self.same_rows:
             notes.append(f"note: {a} and {b} are tagged in the same {len(lines)} rows of {self.tags_file} and in no "
                          f"other (lines {some(list(map(str, lines)), 5)}), so tags alone cannot tell them apart; if "
-                         "they are one class of two words, join them with _ (tags are separated by spaces)")
+                         "they are one class of two words, join them with _ (a space separates tags)")
         if self.alike_ids:
             pairs = some([f"{i} (line {line}) and {j} (line {k})" for line, i, k, j in self.alike_ids])
             n = len(self.alike_ids)
