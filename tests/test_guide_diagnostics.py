@@ -169,18 +169,19 @@ def test_class_report_by_hand(tmp_path):
     assert "--set guide_labels.unsure=void" in line
 
 
-def test_a_dropped_class_says_which_label_takes_its_seed_cores(tmp_path):
+@pytest.mark.parametrize("cow", [1, 19])   # 19: classes past 12, whose pair index overflowed 8 bits
+def test_a_dropped_class_says_which_label_takes_its_seed_cores(tmp_path, cow):
     """Where the rule labels a class's seed cores: another class tagged in its images (grass taking the cows it
     touches), or background where saliency does not mark them."""
-    hw = (8, 8)
-    data = SimpleNamespace(num_classes=3, classes=["background", "cow", "grass"],
-                           items=[SimpleNamespace(id="a"), SimpleNamespace(id="b"), SimpleNamespace(id="c")])
-    data.image_classes = lambda i: [[1, 2], [1, 2], [2]][i]
+    hw, grass = (8, 8), cow + 1
+    data = SimpleNamespace(num_classes=cow + 2, classes=["background"] + [f"c{k}" for k in range(1, cow)] +
+                           ["cow", "grass"], items=[SimpleNamespace(id=name) for name in "abc"])
+    data.image_classes = lambda i: [[cow, grass], [cow, grass], [grass]][i]
     data.at_work_size = lambda i, grey: grey
     for name in "abc":   # cow's seeds (rows 0-3) and grass's (rows 4-7) all core; the rule labels the cow grass
         save_heatmap_mat(tmp_path / f"{name}.mat", box_map(hw, [(0, 4, 0, 8), (4, 8, 0, 8)][name == "c":]), hw)
-        guide = np.full(hw, 2, np.uint8)
-        guide[0, :] = 1 if name == "a" else 0          # a: 8 cow core px kept; b: 8 background
+        guide = np.full(hw, grass, np.uint8)
+        guide[0, :] = cow if name == "a" else 0          # a: 8 cow core px kept; b: 8 background
         save_label_png(tmp_path / "guide" / f"{name}.png", guide)
         save_gray_png(tmp_path / "sal" / f"{name}.png", np.full(hw, 255, np.uint8))
     report = class_report(data, tmp_path, tmp_path / "guide", SeedRule(20), 0.1, tmp_path / "sal", 128, 50)
@@ -195,6 +196,8 @@ def test_a_dropped_class_says_which_label_takes_its_seed_cores(tmp_path):
         warnings(report, ["cow"], "G2", 10)[0]
     assert "overall (its seed cores are kept, the seed pixels around them are not);" in \
         warnings(report, ["grass"], "G2", 10)[0]
+    report["cow"]["cores_taken"] = None
+    assert "overall (it has no seed cores);" in warnings(report, ["cow"], "G2", 10)[0]
 
 
 def test_report_of_a_guide_folder_made_before_core_salient_prints_n_a():

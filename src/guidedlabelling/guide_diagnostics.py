@@ -41,7 +41,8 @@ def class_report(data, seed_dir, guide_dir, rule, dropped_share, sal_dir, salien
         kept += np.bincount(seed[seed == guide].ravel(), minlength=n)[:n]
         cores += np.bincount(core_label.ravel(), minlength=n)[:n]
         given = np.where(guide == IGNORE, n, guide).astype(np.int64)
-        cores_to += np.bincount(core_label.ravel() * (n + 1) + given.ravel(), minlength=n * (n + 1)).reshape(n, -1)
+        pairs = core_label.ravel().astype(np.int64) * (n + 1) + given.ravel()   # (int64: uint8 overflows)
+        cores_to += np.bincount(pairs, minlength=n * (n + 1)).reshape(n, -1)
         salient = data.at_work_size(i, load_gray_png(sal_dir / f"{it.id}.png")) >= salient_level
         salient_cores += np.bincount(core_label[salient], minlength=n)[:n]
         area[classes] += (np.bincount(guide.ravel(), minlength=n)[:n] / guide.size)[classes]
@@ -158,9 +159,11 @@ def where_cores_go(r):
     """Why a class is dropped, from the label the rule gives most of its seed cores: background where saliency
     does not mark them, another class tagged in the same images where that class's seeds take the salient region
     (a tag of what surrounds objects, grass beside cows, does)."""
-    taken = r.get("cores_taken")  # absent before this version's done.json
-    if taken is None:
+    if "cores_taken" not in r:  # a guide folder finished by an earlier version
         return "saliency rarely marks it"
+    taken = r["cores_taken"]
+    if taken is None:
+        return "it has no seed cores"
     if not taken["share"]:
         return "its seed cores are kept, the seed pixels around them are not"
     if taken["by"] == "void":
