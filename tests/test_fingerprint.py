@@ -18,8 +18,8 @@ from PIL import Image
 
 from conftest import make_own, own_args, retag_mask, stage_folders
 from guidedlabelling import preflight, runner
-from guidedlabelling.fingerprint import ABSENT, EVALUATED, TAG_ROWS, file_digest, fingerprint, outputs_fingerprint, \
-    rows_digest, since_made
+from guidedlabelling.fingerprint import ABSENT, EVALUATED, TAG_CLASSES, TAG_ROWS, file_digest, fingerprint, \
+    outputs_fingerprint, rows_digest, since_made
 from guidedlabelling.io import save_heatmap_mat
 from guidedlabelling.settings import SHARED
 
@@ -104,8 +104,9 @@ def test_tags_edited_in_place_rerun_every_stage_like_a_fresh_run(own, command, t
 
 def test_steps_that_read_no_tags_keep_their_outputs_when_only_tags_change(own, command):
     """The saliency maps, the fully supervised reference and the tests do not depend on the tags of a row: a tag
-    added to a training row rescores the first and the tests, and leaves the reference as it is; only a class that
-    comes or goes trains the reference again (they all ran again before, for any edit of tags.csv)."""
+    added to a training row rescores the maps and the tests, and leaves the reference as it is; only a class that
+    comes or goes trains the reference again, and the maps depend on no class (they all ran again before, for any
+    edit of tags.csv)."""
     reference = ("seg_train", "segmentations")
     run_all(command, own, METHOD)
     run_all(command, own, reference, "--set", "labels=gt")
@@ -120,8 +121,8 @@ def test_steps_that_read_no_tags_keep_their_outputs_when_only_tags_change(own, c
     own["tags"].write_text(tags.replace("a.jpg,cat,train", "a.jpg,cat zebra,train"))   # a class more (the last)
     saliency, = run_all(command, own, ("saliency",))
     trained, _ = run_all(command, own, reference, "--set", "labels=gt")
-    for out in (saliency, trained):
-        assert f": the classes of {own['tags']} changed since it was made; recomputing it" in out, out
+    assert f"{own['tags']} changed since it was made; scoring its outputs again" in saliency   # no class read
+    assert f": the classes of {own['tags']} changed since it was made; recomputing it" in trained
 
 
 def test_folders_whose_tags_csv_an_earlier_version_counted_by_its_rows_stay_current(own, command, monkeypatch):
@@ -547,6 +548,20 @@ def test_a_tags_csv_counted_by_its_bytes_then_is_named_only_where_they_changed(t
     assert since_made([str(tags), TAG_ROWS + str(tags)], old, new) == \
         "its inputs are counted otherwise since it was made"
     tags.write_text("image,tags\r\na.jpg,cat\r\n")
+    assert since_made(keys, old, new) == f"{tags}, /m/a.jpg changed since it was made"
+
+
+@pytest.mark.parametrize("now", [EVALUATED + TAG_ROWS, TAG_CLASSES])
+def test_a_tags_csv_counted_by_its_rows_then_is_named_only_where_they_changed(tmp_path, now):
+    """The version before counted the tags CSV by its rows in every step; the steps that read no tags now count it
+    as a file they score with, or by its classes: the same rows are no change (not 'the classes of tags.csv, tags.csv
+    were added, tags.csv is no longer read'), other rows are one change of the file."""
+    tags = tmp_path / "tags.csv"
+    tags.write_text("image,tags\na.jpg,cat\n")
+    old, new = {TAG_ROWS + str(tags): rows_digest(tags), "/m/a.jpg": "d1"}, {now + str(tags): "r1", "/m/a.jpg": "d2"}
+    keys = sorted({TAG_ROWS + str(tags), now + str(tags), "/m/a.jpg"})
+    assert since_made(keys, old, new) == "/m/a.jpg changed since it was made"
+    tags.write_text("image,tags\na.jpg,cat dog\n")
     assert since_made(keys, old, new) == f"{tags}, /m/a.jpg changed since it was made"
 
 

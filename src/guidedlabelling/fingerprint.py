@@ -1,8 +1,8 @@
 """Reuse of a stage's outputs only when it would read the same content again.
 
 A stage's manifest lists everything it reads, by content: a hash of every file of its dataset splits (image list or
-tags CSV, the latter by the rows it holds, or by its classes alone in a stage that reads no tags, classes.txt,
-images, labels or masks), of its saliency set, of its
+tags CSV, the latter by the rows it holds, or where a stage reads no tags by its classes alone where its outputs
+depend on them, classes.txt, images, labels or masks), of its saliency set, of its
 initial weights and of user folders it reads instead of an upstream output, plus the fingerprint of each upstream
 output it reads (which covers that stage's own inputs in turn). The fingerprint is the hash of the manifest. The
 runner writes the manifest to <folder>/inputs.json when the stage starts, before any output, and the fingerprint
@@ -42,7 +42,8 @@ WORK_SIZE = "work size of "  # manifest key prefix of a split some of whose imag
 # max_image_side, so that folders made at another work size, or at the files' (before the setting), are remade
 TAG_ROWS = "rows of "  # manifest key prefix of a tags CSV hashed by what it says (rows_digest), not by its bytes
 TAG_CLASSES = "classes of "  # manifest key prefix of a tags CSV hashed by its classes alone (classes_digest): what
-# a stage that reads no tags takes from it (the fully supervised reference; saliency, the test: they score with it)
+# the fully supervised reference takes from it (the saliency maps and the tests, which read no tags either, count its
+# rows as EVALUATED: they score with it)
 CHUNK = 1 << 20
 
 
@@ -273,10 +274,9 @@ def since_made(keys, old, new):
     (changes): 'a.jpg changed, b.jpg was added, c.jpg went since it was made' (files added or gone said so, and
     files recorded that are there and not read)."""
     old = renamed_upstream(old, pipeline.FORMER_NAMES)
-    resaved, keys = tags_counted_otherwise(keys, old)
+    resaved, keys = tags_counted_otherwise(keys, old, new)
     added, went, unread = file_changes(keys, old, new)
-    told = set(added + went + unread) | {EVALUATED + TAG_ROWS + k[len(TAG_CLASSES):] for k in keys
-                                         if k.startswith(TAG_CLASSES)}   # its classes changed: its rows too
+    told = set(added + went + unread)
     changed = resaved + [k for k in keys if k not in told]
     parts = [f"{describe(changed)} changed"] if changed else []
     if added:
@@ -288,12 +288,23 @@ def since_made(keys, old, new):
     return (", ".join(parts) or "its inputs are counted otherwise") + " since it was made"
 
 
-def tags_counted_otherwise(keys, old):
-    """(the tags CSVs that changed, the other keys) of the changed keys, where an older version counted a tags CSV by
-    its bytes and this one by its rows (TAG_ROWS): changed only where its bytes are other bytes now."""
-    pairs = [k for k in keys if k.startswith(TAG_ROWS) and k[len(TAG_ROWS):] in old]
-    resaved = [k for k in pairs if old[k[len(TAG_ROWS):]] != file_digest(k[len(TAG_ROWS):])]
-    return resaved, [k for k in keys if k not in pairs and TAG_ROWS + k not in pairs]
+def tags_counted_otherwise(keys, old, new):
+    """(the tags CSVs that changed, the other keys) of the changed keys, where an earlier version counted a tags CSV
+    otherwise than this one (by its bytes, or by its rows where this one counts it as a file scored with or by its
+    classes): changed only where it says other things now, as it was counted then."""
+    paths = {k.removeprefix(EVALUATED).removeprefix(TAG_ROWS).removeprefix(TAG_CLASSES) for k in keys
+             if k.startswith((TAG_ROWS, TAG_CLASSES, EVALUATED + TAG_ROWS))}
+    changed, told = [], set()
+    for path in sorted(paths):
+        forms = (TAG_ROWS + path, path, EVALUATED + TAG_ROWS + path, TAG_CLASSES + path)  # the first recorded decides
+        if [f in old for f in forms] == [f in new for f in forms]:
+            continue   # counted alike: its keys say what changed
+        told.update(forms)
+        was = next((f for f in forms if f in old), None)
+        if was is not None and old[was] != (file_digest(path) if was == path else classes_digest(path)
+                                             if was.startswith(TAG_CLASSES) else rows_digest(path)):
+            changed.append(path)
+    return changed, [k for k in keys if k not in told]
 
 
 def file_changes(keys, old, new):

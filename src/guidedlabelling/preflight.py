@@ -57,9 +57,9 @@ class Checked:
         return inputs, upstream
 
     def made_manifest(self, way="now"):
-        """manifest(): the tags CSV counted by its rows where the stage reads tags, else by its classes (and by its
-        rows as a file it scores with, where it scores), the user's folders of maps by the files read; or as an
-        earlier version counted them (FORMER_WAYS)."""
+        """manifest(): the tags CSV counted by its rows where the stage reads tags, else as a file it scores with
+        where it scores, and by its classes where its outputs depend on them (Reads.classes); the user's folders of
+        maps by the files read; or as an earlier version counted them (FORMER_WAYS)."""
         sources, evaluated = [], []
         for data in self.datasets.values():
             sources += data.sources
@@ -70,9 +70,12 @@ class Checked:
         sources += self.saliency_set.sources if self.saliency_set else []
         sources += [self.reads.init_file()] if self.reads.init_file() else []
         tags = set() if way == "bytes" else {str(d.tags_file) for d in self.datasets.values() if d.tags_file}
-        by_rows = self.reads.tags or way == "rows"
-        sources = [(TAG_ROWS if by_rows else TAG_CLASSES) + str(s) if str(s) in tags else s for s in sources]
-        evaluated += [TAG_ROWS + s for s in sorted(tags)] if not by_rows and self.reads.evaluates else []
+        if self.reads.tags or way == "rows":
+            sources = [TAG_ROWS + str(s) if str(s) in tags else s for s in sources]
+        else:
+            sources = [TAG_CLASSES + str(s) for s in sources if str(s) in tags and self.reads.classes] + \
+                [s for s in sources if str(s) not in tags]
+            evaluated += [TAG_ROWS + s for s in sorted(tags)] if self.reads.evaluates else []
         inputs, upstream = self.digests.manifest(sources), {}
         inputs |= {EVALUATED + path: digest for path, digest in self.digests.manifest(evaluated).items()}
         inputs |= {WORK_SIZE + data.split: str(data.max_side) for data in self.datasets.values() if data.shrinks}

@@ -13,7 +13,8 @@ class Reads:
     every_mask: bool = False      # needs the label of every image, not only of some (an oracle: guiderule salor)
     evaluates: bool = False       # compares with the label PNGs or masks when there are any
     tags: bool = True             # reads the images' tags (a VOC folder's come from its label PNGs); else a tags
-    # CSV counts by its classes (and as a file it scores with, where it evaluates)
+    # CSV counts as a file it scores with where it evaluates, and by its classes where `classes`
+    classes: bool = False         # reads no tags, but its outputs depend on the classes they name (a training's)
     upstream: dict = field(default_factory=dict)  # upstream stage -> folder given instead of its output (or None)
     saliency_set: tuple = ()      # (roots, holdout, part, holdout_scenes) of the saliency set, when read
     init: str | None = None       # initial weights: a file, imagenet, or none

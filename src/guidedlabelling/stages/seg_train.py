@@ -30,7 +30,7 @@ def reads(cfg, given):
     """The training split with the guide labels, or with its own masks (labels gt, the reference)."""
     c = cfg["seg_train"]
     gt = c["labels"] == "gt"
-    return Reads(splits=(cfg["data"]["dataset"],), ground_truth=gt, tags=False, init=c["init"],  # labels, not tags
+    return Reads(splits=(cfg["data"]["dataset"],), ground_truth=gt, tags=not gt, classes=gt, init=c["init"],
                  network=deeplab_network(c), init_partial=c["init_partial"],
                  upstream={} if gt else {"guide_labels": given.get("guide_dir")})
 
