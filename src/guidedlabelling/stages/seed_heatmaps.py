@@ -81,15 +81,21 @@ def run(stage):
                            **P.options(cfg["run"]))
     for outputs in progress(passes, "seed heatmaps", len(indices)):
         i, (scores, _), frame = outputs[0]
-        classes = torch.as_tensor(data.image_classes(i), dtype=torch.long) - 1
-        maps = [T.unfit(model.cams(feat[None], classes)[0].float(), f.canvas, f.offset, f.inner, f.hw, order)
-                for _, (_, feat), f in outputs]
-        heat = torch.stack(maps).mean(0)
+        heat = class_heatmaps(model, outputs, data.image_classes(i), order)
         save_heatmap_mat(out / f"{data.items[i].id}.mat", heat.cpu().numpy(), frame.hw, scores.float().cpu().numpy())
     if not all_done(stage, data, ".mat"):
         return
     collect_scores(data, out)
     stage.finish({"images": len(data)})
+
+
+def class_heatmaps(model, outputs, tagged, order):
+    """The class activation maps of an image's tagged classes (1-based) in its frame, zoomed back with
+    scipy.ndimage.zoom's `order`, averaged over the sizes of `outputs` (forward_sizes' per image)."""
+    classes = torch.as_tensor(tagged, dtype=torch.long) - 1
+    maps = [T.unfit(model.cams(feat[None], classes)[0].float(), f.canvas, f.offset, f.inner, f.hw, order)
+            for _, (_, feat), f in outputs]
+    return torch.stack(maps).mean(0)
 
 
 def collect_scores(data, out):
