@@ -23,8 +23,12 @@ def folder(tmp_path):
 
 
 def dataset(folder, rows, split="train", **kwargs):
+    return OwnDataset(folder / "images", write_tags(folder, rows), split=split, **kwargs)
+
+
+def write_tags(folder, rows):
     (folder / "tags.csv").write_text("image,tags,split\n" + "\n".join(rows) + "\n")
-    return OwnDataset(folder / "images", folder / "tags.csv", split=split, **kwargs)
+    return folder / "tags.csv"
 
 
 def test_a_link_out_of_the_folder_is_read_only_when_allowed(folder):
@@ -239,12 +243,14 @@ def test_tags_always_named_together_are_noted(folder, capsys):
         Image.fromarray(np.full((4, 6, 3), 90, np.uint8)).save(folder / "images" / name)
     data = dataset(folder, ["a.jpg,Traffic sign,train", "b.png,cat,train", "c.png,sign Traffic cat,train",
                             "d.png,cat dog,train"])
-    assert data.same_rows == [("Traffic", "sign", [2, 4])]   # cat is also on lines 3 and 5; dog on one row only
+    assert data.same_rows == [(["Traffic", "sign"], [2, 4])]   # cat is also on lines 3 and 5; dog on one row only
     print_data_notes([data])
     assert f"note: Traffic and sign are tagged in the same 2 rows of {folder / 'tags.csv'} and in no other (lines 2, "\
-        "4), so tags alone cannot tell them apart; if they are one class of two words, join them with _ (a space " \
+        "4), so tags alone cannot tell them apart; if they are one class of 2 words, join them with _ (a space " \
         "separates tags)" in capsys.readouterr().out.splitlines()
     assert dataset(folder, ["a.jpg,Traffic sign,train", "b.png,cat,train"]).same_rows == []   # one row: no note
+    data = dataset(folder, ["a.jpg,New York City,train", "b.png,cat,train", "c.png,New York City,train"])
+    assert data.same_rows == [(["City", "New", "York"], [2, 4])]   # one note for the three, not one per pair
 
 
 @pytest.mark.parametrize("name", ["sub\\c.jpg", "sub\\c"])
@@ -467,6 +473,15 @@ def test_a_file_given_as_a_folder_and_a_jpeg_mask_are_named_as_such(folder):
     Image.fromarray(np.zeros((4, 6), np.uint8)).save(folder / "masks" / "a.png", format="JPEG")
     with pytest.raises(InputError, match=r"a.png: a JPEG file, not a PNG; save the labels as PNG \(lossless\)"):
         OwnDataset(folder / "images", folder / "tags.csv", masks=folder / "masks")
+
+
+def test_a_masks_folder_inside_the_images_one_is_left_out_through_a_link_too(folder):
+    (folder / "images" / "masks").mkdir()
+    Image.fromarray(np.zeros((4, 6), np.uint8)).save(folder / "images" / "masks" / "a.png")
+    (folder / "link").symlink_to(folder / "images")
+    data = OwnDataset(folder / "link", write_tags(folder, ["a.jpg,cat,train", "b.png,dog,train"]),
+                      masks=folder / "images" / "masks")
+    assert data.unlisted == []
 
 
 def test_photos_of_subfolders_without_a_row_are_counted_but_not_masks_or_hidden_ones(folder):

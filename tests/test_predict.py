@@ -122,6 +122,7 @@ def test_the_summary_says_which_classes_were_found():
         "found: cat)"
     assert found_line({"Kuh": 1}, 1, classes) == "found Kuh in the image (not found: grass, cat)"
     assert found_line(dict.fromkeys(classes[1:], 1), 1, classes) == "found Kuh, grass and cat in the image"
+    assert found_line({}, 2, classes[:2]) == "found only background: not the model's class (Kuh) in any of the 2 images"
 
 
 def expected_labels(model_path, path, size, mode="fullscale", net_size=None, image=None):

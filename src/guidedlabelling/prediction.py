@@ -70,11 +70,11 @@ def found_line(found, images, classes):
     only."""
     missing = [c for c in classes[1:] if c not in found]
     if not found:
-        return f"found only background: none of the model's {len(missing)} classes ({some(missing, 5)}) in " \
+        which = "not the model's class" if len(missing) == 1 else f"none of the model's {len(missing)} classes"
+        return f"found only background: {which} ({some(missing, 5)}) in " \
             + ("the image" if images == 1 else f"any of the {images} images")
     named = list(found) if images == 1 else [f"{c} in {n}" for c, n in found.items()]
-    listing = named[0] if len(named) == 1 else ", ".join(named[:-1]) + " and " + named[-1]
-    return f"found {listing} " + ("in the image" if images == 1 else f"of the {images} images") + \
+    return f"found {listed(named)} " + ("in the image" if images == 1 else f"of the {images} images") + \
         (f" (not found: {some(missing, 5)})" if missing else "")
 
 
@@ -122,8 +122,9 @@ def predict(model_path, inputs, out_dir, size, resize="none", pcrf="none", devic
             label_png, overlay_png = outputs(out_dir, images.items[i].id)
             save_overlay(overlay_png, load_image(images.items[i].image), load_label_png(label_png), alpha)
         record_output_sizes(out_dir, images)
+        found = classes_found(out_dir, images, meta["classes"])   # under the lock: no other predict rewrites them
     return {"images": len(images), "done_before": len(images) - len(todo) - len(redrawn), "redrawn": len(redrawn),
-            "classes": list(meta["classes"]), "found": classes_found(out_dir, images, meta["classes"]),
+            "classes": list(meta["classes"]), "found": found,
             "out_dir": str(out_dir), "skipped_images": images.skipped, "warned_images": images.warned,
             "not_images": [str(p) for p in images.ignored],
             "folders_not_read": [str(p) for p in images.subfolders]}

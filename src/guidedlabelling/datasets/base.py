@@ -57,7 +57,7 @@ def image_check(path):
         return f"{e}; Pillow reads no {kind or 'extensionless'} files{photo}: save it as JPEG or PNG"
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
         said = str(e) or type(e).__name__
-        return f"{said}; copy it again from its source, or remove it" if "truncated" in said else said
+        return f"{said}; copy it again from its source, or remove it" if "truncated" in said.lower() else said
     return (w, h) if turned else (h, w)
 
 

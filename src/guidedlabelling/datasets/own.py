@@ -1,12 +1,11 @@
 """Your own data: a folder of images and a CSV of image-level tags, optionally label PNGs to evaluate with."""
-import itertools
 import os
 import unicodedata
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError, counted, raise_all, some
+from ..errors import InputError, counted, listed, raise_all, some
 from ..io import CLASS_SCORES, IGNORE
 from ..tags import read_rows, read_tags, split_of
 from .base import IMAGE_SUFFIXES, Item, Labelled, check_class_count, checked_label, inside, missing_hint
@@ -259,10 +258,10 @@ class OwnDataset(Labelled):
             notes.append(f"note: {counted(n, 'tag')} of {self.tags_file} name{'s' if n == 1 else ''} one training "
                          f"image only: {once}; a class of one training image is hardly learnt, and a misspelt tag "
                          "makes one: correct any misspelling, or tag more training images with it")
-        for a, b, lines in self.same_rows:
-            notes.append(f"note: {a} and {b} are tagged in the same {len(lines)} rows of {self.tags_file} and in no "
+        for tags, lines in self.same_rows:
+            notes.append(f"note: {listed(tags)} are tagged in the same {len(lines)} rows of {self.tags_file} and in no "
                          f"other (lines {some(list(map(str, lines)), 5)}), so tags alone cannot tell them apart; if "
-                         "they are one class of two words, join them with _ (a space separates tags)")
+                         f"they are one class of {len(tags)} words, join them with _ (a space separates tags)")
         if self.alike_ids:
             pairs = some([f"{i} (line {line}) and {j} (line {k})" for line, i, k, j in self.alike_ids])
             n = len(self.alike_ids)
@@ -324,14 +323,16 @@ def tagged_once(rows):
 
 
 def same_rows(rows, least=2):
-    """[(tag, tag, [lines])] of the pairs of tags named by the same rows, at least `least` of them, and by no other:
-    one class written with a space ("Traffic sign"), or two classes that tags alone cannot tell apart."""
+    """[([tags], [lines])] of the groups of tags named by the same rows, at least `least` of them, and by no other:
+    one class written with spaces ("Traffic sign", "New York City"), or classes that tags alone cannot tell apart."""
     lines = {}
     for r in rows:
         for t in r.tags:
             lines.setdefault(t, []).append(r.line)
-    return [(a, b, lines[a]) for a, b in itertools.combinations(sorted(lines), 2)
-            if lines[a] == lines[b] and len(lines[a]) >= least]
+    groups = {}
+    for t in sorted(lines):
+        groups.setdefault(tuple(lines[t]), []).append(t)
+    return [(tags, list(at)) for at, tags in groups.items() if len(tags) > 1 and len(at) >= least]
 
 
 def own_split(dataset):
@@ -372,9 +373,9 @@ def images_by_stem(folder, listings):
 def images_in_tree(root, masks=None):
     """The image files under `root` and its subfolders (a row may name sub/a.jpg), sorted, but for hidden ones and
     a masks folder inside it; links to folders are not followed."""
-    found, skip = [], os.path.abspath(masks) if masks else None
+    found, skip = [], os.path.realpath(masks) if masks else None   # real paths: either may be given through a link
     for folder, subfolders, names in os.walk(root):
-        subfolders[:] = [d for d in subfolders if not d.startswith(".") and os.path.abspath(Path(folder, d)) != skip]
+        subfolders[:] = [d for d in subfolders if not d.startswith(".") and os.path.realpath(Path(folder, d)) != skip]
         found += [Path(folder, n) for n in names if Path(n).suffix.lower() in IMAGE_SUFFIXES and not n.startswith(".")]
     return sorted(found)
 
