@@ -18,8 +18,8 @@ from PIL import Image
 
 from conftest import make_own, own_args, retag_mask, stage_folders
 from guidedlabelling import preflight, runner
-from guidedlabelling.fingerprint import ABSENT, EVALUATED, TAG_CLASSES, TAG_ROWS, file_digest, fingerprint, \
-    outputs_fingerprint, rows_digest, since_made
+from guidedlabelling.fingerprint import ABSENT, EVALUATED, TAG_CLASSES, TAG_IMAGES, TAG_ROWS, file_digest, \
+    fingerprint, key_name, outputs_fingerprint, rows_digest, since_made
 from guidedlabelling.io import save_heatmap_mat
 from guidedlabelling.settings import SHARED
 
@@ -123,6 +123,13 @@ def test_steps_that_read_no_tags_keep_their_outputs_when_only_tags_change(own, c
     trained, _ = run_all(command, own, reference, "--set", "labels=gt")
     assert f"{own['tags']} changed since it was made; scoring its outputs again" in saliency   # no class read
     assert f": the classes of {own['tags']} changed since it was made; recomputing it" in trained
+    own["tags"].write_text(tags.replace("a.jpg,cat,train", "a.jpg,cat zebra,train").replace(
+        "d.png,dog,train", "d.png,dog,val"))   # a training image made a val one, the classes unchanged
+    code, _, err = command("segmentations", *own_args(own), "--set", "labels=gt")   # alone: the reference is read
+    assert code == 2 and f"the output of stage seg_train is out of date, the images {own['tags']} lists changed " \
+        "since it was made" in err, err
+    saliency, = run_all(command, own, ("saliency",))
+    assert f"the images {own['tags']} lists changed since it was made; recomputing it" in saliency
 
 
 def test_folders_whose_tags_csv_an_earlier_version_counted_by_its_rows_stay_current(own, command, monkeypatch):
@@ -551,7 +558,7 @@ def test_a_tags_csv_counted_by_its_bytes_then_is_named_only_where_they_changed(t
     assert since_made(keys, old, new) == f"{tags}, /m/a.jpg changed since it was made"
 
 
-@pytest.mark.parametrize("now", [EVALUATED + TAG_ROWS, TAG_CLASSES])
+@pytest.mark.parametrize("now", [EVALUATED + TAG_ROWS, TAG_CLASSES, TAG_IMAGES])
 def test_a_tags_csv_counted_by_its_rows_then_is_named_only_where_they_changed(tmp_path, now):
     """The version before counted the tags CSV by its rows in every step; the steps that read no tags now count it
     as a file they score with, or by its classes: the same rows are no change (not 'the classes of tags.csv, tags.csv
@@ -561,8 +568,13 @@ def test_a_tags_csv_counted_by_its_rows_then_is_named_only_where_they_changed(tm
     old, new = {TAG_ROWS + str(tags): rows_digest(tags), "/m/a.jpg": "d1"}, {now + str(tags): "r1", "/m/a.jpg": "d2"}
     keys = sorted({TAG_ROWS + str(tags), now + str(tags), "/m/a.jpg"})
     assert since_made(keys, old, new) == "/m/a.jpg changed since it was made"
-    tags.write_text("image,tags\na.jpg,cat dog\n")
+    tags.write_text("image,tags\na.jpg,cat dog\nb.jpg,cat\n")
     assert since_made(keys, old, new) == f"{tags}, /m/a.jpg changed since it was made"
+    other = tmp_path / "other.csv"   # another CSV given: not the same one counted otherwise
+    other.write_text("image,tags\na.jpg,cat\n")
+    new = {now + str(other): "r1", "/m/a.jpg": "d1"}
+    assert since_made(sorted({TAG_ROWS + str(tags), now + str(other)}), old, new) == \
+        f"{key_name(now + str(other))} was added, {tags} is no longer read since it was made"
 
 
 def test_a_file_recorded_and_no_longer_in_the_manifest_is_no_longer_read(tmp_path):

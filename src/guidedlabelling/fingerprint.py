@@ -1,8 +1,8 @@
 """Reuse of a stage's outputs only when it would read the same content again.
 
 A stage's manifest lists everything it reads, by content: a hash of every file of its dataset splits (image list or
-tags CSV, the latter by the rows it holds, or where a stage reads no tags by its classes alone where its outputs
-depend on them, classes.txt, images, labels or masks), of its saliency set, of its
+tags CSV, the latter by the rows it holds, or where a stage reads no tags by the images it lists and, where its
+outputs depend on them, its classes; classes.txt, images, labels or masks), of its saliency set, of its
 initial weights and of user folders it reads instead of an upstream output, plus the fingerprint of each upstream
 output it reads (which covers that stage's own inputs in turn). The fingerprint is the hash of the manifest. The
 runner writes the manifest to <folder>/inputs.json when the stage starts, before any output, and the fingerprint
@@ -44,6 +44,8 @@ TAG_ROWS = "rows of "  # manifest key prefix of a tags CSV hashed by what it say
 TAG_CLASSES = "classes of "  # manifest key prefix of a tags CSV hashed by its classes alone (classes_digest): what
 # the fully supervised reference takes from it (the saliency maps and the tests, which read no tags either, count its
 # rows as EVALUATED: they score with it)
+TAG_IMAGES = "images of "  # manifest key prefix of a tags CSV hashed by the images it lists and their split column
+# alone (images_digest): which images a split of a stage that reads no tags holds
 CHUNK = 1 << 20
 
 
@@ -75,6 +77,17 @@ def classes_digest(path):
     return file_digest(path) if rows is None else text_digest(json.dumps(sorted({t for r in rows for t in r.tags})))
 
 
+def images_digest(path):
+    """BLAKE2b-128 of the images a tags CSV names with their split column (order and tags left out): with the
+    val_percent setting, which images each split holds."""
+    rows = whole_rows(path)
+    return file_digest(path) if rows is None else text_digest(json.dumps(sorted({(r.image, r.split or "")
+                                                                                  for r in rows})))
+
+
+TAG_DIGESTS = {TAG_ROWS: rows_digest, TAG_CLASSES: classes_digest, TAG_IMAGES: images_digest}
+
+
 def whole_rows(path):
     """The rows of a tags CSV, or None where it does not read whole."""
     try:
@@ -95,13 +108,16 @@ class Digests:
         self.known = {}
 
     def manifest(self, keys):
-        """{key: digest} of files: a path, or TAG_ROWS or TAG_CLASSES + the path of a tags CSV (rows_digest,
-        classes_digest)."""
+        """{key: digest} of files: a path, or a TAG_DIGESTS prefix and the path of a tags CSV."""
         for k in map(str, keys):
             if k not in self.known:
-                self.known[k] = rows_digest(k[len(TAG_ROWS):]) if k.startswith(TAG_ROWS) else \
-                    classes_digest(k[len(TAG_CLASSES):]) if k.startswith(TAG_CLASSES) else file_digest(k)
+                self.known[k] = tag_digest(k) or file_digest(k)
         return {str(k): self.known[str(k)] for k in keys}
+
+
+def tag_digest(key):
+    """The digest of a manifest key of a tags CSV (a TAG_DIGESTS prefix and its path), None for another key."""
+    return next((digest(key[len(prefix):]) for prefix, digest in TAG_DIGESTS.items() if key.startswith(prefix)), None)
 
 
 def folder_files(folder):
@@ -254,6 +270,8 @@ def key_name(key):
     """A manifest key as a message names it: a file, "<stage>'s output", or the settings of a given folder."""
     if key.startswith(TAG_CLASSES):
         return f"the classes of {key[len(TAG_CLASSES):]}"
+    if key.startswith(TAG_IMAGES):
+        return f"the images {key[len(TAG_IMAGES):]} lists"
     if not key.startswith(UPSTREAM):
         return key.removeprefix(EVALUATED).removeprefix(TAG_ROWS)
     stage = key[len(UPSTREAM):]
@@ -290,21 +308,26 @@ def since_made(keys, old, new):
 
 def tags_counted_otherwise(keys, old, new):
     """(the tags CSVs that changed, the other keys) of the changed keys, where an earlier version counted a tags CSV
-    otherwise than this one (by its bytes, or by its rows where this one counts it as a file scored with or by its
-    classes): changed only where it says other things now, as it was counted then."""
-    paths = {k.removeprefix(EVALUATED).removeprefix(TAG_ROWS).removeprefix(TAG_CLASSES) for k in keys
-             if k.startswith((TAG_ROWS, TAG_CLASSES, EVALUATED + TAG_ROWS))}
+    otherwise than this one (by its bytes, or by its rows where this one counts it by its images, its classes or as
+    a file scored with): changed only where it says other things now, as it was counted then."""
+    paths = {csv_of(k) for k in keys} - {None}
     changed, told = [], set()
     for path in sorted(paths):
-        forms = (TAG_ROWS + path, path, EVALUATED + TAG_ROWS + path, TAG_CLASSES + path)  # the first recorded decides
-        if [f in old for f in forms] == [f in new for f in forms]:
-            continue   # counted alike: its keys say what changed
+        forms = [prefix + path for prefix in (TAG_ROWS, "", EVALUATED + TAG_ROWS, TAG_IMAGES, TAG_CLASSES)]
+        if [f in old for f in forms] == [f in new for f in forms] or not any(f in old for f in forms) or \
+                not any(f in new for f in forms):
+            continue   # counted alike, or another CSV: its keys say what changed
         told.update(forms)
-        was = next((f for f in forms if f in old), None)
-        if was is not None and old[was] != (file_digest(path) if was == path else classes_digest(path)
-                                             if was.startswith(TAG_CLASSES) else rows_digest(path)):
+        was = next(f for f in forms if f in old)   # the first recorded decides
+        if old[was] != (tag_digest(was.removeprefix(EVALUATED)) or file_digest(path)):
             changed.append(path)
     return changed, [k for k in keys if k not in told]
+
+
+def csv_of(key):
+    """The tags CSV a manifest key counts in a TAG_DIGESTS form (or EVALUATED rows), else None."""
+    key = key.removeprefix(EVALUATED)
+    return next((key[len(prefix):] for prefix in TAG_DIGESTS if key.startswith(prefix)), None)
 
 
 def file_changes(keys, old, new):

@@ -23,8 +23,8 @@ from .errors import InputError, capped, some
 from .inference import check_classes, pick_device, trained
 from .io import IGNORE, WIDE_GREY_MODES, label_array, load_checkpoint
 from .model_setup import untrained
-from .fingerprint import DONE, EVALUATED, SETTINGS, TAG_CLASSES, TAG_ROWS, UPSTREAM, WORK_SIZE, Digests, fingerprint, \
-    has_outputs, output_fingerprint, outputs_fingerprint, read_files, settings_digest, staleness
+from .fingerprint import DONE, EVALUATED, SETTINGS, TAG_CLASSES, TAG_IMAGES, TAG_ROWS, UPSTREAM, WORK_SIZE, Digests, \
+    csv_of, fingerprint, has_outputs, output_fingerprint, outputs_fingerprint, read_files, settings_digest, staleness
 from .networks import NETWORKS, imagenet_weights, names
 from .reads import Reads
 from .weights import fitting, read_state
@@ -72,9 +72,9 @@ class Checked:
         tags = set() if way == "bytes" else {str(d.tags_file) for d in self.datasets.values() if d.tags_file}
         if self.reads.tags or way == "rows":
             sources = [TAG_ROWS + str(s) if str(s) in tags else s for s in sources]
-        else:
-            sources = [TAG_CLASSES + str(s) for s in sources if str(s) in tags and self.reads.classes] + \
-                [s for s in sources if str(s) not in tags]
+        else:   # which images each split holds, whatever their tags; their classes where the outputs depend on them
+            sources = [s for s in sources if str(s) not in tags] + [TAG_IMAGES + s for s in sorted(tags)] + \
+                ([TAG_CLASSES + s for s in sorted(tags)] if self.reads.classes else [])
             evaluated += [TAG_ROWS + s for s in sorted(tags)] if self.reads.evaluates else []
         inputs, upstream = self.digests.manifest(sources), {}
         inputs |= {EVALUATED + path: digest for path, digest in self.digests.manifest(evaluated).items()}
@@ -92,15 +92,15 @@ class Checked:
         return inputs, upstream
 
 
-FORMER_WAYS = ("rows", "bytes")  # how earlier versions counted the tags CSV: by its rows for every stage (up to
-# this version), by its bytes, with every file of a user's folder of maps (up to cce8fdd)
+FORMER_WAYS = ("rows", "bytes")  # how earlier versions counted the tags CSV: by its rows for every stage (before
+# the steps that read no tags counted it by its images), by its bytes, with every file of a user's folder of maps
+# (up to cce8fdd)
 
 
 def counted_in(former, key):
-    """Whether a former manifest counted the file of a manifest key of today: itself, or the tags CSV of a key of
-    its rows or classes (as a file it scores with too), by its rows or its bytes."""
-    path = key.removeprefix(EVALUATED)
-    path = path.removeprefix(TAG_ROWS) if path.startswith(TAG_ROWS) else path.removeprefix(TAG_CLASSES)
+    """Whether a former manifest counted the file of a manifest key of today: itself, or the tags CSV of a key in a
+    TAG_DIGESTS form (or as a file it scores with), by its rows or its bytes."""
+    path = csv_of(key) or key
     return key in former or path in former or TAG_ROWS + path in former
 
 
