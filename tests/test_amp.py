@@ -190,7 +190,6 @@ def test_cudnn_tunes_cuda_trainings_only_and_the_flag_is_restored():
     assert torch.backends.cudnn.benchmark is before
 
 
-
 def test_an_fp16_training_stopped_at_a_snapshot_resumes_as_if_never_stopped(tmp_path):
     """fp16's loss scale (which the first steps' overflows halve) is in the snapshot: 3 + 3 iterations give the
     parameters of 6 in one go."""
