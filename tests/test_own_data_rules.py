@@ -130,12 +130,27 @@ def test_a_mask_holding_a_class_its_row_does_not_tag_is_an_error(folder):
         dataset(folder, ["a.jpg,cat,train", "b.png,dog,train"], masks=masks(folder, {"a": 2, "b": 1}))
     assert [m.split(": ", 1)[1] for m in e.value.messages] == [   # both masks, in one error
         "holds dog (2) on 100%% of its pixels, which line 2 of %s does not tag (cat); mask values follow the classes "
-        "background + the sorted tags (0 background, 1 cat, 2 dog): fix the mask or the tags" % (folder / "tags.csv"),
+        "background + the sorted tags (0 background, 1 cat, 2 dog), and a tag new to the CSV moves up the classes "
+        "sorted after it: fix the mask or the tags" % (folder / "tags.csv"),
         "holds cat (1) on 100%% of its pixels, which line 3 of %s does not tag (dog); mask values follow the classes "
-        "background + the sorted tags (0 background, 1 cat, 2 dog): fix the mask or the tags" % (folder / "tags.csv")]
+        "background + the sorted tags (0 background, 1 cat, 2 dog), and a tag new to the CSV moves up the classes "
+        "sorted after it: fix the mask or the tags" % (folder / "tags.csv")]
     assert e.value.messages[0].startswith(f"{folder / 'masks' / 'a.png'}: ")
     masks(folder, {"a": 0, "b": 255})   # a tagged class the mask lacks (too small to draw, all void): allowed
     assert len(dataset(folder, ["a.jpg,cat,train", "b.png,dog cat,train"], masks=folder / "masks")) == 2
+
+
+def test_a_mask_error_spells_out_the_classes_it_names_past_the_first_twelve(folder):
+    """Of 17 classes, the first twelve and those of the row and of the mask: a tag new to the CSV moves the classes
+    sorted after it up by one, so a mask written before holds its row's t14 (now 15) as 14, t13."""
+    tags = " ".join(f"t{k:02d}" for k in range(16))
+    with pytest.raises(InputError) as e:
+        dataset(folder, [f"a.jpg,{tags},train", "b.png,t14,train"], masks=masks(folder, {"a": 1, "b": 14}))
+    assert "(0 background, 1 t00, 2 t01, 3 t02, 4 t03, 5 t04, 6 t05, 7 t06, 8 t07, 9 t08, 10 t09, 11 t10, ... 14 " \
+        "t13, 15 t14, ...), and a tag new to the CSV moves up the classes sorted after it" in e.value.messages[0]
+    with pytest.raises(InputError) as e:
+        dataset(folder, [f"a.jpg,{tags},train", "b.png,t15,train"], masks=masks(folder, {"a": 1, "b": 14}))
+    assert "11 t10, ... 14 t13, ... 16 t15), and" in e.value.messages[0]
 
 
 def test_a_few_pixels_of_an_untagged_class_pass_from_one_percent_they_do_not(folder):

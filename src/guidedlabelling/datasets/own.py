@@ -220,11 +220,13 @@ class OwnDataset(Labelled):
             return None, holds
         row = self._rows[self.items[i].id]
         held = ", ".join(f"{self.classes[c]} ({c}) on {100 * share[c - 1]:.0f}%" for c in untagged)
-        order = ", ".join(f"{k} {c}" for k, c in enumerate(self.classes[:MAX_ORDER])) + \
-            (", ..." if len(self.classes) > MAX_ORDER else "")
+        shown = sorted(set(range(min(MAX_ORDER, len(self.classes)))) | set(untagged) | set(self._present[i]))
+        order = ", ".join(("... " if k and k - 1 not in shown else "") + f"{k} {self.classes[k]}" for k in shown) + \
+            (", ..." if shown[-1] < len(self.classes) - 1 else "")
         return (f"{self.items[i].label}: holds {held} of its pixels, which line {row.line} of {self.tags_file} does "
                 f"not tag ({' '.join(row.tags) or 'no tags'}); mask values follow the classes background + the sorted "
-                f"tags ({order}): fix the mask or the tags"), holds
+                f"tags ({order}), and a tag new to the CSV moves up the classes sorted after it: fix the mask or the "
+                "tags"), holds
 
     def annotated_at(self, i):
         return self.has_labels and self.items[i].label.is_file()
