@@ -17,7 +17,7 @@ from guidedlabelling.driver import print_guide_classes
 from guidedlabelling.inference import tags_marked
 from guidedlabelling.results import unmarked_classes, unscored_classes, weak_reference
 from guidedlabelling.guide_diagnostics import alike_classes, alike_warnings, class_report, dropped_often, \
-    format_report, rarely_salient, unsure_warnings, warnings
+    format_report, rarely_salient, taker, unsure_warnings, warnings
 from guidedlabelling.guide_rules import drop_unused, dropped, keep_dropped, void_unsure
 from guidedlabelling.io import load_label_png, save_gray_png, save_heatmap_mat, save_label_png
 from guidedlabelling.seeds import SeedRule
@@ -198,6 +198,20 @@ def test_a_dropped_class_says_which_label_takes_its_seed_cores(tmp_path, cow):
         warnings(report, ["grass"], "G2", 10)[0]
     report["cow"]["cores_taken"] = None
     assert "overall (it has no seed cores);" in warnings(report, ["cow"], "G2", 10)[0]
+
+
+def test_a_class_that_takes_a_share_of_the_cores_is_named_beside_background():
+    """traffic's 100 seed core px: 6 kept, 49 background, 45 sign, which is tagged in both of its images ('traffic
+    sign' written with a space): the warning names background, the first, and sign; under 10%, no class."""
+    classes = ["background", "traffic", "sign"]
+    taken = taker(1, np.array([49, 6, 45, 0]), np.array([0, 2, 2]), classes)
+    assert taken == {"by": "background", "share": 0.49, "class": {"by": "sign", "share": 0.45, "tagged_together": 2}}
+    row = {"images": 2, "seed_kept": 0.3, "guide_area": 0.1, "dropped": 0.5, "core_salient": 0.51,
+           "cores_taken": taken}
+    assert "overall (it labels 49% of its seed cores background: saliency marks 51% of them; and 45% of its seed " \
+        "cores sign, which is tagged in 2 of its 2 images and takes the salient regions they share);" in \
+        warnings({"traffic": row}, ["traffic"], "G2", 10)[0]
+    assert taker(1, np.array([85, 6, 9, 0]), np.array([0, 2, 2]), classes) == {"by": "background", "share": 0.85}
 
 
 def test_report_of_a_guide_folder_made_before_core_salient_prints_n_a():

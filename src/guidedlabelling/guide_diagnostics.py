@@ -57,17 +57,27 @@ def class_report(data, seed_dir, guide_dir, rule, dropped_share, sal_dir, salien
 
 
 def taker(c, given, together, classes):
-    """{by, share[, tagged_together]} of what the rule labels most of class c's seed cores that it does not label c
-    (`given`: c's seed core pixels per label, void last): background, void, or another class with the number of
-    c's images also tagged with it; None where c has no seed cores."""
-    if not given.sum():
+    """{by, share[, tagged_together][, class]} of what the rule labels most of class c's seed cores that it does
+    not label c (`given`: c's seed core pixels per label, void last): background, void, or another class with the
+    number of c's images also tagged with it; under `class`, where background or void takes more, the class that
+    takes most of them if it takes CLASS_TAKES of them or more. None where c has no seed cores."""
+    total = given.sum()
+    if not total:
         return None
     others = given.copy()
     others[c] = 0
     k = int(others.argmax())
-    if k == 0 or k == len(classes):
-        return {"by": classes[0] if k == 0 else "void", "share": fraction(others[k], given.sum())}
-    return {"by": classes[k], "share": fraction(others[k], given.sum()), "tagged_together": int(together[k])}
+    if 0 < k < len(classes):
+        return {"by": classes[k], "share": fraction(others[k], total), "tagged_together": int(together[k])}
+    top = {"by": classes[0] if k == 0 else "void", "share": fraction(others[k], total)}
+    others[[0, len(classes)]] = 0
+    k = int(others.argmax())
+    if others[k] < CLASS_TAKES * total:
+        return top
+    return top | {"class": {"by": classes[k], "share": fraction(others[k], total), "tagged_together": int(together[k])}}
+
+
+CLASS_TAKES = 0.1   # share of a class's seed cores from which the class that takes them is named beside background
 
 
 def fraction(part, whole):
@@ -166,13 +176,18 @@ def where_cores_go(r):
         return "it has no seed cores"
     if not taken["share"]:
         return "its seed cores are kept, the seed pixels around them are not"
-    if taken["by"] == "void":
-        return f"it leaves {percent(taken['share'])} of its seed cores void"
-    if "tagged_together" not in taken:
-        return f"it labels {percent(taken['share'])} of its seed cores background: saliency marks " \
-            f"{percent(r['core_salient'])} of them"
+    if "tagged_together" in taken:
+        return by_class(taken, r["images"])
+    said = f"it leaves {percent(taken['share'])} of its seed cores void" if taken["by"] == "void" else \
+        f"it labels {percent(taken['share'])} of its seed cores background: saliency marks " \
+        f"{percent(r['core_salient'])} of them"
+    return said + (f"; and {by_class(taken['class'], r['images']).removeprefix('it labels ')}" if "class" in taken
+                   else "")
+
+
+def by_class(taken, images):
     return f"it labels {percent(taken['share'])} of its seed cores {taken['by']}, which is tagged in " \
-        f"{taken['tagged_together']} of its {r['images']} images and takes the salient regions they share"
+        f"{taken['tagged_together']} of its {images} images and takes the salient regions they share"
 
 
 def percent(share):
