@@ -1,6 +1,7 @@
 """Your own data: a folder of images and a CSV of image-level tags, optionally label PNGs to evaluate with."""
 import os
 import unicodedata
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -121,8 +122,7 @@ class OwnDataset(Labelled):
 
     def _match_files(self, rows, problems):
         """{CSV line: image file}; each row names one file of the folder, each file is named once. A row that
-        does not adds its problem to `problems` instead. Sets `unlisted`: the images of the folder and its subfolders
-        that no row names."""
+        does not adds its problem to `problems` instead."""
         listings, files, seen = {}, {}, {}
         for r in rows:
             try:
@@ -131,11 +131,16 @@ class OwnDataset(Labelled):
                 problems += e.messages
                 continue
             seen[found.stem], files[r.line] = r.line, found
-        named = {p.resolve() for p in files.values()}
-        self.unlisted = [p.relative_to(self.root).as_posix() for p in images_in_tree(self.root, self.masks_folder)
-                         if p.resolve() not in named]
-        self.alike_ids = alike_ids(files)
+        self._files, self.alike_ids = files, alike_ids(files)
         return files
+
+    @cached_property
+    def unlisted(self):
+        """The images of the folder and its subfolders that no row names, for the notes alone: the folder's tree is
+        walked only where they are printed."""
+        named = {p.resolve() for p in self._files.values()}
+        return [p.relative_to(self.root).as_posix() for p in images_in_tree(self.root, self.masks_folder)
+                if p.resolve() not in named]
 
     def _row_file(self, r, listings, files, seen):
         """The image file row `r` names (InputError where it names none, or one named before)."""
@@ -366,7 +371,7 @@ def images_by_stem(folder, listings):
     if folder not in listings:
         found = {}
         for p in sorted(folder.iterdir()) if folder.is_dir() else []:
-            if p.suffix.lower() in IMAGE_SUFFIXES and not p.is_dir() and not p.name.startswith("."):  # macOS's ._a.jpg
+            if image_name(p.name) and not p.is_dir():
                 found.setdefault(p.stem, []).append(p)
         listings[folder] = found
     return listings[folder]
@@ -378,8 +383,13 @@ def images_in_tree(root, masks=None):
     found, skip = [], os.path.realpath(masks) if masks else None   # real paths: either may be given through a link
     for folder, subfolders, names in os.walk(root):
         subfolders[:] = [d for d in subfolders if not d.startswith(".") and os.path.realpath(Path(folder, d)) != skip]
-        found += [Path(folder, n) for n in names if Path(n).suffix.lower() in IMAGE_SUFFIXES and not n.startswith(".")]
+        found += [Path(folder, n) for n in names if image_name(n)]
     return sorted(found)
+
+
+def image_name(name):
+    """Whether a file name of the images' folder is an image's: an image suffix, and not hidden (macOS's ._a.jpg)."""
+    return Path(name).suffix.lower() in IMAGE_SUFFIXES and not name.startswith(".")
 
 
 def named_file(path, listings):
