@@ -66,15 +66,16 @@ def taker(c, given, together, classes):
         return None
     others = given.copy()
     others[c] = 0
+    def by_class(k):
+        return {"by": classes[k], "share": fraction(others[k], total), "tagged_together": int(together[k])}
+
     k = int(others.argmax())
     if 0 < k < len(classes):
-        return {"by": classes[k], "share": fraction(others[k], total), "tagged_together": int(together[k])}
+        return by_class(k)
     top = {"by": classes[0] if k == 0 else "void", "share": fraction(others[k], total)}
     others[[0, len(classes)]] = 0
     k = int(others.argmax())
-    if others[k] < CLASS_TAKES * total:
-        return top
-    return top | {"class": {"by": classes[k], "share": fraction(others[k], total), "tagged_together": int(together[k])}}
+    return top if others[k] < CLASS_TAKES * total else top | {"class": by_class(k)}
 
 
 CLASS_TAKES = 0.1   # share of a class's seed cores from which the class that takes them is named beside background
@@ -177,16 +178,16 @@ def where_cores_go(r):
     if not taken["share"]:
         return "its seed cores are kept, the seed pixels around them are not"
     if "tagged_together" in taken:
-        return by_class(taken, r["images"])
+        return f"it labels {cores_of_class(taken, r['images'])}"
     said = f"it leaves {percent(taken['share'])} of its seed cores void" if taken["by"] == "void" else \
         f"it labels {percent(taken['share'])} of its seed cores background: saliency marks " \
         f"{percent(r['core_salient'])} of them"
-    return said + (f"; and {by_class(taken['class'], r['images']).removeprefix('it labels ')}" if "class" in taken
-                   else "")
+    return said + (f"; and {cores_of_class(taken['class'], r['images'])}" if "class" in taken else "")
 
 
-def by_class(taken, images):
-    return f"it labels {percent(taken['share'])} of its seed cores {taken['by']}, which is tagged in " \
+def cores_of_class(taken, images):
+    """'45% of its seed cores sign, which is tagged in ...': the share of the cores another class takes."""
+    return f"{percent(taken['share'])} of its seed cores {taken['by']}, which is tagged in " \
         f"{taken['tagged_together']} of its {images} images and takes the salient regions they share"
 
 

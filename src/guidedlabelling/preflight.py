@@ -156,9 +156,8 @@ def check_stage(stage, cfg, preset, given, opened, made=()):
         opened.found[key] = init_problems(reads)
     opened.add(*(as_both_commands(problem, stage) for problem in opened.found[key]))
     folders = {}
-    for parent, given_folder in reads.upstream.items():
-        if len(datasets) < len(reads.splits):  # a dataset that does not open: its errors first (the fix of a CSV
-            continue                            # may change which folders are read), then the upstream outputs
+    upstream = reads.upstream.items() if len(datasets) == len(reads.splits) else ()  # a dataset that does not open:
+    for parent, given_folder in upstream:  # its errors first (the fix of a CSV may change which folders are read)
         folders[parent] = upstream_folder(parent, given_folder, cfg, preset, made, datasets, opened,
                                           cfg[stage].get("test_iter", 0))
     return Checked(reads, datasets, saliency_set, folders, opened.digests)
