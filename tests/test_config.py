@@ -480,6 +480,38 @@ def test_a_key_given_twice_in_a_preset_is_an_error_naming_both_lines(tmp_path):
         C.resolve(str(preset))
 
 
+def test_a_data_setting_of_the_layout_not_read_is_noted_and_names_no_folder():
+    """--dataset_dir beside --images (your own data replaces the VOC-layout folder), or val_percent on VOC data,
+    changed nothing silently and named new folders, so the run recomputed everything; now each is a note, and the
+    folders, their stored settings and the report's config are those of the run without it. --masks without --images
+    stays an error (VOCDataset.open), not a note."""
+    from guidedlabelling import report
+    from guidedlabelling.datasets import unread_notes
+    own = ["images=/data/own", "tags=/data/own.csv"]
+    for config, sets, extra, note in [
+            ("msrc", own, "dataset_dir=/data/voc", "dataset_dir /data/voc changes nothing: a setting of VOC-layout "
+             "data (--dataset_dir, --pascalroot, or the built-in data), and this run's dataset is your own data "
+             "(--images, --tags)"),
+            ("demo", [], "val_percent=30", "val_percent 30 changes nothing: a setting of your own data (--images, "
+             "--tags), and this run's dataset is VOC-layout data (--dataset_dir, --pascalroot, or the built-in "
+             "data)")]:
+        cfg, preset = resolve(*sets, extra, config=config)
+        without = resolve(*sets, config=config)[0]
+        assert unread_notes(cfg["data"], preset["data"]) == [note]
+        assert unread_notes(without["data"], preset["data"]) == []
+        assert naming.stage_name(cfg, preset, "seed_train") == naming.stage_name(without, preset, "seed_train")
+        assert naming.relevant(cfg, "seed_train") == naming.relevant(without, "seed_train")
+    cfg, preset = resolve(*own, "dataset_dir=/data/voc", config="msrc")
+    assert naming.relevant(cfg, "seed_train")["data"]["dataset_dir"] is None
+    assert set(report.shown_config(cfg)["data"]) == {"layout", "dataset", "test_dataset", "images", "tags", "masks",
+                                                     "val_percent", "max_image_side"}
+    cfg, preset = resolve("masks=/data/masks", config="demo")
+    assert unread_notes(cfg["data"], preset["data"]) == []
+    assert "images" not in report.shown_config(cfg)["data"] and "dataset_dir" in report.shown_config(cfg)["data"]
+    cfg, preset = resolve("dataset_dir=/data/voc", config="msrc")   # read (its folder name: above)
+    assert unread_notes(cfg["data"], preset["data"]) == []
+
+
 def test_threads_and_workers_above_the_cores_are_noted(monkeypatch):
     from guidedlabelling import lanes, runner
     monkeypatch.setattr(lanes, "cores", lambda: 2)

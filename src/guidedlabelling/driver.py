@@ -398,11 +398,12 @@ def main(argv=None):
         lanes.follow_parent()
     overrides = settings(args)
     steps, skip = planned_steps(args, overrides)
-    run = C.resolve(args.config, overrides)[0]["run"]
+    cfg, preset = C.resolve(args.config, overrides)
+    run = cfg["run"]
     refuse_whole_steps_in_fragments(args, overrides, steps, skip, run)
     opened = check_inputs(args, overrides, steps, skip)
     if not args.lane:  # a lane's driver checked what the parent did
-        for note in runner.machine_notes(run):
+        for note in runner.setting_notes(cfg, preset):
             print(f"note: {note}", flush=True)
         print_data_notes(opened.found.values())
         if note := shapes_saliency_note(args, overrides, steps, skip):

@@ -11,7 +11,7 @@ import yaml
 
 from . import pipeline
 from .config import absolute_paths, builtin_paths
-from .datasets import layout
+from .datasets import unread_settings
 from .errors import InputError
 from .settings import NOT_PATHS, OWNERS, PATH_SETTINGS, defaults
 
@@ -51,8 +51,9 @@ def stage_name(cfg, preset, stage, section_names=None, cut_midway=False):
     """Readable folder name from the settings that differ from the preset. A long one keeps the settings that fit
     whole, then a hash of them all (file systems allow 255 bytes; the full settings are in config.yaml).
     cut_midway: as versions up to cce8fdd cut it (`..._max_iter-2_<hash>` of max_iter 20), for their folders."""
+    unread = unread_settings(cfg["data"])
     tokens = [token(sec, k, v, section_names) for sec in pipeline.sections(stage, cfg) for k, v in cfg[sec].items()
-              if k not in NAMING_EXCLUDED and v != preset[sec][k]]
+              if k not in NAMING_EXCLUDED and v != preset[sec][k] and not (sec == "data" and k in unread)]
     name = "_".join(tokens) or "default"
     if len(name) <= MAX_NAME:
         return name
@@ -88,13 +89,14 @@ def relevant(cfg, stage):
 
 
 def without_unread(settings):
-    """Settings with --pascalroot blank where --dataset_dir or your own data replaces it: its default is a path
-    inside the project, and would make another clone's folders 'made with other settings'."""
+    """Settings with the data settings that the dataset does not read at their defaults, paths blank: another
+    layout's (--dataset_dir beside your own data), and --pascalroot where --dataset_dir replaces it (its default is
+    a path inside the project, and would make another clone's folders 'made with other settings')."""
     d = settings.get("data")
-    if d is None or d.get("pascalroot") is None:
+    if d is None:
         return settings
-    if layout(d) == "own" or d.get("dataset_dir"):
-        settings["data"] = d | {"pascalroot": None}
+    unread = unread_settings(d) | ({"pascalroot"} if d.get("dataset_dir") else set())
+    settings["data"] = d | {k: None if k in PATH_SETTINGS else defaults()["data"][k] for k in unread if k in d}
     return settings
 
 

@@ -12,7 +12,7 @@ import yaml
 from . import config as C
 from . import naming
 from . import pipeline
-from .datasets import ground_truth_hint, open_dataset
+from .datasets import ground_truth_hint, open_dataset, shown_settings
 from .errors import counted
 from .guide_diagnostics import GUIDE_TABLE_TITLE
 from .io import IGNORE, atomic_path, load_heatmap_mat, load_label_png
@@ -63,7 +63,7 @@ def render_page(cfg, preset, ref, test_seeds, root, examples, overrides=()):
                 guide_class_section(cfg, preset),
                 saliency_section(cfg, preset), stages_section(root), training_section(root),
                 evaluation_section(root), examples_section(cfg, preset, ref, test_seeds, examples),
-                f"<h2>Config</h2>\n<pre>{html.escape(yaml.safe_dump(cfg, sort_keys=False))}</pre>"]
+                f"<h2>Config</h2>\n<pre>{html.escape(yaml.safe_dump(shown_config(cfg), sort_keys=False))}</pre>"]
     now = datetime.datetime.now().isoformat(sep=" ", timespec="seconds")
     return (f"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
             f"<title>GuidedLabelling report: {html.escape(cfg['name'])}</title><style>{CSS}</style></head>\n"
@@ -71,6 +71,12 @@ def render_page(cfg, preset, ref, test_seeds, root, examples, overrides=()):
             f"<p class='meta'>Run folder <code>{html.escape(str(root))}</code>, written {now}.</p>\n"
             f"<p class='meta'>Settings given: {settings_given(overrides)}</p>\n"
             + "\n".join(s for s in sections if s) + "\n</main></body></html>\n")
+
+
+def shown_config(cfg):
+    """The run's settings, those of a dataset layout it does not read left out (own data's run names no
+    --dataset_dir)."""
+    return cfg | {"data": shown_settings(cfg["data"])}
 
 
 def settings_given(overrides):

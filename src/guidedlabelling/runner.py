@@ -31,6 +31,7 @@ from .fingerprint import DONE, EVALUATED, MANIFEST, UPSTREAM, changes, damage, d
 from .inference import pick_device
 from .errors import OVERRIDDEN, image_lines, listed, resume_hint
 from .io import Busy, InputError, lock_of, reading, save_json, save_yaml, writing
+from .datasets import unread_notes
 from .datasets.base import warned_line
 from .datasets.builtin import ensure_builtin
 
@@ -458,6 +459,12 @@ def machine_notes(run):
             if run[key] > n and distributed.is_main()]
 
 
+def setting_notes(cfg, preset):
+    """The notes on settings that any command prints: machine_notes, and data settings given that the dataset
+    of the run does not read."""
+    return machine_notes(cfg["run"]) + unread_notes(cfg["data"], preset["data"])
+
+
 def use_threads(threads):
     """run.threads: the CPU threads of torch's operations (0: torch's default, one per core)."""
     if threads:
@@ -496,7 +503,7 @@ def main(stage, argv=None, opened=None, by_driver=False):
     a user runs (not by_driver, which gives every stage all the run's settings) notes the settings it does not read."""
     args, cfg, preset, out = resolve(stage, argv)
     if not by_driver:
-        for note in unread_settings(stage, cfg, args.set) + machine_notes(cfg["run"]):
+        for note in unread_settings(stage, cfg, args.set) + setting_notes(cfg, preset):
             print(f"note: {note}", flush=True)
     if distributed.under_torchrun():  # a torchrun worker: it ends with torchrun (a kill -9 left it training)
         lanes.follow_parent(os.getppid())

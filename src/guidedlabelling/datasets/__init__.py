@@ -19,7 +19,10 @@ chooses it. A layout is a subclass of base.Labelled that
 - for reuse, `sources`: the files that determine its images and classes, `labels`: its label files (inputs when
   `tags_in_labels`, as VOC's tags come from them; otherwise only read to score outputs), `tags_file`: a file of
   tags apart from them (own data's CSV);
-- notes(): lines the run prints before its steps on what in the data may be a slip (base.Labelled keeps none).
+- notes(): lines the run prints before its steps on what in the data may be a slip (base.Labelled keeps none);
+- `settings`: the data settings that name its files (split names and max_image_side aside), `described`: what
+  messages call such data: the settings of other layouts it does not read are then left out of its folders' names
+  and stored settings, and noted where given (base.Labelled's None: it reads them all).
 The defaults of base.Labelled serve a layout whose every image has a label map.
 """
 from .base import IMAGE_SUFFIXES, ImageList, Item, Labelled
@@ -35,7 +38,8 @@ LAYOUTS = {
 
 __all__ = ["IMAGE_SUFFIXES", "LAYOUTS", "VOC_CLASSES", "ImageFiles", "ImageList", "Item", "Labelled", "MaskFolder",
            "OwnDataset", "VOCDataset", "annotated_splits", "dataset_root", "ground_truth_hint", "has_ground_truth",
-           "layout", "names", "open_dataset", "own_split", "read_classes", "scene_of", "split_name"]
+           "layout", "names", "open_dataset", "own_split", "read_classes", "scene_of", "shown_settings", "split_name",
+           "unread_notes"]
 
 
 def layout(d):
@@ -60,6 +64,27 @@ def has_ground_truth(d):
 def annotated_splits(d):
     """The splits (of train, val) that hold an image with a label map, known before opening them."""
     return LAYOUTS[layout(d)].annotated_splits(d)
+
+
+def unread_settings(d):
+    """The settings that other layouts name (`settings`) and the dataset these data settings name does not read."""
+    read = LAYOUTS[layout(d)].settings
+    return set() if read is None else {k for other in LAYOUTS.values() for k in other.settings or () if k not in read}
+
+
+def unread_notes(d, preset_d):
+    """A note per unread setting that differs from the preset's (given on the command line: --dataset_dir beside
+    --images, whose own data replaces the VOC-layout folder): which data it belongs to, and which the run reads."""
+    owner = {k: other.described for other in LAYOUTS.values() for k in other.settings or ()}
+    return [f"{k} {d[k]} changes nothing: a setting of {owner[k]}, and this run's dataset is "
+            f"{LAYOUTS[layout(d)].described}" for k in sorted(unread_settings(d))
+            if d[k] != preset_d[k] and k not in LAYOUTS[layout(d)].refused]
+
+
+def shown_settings(d):
+    """The data settings of the dataset the run reads, as a report lists them."""
+    unread = unread_settings(d)
+    return {k: v for k, v in d.items() if k not in unread}
 
 
 def ground_truth_hint(d):

@@ -224,6 +224,9 @@ class Labelled(ImageList):
     ground_truth_hint = "use a layout with label maps"  # how to give them, for messages when has_labels is False
     tags_in_labels = False   # the image-level tags are read from the label maps (VOC), which are then inputs
     tags_file = None         # a file of tags apart from the images (own data's CSV), hashed by the rows it holds
+    settings = None          # the data settings naming its files (None: it may read every data setting)
+    described = ""           # what a message calls such data, with the flags that name it
+    refused = ()             # settings of other layouts that open() refuses when given (no note that they are unread)
 
     @classmethod
     def open(cls, d, split, follow_symlinks=False):

@@ -28,6 +28,9 @@ class OwnDataset(Labelled):
     PNGs <masks>/<id>.png with the class indices above and 255 for void.
     """
 
+    settings = ("images", "tags", "masks", "val_percent")
+    described = "your own data (--images, --tags)"
+
     @classmethod
     def open(cls, d, split, follow_symlinks=False):
         if not (d["images"] and d["tags"]):
