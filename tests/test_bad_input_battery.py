@@ -345,6 +345,11 @@ def unknown_step(own):
     return own_args(own) + ["--steps", "seeds"]
 
 
+@case("--steps: unknown steps ['seg_trian'] (did you mean seg_train?); choose from seed_train, seed_heatmaps,")
+def misspelt_step(own):
+    return own_args(own) + ["--steps", "seg_trian,seed_train"]
+
+
 # ---- settings ----
 
 @case("setting seed_train.batch_size = 0 (command line): must be at least 1", command="seed_train")

@@ -64,11 +64,19 @@ def read_preset_file(path):
     return data
 
 
+def preset_names():
+    """'demo, demo_vgg, msrc, ...': the presets of configs/."""
+    return ", ".join(sorted(p.stem for p in CONFIGS.glob("*.yaml")))
+
+
+CONFIG_HELP = f"a preset of configs/ ({preset_names()}) or a YAML file; default: demo"
+
+
 def preset_path(config):
     path = Path(config)
     if not path.exists() and (CONFIGS / f"{path}.yaml").exists():
         path = CONFIGS / f"{path}.yaml"
-    presets = ", ".join(sorted(p.stem for p in CONFIGS.glob("*.yaml")))
+    presets = preset_names()
     if path.is_dir():
         raise InputError(f"{path}: a folder, not a config; name a YAML file or a preset in configs/ ({presets})")
     if not path.is_file():
@@ -219,9 +227,9 @@ def stage_parser(stage, description):
     invoked = sys.argv[0] if sys.argv[0].startswith("python -m ") else command(stage)  # __main__ names itself
     parser = Parser(prog=invoked, description=description, epilog=UPSTREAM_HELP,
                     formatter_class=argparse.RawDescriptionHelpFormatter)  # ./src/seed/train.py, not train.py
-    parser.add_argument("--config", default="demo", help="preset name or YAML file (configs/; default: demo), whose "
-                                                        "settings replace the defaults shown below (the release's "
-                                                        "numbers, where the release has the setting)")
+    parser.add_argument("--config", default="demo", help=f"{CONFIG_HELP}; its settings replace the defaults shown "
+                                                        "below (the release's numbers, where the release has the "
+                                                        "setting)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="any setting, upstream stages' included (KEY or SECTION.KEY)")
     parser.add_argument("--debug", action="store_true", help="show the traceback of an error instead of one line")

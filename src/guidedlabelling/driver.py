@@ -7,6 +7,7 @@ src/; this driver (./script.py) checks every input of every step it is asked for
 then runs them in order with the same settings.
 """
 import argparse
+import difflib
 import json
 import shlex
 import sys
@@ -42,7 +43,7 @@ SALIENCY_STEPS = ("saliency_train", "saliency")
 
 def parse(argv=None):
     p = Parser(prog="./script.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config", default="demo", help="preset in configs/ or a YAML file (default: demo)")
+    p.add_argument("--config", default="demo", help=C.CONFIG_HELP)
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override any setting: KEY where one section has it (seedthres=30), else SECTION.KEY "
                         "(seg_train.max_iter=500); the sections and keys are in configs/ and each stage's -h")
@@ -104,7 +105,10 @@ def planned_steps(args, overrides):
     wanted = [current_name(step) for step in args.steps.split(",")]
     unknown = set(wanted) - {s for s, _, _ in STEPS}
     if unknown:
-        raise InputError(f"--steps: unknown steps {sorted(unknown)}; choose from {', '.join(s for s, _, _ in STEPS)}")
+        names = [s for s, _, _ in STEPS]
+        meant = [m[0] for u in sorted(unknown) for m in [difflib.get_close_matches(u, names, n=1, cutoff=0.7)] if m]
+        raise InputError(f"--steps: unknown steps {sorted(unknown)}" + (f" (did you mean {', '.join(meant)}?)" if meant
+                                                                        else "") + f"; choose from {', '.join(names)}")
     return [s for s in STEPS if s[0] in wanted], skipped_steps(args, overrides)
 
 

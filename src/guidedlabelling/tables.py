@@ -179,7 +179,7 @@ def paper_tables(ctx):
 
 def main(argv=None):
     p = Parser(prog="./src/paper_tables.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config", default="demo", help="preset in configs/ or a YAML file (default: demo)")
+    p.add_argument("--config", default="demo", help=C.CONFIG_HELP)
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="settings every run shares")
     p.add_argument("--out_root", help="shortcut for --set out_root=...")
     p.add_argument("--out", help="markdown file to write (default: <out_root>/<preset>/paper_tables.md)")
