@@ -359,6 +359,23 @@ def test_a_class_tagged_in_every_training_image_is_noted(folder, capsys):
     assert dataset(folder, rows + ["c.png,,train"]).always_tagged == []
 
 
+def test_a_class_tagged_in_no_val_image_is_noted(folder, capsys):
+    """A hash split put all of a class's photos in train: the test on val measures nothing of it (its IoU n/a, its
+    'found' count unchecked), and nothing said so. The val split's notes name it; train's do not, nor a val split
+    that holds it."""
+    from guidedlabelling.driver import print_data_notes
+    for k in "cd":
+        Image.fromarray(np.full((4, 6, 3), 90, np.uint8)).save(folder / "images" / f"{k}.png")
+    rows = ["a.jpg,horse,train", "b.png,horse rider,train", "c.png,cat,train", "d.png,horse,val"]
+    val = dataset(folder, rows, "val")
+    assert val.untested == ["cat", "rider"] and dataset(folder, rows).untested == []
+    print_data_notes([val])
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        f"note: cat and rider are tagged in no val image of {folder / 'tags.csv'} (1 val image), so the test on them "
+        "says nothing of them; give some of their rows split val in a split column (image,tags,split)")
+    assert dataset(folder, rows[:3] + ["d.png,cat horse rider,val"], "val").untested == []
+
+
 def test_spreadsheet_shapes_of_the_csv_are_read(folder):
     """A space before a quoted field, empty columns after the last (Excel), and an image in a subfolder named
     without its extension."""

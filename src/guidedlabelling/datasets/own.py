@@ -97,6 +97,8 @@ class OwnDataset(Labelled):
         self.tagged_once, self.same_rows = tagged_once(training), same_rows(rows)
         self.always_tagged = [name for c, name in enumerate(self.classes[1:], 1)  # nothing tells them from background
                               if self.split == "train" and all(c in present for present in self._present)]
+        self.untested = [name for c, name in enumerate(self.classes[1:], 1)   # the test of this split says nothing of
+                         if self.split != "train" and self.items and not any(c in p for p in self._present)]
         problems = self._untaught(rows, files, val_percent) if self.split == "train" else []
         self.unannotated = [it.id for i, it in enumerate(self.items) if self.has_labels and not self.annotated_at(i)]
         self.not_masks = self._not_masks(masks) if self.unannotated else []
@@ -253,12 +255,23 @@ class OwnDataset(Labelled):
         """Of its tags file (the same lines for each split, printed once): its classes (the values its masks hold),
         the tags of one row, the ids alike but for case or accents, the photos of its folder that no row names and
         the rows without tags (each legitimate, and each what a slip in the CSV looks like); of this split: the
-        images without a mask, and the classes tagged in every training image."""
+        images without a mask, the classes tagged in every training image, and those in no image of a test split."""
         return [f"classes of {self.tags_file}: " + ", ".join(f"{k} {name}" for k, name in enumerate(self.classes))] \
             + self._tag_notes() + self._mask_note() + [
                 f"note: {name} is tagged in every training image of {self.tags_file} ({len(self)}): with no image "
                 "without it, the classifier is not taught what tells it from background, so its class maps and seeds "
-                "are weak; add photos without it (rows of other tags or of none)" for name in self.always_tagged]
+                "are weak; add photos without it (rows of other tags or of none)" for name in self.always_tagged] \
+            + self._untested_note()
+
+    def _untested_note(self):
+        if not self.untested:
+            return []
+        one = len(self.untested) == 1
+        names = listed(self.untested) if len(self.untested) <= 5 else some(self.untested, 5)
+        return [f"note: {names} {'is' if one else 'are'} tagged in no {self.split} image of "
+                f"{self.tags_file} ({counted(len(self), self.split + ' image')}), so the test on them says nothing of "
+                f"{'it' if one else 'them'}; give some of {'its' if one else 'their'} rows split {self.split} in a "
+                "split column (image,tags,split)"]
 
     def _tag_notes(self):
         notes = []
