@@ -428,6 +428,49 @@ def test_a_flag_of_a_setting_on_by_default_that_a_command_lacks_says_how_to_set_
         "--vis: not a flag of ./script.py, but a setting of run; give it as --set vis=true"]
 
 
+def test_the_releases_flags_that_mean_otherwise_here_are_told():
+    """A user of the release's scripts: its names of upstream settings (--s_seedthres, --g_net), its flags with no
+    counterpart here (--test_gtcls, --save_heat) and its type=bool switches given a value (--overridecache False)
+    ended in a bare 'unrecognized arguments'; each is now a line saying what to give instead."""
+    from guidedlabelling import runner
+    with pytest.raises(InputError) as e:
+        runner.parse("segmentations", ["--s_seedthres", "30", "--s_s_net", "X", "--test_gtcls", "use"])
+    assert e.value.messages == (
+        "--s_seedthres: not a flag of ./src/segmentation/test.py, but (the release's name of an upstream stage's "
+        "setting) a setting of guide_labels; give it as --set seedthres=30",
+        "--s_s_net: not a flag of ./src/segmentation/test.py, but (the release's name of an upstream stage's "
+        "setting) a setting of saliency_train; give it as --set saliency_train.net=X",
+        "--test_gtcls: a flag of the release with no use here (the heatmaps are always those of each image's tags, as "
+        "the release's 'use' made them); leave it out")
+    with pytest.raises(InputError) as e:
+        runner.parse("seed_heatmaps", ["--overridecache", "False", "--vis", "True"])
+    assert e.value.messages == tuple(
+        f"{flag} {word}: {flag} takes no value (the release's type=bool flags took one, and turned even False into "
+        f"True); give {flag} alone to turn it on, or leave it out" for flag, word in (("--overridecache", "False"),
+                                                                                   ("--vis", "True")))
+    with pytest.raises(SystemExit):   # a flag that is nobody's: argparse's own error
+        runner.parse("seed_heatmaps", ["--test_gtcls", "use", "--nosuch"])
+
+
+def test_a_split_or_folder_flag_the_stage_does_not_read_is_noted():
+    """The release's --test_dataset named the split each command works on; here seed/test.py --test_dataset
+    voc12val made train's heatmaps without a word, and seg_train --labels gt read no --guide_dir."""
+    from guidedlabelling import runner
+    cfg, preset = resolve("test_dataset=voc12val", config="demo")
+    assert runner.unread_inputs("seed_heatmaps", cfg, preset, {}) == [
+        "--test_dataset voc12val: seed_heatmaps works on train, not on it (the release's --test_dataset named the "
+        "split each command works on; here it is the split the segmenter is tested on; --set seed_split=test makes "
+        "this command work on it)"]
+    assert runner.unread_inputs("guide_labels", cfg, preset, {})[0].endswith("the segmenter is tested on)")
+    assert runner.unread_inputs("segmentations", cfg, preset, {}) == []
+    assert runner.unread_inputs("saliency_train", cfg, preset, {})[0].startswith(
+        "--test_dataset voc12val: saliency_train reads no split of the dataset (the release's")
+    cfg, preset = resolve("labels=gt", config="demo")
+    assert runner.unread_inputs("seg_train", cfg, preset, {"guide_dir": "/g"}) == [
+        "--guide_dir /g: seg_train does not read it with these settings"]
+    assert runner.unread_inputs("seg_train", *resolve(config="demo"), {"guide_dir": "/g"}) == []
+
+
 def test_a_flag_and_a_set_item_of_one_setting_must_agree(monkeypatch, tmp_path):
     """--max_iter 9 with --set seed_train.max_iter=7 trained 9 iterations without a word (the flag came last): now
     one error per setting given two values, naming the flag as written; the same value however written (a path

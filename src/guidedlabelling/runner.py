@@ -357,11 +357,47 @@ def parse_or_suggest_set(parser, argv, command):
     ./script.py) end in one line each saying how --set gives them."""
     args, unknown = parser.parse_known_args(argv)
     if unknown:
-        problems = settings_as_flags(unknown, command)
-        if not problems or len(problems) < sum(token.startswith("--") for token in unknown):
+        after = values_after_switches(parser, sys.argv[1:] if argv is None else argv, unknown)
+        problems = settings_as_flags(unknown, command) + release_only(unknown) + after
+        if not problems or len(problems) - len(after) < sum(token.startswith("--") for token in unknown):
             parser.error(f"unrecognized arguments: {' '.join(unknown)}")
         raise InputError(*problems)
     return args
+
+
+RELEASE_ONLY = {   # the release's flags that have no counterpart here, and why
+    **dict.fromkeys(("save", "save_cls", "save_heat"), "every output is saved"),
+    "imagenetmeanloc": "each network's input preprocessing is built in (docs/method.md)",
+    **dict.fromkeys(("gtcls", "test_gtcls"), "the heatmaps are always those of each image's tags, as the release's "
+                                             "'use' made them"),
+    "test_ranking": "its one value in the release, none, is what this port does",
+    "test_datatype": "--datatype names the ImageSets folder of every split",
+    "shuffle": "the images are worked on in the split's order, which --n/--N fragments split",
+    "visconf": "--vis draws the panels",
+    "plot": "report.html draws the figures",
+    "parallel": "--n/--N fragments and torchrun split the per-image work",
+}
+SEED, SALIENCY = ("seed_train", "seed_heatmaps"), ("saliency_train", "saliency")
+RELEASE_PREFIXES = {"s_g_": SEED, "s_s_": SALIENCY, "g_": SEED, "s_": SALIENCY + ("guide_labels",)}   # the release's
+# names of upstream stages' settings: the seed's and saliency's in generate.py (g_, s_), seed's, saliency's and the
+# guide's in the segmentation scripts (s_g_, s_s_, s_)
+BOOL_WORDS = ("True", "False", "true", "false")
+
+
+def release_only(unknown):
+    """For each of the release's flags that `unknown` holds, with no counterpart here: why, in one line."""
+    return [f"{token}: a flag of the release with no use here ({RELEASE_ONLY[token[2:]]}); leave it out"
+            for token in unknown if token.startswith("--") and token[2:].partition("=")[0] in RELEASE_ONLY]
+
+
+def values_after_switches(parser, argv, unknown):
+    """For each True/False of `unknown` given after a switch (--overridecache False): that the switch takes none.
+    The release's switches were argparse's type=bool, which turns any value, False included, into True."""
+    switches = {s for a in parser._actions if a.nargs == 0 for s in a.option_strings}
+    return [f"{argv[k - 1]} {token}: {argv[k - 1]} takes no value (the release's type=bool flags took one, and "
+            f"turned even False into True); give {argv[k - 1]} alone to turn it on, or leave it out"
+            for k, token in enumerate(argv) if token in BOOL_WORDS and token in unknown and k and
+            argv[k - 1] in switches]
 
 
 def settings_as_flags(unknown, command):
@@ -370,9 +406,12 @@ def settings_as_flags(unknown, command):
     problems = []
     for k, token in enumerate(unknown):
         key, _, value = token.removeprefix("--").partition("=")
+        release = next((p for p in RELEASE_PREFIXES if key.startswith(p) and key[len(p):] in S.OWNERS), "")
+        key = key[len(release):] if key not in S.OWNERS else key   # the release's --s_seedthres: guide's seedthres
         turned_off = key.startswith("no_") and not value and on_by_default(key[3:])
         key = key[3:] if turned_off else key
         owners = S.OWNERS.get(key) if token.startswith("--") else None
+        owners = [o for o in owners if o in RELEASE_PREFIXES[release]] or owners if owners and release else owners
         if not owners:
             continue
         where = naming.set_key(owners[0], key) if len(owners) == 1 else f"SECTION.{key}"
@@ -384,8 +423,9 @@ def settings_as_flags(unknown, command):
         value = "false" if turned_off else value or (
             unknown[k + 1] if k + 1 < len(unknown) and not unknown[k + 1].startswith("--")
             else "true" if switch else "VALUE")
-        flag = f"--no_{key}" if turned_off else f"--{key}"
-        problems.append(f"{flag}: not a flag of {command}, but a setting of {sections}; give "
+        flag = f"--no_{key}" if turned_off else f"--{release}{key}"
+        named = "(the release's name of an upstream stage's setting) " if release else ""
+        problems.append(f"{flag}: not a flag of {command}, but {named}a setting of {sections}; give "
                         f"it as --set {where}={value}" + ("" if len(owners) == 1 else f" (SECTION: {sections})"))
     return problems
 
@@ -448,6 +488,31 @@ def unread_settings(stage, cfg, items):
     return notes
 
 
+def unread_inputs(stage, cfg, preset, given):
+    """A note per split flag given (--dataset, --test_dataset) that the stage does not work on, and per folder
+    flag given (--guide_dir beside --labels gt) that it does not read. The release's --test_dataset named the split
+    each command works on (seed/test.py --test_dataset voc12val: val's heatmaps); here it is the segmenter's test
+    split, and the seeds' with seed_split test, which the note names where it would make the stage work on it."""
+    reads = S.STAGE_MODULES[stage].reads
+    splits, upstream = reads(cfg, given).splits, reads(cfg, given).upstream.values()
+    notes = []
+    for key in ("dataset", "test_dataset"):
+        value = cfg["data"][key]
+        if value == preset["data"][key] or value in splits:
+            continue
+        works = f"works on {listed(splits)}, not on it" if splits else "reads no split of the dataset"
+        on_test = "seed_split" in cfg.get("seed_heatmaps", {}) and value in reads(
+            cfg | {"seed_heatmaps": cfg["seed_heatmaps"] | {"seed_split": "test"}}, given).splits
+        notes.append(f"--{key} {value}: {stage} {works}" + (
+            " (the release's --test_dataset named the split each command works on; here it is the split the segmenter "
+            "is tested on" + ("; --set seed_split=test makes this command work on it)" if on_test else ")")
+            if key == "test_dataset" else ""))
+    notes += [f"--{flag} {given[flag]}: {stage} does not read it with these settings"
+              for flag in ("seed_dir", "saliency_dir", "model_dir", "guide_dir")
+              if given.get(flag) and given[flag] not in upstream]
+    return notes
+
+
 def machine_notes(run):
     """Notes on run.threads and run.workers above this machine's cores (256 threads took a run 4x longer; 1000
     loading processes, hours): torch's threads then wait on each other, loading processes crowd the cores. Under
@@ -503,7 +568,8 @@ def main(stage, argv=None, opened=None, by_driver=False):
     a user runs (not by_driver, which gives every stage all the run's settings) notes the settings it does not read."""
     args, cfg, preset, out = resolve(stage, argv)
     if not by_driver:
-        for note in unread_settings(stage, cfg, args.set) + setting_notes(cfg, preset):
+        for note in unread_settings(stage, cfg, args.set) + unread_inputs(stage, cfg, preset, vars(args)) + \
+                setting_notes(cfg, preset):
             print(f"note: {note}", flush=True)
     if distributed.under_torchrun():  # a torchrun worker: it ends with torchrun (a kill -9 left it training)
         lanes.follow_parent(os.getppid())
