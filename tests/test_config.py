@@ -418,6 +418,21 @@ def test_a_setting_on_by_default_is_turned_off_by_its_no_flag():
     assert resolve(*off)[0]["run"]["cudnn_benchmark"] is False
 
 
+def test_each_flags_help_shows_the_value_of_the_preset_it_runs_with():
+    """-h showed the release's defaults alone (--max_iter 8000, --test_pcrf none) where demo, the default --config,
+    runs 300 iterations and the CRF: each flag now shows the preset's value where it differs, as its file writes it."""
+    for argv, name in (([], "demo"), (["--config", "msrc", "-h"], "msrc")):
+        written = yaml.safe_load((C.CONFIGS / f"{name}.yaml").read_text())
+        text = " ".join(C.stage_parser("seed_train", "", argv).format_help().split())
+        assert f"(default: 8000; {name}: {written['seed_train']['max_iter']})" in text
+        assert "(default: 0.0005)" in text and "(Caffe lr_mult 0 for the pretrained trunk) " \
+            f"({name}: on)" in text
+        assert "(default: data/VOCdevkit)" in text   # a path of the defaults: the preset does not move it
+    text = " ".join(C.stage_parser("segmentations", "", []).format_help().split())
+    demo = yaml.safe_load((C.CONFIGS / "demo.yaml").read_text())
+    assert f"(default: none; demo: {demo['segmentations']['test_pcrf']})" in text
+
+
 def test_a_flag_of_a_setting_on_by_default_that_a_command_lacks_says_how_to_set_it():
     assert settings_as_flags(["--no_cudnn_benchmark"], "./script.py") == [
         "--no_cudnn_benchmark: not a flag of ./script.py, but a setting of run; give it as --set cudnn_benchmark=false"]

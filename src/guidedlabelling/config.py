@@ -222,22 +222,28 @@ UPSTREAM_HELP = ("Settings of the other stages (the upstream ones name this stag
                  "and configs/ for the sections.")
 
 
-def stage_parser(stage, description):
-    """Flags of one stage command: its own settings, data and run; everything else through --set."""
+def stage_parser(stage, description, argv=None):
+    """Flags of one stage command: its own settings, data and run; everything else through --set. Each flag's help
+    shows its default (the release's number, where the release has the setting) and the value of the --config that
+    `argv` gives (demo's without one) where it differs: what the command runs with."""
     invoked = sys.argv[0] if sys.argv[0].startswith("python -m ") else command(stage)  # __main__ names itself
     parser = Parser(prog=invoked, description=description, epilog=UPSTREAM_HELP,
                     formatter_class=argparse.RawDescriptionHelpFormatter)  # ./src/seed/train.py, not train.py
-    parser.add_argument("--config", default="demo", help=f"{CONFIG_HELP}; its settings replace the defaults shown "
-                                                        "below (the release's numbers, where the release has the "
-                                                        "setting)")
+    parser.add_argument("--config", default="demo", help=f"{CONFIG_HELP}; its settings replace the defaults (each "
+                                                        "flag shows the preset's value where it differs)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="any setting, upstream stages' included (KEY or SECTION.KEY)")
     parser.add_argument("--debug", action="store_true", help="show the traceback of an error instead of one line")
+    config, preset = preset_of(argv)
     for sec in (stage, "data", "run"):
         group = parser.add_argument_group(f"{sec} settings")
         for key, (default, help_text) in OPTIONS[sec].items():
             flag = dict(dest=f"{sec}.{key}", default=None)
-            shown = "" if default in (None, "") or isinstance(default, bool) else f" (default: {default})"
+            shown = [] if default in (None, "") or isinstance(default, bool) else [f"default: {default}"]
+            value = preset.get(sec, {}).get(key, default)
+            shown += [f"{config}: {'on' if value is True else 'off' if value is False else value}"] \
+                if value != default else []
+            shown = f" ({'; '.join(shown)})" if shown else ""
             text = (help_text + shown).replace("%", "%%")  # argparse %-formats help texts
             if default is True:  # a setting on by default is turned off by its flag
                 group.add_argument(f"--no_{key}", action="store_const", const=False,
@@ -247,6 +253,19 @@ def stage_parser(stage, description):
             else:  # the value is read (and checked) as the setting's type by resolve
                 group.add_argument(f"--{key}", metavar=key.upper(), help=text, **flag)
     return parser
+
+
+def preset_of(argv):
+    """(the --config that argv gives, demo without one; its settings, or {} where it does not load)."""
+    peek = argparse.ArgumentParser(add_help=False)
+    peek.add_argument("--config", default="demo")
+    config = peek.parse_known_args(sys.argv[1:] if argv is None else argv)[0].config
+    problems = []
+    try:
+        preset = load_preset(config, {}, problems)   # as written: paths not yet resolved
+    except InputError:   # the command's run says why
+        return config, {}
+    return config, {} if problems else preset
 
 
 def flag_overrides(args):

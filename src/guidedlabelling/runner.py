@@ -345,7 +345,7 @@ def stage_module(stage):
 
 def parse(stage, argv=None):
     module = stage_module(stage)
-    parser = C.stage_parser(stage, module.__doc__)
+    parser = C.stage_parser(stage, module.__doc__, argv)
     parser.add_argument("--out_dir", help="write here instead of the folder named from the settings")
     if hasattr(module, "add_arguments"):
         module.add_arguments(parser)
