@@ -189,6 +189,30 @@ def test_a_stage_made_again_after_an_upgrade_records_its_upstream_digest(own, co
     assert "seed_train's output changed since it was made; recomputing it" in outputs[0]
 
 
+def test_a_stale_chain_is_told_in_the_order_that_remakes_it(own, command, monkeypatch, tmp_path):
+    """The seed network trained again to other bytes: the guide labels' folder reads heatmaps that are out of date,
+    not heatmaps that changed, and remaking it alone would fail in turn. The message names the stale folder it
+    reads and the commands that remake the chain, in order; for folders given by flag, each with its folder."""
+    run_all(command, own)
+    heat, guide = tmp_path / "heat", tmp_path / "guide"
+    run_all(command, own, ("seed_heatmaps",), "--out_dir", heat)
+    code, out, err = command("guide_labels", *own_args(own), "--seed_dir", heat, "--out_dir", guide)
+    assert code == 0, out + err
+    seeded = torch.manual_seed
+    monkeypatch.setattr(torch, "manual_seed", lambda seed: seeded(seed + 1))
+    run_all(command, own, ("seed_train",), "--overridecache")
+    code, _, err = command("seg_train", *own_args(own))
+    guide_sets = own_sets(own).replace(" --set out_root", f" --set saliency_data={own['saliency_data']} --set out_root")
+    assert code == 2 and (
+        f"the output of stage guide_labels is out of date, seed_heatmaps's output {folder(own, 'seed_heatmaps')} it "
+        f"reads is out of date; rerun ./src/seed/test.py {own_sets(own)} with the same --config, then "
+        f"./src/guide_generation/generate.py {guide_sets} with the same --config first (or ./script.py)") in err, err
+    code, _, err = command("seg_train", *own_args(own), "--guide_dir", guide)
+    assert code == 2 and (
+        f"{guide}: out of date, seed_heatmaps's output {heat} it reads is out of date; rerun ./src/seed/test.py for "
+        f"{heat}, then ./src/guide_generation/generate.py for it") in err, err
+
+
 def test_a_photo_added_to_the_set_is_said_to_be_added(own, command):
     """A new photo and its row: the first stage names the photo as added (not as changed) and tags.csv as changed."""
     run_all(command, own, ("seed_train",))

@@ -26,7 +26,7 @@ import json
 from pathlib import Path
 
 from . import pipeline
-from .errors import InputError
+from .errors import InputError, listed
 from .io import CLASS_SCORES, SNAPSHOT
 from .tags import read_rows
 
@@ -345,8 +345,8 @@ def file_changes(keys, old, new):
 
 def staleness(folder, digests, checked=None):
     """None when a finished stage folder's outputs are still what its recorded inputs make, else why not: a
-    recorded file changed (files it only evaluates with do not count), or an upstream output it read changed or
-    is itself stale. `checked` memoizes folders."""
+    recorded file changed (files it only evaluates with do not count), an upstream output it read changed, or one
+    is itself stale (stale_upstream: remade_in_order says which to remake first). `checked` memoizes folders."""
     checked = {} if checked is None else checked
     folder = Path(folder)
     if folder in checked:
@@ -360,12 +360,37 @@ def staleness(folder, digests, checked=None):
         for stage, path in record.get("upstream", {}).items():
             given = record["inputs"].get(UPSTREAM + stage + SETTINGS)  # a folder given: retrained in place?
             if output_fingerprint(path) != record["inputs"].get(UPSTREAM + stage) or \
-                    (given and settings_digest(path) != given) or staleness(path, digests, checked):
+                    (given and settings_digest(path) != given):
                 changed.append(UPSTREAM + pipeline.current_name(stage))
         changed += [UPSTREAM + stage for stage in remade(record) if UPSTREAM + stage not in changed]
-        why = f"{describe(changed)} changed since it was made" if changed else damage(folder)
+        stale = [f"{stage}'s output {path}" for stage, path in stale_upstream(record, digests, checked)
+                 if UPSTREAM + stage not in changed]
+        why = f"{describe(changed)} changed since it was made" if changed else \
+            f"{listed(stale)} it reads {'is' if len(stale) == 1 else 'are'} out of date" if stale else damage(folder)
     checked[folder] = why
     return why
+
+
+def stale_upstream(record, digests, checked):
+    """[(stage, folder)] of the upstream folders of a recorded manifest that are themselves out of date."""
+    return [(pipeline.current_name(stage), Path(path)) for stage, path in record.get("upstream", {}).items()
+            if staleness(path, digests, checked)]
+
+
+def remade_in_order(stage, folder, digests, checked=None):
+    """[(stage, folder)] of a stale folder and of the stale folders upstream of it, in the order that remakes them
+    (each after those it reads)."""
+    order, seen = [], set()
+
+    def visit(stage, folder):
+        if folder in seen:
+            return
+        seen.add(folder)
+        for parent in stale_upstream(recorded(folder) or {}, digests, checked):
+            visit(*parent)
+        order.append((stage, folder))
+    visit(stage, Path(folder))
+    return order
 
 
 def has_outputs(folder):

@@ -24,7 +24,8 @@ from .inference import check_classes, pick_device, trained
 from .io import IGNORE, WIDE_GREY_MODES, label_array, load_checkpoint
 from .model_setup import untrained
 from .fingerprint import DONE, EVALUATED, SETTINGS, TAG_CLASSES, TAG_IMAGES, TAG_ROWS, UPSTREAM, WORK_SIZE, Digests, \
-    csv_of, fingerprint, has_outputs, output_fingerprint, outputs_fingerprint, read_files, settings_digest, staleness
+    csv_of, fingerprint, has_outputs, output_fingerprint, outputs_fingerprint, read_files, remade_in_order, \
+    settings_digest, staleness
 from .networks import NETWORKS, imagenet_weights, names
 from .reads import Reads
 from .weights import fitting, read_state
@@ -213,7 +214,9 @@ def upstream_folder(parent, given_folder, cfg, preset, made, datasets, opened, t
         if (path / DONE).exists():
             why = staleness(path, opened.digests, opened.stale)
             if why:
-                opened.add(f"{path}: out of date, {why}; rerun {pipeline.command(parent)} for it")
+                order = remade_in_order(parent, path, opened.digests, opened.stale)
+                remake = ", then ".join(f"{pipeline.command(s)} for {'it' if f == path else f}" for s, f in order)
+                opened.add(f"{path}: out of date, {why}; rerun {remake}")
         else:
             opened.add(*per_image_problems(path, pipeline.BY_NAME[parent].per_image, datasets, parent == "saliency",
                                            parent == "guide_labels"))
@@ -229,7 +232,10 @@ def upstream_folder(parent, given_folder, cfg, preset, made, datasets, opened, t
     else:
         why = staleness(path, opened.digests, opened.stale)
         if why:
-            opened.add(f"{path}: the output of stage {parent} is out of date, {why}; rerun {fix}")
+            order = remade_in_order(parent, path, opened.digests, opened.stale)
+            remake = ", then ".join(naming.rerun_command(s, cfg, preset) for s, _ in order)
+            opened.add(f"{path}: the output of stage {parent} is out of date, {why}; rerun {remake} first (or "
+                       "./script.py)")
     return path
 
 
