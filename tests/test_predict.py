@@ -505,3 +505,22 @@ def test_a_folder_of_folders_of_images_names_them(photos, tmp_path):
     shutil.copy(photos / "photo.jpg", tmp_path / "trips" / "b.jpg")
     both = ImageFiles([tmp_path / "trips", tmp_path / "trips" / "day1"])   # the folder inside named too: no note
     assert sorted(it.id for it in both.items) == ["a", "b"] and both.subfolders == []
+
+
+def test_a_training_folder_without_its_final_model_says_what_to_do(tmp_path):
+    """--model_dir of a training that stopped midway said 'checkpoint not found; run the training stage first':
+    now its snapshots are named, with the two ways on (resume it, or test the last snapshot)."""
+    from guidedlabelling.inference import trained
+    assert trained(tmp_path / "missing") == tmp_path / "missing" / "model.pth"   # no folder: its check says so
+    with pytest.raises(InputError) as e:
+        trained(tmp_path)
+    assert e.value.messages == (f"{tmp_path / 'model.pth'}: no final model; pass the folder a training command wrote "
+                                "(its model.pth)",)
+    for i in (20, 100, 40):
+        (tmp_path / f"snapshot_iter_{i}.pth").write_bytes(b"")
+    with pytest.raises(InputError) as e:
+        trained(tmp_path)
+    assert e.value.messages == (f"{tmp_path / 'model.pth'}: no final model; the folder holds snapshots of a training "
+                                "that stopped midway (iterations 20, 40, 100): rerun that training command with "
+                                f"--out_dir {tmp_path} to resume it, or test a snapshot with --test_iter 100",)
+    assert trained(tmp_path, 40) == tmp_path / "snapshot_iter_40.pth"

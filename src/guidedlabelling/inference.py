@@ -120,6 +120,12 @@ def trained(folder, iteration=0):
                          f"{', '.join(map(str, held)) or 'none'}); test one of those, or train again with "
                          "--set snapshot=N --overridecache (and --set store=none for a saliency network, whose "
                          "stored copy has no snapshots)")
+    if not iteration and not path.exists() and folder.is_dir():
+        held = sorted(snapshot_iteration(p) for p in snapshots(folder))
+        raise InputError(f"{path}: no final model" + (
+            f"; the folder holds snapshots of a training that stopped midway (iterations {', '.join(map(str, held))}): "
+            f"rerun that training command with --out_dir {folder} to resume it, or test a snapshot with --test_iter "
+            f"{held[-1]}" if held else "; pass the folder a training command wrote (its model.pth)"))
     return path
 
 
