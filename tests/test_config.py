@@ -78,8 +78,8 @@ def test_cache_belongs_to_one_config(tmp_path):
     check_cache(tmp_path, {"guide_labels": {"seedthres": 20}}, False, INPUTS)
     (tmp_path / "x.png").write_bytes(b"")
     check_cache(tmp_path, {"guide_labels": {"seedthres": 20}}, False, INPUTS)          # same settings: resume
-    with pytest.raises(InputError, match="made with other settings; rerun with --overridecache to replace it, or "
-                                         "choose another --out_root$"):
+    with pytest.raises(InputError, match=r"made with other settings \(seedthres 20 there, 30 here\); rerun with "
+                                         "--overridecache to replace it, or choose another --out_root$"):
         check_cache(tmp_path, {"guide_labels": {"seedthres": 30}}, False, INPUTS)
     with pytest.raises(InputError, match="or choose another --out_dir$"):   # a stage command's --out_dir named it
         check_cache(tmp_path, {"guide_labels": {"seedthres": 30}}, False, INPUTS, folder_flag="--out_dir")

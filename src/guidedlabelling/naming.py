@@ -130,14 +130,18 @@ def same_settings(stored, current):
     was made count as equal when they have their default value, so old run folders stay valid."""
     if stored is None or set(stored) != set(current):
         return False
-    # folders made before paths were stored absolute: as they were read then, relative to the current folder; and
-    # before an unread --pascalroot was left blank
+    if any(set(old) - set(current[sec]) for sec, old in stored.items() if isinstance(old, dict)):
+        return False   # a setting the project no longer has
+    return not differences(stored, current)
+
+
+def differences(stored, current):
+    """[(the setting as --set writes it, its value in a folder's stored config, its current value)] where they
+    differ; a setting added to the project since the folder was made counts as its default there. Stored configs
+    are read as the project reads them now: paths made absolute (folders of a version before they were stored so,
+    relative to the current folder), settings not read blank (naming.without_unread)."""
     stored = without_unread(absolute_paths(copy.deepcopy(stored)))
     defaults_ = defaults()
-    for sec, values in current.items():
-        old = stored[sec]
-        if set(old) - set(values):
-            return False
-        if any(old.get(k, defaults_.get(sec, {}).get(k)) != v for k, v in values.items()):
-            return False
-    return True
+    return [(set_key(sec, k), stored.get(sec, {}).get(k, defaults_.get(sec, {}).get(k)), v)
+            for sec, values in current.items() for k, v in values.items()
+            if stored.get(sec, {}).get(k, defaults_.get(sec, {}).get(k)) != v]

@@ -221,8 +221,11 @@ def check_cache(out, stage_cfg, override, manifest, alone=True, rescore=False, f
     settings = naming.stored_settings(out)
     if settings is not None and not naming.same_settings(settings, stage_cfg) and has_outputs(out):
         replace = "rerun with --overridecache to replace it" if alone else "remove it to replace it"
-        raise InputError(f"{out / 'config.yaml'}: this folder was made with other settings; {replace}, or choose "
-                         f"another {folder_flag}")
+        differ = naming.differences(settings, stage_cfg) if set(settings) == set(stage_cfg) else []
+        said = f" ({'; '.join(f'{key} {old!r} there, {new!r} here' for key, old, new in differ[:3])}" \
+            f"{' and more' if len(differ) > 3 else ''})" if differ else ""
+        raise InputError(f"{out / 'config.yaml'}: this folder was made with other settings{said}; {replace}, or "
+                         f"choose another {folder_flag}")
     record = recorded(out)
     why, changed = why_stale(out, settings, record, manifest)
     scored_again = why and rescore and changed and all(k.startswith(EVALUATED) for k in changed) \
@@ -301,8 +304,7 @@ def nearest_folder(out, stage_cfg, most=3):
             continue
         if stored is None or set(stored) != set(stage_cfg):
             continue
-        differ = [(naming.set_key(sec, k), stored[sec].get(k), v) for sec, values in stage_cfg.items()
-                  for k, v in values.items() if stored[sec].get(k) != v]
+        differ = naming.differences(stored, stage_cfg)
         if differ and not any(key.split(".")[-1] in variants for key, _, _ in differ) and \
                 (best is None or len(differ) < len(best[1])):
             best = other, differ
