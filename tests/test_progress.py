@@ -29,12 +29,21 @@ def run(items, clock_times, **kwargs):
 
 def test_a_line_every_tenth_with_rate_and_eta():
     # 20 items of 2 s each: a line every 2 items; after item n, 2n s elapsed, 0.5 it/s, (20 - n) * 2 s left
-    seen, lines = run(range(20), [0.0] + [2.0 * k for k in range(1, 21)])
+    seen, lines = run(range(20), [0.0] + [2.0 * k for k in range(1, 21)], min_s=0)
     assert seen == list(range(20))
     assert lines[0] == "heatmaps: 2/20 (10%), 0.5 it/s, elapsed 00:04, ETA 00:36"
     assert lines[4] == "heatmaps: 10/20 (50%), 0.5 it/s, elapsed 00:20, ETA 00:20"
     assert lines[-1] == "heatmaps: 20/20 (100%), 0.5 it/s, elapsed 00:40, ETA 00:00"
     assert len(lines) == 10
+
+
+def test_a_tenth_sooner_than_5_seconds_after_the_last_line_is_not_said():
+    """A lane's per-image stage of 1.5 s printed ten lines; now a tenth is said 5 s or more after the previous line,
+    and the last item always. 20 items of 2 s: lines after items 4, 8, 12, 16 and 20 (each tenth is 4 s)."""
+    _, lines = run(range(20), [0.0] + [2.0 * k for k in range(1, 21)])
+    assert [line.split(":")[1].split()[0] for line in lines] == ["4/20", "8/20", "12/20", "16/20", "20/20"]
+    _, lines = run(range(10), [0.0] + [0.1 * k for k in range(1, 11)])
+    assert lines == ["heatmaps: 10/10 (100%), 10 it/s, elapsed 00:01, ETA 00:00"]
 
 
 def test_slow_items_report_every_30_seconds_between_tenths():
@@ -47,7 +56,7 @@ def test_slow_items_report_every_30_seconds_between_tenths():
 
 def test_resumed_loop_counts_from_initial_and_rates_this_run():
     # iterations 6..10 of 10 after a resume, 1 s each: counts 6..10, rate over the 5 done here
-    _, lines = run(range(5), [0.0, 1.0, 2.0, 3.0, 4.0, 5.0], total=10, initial=5)
+    _, lines = run(range(5), [0.0, 1.0, 2.0, 3.0, 4.0, 5.0], total=10, initial=5, min_s=0)
     assert lines == [f"heatmaps: {n}/10 ({10 * n}%), 1 it/s, elapsed 00:0{n - 5}, ETA 00:{10 - n:02d}"
                      for n in range(6, 11)]
 

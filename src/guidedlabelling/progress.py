@@ -1,7 +1,8 @@
 """Progress of a stage loop (training iterations, per-image stages) with rate and ETA.
 
-On a terminal: a tqdm bar on stderr. Otherwise (CI logs, a redirected stderr): a plain line each time
-another tenth of the work is done or 30 s have passed, e.g.
+On a terminal: a tqdm bar on stderr. Otherwise (CI logs, a redirected stderr, a lane of ./script.py): a plain line
+each time another tenth of the work is done (5 s or more after the previous line: a loop of seconds says only its
+end) or 30 s have passed, e.g.
 `seed heatmaps: 10/20 (50%), 2.5 it/s, elapsed 00:04, ETA 00:04`.
 Under torchrun only the first process reports; the others run the same loop unreported.
 """
@@ -14,7 +15,7 @@ from tqdm import tqdm
 from . import distributed
 
 
-def progress(iterable, desc, total=None, initial=0, stream=None, every_s=30.0, every_frac=0.1,
+def progress(iterable, desc, total=None, initial=0, stream=None, every_s=30.0, every_frac=0.1, min_s=5.0,
              clock=time.monotonic):
     """`iterable`, reporting progress; `initial` items were done before (a resumed training)."""
     stream = stream or sys.stderr
@@ -23,18 +24,19 @@ def progress(iterable, desc, total=None, initial=0, stream=None, every_s=30.0, e
         return iterable
     if stream.isatty():
         return tqdm(iterable, desc=desc, total=total, initial=initial, file=stream, dynamic_ncols=True)
-    return plain_lines(iterable, desc, total, initial, stream, every_s, every_frac, clock)
+    return plain_lines(iterable, desc, total, initial, stream, every_s, every_frac, min_s, clock)
 
 
-def plain_lines(iterable, desc, total, initial, stream, every_s, every_frac, clock):
-    """Yield the items; after an item's work, write a line when its count is a multiple of `every_frac`
-    of the total, is the last, or `every_s` seconds passed since the previous line."""
+def plain_lines(iterable, desc, total, initial, stream, every_s, every_frac, min_s, clock):
+    """Yield the items; after an item's work, write a line when its count is the last, or a multiple of
+    `every_frac` of the total `min_s` seconds or more after the previous line, or `every_s` seconds passed since
+    the previous line."""
     start = last = clock()
     step = max(1, math.ceil(total * every_frac))
     for n, item in enumerate(iterable, initial + 1):
         yield item
         now = clock()
-        if n % step == 0 or n == total or now - last >= every_s:
+        if n == total or (n % step == 0 and now - last >= min_s) or now - last >= every_s:
             stream.write(status_line(desc, n, total, n - initial, now - start) + "\n")
             stream.flush()
             last = now
