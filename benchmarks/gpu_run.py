@@ -36,6 +36,7 @@ import torch
 from guidedlabelling.config import resolve
 from guidedlabelling.io import save_json
 from guidedlabelling.lanes import cores
+from guidedlabelling.provenance import git_state
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAININGS = {"voc12_seed_train": ("seed_train", "src/seed/train.py", []),
@@ -144,22 +145,8 @@ def training_figures(folder, paper_iterations):
             "projected_minutes": paper_iterations / rate / 60 if rate else None}
 
 
-def git_state():
-    """(commit, whether the tree has uncommitted changes) of this checkout, or (None, None) outside git."""
-    git = ["git", "-C", str(ROOT)]
-    try:
-        top = subprocess.run(git + ["rev-parse", "--show-toplevel"], capture_output=True, text=True)
-        if top.returncode or Path(top.stdout.strip()).resolve() != ROOT:
-            return None, None
-        commit = subprocess.run(git + ["rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout
-        status = subprocess.run(git + ["status", "--porcelain"], capture_output=True, text=True).stdout
-    except OSError:
-        return None, None
-    return commit.strip() or None, bool(status.strip())
-
-
 def provenance(device, workers, images):
-    commit, dirty = git_state()
+    commit, dirty = git_state(ROOT)
     return {"commit": commit, "uncommitted_changes": dirty, "torch": torch.__version__,
             "cuda": torch.version.cuda, "device": torch.cuda.get_device_name() if device == "cuda" else "cpu",
             "cores": cores(), "loader_workers": workers, "random_voc_images": images}

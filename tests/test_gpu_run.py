@@ -11,6 +11,7 @@ from PIL import Image
 import crf_cases
 import gpu_run
 from guidedlabelling.datasets import VOCDataset
+from guidedlabelling.provenance import git_state
 from random_voc import write_random_voc
 
 
@@ -45,9 +46,8 @@ def test_stop_terminates_then_kills(handler, code):
     assert child.returncode == code
 
 
-def test_git_state_outside_a_checkout_is_unknown(monkeypatch, tmp_path):
-    monkeypatch.setattr(gpu_run, "ROOT", tmp_path)
-    assert gpu_run.git_state() == (None, None)
+def test_git_state_outside_a_checkout_is_unknown(tmp_path):
+    assert git_state(tmp_path) == (None, None)
 
 
 def test_random_voc_is_a_voc_layout_of_voc_size_photos(tmp_path):
@@ -103,3 +103,13 @@ def test_gpu_run_names_an_unknown_step(capsys):
     with pytest.raises(SystemExit):
         gpu_run.main(["out", "--steps", "gpu_check,demo"])
     assert "--steps demo: not a step" in capsys.readouterr().err
+
+
+def test_the_provenance_of_a_run_names_this_checkouts_commit():
+    """summary.json's 'made': the commit git itself reports for the project's checkout, torch's version, a time."""
+    from guidedlabelling.config import ROOT
+    from guidedlabelling.provenance import provenance
+    made = provenance()
+    head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    assert made["commit"] == (head.stdout.strip() or None if head.returncode == 0 else None)
+    assert made["torch"] == torch.__version__ and made["written"][:4].isdigit()

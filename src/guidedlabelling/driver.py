@@ -27,6 +27,7 @@ from .io import InputError, save_json
 from .results import METHOD_ROWS, RATIO_ROW, guide_classes, made_seconds, method_table, skipped_images, \
     stage_result, unmarked_classes, unscored_classes, weak_reference
 from .pipeline import BY_NAME, STEPS, command, current_name, steps_needed
+from .provenance import provenance
 from .report import write_report
 from .runner import ensure_data
 
@@ -331,7 +332,7 @@ def saved_summary(path, summary):
     """'summary: <path>' once summary.json is written; where the run's folder cannot be written (a finished run
     on a read-only disk) a warning, not an error: the table printed is the run's result."""
     try:
-        save_json(path, summary)
+        save_json(path, summary | {"made": provenance()})
     except OSError as e:
         return f"warning: summary.json not written: {os_error_message(e)}"
     return f"summary: {path}"
