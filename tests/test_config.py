@@ -476,10 +476,12 @@ def test_a_split_or_folder_flag_the_stage_does_not_read_is_noted():
         "--test_dataset voc12val: seed_heatmaps works on train, not on it (the release's --test_dataset named the "
         "split each command works on; here it is the split the segmenter is tested on; --set seed_split=test makes "
         "this command work on it)"]
-    assert runner.unread_inputs("guide_labels", cfg, preset, {})[0].endswith("the segmenter is tested on)")
+    assert runner.unread_inputs("guide_labels", cfg, preset, {}) == []   # its saliency maps' step reads val too
     assert runner.unread_inputs("segmentations", cfg, preset, {}) == []
     assert runner.unread_inputs("saliency_train", cfg, preset, {})[0].startswith(
         "--test_dataset voc12val: saliency_train reads no split of the dataset (the release's")
+    cfg, preset = resolve("dataset=voc12train", config="voc12_paper")   # the segmenter tested was trained on it
+    assert runner.unread_inputs("segmentations", cfg, preset, {}) == []
     cfg, preset = resolve("labels=gt", config="demo")
     assert runner.unread_inputs("seg_train", cfg, preset, {"guide_dir": "/g"}) == [
         "--guide_dir /g: seg_train does not read it with these settings"]
@@ -539,35 +541,66 @@ def test_a_key_given_twice_in_a_preset_is_an_error_naming_both_lines(tmp_path):
 
 
 def test_a_data_setting_of_the_layout_not_read_is_noted_and_names_no_folder():
-    """--dataset_dir beside --images (your own data replaces the VOC-layout folder), or val_percent on VOC data,
-    changed nothing silently and named new folders, so the run recomputed everything; now each is a note, and the
-    folders, their stored settings and the report's config are those of the run without it. --masks without --images
-    stays an error (VOCDataset.open), not a note."""
-    from guidedlabelling import report
-    from guidedlabelling.datasets import unread_notes
+    """--dataset_dir beside --images (your own data replaces the VOC-layout folder), val_percent on VOC data, or
+    --pascalroot beside --dataset_dir changed nothing silently and named new folders, so the run recomputed
+    everything; now each is a note, and the folders, their stored settings and the report's config are those of the
+    run without it. Only settings given are noted (demo's own data with --layout own leaves the built-in
+    dataset_dir blank: no note), the built-in data's settings are read with own data too (they choose its saliency
+    set), and --masks without --images stays an error (VOCDataset.open), not a note."""
+    from guidedlabelling import report, runner
     own = ["images=/data/own", "tags=/data/own.csv"]
+    voc = "VOC-layout data (--dataset_dir, --pascalroot, or the built-in data)"
     for config, sets, extra, note in [
-            ("msrc", own, "dataset_dir=/data/voc", "dataset_dir /data/voc changes nothing: a setting of VOC-layout "
-             "data (--dataset_dir, --pascalroot, or the built-in data), and this run's dataset is your own data "
-             "(--images, --tags)"),
+            ("msrc", own, "dataset_dir=/data/voc", f"dataset_dir /data/voc changes nothing: a setting of {voc}, and "
+             "this run's dataset is your own data (--images, --tags)"),
             ("demo", [], "val_percent=30", "val_percent 30 changes nothing: a setting of your own data (--images, "
-             "--tags), and this run's dataset is VOC-layout data (--dataset_dir, --pascalroot, or the built-in "
-             "data)")]:
+             f"--tags), and this run's dataset is {voc}"),
+            ("msrc", [], "pascalroot=/data/VOCdevkit", "pascalroot /data/VOCdevkit changes nothing: --dataset_dir "
+             "replaces it")]:
         cfg, preset = resolve(*sets, extra, config=config)
         without = resolve(*sets, config=config)[0]
-        assert unread_notes(cfg["data"], preset["data"]) == [note]
-        assert unread_notes(without["data"], preset["data"]) == []
+        assert runner.setting_notes(cfg, [*sets, extra]) == [note]
+        assert runner.setting_notes(without, sets) == []
         assert naming.stage_name(cfg, preset, "seed_train") == naming.stage_name(without, preset, "seed_train")
         assert naming.relevant(cfg, "seed_train") == naming.relevant(without, "seed_train")
     cfg, preset = resolve(*own, "dataset_dir=/data/voc", config="msrc")
     assert naming.relevant(cfg, "seed_train")["data"]["dataset_dir"] is None
-    assert set(report.shown_config(cfg)["data"]) == {"layout", "dataset", "test_dataset", "images", "tags", "masks",
+    assert set(report.shown_config(cfg)["data"]) == {"layout", "dataset", "test_dataset", "builtin", "builtin_size",
+                                                     "builtin_train", "builtin_val", "images", "tags", "masks",
                                                      "val_percent", "max_image_side"}
+    for sets in (["layout=own", *own], [*own, "builtin_size=64"]):
+        assert runner.setting_notes(resolve(*sets, config="demo")[0], sets) == []
+    shapes = resolve(*own, "builtin_size=64", config="demo")
+    assert naming.stage_name(*shapes, "saliency_train").startswith("saliency_data-builtin_saliency-")
     cfg, preset = resolve("masks=/data/masks", config="demo")
-    assert unread_notes(cfg["data"], preset["data"]) == []
+    assert runner.setting_notes(cfg, ["masks=/data/masks"]) == []
     assert "images" not in report.shown_config(cfg)["data"] and "dataset_dir" in report.shown_config(cfg)["data"]
-    cfg, preset = resolve("dataset_dir=/data/voc", config="msrc")   # read (its folder name: above)
-    assert unread_notes(cfg["data"], preset["data"]) == []
+    assert runner.setting_notes(resolve("dataset_dir=/data/voc", config="msrc")[0], ["dataset_dir=/data/voc"]) == []
+
+
+def test_a_folder_made_before_unread_data_settings_were_blank_keeps_its_settings():
+    """Stored configs as earlier versions wrote them: own data's with the VOC-layout settings and no layout key, VOC
+    data's with own data's val_percent; each still matches the current settings, so no folder is remade."""
+    cfg = resolve("images=/data/own", "tags=/data/own.csv", config="msrc")[0]
+    current = naming.relevant(cfg, "seed_train")
+    older = json.loads(json.dumps(current))
+    older["data"].update(dataset_dir="/data/msrc_things", pascalroot="/old/clone/data/VOCdevkit", datatype="Main")
+    del older["data"]["layout"]
+    assert naming.same_settings(older, current)
+    current = naming.relevant(resolve(config="demo")[0], "seed_train")
+    older = json.loads(json.dumps(current))
+    older["data"]["val_percent"] = 30
+    assert naming.same_settings(older, current)
+    older["seed_train"]["max_iter"] += 1
+    assert not naming.same_settings(older, current)
+
+
+def test_how_a_folders_settings_differ_is_said():
+    stored = {"guide_labels": {"seedthres": 20, "salthres": 50, "gone": 1}, "old_section": {}}
+    current = {"guide_labels": {"seedthres": 30, "salthres": 60}}
+    assert naming.said_differences(stored, current) == (
+        "seedthres 20 there, 30 here; salthres 50 there, 60 here; guide_labels.gone there, not a setting here and 1 "
+        "more")
 
 
 def test_threads_and_workers_above_the_cores_are_noted(monkeypatch):

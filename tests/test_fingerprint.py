@@ -204,13 +204,40 @@ def test_a_stale_chain_is_told_in_the_order_that_remakes_it(own, command, monkey
     code, _, err = command("seg_train", *own_args(own))
     guide_sets = own_sets(own).replace(" --set out_root", f" --set saliency_data={own['saliency_data']} --set out_root")
     assert code == 2 and (
-        f"the output of stage guide_labels is out of date, seed_heatmaps's output {folder(own, 'seed_heatmaps')} it "
-        f"reads is out of date; rerun ./src/seed/test.py {own_sets(own)} with the same --config, then "
-        f"./src/guide_generation/generate.py {guide_sets} with the same --config first (or ./script.py)") in err, err
+        f"the output of stage guide_labels is out of date, the seed_heatmaps output it reads, "
+        f"{folder(own, 'seed_heatmaps')}, is itself out of date; first rerun ./src/seed/test.py {own_sets(own)} with "
+        f"the same --config, then ./src/guide_generation/generate.py {guide_sets} with the same --config (or "
+        "./script.py, which remakes them in order)") in err, err
     code, _, err = command("seg_train", *own_args(own), "--guide_dir", guide)
     assert code == 2 and (
-        f"{guide}: out of date, seed_heatmaps's output {heat} it reads is out of date; rerun ./src/seed/test.py for "
-        f"{heat}, then ./src/guide_generation/generate.py for it") in err, err
+        f"{guide}: out of date, the seed_heatmaps output it reads, {heat}, is itself out of date; first rerun "
+        f"./src/seed/test.py for {heat}, then ./src/guide_generation/generate.py for it (or ./script.py, which "
+        "remakes them in order)") in err, err
+
+
+def test_two_stale_inputs_are_remade_before_the_folder_that_reads_them(tmp_path):
+    """A guide folder reading seeds and saliency maps that are both out of date (their records name inputs that
+    changed): both come first, each once, in the order the guide's record lists them."""
+    from guidedlabelling.fingerprint import Digests, remade_in_order, staleness
+
+    def made(name, upstream, inputs):
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "inputs.json").write_text(json.dumps({"fingerprint": "f", "inputs": inputs, "upstream": upstream}))
+        (folder / "done.json").write_text(json.dumps({"fingerprint": "f", "output_fingerprint": "o", "outputs": {}}))
+        return folder
+    source = tmp_path / "tags.csv"
+    source.write_text("image,tags\n")
+    seeds = made("seeds", {}, {str(source): "a digest of another content"})
+    maps = made("maps", {}, {str(source): "a digest of another content"})
+    guide = made("guide", {"seed_heatmaps": str(seeds), "saliency": str(maps)},
+                 {"upstream seed_heatmaps": "o", "upstream saliency": "o"})
+    digests, checked = Digests(), {}
+    assert staleness(guide, digests, checked) == (f"the seed_heatmaps and saliency outputs it reads ({seeds}, {maps}) "
+                                                  "are themselves out of date")
+    assert remade_in_order("guide_labels", guide, digests, checked) == [
+        ("seed_heatmaps", seeds), ("saliency", maps), ("guide_labels", guide)]
+    assert remade_in_order("seed_heatmaps", seeds, digests, checked) == [("seed_heatmaps", seeds)]
 
 
 def test_a_photo_added_to_the_set_is_said_to_be_added(own, command):

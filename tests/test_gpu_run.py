@@ -105,11 +105,18 @@ def test_gpu_run_names_an_unknown_step(capsys):
     assert "--steps demo: not a step" in capsys.readouterr().err
 
 
-def test_the_provenance_of_a_run_names_this_checkouts_commit():
-    """summary.json's 'made': the commit git itself reports for the project's checkout, torch's version, a time."""
-    from guidedlabelling.config import ROOT
-    from guidedlabelling.provenance import provenance
-    made = provenance()
-    head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
-    assert made["commit"] == (head.stdout.strip() or None if head.returncode == 0 else None)
-    assert made["torch"] == torch.__version__ and made["written"][:4].isdigit()
+def test_git_state_says_whether_the_checkout_has_changes(tmp_path, monkeypatch):
+    """summary.json's 'made': the commit of the checkout (as git log names it) and whether files changed since;
+    without git, nothing."""
+    from guidedlabelling import provenance
+    git = ["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run(git[:3] + ["init", "-q"], check=True)
+    (tmp_path / "a.txt").write_text("a\n")
+    subprocess.run(git + ["add", "a.txt"], check=True)
+    subprocess.run(git + ["commit", "-qm", "a"], check=True)
+    head = subprocess.run(git + ["log", "-1", "--format=%h"], capture_output=True, text=True, check=True).stdout.strip()
+    assert provenance.git_state(tmp_path) == (head, False)
+    (tmp_path / "a.txt").write_text("b\n")
+    assert provenance.git_state(tmp_path) == (head, True)
+    monkeypatch.setattr(provenance.subprocess, "run", lambda *a, **k: (_ for _ in ()).throw(FileNotFoundError("git")))
+    assert provenance.git_state(tmp_path) == (None, None)

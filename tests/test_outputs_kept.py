@@ -177,7 +177,7 @@ def test_a_new_folder_beside_a_finished_one_of_other_settings_says_how_they_diff
     code, out, err = command("seed_train", *own_args(own))
     assert code == 0, out + err
     assert f"a new folder for these settings: the nearest finished one, {before}, was made with other values of " \
-           f"masks (masks '{own['masks']}' here, None there)" in out + err
+           f"masks (masks None there, '{own['masks']}' here)" in out + err
 
 
 def test_the_drivers_own_variants_are_no_reason_given_for_a_new_folder(own, command):

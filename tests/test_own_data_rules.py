@@ -371,8 +371,8 @@ def test_a_class_tagged_in_no_val_image_is_noted(folder, capsys):
     assert val.untested == ["cat", "rider"] and dataset(folder, rows).untested == []
     print_data_notes([val])
     assert capsys.readouterr().out.splitlines()[-1] == (
-        f"note: cat and rider are tagged in no val image of {folder / 'tags.csv'} (1 val image), so the test on them "
-        "says nothing of them; give some of their rows split val in a split column (image,tags,split)")
+        f"note: cat and rider are tagged in no val image of {folder / 'tags.csv'} (1 val image), so the test "
+        "measures nothing of them; put some of their rows in val (a split column: image,tags,split)")
     assert dataset(folder, rows[:3] + ["d.png,cat horse rider,val"], "val").untested == []
 
 

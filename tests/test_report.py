@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from conftest import own_args
@@ -126,6 +127,8 @@ def test_summary_keeps_what_each_step_cost_when_its_folder_was_made(run):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     summary = read(root / "summary.json")
     assert summary["made_seconds"]["seg_train"] == cost and set(summary["made_seconds"]) == set(summary["step_seconds"])
+    head = subprocess.run(["git", "-C", str(ROOT), "log", "-1", "--format=%h"], capture_output=True, text=True)
+    assert summary["made"]["commit"] == (head.stdout.strip() or None) and summary["made"]["torch"] == torch.__version__
 
 
 def test_summary_and_class_tables_hold_the_numbers_of_the_stages(run):

@@ -257,9 +257,12 @@ def stage_parser(stage, description, argv=None):
 
 def preset_of(argv):
     """(the --config that argv gives, demo without one; its settings, or {} where it does not load)."""
-    peek = argparse.ArgumentParser(add_help=False)
+    peek = argparse.ArgumentParser(add_help=False, exit_on_error=False)
     peek.add_argument("--config", default="demo")
-    config = peek.parse_known_args(sys.argv[1:] if argv is None else argv)[0].config
+    try:
+        config = peek.parse_known_args(sys.argv[1:] if argv is None else argv)[0].config
+    except argparse.ArgumentError:   # --config without its value: the command's own parser says so
+        return "demo", {}
     problems = []
     try:
         preset = load_preset(config, {}, problems)   # as written: paths not yet resolved

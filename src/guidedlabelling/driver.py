@@ -289,8 +289,7 @@ def summarise(args, overrides, skip, seconds=None, stale=()):
     diagnostics = print_skipped(guide, seg) | print_guide_classes(guide) | print_shapes_saliency(cfg, guide)
     outputs = {"guide_labels": str(naming.stage_dir(cfg, preset, "guide_labels")),
                "predictions": str(naming.stage_dir(cfg, preset, "segmentations")),
-               "model": seg and str(trained(naming.stage_dir(cfg, preset, "seg_train"),  # for ./src/predict.py:
-                                            cfg["segmentations"]["test_iter"])),  # the snapshot tested
+               "model": seg and tested_model(cfg, preset),
                "config": args.config, "overrides": overrides, "step_seconds": seconds or {},
                "made_seconds": steps_made_seconds(args, overrides)} | diagnostics
     if guide and seg and "mIoU" not in seg:  # own data without masks: nothing to measure against
@@ -326,6 +325,15 @@ def summarise(args, overrides, skip, seconds=None, stale=()):
     print(f"\nmodel: {outputs['model']} (./src/predict.py --model)\n"
           f"{saved_summary(naming.run_dir(cfg) / 'summary.json', summary)}")
     return True
+
+
+def tested_model(cfg, preset):
+    """The model the guided segmenter's test used, for ./src/predict.py (the snapshot tested, where test_iter names
+    one); None where it has gone since."""
+    try:
+        return str(trained(naming.stage_dir(cfg, preset, "seg_train"), cfg["segmentations"]["test_iter"]))
+    except InputError:
+        return None
 
 
 def saved_summary(path, summary):
@@ -403,12 +411,12 @@ def main(argv=None):
         lanes.follow_parent()
     overrides = settings(args)
     steps, skip = planned_steps(args, overrides)
-    cfg, preset = C.resolve(args.config, overrides)
+    cfg = C.resolve(args.config, overrides)[0]
     run = cfg["run"]
     refuse_whole_steps_in_fragments(args, overrides, steps, skip, run)
     opened = check_inputs(args, overrides, steps, skip)
     if not args.lane:  # a lane's driver checked what the parent did
-        for note in runner.setting_notes(cfg, preset):
+        for note in runner.setting_notes(cfg, overrides):
             print(f"note: {note}", flush=True)
         print_data_notes(opened.found.values())
         if note := shapes_saliency_note(args, overrides, steps, skip):

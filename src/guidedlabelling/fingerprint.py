@@ -351,6 +351,7 @@ def staleness(folder, digests, checked=None):
     folder = Path(folder)
     if folder in checked:
         return checked[folder]
+    checked[folder] = None   # (a cycle of folders, which no stage makes, ends here)
     record, done = recorded(folder), finished_fingerprint(folder)
     if record is None or done is None or record.get("fingerprint") != done:
         why = "no record of the inputs it was made from (made by an older version)"
@@ -363,12 +364,20 @@ def staleness(folder, digests, checked=None):
                     (given and settings_digest(path) != given):
                 changed.append(UPSTREAM + pipeline.current_name(stage))
         changed += [UPSTREAM + stage for stage in remade(record) if UPSTREAM + stage not in changed]
-        stale = [f"{stage}'s output {path}" for stage, path in stale_upstream(record, digests, checked)
+        stale = [(stage, path) for stage, path in stale_upstream(record, digests, checked)
                  if UPSTREAM + stage not in changed]
-        why = f"{describe(changed)} changed since it was made" if changed else \
-            f"{listed(stale)} it reads {'is' if len(stale) == 1 else 'are'} out of date" if stale else damage(folder)
+        why = f"{describe(changed)} changed since it was made" if changed else stale_inputs(stale) if stale else \
+            damage(folder)
     checked[folder] = why
     return why
+
+
+def stale_inputs(stale):
+    """'the seed_heatmaps output it reads, <folder>, is itself out of date' of [(stage, folder)]."""
+    if len(stale) == 1:
+        return f"the {stale[0][0]} output it reads, {stale[0][1]}, is itself out of date"
+    return f"the {listed([s for s, _ in stale])} outputs it reads ({', '.join(str(f) for _, f in stale)}) are " \
+        "themselves out of date"
 
 
 def stale_upstream(record, digests, checked):

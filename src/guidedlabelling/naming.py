@@ -11,7 +11,7 @@ import yaml
 
 from . import pipeline
 from .config import absolute_paths, builtin_paths
-from .datasets import unread_settings
+from .datasets import data_settings_unread
 from .errors import InputError
 from .settings import NOT_PATHS, OWNERS, PATH_SETTINGS, defaults
 
@@ -51,7 +51,7 @@ def stage_name(cfg, preset, stage, section_names=None, cut_midway=False):
     """Readable folder name from the settings that differ from the preset. A long one keeps the settings that fit
     whole, then a hash of them all (file systems allow 255 bytes; the full settings are in config.yaml).
     cut_midway: as versions up to cce8fdd cut it (`..._max_iter-2_<hash>` of max_iter 20), for their folders."""
-    unread = unread_settings(cfg["data"])
+    unread = data_settings_unread(cfg["data"])
     tokens = [token(sec, k, v, section_names) for sec in pipeline.sections(stage, cfg) for k, v in cfg[sec].items()
               if k not in NAMING_EXCLUDED and v != preset[sec][k] and not (sec == "data" and k in unread)]
     name = "_".join(tokens) or "default"
@@ -95,8 +95,8 @@ def without_unread(settings):
     d = settings.get("data")
     if d is None:
         return settings
-    unread = unread_settings(d) | ({"pascalroot"} if d.get("dataset_dir") else set())
-    settings["data"] = d | {k: None if k in PATH_SETTINGS else defaults()["data"][k] for k in unread if k in d}
+    default = defaults()["data"]
+    settings["data"] = d | {k: None if k in PATH_SETTINGS else default[k] for k in data_settings_unread(d) if k in d}
     return settings
 
 
@@ -133,6 +133,17 @@ def same_settings(stored, current):
     if any(set(old) - set(current[sec]) for sec, old in stored.items() if isinstance(old, dict)):
         return False   # a setting the project no longer has
     return not differences(stored, current)
+
+
+def said_differences(stored, current, most=3):
+    """'seedthres 20 there, 30 here; ...' of the settings in which a stored config differs from the current one (at
+    most `most`, then how many more), or the sections and settings it has that the current one does not."""
+    differ = differences(stored, current)
+    gone = [f"{sec}.{k}" for sec, old in stored.items() if isinstance(old, dict) for k in old
+            if k not in current.get(sec, {})] + [sec for sec in stored if sec not in current]
+    said = [f"{key} {old!r} there, {new!r} here" for key, old, new in differ] + \
+        [f"{key} there, not a setting here" for key in gone]
+    return "; ".join(said[:most]) + (f" and {len(said) - most} more" if len(said) > most else "")
 
 
 def differences(stored, current):

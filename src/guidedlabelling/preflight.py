@@ -215,8 +215,8 @@ def upstream_folder(parent, given_folder, cfg, preset, made, datasets, opened, t
             why = staleness(path, opened.digests, opened.stale)
             if why:
                 order = remade_in_order(parent, path, opened.digests, opened.stale)
-                remake = ", then ".join(f"{pipeline.command(s)} for {'it' if f == path else f}" for s, f in order)
-                opened.add(f"{path}: out of date, {why}; rerun {remake}")
+                remake = in_order([f"{pipeline.command(s)} for {'it' if f == path else f}" for s, f in order])
+                opened.add(f"{path}: out of date, {why}; {remake}")
         else:
             opened.add(*per_image_problems(path, pipeline.BY_NAME[parent].per_image, datasets, parent == "saliency",
                                            parent == "guide_labels"))
@@ -233,10 +233,17 @@ def upstream_folder(parent, given_folder, cfg, preset, made, datasets, opened, t
         why = staleness(path, opened.digests, opened.stale)
         if why:
             order = remade_in_order(parent, path, opened.digests, opened.stale)
-            remake = ", then ".join(naming.rerun_command(s, cfg, preset) for s, _ in order)
-            opened.add(f"{path}: the output of stage {parent} is out of date, {why}; rerun {remake} first (or "
-                       "./script.py)")
+            remake = in_order([naming.rerun_command(s, cfg, preset) for s, _ in order], ahead=True)
+            opened.add(f"{path}: the output of stage {parent} is out of date, {why}; {remake}")
     return path
+
+
+def in_order(commands, ahead=False):
+    """'rerun A' (with `ahead`: 'rerun A first (or ./script.py)'), or for a chain 'first rerun A, then B (or
+    ./script.py, which remakes them in order)'."""
+    if len(commands) == 1:
+        return f"rerun {commands[0]}" + (" first (or ./script.py)" if ahead else "")
+    return f"first rerun {', then '.join(commands)} (or ./script.py, which remakes them in order)"
 
 
 def given_model_problems(parent, folder, datasets, test_iter):

@@ -221,9 +221,7 @@ def check_cache(out, stage_cfg, override, manifest, alone=True, rescore=False, f
     settings = naming.stored_settings(out)
     if settings is not None and not naming.same_settings(settings, stage_cfg) and has_outputs(out):
         replace = "rerun with --overridecache to replace it" if alone else "remove it to replace it"
-        differ = naming.differences(settings, stage_cfg) if set(settings) == set(stage_cfg) else []
-        said = f" ({'; '.join(f'{key} {old!r} there, {new!r} here' for key, old, new in differ[:3])}" \
-            f"{' and more' if len(differ) > 3 else ''})" if differ else ""
+        said = f" ({naming.said_differences(settings, stage_cfg)})"
         raise InputError(f"{out / 'config.yaml'}: this folder was made with other settings{said}; {replace}, or "
                          f"choose another {folder_flag}")
     record = recorded(out)
@@ -307,10 +305,10 @@ def nearest_folder(out, stage_cfg, most=3):
         differ = naming.differences(stored, stage_cfg)
         if differ and not any(key.split(".")[-1] in variants for key, _, _ in differ) and \
                 (best is None or len(differ) < len(best[1])):
-            best = other, differ
+            best = other, differ, stored
     if best is None or len(best[1]) > most:
         return None
-    said = "; ".join(f"{key} {new!r} here, {old!r} there" for key, old, new in best[1])
+    said = naming.said_differences(best[2], stage_cfg)
     return f"a new folder for these settings: the nearest finished one, {best[0]}, was made with other values of " \
            f"{', '.join(key for key, _, _ in best[1])} ({said})"
 
@@ -490,20 +488,27 @@ def unread_settings(stage, cfg, items):
     return notes
 
 
+def splits_read(stage, cfg):
+    """The dataset splits that a stage and the stages upstream of it work on."""
+    lineage = pipeline.ancestors(stage, cfg) + [stage]
+    return {split for s in lineage for split in S.STAGE_MODULES[s].reads(cfg, {}).splits}
+
+
 def unread_inputs(stage, cfg, preset, given):
-    """A note per split flag given (--dataset, --test_dataset) that the stage does not work on, and per folder
-    flag given (--guide_dir beside --labels gt) that it does not read. The release's --test_dataset named the split
-    each command works on (seed/test.py --test_dataset voc12val: val's heatmaps); here it is the segmenter's test
-    split, and the seeds' with seed_split test, which the note names where it would make the stage work on it."""
-    reads = S.STAGE_MODULES[stage].reads
-    splits, upstream = reads(cfg, given).splits, reads(cfg, given).upstream.values()
+    """A note per split flag given (--dataset, --test_dataset) that neither the stage nor a stage upstream of it
+    works on, and per folder flag given (--guide_dir beside --labels gt) that it does not read (matched by value:
+    each flag gives one upstream stage's folder). The release's --test_dataset named the split each command works on
+    (seed/test.py --test_dataset voc12val: val's heatmaps); here it is the segmenter's test split, and the seeds'
+    with seed_split test, which the note names where it would make the stage work on it."""
+    reads = S.STAGE_MODULES[stage].reads(cfg, given)
+    splits, upstream = reads.splits, reads.upstream.values()
     notes = []
     for key in ("dataset", "test_dataset"):
         value = cfg["data"][key]
-        if value == preset["data"][key] or value in splits:
+        if value == preset["data"][key] or value in splits_read(stage, cfg):
             continue
         works = f"works on {listed(splits)}, not on it" if splits else "reads no split of the dataset"
-        on_test = "seed_split" in cfg.get("seed_heatmaps", {}) and value in reads(
+        on_test = "seed_split" in cfg.get("seed_heatmaps", {}) and value in S.STAGE_MODULES[stage].reads(
             cfg | {"seed_heatmaps": cfg["seed_heatmaps"] | {"seed_split": "test"}}, given).splits
         notes.append(f"--{key} {value}: {stage} {works}" + (
             " (the release's --test_dataset named the split each command works on; here it is the split the segmenter "
@@ -526,10 +531,11 @@ def machine_notes(run):
             if run[key] > n and distributed.is_main()]
 
 
-def setting_notes(cfg, preset):
-    """The notes on settings that any command prints: machine_notes, and data settings given that the dataset
-    of the run does not read."""
-    return machine_notes(cfg["run"]) + unread_notes(cfg["data"], preset["data"])
+def setting_notes(cfg, items):
+    """The notes on settings that any command prints: machine_notes, and those of the data settings given
+    (`items`: the command line's KEY=VALUE overrides) that the dataset of the run does not read."""
+    given = {bare for item in items for sec, bare in [S.locate(item.split("=", 1)[0].strip())] if sec == "data"}
+    return machine_notes(cfg["run"]) + unread_notes(cfg["data"], given)
 
 
 def use_threads(threads):
@@ -571,7 +577,7 @@ def main(stage, argv=None, opened=None, by_driver=False):
     args, cfg, preset, out = resolve(stage, argv)
     if not by_driver:
         for note in unread_settings(stage, cfg, args.set) + unread_inputs(stage, cfg, preset, vars(args)) + \
-                setting_notes(cfg, preset):
+                setting_notes(cfg, C.flag_overrides(args)):
             print(f"note: {note}", flush=True)
     if distributed.under_torchrun():  # a torchrun worker: it ends with torchrun (a kill -9 left it training)
         lanes.follow_parent(os.getppid())

@@ -39,7 +39,7 @@ LAYOUTS = {
 __all__ = ["IMAGE_SUFFIXES", "LAYOUTS", "VOC_CLASSES", "ImageFiles", "ImageList", "Item", "Labelled", "MaskFolder",
            "OwnDataset", "VOCDataset", "annotated_splits", "dataset_root", "ground_truth_hint", "has_ground_truth",
            "layout", "names", "open_dataset", "own_split", "read_classes", "scene_of", "shown_settings", "split_name",
-           "unread_notes"]
+           "data_settings_unread", "unread_notes"]
 
 
 def layout(d):
@@ -66,24 +66,32 @@ def annotated_splits(d):
     return LAYOUTS[layout(d)].annotated_splits(d)
 
 
-def unread_settings(d):
-    """The settings that other layouts name (`settings`) and the dataset these data settings name does not read."""
-    read = LAYOUTS[layout(d)].settings
-    return set() if read is None else {k for other in LAYOUTS.values() for k in other.settings or () if k not in read}
+def data_settings_unread(d):
+    """{setting: why it is not read} of the data settings that the dataset these data settings name leaves unread:
+    those only other layouts name (their `settings`), and --pascalroot where --dataset_dir replaces it. They name no
+    folder, are blank in stored settings (naming.without_unread) and are noted where given."""
+    mine = LAYOUTS[layout(d)]
+    owners = {}
+    for other in LAYOUTS.values():
+        for k in other.settings or ():
+            if mine.settings is not None and k not in mine.settings:
+                owners.setdefault(k, []).append(other.described)
+    why = {k: f"a setting of {' or '.join(o)}, and this run's dataset is {mine.described}" for k, o in owners.items()}
+    if d.get("dataset_dir") and "dataset_dir" not in why and "pascalroot" not in why:
+        why["pascalroot"] = "--dataset_dir replaces it"
+    return why
 
 
-def unread_notes(d, preset_d):
-    """A note per unread setting that differs from the preset's (given on the command line: --dataset_dir beside
-    --images, whose own data replaces the VOC-layout folder): which data it belongs to, and which the run reads."""
-    owner = {k: other.described for other in LAYOUTS.values() for k in other.settings or ()}
-    return [f"{k} {d[k]} changes nothing: a setting of {owner[k]}, and this run's dataset is "
-            f"{LAYOUTS[layout(d)].described}" for k in sorted(unread_settings(d))
-            if d[k] != preset_d[k] and k not in LAYOUTS[layout(d)].refused]
+def unread_notes(d, given):
+    """A note per data setting of `given` (the keys given on the command line) that the dataset does not read
+    (--dataset_dir beside --images, whose own data replaces the VOC-layout folder), but those its layout refuses."""
+    return [f"{k} {d[k]} changes nothing: {why}" for k, why in sorted(data_settings_unread(d).items())
+            if k in given and k not in LAYOUTS[layout(d)].refused]
 
 
 def shown_settings(d):
     """The data settings of the dataset the run reads, as a report lists them."""
-    unread = unread_settings(d)
+    unread = data_settings_unread(d)
     return {k: v for k, v in d.items() if k not in unread}
 
 

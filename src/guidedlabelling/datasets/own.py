@@ -269,9 +269,9 @@ class OwnDataset(Labelled):
         one = len(self.untested) == 1
         names = listed(self.untested) if len(self.untested) <= 5 else some(self.untested, 5)
         return [f"note: {names} {'is' if one else 'are'} tagged in no {self.split} image of "
-                f"{self.tags_file} ({counted(len(self), self.split + ' image')}), so the test on them says nothing of "
-                f"{'it' if one else 'them'}; give some of {'its' if one else 'their'} rows split {self.split} in a "
-                "split column (image,tags,split)"]
+                f"{self.tags_file} ({counted(len(self), self.split + ' image')}), so the test measures nothing of "
+                f"{'it' if one else 'them'}; put some of {'its' if one else 'their'} rows in {self.split} (a split "
+                "column: image,tags,split)"]
 
     def _tag_notes(self):
         notes = []

@@ -47,7 +47,7 @@ class VOCDataset(Labelled):
     """Ids, files and image-level labels (from the label PNGs) of one split of a VOC-layout folder."""
 
     tags_in_labels = True
-    settings = ("dataset_dir", "pascalroot", "datatype", "builtin", "builtin_size", "builtin_train", "builtin_val")
+    settings = ("dataset_dir", "pascalroot", "datatype")   # (the built-in data's settings also choose its saliency set)
     described = "VOC-layout data (--dataset_dir, --pascalroot, or the built-in data)"
     refused = ("masks",)   # --masks without --images and --tags is a slip
 
