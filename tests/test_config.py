@@ -165,7 +165,8 @@ def test_a_key_of_several_sections_needs_its_section():
 def test_a_key_under_the_wrong_section_is_refused():
     """seg_train.seedthres used to set guide_labels.seedthres without a word."""
     with pytest.raises(InputError, match="unknown setting 'seg_train.seedthres'; section seg_train has no "
-                                         "'seedthres'; did you mean seedthres\\?"):
+                                         "'seedthres'; did you mean seedthres\\? ./src/segmentation/train.py -h lists "
+                                         "its settings$"):
         resolve("seg_train.seedthres=1")
 
 
@@ -201,8 +202,8 @@ def test_settings_are_read_as_their_type_and_errors_name_the_setting_and_its_sou
         "setting seed_train.max_iter = 'abc' (command line): not a whole number; write e.g. 8000",
         "setting run.vis = 'maybe' (command line): not true or false (also yes/no, on/off, 1/0)",
         "setting seed_train.batch_size = '1.5' (command line): not a whole number; write e.g. 15",
-        "command line: unknown setting 'sedthres'; did you mean seedthres, salthres, eval_seedthres? see -h for "
-        "the settings")
+        "command line: unknown setting 'sedthres'; did you mean seedthres, salthres, eval_seedthres? each stage "
+        "command's -h lists its settings (./src/seed/train.py -h, ...), and configs/*.yaml name them")
     preset = tmp_path / "p.yaml"
     preset.write_text("seed_train: {max_iter: abc}\nvis: 1\nsalthres: 101\n")
     with pytest.raises(InputError) as e:

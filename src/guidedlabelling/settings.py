@@ -118,7 +118,9 @@ def locate(key):
                  for k in difflib.get_close_matches(bare, OWNERS, 3)]
     hint = f"did you mean {', '.join(close)}? " if close else ""
     where = f"; section {sec} has no {bare!r}" if sec in OPTIONS else ""
-    raise InputError(f"unknown setting {key!r}{where}; {hint}see -h for the settings")
+    listed_by = f"{pipeline.command(sec)} -h lists its settings" if sec in STAGE_MODULES else \
+        "each stage command's -h lists its settings (./src/seed/train.py -h, ...), and configs/*.yaml name them"
+    raise InputError(f"unknown setting {key!r}{where}; {hint}{listed_by}")
 
 
 def kind(sec, key):
