@@ -14,7 +14,8 @@ from guidedlabelling import settings as S
 from guidedlabelling.datasets import open_dataset
 from guidedlabelling.io import InputError, load_checkpoint, save_checkpoint
 from guidedlabelling.networks import DeepLabLargeFOV, GAPNet
-from guidedlabelling.runner import check_cache, settings_as_flags
+from guidedlabelling.flags import settings_as_flags
+from guidedlabelling.runner import check_cache
 
 
 def resolve(*sets, config="smoke"):
@@ -471,22 +472,22 @@ def test_the_releases_flags_that_mean_otherwise_here_are_told():
 def test_a_split_or_folder_flag_the_stage_does_not_read_is_noted():
     """The release's --test_dataset named the split each command works on; here seed/test.py --test_dataset
     voc12val made train's heatmaps without a word, and seg_train --labels gt read no --guide_dir."""
-    from guidedlabelling import runner
+    from guidedlabelling import notes
     cfg, preset = resolve("test_dataset=voc12val", config="demo")
-    assert runner.unread_inputs("seed_heatmaps", cfg, preset, {}) == [
+    assert notes.unread_inputs("seed_heatmaps", cfg, preset, {}) == [
         "--test_dataset voc12val: seed_heatmaps works on train, not on it (the release's --test_dataset named the "
         "split each command works on; here it is the split the segmenter is tested on; --set seed_split=test makes "
         "this command work on it)"]
-    assert runner.unread_inputs("guide_labels", cfg, preset, {}) == []   # its saliency maps' step reads val too
-    assert runner.unread_inputs("segmentations", cfg, preset, {}) == []
-    assert runner.unread_inputs("saliency_train", cfg, preset, {})[0].startswith(
+    assert notes.unread_inputs("guide_labels", cfg, preset, {}) == []   # its saliency maps' step reads val too
+    assert notes.unread_inputs("segmentations", cfg, preset, {}) == []
+    assert notes.unread_inputs("saliency_train", cfg, preset, {})[0].startswith(
         "--test_dataset voc12val: saliency_train reads no split of the dataset (the release's")
     cfg, preset = resolve("dataset=voc12train", config="voc12_paper")   # the segmenter tested was trained on it
-    assert runner.unread_inputs("segmentations", cfg, preset, {}) == []
+    assert notes.unread_inputs("segmentations", cfg, preset, {}) == []
     cfg, preset = resolve("labels=gt", config="demo")
-    assert runner.unread_inputs("seg_train", cfg, preset, {"guide_dir": "/g"}) == [
+    assert notes.unread_inputs("seg_train", cfg, preset, {"guide_dir": "/g"}) == [
         "--guide_dir /g: seg_train does not read it with these settings"]
-    assert runner.unread_inputs("seg_train", *resolve(config="demo"), {"guide_dir": "/g"}) == []
+    assert notes.unread_inputs("seg_train", *resolve(config="demo"), {"guide_dir": "/g"}) == []
 
 
 def test_a_flag_and_a_set_item_of_one_setting_must_agree(monkeypatch, tmp_path):
@@ -516,12 +517,12 @@ def test_a_setting_the_stage_does_not_read_is_noted_with_the_nearest_it_reads(ow
     """`./src/seed/eval.py --set seedthres=30` (guide_labels') left seed_eval at eval_seedthres 20 without a word.
     The driver, which gives every step all the run's settings, notes nothing."""
     from conftest import own_args
-    from guidedlabelling import runner
+    from guidedlabelling import notes
     cfg, _ = resolve()
-    assert runner.unread_settings("seed_eval", cfg, ["seedthres=30", "eval_seedthres=30", "threads=1"]) == [
+    assert notes.unread_settings("seed_eval", cfg, ["seedthres=30", "eval_seedthres=30", "threads=1"]) == [
         "--set seedthres: a setting of guide_labels, which seed_eval does not read (it reads data, seed_train, "
         "seed_heatmaps, seed_eval, run), so it changes nothing here; did you mean eval_seedthres?"]
-    assert runner.unread_settings("seg_train", cfg, ["seedthres=30", "saliency_train.max_iter=2"]) == []  # upstream
+    assert notes.unread_settings("seg_train", cfg, ["seedthres=30", "saliency_train.max_iter=2"]) == []  # upstream
     code, out, err = command("seed_train", *own_args(own), "--set", "seg_train.max_iter=5")
     assert code == 0 and "note: --set seg_train.max_iter: a setting of seg_train, which seed_train does not read " \
         "(it reads data, seed_train, run), so it changes nothing here; did you mean seed_train.max_iter?" in out, err
@@ -548,7 +549,7 @@ def test_a_data_setting_of_the_layout_not_read_is_noted_and_names_no_folder():
     run without it. Only settings given are noted (demo's own data with --layout own leaves the built-in
     dataset_dir blank: no note), the built-in data's settings are read with own data too (they choose its saliency
     set), and --masks without --images stays an error (VOCDataset.open), not a note."""
-    from guidedlabelling import report, runner
+    from guidedlabelling import notes, report
     own = ["images=/data/own", "tags=/data/own.csv"]
     voc = "VOC-layout data (--dataset_dir, --pascalroot, or the built-in data)"
     for config, sets, extra, note in [
@@ -560,8 +561,8 @@ def test_a_data_setting_of_the_layout_not_read_is_noted_and_names_no_folder():
              "replaces it")]:
         cfg, preset = resolve(*sets, extra, config=config)
         without = resolve(*sets, config=config)[0]
-        assert runner.setting_notes(cfg, [*sets, extra]) == [note]
-        assert runner.setting_notes(without, sets) == []
+        assert notes.setting_notes(cfg, [*sets, extra]) == [note]
+        assert notes.setting_notes(without, sets) == []
         assert naming.stage_name(cfg, preset, "seed_train") == naming.stage_name(without, preset, "seed_train")
         assert naming.relevant(cfg, "seed_train") == naming.relevant(without, "seed_train")
     cfg, preset = resolve(*own, "dataset_dir=/data/voc", config="msrc")
@@ -570,13 +571,13 @@ def test_a_data_setting_of_the_layout_not_read_is_noted_and_names_no_folder():
                                                      "builtin_train", "builtin_val", "images", "tags", "masks",
                                                      "val_percent", "max_image_side"}
     for sets in (["layout=own", *own], [*own, "builtin_size=64"]):
-        assert runner.setting_notes(resolve(*sets, config="demo")[0], sets) == []
+        assert notes.setting_notes(resolve(*sets, config="demo")[0], sets) == []
     shapes = resolve(*own, "builtin_size=64", config="demo")
     assert naming.stage_name(*shapes, "saliency_train").startswith("saliency_data-builtin_saliency-")
     cfg, preset = resolve("masks=/data/masks", config="demo")
-    assert runner.setting_notes(cfg, ["masks=/data/masks"]) == []
+    assert notes.setting_notes(cfg, ["masks=/data/masks"]) == []
     assert "images" not in report.shown_config(cfg)["data"] and "dataset_dir" in report.shown_config(cfg)["data"]
-    assert runner.setting_notes(resolve("dataset_dir=/data/voc", config="msrc")[0], ["dataset_dir=/data/voc"]) == []
+    assert notes.setting_notes(resolve("dataset_dir=/data/voc", config="msrc")[0], ["dataset_dir=/data/voc"]) == []
 
 
 def test_a_folder_made_before_unread_data_settings_were_blank_keeps_its_settings():
@@ -605,22 +606,22 @@ def test_how_a_folders_settings_differ_is_said():
 
 
 def test_threads_and_workers_above_the_cores_are_noted(monkeypatch):
-    from guidedlabelling import lanes, runner
+    from guidedlabelling import lanes, notes
     monkeypatch.setattr(lanes, "cores", lambda: 2)
-    assert runner.machine_notes({"threads": 256, "workers": 2}) == [
+    assert notes.machine_notes({"threads": 256, "workers": 2}) == [
         "threads 256 is more than the 2 cores this process may use: torch's threads then wait on each other, which "
         "may be slower than threads 2"]
-    assert runner.machine_notes({"threads": 0, "workers": 3})[0].startswith("workers 3 is more than the 2 cores")
-    assert runner.machine_notes({"threads": 2, "workers": 0}) == []
+    assert notes.machine_notes({"threads": 0, "workers": 3})[0].startswith("workers 3 is more than the 2 cores")
+    assert notes.machine_notes({"threads": 2, "workers": 0}) == []
 
 
 def test_review_cases_of_the_new_checks(tmp_path):
     """A former section name is the section (seed_test is seed_heatmaps); run's keys are never the nearest setting;
     a damaged config.yaml names no stage (check_cache says it is damaged, and --overridecache replaces it); a YAML
     merge key is no key given twice."""
-    from guidedlabelling import runner
+    from guidedlabelling import notes
     cfg, _ = resolve()
-    assert runner.unread_settings("seed_heatmaps", cfg, ["seed_test.test_size=48", "guide.seedthres=30"]) == [
+    assert notes.unread_settings("seed_heatmaps", cfg, ["seed_test.test_size=48", "guide.seedthres=30"]) == [
         "--set guide.seedthres: a setting of guide_labels, which seed_heatmaps does not read (it reads data, "
         "seed_train, seed_heatmaps, run), so it changes nothing here"]
     (tmp_path / "config.yaml").write_text("- broken\n")

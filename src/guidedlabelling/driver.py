@@ -15,7 +15,7 @@ import time
 
 from . import config as C
 from . import naming
-from . import guide_diagnostics, lanes, preflight, runner
+from . import flags, guide_diagnostics, lanes, notes, preflight, runner
 from .cli import errors_end_in_one_line
 from .fingerprint import DONE, remade_upstream
 from . import errors
@@ -58,7 +58,7 @@ def parse(argv=None):
     p.add_argument("--debug", action="store_true", help="show the traceback of an error instead of one line")
     p.add_argument("--lane", action="store_true", help=argparse.SUPPRESS)  # a lane's process (lanes.py): run the
     # steps, then print their seconds (lanes.REPORT), no table
-    return runner.parse_or_suggest_set(p, argv, "./script.py")
+    return flags.parse_or_suggest_set(p, argv, "./script.py")
 
 
 def settings(args):
@@ -416,7 +416,7 @@ def main(argv=None):
     refuse_whole_steps_in_fragments(args, overrides, steps, skip, run)
     opened = check_inputs(args, overrides, steps, skip)
     if not args.lane:  # a lane's driver checked what the parent did
-        for note in runner.setting_notes(cfg, overrides):
+        for note in notes.setting_notes(cfg, overrides):
             print(f"note: {note}", flush=True)
         print_data_notes(opened.found.values())
         if note := shapes_saliency_note(args, overrides, steps, skip):

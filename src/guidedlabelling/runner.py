@@ -1,4 +1,5 @@
-"""What every stage command shares: flags, config, preflight, output folder, cache check, log.
+"""What every stage command shares: config, preflight, output folder, cache check, log (its flags: flags.py; its
+notes on the settings given: notes.py).
 
 A stage command (`./src/seed/train.py ...` or `python -m guidedlabelling seed_train ...`) is main(stage): it
 parses the stage's flags, resolves and checks the config, checks every input the stage reads (preflight.py),
@@ -8,7 +9,6 @@ only when its settings and the content of its inputs (fingerprint.py) are the on
 Bad input ends in one line `error: ...` and exit code 2 (cli.py), before anything is written.
 """
 import contextlib
-import difflib
 import logging
 import os
 import shutil
@@ -24,14 +24,15 @@ from . import config as C
 from . import naming
 from . import settings as S
 from . import distributed, lanes, pipeline, preflight
+from .flags import parse_or_suggest_set
+from .notes import setting_notes, unread_inputs, unread_settings
 from .cli import Terminated
 from .fingerprint import DONE, EVALUATED, MANIFEST, UPSTREAM, changes, damage, done_record, finished_fingerprint, \
     fingerprint, has_outputs, output_sizes, outputs_digest, outputs_fingerprint, recorded, remade, since_made, \
     upstream_digests
 from .inference import pick_device
-from .errors import OVERRIDDEN, image_lines, listed, resume_hint
+from .errors import OVERRIDDEN, image_lines, resume_hint
 from .io import Busy, InputError, lock_of, reading, save_json, save_yaml, writing
-from .datasets import unread_notes
 from .datasets.base import warned_line
 from .datasets.builtin import ensure_builtin
 
@@ -352,89 +353,6 @@ def parse(stage, argv=None):
     return parse_or_suggest_set(parser, argv, parser.prog)
 
 
-def parse_or_suggest_set(parser, argv, command):
-    """parser.parse_args(argv); flags it lacks that are settings (--max_iter on a test command, --guiderule on
-    ./script.py) end in one line each saying how --set gives them."""
-    args, unknown = parser.parse_known_args(argv)
-    if unknown:
-        after = values_after_switches(parser, sys.argv[1:] if argv is None else argv, unknown)
-        problems = settings_as_flags(unknown, command) + release_only(unknown) + after
-        if not problems or len(problems) - len(after) < sum(token.startswith("--") for token in unknown):
-            parser.error(f"unrecognized arguments: {' '.join(unknown)}")
-        raise InputError(*problems)
-    return args
-
-
-RELEASE_ONLY = {   # the release's flags that have no counterpart here, and why
-    **dict.fromkeys(("save", "save_cls", "save_heat"), "every output is saved"),
-    "imagenetmeanloc": "each network's input preprocessing is built in (docs/method.md)",
-    **dict.fromkeys(("gtcls", "test_gtcls"), "the heatmaps are always those of each image's tags, as the release's "
-                                             "'use' made them"),
-    "test_ranking": "its one value in the release, none, is what this port does",
-    "test_datatype": "--datatype names the ImageSets folder of every split",
-    "shuffle": "the images are worked on in the split's order, which --n/--N fragments split",
-    "visconf": "--vis draws the panels",
-    "plot": "report.html draws the figures",
-    "parallel": "--n/--N fragments and torchrun split the per-image work",
-}
-SEED, SALIENCY = ("seed_train", "seed_heatmaps"), ("saliency_train", "saliency")
-RELEASE_PREFIXES = {"s_g_": SEED, "s_s_": SALIENCY, "g_": SEED, "s_": SALIENCY + ("guide_labels",)}   # the release's
-# names of upstream stages' settings: the seed's and saliency's in generate.py (g_, s_), seed's, saliency's and the
-# guide's in the segmentation scripts (s_g_, s_s_, s_)
-BOOL_WORDS = ("True", "False", "true", "false")
-
-
-def release_only(unknown):
-    """For each of the release's flags that `unknown` holds, with no counterpart here: why, in one line."""
-    return [f"{token}: a flag of the release with no use here ({RELEASE_ONLY[token[2:]]}); leave it out"
-            for token in unknown if token.startswith("--") and token[2:].partition("=")[0] in RELEASE_ONLY]
-
-
-def values_after_switches(parser, argv, unknown):
-    """For each True/False of `unknown` given after a switch (--overridecache False): that the switch takes none.
-    The release's switches were argparse's type=bool, which turns any value, False included, into True."""
-    switches = {s for a in parser._actions if a.nargs == 0 for s in a.option_strings}
-    return [f"{argv[k - 1]} {token}: {argv[k - 1]} takes no value (the release's type=bool flags took one, and "
-            f"turned even False into True); give {argv[k - 1]} alone to turn it on, or leave it out"
-            for k, token in enumerate(argv) if token in BOOL_WORDS and token in unknown and k and
-            argv[k - 1] in switches]
-
-
-def settings_as_flags(unknown, command):
-    """For each flag of `unknown` that names a setting (or, as --no_KEY, turns off one that is on by default): how
-    --set gives it."""
-    problems = []
-    for k, token in enumerate(unknown):
-        key, _, value = token.removeprefix("--").partition("=")
-        release = next((p for p in RELEASE_PREFIXES if key.startswith(p) and key[len(p):] in S.OWNERS), "")
-        key = key[len(release):] if key not in S.OWNERS else key   # the release's --s_seedthres: guide's seedthres
-        turned_off = key.startswith("no_") and not value and on_by_default(key[3:])
-        key = key[3:] if turned_off else key
-        owners = S.OWNERS.get(key) if token.startswith("--") else None
-        owners = [o for o in owners if o in RELEASE_PREFIXES[release]] or owners if owners and release else owners
-        if not owners:
-            continue
-        where = naming.set_key(owners[0], key) if len(owners) == 1 else f"SECTION.{key}"
-        sections = listed(owners)
-        switch = isinstance(S.OPTIONS[owners[0]][key][0], bool)   # a flag without a value turns it on
-        if switch and not value and not turned_off and on_by_default(key):
-            problems.append(f"--{key}: a setting of {sections}, on by default; --set {where}=false turns it off")
-            continue
-        value = "false" if turned_off else value or (
-            unknown[k + 1] if k + 1 < len(unknown) and not unknown[k + 1].startswith("--")
-            else "true" if switch else "VALUE")
-        flag = f"--no_{key}" if turned_off else f"--{release}{key}"
-        named = "(the release's name of an upstream stage's setting) " if release else ""
-        problems.append(f"{flag}: not a flag of {command}, but {named}a setting of {sections}; give "
-                        f"it as --set {where}={value}" + ("" if len(owners) == 1 else f" (SECTION: {sections})"))
-    return problems
-
-
-def on_by_default(key):
-    """A setting whose default, in every section that has it, is True (its stage flag is --no_KEY)."""
-    return key in S.OWNERS and all(S.OPTIONS[sec][key][0] is True for sec in S.OWNERS[key])
-
-
 def fragment_of(run):
     """(n, N) of a run section: the release's --n/--N, or RANK/WORLD_SIZE where WORLD_SIZE is set (by torchrun, or
     another launcher); not --n/--N under torchrun: every process would be fragment n, and the other fragments' images
@@ -466,76 +384,6 @@ def resolve(stage, argv):
     cfg, preset = C.resolve(args.config, C.flag_overrides(args))
     ensure_data(cfg)
     return args, cfg, preset, Path(args.out_dir) if args.out_dir else naming.stage_dir(cfg, preset, stage)
-
-
-def unread_settings(stage, cfg, items):
-    """A note per --set item naming a setting of sections the stage does not read (`./src/seed/eval.py --set
-    seedthres=30` ran at eval_seedthres 20 without a word), with the nearest setting it reads."""
-    sections = pipeline.sections(stage, cfg)
-    read = sections + ["run"]
-    notes = []
-    for item in items:
-        key = item.split("=", 1)[0].strip()
-        sec, _, name = key.rpartition(".")
-        owners = [pipeline.current_name(sec)] if sec else S.OWNERS.get(name, [])
-        if owners and not set(owners) & set(read):
-            written = {k: naming.set_key(s, k) for s in sections for k in cfg[s]}   # as --set writes them (run's
-            # keys left out: seedthres is not threads)
-            near = difflib.get_close_matches(name, written, n=1, cutoff=0.7)
-            notes.append(f"--set {key}: a setting of {' and '.join(owners)}, which {stage} does not read (it reads "
-                         f"{', '.join(read)}), so it changes nothing here" + (f"; did you mean {written[near[0]]}?"
-                                                                            if near else ""))
-    return notes
-
-
-def splits_read(stage, cfg):
-    """The dataset splits that a stage and the stages upstream of it work on."""
-    lineage = pipeline.ancestors(stage, cfg) + [stage]
-    return {split for s in lineage for split in S.STAGE_MODULES[s].reads(cfg, {}).splits}
-
-
-def unread_inputs(stage, cfg, preset, given):
-    """A note per split flag given (--dataset, --test_dataset) that neither the stage nor a stage upstream of it
-    works on, and per folder flag given (--guide_dir beside --labels gt) that it does not read (matched by value:
-    each flag gives one upstream stage's folder). The release's --test_dataset named the split each command works on
-    (seed/test.py --test_dataset voc12val: val's heatmaps); here it is the segmenter's test split, and the seeds'
-    with seed_split test, which the note names where it would make the stage work on it."""
-    reads = S.STAGE_MODULES[stage].reads(cfg, given)
-    splits, upstream = reads.splits, reads.upstream.values()
-    notes = []
-    for key in ("dataset", "test_dataset"):
-        value = cfg["data"][key]
-        if value == preset["data"][key] or value in splits_read(stage, cfg):
-            continue
-        works = f"works on {listed(splits)}, not on it" if splits else "reads no split of the dataset"
-        on_test = "seed_split" in cfg.get("seed_heatmaps", {}) and value in S.STAGE_MODULES[stage].reads(
-            cfg | {"seed_heatmaps": cfg["seed_heatmaps"] | {"seed_split": "test"}}, given).splits
-        notes.append(f"--{key} {value}: {stage} {works}" + (
-            " (the release's --test_dataset named the split each command works on; here it is the split the segmenter "
-            "is tested on" + ("; --set seed_split=test makes this command work on it)" if on_test else ")")
-            if key == "test_dataset" else ""))
-    notes += [f"--{flag} {given[flag]}: {stage} does not read it with these settings"
-              for flag in ("seed_dir", "saliency_dir", "model_dir", "guide_dir")
-              if given.get(flag) and given[flag] not in upstream]
-    return notes
-
-
-def machine_notes(run):
-    """Notes on run.threads and run.workers above this machine's cores (256 threads took a run 4x longer; 1000
-    loading processes, hours): torch's threads then wait on each other, loading processes crowd the cores. Under
-    torchrun, the first process's."""
-    n = lanes.cores()
-    return [f"{key} {run[key]} is more than the {n} cores this process may use: {why}, which may be slower than "
-            f"{key} {n}" for key, why in (("threads", "torch's threads then wait on each other"),
-                                          ("workers", "loading processes then share the cores with the network"))
-            if run[key] > n and distributed.is_main()]
-
-
-def setting_notes(cfg, items):
-    """The notes on settings that any command prints: machine_notes, and those of the data settings given
-    (`items`: the command line's KEY=VALUE overrides) that the dataset of the run does not read."""
-    given = {bare for item in items for sec, bare in [S.locate(item.split("=", 1)[0].strip())] if sec == "data"}
-    return machine_notes(cfg["run"]) + unread_notes(cfg["data"], given)
 
 
 def use_threads(threads):

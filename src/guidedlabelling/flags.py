@@ -1,0 +1,91 @@
+"""Flags a command lacks, told how to give them instead of argparse's bare 'unrecognized arguments': a setting
+of another stage or of the driver (through --set), the release's names of upstream stages' settings (--s_seedthres),
+its flags with no use here (--test_gtcls) and its type=bool switches given a value (--overridecache False)."""
+import sys
+
+from . import naming
+from . import settings as S
+from .errors import InputError, listed
+
+
+def parse_or_suggest_set(parser, argv, command):
+    """parser.parse_args(argv); flags it lacks that are settings (--max_iter on a test command, --guiderule on
+    ./script.py) end in one line each saying how --set gives them."""
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        after = values_after_switches(parser, sys.argv[1:] if argv is None else argv, unknown)
+        problems = settings_as_flags(unknown, command) + release_only(unknown) + after
+        if not problems or len(problems) - len(after) < sum(token.startswith("--") for token in unknown):
+            parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+        raise InputError(*problems)
+    return args
+
+
+RELEASE_ONLY = {   # the release's flags that have no counterpart here, and why
+    **dict.fromkeys(("save", "save_cls", "save_heat"), "every output is saved"),
+    "imagenetmeanloc": "each network's input preprocessing is built in (docs/method.md)",
+    **dict.fromkeys(("gtcls", "test_gtcls"), "the heatmaps are always those of each image's tags, as the release's "
+                                             "'use' made them"),
+    "test_ranking": "its one value in the release, none, is what this port does",
+    "test_datatype": "--datatype names the ImageSets folder of every split",
+    "shuffle": "the images are worked on in the split's order, which --n/--N fragments split",
+    "visconf": "--vis draws the panels",
+    "plot": "report.html draws the figures",
+    "parallel": "--n/--N fragments and torchrun split the per-image work",
+}
+SEED, SALIENCY = ("seed_train", "seed_heatmaps"), ("saliency_train", "saliency")
+RELEASE_PREFIXES = {"s_g_": SEED, "s_s_": SALIENCY, "g_": SEED, "s_": SALIENCY + ("guide_labels",)}   # the release's
+# names of upstream stages' settings: the seed's and saliency's in generate.py (g_, s_), seed's, saliency's and the
+# guide's in the segmentation scripts (s_g_, s_s_, s_)
+BOOL_WORDS = ("True", "False", "true", "false")
+
+
+def release_only(unknown):
+    """For each of the release's flags that `unknown` holds, with no counterpart here: why, in one line."""
+    return [f"{token}: a flag of the release with no use here ({RELEASE_ONLY[token[2:]]}); leave it out"
+            for token in unknown if token.startswith("--") and token[2:].partition("=")[0] in RELEASE_ONLY]
+
+
+def values_after_switches(parser, argv, unknown):
+    """For each True/False of `unknown` given after a switch (--overridecache False): that the switch takes none.
+    The release's switches were argparse's type=bool, which turns any value, False included, into True."""
+    switches = {s for a in parser._actions if a.nargs == 0 for s in a.option_strings}
+    return [f"{argv[k - 1]} {token}: {argv[k - 1]} takes no value (the release's type=bool flags took one, and "
+            f"turned even False into True); give {argv[k - 1]} alone to turn it on, or leave it out"
+            for k, token in enumerate(argv) if token in BOOL_WORDS and token in unknown and k and
+            argv[k - 1] in switches]
+
+
+def settings_as_flags(unknown, command):
+    """For each flag of `unknown` that names a setting (or, as --no_KEY, turns off one that is on by default): how
+    --set gives it."""
+    problems = []
+    for k, token in enumerate(unknown):
+        key, _, value = token.removeprefix("--").partition("=")
+        release = next((p for p in RELEASE_PREFIXES if key.startswith(p) and key[len(p):] in S.OWNERS), "")
+        key = key[len(release):] if key not in S.OWNERS else key   # the release's --s_seedthres: guide's seedthres
+        turned_off = key.startswith("no_") and not value and on_by_default(key[3:])
+        key = key[3:] if turned_off else key
+        owners = S.OWNERS.get(key) if token.startswith("--") else None
+        owners = [o for o in owners if o in RELEASE_PREFIXES[release]] or owners if owners and release else owners
+        if not owners:
+            continue
+        where = naming.set_key(owners[0], key) if len(owners) == 1 else f"SECTION.{key}"
+        sections = listed(owners)
+        switch = isinstance(S.OPTIONS[owners[0]][key][0], bool)   # a flag without a value turns it on
+        if switch and not value and not turned_off and on_by_default(key):
+            problems.append(f"--{key}: a setting of {sections}, on by default; --set {where}=false turns it off")
+            continue
+        value = "false" if turned_off else value or (
+            unknown[k + 1] if k + 1 < len(unknown) and not unknown[k + 1].startswith("--")
+            else "true" if switch else "VALUE")
+        flag = f"--no_{key}" if turned_off else f"--{release}{key}"
+        named = "(the release's name of an upstream stage's setting) " if release else ""
+        problems.append(f"{flag}: not a flag of {command}, but {named}a setting of {sections}; give "
+                        f"it as --set {where}={value}" + ("" if len(owners) == 1 else f" (SECTION: {sections})"))
+    return problems
+
+
+def on_by_default(key):
+    """A setting whose default, in every section that has it, is True (its stage flag is --no_KEY)."""
+    return key in S.OWNERS and all(S.OPTIONS[sec][key][0] is True for sec in S.OWNERS[key])

@@ -1,0 +1,79 @@
+"""Notes a command prints before it runs, on settings it was given that change nothing or may slow it: a --set of a
+stage it does not read, a split or folder flag it does not work on, a data setting of another layout, threads and
+workers above the cores."""
+import difflib
+
+from . import settings as S
+from . import distributed, lanes, naming, pipeline
+from .datasets import unread_notes
+from .errors import listed
+
+
+def unread_settings(stage, cfg, items):
+    """A note per --set item naming a setting of sections the stage does not read (`./src/seed/eval.py --set
+    seedthres=30` ran at eval_seedthres 20 without a word), with the nearest setting it reads."""
+    sections = pipeline.sections(stage, cfg)
+    read = sections + ["run"]
+    notes = []
+    for item in items:
+        key = item.split("=", 1)[0].strip()
+        sec, _, name = key.rpartition(".")
+        owners = [pipeline.current_name(sec)] if sec else S.OWNERS.get(name, [])
+        if owners and not set(owners) & set(read):
+            written = {k: naming.set_key(s, k) for s in sections for k in cfg[s]}   # as --set writes them (run's
+            # keys left out: seedthres is not threads)
+            near = difflib.get_close_matches(name, written, n=1, cutoff=0.7)
+            notes.append(f"--set {key}: a setting of {' and '.join(owners)}, which {stage} does not read (it reads "
+                         f"{', '.join(read)}), so it changes nothing here" + (f"; did you mean {written[near[0]]}?"
+                                                                            if near else ""))
+    return notes
+
+
+def splits_read(stage, cfg):
+    """The dataset splits that a stage and the stages upstream of it work on."""
+    lineage = pipeline.ancestors(stage, cfg) + [stage]
+    return {split for s in lineage for split in S.STAGE_MODULES[s].reads(cfg, {}).splits}
+
+
+def unread_inputs(stage, cfg, preset, given):
+    """A note per split flag given (--dataset, --test_dataset) that neither the stage nor a stage upstream of it
+    works on, and per folder flag given (--guide_dir beside --labels gt) that it does not read (matched by value:
+    each flag gives one upstream stage's folder). The release's --test_dataset named the split each command works on
+    (seed/test.py --test_dataset voc12val: val's heatmaps); here it is the segmenter's test split, and the seeds'
+    with seed_split test, which the note names where it would make the stage work on it."""
+    reads = S.STAGE_MODULES[stage].reads(cfg, given)
+    splits, upstream = reads.splits, reads.upstream.values()
+    notes = []
+    for key in ("dataset", "test_dataset"):
+        value = cfg["data"][key]
+        if value == preset["data"][key] or value in splits_read(stage, cfg):
+            continue
+        works = f"works on {listed(splits)}, not on it" if splits else "reads no split of the dataset"
+        on_test = "seed_split" in cfg.get("seed_heatmaps", {}) and value in S.STAGE_MODULES[stage].reads(
+            cfg | {"seed_heatmaps": cfg["seed_heatmaps"] | {"seed_split": "test"}}, given).splits
+        notes.append(f"--{key} {value}: {stage} {works}" + (
+            " (the release's --test_dataset named the split each command works on; here it is the split the segmenter "
+            "is tested on" + ("; --set seed_split=test makes this command work on it)" if on_test else ")")
+            if key == "test_dataset" else ""))
+    notes += [f"--{flag} {given[flag]}: {stage} does not read it with these settings"
+              for flag in ("seed_dir", "saliency_dir", "model_dir", "guide_dir")
+              if given.get(flag) and given[flag] not in upstream]
+    return notes
+
+
+def machine_notes(run):
+    """Notes on run.threads and run.workers above this machine's cores (256 threads took a run 4x longer; 1000
+    loading processes, hours): torch's threads then wait on each other, loading processes crowd the cores. Under
+    torchrun, the first process's."""
+    n = lanes.cores()
+    return [f"{key} {run[key]} is more than the {n} cores this process may use: {why}, which may be slower than "
+            f"{key} {n}" for key, why in (("threads", "torch's threads then wait on each other"),
+                                          ("workers", "loading processes then share the cores with the network"))
+            if run[key] > n and distributed.is_main()]
+
+
+def setting_notes(cfg, items):
+    """The notes on settings that any command prints: machine_notes, and those of the data settings given
+    (`items`: the command line's KEY=VALUE overrides) that the dataset of the run does not read."""
+    given = {bare for item in items for sec, bare in [S.locate(item.split("=", 1)[0].strip())] if sec == "data"}
+    return machine_notes(cfg["run"]) + unread_notes(cfg["data"], given)
