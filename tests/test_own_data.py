@@ -160,6 +160,11 @@ def test_whole_method_without_masks(folder, without_masks):
         assert f"==> {step}: skipped, no ground-truth masks; pass --masks DIR to run it" in stdout
     assert "no ground-truth masks, so no mIoU table" in stdout
     summary = json.loads((root / "summary.json").read_text())
+    test = json.loads(next((root / "segmentations").glob("*/done.json")).read_text())
+    assert summary["segmenter_classes"] == test["tags_marked"] and set(test["tags_marked"]) <= set(CLASSES)
+    assert "\n".join(f"{name:<16}{m['tagged']:>8}{m['marked']:>8}" for name, m in test["tags_marked"].items()) in stdout
+    tagged = {c: sum(c in IMAGES[i][3].replace(";", " ").split() for i in VAL) for c in CLASSES[1:]}
+    assert {c: m["tagged"] for c, m in test["tags_marked"].items()} == {c: n for c, n in tagged.items() if n}
     shapes = SHAPES_SALIENCY   # smoke's saliency set is the built-in shapes
     assert f"note: {shapes}" in stdout and f"warning: {shapes}" in stdout and summary["saliency_warning"] == shapes
     assert html.escape(shapes) in (root / "report.html").read_text()

@@ -294,6 +294,7 @@ def summarise(args, overrides, skip, seconds=None, stale=()):
                "made_seconds": steps_made_seconds(args, overrides)} | diagnostics
     if guide and seg and "mIoU" not in seg:  # own data without masks: nothing to measure against
         path = naming.run_dir(cfg) / "summary.json"
+        marks = print_marked_classes(seg)
         unmarked = unmarked_classes(seg, ref)  # a reference where the training images have masks
         for line in unmarked:
             print(f"warning: {line}")
@@ -303,7 +304,7 @@ def summarise(args, overrides, skip, seconds=None, stale=()):
               f"{outputs['guide_labels']} (the {splits['dataset']} images)\npredictions: {outputs['predictions']} "
               f"(the {splits['test_dataset']} images; ./src/predict.py IMAGES --model MODEL segments any others)\n"
               f"model: {outputs['model']} (./src/predict.py --model)\n"
-              f"{saved_summary(path, outputs | {'segmenter_warnings': unmarked})}")
+              f"{saved_summary(path, outputs | marks | {'segmenter_warnings': unmarked})}")
         return True
     no_reference = skip.get("reference_train")  # why, where it cannot be trained (skip: skipped_steps)
     ref = None if no_reference else ref   # not a folder of earlier masks
@@ -390,6 +391,19 @@ def print_guide_classes(guide):
     for line in guide["warnings"]:
         print(f"warning: {line}")
     return {"guide_classes": guide["classes"], "guide_warnings": guide["warnings"]}
+
+
+def print_marked_classes(seg):
+    """Without masks, what the guided segmenter learnt of each class: the test images tagged with it and those whose
+    prediction marks it (the test's tags_marked); returned for summary.json."""
+    marks = seg.get("tags_marked")   # absent where an earlier version finished the test
+    if not marks:
+        return {}
+    print(f"\nwhat the guided segmenter marks of each class ({seg.get('split', 'val')} images; from their tags):")
+    print(f"{'class':<16}{'tagged':>8}{'marked':>8}")
+    for name, m in marks.items():
+        print(f"{name:<16}{m['tagged']:>8}{m['marked']:>8}")
+    return {"segmenter_classes": marks}
 
 
 def print_profile(seconds, total, lane_of=None):
