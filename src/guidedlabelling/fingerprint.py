@@ -1,11 +1,11 @@
 """Reuse of a stage's outputs only when it would read the same content again.
 
 A stage's manifest lists everything it reads, by content: a hash of every file of its dataset splits (image list or
-tags CSV, the latter by the rows it holds, or where a stage reads no tags by the images it lists and, where its
-outputs depend on them, its classes; classes.txt, images, labels or masks), of its saliency set, of its
-initial weights and of user folders it reads instead of an upstream output, plus the fingerprint of each upstream
-output it reads (which covers that stage's own inputs in turn). The fingerprint is the hash of the manifest. The
-runner writes the manifest to <folder>/inputs.json when the stage starts, before any output, and the fingerprint
+tags CSV, the latter by the classes and the rows of the splits it reads, or where a stage reads no tags by the images
+it lists and, where its outputs depend on them, its classes; classes.txt, images, labels or masks), of its saliency
+set, of its initial weights and of user folders it reads instead of an upstream output, plus the fingerprint of each
+upstream output it reads (which covers that stage's own inputs in turn). The fingerprint is the hash of the manifest.
+The runner writes the manifest to <folder>/inputs.json when the stage starts, before any output, and the fingerprint
 into done.json when it ends: a finished folder is reused only while its fingerprint is the current one, and a
 folder started with other inputs (per-image files, training snapshots) is cleared rather than resumed. inputs.json
 also records the digest of each upstream output's content (done.json's outputs_digest) beside the manifest: outputs
@@ -27,8 +27,9 @@ from pathlib import Path
 
 from . import pipeline
 from .errors import InputError, listed
+from .datasets.own import image_id
 from .io import CLASS_SCORES, SNAPSHOT
-from .tags import read_rows
+from .tags import read_rows, split_of
 
 MANIFEST = "inputs.json"
 DONE = "done.json"  # a finished folder's record: its summary, fingerprints and outputs (runner.Stage.finish)
@@ -46,6 +47,9 @@ TAG_CLASSES = "classes of "  # manifest key prefix of a tags CSV hashed by its c
 # rows as EVALUATED: they score with it)
 TAG_IMAGES = "images of "  # manifest key prefix of a tags CSV hashed by the images it lists and their split column
 # alone (images_digest): which images a split of a stage that reads no tags holds
+TAG_SPLIT = "split rows of "  # manifest key prefix of a tags CSV hashed by the rows of one split and the classes
+# (split_rows_digest): what a stage that reads the tags of that split takes from it; then JSON of [split,
+# val_percent, images folder, CSV] (split_rows_key): a val row's tags do not make the training steps stale
 CHUNK = 1 << 20
 
 
@@ -85,7 +89,27 @@ def images_digest(path):
                                                                                   for r in rows})))
 
 
-TAG_DIGESTS = {TAG_ROWS: rows_digest, TAG_CLASSES: classes_digest, TAG_IMAGES: images_digest}
+def split_rows_key(split, val_percent, images, csv):
+    """The manifest key of a tags CSV counted by the rows of one split of own data (TAG_SPLIT)."""
+    return TAG_SPLIT + json.dumps([split, val_percent, str(images), str(csv)])
+
+
+def split_rows_digest(described):
+    """BLAKE2b-128 of the classes a tags CSV names and of its rows (image, tags, split column) that fall in one split
+    as own data splits them (its split column, else a hash of the image's id at val_percent); `described`: the JSON
+    of split_rows_key. A CSV that does not read whole: its bytes' digest."""
+    split, val_percent, images, csv = json.loads(described)
+    rows = whole_rows(csv)
+    if rows is None:
+        return file_digest(csv)
+    listings = {}
+    kept = [(r.image, list(r.tags), r.split or None) for r in rows
+            if split_of(r, image_id(Path(images), r.image, listings), val_percent) == split]
+    return text_digest(json.dumps([sorted({t for r in rows for t in r.tags}), kept]))
+
+
+TAG_DIGESTS = {TAG_ROWS: rows_digest, TAG_CLASSES: classes_digest, TAG_IMAGES: images_digest,
+               TAG_SPLIT: split_rows_digest}
 
 
 def whole_rows(path):
@@ -272,6 +296,9 @@ def key_name(key):
         return f"the classes of {key[len(TAG_CLASSES):]}"
     if key.startswith(TAG_IMAGES):
         return f"the images {key[len(TAG_IMAGES):]} lists"
+    if key.startswith(TAG_SPLIT):
+        split, _, _, csv = json.loads(key[len(TAG_SPLIT):])
+        return f"the {split} rows of {csv}"
     if not key.startswith(UPSTREAM):
         return key.removeprefix(EVALUATED).removeprefix(TAG_ROWS)
     stage = key[len(UPSTREAM):]
@@ -313,7 +340,8 @@ def tags_counted_otherwise(keys, old, new):
     paths = {csv_of(k) for k in keys} - {None}
     changed, told = [], set()
     for path in sorted(paths):
-        forms = [prefix + path for prefix in (TAG_ROWS, "", EVALUATED + TAG_ROWS, TAG_IMAGES, TAG_CLASSES)]
+        forms = [prefix + path for prefix in (TAG_ROWS, "", EVALUATED + TAG_ROWS, TAG_IMAGES, TAG_CLASSES)] + \
+            sorted(k for k in old.keys() | new.keys() if k.startswith(TAG_SPLIT) and csv_of(k) == path)
         if [f in old for f in forms] == [f in new for f in forms] or not any(f in old for f in forms) or \
                 not any(f in new for f in forms):
             continue   # counted alike, or another CSV: its keys say what changed
@@ -327,6 +355,8 @@ def tags_counted_otherwise(keys, old, new):
 def csv_of(key):
     """The tags CSV a manifest key counts in a TAG_DIGESTS form (or EVALUATED rows), else None."""
     key = key.removeprefix(EVALUATED)
+    if key.startswith(TAG_SPLIT):
+        return json.loads(key[len(TAG_SPLIT):])[3]
     return next((key[len(prefix):] for prefix in TAG_DIGESTS if key.startswith(prefix)), None)
 
 

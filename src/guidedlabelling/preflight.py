@@ -25,7 +25,7 @@ from .io import IGNORE, WIDE_GREY_MODES, label_array, load_checkpoint
 from .model_setup import untrained
 from .fingerprint import DONE, EVALUATED, SETTINGS, TAG_CLASSES, TAG_IMAGES, TAG_ROWS, UPSTREAM, WORK_SIZE, Digests, \
     csv_of, fingerprint, has_outputs, output_fingerprint, outputs_fingerprint, read_files, remade_in_order, \
-    settings_digest, staleness
+    settings_digest, split_rows_key, staleness
 from .networks import NETWORKS, imagenet_weights, names
 from .reads import Reads
 from .weights import fitting, read_state
@@ -58,7 +58,8 @@ class Checked:
         return inputs, upstream
 
     def made_manifest(self, way="now"):
-        """manifest(): the tags CSV counted by its rows where the stage reads tags, else as a file it scores with
+        """manifest(): the tags CSV counted by the rows of the splits it reads where the stage reads tags (a val row's
+        tags leave the trainings as they are), else as a file it scores with
         where it scores, and by its classes where its outputs depend on them (Reads.classes); the user's folders of
         maps by the files read; or as an earlier version counted them (FORMER_WAYS)."""
         sources, evaluated = [], []
@@ -71,7 +72,11 @@ class Checked:
         sources += self.saliency_set.sources if self.saliency_set else []
         sources += [self.reads.init_file()] if self.reads.init_file() else []
         tags = set() if way == "bytes" else {str(d.tags_file) for d in self.datasets.values() if d.tags_file}
-        if self.reads.tags or way == "rows":
+        if self.reads.tags and way == "now":   # the rows of the splits it reads
+            sources = [s for s in sources if str(s) not in tags] + sorted(
+                {split_rows_key(d.split, d.val_percent, d.root, d.tags_file) for d in self.datasets.values()
+                 if d.tags_file})
+        elif self.reads.tags or way == "rows":
             sources = [TAG_ROWS + str(s) if str(s) in tags else s for s in sources]
         else:   # which images each split holds, whatever their tags; their classes where the outputs depend on them
             sources = [s for s in sources if str(s) not in tags] + [TAG_IMAGES + s for s in sorted(tags)] + \
@@ -93,9 +98,9 @@ class Checked:
         return inputs, upstream
 
 
-FORMER_WAYS = ("rows", "bytes")  # how earlier versions counted the tags CSV: by its rows for every stage (before
-# the steps that read no tags counted it by its images), by its bytes, with every file of a user's folder of maps
-# (up to cce8fdd)
+FORMER_WAYS = ("rows", "bytes")  # how earlier versions counted the tags CSV: by all its rows for every stage (before
+# the steps that read no tags counted it by its images, and those that read tags by the rows of their splits), by its
+# bytes, with every file of a user's folder of maps (up to cce8fdd)
 
 
 def counted_in(former, key):

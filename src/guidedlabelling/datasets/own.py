@@ -50,7 +50,7 @@ class OwnDataset(Labelled):
 
     def __init__(self, images, tags, masks=None, split="train", val_percent=20, follow_symlinks=False):
         self.root, self.tags_file, self.follow_symlinks = Path(images), Path(tags), follow_symlinks
-        self.split = own_split(split)
+        self.split, self.val_percent = own_split(split), val_percent
         self.has_labels, self.masks_folder = bool(masks), Path(masks) if masks else None
         self._check_folders(masks)
         rows, problems = read_rows(self.tags_file)   # the rows that read well are checked on with them
