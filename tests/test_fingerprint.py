@@ -465,7 +465,8 @@ def test_another_training_of_the_same_inputs_given_as_the_model_is_not_up_to_dat
         outs.append(out)
         heatmaps = sorted(p for p in folder(own, "seed_heatmaps").glob("*.mat") if p.name != "cls_res.mat")
         maps[given] = {p.name: scipy.io.loadmat(p)["heatmap"] for p in heatmaps}
-    assert f"it was made from the seed_train folder {first}, and now reads {second}; recomputing it" in outs[1]
+    assert f"it was made from the seed_train folder {first}, and now reads {second} (--out_dir keeps the outputs of " \
+        "each apart); recomputing it" in outs[1]
     assert "seed_heatmaps: up to date" in outs[2]
     assert maps[first].keys() == maps[second].keys() and len(maps[first]) > 0
     assert any(not np.array_equal(maps[first][k], maps[second][k]) for k in maps[first])
@@ -682,7 +683,8 @@ def test_the_upstream_folder_named_only_where_another_one_with_other_content_was
     assert runner.other_upstream({"seg_train": "runs/x"}, now, ["evaluated masks/f.png"]) is None
     assert runner.other_upstream({"seg_train": "runs/y"}, now, ["evaluated masks/f.png"]) is None  # same content
     assert runner.other_upstream({"seg_train": "runs/y"}, now, ["upstream seg_train"]) == \
-        f"it was made from the seg_train folder runs/y, and now reads {tmp_path / 'runs' / 'x'}"
+        f"it was made from the seg_train folder runs/y, and now reads {tmp_path / 'runs' / 'x'} (--out_dir keeps the " \
+        "outputs of each apart)"
 
 
 def test_maps_a_stage_does_not_read_leave_its_outputs_current(own, command, tmp_path):

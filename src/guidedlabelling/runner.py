@@ -336,8 +336,9 @@ def other_upstream(made_from, reads, changed):
     moved = {stage: folder for stage, folder in reads.items()
              if os.path.realpath(made_from.get(stage, folder)) != os.path.realpath(folder)
              and any(key.startswith(UPSTREAM + stage) for key in changed)}
-    return "; ".join(f"it was made from the {stage} folder {made_from[stage]}, and now reads {folder}"
-                     for stage, folder in moved.items()) or None
+    said = "; ".join(f"it was made from the {stage} folder {made_from[stage]}, and now reads {folder}"
+                     for stage, folder in moved.items())
+    return said and said + " (--out_dir keeps the outputs of each apart)"
 
 
 def stage_module(stage):
