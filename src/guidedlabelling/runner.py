@@ -338,7 +338,7 @@ def other_upstream(made_from, reads, changed):
              and any(key.startswith(UPSTREAM + stage) for key in changed)}
     said = "; ".join(f"it was made from the {stage} folder {made_from[stage]}, and now reads {folder}"
                      for stage, folder in moved.items())
-    return said and said + " (--out_dir keeps the outputs of each apart)"
+    return said + " (--out_dir keeps the outputs of each apart)" if said else None
 
 
 def stage_module(stage):
