@@ -630,3 +630,16 @@ def test_review_cases_of_the_new_checks(tmp_path):
     preset.write_text("seed_train: &t {width: 0.125, max_iter: 3}\nsaliency_train: {<<: *t, max_iter: 4}\n")
     cfg, _ = C.resolve(str(preset))
     assert (cfg["saliency_train"]["width"], cfg["saliency_train"]["max_iter"]) == (0.125, 4)
+
+
+def test_a_missing_upstream_folder_names_one_of_the_same_name_under_another_preset(tmp_path):
+    """A stage command run without --config (demo) after a run of --config msrc: the folder it looks for is under
+    demo/, and the one the run made under msrc/ is named as the way out."""
+    from guidedlabelling.preflight import under_other_presets
+    wanted = tmp_path / "demo" / "seed_heatmaps" / "images-a-1"
+    made = tmp_path / "msrc" / "seed_heatmaps" / "images-a-1"
+    made.mkdir(parents=True)
+    assert under_other_presets(wanted) == ""   # not finished
+    (made / "done.json").write_text("{}")
+    (tmp_path / "smoke" / "seed_heatmaps" / "images-b-2").mkdir(parents=True)   # another name
+    assert under_other_presets(wanted) == f"; a finished folder of that name is under --config msrc ({made})"

@@ -230,7 +230,8 @@ def upstream_folder(parent, given_folder, cfg, preset, made, datasets, opened, t
     if path in made:
         return path
     if not (path / DONE).exists():
-        opened.add(f"{path}: no finished output of stage {parent}{begun(path, parent, datasets)}; run {fix}")
+        opened.add(f"{path}: no finished output of stage {parent}{begun(path, parent, datasets)}; run {fix}"
+                   + under_other_presets(path))
     elif not naming.same_settings(naming.stored_settings(path), naming.relevant(cfg, parent)):  # a preset edited since
         opened.add(f"{path}: the output of stage {parent} was made with other settings than these; rerun "
                    f"{pipeline.command(parent)} with --overridecache (or ./script.py --overridecache)")
@@ -265,6 +266,16 @@ def given_model_problems(parent, folder, datasets, test_iter):
     except InputError as e:
         return list(e.messages)
     return []
+
+
+def under_other_presets(path):
+    """'; a finished folder of that name is under --config msrc (<folder>)' where a run of another preset in the same
+    out_root made one: a stage command run without the --config of the run before it (the default is demo)."""
+    preset_dir = path.parent.parent
+    found = sorted(p for p in preset_dir.parent.glob(f"*/{path.parent.name}/{path.name}")
+                   if p.parent.parent != preset_dir and (p / DONE).is_file())
+    return "; a finished folder of that name is under " + ", ".join(
+        f"--config {p.parent.parent.name} ({p})" for p in found) if found else ""
 
 
 def begun(path, stage, datasets):
