@@ -129,8 +129,9 @@ def test_steps_that_read_no_tags_keep_their_outputs_when_only_tags_change(own, c
     code, _, err = command("segmentations", *own_args(own), "--set", "labels=gt")   # alone: the reference is read
     assert code == 2 and f"the output of stage seg_train is out of date, the images {own['tags']} lists changed " \
         "since it was made" in err, err
-    saliency, = run_all(command, own, ("saliency",))
-    assert f"the images {own['tags']} lists changed since it was made; recomputing it" in saliency
+    saliency, = run_all(command, own, ("saliency",))   # d's map is its image's, in train or in val: kept
+    assert f"the images {own['tags']} lists changed since it was made; keeping the outputs of the images it had" \
+        in saliency
 
 
 def test_a_val_rows_tags_leave_the_trainings_as_they_are(own, command):
@@ -284,6 +285,35 @@ def test_a_photo_added_to_the_set_is_said_to_be_added(own, command):
         f.write("g.jpg,cat,train\n")
     (out,) = run_all(command, own, ("seed_train",))
     assert f"{own['tags']} changed, {own['images'] / 'g.jpg'} was added since it was made; recomputing it" in out
+
+
+def test_a_photo_added_or_a_row_removed_keeps_the_other_images_maps(own, command):
+    """Saliency maps depend on the image and the saliency network alone: a row added remade every map (85 for 5 new
+    photos: a probe). Now the maps of the images it had are kept (their files untouched) and the new image's is
+    made; a row removed keeps the rest too; an image edited in place remakes them all, as its map is no longer what
+    its file makes."""
+    run_all(command, own, ("saliency_train", "saliency"))
+    maps = folder(own, "saliency")
+    stamps = {p.name: p.stat().st_mtime_ns for p in maps.glob("*.png")}
+    shutil.copy(own["images"] / "a.jpg", own["images"] / "g.jpg")
+    shutil.copy(own["masks"] / "a.png", own["masks"] / "g.png")
+    with open(own["tags"], "a") as f:
+        f.write("g.jpg,cat,val\n")
+    (out,) = run_all(command, own, ("saliency",))
+    assert f"{own['images'] / 'g.jpg'}" in out and "since it was made; keeping the outputs of the images it had, " \
+        "making the others'" in out and "saliency val: 1 of 3 images to do" in out, out
+    assert {p.name: p.stat().st_mtime_ns for p in maps.glob("*.png") if p.name != "g.png"} == stamps
+    assert np.array_equal(np.array(Image.open(maps / "g.png")), np.array(Image.open(maps / "a.png")))   # a's copy
+    assert json.loads((maps / "done.json").read_text())["fingerprint"] == \
+        json.loads((maps / "inputs.json").read_text())["fingerprint"]
+    own["tags"].write_text(own["tags"].read_text().replace("g.jpg,cat,val\n", "").replace("f.png,dog,val\n", ""))
+    (out,) = run_all(command, own, ("saliency",))
+    assert "keeping the outputs of the images it had" in out and (maps / "a.png").stat().st_mtime_ns == stamps["a.png"]
+    assert "up to date" in run_all(command, own, ("saliency",))[0]
+    Image.fromarray(255 - np.array(Image.open(own["images"] / "b.png"))).save(own["images"] / "b.png")
+    (out,) = run_all(command, own, ("saliency",))
+    assert f"{own['images'] / 'b.png'} changed since it was made; recomputing it" in out, out
+    assert (maps / "a.png").stat().st_mtime_ns != stamps["a.png"]
 
 
 def test_tags_saved_again_by_a_spreadsheet_leave_every_stage_current(own, command):

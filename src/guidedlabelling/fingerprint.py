@@ -373,6 +373,19 @@ def file_changes(keys, old, new):
     return added, went, unread
 
 
+def only_images_come_or_go(keys, old, new):
+    """Whether the manifest keys that changed between a recorded manifest `old` and today's `new` only say which
+    images the splits hold: image files added, gone or no longer read, the tags CSV counted by its images (TAG_IMAGES),
+    files only scored with. Each remaining image's per-image output is then what it was (its file, its upstream
+    outputs and its settings are): a row added keeps the other images' saliency maps."""
+    old = renamed_upstream(old, pipeline.FORMER_NAMES)
+    rest = [k for k in keys if not k.startswith((EVALUATED, TAG_IMAGES))]
+    if any(csv_of(k) for k in rest):   # the tags CSV counted otherwise (its rows, its classes): not images alone
+        return False
+    added, went, unread = file_changes(rest, old, new)
+    return bool(keys) and set(rest) <= set(added + went + unread)
+
+
 def staleness(folder, digests, checked=None):
     """None when a finished stage folder's outputs are still what its recorded inputs make, else why not: a
     recorded file changed (files it only evaluates with do not count), an upstream output it read changed, or one

@@ -28,8 +28,8 @@ from .flags import parse_or_suggest_set
 from .notes import setting_notes, unread_inputs, unread_settings
 from .cli import Terminated
 from .fingerprint import DONE, EVALUATED, MANIFEST, UPSTREAM, changes, damage, done_record, finished_fingerprint, \
-    fingerprint, has_outputs, output_sizes, outputs_digest, outputs_fingerprint, recorded, remade, since_made, \
-    upstream_digests
+    fingerprint, has_outputs, only_images_come_or_go, output_sizes, outputs_digest, outputs_fingerprint, recorded, \
+    remade, since_made, upstream_digests
 from .inference import pick_device
 from .errors import OVERRIDDEN, image_lines, resume_hint
 from .io import Busy, InputError, lock_of, reading, save_json, save_yaml, writing
@@ -227,11 +227,13 @@ def check_cache(out, stage_cfg, override, manifest, alone=True, rescore=False, f
                          f"choose another {folder_flag}")
     record = recorded(out)
     why, changed = why_stale(out, settings, record, manifest)
-    scored_again = why and rescore and changed and all(k.startswith(EVALUATED) for k in changed) \
-        and damage(out) is None
-    rescored = scored_again and finished_fingerprint(out) is not None  # whole: this run makes none of them
-    if scored_again:
-        say(f"{out}: {why}; scoring its outputs again")
+    scored_only = all(k.startswith(EVALUATED) for k in changed)
+    kept = why and rescore and changed and damage(out) is None and (
+        scored_only or only_images_come_or_go(changed, record["inputs"], manifest["inputs"]))
+    rescored = kept and scored_only and finished_fingerprint(out) is not None  # whole: this run makes none of them
+    if kept:
+        say(f"{out}: {why}; " + ("scoring its outputs again" if scored_only else
+                                 "keeping the outputs of the images it had, making the others'"))
         (out / DONE).unlink(missing_ok=True)
         shutil.rmtree(out / "vis", ignore_errors=True)  # panels of an earlier --vis run show the former mask
     elif why:
