@@ -29,7 +29,7 @@ from . import pipeline
 from .errors import InputError, listed
 from .datasets.own import image_id
 from .io import CLASS_SCORES, SNAPSHOT
-from .tags import read_rows, split_of
+from .tags import read_rows, split_of, tag_names
 
 MANIFEST = "inputs.json"
 DONE = "done.json"  # a finished folder's record: its summary, fingerprints and outputs (runner.Stage.finish)
@@ -71,14 +71,14 @@ def rows_digest(path):
     rows = whole_rows(path)
     if rows is None:
         return file_digest(path)
-    return text_digest(json.dumps([(r.image, list(r.tags), r.split or None) for r in rows]))  # empty split: none
+    return text_digest(json.dumps([row_said(r) for r in rows]))
 
 
 def classes_digest(path):
     """BLAKE2b-128 of the classes a tags CSV names (its sorted tags): a tag added to or taken from a row changes it
     only where a class comes or goes. A CSV that does not read whole: its bytes' digest."""
     rows = whole_rows(path)
-    return file_digest(path) if rows is None else text_digest(json.dumps(sorted({t for r in rows for t in r.tags})))
+    return file_digest(path) if rows is None else text_digest(json.dumps(tag_names(rows)))
 
 
 def images_digest(path):
@@ -87,6 +87,11 @@ def images_digest(path):
     rows = whole_rows(path)
     return file_digest(path) if rows is None else text_digest(json.dumps(sorted({(r.image, r.split or "")
                                                                                   for r in rows})))
+
+
+def row_said(r):
+    """What a row of a tags CSV says, as its digests count it: image, tags, split column (an empty cell: none)."""
+    return r.image, list(r.tags), r.split or None
 
 
 def split_rows_key(split, val_percent, images, csv):
@@ -103,9 +108,9 @@ def split_rows_digest(described):
     if rows is None:
         return file_digest(csv)
     listings = {}
-    kept = [(r.image, list(r.tags), r.split or None) for r in rows
+    kept = [row_said(r) for r in rows
             if split_of(r, image_id(Path(images), r.image, listings), val_percent) == split]
-    return text_digest(json.dumps([sorted({t for r in rows for t in r.tags}), kept]))
+    return text_digest(json.dumps([tag_names(rows), kept]))
 
 
 TAG_DIGESTS = {TAG_ROWS: rows_digest, TAG_CLASSES: classes_digest, TAG_IMAGES: images_digest,

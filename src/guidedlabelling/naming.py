@@ -128,21 +128,22 @@ def made_by(out):
 def same_settings(stored, current):
     """A folder's stored config matches the current one; settings added to the project since the folder
     was made count as equal when they have their default value, so old run folders stay valid."""
-    if stored is None or set(stored) != set(current):
+    if stored is None or set(stored) != set(current) or gone_settings(stored, current):
         return False
-    if any(set(old) - set(current[sec]) for sec, old in stored.items() if isinstance(old, dict)):
-        return False   # a setting the project no longer has
     return not differences(stored, current)
+
+
+def gone_settings(stored, current):
+    """The sections and settings (SECTION.KEY) of a stored config that the current one does not have."""
+    return [f"{sec}.{k}" for sec, old in stored.items() if isinstance(old, dict) for k in old
+            if k not in current.get(sec, {})] + [sec for sec in stored if sec not in current]
 
 
 def said_differences(stored, current, most=3):
     """'seedthres 20 there, 30 here; ...' of the settings in which a stored config differs from the current one (at
     most `most`, then how many more), or the sections and settings it has that the current one does not."""
-    differ = differences(stored, current)
-    gone = [f"{sec}.{k}" for sec, old in stored.items() if isinstance(old, dict) for k in old
-            if k not in current.get(sec, {})] + [sec for sec in stored if sec not in current]
-    said = [f"{key} {old!r} there, {new!r} here" for key, old, new in differ] + \
-        [f"{key} there, not a setting here" for key in gone]
+    said = [f"{key} {old!r} there, {new!r} here" for key, old, new in differences(stored, current)] + \
+        [f"{key} there, not a setting here" for key in gone_settings(stored, current)]
     return "; ".join(said[:most]) + (f" and {len(said) - most} more" if len(said) > most else "")
 
 

@@ -58,10 +58,10 @@ class Checked:
         return inputs, upstream
 
     def made_manifest(self, way="now"):
-        """manifest(): the tags CSV counted by the rows of the splits it reads where the stage reads tags (a val row's
-        tags leave the trainings as they are), else as a file it scores with
-        where it scores, and by its classes where its outputs depend on them (Reads.classes); the user's folders of
-        maps by the files read; or as an earlier version counted them (FORMER_WAYS)."""
+        """manifest(): the tags CSV counted by the classes and the rows of the splits it reads where the stage reads
+        tags (a val row's tags leave the trainings as they are), else by the images it lists, as a file it scores
+        with where it scores, and by its classes where its outputs depend on them (Reads.classes); the user's folders
+        of maps by the files read; or as an earlier version counted them (FORMER_WAYS)."""
         sources, evaluated = [], []
         for data in self.datasets.values():
             sources += data.sources

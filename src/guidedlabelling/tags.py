@@ -151,6 +151,11 @@ def read_split(fields, header, path, line):
     return split
 
 
+def tag_names(rows):
+    """The sorted tag names of the rows: own data's classes after background."""
+    return sorted({t for r in rows for t in r.tags})
+
+
 def split_of(row, image_id, val_percent):
     """The split of a row whose image has this id: its split column's, else hash_split's."""
     return row.split or hash_split(image_id, val_percent)

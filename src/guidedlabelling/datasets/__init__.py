@@ -38,8 +38,8 @@ LAYOUTS = {
 
 __all__ = ["IMAGE_SUFFIXES", "LAYOUTS", "VOC_CLASSES", "ImageFiles", "ImageList", "Item", "Labelled", "MaskFolder",
            "OwnDataset", "VOCDataset", "annotated_splits", "dataset_root", "ground_truth_hint", "has_ground_truth",
-           "layout", "names", "open_dataset", "own_split", "read_classes", "scene_of", "shown_settings", "split_name",
-           "data_settings_unread", "unread_notes"]
+           "data_settings_unread", "layout", "names", "open_dataset", "own_split", "read_classes", "scene_of",
+           "shown_settings", "split_name", "unread_notes"]
 
 
 def layout(d):
@@ -72,9 +72,9 @@ def data_settings_unread(d):
     folder, are blank in stored settings (naming.without_unread) and are noted where given."""
     mine = LAYOUTS[layout(d)]
     owners = {}
-    for other in LAYOUTS.values():
+    for other in LAYOUTS.values() if mine.settings is not None else ():   # None: it reads them all
         for k in other.settings or ():
-            if mine.settings is not None and k not in mine.settings:
+            if k not in mine.settings:
                 owners.setdefault(k, []).append(other.described)
     why = {k: f"a setting of {' or '.join(o)}, and this run's dataset is {mine.described}" for k, o in owners.items()}
     if d.get("dataset_dir") and "dataset_dir" not in why and "pascalroot" not in why:

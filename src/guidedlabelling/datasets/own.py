@@ -8,7 +8,7 @@ import numpy as np
 
 from ..errors import InputError, counted, listed, raise_all, some
 from ..io import CLASS_SCORES, IGNORE
-from ..tags import read_rows, read_tags, split_of
+from ..tags import read_rows, read_tags, split_of, tag_names
 from .base import IMAGE_SUFFIXES, Item, Labelled, check_class_count, checked_label, inside, missing_hint
 from .voc import split_name
 
@@ -83,7 +83,7 @@ class OwnDataset(Labelled):
     def _read_classes(self, rows, misread):
         """The classes (background, then the sorted tags), and what the notes say of the rows' tags."""
         self.untagged = [r.line for r in rows if not r.tags]  # photos of background only
-        self.classes = ["background"] + sorted({t for r in rows for t in r.tags})
+        self.classes = ["background"] + tag_names(rows)
         if len(self.classes) < 2 and not misread:
             raise InputError(f"{self.tags_file}: no tags at all; tag each image with the classes it shows")
         check_class_count(self.classes, self.tags_file, "merge tags")
