@@ -1,6 +1,9 @@
 """Training on W processes (torchrun, DDP on gloo) gives the parameters of the one-process run."""
+import gc
 import json
+import logging
 import os
+import weakref
 import signal
 import subprocess
 import sys
@@ -10,18 +13,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 
 from guidedlabelling import datasets as D
+from guidedlabelling import distributed
 from guidedlabelling.datasets.builtin import ensure_builtin
 from guidedlabelling.io import IGNORE, InputError, flocked, lock_of
 from guidedlabelling.networks import build_seg_net
 from guidedlabelling.runner import fragment_of
 from guidedlabelling.sampling import segmentation_stream
 from guidedlabelling.solver import Solver
-from guidedlabelling.training import SampleDropout, global_loss
+from guidedlabelling.model_setup import fc8_mults
+from guidedlabelling.training import SampleDropout, global_loss, segmentation_loss, train_loop
 
 ROOT = Path(__file__).resolve().parents[1]
+wrap = distributed.wrap
 SMOKE_DATA = ROOT / "data" / "builtin_64px_20_10"                 # configs/smoke.yaml's built-in data
 STAGES = {  # stage command, its settings: a global batch of 4 for 3 iterations (a snapshot at 2)
     "classification": ("src/seed/train.py", ["--set", "seed_train.batch_size=4", "--set", "seed_train.max_iter=3"]),
@@ -37,7 +44,7 @@ def train(stage, out, processes):
     proc = subprocess.run(launcher + [str(ROOT / script), "--config", "smoke", "--out_root", str(out.parent),
                                       "--out_dir", str(out)] + settings,
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-6000:]  # a rank's own lines come before torchrun's
     return torch.load(out / "model.pth", weights_only=True)["model"]
 
 
@@ -71,6 +78,36 @@ def test_two_processes_train_a_channels_last_depthwise_network_without_stride_wa
                            "channels_last=true"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "iter 2/2" in proc.stdout and "Grad strides" not in proc.stderr, proc.stderr[-2000:]
+
+
+def test_the_ddp_model_is_freed_before_the_process_group_goes(tmp_path, monkeypatch):
+    """A process's first DDP sits in a reference cycle (torch 2.13: its __init__ imports torch._dynamo, whose import
+    leaves garbage that holds the __init__ frame): dropping the name leaves it, its reducer and the gloo work it
+    holds to a later collection, which may come during the interpreter's exit, where gloo's threads abort the
+    process (rank 1 ended by SIGABRT once, after its training). The training loop collects it before it returns.
+    (Here torch._dynamo is already imported, so the test puts the DDP in a cycle itself.)"""
+    voc, _ = ensure_builtin(SMOKE_DATA, n_train=20, n_val=10, size=64, seed=0)
+    model = build_seg_net("DeepLab-LargeFOV", D.VOCDataset(voc, "train").num_classes, 0.0625)
+    stream = segmentation_stream(D.VOCDataset(voc, "train"), 64, model.output_size(64), "none",
+                                 Solver(0.001, 2, 2, 2, 0, 2))
+    wrapped = []
+
+    def wrap_and_watch(*args, **kwargs):
+        net = wrap(*args, **kwargs)
+        net.__dict__["cycle"] = [net]
+        wrapped.append(weakref.ref(net))
+        return net
+    monkeypatch.setattr(distributed, "wrap", wrap_and_watch)
+    run = {"workers": 0, "amp": "none", "channels_last": False, "cudnn_benchmark": False}
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'group'}", rank=0, world_size=1)
+    gc.disable()  # the automatic collection would hide a missing one
+    try:
+        train_loop(model, stream, segmentation_loss, Solver(0.001, 2, 2, 2, 0, 2), fc8_mults(10), tmp_path,
+                   logging.getLogger("test_distributed"), torch.device("cpu"), run)
+        assert len(wrapped) == 1 and wrapped[0]() is None
+    finally:
+        gc.enable()
+        dist.destroy_process_group()
 
 
 def test_segmentation_halves_count_different_pixels():

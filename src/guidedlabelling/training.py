@@ -2,6 +2,7 @@
 deterministic sample stream, on one process or under torchrun (DDP), with snapshots and resumption; their losses;
 and the stage's start and finish. Their settings are solver.py's, their networks' setup model_setup.py's."""
 import contextlib
+import gc
 import inspect
 import logging
 import math
@@ -90,7 +91,8 @@ def train_loop(model, stream, loss_fn, solver, mults, out, log, device, run, met
                         raise
                     raise lost_process(e, losses, start, snapshot) from None
         finally:
-            del net  # before the process group goes (see distributed.process_group)
+            del net  # before the process group goes (see distributed.process_group); DDP sits in a reference cycle,
+            gc.collect()  # so only a collection frees it: left to the interpreter's exit, gloo's threads may abort
     if distributed.is_main():
         save_checkpoint(out / "model.pth", model, meta or {})
         save_json(out / "loss.json", {"loss": losses})
