@@ -15,7 +15,7 @@ from PIL import Image
 from guidedlabelling.datasets import OwnDataset
 from guidedlabelling.datasets.base import Item, image_check, readable_items
 from guidedlabelling.datasets.voc import VOCDataset, dataset_root
-from guidedlabelling.io import InputError, load_image, save_checkpoint, save_label_png
+from guidedlabelling.io import InputError, load_heatmap_mat, load_image, save_checkpoint, save_label_png, save_mat
 from guidedlabelling.networks import GAPNet
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -313,3 +313,39 @@ def test_a_float_image_is_skipped_and_a_huge_one_is_read(tmp_path):
         assert image_check(tmp_path / "huge.png") == (14000, 14000)
         small = load_image(tmp_path / "huge.png", hw=(100, 100))
     assert small.shape == (100, 100, 3) and small[:, :49].max() == 0 and small[:, 51:].min() == 255
+
+
+@pytest.mark.parametrize("lines, problem", [
+    ("a\nb extra junk\nc\n", "line 2: 'b extra junk' is neither '<id>' nor '<image> <label>'; fix the line"),
+    ("a\nb\na\n", "line 3: image 'a' is listed again (line 1); remove one line"),
+    ("a\n/JPEGImages/b.jpg /SegmentationClass/b.png\nb\n", "line 3: image 'b' is listed again (line 2)"),
+])
+def test_a_voc_list_line_of_three_fields_or_an_id_listed_twice_is_an_error(tmp_path, lines, problem):
+    """Before, the first was dropped without a word and the second trained and scored an image twice."""
+    root = make_voc(tmp_path / "voc")
+    (root / "ImageSets" / "Segmentation" / "train.txt").write_text(lines)
+    with pytest.raises(InputError) as e:
+        VOCDataset(root, "train")
+    assert str(e.value).startswith(f"{root / 'ImageSets' / 'Segmentation' / 'train.txt'}, {problem}")
+
+
+@pytest.mark.parametrize("name", ["classes.txt", "ImageSets/Segmentation/train.txt"])
+def test_a_voc_text_file_that_is_not_utf8_is_one_line(tiny, tmp_path, name):
+    root = make_voc(tmp_path / "voc")
+    text = "background\nbébé\ndog\n" if name == "classes.txt" else "a\nb\nc\nd\n# café\n"
+    (root / name).write_bytes(text.encode("latin-1"))
+    proc = run("src/seed/train.py", tiny, tmp_path / "runs", "--dataset_dir", root)
+    assert_clean_error(proc, root / name, tmp_path / "runs")
+    line = 2 if name == "classes.txt" else 5
+    assert f"not a UTF-8 text file (line {line}, byte 0xe9); re-encode it as UTF-8" in proc.stderr
+
+
+def test_a_heatmap_file_whose_map_does_not_fit_its_size_is_one_line(tmp_path):
+    path = tmp_path / "a.mat"
+    save_mat(path, {"heatmap": np.zeros((2, 5, 5), np.float32), "imshape_original": np.asarray([4, 4], np.int32)})
+    with pytest.raises(InputError, match="its heatmap holds 50 values, no whole number of maps of its "
+                                         r"imshape_original \[4, 4\]; remove it and rerun"):
+        load_heatmap_mat(path)
+    save_mat(path, {"heatmap": np.ones((2, 4, 4), np.float32), "imshape_original": np.asarray([4, 4], np.int32)})
+    heatmap, shape = load_heatmap_mat(path)
+    assert heatmap.shape == (2, 4, 4) and shape == (4, 4)

@@ -25,6 +25,21 @@ LABEL_MODES = ("P", "L", "1", "I", "I;16", "I;16B", "I;16L")  # modes whose pixe
 WIDE_GREY_MODES = ("I", "I;16", "I;16B", "I;16L")  # 16-bit greyscale (32-bit "I" holds PNG's 16 bits too)
 
 
+def text_lines(path, fix):
+    """The lines of a text file (a byte-order mark dropped); one that is not UTF-8 is an error naming it and `fix`."""
+    try:
+        return Path(path).read_text(encoding="utf-8-sig").splitlines()
+    except UnicodeDecodeError as e:
+        raise InputError(f"{path}: not a UTF-8 text file ({not_utf8(e)}); {fix}") from None
+
+
+def not_utf8(error):
+    """Where text stops being UTF-8: 'line 3, byte 0xe9' (a Windows spreadsheet's é)."""
+    before = error.object[:error.start].replace(b"\r\n", b"\n").replace(b"\r", b"\n")   # the bytes after a BOM
+    line = before.count(b"\n") + 1
+    return f"line {line}, byte 0x{error.object[error.start]:02x}"
+
+
 @contextlib.contextmanager
 def atomic_path(path):
     """Yield a temp path beside `path`; rename it into place only if the block succeeds. A file-system error
@@ -259,9 +274,14 @@ CLASS_SCORES = "cls_res.mat"  # seed_heatmaps' file of every image's class score
 
 
 def load_heatmap_mat(path):
+    """([C-1, H, W] heatmaps, (H, W)) of a seed heatmap file."""
     m = read_heatmap_file(path, ["heatmap", "imshape_original"])
     shape = tuple(int(v) for v in m["imshape_original"].ravel())
-    return m["heatmap"].astype(np.float32).reshape((-1,) + shape), shape
+    heatmap = m["heatmap"]
+    if len(shape) != 2 or min(shape) < 1 or heatmap.size == 0 or heatmap.size % (shape[0] * shape[1]):
+        raise InputError(f"{path}: its heatmap holds {heatmap.size} values, no whole number of maps of its "
+                         f"imshape_original {list(shape)}; remove it and rerun {command('seed_heatmaps')}")
+    return heatmap.astype(np.float32).reshape((-1,) + shape), shape
 
 
 def load_heatmap_scores(path):

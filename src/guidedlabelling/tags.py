@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import InputError, raise_all
+from .io import text_lines
 
 SPLITS = ("train", "val")
 NOT_IN_TAGS = re.compile(r"[,\"'|]")  # what a CSV field can hold but a class name may not ('|': a separator of
@@ -39,11 +40,7 @@ def read_rows(path):
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: tags file not found; pass --tags with a CSV whose header is image,tags")
-    try:
-        lines = path.read_text(encoding="utf-8-sig").splitlines()
-    except UnicodeDecodeError as e:
-        raise InputError(f"{path}: not a UTF-8 text file ({not_utf8(e)}); save the tags as 'CSV UTF-8' (Excel), "
-                         "or re-encode the file as UTF-8") from None
+    lines = text_lines(path, "save the tags as 'CSV UTF-8' (Excel), or re-encode the file as UTF-8")
     reader = csv.reader(lines, skipinitialspace=True)  # a, "cat dog" as a,"cat dog"
     try:
         header = [h.strip().lower() for h in next(reader, [])]
@@ -71,13 +68,6 @@ def read_rows(path):
     if not rows:
         raise_all(problems or [f"{path}: no image rows below the header"], str(path))
     return rows, problems + case_clashes(rows, path)
-
-
-def not_utf8(error):
-    """Where text stops being UTF-8: 'line 3, byte 0xe9' (a Windows spreadsheet's é)."""
-    before = error.object[:error.start].replace(b"\r\n", b"\n").replace(b"\r", b"\n")   # the bytes after a BOM
-    line = before.count(b"\n") + 1
-    return f"line {line}, byte 0x{error.object[error.start]:02x}"
 
 
 def rows_of(reader, path, problems):

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import scipy.io
 
-from ..io import InputError, load_label_png, save_gray_png
+from ..io import InputError, atomic_path, load_label_png, save_gray_png, text_lines
 
 
 def sbd_label(mat_path):
@@ -26,7 +26,7 @@ def sbd_label(mat_path):
 def read_ids(path, part):
     """The image ids of a list file; a missing or empty one is an error (train_aug would silently lack its
     images) naming the downloads.sh part that makes it."""
-    ids = path.read_text().split() if path.is_file() else []
+    ids = " ".join(text_lines(path, "re-download it")).split() if path.is_file() else []
     if not ids:
         raise InputError(f"{path}: {'empty' if path.is_file() else 'missing'}; run ./downloads.sh {part} first (SBD "
                          "needs VOC 2012's lists and labels: --voc, then --sbd)")
@@ -51,7 +51,8 @@ def build_train_aug(sbd_root, voc_root):
             save_gray_png(target, load_label_png(voc_png))
         else:
             save_gray_png(target, sbd_label(sbd_root / "cls" / f"{i}.mat"))
-    (lists / "train_aug.txt").write_text("\n".join(ids) + "\n")
+    with atomic_path(lists / "train_aug.txt") as tmp:  # a half-written list would read as a shorter train_aug
+        tmp.write_text("\n".join(ids) + "\n")
     return ids
 
 

@@ -5,7 +5,7 @@ from pathlib import Path
 from xml.etree import ElementTree
 
 from ..errors import raise_all
-from ..io import InputError
+from ..io import InputError, text_lines
 from .base import Item, Labelled, check_class_count, checked_label, missing_image, present_classes
 
 VOC_CLASSES = ["background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat",
@@ -36,7 +36,7 @@ def read_classes(root):
     path = Path(root) / "classes.txt"
     if not path.exists():
         return list(VOC_CLASSES)
-    names = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    names = [line.strip() for line in text_lines(path, "re-encode it as UTF-8") if line.strip()]
     if len(names) < 2:
         raise InputError(f"{path}: needs background plus at least one class, one name per line")
     check_class_count(names, path, "merge classes")
@@ -103,9 +103,12 @@ class VOCDataset(Labelled):
             raise InputError(f"{path}: image list not found; {make} or choose another split with "
                              "--dataset/--test_dataset")
         label_dir = self._label_dir()
-        items = []
-        for number, line in enumerate(path.read_text().splitlines(), 1):
+        items, seen = [], {}
+        for number, line in enumerate(text_lines(path, "re-encode it as UTF-8"), 1):
             parts = line.split()
+            if len(parts) > 2:
+                raise InputError(f"{path}, line {number}: {line.strip()!r} is neither '<id>' nor '<image> <label>'; "
+                                 "fix the line")
             if len(parts) == 2:  # "/JPEGImages/x.jpg /SegmentationClassAug/x.png"
                 if any(".." in Path(p).parts for p in parts):
                     raise InputError(f"{path}, line {number}: {line.strip()!r} leads out of {self.root}; name files "
@@ -115,6 +118,9 @@ class VOCDataset(Labelled):
             elif len(parts) == 1:
                 items.append(Item(parts[0], self.root / "JPEGImages" / f"{parts[0]}.jpg",
                                   label_dir / f"{parts[0]}.png"))
+            if parts and seen.setdefault(items[-1].id, number) != number:
+                raise InputError(f"{path}, line {number}: image {items[-1].id!r} is listed again (line "
+                                 f"{seen[items[-1].id]}); remove one line")
         if not items:
             raise InputError(f"{path}: image list is empty")
         return items
@@ -159,7 +165,7 @@ def xml_classes(path, classes):
 def main_list(path, ids, split):
     """{id: 1, -1 or 0} of one ImageSets/Main/<class>_<split>.txt, which must name every id of the split."""
     entries = {}
-    for n, line in enumerate(path.read_text().splitlines(), 1):
+    for n, line in enumerate(text_lines(path, "re-encode it as UTF-8"), 1):
         parts = line.split()
         if len(parts) != 2 or parts[1] not in ("1", "-1", "0"):
             if parts:
