@@ -167,22 +167,30 @@ def draw_panels(stage):
     return len(indices)
 
 
-def start_worker():
+WORKER_JOB = []  # the pool process's job, sent once as it starts: a task would pickle it (and its dataset) each time
+
+
+def start_worker(job):
     """A pool process: one thread; Ctrl-C reaches the whole process group, and only the command answers it (it
     ends the pool), so a worker does not print its own traceback. SIGTERM stays: Pool.terminate ends its workers
     with it, and a worker that ignored it kept the command waiting forever (unlike a data loader worker's)."""
     torch.set_num_threads(1)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    WORKER_JOB[:] = [job]
+
+
+def worker_job(i):
+    return WORKER_JOB[0](i)
 
 
 def run_jobs(job, indices, workers):
     """job(i) for every index; with workers > 1 in a pool of that many processes of one thread each."""
     if workers > 1:
         with workers_starting():
-            pool = Pool(workers, initializer=start_worker)
+            pool = Pool(workers, initializer=start_worker, initargs=(job,))
         with pool:
             # one image per task: CRF times vary, the load balances
-            for _ in progress(pool.imap_unordered(job, indices), "guide labels", len(indices)):
+            for _ in progress(pool.imap_unordered(worker_job, indices), "guide labels", len(indices)):
                 pass
     else:
         for i in progress(indices, "guide labels"):
