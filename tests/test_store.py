@@ -4,15 +4,19 @@ runs at once leave one intact network; --overridecache retrains; a damaged entry
 import errno
 import fcntl
 import json
+import logging
 import shutil
 import subprocess
 import sys
+import threading
 
 import numpy as np
+import torch
 from PIL import Image
 
 from conftest import ROOT, own_args, stage_folders
-from guidedlabelling.store import Entry, held_out_key, saliency_key
+from guidedlabelling import distributed
+from guidedlabelling.store import Entry, claim, held_out_key, saliency_key
 
 
 def train_saliency(command, own, out_root, *extra):
@@ -299,3 +303,27 @@ def test_a_training_begun_in_the_folder_resumes_rather_than_taking_the_stored_ne
     code, out, err = command("saliency_train", *own_args(own), "--set", f"out_root={tmp_path / 'a'}")
     assert code == 0, out + err
     assert "resuming at iteration 1" in out and "reused from the store" not in out
+
+
+def test_a_torchrun_launch_trains_without_the_store_rather_than_wait_for_the_run_that_holds_the_key(
+        tmp_path, monkeypatch, caplog):
+    """The first process would wait for the lock while the others wait for its word in a broadcast, which the
+    process group ends after its timeout with a traceback. One process alone waits (the test above)."""
+    entry = Entry(tmp_path, "k" * 32)
+    monkeypatch.setattr(distributed, "world_size", lambda: 2)   # the first of two processes (no group to join)
+    log = logging.getLogger("test_store")
+    said = []
+
+    def claim_it():
+        with claim(entry, log, torch.device("cpu")) as usable:
+            said.append(usable)
+    with open(tmp_path / f"{entry.key}.lock", "a") as lock, caplog.at_level(logging.WARNING):
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        thread = threading.Thread(target=claim_it, daemon=True)   # (a wait fails the test, not hangs it)
+        thread.start()
+        thread.join(timeout=30)
+        assert said == [False]
+    assert f"store: another run is training this saliency network ({entry}.lock), and the processes of a " \
+           "torchrun launch cannot wait for it; training without the store" in caplog.text
+    with claim(entry, log, torch.device("cpu")) as usable:   # free: taken at once
+        assert usable

@@ -41,7 +41,7 @@ from pathlib import Path
 
 from . import distributed
 from .fingerprint import file_digest, read_json
-from .io import atomic_path, flocked, save_json
+from .io import Busy, atomic_path, flocked, save_json
 
 KEY_VERSION = 1
 ENV = "GUIDEDLABELLING_STORE"
@@ -83,11 +83,14 @@ class Entry:
         return str(self.path)
 
     @contextlib.contextmanager
-    def claimed(self, log):
-        """Hold the key's lock for the block, waiting while another run holds it (it trains this network)."""
+    def claimed(self, log, wait=True):
+        """Hold the key's lock for the block, waiting while another run holds it (it trains this network), or with
+        wait=False raising Busy."""
         self.root.mkdir(parents=True, exist_ok=True)
 
         def waiting():
+            if not wait:
+                raise Busy(f"{self}.lock")
             log.info("store: another run is training this saliency network (%s.lock); waiting for it", self)
         with flocked(self.root / f"{self.key}.lock", waiting) as waited:
             if waited is not None:
@@ -215,13 +218,18 @@ class HeldOut:
 @contextlib.contextmanager
 def claim(entry, log, device):
     """Hold the entry's lock for the block; yields whether the store can be used. Under torchrun the first
-    process takes the lock and decides for all. A store that cannot be created or locked is reported, and the
-    block runs without it."""
+    process takes the lock and decides for all, without waiting for another run that holds it: the others, waiting
+    for its word, would end at the process group's timeout. A store that cannot be created or locked is reported,
+    and the block runs without it."""
     usable = entry is not None
     with contextlib.ExitStack() as stack:
         if usable and distributed.is_main():
             try:
-                stack.enter_context(entry.claimed(log))
+                stack.enter_context(entry.claimed(log, wait=distributed.world_size() == 1))
+            except Busy:
+                log.warning("store: another run is training this saliency network (%s.lock), and the processes of a "
+                            "torchrun launch cannot wait for it; training without the store", entry)
+                usable = False
             except OSError as e:
                 log.warning("store %s unusable (%s); training without it (set run.store to another folder, or "
                             "none)", entry.root, e.strerror or e)
