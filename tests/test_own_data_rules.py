@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from guidedlabelling.datasets import OwnDataset, annotated_splits
+from guidedlabelling.datasets import own
 from guidedlabelling.io import InputError
 
 
@@ -568,3 +569,11 @@ def test_a_header_whose_quote_runs_past_the_field_limit_is_one_error(folder):
     with pytest.raises(InputError, match="tags.csv, line 1: field larger than field limit .*; close the quote left "
                                          "open in the header"):
         OwnDataset(folder / "images", folder / "tags.csv", split="train")
+
+
+@pytest.mark.parametrize("name", ["a.jpg", "a", "sub/../a.jpg", "./sub/../a"])
+def test_the_tags_digest_finds_the_id_the_dataset_finds(folder, name):
+    """fingerprint.split_rows_digest splits the rows by image_id, the dataset by the file _row_file finds: the two
+    must agree (sub/../a.jpg without a folder sub gave a.jpg there, a here, and another hash split)."""
+    data = dataset(folder, [f"{name},cat,train", "b.png,dog,train"])
+    assert data.ids[0] == own.image_id(folder / "images", name, {}) == "a"

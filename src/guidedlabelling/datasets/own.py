@@ -150,7 +150,7 @@ class OwnDataset(Labelled):
     def _row_file(self, r, listings, files, seen):
         """The image file row `r` names (InputError where it names none, or one named before)."""
         where = f"{self.tags_file}, line {r.line}"
-        exact = Path(os.path.normpath(self.root / r.image))  # sub/../a.jpg is a.jpg; links are judged below
+        exact = named_path(self.root, r.image)
         at, root = Path(os.path.abspath(exact)), Path(os.path.abspath(self.root))
         if Path(r.image).is_absolute() and at.is_relative_to(root) and at != root:
             raise InputError(f"{where}: image {r.image!r} is an absolute path; names are relative to {self.root}: "
@@ -419,9 +419,15 @@ def named_file(path, listings):
             and name in (unicodedata.normalize("NFC", p.name), unicodedata.normalize("NFC", stem))]
 
 
+def named_path(root, name):
+    """The path a row's image name gives: sub/../a.jpg is a.jpg, even without a folder sub (links are judged by
+    _row_file)."""
+    return Path(os.path.normpath(Path(root) / name))
+
+
 def image_id(root, name, listings):
     """The id a row's image name gives, as _row_file finds it: the stem of the file it names (a.tif is a), else
     the name (IMG_1 names IMG_1.jpg; sub/IMG_1 gives IMG_1). listings: images_by_stem's, shared by the rows."""
-    exact = root / name
+    exact = named_path(root, name)
     found = [exact] if exact.is_file() else named_file(exact, listings)
     return found[0].stem if len(found) == 1 else Path(name).name
