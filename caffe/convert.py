@@ -13,13 +13,13 @@
                                         fc6/fc7 decimated to 3x3x1024 / 1024, as the DeepLab paper describes
 """
 import argparse
-import sys
 from pathlib import Path
 
 import torch
 
 from guidedlabelling.caffemodel import (CAFFE_NETS, caffe_state_dict, deeplab_init_from_vgg16,
                                         torchvision_vgg16_to_caffe, write_caffe, write_deeplab_init)
+from guidedlabelling.cli import errors_end_in_one_line, run
 from guidedlabelling.datasets import VOC_CLASSES
 from guidedlabelling.io import InputError, atomic_path, load_checkpoint, save_checkpoint
 from guidedlabelling.networks import build_seed_net, build_seg_net
@@ -143,12 +143,9 @@ def parser():
 
 def main(argv=None):
     args = parser().parse_args(argv)
-    try:
+    with errors_end_in_one_line():  # bad input and a file it cannot read or write: one line
         args.run(args)
-    except InputError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
 
 
 if __name__ == "__main__":
-    main()
+    run("__main__")  # Ctrl-C too

@@ -11,7 +11,7 @@ import json
 import sys
 
 from guidedlabelling.caffemodel import blob_dims, layer_type, net_layers, read_caffemodel, read_prototxt
-from guidedlabelling.io import InputError
+from guidedlabelling.cli import errors_end_in_one_line, run
 
 
 def weight_records(caffemodel, prototxt=None):
@@ -32,11 +32,8 @@ def main(argv=None):
     ap.add_argument("caffemodel", help="binary Caffe model (V1 `layers` or V2 `layer`)")
     ap.add_argument("--prototxt", help="net definition whose layers to list, with their types")
     args = ap.parse_args(argv)
-    try:
+    with errors_end_in_one_line():  # bad input and a file it cannot read: one line
         records, unused = weight_records(args.caffemodel, args.prototxt)
-    except InputError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
     for record in records:
         print(json.dumps(record))
     if unused:
@@ -45,4 +42,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run("__main__")  # Ctrl-C too

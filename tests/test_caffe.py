@@ -378,6 +378,10 @@ def test_convert_cli_both_ways(tmp_path, capsys):
     save_checkpoint(tmp_path / "effnet.pth", model, dict(meta, net="GAP-EffNet"))
     status, _, err = run_main(capsys, "convert", "to-caffe", tmp_path / "effnet.pth", tmp_path / "e.caffemodel")
     assert status == 2 and "GAP-EffNet" in err
+    blocked = tmp_path / "classes.txt" / "seed.caffemodel"   # a folder that is a file: the system refuses the write
+    status, _, err = run_main(capsys, "convert", "from-caffe", tmp_path / "seed.caffemodel", blocked, "--kind", "seed")
+    assert status == 2 and err.startswith(f"error: {blocked.parent}: File exists; a file stands where a folder is "
+                                          "needed") and "Traceback" not in err, err
 
 
 def test_convert_cli_torchvision(tmp_path, capsys):
