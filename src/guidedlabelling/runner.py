@@ -245,7 +245,7 @@ def check_cache(out, stage_cfg, override, manifest, alone=True, rescore=False, f
         cleared = True
     out.mkdir(parents=True, exist_ok=True)
     save_yaml(out / "config.yaml", stage_cfg)
-    save_json(out / MANIFEST, manifest | made_by(out, record, made, rescored, alone, say))
+    save_json(out / MANIFEST, manifest | made_with_record(out, record, made, rescored, alone, say))
     return cleared
 
 
@@ -269,7 +269,7 @@ def why_stale(out, settings, record, manifest):
     return (damage(out) if finished_fingerprint(out) is not None else None), []
 
 
-def made_by(out, record, made, rescored, alone, say):
+def made_with_record(out, record, made, rescored, alone, say):
     """{"made_with": [...]}: the device types and precisions of the runs that made the outputs this run resumes,
     and this run's `made` unless it only scores them again (`rescored`); {} for a stage that runs no network. A
     resume on another device or in another precision says that the folder will hold outputs of both."""

@@ -8,7 +8,7 @@ from ..io import CLASS_SCORES, InputError, save_json
 from ..metrics import cell, classifier_report
 from ..pipeline import command
 from ..reads import Reads
-from .seed_heatmaps import add_split_flag, split_of
+from .seed_heatmaps import add_split_flag, heatmap_split
 
 AP_VARIANTS = ("voc", "plain")
 OPTIONS = {
@@ -24,7 +24,7 @@ def add_arguments(parser):
 
 
 def reads(cfg, given):
-    return Reads(splits=(split_of(cfg),), upstream={"seed_heatmaps": given.get("seed_dir")})
+    return Reads(splits=(heatmap_split(cfg),), upstream={"seed_heatmaps": given.get("seed_dir")})
 
 
 def load_class_scores(path):
@@ -61,7 +61,7 @@ def run(stage):
     cfg, out = stage.cfg, stage.out
     variant = cfg["cls_eval"]["ap_variant"]
     path = stage.input_dir("seed_heatmaps") / CLASS_SCORES
-    data = stage.dataset(split_of(cfg))
+    data = stage.dataset(heatmap_split(cfg))
     scores, ids = load_class_scores(path)
     if scores.shape[1] != data.num_classes - 1:
         raise InputError(f"{path}: scores for {scores.shape[1]} classes, split {data.split} has "

@@ -8,7 +8,7 @@ from ..metrics import cell, release_seed_table, seed_curve, seed_histogram
 from ..pipeline import command
 from ..reads import Reads
 from ..seeds import SeedRule, heatmap2segconf
-from .seed_heatmaps import add_split_flag, split_of
+from .seed_heatmaps import add_split_flag, heatmap_split
 
 OPTIONS = {
     "eval_thresholds": ("release", "release: the release's confidence thresholds (-10..-2 in steps of 1, then -1 "
@@ -30,7 +30,7 @@ def add_arguments(parser):
 
 
 def reads(cfg, given):
-    return Reads(splits=(split_of(cfg),), ground_truth=True, upstream={"seed_heatmaps": given.get("seed_dir")})
+    return Reads(splits=(heatmap_split(cfg),), ground_truth=True, upstream={"seed_heatmaps": given.get("seed_dir")})
 
 
 def threshold_grid(c):
@@ -72,7 +72,7 @@ def run(stage):
     """results.json (the whole curve, per class), pr_curve.png, and the table in the log."""
     cfg, out = stage.cfg, stage.out
     folder = stage.input_dir("seed_heatmaps")
-    data = stage.dataset(split_of(cfg))
+    data = stage.dataset(heatmap_split(cfg))
     c = cfg["seed_eval"]
     reported = c["eval_seedthres"]
     grid, unit = threshold_grid(c)

@@ -51,7 +51,7 @@ def add_arguments(parser):
 
 
 def reads(cfg, given):
-    return Reads(splits=(split_of(cfg),), upstream={"seed_train": given.get("model_dir")})
+    return Reads(splits=(heatmap_split(cfg),), upstream={"seed_train": given.get("model_dir")})
 
 
 def add_split_flag(parser):
@@ -60,14 +60,14 @@ def add_split_flag(parser):
                         help=f"the split of seed_heatmaps' output to evaluate: {OPTIONS['seed_split'][1]}")
 
 
-def split_of(cfg):
+def heatmap_split(cfg):
     """The dataset split the seed heatmaps and class scores are made for (--seed_split)."""
     return cfg["data"]["dataset" if cfg["seed_heatmaps"]["seed_split"] == "train" else "test_dataset"]
 
 
 def run(stage):
     cfg, out = stage.cfg, stage.out
-    data = stage.dataset(split_of(cfg))
+    data = stage.dataset(heatmap_split(cfg))
     model, meta = load_model(trained(stage.input_dir("seed_train"), cfg["seed_heatmaps"]["test_iter"]), "seed")
     check_classes(meta, data)
     sizes = list(dict.fromkeys([cfg["seed_heatmaps"]["test_size"] or cfg["seed_train"]["input_size"],

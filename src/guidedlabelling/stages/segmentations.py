@@ -48,7 +48,7 @@ def run(stage):
             model, data, indices, t["test_size"], geometry(t["test_resize"]), stage.device, BATCH,
             cfg["run"]["workers"], **P.options(cfg["run"]), net_size=cfg["seg_train"]["input_size"]),
             "segmentation test", len(indices)):
-        image = data.image(i)
+        image = data.image(i) if t["test_pcrf"] != "none" else None   # decoded again for the CRF alone
         pred = label_map(scores, image, frame, t["test_pcrf"], cfg["run"]["crf_backend"])
         if cfg["run"]["vis"]:
             save_test_panel(stage, data, i, seeds, pred)
