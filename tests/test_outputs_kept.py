@@ -5,6 +5,7 @@ import shutil
 
 import pytest
 import torch
+import yaml
 
 from conftest import own_args, stage_folders
 from guidedlabelling import runner
@@ -169,15 +170,33 @@ def test_why_a_folder_is_resumed_is_said_when_its_log_cannot_be_opened(own, comm
 
 
 def test_a_new_folder_beside_a_finished_one_of_other_settings_says_how_they_differ(own, command):
-    """A run given --masks after one without makes every stage's folder anew: the new one says why, naming the
-    nearest finished folder and the settings that differ. A folder with no finished neighbour says nothing."""
-    code, out, err = command("seed_train", *own_args(own, masks=False))
+    """A run with another setting makes a folder anew: the new one says why, naming the nearest finished folder and
+    the settings that differ. A folder with no finished neighbour says nothing."""
+    code, out, err = command("seed_train", *own_args(own))
     assert code == 0 and "a new folder for these settings" not in out + err, out + err
     before, = stage_folders(own["out_root"] / "tiny" / "seed_train")
-    code, out, err = command("seed_train", *own_args(own))
+    code, out, err = command("seed_train", *own_args(own), "--set", "seed_train.base_lr=0.002")
     assert code == 0, out + err
     assert f"a new folder for these settings: the nearest finished one, {before}, was made with other values of " \
-           f"masks (masks None there, '{own['masks']}' here)" in out + err
+           "seed_train.base_lr (seed_train.base_lr 0.001 there, 0.002 here)" in out + err
+
+
+def test_masks_given_after_a_run_without_them_score_what_it_made(own, command):
+    """--masks names no folder whose outputs are only scored with them: the steps are kept and scored, and only
+    what learns from the masks (the fully supervised reference) is made. Left out again, the scores go."""
+    code, out, err = command("script", *own_args(own, masks=False))
+    assert code == 0, out + err
+    made = {p: p.stat().st_mtime_ns for p in own["out_root"].rglob("model.pth")}
+    code, out, err = command("script", *own_args(own))
+    assert code == 0, out + err
+    assert {p: p.stat().st_mtime_ns for p in made} == made   # no training again
+    trained = sorted(p.parent.parent.name for p in own["out_root"].rglob("model.pth") if p not in made)
+    assert trained == ["seg_train"] and "up to date" in out   # the reference alone, in a folder of its own
+    (guide,) = stage_folders(own["out_root"] / "tiny" / "guide_labels")
+    assert "mIoU" in json.dumps(json.loads((guide / "done.json").read_text())["guide"])
+    code, out, err = command("script", *own_args(own, masks=False))
+    assert code == 0, out + err
+    assert "guide" not in json.loads((guide / "done.json").read_text())
 
 
 def test_the_drivers_own_variants_are_no_reason_given_for_a_new_folder(own, command):
@@ -190,3 +209,22 @@ def test_the_drivers_own_variants_are_no_reason_given_for_a_new_folder(own, comm
     cfg, preset = C.resolve(str(own["preset"]), own_args(own)[3::2])
     folder = naming.stage_dir(cfg, preset, "seed_heatmaps")
     assert not folder.exists() and runner.nearest_folder(folder, naming.relevant(cfg, "seed_heatmaps")) is None
+
+
+def test_a_folder_that_an_earlier_version_named_by_masks_is_still_the_stages(own, command):
+    """Up to eda7e05 --masks named every folder of your own data: such a folder stays the stage's (its stored
+    masks compare as the current settings do) while there is no folder of the current name."""
+    from guidedlabelling import config as C, naming
+    code, out, err = command("seed_train", *own_args(own))
+    assert code == 0, out + err
+    (current,) = stage_folders(own["out_root"] / "tiny" / "seed_train")
+    cfg, preset = C.resolve(str(own["preset"]), own_args(own)[3::2])
+    old = current.parent / naming.stage_name(cfg, preset, "seed_train", masks_named=True)
+    assert "masks-masks-" in old.name and "masks" not in current.name.replace("tags", "")
+    config = yaml.safe_load((current / "config.yaml").read_text())
+    config["data"]["masks"] = str(own["masks"])   # as that version stored it
+    (current / "config.yaml").write_text(yaml.safe_dump(config))
+    current.rename(old)
+    code, out, err = command("seed_train", *own_args(own))
+    assert code == 0 and f"seed_train: up to date in {old} " in out + err, out + err
+    assert stage_folders(own["out_root"] / "tiny" / "seed_train") == [old]

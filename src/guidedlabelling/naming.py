@@ -47,11 +47,13 @@ def rerun_command(stage, cfg, preset):
     return f"{pipeline.command(stage)}{sets} with the same --config"
 
 
-def stage_name(cfg, preset, stage, section_names=None, cut_midway=False):
+def stage_name(cfg, preset, stage, section_names=None, cut_midway=False, masks_named=False):
     """Readable folder name from the settings that differ from the preset. A long one keeps the settings that fit
     whole, then a hash of them all (file systems allow 255 bytes; the full settings are in config.yaml).
-    cut_midway: as versions up to cce8fdd cut it (`..._max_iter-2_<hash>` of max_iter 20), for their folders."""
-    unread = data_settings_unread(cfg["data"])
+    cut_midway: as versions up to cce8fdd cut it (`..._max_iter-2_<hash>` of max_iter 20), for their folders;
+    masks_named: with --masks, as versions up to eda7e05 named every folder of your own data."""
+    unread = unread_data({sec: cfg[sec] for sec in pipeline.sections(stage, cfg)})
+    unread -= {"masks"} if masks_named else set()
     tokens = [token(sec, k, v, section_names) for sec in pipeline.sections(stage, cfg) for k, v in cfg[sec].items()
               if k not in NAMING_EXCLUDED and v != preset[sec][k] and not (sec == "data" and k in unread)]
     name = "_".join(tokens) or "default"
@@ -77,7 +79,8 @@ def stage_dir(cfg, preset, stage):
     run = run_dir(cfg)
     current = run / stage / stage_name(cfg, preset, stage)
     former = run / pipeline.FORMER_FOLDERS.get(stage, stage)
-    formers = (former / stage_name(cfg, preset, stage, pipeline.FORMER_OF),
+    formers = (run / stage / stage_name(cfg, preset, stage, masks_named=True),
+               former / stage_name(cfg, preset, stage, pipeline.FORMER_OF),
                run / stage / stage_name(cfg, preset, stage, cut_midway=True),
                former / stage_name(cfg, preset, stage, pipeline.FORMER_OF, cut_midway=True))
     return current if current.exists() else next((f for f in formers if f.is_dir()), current)
@@ -89,15 +92,33 @@ def relevant(cfg, stage):
 
 
 def without_unread(settings):
-    """Settings with the data settings that the dataset does not read at their defaults, paths blank: another
-    layout's (--dataset_dir beside your own data), and --pascalroot where --dataset_dir replaces it (its default is
-    a path inside the project, and would make another clone's folders 'made with other settings')."""
+    """Settings (a stage's sections) with the data settings that its outputs do not depend on at their defaults,
+    paths blank (unread_data)."""
     d = settings.get("data")
     if d is None:
         return settings
     default = defaults()["data"]
-    settings["data"] = d | {k: None if k in PATH_SETTINGS else default[k] for k in data_settings_unread(d) if k in d}
+    settings["data"] = d | {k: None if k in PATH_SETTINGS else default[k] for k in unread_data(settings) if k in d}
     return settings
+
+
+def unread_data(settings):
+    """The data settings that outputs of these settings (a stage's sections) do not depend on: another layout's
+    (--dataset_dir beside your own data), --pascalroot where --dataset_dir replaces it (its default is a path inside
+    the project, and would make another clone's folders 'made with other settings'), and your own data's --masks
+    where the outputs are only scored with them (a run given --masks after one without scores what that one made)."""
+    if "data" not in settings:   # the saliency training reads its own set
+        return set()
+    unread = set(data_settings_unread(settings["data"]))
+    return unread if learns_from_masks(settings) else unread | {"masks"}
+
+
+def learns_from_masks(settings):
+    """Whether outputs of these settings (a stage's sections) are made from the ground-truth masks, not only scored
+    with them: the fully supervised reference's (seg_train.labels gt), the oracle's guide labels' (guiderule salor),
+    and what is made from those."""
+    return settings.get("seg_train", {}).get("labels") == "gt" or \
+        settings.get("guide_labels", {}).get("guiderule") == "salor"
 
 
 def stored_settings(out):

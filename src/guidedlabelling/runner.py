@@ -291,8 +291,8 @@ def stage_made(out):
 
 
 def nearest_folder(out, stage_cfg, most=3):
-    """Why a stage makes a new folder where finished ones of other settings stand beside it (a run given --masks
-    after one without: every stage's folder is new), else None: the finished folder whose settings differ in the
+    """Why a stage makes a new folder where finished ones of other settings stand beside it (a run with another
+    max_iter, say), else None: the finished folder whose settings differ in the
     fewest (at most `most`) and how; not the folders of the driver's own variants (seed_split=test beside the
     training split's heatmaps: a first run makes both)."""
     variants = {item.split("=")[0] for _, _, settings in pipeline.STEPS for item in settings}
