@@ -317,8 +317,9 @@ def test_a_float_image_is_skipped_and_a_huge_one_is_read(tmp_path):
 
 @pytest.mark.parametrize("lines, problem", [
     ("a\nb extra junk\nc\n", "line 2: 'b extra junk' is neither '<id>' nor '<image> <label>'; fix the line"),
-    ("a\nb\na\n", "line 3: image 'a' is listed again (line 1); remove one line"),
-    ("a\n/JPEGImages/b.jpg /SegmentationClass/b.png\nb\n", "line 3: image 'b' is listed again (line 2)"),
+    ("a\nb\na\n", "line 3: image id 'a' already on line 1; outputs are named by id, so each image may appear once "
+                  "(remove one line)"),
+    ("a\n/JPEGImages/b.jpg /SegmentationClass/b.png\nb\n", "line 3: image id 'b' already on line 2"),
 ])
 def test_a_voc_list_line_of_three_fields_or_an_id_listed_twice_is_an_error(tmp_path, lines, problem):
     """Before, the first was dropped without a word and the second trained and scored an image twice."""
@@ -346,6 +347,7 @@ def test_a_heatmap_file_whose_map_does_not_fit_its_size_is_one_line(tmp_path):
     with pytest.raises(InputError, match="its heatmap holds 50 values, no whole number of maps of its "
                                          r"imshape_original \[4, 4\]; remove it and rerun"):
         load_heatmap_mat(path)
-    save_mat(path, {"heatmap": np.ones((2, 4, 4), np.float32), "imshape_original": np.asarray([4, 4], np.int32)})
-    heatmap, shape = load_heatmap_mat(path)
-    assert heatmap.shape == (2, 4, 4) and shape == (4, 4)
+    for maps in (2, 0):  # an image without tags has no maps
+        save_mat(path, {"heatmap": np.ones((maps, 4, 4), np.float32), "imshape_original": np.asarray([4, 4], np.int32)})
+        heatmap, shape = load_heatmap_mat(path)
+        assert heatmap.shape == (maps, 4, 4) and shape == (4, 4)

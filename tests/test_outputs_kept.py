@@ -194,9 +194,16 @@ def test_masks_given_after_a_run_without_them_score_what_it_made(own, command):
     assert trained == ["seg_train"] and "up to date" in out   # the reference alone, in a folder of its own
     (guide,) = stage_folders(own["out_root"] / "tiny" / "guide_labels")
     assert "mIoU" in json.dumps(json.loads((guide / "done.json").read_text())["guide"])
+    code, out, err = command("script", *own_args(own, masks=False), "--steps", "seed_train")  # the table: stale
+    assert code == 0, out + err
+    assert f"summary: out of date: guide_labels, scored with the masks of {own['masks']}; segmentations, scored " \
+           f"with the masks of {own['masks']}; run all steps for the table" in out
     code, out, err = command("script", *own_args(own, masks=False))
     assert code == 0, out + err
     assert "guide" not in json.loads((guide / "done.json").read_text())
+    code, out, err = command("script", *own_args(own), "--steps", "seed_train")
+    assert code == 0 and "summary: out of date: guide_labels, scored without masks; segmentations, scored without " \
+        "masks; run all steps for the table" in out, out + err
 
 
 def test_the_drivers_own_variants_are_no_reason_given_for_a_new_folder(own, command):

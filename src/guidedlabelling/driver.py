@@ -24,7 +24,7 @@ from .datasets.base import warned_line
 from .datasets import Labelled, annotated_splits, ground_truth_hint, has_ground_truth, own_split
 from .inference import trained
 from .io import InputError, save_json
-from .results import METHOD_ROWS, RATIO_ROW, guide_classes, made_seconds, method_table, skipped_images, \
+from .results import METHOD_ROWS, RATIO_ROW, finished, guide_classes, made_seconds, method_table, skipped_images, \
     stage_result, unmarked_classes, unscored_classes, weak_reference
 from .pipeline import BY_NAME, STEPS, command, current_name, steps_needed
 from .provenance import provenance
@@ -261,16 +261,21 @@ def steps_made_seconds(args, overrides):
 
 
 def stale_results(args, overrides, steps):
-    """The steps whose results the table shows but that are out of date: after some --steps ran an earlier step
-    again, the later ones' folders were made from outputs since replaced (fingerprint.remade_upstream)."""
+    """{step: why} of the steps whose results the table shows but that are out of date: after some --steps ran an
+    earlier step again, the later ones' folders were made from outputs since replaced (fingerprint.remade_upstream),
+    or they were scored with other masks (your own data's --masks names no folder that only scores with them)."""
     if len(steps) == len(STEPS):  # every step ran just now
-        return []
-    stale = []
+        return {}
+    stale = {}
     for step, stage, extra in STEPS:
         if step in ("guide_labels", "segmentations", "reference_segmentations"):
-            folder = naming.stage_dir(*C.resolve(args.config, overrides + list(extra)), stage)
-            if (folder / DONE).exists() and remade_upstream(folder):  # else: no result to show
-                stale.append(step)
+            cfg, preset = C.resolve(args.config, overrides + list(extra))
+            folder = naming.stage_dir(cfg, preset, stage)
+            masks = naming.other_masks(finished(folder), cfg)
+            if masks is not False:
+                stale[step] = f"scored {f'with the masks of {masks}' if masks else 'without masks'}"
+            elif (folder / DONE).exists() and remade_upstream(folder):  # else: no result to show
+                stale[step] = "made from outputs an earlier step has made again since"
     return stale
 
 
@@ -279,7 +284,7 @@ def summarise(args, overrides, skip, seconds=None, stale=()):
     wall seconds in this run); returns whether summary.json was written (not while steps have no results, nor
     while some are out of date: `stale`)."""
     if stale:
-        print(f"summary: {errors.listed(list(stale))} out of date since an earlier step ran again; run all steps "
+        print(f"summary: out of date: {'; '.join(f'{step}, {why}' for step, why in stale.items())}; run all steps "
               "for the table")
         return False
     cfg, preset = C.resolve(args.config, overrides)

@@ -278,7 +278,7 @@ def load_heatmap_mat(path):
     m = read_heatmap_file(path, ["heatmap", "imshape_original"])
     shape = tuple(int(v) for v in m["imshape_original"].ravel())
     heatmap = m["heatmap"]
-    if len(shape) != 2 or min(shape) < 1 or heatmap.size == 0 or heatmap.size % (shape[0] * shape[1]):
+    if len(shape) != 2 or min(shape) < 1 or heatmap.size % (shape[0] * shape[1]):  # none: an image without tags
         raise InputError(f"{path}: its heatmap holds {heatmap.size} values, no whole number of maps of its "
                          f"imshape_original {list(shape)}; remove it and rerun {command('seed_heatmaps')}")
     return heatmap.astype(np.float32).reshape((-1,) + shape), shape

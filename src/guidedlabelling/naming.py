@@ -11,7 +11,7 @@ import yaml
 
 from . import pipeline
 from .config import absolute_paths, builtin_paths
-from .datasets import data_settings_unread
+from .datasets import LAYOUTS, data_settings_unread, layout
 from .errors import InputError
 from .settings import NOT_PATHS, OWNERS, PATH_SETTINGS, defaults
 
@@ -73,9 +73,9 @@ def run_dir(cfg):
 
 
 def stage_dir(cfg, preset, stage):
-    """The stage's folder; one that an older version made under the stage's former folder and section names, or
-    with its name cut midway, while there is no current one (the settings and inputs it was made with are checked as
-    any folder's)."""
+    """The stage's folder; one that an older version made under the stage's former folder and section names, with
+    its name cut midway, or named by your own data's --masks (under the current names), while there is no current
+    one (the settings and inputs it was made with are checked as any folder's)."""
     run = run_dir(cfg)
     current = run / stage / stage_name(cfg, preset, stage)
     former = run / pipeline.FORMER_FOLDERS.get(stage, stage)
@@ -110,7 +110,24 @@ def unread_data(settings):
     if "data" not in settings:   # the saliency training reads its own set
         return set()
     unread = set(data_settings_unread(settings["data"]))
-    return unread if learns_from_masks(settings) else unread | {"masks"}
+    if learns_from_masks(settings) or LAYOUTS[layout(settings["data"])].tags_in_labels:
+        return unread
+    return unread | {"masks"}
+
+
+def scored_with(cfg, stage):
+    """{"scored_with": the masks folder} for the done.json of a stage whose folder --masks does not name (its
+    outputs are only scored with them), else {}: a table must not show scores of other masks (other_masks)."""
+    settings = {sec: cfg[sec] for sec in pipeline.sections(stage, cfg)}
+    return {"scored_with": cfg["data"]["masks"]} if "masks" in unread_data(settings) else {}
+
+
+def other_masks(done, cfg):
+    """The masks folder a finished stage's scores were made with where it is not this run's (None: without masks;
+    False where they are this run's, or the folder did not record them)."""
+    if "scored_with" not in (done or {}) or done["scored_with"] == cfg["data"]["masks"]:
+        return False
+    return done["scored_with"]
 
 
 def learns_from_masks(settings):

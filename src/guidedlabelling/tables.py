@@ -55,7 +55,9 @@ class Run:
         return naming.stage_dir(cfg, preset, stage)
 
     def done(self, ctx):
-        return finished(self.folder(ctx))
+        """Its done.json, or None: unfinished, or scored with other masks than the user's (a run to make)."""
+        done = finished(self.folder(ctx))
+        return None if naming.other_masks(done, ctx.resolve(self.sets)[0]) is not False else done
 
     def command(self, ctx, steps):
         """The ./script.py line that makes this run; settings the user's config already has are left out."""

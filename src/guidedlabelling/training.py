@@ -89,7 +89,7 @@ def train_loop(model, stream, loss_fn, solver, mults, out, log, device, run, met
                 except RuntimeError as e:
                     if not distributed.peer_lost(e):
                         raise
-                    raise lost_process(e, losses, start, snapshot) from None
+                    raise lost_process(e.with_traceback(None), losses, start, snapshot) from None  # frames hold net
         finally:
             del net  # before the process group goes (see distributed.process_group); DDP sits in a reference cycle,
             gc.collect()  # so only a collection frees it: left to the interpreter's exit, gloo's threads may abort

@@ -119,8 +119,9 @@ class VOCDataset(Labelled):
                 items.append(Item(parts[0], self.root / "JPEGImages" / f"{parts[0]}.jpg",
                                   label_dir / f"{parts[0]}.png"))
             if parts and seen.setdefault(items[-1].id, number) != number:
-                raise InputError(f"{path}, line {number}: image {items[-1].id!r} is listed again (line "
-                                 f"{seen[items[-1].id]}); remove one line")
+                raise InputError(f"{path}, line {number}: image id {items[-1].id!r} already on line "
+                                 f"{seen[items[-1].id]}; outputs are named by id, so each image may appear once "
+                                 "(remove one line)")
         if not items:
             raise InputError(f"{path}: image list is empty")
         return items
