@@ -204,6 +204,9 @@ def test_masks_given_after_a_run_without_them_score_what_it_made(own, command):
     code, out, err = command("script", *own_args(own), "--steps", "seed_train")
     assert code == 0 and "summary: out of date: guide_labels, scored without masks; segmentations, scored without " \
         "masks; run all steps for the table" in out, out + err
+    from guidedlabelling.tables import Context, Run   # paper_tables: a run to make, with the masks; without, done
+    with_masks, without = (Context(str(own["preset"]), own_args(own, masks)[3::2]) for masks in (True, False))
+    assert Run("guide_labels").done(with_masks) is None and Run("guide_labels").done(without)["scored_with"] is None
 
 
 def test_the_drivers_own_variants_are_no_reason_given_for_a_new_folder(own, command):
