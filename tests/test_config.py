@@ -643,3 +643,22 @@ def test_a_missing_upstream_folder_names_one_of_the_same_name_under_another_pres
     (made / "done.json").write_text("{}")
     (tmp_path / "smoke" / "seed_heatmaps" / "images-b-2").mkdir(parents=True)   # another name
     assert under_other_presets(wanted) == f"; a finished folder of that name is under --config msrc ({made})"
+
+
+def test_own_data_masks_name_only_the_folders_of_what_learns_from_them():
+    """--masks names the folders of the fully supervised reference and of the oracle's guide labels (and what is
+    made from them); the others record the masks they were scored with instead. VOC-layout data has no masks."""
+    own = ["images=/x", "tags=/x/t.csv", "masks=/x/m"]
+    cfg, preset = resolve(*own)
+    for stage in ("seed_train", "seed_heatmaps", "saliency", "guide_labels", "seg_train", "segmentations"):
+        assert "masks" not in naming.stage_name(cfg, preset, stage).replace("tags", "")
+        assert naming.relevant(cfg, stage)["data"]["masks"] is None
+        assert naming.scored_with(cfg, stage) == {"scored_with": "/x/m"}
+    for sets in (["labels=gt"], ["guiderule=salor"]):
+        cfg, preset = resolve(*own, *sets)
+        for stage in ("seg_train", "segmentations") if sets == ["labels=gt"] else ("guide_labels", "seg_train"):
+            assert "_masks-m-" in naming.stage_name(cfg, preset, stage), stage
+            assert naming.relevant(cfg, stage)["data"]["masks"] == "/x/m" and naming.scored_with(cfg, stage) == {}
+    cfg, _ = resolve()
+    assert naming.scored_with(cfg, "guide_labels") == {}
+    assert naming.other_masks({"scored_with": "/x/m"}, cfg) == "/x/m" and naming.other_masks({}, cfg) is False

@@ -119,7 +119,9 @@ def scored_with(cfg, stage):
     """{"scored_with": the masks folder} for the done.json of a stage whose folder --masks does not name (its
     outputs are only scored with them), else {}: a table must not show scores of other masks (other_masks)."""
     settings = {sec: cfg[sec] for sec in pipeline.sections(stage, cfg)}
-    return {"scored_with": cfg["data"]["masks"]} if "masks" in unread_data(settings) else {}
+    if "data" not in settings or "masks" in data_settings_unread(cfg["data"]) or "masks" not in unread_data(settings):
+        return {}   # a layout without --masks (VOC's labels name its folders), or outputs made from the masks
+    return {"scored_with": cfg["data"]["masks"]}
 
 
 def other_masks(done, cfg):
