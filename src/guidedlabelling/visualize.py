@@ -4,10 +4,11 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from .io import VOC_PALETTE, atomic_path, load_gray_png, load_heatmap_mat, load_label_png
+from .pipeline import BY_NAME
 
 PALETTE = np.array(VOC_PALETTE, np.uint8).reshape(256, 3)
-STAGE_FILES = (("seeds", "seed_heatmaps", ".mat"), ("saliency", "saliency", ".png"),
-               ("guide labels", "guide_labels", ".png"), ("prediction", "segmentations", ".png"))
+STAGE_FILES = (("seeds", "seed_heatmaps"), ("saliency", "saliency"), ("guide labels", "guide_labels"),
+               ("prediction", "segmentations"))  # (caption, stage): its files' suffix is the stage table's
 MIN_TILE_HEIGHT = 160  # small images are enlarged (nearest neighbour, whole factors) to at least this
 CAPTION_HEIGHT, GAP = 22, 4
 
@@ -23,8 +24,8 @@ def grey(values):
 def stage_files(folder_of, item_id, captions=("seeds", "saliency", "guide labels", "prediction")):
     """(caption, path) of the per-image outputs of the stages for one image (folder_of(stage): the stage's
     output folder); they may not exist."""
-    return [(caption, folder_of(stage) / f"{item_id}{suffix}")
-            for caption, stage, suffix in STAGE_FILES if caption in captions]
+    return [(caption, folder_of(stage) / f"{item_id}{BY_NAME[stage].per_image}")
+            for caption, stage in STAGE_FILES if caption in captions]
 
 
 def file_tiles(files, classes, rule):
