@@ -782,3 +782,14 @@ def test_guide_labels_an_older_version_made_from_a_folder_of_maps_stay_current(o
     assert str(own["tags"]) not in out   # counted by its rows now, by its bytes then: the same bytes, not a change
     made = json.loads((guides / "inputs.json").read_text())["inputs"]
     assert not any(Path(k).parent == maps and Path(k).stem not in train for k in made)
+
+
+def test_masks_of_other_images_are_not_said_added_or_gone():
+    """A masks folder of val masks given to a stage of train: its manifest names each train image's mask, absent; the
+    message named them 'added' (the probe's 12_10_s.png, which the folder does not hold)."""
+    old, new = {"a.jpg": "1"}, {"a.jpg": "1", EVALUATED + "/m/a.png": ABSENT}
+    assert since_made([EVALUATED + "/m/a.png"], old, new) == \
+        "the masks or labels it would score with, none of them there, are other files since it was made"
+    new[EVALUATED + "/m/b.png"] = "2"
+    assert since_made([EVALUATED + "/m/a.png", EVALUATED + "/m/b.png"], old, new) == \
+        "/m/b.png was added since it was made"

@@ -196,17 +196,28 @@ def test_masks_given_after_a_run_without_them_score_what_it_made(own, command):
     assert "mIoU" in json.dumps(json.loads((guide / "done.json").read_text())["guide"])
     code, out, err = command("script", *own_args(own, masks=False), "--steps", "seed_train")  # the table: stale
     assert code == 0, out + err
-    assert f"summary: out of date: guide_labels, scored with the masks of {own['masks']}; segmentations, scored " \
-           f"with the masks of {own['masks']}; run all steps for the table" in out
+    scored = f"scored with the masks of {own['masks']}"
+    assert f"summary: out of date: saliency, {scored}; guide_labels, {scored}; segmentations, {scored}; run all " \
+           "steps for the table" in out, out   # seed_eval, skipped without masks, shows nothing
     code, out, err = command("script", *own_args(own, masks=False))
     assert code == 0, out + err
     assert "guide" not in json.loads((guide / "done.json").read_text())
+    (test,) = [p for p in stage_folders(own["out_root"] / "tiny" / "segmentations") if "labels-gt" not in p.name]
+    assert not (test / "results.json").exists()   # the masks' per-class scores went with them
+    (trained,) = stage_folders(own["out_root"] / "tiny" / "seed_train")   # scores nothing: records no masks
+    assert "scored_with" not in json.loads((trained / "done.json").read_text())
     code, out, err = command("script", *own_args(own), "--steps", "seed_train")
-    assert code == 0 and "summary: out of date: guide_labels, scored without masks; segmentations, scored without " \
-        "masks; run all steps for the table" in out, out + err
+    assert code == 0 and "summary: out of date: saliency, scored without masks; guide_labels, scored without " \
+        "masks; segmentations, scored without masks; run all steps for the table" in out, out + err
     from guidedlabelling.tables import Context, Run   # paper_tables: a run to make, with the masks; without, done
     with_masks, without = (Context(str(own["preset"]), own_args(own, masks)[3::2]) for masks in (True, False))
     assert Run("guide_labels").done(with_masks) is None and Run("guide_labels").done(without)["scored_with"] is None
+    code, out, err = command("script", *own_args(own))
+    assert code == 0 and "run all steps for the table" not in out, out + err
+    edited = sorted(own["masks"].glob("*.png"))[0]
+    edited.write_bytes(edited.read_bytes() + b"x")   # another file, the same mask
+    code, out, err = command("script", *own_args(own), "--steps", "seed_train")
+    assert code == 0 and f"scored before {edited} changed" in out and "run all steps for the table" in out, out + err
 
 
 def test_the_drivers_own_variants_are_no_reason_given_for_a_new_folder(own, command):

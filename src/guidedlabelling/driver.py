@@ -17,7 +17,7 @@ from . import config as C
 from . import naming
 from . import flags, guide_diagnostics, lanes, notes, preflight, runner
 from .cli import errors_end_in_one_line
-from .fingerprint import DONE, remade_upstream
+from .fingerprint import DONE, Digests, describe, remade_upstream, scored_with_changed
 from . import errors
 from .errors import LANES, OVERRIDDEN, Parser, os_error_message
 from .datasets.base import warned_line
@@ -260,22 +260,30 @@ def steps_made_seconds(args, overrides):
     return {step: round(seconds, 1) for step, seconds in made.items() if seconds is not None}
 
 
-def stale_results(args, overrides, steps):
-    """{step: why} of the steps whose results the table shows but that are out of date: after some --steps ran an
-    earlier step again, the later ones' folders were made from outputs since replaced (fingerprint.remade_upstream),
-    or they were scored with other masks (your own data's --masks names no folder that only scores with them)."""
+TABLED = ("seed_eval", "saliency", "guide_labels", "segmentations", "reference_segmentations")  # the steps whose
+# figures the table and the report show
+
+
+def stale_results(args, overrides, steps, skip):
+    """{step: why} of the steps (but those skipped) whose figures the table and the report show but that are out of
+    date, after some --steps: their folders were made from outputs since made again (fingerprint.remade_upstream),
+    or scored with other masks (your own data's --masks names no folder that only scores with them) or with label
+    files since edited."""
     if len(steps) == len(STEPS):  # every step ran just now
         return {}
-    stale = {}
+    stale, digests = {}, Digests()
     for step, stage, extra in STEPS:
-        if step in ("guide_labels", "segmentations", "reference_segmentations"):
-            cfg, preset = C.resolve(args.config, overrides + list(extra))
-            folder = naming.stage_dir(cfg, preset, stage)
-            masks = naming.other_masks(finished(folder), cfg)
-            if masks is not False:
-                stale[step] = f"scored {f'with the masks of {masks}' if masks else 'without masks'}"
-            elif (folder / DONE).exists() and remade_upstream(folder):  # else: no result to show
-                stale[step] = "made from outputs an earlier step has made again since"
+        cfg, preset = C.resolve(args.config, overrides + list(extra))
+        folder = naming.stage_dir(cfg, preset, stage)
+        if step not in TABLED or step in skip or not (folder / DONE).exists():   # no figure to show
+            continue
+        masks, edited = naming.other_masks(finished(folder), cfg), scored_with_changed(folder, digests)
+        if masks is not False:
+            stale[step] = f"scored {f'with the masks of {masks}' if masks else 'without masks'}"
+        elif edited:
+            stale[step] = f"scored before {describe(edited)} changed"
+        elif remade_upstream(folder):
+            stale[step] = "made from outputs an earlier step has made again since"
     return stale
 
 
@@ -449,7 +457,7 @@ def main(argv=None):
               "without n/N then prints the table")
         print_profile(seconds, time.monotonic() - start, lane_of)
         return
-    if summarise(args, overrides, skip, seconds, stale_results(args, overrides, steps)):
+    if summarise(args, overrides, skip, seconds, stale_results(args, overrides, steps, skip)):
         try:
             print(f"report: {write_report(args.config, overrides, reference='reference_train' not in skip)}")
         except OSError as e:

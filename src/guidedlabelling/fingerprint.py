@@ -256,6 +256,15 @@ def remade_upstream(folder):
     return sorted(found)
 
 
+def scored_with_changed(folder, digests):
+    """The files a finished folder scored its outputs with (its EVALUATED inputs: masks, label PNGs) that are no
+    longer what they were then (edited, gone, or there where they were absent), from its recorded manifest; digests:
+    a Digests, so that each file is hashed once over the folders checked."""
+    evaluated = {k: v for k, v in ((recorded(folder) or {}).get("inputs") or {}).items() if k.startswith(EVALUATED)}
+    now = digests.manifest([k.removeprefix(EVALUATED) for k in evaluated])
+    return sorted(k.removeprefix(EVALUATED) for k, v in evaluated.items() if now[k.removeprefix(EVALUATED)] != v)
+
+
 def outputs_digest(folder, names):
     """BLAKE2b-128 of the named outputs of a folder, each by name and content: 0.5 s for all of an MSRC run's
     (267 MB, cached)."""
@@ -324,6 +333,10 @@ def since_made(keys, old, new):
     (changes): 'a.jpg changed, b.jpg was added, c.jpg went since it was made' (files added or gone said so, and
     files recorded that are there and not read)."""
     old = renamed_upstream(old, pipeline.FORMER_NAMES)
+    missing = [k for k in keys if k.startswith(EVALUATED) and old.get(k, ABSENT) == new.get(k, ABSENT) == ABSENT]
+    if missing and len(missing) == len(keys):
+        return "the masks or labels it would score with, none of them there, are other files since it was made"
+    keys = [k for k in keys if k not in missing]
     resaved, keys = tags_counted_otherwise(keys, old, new)
     added, went, unread = file_changes(keys, old, new)
     told = set(added + went + unread)

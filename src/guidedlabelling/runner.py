@@ -98,7 +98,9 @@ class Stage:
     def finish(self, summary):
         """Write done.json: the summary, what the outputs were made from and with (made_with: this run's, unless the
         summary says otherwise, as a network copied from the store does), the outputs' sizes and digest."""
-        summary = {"made_with": self.made_with} | summary | naming.scored_with(self.cfg, self.name) | {
+        reads = self.checked.reads
+        scored = naming.scored_with(self.cfg, self.name) if reads.evaluates or reads.ground_truth else {}
+        summary = {"made_with": self.made_with} | summary | scored | {
             "fingerprint": self.fingerprint, "output_fingerprint": self.output_fingerprint}
         if self.skipped:
             summary = summary | {"skipped_images": self.skipped}
