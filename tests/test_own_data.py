@@ -349,6 +349,20 @@ def test_a_mask_that_is_all_void_is_left_out_of_the_scores(tmp_path):
                parse_constant=lambda c: pytest.fail(f"summary.json holds {c}"))
 
 
+def test_masks_of_training_images_alone_train_no_reference(folder, tmp_path):
+    """Nothing could score a reference trained on them (the probe's train-only masks trained it for nothing)."""
+    masks = tmp_path / "masks"
+    shutil.copytree(folder / "masks", masks)
+    for name in VAL:
+        (masks / f"{name}.png").unlink(missing_ok=True)
+    root, stdout = run_script(folder, tmp_path / "runs", "--masks", str(masks))
+    for step in ("reference_train", "reference_segmentations"):
+        assert f"==> {step}: skipped, no val image has a mask (the reference is only there to be scored on them " \
+               "beside the segmenter)" in stdout
+    assert "==> seed_eval: skipped, no val image has a mask" in stdout
+    assert not list(root.glob("seg_train/*labels-gt*"))
+
+
 def test_masks_of_some_val_images_score_the_segmenter_on_them_alone(folder, tmp_path):
     """A user who annotated one val photo: images without a mask are left out of every score, the reference (no
     training image annotated) and the seed scores of val are skipped, and the table shows what was measured."""

@@ -84,6 +84,8 @@ def skipped_steps(args, overrides):
                                                    "the segmenter is scored on the val images that have one")
         if "val" not in annotated:
             skip["seed_eval"] = "no val image has a mask (it scores the seeds of val)"
+            skip |= dict.fromkeys(REFERENCE_STEPS, "no val image has a mask (the reference is only there to be "
+                                                   "scored on them beside the segmenter)")
     if cfg["saliency"]["source"] == "imagenet-cam":
         skip["saliency_train"] = "saliency from ImageNet class activation maps (saliency.source imagenet-cam)"
     if cfg["guide_labels"]["saliency_maps"]:
