@@ -351,6 +351,6 @@ def test_the_seed_plot_is_drawn_where_recall_has_nothing_to_measure(tmp_path):
 def test_paper_tables_of_own_data_without_masks_say_what_they_need(tmp_path):
     """Every table is of mIoU: own data without masks was a KeyError traceback."""
     with pytest.raises(InputError, match=r"the paper's tables compare mIoU, which needs ground-truth masks: pass "
-                                         r"--masks DIR$"):
+                                         r"--set masks=DIR \(this command takes your data's settings by --set\)$"):
         tables_main(["--config", "smoke", "--out_root", str(tmp_path), "--set", "images=photos", "--set",
                      "tags=photos/tags.csv"])

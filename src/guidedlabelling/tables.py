@@ -11,7 +11,7 @@ from pathlib import Path
 from . import config as C
 from . import naming
 from . import settings as S
-from .datasets import ground_truth_hint, has_ground_truth
+from .datasets import has_ground_truth
 from .errors import Parser
 from .io import InputError, atomic_path
 from .metrics import ratio_of
@@ -190,8 +190,8 @@ def main(argv=None):
     ctx = Context(args.config, args.set + ([f"out_root={args.out_root}"] if args.out_root else []))
     cfg, _ = ctx.resolve()
     if not has_ground_truth(cfg["data"]):  # the tables hold mIoU against the masks (the mAP column alone needs none)
-        raise InputError("the paper's tables compare mIoU, which needs ground-truth masks: "
-                         f"{ground_truth_hint(cfg['data'])}")
+        raise InputError("the paper's tables compare mIoU, which needs ground-truth masks: pass --set masks=DIR "
+                         "(this command takes your data's settings by --set)")
     if not naming.run_dir(cfg).is_dir():   # a mistyped --out_root: a table of dashes otherwise
         raise InputError(f"{naming.run_dir(cfg)}: no runs of preset {args.config} there; pass the --out_root of your "
                          f"runs, or make them first (./script.py --config {args.config})")
