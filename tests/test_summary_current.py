@@ -26,8 +26,9 @@ def test_results_made_before_an_earlier_step_ran_again_are_not_shown(own):
     pixels = np.asarray(Image.open(train).convert("RGB")).copy()
     Image.fromarray(255 - pixels).save(train)
     out = script(own, "--steps", "seed_train,seed_heatmaps")
-    assert "\nstage " not in out and "summary: guide_labels and segmentations out of date since an earlier step " \
-        "ran again; run all steps for the table" in out   # the reference reads no output of those steps
+    remade = "made from outputs an earlier step has made again since"
+    assert "\nstage " not in out and f"summary: out of date: seed_eval, {remade}; guide_labels, {remade}; " \
+        f"segmentations, {remade}; run all steps for the table" in out, out   # the reference reads none of them
     assert "an earlier run's report.html and summary.json stay" in out and summary.read_bytes() == before
     out = script(own)   # all steps: current again
     assert "\nstage " in out and "out of date" not in out
