@@ -275,14 +275,16 @@ def stale_results(args, overrides, steps, skip):
         return {}
     stale, digests = {}, Digests()
     for step, stage, extra in STEPS:
+        if step not in TABLED or step in skip:
+            continue
         cfg, preset = C.resolve(args.config, overrides + list(extra))
         folder = naming.stage_dir(cfg, preset, stage)
-        if step not in TABLED or step in skip or not (folder / DONE).exists():   # no figure to show
+        if not (folder / DONE).exists():   # no figure to show
             continue
-        masks, edited = naming.other_masks(finished(folder), cfg), scored_with_changed(folder, digests)
+        masks = naming.other_masks(finished(folder), cfg)
         if masks is not False:
             stale[step] = f"scored {f'with the masks of {masks}' if masks else 'without masks'}"
-        elif edited:
+        elif edited := scored_with_changed(folder, digests):
             stale[step] = f"scored before {describe(edited)} changed"
         elif remade_upstream(folder):
             stale[step] = "made from outputs an earlier step has made again since"

@@ -260,9 +260,10 @@ def scored_with_changed(folder, digests):
     """The files a finished folder scored its outputs with (its EVALUATED inputs: masks, label PNGs) that are no
     longer what they were then (edited, gone, or there where they were absent), from its recorded manifest; digests:
     a Digests, so that each file is hashed once over the folders checked."""
-    evaluated = {k: v for k, v in ((recorded(folder) or {}).get("inputs") or {}).items() if k.startswith(EVALUATED)}
-    now = digests.manifest([k.removeprefix(EVALUATED) for k in evaluated])
-    return sorted(k.removeprefix(EVALUATED) for k, v in evaluated.items() if now[k.removeprefix(EVALUATED)] != v)
+    inputs = (recorded(folder) or {}).get("inputs") or {}
+    then = {k.removeprefix(EVALUATED): v for k, v in inputs.items() if k.startswith(EVALUATED)}
+    now = digests.manifest(then)
+    return sorted(path for path, digest in then.items() if now[path] != digest)
 
 
 def outputs_digest(folder, names):

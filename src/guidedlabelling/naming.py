@@ -109,19 +109,22 @@ def unread_data(settings):
     where the outputs are only scored with them (a run given --masks after one without scores what that one made)."""
     if "data" not in settings:   # the saliency training reads its own set
         return set()
-    unread = set(data_settings_unread(settings["data"]))
-    if learns_from_masks(settings) or LAYOUTS[layout(settings["data"])].tags_in_labels:
-        return unread
-    return unread | {"masks"}
+    return set(data_settings_unread(settings["data"])) | ({"masks"} if masks_scored_only(settings) else set())
+
+
+def masks_scored_only(settings):
+    """Whether outputs of these settings (a stage's sections) read your own data's --masks only to be scored with
+    them: not a layout without --masks (VOC's), nor one whose tags come from them, nor outputs made from them."""
+    d = settings.get("data")
+    return d is not None and "masks" not in data_settings_unread(d) and not LAYOUTS[layout(d)].tags_in_labels \
+        and not learns_from_masks(settings)
 
 
 def scored_with(cfg, stage):
     """{"scored_with": the masks folder} for the done.json of a stage whose folder --masks does not name (its
     outputs are only scored with them), else {}: a table must not show scores of other masks (other_masks)."""
-    settings = {sec: cfg[sec] for sec in pipeline.sections(stage, cfg)}
-    if "data" not in settings or "masks" in data_settings_unread(cfg["data"]) or "masks" not in unread_data(settings):
-        return {}   # a layout without --masks (VOC's labels name its folders), or outputs made from the masks
-    return {"scored_with": cfg["data"]["masks"]}
+    scored_only = masks_scored_only({sec: cfg[sec] for sec in pipeline.sections(stage, cfg)})
+    return {"scored_with": cfg["data"]["masks"]} if scored_only else {}
 
 
 def other_masks(done, cfg):
