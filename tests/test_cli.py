@@ -236,6 +236,38 @@ def test_a_signal_while_workers_start_is_not_lost(delay):
     assert proc.returncode == 130 and err == "interrupted; rerun the same command to resume\n", err
 
 
+TEMP_DIR_COMMAND = """
+import multiprocessing.util
+import sys
+import numpy as np
+import torch
+from guidedlabelling.inference import forward_all
+
+class Images:
+    def __len__(self):
+        return 4
+
+    def image(self, i):
+        print(multiprocessing.util.get_temp_dir(), file=sys.stderr, flush=True)
+        return np.zeros((8, 8, 3), np.uint8)
+
+for _ in forward_all(torch.nn.Identity(), Images(), range(4), 8, "fit", torch.device("cpu"), 1, 2):
+    pass
+print(multiprocessing.util.get_temp_dir())
+"""
+
+
+def test_data_loader_workers_share_the_commands_temp_folder_which_goes_with_it():
+    """Each worker made its own multiprocessing temp folder (for the socket that hands its tensors over) and
+    removed it as it ended, while its queue's thread could still be making the socket there: CI once printed
+    rmtree's traceback after Ctrl-C. They use the command's, which it removes once they ended."""
+    proc = start("-c", TEMP_DIR_COMMAND)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    workers = set(err.split())
+    assert workers == {out.strip()} and not Path(out.strip()).exists(), (out, err)
+
+
 def test_a_signal_another_thread_takes_in_a_callback_while_workers_start_is_raised_after():
     """The case CI met: while workers start, Python's handler ran inside a weak reference's callback, where the
     KeyboardInterrupt is printed as ignored and lost. A signal mask did not keep it out: another thread of the

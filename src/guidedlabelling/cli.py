@@ -7,6 +7,7 @@ code stays)."""
 import contextlib
 import gc
 import importlib
+import multiprocessing.util
 import os
 import signal
 import sys
@@ -128,7 +129,10 @@ def workers_starting():
     came there was raised inside a callback (the fork's, a weak reference's), printed as ignored and lost, the
     command running on. A signal mask did not hold it: another thread of the command takes it, and Python's
     handler still runs in the main thread. Held, the first is raised here once the workers run; a forked worker
-    starts with the command's handlers (in_forked_worker)."""
+    starts with the command's handlers (in_forked_worker). The workers share the command's multiprocessing temp
+    folder, which only the command removes, once they ended: each made its own for its tensor sharer's socket and
+    removed it at its end while its queue's thread could still be making the socket there (a traceback)."""
+    multiprocessing.util.get_temp_dir()
     # Python runs handlers in the main thread only; STARTING: an outer call holds them already
     if threading.current_thread() is not threading.main_thread() or STARTING:
         yield
