@@ -392,17 +392,18 @@ def file_changes(keys, old, new):
     return added, went, unread
 
 
-def only_images_come_or_go(keys, old, new):
-    """Whether the manifest keys that changed between a recorded manifest `old` and today's `new` only say which
-    images the splits hold: image files added, gone or no longer read, the tags CSV counted by its images (TAG_IMAGES),
-    files only scored with. Each remaining image's per-image output is then what it was (its file, its upstream
-    outputs and its settings are): a row added keeps the other images' saliency maps."""
+def images_come_or_go(keys, old, new):
+    """The files added, gone or no longer read where the manifest keys that changed between a recorded manifest
+    `old` and today's `new` only say which images the splits hold (image files added, gone or no longer read, the
+    tags CSV counted by its images (TAG_IMAGES), files only scored with), else None. Every other image's per-image
+    output is then what it was (its file, its upstream outputs and its settings are): a row added keeps the other
+    images' saliency maps."""
     old = renamed_upstream(old, pipeline.FORMER_NAMES)
     rest = [k for k in keys if not k.startswith((EVALUATED, TAG_IMAGES))]
-    if any(csv_of(k) for k in rest):   # the tags CSV counted otherwise (its rows, its classes): not images alone
-        return False
-    added, went, unread = file_changes(rest, old, new)
-    return bool(keys) and set(rest) <= set(added + went + unread)
+    if not keys or any(csv_of(k) for k in rest):   # the tags CSV counted otherwise (its rows, its classes)
+        return None
+    files = [k for changed in file_changes(rest, old, new) for k in changed]
+    return files if set(rest) <= set(files) else None
 
 
 def staleness(folder, digests, checked=None):

@@ -28,7 +28,7 @@ from .flags import parse_or_suggest_set
 from .notes import setting_notes, unread_inputs, unread_settings
 from .cli import Terminated
 from .fingerprint import DONE, EVALUATED, MANIFEST, UPSTREAM, changes, damage, done_record, finished_fingerprint, \
-    fingerprint, has_outputs, only_images_come_or_go, output_sizes, outputs_digest, outputs_fingerprint, recorded, \
+    fingerprint, has_outputs, images_come_or_go, output_sizes, outputs_digest, outputs_fingerprint, recorded, \
     remade, since_made, upstream_digests
 from .inference import pick_device
 from .errors import OVERRIDDEN, image_lines, resume_hint
@@ -205,14 +205,15 @@ def remove_leftovers(out):
             shutil.rmtree(leftover, ignore_errors=True)
 
 
-def check_cache(out, stage_cfg, override, manifest, alone=True, rescore=False, folder_flag="--out_root", made=None,
+def check_cache(out, stage_cfg, override, manifest, alone=True, rescore="", folder_flag="--out_root", made=None,
                 say=print):
     """An output folder belongs to one config and one content of its inputs (manifest: {"fingerprint",
     "inputs", "upstream"}), recorded in it before any output. Reruns with both resume; other settings must
     choose another folder; other inputs clear the folder's outputs, saying what changed (a folder shared by
-    several fragments is not cleared: that is an error). With `rescore` (a per-image stage drawing no panels),
-    a folder whose only changed inputs are files it scores with, and whose outputs are whole, keeps its
-    per-image files and scores them again. made: this run's made_with, recorded with the manifest beside those
+    several fragments is not cleared: that is an error). With `rescore` (the suffix of a per-image stage's outputs
+    <id><suffix>, where it draws no panels), a folder whose outputs are whole and whose only changed inputs are
+    files it scores with keeps its per-image files and scores them again; where images came or went, it keeps
+    those of the others and makes theirs. made: this run's made_with, recorded with the manifest beside those
     of the runs that began the outputs it resumes. say: where its notes go (the stage's log once it has one).
     Returns whether it removed the folder's contents."""
     remove_leftovers(out)
@@ -230,12 +231,14 @@ def check_cache(out, stage_cfg, override, manifest, alone=True, rescore=False, f
     record = recorded(out)
     why, changed = why_stale(out, settings, record, manifest)
     scored_only = all(k.startswith(EVALUATED) for k in changed)
-    kept = why and rescore and changed and damage(out) is None and (
-        scored_only or only_images_come_or_go(changed, record["inputs"], manifest["inputs"]))
+    come_or_go = [] if scored_only else images_come_or_go(changed, record["inputs"], manifest["inputs"])
+    kept = why and rescore and changed and damage(out) is None and come_or_go is not None
     rescored = kept and scored_only and finished_fingerprint(out) is not None  # whole: this run makes none of them
     if kept:
         say(f"{out}: {why}; " + ("scoring its outputs again" if scored_only else
                                  "keeping the outputs of the images it had, making the others'"))
+        for key in come_or_go:   # an image gone, or another file under its id (a.jpg for a.png), gets none of them
+            (out / f"{Path(key).stem}{rescore}").unlink(missing_ok=True)
         (out / DONE).unlink(missing_ok=True)
         shutil.rmtree(out / "vis", ignore_errors=True)  # panels of an earlier --vis run show the former mask
     elif why:
@@ -486,7 +489,7 @@ def reuse_or_make(stage, args, cfg, preset, out, checked, alone):
                 fresh = not out.exists()
                 if fresh and not args.out_dir and (nearest := nearest_folder(out, stage_cfg)):
                     notes.append(nearest)
-                rescore = bool(pipeline.BY_NAME[stage].per_image) and not cfg["run"]["vis"]  # panels show labels
+                rescore = "" if cfg["run"]["vis"] else pipeline.BY_NAME[stage].per_image  # panels show labels
                 fresh = check_cache(out, stage_cfg, cfg["run"]["overridecache"], manifest, alone, rescore,
                                     "--out_dir" if args.out_dir else "--out_root", made_with(stage, cfg),
                                     notes.append) or fresh
