@@ -11,13 +11,14 @@ import scipy.io
 from PIL import Image
 
 from guidedlabelling.datasets import VOCDataset
+from guidedlabelling.fingerprint import file_digest
 from guidedlabelling.inference import evaluate_folder
 from guidedlabelling.io import InputError
 from guidedlabelling.metrics import (average_precision, classifier_report, confusion, confusions_over_thresholds,
                                      seed_curve, seed_histogram)
 from guidedlabelling.seeds import SeedRule, heatmap2segconf
 from guidedlabelling.stages.seed_eval import plot_seed_curve, scores as seed_eval_scores
-from guidedlabelling.tables import main as tables_main
+from guidedlabelling.tables import Context, Run, main as tables_main
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -212,9 +213,13 @@ def test_eval_rerun_is_up_to_date_and_missing_input_is_one_line(seeds, tmp_path)
 
 # ---- the tables command on fake finished runs ----
 
-def write_done(path, data):
+def write_done(path, data, inputs=()):
+    """A finished stage folder: its done.json and its record of the input files it was made from (their digests
+    now)."""
     path.mkdir(parents=True)
-    (path / "done.json").write_text(json.dumps(data))
+    (path / "inputs.json").write_text(json.dumps({"fingerprint": "f", "upstream": {},
+                                                  "inputs": {str(p): file_digest(p) for p in inputs}}))
+    (path / "done.json").write_text(json.dumps(data | {"fingerprint": "f"}))
 
 
 def test_paper_tables_on_fake_runs(tmp_path, capsys):
@@ -244,6 +249,18 @@ def test_paper_tables_on_fake_runs(tmp_path, capsys):
     assert rows["seed"][:2] == ["21.0", "—"]                   # the guide labels are there, the segmenter is not
     assert "--set guiderule=seed --steps seed_train,seed_heatmaps,saliency_train,saliency,guide_labels,seg_train," \
            "segmentations`" in rows["seed"][2]
+
+
+def test_paper_tables_make_again_a_run_whose_inputs_changed_since(tmp_path):
+    """A row's figures come from a folder still what its inputs make; one whose input was edited since is a run to
+    make (it showed the former figures)."""
+    photo = tmp_path / "photo.png"
+    photo.write_bytes(b"one")
+    write_done(tmp_path / "smoke" / "segmentations" / "default", {"mIoU": 30.0}, [photo])
+    run, ctx = Run("segmentations", ("guiderule=G2", "test_pcrf=none")), Context("smoke", [f"out_root={tmp_path}"])
+    assert run.done(ctx)["mIoU"] == 30.0
+    photo.write_bytes(b"two")
+    assert run.done(Context("smoke", [f"out_root={tmp_path}"])) is None
 
 
 def test_paper_tables_of_a_preset_whose_guides_keep_g2s_unused_seeds_absent(tmp_path, capsys):

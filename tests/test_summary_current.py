@@ -7,7 +7,7 @@ import sys
 import numpy as np
 from PIL import Image
 
-from conftest import ROOT, own_args
+from conftest import ROOT, own_args, stage_folders
 from guidedlabelling import driver
 
 
@@ -26,9 +26,15 @@ def test_results_made_before_an_earlier_step_ran_again_are_not_shown(own):
     pixels = np.asarray(Image.open(train).convert("RGB")).copy()
     Image.fromarray(255 - pixels).save(train)
     out = script(own, "--steps", "seed_train,seed_heatmaps")
-    remade = "made from outputs an earlier step has made again since"
-    assert "\nstage " not in out and f"summary: out of date: seed_eval, {remade}; guide_labels, {remade}; " \
-        f"segmentations, {remade}; run all steps for the table" in out, out   # the reference reads none of them
+    runs = own["out_root"] / "tiny"
+    seeds, (ref, guided) = stage_folders(runs / "seed_heatmaps")[1], stage_folders(runs / "seg_train")
+    assert "seed_split-test" in seeds.name and "labels-gt" in ref.name and "labels-gt" not in guided.name
+    # the steps not run whose inputs (b.png, an output made again) changed, the reference too: it learnt from b.png
+    assert "\nstage " not in out and f"summary: out of date: seed_eval, the seed_heatmaps output it reads, {seeds}, " \
+        f"is itself out of date; saliency, {train} changed since it was made; guide_labels, {train}, " \
+        "seed_heatmaps's output changed since it was made; segmentations, the seg_train output it reads, " \
+        f"{guided}, is itself out of date; reference_segmentations, the seg_train output it reads, {ref}, is itself " \
+        "out of date; run all steps for the table" in out, out
     assert "an earlier run's report.html and summary.json stay" in out and summary.read_bytes() == before
     out = script(own)   # all steps: current again
     assert "\nstage " in out and "out of date" not in out

@@ -17,15 +17,15 @@ from . import config as C
 from . import naming
 from . import flags, guide_diagnostics, lanes, notes, preflight, runner
 from .cli import errors_end_in_one_line
-from .fingerprint import DONE, Digests, describe, remade_upstream, scored_with_changed
+from .fingerprint import DONE
 from . import errors
 from .errors import LANES, OVERRIDDEN, Parser, os_error_message
 from .datasets.base import warned_line
 from .datasets import Labelled, annotated_splits, ground_truth_hint, has_ground_truth, own_split
 from .inference import trained
 from .io import InputError, save_json
-from .results import METHOD_ROWS, RATIO_ROW, finished, guide_classes, made_seconds, method_table, skipped_images, \
-    stage_result, unmarked_classes, unscored_classes, weak_reference
+from .results import METHOD_ROWS, RATIO_ROW, guide_classes, made_seconds, method_table, out_of_date, \
+    skipped_images, stage_result, unmarked_classes, unscored_classes, weak_reference
 from .pipeline import BY_NAME, STEPS, command, current_name, steps_needed
 from .provenance import provenance
 from .report import write_report
@@ -266,28 +266,19 @@ TABLED = ("seed_eval", "saliency", "guide_labels", "segmentations", "reference_s
 # figures the table and the report show
 
 
-def stale_results(args, overrides, steps, skip):
+def stale_results(args, overrides, steps, skip, digests):
     """{step: why} of the steps (but those skipped) whose figures the table and the report show but that are out of
-    date, after some --steps: their folders were made from outputs since made again (fingerprint.remade_upstream),
-    or scored with other masks (your own data's --masks names no folder that only scores with them) or with label
-    files since edited."""
+    date (results.out_of_date), after some --steps. digests: the preflight's, which hashed the inputs."""
     if len(steps) == len(STEPS):  # every step ran just now
         return {}
-    stale, digests = {}, Digests()
+    stale, checked = {}, {}
     for step, stage, extra in STEPS:
         if step not in TABLED or step in skip:
             continue
         cfg, preset = C.resolve(args.config, overrides + list(extra))
         folder = naming.stage_dir(cfg, preset, stage)
-        if not (folder / DONE).exists():   # no figure to show
-            continue
-        masks = naming.other_masks(finished(folder), cfg)
-        if masks is not False:
-            stale[step] = f"scored {f'with the masks of {masks}' if masks else 'without masks'}"
-        elif edited := scored_with_changed(folder, digests):
-            stale[step] = f"scored before {describe(edited)} changed"
-        elif remade_upstream(folder):
-            stale[step] = "made from outputs an earlier step has made again since"
+        if (folder / DONE).exists() and (why := out_of_date(folder, cfg, digests, checked)):   # else: no figure
+            stale[step] = why
     return stale
 
 
@@ -310,26 +301,38 @@ def summarise(args, overrides, skip, seconds=None, stale=()):
                "config": args.config, "overrides": overrides, "step_seconds": seconds or {},
                "made_seconds": steps_made_seconds(args, overrides)} | diagnostics
     if guide and seg and "mIoU" not in seg:  # own data without masks: nothing to measure against
-        path = naming.run_dir(cfg) / "summary.json"
-        marks = print_marked_classes(seg)
-        unmarked = unmarked_classes(seg, ref)  # a reference where the training images have masks
-        for line in unmarked:
-            print(f"warning: {line}")
-        hint = ground_truth_hint(cfg["data"])
-        splits = {key: own_split(cfg["data"][key]) for key in ("dataset", "test_dataset")}   # no masks: own data
-        print(f"\nno ground-truth masks, so no mIoU table ({hint} for one)\nguide labels: "
-              f"{outputs['guide_labels']} (the {splits['dataset']} images)\npredictions: {outputs['predictions']} "
-              f"(the {splits['test_dataset']} images; ./src/predict.py IMAGES --model MODEL segments any others)\n"
-              f"model: {outputs['model']} (./src/predict.py --model)\n"
-              f"{saved_summary(path, outputs | marks | {'segmenter_warnings': unmarked})}")
-        return True
+        return print_outputs_without_masks(cfg, outputs, seg, ref)
     no_reference = skip.get("reference_train")  # why, where it cannot be trained (skip: skipped_steps)
     ref = None if no_reference else ref   # not a folder of earlier masks
     if not (guide and seg and (ref or no_reference)):
         print("summary: some steps have no results yet; run all steps for the table")
         return False
-    table = method_table(guide, seg, ref) | outputs | {
-        "reference_predictions": ref and str(naming.stage_dir(ref_cfg, preset, "segmentations"))}
+    print_table(cfg, method_table(guide, seg, ref) | outputs | {
+        "reference_predictions": ref and str(naming.stage_dir(ref_cfg, preset, "segmentations"))}, seg, ref,
+        no_reference)
+    return True
+
+
+def print_outputs_without_masks(cfg, outputs, seg, ref):
+    """Own data without masks: where the guide labels, predictions and model are, the classes the segmenter never
+    marks, and summary.json; returns True (it was written)."""
+    path = naming.run_dir(cfg) / "summary.json"
+    marks = print_marked_classes(seg)
+    unmarked = unmarked_classes(seg, ref)  # a reference where the training images have masks
+    for line in unmarked:
+        print(f"warning: {line}")
+    hint = ground_truth_hint(cfg["data"])
+    splits = {key: own_split(cfg["data"][key]) for key in ("dataset", "test_dataset")}   # no masks: own data
+    print(f"\nno ground-truth masks, so no mIoU table ({hint} for one)\nguide labels: "
+          f"{outputs['guide_labels']} (the {splits['dataset']} images)\npredictions: {outputs['predictions']} "
+          f"(the {splits['test_dataset']} images; ./src/predict.py IMAGES --model MODEL segments any others)\n"
+          f"model: {outputs['model']} (./src/predict.py --model)\n"
+          f"{saved_summary(path, outputs | marks | {'segmenter_warnings': unmarked})}")
+    return True
+
+
+def print_table(cfg, table, seg, ref, no_reference):
+    """The mIoU table, the ratio, the warnings on the reference and the segmenter's classes, and summary.json."""
     print(f"\n{'stage':<36}{'mIoU %':>8}")
     for name, key in METHOD_ROWS:   # None: nothing to measure (every mask pixel void)
         print(f"{name:<36}" + (f"{table[key]:8.1f}" if table[key] is not None else "     n/a"))
@@ -340,9 +343,8 @@ def summarise(args, overrides, skip, seconds=None, stale=()):
                                               else []):
         print(f"warning: {line}")
     summary = table | {"reference_warnings": weak, "score_warnings": unscored, "segmenter_warnings": unmarked}
-    print(f"\nmodel: {outputs['model']} (./src/predict.py --model)\n"
+    print(f"\nmodel: {table['model']} (./src/predict.py --model)\n"
           f"{saved_summary(naming.run_dir(cfg) / 'summary.json', summary)}")
-    return True
 
 
 def tested_model(cfg, preset):
@@ -461,7 +463,7 @@ def main(argv=None):
               "without n/N then prints the table")
         print_profile(seconds, time.monotonic() - start, lane_of)
         return
-    if summarise(args, overrides, skip, seconds, stale_results(args, overrides, steps, skip)):
+    if summarise(args, overrides, skip, seconds, stale_results(args, overrides, steps, skip, opened.digests)):
         try:
             print(f"report: {write_report(args.config, overrides, reference='reference_train' not in skip)}")
         except OSError as e:

@@ -242,20 +242,6 @@ def remade(record):
             if made_digest(record["upstream"][stage]) != digest]
 
 
-def remade_upstream(folder):
-    """The stages upstream of a folder, at any distance, whose outputs are no longer the bytes that the chain of
-    folders down to it was made from (made again since, or gone): from the recorded manifests alone."""
-    found, todo, seen = set(), [Path(folder)], set()
-    while todo:
-        current = todo.pop()
-        record = None if current in seen else recorded(current)
-        seen.add(current)
-        if record:
-            found.update(remade(record))
-            todo += [Path(up) for up in record["upstream"].values()]
-    return sorted(found)
-
-
 def scored_with_changed(folder, digests):
     """The files a finished folder scored its outputs with (its EVALUATED inputs: masks, label PNGs) that are no
     longer what they were then (edited, gone, or there where they were absent), from its recorded manifest; digests:

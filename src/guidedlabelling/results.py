@@ -8,7 +8,7 @@ import numpy as np
 
 from . import naming
 from .errors import listed
-from .fingerprint import DONE, read_json
+from .fingerprint import DONE, describe, read_json, scored_with_changed, staleness
 from .metrics import ratio_of
 
 # (row of the printed table, key in summary.json) of the method's table
@@ -25,6 +25,18 @@ def finished(folder, name=DONE):
     """A stage folder's done.json (written when it finishes) or another JSON file of it, or None (absent, or
     damaged since: the preflight counts such a folder unfinished too)."""
     return read_json(Path(folder) / name)
+
+
+def out_of_date(folder, cfg, digests, checked):
+    """Why a finished folder's figures are not this run's, else None: scored with other masks (your own data's
+    --masks names no folder that only scores with them) or with label files since edited, or no longer what its
+    inputs make (fingerprint.staleness: an input edited, an upstream output made again since)."""
+    masks = naming.other_masks(finished(folder), cfg)
+    if masks is not False:
+        return f"scored {f'with the masks of {masks}' if masks else 'without masks'}"
+    if edited := scored_with_changed(folder, digests):
+        return f"scored before {describe(edited)} changed"
+    return staleness(folder, digests, checked)
 
 
 def guide_classes(guide):

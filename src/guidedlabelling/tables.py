@@ -5,7 +5,7 @@ stage that measures it. A run that is not finished shows "—" and the ./script.
 (finished steps are skipped, so the command may list steps that are done).
 """
 import argparse
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import config as C
@@ -18,7 +18,8 @@ from .metrics import ratio_of
 from .networks import names
 from .networks.vgg import VGG_SEED_NETS
 from .pipeline import STEPS, steps_needed
-from .results import finished
+from .fingerprint import Digests
+from .results import finished, out_of_date
 from .stages.guide_labels import unused_conflicts
 
 # docs/method.md section 8: val and test mIoU, and the re-run of the release's code on val (its README).
@@ -35,9 +36,12 @@ MISSING = "—"
 
 @dataclass
 class Context:
-    """The preset and the user's settings every row starts from."""
+    """The preset and the user's settings every row starts from; the inputs' digests and the folders' staleness,
+    each worked out once for every row."""
     config: str
     sets: list
+    digests: Digests = field(default_factory=Digests)
+    checked: dict = field(default_factory=dict)
 
     def resolve(self, sets=()):
         return C.resolve(self.config, self.sets + list(sets))
@@ -55,9 +59,11 @@ class Run:
         return naming.stage_dir(cfg, preset, stage)
 
     def done(self, ctx):
-        """Its done.json, or None: unfinished, or scored with other masks than the user's (a run to make)."""
-        done = finished(self.folder(ctx))
-        return None if naming.other_masks(done, ctx.resolve(self.sets)[0]) is not False else done
+        """Its done.json, or None: unfinished, or out of date (results.out_of_date: a run to make)."""
+        folder = self.folder(ctx)
+        done = finished(folder)
+        stale = done and out_of_date(folder, ctx.resolve(self.sets)[0], ctx.digests, ctx.checked)
+        return None if stale else done
 
     def command(self, ctx, steps):
         """The ./script.py line that makes this run; settings the user's config already has are left out."""
