@@ -191,7 +191,7 @@ def test_saliency_by_area_table_holds_the_held_out_buckets(monkeypatch):
                            "10-30%": {"images": 0},
                            "30-100%": {"images": 3, "MAE": 0.3125, "max_F": 0.5625, "S_measure": None,
                                        "max_E": 0.875}}}
-    cfg = {"guide_labels": {"salthres": 50}}
+    cfg = {"guide_labels": {"salthres": 50, "saliency_maps": None}}
     monkeypatch.setattr(R, "stage_result", lambda *_: {"holdout": holdout, "outputs": {"x": 1}})
     page = Page(R.saliency_section(cfg, None))
     assert page.tables["Saliency"][1:] == [["holdout", "40.0", "0.250", "0.500", "0.625", "0.750"]]
@@ -202,6 +202,8 @@ def test_saliency_by_area_table_holds_the_held_out_buckets(monkeypatch):
     monkeypatch.setattr(R, "stage_result", lambda *_: {"val": {"foreground_IoU": {"50": 40.0}}})
     assert "object's share" not in R.saliency_section(cfg, None)
     assert "holdout" not in R.saliency_section(cfg, None)   # no such rows to explain
+    cfg["guide_labels"]["saliency_maps"] = "maps"   # your own maps: the folder's scores are another run's maps'
+    assert R.saliency_section(cfg, None) == ""
 
 
 def test_saliency_and_stage_tables_hold_every_done_json(run):

@@ -185,6 +185,10 @@ def guide_class_section(cfg, preset):
 
 
 def saliency_section(cfg, preset):
+    """The saliency maps' scores; none where the guide labels read your own maps (guide_labels.saliency_maps): the
+    saliency folder of these settings holds another run's."""
+    if cfg["guide_labels"]["saliency_maps"]:
+        return ""
     scores = {split: values for split, values in (stage_result(cfg, preset, "saliency") or {}).items()
               if isinstance(values, dict) and split not in ("skipped_images", "warned_images", "outputs", "made_with")}
     if not scores:
