@@ -510,9 +510,11 @@ def test_a_folder_given_instead_of_an_upstream_output_is_one_folder_however_writ
     assert "guide_labels: up to date" in out
 
 
-def test_another_training_of_the_same_inputs_given_as_the_model_is_not_up_to_date(own, command):
+def test_another_training_of_the_same_inputs_given_as_the_model_is_not_up_to_date(own, command, tmp_path):
     """Two seed classifiers of the same inputs and other seeds share their outputs' fingerprint: heatmaps made
-    from one with --model_dir were 'up to date' when given the other, and kept the first one's maps."""
+    from one with --model_dir were 'up to date' when given the other, and kept the first one's maps. The heatmaps
+    of each go to the folder of the settings that trained it, as the run's own do; one --out_dir for both is an
+    error naming the setting."""
     run_all(command, own, ("seed_train",))
     run_all(command, own, ("seed_train",), "--set", "seed_train.seed=1")
     second, first = sorted(stage_folders(own["out_root"] / "tiny" / "seed_train"), key=lambda f: "seed-1" not in f.name)
@@ -523,17 +525,47 @@ def test_another_training_of_the_same_inputs_given_as_the_model_is_not_up_to_dat
         code, out, err = command("seed_heatmaps", *own_args(own), "--model_dir", given)
         assert code == 0, out + err
         outs.append(out)
-        heatmaps = sorted(p for p in folder(own, "seed_heatmaps").glob("*.mat") if p.name != "cls_res.mat")
-        maps[given] = {p.name: scipy.io.loadmat(p)["heatmap"] for p in heatmaps}
-    assert f"it was made from the seed_train folder {first}, and now reads {second} (--out_dir keeps the outputs of " \
-        "each apart); recomputing it" in outs[1]
-    assert "seed_heatmaps: up to date" in outs[2]
+        made = [f for f in stage_folders(own["out_root"] / "tiny" / "seed_heatmaps")
+                if ("seed-1" in f.name) == (given == second)]
+        maps[given] = {p.name: scipy.io.loadmat(p)["heatmap"] for p in made[0].glob("*.mat") if p.name != "cls_res.mat"}
+    assert f"{second}: its seed_train outputs were made with seed_train.seed 1 (this command's: 0); this command " \
+        "uses those settings" in outs[1] and "seed_heatmaps: up to date" in outs[2]
     assert maps[first].keys() == maps[second].keys() and len(maps[first]) > 0
     assert any(not np.array_equal(maps[first][k], maps[second][k]) for k in maps[first])
     code, out, err = command("seed_heatmaps", *own_args(own), "--set", "seed_train.seed=1")  # the run's own folder
     assert code == 0, out + err
     made, = (f for f in stage_folders(own["out_root"] / "tiny" / "seed_heatmaps") if "seed-1" in f.name)
     assert all(np.array_equal(scipy.io.loadmat(made / k)["heatmap"], v) for k, v in maps[second].items())
+    for given in (first, second):
+        code, out, err = command("seed_heatmaps", *own_args(own), "--model_dir", given, "--out_dir", tmp_path / "one")
+    assert code == 2 and "this folder was made with other settings (seed_train.seed 0 there, 1 here)" in err, err
+
+
+def test_a_given_folder_brings_the_settings_its_outputs_were_made_with(own, command, tmp_path):
+    """A stage command given a model trained at 48 px (--model_dir) made its heatmaps at the command's 32 px and
+    recorded 32 (a probe: the release's user runs each stage by hand); the driver's run of that training makes them
+    at 48. Now the folder's settings are the command's, said in a note, and its heatmaps are those of the driver's
+    run; a setting given that the folder was made otherwise with is an error, and so is a folder of per-image
+    outputs made from other data."""
+    model = tmp_path / "model"
+    run_all(command, own, ("seed_train",), "--out_dir", model, "--set", "seed_train.input_size=48")
+    code, out, err = command("seed_heatmaps", *own_args(own), "--model_dir", model, "--out_dir", tmp_path / "maps")
+    assert code == 0 and f"note: {model}: its seed_train outputs were made with seed_train.input_size 48 (this " \
+        "command's: 32); this command uses those settings" in out and "seed heatmaps at 48 px" in out, out + err
+    assert yaml.safe_load((tmp_path / "maps" / "config.yaml").read_text())["seed_train"]["input_size"] == 48
+    run_all(command, own, ("seed_train", "seed_heatmaps"), "--set", "seed_train.input_size=48")   # the driver's way
+    made = [f for f in stage_folders(own["out_root"] / "tiny" / "seed_heatmaps") if "input_size-48" in f.name]
+    maps = [m for m in (tmp_path / "maps").glob("*.mat") if m.name != "cls_res.mat"]
+    assert maps and all(np.array_equal(scipy.io.loadmat(made[0] / m.name)["heatmap"], scipy.io.loadmat(m)["heatmap"])
+                        for m in maps)
+    code, out, err = command("seed_heatmaps", *own_args(own), "--model_dir", model, "--set", "seed_train.input_size=40")
+    assert code == 2 and err == f"error: {model}: seed_train's outputs made with other settings than those given " \
+        "(seed_train.input_size 48 there, 40 given here); pass a folder made with them, or leave them out to use the " \
+        "folder's\n", err
+    code, out, err = command("guide_labels", *own_args(own), "--seed_dir", tmp_path / "maps", "--set",
+                             "max_image_side=20")
+    assert code == 2 and err == f"error: {tmp_path / 'maps'}: seed_heatmaps's outputs made from other data than this " \
+        "command's (max_image_side 1024 there, 20 here); pass a folder of seed_heatmaps made from these images\n", err
 
 
 def test_outputs_of_a_given_model_retrained_in_place_with_other_settings_are_stale_downstream(own, command, tmp_path):

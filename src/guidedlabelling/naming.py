@@ -13,7 +13,7 @@ from . import pipeline
 from .config import absolute_paths, builtin_paths
 from .datasets import LAYOUTS, data_settings_unread, layout
 from .errors import InputError
-from .settings import NOT_PATHS, OWNERS, PATH_SETTINGS, defaults
+from .settings import NOT_PATHS, OWNERS, PATH_SETTINGS, STAGE_MODULES, defaults, locate
 
 MAX_NAME = 120
 NAMING_EXCLUDED = {"builtin", "builtin_size", "builtin_train", "builtin_val"}  # the data folder names them
@@ -180,6 +180,50 @@ def gone_settings(stored, current):
     """The sections and settings (SECTION.KEY) of a stored config that the current one does not have."""
     return [f"{sec}.{k}" for sec, old in stored.items() if isinstance(old, dict) for k in old
             if k not in current.get(sec, {})] + [sec for sec in stored if sec not in current]
+
+
+SPLIT_DATA = ("dataset", "test_dataset", "masks")  # which splits a command reads, and what it scores with: not
+# the data a folder's outputs were made from
+
+
+def with_given_folders(stage, cfg, given, overrides):
+    """(cfg, notes): cfg with, for each folder given instead of an upstream stage's output (--model_dir, --seed_dir,
+    ...) that is that stage's folder (its config.yaml), the settings its outputs were made with in place of the
+    command's, each said in a note: a model trained at 96 px is then tested at 96 px, as the driver tests it, and
+    the folder made records the settings that made it. A setting the command is given (a flag, --set) that the
+    folder was made otherwise with is an error, and so is a folder of per-image outputs made from other data (its
+    images share ids with this run's: the stage would take them for theirs)."""
+    explicit = {locate(item.split("=", 1)[0].strip()) for item in overrides}
+    notes = []
+    for parent, folder in STAGE_MODULES[stage].reads(cfg, given).upstream.items():
+        path = Path(folder).expanduser() if folder else None
+        if path is None or made_by(path) != parent:   # a user's folder of maps, or none given
+            continue
+        stored = stored_settings(path)
+        current = {sec: values for sec, values in relevant(cfg, parent).items() if sec in stored}
+        taken, conflicts, data = [], [], []
+        for key, there, here in differences(stored, current):
+            sec, bare = locate(key)
+            if sec == "data":
+                if pipeline.BY_NAME[parent].per_image and bare not in SPLIT_DATA and \
+                        not (bare in PATH_SETTINGS and (there is None) == (here is None)):  # the data elsewhere
+                    data.append(f"{key} {there!r} there, {here!r} here")
+            elif (sec, bare) in explicit:
+                conflicts.append(f"{key} {there!r} there, {here!r} given here")
+            else:
+                cfg[sec][bare] = there
+                taken.append(f"{key} {there!r} (this command's: {here!r})")
+        if data:
+            raise InputError(f"{path}: {parent}'s outputs made from other data than this command's ({'; '.join(data)})"
+                             f"; pass a folder of {parent} made from these images")
+        if conflicts:
+            raise InputError(f"{path}: {parent}'s outputs made with other settings than those given ("
+                             f"{'; '.join(conflicts)}); pass a folder made with them, or leave them out to use the "
+                             "folder's")
+        if taken:
+            notes.append(f"{path}: its {parent} outputs were made with {', '.join(taken)}; this command uses "
+                         "those settings")
+    return cfg, notes
 
 
 def said_differences(stored, current, most=3):

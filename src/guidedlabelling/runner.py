@@ -387,11 +387,15 @@ def fragment_name(run):
 
 
 def resolve(stage, argv):
-    """(flags, config, preset, output folder) of a stage command; the built-in data generated if it is used."""
+    """(flags, config, preset, output folder, notes) of a stage command; the built-in data generated if it is used.
+    The settings of the upstream folders given (--model_dir, ...) replace the command's (naming.with_given_folders,
+    whose notes these are)."""
     args = parse(stage, argv)
-    cfg, preset = C.resolve(args.config, C.flag_overrides(args))
+    overrides = C.flag_overrides(args)
+    cfg, preset = C.resolve(args.config, overrides)
+    cfg, notes = naming.with_given_folders(stage, cfg, vars(args), overrides)
     ensure_data(cfg)
-    return args, cfg, preset, Path(args.out_dir) if args.out_dir else naming.stage_dir(cfg, preset, stage)
+    return args, cfg, preset, Path(args.out_dir) if args.out_dir else naming.stage_dir(cfg, preset, stage), notes
 
 
 def use_threads(threads):
@@ -403,7 +407,7 @@ def use_threads(threads):
 def up_to_date_line(stage, argv=None, opened=None):
     """The line `up to date in <folder> ...` of a stage command whose output is up to date (it would do nothing),
     else None. Its inputs must exist."""
-    args, cfg, preset, out = resolve(stage, argv)
+    args, cfg, preset, out, _ = resolve(stage, argv)
     if cfg["run"]["overridecache"] or draws_panels(stage, cfg):  # main draws the panels a finished stage lacks
         return None
     inputs, _ = preflight.check(stage, cfg, preset, vars(args), opened).manifest(recorded(out))
@@ -430,9 +434,9 @@ def main(stage, argv=None, opened=None, by_driver=False):
     """Run one stage as a command; returns its output folder. Errors propagate (cli.py reports them).
     opened: the datasets a driver's preflight opened (preflight.Opened), reused instead of opened again. A command
     a user runs (not by_driver, which gives every stage all the run's settings) notes the settings it does not read."""
-    args, cfg, preset, out = resolve(stage, argv)
+    args, cfg, preset, out, given = resolve(stage, argv)
     if not by_driver:
-        for note in unread_settings(stage, cfg, args.set) + unread_inputs(stage, cfg, preset, vars(args)) + \
+        for note in given + unread_settings(stage, cfg, args.set) + unread_inputs(stage, cfg, preset, vars(args)) + \
                 setting_notes(cfg, C.flag_overrides(args)):
             print(f"note: {note}", flush=True)
     if distributed.under_torchrun():  # a torchrun worker: it ends with torchrun (a kill -9 left it training)
