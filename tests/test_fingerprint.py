@@ -566,6 +566,8 @@ def test_a_given_folder_brings_the_settings_its_outputs_were_made_with(own, comm
                              "max_image_side=20")
     assert code == 2 and err == f"error: {tmp_path / 'maps'}: seed_heatmaps's outputs made from other data than this " \
         "command's (max_image_side 1024 there, 20 here); pass a folder of seed_heatmaps made from these images\n", err
+    code, out, err = command("seed_heatmaps", *own_args(own), "--model_dir", model / "model.pth")   # predict takes it
+    assert code == 2 and f"{model / 'model.pth'}: a file, not a folder; pass the folder that holds it, {model}" in err
 
 
 def test_outputs_of_a_given_model_retrained_in_place_with_other_settings_are_stale_downstream(own, command, tmp_path):

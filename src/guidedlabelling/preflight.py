@@ -208,7 +208,8 @@ def upstream_folder(parent, given_folder, cfg, preset, made, datasets, opened, t
     if given_folder:
         path = Path(given_folder).expanduser().resolve()  # one folder, one record however it is written
         if not path.is_dir():
-            opened.add(f"{path}: folder not found; pass an existing folder")
+            opened.add(f"{path}: a file, not a folder; pass the folder that holds it, {path.parent}" if path.is_file()
+                       else f"{path}: folder not found; pass an existing folder")
             return path
         maker = naming.made_by(path)
         if maker not in (None, parent) and parent not in pipeline.TRAINERS.values():   # (a model: its kind says)

@@ -57,7 +57,8 @@ def reads(cfg, given):
 def add_split_flag(parser):
     """--seed_split for the commands that evaluate seed_heatmaps' output (it is seed_heatmaps' setting)."""
     parser.add_argument("--seed_split", dest="seed_heatmaps.seed_split", metavar="SEED_SPLIT",
-                        help=f"the split of seed_heatmaps' output to evaluate: {OPTIONS['seed_split'][1]}")
+                        help=f"the split of seed_heatmaps' output to evaluate: {OPTIONS['seed_split'][1]} (default: "
+                             f"{OPTIONS['seed_split'][0]})")
 
 
 def heatmap_split(cfg):
