@@ -566,6 +566,12 @@ def test_a_given_folder_brings_the_settings_its_outputs_were_made_with(own, comm
                              "max_image_side=20")
     assert code == 2 and err == f"error: {tmp_path / 'maps'}: seed_heatmaps's outputs made from other data than this " \
         "command's (max_image_side 1024 there, 20 here); pass a folder of seed_heatmaps made from these images\n", err
+    code, out, err = command("seed_heatmaps", *own_args(own), "--model_dir", model, "--out_dir", tmp_path / "half",
+                             "--n", "1", "--N", "2")   # the second of two fragments (the 4 images are one block)
+    assert code == 0, out + err
+    code, out, err = command("guide_labels", *own_args(own), "--seed_dir", tmp_path / "half")
+    assert code == 2 and f"{tmp_path / 'half'}: seed_heatmaps has not finished this folder; rerun the command that " \
+        "made it (each of its --n/--N fragments) to finish it, or pass a finished folder" in err, err
     code, out, err = command("seed_heatmaps", *own_args(own), "--model_dir", model / "model.pth")   # predict takes it
     assert code == 2 and f"{model / 'model.pth'}: a file, not a folder; pass the folder that holds it, {model}" in err
 
