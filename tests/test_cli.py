@@ -268,6 +268,34 @@ def test_data_loader_workers_share_the_commands_temp_folder_which_goes_with_it()
     assert workers == {out.strip()} and not Path(out.strip()).exists(), (out, err)
 
 
+TRAINING_TEMP_DIR_COMMAND = """
+import multiprocessing.util
+import os
+import sys
+from guidedlabelling.cli import run_stage
+
+made = multiprocessing.util.get_temp_dir
+
+def logged():   # each process that asks for its temp folder, and the folder
+    folder = made()
+    os.write(2, f"temp folder {folder}\\n".encode())
+    return folder
+
+multiprocessing.util.get_temp_dir = logged
+sys.argv = ["train.py", *sys.argv[1:]]
+run_stage("seed_train")
+"""
+
+
+def test_a_trainings_data_loader_workers_share_the_commands_temp_folder(own, tmp_path):
+    """The training's workers too (the longest step: most Ctrl-Cs land there)."""
+    proc = start("-c", TRAINING_TEMP_DIR_COMMAND, *own_args(own), "--workers", "2", "--out_dir", tmp_path / "model")
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    folders = {line.split()[-1] for line in err.splitlines() if line.startswith("temp folder ")}
+    assert len(folders) == 1, err
+
+
 def test_a_signal_another_thread_takes_in_a_callback_while_workers_start_is_raised_after():
     """The case CI met: while workers start, Python's handler ran inside a weak reference's callback, where the
     KeyboardInterrupt is printed as ignored and lost. A signal mask did not keep it out: another thread of the

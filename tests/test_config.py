@@ -662,3 +662,42 @@ def test_own_data_masks_name_only_the_folders_of_what_learns_from_them():
     cfg, _ = resolve()
     assert naming.scored_with(cfg, "guide_labels") == {}
     assert naming.other_masks({"scored_with": "/x/m"}, cfg) == "/x/m" and naming.other_masks({}, cfg) is False
+
+
+def stage_folder(path, stage, *sets):
+    """A folder whose config.yaml is that of `stage` made with the smoke preset and `sets`."""
+    path.mkdir()
+    (path / "config.yaml").write_text(yaml.safe_dump(naming.relevant(resolve(*sets)[0], stage)))
+    return str(path)
+
+
+def test_only_folders_given_by_a_flag_bring_their_settings(tmp_path):
+    """A saliency folder given as --saliency_dir brings its settings; the same folder as the saliency_maps setting
+    (a folder of maps, which the driver reads too) brings none: the driver's steps would name their folders
+    otherwise than the steps after them look for them (a review)."""
+    maps = stage_folder(tmp_path / "maps", "saliency", "saliency.test_size=24")
+    cfg, notes = naming.with_given_folders("guide_labels", resolve()[0], {"saliency_dir": maps}, [])
+    assert cfg["saliency"]["test_size"] == 24 and notes == [
+        f"{maps}: its saliency outputs were made with saliency.test_size 24 (this command's: 64); this command uses "
+        "those settings"]
+    cfg, notes = naming.with_given_folders("guide_labels", resolve(f"saliency_maps={maps}")[0], {}, [])
+    assert cfg == resolve(f"saliency_maps={maps}")[0] and notes == []
+
+
+def test_a_given_model_brings_the_sections_its_labels_setting_reads(tmp_path):
+    """A segmenter trained on guide labels (seedthres 30) given to a test whose settings train on the masks
+    (labels gt): its labels were taken, and then none of its guide settings (a review)."""
+    model = stage_folder(tmp_path / "model", "seg_train", "seedthres=30")
+    cfg, _ = naming.with_given_folders("segmentations", resolve("labels=gt")[0], {"model_dir": model}, [])
+    assert cfg["seg_train"]["labels"] == "guide" and cfg["guide_labels"]["seedthres"] == 30
+
+
+def test_data_settings_written_otherwise_are_the_same_data(tmp_path):
+    """Heatmaps of your own data (layout auto) given to a command that says layout own: the same data, not 'other
+    data' (a review); another max_image_side is other data."""
+    own = [f"images={tmp_path}", f"tags={tmp_path / 'tags.csv'}"]
+    heatmaps = stage_folder(tmp_path / "heatmaps", "seed_heatmaps", *own)
+    cfg, _ = naming.with_given_folders("guide_labels", resolve(*own, "layout=own")[0], {"seed_dir": heatmaps}, [])
+    assert cfg["data"]["layout"] == "own"
+    with pytest.raises(InputError, match="max_image_side 1024 there, 512 here"):
+        naming.with_given_folders("guide_labels", resolve(*own, "max_image_side=512")[0], {"seed_dir": heatmaps}, [])

@@ -572,6 +572,10 @@ def test_a_given_folder_brings_the_settings_its_outputs_were_made_with(own, comm
     code, out, err = command("guide_labels", *own_args(own), "--seed_dir", tmp_path / "half")
     assert code == 2 and f"{tmp_path / 'half'}: seed_heatmaps has not finished this folder; rerun the command that " \
         "made it (each of its --n/--N fragments) to finish it, or pass a finished folder" in err, err
+    shutil.copytree(tmp_path / "maps", tmp_path / "whole")
+    (tmp_path / "whole" / "done.json").unlink()   # unfinished, with every file the guide labels read: taken
+    code, out, err = command("guide_labels", *own_args(own), "--seed_dir", tmp_path / "whole")
+    assert code == 2 and "no finished output of stage saliency" in err and str(tmp_path / "whole") not in err, err
     code, out, err = command("seed_heatmaps", *own_args(own), "--model_dir", model / "model.pth")   # predict takes it
     assert code == 2 and f"{model / 'model.pth'}: a file, not a folder; pass the folder that holds it, {model}" in err
 

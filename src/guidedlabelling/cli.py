@@ -129,10 +129,8 @@ def workers_starting():
     came there was raised inside a callback (the fork's, a weak reference's), printed as ignored and lost, the
     command running on. A signal mask did not hold it: another thread of the command takes it, and Python's
     handler still runs in the main thread. Held, the first is raised here once the workers run; a forked worker
-    starts with the command's handlers (in_forked_worker). The workers share the command's multiprocessing temp
-    folder, which only the command removes, once they ended: each made its own for its tensor sharer's socket and
-    removed it at its end while its queue's thread could still be making the socket there (a traceback)."""
-    multiprocessing.util.get_temp_dir()
+    starts with the command's handlers (in_forked_worker); they share the command's temp folder (share_temp_folder)."""
+    share_temp_folder()
     # Python runs handlers in the main thread only; STARTING: an outer call holds them already
     if threading.current_thread() is not threading.main_thread() or STARTING:
         yield
@@ -151,6 +149,13 @@ def workers_starting():
             held, HELD[:] = HELD[:1], []
         for signum in held:
             deliver(signum, handlers[signum], None)
+
+
+def share_temp_folder():
+    """Made before worker processes fork, the command's multiprocessing temp folder is theirs too, and only the
+    command removes it, once they ended: each made its own for its tensor sharer's socket and removed it at its end
+    while its queue's thread could still be making the socket there (rmtree's traceback after Ctrl-C)."""
+    multiprocessing.util.get_temp_dir()
 
 
 def take_back_handlers():

@@ -182,48 +182,66 @@ def gone_settings(stored, current):
             if k not in current.get(sec, {})] + [sec for sec in stored if sec not in current]
 
 
-SPLIT_DATA = ("dataset", "test_dataset", "masks")  # which splits a command reads, and what it scores with: not
-# the data a folder's outputs were made from
+FOLDER_FLAGS = ("seed_dir", "saliency_dir", "model_dir", "guide_dir")  # the flags that give an upstream folder
+DATA_MADE_FROM = ("datatype", "builtin", "builtin_size", "builtin_train", "builtin_val", "max_image_side")  # with
+# the layout, which data per-image outputs are of (their paths may have moved since)
 
 
 def with_given_folders(stage, cfg, given, overrides):
-    """(cfg, notes): cfg with, for each folder given instead of an upstream stage's output (--model_dir, --seed_dir,
-    ...) that is that stage's folder (its config.yaml), the settings its outputs were made with in place of the
-    command's, each said in a note: a model trained at 96 px is then tested at 96 px, as the driver tests it, and
-    the folder made records the settings that made it. A setting the command is given (a flag, --set) that the
-    folder was made otherwise with is an error, and so is a folder of per-image outputs made from other data (its
-    images share ids with this run's: the stage would take them for theirs)."""
+    """(cfg, notes): cfg with, for each folder given by a flag instead of an upstream stage's output (--model_dir,
+    --seed_dir, ...) that is that stage's folder (its config.yaml), the settings its outputs were made with in place
+    of the command's (data's but), said in a note: a model trained at 96 px is then tested at 96 px, as the driver
+    tests it, and the folder made records the settings that made it. A setting the command is given (a flag, --set)
+    that the folder was made otherwise with is an error, and so is a folder of per-image outputs made from other data
+    (its images share ids with this run's: the stage would take them for theirs)."""
     explicit = {locate(item.split("=", 1)[0].strip()) for item in overrides}
+    flagged = {given[flag] for flag in FOLDER_FLAGS if given.get(flag)}
     notes = []
     for parent, folder in STAGE_MODULES[stage].reads(cfg, given).upstream.items():
-        path = Path(folder).expanduser() if folder else None
-        if path is None or made_by(path) != parent:   # a user's folder of maps, or none given
+        path = Path(folder).expanduser() if folder in flagged else None
+        if path is None or made_by(path) != parent:   # a user's folder of files, or none given
             continue
         stored = stored_settings(path)
-        current = {sec: values for sec, values in relevant(cfg, parent).items() if sec in stored}
-        taken, conflicts, data = [], [], []
-        for key, there, here in differences(stored, current):
-            sec, bare = locate(key)
-            if sec == "data":
-                if pipeline.BY_NAME[parent].per_image and bare not in SPLIT_DATA and \
-                        not (bare in PATH_SETTINGS and (there is None) == (here is None)):  # the data elsewhere
-                    data.append(f"{key} {there!r} there, {here!r} here")
-            elif (sec, bare) in explicit:
-                conflicts.append(f"{key} {there!r} there, {here!r} given here")
-            else:
-                cfg[sec][bare] = there
-                taken.append(f"{key} {there!r} (this command's: {here!r})")
-        if data:
-            raise InputError(f"{path}: {parent}'s outputs made from other data than this command's ({'; '.join(data)})"
-                             f"; pass a folder of {parent} made from these images")
+        if pipeline.BY_NAME[parent].per_image and (other := other_data(stored.get("data"), cfg["data"])):
+            raise InputError(f"{path}: {parent}'s outputs made from other data than this command's ({other}); pass a "
+                             f"folder of {parent} made from these images")
+        taken = take_settings(cfg, parent, stored, explicit, path)
+        if taken:
+            said = ", ".join(f"{key} {there!r} (this command's: {here!r})" for key, (there, here) in taken.items())
+            notes.append(f"{path}: its {parent} outputs were made with {said}; this command uses those settings")
+    return cfg, notes
+
+
+def other_data(stored, current):
+    """'builtin_size 128 there, 96 here; ...' where a folder's stored data settings name other data than the current
+    ones (DATA_MADE_FROM and the layout they resolve to), else ''."""
+    if stored is None:
+        return ""
+    stored = defaults()["data"] | stored   # settings added since: their defaults
+    pairs = [("layout", layout(stored), layout(current))] + [(k, stored[k], current[k]) for k in DATA_MADE_FROM]
+    return "; ".join(f"{key} {there!r} there, {here!r} here" for key, there, here in pairs if there != here)
+
+
+def take_settings(cfg, parent, stored, explicit, path):
+    """{setting: (the folder's value, the command's)} of the settings of `parent`'s sections, but data, that a
+    folder's stored config has otherwise, each set in cfg; one the command was given (`explicit`) is an error."""
+    taken = {}
+    for _ in pipeline.STAGES:   # a setting taken (seg_train.labels) may bring sections of its own to compare
+        current = {sec: values for sec, values in relevant(cfg, parent).items() if sec in stored and sec != "data"}
+        differ = differences(stored, current)
+        conflicts = [f"{key} {there!r} there, {here!r} given here" for key, there, here in differ
+                     if locate(key) in explicit]
         if conflicts:
             raise InputError(f"{path}: {parent}'s outputs made with other settings than those given ("
                              f"{'; '.join(conflicts)}); pass a folder made with them, or leave them out to use the "
                              "folder's")
-        if taken:
-            notes.append(f"{path}: its {parent} outputs were made with {', '.join(taken)}; this command uses "
-                         "those settings")
-    return cfg, notes
+        if not differ:
+            break
+        for key, there, here in differ:
+            sec, bare = locate(key)
+            cfg[sec][bare] = there
+            taken.setdefault(key, (there, here))
+    return taken
 
 
 def said_differences(stored, current, most=3):

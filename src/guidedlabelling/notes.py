@@ -56,7 +56,7 @@ def unread_inputs(stage, cfg, preset, given):
             "is tested on" + ("; --set seed_split=test makes this command work on it)" if on_test else ")")
             if key == "test_dataset" else ""))
     notes += [f"--{flag} {given[flag]}: {stage} does not read it with these settings"
-              for flag in ("seed_dir", "saliency_dir", "model_dir", "guide_dir")
+              for flag in naming.FOLDER_FLAGS
               if given.get(flag) and given[flag] not in upstream]
     return notes
 

@@ -223,12 +223,13 @@ def upstream_folder(parent, given_folder, cfg, preset, made, datasets, opened, t
                 order = remade_in_order(parent, path, opened.digests, opened.stale)
                 remake = in_order([f"{pipeline.command(s)} for {'it' if f == path else f}" for s, f in order])
                 opened.add(f"{path}: out of date, {why}; {remake}")
-        elif maker == parent and pipeline.BY_NAME[parent].per_image:
-            opened.add(f"{path}: {parent} has not finished this folder{begun(path, parent, datasets)}; rerun the "
-                       f"command that made it (each of its --n/--N fragments) to finish it, or pass a finished folder")
         else:
-            opened.add(*per_image_problems(path, pipeline.BY_NAME[parent].per_image, datasets, parent == "saliency",
-                                           parent == "guide_labels"))
+            problems = per_image_problems(path, pipeline.BY_NAME[parent].per_image, datasets, parent == "saliency",
+                                          parent == "guide_labels")
+            unfinished = problems and maker == parent   # (a training's folder: given_model_problems says)
+            opened.add(*[f"{path}: {parent} has not finished this folder{begun(path, parent, datasets)}; rerun the "
+                         "command that made it (each of its --n/--N fragments) to finish it, or pass a finished "
+                         "folder"] if unfinished else problems)
         return path
     path = naming.stage_dir(cfg, preset, parent)
     if path in made:

@@ -17,7 +17,7 @@ from torch.overrides import TorchFunctionMode
 
 from . import distributed
 from . import precision as P
-from .cli import ENDING, Terminated, handling, quiet_loader_worker
+from .cli import ENDING, Terminated, handling, quiet_loader_worker, share_temp_folder
 from .errors import resume_hint
 from .io import IGNORE, InputError, load_checkpoint, save_checkpoint, save_json, snapshot_path, snapshots
 from .progress import progress
@@ -45,6 +45,7 @@ def train_loop(model, stream, loss_fn, solver, mults, out, log, device, run, met
         start, losses = resume(out, model, sgd, scaler, log)
         distributed.check_same_everywhere(start, device, f"the snapshot to resume from in {out}")
         net = distributed.wrap(model, device, run["channels_last"])
+        share_temp_folder()
         loader = torch.utils.data.DataLoader(stream, batch_size=local,
                                              sampler=SampleKeys(start, solver.max_iter, solver.batch_size, local),
                                              num_workers=run["workers"], pin_memory=device.type == "cuda",
