@@ -13,7 +13,7 @@ import pytest
 
 from conftest import make_own, own_args
 from guidedlabelling import runner
-from guidedlabelling.io import InputError, flocked, lock_of
+from guidedlabelling.io import InputError, flocked, lock_of, writing
 from guidedlabelling.pipeline import STEPS
 from guidedlabelling.store import ENV as STORE_ENV
 
@@ -166,3 +166,16 @@ def test_a_step_holds_the_folders_it_reads_shared_while_it_runs(tmp_path, monkey
     assert held == [(fcntl.LOCK_SH, "free"), (fcntl.LOCK_EX, "held")]   # readers share it; a writer waits
     with open(lock_of(seeds), "a") as f:   # and the step lets go of it when it ends
         fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+def test_a_folder_that_cannot_be_made_is_the_error_of_its_making(tmp_path):
+    """Its lock went unmade without a word, and the first write failed with 'No such file or directory' where the
+    folder's parent refused it (a probe: a read-only parent; here, where root writes anything, a file in the way).
+    The error of making it is raised; a folder that is there but cannot be locked is still written unlocked."""
+    (tmp_path / "file").write_text("")
+    with pytest.raises(FileExistsError):   # mkdir of its parent, a file
+        with writing(tmp_path / "file" / "out", "predict"):
+            pass
+    (tmp_path / "lock").mkdir()   # a lock that cannot be opened, in a folder that is there
+    with writing(tmp_path / "out", "predict", lock=tmp_path / "lock"):
+        pass

@@ -71,3 +71,14 @@ def test_saliency_set_masks_are_grey_at_any_depth_and_of_the_image_size(tmp_path
     Image.fromarray(np.zeros((3, 2), np.uint8)).save(tmp_path / "masks" / "a.png")
     with pytest.raises(InputError, match=r"a\.png: mask is 2x3 \(WxH\), its image 2x2; fix the PNG"):
         MaskFolder(tmp_path)
+
+
+def test_a_32_bit_image_of_8_bit_values_is_read_as_they_are(tmp_path):
+    """A TIFF of 32-bit integers holding 0..255 (a probe): scaled as 16-bit, it was black and predicted all
+    background. Values beyond 255 are 16-bit ones, scaled as such."""
+    values = np.array([[0, 7], [128, 255]], np.int32)
+    Image.fromarray(values).save(tmp_path / "eight.tiff")
+    assert Image.open(tmp_path / "eight.tiff").mode == "I"
+    np.testing.assert_array_equal(load_image(tmp_path / "eight.tiff")[..., 0], values)
+    Image.fromarray(values * 257).save(tmp_path / "sixteen.tiff")
+    np.testing.assert_array_equal(load_image(tmp_path / "sixteen.tiff")[..., 1], values)

@@ -16,7 +16,7 @@ from guidedlabelling.datasets import ImageFiles
 from guidedlabelling.inference import load_model
 from guidedlabelling.io import InputError, load_image, save_checkpoint, save_json, voc_palette
 from guidedlabelling.networks import build_seg_net, init_from_scratch
-from guidedlabelling.prediction import found_line, images_to_do, predict
+from guidedlabelling.prediction import found_line, images_to_do, predict, written
 from guidedlabelling.transforms import fit_input, to_caffe_input, unfit
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -353,6 +353,38 @@ def test_an_image_replaced_since_its_outputs_were_made_is_predicted_again(model,
     assert not (out / "zz.png").exists()   # no output of the former settings stays to be taken as done
     assert "by an earlier run" not in predict("--alpha", "0.3")
     assert (out / "photo.png").read_bytes() == kept   # the labels do not depend on alpha
+
+
+def test_another_image_of_a_name_predicted_into_the_same_out_dir_is_refused(model, photos, tmp_path):
+    """Two folders, each with its own a.jpg, predicted in turn into one --out_dir: the second replaced the first's
+    outputs without a word (a probe). The same photo in a folder moved since is the same image."""
+    first, second, out = tmp_path / "first", tmp_path / "second", tmp_path / "preds"
+    for folder, source in ((first, "photo.jpg"), (second, "turned.jpg")):
+        folder.mkdir()
+        shutil.copy(photos / source, folder / "a.jpg")
+
+    def predict(inputs):
+        return subprocess.run([sys.executable, str(ROOT / "src/predict.py"), str(inputs), "--model", str(model),
+                               "--out_dir", str(out), "--config", "smoke"], cwd=ROOT, capture_output=True, text=True)
+    assert predict(first).returncode == 0
+    made = (out / "a.png").read_bytes()
+    proc = predict(second)
+    assert proc.returncode == 2 and proc.stderr == f"error: --out_dir {out}: holds predictions of other files of " \
+        f"the names of 1 image named here ({first / 'a.jpg'}, now {second / 'a.jpg'}); choose another --out_dir, " \
+        "or rename them\n", proc.stderr
+    assert (out / "a.png").read_bytes() == made
+    first.rename(tmp_path / "moved")
+    proc = predict(tmp_path / "moved")
+    assert proc.returncode == 0 and "all predicted by an earlier run" in proc.stdout, proc.stderr
+
+
+def test_an_error_of_a_file_is_told_apart_from_one_of_the_out_dir(tmp_path):
+    """An input folder it may not read was told to 'choose another output folder (--out_dir)' (a probe)."""
+    out = tmp_path / "preds"
+    assert written(OSError(13, "Permission denied", str(out / "a.png")), out)
+    assert written(OSError(13, "Permission denied", str(tmp_path)), out)   # its parent, where out_dir is made
+    assert written(OSError(28, "No space left on device"), out)
+    assert not written(OSError(13, "Permission denied", str(tmp_path / "photos")), out)
 
 
 def test_an_image_pillow_warns_of_is_predicted_and_named_with_its_warning(model, tmp_path):

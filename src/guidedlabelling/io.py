@@ -113,7 +113,8 @@ def writing(folder, who, shared=False, lock=None, wait=True):
             lock.parent.mkdir(parents=True, exist_ok=True)
             stack.enter_context(flocked(lock, waiting, shared))
         except OSError:
-            pass
+            if not lock.parent.is_dir():   # nothing can be written there: why (a read-only parent), not a later ENOENT
+                raise
         yield
 
 
@@ -199,11 +200,14 @@ def load_label_png(path):
 
 
 def eight_bit(img):
-    """A 16-bit greyscale PIL image scaled to 8 bits (v / 257, rounded: 65535 -> 255); other modes unchanged."""
+    """A 16-bit greyscale PIL image scaled to 8 bits (v / 257, rounded: 65535 -> 255); other modes unchanged. A
+    32-bit one ("I": a TIFF's, or a 16-bit PNG in older Pillow) whose values all fit 0..255 is taken as 8-bit (an
+    8-bit image saved as 32-bit integers was black)."""
     if img.mode not in WIDE_GREY_MODES:
         return img
     values = np.asarray(img).astype(np.float64)
-    return Image.fromarray(np.clip(np.round(values / 257), 0, 255).astype(np.uint8), "L")
+    scale = 1 if img.mode == "I" and values.max(initial=0) <= 255 else 257
+    return Image.fromarray(np.clip(np.round(values / scale), 0, 255).astype(np.uint8), "L")
 
 
 def upright_rgb(img):

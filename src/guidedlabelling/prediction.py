@@ -12,6 +12,7 @@ of other settings of images the run does not name is an error, as is one holding
 predicts into one out_dir take turns (its .predict.lock).
 """
 import argparse
+import os
 from pathlib import Path
 
 import numpy as np
@@ -148,6 +149,7 @@ def images_to_do(images, out_dir, settings):
         made, sizes = (made, sizes) if same_labels else ({}, {})
     refuse_unrecorded(images, out_dir, recorded)
     files = {it.id: file_state(it.image, made.get(it.id)) for it in images.items}
+    refuse_other_files(out_dir, made, files)
     stale = (set() if same_labels else recorded) | stale_outputs(images, out_dir, made, sizes, files)
     for image_id in stale & recorded:  # a file it never made stays
         for path in outputs(out_dir, image_id):
@@ -247,12 +249,34 @@ def refuse_foreign(out_dir, record):
                          "empty or new folder")
 
 
+def written(e, out_dir):
+    """Whether an OSError is of --out_dir (or of no file: a disk full), not of the images named."""
+    if not e.filename:
+        return True
+    path, out_dir = Path(os.path.abspath(e.filename)), Path(os.path.abspath(out_dir))
+    return path == out_dir or out_dir in path.parents or path in out_dir.parents
+
+
 def file_state(path, known=None):
-    """{size, mtime_ns, digest} of a file; the digest of `known` (a former state) where size and time are its."""
-    stat = Path(path).stat()
-    if known and (known.get("size"), known.get("mtime_ns")) == (stat.st_size, stat.st_mtime_ns):
+    """{path, size, mtime_ns, digest} of a file; the digest of `known` (a former state) where path, size and time
+    are its."""
+    path, stat = str(Path(path).resolve()), Path(path).stat()
+    if known and (known.get("path"), known.get("size"), known.get("mtime_ns")) == (path, stat.st_size,
+                                                                                    stat.st_mtime_ns):
         return known
-    return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "digest": file_digest(path)}
+    return {"path": path, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "digest": file_digest(path)}
+
+
+def refuse_other_files(out_dir, made, files):
+    """An image whose outputs in out_dir were made from another file of its name (b/a.jpg where a/a.jpg was
+    predicted), with other content, is an error: its outputs would replace the other's without a word. The same
+    content elsewhere (a folder moved) is the same image."""
+    others = [f"{then['path']}, now {now['path']}" for i, now in files.items() if (then := made.get(i))
+              and then.get("path") not in (None, now["path"]) and then.get("digest") != now["digest"]]
+    if others:
+        raise InputError(f"--out_dir {out_dir}: holds predictions of other files of the names of "
+                         f"{counted(len(others), 'image')} named here ({some(others)}); choose another --out_dir, or "
+                         "rename them")
 
 
 def outputs(out_dir, image_id):
@@ -349,7 +373,8 @@ def main(argv=None):
                           args.alpha, net_size, args.crf_backend or preset["run"]["crf_backend"],
                           preset["data"]["max_image_side"] if args.max_side is None else args.max_side)
     except OSError as e:
-        raise InputError(os_error_message(e, "--out_dir")) from None
+        raise InputError(os_error_message(e, "--out_dir") if written(e, args.out_dir) else
+                         f"{e.filename}: {e.strerror}; give this user access to it, or name other images") from None
     n, before, redrawn = summary["images"], summary["done_before"], summary["redrawn"]
     done = f"predicted {counted(n, 'image')}" + (f", {before} of them by an earlier run" if before else "") + \
         (f", {redrawn} from the labels of an earlier run (their overlays drawn again)" if redrawn else "") \
