@@ -303,15 +303,17 @@ def test_a_rerun_resumes_and_other_settings_predict_again(model, photos, tmp_pat
     (out / "photo.png").write_bytes((out / "photo.png").read_bytes()[:-20])   # cut: no size to compare, checked
     assert f"predicted {len(SIZES)} images, {len(SIZES) - 1} of them by an earlier run" in predict()
     assert {p.name: p.read_bytes() for p in out.glob("*.png")} == first
-    assert f"predicted {len(SIZES)} images, {len(SIZES)} from the labels of an earlier run (their overlays drawn " \
-        "again)" in predict("--alpha", "0.3")
+    assert f"{len(SIZES)} images, all predicted by an earlier run with these settings; {len(SIZES)} overlays drawn " \
+        "again from their labels" in predict("--alpha", "0.3")
     assert {p.name: p.read_bytes() for p in out.glob("*.png")} == first   # the labels stand
     assert json.loads((out / "predict.json").read_text())["alpha"] == 0.3
     label = np.asarray(Image.open(out / "photo.png"))
     image = shown(photos / "photo.jpg")
     expected = np.where(label[..., None] > 0, np.round(0.7 * image + 0.3 * PALETTE[label]).astype(np.uint8), image)
     assert np.abs(np.asarray(Image.open(out / "overlay" / "photo.png")).astype(int) - expected).max() <= 1
-    assert "by an earlier run" not in predict("--size", "96")   # another setting: every image again
+    out_text = predict("--size", "96")   # another setting: every image again, said
+    assert "by an earlier run" not in out_text and f"note: {out} held predictions made with other settings (size " \
+        "64 there, 96 here); they are made again with these" in out_text, out_text
 
 
 def test_an_image_replaced_since_its_outputs_were_made_is_predicted_again(model, photos, tmp_path):

@@ -107,6 +107,7 @@ def predict(model_path, inputs, out_dir, size, resize="none", pcrf="none", devic
     if out_dir.is_dir() and not (out_dir / RECORD).exists():
         refuse_foreign(out_dir, None)   # before its lock file is left in someone else's folder
     with writing(out_dir, "predict", lock=out_dir / LOCK):  # another predict there: wait, then resume
+        replaced = other_settings(out_dir, settings)
         todo = images_to_do(images, out_dir, settings)
         for i, scores, frame in forward_all(model, images, todo, size, geometry(resize), device, BATCH,
                                             net_size=net_size):
@@ -125,7 +126,7 @@ def predict(model_path, inputs, out_dir, size, resize="none", pcrf="none", devic
         record_output_sizes(out_dir, images)
         found = classes_found(out_dir, images, meta["classes"])   # under the lock: no other predict rewrites them
     return {"images": len(images), "done_before": len(images) - len(todo) - len(redrawn), "redrawn": len(redrawn),
-            "classes": list(meta["classes"]), "found": found,
+            "classes": list(meta["classes"]), "found": found, "replaced": replaced,
             "out_dir": str(out_dir), "skipped_images": images.skipped, "warned_images": images.warned,
             "not_images": [str(p) for p in images.ignored],
             "folders_not_read": [str(p) for p in images.subfolders]}
@@ -157,6 +158,16 @@ def images_to_do(images, out_dir, settings):
     save_json(out_dir / RECORD, settings | {"images": {i: v for i, v in made.items() if i not in stale} | files,
                                             "outputs": {i: v for i, v in sizes.items() if i not in stale}})
     return [i for i, it in enumerate(images.items) if not outputs(out_dir, it.id)[0].exists()]
+
+
+def other_settings(out_dir, settings):
+    """'pcrf 'deeplab' there, 'none' here; ...' where out_dir holds predictions made with other settings than these
+    (--alpha aside: the labels stand), which this run replaces; else ''."""
+    record = read_json(out_dir / RECORD) or {}
+    if not record.get("images"):
+        return ""
+    return "; ".join("another model file" if key == "model" else f"{key} {record.get(key)!r} there, {value!r} here"
+                     for key, value in without_alpha(settings).items() if record.get(key) != value)
 
 
 def without_alpha(settings):
@@ -375,10 +386,14 @@ def main(argv=None):
     except OSError as e:
         raise InputError(os_error_message(e, "--out_dir") if written(e, args.out_dir) else
                          f"{e.filename}: {e.strerror}; give this user access to it, or name other images") from None
+    if summary["replaced"]:
+        print(f"note: {summary['out_dir']} held predictions made with other settings ({summary['replaced']}); they "
+              "are made again with these")
     n, before, redrawn = summary["images"], summary["done_before"], summary["redrawn"]
     done = f"predicted {counted(n, 'image')}" + (f", {before} of them by an earlier run" if before else "") + \
         (f", {redrawn} from the labels of an earlier run (their overlays drawn again)" if redrawn else "") \
-        if before < n else f"{counted(n, 'image')}, all predicted by an earlier run with these settings"
+        if before + redrawn < n else f"{counted(n, 'image')}, all predicted by an earlier run with these settings" + \
+        (f"; {counted(redrawn, 'overlay')} drawn again from their labels" if redrawn else "")
     print(f"{done} into {summary['out_dir']}; {found_line(summary['found'], n, summary['classes'])}")
     others = summary["not_images"]
     if others:
