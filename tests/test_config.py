@@ -701,3 +701,8 @@ def test_data_settings_written_otherwise_are_the_same_data(tmp_path):
     assert cfg["data"]["layout"] == "own"
     with pytest.raises(InputError, match="max_image_side 1024 there, 512 here"):
         naming.with_given_folders("guide_labels", resolve(*own, "max_image_side=512")[0], {"seed_dir": heatmaps}, [])
+    for sets in (["builtin_size=96"], ["builtin=false"], ["datatype=Main"]):   # your own data does not read them
+        naming.with_given_folders("guide_labels", resolve(*own, *sets)[0], {"seed_dir": heatmaps}, [])
+    builtin = stage_folder(tmp_path / "builtin", "seed_heatmaps")   # the built-in data: its size says which
+    with pytest.raises(InputError, match="builtin_size 64 there, 96 here"):
+        naming.with_given_folders("guide_labels", resolve("builtin_size=96")[0], {"seed_dir": builtin}, [])

@@ -82,3 +82,13 @@ def test_a_32_bit_image_of_8_bit_values_is_read_as_they_are(tmp_path):
     np.testing.assert_array_equal(load_image(tmp_path / "eight.tiff")[..., 0], values)
     Image.fromarray(values * 257).save(tmp_path / "sixteen.tiff")
     np.testing.assert_array_equal(load_image(tmp_path / "sixteen.tiff")[..., 1], values)
+
+
+def test_a_32_bit_map_of_8_bit_values_is_no_problem_and_a_16_bit_one_is():
+    """The preflight's check of grey maps reads them as io.eight_bit does: 0..255 in 32 bits are 8-bit values, in
+    16 bits they read as 0..1."""
+    from guidedlabelling.preflight import grey_map_problem
+    values = np.tile(np.arange(0, 256, 5, dtype=np.int32), (4, 1))
+    assert grey_map_problem(Image.fromarray(values)) is None
+    assert grey_map_problem(Image.fromarray(values.astype(np.uint16))) == \
+        "16-bit values of at most 255, which read as 0..1 (a 16-bit map runs to 65535)"

@@ -365,9 +365,10 @@ def test_another_image_of_a_name_predicted_into_the_same_out_dir_is_refused(mode
         folder.mkdir()
         shutil.copy(photos / source, folder / "a.jpg")
 
-    def predict(inputs):
+    def predict(inputs, *extra, out=out):
         return subprocess.run([sys.executable, str(ROOT / "src/predict.py"), str(inputs), "--model", str(model),
-                               "--out_dir", str(out), "--config", "smoke"], cwd=ROOT, capture_output=True, text=True)
+                               "--out_dir", str(out), "--config", "smoke", *extra], cwd=ROOT, capture_output=True,
+                              text=True)
     assert predict(first).returncode == 0
     made = (out / "a.png").read_bytes()
     proc = predict(second)
@@ -375,9 +376,20 @@ def test_another_image_of_a_name_predicted_into_the_same_out_dir_is_refused(mode
         f"the names of 1 image named here ({first / 'a.jpg'}, now {second / 'a.jpg'}); choose another --out_dir, " \
         "or rename them\n", proc.stderr
     assert (out / "a.png").read_bytes() == made
+    proc = predict(second, "--size", "96")   # other settings would replace them too
+    assert proc.returncode == 2 and "holds predictions of other files of the names" in proc.stderr, proc.stderr
+    proc = predict(second, "--alpha", "0.3")   # refused before another alpha's overlays are removed
+    assert proc.returncode == 2 and (out / "overlay" / "a.png").exists(), proc.stderr
+    assert (out / "a.png").read_bytes() == made
     first.rename(tmp_path / "moved")
     proc = predict(tmp_path / "moved")
     assert proc.returncode == 0 and "all predicted by an earlier run" in proc.stdout, proc.stderr
+    (tmp_path / "latest.jpg").symlink_to(tmp_path / "moved" / "a.jpg")   # a link named, then pointed elsewhere
+    assert predict(tmp_path / "latest.jpg", out=tmp_path / "linked").returncode == 0
+    (tmp_path / "latest.jpg").unlink()
+    (tmp_path / "latest.jpg").symlink_to(second / "a.jpg")
+    proc = predict(tmp_path / "latest.jpg", out=tmp_path / "linked")
+    assert proc.returncode == 0 and "predicted 1 image " in proc.stdout, proc.stderr   # its file changed
 
 
 def test_an_error_of_a_file_is_told_apart_from_one_of_the_out_dir(tmp_path):
@@ -469,9 +481,10 @@ def test_files_that_predict_did_not_make_are_left_alone(model, photos, tmp_path)
     out.mkdir()
     (out / "keep.png").write_bytes(b"mine")
 
-    def predict(inputs):
+    def predict(inputs, *extra, out=out):
         return subprocess.run([sys.executable, str(ROOT / "src/predict.py"), str(inputs), "--model", str(model),
-                               "--out_dir", str(out), "--config", "smoke"], cwd=ROOT, capture_output=True, text=True)
+                               "--out_dir", str(out), "--config", "smoke", *extra], cwd=ROOT, capture_output=True,
+                              text=True)
     proc = predict(photos / "photo.jpg")
     assert proc.returncode == 2 and proc.stderr.strip() == (f"error: --out_dir {out}: holds files that predict did "
                                                             "not make (keep.png); choose an empty or new folder")

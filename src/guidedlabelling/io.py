@@ -22,7 +22,8 @@ from .pipeline import TRAINERS, command
 Image.MAX_IMAGE_PIXELS = None  # a user's panorama or scan is no attack, and the work size shrinks it (max_image_side)
 IGNORE = 255  # label value of void pixels (object borders, unlabelled): neither trained on nor evaluated
 LABEL_MODES = ("P", "L", "1", "I", "I;16", "I;16B", "I;16L")  # modes whose pixel values are class indices
-WIDE_GREY_MODES = ("I", "I;16", "I;16B", "I;16L")  # 16-bit greyscale (32-bit "I" holds PNG's 16 bits too)
+WIDE_GREY_MODES = ("I", "I;16", "I;16B", "I;16L")  # 16- and 32-bit greyscale (Pillow 10.3+ opens 16-bit PNGs as
+# I;16, so "I" is 32-bit: a TIFF's)
 
 
 def text_lines(path, fix):
@@ -201,8 +202,8 @@ def load_label_png(path):
 
 def eight_bit(img):
     """A 16-bit greyscale PIL image scaled to 8 bits (v / 257, rounded: 65535 -> 255); other modes unchanged. A
-    32-bit one ("I": a TIFF's, or a 16-bit PNG in older Pillow) whose values all fit 0..255 is taken as 8-bit (an
-    8-bit image saved as 32-bit integers was black)."""
+    32-bit one ("I", a TIFF's) whose values all fit 0..255 is taken as 8-bit (an 8-bit image saved as 32-bit
+    integers was black)."""
     if img.mode not in WIDE_GREY_MODES:
         return img
     values = np.asarray(img).astype(np.float64)

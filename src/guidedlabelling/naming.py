@@ -183,8 +183,8 @@ def gone_settings(stored, current):
 
 
 FOLDER_FLAGS = ("seed_dir", "saliency_dir", "model_dir", "guide_dir")  # the flags that give an upstream folder
-DATA_MADE_FROM = ("datatype", "builtin", "builtin_size", "builtin_train", "builtin_val", "max_image_side")  # with
-# the layout, which data per-image outputs are of (their paths may have moved since)
+VOC_DATA, BUILTIN_DATA = ("datatype", "builtin"), ("builtin_size", "builtin_train", "builtin_val")  # with the
+# layout and max_image_side, which data per-image outputs are of (their paths may have moved since)
 
 
 def with_given_folders(stage, cfg, given, overrides):
@@ -202,7 +202,8 @@ def with_given_folders(stage, cfg, given, overrides):
         if path is None or made_by(path) != parent:   # a user's folder of files, or none given
             continue
         stored = stored_settings(path)
-        if pipeline.BY_NAME[parent].per_image and (other := other_data(stored.get("data"), cfg["data"])):
+        if pipeline.BY_NAME[parent].per_image and \
+                (other := other_data(stored.get("data"), relevant(cfg, parent).get("data"))):
             raise InputError(f"{path}: {parent}'s outputs made from other data than this command's ({other}); pass a "
                              f"folder of {parent} made from these images")
         taken = take_settings(cfg, parent, stored, explicit, path)
@@ -213,12 +214,17 @@ def with_given_folders(stage, cfg, given, overrides):
 
 
 def other_data(stored, current):
-    """'builtin_size 128 there, 96 here; ...' where a folder's stored data settings name other data than the current
-    ones (DATA_MADE_FROM and the layout they resolve to), else ''."""
-    if stored is None:
+    """'builtin_size 128 there, 96 here; ...' where the data settings a folder stored name other data than the
+    current ones (both as relevant() gives them): the layout they resolve to, the work size, and for a VOC-layout
+    folder the datatype and the built-in set (your own data's builtin settings give the saliency set only), else
+    ''."""
+    if stored is None or current is None:
         return ""
     stored = defaults()["data"] | stored   # settings added since: their defaults
-    pairs = [("layout", layout(stored), layout(current))] + [(k, stored[k], current[k]) for k in DATA_MADE_FROM]
+    keys = ["max_image_side"]
+    if layout(stored) == layout(current) == "voc":
+        keys += VOC_DATA + (BUILTIN_DATA if stored["builtin"] and current["builtin"] else ())
+    pairs = [("layout", layout(stored), layout(current))] + [(k, stored[k], current[k]) for k in keys]
     return "; ".join(f"{key} {there!r} there, {here!r} here" for key, there, here in pairs if there != here)
 
 

@@ -143,14 +143,14 @@ def images_to_do(images, out_dir, settings):
     record, made, sizes = earlier_record(out_dir)
     recorded = set(made)
     same_labels = without_alpha(record) == without_alpha(settings)
+    files = {it.id: file_state(it.image, made.get(it.id)) for it in images.items}
+    refuse_other_files(out_dir, made, files)   # whatever the settings, before anything is removed
     if record != settings:  # other settings: no output there is of these, or (another alpha) no overlay
         refuse_losing_others(images, out_dir, recorded)
         for image_id in recorded if same_labels else ():
             outputs(out_dir, image_id)[1].unlink(missing_ok=True)   # drawn again from the labels
         made, sizes = (made, sizes) if same_labels else ({}, {})
     refuse_unrecorded(images, out_dir, recorded)
-    files = {it.id: file_state(it.image, made.get(it.id)) for it in images.items}
-    refuse_other_files(out_dir, made, files)
     stale = (set() if same_labels else recorded) | stale_outputs(images, out_dir, made, sizes, files)
     for image_id in stale & recorded:  # a file it never made stays
         for path in outputs(out_dir, image_id):
@@ -271,7 +271,7 @@ def written(e, out_dir):
 def file_state(path, known=None):
     """{path, size, mtime_ns, digest} of a file; the digest of `known` (a former state) where path, size and time
     are its."""
-    path, stat = str(Path(path).resolve()), Path(path).stat()
+    path, stat = os.path.abspath(path), Path(path).stat()   # a link's own path: re-pointed, its file changed
     if known and (known.get("path"), known.get("size"), known.get("mtime_ns")) == (path, stat.st_size,
                                                                                     stat.st_mtime_ns):
         return known

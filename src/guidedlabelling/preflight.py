@@ -362,7 +362,8 @@ def grey_map_problem(img):
             return "colour (its channels differ)"
     values = np.asarray(img if img.mode in WIDE_GREY_MODES else img.convert("L"))
     top = int(values.max(initial=0))
-    if img.mode in WIDE_GREY_MODES and 1 < top <= 255 and (values > 1).mean() >= 0.01:
+    sixteen = img.mode in WIDE_GREY_MODES and img.mode != "I"   # "I" (32 bits): 0..255 read as they are (eight_bit)
+    if sixteen and 1 < top <= 255 and (values > 1).mean() >= 0.01:
         return f"16-bit values of at most {top}, which read as 0..1 (a 16-bit map runs to 65535)"
     return "values of 0..1 only (a 0/1 mask?)" if top == 1 and (values == 1).mean() >= 0.01 else None
 
