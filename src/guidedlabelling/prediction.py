@@ -385,7 +385,8 @@ def main(argv=None):
                           preset["data"]["max_image_side"] if args.max_side is None else args.max_side)
     except OSError as e:
         raise InputError(os_error_message(e, "--out_dir") if written(e, args.out_dir) else
-                         f"{e.filename}: {e.strerror}; give this user access to it, or name other images") from None
+                         f"{e.filename}: {e.strerror or type(e).__name__}; give this user access to it, or name other "
+                         "images") from None
     if summary["replaced"]:
         print(f"note: {summary['out_dir']} held predictions made with other settings ({summary['replaced']}); they "
               "are made again with these")
