@@ -703,6 +703,14 @@ def test_data_settings_written_otherwise_are_the_same_data(tmp_path):
         naming.with_given_folders("guide_labels", resolve(*own, "max_image_side=512")[0], {"seed_dir": heatmaps}, [])
     for sets in (["builtin_size=96"], ["builtin=false"], ["datatype=Main"]):   # your own data does not read them
         naming.with_given_folders("guide_labels", resolve(*own, *sets)[0], {"seed_dir": heatmaps}, [])
+    (tmp_path / "tags.csv").write_text("image,tags\na.jpg,cat\nb.jpg,dog\n")
+    (tmp_path / "renamed.csv").write_text("image,tags\na.jpg,zebra\nb.jpg,dog\n")   # class order: dog, zebra
+    (tmp_path / "moved.csv").write_text("image,tags\na.jpg,cat\nb.jpg,dog\n")
+    naming.with_given_folders("guide_labels", resolve(f"images={tmp_path}", f"tags={tmp_path / 'moved.csv'}")[0],
+                              {"seed_dir": heatmaps}, [])   # another CSV of the same classes
+    with pytest.raises(InputError, match=r"the classes of tags \['cat', 'dog'\] there, \['dog', 'zebra'\] here"):
+        naming.with_given_folders("guide_labels", resolve(f"images={tmp_path}", f"tags={tmp_path / 'renamed.csv'}")[0],
+                                  {"seed_dir": heatmaps}, [])
     builtin = stage_folder(tmp_path / "builtin", "seed_heatmaps")   # the built-in data: its size says which
     with pytest.raises(InputError, match="builtin_size 64 there, 96 here"):
         naming.with_given_folders("guide_labels", resolve("builtin_size=96")[0], {"seed_dir": builtin}, [])

@@ -14,6 +14,7 @@ from .config import absolute_paths, builtin_paths
 from .datasets import LAYOUTS, data_settings_unread, layout
 from .errors import InputError
 from .settings import NOT_PATHS, OWNERS, PATH_SETTINGS, STAGE_MODULES, defaults, locate
+from .tags import read_rows, tag_names
 
 MAX_NAME = 120
 NAMING_EXCLUDED = {"builtin", "builtin_size", "builtin_train", "builtin_val"}  # the data folder names them
@@ -225,7 +226,18 @@ def other_data(stored, current):
     if layout(stored) == layout(current) == "voc":
         keys += VOC_DATA + (BUILTIN_DATA if stored["builtin"] and current["builtin"] else ())
     pairs = [("layout", layout(stored), layout(current))] + [(k, stored[k], current[k]) for k in keys]
+    if layout(stored) == layout(current) == "own" and stored["tags"] != current["tags"]:   # another CSV:
+        classes = [csv_classes(stored["tags"]), csv_classes(current["tags"])]   # its classes, in the outputs' order
+        pairs += [("the classes of tags", *classes)] if None not in classes else []
     return "; ".join(f"{key} {there!r} there, {here!r} here" for key, there, here in pairs if there != here)
+
+
+def csv_classes(path):
+    """The classes a tags CSV names (own data's, after background), or None where it does not read (gone since)."""
+    try:
+        return tag_names(read_rows(path)[0])
+    except InputError:
+        return None
 
 
 def take_settings(cfg, parent, stored, explicit, path):
