@@ -191,10 +191,10 @@ VOC_DATA, BUILTIN_DATA = ("datatype", "builtin"), ("builtin_size", "builtin_trai
 def with_given_folders(stage, cfg, given, overrides):
     """(cfg, notes): cfg with, for each folder given by a flag instead of an upstream stage's output (--model_dir,
     --seed_dir, ...) that is that stage's folder (its config.yaml), the settings its outputs were made with in place
-    of the command's (but the data settings), said in a note: a model trained at 96 px is then tested at 96 px, as the driver
-    tests it, and the folder made records the settings that made it. A setting the command is given (a flag, --set)
-    that the folder was made otherwise with is an error, and so is a folder of per-image outputs made from other data
-    (its images share ids with this run's: the stage would take them for theirs)."""
+    of the command's (but the data settings), said in a note: a model trained at 96 px is then tested at 96 px, as
+    the driver tests it, and the folder made records the settings that made it. A setting the command is given (a
+    flag, --set) that the folder was made otherwise with is an error, and so is a folder of per-image outputs made
+    from other data (its images share ids with this run's: the stage would take them for theirs)."""
     explicit = {locate(item.split("=", 1)[0].strip()) for item in overrides}
     flagged = {given[flag] for flag in FOLDER_FLAGS if given.get(flag)}
     notes = []
