@@ -247,8 +247,8 @@ def test_a_stale_chain_is_told_in_the_order_that_remakes_it(own, command, monkey
     code, _, err = command("seg_train", *own_args(own), "--guide_dir", guide)
     assert code == 2 and (
         f"{guide}: out of date, the seed_heatmaps output it reads, {heat}, is itself out of date; first rerun "
-        f"./src/seed/test.py for {heat}, then ./src/guide_generation/generate.py for it (or ./script.py, which "
-        "remakes them in order)") in err, err
+        f"./src/seed/test.py for {heat}, then ./src/guide_generation/generate.py for it (each with the --config of "
+        "its folder's config.yaml, --out_dir that folder and the folders it was given)") in err, err
 
 
 def test_two_stale_inputs_are_remade_before_the_folder_that_reads_them(tmp_path):

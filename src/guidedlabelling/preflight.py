@@ -221,7 +221,8 @@ def upstream_folder(parent, given_folder, cfg, preset, made, datasets, opened, t
             why = staleness(path, opened.digests, opened.stale)
             if why:
                 order = remade_in_order(parent, path, opened.digests, opened.stale)
-                remake = in_order([f"{pipeline.command(s)} for {'it' if f == path else f}" for s, f in order])
+                remake = in_order([f"{pipeline.command(s)} for {'it' if f == path else f}" for s, f in order],
+                                  given=True)
                 opened.add(f"{path}: out of date, {why}; {remake}")
         else:
             problems = per_image_problems(path, pipeline.BY_NAME[parent].per_image, datasets, parent == "saliency",
@@ -249,9 +250,13 @@ def upstream_folder(parent, given_folder, cfg, preset, made, datasets, opened, t
     return path
 
 
-def in_order(commands, ahead=False):
+def in_order(commands, ahead=False, given=False):
     """'rerun A' (with `ahead`: 'rerun A first (or ./script.py)'), or for a chain 'first rerun A, then B (or
-    ./script.py, which remakes them in order)'."""
+    ./script.py, which remakes them in order)'. `given`: the folders were given by flags, which ./script.py does not
+    make: each command as it made its folder."""
+    if given:
+        how = "each with the --config of its folder's config.yaml, --out_dir that folder and the folders it was given"
+        return f"{'first ' if len(commands) > 1 else ''}rerun {', then '.join(commands)} ({how})"
     if len(commands) == 1:
         return f"rerun {commands[0]}" + (" first (or ./script.py)" if ahead else "")
     return f"first rerun {', then '.join(commands)} (or ./script.py, which remakes them in order)"
