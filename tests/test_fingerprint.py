@@ -232,6 +232,7 @@ def test_a_stale_chain_is_told_in_the_order_that_remakes_it(own, command, monkey
     run_all(command, own)
     heat, guide = tmp_path / "heat", tmp_path / "guide"
     run_all(command, own, ("seed_heatmaps",), "--out_dir", heat)
+    trained, maps = folder(own, "seed_train"), folder(own, "saliency")
     code, out, err = command("guide_labels", *own_args(own), "--seed_dir", heat, "--out_dir", guide)
     assert code == 0, out + err
     seeded = torch.manual_seed
@@ -247,8 +248,17 @@ def test_a_stale_chain_is_told_in_the_order_that_remakes_it(own, command, monkey
     code, _, err = command("seg_train", *own_args(own), "--guide_dir", guide)
     assert code == 2 and (
         f"{guide}: out of date, the seed_heatmaps output it reads, {heat}, is itself out of date; first rerun "
-        f"./src/seed/test.py for {heat}, then ./src/guide_generation/generate.py for it (each with the --config of "
-        "its folder's config.yaml, --out_dir that folder and the folders it was given)") in err, err
+        f"./src/seed/test.py --config {heat / 'config.yaml'} --out_dir {heat} --model_dir {trained} --overridecache, "
+        f"then ./src/guide_generation/generate.py --config {guide / 'config.yaml'} --out_dir {guide} --saliency_dir "
+        f"{maps} --seed_dir {heat} --overridecache (adding the flag of any folder of your own files it read)") \
+        in err, err
+    for line in (f"seed_heatmaps --config {heat / 'config.yaml'} --out_dir {heat} --model_dir {trained}",
+                 f"guide_labels --config {guide / 'config.yaml'} --out_dir {guide} --seed_dir {heat} --saliency_dir "
+                 f"{maps}"):   # the commands as the message says them, run
+        code, out, err = command(*line.split(), "--overridecache")
+        assert code == 0, out + err
+    code, out, err = command("seg_train", *own_args(own), "--guide_dir", guide)
+    assert code == 0, out + err
 
 
 def test_two_stale_inputs_are_remade_before_the_folder_that_reads_them(tmp_path):

@@ -25,7 +25,7 @@ from .io import IGNORE, WIDE_GREY_MODES, label_array, load_checkpoint
 from .model_setup import untrained
 from .fingerprint import DONE, EVALUATED, SETTINGS, TAG_CLASSES, TAG_IMAGES, TAG_ROWS, UPSTREAM, WORK_SIZE, Digests, \
     csv_of, fingerprint, has_outputs, output_fingerprint, outputs_fingerprint, read_files, remade_in_order, \
-    settings_digest, split_rows_key, staleness
+    recorded, settings_digest, split_rows_key, staleness
 from .networks import NETWORKS, imagenet_weights, names
 from .reads import Reads
 from .weights import fitting, read_state
@@ -221,8 +221,7 @@ def upstream_folder(parent, given_folder, cfg, preset, made, datasets, opened, t
             why = staleness(path, opened.digests, opened.stale)
             if why:
                 order = remade_in_order(parent, path, opened.digests, opened.stale)
-                remake = in_order([f"{pipeline.command(s)} for {'it' if f == path else f}" for s, f in order],
-                                  given=True)
+                remake = in_order([remake_command(s, f, cfg) for s, f in order], given=True)
                 opened.add(f"{path}: out of date, {why}; {remake}")
         else:
             problems = per_image_problems(path, pipeline.BY_NAME[parent].per_image, datasets, parent == "saliency",
@@ -252,14 +251,30 @@ def upstream_folder(parent, given_folder, cfg, preset, made, datasets, opened, t
 
 def in_order(commands, ahead=False, given=False):
     """'rerun A' (with `ahead`: 'rerun A first (or ./script.py)'), or for a chain 'first rerun A, then B (or
-    ./script.py, which remakes them in order)'. `given`: the folders were given by flags, which ./script.py does not
-    make: each command as it made its folder."""
+    ./script.py, which remakes them in order)'. `given`: folders given by flags, which ./script.py does not make."""
     if given:
-        how = "each with the --config of its folder's config.yaml, --out_dir that folder and the folders it was given"
-        return f"{'first ' if len(commands) > 1 else ''}rerun {', then '.join(commands)} ({how})"
+        return f"{'first ' if len(commands) > 1 else ''}rerun {', then '.join(commands)} (adding the flag of any " \
+            "folder of your own files it read)"
     if len(commands) == 1:
         return f"rerun {commands[0]}" + (" first (or ./script.py)" if ahead else "")
     return f"first rerun {', then '.join(commands)} (or ./script.py, which remakes them in order)"
+
+
+def remake_command(stage, folder, cfg):
+    """The command that makes a folder given by a flag again as it was made: its config.yaml as --config, the folder
+    as --out_dir, the stage folders it read (its inputs.json records them) by their flags and --overridecache (a
+    folder given to it may bring other settings now)."""
+    given = [f"--{flag} {path}" for parent, path in (recorded(folder) or {}).get("upstream", {}).items()
+             if (flag := flag_of(stage, parent, cfg))]
+    return " ".join([pipeline.command(stage), "--config", str(Path(folder) / "config.yaml"), "--out_dir", str(folder),
+                     *given, "--overridecache"])
+
+
+def flag_of(stage, parent, cfg):
+    """The flag of `stage`'s command that gives a folder of `parent` (--model_dir, --seed_dir, ...), as the stage
+    reads it; None for none."""
+    return next((flag for flag in naming.FOLDER_FLAGS
+                 if S.STAGE_MODULES[stage].reads(cfg, {flag: "?"}).upstream.get(parent) == "?"), None)
 
 
 def given_model_problems(parent, folder, datasets, test_iter):
