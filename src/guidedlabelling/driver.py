@@ -301,7 +301,8 @@ def summarise(args, overrides, skip, seconds=None, stale=()):
                "config": args.config, "overrides": overrides, "step_seconds": seconds or {},
                "made_seconds": steps_made_seconds(args, overrides)} | diagnostics
     if guide and seg and "mIoU" not in seg:  # own data without masks: nothing to measure against
-        return print_outputs_without_masks(cfg, outputs, seg, ref)
+        print_outputs_without_masks(cfg, outputs, seg, ref)
+        return True
     no_reference = skip.get("reference_train")  # why, where it cannot be trained (skip: skipped_steps)
     ref = None if no_reference else ref   # not a folder of earlier masks
     if not (guide and seg and (ref or no_reference)):
@@ -315,7 +316,7 @@ def summarise(args, overrides, skip, seconds=None, stale=()):
 
 def print_outputs_without_masks(cfg, outputs, seg, ref):
     """Own data without masks: where the guide labels, predictions and model are, the classes the segmenter never
-    marks, and summary.json; returns True (it was written)."""
+    marks, and summary.json."""
     path = naming.run_dir(cfg) / "summary.json"
     marks = print_marked_classes(seg)
     unmarked = unmarked_classes(seg, ref)  # a reference where the training images have masks
@@ -328,7 +329,6 @@ def print_outputs_without_masks(cfg, outputs, seg, ref):
           f"(the {splits['test_dataset']} images; ./src/predict.py IMAGES --model MODEL segments any others)\n"
           f"model: {outputs['model']} (./src/predict.py --model)\n"
           f"{saved_summary(path, outputs | marks | {'segmenter_warnings': unmarked})}")
-    return True
 
 
 def print_table(cfg, table, seg, ref, no_reference):

@@ -222,12 +222,13 @@ def other_data(stored, current):
     if stored is None or current is None:
         return ""
     stored = defaults()["data"] | stored   # settings added since: their defaults
+    there, here = layout(stored), layout(current)
     keys = ["max_image_side"]
-    if layout(stored) == layout(current) == "voc":
+    if there == here == "voc":
         keys += VOC_DATA + (BUILTIN_DATA if stored["builtin"] and current["builtin"] else ())
-    pairs = [("layout", layout(stored), layout(current))] + [(k, stored[k], current[k]) for k in keys]
-    if layout(stored) == layout(current) == "own" and stored["tags"] != current["tags"]:   # another CSV:
-        classes = [csv_classes(stored["tags"]), csv_classes(current["tags"])]   # its classes, in the outputs' order
+    pairs = [("layout", there, here)] + [(k, stored[k], current[k]) for k in keys]
+    if there == here == "own" and stored["tags"] != current["tags"]:   # another CSV: its classes, in the outputs'
+        classes = [csv_classes(stored["tags"]), csv_classes(current["tags"])]   # order
         pairs += [("the classes of tags", *classes)] if None not in classes else []
     return "; ".join(f"{key} {there!r} there, {here!r} here" for key, there, here in pairs if there != here)
 
