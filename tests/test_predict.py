@@ -183,6 +183,43 @@ def test_a_photo_larger_than_max_side_is_segmented_shrunk_and_labelled_at_its_ow
         check_overlay(tmp_path / "overlay" / f"{path.stem}.png", shown(path), got)
 
 
+def test_a_list_file_names_images_from_its_own_folder(model, photos, tmp_path):
+    """--list: one path per line, relative ones from the list's folder (run from elsewhere), CRLF, a byte-order
+    mark, blank and # lines passed over; the images it names are predicted beside one named on the command line."""
+    listing = photos.parent / "some.txt"
+    listing.write_bytes(b"\xef\xbb\xbf# a comment\r\n" + f"{photos.name}/photo.jpg\r\n\r\n  {photos / 'grey.png'}  \r\n"
+                        .encode())
+    out = tmp_path / "preds"
+    proc = subprocess.run([sys.executable, str(ROOT / "src/predict.py"), str(photos / "alpha.png"), "--list",
+                           str(listing), "--model", str(model), "--out_dir", str(out), "--config", "smoke"],
+                          cwd=tmp_path, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in out.glob("*.png")) == ["alpha.png", "grey.png", "photo.png"]
+    assert "predicted 3 images" in proc.stdout
+
+
+@pytest.mark.parametrize("lines, problem", [
+    (None, "--list {list}: not found; name a text file of image paths, one per line"),
+    ("# only a comment\n\n", "--list {list}: names no image; give one path per line"),
+    ("{photos}/photo.jpg\nnone.jpg\n", "{list} line 2: {tmp}/none.jpg not found; correct the line or remove it"),
+])
+def test_a_list_that_names_nothing_readable_is_one_error_before_the_model_is_read(photos, tmp_path, lines, problem):
+    listing = tmp_path / "list.txt"
+    if lines:
+        listing.write_text(lines.format(photos=photos))
+    proc = subprocess.run([sys.executable, str(ROOT / "src/predict.py"), "--list", str(listing), "--model",
+                           str(tmp_path / "none.pth"), "--out_dir", str(tmp_path / "o")], cwd=ROOT,
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and proc.stderr == "error: " + problem.format(list=listing, tmp=tmp_path) + "\n"
+    assert not (tmp_path / "o").exists()
+
+
+def test_no_images_named_is_one_error(tmp_path):
+    proc = subprocess.run([sys.executable, str(ROOT / "src/predict.py"), "--model", str(tmp_path / "m.pth"),
+                           "--out_dir", str(tmp_path / "o")], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 2 and proc.stderr.startswith("error: name image files or folders of images, or --list")
+
+
 def test_an_out_dir_holding_the_input_images_is_refused(model, photos, tmp_path):
     """The probe's case: --out_dir equal to the photos' folder overwrote the PNG photos with label maps."""
     before = {p.name: p.read_bytes() for p in photos.iterdir()}

@@ -1,4 +1,5 @@
-"""Predicting on new images: a trained segmenter (model.pth of src/segmentation/train.py) on image files.
+"""Predicting on new images: a trained segmenter (model.pth of src/segmentation/train.py) on image files (named,
+in folders named, or named by a --list text file).
 
 For each image <id>: <out_dir>/<id>.png, the class per pixel as an index PNG in the VOC colours (as
 segmentations writes), and <out_dir>/overlay/<id>.png, the image with every non-background pixel blended
@@ -25,12 +26,12 @@ from .checks import SIDE, argument, between, side_or_zero
 from .config import CONFIGS, resolve
 from .datasets import ImageFiles
 from .datasets.base import warned_line
-from .errors import Parser, counted, image_lines, listed, os_error_message, some
+from .errors import Parser, counted, image_lines, listed, os_error_message, raise_all, some
 from .crf import BACKENDS, TEST_CRFS
 from .inference import TEST_GEOMETRIES, forward_all, geometry, label_map, load_model, pick_device, trained
 from .fingerprint import file_digest, read_json
 from .io import InputError, atomic_path, load_checkpoint, load_image, load_label_png, save_json, save_label_png, \
-    writing
+    text_lines, writing
 from .stages.segmentations import BATCH
 from .visualize import colour
 
@@ -328,7 +329,10 @@ def refuse_overwriting_inputs(images, out_dir):
 
 def parse(argv=None):
     p = Parser(prog="./src/predict.py", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("inputs", nargs="+", help="image files (jpg, png) and folders of images")
+    p.add_argument("inputs", nargs="*", help="image files (jpg, png) and folders of images")
+    p.add_argument("--list", metavar="FILE", help="a text file naming more image files or folders, one per line "
+                                                  "(relative to its own folder; blank lines and lines starting with # "
+                                                  "are passed over)")
     p.add_argument("--model", required=True, help="model.pth of src/segmentation/train.py, or its folder")
     p.add_argument("--out_dir", required=True, help="folder for the label PNGs and overlay/")
     p.add_argument("--pcrf", choices=TEST_CRFS, help="test-time dense CRF (default: the preset's test_pcrf)")
@@ -357,9 +361,28 @@ def parse(argv=None):
     return p.parse_args(argv)
 
 
+def listed_inputs(path):
+    """The paths a --list file names, relative ones from its folder; every line naming nothing is one error."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"--list {path}: {'a folder' if path.is_dir() else 'not found'}; name a text file of image "
+                         "paths, one per line")
+    lines = [(n, line.strip()) for n, line in enumerate(text_lines(path, "save it as UTF-8"), 1)]
+    named = [(n, path.parent / line) for n, line in lines if line and not line.startswith("#")]
+    raise_all([f"{path} line {n}: {p} not found; correct the line or remove it" for n, p in named if not p.exists()],
+              str(path))
+    if not named:
+        raise InputError(f"--list {path}: names no image; give one path per line")
+    return [str(p) for _, p in named]
+
+
 def main(argv=None):
     """./src/predict.py: errors end in one line (cli.py)."""
     args = parse(argv)
+    inputs = args.inputs + (listed_inputs(args.list) if args.list else [])
+    if not inputs:
+        raise InputError("name image files or folders of images, or --list a text file of them; see "
+                         "./src/predict.py -h")
     if distributed.under_torchrun() and distributed.world_size() > 1:  # each would predict every image, in turn
         raise InputError("./src/predict.py under torchrun: it runs in one process; run it without torchrun (on a "
                          "GPU of your choice: --device cuda:N)")
@@ -379,7 +402,7 @@ def main(argv=None):
               f"{preset['seg_train']['input_size']}: --input_size {net_size}; --size stays the preset's "
               f"({test['test_size']}) unless given")
     try:
-        summary = predict(args.model, args.inputs, args.out_dir, args.size or test["test_size"],
+        summary = predict(args.model, inputs, args.out_dir, args.size or test["test_size"],
                           resize, args.pcrf or test["test_pcrf"], args.device,
                           args.alpha, net_size, args.crf_backend or preset["run"]["crf_backend"],
                           preset["data"]["max_image_side"] if args.max_side is None else args.max_side)
