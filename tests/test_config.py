@@ -41,6 +41,19 @@ def test_a_blank_pascalroot_in_a_yaml_is_the_default_as_the_project_resolves_it(
         str(tmp_path / "data" / "VOCdevkit")
 
 
+def test_a_folder_named_like_a_preset_leaves_the_preset_its_name(tmp_path, monkeypatch):
+    """--out_root . made the folder msrc/ in the current folder: `--config msrc` there was 'a folder, not a
+    config' (predict.py too, for the preset its model's checkpoint names); a file of that name is still the file."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "msrc").mkdir()
+    (tmp_path / "mine").mkdir()
+    assert C.preset_path("msrc") == C.CONFIGS / "msrc.yaml"
+    with pytest.raises(InputError, match="^mine: a folder, not a config"):
+        C.preset_path("mine")
+    (tmp_path / "smoke").write_text("run: {seed: 1}")
+    assert C.preset_path("smoke").resolve() == tmp_path / "smoke"
+
+
 def test_paper_defaults():
     d = S.defaults()
     assert d["seed_train"]["base_lr"] == 0.001 and d["seed_train"]["batch_size"] == 15

@@ -73,8 +73,10 @@ CONFIG_HELP = f"a preset of configs/ ({preset_names()}) or a YAML file; default:
 
 
 def preset_path(config):
+    """The YAML file `config` names: a file, else a preset of configs/ (also where a folder has its name, such as
+    a run's own folder `msrc/` in the current folder: a folder is never a config)."""
     path = Path(config)
-    if not path.exists() and (CONFIGS / f"{path}.yaml").exists():
+    if not path.is_file() and (CONFIGS / f"{path}.yaml").exists():
         path = CONFIGS / f"{path}.yaml"
     presets = preset_names()
     if path.is_dir():
