@@ -17,7 +17,7 @@ from guidedlabelling.driver import print_guide_classes
 from guidedlabelling.inference import tags_marked
 from guidedlabelling.results import unmarked_classes, unscored_classes, weak_reference
 from guidedlabelling.guide_diagnostics import alike_classes, alike_warnings, class_report, dropped_often, \
-    format_report, rarely_salient, taker, unsure_warnings, warnings
+    format_report, rarely_salient, table_title, taker, unsure_warnings, warnings
 from guidedlabelling.guide_rules import drop_unused, dropped, keep_dropped, void_unsure
 from guidedlabelling.io import load_label_png, save_gray_png, save_heatmap_mat, save_label_png
 from guidedlabelling.seeds import SeedRule
@@ -219,6 +219,14 @@ def test_report_of_a_guide_folder_made_before_core_salient_prints_n_a():
     lines = format_report({"cat": row, "dog": row | {"core_salient": 0.5}})
     assert lines[1].split() == ["cat", "3", "25.0", "10.0", "0.0", "n/a"]
     assert lines[2].split() == ["dog", "3", "25.0", "10.0", "0.0", "50.0"]
+    final = {"final_area": 0.125, "cores_void": None}   # a class without seed cores
+    lines = format_report({"cat": row | {"core_salient": 0.5} | final, "dog": row | final | {"cores_void": 0.2}})
+    assert lines[0].split()[-6:] == ["final", "area", "%", "cores", "void", "%"]
+    assert lines[1].split()[-2:] == ["12.5", "n/a"] and lines[2].split()[-2:] == ["12.5", "20.0"]
+    assert table_title({"cat": row}) == "what the rule's guide labels keep of each class (train; no ground truth " \
+        "needed)"
+    assert table_title({"cat": row | final}).endswith("; before guide_labels.dropped, unsure and unused, which the "
+                                                      "final columns follow)")
 
 
 # ---- through the guide command: own data whose saliency marks only a small part of every cat ----
@@ -291,6 +299,7 @@ def test_the_rule_dropping_a_class_is_reported(own, capsys):
         "background: saliency marks 6% of them)" in done["warnings"][0]
     assert all(line in log for line in done["warnings"])
     assert "dropped_seeds_kept" not in done and "unsure_void" not in done and done["guide"]["void"] == 0
+    assert "final_area" not in done["classes"]["cat"]          # no option after the rule: its labels are the final ones
     print_guide_classes(done)
     printed = capsys.readouterr().out
     assert f"warning: {done['warnings'][0]}" in printed
@@ -301,7 +310,12 @@ def test_dropped_seeds_keeps_the_class(own):
     done, _ = generate(own, own / "kept", "--dropped", "seeds")
     assert cat_pixels(own / "kept") == [576] * 6              # the cat's seeds, where the rule left background
     assert cat_pixels(own / "kept" / "rule") == [36] * 6      # the rule's labels, kept beside them
-    assert done["dropped_seeds_kept"] == ["cat"] and "its seeds are kept there" in done["warnings"][0]
+    assert done["dropped_seeds_kept"] == ["cat"] and done["warnings"][0].endswith(
+        "its seeds are kept there (guide_labels.dropped seeds: 19% of its images' area, the rule's 1%); if its "
+        "objects are smaller than that and saliency outlines them (the guide panels, --set vis=true), its seeds "
+        "spill beyond them: --set guide_labels.dropped=none keeps the rule's labels")   # 576 and 36 of 3072 px
+    cat = done["classes"]["cat"]
+    assert cat["final_area"] == 576 / (H * W) and cat["guide_area"] == 36 / (H * W)
     assert done["guide"]["per_class_IoU"]["cat"] == pytest.approx(100)
     paper, _ = generate(own, own / "paper")
     assert paper["guide"]["per_class_IoU"]["cat"] == pytest.approx(100 * 36 / 576)
@@ -330,11 +344,17 @@ def test_unsure_void_leaves_the_weakly_salient_cores_void(own):
     assert cat_pixels(own / "unsure") == [36] * 6
     assert [int((load_label_png(own / "unsure" / f"im{k}.png") == 255).sum()) for k in range(6)] == [144] * 6
     assert cat_pixels(own / "unsure" / "rule") == [36] * 6
-    assert done["unsure_void"] == ["cat"] and "its weakly salient seed cores are void" in done["warnings"][1]
+    assert done["unsure_void"] == ["cat"] and done["warnings"][1].endswith(
+        "so the rule gives much of it to background; guide_labels.unsure void leaves 25% of its seed cores void "
+        "(those weakly salient)")                          # 144 of its 576 core px
+    assert done["classes"]["cat"]["cores_void"] == 144 / 576 and done["classes"]["cat"]["final_area"] == 36 / (H * W)
+    assert done["classes"]["dog"]["cores_void"] == 0 and done["classes"]["dog"]["final_area"] == 576 / (H * W)
     assert done["guide"]["void"] == pytest.approx(100 * 144 / (H * W))
     assert done["guide"]["per_class_IoU"]["cat"] == pytest.approx(100 * 36 / (576 - 144))   # void not counted
     both, _ = generate(own, own / "both", "--unsure", "void", "--dropped", "seeds")
     assert cat_pixels(own / "both") == [576] * 6 and both["guide"]["void"] == 0   # the seeds came back first
+    assert both["classes"]["cat"]["cores_void"] == 0 and both["classes"]["cat"]["final_area"] == 576 / (H * W)
+    assert "guide_labels.unsure void leaves 0% of its seed cores void" in both["warnings"][1]
 
 
 STRAY = (34, 44, 4, 20)                        # 160 px of dog seeds off the dog, where saliency is weak
@@ -376,6 +396,19 @@ def test_unused_absent_drops_the_stray_seeds_of_a_found_class(stray):
     paper, _ = generate(stray, stray / "paper")
     assert pixels(stray / "paper", 2) == [576 + 160] * 4 and not (stray / "paper" / "rule").exists()
     assert paper["guide"]["per_class_IoU"]["dog"] == pytest.approx(100 * 576 / (576 + 160))
+
+
+def test_a_class_saliency_misses_entirely_is_said_to_be_labelled_by_its_seeds(stray):
+    """The probe's case: saliency marks none of the cat, so G2 labels the cat's seed component cat, all of it; the
+    warning said 'the rule gives much of it to background', and unsure void, which voids nothing of it, was said to
+    void its weakly salient cores."""
+    done, _ = generate(stray, stray / "missed", "--unsure", "void")
+    cat = done["classes"]["cat"]
+    assert (cat["seed_kept"], cat["core_salient"], cat["cores_void"]) == (1, 0, 0)
+    line, = [w for w in done["warnings"] if w.startswith("cat: saliency marks 0% of its seed cores")]
+    assert line.endswith("and the rule labels it where its seeds are, salient or not (it keeps 100% of its seed "
+                         "pixels): its guide labels are its seeds, whose spread is not checked; look at the guide "
+                         "panels (--set vis=true)")
 
 
 def test_tags_marked_counts_the_images_whose_predictions_mark_a_tagged_class(tmp_path):

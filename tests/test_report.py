@@ -17,6 +17,7 @@ from PIL import Image
 from conftest import own_args
 from guidedlabelling.io import load_heatmap_mat, save_heatmap_mat, save_label_png
 from guidedlabelling import config as C
+from guidedlabelling import report as report_module
 from guidedlabelling.report import coverage, example_indices, unmeasured_summary
 from guidedlabelling.seeds import SeedRule
 from guidedlabelling.visualize import panel_tiles
@@ -157,8 +158,7 @@ def test_guide_class_table_and_warnings_hold_the_guide_done_json(run):
     root, _ = run
     page = Page((root / "report.html").read_text())
     guide = read(root / "guide_labels/default/done.json")
-    table = page.tables["What the rule's guide labels keep of each class (train; no ground truth needed; before "
-                        "guide_labels.dropped, unsure and unused)"]
+    table = page.tables["What the rule's guide labels keep of each class (train; no ground truth needed)"]
     assert [row[0] for row in table[1:]] == [c for c in guide["seeds"]["classes"] if c in guide["classes"]]   # as
     # the IoU tables order them, not as done.json sorts them
     for row in table[1:]:
@@ -166,6 +166,19 @@ def test_guide_class_table_and_warnings_hold_the_guide_done_json(run):
         assert row[1:] == [str(r["images"]), f"{100 * r['seed_kept']:.1f}", f"{100 * r['guide_area']:.1f}",
                            f"{100 * r['dropped']:.1f}", f"{100 * r['core_salient']:.1f}"]
     assert all(line in (root / "report.html").read_text() for line in guide["warnings"])
+
+
+def test_the_guide_class_table_shows_the_final_labels_columns_where_options_made_them(monkeypatch):
+    """With options after the rule (msrc's), the final labels' area and void cores follow the rule's columns."""
+    row = {"images": 4, "seed_kept": 0.2, "guide_area": 0.05, "dropped": 0.5, "core_salient": 0.3}
+    done = {"classes": {"cat": row | {"final_area": 0.25, "cores_void": 0.125}}, "warnings": ["cat: a warning"]}
+    monkeypatch.setattr(report_module, "stage_result", lambda cfg, preset, stage: done)
+    cfg, preset = C.resolve("msrc")[:2]
+    page = Page(report_module.guide_class_section(cfg, preset))
+    (title, table), = page.tables.items()
+    assert title.endswith("needed; before guide_labels.dropped, unsure and unused, which the final columns follow)")
+    assert table[0][-2:] == ["final mean guide area %", "final seed cores void %"]
+    assert table[1] == ["cat", "4", "20.0", "5.0", "50.0", "30.0", "25.0", "12.5"]
 
 
 def test_without_masks_the_summary_counts_what_the_segmenter_marks_of_each_class():

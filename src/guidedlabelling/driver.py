@@ -405,8 +405,9 @@ def print_guide_classes(guide):
     returned for summary.json."""
     if not guide or "classes" not in guide:
         return {}
-    print(f"\n{guide_diagnostics.GUIDE_TABLE_TITLE}:")
-    print("\n".join(guide_diagnostics.format_report(guide_classes(guide))))
+    classes = guide_classes(guide)
+    print(f"\n{guide_diagnostics.table_title(classes)}:")
+    print("\n".join(guide_diagnostics.format_report(classes)))
     for line in guide["warnings"]:
         print(f"warning: {line}")
     return {"guide_classes": guide["classes"], "guide_warnings": guide["warnings"]}

@@ -23,6 +23,8 @@ import numpy as np
 from .guide_rules import dropped
 from .io import IGNORE, load_gray_png, load_heatmap_mat, load_label_png
 
+KEPT_MOSTLY = 0.5   # a class whose seed pixels the rule keeps this share of: labelled by its seeds
+
 
 def class_report(data, seed_dir, guide_dir, rule, dropped_share, sal_dir, salient_level, core):
     """{class name: {images, seed_kept, guide_area, dropped, core_salient}} over `data`'s tagged classes (background
@@ -53,6 +55,24 @@ def class_report(data, seed_dir, guide_dir, rule, dropped_share, sal_dir, salien
                               "guide_area": float(area[c] / images[c]), "dropped": float(drops[c] / images[c]),
                               "core_salient": fraction(salient_cores[c], cores[c]),
                               "cores_taken": taker(c, cores_to[c], together[c], data.classes)}
+            for c in range(1, n) if images[c]}
+
+
+def final_report(data, seed_dir, guide_dir, rule, core):
+    """{class name: {final_area, cores_void}} of the final guide labels in guide_dir (those the options after the
+    rule made): the class's mean area over the images tagged with it, and the share of its seed cores left void."""
+    n = data.num_classes
+    images, area = np.zeros(n, int), np.zeros(n)
+    cores, void = np.zeros(n, np.int64), np.zeros(n, np.int64)
+    for i, it in enumerate(data.items):
+        classes = data.image_classes(i)
+        guide = load_label_png(guide_dir / f"{it.id}.png")
+        core_label, = rule.labels_at(load_heatmap_mat(seed_dir / f"{it.id}.mat")[0], classes, core)
+        cores += np.bincount(core_label.ravel(), minlength=n)[:n]
+        void += np.bincount(core_label[guide == IGNORE], minlength=n)[:n]
+        area[classes] += (np.bincount(guide.ravel(), minlength=n)[:n] / guide.size)[classes]
+        images[classes] += 1
+    return {data.classes[c]: {"final_area": float(area[c] / images[c]), "cores_void": fraction(void[c], cores[c])}
             for c in range(1, n) if images[c]}
 
 
@@ -148,22 +168,47 @@ def rarely_salient(report, share):
 
 
 def unsure_warnings(report, rarely, core, voided):
-    """One line per class whose seed cores saliency rarely marks."""
+    """One line per class whose seed cores saliency rarely marks: what the rule makes of them (background, or, where
+    it keeps most of its seeds, the seeds' own components: saliency may miss the class) and, with unsure void, the
+    share of its cores left void."""
     median = percent(median_core_salient(report))
     return [f"{name}: saliency marks {percent(report[name]['core_salient'])} of its seed cores (seed score {core:g}% "
-            f"or more; the median class {median}), so the rule gives much of it to background; "
-            + ("there its weakly salient seed cores are void (guide_labels.unsure void)" if voided else
-               "--set guide_labels.unsure=void leaves its weakly salient seed cores there void; see README, own data")
-            for name in rarely]
+            f"or more; the median class {median}), " + what_the_rule_makes(report[name], voided) for name in rarely]
+
+
+def what_the_rule_makes(r, voided):
+    if r["seed_kept"] is not None and r["seed_kept"] >= KEPT_MOSTLY:
+        return (f"and the rule labels it where its seeds are, salient or not (it keeps {percent(r['seed_kept'])} of "
+                "its seed pixels): its guide labels are its seeds, whose spread is not checked; look at the guide "
+                "panels (--set vis=true)")
+    said = "so the rule gives much of it to background; "
+    if not voided:
+        return said + "--set guide_labels.unsure=void leaves its weakly salient seed cores there void; see README, " \
+            "own data"
+    void = r.get("cores_void")   # absent where the final labels were made by an earlier version
+    return said + ("its weakly salient seed cores there are void (guide_labels.unsure void)" if void is None else
+                   f"guide_labels.unsure void leaves {percent(void)} of its seed cores void (those weakly salient)")
 
 
 def warnings(report, often, rule, dropped_share, seeds_kept=False):
-    """One line per class the rule drops often, with where its seed cores go."""
+    """One line per class the rule drops often, with where its seed cores go and what dropped seeds does: a class
+    whose seeds spill far beyond small objects that saliency outlines is dropped as well, and its seeds are then
+    the wrong labels."""
     return [f"{name}: the {rule} rule drops it (keeps under {dropped_share:g}% of its seed pixels) in "
             f"{round(report[name]['dropped'] * report[name]['images'])} of its {report[name]['images']} images, and "
             f"keeps {percent(report[name]['seed_kept'])} of its seed pixels overall ({where_cores_go(report[name])}); "
-            + ("its seeds are kept there (guide_labels.dropped seeds)" if seeds_kept else
-               "--set guide_labels.dropped=seeds keeps its seeds there; see README, own data") for name in often]
+            + (seeds_kept_said(report[name]) if seeds_kept else
+               "--set guide_labels.dropped=seeds keeps its seeds there, unless its objects are smaller than its seeds "
+               "and saliency outlines them (the guide panels, --set vis=true); see README, own data")
+            for name in often]
+
+
+def seeds_kept_said(r):
+    area = f": {percent(r['final_area'])} of its images' area, the rule's {percent(r['guide_area'])}" \
+        if "final_area" in r else ""   # absent where the final labels were made by an earlier version
+    return f"its seeds are kept there (guide_labels.dropped seeds{area}); if its objects are smaller than that and " \
+        "saliency outlines them (the guide panels, --set vis=true), its seeds spill beyond them: --set " \
+        "guide_labels.dropped=none keeps the rule's labels"
 
 
 def where_cores_go(r):
@@ -195,17 +240,26 @@ def percent(share):
     return "n/a" if share is None else f"{100 * share:.0f}%"
 
 
-GUIDE_TABLE_TITLE = "what the rule's guide labels keep of each class (train; no ground truth needed; before " \
-    "guide_labels.dropped, unsure and unused)"
+def has_final(report):
+    """Whether the report holds the final labels' columns (the options after the rule made them)."""
+    return any("final_area" in r for r in report.values())
+
+
+def table_title(report):
+    return "what the rule's guide labels keep of each class (train; no ground truth needed" + \
+        ("; before guide_labels.dropped, unsure and unused, which the final columns follow)" if has_final(report)
+         else ")")
 
 
 def format_report(report):
-    """The per-class table as text lines."""
+    """The per-class table as text lines; the final labels' columns where the options after the rule made them."""
+    final = has_final(report)
     lines = [f"{'class':<16}{'images':>8}{'seed kept %':>13}{'guide area %':>14}{'dropped in %':>14}"
-             f"{'cores salient %':>17}"]
+             f"{'cores salient %':>17}" + (f"{'final area %':>14}{'cores void %':>14}" if final else "")]
     for name, r in report.items():
         # .get: a guide folder finished before core_salient existed is still up to date
-        kept, salient = (("n/a" if r.get(k) is None else f"{100 * r[k]:.1f}") for k in ("seed_kept", "core_salient"))
+        kept, salient, void = (("n/a" if r.get(k) is None else f"{100 * r[k]:.1f}")
+                               for k in ("seed_kept", "core_salient", "cores_void"))
         lines.append(f"{name:<16}{r['images']:>8}{kept:>13}{100 * r['guide_area']:>14.1f}{100 * r['dropped']:>14.1f}"
-                     f"{salient:>17}")
+                     f"{salient:>17}" + (f"{100 * r['final_area']:>14.1f}{void:>14}" if final else ""))
     return lines

@@ -14,7 +14,7 @@ from . import naming
 from . import pipeline
 from .datasets import ground_truth_hint, open_dataset, shown_settings
 from .errors import counted
-from .guide_diagnostics import GUIDE_TABLE_TITLE
+from .guide_diagnostics import has_final, table_title
 from .io import IGNORE, atomic_path, load_heatmap_mat, load_label_png
 from .results import METHOD_ROWS, RATIO_ROW, finished, guide_classes, made_seconds, method_table, skipped_images, \
     stage_result, unmarked_classes, unscored_classes, weak_reference
@@ -171,17 +171,22 @@ def guide_class_section(cfg, preset):
     guide = stage_result(cfg, preset, "guide_labels") or {}
     if "classes" not in guide:
         return ""
+    classes = guide_classes(guide)
+    final = has_final(classes)
     rows = [[html.escape(name), (r["images"],), (number(r["seed_kept"] and 100 * r["seed_kept"], 1),),
              (number(100 * r["guide_area"], 1),), (number(100 * r["dropped"], 1),),
              (number(r.get("core_salient") and 100 * r["core_salient"], 1),)]  # absent before 4c09083
-            for name, r in guide_classes(guide).items()]
+            + ([(number(100 * r["final_area"], 1),), (number(r["cores_void"] and 100 * r["cores_void"], 1),)]
+               if final else [])
+            for name, r in classes.items()]
     lines = guide["warnings"] + [line for line in [C.shapes_saliency_warning(cfg)] if line]
     warnings = "".join(f"<p class=warn>{html.escape(line)}</p>" for line in lines)
-    return (f"<h2>{html.escape(GUIDE_TABLE_TITLE[0].upper() + GUIDE_TABLE_TITLE[1:])}</h2>\n"
+    title, g = table_title(classes), cfg["guide_labels"]
+    return (f"<h2>{html.escape(title[0].upper() + title[1:])}</h2>\n"
             + table(["class", "images tagged", "seed pixels kept %", "mean guide area %",
-                     f"images the rule drops it in % (keeps under {cfg['guide_labels']['dropped_share']}% of its "
-                     "seeds)", f"seed cores salient % (score {cfg['guide_labels']['unsure_core']}% or more)"],
-                    rows) + warnings)
+                     f"images the rule drops it in % (keeps under {g['dropped_share']}% of its seeds)",
+                     f"seed cores salient % (score {g['unsure_core']}% or more)"]
+                    + (["final mean guide area %", "final seed cores void %"] if final else []), rows) + warnings)
 
 
 def saliency_section(cfg, preset):

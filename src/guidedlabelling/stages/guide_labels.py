@@ -213,9 +213,9 @@ def run(stage):
     run_jobs(job, indices, workers)
     if not all_done(stage, data, ".png", rule_dir):
         return
-    summary = {"images": len(data)} | class_diagnostics(stage, data, job, rule_dir)
+    classes, often, rarely, alike = class_diagnostics(stage, data, job, rule_dir)
     if after_rule(g):
-        kept, unsure = (summary.get(key, []) for key in ("dropped_seeds_kept", "unsure_void"))
+        kept, unsure = (often if g["dropped"] == "seeds" else []), (rarely if g["unsure"] == "void" else [])
         missing = [i for i, it in enumerate(data.items) if not (out / f"{it.id}.png").exists()]
         stage.log.info("final guide labels, from the rule's: seeds kept where the rule drops %s, weakly salient "
                        "seed cores on background void for %s, unused seed components %s; %d of %d images to do",
@@ -224,6 +224,10 @@ def run(stage):
                        len(missing), len(data))
         run_jobs(AfterRuleJob(job, out, *([data.classes.index(name) for name in names] for names in (kept, unsure)),
                               vis), missing, workers)
+        for name, figures in guide_diagnostics.final_report(data, job.seed_dir, out, job.seeds,
+                                                            g["unsure_core"]).items():
+            classes[name] |= figures
+    summary = {"images": len(data)} | diagnostics_said(stage, classes, often, rarely, alike)
     if vis:  # images labelled by an earlier run without --vis
         draw_panels(stage)
     if measurable(stage, data, "seed and guide label mIoU"):
@@ -247,16 +251,22 @@ def after_rule(g):
 
 
 def class_diagnostics(stage, data, job, rule_dir):
-    """What the rule's labels keep of each tagged class (no ground truth needed), a warning per class they drop
-    often, per class whose seed cores saliency rarely marks and per pair of classes whose seeds are alike
-    (guide_diagnostics.py); with dropped seeds the classes whose seeds are kept where dropped, with unsure void the
-    classes whose weakly salient seed cores on background are void."""
+    """What the rule's labels keep of each tagged class (no ground truth needed; guide_diagnostics.py), the classes
+    they drop often (those dropped seeds applies to), those whose seed cores saliency rarely marks (unsure void's)
+    and the pairs of classes whose seeds are alike."""
     g = stage.cfg["guide_labels"]
     classes = guide_diagnostics.class_report(data, job.seed_dir, rule_dir, job.seeds, g["dropped_share"] / 100,
                                              job.sal_dir, grey_level(g["salthres"]), g["unsure_core"])
-    often = guide_diagnostics.dropped_often(classes, g["dropped_often"] / 100)
-    rarely = guide_diagnostics.rarely_salient(classes, g["unsure_share"] / 100)
-    alike = guide_diagnostics.alike_classes(data, job.seed_dir)
+    return (classes, guide_diagnostics.dropped_often(classes, g["dropped_often"] / 100),
+            guide_diagnostics.rarely_salient(classes, g["unsure_share"] / 100),
+            guide_diagnostics.alike_classes(data, job.seed_dir))
+
+
+def diagnostics_said(stage, classes, often, rarely, alike):
+    """The per-class table and a warning per class dropped often, whose seed cores saliency rarely marks or whose
+    seeds are alike another's, in the log and for done.json; with dropped seeds the classes whose seeds are kept
+    where dropped, with unsure void the classes whose weakly salient seed cores on background are void."""
+    g = stage.cfg["guide_labels"]
     warnings = guide_diagnostics.warnings(classes, often, g["guiderule"], g["dropped_share"], g["dropped"] == "seeds") \
         + guide_diagnostics.unsure_warnings(classes, rarely, g["unsure_core"], g["unsure"] == "void") \
         + guide_diagnostics.alike_warnings(alike)
