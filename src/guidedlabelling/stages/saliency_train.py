@@ -21,7 +21,9 @@ from ..solver import solver_checks, training_options
 from ..training import prepare, run_training, scores_at, segmentation_loss
 
 OPTIONS = {"saliency_data": ("data/builtin_saliency", "class-agnostic saliency training set: a folder of images/ + "
-                                                      "masks/, or several, comma-separated")} \
+                                                      "masks/, or several, comma-separated; data/builtin_saliency "
+                                                      "stands for the built-in set's, generated under "
+                                                      "data/builtin_<size>px_<train>_<val>/")} \
     | training_options("DeepLab-LargeFOV", "none", names("segmentation")) | DEEPLAB_OPTIONS | {
         "holdout": (0, "images held out to measure MAE, max F and foreground IoU: the last N of each folder "
                        "that has none of holdout_scenes"),
