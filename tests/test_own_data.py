@@ -168,6 +168,10 @@ def test_whole_method_without_masks(folder, without_masks):
     shapes = SHAPES_SALIENCY   # smoke's saliency set is the built-in shapes
     assert f"note: {shapes}" in stdout and f"warning: {shapes}" in stdout and summary["saliency_warning"] == shapes
     assert html.escape(shapes) in (root / "report.html").read_text()
+    # the notes the run began with: in summary.json and in the report (a probe missed a one-image class's there)
+    assert f"note: {shapes}" in summary["notes"] and all(f"{line}\n" in stdout for line in summary["notes"])
+    notes = (root / "report.html").read_text().split("<h2>Notes on the settings and data</h2>\n", 1)[1].split("<h2>")[0]
+    assert notes == "".join(f"<p class=warn>{html.escape(line)}</p>" for line in summary["notes"]) + "\n"
     guides, preds = Path(summary["guide_labels"]), Path(summary["predictions"])
     assert f"model: {summary['model']} (./src/predict.py --model)" in stdout
     assert f"guide labels: {guides} (the train images)\npredictions: {preds} (the val images; ./src/predict.py " \

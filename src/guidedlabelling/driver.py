@@ -282,10 +282,10 @@ def stale_results(args, overrides, steps, skip, digests):
     return stale
 
 
-def summarise(args, overrides, skip, seconds=None, stale=()):
+def summarise(args, overrides, skip, seconds=None, stale=(), notes_said=()):
     """One table of the method's stages against the fully supervised reference, also as JSON (with each step's
-    wall seconds in this run); returns whether summary.json was written (not while steps have no results, nor
-    while some are out of date: `stale`)."""
+    wall seconds in this run and the notes it began with); returns whether summary.json was written (not while steps
+    have no results, nor while some are out of date: `stale`)."""
     if stale:
         print(f"summary: out of date: {'; '.join(f'{step}, {why}' for step, why in stale.items())}; run all steps "
               "for the table")
@@ -299,7 +299,7 @@ def summarise(args, overrides, skip, seconds=None, stale=()):
                "predictions": str(naming.stage_dir(cfg, preset, "segmentations")),
                "model": seg and tested_model(cfg, preset),
                "config": args.config, "overrides": overrides, "step_seconds": seconds or {},
-               "made_seconds": steps_made_seconds(args, overrides)} | diagnostics
+               "made_seconds": steps_made_seconds(args, overrides), "notes": list(notes_said)} | diagnostics
     if guide and seg and "mIoU" not in seg:  # own data without masks: nothing to measure against
         print_outputs_without_masks(cfg, outputs, seg, ref)
         return True
@@ -368,9 +368,23 @@ def saved_summary(path, summary):
 
 def print_data_notes(opened):
     """The notes of the datasets the preflight opened (their notes()), each line once: a tags file's are the same for
-    its two splits."""
-    for line in dict.fromkeys(line for data in opened if isinstance(data, Labelled) for line in data.notes()):
+    its two splits; returned."""
+    lines = list(dict.fromkeys(line for data in opened if isinstance(data, Labelled) for line in data.notes()))
+    for line in lines:
         print(line, flush=True)
+    return lines
+
+
+def print_start_notes(cfg, args, overrides, steps, skip, opened):
+    """The notes on the settings and the data, before the steps run; returned for summary.json and the report."""
+    lines = [f"note: {note}" for note in notes.setting_notes(cfg, overrides)]
+    for line in lines:
+        print(line, flush=True)
+    lines += print_data_notes(opened.found.values())
+    if note := shapes_saliency_note(args, overrides, steps, skip):
+        lines.append(f"note: {note}")
+        print(lines[-1], flush=True)
+    return lines
 
 
 def shapes_saliency_note(args, overrides, steps, skip):
@@ -449,12 +463,8 @@ def main(argv=None):
     run = cfg["run"]
     refuse_whole_steps_in_fragments(args, overrides, steps, skip, run)
     opened = check_inputs(args, overrides, steps, skip)
-    if not args.lane:  # a lane's driver checked what the parent did
-        for note in notes.setting_notes(cfg, overrides):
-            print(f"note: {note}", flush=True)
-        print_data_notes(opened.found.values())
-        if note := shapes_saliency_note(args, overrides, steps, skip):
-            print(f"note: {note}", flush=True)
+    said = [] if args.lane else print_start_notes(cfg, args, overrides, steps, skip, opened)   # a lane's driver:
+    # the parent checked and said it
     seconds, lane_of = run_steps(args, overrides, steps, skip, opened)
     if args.lane:
         print(lanes.REPORT + json.dumps(seconds), flush=True)
@@ -464,9 +474,10 @@ def main(argv=None):
               "without n/N then prints the table")
         print_profile(seconds, time.monotonic() - start, lane_of)
         return
-    if summarise(args, overrides, skip, seconds, stale_results(args, overrides, steps, skip, opened.digests)):
+    if summarise(args, overrides, skip, seconds, stale_results(args, overrides, steps, skip, opened.digests), said):
         try:
-            print(f"report: {write_report(args.config, overrides, reference='reference_train' not in skip)}")
+            path = write_report(args.config, overrides, reference="reference_train" not in skip, notes=said)
+            print(f"report: {path}")
         except OSError as e:
             print(f"warning: report.html not written: {os_error_message(e)}")
         except KeyboardInterrupt as e:

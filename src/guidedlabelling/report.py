@@ -44,22 +44,24 @@ pre { background: #f6f8fa; border: 1px solid #dde; padding: 10px; font-size: 12.
 SKIPPED_FIGURES = ("per_class", "confusion", "classes", "curve", "outputs")  # long or shown in their own table
 
 
-def write_report(config, overrides, examples=4, reference=True):
+def write_report(config, overrides, examples=4, reference=True, notes=()):
     """Resolve the run's config as every stage does; write <out_root>/<preset>/report.html and return its path.
-    reference False: the run has no fully supervised reference (own data without training masks)."""
+    reference False: the run has no fully supervised reference (own data without training masks); notes: the lines
+    the run began with (on its settings and data)."""
     cfg, preset = C.resolve(config, overrides)
     ref = C.resolve(config, list(overrides) + ["labels=gt"])[0] if reference else None
     test_seeds = C.resolve(config, list(overrides) + ["seed_split=test"])[0]
     root = naming.run_dir(cfg)
     path = root / "report.html"
-    page = render_page(cfg, preset, ref, test_seeds, root, examples, overrides)
+    page = render_page(cfg, preset, ref, test_seeds, root, examples, overrides, notes)
     with atomic_path(path) as tmp:
         tmp.write_text(page, encoding="utf-8")
     return path
 
 
-def render_page(cfg, preset, ref, test_seeds, root, examples, overrides=()):
-    sections = [summary_section(cfg, preset, ref), skipped_section(cfg, preset), class_section(cfg, preset, ref),
+def render_page(cfg, preset, ref, test_seeds, root, examples, overrides=(), notes=()):
+    sections = [summary_section(cfg, preset, ref), notes_section(notes), skipped_section(cfg, preset),
+                class_section(cfg, preset, ref),
                 guide_class_section(cfg, preset),
                 saliency_section(cfg, preset), stages_section(root), training_section(root),
                 evaluation_section(root), examples_section(cfg, preset, ref, test_seeds, examples),
@@ -71,6 +73,14 @@ def render_page(cfg, preset, ref, test_seeds, root, examples, overrides=()):
             f"<p class='meta'>Run folder <code>{html.escape(str(root))}</code>, written {now}.</p>\n"
             f"<p class='meta'>Settings given: {settings_given(overrides)}</p>\n"
             + "\n".join(s for s in sections if s) + "\n</main></body></html>\n")
+
+
+def notes_section(notes):
+    """The notes the run began with, on its settings and data (a class of one training image, ...)."""
+    if not notes:
+        return ""
+    return "<h2>Notes on the settings and data</h2>\n" + "".join(f"<p class=warn>{html.escape(line)}</p>"
+                                                                for line in notes)
 
 
 def shown_config(cfg):
