@@ -311,6 +311,30 @@ def test_a_photo_with_an_exif_orientation_is_turned_once_whatever_its_format(tmp
         assert error.max() == 0
 
 
+@pytest.mark.parametrize("orientation, turn", [(6, 1), (8, -1), (3, 2)])
+def test_a_mask_or_saliency_map_with_an_exif_orientation_is_read_as_displayed(tmp_path, orientation, turn):
+    """The probe's case: a mask saved turned with the orientation tag that undoes it (as an editor may) was read as
+    stored: on a square photo misaligned without a word, on another refused as the wrong size. It is read as
+    displayed, as its photo is; so is a saliency map, and the preflight checks the size displayed."""
+    from guidedlabelling.datasets.base import checked_label
+    from guidedlabelling.io import load_gray_png, load_label_png
+    from guidedlabelling.preflight import png_problem
+    mask = np.zeros((24, 40), np.uint8)
+    mask[:6, :10] = 2    # class 2 in the top left corner, as displayed
+    exif = Image.Exif()
+    exif[EXIF_ORIENTATION] = orientation
+    stored = Image.fromarray(np.ascontiguousarray(np.rot90(mask, turn)))
+    stored.save(tmp_path / "mask.png", exif=exif)
+    stored.convert("P").save(tmp_path / "palette.png", exif=exif)
+    Image.fromarray(np.ascontiguousarray(np.rot90(mask * 100, turn))).save(tmp_path / "sal.png", exif=exif)
+    for name in ("mask.png", "palette.png"):
+        np.testing.assert_array_equal(load_label_png(tmp_path / name), mask)
+        np.testing.assert_array_equal(checked_label(tmp_path / name, (24, 40), ["bg", "a", "b"], "tags.csv"), mask)
+        assert png_problem(tmp_path / name, [(24, 40)], classes=3) is None
+    np.testing.assert_array_equal(load_gray_png(tmp_path / "sal.png"), mask * 100)
+    assert png_problem(tmp_path / "sal.png", [(24, 40)], grey=True) is None
+
+
 def test_a_large_jpeg_decodes_at_a_reduced_scale_close_to_the_full_decode_shrunk(tmp_path):
     """A 304 x 400 photo for a 48-px work size decodes at 1/8 scale (50 x 38), then shrinks to 36 x 48, within JPEG's
     error of the picture shrunk; stored turned with EXIF orientation 6, it comes out upright all the same."""

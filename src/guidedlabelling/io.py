@@ -21,6 +21,7 @@ from .pipeline import TRAINERS, command
 
 Image.MAX_IMAGE_PIXELS = None  # a user's panorama or scan is no attack, and the work size shrinks it (max_image_side)
 IGNORE = 255  # label value of void pixels (object borders, unlabelled): neither trained on nor evaluated
+EXIF_ORIENTATION = 0x0112
 LABEL_MODES = ("P", "L", "1", "I", "I;16", "I;16B", "I;16L")  # modes whose pixel values are class indices
 WIDE_GREY_MODES = ("I", "I;16", "I;16B", "I;16L")  # 16- and 32-bit greyscale (Pillow 10.3+ opens 16-bit PNGs as
 # I;16, so "I" is 32-bit: a TIFF's)
@@ -179,15 +180,21 @@ def label_values(path):
         raise InputError(f"{path}: unreadable label PNG ({e}); re-create or remove this file") from None
 
 
+def as_displayed(img):
+    """An opened image turned as its EXIF orientation says, as viewers show it and as its photo is read (a mask
+    saved with the tag, as an editor may, was read as stored: misaligned, without a word); else img itself."""
+    return ImageOps.exif_transpose(img) if img.getexif().get(EXIF_ORIENTATION, 1) != 1 else img
+
+
 def label_array(img, path):
-    """label_values of the label PNG `img`, opened from `path`."""
+    """label_values of the label PNG `img`, opened from `path` (as displayed: as_displayed)."""
     if img.format != "PNG":  # a lossy JPEG's values are no class indices
         raise InputError(f"{path}: a {img.format} file, not a PNG; save the labels as PNG (lossless)")
     if img.mode not in LABEL_MODES:
         colour = " (colours are not read as classes)" if img.mode in ("RGB", "RGBA") else ""
         raise InputError(f"{path}: label PNG has mode {img.mode}{colour}; save it as an index (palette) or "
                          "single-channel PNG whose values are the classes 0..C-1, and 255 for void")
-    return np.asarray(img).astype(np.int64)
+    return np.asarray(as_displayed(img)).astype(np.int64)
 
 
 def load_label_png(path):
@@ -237,10 +244,11 @@ def load_image(path, hw=None):
 
 
 def load_gray_png(path):
-    """Grey uint8 HxW; 16-bit greyscale scaled to 8 bits, colour converted to luminance."""
+    """Grey uint8 HxW (as displayed: as_displayed); 16-bit greyscale scaled to 8 bits, colour converted to
+    luminance."""
     try:
         with Image.open(path) as img:
-            return np.asarray(eight_bit(img).convert("L"))
+            return np.asarray(eight_bit(as_displayed(img)).convert("L"))
     except (OSError, SyntaxError) as e:
         raise InputError(f"{path}: unreadable grey PNG ({e}); rerun the stage that made it") from None
 

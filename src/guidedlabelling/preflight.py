@@ -21,7 +21,7 @@ from . import pipeline
 from .datasets import MaskFolder, open_dataset
 from .errors import InputError, capped, some
 from .inference import check_classes, pick_device, trained
-from .io import IGNORE, WIDE_GREY_MODES, label_array, load_checkpoint
+from .io import IGNORE, WIDE_GREY_MODES, as_displayed, label_array, load_checkpoint
 from .model_setup import untrained
 from .fingerprint import DONE, EVALUATED, SETTINGS, TAG_CLASSES, TAG_IMAGES, TAG_ROWS, UPSTREAM, WORK_SIZE, Digests, \
     csv_of, fingerprint, has_outputs, output_fingerprint, outputs_fingerprint, read_files, remade_in_order, \
@@ -348,9 +348,10 @@ def png_problem(path, sizes, grey=False, classes=None):
     training with a traceback."""
     try:
         with Image.open(path) as img:
-            w, h = img.size
             img.load()
-            kind = grey and grey_map_problem(img)
+            shown = as_displayed(img)   # as it is read (label_array turns img itself)
+            w, h = shown.size
+            kind = grey and grey_map_problem(shown)
             try:   # from the pixels decoded here (a guide label folder: thousands of them)
                 label = label_array(img, path) if classes else None
             except InputError as e:   # colour, say

@@ -12,11 +12,10 @@ import PIL
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import counted, raise_all
-from ..io import IGNORE, InputError, label_values, load_image
+from ..io import EXIF_ORIENTATION, IGNORE, InputError, label_values, load_image
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 MAX_CLASSES = IGNORE  # label PNGs hold 8-bit class indices 0..254; 255 is void
-EXIF_ORIENTATION = 0x0112
 TRANSPOSING_ORIENTATIONS = (5, 6, 7, 8)  # EXIF orientations that swap width and height
 
 
