@@ -508,6 +508,18 @@ def test_a_file_given_as_a_folder_and_a_jpeg_mask_are_named_as_such(folder):
         OwnDataset(folder / "images", folder / "tags.csv", masks=folder / "masks")
 
 
+def test_masks_in_the_images_folder_are_one_error_saying_to_move_them(folder):
+    """The probe's case: --masks the images' folder read the masks as images too: a row without extension matched
+    two files, and with one the masks were noted as images without a row, to be added."""
+    tags = write_tags(folder, ["a,cat,train", "b,dog,train"])
+    with pytest.raises(InputError) as e:
+        OwnDataset(folder / "images", tags, masks=folder / "images" / ".")
+    assert list(e.value.messages) == [
+        f"{folder / 'images'}: the masks folder is the images folder, whose PNG masks would be read as images too "
+        "(rows naming an id match two files; the masks are noted as images without a row); move the masks into a "
+        "folder of their own, such as masks/ inside it"]
+
+
 def test_a_masks_folder_inside_the_images_one_is_left_out_through_a_link_too(folder):
     (folder / "images" / "masks").mkdir()
     Image.fromarray(np.zeros((4, 6), np.uint8)).save(folder / "images" / "masks" / "a.png")

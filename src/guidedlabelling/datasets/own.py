@@ -79,6 +79,10 @@ class OwnDataset(Labelled):
         if masks and not Path(masks).is_dir():
             raise InputError(f"{masks}: {folder_problem(Path(masks), 'masks')}; pass --masks with a folder of <id>.png "
                              "or leave it out")
+        if masks and os.path.realpath(masks) == os.path.realpath(self.root):
+            raise InputError(f"{masks}: the masks folder is the images folder, whose PNG masks would be read as "
+                             "images too (rows naming an id match two files; the masks are noted as images without "
+                             "a row); move the masks into a folder of their own, such as masks/ inside it")
 
     def _read_classes(self, rows, misread):
         """The classes (background, then the sorted tags), and what the notes say of the rows' tags."""
