@@ -543,6 +543,19 @@ def test_photos_of_subfolders_without_a_row_are_counted_but_not_masks_or_hidden_
     assert data.unlisted == ["cats/d.png", "cats/old/e.png"]
 
 
+def test_the_outputs_of_a_run_inside_the_images_folder_are_not_noted_as_images_without_a_row(folder):
+    """The probe's case: --out_root inside the images' folder, and the rerun noted the run's guide labels and
+    predictions as images without a row, to add rows for."""
+    photo = Image.fromarray(np.full((4, 6, 3), 90, np.uint8))
+    for sub, marks in (("runs/demo/guide_labels/default", ("config.yaml", "inputs.json")), ("preds", ("predict.json",)),
+                       ("kept", ("config.yaml",))):   # a config.yaml alone is no stage's folder: its photos count
+        (folder / "images" / sub).mkdir(parents=True)
+        photo.save(folder / "images" / sub / "c.png")
+        for name in marks:
+            (folder / "images" / sub / name).write_text("{}")
+    assert dataset(folder, ["a.jpg,cat,train", "b.png,dog,train"]).unlisted == ["kept/c.png"]
+
+
 def test_hidden_files_are_no_images_of_the_folder(folder):
     """macOS leaves ._a.jpg beside a.jpg on other file systems: not an image the CSV forgot."""
     (folder / "images" / "._a.jpg").write_bytes(b"\0\5\26\7")

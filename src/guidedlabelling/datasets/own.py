@@ -398,13 +398,21 @@ def images_by_stem(folder, listings):
 
 
 def images_in_tree(root, masks=None):
-    """The image files under `root` and its subfolders (a row may name sub/a.jpg), sorted, but for hidden ones and
-    a masks folder inside it; links to folders are not followed."""
+    """The image files under `root` and its subfolders (a row may name sub/a.jpg), sorted, but for hidden ones, a
+    masks folder inside it and the outputs of runs there (--out_root inside the images' folder); links to folders
+    are not followed."""
     found, skip = [], os.path.realpath(masks) if masks else None   # real paths: either may be given through a link
     for folder, subfolders, names in os.walk(root):
-        subfolders[:] = [d for d in subfolders if not d.startswith(".") and os.path.realpath(Path(folder, d)) != skip]
+        subfolders[:] = [d for d in subfolders if not d.startswith(".") and os.path.realpath(Path(folder, d)) != skip
+                         and not made_by_a_run(Path(folder, d))]
         found += [Path(folder, n) for n in names if image_name(n)]
     return sorted(found)
+
+
+def made_by_a_run(folder):
+    """Whether a folder holds a stage's outputs (its config.yaml and inputs.json) or predict.py's (predict.json)."""
+    return (folder / "config.yaml").is_file() and (folder / "inputs.json").is_file() or \
+        (folder / "predict.json").is_file()
 
 
 def image_name(name):
