@@ -141,6 +141,11 @@ def tags_separated_by_a_bar(own):
     write_csv(own, ["a.jpg,cat|dog,train", "e.jpg,cat,val"])
 
 
+@case("tags.csv: not a UTF-8 text file (UTF-16, by its first two bytes); save the tags as 'CSV UTF-8' (Excel)")
+def tags_in_utf16(own):   # Excel's "Unicode text", Notepad's "Unicode": said to be at line 1, byte 0xff
+    own["tags"].write_bytes("image,tags,split\na.jpg,cat,train\nb.png,dog,train\ne.jpg,cat,val\n".encode("utf-16"))
+
+
 @case("tags.csv: not a UTF-8 text file (line 3, byte 0xe9); save the tags as 'CSV UTF-8' (Excel)")
 def tags_in_a_windows_encoding(own):   # Excel's "CSV (comma delimited)" on Windows: cp1252
     own["tags"].write_bytes("image,tags,split\na.jpg,cat,train\nb.png,café,train\ne.jpg,cat,val\n".encode("cp1252"))

@@ -36,7 +36,10 @@ def text_lines(path, fix):
 
 
 def not_utf8(error):
-    """Where text stops being UTF-8: 'line 3, byte 0xe9' (a Windows spreadsheet's é)."""
+    """Where text stops being UTF-8: 'line 3, byte 0xe9' (a Windows spreadsheet's é), or that it is UTF-16 (its
+    byte-order mark: Excel's 'Unicode text', Notepad's 'Unicode')."""
+    if error.object[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        return "UTF-16, by its first two bytes"
     before = error.object[:error.start].replace(b"\r\n", b"\n").replace(b"\r", b"\n")   # the bytes after a BOM
     line = before.count(b"\n") + 1
     return f"line {line}, byte 0x{error.object[error.start]:02x}"
