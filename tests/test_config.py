@@ -54,6 +54,19 @@ def test_a_folder_named_like_a_preset_leaves_the_preset_its_name(tmp_path, monke
     assert C.preset_path("smoke").resolve() == tmp_path / "smoke"
 
 
+def test_a_run_of_some_steps_keeps_the_notes_of_the_earlier_summary(tmp_path):
+    """--steps opens only its steps' data and says only their notes: summary.json and the report keep the earlier
+    run's too (a review found a partial rerun dropping the shapes-saliency note)."""
+    from types import SimpleNamespace
+    cfg = C.resolve("smoke", [f"out_root={tmp_path}"])[0]
+    naming.run_dir(cfg).mkdir(parents=True)
+    (naming.run_dir(cfg) / "summary.json").write_text(json.dumps({"notes": ["note: a", "note: b"]}))
+    every = ",".join(s for s, _, _ in driver.STEPS)
+    assert driver.run_notes(SimpleNamespace(steps="segmentations"), cfg, ["note: b", "note: c"]) == \
+        ["note: b", "note: c", "note: a"]
+    assert driver.run_notes(SimpleNamespace(steps=every), cfg, ["note: c"]) == ["note: c"]
+
+
 def test_paper_defaults():
     d = S.defaults()
     assert d["seed_train"]["base_lr"] == 0.001 and d["seed_train"]["batch_size"] == 15

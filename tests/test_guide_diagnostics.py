@@ -223,10 +223,14 @@ def test_report_of_a_guide_folder_made_before_core_salient_prints_n_a():
     lines = format_report({"cat": row | {"core_salient": 0.5} | final, "dog": row | final | {"cores_void": 0.2}})
     assert lines[0].split()[-6:] == ["final", "area", "%", "cores", "void", "%"]
     assert lines[1].split()[-2:] == ["12.5", "n/a"] and lines[2].split()[-2:] == ["12.5", "20.0"]
-    assert table_title({"cat": row}) == "what the rule's guide labels keep of each class (train; no ground truth " \
-        "needed)"
-    assert table_title({"cat": row | final}).endswith("; before guide_labels.dropped, unsure and unused, which the "
-                                                      "final columns follow)")
+    paper, msrc = {"dropped": "none", "unsure": "none", "unused": "keep"}, {"dropped": "seeds", "unsure": "void",
+                                                                          "unused": "absent"}
+    assert table_title({"cat": row}, paper) == "what the rule's guide labels keep of each class (train; no ground " \
+        "truth needed)"
+    assert table_title({"cat": row | final}, msrc).endswith("; before guide_labels.dropped, unsure and unused, which "
+                                                            "the final columns follow)")
+    assert table_title({"cat": row}, msrc).endswith("; before guide_labels.dropped, unsure and unused)")   # made by
+    # an earlier version: no final columns, and its figures are still the rule's
 
 
 # ---- through the guide command: own data whose saliency marks only a small part of every cat ----
@@ -300,7 +304,7 @@ def test_the_rule_dropping_a_class_is_reported(own, capsys):
     assert all(line in log for line in done["warnings"])
     assert "dropped_seeds_kept" not in done and "unsure_void" not in done and done["guide"]["void"] == 0
     assert "final_area" not in done["classes"]["cat"]          # no option after the rule: its labels are the final ones
-    print_guide_classes(done)
+    print_guide_classes(done, {"dropped": "none", "unsure": "none", "unused": "keep"})
     printed = capsys.readouterr().out
     assert f"warning: {done['warnings'][0]}" in printed
     assert [line.split()[:2] for line in printed.splitlines()[3:5]] == [["cat", "6"], ["dog", "3"]]
@@ -408,7 +412,8 @@ def test_a_class_saliency_misses_entirely_is_said_to_be_labelled_by_its_seeds(st
     line, = [w for w in done["warnings"] if w.startswith("cat: saliency marks 0% of its seed cores")]
     assert line.endswith("and the rule labels it where its seeds are, salient or not (it keeps 100% of its seed "
                          "pixels): its guide labels are its seeds, whose spread is not checked; look at the guide "
-                         "panels (--set vis=true)")
+                         "panels (--set vis=true); guide_labels.unsure void leaves 0% of its seed cores void (those "
+                         "weakly salient)")
 
 
 def test_tags_marked_counts_the_images_whose_predictions_mark_a_tagged_class(tmp_path):

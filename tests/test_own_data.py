@@ -335,6 +335,17 @@ def test_a_mask_or_saliency_map_with_an_exif_orientation_is_read_as_displayed(tm
     assert png_problem(tmp_path / "sal.png", [(24, 40)], grey=True) is None
 
 
+def test_a_mask_whose_exif_block_does_not_parse_is_read_as_stored(tmp_path, recwarn):
+    """Reading the orientation made a PNG with a garbage EXIF block unreadable ('not a TIFF file'); it has none."""
+    from guidedlabelling.io import load_gray_png, load_label_png
+    mask = np.zeros((4, 6), np.uint8)
+    mask[0, 0] = 1
+    Image.fromarray(mask).save(tmp_path / "m.png", exif=b"Exif\x00\x00garbage, not TIFF")
+    np.testing.assert_array_equal(load_label_png(tmp_path / "m.png"), mask)
+    np.testing.assert_array_equal(load_gray_png(tmp_path / "m.png"), mask)
+    assert not [w for w in recwarn if issubclass(w.category, UserWarning)]
+
+
 def test_a_large_jpeg_decodes_at_a_reduced_scale_close_to_the_full_decode_shrunk(tmp_path):
     """A 304 x 400 photo for a 48-px work size decodes at 1/8 scale (50 x 38), then shrinks to 36 x 48, within JPEG's
     error of the picture shrunk; stored turned with EXIF orientation 6, it comes out upright all the same."""

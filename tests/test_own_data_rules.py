@@ -508,16 +508,20 @@ def test_a_file_given_as_a_folder_and_a_jpeg_mask_are_named_as_such(folder):
         OwnDataset(folder / "images", folder / "tags.csv", masks=folder / "masks")
 
 
-def test_masks_in_the_images_folder_are_one_error_saying_to_move_them(folder):
-    """The probe's case: --masks the images' folder read the masks as images too: a row without extension matched
-    two files, and with one the masks were noted as images without a row, to be added."""
-    tags = write_tags(folder, ["a,cat,train", "b,dog,train"])
+def test_masks_beside_their_photos_are_masks_not_images_without_a_row(folder):
+    """The probe's case, --masks the images' folder: the masks were noted as images without a row, to add rows for;
+    a row's id matched two files without a word on why; and a PNG photo would be its own mask."""
+    Image.fromarray(np.full((4, 6), 1, np.uint8)).save(folder / "images" / "a.png")   # a.jpg's mask
+    data = dataset(folder, ["a.jpg,cat,train"], masks=folder / "images")
+    assert data.unlisted == ["b.png"] and data.items[0].label == folder / "images" / "a.png"
     with pytest.raises(InputError) as e:
-        OwnDataset(folder / "images", tags, masks=folder / "images" / ".")
-    assert list(e.value.messages) == [
-        f"{folder / 'images'}: the masks folder is the images folder, whose PNG masks would be read as images too "
-        "(rows naming an id match two files; the masks are noted as images without a row); move the masks into a "
-        "folder of their own, such as masks/ inside it"]
+        dataset(folder, ["a,cat,train"], masks=folder / "images")
+    assert e.value.messages[0].endswith("'a' matches ['a.jpg', 'a.png'] (the masks folder is this one: a .png is its "
+                                        "mask); name the file with its extension")
+    with pytest.raises(InputError) as e:
+        dataset(folder, ["a.jpg,cat,train", "b.png,dog,train"], masks=folder / "images")
+    assert e.value.messages[0] == f"{folder / 'tags.csv'}, line 3: image 'b.png' is also its own mask, the masks " \
+        "folder being the images folder; keep the masks in a folder of their own"
 
 
 def test_a_masks_folder_inside_the_images_one_is_left_out_through_a_link_too(folder):

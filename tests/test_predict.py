@@ -310,6 +310,14 @@ def test_the_test_geometry_defaults_to_the_preset_that_trained_the_model(model, 
     assert "note: the model records no preset (trained before it did): the test geometry is demo's" in older
 
 
+def test_the_preset_a_checkpoint_names_is_the_presets_file_whatever_the_current_folder_holds(tmp_path, monkeypatch):
+    from guidedlabelling.config import CONFIGS
+    from guidedlabelling.prediction import test_preset
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "msrc").write_text("not the preset")   # was read as the preset: 'msrc: ... not a mapping'
+    assert test_preset({"preset": "msrc"}) == (str(CONFIGS / "msrc.yaml"), None)
+
+
 def test_a_rerun_resumes_and_other_settings_predict_again(model, photos, tmp_path):
     """predict.json records the model and settings: the same command again predicts only the images whose
     outputs are missing (as after an interrupt) or damaged since (of another size than it recorded), to the same

@@ -17,7 +17,7 @@ from . import config as C
 from . import naming
 from . import flags, guide_diagnostics, lanes, notes, preflight, runner
 from .cli import errors_end_in_one_line
-from .fingerprint import DONE
+from .fingerprint import DONE, read_json
 from . import errors
 from .errors import LANES, OVERRIDDEN, Parser, os_error_message
 from .datasets.base import warned_line
@@ -294,7 +294,8 @@ def summarise(args, overrides, skip, seconds=None, stale=(), notes_said=()):
     ref_cfg, _ = C.resolve(args.config, overrides + ["labels=gt"])
     guide, seg = stage_result(cfg, preset, "guide_labels"), stage_result(cfg, preset, "segmentations")
     ref = stage_result(ref_cfg, preset, "segmentations")
-    diagnostics = print_skipped(guide, seg) | print_guide_classes(guide) | print_shapes_saliency(cfg, guide)
+    diagnostics = print_skipped(guide, seg) | print_guide_classes(guide, cfg["guide_labels"]) \
+        | print_shapes_saliency(cfg, guide)
     outputs = {"guide_labels": str(naming.stage_dir(cfg, preset, "guide_labels")),
                "predictions": str(naming.stage_dir(cfg, preset, "segmentations")),
                "model": seg and tested_model(cfg, preset),
@@ -312,6 +313,14 @@ def summarise(args, overrides, skip, seconds=None, stale=(), notes_said=()):
         "reference_predictions": ref and str(naming.stage_dir(ref_cfg, preset, "segmentations"))}, seg, ref,
         no_reference)
     return True
+
+
+def run_notes(args, cfg, said):
+    """The notes of the run for summary.json: those said now, and after a run of some steps (--steps), which opens
+    only their data and says only their notes, those the earlier summary.json holds."""
+    partial = set(args.steps.split(",")) != {s for s, _, _ in STEPS}
+    earlier = read_json(naming.run_dir(cfg) / "summary.json") if partial else None
+    return list(dict.fromkeys(list(said) + ((earlier or {}).get("notes") or [])))
 
 
 def print_outputs_without_masks(cfg, outputs, seg, ref):
@@ -414,13 +423,13 @@ def print_skipped(*finished):
     return ({"skipped_images": skipped} if skipped else {}) | ({"warned_images": warned} if warned else {})
 
 
-def print_guide_classes(guide):
-    """What the guide labels keep of each tagged class, and the warnings of the guide step (guide_diagnostics.py);
-    returned for summary.json."""
+def print_guide_classes(guide, g):
+    """What the guide labels keep of each tagged class, and the warnings of the guide step (guide_diagnostics.py),
+    under the guide_labels settings `g`; returned for summary.json."""
     if not guide or "classes" not in guide:
         return {}
     classes = guide_classes(guide)
-    print(f"\n{guide_diagnostics.table_title(classes)}:")
+    print(f"\n{guide_diagnostics.table_title(classes, g)}:")
     print("\n".join(guide_diagnostics.format_report(classes)))
     for line in guide["warnings"]:
         print(f"warning: {line}")
@@ -463,8 +472,8 @@ def main(argv=None):
     run = cfg["run"]
     refuse_whole_steps_in_fragments(args, overrides, steps, skip, run)
     opened = check_inputs(args, overrides, steps, skip)
-    said = [] if args.lane else print_start_notes(cfg, args, overrides, steps, skip, opened)   # a lane's driver:
-    # the parent checked and said it
+    said = [] if args.lane else print_start_notes(cfg, args, overrides, steps, skip, opened)   # (a lane's parent
+    # checked and said them)
     seconds, lane_of = run_steps(args, overrides, steps, skip, opened)
     if args.lane:
         print(lanes.REPORT + json.dumps(seconds), flush=True)
@@ -474,6 +483,7 @@ def main(argv=None):
               "without n/N then prints the table")
         print_profile(seconds, time.monotonic() - start, lane_of)
         return
+    said = run_notes(args, cfg, said)
     if summarise(args, overrides, skip, seconds, stale_results(args, overrides, steps, skip, opened.digests), said):
         try:
             path = write_report(args.config, overrides, reference="reference_train" not in skip, notes=said)

@@ -20,7 +20,7 @@ import itertools
 
 import numpy as np
 
-from .guide_rules import dropped
+from .guide_rules import after_rule, dropped
 from .io import IGNORE, load_gray_png, load_heatmap_mat, load_label_png
 
 KEPT_MOSTLY = 0.5   # a class whose seed pixels the rule keeps this share of: labelled by its seeds
@@ -177,17 +177,17 @@ def unsure_warnings(report, rarely, core, voided):
 
 
 def what_the_rule_makes(r, voided):
+    """What the rule makes of a class whose seed cores saliency rarely marks, and what unsure void did or would do."""
+    void = r.get("cores_void")   # absent where the final labels were made by an earlier version
+    did = "its weakly salient seed cores there are void (guide_labels.unsure void)" if void is None else \
+        f"guide_labels.unsure void leaves {percent(void)} of its seed cores void (those weakly salient)"
     if r["seed_kept"] is not None and r["seed_kept"] >= KEPT_MOSTLY:
         return (f"and the rule labels it where its seeds are, salient or not (it keeps {percent(r['seed_kept'])} of "
                 "its seed pixels): its guide labels are its seeds, whose spread is not checked; look at the guide "
-                "panels (--set vis=true)")
-    said = "so the rule gives much of it to background; "
-    if not voided:
-        return said + "--set guide_labels.unsure=void leaves its weakly salient seed cores there void; see README, " \
-            "own data"
-    void = r.get("cores_void")   # absent where the final labels were made by an earlier version
-    return said + ("its weakly salient seed cores there are void (guide_labels.unsure void)" if void is None else
-                   f"guide_labels.unsure void leaves {percent(void)} of its seed cores void (those weakly salient)")
+                "panels (--set vis=true)" + (f"; {did}" if voided else ""))
+    return "so the rule gives much of it to background; " + (did if voided else "--set guide_labels.unsure=void "
+                                                            "leaves its weakly salient seed cores there void; see "
+                                                            "README, own data")
 
 
 def warnings(report, often, rule, dropped_share, seeds_kept=False):
@@ -204,6 +204,7 @@ def warnings(report, often, rule, dropped_share, seeds_kept=False):
 
 
 def seeds_kept_said(r):
+    """What dropped seeds did to a class: its area then and the rule's, with the caution on spilling seeds."""
     area = f": {percent(r['final_area'])} of its images' area, the rule's {percent(r['guide_area'])}" \
         if "final_area" in r else ""   # absent where the final labels were made by an earlier version
     return f"its seeds are kept there (guide_labels.dropped seeds{area}); if its objects are smaller than that and " \
@@ -245,10 +246,13 @@ def has_final(report):
     return any("final_area" in r for r in report.values())
 
 
-def table_title(report):
+def table_title(report, g):
+    """The table's title; where options after the rule (of the guide_labels settings `g`) changed the labels, that
+    its figures are the rule's, and the final columns (absent where an earlier version made the folder) theirs."""
+    before = "; before guide_labels.dropped, unsure and unused" + (", which the final columns follow" if
+                                                                     has_final(report) else "")
     return "what the rule's guide labels keep of each class (train; no ground truth needed" + \
-        ("; before guide_labels.dropped, unsure and unused, which the final columns follow)" if has_final(report)
-         else ")")
+        (before if after_rule(g) else "") + ")"
 
 
 def format_report(report):

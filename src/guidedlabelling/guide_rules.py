@@ -97,6 +97,11 @@ def saliency_only(heatmap, classes, salient):
     return np.where(salient, label, 0).astype(np.uint8)
 
 
+def after_rule(g):
+    """Whether an option of the guide_labels settings `g` changes the rule's labels (they are then kept in rule/)."""
+    return g["dropped"] == "seeds" or g["unsure"] == "void" or g["unused"] == "absent"
+
+
 def dropped(seed, guide, c, share):
     """Whether the guide labels keep under `share` of class c's seed pixels (c has seeds)."""
     mask = seed == c

@@ -38,6 +38,8 @@ def text_lines(path, fix):
 def not_utf8(error):
     """Where text stops being UTF-8: 'line 3, byte 0xe9' (a Windows spreadsheet's é), or that it is UTF-16 (its
     byte-order mark: Excel's 'Unicode text', Notepad's 'Unicode')."""
+    if error.object[:4] in (b"\xff\xfe\0\0", b"\0\0\xfe\xff"):
+        return "UTF-32, by its first four bytes"
     if error.object[:2] in (b"\xff\xfe", b"\xfe\xff"):
         return "UTF-16, by its first two bytes"
     before = error.object[:error.start].replace(b"\r\n", b"\n").replace(b"\r", b"\n")   # the bytes after a BOM
@@ -186,7 +188,13 @@ def label_values(path):
 def as_displayed(img):
     """An opened image turned as its EXIF orientation says, as viewers show it and as its photo is read (a mask
     saved with the tag, as an editor may, was read as stored: misaligned, without a word); else img itself."""
-    return ImageOps.exif_transpose(img) if img.getexif().get(EXIF_ORIENTATION, 1) != 1 else img
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)   # Pillow's on a corrupt EXIF block, which names no file
+        try:
+            turned = img.getexif().get(EXIF_ORIENTATION, 1) != 1
+        except (OSError, SyntaxError, ValueError):   # an EXIF block that does not parse: no orientation
+            return img
+        return ImageOps.exif_transpose(img) if turned else img
 
 
 def label_array(img, path):

@@ -305,8 +305,8 @@ def test_preset(meta, config=None):
         same = trained_by is None or Path(config).stem == trained_by
         return config, None if same else (f"the model was trained by a run of preset {trained_by}; --config "
                                           f"{config} gives it that preset's test geometry")
-    if known:
-        return trained_by, None
+    if known:   # its file: a file of that name in the current folder is not it
+        return str(CONFIGS / f"{trained_by}.yaml"), None
     if trained_by is None:
         return "demo", ("the model records no preset (trained before it did): the test geometry is demo's; pass "
                         "--config with the preset it was trained with")

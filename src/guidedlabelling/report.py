@@ -191,7 +191,8 @@ def guide_class_section(cfg, preset):
             for name, r in classes.items()]
     lines = guide["warnings"] + [line for line in [C.shapes_saliency_warning(cfg)] if line]
     warnings = "".join(f"<p class=warn>{html.escape(line)}</p>" for line in lines)
-    title, g = table_title(classes), cfg["guide_labels"]
+    g = cfg["guide_labels"]
+    title = table_title(classes, g)
     return (f"<h2>{html.escape(title[0].upper() + title[1:])}</h2>\n"
             + table(["class", "images tagged", "seed pixels kept %", "mean guide area %",
                      f"images the rule drops it in % (keeps under {g['dropped_share']}% of its seeds)",

@@ -79,10 +79,6 @@ class OwnDataset(Labelled):
         if masks and not Path(masks).is_dir():
             raise InputError(f"{masks}: {folder_problem(Path(masks), 'masks')}; pass --masks with a folder of <id>.png "
                              "or leave it out")
-        if masks and os.path.realpath(masks) == os.path.realpath(self.root):
-            raise InputError(f"{masks}: the masks folder is the images folder, whose PNG masks would be read as "
-                             "images too (rows naming an id match two files; the masks are noted as images without "
-                             "a row); move the masks into a folder of their own, such as masks/ inside it")
 
     def _read_classes(self, rows, misread):
         """The classes (background, then the sorted tags), and what the notes say of the rows' tags."""
@@ -121,6 +117,9 @@ class OwnDataset(Labelled):
             if image is None or split_of(r, image.stem, val_percent) != self.split:
                 continue
             label = mask_file(Path(masks), image.stem, listings) if masks else None  # absent: not annotated
+            if label is not None and label.is_file() and label.samefile(image):
+                problems.append(f"{self.tags_file}, line {r.line}: image {r.image!r} is also its own mask, the masks "
+                                "folder being the images folder; keep the masks in a folder of their own")
             items.append(Item(image.stem, image, label))
             row_of[image.stem] = r
         if not items and not problems:
@@ -148,6 +147,8 @@ class OwnDataset(Labelled):
         """The images of the folder and its subfolders that no row names, for the notes alone: the folder's tree is
         walked only where they are printed."""
         named = {p.resolve() for p in self._files.values()}
+        if self.masks_folder:   # the masks, where their folder is the images' own
+            named |= {(self.masks_folder / f"{p.stem}.png").resolve() for p in self._files.values()}
         return [p.relative_to(self.root).as_posix() for p in images_in_tree(self.root, self.masks_folder)
                 if p.resolve() not in named]
 
@@ -169,8 +170,10 @@ class OwnDataset(Labelled):
             raise InputError(f"{where}: image {r.image!r} links to {found[0].resolve()}, outside {self.root}; "
                              "copy the file in, or pass --set follow_symlinks=true to read it there")
         if len(found) > 1:
-            raise InputError(f"{where}: {r.image!r} matches {[p.name for p in found]}; name the file with "
-                             "its extension")
+            mask = self.masks_folder and os.path.realpath(self.masks_folder) == os.path.realpath(exact.parent)
+            raise InputError(f"{where}: {r.image!r} matches {[p.name for p in found]}" + (
+                " (the masks folder is this one: a .png is its mask)" if mask else "") + "; name the file with "
+                "its extension")
         stem = found[0].stem
         if stem.casefold() in RESERVED_IDS:  # case-insensitive file systems: CLS_RES.mat is cls_res.mat
             raise InputError(f"{where}: image id {stem!r} is the name of a file the stages write beside the "

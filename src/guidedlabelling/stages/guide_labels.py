@@ -8,8 +8,8 @@ import torch
 from ..checks import PERCENT, one_of
 from .. import guide_diagnostics
 from ..cli import workers_starting
-from ..guide_rules import DROPPED, RULES, UNSURE, UNUSED, drop_unused, grey_level, guide_labels, keep_dropped, \
-    oracle_foreground, void_unsure
+from ..guide_rules import DROPPED, RULES, UNSURE, UNUSED, after_rule, drop_unused, grey_level, guide_labels, \
+    keep_dropped, oracle_foreground, void_unsure
 from ..inference import all_done, evaluate_folder, measurable, todo, without_panel
 from ..io import InputError, load_gray_png, load_heatmap_mat, load_label_png, save_label_png
 from ..pipeline import command
@@ -243,11 +243,6 @@ def rule_foreground(g, sal, data, i):
     """The mask whose components the rule took: the saliency map at salthres (G2), the ground-truth foreground
     (salor)."""
     return oracle_foreground(data.label(i)) if g["guiderule"] == "salor" else sal >= grey_level(g["salthres"])
-
-
-def after_rule(g):
-    """Whether an option changes the rule's labels (they are then kept in rule/)."""
-    return g["dropped"] == "seeds" or g["unsure"] == "void" or g["unused"] == "absent"
 
 
 def class_diagnostics(stage, data, job, rule_dir):
