@@ -219,6 +219,29 @@ def test_a_preset_may_group_keys_by_section_or_write_them_flat(tmp_path):
     assert cfg == preset and cfg["name"] == "p"
 
 
+def test_a_misspelt_section_of_a_preset_is_told_the_section_it_likely_meant(tmp_path):
+    """A probe's `guide_label:` group was 'unknown setting 'guide_label'; did you mean guiderule?'."""
+    (tmp_path / "p.yaml").write_text("guide_label: {dropped: seeds}\nsegs: {test_pcrf: none}\n")
+    with pytest.raises(InputError) as e:
+        C.resolve(str(tmp_path / "p.yaml"))
+    assert list(e.value.messages) == [
+        f"{tmp_path / 'p.yaml'}: unknown section 'guide_label'; did you mean guide_labels?",
+        f"{tmp_path / 'p.yaml'}: unknown section 'segs'; the sections are " + ", ".join(S.OPTIONS)]
+
+
+def test_a_layout_whose_settings_name_no_data_setting_is_one_error(monkeypatch):
+    """A probe's layout module with `settings = ("dataset_dirr", ...)` ran, its folders named without the dataset,
+    so a second dataset's run took the first's; it is now an error naming the module."""
+    from guidedlabelling.datasets import LAYOUTS
+    monkeypatch.setattr(LAYOUTS["voc"], "settings", ("dataset_dirr", "datatype"))
+    with pytest.raises(InputError) as e:
+        C.resolve("smoke")
+    message, = e.value.messages
+    assert message.startswith("layout voc: its `settings` name 'dataset_dirr', which no data setting is (the data "
+                              "settings: layout, dataset_dir, ")
+    assert message.endswith("correct guidedlabelling.datasets.voc")
+
+
 def test_settings_are_read_as_their_type_and_errors_name_the_setting_and_its_source(tmp_path):
     cfg, _ = resolve("vis=yes", "channels_last=OFF", "seedthres=30", "seg_train.base_lr=1e-3", "workers=+2")
     assert (cfg["run"]["vis"], cfg["run"]["channels_last"], cfg["guide_labels"]["seedthres"]) == (True, False, 30)

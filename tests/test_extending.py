@@ -1,14 +1,18 @@
-"""The three examples of docs/reference.md, "Extending", run verbatim in a copy of the package: a stage is one
+"""The four examples of docs/reference.md, "Extending", run verbatim in a copy of the package: a stage is one
 module and one row of the stage table, a network one module and one line of NETWORKS, a dataset layout one module
-and one line of LAYOUTS (each line with its import)."""
+and one line of LAYOUTS (each line with its import), a guide rule one entry of guide_rules.RULES."""
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+from PIL import Image
+
 from guidedlabelling.datasets import VOCDataset
 from guidedlabelling.datasets.builtin import ensure_builtin
+from guidedlabelling.io import save_heatmap_mat
 from guidedlabelling.tags import hash_split
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -23,12 +27,13 @@ def example(title):
 
 
 def package_copy(tmp_path, module_path, module, edits):
-    """The package copied with the example's module written and its lines added after the anchors `edits` names:
-    {file: [anchor, ...]}, one anchor per added line, in order."""
+    """The package copied with the example's module written (none where module_path is None) and its lines added
+    after the anchors `edits` names: {file: [anchor, ...]}, one anchor per added line, in order."""
     shutil.copytree(ROOT / "src" / "guidedlabelling", tmp_path / "src" / "guidedlabelling")
     shutil.copytree(ROOT / "configs", tmp_path / "configs")
     package = tmp_path / "src" / "guidedlabelling"
-    (package / module_path).write_text(module)
+    if module_path:
+        (package / module_path).write_text(module)
     for file, changes in edits.items():
         text = (package / file).read_text()
         for anchor, line in changes:
@@ -114,3 +119,42 @@ def test_adding_a_dataset_layout_is_one_module_and_one_line(tmp_path):
     pngs = list(labels.glob("*.png"))
     train = sum(1 for p in animals.rglob("*.jpg") if hash_split(p.stem, 20) == "train")
     assert len(pngs) == train and all(p.stem.split("_")[0] in {f.name for f in animals.iterdir()} for p in pngs)
+
+
+def test_adding_a_guide_rule_is_one_entry(tmp_path):
+    """The example's rule, seeds where saliency marks them, on hand-made seeds and saliency maps of own data: each
+    label map is the seeds (boxes) inside the salient half of the image."""
+    section = (ROOT / "docs" / "reference.md").read_text().split("**Adding a guide rule**", 1)[1]
+    entry = section.split("```python\n", 1)[1].split("```", 1)[0]
+    anchor = '    "sal": Rule(lambda heatmap, classes, salient, **_: saliency_only(heatmap, classes, salient), ' \
+        '"saliency only"),\n'
+    env = package_copy(tmp_path, None, None, {"guide_rules.py": [(anchor, entry)]})
+    assert "seedsal (seeds where saliency marks them)" in " ".join(
+        run(tmp_path, env, "-m", "guidedlabelling", "guide_labels", "-h").split())
+    data, hw = tmp_path / "own", (16, 20)
+    boxes = {"cat": (2, 10, 2, 8), "dog": (6, 14, 10, 18)}
+    rows = {"a.png": ["cat"], "b.png": ["cat", "dog"]}
+    for sub in ("images", "seeds", "saliency"):
+        (data / sub).mkdir(parents=True)
+    salient = np.zeros(hw, np.uint8)
+    salient[:, :12] = 255                                 # the left 12 columns
+    for name, tags in rows.items():
+        Image.fromarray(np.full(hw + (3,), 90, np.uint8)).save(data / "images" / name)
+        maps = np.zeros((len(tags),) + hw, np.float32)
+        for k, tag in enumerate(tags):
+            y0, y1, x0, x1 = boxes[tag]
+            maps[k, y0:y1, x0:x1] = 1
+        save_heatmap_mat(data / "seeds" / f"{Path(name).stem}.mat", maps, hw)
+        Image.fromarray(salient).save(data / "saliency" / name)
+    (data / "tags.csv").write_text("image,tags,split\n" + "".join(f"{n},{' '.join(t)},train\n"
+                                                                for n, t in rows.items()))
+    out = tmp_path / "guides"
+    run(tmp_path, env, "-m", "guidedlabelling", "guide_labels", "--config", "smoke", "--images", str(data / "images"),
+        "--tags", str(data / "tags.csv"), "--seed_dir", str(data / "seeds"), "--saliency_dir", str(data / "saliency"),
+        "--out_dir", str(out), "--out_root", str(tmp_path / "runs"), "--guiderule", "seedsal")
+    for name, tags in rows.items():
+        expected = np.zeros(hw, np.uint8)
+        for tag in tags:
+            y0, y1, x0, x1 = boxes[tag]
+            expected[y0:y1, x0:min(x1, 12)] = ["background", "cat", "dog"].index(tag)
+        np.testing.assert_array_equal(np.asarray(Image.open(out / name)), expected)

@@ -4,12 +4,13 @@ project for its presets and defaults, to the current folder otherwise). Also the
 import argparse
 import contextlib
 import copy
+import difflib
 import sys
 from pathlib import Path
 
 import yaml
 
-from .datasets import layout
+from .datasets import LAYOUTS, layout
 from .datasets.builtin import builtin_roots
 from .errors import InputError, Parser
 from .pipeline import command, current_name
@@ -97,6 +98,11 @@ def load_preset(config, origins, problems):
         if key == "name":
             continue
         grouped = isinstance(value, dict) and current_name(key) in OPTIONS
+        if isinstance(value, dict) and not grouped:   # a section misspelt (a key's hint would name a setting)
+            near = difflib.get_close_matches(str(key), OPTIONS, 1)
+            problems.append(f"{path}: unknown section {key!r}; " + (f"did you mean {near[0]}?" if near else
+                                                                    f"the sections are {', '.join(OPTIONS)}"))
+            continue
         for k, v in (value.items() if grouped else [(key, value)]):
             try:
                 set_value(cfg, f"{key}.{k}" if grouped else str(k), v, str(path), origins)
@@ -134,7 +140,7 @@ def resolve(config="demo", overrides=()):
             set_value(cfg, *split_override(item), "command line", origins)
         except InputError as e:
             problems.append(str(e))
-    problems += range_problems(cfg, origins)
+    problems += range_problems(cfg, origins) + layout_problems(cfg["data"])
     if problems:
         raise InputError(*problems)
     for c, where in ((cfg, origins), (preset, preset_origins)):
@@ -142,6 +148,16 @@ def resolve(config="demo", overrides=()):
         absolute_paths(c, lambda sec, key: base_folder(where.get((sec, key))))
         canonical_lists(c)
     return cfg, preset
+
+
+def layout_problems(d):
+    """A dataset layout whose `settings` name what is no data setting (a slip in a module added to LAYOUTS: its
+    folders would leave that setting out of their names, so two datasets would share them)."""
+    name = layout(d)
+    unknown = [k for k in getattr(LAYOUTS.get(name), "settings", None) or () if k not in OPTIONS["data"]]   # (a
+    # layout that is none is range_problems')
+    return [f"layout {name}: its `settings` name {', '.join(map(repr, unknown))}, which no data setting is (the data "
+            f"settings: {', '.join(OPTIONS['data'])}); correct {LAYOUTS[name].__module__}"] if unknown else []
 
 
 def canonical_lists(cfg):

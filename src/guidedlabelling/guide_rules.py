@@ -1,9 +1,13 @@
 """Guide labels: fusion of seeds and saliency (docs/method.md section 4).
 
-G2 works on label images and bincounts, so its cost is the pixels times the saliency components (a handful: each
-covers SALIENCY_MIN_FRACTION of the image or more), not (#saliency components x #seed components x pixels) as in
-the release.
+The rules are RULES, name: Rule (a new rule is one entry there; `--set guiderule=NAME` then chooses it). G2 works on
+label images and bincounts, so its cost is the pixels times the saliency components (a handful: each covers
+SALIENCY_MIN_FRACTION of the image or more), not (#saliency components x #seed components x pixels) as in the
+release.
 """
+from dataclasses import dataclass
+from typing import Callable
+
 import numpy as np
 from scipy import ndimage
 
@@ -11,7 +15,6 @@ from .crf import dense_crf
 from .io import IGNORE
 from .seeds import heatmap2segconf
 
-RULES = ("G2", "salor", "seed", "sal")
 DROPPED = ("none", "seeds")
 UNSURE = ("none", "void")
 UNUSED = ("keep", "absent")
@@ -142,13 +145,28 @@ def oracle_foreground(gt):
     return (gt > 0) & (gt != IGNORE)
 
 
+@dataclass(frozen=True)
+class Rule:
+    """A guide rule: labels(image, seed, salient, heatmap, classes, gt, crf_backend) -> uint8 label map (each rule
+    takes the inputs it needs by keyword; gt only where `oracle`), what -h says of it, whether it leaves G2's unused
+    seed components (guide_labels.unused applies to them) and whether it reads the ground truth."""
+    labels: Callable
+    about: str
+    seed_components: bool = False
+    oracle: bool = False
+
+
+RULES = {
+    "G2": Rule(lambda image, seed, salient, crf_backend, **_: g2(image, seed, salient, crf_backend),
+               "the paper's rule", seed_components=True),
+    "salor": Rule(lambda image, seed, gt, crf_backend, **_: g2(image, seed, oracle_foreground(gt), crf_backend),
+                  "G2 with the ground truth's foreground for saliency: an oracle", seed_components=True, oracle=True),
+    "seed": Rule(lambda seed, **_: seed, "seeds only"),
+    "sal": Rule(lambda heatmap, classes, salient, **_: saliency_only(heatmap, classes, salient), "saliency only"),
+}
+
+
 def guide_labels(rule, image, seed, salient, heatmap=None, classes=None, gt=None, crf_backend="torch"):
-    if rule == "G2":
-        return g2(image, seed, salient, crf_backend)
-    if rule == "salor":
-        return g2(image, seed, oracle_foreground(gt), crf_backend)
-    if rule == "seed":
-        return seed
-    if rule == "sal":
-        return saliency_only(heatmap, classes, salient)
-    raise ValueError(f"unknown guide rule {rule!r}; choose one of {RULES}")
+    """The labels of rule `rule` (a name of RULES)."""
+    return RULES[rule].labels(image=image, seed=seed, salient=salient, heatmap=heatmap, classes=classes, gt=gt,
+                              crf_backend=crf_backend)

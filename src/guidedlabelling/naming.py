@@ -13,6 +13,7 @@ from . import pipeline
 from .config import absolute_paths, builtin_paths
 from .datasets import LAYOUTS, data_settings_unread, layout
 from .errors import InputError
+from .guide_rules import RULES
 from .settings import NOT_PATHS, OWNERS, PATH_SETTINGS, STAGE_MODULES, defaults, locate
 from .tags import read_rows, tag_names
 
@@ -138,10 +139,10 @@ def other_masks(done, cfg):
 
 def learns_from_masks(settings):
     """Whether outputs of these settings (a stage's sections) are made from the ground-truth masks, not only scored
-    with them: the fully supervised reference's (seg_train.labels gt), the oracle's guide labels' (guiderule salor),
+    with them: the fully supervised reference's (seg_train.labels gt), an oracle's guide labels' (guiderule salor),
     and what is made from those."""
-    return settings.get("seg_train", {}).get("labels") == "gt" or \
-        settings.get("guide_labels", {}).get("guiderule") == "salor"
+    rule = RULES.get(settings.get("guide_labels", {}).get("guiderule"))
+    return settings.get("seg_train", {}).get("labels") == "gt" or bool(rule and rule.oracle)
 
 
 def stored_settings(out):

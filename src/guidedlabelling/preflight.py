@@ -154,7 +154,8 @@ def check_stage(stage, cfg, preset, given, opened, made=()):
             elif reads.every_mask and data.annotated < len(data):
                 opened.add(f"{cfg['data']['masks']}: {len(data) - data.annotated} of the {len(data)} {data.split} "
                            f"images have no mask, and step {stage} takes every image's foreground from its mask "
-                           "(guiderule salor, the oracle); add their masks, or choose another guiderule")
+                           f"(guiderule {cfg['guide_labels']['guiderule']}, an oracle); add their masks, or choose "
+                           "another guiderule")
     saliency_set = opened.get(("saliency",) + reads.saliency_set, lambda: MaskFolder(*reads.saliency_set)) \
         if reads.saliency_set else None
     key = ("init", reads.init, reads.network, reads.init_partial)  # parsed once per network of a run

@@ -19,7 +19,7 @@ from ..seeds import SeedRule
 from ..visualize import colour, grey, panel_tiles, save_panel
 
 OPTIONS = {
-    "guiderule": ("G2", "G2, salor (GT-foreground oracle), seed (seeds only), sal (saliency only)"),
+    "guiderule": ("G2", ", ".join(f"{name} ({rule.about})" for name, rule in RULES.items())),
     "seedthres": (20, "seed threshold on the normalised heatmap, percent"),
     "salthres": (50, "saliency threshold, percent of 255"),
     "saliency_maps": (None, "folder of your own saliency maps <id>.png (8-bit grey, image size) "
@@ -56,8 +56,8 @@ def unsure_conflicts(g):
 
 
 def unused_conflicts(g):
-    """unused absent is about G2's unused seed components: the rules seed and sal have none."""
-    if g["unused"] == "absent" and g["guiderule"] not in ("G2", "salor"):
+    """unused absent is about G2's unused seed components: the rules seed and sal have none (their Rule says)."""
+    if g["unused"] == "absent" and not RULES[g["guiderule"]].seed_components:
         return [f"unused absent works on rule G2's unused seed components, and guiderule {g['guiderule']} has none; "
                 "add --set guide_labels.unused=keep"]
     return []
@@ -78,7 +78,7 @@ def add_arguments(parser):
 def reads(cfg, given):
     """The training split; seeds and saliency, from the upstream stages or the folders given instead."""
     g = cfg["guide_labels"]
-    oracle = g["guiderule"] == "salor"
+    oracle = RULES[g["guiderule"]].oracle
     return Reads(splits=(cfg["data"]["dataset"],), ground_truth=oracle, every_mask=oracle, evaluates=True,
                  upstream={"seed_heatmaps": given.get("seed_dir"),
                            "saliency": given.get("saliency_dir") or g["saliency_maps"]})
@@ -114,7 +114,7 @@ class GuideJob:
                              f"{command('saliency')} (own maps: give each its image's size)")
         seed = self.seeds.labels(heat, classes)
         salient = sal >= grey_level(self.g["salthres"])
-        gt = self.data.label(i) if self.g["guiderule"] == "salor" else None
+        gt = self.data.label(i) if RULES[self.g["guiderule"]].oracle else None
         guide = guide_labels(self.g["guiderule"], image, seed, salient, heat, classes, gt, self.crf_backend)
         if self.vis:
             save_guide_panel(self.out, self.data, i, seed, sal, guide)
@@ -241,8 +241,8 @@ def run(stage):
 
 def rule_foreground(g, sal, data, i):
     """The mask whose components the rule took: the saliency map at salthres (G2), the ground-truth foreground
-    (salor)."""
-    return oracle_foreground(data.label(i)) if g["guiderule"] == "salor" else sal >= grey_level(g["salthres"])
+    (an oracle: salor)."""
+    return oracle_foreground(data.label(i)) if RULES[g["guiderule"]].oracle else sal >= grey_level(g["salthres"])
 
 
 def class_diagnostics(stage, data, job, rule_dir):
