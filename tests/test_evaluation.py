@@ -269,6 +269,7 @@ def test_paper_tables_of_a_preset_whose_guides_keep_g2s_unused_seeds_absent(tmp_
     (tmp_path / "msrc").mkdir()   # no run finished yet
     tables_main(["--config", "msrc", "--out_root", str(tmp_path)])
     text = (tmp_path / "msrc" / "paper_tables.md").read_text()
+    assert "| method (segmenter: published DeepLab-LargeFOV, ours DeepLab-EffNet-Lite2) |" in text   # the run's net
     commands = {line.split("|")[1].strip(): line.split("|")[4] for line in text.splitlines()
                 if line.startswith("| ") and line.split("|")[1].strip() in ("G2", "seed", "sal", "salor")}
     assert sorted(commands) == ["G2", "sal", "salor", "seed"]

@@ -117,8 +117,9 @@ def main_table(ctx):
         pub = [ratio(PUBLISHED[guided][k], PUBLISHED[full][k]) for k in ("val", "test", "rerun")]
         rows.append([label, ""] + [number(v, "%") for v in pub + [ratio(ours[guided], ours[full])]] +
                     ["the two rows above"])
-    header = ["method (DeepLab-LargeFOV segmenter)", "published in", "published val", "published test",
-              "release re-run (val)", f"ours ({cfg['data']['test_dataset']})", "run"]
+    header = ["method (segmenter: published DeepLab-LargeFOV, ours " + cfg["seg_train"]["net"] + ")", "published in",
+              "published val", "published test", "release re-run (val)", f"ours ({cfg['data']['test_dataset']})",
+              "run"]
     return "### Segmentation, mIoU % (docs/method.md section 8)\n\n" + markdown(header, rows)
 
 
