@@ -41,7 +41,10 @@ fetch() {  # url file [md5]
     echo "   the server cannot resume $file; downloading it again"
     rm -f "$file"; rc=0; curl -fL --retry 3 -o "$file" "$url" || rc=$?
   fi
-  [ "$rc" -eq 0 ] || die "could not download $url (curl error $rc: offline? the URL moved?); rerun to resume, or delete $file to start it again"
+  if [ "$rc" -ne 0 ]; then
+    [ -s "$file" ] || rm -f "$file"  # nothing came: no partial file to resume or delete
+    die "could not download $url (curl error $rc: offline? the URL moved?); $([ -f "$file" ] && echo "rerun to resume, or delete $file to start it again" || echo "rerun")"
+  fi
   PENDING=
   if [ -n "$md5" ]; then
     echo "$md5  $file" | md5sum -c --quiet - || die "$file: md5 mismatch; delete it and rerun"
@@ -65,6 +68,8 @@ voc() {
   fetch "$VOC_URL" VOCtrainval_11-May-2012.tar "$VOC_MD5"
   tar -xf "$DATA/downloads/VOCtrainval_11-May-2012.tar" -C "$DATA" ||
     die "$DATA/downloads/VOCtrainval_11-May-2012.tar: does not unpack; delete it and rerun"
+  [ -d "$DATA/VOCdevkit/VOC2012/JPEGImages" ] ||
+    die "$DATA/downloads/VOCtrainval_11-May-2012.tar: holds no VOCdevkit/VOC2012/JPEGImages (another archive?); check VOC_URL, delete it and rerun"
 }
 
 sbd() {  # SBD labels (.mat) -> SegmentationClassAug PNGs + the train_aug list (train + SBD minus VOC12 val)

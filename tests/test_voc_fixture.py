@@ -1,6 +1,7 @@
 """The paper's VOC path on local fixture archives: ./downloads.sh unpacks and converts them (VOC, SBD ->
 SegmentationClassAug + train_aug, VGG-16 -> the DeepLab init, MSRA-B / DUTS-TR -> images/ + masks/), then the
 voc12_paper preset runs end to end from those files, sizes shrunk by overrides only."""
+import hashlib
 import json
 import os
 import subprocess
@@ -146,6 +147,24 @@ def test_the_saliency_arranger_counts_pairs_that_do_not_decode(tmp_path):
                                                             "(2 do not decode, 1 have a mask of another size than the "
                                                             "image); is this the archive?")
     assert not (tmp_path / "none").exists()
+
+
+def test_an_unreachable_url_names_no_file_to_delete_and_an_archive_of_no_voc_is_an_error(downloaded, tmp_path):
+    """A probe's cases: 'delete ...tar to start it again' named a file that was not there; an archive without
+    VOCdevkit/VOC2012 unpacked to 'done'."""
+    _, _, env, _ = downloaded
+    data, gone = tmp_path / "data", (tmp_path / "nowhere.tar").as_uri()
+    proc = downloads(dict(env, DATA=str(data), VOC_URL=gone), "--voc")
+    assert proc.returncode == 1 and proc.stderr.splitlines()[-1] == (
+        f"downloads.sh: could not download {gone} (curl error 37: offline? the URL moved?); rerun")
+    assert not (data / "downloads" / "VOCtrainval_11-May-2012.tar").exists()
+    other = tmp_path / "other.tar"
+    subprocess.run(["tar", "-cf", str(other), "-C", str(tmp_path), "data"], check=True)
+    proc = downloads(dict(env, DATA=str(tmp_path / "data2"), VOC_URL=other.as_uri(),
+                          VOC_MD5=hashlib.md5(other.read_bytes()).hexdigest()), "--voc")
+    assert proc.returncode == 1 and proc.stderr.splitlines()[-1] == (
+        f"downloads.sh: {tmp_path}/data2/downloads/VOCtrainval_11-May-2012.tar: holds no VOCdevkit/VOC2012/JPEGImages "
+        "(another archive?); check VOC_URL, delete it and rerun")
 
 
 def test_a_server_that_cannot_resume_gets_the_whole_file(downloaded, tmp_path):
