@@ -48,10 +48,18 @@ model was trained on.
 """
 
 
+OVERLAY_ROWS = 256   # rows of an overlay mixed at a time
+
+
 def overlay(image, label, alpha=0.5):
-    """The image with each non-background pixel mixed with its class colour: (1 - alpha) image + alpha colour."""
-    mixed = np.round((1 - alpha) * image.astype(np.float32) + alpha * colour(label).astype(np.float32))
-    return np.where(label[..., None] > 0, mixed.astype(np.uint8), image)
+    """The image with each non-background pixel mixed with its class colour: (1 - alpha) image + alpha colour. In
+    bands of rows: float copies of a whole 120-MP photo took 5 GB."""
+    out = image.copy()
+    for y in range(0, len(image), OVERLAY_ROWS):
+        rows = slice(y, y + OVERLAY_ROWS)
+        mixed = np.round((1 - alpha) * image[rows].astype(np.float32) + alpha * colour(label[rows]).astype(np.float32))
+        out[rows] = np.where(label[rows, :, None] > 0, mixed.astype(np.uint8), image[rows])
+    return out
 
 
 def save_overlay(path, image, label, alpha):
