@@ -10,7 +10,6 @@ torch.compile, bf16 autocast (not float32: results change slightly); and the pre
 Inference and fusion: images/s of the paper's VGG networks, FLOPs per image (counted from the network
 definition), dense-CRF seconds per image, G2 fusion, guide generation with 1 and 2 worker processes, peak
 memory."""
-import argparse
 import logging
 import resource
 import tempfile
@@ -22,9 +21,12 @@ import torch
 
 from guidedlabelling import model_setup as MS
 from guidedlabelling import training as TR
+from guidedlabelling.checks import POSITIVE, SIDE, above, argument
+from guidedlabelling.cli import run
 from guidedlabelling.config import resolve
 from guidedlabelling.crf import crf_from_probs
 from guidedlabelling.datasets import VOCDataset, open_dataset
+from guidedlabelling.errors import Parser, listed
 from guidedlabelling.guide_rules import g2
 from guidedlabelling.io import save_gray_png, save_heatmap_mat, save_label_png
 from guidedlabelling.networks import DeepLabLargeFOV, GAPNet, build_seed_net
@@ -195,11 +197,12 @@ def sample_ms(preset, stage, batches=4):
 
 
 def print_training_speed(presets, options, steps):
+    configs = {preset: resolve(preset)[0] for preset in presets}  # a misspelt preset ends it before any timing
     peak = matmul_peak()
     print(f"float32 matmul peak {peak / 1e9:.1f} GFLOP/s ({torch.get_num_threads()} threads)")
     for preset in presets:
         for stage in ("seed_train", "saliency_train", "seg_train"):
-            c = resolve(preset)[0][stage]
+            c = configs[preset][stage]
             trained = "trunk frozen" if c["freeze_trunk"] else \
                 f"last {c['train_blocks']} blocks trained" if c.get("train_blocks", -1) >= 0 else "all trained"
             print(f"{preset} {stage}: {c['net']} width {c.get('width', 1)}, {trained}, "
@@ -260,19 +263,24 @@ def guide_folders(root, n, rng):
     return VOCDataset(root, "train")
 
 
+def guide_job(root, data, out):
+    """The guide stage's job (rule G2, dense CRF) on guide_folders' scenes under root, writing into out."""
+    return GuideJob(data, root / "data" / "heatmaps", root / "data" / "saliency", out,
+                    {"guiderule": "G2", "seedthres": 20, "salthres": 50}, SeedRule(20))
+
+
 def guide_generation_speed(n_images):
-    """The guide stage's own job and pool (rule G2, dense CRF) on n 500x375 scenes with 1 and 2 workers:
-    images/s of each, the speedup, and whether both wrote the same label files."""
+    """The guide stage's own job and pool on n 500x375 scenes with 1 and 2 workers: images/s of each, the
+    speedup, and whether both wrote the same label files. One untimed image first pays the one-time costs (the
+    CRF's first call), which would otherwise slow whichever run went first and skew the speedup."""
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         data = guide_folders(root / "data", n_images, np.random.default_rng(0))
+        guide_job(root, data, root / "warm_up")(0)
         rates = {}
         for workers in (1, 2):
-            out = root / f"workers{workers}"
-            job = GuideJob(data, root / "data" / "heatmaps", root / "data" / "saliency", out,
-                           {"guiderule": "G2", "seedthres": 20, "salthres": 50}, SeedRule(20))
             start = time.perf_counter()
-            run_jobs(job, range(n_images), workers)
+            run_jobs(guide_job(root, data, root / f"workers{workers}"), range(n_images), workers)
             rates[workers] = n_images / (time.perf_counter() - start)
         names = sorted(p.name for p in (root / "workers1").glob("*.png"))
         same = len(names) == n_images and all(
@@ -280,24 +288,36 @@ def guide_generation_speed(n_images):
     return rates, same
 
 
-def main():
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--width", type=float, default=1.0, help="network width (1 = the paper's VGG-16)")
-    p.add_argument("--size", type=int, default=321, help="input side")
-    p.add_argument("--batch", type=int, default=1)
-    p.add_argument("--repeat", type=int, default=3)
-    p.add_argument("--guide_images", type=int, default=32, help="500x375 scenes of the guide-generation figure")
+def comma_list(text):
+    return text.split(",")
+
+
+def known_options(names):
+    unknown = [name for name in names if name not in TRAINING_OPTIONS]
+    return f"{listed(unknown)}: no such option; choose among {', '.join(TRAINING_OPTIONS)}" if unknown else None
+
+
+def main(argv=None):
+    p = Parser(description=__doc__)
+    p.add_argument("--width", type=argument(float, above(0)), default=1.0,
+                   help="network width (1 = the paper's VGG-16)")
+    p.add_argument("--size", type=argument(int, SIDE), default=321, help="input side")
+    p.add_argument("--batch", type=argument(int, POSITIVE), default=1)
+    p.add_argument("--repeat", type=argument(int, POSITIVE), default=3)
+    p.add_argument("--guide_images", type=argument(int, POSITIVE), default=32,
+                   help="500x375 scenes of the guide-generation figure")
     p.add_argument("--guide_only", action="store_true", help="only the guide-generation figure")
     p.add_argument("--training", action="store_true", help="only the presets' trainings")
-    p.add_argument("--presets", default="demo,msrc", help="presets of --training (msrc needs ../shared/data)")
-    p.add_argument("--options", default=",".join(TRAINING_OPTIONS),
+    p.add_argument("--presets", type=comma_list, default="demo,msrc",
+                   help="presets of --training (msrc needs ../shared/data)")
+    p.add_argument("--options", type=argument(comma_list, known_options), default=",".join(TRAINING_OPTIONS),
                    help="speed options of --training, comma-separated: " + ", ".join(TRAINING_OPTIONS))
-    p.add_argument("--steps", type=int, default=8, help="timed training steps per figure")
-    args = p.parse_args()
+    p.add_argument("--steps", type=argument(int, POSITIVE), default=8, help="timed training steps per figure")
+    args = p.parse_args(argv)
     if args.guide_only:
         return print_guide_speed(args.guide_images)
     if args.training:
-        return print_training_speed(args.presets.split(","), args.options.split(","), args.steps)
+        return print_training_speed(args.presets, args.options, args.steps)
     torch.set_num_threads(torch.get_num_threads())
     peak = matmul_peak()
     print(f"threads {torch.get_num_threads()}; float32 matmul peak {peak / 1e9:.1f} GFLOP/s")
@@ -323,13 +343,20 @@ def main():
         g2(image, single, salient)
     print(f"G2 fusion without CRF, 500x375: {1000 * fusion:.1f} ms (no seed in saliency), "
           f"{1000 * (time.perf_counter() - start) / n:.1f} ms (3 single-class components)")
-    probs = rng.dirichlet(np.ones(21), size=(375, 500)).transpose(2, 0, 1).astype(np.float32)
-    start = time.perf_counter()
-    crf_from_probs(image, probs)
-    print(f"dense CRF (deeplab parameters, 21 labels, 10 iterations), 500x375: "
-          f"{time.perf_counter() - start:.2f} s/image")
+    print(f"dense CRF (deeplab parameters, 21 labels, 10 iterations), 500x375 random-noise image (a worst case: "
+          f"benchmarks/bench_crf.py times photos): {crf_seconds(image, rng):.2f} s/image")
     print_guide_speed(args.guide_images)
     print(f"peak memory {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+
+
+def crf_seconds(image, rng):
+    """Seconds of the dense CRF on `image` with random unaries, after an untimed call on a corner of it (the first
+    call's one-time costs). Random noise spreads the colours over the most lattice points: a worst case."""
+    probs = rng.dirichlet(np.ones(21), size=image.shape[:2]).transpose(2, 0, 1).astype(np.float32)
+    crf_from_probs(image[:100, :100].copy(), probs[:, :100, :100].copy())
+    start = time.perf_counter()
+    crf_from_probs(image, probs)
+    return time.perf_counter() - start
 
 
 def print_guide_speed(n_images):
@@ -339,4 +366,4 @@ def print_guide_speed(n_images):
 
 
 if __name__ == "__main__":
-    main()
+    run("__main__")  # bad input, Ctrl-C: one line

@@ -1,10 +1,51 @@
-"""benchmarks/bench.py --training: a figure for every network a preset trains and every option asked for."""
+"""The benchmark scripts: bench.py --training gives a figure for every network a preset trains and every option
+asked for; bad input to any script ends in one line `error: ...` and exit code 2, before any slow setup."""
 import re
+import runpy
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from guidedlabelling import cli
+
 ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def script(capsys):
+    """script(name, *argv) -> (exit code, stderr) of benchmarks/<name>.py run in this process as its `__main__`
+    block runs it."""
+    def run(name, *argv):
+        old_argv, sys.argv = sys.argv, [name, *map(str, argv)]
+        handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, *cli.ENDING)}  # cli.run's ending ignores
+        try:                                                                                # them
+            runpy.run_path(str(ROOT / "benchmarks" / f"{name}.py"), run_name="__main__")
+            code = 0
+        except SystemExit as e:
+            code = e.code
+        finally:
+            sys.argv = old_argv
+            for sig, handler in handlers.items():
+                signal.signal(sig, handler)
+        return code, capsys.readouterr().err
+    return run
+
+
+@pytest.mark.parametrize("argv, error", [
+    (["--training", "--presets", "nope"], "nope: config not found; use a file in configs/ (demo, demo_vgg, msrc, "
+                                          "smoke, voc12_paper)"),
+    (["--training", "--presets", "smoke", "--options", "base,nope"], "argument --options: base,nope: nope: no such "
+     "option; choose among base, 1-thread, channels_last, compile, channels_last+compile, frozen-backward, bf16, "
+     "bf16+channels_last; see bench.py -h"),
+    (["--width", "0"], "argument --width: 0: must be above 0; see bench.py -h"),
+    (["--batch", "0"], "argument --batch: 0: must be at least 1; see bench.py -h"),
+    (["--size", "0"], "argument --size: 0: must be at least 16; see bench.py -h"),
+])
+def test_bench_refuses_bad_input_in_one_line(script, argv, error):
+    assert script("bench", *argv) == (2, f"error: {error}\n")
 
 
 def test_training_figures_of_every_network_and_option():
