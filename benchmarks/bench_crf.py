@@ -7,7 +7,6 @@ Each round times every configuration (median of --repeats runs) in turn, so that
 the same machine load; ratios are pydensecrf2 seconds / crf_torch seconds (> 1: torch faster),
 for wall-clock and for process CPU time (the CPU time of a 2-thread run is both threads' sum).
 """
-import argparse
 import os
 import time
 
@@ -16,9 +15,13 @@ import torch
 from PIL import Image
 
 import crf_cases
-from guidedlabelling import crf, crf_torch
+from guidedlabelling import cli, crf, crf_torch
+from guidedlabelling.checks import POSITIVE, argument
+from guidedlabelling.errors import Parser
 
 SIZE = (500, 375)
+OMP_WAIT_POLICY = os.environ.get("OMP_WAIT_POLICY", "(unset)")  # as OpenMP read it when torch loaded: cli.run sets
+# it for the commands it starts, after this script's imports
 
 
 def photo_and_unaries(labels):
@@ -53,12 +56,12 @@ def torch_run(image, unary, threads, batch=1):
     return run
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--batch", type=int, default=4)
-    args = parser.parse_args()
+def main(argv=None):
+    parser = Parser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=argument(int, POSITIVE), default=2)
+    parser.add_argument("--repeats", type=argument(int, POSITIVE), default=3)
+    parser.add_argument("--batch", type=argument(int, POSITIVE), default=4)
+    args = parser.parse_args(argv)
 
     configs = {}
     for labels in (21, 3):
@@ -76,9 +79,10 @@ def main():
         for key, (run, images) in configs.items():
             results[key].append(seconds(run, args.repeats) / images)
 
-    print(f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '(unset)')}, "
+    print(f"OMP_WAIT_POLICY={OMP_WAIT_POLICY}, "
           f"load average before/after: {load_before:.2f} / {os.getloadavg()[0]:.2f}")
-    rounds = " | ".join(f"round {r + 1} wall | cpu | ratio wall | cpu" for r in range(args.rounds))
+    rounds = " | ".join(f"round {r + 1} wall s/image | cpu s/image | ratio wall | ratio cpu"
+                        for r in range(args.rounds))
     print(f"| labels | backend | {rounds} |")
     print("|---|---|" + "---|---|---|---|" * args.rounds)
     for (labels, backend), times in results.items():
@@ -89,4 +93,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    cli.run("__main__")  # bad input, Ctrl-C: one line

@@ -58,3 +58,9 @@ def test_training_figures_of_every_network_and_option():
     rows = re.findall(r"^  (\S+) +([\d.]+) it/s +([\d.]+) GFLOP/step +([\d.]+)% of peak", proc.stdout, re.M)
     assert [r[0] for r in rows] == ["base", "channels_last", "frozen-backward"] * 3
     assert all(float(rate) > 0 and float(gflop) > 0 for _, rate, gflop, _ in rows)
+
+
+@pytest.mark.parametrize("flag", ["--repeats", "--rounds", "--batch"])
+def test_bench_crf_refuses_an_impossible_count(script, flag):
+    error = f"error: argument {flag}: 0: must be at least 1; see bench_crf.py -h\n"
+    assert script("bench_crf", flag, "0") == (2, error)
