@@ -2,12 +2,13 @@
 """The two CRF backends (torch, pydensecrf2) on real unaries of a finished run: the segmenter's test-time
 softmax on val images, and G2's split unaries (blurred seed masks) on the training images where several classes
 touch one saliency component. Prints label agreement and marginal differences at both parameter sets, and the
-test mIoU of the CRF'd predictions with each backend. Needs pydensecrf2.
+test mIoU (%) of the CRF'd predictions with each backend. Needs pydensecrf2.
 
     python benchmarks/crf_agreement.py --config msrc [--set KEY=VALUE ...] [--images 100]
 """
 import argparse
 import json
+import shlex
 
 import numpy as np
 import torch
@@ -16,7 +17,10 @@ from guidedlabelling import config as C
 from guidedlabelling import naming
 from guidedlabelling import crf
 from guidedlabelling import transforms as T
+from guidedlabelling.checks import POSITIVE, argument
+from guidedlabelling.cli import run
 from guidedlabelling.datasets import open_dataset
+from guidedlabelling.errors import Parser
 from guidedlabelling.guide_rules import SALIENCY_MIN_FRACTION, components, grey_level, seed_components, split_energy
 from guidedlabelling.inference import forward_all, geometry, load_model, trained
 from guidedlabelling.io import load_gray_png, load_heatmap_mat
@@ -24,6 +28,7 @@ from guidedlabelling.metrics import confusion, report
 from guidedlabelling.seeds import SeedRule
 
 from crf_cases import agreement   # benchmarks/, this script's folder
+from script_errors import made
 
 
 def softmax_cases(cfg, preset, n):
@@ -40,15 +45,16 @@ def softmax_cases(cfg, preset, n):
     return cases, data.classes
 
 
-def split_cases(cfg, preset, n):
+def split_cases(cfg, preset, n, flags):
     """(image, G2's split unary) wherever several classes' seeds touch one saliency component (training split)."""
     data = open_dataset(cfg["data"], cfg["data"]["dataset"])
     heat_dir, sal_dir = naming.stage_dir(cfg, preset, "seed_heatmaps"), naming.stage_dir(cfg, preset, "saliency")
     cases = []
     for i, it in enumerate(data.items):
-        heat, hw = load_heatmap_mat(heat_dir / f"{it.id}.mat")
+        heat, hw = load_heatmap_mat(made(heat_dir / f"{it.id}.mat", "seed_heatmaps", flags))
         seed = SeedRule.of(cfg).labels(heat, data.image_classes(i))
-        salient = load_gray_png(sal_dir / f"{it.id}.png") >= grey_level(cfg["guide_labels"]["salthres"])
+        salient = load_gray_png(made(sal_dir / f"{it.id}.png", "saliency", flags)) >= \
+            grey_level(cfg["guide_labels"]["salthres"])
         sal, n_sal = components(salient, SALIENCY_MIN_FRACTION * seed.size)
         comp, comp_class = seed_components(seed)
         for s in range(1, n_sal + 1):
@@ -67,23 +73,24 @@ def test_miou(cases, classes, backend):
     return report(conf, classes)["mIoU"]
 
 
-def main():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv=None):
+    p = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", default="msrc")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
-    p.add_argument("--images", type=int, default=100)
-    args = p.parse_args()
+    p.add_argument("--images", type=argument(int, POSITIVE), default=100)
+    args = p.parse_args(argv)
     torch.set_num_threads(1)
     cfg, preset = C.resolve(args.config, args.set)
     softmax, classes = softmax_cases(cfg, preset, args.images)
-    splits = split_cases(cfg, preset, args.images)
+    flags = shlex.join(["--config", args.config] + [a for s in args.set for a in ("--set", s)])  # of the run
+    splits = split_cases(cfg, preset, args.images, flags)
     kinds = {"softmax": softmax, "g2_split": splits}
     result = {f"{kind}_{params}": agreement([c[0] for c in cases], [c[1] for c in cases], params)
               for kind, cases in kinds.items() for params in ("deeplab", "seed")}
-    result["test_mIoU_torch"] = test_miou(softmax, classes, "torch")
-    result["test_mIoU_pydensecrf"] = test_miou(softmax, classes, "pydensecrf")
+    result["test_mIoU_percent_torch"] = test_miou(softmax, classes, "torch")
+    result["test_mIoU_percent_pydensecrf"] = test_miou(softmax, classes, "pydensecrf")
     print(json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":
-    main()
+    run("__main__")  # bad input, Ctrl-C: one line

@@ -7,14 +7,19 @@ their difference and of the raw maps' share, per image (mean) and over all pixel
     python benchmarks/pair_maps.py face body --config msrc --out_root data/runs     (after ./script.py --config msrc)
 """
 import argparse
+import shlex
 
 import numpy as np
 from scipy.stats import rankdata
 
 from guidedlabelling import config as C
 from guidedlabelling import naming
+from guidedlabelling.cli import run
 from guidedlabelling.datasets import open_dataset
+from guidedlabelling.errors import Parser
 from guidedlabelling.io import load_heatmap_mat
+
+from script_errors import made   # benchmarks/, this script's folder
 
 
 def auc(positive, score):
@@ -32,14 +37,16 @@ def scores(a, b):
             "first's share of the raw maps": pa / np.maximum(pa + pb, 1e-12)}
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv=None):
+    parser = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("first")
     parser.add_argument("second")
     parser.add_argument("--config", default="msrc")
     parser.add_argument("--out_root", help="the run's --out_root (default: the preset's)")
-    args = parser.parse_args()
-    cfg, preset = C.resolve(args.config, [f"out_root={args.out_root}"] if args.out_root else [])
+    args = parser.parse_args(argv)
+    settings = [f"out_root={args.out_root}"] if args.out_root else []
+    cfg, preset = C.resolve(args.config, settings)
+    flags = shlex.join(["--config", args.config] + [a for s in settings for a in ("--set", s)])  # of what makes it
     data = open_dataset(cfg["data"], cfg["data"]["dataset"])
     heat_dir = naming.stage_dir(cfg, preset, "seed_heatmaps")
     for name in (args.first, args.second):
@@ -51,7 +58,7 @@ def main():
         classes = list(data.image_classes(i))
         if first not in classes or second not in classes:
             continue
-        heat, _ = load_heatmap_mat(heat_dir / f"{item.id}.mat")
+        heat, _ = load_heatmap_mat(made(heat_dir / f"{item.id}.mat", "seed_heatmaps", flags))
         label = data.label(i)
         where = (label == first) | (label == second)
         positive = label[where] == first
@@ -72,4 +79,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    run("__main__")  # bad input, Ctrl-C: one line

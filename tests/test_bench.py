@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 
 from guidedlabelling import cli
+from guidedlabelling.config import resolve
+from guidedlabelling.runner import ensure_data
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -64,3 +66,30 @@ def test_training_figures_of_every_network_and_option():
 def test_bench_crf_refuses_an_impossible_count(script, flag):
     error = f"error: argument {flag}: 0: must be at least 1; see bench_crf.py -h\n"
     assert script("bench_crf", flag, "0") == (2, error)
+
+
+@pytest.fixture
+def smoke_data():
+    """The smoke preset's built-in data, made where missing (the scripts read a run's data, never make it)."""
+    ensure_data(resolve("smoke")[0])
+
+
+def test_pair_maps_says_which_heatmaps_are_missing_and_what_makes_them(script, smoke_data, tmp_path):
+    """The heatmap reader called a file that is not there 'unreadable'."""
+    heatmap = tmp_path / "smoke/seed_heatmaps/default/train_0012.mat"   # the first image tagged with both
+    flags = f"--config smoke --set out_root={tmp_path}"
+    assert script("pair_maps", "bluehead", "greenhead", "--config", "smoke", "--out_root", tmp_path) == (
+        2, f"error: {heatmap}: missing; run ./src/seed/test.py {flags} first, or ./script.py {flags} for the whole "
+           "run\n")
+
+
+@pytest.mark.parametrize("argv, error", [
+    (["--set", "bogus=1"], "command line: unknown setting 'bogus'; each stage command's -h lists its settings "
+                           "(./src/seed/train.py -h, ...), and configs/*.yaml name them"),
+    (["--images", "0"], "argument --images: 0: must be at least 1; see crf_agreement.py -h"),
+    (["--config", "smoke", "--set", "out_root={tmp}"], "{tmp}/smoke/seg_train/default/model.pth: checkpoint not "
+                                                       "found; run the training stage that makes it first"),
+])
+def test_crf_agreement_refuses_bad_input_and_a_missing_run_in_one_line(script, smoke_data, tmp_path, argv, error):
+    argv = [a.format(tmp=tmp_path) for a in argv]
+    assert script("crf_agreement", *argv) == (2, f"error: {error.format(tmp=tmp_path)}\n")
