@@ -14,6 +14,7 @@
 """
 import argparse
 import json
+import re
 import time
 
 import numpy as np
@@ -21,10 +22,14 @@ import torch
 
 from bench import conv_flops
 from guidedlabelling import crf
+from guidedlabelling.checks import argument
+from guidedlabelling.cli import run
+from guidedlabelling.errors import InputError, Parser, counted
 from guidedlabelling.networks import NETWORKS, build_seed_net, build_seg_net
 from guidedlabelling.solver import CaffeSGD, param_groups
 from guidedlabelling.model_setup import fc8_mults
 from guidedlabelling.training import autotuned
+
 
 def synchronise(device):
     if device.type == "cuda":
@@ -143,12 +148,26 @@ def crf_figures(device, args):
             "max_abs_marginal_diff_with_cpu": float(np.abs(ours - cpu).max())}
 
 
+def device_syntax(name):
+    return None if re.fullmatch(r"cpu|cuda(:\d+)?", name) else "write cpu, cuda or cuda:N (a GPU index)"
+
+
+def usable(name):
+    """The torch device `name`, or the error that this machine has no such GPU."""
+    device, count = torch.device(name), torch.cuda.device_count()
+    if device.type == "cuda" and (device.index or 0) >= count:
+        here = f"this machine has {counted(count, 'CUDA device')}" if count else "no CUDA device here"
+        raise InputError(f"--device {name}: {here}; pass --device cpu (with --quick: every path, small) or run on a "
+                         "GPU machine")
+    return device
+
+
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--device", default="cuda")
+    p = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--device", type=argument(str, device_syntax), default="cuda")
     p.add_argument("--quick", action="store_true", help="small sizes and two networks (for the CPU test)")
     args = p.parse_args(argv)
-    device = torch.device(args.device)
+    device = usable(args.device)
     args.batch, args.size, args.width, args.repeat = (2, 65, 1 / 16, 1) if args.quick else (15, 321, 1.0, 5)
     n = 256 if args.quick else 8192
     peaks = {"float32": matmul_peak(device, torch.float32, n, args.repeat),
@@ -166,4 +185,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run("__main__")  # bad input, Ctrl-C: one line

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from guidedlabelling import cli
 from guidedlabelling.config import resolve
@@ -93,3 +94,15 @@ def test_pair_maps_says_which_heatmaps_are_missing_and_what_makes_them(script, s
 def test_crf_agreement_refuses_bad_input_and_a_missing_run_in_one_line(script, smoke_data, tmp_path, argv, error):
     argv = [a.format(tmp=tmp_path) for a in argv]
     assert script("crf_agreement", *argv) == (2, f"error: {error.format(tmp=tmp_path)}\n")
+
+
+@pytest.mark.parametrize("argv, error", [
+    (["--device", "nonsense"], "argument --device: nonsense: write cpu, cuda or cuda:N (a GPU index); see "
+                               "gpu_check.py -h"),
+    (["--device", "cuda:99"], "--device cuda:99: {here}; pass --device cpu (with --quick: every path, small) or "
+                              "run on a GPU machine"),
+])
+def test_gpu_check_refuses_a_device_that_is_not_there_in_one_line(script, argv, error):
+    count = torch.cuda.device_count()
+    here = f"this machine has {count} CUDA device{'s' * (count != 1)}" if count else "no CUDA device here"
+    assert script("gpu_check", *argv) == (2, f"error: {error.format(here=here)}\n")
