@@ -33,10 +33,15 @@ from pathlib import Path
 
 import torch
 
+from guidedlabelling.checks import POSITIVE, above, argument
+from guidedlabelling import cli
 from guidedlabelling.config import resolve
+from guidedlabelling.errors import Parser
 from guidedlabelling.io import save_json
 from guidedlabelling.lanes import cores
 from guidedlabelling.provenance import git_state
+
+from script_errors import output_folder   # benchmarks/, this script's folder
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAININGS = {"voc12_seed_train": ("seed_train", "src/seed/train.py", []),
@@ -153,13 +158,14 @@ def provenance(device, workers, images):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("out")
     p.add_argument("--quick", action="store_true", help="tiny sizes on the CPU: every step, in about a minute")
-    p.add_argument("--budget", type=float, default=500, help="seconds for all steps together")
+    p.add_argument("--budget", type=argument(float, above(0)), default=500, help="seconds for all steps together")
     p.add_argument("--steps", default=",".join(STEPS), help="comma-separated steps to run (default: all)")
-    p.add_argument("--voc_iters", type=int, default=600, help="iterations of each voc12_paper training")
-    p.add_argument("--workers", type=int, default=max(1, cores() - 1),
+    p.add_argument("--voc_iters", type=argument(int, POSITIVE), default=600,
+                   help="iterations of each voc12_paper training")
+    p.add_argument("--workers", type=argument(int, POSITIVE), default=max(1, cores() - 1),
                    help="the voc12_paper trainings' loader processes (default: one per core but one)")
     args = p.parse_args(argv)
     steps = args.steps.split(",")
@@ -173,6 +179,12 @@ def main(argv=None):
     if missing:
         p.error(f"missing packages: pip install {' '.join(missing)} (on a machine without internet, carry their "
                 "wheels: docs/gpu.md)")
+    with output_folder("OUT"):
+        return run_steps(args, steps)
+
+
+def run_steps(args, steps):
+    """The steps asked for into OUT; the summary."""
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     run = Runner(out, args.budget, steps)
@@ -211,4 +223,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    cli.run("__main__")  # bad input, Ctrl-C: one line

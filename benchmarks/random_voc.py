@@ -12,7 +12,12 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
+from guidedlabelling.checks import POSITIVE, argument
+from guidedlabelling.cli import run
+from guidedlabelling.errors import Parser
 from guidedlabelling.io import IGNORE, save_label_png
+
+from script_errors import output_folder   # benchmarks/, this script's folder
 
 
 def texture(rng, shape):
@@ -54,13 +59,14 @@ def write_random_voc(root, n, seed=0):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("out")
-    p.add_argument("--n", type=int, default=200, help="photos")
+    p.add_argument("--n", type=argument(int, POSITIVE), default=200, help="photos")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
-    write_random_voc(args.out, args.n, args.seed)
+    with output_folder("OUT"):
+        write_random_voc(args.out, args.n, args.seed)
 
 
 if __name__ == "__main__":
-    main()
+    run("__main__")  # bad input, Ctrl-C: one line

@@ -106,3 +106,15 @@ def test_gpu_check_refuses_a_device_that_is_not_there_in_one_line(script, argv, 
     count = torch.cuda.device_count()
     here = f"this machine has {count} CUDA device{'s' * (count != 1)}" if count else "no CUDA device here"
     assert script("gpu_check", *argv) == (2, f"error: {error.format(here=here)}\n")
+
+
+@pytest.mark.parametrize("name, argv, error", [
+    ("random_voc", ["/dev/null/x"], "/dev/null: Not a directory; a file stands where a folder is needed; move it "
+                                    "away or choose another output folder (OUT)"),
+    ("gpu_run", ["/dev/null/x", "--quick"], "/dev/null: Not a directory; a file stands where a folder is needed; "
+                                            "move it away or choose another output folder (OUT)"),
+    ("random_voc", ["{tmp}", "--n", "0"], "argument --n: 0: must be at least 1; see random_voc.py -h"),
+    ("random_voc", ["{tmp}", "--n", "-2"], "argument --n: -2: must be at least 1; see random_voc.py -h"),
+])
+def test_random_voc_and_gpu_run_refuse_bad_input_in_one_line(script, tmp_path, name, argv, error):
+    assert script(name, *[a.format(tmp=tmp_path) for a in argv]) == (2, f"error: {error}\n")
