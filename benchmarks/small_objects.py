@@ -14,9 +14,14 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
+from guidedlabelling.checks import POSITIVE, argument
+from guidedlabelling.cli import run
 from guidedlabelling.datasets import VOCDataset
+from guidedlabelling.errors import InputError, Parser, listed
 from guidedlabelling.io import IGNORE
 from guidedlabelling.saliency_samples import remove_object
+
+from script_errors import output_folder   # benchmarks/, this script's folder
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"  # ../shared/data beside the project, from anywhere
 
@@ -41,6 +46,9 @@ def objects(data, classes, min_pixels=400):
 def backgrounds(davis):
     """DAVIS frames of the held-out scenes, object inpainted away, centre-cropped to SIZE."""
     frames = sorted(p for p in (davis / "images").glob("*.jpg") if p.stem.rsplit("_", 1)[0] in HOLDOUT_SCENES)
+    if not frames:
+        raise InputError(f"{davis / 'images'}: no frame of the scenes {', '.join(HOLDOUT_SCENES)}; point --davis at "
+                         "the davis_saliency folder of ../shared/data")
     for path in frames:
         img = np.asarray(Image.open(path).convert("RGB"))
         mask = (np.asarray(Image.open(davis / "masks" / f"{path.stem}.png")) > 127).astype(np.uint8)
@@ -53,8 +61,10 @@ def backgrounds(davis):
 
 
 def paste(img, label, obj, obj_mask, value, share, rng):
-    """The object scaled to `share` of the frame's area, at a random place fully inside the frame."""
-    scale = np.sqrt(share * img.shape[0] * img.shape[1] / obj_mask.sum())
+    """The object scaled to `share` of the frame's area (less where its box would not fit), at a random place
+    fully inside the frame."""
+    scale = min(np.sqrt(share * img.shape[0] * img.shape[1] / obj_mask.sum()),
+                img.shape[0] / obj_mask.shape[0], img.shape[1] / obj_mask.shape[1])
     h, w = (max(2, round(n * scale)) for n in obj_mask.shape)
     obj = cv2.resize(obj, (w, h), interpolation=cv2.INTER_AREA)
     obj_mask = cv2.resize(obj_mask.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST) > 0
@@ -63,31 +73,64 @@ def paste(img, label, obj, obj_mask, value, share, rng):
     label[y:y + h, x:x + w][obj_mask] = value
 
 
-def main():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def shares(text):
+    """'lo,hi': two shares of the frame's area, 0 < lo <= hi <= 1."""
+    try:
+        lo, hi = map(float, text.split(","))
+        if 0 < lo <= hi <= 1:
+            return lo, hi
+    except ValueError:  # not two numbers
+        pass
+    raise argparse.ArgumentTypeError(f"{text}: write two shares lo,hi with 0 < lo <= hi <= 1, as 0.01,0.08")
+
+
+def class_objects(msrc, split, names):
+    """MSRC's `split` and its objects of the classes `names`, or the error that it has none of them."""
+    if not (msrc / "ImageSets" / "Segmentation" / f"{split}.txt").is_file():
+        raise InputError(f"{msrc}: no MSRC {split} split (ImageSets/Segmentation/{split}.txt); point --msrc at the "
+                         "msrc_things folder of ../shared/data")
+    data = VOCDataset(msrc, split)
+    unknown = [name for name in names if name not in data.classes[1:]]
+    if unknown:
+        raise InputError(f"--classes {listed(unknown)}: not a class of {msrc}; choose among "
+                         f"{', '.join(data.classes[1:])}")
+    pool = objects(data, [data.classes.index(n) for n in names])
+    if not pool:
+        raise InputError(f"{msrc} {split}: no object of {listed(names, 'or')} of 400 pixels or more; choose other "
+                         "--classes")
+    return data, pool
+
+
+def main(argv=None):
+    p = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("out", type=Path)
     p.add_argument("--msrc", type=Path, default=SHARED / "msrc_things")
     p.add_argument("--davis", type=Path, default=SHARED / "davis_saliency")
     p.add_argument("--classes", default="cow,car,bird,sheep")
-    p.add_argument("--train", type=int, default=160)
-    p.add_argument("--val", type=int, default=60)
-    p.add_argument("--share", default="0.01,0.08", help="object area as a share of the frame: uniform in [lo, hi]")
+    p.add_argument("--train", type=argument(int, POSITIVE), default=160)
+    p.add_argument("--val", type=argument(int, POSITIVE), default=60)
+    p.add_argument("--share", type=shares, default="0.01,0.08",
+                   help="object area as a share of the frame: uniform in [lo, hi]")
     p.add_argument("--seed", type=int, default=0)
-    args = p.parse_args()
+    args = p.parse_args(argv)
     rng = np.random.default_rng(args.seed)
-    lo, hi = map(float, args.share.split(","))
     names = sorted(args.classes.split(","))  # own data's class values: the sorted tag names (datasets.OwnDataset)
+    splits = {split: class_objects(args.msrc, split, names) for split in ("train", "val")}
     scenes = list(backgrounds(args.davis))
+    with output_folder("OUT"):
+        write(args, names, splits, scenes, rng)
+
+
+def write(args, names, splits, scenes, rng):
+    """The check set into args.out: images/, masks/ and, last, tags.csv."""
     rows = []
     for split, count in (("train", args.train), ("val", args.val)):
-        data = VOCDataset(args.msrc, split)
-        values = [data.classes.index(n) for n in names]
-        pool = objects(data, values)
+        data, pool = splits[split]
         for k in range(count):
             img, label = scenes[rng.integers(len(scenes))].copy(), np.zeros(SIZE, np.uint8)
             for _ in range(rng.integers(1, 3)):
                 c, obj, mask = pool[rng.integers(len(pool))]
-                paste(img, label, obj, mask, names.index(data.classes[c]) + 1, rng.uniform(lo, hi), rng)
+                paste(img, label, obj, mask, names.index(data.classes[c]) + 1, rng.uniform(*args.share), rng)
             image_id = f"{split}{k:03d}"
             for sub, array in (("images", img), ("masks", label)):
                 (args.out / sub).mkdir(parents=True, exist_ok=True)
@@ -96,10 +139,10 @@ def main():
             rows.append(f"{image_id}.png,{tags},{split}")
     missing = set(names) - {t for r in rows if r.endswith(",train") for t in r.split(",")[1].split()}
     if missing:  # own data numbers the tags that occur, and needs each in a training image
-        raise SystemExit(f"no training image shows {', '.join(sorted(missing))}; make more images (--train)")
+        raise InputError(f"no training image shows {listed(sorted(missing))}; make more images (--train)")
     (args.out / "tags.csv").write_text("image,tags,split\n" + "\n".join(rows) + "\n")
     print(f"wrote {len(rows)} images to {args.out}")
 
 
 if __name__ == "__main__":
-    main()
+    run("__main__")  # bad input, Ctrl-C: one line

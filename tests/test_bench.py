@@ -118,3 +118,31 @@ def test_gpu_check_refuses_a_device_that_is_not_there_in_one_line(script, argv, 
 ])
 def test_random_voc_and_gpu_run_refuse_bad_input_in_one_line(script, tmp_path, name, argv, error):
     assert script(name, *[a.format(tmp=tmp_path) for a in argv]) == (2, f"error: {error}\n")
+
+
+SHARED = ROOT.parent / "shared" / "data"
+
+
+@pytest.mark.parametrize("argv, error", [
+    (["--share", "0.5"], "argument --share: 0.5: write two shares lo,hi with 0 < lo <= hi <= 1, as 0.01,0.08; see "
+                         "small_objects.py -h"),
+    (["--share", "0.5,0.2"], "argument --share: 0.5,0.2: write two shares lo,hi with 0 < lo <= hi <= 1, as "
+                             "0.01,0.08; see small_objects.py -h"),
+    (["--train", "0"], "argument --train: 0: must be at least 1; see small_objects.py -h"),
+    (["--msrc", "/nonexistent"], "/nonexistent: no MSRC train split (ImageSets/Segmentation/train.txt); point --msrc "
+                                 "at the msrc_things folder of ../shared/data"),
+])
+def test_small_objects_refuses_bad_input_in_one_line(script, tmp_path, argv, error):
+    assert script("small_objects", tmp_path, *argv) == (2, f"error: {error}\n")
+
+
+@pytest.mark.skipif(not (SHARED / "msrc_things").is_dir(), reason="../shared/data is absent")
+@pytest.mark.parametrize("argv, error", [
+    (["--classes", "cow,unicorn"], "--classes unicorn: not a class of {msrc}; choose among cow, sheep, aeroplane, "
+                                   "face, car, bicycle, flower, sign, bird, book, chair, cat, dog, body, boat"),
+    (["--davis", "/nonexistent"], "/nonexistent/images: no frame of the scenes blackswan, car-roundabout, "
+                                  "dance-twirl, soapbox; point --davis at the davis_saliency folder of ../shared/data"),
+])
+def test_small_objects_refuses_classes_or_frames_it_has_not_in_one_line(script, tmp_path, argv, error):
+    msrc = SHARED / "msrc_things"
+    assert script("small_objects", tmp_path, "--msrc", msrc, *argv) == (2, f"error: {error.format(msrc=msrc)}\n")
