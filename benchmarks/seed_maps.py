@@ -20,7 +20,9 @@ import torch.nn.functional as F
 
 from guidedlabelling import cli
 from guidedlabelling import networks as N
+from guidedlabelling.checks import NON_NEGATIVE, argument, between
 from guidedlabelling.datasets.builtin import _VAL, NUM_CLASSES, image_rng, render_scene
+from guidedlabelling.errors import InputError, Parser
 from guidedlabelling.io import load_heatmap_mat
 from guidedlabelling.networks import efficientnet as E
 from guidedlabelling.seeds import SeedRule
@@ -40,27 +42,39 @@ def regions(scene, cls):
     return head, body, other, ~(head | body | other)
 
 
-def measure(folder, size=128):
-    """Per region, averaged over val images and their classes: its area, the map's (positive) mass in it, how often
-    the map's maximum lies in it, and the share of the seed pixels (the paper's rule) in it."""
-    area, mass, peak, seeds, pairs = np.zeros(4), np.zeros(4), np.zeros(4), np.zeros(4), 0
-    for i in range(len(list(Path(folder).glob("val_*.mat")))):
-        scene = render_scene(image_rng(0, _VAL, i), size, first_class=1 + i % NUM_CLASSES)
-        heat, _ = load_heatmap_mat(Path(folder) / f"val_{i:04d}.mat")
+def measure(folder):
+    """Per region, averaged over val images and their classes: its area, the map's (positive) mass in it (over the
+    pairs whose map has any), how often the map's maximum lies in it, and the share of the seed pixels (the paper's
+    rule) in it."""
+    area, mass, peak, seeds, pairs, massed = np.zeros(4), np.zeros(4), np.zeros(4), np.zeros(4), 0, 0
+    count = len(list(Path(folder).glob("val_*.mat")))
+    if not count:
+        raise InputError(f"{folder}: no val_*.mat heatmaps; give the seed heatmaps of a built-in preset's val images, "
+                         "as data/runs/demo/seed_heatmaps/seed_split-test")
+    for i in range(count):
+        heat, hw = load_heatmap_mat(Path(folder) / f"val_{i:04d}.mat")
+        scene = render_scene(image_rng(0, _VAL, i), hw[0], first_class=1 + i % NUM_CLASSES)  # the data's size
         classes = sorted({obj.cls for obj in scene.objects})
+        if scene.label.shape != hw or heat.shape[0] != len(classes):
+            raise InputError(f"{folder}/val_{i:04d}.mat: not the heatmaps of the built-in val image val_{i:04d}; give "
+                             "those of a built-in preset (seed_split test)")
         labels = SeedRule().labels(heat, classes)
         for k, cls in enumerate(classes):
             masks = regions(scene, cls)
             positive = np.maximum(heat[k], 0)
             y, x = np.unravel_index(heat[k].argmax(), heat[k].shape)
             area += [m.mean() for m in masks]
-            mass += [positive[m].sum() / max(positive.sum(), 1e-9) for m in masks]
+            if positive.any():
+                mass += [positive[m].sum() / positive.sum() for m in masks]
+                massed += 1
             peak += [m[y, x] for m in masks]
             seeds += [(labels == cls)[m].sum() for m in masks]
             pairs += 1
     print(f"{'region':<16}{'area %':>8}{'map mass %':>12}{'maximum %':>11}{'seed pixels %':>15}")
-    for name, a, m, p, s in zip(REGIONS, area / pairs, mass / pairs, peak / pairs, seeds / seeds.sum()):
+    for name, a, m, p, s in zip(REGIONS, area / pairs, mass / max(massed, 1), peak / pairs,
+                                seeds / max(seeds.sum(), 1)):
         print(f"{name:<16}{100 * a:>8.1f}{100 * m:>12.1f}{100 * p:>11.1f}{100 * s:>15.1f}")
+    print(f"{pairs} image/class pairs; map mass over the {massed} whose map is positive somewhere")
 
 
 class Variant(E.EffNetBase):
@@ -121,21 +135,21 @@ def probe(args):
     measure(folder)
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv=None):
+    parser = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     m = sub.add_parser("measure")
     m.add_argument("folder", type=Path)
     p = sub.add_parser("probe")
     p.add_argument("name")
-    p.add_argument("--blocks", type=int, default=16)
+    p.add_argument("--blocks", type=argument(int, between(1, 16)), default=16)
     p.add_argument("--no_atrous", action="store_true")
-    p.add_argument("--cam_layers", type=int, default=0)
+    p.add_argument("--cam_layers", type=argument(int, NON_NEGATIVE), default=0)
     p.add_argument("--out_root", default="data/runs/seed_probes")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     measure(args.folder) if args.command == "measure" else probe(args)
 
 
 if __name__ == "__main__":
-    main()
+    cli.run("__main__")  # bad input, Ctrl-C: one line

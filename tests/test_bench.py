@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -146,3 +147,31 @@ def test_small_objects_refuses_bad_input_in_one_line(script, tmp_path, argv, err
 def test_small_objects_refuses_classes_or_frames_it_has_not_in_one_line(script, tmp_path, argv, error):
     msrc = SHARED / "msrc_things"
     assert script("small_objects", tmp_path, "--msrc", msrc, *argv) == (2, f"error: {error.format(msrc=msrc)}\n")
+
+
+@pytest.mark.parametrize("folder", ["missing", "empty"])
+def test_seed_maps_measure_of_no_heatmaps_is_one_line(script, tmp_path, folder):
+    (tmp_path / "empty").mkdir()
+    assert script("seed_maps", "measure", tmp_path / folder) == (
+        2, f"error: {tmp_path / folder}: no val_*.mat heatmaps; give the seed heatmaps of a built-in preset's val "
+           "images, as data/runs/demo/seed_heatmaps/seed_split-test\n")
+
+
+def test_seed_maps_measure_takes_the_size_from_the_heatmaps_and_leaves_maps_without_mass_out(tmp_path, capsys):
+    """Heatmaps of the smoke preset's 64-px val images (the size was fixed at the demo's 128 px: an IndexError);
+    one map is negative everywhere: counted as no mass in any region, the 'map mass %' column summed to less
+    than 100."""
+    import seed_maps
+    from guidedlabelling.datasets.builtin import _VAL, NUM_CLASSES, image_rng, render_scene
+    from guidedlabelling.io import save_heatmap_mat
+    rng, classes = np.random.default_rng(0), []
+    for i in range(3):
+        scene = render_scene(image_rng(0, _VAL, i), 64, first_class=1 + i % NUM_CLASSES)
+        classes.append(len({obj.cls for obj in scene.objects}))
+        heat = rng.random((classes[-1], 64, 64)) - (i == 0)  # image 0: no mass
+        save_heatmap_mat(tmp_path / f"val_{i:04d}.mat", heat, (64, 64))
+    seed_maps.main(["measure", str(tmp_path)])
+    lines = capsys.readouterr().out.splitlines()
+    assert sum(float(line[24:36]) for line in lines[1:5]) == pytest.approx(100, abs=0.2)
+    assert lines[5] == f"{sum(classes)} image/class pairs; map mass over the {sum(classes[1:])} whose map is " \
+                       "positive somewhere"
