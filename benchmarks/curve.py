@@ -2,7 +2,8 @@
 """What a training's iterations buy: held-out figures of its snapshots, as a curve against iterations.
 
 Runs a preset's training with a snapshot every --every iterations (after the steps it needs), then evaluates
-each snapshot with the stage's evaluation steps on held-out data, and prints one row per snapshot:
+each snapshot with the stage's evaluation steps on held-out data, and prints one row per snapshot (IoU,
+precision and AP in percent, max-F from 0 to 1):
 - seed_train: seed mIoU and foreground precision on val at the paper's threshold (seed_eval), mAP (cls_eval);
 - saliency_train: foreground IoU at salthres and max-F on val and on the held-out saliency images
   (saliency), and the guide labels' mIoU on train (guide_labels);
@@ -20,6 +21,9 @@ import sys
 
 from guidedlabelling import config as C
 from guidedlabelling import naming
+from guidedlabelling.checks import POSITIVE, argument
+from guidedlabelling.cli import run
+from guidedlabelling.errors import Parser
 from guidedlabelling.pipeline import STEPS
 
 STEPS_OF = {  # training stage: (steps that make its inputs, its own steps, evaluation steps, snapshot setting)
@@ -50,28 +54,28 @@ def figures(stage, config, settings, reference):
     if stage == "seed_train":
         split = list(settings) + ["seed_split=test"]
         seeds = done(config, split, "seed_eval")
-        return {"seed mIoU (val)": seeds["mIoU"], "seed fg precision (val)": seeds["fg_precision"],
-                "mAP (val)": done(config, split, "cls_eval")["mAP"]}
+        return {"seed mIoU % (val)": seeds["mIoU"], "seed fg precision % (val)": seeds["fg_precision"],
+                "mAP % (val)": done(config, split, "cls_eval")["mAP"]}
     if stage == "saliency_train":
         sal = done(config, settings, "saliency")
         salthres = str(C.resolve(config, settings)[0]["guide_labels"]["salthres"])
-        row = {f"{part} fg IoU": sal[part]["foreground_IoU"][salthres] for part in ("train", "val") if part in sal}
-        row |= {f"{part} max-F": sal[part]["max_F"] for part in ("val", "holdout") if part in sal}
-        return row | {"guide mIoU (train)": done(config, settings, "guide_labels")["guide"]["mIoU"]}
-    row = {"segmenter mIoU (val)": done(config, settings, "segmentations")["mIoU"]}
+        row = {f"{part} fg IoU %": sal[part]["foreground_IoU"][salthres] for part in ("train", "val") if part in sal}
+        row |= {f"{part} max-F (0-1)": sal[part]["max_F"] for part in ("val", "holdout") if part in sal}
+        return row | {"guide mIoU % (train)": done(config, settings, "guide_labels")["guide"]["mIoU"]}
+    row = {"segmenter mIoU % (val)": done(config, settings, "segmentations")["mIoU"]}
     if reference:
-        row["reference mIoU (val)"] = done(config, list(settings) + ["labels=gt"], "segmentations")["mIoU"]
+        row["reference mIoU % (val)"] = done(config, list(settings) + ["labels=gt"], "segmentations")["mIoU"]
     return row
 
 
-def main():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv=None):
+    p = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", default="demo")
     p.add_argument("--stage", choices=list(STEPS_OF), required=True)
-    p.add_argument("--every", type=int, required=True, help="iterations between snapshots")
+    p.add_argument("--every", type=argument(int, POSITIVE), required=True, help="iterations between snapshots")
     p.add_argument("--reference", action="store_true", help="seg_train: the fully supervised reference too")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="settings of the run")
-    args = p.parse_args()
+    args = p.parse_args(argv)
     before, train, evaluate, snapshot_key = STEPS_OF[args.stage]
     if args.reference:
         train, evaluate = train + ("reference_train",), evaluate + ("reference_segmentations",)
@@ -91,4 +95,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    run("__main__")  # bad input, Ctrl-C: one line

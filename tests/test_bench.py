@@ -175,3 +175,16 @@ def test_seed_maps_measure_takes_the_size_from_the_heatmaps_and_leaves_maps_with
     assert sum(float(line[24:36]) for line in lines[1:5]) == pytest.approx(100, abs=0.2)
     assert lines[5] == f"{sum(classes)} image/class pairs; map mass over the {sum(classes[1:])} whose map is " \
                        "positive somewhere"
+
+
+@pytest.mark.parametrize("stage", ["seed_train", "saliency_train", "seg_train"])
+def test_every_figure_of_a_curve_row_says_its_unit(monkeypatch, stage):
+    """The saliency rows held foreground IoU in percent beside max-F from 0 to 1, neither marked."""
+    import curve
+    salthres = str(resolve("demo")[0]["guide_labels"]["salthres"])
+    saliency = {"foreground_IoU": {salthres: 50.0}, "max_F": 0.7}
+    outputs = {"mIoU": 40.0, "fg_precision": 60.0, "mAP": 70.0, "guide": {"mIoU": 45.0},
+               "train": saliency, "val": saliency, "holdout": saliency}
+    monkeypatch.setattr(curve, "done", lambda config, settings, stage: outputs)
+    row = curve.figures(stage, "demo", [], reference=True)
+    assert row and all(name.split(" (")[0].endswith(" %") or name.endswith("max-F (0-1)") for name in row), row
