@@ -188,3 +188,25 @@ def test_every_figure_of_a_curve_row_says_its_unit(monkeypatch, stage):
     monkeypatch.setattr(curve, "done", lambda config, settings, stage: outputs)
     row = curve.figures(stage, "demo", [], reference=True)
     assert row and all(name.split(" (")[0].endswith(" %") or name.endswith("max-F (0-1)") for name in row), row
+
+
+def test_sibling_data_appears_whole_or_not_at_all(tmp_path, monkeypatch):
+    """It wrote train.txt before the val images and the saliency set: a run cut short looked like a set."""
+    import sibling_data
+    sibling_data.main([str(tmp_path / "whole"), "--train", "2", "--val", "1", "--saliency", "1"])
+    assert sorted(p.name for p in (tmp_path / "whole/voc/ImageSets/Segmentation").iterdir()) == ["train.txt",
+                                                                                               "val.txt"]
+    assert [p.name for p in (tmp_path / "whole/saliency/masks").iterdir()] == ["sal_0000.png"]
+
+    def cut_short(rng):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(sibling_data, "saliency_sample", cut_short)
+    with pytest.raises(KeyboardInterrupt):
+        sibling_data.main([str(tmp_path / "cut"), "--train", "2", "--val", "1", "--saliency", "1"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["whole"]
+
+
+def test_sibling_data_refuses_a_folder_that_holds_files_in_one_line(script, tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    assert script("sibling_data", tmp_path) == (2, f"error: {tmp_path}: not empty; choose a new DIR or remove this "
+                                                   "one\n")
