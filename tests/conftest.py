@@ -98,6 +98,22 @@ def own_args(own, masks=True):
     return ["--config", str(own["preset"])] + [a for s in sets for a in ("--set", s)]
 
 
+def exit_code(name, argv, call):
+    """The exit code of call() run as the command `name` with `argv` in this process: sys.argv set, and sys.argv and
+    the signal handlers, which a command ending ignores (cli.ending), restored after it."""
+    old_argv, sys.argv = sys.argv, [name, *argv]
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, *cli.ENDING)}
+    try:
+        call()
+        return 0
+    except SystemExit as e:
+        return e.code
+    finally:
+        sys.argv = old_argv
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+
+
 @pytest.fixture
 def command(capsys):
     """command(stage or "script", *argv) -> (exit code, stdout, stderr), run in this process through cli.run,
@@ -106,17 +122,9 @@ def command(capsys):
         argv = [str(a) for a in argv]
         args = ("guidedlabelling.driver", "main", argv) if name == "script" else \
             ("guidedlabelling.runner", "main", name, argv)
-        old_argv, sys.argv = sys.argv, [name] + argv
-        handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, *cli.ENDING)}  # a command ending ignores
-        try:                                                                                # them (cli.ending)
-            cli.run(*args)
-            code = 0
-        except SystemExit as e:
-            code = e.code
+        try:
+            code = exit_code(name, argv, lambda: cli.run(*args))
         finally:
-            sys.argv = old_argv
-            for sig, handler in handlers.items():
-                signal.signal(sig, handler)
             OVERRIDDEN.clear()  # what the command cleared for --overridecache (resume_hint reads it) ends with it
         out = capsys.readouterr()
         return code, out.out, out.err

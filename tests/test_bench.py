@@ -2,7 +2,6 @@
 asked for; bad input to any script ends in one line `error: ...` and exit code 2, before any slow setup."""
 import re
 import runpy
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from guidedlabelling import cli
+from conftest import exit_code
 from guidedlabelling.config import resolve
 from guidedlabelling.runner import ensure_data
 
@@ -23,17 +22,8 @@ def script(capsys):
     """script(name, *argv) -> (exit code, stderr) of benchmarks/<name>.py run in this process as its `__main__`
     block runs it."""
     def run(name, *argv):
-        old_argv, sys.argv = sys.argv, [name, *map(str, argv)]
-        handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, *cli.ENDING)}  # cli.run's ending ignores
-        try:                                                                                # them
-            runpy.run_path(str(ROOT / "benchmarks" / f"{name}.py"), run_name="__main__")
-            code = 0
-        except SystemExit as e:
-            code = e.code
-        finally:
-            sys.argv = old_argv
-            for sig, handler in handlers.items():
-                signal.signal(sig, handler)
+        code = exit_code(name, list(map(str, argv)), lambda: runpy.run_path(str(ROOT / "benchmarks" / f"{name}.py"),
+                                                                            run_name="__main__"))
         return code, capsys.readouterr().err
     return run
 
