@@ -306,7 +306,7 @@ def reference_without_training_masks(own):
 
 
 @case("masks: 1 of the 4 train images have no mask, and step guide_labels takes every image's foreground from its "
-      "mask (guiderule salor, the oracle); add their masks, or choose another guiderule")
+      "mask (guiderule salor, an oracle); add their masks, or choose another guiderule")
 def oracle_rule_with_a_training_image_unannotated(own):
     (own["masks"] / "c.png").unlink()   # masks of some images are allowed, not with the oracle
     return own_args(own) + ["--set", "guiderule=salor"]
