@@ -242,6 +242,47 @@ def test_a_layout_whose_settings_name_no_data_setting_is_one_error(monkeypatch):
     assert message.endswith("correct guidedlabelling.datasets.voc")
 
 
+def test_paths_expand_environment_variables_and_spaces_around_a_set_value_are_dropped(tmp_path, monkeypatch):
+    """A probe's `out_root=$HOME/x` made a folder '$HOME' in the current one; `init= none` named a file ' none';
+    `store=None` made a store ./None."""
+    from guidedlabelling.store import store_root
+    monkeypatch.setenv("GL_PROBE", str(tmp_path))
+    monkeypatch.delenv("GL_UNSET", raising=False)
+    cfg, _ = resolve("out_root=$GL_PROBE/runs", " seed_train.init = none ", "seed_train.max_iter =6")
+    assert cfg["run"]["out_root"] == str(tmp_path / "runs") and cfg["seed_train"]["init"] == "none"
+    assert cfg["seed_train"]["max_iter"] == 6
+    with pytest.raises(InputError, match=r"^setting run.out_root = '\$\{GL_UNSET\}/x': \$\{GL_UNSET\} is not set "
+                                         r"in the environment; set it, or write the path out$"):
+        resolve("out_root=${GL_UNSET}/x")
+    assert store_root("None") is None and store_root("$GL_PROBE/store") == tmp_path / "store"
+
+
+def test_steps_may_be_written_with_spaces_or_as_all():
+    every = ",".join(s for s, _, _ in driver.STEPS)
+    assert driver.parse(["--steps", "all"]).steps == every == driver.parse([]).steps
+    assert driver.parse(["--steps", "seed_train, seed_heatmaps,"]).steps == "seed_train,seed_heatmaps"
+
+
+def test_an_empty_preset_and_a_preset_named_with_its_suffix_are_one_error_each(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mine.yaml").write_text("# only a comment\n")
+    with pytest.raises(InputError, match=r"^mine.yaml: holds no settings; write `key: value` lines, or start from a "
+                                         r"copy of a preset in configs/ \(demo, "):
+        C.resolve("mine.yaml")
+    with pytest.raises(InputError, match=r"^smoke.yaml: config not found \(did you mean smoke, a preset of "
+                                         r"configs/\?\); use a file in configs/"):
+        C.resolve("smoke.yaml")
+
+
+def test_a_setting_given_several_values_is_noted_with_the_one_used():
+    """A probe's --set max_iter=6 --set max_iter=8 trained 8 iterations without a word (a flag given twice is an
+    error); the same value twice, written otherwise, is no note."""
+    from guidedlabelling.notes import repeated, setting_notes
+    items = ["seed_train.max_iter=6", "seedthres=30", "seed_train.max_iter = 8", "guide_labels.seedthres=30"]
+    assert repeated(items) == ["seed_train.max_iter is given 2 values (6, 8): the last, 8, is used"]
+    assert repeated(items)[0] in setting_notes(C.resolve("smoke")[0], items)   # what every command prints
+
+
 def test_settings_are_read_as_their_type_and_errors_name_the_setting_and_its_source(tmp_path):
     cfg, _ = resolve("vis=yes", "channels_last=OFF", "seedthres=30", "seg_train.base_lr=1e-3", "workers=+2")
     assert (cfg["run"]["vis"], cfg["run"]["channels_last"], cfg["guide_labels"]["seedthres"]) == (True, False, 30)
@@ -272,7 +313,9 @@ def test_settings_are_read_as_their_type_and_errors_name_the_setting_and_its_sou
     ("test_interpord=2", "choose one of 0, 1"), ("eval_thres_step=0", "must be within 1..100"),
     ("labels=true", "choose one of guide, gt"), ("seed_split=val", "choose one of train, test"),
     ("seg_train.net=DeepLab-Foo", "choose one of DeepLab-LargeFOV"), ("layout=coco", "choose one of auto, voc, own"),
-    ("extra_sizes=321,8", "8: a side must be at least 16"), ("extra_sizes=321px", "write sides in pixels"),
+    ("extra_sizes=321,8", "8: a side must be within 16..8192"), ("extra_sizes=321px", "write sides in pixels"),
+    ("seed_train.input_size=100000", "must be at most 8192"), ("seed_train.base_lr=1e39", "must be at most 1000"),
+    ("builtin_train=100000000", "must be within 1..100000"),
     ("seg_train.input_size=3", "must be at least 16"), ("seed_train.input_size=1", "must be at least 16"),
     ("saliency_train.input_size=15", "must be at least 16"), ("segmentations.test_size=1", "must be at least 16"),
     ("saliency.test_size=3", "must be at least 16"), ("seed_heatmaps.test_size=3", "must be 0 or at least 16"),
@@ -296,6 +339,8 @@ def test_gpu_and_another_device_are_an_error_and_agreeing_ones_are_not():
                                 "devices (--gpu N is --device cuda:N); give one",)
     for device in ("auto", "cuda", "cuda:1"):
         assert resolve("gpu=1", f"device={device}")[0]["run"]["device"] == "cuda:1"
+    assert C.resolve("smoke", ["gpu=0"])[0]["run"]["device"] == "cuda:0"   # over smoke's device cpu (a probe's
+    # 'name two devices; give one', where the user gave one)
 
 
 def test_a_dataset_named_for_a_builtin_preset_is_the_one_read():
@@ -414,8 +459,8 @@ def test_the_rerun_command_of_a_missing_upstream_gives_its_settings_as_a_user_wo
 
 @pytest.mark.parametrize("setting, problem", [
     ("out_root=", "run.out_root = '' (command line): is empty; write a folder (. for the current one)"),
-    ("seed_train.init= ", "seed_train.init = ' ' (command line): is empty; write none (from scratch), imagenet or "
-                          "a weights file"),
+    ("seed_train.init= ", "seed_train.init = '' (command line): is empty; write none (from scratch), imagenet or "
+                          "a weights file"),   # (the spaces around a value dropped)
     ("seed_train.max_iter=99999999999999999999", "must be within 1..1000000")])
 def test_values_an_unset_variable_or_a_slip_would_give_are_refused(setting, problem):
     """An empty out_root wrote into the current folder, an empty init trained from scratch, and a huge max_iter drew

@@ -88,6 +88,10 @@ def test_python_m_runs_a_stage_by_its_name():
     proc = subprocess.run([sys.executable, "-m", "guidedlabelling", "nonsense"], capture_output=True, text=True)
     assert proc.returncode == 2 and proc.stderr.startswith("error: unknown stage 'nonsense'; choose one of seed_train, "
                                                           "seed_heatmaps")
+    proc = subprocess.run([sys.executable, "-m", "guidedlabelling", "reference_train"], capture_output=True, text=True)
+    assert proc.returncode == 2 and proc.stderr.startswith(
+        "error: unknown stage 'reference_train' (reference_train is the driver's step of stage seg_train with --set "
+        "labels=gt); ")
 
 
 @pytest.mark.parametrize("given, expected", [(None, "PASSIVE"), ("ACTIVE", "ACTIVE")])

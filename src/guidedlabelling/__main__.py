@@ -2,7 +2,7 @@
 import sys
 
 from .cli import run
-from .pipeline import BY_NAME, current_name
+from .pipeline import BY_NAME, STEPS, current_name
 
 USAGE = f"usage: python -m guidedlabelling STAGE [flags]; STAGE is one of {', '.join(BY_NAME)}"
 if len(sys.argv) == 2 and sys.argv[1] in ("-h", "--help"):
@@ -11,7 +11,10 @@ elif len(sys.argv) < 2:
     print(USAGE, file=sys.stderr)
     sys.exit(2)
 elif current_name(sys.argv[1]) not in BY_NAME:
-    print(f"error: unknown stage {sys.argv[1]!r}; choose one of {', '.join(BY_NAME)}", file=sys.stderr)
+    variant = {step: (stage, settings) for step, stage, settings in STEPS}.get(current_name(sys.argv[1]))
+    hint = f" ({sys.argv[1]} is the driver's step of stage {variant[0]} with --set {' --set '.join(variant[1])})" \
+        if variant else ""
+    print(f"error: unknown stage {sys.argv[1]!r}{hint}; choose one of {', '.join(BY_NAME)}", file=sys.stderr)
     sys.exit(2)
 else:
     sys.argv[0] = f"python -m guidedlabelling {sys.argv[1]}"

@@ -23,6 +23,12 @@ def between(low, high):
     return check
 
 
+def at_most(high):
+    def check(value):
+        return None if value <= high else f"must be at most {high}"
+    return check
+
+
 def below(high):
     def check(value):
         return None if value < high else f"must be below {high}"
@@ -47,7 +53,10 @@ NON_NEGATIVE = at_least(0)
 PERCENT = between(0, 100)
 MIN_SIDE = 16  # px of the smallest image side a network is given: at output stride 8, 2x2 scores (a mistyped
 # side of 3 gave maps of one value, without a word)
-SIDE = at_least(MIN_SIDE)
+MAX_SIDE = 8192  # px of the largest side a network is given or data is generated at (a mistyped 100000 was killed
+# for memory without a word)
+MAX_LR = 1000  # a base_lr above it is a slip (1e39 overflowed float32 in a traceback)
+MAX_BUILTIN = 100_000  # images of a built-in split (1e8 generated for minutes without a word)
 
 
 def side_or_zero(value):
@@ -66,6 +75,9 @@ def all_of(*checks):
     def check(value):
         return next((problem for c in checks if (problem := c(value))), None)
     return check
+
+
+SIDE = all_of(at_least(MIN_SIDE), at_most(MAX_SIDE))
 
 
 def argument(kind, check):

@@ -5,6 +5,8 @@ import argparse
 import contextlib
 import copy
 import difflib
+import os
+import re
 import sys
 from pathlib import Path
 
@@ -83,7 +85,8 @@ def preset_path(config):
     if path.is_dir():
         raise InputError(f"{path}: a folder, not a config; name a YAML file or a preset in configs/ ({presets})")
     if not path.is_file():
-        raise InputError(f"{path}: config not found; use a file in configs/ ({presets})")
+        meant = f" (did you mean {path.stem}, a preset of configs/?)" if (CONFIGS / path.name).is_file() else ""
+        raise InputError(f"{path}: config not found{meant}; use a file in configs/ ({presets})")
     return path
 
 
@@ -93,6 +96,9 @@ def load_preset(config, origins, problems):
     what is wrong with any to `problems`."""
     path = preset_path(config)
     data = read_preset_file(path)
+    if not data:   # it ran the code's defaults, the paper's on VOC, and then missed VOC's folder
+        raise InputError(f"{path}: holds no settings; write `key: value` lines, or start from a copy of a preset in "
+                         f"configs/ ({preset_names()})")
     cfg = defaults()
     for key, value in data.items():
         if key == "name":
@@ -121,10 +127,11 @@ def load_preset(config, origins, problems):
 
 
 def split_override(item):
-    """'KEY=VALUE' -> (KEY, VALUE)."""
+    """'KEY=VALUE' -> (KEY, VALUE), spaces around either dropped ('init= none' named a file ' none')."""
     if "=" not in item:
         raise InputError(f"--set {item!r}: expected KEY=VALUE")
-    return item.split("=", 1)
+    key, value = item.split("=", 1)
+    return key.strip(), value.strip()
 
 
 def resolve(config="demo", overrides=()):
@@ -186,9 +193,20 @@ def absolute_paths(cfg, base=lambda sec, key: Path.cwd()):
                 if isinstance(values.get(key), str) and values[key] not in NOT_PATHS:
                     parts = values[key].split(",") if key in LIST_SETTINGS else [values[key]]
                     parts = [p for p in parts if p.strip()]  # 'a,b,' names a and b
-                    values[key] = ",".join(str((base(sec, key) / Path(p.strip()).expanduser()).resolve())
+                    values[key] = ",".join(str((base(sec, key) / expanded(p.strip(), f"{sec}.{key}")).resolve())
                                            for p in parts)
     return cfg
+
+
+def expanded(path, setting):
+    """A path setting with ~ and environment variables expanded, as a shell would ('$HOME/x' named a folder '$HOME'
+    in the current one); a variable that is not set is an error naming it."""
+    text = os.path.expandvars(path)
+    unset = re.search(r"\$\{?\w+\}?", text)
+    if unset:
+        raise InputError(f"setting {setting} = {path!r}: {unset.group()} is not set in the environment; set it, or "
+                         "write the path out")
+    return Path(text).expanduser()
 
 
 def builtin_dir(d):

@@ -48,7 +48,7 @@ def parse(argv=None):
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override any setting: KEY where one section has it (seedthres=30), else SECTION.KEY "
                         "(seg_train.max_iter=500); the sections and keys are in configs/ and each stage's -h")
-    p.add_argument("--steps", default=",".join(s for s, _, _ in STEPS),
+    p.add_argument("--steps", default="all", type=step_list,
                    help="comma-separated steps to run (default: all): " + ", ".join(s for s, _, _ in STEPS))
     for flag in ("device", "workers", "gpu", "out_root", "dataset_dir"):
         p.add_argument(f"--{flag}", help=f"shortcut for --set {flag}=...")
@@ -59,6 +59,13 @@ def parse(argv=None):
     p.add_argument("--lane", action="store_true", help=argparse.SUPPRESS)  # a lane's process (lanes.py): run the
     # steps, then print their seconds (lanes.REPORT), no table
     return flags.parse_or_suggest_set(p, argv, "./script.py")
+
+
+def step_list(text):
+    """--steps as the driver reads it: names without the spaces around them ('seed_train, seed_heatmaps' was an
+    unknown step ' seed_heatmaps'), 'all' for every step."""
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    return ",".join(s for s, _, _ in STEPS) if names == ["all"] else ",".join(names)
 
 
 def settings(args):

@@ -76,4 +76,15 @@ def setting_notes(cfg, items):
     """The notes on settings that any command prints: machine_notes, and those of the data settings given
     (`items`: the command line's KEY=VALUE overrides) that the dataset of the run does not read."""
     given = {bare for item in items for sec, bare in [S.locate(item.split("=", 1)[0].strip())] if sec == "data"}
-    return machine_notes(cfg["run"]) + unread_notes(cfg["data"], given)
+    return machine_notes(cfg["run"]) + unread_notes(cfg["data"], given) + repeated(items)
+
+
+def repeated(items):
+    """A note per setting the command line gives several values (--set max_iter=6 --set max_iter=8): the last
+    one is used, as a flag given twice would not be."""
+    values = {}
+    for item in items:
+        key, _, value = item.partition("=")
+        values.setdefault(".".join(S.locate(key.strip())), []).append(value.strip())
+    return [f"{key} is given {len(said)} values ({', '.join(said)}): the last, {said[-1]}, is used"
+            for key, said in values.items() if len(set(said)) > 1]

@@ -7,7 +7,8 @@ import math
 import re
 
 from . import pipeline
-from .checks import NON_NEGATIVE, PERCENT, POSITIVE, SIDE, device, filled, one_of, side_or_zero
+from .checks import MAX_BUILTIN, NON_NEGATIVE, PERCENT, POSITIVE, SIDE, between, device, filled, one_of, \
+    side_or_zero
 from .crf import BACKENDS
 from .datasets import LAYOUTS
 from .errors import InputError
@@ -66,9 +67,10 @@ SHARED = {
                                    "(without it, such a link is an error)"),
     },
 }
+BUILTIN_COUNT = between(1, MAX_BUILTIN)
 SHARED_CHECKS = {
-    "data": {"layout": one_of("auto", *LAYOUTS), "builtin_size": SIDE, "builtin_train": POSITIVE,
-             "builtin_val": POSITIVE, "val_percent": PERCENT, "max_image_side": side_or_zero},
+    "data": {"layout": one_of("auto", *LAYOUTS), "builtin_size": SIDE, "builtin_train": BUILTIN_COUNT,
+             "builtin_val": BUILTIN_COUNT, "val_percent": PERCENT, "max_image_side": side_or_zero},
     "run": {"out_root": filled("a folder (. for the current one)"), "device": device, "gpu": NON_NEGATIVE,
             "workers": NON_NEGATIVE, "lanes": POSITIVE,
             "threads": NON_NEGATIVE, "snapshot": POSITIVE,
@@ -180,8 +182,9 @@ def range_problems(cfg, origins):
         conflicts = getattr(module, "CONFLICTS", lambda c: [])
         problems += [f"settings of {sec}: {problem}" for problem in conflicts(cfg[sec])]
     run = cfg["run"]
-    if run["gpu"] is not None and run["device"] not in ("auto", "cuda", f"cuda:{run['gpu']}"):   # gpu wins otherwise
-        gpu, device = (origins.get(("run", key), "the default") for key in ("gpu", "device"))
+    gpu, device = (origins.get(("run", key), "the default") for key in ("gpu", "device"))
+    over_preset = gpu == "command line" != device   # --gpu 0 over a preset's device cpu: the command line's wins
+    if run["gpu"] is not None and run["device"] not in ("auto", "cuda", f"cuda:{run['gpu']}") and not over_preset:
         problems.append(f"settings run.gpu = {run['gpu']} ({gpu}) and run.device = {run['device']!r} ({device}) name "
                         "two devices (--gpu N is --device cuda:N); give one")
     return problems

@@ -4,7 +4,8 @@ from dataclasses import dataclass, fields
 
 import torch
 
-from .checks import NON_NEGATIVE, POSITIVE, SIDE, above, all_of, below, between, filled, one_of
+from .checks import MAX_LR, NON_NEGATIVE, POSITIVE, SIDE, above, all_of, at_most, below, between, filled, \
+    one_of
 
 
 def step_lr(base_lr, iteration, stepsize, gamma):
@@ -136,7 +137,7 @@ MAX_ITER = 1_000_000  # the sample order of a training is drawn whole: max_iter 
 def solver_checks(nets):
     """The ranges of a training's settings (training_options)."""
     return {"net": one_of(*nets), "init": filled("none (from scratch), imagenet or a weights file"),
-            "width": above(0), "input_size": SIDE, "base_lr": above(0),
+            "width": above(0), "input_size": SIDE, "base_lr": all_of(above(0), at_most(MAX_LR)),
             "momentum": all_of(NON_NEGATIVE, below(1)), "weight_decay": NON_NEGATIVE, "stepsize": POSITIVE,
             "gamma": all_of(above(0), between(0, 1)), "max_iter": between(1, MAX_ITER), "batch_size": POSITIVE,
             "seed": between(0, 2**64 - 1),   # torch.manual_seed's range

@@ -53,10 +53,10 @@ HELD_OUT_VERSION = 1  # changes when the saliency stage's maps change for the sa
 
 def store_root(setting):
     """The store's folder for the setting run.store ('' = the environment's default), or None for 'none'."""
-    if setting == "none":
+    if setting.strip().lower() == "none":   # (None, as Python writes it, named a folder ./None)
         return None
     if setting:
-        return Path(setting).expanduser()
+        return Path(os.path.expandvars(setting)).expanduser()
     if os.environ.get(ENV):
         return Path(os.environ[ENV]).expanduser()
     cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"

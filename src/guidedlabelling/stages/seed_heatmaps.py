@@ -5,7 +5,7 @@ import torch
 
 from .. import precision as P
 from .. import transforms as T
-from ..checks import MIN_SIDE, NON_NEGATIVE, POSITIVE, one_of, side_or_zero
+from ..checks import MAX_SIDE, MIN_SIDE, NON_NEGATIVE, POSITIVE, one_of, side_or_zero
 from ..datasets import names
 from ..inference import all_done, check_classes, forward_sizes, load_model, todo, trained
 from ..io import CLASS_SCORES, load_heatmap_scores, save_heatmap_mat, save_mat
@@ -32,12 +32,12 @@ def sides(text):
 
 
 def sizes_problem(text):
-    """extra_sizes' check: sides of at least MIN_SIDE px, like test_size's."""
+    """extra_sizes' check: sides of MIN_SIDE..MAX_SIDE px, like test_size's."""
     try:
-        bad = [side for side in sides(text) if side < MIN_SIDE]
+        bad = [side for side in sides(text) if not MIN_SIDE <= side <= MAX_SIDE]
     except ValueError:
         return "write sides in pixels, comma-separated, such as 321 or 241,321"
-    return f"{', '.join(map(str, bad))}: a side must be at least {MIN_SIDE}" if bad else None
+    return f"{', '.join(map(str, bad))}: a side must be within {MIN_SIDE}..{MAX_SIDE}" if bad else None
 
 
 CHECKS = {"test_iter": NON_NEGATIVE,
