@@ -1,15 +1,16 @@
 """What the guide labels keep of each tagged class, measured without ground truth (for users with no masks).
 
-Per class over a split: the images tagged with it; the share of its seed pixels the guide labels keep (guide
-label = that class where the seed is that class); its mean guide area (share of the image, over the images
-tagged with it); the share of those images that drop it (keep under `dropped_share` of its seed pixels:
-guide_rules.dropped); the share of its seed cores (seed score at least `core` percent) that saliency marks; and
-what the rule labels most of the cores it does not label the class (background, or a class tagged with it).
-Seeds spill over the background, so every class keeps well under all its seed pixels (on MSRC 19-51%, on the
-built-in data 22-24%); a class the rule drops in many images is one saliency rarely marks (on MSRC book, 10 of 22
-images, and chair, 7 of 22; others 0-20%, built-in classes 0-17%). Saliency marks 8-30% of the seed cores of book,
-chair, boat, sign and aeroplane on MSRC train (it misses part of the first four; aeroplane seeds spill over the
-sky), 36-59% of the others'.
+Per class over a split: the images tagged with it; the share of its seed pixels the guide labels keep (guide label =
+that class where the seed is that class); its mean guide area (share of the image, over the images tagged with it);
+the share of those images that drop it (keep under `dropped_share` of its seed pixels: guide_rules.dropped); the
+share of its seed cores (seed score at least `core` percent) that saliency marks; and what the rule labels most of
+the cores it does not label the class (background, or a class tagged with it). These are of the rule's labels; where
+options after the rule change them, the final labels' mean area of the class and the share of its seed cores they
+leave void follow (final_report). Seeds spill over the background, so every class keeps well under all its seed
+pixels (on MSRC 19-51%, on the built-in data 22-24%); a class the rule drops in many images is one saliency rarely
+marks (on MSRC book, 10 of 22 images, and chair, 7 of 22; others 0-20%, built-in classes 0-17%). Saliency marks
+8-30% of the seed cores of book, chair, boat, sign and aeroplane on MSRC train (it misses part of the first four;
+aeroplane seeds spill over the sky), 36-59% of the others'.
 
 Classes whose seeds cannot be told apart: a pair of classes whose class maps correlate at least ALIKE on the images
 tagged with both (at least TOGETHER_MIN of them). Tags alone cannot separate classes that are nearly always tagged
