@@ -482,6 +482,42 @@ def test_a_signal_to_the_process_group_during_workers_is_one_line(command, sig, 
     assert subprocess.run(["pgrep", "-g", str(proc.pid)], capture_output=True).stdout == b""
 
 
+def test_a_pool_worker_killed_midway_ends_the_command_in_one_line():
+    """A probe's kill -9 of a guide-label worker: multiprocessing's pool replaced it and waited for its image
+    forever, deaf to Ctrl-C, and SIGTERM left the workers behind."""
+    proc = start("-c", POOL_COMMAND, start_new_session=True)
+    assert proc.stdout.readline() == "started\n"
+    time.sleep(1.5)
+    worker = int(subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()[0])
+    os.kill(worker, signal.SIGKILL)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2 and err == "error: a guide-label worker process ended midway (killed, or out of " \
+        "memory?); rerun the same command to resume\n", err
+    time.sleep(0.5)
+    assert subprocess.run(["pgrep", "-g", str(proc.pid)], capture_output=True).stdout == b""
+
+
+def test_a_training_whose_loader_worker_is_killed_saves_a_snapshot_and_ends_in_one_line(tmp_path):
+    """A probe's kill -9 of a training's data-loading worker: torch's traceback, and no snapshot of the iterations
+    done (the rerun trained from the start)."""
+    proc = start("src/seed/train.py", "--config", "smoke", "--out_root", tmp_path, "--set", "workers=1", "--set",
+                 "seed_train.max_iter=100000", "--set", "snapshot=100000", "--set", "store=none")
+    deadline = time.monotonic() + 120
+    while not list(tmp_path.rglob("log.txt")) or "iter 1/" not in next(tmp_path.rglob("log.txt")).read_text():
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.2)
+    time.sleep(1)
+    worker = int(subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()[0])
+    os.kill(worker, signal.SIGKILL)
+    _, err = proc.communicate(timeout=60)
+    line = err.strip().splitlines()[-1]
+    assert proc.returncode == 2 and "Traceback" not in err, err
+    done = int(line.split("ended at iteration ")[1].split()[0]) - 1
+    assert line.startswith("error: a data-loading worker process of this training ended at iteration ") and \
+        line.endswith(f"; saved a snapshot at iteration {done}; rerun the same command to resume"), line
+    assert [p.name for p in tmp_path.rglob("snapshot_iter_*.pth")] == [f"snapshot_iter_{done}.pth"]
+
+
 def test_debug_keeps_the_exit_code_of_a_termination():
     """--debug shows the traceback, and a SIGTERM still exits 143 (it used to be 130, Ctrl-C's)."""
     proc = start("-c", POOL_COMMAND, "--debug", start_new_session=True)

@@ -88,9 +88,12 @@ def train_loop(model, stream, loss_fn, solver, mults, out, log, device, run, met
                             log.info("interrupted: saved a snapshot at iteration %d; %s", it + 1, resume_hint())
                             raise SystemExit(130)
                 except RuntimeError as e:
-                    if not distributed.peer_lost(e):
+                    who = LOST["peer"] if distributed.peer_lost(e) else \
+                        LOST["loader"] if str(e).startswith(LOADER_WORKER) else None
+                    if who is None:
                         raise
-                    raise lost_process(e.with_traceback(None), losses, start, snapshot) from None  # frames hold net
+                    raise lost_process(e.with_traceback(None), losses, start, snapshot, who) from None  # frames
+                    # hold net
         finally:
             del net  # before the process group goes (see distributed.process_group); DDP sits in a reference cycle,
             gc.collect()  # so only a collection frees it: left to the interpreter's exit, gloo's threads may abort
@@ -124,18 +127,22 @@ def long_run_line(name, per_second, remaining, device):
             f"snapshot to resume from")
 
 
-def lost_process(error, losses, start, snapshot):
-    """The one-line error of a training whose collective failed because another of its torchrun processes is gone
-    (killed, out of memory), after a snapshot of the iterations done since it started or resumed (the failed
-    iteration changed nothing yet: its update comes after its collectives)."""
+LOADER_WORKER = "DataLoader worker (pid"   # how torch's error on a data-loading worker gone begins
+LOST = {"peer": "another torchrun process of this training", "loader": "a data-loading worker process of this training"}
+
+
+def lost_process(error, losses, start, snapshot, who=LOST["peer"]):
+    """The one-line error of a training whose collective failed because another of its torchrun processes is gone,
+    or whose data-loading worker is (killed, out of memory), after a snapshot of the iterations done since it started
+    or resumed (the failed iteration changed nothing yet: its update comes after its collectives, and its batch had
+    not come)."""
     done = losses[-1][0] if losses else start
     if done > start:
         snapshot(done)
     saved = f"saved a snapshot at iteration {done}; " if done > start and distributed.is_main() else ""
     first = re.sub(r"^\[[^\]]*\.(cc|cpp):\d+\] ", "", (str(error).splitlines() or [""])[0])  # less gloo's source
     why = first.split(". ")[0][:120]
-    return InputError(f"another torchrun process of this training ended at iteration {done + 1} ({why}); "
-                      f"{saved}{resume_hint()}")
+    return InputError(f"{who} ended at iteration {done + 1} ({why}); {saved}{resume_hint()}")
 
 
 @contextlib.contextmanager

@@ -1,13 +1,15 @@
 """Guide labels: seeds and saliency fused by rule G2 (docs/method.md section 4)."""
 import math
 import signal
-from multiprocessing import Pool
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 
 import torch
 
 from ..checks import PERCENT, one_of
 from .. import guide_diagnostics
 from ..cli import workers_starting
+from ..errors import resume_hint
 from ..guide_rules import DROPPED, RULES, UNSURE, UNUSED, after_rule, drop_unused, grey_level, guide_labels, \
     keep_dropped, oracle_foreground, void_unsure
 from ..inference import all_done, evaluate_folder, measurable, todo, without_panel
@@ -172,8 +174,8 @@ WORKER_JOB = []  # the pool process's job, sent once as it starts: a task would 
 
 def start_worker(job):
     """A pool process: one thread; Ctrl-C reaches the whole process group, and only the command answers it (it
-    ends the pool), so a worker does not print its own traceback. SIGTERM stays: Pool.terminate ends its workers
-    with it, and a worker that ignored it kept the command waiting forever (unlike a data loader worker's)."""
+    ends the pool), so a worker does not print its own traceback. SIGTERM stays: it ends a worker at once, and the
+    command, told too, says 'terminated'."""
     torch.set_num_threads(1)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     WORKER_JOB[:] = [job]
@@ -184,14 +186,21 @@ def worker_job(i):
 
 
 def run_jobs(job, indices, workers):
-    """job(i) for every index; with workers > 1 in a pool of that many processes of one thread each."""
+    """job(i) for every index; with workers > 1 in a pool of that many processes of one thread each. The pool is
+    concurrent.futures': multiprocessing's replaced a worker killed midway (kill -9, the out-of-memory killer) and
+    waited for its image forever, deaf to Ctrl-C."""
     if workers > 1:
-        with workers_starting():
-            pool = Pool(workers, initializer=start_worker, initargs=(job,))
-        with pool:
-            # one image per task: CRF times vary, the load balances
-            for _ in progress(pool.imap_unordered(worker_job, indices), "guide labels", len(indices)):
-                pass
+        pool = ProcessPoolExecutor(workers, initializer=start_worker, initargs=(job,))
+        try:
+            with workers_starting():   # the workers start with the first task
+                futures = [pool.submit(worker_job, i) for i in indices]   # one image per task: CRF times vary
+            for done in progress(as_completed(futures), "guide labels", len(indices)):
+                done.result()
+        except BrokenProcessPool:
+            raise InputError("a guide-label worker process ended midway (killed, or out of memory?); "
+                             f"{resume_hint()}") from None
+        finally:
+            pool.shutdown(cancel_futures=True)   # (the images under way finish: a few seconds at most)
     else:
         for i in progress(indices, "guide labels"):
             job(i)
