@@ -111,8 +111,8 @@ def test_every_command_has_help(script):
     ("script.py", ["--nosuch"], "error: unrecognized arguments: --nosuch; see ./script.py -h"),
     ("src/seed/train.py", ["--max_iter"], "error: argument --max_iter: expected one argument; see "
                                           "./src/seed/train.py -h"),
-    ("src/predict.py", [], "error: the following arguments are required: inputs, --model, --out_dir; see "
-                           "./src/predict.py -h")])
+    ("src/predict.py", [], "error: the following arguments are required: --model, --out_dir; see "
+                           "./src/predict.py -h")])   # (images: named, or --list: main says so)
 def test_a_flag_argparse_refuses_is_one_error_line(script, args, line):
     """argparse printed its usage (a screen of it for a stage command) before the error; now one line, exit 2."""
     proc = subprocess.run([str(ROOT / script), *args], cwd=ROOT, capture_output=True, text=True)
