@@ -251,9 +251,15 @@ def test_paths_expand_environment_variables_and_spaces_around_a_set_value_are_dr
     cfg, _ = resolve("out_root=$GL_PROBE/runs", " seed_train.init = none ", "seed_train.max_iter =6")
     assert cfg["run"]["out_root"] == str(tmp_path / "runs") and cfg["seed_train"]["init"] == "none"
     assert cfg["seed_train"]["max_iter"] == 6
-    with pytest.raises(InputError, match=r"^setting run.out_root = '\$\{GL_UNSET\}/x': \$\{GL_UNSET\} is not set "
-                                         r"in the environment; set it, or write the path out$"):
+    with pytest.raises(InputError, match=r"^setting run.out_root = '\$\{GL_UNSET\}/x' \(command line\): "
+                                         r"\$\{GL_UNSET\} is not set in the environment; set it, or write the path out$"):
         resolve("out_root=${GL_UNSET}/x")
+    (tmp_path / "p.yaml").write_text("name: p\ndataset_dir: $GL_UNSET/voc\n")   # a review's: overridden, no error
+    assert C.resolve(str(tmp_path / "p.yaml"), [f"dataset_dir={tmp_path}"])[0]["data"]["dataset_dir"] == str(tmp_path)
+    odd = tmp_path / "we$rd"   # a stored path holding a '$' compares as it is (its folder's cache check raised)
+    assert naming.same_settings({"data": {"dataset_dir": str(odd)}}, {"data": {"dataset_dir": str(odd)}})
+    with pytest.raises(InputError, match="two values"):   # spaces around a --set key, beside a flag
+        C.refuse_conflicts(["workers = 3"], [("--workers 2", "workers=2")])
     assert store_root("None") is None and store_root("$GL_PROBE/store") == tmp_path / "store"
 
 

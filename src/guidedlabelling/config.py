@@ -5,8 +5,6 @@ import argparse
 import contextlib
 import copy
 import difflib
-import os
-import re
 import sys
 from pathlib import Path
 
@@ -193,20 +191,9 @@ def absolute_paths(cfg, base=lambda sec, key: Path.cwd()):
                 if isinstance(values.get(key), str) and values[key] not in NOT_PATHS:
                     parts = values[key].split(",") if key in LIST_SETTINGS else [values[key]]
                     parts = [p for p in parts if p.strip()]  # 'a,b,' names a and b
-                    values[key] = ",".join(str((base(sec, key) / expanded(p.strip(), f"{sec}.{key}")).resolve())
+                    values[key] = ",".join(str((base(sec, key) / Path(p.strip()).expanduser()).resolve())
                                            for p in parts)
     return cfg
-
-
-def expanded(path, setting):
-    """A path setting with ~ and environment variables expanded, as a shell would ('$HOME/x' named a folder '$HOME'
-    in the current one); a variable that is not set is an error naming it."""
-    text = os.path.expandvars(path)
-    unset = re.search(r"\$\{?\w+\}?", text)
-    if unset:
-        raise InputError(f"setting {setting} = {path!r}: {unset.group()} is not set in the environment; set it, or "
-                         "write the path out")
-    return Path(text).expanduser()
 
 
 def builtin_dir(d):
@@ -328,7 +315,7 @@ def refuse_conflicts(sets, flags):
     [(the flag as written, its KEY=VALUE)]; values are compared as resolve reads them (paths absolute, lists
     written one way)."""
     def located(item):
-        key, _, value = item.partition("=")
+        key, value = split_override(item)
         try:
             sec, bare = locate(key)
         except InputError:   # an unknown key: resolve names it

@@ -4,6 +4,7 @@ where only one section has that key and `section.key` everywhere (e.g. `seedthre
 import difflib
 import importlib
 import math
+import os
 import re
 
 from . import pipeline
@@ -163,6 +164,8 @@ def set_value(cfg, key, value, source, origins):
     if converted is None and not (value is None and default is None):
         example = "" if kind(sec, bare) in (bool, str) else f"; write e.g. {default or 0}"
         raise InputError(f"setting {sec}.{bare} = {value!r} ({source}): not {KIND_NAMES[kind(sec, bare)]}{example}")
+    if bare in PATH_SETTINGS and isinstance(converted, str):   # as a shell would ('$HOME/x' named a folder '$HOME')
+        converted = os.path.expandvars(converted)
     cfg[sec][bare] = converted
     origins[sec, bare] = source
 
@@ -181,6 +184,13 @@ def range_problems(cfg, origins):
     for sec, module in STAGE_MODULES.items():  # settings that contradict each other (a stage's CONFLICTS)
         conflicts = getattr(module, "CONFLICTS", lambda c: [])
         problems += [f"settings of {sec}: {problem}" for problem in conflicts(cfg[sec])]
+    for sec, values in cfg.items():   # a variable left in a path setting, not set in the environment
+        for key in PATH_SETTINGS:
+            unset = isinstance(values, dict) and isinstance(values.get(key), str) and \
+                re.search(r"\$\{?\w+\}?", values[key])
+            if unset:
+                problems.append(f"setting {sec}.{key} = {values[key]!r} ({origins.get((sec, key), 'the default')}): "
+                                f"{unset.group()} is not set in the environment; set it, or write the path out")
     run = cfg["run"]
     gpu, device = (origins.get(("run", key), "the default") for key in ("gpu", "device"))
     over_preset = gpu == "command line" != device   # --gpu 0 over a preset's device cpu: the command line's wins

@@ -200,7 +200,7 @@ def run_jobs(job, indices, workers):
             raise InputError("a guide-label worker process ended midway (killed, or out of memory?); "
                              f"{resume_hint()}") from None
         finally:
-            pool.shutdown(cancel_futures=True)   # (the images under way finish: a few seconds at most)
+            pool.shutdown(cancel_futures=True)   # the images the workers hold finish first (one or two each)
     else:
         for i in progress(indices, "guide labels"):
             job(i)
