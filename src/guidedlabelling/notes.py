@@ -5,6 +5,7 @@ import difflib
 
 from . import settings as S
 from . import distributed, lanes, naming, pipeline
+from .config import split_override
 from .datasets import unread_notes
 from .errors import listed
 
@@ -75,7 +76,7 @@ def machine_notes(run):
 def setting_notes(cfg, items):
     """The notes on settings that any command prints: machine_notes, and those of the data settings given
     (`items`: the command line's KEY=VALUE overrides) that the dataset of the run does not read."""
-    given = {bare for item in items for sec, bare in [S.locate(item.split("=", 1)[0].strip())] if sec == "data"}
+    given = {bare for item in items for sec, bare in [S.locate(split_override(item)[0])] if sec == "data"}
     return machine_notes(cfg["run"]) + unread_notes(cfg["data"], given) + repeated(items)
 
 
@@ -84,7 +85,7 @@ def repeated(items):
     one is used, as a flag given twice would not be."""
     values = {}
     for item in items:
-        key, _, value = item.partition("=")
-        values.setdefault(".".join(S.locate(key.strip())), []).append(value.strip())
+        key, value = split_override(item)
+        values.setdefault(".".join(S.locate(key)), []).append(value)
     return [f"{key} is given {len(said)} values ({', '.join(said)}): the last, {said[-1]}, is used"
             for key, said in values.items() if len(set(said)) > 1]
