@@ -518,6 +518,26 @@ def test_a_training_whose_loader_worker_is_killed_saves_a_snapshot_and_ends_in_o
     assert [p.name for p in tmp_path.rglob("snapshot_iter_*.pth")] == [f"snapshot_iter_{done}.pth"]
 
 
+@pytest.mark.parametrize("error", [ConnectionResetError(104, "Connection reset by peer"), EOFError()])
+def test_a_broken_connection_from_a_killed_loader_worker_is_told_as_the_worker_gone(error):
+    """CI's race: a worker killed while it handed a batch over broke the connection first, so the loop ended in
+    ConnectionResetError (and torch's SIGCHLD handler then raised during the clean-up), a traceback and no snapshot.
+    loader_worker_gone names the worker from the connection's error, and says None while every worker lives."""
+    import torch
+    from guidedlabelling.training import LOADER_WORKER, loader_worker_gone
+    batches = iter(torch.utils.data.DataLoader(range(1000), batch_size=2, num_workers=1))
+    next(batches)
+    assert loader_worker_gone(error, wait=0.3) is None
+    assert loader_worker_gone(RuntimeError("CUDA out of memory")) is None
+    worker = batches._workers[0].pid
+    with cli.handling((signal.SIGCHLD,), signal.SIG_DFL):   # torch's handler would raise it in this test
+        os.kill(worker, signal.SIGKILL)
+        while Path(f"/proc/{worker}/stat").read_text().split(") ")[1][0] != "Z":
+            time.sleep(0.01)
+    assert str(loader_worker_gone(error)) == f"{LOADER_WORKER} {worker}) is killed by signal: Killed. "
+    del batches
+
+
 def test_debug_keeps_the_exit_code_of_a_termination():
     """--debug shows the traceback, and a SIGTERM still exits 143 (it used to be 130, Ctrl-C's)."""
     proc = start("-c", POOL_COMMAND, "--debug", start_new_session=True)

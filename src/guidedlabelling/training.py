@@ -87,13 +87,15 @@ def train_loop(model, stream, loss_fn, solver, mults, out, log, device, run, met
                                 raise Terminated
                             log.info("interrupted: saved a snapshot at iteration %d; %s", it + 1, resume_hint())
                             raise SystemExit(130)
-                except RuntimeError as e:
-                    who = LOST["peer"] if distributed.peer_lost(e) else \
-                        LOST["loader"] if str(e).startswith(LOADER_WORKER) else None
-                    if who is None:
-                        raise
-                    raise lost_process(e.with_traceback(None), losses, start, snapshot, who) from None  # frames
-                    # hold net
+                except (RuntimeError, OSError, EOFError) as e:
+                    with handling((signal.SIGCHLD,), signal.SIG_DFL):  # torch's handler raises a worker's end again
+                        gone = loader_worker_gone(e, wait=1.0 if run["workers"] else 0)
+                        who = LOST["peer"] if isinstance(e, RuntimeError) and distributed.peer_lost(e) else \
+                            LOST["loader"] if gone else None
+                        if who is None:
+                            raise
+                        raise lost_process(gone or e.with_traceback(None), losses, start, snapshot, who) from None
+                        # (frames hold net)
         finally:
             del net  # before the process group goes (see distributed.process_group); DDP sits in a reference cycle,
             gc.collect()  # so only a collection frees it: left to the interpreter's exit, gloo's threads may abort
@@ -129,6 +131,25 @@ def long_run_line(name, per_second, remaining, device):
 
 LOADER_WORKER = "DataLoader worker (pid"   # how torch's error on a data-loading worker gone begins
 LOST = {"peer": "another torchrun process of this training", "loader": "a data-loading worker process of this training"}
+
+
+def loader_worker_gone(error, wait=1.0):
+    """torch's error on a data-loading worker gone (killed, out of memory) when `error` is, or follows from, one;
+    else None. A worker killed while it hands a batch over breaks the connection first (ConnectionResetError,
+    EOFError); torch's own check (private, torch._C's) sees the worker's exit only a moment later: poll it."""
+    if isinstance(error, RuntimeError):
+        return error if str(error).startswith(LOADER_WORKER) else None
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            torch.utils.data._utils.signal_handling._error_if_any_worker_fails()
+            if time.monotonic() > deadline:
+                return None
+            time.sleep(0.05)
+        except RuntimeError as e:   # from the check, or from torch's SIGCHLD handler during the sleep
+            if not str(e).startswith(LOADER_WORKER):
+                raise
+            return e.with_traceback(None)
 
 
 def lost_process(error, losses, start, snapshot, who=LOST["peer"]):
