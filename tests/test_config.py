@@ -476,10 +476,12 @@ def test_values_an_unset_variable_or_a_slip_would_give_are_refused(setting, prob
 
 
 def test_a_comma_list_written_two_ways_names_one_folder():
+    """Each is a set: the sizes are averaged and the scenes held out whatever their order (written in another order,
+    the sizes made another folder, and the heatmaps were computed again)."""
     names = {naming.stage_name(*resolve(f"seed_heatmaps.extra_sizes={v}"), "seed_heatmaps")
-             for v in ("96,128", " 096 , 128 ", "96,128,")}
+             for v in ("96,128", " 096 , 128 ", "96,128,", "128,96", "128,96,128")}
     assert names == {"extra_sizes-96,128"}
-    cfg, preset = resolve("holdout_scenes= a ,b,")
+    cfg, preset = resolve("holdout_scenes= b ,a,b,")
     assert cfg["saliency_train"]["holdout_scenes"] == "a,b"
 
 

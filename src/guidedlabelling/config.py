@@ -166,12 +166,12 @@ def layout_problems(d):
 
 
 def canonical_lists(cfg):
-    """Comma-separated settings written one way ('96,' and ' 096 ' are '96'), so that one value names one folder;
-    a value the checks would refuse stays as written (a preset's, replaced on the command line, is not checked).
-    Returns cfg."""
+    """Comma-separated settings written one way ('96,' and ' 096 ' are '96'; each is a set: '481,321,321' is
+    '321,481'), so that one value names one folder; a value the checks would refuse stays as written (a preset's,
+    replaced on the command line, is not checked). Returns cfg."""
     for (sec, key), item in COMMA_LISTS.items():
         with contextlib.suppress(ValueError):
-            cfg[sec][key] = ",".join(str(item(x.strip())) for x in cfg[sec][key].split(",") if x.strip())
+            cfg[sec][key] = ",".join(map(str, sorted({item(x.strip()) for x in cfg[sec][key].split(",") if x.strip()})))
     return cfg
 
 
