@@ -448,3 +448,34 @@ def test_a_first_run_without_every_result_does_not_speak_of_an_earlier_report(ow
     code, out, err = command("script", *own_args(own), "--steps", "seed_train")
     assert code == 0, out + err
     assert "report: not written until every step has results\n" in out and "earlier" not in out
+
+
+def test_examples_find_each_stage_folder_once_however_many_images(monkeypatch, tmp_path):
+    """The report's examples name every image's stage files; a folder's name is derived from all the settings and
+    looked up on disk, so it is found once per split, not once per image (3000 photos took the report 20 s)."""
+    calls = []
+
+    class Many(Squares):
+        classes, split = ["background", "thing"], "train"
+
+        def __init__(self, n):
+            super().__init__(annotated=[])
+            self.items = [type("Item", (), {"id": f"im{k}"})() for k in range(n)]
+
+        def __len__(self):
+            return len(self.items)
+
+    def stage_dir(cfg, preset, stage):
+        calls.append(stage)
+        return tmp_path / stage
+
+    cfg = {"data": {"dataset": "train", "test_dataset": "train"}, "run": {"follow_symlinks": False},
+           "guide_labels": {"seedthres": 20}}
+    counts = []
+    for n in (10, 100):
+        calls.clear()
+        monkeypatch.setattr(report_module, "open_dataset", lambda d, split, follow, n=n: Many(n))
+        monkeypatch.setattr(report_module.naming, "stage_dir", stage_dir)
+        report_module.examples_section(cfg, cfg, cfg, cfg, 0)
+        counts.append(len(calls))
+    assert counts[0] == counts[1] <= 10

@@ -19,7 +19,7 @@ from .io import IGNORE, atomic_path, load_heatmap_mat, load_label_png
 from .results import METHOD_ROWS, RATIO_ROW, finished, guide_classes, made_seconds, method_table, skipped_images, \
     stage_result, unmarked_classes, unscored_classes, weak_reference
 from .seeds import SeedRule
-from .visualize import PALETTE, file_tiles, panel_image, panel_tiles, stage_files
+from .visualize import PALETTE, STAGE_FILES, file_tiles, panel_image, panel_tiles, stage_files
 
 CSS = """
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: #222; margin: 0; background: #f4f5f7; }
@@ -320,13 +320,24 @@ def example_panel(data, i, files, rule):
     return buffer.getvalue()
 
 
-def example_files(cfg, preset, ref, test_seeds, item_id):
+def example_files(cfg, preset, ref, test_seeds, item_id, folders=None):
     """(caption, path) of the run's outputs for one image: each stage's, seeds also from the heatmaps made
-    for the test split (test_seeds: the config with --seed_split test), and the fully supervised prediction."""
-    ours = stage_files(lambda stage: naming.stage_dir(cfg, preset, stage), item_id)
-    test = stage_files(lambda stage: naming.stage_dir(test_seeds, preset, stage), item_id)
+    for the test split (test_seeds: the config with --seed_split test), and the fully supervised prediction.
+    folders: example_folders' memo, so that a split of thousands of images names each stage's folder once."""
+    folders = folders if folders is not None else example_folders(cfg, preset, ref, test_seeds)
+    ours = stage_files(folders["ours"].__getitem__, item_id)
+    test = stage_files(folders["test"].__getitem__, item_id)
     return [(caption, p if p.exists() else q) for (caption, p), (_, q) in zip(ours, test)] + (
-        [("fully supervised", naming.stage_dir(ref, preset, "segmentations") / f"{item_id}.png")] if ref else [])
+        [("fully supervised", folders["ref"] / f"{item_id}.png")] if ref else [])
+
+
+def example_folders(cfg, preset, ref, test_seeds):
+    """The stage folders example_files reads, found once: naming.stage_dir derives a folder's name from every
+    setting of the stage and its upstream ones, and looks for former names on disk."""
+    stages = [stage for _, stage in STAGE_FILES]
+    return {"ours": {stage: naming.stage_dir(cfg, preset, stage) for stage in stages},
+            "test": {stage: naming.stage_dir(test_seeds, preset, stage) for stage in stages},
+            "ref": naming.stage_dir(ref, preset, "segmentations") if ref else None}
 
 
 def spread_indices(data, k):
@@ -374,7 +385,8 @@ def examples_section(cfg, preset, ref, test_seeds, examples):
     parts = []
     for split in dict.fromkeys([d["dataset"], d["test_dataset"]]):
         data = open_dataset(d, split, cfg["run"]["follow_symlinks"])
-        files = [example_files(cfg, preset, ref, test_seeds, item.id) for item in data.items]
+        folders = example_folders(cfg, preset, ref, test_seeds)
+        files = [example_files(cfg, preset, ref, test_seeds, item.id, folders) for item in data.items]
         for i in example_indices(data, examples, files, rule):
             parts.append(figure(example_panel(data, i, files[i], rule), f"{data.split} image {data.items[i].id}",
                                 "panel"))
