@@ -877,3 +877,11 @@ def test_masks_of_other_images_are_not_said_added_or_gone():
     new[EVALUATED + "/m/b.png"] = "2"
     assert since_made([EVALUATED + "/m/a.png", EVALUATED + "/m/b.png"], old, new) == \
         "/m/b.png was added since it was made"
+
+
+def test_a_row_added_without_a_mask_names_its_image_alone():
+    """A row added to own data whose image has no mask: its mask, recorded absent now and not at all before, was
+    not added (the message said 'b.jpg, masks/b.png were added' of a mask that does not exist)."""
+    old = {"/i/a.jpg": "d0", "/m/a.png": "d1"}
+    new = old | {"/i/b.jpg": "d2", "/m/b.png": ABSENT}
+    assert since_made(["/i/b.jpg", "/m/b.png"], old, new) == "/i/b.jpg was added since it was made"

@@ -323,7 +323,9 @@ def since_made(keys, old, new):
     missing = [k for k in keys if k.startswith(EVALUATED) and old.get(k, ABSENT) == new.get(k, ABSENT) == ABSENT]
     if missing and len(missing) == len(keys):
         return "the masks or labels it would score with, none of them there, are other files since it was made"
-    keys = [k for k in keys if k not in missing]
+    # a file absent then and now (the mask of a row added without one) was neither added nor changed
+    nowhere = [k for k in keys if old.get(k, ABSENT) == new.get(k, ABSENT) == ABSENT]
+    keys = [k for k in keys if k not in nowhere] if len(nowhere) < len(keys) else keys
     resaved, keys = tags_counted_otherwise(keys, old, new)
     added, went, unread = file_changes(keys, old, new)
     told = set(added + went + unread)
