@@ -380,18 +380,20 @@ def file_changes(keys, old, new):
     return added, went, unread
 
 
-def images_come_or_go(keys, old, new):
-    """The files added, gone or no longer read where the manifest keys that changed between a recorded manifest
-    `old` and today's `new` only say which images the splits hold (image files added, gone or no longer read, the
-    tags CSV counted by its images (TAG_IMAGES), files only scored with), else None. Every other image's per-image
-    output is then what it was (its file, its upstream outputs and its settings are): a row added keeps the other
-    images' saliency maps."""
+def images_come_or_go(keys, old, new, own=lambda key: False):
+    """The files added, gone, no longer read or edited where the manifest keys that changed between a recorded
+    manifest `old` and today's `new` only say which images the splits hold and which of them are other files now
+    (image files added, gone, no longer read, or edited where own(key): that file is one image's own, its output
+    is there under its id; the tags CSV counted by its images (TAG_IMAGES); files only scored with), else None.
+    Every other image's per-image output is then what it was (its file, its upstream outputs and its settings
+    are): a row added, or a photo edited, keeps the other images' saliency maps."""
     old = renamed_upstream(old, pipeline.FORMER_NAMES)
     rest = [k for k in keys if not k.startswith((EVALUATED, TAG_IMAGES))]
     if not keys or any(csv_of(k) for k in rest):   # the tags CSV counted otherwise (its rows, its classes)
         return None
     files = [k for changed in file_changes(rest, old, new) for k in changed]
-    return files if set(rest) <= set(files) else None
+    edited = [k for k in rest if k not in files and old.get(k, ABSENT) != ABSENT != new.get(k, ABSENT) and own(k)]
+    return files + edited if set(rest) <= set(files + edited) else None
 
 
 def staleness(folder, digests, checked=None):

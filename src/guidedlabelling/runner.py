@@ -231,13 +231,14 @@ def check_cache(out, stage_cfg, override, manifest, alone=True, rescore="", fold
     record = recorded(out)
     why, changed = why_stale(out, settings, record, manifest)
     scored_only = all(k.startswith(EVALUATED) for k in changed)
-    come_or_go = [] if scored_only else images_come_or_go(changed, record["inputs"], manifest["inputs"])
+    one_images = lambda key: bool(rescore) and (out / f"{Path(key).stem}{rescore}").exists()  # noqa: E731
+    come_or_go = [] if scored_only else images_come_or_go(changed, record["inputs"], manifest["inputs"], one_images)
     kept = why and rescore and changed and damage(out) is None and come_or_go is not None
     rescored = kept and scored_only and finished_fingerprint(out) is not None  # whole: this run makes none of them
     if kept:
         say(f"{out}: {why}; " + ("scoring its outputs again" if scored_only else
-                                 "keeping the outputs of the images it had, making the others'"))
-        for key in come_or_go:   # an image gone, or another file under its id (a.jpg for a.png), gets none of them
+                                 "keeping the outputs of the images it had unchanged, making the others'"))
+        for key in come_or_go:   # an image gone or edited, or another file under its id (a.jpg for a.png), gets none
             (out / f"{Path(key).stem}{rescore}").unlink(missing_ok=True)
         (out / DONE).unlink(missing_ok=True)
         shutil.rmtree(out / "vis", ignore_errors=True)  # panels of an earlier --vis run show the former mask
