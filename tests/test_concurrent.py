@@ -179,3 +179,22 @@ def test_a_folder_that_cannot_be_made_is_the_error_of_its_making(tmp_path):
     (tmp_path / "lock").mkdir()   # a lock that cannot be opened, in a folder that is there
     with writing(tmp_path / "out", "predict", lock=tmp_path / "lock"):
         pass
+
+
+@pytest.mark.parametrize("training", ["stopped", "running"])
+def test_predict_on_a_training_folder_without_its_model_names_a_fix_predict_takes(tmp_path, training):
+    """predict.py --model <folder> before the training's model.pth exists said 'a training that stopped midway'
+    while it still ran, and offered --test_iter, a flag of test.py that predict.py refuses."""
+    from guidedlabelling.io import snapshot_path
+    from guidedlabelling.prediction import model_file
+    folder = tmp_path / "seg_train" / "default"
+    folder.mkdir(parents=True)
+    for iteration in (2, 4, 6):
+        snapshot_path(folder, iteration).write_bytes(b"")
+    with flocked(lock_of(folder), lambda: None) if training == "running" else open(os.devnull):
+        with pytest.raises(InputError) as raised:
+            model_file(folder)
+    message = str(raised.value)
+    assert "--test_iter" not in message and f"--model {snapshot_path(folder, 6)}" in message, message
+    assert ("another process is training it now" in message) == (training == "running"), message
+    assert ("stopped midway" in message) == (training == "stopped"), message

@@ -125,6 +125,20 @@ def writing(folder, who, shared=False, lock=None, wait=True):
         yield
 
 
+def being_written(folder):
+    """Whether another process holds the stage folder's lock alone (it writes the folder now; readers share it)."""
+    try:
+        with open(lock_of(folder), "r") as f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            fcntl.flock(f, fcntl.LOCK_UN)
+    except OSError:   # no lock file (never locked), or one this user cannot open
+        pass
+    return False
+
+
 @contextlib.contextmanager
 def reading(folders, who):
     """Hold a shared lock on each stage folder that `who` reads, for the block: a process that writes one of them

@@ -31,7 +31,7 @@ from .crf import BACKENDS, TEST_CRFS
 from .inference import TEST_GEOMETRIES, forward_all, geometry, label_map, load_model, pick_device, trained
 from .fingerprint import file_digest, read_json
 from .io import InputError, atomic_path, load_checkpoint, load_image, load_label_png, save_json, save_label_png, \
-    text_lines, writing
+    being_written, snapshot_iteration, snapshots, text_lines, writing
 from .stages.segmentations import BATCH
 from .visualize import colour
 
@@ -89,9 +89,19 @@ def found_line(found, images, classes):
 
 
 def model_file(path):
-    """A model.pth, or a segmentation training folder holding one."""
+    """A model.pth, or a segmentation training folder holding one. A folder with snapshots but no model.pth yet:
+    one line that says whether a training is writing it now, and names a snapshot as --model (predict.py has no
+    --test_iter)."""
     path = Path(path)
-    return trained(path) if path.is_dir() else path
+    if not path.is_dir():
+        return path
+    held = snapshots(path)
+    if held and not (path / "model.pth").exists():
+        why = "another process is training it now; run this again once it has finished" if being_written(path) \
+            else f"the folder holds snapshots of a training that stopped midway (the last at iteration " \
+                 f"{snapshot_iteration(held[-1])}); rerun that training command with --out_dir {path} to resume it"
+        raise InputError(f"{path / 'model.pth'}: no final model; {why}, or predict with a snapshot: --model {held[-1]}")
+    return trained(path)
 
 
 def predict(model_path, inputs, out_dir, size, resize="none", pcrf="none", device="cpu", alpha=0.5, net_size=321,
