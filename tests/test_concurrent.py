@@ -198,3 +198,28 @@ def test_predict_on_a_training_folder_without_its_model_names_a_fix_predict_take
     assert "--test_iter" not in message and f"--model {snapshot_path(folder, 6)}" in message, message
     assert ("another process is training it now" in message) == (training == "running"), message
     assert ("stopped midway" in message) == (training == "stopped"), message
+
+
+def test_a_step_waits_while_another_process_rewrites_a_folder_upstream_of_those_it_reads(tmp_path):
+    """A step checks the whole chain above it, but held only the folders it reads directly: while another run's
+    --overridecache remade a folder further up (here seed_train, above seed_eval's seed_heatmaps), the step found
+    it 'changed since it was made' and failed, naming two steps to rerun that were up to date once it was done."""
+    own = make_own(tmp_path)
+    made = subprocess.run([sys.executable, str(ROOT / "script.py"), *own_args(own), "--steps",
+                           "seed_train,seed_eval_heatmaps"], cwd=ROOT, capture_output=True, text=True,
+                          env=env_with_store(tmp_path / "store"))
+    assert made.returncode == 0, made.stderr
+    seeds, = [p.parent for p in (own["out_root"] / "tiny" / "seed_train").glob("*/done.json")]
+    aside = seeds.with_name("aside")
+    with flocked(lock_of(seeds), lambda: None):   # another run clearing it to make it again
+        seeds.rename(aside)
+        proc, printed = started_waiting([sys.executable, str(ROOT / "src/seed/eval.py"), *own_args(own),
+                                         "--set", "seed_split=test"],
+                                        env_with_store(tmp_path / "store"))
+        assert f"another process is writing {seeds}, which it reads; {WAITING}" in printed, printed
+        aside.rename(seeds)   # made again, the same
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, printed + out
+    with pytest.raises(InputError, match=f"{re.escape(str(seeds))}: the output folder is one that the folders "
+                                         "seed_eval reads were made from; choose another --out_dir"):
+        runner.main("seed_eval", own_args(own) + ["--set", "seed_split=test", "--out_dir", str(seeds)])   # not a hang

@@ -463,10 +463,30 @@ def main(stage, argv=None, opened=None, by_driver=False):
     if same:  # it would wait for its own lock
         raise InputError(f"{out}: the output folder is the folder of {same} that {stage} reads; choose another "
                          f"{'--out_dir' if args.out_dir else '--out_root'}")
-    with reading([f for f in read.values() if lock_of(f).exists()], stage) as waited:  # (a user's folder: no lock)
+    chain = chain_above(read.values())
+    if any(folder.resolve() == out.resolve() for folder in chain):   # as above, further up
+        raise InputError(f"{out}: the output folder is one that the folders {stage} reads were made from; choose "
+                         f"another {'--out_dir' if args.out_dir else '--out_root'}")
+    with reading(chain, stage) as waited:
         if waited or problems:  # one being written meanwhile was waited for; else the problems stand
             checked = preflight.check(stage, cfg, preset, vars(args), opened)
         return reuse_or_make(stage, args, cfg, preset, out, checked, alone)
+
+
+def chain_above(folders):
+    """The stage folders a step reads and, recursively, those they were made from (their inputs.json), that have a
+    lock (a user's folder has none): the step checks that every one of them is up to date, so it holds them all, and
+    waits for a process rewriting one (--overridecache further up), where it found that one 'changed'."""
+    chain, seen, todo = [], set(), [Path(f) for f in folders]
+    while todo:
+        folder = todo.pop(0)
+        if folder.resolve() in seen:
+            continue
+        seen.add(folder.resolve())
+        if lock_of(folder).exists():
+            chain.append(folder)
+        todo += [Path(path) for path in ((recorded(folder) or {}).get("upstream") or {}).values()]
+    return chain
 
 
 def reuse_or_make(stage, args, cfg, preset, out, checked, alone):
