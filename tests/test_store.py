@@ -327,3 +327,16 @@ def test_a_torchrun_launch_trains_without_the_store_rather_than_wait_for_the_run
            "torchrun launch cannot wait for it; training without the store" in caplog.text
     with claim(entry, log, torch.device("cpu")) as usable:   # free: taken at once
         assert usable
+
+
+def test_a_store_whose_lock_cannot_be_opened_still_gives_its_networks(own, command, tmp_path, private_store):
+    """A store this user cannot write (read-only, or another user's shared through $GUIDEDLABELLING_STORE) was
+    'unusable; training without it' although the network was there to read: every run trained it again. Here, where
+    root writes anything, a folder in the place of the key's lock file stands for a lock that cannot be opened."""
+    first, folder = train_saliency(command, own, tmp_path / "a")
+    (key,) = entries(private_store)
+    (private_store / f"{key}.lock").unlink()
+    (private_store / f"{key}.lock").mkdir()
+    done, again = train_saliency(command, own, tmp_path / "b")
+    assert reused(done, again) and done["store"]["trained_in"] == str(folder)
+    assert "reading the store without it" in (again / "log.txt").read_text()

@@ -86,13 +86,21 @@ class Entry:
     def claimed(self, log, wait=True):
         """Hold the key's lock for the block, waiting while another run holds it (it trains this network), or with
         wait=False raising Busy."""
-        self.root.mkdir(parents=True, exist_ok=True)
+        if not self.root.is_dir():   # (mkdir of a read-only store that is there fails EROFS, not EEXIST)
+            self.root.mkdir(parents=True, exist_ok=True)
 
         def waiting():
             if not wait:
                 raise Busy(f"{self}.lock")
             log.info("store: another run is training this saliency network (%s.lock); waiting for it", self)
-        with flocked(self.root / f"{self.key}.lock", waiting) as waited:
+        with contextlib.ExitStack() as stack:
+            try:
+                waited = stack.enter_context(flocked(self.root / f"{self.key}.lock", waiting))
+            except OSError as e:   # a store this user cannot write (read-only, another user's): its networks are
+                if not self.path.is_dir():   # read without the lock, as a stage folder is; none to read: unusable
+                    raise
+                log.info("store: cannot lock %s.lock (%s); reading the store without it", self, e.strerror or e)
+                waited = None
             if waited is not None:
                 log.info("store: waited %.0f s", waited)
             yield
