@@ -195,9 +195,19 @@ def test_predict_on_a_training_folder_without_its_model_names_a_fix_predict_take
         with pytest.raises(InputError) as raised:
             model_file(folder)
     message = str(raised.value)
+    with flocked(lock_of(folder), lambda: None) if training == "running" else open(os.devnull):
+        with pytest.raises(InputError) as raised_file:   # its model.pth named, as README's examples do
+            model_file(folder / "model.pth")
+    assert str(raised_file.value) == message
     assert "--test_iter" not in message and f"--model {snapshot_path(folder, 6)}" in message, message
     assert ("another process is training it now" in message) == (training == "running"), message
     assert ("stopped midway" in message) == (training == "stopped"), message
+    if training == "running":   # a training that has no snapshot yet (--overridecache cleared the folder): the same
+        for snapshot in folder.glob("snapshot_iter_*.pth"):
+            snapshot.unlink()
+        with flocked(lock_of(folder), lambda: None), pytest.raises(InputError, match="training it now; run this "
+                                                                     "again once it has finished$"):
+            model_file(folder)
 
 
 def test_a_step_waits_while_another_process_rewrites_a_folder_upstream_of_those_it_reads(tmp_path):

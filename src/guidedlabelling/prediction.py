@@ -92,16 +92,18 @@ def model_file(path):
     """A model.pth, or a segmentation training folder holding one. A folder with snapshots but no model.pth yet:
     one line that says whether a training is writing it now, and names a snapshot as --model (predict.py has no
     --test_iter)."""
-    path = Path(path)
-    if not path.is_dir():
-        return path
-    held = snapshots(path)
-    if held and not (path / "model.pth").exists():
-        why = "another process is training it now; run this again once it has finished" if being_written(path) \
+    given = Path(path)
+    path = given if given.is_dir() else given.parent if given.name == "model.pth" and not given.exists() else None
+    if path is None or not path.is_dir():
+        return given
+    held, busy = snapshots(path), being_written(path)
+    if (held or busy) and not (path / "model.pth").exists():
+        why = "another process is training it now; run this again once it has finished" if busy \
             else f"the folder holds snapshots of a training that stopped midway (the last at iteration " \
                  f"{snapshot_iteration(held[-1])}); rerun that training command with --out_dir {path} to resume it"
-        raise InputError(f"{path / 'model.pth'}: no final model; {why}, or predict with a snapshot: --model {held[-1]}")
-    return trained(path)
+        raise InputError(f"{path / 'model.pth'}: no final model; {why}" +
+                         (f", or predict with a snapshot: --model {held[-1]}" if held else ""))
+    return trained(path) if given.is_dir() else given
 
 
 def predict(model_path, inputs, out_dir, size, resize="none", pcrf="none", device="cpu", alpha=0.5, net_size=321,
