@@ -351,3 +351,19 @@ def test_a_heatmap_file_whose_map_does_not_fit_its_size_is_one_line(tmp_path):
         save_mat(path, {"heatmap": np.ones((maps, 4, 4), np.float32), "imshape_original": np.asarray([4, 4], np.int32)})
         heatmap, shape = load_heatmap_mat(path)
         assert heatmap.shape == (maps, 4, 4) and shape == (4, 4)
+
+
+@pytest.mark.parametrize("content", [b"", b"MATLAB 5.0 MAT-file" + b"\0" * 20, b"not a mat file at all, garbage"])
+def test_a_damaged_sbd_mat_file_is_one_error_naming_it(tmp_path, content):
+    """An SBD cls/<id>.mat cut short (a partly unpacked benchmark.tgz) or of other bytes: one error naming the file,
+    never scipy's traceback."""
+    from guidedlabelling.datasets.sbd import build_train_aug
+    voc = make_voc(tmp_path / "VOC2012", ids=("a", "b"))
+    (voc / "ImageSets" / "Segmentation" / "val.txt").write_text("b\n")
+    sbd = tmp_path / "dataset"
+    (sbd / "cls").mkdir(parents=True)
+    (sbd / "train.txt").write_text("s1\n")
+    (sbd / "val.txt").write_text("b\n")            # VOC val: left out of train_aug
+    (sbd / "cls" / "s1.mat").write_bytes(content)
+    with pytest.raises(InputError, match=rf"^{sbd}/cls/s1\.mat: not an SBD cls file"):
+        build_train_aug(sbd, voc)

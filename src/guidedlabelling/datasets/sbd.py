@@ -19,8 +19,10 @@ def sbd_label(mat_path):
     try:
         gt = scipy.io.loadmat(mat_path, squeeze_me=True, struct_as_record=False)["GTcls"]
         return np.asarray(gt.Segmentation, np.uint8)
-    except (OSError, KeyError, ValueError, AttributeError) as e:
-        raise InputError(f"{mat_path}: not an SBD cls file ({e}); re-download benchmark.tgz") from None
+    except (OSError, KeyError, ValueError, AttributeError, IndexError, TypeError, NotImplementedError,
+            scipy.io.matlab.MatReadError) as e:   # a file cut short raises MatReadError or IndexError in scipy
+        raise InputError(f"{mat_path}: not an SBD cls file ({e or type(e).__name__}); rerun "
+                         "./downloads.sh --sbd, which unpacks benchmark.tgz again") from None
 
 
 def read_ids(path, part):
