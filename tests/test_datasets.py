@@ -217,6 +217,21 @@ def test_label_outside_class_list_names_the_file(tmp_path):
         D.VOCDataset(root, "train")   # checked when the dataset is opened, before a stage writes anything
 
 
+def test_label_outside_voc_classes_without_a_class_list_names_no_missing_file(tmp_path):
+    """A real VOC2012 folder has no classes.txt: the error says VOC's 21 classes were meant, and that a classes.txt
+    would name others, instead of naming a classes.txt that is not there."""
+    root = make_voc(tmp_path)
+    (root / "classes.txt").unlink()
+    label = np.zeros((6, 8), np.uint8)
+    label[0, 0] = 30
+    save_label_png(root / "SegmentationClass" / "b.png", label)
+    with pytest.raises(InputError) as e:
+        D.VOCDataset(root, "train")
+    assert e.value.messages == (f"{root}/SegmentationClass/b.png: label values [30] outside the 21 classes of PASCAL "
+                                f"VOC (no {root}/classes.txt, which would name others); fix the PNG or the class list "
+                                "(255 = void)",)
+
+
 def test_missing_list_names_the_file(tmp_path):
     make_voc(tmp_path)
     with pytest.raises(InputError, match=r"val\.txt: image list not found"):

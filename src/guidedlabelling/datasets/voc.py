@@ -143,7 +143,9 @@ class VOCDataset(Labelled):
         return [main_list(path, self.ids, self.split) for path in paths]
 
     def full_label(self, i):
-        return checked_label(self.items[i].label, self.sizes[i], self.classes, self.root / "classes.txt")
+        listed = self.root / "classes.txt"
+        source = listed if listed.exists() else f"PASCAL VOC (no {listed}, which would name others)"
+        return checked_label(self.items[i].label, self.sizes[i], self.classes, source)
 
     def image_classes(self, i):
         """Foreground classes present (1-based class values, increasing)."""
