@@ -367,3 +367,28 @@ def test_a_damaged_sbd_mat_file_is_one_error_naming_it(tmp_path, content):
     (sbd / "cls" / "s1.mat").write_bytes(content)
     with pytest.raises(InputError, match=rf"^{sbd}/cls/s1\.mat: not an SBD cls file"):
         build_train_aug(sbd, voc)
+
+
+def test_a_voc_file_of_another_case_or_kind_is_named_in_the_error(tmp_path):
+    """What stands in place of a missing VOC file is named with the fix: a.JPG (Windows, a camera) for a.jpg, SBD's
+    b.mat copied into SegmentationClassAug for b.png, and an id written with its extension."""
+    root = make_voc(tmp_path / "VOC2012", ids=("a", "b", "c"))
+    (root / "JPEGImages" / "a.jpg").rename(root / "JPEGImages" / "a.JPG")
+    (root / "SegmentationClassAug").mkdir()
+    for i in ("a", "c"):
+        (root / "SegmentationClass" / f"{i}.png").rename(root / "SegmentationClassAug" / f"{i}.png")
+    (root / "SegmentationClass" / "b.png").unlink()
+    (root / "SegmentationClassAug" / "b.mat").write_bytes(b"MATLAB 5.0 MAT-file")
+    listing = root / "ImageSets" / "Segmentation" / "train_aug.txt"
+    listing.write_text("a\nb\nc.jpg\n")
+    with pytest.raises(InputError) as e:
+        VOCDataset(root, "train_aug")
+    aug = root / "SegmentationClassAug"
+    assert e.value.messages == (
+        f"{root}/JPEGImages/a.jpg: image of id a not found; a.JPG is there (names are case-sensitive): "
+        f"rename it a.jpg, or remove the id from {listing}",
+        f"{aug}/b.png: label of id b not found; b.mat is there, an SBD label: python -m guidedlabelling.datasets.sbd "
+        f"SBD_DATASET {root} converts SBD's labels to PNGs (./downloads.sh --sbd runs it)",
+        f"{root}/JPEGImages/c.jpg.jpg: image of id c.jpg not found; the list names ids without extension: write c "
+        f"in {listing}",
+        f"{aug}/c.jpg.png: label of id c.jpg not found; the list names ids without extension: write c in {listing}")

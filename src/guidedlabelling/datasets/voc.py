@@ -6,7 +6,7 @@ from xml.etree import ElementTree
 
 from ..errors import raise_all
 from ..io import InputError, text_lines
-from .base import Item, Labelled, check_class_count, checked_label, missing_image, present_classes
+from .base import IMAGE_SUFFIXES, Item, Labelled, check_class_count, checked_label, missing_image, present_classes
 
 VOC_CLASSES = ["background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat",
                "chair", "cow", "diningtable", "dog", "horse", "motorbike", "person", "pottedplant",
@@ -86,9 +86,36 @@ class VOCDataset(Labelled):
         """The problem of every missing image and label of the list, in its order (None where a file is there)."""
         fix = (f"{self.split}'s labels are SBD's, in {self.root / 'SegmentationClassAug'}, which does not exist: "
                "./downloads.sh --sbd makes it") if self._sbd_missing() else f"add it or remove the id from {listing}"
+        names = {}   # folder -> {file stem, casefolded: file names}, listed once a file of the folder is missing
         for it in listed:
-            yield missing_image(it, listing)
-            yield None if it.label.is_file() else f"{it.label}: label of id {it.id} not found; {fix}"
+            image = missing_image(it, listing)
+            if image:
+                hint = self._stand_in(it, it.image, names, listing)
+                image = f"{it.image}: image of id {it.id} not found; {hint}" if hint else image
+            yield image
+            if not it.label.is_file():
+                hint = self._stand_in(it, it.label, names, listing)
+                yield f"{it.label}: label of id {it.id} not found; {hint or fix}"
+
+    def _stand_in(self, it, path, names, listing):
+        """The fix for a missing file of item `it` where something else stands in its place: the id written with an
+        extension, a file of another case or extension (a.JPG), SBD's .mat label; else ''."""
+        if Path(it.id).suffix.lower() in IMAGE_SUFFIXES + (".mat",):
+            return f"the list names ids without extension: write {Path(it.id).stem} in {listing}"
+        folder = path.parent
+        if folder not in names:
+            names[folder] = {}
+            for p in (folder.iterdir() if folder.is_dir() else []):
+                names[folder].setdefault(p.stem.casefold(), []).append(p.name)
+        there = sorted(n for n in names[folder].get(path.stem.casefold(), []) if n != path.name)
+        mat = next((n for n in there if n.lower().endswith(".mat")), None)
+        if mat and path.suffix == ".png":
+            return (f"{mat} is there, an SBD label: python -m guidedlabelling.datasets.sbd SBD_DATASET {self.root} "
+                    "converts SBD's labels to PNGs (./downloads.sh --sbd runs it)")
+        if there:
+            case = " (names are case-sensitive)" if there[0].casefold() == path.name.casefold() else ""
+            return f"{there[0]} is there{case}: rename it {path.name}, or remove the id from {listing}"
+        return ""
 
     def _sbd_missing(self):
         return self.split.endswith("_aug") and not (self.root / "SegmentationClassAug").is_dir()
