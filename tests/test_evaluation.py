@@ -334,6 +334,10 @@ def test_classifier_labels_come_from_voc_main_lists_with_difficult_entries(tmp_p
     (root / "ImageSets" / "Main" / "dog_val.txt").write_text("a -1\nb  1\n")
     with pytest.raises(Exception, match="dog_val.txt: no entry for image c"):
         image_labels(data, ["c", "a"], path)
+    (root / "ImageSets" / "Main" / "dog_val.txt").unlink()   # a partly unpacked ImageSets/Main: not the PNGs' labels
+    with pytest.raises(InputError, match=r"Main/dog_val.txt: missing, while Main/cat_val.txt is there; restore it "
+                                         r"\(the VOC tar has every class's list\) or remove ImageSets/Main"):
+        image_labels(data, ["c", "a"], path)
 
 
 def test_the_evaluation_commands_take_the_seed_heatmaps_split():

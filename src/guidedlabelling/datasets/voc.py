@@ -165,7 +165,12 @@ class VOCDataset(Labelled):
         """ImageSets/Main/<class>_<split>.txt, as the release's eval_cls reads them, where the folder has them; every
         id of the split must be in every list."""
         paths = [self.root / "ImageSets" / "Main" / f"{name}_{self.split}.txt" for name in self.classes[1:]]
-        if not all(p.is_file() for p in paths):
+        there = [p.is_file() for p in paths]
+        if not all(there):
+            if any(there):   # some lists only (a partly unpacked tar): not the PNGs' labels in silence
+                absent, present = paths[there.index(False)], paths[there.index(True)]
+                raise InputError(f"{absent}: missing, while {'/'.join(present.parts[-2:])} is there; restore it (the "
+                                 "VOC tar has every class's list) or remove ImageSets/Main to use the label PNGs")
             return None
         return [main_list(path, self.ids, self.split) for path in paths]
 
