@@ -122,6 +122,10 @@ def test_a_voc_folder_without_sbd_is_told_how_to_make_train_aug(tmp_path):
     root = make_voc(tmp_path / "VOC2012")
     with pytest.raises(InputError, match=r"train_aug.txt: image list not found; make it with ./downloads.sh --sbd or"):
         VOCDataset(root, "train_aug")
+    (root / "SegmentationClassAug").mkdir()   # the arranger stopped before its list (written last)
+    with pytest.raises(InputError, match=r"train_aug.txt: image list not found; make it with ./downloads.sh --sbd or"):
+        VOCDataset(root, "train_aug")
+    (root / "SegmentationClassAug").rmdir()
     (root / "ImageSets" / "Segmentation" / "train_aug.txt").write_text("a\nb\n")   # VOC's own ids: found in
     assert len(VOCDataset(root, "train_aug").items) == 2                         # SegmentationClass/
     (root / "ImageSets" / "Segmentation" / "train_aug.txt").write_text("a\n2008_000002\n")

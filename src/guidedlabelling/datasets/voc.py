@@ -126,7 +126,8 @@ class VOCDataset(Labelled):
     def _read_list(self, datatype):
         path = self._list_path(datatype)
         if not path.exists():
-            make = "make it with ./downloads.sh --sbd" if self._sbd_missing() else "create it (one id per line)"
+            sbd = self.split == "train_aug"   # SBD's arranger writes SegmentationClassAug/, then this list last
+            make = "make it with ./downloads.sh --sbd" if sbd or self._sbd_missing() else "create it (one id per line)"
             raise InputError(f"{path}: image list not found; {make} or choose another split with "
                              "--dataset/--test_dataset")
         label_dir = self._label_dir()
