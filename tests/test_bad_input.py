@@ -396,3 +396,16 @@ def test_a_voc_file_of_another_case_or_kind_is_named_in_the_error(tmp_path):
         f"{root}/JPEGImages/c.jpg.jpg: image of id c.jpg not found; the list names ids without extension: write c "
         f"in {listing}",
         f"{aug}/c.jpg.png: label of id c.jpg not found; the list names ids without extension: write c in {listing}")
+
+
+def test_a_voc_folder_without_its_images_folder_is_one_error(tmp_path):
+    """Not one 'image of id ... not found' per id (10, then 'N more problems') when JPEGImages/ itself is absent."""
+    root = make_voc(tmp_path / "VOC2012")
+    for p in (root / "JPEGImages").iterdir():
+        p.unlink()
+    (root / "JPEGImages").rmdir()
+    with pytest.raises(InputError) as e:
+        VOCDataset(root, "train")
+    assert e.value.messages == (f"{root}/JPEGImages: folder not found, and {root}/ImageSets/Segmentation/train.txt "
+                                "names images in it; a VOC-layout folder keeps its images there (./downloads.sh --voc "
+                                "unpacks VOC 2012 so)",)

@@ -64,6 +64,10 @@ class VOCDataset(Labelled):
         self.classes = read_classes(self.root)
         listed = self._read_list(datatype)
         listing = self._list_path(datatype)
+        images = self.root / "JPEGImages"
+        if not images.is_dir() and any(it.image.parent == images for it in listed):
+            raise InputError(f"{images}: folder not found, and {listing} names images in it; a VOC-layout folder "
+                             "keeps its images there (./downloads.sh --voc unpacks VOC 2012 so)")
         raise_all([problem for problem in self._missing_files(listed, listing) if problem], listing)
         self.keep_readable(listed, listing)
         self._present = [present_classes(self.full_label(i)) for i in range(len(self.items))]
