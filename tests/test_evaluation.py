@@ -376,3 +376,18 @@ def test_paper_tables_of_own_data_without_masks_say_what_they_need(tmp_path):
                                          r"--set masks=DIR \(this command takes your data's settings by --set\)$"):
         tables_main(["--config", "smoke", "--out_root", str(tmp_path), "--set", "images=photos", "--set",
                      "tags=photos/tags.csv"])
+
+
+def test_paper_tables_without_the_runs_settings_say_which_were_left_out(tmp_path, capsys):
+    """A run made with --set pascalroot=X, then ./src/paper_tables.py --config P as the README shows it: every row
+    read 'missing' without a word that the runs there were made with settings this command was not given."""
+    (tmp_path / "smoke").mkdir()
+    (tmp_path / "smoke" / "summary.json").write_text(json.dumps(
+        {"overrides": ["builtin_size=48", "device=cpu", "test_pcrf=none", "seed_train.net=GAP-LowRes",
+                       f"out_root={tmp_path}"]}))   # the rows' own settings are not to be given
+    tables_main(["--config", "smoke", "--out_root", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert err == (f"note: no finished run under {tmp_path / 'smoke'} has these settings; its last ./script.py run "
+                   "had --set builtin_size=48 --set device=cpu: give this command the same --set\n")
+    tables_main(["--config", "smoke", "--out_root", str(tmp_path), "--set", "builtin_size=48", "--set", "device=cpu"])
+    assert capsys.readouterr().err == ""

@@ -5,6 +5,8 @@ stage that measures it. A run that is not finished shows "—" and the ./script.
 (finished steps are skipped, so the command may list steps that are done).
 """
 import argparse
+import json
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,6 +44,7 @@ class Context:
     sets: list
     digests: Digests = field(default_factory=Digests)
     checked: dict = field(default_factory=dict)
+    found: int = 0   # rows whose runs are finished
 
     def resolve(self, sets=()):
         return C.resolve(self.config, self.sets + list(sets))
@@ -85,6 +88,7 @@ def where(ctx, runs, done):
     """The folder of a finished row (relative to the preset's folder), else the command that makes it."""
     cfg, _ = ctx.resolve()
     if all(d is not None for d in done):
+        ctx.found += 1
         base = naming.run_dir(cfg)
         return ", ".join(f"`{r.folder(ctx).relative_to(base)}`" for r in runs)
     steps = ",".join(dict.fromkeys(s for r in runs for s in steps_needed(r.step, lambda sets: ctx.resolve(sets)[0])))
@@ -209,3 +213,26 @@ def main(argv=None):
     with atomic_path(out) as tmp:
         tmp.write_text(text)
     print(text + f"\nwritten to {out}")
+    left_out = [] if ctx.found else last_run_sets(naming.run_dir(cfg), ctx.sets)
+    if left_out:   # rows of 'missing' whose runs are there, made with settings not given here
+        print(f"note: no finished run under {naming.run_dir(cfg)} has these settings; its last ./script.py run had "
+              f"{' '.join(f'--set {s}' for s in left_out)}: give this command the same --set", file=sys.stderr)
+
+
+def last_run_sets(run_dir, given):
+    """The settings of the last ./script.py run in run_dir (its summary.json) that `given` lacks, but those that
+    the rows vary."""
+    try:
+        overrides = json.loads((run_dir / "summary.json").read_text()).get("overrides", [])
+    except (OSError, ValueError, AttributeError):
+        return []
+    return [s for s in overrides if isinstance(s, str) and "=" in s and s not in given and not row_setting(s)]
+
+
+def row_setting(item):
+    """Whether `item` is a setting that rows of the tables set themselves (or out_root, given already)."""
+    try:
+        sec, key = S.locate(item.split("=", 1)[0])
+    except (InputError, KeyError, ValueError):
+        return True   # a setting of an older version: not one to suggest
+    return key in ("out_root", "guiderule", "test_pcrf", "unused") or (sec, key) == ("seed_train", "net")
