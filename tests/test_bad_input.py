@@ -409,3 +409,18 @@ def test_a_voc_folder_without_its_images_folder_is_one_error(tmp_path):
     assert e.value.messages == (f"{root}/JPEGImages: folder not found, and {root}/ImageSets/Segmentation/train.txt "
                                 "names images in it; a VOC-layout folder keeps its images there (./downloads.sh --voc "
                                 "unpacks VOC 2012 so)",)
+
+
+def test_sbd_arranger_given_the_unpacked_folder_above_dataset_names_it(tmp_path):
+    """python -m guidedlabelling.datasets.sbd benchmark_RELEASE VOC2012 (one folder too high, by hand): told the
+    folder that holds SBD's lists, not to run ./downloads.sh --sbd."""
+    from guidedlabelling.datasets.sbd import build_train_aug
+    voc = make_voc(tmp_path / "VOC2012", ids=("a", "b"))
+    (voc / "ImageSets" / "Segmentation" / "val.txt").write_text("b\n")
+    sbd = tmp_path / "benchmark_RELEASE" / "dataset"
+    (sbd / "cls").mkdir(parents=True)
+    (sbd / "train.txt").write_text("a\n")
+    (sbd / "val.txt").write_text("b\n")
+    with pytest.raises(InputError) as e:
+        build_train_aug(sbd.parent, voc)
+    assert e.value.messages == (f"{sbd.parent}/train.txt: missing; SBD's lists are in {sbd}: pass that folder",)

@@ -29,6 +29,9 @@ def read_ids(path, part):
     """The image ids of a list file; a missing or empty one is an error (train_aug would silently lack its
     images) naming the downloads.sh part that makes it."""
     ids = " ".join(text_lines(path, "re-download it")).split() if path.is_file() else []
+    below = path.parent / "dataset" / path.name   # benchmark_RELEASE/ given for benchmark_RELEASE/dataset/
+    if not path.exists() and below.is_file():
+        raise InputError(f"{path}: missing; SBD's lists are in {below.parent}: pass that folder")
     if not ids:
         raise InputError(f"{path}: {'empty' if path.is_file() else 'missing'}; run ./downloads.sh {part} first (SBD "
                          "needs VOC 2012's lists and labels: --voc, then --sbd)")
