@@ -45,6 +45,7 @@ class Context:
     digests: Digests = field(default_factory=Digests)
     checked: dict = field(default_factory=dict)
     found: int = 0   # rows whose runs are finished
+    varied: set = field(default_factory=set)   # the (section, key) of the settings the rows set themselves
 
     def resolve(self, sets=()):
         return C.resolve(self.config, self.sets + list(sets))
@@ -64,6 +65,7 @@ class Run:
     def done(self, ctx):
         """Its done.json, or None: unfinished, or out of date (results.out_of_date: a run to make)."""
         folder = self.folder(ctx)
+        ctx.varied.update(S.locate(item.split("=", 1)[0]) for item in self.sets)
         done = finished(folder)
         stale = done and out_of_date(folder, ctx.resolve(self.sets)[0], ctx.digests, ctx.checked)
         return None if stale else done
@@ -213,26 +215,26 @@ def main(argv=None):
     with atomic_path(out) as tmp:
         tmp.write_text(text)
     print(text + f"\nwritten to {out}")
-    left_out = [] if ctx.found else last_run_sets(naming.run_dir(cfg), ctx.sets)
+    left_out = [] if ctx.found else last_run_sets(naming.run_dir(cfg), ctx.sets, ctx.varied)
     if left_out:   # rows of 'missing' whose runs are there, made with settings not given here
         print(f"note: no finished run under {naming.run_dir(cfg)} has these settings; its last ./script.py run had "
               f"{' '.join(f'--set {s}' for s in left_out)}: give this command the same --set", file=sys.stderr)
 
 
-def last_run_sets(run_dir, given):
-    """The settings of the last ./script.py run in run_dir (its summary.json) that `given` lacks, but those that
-    the rows vary."""
+def last_run_sets(run_dir, given, varied):
+    """The settings of the last ./script.py run in run_dir (its summary.json) that `given` lacks, but out_root (given
+    already) and those the rows set themselves (`varied`: their (section, key))."""
     try:
         overrides = json.loads((run_dir / "summary.json").read_text()).get("overrides", [])
     except (OSError, ValueError, AttributeError):
         return []
-    return [s for s in overrides if isinstance(s, str) and "=" in s and s not in given and not row_setting(s)]
+    return [s for s in overrides if isinstance(s, str) and "=" in s and s not in given and suggested(s, varied)]
 
 
-def row_setting(item):
-    """Whether `item` is a setting that rows of the tables set themselves (or out_root, given already)."""
+def suggested(item, varied):
+    """Whether --set `item` is one to suggest: a setting of this version, neither out_root nor one in `varied`."""
     try:
         sec, key = S.locate(item.split("=", 1)[0])
     except (InputError, KeyError, ValueError):
-        return True   # a setting of an older version: not one to suggest
-    return key in ("out_root", "guiderule", "test_pcrf", "unused") or (sec, key) == ("seed_train", "net")
+        return False   # a setting of an older version
+    return key != "out_root" and (sec, key) not in varied
