@@ -100,7 +100,8 @@ def box_map(hw, boxes):
 def test_classes_always_tagged_together_with_alike_maps_are_named(tmp_path):
     """face is tagged with body in all of its 5 images, and its map is body's plus one pixel: Pearson correlation
     (16/64 - 16*17/64**2) / sqrt(16/64 * 48/64 * 17/64 * 47/64) = 0.95998. cat and body share 5 images too, with
-    disjoint maps (negative correlation); a flat map has none to measure."""
+    disjoint maps (negative correlation); a flat map has none to measure. dog's map is body's in the 5 images tagged
+    with both, but 6 more images have dog alone: under half of its 11 are together, so tags tell them apart."""
     hw = (8, 8)
     body, face, cat = (0, 4, 0, 4), (0, 4, 0, 4), (4, 8, 4, 8)
     items, tags = [], []
@@ -115,13 +116,17 @@ def test_classes_always_tagged_together_with_alike_maps_are_named(tmp_path):
     save_heatmap_mat(tmp_path / "flat.mat", np.zeros((2,) + hw, np.float32), hw)
     items += [SimpleNamespace(id="b"), SimpleNamespace(id="flat")]
     tags += [[1], [1, 2]]
-    data = SimpleNamespace(num_classes=4, classes=["background", "body", "face", "cat"], items=items)
+    for k in range(11):
+        save_heatmap_mat(tmp_path / f"d{k}.mat", box_map(hw, [body, body] if k < 5 else [cat]), hw)
+        items.append(SimpleNamespace(id=f"d{k}"))
+        tags.append([1, 4] if k < 5 else [4])
+    data = SimpleNamespace(num_classes=5, classes=["background", "body", "face", "cat", "dog"], items=items)
     data.image_classes = lambda i: tags[i]
     alike = alike_classes(data, tmp_path)
-    assert alike == [{"classes": ["body", "face"], "together": 6, "images_a": 12, "images_b": 6,
+    assert alike == [{"classes": ["body", "face"], "together": 6, "images_a": 17, "images_b": 6,
                       "correlation": pytest.approx(0.95998, abs=1e-5)}]   # the flat image counts as together only
     line, = alike_warnings(alike)
-    assert line.startswith("body and face: tagged together in 6 of body's 12 images and of face's 6, where their class "
+    assert line.startswith("body and face: tagged together in 6 of body's 17 images and of face's 6, where their class "
                            "maps correlate 0.96: tags alone do not tell them apart")
     tags[8] = [2]                                       # one face image without body: 4 measured, under 5
     assert alike_classes(data, tmp_path) == []
