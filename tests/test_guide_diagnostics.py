@@ -472,9 +472,11 @@ def test_weak_reference_names_the_classes_it_learned_little_of(tmp_path):
     results = tmp_path / "results.json"
     results.write_text(json.dumps({"per_class_IoU": {"background": 94.0, "bird": 7.9, "cat": 0.0, "dog": 20.0,
                                                       "horse": None}}))
-    line, = weak_reference({"results": str(results)})
+    line, = weak_reference({"results": str(results), "mIoU": 30.5})
     assert line.startswith("the fully supervised reference itself learns little of bird (7.9), cat (0.0) "
-                           "(IoU under 20)")
+                           "(IoU under 20): the ratio compares with a weak reference;")
+    line, = weak_reference({"results": str(results), "mIoU": 19.9})
+    assert "(IoU under 20): its mIoU is under 20 too, so no ratio is given;" in line
     results.write_text(json.dumps({"per_class_IoU": {"background": 94.0, "dog": 20.0}}))
     assert weak_reference({"results": str(results)}) == []
     assert weak_reference({"mIoU": 50.0}) == []   # a reference with no per-class file: nothing to say

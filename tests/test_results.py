@@ -18,6 +18,13 @@ def test_what_is_not_measured_is_none():
     assert method_table(None, {"mIoU": 45.0}, {"mIoU": 60.0})[RATIO_ROW[1]] == 0.75
 
 
+def test_no_ratio_over_a_reference_that_learned_nothing():
+    """A reference of 0.7 mIoU (a probe's smoke run on 3000 photos) gave 'ratio guided / fully supervised 678.8%'."""
+    assert method_table(None, {"mIoU": 4.75}, {"mIoU": 0.7})[RATIO_ROW[1]] is None
+    assert method_table(None, {"mIoU": 4.75}, {"mIoU": 19.9})[RATIO_ROW[1]] is None
+    assert method_table(None, {"mIoU": 4.75}, {"mIoU": 20.0})[RATIO_ROW[1]] == 4.75 / 20
+
+
 def test_finished_reads_a_stage_folders_json_files(tmp_path):
     assert finished(tmp_path) is None
     (tmp_path / "done.json").write_text(json.dumps({"mIoU": 1.5}))

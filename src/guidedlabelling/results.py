@@ -67,12 +67,15 @@ def skipped_images(*finished_, key="skipped_images"):
 
 def method_table(guide, seg, ref):
     """{key: mIoU or None} of METHOD_ROWS and RATIO_ROW from the done.json of the guide step, the segmenter's test
-    and the reference's test (each may be None; a figure nothing measured is None)."""
+    and the reference's test (each may be None; a figure nothing measured is None). The ratio is None too where the
+    reference's mIoU is under WEAK_IOU: a reference that learned nothing gave ratios such as 679% (weak_reference's
+    line says which classes it missed)."""
     guide, seg, ref = guide or {}, seg or {}, ref or {}
     values = [guide.get("seeds", {}).get("mIoU"), guide.get("guide", {}).get("mIoU"), seg.get("mIoU"),
               ref.get("mIoU")]
+    learned = ref.get("mIoU") is not None and ref["mIoU"] >= WEAK_IOU
     return {key: value for (_, key), value in zip(METHOD_ROWS, values)} | \
-        {RATIO_ROW[1]: ratio_of(seg.get("mIoU"), ref.get("mIoU"))}
+        {RATIO_ROW[1]: ratio_of(seg.get("mIoU"), ref.get("mIoU")) if learned else None}
 
 
 def scores(test):
@@ -103,8 +106,10 @@ def weak_reference(ref, floor=WEAK_IOU):
     if not weak:
         return []
     names = ", ".join(f"{n} ({v:.1f})" for n, v in weak.items())
-    return [f"the fully supervised reference itself learns little of {names} (IoU under {floor}): the ratio "
-            "compares with a weak reference; the usual causes are objects a few pixels wide at the preset's input "
+    ratio = f"its mIoU is under {floor} too, so no ratio is given" if (ref.get("mIoU") or 0) < floor else \
+        "the ratio compares with a weak reference"
+    return [f"the fully supervised reference itself learns little of {names} (IoU under {floor}): {ratio}; "
+            "the usual causes are objects a few pixels wide at the preset's input "
             "size, and classes in few images (see README, own data)"]
 
 
