@@ -208,6 +208,28 @@ def test_a_run_waits_for_the_run_that_holds_the_key(own, command, tmp_path, priv
     assert reused(json.loads((folder / "done.json").read_text()), folder), log
 
 
+def test_a_run_that_waited_for_one_that_stored_nothing_says_so_and_trains(own, command, tmp_path, private_store):
+    """The run that held the key was killed: the waiting run said 'store: waited 4 s', then trained, without a word
+    on why it did not reuse a network (a probe)."""
+    train_saliency(command, own, tmp_path / "a")
+    (key,) = entries(private_store)
+    shutil.rmtree(private_store / key)
+    with open(private_store / f"{key}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        argv = own_args(own) + ["--set", f"out_root={tmp_path / 'b'}"]
+        run = subprocess.Popen([sys.executable, "-m", "guidedlabelling", "saliency_train", *map(str, argv)],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT)
+        waiting = run.stdout.readline()
+        while "waiting" not in waiting and waiting:
+            waiting = run.stdout.readline()
+        assert "another run is training this saliency network" in waiting and run.poll() is None
+    log = waiting + run.communicate(timeout=120)[0]   # the lock let go, nothing stored
+    assert run.returncode == 0, log
+    assert "store: the run it waited for stored no network (it stopped or failed); training it" in log, log
+    folder = stage_folders(tmp_path / "b" / "tiny" / "saliency_train")[0]
+    assert not reused(json.loads((folder / "done.json").read_text()), folder) and entries(private_store) == [key]
+
+
 def saliency_maps(command, own, out_root, *extra):
     """The saliency training and maps stages into out_root, two of the six saliency images held out; returns
     (the maps' done.json, their folder, stdout)."""

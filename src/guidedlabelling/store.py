@@ -78,6 +78,7 @@ class Entry:
     def __init__(self, root, key):
         self.root, self.key = Path(root), key
         self.path = self.root / key
+        self.waited = None   # seconds claimed waited for another run that held the key, else None
 
     def __str__(self):
         return str(self.path)
@@ -85,7 +86,7 @@ class Entry:
     @contextlib.contextmanager
     def claimed(self, log, wait=True):
         """Hold the key's lock for the block, waiting while another run holds it (it trains this network), or with
-        wait=False raising Busy."""
+        wait=False raising Busy; self.waited says how long it waited."""
         if not self.root.is_dir():   # (mkdir of a read-only store that is there fails EROFS, not EEXIST)
             self.root.mkdir(parents=True, exist_ok=True)
 
@@ -103,6 +104,7 @@ class Entry:
                 waited = None
             if waited is not None:
                 log.info("store: waited %.0f s", waited)
+            self.waited = waited
             yield
 
     def record(self, say=lambda line: None):
@@ -193,6 +195,8 @@ class HeldOut:
     def copy_to(self, out, names):
         """Copy the stored maps into out (the same subfolders); False, the stored maps removed, when they are
         damaged or are not exactly `names` (relative paths)."""
+        if not self.path.is_dir():   # none (nothing to remove: another run may be putting its maps in place)
+            return False
         record = read_json(self.path / "record.json")
         files = record.get("files") if record else None
         if not isinstance(files, dict) or set(files) != set(names) or \

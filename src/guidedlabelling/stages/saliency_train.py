@@ -65,6 +65,8 @@ def run(stage):
     with distributed.process_group(device), store.claim(entry, stage.log, device) as usable:
         if usable and not stage.cfg["run"]["overridecache"] and not begun:
             record = reuse(stage, entry) if distributed.is_main() else None
+            if record is None and entry.waited is not None and distributed.is_main():
+                stage.log.info("store: the run it waited for stored no network (it stopped or failed); training it")
             if distributed.main_decides(record is not None, device):
                 if distributed.is_main():
                     stage.log.info("saliency network: reused from the store, %s (trained in %s on %s); "
