@@ -493,7 +493,8 @@ def main(argv=None):
     said = run_notes(args, cfg, said)
     if summarise(args, overrides, skip, seconds, stale_results(args, overrides, steps, skip, opened.digests), said):
         try:
-            path = write_report(args.config, overrides, reference="reference_train" not in skip, notes=said)
+            path = write_report(args.config, overrides, reference="reference_train" not in skip, notes=said,
+                                opened=opened)
             print(f"report: {path}")
         except OSError as e:
             print(f"warning: report.html not written: {os_error_message(e)}")

@@ -133,6 +133,16 @@ class Opened:
         self.problems.update(dict.fromkeys(problems))
 
 
+def data_key(d, split, follow):
+    """Opened's key of a dataset split opened with the data settings `d`."""
+    return "data", json.dumps(d, sort_keys=True), split, follow
+
+
+def reopened(opened, d, split, follow):
+    """The split as `opened` (an Opened, or None) holds it, else opened anew (3.4 s for 3000 photos: it checks them)."""
+    return (opened.found.get(data_key(d, split, follow)) if opened else None) or open_dataset(d, split, follow)
+
+
 def check_stage(stage, cfg, preset, given, opened, made=()):
     """What `stage` reads with these settings, checked; problems go to `opened`. `made`: folders that earlier
     steps of the same run write, so need not be finished yet."""
@@ -142,8 +152,7 @@ def check_stage(stage, cfg, preset, given, opened, made=()):
     follow = cfg["run"]["follow_symlinks"]
     datasets = {}
     for split in reads.splits:
-        data = opened.get(("data", json.dumps(cfg["data"], sort_keys=True), split, follow),
-                          lambda: open_dataset(cfg["data"], split, follow))
+        data = opened.get(data_key(cfg["data"], split, follow), lambda: open_dataset(cfg["data"], split, follow))
         if data is not None:
             datasets[split] = data
             if reads.ground_truth and not data.has_labels:

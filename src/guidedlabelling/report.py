@@ -12,10 +12,11 @@ import yaml
 from . import config as C
 from . import naming
 from . import pipeline
-from .datasets import ground_truth_hint, open_dataset, shown_settings
+from .datasets import ground_truth_hint, shown_settings
 from .errors import counted
 from .guide_diagnostics import has_final, table_title
 from .io import IGNORE, atomic_path, load_heatmap_mat, load_label_png
+from .preflight import reopened
 from .results import METHOD_ROWS, RATIO_ROW, finished, guide_classes, made_seconds, method_table, skipped_images, \
     stage_result, unmarked_classes, unscored_classes, weak_reference
 from .seeds import SeedRule
@@ -44,27 +45,27 @@ pre { background: #f6f8fa; border: 1px solid #dde; padding: 10px; font-size: 12.
 SKIPPED_FIGURES = ("per_class", "confusion", "classes", "curve", "outputs")  # long or shown in their own table
 
 
-def write_report(config, overrides, examples=4, reference=True, notes=()):
+def write_report(config, overrides, examples=4, reference=True, notes=(), opened=None):
     """Resolve the run's config as every stage does; write <out_root>/<preset>/report.html and return its path.
     reference False: the run has no fully supervised reference (own data without training masks); notes: the lines
-    the run began with (on its settings and data)."""
+    the run began with (on its settings and data); opened: the run's preflight.Opened, whose datasets it reuses."""
     cfg, preset = C.resolve(config, overrides)
     ref = C.resolve(config, list(overrides) + ["labels=gt"])[0] if reference else None
     test_seeds = C.resolve(config, list(overrides) + ["seed_split=test"])[0]
     root = naming.run_dir(cfg)
     path = root / "report.html"
-    page = render_page(cfg, preset, ref, test_seeds, root, examples, overrides, notes)
+    page = render_page(cfg, preset, ref, test_seeds, root, examples, overrides, notes, opened)
     with atomic_path(path) as tmp:
         tmp.write_text(page, encoding="utf-8")
     return path
 
 
-def render_page(cfg, preset, ref, test_seeds, root, examples, overrides=(), notes=()):
+def render_page(cfg, preset, ref, test_seeds, root, examples, overrides=(), notes=(), opened=None):
     sections = [summary_section(cfg, preset, ref), notes_section(notes), skipped_section(cfg, preset),
                 class_section(cfg, preset, ref),
                 guide_class_section(cfg, preset),
                 saliency_section(cfg, preset), stages_section(root), training_section(root),
-                evaluation_section(root), examples_section(cfg, preset, ref, test_seeds, examples),
+                evaluation_section(root), examples_section(cfg, preset, ref, test_seeds, examples, opened),
                 f"<h2>Config</h2>\n<pre>{html.escape(yaml.safe_dump(shown_config(cfg), sort_keys=False))}</pre>"]
     now = datetime.datetime.now().isoformat(sep=" ", timespec="seconds")
     return (f"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
@@ -379,12 +380,13 @@ def example_indices(data, k, files, rule):
     return sorted(i for _, _, i in ranked[:k]) if ranked else spread_indices(data, k)
 
 
-def examples_section(cfg, preset, ref, test_seeds, examples):
-    """Images of the training and test splits with every stage output that exists for them."""
+def examples_section(cfg, preset, ref, test_seeds, examples, opened=None):
+    """Images of the training and test splits with every stage output that exists for them (the splits as `opened`,
+    the run's preflight.Opened, holds them)."""
     d, rule = cfg["data"], SeedRule.of(cfg)
     parts = []
     for split in dict.fromkeys([d["dataset"], d["test_dataset"]]):
-        data = open_dataset(d, split, cfg["run"]["follow_symlinks"])
+        data = reopened(opened, d, split, cfg["run"]["follow_symlinks"])
         folders = example_folders(cfg, preset, ref, test_seeds)
         files = [example_files(cfg, preset, ref, test_seeds, item.id, folders) for item in data.items]
         for i in example_indices(data, examples, files, rule):
