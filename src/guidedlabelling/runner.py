@@ -31,7 +31,7 @@ from .fingerprint import DONE, EVALUATED, MANIFEST, UPSTREAM, changes, damage, d
     fingerprint, has_outputs, images_come_or_go, output_sizes, outputs_digest, outputs_fingerprint, recorded, \
     remade, since_made, upstream_digests
 from .inference import pick_device
-from .errors import OVERRIDDEN, image_lines, resume_hint
+from .errors import OVERRIDDEN, counted, image_lines, resume_hint
 from .io import Busy, InputError, lock_of, reading, save_json, save_yaml, writing
 from .datasets.base import warned_line
 from .datasets.builtin import ensure_builtin
@@ -104,7 +104,7 @@ class Stage:
             "fingerprint": self.fingerprint, "output_fingerprint": self.output_fingerprint}
         if self.skipped:
             summary = summary | {"skipped_images": self.skipped}
-            self.log.info("skipped %d unreadable images (listed in done.json):\n%s", len(self.skipped),
+            self.log.info("skipped %s (listed in done.json):\n%s", counted(len(self.skipped), "unreadable image"),
                           image_lines(self.skipped))
         if self.warned:
             summary = summary | {"warned_images": self.warned}
