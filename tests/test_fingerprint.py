@@ -896,3 +896,27 @@ def test_a_row_added_without_a_mask_names_its_image_alone():
     old = {"/i/a.jpg": "d0", "/m/a.png": "d1"}
     new = old | {"/i/b.jpg": "d2", "/m/b.png": ABSENT}
     assert since_made(["/i/b.jpg", "/m/b.png"], old, new) == "/i/b.jpg was added since it was made"
+
+
+def test_an_edited_map_remakes_the_rules_labels_of_its_image_too(own, command, tmp_path):
+    """With an option after the rule (dropped seeds) the guide labels are made from the rule's own in rule/: a
+    user's saliency map edited removed the image's final label alone, and the final label was made again from its
+    former rule/ label (624 of 768 pixels other than a run from scratch makes)."""
+    run_all(command, own, METHOD[:2])
+    maps, extra = tmp_path / "my_saliency", ("--set", "guide_labels.dropped=seeds")
+    maps.mkdir()
+    for m in own["masks"].glob("*.png"):
+        Image.fromarray(np.where(np.array(Image.open(m)) > 0, 255, 0).astype(np.uint8)).save(maps / m.name)
+    code, out, err = command("guide_labels", *own_args(own), "--saliency_dir", maps, *extra)
+    assert code == 0, out + err
+    guides = folder(own, "guide_labels")
+    assert (guides / "rule" / "b.png").is_file()
+    Image.fromarray(np.zeros((24, 32), np.uint8)).save(maps / "b.png")
+    code, out, err = command("guide_labels", *own_args(own), "--saliency_dir", maps, *extra)
+    assert code == 0 and "keeping the outputs of the images it had unchanged" in out, out + err
+    alone = tmp_path / "alone"
+    code, out, err = command("guide_labels", *own_args(own), "--saliency_dir", maps, *extra, "--out_dir", alone)
+    assert code == 0, out + err
+    for made in sorted(alone.glob("*.png")) + sorted(alone.glob("rule/*.png")):
+        kept = guides / made.relative_to(alone)
+        assert np.array_equal(np.array(Image.open(made)), np.array(Image.open(kept))), kept

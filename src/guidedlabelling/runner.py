@@ -238,8 +238,10 @@ def check_cache(out, stage_cfg, override, manifest, alone=True, rescore="", fold
     if kept:
         say(f"{out}: {why}; " + ("scoring its outputs again" if scored_only else
                                  "keeping the outputs of the images it had unchanged, making the others'"))
+        made_in = [out] + [p for p in out.iterdir() if p.is_dir()]   # guide_labels' rule/ too: the final labels
         for key in come_or_go:   # an image gone or edited, or another file under its id (a.jpg for a.png), gets none
-            (out / f"{Path(key).stem}{rescore}").unlink(missing_ok=True)
+            for where in made_in:   # (a stale rule/<id>.png kept would make its final label again from the former)
+                (where / f"{Path(key).stem}{rescore}").unlink(missing_ok=True)
         (out / DONE).unlink(missing_ok=True)
         shutil.rmtree(out / "vis", ignore_errors=True)  # panels of an earlier --vis run show the former mask
     elif why:
