@@ -920,3 +920,34 @@ def test_an_edited_map_remakes_the_rules_labels_of_its_image_too(own, command, t
     for made in sorted(alone.glob("*.png")) + sorted(alone.glob("rule/*.png")):
         kept = guides / made.relative_to(alone)
         assert np.array_equal(np.array(Image.open(made)), np.array(Image.open(kept))), kept
+
+
+def test_final_labels_follow_class_lists_that_an_edited_image_changes(own, command, tmp_path, monkeypatch):
+    """The final labels keep the seeds of the classes the rule drops often, a list taken over all the images: an edit
+    of one image that changed the list remade that image's final label alone, while the others kept the former list's
+    (a review). Now every final label is made again where the list changed."""
+    from guidedlabelling.stages import guide_labels
+    run_all(command, own, METHOD[:2])
+    maps, extra = tmp_path / "my_saliency", ("--set", "guide_labels.dropped=seeds")
+    maps.mkdir()
+    for m in own["masks"].glob("*.png"):
+        Image.fromarray(np.where(np.array(Image.open(m)) > 0, 255, 0).astype(np.uint8)).save(maps / m.name)
+    code, out, err = command("guide_labels", *own_args(own), "--saliency_dir", maps, *extra)
+    assert code == 0, out + err
+    guides = folder(own, "guide_labels")
+    before = {p.name: p.stat().st_mtime_ns for p in guides.glob("*.png")}
+    real = guide_labels.class_diagnostics
+
+    def every_class_dropped_often(stage, data, job, rule_dir):   # the list the edit brings
+        classes, often, rarely, alike = real(stage, data, job, rule_dir)
+        return classes, data.classes[1:], rarely, alike
+    monkeypatch.setattr(guide_labels, "class_diagnostics", every_class_dropped_often)
+    Image.fromarray(np.zeros((24, 32), np.uint8)).save(maps / "b.png")
+    code, out, err = command("guide_labels", *own_args(own), "--saliency_dir", maps, *extra)
+    assert code == 0 and "keeping the outputs of the images it had unchanged" in out, out + err
+    assert all(p.stat().st_mtime_ns != before[p.name] for p in guides.glob("*.png")), out
+    alone = tmp_path / "alone"
+    code, out, err = command("guide_labels", *own_args(own), "--saliency_dir", maps, *extra, "--out_dir", alone)
+    assert code == 0, out + err
+    for made in sorted(alone.glob("*.png")):
+        assert np.array_equal(np.array(Image.open(made)), np.array(Image.open(guides / made.name))), made.name

@@ -13,7 +13,8 @@ from ..errors import resume_hint
 from ..guide_rules import DROPPED, RULES, UNSURE, UNUSED, after_rule, drop_unused, grey_level, guide_labels, \
     keep_dropped, oracle_foreground, void_unsure
 from ..inference import all_done, evaluate_folder, measurable, todo, without_panel
-from ..io import InputError, load_gray_png, load_heatmap_mat, load_label_png, save_label_png
+from ..fingerprint import read_json
+from ..io import InputError, load_gray_png, load_heatmap_mat, load_label_png, save_json, save_label_png
 from ..pipeline import command
 from ..progress import progress
 from ..reads import Reads
@@ -225,6 +226,7 @@ def run(stage):
     classes, often, rarely, alike = class_diagnostics(stage, data, job, rule_dir)
     if after_rule(g):
         kept, unsure = (often if g["dropped"] == "seeds" else []), (rarely if g["unsure"] == "void" else [])
+        made_for(out, data, {"kept": kept, "unsure": unsure})
         missing = [i for i, it in enumerate(data.items) if not (out / f"{it.id}.png").exists()]
         stage.log.info("final guide labels, from the rule's: seeds kept where the rule drops %s, weakly salient "
                        "seed cores on background void for %s, unused seed components %s; %d of %d images to do",
@@ -246,6 +248,19 @@ def run(stage):
             stage.log.info("%s vs ground truth on %s: mIoU %s", name, data.split,
                            "n/a (no annotated pixel)" if miou is None or math.isnan(miou) else f"{miou:.1f}")
     stage.finish(summary)
+
+
+FINAL_CLASSES = "final_classes.json"   # the classes the final labels keep seeds of and void cores of
+
+
+def made_for(out, data, lists):
+    """The final labels of `out` made for these class lists, which come from all the images' rule labels: where they
+    changed (an image added or edited made a class dropped often), every image's is removed to be made again; the
+    lists are recorded first, so an interrupted run resumes with them."""
+    if read_json(out / FINAL_CLASSES) != lists:
+        for it in data.items:
+            (out / f"{it.id}.png").unlink(missing_ok=True)
+        save_json(out / FINAL_CLASSES, lists)
 
 
 def rule_foreground(g, sal, data, i):
