@@ -898,10 +898,9 @@ def test_a_row_added_without_a_mask_names_its_image_alone():
     assert since_made(["/i/b.jpg", "/m/b.png"], old, new) == "/i/b.jpg was added since it was made"
 
 
-def test_an_edited_map_remakes_the_rules_labels_of_its_image_too(own, command, tmp_path):
-    """With an option after the rule (dropped seeds) the guide labels are made from the rule's own in rule/: a
-    user's saliency map edited removed the image's final label alone, and the final label was made again from its
-    former rule/ label (624 of 768 pixels other than a run from scratch makes)."""
+def guides_after_the_rule(own, command, tmp_path):
+    """The guide labels with dropped seeds (an option after the rule) from saliency maps of the masks' foreground in
+    a folder of the user's: (that folder, the settings, the guide labels' folder)."""
     run_all(command, own, METHOD[:2])
     maps, extra = tmp_path / "my_saliency", ("--set", "guide_labels.dropped=seeds")
     maps.mkdir()
@@ -909,7 +908,14 @@ def test_an_edited_map_remakes_the_rules_labels_of_its_image_too(own, command, t
         Image.fromarray(np.where(np.array(Image.open(m)) > 0, 255, 0).astype(np.uint8)).save(maps / m.name)
     code, out, err = command("guide_labels", *own_args(own), "--saliency_dir", maps, *extra)
     assert code == 0, out + err
-    guides = folder(own, "guide_labels")
+    return maps, extra, folder(own, "guide_labels")
+
+
+def test_an_edited_map_remakes_the_rules_labels_of_its_image_too(own, command, tmp_path):
+    """With an option after the rule (dropped seeds) the guide labels are made from the rule's own in rule/: a
+    user's saliency map edited removed the image's final label alone, and the final label was made again from its
+    former rule/ label (624 of 768 pixels other than a run from scratch makes)."""
+    maps, extra, guides = guides_after_the_rule(own, command, tmp_path)
     assert (guides / "rule" / "b.png").is_file()
     Image.fromarray(np.zeros((24, 32), np.uint8)).save(maps / "b.png")
     code, out, err = command("guide_labels", *own_args(own), "--saliency_dir", maps, *extra)
@@ -927,14 +933,7 @@ def test_final_labels_follow_class_lists_that_an_edited_image_changes(own, comma
     of one image that changed the list remade that image's final label alone, while the others kept the former list's
     (a review). Now every final label is made again where the list changed."""
     from guidedlabelling.stages import guide_labels
-    run_all(command, own, METHOD[:2])
-    maps, extra = tmp_path / "my_saliency", ("--set", "guide_labels.dropped=seeds")
-    maps.mkdir()
-    for m in own["masks"].glob("*.png"):
-        Image.fromarray(np.where(np.array(Image.open(m)) > 0, 255, 0).astype(np.uint8)).save(maps / m.name)
-    code, out, err = command("guide_labels", *own_args(own), "--saliency_dir", maps, *extra)
-    assert code == 0, out + err
-    guides = folder(own, "guide_labels")
+    maps, extra, guides = guides_after_the_rule(own, command, tmp_path)
     before = {p.name: p.stat().st_mtime_ns for p in guides.glob("*.png")}
     real = guide_labels.class_diagnostics
 

@@ -185,6 +185,24 @@ def test_the_held_out_key_follows_the_model_the_images_and_the_settings():
     assert len(set(others) | {key}) == 7
 
 
+def waiting_while_held(own, lock_path, out_root, then):
+    """A saliency training into out_root started while this process holds the key's lock, seen waiting; then() runs
+    before the lock is let go. Returns the output of the run, which must succeed."""
+    with open(lock_path, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        argv = own_args(own) + ["--set", f"out_root={out_root}"]
+        run = subprocess.Popen([sys.executable, "-m", "guidedlabelling", "saliency_train", *map(str, argv)],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT)
+        waiting = run.stdout.readline()
+        while "waiting" not in waiting and waiting:
+            waiting = run.stdout.readline()
+        assert "another run is training this saliency network" in waiting and run.poll() is None
+        then()
+    log = waiting + run.communicate(timeout=120)[0]
+    assert run.returncode == 0, log
+    return log
+
+
 def test_a_run_waits_for_the_run_that_holds_the_key(own, command, tmp_path, private_store):
     """While another run holds the key's lock (it trains that network), a run waits, then reuses what it put
     into the store instead of training the same network a second time."""
@@ -192,18 +210,8 @@ def test_a_run_waits_for_the_run_that_holds_the_key(own, command, tmp_path, priv
     (key,) = entries(private_store)
     kept = tmp_path / "kept"
     shutil.move(private_store / key, kept)
-    with open(private_store / f"{key}.lock", "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        argv = own_args(own) + ["--set", f"out_root={tmp_path / 'b'}"]
-        run = subprocess.Popen([sys.executable, "-m", "guidedlabelling", "saliency_train", *map(str, argv)],
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT)
-        waiting = run.stdout.readline()
-        while "waiting" not in waiting and waiting:
-            waiting = run.stdout.readline()
-        assert "another run is training this saliency network" in waiting and run.poll() is None
-        shutil.move(kept, private_store / key)  # what the other run publishes
-    log = waiting + run.communicate(timeout=120)[0]
-    assert run.returncode == 0, log
+    log = waiting_while_held(own, private_store / f"{key}.lock", tmp_path / "b",
+                             lambda: shutil.move(kept, private_store / key))   # what the other run publishes
     folder = stage_folders(tmp_path / "b" / "tiny" / "saliency_train")[0]
     assert reused(json.loads((folder / "done.json").read_text()), folder), log
 
@@ -214,17 +222,7 @@ def test_a_run_that_waited_for_one_that_stored_nothing_says_so_and_trains(own, c
     train_saliency(command, own, tmp_path / "a")
     (key,) = entries(private_store)
     shutil.rmtree(private_store / key)
-    with open(private_store / f"{key}.lock", "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        argv = own_args(own) + ["--set", f"out_root={tmp_path / 'b'}"]
-        run = subprocess.Popen([sys.executable, "-m", "guidedlabelling", "saliency_train", *map(str, argv)],
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT)
-        waiting = run.stdout.readline()
-        while "waiting" not in waiting and waiting:
-            waiting = run.stdout.readline()
-        assert "another run is training this saliency network" in waiting and run.poll() is None
-    log = waiting + run.communicate(timeout=120)[0]   # the lock let go, nothing stored
-    assert run.returncode == 0, log
+    log = waiting_while_held(own, private_store / f"{key}.lock", tmp_path / "b", lambda: None)   # nothing stored
     assert "store: the run it waited for stored no network (it stopped or failed); training it" in log, log
     folder = stage_folders(tmp_path / "b" / "tiny" / "saliency_train")[0]
     assert not reused(json.loads((folder / "done.json").read_text()), folder) and entries(private_store) == [key]
