@@ -331,7 +331,7 @@ def test_lanes_write_what_one_lane_writes_on_as_many_threads(tmp_path):
         assert all(a.read_bytes() == b.read_bytes() for a, b in zip(ours, theirs)), folder
     summaries = [json.loads((tmp_path / run / "smoke" / "summary.json").read_text()) for run in ("lanes", "one")]
     figures = [{k: v for k, v in s.items() if isinstance(v, float)} for s in summaries]
-    assert figures[0] == figures[1] and len(figures[0]) >= 5
+    assert figures[0] == figures[1] and len(figures[0]) >= 4   # the four mIoU (the ratio: None under a weak reference)
     assert list(summaries[0]["step_seconds"]) == list(summaries[1]["step_seconds"])  # every step, in driver order
     rerun = run_smoke(tmp_path / "lanes", "lanes=2", "threads=1")
     assert "==> lane" not in rerun and rerun.count("up to date in") == 12
