@@ -18,8 +18,8 @@ from PIL import Image
 
 from conftest import ROWS, make_own, own_args, retag_mask, stage_folders
 from guidedlabelling import preflight, runner
-from guidedlabelling.fingerprint import ABSENT, EVALUATED, TAG_CLASSES, TAG_IMAGES, TAG_ROWS, file_digest, \
-    csv_of, fingerprint, key_name, outputs_fingerprint, rows_digest, since_made
+from guidedlabelling.fingerprint import ABSENT, EVALUATED, TAG_CLASSES, TAG_IMAGES, TAG_ROWS, UPSTREAM, WORK_SIZE, \
+    file_digest, csv_of, fingerprint, images_come_or_go, key_name, outputs_fingerprint, rows_digest, since_made
 from guidedlabelling.io import save_heatmap_mat
 from guidedlabelling.tags import hash_split
 from guidedlabelling.settings import SHARED
@@ -950,3 +950,14 @@ def test_final_labels_follow_class_lists_that_an_edited_image_changes(own, comma
     assert code == 0, out + err
     for made in sorted(alone.glob("*.png")):
         assert np.array_equal(np.array(Image.open(made)), np.array(Image.open(guides / made.name))), made.name
+
+
+def test_only_files_edited_in_place_count_as_one_images():
+    """An image file edited in place is one image's to remake where own() says its output is there; an upstream
+    output or a work size that changed is every image's, whatever own() says (a full remake: None)."""
+    old = {"/i/a.jpg": "d0", "/i/b.jpg": "d1", UPSTREAM + "saliency_train": "u0", WORK_SIZE + "train": "w0"}
+    every = lambda key: True   # noqa: E731
+    assert images_come_or_go(["/i/a.jpg"], old, old | {"/i/a.jpg": "d2"}, every) == ["/i/a.jpg"]
+    assert images_come_or_go(["/i/a.jpg"], old, old | {"/i/a.jpg": "d2"}) is None   # its output is not there
+    for key in (UPSTREAM + "saliency_train", WORK_SIZE + "train"):
+        assert images_come_or_go(["/i/a.jpg", key], old, old | {"/i/a.jpg": "d2", key: "x"}, every) is None

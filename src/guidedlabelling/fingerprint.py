@@ -392,7 +392,8 @@ def images_come_or_go(keys, old, new, own=lambda key: False):
     if not keys or any(csv_of(k) for k in rest):   # the tags CSV counted otherwise (its rows, its classes)
         return None
     files = [k for changed in file_changes(rest, old, new) for k in changed]
-    edited = [k for k in rest if k not in files and old.get(k, ABSENT) != ABSENT != new.get(k, ABSENT) and own(k)]
+    edited = [k for k in rest if k not in files and not k.startswith((UPSTREAM, WORK_SIZE)) and
+              old.get(k, ABSENT) != ABSENT != new.get(k, ABSENT) and own(k)]   # (a file edited in place)
     return files + edited if set(rest) <= set(files + edited) else None
 
 
