@@ -13,9 +13,9 @@ marks (on MSRC book, 10 of 22 images, and chair, 7 of 22; others 0-20%, built-in
 aeroplane seeds spill over the sky), 36-59% of the others'.
 
 Classes whose seeds cannot be told apart: a pair of classes whose class maps correlate at least ALIKE on the images
-tagged with both (at least TOGETHER_MIN of them, and at least TOGETHER_SHARE of the images of the rarer class). Tags alone cannot separate classes that are nearly always tagged
-together: on MSRC face is tagged with body in all 40 of its images, and their maps correlate 0.98 there (other
-pairs at most 0.61 where they occur together).
+tagged with both (at least TOGETHER_MIN of them, and at least TOGETHER_SHARE of the images of the rarer class).
+Tags alone cannot separate classes that are nearly always tagged together: on MSRC face is tagged with body in all
+40 of its images, and their maps correlate 0.98 there (other pairs at most 0.61 where they occur together).
 """
 import itertools
 

@@ -321,20 +321,19 @@ def example_panel(data, i, files, rule):
     return buffer.getvalue()
 
 
-def example_files(cfg, preset, ref, test_seeds, item_id, folders=None):
-    """(caption, path) of the run's outputs for one image: each stage's, seeds also from the heatmaps made
-    for the test split (test_seeds: the config with --seed_split test), and the fully supervised prediction.
-    folders: example_folders' memo, so that a split of thousands of images names each stage's folder once."""
-    folders = folders if folders is not None else example_folders(cfg, preset, ref, test_seeds)
+def example_files(folders, item_id):
+    """(caption, path) of the run's outputs for one image in example_folders' `folders`: each stage's, seeds also
+    from the heatmaps made for the test split, and the fully supervised prediction where the run has one."""
     ours = stage_files(folders["ours"].__getitem__, item_id)
     test = stage_files(folders["test"].__getitem__, item_id)
     return [(caption, p if p.exists() else q) for (caption, p), (_, q) in zip(ours, test)] + (
-        [("fully supervised", folders["ref"] / f"{item_id}.png")] if ref else [])
+        [("fully supervised", folders["ref"] / f"{item_id}.png")] if folders["ref"] else [])
 
 
 def example_folders(cfg, preset, ref, test_seeds):
-    """The stage folders example_files reads, found once: naming.stage_dir derives a folder's name from every
-    setting of the stage and its upstream ones, and looks for former names on disk."""
+    """The stage folders example_files reads (test_seeds: the config with --seed_split test), found once for every
+    image: naming.stage_dir derives a folder's name from every setting of the stage and its upstream ones, and looks
+    for former names on disk."""
     stages = [stage for _, stage in STAGE_FILES]
     return {"ours": {stage: naming.stage_dir(cfg, preset, stage) for stage in stages},
             "test": {stage: naming.stage_dir(test_seeds, preset, stage) for stage in stages},
@@ -384,11 +383,10 @@ def examples_section(cfg, preset, ref, test_seeds, examples, opened=None):
     """Images of the training and test splits with every stage output that exists for them (the splits as `opened`,
     the run's preflight.Opened, holds them)."""
     d, rule = cfg["data"], SeedRule.of(cfg)
-    parts = []
+    parts, folders = [], example_folders(cfg, preset, ref, test_seeds)
     for split in dict.fromkeys([d["dataset"], d["test_dataset"]]):
         data = reopened(opened, d, split, cfg["run"]["follow_symlinks"])
-        folders = example_folders(cfg, preset, ref, test_seeds)
-        files = [example_files(cfg, preset, ref, test_seeds, item.id, folders) for item in data.items]
+        files = [example_files(folders, item.id) for item in data.items]
         for i in example_indices(data, examples, files, rule):
             parts.append(figure(example_panel(data, i, files[i], rule), f"{data.split} image {data.items[i].id}",
                                 "panel"))

@@ -65,7 +65,7 @@ class Run:
     def done(self, ctx):
         """Its done.json, or None: unfinished, or out of date (results.out_of_date: a run to make)."""
         folder = self.folder(ctx)
-        ctx.varied.update(S.locate(item.split("=", 1)[0]) for item in self.sets)
+        ctx.varied.update(S.locate(C.split_override(item)[0]) for item in self.sets)
         done = finished(folder)
         stale = done and out_of_date(folder, ctx.resolve(self.sets)[0], ctx.digests, ctx.checked)
         return None if stale else done
@@ -228,13 +228,14 @@ def last_run_sets(run_dir, given, varied):
         overrides = json.loads((run_dir / "summary.json").read_text()).get("overrides", [])
     except (OSError, ValueError, AttributeError):
         return []
-    return [s for s in overrides if isinstance(s, str) and "=" in s and s not in given and suggested(s, varied)]
+    return [s for s in overrides if isinstance(s, str) and s not in given and suggested(s, varied)]
 
 
 def suggested(item, varied):
-    """Whether --set `item` is one to suggest: a setting of this version, neither out_root nor one in `varied`."""
+    """Whether --set `item` is one to suggest: KEY=VALUE of a setting of this version, neither out_root nor one in
+    `varied`."""
     try:
-        sec, key = S.locate(item.split("=", 1)[0])
+        sec, key = S.locate(C.split_override(item)[0])
     except (InputError, KeyError, ValueError):
-        return False   # a setting of an older version
+        return False   # not KEY=VALUE, or a setting of an older version
     return key != "out_root" and (sec, key) not in varied
