@@ -18,8 +18,9 @@ from PIL import Image
 
 from conftest import ROWS, make_own, own_args, retag_mask, stage_folders
 from guidedlabelling import preflight, runner
-from guidedlabelling.fingerprint import ABSENT, EVALUATED, TAG_CLASSES, TAG_IMAGES, TAG_ROWS, UPSTREAM, WORK_SIZE, \
-    file_digest, csv_of, fingerprint, images_come_or_go, key_name, outputs_fingerprint, rows_digest, since_made
+from guidedlabelling.fingerprint import ABSENT, EVALUATED, IMAGE_WORK_SIZE, TAG_CLASSES, TAG_IMAGES, TAG_ROWS, \
+    UPSTREAM, WORK_SIZE, file_digest, csv_of, fingerprint, images_come_or_go, key_name, outputs_fingerprint, \
+    rows_digest, since_made
 from guidedlabelling.io import save_heatmap_mat
 from guidedlabelling.tags import hash_split
 from guidedlabelling.settings import SHARED
@@ -174,8 +175,8 @@ def test_folders_whose_tags_csv_an_earlier_version_counted_by_its_rows_stay_curr
     reference = ("seg_train", "segmentations")
     made_manifest = preflight.Checked.made_manifest
     with monkeypatch.context() as m:
-        m.setattr(preflight.Checked, "made_manifest", lambda self, way="now": made_manifest(
-            self, "rows" if way == "now" else way))
+        m.setattr(preflight.Checked, "made_manifest", lambda self, way="now", sized="image": made_manifest(
+            self, "rows" if way == "now" else way, sized))
         run_all(command, own, SEGMENTER)
         run_all(command, own, reference, "--set", "labels=gt")
     outputs = run_all(command, own, SEGMENTER) + run_all(command, own, reference, "--set", "labels=gt")
@@ -396,9 +397,56 @@ def test_folders_made_at_the_files_size_are_remade_once_the_work_size_shrinks_th
     assert all("up to date" in out for out in outputs)
     monkeypatch.setitem(SHARED["data"], "max_image_side", (16, "a default that shrinks the tiny images"))
     outputs = run_all(command, own, ("seed_train", "seed_heatmaps"))
-    assert "work size of train changed since it was made; recomputing it" in outputs[0]
-    assert "seed_train's output, work size of train changed since it was made; recomputing it" in outputs[1]
+    said = "the work size of 4 images changed since it was made; recomputing it"
+    assert said in outputs[0] and f"seed_train's output, {said}" in outputs[1], outputs
     assert scipy.io.loadmat(folder(own, "seed_heatmaps") / "a.mat")["heatmap"].shape[-2:] == (12, 16)
+
+
+def grow(own, image_id, name):
+    """Make an image of the own dataset and its mask twice as large (48 x 64), edited in place."""
+    for path, resample in ((own["images"] / name, Image.BILINEAR), (own["masks"] / f"{image_id}.png", Image.NEAREST)):
+        Image.open(path).resize((64, 48), resample).save(path)
+
+
+def test_a_photo_grown_past_the_work_size_remakes_its_own_map_alone(own, command, monkeypatch):
+    """A photo replaced by a larger one that the work size shrinks (48 x 64 at max_image_side 40: 30 x 40) while
+    the others stay within it: only its map is made again (every map was: the work size was keyed per split, a
+    probe), at its work size, as a fresh run makes it; shrunk back within it, only its map again."""
+    monkeypatch.setitem(SHARED["data"], "max_image_side", (40, "shrinks a grown 48 x 64 image alone"))
+    run_all(command, own, ("saliency_train", "saliency"))
+    maps = folder(own, "saliency")
+    before = {p.name: p.stat().st_mtime_ns for p in maps.glob("*.png")}
+    grow(own, "e", "e.jpg")
+    (out,) = run_all(command, own, ("saliency",))
+    assert f"{own['images'] / 'e.jpg'}, {own['masks'] / 'e.png'} changed since it was made; keeping the outputs of " \
+        "the images it had unchanged, making the others'" in out and "1 of 2 images to do" in out, out
+    assert {p.name for p in maps.glob("*.png") if p.stat().st_mtime_ns != before[p.name]} == {"e.png"}
+    assert Image.open(maps / "e.png").size == (40, 30)
+    fresh = dict(own, out_root=own["out_root"].parent / "fresh")
+    run_all(command, fresh, ("saliency_train", "saliency"))
+    made = {p.name: np.array(Image.open(p)) for p in folder(fresh, "saliency").glob("*.png")}
+    assert made.keys() == before.keys()
+    assert all(np.array_equal(np.array(Image.open(maps / name)), made[name]) for name in made)
+    before = {p.name: p.stat().st_mtime_ns for p in maps.glob("*.png")}
+    for path in (own["images"] / "e.jpg", own["masks"] / "e.png"):
+        Image.open(path).resize((32, 24), Image.NEAREST).save(path)
+    (out,) = run_all(command, own, ("saliency",))
+    assert "keeping the outputs of the images it had unchanged" in out, out
+    assert {p.name for p in maps.glob("*.png") if p.stat().st_mtime_ns != before[p.name]} == {"e.png"}
+    assert Image.open(maps / "e.png").size == (32, 24)
+
+
+def test_folders_that_keyed_the_work_size_per_split_stay_current(own, command, monkeypatch):
+    """Versions up to fbe18ef keyed the work size per split ('work size of val'): their folders stay up to date."""
+    monkeypatch.setitem(SHARED["data"], "max_image_side", (40, "shrinks a grown 48 x 64 image alone"))
+    grow(own, "e", "e.jpg")
+    made_manifest = preflight.Checked.made_manifest
+    with monkeypatch.context() as m:
+        m.setattr(preflight.Checked, "made_manifest", lambda self, way="now", sized="image": made_manifest(
+            self, way, "split"))
+        run_all(command, own, SEGMENTER)
+    assert json.loads((folder(own, "saliency") / "inputs.json").read_text())["inputs"][WORK_SIZE + "val"] == "40"
+    assert all("up to date" in out for out in run_all(command, own, SEGMENTER))
 
 
 def test_a_stale_upstream_output_is_an_error_naming_what_changed(own, command):
@@ -961,3 +1009,16 @@ def test_only_files_edited_in_place_count_as_one_images():
     assert images_come_or_go(["/i/a.jpg"], old, old | {"/i/a.jpg": "d2"}) is None   # its output is not there
     for key in (UPSTREAM + "saliency_train", WORK_SIZE + "train"):
         assert images_come_or_go(["/i/a.jpg", key], old, old | {"/i/a.jpg": "d2", key: "x"}, every) is None
+
+
+def test_an_images_work_size_is_that_images_alone():
+    """An image's work size key that comes, goes or changes is that image's to remake (its stem is the id)."""
+    old = {"/i/a.jpg": "d0", "/i/b.jpg": "d1", IMAGE_WORK_SIZE + "/i/b.jpg": "40"}
+    grown = old | {"/i/a.jpg": "d2", IMAGE_WORK_SIZE + "/i/a.jpg": "40"}
+    changed = ["/i/a.jpg", IMAGE_WORK_SIZE + "/i/a.jpg"]
+    assert images_come_or_go(changed, old, grown, lambda key: True) == changed
+    assert images_come_or_go(changed[1:], old, grown) == changed[1:]
+    assert since_made(changed, old, grown) == "/i/a.jpg changed since it was made"
+    assert since_made(changed[1:], old, grown) == "the work size of /i/a.jpg changed since it was made"
+    both = {IMAGE_WORK_SIZE + "/i/a.jpg": "40", IMAGE_WORK_SIZE + "/i/b.jpg": "40"}
+    assert since_made(sorted(both), {}, both) == "the work size of 2 images changed since it was made"

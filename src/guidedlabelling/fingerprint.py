@@ -39,8 +39,10 @@ UPSTREAM = "upstream "  # manifest key prefix of an upstream output: "upstream s
 EVALUATED = "evaluated "  # manifest key prefix of a label file a stage only compares its outputs with
 SETTINGS = " settings"  # UPSTREAM + stage + SETTINGS: the settings of an upstream folder given by the user, which
 # its outputs_fingerprint leaves out (two trainings of the same inputs with other seeds share it)
-WORK_SIZE = "work size of "  # manifest key prefix of a split some of whose images are worked on shrunk: its
-# max_image_side, so that folders made at another work size, or at the files' (before the setting), are remade
+WORK_SIZE = "work size of "  # manifest key prefix of a split some of whose images are worked on shrunk (as versions
+# up to fbe18ef keyed it), or of such an image (IMAGE_WORK_SIZE): its max_image_side, so that outputs made at another
+# work size, or at the file's (before the setting), are remade; per image, a photo grown past it remakes its own alone
+IMAGE_WORK_SIZE = WORK_SIZE + "image "
 TAG_ROWS = "rows of "  # manifest key prefix of a tags CSV hashed by what it says (rows_digest), not by its bytes
 TAG_CLASSES = "classes of "  # manifest key prefix of a tags CSV hashed by its classes alone (classes_digest): what
 # the fully supervised reference takes from it (the saliency maps and the tests, which read no tags either, count its
@@ -300,6 +302,8 @@ def key_name(key):
     if key.startswith(TAG_SPLIT):
         split, _, _, csv = json.loads(key[len(TAG_SPLIT):])
         return f"the {split} rows of {csv}"
+    if key.startswith(IMAGE_WORK_SIZE):
+        return f"the work size of {key[len(IMAGE_WORK_SIZE):]}"
     if not key.startswith(UPSTREAM):
         return key.removeprefix(EVALUATED).removeprefix(TAG_ROWS)
     stage = key[len(UPSTREAM):]
@@ -326,10 +330,15 @@ def since_made(keys, old, new):
     # a file absent then and now (the mask of a row added without one) was neither added nor changed
     nowhere = [k for k in keys if old.get(k, ABSENT) == new.get(k, ABSENT) == ABSENT]
     keys = [k for k in keys if k not in nowhere] if len(nowhere) < len(keys) else keys
+    keys = [k for k in keys if k[len(IMAGE_WORK_SIZE):] not in keys or not k.startswith(IMAGE_WORK_SIZE)]   # (the
+    # work size of a photo changed comes with it)
     resaved, keys = tags_counted_otherwise(keys, old, new)
     added, went, unread = file_changes(keys, old, new)
     told = set(added + went + unread)
     changed = resaved + [k for k in keys if k not in told]
+    sized = [k for k in changed if k.startswith(IMAGE_WORK_SIZE)]
+    if len(sized) > 1:   # (max_image_side set lower: every image over it)
+        changed = [k for k in changed if k not in sized] + [f"the {WORK_SIZE}{len(sized)} images"]
     parts = [f"{describe(changed)} changed"] if changed else []
     if added:
         parts.append(f"{describe(added)} {'was' if len(added) == 1 else 'were'} added")
@@ -384,9 +393,10 @@ def images_come_or_go(keys, old, new, own=lambda key: False):
     """The files added, gone, no longer read or edited where the manifest keys that changed between a recorded
     manifest `old` and today's `new` only say which images the splits hold and which of them are other files now
     (image files added, gone, no longer read, or edited where own(key): that file is one image's own, its output
-    is there under its id; the tags CSV counted by its images (TAG_IMAGES); files only scored with), else None.
-    Every other image's per-image output is then what it was (its file, its upstream outputs and its settings
-    are): a row added, or a photo edited, keeps the other images' saliency maps."""
+    is there under its id; the work size of an image (IMAGE_WORK_SIZE); the tags CSV counted by its images
+    (TAG_IMAGES); files only scored with), else None. Every other image's per-image output is then what it was (its
+    file, its upstream outputs and its settings are): a row added, or a photo edited, keeps the other images'
+    saliency maps."""
     old = renamed_upstream(old, pipeline.FORMER_NAMES)
     rest = [k for k in keys if not k.startswith((EVALUATED, TAG_IMAGES))]
     if not keys or any(csv_of(k) for k in rest):   # the tags CSV counted otherwise (its rows, its classes)
@@ -394,7 +404,8 @@ def images_come_or_go(keys, old, new, own=lambda key: False):
     files = [k for changed in file_changes(rest, old, new) for k in changed]
     edited = [k for k in rest if k not in files and not k.startswith((UPSTREAM, WORK_SIZE)) and
               old.get(k, ABSENT) != ABSENT != new.get(k, ABSENT) and own(k)]   # (a file edited in place)
-    return files + edited if set(rest) <= set(files + edited) else None
+    sized = [k for k in rest if k.startswith(IMAGE_WORK_SIZE)]   # (its stem is the image's id too)
+    return files + edited + sized if set(rest) <= set(files + edited + sized) else None
 
 
 def staleness(folder, digests, checked=None):

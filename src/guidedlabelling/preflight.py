@@ -23,9 +23,9 @@ from .errors import InputError, capped, some
 from .inference import check_classes, pick_device, trained
 from .io import IGNORE, WIDE_GREY_MODES, as_displayed, label_array, load_checkpoint
 from .model_setup import untrained
-from .fingerprint import DONE, EVALUATED, SETTINGS, TAG_CLASSES, TAG_IMAGES, TAG_ROWS, UPSTREAM, WORK_SIZE, Digests, \
-    csv_of, fingerprint, has_outputs, output_fingerprint, outputs_fingerprint, read_files, remade_in_order, \
-    recorded, settings_digest, split_rows_key, staleness
+from .fingerprint import DONE, EVALUATED, IMAGE_WORK_SIZE, SETTINGS, TAG_CLASSES, TAG_IMAGES, TAG_ROWS, UPSTREAM, \
+    WORK_SIZE, Digests, csv_of, fingerprint, has_outputs, output_fingerprint, outputs_fingerprint, read_files, \
+    remade_in_order, recorded, settings_digest, split_rows_key, staleness
 from .networks import NETWORKS, imagenet_weights, names
 from .reads import Reads
 from .weights import fitting, read_state
@@ -49,19 +49,20 @@ class Checked:
         valid, and an edited mask re-scores."""
         inputs, upstream = self.made_manifest()
         if recorded and recorded.get("fingerprint") != fingerprint(inputs):
-            for way in FORMER_WAYS:
-                former, _ = self.made_manifest(way)
-                covers = all(counted_in(former, k) for k in inputs)   # every file read today counted then
+            for way, sized in [("now", "split")] + [(way, "split") for way in FORMER_WAYS]:
+                former, _ = self.made_manifest(way, sized)
+                covers = all(counted_in(former, k) for k in inputs if not k.startswith(WORK_SIZE))   # every file
                 if former != inputs and covers and \
                         outputs_fingerprint(former) == outputs_fingerprint(recorded["inputs"]):
                     return former, upstream
         return inputs, upstream
 
-    def made_manifest(self, way="now"):
+    def made_manifest(self, way="now", sized="image"):
         """manifest(): the tags CSV counted by the classes and the rows of the splits it reads where the stage reads
         tags (a val row's tags leave the trainings as they are), else by the images it lists, as a file it scores
         with where it scores, and by its classes where its outputs depend on them (Reads.classes); the user's folders
-        of maps by the files read; or as an earlier version counted them (FORMER_WAYS)."""
+        of maps by the files read; the work size of each image worked on shrunk; or as an earlier version counted
+        them (FORMER_WAYS; the work size per split: work_sizes)."""
         sources, evaluated = [], []
         for data in self.datasets.values():
             sources += data.sources
@@ -84,7 +85,7 @@ class Checked:
             evaluated += [TAG_ROWS + s for s in sorted(tags)] if self.reads.evaluates else []
         inputs, upstream = self.digests.manifest(sources), {}
         inputs |= {EVALUATED + path: digest for path, digest in self.digests.manifest(evaluated).items()}
-        inputs |= {WORK_SIZE + data.split: str(data.max_side) for data in self.datasets.values() if data.shrinks}
+        inputs |= work_sizes(self.datasets.values(), sized)
         for stage, folder in self.folders.items():
             made = output_fingerprint(folder)
             if made:
@@ -96,6 +97,14 @@ class Checked:
                 inputs |= self.digests.manifest(read_files(folder, pipeline.BY_NAME[stage].per_image, ids,
                                                            way == "bytes"))
         return inputs, upstream
+
+
+def work_sizes(datasets, sized="image"):
+    """{manifest key: max_image_side} of each image of the datasets worked on shrunk (IMAGE_WORK_SIZE + its file),
+    or with sized="split", as versions up to fbe18ef counted them, of each split that has any such image."""
+    if sized == "split":
+        return {WORK_SIZE + data.split: str(data.max_side) for data in datasets if data.shrunk}
+    return {IMAGE_WORK_SIZE + str(image): str(data.max_side) for data in datasets for image in data.shrunk}
 
 
 FORMER_WAYS = ("rows", "bytes")  # how earlier versions counted the tags CSV: by all its rows for every stage (before

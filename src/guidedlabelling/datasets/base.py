@@ -200,9 +200,9 @@ class ImageList:
         return np.array(Image.fromarray(plane).resize((w, h), resample))
 
     @property
-    def shrinks(self):
-        """Whether any image is worked on smaller than its file."""
-        return any(self.hw(i) != tuple(hw) for i, hw in enumerate(self.sizes))
+    def shrunk(self):
+        """The image files worked on smaller than they are."""
+        return [it.image for i, (it, hw) in enumerate(zip(self.items, self.sizes)) if self.hw(i) != tuple(hw)]
 
     @property
     def ids(self):
