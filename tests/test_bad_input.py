@@ -411,6 +411,33 @@ def test_a_voc_folder_without_its_images_folder_is_one_error(tmp_path):
                                 "unpacks VOC 2012 so)",)
 
 
+def test_sbd_arranger_run_again_remakes_only_the_labels_edited_since(tmp_path):
+    """Rerun after a VOC label or an SBD .mat was edited: their PNGs in SegmentationClassAug are made again (it kept
+    every PNG already there, so train_aug trained on the former label), the others are left as they are."""
+    import os
+    import scipy.io
+    from guidedlabelling.datasets.sbd import build_train_aug
+    voc = make_voc(tmp_path / "VOC2012", ids=("a", "b", "c"))
+    (voc / "ImageSets" / "Segmentation" / "val.txt").write_text("c\n")
+    sbd = tmp_path / "dataset"
+    (sbd / "cls").mkdir(parents=True)
+    (sbd / "train.txt").write_text("s1\n")
+    (sbd / "val.txt").write_text("c\n")
+    scipy.io.savemat(sbd / "cls" / "s1.mat", {"GTcls": {"Segmentation": np.ones((24, 32), np.uint8)}})
+    assert build_train_aug(sbd, voc) == ["a", "b", "s1"]
+    aug = voc / "SegmentationClassAug"
+    made = {p.name: p.stat().st_mtime_ns for p in aug.glob("*.png")}
+    assert sorted(made) == ["a.png", "b.png", "c.png", "s1.png"]
+    edited = np.full((24, 32), 2, np.uint8)
+    save_label_png(voc / "SegmentationClass" / "a.png", edited)
+    scipy.io.savemat(sbd / "cls" / "s1.mat", {"GTcls": {"Segmentation": edited}})
+    for source in (voc / "SegmentationClass" / "a.png", sbd / "cls" / "s1.mat"):   # later than the PNGs made
+        os.utime(source, ns=(made["a.png"] + 10**9, made["a.png"] + 10**9))
+    build_train_aug(sbd, voc)
+    assert {p.name for p in aug.glob("*.png") if p.stat().st_mtime_ns != made[p.name]} == {"a.png", "s1.png"}
+    assert all(np.array_equal(np.array(Image.open(aug / name)), edited) for name in ("a.png", "s1.png"))
+
+
 def test_sbd_arranger_given_the_unpacked_folder_above_dataset_names_it(tmp_path):
     """python -m guidedlabelling.datasets.sbd benchmark_RELEASE VOC2012 (one folder too high, by hand): told the
     folder that holds SBD's lists, not to run ./downloads.sh --sbd."""

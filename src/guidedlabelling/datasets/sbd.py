@@ -48,14 +48,11 @@ def build_train_aug(sbd_root, voc_root):
     ids = sorted(set(voc_train + sbd_ids) - val)
     out = voc_root / "SegmentationClassAug"
     for i in ids + sorted(val):
-        target = out / f"{i}.png"
-        if target.exists():
-            continue
-        voc_png = voc_root / "SegmentationClass" / f"{i}.png"
-        if voc_png.exists():
-            save_gray_png(target, load_label_png(voc_png))
-        else:
-            save_gray_png(target, sbd_label(sbd_root / "cls" / f"{i}.mat"))
+        target, voc_png = out / f"{i}.png", voc_root / "SegmentationClass" / f"{i}.png"
+        source = voc_png if voc_png.exists() else sbd_root / "cls" / f"{i}.mat"
+        if target.exists() and source.exists() and target.stat().st_mtime_ns >= source.stat().st_mtime_ns:
+            continue   # made from it (a label edited since is newer: made again)
+        save_gray_png(target, load_label_png(voc_png) if source == voc_png else sbd_label(source))
     with atomic_path(lists / "train_aug.txt") as tmp:  # a half-written list would read as a shorter train_aug
         tmp.write_text("\n".join(ids) + "\n")
     return ids
