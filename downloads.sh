@@ -5,7 +5,7 @@
 # Downloads resume (curl -C -; from scratch where the server cannot) and are verified: md5 where the source
 # publishes one; otherwise the sha256 of the first download that unpacks (or converts) is recorded in
 # $DATA/checksums.recorded and checked on later runs. Then they are unpacked and converted into the layouts the
-# stages read:
+# stages read (once: a rerun unpacks an archive again only where it was downloaded again or stopped midway):
 #   --voc            $DATA/VOCdevkit/VOC2012 (JPEGImages, SegmentationClass, ImageSets, Annotations)
 #   --sbd            SBD's labels -> VOC2012/SegmentationClassAug + ImageSets/Segmentation/train_aug.txt
 #   --models         $MODELS/VGG_ILSVRC_16_layers.caffemodel, and from it DeepLab-LargeFOV's init
@@ -64,18 +64,30 @@ confirm() {  # record the checksum of the download that just unpacked or convert
   fi
 }
 
+unpacked() {  # archive folder: whether the archive was unpacked whole since it was downloaded, and folder is there
+  local marker=$DATA/downloads/.$1.unpacked
+  [ "$marker" -nt "$DATA/downloads/$1" ] && [ -d "$2" ] || return 1
+  echo "   unpacked already (delete $marker to unpack it again)"
+}
+unpacked_whole() { touch "$DATA/downloads/.$1.unpacked"; }  # archive: unpacked and converted (not stopped midway)
+
 voc() {
   fetch "$VOC_URL" VOCtrainval_11-May-2012.tar "$VOC_MD5"
+  unpacked VOCtrainval_11-May-2012.tar "$DATA/VOCdevkit/VOC2012/JPEGImages" && return
   tar -xf "$DATA/downloads/VOCtrainval_11-May-2012.tar" -C "$DATA" ||
     die "$DATA/downloads/VOCtrainval_11-May-2012.tar: does not unpack; delete it and rerun"
   [ -d "$DATA/VOCdevkit/VOC2012/JPEGImages" ] ||
     die "$DATA/downloads/VOCtrainval_11-May-2012.tar: holds no VOCdevkit/VOC2012/JPEGImages (another archive?); check VOC_URL, delete it and rerun"
+  unpacked_whole VOCtrainval_11-May-2012.tar
 }
 
 sbd() {  # SBD labels (.mat) -> SegmentationClassAug PNGs + the train_aug list (train + SBD minus VOC12 val)
   fetch "$SBD_URL" benchmark.tgz "$SBD_MD5"
-  tar -xzf "$DATA/downloads/benchmark.tgz" -C "$DATA/downloads" ||
-    die "$DATA/downloads/benchmark.tgz: does not unpack; delete it and rerun"
+  if ! unpacked benchmark.tgz "$DATA/downloads/benchmark_RELEASE/dataset"; then
+    tar -xzf "$DATA/downloads/benchmark.tgz" -C "$DATA/downloads" ||
+      die "$DATA/downloads/benchmark.tgz: does not unpack; delete it and rerun"
+    unpacked_whole benchmark.tgz
+  fi  # (the PNGs made before are kept, but where their label is newer: datasets/sbd.py)
   "$PYTHON" -m guidedlabelling.datasets.sbd "$DATA/downloads/benchmark_RELEASE/dataset" "$DATA/VOCdevkit/VOC2012"
 }
 
@@ -98,6 +110,7 @@ saliency_data() {  # the paper's saliency training set (MSRA-B) and a larger one
   for name in MSRA-B DUTS-TR; do
     url=$MSRAB_URL; [ "$name" = DUTS-TR ] && url=$DUTS_URL
     fetch "$url" "$name.zip"
+    unpacked "$name.zip" "$DATA/saliency/$name" && continue
     "$PYTHON" -c 'import sys, zipfile; sys.exit(zipfile.ZipFile(sys.argv[1]).testzip() is not None)' \
       "$DATA/downloads/$name.zip" > /dev/null 2>&1 ||
       die "$DATA/downloads/$name.zip: not a whole zip archive (an error page?); delete it and rerun"
@@ -105,6 +118,7 @@ saliency_data() {  # the paper's saliency training set (MSRA-B) and a larger one
     "$PYTHON" -m zipfile -e "$DATA/downloads/$name.zip" "$DATA/downloads/$name"
     "$PYTHON" -m guidedlabelling.datasets.saliency_sets "$DATA/downloads/$name" "$DATA/saliency/$name"
     confirm
+    unpacked_whole "$name.zip"
   done
 }
 

@@ -4,6 +4,7 @@ voc12_paper preset runs end to end from those files, sizes shrunk by overrides o
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -78,6 +79,25 @@ def test_downloads_rerun_keeps_an_init_and_checks_recorded_sums(downloaded):
     proc = subprocess.run(["bash", str(ROOT / "downloads.sh"), "--models"], env=env, capture_output=True, text=True)
     assert proc.returncode == 1 and proc.stderr.splitlines()[-1].startswith(f"downloads.sh: {downloaded_vgg}: sha256 ")
     assert "recorded for it in" in proc.stderr and "delete its line" in proc.stderr
+
+
+def test_a_rerun_unpacks_only_archives_downloaded_again(downloaded):
+    """Every rerun unpacked the VOC tar (2 GB), SBD's and the saliency zips again: now only an archive downloaded
+    since (newer than its mark) or one whose folder went."""
+    tmp, _, env, _ = downloaded
+    msra = tmp / "data" / "saliency" / "MSRA-B" / "images" / "s0.jpg"
+    before = msra.stat().st_mtime_ns
+    proc = downloads(env, "--voc", "--sbd", "--saliency-data")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count("   unpacked already") == 4 and msra.stat().st_mtime_ns == before, proc.stdout
+    marks = tmp / "data" / "downloads"
+    os.utime(marks / ".VOCtrainval_11-May-2012.tar.unpacked", ns=(0, 0))   # the tar downloaded again since
+    shutil.rmtree(tmp / "data" / "saliency" / "MSRA-B")                    # a folder removed
+    proc = downloads(env, "--voc", "--saliency-data")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count("   unpacked already") == 1 and "DUTS-TR.zip\n   unpacked already" in proc.stdout
+    assert msra.is_file() and (marks / ".VOCtrainval_11-May-2012.tar.unpacked").stat().st_mtime_ns > \
+        (marks / "VOCtrainval_11-May-2012.tar").stat().st_mtime_ns
 
 
 def downloads(env, *parts):
