@@ -129,6 +129,20 @@ def test_cache_belongs_to_one_content_of_the_inputs(tmp_path, capsys):
     assert json.loads((tmp_path / "inputs.json").read_text()) == edited
 
 
+@pytest.mark.parametrize("being_written", [".config.yaml.a1b2.tmp.yaml", ".inputs.json.c3d4.tmp.json"])
+def test_a_fragment_starting_beside_another_is_not_refused_for_its_temp_files(tmp_path, being_written):
+    """Two fragments started at once into a new folder: where one was writing config.yaml or inputs.json (its temp
+    file beside them, io.atomic_path), the other took that file for an output and stopped ('its config.yaml went',
+    'no record of the inputs'), though nothing was made yet."""
+    settings = {"guide_labels": {"seedthres": 20}}
+    if being_written.startswith(".inputs"):   # the first fragment's config.yaml written, its inputs.json not yet
+        (tmp_path / "config.yaml").write_text(yaml.safe_dump(settings))
+    (tmp_path / being_written).write_bytes(b"")
+    assert not check_cache(tmp_path, settings, False, INPUTS, alone=False)
+    assert yaml.safe_load((tmp_path / "config.yaml").read_text()) == settings
+    assert json.loads((tmp_path / "inputs.json").read_text())["fingerprint"] == "f1"
+
+
 def test_checkpoint_of_another_network_is_refused(tmp_path):
     path = tmp_path / "model.pth"
     save_checkpoint(path, GAPNet("GAP-HighRes", 5, 1 / 16), {"kind": "seed"})

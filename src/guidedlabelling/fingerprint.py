@@ -23,12 +23,13 @@ and label to check it, takes 1.9 s.
 """
 import hashlib
 import json
+from fnmatch import fnmatch
 from pathlib import Path
 
 from . import pipeline
 from .errors import InputError, listed
 from .datasets.own import image_id
-from .io import CLASS_SCORES, SNAPSHOT
+from .io import CLASS_SCORES, SNAPSHOT, TEMPORARY
 from .tags import read_rows, split_of, tag_names
 
 MANIFEST = "inputs.json"
@@ -469,5 +470,6 @@ def remade_in_order(stage, folder, digests, checked=None):
 
 def has_outputs(folder):
     """Whether a stage folder holds anything besides its bookkeeping (finished or not; a DONE alone counts: it
-    records outputs that went)."""
-    return folder.is_dir() and any(p.name not in BOOKKEEPING for p in folder.iterdir())
+    records outputs that went) and temp files: another fragment's config.yaml being written is not an output."""
+    return folder.is_dir() and any(p.name not in BOOKKEEPING and not fnmatch(p.name, TEMPORARY)
+                                   for p in folder.iterdir())

@@ -47,6 +47,9 @@ def not_utf8(error):
     return f"line {line}, byte 0x{error.object[error.start]:02x}"
 
 
+TEMPORARY = ".*.tmp*"  # atomic_path's files (a glob): one being written, or one a run killed while writing left
+
+
 @contextlib.contextmanager
 def atomic_path(path):
     """Yield a temp path beside `path`; rename it into place only if the block succeeds. A file-system error

@@ -32,7 +32,7 @@ from .fingerprint import DONE, EVALUATED, MANIFEST, UPSTREAM, changes, damage, d
     remade, since_made, upstream_digests
 from .inference import pick_device
 from .errors import OVERRIDDEN, counted, image_lines, resume_hint
-from .io import Busy, InputError, lock_of, reading, save_json, save_yaml, writing
+from .io import TEMPORARY, Busy, InputError, lock_of, reading, save_json, save_yaml, writing
 from .datasets.base import warned_line
 from .datasets.builtin import ensure_builtin
 
@@ -163,9 +163,6 @@ def in_log_file(log, message):
     for handler in log.handlers:
         if isinstance(handler, logging.FileHandler):
             handler.handle(record)
-
-
-TEMPORARY = ".*.tmp*"  # io.atomic_path's files (a glob), left by a run killed while writing
 
 
 def remove_temporary(out, alone):
