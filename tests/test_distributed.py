@@ -334,3 +334,24 @@ def test_a_worker_that_dies_stops_the_other_with_one_line_and_a_snapshot_to_resu
     resumed = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert f"resuming at iteration {done}" in (out / "log.txt").read_text()
+
+
+def test_a_terminated_torchrun_training_says_so_once_in_its_log(tmp_path):
+    """Each process of a launch ended by SIGTERM wrote 'terminated; ...' into the training's log.txt, where only the
+    first process writes (the others log warnings only): log.txt said it twice, beside one snapshot line."""
+    out, err = tmp_path / "seed", tmp_path / "err.txt"
+    proc = subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                             str(ROOT / STAGES["classification"][0]), "--config", "smoke", "--out_root", str(tmp_path),
+                             "--out_dir", str(out), "--set", "seed_train.batch_size=4", "--set",
+                             "seed_train.max_iter=100000", "--set", "snapshot=100000"],
+                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err.open("w"))
+    deadline = time.monotonic() + 120
+    while "iter 1/" not in ((out / "log.txt").read_text() if (out / "log.txt").exists() else ""):
+        assert time.monotonic() < deadline and proc.poll() is None, err.read_text()
+        time.sleep(0.2)
+    proc.terminate()   # torchrun passes SIGTERM on to its workers
+    proc.wait(120)
+    lines = (out / "log.txt").read_text().splitlines()
+    assert [line.split(" ", 1)[1] for line in lines if "terminated" in line] == \
+        ["terminated; rerun the same command to resume"], lines
+    assert sum("saved a snapshot at iteration" in line for line in lines) == 1, lines

@@ -158,7 +158,10 @@ def make_logger(out):
 
 
 def in_log_file(log, message):
-    """A line for the stage's log.txt alone: the command prints it on the terminal itself."""
+    """A line for the stage's log.txt alone: the command prints it on the terminal itself. Not from a torchrun
+    process that logs warnings only (training.prepare): the first process writes the training's log."""
+    if not log.isEnabledFor(logging.INFO):
+        return
     record = log.makeRecord(log.name, logging.INFO, __file__, 0, message, None, None)
     for handler in log.handlers:
         if isinstance(handler, logging.FileHandler):
