@@ -355,3 +355,16 @@ def test_a_terminated_torchrun_training_says_so_once_in_its_log(tmp_path):
     assert [line.split(" ", 1)[1] for line in lines if "terminated" in line] == \
         ["terminated; rerun the same command to resume"], lines
     assert sum("saved a snapshot at iteration" in line for line in lines) == 1, lines
+
+
+def test_a_training_with_world_size_but_no_rendezvous_is_one_error_line(tmp_path):
+    """WORLD_SIZE and RANK set without torchrun (a scheduler's, or exported for the per-image stages' fragments) made
+    a training end in torch's traceback of the missing MASTER_ADDR; now one line, before its folder is made."""
+    env = {k: v for k, v in os.environ.items() if k not in ("MASTER_ADDR", "MASTER_PORT", "TORCHELASTIC_RUN_ID")}
+    script, settings = STAGES["classification"]
+    proc = subprocess.run([sys.executable, str(ROOT / script), "--config", "smoke", "--out_root", str(tmp_path),
+                           *settings], cwd=ROOT, env=env | {"WORLD_SIZE": "2", "RANK": "0"}, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 2 and not list((tmp_path / "smoke").glob("seed_train/*/config.yaml")), proc.stderr
+    assert proc.stderr.strip() == "error: WORLD_SIZE=2 is set without MASTER_ADDR and MASTER_PORT, where a " \
+        "training's processes meet; start them with torchrun, or unset WORLD_SIZE and RANK to train in one process"

@@ -65,6 +65,7 @@ def process_group(device):
     if world_size() == 1 or dist.is_initialized():
         yield
         return
+    check_rendezvous()
     cuda = device.type == "cuda"
     if cuda:
         torch.cuda.set_device(device)
@@ -74,6 +75,16 @@ def process_group(device):
         dist.barrier()
     finally:
         dist.destroy_process_group()
+
+
+def check_rendezvous():
+    """The processes of a training find each other at MASTER_ADDR:MASTER_PORT, which torchrun sets; WORLD_SIZE and
+    RANK set by something else (a scheduler, a shell's export) without them made torch raise its traceback."""
+    missing = [name for name in ("MASTER_ADDR", "MASTER_PORT") if name not in os.environ]
+    if missing:
+        raise InputError(f"WORLD_SIZE={world_size()} is set without {' and '.join(missing)}, where a training's "
+                         "processes meet; start them with torchrun, or unset WORLD_SIZE and RANK to train in one "
+                         "process")
 
 
 def wrap(model, device, channels_last=False):
