@@ -4,6 +4,7 @@ import html
 import json
 import shutil
 import subprocess
+import struct
 import sys
 from pathlib import Path
 
@@ -333,6 +334,25 @@ def test_a_mask_or_saliency_map_with_an_exif_orientation_is_read_as_displayed(tm
         assert png_problem(tmp_path / name, [(24, 40)], classes=3) is None
     np.testing.assert_array_equal(load_gray_png(tmp_path / "sal.png"), mask * 100)
     assert png_problem(tmp_path / "sal.png", [(24, 40)], grey=True) is None
+
+
+def test_a_photo_whose_exif_block_pillow_cannot_write_again_is_turned_all_the_same(tmp_path):
+    """A camera's EXIF block with the orientation 6 and its resolution unit stored as a BYTE, not a SHORT: the photo
+    decodes whole (image_check passes it), but ImageOps.exif_transpose, writing the block again, raised struct.error,
+    a bare traceback that ended predict at that photo (a probe). It is turned as displayed, as a mask with it is."""
+    from guidedlabelling.io import load_label_png
+    img = np.zeros((24, 40, 3), np.uint8)
+    img[:6, :10] = (250, 20, 20)    # a red block in the top left corner, as displayed
+    entries = [(EXIF_ORIENTATION, 3, struct.pack("<H", 6)), (0x0128, 1, b"\x02")]   # (tag, type, value), count 1
+    ifd = struct.pack("<H", len(entries)) + b"".join(struct.pack("<HHI", tag, kind, 1) + value.ljust(4, b"\0")
+                                                     for tag, kind, value in entries) + struct.pack("<I", 0)
+    exif = b"Exif\x00\x00II*\x00" + struct.pack("<I", 8) + ifd
+    Image.fromarray(np.ascontiguousarray(np.rot90(img, 1))).save(tmp_path / "camera.png", exif=exif)
+    Image.fromarray(np.ascontiguousarray(np.rot90(img[..., 0] // 125, 1))).save(tmp_path / "mask.png", exif=exif)
+    assert image_check(tmp_path / "camera.png") == (24, 40)
+    np.testing.assert_array_equal(load_image(tmp_path / "camera.png"), img)
+    np.testing.assert_array_equal(load_image(tmp_path / "camera.png", (12, 20)).shape, (12, 20, 3))
+    np.testing.assert_array_equal(load_label_png(tmp_path / "mask.png"), img[..., 0] // 125)
 
 
 def test_a_mask_whose_exif_block_does_not_parse_is_read_as_stored(tmp_path, recwarn):

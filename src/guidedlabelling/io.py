@@ -14,7 +14,7 @@ import numpy as np
 import scipy.io
 import torch
 import yaml
-from PIL import Image, ImageOps
+from PIL import Image
 
 from .errors import InputError
 from .pipeline import TRAINERS, command
@@ -211,7 +211,22 @@ def as_displayed(img):
             turned = img.getexif().get(EXIF_ORIENTATION, 1) != 1
         except (OSError, SyntaxError, ValueError):   # an EXIF block that does not parse: no orientation
             return img
-        return ImageOps.exif_transpose(img) if turned else img
+        return upright(img) if turned else img
+
+
+TRANSPOSES = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
+              5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+              8: Image.Transpose.ROTATE_90}   # EXIF orientation: the turn that shows the image upright
+
+
+def upright(img):
+    """An opened image turned as its EXIF orientation says (read once it is loaded: Pillow's TIFF reader turns it
+    itself and drops the tag), as ImageOps.exif_transpose turns it, without writing the EXIF block again, which
+    raised (struct.error) on a camera's tag of an odd type, in a photo that decodes whole: a bare traceback ended
+    predict and the pipeline at that photo."""
+    img.load()
+    method = TRANSPOSES.get(img.getexif().get(EXIF_ORIENTATION, 1))
+    return img.transpose(method) if method is not None else img
 
 
 def label_array(img, path):
@@ -248,7 +263,7 @@ def eight_bit(img):
 
 def upright_rgb(img):
     """An opened image as load_image decodes it: EXIF orientation applied, 16-bit greyscale scaled to 8 bits, RGB."""
-    return eight_bit(ImageOps.exif_transpose(img)).convert("RGB")
+    return eight_bit(upright(img)).convert("RGB")
 
 
 def load_image(path, hw=None):
