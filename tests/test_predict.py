@@ -505,6 +505,27 @@ def test_other_files_of_a_folder_are_noted_and_a_link_to_nothing_is_skipped(mode
     assert proc.returncode == 2 and proc.stderr.count("same name as") == 2, proc.stderr
 
 
+def test_a_link_to_nothing_of_a_readable_images_name_leaves_its_outputs_done(model, photos, tmp_path):
+    """a.jpg, a link to nothing, beside a.png: the skipped link's name made a.png's outputs stale, removed and
+    predicted again on every rerun (a probe). A rerun finds it done and leaves its outputs as they were."""
+    folder, out = tmp_path / "photos", tmp_path / "preds"
+    folder.mkdir()
+    shutil.copy(photos / "grey.png", folder / "a.png")
+    shutil.copy(photos / "photo.jpg", folder / "b.jpg")
+    (folder / "a.jpg").symlink_to(tmp_path / "nowhere.jpg")
+
+    def predict():
+        proc = subprocess.run([sys.executable, str(ROOT / "src/predict.py"), str(folder), "--model", str(model),
+                               "--out_dir", str(out), "--config", "smoke"], cwd=ROOT, capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+        assert f"skipped 1 unreadable image:\n  {folder / 'a.jpg'}: a link to nothing, not a file" in proc.stdout
+        return proc.stdout
+    assert "predicted 2 images into" in predict()
+    made = {path: path.stat().st_mtime_ns for path in (out / "a.png", out / "overlay" / "a.png")}
+    assert "2 images, all predicted by an earlier run with these settings" in predict()
+    assert {path: path.stat().st_mtime_ns for path in made} == made   # not written again
+
+
 def test_a_checkpoint_of_another_kind_is_one_error_without_a_note(photos, tmp_path):
     """A saliency network's model.pth: predict says what it is, and no note about its preset comes first."""
     path = tmp_path / "saliency" / "model.pth"

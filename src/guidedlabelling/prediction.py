@@ -229,10 +229,11 @@ def refuse_unrecorded(images, out_dir, recorded):
 
 
 def stale_outputs(images, out_dir, made, sizes, files):
-    """The images whose outputs are made again: those that no longer decode, whose file changed since (`files`
-    against `made`), or whose outputs were damaged since: there with another size than recorded, or, with no sizes
-    (an interrupted run's, a version's before sizes were recorded), not whole."""
-    stale = {Path(path).stem for path in images.skipped}
+    """The images whose outputs are made again: those that no longer decode (but of a readable image's name: a link
+    to nothing a.jpg beside a.png, whose outputs were removed and predicted again on every rerun), whose file changed
+    since (`files` against `made`), or whose outputs were damaged since: there with another size than recorded, or,
+    with no sizes (an interrupted run's, a version's before sizes were recorded), not whole."""
+    stale = {Path(path).stem for path in images.skipped} - set(files)
     stale |= {i for i, state in files.items() if (made.get(i) or {}).get("digest") != state["digest"]}
     stale |= {i for i in files if i in sizes and any(now not in (None, then) for now, then in
                                                      zip(output_sizes(out_dir, i), sizes[i]))}   # absent: made
