@@ -505,6 +505,22 @@ def test_other_files_of_a_folder_are_noted_and_a_link_to_nothing_is_skipped(mode
     assert proc.returncode == 2 and proc.stderr.count("same name as") == 2, proc.stderr
 
 
+def test_predict_reports_its_progress_on_the_images_it_predicts(model, photos, tmp_path):
+    """A folder of thousands of photos was predicted for many minutes without a line (a probe): its progress comes on
+    stderr as the stages' does (progress.py; a plain line where stderr is no terminal), counting this run's images."""
+    out = tmp_path / "preds"
+
+    def predict():
+        proc = subprocess.run([sys.executable, str(ROOT / "src/predict.py"), str(photos), "--model", str(model),
+                               "--out_dir", str(out), "--config", "smoke"], cwd=ROOT, capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+        return proc.stderr
+    assert f"predict: {len(SIZES)}/{len(SIZES)} (100%)" in predict()
+    (out / "grey.png").unlink()
+    assert "predict: 1/1 (100%)" in predict()
+    assert "predict:" not in predict()   # nothing left to do
+
+
 def test_a_link_to_nothing_of_a_readable_images_name_leaves_its_outputs_done(model, photos, tmp_path):
     """a.jpg, a link to nothing, beside a.png: the skipped link's name made a.png's outputs stale, removed and
     predicted again on every rerun (a probe). A rerun finds it done and leaves its outputs as they were."""

@@ -32,6 +32,7 @@ from .inference import TEST_GEOMETRIES, forward_all, geometry, label_map, load_m
 from .fingerprint import file_digest, read_json
 from .io import InputError, atomic_path, load_checkpoint, load_image, load_label_png, save_json, save_label_png, \
     being_written, snapshot_iteration, snapshots, text_lines, writing
+from .progress import progress
 from .stages.segmentations import BATCH
 from .visualize import colour
 
@@ -130,8 +131,8 @@ def predict(model_path, inputs, out_dir, size, resize="none", pcrf="none", devic
     with writing(out_dir, "predict", lock=out_dir / LOCK):  # another predict there: wait, then resume
         replaced = other_settings(out_dir, settings)
         todo = images_to_do(images, out_dir, settings)
-        for i, scores, frame in forward_all(model, images, todo, size, geometry(resize), device, BATCH,
-                                            net_size=net_size):
+        for i, scores, frame in progress(forward_all(model, images, todo, size, geometry(resize), device, BATCH,
+                                                     net_size=net_size), "predict", len(todo)):   # as the stages
             image = images.image(i)
             label = label_map(scores, image, frame, pcrf, crf_backend)
             if image.shape[:2] != tuple(images.sizes[i]):
