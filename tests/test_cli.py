@@ -583,6 +583,19 @@ def test_out_of_memory_is_one_line_other_errors_are_not_hidden(capsys):
         raise RuntimeError("shape mismatch")
 
 
+def test_a_file_name_of_bytes_a_strict_stdout_cannot_encode_is_printed_escaped():
+    """A photo named in Latin-1 (caf\xe9.jpg, from an old camera or a zip) is a str with a surrogate: a stdout whose
+    encoding is strict (LANG=en_US.UTF-8) raised UnicodeEncodeError at predict's summary, a traceback after its work
+    (a probe). It is written escaped, as Python writes stderr; what encodes is written as it is."""
+    import io
+    raw = io.BytesIO()
+    stdout = io.TextIOWrapper(raw, encoding="utf-8", errors="strict", write_through=True)
+    wrapped = cli.ReaderGone(stdout)
+    print("  /photos/caf\udce9.jpg: cannot identify image file", file=wrapped)
+    print("  /photos/猫.jpg", file=wrapped)
+    assert raw.getvalue() == "  /photos/caf\\udce9.jpg: cannot identify image file\n  /photos/猫.jpg\n".encode()
+
+
 def test_a_loader_worker_says_nothing_when_the_command_went_during_a_tensor_handover():
     """Seen once under load: a worker's multiprocessing resource sharer thread printed a ConnectionResetError
     traceback after the interrupted command had gone. The worker drops such reports, and only those."""

@@ -223,7 +223,13 @@ class ReaderGone:
     def write(self, text):
         if not self.gone:
             try:
-                return self.stream.write(text)
+                try:
+                    return self.stream.write(text)
+                except UnicodeEncodeError:   # a file name whose bytes are not UTF-8 (an old camera's, a zip's), on a
+                    # stdout whose encoding is strict (LANG=en_US.UTF-8): escaped, as Python writes stderr, where a
+                    # traceback ended predict after its work, at its summary
+                    encoding = getattr(self.stream, "encoding", None) or "utf-8"
+                    return self.stream.write(text.encode(encoding, "backslashreplace").decode(encoding))
             except OSError:   # EPIPE (| head), EIO (a terminal closed)
                 self.silence()
         return len(text)
