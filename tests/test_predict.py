@@ -521,6 +521,26 @@ def test_predict_reports_its_progress_on_the_images_it_predicts(model, photos, t
     assert "predict:" not in predict()   # nothing left to do
 
 
+def test_the_temporary_files_of_a_killed_predict_are_removed_by_the_next(model, photos, tmp_path):
+    """A predict killed (kill -9) while it wrote an overlay left its temporary file in overlay/ for good, as large as
+    the overlay (a probe); the stages remove theirs (runner.remove_temporary). The next predict removes them."""
+    out = tmp_path / "preds"
+
+    def predict():
+        proc = subprocess.run([sys.executable, str(ROOT / "src/predict.py"), str(photos), "--model", str(model),
+                               "--out_dir", str(out), "--config", "smoke"], cwd=ROOT, capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout
+    predict()
+    made = sorted(str(p.relative_to(out)) for p in out.rglob("*"))
+    (out / "photo.png").unlink()   # killed while its outputs were written: as io.atomic_path names its files
+    for left in (out / ".photo.png.k2l3m4n5.tmp.png", out / "overlay" / ".photo.png.a1b2c3d4.tmp.png",
+                 out / ".predict.json.q9w8e7r6.tmp.json"):
+        left.write_bytes(b"\x89PNG half")
+    assert f"predicted {len(SIZES)} images, {len(SIZES) - 1} of them by an earlier run" in predict()
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*")) == made
+
+
 def test_a_link_to_nothing_of_a_readable_images_name_leaves_its_outputs_done(model, photos, tmp_path):
     """a.jpg, a link to nothing, beside a.png: the skipped link's name made a.png's outputs stale, removed and
     predicted again on every rerun (a probe). A rerun finds it done and leaves its outputs as they were."""

@@ -33,6 +33,7 @@ from .fingerprint import file_digest, read_json
 from .io import InputError, atomic_path, load_checkpoint, load_image, load_label_png, save_json, save_label_png, \
     being_written, snapshot_iteration, snapshots, text_lines, writing
 from .progress import progress
+from .runner import remove_temporary
 from .stages.segmentations import BATCH
 from .visualize import colour
 
@@ -129,6 +130,7 @@ def predict(model_path, inputs, out_dir, size, resize="none", pcrf="none", devic
     if out_dir.is_dir() and not (out_dir / RECORD).exists():
         refuse_foreign(out_dir, None)   # before its lock file is left in someone else's folder
     with writing(out_dir, "predict", lock=out_dir / LOCK):  # another predict there: wait, then resume
+        remove_temporary(out_dir, alone=True)   # a killed predict's half-written files (it holds the lock alone)
         replaced = other_settings(out_dir, settings)
         todo = images_to_do(images, out_dir, settings)
         for i, scores, frame in progress(forward_all(model, images, todo, size, geometry(resize), device, BATCH,
