@@ -506,19 +506,23 @@ def test_other_files_of_a_folder_are_noted_and_a_link_to_nothing_is_skipped(mode
 
 
 def test_predict_reports_its_progress_on_the_images_it_predicts(model, photos, tmp_path):
-    """A folder of thousands of photos was predicted for many minutes without a line (a probe): its progress comes on
-    stderr as the stages' does (progress.py; a plain line where stderr is no terminal), counting this run's images."""
+    """A folder of thousands of photos was predicted for many minutes without a line (a probe), and its overlays
+    drawn again for another --alpha too: their progress comes on stderr as the stages' does (progress.py; a plain line
+    where stderr is no terminal), counting this run's images."""
     out = tmp_path / "preds"
 
-    def predict():
+    def predict(*extra):
         proc = subprocess.run([sys.executable, str(ROOT / "src/predict.py"), str(photos), "--model", str(model),
-                               "--out_dir", str(out), "--config", "smoke"], cwd=ROOT, capture_output=True, text=True)
+                               "--out_dir", str(out), "--config", "smoke", *extra], cwd=ROOT, capture_output=True,
+                              text=True)
         assert proc.returncode == 0, proc.stderr
         return proc.stderr
     assert f"predict: {len(SIZES)}/{len(SIZES)} (100%)" in predict()
     (out / "grey.png").unlink()
     assert "predict: 1/1 (100%)" in predict()
     assert "predict:" not in predict()   # nothing left to do
+    said = predict("--alpha", "0.3")   # every overlay drawn again from its labels (3000: minutes), no network
+    assert f"overlays: {len(SIZES)}/{len(SIZES)} (100%)" in said and "predict:" not in said
 
 
 def test_the_temporary_files_of_a_killed_predict_are_removed_by_the_next(model, photos, tmp_path):

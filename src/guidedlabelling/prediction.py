@@ -144,7 +144,7 @@ def predict(model_path, inputs, out_dir, size, resize="none", pcrf="none", devic
             save_label_png(label_png, label)
             save_overlay(overlay_png, image, label, alpha)
         redrawn = [i for i, it in enumerate(images.items) if not outputs(out_dir, it.id)[1].exists()]
-        for i in redrawn:   # labels made before (another --alpha, overlay/ deleted): no network needed
+        for i in progress(redrawn, "overlays"):   # labels made before (another --alpha, overlay/ deleted): no network
             label_png, overlay_png = outputs(out_dir, images.items[i].id)
             save_overlay(overlay_png, load_image(images.items[i].image), load_label_png(label_png), alpha)
         record_output_sizes(out_dir, images)
