@@ -70,6 +70,13 @@ def photos(tmp_path_factory):
     return folder
 
 
+def run_predict(photos, model, out, *extra):
+    """./src/predict.py on `photos` into `out` at the smoke preset's geometry: the finished process."""
+    return subprocess.run([sys.executable, str(ROOT / "src/predict.py"), str(photos), "--model", str(model),
+                           "--out_dir", str(out), "--config", "smoke", *extra], cwd=ROOT, capture_output=True,
+                          text=True)
+
+
 def shown(path):
     """The image as a viewer shows it: EXIF orientation applied, RGB."""
     with Image.open(path) as img:
@@ -98,8 +105,7 @@ def test_an_overlay_mixed_in_bands_of_rows_is_the_whole_images_mix():
 
 def test_predict_a_folder_writes_labels_and_overlays(model, photos, tmp_path):
     out = tmp_path / "preds"
-    proc = subprocess.run([sys.executable, str(ROOT / "src/predict.py"), str(photos), "--model", str(model),
-                           "--out_dir", str(out), "--config", "smoke"], cwd=ROOT, capture_output=True, text=True)
+    proc = run_predict(photos, model, out)
     assert proc.returncode == 0, proc.stderr
     assert f"predicted {len(SIZES)} images" in proc.stdout
     assert "skipped 1 unreadable image:" in proc.stdout and str(photos / "broken.jpg") in proc.stdout
@@ -337,9 +343,7 @@ def test_a_rerun_resumes_and_other_settings_predict_again(model, photos, tmp_pat
     out = tmp_path / "preds"
 
     def predict(*extra):
-        proc = subprocess.run([sys.executable, str(ROOT / "src/predict.py"), str(photos), "--model", str(model),
-                               "--out_dir", str(out), "--config", "smoke", *extra], cwd=ROOT, capture_output=True,
-                              text=True)
+        proc = run_predict(photos, model, out, *extra)
         assert proc.returncode == 0, proc.stderr
         return proc.stdout
     assert "by an earlier run" not in predict()
@@ -512,9 +516,7 @@ def test_predict_reports_its_progress_on_the_images_it_predicts(model, photos, t
     out = tmp_path / "preds"
 
     def predict(*extra):
-        proc = subprocess.run([sys.executable, str(ROOT / "src/predict.py"), str(photos), "--model", str(model),
-                               "--out_dir", str(out), "--config", "smoke", *extra], cwd=ROOT, capture_output=True,
-                              text=True)
+        proc = run_predict(photos, model, out, *extra)
         assert proc.returncode == 0, proc.stderr
         return proc.stderr
     assert f"predict: {len(SIZES)}/{len(SIZES)} (100%)" in predict()
@@ -531,8 +533,7 @@ def test_the_temporary_files_of_a_killed_predict_are_removed_by_the_next(model, 
     out = tmp_path / "preds"
 
     def predict():
-        proc = subprocess.run([sys.executable, str(ROOT / "src/predict.py"), str(photos), "--model", str(model),
-                               "--out_dir", str(out), "--config", "smoke"], cwd=ROOT, capture_output=True, text=True)
+        proc = run_predict(photos, model, out)
         assert proc.returncode == 0, proc.stderr
         return proc.stdout
     predict()
