@@ -277,6 +277,16 @@ def test_paths_expand_environment_variables_and_spaces_around_a_set_value_are_dr
     assert store_root("None") is None and store_root("$GL_PROBE/store") == tmp_path / "store"
 
 
+def test_an_unset_variable_in_the_store_setting_is_an_error(monkeypatch):
+    """run.store expands variables as the path settings do (store.py), but was not checked: `--set
+    store=$UNSET/s` kept a network in a folder '$UNSET' of the current one."""
+    monkeypatch.delenv("GL_UNSET", raising=False)
+    with pytest.raises(InputError, match=r"^setting run.store = '\$GL_UNSET/s' \(command line\): "
+                                         r"\$GL_UNSET is not set in the environment; set it, or write the path out$"):
+        resolve("store=$GL_UNSET/s")
+    assert resolve("store=none")[0]["run"]["store"] == "none"
+
+
 def test_steps_may_be_written_with_spaces_or_as_all():
     every = ",".join(s for s, _, _ in driver.STEPS)
     assert driver.parse(["--steps", "all"]).steps == every == driver.parse([]).steps

@@ -185,7 +185,7 @@ def range_problems(cfg, origins):
         conflicts = getattr(module, "CONFLICTS", lambda c: [])
         problems += [f"settings of {sec}: {problem}" for problem in conflicts(cfg[sec])]
     for sec, values in cfg.items():   # a variable left in a path setting, not set in the environment
-        for key in PATH_SETTINGS:
+        for key in PATH_SETTINGS + ("store",):   # store: a folder too, its variables expanded by store.store_root
             unset = isinstance(values, dict) and isinstance(values.get(key), str) and \
                 re.search(r"\$\{?\w+\}?", values[key])
             if unset:
