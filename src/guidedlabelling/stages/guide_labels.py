@@ -25,8 +25,8 @@ OPTIONS = {
     "guiderule": ("G2", ", ".join(f"{name} ({rule.about})" for name, rule in RULES.items())),
     "seedthres": (20, "seed threshold on the normalised heatmap, percent"),
     "salthres": (50, "saliency threshold, percent of 255"),
-    "saliency_maps": (None, "folder of your own saliency maps <id>.png (8-bit grey, image size) "
-                            "instead of the saliency stages' output"),
+    "saliency_maps": (None, "folder of your own saliency maps <id>.png (grey, 255 = salient, 16-bit: 65535; the "
+                            "image's size or its work size) instead of the saliency stages' output"),
     "dropped": ("none", "a class the rule drops often (in dropped_often % of its images or more): none (the paper) "
                         "or seeds (where the rule drops it, its seed pixels on background become that class)"),
     "dropped_share": (10, "the rule drops a tagged class in an image when its labels keep under this percent of the "
