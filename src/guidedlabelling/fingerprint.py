@@ -331,8 +331,8 @@ def since_made(keys, old, new):
     # a file absent then and now (the mask of a row added without one) was neither added nor changed
     nowhere = [k for k in keys if old.get(k, ABSENT) == new.get(k, ABSENT) == ABSENT]
     keys = [k for k in keys if k not in nowhere] if len(nowhere) < len(keys) else keys
-    keys = [k for k in keys if k[len(IMAGE_WORK_SIZE):] not in keys or not k.startswith(IMAGE_WORK_SIZE)]   # (the
-    # work size of a photo changed comes with it)
+    named = set(keys)   # (the work size of a photo changed comes with it)
+    keys = [k for k in keys if not k.startswith(IMAGE_WORK_SIZE) or k[len(IMAGE_WORK_SIZE):] not in named]
     resaved, keys = tags_counted_otherwise(keys, old, new)
     added, went, unread = file_changes(keys, old, new)
     told = set(added + went + unread)
