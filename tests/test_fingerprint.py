@@ -449,6 +449,47 @@ def test_folders_that_keyed_the_work_size_per_split_stay_current(own, command, m
     assert all("up to date" in out for out in run_all(command, own, SEGMENTER))
 
 
+def test_a_photo_edited_in_a_folder_that_keyed_the_work_size_per_split_remakes_its_own_map_alone(own, command,
+                                                                                                 monkeypatch):
+    """A folder of a version up to fbe18ef (work size keyed per split, 'work size of val'), one photo edited since
+    (a.jpg, not shrunk): only its map is made again, as that version did, and the message names it alone (every map
+    was made again, 'a.jpg, the work size of e.jpg, work size of val changed', a probe)."""
+    monkeypatch.setitem(SHARED["data"], "max_image_side", (40, "shrinks a grown 48 x 64 image alone"))
+    grow(own, "e", "e.jpg")
+    made_manifest = preflight.Checked.made_manifest
+    with monkeypatch.context() as m:
+        m.setattr(preflight.Checked, "made_manifest", lambda self, way="now", sized="image": made_manifest(
+            self, way, "split"))
+        run_all(command, own, ("saliency_train", "saliency"))
+    maps = folder(own, "saliency")
+    assert WORK_SIZE + "val" in json.loads((maps / "inputs.json").read_text())["inputs"]
+    before = {p.name: p.stat().st_mtime_ns for p in maps.glob("*.png")}
+    path = own["images"] / "a.jpg"
+    image = np.array(Image.open(path))
+    image[0, 0] = 0
+    Image.fromarray(image).save(path)
+    (out,) = run_all(command, own, ("saliency",))
+    assert f"{path} changed since it was made; keeping the outputs of the images it had unchanged" in out, out
+    assert {p.name for p in maps.glob("*.png") if p.stat().st_mtime_ns != before[p.name]} == {"a.png"}
+    assert all("up to date" in out for out in run_all(command, own, ("saliency",)))
+
+
+def test_the_work_size_keyed_per_split_then_per_image_now_is_not_a_change():
+    """The work size keys of a manifest recorded per split and of today's per image say the same where
+    max_image_side is the same: only the images whose files changed are remade; at another max_image_side, all."""
+    old = {"/i/a.jpg": "d0", "/i/e.jpg": "d1", WORK_SIZE + "val": "40"}
+    new = old | {"/i/a.jpg": "d2", IMAGE_WORK_SIZE + "/i/e.jpg": "40"}
+    new.pop(WORK_SIZE + "val")
+    changed = ["/i/a.jpg", IMAGE_WORK_SIZE + "/i/e.jpg", WORK_SIZE + "val"]
+    assert images_come_or_go(changed, old, new, lambda key: True) == ["/i/a.jpg"]
+    assert since_made(changed, old, new) == "/i/a.jpg changed since it was made"
+    smaller = new | {IMAGE_WORK_SIZE + "/i/e.jpg": "30"}
+    assert images_come_or_go(changed, old, smaller, lambda key: True) is None
+    grown = new | {IMAGE_WORK_SIZE + "/i/a.jpg": "40"}
+    assert images_come_or_go(changed + [IMAGE_WORK_SIZE + "/i/a.jpg"], old, grown, lambda key: True) == \
+        ["/i/a.jpg", IMAGE_WORK_SIZE + "/i/a.jpg"]
+
+
 def test_a_stale_upstream_output_is_an_error_naming_what_changed(own, command):
     run_all(command, own, ("seed_train", "seed_heatmaps"))
     edit_in_place(own["tags"], "c.jpg,cat", "c.jpg,dog")

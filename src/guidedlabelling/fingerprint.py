@@ -320,11 +320,26 @@ def describe(keys, limit=3):
     return ", ".join(names) + more
 
 
+def rekeyed_work_sizes(keys, old, new):
+    """The changed keys less those that only key the work size otherwise: where the recorded manifest `old` keyed it
+    per split (versions up to fbe18ef: the split's keys, all gone today) at the max_image_side that today's `new`
+    keys per image, an image whose file is what it was is worked on at the size it was (only the work size keys of
+    images whose files changed, came or went stay). Else the keys as they are."""
+    splits = [k for k in keys if k.startswith(WORK_SIZE) and not k.startswith(IMAGE_WORK_SIZE)]
+    sides = {v for k, v in new.items() if k.startswith(IMAGE_WORK_SIZE)}
+    if not splits or any(k in new or k not in old for k in splits) or len(sides) != 1 or \
+            {old[k] for k in splits} != sides:
+        return keys
+    return [k for k in keys if k not in splits and
+            not (k.startswith(IMAGE_WORK_SIZE) and k[len(IMAGE_WORK_SIZE):] not in keys)]
+
+
 def since_made(keys, old, new):
     """Why a folder is stale, from the keys of its recorded manifest `old` and of today's `new` that differ
     (changes): 'a.jpg changed, b.jpg was added, c.jpg went since it was made' (files added or gone said so, and
     files recorded that are there and not read)."""
     old = renamed_upstream(old, pipeline.FORMER_NAMES)
+    keys = rekeyed_work_sizes(keys, old, new)
     missing = [k for k in keys if k.startswith(EVALUATED) and old.get(k, ABSENT) == new.get(k, ABSENT) == ABSENT]
     if missing and len(missing) == len(keys):
         return "the masks or labels it would score with, none of them there, are other files since it was made"
@@ -399,6 +414,7 @@ def images_come_or_go(keys, old, new, own=lambda key: False):
     file, its upstream outputs and its settings are): a row added, or a photo edited, keeps the other images'
     saliency maps."""
     old = renamed_upstream(old, pipeline.FORMER_NAMES)
+    keys = rekeyed_work_sizes(keys, old, new)
     rest = [k for k in keys if not k.startswith((EVALUATED, TAG_IMAGES))]
     if not keys or any(csv_of(k) for k in rest):   # the tags CSV counted otherwise (its rows, its classes)
         return None
