@@ -87,7 +87,7 @@ sbd() {  # SBD labels (.mat) -> SegmentationClassAug PNGs + the train_aug list (
     tar -xzf "$DATA/downloads/benchmark.tgz" -C "$DATA/downloads" ||
       die "$DATA/downloads/benchmark.tgz: does not unpack; delete it and rerun"
     unpacked_whole benchmark.tgz
-  fi  # (the PNGs made before are kept, but where their label is newer: datasets/sbd.py)
+  fi  # (the PNGs made before are kept, but where their label has another time than the one they were stamped with: datasets/sbd.py)
   "$PYTHON" -m guidedlabelling.datasets.sbd "$DATA/downloads/benchmark_RELEASE/dataset" "$DATA/VOCdevkit/VOC2012"
 }
 

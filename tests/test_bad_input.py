@@ -438,6 +438,35 @@ def test_sbd_arranger_run_again_remakes_only_the_labels_edited_since(tmp_path):
     assert all(np.array_equal(np.array(Image.open(aug / name)), edited) for name in ("a.png", "s1.png"))
 
 
+def test_sbd_arranger_remakes_a_label_put_back_with_its_former_time(tmp_path):
+    """A VOC label edited, arranged, then put back as VOC ships it (tar -x restores the archive's 2012 time, older
+    than the PNG made from the edit): its SegmentationClassAug PNG is made again from it (it was kept: newer than
+    its label), and a rerun keeps every PNG."""
+    import os
+    from guidedlabelling.datasets.sbd import build_train_aug
+    voc = make_voc(tmp_path / "VOC2012", ids=("a", "b"))
+    (voc / "ImageSets" / "Segmentation" / "val.txt").write_text("b\n")
+    sbd = tmp_path / "dataset"
+    sbd.mkdir()
+    (sbd / "train.txt").write_text("a\n")
+    (sbd / "val.txt").write_text("b\n")
+    label = voc / "SegmentationClass" / "a.png"
+    shipped, shipped_time = np.array(Image.open(label)), label.stat().st_mtime_ns - 10**9   # (as tar restores it)
+    os.utime(label, ns=(shipped_time, shipped_time))
+    build_train_aug(sbd, voc)
+    save_label_png(label, np.full(shipped.shape, 2, np.uint8))   # edited
+    build_train_aug(sbd, voc)
+    aug = voc / "SegmentationClassAug" / "a.png"
+    assert (np.array(Image.open(aug)) == 2).all()
+    save_label_png(label, shipped)   # put back: tar -xf VOCtrainval_11-May-2012.tar
+    os.utime(label, ns=(shipped_time, shipped_time))
+    build_train_aug(sbd, voc)
+    assert np.array_equal(np.array(Image.open(aug)), shipped)
+    made = {p.name: p.stat().st_mtime_ns for p in aug.parent.glob("*.png")}
+    build_train_aug(sbd, voc)
+    assert {p.name: p.stat().st_mtime_ns for p in aug.parent.glob("*.png")} == made
+
+
 def test_sbd_arranger_given_the_unpacked_folder_above_dataset_names_it(tmp_path):
     """python -m guidedlabelling.datasets.sbd benchmark_RELEASE VOC2012 (one folder too high, by hand): told the
     folder that holds SBD's lists, not to run ./downloads.sh --sbd."""

@@ -2,6 +2,7 @@
 
     python -m guidedlabelling.datasets.sbd SBD_DATASET VOC2012   (what downloads.sh --sbd runs)
 """
+import os
 import sys
 from pathlib import Path
 
@@ -50,9 +51,11 @@ def build_train_aug(sbd_root, voc_root):
     for i in ids + sorted(val):
         target, voc_png = out / f"{i}.png", voc_root / "SegmentationClass" / f"{i}.png"
         source = voc_png if voc_png.exists() else sbd_root / "cls" / f"{i}.mat"
-        if target.exists() and source.exists() and target.stat().st_mtime_ns >= source.stat().st_mtime_ns:
-            continue   # made from it (a label edited since is newer: made again)
+        made = source.stat() if source.exists() else None
+        if made and target.exists() and target.stat().st_mtime_ns == made.st_mtime_ns:
+            continue   # made from it: stamped with its time (a label edited, or put back by tar, since: made again)
         save_gray_png(target, load_label_png(voc_png) if source == voc_png else sbd_label(source))
+        os.utime(target, ns=(made.st_atime_ns, made.st_mtime_ns))
     with atomic_path(lists / "train_aug.txt") as tmp:  # a half-written list would read as a shorter train_aug
         tmp.write_text("\n".join(ids) + "\n")
     return ids
