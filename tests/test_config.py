@@ -287,6 +287,14 @@ def test_an_unset_variable_in_the_store_setting_is_an_error(monkeypatch):
     assert resolve("store=none")[0]["run"]["store"] == "none"
 
 
+def test_a_set_variable_in_the_store_setting_is_expanded(monkeypatch, tmp_path):
+    """--set store=$SCRATCH/s with SCRATCH set names $SCRATCH's folder, as a path setting does (it was refused:
+    '$SCRATCH is not set in the environment', the check looking at the setting before store_root expanded it)."""
+    monkeypatch.setenv("GL_SCRATCH", str(tmp_path))
+    for value in ("$GL_SCRATCH/s", "${GL_SCRATCH}/s"):
+        assert resolve(f"store={value}")[0]["run"]["store"] == f"{tmp_path}/s"
+
+
 def test_steps_may_be_written_with_spaces_or_as_all():
     every = ",".join(s for s, _, _ in driver.STEPS)
     assert driver.parse(["--steps", "all"]).steps == every == driver.parse([]).steps

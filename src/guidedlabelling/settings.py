@@ -164,7 +164,8 @@ def set_value(cfg, key, value, source, origins):
     if converted is None and not (value is None and default is None):
         example = "" if kind(sec, bare) in (bool, str) else f"; write e.g. {default or 0}"
         raise InputError(f"setting {sec}.{bare} = {value!r} ({source}): not {KIND_NAMES[kind(sec, bare)]}{example}")
-    if bare in PATH_SETTINGS and isinstance(converted, str):   # as a shell would ('$HOME/x' named a folder '$HOME')
+    if (bare in PATH_SETTINGS or (sec, bare) == ("run", "store")) and isinstance(converted, str):   # as a shell
+        # would ('$HOME/x' named a folder '$HOME'); the store too, before range_problems looks for a variable left
         converted = os.path.expandvars(converted)
     cfg[sec][bare] = converted
     origins[sec, bare] = source
@@ -185,7 +186,7 @@ def range_problems(cfg, origins):
         conflicts = getattr(module, "CONFLICTS", lambda c: [])
         problems += [f"settings of {sec}: {problem}" for problem in conflicts(cfg[sec])]
     for sec, values in cfg.items():   # a variable left in a path setting, not set in the environment
-        for key in PATH_SETTINGS + ("store",):   # store: a folder too, its variables expanded by store.store_root
+        for key in PATH_SETTINGS + ("store",):   # store: a folder too, its variables expanded as theirs
             unset = isinstance(values, dict) and isinstance(values.get(key), str) and \
                 re.search(r"\$\{?\w+\}?", values[key])
             if unset:
