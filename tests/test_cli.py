@@ -518,6 +518,51 @@ def test_a_training_whose_loader_worker_is_killed_saves_a_snapshot_and_ends_in_o
     assert [p.name for p in tmp_path.rglob("snapshot_iter_*.pth")] == [f"snapshot_iter_{done}.pth"]
 
 
+PER_IMAGE_STEP = r"""
+import os, signal, sys, time
+import numpy as np, torch
+from guidedlabelling.cli import run
+
+
+class Images:   # 64 images, slow enough to read that the workers are still busy when one is killed
+    def __len__(self):
+        return 64
+
+    def image(self, i):
+        time.sleep(0.1)
+        return np.full((32, 32, 3), i, np.uint8)
+
+
+def main():
+    from guidedlabelling.inference import forward_all
+    outputs = forward_all(torch.nn.Conv2d(3, 2, 1), Images(), range(64), 32, "shrink", torch.device("cpu"),
+                          batch_size=2, workers=2)
+    for n, _ in enumerate(outputs):
+        if n == 1:
+            workers = open(f"/proc/{os.getpid()}/task/{os.getpid()}/children").read().split()
+            print(len(workers), flush=True)
+            os.kill(int(workers[0]), signal.SIGKILL)
+            time.sleep(0.5)   # the caller's work on an output (writing it), where the worker's end is noticed
+
+
+run("__main__")
+"""
+
+
+def test_a_per_image_step_whose_loader_worker_is_killed_ends_in_one_line_with_its_other_workers():
+    """The stress test's kill -9 of a data-loading worker of the saliency maps (a lane of ./script.py --workers 2):
+    torch's traceback (its SIGCHLD handler raised the worker's end wherever the command was, here in the caller's
+    code between two outputs), then the command hung for good at its exit, waiting for the other worker, which
+    ignores the SIGTERM multiprocessing sends it. Now one line, exit code 2, and no process left."""
+    proc = start("-c", PER_IMAGE_STEP, start_new_session=True)
+    out, err = proc.communicate(timeout=60)
+    assert out == "2\n" and proc.returncode == 2 and "Traceback" not in err, err
+    assert re.fullmatch(r"error: a data-loading worker process ended midway \(DataLoader worker \(pid.+\); "
+                        r"the outputs written are kept; rerun the same command to resume\n", err), err
+    time.sleep(0.5)
+    assert subprocess.run(["pgrep", "-g", str(proc.pid)], capture_output=True).stdout == b""
+
+
 @pytest.mark.parametrize("error", [ConnectionResetError(104, "Connection reset by peer"), EOFError()])
 def test_a_broken_connection_from_a_killed_loader_worker_is_told_as_the_worker_gone(error):
     """CI's race: a worker killed while it handed a batch over broke the connection first, so the loop ended in

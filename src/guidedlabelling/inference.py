@@ -4,6 +4,7 @@ trained models, batched forward passes, which images are left to do, and the eva
 Each per-image stage writes one file per image (atomically) and skips images already done, so an interrupted run
 resumes; evaluations are recomputed from the files at the end.
 """
+import signal
 from typing import NamedTuple
 
 import numpy as np
@@ -12,12 +13,14 @@ import torch
 from . import precision as P
 from . import transforms as T
 from .checks import device as device_syntax
-from .cli import quiet_loader_worker, workers_starting
+from .cli import handling, quiet_loader_worker, workers_starting
 from .crf import crf_from_probs
+from .errors import resume_hint
 from .io import IGNORE, InputError, apply_state, load_checkpoint, load_heatmap_mat, load_label_png, \
     snapshot_iteration, snapshot_path, snapshots
 from .metrics import confusion, report
 from .networks import build_seed_net, build_seg_net
+from .training import loader_worker_gone
 
 
 class Frame(NamedTuple):
@@ -66,22 +69,39 @@ def forward_all(model, data, indices, size, mode, device, batch_size=8, workers=
     model.to(device, memory_format=fmt).eval()
     with workers_starting():
         batches = iter(loader)
-    with torch.inference_mode():
-        for x, metas in batches:
-            with P.autocast(device, amp):
-                out = model(x.to(device, memory_format=fmt))
-            out = tuple(o.float() for o in out) if isinstance(out, tuple) else out.float()
-            for b, (i, frame) in enumerate(metas):
-                if i in wanted:
-                    yield i, (out[0][b], out[1][b]) if isinstance(out, tuple) else out[b], frame
+    # a worker's end is found by the loader while it waits for a batch, inside this block: torch's SIGCHLD handler
+    # raised it wherever the command was, also in the caller's code between two outputs, where nothing caught it
+    try:
+        with torch.inference_mode(), handling((signal.SIGCHLD,) if workers else (), signal.SIG_DFL):
+            for x, metas in batches:
+                with P.autocast(device, amp):
+                    out = model(x.to(device, memory_format=fmt))
+                out = tuple(o.float() for o in out) if isinstance(out, tuple) else out.float()
+                for b, (i, frame) in enumerate(metas):
+                    if i in wanted:
+                        yield i, (out[0][b], out[1][b]) if isinstance(out, tuple) else out[b], frame
+    except (RuntimeError, OSError, EOFError) as e:
+        gone = loader_worker_gone(e) if workers else None
+        if gone is None:
+            raise
+        why = (str(gone).splitlines() or [""])[0].strip().rstrip(".")
+        raise InputError(f"a data-loading worker process ended midway ({why}); the outputs written are kept; "
+                         f"{resume_hint()}") from None
+    finally:
+        # the other workers end now: left to the interpreter's exit (a traceback holds the loader), they ignore the
+        # SIGTERM multiprocessing sends its daemonic children (quiet_loader_worker) and its join waited for good
+        shutdown = getattr(batches, "_shutdown_workers", None)
+        if shutdown is not None:
+            shutdown()
 
 
 def forward_sizes(model, data, indices, sizes, mode, device, batch_size=8, workers=0, **options):
     """Yield, per image of `indices`, forward_all's (index, output, geometry) at each of `sizes`, in that order. The
     passes run inside one inference_mode of this generator's own: each pass restores the mode it found on its exit,
-    and the first pass ends before the others are closed, so without it the mode would stay on after the loop."""
+    and the first pass ends before the others are closed, so without it the mode would stay on after the loop (and
+    so would SIGCHLD's default, which each pass sets while it runs, in place of torch's handler)."""
     passes = [forward_all(model, data, indices, size, mode, device, batch_size, workers, **options) for size in sizes]
-    with torch.inference_mode():
+    with torch.inference_mode(), handling((signal.SIGCHLD,) if workers else (), signal.SIG_DFL):
         try:
             yield from zip(*passes)
         finally:
