@@ -243,6 +243,23 @@ def test_a_stop_while_the_report_is_written_says_that_every_step_had_finished(fo
                                     "(nothing is computed again)")
 
 
+def test_a_rerun_removes_the_temp_files_of_a_report_and_summary_whose_write_was_killed(folder, with_masks_and_saliency,
+                                                                                      command):
+    """The stress test's kill -9 of ./script.py while it wrote report.html (after every step): the rerun wrote the
+    report and summary again but left the killed write's .report.html.<random>.tmp.html (700 KB on the demo) in the
+    run's folder for good, each such kill one more; the stage folders' temp files go at the next run."""
+    root, _ = with_masks_and_saliency
+    killed = [root / ".report.html.k1ll3d_a.tmp.html", root / ".summary.json.k1ll3d_b.tmp.json"]
+    for path in killed:
+        path.write_text("half written")
+    code, out, err = command("script", "--config", "smoke", "--out_root", root.parent, "--images", folder / "images",
+                             "--tags", folder / "tags.csv", "--masks", folder / "masks", "--saliency",
+                             folder / "saliency", "--set", "max_image_side=48")
+    assert code == 0 and f"report: {root / 'report.html'}" in out, err
+    assert not any(path.exists() for path in killed) and not list(root.glob(".*.tmp*"))
+    assert json.loads((root / "summary.json").read_text())["segmenter_mIoU_val"] is not None
+
+
 def test_whole_method_with_masks_and_own_saliency(with_masks_and_saliency):
     root, stdout = with_masks_and_saliency
     for step in ("saliency_train", "saliency"):

@@ -7,6 +7,7 @@ src/; this driver (./script.py) checks every input of every step it is asked for
 then runs them in order with the same settings.
 """
 import argparse
+import contextlib
 import difflib
 import json
 import shlex
@@ -23,7 +24,7 @@ from .errors import LANES, OVERRIDDEN, Parser, os_error_message
 from .datasets.base import warned_line
 from .datasets import Labelled, annotated_splits, ground_truth_hint, has_ground_truth, own_split
 from .inference import trained
-from .io import InputError, save_json
+from .io import InputError, flocked, save_json
 from .results import METHOD_ROWS, RATIO_ROW, guide_classes, made_seconds, method_table, out_of_date, \
     skipped_images, stage_result, unmarked_classes, unscored_classes, weak_reference
 from .pipeline import BY_NAME, STEPS, command, current_name, steps_needed
@@ -467,6 +468,26 @@ def print_profile(seconds, total, lane_of=None):
     print(f"{'total (with checks)':<25}{total:8.1f}")
 
 
+RUN_FILES = ("summary.json", "report.html")  # what the driver writes in the run's folder, beside the stage folders
+RUN_LOCK = ".run_files.lock"   # held while it writes them
+
+
+@contextlib.contextmanager
+def run_files_written(folder):
+    """Hold the run folder's lock while the block writes summary.json and report.html, after removing the temp
+    files of those that runs killed while writing them left (atomic_path's; no other run writes them meanwhile, so
+    none is being written). A folder that cannot be locked (not there, read-only) is written without it: each
+    write then says why it failed."""
+    with contextlib.ExitStack() as stack:
+        with contextlib.suppress(OSError):
+            stack.enter_context(flocked(folder / RUN_LOCK, lambda: None))
+            for name in RUN_FILES:
+                for stale in folder.glob(f".{name}.*.tmp*"):
+                    with contextlib.suppress(FileNotFoundError):
+                        stale.unlink()
+        yield
+
+
 def main(argv=None):
     """./script.py (errors end in one line: cli.py)."""
     start = time.monotonic()
@@ -491,20 +512,23 @@ def main(argv=None):
         print_profile(seconds, time.monotonic() - start, lane_of)
         return
     said = run_notes(args, cfg, said)
-    if summarise(args, overrides, skip, seconds, stale_results(args, overrides, steps, skip, opened.digests), said):
-        try:
-            path = write_report(args.config, overrides, reference="reference_train" not in skip, notes=said,
-                                opened=opened)
-            print(f"report: {path}")
-        except OSError as e:
-            print(f"warning: report.html not written: {os_error_message(e)}")
-        except KeyboardInterrupt as e:
-            e.hint = f"every step had finished; {errors.resume_hint('write the report (nothing is computed again)')}"
-            raise
-    else:
-        cfg, _ = C.resolve(args.config, overrides)
-        earlier = [name for name in ("report.html", "summary.json") if (naming.run_dir(cfg) / name).exists()]
-        print("report: not written until every step has results" +
-              (f" (an earlier run's {errors.listed(earlier)} stay{'s' if len(earlier) == 1 else ''})"
-               if earlier else ""))
+    with run_files_written(naming.run_dir(cfg)):
+        if summarise(args, overrides, skip, seconds, stale_results(args, overrides, steps, skip, opened.digests),
+                     said):
+            try:
+                path = write_report(args.config, overrides, reference="reference_train" not in skip, notes=said,
+                                    opened=opened)
+                print(f"report: {path}")
+            except OSError as e:
+                print(f"warning: report.html not written: {os_error_message(e)}")
+            except KeyboardInterrupt as e:
+                again = errors.resume_hint("write the report (nothing is computed again)")
+                e.hint = f"every step had finished; {again}"
+                raise
+        else:
+            cfg, _ = C.resolve(args.config, overrides)
+            earlier = [name for name in RUN_FILES[::-1] if (naming.run_dir(cfg) / name).exists()]
+            print("report: not written until every step has results" +
+                  (f" (an earlier run's {errors.listed(earlier)} stay{'s' if len(earlier) == 1 else ''})"
+                   if earlier else ""))
     print_profile(seconds, time.monotonic() - start, lane_of)
