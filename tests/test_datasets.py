@@ -286,3 +286,27 @@ def test_annotations_name_the_classes_of_class_balancing(tmp_path):
     (root / "Annotations" / "b.xml").write_text(xml.format(obj.format("horse", 0)))
     with pytest.raises(InputError, match=r"b.xml: objects \['horse'\] are not classes"):
         data.balancing_classes()
+
+
+@pytest.mark.parametrize("text, line, said", [
+    ("background\ncat\n\ndog\n", 3, "blank, while each line names the class of label value line - 1; name the class "
+     "of value 2 there"),
+    ("cat\nbackground\ndog\n", 2, "'background' on line 2, while label value 0, the first line's class ('cat'), is "
+     "background; put background on line 1"),
+    ("background\ncat\nCat\n", 3, "class 'Cat' already on line 2; give each class one name"),
+])
+def test_class_list_whose_lines_are_not_the_label_values_is_refused(tmp_path, text, line, said):
+    """Each line of classes.txt names the class of label value line - 1: a blank line inside (it was dropped, so dog,
+    value 3, was read as class 2), background below the first line (cat was taught as background) and a name twice
+    (the tables merged the two) are errors naming the line."""
+    root = make_voc(tmp_path)
+    (root / "classes.txt").write_text(text)
+    with pytest.raises(InputError) as e:
+        D.VOCDataset(root, "train")
+    assert e.value.messages[0].startswith(f"{root}/classes.txt, line {line}: {said}")
+
+
+def test_class_list_with_crlf_a_bom_and_blank_lines_at_the_end_keeps_its_names(tmp_path):
+    root = make_voc(tmp_path)
+    (root / "classes.txt").write_bytes("\ufeffbackground\r\nbrown cat\r\nchien é\r\n\r\n  \r\n".encode())
+    assert D.VOCDataset(root, "train").classes == ["background", "brown cat", "chien é"]

@@ -36,11 +36,34 @@ def read_classes(root):
     path = Path(root) / "classes.txt"
     if not path.exists():
         return list(VOC_CLASSES)
-    names = [line.strip() for line in text_lines(path, "re-encode it as UTF-8") if line.strip()]
+    names = [line.strip() for line in text_lines(path, "re-encode it as UTF-8")]
+    while names and not names[-1]:   # blank lines at the end name nothing
+        names.pop()
     if len(names) < 2:
         raise InputError(f"{path}: needs background plus at least one class, one name per line")
     check_class_count(names, path, "merge classes")
+    check_class_names(names, path)
     return names
+
+
+def check_class_names(names, path):
+    """The line of a name is its label value (line 1 = 0 = background): a blank line before the last name (it was
+    dropped, so every later class took the label value of the one before it), a name on two lines (the tables,
+    keyed by name, merged them) and background on a line other than the first (class 0 was taught as background
+    whatever its name) are errors naming the line."""
+    first = {}
+    for n, name in enumerate(names, 1):
+        if not name:
+            raise InputError(f"{path}, line {n}: blank, while each line names the class of label value line - 1; "
+                             f"name the class of value {n - 1} there, or remove the line if the labels number the classes "
+                             "without it")
+        if name.casefold() == "background" and n > 1:
+            raise InputError(f"{path}, line {n}: {name!r} on line {n}, while label value 0, the first line's class "
+                             f"({names[0]!r}), is background; put background on line 1 (each line names the class of "
+                             "label value line - 1)")
+        if first.setdefault(name.casefold(), n) != n:
+            raise InputError(f"{path}, line {n}: class {name!r} already on line {first[name.casefold()]}; give each "
+                             "class one name (merge their label values into one class, or rename one)")
 
 
 class VOCDataset(Labelled):
