@@ -310,3 +310,20 @@ def test_class_list_with_crlf_a_bom_and_blank_lines_at_the_end_keeps_its_names(t
     root = make_voc(tmp_path)
     (root / "classes.txt").write_bytes("\ufeffbackground\r\nbrown cat\r\nchien é\r\n\r\n  \r\n".encode())
     assert D.VOCDataset(root, "train").classes == ["background", "brown cat", "chien é"]
+
+
+def test_classes_in_no_training_label_are_noted(tmp_path):
+    """bird and fish are in classes.txt but in no label PNG of the training split (cat in a.png, dog in b.png):
+    nothing learns them, which the run says before its steps; the test split's data says nothing of it."""
+    root = make_voc(tmp_path, classes=("background", "cat", "bird", "dog", "fish"))
+    label = np.zeros((6, 8), np.uint8)
+    label[1:3, 1:3] = 3
+    save_label_png(root / "SegmentationClass" / "b.png", label)
+    (root / "ImageSets" / "Segmentation" / "val.txt").write_text("a\nb\n")
+    d = {"layout": "voc", "pascalroot": None, "dataset_dir": str(root), "datatype": "Segmentation",
+         "max_image_side": 1024, "dataset": "train", "test_dataset": "val"}
+    assert D.open_dataset(d, "train").notes() == [
+        f"note: bird, fish (2 of the 5 classes of {root}/classes.txt) are in no label PNG of train "
+        f"({root}/ImageSets/Segmentation/train.txt, 2 images), so nothing learns them: their IoU is 0 wherever the "
+        "test images show them, lowering the mIoU; list training images that show them"]
+    assert D.open_dataset(d, "val").notes() == []

@@ -4,7 +4,7 @@ Image-level labels are the values of the label PNG other than 0 and 255, as in t
 from pathlib import Path
 from xml.etree import ElementTree
 
-from ..errors import raise_all
+from ..errors import counted, raise_all, some
 from ..io import InputError, text_lines
 from .base import IMAGE_SUFFIXES, Item, Labelled, check_class_count, checked_label, missing_image, present_classes
 
@@ -79,11 +79,14 @@ class VOCDataset(Labelled):
         if d.get("masks"):  # else ignored: a run on the built-in data in folders named for the masks
             raise InputError(f"--masks {d['masks']} goes with --images and --tags (your own data); a VOC-layout "
                              "folder's masks are its SegmentationClass/")
-        return cls(dataset_root(d["pascalroot"], d["dataset_dir"]), split_name(split), d["datatype"])
+        data = cls(dataset_root(d["pascalroot"], d["dataset_dir"]), split_name(split), d["datatype"])
+        data.trains = split == d.get("dataset")
+        return data
 
     def __init__(self, root, split, datatype="Segmentation"):
         self.root = Path(root)
-        self.split = split
+        self.split, self.datatype = split, datatype
+        self.trains = False   # the run's training split (open() sets it): notes() speaks of it
         self.classes = read_classes(self.root)
         listed = self._read_list(datatype)
         listing = self._list_path(datatype)
@@ -97,6 +100,21 @@ class VOCDataset(Labelled):
         self.sources = [listing, self.root / "classes.txt"] + [it.image for it in listed] + \
             self._class_lists(listed)
         self.labels = [it.label for it in listed]
+
+    def notes(self):
+        """Of the training split: the classes that no label PNG of it holds. Nothing learns them, so their IoU is 0
+        wherever val shows them, which the run's warnings put down to small objects or few images."""
+        taught = {c for present in self._present for c in present}
+        absent = [name for c, name in enumerate(self.classes[1:], 1) if c not in taught] if self.trains else []
+        if not absent:
+            return []
+        one = len(absent) == 1
+        source = self.root / "classes.txt" if (self.root / "classes.txt").exists() else "PASCAL VOC's classes"
+        return [f"note: {some(absent, 5)} ({len(absent)} of the {len(self.classes)} classes of {source}) {'is' if one else 'are'} in "
+                f"no label PNG of {self.split} ({self._list_path(self.datatype)}, {counted(len(self), 'image')}), so "
+                f"nothing learns {'it' if one else 'them'}: {'its' if one else 'their'} IoU is 0 wherever the test "
+                f"images show {'it' if one else 'them'}, lowering the mIoU; list training images that show "
+                f"{'it' if one else 'them'}"]
 
     def _class_lists(self, listed):
         """Where the folder has them, VOC's Annotations/<id>.xml (class-balanced batches read them) and its
