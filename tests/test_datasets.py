@@ -327,3 +327,22 @@ def test_classes_in_no_training_label_are_noted(tmp_path):
         f"({root}/ImageSets/Segmentation/train.txt, 2 images), so nothing learns them: their IoU is 0 wherever the "
         "test images show them, lowering the mIoU; list training images that show them"]
     assert D.open_dataset(d, "val").notes() == []
+
+
+def test_missing_list_names_the_lists_there(tmp_path):
+    """A split name that is no list of the folder (a slip: --set test_dataset=vall) says which lists there are; a list
+    of ImageSets/Main alone (no ImageSets/Segmentation/<split>.txt) says the datatype setting that reads it."""
+    root = make_voc(tmp_path)
+    (root / "ImageSets" / "Segmentation" / "val.txt").write_text("a\n")
+    with pytest.raises(InputError) as e:
+        D.VOCDataset(root, "vall")
+    assert e.value.messages == (f"{root}/ImageSets/Segmentation/vall.txt: image list not found; create it (one id per "
+                                "line) or choose another split with --dataset/--test_dataset "
+                                f"({root}/ImageSets/Segmentation holds train, val)",)
+    (root / "ImageSets" / "Segmentation").rename(root / "ImageSets" / "Main")
+    with pytest.raises(InputError) as e:
+        D.VOCDataset(root, "train")
+    assert e.value.messages == (f"{root}/ImageSets/Segmentation/train.txt: image list not found, while "
+                                "ImageSets/Main/train.txt is there; --set datatype=Main reads the lists of "
+                                "ImageSets/Main",)
+    assert D.VOCDataset(root, "train", "Main").ids == ["a", "b"]

@@ -173,8 +173,16 @@ class VOCDataset(Labelled):
         if not path.exists():
             sbd = self.split == "train_aug"   # SBD's arranger writes SegmentationClassAug/, then this list last
             make = "make it with ./downloads.sh --sbd" if sbd or self._sbd_missing() else "create it (one id per line)"
+            sets = self.root / "ImageSets"
+            other = next((d.name for d in sorted(sets.iterdir()) if d.name != datatype and (d / path.name).is_file()),
+                         None) if sets.is_dir() else None
+            if other and not sbd:
+                raise InputError(f"{path}: image list not found, while ImageSets/{other}/{path.name} is there; "
+                                 f"--set datatype={other} reads the lists of ImageSets/{other}")
+            lists = sorted(f.stem for f in path.parent.glob("*.txt")) if path.parent.is_dir() else []
+            there = f" ({path.parent} holds {', '.join(lists)})" if lists else ""
             raise InputError(f"{path}: image list not found; {make} or choose another split with "
-                             "--dataset/--test_dataset")
+                             f"--dataset/--test_dataset{there}")
         label_dir = self._label_dir()
         items, seen = [], {}
         for number, line in enumerate(text_lines(path, "re-encode it as UTF-8"), 1):
