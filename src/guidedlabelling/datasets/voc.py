@@ -55,8 +55,8 @@ def check_class_names(names, path):
     for n, name in enumerate(names, 1):
         if not name:
             raise InputError(f"{path}, line {n}: blank, while each line names the class of label value line - 1; "
-                             f"name the class of value {n - 1} there, or remove the line if the labels number the classes "
-                             "without it")
+                             f"name the class of value {n - 1} there, or remove the line if the labels number the "
+                             "classes without it")
         if name.casefold() == "background" and n > 1:
             raise InputError(f"{path}, line {n}: {name!r} on line {n}, while label value 0, the first line's class "
                              f"({names[0]!r}), is background; put background on line 1 (each line names the class of "
@@ -108,13 +108,12 @@ class VOCDataset(Labelled):
         absent = [name for c, name in enumerate(self.classes[1:], 1) if c not in taught] if self.trains else []
         if not absent:
             return []
-        one = len(absent) == 1
+        is_, it, its = ("is", "it", "its") if len(absent) == 1 else ("are", "them", "their")
         source = self.root / "classes.txt" if (self.root / "classes.txt").exists() else "PASCAL VOC's classes"
-        return [f"note: {some(absent, 5)} ({len(absent)} of the {len(self.classes)} classes of {source}) {'is' if one else 'are'} in "
+        return [f"note: {some(absent, 5)} ({len(absent)} of the {len(self.classes)} classes of {source}) {is_} in "
                 f"no label PNG of {self.split} ({self._list_path(self.datatype)}, {counted(len(self), 'image')}), so "
-                f"nothing learns {'it' if one else 'them'}: {'its' if one else 'their'} IoU is 0 wherever the test "
-                f"images show {'it' if one else 'them'}, lowering the mIoU; list training images that show "
-                f"{'it' if one else 'them'}"]
+                f"nothing learns {it}: {its} IoU is 0 wherever the test images show {it}, lowering the mIoU; list "
+                f"training images that show {it}"]
 
     def _class_lists(self, listed):
         """Where the folder has them, VOC's Annotations/<id>.xml (class-balanced batches read them) and its
