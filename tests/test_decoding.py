@@ -5,6 +5,7 @@ import pytest
 from PIL import Image
 
 from guidedlabelling.datasets import MaskFolder, OwnDataset
+from guidedlabelling.datasets.base import checked_label, value_counts
 from guidedlabelling.io import InputError, label_values, load_gray_png, load_image, load_label_png
 
 
@@ -31,6 +32,18 @@ def test_palette_and_one_bit_masks_give_their_indices(tmp_path):
     np.testing.assert_array_equal(load_label_png(tmp_path / "p.png"), [[0, 3], [255, 1]])
     Image.fromarray(np.array([[True, False]])).save(tmp_path / "b.png")
     np.testing.assert_array_equal(load_label_png(tmp_path / "b.png"), [[1, 0]])
+
+
+def test_an_8_bit_mask_is_read_and_checked_as_8_bits(tmp_path):
+    """A phone photo's mask has 12 megapixels: as int64 (96 MB) its checks took as long as its decoding, in every
+    stage that opened the masks."""
+    Image.fromarray(np.array([[0, 3], [255, 1]], np.uint8), "L").save(tmp_path / "m.png")
+    assert label_values(tmp_path / "m.png").dtype == np.uint8
+    np.testing.assert_array_equal(checked_label(tmp_path / "m.png", (2, 2), range(4), "x"), [[0, 3], [255, 1]])
+    with pytest.raises(InputError, match=r"m\.png: label values \[3\] outside the 3 classes of x"):
+        checked_label(tmp_path / "m.png", (2, 2), range(3), "x")
+    counts = value_counts(np.array([[0, 3], [255, 3]], np.uint8))
+    assert counts.tolist() == [1, 0, 0, 2] + [0] * 251 + [1]
 
 
 def test_a_mask_in_colour_says_how_to_save_it(tmp_path):

@@ -193,8 +193,8 @@ def save_gray_png(path, array):
 
 
 def label_values(path):
-    """The exact values of a label PNG, int64: palette indices, or grey values at any bit depth (a 16-bit
-    PNG's 256 stays 256)."""
+    """The exact values of a label PNG: palette indices, or grey values at any bit depth (a 16-bit PNG's 256 stays
+    256); uint8 where the PNG is 8-bit, else int64."""
     try:
         with Image.open(path) as img:
             return label_array(img, path)
@@ -237,7 +237,9 @@ def label_array(img, path):
         colour = " (colours are not read as classes)" if img.mode in ("RGB", "RGBA") else ""
         raise InputError(f"{path}: label PNG has mode {img.mode}{colour}; save it as an index (palette) or "
                          "single-channel PNG whose values are the classes 0..C-1, and 255 for void")
-    return np.asarray(as_displayed(img)).astype(np.int64)
+    values = np.asarray(as_displayed(img))
+    return values if values.dtype == np.uint8 else values.astype(np.int64)   # a 12-megapixel mask: 96 MB as int64,
+    # whose checks (datasets.base.checked_label) took as long as its decoding, in every stage that opens the masks
 
 
 def load_label_png(path):

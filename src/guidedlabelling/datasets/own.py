@@ -9,7 +9,8 @@ import numpy as np
 from ..errors import InputError, counted, listed, raise_all, some
 from ..io import CLASS_SCORES, IGNORE
 from ..tags import read_rows, read_tags, split_of, tag_names
-from .base import IMAGE_SUFFIXES, Item, Labelled, check_class_count, checked_label, inside, missing_hint
+from .base import IMAGE_SUFFIXES, Item, Labelled, check_class_count, checked_label, inside, missing_hint, \
+    value_counts
 from .voc import split_name
 
 RESERVED_IDS = {Path(CLASS_SCORES).stem: f"seed_heatmaps' class scores, {CLASS_SCORES}, as the release names them"}
@@ -227,7 +228,7 @@ class OwnDataset(Labelled):
             label = self.full_label(i)
         except InputError as e:
             return e.messages[0], None
-        counts = np.bincount(label.ravel(), minlength=IGNORE + 1) / label.size
+        counts = value_counts(label) / label.size
         share = counts[1:IGNORE]   # of classes 1, 2, ...
         void_objects = counts[0] >= UNTAGGED and UNTAGGED <= counts[IGNORE] < 1 - UNTAGGED  # 0/255, not all void
         holds = None if not self._present[i] else any(share[c - 1] > 0 for c in self._present[i]) or \
