@@ -20,6 +20,7 @@ from guidedlabelling import config as C
 from guidedlabelling import report as report_module
 from guidedlabelling.report import coverage, example_indices, unmeasured_summary
 from guidedlabelling.seeds import SeedRule
+from guidedlabelling import visualize
 from guidedlabelling.visualize import panel_tiles
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -316,6 +317,46 @@ class Squares:
 
     def image_classes(self, i):
         return [1]
+
+
+def test_examples_are_picked_among_images_spread_over_a_large_split(monkeypatch):
+    """Every annotated image's mask, heatmap and labels were read on every report written (3000 phone photos:
+    seconds of a no-op rerun, a probe): at most CANDIDATES of them, spread evenly over the split, the first and the
+    last included; the best of those are shown."""
+    class Many(Squares):
+        def __len__(self):
+            return 1000
+    read = []
+
+    def gain(data, i, files, rule):   # the later an image, the more its labels gain
+        read.append(i)
+        return True, i
+    monkeypatch.setattr(report_module, "part_to_whole", gain)
+    picked = example_indices(Many(annotated=range(1, 1000, 2)), 3, [[]] * 1000, SeedRule(20))
+    assert len(read) == len(set(read)) == report_module.CANDIDATES and read[0] == 1 and read[-1] == 999
+    assert set(read) <= set(range(1, 1000, 2)) and max(np.diff(read)) <= 2 * (500 // report_module.CANDIDATES + 1)
+    assert picked == sorted(read)[-3:]
+    read.clear()
+    assert example_indices(Squares(), 2, [[]] * 10, SeedRule(20)) == [8, 9] and read == list(range(10))
+
+
+def test_the_reports_panels_show_large_photos_shrunk_and_small_ones_enlarged():
+    """A 1024 x 768 photo's tiles were put in the report at full size (six panels: 12 MB, a probe): shrunk to
+    REPORT_TILE_HEIGHT high, the photo smoothed (its box mean), the labels by nearest neighbour; tiny ones are
+    enlarged to at least MIN_TILE_HEIGHT as before."""
+    photo = np.zeros((768, 1024, 3), np.uint8)
+    photo[:, 1::2] = 200                              # stripes one pixel wide: their mean is 100
+    labels = np.zeros((768, 1024, 3), np.uint8)
+    labels[:, 512:] = (128, 0, 0)
+    most = report_module.REPORT_TILE_HEIGHT
+    panel = np.array(visualize.panel_image([("image", photo), ("guide labels", labels)], most))
+    tw = round(1024 * most / 768)
+    assert panel.shape == (visualize.CAPTION_HEIGHT + most, 2 * tw + visualize.GAP, 3)
+    tile = panel[visualize.CAPTION_HEIGHT:, :tw].astype(int)   # (nearest neighbour: stripes of 0 and 200)
+    assert abs(tile.mean() - 100) < 2 and 40 < tile.min() <= tile.max() < 160
+    assert set(np.unique(panel[visualize.CAPTION_HEIGHT:, tw + visualize.GAP:, 0])) == {0, 128}
+    small = np.array(visualize.panel_image([("image", photo[:10, :10])], most))
+    assert small.shape[0] - visualize.CAPTION_HEIGHT == 16 * 10 == visualize.MIN_TILE_HEIGHT
 
 
 def test_panels_are_images_whose_seeds_mark_a_part_then_those_whose_seeds_miss(tmp_path):

@@ -315,9 +315,13 @@ def evaluation_section(root):
     return "<h2>Evaluation plots</h2>\n" + "".join(figures) if figures else ""
 
 
+REPORT_TILE_HEIGHT = 320  # the report's panels show larger photos shrunk to it (at 1024 px, six panels: 12 MB)
+
+
 def example_panel(data, i, files, rule):
     buffer = io.BytesIO()
-    panel_image(panel_tiles(data, i, file_tiles(files, data.image_classes(i), rule))).save(buffer, "PNG")
+    panel_image(panel_tiles(data, i, file_tiles(files, data.image_classes(i), rule)), REPORT_TILE_HEIGHT).save(
+        buffer, "PNG")
     return buffer.getvalue()
 
 
@@ -370,11 +374,18 @@ def part_to_whole(data, i, files, rule):
     return seeds >= PART, coverage(load_label_png(later), truth) - seeds
 
 
+CANDIDATES = 200  # the annotated images, spread over a split, among which example_indices picks: each costs its
+# mask, heatmap and labels read, on every report written (a no-op rerun's too: 3000 phone photos' masks, seconds)
+
+
 def example_indices(data, k, files, rule):
     """The k images (in split order) whose seeds mark a part of their objects and whose labels gain most over
-    them (part_to_whole; then the images whose seeds miss their objects); images spread evenly over the split
-    where none has ground truth or the run has no seeds and later labels."""
-    keys = {i: part_to_whole(data, i, files[i], rule) for i in range(len(data)) if data.annotated_at(i)}
+    them (part_to_whole; then the images whose seeds miss their objects), among CANDIDATES annotated ones spread
+    evenly over the split; images spread evenly over the split where none has ground truth or the run has no seeds
+    and later labels."""
+    annotated = [i for i in range(len(data)) if data.annotated_at(i)]
+    picks = np.linspace(0, len(annotated) - 1, min(CANDIDATES, len(annotated))).round().astype(int)
+    keys = {annotated[j]: part_to_whole(data, annotated[j], files[annotated[j]], rule) for j in dict.fromkeys(picks)}
     ranked = sorted((not key[0], -key[1], i) for i, key in keys.items() if key is not None)
     return sorted(i for _, _, i in ranked[:k]) if ranked else spread_indices(data, k)
 
@@ -393,5 +404,6 @@ def examples_section(cfg, preset, ref, test_seeds, examples, opened=None):
     legend = " ".join(f"<span class=kv>{swatch(k)}{html.escape(c)}</span>" for k, c in enumerate(data.classes))
     return ("<h2>Examples</h2>\n<p class=note>The images whose seeds mark a part of their objects (at least "
             + number(100 * PART) + "%) and whose guide labels (test split: predictions) add the most of them to what "
-            "the seeds cover. Seeds at seedthres " + number(rule.seedthres)
-            + "%; saliency in grey; labels in the VOC colours: " + legend + "</p>\n" + "".join(parts))
+            f"the seeds cover, among up to {CANDIDATES} annotated images of each split spread over it. Seeds at "
+            "seedthres " + number(rule.seedthres) + "%; saliency in grey; labels in the VOC colours: " + legend
+            + "</p>\n" + "".join(parts))

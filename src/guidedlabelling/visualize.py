@@ -49,16 +49,20 @@ def panel_tiles(data, i, outputs):
     return [("image", data.image(i))] + list(outputs) + truth
 
 
-def panel_image(tiles):
-    """Tiles (HxWx3 uint8, same size) side by side, enlarged to a readable size, each under its caption."""
+def panel_image(tiles, most=None):
+    """Tiles (HxWx3 uint8, same size) side by side, enlarged to a readable size, each under its caption; with
+    `most`, tiles higher than that shrunk to it (the photo with a box filter, the maps by nearest neighbour)."""
     h, w = tiles[0][1].shape[:2]
-    scale = -(-MIN_TILE_HEIGHT // h)
-    canvas = Image.new("RGB", (len(tiles) * (w * scale + GAP) - GAP, CAPTION_HEIGHT + h * scale), "white")
+    th, tw = (h * -(-MIN_TILE_HEIGHT // h), w * -(-MIN_TILE_HEIGHT // h)) if most is None or h <= most else \
+        (most, max(1, round(w * most / h)))
+    canvas = Image.new("RGB", (len(tiles) * (tw + GAP) - GAP, CAPTION_HEIGHT + th), "white")
     draw, font = ImageDraw.Draw(canvas), ImageFont.load_default(size=14)
     for k, (caption, tile) in enumerate(tiles):
-        x = k * (w * scale + GAP)
+        x = k * (tw + GAP)
         draw.text((x + 2, 3), caption, fill="black", font=font)
-        canvas.paste(Image.fromarray(tile).resize((w * scale, h * scale), Image.NEAREST), (x, CAPTION_HEIGHT))
+        smooth = caption == "image" and th < h
+        canvas.paste(Image.fromarray(tile).resize((tw, th), Image.BOX if smooth else Image.NEAREST),
+                     (x, CAPTION_HEIGHT))
     return canvas
 
 
