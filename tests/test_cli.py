@@ -563,6 +563,47 @@ def test_a_per_image_step_whose_loader_worker_is_killed_ends_in_one_line_with_it
     assert subprocess.run(["pgrep", "-g", str(proc.pid)], capture_output=True).stdout == b""
 
 
+def test_forward_all_with_workers_runs_in_a_thread_and_is_closed_from_one():
+    """torch's DataLoader runs its workers from any thread (its SIGCHLD handler is set from the main thread only);
+    forward_all's SIGCHLD default (set with signal.signal, main thread only) made it raise 'signal only works in main
+    thread' there, and a pass started in the main thread and closed from another thread raised it from its close."""
+    import numpy as np
+    import torch
+    from guidedlabelling.inference import forward_all
+
+    class Images:
+        def __len__(self):
+            return 6
+
+        def image(self, i):
+            return np.full((16, 16, 3), i, np.uint8)
+
+    def outputs():
+        return forward_all(torch.nn.Conv2d(3, 2, 1), Images(), range(6), 16, "shrink", torch.device("cpu"),
+                           batch_size=2, workers=1)
+
+    done, errors = [], []
+
+    def in_thread(work):
+        def target():
+            try:
+                done.append(work())
+            except Exception as e:   # the test's failure, said in the main thread
+                errors.append(e)
+        thread = threading.Thread(target=target)
+        thread.start()
+        thread.join(60)
+
+    before = signal.getsignal(signal.SIGCHLD)
+    in_thread(lambda: [i for i, _, _ in outputs()])
+    assert not errors and done == [list(range(6))], errors
+    assert signal.getsignal(signal.SIGCHLD) == before
+    started = outputs()
+    assert next(started)[0] == 0
+    in_thread(started.close)
+    assert not errors, errors
+
+
 @pytest.mark.parametrize("error", [ConnectionResetError(104, "Connection reset by peer"), EOFError()])
 def test_a_broken_connection_from_a_killed_loader_worker_is_told_as_the_worker_gone(error):
     """CI's race: a worker killed while it handed a batch over broke the connection first, so the loop ended in
