@@ -563,10 +563,11 @@ def test_a_per_image_step_whose_loader_worker_is_killed_ends_in_one_line_with_it
     assert subprocess.run(["pgrep", "-g", str(proc.pid)], capture_output=True).stdout == b""
 
 
-def test_forward_all_with_workers_runs_in_a_thread_and_is_closed_from_one():
+def test_forward_all_with_workers_runs_in_a_thread():
     """torch's DataLoader runs its workers from any thread (its SIGCHLD handler is set from the main thread only);
     forward_all's SIGCHLD default (set with signal.signal, main thread only) made it raise 'signal only works in main
-    thread' there, and a pass started in the main thread and closed from another thread raised it from its close."""
+    thread' there. (A pass started in one thread and closed in another is not run: torch's inference mode, which the
+    pass enters, is the thread's own, so the first thread would stay in it.)"""
     import numpy as np
     import torch
     from guidedlabelling.inference import forward_all
@@ -597,11 +598,7 @@ def test_forward_all_with_workers_runs_in_a_thread_and_is_closed_from_one():
     before = signal.getsignal(signal.SIGCHLD)
     in_thread(lambda: [i for i, _, _ in outputs()])
     assert not errors and done == [list(range(6))], errors
-    assert signal.getsignal(signal.SIGCHLD) == before
-    started = outputs()
-    assert next(started)[0] == 0
-    in_thread(started.close)
-    assert not errors, errors
+    assert signal.getsignal(signal.SIGCHLD) == before and torch.is_grad_enabled()
 
 
 @pytest.mark.parametrize("error", [ConnectionResetError(104, "Connection reset by peer"), EOFError()])

@@ -180,8 +180,7 @@ os.register_at_fork(after_in_child=in_forked_worker)
 def handling(signals, handler):
     """`handler` (a function, SIG_IGN or SIG_DFL) for each of `signals` during the block; the former ones after.
     Python sets handlers from the main thread only (signal.signal raises ValueError elsewhere): a block entered in
-    another thread (a DataLoader's forward_all there) runs with the handlers in place, and one left in another thread
-    (a generator closed there) leaves them as the block set them."""
+    another thread (a DataLoader's forward_all there) runs with the handlers in place."""
     main = threading.current_thread() is threading.main_thread()
     previous = {sig: signal.signal(sig, handler) for sig in signals} if main else {}
     try:
