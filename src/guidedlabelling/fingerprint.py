@@ -330,8 +330,9 @@ def rekeyed_work_sizes(keys, old, new):
     if not splits or any(k in new or k not in old for k in splits) or len(sides) != 1 or \
             {old[k] for k in splits} != sides:
         return keys
+    named = set(keys)   # (thousands of photos: a list made it quadratic)
     return [k for k in keys if k not in splits and
-            not (k.startswith(IMAGE_WORK_SIZE) and k[len(IMAGE_WORK_SIZE):] not in keys)]
+            not (k.startswith(IMAGE_WORK_SIZE) and k[len(IMAGE_WORK_SIZE):] not in named)]
 
 
 def since_made(keys, old, new):
