@@ -436,15 +436,21 @@ def test_a_photo_grown_past_the_work_size_remakes_its_own_map_alone(own, command
     assert Image.open(maps / "e.png").size == (32, 24)
 
 
-def test_folders_that_keyed_the_work_size_per_split_stay_current(own, command, monkeypatch):
-    """Versions up to fbe18ef keyed the work size per split ('work size of val'): their folders stay up to date."""
+def made_keying_the_work_size_per_split(own, command, monkeypatch, stages):
+    """Run the stages as versions up to fbe18ef did (the work size keyed per split), e grown past max_image_side
+    40 so that val's key is there."""
     monkeypatch.setitem(SHARED["data"], "max_image_side", (40, "shrinks a grown 48 x 64 image alone"))
     grow(own, "e", "e.jpg")
     made_manifest = preflight.Checked.made_manifest
     with monkeypatch.context() as m:
         m.setattr(preflight.Checked, "made_manifest", lambda self, way="now", sized="image": made_manifest(
             self, way, "split"))
-        run_all(command, own, SEGMENTER)
+        run_all(command, own, stages)
+
+
+def test_folders_that_keyed_the_work_size_per_split_stay_current(own, command, monkeypatch):
+    """Versions up to fbe18ef keyed the work size per split ('work size of val'): their folders stay up to date."""
+    made_keying_the_work_size_per_split(own, command, monkeypatch, SEGMENTER)
     assert json.loads((folder(own, "saliency") / "inputs.json").read_text())["inputs"][WORK_SIZE + "val"] == "40"
     assert all("up to date" in out for out in run_all(command, own, SEGMENTER))
 
@@ -454,13 +460,7 @@ def test_a_photo_edited_in_a_folder_that_keyed_the_work_size_per_split_remakes_i
     """A folder of a version up to fbe18ef (work size keyed per split, 'work size of val'), one photo edited since
     (a.jpg, not shrunk): only its map is made again, as that version did, and the message names it alone (every map
     was made again, 'a.jpg, the work size of e.jpg, work size of val changed', a probe)."""
-    monkeypatch.setitem(SHARED["data"], "max_image_side", (40, "shrinks a grown 48 x 64 image alone"))
-    grow(own, "e", "e.jpg")
-    made_manifest = preflight.Checked.made_manifest
-    with monkeypatch.context() as m:
-        m.setattr(preflight.Checked, "made_manifest", lambda self, way="now", sized="image": made_manifest(
-            self, way, "split"))
-        run_all(command, own, ("saliency_train", "saliency"))
+    made_keying_the_work_size_per_split(own, command, monkeypatch, ("saliency_train", "saliency"))
     maps = folder(own, "saliency")
     assert WORK_SIZE + "val" in json.loads((maps / "inputs.json").read_text())["inputs"]
     before = {p.name: p.stat().st_mtime_ns for p in maps.glob("*.png")}

@@ -512,7 +512,8 @@ def main(argv=None):
         print_profile(seconds, time.monotonic() - start, lane_of)
         return
     said = run_notes(args, cfg, said)
-    with run_files_written(naming.run_dir(cfg)):
+    run_dir = naming.run_dir(cfg)
+    with run_files_written(run_dir):
         if summarise(args, overrides, skip, seconds, stale_results(args, overrides, steps, skip, opened.digests),
                      said):
             try:
@@ -526,8 +527,7 @@ def main(argv=None):
                 e.hint = f"every step had finished; {again}"
                 raise
         else:
-            cfg, _ = C.resolve(args.config, overrides)
-            earlier = [name for name in RUN_FILES[::-1] if (naming.run_dir(cfg) / name).exists()]
+            earlier = [name for name in RUN_FILES[::-1] if (run_dir / name).exists()]
             print("report: not written until every step has results" +
                   (f" (an earlier run's {errors.listed(earlier)} stay{'s' if len(earlier) == 1 else ''})"
                    if earlier else ""))

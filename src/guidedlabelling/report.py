@@ -344,11 +344,15 @@ def example_folders(cfg, preset, ref, test_seeds):
             "ref": naming.stage_dir(ref, preset, "segmentations") if ref else None}
 
 
+def spread(indices, k):
+    """At most k of `indices`, spread evenly over them (the first and the last included)."""
+    picks = np.linspace(0, len(indices) - 1, min(k, len(indices))).round().astype(int)
+    return [indices[j] for j in dict.fromkeys(picks.tolist())]
+
+
 def spread_indices(data, k):
     """k images spread evenly over the split, among those that hold an object (all if none do)."""
-    with_objects = [i for i in range(len(data)) if len(data.image_classes(i))] or list(range(len(data)))
-    picks = np.linspace(0, len(with_objects) - 1, min(k, len(with_objects))).round().astype(int)
-    return [with_objects[j] for j in dict.fromkeys(picks.tolist())]
+    return spread([i for i in range(len(data)) if len(data.image_classes(i))] or list(range(len(data))), k)
 
 
 def coverage(label, truth):
@@ -383,9 +387,8 @@ def example_indices(data, k, files, rule):
     them (part_to_whole; then the images whose seeds miss their objects), among CANDIDATES annotated ones spread
     evenly over the split; images spread evenly over the split where none has ground truth or the run has no seeds
     and later labels."""
-    annotated = [i for i in range(len(data)) if data.annotated_at(i)]
-    picks = np.linspace(0, len(annotated) - 1, min(CANDIDATES, len(annotated))).round().astype(int)
-    keys = {annotated[j]: part_to_whole(data, annotated[j], files[annotated[j]], rule) for j in dict.fromkeys(picks)}
+    candidates = spread([i for i in range(len(data)) if data.annotated_at(i)], CANDIDATES)
+    keys = {i: part_to_whole(data, i, files[i], rule) for i in candidates}
     ranked = sorted((not key[0], -key[1], i) for i, key in keys.items() if key is not None)
     return sorted(i for _, _, i in ranked[:k]) if ranked else spread_indices(data, k)
 
