@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from guidedlabelling import cli
+from guidedlabelling.datasets.image_checks import ENV as IMAGE_CHECKS_ENV
 from guidedlabelling.errors import OVERRIDDEN
 from guidedlabelling.store import ENV as STORE_ENV
 
@@ -37,6 +38,14 @@ def picture(k, cls):
     img[4:16, 6 + k:18 + k] = (220, 40, 40) if cls == 1 else (40, 40, 220)
     mask[4:16, 6 + k:18 + k] = cls
     return img, mask
+
+
+@pytest.fixture(scope="session", autouse=True)
+def session_image_checks(tmp_path_factory):
+    """The kept decode checks of images (datasets/image_checks.py): never the user's."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(IMAGE_CHECKS_ENV, str(tmp_path_factory.mktemp("image_checks")))
+        yield
 
 
 @pytest.fixture(scope="module", autouse=True)

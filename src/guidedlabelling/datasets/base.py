@@ -13,6 +13,7 @@ from PIL import Image, UnidentifiedImageError
 
 from ..errors import counted, raise_all
 from ..io import EXIF_ORIENTATION, IGNORE, InputError, label_values, load_image
+from . import image_checks
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 MAX_CLASSES = IGNORE  # label PNGs hold 8-bit class indices 0..254; 255 is void
@@ -84,8 +85,7 @@ def readable_items(items, listed_in):
     (a corrupt EXIF block, say), which io.load_image silences where the images are read for work."""
     raise_all([problem for it in items if (problem := missing_image(it, listed_in))], listed_in)
     kept, sizes, skipped, warned = [], [], {}, {}
-    for it in items:
-        checked, said = pillow_warnings(it.image)
+    for it, (checked, said) in zip(items, image_checks.checked([it.image for it in items], pillow_warnings)):
         if isinstance(checked, str):
             skipped[str(it.image)] = checked + (f" (Pillow: {said})" if said else "")
             continue

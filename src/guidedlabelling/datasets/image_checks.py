@@ -1,0 +1,92 @@
+"""Decode checks of image files, kept between processes.
+
+Every stage process opens its dataset, which decodes every image to check it (base.image_check), and so does
+predict on every rerun: 0.05 s per 12-megapixel JPEG and 0.7 s per such PNG on the project's CPU, per process, so
+a rerun of a few thousand phone photos spent minutes per step checking files it had checked. A check is reused
+while the file is the one it was made of: the same device, inode, size, modification time and change time (the
+kernel sets the last on every write and rename, and no tool can set it back), read by the same Pillow version; a
+file written in the last seconds is checked again until it is older (RACY_NS).
+
+Where: $GUIDEDLABELLING_IMAGE_CHECKS, else $XDG_CACHE_HOME/guidedlabelling/image_checks (~/.cache by default);
+'none' checks every file every time. One JSON file per folder of images; a file that cannot be read or written
+is checked again, never trusted.
+"""
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+
+import PIL
+
+from ..io import flocked, save_json
+
+ENV = "GUIDEDLABELLING_IMAGE_CHECKS"
+RACY_NS = 3 * 10**9  # a check of a file written this recently is not kept: where times tick in seconds (FAT's two),
+# a rewrite of the same size within the tick would keep its stamp (git's "racy" index entries)
+
+
+def root():
+    """The folder of the kept checks, or None ('none')."""
+    if os.environ.get(ENV):
+        return None if os.environ[ENV] == "none" else Path(os.environ[ENV]).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "guidedlabelling" / "image_checks"
+
+
+def stamp(path):
+    """What identifies a file's content without reading it (see the module's docstring), or None if it is gone."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+
+
+def checks_file(folder):
+    return root() / (hashlib.blake2b(str(folder).encode(), digest_size=12).hexdigest() + ".json")
+
+
+def kept_checks(folder):
+    """{file name: {stamp, check}} of a folder, as far as they hold for this Pillow; {} where none can be read."""
+    try:
+        data = json.loads(checks_file(folder).read_text())
+    except (OSError, ValueError):
+        return {}
+    ok = isinstance(data, dict) and data.get("folder") == str(folder) and data.get("pillow") == PIL.__version__
+    return data["files"] if ok and isinstance(data.get("files"), dict) else {}
+
+
+def keep(folder, made):
+    """Adds the checks `made` ({name: {stamp, check}}) to the folder's file under its lock, dropping those of files
+    since gone or changed; a cache that cannot be written is left as it is."""
+    path = checks_file(folder)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with flocked(path.with_suffix(".lock"), lambda: None):
+            files = kept_checks(folder) | made
+            files = {name: kept for name, kept in files.items() if kept.get("stamp") == stamp(folder / name)}
+            save_json(path, {"folder": str(folder), "pillow": PIL.__version__, "files": files})
+    except OSError:
+        pass
+
+
+def checked(paths, check):
+    """[check(path)] of every path (check returns JSON-able values, a tuple read back as a tuple), each made
+    again only where no kept check of the same file holds."""
+    if root() is None:
+        return [check(path) for path in paths]
+    located = [(Path(os.path.abspath(path)).parent, Path(path).name) for path in paths]
+    kept = {folder: kept_checks(folder) for folder in dict.fromkeys(folder for folder, _ in located)}
+    made, results = {}, []
+    for path, (folder, name) in zip(paths, located):
+        now, before = stamp(path), kept[folder].get(name) or {}
+        if now is not None and before.get("stamp") == now:
+            results.append(tuple(tuple(v) if isinstance(v, list) else v for v in before["check"]))
+            continue
+        result = check(path)
+        results.append(result)
+        if now is not None and stamp(path) == now and time.time_ns() - max(now[3:]) > RACY_NS:   # nor while read
+            made.setdefault(folder, {})[name] = {"stamp": now, "check": result}
+    for folder, checks in made.items():
+        keep(folder, checks)
+    return results
