@@ -333,6 +333,30 @@ def test_a_photo_added_or_a_row_removed_keeps_the_other_images_maps(own, command
     assert np.array_equal(np.array(Image.open(maps / "b.png")), np.array(Image.open(alone / "b.png")))
 
 
+def test_a_photo_made_readable_again_gets_its_map_alone(own, command):
+    """A photo that could not be read (truncated) has no map; copied again whole, it is an image edited in place
+    that had no output: its map alone is made, as a fresh run makes it (every map of the folder was made again, as
+    for an input that is not an image: a probe)."""
+    run_all(command, own, ("saliency_train", "saliency"))
+    maps = folder(own, "saliency")
+    whole = (own["images"] / "b.png").read_bytes()
+    (own["images"] / "b.png").write_bytes(whole[:len(whole) // 2])
+    (out,) = run_all(command, own, ("saliency",))
+    assert "keeping the outputs of the images it had unchanged" in out and not (maps / "b.png").exists(), out
+    stamps = {p.name: p.stat().st_mtime_ns for p in maps.glob("*.png")}
+    (own["images"] / "b.png").write_bytes(whole)
+    (out,) = run_all(command, own, ("saliency",))
+    assert f"{own['images'] / 'b.png'} changed since it was made; keeping the outputs of the images it had " \
+        "unchanged, making the others'" in out and "1 of " in out, out
+    assert {p.name: p.stat().st_mtime_ns for p in maps.glob("*.png") if p.name != "b.png"} == stamps
+    alone = maps.parent / "alone"
+    code, _, err = command("saliency", *own_args(own), "--out_dir", alone)   # a fresh run's maps
+    assert code == 0, err
+    assert sorted(p.name for p in maps.glob("*.png")) == sorted(p.name for p in alone.glob("*.png"))
+    for made in alone.glob("*.png"):
+        assert np.array_equal(np.array(Image.open(maps / made.name)), np.array(Image.open(made))), made.name
+
+
 def test_another_photo_under_an_images_id_gets_its_own_map(own, command):
     """A photo replaced by another file of its id (a.jpg by a.png), or one removed in a run and another of its name
     added in a later run: the kept folder held the former photo's map under the id, and the stage, seeing it there,

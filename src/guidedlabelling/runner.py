@@ -231,7 +231,9 @@ def check_cache(out, stage_cfg, override, manifest, alone=True, rescore="", fold
     record = recorded(out)
     why, changed = why_stale(out, settings, record, manifest)
     scored_only = all(k.startswith(EVALUATED) for k in changed)
-    one_images = lambda key: bool(rescore) and (out / f"{Path(key).stem}{rescore}").exists()  # noqa: E731
+    unread = skipped_by(out, record)   # images it could not read have no output: one edited since is its own
+    one_images = lambda key: bool(rescore) and ((out / f"{Path(key).stem}{rescore}").exists()  # noqa: E731
+                                                 or key in unread)
     come_or_go = [] if scored_only else images_come_or_go(changed, record["inputs"], manifest["inputs"], one_images)
     kept = why and rescore and changed and damage(out) is None and come_or_go is not None
     rescored = kept and scored_only and finished_fingerprint(out) is not None  # whole: this run makes none of them
@@ -255,6 +257,17 @@ def check_cache(out, stage_cfg, override, manifest, alone=True, rescore="", fold
     save_yaml(out / "config.yaml", stage_cfg)
     save_json(out / MANIFEST, manifest | made_with_record(out, record, made, rescored, alone, say))
     return cleared
+
+
+def skipped_by(out, record):
+    """The image files that the finished run of a folder's recorded manifest could not read (done.json's
+    skipped_images), which have no output: copied again whole, such an image's output alone is to be made (its
+    absent output made every image's again)."""
+    done = done_record(out)
+    if not (done and record and done.get("fingerprint") == record.get("fingerprint")):
+        return set()
+    skipped = done.get("skipped_images")
+    return set(skipped) if isinstance(skipped, dict) else set()
 
 
 def why_stale(out, settings, record, manifest):
