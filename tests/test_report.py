@@ -3,6 +3,7 @@ and the page opened in a real headless Chromium (screenshot kept in tests/artifa
 import base64
 import io
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -536,3 +537,38 @@ def test_the_report_takes_the_datasets_the_run_opened(monkeypatch):
     assert preflight.reopened(opened, d, "train", False) == "new train" and opens == ["train"]
     assert preflight.reopened(opened, d, "val", False) == "new val" and opens == ["train", "val"]
     assert preflight.reopened(None, d, "train", False) == "new train" and opens == ["train", "val", "train"]
+
+
+def test_the_report_shows_the_stage_folders_of_its_run_alone(tmp_path):
+    """The run folder (<out_root>/<preset>) also holds other runs' folders: a --set variant's, another tags.csv's, a
+    reference or seed_eval scored with masks since removed. The report's stage table, loss curves and plots show the
+    folders of its own steps alone, in step order, and none of a step it skipped (a review found a run without masks
+    showing another dataset's fully supervised reference and seed scores)."""
+    overrides, root = [f"out_root={tmp_path}"], tmp_path / "smoke"
+
+    def made(name, figures, loss=None, plot=False):
+        folder = root / name
+        folder.mkdir(parents=True)
+        (folder / "config.yaml").write_text("")
+        (folder / "done.json").write_text(json.dumps(figures))
+        os.utime(folder / "config.yaml", (1000, 1000))
+        os.utime(folder / "done.json", (1012.5, 1012.5))   # made in 12.5 s
+        if loss:
+            (folder / "loss.json").write_text(json.dumps({"loss": loss}))
+        if plot:
+            Image.new("RGB", (4, 4)).save(folder / "pr_curve.png")
+        return folder
+    seed_eval = made("seed_eval/seed_split-test", {"mIoU": 12.5}, plot=True)
+    reference = made("seg_train/labels-gt", {"iterations": 7}, loss=[[1, 0.5]])
+    made("seg_train/seed_train.max_iter-9", {"iterations": 9}, loss=[[1, 0.25]])   # another variant's
+    made("seed_eval/images-other-123abc_seed_split-test", {"mIoU": 99.0}, plot=True)   # another dataset's
+    seeds = made("seed_train/default", {"iterations": 4}, loss=[[1, 2.0], [2, 1.0]])
+    assert report_module.run_folders("smoke", overrides) == [seeds, seed_eval, reference]
+    folders = report_module.run_folders("smoke", overrides, skipped={"seed_eval", "reference_train"})
+    assert folders == [seeds]
+    assert Page(report_module.stages_section(folders)).tables["Every stage"][1:] == \
+        [["seed_train", "default", "12.5 s", "iterations 4"]]
+    assert report_module.training_section(folders).count("<figure>") == 1
+    assert report_module.evaluation_section(folders) == ""
+    plots = report_module.evaluation_section(report_module.run_folders("smoke", overrides))
+    assert plots.count("<figure>") == 1 and "seed_eval/seed_split-test/pr_curve.png" in plots

@@ -518,7 +518,7 @@ def main(argv=None):
                      said):
             try:
                 path = write_report(args.config, overrides, reference="reference_train" not in skip, notes=said,
-                                    opened=opened)
+                                    opened=opened, skipped=skip)
                 print(f"report: {path}")
             except OSError as e:
                 print(f"warning: report.html not written: {os_error_message(e)}")

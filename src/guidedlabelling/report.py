@@ -45,27 +45,31 @@ pre { background: #f6f8fa; border: 1px solid #dde; padding: 10px; font-size: 12.
 SKIPPED_FIGURES = ("per_class", "confusion", "classes", "curve", "outputs")  # long or shown in their own table
 
 
-def write_report(config, overrides, examples=4, reference=True, notes=(), opened=None):
+def write_report(config, overrides, examples=4, reference=True, notes=(), opened=None, skipped=()):
     """Resolve the run's config as every stage does; write <out_root>/<preset>/report.html and return its path.
     reference False: the run has no fully supervised reference (own data without training masks); notes: the lines
-    the run began with (on its settings and data); opened: the run's preflight.Opened, whose datasets it reuses."""
+    the run began with (on its settings and data); opened: the run's preflight.Opened, whose datasets it reuses;
+    skipped: the driver's steps the run skipped (the data makes them impossible), whose folders it does not show."""
     cfg, preset = C.resolve(config, overrides)
     ref = C.resolve(config, list(overrides) + ["labels=gt"])[0] if reference else None
     test_seeds = C.resolve(config, list(overrides) + ["seed_split=test"])[0]
     root = naming.run_dir(cfg)
     path = root / "report.html"
-    page = render_page(cfg, preset, ref, test_seeds, root, examples, overrides, notes, opened)
+    skipped = set(skipped) | (set() if reference else {"reference_train", "reference_segmentations"})
+    page = render_page(cfg, preset, ref, test_seeds, root, examples, overrides, notes, opened,
+                       run_folders(config, overrides, skipped))
     with atomic_path(path) as tmp:
         tmp.write_text(page, encoding="utf-8")
     return path
 
 
-def render_page(cfg, preset, ref, test_seeds, root, examples, overrides=(), notes=(), opened=None):
+def render_page(cfg, preset, ref, test_seeds, root, examples, overrides=(), notes=(), opened=None, folders=()):
+    """folders: the run's finished stage folders (run_folders), whose figures, loss curves and plots it shows."""
     sections = [summary_section(cfg, preset, ref), notes_section(notes), skipped_section(cfg, preset),
                 class_section(cfg, preset, ref),
                 guide_class_section(cfg, preset),
-                saliency_section(cfg, preset), stages_section(root), training_section(root),
-                evaluation_section(root), examples_section(cfg, preset, ref, test_seeds, examples, opened),
+                saliency_section(cfg, preset), stages_section(folders), training_section(folders),
+                evaluation_section(folders), examples_section(cfg, preset, ref, test_seeds, examples, opened),
                 f"<h2>Config</h2>\n<pre>{html.escape(yaml.safe_dump(shown_config(cfg), sort_keys=False))}</pre>"]
     now = datetime.datetime.now().isoformat(sep=" ", timespec="seconds")
     return (f"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
@@ -239,12 +243,19 @@ def scalars(data, prefix=""):
             yield f"{prefix}{key}", value
 
 
-def stage_folders(root):
-    """Finished stage folders (<folder>/<settings> with done.json) in pipeline order, other folders after."""
-    order = {folder: i for i, s in enumerate(pipeline.STAGES)
-             for folder in (s.name, pipeline.FORMER_FOLDERS.get(s.name, s.name))}
-    found = [p.parent for p in root.glob("*/*/done.json") if not p.parent.name.startswith(".")]
-    return sorted(found, key=lambda p: (order.get(p.parent.name, len(order)), p.parent.name, p.name))
+def run_folders(config, overrides, skipped=()):
+    """The finished folders of the run's steps (pipeline.STEPS under these settings, each with the settings it adds),
+    in step order, once each, but those of the steps in `skipped`: the run folder also holds other settings' and
+    other data's folders (a --set variant, another tags.csv, the reference of masks since removed), which are not
+    this run's figures."""
+    folders = []
+    for step, stage, extra in pipeline.STEPS:
+        if step in skipped:
+            continue
+        folder = naming.stage_dir(*C.resolve(config, list(overrides) + list(extra)), stage)
+        if folder not in folders and finished(folder) is not None:
+            folders.append(folder)
+    return folders
 
 
 def wall_time(folder):
@@ -252,9 +263,9 @@ def wall_time(folder):
     return "n/a" if seconds is None else f"{seconds:.1f} s"
 
 
-def stages_section(root):
+def stages_section(folders):
     rows = []
-    for folder in stage_folders(root):
+    for folder in folders:
         figures = " ".join(f"<span class=kv><b>{html.escape(k)}</b> {number(v)}</span>"
                            for k, v in scalars(finished(folder)))
         rows.append([html.escape(folder.parent.name), html.escape(folder.name), (wall_time(folder),), figures])
@@ -301,16 +312,16 @@ def loss_plot(losses):
     return buffer.getvalue()
 
 
-def training_section(root):
+def training_section(folders):
     curves = [(f"{f.parent.name}/{f.name}", (finished(f, "loss.json") or {}).get("loss"))
-              for f in stage_folders(root) if (f / "loss.json").exists()]
+              for f in folders if (f / "loss.json").exists()]
     figures = [figure(loss_plot(losses), name) for name, losses in curves if losses]
     return "<h2>Training loss</h2>\n<div class=grid>" + "".join(figures) + "</div>" if figures else ""
 
 
-def evaluation_section(root):
+def evaluation_section(folders):
     """The plots that evaluation stages (folders named *_eval) leave, e.g. the seed precision/recall curve."""
-    plots = sorted(root.glob("*_eval/*/*.png"))
+    plots = sorted(p for f in folders if f.parent.name.endswith("_eval") for p in f.glob("*.png"))
     figures = [figure(p.read_bytes(), f"{p.parent.parent.name}/{p.parent.name}/{p.name}") for p in plots]
     return "<h2>Evaluation plots</h2>\n" + "".join(figures) if figures else ""
 
