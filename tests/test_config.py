@@ -60,11 +60,32 @@ def test_a_run_of_some_steps_keeps_the_notes_of_the_earlier_summary(tmp_path):
     from types import SimpleNamespace
     cfg = C.resolve("smoke", [f"out_root={tmp_path}"])[0]
     naming.run_dir(cfg).mkdir(parents=True)
-    (naming.run_dir(cfg) / "summary.json").write_text(json.dumps({"notes": ["note: a", "note: b"]}))
+    (naming.run_dir(cfg) / "summary.json").write_text(json.dumps({"notes": ["note: a", "note: b"], "config": "smoke",
+                                                                  "overrides": [f"out_root={tmp_path}"]}))
     every = ",".join(s for s, _, _ in driver.STEPS)
-    assert driver.run_notes(SimpleNamespace(steps="segmentations"), cfg, ["note: b", "note: c"]) == \
+    args = SimpleNamespace(steps="segmentations", config="smoke")
+    assert driver.run_notes(args, cfg, ["note: b", "note: c"], [f"out_root={tmp_path}"]) == \
         ["note: b", "note: c", "note: a"]
-    assert driver.run_notes(SimpleNamespace(steps=every), cfg, ["note: c"]) == ["note: c"]
+    assert driver.run_notes(args, cfg, ["note: c"], [f"out_root={tmp_path}", "overridecache=true"]) == \
+        ["note: c", "note: a", "note: b"]   # the same run, recomputed
+    assert driver.run_notes(SimpleNamespace(steps=every, config="smoke"), cfg, ["note: c"], [f"out_root={tmp_path}"]) \
+        == ["note: c"]
+
+
+def test_a_run_of_some_steps_keeps_no_notes_of_another_runs_summary(tmp_path):
+    """The run folder is the preset's: the summary.json there may be a variant's or other data's, whose notes (on
+    another tags.csv, a review found) are not this run's."""
+    from types import SimpleNamespace
+    cfg = C.resolve("smoke", [f"out_root={tmp_path}"])[0]
+    naming.run_dir(cfg).mkdir(parents=True)
+    (naming.run_dir(cfg) / "summary.json").write_text(json.dumps({
+        "notes": ["note: 2 rows of other/tags.csv have no tags"], "config": "smoke",
+        "overrides": [f"out_root={tmp_path}", "tags=other/tags.csv"]}))
+    args = SimpleNamespace(steps="segmentations", config="smoke")
+    assert driver.run_notes(args, cfg, ["note: c"], [f"out_root={tmp_path}"]) == ["note: c"]
+    assert driver.run_notes(args, cfg, ["note: c"], [f"out_root={tmp_path}", "seedthres=30"]) == ["note: c"]
+    assert driver.run_notes(SimpleNamespace(steps="segmentations", config="demo"), cfg, ["note: c"],
+                            [f"out_root={tmp_path}", "tags=other/tags.csv"]) == ["note: c"]
 
 
 def test_paper_defaults():

@@ -323,12 +323,18 @@ def summarise(args, overrides, skip, seconds=None, stale=(), notes_said=()):
     return True
 
 
-def run_notes(args, cfg, said):
+def run_notes(args, cfg, said, overrides=()):
     """The notes of the run for summary.json: those said now, and after a run of some steps (--steps), which opens
-    only their data and says only their notes, those the earlier summary.json holds."""
+    only their data and says only their notes, those the earlier summary.json holds where it is of the same run (its
+    preset and settings: the run folder is the preset's, and a variant's or other data's summary.json there says
+    another run's notes)."""
     partial = set(args.steps.split(",")) != {s for s, _, _ in STEPS}
-    earlier = read_json(naming.run_dir(cfg) / "summary.json") if partial else None
-    return list(dict.fromkeys(list(said) + ((earlier or {}).get("notes") or [])))
+    earlier = (read_json(naming.run_dir(cfg) / "summary.json") if partial else None) or {}
+
+    def given(settings):
+        return [s for s in settings or [] if not s.startswith("overridecache=")]
+    same = earlier.get("config") == args.config and given(earlier.get("overrides")) == given(overrides)
+    return list(dict.fromkeys(list(said) + ((earlier.get("notes") or []) if same else [])))
 
 
 def print_outputs_without_masks(cfg, outputs, seg, ref):
@@ -511,7 +517,7 @@ def main(argv=None):
               "without n/N then prints the table")
         print_profile(seconds, time.monotonic() - start, lane_of)
         return
-    said = run_notes(args, cfg, said)
+    said = run_notes(args, cfg, said, overrides)
     run_dir = naming.run_dir(cfg)
     with run_files_written(run_dir):
         if summarise(args, overrides, skip, seconds, stale_results(args, overrides, steps, skip, opened.digests),
