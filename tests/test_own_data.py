@@ -474,6 +474,11 @@ def test_masks_of_some_val_images_score_the_segmenter_on_them_alone(folder, tmp_
     report = (root / "report.html").read_text()
     assert "fully supervised (val)" not in report and ">n/a<" in report
     assert f"<p class=warn>{line}" in report
+    why = "no fully supervised reference: no training image has a mask (the reference learns from them); the " \
+        "segmenter is scored on the val images that have one"   # printed, and in summary.json and the report alike
+    assert f"warning: {why}\n" in stdout and summary["reference_warnings"] == [why]
+    assert f"<p class=warn>{why}</p>" in report
+    assert "labels-gt" not in report   # the former reference's folder: the stage table shows the run's steps alone
 
 
 def test_unreadable_images_are_named_in_the_summary_and_the_report(folder, tmp_path):

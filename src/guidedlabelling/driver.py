@@ -25,8 +25,8 @@ from .datasets.base import warned_line
 from .datasets import Labelled, annotated_splits, ground_truth_hint, has_ground_truth, own_split
 from .inference import trained
 from .io import InputError, flocked, save_json
-from .results import METHOD_ROWS, RATIO_ROW, guide_classes, made_seconds, method_table, out_of_date, \
-    skipped_images, stage_result, unmarked_classes, unscored_classes, weak_reference
+from .results import METHOD_ROWS, RATIO_ROW, guide_classes, made_seconds, method_table, missing_reference, \
+    out_of_date, skipped_images, stage_result, unmarked_classes, unscored_classes, weak_reference
 from .pipeline import BY_NAME, STEPS, command, current_name, steps_needed
 from .provenance import provenance
 from .report import write_report
@@ -362,8 +362,8 @@ def print_table(cfg, table, seg, ref, no_reference):
     ratio = table[RATIO_ROW[1]]
     print(f"{RATIO_ROW[0]:<36}" + (f"{100 * ratio:7.1f}%" if ratio is not None else "    n/a"))
     weak, unscored, unmarked = weak_reference(ref or {}), unscored_classes(seg), unmarked_classes(seg, ref)
-    for line in unscored + unmarked + weak + ([f"no fully supervised reference: {no_reference}"] if no_reference
-                                              else []):
+    weak += missing_reference(no_reference)
+    for line in unscored + unmarked + weak:
         print(f"warning: {line}")
     summary = table | {"reference_warnings": weak, "score_warnings": unscored, "segmenter_warnings": unmarked}
     print(f"\nmodel: {table['model']} (./src/predict.py --model)\n"

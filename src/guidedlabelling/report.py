@@ -17,8 +17,8 @@ from .errors import counted
 from .guide_diagnostics import has_final, table_title
 from .io import IGNORE, atomic_path, load_heatmap_mat, load_label_png
 from .preflight import reopened
-from .results import METHOD_ROWS, RATIO_ROW, finished, guide_classes, made_seconds, method_table, skipped_images, \
-    stage_result, unmarked_classes, unscored_classes, weak_reference
+from .results import METHOD_ROWS, RATIO_ROW, finished, guide_classes, made_seconds, method_table, missing_reference, \
+    skipped_images, stage_result, unmarked_classes, unscored_classes, weak_reference
 from .seeds import SeedRule
 from .visualize import PALETTE, STAGE_FILES, file_tiles, panel_image, panel_tiles, stage_files
 
@@ -49,23 +49,27 @@ def write_report(config, overrides, examples=4, reference=True, notes=(), opened
     """Resolve the run's config as every stage does; write <out_root>/<preset>/report.html and return its path.
     reference False: the run has no fully supervised reference (own data without training masks); notes: the lines
     the run began with (on its settings and data); opened: the run's preflight.Opened, whose datasets it reuses;
-    skipped: the driver's steps the run skipped (the data makes them impossible), whose folders it does not show."""
+    skipped: the driver's steps the run skipped (the data makes them impossible), whose folders it does not show
+    ({step: why}: the summary gives why it has no reference, as ./script.py prints it)."""
     cfg, preset = C.resolve(config, overrides)
     ref = C.resolve(config, list(overrides) + ["labels=gt"])[0] if reference else None
     test_seeds = C.resolve(config, list(overrides) + ["seed_split=test"])[0]
     root = naming.run_dir(cfg)
     path = root / "report.html"
+    no_reference = skipped.get("reference_train") if isinstance(skipped, dict) else None
     skipped = set(skipped) | (set() if reference else {"reference_train", "reference_segmentations"})
     page = render_page(cfg, preset, ref, test_seeds, root, examples, overrides, notes, opened,
-                       run_folders(config, overrides, skipped))
+                       run_folders(config, overrides, skipped), no_reference)
     with atomic_path(path) as tmp:
         tmp.write_text(page, encoding="utf-8")
     return path
 
 
-def render_page(cfg, preset, ref, test_seeds, root, examples, overrides=(), notes=(), opened=None, folders=()):
-    """folders: the run's finished stage folders (run_folders), whose figures, loss curves and plots it shows."""
-    sections = [summary_section(cfg, preset, ref), notes_section(notes), skipped_section(cfg, preset),
+def render_page(cfg, preset, ref, test_seeds, root, examples, overrides=(), notes=(), opened=None, folders=(),
+                no_reference=None):
+    """folders: the run's finished stage folders (run_folders), whose figures, loss curves and plots it shows;
+    no_reference: why the run has no fully supervised reference, where it has none."""
+    sections = [summary_section(cfg, preset, ref, no_reference), notes_section(notes), skipped_section(cfg, preset),
                 class_section(cfg, preset, ref),
                 guide_class_section(cfg, preset),
                 saliency_section(cfg, preset), stages_section(folders), training_section(folders),
@@ -121,9 +125,9 @@ def table(header, rows, total_last=False, css_class=""):
     return f"<table class='{css_class}'><tr>{head}</tr>\n" + "\n".join(body) + "</table>"
 
 
-def summary_section(cfg, preset, ref):
-    """The method's table, and what makes its val figures say less (./script.py prints the same warnings); without
-    masks, what the guided segmenter marks of each class instead."""
+def summary_section(cfg, preset, ref, no_reference=None):
+    """The method's table, and what makes its val figures say less (./script.py prints the same warnings: why it has
+    no reference among them, `no_reference`); without masks, what the guided segmenter marks of each class instead."""
     seg, ref_seg = stage_result(cfg, preset, "segmentations"), ref and stage_result(ref, preset, "segmentations")
     if seg and "mIoU" not in seg:
         return unmeasured_summary(cfg, seg, ref_seg)
@@ -133,7 +137,7 @@ def summary_section(cfg, preset, ref):
     rows.append([RATIO_ROW[0], (number(ratio and 100 * ratio, 1) + ("%" if ratio else ""),)])
     warnings = "".join(f"<p class=warn>{html.escape(line)}</p>"
                        for line in unscored_classes(seg) + unmarked_classes(seg, ref_seg) +
-                       weak_reference(ref_seg or {}))
+                       weak_reference(ref_seg or {}) + missing_reference(no_reference))
     return "<h2>Summary</h2>\n" + table(["stage", "mIoU %"], rows) + warnings
 
 

@@ -113,6 +113,12 @@ def weak_reference(ref, floor=WEAK_IOU):
             "size, and classes in few images (see README, own data)"]
 
 
+def missing_reference(why):
+    """The line saying that the run has no fully supervised reference, and why (the driver's reason for skipping
+    reference_train, e.g. no training image has a mask), or none."""
+    return [f"no fully supervised reference: {why}"] if why else []
+
+
 def unmarked_classes(seg, ref=None):
     """A line naming the classes the guided segmenter marks in few of the test images tagged with them (the test's
     tags_marked: tags alone, so it also warns a user without masks), each with the reference's count beside."""
