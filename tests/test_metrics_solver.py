@@ -211,3 +211,21 @@ def test_saliency_quality_by_hand():
     assert q["foreground_IoU"]["90"] == pytest.approx(100 * 2 / 6)      # 229.5: image 1 keeps 255 only
     assert q["MAE"] == pytest.approx(((0 + 127 / 255 + 26 / 255 + 0) / 4 + 3 / 4) / 2)
     assert q["images"] == 2 and 0 < q["max_F"] <= 1 and q["S_measure"] is None
+
+
+def test_pixel_accuracy_and_void_share_are_none_where_no_pixel_was_scored(tmp_path):
+    """Masks of val images alone: the guide labels of train are scored on no pixel. Their mIoU is n/a, and so are the
+    pixel accuracy and void share, not 0 (done.json said 0% accurate, and the report's stage table showed it)."""
+    from types import SimpleNamespace
+    from guidedlabelling.inference import evaluate_folder
+    from guidedlabelling.io import save_label_png
+    from guidedlabelling.metrics import report
+    assert report(np.zeros((2, 2), np.int64), ["background", "cat"])["pixel_accuracy"] is None
+    assert report(np.array([[2, 1], [0, 1]]), ["background", "cat"])["pixel_accuracy"] == 75.0
+    save_label_png(tmp_path / "a.png", np.array([[0, 1], [255, 1]], np.uint8))
+    truth = {"void": np.full((2, 2), 255, np.uint8), "masked": np.array([[0, 1], [1, 0]], np.uint8)}
+    for kind, (accuracy, void) in {"void": (None, None), "masked": (pytest.approx(200 / 3), 25.0)}.items():
+        data = SimpleNamespace(items=[SimpleNamespace(id="a")], classes=["background", "cat"], num_classes=2,
+                               label=lambda i, kind=kind: truth[kind])
+        scores = evaluate_folder(data, tmp_path)   # masked: 2 of the 3 labelled pixels right, 1 of the 4 left void
+        assert (scores["pixel_accuracy"], scores["void"]) == (accuracy, void)

@@ -223,7 +223,8 @@ def tags_marked(data, folder):
 
 def evaluate_folder(data, folder, rule=None):
     """mIoU of label PNGs (or of the seeds a seeds.SeedRule makes of heatmaps) against the ground truth, over the
-    pixels they label; `void`: the percent of the ground truth's (non-void) pixels they leave void."""
+    pixels they label; `void`: the percent of the ground truth's (non-void) pixels they leave void (None where the
+    ground truth has none: no image annotated)."""
     conf, void, counted = 0, 0, 0
     for i, it in enumerate(data.items):
         if rule is None:
@@ -235,4 +236,4 @@ def evaluate_folder(data, folder, rule=None):
         conf = conf + confusion(gt, pred, data.num_classes)
         void += np.count_nonzero((pred == IGNORE) & (gt != IGNORE))
         counted += np.count_nonzero(gt != IGNORE)
-    return report(conf, data.classes) | {"void": 100 * void / max(counted, 1)}
+    return report(conf, data.classes) | {"void": 100 * void / counted if counted else None}

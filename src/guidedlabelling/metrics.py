@@ -36,11 +36,13 @@ def ratio_of(guided, reference):
 
 
 def report(conf, class_names):
-    """The JSON-able evaluation: confusion matrix, per-class IoU and mIoU (percent)."""
+    """The JSON-able evaluation: confusion matrix, per-class IoU, mIoU and pixel accuracy (percent); the accuracy is
+    None where no pixel was scored (every mask void or absent), as the mIoU is n/a then, not 0."""
     ious = iou_table(conf)
+    scored = np.sum(conf)
     return {"mIoU": 100 * mean_iou(conf),
             "per_class_IoU": {n: (None if np.isnan(v) else 100 * float(v)) for n, v in zip(class_names, ious)},
-            "pixel_accuracy": 100 * float(np.trace(conf) / max(1, np.sum(conf))),
+            "pixel_accuracy": 100 * float(np.trace(conf) / scored) if scored else None,
             "confusion": np.asarray(conf).tolist(), "classes": list(class_names)}
 
 
