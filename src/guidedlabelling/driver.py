@@ -262,11 +262,12 @@ def run_in_order(args, overrides, steps, skip, opened=None):
     return seconds
 
 
-def steps_made_seconds(args, overrides):
+def steps_made_seconds(args, overrides, skip=()):
     """{step: results.made_seconds of its folder} of the finished steps: a rerun that reuses a step takes little
-    (step_seconds), and this keeps what it cost."""
+    (step_seconds), and this keeps what it cost. Not of the steps in `skip`: their folders are other runs' (seed_eval
+    scored with masks a run without them does not have)."""
     made = {step: made_seconds(naming.stage_dir(*C.resolve(args.config, overrides + list(extra)), stage))
-            for step, stage, extra in STEPS}
+            for step, stage, extra in STEPS if step not in skip}
     return {step: round(seconds, 1) for step, seconds in made.items() if seconds is not None}
 
 
@@ -308,7 +309,7 @@ def summarise(args, overrides, skip, seconds=None, stale=(), notes_said=()):
                "predictions": str(naming.stage_dir(cfg, preset, "segmentations")),
                "model": seg and tested_model(cfg, preset),
                "config": args.config, "overrides": overrides, "step_seconds": seconds or {},
-               "made_seconds": steps_made_seconds(args, overrides), "notes": list(notes_said)} | diagnostics
+               "made_seconds": steps_made_seconds(args, overrides, skip), "notes": list(notes_said)} | diagnostics
     if guide and seg and "mIoU" not in seg:  # own data without masks: nothing to measure against
         print_outputs_without_masks(cfg, outputs, seg, ref)
         return True
