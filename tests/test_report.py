@@ -197,6 +197,15 @@ def test_without_masks_the_summary_counts_what_the_segmenter_marks_of_each_class
     assert "the guided segmenter marks few of the val images tagged with cat (0 of 4)" in section
 
 
+
+def test_the_hint_of_how_to_give_masks_is_escaped(monkeypatch):
+    """A dataset layout's ground_truth_hint is its author's text (datasets/__init__.py): '--labels <DIR>' would open
+    a tag that swallows the rest of the page."""
+    cfg, _ = C.resolve("smoke", ["images=/photos", "tags=/photos/tags.csv"])
+    monkeypatch.setattr(report_module, "ground_truth_hint", lambda d: "pass --labels <DIR> & co")
+    section = unmeasured_summary(cfg, {"split": "val", "tags_marked": {}}, None)
+    assert "No ground-truth masks, so no mIoU (pass --labels &lt;DIR&gt; &amp; co for it)" in section
+
 def test_saliency_by_area_table_holds_the_held_out_buckets(monkeypatch):
     """The by-area table from a hand-written done.json (the smoke run holds out nothing): a row per bucket that
     has images, in the done.json's order; none without them; no table where no split has buckets."""

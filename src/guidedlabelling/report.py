@@ -147,7 +147,8 @@ def unmeasured_summary(cfg, seg, ref_seg):
     marks = seg.get("tags_marked", {})   # absent where an earlier version finished the test
     rows = [[html.escape(name), (m["tagged"],), (m["marked"],)] for name, m in marks.items()]
     warnings = "".join(f"<p class=warn>{html.escape(line)}</p>" for line in unmarked_classes(seg, ref_seg))
-    return (f"<h2>Summary</h2>\n<p class=note>No ground-truth masks, so no mIoU ({ground_truth_hint(cfg['data'])} for "
+    hint = html.escape(ground_truth_hint(cfg["data"]))
+    return (f"<h2>Summary</h2>\n<p class=note>No ground-truth masks, so no mIoU ({hint} for "
             "it). What the guide labels keep of each class is below; what the guided segmenter marks of each class in "
             f"the {seg.get('split', 'val')} images, from their tags:</p>\n"
             + (table(["class", "images tagged", "images whose prediction marks it"], rows) if rows else "")
