@@ -466,6 +466,9 @@ def test_classes_without_a_ground_truth_pixel_in_val_are_named(tmp_path):
     results.write_text(json.dumps({"classes": ["background", "cat", "dog"], "confusion": confusion}))
     assert unscored_classes({"results": str(results)}) == []
     assert unscored_classes({"mIoU": 50.0}) == []
+    results.write_text(json.dumps({"classes": ["background", "cat", "dog"], "confusion": [[0, 0, 0]] * 3}))
+    assert unscored_classes({"results": str(results)}) == []   # masks of training images alone: nothing scored,
+    # no false positive either (it named every class, background too, as 'counting false positives alone')
 
 
 def test_weak_reference_names_the_classes_it_learned_little_of(tmp_path):

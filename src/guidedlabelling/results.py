@@ -86,9 +86,10 @@ def scores(test):
 
 def unscored_classes(seg):
     """A line naming the classes of which no scored val image has a ground-truth pixel: their IoU counts false
-    positives alone, so the mIoU and the ratio say nothing of how they are segmented."""
+    positives alone, so the mIoU and the ratio say nothing of how they are segmented. None where no pixel was scored
+    at all (no val image has a mask): no IoU is measured then, the table says n/a and the run says why."""
     results = scores(seg)
-    if "confusion" not in results:
+    if "confusion" not in results or not np.sum(results["confusion"]):
         return []
     absent = [name for name, pixels in zip(results["classes"], np.sum(results["confusion"], axis=1)) if not pixels]
     if not absent:
