@@ -88,7 +88,6 @@ def test_a_run_of_some_steps_keeps_no_notes_of_another_runs_summary(tmp_path):
                             [f"out_root={tmp_path}", "tags=other/tags.csv"]) == ["note: c"]
 
 
-
 def test_summary_keeps_no_made_seconds_of_a_skipped_step(tmp_path):
     """A run without masks skips seed_eval, whose folder (not named by the masks) a run with them left: summary.json's
     made_seconds names the run's own steps alone, as step_seconds does (a review found seed_eval's among them)."""
@@ -104,6 +103,7 @@ def test_summary_keeps_no_made_seconds_of_a_skipped_step(tmp_path):
     args = SimpleNamespace(config="smoke")
     assert driver.steps_made_seconds(args, overrides) == {"seed_train": 12.5, "seed_eval": 3.0}
     assert driver.steps_made_seconds(args, overrides, {"seed_eval": "no ground-truth masks"}) == {"seed_train": 12.5}
+
 
 def test_paper_defaults():
     d = S.defaults()

@@ -437,6 +437,12 @@ def test_masks_of_training_images_alone_train_no_reference(folder, tmp_path):
                "beside the segmenter)" in stdout
     assert "==> seed_eval: skipped, no val image has a mask" in stdout
     assert not list(root.glob("seg_train/*labels-gt*"))
+    summary = json.loads((root / "summary.json").read_text())   # nothing measured on val: what it marks, by tags
+    assert summary["segmenter_mIoU_val"] is None
+    assert {name: m["tagged"] for name, m in summary["segmenter_classes"].items()} == {"bird": 1, "cat": 1, "dog": 1}
+    assert "\nwhat the guided segmenter marks of each class (val images; from their tags):\n" in stdout
+    report = (root / "report.html").read_text()
+    assert "No val image has a mask; what the guided segmenter marks of each class" in report
 
 
 def test_masks_of_some_val_images_score_the_segmenter_on_them_alone(folder, tmp_path):
@@ -511,3 +517,5 @@ def test_unreadable_images_are_named_in_the_summary_and_the_report(folder, tmp_p
     assert guide["warned_images"] == {gif_like: warning} and (Path(summary["guide_labels"]) / "gif_like.png").is_file()
     report = (root / "report.html").read_text()
     assert "<h2>1 unreadable image left out</h2>" in report and html.escape(broken) in report
+    assert "<h2>1 image decoded with warnings from Pillow and used as decoded (re-save a file to silence it)</h2>" \
+        in report and f"<td>{html.escape(gif_like)}</td><td>{warning}</td>" in report

@@ -184,6 +184,23 @@ def test_the_guide_class_table_shows_the_final_labels_columns_where_options_made
     assert table[1] == ["cat", "4", "20.0", "5.0", "50.0", "30.0", "25.0", "12.5"]
 
 
+def test_images_read_with_pillows_warnings_are_listed_up_to_a_count(monkeypatch):
+    """Both steps' unreadable images in one table; of the images read with warnings (maybe thousands) the first
+    `shown`, then how many more summary.json holds."""
+    guide = {"skipped_images": {"/p/x<1>.jpg": "truncated"}, "warned_images": {f"/p/{k}.png": "odd EXIF" for k in "ab"}}
+    seg = {"skipped_images": {"/p/y.jpg": "not an image"}, "warned_images": {"/p/c.png": "palette & bytes"}}
+    monkeypatch.setattr(report_module, "stage_result", lambda cfg, preset, stage: {"guide_labels": guide,
+                                                                                  "segmentations": seg}[stage])
+    cfg, preset = C.resolve("smoke")[:2]
+    section = report_module.skipped_section(cfg, preset, shown=2)
+    assert Page(section).tables == {
+        "2 unreadable images left out": [["image", "why"], ["/p/x<1>.jpg", "truncated"], ["/p/y.jpg", "not an image"]],
+        "3 images decoded with warnings from Pillow and used as decoded (re-save a file to silence it)":
+            [["image", "Pillow's warnings"], ["/p/a.png", "odd EXIF"], ["/p/b.png", "odd EXIF"]]}
+    assert section.endswith("<p class=note>and 1 more (summary.json)</p>") and "x&lt;1&gt;" in section
+    assert report_module.skipped_section(cfg, preset).count("<tr>") == 2 + 2 + 3   # headers; the default shows all
+
+
 def test_without_masks_the_summary_counts_what_the_segmenter_marks_of_each_class():
     """Own data without masks: no table of n/a, but per class the val images tagged with it and those whose
     prediction marks it, and the warning of a class marked in few."""
@@ -197,6 +214,22 @@ def test_without_masks_the_summary_counts_what_the_segmenter_marks_of_each_class
     assert "the guided segmenter marks few of the val images tagged with cat (0 of 4)" in section
 
 
+def test_with_no_val_mask_the_summary_also_counts_what_the_segmenter_marks(monkeypatch):
+    """Masks of training images alone: the seeds and guide labels are scored, the segmenter is not, so the table of
+    what it marks of each class follows the mIoU table, as ./script.py prints it."""
+    done = {"guide_labels": {"seeds": {"mIoU": 30.0}, "guide": {"mIoU": 40.0}},
+            "segmentations": {"mIoU": None, "split": "val", "tags_marked": {"cat": {"tagged": 3, "marked": 1}}}}
+    monkeypatch.setattr(report_module, "stage_result", lambda cfg, preset, stage: done[stage])
+    cfg, preset = C.resolve("smoke")[:2]
+    section = report_module.summary_section(cfg, preset, None, "no val image has a mask")
+    assert "<tr><td>seeds (train)</td><td class='num'>30.0</td></tr>" in section
+    assert section.endswith("<p class=note>No val image has a mask; what the guided segmenter marks of each class in "
+                            "them, from their tags:</p>\n<table class=''><tr><th>class</th><th>images tagged</th>"
+                            "<th>images whose prediction marks it</th></tr>\n<tr><td>cat</td><td class='num'>3</td>"
+                            "<td class='num'>1</td></tr></table>")
+    done["segmentations"]["mIoU"] = 50.0
+    assert "marks of each class" not in report_module.summary_section(cfg, preset, None)
+
 
 def test_the_hint_of_how_to_give_masks_is_escaped(monkeypatch):
     """A dataset layout's ground_truth_hint is its author's text (datasets/__init__.py): '--labels <DIR>' would open
@@ -205,6 +238,7 @@ def test_the_hint_of_how_to_give_masks_is_escaped(monkeypatch):
     monkeypatch.setattr(report_module, "ground_truth_hint", lambda d: "pass --labels <DIR> & co")
     section = unmeasured_summary(cfg, {"split": "val", "tags_marked": {}}, None)
     assert "No ground-truth masks, so no mIoU (pass --labels &lt;DIR&gt; &amp; co for it)" in section
+
 
 def test_saliency_by_area_table_holds_the_held_out_buckets(monkeypatch):
     """The by-area table from a hand-written done.json (the smoke run holds out nothing): a row per bucket that

@@ -362,11 +362,12 @@ def print_table(cfg, table, seg, ref, no_reference):
         print(f"{name:<36}" + (f"{table[key]:8.1f}" if table[key] is not None else "     n/a"))
     ratio = table[RATIO_ROW[1]]
     print(f"{RATIO_ROW[0]:<36}" + (f"{100 * ratio:7.1f}%" if ratio is not None else "    n/a"))
+    marks = print_marked_classes(seg) if seg.get("mIoU") is None else {}   # no val mask: what it marks, from tags
     weak, unscored, unmarked = weak_reference(ref or {}), unscored_classes(seg), unmarked_classes(seg, ref)
     weak += missing_reference(no_reference)
     for line in unscored + unmarked + weak:
         print(f"warning: {line}")
-    summary = table | {"reference_warnings": weak, "score_warnings": unscored, "segmenter_warnings": unmarked}
+    summary = table | marks | {"reference_warnings": weak, "score_warnings": unscored, "segmenter_warnings": unmarked}
     print(f"\nmodel: {table['model']} (./src/predict.py --model)\n"
           f"{saved_summary(naming.run_dir(cfg) / 'summary.json', summary)}")
 
@@ -452,8 +453,8 @@ def print_guide_classes(guide, g):
 
 
 def print_marked_classes(seg):
-    """Without masks, what the guided segmenter learnt of each class: the test images tagged with it and those whose
-    prediction marks it (the test's tags_marked); returned for summary.json."""
+    """Without masks (or without any of a val image), what the guided segmenter learnt of each class: the test images
+    tagged with it and those whose prediction marks it (the test's tags_marked); returned for summary.json."""
     marks = seg.get("tags_marked")   # absent where an earlier version finished the test
     if not marks:
         return {}

@@ -87,6 +87,7 @@ def taker(c, given, together, classes):
         return None
     others = given.copy()
     others[c] = 0
+
     def by_class(k):
         return {"by": classes[k], "share": fraction(others[k], total), "tagged_together": int(together[k])}
 

@@ -13,6 +13,7 @@ from . import config as C
 from . import naming
 from . import pipeline
 from .datasets import ground_truth_hint, shown_settings
+from .datasets.base import warned_line
 from .errors import counted
 from .guide_diagnostics import has_final, table_title
 from .io import IGNORE, atomic_path, load_heatmap_mat, load_label_png
@@ -42,6 +43,7 @@ figure img { max-width: 100%; border: 1px solid #ddd; } img.panel { image-render
 pre { background: #f6f8fa; border: 1px solid #dde; padding: 10px; font-size: 12.5px; overflow-x: auto;
       column-width: 340px; white-space: pre-wrap; overflow-wrap: anywhere; }
 """
+WARNED_SHOWN = 20   # images read with Pillow's warnings listed in the report (maybe thousands, and harmless)
 SKIPPED_FIGURES = ("per_class", "confusion", "classes", "curve", "outputs")  # long or shown in their own table
 
 
@@ -138,21 +140,27 @@ def summary_section(cfg, preset, ref, no_reference=None):
     warnings = "".join(f"<p class=warn>{html.escape(line)}</p>"
                        for line in unscored_classes(seg) + unmarked_classes(seg, ref_seg) +
                        weak_reference(ref_seg or {}) + missing_reference(no_reference))
-    return "<h2>Summary</h2>\n" + table(["stage", "mIoU %"], rows) + warnings
+    unscored = seg and seg.get("mIoU") is None and seg.get("tags_marked")   # masks of training images alone
+    marks = (f"<p class=note>No {seg.get('split', 'val')} image has a mask; what the guided segmenter marks of each "
+             f"class in them, from their tags:</p>\n{marks_table(seg)}") if unscored else ""
+    return "<h2>Summary</h2>\n" + table(["stage", "mIoU %"], rows) + warnings + marks
 
 
 def unmeasured_summary(cfg, seg, ref_seg):
     """Own data without masks: no mIoU, but per class the test images tagged with it and those whose prediction
     marks it (the test's tags_marked), and the warning ./script.py prints of the classes marked in few."""
-    marks = seg.get("tags_marked", {})   # absent where an earlier version finished the test
-    rows = [[html.escape(name), (m["tagged"],), (m["marked"],)] for name, m in marks.items()]
     warnings = "".join(f"<p class=warn>{html.escape(line)}</p>" for line in unmarked_classes(seg, ref_seg))
     hint = html.escape(ground_truth_hint(cfg["data"]))
     return (f"<h2>Summary</h2>\n<p class=note>No ground-truth masks, so no mIoU ({hint} for "
             "it). What the guide labels keep of each class is below; what the guided segmenter marks of each class in "
-            f"the {seg.get('split', 'val')} images, from their tags:</p>\n"
-            + (table(["class", "images tagged", "images whose prediction marks it"], rows) if rows else "")
-            + warnings)
+            f"the {seg.get('split', 'val')} images, from their tags:</p>\n" + marks_table(seg) + warnings)
+
+
+def marks_table(seg):
+    """Per class, the test images tagged with it and those whose prediction marks it; '' where the test has no
+    counts (an earlier version finished it)."""
+    rows = [[html.escape(name), (m["tagged"],), (m["marked"],)] for name, m in seg.get("tags_marked", {}).items()]
+    return table(["class", "images tagged", "images whose prediction marks it"], rows) if rows else ""
 
 
 def swatch(k):
@@ -176,13 +184,21 @@ def class_section(cfg, preset, ref):
     return "<h2>IoU per class (%)</h2>\n" + table(["class"] + [n for n, _ in columns], rows, total_last=True)
 
 
-def skipped_section(cfg, preset):
-    """The unreadable images that the guide labels and the segmenter's test left out."""
-    skipped = skipped_images(stage_result(cfg, preset, "guide_labels"), stage_result(cfg, preset, "segmentations"))
-    if not skipped:
-        return ""
-    rows = [[html.escape(path), html.escape(why)] for path, why in skipped.items()]
-    return f"<h2>{counted(len(skipped), 'unreadable image')} left out</h2>\n" + table(["image", "why"], rows)
+def skipped_section(cfg, preset, shown=WARNED_SHOWN):
+    """The unreadable images that the guide labels and the segmenter's test left out, and the first `shown` of
+    those they read with Pillow's warnings (./script.py prints the same; summary.json holds them all)."""
+    finished_ = stage_result(cfg, preset, "guide_labels"), stage_result(cfg, preset, "segmentations")
+    skipped, warned = skipped_images(*finished_), skipped_images(*finished_, key="warned_images")
+    section = ""
+    if skipped:
+        rows = [[html.escape(path), html.escape(why)] for path, why in skipped.items()]
+        section += f"<h2>{counted(len(skipped), 'unreadable image')} left out</h2>\n" + table(["image", "why"], rows)
+    if warned:
+        rows = [[html.escape(path), html.escape(said)] for path, said in list(warned.items())[:shown]]
+        rest = f"<p class=note>and {len(warned) - shown} more (summary.json)</p>" if len(warned) > shown else ""
+        section += f"<h2>{html.escape(warned_line(len(warned)))}</h2>\n" + table(["image", "Pillow's warnings"], rows) \
+            + rest
+    return section
 
 
 def guide_class_section(cfg, preset):
