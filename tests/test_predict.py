@@ -376,6 +376,25 @@ def test_a_rerun_resumes_and_other_settings_predict_again(model, photos, tmp_pat
         "64 there, 96 here); they are made again with these" in out_text, out_text
 
 
+def test_a_rerun_counts_the_classes_found_from_the_record_not_by_decoding_every_label(model, photos, tmp_path):
+    """predict.json keeps each label PNG's class values (a 12-megapixel label took 0.1 s to decode and count): a
+    rerun's line comes from them; a record without them (an earlier version's) has them counted from the labels."""
+    out = tmp_path / "preds"
+    first = run_predict(photos, model, out)
+    record = json.loads((out / "predict.json").read_text())
+    labels = {p.stem: np.unique(np.asarray(Image.open(p))).tolist() for p in out.glob("*.png")}
+    assert record["found"] == labels
+    line = [line for line in first.stdout.splitlines() if line.startswith("predicted")][0].split("; ")[-1]
+    del record["found"]
+    save_json(out / "predict.json", record)
+    assert line in run_predict(photos, model, out).stdout   # counted from the labels again
+    assert json.loads((out / "predict.json").read_text())["found"] == labels
+    record["found"] = {i: [0] for i in labels} | {"grey": [0, 1]}   # not what the labels hold: the record is read
+    save_json(out / "predict.json", record)
+    classes = load_model(model, "segmentation")[1]["classes"]
+    assert f"found {classes[1]} in 1 of the {len(SIZES)} images" in run_predict(photos, model, out).stdout
+
+
 def test_an_image_replaced_since_its_outputs_were_made_is_predicted_again(model, photos, tmp_path):
     """A camera that reuses names: the outputs of the former photo are not kept for the new one; an interrupted
     run leaves none of the former settings' outputs to be taken as done."""
