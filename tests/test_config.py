@@ -886,3 +886,55 @@ def test_data_settings_written_otherwise_are_the_same_data(tmp_path):
     builtin = stage_folder(tmp_path / "builtin", "seed_heatmaps")   # the built-in data: its size says which
     with pytest.raises(InputError, match="builtin_size 64 there, 96 here"):
         naming.with_given_folders("guide_labels", resolve("builtin_size=96")[0], {"seed_dir": builtin}, [])
+
+
+def test_a_setting_written_twice_in_a_preset_in_two_ways_is_an_error(tmp_path):
+    """A probe's `seedthres: 30` beside `guide_labels: {seedthres: 40}` ran with 40 without a word (PyYAML's check
+    of a key given twice sees one mapping at a time), and so did a section under its former name beside its own."""
+    preset = tmp_path / "p.yaml"
+    cases = {"seedthres: 30\nguide_labels: {seedthres: 40}\n":
+             "setting guide_labels.seedthres is given twice, as seedthres and as seedthres under guide_labels",
+             "guide: {seedthres: 30}\nguide_labels: {seedthres: 40}\n":
+             "setting guide_labels.seedthres is given twice, as seedthres under guide and as seedthres under "
+             "guide_labels",
+             "seg_train: {max_iter: 3}\nseg_train.max_iter: 4\n":
+             "setting seg_train.max_iter is given twice, as max_iter under seg_train and as seg_train.max_iter"}
+    for text, said in cases.items():
+        preset.write_text("builtin: true\n" + text)
+        with pytest.raises(InputError) as e:
+            C.resolve(str(preset))
+        assert e.value.messages == (f"{preset}: {said}; keep one",)
+    preset.write_text("builtin: true\nseedthres: 30\nguide_labels: {salthres: 40}\n")   # two settings: no error
+    cfg = C.resolve(str(preset))[0]["guide_labels"]
+    assert (cfg["seedthres"], cfg["salthres"]) == (30, 40)
+
+
+@pytest.mark.parametrize("line, problem", [
+    ("name:\n", "name None is not a folder name"),
+    ("name: [a]\n", "name ['a'] is not a folder name"),
+    ("name: true\n", "name True is not a folder name"),
+    ("seedthres: {a: 1}\n", None),
+    ("guide_labels: 3\n", "'guide_labels' is a section, not a setting; write its settings under it, "
+                          "`guide_labels: {KEY: VALUE}` (-h lists them)"),
+    ("seed_heatmaps: {extra_sizes: [321, 161]}\n", None)])
+def test_a_preset_value_of_the_wrong_shape_is_one_error_with_its_fix(tmp_path, line, problem):
+    """A probe's `name:` left empty ran into <out_root>/None, `name: [a]` into <out_root>/['a']; a setting given a
+    mapping was 'unknown section'; a section given a value said to write SECTION.KEY=VALUE, --set's form; a YAML list
+    of a comma-separated setting was 'not one value (text)' without the fix."""
+    preset = tmp_path / "p.yaml"
+    preset.write_text("builtin: true\n" + line)
+    expected = {"seedthres: {a: 1}\n": "setting guide_labels.seedthres = {'a': 1} (" + str(preset) + "): not a whole "
+                                       "number; write e.g. 20",
+                "seed_heatmaps: {extra_sizes: [321, 161]}\n":
+                "setting seed_heatmaps.extra_sizes = [321, 161] (" + str(preset) + "): not one value (text); write its "
+                "items in one value, comma-separated: 321,161"}.get(line, f"{preset}: {problem}")
+    with pytest.raises(InputError) as e:
+        C.resolve(str(preset))
+    assert len(e.value.messages) == 1 and e.value.messages[0].startswith(expected), e.value.messages
+
+
+def test_a_section_whose_lines_are_all_commented_out_holds_no_settings(tmp_path):
+    preset = tmp_path / "p.yaml"
+    preset.write_text("builtin: true\nname: 7\nseg_train:\n  # max_iter: 3\n")
+    cfg = C.resolve(str(preset))[0]
+    assert (cfg["name"], cfg["seg_train"]["max_iter"]) == ("7", 8000)

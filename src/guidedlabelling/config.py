@@ -14,8 +14,8 @@ from .datasets import LAYOUTS, layout
 from .datasets.builtin import builtin_roots
 from .errors import InputError, Parser
 from .pipeline import command, current_name
-from .settings import COMMA_LISTS, LIST_SETTINGS, NOT_PATHS, OPTIONS, PATH_SETTINGS, SHARED, defaults, kind, locate, \
-    range_problems, set_value, typed
+from .settings import COMMA_LISTS, LIST_SETTINGS, NOT_PATHS, OPTIONS, OWNERS, PATH_SETTINGS, SHARED, defaults, kind, \
+    locate, range_problems, set_value, typed
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = ROOT / "configs"
@@ -98,21 +98,42 @@ def load_preset(config, origins, problems):
         raise InputError(f"{path}: holds no settings; write `key: value` lines, or start from a copy of a preset in "
                          f"configs/ ({preset_names()})")
     cfg = defaults()
+    written = {}   # (section, key) -> how the file wrote it: one setting written twice (flat and in its section,
+    # or under a section's former name) kept the last without a word
     for key, value in data.items():
         if key == "name":
             continue
-        grouped = isinstance(value, dict) and current_name(key) in OPTIONS
-        if isinstance(value, dict) and not grouped:   # a section misspelt (a key's hint would name a setting)
+        section = isinstance(key, str) and current_name(key) in OPTIONS
+        if section and value is None:   # `seed_train:` with its lines commented out: no settings
+            continue
+        if section and not isinstance(value, dict):
+            problems.append(f"{path}: {key!r} is a section, not a setting; write its settings under it, "
+                            f"`{key}: {{KEY: VALUE}}` (-h lists them)")
+            continue
+        misspelt = isinstance(value, dict) and not section and str(key).rpartition(".")[2] not in OWNERS
+        if misspelt:   # a section misspelt (a key's hint would name a setting; a setting given a mapping is told so)
             near = difflib.get_close_matches(str(key), OPTIONS, 1)
             problems.append(f"{path}: unknown section {key!r}; " + (f"did you mean {near[0]}?" if near else
                                                                     f"the sections are {', '.join(OPTIONS)}"))
             continue
-        for k, v in (value.items() if grouped else [(key, value)]):
+        for k, v in (value.items() if section else [(key, value)]):
+            as_written = f"{key}.{k}" if section else str(k)
             try:
-                set_value(cfg, f"{key}.{k}" if grouped else str(k), v, str(path), origins)
+                set_value(cfg, as_written, v, str(path), origins)
+                where = locate(as_written)
             except InputError as e:
                 problems.append(str(e))
-    cfg["name"] = str(data.get("name", path.stem))
+                continue
+            said = f"{k} under {key}" if section else str(k)
+            if where in written:
+                problems.append(f"{path}: setting {'.'.join(where)} is given twice, as {written[where]} and as "
+                                f"{said}; keep one")
+            written[where] = said
+    name = data.get("name", path.stem)
+    if not isinstance(name, (str, int)) or isinstance(name, bool):
+        raise InputError(f"{path}: name {name!r} is not a folder name (it names the run's folder under out_root); "
+                         "write a plain name such as `name: my_photos`, or leave the line out for the file's name")
+    cfg["name"] = str(name)
     if cfg["name"] in ("", ".", "..") or any(c in cfg["name"] for c in "/\\"):
         raise InputError(f"{path}: name {cfg['name']!r} is not a folder name (it names the run's folder under "
                          "out_root); write a plain name such as my_photos")

@@ -163,6 +163,8 @@ def set_value(cfg, key, value, source, origins):
     converted = None if value is None and default is None else typed(value, kind(sec, bare))
     if converted is None and not (value is None and default is None):
         example = "" if kind(sec, bare) in (bool, str) else f"; write e.g. {default or 0}"
+        if isinstance(value, list) and ((sec, bare) in COMMA_LISTS or bare in LIST_SETTINGS):   # a YAML list
+            example = f"; write its items in one value, comma-separated: {','.join(map(str, value))}"
         raise InputError(f"setting {sec}.{bare} = {value!r} ({source}): not {KIND_NAMES[kind(sec, bare)]}{example}")
     if (bare in PATH_SETTINGS or (sec, bare) == ("run", "store")) and isinstance(converted, str):   # as a shell
         # would ('$HOME/x' named a folder '$HOME'); the store too, before range_problems looks for a variable left
