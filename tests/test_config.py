@@ -938,3 +938,26 @@ def test_a_section_whose_lines_are_all_commented_out_holds_no_settings(tmp_path)
     preset.write_text("builtin: true\nname: 7\nseg_train:\n  # max_iter: 3\n")
     cfg = C.resolve(str(preset))[0]
     assert (cfg["name"], cfg["seg_train"]["max_iter"]) == ("7", 8000)
+
+
+def test_a_users_preset_edited_since_its_run_is_told_to_take_a_name_of_its_own(tmp_path, command):
+    """A probe's my.yaml, its max_iter edited after a run, was told '--overridecache to replace it' (the earlier run's
+    folder) 'or choose another --out_root'; a `name:` line gives the edited file a run folder of its own, and every
+    run folder's config.yaml fed back names <out_root>/config."""
+    preset = tmp_path / "my.yaml"
+    preset.write_text((C.CONFIGS / "smoke.yaml").read_text())
+    sets = ("--config", preset, "--set", f"out_root={tmp_path / 'runs'}", "--set", "snapshot=4")
+    assert command("seed_train", *sets)[0] == 0
+    preset.write_text(preset.read_text().replace("max_iter: 4, stepsize: 2", "max_iter: 3, stepsize: 2", 1))
+    code, out, err = command("seed_train", *sets)
+    folder = tmp_path / "runs" / "my" / "seed_train" / "default"
+    assert code == 2 and err.strip() == (
+        f"error: {folder / 'config.yaml'}: this folder was made with other settings (seed_train.max_iter 4 there, 3 "
+        f"here); rerun with --overridecache to replace it, or choose another --out_root, or add a line `name: my_2` "
+        f"to {preset} (it names the run's folder under out_root)"), err
+    preset.write_text(preset.read_text() + "name: my_2\n")
+    assert command("seed_train", *sets)[0] == 0 and (tmp_path / "runs" / "my_2" / "seed_train" / "default").is_dir()
+    from types import SimpleNamespace
+    from guidedlabelling.runner import other_folder
+    assert other_folder(SimpleNamespace(out_dir=None, config="smoke"), {"name": "smoke"}) == "--out_root"
+    assert other_folder(SimpleNamespace(out_dir=tmp_path, config=str(preset)), {"name": "my_2"}) == "--out_dir"

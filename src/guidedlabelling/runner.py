@@ -488,6 +488,18 @@ def main(stage, argv=None, opened=None, by_driver=False):
         return reuse_or_make(stage, args, cfg, preset, out, checked, alone)
 
 
+def other_folder(args, cfg):
+    """How to choose another output folder, for a folder made with other settings: --out_dir where one was given,
+    else --out_root, or, for a YAML file of the user's (edited since its earlier run, or a run folder's config.yaml,
+    all of which name <out_root>/config), a `name:` line of its own."""
+    if args.out_dir:
+        return "--out_dir"
+    path = C.preset_path(args.config)
+    if path.resolve().parent == C.CONFIGS.resolve():
+        return "--out_root"
+    return f"--out_root, or add a line `name: {cfg['name']}_2` to {path} (it names the run's folder under out_root)"
+
+
 def chain_above(folders):
     """The stage folders a step reads and, recursively, those they were made from (their inputs.json), that have a
     lock (a user's folder has none): the step checks that every one of them is up to date, so it holds them all, and
@@ -531,8 +543,7 @@ def reuse_or_make(stage, args, cfg, preset, out, checked, alone):
                     notes.append(nearest)
                 rescore = "" if cfg["run"]["vis"] else pipeline.BY_NAME[stage].per_image  # panels show labels
                 fresh = check_cache(out, stage_cfg, cfg["run"]["overridecache"], manifest, alone, rescore,
-                                    "--out_dir" if args.out_dir else "--out_root", made_with(stage, cfg),
-                                    notes.append) or fresh
+                                    other_folder(args, cfg), made_with(stage, cfg), notes.append) or fresh
             log = make_logger(out)
             for note in notes:  # why the folder was cleared or is resumed, kept in its log.txt too
                 log.info(note)
