@@ -961,3 +961,19 @@ def test_a_users_preset_edited_since_its_run_is_told_to_take_a_name_of_its_own(t
     from guidedlabelling.runner import other_folder
     assert other_folder(SimpleNamespace(out_dir=None, config="smoke"), {"name": "smoke"}) == "--out_root"
     assert other_folder(SimpleNamespace(out_dir=tmp_path, config=str(preset)), {"name": "my_2"}) == "--out_dir"
+
+
+def test_seed_split_test_for_the_guide_labels_is_one_error_before_any_step(tmp_path, command):
+    """A probe's `./script.py --set seed_split=test` (or a seed_eval folder's config.yaml fed back, which holds it)
+    trained and tested seven steps, then stopped at guide_labels with 'train_0000.mat: missing; run
+    ./src/seed/test.py for this dataset first': the guides' seeds were made for the test split."""
+    out_root = tmp_path / "runs"
+    said = ("error: setting seed_heatmaps.seed_split = 'test': guide_labels reads the seed heatmaps of split train, "
+            "and it names those of split val (seed_eval's and cls_eval's input, which ./script.py makes for them "
+            "itself); leave it train, its default")
+    code, out, err = command("script", "--config", "smoke", "--set", f"out_root={out_root}", "--set",
+                             "seed_split=test")
+    assert (code, err.strip()) == (2, said) and not out_root.exists(), out
+    code, out, err = command("guide_labels", "--config", "smoke", "--set", f"out_root={out_root}", "--seedthres",
+                             "30", "--set", "seed_split=test")
+    assert code == 2 and said in err.splitlines() and not out_root.exists(), err

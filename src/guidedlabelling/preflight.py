@@ -174,6 +174,16 @@ def check_stage(stage, cfg, preset, given, opened, made=()):
                            f"images have no mask, and step {stage} takes every image's foreground from its mask "
                            f"(guiderule {cfg['guide_labels']['guiderule']}, an oracle); add their masks, or choose "
                            "another guiderule")
+    seeds_of = S.STAGE_MODULES["seed_heatmaps"].heatmap_split(cfg)
+    if "seed_heatmaps" in reads.upstream and seeds_of not in reads.splits:   # the guides' seeds, of the test split
+        split, given_folder = cfg["seed_heatmaps"]["seed_split"], reads.upstream["seed_heatmaps"]
+        opened.add(f"{given_folder}: the seed heatmaps of split {seeds_of} (seed_split {split} in its config.yaml); "
+                   f"{stage} reads those of split {', '.join(reads.splits)}: pass a folder of theirs"
+                   if given_folder else
+                   f"setting seed_heatmaps.seed_split = {split!r}: {stage} reads the seed heatmaps of split "
+                   f"{', '.join(reads.splits)}, and it names those of split {seeds_of} (seed_eval's and cls_eval's "
+                   "input, which ./script.py makes for them itself); leave it "
+                   f"{S.OPTIONS['seed_heatmaps']['seed_split'][0]}, its default")
     saliency_set = opened.get(("saliency",) + reads.saliency_set, lambda: MaskFolder(*reads.saliency_set)) \
         if reads.saliency_set else None
     key = ("init", reads.init, reads.network, reads.init_partial)  # parsed once per network of a run
