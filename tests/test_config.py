@@ -977,3 +977,25 @@ def test_seed_split_test_for_the_guide_labels_is_one_error_before_any_step(tmp_p
     code, out, err = command("guide_labels", "--config", "smoke", "--set", f"out_root={out_root}", "--seedthres",
                              "30", "--set", "seed_split=test")
     assert code == 2 and said in err.splitlines() and not out_root.exists(), err
+
+
+def test_a_run_folders_config_yaml_fed_back_says_which_steps_it_holds_no_settings_of(tmp_path):
+    """A probe fed a seed_eval folder's config.yaml back to ./script.py: its saliency training took the paper's
+    settings (a VGG-16 network of 8000 iterations at 321 px: 9.6 days on the CPU) without a word before it began."""
+    from types import SimpleNamespace
+    from guidedlabelling.pipeline import STEPS
+    folder = tmp_path / "seed_train" / "default"
+    folder.mkdir(parents=True)
+    (folder / "config.yaml").write_text(yaml.safe_dump(naming.relevant(resolve()[0], "seed_train"), sort_keys=False))
+    (folder / "inputs.json").write_text("{}")
+    args = SimpleNamespace(config=str(folder / "config.yaml"))
+    steps = lambda *names: [s for s in STEPS if s[0] in names]   # noqa: E731
+    assert driver.folder_config_note(args, [], steps("seed_train"), {}) is None
+    assert driver.folder_config_note(args, [], steps("seed_train", "seed_heatmaps", "saliency_train", "saliency"),
+                                     {"saliency": "saliency maps given"}) == (
+        f"{folder / 'config.yaml'} is the config.yaml of a seed_train folder, with the settings of data, seed_train "
+        "only: steps seed_heatmaps, saliency_train take the defaults (the paper's) of seed_heatmaps, saliency_train; "
+        "to reproduce that folder give --steps of its own, or add those sections from the preset it was made with")
+    (tmp_path / "my.yaml").write_text((folder / "config.yaml").read_text())   # a preset of the user's: no note
+    assert driver.folder_config_note(SimpleNamespace(config=str(tmp_path / "my.yaml")), [], steps("saliency"), {}) \
+        is None

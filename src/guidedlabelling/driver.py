@@ -18,7 +18,7 @@ from . import config as C
 from . import naming
 from . import flags, guide_diagnostics, lanes, notes, preflight, runner
 from .cli import errors_end_in_one_line
-from .fingerprint import DONE, read_json
+from .fingerprint import DONE, MANIFEST, read_json
 from . import errors
 from .errors import LANES, OVERRIDDEN, Parser, os_error_message
 from .datasets.base import warned_line
@@ -27,7 +27,7 @@ from .inference import trained
 from .io import InputError, flocked, save_json
 from .results import METHOD_ROWS, RATIO_ROW, guide_classes, made_seconds, method_table, missing_reference, \
     out_of_date, skipped_images, stage_result, unmarked_classes, unscored_classes, weak_reference
-from .pipeline import BY_NAME, STEPS, command, current_name, steps_needed
+from .pipeline import BY_NAME, STEPS, command, current_name, sections, steps_needed
 from .provenance import provenance
 from .report import write_report
 from .runner import ensure_data
@@ -406,10 +406,33 @@ def print_start_notes(cfg, args, overrides, steps, skip, opened):
     for line in lines:
         print(line, flush=True)
     lines += print_data_notes(opened.found.values())
-    if note := shapes_saliency_note(args, overrides, steps, skip):
+    for note in filter(None, (shapes_saliency_note(args, overrides, steps, skip),
+                              folder_config_note(args, overrides, steps, skip))):
         lines.append(f"note: {note}")
         print(lines[-1], flush=True)
     return lines
+
+
+def folder_config_note(args, overrides, steps, skip):
+    """Where --config is a run folder's config.yaml, which holds the settings of its stage and of those upstream of
+    it: the steps asked for that read sections it does not hold, which take the code's defaults (the paper's: VGG-16
+    networks of 8000 iterations) there, said before they run; else None."""
+    path = C.preset_path(args.config)
+    if path.name != "config.yaml" or not (path.parent / MANIFEST).is_file():
+        return None
+    held = {current_name(str(k)) for k, v in C.read_preset_file(path).items() if isinstance(v, dict)}
+    cfg, _ = C.resolve(args.config, overrides)
+    lacking = {step: [sec for sec in sections(stage, cfg) if sec not in held]
+               for step, stage, _ in steps if step not in skip}
+    lacking = {step: secs for step, secs in lacking.items() if secs}
+    if not lacking:
+        return None
+    missing = list(dict.fromkeys(sec for secs in lacking.values() for sec in secs))
+    several = len(lacking) > 1
+    return (f"{path} is the config.yaml of a {naming.made_by(path.parent) or 'run'} folder, with the settings of "
+            f"{', '.join(sec for sec in C.OPTIONS if sec in held)} only: {'steps' if several else 'step'} "
+            f"{', '.join(lacking)} take{'' if several else 's'} the defaults (the paper's) of {', '.join(missing)}; to "
+            "reproduce that folder give --steps of its own, or add those sections from the preset it was made with")
 
 
 def shapes_saliency_note(args, overrides, steps, skip):
