@@ -999,3 +999,19 @@ def test_a_run_folders_config_yaml_fed_back_says_which_steps_it_holds_no_setting
     (tmp_path / "my.yaml").write_text((folder / "config.yaml").read_text())   # a preset of the user's: no note
     assert driver.folder_config_note(SimpleNamespace(config=str(tmp_path / "my.yaml")), [], steps("saliency"), {}) \
         is None
+
+
+def test_an_empty_data_path_is_an_error_not_the_presets_data(tmp_path, command):
+    """A probe's `./script.py --images "$PHOTOS" --tags "$CSV"`, both variables unset, trained on the preset's built-in
+    data without a word (the flags were read as not given); `--saliency ""` trained the saliency network, `--masks
+    ""` left the masks out, and an empty dataset_dir read data/VOCdevkit."""
+    out_root = tmp_path / "runs"
+    code, out, err = command("script", "--config", "smoke", "--steps", "seed_train", "--set", f"out_root={out_root}",
+                             "--images", "", "--tags", "", "--masks", "", "--saliency", "", "--dataset_dir", "")
+    assert code == 2 and not out_root.exists(), out
+    assert err.splitlines() == [f"error: setting {key} = '' (command line): is empty; write {what}" for key, what in (
+        ("data.dataset_dir", "a folder"), ("data.images", "a folder"), ("data.tags", "a CSV file"),
+        ("data.masks", "a folder"), ("guide_labels.saliency_maps", "a folder of saliency maps"))]
+    code, out, err = command("seed_train", "--config", "smoke", "--out_root", out_root, "--set", "pascalroot= ")
+    assert (code, err.strip(), out_root.exists()) == (
+        2, "error: setting data.pascalroot = '' (command line): is empty; write a folder", False), out

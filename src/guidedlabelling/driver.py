@@ -72,7 +72,8 @@ def step_list(text):
 def settings(args):
     given = [(flag, flag) for flag in ("device", "workers", "gpu", "out_root", "dataset_dir")
              if getattr(args, flag) is not None]
-    given += [(flag, key) for flag, (key, _) in OWN_DATA_FLAGS.items() if getattr(args, flag)]
+    given += [(flag, key) for flag, (key, _) in OWN_DATA_FLAGS.items()
+              if getattr(args, flag) is not None]   # an empty one is an error of its setting (an unset variable)
     flags = [(f"--{flag} {getattr(args, flag)}", f"{key}={getattr(args, flag)}") for flag, key in given]
     C.refuse_conflicts(args.set, flags)
     return args.set + [item for _, item in flags] + (["overridecache=true"] if args.overridecache else [])

@@ -71,7 +71,10 @@ SHARED = {
 BUILTIN_COUNT = between(1, MAX_BUILTIN)
 SHARED_CHECKS = {
     "data": {"layout": one_of("auto", *LAYOUTS), "builtin_size": SIDE, "builtin_train": BUILTIN_COUNT,
-             "builtin_val": BUILTIN_COUNT, "val_percent": PERCENT, "max_image_side": side_or_zero},
+             "builtin_val": BUILTIN_COUNT, "val_percent": PERCENT, "max_image_side": side_or_zero,
+             # an empty path (an unset shell variable: --images "$PHOTOS") ran the preset's data without a word
+             "dataset_dir": filled("a folder"), "pascalroot": filled("a folder"), "images": filled("a folder"),
+             "tags": filled("a CSV file"), "masks": filled("a folder")},
     "run": {"out_root": filled("a folder (. for the current one)"), "device": device, "gpu": NON_NEGATIVE,
             "workers": NON_NEGATIVE, "lanes": POSITIVE,
             "threads": NON_NEGATIVE, "snapshot": POSITIVE,

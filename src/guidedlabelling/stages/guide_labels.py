@@ -6,7 +6,7 @@ from concurrent.futures.process import BrokenProcessPool
 
 import torch
 
-from ..checks import PERCENT, one_of
+from ..checks import PERCENT, filled, one_of
 from .. import guide_diagnostics
 from ..cli import workers_starting
 from ..errors import resume_hint
@@ -47,7 +47,8 @@ OPTIONS = {
 }
 CHECKS = {"guiderule": one_of(*RULES), "seedthres": PERCENT, "salthres": PERCENT, "dropped": one_of(*DROPPED),
           "dropped_share": PERCENT, "dropped_often": PERCENT, "unsure": one_of(*UNSURE), "unsure_core": PERCENT,
-          "unsure_share": PERCENT, "unsure_saliency": PERCENT, "unused": one_of(*UNUSED)}
+          "unsure_share": PERCENT, "unsure_saliency": PERCENT, "unused": one_of(*UNUSED),
+          "saliency_maps": filled("a folder of saliency maps")}
 
 
 def unsure_conflicts(g):
