@@ -1,4 +1,7 @@
 """mIoU from a known confusion matrix; one Caffe solver step and the seed loss by hand."""
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -229,3 +232,12 @@ def test_pixel_accuracy_and_void_share_are_none_where_no_pixel_was_scored(tmp_pa
                                label=lambda i, kind=kind: truth[kind])
         scores = evaluate_folder(data, tmp_path)   # masked: 2 of the 3 labelled pixels right, 1 of the 4 left void
         assert (scores["pixel_accuracy"], scores["void"]) == (accuracy, void)
+
+
+def test_commands_start_without_importing_the_saliency_measures():
+    """pysodmetrics imports scikit-learn, 1.2 s of every command's start: only the saliency scores import it."""
+    code = "import sys, guidedlabelling.driver, guidedlabelling.prediction; print(sorted({'py_sod_metrics', " \
+           "'sklearn'} & set(sys.modules)))"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout == "[]\n"
+    image_scores(np.zeros((4, 4), np.uint8), np.zeros((4, 4), bool))   # imported where used
+    assert "py_sod_metrics" in sys.modules

@@ -1,7 +1,6 @@
 """Evaluation measures: confusion, IoU (docs/method.md section 7), saliency scores, seed precision/recall curves and
 classifier AP (docs/method.md section 2)."""
 import numpy as np
-import py_sod_metrics as sod
 
 from .io import IGNORE
 
@@ -74,6 +73,7 @@ def image_scores(sal, mask, beta2=0.3):
     """One pair's pysodmetrics results, which saliency_scores averages over the images (as pysodmetrics does):
     MAE, the F curve, and, for a map with its 2-D layout, S and the E curve (else None). Each image scored once
     can then be averaged over several groups of images (mean_scores)."""
+    import py_sod_metrics as sod   # here: its import (scikit-learn's) took 1.2 s of every command's start
     measures = {"MAE": sod.MAE(),
                 "F": sod.FmeasureV2({"f": sod.FmeasureHandler(with_dynamic=True, with_adaptive=False, beta=beta2)})}
     if sal.ndim == 2:
