@@ -120,3 +120,13 @@ def test_readable_items_answer_the_same_from_kept_checks(tmp_path, kept, monkeyp
     first = readable_items(items, "tags.csv")
     assert readable_items(items, "tags.csv") == first and len(calls) == 3
     assert first[0] == items[:2] and first[1] == [(12, 16), (30, 40)] and list(first[2]) == [str(items[2].image)]
+
+
+def test_a_folder_whose_name_is_not_utf8_keeps_its_checks(tmp_path, kept):
+    calls, check = kept
+    folder = tmp_path / os.fsdecode(b"caf\xe9")   # such as one unpacked from an old zip
+    folder.mkdir()
+    path = photo(folder / "a.png")
+    assert image_checks.checked([path], check) == image_checks.checked([path], check) == [((30, 40), "")]
+    assert calls == ["a.png"]
+

@@ -43,7 +43,8 @@ def stamp(path):
 
 
 def checks_file(folder):
-    return root() / (hashlib.blake2b(str(folder).encode(), digest_size=12).hexdigest() + ".json")
+    """(fsencode: a folder's name need not be UTF-8, such as one unpacked from an old zip)"""
+    return root() / (hashlib.blake2b(os.fsencode(folder), digest_size=12).hexdigest() + ".json")
 
 
 def kept_checks(folder):
