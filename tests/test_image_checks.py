@@ -130,3 +130,22 @@ def test_a_folder_whose_name_is_not_utf8_keeps_its_checks(tmp_path, kept):
     assert image_checks.checked([path], check) == image_checks.checked([path], check) == [((30, 40), "")]
     assert calls == ["a.png"]
 
+
+@pytest.mark.parametrize("entry", [5, "no-stamp", "STAMP-no-check", "STAMP-int",
+                                   "STAMP-short", "STAMP-odd", "deep"])
+def test_a_damaged_or_foreign_entry_is_checked_again_never_trusted_nor_a_crash(tmp_path, kept, entry, monkeypatch):
+    calls, check = kept
+    monkeypatch.setattr("guidedlabelling.datasets.base.pillow_warnings", check)
+    path = photo(tmp_path / "a.png")
+    items = [Item("a", path, None)]
+    first = readable_items(items, "tags.csv")
+    (store,) = (tmp_path / "checks").glob("*.json")
+    data = json.loads(store.read_text())
+    stamp = data["files"]["a.png"]["stamp"]
+    forms = {"no-stamp": {"check": [[30, 40], ""]}, "STAMP-no-check": {"stamp": stamp},
+             "STAMP-int": {"stamp": stamp, "check": 7}, "STAMP-short": {"stamp": stamp, "check": ["x"]},
+             "STAMP-odd": {"stamp": stamp, "check": [[1, 2, 3], 5]}}
+    data["files"]["a.png"] = forms.get(entry, entry)
+    store.write_text("[" * 100_000 if entry == "deep" else json.dumps(data))   # deep: json's RecursionError
+    assert readable_items(items, "tags.csv") == first
+    assert readable_items(items, "tags.csv") == first and len(calls) == 2   # kept again, whole

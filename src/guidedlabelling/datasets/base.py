@@ -79,13 +79,23 @@ def pillow_warnings(path):
     return checked, "; ".join(dict.fromkeys(said))
 
 
+def lasting(result):
+    """Whether an outcome is of the form pillow_warnings returns, which image_checks may keep and use: a kept one of
+    another form (a damaged or foreign file) is made again."""
+    checked, said = result if isinstance(result, tuple) and len(result) == 2 else (None, None)
+    size = isinstance(checked, tuple) and len(checked) == 2 and all(type(v) is int and v > 0 for v in checked)
+    why = isinstance(checked, str)
+    return isinstance(said, str) and (size or why)
+
+
 def readable_items(items, listed_in):
     """Items whose image decodes, their image sizes, {image path: problem} of those that do not (with Pillow's
     warnings on them, which may say why), and {image path: Pillow's warnings} of those that decode with warnings
     (a corrupt EXIF block, say), which io.load_image silences where the images are read for work."""
     raise_all([problem for it in items if (problem := missing_image(it, listed_in))], listed_in)
     kept, sizes, skipped, warned = [], [], {}, {}
-    for it, (checked, said) in zip(items, image_checks.checked([it.image for it in items], pillow_warnings)):
+    checks = image_checks.checked([it.image for it in items], pillow_warnings, lasting)
+    for it, (checked, said) in zip(items, checks):
         if isinstance(checked, str):
             skipped[str(it.image)] = checked + (f" (Pillow: {said})" if said else "")
             continue

@@ -51,10 +51,12 @@ def kept_checks(folder):
     """{file name: {stamp, check}} of a folder, as far as they hold for this Pillow; {} where none can be read."""
     try:
         data = json.loads(checks_file(folder).read_text())
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):   # RecursionError: a damaged file of nested brackets
         return {}
     ok = isinstance(data, dict) and data.get("folder") == str(folder) and data.get("pillow") == PIL.__version__
-    return data["files"] if ok and isinstance(data.get("files"), dict) else {}
+    files = data["files"] if ok and isinstance(data.get("files"), dict) else {}
+    return {name: kept for name, kept in files.items()   # only entries of the form keep() writes
+            if isinstance(kept, dict) and isinstance(kept.get("stamp"), list) and isinstance(kept.get("check"), list)}
 
 
 def keep(folder, made):
@@ -71,9 +73,10 @@ def keep(folder, made):
         pass
 
 
-def checked(paths, check):
+def checked(paths, check, keeps=lambda result: True):
     """[check(path)] of every path (check returns JSON-able values, a tuple read back as a tuple), each made
-    again only where no kept check of the same file holds."""
+    again only where no kept check of the same file holds. keeps(result): whether a result may be kept, and a kept
+    one used (of the form check returns: a damaged or foreign file's entries are not)."""
     if root() is None:
         return [check(path) for path in paths]
     located = [(Path(os.path.abspath(path)).parent, Path(path).name) for path in paths]
@@ -82,11 +85,14 @@ def checked(paths, check):
     for path, (folder, name) in zip(paths, located):
         now, before = stamp(path), kept[folder].get(name) or {}
         if now is not None and before.get("stamp") == now:
-            results.append(tuple(tuple(v) if isinstance(v, list) else v for v in before["check"]))
-            continue
+            result = tuple(tuple(v) if isinstance(v, list) else v for v in before["check"])
+            if keeps(result):
+                results.append(result)
+                continue
         result = check(path)
         results.append(result)
-        if now is not None and stamp(path) == now and time.time_ns() - max(now[3:]) > RACY_NS:   # nor while read
+        recent = now is None or time.time_ns() - max(now[3:]) <= RACY_NS
+        if not recent and stamp(path) == now and keeps(result):   # stamped again: nor one changed while read
             made.setdefault(folder, {})[name] = {"stamp": now, "check": result}
     for folder, checks in made.items():
         keep(folder, checks)
