@@ -149,3 +149,36 @@ def test_a_damaged_or_foreign_entry_is_checked_again_never_trusted_nor_a_crash(t
     store.write_text("[" * 100_000 if entry == "deep" else json.dumps(data))   # deep: json's RecursionError
     assert readable_items(items, "tags.csv") == first
     assert readable_items(items, "tags.csv") == first and len(calls) == 2   # kept again, whole
+
+
+def test_a_failure_to_read_a_file_is_not_kept_and_a_kept_check_needs_the_file_readable(tmp_path, kept, monkeypatch):
+    """Permission denied is the reader's, not the file's: a user added to the file's group since, or a cache shared
+    with another user, reads it; and one that may no longer read a file is told so at open, as without kept checks,
+    not by the step that loads it."""
+    calls, check = kept
+    monkeypatch.setattr("guidedlabelling.datasets.base.pillow_warnings", check)
+    path, other = photo(tmp_path / "a.png"), photo(tmp_path / "b.png", (8, 8))
+    items = [Item("a", path, None), Item("b", other, None)]
+    opened = Image.open
+
+    def refused(file, *args, **kwargs):
+        if str(file) == str(path):
+            raise PermissionError(13, "Permission denied", str(file))
+        return opened(file, *args, **kwargs)
+    with monkeypatch.context() as denied:
+        denied.setattr("guidedlabelling.datasets.base.Image.open", refused)
+        kept_items, _, skipped, _ = readable_items(items, "tags.csv")
+        assert kept_items == items[1:] and "Permission denied" in skipped[str(path)]
+    kept_items, sizes, skipped, _ = readable_items(items, "tags.csv")
+    assert kept_items == items and sizes == [(30, 40), (8, 8)] and not skipped
+    real_open = os.open
+
+    def closed(file, *args, **kwargs):
+        if str(file) == str(path):
+            raise PermissionError(13, "Permission denied", str(file))
+        return real_open(file, *args, **kwargs)
+    with monkeypatch.context() as denied:
+        denied.setattr(image_checks.os, "open", closed)
+        denied.setattr("guidedlabelling.datasets.base.Image.open", refused)
+        kept_items, _, skipped, _ = readable_items(items, "tags.csv")
+        assert kept_items == items[1:] and "Permission denied" in skipped[str(path)]

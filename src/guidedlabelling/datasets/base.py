@@ -80,11 +80,13 @@ def pillow_warnings(path):
 
 
 def lasting(result):
-    """Whether an outcome is of the form pillow_warnings returns, which image_checks may keep and use: a kept one of
-    another form (a damaged or foreign file) is made again."""
+    """Whether an outcome of pillow_warnings is one of the file's bytes, which image_checks may keep while the file
+    stays the same: a (height, width) or why it does not decode, and Pillow's warnings; not a failure of the system
+    to read it (an OSError with an errno: permission denied, an I/O error, too many open files), which another user
+    or a later run may not meet. Also refuses a kept outcome of another form (a damaged or foreign file)."""
     checked, said = result if isinstance(result, tuple) and len(result) == 2 else (None, None)
     size = isinstance(checked, tuple) and len(checked) == 2 and all(type(v) is int and v > 0 for v in checked)
-    why = isinstance(checked, str)
+    why = isinstance(checked, str) and not checked.startswith("[Errno ")
     return isinstance(said, str) and (size or why)
 
 

@@ -5,7 +5,9 @@ predict on every rerun: 0.05 s per 12-megapixel JPEG and 0.7 s per such PNG on t
 a rerun of a few thousand phone photos spent minutes per step checking files it had checked. A check is reused
 while the file is the one it was made of: the same device, inode, size, modification time and change time (the
 kernel sets the last on every write and rename, and no tool can set it back), read by the same Pillow version; a
-file written in the last seconds is checked again until it is older (RACY_NS).
+file written in the last seconds is checked again until it is older (RACY_NS). Only what the file's bytes
+decode to is kept (the caller's keeps), not a failure to read them (permission denied: another user, or one added to
+the file's group since, reads it), and a kept check is used only for a file this process can open.
 
 Where: $GUIDEDLABELLING_IMAGE_CHECKS, else $XDG_CACHE_HOME/guidedlabelling/image_checks (~/.cache by default);
 'none' checks every file every time. One JSON file per folder of images; a file that cannot be read or written
@@ -73,10 +75,21 @@ def keep(folder, made):
         pass
 
 
+def readable(path):
+    """Whether this process may read the file now: a kept check says what the file's bytes decode to, not whether
+    this user may read them (one since removed from the file's group, a cache shared with another user)."""
+    try:
+        os.close(os.open(path, os.O_RDONLY))
+    except OSError:
+        return False
+    return True
+
+
 def checked(paths, check, keeps=lambda result: True):
     """[check(path)] of every path (check returns JSON-able values, a tuple read back as a tuple), each made
-    again only where no kept check of the same file holds. keeps(result): whether a result may be kept, and a kept
-    one used (of the form check returns: a damaged or foreign file's entries are not)."""
+    again only where no kept check of the same file holds, or the file cannot be opened now. keeps(result): whether
+    a result may be kept, and a kept one used (one of the file's bytes, well formed), such as not a failure to
+    read it that another user or a later run may not meet (permission denied, an I/O error)."""
     if root() is None:
         return [check(path) for path in paths]
     located = [(Path(os.path.abspath(path)).parent, Path(path).name) for path in paths]
@@ -84,7 +97,7 @@ def checked(paths, check, keeps=lambda result: True):
     made, results = {}, []
     for path, (folder, name) in zip(paths, located):
         now, before = stamp(path), kept[folder].get(name) or {}
-        if now is not None and before.get("stamp") == now:
+        if now is not None and before.get("stamp") == now and readable(path):
             result = tuple(tuple(v) if isinstance(v, list) else v for v in before["check"])
             if keeps(result):
                 results.append(result)
