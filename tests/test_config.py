@@ -933,6 +933,16 @@ def test_a_preset_value_of_the_wrong_shape_is_one_error_with_its_fix(tmp_path, l
     assert len(e.value.messages) == 1 and e.value.messages[0].startswith(expected), e.value.messages
 
 
+@pytest.mark.parametrize("line, name", [("name: 2024-05-01\n", "2024-05-01"), ("name: 1.5\n", "1.5"),
+                                        ("name: '007'\n", "007"), ("name: 7\n", "7")])
+def test_a_name_yaml_reads_as_a_date_or_a_number_names_the_folder_as_written(tmp_path, line, name):
+    """YAML reads `name: 2024-05-01` as a date and `name: 1.5` as a float: both named their folders as written
+    before names were checked, and were then refused as 'not a folder name'."""
+    preset = tmp_path / "p.yaml"
+    preset.write_text("builtin: true\n" + line)
+    assert C.resolve(str(preset))[0]["name"] == name
+
+
 def test_a_section_whose_lines_are_all_commented_out_holds_no_settings(tmp_path):
     preset = tmp_path / "p.yaml"
     preset.write_text("builtin: true\nname: 7\nseg_train:\n  # max_iter: 3\n")

@@ -4,6 +4,7 @@ project for its presets and defaults, to the current folder otherwise). Also the
 import argparse
 import contextlib
 import copy
+import datetime
 import difflib
 import sys
 from pathlib import Path
@@ -63,6 +64,20 @@ def read_preset_file(path):
         raise InputError(f"{path}: holds a {type(data).__name__}, not a mapping; write `key: value` lines or "
                          "`section: {key: value}` groups")
     return data
+
+
+def run_name(data, path):
+    """The preset's `name:` (the file's name without one), which names the run's folder under out_root: any YAML
+    scalar as text (`name: 2024-05-01` is a date to YAML), but empty, true/false or a list or mapping."""
+    name = data.get("name", path.stem)
+    if isinstance(name, bool) or not isinstance(name, (str, int, float, datetime.date)):
+        raise InputError(f"{path}: name {name!r} is not a folder name (it names the run's folder under out_root); "
+                         "write a plain name such as `name: my_photos` (in quotes where YAML reads it otherwise: "
+                         "`name: 'yes'`), or leave the line out for the file's name")
+    if str(name) in ("", ".", "..") or any(c in str(name) for c in "/\\"):
+        raise InputError(f"{path}: name {str(name)!r} is not a folder name (it names the run's folder under "
+                         "out_root); write a plain name such as my_photos")
+    return str(name)
 
 
 def preset_names():
@@ -129,14 +144,7 @@ def load_preset(config, origins, problems):
                 problems.append(f"{path}: setting {'.'.join(where)} is given twice, as {written[where]} and as "
                                 f"{said}; keep one")
             written[where] = said
-    name = data.get("name", path.stem)
-    if not isinstance(name, (str, int)) or isinstance(name, bool):
-        raise InputError(f"{path}: name {name!r} is not a folder name (it names the run's folder under out_root); "
-                         "write a plain name such as `name: my_photos`, or leave the line out for the file's name")
-    cfg["name"] = str(name)
-    if cfg["name"] in ("", ".", "..") or any(c in cfg["name"] for c in "/\\"):
-        raise InputError(f"{path}: name {cfg['name']!r} is not a folder name (it names the run's folder under "
-                         "out_root); write a plain name such as my_photos")
+    cfg["name"] = run_name(data, path)
     builtin = CONFIGS / f"{cfg['name']}.yaml"
     if builtin.is_file() and path.resolve() != builtin.resolve() and read_preset_file(builtin) != data:
         raise InputError(f"{path}: its runs would share <out_root>/{cfg['name']} with the preset {cfg['name']} of "
