@@ -971,6 +971,9 @@ def test_a_users_preset_edited_since_its_run_is_told_to_take_a_name_of_its_own(t
     from guidedlabelling.runner import other_folder
     assert other_folder(SimpleNamespace(out_dir=None, config="smoke"), {"name": "smoke"}) == "--out_root"
     assert other_folder(SimpleNamespace(out_dir=tmp_path, config=str(preset)), {"name": "my_2"}) == "--out_dir"
+    assert other_folder(SimpleNamespace(out_dir=None, config=str(preset)), {"name": "my_2"}) == (   # named: a second
+        f"--out_root, or write `name: my_2_2` in place of its line `name: my_2` in {preset} (it names the run's folder "
+        "under out_root)")   # `name:` line would be an error ('name' is given twice)
 
 
 def test_seed_split_test_for_the_guide_labels_is_one_error_before_any_step(tmp_path, command):

@@ -491,13 +491,17 @@ def main(stage, argv=None, opened=None, by_driver=False):
 def other_folder(args, cfg):
     """How to choose another output folder, for a folder made with other settings: --out_dir where one was given,
     else --out_root, or, for a YAML file of the user's (edited since its earlier run, or a run folder's config.yaml,
-    all of which name <out_root>/config), a `name:` line of its own."""
+    all of which name <out_root>/config), a `name:` line of its own (in place of its line, where it has one: a
+    second is an error)."""
     if args.out_dir:
         return "--out_dir"
     path = C.preset_path(args.config)
     if path.resolve().parent == C.CONFIGS.resolve():
         return "--out_root"
-    return f"--out_root, or add a line `name: {cfg['name']}_2` to {path} (it names the run's folder under out_root)"
+    name = f"`name: {cfg['name']}_2`"
+    fix = f"write {name} in place of its line `name: {cfg['name']}` in" if "name" in C.read_preset_file(path) else \
+        f"add a line {name} to"
+    return f"--out_root, or {fix} {path} (it names the run's folder under out_root)"
 
 
 def chain_above(folders):
