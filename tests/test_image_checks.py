@@ -94,6 +94,20 @@ def test_an_unwritable_store_checks_every_time(tmp_path, kept, monkeypatch):
     assert calls == ["a.png", "a.png"]
 
 
+def test_no_home_folder_checks_every_time(tmp_path, kept, monkeypatch):
+    """A user id of no account with HOME unset (Path.home() raises): the images are checked, not a crash."""
+    calls, check = kept
+    monkeypatch.delenv(image_checks.ENV)
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+
+    def no_home():
+        raise RuntimeError("Could not determine home directory.")
+    monkeypatch.setattr(image_checks.Path, "home", no_home)
+    path = photo(tmp_path / "a.png")
+    assert image_checks.checked([path], check) == image_checks.checked([path], check) == [((30, 40), "")]
+    assert calls == ["a.png", "a.png"]
+
+
 def test_checks_of_files_gone_are_dropped_and_folders_kept_apart(tmp_path, kept):
     calls, check = kept
     (tmp_path / "one").mkdir()

@@ -29,10 +29,15 @@ RACY_NS = 3 * 10**9  # a check of a file written this recently is not kept: wher
 
 
 def root():
-    """The folder of the kept checks, or None ('none')."""
+    """The folder of the kept checks, or None ('none', or no home folder to keep them in: a user id of no account,
+    HOME unset, as in some containers, where Path.home() raises and every dataset open failed)."""
     if os.environ.get(ENV):
         return None if os.environ[ENV] == "none" else Path(os.environ[ENV]).expanduser()
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "guidedlabelling" / "image_checks"
+    try:
+        cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    except RuntimeError:
+        return None
+    return Path(cache) / "guidedlabelling" / "image_checks"
 
 
 def stamp(path):
