@@ -50,7 +50,8 @@ def stamp(path):
 
 
 def checks_file(folder):
-    """(fsencode: a folder's name need not be UTF-8, such as one unpacked from an old zip)"""
+    """The file of a folder's kept checks, named by a hash of the folder's path as bytes (fsencode: its name need not
+    be UTF-8, such as one unpacked from an old zip)."""
     return root() / (hashlib.blake2b(os.fsencode(folder), digest_size=12).hexdigest() + ".json")
 
 
