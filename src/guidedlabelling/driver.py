@@ -549,8 +549,7 @@ def main(argv=None):
         if summarise(args, overrides, skip, seconds, stale_results(args, overrides, steps, skip, opened.digests),
                      said):
             try:
-                path = write_report(args.config, overrides, reference="reference_train" not in skip, notes=said,
-                                    opened=opened, skipped=skip)
+                path = write_report(args.config, overrides, notes=said, opened=opened, skipped=skip)
                 print(f"report: {path}")
             except OSError as e:
                 print(f"warning: report.html not written: {os_error_message(e)}")

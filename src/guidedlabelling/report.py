@@ -47,21 +47,20 @@ WARNED_SHOWN = 20   # images read with Pillow's warnings listed in the report (m
 SKIPPED_FIGURES = ("per_class", "confusion", "classes", "curve", "outputs")  # long or shown in their own table
 
 
-def write_report(config, overrides, examples=4, reference=True, notes=(), opened=None, skipped=()):
+def write_report(config, overrides, examples=4, notes=(), opened=None, skipped=None):
     """Resolve the run's config as every stage does; write <out_root>/<preset>/report.html and return its path.
-    reference False: the run has no fully supervised reference (own data without training masks); notes: the lines
-    the run began with (on its settings and data); opened: the run's preflight.Opened, whose datasets it reuses;
-    skipped: the driver's steps the run skipped (the data makes them impossible), whose folders it does not show
-    ({step: why}: the summary gives why it has no reference, as ./script.py prints it)."""
+    notes: the lines the run began with (on its settings and data); opened: the run's preflight.Opened, whose datasets
+    it reuses; skipped: {step: why} of the driver's steps the run skipped (the data makes them impossible), whose
+    folders it does not show; with reference_train among them the run has no fully supervised reference (own data
+    without training masks), and the summary says why, as ./script.py prints it."""
     cfg, preset = C.resolve(config, overrides)
-    ref = C.resolve(config, list(overrides) + ["labels=gt"])[0] if reference else None
+    skipped = skipped or {}
+    ref = None if "reference_train" in skipped else C.resolve(config, list(overrides) + ["labels=gt"])[0]
     test_seeds = C.resolve(config, list(overrides) + ["seed_split=test"])[0]
     root = naming.run_dir(cfg)
     path = root / "report.html"
-    no_reference = skipped.get("reference_train") if isinstance(skipped, dict) else None
-    skipped = set(skipped) | (set() if reference else {"reference_train", "reference_segmentations"})
     page = render_page(cfg, preset, ref, test_seeds, root, examples, overrides, notes, opened,
-                       run_folders(config, overrides, skipped), no_reference)
+                       run_folders(config, overrides, skipped), skipped.get("reference_train"))
     with atomic_path(path) as tmp:
         tmp.write_text(page, encoding="utf-8")
     return path
