@@ -395,6 +395,23 @@ def test_a_rerun_counts_the_classes_found_from_the_record_not_by_decoding_every_
     assert f"found {classes[1]} in 1 of the {len(SIZES)} images" in run_predict(photos, model, out).stdout
 
 
+@pytest.mark.parametrize("key, entry", [("found", None), ("found", 3), ("found", [0, -1]), ("found", [0, True]),
+                                        ("found", [0, 7]), ("found", [0, 1.0]), ("found", "x"), ("found", [2, 1]),
+                                        ("outputs", None), ("outputs", "ab")])
+def test_a_record_entry_edited_into_another_form_is_made_again_not_trusted(model, photos, tmp_path, key, entry):
+    """An entry of predict.json's "found" or "outputs" that is not of the form predict writes (edited by hand,
+    damaged) is no traceback and no wrong count (null counted the image in every class, -1 in the last): its
+    labels are decoded again, its outputs checked again. The whole key of another form too."""
+    out = tmp_path / "preds"
+    summary = predict(model, [photos], out, size=64)
+    record = json.loads((out / "predict.json").read_text())
+    for edited in ({**record[key], "photo": entry}, [entry]):
+        save_json(out / "predict.json", record | {key: edited})
+        again = predict(model, [photos], out, size=64)
+        assert again["found"] == summary["found"] and again["done_before"] == len(SIZES)
+        assert json.loads((out / "predict.json").read_text())[key] == record[key]
+
+
 def test_an_image_replaced_since_its_outputs_were_made_is_predicted_again(model, photos, tmp_path):
     """A camera that reuses names: the outputs of the former photo are not kept for the new one; an interrupted
     run leaves none of the former settings' outputs to be taken as done."""

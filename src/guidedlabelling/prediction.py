@@ -151,7 +151,8 @@ def predict(model_path, inputs, out_dir, size, resize="none", pcrf="none", devic
         for i in progress(redrawn, "overlays"):   # labels made before (another --alpha, overlay/ deleted): no network
             label_png, overlay_png = outputs(out_dir, images.items[i].id)
             save_overlay(overlay_png, load_image(images.items[i].image), load_label_png(label_png), alpha)
-        found = classes_found(record_outputs(out_dir, images, found_now), meta["classes"])   # under the lock
+        found = record_outputs(out_dir, images, found_now, len(meta["classes"]))   # under the lock
+        found = classes_found(found, meta["classes"])
     return {"images": len(images), "done_before": len(images) - len(todo) - len(redrawn), "redrawn": len(redrawn),
             "classes": list(meta["classes"]), "found": found, "replaced": replaced,
             "out_dir": str(out_dir), "skipped_images": images.skipped, "warned_images": images.warned,
@@ -209,12 +210,30 @@ def earlier_record(out_dir):
     unknown settings, if it made the folder (its overlay/); else it is refused."""
     record = read_json(out_dir / RECORD)
     made = (record or {}).pop("images", None)
-    sizes = (record or {}).pop("outputs", None) or {}
-    found = (record or {}).pop("found", None) or {}   # absent before predict kept it
+    sizes = recorded_entries((record or {}).pop("outputs", None), sizes_entry)
+    found = recorded_entries((record or {}).pop("found", None), found_entry)   # absent before predict kept it
     if not (isinstance(made, dict) and all(isinstance(v, dict) for v in made.values())):
         refuse_foreign(out_dir, record)
         return {"settings": "unknown"}, {p.stem: {} for p in out_dir.glob("*.png")}, {}, {}
     return record, made, sizes, found
+
+
+def recorded_entries(entries, valid):
+    """{id: entry} of a RECORD's "outputs" or "found" that are of the form predict writes (valid(entry)): an entry of
+    another form (a record edited by hand or damaged) is dropped, its output then checked or its labels decoded
+    again, not a traceback nor counted wrongly (null counted an image in every class, -1 in the last)."""
+    return {i: v for i, v in entries.items() if valid(v)} if isinstance(entries, dict) else {}
+
+
+def sizes_entry(sizes):
+    """[bytes of the label PNG, of the overlay] (None: absent), as output_sizes gives them."""
+    return isinstance(sizes, list) and len(sizes) == 2 and all(v is None or type(v) is int for v in sizes)
+
+
+def found_entry(values, classes=256):
+    """The increasing class values of a label PNG, as label_classes gives them, each below `classes`."""
+    return isinstance(values, list) and all(type(v) is int and 0 <= v < classes for v in values) and \
+        values == sorted(set(values))
 
 
 def refuse_losing_others(images, out_dir, recorded):
@@ -267,14 +286,15 @@ def whole_outputs(out_dir, image_id):
     return True
 
 
-def record_outputs(out_dir, images, found_now):
+def record_outputs(out_dir, images, found_now, classes):
     """The sizes of the outputs made, added to out_dir's RECORD once all are written: a rerun predicts again those
     damaged since (a folder copied in part, a file emptied), as the stages do with done.json's. With them the class
     values of each label PNG (`found_now`: of those made now), so that a rerun counts the classes found without
-    decoding every label again (0.1 s a 12-megapixel photo's); returns them, {id: values}, of the run's images."""
+    decoding every label again (0.1 s a 12-megapixel photo's; one recorded of another form, or of a value not below
+    `classes`, is decoded again); returns them, {id: values}, of the run's images."""
     record = read_json(out_dir / RECORD)
     made = {it.id: output_sizes(out_dir, it.id) for it in images.items}
-    found = record.get("found", {}) | found_now
+    found = recorded_entries(record.get("found"), lambda values: found_entry(values, classes)) | found_now
     found |= {i: label_classes(load_label_png(outputs(out_dir, i)[0])) for i in made if i not in found}
     save_json(out_dir / RECORD, record | {"outputs": record.get("outputs", {}) | made, "found": found})
     return {i: found[i] for i in made}
