@@ -13,6 +13,7 @@ from PIL import Image, ImageOps
 
 from guidedlabelling.crf import dense_crf
 from guidedlabelling.datasets import ImageFiles
+from guidedlabelling.fingerprint import file_digest
 from guidedlabelling.inference import load_model
 from guidedlabelling.io import InputError, load_image, save_checkpoint, save_json, voc_palette
 from guidedlabelling.networks import build_seg_net, init_from_scratch
@@ -410,6 +411,26 @@ def test_a_record_entry_edited_into_another_form_is_made_again_not_trusted(model
         again = predict(model, [photos], out, size=64)
         assert again["found"] == summary["found"] and again["done_before"] == len(SIZES)
         assert json.loads((out / "predict.json").read_text())[key] == record[key]
+
+
+def test_a_photo_replaced_by_one_of_the_same_size_and_time_is_predicted_again(model, tmp_path):
+    """cp -p or tar -x of another photo of the same byte size (uncompressed PNGs of one shape) keeps the size and
+    the modification time: the inode or change time tells the file changed, and its outputs are made again."""
+    folder, out = tmp_path / "photos", tmp_path / "preds"
+    folder.mkdir()
+    first, second = (np.full((40, 48, 3), v, np.uint8) for v in (30, 220))
+    second[10:30, 10:30] = (200, 20, 20)
+    Image.fromarray(first).save(folder / "a.png", compress_level=0)
+    predict(model, [folder], out, size=64)
+    st = (folder / "a.png").stat()
+    Image.fromarray(second).save(tmp_path / "b.png", compress_level=0)
+    assert (tmp_path / "b.png").stat().st_size == st.st_size
+    os.utime(tmp_path / "b.png", ns=(st.st_atime_ns, st.st_mtime_ns))
+    (tmp_path / "b.png").replace(folder / "a.png")
+    again = predict(model, [folder], out, size=64)
+    assert again["done_before"] == 0
+    assert json.loads((out / "predict.json").read_text())["images"]["a"]["digest"] == file_digest(folder / "a.png")
+    assert np.asarray(Image.open(out / "overlay" / "a.png"))[0, 0].tolist() != [30, 30, 30]   # not a's
 
 
 def test_an_image_replaced_since_its_outputs_were_made_is_predicted_again(model, photos, tmp_path):

@@ -24,7 +24,7 @@ from . import distributed
 from . import transforms as T
 from .checks import SIDE, argument, between, side_or_zero
 from .config import CONFIGS, resolve
-from .datasets import ImageFiles
+from .datasets import ImageFiles, image_checks
 from .datasets.base import label_classes, warned_line
 from .errors import Parser, counted, image_lines, listed, os_error_message, raise_all, some
 from .crf import BACKENDS, TEST_CRFS
@@ -324,13 +324,15 @@ def written(e, out_dir):
 
 
 def file_state(path, known=None):
-    """{path, size, mtime_ns, digest} of a file; the digest of `known` (a former state) where path, size and time
-    are its."""
-    path, stat = os.path.abspath(path), Path(path).stat()   # a link's own path: re-pointed, its file changed
-    if known and (known.get("path"), known.get("size"), known.get("mtime_ns")) == (path, stat.st_size,
-                                                                                    stat.st_mtime_ns):
+    """{path, stamp, digest} of a file; the digest of `known` (a former state) where the path and the stamp
+    (image_checks.stamp: device, inode, size, modification and change time) are its: a photo replaced by one of the
+    same size and time (cp -p, tar -x) has another inode or change time. A state recorded without a stamp (size and
+    mtime_ns, before 2026-12-07) has its file hashed again once."""
+    path = os.path.abspath(path)   # a link's own path: re-pointed, its file changed
+    stamp = image_checks.stamp(path)
+    if known and (known.get("path"), known.get("stamp")) == (path, stamp):
         return known
-    return {"path": path, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "digest": file_digest(path)}
+    return {"path": path, "stamp": stamp, "digest": file_digest(path)}
 
 
 def refuse_other_files(out_dir, made, files):
