@@ -413,6 +413,23 @@ def test_a_record_entry_edited_into_another_form_is_made_again_not_trusted(model
         assert json.loads((out / "predict.json").read_text())[key] == record[key]
 
 
+def test_a_label_damaged_in_place_keeping_its_size_and_time_is_predicted_again(model, photos, tmp_path):
+    """A byte flipped inside a label PNG keeps its size (the record's check) and, put back, its modification time:
+    it changed after predict.json was written, so its checksums are verified, and it is made again; a later --alpha
+    redraws every overlay from whole labels."""
+    out = tmp_path / "preds"
+    predict(model, [photos], out, size=64)
+    label = out / "photo.png"
+    whole, st = label.read_bytes(), label.stat()
+    damaged = bytearray(whole)
+    damaged[len(damaged) // 2] ^= 0xFF
+    label.write_bytes(bytes(damaged))
+    os.utime(label, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert predict(model, [photos], out, size=64)["done_before"] == len(SIZES) - 1
+    assert label.read_bytes() == whole
+    assert predict(model, [photos], out, size=64, alpha=0.3)["redrawn"] == len(SIZES)
+
+
 def test_a_photo_replaced_by_one_of_the_same_size_and_time_is_predicted_again(model, tmp_path):
     """cp -p or tar -x of another photo of the same byte size (uncompressed PNGs of one shape) keeps the size and
     the modification time: the inode or change time tells the file changed, and its outputs are made again."""

@@ -259,13 +259,21 @@ def stale_outputs(images, out_dir, made, sizes, files):
     """The images whose outputs are made again: those that no longer decode (but of a readable image's name: a link
     to nothing a.jpg beside a.png, whose outputs were removed and predicted again on every rerun), whose file changed
     since (`files` against `made`), or whose outputs were damaged since: there with another size than recorded, or,
-    with no sizes (an interrupted run's, a version's before sizes were recorded), not whole."""
+    changed since the record was written (a byte flipped in place) or with no sizes (an interrupted run's, a
+    version's before sizes were recorded), not whole."""
     stale = {Path(path).stem for path in images.skipped} - set(files)
     stale |= {i for i, state in files.items() if (made.get(i) or {}).get("digest") != state["digest"]}
     stale |= {i for i in files if i in sizes and any(now not in (None, then) for now, then in
                                                      zip(output_sizes(out_dir, i), sizes[i]))}   # absent: made
-    checked = stale | set(sizes)   # once: a set made per image was quadratic in a folder of thousands
-    return stale | {i for i in files if i not in checked and not whole_outputs(out_dir, i)}
+    since = (out_dir / RECORD).stat().st_mtime_ns if (out_dir / RECORD).exists() else 0
+    unsure = [i for i in files if i not in stale and (i not in sizes or changed_since(out_dir, i, since))]
+    return stale | {i for i in unsure if not whole_outputs(out_dir, i)}
+
+
+def changed_since(out_dir, image_id, since):
+    """Whether an output of the image was written or changed at or after `since` (ns; the kernel's change time,
+    which an edit keeping the size and the modification time still moves)."""
+    return any(path.exists() and path.stat().st_ctime_ns >= since for path in outputs(out_dir, image_id))
 
 
 def output_sizes(out_dir, image_id):
