@@ -23,6 +23,15 @@ def kept(tmp_path, monkeypatch):
     return calls, check
 
 
+def denying(path, real):
+    """`real` (Image.open, os.open) but for `path`, which this user may not read."""
+    def opener(file, *args, **kwargs):
+        if str(file) == str(path):
+            raise PermissionError(13, "Permission denied", str(file))
+        return real(file, *args, **kwargs)
+    return opener
+
+
 def photo(path, hw=(30, 40), value=90):
     Image.fromarray(np.full((*hw, 3), value, np.uint8)).save(path)
     return path
@@ -173,26 +182,15 @@ def test_a_failure_to_read_a_file_is_not_kept_and_a_kept_check_needs_the_file_re
     monkeypatch.setattr("guidedlabelling.datasets.base.pillow_warnings", check)
     path, other = photo(tmp_path / "a.png"), photo(tmp_path / "b.png", (8, 8))
     items = [Item("a", path, None), Item("b", other, None)]
-    opened = Image.open
-
-    def refused(file, *args, **kwargs):
-        if str(file) == str(path):
-            raise PermissionError(13, "Permission denied", str(file))
-        return opened(file, *args, **kwargs)
+    refused = denying(path, Image.open)
     with monkeypatch.context() as denied:
         denied.setattr("guidedlabelling.datasets.base.Image.open", refused)
         kept_items, _, skipped, _ = readable_items(items, "tags.csv")
         assert kept_items == items[1:] and "Permission denied" in skipped[str(path)]
     kept_items, sizes, skipped, _ = readable_items(items, "tags.csv")
     assert kept_items == items and sizes == [(30, 40), (8, 8)] and not skipped
-    real_open = os.open
-
-    def closed(file, *args, **kwargs):
-        if str(file) == str(path):
-            raise PermissionError(13, "Permission denied", str(file))
-        return real_open(file, *args, **kwargs)
     with monkeypatch.context() as denied:
-        denied.setattr(image_checks.os, "open", closed)
+        denied.setattr(image_checks.os, "open", denying(path, os.open))
         denied.setattr("guidedlabelling.datasets.base.Image.open", refused)
         kept_items, _, skipped, _ = readable_items(items, "tags.csv")
         assert kept_items == items[1:] and "Permission denied" in skipped[str(path)]
