@@ -267,8 +267,7 @@ def steps_made_seconds(args, overrides, skip=()):
     """{step: results.made_seconds of its folder} of the finished steps: a rerun that reuses a step takes little
     (step_seconds), and this keeps what it cost. Not of the steps in `skip`: their folders are other runs' (seed_eval
     scored with masks a run without them does not have)."""
-    made = {step: made_seconds(naming.stage_dir(*C.resolve(args.config, overrides + list(extra)), stage))
-            for step, stage, extra in STEPS if step not in skip}
+    made = {step: made_seconds(folder) for step, folder in naming.step_folders(args.config, overrides, skip).items()}
     return {step: round(seconds, 1) for step, seconds in made.items() if seconds is not None}
 
 

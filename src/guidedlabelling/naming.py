@@ -10,7 +10,7 @@ from pathlib import Path
 import yaml
 
 from . import pipeline
-from .config import absolute_paths, builtin_paths
+from .config import absolute_paths, builtin_paths, resolve
 from .datasets import LAYOUTS, data_settings_unread, layout
 from .errors import InputError
 from .guide_rules import RULES
@@ -72,6 +72,13 @@ def stage_name(cfg, preset, stage, section_names=None, cut_midway=False, masks_n
 def run_dir(cfg):
     """<out_root>/<preset>: the folder of a run's stage folders, summary.json and report.html."""
     return Path(cfg["run"]["out_root"]) / cfg["name"]
+
+
+def step_folders(config, overrides, skip=()):
+    """{step: its stage folder} of the driver's steps (pipeline.STEPS, each with the settings it adds) under the run's
+    settings, in step order, but the steps in `skip` (with a global --set labels=gt two steps share one folder)."""
+    return {step: stage_dir(*resolve(config, list(overrides) + list(extra)), stage)
+            for step, stage, extra in pipeline.STEPS if step not in skip}
 
 
 def stage_dir(cfg, preset, stage):

@@ -11,7 +11,6 @@ import yaml
 
 from . import config as C
 from . import naming
-from . import pipeline
 from .datasets import ground_truth_hint, shown_settings
 from .datasets.base import warned_line
 from .errors import counted
@@ -268,14 +267,8 @@ def run_folders(config, overrides, skipped=()):
     in step order, once each, but those of the steps in `skipped`: the run folder also holds other settings' and
     other data's folders (a --set variant, another tags.csv, the reference of masks since removed), which are not
     this run's figures."""
-    folders = []
-    for step, stage, extra in pipeline.STEPS:
-        if step in skipped:
-            continue
-        folder = naming.stage_dir(*C.resolve(config, list(overrides) + list(extra)), stage)
-        if folder not in folders and finished(folder) is not None:
-            folders.append(folder)
-    return folders
+    folders = naming.step_folders(config, overrides, skipped).values()
+    return [folder for folder in dict.fromkeys(folders) if finished(folder) is not None]
 
 
 def wall_time(folder):
