@@ -151,8 +151,8 @@ def predict(model_path, inputs, out_dir, size, resize="none", pcrf="none", devic
         for i in progress(redrawn, "overlays"):   # labels made before (another --alpha, overlay/ deleted): no network
             label_png, overlay_png = outputs(out_dir, images.items[i].id)
             save_overlay(overlay_png, load_image(images.items[i].image), load_label_png(label_png), alpha)
-        found = record_outputs(out_dir, images, found_now, len(meta["classes"]))   # under the lock
-        found = classes_found(found, meta["classes"])
+        values = record_outputs(out_dir, images, found_now, len(meta["classes"]))   # under the lock
+        found = classes_found(values, meta["classes"])
     return {"images": len(images), "done_before": len(images) - len(todo) - len(redrawn), "redrawn": len(redrawn),
             "classes": list(meta["classes"]), "found": found, "replaced": replaced,
             "out_dir": str(out_dir), "skipped_images": images.skipped, "warned_images": images.warned,
