@@ -450,6 +450,23 @@ def main(argv=None):
     if distributed.under_torchrun() and distributed.world_size() > 1:  # each would predict every image, in turn
         raise InputError("./src/predict.py under torchrun: it runs in one process; run it without torchrun (on a "
                          "GPU of your choice: --device cuda:N)")
+    preset, resize, net_size = test_settings(args)
+    test = preset["segmentations"]
+    try:
+        summary = predict(args.model, inputs, args.out_dir, args.size or test["test_size"],
+                          resize, args.pcrf or test["test_pcrf"], args.device,
+                          args.alpha, net_size, args.crf_backend or preset["run"]["crf_backend"],
+                          preset["data"]["max_image_side"] if args.max_side is None else args.max_side)
+    except OSError as e:
+        raise InputError(os_error_message(e, "--out_dir") if written(e, args.out_dir) else
+                         f"{e.filename}: {e.strerror or type(e).__name__}; give this user access to it, or name other "
+                         "images") from None
+    print_summary(summary)
+
+
+def test_settings(args):
+    """(the preset the model was trained with, or --config; the test geometry; the network's input side) of
+    predict's arguments, noting where the model or a flag sets them otherwise."""
     meta = load_checkpoint(model_file(args.model), expect={"kind": "segmentation"})["meta"]
     config, note = test_preset(meta, args.config)
     if note:
@@ -465,15 +482,12 @@ def main(argv=None):
         print(f"note: the model was trained on {net_size}-px crops, not on the preset's "
               f"{preset['seg_train']['input_size']}: --input_size {net_size}; --size stays the preset's "
               f"({test['test_size']}) unless given")
-    try:
-        summary = predict(args.model, inputs, args.out_dir, args.size or test["test_size"],
-                          resize, args.pcrf or test["test_pcrf"], args.device,
-                          args.alpha, net_size, args.crf_backend or preset["run"]["crf_backend"],
-                          preset["data"]["max_image_side"] if args.max_side is None else args.max_side)
-    except OSError as e:
-        raise InputError(os_error_message(e, "--out_dir") if written(e, args.out_dir) else
-                         f"{e.filename}: {e.strerror or type(e).__name__}; give this user access to it, or name other "
-                         "images") from None
+    return preset, resize, net_size
+
+
+def print_summary(summary):
+    """What predict did: the images predicted (or kept from an earlier run), the classes found, and the files it
+    left out or read with warnings."""
     if summary["replaced"]:
         print(f"note: {summary['out_dir']} held predictions made with other settings ({summary['replaced']}); they "
               "are made again with these")
