@@ -115,6 +115,29 @@ def load_preset(config, origins, problems):
     cfg = defaults()
     written = {}   # (section, key) -> how the file wrote it: one setting written twice (flat and in its section,
     # or under a section's former name) kept the last without a word
+    for as_written, value, said in preset_entries(data, path, problems):
+        try:
+            set_value(cfg, as_written, value, str(path), origins)
+            where = locate(as_written)
+        except InputError as e:
+            problems.append(str(e))
+            continue
+        if where in written:
+            problems.append(f"{path}: setting {'.'.join(where)} is given twice, as {written[where]} and as "
+                            f"{said}; keep one")
+        written[where] = said
+    cfg["name"] = run_name(data, path)
+    builtin = CONFIGS / f"{cfg['name']}.yaml"
+    if builtin.is_file() and path.resolve() != builtin.resolve() and read_preset_file(builtin) != data:
+        raise InputError(f"{path}: its runs would share <out_root>/{cfg['name']} with the preset {cfg['name']} of "
+                         "configs/, whose folders hold other settings; rename the file, or add a line `name: "
+                         f"my_{cfg['name']}`")
+    return cfg
+
+
+def preset_entries(data, path, problems):
+    """(the key as set_value reads it, its value, how the file wrote it) of each setting of a preset file's
+    `key: value` lines and `section: {key: value}` groups; what is wrong with a group's shape goes to `problems`."""
     for key, value in data.items():
         if key == "name":
             continue
@@ -132,25 +155,7 @@ def load_preset(config, origins, problems):
                                                                     f"the sections are {', '.join(OPTIONS)}"))
             continue
         for k, v in (value.items() if section else [(key, value)]):
-            as_written = f"{key}.{k}" if section else str(k)
-            try:
-                set_value(cfg, as_written, v, str(path), origins)
-                where = locate(as_written)
-            except InputError as e:
-                problems.append(str(e))
-                continue
-            said = f"{k} under {key}" if section else str(k)
-            if where in written:
-                problems.append(f"{path}: setting {'.'.join(where)} is given twice, as {written[where]} and as "
-                                f"{said}; keep one")
-            written[where] = said
-    cfg["name"] = run_name(data, path)
-    builtin = CONFIGS / f"{cfg['name']}.yaml"
-    if builtin.is_file() and path.resolve() != builtin.resolve() and read_preset_file(builtin) != data:
-        raise InputError(f"{path}: its runs would share <out_root>/{cfg['name']} with the preset {cfg['name']} of "
-                         "configs/, whose folders hold other settings; rename the file, or add a line `name: "
-                         f"my_{cfg['name']}`")
-    return cfg
+            yield (f"{key}.{k}" if section else str(k)), v, (f"{k} under {key}" if section else str(k))
 
 
 def split_override(item):
