@@ -63,6 +63,17 @@ class Checked:
         with where it scores, and by its classes where its outputs depend on them (Reads.classes); the user's folders
         of maps by the files read; the work size of each image worked on shrunk; or as an earlier version counted
         them (FORMER_WAYS; the work size per split: work_sizes)."""
+        sources, evaluated = self.files_read(way)
+        inputs = self.digests.manifest(sources)
+        inputs |= {EVALUATED + path: digest for path, digest in self.digests.manifest(evaluated).items()}
+        inputs |= work_sizes(self.datasets.values(), sized)
+        read, upstream = self.upstream_read(way)
+        inputs |= read
+        return inputs, upstream
+
+    def files_read(self, way):
+        """(the files of made_manifest's inputs, those the stage only scores with), the tags CSV keyed as `way`
+        counts it (tags_keyed)."""
         sources, evaluated = [], []
         for data in self.datasets.values():
             sources += data.sources
@@ -72,6 +83,11 @@ class Checked:
                 evaluated += data.labels
         sources += self.saliency_set.sources if self.saliency_set else []
         sources += [self.reads.init_file()] if self.reads.init_file() else []
+        return self.tags_keyed(sources, evaluated, way)
+
+    def tags_keyed(self, sources, evaluated, way):
+        """files_read's (sources, evaluated) with the tags CSV among them keyed as `way` counts it: by the rows of the
+        splits the stage reads, by all its rows, or by the images it lists (and its classes, its rows as scored)."""
         tags = set() if way == "bytes" else {str(d.tags_file) for d in self.datasets.values() if d.tags_file}
         if self.reads.tags and way == "now":   # the rows of the splits it reads
             sources = [s for s in sources if str(s) not in tags] + sorted(
@@ -83,9 +99,13 @@ class Checked:
             sources = [s for s in sources if str(s) not in tags] + [TAG_IMAGES + s for s in sorted(tags)] + \
                 ([TAG_CLASSES + s for s in sorted(tags)] if self.reads.classes else [])
             evaluated += [TAG_ROWS + s for s in sorted(tags)] if self.reads.evaluates else []
-        inputs, upstream = self.digests.manifest(sources), {}
-        inputs |= {EVALUATED + path: digest for path, digest in self.digests.manifest(evaluated).items()}
-        inputs |= work_sizes(self.datasets.values(), sized)
+        return sources, evaluated
+
+    def upstream_read(self, way):
+        """({manifest key: digest}, {upstream stage: folder}) of the upstream outputs the stage reads: a stage's
+        folder by its output fingerprint (and its settings where the folder was given), a folder of the user's by
+        the files of it that the stage reads."""
+        inputs, upstream = {}, {}
         for stage, folder in self.folders.items():
             made = output_fingerprint(folder)
             if made:
