@@ -14,29 +14,16 @@ class ImageFiles(ImageList):
         named = {Path(p).resolve() for p in inputs}
         for name in map(Path, inputs):
             if name.is_dir():
-                entries = sorted(p for p in name.iterdir() if not p.name.startswith("."))
-                found = [p for p in entries if p.suffix.lower() in IMAGE_SUFFIXES and not p.is_dir()]
-                inner = [p for p in entries if p.is_dir() and p.resolve() not in named]  # (those named are read)
-                if not found:
-                    raise InputError(f"{name}: no .jpg, .jpeg or .png images in this folder" +
-                                     (f" (its folders are not read: name them, such as {inner[0]})" if inner else
-                                      "; name another"))
-                self.ignored += [p for p in entries if p.suffix.lower() not in IMAGE_SUFFIXES and p.is_file()
-                                 and p.resolve() not in named]   # (those named are read)
+                images, others, inner, links = folder_contents(name, named)
+                paths += images
+                self.ignored += others
                 self.subfolders += inner
-                broken += [p for p in found if not p.is_file()]  # a link to nothing: skipped, as an unreadable image
-                paths += [p for p in found if p.is_file()]
+                broken += links   # skipped, as unreadable images
             elif not name.is_file():
                 raise InputError(f"{name}: not found; name image files or folders of images")
             else:
                 paths.append(name)
-        unique = {}  # a file named twice (alone and in its folder) is predicted once
-        for p in paths:
-            unique.setdefault(p.resolve(), p)
-        paths = list(unique.values())
-        first = {}
-        raise_all([f"{p}: same name as {first[p.stem]}; outputs are named by it, so rename one" for p in paths
-                   if first.setdefault(p.stem, p) != p], "the images named")
+        paths = named_once(paths)
         if not paths:
             raise InputError(f"{broken[0]}: a link to nothing, as every .jpg, .jpeg or .png of the folders named; "
                              "name image files")
@@ -45,3 +32,26 @@ class ImageFiles(ImageList):
         self.skipped |= {str(p): "a link to nothing, not a file" for p in broken}
 
 
+def folder_contents(folder, named):
+    """(its images, its other files, its folders, its image names that are links to nothing) of a folder named to
+    predict on; files and folders also named themselves (`named`, resolved) are read as such, not listed here."""
+    entries = sorted(p for p in folder.iterdir() if not p.name.startswith("."))
+    found = [p for p in entries if p.suffix.lower() in IMAGE_SUFFIXES and not p.is_dir()]
+    inner = [p for p in entries if p.is_dir() and p.resolve() not in named]
+    if not found:
+        raise InputError(f"{folder}: no .jpg, .jpeg or .png images in this folder" +
+                         (f" (its folders are not read: name them, such as {inner[0]})" if inner else "; name another"))
+    others = [p for p in entries if p.suffix.lower() not in IMAGE_SUFFIXES and p.is_file() and p.resolve() not in named]
+    return [p for p in found if p.is_file()], others, inner, [p for p in found if not p.is_file()]
+
+
+def named_once(paths):
+    """The image paths, a file named twice (alone and in its folder) once; two files of one name are an error, since
+    outputs are named by it."""
+    unique = {}
+    for p in paths:
+        unique.setdefault(p.resolve(), p)
+    first = {}
+    raise_all([f"{p}: same name as {first[p.stem]}; outputs are named by it, so rename one" for p in unique.values()
+               if first.setdefault(p.stem, p) != p], "the images named")
+    return list(unique.values())
