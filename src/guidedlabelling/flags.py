@@ -61,29 +61,43 @@ def settings_as_flags(unknown, command):
     --set gives it."""
     problems = []
     for k, token in enumerate(unknown):
-        key, _, value = token.removeprefix("--").partition("=")
-        release = next((p for p in RELEASE_PREFIXES if key.startswith(p) and key[len(p):] in S.OWNERS), "")
-        key = key[len(release):] if key not in S.OWNERS else key   # the release's --s_seedthres: guide's seedthres
-        turned_off = key.startswith("no_") and not value and on_by_default(key[3:])
-        key = key[3:] if turned_off else key
-        owners = S.OWNERS.get(key) if token.startswith("--") else None
-        owners = [o for o in owners if o in RELEASE_PREFIXES[release]] or owners if owners and release else owners
-        if not owners:
-            continue
-        where = naming.set_key(owners[0], key) if len(owners) == 1 else f"SECTION.{key}"
-        sections = listed(owners)
-        switch = isinstance(S.OPTIONS[owners[0]][key][0], bool)   # a flag without a value turns it on
-        if switch and not value and not turned_off and on_by_default(key):
-            problems.append(f"--{key}: a setting of {sections}, on by default; --set {where}=false turns it off")
-            continue
-        value = "false" if turned_off else value or (
-            unknown[k + 1] if k + 1 < len(unknown) and not unknown[k + 1].startswith("--")
-            else "true" if switch else "VALUE")
-        flag = f"--no_{key}" if turned_off else f"--{release}{key}"
-        named = "(the release's name of an upstream stage's setting) " if release else ""
-        problems.append(f"{flag}: not a flag of {command}, but {named}a setting of {sections}; give "
-                        f"it as --set {where}={value}" + ("" if len(owners) == 1 else f" (SECTION: {sections})"))
+        named = setting_named(token)
+        if named:
+            following = unknown[k + 1] if k + 1 < len(unknown) and not unknown[k + 1].startswith("--") else None
+            problems.append(set_hint(*named, following, command))
     return problems
+
+
+def setting_named(token):
+    """(key, value, the release's prefix, turned off, the sections that own it) of a flag that names a setting:
+    --KEY or --KEY=VALUE, the release's --PREFIX_KEY (--s_seedthres: guide's seedthres), or --no_KEY of one on by
+    default; else None."""
+    if not token.startswith("--"):
+        return None
+    key, _, value = token.removeprefix("--").partition("=")
+    release = next((p for p in RELEASE_PREFIXES if key.startswith(p) and key[len(p):] in S.OWNERS), "")
+    key = key[len(release):] if key not in S.OWNERS else key
+    turned_off = key.startswith("no_") and not value and on_by_default(key[3:])
+    key = key[3:] if turned_off else key
+    owners = S.OWNERS.get(key)
+    owners = [o for o in owners if o in RELEASE_PREFIXES[release]] or owners if owners and release else owners
+    return (key, value, release, turned_off, owners) if owners else None
+
+
+def set_hint(key, value, release, turned_off, owners, following, command):
+    """The problem of a setting given as a flag (setting_named), with how --set gives it; following: the token after
+    it where that is not a flag (its value, given apart)."""
+    where = naming.set_key(owners[0], key) if len(owners) == 1 else f"SECTION.{key}"
+    sections = listed(owners)
+    switch = isinstance(S.OPTIONS[owners[0]][key][0], bool)   # a flag without a value turns it on
+    if switch and not value and not turned_off and on_by_default(key):
+        return f"--{key}: a setting of {sections}, on by default; --set {where}=false turns it off"
+    value = "false" if turned_off else value or (following if following is not None else
+                                                 "true" if switch else "VALUE")
+    flag = f"--no_{key}" if turned_off else f"--{release}{key}"
+    named = "(the release's name of an upstream stage's setting) " if release else ""
+    return (f"{flag}: not a flag of {command}, but {named}a setting of {sections}; give it as --set "
+            f"{where}={value}" + ("" if len(owners) == 1 else f" (SECTION: {sections})"))
 
 
 def on_by_default(key):
