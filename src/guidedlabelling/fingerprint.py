@@ -344,15 +344,26 @@ def since_made(keys, old, new):
     missing = [k for k in keys if k.startswith(EVALUATED) and old.get(k, ABSENT) == new.get(k, ABSENT) == ABSENT]
     if missing and len(missing) == len(keys):
         return "the masks or labels it would score with, none of them there, are other files since it was made"
-    # a file absent then and now (the mask of a row added without one) was neither added nor changed
-    nowhere = [k for k in keys if old.get(k, ABSENT) == new.get(k, ABSENT) == ABSENT]
-    keys = [k for k in keys if k not in nowhere] if len(nowhere) < len(keys) else keys
-    named = set(keys)   # (the work size of a photo changed comes with it)
-    keys = [k for k in keys if not k.startswith(IMAGE_WORK_SIZE) or k[len(IMAGE_WORK_SIZE):] not in named]
+    keys = worth_telling(keys, old, new)
     resaved, keys = tags_counted_otherwise(keys, old, new)
     added, went, unread = file_changes(keys, old, new)
     told = set(added + went + unread)
-    changed = resaved + [k for k in keys if k not in told]
+    return changes_said(resaved + [k for k in keys if k not in told], added, went, unread)
+
+
+def worth_telling(keys, old, new):
+    """The changed keys less those that tell nothing of their own: a file absent then and now (the mask of a row
+    added without one), neither added nor changed, unless every key is one; the work size of a photo changed, which
+    comes with it."""
+    nowhere = [k for k in keys if old.get(k, ABSENT) == new.get(k, ABSENT) == ABSENT]
+    keys = [k for k in keys if k not in nowhere] if len(nowhere) < len(keys) else keys
+    named = set(keys)
+    return [k for k in keys if not k.startswith(IMAGE_WORK_SIZE) or k[len(IMAGE_WORK_SIZE):] not in named]
+
+
+def changes_said(changed, added, went, unread):
+    """'a.jpg changed, b.jpg was added, c.jpg went since it was made' of the keys changed, added, gone and no
+    longer read."""
     sized = [k for k in changed if k.startswith(IMAGE_WORK_SIZE)]
     if len(sized) > 1:   # (max_image_side set lower: every image over it)
         changed = [k for k in changed if k not in sized] + [f"the {WORK_SIZE}{len(sized)} images"]
