@@ -459,33 +459,45 @@ def main(stage, argv=None, opened=None, by_driver=False):
         lanes.follow_parent(os.getppid())
     use_threads(cfg["run"]["threads"])
     processes = fragment_of(cfg["run"])[1]
-    alone = processes == 1
-    trains = stage in pipeline.TRAINERS.values()
-    if not pipeline.BY_NAME[stage].per_image and not alone and (cfg["run"]["N"] > 1 or not trains):
-        whole = "a training runs in one process, or data-parallel under torchrun" if trains \
-            else f"{stage} runs in one process"
-        raise InputError(f"{'--n/--N' if cfg['run']['N'] > 1 else 'torchrun'} on {stage}: fragments split the images "
-                         f"of per-image stages; {whole} (docs/reference.md, 'Several processes or GPUs')")
-    if trains and not alone:
-        distributed.local_batch(cfg[stage]["batch_size"])  # refused before the processes join their group
-    if cfg["run"]["overridecache"] and not alone:
-        stored = " with --set store=none (the store would give the network back)" if stage == "saliency_train" else ""
-        raise InputError(f"--overridecache with {processes} processes (--n/--N or torchrun): each "
-                         f"would clear what the others write; remove {out} first, then run them without it{stored}")
+    refuse_fragments_of(stage, cfg, out, processes)
     checked, problems = preflight.check_unraised(stage, cfg, preset, vars(args), opened)
-    read = {parent: Path(folder) for parent, folder in checked.folders.items()}
-    same = next((parent for parent, folder in read.items() if folder.resolve() == out.resolve()), None)
-    if same:  # it would wait for its own lock
-        raise InputError(f"{out}: the output folder is the folder of {same} that {stage} reads; choose another "
-                         f"{'--out_dir' if args.out_dir else '--out_root'}")
-    chain = chain_above(read.values())
-    if any(folder.resolve() == out.resolve() for folder in chain):   # as above, further up
-        raise InputError(f"{out}: the output folder is one that the folders {stage} reads were made from; choose "
-                         f"another {'--out_dir' if args.out_dir else '--out_root'}")
+    chain = chain_above(checked.folders.values())
+    refuse_reading_own_folder(stage, out, checked.folders, chain, '--out_dir' if args.out_dir else '--out_root')
+    alone = processes == 1
     with reading(chain, stage) as waited:
         if waited or problems:  # one being written meanwhile was waited for; else the problems stand
             checked = preflight.check(stage, cfg, preset, vars(args), opened)
         return reuse_or_make(stage, args, cfg, preset, out, checked, alone)
+
+
+def refuse_fragments_of(stage, cfg, out, processes):
+    """Errors for several processes (--n/--N, torchrun) where they cannot share a stage: a stage not per-image (a
+    training: under torchrun alone), a batch that does not split among them, --overridecache."""
+    if processes == 1:
+        return
+    trains = stage in pipeline.TRAINERS.values()
+    if not pipeline.BY_NAME[stage].per_image and (cfg["run"]["N"] > 1 or not trains):
+        whole = "a training runs in one process, or data-parallel under torchrun" if trains \
+            else f"{stage} runs in one process"
+        raise InputError(f"{'--n/--N' if cfg['run']['N'] > 1 else 'torchrun'} on {stage}: fragments split the images "
+                         f"of per-image stages; {whole} (docs/reference.md, 'Several processes or GPUs')")
+    if trains:
+        distributed.local_batch(cfg[stage]["batch_size"])  # refused before the processes join their group
+    if cfg["run"]["overridecache"]:
+        stored = " with --set store=none (the store would give the network back)" if stage == "saliency_train" else ""
+        raise InputError(f"--overridecache with {processes} processes (--n/--N or torchrun): each "
+                         f"would clear what the others write; remove {out} first, then run them without it{stored}")
+
+
+def refuse_reading_own_folder(stage, out, folders, chain, flag):
+    """An error where the output folder is one the stage reads ({upstream stage: folder}; it would wait for its own
+    lock) or one those were made from (chain_above)."""
+    same = next((parent for parent, folder in folders.items() if Path(folder).resolve() == out.resolve()), None)
+    if same:
+        raise InputError(f"{out}: the output folder is the folder of {same} that {stage} reads; choose another {flag}")
+    if any(folder.resolve() == out.resolve() for folder in chain):
+        raise InputError(f"{out}: the output folder is one that the folders {stage} reads were made from; choose "
+                         f"another {flag}")
 
 
 def other_folder(args, cfg):
