@@ -160,7 +160,7 @@ def provenance(device, workers, images):
 def main(argv=None):
     p = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("out")
-    p.add_argument("--quick", action="store_true", help="tiny sizes on the CPU: every step, in about a minute")
+    p.add_argument("--quick", action="store_true", help="tiny sizes on the CPU: every step, in several minutes")
     p.add_argument("--budget", type=argument(float, above(0)), default=500, help="seconds for all steps together")
     p.add_argument("--steps", default=",".join(STEPS), help="comma-separated steps to run (default: all)")
     p.add_argument("--voc_iters", type=argument(int, POSITIVE), default=600,
