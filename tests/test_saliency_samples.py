@@ -312,6 +312,21 @@ def test_the_msrc_presets_saliency_set_holds_out_four_whole_videos_and_50_horses
     assert not set(held.scenes()) & set(train.scenes()) and len(train) + len(held) == 690 + 328
 
 
+def test_a_saliency_set_too_small_to_hold_out_or_without_the_scenes_says_which_setting_fixes_it(tmp_path):
+    """The README tells users of their own saliency set to clear holdout_scenes: the errors name both settings."""
+    (tmp_path / "set" / "images").mkdir(parents=True)
+    for k in range(3):
+        Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "set" / "images" / f"x_{k}.jpg")
+    with pytest.raises(InputError) as small:
+        MaskFolder(str(tmp_path / "set"), 3)
+    assert list(small.value.messages) == [f"{tmp_path / 'set' / 'images'}: 3 images, not enough to hold out 3; "
+                                          "hold out fewer (--set saliency_train.holdout=N, under 3) or add images"]
+    with pytest.raises(InputError) as scenes:
+        MaskFolder(str(tmp_path / "set"), 0, holdout_scenes="blackswan")
+    assert scenes.value.messages[0].endswith("name scenes that are there, or none "
+                                             "(--set saliency_train.holdout_scenes=)")
+
+
 def test_balanced_loss_stays_finite_when_the_scores_are_float16():
     scores = torch.zeros(15, 2, 161, 161, dtype=torch.float16)
     y = torch.zeros(15, 161, 161, dtype=torch.long)

@@ -45,12 +45,14 @@ class MaskFolder(ImageList):
             found |= {scene_of(it.id) for it, h in zip(folder, held) if h}
             if not any(held):
                 if len(folder) <= holdout:
-                    raise InputError(f"{images}: {len(folder)} images, not enough to hold out {holdout}")
+                    raise InputError(f"{images}: {len(folder)} images, not enough to hold out {holdout}; hold out "
+                                     f"fewer (--set saliency_train.holdout=N, under {len(folder)}) or add images")
                 held = [k >= len(folder) - holdout for k in range(len(folder))]
             listed += [it for it, h in zip(folder, held) if h == (part == "holdout")]
         if scenes - found:
             raise InputError(f"holdout_scenes: no image of {', '.join(sorted(scenes - found))} in {roots} (a scene "
-                             "is the image ids' part before their last '_'); name scenes that are there")
+                             "is the image ids' part before their last '_'); name scenes that are there, or none "
+                             "(--set saliency_train.holdout_scenes=)")
         if not listed:
             raise InputError(f"{roots}: no {part} images with holdout {holdout} and holdout_scenes "
                              f"{holdout_scenes!r}; hold out fewer")
