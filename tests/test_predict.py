@@ -479,7 +479,7 @@ def test_an_image_replaced_since_its_outputs_were_made_is_predicted_again(model,
     assert "predicted 1 image " in predict(inputs=other) and (out / "zz.png").exists()   # the same out_dir
     settings = json.loads((out / "predict.json").read_text())
     del settings["images"], settings["outputs"]
-    with pytest.raises(InputError, match=r"preds: holds predictions of 1 other images made with other settings "
+    with pytest.raises(InputError, match=r"preds: holds predictions of 1 other image made with other settings "
                                          r"\(zz\); choose another --out_dir, or name those images too"):
         images_to_do(ImageFiles([folder]), out, settings | {"size": 999})   # they would be lost
     assert (out / "zz.png").exists() and (out / "photo.png").exists()

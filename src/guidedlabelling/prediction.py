@@ -241,9 +241,9 @@ def refuse_losing_others(images, out_dir, recorded):
     named = {it.id for it in images.items} | {Path(path).stem for path in images.skipped}
     others = sorted(i for i in recorded - named if any(p.exists() for p in outputs(out_dir, i)))
     if others:
-        raise InputError(f"--out_dir {out_dir}: holds predictions of {len(others)} other images made with other "
-                         f"settings ({some(others)}); choose another --out_dir, or name those images too to predict "
-                         "them again")
+        raise InputError(f"--out_dir {out_dir}: holds predictions of {counted(len(others), 'other image')} made "
+                         f"with other settings ({some(others)}); choose another --out_dir, or name those images too to "
+                         "predict them again")
 
 
 def refuse_unrecorded(images, out_dir, recorded):
