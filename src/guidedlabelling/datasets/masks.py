@@ -19,6 +19,28 @@ def scene_of(image_id):
     return image_id.rsplit("_", 1)[0] if "_" in image_id else image_id
 
 
+def held_out(folder, scenes, holdout, images):
+    """Whether each item of a saliency folder is held out: those of the scenes named, or where it has none of them,
+    its last `holdout` items."""
+    held = [scene_of(it.id) in scenes for it in folder]
+    if any(held):
+        return held
+    if len(folder) <= holdout:
+        raise InputError(f"{images}: {len(folder)} images, not enough to hold out {holdout}; hold out "
+                         f"fewer (--set saliency_train.holdout=N, under {len(folder)}) or add images")
+    return [k >= len(folder) - holdout for k in range(len(folder))]
+
+
+def check_names_and_masks(items):
+    """Errors for two images of one name (held-out maps are named by it) and for an image without its mask."""
+    first = {}
+    for it in items:
+        if first.setdefault(it.id, it.image) != it.image:
+            raise InputError(f"{it.image}: same name as {first[it.id]}; held-out maps are named by it, so rename one")
+        if not it.label.is_file():
+            raise InputError(f"{it.label}: mask of {it.image.name} not found; add it or remove the image")
+
+
 class MaskFolder(ImageList):
     """Class-agnostic saliency sets, each a folder of images/<id>.jpg|png and masks/<id>.png (0 / 255); `roots`
     names one or several (comma-separated).
@@ -41,13 +63,8 @@ class MaskFolder(ImageList):
             images = root / "images"
             folder = [Item(p.stem, p, root / "masks" / f"{p.stem}.png")
                       for p in sorted(images.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES]
-            held = [scene_of(it.id) in scenes for it in folder]
+            held = held_out(folder, scenes, holdout, images)
             found |= {scene_of(it.id) for it, h in zip(folder, held) if h}
-            if not any(held):
-                if len(folder) <= holdout:
-                    raise InputError(f"{images}: {len(folder)} images, not enough to hold out {holdout}; hold out "
-                                     f"fewer (--set saliency_train.holdout=N, under {len(folder)}) or add images")
-                held = [k >= len(folder) - holdout for k in range(len(folder))]
             listed += [it for it, h in zip(folder, held) if h == (part == "holdout")]
         if scenes - found:
             raise InputError(f"holdout_scenes: no image of {', '.join(sorted(scenes - found))} in {roots} (a scene "
@@ -56,13 +73,7 @@ class MaskFolder(ImageList):
         if not listed:
             raise InputError(f"{roots}: no {part} images with holdout {holdout} and holdout_scenes "
                              f"{holdout_scenes!r}; hold out fewer")
-        first = {}
-        for it in listed:
-            if first.setdefault(it.id, it.image) != it.image:
-                raise InputError(f"{it.image}: same name as {first[it.id]}; held-out maps are named by it, so "
-                                 "rename one")
-            if not it.label.is_file():
-                raise InputError(f"{it.label}: mask of {it.image.name} not found; add it or remove the image")
+        check_names_and_masks(listed)
         self.sources = [p for it in listed for p in (it.image, it.label)]
         self.keep_readable(listed, roots)
         for i in range(len(self.items)):
