@@ -115,6 +115,12 @@ def locate(key):
         raise InputError(f"setting {key!r} is in several sections; write " + " or ".join(f"{s}.{key}" for s in owners))
     if not sec and pipeline.current_name(bare) in OPTIONS:
         raise InputError(f"{key!r} is a section, not a setting; write {key}.KEY=VALUE (see -h for its settings)")
+    raise unknown_setting(key, sec, bare)
+
+
+def unknown_setting(key, sec, bare):
+    """The error for a setting `key` (section `sec`, key `bare`) that no section has, with the nearest names."""
+    owners = OWNERS.get(bare, [])
     close = ([bare] if len(owners) == 1 else [f"{s}.{bare}" for s in owners]) if sec in OPTIONS and owners \
         else []   # a key of other sections, written as --set takes it
     if sec in OPTIONS and not close:   # one like a key of this section, else of any
@@ -126,7 +132,7 @@ def locate(key):
     where = f"; section {sec} has no {bare!r}" if sec in OPTIONS else ""
     listed_by = f"{pipeline.command(sec)} -h lists its settings" if sec in STAGE_MODULES else \
         "each stage command's -h lists its settings (./src/seed/train.py -h, ...), and configs/*.yaml name them"
-    raise InputError(f"unknown setting {key!r}{where}; {hint}{listed_by}")
+    return InputError(f"unknown setting {key!r}{where}; {hint}{listed_by}")
 
 
 def kind(sec, key):
