@@ -42,19 +42,7 @@ def read_rows(path):
         raise InputError(f"{path}: tags file not found; pass --tags with a CSV whose header is image,tags")
     lines = text_lines(path, "save the tags as 'CSV UTF-8' (Excel), or re-encode the file as UTF-8")
     reader = csv.reader(lines, skipinitialspace=True)  # a, "cat dog" as a,"cat dog"
-    try:
-        header = [h.strip().lower() for h in next(reader, [])]
-    except csv.Error as e:  # a quote left open in the header, before more than csv's field limit of text
-        raise InputError(f"{path}, line 1: {e}; close the quote left open in the header (image,tags)") from None
-    while header and not header[-1]:  # empty columns after the last (spreadsheets write them)
-        header.pop()
-    if header not in HEADERS:
-        named = ','.join(header) or ('(no column names)' if any(line.strip() for line in lines) else '(empty file)')
-        other = next((name for sep, name in ((";", "semicolons"), ("\t", "tabs")) if len(header) == 1 and
-                      header[0].replace(" ", "").split(sep) in HEADERS), None)
-        fix = f"its fields are separated by {other}: save it with commas (CSV)" if other else \
-            "the first line must name these columns"
-        raise InputError(f"{path}: header {named} is not image,tags (or image,tags,split); {fix}")
+    header = read_header(reader, lines, path)
     rows, problems = [], []
     try:
         for line, fields in rows_of(reader, path, problems):
@@ -68,6 +56,25 @@ def read_rows(path):
     if not rows:
         raise_all(problems or [f"{path}: no image rows below the header"], str(path))
     return rows, problems + case_clashes(rows, path)
+
+
+def read_header(reader, lines, path):
+    """The column names of a tags CSV's first line (lower case, empty ones after the last dropped), which must be
+    image,tags or image,tags,split."""
+    try:
+        header = [h.strip().lower() for h in next(reader, [])]
+    except csv.Error as e:  # a quote left open in the header, before more than csv's field limit of text
+        raise InputError(f"{path}, line 1: {e}; close the quote left open in the header (image,tags)") from None
+    while header and not header[-1]:  # empty columns after the last (spreadsheets write them)
+        header.pop()
+    if header not in HEADERS:
+        named = ','.join(header) or ('(no column names)' if any(line.strip() for line in lines) else '(empty file)')
+        other = next((name for sep, name in ((";", "semicolons"), ("\t", "tabs")) if len(header) == 1 and
+                      header[0].replace(" ", "").split(sep) in HEADERS), None)
+        fix = f"its fields are separated by {other}: save it with commas (CSV)" if other else \
+            "the first line must name these columns"
+        raise InputError(f"{path}: header {named} is not image,tags (or image,tags,split); {fix}")
+    return header
 
 
 def rows_of(reader, path, problems):
@@ -97,6 +104,13 @@ def tag_row(fields, header, path, line):
     if not fields[0].strip():
         raise InputError(f"{path}, line {line}: no image named; write the image's file name in the first field")
     tags = tuple(sorted({t for t in re.split(r"[;,\s]+", fields[1]) if t}))   # "cat, dog": a quoted cell
+    check_tags(tags, path, line)
+    return TagRow(line, fields[0].strip(), tags, read_split(fields, header, path, line))
+
+
+def check_tags(tags, path, line):
+    """Errors for a row's tags that cannot be class names: background (class 0), one holding a quote or '|' (tags
+    run together), one holding an invisible character (two tags that print alike would be two classes)."""
     reserved = next((t for t in tags if t.casefold() == "background"), None)
     if reserved:
         raise InputError(f"{path}, line {line}: {reserved!r} is not a tag (background is class 0); remove it")
@@ -105,10 +119,9 @@ def tag_row(fields, header, path, line):
         raise InputError(f"{path}, line {line}: tag {odd!r} holds {NOT_IN_TAGS.search(odd).group()!r}; separate "
                          "tags by spaces, ';' or ',', and write class names without quotes or '|'")
     unseen = next(((t, c) for t in tags for c in t if unicodedata.category(c) == "Cc" or c in INVISIBLE), None)
-    if unseen:  # two tags that print alike would be two classes
+    if unseen:
         raise InputError(f"{path}, line {line}: tag {unseen[0]!r} holds the invisible character "
                          f"U+{ord(unseen[1]):04X}; remove it")
-    return TagRow(line, fields[0].strip(), tags, read_split(fields, header, path, line))
 
 
 def case_clashes(rows, path):
