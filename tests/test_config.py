@@ -612,7 +612,9 @@ def test_a_flag_of_a_setting_on_by_default_that_a_command_lacks_says_how_to_set_
         "--no_cudnn_benchmark: not a flag of ./script.py, but a setting of run; give it as --set cudnn_benchmark=false"]
     assert settings_as_flags(["--cudnn_benchmark"], "./src/seed/train.py") == [
         "--cudnn_benchmark: a setting of run, on by default; --set cudnn_benchmark=false turns it off"]
-    assert settings_as_flags(["--no_vis"], "./script.py") == []   # vis is off by default: no flag turns it off
+    assert settings_as_flags(["--no_vis"], "./script.py") == [   # off by default: no flag turns it off
+        "--no_vis: no such flag (vis, a setting of run, is off by default); --set vis=false turns it off where "
+        "--config turns it on"]
     assert settings_as_flags(["--vis"], "./script.py") == [
         "--vis: not a flag of ./script.py, but a setting of run; give it as --set vis=true"]
 
@@ -632,11 +634,29 @@ def test_the_releases_flags_that_mean_otherwise_here_are_told():
         "--test_gtcls: a flag of the release with no use here (the heatmaps are always those of each image's tags, as "
         "the release's 'use' made them); leave it out")
     with pytest.raises(InputError) as e:
-        runner.parse("seed_heatmaps", ["--overridecache", "False", "--vis", "True"])
+        runner.parse("seed_heatmaps", ["--overridecache", "False", "--vis", "True", "--no_cudnn_benchmark", "true"])
     assert e.value.messages == tuple(
         f"{flag} {word}: {flag} takes no value (the release's type=bool flags took one, and turned even False into "
-        f"True); give {flag} alone to turn it on, or leave it out" for flag, word in (("--overridecache", "False"),
-                                                                                   ("--vis", "True")))
+        f"True); give {flag} alone to turn it {way}" for flag, word, way in (
+            ("--overridecache", "False", "on, or --set overridecache=false to turn it off"),
+            ("--vis", "True", "on, or --set vis=false to turn it off"),
+            ("--no_cudnn_benchmark", "true", "off, or --set cudnn_benchmark=true to turn it on")))
+
+
+def test_a_switch_that_the_preset_turns_on_is_told_how_to_turn_off():
+    """demo turns seed_train.freeze_trunk on, which its flag --freeze_trunk also does: `--freeze_trunk False` was told
+    to leave the flag out, which kept it on, and --no_freeze_trunk was a bare 'unrecognized arguments'."""
+    from guidedlabelling import runner
+    with pytest.raises(InputError) as e:
+        runner.parse("seed_train", ["--freeze_trunk", "False", "--no_freeze_trunk"])
+    assert e.value.messages == (
+        "--no_freeze_trunk: no such flag (freeze_trunk, a setting of seed_train, saliency_train and seg_train, is off "
+        "by default); --set SECTION.freeze_trunk=false turns it off where --config turns it on",
+        "--freeze_trunk False: --freeze_trunk takes no value (the release's type=bool flags took one, and turned even "
+        "False into True); give --freeze_trunk alone to turn it on, or --set seed_train.freeze_trunk=false to turn "
+        "it off")
+    cfg, _ = resolve("seed_train.freeze_trunk=false", config="demo")
+    assert cfg["seed_train"]["freeze_trunk"] is False   # what the line says turns it off
     with pytest.raises(SystemExit):   # a flag that is nobody's: argparse's own error
         runner.parse("seed_heatmaps", ["--test_gtcls", "use", "--nosuch"])
 

@@ -49,23 +49,48 @@ def release_only(unknown):
 def values_after_switches(parser, argv, unknown):
     """For each True/False of `unknown` given after a switch (--overridecache False): that the switch takes none.
     The release's switches were argparse's type=bool, which turns any value, False included, into True."""
-    switches = {s for a in parser._actions if a.nargs == 0 for s in a.option_strings}
+    switches = {s: a for a in parser._actions if a.nargs == 0 for s in a.option_strings}
     return [f"{argv[k - 1]} {token}: {argv[k - 1]} takes no value (the release's type=bool flags took one, and "
-            f"turned even False into True); give {argv[k - 1]} alone to turn it on, or leave it out"
+            f"turned even False into True); {switch_use(argv[k - 1], switches[argv[k - 1]])}"
             for k, token in enumerate(argv) if token in BOOL_WORDS and token in unknown and k and
             argv[k - 1] in switches]
 
 
+def switch_use(flag, action):
+    """How to give a switch's setting either way: leaving the flag out keeps the --config's value, which may be
+    the one the flag gives (demo turns freeze_trunk on)."""
+    on = action.const is not False
+    if "." not in action.dest:   # --debug: no setting, no preset
+        return f"give {flag} alone to turn it on, or leave it out"
+    where = naming.set_key(*action.dest.split("."))
+    return f"give {flag} alone to turn it {'on' if on else 'off'}, or --set {where}={str(not on).lower()} to turn " \
+           f"it {'off' if on else 'on'}"
+
+
 def settings_as_flags(unknown, command):
     """For each flag of `unknown` that names a setting (or, as --no_KEY, turns off one that is on by default): how
-    --set gives it."""
+    --set gives it; for --no_KEY of one off by default: that no such flag turns it off."""
     problems = []
     for k, token in enumerate(unknown):
         named = setting_named(token)
         if named:
             following = unknown[k + 1] if k + 1 < len(unknown) and not unknown[k + 1].startswith("--") else None
             problems.append(set_hint(*named, following, command))
+        elif off := no_flag_of_off_setting(token):
+            problems.append(off)
     return problems
+
+
+def no_flag_of_off_setting(token):
+    """The problem of --no_KEY for a setting off by default, which has no such flag (a preset may turn it on, and
+    only --set turns it off again), else None."""
+    key, _, value = token.removeprefix("--").partition("=")
+    bare = key.removeprefix("no_")
+    if not token.startswith("--no_") or value or not switch_off_by_default(bare):
+        return None
+    where = naming.set_key(S.OWNERS[bare][0], bare) if len(S.OWNERS[bare]) == 1 else f"SECTION.{bare}"
+    return (f"--{key}: no such flag ({bare}, a setting of {listed(S.OWNERS[bare])}, is off by default); --set "
+            f"{where}=false turns it off where --config turns it on")
 
 
 def setting_named(token):
@@ -103,3 +128,9 @@ def set_hint(key, value, release, turned_off, owners, following, command):
 def on_by_default(key):
     """A setting whose default, in every section that has it, is True (its stage flag is --no_KEY)."""
     return key in S.OWNERS and all(S.OPTIONS[sec][key][0] is True for sec in S.OWNERS[key])
+
+
+def switch_off_by_default(key):
+    """A setting whose default, in every section that has it, is False: a preset may turn it on (demo's
+    freeze_trunk), and only --set turns it off again."""
+    return key in S.OWNERS and all(S.OPTIONS[sec][key][0] is False for sec in S.OWNERS[key])
