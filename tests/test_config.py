@@ -661,6 +661,17 @@ def test_a_switch_that_the_preset_turns_on_is_told_how_to_turn_off():
         runner.parse("seed_heatmaps", ["--test_gtcls", "use", "--nosuch"])
 
 
+def test_vis_given_to_a_stage_that_draws_no_panels_is_noted():
+    """Every stage command lists --vis (a run setting); seed/test.py --vis wrote no panel and said nothing."""
+    from guidedlabelling import notes
+    cfg, _ = resolve("vis=true", config="demo")
+    assert notes.panels_not_drawn("seed_heatmaps", cfg) == [
+        "--vis: seed_heatmaps draws no panels (only ./src/guide_generation/generate.py and ./src/segmentation/test.py "
+        "draw them), so it changes nothing here"]
+    assert notes.panels_not_drawn("guide_labels", cfg) == notes.panels_not_drawn("segmentations", cfg) == []
+    assert notes.panels_not_drawn("seed_heatmaps", resolve(config="demo")[0]) == []
+
+
 def test_a_split_or_folder_flag_the_stage_does_not_read_is_noted():
     """The release's --test_dataset named the split each command works on; here seed/test.py --test_dataset
     voc12val made train's heatmaps without a word, and seg_train --labels gt read no --guide_dir."""

@@ -62,6 +62,15 @@ def unread_inputs(stage, cfg, preset, given):
     return notes
 
 
+def panels_not_drawn(stage, cfg):
+    """A note where --vis is given to a stage that draws no panels: every stage command lists it (a run setting),
+    and seed/test.py --vis wrote nothing without a word."""
+    if not cfg["run"]["vis"] or hasattr(S.STAGE_MODULES[stage], "draw_panels"):
+        return []
+    drawing = [pipeline.command(name) for name, module in S.STAGE_MODULES.items() if hasattr(module, "draw_panels")]
+    return [f"--vis: {stage} draws no panels (only {listed(drawing)} draw them), so it changes nothing here"]
+
+
 def machine_notes(run):
     """Notes on run.threads and run.workers above this machine's cores (256 threads took a run 4x longer; 1000
     loading processes, hours): torch's threads then wait on each other, loading processes crowd the cores. Under
