@@ -262,6 +262,27 @@ def test_a_stale_chain_is_told_in_the_order_that_remakes_it(own, command, monkey
     assert code == 0, out + err
 
 
+def test_a_run_moved_whole_stays_up_to_date_and_a_copy_sees_its_own_upstream(own, command, monkeypatch, tmp_path):
+    """Records name the upstream folders by path: a run folder moved (mv runs runs2) made every stage after the
+    trainings recompute, saying 'seed_train's output changed', and in a copy a stage compared its upstream bytes
+    with the original's: heatmaps made again to other bytes in the copy left its guide labels up to date."""
+    run_all(command, own, SEGMENTER)
+    moved = tmp_path / "moved"
+    shutil.move(own["out_root"], moved)
+    own["out_root"] = moved
+    assert all("up to date" in out for out in run_all(command, own, SEGMENTER))
+    copy = tmp_path / "copy"
+    shutil.copytree(moved, copy)
+    own["out_root"] = copy
+    seeded = torch.manual_seed
+    monkeypatch.setattr(torch, "manual_seed", lambda seed: seeded(seed + 1))
+    run_all(command, own, ("seed_train", "seed_heatmaps"), "--overridecache")   # other bytes, in the copy alone
+    out = run_all(command, own, ("guide_labels",))[0]
+    assert "seed_heatmaps's output changed since it was made; recomputing it" in out
+    own["out_root"] = moved
+    assert all("up to date" in out for out in run_all(command, own, SEGMENTER))
+
+
 def test_two_stale_inputs_are_remade_before_the_folder_that_reads_them(tmp_path):
     """A guide folder reading seeds and saliency maps that are both out of date (their records name inputs that
     changed): both come first, each once, in the order the guide's record lists them."""

@@ -238,11 +238,13 @@ def upstream_digests(upstream):
     return {stage: digest for stage, digest in made.items() if digest}
 
 
-def remade(record):
+def remade(record, reads=None):
     """The upstream stages of a recorded manifest whose outputs are not the bytes it recorded (their folders made
-    again since), under their current names."""
+    again since), under their current names. reads: {stage: folder} it reads now, else the recorded ones; a folder
+    no longer there (the run moved: its records name the former paths) is not compared, its fingerprint decides."""
+    reads = reads or record["upstream"]
     return [pipeline.current_name(stage) for stage, digest in record.get("upstream_digests", {}).items()
-            if made_digest(record["upstream"][stage]) != digest]
+            if Path(folder := reads.get(stage, record["upstream"][stage])).is_dir() and made_digest(folder) != digest]
 
 
 def scored_with_changed(folder, digests):
@@ -452,7 +454,7 @@ def staleness(folder, digests, checked=None):
     else:
         files = {k: v for k, v in record["inputs"].items() if not k.startswith((UPSTREAM, EVALUATED, WORK_SIZE))}
         changed = changes(files, digests.manifest(files))
-        for stage, path in record.get("upstream", {}).items():
+        for stage, path in still_there(record.get("upstream", {})).items():
             given = record["inputs"].get(UPSTREAM + stage + SETTINGS)  # a folder given: retrained in place?
             if output_fingerprint(path) != record["inputs"].get(UPSTREAM + stage) or \
                     (given and settings_digest(path) != given):
@@ -466,6 +468,12 @@ def staleness(folder, digests, checked=None):
     return why
 
 
+def still_there(upstream):
+    """The recorded upstream folders ({stage: folder}) that are still there: those of a run folder moved since
+    (their paths the former ones) cannot be compared, and the folder's fingerprint was current when it was made."""
+    return {stage: path for stage, path in upstream.items() if Path(path).is_dir()}
+
+
 def stale_inputs(stale):
     """'the seed_heatmaps output it reads, <folder>, is itself out of date' of [(stage, folder)]."""
     if len(stale) == 1:
@@ -476,7 +484,8 @@ def stale_inputs(stale):
 
 def stale_upstream(record, digests, checked):
     """[(stage, folder)] of the upstream folders of a recorded manifest that are themselves out of date."""
-    return [(pipeline.current_name(stage), Path(path)) for stage, path in record.get("upstream", {}).items()
+    upstream = still_there(record.get("upstream", {}))
+    return [(pipeline.current_name(stage), Path(path)) for stage, path in upstream.items()
             if staleness(path, digests, checked)]
 
 

@@ -178,14 +178,14 @@ def remove_temporary(out, alone):
                     stale.unlink()
 
 
-def up_to_date(out, stage_cfg, current):
+def up_to_date(out, stage_cfg, current, reads=None):
     """Whether a folder's outputs are finished, made with these settings and from inputs of the fingerprint
-    `current`."""
+    `current`, and the upstream outputs it reads now (reads: {stage: folder}) are the bytes it recorded."""
     if not (out / DONE).exists() or not naming.same_settings(naming.stored_settings(out), stage_cfg):
         return False
     record = recorded(out)
     return record is not None and record["fingerprint"] == current and finished_fingerprint(out) == current \
-        and damage(out) is None and not remade(record)
+        and damage(out) is None and not remade(record, reads)
 
 
 def clear(out):
@@ -274,7 +274,7 @@ def why_stale(out, settings, record, manifest):
     """(why the outputs in `out` are not what its stored settings and `manifest` make, None when they are; the
     manifest keys that changed, where its inputs did): its config.yaml went, its inputs changed (or their record
     is damaged or missing), an upstream output it read was made again since, or an output is missing or damaged."""
-    again = [UPSTREAM + stage for stage in remade(record)] if record else []  # upstream outputs made again since
+    again = [UPSTREAM + stage for stage in remade(record, manifest["upstream"])] if record else []  # made again
     outputs = has_outputs(out)
     if outputs and settings is None:
         return "its config.yaml went, so the settings that made it are unknown", []
@@ -426,8 +426,8 @@ def up_to_date_line(stage, argv=None, opened=None):
     args, cfg, preset, out, _ = resolve(stage, argv)
     if cfg["run"]["overridecache"] or draws_panels(stage, cfg):  # main draws the panels a finished stage lacks
         return None
-    inputs, _ = preflight.check(stage, cfg, preset, vars(args), opened).manifest(recorded(out))
-    return reused(stage, out, cfg) if reusable(out, cfg, stage, fingerprint(inputs)) else None
+    inputs, upstream = preflight.check(stage, cfg, preset, vars(args), opened).manifest(recorded(out))
+    return reused(stage, out, cfg) if reusable(out, cfg, stage, fingerprint(inputs), upstream) else None
 
 
 def reused(stage, out, cfg):
@@ -440,10 +440,10 @@ def draws_panels(stage, cfg):
     return cfg["run"]["vis"] and hasattr(stage_module(stage), "draw_panels")
 
 
-def reusable(out, cfg, stage, current):
-    """Whether a stage command keeps its folder's outputs: up to date with inputs of fingerprint `current`, and
-    no --overridecache."""
-    return not cfg["run"]["overridecache"] and up_to_date(out, naming.relevant(cfg, stage), current)
+def reusable(out, cfg, stage, current, reads=None):
+    """Whether a stage command keeps its folder's outputs: up to date with inputs of fingerprint `current` and the
+    upstream folders `reads`, and no --overridecache."""
+    return not cfg["run"]["overridecache"] and up_to_date(out, naming.relevant(cfg, stage), current, reads)
 
 
 def main(stage, argv=None, opened=None, by_driver=False):
@@ -545,7 +545,7 @@ def reuse_or_make(stage, args, cfg, preset, out, checked, alone):
         try:
             with distributed.first_then_others(device):  # a launch's first process checks and records the folder
                 refuse_foreign(out, stage)   # under the lock: another process's folder is never seen half made
-                if reusable(out, cfg, stage, manifest["fingerprint"]):
+                if reusable(out, cfg, stage, manifest["fingerprint"], manifest["upstream"]):
                     print(f"{stage}: {reused(stage, out, cfg)}")
                     if draws_panels(stage, cfg):
                         finished = Stage(stage, cfg, preset, out, args, logging.getLogger(__name__), checked,
