@@ -643,6 +643,20 @@ def test_the_releases_flags_that_mean_otherwise_here_are_told():
             ("--no_cudnn_benchmark", "true", "off, or --set cudnn_benchmark=true to turn it on")))
 
 
+def test_an_output_or_upstream_folder_given_empty_is_refused():
+    """--out_dir "$OUT" with OUT unset wrote the folder named from the settings, and --model_dir "" read that
+    one's model, without a word (an empty data path is refused: it ran the preset's data)."""
+    from guidedlabelling import runner
+    with pytest.raises(InputError) as e:
+        runner.parse("seed_heatmaps", ["--out_dir", "", "--model_dir", " "])
+    assert e.value.messages == (
+        "--out_dir: is empty (an unset variable?); write a folder, or leave the flag out to write the folder named "
+        "from the settings",
+        "--model_dir: is empty (an unset variable?); write a folder, or leave the flag out to read the folder named "
+        "from the settings")
+    assert runner.parse("guide_labels", ["--seed_dir", "s", "--out_dir", "."]).seed_dir == "s"
+
+
 def test_a_switch_that_the_preset_turns_on_is_told_how_to_turn_off():
     """demo turns seed_train.freeze_trunk on, which its flag --freeze_trunk also does: `--freeze_trunk False` was told
     to leave the flag out, which kept it on, and --no_freeze_trunk was a bare 'unrecognized arguments'."""

@@ -374,7 +374,20 @@ def parse(stage, argv=None):
     parser.add_argument("--out_dir", help="write here instead of the folder named from the settings")
     if hasattr(module, "add_arguments"):
         module.add_arguments(parser)
-    return parse_or_suggest_set(parser, argv, parser.prog)
+    args = parse_or_suggest_set(parser, argv, parser.prog)
+    refuse_empty_folders(args)
+    return args
+
+
+def refuse_empty_folders(args):
+    """An --out_dir or folder flag given empty (an unset shell variable: --out_dir "$OUT") wrote or read the
+    folder named from the settings without a word, as an empty data path ran the preset's data."""
+    empty = [flag for flag in ("out_dir",) + naming.FOLDER_FLAGS
+             if isinstance(getattr(args, flag, None), str) and not getattr(args, flag).strip()]
+    if empty:
+        raise InputError(*[f"--{flag}: is empty (an unset variable?); write a folder, or leave the flag out to "
+                           f"{'write' if flag == 'out_dir' else 'read'} the folder named from the settings"
+                           for flag in empty])
 
 
 def fragment_of(run):
