@@ -619,6 +619,20 @@ def test_a_flag_of_a_setting_on_by_default_that_a_command_lacks_says_how_to_set_
         "--vis: not a flag of ./script.py, but a setting of run; give it as --set vis=true"]
 
 
+def test_a_flag_is_taken_whole_not_as_the_start_of_another():
+    """argparse read `./src/seed/test.py --seed 1` as --seed_split 1 (an abbreviation), and the error then named
+    seed_split; `./script.py --ste` ran the steps it named. A flag is now a setting's hint or argparse's own error."""
+    from guidedlabelling import runner
+    with pytest.raises(InputError) as e:
+        runner.parse("seed_heatmaps", ["--seed", "1"])
+    assert e.value.messages == ("--seed: not a flag of ./src/seed/test.py, but a setting of seed_train, saliency_train "
+                                "and seg_train; give it as --set SECTION.seed=1 (SECTION: seed_train, saliency_train "
+                                "and seg_train)",)
+    with pytest.raises(SystemExit):
+        driver.parse(["--ste", "seed_train"])
+    assert C.preset_of(["--conf", "msrc"])[0] == "demo"   # the defaults -h shows are the demo preset's
+
+
 def test_the_releases_flags_that_mean_otherwise_here_are_told():
     """A user of the release's scripts: its names of upstream settings (--s_seedthres, --g_net), its flags with no
     counterpart here (--test_gtcls, --save_heat) and its type=bool switches given a value (--overridecache False)

@@ -314,7 +314,7 @@ def stage_parser(stage, description, argv=None):
 
 def preset_of(argv):
     """(the --config that argv gives, demo without one; its settings, or {} where it does not load)."""
-    peek = argparse.ArgumentParser(add_help=False, exit_on_error=False)
+    peek = argparse.ArgumentParser(add_help=False, exit_on_error=False, allow_abbrev=False)
     peek.add_argument("--config", default="demo")
     try:
         config = peek.parse_known_args(sys.argv[1:] if argv is None else argv)[0].config

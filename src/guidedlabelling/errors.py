@@ -103,10 +103,11 @@ class Once(argparse._StoreAction):
 
 class Parser(argparse.ArgumentParser):
     """argparse's parser whose errors are one line, as every other error of the commands (argparse prints its
-    usage first, a screen of it for a stage command); flags of one value are given once (Once)."""
+    usage first, a screen of it for a stage command); flags of one value are given once (Once); a flag is taken only
+    whole (argparse's abbreviations read ./src/seed/test.py --seed 1, a setting of the trainings, as --seed_split)."""
 
     def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
+        super().__init__(*args, **kwargs, allow_abbrev=False)
         for name in (None, "store"):   # the registry its argument groups share
             self.register("action", name, Once)
 
