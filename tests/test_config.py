@@ -207,6 +207,21 @@ def test_long_folder_names_are_shortened_with_a_hash():
     assert naming.stage_name(cfg2, preset, "segmentations") != name
 
 
+def test_a_long_name_of_wide_characters_is_shortened_to_fit_a_folder_name(tmp_path):
+    """MAX_NAME counts characters: a dataset folder named with 80 Chinese characters (240 bytes, a valid name) named
+    a stage folder of 99 characters and 259 bytes, which the system refused ('File name too long')."""
+    wide = "照片" * 40
+    cfg, preset = resolve(f"dataset_dir=/data/{wide}")
+    name = naming.stage_name(cfg, preset, "seed_train")
+    digest = hashlib.sha1(f"dataset_dir-{wide}-{hashlib.sha1(f'/data/{wide}'.encode()).hexdigest()[:6]}"
+                          .encode()).hexdigest()[:10]
+    assert name == "dataset_dir-" + wide[:(249 - 11 - 12) // 3] + "_" + digest   # 12 + 75 * 3 + 11 = 248 bytes
+    (tmp_path / name).mkdir()
+    (tmp_path / f".{name}.lock").touch()   # its lock file fits too
+    cfg, _ = resolve("dataset_dir=/data/" + "é" * 50)   # a name that fits stays whole
+    assert naming.stage_name(cfg, preset, "seed_train").startswith("dataset_dir-" + "é" * 50 + "-")
+
+
 def test_a_folder_whose_long_name_was_cut_midway_is_still_found(tmp_path):
     """Versions before 2026-12 cut a long name inside a setting (max_iter-2 of max_iter 20): their folder is the
     stage's while there is no folder of the current name."""

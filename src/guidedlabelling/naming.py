@@ -18,6 +18,7 @@ from .settings import NOT_PATHS, OWNERS, PATH_SETTINGS, STAGE_MODULES, defaults,
 from .tags import read_rows, tag_names
 
 MAX_NAME = 120
+MAX_BYTES = 249  # of a folder name: its lock file, .<name>.lock, takes 6 more of the 255 a name holds
 NAMING_EXCLUDED = {"builtin", "builtin_size", "builtin_train", "builtin_val"}  # the data folder names them
 
 
@@ -59,14 +60,21 @@ def stage_name(cfg, preset, stage, section_names=None, cut_midway=False, masks_n
     tokens = [token(sec, k, v, section_names) for sec in pipeline.sections(stage, cfg) for k, v in cfg[sec].items()
               if k not in NAMING_EXCLUDED and v != preset[sec][k] and not (sec == "data" and k in unread)]
     name = "_".join(tokens) or "default"
-    if len(name) <= MAX_NAME:
+    if fits(name, MAX_NAME):
         return name
     room, kept = MAX_NAME - 11, []
     for t in tokens if not cut_midway else []:
-        if len("_".join(kept + [t])) > room:
+        if not fits("_".join(kept + [t]), room):
             break
         kept.append(t)
-    return ("_".join(kept) or name[:room]) + "_" + hashlib.sha1(name.encode()).hexdigest()[:10]
+    cut = name[:room].encode()[:MAX_BYTES - 11].decode(errors="ignore")   # (no character cut in two)
+    return ("_".join(kept) or cut) + "_" + hashlib.sha1(name.encode()).hexdigest()[:10]
+
+
+def fits(name, chars):
+    """Whether a folder name of at most `chars` characters (of MAX_NAME) also fits in as many bytes as are left of
+    MAX_BYTES: a path's last part of 80 Chinese characters was 240 bytes, and its folder 'File name too long'."""
+    return len(name) <= chars and len(name.encode()) <= MAX_BYTES - (MAX_NAME - chars)
 
 
 def run_dir(cfg):
