@@ -987,12 +987,16 @@ def test_a_setting_written_twice_in_a_preset_in_two_ways_is_an_error(tmp_path):
     ("name:\n", "name None is not a folder name"),
     ("name: [a]\n", "name ['a'] is not a folder name"),
     ("name: true\n", "name True is not a folder name"),
+    ('name: "x\\0y"\n', "name 'x\\x00y' is not a folder name"),
+    ("name: " + "é" * 126 + "\n", "name '" + "é" * 20 + "'... is 252 bytes long (it names the run's folder under "
+                                 "out_root); write a name of at most 250 bytes"),
     ("seedthres: {a: 1}\n", None),
     ("guide_labels: 3\n", "'guide_labels' is a section, not a setting; write its settings under it, "
                           "`guide_labels: {KEY: VALUE}` (-h lists them)"),
     ("seed_heatmaps: {extra_sizes: [321, 161]}\n", None)])
 def test_a_preset_value_of_the_wrong_shape_is_one_error_with_its_fix(tmp_path, line, problem):
-    """A probe's `name:` left empty ran into <out_root>/None, `name: [a]` into <out_root>/['a']; a setting given a
+    """A probe's `name:` left empty ran into <out_root>/None, `name: [a]` into <out_root>/['a'], one holding a NUL
+    was a traceback and one of 252 bytes 'File name too long' on configs/<name>.yaml; a setting given a
     mapping was 'unknown section'; a section given a value said to write SECTION.KEY=VALUE, --set's form; a YAML list
     of a comma-separated setting was 'not one value (text)' without the fix."""
     preset = tmp_path / "p.yaml"

@@ -6,6 +6,7 @@ import contextlib
 import copy
 import datetime
 import difflib
+import os
 import sys
 from pathlib import Path
 
@@ -66,6 +67,9 @@ def read_preset_file(path):
     return data
 
 
+NAME_MAX = 255  # bytes of one file or folder name on the usual file systems
+
+
 def run_name(data, path):
     """The preset's `name:` (the file's name without one), which names the run's folder under out_root: any YAML
     scalar as text (`name: 2024-05-01` is a date to YAML), but empty, true/false or a list or mapping."""
@@ -74,9 +78,13 @@ def run_name(data, path):
         raise InputError(f"{path}: name {name!r} is not a folder name (it names the run's folder under out_root); "
                          "write a plain name such as `name: my_photos` (in quotes where YAML reads it otherwise: "
                          "`name: 'yes'`), or leave the line out for the file's name")
-    if str(name) in ("", ".", "..") or any(c in str(name) for c in "/\\"):
+    if str(name) in ("", ".", "..") or any(c in str(name) for c in "/\\\0"):   # (a NUL: a traceback)
         raise InputError(f"{path}: name {str(name)!r} is not a folder name (it names the run's folder under "
                          "out_root); write a plain name such as my_photos")
+    longest = NAME_MAX - len(".yaml")   # it names a folder, and is looked up as configs/<name>.yaml
+    if len(os.fsencode(str(name))) > longest:   # (that lookup failed: 'File name too long; check the file')
+        raise InputError(f"{path}: name {str(name)[:20]!r}... is {len(os.fsencode(str(name)))} bytes long (it names "
+                         f"the run's folder under out_root); write a name of at most {longest} bytes")
     return str(name)
 
 
