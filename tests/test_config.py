@@ -12,7 +12,7 @@ from guidedlabelling import driver
 from guidedlabelling import naming
 from guidedlabelling import settings as S
 from guidedlabelling.datasets import open_dataset
-from guidedlabelling.io import InputError, load_checkpoint, save_checkpoint
+from guidedlabelling.io import InputError, load_checkpoint, save_checkpoint, save_json
 from guidedlabelling.networks import DeepLabLargeFOV, GAPNet
 from guidedlabelling.flags import settings_as_flags
 from guidedlabelling.runner import check_cache
@@ -179,6 +179,15 @@ def test_a_fragment_starting_beside_another_is_not_refused_for_its_temp_files(tm
     assert not check_cache(tmp_path, settings, False, INPUTS, alone=False)
     assert yaml.safe_load((tmp_path / "config.yaml").read_text()) == settings
     assert json.loads((tmp_path / "inputs.json").read_text())["fingerprint"] == "f1"
+
+
+@pytest.mark.parametrize("name", ["é" * 125 + ".png", "a" * 245 + ".json"])
+def test_a_file_of_a_long_valid_name_is_written(tmp_path, name):
+    """atomic_path's temp file is `.<name>.<8 random>.tmp<suffix>`: for an output named with 249 bytes (the labels of
+    an image of a long valid name) that was 267 bytes, 'File name too long' (a probe)."""
+    path = tmp_path / name
+    save_json(path, {"a": 1})
+    assert json.loads(path.read_text()) == {"a": 1} and list(tmp_path.iterdir()) == [path]
 
 
 def test_checkpoint_of_another_network_is_refused(tmp_path):

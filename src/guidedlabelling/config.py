@@ -15,6 +15,7 @@ import yaml
 from .datasets import LAYOUTS, layout
 from .datasets.builtin import builtin_roots
 from .errors import InputError, Parser
+from .io import NAME_MAX
 from .pipeline import command, current_name
 from .settings import COMMA_LISTS, LIST_SETTINGS, NOT_PATHS, OPTIONS, OWNERS, PATH_SETTINGS, SHARED, defaults, kind, \
     locate, range_problems, set_value, typed
@@ -65,9 +66,6 @@ def read_preset_file(path):
         raise InputError(f"{path}: holds a {type(data).__name__}, not a mapping; write `key: value` lines or "
                          "`section: {key: value}` groups")
     return data
-
-
-NAME_MAX = 255  # bytes of one file or folder name on the usual file systems
 
 
 def run_name(data, path):

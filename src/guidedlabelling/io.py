@@ -48,6 +48,7 @@ def not_utf8(error):
 
 
 TEMPORARY = ".*.tmp*"  # atomic_path's files (a glob): one being written, or one a run killed while writing left
+NAME_MAX = 255  # bytes of one file or folder name on the usual file systems
 
 
 @contextlib.contextmanager
@@ -58,7 +59,7 @@ def atomic_path(path):
     tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path), suffix=".tmp" + path.suffix, dir=path.parent)
         os.close(fd)
         yield Path(tmp)
         os.chmod(tmp, 0o644)  # mkstemp makes files private; outputs are ordinary files
@@ -68,6 +69,13 @@ def atomic_path(path):
     finally:
         if tmp and os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def temp_prefix(path):
+    """`.<name>.`, the name cut so that mkstemp's file (the prefix, 8 random characters, `.tmp<suffix>`) fits in a
+    name: an image named with 245 bytes (valid) could not be written, its temp name 'File name too long'."""
+    room = NAME_MAX - len("..") - 8 - len(f".tmp{path.suffix}".encode())
+    return "." + path.name.encode()[:room].decode(errors="ignore") + "."
 
 
 @contextlib.contextmanager
