@@ -251,3 +251,19 @@ def test_two_first_runs_generate_the_built_in_data_once(tmp_path, monkeypatch):
     (tmp_path / ".builtin-killed").mkdir()
     syn.ensure_builtin(tmp_path, **{**params, "n_train": 6})
     assert len(calls) == 2 and not (tmp_path / ".builtin-killed").exists()
+
+
+def test_a_builtin_dataset_that_cannot_be_written_is_one_error_naming_its_folder(tmp_path, monkeypatch):
+    """A data/ folder read-only to this user (a shared install) said 'choose another output folder (--out_root,
+    --out_dir)', which does not move the built-in dataset (a probe)."""
+    from guidedlabelling import config as C
+    from guidedlabelling.errors import InputError
+    from guidedlabelling.runner import ensure_data
+    blocker = tmp_path / "data"
+    blocker.write_text("")   # a file where the folder should be: refused whoever runs the test, root too
+    monkeypatch.setattr(C, "builtin_dir", lambda d: blocker / "builtin_64px_3_2")
+    with pytest.raises(InputError) as e:
+        ensure_data({"data": {"builtin": True, "builtin_train": 3, "builtin_val": 2, "builtin_size": 64}})
+    assert e.value.messages == (f"{blocker}/builtin_64px_3_2: Not a directory; the built-in dataset of these settings "
+                                "is generated there on first use: let this user write that folder (or free space "
+                                "there), or have its owner run the same command once",)

@@ -139,11 +139,18 @@ def described(made):
 
 
 def ensure_data(cfg):
-    """Generate the built-in dataset on first use (complete() has made it the dataset of the run)."""
+    """Generate the built-in dataset on first use (complete() has made it the dataset of the run). A data/ folder the
+    system will not write (a shared install read-only to this user, a full disk) is one line whose fix is not
+    --out_root's, which does not move it."""
     d = cfg["data"]
     if d["builtin"]:
-        ensure_builtin(C.builtin_dir(d), n_train=d["builtin_train"], n_val=d["builtin_val"], size=d["builtin_size"],
-                       seed=0)
+        try:
+            ensure_builtin(C.builtin_dir(d), n_train=d["builtin_train"], n_val=d["builtin_val"],
+                           size=d["builtin_size"], seed=0)
+        except OSError as e:
+            raise InputError(f"{C.builtin_dir(d)}: {e.strerror or e}; the built-in dataset of these settings is "
+                             "generated there on first use: let this user write that folder (or free space there), or "
+                             "have its owner run the same command once") from None
 
 
 def make_logger(out):
