@@ -666,6 +666,19 @@ def test_out_of_memory_is_one_line_other_errors_are_not_hidden(capsys):
         raise RuntimeError("shape mismatch")
 
 
+def test_a_path_through_a_link_loop_is_one_line_naming_it(tmp_path, capsys):
+    """Two links to each other given as --out_root, --images or predict's input: Path.resolve raises RuntimeError
+    'Symlink loop from ...' on Python 3.11 (OSError on 3.13), and every command ended in a traceback (a probe)."""
+    from guidedlabelling.cli import errors_end_in_one_line
+    (tmp_path / "a").symlink_to(tmp_path / "b")
+    (tmp_path / "b").symlink_to(tmp_path / "a")
+    with pytest.raises(SystemExit) as stop, errors_end_in_one_line():
+        (tmp_path / "a" / "out").resolve()
+    assert stop.value.code == 2
+    assert capsys.readouterr().err == f"error: {tmp_path / 'a' / 'out'}: Too many levels of symbolic links; a link " \
+                                      "on this path leads back to itself; point it at a real file or folder\n"
+
+
 def test_a_file_name_of_bytes_a_strict_stdout_cannot_encode_is_printed_escaped():
     """A photo named in Latin-1 (caf\xe9.jpg, from an old camera or a zip) is a str with a surrogate: a stdout whose
     encoding is strict (LANG=en_US.UTF-8) raised UnicodeEncodeError at predict's summary, a traceback after its work

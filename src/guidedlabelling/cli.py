@@ -5,6 +5,7 @@ and exit code 143 on SIGTERM (a plain `kill`) or SIGHUP (its terminal closed), w
 --debug shows the traceback of an error instead of its line, and before the line of an interruption (whose exit
 code stays)."""
 import contextlib
+import errno
 import gc
 import importlib
 import multiprocessing.util
@@ -317,10 +318,13 @@ def errors_end_in_one_line(debug=False):
         say(f"error: {os_error_message(e)}")
         sys.exit(2)
     except (MemoryError, RuntimeError) as e:
-        if debug or not out_of_memory(e):
+        if debug or not (symlink_loop(e) or out_of_memory(e)):
             raise
-        say(f"error: out of memory ({(str(e).splitlines() or [type(e).__name__])[0][:160]}); use smaller inputs "
-            "(test_size, input_size, batch_size, smaller images) or a machine with more memory")
+        if symlink_loop(e):
+            say(f"error: {os_error_message(symlink_loop(e))}")
+        else:
+            say(f"error: out of memory ({(str(e).splitlines() or [type(e).__name__])[0][:160]}); use smaller inputs "
+                "(test_size, input_size, batch_size, smaller images) or a machine with more memory")
         sys.exit(2)
 
 
@@ -337,6 +341,13 @@ def say(line):
     """A line to stderr in one write: print writes the text and its newline apart, and the processes of a torchrun
     launch (unbuffered) that print the same error ran their lines together."""
     sys.stderr.write(line + "\n")
+
+
+def symlink_loop(e):
+    """The OSError (ELOOP) behind Python 3.11's RuntimeError 'Symlink loop from ...' of Path.resolve, else None: a
+    path through a link that leads back to itself was a traceback."""
+    loop = e.__context__
+    return loop if isinstance(loop, OSError) and loop.errno == errno.ELOOP else None
 
 
 def out_of_memory(e):

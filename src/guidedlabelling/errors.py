@@ -74,6 +74,7 @@ OS_FIXES = {
     errno.EPERM: "give this user access to it, or choose another output folder ({flags})",
     errno.ENOTDIR: "a file stands where a folder is needed; move it away or choose another output folder ({flags})",
     errno.EEXIST: "a file stands where a folder is needed; move it away or choose another output folder ({flags})",
+    errno.ELOOP: "a link on this path leads back to itself; point it at a real file or folder",
 }
 
 
