@@ -396,6 +396,17 @@ def test_a_rerun_counts_the_classes_found_from_the_record_not_by_decoding_every_
     assert f"found {classes[1]} in 1 of the {len(SIZES)} images" in run_predict(photos, model, out).stdout
 
 
+def test_a_rerun_of_a_finished_out_dir_writes_nothing(model, photos, tmp_path):
+    """A rerun with nothing to do rewrote predict.json with the same record: on a finished folder read-only to this
+    user (a shared disk) it stopped with 'predict.json: Read-only file system' (a probe), where a stage's is read."""
+    out = tmp_path / "preds"
+    assert run_predict(photos, model, out).returncode == 0
+    before = {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in out.rglob("*")}
+    again = run_predict(photos, model, out)
+    assert again.returncode == 0 and f"{len(SIZES)} images, all predicted by an earlier run" in again.stdout
+    assert {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in out.rglob("*")} == before
+
+
 @pytest.mark.parametrize("key, entry", [("found", None), ("found", 3), ("found", [0, -1]), ("found", [0, True]),
                                         ("found", [0, 7]), ("found", [0, 1.0]), ("found", "x"), ("found", [2, 1]),
                                         ("outputs", None), ("outputs", "ab")])

@@ -13,6 +13,7 @@ of other settings of images the run does not name is an error, as is one holding
 predicts into one out_dir take turns (its .predict.lock).
 """
 import argparse
+import json
 import os
 from pathlib import Path
 
@@ -30,8 +31,8 @@ from .errors import Parser, counted, image_lines, listed, os_error_message, rais
 from .crf import BACKENDS, TEST_CRFS
 from .inference import TEST_GEOMETRIES, forward_all, geometry, label_map, load_model, pick_device, trained
 from .fingerprint import file_digest, read_json
-from .io import InputError, atomic_path, load_checkpoint, load_image, load_label_png, save_json, save_label_png, \
-    being_written, snapshot_iteration, snapshots, text_lines, writing
+from .io import InputError, atomic_path, finite_json, load_checkpoint, load_image, load_label_png, save_json, \
+    save_label_png, being_written, snapshot_iteration, snapshots, text_lines, writing
 from .progress import progress
 from .runner import remove_temporary
 from .stages.segmentations import BATCH
@@ -183,9 +184,9 @@ def images_to_do(images, out_dir, settings):
     for image_id in stale & recorded:  # a file it never made stays
         for path in outputs(out_dir, image_id):
             path.unlink(missing_ok=True)
-    save_json(out_dir / RECORD, settings | {"images": {i: v for i, v in made.items() if i not in stale} | files,
-                                            "outputs": {i: v for i, v in sizes.items() if i not in stale},
-                                            "found": {i: v for i, v in found.items() if i not in stale}})
+    save_record(out_dir, settings | {"images": {i: v for i, v in made.items() if i not in stale} | files,
+                                     "outputs": {i: v for i, v in sizes.items() if i not in stale},
+                                     "found": {i: v for i, v in found.items() if i not in stale}})
     return [i for i, it in enumerate(images.items) if not outputs(out_dir, it.id)[0].exists()]
 
 
@@ -304,8 +305,15 @@ def record_outputs(out_dir, images, found_now, classes):
     made = {it.id: output_sizes(out_dir, it.id) for it in images.items}
     found = recorded_entries(record.get("found"), lambda values: found_entry(values, classes)) | found_now
     found |= {i: label_classes(load_label_png(outputs(out_dir, i)[0])) for i in made if i not in found}
-    save_json(out_dir / RECORD, record | {"outputs": record.get("outputs", {}) | made, "found": found})
+    save_record(out_dir, record | {"outputs": record.get("outputs", {}) | made, "found": found})
     return {i: found[i] for i in made}
+
+
+def save_record(out_dir, record):
+    """Write out_dir's RECORD unless it holds `record` already: a rerun of a finished folder on a read-only disk
+    reads it, as a stage's is read, where writing the same record again stopped it ('Read-only file system')."""
+    if read_json(out_dir / RECORD) != json.loads(json.dumps(finite_json(record))):
+        save_json(out_dir / RECORD, record)
 
 
 def refuse_foreign(out_dir, record):
