@@ -232,6 +232,17 @@ def test_a_list_that_names_nothing_readable_is_one_error_before_the_model_is_rea
     assert not (tmp_path / "o").exists()
 
 
+def test_paths_given_empty_are_one_error_each(photos, tmp_path):
+    """--out_dir "$OUT" with OUT unset wrote the predictions into the current folder, and --model "" looked for
+    model.pth there: an unset variable is told as such, before anything is read or written."""
+    proc = subprocess.run([sys.executable, str(ROOT / "src/predict.py"), str(photos), "", "--model", "",
+                           "--out_dir", " ", "--config", ""], cwd=tmp_path, capture_output=True, text=True)
+    assert proc.returncode == 2 and proc.stderr == "".join(
+        f"error: {what}: is empty (an unset variable?); write the path\n"
+        for what in ("--model", "--out_dir", "--config", "an input"))
+    assert not any(tmp_path.iterdir())
+
+
 def test_no_images_named_is_one_error(tmp_path):
     proc = subprocess.run([sys.executable, str(ROOT / "src/predict.py"), "--model", str(tmp_path / "m.pth"),
                            "--out_dir", str(tmp_path / "o")], cwd=ROOT, capture_output=True, text=True)

@@ -430,7 +430,18 @@ def parse(argv=None):
                    help="dense CRF: torch or pydensecrf (the optional C++ package pydensecrf2) (default: the preset's "
                         "crf_backend)")
     p.add_argument("--debug", action="store_true", help="show the traceback of an error instead of one line")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    refuse_empty_paths(args)
+    return args
+
+
+def refuse_empty_paths(args):
+    """A path given empty (an unset shell variable: --out_dir "$OUT") wrote into the current folder, and --model ""
+    looked for model.pth there; an input named "" read the current folder."""
+    empty = [f"--{flag}" for flag in ("model", "out_dir", "list", "config")
+             if isinstance(getattr(args, flag), str) and not getattr(args, flag).strip()]
+    empty += ["an input"] if any(not name.strip() for name in args.inputs) else []
+    raise_all([f"{what}: is empty (an unset variable?); write the path" for what in empty], "./src/predict.py")
 
 
 def listed_inputs(path):
