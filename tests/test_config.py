@@ -372,6 +372,8 @@ def test_an_empty_preset_and_a_preset_named_with_its_suffix_are_one_error_each(t
     with pytest.raises(InputError, match=r"^smoke.yaml: config not found \(did you mean smoke, a preset of "
                                          r"configs/\?\); use a file in configs/"):
         C.resolve("smoke.yaml")
+    with pytest.raises(InputError, match=r"^smok: config not found \(did you mean smoke, a preset of configs/\?\)"):
+        C.resolve("smok")
 
 
 def test_a_setting_given_several_values_is_noted_with_the_one_used():

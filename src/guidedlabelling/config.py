@@ -104,7 +104,9 @@ def preset_path(config):
     if path.is_dir():
         raise InputError(f"{path}: a folder, not a config; name a YAML file or a preset in configs/ ({presets})")
     if not path.is_file():
-        meant = f" (did you mean {path.stem}, a preset of configs/?)" if (CONFIGS / path.name).is_file() else ""
+        near = [path.stem] if (CONFIGS / path.name).is_file() else \
+            difflib.get_close_matches(str(config), preset_names().split(", "), 1)   # (a name mistyped: smok)
+        meant = f" (did you mean {near[0]}, a preset of configs/?)" if near else ""
         raise InputError(f"{path}: config not found{meant}; use a file in configs/ ({presets})")
     return path
 
