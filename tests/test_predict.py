@@ -271,6 +271,18 @@ def test_a_file_as_out_dir_is_one_line_naming_that_file_and_the_flag(model, phot
         "a file stands where a folder is needed; move it away or choose another output folder (--out_dir)")
 
 
+def test_a_link_to_nothing_as_out_dir_is_told_as_such(model, photos, tmp_path):
+    """A probe's: --out_dir a link to a folder since removed was told 'a file stands where a folder is needed'."""
+    link = tmp_path / "preds"
+    link.symlink_to(tmp_path / "gone")
+    proc = subprocess.run([sys.executable, str(ROOT / "src/predict.py"), str(photos), "--model", str(model),
+                           "--out_dir", str(link / "sub"), "--config", "smoke"], cwd=ROOT, capture_output=True,
+                          text=True)
+    assert proc.returncode == 2 and proc.stderr == (
+        f"error: {link}: a link to {tmp_path / 'gone'}, which is not there; create that folder, or point the link at "
+        "one, or choose another output folder (--out_dir)\n")
+
+
 def test_predict_under_torchrun_is_one_line(model, photos, tmp_path):
     """Each of torchrun's processes predicted every image, one after another (the folder's lock): no gain, and no
     word on why; it is refused before any work."""

@@ -1,6 +1,7 @@
 """Errors a user can fix, each told in one line that names the file or setting and the fix."""
 import argparse
 import errno
+import os
 from pathlib import Path
 
 
@@ -84,6 +85,10 @@ def os_error_message(e, flags="--out_root, --out_dir"):
     fix = OS_FIXES.get(e.errno, "check the file and its disk, then rerun the same command").format(flags=flags)
     path = e.filename
     if path and e.errno in (errno.ENOTDIR, errno.EEXIST):
+        dangling = next((p for p in (Path(path), *Path(path).parents) if p.is_symlink() and not p.exists()), None)
+        if dangling:   # (mkdir meets the link itself: 'File exists', said as a file standing there)
+            return f"{dangling}: a link to {os.readlink(dangling)}, which is not there; create that folder, or point " \
+                f"the link at one, or choose another output folder ({flags})"
         path = next((p for p in (Path(path), *Path(path).parents) if p.exists() and not p.is_dir()), path)
     where = f"{path}: " if path else ""
     return f"{where}{e.strerror or type(e).__name__}; {fix}"
