@@ -333,6 +333,10 @@ def test_paths_expand_environment_variables_and_spaces_around_a_set_value_are_dr
     (tmp_path / "p.yaml").write_text("name: p\ndataset_dir: $GL_UNSET/voc\n")   # a review's: overridden, no error
     assert C.resolve(str(tmp_path / "p.yaml"), [f"dataset_dir={tmp_path}"])[0]["data"]["dataset_dir"] == str(tmp_path)
     odd = tmp_path / "we$rd"   # a stored path holding a '$' compares as it is (its folder's cache check raised)
+    with pytest.raises(InputError, match=r"\$rd is not set in the environment"):
+        resolve(f"out_root={odd}")
+    odd.mkdir()   # a folder so named, where no variable rd is set, is named as written (a probe's: refused)
+    assert resolve(f"out_root={odd}")[0]["run"]["out_root"] == str(odd)
     assert naming.same_settings({"data": {"dataset_dir": str(odd)}}, {"data": {"dataset_dir": str(odd)}})
     with pytest.raises(InputError, match="two values"):   # spaces around a --set key, beside a flag
         C.refuse_conflicts(["workers = 3"], [("--workers 2", "workers=2")])

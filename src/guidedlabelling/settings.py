@@ -182,6 +182,12 @@ def set_value(cfg, key, value, source, origins):
     origins[sec, bare] = source
 
 
+def there_as_written(key, value):
+    """Whether a path setting that holds a '$' names files that are there as written (a folder named a$x, where no
+    variable x is set and expandvars left it so), not a variable left unset."""
+    return all(os.path.exists(p.strip()) for p in (value.split(",") if key in LIST_SETTINGS else [value]))
+
+
 def range_problems(cfg, origins):
     """What is wrong with the values of the settings (CHECKS), naming each setting and where it was set, and
     which settings of a stage contradict each other."""
@@ -199,7 +205,7 @@ def range_problems(cfg, origins):
     for sec, values in cfg.items():   # a variable left in a path setting, not set in the environment
         for key in PATH_SETTINGS + ("store",):   # store: a folder too, its variables expanded as theirs
             unset = isinstance(values, dict) and isinstance(values.get(key), str) and \
-                re.search(r"\$\{?\w+\}?", values[key])
+                not there_as_written(key, values[key]) and re.search(r"\$\{?\w+\}?", values[key])
             if unset:
                 problems.append(f"setting {sec}.{key} = {values[key]!r} ({origins.get((sec, key), 'the default')}): "
                                 f"{unset.group()} is not set in the environment; set it, or write the path out")
