@@ -262,6 +262,21 @@ def test_a_stale_chain_is_told_in_the_order_that_remakes_it(own, command, monkey
     assert code == 0, out + err
 
 
+def test_a_folder_remade_with_its_upstream_given_by_flag_stays_up_to_date_for_the_driver(own, command):
+    """A review's: a message's hint remakes a folder of ./script.py's by the stage command, its upstream folders
+    given by flag (remake_command); ./script.py then found the same folders by their settings and recomputed it,
+    'the settings of the given seed_train folder changed since it was made'. The other way too: the folder that
+    ./script.py found given by flag."""
+    run_all(command, own, METHOD[:2])
+    heat, trained = folder(own, "seed_heatmaps"), folder(own, "seed_train")
+    code, out, err = command("seed_heatmaps", *own_args(own), "--model_dir", trained)
+    assert code == 0 and "up to date" in out, out + err
+    code, out, err = command("seed_heatmaps", "--config", heat / "config.yaml", "--out_dir", heat, "--model_dir",
+                             trained, "--overridecache")
+    assert code == 0 and "up to date" not in out, out + err
+    assert "up to date" in run_all(command, own, ("seed_heatmaps",))[0]
+
+
 def test_a_run_moved_whole_stays_up_to_date_and_a_copy_sees_its_own_upstream(own, command, monkeypatch, tmp_path):
     """Records name the upstream folders by path: a run folder moved (mv runs runs2) made every stage after the
     trainings recompute, saying 'seed_train's output changed', and in a copy a stage compared its upstream bytes

@@ -46,8 +46,10 @@ class Checked:
         Label PNGs and masks that the stage only compares its outputs with are keyed EVALUATED + path. recorded:
         the manifest of the stage's folder, if any: one that an earlier version made (FORMER_WAYS), whose outputs
         are still what those inputs make (files it only scores with may have changed), is kept so: its outputs stay
-        valid, and an edited mask re-scores."""
+        valid, and an edited mask re-scores; an upstream folder read now as it was read then is keyed as then
+        (given_as_recorded)."""
         inputs, upstream = self.made_manifest()
+        inputs = given_as_recorded(inputs, upstream, recorded) if recorded else inputs
         if recorded and recorded.get("fingerprint") != fingerprint(inputs):
             for way, sized in [("now", "split")] + [(way, "split") for way in FORMER_WAYS]:
                 former, _ = self.made_manifest(way, sized)
@@ -117,6 +119,23 @@ class Checked:
                 inputs |= self.digests.manifest(read_files(folder, pipeline.BY_NAME[stage].per_image, ids,
                                                            way == "bytes"))
         return inputs, upstream
+
+
+def given_as_recorded(inputs, upstream, recorded):
+    """The manifest `inputs` with the settings key of each upstream folder given by flag (UPSTREAM + stage +
+    SETTINGS) as the recorded manifest has it, where the stage reads the same folder as then, its settings the same
+    (a given folder's settings digest checked): a folder that ./script.py made, remade by a stage command given its
+    upstream folders by flag (as a message's hint says), was then made again by ./script.py, which finds them by
+    their settings ('the settings of the given seed_train folder changed since it was made'), and the other way."""
+    for stage, folder in upstream.items():
+        key = UPSTREAM + stage + SETTINGS
+        if (recorded.get("upstream") or {}).get(stage) != folder or (key in inputs) == (key in recorded["inputs"]):
+            continue
+        if key in inputs:
+            inputs = {k: v for k, v in inputs.items() if k != key}
+        elif recorded["inputs"][key] == settings_digest(folder):
+            inputs = inputs | {key: recorded["inputs"][key]}
+    return inputs
 
 
 def work_sizes(datasets, sized="image"):
