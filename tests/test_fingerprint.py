@@ -862,6 +862,24 @@ def test_a_clear_killed_after_the_rename_leaves_no_half_folder(tmp_path, monkeyp
     assert list(tmp_path.iterdir()) == []                # a killed clear's leftover goes with the next run
 
 
+def test_a_folder_of_the_longest_name_is_cleared_and_its_leftover_found(tmp_path, monkeypatch):
+    """naming.MAX_BYTES left room for the lock alone: a stage folder named with 249 bytes (wide characters) was
+    renamed aside to .<name>.cleared-<pid>, 'File name too long', and so never recomputed."""
+    from guidedlabelling import naming
+    out = tmp_path / ("照" * (naming.MAX_BYTES // 3))
+    (out / "sub").mkdir(parents=True)
+    monkeypatch.setattr(runner.shutil, "rmtree", lambda path, *args, **kwargs: None)   # killed after the rename
+    runner.clear(out)
+    assert not out.exists()
+    leftover, = tmp_path.iterdir()
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    leftover.rename(tmp_path / f"{leftover.name.rsplit('-', 1)[0]}-{dead.pid}")
+    monkeypatch.undo()
+    runner.remove_leftovers(out)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_diverging_training_stops_with_one_line(own, command):
     code, out, err = command("seed_train", *own_args(own), "--set", "seed_train.base_lr=1000",
                              "--set", "seed_train.max_iter=4")

@@ -32,7 +32,7 @@ from .fingerprint import DONE, EVALUATED, MANIFEST, UPSTREAM, changes, damage, d
     remade, since_made, upstream_digests
 from .inference import pick_device
 from .errors import OVERRIDDEN, counted, image_lines, resume_hint
-from .io import TEMPORARY, Busy, InputError, lock_of, reading, save_json, save_yaml, writing
+from .io import NAME_MAX, TEMPORARY, Busy, InputError, lock_of, reading, save_json, save_yaml, writing
 from .datasets.base import warned_line
 from .datasets.builtin import ensure_builtin
 
@@ -199,14 +199,21 @@ def clear(out):
     """Remove a stage folder atomically: renamed aside first (a kill then leaves no half-cleared folder that
     passes for a new one), then deleted (remove_leftovers deletes what a killed clear left)."""
     if out.exists():
-        aside = out.parent / f".{out.name}.cleared-{os.getpid()}"
+        aside = out.parent / f"{cleared_prefix(out)}{os.getpid()}"
         os.rename(out, aside)
         shutil.rmtree(aside, ignore_errors=True)
 
 
+def cleared_prefix(out):
+    """`.<name>.cleared-`, the name cut so that a process id (7 digits at most) after it fits in a name: a stage
+    folder named with 249 bytes (naming.MAX_BYTES) could not be cleared, 'File name too long'."""
+    room = NAME_MAX - len("..cleared-") - 7
+    return "." + out.name.encode()[:room].decode(errors="ignore") + ".cleared-"
+
+
 def remove_leftovers(out):
     """The hidden folders that clears of `out` killed midway left, unless their process still runs."""
-    for leftover in out.parent.glob(f".{out.name}.cleared-*"):
+    for leftover in out.parent.glob(f"{cleared_prefix(out)}*"):
         pid = leftover.name.rsplit("-", 1)[1]
         if not (pid.isdigit() and Path(f"/proc/{pid}").exists()):
             shutil.rmtree(leftover, ignore_errors=True)
