@@ -878,6 +878,10 @@ def test_a_folder_of_the_longest_name_is_cleared_and_its_leftover_found(tmp_path
     monkeypatch.undo()
     runner.remove_leftovers(out)
     assert list(tmp_path.iterdir()) == []
+    bracketed = tmp_path / "init-[1]"   # a name holding '[' is no glob pattern
+    (tmp_path / f".{bracketed.name}.cleared-{dead.pid}").mkdir()
+    runner.remove_leftovers(bracketed)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_diverging_training_stops_with_one_line(own, command):

@@ -9,6 +9,7 @@ only when its settings and the content of its inputs (fingerprint.py) are the on
 Bad input ends in one line `error: ...` and exit code 2 (cli.py), before anything is written.
 """
 import contextlib
+import glob
 import logging
 import os
 import shutil
@@ -213,7 +214,7 @@ def cleared_prefix(out):
 
 def remove_leftovers(out):
     """The hidden folders that clears of `out` killed midway left, unless their process still runs."""
-    for leftover in out.parent.glob(f"{cleared_prefix(out)}*"):
+    for leftover in out.parent.glob(glob.escape(cleared_prefix(out)) + "*"):   # ([ in a name is no pattern)
         pid = leftover.name.rsplit("-", 1)[1]
         if not (pid.isdigit() and Path(f"/proc/{pid}").exists()):
             shutil.rmtree(leftover, ignore_errors=True)
