@@ -365,7 +365,7 @@ def under_other_presets(path):
     """'; a finished folder of that name is under --config msrc (<folder>)' where a run of another preset in the same
     out_root made one: a stage command run without the --config of the run before it (the default is demo)."""
     preset_dir = path.parent.parent
-    found = sorted(p for p in preset_dir.parent.glob(f"*/{path.parent.name}/{path.name}")
+    found = sorted(p for p in preset_dir.parent.glob(f"*/{glob.escape(path.parent.name)}/{glob.escape(path.name)}")
                    if p.parent.parent != preset_dir and (p / DONE).is_file())
     return "; a finished folder of that name is under " + ", ".join(
         f"--config {p.parent.parent.name} ({p})" for p in found) if found else ""
