@@ -904,6 +904,11 @@ def test_a_missing_upstream_folder_names_one_of_the_same_name_under_another_pres
     (made / "done.json").write_text("{}")
     (tmp_path / "smoke" / "seed_heatmaps" / "images-b-2").mkdir(parents=True)   # another name
     assert under_other_presets(wanted) == f"; a finished folder of that name is under --config msrc ({made})"
+    bracketed = tmp_path / "msrc" / "seed_heatmaps" / "images-[a]-1"   # '[a]': no glob pattern (it matched 'a')
+    bracketed.mkdir()
+    (bracketed / "done.json").write_text("{}")
+    assert under_other_presets(tmp_path / "demo" / "seed_heatmaps" / "images-a-1").endswith(f"({made})")
+    assert under_other_presets(tmp_path / "demo" / "seed_heatmaps" / "images-[a]-1").endswith(f"({bracketed})")
 
 
 def test_own_data_masks_name_only_the_folders_of_what_learns_from_them():
