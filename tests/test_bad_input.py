@@ -145,8 +145,12 @@ def test_pascalroot_given_the_voc_folder_itself_is_told_its_parent(tmp_path):
     assert e.value.messages == (f"{root}/VOC2012: dataset folder not found; --pascalroot names the folder that holds "
                                 f"VOC2012/, and {root} is a VOC-layout folder itself: pass --pascalroot {root.parent} "
                                 f"or --dataset_dir {root}",)
-    with pytest.raises(InputError, match="dataset folder not found; pass --pascalroot pointing at a VOC-layout"):
+    with pytest.raises(InputError) as e:
         dataset_root(pascalroot=tmp_path / "elsewhere")
+    assert e.value.messages == (f"{tmp_path}/elsewhere/VOC2012: dataset folder not found; pass --pascalroot "
+                                "(./script.py: --set pascalroot=DIR) naming the folder that holds VOC2012/, or fetch "
+                                "VOC 2012 and SBD's train_aug with ./downloads.sh --voc --sbd (into data/VOCdevkit, "
+                                "the default --pascalroot; DATA=DIR ./downloads.sh --voc --sbd: into DIR/VOCdevkit)",)
     other = make_voc(tmp_path / "VOC2012_trainval")   # its parent holds no VOC2012/: --dataset_dir alone
     with pytest.raises(InputError, match=f"itself: pass --dataset_dir {other}$"):
         dataset_root(pascalroot=other)

@@ -26,9 +26,11 @@ def dataset_root(pascalroot=None, dataset_dir=None):
         raise InputError(f"{root}: dataset folder not found; --pascalroot names the folder that holds VOC2012/, and "
                          f"{pascalroot} is a VOC-layout folder itself: pass {parent}--dataset_dir {pascalroot}")
     if not root.is_dir():
-        flag = "--dataset_dir" if dataset_dir else "--pascalroot"
-        raise InputError(f"{root}: dataset folder not found; pass {flag} pointing at a VOC-layout folder "
-                         "(downloads.sh fetches VOC2012)")
+        name = ("--dataset_dir naming a VOC-layout folder" if dataset_dir else
+                "--pascalroot (./script.py: --set pascalroot=DIR) naming the folder that holds VOC2012/")
+        raise InputError(f"{root}: dataset folder not found; pass {name}, or fetch VOC 2012 and SBD's train_aug with "
+                         "./downloads.sh --voc --sbd (into data/VOCdevkit, the default --pascalroot; "
+                         "DATA=DIR ./downloads.sh --voc --sbd: into DIR/VOCdevkit)")
     return root
 
 
