@@ -251,6 +251,21 @@ def test_paper_tables_on_fake_runs(tmp_path, capsys):
            "segmentations`" in rows["seed"][2]
 
 
+def test_paper_tables_give_no_ratio_over_a_reference_that_learned_little(tmp_path):
+    """A fully supervised mIoU under 20: no ratio, as ./script.py's summary gives none (paper_tables gave 7.8%)."""
+    root = tmp_path / "smoke"
+    write_done(root / "segmentations" / "test_pcrf-deeplab", {"mIoU": 0.2})
+    write_done(root / "segmentations" / "labels-gt_test_pcrf-deeplab", {"mIoU": 2.5})
+    write_done(root / "segmentations" / "default", {"mIoU": 20.0})
+    write_done(root / "segmentations" / "labels-gt", {"mIoU": 25.0})
+    tables_main(["--config", "smoke", "--out_root", str(tmp_path)])
+    rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]]
+            for line in (root / "paper_tables.md").read_text().splitlines() if line.startswith("| ")}
+    assert rows["guided / fully supervised, CRF"][1:6] == ["82.4%", "80.7%", "—", "—", "the two rows above; no ratio: "
+                                                           "the fully supervised mIoU is under 20 (it learned little)"]
+    assert rows["guided / fully supervised, no CRF"][4:6] == ["80.0%", "the two rows above"]
+
+
 def test_paper_tables_make_again_a_run_whose_inputs_changed_since(tmp_path):
     """A row's figures come from a folder still what its inputs make; one whose input was edited since is a run to
     make (it showed the former figures)."""
