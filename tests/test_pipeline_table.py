@@ -104,3 +104,17 @@ def test_every_command_runs_with_sleeping_openmp_threads_unless_the_user_says(gi
            "'OMP_WAIT_POLICY'))"
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert proc.stdout.split() == ["False", expected], proc.stderr
+
+
+WORKERS_ABOVE_CORES = "len(os.sched_getaffinity(0)) + 1"
+
+
+@pytest.mark.parametrize("code, warned", [
+    (f"import os, torch.utils.data as d; d.DataLoader([0, 1], num_workers={WORKERS_ABOVE_CORES})", True),
+    ("import os; from guidedlabelling.cli import run; run('torch.utils.data', 'DataLoader', [0, 1], 1, False, None, "
+     f"None, {WORKERS_ABOVE_CORES})", False)])
+def test_commands_leave_the_worker_count_to_the_projects_note(code, warned):
+    """torch warns, four lines at each loader, of DataLoader workers above the cores; every command (cli.run) leaves
+    it to the note its run begins with (notes.machine_notes), once."""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0 and ("This DataLoader will create" in proc.stderr) is warned, proc.stderr

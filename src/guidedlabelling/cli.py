@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 import traceback
+import warnings
 
 from .errors import OVERRIDDEN, InputError, os_error_message, resume_hint
 
@@ -260,6 +261,7 @@ def run(module, function="main", *args):
     """guidedlabelling's `module`.`function`(*args) as a command; the import happens inside the guard, so a
     Ctrl-C during start-up ends in one line too, and after OpenMP's threads are told to sleep."""
     sleeping_openmp_threads()
+    no_worker_count_warning()
     debug = "--debug" in sys.argv
     if not debug:
         for sig in (signal.SIGINT, *ENDING):
@@ -361,6 +363,12 @@ def sleeping_openmp_threads():
     run): threads that spin while waiting ran 5-10x slower on the project's 2-core machine whenever another
     process shared it (a stage command 6.5x beside one busy core); sleeping threads cost little when it is quiet."""
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
+def no_worker_count_warning():
+    """Off: torch's warning on DataLoader workers above the cores, four lines at each of the steps' loaders (eight
+    times in a run of voc12_paper on two cores), where notes.machine_notes says it once before them."""
+    warnings.filterwarnings("ignore", message="This DataLoader will create", category=UserWarning)
 
 
 def run_stage(stage):
