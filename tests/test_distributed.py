@@ -7,6 +7,7 @@ import weakref
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import torch.nn.functional as F
 
 from guidedlabelling import datasets as D
 from guidedlabelling import distributed
+from guidedlabelling.cli import errors_end_in_one_line
 from guidedlabelling.datasets.builtin import ensure_builtin
 from guidedlabelling.io import IGNORE, InputError, flocked, lock_of
 from guidedlabelling.networks import build_seg_net
@@ -271,8 +273,55 @@ def test_a_torchrun_training_refuses_a_folder_another_process_writes_and_takes_i
     assert proc.returncode != 0 and not (out / "model.pth").exists() and not list(out.glob("snapshot_*"))
     line = (f"error: {out}: another process is writing or reading it, and a training under torchrun does not wait "
             "for it; run it again once that is done")
-    assert proc.stderr.splitlines().count(line) == 2 and "Traceback" not in proc.stderr.split(line)[0]  # a line each
+    assert proc.stderr.splitlines().count(line) == 1 and "Traceback" not in proc.stderr.split(line)[0]  # the first's
+    assert "RANK 1" not in proc.stderr
     train("classification", out, 2)   # free: it trains
+
+
+def test_torchrun_says_what_every_process_meets_once_and_what_one_meets_with_its_rank(tmp_path):
+    """Every process of a launch printed each note and settings error: 8 times on 8 GPUs. The first alone says them
+    now, the others ending with the same exit code; an error one process meets alone is still said, with its RANK
+    (here RANK 1 alone may write no file above 1 KiB, as a quota of its own: its output folder's inputs.json)."""
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    script, settings = STAGES["classification"]
+    proc = subprocess.run(torchrun + [str(ROOT / script), "--config", "smoke", "--out_dir", str(tmp_path / "x"),
+                                      "--set", "seed_train.base_lr=-1", "--set", "seed_train.max_itr=5"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    ours = [line for line in proc.stderr.splitlines() if line.startswith(("error:", "RANK"))]
+    assert ours == ["error: command line: unknown setting 'seed_train.max_itr'; section seed_train has no 'max_itr'; "
+                    "did you mean seed_train.max_iter? ./src/seed/train.py -h lists its settings",
+                    "error: setting seed_train.base_lr = -1.0 (command line): must be above 0"], proc.stderr
+    assert proc.stderr.count("exitcode  : 2 ") == 2 and not (tmp_path / "x").exists(), proc.stderr  # each process's
+    train("classification", tmp_path / "seed", 1)
+    quota = 'if [ "$RANK" = 1 ]; then ulimit -f 1; fi; exec "$@"'
+    out = tmp_path / "heatmaps"
+    proc = subprocess.run(torchrun + ["--no-python", "bash", "-c", quota, "quota", sys.executable,
+                                      str(ROOT / "src/seed/test.py"), "--config", "smoke", "--out_root", str(tmp_path),
+                                      "--model_dir", str(tmp_path / "seed"), "--out_dir", str(out),
+                                      "--set", "seg_train.base_lr=0.1"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.stdout.count("note: --set seg_train.base_lr: a setting of seg_train, which seed_heatmaps does not "
+                             "read") == 1, proc.stdout
+    assert proc.stderr.count(f"RANK 1: error: {out / 'inputs.json'}: File too large; the file system refuses files "
+                             "this large") == 1, proc.stderr
+    assert "RANK 0:" not in proc.stderr + proc.stdout and "exitcode  : 2 " in proc.stderr
+
+
+def test_a_process_that_is_not_the_first_holds_what_all_say_until_torchrun_ends_it(monkeypatch, capsys):
+    """Ended at once, the silent process got torchrun to end the first before it said the error (torchrun ends every
+    process once one fails); where nothing ends it (the first met no such error), it says its own, with its RANK."""
+    monkeypatch.setenv("TORCHELASTIC_RUN_ID", "launch")
+    monkeypatch.setenv("RANK", "1")
+    threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGTERM)).start()   # torchrun, once the first has ended
+    with pytest.raises(SystemExit) as ended, errors_end_in_one_line(), distributed.said_once():
+        print("note: a setting")
+        raise InputError("a setting is bad")
+    assert ended.value.code == 2 and capsys.readouterr() == ("", "")
+    monkeypatch.setattr(distributed, "after_the_first", lambda: None)   # nothing ended it
+    with pytest.raises(SystemExit) as ended, errors_end_in_one_line(), distributed.said_once():
+        print("note: a setting")
+        raise InputError("a setting is bad")
+    assert ended.value.code == 2 and capsys.readouterr() == ("", "note: a setting\nRANK 1: error: a setting is bad\n")
 
 
 def test_torchrun_workers_end_with_a_snapshot_when_torchrun_is_killed(tmp_path):

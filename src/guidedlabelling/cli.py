@@ -342,7 +342,16 @@ def ending():
 def say(line):
     """A line to stderr in one write: print writes the text and its newline apart, and the processes of a torchrun
     launch (unbuffered) that print the same error ran their lines together."""
-    sys.stderr.write(line + "\n")
+    sys.stderr.write(whose() + line + "\n")
+
+
+def whose():
+    """'RANK 3: ' before the error lines of a torchrun process other than the first: it may have met its error alone
+    (a file its machine cannot read, its GPU's memory), as what every process meets alike only the first says
+    (distributed.said_once); '' elsewhere."""
+    distributed = sys.modules.get(f"{__package__}.distributed")   # the commands that torchrun runs imported it (cli
+    # imports no torch: it guards their start-up)
+    return "" if distributed is None or distributed.says_for_all() else f"RANK {distributed.rank()}: "
 
 
 def symlink_loop(e):

@@ -4,13 +4,18 @@ Without torchrun (no WORLD_SIZE) every helper is the one-process case, so one co
 NCCL joins CUDA processes, gloo CPU ones; torchrun's environment (MASTER_ADDR, RANK, ...) says where.
 """
 import contextlib
+import io
 import os
+import signal
+import sys
+import time
 import warnings
 
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
+from .cli import handling
 from .io import InputError
 
 
@@ -30,6 +35,51 @@ def rank():
 def is_main():
     """The process that writes files and logs progress."""
     return rank() == 0
+
+
+def says_for_all():
+    """Whether this process says what every process of its launch would say alike: the first (RANK 0) of a torchrun
+    launch, or a process that torchrun did not start."""
+    return not under_torchrun() or is_main()
+
+
+def says_for_its_machine():
+    """Whether this process says what every process of its machine would say alike: the first of each machine
+    (LOCAL_RANK 0) of a torchrun launch, or a process that torchrun did not start."""
+    return not under_torchrun() or int(os.environ.get("LOCAL_RANK", 0)) == 0
+
+
+@contextlib.contextmanager
+def said_once(speaker=says_for_all):
+    """A block whose lines and errors every process of a torchrun launch meets alike (its settings, read from the
+    command line and the config before any process works; speaker=says_for_its_machine: its checks of the files a
+    machine reads): only the `speaker` says them (8 GPUs printed every note and error 8 times). Another process holds
+    what it would say, and on an error ends with the same exit code once the speaker has said it (after_the_first);
+    where the speaker ran on instead (it met no such error), it says its own, with its RANK (cli.say)."""
+    if speaker():
+        yield
+        return
+    held = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(held), contextlib.redirect_stderr(held):
+            yield
+    except (InputError, SystemExit) as e:   # (SystemExit: argparse's error, or -h's exit 0)
+        if isinstance(e, InputError) or e.code:
+            after_the_first()
+            sys.stderr.write(held.getvalue())
+        raise
+
+
+def after_the_first(at_most_s=60):
+    """Wait for torchrun to end this process (SystemExit 2), which it does to every process once one ends with an
+    error: a process that ended at once, silent, got the first ended before it said why. Returns after `at_most_s`
+    if nothing came (the first ran on)."""
+    with handling((signal.SIGINT, signal.SIGTERM, signal.SIGHUP), ended_silently):
+        time.sleep(at_most_s)
+
+
+def ended_silently(signum, frame):
+    raise SystemExit(2)
 
 
 def local_batch(batch_size):
@@ -120,13 +170,14 @@ def main_decides(flag, device):
 def first_then_others(device):
     """The block runs on the first process, then on the others, which wait for it: what it checks and writes in the
     output folder, the others find done (run together, one saw the folder half made). An error of the first stops
-    the others too, each with one line."""
+    the others too, silently (exit code 2): the first's line says why."""
     if not dist.is_initialized():
         yield
         return
     if not is_main():
         if main_decides(False, device):
-            raise InputError("the first torchrun process stopped (its line is above)")
+            after_the_first()
+            raise SystemExit(2)
         yield
         return
     try:

@@ -461,14 +461,15 @@ def listed_inputs(path):
 
 def main(argv=None):
     """./src/predict.py: errors end in one line (cli.py)."""
-    args = parse(argv)
+    with distributed.said_once():   # by the first process alone, of a torchrun launch
+        args = parse(argv)
+        if distributed.under_torchrun() and distributed.world_size() > 1:  # each would predict every image, in turn
+            raise InputError("./src/predict.py under torchrun: it runs in one process; run it without torchrun (on "
+                             "a GPU of your choice: --device cuda:N)")
     inputs = args.inputs + (listed_inputs(args.list) if args.list else [])
     if not inputs:
         raise InputError("name image files or folders of images, or --list a text file of them; see "
                          "./src/predict.py -h")
-    if distributed.under_torchrun() and distributed.world_size() > 1:  # each would predict every image, in turn
-        raise InputError("./src/predict.py under torchrun: it runs in one process; run it without torchrun (on a "
-                         "GPU of your choice: --device cuda:N)")
     preset, resize, net_size = test_settings(args)
     test = preset["segmentations"]
     try:

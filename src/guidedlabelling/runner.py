@@ -430,15 +430,13 @@ def fragment_name(run):
     return f"{'fragment' if run['N'] > 1 else 'torchrun process'} {n + 1} of {count} ({given})"
 
 
-def resolve(stage, argv):
-    """(flags, config, preset, output folder, notes) of a stage command; the built-in data generated if it is used.
-    The settings of the upstream folders given (--model_dir, ...) replace the command's (naming.with_given_folders,
-    whose notes these are)."""
+def settings_of(stage, argv):
+    """(flags, config, preset, output folder, notes) of a stage command. The settings of the upstream folders given
+    (--model_dir, ...) replace the command's (naming.with_given_folders, whose notes these are)."""
     args = parse(stage, argv)
     overrides = C.flag_overrides(args)
     cfg, preset = C.resolve(args.config, overrides)
     cfg, notes = naming.with_given_folders(stage, cfg, vars(args), overrides)
-    ensure_data(cfg)
     return args, cfg, preset, Path(args.out_dir) if args.out_dir else naming.stage_dir(cfg, preset, stage), notes
 
 
@@ -451,7 +449,8 @@ def use_threads(threads):
 def up_to_date_line(stage, argv=None, opened=None):
     """The line `up to date in <folder> ...` of a stage command whose output is up to date (it would do nothing),
     else None. Its inputs must exist."""
-    args, cfg, preset, out, _ = resolve(stage, argv)
+    args, cfg, preset, out, _ = settings_of(stage, argv)
+    ensure_data(cfg)
     if cfg["run"]["overridecache"] or draws_panels(stage, cfg):  # main draws the panels a finished stage lacks
         return None
     inputs, upstream = preflight.check(stage, cfg, preset, vars(args), opened).manifest(recorded(out))
@@ -478,23 +477,28 @@ def main(stage, argv=None, opened=None, by_driver=False):
     """Run one stage as a command; returns its output folder. Errors propagate (cli.py reports them).
     opened: the datasets a driver's preflight opened (preflight.Opened), reused instead of opened again. A command
     a user runs (not by_driver, which gives every stage all the run's settings) notes the settings it does not read."""
-    args, cfg, preset, out, given = resolve(stage, argv)
-    if not by_driver:
-        for note in given + unread_settings(stage, cfg, args.set) + unread_inputs(stage, cfg, preset, vars(args)) + \
-                panels_not_drawn(stage, cfg) + setting_notes(cfg, C.flag_overrides(args)):
-            print(f"note: {note}", flush=True)
+    with distributed.said_once():   # the settings, alike in every process of a torchrun launch: said by the first
+        args, cfg, preset, out, given = settings_of(stage, argv)
+        if not by_driver:
+            for note in given + unread_settings(stage, cfg, args.set) + \
+                    unread_inputs(stage, cfg, preset, vars(args)) + panels_not_drawn(stage, cfg) + \
+                    setting_notes(cfg, C.flag_overrides(args)):
+                print(f"note: {note}", flush=True)
+        processes = fragment_of(cfg["run"])[1]
+        refuse_fragments_of(stage, cfg, out, processes)
     if distributed.under_torchrun():  # a torchrun worker: it ends with torchrun (a kill -9 left it training)
         lanes.follow_parent(os.getppid())
     use_threads(cfg["run"]["threads"])
-    processes = fragment_of(cfg["run"])[1]
-    refuse_fragments_of(stage, cfg, out, processes)
-    checked, problems = preflight.check_unraised(stage, cfg, preset, vars(args), opened)
-    chain = chain_above(checked.folders.values())
-    refuse_reading_own_folder(stage, out, checked.folders, chain, '--out_dir' if args.out_dir else '--out_root')
+    with distributed.said_once(distributed.says_for_its_machine):   # the files, alike for the processes of a machine
+        ensure_data(cfg)
+        checked, problems = preflight.check_unraised(stage, cfg, preset, vars(args), opened)
+        chain = chain_above(checked.folders.values())
+        refuse_reading_own_folder(stage, out, checked.folders, chain, '--out_dir' if args.out_dir else '--out_root')
     alone = processes == 1
     with reading(chain, stage) as waited:
         if waited or problems:  # one being written meanwhile was waited for; else the problems stand
-            checked = preflight.check(stage, cfg, preset, vars(args), opened)
+            with distributed.said_once(distributed.says_for_its_machine):
+                checked = preflight.check(stage, cfg, preset, vars(args), opened)
         return reuse_or_make(stage, args, cfg, preset, out, checked, alone)
 
 
@@ -611,8 +615,8 @@ def reuse_or_make(stage, args, cfg, preset, out, checked, alone):
 @contextlib.contextmanager
 def one_launch(out, stage, cfg):
     """A training under torchrun: its first process holds the folder's lock alone for the launch, so that no other
-    launch or command writes the folder meanwhile; where another holds it, every process stops with one line (the
-    others could not wait for the first: the process group gives up on a process after minutes). Yields the
+    launch or command writes the folder meanwhile; where another holds it, every process stops, the first with one
+    line (the others could not wait for the first: the process group gives up on a process after minutes). Yields the
     process's device."""
     device = distributed.process_device(pick_device(cfg["run"]["device"]))
     with distributed.process_group(device), contextlib.ExitStack() as stack:
@@ -623,6 +627,9 @@ def one_launch(out, stage, cfg):
             except Busy:
                 busy = True
         if distributed.main_decides(busy, device):
+            if not distributed.is_main():   # the first says why, for every process
+                distributed.after_the_first()
+                raise SystemExit(2)
             raise InputError(f"{out}: another process is writing or reading it, and a training under torchrun does "
                              "not wait for it; run it again once that is done")
         try:
