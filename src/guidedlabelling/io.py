@@ -59,7 +59,8 @@ def atomic_path(path):
     tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path), suffix=".tmp" + path.suffix, dir=path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=aside_name(path.name, ".", 8 + len(f".tmp{path.suffix}".encode())),
+                                   suffix=".tmp" + path.suffix, dir=path.parent)   # (8: mkstemp's random letters)
         os.close(fd)
         yield Path(tmp)
         os.chmod(tmp, 0o644)  # mkstemp makes files private; outputs are ordinary files
@@ -71,11 +72,16 @@ def atomic_path(path):
             os.unlink(tmp)
 
 
-def temp_prefix(path):
-    """`.<name>.`, the name cut so that mkstemp's file (the prefix, 8 random characters, `.tmp<suffix>`) fits in a
-    name: an image named with 245 bytes (valid) could not be written, its temp name 'File name too long'."""
-    room = NAME_MAX - len("..") - 8 - len(f".tmp{path.suffix}".encode())
-    return "." + path.name.encode()[:room].decode(errors="ignore") + "."
+def aside_name(name, tail, after=0):
+    """`.<name><tail>`, the hidden name of a file or folder set aside beside `name` (a temp file, a folder being
+    cleared), the name cut so that it and `after` more bytes (what follows: a process id, random letters) fit in
+    NAME_MAX: an output named with 245 bytes (valid) could not be written, its temp name 'File name too long'."""
+    return "." + cut_to_bytes(name, NAME_MAX - 1 - len(tail.encode()) - after) + tail
+
+
+def cut_to_bytes(text, size):
+    """`text` cut to at most `size` bytes of UTF-8, no character cut in two."""
+    return text.encode()[:size].decode(errors="ignore")
 
 
 @contextlib.contextmanager

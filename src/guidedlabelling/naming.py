@@ -14,6 +14,7 @@ from .config import absolute_paths, builtin_paths, resolve
 from .datasets import LAYOUTS, data_settings_unread, layout
 from .errors import InputError
 from .guide_rules import RULES
+from .io import cut_to_bytes
 from .settings import NOT_PATHS, OWNERS, PATH_SETTINGS, STAGE_MODULES, defaults, locate
 from .tags import read_rows, tag_names
 
@@ -67,8 +68,8 @@ def stage_name(cfg, preset, stage, section_names=None, cut_midway=False, masks_n
         if not fits("_".join(kept + [t]), room):
             break
         kept.append(t)
-    cut = name[:room].encode()[:MAX_BYTES - 11].decode(errors="ignore")   # (no character cut in two)
-    return ("_".join(kept) or cut) + "_" + hashlib.sha1(name.encode()).hexdigest()[:10]
+    return ("_".join(kept) or cut_to_bytes(name[:room], MAX_BYTES - 11)) + "_" + \
+        hashlib.sha1(name.encode()).hexdigest()[:10]
 
 
 def fits(name, chars):

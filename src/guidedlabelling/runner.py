@@ -33,7 +33,7 @@ from .fingerprint import DONE, EVALUATED, MANIFEST, UPSTREAM, changes, damage, d
     remade, since_made, upstream_digests
 from .inference import pick_device
 from .errors import OVERRIDDEN, counted, image_lines, resume_hint
-from .io import NAME_MAX, TEMPORARY, Busy, InputError, lock_of, reading, save_json, save_yaml, writing
+from .io import TEMPORARY, Busy, InputError, aside_name, lock_of, reading, save_json, save_yaml, writing
 from .datasets.base import warned_line
 from .datasets.builtin import ensure_builtin
 
@@ -208,8 +208,7 @@ def clear(out):
 def cleared_prefix(out):
     """`.<name>.cleared-`, the name cut so that a process id (7 digits at most) after it fits in a name: a stage
     folder named with 249 bytes (naming.MAX_BYTES) could not be cleared, 'File name too long'."""
-    room = NAME_MAX - len("..cleared-") - 7
-    return "." + out.name.encode()[:room].decode(errors="ignore") + ".cleared-"
+    return aside_name(out.name, ".cleared-", 7)
 
 
 def remove_leftovers(out):
