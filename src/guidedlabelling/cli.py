@@ -320,10 +320,11 @@ def errors_end_in_one_line(debug=False):
         say(f"error: {os_error_message(e)}")
         sys.exit(2)
     except (MemoryError, RuntimeError) as e:
-        if debug or not (symlink_loop(e) or out_of_memory(e)):
+        loop = symlink_loop(e)
+        if debug or not (loop or out_of_memory(e)):
             raise
-        if symlink_loop(e):
-            say(f"error: {os_error_message(symlink_loop(e))}")
+        if loop:
+            say(f"error: {os_error_message(loop)}")
         else:
             say(f"error: out of memory ({(str(e).splitlines() or [type(e).__name__])[0][:160]}); use smaller inputs "
                 "(test_size, input_size, batch_size, smaller images) or a machine with more memory")
