@@ -56,6 +56,9 @@ def test_a_device_this_machine_lacks_is_refused_before_a_recompute(own, command,
     assert files_of(folder) == before
     code, out, err = command("cls_eval", *own_args(own), "--device", "cuda")   # runs no network: no device needed
     assert code == 0, out + err
+    code, out, err = command("seed_heatmaps", *own_args(own), "--gpu", "0", "--overridecache")
+    assert code == 2 and "--gpu 0: no CUDA device here; use --device cpu" in err, out + err   # the flag given
+    assert files_of(folder) == before
 
 
 @pytest.mark.parametrize("extra", [(), ("--overridecache",)])

@@ -187,20 +187,27 @@ def label_map(scores, image, frame, pcrf="none", crf_backend="torch"):
     return crf_from_probs(image, probs, pcrf, crf_backend, scores.device)
 
 
-def pick_device(name):
-    """cpu, cuda, cuda:N, or auto (cuda when there is one)."""
+def pick_device(name, given=None):
+    """cpu, cuda, cuda:N, or auto (cuda when there is one). `given`: the flag the errors name, --device NAME unless
+    the device came from another (--gpu N)."""
+    given = given or f"--device {name}"
     problem = device_syntax(name)
     if problem:
-        raise InputError(f"--device {name}: {problem}")
+        raise InputError(f"{given}: {problem}")
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise InputError(f"--device {name}: no CUDA device here; use --device cpu")
+        raise InputError(f"{given}: no CUDA device here; use --device cpu")
     device = torch.device(name)
     if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
-        raise InputError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA devices (cuda:0 to "
+        raise InputError(f"{given}: this machine has {torch.cuda.device_count()} CUDA devices (cuda:0 to "
                          f"cuda:{torch.cuda.device_count() - 1})")
     return device
+
+
+def run_device(run):
+    """The device of the settings' run section (pick_device), its errors naming --gpu N where that set it."""
+    return pick_device(run["device"], None if run["gpu"] is None else f"--gpu {run['gpu']}")
 
 
 def measurable(stage, data, what):

@@ -20,7 +20,7 @@ from . import settings as S
 from . import pipeline
 from .datasets import MaskFolder, open_dataset
 from .errors import InputError, capped, some
-from .inference import check_classes, pick_device, trained
+from .inference import check_classes, run_device, trained
 from .io import IGNORE, WIDE_GREY_MODES, as_displayed, label_array, load_checkpoint
 from .model_setup import untrained
 from .fingerprint import DONE, EVALUATED, IMAGE_WORK_SIZE, SETTINGS, TAG_CLASSES, TAG_IMAGES, TAG_ROWS, UPSTREAM, \
@@ -196,7 +196,7 @@ def check_stage(stage, cfg, preset, given, opened, made=()):
     steps of the same run write, so need not be finished yet."""
     reads = S.STAGE_MODULES[stage].reads(cfg, given)
     if pipeline.runs_networks(stage, cfg):  # before anything is cleared
-        opened.get(("device", cfg["run"]["device"]), lambda: pick_device(cfg["run"]["device"]))
+        opened.get(("device", cfg["run"]["device"]), lambda: run_device(cfg["run"]))
     follow = cfg["run"]["follow_symlinks"]
     datasets = {}
     for split in reads.splits:

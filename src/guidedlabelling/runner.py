@@ -31,7 +31,7 @@ from .cli import Terminated
 from .fingerprint import DONE, EVALUATED, MANIFEST, UPSTREAM, changes, damage, done_record, finished_fingerprint, \
     fingerprint, has_outputs, images_come_or_go, output_sizes, outputs_digest, outputs_fingerprint, recorded, \
     remade, since_made, upstream_digests
-from .inference import pick_device
+from .inference import run_device
 from .errors import OVERRIDDEN, counted, image_lines, resume_hint
 from .io import TEMPORARY, Busy, InputError, aside_name, lock_of, reading, save_json, save_yaml, writing
 from .datasets.base import warned_line
@@ -55,7 +55,7 @@ class Stage:
 
     @property
     def device(self):
-        return pick_device(self.cfg["run"]["device"])
+        return run_device(self.cfg["run"])
 
     @property
     def made_with(self):
@@ -121,7 +121,7 @@ def made_with(stage, cfg):
     the precision; None for the other stages."""
     if not pipeline.runs_networks(stage, cfg):
         return None
-    return {"device": pick_device(cfg["run"]["device"]).type, "amp": cfg["run"]["amp"]}
+    return {"device": run_device(cfg["run"]).type, "amp": cfg["run"]["amp"]}
 
 
 def made_otherwise(stage, out, cfg):
@@ -617,7 +617,7 @@ def one_launch(out, stage, cfg):
     launch or command writes the folder meanwhile; where another holds it, every process stops, the first with one
     line (the others could not wait for the first: the process group gives up on a process after minutes). Yields the
     process's device."""
-    device = distributed.process_device(pick_device(cfg["run"]["device"]))
+    device = distributed.process_device(run_device(cfg["run"]))
     with distributed.process_group(device), contextlib.ExitStack() as stack:
         busy = False
         if distributed.is_main():
