@@ -111,6 +111,8 @@ def test_every_command_has_help(script):
     ("script.py", ["--nosuch"], "error: unrecognized arguments: --nosuch; see ./script.py -h"),
     ("src/seed/train.py", ["--max_iter"], "error: argument --max_iter: expected one argument; see "
                                           "./src/seed/train.py -h"),
+    ("script.py", ["--out_root", "-x"], "error: argument --out_root: expected one argument (a value that begins "
+                                        "with '-' is written --out_root=VALUE); see ./script.py -h"),
     ("src/predict.py", [], "error: the following arguments are required: --model, --out_dir; see "
                            "./src/predict.py -h")])   # (images: named, or --list: main says so)
 def test_a_flag_argparse_refuses_is_one_error_line(script, args, line):

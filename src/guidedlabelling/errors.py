@@ -2,6 +2,8 @@
 import argparse
 import errno
 import os
+import re
+import sys
 from pathlib import Path
 
 
@@ -107,6 +109,11 @@ class Once(argparse._StoreAction):
         super().__call__(parser, namespace, values, option_string)
 
 
+def dash_value_after(flag, args):
+    """Whether `flag` is followed in `args` by a word that begins with '-'."""
+    return any(word == flag and following.startswith("-") for word, following in zip(args, args[1:]))
+
+
 class Parser(argparse.ArgumentParser):
     """argparse's parser whose errors are one line, as every other error of the commands (argparse prints its
     usage first, a screen of it for a stage command); flags of one value are given once (Once); a flag is taken only
@@ -121,7 +128,11 @@ class Parser(argparse.ArgumentParser):
         for action in self._actions:
             if isinstance(action, Once):
                 action.given = None   # (a parser may parse again)
+        self.given = list(sys.argv[1:] if args is None else args)
         return super().parse_known_args(args, namespace)
 
     def error(self, message):
+        flag = re.fullmatch(r"argument (\S+?)(?:/\S+)?: expected one argument", message)
+        if flag and dash_value_after(flag.group(1), self.given):   # argparse reads it (a folder -x) as a flag
+            message += f" (a value that begins with '-' is written {flag.group(1)}=VALUE)"
         self.exit(2, f"error: {message}; see {self.prog} -h\n")
