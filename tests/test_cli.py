@@ -123,8 +123,8 @@ def test_a_refused_write_names_the_file_not_torch_internals(own):
     folder = next(iter(stage_folders(own["out_root"] / "tiny" / "seed_train")), None) \
         if (own["out_root"] / "tiny" / "seed_train").exists() else None
     assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err
-    assert "snapshot_iter_1.pth: File too large; the file system refuses files this large; choose another " \
-           "output folder (--out_root, --out_dir)" in err
+    assert "snapshot_iter_1.pth: File too large; the file system, or the shell's file size limit (ulimit -f), " \
+           "refuses files this large; raise the limit or choose another output folder (--out_root, --out_dir)" in err
     assert folder is None   # the fresh folder held only its bookkeeping: removed
 
 

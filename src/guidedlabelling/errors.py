@@ -71,7 +71,8 @@ def raise_all(problems, source):
 OS_FIXES = {
     errno.ENOSPC: "free space on that disk or choose another output folder ({flags})",
     errno.EDQUOT: "free space within your quota or choose another output folder ({flags})",
-    errno.EFBIG: "the file system refuses files this large; choose another output folder ({flags})",
+    errno.EFBIG: "the file system, or the shell's file size limit (ulimit -f), refuses files this large; raise the "
+                 "limit or choose another output folder ({flags})",
     errno.EROFS: "the file system is read-only; choose another output folder ({flags})",
     errno.EACCES: "give this user access to it, or choose another output folder ({flags})",
     errno.EPERM: "give this user access to it, or choose another output folder ({flags})",
