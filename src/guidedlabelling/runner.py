@@ -237,29 +237,15 @@ def check_cache(out, stage_cfg, override, manifest, alone=True, rescore="", fold
     if cleared:
         clear(out)
     settings = naming.stored_settings(out)
-    if settings is not None and not naming.same_settings(settings, stage_cfg) and has_outputs(out):
-        replace = "rerun with --overridecache to replace it" if alone else "remove it to replace it"
-        said = f" ({naming.said_differences(settings, stage_cfg)})"
-        raise InputError(f"{out / 'config.yaml'}: this folder was made with other settings{said}; {replace}, or "
-                         f"choose another {folder_flag}")
+    refuse_other_settings(out, settings, stage_cfg, alone, folder_flag)
     record = recorded(out)
     why, changed = why_stale(out, settings, record, manifest)
-    scored_only = all(k.startswith(EVALUATED) for k in changed)
-    unread = skipped_by(out, record)   # images it could not read have no output: one edited since is its own
-    one_images = lambda key: bool(rescore) and ((out / f"{Path(key).stem}{rescore}").exists()  # noqa: E731
-                                                 or key in unread)
-    come_or_go = [] if scored_only else images_come_or_go(changed, record["inputs"], manifest["inputs"], one_images)
-    kept = why and rescore and changed and damage(out) is None and come_or_go is not None
-    rescored = kept and scored_only and finished_fingerprint(out) is not None  # whole: this run makes none of them
-    if kept:
+    come_or_go, scored_only = kept_outputs(out, why, changed, record, manifest, rescore)
+    rescored = come_or_go is not None and scored_only and finished_fingerprint(out) is not None  # none to make
+    if come_or_go is not None:
         say(f"{out}: {why}; " + ("scoring its outputs again" if scored_only else
                                  "keeping the outputs of the images it had unchanged, making the others'"))
-        made_in = [out] + [p for p in out.iterdir() if p.is_dir()]   # guide_labels' rule/ too: the final labels
-        for key in come_or_go:   # an image gone or edited, or another file under its id (a.jpg for a.png), gets none
-            for where in made_in:   # (a stale rule/<id>.png kept would make its final label again from the former)
-                (where / f"{Path(key).stem}{rescore}").unlink(missing_ok=True)
-        (out / DONE).unlink(missing_ok=True)
-        shutil.rmtree(out / "vis", ignore_errors=True)  # panels of an earlier --vis run show the former mask
+        remove_outputs_of(out, come_or_go, rescore)
     elif why:
         if not alone:
             raise InputError(f"{out}: {why}; run one process (no --n/--N, no torchrun) to recompute it, or remove "
@@ -271,6 +257,39 @@ def check_cache(out, stage_cfg, override, manifest, alone=True, rescore="", fold
     save_yaml(out / "config.yaml", stage_cfg)
     save_json(out / MANIFEST, manifest | made_with_record(out, record, made, rescored, alone, say))
     return cleared
+
+
+def refuse_other_settings(out, settings, stage_cfg, alone, folder_flag):
+    """An error where the folder holds outputs that other settings made."""
+    if settings is not None and not naming.same_settings(settings, stage_cfg) and has_outputs(out):
+        replace = "rerun with --overridecache to replace it" if alone else "remove it to replace it"
+        said = f" ({naming.said_differences(settings, stage_cfg)})"
+        raise InputError(f"{out / 'config.yaml'}: this folder was made with other settings{said}; {replace}, or "
+                         f"choose another {folder_flag}")
+
+
+def kept_outputs(out, why, changed, record, manifest, rescore):
+    """(the image keys whose per-image outputs are to be made again, None where the stale folder is cleared whole or
+    is not stale; whether only files it scores with changed): a per-image stage (`rescore`: its outputs' suffix)
+    keeps the outputs of the images it had unchanged where its outputs are whole."""
+    scored_only = all(k.startswith(EVALUATED) for k in changed)
+    unread = skipped_by(out, record)   # images it could not read have no output: one edited since is its own
+    one_images = lambda key: bool(rescore) and ((out / f"{Path(key).stem}{rescore}").exists()  # noqa: E731
+                                                 or key in unread)
+    come_or_go = [] if scored_only else images_come_or_go(changed, record["inputs"], manifest["inputs"], one_images)
+    kept = why and rescore and changed and damage(out) is None and come_or_go is not None
+    return (come_or_go if kept else None), scored_only
+
+
+def remove_outputs_of(out, keys, rescore):
+    """The per-image outputs (suffix `rescore`) of the image keys, done.json and the panels, which are to be made
+    again."""
+    made_in = [out] + [p for p in out.iterdir() if p.is_dir()]   # guide_labels' rule/ too: the final labels
+    for key in keys:   # an image gone or edited, or another file under its id (a.jpg for a.png), gets none
+        for where in made_in:   # (a stale rule/<id>.png kept would make its final label again from the former)
+            (where / f"{Path(key).stem}{rescore}").unlink(missing_ok=True)
+    (out / DONE).unlink(missing_ok=True)
+    shutil.rmtree(out / "vis", ignore_errors=True)  # panels of an earlier --vis run show the former mask
 
 
 def skipped_by(out, record):
