@@ -302,8 +302,8 @@ def test_torchrun_says_what_every_process_meets_once_and_what_one_meets_with_its
                           timeout=120)
     assert proc.stdout.count("note: --set seg_train.base_lr: a setting of seg_train, which seed_heatmaps does not "
                              "read") == 1, proc.stdout
-    assert proc.stderr.count(f"RANK 1: error: {out / 'inputs.json'}: File too large; the file system refuses files "
-                             "this large") == 1, proc.stderr
+    assert proc.stderr.count(f"RANK 1: error: {out / 'inputs.json'}: File too large; the file system, or the "
+                             "shell's file size limit (ulimit -f), refuses files this large") == 1, proc.stderr
     assert "RANK 0:" not in proc.stderr + proc.stdout and "exitcode  : 2 " in proc.stderr
 
 

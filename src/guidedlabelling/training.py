@@ -73,29 +73,16 @@ def train_loop(model, stream, loss_fn, solver, mults, out, log, device, run, met
                         check_finite(loss, it, out, solver)
                         losses.append([it + 1, loss])
                         clock.tick()
-                        if clock.count == LONG_RUN_AFTER and distributed.is_main():
-                            line = long_run_line(name, clock.per_second(), solver.max_iter - it - 1, device)
-                            if line:
-                                log.warning("%s", line)
-                        if (it + 1) % max(1, solver.max_iter // 20) == 0 or it == start:
-                            log.info("iter %d/%d  loss %.4f  lr %.2e", it + 1, solver.max_iter, loss, lr)
+                        log_progress(log, name, it, start, solver, loss, lr, clock, device)
                         if (it + 1) % solver.snapshot == 0 or it + 1 == solver.max_iter or stop:
                             snapshot(it + 1)
                         if stop:
-                            if interrupted["by"] in ENDING:  # the command then prints its one line 'terminated'
-                                log.info("saved a snapshot at iteration %d", it + 1)
-                                raise Terminated
-                            log.info("interrupted: saved a snapshot at iteration %d; %s", it + 1, resume_hint())
-                            raise SystemExit(130)
+                            stop_after_snapshot(log, it, interrupted["by"])
                 except (RuntimeError, OSError, EOFError) as e:
-                    with handling((signal.SIGCHLD,), signal.SIG_DFL):  # torch's handler raises a worker's end again
-                        gone = loader_worker_gone(e, wait=1.0 if run["workers"] else 0)
-                        who = LOST["peer"] if isinstance(e, RuntimeError) and distributed.peer_lost(e) else \
-                            LOST["loader"] if gone else None
-                        if who is None:
-                            raise
-                        raise lost_process(gone or e.with_traceback(None), losses, start, snapshot, who) from None
-                        # (frames hold net)
+                    lost = lost_error(e, run["workers"], losses, start, snapshot)
+                    if lost is None:
+                        raise
+                    raise lost from None   # (frames hold net)
         finally:
             del net  # before the process group goes (see distributed.process_group); DDP sits in a reference cycle,
             gc.collect()  # so only a collection frees it: left to the interpreter's exit, gloo's threads may abort
@@ -103,6 +90,37 @@ def train_loop(model, stream, loss_fn, solver, mults, out, log, device, run, met
         save_checkpoint(out / "model.pth", model, meta or {})
         save_json(out / "loss.json", {"loss": losses})
     return losses, clock.per_second()
+
+
+def log_progress(log, name, it, start, solver, loss, lr, clock, device):
+    """The iteration's line in the log (every twentieth of the training, and the first run), and once, early on, the
+    warning for a training that takes long."""
+    if clock.count == LONG_RUN_AFTER and distributed.is_main():
+        line = long_run_line(name, clock.per_second(), solver.max_iter - it - 1, device)
+        if line:
+            log.warning("%s", line)
+    if (it + 1) % max(1, solver.max_iter // 20) == 0 or it == start:
+        log.info("iter %d/%d  loss %.4f  lr %.2e", it + 1, solver.max_iter, loss, lr)
+
+
+def stop_after_snapshot(log, it, signum):
+    """Stop a training interrupted by `signum` once its snapshot is saved: Terminated on SIGTERM and the like (the
+    command then prints its one line 'terminated'), exit 130 on Ctrl-C."""
+    if signum in ENDING:
+        log.info("saved a snapshot at iteration %d", it + 1)
+        raise Terminated
+    log.info("interrupted: saved a snapshot at iteration %d; %s", it + 1, resume_hint())
+    raise SystemExit(130)
+
+
+def lost_error(e, workers, losses, start, snapshot):
+    """lost_process's error where `e` says that another process of the training is gone (a torchrun peer or a
+    data-loading worker), else None."""
+    with handling((signal.SIGCHLD,), signal.SIG_DFL):  # torch's handler raises a worker's end again
+        gone = loader_worker_gone(e, wait=1.0 if workers else 0)
+        who = LOST["peer"] if isinstance(e, RuntimeError) and distributed.peer_lost(e) else \
+            LOST["loader"] if gone else None
+        return None if who is None else lost_process(gone or e.with_traceback(None), losses, start, snapshot, who)
 
 
 def check_finite(loss, it, out, solver):
