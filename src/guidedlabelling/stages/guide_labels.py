@@ -227,15 +227,7 @@ def run(stage):
     classes, often, rarely, alike = class_diagnostics(stage, data, job, rule_dir)
     if after_rule(g):
         kept, unsure = (often if g["dropped"] == "seeds" else []), (rarely if g["unsure"] == "void" else [])
-        made_for(out, data, {"kept": kept, "unsure": unsure})
-        missing = [i for i, it in enumerate(data.items) if not (out / f"{it.id}.png").exists()]
-        stage.log.info("final guide labels, from the rule's: seeds kept where the rule drops %s, weakly salient "
-                       "seed cores on background void for %s, unused seed components %s; %d of %d images to do",
-                       ", ".join(kept) or "no class", ", ".join(unsure) or "no class",
-                       "kept" if g["unused"] == "keep" else "background where saliency found their class",
-                       len(missing), len(data))
-        run_jobs(AfterRuleJob(job, out, *([data.classes.index(name) for name in names] for names in (kept, unsure)),
-                              vis), missing, workers)
+        final_labels(stage, data, job, kept, unsure)
         for name, figures in guide_diagnostics.final_report(data, job.seed_dir, out, job.seeds,
                                                             g["unsure_core"]).items():
             classes[name] |= figures
@@ -243,12 +235,33 @@ def run(stage):
     if vis:  # images labelled by an earlier run without --vis
         draw_panels(stage)
     if measurable(stage, data, "seed and guide label mIoU"):
-        summary |= {"seeds": evaluate_folder(data, job.seed_dir, job.seeds), "guide": evaluate_folder(data, out)}
-        for name in ("seeds", "guide"):
-            miou = summary[name]["mIoU"]
-            stage.log.info("%s vs ground truth on %s: mIoU %s", name, data.split,
-                           "n/a (no annotated pixel)" if miou is None or math.isnan(miou) else f"{miou:.1f}")
+        summary |= scored(stage, data, job)
     stage.finish(summary)
+
+
+def final_labels(stage, data, job, kept, unsure):
+    """The final labels from the rule's in rule/: the seeds of the classes `kept` where the rule drops them, the
+    weakly salient seed cores on background of the classes `unsure` void."""
+    out, g = stage.out, stage.cfg["guide_labels"]
+    made_for(out, data, {"kept": kept, "unsure": unsure})
+    missing = [i for i, it in enumerate(data.items) if not (out / f"{it.id}.png").exists()]
+    stage.log.info("final guide labels, from the rule's: seeds kept where the rule drops %s, weakly salient "
+                   "seed cores on background void for %s, unused seed components %s; %d of %d images to do",
+                   ", ".join(kept) or "no class", ", ".join(unsure) or "no class",
+                   "kept" if g["unused"] == "keep" else "background where saliency found their class",
+                   len(missing), len(data))
+    run_jobs(AfterRuleJob(job, out, *([data.classes.index(name) for name in names] for names in (kept, unsure)),
+                          stage.cfg["run"]["vis"]), missing, stage.cfg["run"]["workers"])
+
+
+def scored(stage, data, job):
+    """The seeds' and the guide labels' scores against the ground truth, said in the log."""
+    summary = {"seeds": evaluate_folder(data, job.seed_dir, job.seeds), "guide": evaluate_folder(data, stage.out)}
+    for name in ("seeds", "guide"):
+        miou = summary[name]["mIoU"]
+        stage.log.info("%s vs ground truth on %s: mIoU %s", name, data.split,
+                       "n/a (no annotated pixel)" if miou is None or math.isnan(miou) else f"{miou:.1f}")
+    return summary
 
 
 FINAL_CLASSES = "final_classes.json"   # the classes the final labels keep seeds of and void cores of
