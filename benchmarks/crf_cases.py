@@ -7,6 +7,7 @@ from PIL import Image
 from scipy import ndimage
 
 from guidedlabelling import crf
+from guidedlabelling.errors import InputError
 from guidedlabelling.guide_rules import split_energy
 
 MSRC = Path(__file__).resolve().parents[2] / "shared" / "data" / "msrc_things"
@@ -51,6 +52,8 @@ def load_msrc(count, root=MSRC):
     and thin boundary strips in the others, where a segmenter would predict background too.
     """
     names = sorted((Path(root) / "JPEGImages").glob("*.jpg"))
+    if not names:  # ../shared/data absent: no photo to pick (an IndexError in bench_crf.py)
+        raise InputError(f"{Path(root) / 'JPEGImages'}: no MSRC photo (*.jpg); put ../shared/data beside the project")
     picked = [names[i] for i in np.linspace(0, len(names) - 1, min(count, len(names))).round().astype(int)]
     out = []
     for name in picked:

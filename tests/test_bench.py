@@ -60,6 +60,14 @@ def test_bench_crf_refuses_an_impossible_count(script, flag):
     assert script("bench_crf", flag, "0") == (2, error)
 
 
+def test_bench_crf_without_the_msrc_photos_is_one_line(script, tmp_path, monkeypatch):
+    """A clone without ../shared/data beside it ended in an IndexError traceback."""
+    import crf_cases
+    monkeypatch.setattr(crf_cases.load_msrc, "__defaults__", (tmp_path,))
+    assert script("bench_crf", "--rounds", "1") == (
+        2, f"error: {tmp_path / 'JPEGImages'}: no MSRC photo (*.jpg); put ../shared/data beside the project\n")
+
+
 @pytest.fixture
 def smoke_data():
     """The smoke preset's built-in data, made where missing (the scripts read a run's data, never make it)."""
