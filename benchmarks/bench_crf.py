@@ -7,6 +7,7 @@ Each round times every configuration (median of --repeats runs) in turn, so that
 the same machine load; ratios are pydensecrf2 seconds / crf_torch seconds (> 1: torch faster),
 for wall-clock and for process CPU time (the CPU time of a 2-thread run is both threads' sum).
 """
+import argparse
 import os
 import time
 
@@ -57,7 +58,7 @@ def torch_run(image, unary, threads, batch=1):
 
 
 def main(argv=None):
-    parser = Parser(description=__doc__.splitlines()[0])
+    parser = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=argument(int, POSITIVE), default=2)
     parser.add_argument("--repeats", type=argument(int, POSITIVE), default=3)
     parser.add_argument("--batch", type=argument(int, POSITIVE), default=4)

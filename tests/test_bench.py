@@ -60,6 +60,13 @@ def test_bench_crf_refuses_an_impossible_count(script, flag):
     assert script("bench_crf", flag, "0") == (2, error)
 
 
+def test_bench_crf_help_shows_its_whole_description(capsys):
+    """-h showed the docstring's first line, cut after '10': what it times and its ratios were left out."""
+    path = str(ROOT / "benchmarks" / "bench_crf.py")
+    assert exit_code("bench_crf", ["-h"], lambda: runpy.run_path(path, run_name="__main__")) == 0
+    assert "mean-field iterations, 21 and 3 labels" in capsys.readouterr().out
+
+
 def test_bench_crf_without_the_msrc_photos_is_one_line(script, tmp_path, monkeypatch):
     """A clone without ../shared/data beside it ended in an IndexError traceback."""
     import crf_cases
