@@ -13,9 +13,6 @@ Written into a temporary folder beside DIR that becomes DIR once whole: an inter
 looks like a set.
 """
 import argparse
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import cv2
@@ -24,10 +21,10 @@ from PIL import Image
 
 from guidedlabelling.checks import POSITIVE, argument
 from guidedlabelling.cli import run
-from guidedlabelling.errors import InputError, Parser
+from guidedlabelling.errors import Parser
 from guidedlabelling.io import save_label_png
 
-from script_errors import output_folder   # benchmarks/, this script's folder
+from script_errors import output_folder, whole_folder   # benchmarks/, this script's folder
 
 SIZE = 128
 EMBLEM_COLOURS = ((220, 30, 30), (30, 60, 230), (240, 210, 20), (20, 200, 200))
@@ -157,20 +154,6 @@ def write(out, n_train, n_val, n_saliency, seed):
         Image.fromarray(mask).save(sal / "masks" / f"sal_{i:04d}.png")
 
 
-def write_whole(out, *args):
-    """write(...) into a temporary folder beside `out`, renamed to `out` once complete (as datasets.builtin does)."""
-    if out.exists() and any(out.iterdir()):
-        raise InputError(f"{out}: not empty; choose a new DIR or remove this one")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
-    tmp.chmod(0o755)  # mkdtemp's 0700 would otherwise stick to the set
-    try:
-        write(tmp, *args)
-        os.rename(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
 def main(argv=None):
     parser = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("out", type=Path)
@@ -179,8 +162,8 @@ def main(argv=None):
     parser.add_argument("--saliency", type=argument(int, POSITIVE), default=300)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    with output_folder("DIR"):
-        write_whole(args.out, args.train, args.val, args.saliency, args.seed)
+    with output_folder("DIR"), whole_folder(args.out) as tmp:
+        write(tmp, args.train, args.val, args.saliency, args.seed)
 
 
 if __name__ == "__main__":

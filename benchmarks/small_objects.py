@@ -5,6 +5,7 @@ for `./script.py --config msrc --images DIR/images --tags DIR/tags.csv --masks D
 
 Objects of the check set's train split come from MSRC train, those of its val split from MSRC val; backgrounds
 from the DAVIS scenes the msrc preset holds out of saliency training (so its saliency net never saw them).
+Written into a temporary folder beside DIR that becomes DIR once whole: a run cut short or refused leaves no DIR.
 """
 import argparse
 from pathlib import Path
@@ -21,7 +22,7 @@ from guidedlabelling.errors import InputError, Parser, listed
 from guidedlabelling.io import IGNORE
 from guidedlabelling.saliency_samples import remove_object
 
-from script_errors import output_folder   # benchmarks/, this script's folder
+from script_errors import output_folder, whole_folder   # benchmarks/, this script's folder
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"  # ../shared/data beside the project, from anywhere
 
@@ -117,12 +118,13 @@ def main(argv=None):
     names = sorted(args.classes.split(","))  # own data's class values: the sorted tag names (datasets.OwnDataset)
     splits = {split: class_objects(args.msrc, split, names) for split in ("train", "val")}
     scenes = list(backgrounds(args.davis))
-    with output_folder("OUT"):
-        write(args, names, splits, scenes, rng)
+    with output_folder("OUT"), whole_folder(args.out) as out:
+        write(out, args, names, splits, scenes, rng)
+    print(f"wrote {args.train + args.val} images to {args.out}")
 
 
-def write(args, names, splits, scenes, rng):
-    """The check set into args.out: images/, masks/ and, last, tags.csv."""
+def write(out, args, names, splits, scenes, rng):
+    """The check set into `out`: images/, masks/ and tags.csv."""
     rows = []
     for split, count in (("train", args.train), ("val", args.val)):
         data, pool = splits[split]
@@ -133,15 +135,14 @@ def write(args, names, splits, scenes, rng):
                 paste(img, label, obj, mask, names.index(data.classes[c]) + 1, rng.uniform(*args.share), rng)
             image_id = f"{split}{k:03d}"
             for sub, array in (("images", img), ("masks", label)):
-                (args.out / sub).mkdir(parents=True, exist_ok=True)
-                Image.fromarray(array).save(args.out / sub / f"{image_id}.png")
+                (out / sub).mkdir(exist_ok=True)
+                Image.fromarray(array).save(out / sub / f"{image_id}.png")
             tags = " ".join(names[v - 1] for v in sorted(set(np.unique(label)) - {0, IGNORE}))
             rows.append(f"{image_id}.png,{tags},{split}")
     missing = set(names) - {t for r in rows if r.endswith(",train") for t in r.split(",")[1].split()}
     if missing:  # own data numbers the tags that occur, and needs each in a training image
         raise InputError(f"no training image shows {listed(sorted(missing))}; make more images (--train)")
-    (args.out / "tags.csv").write_text("image,tags,split\n" + "\n".join(rows) + "\n")
-    print(f"wrote {len(rows)} images to {args.out}")
+    (out / "tags.csv").write_text("image,tags,split\n" + "\n".join(rows) + "\n")
 
 
 if __name__ == "__main__":

@@ -154,6 +154,20 @@ def test_small_objects_refuses_classes_or_frames_it_has_not_in_one_line(script, 
     assert script("small_objects", tmp_path, "--msrc", msrc, *argv) == (2, f"error: {error.format(msrc=msrc)}\n")
 
 
+@pytest.mark.skipif(not (SHARED / "msrc_things").is_dir(), reason="../shared/data is absent")
+def test_small_objects_leaves_no_part_of_a_set(script, tmp_path):
+    """A refused run (a class in no training image) left its images and masks in DIR, over those of an earlier set
+    whose tags.csv then named other classes than the masks held; a DIR that holds files is now refused."""
+    shared = ["--msrc", SHARED / "msrc_things", "--davis", SHARED / "davis_saliency"]
+    code, error = script("small_objects", tmp_path / "set", *shared, "--train", "1", "--val", "1")
+    assert (code, error.startswith("error: no training image shows ")) == (2, True)
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "set").mkdir()
+    (tmp_path / "set" / "tags.csv").write_text("mine")
+    assert script("small_objects", tmp_path / "set", *shared) == (
+        2, f"error: {tmp_path / 'set'}: not empty; choose a new DIR or remove this one\n")
+
+
 @pytest.mark.parametrize("folder", ["missing", "empty"])
 def test_seed_maps_measure_of_no_heatmaps_is_one_line(script, tmp_path, folder):
     (tmp_path / "empty").mkdir()
