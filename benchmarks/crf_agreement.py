@@ -2,7 +2,8 @@
 """The two CRF backends (torch, pydensecrf2) on real unaries of a finished run: the segmenter's test-time
 softmax on val images, and G2's split unaries (blurred seed masks) on the training images where several classes
 touch one saliency component. Prints label agreement and marginal differences at both parameter sets, and the
-test mIoU (%) of the CRF'd predictions with each backend. Needs pydensecrf2.
+mIoU (%) of the CRF'd predictions on those val images (the first --images, not the whole val unless it has no
+more) with each backend. Needs pydensecrf2.
 
     python benchmarks/crf_agreement.py --config msrc [--set KEY=VALUE ...] [--images 100]
 """
