@@ -7,7 +7,8 @@ head masks (docs/results.md, "Seeds on the discriminative part").
     python benchmarks/seed_maps.py probe P4 --blocks 5 --cam_layers 1      # a variant, trained and measured
 
 `probe` registers a variant of GAP-EffNet in networks.NETWORKS (the trunk's first --blocks blocks, with or without
-a trous, under --cam_layers new 3x3 layers) and runs the seed stages of the demo preset with it into --out_root.
+a trous, under --cam_layers new 3x3 layers) as NAME-blocksB-cam_layersL[-no_atrous], the name its run's folders
+carry, and runs the seed stages of the demo preset with it into --out_root.
 """
 import argparse
 import sys
@@ -118,10 +119,17 @@ class Variant(E.EffNetBase):
         return torch.einsum("ck,bkhw->bchw", weight, feat)
 
 
+def variant_name(args):
+    """NAME with the variant's shape: the settings name the run's folders, and under NAME alone a second probe with
+    other --blocks, --no_atrous or --cam_layers found the first one's network up to date and measured it again."""
+    return f"{args.name}-blocks{args.blocks}-cam_layers{args.cam_layers}" + "-no_atrous" * args.no_atrous
+
+
 def probe(args):
-    N.NETWORKS[args.name] = N.Network("seed", lambda num_classes, width: Variant(
+    net = variant_name(args)
+    N.NETWORKS[net] = N.Network("seed", lambda num_classes, width: Variant(
         num_classes, width, args.blocks, not args.no_atrous, args.cam_layers), imagenet=True)
-    common = ["--config", "demo", "--out_root", args.out_root, "--set", f"seed_train.net={args.name}"]
+    common = ["--config", "demo", "--out_root", args.out_root, "--set", f"seed_train.net={net}"]
     common += [a for s in args.set for a in ("--set", s)]
     for stage, extra in (("seed_train", []), ("seed_heatmaps", ["--seed_split", "test"]),
                          ("seed_eval", ["--seed_split", "test"])):
@@ -131,7 +139,7 @@ def probe(args):
         except SystemExit as e:
             if e.code:
                 raise
-    folder = next(Path(args.out_root, "demo", "seed_heatmaps").glob(f"*{args.name}*seed_split-test"))
+    folder = next(Path(args.out_root, "demo", "seed_heatmaps").glob(f"*.net-{net}_*seed_split-test"))
     measure(folder)
 
 

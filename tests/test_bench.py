@@ -196,6 +196,25 @@ def test_seed_maps_measure_takes_the_size_from_the_heatmaps_and_leaves_maps_with
                        "positive somewhere"
 
 
+def test_seed_maps_probes_of_one_name_and_other_shapes_are_other_runs(tmp_path, monkeypatch):
+    """A second probe of a NAME with other --blocks found the first one's network up to date and measured it again:
+    the settings, which name the run's folders, held NAME alone."""
+    import seed_maps
+    nets, measured = [], []
+
+    def run_stage(stage):  # makes the heatmaps' folder as the stage names it
+        net = next(a.split("=", 1)[1] for a in sys.argv if a.startswith("seed_train.net="))
+        nets.append(net)
+        (tmp_path / "demo/seed_heatmaps" / f"seed_train.net-{net}_seed_split-test").mkdir(parents=True, exist_ok=True)
+    monkeypatch.setattr(sys, "argv", sys.argv[:])
+    monkeypatch.setattr(seed_maps.cli, "run_stage", run_stage)
+    monkeypatch.setattr(seed_maps, "measure", measured.append)
+    for blocks in ("15", "5"):
+        seed_maps.main(["probe", "P4", "--blocks", blocks, "--out_root", str(tmp_path)])
+    assert nets == ["P4-blocks15-cam_layers0"] * 3 + ["P4-blocks5-cam_layers0"] * 3
+    assert [f.name for f in measured] == [f"seed_train.net-{net}_seed_split-test" for net in nets[::3]]
+
+
 @pytest.mark.parametrize("stage", ["seed_train", "saliency_train", "seg_train"])
 def test_every_figure_of_a_curve_row_says_its_unit(monkeypatch, stage):
     """The saliency rows held foreground IoU in percent beside max-F from 0 to 1, neither marked."""
