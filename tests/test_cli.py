@@ -128,6 +128,19 @@ def test_a_refused_write_names_the_file_not_torch_internals(own):
     assert folder is None   # the fresh folder held only its bookkeeping: removed
 
 
+def test_a_fragment_refused_a_write_leaves_the_folder_the_others_write(own, command):
+    """Fragments (--n/--N, torchrun's per-image stages) share their folder, which the first to come makes: one that
+    failed removed the folder it found missing, while another wrote its outputs there (torchrun: 'Directory not
+    empty', said in place of the failure)."""
+    assert command("seed_train", *own_args(own))[0] == 0
+    out = own["out_root"] / "fragments"
+    proc = start("src/seed/test.py", *own_args(own), "--out_dir", out, "--n", "1", "--N", "2",
+                 preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (1024, 1024)))  # under inputs.json
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 2 and f"{out / 'inputs.json'}: File too large" in err, err
+    assert out.is_dir()   # the other fragment's, as much as this one's
+
+
 def test_debug_shows_the_traceback(own):
     proc = start("src/seed/train.py", *own_args(own), "--batch_size", "0", "--debug")
     out, err = proc.communicate(timeout=300)

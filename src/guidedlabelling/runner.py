@@ -620,8 +620,8 @@ def reuse_or_make(stage, args, cfg, preset, out, checked, alone):
         except (InputError, OSError, KeyboardInterrupt) as e:
             if isinstance(e, KeyboardInterrupt) and log is not None:   # its log.txt says why it ends unfinished too
                 in_log_file(log, f"{'terminated' if isinstance(e, Terminated) else 'interrupted'}; {resume_hint()}")
-            if fresh and out.is_dir():
-                discard_if_bare(out)
+            if fresh and out.is_dir() and (alone or stage in pipeline.TRAINERS.values()):
+                discard_if_bare(out)   # (not a fragment's: the others may be writing it, made by none in particular)
             raise
         finally:
             if log is None and notes:   # stopped before the stage had its log: its notes said here at least
@@ -667,6 +667,7 @@ def close_logger(log):
 
 
 def discard_if_bare(out):
-    """A folder this run made and left with nothing but its bookkeeping holds no output: remove it."""
+    """A folder this run made and left with nothing but its bookkeeping holds no output: remove it (what cannot be
+    removed stays: the error that ended the run is the one to say)."""
     if not has_outputs(out):
-        shutil.rmtree(out)
+        shutil.rmtree(out, ignore_errors=True)
