@@ -19,7 +19,7 @@ from conftest import own_args
 from guidedlabelling.io import load_heatmap_mat, save_heatmap_mat, save_label_png
 from guidedlabelling import config as C
 from guidedlabelling import report as report_module
-from guidedlabelling.report import coverage, example_indices, unmeasured_summary
+from guidedlabelling.report import coverage, ranked_examples, unmeasured_summary
 from guidedlabelling.seeds import SeedRule
 from guidedlabelling import visualize
 from guidedlabelling.visualize import panel_tiles
@@ -376,12 +376,12 @@ def test_examples_are_picked_among_images_spread_over_a_large_split(monkeypatch)
         read.append(i)
         return True, i
     monkeypatch.setattr(report_module, "part_to_whole", gain)
-    picked = example_indices(Many(annotated=range(1, 1000, 2)), 3, [[]] * 1000, SeedRule(20))
+    picked = ranked_examples(Many(annotated=range(1, 1000, 2)), 3, [[]] * 1000, SeedRule(20))
     assert len(read) == len(set(read)) == report_module.CANDIDATES and read[0] == 1 and read[-1] == 999
     assert set(read) <= set(range(1, 1000, 2)) and max(np.diff(read)) <= 2 * (500 // report_module.CANDIDATES + 1)
     assert picked == sorted(read)[-3:]
     read.clear()
-    assert example_indices(Squares(), 2, [[]] * 10, SeedRule(20)) == [8, 9] and read == list(range(10))
+    assert ranked_examples(Squares(), 2, [[]] * 10, SeedRule(20)) == [8, 9] and read == list(range(10))
 
 
 def test_the_reports_panels_show_large_photos_shrunk_and_small_ones_enlarged():
@@ -419,11 +419,11 @@ def test_panels_are_images_whose_seeds_mark_a_part_then_those_whose_seeds_miss(t
         files.append([("seeds", tmp_path / f"{i}.mat"), ("guide labels", tmp_path / f"{i}.png")])
     # gains in object rows: seeds marking a part: 2 -> 4, 8 -> 3, 7 -> 3, 1 -> 2, 3 -> 1, 5 -> 1;
     # seeds missing: 0 -> 5, 4 -> 4, 9 -> 1, 6 -> 0
-    assert example_indices(Squares(), 4, files, SeedRule(20)) == [1, 2, 7, 8]
-    assert example_indices(Squares(), 8, files, SeedRule(20)) == [0, 1, 2, 3, 4, 5, 7, 8]
+    assert ranked_examples(Squares(), 4, files, SeedRule(20)) == [1, 2, 7, 8]
+    assert ranked_examples(Squares(), 8, files, SeedRule(20)) == [0, 1, 2, 3, 4, 5, 7, 8]
     partly = Squares(annotated=[0, 3, 4, 5, 6, 7, 8, 9])   # 1 and 2 have no mask: never shown for their gain
-    assert example_indices(partly, 4, files, SeedRule(20)) == [3, 5, 7, 8]
-    assert example_indices(partly, 8, files, SeedRule(20)) == [0, 3, 4, 5, 6, 7, 8, 9]
+    assert ranked_examples(partly, 4, files, SeedRule(20)) == [3, 5, 7, 8]
+    assert ranked_examples(partly, 8, files, SeedRule(20)) == [0, 3, 4, 5, 6, 7, 8, 9]
     assert [caption for caption, _ in panel_tiles(partly, 0, [])] == ["image", "ground truth"]
     assert [caption for caption, _ in panel_tiles(partly, 1, [])] == ["image"]   # no all-void tile
 
@@ -565,6 +565,39 @@ def test_examples_find_each_stage_folder_once_however_many_images(monkeypatch, t
         report_module.examples_section(cfg, cfg, cfg, cfg, 0)
         counts.append(len(calls))
     assert counts[0] == counts[1] <= 10
+
+
+def test_examples_of_a_split_without_masks_are_said_to_be_spread_not_ranked(monkeypatch, tmp_path):
+    """A run on own data without masks shows images spread evenly over each split (nothing to rank them by), and
+    its caption said they were those whose guide labels add most to their seeds among the annotated images (a
+    probe); with val masks alone, the val images are ranked and the train images spread."""
+    class Split(Squares):
+        classes = ["background", "thing"]
+
+        def __init__(self, split, annotated):
+            super().__init__(annotated)
+            self.split = split
+            self.items = [type("Item", (), {"id": f"{split}{k}"})() for k in range(10)]
+
+        def image_classes(self, i):
+            return [1]
+    masks = {}
+    monkeypatch.setattr(report_module, "reopened", lambda opened, d, split, follow: Split(split, masks[split]))
+    monkeypatch.setattr(report_module.naming, "stage_dir", lambda cfg, preset, stage: tmp_path / stage)
+    monkeypatch.setattr(report_module, "part_to_whole", lambda data, i, files, rule: (True, i))
+    monkeypatch.setattr(report_module, "example_panel", lambda data, i, files, rule: b"")
+    cfg = {"data": {"dataset": "train", "test_dataset": "val"}, "run": {"follow_symlinks": False},
+           "guide_labels": {"seedthres": 20}}
+    masks.update(train=[], val=[])
+    html = report_module.examples_section(cfg, cfg, None, cfg, 2)
+    assert "The train and val images are spread evenly over the split: none has ground truth" in html
+    assert "add the most" not in html
+    assert [c for c in ("train0", "train9", "val0", "val9") if f"image {c}<" in html] == ["train0", "train9",
+                                                                                          "val0", "val9"]
+    masks.update(val=range(10))
+    html = report_module.examples_section(cfg, cfg, None, cfg, 2)
+    assert "The val images are those whose seeds mark a part" in html and "image val8<" in html
+    assert "The train images are spread evenly" in html
 
 
 def test_the_report_takes_the_datasets_the_run_opened(monkeypatch):

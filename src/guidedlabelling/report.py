@@ -406,31 +406,45 @@ CANDIDATES = 200  # the annotated images, spread over a split, among which examp
 # mask, heatmap and labels read, on every report written (a no-op rerun's too: 3000 phone photos' masks, seconds)
 
 
-def example_indices(data, k, files, rule):
+def ranked_examples(data, k, files, rule):
     """The k images (in split order) whose seeds mark a part of their objects and whose labels gain most over
     them (part_to_whole; then the images whose seeds miss their objects), among CANDIDATES annotated ones spread
-    evenly over the split; images spread evenly over the split where none has ground truth or the run has no seeds
-    and later labels."""
+    evenly over the split; [] where none has ground truth or the run has no seeds and later labels."""
     candidates = spread([i for i in range(len(data)) if data.annotated_at(i)], CANDIDATES)
     keys = {i: part_to_whole(data, i, files[i], rule) for i in candidates}
     ranked = sorted((not key[0], -key[1], i) for i, key in keys.items() if key is not None)
-    return sorted(i for _, _, i in ranked[:k]) if ranked else spread_indices(data, k)
+    return sorted(i for _, _, i in ranked[:k])
+
+
+def examples_note(ranked, spread_out):
+    """How the examples of each split were chosen: by ranked_examples (the splits `ranked`), or spread evenly over
+    the splits `spread_out`, which have no ground truth to rank them by (a run without masks was captioned as
+    ranked)."""
+    note = []
+    if ranked:
+        note.append(f"The {' and '.join(ranked)} images are those whose seeds mark a part of their objects (at least "
+                    + number(100 * PART) + "%) and whose guide labels (test split: predictions) add the most of them "
+                    f"to what the seeds cover, among up to {CANDIDATES} annotated images of the split spread over it.")
+    if spread_out:
+        note.append(f"The {' and '.join(spread_out)} images are spread evenly over the split: none has ground truth "
+                    "(with the run's seeds and labels) to choose them by.")
+    return " ".join(note)
 
 
 def examples_section(cfg, preset, ref, test_seeds, examples, opened=None):
     """Images of the training and test splits with every stage output that exists for them (the splits as `opened`,
     the run's preflight.Opened, holds them)."""
     d, rule = cfg["data"], SeedRule.of(cfg)
-    parts, folders = [], example_folders(cfg, preset, ref, test_seeds)
+    parts, folders, how = [], example_folders(cfg, preset, ref, test_seeds), {True: [], False: []}
     for split in dict.fromkeys([d["dataset"], d["test_dataset"]]):
         data = reopened(opened, d, split, cfg["run"]["follow_symlinks"])
         files = [example_files(folders, item.id) for item in data.items]
-        for i in example_indices(data, examples, files, rule):
+        picked = ranked_examples(data, examples, files, rule)
+        how[bool(picked)].append(html.escape(data.split))
+        for i in picked or spread_indices(data, examples):
             parts.append(figure(example_panel(data, i, files[i], rule), f"{data.split} image {data.items[i].id}",
                                 "panel"))
     legend = " ".join(f"<span class=kv>{swatch(k)}{html.escape(c)}</span>" for k, c in enumerate(data.classes))
-    return ("<h2>Examples</h2>\n<p class=note>The images whose seeds mark a part of their objects (at least "
-            + number(100 * PART) + "%) and whose guide labels (test split: predictions) add the most of them to what "
-            f"the seeds cover, among up to {CANDIDATES} annotated images of each split spread over it. Seeds at "
-            "seedthres " + number(rule.seedthres) + "%; saliency in grey; labels in the VOC colours: " + legend
+    return ("<h2>Examples</h2>\n<p class=note>" + examples_note(how[True], how[False]) + " Seeds at seedthres "
+            + number(rule.seedthres) + "%; saliency in grey; labels in the VOC colours: " + legend
             + "</p>\n" + "".join(parts))
