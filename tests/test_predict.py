@@ -130,6 +130,7 @@ def test_predict_a_folder_writes_labels_and_overlays(model, photos, tmp_path):
         assert (f"{classes[c]} in {found[c]}" in line) == bool(found[c]), line
     assert line.endswith("found only background: none of the model's 5 classes (" + ", ".join(classes[1:]) + ") in "
                          f"any of the {len(SIZES)} images") == (found[1:].sum() == 0), line
+    assert json.loads((out / "predict.json").read_text())["classes"] == classes   # what each PNG value is
 
 
 def test_the_summary_says_which_classes_were_found():

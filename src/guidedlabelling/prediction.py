@@ -152,7 +152,7 @@ def predict(model_path, inputs, out_dir, size, resize="none", pcrf="none", devic
         for i in progress(redrawn, "overlays"):   # labels made before (another --alpha, overlay/ deleted): no network
             label_png, overlay_png = outputs(out_dir, images.items[i].id)
             save_overlay(overlay_png, load_image(images.items[i].image), load_label_png(label_png), alpha)
-        values = record_outputs(out_dir, images, found_now, len(meta["classes"]))   # under the lock
+        values = record_outputs(out_dir, images, found_now, meta["classes"])   # under the lock
         found = classes_found(values, meta["classes"])
     return {"images": len(images), "done_before": len(images) - len(todo) - len(redrawn), "redrawn": len(redrawn),
             "classes": list(meta["classes"]), "found": found, "replaced": replaced,
@@ -170,6 +170,7 @@ def images_to_do(images, out_dir, settings):
     predictions of other settings of images this run does not name, are errors. Another --alpha keeps the labels
     and removes the overlays, which predict draws again from them."""
     record, made, sizes, found = earlier_record(out_dir)
+    names = {"classes": record.pop("classes")} if "classes" in record else {}   # the model's: not a setting
     recorded = set(made)
     same_labels = without_alpha(record) == without_alpha(settings)
     files = {it.id: file_state(it.image, made.get(it.id)) for it in images.items}
@@ -186,7 +187,8 @@ def images_to_do(images, out_dir, settings):
             path.unlink(missing_ok=True)
     save_record(out_dir, settings | {"images": {i: v for i, v in made.items() if i not in stale} | files,
                                      "outputs": {i: v for i, v in sizes.items() if i not in stale},
-                                     "found": {i: v for i, v in found.items() if i not in stale}})
+                                     "found": {i: v for i, v in found.items() if i not in stale}}
+                | (names if same_labels else {}))
     return [i for i, it in enumerate(images.items) if not outputs(out_dir, it.id)[0].exists()]
 
 
@@ -299,13 +301,15 @@ def record_outputs(out_dir, images, found_now, classes):
     """The sizes of the outputs made, added to out_dir's RECORD once all are written: a rerun predicts again those
     damaged since (a folder copied in part, a file emptied), as the stages do with done.json's. With them the class
     values of each label PNG (`found_now`: of those made now), so that a rerun counts the classes found without
-    decoding every label again (0.1 s a 12-megapixel photo's; one recorded of another form, or of a value not below
-    `classes`, is decoded again); returns them, {id: values}, of the run's images."""
+    decoding every label again (0.1 s a 12-megapixel photo's; one recorded of another form, or of a value not in
+    `classes`, the model's class names, is decoded again), and those names, which the PNGs' values index (nothing
+    in the folder said which class a value is); returns the values, {id: values}, of the run's images."""
     record = read_json(out_dir / RECORD)
     made = {it.id: output_sizes(out_dir, it.id) for it in images.items}
-    found = recorded_entries(record.get("found"), lambda values: found_entry(values, classes)) | found_now
+    found = recorded_entries(record.get("found"), lambda values: found_entry(values, len(classes))) | found_now
     found |= {i: label_classes(load_label_png(outputs(out_dir, i)[0])) for i in made if i not in found}
-    save_record(out_dir, record | {"outputs": record.get("outputs", {}) | made, "found": found})
+    save_record(out_dir, record | {"outputs": record.get("outputs", {}) | made, "found": found,
+                                   "classes": list(classes)})
     return {i: found[i] for i in made}
 
 
