@@ -1,7 +1,7 @@
 """results.py: the one reader of finished runs' figures that the driver, the report and paper_tables share."""
 import json
 
-from guidedlabelling.results import METHOD_ROWS, RATIO_ROW, finished, guide_classes, method_table
+from guidedlabelling.results import METHOD_ROWS, RATIO_ROW, finished, guide_classes, method_rows, method_table
 
 
 def test_the_method_table_of_hand_made_results():
@@ -23,6 +23,16 @@ def test_no_ratio_over_a_reference_that_learned_nothing():
     assert method_table(None, {"mIoU": 4.75}, {"mIoU": 0.7})[RATIO_ROW[1]] is None
     assert method_table(None, {"mIoU": 4.75}, {"mIoU": 19.9})[RATIO_ROW[1]] is None
     assert method_table(None, {"mIoU": 4.75}, {"mIoU": 20.0})[RATIO_ROW[1]] == 4.75 / 20
+
+
+def test_the_rows_name_the_split_the_segmenters_were_tested_on():
+    """./script.py --set test_dataset=train printed 'segmenter on guide labels (val)' over its scores of the train
+    images (a probe), while its warnings said train; a test finished before done.json named its split: val."""
+    names = [name for name, _ in method_rows({"mIoU": 47.4, "split": "train"})]
+    assert names == ["seeds (train)", "guide labels (train)", "segmenter on guide labels (train)",
+                     "fully supervised reference (train)"]
+    assert [name for name, _ in method_rows({"mIoU": 47.4})] == [name for name, _ in METHOD_ROWS]
+    assert [key for _, key in method_rows({"split": "train"})] == [key for _, key in METHOD_ROWS]   # summary.json's
 
 
 def test_finished_reads_a_stage_folders_json_files(tmp_path):

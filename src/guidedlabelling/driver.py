@@ -25,7 +25,7 @@ from .datasets.base import warned_line
 from .datasets import Labelled, annotated_splits, ground_truth_hint, has_ground_truth, own_split
 from .inference import trained
 from .io import InputError, flocked, save_json
-from .results import METHOD_ROWS, RATIO_ROW, guide_classes, made_seconds, method_table, missing_reference, \
+from .results import RATIO_ROW, guide_classes, made_seconds, method_rows, method_table, missing_reference, \
     out_of_date, skipped_images, stage_result, unmarked_classes, unscored_classes, weak_reference
 from .pipeline import BY_NAME, STEPS, command, current_name, sections, steps_needed
 from .provenance import provenance
@@ -358,7 +358,7 @@ def print_outputs_without_masks(cfg, outputs, seg, ref):
 def print_table(cfg, table, seg, ref, no_reference):
     """The mIoU table, the ratio, the warnings on the reference and the segmenter's classes, and summary.json."""
     print(f"\n{'stage':<36}{'mIoU %':>8}")
-    for name, key in METHOD_ROWS:   # None: nothing to measure (every mask pixel void)
+    for name, key in method_rows(seg):   # None: nothing to measure (every mask pixel void)
         print(f"{name:<36}" + (f"{table[key]:8.1f}" if table[key] is not None else "     n/a"))
     ratio = table[RATIO_ROW[1]]
     print(f"{RATIO_ROW[0]:<36}" + (f"{100 * ratio:7.1f}%" if ratio is not None else "    n/a"))

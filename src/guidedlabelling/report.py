@@ -17,8 +17,8 @@ from .errors import counted
 from .guide_diagnostics import has_final, table_title
 from .io import IGNORE, atomic_path, load_heatmap_mat, load_label_png
 from .preflight import reopened
-from .results import METHOD_ROWS, RATIO_ROW, finished, guide_classes, made_seconds, method_table, missing_reference, \
-    skipped_images, stage_result, unmarked_classes, unscored_classes, weak_reference
+from .results import RATIO_ROW, finished, guide_classes, made_seconds, method_rows, method_table, missing_reference, \
+    skipped_images, stage_result, tested_split, unmarked_classes, unscored_classes, weak_reference
 from .seeds import SeedRule
 from .visualize import PALETTE, STAGE_FILES, file_tiles, panel_image, panel_tiles, stage_files
 
@@ -132,7 +132,7 @@ def summary_section(cfg, preset, ref, no_reference=None):
     if seg and "mIoU" not in seg:
         return unmeasured_summary(cfg, seg, ref_seg)
     figures = method_table(stage_result(cfg, preset, "guide_labels"), seg, ref_seg)
-    rows = [[html.escape(name), (number(figures[key], 1),)] for name, key in METHOD_ROWS]
+    rows = [[html.escape(name), (number(figures[key], 1),)] for name, key in method_rows(seg)]
     ratio = figures[RATIO_ROW[1]]
     rows.append([RATIO_ROW[0], (number(ratio and 100 * ratio, 1) + ("%" if ratio else ""),)])
     warnings = "".join(f"<p class=warn>{html.escape(line)}</p>"
@@ -169,9 +169,10 @@ def swatch(k):
 def class_section(cfg, preset, ref):
     """Per-class IoU of seeds, guide labels, segmenter and reference, with the classes' panel colours."""
     guide = stage_result(cfg, preset, "guide_labels") or {}
+    split = tested_split(stage_result(cfg, preset, "segmentations"))
     columns = [("seeds (train)", guide.get("seeds")), ("guide labels (train)", guide.get("guide")),
-               ("segmenter (val)", stage_result(cfg, preset, "segmentations", "results.json")),
-               ("fully supervised (val)", ref and stage_result(ref, preset, "segmentations", "results.json"))]
+               (f"segmenter ({split})", stage_result(cfg, preset, "segmentations", "results.json")),
+               (f"fully supervised ({split})", ref and stage_result(ref, preset, "segmentations", "results.json"))]
     columns = [(name, rep) for name, rep in columns if rep]
     if not columns:
         return ""

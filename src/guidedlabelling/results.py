@@ -78,6 +78,17 @@ def method_table(guide, seg, ref):
         {RATIO_ROW[1]: ratio_of(seg.get("mIoU"), ref.get("mIoU")) if learned else None}
 
 
+def tested_split(seg):
+    """The split the segmenters were tested on, which the test's done.json `seg` names (val before it did)."""
+    return (seg or {}).get("split", "val")
+
+
+def method_rows(seg):
+    """METHOD_ROWS with tested_split(seg) in place of val: a run given --set test_dataset=train printed its scores of
+    the training images as val's."""
+    return [(name.replace("(val)", f"({tested_split(seg)})"), key) for name, key in METHOD_ROWS]
+
+
 def scores(test):
     """The results.json that a test's done.json names (per-class IoU, confusion), or {}."""
     path = Path((test or {}).get("results", ""))
@@ -94,9 +105,9 @@ def unscored_classes(seg):
     absent = [name for name, pixels in zip(results["classes"], np.sum(results["confusion"], axis=1)) if not pixels]
     if not absent:
         return []
-    return [f"no scored val image shows {', '.join(absent)} (no ground-truth pixel): the segmenters' IoU of "
-            f"{'it' if len(absent) == 1 else 'them'} counts false positives alone, and the mIoU and the ratio say "
-            "nothing of how they are segmented; give val images that show them, with masks"]
+    return [f"no scored {tested_split(seg)} image shows {', '.join(absent)} (no ground-truth pixel): the segmenters' "
+            f"IoU of {'it' if len(absent) == 1 else 'them'} counts false positives alone, and the mIoU and the ratio "
+            "say nothing of how they are segmented; give val images that show them, with masks"]
 
 
 def weak_reference(ref, floor=WEAK_IOU):
