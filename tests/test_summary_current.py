@@ -35,7 +35,8 @@ def test_results_made_before_an_earlier_step_ran_again_are_not_shown(own):
         "seed_heatmaps's output changed since it was made; segmentations, the seg_train output it reads, " \
         f"{guided}, is itself out of date; reference_segmentations, the seg_train output it reads, {ref}, is itself " \
         "out of date; run all steps for the table" in out, out
-    assert "an earlier run's report.html and summary.json stay" in out and summary.read_bytes() == before
+    assert "report: not written until every step is up to date (an earlier run's report.html and summary.json stay)" \
+        in out and summary.read_bytes() == before   # every step has results: it said 'until every step has results'
     out = script(own)   # all steps: current again
     assert "\nstage " in out and "out of date" not in out
 

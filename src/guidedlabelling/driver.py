@@ -544,9 +544,9 @@ def main(argv=None):
         return
     said = run_notes(args, cfg, said, overrides)
     run_dir = naming.run_dir(cfg)
+    stale = stale_results(args, overrides, steps, skip, opened.digests)
     with run_files_written(run_dir):
-        if summarise(args, overrides, skip, seconds, stale_results(args, overrides, steps, skip, opened.digests),
-                     said):
+        if summarise(args, overrides, skip, seconds, stale, said):
             try:
                 path = write_report(args.config, overrides, notes=said, opened=opened, skipped=skip)
                 print(f"report: {path}")
@@ -558,7 +558,7 @@ def main(argv=None):
                 raise
         else:
             earlier = [name for name in RUN_FILES[::-1] if (run_dir / name).exists()]
-            print("report: not written until every step has results" +
+            print(f"report: not written until every step {'is up to date' if stale else 'has results'}" +
                   (f" (an earlier run's {errors.listed(earlier)} stay{'s' if len(earlier) == 1 else ''})"
                    if earlier else ""))
     print_profile(seconds, time.monotonic() - start, lane_of)
