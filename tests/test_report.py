@@ -556,7 +556,7 @@ def test_examples_find_each_stage_folder_once_however_many_images(monkeypatch, t
         return tmp_path / stage
 
     cfg = {"data": {"dataset": "train", "test_dataset": "train"}, "run": {"follow_symlinks": False},
-           "guide_labels": {"seedthres": 20}}
+           "guide_labels": {"seedthres": 20, "saliency_maps": None}}
     counts = []
     for n in (10, 100):
         calls.clear()
@@ -587,7 +587,7 @@ def test_examples_of_a_split_without_masks_are_said_to_be_spread_not_ranked(monk
     monkeypatch.setattr(report_module, "part_to_whole", lambda data, i, files, rule: (True, i))
     monkeypatch.setattr(report_module, "example_panel", lambda data, i, files, rule: b"")
     cfg = {"data": {"dataset": "train", "test_dataset": "val"}, "run": {"follow_symlinks": False},
-           "guide_labels": {"seedthres": 20}}
+           "guide_labels": {"seedthres": 20, "saliency_maps": None}}
     masks.update(train=[], val=[])
     html = report_module.examples_section(cfg, cfg, None, cfg, 2)
     assert "The train and val images are spread evenly over the split: none has ground truth" in html
@@ -598,6 +598,20 @@ def test_examples_of_a_split_without_masks_are_said_to_be_spread_not_ranked(monk
     html = report_module.examples_section(cfg, cfg, None, cfg, 2)
     assert "The val images are those whose seeds mark a part" in html and "image val8<" in html
     assert "The train images are spread evenly" in html
+
+
+def test_the_examples_show_the_saliency_maps_of_your_own_that_the_guide_labels_read(monkeypatch, tmp_path):
+    """With --saliency the guide labels read your maps and no saliency folder is made: the report's panels had no
+    saliency tile (a probe), while the guide panels (--vis) and the report's caption showed saliency."""
+    monkeypatch.setattr(report_module.naming, "stage_dir", lambda cfg, preset, stage: tmp_path / "runs" / stage)
+    cfg = {"guide_labels": {"saliency_maps": str(tmp_path / "maps")}}
+    folders = report_module.example_folders(cfg, cfg, None, cfg)
+    files = dict(report_module.example_files(folders, "a"))
+    assert files["saliency"] == tmp_path / "maps" / "a.png" and files["seeds"] == tmp_path / "runs" / "seed_heatmaps" \
+        / "a.mat"
+    cfg["guide_labels"]["saliency_maps"] = None
+    files = dict(report_module.example_files(report_module.example_folders(cfg, cfg, None, cfg), "a"))
+    assert files["saliency"] == tmp_path / "runs" / "saliency" / "a.png"
 
 
 def test_the_report_takes_the_datasets_the_run_opened(monkeypatch):

@@ -5,6 +5,7 @@ import base64
 import datetime
 import html
 import io
+from pathlib import Path
 
 import numpy as np
 import yaml
@@ -362,10 +363,13 @@ def example_files(folders, item_id):
 def example_folders(cfg, preset, ref, test_seeds):
     """The stage folders example_files reads (test_seeds: the config with --seed_split test), found once for every
     image: naming.stage_dir derives a folder's name from every setting of the stage and its upstream ones, and looks
-    for former names on disk."""
+    for former names on disk. Saliency maps of your own (guide_labels.saliency_maps), which the guide labels read
+    where no saliency folder is made, are read from their folder (the panels had no saliency tile)."""
     stages = [stage for _, stage in STAGE_FILES]
-    return {"ours": {stage: naming.stage_dir(cfg, preset, stage) for stage in stages},
-            "test": {stage: naming.stage_dir(test_seeds, preset, stage) for stage in stages},
+    maps = cfg["guide_labels"]["saliency_maps"]
+    own = {"saliency": Path(maps)} if maps else {}
+    return {"ours": {stage: naming.stage_dir(cfg, preset, stage) for stage in stages} | own,
+            "test": {stage: naming.stage_dir(test_seeds, preset, stage) for stage in stages} | own,
             "ref": naming.stage_dir(ref, preset, "segmentations") if ref else None}
 
 
