@@ -26,7 +26,7 @@ from .datasets import Labelled, annotated_splits, ground_truth_hint, has_ground_
 from .inference import trained
 from .io import InputError, flocked, save_json
 from .results import RATIO_ROW, guide_classes, made_seconds, method_rows, method_table, missing_reference, \
-    out_of_date, skipped_images, stage_result, unmarked_classes, unscored_classes, weak_reference
+    out_of_date, skipped_images, stage_result, unmarked_classes, unscored_classes, void_guide, weak_reference
 from .pipeline import BY_NAME, STEPS, command, current_name, sections, steps_needed
 from .provenance import provenance
 from .report import write_report
@@ -320,7 +320,7 @@ def summarise(args, overrides, skip, seconds=None, stale=(), notes_said=()):
         return False
     print_table(cfg, method_table(guide, seg, ref) | outputs | {
         "reference_predictions": ref and str(naming.stage_dir(ref_cfg, preset, "segmentations"))}, seg, ref,
-        no_reference)
+        no_reference, void_guide(guide))
     return True
 
 
@@ -355,19 +355,23 @@ def print_outputs_without_masks(cfg, outputs, seg, ref):
           f"{saved_summary(path, outputs | marks | {'segmenter_warnings': unmarked})}")
 
 
-def print_table(cfg, table, seg, ref, no_reference):
-    """The mIoU table, the ratio, the warnings on the reference and the segmenter's classes, and summary.json."""
+def print_table(cfg, table, seg, ref, no_reference, notes=()):
+    """The mIoU table, the ratio, `notes` on its figures (void_guide's), the warnings on the reference and the
+    segmenter's classes, and summary.json."""
     print(f"\n{'stage':<36}{'mIoU %':>8}")
     for name, key in method_rows(seg):   # None: nothing to measure (every mask pixel void)
         print(f"{name:<36}" + (f"{table[key]:8.1f}" if table[key] is not None else "     n/a"))
     ratio = table[RATIO_ROW[1]]
     print(f"{RATIO_ROW[0]:<36}" + (f"{100 * ratio:7.1f}%" if ratio is not None else "    n/a"))
+    for line in notes:
+        print(f"note: {line}")
     marks = print_marked_classes(seg) if seg.get("mIoU") is None else {}   # no val mask: what it marks, from tags
     weak, unscored, unmarked = weak_reference(ref or {}), unscored_classes(seg), unmarked_classes(seg, ref)
     weak += missing_reference(no_reference)
     for line in unscored + unmarked + weak:
         print(f"warning: {line}")
-    summary = table | marks | {"reference_warnings": weak, "score_warnings": unscored, "segmenter_warnings": unmarked}
+    summary = table | marks | {"table_notes": list(notes), "reference_warnings": weak, "score_warnings": unscored,
+                               "segmenter_warnings": unmarked}
     print(f"\nmodel: {table['model']} (./src/predict.py --model)\n"
           f"{saved_summary(naming.run_dir(cfg) / 'summary.json', summary)}")
 

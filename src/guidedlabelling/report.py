@@ -19,7 +19,7 @@ from .guide_diagnostics import has_final, table_title
 from .io import IGNORE, atomic_path, load_heatmap_mat, load_label_png
 from .preflight import reopened
 from .results import RATIO_ROW, finished, guide_classes, made_seconds, method_rows, method_table, missing_reference, \
-    skipped_images, stage_result, tested_split, unmarked_classes, unscored_classes, weak_reference
+    skipped_images, stage_result, tested_split, unmarked_classes, unscored_classes, void_guide, weak_reference
 from .seeds import SeedRule
 from .visualize import PALETTE, STAGE_FILES, file_tiles, panel_image, panel_tiles, stage_files
 
@@ -132,13 +132,15 @@ def summary_section(cfg, preset, ref, no_reference=None):
     seg, ref_seg = stage_result(cfg, preset, "segmentations"), ref and stage_result(ref, preset, "segmentations")
     if seg and "mIoU" not in seg:
         return unmeasured_summary(cfg, seg, ref_seg)
-    figures = method_table(stage_result(cfg, preset, "guide_labels"), seg, ref_seg)
+    guide = stage_result(cfg, preset, "guide_labels")
+    figures = method_table(guide, seg, ref_seg)
     rows = [[html.escape(name), (number(figures[key], 1),)] for name, key in method_rows(seg)]
     ratio = figures[RATIO_ROW[1]]
     rows.append([RATIO_ROW[0], (number(ratio and 100 * ratio, 1) + ("%" if ratio else ""),)])
-    warnings = "".join(f"<p class=warn>{html.escape(line)}</p>"
-                       for line in unscored_classes(seg) + unmarked_classes(seg, ref_seg) +
-                       weak_reference(ref_seg or {}) + missing_reference(no_reference))
+    warnings = "".join(f"<p class=note>{html.escape(line)}</p>" for line in void_guide(guide)) + \
+        "".join(f"<p class=warn>{html.escape(line)}</p>"
+                for line in unscored_classes(seg) + unmarked_classes(seg, ref_seg) + weak_reference(ref_seg or {})
+                + missing_reference(no_reference))
     unscored = seg and seg.get("mIoU") is None and seg.get("tags_marked")   # masks of training images alone
     marks = (f"<p class=note>No {seg.get('split', 'val')} image has a mask; what the guided segmenter marks of each "
              f"class in them, from their tags:</p>\n{marks_table(seg)}") if unscored else ""

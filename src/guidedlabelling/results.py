@@ -125,6 +125,17 @@ def weak_reference(ref, floor=WEAK_IOU):
             "size, and classes in few images (see README, own data)"]
 
 
+def void_guide(guide):
+    """A line saying what share of the ground truth's pixels the guide labels leave void (255: guide_labels.unsure
+    void), which their mIoU does not count, or none: the table compared such labels with G2's as if both were
+    scored on every pixel."""
+    void = ((guide or {}).get("guide") or {}).get("void")
+    if not void:
+        return []
+    return [f"the guide labels leave {void:.1f}% of the training images' annotated pixels void; their mIoU counts "
+            "the others"]
+
+
 def missing_reference(why):
     """The line saying that the run has no fully supervised reference, and why (the driver's reason for skipping
     reference_train, e.g. no training image has a mask), or none."""
