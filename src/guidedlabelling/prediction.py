@@ -129,8 +129,8 @@ def predict(model_path, inputs, out_dir, size, resize="none", pcrf="none", devic
     model, meta = load_model(model_file(model_path), "segmentation")
     device = pick_device(device)
     settings = {"model": file_digest(model_file(model_path)), "size": size, "resize": resize, "pcrf": pcrf,
-                "device": torch.device(device).type, "alpha": alpha, "net_size": net_size, "crf_backend": crf_backend,
-                "max_side": max_side}
+                "device": torch.device(device).type, "alpha": alpha, "crf_backend": crf_backend, "max_side": max_side,
+                "net_size": net_size if resize == "none" else None}   # (read by --resize none alone)
     if out_dir.is_dir() and not (out_dir / RECORD).exists():
         refuse_foreign(out_dir, None)   # before its lock file is left in someone else's folder
     with writing(out_dir, "predict", lock=out_dir / LOCK):  # another predict there: wait, then resume
