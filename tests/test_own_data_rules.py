@@ -494,6 +494,26 @@ def test_a_row_naming_no_image_file_says_what_is_there(folder, name, hint):
     assert message.endswith(f"{folder / 'images'}; add it or remove the row") == (name == "ghost.jpg")
 
 
+def test_a_masks_folder_of_no_id_png_names_the_masks_saved_otherwise(folder):
+    """Masks named a.PNG (a Windows tool's) or saved as JPEG are no <id>.png: the error names them, where it said
+    only to name each mask as its image's id, which they were."""
+    write_tags(folder, ["a.jpg,cat,train", "b.png,dog,train"])
+    (folder / "masks").mkdir()
+    Image.fromarray(np.zeros((4, 6), np.uint8)).save(folder / "masks" / "a.PNG")
+    Image.fromarray(np.zeros((4, 6), np.uint8)).save(folder / "masks" / "b.jpg")
+    (folder / "masks" / "notes.txt").write_text("x")
+    with pytest.raises(InputError) as e:
+        OwnDataset(folder / "images", folder / "tags.csv", masks=folder / "masks")
+    assert e.value.messages == (f"{folder / 'masks'}: no mask of the CSV's images (<id>.png), but a.PNG, b.jpg there; "
+                                "save or rename each as a PNG named <id>.png (its extension in lower case), or leave "
+                                "out --masks to run without evaluation",)
+    (folder / "masks" / "a.PNG").rename(folder / "images" / "a.PNG")   # beside JPEG photos: not the photos named
+    shutil.copy(folder / "images" / "a.jpg", folder / "images" / "c.jpg")
+    write_tags(folder, ["a.jpg,cat,train", "c.jpg,dog,train"])
+    with pytest.raises(InputError, match=r"images: no mask of the CSV's images \(<id>.png\), but a.PNG there; "):
+        OwnDataset(folder / "images", folder / "tags.csv", masks=folder / "images")
+
+
 def test_a_file_given_as_a_folder_and_a_jpeg_mask_are_named_as_such(folder):
     dataset(folder, ["a.jpg,cat,train", "b.png,dog,train"])
     with pytest.raises(InputError, match=r"tags.csv: a file, not an image folder; pass --images"):

@@ -61,8 +61,7 @@ class OwnDataset(Labelled):
         listings = {}   # the masks folder, listed once
         listed, self._rows = self._split_items(rows, files, masks, val_percent, problems, listings)
         if masks and files and not any(mask_file(Path(masks), f.stem, listings).is_file() for f in files.values()):
-            problems.append(f"{masks}: no mask of the CSV's images (<id>.png); name each as its image's id, or "
-                            "leave out --masks to run without evaluation")
+            problems.append(no_masks_problem(Path(masks), files))
         if not listed or misread:
             raise_all(problems, self.tags_file)
         self.sources = [self.tags_file] + [it.image for it in listed]
@@ -381,6 +380,18 @@ def mask_file(masks, image_id, listings):
         listings[masks] = {unicodedata.normalize("NFC", p.name): p for p in masks.iterdir() if p.suffix == ".png"} \
             if masks.is_dir() else {}
     return listings[masks].get(unicodedata.normalize("NFC", path.name), path)
+
+
+def no_masks_problem(masks, files):
+    """The problem of a masks folder holding no <id>.png of the CSV's images ({line: image file}), naming its files
+    that an id names otherwise: a.PNG (a Windows tool's) or a.jpg passed for no mask at all, without a word of why."""
+    ids, images = {f.stem for f in files.values()}, {f.resolve() for f in files.values()}
+    other = sorted(p.name for p in masks.iterdir() if p.stem in ids and p.resolve() not in images)  # masks beside
+    if not other:
+        return f"{masks}: no mask of the CSV's images (<id>.png); name each as its image's id, or leave out --masks " \
+            "to run without evaluation"
+    return f"{masks}: no mask of the CSV's images (<id>.png), but {some(other)} there; save or rename each as a PNG " \
+        "named <id>.png (its extension in lower case), or leave out --masks to run without evaluation"
 
 
 def folder_problem(path, what):
