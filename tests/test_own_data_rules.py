@@ -494,6 +494,27 @@ def test_a_row_naming_no_image_file_says_what_is_there(folder, name, hint):
     assert message.endswith(f"{folder / 'images'}; add it or remove the row") == (name == "ghost.jpg")
 
 
+@pytest.mark.parametrize("name, hint", [
+    ("IMG_1.jpg", "2024/IMG_1.jpg is there: an image in a subfolder is named by its path from {images}: write it "
+                  "so, or add it"),
+    ("IMG_1", "2024/IMG_1.jpg is there: an image in a subfolder is named by its path from {images}"),
+    ("IMG_2.jpg", "2023/IMG_2.jpg, 2024/IMG_2.jpg are there: an image in a subfolder is named by its path"),
+    ("Trip/x.jpg", "trip/x.jpg is there, and names are case-sensitive: write it so, or add it"),
+    ("TRIP/X", "trip/x.jpg is there, and names are case-sensitive"),
+    ("ghost.jpg", "image 'ghost.jpg' is not in {images}; add it or remove the row")])
+def test_a_row_naming_an_image_of_a_subfolder_says_where_it_is(folder, name, hint):
+    """Photos exported in folders by date and a CSV of their names: the error said the image was not in the folder,
+    which holds it; so for a folder's name in another case."""
+    for path in ("2024/IMG_1.jpg", "2024/IMG_2.jpg", "2023/IMG_2.jpg", "trip/x.jpg", ".hidden/ghost.jpg"):
+        (folder / "images" / path).parent.mkdir(exist_ok=True)
+        Image.fromarray(np.full((4, 6, 3), 90, np.uint8)).save(folder / "images" / path)
+    with pytest.raises(InputError) as e:
+        dataset(folder, [f"{name},cat,train", "b.png,dog,train"])
+    message, = e.value.messages
+    assert message.startswith(f"{folder / 'tags.csv'}, line 2: image '{name}' is not in {folder / 'images'}; ")
+    assert hint.format(images=folder / "images") in message
+
+
 def test_a_masks_folder_of_no_id_png_names_the_masks_saved_otherwise(folder):
     """Masks named a.PNG (a Windows tool's) or saved as JPEG are no <id>.png: the error names them, where it said
     only to name each mask as its image's id, which they were."""

@@ -149,8 +149,16 @@ class OwnDataset(Labelled):
         named = {p.resolve() for p in self._files.values()}
         if self.masks_folder:   # the masks, where their folder is the images' own
             named |= {(self.masks_folder / f"{p.stem}.png").resolve() for p in self._files.values()}
-        return [p.relative_to(self.root).as_posix() for p in images_in_tree(self.root, self.masks_folder)
-                if p.resolve() not in named]
+        return [p.relative_to(self.root).as_posix() for p in self._tree if p.resolve() not in named]
+
+    @cached_property
+    def _tree(self):
+        """The image files of the folder and its subfolders (images_in_tree), walked once for the notes and hints."""
+        return images_in_tree(self.root, self.masks_folder)
+
+    @cached_property
+    def _tree_index(self):
+        return tree_index(self.root, self._tree)
 
     def _row_file(self, r, listings, files, seen):
         """The image file row `r` names (InputError where it names none, or one named before)."""
@@ -164,8 +172,9 @@ class OwnDataset(Labelled):
             raise InputError(f"{where}: image {r.image!r} is outside {self.root}; name a file of that folder")
         found = [exact] if exact.is_file() else named_file(exact, listings)
         if not found:
-            raise InputError(f"{where}: image {r.image!r} is not in {self.root}; "
-                             + missing_hint(r.image, self.root) + "add it or remove the row")
+            hint = missing_hint(r.image, self.root) or elsewhere_hint(at.relative_to(root).as_posix(), self.root,
+                                                                      self._tree_index)
+            raise InputError(f"{where}: image {r.image!r} is not in {self.root}; {hint}add it or remove the row")
         if not (self.follow_symlinks or inside(found[0], self.root)):
             raise InputError(f"{where}: image {r.image!r} links to {found[0].resolve()}, outside {self.root}; "
                              "copy the file in, or pass --set follow_symlinks=true to read it there")
@@ -422,6 +431,32 @@ def images_in_tree(root, masks=None):
                          and not made_by_a_run(Path(folder, d))]
         found += [Path(folder, n) for n in names if image_name(n)]
     return sorted(found)
+
+
+def tree_index(root, paths):
+    """{key: [paths relative to root]} of image files, for elsewhere_hint: by name and by stem, and by their path
+    and its stem path, casefolded."""
+    index = {}
+    for p in paths:
+        rel = p.relative_to(root)
+        for key in {("name", rel.name), ("name", rel.stem), ("path", rel.as_posix().casefold()),
+                    ("path", rel.with_suffix("").as_posix().casefold())}:
+            index.setdefault(key, []).append(rel.as_posix())
+    return index
+
+
+def elsewhere_hint(name, root, index):
+    """The start of the fix for a row's image `name` (its path from `root`) that its own folder does not explain
+    (missing_hint): an image of that path in another case (Sub/a.jpg), or of that name in another folder (photos
+    exported in folders by date, 2024/IMG_1.jpg, and a CSV of their names); '' otherwise."""
+    case = index.get(("path", name.casefold()))
+    if case:
+        return f"{case[0]} is there, and names are case-sensitive: write it so, or "
+    other = index.get(("name", Path(name).name))
+    if other:
+        return f"{some(other)} {'is' if len(other) == 1 else 'are'} there: an image in a subfolder is named by its " \
+            f"path from {root}: write it so, or "
+    return ""
 
 
 def made_by_a_run(folder):
