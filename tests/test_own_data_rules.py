@@ -66,6 +66,22 @@ def test_a_name_matches_a_file_whose_accents_are_written_otherwise(folder):
         assert dataset(folder, [f"{name},cat,train", "b.png,dog,train"]).ids == [decomposed, "b"]
 
 
+def test_a_name_matches_a_file_in_folders_whose_accents_are_written_otherwise(folder):
+    """Folders copied from a Mac (Été/, its É and é each a letter and a combining accent) and a CSV written as one
+    letter each: the row names the file there, with or without its extension, however the file's own name is
+    written; the error said the image was not in the folder and that the path it holds was there."""
+    outer, inner = "E\u0301te\u0301", "vache_e\u0301te\u0301"
+    (folder / "images" / outer / inner).mkdir(parents=True)
+    shutil.copy(folder / "images" / "a.jpg", folder / "images" / outer / inner / "a.jpg")
+    shutil.copy(folder / "images" / "a.jpg", folder / "images" / outer / f"{inner}.jpg")
+    for name, found in ((f"{inner}/a.jpg", f"{inner}/a.jpg"), (f"{inner}/a", f"{inner}/a.jpg"),
+                        (f"{inner}.jpg", f"{inner}.jpg"), (inner, f"{inner}.jpg")):
+        row = unicodedata.normalize("NFC", f"{outer}/{name}")
+        data = dataset(folder, [f"{row},cat,train", "b.png,dog,train"])
+        assert data.items[0].image == folder / "images" / outer / found
+        assert not data.unlisted or found not in data.unlisted[0]
+
+
 def test_names_that_lead_out_of_a_relative_folder(folder, monkeypatch):
     monkeypatch.chdir(folder / "images")
     (folder / "tags.csv").write_text("image,tags,split\nsub/../../elsewhere.jpg,cat,train\na.jpg,dog,train\n")

@@ -439,17 +439,22 @@ def tree_index(root, paths):
     index = {}
     for p in paths:
         rel = p.relative_to(root)
-        for key in {("name", rel.name), ("name", rel.stem), ("path", rel.as_posix().casefold()),
-                    ("path", rel.with_suffix("").as_posix().casefold())}:
+        for key in {("name", rel.name), ("name", rel.stem), ("path", folded(rel.as_posix())),
+                    ("path", folded(rel.with_suffix("").as_posix()))}:
             index.setdefault(key, []).append(rel.as_posix())
     return index
+
+
+def folded(path):
+    """A path in one case and one Unicode form."""
+    return unicodedata.normalize("NFC", path).casefold()
 
 
 def elsewhere_hint(name, root, index):
     """The start of the fix for a row's image `name` (its path from `root`) that its own folder does not explain
     (missing_hint): an image of that path in another case (Sub/a.jpg), or of that name in another folder (photos
     exported in folders by date, 2024/IMG_1.jpg, and a CSV of their names); '' otherwise."""
-    case = index.get(("path", name.casefold()))
+    case = index.get(("path", folded(name)))
     if case:
         return f"{case[0]} is there, and names are case-sensitive: write it so, or "
     other = index.get(("name", Path(name).name))
@@ -472,13 +477,30 @@ def image_name(name):
 
 def named_file(path, listings):
     """The image files a row's `path` that is no file names: by its stem (IMG_1 names IMG_1.jpg), its letters
-    compared in one Unicode form (macOS writes é in file names as e and an accent, a CSV as one letter)."""
-    by_stem = images_by_stem(path.parent, listings)
+    compared in one Unicode form (macOS writes é in file names as e and an accent, a CSV as one letter), as are
+    its folders' (folder_as_written)."""
+    folder = folder_as_written(path.parent, listings)
+    if folder != path.parent and (folder / path.name).is_file():
+        return [folder / path.name]
+    by_stem = images_by_stem(folder, listings)
     if path.name in by_stem:
         return by_stem[path.name]
     name = unicodedata.normalize("NFC", path.name)
     return [p for stem, files in by_stem.items() for p in files if path.name not in (p.name, stem)
             and name in (unicodedata.normalize("NFC", p.name), unicodedata.normalize("NFC", stem))]
+
+
+def folder_as_written(folder, listings):
+    """The folder a row's path names, where it is not there as written: its names and its parents' compared in one
+    Unicode form (a folder Été/ copied from a Mac holds É and é as a letter and an accent, and a row of Été/a.jpg
+    named no file); `folder` itself where none matches. `listings` keeps each parent's subfolders."""
+    if folder.is_dir() or folder.parent == folder:
+        return folder
+    parent = folder_as_written(folder.parent, listings)
+    if ("folders", parent) not in listings:
+        listings["folders", parent] = {unicodedata.normalize("NFC", p.name): p for p in parent.iterdir()
+                                       if p.is_dir()} if parent.is_dir() else {}
+    return listings["folders", parent].get(unicodedata.normalize("NFC", folder.name), folder)
 
 
 def named_path(root, name):
