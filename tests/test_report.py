@@ -403,6 +403,15 @@ def test_the_reports_panels_show_large_photos_shrunk_and_small_ones_enlarged():
     assert small.shape[0] - visualize.CAPTION_HEIGHT == 16 * 10 == visualize.MIN_TILE_HEIGHT
 
 
+def test_panels_of_a_thin_strip_are_enlarged_no_wider_than_max_tile_width():
+    """An 800x3 strip was enlarged 54 times to 160 px high: panels 129608 px wide (a probe). Enlarged by the largest
+    whole factor that keeps it within MAX_TILE_WIDTH (1024 // 800 = 1); a 300x3 one 3 times; 1x1 160 times."""
+    for (h, w), times in (((3, 800), 1), ((3, 300), 3), ((1, 1), 160), ((3, 2000), 1)):
+        strip = np.full((h, w, 3), 7, np.uint8)
+        panel = np.array(visualize.panel_image([("image", strip), ("guide labels", strip)]))
+        assert panel.shape == (visualize.CAPTION_HEIGHT + h * times, 2 * w * times + visualize.GAP, 3)
+
+
 def test_panels_are_images_whose_seeds_mark_a_part_then_those_whose_seeds_miss(tmp_path):
     """(object rows the seeds cover, object rows the guide labels cover) per image: a seed row is 20% of the
     object. Images whose seeds cover at least 10% come first, by the guides' gain over the seeds."""

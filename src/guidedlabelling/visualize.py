@@ -10,6 +10,8 @@ PALETTE = np.array(VOC_PALETTE, np.uint8).reshape(256, 3)
 STAGE_FILES = (("seeds", "seed_heatmaps"), ("saliency", "saliency"), ("guide labels", "guide_labels"),
                ("prediction", "segmentations"))  # (caption, stage): its files' suffix is the stage table's
 MIN_TILE_HEIGHT = 160  # small images are enlarged (nearest neighbour, whole factors) to at least this
+MAX_TILE_WIDTH = 1024  # ... but no wider than this (the presets' max_image_side): an 800x3 strip made panels
+# 129608 px wide, which the report embeds
 CAPTION_HEIGHT, GAP = 22, 4
 
 
@@ -50,11 +52,12 @@ def panel_tiles(data, i, outputs):
 
 
 def panel_image(tiles, most=None):
-    """Tiles (HxWx3 uint8, same size) side by side, enlarged to a readable size, each under its caption; with
+    """Tiles (HxWx3 uint8, same size) side by side, enlarged to a readable size (MIN_TILE_HEIGHT high where that
+    keeps them within MAX_TILE_WIDTH), each under its caption; with
     `most`, tiles higher than that shrunk to it (the photo with a box filter, the maps by nearest neighbour)."""
     h, w = tiles[0][1].shape[:2]
-    th, tw = (h * -(-MIN_TILE_HEIGHT // h), w * -(-MIN_TILE_HEIGHT // h)) if most is None or h <= most else \
-        (most, max(1, round(w * most / h)))
+    times = max(1, min(-(-MIN_TILE_HEIGHT // h), MAX_TILE_WIDTH // w))   # enlarged by a whole factor
+    th, tw = (h * times, w * times) if most is None or h <= most else (most, max(1, round(w * most / h)))
     canvas = Image.new("RGB", (len(tiles) * (tw + GAP) - GAP, CAPTION_HEIGHT + th), "white")
     draw, font = ImageDraw.Draw(canvas), ImageFont.load_default(size=14)
     for k, (caption, tile) in enumerate(tiles):
