@@ -308,6 +308,19 @@ def test_a_file_that_is_no_image_says_how_to_make_it_one(tmp_path):
     assert image_check(tmp_path / "notes.jpg").endswith("; re-create it, or save it as JPEG or PNG")
 
 
+def test_an_empty_file_and_a_heic_photo_named_jpg_say_so(tmp_path):
+    """A .jpg of 0 bytes (a copy cut short) and an iPhone's HEIC renamed .jpg, which was told to be re-created or
+    saved as JPEG, say what they are."""
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    heic = b"\0\0\0\x18ftypheic" + bytes(range(256))
+    for name in ("IMG_0002.jpg", "IMG_0003.JPEG", "IMG_0004"):
+        (tmp_path / name).write_bytes(heic)
+    assert image_check(tmp_path / "empty.jpg") == "an empty file (0 bytes); copy it again from its source, or remove it"
+    for name, suffix in (("IMG_0002.jpg", ".jpg"), ("IMG_0003.JPEG", ".JPEG"), ("IMG_0004", "without extension")):
+        assert image_check(tmp_path / name) == f"an HEIC photo (an iPhone's) named {suffix}; Pillow reads no HEIC " \
+            "files: save it as JPEG or PNG"
+
+
 def test_a_float_image_is_skipped_and_a_huge_one_is_read(tmp_path):
     """A float TIFF would convert to black: it is an unreadable image, skipped and listed. A 196-megapixel PNG
     (over PIL's decompression-bomb limits) is a photo like another, read at its work size without warnings."""

@@ -18,6 +18,7 @@ from . import image_checks
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 MAX_CLASSES = IGNORE  # label PNGs hold 8-bit class indices 0..254; 255 is void
 TRANSPOSING_ORIENTATIONS = (5, 6, 7, 8)  # EXIF orientations that swap width and height
+HEIF_BRANDS = (b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx")   # an ISO file's ftyp brand of HEIC photos
 
 
 def check_class_count(classes, source, fix):
@@ -50,15 +51,32 @@ def image_check(path):
             turned = img.getexif().get(EXIF_ORIENTATION) in TRANSPOSING_ORIENTATIONS   # after load: Pillow's TIFF
             # reader opens at the displayed size and drops the tag as it loads, turned already
     except UnidentifiedImageError as e:
-        kind = Path(path).suffix.lower()
-        if kind in Image.registered_extensions():
-            return f"{e}; re-create it, or save it as JPEG or PNG"
-        photo = " (an iPhone's photos)" if kind in (".heic", ".heif") else ""
-        return f"{e}; Pillow reads no {kind or 'extensionless'} files{photo}: save it as JPEG or PNG"
+        return unidentified(path, e)
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
         said = str(e) or type(e).__name__
         return f"{said}; copy it again from its source, or remove it" if "truncated" in said.lower() else said
     return (w, h) if turned else (h, w)
+
+
+def unidentified(path, e):
+    """Why Pillow identifies no image in a file, with the fix: by its bytes where they say more than its name (an
+    empty file; an iPhone's HEIC photo renamed .jpg, which was told to be saved as JPEG), else by its extension."""
+    kind = Path(path).suffix.lower()
+    try:
+        with open(path, "rb") as f:
+            head = f.read(12)
+    except OSError:   # gone or locked since Pillow read it: its name alone
+        head = None
+    if head == b"":
+        return "an empty file (0 bytes); copy it again from its source, or remove it"
+    heif = head is not None and head[4:8] == b"ftyp" and head[8:12] in HEIF_BRANDS
+    if heif and kind not in (".heic", ".heif"):
+        return f"an HEIC photo (an iPhone's) named {Path(path).suffix or 'without extension'}; Pillow reads no HEIC " \
+            "files: save it as JPEG or PNG"
+    if kind in Image.registered_extensions():
+        return f"{e}; re-create it, or save it as JPEG or PNG"
+    photo = " (an iPhone's photos)" if kind in (".heic", ".heif") else ""
+    return f"{e}; Pillow reads no {kind or 'extensionless'} files{photo}: save it as JPEG or PNG"
 
 
 def missing_image(it, listed_in):
