@@ -1,12 +1,14 @@
 """Decode checks kept between processes (datasets/image_checks.py): reused only for the very file they were made of."""
+import hashlib
 import json
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from guidedlabelling.datasets import image_checks
+from guidedlabelling.datasets import base, image_checks
 from guidedlabelling.datasets.base import Item, pillow_warnings, readable_items
 
 
@@ -92,6 +94,23 @@ def test_another_pillow_version_a_damaged_file_or_none_checks_again(tmp_path, ke
     monkeypatch.setenv(image_checks.ENV, "none")
     image_checks.checked([path], check)
     assert calls == ["a.png"] * 4
+
+
+def test_a_check_kept_by_other_code_is_made_again(tmp_path, kept, monkeypatch):
+    """A check kept by another version of the checking code (a reason since reworded: 'cannot identify image file'
+    for an empty file) was reused until Pillow changed; the code is told by a digest of the check's module."""
+    calls, check = kept
+    path = photo(tmp_path / "a.png")
+    assert image_checks.checker(pillow_warnings) == hashlib.blake2b(
+        Path(base.__file__).read_bytes(), digest_size=12).hexdigest()
+    image_checks.checked([path], check)
+    image_checks.checked([path], check)
+    monkeypatch.setattr(image_checks, "checker", lambda check: "another version")
+    image_checks.checked([path], check)
+    image_checks.checked([path], check)   # kept for that code now
+    monkeypatch.setattr(image_checks, "checker", lambda check: None)   # no source to tell it by: never kept
+    image_checks.checked([path], check)
+    assert calls == ["a.png"] * 3
 
 
 def test_an_unwritable_store_checks_every_time(tmp_path, kept, monkeypatch):

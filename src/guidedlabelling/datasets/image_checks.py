@@ -4,16 +4,19 @@ Every stage process opens its dataset, which decodes every image to check it (ba
 predict on every rerun: 0.05 s per 12-megapixel JPEG and 0.7 s per such PNG on the project's CPU, per process, so
 a rerun of a few thousand phone photos spent minutes per step checking files it had checked. A check is reused
 while the file is the one it was made of: the same device, inode, size, modification time and change time (the
-kernel sets the last on every write and rename, and no tool can set it back), read by the same Pillow version; a
-file written in the last seconds is checked again until it is older (RACY_NS). Only what the file's bytes
-decode to is kept (the caller's keeps), not a failure to read them (permission denied: another user, or one added to
-the file's group since, reads it), and a kept check is used only for a file this process can open.
+kernel sets the last on every write and rename, and no tool can set it back), read by the same Pillow version and
+the same code (a digest of the check's module: an upgrade that reads a size otherwise or words a reason anew kept the
+old outcomes until Pillow changed); a file written in the last seconds is checked again until it is older (RACY_NS).
+Only what the file's bytes decode to is kept (the caller's keeps), not a failure to read them (permission denied:
+another user, or one added to the file's group since, reads it), and a kept check is used only for a file this
+process can open.
 
 Where: $GUIDEDLABELLING_IMAGE_CHECKS, else $XDG_CACHE_HOME/guidedlabelling/image_checks (~/.cache by default);
 'none' checks every file every time. One JSON file per folder of images; a file that cannot be read or written
 is checked again, never trusted.
 """
 import hashlib
+import inspect
 import json
 import os
 import time
@@ -55,28 +58,39 @@ def checks_file(folder):
     return root() / (hashlib.blake2b(os.fsencode(folder), digest_size=12).hexdigest() + ".json")
 
 
-def kept_checks(folder):
-    """{file name: {stamp, check}} of a folder, as far as they hold for this Pillow; {} where none can be read."""
+def checker(check):
+    """What identifies the code of a check: a digest of its module's source file; None where that cannot be read
+    (its checks are then made every time)."""
+    try:
+        return hashlib.blake2b(Path(inspect.getsourcefile(check)).read_bytes(), digest_size=12).hexdigest()
+    except (OSError, TypeError):
+        return None
+
+
+def kept_checks(folder, code):
+    """{file name: {stamp, check}} of a folder, as far as they hold for this Pillow and the check's code (checker);
+    {} where none can be read."""
     try:
         data = json.loads(checks_file(folder).read_text())
     except (OSError, ValueError, RecursionError):   # RecursionError: a damaged file of nested brackets
         return {}
-    ok = isinstance(data, dict) and data.get("folder") == str(folder) and data.get("pillow") == PIL.__version__
+    ok = isinstance(data, dict) and data.get("folder") == str(folder) and data.get("pillow") == PIL.__version__ \
+        and data.get("checker") == code
     files = data["files"] if ok and isinstance(data.get("files"), dict) else {}
     return {name: kept for name, kept in files.items()   # only entries of the form keep() writes
             if isinstance(kept, dict) and isinstance(kept.get("stamp"), list) and isinstance(kept.get("check"), list)}
 
 
-def keep(folder, made):
+def keep(folder, made, code):
     """Adds the checks `made` ({name: {stamp, check}}) to the folder's file under its lock, dropping those of files
     since gone or changed; a cache that cannot be written is left as it is."""
     path = checks_file(folder)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with flocked(path.with_suffix(".lock"), lambda: None):
-            files = kept_checks(folder) | made
+            files = kept_checks(folder, code) | made
             files = {name: kept for name, kept in files.items() if kept.get("stamp") == stamp(folder / name)}
-            save_json(path, {"folder": str(folder), "pillow": PIL.__version__, "files": files})
+            save_json(path, {"folder": str(folder), "pillow": PIL.__version__, "checker": code, "files": files})
     except OSError:
         pass
 
@@ -96,10 +110,11 @@ def checked(paths, check, keeps=lambda result: True):
     again only where no kept check of the same file holds, or the file cannot be opened now. keeps(result): whether
     a result may be kept, and a kept one used (one of the file's bytes, well formed), such as not a failure to
     read it that another user or a later run may not meet (permission denied, an I/O error)."""
-    if root() is None:
+    code = checker(check)
+    if root() is None or code is None:
         return [check(path) for path in paths]
     located = [(Path(os.path.abspath(path)).parent, Path(path).name) for path in paths]
-    kept = {folder: kept_checks(folder) for folder in dict.fromkeys(folder for folder, _ in located)}
+    kept = {folder: kept_checks(folder, code) for folder in dict.fromkeys(folder for folder, _ in located)}
     made, results = {}, []
     for path, (folder, name) in zip(paths, located):
         now, before = stamp(path), kept[folder].get(name) or {}
@@ -114,5 +129,5 @@ def checked(paths, check, keeps=lambda result: True):
         if not recent and stamp(path) == now and keeps(result):   # stamped again: nor one changed while read
             made.setdefault(folder, {})[name] = {"stamp": now, "check": result}
     for folder, checks in made.items():
-        keep(folder, checks)
+        keep(folder, checks, code)
     return results
