@@ -10,8 +10,9 @@ from .errors import InputError, raise_all
 from .io import text_lines
 
 SPLITS = ("train", "val")
-NOT_IN_TAGS = re.compile(r"[,\"'|]")  # what a CSV field can hold but a class name may not ('|': a separator of
-# other tools, `cat|dog` one class otherwise)
+NOT_IN_TAGS = re.compile("[,\"'|\u2018-\u201f\u00ab\u00bb\u2039\u203a\uff0c\uff1b\u3001]")  # what a CSV field
+# can hold but a class name may not ('|': a separator of other tools, `cat|dog` one class otherwise; the quotes a
+# word processor types, “cat dog” two classes “cat and dog”; the commas and semicolon of Chinese and Japanese text)
 INVISIBLE = "\u00ad\u200b\u200e\u200f\u2060\ufeff"  # soft hyphen, zero-width space, direction marks, word joiner,
 # BOM: nothing in a name (the joiners U+200C/D are letters of some scripts and of emoji sequences)
 
