@@ -104,7 +104,8 @@ def test_split_values_any_case_empty_means_by_name_others_are_errors(folder):
 
 @pytest.mark.parametrize("row, odd", [('a.jpg,"cat|dog",train', "'\\|'"), ("a.jpg,cat's,train", "\"'\""),
                                       ('a.jpg,"cat""",train', "'\"'"), ("a.jpg,\u201ccat dog\u201d,train", "'\u201d'"),
-                                      ("a.jpg,\u2018cat\u2019,train", "'\u2018'"), ("a.jpg,\u00abcat\u00bb,train", "'\u00ab'"),
+                                      ("a.jpg,\u2018cat\u2019,train", "'\u2018'"),
+                                      ("a.jpg,\u00abcat\u00bb,train", "'\u00ab'"),
                                       ("a.jpg,\u732b\uff0c\u72ac,train", "'\uff0c'"),
                                       ("a.jpg,\u732b\u3001\u72ac,train", "'\u3001'")])
 def test_tags_with_quotes_or_bars_are_errors(folder, row, odd):
