@@ -462,7 +462,9 @@ def test_classes_without_a_ground_truth_pixel_in_val_are_named(tmp_path):
     line, = unscored_classes({"results": str(results)})
     assert line.startswith("no scored val image shows cat (no ground-truth pixel): the segmenters' IoU of it counts "
                            "false positives alone")
-    assert unscored_classes({"results": str(results), "split": "train"})[0].startswith("no scored train image shows")
+    train, = unscored_classes({"results": str(results), "split": "train"})
+    assert train.startswith("no scored train image shows") and train.endswith("give train images that show them, "
+                                                                              "with masks")
     confusion[1] = [1, 0, 0]
     results.write_text(json.dumps({"classes": ["background", "cat", "dog"], "confusion": confusion}))
     assert unscored_classes({"results": str(results)}) == []

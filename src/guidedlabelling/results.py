@@ -107,7 +107,7 @@ def unscored_classes(seg):
         return []
     return [f"no scored {tested_split(seg)} image shows {', '.join(absent)} (no ground-truth pixel): the segmenters' "
             f"IoU of {'it' if len(absent) == 1 else 'them'} counts false positives alone, and the mIoU and the ratio "
-            "say nothing of how they are segmented; give val images that show them, with masks"]
+            f"say nothing of how they are segmented; give {tested_split(seg)} images that show them, with masks"]
 
 
 def weak_reference(ref, floor=WEAK_IOU):
