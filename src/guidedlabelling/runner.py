@@ -596,13 +596,8 @@ def reuse_or_make(stage, args, cfg, preset, out, checked, alone):
             with distributed.first_then_others(device):  # a launch's first process checks and records the folder
                 refuse_foreign(out, stage)   # under the lock: another process's folder is never seen half made
                 if reusable(out, cfg, stage, manifest["fingerprint"], manifest["upstream"]):
-                    print(f"{stage}: {reused(stage, out, cfg)}")
-                    if draws_panels(stage, cfg):
-                        finished = Stage(stage, cfg, preset, out, args, logging.getLogger(__name__), checked,
-                                         manifest["fingerprint"], outputs_fingerprint(inputs))
-                        drawn = stage_module(stage).draw_panels(finished)
-                        if drawn:
-                            print(f"{stage}: missing panels drawn into {out / 'vis'}: {drawn}")
+                    say_reused(Stage(stage, cfg, preset, out, args, logging.getLogger(__name__), checked,
+                                     manifest["fingerprint"], outputs_fingerprint(inputs)))
                     return out
                 fresh = not out.exists()
                 if fresh and not args.out_dir and (nearest := nearest_folder(out, stage_cfg)):
@@ -618,16 +613,31 @@ def reuse_or_make(stage, args, cfg, preset, out, checked, alone):
             remove_temporary(out, alone)
             stage_module(stage).run(current)
         except (InputError, OSError, KeyboardInterrupt) as e:
-            if isinstance(e, KeyboardInterrupt) and log is not None:   # its log.txt says why it ends unfinished too
-                in_log_file(log, f"{'terminated' if isinstance(e, Terminated) else 'interrupted'}; {resume_hint()}")
-            if fresh and out.is_dir() and (alone or stage in pipeline.TRAINERS.values()):
-                discard_if_bare(out)   # (not a fragment's: the others may be writing it, made by none in particular)
+            ended(e, log, out, fresh and (alone or stage in pipeline.TRAINERS.values()))
             raise
         finally:
             if log is None and notes:   # stopped before the stage had its log: its notes said here at least
                 print("\n".join(notes))
             close_logger(log)
     return out
+
+
+def say_reused(finished):
+    """The line of a stage whose folder is reused, and the panels it lacks drawn (--vis)."""
+    print(f"{finished.name}: {reused(finished.name, finished.out, finished.cfg)}")
+    if draws_panels(finished.name, finished.cfg):
+        drawn = stage_module(finished.name).draw_panels(finished)
+        if drawn:
+            print(f"{finished.name}: missing panels drawn into {finished.out / 'vis'}: {drawn}")
+
+
+def ended(e, log, out, made_here):
+    """What a stage stopped by `e` leaves: why, in its log.txt where it has one (Ctrl-C, a kill); no folder that this
+    process alone made (`made_here`; not a fragment's, which the others may be writing) and left without outputs."""
+    if isinstance(e, KeyboardInterrupt) and log is not None:
+        in_log_file(log, f"{'terminated' if isinstance(e, Terminated) else 'interrupted'}; {resume_hint()}")
+    if made_here and out.is_dir():
+        discard_if_bare(out)
 
 
 @contextlib.contextmanager
