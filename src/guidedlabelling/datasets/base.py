@@ -170,6 +170,12 @@ def missing_hint(name, folder):
     """The start of the fix for a row's image `name` that is no image file of `folder`: what stands there instead
     (a folder, a broken link), or the file it likely means ('a1.JPG is there, and names are case-sensitive: write
     it so, or '; another extension); '' otherwise."""
+    return standing_there(name, folder) or likely_meant(folder / name)
+
+
+def standing_there(name, folder):
+    """missing_hint's start where the name is written otherwise (a Windows path; a path where the file lies in
+    `folder` itself) or names a folder or a broken link; '' otherwise."""
     forward = name.replace("\\", "/")   # a path written on Windows
     if forward != name and any((folder / f"{forward}{ext}").is_file() for ext in ("",) + IMAGE_SUFFIXES):
         return f"{forward} is there: write / between folders, or "
@@ -180,6 +186,12 @@ def missing_hint(name, folder):
         return f"{name} is a link to {os.readlink(path)}, which does not exist: mend it, or "
     if path.parent != folder and any((folder / f"{path.name}{ext}").is_file() for ext in ("",) + IMAGE_SUFFIXES):
         return f"{path.name} is there: names are relative to {folder}, so write it so, or "
+    return ""
+
+
+def likely_meant(path):
+    """missing_hint's start naming the file beside `path` that it likely means: the same name with an extension
+    Pillow reads or not, in another case, or with another image extension; '' where there is none."""
     base, stem = path.name.casefold(), path.stem.casefold()
     files = sorted(p for p in path.parent.iterdir() if p.is_file()) if path.parent.is_dir() else []
     same = next((p for p in files if p.stem == path.name), None)
