@@ -169,21 +169,24 @@ class VOCDataset(Labelled):
     def _list_path(self, datatype):
         return self.root / "ImageSets" / datatype / f"{self.split}.txt"
 
+    def _no_list(self, path, datatype):
+        """The error of a split whose image list `path` is not there, with where the list may be or how to make it."""
+        sbd = self.split == "train_aug"   # SBD's arranger writes SegmentationClassAug/, then this list last
+        make = "make it with ./downloads.sh --sbd" if sbd or self._sbd_missing() else "create it (one id per line)"
+        sets = self.root / "ImageSets"
+        other = next((d.name for d in sorted(sets.iterdir()) if d.name != datatype and (d / path.name).is_file()),
+                     None) if sets.is_dir() else None
+        if other and not sbd:
+            return f"{path}: image list not found, while ImageSets/{other}/{path.name} is there; --set " \
+                f"datatype={other} reads the lists of ImageSets/{other}"
+        lists = sorted(f.stem for f in path.parent.glob("*.txt")) if path.parent.is_dir() else []
+        there = f" ({path.parent} holds {', '.join(lists)})" if lists else ""
+        return f"{path}: image list not found; {make} or choose another split with --dataset/--test_dataset{there}"
+
     def _read_list(self, datatype):
         path = self._list_path(datatype)
         if not path.exists():
-            sbd = self.split == "train_aug"   # SBD's arranger writes SegmentationClassAug/, then this list last
-            make = "make it with ./downloads.sh --sbd" if sbd or self._sbd_missing() else "create it (one id per line)"
-            sets = self.root / "ImageSets"
-            other = next((d.name for d in sorted(sets.iterdir()) if d.name != datatype and (d / path.name).is_file()),
-                         None) if sets.is_dir() else None
-            if other and not sbd:
-                raise InputError(f"{path}: image list not found, while ImageSets/{other}/{path.name} is there; "
-                                 f"--set datatype={other} reads the lists of ImageSets/{other}")
-            lists = sorted(f.stem for f in path.parent.glob("*.txt")) if path.parent.is_dir() else []
-            there = f" ({path.parent} holds {', '.join(lists)})" if lists else ""
-            raise InputError(f"{path}: image list not found; {make} or choose another split with "
-                             f"--dataset/--test_dataset{there}")
+            raise InputError(self._no_list(path, datatype))
         label_dir = self._label_dir()
         items, seen = [], {}
         for number, line in enumerate(text_lines(path, "re-encode it as UTF-8"), 1):
