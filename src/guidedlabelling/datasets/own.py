@@ -93,16 +93,22 @@ class OwnDataset(Labelled):
         without a mask), and the problems of the training split's tags and of the masks (every mask checked now,
         before a stage writes anything)."""
         self._present = [[self.classes.index(t) for t in self._rows[it.id].tags] for it in self.items]
-        training = [r for r in rows if r.line in files and split_of(r, files[r.line].stem, val_percent) == "train"]
-        self.tagged_once, self.same_rows = tagged_once(training), same_rows(rows)
-        self.always_tagged = [name for c, name in enumerate(self.classes[1:], 1)  # nothing tells them from background
-                              if self.split == "train" and all(c in present for present in self._present)]
-        self.untested = [name for c, name in enumerate(self.classes[1:], 1)   # the test of this split says nothing of
-                         if self.split != "train" and self.items and not any(c in p for p in self._present)]
+        self._class_notes(rows, files, val_percent)
         problems = self._untaught(rows, files, val_percent) if self.split == "train" else []
         self.unannotated = [it.id for i, it in enumerate(self.items) if self.has_labels and not self.annotated_at(i)]
         self.not_masks = self._not_masks(masks) if self.unannotated else []
         return problems + (self._mask_problems(masks) if self.has_labels else [])
+
+    def _class_notes(self, rows, files, val_percent):
+        """What the notes say of the classes: those of one training image, rows alike, classes in every training
+        image (nothing tells them from background) and classes no image of this test split shows."""
+        training = [r for r in rows if r.line in files and split_of(r, files[r.line].stem, val_percent) == "train"]
+        self.tagged_once, self.same_rows = tagged_once(training), same_rows(rows)
+        foreground = list(enumerate(self.classes[1:], 1))
+        self.always_tagged = [name for c, name in foreground
+                              if self.split == "train" and all(c in present for present in self._present)]
+        self.untested = [name for c, name in foreground
+                         if self.split != "train" and self.items and not any(c in p for p in self._present)]
 
     def _not_masks(self, masks):
         """Files of the masks folder named like an image without a mask, such as x.jpg where x.png is not."""
