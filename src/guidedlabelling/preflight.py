@@ -97,11 +97,16 @@ class Checked:
                  if d.tags_file})
         elif self.reads.tags or way == "rows":
             sources = [TAG_ROWS + str(s) if str(s) in tags else s for s in sources]
-        else:   # which images each split holds, whatever their tags; their classes where the outputs depend on them
-            sources = [s for s in sources if str(s) not in tags] + [TAG_IMAGES + s for s in sorted(tags)] + \
-                ([TAG_CLASSES + s for s in sorted(tags)] if self.reads.classes else [])
-            evaluated += [TAG_ROWS + s for s in sorted(tags)] if self.reads.evaluates else []
+        else:
+            sources, evaluated = self.tags_untagged(sources, evaluated, sorted(tags))
         return sources, evaluated
+
+    def tags_untagged(self, sources, evaluated, tags):
+        """tags_keyed's keys of the tags CSVs `tags` for a stage that does not read the tags: which images each split
+        holds, whatever their tags; their classes where the outputs depend on them, their rows where it scores."""
+        sources = [s for s in sources if str(s) not in tags] + [TAG_IMAGES + s for s in tags] + \
+            ([TAG_CLASSES + s for s in tags] if self.reads.classes else [])
+        return sources, evaluated + ([TAG_ROWS + s for s in tags] if self.reads.evaluates else [])
 
     def upstream_read(self, way):
         """({manifest key: digest}, {upstream stage: folder}) of the upstream outputs the stage reads: a stage's
