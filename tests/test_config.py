@@ -1041,6 +1041,25 @@ def test_a_name_yaml_reads_as_a_date_or_a_number_names_the_folder_as_written(tmp
     assert C.resolve(str(preset))[0]["name"] == name
 
 
+@pytest.mark.parametrize("lines, expected", [
+    ("name: 007\ndataset: 010\nseedthres: 030\n", ("007", "010", 30, None)),
+    ("name: 12:30\nholdout_scenes: 0755\n", ("12:30", "voc12train_aug", 20, "0755")),
+    ("seedthres: 0x1e\n", "setting guide_labels.seedthres = '0x1e' ({preset}): not a whole number; write e.g. 20")])
+def test_a_number_yaml_1_1_reads_otherwise_is_read_as_written(tmp_path, lines, expected):
+    """YAML 1.1 reads 030 as octal 24, 0x1e as 30 and 12:30 as 750 (base 60): `seedthres: 030` was 24 where
+    --set seedthres=030 is 30, `name: 007` named the folder 7 and `dataset: 010` read the split 8, without a word."""
+    preset = tmp_path / "p.yaml"
+    preset.write_text("builtin: true\n" + lines)
+    if isinstance(expected, str):
+        with pytest.raises(InputError) as e:
+            C.resolve(str(preset))
+        assert list(e.value.messages) == [expected.format(preset=preset)]
+        return
+    cfg = C.resolve(str(preset))[0]
+    scenes = cfg["saliency_train"]["holdout_scenes"] or None
+    assert (cfg["name"], cfg["data"]["dataset"], cfg["guide_labels"]["seedthres"], scenes) == expected
+
+
 def test_a_section_whose_lines_are_all_commented_out_holds_no_settings(tmp_path):
     preset = tmp_path / "p.yaml"
     preset.write_text("builtin: true\nname: 7\nseg_train:\n  # max_iter: 3\n")

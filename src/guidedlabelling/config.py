@@ -7,6 +7,7 @@ import copy
 import datetime
 import difflib
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -43,6 +44,17 @@ class PresetLoader(yaml.SafeLoader):
                                problem_mark=key_node.start_mark)
             lines[key] = line
         return super().construct_mapping(node, deep)
+
+    def construct_plain_int(self, node):
+        """A whole number written in decimal digits; YAML 1.1's other forms (030 octal, 0x1e, 1_000, 12:30 base 60)
+        as the text written, which a number setting reads in decimal as --set does: `seedthres: 030` was 24, where
+        --set seedthres=030 is 30, `name: 007` named the folder 7 and `dataset: 010` read the split 8."""
+        text = self.construct_scalar(node)
+        return self.construct_yaml_int(node) if PLAIN_INT.fullmatch(text) else text
+
+
+PLAIN_INT = re.compile(r"[-+]?(0|[1-9][0-9]*)")
+PresetLoader.add_constructor("tag:yaml.org,2002:int", PresetLoader.construct_plain_int)
 
 
 def read_preset_file(path):
