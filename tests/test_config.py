@@ -1013,19 +1013,23 @@ def test_a_setting_written_twice_in_a_preset_in_two_ways_is_an_error(tmp_path):
     ("seedthres: {a: 1}\n", None),
     ("guide_labels: 3\n", "'guide_labels' is a section, not a setting; write its settings under it, "
                           "`guide_labels: {KEY: VALUE}` (-h lists them)"),
-    ("seed_heatmaps: {extra_sizes: [321, 161]}\n", None)])
+    ("seed_heatmaps: {extra_sizes: [321, 161]}\n", None), ("test_pcrf: off\n", None)])
 def test_a_preset_value_of_the_wrong_shape_is_one_error_with_its_fix(tmp_path, line, problem):
     """A probe's `name:` left empty ran into <out_root>/None, `name: [a]` into <out_root>/['a'], one holding a NUL
     was a traceback and one of 252 bytes 'File name too long' on configs/<name>.yaml; a setting given a
     mapping was 'unknown section'; a section given a value said to write SECTION.KEY=VALUE, --set's form; a YAML list
-    of a comma-separated setting was 'not one value (text)' without the fix."""
+    of a comma-separated setting was 'not one value (text)' without the fix, and so was `test_pcrf: off`, which YAML
+    reads as false."""
     preset = tmp_path / "p.yaml"
     preset.write_text("builtin: true\n" + line)
     expected = {"seedthres: {a: 1}\n": "setting guide_labels.seedthres = {'a': 1} (" + str(preset) + "): not a whole "
                                        "number; write e.g. 20",
                 "seed_heatmaps: {extra_sizes: [321, 161]}\n":
                 "setting seed_heatmaps.extra_sizes = [321, 161] (" + str(preset) + "): not one value (text); write its "
-                "items in one value, comma-separated: 321,161"}.get(line, f"{preset}: {problem}")
+                "items in one value, comma-separated: 321,161",
+                "test_pcrf: off\n": "setting segmentations.test_pcrf = False (" + str(preset) + "): not one value "
+                "(text); YAML reads yes/no, on/off and true/false unquoted as a switch: write the value in quotes"
+                }.get(line, f"{preset}: {problem}")
     with pytest.raises(InputError) as e:
         C.resolve(str(preset))
     assert len(e.value.messages) == 1 and e.value.messages[0].startswith(expected), e.value.messages

@@ -174,6 +174,8 @@ def set_value(cfg, key, value, source, origins):
         example = "" if kind(sec, bare) in (bool, str) else f"; write e.g. {default or 0}"
         if isinstance(value, list) and ((sec, bare) in COMMA_LISTS or bare in LIST_SETTINGS):   # a YAML list
             example = f"; write its items in one value, comma-separated: {','.join(map(str, value))}"
+        if isinstance(value, bool) and kind(sec, bare) is str:   # `test_pcrf: off` said 'False ...: not one value'
+            example = "; YAML reads yes/no, on/off and true/false unquoted as a switch: write the value in quotes"
         raise InputError(f"setting {sec}.{bare} = {value!r} ({source}): not {KIND_NAMES[kind(sec, bare)]}{example}")
     if (bare in PATH_SETTINGS or (sec, bare) == ("run", "store")) and isinstance(converted, str):   # as a shell
         # would ('$HOME/x' named a folder '$HOME'); the store too, before range_problems looks for a variable left
