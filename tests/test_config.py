@@ -477,6 +477,27 @@ def test_one_folder_written_any_way_names_one_output_folder(tmp_path, monkeypatc
     assert naming.stage_name(other, preset, "seed_train") != name
 
 
+def test_a_relative_path_of_ones_own_preset_that_is_there_only_from_elsewhere_names_where(tmp_path, monkeypatch):
+    """A copy of configs/msrc.yaml run from another folder said only '/tmp/shared/data/msrc_things: dataset folder
+    not found': its ../shared/data/... is the current folder's, where the project's presets are the project's."""
+    (tmp_path / "mine" / "photos").mkdir(parents=True)
+    preset = tmp_path / "mine" / "p.yaml"
+    preset.write_text("builtin: true\ndataset_dir: photos\nsaliency_data: src,absent\nout_root: runs\n")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(InputError) as e:
+        C.resolve(str(preset))
+    home = "a relative path of your own preset is the current folder's"
+    assert list(e.value.messages) == [
+        f"setting data.dataset_dir = 'photos' ({preset}): {tmp_path / 'photos'} is not there ({home}); "
+        f"{tmp_path / 'mine' / 'photos'} is: write that",
+        f"setting saliency_train.saliency_data = 'src,absent' ({preset}): {tmp_path / 'src'} is not there ({home}); "
+        f"{C.ROOT / 'src'} is: write that"]
+    monkeypatch.chdir(tmp_path / "mine")   # photos is there from here; a path of the command line is not the preset's
+    cfg = C.resolve(str(preset), ["saliency_data=src"])[0]
+    assert (cfg["data"]["dataset_dir"], cfg["run"]["out_root"]) == (str(tmp_path / "mine" / "photos"),
+                                                                    str(tmp_path / "mine" / "runs"))
+
+
 def test_the_default_out_root_is_the_projects_from_any_folder_and_a_given_one_the_current_folders(tmp_path,
                                                                                                  monkeypatch):
     """A stage command started from another folder looked for the project's outputs under that folder."""

@@ -199,7 +199,7 @@ def resolve(config="demo", overrides=()):
             set_value(cfg, *split_override(item), "command line", origins)
         except InputError as e:
             problems.append(str(e))
-    problems += range_problems(cfg, origins) + layout_problems(cfg["data"])
+    problems += range_problems(cfg, origins) + layout_problems(cfg["data"]) + misplaced_paths(cfg, origins)
     if problems:
         raise InputError(*problems)
     for c, where in ((cfg, origins), (preset, preset_origins)):
@@ -207,6 +207,26 @@ def resolve(config="demo", overrides=()):
         absolute_paths(c, lambda sec, key: base_folder(where.get((sec, key))))
         canonical_lists(c)
     return cfg, preset
+
+
+def misplaced_paths(cfg, origins):
+    """A relative path of one's own preset file (not out_root, which a run makes) that is not there from the current
+    folder, whose it is, but is from the project's, as in configs/' presets, or the preset's folder: a copy of
+    configs/msrc.yaml run elsewhere said only '/tmp/shared/data/msrc_things: dataset folder not found'."""
+    problems = []
+    for (sec, key), origin in origins.items():
+        value = cfg[sec][key]
+        if key not in PATH_SETTINGS or key == "out_root" or not isinstance(value, str) or value in NOT_PATHS or \
+                origin == "command line" or Path(origin).resolve().parent == CONFIGS:
+            continue
+        for part in (value.split(",") if key in LIST_SETTINGS else [value]):
+            path = Path(part.strip()).expanduser()
+            there = [base / path for base in (ROOT, Path(origin).parent) if (base / path).exists()]
+            if part.strip() and not path.is_absolute() and not path.exists() and there:
+                problems.append(f"setting {sec}.{key} = {value!r} ({origin}): {Path.cwd() / path} is not there (a "
+                                f"relative path of your own preset is the current folder's); {there[0].resolve()} is: "
+                                "write that")
+    return problems
 
 
 def layout_problems(d):
