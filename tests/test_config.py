@@ -658,6 +658,18 @@ def test_each_flags_help_shows_the_value_of_the_preset_it_runs_with():
     assert f"(default: none; demo: {demo['segmentations']['test_pcrf']})" in text
 
 
+def test_the_help_of_a_preset_with_a_slip_shows_its_other_values_and_says_it_has_problems(tmp_path, monkeypatch):
+    """A preset with one unknown key showed every flag with the defaults alone (--max_iter 8000, where the preset gives
+    7), as if the preset set nothing."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "p.yaml").write_text("builtin: true\nseed_train: {max_iter: 7}\nbogus: 1\n")
+    text = " ".join(C.stage_parser("seed_train", "", ["--config", "p.yaml", "-h"]).format_help().split())
+    assert "(default: 8000; p.yaml: 7)" in text
+    assert "p.yaml has 1 problem, which the command without -h names" in text
+    text = " ".join(C.stage_parser("seed_train", "", ["--config", "q.yaml", "-h"]).format_help().split())
+    assert "q.yaml does not load: the command without -h says why" in text
+
+
 def test_a_flag_of_a_setting_on_by_default_that_a_command_lacks_says_how_to_set_it():
     assert settings_as_flags(["--no_cudnn_benchmark"], "./script.py") == [
         "--no_cudnn_benchmark: not a flag of ./script.py, but a setting of run; give it as --set cudnn_benchmark=false"]

@@ -326,12 +326,14 @@ def stage_parser(stage, description, argv=None):
     invoked = sys.argv[0] if sys.argv[0].startswith("python -m ") else command(stage)  # __main__ names itself
     parser = Parser(prog=invoked, description=description, epilog=UPSTREAM_HELP,
                     formatter_class=argparse.RawDescriptionHelpFormatter)  # ./src/seed/train.py, not train.py
+    config, preset, problems = preset_of(argv)
+    slips = "" if not problems else f"; {config} does not load: the command without -h says why" if not preset else \
+        f"; {config} has {len(problems)} problem{'s' * (len(problems) > 1)}, which the command without -h names"
     parser.add_argument("--config", default="demo", help=f"{CONFIG_HELP}; its settings replace the defaults (each "
-                                                        "flag shows the preset's value where it differs)")
+                                                        f"flag shows the preset's value where it differs){slips}")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="any setting, upstream stages' included (KEY or SECTION.KEY)")
     parser.add_argument("--debug", action="store_true", help="show the traceback of an error instead of one line")
-    config, preset = preset_of(argv)
     for sec in (stage, "data", "run"):
         group = parser.add_argument_group(f"{sec} settings")
         for key, (default, help_text) in OPTIONS[sec].items():
@@ -353,19 +355,20 @@ def stage_parser(stage, description, argv=None):
 
 
 def preset_of(argv):
-    """(the --config that argv gives, demo without one; its settings, or {} where it does not load)."""
+    """(the --config that argv gives, demo without one; its settings, or {} where it does not load; what is wrong
+    with any of them, which then keep the default: -h showed none of a preset with one slip)."""
     peek = argparse.ArgumentParser(add_help=False, exit_on_error=False, allow_abbrev=False)
     peek.add_argument("--config", default="demo")
     try:
         config = peek.parse_known_args(sys.argv[1:] if argv is None else argv)[0].config
     except argparse.ArgumentError:   # --config without its value: the command's own parser says so
-        return "demo", {}
+        return "demo", {}, []
     problems = []
     try:
         preset = load_preset(config, {}, problems)   # as written: paths not yet resolved
-    except InputError:   # the command's run says why
-        return config, {}
-    return config, {} if problems else preset
+    except InputError as e:   # the command's run says why
+        return config, {}, list(e.messages)
+    return config, preset, problems
 
 
 def flag_overrides(args):
