@@ -1168,6 +1168,26 @@ def test_a_run_folders_config_yaml_fed_back_says_which_steps_it_holds_no_setting
         is None
 
 
+def test_a_run_folders_config_yaml_whose_defaults_fail_a_check_says_why_they_are_the_defaults(tmp_path, monkeypatch):
+    """A segmentations/labels-gt folder's config.yaml fed back to ./script.py stopped with 'VGG_ILSVRC_16_layers...:
+    initial weights not found' alone: the note that the seed steps take the paper's defaults came after the checks."""
+    from types import SimpleNamespace
+    from guidedlabelling.pipeline import STEPS
+    folder = tmp_path / "seed_train" / "default"
+    folder.mkdir(parents=True)
+    (folder / "config.yaml").write_text(yaml.safe_dump(naming.relevant(resolve()[0], "seed_train"), sort_keys=False))
+    (folder / "inputs.json").write_text("{}")
+    args = SimpleNamespace(config=str(folder / "config.yaml"))
+    monkeypatch.setattr(driver, "check_inputs", lambda *a: (_ for _ in ()).throw(InputError("weights not found")))
+    steps = [s for s in STEPS if s[0] in ("seed_train", "seed_heatmaps")]
+    with pytest.raises(InputError) as e:
+        driver.checked_inputs(args, [], steps, {})
+    assert list(e.value.messages) == ["weights not found", driver.folder_config_note(args, [], steps, {})]
+    with pytest.raises(InputError) as e:   # the steps of the folder's sections alone: no note
+        driver.checked_inputs(args, [], steps[:1], {})
+    assert list(e.value.messages) == ["weights not found"]
+
+
 def test_an_empty_data_path_is_an_error_not_the_presets_data(tmp_path, command):
     """A probe's `./script.py --images "$PHOTOS" --tags "$CSV"`, both variables unset, trained on the preset's built-in
     data without a word (the flags were read as not given); `--saliency ""` trained the saliency network, `--masks

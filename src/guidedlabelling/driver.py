@@ -417,6 +417,19 @@ def print_start_notes(cfg, args, overrides, steps, skip, opened):
     return lines
 
 
+def checked_inputs(args, overrides, steps, skip):
+    """check_inputs; where a check fails and --config is a run folder's config.yaml, with folder_config_note, which
+    says why the steps whose sections it lacks take the paper's defaults: fed a reference's, ./script.py said only
+    that VGG-16's weights were not found, its note coming after the checks."""
+    try:
+        return check_inputs(args, overrides, steps, skip)
+    except InputError as e:
+        note = folder_config_note(args, overrides, steps, skip)
+        if not note:
+            raise
+        raise InputError(*e.messages, note) from e
+
+
 def folder_config_note(args, overrides, steps, skip):
     """Where --config is a run folder's config.yaml, which holds the settings of its stage and of those upstream of
     it: the steps asked for that read sections it does not hold, which take the code's defaults (the paper's: VGG-16
@@ -534,7 +547,7 @@ def main(argv=None):
     cfg = C.resolve(args.config, overrides)[0]
     run = cfg["run"]
     refuse_whole_steps_in_fragments(args, overrides, steps, skip, run)
-    opened = check_inputs(args, overrides, steps, skip)
+    opened = checked_inputs(args, overrides, steps, skip)
     said = [] if args.lane else print_start_notes(cfg, args, overrides, steps, skip, opened)   # (a lane's parent
     # checked and said them)
     seconds, lane_of = run_steps(args, overrides, steps, skip, opened)
