@@ -72,6 +72,15 @@ def test_a_run_of_some_steps_keeps_the_notes_of_the_earlier_summary(tmp_path):
         == ["note: c"]
 
 
+def test_summary_records_the_folder_that_relative_paths_of_the_settings_given_are_relative_to(tmp_path,
+                                                                                              monkeypatch):
+    """summary.json held `config: my.yaml` and `out_root=../runs` as given, naming no folder to rerun them from."""
+    from types import SimpleNamespace
+    monkeypatch.chdir(tmp_path)
+    assert driver.summary_settings(SimpleNamespace(config="my.yaml"), ["out_root=../runs"]) == {
+        "config": "my.yaml", "overrides": ["out_root=../runs"], "ran_in": str(tmp_path)}
+
+
 def test_a_run_of_some_steps_keeps_no_notes_of_another_runs_summary(tmp_path):
     """The run folder is the preset's: the summary.json there may be a variant's or other data's, whose notes (on
     another tags.csv, a review found) are not this run's."""

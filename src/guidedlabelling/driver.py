@@ -10,6 +10,7 @@ import argparse
 import contextlib
 import difflib
 import json
+import os
 import shlex
 import sys
 import time
@@ -308,7 +309,7 @@ def summarise(args, overrides, skip, seconds=None, stale=(), notes_said=()):
     outputs = {"guide_labels": str(naming.stage_dir(cfg, preset, "guide_labels")),
                "predictions": str(naming.stage_dir(cfg, preset, "segmentations")),
                "model": seg and tested_model(cfg, preset),
-               "config": args.config, "overrides": overrides, "step_seconds": seconds or {},
+               **summary_settings(args, overrides), "step_seconds": seconds or {},
                "made_seconds": steps_made_seconds(args, overrides, skip), "notes": list(notes_said)} | diagnostics
     if guide and seg and "mIoU" not in seg:  # own data without masks: nothing to measure against
         print_outputs_without_masks(cfg, outputs, seg, ref)
@@ -322,6 +323,12 @@ def summarise(args, overrides, skip, seconds=None, stale=(), notes_said=()):
         "reference_predictions": ref and str(naming.stage_dir(ref_cfg, preset, "segmentations"))}, seg, ref,
         no_reference, void_guide(guide))
     return True
+
+
+def summary_settings(args, overrides):
+    """The settings of summary.json: --config and the overrides as given, and the folder the command ran in, which
+    a relative path of theirs (a preset file, out_root=../runs) is relative to: without it they named no folder."""
+    return {"config": args.config, "overrides": overrides, "ran_in": os.getcwd()}
 
 
 def run_notes(args, cfg, said, overrides=()):
