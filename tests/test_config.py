@@ -396,6 +396,8 @@ def test_a_setting_given_several_values_is_noted_with_the_one_used():
     items = ["seed_train.max_iter=6", "seedthres=30", "seed_train.max_iter = 8", "guide_labels.seedthres=30"]
     assert repeated(items) == ["seed_train.max_iter is given 2 values (6, 8): the last, 8, is used"]
     assert repeated(items)[0] in setting_notes(C.resolve("smoke")[0], items)   # what every command prints
+    assert repeated(["run.cudnn_benchmark=no", "run.cudnn_benchmark=False", "out_root=runs", "out_root=./runs/",
+                     "seedthres=030", "seedthres=30"]) == []   # one value each, written otherwise
 
 
 def test_settings_are_read_as_their_type_and_errors_name_the_setting_and_its_source(tmp_path):

@@ -387,26 +387,30 @@ def flag_written(item):
     return f"--no_{bare}" if default is True else f"--{bare}" if default is False else f"--{bare} {value}"
 
 
+def read_item(item):
+    """((section, key), value) of a KEY=VALUE override, the value as resolve reads it (a path absolute, a list written
+    one way, no and false one value); (None, value) of an unknown key and the value as written of one not of the
+    setting's type, which resolve names."""
+    key, value = split_override(item)
+    try:
+        sec, bare = locate(key)
+    except InputError:
+        return None, value
+    one = defaults()
+    one[sec][bare] = typed(value, kind(sec, bare))
+    if one[sec][bare] is None:
+        return (sec, bare), value
+    return (sec, bare), canonical_lists(absolute_paths(one))[sec][bare]
+
+
 def refuse_conflicts(sets, flags):
     """A flag and a --set item that give one setting two values are an error (the flag won without a word). flags:
-    [(the flag as written, its KEY=VALUE)]; values are compared as resolve reads them (paths absolute, lists
-    written one way)."""
-    def located(item):
-        key, value = split_override(item)
-        try:
-            sec, bare = locate(key)
-        except InputError:   # an unknown key: resolve names it
-            return None, value
-        one = defaults()
-        one[sec][bare] = typed(value, kind(sec, bare))
-        if one[sec][bare] is None:   # not of the setting's type: resolve names it
-            return (sec, bare), value
-        return (sec, bare), canonical_lists(absolute_paths(one))[sec][bare]
+    [(the flag as written, its KEY=VALUE)]; values are compared as resolve reads them (read_item)."""
     given = {}
     for item in sets:
-        where, value = located(item)
+        where, value = read_item(item)
         given.setdefault(where, []).append((item, value))
     problems = [f"{shown} and --set {item}: two values of {where[0]}.{where[1]}; give one" for shown, flag in flags
-                for where, value in [located(flag)] if where for item, other in given.get(where, []) if other != value]
+                for where, value in [read_item(flag)] if where for item, other in given.get(where, []) if other != value]
     if problems:
         raise InputError(*problems)

@@ -5,7 +5,7 @@ import difflib
 
 from . import settings as S
 from . import distributed, lanes, naming, pipeline
-from .config import split_override
+from .config import read_item, split_override
 from .datasets import unread_notes
 from .errors import listed
 
@@ -91,10 +91,11 @@ def setting_notes(cfg, items):
 
 def repeated(items):
     """A note per setting the command line gives several values (--set max_iter=6 --set max_iter=8): the last
-    one is used, as a flag given twice would not be."""
+    one is used, as a flag given twice would not be. Values are compared as read: --no_cudnn_benchmark beside --set
+    cudnn_benchmark=no, or out_root=runs beside out_root=runs/, was 'given 2 values'."""
     values = {}
     for item in items:
-        key, value = split_override(item)
-        values.setdefault(".".join(S.locate(key)), []).append(value)
-    return [f"{key} is given {len(said)} values ({', '.join(said)}): the last, {said[-1]}, is used"
-            for key, said in values.items() if len(set(said)) > 1]
+        (key, value), (where, read) = split_override(item), read_item(item)
+        values.setdefault(".".join(where) if where else key, []).append((value, repr(read)))
+    return [f"{key} is given {len(said)} values ({', '.join(v for v, _ in said)}): the last, {said[-1][0]}, is used"
+            for key, said in values.items() if len({read for _, read in said}) > 1]
