@@ -68,10 +68,11 @@ def read_preset_file(path):
         reason = getattr(e, "problem", None) or type(e).__name__
         if isinstance(e, KeyTwice):
             raise InputError(f"{path}{where}: {reason}") from None
-        raise InputError(f"{path}{where}: not a preset ({reason}); write `key: value` lines or "
-                         "`section: {key: value}` groups") from None
-    except UnicodeDecodeError:
-        raise InputError(f"{path}: not a text file; a preset is YAML `key: value` lines") from None
+        fix = "YAML indents and separates with spaces only: replace the tabs with spaces" if "'\\t'" in reason else \
+            "write `key: value` lines or `section: {key: value}` groups"   # (a tab: the lines were `key: value`)
+        raise InputError(f"{path}{where}: not a preset ({reason}); {fix}") from None
+    except UnicodeDecodeError:   # (UTF-16 or Latin-1 text, an editor's: 'not a text file')
+        raise InputError(f"{path}: not UTF-8 text; a preset is YAML `key: value` lines: save it as UTF-8") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
