@@ -304,6 +304,17 @@ def test_a_preset_may_group_keys_by_section_or_write_them_flat(tmp_path):
     assert cfg == preset and cfg["name"] == "p"
 
 
+def test_a_preset_that_names_another_is_told_presets_do_not_include_one_another(tmp_path):
+    """`base: msrc` said 'unknown setting 'base'; did you mean base_lr', `config: msrc` only 'unknown setting'."""
+    (tmp_path / "p.yaml").write_text("base: msrc\nconfig: smoke\nseed_train: {max_iter: 3}\n")
+    with pytest.raises(InputError) as e:
+        C.resolve(str(tmp_path / "p.yaml"))
+    assert list(e.value.messages) == [
+        f"{tmp_path / 'p.yaml'}: {key}: {name} names a preset, but presets do not include one another; copy "
+        f"{C.CONFIGS / name}.yaml and edit it, or give it as --config with --set for the changes"
+        for key, name in (("base", "msrc"), ("config", "smoke"))]
+
+
 def test_a_misspelt_section_of_a_preset_is_told_the_section_it_likely_meant(tmp_path):
     """A probe's `guide_label:` group was 'unknown setting 'guide_label'; did you mean guiderule?'."""
     (tmp_path / "p.yaml").write_text("guide_label: {dropped: seeds}\nsegs: {test_pcrf: none}\n")

@@ -175,8 +175,20 @@ def preset_entries(data, path, problems):
             problems.append(f"{path}: unknown section {key!r}; " + (f"did you mean {near[0]}?" if near else
                                                                     f"the sections are {', '.join(OPTIONS)}"))
             continue
+        if not section and names_preset(key, value):
+            problems.append(f"{path}: {key}: {value} names a preset, but presets do not include one another; copy "
+                            f"{preset_path(value)} and edit it, or give it as --config with --set for the changes")
+            continue
         for k, v in (value.items() if section else [(key, value)]):
             yield (f"{key}.{k}" if section else str(k)), v, (f"{k} under {key}" if section else str(k))
+
+
+def names_preset(key, value):
+    """Whether a top-level line of a preset that is no setting names a preset (`config: msrc`, `base: my.yaml`): an
+    include, which said 'unknown setting 'base'; did you mean base_lr'."""
+    if not isinstance(value, str) or str(key).rpartition(".")[2] in OWNERS:
+        return False
+    return (CONFIGS / f"{value}.yaml").is_file() or value.endswith((".yaml", ".yml")) and Path(value).is_file()
 
 
 def split_override(item):
