@@ -272,6 +272,8 @@ def test_a_key_of_several_sections_needs_its_section():
     with pytest.raises(InputError, match="'base_lr' is in several sections; write seed_train.base_lr or "
                                          "saliency_train.base_lr or seg_train.base_lr"):
         resolve("base_lr=0.01")
+    with pytest.raises(InputError, match=r"'.max_iter' is in several sections; write seed_train.max_iter or "):
+        resolve(".max_iter=3")   # (it said seed_train..max_iter)
 
 
 def test_a_key_under_the_wrong_section_is_refused():

@@ -112,7 +112,7 @@ def locate(key):
     if not sec and len(owners) == 1:
         return owners[0], bare
     if not sec and owners:
-        raise InputError(f"setting {key!r} is in several sections; write " + " or ".join(f"{s}.{key}" for s in owners))
+        raise InputError(f"setting {key!r} is in several sections; write " + " or ".join(f"{s}.{bare}" for s in owners))
     if not sec and pipeline.current_name(bare) in OPTIONS:
         raise InputError(f"{key!r} is a section, not a setting; write {key}.KEY=VALUE (see -h for its settings)")
     raise unknown_setting(key, sec, bare)
