@@ -640,8 +640,8 @@ def test_masks_without_images_and_tags_is_an_error():
 @pytest.mark.parametrize("data, problem", [
     (b"builtin: true\nseedthres: 30\t# thirty\n", ", line 2: not a preset (found character '\\t' that cannot start "
      "any token); YAML indents and separates with spaces only: replace the tabs with spaces"),
-    ("builtin: true\nname: caf\u00e9\n".encode("latin-1"), ": not UTF-8 text; a preset is YAML `key: value` lines: save "
-     "it as UTF-8")])
+    ("builtin: true\nname: caf\u00e9\n".encode("latin-1"), ": not UTF-8 text; a preset is YAML `key: value` lines: "
+     "save it as UTF-8")])
 def test_a_preset_of_tabs_or_of_another_encoding_is_told_the_fix(tmp_path, data, problem):
     """A tab before a comment said 'write `key: value` lines', which the lines were; a Latin-1 file, 'not a text
     file'."""

@@ -424,6 +424,7 @@ def refuse_conflicts(sets, flags):
         where, value = read_item(item)
         given.setdefault(where, []).append((item, value))
     problems = [f"{shown} and --set {item}: two values of {where[0]}.{where[1]}; give one" for shown, flag in flags
-                for where, value in [read_item(flag)] if where for item, other in given.get(where, []) if other != value]
+                for where, value in [read_item(flag)] if where
+                for item, other in given.get(where, []) if other != value]
     if problems:
         raise InputError(*problems)
