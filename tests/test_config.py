@@ -289,10 +289,13 @@ def test_a_key_under_the_wrong_section_is_refused():
                                "saliency_train.max_iter, seg_train.max_iter?"),
     ("seed_heatmaps.test_sise", "did you mean seed_heatmaps.test_size, "),
     ("max_ite", "did you mean max_iter (of seed_train, saliency_train, seg_train)"),
-    ("seed_train", "'seed_train' is a section, not a setting; write seed_train.KEY=VALUE")])
+    ("seed_train", "'seed_train' is a section, not a setting; write seed_train.KEY=VALUE"),
+    ("SEED_TRAIN.MAX_ITER", "did you mean seed_train.max_iter?"), ("Seedthres", "did you mean seedthres?"),
+    ("MAX_ITER", "did you mean seed_train.max_iter, saliency_train.max_iter, seg_train.max_iter?")])
 def test_an_unknown_setting_is_told_what_it_likely_meant(written, hint):
-    """A key of other sections names them (it suggested the bare key, which is refused as in several sections), and
-    a section given a value says so (it suggested keys like its name)."""
+    """A key of other sections names them (it suggested the bare key, which is refused as in several sections), a
+    section given a value says so (it suggested keys like its name), and a name in capitals is told it in lower
+    case (none was suggested)."""
     with pytest.raises(InputError) as e:
         resolve(f"{written}=5")
     assert hint in e.value.messages[0]

@@ -123,6 +123,7 @@ def unknown_setting(key, sec, bare):
     owners = OWNERS.get(bare, [])
     close = ([bare] if len(owners) == 1 else [f"{s}.{bare}" for s in owners]) if sec in OPTIONS and owners \
         else []   # a key of other sections, written as --set takes it
+    close = close or lower_case_name(key)
     if sec in OPTIONS and not close:   # one like a key of this section, else of any
         close = [f"{sec}.{k}" for k in difflib.get_close_matches(bare, OPTIONS[sec], 3)]
     if not close:
@@ -133,6 +134,17 @@ def unknown_setting(key, sec, bare):
     listed_by = f"{pipeline.command(sec)} -h lists its settings" if sec in STAGE_MODULES else \
         "each stage command's -h lists its settings (./src/seed/train.py -h, ...), and configs/*.yaml name them"
     return InputError(f"unknown setting {key!r}{where}; {hint}{listed_by}")
+
+
+def lower_case_name(key):
+    """[key in lower case] where that names a setting, as every setting is named (SEED_TRAIN.MAX_ITER got no
+    suggestion), or the settings of the sections that have it; else []."""
+    low = key.lower()
+    sec, _, bare = low.rpartition(".")
+    owners = OWNERS.get(bare, [])
+    if low == key or not owners or sec and sec not in owners:
+        return []
+    return [low] if sec or len(owners) == 1 else [f"{s}.{bare}" for s in owners]
 
 
 def kind(sec, key):
