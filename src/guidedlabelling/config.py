@@ -61,7 +61,7 @@ def read_preset_file(path):
     """The mapping a preset file holds; YAML errors, unknown tags, keys given twice and other shapes name the
     file."""
     try:
-        data = yaml.load(path.read_text(), Loader=PresetLoader)
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=PresetLoader)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f", line {mark.line + 1}" if mark else ""
