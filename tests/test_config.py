@@ -352,6 +352,9 @@ def test_paths_expand_environment_variables_and_spaces_around_a_set_value_are_dr
     cfg, _ = resolve("out_root=$GL_PROBE/runs", " seed_train.init = none ", "seed_train.max_iter =6")
     assert cfg["run"]["out_root"] == str(tmp_path / "runs") and cfg["seed_train"]["init"] == "none"
     assert cfg["seed_train"]["max_iter"] == 6
+    cfg, _ = resolve('out_root="$GL_PROBE/my runs"', "seed_train.init='none'")   # quotes, as a preset's
+    assert cfg["run"]["out_root"] == str(tmp_path / "my runs") and cfg["seed_train"]["init"] == "none"
+    assert C.split_override('k="') == ("k", '"') and C.split_override("k='x\"") == ("k", "'x\"")   # not a pair
     with pytest.raises(InputError, match=r"^setting run.out_root = '\$\{GL_UNSET\}/x' \(command line\): "
                                          r"\$\{GL_UNSET\} is not set in the environment; set it, or write the path out$"):
         resolve("out_root=${GL_UNSET}/x")

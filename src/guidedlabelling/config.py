@@ -192,11 +192,13 @@ def names_preset(key, value):
 
 
 def split_override(item):
-    """'KEY=VALUE' -> (KEY, VALUE), spaces around either dropped ('init= none' named a file ' none')."""
+    """'KEY=VALUE' -> (KEY, VALUE), spaces around either dropped ('init= none' named a file ' none') and one pair of
+    quotes around VALUE, as a preset reads them (--set 'dataset_dir="/x y"' named a folder '"' inside '.')."""
     if "=" not in item:
         raise InputError(f"--set {item!r}: expected KEY=VALUE")
-    key, value = item.split("=", 1)
-    return key.strip(), value.strip()
+    key, value = (part.strip() for part in item.split("=", 1))
+    quoted = len(value) >= 2 and value[0] == value[-1] and value[0] in "'\""
+    return key, value[1:-1] if quoted else value
 
 
 def resolve(config="demo", overrides=()):
