@@ -417,3 +417,22 @@ def test_a_training_with_world_size_but_no_rendezvous_is_one_error_line(tmp_path
     assert proc.returncode == 2 and not list((tmp_path / "smoke").glob("seed_train/*/config.yaml")), proc.stderr
     assert proc.stderr.strip() == "error: WORLD_SIZE=2 is set without MASTER_ADDR and MASTER_PORT, where a " \
         "training's processes meet; start them with torchrun, or unset WORLD_SIZE and RANK to train in one process"
+
+
+def test_a_torchrun_launch_says_once_that_its_folder_is_up_to_date(tmp_path):
+    """Every process of a launch found the folder up to date and said so: twice with 2 processes, for a training and
+    for a per-image stage."""
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    out = tmp_path / "seed"
+    train("classification", out, 1)   # the number of processes does not name the folder
+    script, settings = STAGES["classification"]
+    proc = subprocess.run(torchrun + [str(ROOT / script), "--config", "smoke", "--out_root", str(tmp_path),
+                                      "--out_dir", str(out)] + settings, cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0 and proc.stdout.count(f"seed_train: up to date in {out} ") == 1, proc.stdout
+    heatmaps = tmp_path / "heatmaps"
+    command = [str(ROOT / "src/seed/test.py"), "--config", "smoke", "--out_root", str(tmp_path), "--model_dir",
+               str(out), "--out_dir", str(heatmaps)]
+    assert subprocess.run([sys.executable] + command, cwd=ROOT, capture_output=True, timeout=120).returncode == 0
+    proc = subprocess.run(torchrun + command, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.count(f"seed_heatmaps: up to date in {heatmaps} ") == 1, proc.stdout

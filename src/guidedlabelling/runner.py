@@ -624,7 +624,8 @@ def reuse_or_make(stage, args, cfg, preset, out, checked, alone):
 
 def say_reused(finished):
     """The line of a stage whose folder is reused, and the panels it lacks drawn (--vis)."""
-    print(f"{finished.name}: {reused(finished.name, finished.out, finished.cfg)}")
+    if distributed.says_for_all():   # every process of a torchrun launch finds it so
+        print(f"{finished.name}: {reused(finished.name, finished.out, finished.cfg)}")
     if draws_panels(finished.name, finished.cfg):
         drawn = stage_module(finished.name).draw_panels(finished)
         if drawn:
