@@ -6,10 +6,12 @@ import re
 import subprocess
 import sys
 import threading
+import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from conftest import make_own, own_args
 from guidedlabelling import runner
@@ -233,3 +235,39 @@ def test_a_step_waits_while_another_process_rewrites_a_folder_upstream_of_those_
     with pytest.raises(InputError, match=f"{re.escape(str(seeds))}: the output folder is one that the folders "
                                          "seed_eval reads were made from; choose another --out_dir"):
         runner.main("seed_eval", own_args(own) + ["--set", "seed_split=test", "--out_dir", str(seeds)])   # not a hang
+
+
+def waits_for_a_lock(pid):
+    """Whether the process `pid` waits for a lock (/proc/locks marks a waiter '->')."""
+    return any("->" in line and f" {pid} " in line for line in Path("/proc/locks").read_text().splitlines())
+
+
+def test_fragments_check_a_stale_folder_in_turn(tmp_path, monkeypatch, command):
+    """Fragments started at once (torchrun's processes are) on a folder with an image edited since: one checked the
+    folder while the other removed that image's outputs, found it half cleared, and stopped with 'run one process
+    (no --n/--N, no torchrun) to recompute it' (a probe: 1 of 2 such torchrun launches). Here fragment 2 starts as
+    fragment 1 has removed them, before it records the folder's new inputs."""
+    own = make_own(tmp_path)
+    trained_seed_network(own)
+    heatmaps = [*own_args(own), "--set", "seed_split=test"]   # of the val images, which seed_train does not read
+    assert command("seed_heatmaps", *heatmaps)[0] == 0
+    edited = own["images"] / "f.png"
+    Image.open(edited).transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(edited)
+    removed, other = runner.remove_outputs_of, []
+
+    def removed_then_the_other_starts(*args):
+        removed(*args)
+        other.append(subprocess.Popen([sys.executable, str(ROOT / "src/seed/test.py"), *heatmaps, "--n", "1",
+                                       "--N", "2"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                      text=True))
+        deadline = time.monotonic() + 120
+        while other[0].poll() is None and not waits_for_a_lock(other[0].pid):   # its check, or its turn to check
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+    monkeypatch.setattr(runner, "remove_outputs_of", removed_then_the_other_starts)
+    code, out, err = command("seed_heatmaps", *heatmaps, "--n", "0", "--N", "2")
+    assert code == 0 and "keeping the outputs of the images it had unchanged" in out, err
+    printed, _ = other[0].communicate(timeout=300)
+    assert other[0].returncode == 0, printed
+    folder, = (own["out_root"] / "tiny" / "seed_heatmaps").glob("*/done.json")
+    assert sorted(p.stem for p in folder.parent.glob("?.mat")) == ["e", "f"]

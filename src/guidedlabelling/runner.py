@@ -33,7 +33,7 @@ from .fingerprint import DONE, EVALUATED, MANIFEST, UPSTREAM, changes, damage, d
     remade, since_made, upstream_digests
 from .inference import run_device
 from .errors import OVERRIDDEN, counted, image_lines, resume_hint
-from .io import TEMPORARY, Busy, InputError, aside_name, lock_of, reading, save_json, save_yaml, writing
+from .io import TEMPORARY, Busy, InputError, aside_name, flocked, lock_of, reading, save_json, save_yaml, writing
 from .datasets.base import warned_line
 from .datasets.builtin import ensure_builtin
 
@@ -593,7 +593,7 @@ def reuse_or_make(stage, args, cfg, preset, out, checked, alone):
     with one_folder as device:
         fresh, log, notes = False, None, []
         try:
-            with distributed.first_then_others(device):  # a launch's first process checks and records the folder
+            with distributed.first_then_others(device), checked_in_turn(out, stage, alone):  # one checks at a time
                 refuse_foreign(out, stage)   # under the lock: another process's folder is never seen half made
                 if reusable(out, cfg, stage, manifest["fingerprint"], manifest["upstream"]):
                     say_reused(Stage(stage, cfg, preset, out, args, logging.getLogger(__name__), checked,
@@ -639,6 +639,19 @@ def ended(e, log, out, made_here):
         in_log_file(log, f"{'terminated' if isinstance(e, Terminated) else 'interrupted'}; {resume_hint()}")
     if made_here and out.is_dir():
         discard_if_bare(out)
+
+
+@contextlib.contextmanager
+def checked_in_turn(out, stage, alone):
+    """Fragments sharing a folder check and record it one at a time (a lock of their own beside the folder's): one
+    that checked a stale folder while another removed its stale outputs saw it half cleared and stopped ('run one
+    process'), or removed an output the other had just made again. (A training under torchrun has one writer, whose
+    processes take turns already: first_then_others.) A folder that cannot be locked goes unlocked."""
+    with contextlib.ExitStack() as stack:
+        if not alone and stage not in pipeline.TRAINERS.values():
+            with contextlib.suppress(OSError):
+                stack.enter_context(flocked(out.parent / aside_name(out.name, ".checking.lock"), lambda: None))
+        yield
 
 
 @contextlib.contextmanager
