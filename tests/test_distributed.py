@@ -275,7 +275,10 @@ def test_a_torchrun_training_refuses_a_folder_another_process_writes_and_takes_i
             "for it; run it again once that is done")
     assert proc.stderr.splitlines().count(line) == 1 and "Traceback" not in proc.stderr.split(line)[0]  # the first's
     assert "RANK 1" not in proc.stderr
-    train("classification", out, 2)   # free: it trains
+    killed = out / ".snapshot_iter_2.pth.abcdefgh.tmp.pth"   # a snapshot's write that a kill cut short
+    killed.write_bytes(b"part")
+    train("classification", out, 2)   # free: it trains, and its first process, the folder's one writer, sweeps
+    assert not killed.exists()        # what killed writes left, as a command does (fragments: once an hour old)
 
 
 def test_torchrun_says_what_every_process_meets_once_and_what_one_meets_with_its_rank(tmp_path):

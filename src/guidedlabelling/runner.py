@@ -178,7 +178,8 @@ def in_log_file(log, message):
 
 def remove_temporary(out, alone):
     """Remove the temp files that killed runs left in a stage folder (never outputs): all of them when this process
-    writes the folder alone, else those an hour old (a younger one may be another fragment's, being written)."""
+    writes the folder alone (a torchrun training's first process does), else those an hour old (a younger one may be
+    another fragment's, being written)."""
     with contextlib.suppress(FileNotFoundError):   # (another fragment removed it, or its folder, meanwhile)
         for stale in list(out.rglob(TEMPORARY)):
             with contextlib.suppress(FileNotFoundError):
@@ -610,7 +611,7 @@ def reuse_or_make(stage, args, cfg, preset, out, checked, alone):
                 log.info(note)
             current = Stage(stage, cfg, preset, out, args, log, checked, manifest["fingerprint"],
                             outputs_fingerprint(inputs))
-            remove_temporary(out, alone)
+            remove_temporary(out, alone or (stage in pipeline.TRAINERS.values() and distributed.is_main()))
             stage_module(stage).run(current)
         except (InputError, OSError, KeyboardInterrupt) as e:
             ended(e, log, out, fresh and (alone or stage in pipeline.TRAINERS.values()))
