@@ -422,9 +422,10 @@ def test_a_training_with_world_size_but_no_rendezvous_is_one_error_line(tmp_path
         "training's processes meet; start them with torchrun, or unset WORLD_SIZE and RANK to train in one process"
 
 
-def test_a_torchrun_launch_says_once_that_its_folder_is_up_to_date(tmp_path):
+def test_a_torchrun_launch_says_once_what_it_finds_of_its_folder(tmp_path):
     """Every process of a launch found the folder up to date and said so: twice with 2 processes, for a training and
-    for a per-image stage."""
+    for a per-image stage; and the processes of a per-image stage each said its folder's error ('RANK 1: error: ...'
+    after process 0's line)."""
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
     out = tmp_path / "seed"
     train("classification", out, 1)   # the number of processes does not name the folder
@@ -439,3 +440,9 @@ def test_a_torchrun_launch_says_once_that_its_folder_is_up_to_date(tmp_path):
     assert subprocess.run([sys.executable] + command, cwd=ROOT, capture_output=True, timeout=120).returncode == 0
     proc = subprocess.run(torchrun + command, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and proc.stdout.count(f"seed_heatmaps: up to date in {heatmaps} ") == 1, proc.stdout
+    proc = subprocess.run(torchrun + command + ["--set", "seed_heatmaps.test_size=48"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+    ours = [line for line in proc.stderr.splitlines() if line.startswith(("error:", "RANK"))]
+    assert ours == [f"error: {heatmaps / 'config.yaml'}: this folder was made with other settings (seed_heatmaps."
+                    "test_size 0 there, 48 here); remove it to replace it, or choose another --out_dir"], proc.stderr
+    assert proc.stderr.count("exitcode  : 2 ") == 2, proc.stderr

@@ -594,18 +594,23 @@ def reuse_or_make(stage, args, cfg, preset, out, checked, alone):
     with one_folder as device:
         fresh, log, notes = False, None, []
         try:
-            with distributed.first_then_others(device), checked_in_turn(out, stage, alone):  # one checks at a time
+            with distributed.first_then_others(device), checked_in_turn(out, stage, alone), \
+                    distributed.said_once(distributed.says_for_its_machine):  # one checks at a time; each says alike
                 refuse_foreign(out, stage)   # under the lock: another process's folder is never seen half made
-                if reusable(out, cfg, stage, manifest["fingerprint"], manifest["upstream"]):
-                    say_reused(Stage(stage, cfg, preset, out, args, logging.getLogger(__name__), checked,
-                                     manifest["fingerprint"], outputs_fingerprint(inputs)))
-                    return out
-                fresh = not out.exists()
-                if fresh and not args.out_dir and (nearest := nearest_folder(out, stage_cfg)):
-                    notes.append(nearest)
-                rescore = "" if cfg["run"]["vis"] else pipeline.BY_NAME[stage].per_image  # panels show labels
-                fresh = check_cache(out, stage_cfg, cfg["run"]["overridecache"], manifest, alone, rescore,
-                                    other_folder(args, cfg), made_with(stage, cfg), notes.append) or fresh
+                up = reusable(out, cfg, stage, manifest["fingerprint"], manifest["upstream"])
+                if up and distributed.says_for_all():   # every process of a torchrun launch finds it so
+                    print(f"{stage}: {reused(stage, out, cfg)}")
+                elif not up:
+                    fresh = not out.exists()
+                    if fresh and not args.out_dir and (nearest := nearest_folder(out, stage_cfg)):
+                        notes.append(nearest)
+                    rescore = "" if cfg["run"]["vis"] else pipeline.BY_NAME[stage].per_image  # panels show labels
+                    fresh = check_cache(out, stage_cfg, cfg["run"]["overridecache"], manifest, alone, rescore,
+                                        other_folder(args, cfg), made_with(stage, cfg), notes.append) or fresh
+            if up:
+                draw_missing_panels(Stage(stage, cfg, preset, out, args, logging.getLogger(__name__), checked,
+                                          manifest["fingerprint"], outputs_fingerprint(inputs)))
+                return out
             log = make_logger(out)
             for note in notes:  # why the folder was cleared or is resumed, kept in its log.txt too
                 log.info(note)
@@ -623,10 +628,9 @@ def reuse_or_make(stage, args, cfg, preset, out, checked, alone):
     return out
 
 
-def say_reused(finished):
-    """The line of a stage whose folder is reused, and the panels it lacks drawn (--vis)."""
-    if distributed.says_for_all():   # every process of a torchrun launch finds it so
-        print(f"{finished.name}: {reused(finished.name, finished.out, finished.cfg)}")
+def draw_missing_panels(finished):
+    """--vis on a finished folder of a stage that draws panels: those its outputs lack (this fragment's), drawn from
+    its files."""
     if draws_panels(finished.name, finished.cfg):
         drawn = stage_module(finished.name).draw_panels(finished)
         if drawn:
