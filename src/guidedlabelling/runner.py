@@ -594,8 +594,9 @@ def reuse_or_make(stage, args, cfg, preset, out, checked, alone):
     with one_folder as device:
         fresh, log, notes = False, None, []
         try:
-            with distributed.first_then_others(device), checked_in_turn(out, stage, alone), \
-                    distributed.said_once(distributed.says_for_its_machine):  # one checks at a time; each says alike
+            with distributed.first_then_others(device), distributed.said_once(distributed.says_for_its_machine), \
+                    checked_in_turn(out, stage, alone):  # each says alike; one checks at a time (and lets the others
+                # check before it waits to be ended for an error that the machine's first process is to say)
                 refuse_foreign(out, stage)   # under the lock: another process's folder is never seen half made
                 up = reusable(out, cfg, stage, manifest["fingerprint"], manifest["upstream"])
                 if up and distributed.says_for_all():   # every process of a torchrun launch finds it so
