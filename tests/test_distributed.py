@@ -407,6 +407,9 @@ def test_a_terminated_torchrun_training_says_so_once_in_its_log(tmp_path):
     assert [line.split(" ", 1)[1] for line in lines if "terminated" in line] == \
         ["terminated; rerun the same command to resume"], lines
     assert sum("saved a snapshot at iteration" in line for line in lines) == 1, lines
+    said = sorted(line for line in err.read_text().splitlines() if "terminated; rerun" in line)
+    assert said == ["RANK 1: terminated; rerun the same command to resume",   # which process said it
+                    "terminated; rerun the same command to resume"], said
 
 
 def test_a_training_with_world_size_but_no_rendezvous_is_one_error_line(tmp_path):

@@ -284,7 +284,7 @@ def run(module, function="main", *args):
         if debug:
             traceback.print_exc()
         hint = getattr(e, "hint", None) or resume_hint()   # a command may say better what a rerun does (the driver)
-        print(f"{'terminated' if isinstance(e, Terminated) else 'interrupted'}; {hint}", file=sys.stderr)
+        say(f"{'terminated' if isinstance(e, Terminated) else 'interrupted'}; {hint}")   # (RANK k: which process)
         drop_tracebacks(e)
         sys.exit(143 if isinstance(e, Terminated) else 130)
     except SystemExit:   # an error's line said, or argparse's
