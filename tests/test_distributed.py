@@ -449,3 +449,22 @@ def test_a_torchrun_launch_says_once_what_it_finds_of_its_folder(tmp_path):
     assert ours == [f"error: {heatmaps / 'config.yaml'}: this folder was made with other settings (seed_heatmaps."
                     "test_size 0 there, 48 here); remove it to replace it, or choose another --out_dir"], proc.stderr
     assert proc.stderr.count("exitcode  : 2 ") == 2, proc.stderr
+
+
+def test_script_under_torchrun_says_once_what_every_process_meets(tmp_path):
+    """./script.py under torchrun (a fragment per process) printed its settings errors and each step's header once per
+    process, process 1's errors with its RANK, as the stage commands did before they said them once."""
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                str(ROOT / "script.py"), "--config", "smoke", "--out_root", str(tmp_path)]
+    proc = subprocess.run(torchrun + ["--set", "seed_train.max_itr=5"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+    assert [line for line in proc.stderr.splitlines() if line.startswith(("error:", "RANK"))] == [
+        "error: command line: unknown setting 'seed_train.max_itr'; section seed_train has no 'max_itr'; did you mean "
+        "seed_train.max_iter? ./src/seed/train.py -h lists its settings"], proc.stderr
+    made = subprocess.run([sys.executable, str(ROOT / "script.py"), "--config", "smoke", "--out_root", str(tmp_path),
+                           "--steps", "seed_train"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert made.returncode == 0, made.stderr
+    proc = subprocess.run(torchrun + ["--steps", "seed_heatmaps"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0 and proc.stdout.count("==> seed_heatmaps: ./src/seed/test.py") == 1, proc.stdout
+    assert proc.stdout.count("the last fragment to finish a step completes it") == 2, proc.stdout   # each its own

@@ -17,7 +17,7 @@ import time
 
 from . import config as C
 from . import naming
-from . import flags, guide_diagnostics, lanes, notes, preflight, runner
+from . import distributed, flags, guide_diagnostics, lanes, notes, preflight, runner
 from .cli import errors_end_in_one_line
 from .fingerprint import DONE, MANIFEST, read_json
 from . import errors
@@ -247,10 +247,12 @@ def run_in_order(args, overrides, steps, skip, opened=None):
     seconds = {}
     for step, stage, extra in steps:
         if step in skip:
-            print(f"==> {step}: skipped, {skip[step]}", flush=True)
+            if distributed.says_for_all():
+                print(f"==> {step}: skipped, {skip[step]}", flush=True)
             continue
         settings = overrides + list(extra)
-        print(f"==> {step}: {command(stage)}" + "".join(f" --set {s}" for s in extra), flush=True)
+        if distributed.says_for_all():   # (under torchrun: process 0)
+            print(f"==> {step}: {command(stage)}" + "".join(f" --set {s}" for s in extra), flush=True)
         argv = command_flags(args, settings)
         start = time.monotonic()
         try:
@@ -546,17 +548,20 @@ def run_files_written(folder):
 def main(argv=None):
     """./script.py (errors end in one line: cli.py)."""
     start = time.monotonic()
-    args = parse(argv)
-    if args.lane:
-        lanes.follow_parent()
-    overrides = settings(args)
-    steps, skip = planned_steps(args, overrides)
-    cfg = C.resolve(args.config, overrides)[0]
-    run = cfg["run"]
-    refuse_whole_steps_in_fragments(args, overrides, steps, skip, run)
-    opened = checked_inputs(args, overrides, steps, skip)
-    said = [] if args.lane else print_start_notes(cfg, args, overrides, steps, skip, opened)   # (a lane's parent
-    # checked and said them)
+    with distributed.said_once():   # under torchrun, what every process meets alike is said by process 0
+        args = parse(argv)
+        if args.lane:
+            lanes.follow_parent()
+        overrides = settings(args)
+        steps, skip = planned_steps(args, overrides)
+        cfg = C.resolve(args.config, overrides)[0]
+        run = cfg["run"]
+        refuse_whole_steps_in_fragments(args, overrides, steps, skip, run)
+    with distributed.said_once(distributed.says_for_its_machine):
+        opened = checked_inputs(args, overrides, steps, skip)
+    with distributed.said_once():
+        said = [] if args.lane else print_start_notes(cfg, args, overrides, steps, skip, opened)   # (a lane's
+        # parent checked and said them)
     seconds, lane_of = run_steps(args, overrides, steps, skip, opened)
     if args.lane:
         print(lanes.REPORT + json.dumps(seconds), flush=True)
