@@ -271,3 +271,17 @@ def test_fragments_check_a_stale_folder_in_turn(tmp_path, monkeypatch, command):
     assert other[0].returncode == 0, printed
     folder, = (own["out_root"] / "tiny" / "seed_heatmaps").glob("*/done.json")
     assert sorted(p.stem for p in folder.parent.glob("?.mat")) == ["e", "f"]
+
+
+def test_fragments_of_the_current_folder_keep_their_checking_lock_beside_it(tmp_path, monkeypatch, command):
+    """`--out_dir .` of a fragment: the lock it checks the folder under went inside the folder ('..checking.lock'),
+    a file that no stage wrote, so the fragment refused its own empty folder."""
+    own = make_own(tmp_path)
+    model = trained_seed_network(own)
+    here = tmp_path / "heatmaps"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    code, _, err = command("seed_heatmaps", *own_args(own), "--model_dir", model, "--out_dir", ".", "--n", "0",
+                           "--N", "2")
+    assert code == 0, err
+    assert (tmp_path / ".heatmaps.checking.lock").exists() and not list(here.glob("*.lock"))

@@ -653,10 +653,11 @@ def checked_in_turn(out, stage, alone):
     that checked a stale folder while another removed its stale outputs saw it half cleared and stopped ('run one
     process'), or removed an output the other had just made again. (A training under torchrun has one writer, whose
     processes take turns already: first_then_others.) A folder that cannot be locked goes unlocked."""
+    folder = out.resolve()   # `--out_dir .` has a name: its lock went inside it, a file no stage wrote
     with contextlib.ExitStack() as stack:
         if not alone and stage not in pipeline.TRAINERS.values():
             with contextlib.suppress(OSError):
-                stack.enter_context(flocked(out.parent / aside_name(out.name, ".checking.lock"), lambda: None))
+                stack.enter_context(flocked(folder.parent / aside_name(folder.name, ".checking.lock"), lambda: None))
         yield
 
 
