@@ -468,3 +468,12 @@ def test_script_under_torchrun_says_once_what_every_process_meets(tmp_path):
                           timeout=120)
     assert proc.returncode == 0 and proc.stdout.count("==> seed_heatmaps: ./src/seed/test.py") == 1, proc.stdout
     assert proc.stdout.count("the last fragment to finish a step completes it") == 2, proc.stdout   # each its own
+    made, = (tmp_path / "smoke" / "seed_heatmaps").glob("*/config.yaml")   # as if other settings made it
+    made.write_text(made.read_text().replace("test_size: 0", "test_size: 48"))
+    proc = subprocess.run(torchrun + ["--steps", "seed_heatmaps"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+    said = [line for line in proc.stderr.splitlines() if line.startswith(("error:", "RANK", "step "))]
+    assert said == [f"error: {made}: this folder was made with other settings (seed_heatmaps.test_size 48 there, 0 "
+                    "here); remove it to replace it, or choose another --out_root",   # process 1, ended by torchrun
+                    f"step seed_heatmaps failed: ./src/seed/test.py --config smoke --set out_root={tmp_path}"], \
+        proc.stderr   # as its own step failed, it said 'step seed_heatmaps failed' again

@@ -78,8 +78,12 @@ def after_the_first(at_most_s=60):
         time.sleep(at_most_s)
 
 
+class EndedSilently(SystemExit):
+    """The exit (2) of a process that torchrun ended after another process's error, which that one says."""
+
+
 def ended_silently(signum, frame):
-    raise SystemExit(2)
+    raise EndedSilently(2)
 
 
 def local_batch(batch_size):
@@ -177,7 +181,7 @@ def first_then_others(device):
     if not is_main():
         if main_decides(False, device):
             after_the_first()
-            raise SystemExit(2)
+            raise EndedSilently(2)
         yield
         return
     try:

@@ -12,13 +12,12 @@ import difflib
 import json
 import os
 import shlex
-import sys
 import time
 
 from . import config as C
 from . import naming
 from . import distributed, flags, guide_diagnostics, lanes, notes, preflight, runner
-from .cli import errors_end_in_one_line
+from .cli import errors_end_in_one_line, say
 from .fingerprint import DONE, MANIFEST, read_json
 from . import errors
 from .errors import LANES, OVERRIDDEN, Parser, os_error_message
@@ -259,8 +258,9 @@ def run_in_order(args, overrides, steps, skip, opened=None):
             with errors_end_in_one_line(args.debug):
                 runner.main(stage, argv + (["--debug"] if args.debug else []), opened, by_driver=True)
         except SystemExit as e:  # the step printed why; 2 (bad input) and 130 (Ctrl-C) pass through
-            if e.code not in (0, None, 130, 143):   # a stop is no failure: its line says how to resume
-                print(f"step {step} failed: {command(stage)} {shlex.join(argv)}", file=sys.stderr)
+            if e.code not in (0, None, 130, 143) and not isinstance(e, distributed.EndedSilently):  # a stop is no
+                # failure: its line says how to resume; nor is an end for another torchrun process's error
+                say(f"step {step} failed: {command(stage)} {shlex.join(argv)}")   # (RANK k: which process)
             raise
         seconds[step] = time.monotonic() - start
     return seconds
