@@ -285,3 +285,16 @@ def test_fragments_of_the_current_folder_keep_their_checking_lock_beside_it(tmp_
                            "--N", "2")
     assert code == 0, err
     assert (tmp_path / ".heatmaps.checking.lock").exists() and not list(here.glob("*.lock"))
+
+
+def test_the_current_folder_as_out_dir_can_be_cleared(tmp_path, monkeypatch, command):
+    """`--out_dir .` with --overridecache: clearing renamed '.', 'Device or resource busy'."""
+    own = make_own(tmp_path)
+    model = trained_seed_network(own)
+    here = tmp_path / "heatmaps"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    for extra in ([], ["--overridecache"]):
+        code, out, err = command("seed_heatmaps", *own_args(own), "--model_dir", model, "--out_dir", ".", *extra)
+        assert code == 0 and f"wrote {here}" in out + err, out + err
+    assert (here / "done.json").exists()

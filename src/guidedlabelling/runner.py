@@ -456,7 +456,8 @@ def settings_of(stage, argv):
     overrides = C.flag_overrides(args)
     cfg, preset = C.resolve(args.config, overrides)
     cfg, notes = naming.with_given_folders(stage, cfg, vars(args), overrides)
-    return args, cfg, preset, Path(args.out_dir) if args.out_dir else naming.stage_dir(cfg, preset, stage), notes
+    out = Path(os.path.abspath(args.out_dir)) if args.out_dir else naming.stage_dir(cfg, preset, stage)
+    return args, cfg, preset, out, notes   # (absolute: `--out_dir .` has a name, which clearing it renames)
 
 
 def use_threads(threads):
