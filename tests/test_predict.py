@@ -767,6 +767,9 @@ def test_the_crop_size_a_model_was_trained_on_is_its_input_size(varied_model, ph
     assert "note: --input_size is the network's input side for --resize none; --resize tight reads --size instead" \
         in predict_("tight", "--input_size", "48", "--resize", "tight")
     assert "all predicted by an earlier run with these settings" in predict_("tight", "--resize", "tight")  # unread
+    record = json.loads((tmp_path / "tight" / "predict.json").read_text())
+    save_json(tmp_path / "tight" / "predict.json", record | {"net_size": 48})   # as recorded before it said so
+    assert "all predicted by an earlier run with these settings" in predict_("tight", "--resize", "tight")
 
 
 def test_a_folder_of_folders_of_images_names_them(photos, tmp_path):

@@ -203,8 +203,10 @@ def other_settings(out_dir, settings):
 
 
 def without_alpha(settings):
-    """The settings the label PNGs depend on: --alpha changes the overlays alone."""
-    return {k: v for k, v in settings.items() if k != "alpha"}
+    """The settings the label PNGs depend on: --alpha changes the overlays alone, and --input_size (net_size) only
+    those of --resize none (a record made before it said so holds the net_size of another resize)."""
+    unread = {"alpha"} | ({"net_size"} if settings.get("resize") != "none" else set())
+    return {k: v for k, v in settings.items() if k not in unread}
 
 
 def earlier_record(out_dir):
