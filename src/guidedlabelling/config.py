@@ -18,8 +18,8 @@ from .datasets.builtin import builtin_roots
 from .errors import InputError, Parser
 from .io import NAME_MAX
 from .pipeline import command, current_name
-from .settings import COMMA_LISTS, LIST_SETTINGS, NOT_PATHS, OPTIONS, OWNERS, PATH_SETTINGS, SHARED, defaults, kind, \
-    locate, range_problems, set_value, typed
+from .settings import COMMA_LISTS, NOT_PATHS, OPTIONS, OWNERS, PATH_SETTINGS, SHARED, defaults, kind, \
+    locate, path_parts, range_problems, set_value, typed
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = ROOT / "configs"
@@ -234,10 +234,10 @@ def misplaced_paths(cfg, origins):
         if key not in PATH_SETTINGS or key == "out_root" or not isinstance(value, str) or value in NOT_PATHS or \
                 origin == "command line" or Path(origin).resolve().parent == CONFIGS:
             continue
-        for part in (value.split(",") if key in LIST_SETTINGS else [value]):
-            path = Path(part.strip()).expanduser()
+        for part in path_parts(key, value):
+            path = Path(part).expanduser()
             there = [base / path for base in (ROOT, Path(origin).parent) if (base / path).exists()]
-            if part.strip() and not path.is_absolute() and not path.exists() and there:
+            if not path.is_absolute() and not path.exists() and there:
                 problems.append(f"setting {sec}.{key} = {value!r} ({origin}): {Path.cwd() / path} is not there (a "
                                 f"relative path of your own preset is the current folder's); {there[0].resolve()} is: "
                                 "write that")
@@ -278,10 +278,8 @@ def absolute_paths(cfg, base=lambda sec, key: Path.cwd()):
         if isinstance(values, dict):
             for key in PATH_SETTINGS:
                 if isinstance(values.get(key), str) and values[key] not in NOT_PATHS:
-                    parts = values[key].split(",") if key in LIST_SETTINGS else [values[key]]
-                    parts = [p for p in parts if p.strip()]  # 'a,b,' names a and b
-                    values[key] = ",".join(str((base(sec, key) / Path(p.strip()).expanduser()).resolve())
-                                           for p in parts)
+                    values[key] = ",".join(str((base(sec, key) / Path(p).expanduser()).resolve())
+                                           for p in path_parts(key, values[key]))
     return cfg
 
 

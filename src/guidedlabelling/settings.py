@@ -196,10 +196,16 @@ def set_value(cfg, key, value, source, origins):
     origins[sec, bare] = source
 
 
+def path_parts(key, value):
+    """The paths a path setting's value names: several, comma-separated, for LIST_SETTINGS ('a,b,' names a and b)."""
+    parts = value.split(",") if key in LIST_SETTINGS else [value]
+    return [p.strip() for p in parts if p.strip()]
+
+
 def there_as_written(key, value):
     """Whether a path setting that holds a '$' names files that are there as written (a folder named a$x, where no
     variable x is set and expandvars left it so), not a variable left unset."""
-    return all(os.path.exists(p.strip()) for p in (value.split(",") if key in LIST_SETTINGS else [value]))
+    return all(os.path.exists(p) for p in path_parts(key, value))
 
 
 def range_problems(cfg, origins):
