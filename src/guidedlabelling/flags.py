@@ -86,11 +86,10 @@ def no_flag_of_off_setting(token):
     only --set turns it off again), else None."""
     key, _, value = token.removeprefix("--").partition("=")
     bare = key.removeprefix("no_")
-    if not token.startswith("--no_") or value or not switch_off_by_default(bare):
+    if not token.startswith("--no_") or value or not switch_default(bare, False):
         return None
-    where = naming.set_key(S.OWNERS[bare][0], bare) if len(S.OWNERS[bare]) == 1 else f"SECTION.{bare}"
     return (f"--{key}: no such flag ({bare}, a setting of {listed(S.OWNERS[bare])}, is off by default); --set "
-            f"{where}=false turns it off where --config turns it on")
+            f"{set_written(bare, S.OWNERS[bare])}=false turns it off where --config turns it on")
 
 
 def setting_named(token):
@@ -102,7 +101,7 @@ def setting_named(token):
     key, _, value = token.removeprefix("--").partition("=")
     release = next((p for p in RELEASE_PREFIXES if key.startswith(p) and key[len(p):] in S.OWNERS), "")
     key = key[len(release):] if key not in S.OWNERS else key
-    turned_off = key.startswith("no_") and not value and on_by_default(key[3:])
+    turned_off = key.startswith("no_") and not value and switch_default(key[3:], True)
     key = key[3:] if turned_off else key
     owners = S.OWNERS.get(key)
     owners = [o for o in owners if o in RELEASE_PREFIXES[release]] or owners if owners and release else owners
@@ -112,10 +111,9 @@ def setting_named(token):
 def set_hint(key, value, release, turned_off, owners, following, command):
     """The problem of a setting given as a flag (setting_named), with how --set gives it; following: the token after
     it where that is not a flag (its value, given apart)."""
-    where = naming.set_key(owners[0], key) if len(owners) == 1 else f"SECTION.{key}"
-    sections = listed(owners)
+    where, sections = set_written(key, owners), listed(owners)
     switch = isinstance(S.OPTIONS[owners[0]][key][0], bool)   # a flag without a value turns it on
-    if switch and not value and not turned_off and on_by_default(key):
+    if switch and not value and not turned_off and switch_default(key, True):
         return f"--{key}: a setting of {sections}, on by default; --set {where}=false turns it off"
     value = "false" if turned_off else value or (following if following is not None else
                                                  "true" if switch else "VALUE")
@@ -125,12 +123,12 @@ def set_hint(key, value, release, turned_off, owners, following, command):
             f"{where}={value}" + ("" if len(owners) == 1 else f" (SECTION: {sections})"))
 
 
-def on_by_default(key):
-    """A setting whose default, in every section that has it, is True (its stage flag is --no_KEY)."""
-    return key in S.OWNERS and all(S.OPTIONS[sec][key][0] is True for sec in S.OWNERS[key])
+def switch_default(key, on):
+    """Whether a setting is a switch whose default, in every section that has it, is `on` (True: its stage flag is
+    --no_KEY; False: a preset may turn it on, as demo does freeze_trunk, and only --set turns it off again)."""
+    return key in S.OWNERS and all(S.OPTIONS[sec][key][0] is on for sec in S.OWNERS[key])
 
 
-def switch_off_by_default(key):
-    """A setting whose default, in every section that has it, is False: a preset may turn it on (demo's
-    freeze_trunk), and only --set turns it off again."""
-    return key in S.OWNERS and all(S.OPTIONS[sec][key][0] is False for sec in S.OWNERS[key])
+def set_written(key, owners):
+    """KEY as --set takes it: SECTION.KEY where several sections have it."""
+    return naming.set_key(owners[0], key) if len(owners) == 1 else f"SECTION.{key}"
