@@ -82,6 +82,12 @@ class EndedSilently(SystemExit):
     """The exit (2) of a process that torchrun ended after another process's error, which that one says."""
 
 
+def end_silently():
+    """End this process without a word once torchrun ends it (after_the_first), another process saying why."""
+    after_the_first()
+    raise EndedSilently(2)
+
+
 def ended_silently(signum, frame):
     raise EndedSilently(2)
 
@@ -180,8 +186,7 @@ def first_then_others(device):
         return
     if not is_main():
         if main_decides(False, device):
-            after_the_first()
-            raise EndedSilently(2)
+            end_silently()
         yield
         return
     try:

@@ -590,13 +590,15 @@ def reuse_or_make(stage, args, cfg, preset, out, checked, alone):
     manifest = {"fingerprint": fingerprint(inputs), "inputs": inputs, "upstream": upstream,
                 "upstream_digests": upstream_digests(upstream)}
     stage_cfg = naming.relevant(cfg, stage)
-    one_folder = one_launch(out, stage, cfg) if stage in pipeline.TRAINERS.values() and not alone else \
+    trains = stage in pipeline.TRAINERS.values()
+    one_writer = alone or trains   # a training under torchrun: its first process writes the folder, the others wait
+    one_folder = one_launch(out, stage, cfg) if not alone and trains else \
         writing(out, stage, shared=not alone)  # another process making it: wait, then reuse it
     with one_folder as device:
         fresh, log, notes = False, None, []
         try:
             with distributed.first_then_others(device), distributed.said_once(distributed.says_for_its_machine), \
-                    checked_in_turn(out, stage, alone):  # each says alike; one checks at a time (and lets the others
+                    checked_in_turn(out, one_writer):  # each says alike; one checks at a time (and lets the others
                 # check before it waits to be ended for an error that the machine's first process is to say)
                 refuse_foreign(out, stage)   # under the lock: another process's folder is never seen half made
                 up = reusable(out, cfg, stage, manifest["fingerprint"], manifest["upstream"])
@@ -618,10 +620,10 @@ def reuse_or_make(stage, args, cfg, preset, out, checked, alone):
                 log.info(note)
             current = Stage(stage, cfg, preset, out, args, log, checked, manifest["fingerprint"],
                             outputs_fingerprint(inputs))
-            remove_temporary(out, alone or (stage in pipeline.TRAINERS.values() and distributed.is_main()))
+            remove_temporary(out, one_writer and distributed.is_main())
             stage_module(stage).run(current)
         except (InputError, OSError, KeyboardInterrupt) as e:
-            ended(e, log, out, fresh and (alone or stage in pipeline.TRAINERS.values()))
+            ended(e, log, out, fresh and one_writer)
             raise
         finally:
             if log is None and notes:   # stopped before the stage had its log: its notes said here at least
@@ -649,14 +651,15 @@ def ended(e, log, out, made_here):
 
 
 @contextlib.contextmanager
-def checked_in_turn(out, stage, alone):
+def checked_in_turn(out, one_writer):
     """Fragments sharing a folder check and record it one at a time (a lock of their own beside the folder's): one
     that checked a stale folder while another removed its stale outputs saw it half cleared and stopped ('run one
-    process'), or removed an output the other had just made again. (A training under torchrun has one writer, whose
-    processes take turns already: first_then_others.) A folder that cannot be locked goes unlocked."""
+    process'), or removed an output the other had just made again. (A folder of `one_writer`, such as a training's
+    under torchrun, whose processes take turns already: first_then_others, needs none.) A folder that cannot be
+    locked goes unlocked."""
     folder = out.resolve()   # `--out_dir .` has a name: its lock went inside it, a file no stage wrote
     with contextlib.ExitStack() as stack:
-        if not alone and stage not in pipeline.TRAINERS.values():
+        if not one_writer:
             with contextlib.suppress(OSError):
                 stack.enter_context(flocked(folder.parent / aside_name(folder.name, ".checking.lock"), lambda: None))
         yield
@@ -678,8 +681,7 @@ def one_launch(out, stage, cfg):
                 busy = True
         if distributed.main_decides(busy, device):
             if not distributed.is_main():   # the first says why, for every process
-                distributed.after_the_first()
-                raise SystemExit(2)
+                distributed.end_silently()
             raise InputError(f"{out}: another process is writing or reading it, and a training under torchrun does "
                              "not wait for it; run it again once that is done")
         try:
