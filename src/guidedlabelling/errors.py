@@ -110,6 +110,11 @@ class Once(argparse._StoreAction):
         super().__call__(parser, namespace, values, option_string)
 
 
+def given_empty(args, flags):
+    """The flags of `flags` that parsed `args` holds as blank text (an unset shell variable: --out_dir "$OUT")."""
+    return [flag for flag in flags if isinstance(getattr(args, flag, None), str) and not getattr(args, flag).strip()]
+
+
 def dash_value_after(flag, args):
     """Whether `flag` is followed in `args` by a word that begins with '-'."""
     return any(word == flag and following.startswith("-") for word, following in zip(args, args[1:]))

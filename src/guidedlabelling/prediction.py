@@ -27,7 +27,7 @@ from .checks import SIDE, argument, between, side_or_zero
 from .config import CONFIGS, resolve
 from .datasets import ImageFiles, image_checks
 from .datasets.base import label_classes, warned_line
-from .errors import Parser, counted, image_lines, listed, os_error_message, raise_all, some
+from .errors import Parser, counted, given_empty, image_lines, listed, os_error_message, raise_all, some
 from .crf import BACKENDS, TEST_CRFS
 from .inference import TEST_GEOMETRIES, forward_all, geometry, label_map, load_model, pick_device, trained
 from .fingerprint import file_digest, read_json
@@ -444,8 +444,7 @@ def parse(argv=None):
 def refuse_empty_paths(args):
     """A path given empty (an unset shell variable: --out_dir "$OUT") wrote into the current folder, and --model ""
     looked for model.pth there; an input named "" read the current folder."""
-    empty = [f"--{flag}" for flag in ("model", "out_dir", "list", "config")
-             if isinstance(getattr(args, flag), str) and not getattr(args, flag).strip()]
+    empty = [f"--{flag}" for flag in given_empty(args, ("model", "out_dir", "list", "config"))]
     empty += ["an input"] if any(not name.strip() for name in args.inputs) else []
     raise_all([f"{what}: is empty (an unset variable?); write the path" for what in empty], "./src/predict.py")
 

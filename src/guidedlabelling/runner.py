@@ -32,7 +32,7 @@ from .fingerprint import DONE, EVALUATED, MANIFEST, UPSTREAM, changes, damage, d
     fingerprint, has_outputs, images_come_or_go, output_sizes, outputs_digest, outputs_fingerprint, recorded, \
     remade, since_made, upstream_digests
 from .inference import run_device
-from .errors import OVERRIDDEN, counted, image_lines, resume_hint
+from .errors import OVERRIDDEN, counted, given_empty, image_lines, resume_hint
 from .io import TEMPORARY, Busy, InputError, aside_name, flocked, lock_of, reading, save_json, save_yaml, writing
 from .datasets.base import warned_line
 from .datasets.builtin import ensure_builtin
@@ -416,8 +416,7 @@ def parse(stage, argv=None):
 def refuse_empty_folders(args):
     """An --out_dir or folder flag given empty (an unset shell variable: --out_dir "$OUT") wrote or read the
     folder named from the settings without a word, as an empty data path ran the preset's data."""
-    empty = [flag for flag in ("out_dir",) + naming.FOLDER_FLAGS
-             if isinstance(getattr(args, flag, None), str) and not getattr(args, flag).strip()]
+    empty = given_empty(args, ("out_dir",) + naming.FOLDER_FLAGS)
     if empty:
         raise InputError(*[f"--{flag}: is empty (an unset variable?); write a folder, or leave the flag out to "
                            f"{'write' if flag == 'out_dir' else 'read'} the folder named from the settings"
