@@ -667,6 +667,9 @@ def test_the_report_shows_the_stage_folders_of_its_run_alone(tmp_path):
     assert folders == [seeds]
     assert Page(report_module.stages_section(folders)).tables["Every stage"][1:] == \
         [["seed_train", "default", "12.5 s", "iterations 4"]]
+    unmeasured = made("seed_eval/unmeasured", {"at": {"fg_precision": 50.0, "bg_precision": None}, "mIoU": 3})
+    assert Page(report_module.stages_section([unmeasured])).tables["Every stage"][1][3] == \
+        "at.fg_precision 50 at.bg_precision n/a mIoU 3"
     assert report_module.training_section(folders).count("<figure>") == 1
     assert report_module.evaluation_section(folders) == ""
     plots = report_module.evaluation_section(report_module.run_folders("smoke", overrides))

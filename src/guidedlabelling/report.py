@@ -44,7 +44,8 @@ pre { background: #f6f8fa; border: 1px solid #dde; padding: 10px; font-size: 12.
       column-width: 340px; white-space: pre-wrap; overflow-wrap: anywhere; }
 """
 WARNED_SHOWN = 20   # images read with Pillow's warnings listed in the report (maybe thousands, and harmless)
-SKIPPED_FIGURES = ("per_class", "confusion", "classes", "curve", "outputs")  # long or shown in their own table
+SKIPPED_FIGURES = ("per_class", "confusion", "classes", "curve", "outputs",  # long or shown in their own table
+                   "made_with")   # (None where the stage runs no network: not a figure)
 
 
 def write_report(config, overrides, examples=4, notes=(), opened=None, skipped=None):
@@ -256,13 +257,14 @@ def saliency_section(cfg, preset):
 
 
 def scalars(data, prefix=""):
-    """(dotted key, number) of every number in a done.json, nested dicts included."""
+    """(dotted key, number or None) of every number in a done.json, nested dicts included; None where it could not
+    be measured (seed_eval's bg_precision where nothing is predicted as background), shown as n/a."""
     for key, value in data.items():
         if key.startswith(SKIPPED_FIGURES):
             continue
         if isinstance(value, dict):
             yield from scalars(value, f"{prefix}{key}.")
-        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        elif value is None or isinstance(value, (int, float)) and not isinstance(value, bool):
             yield f"{prefix}{key}", value
 
 
