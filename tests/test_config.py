@@ -6,6 +6,7 @@ import re
 import pytest
 import torch
 import yaml
+from PIL import Image
 
 from guidedlabelling import config as C
 from guidedlabelling import driver
@@ -95,6 +96,32 @@ def test_a_run_of_some_steps_keeps_no_notes_of_another_runs_summary(tmp_path):
     assert driver.run_notes(args, cfg, ["note: c"], [f"out_root={tmp_path}", "seedthres=30"]) == ["note: c"]
     assert driver.run_notes(SimpleNamespace(steps="segmentations", config="demo"), cfg, ["note: c"],
                             [f"out_root={tmp_path}", "tags=other/tags.csv"]) == ["note: c"]
+
+
+def test_a_run_of_some_steps_keeps_no_notes_of_a_run_whose_relative_paths_named_other_data(tmp_path, monkeypatch):
+    """The same settings as given, images=photos, run in another folder: other photos, whose notes are not this
+    run's; summary.json's folders of guide labels and predictions tell them apart (summary_settings' ran_in)."""
+    from types import SimpleNamespace
+    for folder in ("a", "b"):
+        (tmp_path / folder / "photos").mkdir(parents=True)
+        Image.new("RGB", (8, 8), {"a": "red", "b": "blue"}[folder]).save(tmp_path / folder / "photos" / "x.png")
+        (tmp_path / folder / "tags.csv").write_text("image,tags\nx.png,cow\n")
+    overrides = [f"out_root={tmp_path}/runs", "images=photos", "tags=tags.csv"]
+    args = SimpleNamespace(steps="segmentations", config="smoke")
+
+    def summary_made_in(folder):
+        monkeypatch.chdir(tmp_path / folder)
+        cfg, preset = C.resolve("smoke", overrides)
+        naming.run_dir(cfg).mkdir(parents=True, exist_ok=True)
+        (naming.run_dir(cfg) / "summary.json").write_text(json.dumps({
+            "notes": [f"note: of {folder}"], "config": "smoke", "overrides": overrides, "ran_in": str(tmp_path / folder),
+            "guide_labels": str(naming.stage_dir(cfg, preset, "guide_labels")),
+            "predictions": str(naming.stage_dir(cfg, preset, "segmentations"))}))
+        return cfg
+    cfg = summary_made_in("a")
+    assert driver.run_notes(args, cfg, ["note: c"], overrides) == ["note: c", "note: of a"]
+    monkeypatch.chdir(tmp_path / "b")
+    assert driver.run_notes(args, C.resolve("smoke", overrides)[0], ["note: c"], overrides) == ["note: c"]
 
 
 def test_summary_keeps_no_made_seconds_of_a_skipped_step(tmp_path):

@@ -340,11 +340,23 @@ def run_notes(args, cfg, said, overrides=()):
     another run's notes)."""
     partial = set(args.steps.split(",")) != {s for s, _, _ in STEPS}
     earlier = (read_json(naming.run_dir(cfg) / "summary.json") if partial else None) or {}
+    same = same_run(args, overrides, earlier)
+    return list(dict.fromkeys(list(said) + ((earlier.get("notes") or []) if same else [])))
 
+
+def same_run(args, overrides, earlier):
+    """Whether an earlier summary.json is of this run: the same preset and settings as given, and the same folders
+    of guide labels and predictions, which settings as given do not fix where they name relative paths and the
+    earlier run ran in another folder (`ran_in`: its images=photos were other photos). A summary.json written
+    before it named those folders is judged by the settings alone."""
     def given(settings):
         return [s for s in settings or [] if not s.startswith("overridecache=")]
-    same = earlier.get("config") == args.config and given(earlier.get("overrides")) == given(overrides)
-    return list(dict.fromkeys(list(said) + ((earlier.get("notes") or []) if same else [])))
+    if earlier.get("config") != args.config or given(earlier.get("overrides")) != given(overrides):
+        return False
+    cfg, preset = C.resolve(args.config, overrides)
+    folders = {"guide_labels": "guide_labels", "predictions": "segmentations"}
+    return all(earlier.get(key, str(naming.stage_dir(cfg, preset, stage))) == str(naming.stage_dir(cfg, preset, stage))
+               for key, stage in folders.items())
 
 
 def print_outputs_without_masks(cfg, outputs, seg, ref):
