@@ -114,7 +114,8 @@ def test_a_run_of_some_steps_keeps_no_notes_of_a_run_whose_relative_paths_named_
         cfg, preset = C.resolve("smoke", overrides)
         naming.run_dir(cfg).mkdir(parents=True, exist_ok=True)
         (naming.run_dir(cfg) / "summary.json").write_text(json.dumps({
-            "notes": [f"note: of {folder}"], "config": "smoke", "overrides": overrides, "ran_in": str(tmp_path / folder),
+            "notes": [f"note: of {folder}"], "config": "smoke", "overrides": overrides,
+            "ran_in": str(tmp_path / folder),
             "guide_labels": str(naming.stage_dir(cfg, preset, "guide_labels")),
             "predictions": str(naming.stage_dir(cfg, preset, "segmentations"))}))
         return cfg
