@@ -2,8 +2,8 @@
 # Fetch what the paper's runs need (needs internet; never run by the tests' default paths or the demo).
 #   ./downloads.sh                 everything: --voc --sbd --models --saliency-data
 #   ./downloads.sh --voc --sbd     only those parts
-# Downloads resume (curl -C -; from scratch where the server cannot) and are verified: md5 where the source
-# publishes one; otherwise the sha256 of the first download that unpacks (or converts) is recorded in
+# Downloads resume (curl -C -; from scratch where the server cannot; a whole one is kept) and are verified: md5
+# where the source publishes one; otherwise the sha256 of the first download that unpacks (or converts) is recorded in
 # $DATA/checksums.recorded and checked on later runs. Then they are unpacked and converted into the layouts the
 # stages read (once: a rerun unpacks an archive again only where it was downloaded again or stopped midway):
 #   --voc            $DATA/VOCdevkit/VOC2012 (JPEGImages, SegmentationClass, ImageSets, Annotations)
@@ -34,9 +34,12 @@ RECORDED=$DATA/checksums.recorded
 PENDING=  # "sha256 name" of the last download that has no checksum yet: recorded once it unpacks (confirm)
 
 fetch() {  # url file [md5]
-  local url=$1 file=$DATA/downloads/$2 md5=${3:-} rc=0
+  local url=$1 file=$DATA/downloads/$2 md5=${3:-} rc=0 code
   echo "== $2"
-  curl -fL --retry 3 -C - -o "$file" "$url" || rc=$?
+  code=$(curl -fL --retry 3 -C - -w '%{http_code}' -o "$file" "$url") || rc=$?
+  if [ "$rc" -eq 22 ] && [ "$code" = 416 ] && [ -s "$file" ]; then  # no byte left to resume: it came whole before
+    echo "   downloaded already (curl's 416 above: nothing after its last byte)"; rc=0
+  fi
   if [ "$rc" -eq 33 ]; then  # the server cannot resume the partial file: download it whole
     echo "   the server cannot resume $file; downloading it again"
     rm -f "$file"; rc=0; curl -fL --retry 3 -o "$file" "$url" || rc=$?

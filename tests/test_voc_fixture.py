@@ -2,11 +2,13 @@
 SegmentationClassAug + train_aug, VGG-16 -> the DeepLab init, MSRA-B / DUTS-TR -> images/ + masks/), then the
 voc12_paper preset runs end to end from those files, sizes shrunk by overrides only."""
 import hashlib
+import http.server
 import json
 import os
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -203,6 +205,52 @@ def test_a_server_that_cannot_resume_gets_the_whole_file(downloaded, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "the server cannot resume" in proc.stdout
     assert (data / "downloads" / vgg.name).read_bytes() == vgg.read_bytes()
+
+
+class RangeServer(http.server.BaseHTTPRequestHandler):
+    """Serves the files of `self.server.folder` as web servers do: a Range from a byte past the end is 416."""
+
+    def do_GET(self):
+        data = (self.server.folder / Path(self.path).name).read_bytes()
+        start = int(self.headers.get("Range", "bytes=0-")[len("bytes="):].split("-")[0])
+        if start >= len(data) and self.headers.get("Range"):
+            self.send_response(416)
+            self.send_header("Content-Range", f"bytes */{len(data)}")
+            data = b"<html>416 Range Not Satisfiable</html>"
+        else:
+            self.send_response(206 if self.headers.get("Range") else 200)
+            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+            data = data[start:]
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_a_rerun_over_http_finds_the_download_whole(downloaded, tmp_path):
+    """A rerun asked the server for the bytes after a whole file: 416, curl error 22, and 'rerun to resume' (which
+    looped) or a new 2 GB download, where file:// URLs answered nothing. Now a whole file passes, a partial one
+    resumes."""
+    _, _, env, _ = downloaded
+    server = http.server.HTTPServer(("127.0.0.1", 0), RangeServer)
+    server.folder = Path(env["VGG_URL"][len("file://"):]).parent
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url, data = f"http://127.0.0.1:{server.server_port}/", tmp_path / "data"
+    env = dict(env, DATA=str(data), VOC_URL=url + "VOCtrainval_11-May-2012.tar")
+    tar = data / "downloads" / "VOCtrainval_11-May-2012.tar"
+    try:
+        assert downloads(env, "--voc").returncode == 0
+        proc = downloads(env, "--voc")
+        assert proc.returncode == 0, proc.stderr
+        assert "   downloaded already (curl's 416 above" in proc.stdout and "   unpacked already" in proc.stdout
+        tar.write_bytes(tar.read_bytes()[:5000])
+        proc = downloads(env, "--voc")
+        assert proc.returncode == 0 and "downloaded already" not in proc.stdout, proc.stderr
+        assert tar.read_bytes() == (server.folder / tar.name).read_bytes()
+    finally:
+        server.shutdown()
 
 
 def test_parts_are_checked_first_and_sbd_needs_voc(downloaded, tmp_path):
