@@ -151,6 +151,12 @@ def test_pascalroot_given_the_voc_folder_itself_is_told_its_parent(tmp_path):
                                 "(./script.py: --set pascalroot=DIR) naming the folder that holds VOC2012/, or fetch "
                                 "VOC 2012 and SBD's train_aug with ./downloads.sh --voc --sbd (into data/VOCdevkit, "
                                 "the default --pascalroot; DATA=DIR ./downloads.sh --voc --sbd: into DIR/VOCdevkit)",)
+    twice = make_voc(tmp_path / "twice" / "VOCdevkit" / "VOCdevkit" / "VOC2012")   # the tar unpacked into VOCdevkit/
+    for given, nested in ((tmp_path, root), (twice.parents[1], twice)):         # or data/ given for data/VOCdevkit
+        with pytest.raises(InputError) as e:
+            dataset_root(pascalroot=given)
+        assert e.value.messages == (f"{given}/VOC2012: dataset folder not found; {nested} is there: pass --pascalroot "
+                                    f"{nested.parent} (the folder that holds VOC2012/)",)
     other = make_voc(tmp_path / "VOC2012_trainval")   # its parent holds no VOC2012/: --dataset_dir alone
     with pytest.raises(InputError, match=f"itself: pass --dataset_dir {other}$"):
         dataset_root(pascalroot=other)

@@ -25,6 +25,10 @@ def dataset_root(pascalroot=None, dataset_dir=None):
         parent = f"--pascalroot {Path(pascalroot).parent} or " if Path(pascalroot).name == "VOC2012" else ""
         raise InputError(f"{root}: dataset folder not found; --pascalroot names the folder that holds VOC2012/, and "
                          f"{pascalroot} is a VOC-layout folder itself: pass {parent}--dataset_dir {pascalroot}")
+    below = sorted(Path(pascalroot).glob("*/VOC2012/JPEGImages")) if not dataset_dir and not root.is_dir() else []
+    if below:   # --pascalroot data for data/VOCdevkit, or VOCdevkit/VOCdevkit/VOC2012 from a tar unpacked into it
+        raise InputError(f"{root}: dataset folder not found; {below[0].parent} is there: pass --pascalroot "
+                         f"{below[0].parent.parent} (the folder that holds VOC2012/)")
     if not root.is_dir():
         name = ("--dataset_dir naming a VOC-layout folder" if dataset_dir else
                 "--pascalroot (./script.py: --set pascalroot=DIR) naming the folder that holds VOC2012/")
