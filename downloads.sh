@@ -50,7 +50,8 @@ fetch() {  # url file [md5]
   fi
   PENDING=
   if [ -n "$md5" ]; then
-    echo "$md5  $file" | md5sum -c --quiet - || die "$file: md5 mismatch; delete it and rerun"
+    local got; got=$(md5sum "$file" | cut -d' ' -f1)  # (not md5sum -c: its FAILED/WARNING lines came before ours)
+    [ "$got" = "$md5" ] || die "$file: md5 $got, not the published $md5; delete it and rerun"
   else
     local sum; sum=$(sha256sum "$file" | cut -d' ' -f1)
     local rec; rec=$(grep " $2\$" "$RECORDED" 2>/dev/null | cut -d' ' -f1 || true)

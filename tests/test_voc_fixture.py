@@ -189,6 +189,16 @@ def test_an_unreachable_url_names_no_file_to_delete_and_an_archive_of_no_voc_is_
         "(another archive?); check VOC_URL, delete it and rerun")
 
 
+def test_a_download_of_another_md5_says_so_in_one_line(downloaded, tmp_path):
+    """md5sum -c printed its FAILED and WARNING lines before the script's own."""
+    _, _, env, _ = downloaded
+    tar = tmp_path / "data" / "downloads" / "VOCtrainval_11-May-2012.tar"
+    proc = downloads(dict(env, DATA=str(tmp_path / "data"), VOC_MD5="0" * 32), "--voc")
+    got = hashlib.md5(tar.read_bytes()).hexdigest()
+    assert proc.returncode == 1 and [line for line in proc.stderr.splitlines() if "md5" in line.lower()] == [
+        f"downloads.sh: {tar}: md5 {got}, not the published {'0' * 32}; delete it and rerun"]
+
+
 def test_a_server_that_cannot_resume_gets_the_whole_file(downloaded, tmp_path):
     """curl's error 33 (no byte ranges) on a partial file: downloaded again whole, where 'rerun to resume' looped."""
     _, _, env, _ = downloaded
