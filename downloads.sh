@@ -122,6 +122,7 @@ saliency_data() {  # the paper's saliency training set (MSRA-B) and a larger one
     "$PYTHON" -m zipfile -e "$DATA/downloads/$name.zip" "$DATA/downloads/$name"
     "$PYTHON" -m guidedlabelling.datasets.saliency_sets "$DATA/downloads/$name" "$DATA/saliency/$name"
     confirm
+    rm -rf "$DATA/downloads/$name"  # (arranged into $DATA/saliency/$name; the zip stays for the checksum)
     unpacked_whole "$name.zip"
   done
 }

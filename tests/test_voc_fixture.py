@@ -59,6 +59,7 @@ def test_downloads_unpack_and_convert(downloaded):
         assert sorted(p.name for p in (folder / "images").iterdir()) == [f"s{i}.jpg" for i in range(5)]
         assert all(set(np.unique(load_label_png(p))) == {0, 255} for p in (folder / "masks").iterdir())
         assert "left out 1 images without a fitting mask: s5" in stdout
+        assert not (tmp / "data" / "downloads" / name).exists()   # its unpacked copy: a third copy of DUTS-TR
     recorded = (tmp / "data" / "checksums.recorded").read_text()
     assert all(name in recorded for name in ("VGG_ILSVRC_16_layers.caffemodel", "MSRA-B.zip", "DUTS-TR.zip"))
     # the derived DeepLab init loads into DeepLab-LargeFOV: every layer of the pretrained trunk
