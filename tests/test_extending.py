@@ -1,11 +1,13 @@
 """The four examples of docs/reference.md, "Extending", run verbatim in a copy of the package: a stage is one
 module and one row of the stage table, a network one module and one line of NETWORKS, a dataset layout one module
 and one line of LAYOUTS (each line with its import), a guide rule one entry of guide_rules.RULES."""
+import importlib.util
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 from PIL import Image
@@ -68,6 +70,52 @@ def test_adding_a_stage_is_one_module_and_one_row(tmp_path):
     assert len(list(folder.glob("*.png"))) == 20 and (folder / "done.json").exists()
     assert "seed_crf" in subprocess.run([sys.executable, str(ROOT / "script.py"), "--steps", "help"], cwd=tmp_path,
                                         env=env, capture_output=True, text=True).stderr
+
+
+class BoxImages:
+    """A dataset of 32 px images of a light box on grey, with these tags (the classes: background, 1, 2)."""
+    num_classes = 3
+
+    def __init__(self, tags):
+        self.items, self.tags = [SimpleNamespace(id=str(k)) for k in range(len(tags))], tags
+
+    def __len__(self):
+        return len(self.items)
+
+    def image_classes(self, i):
+        return self.tags[i]
+
+    def image(self, i):
+        image = np.full((32, 32, 3), 100, np.uint8)
+        image[8:24, 8:24] = 200
+        return image
+
+
+def test_the_stage_example_sharpens_the_seeds(tmp_path):
+    """The example's run() on hand-made heatmaps, each tagged class's map 1 in a box and a tenth elsewhere: the
+    first tagged class in the box, background around it (a tenth of the maximum is below the seed threshold)."""
+    module, _ = example("Adding a stage")
+    (tmp_path / "seed_crf.py").write_text(module)
+    spec = importlib.util.spec_from_file_location("guidedlabelling.stages.seed_crf", tmp_path / "seed_crf.py")
+    seed_crf = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(seed_crf)
+    box = np.full((32, 32), 0.1, np.float32)
+    box[8:24, 8:24] = 1
+    tags = [[1], [2, 1]]
+    heatmaps, out = tmp_path / "heatmaps", tmp_path / "out"
+    heatmaps.mkdir(), out.mkdir()
+    for k, classes in enumerate(tags):
+        save_heatmap_mat(heatmaps / f"{k}.mat", np.stack([box] * len(classes)), (32, 32))
+    finished = []
+    stage = SimpleNamespace(cfg={"data": {"dataset": "train"}, "seed_crf": {"crf_params": "seed"}}, out=out,
+                            fragment=(0, 1), input_dir=lambda name: heatmaps, dataset=lambda split: BoxImages(tags),
+                            finish=finished.append)
+    seed_crf.run(stage)
+    for k, classes in enumerate(tags):
+        expected = np.zeros((32, 32), np.uint8)
+        expected[8:24, 8:24] = classes[0]                 # equal maps: the first tagged class wins
+        np.testing.assert_array_equal(np.asarray(Image.open(out / f"{k}.png")), expected)
+    assert finished
 
 
 def test_adding_a_network_is_one_module_and_one_line(tmp_path):
