@@ -346,3 +346,26 @@ def test_missing_list_names_the_lists_there(tmp_path):
                                 "ImageSets/Main/train.txt is there; --set datatype=Main reads the lists of "
                                 "ImageSets/Main",)
     assert D.VOCDataset(root, "train", "Main").ids == ["a", "b"]
+
+
+def test_a_layout_listing_two_images_of_one_id_is_one_error(tmp_path, monkeypatch):
+    """A layout of one's own (docs/reference.md's class folders: cat/x.jpg and cat/x.png, both id cat_x) listed two
+    images of one id: their outputs were one file, so the second image was never made, silently."""
+    for name in ("x.jpg", "x.png"):
+        Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(tmp_path / name)
+
+    class Twins(D.Labelled):
+        has_labels, classes, split = False, ["background", "cat"], "train"
+
+        @classmethod
+        def open(cls, d, split, follow_symlinks=False):
+            data = cls()
+            data.root, data.items = tmp_path, [D.Item("cat_x", tmp_path / n, None) for n in ("x.jpg", "x.png")]
+            return data
+
+    monkeypatch.setitem(D.LAYOUTS, "twins", Twins)
+    with pytest.raises(InputError) as e:
+        D.open_dataset({"layout": "twins", "max_image_side": 0}, "train")
+    message, = e.value.messages
+    assert message == f"{tmp_path / 'x.jpg'} and {tmp_path / 'x.png'}: one image id, 'cat_x', while the outputs are " \
+                      "named by id; rename one of them"

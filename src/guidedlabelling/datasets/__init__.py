@@ -10,7 +10,8 @@ chooses it. A layout is a subclass of base.Labelled that
   label of another size is an InputError naming the file; an image that does not decode is left out (base.py:
   keep_readable) and listed in `skipped`, one that decodes with Pillow's warnings in `warned`;
 - has `root` (a folder to name in messages), `split`, `classes` (background first), `items` (base.Item: id, image
-  path, label path or None), `sizes` ((height, width) of each image file), `skipped`, `warned`;
+  path, label path or None; the outputs are named by id, so two items of one id are an error), `sizes` ((height,
+  width) of each image file), `skipped`, `warned`;
 - image_classes(i): the image's foreground classes (1-based, increasing), its tags;
 - full_label(i): its label map ([H, W] uint8, 255 = void) at the file's size when `has_labels` (the stages read
   image(i) and label(i), both at the work size hw(i) that open_dataset's max_side sets); has_ground_truth(d) and
@@ -25,6 +26,7 @@ chooses it. A layout is a subclass of base.Labelled that
   and stored settings, and noted where given (base.Labelled's None: it reads them all).
 The defaults of base.Labelled serve a layout whose every image has a label map.
 """
+from ..io import InputError
 from .base import IMAGE_SUFFIXES, ImageList, Item, Labelled
 from .files import ImageFiles
 from .masks import MaskFolder, names, scene_of
@@ -53,7 +55,20 @@ def layout(d):
 
 def open_dataset(d, split, follow_symlinks=False):
     """One split of the dataset that the data settings name, at its work size (max_image_side)."""
-    return LAYOUTS[layout(d)].open(d, split, follow_symlinks).work_at(d["max_image_side"])
+    data = LAYOUTS[layout(d)].open(d, split, follow_symlinks)
+    refuse_shared_ids(data.items)
+    return data.work_at(d["max_image_side"])
+
+
+def refuse_shared_ids(items):
+    """Two items of one id would write one output file, the second image never made (voc.py and own.py refuse
+    them as they list them; a layout of one's own may not)."""
+    first = {}
+    for it in items:
+        if it.id in first:
+            raise InputError(f"{first[it.id]} and {it.image}: one image id, {it.id!r}, while the outputs are named "
+                             "by id; rename one of them")
+        first[it.id] = it.image
 
 
 def has_ground_truth(d):
