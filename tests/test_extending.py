@@ -64,8 +64,9 @@ def test_adding_a_stage_is_one_module_and_one_row(tmp_path):
     env = package_copy(tmp_path, "stages/seed_crf.py", module, {"pipeline.py": [(anchor, row)]})
     assert "--crf_params" in run(tmp_path, env, "-m", "guidedlabelling", "seed_crf", "-h")
     out = ["--config", "smoke", "--out_root", str(tmp_path / "runs")]
-    for stage in ("seed_train", "seed_heatmaps", "seed_crf"):
-        run(tmp_path, env, "-m", "guidedlabelling", stage, *out, "--set", "seed_crf.crf_params=deeplab")
+    for stage, *fragment in ("seed_train",), ("seed_heatmaps",), ("seed_crf", "0"), ("seed_crf", "1"):
+        run(tmp_path, env, "-m", "guidedlabelling", stage, *out, "--set", "seed_crf.crf_params=deeplab",
+            *(["--n", *fragment, "--N", "2"] if fragment else []))   # a per-image stage: in fragments too
     folder = tmp_path / "runs" / "smoke" / "seed_crf" / "crf_params-deeplab"
     assert len(list(folder.glob("*.png"))) == 20 and (folder / "done.json").exists()
     assert "seed_crf" in subprocess.run([sys.executable, str(ROOT / "script.py"), "--steps", "help"], cwd=tmp_path,
