@@ -981,6 +981,16 @@ def test_threads_and_workers_above_the_cores_are_noted(monkeypatch):
     assert notes.machine_notes({"threads": 2, "workers": 0}) == []
 
 
+def test_lanes_above_the_cores_are_noted(monkeypatch):
+    """--set lanes=4 on two cores ran two lanes without a word, where threads and workers above them get one."""
+    from guidedlabelling import lanes
+    monkeypatch.setattr(lanes, "cores", lambda: 2)
+    assert driver.lanes_note({"lanes": 4, "n": 0, "N": 1}) == \
+        "lanes 4 is more than the 2 cores this process may use: the run takes 2, one per core"
+    assert driver.lanes_note({"lanes": 2, "n": 0, "N": 1}) is None
+    assert driver.lanes_note({"lanes": 4, "n": 0, "N": 2}) is None   # a fragment runs one lane
+
+
 def test_review_cases_of_the_new_checks(tmp_path):
     """A former section name is the section (seed_test is seed_heatmaps); run's keys are never the nearest setting;
     a damaged config.yaml names no stage (check_cache says it is damaged, and --overridecache replaces it); a YAML

@@ -174,6 +174,15 @@ def lanes_wanted(run):
     return max(1, min(run["lanes"], lanes.cores()))
 
 
+def lanes_note(run):
+    """A note where run.lanes is more than the cores, which lanes_wanted takes instead (threads and workers above
+    them get theirs: notes.machine_notes); None otherwise, and in a fragment, which runs one lane."""
+    if run["lanes"] <= lanes.cores() or runner.fragment_of(run)[1] > 1:
+        return None
+    return f"lanes {run['lanes']} is more than the {lanes.cores()} cores this process may use: the run takes " \
+           f"{lanes_wanted(run)}, one per core"
+
+
 def lane_count(run):
     """The lanes a run takes: lanes_wanted, one for a fragment of a run (--n/--N, torchrun)."""
     return 1 if runner.fragment_of(run)[1] > 1 else lanes_wanted(run)
@@ -431,7 +440,7 @@ def print_start_notes(cfg, args, overrides, steps, skip, opened):
     for line in lines:
         print(line, flush=True)
     lines += print_data_notes(opened.found.values())
-    for note in filter(None, (shapes_saliency_note(args, overrides, steps, skip),
+    for note in filter(None, (lanes_note(cfg["run"]), shapes_saliency_note(args, overrides, steps, skip),
                               folder_config_note(args, overrides, steps, skip))):
         lines.append(f"note: {note}")
         print(lines[-1], flush=True)
