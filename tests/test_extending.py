@@ -108,7 +108,8 @@ def test_the_stage_example_sharpens_the_seeds(tmp_path):
     for k, classes in enumerate(tags):
         save_heatmap_mat(heatmaps / f"{k}.mat", np.stack([box] * len(classes)), (32, 32))
     finished = []
-    stage = SimpleNamespace(cfg={"data": {"dataset": "train"}, "seed_crf": {"crf_params": "seed"}}, out=out,
+    stage = SimpleNamespace(cfg={"data": {"dataset": "train"}, "seed_crf": {"crf_params": "seed"},
+                                 "run": {"crf_backend": "torch"}}, out=out,
                             fragment=(0, 1), input_dir=lambda name: heatmaps, dataset=lambda split: BoxImages(tags),
                             finish=finished.append)
     seed_crf.run(stage)
