@@ -802,3 +802,24 @@ def test_a_training_folder_without_its_final_model_says_what_to_do(tmp_path):
                                 "that stopped midway (iterations 20, 40, 100): rerun that training command with "
                                 f"--out_dir {tmp_path} to resume it, or test a snapshot with --test_iter 100",)
     assert trained(tmp_path, 40) == tmp_path / "snapshot_iter_40.pth"
+
+
+def test_memory_running_out_on_an_image_is_one_error_naming_it_and_max_side(varied_model, photos, tmp_path,
+                                                                             monkeypatch):
+    """A probe: --max_side 0 and the CRF on a 50-megapixel photo ran out of memory, told as the stages' generic line
+    (test_size, input_size, batch_size: no file named, and batch_size is not predict's). It names the image, its
+    size and --max_side; the images done before it are kept."""
+    import guidedlabelling.prediction as prediction
+    real = prediction.label_map
+
+    def label_map(scores, image, *args):
+        if image.shape[:2] == SIZES["grey.png"]:
+            raise RuntimeError("[enforce fail at alloc_cpu.cpp:127] DefaultCPUAllocator: can't allocate memory")
+        return real(scores, image, *args)
+    monkeypatch.setattr(prediction, "label_map", label_map)
+    with pytest.raises(InputError) as e:
+        predict(varied_model, [photos], tmp_path / "preds", 64, pcrf="deeplab", max_side=0)
+    assert list(e.value.messages) == [f"{photos / 'grey.png'}: out of memory segmenting it at 40x64 px (--max_side 0: "
+                                "none); give a smaller --max_side or --pcrf none; the images done are kept: rerun the "
+                                "same command to resume"]
+    assert (tmp_path / "preds" / "alpha.png").is_file()   # predicted before grey.png, in the folder's order

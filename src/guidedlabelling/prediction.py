@@ -13,6 +13,7 @@ of other settings of images the run does not name is an error, as is one holding
 predicts into one out_dir take turns (its .predict.lock).
 """
 import argparse
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -23,11 +24,13 @@ from PIL import Image
 
 from . import distributed
 from . import transforms as T
+from .cli import out_of_memory
 from .checks import SIDE, argument, between, side_or_zero
 from .config import CONFIGS, resolve
 from .datasets import ImageFiles, image_checks
 from .datasets.base import label_classes, warned_line
-from .errors import Parser, counted, given_empty, image_lines, listed, os_error_message, raise_all, some
+from .errors import Parser, counted, given_empty, image_lines, listed, os_error_message, raise_all, resume_hint, \
+    some
 from .crf import BACKENDS, TEST_CRFS
 from .inference import TEST_GEOMETRIES, forward_all, geometry, label_map, load_model, pick_device, trained
 from .fingerprint import file_digest, read_json
@@ -139,14 +142,15 @@ def predict(model_path, inputs, out_dir, size, resize="none", pcrf="none", devic
         todo, found_now = images_to_do(images, out_dir, settings), {}
         for i, scores, frame in progress(forward_all(model, images, todo, size, geometry(resize), device, BATCH,
                                                      net_size=net_size), "predict", len(todo)):   # as the stages
-            image = images.image(i)
-            label = label_map(scores, image, frame, pcrf, crf_backend)
-            if image.shape[:2] != tuple(images.sizes[i]):
-                image = load_image(images.items[i].image)
-                label = T.resize(label, image.shape[:2], Image.NEAREST)
-            label_png, overlay_png = outputs(out_dir, images.items[i].id)
-            save_label_png(label_png, label)
-            save_overlay(overlay_png, image, label, alpha)
+            with memory_of(images, i, pcrf):
+                image = images.image(i)
+                label = label_map(scores, image, frame, pcrf, crf_backend)
+                if image.shape[:2] != tuple(images.sizes[i]):
+                    image = load_image(images.items[i].image)
+                    label = T.resize(label, image.shape[:2], Image.NEAREST)
+                label_png, overlay_png = outputs(out_dir, images.items[i].id)
+                save_label_png(label_png, label)
+                save_overlay(overlay_png, image, label, alpha)
             found_now[images.items[i].id] = label_classes(label)
         redrawn = [i for i, it in enumerate(images.items) if not outputs(out_dir, it.id)[1].exists()]
         for i in progress(redrawn, "overlays"):   # labels made before (another --alpha, overlay/ deleted): no network
@@ -159,6 +163,22 @@ def predict(model_path, inputs, out_dir, size, resize="none", pcrf="none", devic
             "out_dir": str(out_dir), "skipped_images": images.skipped, "warned_images": images.warned,
             "not_images": [str(p) for p in images.ignored],
             "folders_not_read": [str(p) for p in images.subfolders]}
+
+
+@contextlib.contextmanager
+def memory_of(images, i, pcrf):
+    """Memory running out on image i is one line naming it and the flags that shrink its work: --max_side 0 with the
+    CRF on a 50-megapixel photo took over 12 GB, and the generic line advised batch_size, which predict has not."""
+    try:
+        yield
+    except (MemoryError, RuntimeError) as e:
+        if not out_of_memory(e):
+            raise
+        (h, w), side = images.hw(i), images.max_side
+        raise InputError(f"{images.items[i].image}: out of memory segmenting it at {w}x{h} px (--max_side "
+                         f"{side}{': none' if not side else ''}); give a smaller --max_side"
+                         f"{' or --pcrf none' if pcrf != 'none' else ''}; the images done are kept: "
+                         f"{resume_hint()}") from None
 
 
 def images_to_do(images, out_dir, settings):
