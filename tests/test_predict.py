@@ -823,3 +823,16 @@ def test_memory_running_out_on_an_image_is_one_error_naming_it_and_max_side(vari
                                 "none); give a smaller --max_side or --pcrf none; the images done are kept: rerun the "
                                 "same command to resume"]
     assert (tmp_path / "preds" / "alpha.png").is_file()   # predicted before grey.png, in the folder's order
+
+
+def test_an_out_dir_inside_a_folder_named_is_not_noted_as_a_folder_to_predict(model, photos, tmp_path):
+    """A probe: photos/preds, rerun, was noted as a folder inside the folders named, 'name them too to predict their
+    images': predict's own outputs. A folder of the user's beside it is still noted."""
+    folder = tmp_path / "photos"
+    shutil.copytree(photos, folder)
+    (folder / "trip").mkdir()
+    for _ in range(2):
+        proc = run_predict(folder, model, folder / "preds")
+        assert proc.returncode == 0, proc.stderr
+    assert f"note: 1 folder inside the folders named was not read ({folder / 'trip'}); name them too" in proc.stdout
+    assert "preds" not in proc.stdout.replace(f"into {folder / 'preds'};", "")

@@ -162,7 +162,8 @@ def predict(model_path, inputs, out_dir, size, resize="none", pcrf="none", devic
             "classes": list(meta["classes"]), "found": found, "replaced": replaced,
             "out_dir": str(out_dir), "skipped_images": images.skipped, "warned_images": images.warned,
             "not_images": [str(p) for p in images.ignored],
-            "folders_not_read": [str(p) for p in images.subfolders]}
+            "folders_not_read": [str(p) for p in images.subfolders   # but out_dir: its note asked to predict
+                                 if p.resolve() != out_dir.resolve()]}   # predict's own outputs, on every rerun
 
 
 @contextlib.contextmanager
