@@ -515,7 +515,7 @@ def test_an_image_replaced_since_its_outputs_were_made_is_predicted_again(model,
     settings = json.loads((out / "predict.json").read_text())
     del settings["images"], settings["outputs"]
     with pytest.raises(InputError, match=r"preds: holds predictions of 1 other image made with other settings "
-                                         r"\(zz\); choose another --out_dir, or name those images too"):
+                                         r"\(zz\); choose another --out_dir, name those images too"):
         images_to_do(ImageFiles([folder]), out, settings | {"size": 999})   # they would be lost
     assert (out / "zz.png").exists() and (out / "photo.png").exists()
     images = ImageFiles([folder, other])
@@ -836,3 +836,20 @@ def test_an_out_dir_inside_a_folder_named_is_not_noted_as_a_folder_to_predict(mo
         assert proc.returncode == 0, proc.stderr
     assert f"note: 1 folder inside the folders named was not read ({folder / 'trip'}); name them too" in proc.stdout
     assert "preds" not in proc.stdout.replace(f"into {folder / 'preds'};", "")
+
+
+def test_outputs_of_an_image_deleted_since_say_how_to_predict_with_other_settings(model, photos, tmp_path):
+    """A probe: a photo deleted from the folder, then --pcrf changed, was refused with 'choose another --out_dir, or
+    name those images too': it cannot be named. The line says to delete its outputs; done, the run goes on."""
+    folder, out = tmp_path / "photos", tmp_path / "preds"
+    shutil.copytree(photos, folder)
+    assert run_predict(folder, model, out, "--pcrf", "none").returncode == 0
+    (folder / "grey.png").unlink()
+    proc = run_predict(folder, model, out, "--pcrf", "deeplab")
+    assert proc.returncode == 2 and proc.stderr.strip().endswith(
+        "(grey); choose another --out_dir, name those images too to predict them again, or delete their outputs "
+        "from it (<name>.png, overlay/<name>.png)"), proc.stderr
+    (out / "grey.png").unlink()
+    (out / "overlay" / "grey.png").unlink()
+    proc = run_predict(folder, model, out, "--pcrf", "deeplab")
+    assert proc.returncode == 0 and f"predicted {len(SIZES) - 1} images into" in proc.stdout, proc.stderr

@@ -263,13 +263,14 @@ def found_entry(values, classes=256):
 
 
 def refuse_losing_others(images, out_dir, recorded):
-    """Other settings remove the recorded outputs: an error where some are of images this run does not name."""
+    """Other settings remove the recorded outputs: an error where some are of images this run does not name (one
+    since deleted from its folder cannot be named: its outputs are deleted instead)."""
     named = {it.id for it in images.items} | {Path(path).stem for path in images.skipped}
     others = sorted(i for i in recorded - named if any(p.exists() for p in outputs(out_dir, i)))
     if others:
         raise InputError(f"--out_dir {out_dir}: holds predictions of {counted(len(others), 'other image')} made "
-                         f"with other settings ({some(others)}); choose another --out_dir, or name those images too to "
-                         "predict them again")
+                         f"with other settings ({some(others)}); choose another --out_dir, name those images too to "
+                         "predict them again, or delete their outputs from it (<name>.png, overlay/<name>.png)")
 
 
 def refuse_unrecorded(images, out_dir, recorded):
