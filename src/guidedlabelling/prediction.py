@@ -436,9 +436,9 @@ def parse(argv=None):
     p.add_argument("--model", required=True, help="model.pth of src/segmentation/train.py, or its folder")
     p.add_argument("--out_dir", required=True, help="folder for the label PNGs and overlay/")
     p.add_argument("--pcrf", choices=TEST_CRFS, help="test-time dense CRF (default: the preset's test_pcrf)")
-    p.add_argument("--config", help="preset whose segmentations and seg_train settings give the defaults of "
-                                    "--pcrf, --size and --resize (default: the preset whose run "
-                                    "trained the model, else demo)")
+    p.add_argument("--config", help="preset whose settings give the defaults of --pcrf, --size, --resize, "
+                                    "--max_side, --crf_backend and, where the model records none, --input_size "
+                                    "(default: the preset whose run trained the model, else demo)")
     p.add_argument("--size", type=argument(int, SIDE), help="test input side (default: the preset's test_size)")
     p.add_argument("--resize", choices=tuple(TEST_GEOMETRIES),
                    help="none: the release's, a padded canvas resized to --input_size; fullscale: the padded canvas "
