@@ -837,6 +837,20 @@ def test_a_damaged_heatmap_in_an_unfinished_folder_is_one_line_naming_it(own, co
     assert run_all(command, own, ("seed_heatmaps",))
 
 
+def test_an_emptied_heatmap_in_an_unfinished_folder_is_made_again(own, command):
+    """An empty output (what a power cut can leave of a file renamed into place unflushed) used to count as done:
+    the rerun stopped on it, one file a rerun. It is made again, as it was."""
+    run_all(command, own, ("seed_train", "seed_heatmaps"))
+    heatmaps = folder(own, "seed_heatmaps")
+    (heatmaps / "done.json").unlink()
+    victim = next(p for p in heatmaps.glob("*.mat") if p.name != "cls_res.mat")
+    before = scipy.io.loadmat(victim)["heatmap"]
+    victim.write_bytes(b"")
+    out = run_all(command, own, ("seed_heatmaps",))[0]
+    assert "1 of " in out and (heatmaps / "done.json").is_file(), out
+    assert np.array_equal(scipy.io.loadmat(victim)["heatmap"], before)
+
+
 def test_a_clear_killed_after_the_rename_leaves_no_half_folder(tmp_path, monkeypatch):
     from guidedlabelling import runner
     out = tmp_path / "stage"

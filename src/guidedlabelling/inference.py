@@ -111,11 +111,17 @@ def forward_sizes(model, data, indices, sizes, mode, device, batch_size=8, worke
 
 
 def todo(stage, data, suffix, folder=None, block=1):
-    """Images of this fragment whose output file (in `folder`, default the stage's) does not exist yet (a rerun
-    resumes). A fragment holds whole blocks of `block` consecutive images (forward_all's batches)."""
+    """Images of this fragment whose output file (in `folder`, default the stage's) does not exist yet or is empty
+    (a rerun resumes). A fragment holds whole blocks of `block` consecutive images (forward_all's batches)."""
     n, N, folder = *stage.fragment, folder or stage.out
     return [i for i, it in enumerate(data.items)
-            if (i // block) % N == n and not (folder / f"{it.id}{suffix}").exists()]
+            if (i // block) % N == n and not made(folder / f"{it.id}{suffix}")]
+
+
+def made(path):
+    """Whether an output file is there with content: an empty one is what a power cut can leave of a file renamed
+    into place before its data reached the disk (atomic_path does not fsync), so a rerun makes it again."""
+    return path.is_file() and path.stat().st_size > 0
 
 
 def without_panel(stage, data):
@@ -126,7 +132,7 @@ def without_panel(stage, data):
 def all_done(stage, data, suffix, folder=None):
     """True when every image has its output; a fragment that finishes early leaves the summary to the last."""
     folder = folder or stage.out
-    missing = sum(not (folder / f"{it.id}{suffix}").exists() for it in data.items)
+    missing = sum(not made(folder / f"{it.id}{suffix}") for it in data.items)
     if missing:
         stage.log.info("%s finished; %d images left to other fragments", stage.fragment_name, missing)
     return missing == 0
