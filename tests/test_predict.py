@@ -820,9 +820,13 @@ def test_memory_running_out_on_an_image_is_one_error_naming_it_and_max_side(vari
     with pytest.raises(InputError) as e:
         predict(varied_model, [photos], tmp_path / "preds", 64, pcrf="deeplab", max_side=0)
     assert list(e.value.messages) == [f"{photos / 'grey.png'}: out of memory segmenting it at 40x64 px (--max_side 0: "
-                                "none); give a smaller --max_side or --pcrf none; the images done are kept: rerun the "
-                                "same command to resume"]
+                                "none); rerun with a smaller --max_side or --pcrf none (other settings: the images "
+                                "done are predicted again)"]
     assert (tmp_path / "preds" / "alpha.png").is_file()   # predicted before grey.png, in the folder's order
+    # the line said 'the images done are kept: rerun the same command to resume': that runs out again on grey.png,
+    # and the smaller --max_side it advises is other settings, which predict every image again
+    summary = predict(varied_model, [photos], tmp_path / "preds", 64, pcrf="deeplab", max_side=32)
+    assert "max_side 0 there, 32 here" in summary["replaced"] and summary["done_before"] == 0
 
 
 def test_an_out_dir_inside_a_folder_named_is_not_noted_as_a_folder_to_predict(model, photos, tmp_path):

@@ -29,8 +29,7 @@ from .checks import SIDE, argument, between, side_or_zero
 from .config import CONFIGS, resolve
 from .datasets import ImageFiles, image_checks
 from .datasets.base import label_classes, warned_line
-from .errors import Parser, counted, given_empty, image_lines, listed, os_error_message, raise_all, resume_hint, \
-    some
+from .errors import Parser, counted, given_empty, image_lines, listed, os_error_message, raise_all, some
 from .crf import BACKENDS, TEST_CRFS
 from .inference import TEST_GEOMETRIES, forward_all, geometry, label_map, load_model, pick_device, trained
 from .fingerprint import file_digest, read_json
@@ -177,9 +176,9 @@ def memory_of(images, i, pcrf):
             raise
         (h, w), side = images.hw(i), images.max_side
         raise InputError(f"{images.items[i].image}: out of memory segmenting it at {w}x{h} px (--max_side "
-                         f"{side}{': none' if not side else ''}); give a smaller --max_side"
-                         f"{' or --pcrf none' if pcrf != 'none' else ''}; the images done are kept: "
-                         f"{resume_hint()}") from None
+                         f"{side}{': none' if not side else ''}); rerun with a smaller --max_side"
+                         f"{' or --pcrf none' if pcrf != 'none' else ''} (other settings: the images done are "
+                         "predicted again)") from None   # (the same command runs out again on it)
 
 
 def images_to_do(images, out_dir, settings):
