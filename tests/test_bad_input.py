@@ -156,7 +156,8 @@ def test_pascalroot_given_the_voc_folder_itself_is_told_its_parent(tmp_path):
         with pytest.raises(InputError) as e:
             dataset_root(pascalroot=given)
         assert e.value.messages == (f"{given}/VOC2012: dataset folder not found; {nested} is there: pass --pascalroot "
-                                    f"{nested.parent} (the folder that holds VOC2012/)",)
+                                    f"{nested.parent} (./script.py: --set pascalroot={nested.parent}), the folder "
+                                    "that holds VOC2012/",)   # (./script.py has no --pascalroot)
     other = make_voc(tmp_path / "VOC2012_trainval")   # its parent holds no VOC2012/: --dataset_dir alone
     with pytest.raises(InputError, match=f"itself: pass --dataset_dir {other}$"):
         dataset_root(pascalroot=other)

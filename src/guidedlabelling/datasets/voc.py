@@ -28,7 +28,8 @@ def dataset_root(pascalroot=None, dataset_dir=None):
     below = sorted(Path(pascalroot).glob("*/VOC2012/JPEGImages")) if not dataset_dir and not root.is_dir() else []
     if below:   # --pascalroot data for data/VOCdevkit, or VOCdevkit/VOCdevkit/VOC2012 from a tar unpacked into it
         raise InputError(f"{root}: dataset folder not found; {below[0].parent} is there: pass --pascalroot "
-                         f"{below[0].parent.parent} (the folder that holds VOC2012/)")
+                         f"{below[0].parent.parent} (./script.py: --set pascalroot={below[0].parent.parent}), the "
+                         "folder that holds VOC2012/")
     if not root.is_dir():
         name = ("--dataset_dir naming a VOC-layout folder" if dataset_dir else
                 "--pascalroot (./script.py: --set pascalroot=DIR) naming the folder that holds VOC2012/")
