@@ -50,10 +50,11 @@ fetch() {  # url file [md5]
   fi
   PENDING=
   if [ -n "$md5" ]; then
-    local got; got=$(md5sum "$file" | cut -d' ' -f1)  # (not md5sum -c: its FAILED/WARNING lines came before ours)
+    local got; got=$(md5sum < "$file" | cut -d' ' -f1)  # (not md5sum -c, whose FAILED/WARNING lines came
+    # before ours; from stdin, as a name holding \ makes md5sum escape the sum it prints)
     [ "$got" = "$md5" ] || die "$file: md5 $got, not the published $md5; delete it and rerun"
   else
-    local sum; sum=$(sha256sum "$file" | cut -d' ' -f1)
+    local sum; sum=$(sha256sum < "$file" | cut -d' ' -f1)  # (from stdin: a name holding \ escapes the sum)
     local rec; rec=$(grep " $2\$" "$RECORDED" 2>/dev/null | cut -d' ' -f1 || true)
     if [ -z "$rec" ]; then PENDING="$sum $2"
     elif [ "$rec" != "$sum" ]; then

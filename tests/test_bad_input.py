@@ -144,7 +144,7 @@ def test_pascalroot_given_the_voc_folder_itself_is_told_its_parent(tmp_path):
         dataset_root(pascalroot=root)
     assert e.value.messages == (f"{root}/VOC2012: dataset folder not found; --pascalroot names the folder that holds "
                                 f"VOC2012/, and {root} is a VOC-layout folder itself: pass --pascalroot {root.parent} "
-                                f"or --dataset_dir {root}",)
+                                f"(./script.py: --set pascalroot={root.parent}) or --dataset_dir {root}",)
     with pytest.raises(InputError) as e:
         dataset_root(pascalroot=tmp_path / "elsewhere")
     assert e.value.messages == (f"{tmp_path}/elsewhere/VOC2012: dataset folder not found; pass --pascalroot "

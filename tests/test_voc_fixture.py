@@ -200,6 +200,17 @@ def test_a_download_of_another_md5_says_so_in_one_line(downloaded, tmp_path):
         f"downloads.sh: {tar}: md5 {got}, not the published {'0' * 32}; delete it and rerun"]
 
 
+def test_a_data_folder_whose_name_holds_a_backslash_passes_its_checks(downloaded, tmp_path):
+    """sha256sum FILE (and md5sum) escapes a name holding '\\' and puts '\\' before the sum it prints, which was
+    recorded so (md5: never matched the published one). (tar -C cannot unpack into such a folder, so --models.)"""
+    _, _, env, _ = downloaded
+    proc = downloads(dict(env, DATA=str(tmp_path / "a\\b")), "--models")
+    assert proc.returncode == 0, proc.stderr
+    recorded = (tmp_path / "a\\b" / "checksums.recorded").read_text().split()
+    vgg = tmp_path / "a\\b" / "downloads" / "VGG_ILSVRC_16_layers.caffemodel"
+    assert recorded == [hashlib.sha256(vgg.read_bytes()).hexdigest(), vgg.name]
+
+
 def test_a_server_that_cannot_resume_gets_the_whole_file(downloaded, tmp_path):
     """curl's error 33 (no byte ranges) on a partial file: downloaded again whole, where 'rerun to resume' looped."""
     _, _, env, _ = downloaded

@@ -22,7 +22,9 @@ def dataset_root(pascalroot=None, dataset_dir=None):
     """--dataset_dir names a VOC-layout folder; --pascalroot keeps the release's meaning (holds VOC2012/)."""
     root = Path(dataset_dir) if dataset_dir else Path(pascalroot) / "VOC2012"
     if not dataset_dir and not root.is_dir() and (Path(pascalroot) / "JPEGImages").is_dir():
-        parent = f"--pascalroot {Path(pascalroot).parent} or " if Path(pascalroot).name == "VOC2012" else ""
+        up = Path(pascalroot).parent
+        parent = f"--pascalroot {up} (./script.py: --set pascalroot={up}) or " if Path(pascalroot).name == "VOC2012" \
+            else ""
         raise InputError(f"{root}: dataset folder not found; --pascalroot names the folder that holds VOC2012/, and "
                          f"{pascalroot} is a VOC-layout folder itself: pass {parent}--dataset_dir {pascalroot}")
     below = sorted(Path(pascalroot).glob("*/VOC2012/JPEGImages")) if not dataset_dir and not root.is_dir() else []
