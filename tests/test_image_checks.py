@@ -213,3 +213,18 @@ def test_a_failure_to_read_a_file_is_not_kept_and_a_kept_check_needs_the_file_re
         denied.setattr("guidedlabelling.datasets.base.Image.open", refused)
         kept_items, _, skipped, _ = readable_items(items, "tags.csv")
         assert kept_items == items[1:] and "Permission denied" in skipped[str(path)]
+
+
+@pytest.mark.parametrize("store", ["kept", "none"])
+def test_checks_that_take_long_say_their_progress(tmp_path, kept, monkeypatch, capsys, store):
+    """3000 photos were checked for 15 s (a 12-MP PNG: 0.3 s) before a run said anything; now a check taking more
+    than SAY_AFTER_S says its progress, and one quicker says nothing."""
+    if store == "none":
+        monkeypatch.setenv(image_checks.ENV, "none")
+    items = [Item(f"p{i}", photo(tmp_path / f"p{i}.png"), None) for i in range(3)]
+    readable_items(items, "tags.csv")
+    assert capsys.readouterr().err == ""
+    monkeypatch.setattr(image_checks, "SAY_AFTER_S", 0.0)
+    (tmp_path / "p3.png").write_bytes(b"")
+    readable_items(items + [Item("p3", tmp_path / "p3.png", None)], "tags.csv")
+    assert capsys.readouterr().err.splitlines()[-1].startswith("checking the images of tags.csv: 4/4 (100%), ")

@@ -61,6 +61,15 @@ def test_resumed_loop_counts_from_initial_and_rates_this_run():
                      for n in range(6, 11)]
 
 
+def test_a_delayed_loop_says_nothing_before_its_delay():
+    """The image checks: mostly kept or quick, nothing said; 3000 photos checked for 15 s said nothing either."""
+    _, lines = run(range(10), [0.0] + [0.5 * k for k in range(1, 11)], delay=10, min_s=0)
+    assert lines == []
+    _, lines = run(range(10), [0.0] + [3.0 * k for k in range(1, 11)], delay=10, min_s=0)
+    assert [line.split(":")[1].split()[0] for line in lines] == ["4/10", "5/10", "6/10", "7/10", "8/10", "9/10",
+                                                                  "10/10"]
+
+
 def test_terminal_gets_a_tqdm_bar_and_other_ranks_nothing(monkeypatch):
     bar = progress([1, 2], "train", stream=Terminal())
     assert isinstance(bar, tqdm) and bar.total == 2 and list(bar) == [1, 2]

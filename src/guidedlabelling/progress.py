@@ -16,26 +16,29 @@ from . import distributed
 
 
 def progress(iterable, desc, total=None, initial=0, stream=None, every_s=30.0, every_frac=0.1, min_s=5.0,
-             clock=time.monotonic):
-    """`iterable`, reporting progress; `initial` items were done before (a resumed training)."""
+             clock=time.monotonic, delay=0.0):
+    """`iterable`, reporting progress; `initial` items were done before (a resumed training); nothing is said
+    before `delay` seconds have passed (a loop that is mostly quick, such as the image checks)."""
     stream = stream or sys.stderr
     total = initial + len(iterable) if total is None else total
     if not distributed.is_main():
         return iterable
     if stream.isatty():
-        return tqdm(iterable, desc=desc, total=total, initial=initial, file=stream, dynamic_ncols=True)
-    return plain_lines(iterable, desc, total, initial, stream, every_s, every_frac, min_s, clock)
+        return tqdm(iterable, desc=desc, total=total, initial=initial, file=stream, dynamic_ncols=True, delay=delay)
+    return plain_lines(iterable, desc, total, initial, stream, every_s, every_frac, min_s, clock, delay)
 
 
-def plain_lines(iterable, desc, total, initial, stream, every_s, every_frac, min_s, clock):
-    """Yield the items; after an item's work, write a line when its count is the last, or a multiple of
-    `every_frac` of the total `min_s` seconds or more after the previous line, or `every_s` seconds passed since
-    the previous line."""
+def plain_lines(iterable, desc, total, initial, stream, every_s, every_frac, min_s, clock, delay=0.0):
+    """Yield the items; after an item's work, `delay` seconds or more after the start, write a line when its count
+    is the last, or a multiple of `every_frac` of the total `min_s` seconds or more after the previous line, or
+    `every_s` seconds passed since the previous line."""
     start = last = clock()
     step = max(1, math.ceil(total * every_frac))
     for n, item in enumerate(iterable, initial + 1):
         yield item
         now = clock()
+        if now - start < delay:
+            continue
         if n == total or (n % step == 0 and now - last >= min_s) or now - last >= every_s:
             stream.write(status_line(desc, n, total, n - initial, now - start) + "\n")
             stream.flush()

@@ -114,7 +114,8 @@ def readable_items(items, listed_in):
     (a corrupt EXIF block, say), which io.load_image silences where the images are read for work."""
     raise_all([problem for it in items if (problem := missing_image(it, listed_in))], listed_in)
     kept, sizes, skipped, warned = [], [], {}, {}
-    checks = image_checks.checked([it.image for it in items], pillow_warnings, lasting)
+    checks = image_checks.checked([it.image for it in items], pillow_warnings, lasting,
+                                  f"checking the images of {listed_in}")
     for it, (checked, said) in zip(items, checks):
         if isinstance(checked, str):
             skipped[str(it.image)] = checked + (f" (Pillow: {said})" if said else "")

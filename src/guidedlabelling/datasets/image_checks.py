@@ -25,8 +25,10 @@ from pathlib import Path
 import PIL
 
 from ..io import flocked, save_json
+from ..progress import progress
 
 ENV = "GUIDEDLABELLING_IMAGE_CHECKS"
+SAY_AFTER_S = 10.0   # checks that take longer say their progress
 RACY_NS = 3 * 10**9  # a check of a file written this recently is not kept: where times tick in seconds (FAT's two),
 # a rewrite of the same size within the tick would keep its stamp (git's "racy" index entries)
 
@@ -105,18 +107,19 @@ def readable(path):
     return True
 
 
-def checked(paths, check, keeps=lambda result: True):
+def checked(paths, check, keeps=lambda result: True, desc="checking images"):
     """[check(path)] of every path (check returns JSON-able values, a tuple read back as a tuple), each made
     again only where no kept check of the same file holds, or the file cannot be opened now. keeps(result): whether
     a result may be kept, and a kept one used (one of the file's bytes, well formed), such as not a failure to
-    read it that another user or a later run may not meet (permission denied, an I/O error)."""
+    read it that another user or a later run may not meet (permission denied, an I/O error). Progress (`desc`) is
+    said once the checks take SAY_AFTER_S: 3000 photos took 15 s before a run's first line, 0.3 s per 12-MP PNG."""
     code = checker(check)
     if root() is None or code is None:
-        return [check(path) for path in paths]
+        return [check(path) for path in progress(paths, desc, delay=SAY_AFTER_S)]
     located = [(Path(os.path.abspath(path)).parent, Path(path).name) for path in paths]
     kept = {folder: kept_checks(folder, code) for folder in dict.fromkeys(folder for folder, _ in located)}
     made, results = {}, []
-    for path, (folder, name) in zip(paths, located):
+    for path, (folder, name) in progress(list(zip(paths, located)), desc, delay=SAY_AFTER_S):
         now, before = stamp(path), kept[folder].get(name) or {}
         if now is not None and before.get("stamp") == now and readable(path):
             result = tuple(tuple(v) if isinstance(v, list) else v for v in before["check"])
