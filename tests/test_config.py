@@ -986,7 +986,7 @@ def test_lanes_above_the_cores_are_noted(monkeypatch):
     from guidedlabelling import lanes
     monkeypatch.setattr(lanes, "cores", lambda: 2)
     assert driver.lanes_note({"lanes": 4, "n": 0, "N": 1}) == \
-        "lanes 4 is more than the 2 cores this process may use: the run takes 2, one per core"
+        "lanes 4 is more than the 2 cores this process may use: it runs 2 at most, one per core"
     assert driver.lanes_note({"lanes": 2, "n": 0, "N": 1}) is None
     assert driver.lanes_note({"lanes": 4, "n": 0, "N": 2}) is None   # a fragment runs one lane
 

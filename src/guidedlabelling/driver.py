@@ -179,8 +179,8 @@ def lanes_note(run):
     them get theirs: notes.machine_notes); None otherwise, and in a fragment, which runs one lane."""
     if run["lanes"] <= lanes.cores() or runner.fragment_of(run)[1] > 1:
         return None
-    return f"lanes {run['lanes']} is more than the {lanes.cores()} cores this process may use: the run takes " \
-           f"{lanes_wanted(run)}, one per core"
+    return f"lanes {run['lanes']} is more than the {lanes.cores()} cores this process may use: it runs " \
+           f"{lanes_wanted(run)} at most, one per core"
 
 
 def lane_count(run):
