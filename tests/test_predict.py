@@ -829,6 +829,23 @@ def test_memory_running_out_on_an_image_is_one_error_naming_it_and_max_side(vari
     assert "max_side 0 there, 32 here" in summary["replaced"] and summary["done_before"] == 0
 
 
+def test_memory_running_out_in_the_network_is_one_error_naming_predicts_flags(model, photos, tmp_path, monkeypatch):
+    """A review: outside the CRF and the saving (memory_of), the network's pass ran out with the stages' line
+    (test_size, batch_size, flags predict has not)."""
+    import guidedlabelling.prediction as prediction
+    monkeypatch.setattr(prediction.torch.nn.Module, "__call__", lambda *args, **kwargs: (_ for _ in ()).throw(
+        RuntimeError("CUDA out of memory. Tried to allocate 20.00 GiB")))
+    with pytest.raises(InputError) as e:
+        predict(model, [photos], tmp_path / "preds", 64, max_side=0)
+    assert list(e.value.messages) == [f"out of memory in the network's pass over a batch of up to {prediction.BATCH} "
+                                      "images at --size 64 (--max_side 0: none); rerun with a smaller --size or "
+                                      "--max_side (other settings: the images done are predicted again)"]
+    monkeypatch.setattr(prediction.torch.nn.Module, "__call__", lambda *args, **kwargs: (_ for _ in ()).throw(
+        RuntimeError("mat1 and mat2 shapes cannot be multiplied")))
+    with pytest.raises(RuntimeError, match="shapes cannot"):   # any other error is not said to be memory
+        predict(model, [photos], tmp_path / "preds", 64, max_side=0)
+
+
 def test_an_out_dir_inside_a_folder_named_is_not_noted_as_a_folder_to_predict(model, photos, tmp_path):
     """A probe: photos/preds, rerun, was noted as a folder inside the folders named, 'name them too to predict their
     images': predict's own outputs. A folder of the user's beside it is still noted."""

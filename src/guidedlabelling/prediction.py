@@ -139,8 +139,8 @@ def predict(model_path, inputs, out_dir, size, resize="none", pcrf="none", devic
         remove_temporary(out_dir, alone=True)   # a killed predict's half-written files (it holds the lock alone)
         replaced = other_settings(out_dir, settings)
         todo, found_now = images_to_do(images, out_dir, settings), {}
-        for i, scores, frame in progress(forward_all(model, images, todo, size, geometry(resize), device, BATCH,
-                                                     net_size=net_size), "predict", len(todo)):   # as the stages
+        passes = forward_all(model, images, todo, size, geometry(resize), device, BATCH, net_size=net_size)
+        for i, scores, frame in progress(memory_of_passes(passes, size, max_side), "predict", len(todo)):
             with memory_of(images, i, pcrf):
                 image = images.image(i)
                 label = label_map(scores, image, frame, pcrf, crf_backend)
@@ -163,6 +163,19 @@ def predict(model_path, inputs, out_dir, size, resize="none", pcrf="none", devic
             "not_images": [str(p) for p in images.ignored],
             "folders_not_read": [str(p) for p in images.subfolders   # but out_dir: its note asked to predict
                                  if p.resolve() != out_dir.resolve()]}   # predict's own outputs, on every rerun
+
+
+def memory_of_passes(passes, size, max_side):
+    """The network's passes (forward_all's), memory running out in them told in predict's flags: the stages' generic
+    line advised test_size and batch_size, which predict has not."""
+    try:
+        yield from passes
+    except (MemoryError, RuntimeError) as e:
+        if not out_of_memory(e):
+            raise
+        raise InputError(f"out of memory in the network's pass over a batch of up to {BATCH} images at --size {size} "
+                         f"(--max_side {max_side}{': none' if not max_side else ''}); rerun with a smaller --size or "
+                         "--max_side (other settings: the images done are predicted again)") from None
 
 
 @contextlib.contextmanager
