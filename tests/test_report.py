@@ -674,3 +674,24 @@ def test_the_report_shows_the_stage_folders_of_its_run_alone(tmp_path):
     assert report_module.evaluation_section(folders) == ""
     plots = report_module.evaluation_section(report_module.run_folders("smoke", overrides))
     assert plots.count("<figure>") == 1 and "seed_eval/seed_split-test/pr_curve.png" in plots
+
+
+def test_the_panels_show_your_saliency_maps_in_grey_whatever_their_png_mode(tmp_path):
+    """Your own maps may be RGB, RGBA, 16-bit, 1-bit or palette PNGs (the guide labels read them all as grey): the
+    tiles were chosen by the file's mode, so the report read an RGB map as a label PNG and failed at the end of a
+    finished run (a probe), and showed a 1-bit one in class colours; a guide label PNG saved as 'L' is a label."""
+    salient = np.zeros((4, 6), bool)
+    salient[1:3, 2:5] = True
+    expected = np.repeat(np.where(salient, 255, 0).astype(np.uint8)[..., None], 3, axis=2)
+    byte = salient.astype(np.uint8) * 255
+    maps = {"rgb": Image.fromarray(np.dstack([byte] * 3)), "rgba": Image.fromarray(np.dstack([byte] * 4)),
+            "i16": Image.fromarray(salient.astype(np.uint16) * 65535), "one": Image.fromarray(salient),
+            "pal": Image.fromarray(salient.astype(np.uint8), "P")}
+    maps["pal"].putpalette([0, 0, 0, 255, 255, 255])
+    for name, img in maps.items():
+        img.save(tmp_path / f"{name}.png")
+        [(_, tile)] = visualize.file_tiles([("saliency", tmp_path / f"{name}.png")], [], None)
+        assert np.array_equal(tile, expected), name
+    Image.fromarray(salient.astype(np.uint8) * 2).save(tmp_path / "guide.png")   # class 2, mode L
+    [(_, tile)] = visualize.file_tiles([("guide labels", tmp_path / "guide.png")], [], None)
+    assert np.array_equal(tile, visualize.PALETTE[salient.astype(np.uint8) * 2])

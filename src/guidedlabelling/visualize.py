@@ -33,15 +33,16 @@ def stage_files(folder_of, item_id, captions=("seeds", "saliency", "guide labels
 def file_tiles(files, classes, rule):
     """(caption, RGB tile) of each (caption, path) whose file exists: heatmaps (.mat) as the seeds of `rule`
     (seeds.SeedRule), grey PNGs (saliency) in grey, label PNGs in the VOC colours."""
-    return [(caption, read_tile(path, classes, rule)) for caption, path in files if path.exists()]
+    return [(caption, read_tile(path, classes, rule, caption == "saliency")) for caption, path in files
+            if path.exists()]
 
 
-def read_tile(path, classes, rule):
+def read_tile(path, classes, rule, is_grey):
+    """is_grey by the stage, not the file's mode: your own saliency maps may be RGB, 16-bit or 1-bit (read as labels,
+    the report failed on them at the end of a finished run, or showed them in class colours)."""
     if path.suffix == ".mat":
         heat, _ = load_heatmap_mat(path)
         return colour(rule.labels(heat, classes))
-    with Image.open(path) as img:
-        is_grey = img.mode == "L"
     return grey(load_gray_png(path)) if is_grey else colour(load_label_png(path))
 
 
