@@ -86,6 +86,25 @@ def test_saliency_set_masks_are_grey_at_any_depth_and_of_the_image_size(tmp_path
         MaskFolder(tmp_path)
 
 
+def test_a_saliency_set_mask_of_0_1_or_in_colour_is_refused(tmp_path):
+    """Foreground is above 127 of 255: a 0/1 mask, or a red one (luminance 76), read as all background and trained
+    the saliency network on nothing salient without a word (a probe); grey masks saved as RGB read as they look."""
+    for sub in ("images", "masks"):
+        (tmp_path / sub).mkdir()
+    Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(tmp_path / "images" / "a.png")
+    drawn = np.zeros((4, 4), np.uint8)
+    drawn[1:3, 1:3] = 255
+    Image.fromarray(np.dstack([drawn] * 3)).save(tmp_path / "masks" / "a.png")
+    np.testing.assert_array_equal(MaskFolder(tmp_path).label(0), drawn // 255)
+    fix = "saliency training masks are grey, 0 background and 255 foreground: save it so"
+    Image.fromarray(drawn // 255).save(tmp_path / "masks" / "a.png")
+    with pytest.raises(InputError, match=rf"a\.png: values of 0\.\.1 only \(a 0/1 mask\?\); {fix}"):
+        MaskFolder(tmp_path)
+    Image.fromarray(np.dstack([drawn, 0 * drawn, 0 * drawn])).save(tmp_path / "masks" / "a.png")
+    with pytest.raises(InputError, match=rf"a\.png: colour \(its channels differ\); {fix}"):
+        MaskFolder(tmp_path)
+
+
 def test_a_32_bit_image_of_8_bit_values_is_read_as_they_are(tmp_path):
     """A TIFF of 32-bit integers holding 0..255 (a probe): scaled as 16-bit, it was black and predicted all
     background. Values beyond 255 are 16-bit ones, scaled as such."""

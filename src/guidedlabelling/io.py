@@ -302,12 +302,34 @@ def load_image(path, hw=None):
         raise InputError(f"{path}: unreadable image ({e}); re-create or remove this file") from None
 
 
-def load_gray_png(path):
+def grey_map_problem(img):
+    """Why a saliency map would not read as grey 0..255 (floats, colour, 16-bit values of 0..255, a 0/1 mask), else
+    None. Colour: over 1% of the pixels with channels apart by more than 8 levels (a grey map saved with rounding
+    passes); a 0/1 mask, or 8-bit values in 16 bits: on 1% of the pixels or more (a faint network map has a few)."""
+    if img.mode == "F":
+        return "floating-point values"
+    if img.mode in ("RGB", "RGBA", "P", "PA"):
+        rgb = np.asarray(img.convert("RGB")).astype(np.int16)
+        if ((rgb.max(-1) - rgb.min(-1)) > 8).mean() > 0.01:
+            return "colour (its channels differ)"
+    values = np.asarray(img if img.mode in WIDE_GREY_MODES else img.convert("L"))
+    top = int(values.max(initial=0))
+    sixteen = img.mode in WIDE_GREY_MODES and img.mode != "I"   # "I" (32 bits): 0..255 read as they are (eight_bit)
+    if sixteen and 1 < top <= 255 and (values > 1).mean() >= 0.01:
+        return f"16-bit values of at most {top}, which read as 0..1 (a 16-bit map runs to 65535)"
+    return "values of 0..1 only (a 0/1 mask?)" if top == 1 and (values == 1).mean() >= 0.01 else None
+
+
+def load_gray_png(path, refuse=None):
     """Grey uint8 HxW (as displayed: as_displayed); 16-bit greyscale scaled to 8 bits, colour converted to
-    luminance."""
+    luminance. refuse: the fix, where a map that would not read as it looks (grey_map_problem) is an error."""
     try:
         with Image.open(path) as img:
-            return np.asarray(eight_bit(as_displayed(img)).convert("L"))
+            shown = as_displayed(img)
+            kind = refuse and grey_map_problem(shown)
+            if kind:
+                raise InputError(f"{path}: {kind}; {refuse}")
+            return np.asarray(eight_bit(shown).convert("L"))
     except (OSError, SyntaxError) as e:
         raise InputError(f"{path}: unreadable grey PNG ({e}); rerun the stage that made it") from None
 

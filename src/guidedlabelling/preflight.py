@@ -21,7 +21,7 @@ from . import pipeline
 from .datasets import MaskFolder, open_dataset
 from .errors import InputError, capped, some
 from .inference import check_classes, run_device, trained
-from .io import IGNORE, WIDE_GREY_MODES, as_displayed, label_array, load_checkpoint
+from .io import IGNORE, as_displayed, grey_map_problem, label_array, load_checkpoint
 from .model_setup import untrained
 from .fingerprint import DONE, EVALUATED, IMAGE_WORK_SIZE, SETTINGS, TAG_CLASSES, TAG_IMAGES, TAG_ROWS, UPSTREAM, \
     WORK_SIZE, Digests, csv_of, fingerprint, has_outputs, output_fingerprint, outputs_fingerprint, read_files, \
@@ -442,24 +442,6 @@ def png_problem(path, sizes, grey=False, classes=None):
             return f"{path}: values {bad[:10].tolist()} outside the {classes} classes (0..{classes - 1}, {IGNORE} = " \
                 "void); guide labels are label maps of the dataset's classes (a saliency map is no guide label)"
     return f"{path}: {kind}; saliency maps are grey, 0..255 (255 = salient)" if kind else None
-
-
-def grey_map_problem(img):
-    """Why a saliency map would not read as grey 0..255 (floats, colour, 16-bit values of 0..255, a 0/1 mask), else
-    None. Colour: over 1% of the pixels with channels apart by more than 8 levels (a grey map saved with rounding
-    passes); a 0/1 mask, or 8-bit values in 16 bits: on 1% of the pixels or more (a faint network map has a few)."""
-    if img.mode == "F":
-        return "floating-point values"
-    if img.mode in ("RGB", "RGBA", "P", "PA"):
-        rgb = np.asarray(img.convert("RGB")).astype(np.int16)
-        if ((rgb.max(-1) - rgb.min(-1)) > 8).mean() > 0.01:
-            return "colour (its channels differ)"
-    values = np.asarray(img if img.mode in WIDE_GREY_MODES else img.convert("L"))
-    top = int(values.max(initial=0))
-    sixteen = img.mode in WIDE_GREY_MODES and img.mode != "I"   # "I" (32 bits): 0..255 read as they are (eight_bit)
-    if sixteen and 1 < top <= 255 and (values > 1).mean() >= 0.01:
-        return f"16-bit values of at most {top}, which read as 0..1 (a 16-bit map runs to 65535)"
-    return "values of 0..1 only (a 0/1 mask?)" if top == 1 and (values == 1).mean() >= 0.01 else None
 
 
 def check(stage, cfg, preset, given, shared=None):

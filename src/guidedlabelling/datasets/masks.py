@@ -83,9 +83,11 @@ class MaskFolder(ImageList):
         return sorted({scene_of(it.id) for it in self.items})
 
     def label(self, i):
-        """The foreground (grey value above 127 of 255; 16-bit masks scaled) of a mask of the image's size."""
+        """The foreground (grey value above 127 of 255; 16-bit masks scaled) of a mask of the image's size. A 0/1
+        mask, or one drawn in colour (red: luminance 76), is refused: it read as all background, and trained the
+        network on nothing salient without a word."""
         path, hw = self.items[i].label, self.sizes[i]
-        mask = load_gray_png(path)
+        mask = load_gray_png(path, "saliency training masks are grey, 0 background and 255 foreground: save it so")
         if mask.shape != tuple(hw):
             raise InputError(f"{path}: mask is {mask.shape[1]}x{mask.shape[0]} (WxH), its image {hw[1]}x{hw[0]}; "
                              "fix the PNG")
