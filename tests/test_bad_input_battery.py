@@ -241,6 +241,19 @@ def own_saliency_map_of_neither_size(own):
     return own_args(own) + ["--saliency", maps, "--set", "max_image_side=16"]
 
 
+@case("maps: none of its 4 maps reaches salthres 50% of 255 (their highest value is 100), so nothing would be "
+      "salient; save them grey 0..255 with 255 = salient, or lower --set guide_labels.salthres")
+def own_saliency_maps_in_percent(own):
+    """Maps scaled to 0..100 (or kept in the alpha channel, black) marked nothing salient: the guide labels were the
+    seeds, without a word (a probe)."""
+    maps = own["base"] / "maps"
+    maps.mkdir()
+    rng = np.random.default_rng(0)
+    for name in ("a", "b", "c", "d"):
+        Image.fromarray(rng.integers(0, 101, (24, 32), dtype=np.uint8)).save(maps / f"{name}.png")
+    return own_args(own) + ["--saliency", maps]
+
+
 def maps_with_one_bad(own, save_bad):
     """Grey maps of the four training images, d's written by save_bad(HxW values in 0..1, path) instead."""
     maps = own["base"] / "maps"
@@ -614,7 +627,11 @@ def test_an_upstream_begun_but_unfinished_is_named_so(own, command):
     ("faint", lambda v: (v > 0.999).astype(np.uint8), None),   # a few pixels at 1 of 255
     ("nothing salient", lambda v: np.zeros_like(v, np.uint8), None),
     ("8-bit values in 16 bits", lambda v: (255 * v).astype(np.uint16), "16-bit values of at most"),
-    ("0/1 in 16 bits", lambda v: (v > 0.5).astype(np.uint16), "values of 0..1 only")])
+    ("0/1 in 16 bits", lambda v: (v > 0.5).astype(np.uint16), "values of 0..1 only"),
+    ("grey with alpha, opaque", lambda v: np.stack([(255 * v).astype(np.uint8)] * 3 + [np.full(v.shape, 255, np.uint8)],
+                                                   -1), None),
+    ("a white cutout", lambda v: np.stack([np.full(v.shape, 255, np.uint8)] * 3 + [(v > 0.5).astype(np.uint8) * 255],
+                                          -1), "transparent pixels (its alpha channel is not read")])
 def test_saliency_maps_that_read_right_pass_and_others_are_named(tmp_path, name, values, problem):
     from guidedlabelling.preflight import png_problem
     Image.fromarray(values(np.random.default_rng(0).random((24, 32)))).save(tmp_path / "m.png")

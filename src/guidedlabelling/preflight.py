@@ -20,8 +20,9 @@ from . import settings as S
 from . import pipeline
 from .datasets import MaskFolder, open_dataset
 from .errors import InputError, capped, some
+from .guide_rules import grey_level
 from .inference import check_classes, run_device, trained
-from .io import IGNORE, as_displayed, grey_map_problem, label_array, load_checkpoint
+from .io import IGNORE, as_displayed, eight_bit, grey_map_problem, label_array, load_checkpoint
 from .model_setup import untrained
 from .fingerprint import DONE, EVALUATED, IMAGE_WORK_SIZE, SETTINGS, TAG_CLASSES, TAG_IMAGES, TAG_ROWS, UPSTREAM, \
     WORK_SIZE, Digests, csv_of, fingerprint, has_outputs, output_fingerprint, outputs_fingerprint, read_files, \
@@ -298,7 +299,7 @@ def upstream_folder(parent, given_folder, cfg, preset, made, datasets, opened, t
                 opened.add(f"{path}: out of date, {why}; {remake}")
         else:
             problems = per_image_problems(path, pipeline.BY_NAME[parent].per_image, datasets, parent == "saliency",
-                                          parent == "guide_labels")
+                                          parent == "guide_labels", cfg["guide_labels"]["salthres"])
             unfinished = problems and maker == parent   # (a training's folder: given_model_problems says)
             opened.add(*[f"{path}: {parent} has not finished this folder{begun(path, parent, datasets)}; rerun the "
                          "command that made it (each of its --n/--N fragments) to finish it, or pass a finished "
@@ -390,12 +391,13 @@ def begun(path, stage, datasets):
         "still to run)"
 
 
-def per_image_problems(folder, suffix, datasets, grey=False, labels=False):
+def per_image_problems(folder, suffix, datasets, grey=False, labels=False, salthres=50):
     """A user's folder of per-image files: one <id><suffix> per image of each split, PNGs of the image's size
-    (grey: saliency maps, 0..255; labels: label maps of the split's classes and 255)."""
+    (grey: saliency maps, 0..255, some of which reach salthres; labels: label maps of the split's classes and
+    255)."""
     if not suffix:
         return []
-    problems = []
+    problems, tops = [], []
     for data in datasets.values():
         files = [(folder / f"{it.id}{suffix}", (data.sizes[i], data.hw(i))) for i, it in enumerate(data.items)]
         missing = [p for p, _ in files if not p.is_file()]
@@ -409,22 +411,35 @@ def per_image_problems(folder, suffix, datasets, grey=False, labels=False):
         if suffix == ".png":   # the files there too: every problem at once
             files = [(p, hw) for p, hw in files if p.is_file()]
             classes = len(data.classes) if labels else None
-            problems += capped([problem for p, hw in files if (problem := png_problem(p, hw, grey, classes))], folder)
-    return problems
+            problems += capped([problem for p, hw in files if (problem := png_problem(p, hw, grey, classes, tops))],
+                               folder)
+    return problems + (faint_maps(folder, tops, salthres) if grey and not problems else [])
 
 
-def png_problem(path, sizes, grey=False, classes=None):
+def faint_maps(folder, tops, salthres):
+    """Maps of which none reaches salthres (3 or more): maps scaled to 0..100, or saliency kept in the alpha
+    channel, marked nothing salient, and the guide labels were the seeds without a word."""
+    if len(tops) < 3 or max(tops) >= grey_level(salthres):
+        return []
+    return [f"{folder}: none of its {len(tops)} maps reaches salthres {salthres}% of 255 (their highest value is "
+            f"{max(tops)}), so nothing would be salient; save them grey 0..255 with 255 = salient, or lower --set "
+            "guide_labels.salthres"]
+
+
+def png_problem(path, sizes, grey=False, classes=None, tops=None):
     """What is wrong with a user's PNG that should have the size of its image file or its work size (`sizes`: both
     (height, width)), or None. Decoded whole: a truncated map passes a header check and failed the step after it
     had written outputs. grey: a saliency map, whose colour would be read as its luminance and values of 0..1 as
     nothing salient. classes: a label map of that many classes, whose other values (but 255, void) stopped the
-    training with a traceback."""
+    training with a traceback. tops: a list that gets a grey map's highest value as the guide labels read it."""
     try:
         with Image.open(path) as img:
             img.load()
             shown = as_displayed(img)   # as it is read (label_array turns img itself)
             w, h = shown.size
             kind = grey and grey_map_problem(shown)
+            if grey and tops is not None:
+                tops.append(int(np.asarray(eight_bit(shown).convert("L")).max(initial=0)))
             try:   # from the pixels decoded here (a guide label folder: thousands of them)
                 label = label_array(img, path) if classes else None
             except InputError as e:   # colour, say
