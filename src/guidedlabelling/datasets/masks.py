@@ -31,14 +31,16 @@ def held_out(folder, scenes, holdout, images):
     return [k >= len(folder) - holdout for k in range(len(folder))]
 
 
-def check_names_and_masks(items):
-    """Errors for two images of one name (held-out maps are named by it) and for an image without its mask."""
-    first = {}
+def check_names_and_masks(items, roots):
+    """Errors for two images of one name (held-out maps are named by it) and for an image without its mask, all at
+    once (the first alone was named: one rerun per file)."""
+    first, problems = {}, []
     for it in items:
         if first.setdefault(it.id, it.image) != it.image:
-            raise InputError(f"{it.image}: same name as {first[it.id]}; held-out maps are named by it, so rename one")
+            problems.append(f"{it.image}: same name as {first[it.id]}; held-out maps are named by it, so rename one")
         if not it.label.is_file():
-            raise InputError(f"{it.label}: mask of {it.image.name} not found; add it or remove the image")
+            problems.append(f"{it.label}: mask of {it.image.name} not found; add it or remove the image")
+    raise_all(problems, roots)
 
 
 class MaskFolder(ImageList):
@@ -73,7 +75,7 @@ class MaskFolder(ImageList):
         if not listed:
             raise InputError(f"{roots}: no {part} images with holdout {holdout} and holdout_scenes "
                              f"{holdout_scenes!r}; hold out fewer")
-        check_names_and_masks(listed)
+        check_names_and_masks(listed, roots)
         self.sources = [p for it in listed for p in (it.image, it.label)]
         self.keep_readable(listed, roots)
         for i in range(len(self.items)):
