@@ -217,6 +217,18 @@ def own_saliency_maps_saved_as_jpeg(own):
     return own_args(own) + ["--saliency", maps]
 
 
+@case("no a.png, b.png, c.png, ... (4 of the 4 images of split train have no .png file here; sub/a.png is there, "
+      "and the files lie in the folder itself, not in subfolders)")
+def own_saliency_maps_in_a_subfolder(own):
+    """Maps one folder down (as the photos may lie in subfolders; a map is named by the image's id, its stem):
+    the line said only that the maps were missing."""
+    maps = own["base"] / "maps"
+    (maps / "sub").mkdir(parents=True)
+    for name in ("a", "b", "c", "d"):
+        Image.fromarray(np.zeros((24, 32), np.uint8)).save(maps / "sub" / f"{name}.png")
+    return own_args(own) + ["--saliency", maps]
+
+
 @case("c.png: unreadable PNG")
 def own_saliency_map_truncated(own):
     """The probe's case: half a PNG passed the header check; the guide step failed after writing labels."""

@@ -404,7 +404,9 @@ def per_image_problems(folder, suffix, datasets, grey=False, labels=False, salth
         if missing:
             other = next((q.name for q in sorted(folder.glob(f"{glob.escape(missing[0].stem)}.*"))
                           if q.suffix != suffix), None)   # a map saved as JPEG, most often
-            there = f"; {other} is there, and the files are named <id>{suffix}" if other else ""
+            deeper = next((q.relative_to(folder) for q in sorted(folder.rglob(glob.escape(missing[0].name)))), None)
+            there = f"; {other} is there, and the files are named <id>{suffix}" if other else \
+                f"; {deeper} is there, and the files lie in the folder itself, not in subfolders" if deeper else ""
             problems.append(f"{folder}: no {some([p.name for p in missing])} ({len(missing)} of the {len(files)} "
                             f"images of split {data.split} have no {suffix} file here{there}); add them or pass "
                             "another folder")
