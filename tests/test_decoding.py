@@ -106,8 +106,8 @@ def test_a_saliency_set_mask_of_0_1_or_in_colour_is_refused(tmp_path):
 
 
 def test_every_missing_mask_and_clashing_name_of_a_saliency_set_is_named_at_once(tmp_path):
-    """Two masks missing and an image named as one of another folder: three lines (the first alone was named, one
-    rerun per file; a probe)."""
+    """Two masks missing (one saved as JPEG, which the line names) and an image named as one of another folder:
+    three lines (the first alone was named, one rerun per file; a probe)."""
     for root in ("one", "two"):
         for sub in ("images", "masks"):
             (tmp_path / root / sub).mkdir(parents=True)
@@ -115,10 +115,12 @@ def test_every_missing_mask_and_clashing_name_of_a_saliency_set_is_named_at_once
         Image.fromarray(np.zeros((2, 2, 3), np.uint8)).save(tmp_path / root / "images" / f"{name}.png")
     for root, name in (("one", "a"), ("two", "a")):
         Image.fromarray(np.zeros((2, 2), np.uint8)).save(tmp_path / root / "masks" / f"{name}.png")
+    Image.fromarray(np.zeros((2, 2), np.uint8)).save(tmp_path / "one" / "masks" / "b.jpg")
     with pytest.raises(InputError) as e:
         MaskFolder(f"{tmp_path / 'one'},{tmp_path / 'two'}")
     assert list(e.value.messages) == [
-        f"{tmp_path / 'one/masks/b.png'}: mask of b.png not found; add it or remove the image",
+        f"{tmp_path / 'one/masks/b.png'}: mask of b.png not found (b.jpg is there; masks are <id>.png, lossless); add it "
+        "or remove the image",
         f"{tmp_path / 'one/masks/c.png'}: mask of c.png not found; add it or remove the image",
         f"{tmp_path / 'two/images/a.png'}: same name as {tmp_path / 'one/images/a.png'}; held-out maps are named by "
         "it, so rename one"]

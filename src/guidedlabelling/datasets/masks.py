@@ -1,5 +1,6 @@
 """Class-agnostic saliency sets: folders of images/ and masks/ (datasets/saliency_sets.py arranges MSRA-B and
 DUTS-TR so; the built-in data has one)."""
+import glob
 from pathlib import Path
 
 import numpy as np
@@ -39,7 +40,9 @@ def check_names_and_masks(items, roots):
         if first.setdefault(it.id, it.image) != it.image:
             problems.append(f"{it.image}: same name as {first[it.id]}; held-out maps are named by it, so rename one")
         if not it.label.is_file():
-            problems.append(f"{it.label}: mask of {it.image.name} not found; add it or remove the image")
+            other = next((q.name for q in sorted(it.label.parent.glob(f"{glob.escape(it.id)}.*"))), None)
+            there = f" ({other} is there; masks are <id>.png, lossless)" if other else ""
+            problems.append(f"{it.label}: mask of {it.image.name} not found{there}; add it or remove the image")
     raise_all(problems, roots)
 
 
