@@ -229,6 +229,17 @@ def own_saliency_maps_in_a_subfolder(own):
     return own_args(own) + ["--saliency", maps]
 
 
+@case("images: b.png, d.png: the images themselves, not maps of them (2 of the 4 of split train); pass the folder "
+      "of the maps")
+def own_saliency_maps_are_the_png_photos(own):
+    """--saliency given the images' folder, whose PNG photos are grey: they passed every check as the maps (and
+    the others' were missing)."""
+    for name in ("b", "d"):
+        path = own["images"] / f"{name}.png"
+        Image.open(path).convert("L").save(path)
+    return own_args(own) + ["--saliency", own["images"]]
+
+
 @case("c.png: unreadable PNG")
 def own_saliency_map_truncated(own):
     """The probe's case: half a PNG passed the header check; the guide step failed after writing labels."""
