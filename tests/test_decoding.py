@@ -119,8 +119,8 @@ def test_every_missing_mask_and_clashing_name_of_a_saliency_set_is_named_at_once
     with pytest.raises(InputError) as e:
         MaskFolder(f"{tmp_path / 'one'},{tmp_path / 'two'}")
     assert list(e.value.messages) == [
-        f"{tmp_path / 'one/masks/b.png'}: mask of b.png not found (b.jpg is there; masks are <id>.png, lossless); add it "
-        "or remove the image",
+        f"{tmp_path / 'one/masks/b.png'}: mask of b.png not found (b.jpg is there; masks are <id>.png, lossless); "
+        "add it or remove the image",
         f"{tmp_path / 'one/masks/c.png'}: mask of c.png not found; add it or remove the image",
         f"{tmp_path / 'two/images/a.png'}: same name as {tmp_path / 'one/images/a.png'}; held-out maps are named by "
         "it, so rename one"]

@@ -407,20 +407,25 @@ def per_image_problems(folder, suffix, datasets, grey=False, labels=False, salth
                             f"({len(photos)} of the {len(files)} of split {data.split}); pass the folder of the maps")
             continue
         if missing:
-            other = next((q.name for q in sorted(folder.glob(f"{glob.escape(missing[0].stem)}.*"))
-                          if q.suffix != suffix), None)   # a map saved as JPEG, most often
-            deeper = next((q.relative_to(folder) for q in sorted(folder.rglob(glob.escape(missing[0].name)))), None)
-            there = f"; {other} is there, and the files are named <id>{suffix}" if other else \
-                f"; {deeper} is there, and the files lie in the folder itself, not in subfolders" if deeper else ""
-            problems.append(f"{folder}: no {some([p.name for p in missing])} ({len(missing)} of the {len(files)} "
-                            f"images of split {data.split} have no {suffix} file here{there}); add them or pass "
-                            "another folder")
+            problems.append(missing_files_line(folder, suffix, missing, len(files), data.split))
         if suffix == ".png":   # the files there too: every problem at once
             files = [(p, hw) for p, hw in files if p.is_file()]
             classes = len(data.classes) if labels else None
             problems += capped([problem for p, hw in files if (problem := png_problem(p, hw, grey, classes, tops))],
                                folder)
     return problems + (faint_maps(folder, tops, salthres) if grey and not problems else [])
+
+
+def missing_files_line(folder, suffix, missing, count, split):
+    """The line for the images of a split (`count`) that have no file in a user's folder (`missing`), naming a file
+    of the first one's name there under another suffix (a map saved as JPEG, most often) or in a subfolder."""
+    other = next((q.name for q in sorted(folder.glob(f"{glob.escape(missing[0].stem)}.*")) if q.suffix != suffix),
+                 None)
+    deeper = next((q.relative_to(folder) for q in sorted(folder.rglob(glob.escape(missing[0].name)))), None)
+    there = f"; {other} is there, and the files are named <id>{suffix}" if other else \
+        f"; {deeper} is there, and the files lie in the folder itself, not in subfolders" if deeper else ""
+    return (f"{folder}: no {some([p.name for p in missing])} ({len(missing)} of the {count} images of split {split} "
+            f"have no {suffix} file here{there}); add them or pass another folder")
 
 
 def faint_maps(folder, tops, salthres):
