@@ -140,7 +140,17 @@ def test_a_class_tagged_in_no_training_image_is_an_error(folder):
     assert dataset(folder, ["a.jpg,cat,val", "b.png,dog,train"], "val").ids == ["a"]   # val alone: nothing to train
     (folder / "images" / "a.jpg").write_bytes(b"not an image")
     with pytest.raises(InputError, match=r"class 'cat' is tagged in no readable training image \(only in a.jpg "
-                                         r"\(line 2, unreadable\)\)"):
+                                         r"\(line 2, unreadable: "):
+        dataset(folder, ["a.jpg,cat,train", "b.png,dog,train"])
+
+
+def test_a_class_of_unreadable_training_images_alone_says_why_they_are_unreadable(folder):
+    """The error stops the run before the skipped images are listed: it says why its image is unreadable, and to
+    replace it (not only to move an image to train, which it is in)."""
+    (folder / "images" / "a.jpg").write_bytes(b"")
+    with pytest.raises(InputError, match=r"class 'cat' is tagged in no readable training image \(only in a.jpg "
+                                         r"\(line 2, unreadable: an empty file \(0 bytes\)\)\), so nothing would "
+                                         r"learn it; replace its unreadable images, give one"):
         dataset(folder, ["a.jpg,cat,train", "b.png,dog,train"])
 
 

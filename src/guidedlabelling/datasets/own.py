@@ -208,15 +208,19 @@ class OwnDataset(Labelled):
         for c, name in enumerate(self.classes[1:], 1):
             if c in taught or name in unmatched:
                 continue
-            where = []
-            for r in (r for r in rows if name in r.tags):
-                image = files[r.line]
-                why = "val" if split_of(r, image.stem, val_percent) == "val" else "unreadable"
-                where.append(f"{image.name} (line {r.line}, {why})")
+            where = [self._why_untaught(r, files[r.line], val_percent) for r in rows if name in r.tags]
+            fix = "replace its unreadable images, " if any("unreadable" in w for w in where) else ""
             problems.append(f"{self.tags_file}: class {name!r} is tagged in no readable training image (only in "
                             f"{', '.join(where[:3])}{' ...' if len(where) > 3 else ''}), so nothing would learn it; "
-                            "give one of its images split train in a split column, add one, or remove the tag")
+                            f"{fix}give one of its images split train in a split column, add one, or remove the tag")
         return problems
+
+    def _why_untaught(self, r, image, val_percent):
+        """'a.jpg (line 2, val)', or for an image of the training split '(line 2, unreadable: an empty file (0
+        bytes))': the error stops the run before the skipped images are listed, so it says why here."""
+        if split_of(r, image.stem, val_percent) == "val":
+            return f"{image.name} (line {r.line}, val)"
+        return f"{image.name} (line {r.line}, unreadable: {self.skipped[str(image)].split('; ')[0]})"
 
     def _mask_problems(self, masks):
         """Each mask's problem (_mask_problem), and one where most masks of tagged images hold none of the classes
