@@ -105,6 +105,28 @@ def test_a_saliency_set_mask_of_0_1_or_in_colour_is_refused(tmp_path):
         MaskFolder(tmp_path)
 
 
+def test_every_bad_mask_of_a_saliency_set_is_named_at_once(tmp_path):
+    """A 0/1 mask, one in colour and one of another size: three lines (the first alone was named, one rerun per
+    file); the good mask between them passes."""
+    for sub in ("images", "masks"):
+        (tmp_path / sub).mkdir()
+    for name in "abcd":
+        Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(tmp_path / "images" / f"{name}.png")
+    drawn = np.zeros((4, 4), np.uint8)
+    drawn[1:3, 1:3] = 255
+    Image.fromarray(drawn // 255).save(tmp_path / "masks" / "a.png")
+    Image.fromarray(drawn).save(tmp_path / "masks" / "b.png")
+    Image.fromarray(np.dstack([drawn, 0 * drawn, 0 * drawn])).save(tmp_path / "masks" / "c.png")
+    Image.fromarray(drawn[:3]).save(tmp_path / "masks" / "d.png")
+    with pytest.raises(InputError) as e:
+        MaskFolder(tmp_path)
+    fix = "saliency training masks are grey, 0 background and 255 foreground: save it so"
+    assert list(e.value.messages) == [
+        f"{tmp_path / 'masks/a.png'}: values of 0..1 only (a 0/1 mask?); {fix}",
+        f"{tmp_path / 'masks/c.png'}: colour (its channels differ); {fix}",
+        f"{tmp_path / 'masks/d.png'}: mask is 4x3 (WxH), its image 4x4; fix the PNG"]
+
+
 def test_every_missing_mask_and_clashing_name_of_a_saliency_set_is_named_at_once(tmp_path):
     """Two masks missing (one saved as JPEG, which the line names) and an image named as one of another folder:
     three lines (the first alone was named, one rerun per file; a probe)."""

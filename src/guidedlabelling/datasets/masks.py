@@ -81,8 +81,16 @@ class MaskFolder(ImageList):
         check_names_and_masks(listed, roots)
         self.sources = [p for it in listed for p in (it.image, it.label)]
         self.keep_readable(listed, roots)
-        for i in range(len(self.items)):
-            self.label(i)  # checks every mask now, before a stage writes anything
+        raise_all([problem for i in range(len(self.items)) for problem in self.mask_problems(i)], roots)
+
+    def mask_problems(self, i):
+        """Item i's mask's problems, checked now, before a stage writes anything: every bad mask is named at once
+        (the first alone was: one rerun per file)."""
+        try:
+            self.label(i)
+        except InputError as e:
+            return list(e.messages)
+        return []
 
     def scenes(self):
         return sorted({scene_of(it.id) for it in self.items})
