@@ -220,7 +220,8 @@ class OwnDataset(Labelled):
         bytes))': the error stops the run before the skipped images are listed, so it says why here."""
         if split_of(r, image.stem, val_percent) == "val":
             return f"{image.name} (line {r.line}, val)"
-        return f"{image.name} (line {r.line}, unreadable: {self.skipped[str(image)].split('; ')[0]})"
+        why = self.skipped.get(str(image))
+        return f"{image.name} (line {r.line}, unreadable{': ' + why.split('; ')[0] if why else ''})"
 
     def _mask_problems(self, masks):
         """Each mask's problem (_mask_problem), and one where most masks of tagged images hold none of the classes
