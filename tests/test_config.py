@@ -1284,3 +1284,26 @@ def test_an_empty_data_path_is_an_error_not_the_presets_data(tmp_path, command):
     code, out, err = command("seed_train", "--config", "smoke", "--out_root", out_root, "--set", "pascalroot= ")
     assert (code, err.strip(), out_root.exists()) == (
         2, "error: setting data.pascalroot = '' (command line): is empty; write a folder", False), out
+
+
+def test_the_releases_upstream_data_flags_are_not_told_to_set_the_runs_data():
+    """generate.py's --s_dataset MSRA (the saliency network's training set) was told `--set dataset=MSRA`, the
+    run's training split; --s_test_dataset voc12train_aug (the saliency maps' split) `--set test_dataset=...`, the
+    segmenter's test split; and --g_test_datatype / --s_gtcls, which script.py passes, were a bare 'unrecognized
+    arguments'. The seed's --g_dataset is the run's --dataset, as the hint says."""
+    from guidedlabelling import runner
+    with pytest.raises(InputError) as e:
+        runner.parse("guide_labels", ["--s_dataset", "MSRA", "--s_test_dataset", "voc12train_aug",
+                                      "--g_test_datatype", "Segmentation", "--g_dataset", "train"])
+    assert e.value.messages == (
+        "--g_dataset: not a flag of ./src/guide_generation/generate.py, but (the release's name of an upstream "
+        "stage's setting) a setting of data; give it as --set dataset=train",
+        "--s_dataset: a flag of the release with no use here (the saliency network's training set, MSRA, and its "
+        "type, NP: here --set saliency_data=DIR, or the built-in saliency set); leave it out",
+        "--s_test_dataset: a flag of the release with no use here (the split an upstream stage worked on: here it "
+        "is the training split, --dataset); leave it out",
+        "--g_test_datatype: a flag of the release with no use here (--datatype names the ImageSets folder of every "
+        "split); leave it out")
+    with pytest.raises(InputError) as e:
+        runner.parse("seg_train", ["--s_gtcls", "use", "--s_s_datatype", "NP"])
+    assert [m.split(":")[0] for m in e.value.messages] == ["--s_gtcls", "--s_s_datatype"]

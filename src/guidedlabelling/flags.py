@@ -33,6 +33,13 @@ RELEASE_ONLY = {   # the release's flags that have no counterpart here, and why
     "plot": "report.html draws the figures",
     "parallel": "--n/--N fragments and torchrun split the per-image work",
 }
+RELEASE_UPSTREAM_DATA = {   # the release's names of upstream stages' data, which are not the run's data here
+    **dict.fromkeys(("s_dataset", "s_s_dataset", "s_datatype", "s_s_datatype"),
+                    "the saliency network's training set, MSRA, and its type, NP: here --set saliency_data=DIR, or "
+                    "the built-in saliency set"),
+    **dict.fromkeys(("g_test_dataset", "s_g_test_dataset", "s_test_dataset", "s_s_test_dataset"),
+                    "the split an upstream stage worked on: here it is the training split, --dataset"),
+}
 SEED, SALIENCY = ("seed_train", "seed_heatmaps"), ("saliency_train", "saliency")
 RELEASE_PREFIXES = {"s_g_": SEED, "s_s_": SALIENCY, "g_": SEED, "s_": SALIENCY + ("guide_labels",)}   # the release's
 # names of upstream stages' settings: the seed's and saliency's in generate.py (g_, s_), seed's, saliency's and the
@@ -42,8 +49,15 @@ BOOL_WORDS = ("True", "False", "true", "false")
 
 def release_only(unknown):
     """For each of the release's flags that `unknown` holds, with no counterpart here: why, in one line."""
-    return [f"{token}: a flag of the release with no use here ({RELEASE_ONLY[token[2:]]}); leave it out"
-            for token in unknown if token.startswith("--") and token[2:].partition("=")[0] in RELEASE_ONLY]
+    return [f"{token}: a flag of the release with no use here ({why}); leave it out"
+            for token in unknown if token.startswith("--") and (why := release_reason(token[2:].partition("=")[0]))]
+
+
+def release_reason(key):
+    """Why the release's flag `key` (its prefixed names of upstream stages' ones too: --g_test_gtcls) has no use
+    here, or None."""
+    bare = next((key[len(p):] for p in RELEASE_PREFIXES if key.startswith(p) and key[len(p):] in RELEASE_ONLY), key)
+    return RELEASE_UPSTREAM_DATA.get(key) or RELEASE_ONLY.get(bare)
 
 
 def values_after_switches(parser, argv, unknown):
@@ -99,6 +113,8 @@ def setting_named(token):
     if not token.startswith("--"):
         return None
     key, _, value = token.removeprefix("--").partition("=")
+    if key in RELEASE_UPSTREAM_DATA:
+        return None
     release = next((p for p in RELEASE_PREFIXES if key.startswith(p) and key[len(p):] in S.OWNERS), "")
     key = key[len(release):] if key not in S.OWNERS else key
     turned_off = key.startswith("no_") and not value and switch_default(key[3:], True)
