@@ -192,6 +192,24 @@ def test_load_init_takes_caffemodels(tmp_path):
     assert report[0].startswith("loaded 30 of 31")  # all but score, which DeepLab has not
 
 
+def test_the_releases_init_name_is_told_which_file_it_is(tmp_path):
+    """The release's --init VGG_ILSVRC_16_layers (script.py's value, its default) named data/<stage>/<name>.caffemodel;
+    here it was read as a file of that name, and the fix given, ./downloads.sh --models, left it missing."""
+    from guidedlabelling.config import ROOT
+    from guidedlabelling.preflight import as_both_commands
+    from guidedlabelling.weights import read_state
+    with pytest.raises(InputError) as e:
+        read_state(tmp_path / "VGG_ILSVRC_16_layers-deeplab")
+    assert e.value.messages == (
+        f"{tmp_path}/VGG_ILSVRC_16_layers-deeplab: initial weights not found; the release's --init named them "
+        f"without folder and suffix: pass --init {ROOT}/models/VGG_ILSVRC_16_layers-deeplab.caffemodel",)
+    with pytest.raises(InputError, match="missing.caffemodel: initial weights not found; run ./downloads.sh"):
+        read_state(tmp_path / "missing.caffemodel")
+    assert as_both_commands(e.value.messages[0], "seg_train").endswith(
+        f"pass --init {ROOT}/models/VGG_ILSVRC_16_layers-deeplab.caffemodel (./script.py: --set "
+        f"seg_train.init={ROOT}/models/VGG_ILSVRC_16_layers-deeplab.caffemodel)")
+
+
 @pytest.mark.parametrize("name", NETS)
 def test_opencv_runs_our_export(tmp_path, name):
     """OpenCV's Caffe importer gives our outputs; the 65 -> 33 -> 17 -> 9 maps check its ceil-mode pooling."""

@@ -9,6 +9,7 @@ for before the first runs; each stage command checks its own inputs before it wr
 """
 import glob
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -245,8 +246,8 @@ def check_stage(stage, cfg, preset, given, opened, made=()):
 
 def as_both_commands(problem, stage):
     """An init problem whose fixes, written as the stage command's flags, also say how ./script.py takes them."""
-    for flag, setting in (("--init none", "init=none"), ("--init_partial", "init_partial=true")):
-        problem = problem.replace(flag, f"{flag} (./script.py: --set {stage}.{setting})")
+    for flag, setting in ((r"--init (none|\S+\.caffemodel)\b", r"init=\1"), (r"--init_partial\b", "init_partial=true")):
+        problem = re.sub(flag, lambda m: f"{m[0]} (./script.py: --set {stage}.{m.expand(setting)})", problem)
     return problem
 
 

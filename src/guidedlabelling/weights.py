@@ -12,8 +12,7 @@ def read_state(path):
     """A name -> tensor dict from a checkpoint of ours or a plain state dict (.pth/.pt)."""
     path = Path(path)
     if not path.exists():
-        raise InputError(f"{path}: initial weights not found; run ./downloads.sh --models, "
-                         "or pass --init none to train from scratch")
+        raise InputError(missing_weights(path))
     if path.suffix == ".caffemodel":
         return caffe_state_dict(path)
     try:
@@ -27,6 +26,16 @@ def read_state(path):
     if "features.0.weight" in state:  # torchvision VGG-16: RGB, 0..1 inputs normalised by mean/std
         state = torchvision_vgg16_to_caffe(state, path)
     return state
+
+
+def missing_weights(path):
+    """The problem of an init file not found. The release's --init named a Caffe model without folder and suffix
+    (VGG_ILSVRC_16_layers, its default), which models/ holds here."""
+    from .config import ROOT   # config reads the stages, which read this module
+    if not path.suffix:
+        return (f"{path}: initial weights not found; the release's --init named them without folder and suffix: "
+                f"pass --init {ROOT / 'models' / path.name}.caffemodel")
+    return f"{path}: initial weights not found; run ./downloads.sh --models, or pass --init none to train from scratch"
 
 
 def suffix_index(state):
