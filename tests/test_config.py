@@ -854,6 +854,19 @@ def test_a_split_or_folder_flag_the_stage_does_not_read_is_noted():
     assert notes.unread_inputs("seg_train", cfg, preset, {"guide_dir": "/g"}) == [
         "--guide_dir /g: seg_train does not read it with these settings"]
     assert notes.unread_inputs("seg_train", *resolve(config="demo"), {"guide_dir": "/g"}) == []
+    cfg, preset = resolve("test_dataset=train", config="demo")   # the release's script.py: seed/test.py and
+    # generate.py --test_dataset voc12train_aug, its training split; here an error then named a seed_train folder
+    # of test_dataset-train to train first, which ./script.py never reads
+    assert notes.unread_inputs("guide_labels", cfg, preset, {}) == [
+        "--test_dataset train: guide_labels works on the training split, train, without it (the release's "
+        "--test_dataset named the split each command works on; here it is the split the segmenter is tested on, and "
+        "names this stage's folder and its inputs'); leave it out"]
+    assert notes.unread_inputs("seed_heatmaps", cfg, preset, {})[0].startswith(
+        "--test_dataset train: seed_heatmaps works on the training split, train, without it")
+    assert notes.unread_inputs("segmentations", cfg, preset, {}) == []   # scoring the segmenter on train
+    assert notes.unread_inputs("saliency", cfg, preset, {}) == []   # its maps of the test split: train's
+    assert notes.unread_inputs("saliency_train", cfg, preset, {})[0].startswith(
+        "--test_dataset train: saliency_train reads no split of the dataset")
 
 
 def test_a_flag_and_a_set_item_of_one_setting_must_agree(monkeypatch, tmp_path):

@@ -47,7 +47,14 @@ def unread_inputs(stage, cfg, preset, given):
     notes = []
     for key in ("dataset", "test_dataset"):
         value = cfg["data"][key]
-        if value == preset["data"][key] or value in splits_read(stage, cfg):
+        if value == preset["data"][key]:
+            continue
+        if key == "test_dataset" and value in splits_read(stage, cfg) and training_split_only(stage, cfg, given):
+            notes.append(f"--test_dataset {value}: {stage} works on the training split, {value}, without it (the "
+                         "release's --test_dataset named the split each command works on; here it is the split the "
+                         "segmenter is tested on, and names this stage's folder and its inputs'); leave it out")
+            continue
+        if value in splits_read(stage, cfg):
             continue
         works = f"works on {listed(splits)}, not on it" if splits else "reads no split of the dataset"
         on_test = "seed_split" in cfg.get("seed_heatmaps", {}) and value in S.STAGE_MODULES[stage].reads(
@@ -60,6 +67,14 @@ def unread_inputs(stage, cfg, preset, given):
               for flag in naming.FOLDER_FLAGS
               if given.get(flag) and given[flag] not in upstream]
     return notes
+
+
+def training_split_only(stage, cfg, given):
+    """Whether --test_dataset gives the training split to a stage that does not work on the test split: the
+    release's meaning (its script.py gave seed/test.py and generate.py --test_dataset voc12train_aug)."""
+    probe = cfg | {"data": cfg["data"] | {"test_dataset": "\0"}}   # the test split, told from the training one
+    return (cfg["data"]["test_dataset"] == cfg["data"]["dataset"] and
+            "\0" not in S.STAGE_MODULES[stage].reads(probe, given).splits)
 
 
 def panels_not_drawn(stage, cfg):
