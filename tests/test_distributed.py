@@ -202,7 +202,8 @@ def test_several_processes_refuse_overridecache_and_the_driver(launch, tmp_path)
     name = "fragment 2 of 2 (n=1)" if launch != "torchrun" else "torchrun process 2 of 2 (RANK 1)"
     assert f"{name} done; the last fragment to finish a step completes it" in part.stdout
     if launch != "torchrun":  # (under torchrun, a process other than the first logs no info lines)
-        assert f" {name} finished; 8 images left to other fragments" in part.stdout   # blocks of 8: 2 of its 10
+        assert f" {name} finished, writing into " in part.stdout   # blocks of 8: 2 of its 10
+        assert "; 8 images left to other fragments" in part.stdout
     assert "summary" not in part.stdout and not (tmp_path / "smoke" / "summary.json").exists()
     alone = tmp_path / "alone"
     proc = subprocess.run([sys.executable, str(ROOT / "src/seed/test.py"), "--config", "smoke", "--out_root",
@@ -477,3 +478,17 @@ def test_script_under_torchrun_says_once_what_every_process_meets(tmp_path):
                     "here); remove it to replace it, or choose another --out_root",   # process 1, ended by torchrun
                     f"step seed_heatmaps failed: ./src/seed/test.py --config smoke --set out_root={tmp_path}"], \
         proc.stderr   # as its own step failed, it said 'step seed_heatmaps failed' again
+
+
+def test_a_fragment_run_alone_says_where_its_outputs_went(tmp_path, caplog):
+    """./src/seed/test.py --n 0 --N 2 ended with 'fragment 1 of 2 (n=0) finished; 8 images left to other
+    fragments', naming no folder (the whole stage's last line, 'wrote <folder>', does)."""
+    from types import SimpleNamespace
+    from guidedlabelling.inference import all_done
+    (tmp_path / "a.mat").write_bytes(b"x")
+    stage = SimpleNamespace(out=tmp_path, fragment_name="fragment 1 of 2 (n=0)", log=logging.getLogger("frag"))
+    data = SimpleNamespace(items=[SimpleNamespace(id=i) for i in ("a", "b", "c")])
+    with caplog.at_level(logging.INFO, logger="frag"):
+        assert all_done(stage, data, ".mat") is False
+    assert caplog.messages == [f"fragment 1 of 2 (n=0) finished, writing into {tmp_path}; 2 images left to other "
+                               "fragments"]

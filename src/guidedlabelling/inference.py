@@ -134,7 +134,8 @@ def all_done(stage, data, suffix, folder=None):
     folder = folder or stage.out
     missing = sum(not made(folder / f"{it.id}{suffix}") for it in data.items)
     if missing:
-        stage.log.info("%s finished; %d images left to other fragments", stage.fragment_name, missing)
+        stage.log.info("%s finished, writing into %s; %d images left to other fragments", stage.fragment_name, folder,
+                       missing)
     return missing == 0
 
 
