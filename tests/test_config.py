@@ -867,6 +867,14 @@ def test_a_split_or_folder_flag_the_stage_does_not_read_is_noted():
     assert notes.unread_inputs("saliency", cfg, preset, {}) == []   # its maps of the test split: train's
     assert notes.unread_inputs("saliency_train", cfg, preset, {})[0].startswith(
         "--test_dataset train: saliency_train reads no split of the dataset")
+    cfg, preset = resolve(config="demo")   # the release's eval.py --test_dataset voc12val (its default) scored val's
+    # seeds; here, given the preset's split, train's were scored without a word
+    assert notes.unread_inputs("seed_eval", cfg, preset, {"data.test_dataset": "val"}) == [
+        "--test_dataset val: seed_eval works on train, not on it (the release's --test_dataset named the split each "
+        "command works on; here it is the split the segmenter is tested on; --set seed_split=test makes this command "
+        "work on it)"]
+    assert notes.unread_inputs("seed_eval", cfg, preset, {"data.test_dataset": None}) == []
+    assert notes.unread_inputs("segmentations", cfg, preset, {"data.test_dataset": "val"}) == []
 
 
 def test_a_flag_and_a_set_item_of_one_setting_must_agree(monkeypatch, tmp_path):

@@ -47,7 +47,7 @@ def unread_inputs(stage, cfg, preset, given):
     notes = []
     for key in ("dataset", "test_dataset"):
         value = cfg["data"][key]
-        if value == preset["data"][key]:
+        if value == preset["data"][key] and given.get(f"data.{key}") is None:   # the preset's, not given as a flag
             continue
         if key == "test_dataset" and value in splits_read(stage, cfg) and training_split_only(stage, cfg, given):
             notes.append(f"--test_dataset {value}: {stage} works on the training split, {value}, without it (the "
