@@ -877,6 +877,21 @@ def test_a_split_or_folder_flag_the_stage_does_not_read_is_noted():
     assert notes.unread_inputs("segmentations", cfg, preset, {"data.test_dataset": "val"}) == []
 
 
+def test_a_test_iter_of_the_last_iteration_is_noted():
+    """The release's --test_iter 8000 (its default, script.py's value) was its max_iter, the final model; here it
+    made a folder of its own (seed_heatmaps.test_iter-8000) of the same heatmaps, which generate.py does not read."""
+    from guidedlabelling import notes
+    cfg, _ = resolve("seed_heatmaps.test_iter=4", config="smoke")   # smoke trains 4 iterations
+    assert notes.last_iteration("seed_heatmaps", cfg) == [
+        "--test_iter 4: seed_train's last iteration, whose snapshot is the final model; the default, --test_iter 0, "
+        "tests it in the folder ./script.py makes and the later stages read, where this one makes a folder of its own"]
+    assert notes.last_iteration("seed_heatmaps", resolve("seed_heatmaps.test_iter=2", config="smoke")[0]) == []
+    assert notes.last_iteration("segmentations", resolve("segmentations.test_iter=4", config="smoke")[0])[0].startswith(
+        "--test_iter 4: seg_train's last iteration")
+    assert notes.last_iteration("guide_labels", cfg) == []
+    assert notes.last_iteration("seed_heatmaps", resolve(config="smoke")[0]) == []
+
+
 def test_a_flag_and_a_set_item_of_one_setting_must_agree(monkeypatch, tmp_path):
     """--max_iter 9 with --set seed_train.max_iter=7 trained 9 iterations without a word (the flag came last): now
     one error per setting given two values, naming the flag as written; the same value however written (a path

@@ -77,6 +77,21 @@ def training_split_only(stage, cfg, given):
             "\0" not in S.STAGE_MODULES[stage].reads(probe, given).splits)
 
 
+TESTED = {"seed_heatmaps": "seed_train", "saliency": "saliency_train", "segmentations": "seg_train"}   # the
+# training whose snapshot each test_iter names
+
+
+def last_iteration(stage, cfg):
+    """A note where test_iter names the training's last iteration: the final model, tested into a folder of its own
+    (the release's --test_iter 8000, its default and script.py's value, was its max_iter)."""
+    test_iter = cfg.get(stage, {}).get("test_iter", 0)
+    if stage not in TESTED or not test_iter or test_iter != cfg[TESTED[stage]]["max_iter"]:
+        return []
+    return [f"--test_iter {test_iter}: {TESTED[stage]}'s last iteration, whose snapshot is the final model; the "
+            "default, --test_iter 0, tests it in the folder ./script.py makes and the later stages read, where this "
+            "one makes a folder of its own"]
+
+
 def panels_not_drawn(stage, cfg):
     """A note where --vis is given to a stage that draws no panels: every stage command lists it (a run setting),
     and seed/test.py --vis wrote nothing without a word."""

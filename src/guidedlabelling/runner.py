@@ -26,7 +26,7 @@ from . import naming
 from . import settings as S
 from . import distributed, lanes, pipeline, preflight
 from .flags import parse_or_suggest_set
-from .notes import panels_not_drawn, setting_notes, unread_inputs, unread_settings
+from .notes import last_iteration, panels_not_drawn, setting_notes, unread_inputs, unread_settings
 from .cli import Terminated
 from .fingerprint import DONE, EVALUATED, MANIFEST, UPSTREAM, changes, damage, done_record, finished_fingerprint, \
     fingerprint, has_outputs, images_come_or_go, output_sizes, outputs_digest, outputs_fingerprint, recorded, \
@@ -501,7 +501,7 @@ def main(stage, argv=None, opened=None, by_driver=False):
         if not by_driver:
             for note in given + unread_settings(stage, cfg, args.set) + \
                     unread_inputs(stage, cfg, preset, vars(args)) + panels_not_drawn(stage, cfg) + \
-                    setting_notes(cfg, C.flag_overrides(args)):
+                    last_iteration(stage, cfg) + setting_notes(cfg, C.flag_overrides(args)):
                 print(f"note: {note}", flush=True)
         processes = fragment_of(cfg["run"])[1]
         refuse_fragments_of(stage, cfg, out, processes)
