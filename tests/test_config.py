@@ -892,6 +892,23 @@ def test_a_test_iter_of_the_last_iteration_is_noted():
     assert notes.last_iteration("seed_heatmaps", resolve(config="smoke")[0]) == []
 
 
+def test_the_releases_saliency_set_flags_of_saliency_test_are_noted():
+    """The release's saliency/test.py --dataset MSRA --datatype NP named the saliency network's training set; here
+    they name the dataset's split and ImageSets folder, and the error that followed said to create MSRA.txt."""
+    from guidedlabelling import notes
+    cfg, preset = resolve("dataset=MSRA", "datatype=NP", config="smoke")
+    given = {"data.dataset": "MSRA", "data.datatype": "NP"}
+    assert notes.unread_inputs("saliency", cfg, preset, given) == [
+        "--dataset MSRA: the dataset's training split here, not the saliency set (the release's saliency/test.py "
+        "--dataset and --datatype named the saliency network's training set, MSRA, of type NP); the saliency set is "
+        "--set saliency_data=DIR",
+        "--datatype NP: the ImageSets folder of the dataset's splits here, not the saliency set (the release's "
+        "saliency/test.py --dataset and --datatype named the saliency network's training set, MSRA, of type NP); "
+        "the saliency set is --set saliency_data=DIR"]
+    assert notes.unread_inputs("saliency", *resolve(config="smoke"), {"data.dataset": None}) == []
+    assert all("saliency set" not in note for note in notes.unread_inputs("guide_labels", cfg, preset, given))
+
+
 def test_a_flag_and_a_set_item_of_one_setting_must_agree(monkeypatch, tmp_path):
     """--max_iter 9 with --set seed_train.max_iter=7 trained 9 iterations without a word (the flag came last): now
     one error per setting given two values, naming the flag as written; the same value however written (a path
