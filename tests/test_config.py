@@ -477,6 +477,10 @@ def test_settings_are_read_as_their_type_and_errors_name_the_setting_and_its_sou
     ("test_interpord=2", "choose one of 0, 1"), ("eval_thres_step=0", "must be within 1..100"),
     ("labels=true", "choose one of guide, gt"), ("seed_split=val", "choose one of train, test"),
     ("seg_train.net=DeepLab-Foo", "choose one of DeepLab-LargeFOV"), ("layout=coco", "choose one of auto, voc, own"),
+    ("seg_train.net=DeepLab", "the release's DeepLab is DeepLab-LargeFOV here; choose one of DeepLab-LargeFOV"),
+    ("saliency_train.net=DeepLabv2_ResNet", "the release's saliency network, DeepLab v2 on ResNet-101 (its maps came "
+                                            "precomputed), is not ported; choose one of DeepLab-LargeFOV"),
+    ("seed_train.net=DeepLab", "choose one of GAP-HighRes"),
     ("extra_sizes=321,8", "8: a side must be within 16..8192"), ("extra_sizes=321px", "write sides in pixels"),
     ("seed_train.input_size=100000", "must be at most 8192"), ("seed_train.base_lr=1e39", "must be at most 1000"),
     ("builtin_train=100000000", "must be within 1..100000"),

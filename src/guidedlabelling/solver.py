@@ -134,9 +134,27 @@ def training_options(net, init, nets):
 MAX_ITER = 1_000_000  # the sample order of a training is drawn whole: max_iter x batch_size indices
 
 
+RELEASE_NETS = {   # the release's names of networks, each with the one here that replaces it
+    "DeepLab": ("DeepLab-LargeFOV", "the release's DeepLab is DeepLab-LargeFOV here"),
+    "DeepLabv2_ResNet": ("DeepLab-LargeFOV", "the release's saliency network, DeepLab v2 on ResNet-101 (its maps came "
+                                             "precomputed), is not ported"),
+}
+
+
+def network_of(nets):
+    """one_of(*nets), naming what replaces the release's segmenter and saliency network where it is among them."""
+    choose = one_of(*nets)
+
+    def check(value):
+        problem = choose(value)
+        here, why = RELEASE_NETS.get(value, (None, ""))
+        return f"{why}; {problem}" if problem and here in nets else problem
+    return check
+
+
 def solver_checks(nets):
     """The ranges of a training's settings (training_options)."""
-    return {"net": one_of(*nets), "init": filled("none (from scratch), imagenet or a weights file"),
+    return {"net": network_of(nets), "init": filled("none (from scratch), imagenet or a weights file"),
             "width": above(0), "input_size": SIDE, "base_lr": all_of(above(0), at_most(MAX_LR)),
             "momentum": all_of(NON_NEGATIVE, below(1)), "weight_decay": NON_NEGATIVE, "stepsize": POSITIVE,
             "gamma": all_of(above(0), between(0, 1)), "max_iter": between(1, MAX_ITER), "batch_size": POSITIVE,
