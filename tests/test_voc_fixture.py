@@ -204,7 +204,9 @@ def test_a_data_folder_whose_name_holds_a_backslash_passes_its_checks(downloaded
     """sha256sum FILE (and md5sum) escapes a name holding '\\' and puts '\\' before the sum it prints, which was
     recorded so (md5: never matched the published one). (tar -C cannot unpack into such a folder, so --models.)"""
     _, _, env, _ = downloaded
-    proc = downloads(dict(env, DATA=str(tmp_path / "a\\b")), "--models")
+    vgg16_caffemodel(tmp_path / "VGG_ILSVRC_16_layers.caffemodel")   # (another test appends to the fixture's)
+    proc = downloads(dict(env, DATA=str(tmp_path / "a\\b"), MODELS=str(tmp_path / "models"),
+                          VGG_URL=(tmp_path / "VGG_ILSVRC_16_layers.caffemodel").as_uri()), "--models")
     assert proc.returncode == 0, proc.stderr
     recorded = (tmp_path / "a\\b" / "checksums.recorded").read_text().split()
     vgg = tmp_path / "a\\b" / "downloads" / "VGG_ILSVRC_16_layers.caffemodel"
