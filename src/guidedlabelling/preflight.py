@@ -402,7 +402,8 @@ def per_image_problems(folder, suffix, datasets, grey=False, labels=False, salth
     for data in datasets.values():
         files = [(folder / f"{it.id}{suffix}", (data.sizes[i], data.hw(i))) for i, it in enumerate(data.items)]
         missing = [p for p, _ in files if not p.is_file()]
-        photos = [p for (p, _), it in zip(files, data.items) if p not in missing and p.samefile(it.image)]
+        absent = set(missing)   # (a list made the lookups quadratic: 9 s for VOC's 10582 images)
+        photos = [p for (p, _), it in zip(files, data.items) if p not in absent and p.samefile(it.image)]
         if photos:   # PNG photos: --saliency given the images' folder (grey ones passed every check)
             problems.append(f"{folder}: {some([p.name for p in photos])}: the images themselves, not maps of them "
                             f"({len(photos)} of the {len(files)} of split {data.split}); pass the folder of the maps")
