@@ -205,6 +205,10 @@ def test_the_releases_init_name_is_told_which_file_it_is(tmp_path):
         f"without folder and suffix: pass --init {ROOT}/models/VGG_ILSVRC_16_layers-deeplab.caffemodel",)
     with pytest.raises(InputError, match="missing.caffemodel: initial weights not found; run ./downloads.sh"):
         read_state(tmp_path / "missing.caffemodel")
+    with pytest.raises(InputError) as mine:   # a file of yours given without its suffix is not the release's
+        read_state(tmp_path / "weights_final")
+    assert mine.value.messages == (f"{tmp_path}/weights_final: initial weights not found; run ./downloads.sh "
+                                   "--models, or pass --init none to train from scratch",)
     assert as_both_commands(e.value.messages[0], "seg_train").endswith(
         f"pass --init {ROOT}/models/VGG_ILSVRC_16_layers-deeplab.caffemodel (./script.py: --set "
         f"seg_train.init={ROOT}/models/VGG_ILSVRC_16_layers-deeplab.caffemodel)")

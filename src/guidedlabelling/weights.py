@@ -28,11 +28,16 @@ def read_state(path):
     return state
 
 
+RELEASE_INITS = ("VGG_ILSVRC_16_layers", "VGG_ILSVRC_16_layers-deeplab")   # the Caffe models ./downloads.sh
+# --models puts in models/
+
+
 def missing_weights(path):
     """The problem of an init file not found. The release's --init named a Caffe model without folder and suffix
-    (VGG_ILSVRC_16_layers, its default), which models/ holds here."""
+    (VGG_ILSVRC_16_layers, its default), which models/ holds here; another name without a suffix is a file of
+    yours (weights_final for weights_final.pth), not one of models/."""
     from .config import ROOT   # config reads the stages, which read this module
-    if not path.suffix:
+    if not path.suffix and path.name in RELEASE_INITS:
         return (f"{path}: initial weights not found; the release's --init named them without folder and suffix: "
                 f"pass --init {ROOT / 'models' / path.name}.caffemodel")
     return f"{path}: initial weights not found; run ./downloads.sh --models, or pass --init none to train from scratch"
