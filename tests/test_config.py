@@ -910,6 +910,8 @@ def test_the_releases_saliency_set_flags_of_saliency_test_are_noted():
         "saliency/test.py --dataset and --datatype named the saliency network's training set, MSRA, of type NP); "
         "the saliency set is --set saliency_data=DIR"]
     assert notes.unread_inputs("saliency", *resolve(config="smoke"), {"data.dataset": None}) == []
+    assert notes.unread_inputs("saliency", *resolve(config="smoke"), {"data.dataset": "train",   # the preset's
+                                                                      "data.datatype": "Segmentation"}) == []
     assert all("saliency set" not in note for note in notes.unread_inputs("guide_labels", cfg, preset, given))
 
 

@@ -66,18 +66,19 @@ def unread_inputs(stage, cfg, preset, given):
     notes += [f"--{flag} {given[flag]}: {stage} does not read it with these settings"
               for flag in naming.FOLDER_FLAGS
               if given.get(flag) and given[flag] not in upstream]
-    return notes + saliency_set_flags(stage, given)
+    return notes + saliency_set_flags(stage, preset, given)
 
 
-def saliency_set_flags(stage, given):
+def saliency_set_flags(stage, preset, given):
     """A note per --dataset and --datatype given to saliency/test.py, whose release's flags of those names named the
-    saliency network's training set (MSRA, NP): here they name the dataset's split and ImageSets folder."""
+    saliency network's training set (MSRA, NP): here they name the dataset's split and ImageSets folder. The
+    preset's value given (--dataset train on the demo) is the command's own, and is not noted."""
     return [f"--{key} {given[f'data.{key}']}: {what} here, not the saliency set (the release's saliency/test.py "
             "--dataset and --datatype named the saliency network's training set, MSRA, of type NP); the saliency set "
             "is --set saliency_data=DIR"
             for key, what in (("dataset", "the dataset's training split"),
                               ("datatype", "the ImageSets folder of the dataset's splits"))
-            if stage == "saliency" and given.get(f"data.{key}") is not None]
+            if stage == "saliency" and given.get(f"data.{key}") not in (None, preset["data"][key])]
 
 
 def training_split_only(stage, cfg, given):
