@@ -16,12 +16,11 @@ import yaml
 from .datasets import LAYOUTS, layout
 from .datasets.builtin import builtin_roots
 from .errors import InputError, Parser
-from .io import NAME_MAX
+from .io import NAME_MAX, ROOT
 from .pipeline import command, current_name
 from .settings import COMMA_LISTS, NOT_PATHS, OPTIONS, OWNERS, PATH_SETTINGS, SHARED, defaults, kind, \
     locate, path_parts, range_problems, set_value, typed
 
-ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = ROOT / "configs"
 
 

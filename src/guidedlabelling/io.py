@@ -48,6 +48,7 @@ def not_utf8(error):
 
 
 TEMPORARY = ".*.tmp*"  # atomic_path's files (a glob): one being written, or one a run killed while writing left
+ROOT = Path(__file__).resolve().parents[2]   # the project folder (config.ROOT: weights reads it too)
 NAME_MAX = 255  # bytes of one file or folder name on the usual file systems
 
 

@@ -5,7 +5,7 @@ import torch
 
 from .caffemodel import caffe_state_dict, torchvision_vgg16_to_caffe
 from .errors import some
-from .io import InputError
+from .io import ROOT, InputError
 
 
 def read_state(path):
@@ -36,7 +36,6 @@ def missing_weights(path):
     """The problem of an init file not found. The release's --init named a Caffe model without folder and suffix
     (VGG_ILSVRC_16_layers, its default), which models/ holds here; another name without a suffix is a file of
     yours (weights_final for weights_final.pth), not one of models/."""
-    from .config import ROOT   # config reads the stages, which read this module
     if not path.suffix and path.name in RELEASE_INITS:
         return (f"{path}: initial weights not found; the release's --init named them without folder and suffix: "
                 f"pass --init {ROOT / 'models' / path.name}.caffemodel")
