@@ -141,7 +141,7 @@ def predict(model_path, inputs, out_dir, size, resize="none", pcrf="none", devic
         todo, found_now = images_to_do(images, out_dir, settings), {}
         passes = forward_all(model, images, todo, size, geometry(resize), device, BATCH, net_size=net_size)
         for i, scores, frame in progress(memory_of_passes(passes, size, max_side), "predict", len(todo)):
-            with memory_of(images, i, pcrf):
+            with out_of_memory_said(image_memory_line(images, i, pcrf)):
                 image = images.image(i)
                 label = label_map(scores, image, frame, pcrf, crf_backend)
                 if image.shape[:2] != tuple(images.sizes[i]):
@@ -165,33 +165,33 @@ def predict(model_path, inputs, out_dir, size, resize="none", pcrf="none", devic
                                  if p.resolve() != out_dir.resolve()]}   # predict's own outputs, on every rerun
 
 
-def memory_of_passes(passes, size, max_side):
-    """The network's passes (forward_all's), memory running out in them told in predict's flags: the stages' generic
-    line advised test_size and batch_size, which predict has not."""
-    try:
-        yield from passes
-    except (MemoryError, RuntimeError) as e:
-        if not out_of_memory(e):
-            raise
-        raise InputError(f"out of memory in the network's pass over a batch of up to {BATCH} images at --size {size} "
-                         f"(--max_side {max_side}{': none' if not max_side else ''}); rerun with a smaller --size or "
-                         "--max_side (other settings: the images done are predicted again)") from None
-
-
 @contextlib.contextmanager
-def memory_of(images, i, pcrf):
-    """Memory running out on image i is one line naming it and the flags that shrink its work: --max_side 0 with the
-    CRF on a 50-megapixel photo took over 12 GB, and the generic line advised batch_size, which predict has not."""
+def out_of_memory_said(line):
+    """Memory running out in the block is the error `line`, in predict's flags: the stages' generic line advised
+    test_size and batch_size, which predict has not."""
     try:
         yield
     except (MemoryError, RuntimeError) as e:
         if not out_of_memory(e):
             raise
-        (h, w), side = images.hw(i), images.max_side
-        raise InputError(f"{images.items[i].image}: out of memory segmenting it at {w}x{h} px (--max_side "
-                         f"{side}{': none' if not side else ''}); rerun with a smaller --max_side"
-                         f"{' or --pcrf none' if pcrf != 'none' else ''} (other settings: the images done are "
-                         "predicted again)") from None   # (the same command runs out again on it)
+        raise InputError(line) from None
+
+
+def memory_of_passes(passes, size, max_side):
+    """The network's passes (forward_all's), memory running out in them said with --size and --max_side."""
+    with out_of_memory_said(f"out of memory in the network's pass over a batch of up to {BATCH} images at --size "
+                            f"{size} (--max_side {max_side}{': none' if not max_side else ''}); rerun with a smaller "
+                            "--size or --max_side (other settings: the images done are predicted again)"):
+        yield from passes
+
+
+def image_memory_line(images, i, pcrf):
+    """What memory running out on image i says: the image and the flags that shrink its work (--max_side 0 with the
+    CRF on a 50-megapixel photo took over 12 GB); the same command would run out again on it."""
+    (h, w), side = images.hw(i), images.max_side
+    return (f"{images.items[i].image}: out of memory segmenting it at {w}x{h} px (--max_side "
+            f"{side}{': none' if not side else ''}); rerun with a smaller --max_side"
+            f"{' or --pcrf none' if pcrf != 'none' else ''} (other settings: the images done are predicted again)")
 
 
 def images_to_do(images, out_dir, settings):
