@@ -20,6 +20,7 @@ from . import naming
 from . import settings as S
 from . import pipeline
 from .datasets import MaskFolder, open_dataset
+from .datasets.base import other_suffix
 from .errors import InputError, capped, some
 from .guide_rules import grey_level
 from .inference import check_classes, run_device, trained
@@ -421,8 +422,7 @@ def per_image_problems(folder, suffix, datasets, grey=False, labels=False, salth
 def missing_files_line(folder, suffix, missing, count, split):
     """The line for the images of a split (`count`) that have no file in a user's folder (`missing`), naming a file
     of the first one's name there under another suffix (a map saved as JPEG, most often) or in a subfolder."""
-    other = next((q.name for q in sorted(folder.glob(f"{glob.escape(missing[0].stem)}.*")) if q.suffix != suffix),
-                 None)
+    other = other_suffix(missing[0])
     deeper = next((q.relative_to(folder) for q in sorted(folder.rglob(glob.escape(missing[0].name)))), None)
     there = f"; {other} is there, and the files are named <id>{suffix}" if other else \
         f"; {deeper} is there, and the files lie in the folder itself, not in subfolders" if deeper else ""

@@ -1,5 +1,6 @@
 """What every dataset layout shares: items, image and label checks, and the Labelled base class whose contract
 datasets/__init__.py describes."""
+import glob
 import os
 import warnings
 from dataclasses import dataclass
@@ -165,6 +166,13 @@ def checked_label(path, hw, classes, class_source):
         raise InputError(f"{path}: label values {bad[:10].tolist()} outside the {len(classes)} classes of "
                          f"{class_source}; fix the PNG or the class list (255 = void)")
     return label.astype(np.uint8)
+
+
+def other_suffix(path):
+    """The name of a file beside a missing `path` with its stem and another suffix (a mask or map saved as JPEG, most
+    often), or None."""
+    return next((q.name for q in sorted(path.parent.glob(f"{glob.escape(path.stem)}.*")) if q.suffix != path.suffix),
+                None)
 
 
 def missing_hint(name, folder):

@@ -1,13 +1,12 @@
 """Class-agnostic saliency sets: folders of images/ and masks/ (datasets/saliency_sets.py arranges MSRA-B and
 DUTS-TR so; the built-in data has one)."""
-import glob
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import raise_all
 from ..io import InputError, load_gray_png
-from .base import IMAGE_SUFFIXES, ImageList, Item
+from .base import IMAGE_SUFFIXES, ImageList, Item, other_suffix
 
 
 def names(text):
@@ -40,7 +39,7 @@ def check_names_and_masks(items, roots):
         if first.setdefault(it.id, it.image) != it.image:
             problems.append(f"{it.image}: same name as {first[it.id]}; held-out maps are named by it, so rename one")
         if not it.label.is_file():
-            other = next((q.name for q in sorted(it.label.parent.glob(f"{glob.escape(it.id)}.*"))), None)
+            other = other_suffix(it.label)
             there = f" ({other} is there; masks are <id>.png, lossless)" if other else ""
             problems.append(f"{it.label}: mask of {it.image.name} not found{there}; add it or remove the image")
     raise_all(problems, roots)
