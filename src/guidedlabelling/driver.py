@@ -363,9 +363,9 @@ def same_run(args, overrides, earlier):
     if earlier.get("config") != args.config or given(earlier.get("overrides")) != given(overrides):
         return False
     cfg, preset = C.resolve(args.config, overrides)
-    folders = {"guide_labels": "guide_labels", "predictions": "segmentations"}
-    return all(earlier.get(key, str(naming.stage_dir(cfg, preset, stage))) == str(naming.stage_dir(cfg, preset, stage))
-               for key, stage in folders.items())
+    now = {key: str(naming.stage_dir(cfg, preset, stage))
+           for key, stage in (("guide_labels", "guide_labels"), ("predictions", "segmentations"))}
+    return all(earlier.get(key, folder) == folder for key, folder in now.items())
 
 
 def print_outputs_without_masks(cfg, outputs, seg, ref):

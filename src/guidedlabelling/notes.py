@@ -43,18 +43,18 @@ def unread_inputs(stage, cfg, preset, given):
     (seed/test.py --test_dataset voc12val: val's heatmaps); here it is the segmenter's test split, and the seeds'
     with seed_split test, which the note names where it would make the stage work on it."""
     reads = S.STAGE_MODULES[stage].reads(cfg, given)
-    splits, upstream = reads.splits, reads.upstream.values()
+    splits, upstream, lineage = reads.splits, reads.upstream.values(), splits_read(stage, cfg)
     notes = []
     for key in ("dataset", "test_dataset"):
         value = cfg["data"][key]
         if value == preset["data"][key] and given.get(f"data.{key}") is None:   # the preset's, not given as a flag
             continue
-        if key == "test_dataset" and value in splits_read(stage, cfg) and training_split_only(stage, cfg, given):
-            notes.append(f"--test_dataset {value}: {stage} works on the training split, {value}, without it (the "
-                         "release's --test_dataset named the split each command works on; here it is the split the "
-                         "segmenter is tested on, and names this stage's folder and its inputs'); leave it out")
-            continue
-        if value in splits_read(stage, cfg):
+        if value in lineage:
+            if key == "test_dataset" and training_split_only(stage, cfg, given):
+                notes.append(f"--test_dataset {value}: {stage} works on the training split, {value}, without it (the "
+                             "release's --test_dataset named the split each command works on; here it is the split "
+                             "the segmenter is tested on, and names this stage's folder and its inputs'); leave it "
+                             "out")
             continue
         works = f"works on {listed(splits)}, not on it" if splits else "reads no split of the dataset"
         on_test = "seed_split" in cfg.get("seed_heatmaps", {}) and value in S.STAGE_MODULES[stage].reads(

@@ -36,7 +36,7 @@ def missing_weights(path):
     """The problem of an init file not found. The release's --init named a Caffe model without folder and suffix
     (VGG_ILSVRC_16_layers, its default), which models/ holds here; another name without a suffix is a file of
     yours (weights_final for weights_final.pth), not one of models/."""
-    if not path.suffix and path.name in RELEASE_INITS:
+    if path.name in RELEASE_INITS:
         return (f"{path}: initial weights not found; the release's --init named them without folder and suffix: "
                 f"pass --init {ROOT / 'models' / path.name}.caffemodel")
     return f"{path}: initial weights not found; run ./downloads.sh --models, or pass --init none to train from scratch"
