@@ -253,7 +253,7 @@ def own_saliency_map_truncated(own):
     return own_args(own) + ["--saliency", maps]
 
 
-@case("d.png: 16x16 (WxH), its image 32x24; give each map its image's size")
+@case("d.png: 16x16 (WxH), its image 32x24 (or 16x12, the size it is worked on at); give each map its image's size")
 def own_saliency_map_of_neither_size(own):
     """Maps of the image's size (32 x 24) or of its work size (16 x 12 at max_image_side 16) pass, 16 x 16 does not:
     the one line names d, the last, so b and c passed."""

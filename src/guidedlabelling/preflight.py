@@ -440,6 +440,12 @@ def faint_maps(folder, tops, salthres):
             "guide_labels.salthres"]
 
 
+def sizes_said(sizes):
+    """'its image 640x480' of the (height, width) a map may have, with its work size where the image is shrunk."""
+    (h, w), *shrunk = dict.fromkeys(map(tuple, sizes))
+    return f"its image {w}x{h}" + "".join(f" (or {sw}x{sh}, the size it is worked on at)" for sh, sw in shrunk)
+
+
 def png_problem(path, sizes, grey=False, classes=None, tops=None):
     """What is wrong with a user's PNG that should have the size of its image file or its work size (`sizes`: both
     (height, width)), or None. Decoded whole: a truncated map passes a header check and failed the step after it
@@ -460,9 +466,8 @@ def png_problem(path, sizes, grey=False, classes=None, tops=None):
                 label = e.messages[0]
     except (OSError, SyntaxError, ValueError) as e:
         return f"{path}: unreadable PNG ({e}); re-create or remove it"
-    hw = sizes[0]
     if (h, w) not in map(tuple, sizes):
-        return f"{path}: {w}x{h} (WxH), its image {hw[1]}x{hw[0]}; give each map its image's size"
+        return f"{path}: {w}x{h} (WxH), {sizes_said(sizes)}; give each map its image's size"
     if isinstance(label, str):
         return label
     if classes:
