@@ -653,6 +653,7 @@ def test_an_upstream_begun_but_unfinished_is_named_so(own, command):
     ("0/1 in 16 bits", lambda v: (v > 0.5).astype(np.uint16), "values of 0..1 only"),
     ("grey with alpha, opaque", lambda v: np.stack([(255 * v).astype(np.uint8)] * 3 + [np.full(v.shape, 255, np.uint8)],
                                                    -1), None),
+    ("grey with alpha the grey", lambda v: np.stack([(255 * v).astype(np.uint8)] * 4, -1), None),
     ("a white cutout", lambda v: np.stack([np.full(v.shape, 255, np.uint8)] * 3 + [(v > 0.5).astype(np.uint8) * 255],
                                           -1), "transparent pixels (its alpha channel is not read")])
 def test_saliency_maps_that_read_right_pass_and_others_are_named(tmp_path, name, values, problem):

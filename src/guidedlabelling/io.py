@@ -303,18 +303,26 @@ def load_image(path, hw=None):
         raise InputError(f"{path}: unreadable image ({e}); re-create or remove this file") from None
 
 
+def alpha_unlike_grey(img):
+    """Whether over 1% of the pixels are transparent where the grey does not say the same: a map whose alpha copies
+    its grey (some tools save saliency so) reads right without it."""
+    alpha = np.asarray(img.getchannel("A")).astype(np.int16)
+    grey = np.asarray(img.convert("L")).astype(np.int16)
+    return ((alpha < 255) & (np.abs(alpha - grey) > 8)).mean() > 0.01
+
+
 def grey_map_problem(img):
     """Why a saliency map would not read as grey 0..255 (floats, colour, transparency, 16-bit values of 0..255, a 0/1
     mask), else None. Colour: over 1% of the pixels with channels apart by more than 8 levels (a grey map saved with
-    rounding passes); transparency (alpha is dropped: a white cutout read all salient), a 0/1 mask, or 8-bit values
-    in 16 bits: on 1% of the pixels or more (a faint network map has a few)."""
+    rounding passes); transparency (alpha is dropped: a white cutout read all salient; alpha_unlike_grey), a 0/1
+    mask, or 8-bit values in 16 bits: on 1% of the pixels or more (a faint network map has a few)."""
     if img.mode == "F":
         return "floating-point values"
     if img.mode in ("RGB", "RGBA", "P", "PA"):
         rgb = np.asarray(img.convert("RGB")).astype(np.int16)
         if ((rgb.max(-1) - rgb.min(-1)) > 8).mean() > 0.01:
             return "colour (its channels differ)"
-    if "A" in img.getbands() and (np.asarray(img.getchannel("A")) < 255).mean() > 0.01:
+    if "A" in img.getbands() and alpha_unlike_grey(img):
         return "transparent pixels (its alpha channel is not read: a cutout's mask?)"
     values = np.asarray(img if img.mode in WIDE_GREY_MODES else img.convert("L"))
     top = int(values.max(initial=0))
