@@ -166,6 +166,24 @@ def test_folder_names_list_changed_settings_and_their_upstream():
     assert naming.stage_name(cfg, preset, "segmentations") == "seedthres-30"
     cfg, preset = resolve("seedthres=30", "labels=gt", "device=cpu", "workers=2")
     assert naming.stage_name(cfg, preset, "seg_train") == "labels-gt"   # the reference has no guide upstream
+    cfg, preset = resolve("saliency_maps=/maps", "saliency_train.max_iter=7", "saliency.test_size=80")
+    maps = "saliency_maps-maps-" + hashlib.sha1(b"/maps").hexdigest()[:6]   # guide labels of your own maps read no
+    assert naming.stage_name(cfg, preset, "guide_labels") == naming.stage_name(cfg, preset, "seg_train") == maps
+    assert naming.stage_name(cfg, preset, "saliency") == "saliency_train.max_iter-7_saliency.test_size-80"
+
+
+def test_a_folder_made_from_your_own_maps_with_the_saliency_settings_stored_is_current(tmp_path):
+    """Up to 2b530d5 guide labels of your own saliency maps stored the saliency settings, which they do not read:
+    such a folder is still current, and one of the network's maps is not current where maps are given now."""
+    cfg, _ = resolve("saliency_maps=/maps")
+    stored = naming.relevant(resolve()[0], "guide_labels")   # made from the saliency stage's maps
+    stored["guide_labels"]["saliency_maps"] = "/maps"
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(stored))
+    assert "saliency_train" in stored and "saliency_train" not in naming.relevant(cfg, "guide_labels")
+    assert naming.same_settings(naming.stored_settings(tmp_path), naming.relevant(cfg, "guide_labels"))
+    stored["guide_labels"]["saliency_maps"] = None
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(stored))
+    assert not naming.same_settings(naming.stored_settings(tmp_path), naming.relevant(cfg, "guide_labels"))
 
 
 def test_unknown_setting_is_a_clear_error():

@@ -34,6 +34,8 @@ def test_sections_naming_each_stage():
     for stage, sections in written_out.items():
         assert pipeline.sections(stage, cfg()) == sections, stage
     assert pipeline.sections("segmentations", cfg("labels=gt")) == ["data", "seg_train", "segmentations"]
+    own_maps = ["data", "seed_train", "seed_heatmaps", "guide_labels", "seg_train", "segmentations"]
+    assert pipeline.sections("segmentations", cfg("saliency_maps=/maps")) == own_maps
 
 
 def test_driver_steps_and_what_each_needs():

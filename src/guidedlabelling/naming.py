@@ -172,7 +172,18 @@ def stored_settings(out):
         stored = None
     if not isinstance(stored, dict):  # config.yaml is written whole (atomically): this one was damaged since
         raise InputError(f"{path}: unreadable; remove this folder, or rerun with --overridecache")
-    return {pipeline.current_name(sec): values for sec, values in stored.items()}
+    return lineage_only({pipeline.current_name(sec): values for sec, values in stored.items()})
+
+
+def lineage_only(stored):
+    """A stored config without the sections of stages its folder's outputs do not read by the current rules
+    (pipeline.parents): guide labels made from your own saliency maps kept the saliency settings up to 2b530d5."""
+    stage = next((s.name for s in reversed(pipeline.STAGES) if isinstance(stored.get(s.name), dict)), None)
+    if stage is None:
+        return stored
+    full = {sec: defaults().get(sec, {}) | values for sec, values in stored.items() if isinstance(values, dict)}
+    read = pipeline.sections(stage, full)
+    return {sec: values for sec, values in stored.items() if sec not in pipeline.BY_NAME or sec in read}
 
 
 def made_by(out):

@@ -65,9 +65,12 @@ def command(stage):
 
 def parents(stage, cfg):
     """The stages whose outputs `stage` reads with these settings: a segmenter trained on the true masks
-    (labels gt, the fully supervised reference) reads no guide labels."""
+    (labels gt, the fully supervised reference) reads no guide labels, guide labels made from your own saliency
+    maps (guide_labels.saliency_maps) no saliency output, so the saliency settings name none of their folders."""
     if stage == "seg_train" and cfg["seg_train"]["labels"] == "gt":
         return ()
+    if stage == "guide_labels" and cfg["guide_labels"]["saliency_maps"]:
+        return tuple(p for p in BY_NAME[stage].parents if p != "saliency")
     return BY_NAME[stage].parents
 
 
