@@ -13,9 +13,10 @@ from PIL import Image
 import release_reference as R
 from crf_cases import has_pydensecrf
 from guidedlabelling import guide_rules, sampling
-from guidedlabelling.inference import Inputs, label_map
+from guidedlabelling.inference import Inputs, evaluate_folder, label_map
 from guidedlabelling import transforms as T
-from guidedlabelling.metrics import classifier_report, release_seed_table, seed_histogram
+from guidedlabelling.io import save_label_png
+from guidedlabelling.metrics import classifier_report, release_seed_table, seed_curve, seed_histogram
 from guidedlabelling.networks.vgg import GAPNet
 from guidedlabelling.seeds import SeedRule, heatmap2segconf
 from guidedlabelling.stages.saliency import saliency_map
@@ -352,6 +353,69 @@ def test_seed_evaluation_with_the_releases_thresholds_is_the_releases():
                      ("bg_precision", release["bg_prec"]), ("bg_recall", release["bg_rec"]),
                      ("max_mIoU", release["max_miou"] / 100), ("mean_precision", release["mean_precision"])]:
         assert table[key] == (None if np.isnan(ref) else pytest.approx(100 * ref)), key
+
+
+def test_seed_curve_with_the_releases_thresholds_is_the_releases_row_by_row():
+    """Every point of seed_eval's curve (210: the release's 209 thresholds and 1.0) against the same row of the
+    release's get_curves (its T + 1 rows: row i keeps the seeds whose confidence is >= thresrange[i]): per-class
+    precision, recall and IoU, where the release's are defined."""
+    rng = np.random.default_rng(16)
+    ours, theirs = 0, 0
+    for _ in range(4):
+        gt = rng.choice(np.arange(6), size=(20, 30)).astype(np.uint8)
+        gt[rng.random((20, 30)) < 0.05] = 255
+        classes = [c for c in np.unique(gt) if 0 < c < 255]
+        heat = rng.normal(size=(len(classes), 20, 30)) + rng.choice([0, 1.5], size=(len(classes), 1, 1))
+        ours = ours + seed_histogram(gt, *scores(heat, classes, 100, RELEASE_THRESHOLDS), RELEASE_THRESHOLDS, 21)
+        theirs = theirs + R.release_seed_eval_image(gt, heat)
+    release, names = R.release_seed_eval(theirs), [str(c) for c in range(21)]
+    curve = seed_curve(ours, RELEASE_THRESHOLDS, names, 100)
+    assert len(curve) == len(release["prec"]) == 210
+    for point, *rows in zip(curve, release["prec"], release["rec"], release["acc"]):
+        for c in range(6):
+            got = point["per_class"][str(c)]
+            for key, row in zip(("precision", "recall", "IoU"), rows):
+                assert got[key] == (None if np.isnan(row[c]) else pytest.approx(100 * row[c])), (point, c, key)
+
+
+# ---- the segmentation mIoU ----
+
+class Masks:
+    """The part of a dataset evaluate_folder reads: ids, ground-truth masks, class names."""
+
+    def __init__(self, masks, num_classes):
+        self.masks, self.num_classes, self.classes = masks, num_classes, [str(c) for c in range(num_classes)]
+        self.items = [type("Item", (), {"id": f"im{i}"})() for i in range(len(masks))]
+
+    def label(self, i):
+        return self.masks[i]
+
+
+def test_segmentation_miou_is_the_releases_over_images(tmp_path):
+    """evaluate_folder's per-class IoU and mIoU of predicted PNGs against the release's segmentation/test.py: one
+    confusion matrix summed over the images (void ground truth left out), IoU per class, the plain mean over all
+    21 classes. Where a class occurs in neither, the release's mean is NaN and ours the mean over the others
+    (docs/reference.md, item mIoU)."""
+    rng = np.random.default_rng(17)
+    for absent in (None, 7):
+        masks, confcounts = [], 0
+        for i, hw in enumerate([(40, 50), (33, 21), (60, 17)]):
+            gt = rng.choice(np.arange(21), size=hw).astype(np.uint8)
+            gt[rng.random(hw) < 0.1] = 255
+            pred = rng.choice(np.arange(21), size=hw).astype(np.uint8)
+            if absent:
+                gt[gt == absent], pred[pred == absent] = 0, 0
+            save_label_png(tmp_path / f"im{i}.png", pred)
+            masks.append(gt)
+            confcounts = confcounts + R.release_seg_confusion(gt, pred)
+        rep, theirs = evaluate_folder(Masks(masks, 21), tmp_path), R.release_miou(confcounts)
+        for c in range(21):
+            got = rep["per_class_IoU"][str(c)]
+            assert got == (None if np.isnan(theirs[c]) else pytest.approx(theirs[c])), c
+        if absent:
+            assert np.isnan(theirs.mean()) and rep["mIoU"] == pytest.approx(np.nanmean(theirs))
+        else:
+            assert rep["mIoU"] == pytest.approx(theirs.mean())
 
 
 # ---- the saliency stage's geometry (no item of its own; the release's saliency/test.py) ----
