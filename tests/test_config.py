@@ -173,7 +173,7 @@ def test_folder_names_list_changed_settings_and_their_upstream():
 
 
 def test_a_folder_made_from_your_own_maps_with_the_saliency_settings_stored_is_current(tmp_path):
-    """Up to 2b530d5 guide labels of your own saliency maps stored the saliency settings, which they do not read:
+    """Up to ca9f5ca guide labels of your own saliency maps stored the saliency settings, which they do not read:
     such a folder is still current, and one of the network's maps is not current where maps are given now."""
     cfg, _ = resolve("saliency_maps=/maps")
     stored = naming.relevant(resolve()[0], "guide_labels")   # made from the saliency stage's maps

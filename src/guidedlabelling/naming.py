@@ -177,7 +177,7 @@ def stored_settings(out):
 
 def lineage_only(stored):
     """A stored config without the sections of stages its folder's outputs do not read by the current rules
-    (pipeline.parents): guide labels made from your own saliency maps kept the saliency settings up to 2b530d5."""
+    (pipeline.parents): guide labels made from your own saliency maps kept the saliency settings up to ca9f5ca."""
     stage = next((s.name for s in reversed(pipeline.STAGES) if isinstance(stored.get(s.name), dict)), None)
     if stage is None:
         return stored
