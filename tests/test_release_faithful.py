@@ -337,17 +337,22 @@ def test_average_precision_with_difficult_entries_is_the_releases():
 
 # ---- item 10: the seed evaluation's thresholds and table ----
 
-def test_seed_evaluation_with_the_releases_thresholds_is_the_releases():
-    rng = np.random.default_rng(12)
+def seed_histograms(rng, images, hw, num_classes, lifts=(0,)):
+    """(ours, the release's) seed histograms at its thresholds, summed over random images of num_classes values and
+    5% void, with heatmaps of normal noise each class's lifted by one of `lifts`."""
     ours, theirs = 0, 0
-    for _ in range(6):
-        gt = rng.choice(np.arange(21), size=(30, 40)).astype(np.uint8)
-        gt[rng.random((30, 40)) < 0.05] = 255
+    for _ in range(images):
+        gt = rng.choice(np.arange(num_classes), size=hw).astype(np.uint8)
+        gt[rng.random(hw) < 0.05] = 255
         classes = [c for c in np.unique(gt) if 0 < c < 255]
-        heat = rng.normal(size=(len(classes), 30, 40))
-        grid = RELEASE_THRESHOLDS
-        ours = ours + seed_histogram(gt, *scores(heat, classes, 100, grid), grid, 21)
+        heat = rng.normal(size=(len(classes), *hw)) + rng.choice(lifts, size=(len(classes), 1, 1))
+        ours = ours + seed_histogram(gt, *scores(heat, classes, 100, RELEASE_THRESHOLDS), RELEASE_THRESHOLDS, 21)
         theirs = theirs + R.release_seed_eval_image(gt, heat)
+    return ours, theirs
+
+
+def test_seed_evaluation_with_the_releases_thresholds_is_the_releases():
+    ours, theirs = seed_histograms(np.random.default_rng(12), 6, (30, 40), 21)
     table, release = release_seed_table(ours), R.release_seed_eval(theirs)
     for key, ref in [("fg_precision", release["fg_prec"]), ("fg_recall", release["fg_rec"]),
                      ("bg_precision", release["bg_prec"]), ("bg_recall", release["bg_rec"]),
@@ -359,15 +364,7 @@ def test_seed_curve_with_the_releases_thresholds_is_the_releases_row_by_row():
     """Every point of seed_eval's curve (210: the release's 209 thresholds and 1.0) against the same row of the
     release's get_curves (its T + 1 rows: row i keeps the seeds whose confidence is >= thresrange[i]): per-class
     precision, recall and IoU, where the release's are defined."""
-    rng = np.random.default_rng(16)
-    ours, theirs = 0, 0
-    for _ in range(4):
-        gt = rng.choice(np.arange(6), size=(20, 30)).astype(np.uint8)
-        gt[rng.random((20, 30)) < 0.05] = 255
-        classes = [c for c in np.unique(gt) if 0 < c < 255]
-        heat = rng.normal(size=(len(classes), 20, 30)) + rng.choice([0, 1.5], size=(len(classes), 1, 1))
-        ours = ours + seed_histogram(gt, *scores(heat, classes, 100, RELEASE_THRESHOLDS), RELEASE_THRESHOLDS, 21)
-        theirs = theirs + R.release_seed_eval_image(gt, heat)
+    ours, theirs = seed_histograms(np.random.default_rng(16), 4, (20, 30), 6, lifts=(0, 1.5))
     release, names = R.release_seed_eval(theirs), [str(c) for c in range(21)]
     curve = seed_curve(ours, RELEASE_THRESHOLDS, names, 100)
     assert len(curve) == len(release["prec"]) == 210
