@@ -21,8 +21,9 @@ from guidedlabelling.caffemodel import (CAFFE_NETS, caffe_state_dict, deeplab_in
                                         torchvision_vgg16_to_caffe, write_caffe, write_deeplab_init)
 from guidedlabelling.cli import errors_end_in_one_line, run
 from guidedlabelling.datasets import VOC_CLASSES
+from guidedlabelling.errors import listed
 from guidedlabelling.io import InputError, atomic_path, load_checkpoint, save_checkpoint
-from guidedlabelling.networks import build_seed_net, build_seg_net
+from guidedlabelling.networks import build_seed_net, build_seg_net, names
 from guidedlabelling.weights import load_caffe_state
 
 KINDS = ("seed", "saliency", "segmentation")
@@ -72,14 +73,24 @@ def renamed(state, renames):
     return out
 
 
+def caffe_net(args):
+    """--net, or the kind's default; one of the kind's networks (saliency networks are segmenters)."""
+    nets = [n for n in CAFFE_NETS if n in names("seed" if args.kind == "seed" else "segmentation")]
+    net = args.net or nets[0]
+    if net not in nets:
+        raise InputError(f"{args.caffemodel}: --net {net} is not a {args.kind} network; "
+                         f"pass --net {listed(nets, 'or')}")
+    return net
+
+
 def from_caffe(args):
+    net = caffe_net(args)
     state = renamed(caffe_state_dict(args.caffemodel), dict(args.rename))
     out_layer = OUTPUT_LAYER[args.kind]
     if f"{out_layer}.weight" not in state or "conv1_1.weight" not in state:
         raise InputError(f"{args.caffemodel}: no conv1_1 or {out_layer} layer for a {args.kind} network; "
                          "check --kind, or map layer names with --rename CAFFE=OURS")
     classes = class_names(args, state[f"{out_layer}.weight"].shape[0] + (args.kind == "seed"))
-    net = args.net or ("GAP-HighRes" if args.kind == "seed" else "DeepLab-LargeFOV")
     width = args.width or state["conv1_1.weight"].shape[0] / 64
     model = load_caffe_state(build(args.kind, net, classes, width), state, args.caffemodel)
     save_checkpoint(args.out, model, {"kind": args.kind, "net": net, "width": width, "classes": classes})

@@ -406,6 +406,18 @@ def test_convert_cli_both_ways(tmp_path, capsys):
                                           "needed") and "Traceback" not in err, err
 
 
+def test_convert_from_caffe_refuses_a_net_of_the_other_kind(tmp_path, capsys):
+    """--net DeepLab-LargeFOV with --kind seed (a GAP net with a segmenter's kind) was a traceback of the registry."""
+    export(tmp_path, make_net("GAP-HighRes"), "seed")
+    for kind, net, nets in (("seed", "DeepLab-LargeFOV", "GAP-HighRes, GAP-LowRes or GAP-DeepLab"),
+                            ("saliency", "GAP-HighRes", "DeepLab-LargeFOV")):
+        status, _, err = run_main(capsys, "convert", "from-caffe", tmp_path / "seed.caffemodel", tmp_path / "x.pth",
+                                  "--kind", kind, "--net", net)
+        assert (status, err) == (2, f"error: {tmp_path}/seed.caffemodel: --net {net} is not a {kind} network; "
+                                    f"pass --net {nets}\n")
+    assert not (tmp_path / "x.pth").exists()
+
+
 def test_convert_cli_torchvision(tmp_path, capsys):
     torch.save(torchvision_like_state(), tmp_path / "vgg16.pth")
     status, _, err = run_main(capsys, "convert", "from-torchvision", tmp_path / "vgg16.pth", tmp_path / "init.pth")
