@@ -17,8 +17,8 @@ from pathlib import Path
 
 import torch
 
-from guidedlabelling.caffemodel import (CAFFE_NETS, caffe_state_dict, deeplab_init_from_vgg16,
-                                        torchvision_vgg16_to_caffe, write_caffe, write_deeplab_init)
+from guidedlabelling.caffemodel import (CAFFE_NETS, caffe_state_dict, deeplab_init_from_vgg16, net_layers,
+                                        read_caffemodel, torchvision_vgg16_to_caffe, write_caffe, write_deeplab_init)
 from guidedlabelling.cli import errors_end_in_one_line, run
 from guidedlabelling.datasets import VOC_CLASSES
 from guidedlabelling.errors import listed
@@ -83,17 +83,29 @@ def caffe_net(args):
     return net
 
 
+def fc6_dilation(net_param, renames):
+    """fc6's dilation as the Caffe file gives it: a segmenter of another one came back as one of 12. LargeFOV's 12
+    where it gives none (a file of weights only; deeplab-public's files name it `hole`, a field of their own)."""
+    fc6 = [layer.convolution_param for layer in net_layers(net_param) if renames.get(layer.name, layer.name) == "fc6"]
+    return fc6[0].dilation[0] if fc6 and len(fc6[0].dilation) else 12
+
+
 def from_caffe(args):
     net = caffe_net(args)
-    state = renamed(caffe_state_dict(args.caffemodel), dict(args.rename))
+    net_param, renames = read_caffemodel(args.caffemodel), dict(args.rename)
+    state = renamed(caffe_state_dict(args.caffemodel, net_param), renames)
     out_layer = OUTPUT_LAYER[args.kind]
     if f"{out_layer}.weight" not in state or "conv1_1.weight" not in state:
         raise InputError(f"{args.caffemodel}: no conv1_1 or {out_layer} layer for a {args.kind} network; "
                          "check --kind, or map layer names with --rename CAFFE=OURS")
     classes = class_names(args, state[f"{out_layer}.weight"].shape[0] + (args.kind == "seed"))
     width = args.width or state["conv1_1.weight"].shape[0] / 64
-    model = load_caffe_state(build(args.kind, net, classes, width), state, args.caffemodel)
-    save_checkpoint(args.out, model, {"kind": args.kind, "net": net, "width": width, "classes": classes})
+    meta = {"kind": args.kind, "net": net, "width": width, "classes": classes}
+    if args.kind != "seed":
+        meta["fc6_dilation"] = fc6_dilation(net_param, renames)
+    model = build(args.kind, net, classes, width, meta.get("fc6_dilation", 12))
+    load_caffe_state(model, state, args.caffemodel)
+    save_checkpoint(args.out, model, meta)
     print(f"wrote {args.out} ({args.kind}, {net}, width {width:g}, {len(classes)} classes)")
 
 

@@ -418,6 +418,31 @@ def test_convert_from_caffe_refuses_a_net_of_the_other_kind(tmp_path, capsys):
     assert not (tmp_path / "x.pth").exists()
 
 
+def test_convert_from_caffe_keeps_fc6s_dilation(tmp_path, capsys):
+    """A segmenter trained with fc6_dilation 6 came back from its Caffe files as one of 12 (the file's dilation was
+    not read, the meta had none): other outputs, silently. A file that gives none (weights only, or deeplab-public's
+    `hole` field) keeps LargeFOV's 12."""
+    from guidedlabelling.inference import load_model
+    torch.manual_seed(0)
+    model = DeepLabLargeFOV(2, WIDTH, fc6_dilation=6).eval()
+    meta = {"kind": "saliency", "net": "DeepLab-LargeFOV", "width": WIDTH, "fc6_dilation": 6, "classes": ["bg", "fg"]}
+    save_checkpoint(tmp_path / "model.pth", model, meta)
+    for args in (("to-caffe", tmp_path / "model.pth", tmp_path / "sal.caffemodel"),
+                 ("from-caffe", tmp_path / "sal.caffemodel", tmp_path / "back.pth", "--kind", "saliency")):
+        assert run_main(capsys, "convert", *args)[0] == 0
+    back, back_meta = load_model(tmp_path / "back.pth", "saliency")
+    assert back_meta["fc6_dilation"] == 6 and back.trunk.fc6.dilation == (6, 6)
+    assert torch.equal(forward(back.eval(), caffe_input())[0], forward(model, caffe_input())[0])
+    weights_only = cm.NetParameter()
+    weights_only.ParseFromString((tmp_path / "sal.caffemodel").read_bytes())
+    for layer in weights_only.layer:
+        layer.ClearField("convolution_param")
+    (tmp_path / "sal.caffemodel").write_bytes(weights_only.SerializeToString())
+    assert run_main(capsys, "convert", "from-caffe", tmp_path / "sal.caffemodel", tmp_path / "back.pth",
+                    "--kind", "saliency")[0] == 0
+    assert load_model(tmp_path / "back.pth", "saliency")[1]["fc6_dilation"] == 12
+
+
 def test_convert_cli_torchvision(tmp_path, capsys):
     torch.save(torchvision_like_state(), tmp_path / "vgg16.pth")
     status, _, err = run_main(capsys, "convert", "from-torchvision", tmp_path / "vgg16.pth", tmp_path / "init.pth")

@@ -242,14 +242,15 @@ def blob_array(blob, where):
     return np.asarray(blob.data, np.float32).reshape(dims)
 
 
-def caffe_state_dict(path):
+def caffe_state_dict(path, net=None):
     """Convolution and InnerProduct weights as {'<layer>.weight': ..., '<layer>.bias': ...} (Caffe layer names).
 
     InnerProduct weights come out [out, in] (legacy 1x1xOUTxIN blobs and transpose: true undone),
-    biases 1-D; float data gives float32 tensors, double_data float64.
+    biases 1-D; float data gives float32 tensors, double_data float64. `net`: the file's NetParameter, where the
+    caller has read it already (a VGG-16 file takes seconds to parse).
     """
     state, unused = {}, []
-    for layer in net_layers(read_caffemodel(path)):
+    for layer in net_layers(read_caffemodel(path) if net is None else net):
         kind = layer_type(layer)
         if len(layer.blobs) and kind not in ("Convolution", "InnerProduct"):
             unused.append(f"{layer.name} ({kind}, {len(layer.blobs)} blobs)")
