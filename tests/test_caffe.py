@@ -520,6 +520,22 @@ def test_the_preflight_refuses_an_init_that_does_not_fit_before_any_step_runs(tm
     assert "==>" not in proc.stdout and not (tmp_path / "runs").exists()   # (its step found it missing before)
 
 
+def test_gap_deeplabs_missing_deeplab_init_says_why_it_was_read(tmp_path):
+    """GAP-DeepLab given --init X.caffemodel reads X-deeplab.caffemodel (the release's get_initmodel); where that was
+    missing the error named a file the user never gave and told them to download it, beside the X they had."""
+    from guidedlabelling.weights import read_state
+    (tmp_path / "seed.caffemodel").write_bytes(b"")
+    with pytest.raises(InputError) as e:
+        read_state(tmp_path / "seed-deeplab.caffemodel")
+    assert e.value.messages == (
+        f"{tmp_path}/seed-deeplab.caffemodel: initial weights not found; GAP-DeepLab reads the '-deeplab' file "
+        "beside the --init given, as the release did: make it from seed.caffemodel with ./caffe/convert.py "
+        f"deeplab-init {tmp_path}/seed.caffemodel {tmp_path}/seed-deeplab.caffemodel (a VGG-16), or name a "
+        "GAP-DeepLab model's file *-deeplab.caffemodel",)
+    with pytest.raises(InputError, match="other-deeplab.caffemodel: initial weights not found; run ./downloads.sh"):
+        read_state(tmp_path / "other-deeplab.caffemodel")   # nothing beside it: the usual fix
+
+
 def test_an_init_that_leaves_trunk_layers_random_is_an_error(tmp_path):
     vgg16_caffemodel(tmp_path / "vgg.caffemodel")
     with pytest.raises(InputError, match=r"leaves 4 tensors of the pretrained trunk unloaded: trunk\.fc6\.weight "

@@ -35,10 +35,16 @@ RELEASE_INITS = ("VGG_ILSVRC_16_layers", "VGG_ILSVRC_16_layers-deeplab")   # the
 def missing_weights(path):
     """The problem of an init file not found. The release's --init named a Caffe model without folder and suffix
     (VGG_ILSVRC_16_layers, its default), which models/ holds here; another name without a suffix is a file of
-    yours (weights_final for weights_final.pth), not one of models/."""
+    yours (weights_final for weights_final.pth), not one of models/. A missing X-deeplab.caffemodel beside an
+    X.caffemodel is the one GAP-DeepLab read in its place."""
     if path.name in RELEASE_INITS:
         return (f"{path}: initial weights not found; the release's --init named them without folder and suffix: "
                 f"pass --init {ROOT / 'models' / path.name}.caffemodel")
+    base = path.with_name(path.name.replace("-deeplab.caffemodel", ".caffemodel"))
+    if base != path and base.exists():  # GAP-DeepLab's init_file named it: say why, and how to make it
+        return (f"{path}: initial weights not found; GAP-DeepLab reads the '-deeplab' file beside the --init given, "
+                f"as the release did: make it from {base.name} with ./caffe/convert.py deeplab-init {base} {path} "
+                "(a VGG-16), or name a GAP-DeepLab model's file *-deeplab.caffemodel")
     return f"{path}: initial weights not found; run ./downloads.sh --models, or pass --init none to train from scratch"
 
 
