@@ -536,6 +536,17 @@ def test_gap_deeplabs_missing_deeplab_init_says_why_it_was_read(tmp_path):
         read_state(tmp_path / "other-deeplab.caffemodel")   # nothing beside it: the usual fix
 
 
+def test_a_prototxt_given_as_init_is_told_to_pass_the_caffemodel(tmp_path):
+    """--init net.prototxt (the deploy file beside a .caffemodel) was 'unreadable weights (UnpicklingError);
+    re-download or retrain'."""
+    from guidedlabelling.weights import read_state
+    _, prototxt = export(tmp_path, make_net("GAP-HighRes"))
+    with pytest.raises(InputError) as e:
+        read_state(prototxt)
+    assert e.value.messages == (f"{prototxt}: a Caffe net definition, which holds no weights; pass the .caffemodel "
+                                "of its weights",)
+
+
 def test_an_init_that_leaves_trunk_layers_random_is_an_error(tmp_path):
     vgg16_caffemodel(tmp_path / "vgg.caffemodel")
     with pytest.raises(InputError, match=r"leaves 4 tensors of the pretrained trunk unloaded: trunk\.fc6\.weight "

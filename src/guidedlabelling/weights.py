@@ -15,6 +15,8 @@ def read_state(path):
         raise InputError(missing_weights(path))
     if path.suffix == ".caffemodel":
         return caffe_state_dict(path)
+    if path.suffix == ".prototxt":  # torch read it as a pickle: "unreadable weights; re-download"
+        raise InputError(f"{path}: a Caffe net definition, which holds no weights; pass the .caffemodel of its weights")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many types for corrupt files
