@@ -45,6 +45,9 @@ def to_caffe(args):
     model = build(meta["kind"], meta["net"], meta["classes"], meta["width"], meta.get("fc6_dilation", 12))
     load_checkpoint(args.checkpoint, model)
     prototxt = args.prototxt or Path(args.caffemodel).with_suffix(".prototxt")
+    if Path(prototxt).resolve() == Path(args.caffemodel).resolve():  # the net was written over the weights
+        raise InputError(f"{args.caffemodel}: both the weights and the deploy net would be written to this one file; "
+                         "name the weights *.caffemodel, or --prototxt another file")
     write_caffe(model, args.caffemodel, prototxt, args.input_size)
     print(f"wrote {args.caffemodel} and {prototxt}")
 

@@ -443,6 +443,18 @@ def test_convert_from_caffe_keeps_fc6s_dilation(tmp_path, capsys):
     assert load_model(tmp_path / "back.pth", "saliency")[1]["fc6_dilation"] == 12
 
 
+def test_to_caffe_refuses_one_path_for_both_files(tmp_path, capsys):
+    """to-caffe model.pth net.prototxt (the deploy file named for the model) wrote the weights, then the deploy net
+    over them, and said it wrote both."""
+    save_checkpoint(tmp_path / "model.pth", make_net("GAP-HighRes"),
+                    {"kind": "seed", "net": "GAP-HighRes", "width": WIDTH, "classes": [f"c{i}" for i in range(21)]})
+    for out, flags in (("net.prototxt", ()), ("net.caffemodel", ("--prototxt", tmp_path / "net.caffemodel"))):
+        status, _, err = run_main(capsys, "convert", "to-caffe", tmp_path / "model.pth", tmp_path / out, *flags)
+        assert (status, err) == (2, f"error: {tmp_path}/{out}: both the weights and the deploy net would be written "
+                                    "to this one file; name the weights *.caffemodel, or --prototxt another file\n")
+    assert not list(tmp_path.glob("net.*"))
+
+
 def test_convert_cli_torchvision(tmp_path, capsys):
     torch.save(torchvision_like_state(), tmp_path / "vgg16.pth")
     status, _, err = run_main(capsys, "convert", "from-torchvision", tmp_path / "vgg16.pth", tmp_path / "init.pth")
