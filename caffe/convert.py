@@ -19,6 +19,7 @@ import torch
 
 from guidedlabelling.caffemodel import (CAFFE_NETS, caffe_state_dict, deeplab_init_from_vgg16, net_layers,
                                         read_caffemodel, torchvision_vgg16_to_caffe, write_caffe, write_deeplab_init)
+from guidedlabelling.checks import SIDE, argument
 from guidedlabelling.cli import errors_end_in_one_line, run
 from guidedlabelling.datasets import VOC_CLASSES
 from guidedlabelling.errors import listed
@@ -143,7 +144,7 @@ def parser():
     p.add_argument("checkpoint")
     p.add_argument("caffemodel")
     p.add_argument("--prototxt", help="deploy net path (default: beside the .caffemodel)")
-    p.add_argument("--input-size", type=int, default=321, help="side of the Input layer's square image")
+    p.add_argument("--input-size", type=argument(int, SIDE), default=321, help="side of the Input layer's square image")
     p.set_defaults(run=to_caffe)
     p = sub.add_parser("from-caffe", help=".caffemodel -> our checkpoint")
     p.add_argument("caffemodel")

@@ -455,6 +455,17 @@ def test_to_caffe_refuses_one_path_for_both_files(tmp_path, capsys):
     assert not list(tmp_path.glob("net.*"))
 
 
+def test_to_caffe_refuses_an_input_side_no_network_takes(tmp_path, capsys):
+    """--input-size 0 or -5 wrote an Input layer of that side, which Caffe and OpenCV refuse when they load it."""
+    save_checkpoint(tmp_path / "model.pth", make_net("GAP-HighRes"),
+                    {"kind": "seed", "net": "GAP-HighRes", "width": WIDTH, "classes": [f"c{i}" for i in range(21)]})
+    for side in ("0", "-5"):
+        status, _, err = run_main(capsys, "convert", "to-caffe", tmp_path / "model.pth", tmp_path / "net.caffemodel",
+                                  "--input-size", side)
+        assert status == 2 and err.endswith(f"argument --input-size: {side}: must be at least 16\n"), err
+    assert not list(tmp_path.glob("net.*"))
+
+
 def test_convert_cli_torchvision(tmp_path, capsys):
     torch.save(torchvision_like_state(), tmp_path / "vgg16.pth")
     status, _, err = run_main(capsys, "convert", "from-torchvision", tmp_path / "vgg16.pth", tmp_path / "init.pth")
