@@ -543,6 +543,18 @@ def test_the_preflight_refuses_an_init_that_does_not_fit_before_any_step_runs(tm
     assert "==>" not in proc.stdout and not (tmp_path / "runs").exists()   # (its step found it missing before)
 
 
+def test_the_releases_init_name_in_a_folder_of_yours_is_told_the_file_beside_it(tmp_path):
+    """--init my/VGG_ILSVRC_16_layers beside my/VGG_ILSVRC_16_layers.caffemodel was told to pass models/'s, which
+    only ./downloads.sh --models makes."""
+    from guidedlabelling.weights import read_state
+    (tmp_path / "VGG_ILSVRC_16_layers.caffemodel").write_bytes(b"")
+    with pytest.raises(InputError) as e:
+        read_state(tmp_path / "VGG_ILSVRC_16_layers")
+    assert e.value.messages == (
+        f"{tmp_path}/VGG_ILSVRC_16_layers: initial weights not found; the release's --init named them without folder "
+        f"and suffix: pass --init {tmp_path}/VGG_ILSVRC_16_layers.caffemodel",)
+
+
 def test_gap_deeplabs_missing_deeplab_init_says_why_it_was_read(tmp_path):
     """GAP-DeepLab given --init X.caffemodel reads X-deeplab.caffemodel (the release's get_initmodel); where that was
     missing the error named a file the user never gave and told them to download it, beside the X they had."""

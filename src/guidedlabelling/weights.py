@@ -36,12 +36,13 @@ RELEASE_INITS = ("VGG_ILSVRC_16_layers", "VGG_ILSVRC_16_layers-deeplab")   # the
 
 def missing_weights(path):
     """The problem of an init file not found. The release's --init named a Caffe model without folder and suffix
-    (VGG_ILSVRC_16_layers, its default), which models/ holds here; another name without a suffix is a file of
-    yours (weights_final for weights_final.pth), not one of models/. A missing X-deeplab.caffemodel beside an
-    X.caffemodel is the one GAP-DeepLab read in its place."""
+    (VGG_ILSVRC_16_layers, its default), which models/ holds here, or the folder given; another name without a
+    suffix is a file of yours (weights_final for weights_final.pth), not one of models/. A missing
+    X-deeplab.caffemodel beside an X.caffemodel is the one GAP-DeepLab read in its place."""
     if path.name in RELEASE_INITS:
+        beside = path.with_name(f"{path.name}.caffemodel")
         return (f"{path}: initial weights not found; the release's --init named them without folder and suffix: "
-                f"pass --init {ROOT / 'models' / path.name}.caffemodel")
+                f"pass --init {beside if beside.exists() else ROOT / 'models' / beside.name}")
     base = path.with_name(path.name.replace("-deeplab.caffemodel", ".caffemodel"))
     if base != path and base.exists():  # GAP-DeepLab's init_file named it: say why, and how to make it
         return (f"{path}: initial weights not found; GAP-DeepLab reads the '-deeplab' file beside the --init given, "
