@@ -18,11 +18,12 @@ from pathlib import Path
 import torch
 
 from guidedlabelling.caffemodel import (CAFFE_NETS, caffe_state_dict, deeplab_init_from_vgg16, net_layers,
-                                        read_caffemodel, torchvision_vgg16_to_caffe, write_caffe, write_deeplab_init)
+                                        read_caffemodel, torchvision_vgg16_to_caffe, vgg16_problems, write_caffe,
+                                        write_deeplab_init)
 from guidedlabelling.checks import SIDE, argument
 from guidedlabelling.cli import errors_end_in_one_line, run
 from guidedlabelling.datasets import VOC_CLASSES
-from guidedlabelling.errors import listed
+from guidedlabelling.errors import listed, some
 from guidedlabelling.io import InputError, atomic_path, load_checkpoint, save_checkpoint
 from guidedlabelling.networks import build_seed_net, build_seg_net, names
 from guidedlabelling.weights import load_caffe_state
@@ -125,7 +126,11 @@ def from_torchvision(args):
 
 
 def deeplab_init(args):
-    state = deeplab_init_from_vgg16(caffe_state_dict(args.vgg16))
+    vgg16 = caffe_state_dict(args.vgg16)
+    problems = vgg16_problems(vgg16)
+    if problems:
+        raise InputError(f"{args.vgg16}: not VGG-16's layers ({some(problems)}); pass VGG_ILSVRC_16_layers.caffemodel")
+    state = deeplab_init_from_vgg16(vgg16, args.vgg16)
     write_deeplab_init(state, args.out)
     print(f"wrote {args.out} (conv1_1..conv5_3, fc6 {tuple(state['fc6.weight'].shape)}, "
           f"fc7 {tuple(state['fc7.weight'].shape)})")

@@ -522,6 +522,28 @@ def test_deeplab_init_round_trip_and_every_layer_accounted_for(tmp_path, capsys)
         assert len(left_out) == (2 if isinstance(model, DeepLabLargeFOV) else 1)
 
 
+def test_deeplab_init_of_a_file_that_is_not_vgg16_is_one_line_naming_it(tmp_path, capsys):
+    """deeplab-init of a file without fc6 (a seed network's) was a KeyError traceback, one with a misshapen conv a
+    RuntimeError of load_state_dict, and a -deeplab file given again an error that named no file."""
+    vgg16_caffemodel(tmp_path / "vgg.caffemodel")
+    export(tmp_path, make_net("GAP-HighRes"), "seed")
+    net = cm.read_caffemodel(tmp_path / "vgg.caffemodel")
+    del net.layer[5].blobs[0].shape.dim[2:]
+    net.layer[5].blobs[0].shape.dim.extend([1, 9])   # conv3_2: 3x3 -> 1x9, the same values
+    (tmp_path / "bad.caffemodel").write_bytes(net.SerializeToString())
+    assert run_main(capsys, "convert", "deeplab-init", tmp_path / "vgg.caffemodel", tmp_path / "dl.caffemodel")[0] == 0
+    for name, problem in (
+            ("seed", "not VGG-16's layers (fc6.weight missing, fc6.bias missing, fc7.weight missing, ...)"),
+            ("bad", "not VGG-16's layers (conv3_2.weight (16, 16, 1, 9), want (16, 16, 3, 3))"),
+            ("dl", "fc6 (64, 32, 3, 3) / fc7 (64, 64, 1, 1): not VGG-16's fully connected layers on 32 x 7 x 7 "
+                   "features")):
+        status, _, err = run_main(capsys, "convert", "deeplab-init", tmp_path / f"{name}.caffemodel",
+                                  tmp_path / "out.caffemodel")
+        assert (status, err) == (2, f"error: {tmp_path}/{name}.caffemodel: {problem}; pass "
+                                    "VGG_ILSVRC_16_layers.caffemodel\n")
+    assert not (tmp_path / "out.caffemodel").exists()
+
+
 def test_the_preflight_refuses_an_init_that_does_not_fit_before_any_step_runs(tmp_path):
     """A wrong init file for the segmenter stopped its training only, after every earlier step had run (on VOC, the
     seed and saliency trainings); the preflight read the file but did not try it on the network."""

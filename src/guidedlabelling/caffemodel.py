@@ -390,7 +390,7 @@ def deploy_net(model, size=321):
     return net
 
 
-def deeplab_init_from_vgg16(state):
+def deeplab_init_from_vgg16(state, where="VGG-16 weights"):
     """DeepLab-LargeFOV's ImageNet initialisation from VGG-16's weights, by the decimation the DeepLab paper
     describes (Chen et al., ICLR 2015): fc6 (7x7, 4096) decimated to 3x3 by every third position and to 1024
     filters by every fourth; fc7 keeps every fourth filter of every fourth input. Convolutions as they are;
@@ -398,14 +398,25 @@ def deeplab_init_from_vgg16(state):
     fc6, fc7 = state["fc6.weight"], state["fc7.weight"]
     channels = state["conv5_3.weight"].shape[0]
     if fc6.shape[1] != channels * 49 or fc7.shape != (fc6.shape[0], fc6.shape[0]):
-        raise InputError(f"fc6 {tuple(fc6.shape)} / fc7 {tuple(fc7.shape)}: not VGG-16's fully connected layers "
-                         f"on {channels} x 7 x 7 features; pass VGG_ILSVRC_16_layers.caffemodel")
+        raise InputError(f"{where}: fc6 {tuple(fc6.shape)} / fc7 {tuple(fc7.shape)}: not VGG-16's fully connected "
+                         f"layers on {channels} x 7 x 7 features; pass VGG_ILSVRC_16_layers.caffemodel")
     out = {k: v for k, v in state.items() if k.startswith("conv")}
     out["fc6.weight"] = fc6.reshape(fc6.shape[0], channels, 7, 7)[::4, :, ::3, ::3].contiguous()
     out["fc6.bias"] = state["fc6.bias"][::4].contiguous()
     out["fc7.weight"] = fc7[::4, ::4, None, None].contiguous()
     out["fc7.bias"] = state["fc7.bias"][::4].contiguous()
     return out
+
+
+def vgg16_problems(state):
+    """VGG-16's layers (conv1_1..conv5_3 at conv1_1's width, fc6, fc7) that `state` lacks or holds in another shape:
+    deeplab_init_from_vgg16 and write_deeplab_init stopped on them in a KeyError or RuntimeError traceback."""
+    width = state["conv1_1.weight"].shape[0] / 64 if "conv1_1.weight" in state else 1
+    with torch.device("meta"):
+        want = {k: v.shape for k, v in DeepLabTrunk(width).vgg.state_dict().items()}
+    want |= {f"{name}.{kind}": None for name in ("fc6", "fc7") for kind in ("weight", "bias")}
+    return [f"{k} missing" if k not in state else f"{k} {tuple(state[k].shape)}, want {tuple(shape)}"
+            for k, shape in want.items() if k not in state or shape not in (None, state[k].shape)]
 
 
 def write_deeplab_init(state, caffemodel):
