@@ -333,6 +333,22 @@ def test_torchvision_rejects_other_state_dicts():
         cm.torchvision_vgg16_to_caffe({"conv1_1.weight": torch.zeros(4, 3, 3, 3)}, "x.pth")
 
 
+def test_torchvision_vgg16_bn_is_refused():
+    """vgg16_bn's 13 convs were converted without their batch norms (features.N+1): another network, silently."""
+    state, cin = {}, 3
+    channels = [round(c * WIDTH) for c, n in [(64, 2), (128, 2), (256, 3), (512, 3), (512, 3)] for _ in range(n)]
+    for i, cout in zip([0, 3, 7, 10, 14, 17, 20, 24, 27, 30, 34, 37, 40], channels):
+        state[f"features.{i}.weight"], state[f"features.{i}.bias"] = torch.randn(cout, cin, 3, 3), torch.randn(cout)
+        for name in ("weight", "bias", "running_mean", "running_var"):
+            state[f"features.{i + 1}.{name}"] = torch.ones(cout)
+        cin = cout
+    with pytest.raises(InputError) as e:
+        cm.torchvision_vgg16_to_caffe(state, "vgg16_bn.pth")
+    assert e.value.messages == ("vgg16_bn.pth: torchvision's VGG-16 with batch norms (vgg16_bn: "
+                                "features.1.running_mean, ...), which our VGG-16 has not; pass torchvision's "
+                                "vgg16 weights",)
+
+
 # ---- command lines ----
 
 def test_scripts_run_from_the_repo_root():

@@ -19,6 +19,7 @@ from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, te
 from google.protobuf.message import DecodeError
 from google.protobuf.unknown_fields import UnknownFieldSet
 
+from .errors import some
 from .io import InputError, atomic_path
 from .networks.vgg import MEAN_BGR, VGG_BLOCKS, DeepLabLargeFOV, DeepLabTrunk, GAPNet, conv_names
 
@@ -291,6 +292,10 @@ def torchvision_vgg16_to_caffe(state, where="torchvision state dict"):
     Exact wherever the 3x3 window lies inside the image; on the 1-pixel border the zero padding differs
     (torchvision pads with its mean colour, we with Caffe's), a difference of < 0.02 input std.
     """
+    norms = [k for k in state if re.fullmatch(r"features\.\d+\.running_mean", k)]   # vgg16_bn: convs, then norms
+    if norms:
+        raise InputError(f"{where}: torchvision's VGG-16 with batch norms (vgg16_bn: {some(norms, 1)}), which our "
+                         "VGG-16 has not; pass torchvision's vgg16 weights")
     convs = sorted(int(k.split(".")[1]) for k, v in state.items() if re.fullmatch(r"features\.\d+\.weight", k)
                    and v.dim() == 4 and k[:-6] + "bias" in state)
     if len(convs) != len(conv_names()) or state[f"features.{convs[0]}.weight"].shape[1] != 3:
