@@ -601,10 +601,10 @@ def test_gap_deeplabs_missing_deeplab_init_says_why_it_was_read(tmp_path):
     with pytest.raises(InputError) as e:
         read_state(tmp_path / "seed-deeplab.caffemodel")
     assert e.value.messages == (
-        f"{tmp_path}/seed-deeplab.caffemodel: initial weights not found; GAP-DeepLab reads the '-deeplab' file "
-        "beside the --init given, as the release did: make it from seed.caffemodel with ./caffe/convert.py "
-        f"deeplab-init {tmp_path}/seed.caffemodel {tmp_path}/seed-deeplab.caffemodel (a VGG-16), or name a "
-        "GAP-DeepLab model's file *-deeplab.caffemodel",)
+        f"{tmp_path}/seed-deeplab.caffemodel: initial weights not found; the DeepLab nets start from a '-deeplab' "
+        "file (GAP-DeepLab reads it beside the --init given, as the release did): make it from seed.caffemodel with "
+        f"./caffe/convert.py deeplab-init {tmp_path}/seed.caffemodel {tmp_path}/seed-deeplab.caffemodel (a VGG-16), "
+        "or name a GAP-DeepLab model's file *-deeplab.caffemodel",)
     with pytest.raises(InputError, match="other-deeplab.caffemodel: initial weights not found; run ./downloads.sh"):
         read_state(tmp_path / "other-deeplab.caffemodel")   # nothing beside it: the usual fix
 

@@ -38,16 +38,16 @@ def missing_weights(path):
     """The problem of an init file not found. The release's --init named a Caffe model without folder and suffix
     (VGG_ILSVRC_16_layers, its default), which models/ holds here, or the folder given; another name without a
     suffix is a file of yours (weights_final for weights_final.pth), not one of models/. A missing
-    X-deeplab.caffemodel beside an X.caffemodel is the one GAP-DeepLab read in its place."""
+    X-deeplab.caffemodel beside an X.caffemodel is made from it (GAP-DeepLab reads it in place of the X given)."""
     if path.name in RELEASE_INITS:
         beside = path.with_name(f"{path.name}.caffemodel")
         return (f"{path}: initial weights not found; the release's --init named them without folder and suffix: "
                 f"pass --init {beside if beside.exists() else ROOT / 'models' / beside.name}")
     base = path.with_name(path.name.replace("-deeplab.caffemodel", ".caffemodel"))
-    if base != path and base.exists():  # GAP-DeepLab's init_file named it: say why, and how to make it
-        return (f"{path}: initial weights not found; GAP-DeepLab reads the '-deeplab' file beside the --init given, "
-                f"as the release did: make it from {base.name} with ./caffe/convert.py deeplab-init {base} {path} "
-                "(a VGG-16), or name a GAP-DeepLab model's file *-deeplab.caffemodel")
+    if base != path and base.exists():  # GAP-DeepLab's init_file or the segmenter's default: say how to make it
+        return (f"{path}: initial weights not found; the DeepLab nets start from a '-deeplab' file (GAP-DeepLab reads "
+                f"it beside the --init given, as the release did): make it from {base.name} with ./caffe/convert.py "
+                f"deeplab-init {base} {path} (a VGG-16), or name a GAP-DeepLab model's file *-deeplab.caffemodel")
     return f"{path}: initial weights not found; run ./downloads.sh --models, or pass --init none to train from scratch"
 
 
