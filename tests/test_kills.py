@@ -4,6 +4,7 @@ before or just after committing the k-th file whose name matches a pattern: betw
 (a --vis panel and its label), between images, after the last image, before done.json."""
 import errno
 import json
+import os
 import stat
 import subprocess
 import sys
@@ -14,7 +15,7 @@ import torch
 from conftest import ROOT, make_own, own_args
 from guidedlabelling import config as C
 from guidedlabelling import naming
-from guidedlabelling.io import atomic_path
+from guidedlabelling.io import UMASK, atomic_path
 
 KILLER = r"""
 import fnmatch, os, signal, sys
@@ -157,8 +158,17 @@ def test_a_write_that_fails_keeps_the_former_file_and_no_temporary_one(tmp_path,
     assert target.read_bytes() == b"former" and [p.name for p in tmp_path.iterdir()] == ["a.png"]
     if isinstance(failure, OSError):
         assert (raised.value.errno, raised.value.filename) == (errno.ENOSPC, str(target))
-    with atomic_path(tmp_path / "new" / "b.png") as tmp:   # its folder made; readable by all, as outputs are
+    with atomic_path(tmp_path / "new" / "b.png") as tmp:   # its folder made; the mode open() gives, not 0600
         tmp.write_bytes(b"whole")
     written = tmp_path / "new" / "b.png"
-    assert written.read_bytes() == b"whole" and stat.S_IMODE(written.stat().st_mode) == 0o644
+    assert written.read_bytes() == b"whole" and stat.S_IMODE(written.stat().st_mode) == 0o666 & ~UMASK
     assert [p.name for p in written.parent.iterdir()] == ["b.png"]
+
+
+def test_an_output_keeps_the_umask_as_any_new_file_does(tmp_path):
+    """Under umask 077 (private photos on a shared machine) an output is private as the run's log.txt is, not
+    made readable by all."""
+    write = f"from guidedlabelling.io import atomic_path\nwith atomic_path({str(tmp_path / 'a.png')!r}) as tmp: " \
+            "tmp.write_bytes(b'whole')"
+    subprocess.run([sys.executable, "-c", write], check=True, timeout=600, preexec_fn=lambda: os.umask(0o077))
+    assert stat.S_IMODE((tmp_path / "a.png").stat().st_mode) == 0o600

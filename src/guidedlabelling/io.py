@@ -50,6 +50,8 @@ def not_utf8(error):
 TEMPORARY = ".*.tmp*"  # atomic_path's files (a glob): one being written, or one a run killed while writing left
 ROOT = Path(__file__).resolve().parents[2]   # the project folder (config.ROOT: weights reads it too)
 NAME_MAX = 255  # bytes of one file or folder name on the usual file systems
+UMASK = os.umask(0o022)  # read by setting it (the only way), then set back before any file is made
+os.umask(UMASK)
 
 
 @contextlib.contextmanager
@@ -64,7 +66,7 @@ def atomic_path(path):
                                    suffix=".tmp" + path.suffix, dir=path.parent)   # (8: mkstemp's random letters)
         os.close(fd)
         yield Path(tmp)
-        os.chmod(tmp, 0o644)  # mkstemp makes files private; outputs are ordinary files
+        os.chmod(tmp, 0o666 & ~UMASK)  # mkstemp makes files private; outputs are ordinary files, as open() makes
         os.replace(tmp, path)
     except OSError as e:
         raise OSError(e.errno, e.strerror, str(path)) from e
