@@ -63,7 +63,7 @@ def write_report(config, overrides, examples=4, notes=(), opened=None, skipped=N
     page = render_page(cfg, preset, ref, test_seeds, root, examples, overrides, notes, opened,
                        run_folders(config, overrides, skipped), skipped.get("reference_train"))
     with atomic_path(path) as tmp:
-        tmp.write_text(page, encoding="utf-8")
+        tmp.write_text(page, encoding="utf-8", errors="backslashreplace")  # a note's file name not UTF-8: as stdout
     return path
 
 
