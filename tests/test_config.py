@@ -539,6 +539,14 @@ def test_a_dataset_named_for_a_builtin_preset_is_the_one_read():
     assert naming.stage_name(cfg, preset, "seed_train") == "dataset_dir-voc-" + hashlib.sha1(b"/data/voc").hexdigest()[:6]
 
 
+def test_a_folder_whose_name_is_not_utf8_names_an_output_folder_of_utf8():
+    """--images caf\xe9 (an old camera's, a zip's folder, read with a surrogate) ended ./script.py in a traceback
+    before any work: its hash is of the name's bytes, its shown part replaces the byte."""
+    cfg, preset = resolve("dataset_dir=/data/caf\udce9")
+    assert naming.stage_name(cfg, preset, "seed_train") == \
+        "dataset_dir-caf\ufffd-" + hashlib.sha1(b"/data/caf\xe9").hexdigest()[:6]
+
+
 def test_one_folder_written_any_way_names_one_output_folder(tmp_path, monkeypatch):
     """A trailing slash, a relative path, '..' or a link to the folder: the same settings and folder names;
     another project's folder of the same name gets its own folders."""

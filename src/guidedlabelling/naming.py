@@ -29,7 +29,9 @@ def token(sec, key, value, section_names=None):
     not by its name."""
     name = set_key((section_names or {}).get(sec, sec), key)
     if key in PATH_SETTINGS and isinstance(value, str) and value not in NOT_PATHS:
-        return f"{name}-{Path(value.split(',')[0]).name}-{hashlib.sha1(value.encode()).hexdigest()[:6]}"
+        raw = value.encode(errors="surrogateescape")   # a name not UTF-8 (caf\xe9/) is read with surrogates
+        last = Path(value.split(',')[0]).name.encode(errors="surrogateescape").decode(errors="replace")   # caf\ufffd
+        return f"{name}-{last}-{hashlib.sha1(raw).hexdigest()[:6]}"
     return f"{name}-{value}"
 
 
