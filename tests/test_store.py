@@ -139,7 +139,7 @@ def test_store_none_and_an_unusable_store(own, command, tmp_path, private_store)
     blocker.write_text("not a folder")
     code, out, err = command("saliency_train", *own_args(own), "--set", f"out_root={tmp_path / 'b'}",
                              "--set", f"store={blocker}")
-    assert code == 0 and "unusable" in out and "training without it" in out, out + err
+    assert code == 0 and "unusable" in out and "training without it (--set store=DIR names" in out, out + err
 
 
 def test_two_runs_at_once_leave_one_intact_network(own, tmp_path, private_store):

@@ -243,7 +243,7 @@ def claim(entry, log, device):
                             "torchrun launch cannot wait for it; training without the store", entry)
                 usable = False
             except OSError as e:
-                log.warning("store %s unusable (%s); training without it (set run.store to another folder, or "
-                            "none)", entry.root, e.strerror or e)
+                log.warning("store %s unusable (%s); training without it (--set store=DIR names another folder, "
+                            "--set store=none turns it off)", entry.root, e.strerror or e)
                 usable = False
         yield distributed.main_decides(usable, device)
