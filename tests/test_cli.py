@@ -726,3 +726,14 @@ def test_image_lines_show_each_reason_and_count_the_rest():
     assert image_lines(reasons, 2, "summary.json") == "  /p/0.jpg: why 0\n  /p/1.jpg: why 1\n  ... and 2 more " \
         "(summary.json)"
     assert image_lines(reasons, 4, "summary.json") == image_lines(reasons)   # nothing left to count
+
+
+def test_a_command_run_in_a_folder_removed_since_is_one_line(tmp_path):
+    """A shell left in a folder another removed: torch's import ended the command with 'Intel oneMKL FATAL ERROR:
+    Cannot load .../libtorch_cpu.so'."""
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    proc = subprocess.run(["sh", "-c", 'cd "$1" && rmdir "$1" && exec "$2" "$3" -h', "sh", gone, sys.executable,
+                           ROOT / "src/seed/train.py"], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 2 and proc.stderr == ("error: the current folder no longer exists (removed since the "
+                                                    "shell entered it); cd to another folder and rerun\n")

@@ -262,6 +262,7 @@ def run(module, function="main", *args):
     Ctrl-C during start-up ends in one line too, and after OpenMP's threads are told to sleep."""
     sleeping_openmp_threads()
     no_worker_count_warning()
+    current_folder_there()
     debug = "--debug" in sys.argv
     if not debug:
         for sig in (signal.SIGINT, *ENDING):
@@ -373,6 +374,17 @@ def sleeping_openmp_threads():
     run): threads that spin while waiting ran 5-10x slower on the project's 2-core machine whenever another
     process shared it (a stage command 6.5x beside one busy core); sleeping threads cost little when it is quiet."""
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
+def current_folder_there():
+    """One line where the current folder was removed (a shell left in a folder another deleted): torch's import
+    ended the command with 'Intel oneMKL FATAL ERROR: Cannot load .../libtorch_cpu.so'."""
+    try:
+        os.getcwd()
+    except FileNotFoundError:
+        say("error: the current folder no longer exists (removed since the shell entered it); cd to another folder "
+            "and rerun")
+        sys.exit(2)
 
 
 def no_worker_count_warning():
