@@ -4,6 +4,7 @@ import contextlib
 import os
 import re
 import resource
+import shlex
 import signal
 import subprocess
 import sys
@@ -737,3 +738,14 @@ def test_a_command_run_in_a_folder_removed_since_is_one_line(tmp_path):
                            ROOT / "src/seed/train.py"], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 2 and proc.stderr == ("error: the current folder no longer exists (removed since the "
                                                     "shell entered it); cd to another folder and rerun\n")
+
+
+@pytest.mark.parametrize("closed", ["2>&-", ">&- 2>&-"])
+def test_a_command_whose_stderr_is_closed_runs_and_keeps_its_exit_codes(own, tmp_path, closed):
+    """Started with stderr closed (`2>&-`, a daemon's): its progress line wrote to None, an AttributeError no
+    stream could show, so the command ended with exit code 1, nothing said and nothing made."""
+    train = shlex.join([sys.executable, str(ROOT / "src/seed/train.py"), *own_args(own)])
+    proc = subprocess.run(["sh", "-c", f'{train} --out_dir {shlex.quote(str(tmp_path / "a"))} {closed}; echo $?; '
+                                       f'{train} --set seed_train.max_iter=-1 {closed}; echo $?'],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.stdout.split()[-2:] == ["0", "2"] and (tmp_path / "a" / "done.json").is_file()

@@ -218,6 +218,13 @@ def leave_at_once(signum, frame):
     os._exit(128 + signum)
 
 
+def null_stream():
+    """/dev/null for a stream closed from the start (`2>&-`, a daemon's), on the lowest free descriptor, its own
+    (which the stages' processes inherit): writes to None, the progress lines', raised an AttributeError no stream
+    could show (exit code 1, nothing said or made)."""
+    return open(os.devnull, "w")
+
+
 class ReaderGone:
     """stdout or stderr that falls silent once its reader is gone (`| head`) instead of failing every print, log
     and progress line (a traceback each, or the command stopped): the command runs on, and its folders' log.txt
@@ -270,7 +277,7 @@ def run(module, function="main", *args):
     OVERRIDDEN.clear()   # a command's own record (tests run several in one process)
     STOPPING.clear()
     streams, unraisable, alarm = (sys.stdout, sys.stderr), sys.unraisablehook, signal.getsignal(signal.SIGALRM)
-    sys.stdout, sys.stderr = (ReaderGone(stream) if stream is not None else None for stream in streams)  # None: closed
+    sys.stdout, sys.stderr = (ReaderGone(stream if stream is not None else null_stream()) for stream in streams)
     if not debug:
         sys.unraisablehook = quiet_once_stopping(unraisable)
     try:
