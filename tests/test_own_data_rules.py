@@ -1,5 +1,6 @@
 """Own data's tags CSV: images confined to --images (links out of it only when allowed), split values, tags
 that cannot be class names, and the 255 classes a label PNG can hold."""
+import os
 import re
 import shutil
 import unicodedata
@@ -502,6 +503,8 @@ def test_tags_that_print_alike_are_an_error(folder):
 @pytest.mark.parametrize("name, hint", [
     ("sub", "sub is a folder there, not an image: name a file, or add it or remove the row"),
     ("gone.jpg", "gone.jpg is a link to nowhere.jpg, which does not exist: mend it, or add it or remove the row"),
+    ("pipe.jpg", "pipe.jpg is a named pipe, a socket or a device there, not a file: put the image in its place, or "
+                 "add it"),
     ("a.png", "a.jpg is there, with another extension: write it so, or add it or remove the row"),
     ("A.JPG", "a.jpg is there, and names are case-sensitive: write it so, or add it or remove the row"),
     ("images/a.jpg", "a.jpg is there: names are relative to {images}, so write it so, or add it or remove the row"),
@@ -516,6 +519,7 @@ def test_a_row_naming_no_image_file_says_what_is_there(folder, name, hint):
     path written from the CSV's folder, a file of a type that a name without extension does not find."""
     (folder / "images" / "sub").mkdir()
     (folder / "images" / "gone.jpg").symlink_to("nowhere.jpg")
+    os.mkfifo(folder / "images" / "pipe.jpg")   # (it said 'pipe.jpg is there, and names are case-sensitive')
     (folder / "images" / "IMG_1.HEIC").write_bytes(b"x")
     (folder / "images" / "IMG_2.tif").write_bytes(b"x")
     hint = hint.format(images=folder / "images")

@@ -184,15 +184,17 @@ def missing_hint(name, folder):
 
 def standing_there(name, folder):
     """missing_hint's start where the name is written otherwise (a Windows path; a path where the file lies in
-    `folder` itself) or names a folder or a broken link; '' otherwise."""
+    `folder` itself) or names a folder, a broken link or a named pipe; '' otherwise."""
     forward = name.replace("\\", "/")   # a path written on Windows
     if forward != name and any((folder / f"{forward}{ext}").is_file() for ext in ("",) + IMAGE_SUFFIXES):
         return f"{forward} is there: write / between folders, or "
     path = folder / name
     if path.is_dir():
         return f"{name} is a folder there, not an image: name a file, or "
-    if path.is_symlink():
+    if path.is_symlink() and not path.exists():
         return f"{name} is a link to {os.readlink(path)}, which does not exist: mend it, or "
+    if path.exists():   # not a file, not a folder (a link to one too)
+        return f"{name} is a named pipe, a socket or a device there, not a file: put the image in its place, or "
     if path.parent != folder and any((folder / f"{path.name}{ext}").is_file() for ext in ("",) + IMAGE_SUFFIXES):
         return f"{path.name} is there: names are relative to {folder}, so write it so, or "
     return ""
