@@ -1159,3 +1159,21 @@ def test_an_images_work_size_is_that_images_alone():
     assert since_made(changed[1:], old, grown) == "the work size of /i/a.jpg changed since it was made"
     both = {IMAGE_WORK_SIZE + "/i/a.jpg": "40", IMAGE_WORK_SIZE + "/i/b.jpg": "40"}
     assert since_made(sorted(both), {}, both) == "the work size of 2 images changed since it was made"
+
+
+def test_a_photo_this_user_may_not_read_is_keyed_unreadable_not_a_failed_step(tmp_path, monkeypatch):
+    """A val photo of another user (chmod 600), which the dataset skips as unreadable, ended the first step that read
+    val in 'Permission denied; ... choose another output folder' as its manifest hashed it; keyed unreadable, the
+    outputs are remade once it can be read."""
+    from guidedlabelling import fingerprint
+    denied, readable = tmp_path / "a.jpg", tmp_path / "b.jpg"
+    denied.write_bytes(b"a")
+    readable.write_bytes(b"b")
+
+    def opener(file, *args, **kwargs):
+        if str(file) == str(denied):
+            raise PermissionError(13, "Permission denied", str(file))
+        return open(file, *args, **kwargs)
+    monkeypatch.setattr(fingerprint, "open", opener, raising=False)
+    found = fingerprint.Digests().manifest([denied, readable])
+    assert found == {str(denied): fingerprint.UNREADABLE, str(readable): fingerprint.file_digest(readable)}

@@ -36,6 +36,7 @@ MANIFEST = "inputs.json"
 DONE = "done.json"  # a finished folder's record: its summary, fingerprints and outputs (runner.Stage.finish)
 BOOKKEEPING = ("config.yaml", "log.txt", MANIFEST)  # what a stage folder holds besides outputs and DONE
 ABSENT = "absent"
+UNREADABLE = "unreadable"  # a manifest's digest of a file this user may not read (a photo the dataset skips)
 UPSTREAM = "upstream "  # manifest key prefix of an upstream output: "upstream seed_heatmaps"
 EVALUATED = "evaluated "  # manifest key prefix of a label file a stage only compares its outputs with
 SETTINGS = " settings"  # UPSTREAM + stage + SETTINGS: the settings of an upstream folder given by the user, which
@@ -143,8 +144,17 @@ class Digests:
         """{key: digest} of files: a path, or a TAG_DIGESTS prefix and the path of a tags CSV."""
         for k in map(str, keys):
             if k not in self.known:
-                self.known[k] = tag_digest(k) or file_digest(k)
+                self.known[k] = tag_digest(k) or readable_digest(k)
         return {str(k): self.known[str(k)] for k in keys}
+
+
+def readable_digest(path):
+    """file_digest, or UNREADABLE for a file this user may not read: the dataset skips such a photo, counted, and the
+    step that hashed it ended in 'Permission denied'; the outputs are remade once it can be read."""
+    try:
+        return file_digest(path)
+    except PermissionError:
+        return UNREADABLE
 
 
 def tag_digest(key):
