@@ -360,3 +360,16 @@ def test_a_store_whose_lock_cannot_be_opened_still_gives_its_networks(own, comma
     done, again = train_saliency(command, own, tmp_path / "b")
     assert reused(done, again) and done["store"]["trained_in"] == str(folder)
     assert "reading the store without it" in (again / "log.txt").read_text()
+
+
+def test_no_home_folder_and_no_store_setting_is_no_store(monkeypatch):
+    """A user id of no account with HOME unset (some containers; Path.home() raises): saliency_train ended the run
+    in a RuntimeError traceback; it trains without a store, as the image checks keep none there."""
+    from guidedlabelling import store
+    for name in (store.ENV, "XDG_CACHE_HOME", "HOME"):
+        monkeypatch.delenv(name, raising=False)
+
+    def no_home():
+        raise RuntimeError("Could not determine home directory.")
+    monkeypatch.setattr(store.Path, "home", no_home)
+    assert store.store_root("") is None

@@ -52,14 +52,19 @@ HELD_OUT_VERSION = 1  # changes when the saliency stage's maps change for the sa
 
 
 def store_root(setting):
-    """The store's folder for the setting run.store ('' = the environment's default), or None for 'none'."""
+    """The store's folder for the setting run.store ('' = the environment's default), or None for 'none' and where
+    the default has no home folder to be in (a user id of no account, HOME unset, as in some containers, where
+    Path.home() raises: the run trains without a store, as image_checks keeps no checks)."""
     if setting.strip().lower() == "none":   # (None, as Python writes it, named a folder ./None)
         return None
     if setting:
         return Path(os.path.expandvars(setting)).expanduser()
     if os.environ.get(ENV):
         return Path(os.environ[ENV]).expanduser()
-    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    try:
+        cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    except RuntimeError:
+        return None
     return Path(cache) / "guidedlabelling" / "saliency"
 
 
