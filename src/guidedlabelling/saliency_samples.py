@@ -18,27 +18,32 @@ from PIL import Image
 from . import transforms as T
 
 PASTE_BACKGROUNDS = ("keep", "inpaint", "texture", "mix")
+MAX_ASPECT = 1.6  # of the random crops, either way
 CACHE_BYTES = 1 << 30  # shrunk images kept in memory per process (MSRC's saliency set needs ~0.2 GB)
 
 
-def scale_crop(img, mask, rng, min_area, max_aspect=1.6):
-    """A random crop of U(min_area, 1) times the image area, aspect ratio (width / height) log-uniform in
-    [1/max_aspect, max_aspect], clipped to the image."""
+def random_aspect(rng):
+    """A crop's aspect ratio (width / height), log-uniform in [1/MAX_ASPECT, MAX_ASPECT]: one rule for both crops."""
+    return np.exp(rng.uniform(-np.log(MAX_ASPECT), np.log(MAX_ASPECT)))
+
+
+def scale_crop(img, mask, rng, min_area):
+    """A random crop of U(min_area, 1) times the image area, aspect ratio random_aspect's, clipped to the image."""
     h, w = mask.shape
     area = rng.uniform(min_area, 1.0) * h * w
-    aspect = np.exp(rng.uniform(-np.log(max_aspect), np.log(max_aspect)))
+    aspect = random_aspect(rng)
     ch = max(min(h, 8), int(round(min(h, np.sqrt(area / aspect)))))
     cw = max(min(w, 8), int(round(min(w, np.sqrt(area * aspect)))))
     y, x = rng.integers(0, h - ch + 1), rng.integers(0, w - cw + 1)
     return img[y:y + ch, x:x + cw], mask[y:y + ch, x:x + cw]
 
 
-def zoom_crop(img, mask, rng, shares, max_aspect=1.6):
+def zoom_crop(img, mask, rng, shares):
     """A crop around the object in which it covers a share of the area drawn from U(shares), up to filling the
     frame (the object may be cut at the borders, as frame-filling objects in photos are): aspect ratio as
-    scale_crop's, centred on a random pixel deep inside the object (zoom_box)."""
+    random_aspect's, centred on a random pixel deep inside the object (zoom_box)."""
     share = rng.uniform(*shares)
-    aspect = np.exp(rng.uniform(-np.log(max_aspect), np.log(max_aspect)))
+    aspect = random_aspect(rng)
     top, left, ch, cw = zoom_box(mask, share, aspect, interior_point(mask, rng))
     return img[top:top + ch, left:left + cw], mask[top:top + ch, left:left + cw]
 
