@@ -43,12 +43,13 @@ figure img { max-width: 100%; border: 1px solid #ddd; } img.panel { image-render
 pre { background: #f6f8fa; border: 1px solid #dde; padding: 10px; font-size: 12.5px; overflow-x: auto;
       column-width: 340px; white-space: pre-wrap; overflow-wrap: anywhere; }
 """
+EXAMPLES = 4   # images of each split in the report's examples section
 WARNED_SHOWN = 20   # images read with Pillow's warnings listed in the report (maybe thousands, and harmless)
 SKIPPED_FIGURES = ("per_class", "confusion", "classes", "curve", "outputs",  # long or shown in their own table
                    "made_with")   # (None where the stage runs no network: not a figure)
 
 
-def write_report(config, overrides, examples=4, notes=(), opened=None, skipped=None):
+def write_report(config, overrides, notes=(), opened=None, skipped=None):
     """Resolve the run's config as every stage does; write <out_root>/<preset>/report.html and return its path.
     notes: the lines the run began with (on its settings and data); opened: the run's preflight.Opened, whose datasets
     it reuses; skipped: {step: why} of the driver's steps the run skipped (the data makes them impossible), whose
@@ -60,14 +61,14 @@ def write_report(config, overrides, examples=4, notes=(), opened=None, skipped=N
     test_seeds = C.resolve(config, list(overrides) + ["seed_split=test"])[0]
     root = naming.run_dir(cfg)
     path = root / "report.html"
-    page = render_page(cfg, preset, ref, test_seeds, root, examples, overrides, notes, opened,
+    page = render_page(cfg, preset, ref, test_seeds, root, overrides, notes, opened,
                        run_folders(config, overrides, skipped), skipped.get("reference_train"))
     with atomic_path(path) as tmp:
         tmp.write_text(page, encoding="utf-8", errors="backslashreplace")  # a note's file name not UTF-8: as stdout
     return path
 
 
-def render_page(cfg, preset, ref, test_seeds, root, examples, overrides=(), notes=(), opened=None, folders=(),
+def render_page(cfg, preset, ref, test_seeds, root, overrides=(), notes=(), opened=None, folders=(),
                 no_reference=None):
     """folders: the run's finished stage folders (run_folders), whose figures, loss curves and plots it shows;
     no_reference: why the run has no fully supervised reference, where it has none."""
@@ -75,7 +76,7 @@ def render_page(cfg, preset, ref, test_seeds, root, examples, overrides=(), note
                 class_section(cfg, preset, ref),
                 guide_class_section(cfg, preset),
                 saliency_section(cfg, preset), stages_section(folders), training_section(folders),
-                evaluation_section(folders), examples_section(cfg, preset, ref, test_seeds, examples, opened),
+                evaluation_section(folders), examples_section(cfg, preset, ref, test_seeds, EXAMPLES, opened),
                 f"<h2>Config</h2>\n<pre>{html.escape(yaml.safe_dump(shown_config(cfg), sort_keys=False))}</pre>"]
     now = datetime.datetime.now().isoformat(sep=" ", timespec="seconds")
     return (f"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
