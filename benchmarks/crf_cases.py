@@ -22,8 +22,9 @@ def has_pydensecrf():
     return True
 
 
-def agreement(images, unaries, params="deeplab", iterations=crf.ITERATIONS, device="cpu"):
-    """Compare the torch backend with pydensecrf2 on pairs (HxWx3 uint8 image, [L, H, W] unary energy).
+def agreement(images, unaries, params="deeplab"):
+    """Compare the torch backend (on the CPU) with pydensecrf2, both at crf.ITERATIONS, on pairs (HxWx3 uint8
+    image, [L, H, W] unary energy).
 
     Returns a dict: images, label_agreement (fraction of all pixels with the same argmax; 0 of no pixel), worst_image
     (lowest per-image agreement), differing_pixels, max_abs_diff and mean_abs_diff of the
@@ -32,8 +33,8 @@ def agreement(images, unaries, params="deeplab", iterations=crf.ITERATIONS, devi
     same = pixels = 0
     worst, max_diff, sum_diff, n_values = 1.0, 0.0, 0.0, 0
     for image, unary in zip(images, unaries):
-        ref = crf.pydensecrf_marginals(image, unary, params, iterations)
-        ours = crf.dense_crf(image, unary, params, iterations, "torch", device)
+        ref = crf.pydensecrf_marginals(image, unary, params)
+        ours = crf.dense_crf(image, unary, params)
         equal = ref.argmax(0) == ours.argmax(0)
         same, pixels = same + int(equal.sum()), pixels + equal.size
         worst = min(worst, float(equal.mean()))
