@@ -45,7 +45,6 @@ class Stage:
     cfg: dict
     preset: dict
     out: Path
-    args: object
     log: logging.Logger
     checked: preflight.Checked  # the datasets, saliency set and upstream folders the preflight opened
     fingerprint: str            # of the inputs, written into done.json
@@ -611,13 +610,13 @@ def reuse_or_make(stage, args, cfg, preset, out, checked, alone):
                     fresh = check_cache(out, stage_cfg, cfg["run"]["overridecache"], manifest, alone, rescore,
                                         other_folder(args, cfg), made_with(stage, cfg), notes.append) or fresh
             if up:
-                draw_missing_panels(Stage(stage, cfg, preset, out, args, logging.getLogger(__name__), checked,
+                draw_missing_panels(Stage(stage, cfg, preset, out, logging.getLogger(__name__), checked,
                                           manifest["fingerprint"], outputs_fingerprint(inputs)))
                 return out
             log = make_logger(out)
             for note in notes:  # why the folder was cleared or is resumed, kept in its log.txt too
                 log.info(note)
-            current = Stage(stage, cfg, preset, out, args, log, checked, manifest["fingerprint"],
+            current = Stage(stage, cfg, preset, out, log, checked, manifest["fingerprint"],
                             outputs_fingerprint(inputs))
             remove_temporary(out, one_writer and distributed.is_main())
             stage_module(stage).run(current)
