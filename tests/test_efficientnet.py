@@ -76,7 +76,6 @@ def test_output_shapes_at_stride_8():
         assert seg(x).shape == (1, 16, 41, 41)
     assert seed.output_size(321) == seg.output_size(321) == 41
     assert seed.new_layers == ["score"] and seg.new_layers == ["fc6", "fc7", "fc8"]
-    assert seed.pretrained and seg.pretrained
     assert {"score", "fc6", "fc8"} <= {n.split(".")[-2] for m in (seed, seg) for n, _ in m.named_parameters()}
     trainable = [p for p in seg.parameters() if p.requires_grad]   # frozen BatchNorm is left out
     assert sum(len(g["params"]) for g in param_groups(seg, {})) == len(trainable) < len(list(seg.parameters()))

@@ -321,7 +321,6 @@ class EffNetBase(nn.Module):
 
     def __init__(self, pretrained, output_stride=8, variant="lite0"):
         super().__init__()
-        self.pretrained = pretrained
         self.adapter = CaffeToNative()
         self.backbone = EfficientNetLite(output_stride, pretrained, variant)
         self.backbone._fc.requires_grad_(False)  # the ImageNet classifier: no training uses it (DDP wants every
