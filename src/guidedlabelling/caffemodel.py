@@ -351,7 +351,7 @@ def add_conv(net, name, conv, bottom, relu=True, dropout=False):
 
 
 def add_vgg(net, vgg, bottom):
-    for b, (_, n) in enumerate(VGG_BLOCKS[:vgg.num_blocks]):
+    for b, (_, n) in enumerate(VGG_BLOCKS):
         for i in range(n):
             bottom = add_conv(net, f"conv{b + 1}_{i + 1}", getattr(vgg, f"conv{b + 1}_{i + 1}"), bottom)
         if vgg.pools[b] is not None:

@@ -36,21 +36,20 @@ class VGGTrunk(nn.Module):
     dilation5: dilation of the conv5 block (DeepLab: 2).
     """
 
-    def __init__(self, width, pools, dilation5=1, num_blocks=5):
+    def __init__(self, width, pools, dilation5=1):
         super().__init__()
-        self.pools = pools[:num_blocks]
+        self.pools = pools
         in_ch = 3
-        for b, (ch, n) in enumerate(VGG_BLOCKS[:num_blocks]):
+        for b, (ch, n) in enumerate(VGG_BLOCKS):
             dil = dilation5 if b == 4 else 1
             for i in range(n):
                 out = scaled(ch, width)
                 setattr(self, f"conv{b + 1}_{i + 1}", nn.Conv2d(in_ch, out, 3, padding=dil, dilation=dil))
                 in_ch = out
         self.out_channels = in_ch
-        self.num_blocks = num_blocks
 
     def forward(self, x):
-        for b, (_, n) in enumerate(VGG_BLOCKS[:self.num_blocks]):
+        for b, (_, n) in enumerate(VGG_BLOCKS):
             for i in range(n):
                 x = F.relu(getattr(self, f"conv{b + 1}_{i + 1}")(x), inplace=True)
             if self.pools[b] is not None:
