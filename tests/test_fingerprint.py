@@ -19,8 +19,8 @@ from PIL import Image
 from conftest import ROWS, make_own, own_args, retag_mask, stage_folders
 from guidedlabelling import preflight, runner
 from guidedlabelling.fingerprint import ABSENT, EVALUATED, IMAGE_WORK_SIZE, TAG_CLASSES, TAG_IMAGES, TAG_ROWS, \
-    UPSTREAM, WORK_SIZE, file_digest, csv_of, fingerprint, images_come_or_go, key_name, outputs_fingerprint, \
-    rows_digest, since_made
+    READ_IDS, UPSTREAM, WORK_SIZE, file_digest, files_read_digest, csv_of, fingerprint, images_come_or_go, key_name, \
+    output_fingerprint, outputs_fingerprint, rows_digest, since_made
 from guidedlabelling.io import save_heatmap_mat
 from guidedlabelling.tags import hash_split
 from guidedlabelling.settings import SHARED
@@ -210,7 +210,7 @@ def test_a_stage_made_again_after_an_upgrade_records_its_upstream_digest(own, co
     made again, they record the digests, and an upstream then made again to other bytes makes them stale, and
     is an error for a stage command that reads them (a review: the remade stage kept the bare record)."""
     with monkeypatch.context() as m:
-        m.setattr(runner, "outputs_digest", lambda folder, names: None)
+        m.setattr(runner, "outputs_record", lambda folder, names: {})
         run_all(command, own)
     run_all(command, own, ("seed_train", "seed_heatmaps"), "--overridecache")   # the same bytes
     assert "seed_heatmaps" not in json.loads((folder(own, "guide_labels") / "inputs.json").read_text()).get(
@@ -292,8 +292,8 @@ def test_a_run_moved_whole_stays_up_to_date_and_a_copy_sees_its_own_upstream(own
     seeded = torch.manual_seed
     monkeypatch.setattr(torch, "manual_seed", lambda seed: seeded(seed + 1))
     run_all(command, own, ("seed_train", "seed_heatmaps"), "--overridecache")   # other bytes, in the copy alone
-    out = run_all(command, own, ("guide_labels",))[0]
-    assert "seed_heatmaps's output changed since it was made; recomputing it" in out
+    out = run_all(command, own, ("guide_labels",))[0]   # (its record names the original's folder, which it left)
+    assert "it was made from the seed_heatmaps folder" in out and "recomputing it" in out, out
     own["out_root"] = moved
     assert all("up to date" in out for out in run_all(command, own, SEGMENTER))
 
@@ -367,6 +367,54 @@ def test_a_photo_added_or_a_row_removed_keeps_the_other_images_maps(own, command
     code, _, err = command("saliency", *own_args(own), "--out_dir", alone)   # the map b's file makes now
     assert code == 0, err
     assert np.array_equal(np.array(Image.open(maps / "b.png")), np.array(Image.open(alone / "b.png")))
+
+
+def test_a_val_photo_added_or_removed_keeps_the_guide_labels_and_the_segmenter(own, command):
+    """The guide labels read the training images' maps alone: a val photo added remade them all, retrained the
+    segmenter and tested every val image again (the saliency folder's fingerprint counts both splits). Now they and
+    the segmenter are up to date, the saliency maps and the test make the new image's alone, and a row removed
+    makes nothing; the outputs are a fresh run's."""
+    run_all(command, own, SEGMENTER)
+    made = {stage: {p.name: p.stat().st_mtime_ns for p in folder(own, stage).iterdir() if p.is_file()}
+            for stage in ("guide_labels", "seg_train")}
+    shutil.copy(own["images"] / "e.jpg", own["images"] / "g.jpg")
+    shutil.copy(own["masks"] / "e.png", own["masks"] / "g.png")
+    with open(own["tags"], "a") as f:
+        f.write("g.jpg,cat,val\n")
+    outputs = dict(zip(SEGMENTER, run_all(command, own, SEGMENTER)))
+    assert "up to date" in outputs["guide_labels"] and "up to date" in outputs["seg_train"], outputs
+    assert "saliency val: 1 of 3 images to do" in outputs["saliency"], outputs["saliency"]
+    assert "segmentation test on val: 1 of 3 images to do" in outputs["segmentations"], outputs["segmentations"]
+    assert made == {stage: {p.name: p.stat().st_mtime_ns for p in folder(own, stage).iterdir() if p.is_file()}
+                    for stage in made}
+    own["tags"].write_text(own["tags"].read_text().replace("f.png,dog,val\n", ""))
+    outputs = dict(zip(SEGMENTER, run_all(command, own, SEGMENTER)))
+    assert all("up to date" in outputs[stage] for stage in ("guide_labels", "seg_train")), outputs
+    assert "segmentation test on val: 0 of 2 images to do" in outputs["segmentations"], outputs["segmentations"]
+    fresh = dict(own, out_root=own["out_root"].parent / "fresh")
+    run_all(command, fresh, SEGMENTER)
+    for stage in ("saliency", "guide_labels", "segmentations"):
+        kept, anew = folder(own, stage), folder(fresh, stage)
+        assert sorted(p.name for p in kept.glob("*.png")) == sorted(p.name for p in anew.glob("*.png")), stage
+        assert all(p.read_bytes() == (kept / p.name).read_bytes() for p in anew.glob("*.png")), stage
+
+
+def test_a_per_image_output_is_keyed_by_the_files_of_it_a_stage_reads(tmp_path):
+    """files_read_digest: the maps of images a stage does not read (another split's, one added or gone) leave it as
+    it was; a map it reads, or the class scores beside per-image heatmaps, changed change it; a folder whose
+    done.json records no digests of its outputs (an older version's) has none."""
+    def digest(outputs, suffix=".png"):
+        (tmp_path / "done.json").write_text(json.dumps({"output_digests": outputs}))
+        return files_read_digest(tmp_path, suffix, ["a", "b"])
+
+    maps = {"a.png": "1", "b.png": "2", "e.png": "3"}
+    assert digest(maps) == digest(maps | {"g.png": "4"}) == digest({"a.png": "1", "b.png": "2"})
+    assert len({digest(maps), digest(maps | {"a.png": "5"}), digest({"a.png": "1", "e.png": "3"})}) == 3
+    heat = {"a.mat": "1", "b.mat": "2", "cls_res.mat": "6"}
+    assert digest(heat, ".mat") != digest(heat | {"cls_res.mat": "7"}, ".mat")
+    assert digest(heat | {"e.mat": "3"}, ".mat") == digest(heat, ".mat")
+    (tmp_path / "done.json").write_text(json.dumps({"outputs": {}}))
+    assert files_read_digest(tmp_path, ".png", ["a"]) is None
 
 
 def test_a_photo_made_readable_again_gets_its_map_alone(own, command):
@@ -607,7 +655,7 @@ def test_a_mask_edited_after_an_upgrade_scores_outputs_again_and_reruns_nothing_
     (fingerprint.upstream_record). The panels of an earlier --vis run showed the former mask: they go, and --vis
     draws them again."""
     with monkeypatch.context() as m:
-        m.setattr(runner, "outputs_digest", lambda folder, names: None)
+        m.setattr(runner, "outputs_record", lambda folder, names: {})
         run_all(command, own, SEGMENTER, "--set", "vis=true")
     for mask in (own["masks"] / "a.png", own["masks"] / "e.png"):
         Image.fromarray(np.zeros((24, 32), np.uint8)).save(mask)
@@ -1021,10 +1069,13 @@ def test_maps_a_stage_does_not_read_leave_its_outputs_current(own, command, tmp_
 
 def as_an_older_version_recorded(stage_folder, maps):
     """Rewrite a stage folder's record as versions up to cce8fdd wrote it: the tags CSV keyed by its path with its
-    bytes' digest, every file of the user's folder of maps counted (written from that version's manifest code)."""
+    bytes' digest, every file of the user's folder of maps counted, an upstream stage's output by its fingerprint
+    (written from that version's manifest code)."""
     record = json.loads((stage_folder / "inputs.json").read_text())
     csv = {k: csv_of(k) for k in record["inputs"] if not k.startswith(EVALUATED)}   # the CSV, however counted now
     inputs = {csv.get(k) or k: file_digest(csv[k]) if csv.get(k) else v for k, v in record["inputs"].items()}
+    inputs |= {UPSTREAM + stage: output_fingerprint(path) for stage, path in record["upstream"].items()}
+    record.pop(READ_IDS, None)
     inputs |= {str(p): file_digest(p) for p in maps.iterdir() if p.is_file() and not p.name.startswith(".")}
     record |= {"inputs": inputs, "fingerprint": fingerprint(inputs)}
     (stage_folder / "inputs.json").write_text(json.dumps(record))

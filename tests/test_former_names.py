@@ -46,7 +46,7 @@ def as_older_version(run):
                       "upstream": {OLD_STAGE.get(s, s): p for s, p in record["upstream"].items()}}
             (folder / "inputs.json").write_text(json.dumps(record))
             done = json.loads((folder / "done.json").read_text())
-            del done["outputs_digest"]   # newer than the renames
+            del done["outputs_digest"], done["output_digests"]   # newer than the renames
             done["fingerprint"] = record["fingerprint"]
             done["output_fingerprint"] = old_fingerprint({k: v for k, v in inputs.items()
                                                           if not k.startswith("evaluated ")})

@@ -115,6 +115,9 @@ def assert_same_outputs(ours, theirs, paths=None):
             ja, jb = json.loads(text), json.loads(b.read_text())
             # done.json's digest of the outputs covers JSON files holding the folder's path; the files are compared
             ja.pop("outputs_digest", None), jb.pop("outputs_digest", None)     # here one by one instead
+            made_a, made_b = ja.pop("output_digests", {}), jb.pop("output_digests", {})   # (and each output's)
+            assert {k: v for k, v in made_a.items() if not k.endswith(".json")} == \
+                {k: v for k, v in made_b.items() if not k.endswith(".json")}, name
             ja.pop("iterations_per_s", None), jb.pop("iterations_per_s", None)  # a training's speed: a timing
             sizes_a, sizes_b = ja.pop("outputs", {}), jb.pop("outputs", {})   # done.json: the outputs' sizes,
             assert sizes_a.keys() == sizes_b.keys(), name                     # those of JSON files holding the

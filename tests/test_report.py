@@ -281,7 +281,7 @@ def test_saliency_and_stage_tables_hold_every_done_json(run):
                 for bucket, q in values.get("by_area", {}).items() if q["images"]]
     assert areas[1:] == expected
     assert {row[0] for row in table[1:]} == {split for split, scores in saliency.items()
-                                            if isinstance(scores, dict) and split not in ("outputs", "made_with")}
+                                            if isinstance(scores, dict) and split not in ("outputs", "output_digests", "made_with")}
     rows = {(r[0], r[1]): r[2:] for r in page.tables["Every stage"][1:]}
     folders = [p.parent for p in root.glob("*/*/done.json")]
     assert set(rows) == {(f.parent.name, f.name) for f in folders}

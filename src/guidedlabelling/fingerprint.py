@@ -4,7 +4,9 @@ A stage's manifest lists everything it reads, by content: a hash of every file o
 tags CSV, the latter by the classes and the rows of the splits it reads, or where a stage reads no tags by the images
 it lists and, where its outputs depend on them, its classes; classes.txt, images, labels or masks), of its saliency
 set, of its initial weights and of user folders it reads instead of an upstream output, plus the fingerprint of each
-upstream output it reads (which covers that stage's own inputs in turn). The fingerprint is the hash of the manifest.
+upstream output it reads (which covers that stage's own inputs in turn), or, of a per-image stage's, the digest of
+the files of it that the stage reads (files_read_digest: the guide labels read the training images' maps, and a val
+image's map added leaves them as they are). The fingerprint is the hash of the manifest.
 The runner writes the manifest to <folder>/inputs.json when the stage starts, before any output, and the fingerprint
 into done.json when it ends: a finished folder is reused only while its fingerprint is the current one, and a
 folder started with other inputs (per-image files, training snapshots) is cleared rather than resumed. inputs.json
@@ -55,6 +57,9 @@ TAG_SPLIT = "split rows of "  # manifest key prefix of a tags CSV hashed by the 
 # (split_rows_digest): what a stage that reads the tags of that split takes from it; then JSON of [split,
 # val_percent, images folder, CSV] (split_rows_key): a val row's tags do not make the training steps stale
 CHUNK = 1 << 20
+OUTPUT_DIGESTS = "output_digests"  # done.json's {name: digest} of each output (outputs_digest hashes them together)
+READ_IDS = "read_ids"  # inputs.json's {upstream stage: the images whose files of it the stage reads}, beside the
+# manifest, of the upstream outputs it keys by those files (files_read_digest) rather than by their fingerprint
 
 
 def file_digest(path):
@@ -242,9 +247,10 @@ def made_digest(folder):
     return (done_record(folder) or {}).get("outputs_digest")
 
 
-def upstream_digests(upstream):
-    """{stage: made_digest} of the upstream folders ({stage: folder}) that have one: recorded in inputs.json."""
-    made = {stage: made_digest(folder) for stage, folder in upstream.items()}
+def upstream_digests(upstream, by_files=()):
+    """{stage: made_digest} of the upstream folders ({stage: folder}) that have one, recorded in inputs.json; not of
+    those keyed `by_files` (files_read_digest), whose key is their content already."""
+    made = {stage: made_digest(folder) for stage, folder in upstream.items() if stage not in by_files}
     return {stage: digest for stage, digest in made.items() if digest}
 
 
@@ -257,6 +263,15 @@ def remade(record, reads=None):
             if Path(folder := reads.get(stage, record["upstream"][stage])).is_dir() and made_digest(folder) != digest]
 
 
+def keyed_otherwise(key, record, manifest):
+    """Whether a manifest key that changed between a folder's record and today's manifest is an upstream output that
+    the record keyed by its fingerprint (made before files_read_digest), still that of the folder read now, and today's
+    by the files of it read: the same output, counted otherwise, which no message calls changed."""
+    stage, folder = key.removeprefix(UPSTREAM), manifest["upstream"].get(key.removeprefix(UPSTREAM))
+    return key.startswith(UPSTREAM) and stage in manifest.get(READ_IDS, {}) and folder is not None and \
+        record["upstream"].get(stage) == folder and record["inputs"].get(key) == output_fingerprint(folder)
+
+
 def scored_with_changed(folder, digests):
     """The files a finished folder scored its outputs with (its EVALUATED inputs: masks, label PNGs) that are no
     longer what they were then (edited, gone, or there where they were absent), from its recorded manifest; digests:
@@ -267,13 +282,43 @@ def scored_with_changed(folder, digests):
     return sorted(path for path, digest in then.items() if now[path] != digest)
 
 
-def outputs_digest(folder, names):
-    """BLAKE2b-128 of the named outputs of a folder, each by name and content: 0.5 s for all of an MSRC run's
-    (267 MB, cached)."""
+def outputs_record(folder, names):
+    """done.json's record of the named outputs of a folder: the digest of each (OUTPUT_DIGESTS) and of them all
+    (outputs_digest); 0.5 s for all of an MSRC run's (267 MB, cached)."""
+    digests = {name: file_digest(Path(folder) / name) for name in sorted(names)}
+    return {"outputs_digest": outputs_digest(digests), OUTPUT_DIGESTS: digests}
+
+
+def outputs_digest(digests):
+    """BLAKE2b-128 of a folder's outputs, each by name and content ({name: digest}: output_digests)."""
     h = hashlib.blake2b(digest_size=16)
-    for name in sorted(names):
-        h.update(f"{name} {file_digest(Path(folder) / name)}\n".encode())
+    for name in sorted(digests):
+        h.update(f"{name} {digests[name]}\n".encode())
     return h.hexdigest()
+
+
+def files_read_digest(folder, suffix, ids):
+    """The digest of the outputs of a finished per-image stage's folder (its files <id><suffix>) that a stage reading
+    the images `ids` reads: their files and every output that is not an image's (the class scores), from the
+    digests its done.json records (OUTPUT_DIGESTS), or None where it records none (made before them). Maps of images
+    it does not read (the other split's, one added to val) leave it as it was."""
+    made = (done_record(folder) or {}).get(OUTPUT_DIGESTS)
+    if not isinstance(made, dict):
+        return None
+    ids = set(ids)
+    read = {name: digest for name, digest in made.items()
+            if not name.endswith(suffix) or name == CLASS_SCORES or name[:-len(suffix)] in ids}
+    return text_digest(json.dumps(sorted(read.items())))
+
+
+def upstream_made(folder, stage, record):
+    """What a recorded manifest keys the output of an upstream stage by, as that folder is now: the digest of the
+    files of it that the stage read where the record says which images those were (READ_IDS), else its
+    outputs_fingerprint."""
+    ids = (record.get(READ_IDS) or {}).get(stage)
+    if ids is None:
+        return output_fingerprint(folder)
+    return files_read_digest(folder, pipeline.BY_NAME[pipeline.current_name(stage)].per_image, ids)
 
 
 NOT_OUTPUTS = BOOKKEEPING + (DONE,)
@@ -466,7 +511,7 @@ def staleness(folder, digests, checked=None):
         changed = changes(files, digests.manifest(files))
         for stage, path in still_there(record.get("upstream", {})).items():
             given = record["inputs"].get(UPSTREAM + stage + SETTINGS)  # a folder given: retrained in place?
-            if output_fingerprint(path) != record["inputs"].get(UPSTREAM + stage) or \
+            if upstream_made(path, stage, record) != record["inputs"].get(UPSTREAM + stage) or \
                     (given and settings_digest(path) != given):
                 changed.append(UPSTREAM + pipeline.current_name(stage))
         changed += [UPSTREAM + stage for stage in remade(record) if UPSTREAM + stage not in changed]

@@ -27,8 +27,8 @@ from .inference import check_classes, run_device, trained
 from .io import IGNORE, as_displayed, eight_bit, grey_map_problem, label_array, load_checkpoint
 from .model_setup import untrained
 from .fingerprint import DONE, EVALUATED, IMAGE_WORK_SIZE, SETTINGS, TAG_CLASSES, TAG_IMAGES, TAG_ROWS, UPSTREAM, \
-    WORK_SIZE, Digests, csv_of, fingerprint, has_outputs, output_fingerprint, outputs_fingerprint, read_files, \
-    remade_in_order, recorded, settings_digest, split_rows_key, staleness
+    WORK_SIZE, Digests, csv_of, files_read_digest, fingerprint, has_outputs, output_fingerprint, outputs_fingerprint, \
+    read_files, remade_in_order, recorded, settings_digest, split_rows_key, staleness
 from .networks import NETWORKS, imagenet_weights, names
 from .reads import Reads
 from .weights import fitting, read_state
@@ -45,22 +45,23 @@ class Checked:
     digests: Digests
 
     def manifest(self, recorded=None):
-        """(the stage's manifest {key: digest}, {upstream stage: folder} of the upstream fingerprints in it).
+        """(the stage's manifest {key: digest}, {upstream stage: folder} of the upstream outputs in it, {upstream
+        stage: ids} of those keyed by the files of it that the stage reads, the images `ids`' and the others).
         Label PNGs and masks that the stage only compares its outputs with are keyed EVALUATED + path. recorded:
         the manifest of the stage's folder, if any: one that an earlier version made (FORMER_WAYS), whose outputs
         are still what those inputs make (files it only scores with may have changed), is kept so: its outputs stay
         valid, and an edited mask re-scores; an upstream folder read now as it was read then is keyed as then
         (given_as_recorded)."""
-        inputs, upstream = self.made_manifest()
+        inputs, upstream, by_files = self.made_manifest()
         inputs = given_as_recorded(inputs, upstream, recorded) if recorded else inputs
         if recorded and recorded.get("fingerprint") != fingerprint(inputs):
-            for way, sized in [("now", "split")] + [(way, "split") for way in FORMER_WAYS]:
-                former, _ = self.made_manifest(way, sized)
+            for way, sized in [(FOLDERS, "image"), (FOLDERS, "split")] + [(way, "split") for way in FORMER_WAYS]:
+                former, _, _ = self.made_manifest(way, sized)
                 covers = all(counted_in(former, k) for k in inputs if not k.startswith(WORK_SIZE))   # every file
                 if former != inputs and covers and \
                         outputs_fingerprint(former) == outputs_fingerprint(recorded["inputs"]):
-                    return former, upstream
-        return inputs, upstream
+                    return former, upstream, {}
+        return inputs, upstream, by_files
 
     def made_manifest(self, way="now", sized="image"):
         """manifest(): the tags CSV counted by the classes and the rows of the splits it reads where the stage reads
@@ -72,9 +73,9 @@ class Checked:
         inputs = self.digests.manifest(sources)
         inputs |= {EVALUATED + path: digest for path, digest in self.digests.manifest(evaluated).items()}
         inputs |= work_sizes(self.datasets.values(), sized)
-        read, upstream = self.upstream_read(way)
+        read, upstream, by_files = self.upstream_read(way)
         inputs |= read
-        return inputs, upstream
+        return inputs, upstream, by_files
 
     def files_read(self, way):
         """(the files of made_manifest's inputs, those the stage only scores with), the tags CSV keyed as `way`
@@ -94,7 +95,7 @@ class Checked:
         """files_read's (sources, evaluated) with the tags CSV among them keyed as `way` counts it: by the rows of the
         splits the stage reads, by all its rows, or by the images it lists (and its classes, its rows as scored)."""
         tags = set() if way == "bytes" else {str(d.tags_file) for d in self.datasets.values() if d.tags_file}
-        if self.reads.tags and way == "now":   # the rows of the splits it reads
+        if self.reads.tags and way in ("now", FOLDERS):   # the rows of the splits it reads
             sources = [s for s in sources if str(s) not in tags] + sorted(
                 {split_rows_key(d.split, d.val_percent, d.root, d.tags_file) for d in self.datasets.values()
                  if d.tags_file})
@@ -112,21 +113,27 @@ class Checked:
         return sources, evaluated + ([TAG_ROWS + s for s in tags] if self.reads.evaluates else [])
 
     def upstream_read(self, way):
-        """({manifest key: digest}, {upstream stage: folder}) of the upstream outputs the stage reads: a stage's
-        folder by its output fingerprint (and its settings where the folder was given), a folder of the user's by
-        the files of it that the stage reads."""
-        inputs, upstream = {}, {}
+        """({manifest key: digest}, {upstream stage: folder}, {upstream stage: ids} of those keyed by_files) of the
+        upstream outputs the stage reads: a per-image stage's folder by the files of it that the stage reads (a map
+        of a val image added leaves the guide labels as they are), another stage's, or one made before its done.json
+        recorded its files' digests, by its output fingerprint (and its settings where the folder was given), a folder
+        of the user's by the files of it that the stage reads."""
+        inputs, upstream, by_files = {}, {}, {}
+        ids = [it.id for data in self.datasets.values() for it in data.items]
         for stage, folder in self.folders.items():
             made = output_fingerprint(folder)
+            files = files_read_digest(folder, pipeline.BY_NAME[stage].per_image, ids) \
+                if made and way == "now" and pipeline.BY_NAME[stage].per_image else None
+            if files:
+                by_files[stage] = sorted(ids)
             if made:
-                inputs[UPSTREAM + stage], upstream[stage] = made, str(folder)
+                inputs[UPSTREAM + stage], upstream[stage] = files or made, str(folder)
                 if self.reads.upstream.get(stage):  # given: another folder of the same inputs has other outputs
                     inputs[UPSTREAM + stage + SETTINGS] = settings_digest(folder)
             else:  # a folder of the user's: the files of it that the stage reads
-                ids = [it.id for data in self.datasets.values() for it in data.items]
                 inputs |= self.digests.manifest(read_files(folder, pipeline.BY_NAME[stage].per_image, ids,
                                                            way == "bytes"))
-        return inputs, upstream
+        return inputs, upstream, by_files
 
 
 def given_as_recorded(inputs, upstream, recorded):
@@ -154,6 +161,8 @@ def work_sizes(datasets, sized="image"):
     return {IMAGE_WORK_SIZE + str(image): str(data.max_side) for data in datasets for image in data.shrunk}
 
 
+FOLDERS = "folders"  # the tags CSV counted as now, every upstream stage's output by its fingerprint (before
+# files_read_digest)
 FORMER_WAYS = ("rows", "bytes")  # how earlier versions counted the tags CSV: by all its rows for every stage (before
 # the steps that read no tags counted it by its images, and those that read tags by the rows of their splits), by its
 # bytes, with every file of a user's folder of maps (up to cce8fdd)

@@ -28,9 +28,9 @@ from . import distributed, lanes, pipeline, preflight
 from .flags import parse_or_suggest_set
 from .notes import last_iteration, panels_not_drawn, setting_notes, unread_inputs, unread_settings
 from .cli import Terminated
-from .fingerprint import DONE, EVALUATED, MANIFEST, UPSTREAM, changes, damage, done_record, finished_fingerprint, \
-    fingerprint, has_outputs, images_come_or_go, output_sizes, outputs_digest, outputs_fingerprint, recorded, \
-    remade, since_made, upstream_digests
+from .fingerprint import DONE, EVALUATED, MANIFEST, READ_IDS, UPSTREAM, changes, damage, done_record, \
+    finished_fingerprint, fingerprint, has_outputs, images_come_or_go, keyed_otherwise, output_sizes, \
+    outputs_fingerprint, outputs_record, recorded, remade, since_made, upstream_digests
 from .inference import run_device
 from .errors import OVERRIDDEN, counted, given_empty, image_lines, resume_hint
 from .io import TEMPORARY, Busy, InputError, aside_name, flocked, lock_of, reading, save_json, save_yaml, writing
@@ -110,8 +110,7 @@ class Stage:
             summary = summary | {"warned_images": self.warned}
             self.log.info("%s (listed in done.json):\n%s", warned_line(len(self.warned)), image_lines(self.warned))
         sizes = output_sizes(self.out)
-        save_json(self.out / DONE,
-                  summary | {"outputs": sizes, "outputs_digest": outputs_digest(self.out, sizes)})
+        save_json(self.out / DONE, summary | {"outputs": sizes} | outputs_record(self.out, sizes))
         self.log.info("wrote %s", self.out)
 
 
@@ -315,7 +314,8 @@ def why_stale(out, settings, record, manifest):
         if record is None:
             return (f"its record of the inputs it was made from, {MANIFEST}, is damaged" if (out / MANIFEST).exists()
                     else "no record of the inputs it was made from (made by an older version)"), []
-        changed = sorted(set(changes(record["inputs"], manifest["inputs"]) + again))
+        changed = [k for k in sorted(set(changes(record["inputs"], manifest["inputs"]) + again))
+                   if not keyed_otherwise(k, record, manifest)]
         return other_upstream(record["upstream"], manifest["upstream"], changed) or \
             since_made(changed, record["inputs"], manifest["inputs"]), changed
     if outputs and again:
@@ -471,7 +471,7 @@ def up_to_date_line(stage, argv=None, opened=None):
     ensure_data(cfg)
     if cfg["run"]["overridecache"] or draws_panels(stage, cfg):  # main draws the panels a finished stage lacks
         return None
-    inputs, upstream = preflight.check(stage, cfg, preset, vars(args), opened).manifest(recorded(out))
+    inputs, upstream, _ = preflight.check(stage, cfg, preset, vars(args), opened).manifest(recorded(out))
     return reused(stage, out, cfg) if reusable(out, cfg, stage, fingerprint(inputs), upstream) else None
 
 
@@ -584,9 +584,9 @@ def chain_above(folders):
 
 def reuse_or_make(stage, args, cfg, preset, out, checked, alone):
     """The body of main, its upstream folders locked: reuse the stage's folder, or make it."""
-    inputs, upstream = checked.manifest(recorded(out))
+    inputs, upstream, by_files = checked.manifest(recorded(out))
     manifest = {"fingerprint": fingerprint(inputs), "inputs": inputs, "upstream": upstream,
-                "upstream_digests": upstream_digests(upstream)}
+                "upstream_digests": upstream_digests(upstream, by_files)} | ({READ_IDS: by_files} if by_files else {})
     stage_cfg = naming.relevant(cfg, stage)
     trains = stage in pipeline.TRAINERS.values()
     one_writer = alone or trains   # a training under torchrun: its first process writes the folder, the others wait
