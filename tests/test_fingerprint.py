@@ -19,8 +19,8 @@ from PIL import Image
 from conftest import ROWS, make_own, own_args, retag_mask, stage_folders
 from guidedlabelling import preflight, runner
 from guidedlabelling.fingerprint import ABSENT, EVALUATED, IMAGE_WORK_SIZE, TAG_CLASSES, TAG_IMAGES, TAG_ROWS, \
-    READ_IDS, UPSTREAM, WORK_SIZE, file_digest, files_read_digest, csv_of, fingerprint, images_come_or_go, key_name, \
-    output_fingerprint, outputs_fingerprint, rows_digest, since_made
+    READ_IDS, SPLIT_ROWS, TAG_SPLIT, UPSTREAM, WORK_SIZE, file_digest, files_read_digest, csv_of, fingerprint, \
+    images_come_or_go, key_name, output_fingerprint, outputs_fingerprint, rows_came_or_went, rows_digest, since_made
 from guidedlabelling.io import save_heatmap_mat
 from guidedlabelling.tags import hash_split
 from guidedlabelling.settings import SHARED
@@ -397,6 +397,60 @@ def test_a_val_photo_added_or_removed_keeps_the_guide_labels_and_the_segmenter(o
         kept, anew = folder(own, stage), folder(fresh, stage)
         assert sorted(p.name for p in kept.glob("*.png")) == sorted(p.name for p in anew.glob("*.png")), stage
         assert all(p.read_bytes() == (kept / p.name).read_bytes() for p in anew.glob("*.png")), stage
+
+
+def test_a_val_row_added_or_removed_keeps_the_other_val_heatmaps_a_row_retagged_remakes_them(own, command):
+    """The seed heatmaps hold the maps of an image's own tags: a val row added made every val heatmap again (the val
+    rows of the CSV changed). Now the others are kept and the new image's made, a row removed makes none, and the
+    heatmaps are a fresh run's; a row's tags changed still remakes them all."""
+    def val_heatmaps(own):
+        code, out, err = command("seed_heatmaps", *own_args(own), "--seed_split", "test")
+        assert code == 0, out + err
+        return out
+
+    run_all(command, own, ("seed_train",))
+    val_heatmaps(own)
+    heat = folder(own, "seed_heatmaps")   # (the val split's: seed_split test)
+    stamps = {p.name: p.stat().st_mtime_ns for p in heat.glob("*.mat") if p.name != "cls_res.mat"}
+    shutil.copy(own["images"] / "e.jpg", own["images"] / "g.jpg")
+    shutil.copy(own["masks"] / "e.png", own["masks"] / "g.png")
+    with open(own["tags"], "a") as f:
+        f.write("g.jpg,cat,val\n")
+    out = val_heatmaps(own)
+    assert "keeping the outputs of the images it had unchanged" in out and "1 of 3 images to do" in out, out
+    own["tags"].write_text(own["tags"].read_text().replace("f.png,dog,val\n", ""))
+    out = val_heatmaps(own)
+    assert "keeping the outputs of the images it had unchanged" in out and "0 of 2 images to do" in out, out
+    assert {p.name: p.stat().st_mtime_ns for p in heat.glob("*.mat") if p.name != "cls_res.mat"} == \
+        {"e.mat": stamps["e.mat"]} | {"g.mat": (heat / "g.mat").stat().st_mtime_ns}
+    fresh = dict(own, out_root=own["out_root"].parent / "fresh")
+    run_all(command, fresh, ("seed_train",))
+    val_heatmaps(fresh)
+    anew = folder(fresh, "seed_heatmaps")
+    assert sorted(p.name for p in anew.glob("*.mat")) == ["cls_res.mat", "e.mat", "g.mat"]
+    assert all((heat / p.name).read_bytes() == p.read_bytes() for p in anew.glob("*.mat"))
+    own["tags"].write_text(own["tags"].read_text().replace("g.jpg,cat,val", "g.jpg,dog,val"))
+    retag_mask(own, "g", 2)
+    out = val_heatmaps(own)
+    assert "recomputing it" in out and "2 of 2 images to do" in out, out
+
+
+def test_rows_that_only_came_or_went_leave_the_other_images_outputs():
+    """rows_came_or_went: a split's rows changed only by rows added or removed is no change of its own (the images
+    of those rows are); a row retagged, a class added to the CSV, or no record of the rows, is."""
+    key = TAG_SPLIT + json.dumps(["val", 20, "/i", "/t.csv"])
+    rows = [["e", ["e.jpg", ["cat"], "val"]], ["f", ["f.png", ["dog"], "val"]]]
+
+    def kept(then, now):
+        return rows_came_or_went([key, "/i/g.jpg"], {SPLIT_ROWS: {key: then}}, {SPLIT_ROWS: {key: now}})
+
+    added = rows + [["g", ["g.jpg", ["cat"], "val"]]]
+    assert kept([["cat", "dog"], rows], [["cat", "dog"], added]) == ["/i/g.jpg"]
+    assert kept([["cat", "dog"], added], [["cat", "dog"], rows[:1]]) == ["/i/g.jpg"]
+    retagged = [rows[0], ["f", ["f.png", ["cat"], "val"]]]
+    assert kept([["cat", "dog"], rows], [["cat", "dog"], retagged]) == [key, "/i/g.jpg"]
+    assert kept([["cat", "dog"], rows], [["bird", "cat", "dog"], added]) == [key, "/i/g.jpg"]
+    assert kept(None, [["cat", "dog"], added]) == [key, "/i/g.jpg"]
 
 
 def test_a_per_image_output_is_keyed_by_the_files_of_it_a_stage_reads(tmp_path):

@@ -58,6 +58,8 @@ TAG_SPLIT = "split rows of "  # manifest key prefix of a tags CSV hashed by the 
 # val_percent, images folder, CSV] (split_rows_key): a val row's tags do not make the training steps stale
 CHUNK = 1 << 20
 OUTPUT_DIGESTS = "output_digests"  # done.json's {name: digest} of each output (outputs_digest hashes them together)
+SPLIT_ROWS = "split_rows"  # inputs.json's {TAG_SPLIT key: [classes, [[id, row], ...]]} beside the manifest of a
+# per-image stage that reads tags (split_rows_record): which rows of its split came or went (rows_came_or_went)
 READ_IDS = "read_ids"  # inputs.json's {upstream stage: the images whose files of it the stage reads}, beside the
 # manifest, of the upstream outputs it keys by those files (files_read_digest) rather than by their fingerprint
 
@@ -112,14 +114,48 @@ def split_rows_digest(described):
     """BLAKE2b-128 of the classes a tags CSV names and of its rows (image, tags, split column) that fall in one split
     as own data splits them (its split column, else a hash of the image's id at val_percent); `described`: the JSON
     of split_rows_key. A CSV that does not read whole: its bytes' digest."""
+    said = split_rows(described)
+    if said is None:
+        return file_digest(json.loads(described)[3])
+    classes, kept = said
+    return text_digest(json.dumps([classes, [row for _, row in kept]]))
+
+
+def split_rows(described):
+    """(the classes a tags CSV names, [id, what its row says] of its rows in one split, in order) as
+    split_rows_digest counts them, or None where it does not read whole; `described`: the JSON of split_rows_key."""
     split, val_percent, images, csv = json.loads(described)
     rows = whole_rows(csv)
     if rows is None:
-        return file_digest(csv)
-    listings = {}
-    kept = [row_said(r) for r in rows
-            if split_of(r, image_id(Path(images), r.image, listings), val_percent) == split]
-    return text_digest(json.dumps([tag_names(rows), kept]))
+        return None
+    listings, kept = {}, []
+    for r in rows:
+        if split_of(r, i := image_id(Path(images), r.image, listings), val_percent) == split:
+            kept.append([i, list(row_said(r))])
+    return tag_names(rows), kept
+
+
+def split_rows_record(inputs):
+    """inputs.json's SPLIT_ROWS of a per-image stage's manifest `inputs`: split_rows of each tags CSV it counts by the
+    rows of a split."""
+    return {k: split_rows(k[len(TAG_SPLIT):]) for k in inputs if k.startswith(TAG_SPLIT)}
+
+
+def rows_came_or_went(keys, record, manifest):
+    """The changed manifest keys less the tags CSVs counted by the rows of a split (TAG_SPLIT) of which rows only came
+    or went: the classes and the rows of the other images are what the record's SPLIT_ROWS has (a val row added keeps
+    the other val images' heatmaps, which hold the maps of their own tags); the images of those rows came or went with
+    them, keys of their own."""
+    then, now = record.get(SPLIT_ROWS) or {}, manifest.get(SPLIT_ROWS) or {}
+
+    def only_came_or_went(key):
+        if not (then.get(key) and now.get(key)):
+            return False
+        (classes, rows), (classes_now, rows_now) = then[key], now[key]
+        rows, rows_now = dict(rows), dict(rows_now)   # (an id of two rows: counted changed)
+        return classes == classes_now and len(rows) == len(then[key][1]) and len(rows_now) == len(now[key][1]) and \
+            all(rows[i] == rows_now[i] for i in rows.keys() & rows_now.keys())
+    return [k for k in keys if not (k.startswith(TAG_SPLIT) and only_came_or_went(k))]
 
 
 TAG_DIGESTS = {TAG_ROWS: rows_digest, TAG_CLASSES: classes_digest, TAG_IMAGES: images_digest,

@@ -28,9 +28,10 @@ from . import distributed, lanes, pipeline, preflight
 from .flags import parse_or_suggest_set
 from .notes import last_iteration, panels_not_drawn, setting_notes, unread_inputs, unread_settings
 from .cli import Terminated
-from .fingerprint import DONE, EVALUATED, MANIFEST, READ_IDS, UPSTREAM, changes, damage, done_record, \
+from .fingerprint import DONE, EVALUATED, MANIFEST, READ_IDS, SPLIT_ROWS, UPSTREAM, changes, damage, done_record, \
     finished_fingerprint, fingerprint, has_outputs, images_come_or_go, keyed_otherwise, output_sizes, \
-    outputs_fingerprint, outputs_record, recorded, remade, since_made, upstream_digests
+    outputs_fingerprint, outputs_record, recorded, remade, rows_came_or_went, since_made, split_rows_record, \
+    upstream_digests
 from .inference import run_device
 from .errors import OVERRIDDEN, counted, given_empty, image_lines, resume_hint
 from .io import TEMPORARY, Busy, InputError, aside_name, flocked, lock_of, reading, save_json, save_yaml, writing
@@ -275,7 +276,8 @@ def kept_outputs(out, why, changed, record, manifest, rescore):
     unread = skipped_by(out, record)   # images it could not read have no output: one edited since is its own
     one_images = lambda key: bool(rescore) and ((out / f"{Path(key).stem}{rescore}").exists()  # noqa: E731
                                                  or key in unread)
-    come_or_go = [] if scored_only else images_come_or_go(changed, record["inputs"], manifest["inputs"], one_images)
+    come_or_go = [] if scored_only else images_come_or_go(rows_came_or_went(changed, record, manifest),
+                                                          record["inputs"], manifest["inputs"], one_images)
     kept = why and rescore and changed and damage(out) is None and come_or_go is not None
     return (come_or_go if kept else None), scored_only
 
@@ -586,7 +588,8 @@ def reuse_or_make(stage, args, cfg, preset, out, checked, alone):
     """The body of main, its upstream folders locked: reuse the stage's folder, or make it."""
     inputs, upstream, by_files = checked.manifest(recorded(out))
     manifest = {"fingerprint": fingerprint(inputs), "inputs": inputs, "upstream": upstream,
-                "upstream_digests": upstream_digests(upstream, by_files)} | ({READ_IDS: by_files} if by_files else {})
+                "upstream_digests": upstream_digests(upstream, by_files)} | ({READ_IDS: by_files} if by_files else {}) \
+        | ({SPLIT_ROWS: split_rows_record(inputs)} if pipeline.BY_NAME[stage].per_image else {})
     stage_cfg = naming.relevant(cfg, stage)
     trains = stage in pipeline.TRAINERS.values()
     one_writer = alone or trains   # a training under torchrun: its first process writes the folder, the others wait
