@@ -584,12 +584,20 @@ def chain_above(folders):
     return chain
 
 
+def stage_manifest(stage, out, checked):
+    """What inputs.json records of a stage's inputs: the manifest and its fingerprint, the upstream folders and the
+    digests of their outputs, which images' files of a per-image upstream it reads (READ_IDS), and for a per-image
+    stage the rows of its split (SPLIT_ROWS)."""
+    inputs, upstream, by_files = checked.manifest(recorded(out))
+    return {"fingerprint": fingerprint(inputs), "inputs": inputs, "upstream": upstream,
+            "upstream_digests": upstream_digests(upstream, by_files)} | ({READ_IDS: by_files} if by_files else {}) \
+        | ({SPLIT_ROWS: split_rows_record(inputs)} if pipeline.BY_NAME[stage].per_image else {})
+
+
 def reuse_or_make(stage, args, cfg, preset, out, checked, alone):
     """The body of main, its upstream folders locked: reuse the stage's folder, or make it."""
-    inputs, upstream, by_files = checked.manifest(recorded(out))
-    manifest = {"fingerprint": fingerprint(inputs), "inputs": inputs, "upstream": upstream,
-                "upstream_digests": upstream_digests(upstream, by_files)} | ({READ_IDS: by_files} if by_files else {}) \
-        | ({SPLIT_ROWS: split_rows_record(inputs)} if pipeline.BY_NAME[stage].per_image else {})
+    manifest = stage_manifest(stage, out, checked)
+    inputs = manifest["inputs"]
     stage_cfg = naming.relevant(cfg, stage)
     trains = stage in pipeline.TRAINERS.values()
     one_writer = alone or trains   # a training under torchrun: its first process writes the folder, the others wait
