@@ -109,6 +109,20 @@ def test_an_old_run_with_an_edited_input_names_the_input_not_the_renames(own, co
     assert not any(f"{name}'s output" in again for name in OLD_STAGE.values()), again
 
 
+def test_a_new_segmentations_folder_names_the_nearest_in_the_old_seg_test(own, command):
+    """Another seedthres after an older version's run: the segmentation test's new folder (under segmentations/)
+    says why, naming the finished one in seg_test/ (it named none: it looked in segmentations/ alone)."""
+    code, out, err = command("script", *own_args(own))
+    assert code == 0, out + err
+    run = own["out_root"] / "tiny"
+    as_older_version(run)
+    guided, = [p for p in stage_folders(run / "seg_test") if "labels-gt" not in p.name]
+    code, again, err = command("script", *own_args(own), "--set", "seedthres=25")
+    assert code == 0, again + err
+    assert f"a new folder for these settings: the nearest finished one, {guided}, was made with other values of " \
+           "seedthres (seedthres 20 there, 25 here)" in again, again
+
+
 def test_an_old_folder_made_again_leaves_the_stages_below_it_up_to_date(own, command):
     """A damaged output of an older version's guide labels is made again; the segmenter that read the same labels
     is not retrained (the fingerprints do not depend on the version that wrote the manifests)."""

@@ -353,8 +353,7 @@ def nearest_folder(out, stage_cfg, most=3):
     training split's heatmaps: a first run makes both)."""
     variants = {item.split("=")[0] for _, _, settings in pipeline.STEPS for item in settings}
     best = None
-    for other in sorted(p for p in out.parent.iterdir() if p.is_dir() and not p.name.startswith(".")) \
-            if out.parent.is_dir() else []:
+    for other in folders_beside(out):
         try:
             stored = naming.stored_settings(other) if (other / DONE).is_file() else None
         except InputError:
@@ -370,6 +369,14 @@ def nearest_folder(out, stage_cfg, most=3):
     said = naming.said_differences(best[2], stage_cfg)
     return f"a new folder for these settings: the nearest finished one, {best[0]}, was made with other values of " \
            f"{', '.join(key for key, _, _ in best[1])} ({said})"
+
+
+def folders_beside(out):
+    """The folders beside a stage folder, with those under its stage's former folder name (an older version's
+    seg_test/ beside segmentations/), sorted."""
+    parents = {out.parent, out.parent.parent / pipeline.FORMER_FOLDERS.get(out.parent.name, out.parent.name)}
+    return sorted(p for parent in parents if parent.is_dir() for p in parent.iterdir()
+                  if p.is_dir() and not p.name.startswith("."))
 
 
 def refuse_foreign(out, stage):
