@@ -123,6 +123,29 @@ def test_a_new_segmentations_folder_names_the_nearest_in_the_old_seg_test(own, c
            "seedthres (seedthres 20 there, 25 here)" in again, again
 
 
+def test_an_old_seg_test_folder_named_by_masks_is_found_and_reused(own, command):
+    """That version also named every folder of your own data by --masks (as versions up to eda7e05 did): its
+    seg_test/ folder of the guided segmenter, only scored with the masks, is reused, not tested again into a new
+    folder under segmentations/."""
+    from guidedlabelling import config as C, naming, pipeline
+    code, out, err = command("script", *own_args(own))
+    assert code == 0, out + err
+    run = own["out_root"] / "tiny"
+    as_older_version(run)
+    guided, = [p for p in stage_folders(run / "seg_test") if "labels-gt" not in p.name]
+    cfg, preset = C.resolve(str(own["preset"]), own_args(own)[3::2])
+    old = guided.parent / naming.stage_name(cfg, preset, "segmentations", pipeline.FORMER_OF, masks_named=True)
+    assert "masks-masks-" in old.name and "masks" not in guided.name.replace("tags", "")
+    config = yaml.safe_load((guided / "config.yaml").read_text())
+    config["data"]["masks"] = str(own["masks"])   # as that version stored it
+    (guided / "config.yaml").write_text(yaml.safe_dump(config))
+    guided.rename(old)
+    code, again, err = command("script", *own_args(own))
+    assert code == 0, again + err
+    assert f"segmentations: up to date in {old} " in again and not (run / "segmentations").exists(), again
+    assert again.count("up to date in") == len(driver.STEPS), again
+
+
 def test_an_old_folder_made_again_leaves_the_stages_below_it_up_to_date(own, command):
     """A damaged output of an older version's guide labels is made again; the segmenter that read the same labels
     is not retrained (the fingerprints do not depend on the version that wrote the manifests)."""

@@ -4,6 +4,7 @@ part and a hash of it, `images-photos-1f0c2a`), so variants coexist and each sta
 folder's stored settings (its config.yaml, paths absolute) are the current ones."""
 import copy
 import hashlib
+import itertools
 import shlex
 from pathlib import Path
 
@@ -94,15 +95,15 @@ def step_folders(config, overrides, skip=()):
 
 def stage_dir(cfg, preset, stage):
     """The stage's folder; one that an older version made under the stage's former folder and section names, with
-    its name cut midway, or named by your own data's --masks (under the current names), while there is no current
-    one (the settings and inputs it was made with are checked as any folder's)."""
+    its name cut midway, named by your own data's --masks, or several of these at once (the versions up to 41e8e02
+    did all three), while there is no current one (the settings and inputs it was made with are checked as any
+    folder's)."""
     run = run_dir(cfg)
     current = run / stage / stage_name(cfg, preset, stage)
     former = run / pipeline.FORMER_FOLDERS.get(stage, stage)
-    formers = (run / stage / stage_name(cfg, preset, stage, masks_named=True),
-               former / stage_name(cfg, preset, stage, pipeline.FORMER_OF),
-               run / stage / stage_name(cfg, preset, stage, cut_midway=True),
-               former / stage_name(cfg, preset, stage, pipeline.FORMER_OF, cut_midway=True))
+    formers = (folder / stage_name(cfg, preset, stage, names, cut_midway=cut, masks_named=masks)
+               for folder, names in ((run / stage, None), (former, pipeline.FORMER_OF))
+               for cut, masks in itertools.product((False, True), repeat=2))
     return current if current.exists() else next((f for f in formers if f.is_dir()), current)
 
 
