@@ -700,7 +700,7 @@ def test_the_panels_show_your_saliency_maps_in_grey_whatever_their_png_mode(tmp_
 def test_a_note_naming_a_file_whose_name_is_not_utf8_is_written_escaped(monkeypatch, tmp_path):
     """A photo no row names, called caf\\xe9.jpg by an old camera, is named in a note: the report wrote it as UTF-8
     and raised UnicodeEncodeError at the end of a finished run; it shows it escaped, as stdout does."""
-    monkeypatch.setattr(report_module, "render_page", lambda *args: report_module.notes_section(args[7]))
+    monkeypatch.setattr(report_module, "render_page", lambda *args: report_module.notes_section(args[6]))
     name = os.fsdecode(b"caf\xe9.jpg")
     note = f"note: 1 image of photos has no row in tags.csv and is not used ({name})"
     path = report_module.write_report("smoke", [f"out_root={tmp_path}"], notes=[note])
