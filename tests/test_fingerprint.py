@@ -471,6 +471,32 @@ def test_a_per_image_output_is_keyed_by_the_files_of_it_a_stage_reads(tmp_path):
     assert files_read_digest(tmp_path, ".png", ["a"]) is None
 
 
+def test_an_upstream_made_again_since_a_record_keyed_it_by_its_fingerprint_remakes_every_output(tmp_path):
+    """A folder whose record keyed a per-image upstream by its fingerprint (an older version's), stale for another
+    reason (a map of the user's edited): the upstream output made again to other bytes since, its fingerprint the
+    same, is a change, and every image's output is made again; keyed_otherwise left it out of the changes, so the
+    other images' guide labels of the former heatmaps were kept. Not made again, it is no change."""
+    heat, out = tmp_path / "heat", tmp_path / "guide"
+    heat.mkdir()
+    out.mkdir()
+    (heat / "done.json").write_text(json.dumps({"output_fingerprint": "F", "outputs_digest": "after",
+                                                "output_digests": {"a.mat": "2", "b.mat": "3"}}))
+    for name in ("a.png", "b.png"):
+        (out / name).write_bytes(b"label")
+    key, upstream = UPSTREAM + "seed_heatmaps", {"seed_heatmaps": str(heat)}
+    manifest = {"inputs": {key: "by files", "/maps/a.png": "2"}, "upstream": upstream, "fingerprint": "now",
+                READ_IDS: {"seed_heatmaps": ["a", "b"]}}
+
+    def stale(made):
+        record = {"inputs": {key: "F", "/maps/a.png": "1"}, "upstream": upstream, "fingerprint": "then",
+                  "upstream_digests": {"seed_heatmaps": made}}
+        why, changed = runner.why_stale(out, {}, record, manifest)
+        return changed, runner.kept_outputs(out, why, changed, record, manifest, ".png")[0]
+
+    assert stale("before") == (["/maps/a.png", key], None)
+    assert stale("after") == (["/maps/a.png"], ["/maps/a.png"])
+
+
 def test_a_photo_made_readable_again_gets_its_map_alone(own, command):
     """A photo that could not be read (truncated) has no map; copied again whole, it is an image edited in place
     that had no output: its map alone is made, as a fresh run makes it (every map of the folder was made again, as

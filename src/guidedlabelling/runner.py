@@ -316,8 +316,8 @@ def why_stale(out, settings, record, manifest):
         if record is None:
             return (f"its record of the inputs it was made from, {MANIFEST}, is damaged" if (out / MANIFEST).exists()
                     else "no record of the inputs it was made from (made by an older version)"), []
-        changed = [k for k in sorted(set(changes(record["inputs"], manifest["inputs"]) + again))
-                   if not keyed_otherwise(k, record, manifest)]
+        changed = sorted(set([k for k in changes(record["inputs"], manifest["inputs"])
+                              if not keyed_otherwise(k, record, manifest)] + again))   # (made again: changed)
         return other_upstream(record["upstream"], manifest["upstream"], changed) or \
             since_made(changed, record["inputs"], manifest["inputs"]), changed
     if outputs and again:
