@@ -128,11 +128,11 @@ def test_steps_that_read_no_tags_keep_their_outputs_when_only_tags_change(own, c
     own["tags"].write_text(tags.replace("a.jpg,cat,train", "a.jpg,cat zebra,train").replace(
         "d.png,dog,train", "d.png,dog,val"))   # a training image made a val one, the classes unchanged
     code, _, err = command("segmentations", *own_args(own), "--set", "labels=gt")   # alone: the reference is read
-    assert code == 2 and f"the output of stage seg_train is out of date, the images {own['tags']} lists changed " \
-        "since it was made" in err, err
+    assert code == 2 and f"the output of stage seg_train is out of date, the train images {own['tags']} lists " \
+        "changed since it was made" in err, err
     saliency, = run_all(command, own, ("saliency",))   # d's map is its image's, in train or in val: kept
-    assert f"the images {own['tags']} lists changed since it was made; keeping the outputs of the images it had" \
-        in saliency
+    assert f"the train images {own['tags']} lists, the val images {own['tags']} lists changed since it was made; " \
+        "keeping the outputs of the images it had" in saliency
 
 
 def test_a_val_rows_tags_leave_the_trainings_as_they_are(own, command):
@@ -397,6 +397,25 @@ def test_a_val_photo_added_or_removed_keeps_the_guide_labels_and_the_segmenter(o
         kept, anew = folder(own, stage), folder(fresh, stage)
         assert sorted(p.name for p in kept.glob("*.png")) == sorted(p.name for p in anew.glob("*.png")), stage
         assert all(p.read_bytes() == (kept / p.name).read_bytes() for p in anew.glob("*.png")), stage
+
+
+def test_a_val_row_added_keeps_the_fully_supervised_reference_a_train_row_retrains_it(own, command):
+    """The reference trains on the training split's masks: it counted the images of every row of the tags CSV, so a
+    val photo added retrained it. Now it counts those of its split (the JSON key names it), and a training row
+    added still retrains it."""
+    def reference(own):
+        code, out, err = command("seg_train", *own_args(own), "--labels", "gt")
+        assert code == 0, out + err
+        return out
+    reference(own)
+    for name, split, fresh in (("g", "val", False), ("h", "train", True)):
+        shutil.copy(own["images"] / "e.jpg", own["images"] / f"{name}.jpg")
+        shutil.copy(own["masks"] / "e.png", own["masks"] / f"{name}.png")
+        with open(own["tags"], "a") as f:
+            f.write(f"{name}.jpg,cat,{split}\n")
+        out = reference(own)
+        assert ("up to date" not in out) == fresh, out
+        assert not fresh or f"the train images {own['tags']} lists changed" in out, out
 
 
 def test_a_val_row_added_or_removed_keeps_the_other_val_heatmaps_a_row_retagged_remakes_them(own, command):

@@ -2,11 +2,11 @@
 
 A stage's manifest lists everything it reads, by content: a hash of every file of its dataset splits (image list or
 tags CSV, the latter by the classes and the rows of the splits it reads, or where a stage reads no tags by the images
-it lists and, where its outputs depend on them, its classes; classes.txt, images, labels or masks), of its saliency
-set, of its initial weights and of user folders it reads instead of an upstream output, plus the fingerprint of each
-upstream output it reads (which covers that stage's own inputs in turn), or, of a per-image stage's, the digest of
-the files of it that the stage reads (files_read_digest: the guide labels read the training images' maps, and a val
-image's map added leaves them as they are). The fingerprint is the hash of the manifest.
+it lists in those splits and, where its outputs depend on them, its classes; classes.txt, images, labels or masks),
+of its saliency set, of its initial weights and of user folders it reads instead of an upstream output, plus the
+fingerprint of each upstream output it reads (which covers that stage's own inputs in turn), or, of a per-image
+stage's, the digest of the files of it that the stage reads (files_read_digest: the guide labels read the training
+images' maps, and a val image's map added leaves them as they are). The fingerprint is the hash of the manifest.
 The runner writes the manifest to <folder>/inputs.json when the stage starts, before any output, and the fingerprint
 into done.json when it ends: a finished folder is reused only while its fingerprint is the current one, and a
 folder started with other inputs (per-image files, training snapshots) is cleared rather than resumed. inputs.json
@@ -56,6 +56,9 @@ TAG_IMAGES = "images of "  # manifest key prefix of a tags CSV hashed by the ima
 TAG_SPLIT = "split rows of "  # manifest key prefix of a tags CSV hashed by the rows of one split and the classes
 # (split_rows_digest): what a stage that reads the tags of that split takes from it; then JSON of [split,
 # val_percent, images folder, CSV] (split_rows_key): a val row's tags do not make the training steps stale
+TAG_SPLIT_IMAGES = "split images of "  # manifest key prefix of a tags CSV hashed by the images of one split alone
+# (split_images_digest), then the JSON of split_rows_key: which images the split of a stage that reads no tags holds
+# (a val row added leaves the fully supervised reference as it is)
 CHUNK = 1 << 20
 OUTPUT_DIGESTS = "output_digests"  # done.json's {name: digest} of each output (outputs_digest hashes them together)
 SPLIT_ROWS = "split_rows"  # inputs.json's {TAG_SPLIT key: [classes, [[id, row], ...]]} beside the manifest of a
@@ -105,9 +108,10 @@ def row_said(r):
     return r.image, list(r.tags), r.split or None
 
 
-def split_rows_key(split, val_percent, images, csv):
-    """The manifest key of a tags CSV counted by the rows of one split of own data (TAG_SPLIT)."""
-    return TAG_SPLIT + json.dumps([split, val_percent, str(images), str(csv)])
+def split_rows_key(split, val_percent, images, csv, prefix=TAG_SPLIT):
+    """The manifest key of a tags CSV counted by the rows of one split of own data (TAG_SPLIT), or by its images
+    (TAG_SPLIT_IMAGES)."""
+    return prefix + json.dumps([split, val_percent, str(images), str(csv)])
 
 
 def split_rows_digest(described):
@@ -119,6 +123,15 @@ def split_rows_digest(described):
         return file_digest(json.loads(described)[3])
     classes, kept = said
     return text_digest(json.dumps([classes, [row for _, row in kept]]))
+
+
+def split_images_digest(described):
+    """BLAKE2b-128 of the images of a tags CSV's rows that fall in one split (split_rows), order left out;
+    `described`: the JSON of split_rows_key. A CSV that does not read whole: its bytes' digest."""
+    said = split_rows(described)
+    if said is None:
+        return file_digest(json.loads(described)[3])
+    return text_digest(json.dumps(sorted(i for i, _ in said[1])))
 
 
 def split_rows(described):
@@ -159,7 +172,8 @@ def rows_came_or_went(keys, record, manifest):
 
 
 TAG_DIGESTS = {TAG_ROWS: rows_digest, TAG_CLASSES: classes_digest, TAG_IMAGES: images_digest,
-               TAG_SPLIT: split_rows_digest}
+               TAG_SPLIT: split_rows_digest, TAG_SPLIT_IMAGES: split_images_digest}
+BY_SPLIT = (TAG_SPLIT, TAG_SPLIT_IMAGES)   # the prefixes of keys that name a split of a tags CSV (split_rows_key)
 
 
 def whole_rows(path):
@@ -396,6 +410,9 @@ def key_name(key):
     if key.startswith(TAG_SPLIT):
         split, _, _, csv = json.loads(key[len(TAG_SPLIT):])
         return f"the {split} rows of {csv}"
+    if key.startswith(TAG_SPLIT_IMAGES):
+        split, _, _, csv = json.loads(key[len(TAG_SPLIT_IMAGES):])
+        return f"the {split} images {csv} lists"
     if key.startswith(IMAGE_WORK_SIZE):
         return f"the work size of {key[len(IMAGE_WORK_SIZE):]}"
     if not key.startswith(UPSTREAM):
@@ -478,7 +495,7 @@ def tags_counted_otherwise(keys, old, new):
     changed, told = [], set()
     for path in sorted(paths):
         forms = [prefix + path for prefix in (TAG_ROWS, "", EVALUATED + TAG_ROWS, TAG_IMAGES, TAG_CLASSES)] + \
-            sorted(k for k in old.keys() | new.keys() if k.startswith(TAG_SPLIT) and csv_of(k) == path)
+            sorted(k for k in old.keys() | new.keys() if k.startswith(BY_SPLIT) and csv_of(k) == path)
         if [f in old for f in forms] == [f in new for f in forms] or not any(f in old for f in forms) or \
                 not any(f in new for f in forms):
             continue   # counted alike, or another CSV: its keys say what changed
@@ -492,8 +509,9 @@ def tags_counted_otherwise(keys, old, new):
 def csv_of(key):
     """The tags CSV a manifest key counts in a TAG_DIGESTS form (or EVALUATED rows), else None."""
     key = key.removeprefix(EVALUATED)
-    if key.startswith(TAG_SPLIT):
-        return json.loads(key[len(TAG_SPLIT):])[3]
+    by_split = next((prefix for prefix in BY_SPLIT if key.startswith(prefix)), None)
+    if by_split:
+        return json.loads(key[len(by_split):])[3]
     return next((key[len(prefix):] for prefix in TAG_DIGESTS if key.startswith(prefix)), None)
 
 
@@ -515,12 +533,12 @@ def images_come_or_go(keys, old, new, own=lambda key: False):
     manifest `old` and today's `new` only say which images the splits hold and which of them are other files now
     (image files added, gone, no longer read, or edited where own(key): that file is one image's own, its output
     is there under its id; the work size of an image (IMAGE_WORK_SIZE); the tags CSV counted by its images
-    (TAG_IMAGES); files only scored with), else None. Every other image's per-image output is then what it was (its
-    file, its upstream outputs and its settings are): a row added, or a photo edited, keeps the other images'
-    saliency maps."""
+    (TAG_IMAGES, TAG_SPLIT_IMAGES); files only scored with), else None. Every other image's per-image output is then
+    what it was (its file, its upstream outputs and its settings are): a row added, or a photo edited, keeps the other
+    images' saliency maps."""
     old = renamed_upstream(old, pipeline.FORMER_NAMES)
     keys = rekeyed_work_sizes(keys, old, new)
-    rest = [k for k in keys if not k.startswith((EVALUATED, TAG_IMAGES))]
+    rest = [k for k in keys if not k.startswith((EVALUATED, TAG_IMAGES, TAG_SPLIT_IMAGES))]
     if not keys or any(csv_of(k) for k in rest):   # the tags CSV counted otherwise (its rows, its classes)
         return None
     files = [k for changed in file_changes(rest, old, new) for k in changed]

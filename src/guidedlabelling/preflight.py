@@ -26,9 +26,10 @@ from .guide_rules import grey_level
 from .inference import check_classes, run_device, trained
 from .io import IGNORE, as_displayed, eight_bit, grey_map_problem, label_array, load_checkpoint
 from .model_setup import untrained
-from .fingerprint import DONE, EVALUATED, IMAGE_WORK_SIZE, SETTINGS, TAG_CLASSES, TAG_IMAGES, TAG_ROWS, UPSTREAM, \
-    WORK_SIZE, Digests, csv_of, files_read_digest, fingerprint, has_outputs, output_fingerprint, outputs_fingerprint, \
-    read_files, remade_in_order, recorded, settings_digest, split_rows_key, staleness
+from .fingerprint import DONE, EVALUATED, IMAGE_WORK_SIZE, SETTINGS, TAG_CLASSES, TAG_IMAGES, TAG_ROWS, \
+    TAG_SPLIT_IMAGES, UPSTREAM, WORK_SIZE, Digests, csv_of, files_read_digest, fingerprint, has_outputs, \
+    output_fingerprint, outputs_fingerprint, read_files, remade_in_order, recorded, settings_digest, split_rows_key, \
+    staleness
 from .networks import NETWORKS, imagenet_weights, names
 from .reads import Reads
 from .weights import fitting, read_state
@@ -55,7 +56,8 @@ class Checked:
         inputs, upstream, by_files = self.made_manifest()
         inputs = given_as_recorded(inputs, upstream, recorded) if recorded else inputs
         if recorded and recorded.get("fingerprint") != fingerprint(inputs):
-            for way, sized in [(FOLDERS, "image"), (FOLDERS, "split")] + [(way, "split") for way in FORMER_WAYS]:
+            for way, sized in [(w, sized) for w in (FOLDERS, IMAGES) for sized in ("image", "split")] + \
+                    [(way, "split") for way in FORMER_WAYS]:
                 former, _, _ = self.made_manifest(way, sized)
                 covers = all(counted_in(former, k) for k in inputs if not k.startswith(WORK_SIZE))   # every file
                 if former != inputs and covers and \
@@ -95,20 +97,24 @@ class Checked:
         """files_read's (sources, evaluated) with the tags CSV among them keyed as `way` counts it: by the rows of the
         splits the stage reads, by all its rows, or by the images it lists (and its classes, its rows as scored)."""
         tags = set() if way == "bytes" else {str(d.tags_file) for d in self.datasets.values() if d.tags_file}
-        if self.reads.tags and way in ("now", FOLDERS):   # the rows of the splits it reads
+        if self.reads.tags and way in ("now", FOLDERS, IMAGES):   # the rows of the splits it reads
             sources = [s for s in sources if str(s) not in tags] + sorted(
                 {split_rows_key(d.split, d.val_percent, d.root, d.tags_file) for d in self.datasets.values()
                  if d.tags_file})
         elif self.reads.tags or way == "rows":
             sources = [TAG_ROWS + str(s) if str(s) in tags else s for s in sources]
         else:
-            sources, evaluated = self.tags_untagged(sources, evaluated, sorted(tags))
+            sources, evaluated = self.tags_untagged(sources, evaluated, sorted(tags), way)
         return sources, evaluated
 
-    def tags_untagged(self, sources, evaluated, tags):
+    def tags_untagged(self, sources, evaluated, tags, way):
         """tags_keyed's keys of the tags CSVs `tags` for a stage that does not read the tags: which images each split
-        holds, whatever their tags; their classes where the outputs depend on them, their rows where it scores."""
-        sources = [s for s in sources if str(s) not in tags] + [TAG_IMAGES + s for s in tags] + \
+        it reads holds (or, as `way` IMAGES counts them, each split of the CSV), whatever their tags; their classes
+        where the outputs depend on them, their rows where it scores."""
+        held = [TAG_IMAGES + s for s in tags] if way == IMAGES else sorted(
+            {split_rows_key(d.split, d.val_percent, d.root, d.tags_file, TAG_SPLIT_IMAGES)
+             for d in self.datasets.values() if d.tags_file})
+        sources = [s for s in sources if str(s) not in tags] + held + \
             ([TAG_CLASSES + s for s in tags] if self.reads.classes else [])
         return sources, evaluated + ([TAG_ROWS + s for s in tags] if self.reads.evaluates else [])
 
@@ -163,6 +169,8 @@ def work_sizes(datasets, sized="image"):
 
 FOLDERS = "folders"  # the tags CSV counted as now, every upstream stage's output by its fingerprint (before
 # files_read_digest)
+IMAGES = "images"  # as FOLDERS, the tags CSV of a stage that reads no tags counted by the images of all its splits
+# (TAG_IMAGES; before TAG_SPLIT_IMAGES)
 FORMER_WAYS = ("rows", "bytes")  # how earlier versions counted the tags CSV: by all its rows for every stage (before
 # the steps that read no tags counted it by its images, and those that read tags by the rows of their splits), by its
 # bytes, with every file of a user's folder of maps (up to cce8fdd)
@@ -172,7 +180,7 @@ def counted_in(former, key):
     """Whether a former manifest counted the file of a manifest key of today: itself, or the tags CSV of a key in a
     TAG_DIGESTS form (or as a file it scores with), by its rows or its bytes."""
     path = csv_of(key) or key
-    return key in former or path in former or TAG_ROWS + path in former
+    return key in former or path in former or TAG_ROWS + path in former or TAG_IMAGES + path in former
 
 
 class Opened:
