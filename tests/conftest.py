@@ -6,9 +6,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from PIL import Image
 
 from guidedlabelling import cli
+from guidedlabelling import config as C
+from guidedlabelling import naming
 from guidedlabelling.datasets.image_checks import ENV as IMAGE_CHECKS_ENV
 from guidedlabelling.errors import OVERRIDDEN
 from guidedlabelling.store import ENV as STORE_ENV
@@ -98,6 +101,19 @@ def retag_mask(own, image_id, cls):
     path = own["masks"] / f"{image_id}.png"
     mask = np.array(Image.open(path))
     Image.fromarray(np.where((mask > 0) & (mask != 255), cls, mask).astype(np.uint8)).save(path)
+
+
+def named_by_masks(folder, own, stage, section_names=None):
+    """A stage folder of your own data renamed and stored as versions up to eda7e05 made it (its name and its
+    config.yaml name --masks); returns its path."""
+    cfg, preset = C.resolve(str(own["preset"]), own_args(own)[3::2])
+    old = folder.parent / naming.stage_name(cfg, preset, stage, section_names, masks_named=True)
+    assert "masks-masks-" in old.name and "masks" not in folder.name.replace("tags", "")
+    config = yaml.safe_load((folder / "config.yaml").read_text())
+    config["data"]["masks"] = str(own["masks"])   # as that version stored it
+    (folder / "config.yaml").write_text(yaml.safe_dump(config))
+    folder.rename(old)
+    return old
 
 
 def own_args(own, masks=True):

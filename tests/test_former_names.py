@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from conftest import ROOT, TINY_PRESET, own_args, retag_mask, stage_folders
+from conftest import ROOT, TINY_PRESET, named_by_masks, own_args, retag_mask, stage_folders
 from guidedlabelling import config as C
 from guidedlabelling import driver
 
@@ -127,19 +127,13 @@ def test_an_old_seg_test_folder_named_by_masks_is_found_and_reused(own, command)
     """That version also named every folder of your own data by --masks (as versions up to eda7e05 did): its
     seg_test/ folder of the guided segmenter, only scored with the masks, is reused, not tested again into a new
     folder under segmentations/."""
-    from guidedlabelling import config as C, naming, pipeline
+    from guidedlabelling import pipeline
     code, out, err = command("script", *own_args(own))
     assert code == 0, out + err
     run = own["out_root"] / "tiny"
     as_older_version(run)
     guided, = [p for p in stage_folders(run / "seg_test") if "labels-gt" not in p.name]
-    cfg, preset = C.resolve(str(own["preset"]), own_args(own)[3::2])
-    old = guided.parent / naming.stage_name(cfg, preset, "segmentations", pipeline.FORMER_OF, masks_named=True)
-    assert "masks-masks-" in old.name and "masks" not in guided.name.replace("tags", "")
-    config = yaml.safe_load((guided / "config.yaml").read_text())
-    config["data"]["masks"] = str(own["masks"])   # as that version stored it
-    (guided / "config.yaml").write_text(yaml.safe_dump(config))
-    guided.rename(old)
+    old = named_by_masks(guided, own, "segmentations", pipeline.FORMER_OF)
     code, again, err = command("script", *own_args(own))
     assert code == 0, again + err
     assert f"segmentations: up to date in {old} " in again and not (run / "segmentations").exists(), again

@@ -5,9 +5,8 @@ import shutil
 
 import pytest
 import torch
-import yaml
 
-from conftest import own_args, stage_folders
+from conftest import named_by_masks, own_args, stage_folders
 from guidedlabelling import runner
 
 
@@ -238,17 +237,10 @@ def test_the_drivers_own_variants_are_no_reason_given_for_a_new_folder(own, comm
 def test_a_folder_that_an_earlier_version_named_by_masks_is_still_the_stages(own, command):
     """Up to eda7e05 --masks named every folder of your own data: such a folder stays the stage's (its stored
     masks compare as the current settings do) while there is no folder of the current name."""
-    from guidedlabelling import config as C, naming
     code, out, err = command("seed_train", *own_args(own))
     assert code == 0, out + err
     (current,) = stage_folders(own["out_root"] / "tiny" / "seed_train")
-    cfg, preset = C.resolve(str(own["preset"]), own_args(own)[3::2])
-    old = current.parent / naming.stage_name(cfg, preset, "seed_train", masks_named=True)
-    assert "masks-masks-" in old.name and "masks" not in current.name.replace("tags", "")
-    config = yaml.safe_load((current / "config.yaml").read_text())
-    config["data"]["masks"] = str(own["masks"])   # as that version stored it
-    (current / "config.yaml").write_text(yaml.safe_dump(config))
-    current.rename(old)
+    old = named_by_masks(current, own, "seed_train")
     code, out, err = command("seed_train", *own_args(own))
     assert code == 0 and f"seed_train: up to date in {old} " in out + err, out + err
     assert stage_folders(own["out_root"] / "tiny" / "seed_train") == [old]
