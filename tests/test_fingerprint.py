@@ -516,6 +516,31 @@ def test_an_upstream_made_again_since_a_record_keyed_it_by_its_fingerprint_remak
     assert stale("after") == (["/maps/a.png"], ["/maps/a.png"])
 
 
+def test_an_upstream_made_again_to_the_same_bytes_since_a_record_keyed_it_by_its_fingerprint_is_no_change(tmp_path):
+    """A segmenter trained by a version before files_read_digest on guide labels (its record keys them by their
+    fingerprint) whose guide labels were made again to the same bytes (a val map added to the saliency folder they
+    read, which their own record keyed whole): the segmenter's manifest keys them as recorded and no message calls
+    them changed; it was retrained, 'guide_labels's output changed since it was made'. Other bytes: a change."""
+    guide, out = tmp_path / "guide", tmp_path / "seg"
+    guide.mkdir()
+    out.mkdir()
+    (out / "model.pth").write_bytes(b"model")
+    (guide / "done.json").write_text(json.dumps({"output_fingerprint": "F2", "outputs_digest": "same",
+                                                 "output_digests": {"a.png": "1"}}))
+    key, upstream = UPSTREAM + "guide_labels", {"guide_labels": str(guide)}
+    manifest = {"inputs": {key: "by files"}, "upstream": upstream, "fingerprint": "now",
+                READ_IDS: {"guide_labels": ["a"]}}
+
+    def record(made):
+        return {"inputs": {key: "F1"}, "upstream": upstream, "fingerprint": "then",
+                "upstream_digests": {"guide_labels": made}}
+
+    assert runner.why_stale(out, {}, record("same"), manifest)[1] == []
+    assert runner.why_stale(out, {}, record("other"), manifest)[1] == [key]
+    assert preflight.as_recorded_bytes({key: "F2", "x": "1"}, upstream, record("same")) == {key: "F1", "x": "1"}
+    assert preflight.as_recorded_bytes({key: "F2"}, upstream, record("other")) == {key: "F2"}
+
+
 def test_a_photo_made_readable_again_gets_its_map_alone(own, command):
     """A photo that could not be read (truncated) has no map; copied again whole, it is an image edited in place
     that had no output: its map alone is made, as a fresh run makes it (every map of the folder was made again, as

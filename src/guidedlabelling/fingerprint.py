@@ -319,7 +319,19 @@ def keyed_otherwise(key, record, manifest):
     by the files of it read: the same output, counted otherwise, which no message calls changed."""
     stage, folder = key.removeprefix(UPSTREAM), manifest["upstream"].get(key.removeprefix(UPSTREAM))
     return key.startswith(UPSTREAM) and stage in manifest.get(READ_IDS, {}) and folder is not None and \
-        record["upstream"].get(stage) == folder and record["inputs"].get(key) == output_fingerprint(folder)
+        record["upstream"].get(stage) == folder and (record["inputs"].get(key) == output_fingerprint(folder) or
+                                                     bytes_as_recorded(stage, folder, record))
+
+
+def bytes_as_recorded(stage, folder, record):
+    """Whether a recorded manifest keyed an upstream stage's output by its fingerprint (made before
+    files_read_digest), of the folder read now, whose outputs are still the bytes it recorded (upstream_digests),
+    though made again since from inputs counted otherwise (the guide labels made again, to the same bytes, once the
+    saliency folder they read was keyed by the training images' maps): the same output."""
+    made = made_digest(folder)
+    return stage not in (record.get(READ_IDS) or {}) and (record.get("upstream") or {}).get(stage) == str(folder) \
+        and UPSTREAM + stage in record.get("inputs", {}) and made is not None and \
+        (record.get("upstream_digests") or {}).get(stage) == made
 
 
 def scored_with_changed(folder, digests):
@@ -565,8 +577,9 @@ def staleness(folder, digests, checked=None):
         changed = changes(files, digests.manifest(files))
         for stage, path in still_there(record.get("upstream", {})).items():
             given = record["inputs"].get(UPSTREAM + stage + SETTINGS)  # a folder given: retrained in place?
-            if upstream_made(path, stage, record) != record["inputs"].get(UPSTREAM + stage) or \
-                    (given and settings_digest(path) != given):
+            if upstream_made(path, stage, record) != record["inputs"].get(UPSTREAM + stage) and \
+                    not (pipeline.BY_NAME[pipeline.current_name(stage)].per_image and
+                         bytes_as_recorded(stage, path, record)) or (given and settings_digest(path) != given):
                 changed.append(UPSTREAM + pipeline.current_name(stage))
         changed += [UPSTREAM + stage for stage in remade(record) if UPSTREAM + stage not in changed]
         stale = [(stage, path) for stage, path in stale_upstream(record, digests, checked)

@@ -27,9 +27,9 @@ from .inference import check_classes, run_device, trained
 from .io import IGNORE, as_displayed, eight_bit, grey_map_problem, label_array, load_checkpoint
 from .model_setup import untrained
 from .fingerprint import DONE, EVALUATED, IMAGE_WORK_SIZE, SETTINGS, TAG_CLASSES, TAG_IMAGES, TAG_ROWS, \
-    TAG_SPLIT_IMAGES, UPSTREAM, WORK_SIZE, Digests, csv_of, files_read_digest, fingerprint, has_outputs, \
-    output_fingerprint, outputs_fingerprint, read_files, remade_in_order, recorded, settings_digest, split_rows_key, \
-    staleness
+    TAG_SPLIT_IMAGES, UPSTREAM, WORK_SIZE, Digests, bytes_as_recorded, csv_of, files_read_digest, fingerprint, \
+    has_outputs, output_fingerprint, outputs_fingerprint, read_files, remade_in_order, recorded, settings_digest, \
+    split_rows_key, staleness
 from .networks import NETWORKS, imagenet_weights, names
 from .reads import Reads
 from .weights import fitting, read_state
@@ -58,7 +58,7 @@ class Checked:
         if recorded and recorded.get("fingerprint") != fingerprint(inputs):
             for way, sized in [(w, sized) for w in (FOLDERS, IMAGES) for sized in ("image", "split")] + \
                     [(way, "split") for way in FORMER_WAYS]:
-                former, _, _ = self.made_manifest(way, sized)
+                former = as_recorded_bytes(self.made_manifest(way, sized)[0], upstream, recorded)
                 covers = all(counted_in(former, k) for k in inputs if not k.startswith(WORK_SIZE))   # every file
                 if former != inputs and covers and \
                         outputs_fingerprint(former) == outputs_fingerprint(recorded["inputs"]):
@@ -140,6 +140,15 @@ class Checked:
                 inputs |= self.digests.manifest(read_files(folder, pipeline.BY_NAME[stage].per_image, ids,
                                                            way == "bytes"))
         return inputs, upstream, by_files
+
+
+def as_recorded_bytes(former, upstream, recorded):
+    """A former way's manifest `former` with each per-image upstream output that the recorded manifest keyed by its
+    fingerprint keyed as then, where its outputs are the bytes it recorded (bytes_as_recorded): guide labels made
+    again to the same bytes leave the segmenter that a version before files_read_digest trained on them as it is."""
+    return former | {UPSTREAM + stage: recorded["inputs"][UPSTREAM + stage] for stage, folder in upstream.items()
+                     if UPSTREAM + stage in former and pipeline.BY_NAME[stage].per_image and
+                     bytes_as_recorded(stage, folder, recorded)}
 
 
 def given_as_recorded(inputs, upstream, recorded):
