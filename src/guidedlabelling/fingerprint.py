@@ -327,11 +327,12 @@ def bytes_as_recorded(stage, folder, record):
     """Whether a recorded manifest keyed an upstream stage's output by its fingerprint (made before
     files_read_digest), of the folder read now, whose outputs are still the bytes it recorded (upstream_digests),
     though made again since from inputs counted otherwise (the guide labels made again, to the same bytes, once the
-    saliency folder they read was keyed by the training images' maps): the same output."""
+    saliency folder they read was keyed by the training images' maps): the same output. Only a per-image stage's
+    output is keyed by its files."""
     made = made_digest(folder)
-    return stage not in (record.get(READ_IDS) or {}) and (record.get("upstream") or {}).get(stage) == str(folder) \
-        and UPSTREAM + stage in record.get("inputs", {}) and made is not None and \
-        (record.get("upstream_digests") or {}).get(stage) == made
+    return pipeline.BY_NAME[pipeline.current_name(stage)].per_image and stage not in (record.get(READ_IDS) or {}) \
+        and (record.get("upstream") or {}).get(stage) == str(folder) and UPSTREAM + stage in record.get("inputs", {}) \
+        and made is not None and (record.get("upstream_digests") or {}).get(stage) == made
 
 
 def scored_with_changed(folder, digests):
@@ -578,8 +579,7 @@ def staleness(folder, digests, checked=None):
         for stage, path in still_there(record.get("upstream", {})).items():
             given = record["inputs"].get(UPSTREAM + stage + SETTINGS)  # a folder given: retrained in place?
             if upstream_made(path, stage, record) != record["inputs"].get(UPSTREAM + stage) and \
-                    not (pipeline.BY_NAME[pipeline.current_name(stage)].per_image and
-                         bytes_as_recorded(stage, path, record)) or (given and settings_digest(path) != given):
+                    not bytes_as_recorded(stage, path, record) or (given and settings_digest(path) != given):
                 changed.append(UPSTREAM + pipeline.current_name(stage))
         changed += [UPSTREAM + stage for stage in remade(record) if UPSTREAM + stage not in changed]
         stale = [(stage, path) for stage, path in stale_upstream(record, digests, checked)

@@ -147,8 +147,7 @@ def as_recorded_bytes(former, upstream, recorded):
     fingerprint keyed as then, where its outputs are the bytes it recorded (bytes_as_recorded): guide labels made
     again to the same bytes leave the segmenter that a version before files_read_digest trained on them as it is."""
     return former | {UPSTREAM + stage: recorded["inputs"][UPSTREAM + stage] for stage, folder in upstream.items()
-                     if UPSTREAM + stage in former and pipeline.BY_NAME[stage].per_image and
-                     bytes_as_recorded(stage, folder, recorded)}
+                     if UPSTREAM + stage in former and bytes_as_recorded(stage, folder, recorded)}
 
 
 def given_as_recorded(inputs, upstream, recorded):
