@@ -118,20 +118,20 @@ def split_rows_digest(described):
     """BLAKE2b-128 of the classes a tags CSV names and of its rows (image, tags, split column) that fall in one split
     as own data splits them (its split column, else a hash of the image's id at val_percent); `described`: the JSON
     of split_rows_key. A CSV that does not read whole: its bytes' digest."""
-    said = split_rows(described)
-    if said is None:
-        return file_digest(json.loads(described)[3])
-    classes, kept = said
-    return text_digest(json.dumps([classes, [row for _, row in kept]]))
+    return split_digest(described, lambda classes, kept: [classes, [row for _, row in kept]])
 
 
 def split_images_digest(described):
     """BLAKE2b-128 of the images of a tags CSV's rows that fall in one split (split_rows), order left out;
     `described`: the JSON of split_rows_key. A CSV that does not read whole: its bytes' digest."""
+    return split_digest(described, lambda classes, kept: sorted(i for i, _ in kept))
+
+
+def split_digest(described, counted):
+    """BLAKE2b-128 of what `counted(classes, kept)` takes from split_rows of a split of a tags CSV, or of the CSV's
+    bytes where it does not read whole."""
     said = split_rows(described)
-    if said is None:
-        return file_digest(json.loads(described)[3])
-    return text_digest(json.dumps(sorted(i for i, _ in said[1])))
+    return file_digest(json.loads(described)[3]) if said is None else text_digest(json.dumps(counted(*said)))
 
 
 def split_rows(described):
