@@ -45,8 +45,9 @@ pre { background: #f6f8fa; border: 1px solid #dde; padding: 10px; font-size: 12.
 """
 EXAMPLES = 4   # images of each split in the report's examples section
 WARNED_SHOWN = 20   # images read with Pillow's warnings listed in the report (maybe thousands, and harmless)
-SKIPPED_FIGURES = ("per_class", "confusion", "classes", "curve", "outputs",  # long or shown in their own table
-                   "output_digests", "made_with")   # (None where the stage runs no network: not a figure)
+RECORDS = ("outputs", "output_digests", "made_with")   # done.json's records of a folder, no figures (made_with:
+# None where the stage runs no network)
+SKIPPED_FIGURES = ("per_class", "confusion", "classes", "curve") + RECORDS   # long or shown in their own table
 
 
 def write_report(config, overrides, notes=(), opened=None, skipped=None):
@@ -236,8 +237,7 @@ def saliency_section(cfg, preset):
     if cfg["guide_labels"]["saliency_maps"]:
         return ""
     scores = {split: values for split, values in (stage_result(cfg, preset, "saliency") or {}).items()
-              if isinstance(values, dict) and
-              split not in ("skipped_images", "warned_images", "outputs", "output_digests", "made_with")}
+              if isinstance(values, dict) and split not in ("skipped_images", "warned_images") + RECORDS}
     if not scores:
         return ""
     salthres = str(cfg["guide_labels"]["salthres"])
