@@ -334,6 +334,11 @@ def grey_map_problem(img):
     return "values of 0..1 only (a 0/1 mask?)" if top == 1 and (values == 1).mean() >= 0.01 else None
 
 
+def grey_values(img):
+    """Grey uint8 HxW of a decoded map, as the guide labels read it: 16-bit scaled to 8 bits, colour's luminance."""
+    return np.asarray(eight_bit(img).convert("L"))
+
+
 def load_gray_png(path, refuse=None):
     """Grey uint8 HxW (as displayed: as_displayed); 16-bit greyscale scaled to 8 bits, colour converted to
     luminance. refuse: the fix, where a map that would not read as it looks (grey_map_problem) is an error."""
@@ -343,7 +348,7 @@ def load_gray_png(path, refuse=None):
             kind = refuse and grey_map_problem(shown)
             if kind:
                 raise InputError(f"{path}: {kind}; {refuse}")
-            return np.asarray(eight_bit(shown).convert("L"))
+            return grey_values(shown)
     except (OSError, SyntaxError) as e:
         raise InputError(f"{path}: unreadable grey PNG ({e}); rerun the stage that made it") from None
 

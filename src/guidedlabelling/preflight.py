@@ -24,7 +24,7 @@ from .datasets.base import other_suffix
 from .errors import InputError, capped, some
 from .guide_rules import grey_level
 from .inference import check_classes, run_device, trained
-from .io import IGNORE, as_displayed, eight_bit, grey_map_problem, label_array, load_checkpoint
+from .io import IGNORE, as_displayed, grey_map_problem, grey_values, label_array, load_checkpoint
 from .model_setup import untrained
 from .fingerprint import DONE, EVALUATED, IMAGE_WORK_SIZE, SETTINGS, TAG_CLASSES, TAG_IMAGES, TAG_ROWS, \
     TAG_SPLIT_IMAGES, UPSTREAM, WORK_SIZE, Digests, bytes_as_recorded, csv_of, files_read_digest, fingerprint, \
@@ -484,7 +484,7 @@ def png_problem(path, sizes, grey=False, classes=None, tops=None):
             w, h = shown.size
             kind = grey and grey_map_problem(shown)
             if grey and tops is not None:
-                tops.append(int(np.asarray(eight_bit(shown).convert("L")).max(initial=0)))
+                tops.append(int(grey_values(shown).max(initial=0)))
             try:   # from the pixels decoded here (a guide label folder: thousands of them)
                 label = label_array(img, path) if classes else None
             except InputError as e:   # colour, say
