@@ -627,6 +627,8 @@ def reuse_or_make(stage, args, cfg, preset, out, checked, alone):
                     rescore = "" if cfg["run"]["vis"] else pipeline.BY_NAME[stage].per_image  # panels show labels
                     fresh = check_cache(out, stage_cfg, cfg["run"]["overridecache"], manifest, alone, rescore,
                                         other_folder(args, cfg), made_with(stage, cfg), notes.append) or fresh
+                    remove_temporary(out, one_writer and distributed.is_main())   # in its turn: a torchrun training's
+                    # first process swept all, and the others, recording the folder after it, lost their temp files
             if up:
                 draw_missing_panels(Stage(stage, cfg, preset, out, logging.getLogger(__name__), checked,
                                           manifest["fingerprint"], outputs_fingerprint(inputs)))
@@ -636,7 +638,6 @@ def reuse_or_make(stage, args, cfg, preset, out, checked, alone):
                 log.info(note)
             current = Stage(stage, cfg, preset, out, log, checked, manifest["fingerprint"],
                             outputs_fingerprint(inputs))
-            remove_temporary(out, one_writer and distributed.is_main())
             stage_module(stage).run(current)
         except (InputError, OSError, KeyboardInterrupt) as e:
             ended(e, log, out, fresh and one_writer)
