@@ -626,6 +626,24 @@ def test_a_folder_made_by_another_clone_of_the_project_has_the_same_settings(tmp
     assert not naming.same_settings(mine, settings(tmp_path / "clone2", config="voc12_paper"))
 
 
+def test_a_folder_made_on_the_builtin_data_of_a_moved_project_has_the_same_settings(tmp_path, monkeypatch):
+    """The built-in data is generated inside the project, so a project moved or cloned elsewhere finds its folders'
+    stored data paths under the former project folder: they count as this one's (they ended the rerun in "made with
+    other settings" before). A folder of your own named alike, or built-in data of other settings, still differs."""
+    def settings(root, *sets):
+        monkeypatch.setattr(C, "ROOT", root)
+        return naming.relevant(resolve(*sets, config="smoke")[0], "saliency")
+    before, after = settings(tmp_path / "old/project"), settings(tmp_path / "moved")
+    assert before["data"]["dataset_dir"] == str(tmp_path / "old/project/data/builtin_64px_20_10/builtin")
+    assert after["saliency_train"]["saliency_data"] == str(tmp_path / "moved/data/builtin_64px_20_10/builtin_saliency")
+    assert not naming.same_settings(before, settings(tmp_path / "moved", "builtin_val=11"))
+    assert naming.same_settings(before, after)
+    yours = json.loads(json.dumps(before))
+    yours["data"]["dataset_dir"] = str(tmp_path / "photos/builtin")
+    assert naming.said_differences(yours, after) == \
+        f"dataset_dir {str(tmp_path / 'photos/builtin')!r} there, {after['data']['dataset_dir']!r} here"
+
+
 @pytest.mark.parametrize("config, overrides, expected", [
     ("demo", [], False),                                                  # the shapes' network on the shapes
     ("demo", ["images=photos", "tags=photos/tags.csv"], True),            # ... on your photos

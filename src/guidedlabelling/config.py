@@ -287,6 +287,17 @@ def builtin_dir(d):
     return ROOT / "data" / f"builtin_{d['builtin_size']}px_{d['builtin_train']}_{d['builtin_val']}"
 
 
+def builtin_moved(there, here):
+    """Whether a stored path `there` is the built-in data `here` is (generated inside the project) where the project
+    folder was since moved or cloned elsewhere: the same generated folder under another project folder."""
+    if not (isinstance(there, str) and isinstance(here, str)) or there == here:
+        return False
+    there, here = Path(there), Path(here)
+    generated = here.parent.parent == (ROOT / "data").resolve() and here.name in ("builtin", "builtin_saliency") \
+        and re.fullmatch(r"builtin_\d+px_\d+_\d+", here.parent.name)
+    return bool(generated) and there.parts[-2:] == here.parts[-2:]
+
+
 def complete(cfg):
     """The built-in dataset becomes the dataset of the run, and its saliency set the saliency set, unless the
     settings name others (--dataset_dir or --pascalroot, --saliency_data); --gpu N means --device cuda:N."""

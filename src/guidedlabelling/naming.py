@@ -11,7 +11,7 @@ from pathlib import Path
 import yaml
 
 from . import pipeline
-from .config import absolute_paths, builtin_paths, resolve
+from .config import absolute_paths, builtin_moved, builtin_paths, resolve
 from .datasets import LAYOUTS, data_settings_unread, layout
 from .errors import InputError
 from .guide_rules import RULES
@@ -306,9 +306,12 @@ def differences(stored, current):
     """[(the setting as --set writes it, its value in a folder's stored config, its current value)] where they
     differ; a setting added to the project since the folder was made counts as its default there. Stored configs
     are read as the project reads them now: paths made absolute (folders of a version before they were stored so,
-    relative to the current folder), settings not read blank (naming.without_unread)."""
+    relative to the current folder), settings not read blank (naming.without_unread), the built-in data of the project
+    since moved as this one's (config.builtin_moved)."""
     stored = without_unread(absolute_paths(copy.deepcopy(stored)))
     defaults_ = defaults()
-    return [(set_key(sec, k), stored.get(sec, {}).get(k, defaults_.get(sec, {}).get(k)), v)
-            for sec, values in current.items() for k, v in values.items()
-            if stored.get(sec, {}).get(k, defaults_.get(sec, {}).get(k)) != v]
+
+    def there(sec, k):
+        return stored.get(sec, {}).get(k, defaults_.get(sec, {}).get(k))
+    return [(set_key(sec, k), there(sec, k), v) for sec, values in current.items() for k, v in values.items()
+            if there(sec, k) != v and not builtin_moved(there(sec, k), v)]
