@@ -3,7 +3,7 @@
 On a terminal: a tqdm bar on stderr. Otherwise (CI logs, a redirected stderr, a lane of ./script.py): a plain line
 each time another tenth of the work is done (5 s or more after the previous line: a loop of seconds says only its
 end) or 30 s have passed, e.g.
-`seed heatmaps: 10/20 (50%), 2.5 it/s, elapsed 00:04, ETA 00:04`.
+`seed heatmaps: 10/20 (50%), 1.82 it/s, elapsed 00:05, ETA 00:05`.
 Under torchrun only the first process reports; the others run the same loop unreported.
 """
 import math
