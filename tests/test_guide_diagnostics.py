@@ -446,7 +446,7 @@ def test_unmarked_classes_names_those_marked_in_under_a_quarter_of_their_tagged_
     assert line == ("the guided segmenter marks few of the val images tagged with bird (4 of 20; the fully "
                     "supervised reference: 11) and dog (0 of 23; the fully supervised reference: 14): it learns "
                     "little of them; the guide labels' table of classes shows whether they had already lost them (see "
-                    "README, own data)")
+                    "README, 'Your own data')")
     line, = unmarked_classes(marks(dog=(23, 5)))   # no reference (own data without masks)
     assert line.startswith("the guided segmenter marks few of the val images tagged with dog (5 of 23): it learns "
                            "little of it;")

@@ -461,7 +461,7 @@ def test_masks_of_some_val_images_score_the_segmenter_on_them_alone(folder, tmp_
     assert "==> seed_eval: skipped" not in stdout   # square is a val image with a mask
     assert f"note: 8 of the 8 train images have no mask in {masks} and are left out of the scores (big, grey, " \
         "alpha, ...)" in stdout
-    assert f"note: 1 of the 2 val images have no mask in {masks} and are left out of the scores (photo2; photo2.jpg " \
+    assert f"note: 1 of the 2 val images has no mask in {masks} and is left out of the scores (photo2; photo2.jpg " \
         "there: a mask is <id>.png)" in stdout
     assert "warning: no fully supervised reference: no training image has a mask" in stdout
     assert "guide vs ground truth on train: mIoU n/a (no annotated pixel)" in stdout

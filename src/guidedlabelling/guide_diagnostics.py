@@ -147,7 +147,7 @@ def alike_warnings(alike):
         lines.append(f"{a} and {b}: tagged together in {r['together']} of {a}'s {r['images_a']} images and of "
                      f"{b}'s {r['images_b']}, where their class maps correlate {r['correlation']:.2f}: tags alone do "
                      f"not tell them apart, so the seeds, the guide labels and the segmenter mix them (images with "
-                     f"one of them without the other would; see README, own data)")
+                     f"one of them without the other would; see README, 'Your own data')")
     return lines
 
 
@@ -192,7 +192,7 @@ def what_the_rule_makes(r, voided):
                 "panels (--set vis=true)" + (f"; {did}" if voided else ""))
     return "so the rule gives much of it to background; " + (did if voided else "--set guide_labels.unsure=void "
                                                             "leaves its weakly salient seed cores there void; see "
-                                                            "README, own data")
+                                                            "README, 'Your own data'")
 
 
 def warnings(report, often, rule, dropped_share, seeds_kept=False):
@@ -204,7 +204,7 @@ def warnings(report, often, rule, dropped_share, seeds_kept=False):
             f"keeps {percent(report[name]['seed_kept'])} of its seed pixels overall ({where_cores_go(report[name])}); "
             + (seeds_kept_said(report[name]) if seeds_kept else
                "--set guide_labels.dropped=seeds keeps its seeds there, unless its objects are smaller than its seeds "
-               "and saliency outlines them (the guide panels, --set vis=true); see README, own data")
+               "and saliency outlines them (the guide panels, --set vis=true); see README, 'Your own data'")
             for name in often]
 
 

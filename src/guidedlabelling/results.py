@@ -122,7 +122,7 @@ def weak_reference(ref, floor=WEAK_IOU):
         "the ratio compares with a weak reference"
     return [f"the fully supervised reference itself learns little of {names} (IoU under {floor}): {ratio}; "
             "the usual causes are objects a few pixels wide at the preset's input "
-            "size, and classes in few images (see README, own data)"]
+            "size, and classes in few images (see README, 'Your own data')"]
 
 
 def void_guide(guide):
@@ -158,4 +158,4 @@ def unmarked_classes(seg, ref=None):
     them = "it" if len(few) == 1 else "them"
     return [f"the guided segmenter marks few of the {seg.get('split', 'val')} images tagged with "
             f"{listed(named)}: it learns little of {them}; the "
-            f"guide labels' table of classes shows whether they had already lost {them} (see README, own data)"]
+            f"guide labels' table of classes shows whether they had already lost {them} (see README, 'Your own data')"]

@@ -335,8 +335,10 @@ class OwnDataset(Labelled):
         if not self.has_labels or self.annotated == len(self):
             return []
         other = f"; {some(self.not_masks)} there: a mask is <id>.png" if self.not_masks else ""
-        return [f"note: {len(self) - self.annotated} of the {len(self)} {self.split} images have no mask in "
-                f"{self.items[0].label.parent} and are left out of the scores ({some(self.unannotated)}{other})"]
+        missing = len(self) - self.annotated
+        has, are = ("has", "is") if missing == 1 else ("have", "are")
+        return [f"note: {missing} of the {len(self)} {self.split} images {has} no mask in "
+                f"{self.items[0].label.parent} and {are} left out of the scores ({some(self.unannotated)}{other})"]
 
     def full_label(self, i):
         if not self.has_labels:
