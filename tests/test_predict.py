@@ -772,6 +772,27 @@ def test_the_crop_size_a_model_was_trained_on_is_its_input_size(varied_model, ph
     assert "all predicted by an earlier run with these settings" in predict_("tight", "--resize", "tight")
 
 
+def test_a_model_trained_on_photos_shrunk_to_another_side_says_so(photos, tmp_path):
+    """A run that set seg_train.max_side (README: raise it with segmentations.test_size for larger photos): predict
+    tested its model at the preset's test size without a word."""
+    train = subprocess.run([sys.executable, str(ROOT / "src/segmentation/train.py"), "--config", "smoke", "--labels",
+                            "gt", "--max_side", "48", "--out_root", str(tmp_path / "runs")], cwd=ROOT,
+                           capture_output=True, text=True)
+    assert train.returncode == 0, train.stderr
+    model = next((tmp_path / "runs").glob("smoke/seg_train/*/model.pth"))
+
+    def predict_(out, *extra):
+        proc = subprocess.run([sys.executable, str(ROOT / "src/predict.py"), str(photos / "photo.jpg"), "--model",
+                               str(model), "--out_dir", str(tmp_path / out), *extra], cwd=ROOT, capture_output=True,
+                              text=True)
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout
+    assert "note: the model was trained on photos shrunk to seg_train.max_side 48, not the preset's 0 (0: never " \
+        "shrunk): --size stays the preset's test size (64); pass --size with the segmentations.test_size of the " \
+        "run that trained it" in predict_("told")
+    assert "note:" not in predict_("given", "--size", "48")
+
+
 def test_a_folder_of_folders_of_images_names_them(photos, tmp_path):
     """A folder holding only folders of images is one error that says its folders are not read, naming one."""
     (tmp_path / "trips" / "day1").mkdir(parents=True)

@@ -541,7 +541,22 @@ def test_settings(args):
         print(f"note: the model was trained on {net_size}-px crops, not on the preset's "
               f"{preset['seg_train']['input_size']}: --input_size {net_size}; --size stays the preset's "
               f"({test['test_size']}) unless given")
+    side_note = args.size is None and max_side_note(meta.get("max_side"), preset)
+    if side_note:
+        print(f"note: {side_note}")
     return preset, resize, net_size
+
+
+def max_side_note(trained_side, preset):
+    """A note where the model was trained on photos shrunk to another side (seg_train.max_side) than the preset's,
+    whose test_size --size takes: a run told to raise both (README, own data) was predicted at the preset's size
+    without a word. None where they agree or the model records none (trained before it did)."""
+    side = preset["seg_train"]["max_side"]
+    if trained_side is None or trained_side == side:
+        return None
+    return (f"the model was trained on photos shrunk to seg_train.max_side {trained_side}, not the preset's {side} "
+            f"(0: never shrunk): --size stays the preset's test size ({preset['segmentations']['test_size']}); pass "
+            "--size with the segmentations.test_size of the run that trained it")
 
 
 def print_summary(summary):

@@ -44,5 +44,5 @@ def run(stage):
     stream = segmentation_stream(data, c["input_size"], label_size(model, c), c["resize"], solver, label_dir,
                                  c["max_side"])
     meta = deeplab_meta(c, "segmentation", data.classes) | {"preset": stage.cfg["name"],  # predict's test geometry
-                                                            "input_size": c["input_size"]}
+                                                            "input_size": c["input_size"], "max_side": c["max_side"]}
     run_training(stage, model, stream, segmentation_loss, solver, mults, meta)
