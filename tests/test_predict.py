@@ -609,7 +609,8 @@ def test_other_files_of_a_folder_are_noted_and_a_link_to_nothing_is_skipped(mode
            f"({folder / 'scan.bmp'})" in proc.stdout
     assert "predicted 2 images" in proc.stdout
     assert f"note: 1 folder inside the folders named was not read ({folder / 'trip'}); name them too" in proc.stdout
-    assert f"skipped 1 unreadable image:\n  {folder / 'gone.jpg'}: a link to nothing, not a file" in proc.stdout
+    assert f"skipped 1 unreadable image:\n  {folder / 'gone.jpg'}: a link to {tmp_path / 'nowhere.jpg'}, which does " \
+        "not exist; mend the link, or remove it" in proc.stdout
     shutil.copy(photos / "photo.jpg", folder / "photo.png")  # two clashes: photo, grey
     shutil.copy(photos / "grey.png", folder / "grey.jpg")
     proc = subprocess.run([sys.executable, str(ROOT / "src/predict.py"), str(folder), "--model", str(model),
@@ -668,7 +669,8 @@ def test_a_link_to_nothing_of_a_readable_images_name_leaves_its_outputs_done(mod
         proc = subprocess.run([sys.executable, str(ROOT / "src/predict.py"), str(folder), "--model", str(model),
                                "--out_dir", str(out), "--config", "smoke"], cwd=ROOT, capture_output=True, text=True)
         assert proc.returncode == 0, proc.stderr
-        assert f"skipped 1 unreadable image:\n  {folder / 'a.jpg'}: a link to nothing, not a file" in proc.stdout
+        assert f"skipped 1 unreadable image:\n  {folder / 'a.jpg'}: a link to {tmp_path / 'nowhere.jpg'}, which " \
+            "does not exist; mend the link, or remove it" in proc.stdout
         return proc.stdout
     assert "predicted 2 images into" in predict()
     made = {path: path.stat().st_mtime_ns for path in (out / "a.png", out / "overlay" / "a.png")}
@@ -791,6 +793,16 @@ def test_a_model_trained_on_photos_shrunk_to_another_side_says_so(photos, tmp_pa
         "shrunk): --size stays the preset's test size (64); pass --size with the segmentations.test_size of the " \
         "run that trained it" in predict_("told")
     assert "note:" not in predict_("given", "--size", "48")
+
+
+def test_a_named_pipe_of_an_image_name_is_skipped_with_what_to_do(photos, tmp_path):
+    """A folder's x.jpg that is no file nor link (a named pipe) is skipped with its fix, not called a link."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    shutil.copy(photos / "photo.jpg", folder / "photo.jpg")
+    os.mkfifo(folder / "pipe.jpg")
+    assert ImageFiles([folder]).skipped[str(folder / "pipe.jpg")] == \
+        "a named pipe, a socket or a device, not a file; put the image in its place, or remove it"
 
 
 def test_a_folder_of_folders_of_images_names_them(photos, tmp_path):

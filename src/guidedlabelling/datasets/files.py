@@ -1,4 +1,5 @@
 """Image files to predict on."""
+import os
 from pathlib import Path
 
 from ..errors import raise_all
@@ -29,7 +30,15 @@ class ImageFiles(ImageList):
                              "name image files")
         listed = [Item(p.stem, p, None) for p in paths]
         self.keep_readable(listed, "the images named")
-        self.skipped |= {str(p): "a link to nothing, not a file" for p in broken}
+        self.skipped |= {str(p): not_a_file(p) for p in broken}
+
+
+def not_a_file(path):
+    """Why an image name of a folder that is no file is skipped, and what to do: the skip line said 'a link to
+    nothing' alone, where every other names a fix."""
+    if path.is_symlink():
+        return f"a link to {os.readlink(path)}, which does not exist; mend the link, or remove it"
+    return "a named pipe, a socket or a device, not a file; put the image in its place, or remove it"
 
 
 def folder_contents(folder, named):
