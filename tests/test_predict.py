@@ -17,7 +17,7 @@ from guidedlabelling.fingerprint import file_digest
 from guidedlabelling.inference import load_model
 from guidedlabelling.io import InputError, load_image, save_checkpoint, save_json, voc_palette
 from guidedlabelling.networks import build_seg_net, init_from_scratch
-from guidedlabelling.prediction import found_line, images_to_do, predict, written
+from guidedlabelling.prediction import found_line, images_to_do, legend_line, predict, written
 from guidedlabelling.transforms import fit_input, to_caffe_input, unfit
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -131,6 +131,26 @@ def test_predict_a_folder_writes_labels_and_overlays(model, photos, tmp_path):
     assert line.endswith("found only background: none of the model's 5 classes (" + ", ".join(classes[1:]) + ") in "
                          f"any of the {len(SIZES)} images") == (found[1:].sum() == 0), line
     assert json.loads((out / "predict.json").read_text())["classes"] == classes   # what each PNG value is
+
+
+def voc_colour(value):
+    """The VOC palette's colour of a label value, as VOC's devkit (labelcolormap) computes it: the value's bits
+    spread over the three channels, the first three in each channel's highest bit."""
+    rgb = [0, 0, 0]
+    for shift in range(8):
+        for channel in range(3):
+            rgb[channel] |= ((value >> (3 * shift + channel)) & 1) << (7 - shift)
+    return tuple(rgb)
+
+
+def test_the_summary_gives_the_colour_of_each_class_found():
+    """The label PNGs and overlays are in the VOC colours, with no key but predict.json's names: the summary now
+    gives each found class's value and colour (the model's values: 'sign' is 9, not its rank among those found)."""
+    classes = ["background", "Cow", "Traffic", "aeroplane", "bicycle", "bird", "car", "flower", "sheep", "sign"]
+    assert voc_colour(1) == (128, 0, 0) and voc_colour(8) == (64, 0, 0)
+    line = legend_line({"Cow": 7, "sign": 1}, classes, "preds")
+    assert line == f"legend (label value, class, colour): 1 Cow rgb{voc_colour(1)}; 9 sign rgb{voc_colour(9)}; " \
+        "overlays in preds/overlay"
 
 
 def test_the_summary_says_which_classes_were_found():
@@ -889,7 +909,8 @@ def test_an_out_dir_inside_a_folder_named_is_not_noted_as_a_folder_to_predict(mo
         proc = run_predict(folder, model, folder / "preds")
         assert proc.returncode == 0, proc.stderr
     assert f"note: 1 folder inside the folders named was not read ({folder / 'trip'}); name them too" in proc.stdout
-    assert "preds" not in proc.stdout.replace(f"into {folder / 'preds'};", "")
+    named = (f"into {folder / 'preds'};", f"overlays in {folder / 'preds' / 'overlay'}")   # where its outputs are
+    assert "preds" not in proc.stdout.replace(named[0], "").replace(named[1], "")
 
 
 def test_outputs_of_an_image_deleted_since_say_how_to_predict_with_other_settings(model, photos, tmp_path):

@@ -96,6 +96,14 @@ def found_line(found, images, classes):
         (f" (not found: {some(missing, 5)})" if missing else "")
 
 
+def legend_line(found, classes, out_dir):
+    """Each class found with its label value and colour, and where the overlays are: the label PNGs and overlays are
+    in the VOC colours, whose key was nowhere but in the VOC palette and predict.json's class names."""
+    keys = [f"{value} {name} rgb({', '.join(str(int(v)) for v in colour(value))})"
+            for value, name in enumerate(classes) if name in found]
+    return f"legend (label value, class, colour): {'; '.join(keys)}; overlays in {Path(out_dir) / 'overlay'}"
+
+
 def model_file(path):
     """A model.pth, or a segmentation training folder holding one. A folder with snapshots but no model.pth yet:
     one line that says whether a training is writing it now, and names a snapshot as --model (predict.py has no
@@ -571,6 +579,8 @@ def print_summary(summary):
         if before + redrawn < n else f"{counted(n, 'image')}, all predicted by an earlier run with these settings" + \
         (f"; {counted(redrawn, 'overlay')} drawn again from their labels" if redrawn else "")
     print(f"{done} into {summary['out_dir']}; {found_line(summary['found'], n, summary['classes'])}")
+    if summary["found"]:
+        print(legend_line(summary["found"], summary["classes"], summary["out_dir"]))
     others = summary["not_images"]
     if others:
         one = len(others) == 1
