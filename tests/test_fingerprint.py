@@ -418,6 +418,16 @@ def test_a_val_row_added_keeps_the_fully_supervised_reference_a_train_row_retrai
         assert not fresh or f"the train images {own['tags']} lists changed" in out, out
 
 
+def same_mat(a, b):
+    """Two heatmap MAT-files hold the same maps, ids and classes; their class scores agree to float32 rounding: an
+    image forwarded in a batch of other size (alone, where it was added) differs in the last bits on some CPUs (a
+    2-core AVX-512 Xeon: 2.3e-10), the maps not."""
+    x, y = scipy.io.loadmat(a), scipy.io.loadmat(b)
+    keys = sorted(k for k in x if not k.startswith("__"))
+    return keys == sorted(k for k in y if not k.startswith("__")) and all(
+        np.allclose(x[k], y[k], rtol=1e-6, atol=0) if k == "scores" else np.array_equal(x[k], y[k]) for k in keys)
+
+
 def test_a_val_row_added_or_removed_keeps_the_other_val_heatmaps_a_row_retagged_remakes_them(own, command):
     """The seed heatmaps hold the maps of an image's own tags: a val row added made every val heatmap again (the val
     rows of the CSV changed). Now the others are kept and the new image's made, a row removed makes none, and the
@@ -447,7 +457,7 @@ def test_a_val_row_added_or_removed_keeps_the_other_val_heatmaps_a_row_retagged_
     val_heatmaps(fresh)
     anew = folder(fresh, "seed_heatmaps")
     assert sorted(p.name for p in anew.glob("*.mat")) == ["cls_res.mat", "e.mat", "g.mat"]
-    assert all((heat / p.name).read_bytes() == p.read_bytes() for p in anew.glob("*.mat"))
+    assert all(same_mat(heat / p.name, p) for p in anew.glob("*.mat"))
     own["tags"].write_text(own["tags"].read_text().replace("g.jpg,cat,val", "g.jpg,dog,val"))
     retag_mask(own, "g", 2)
     out = val_heatmaps(own)
