@@ -598,7 +598,7 @@ def stage_manifest(stage, out, checked):
     inputs, upstream, by_files = checked.manifest(recorded(out))
     return {"fingerprint": fingerprint(inputs), "inputs": inputs, "upstream": upstream,
             "upstream_digests": upstream_digests(upstream, by_files)} | ({READ_IDS: by_files} if by_files else {}) \
-        | ({SPLIT_ROWS: split_rows_record(inputs)} if pipeline.BY_NAME[stage].per_image else {})
+        | ({SPLIT_ROWS: split_rows_record(inputs, checked.digests)} if pipeline.BY_NAME[stage].per_image else {})
 
 
 def reuse_or_make(stage, args, cfg, preset, out, checked, alone):
