@@ -464,6 +464,34 @@ def test_a_val_row_added_or_removed_keeps_the_other_val_heatmaps_a_row_retagged_
     assert "recomputing it" in out and "2 of 2 images to do" in out, out
 
 
+class Key(str):
+    """A manifest key that counts the comparisons made with it: membership in a list compares with each member."""
+    compared = 0
+
+    def __eq__(self, other):
+        Key.compared += 1
+        return str.__eq__(self, other)
+
+    __hash__ = str.__hash__
+
+
+def test_thousands_of_photos_added_are_told_and_kept_apart_in_linear_time():
+    """since_made and images_come_or_go on the keys of 4000 photos added with rows and no masks (their masks' keys
+    absent then and now): each key is compared a few times, not with every other key (a list's membership test, which
+    took minutes at VOC's 10,582)."""
+    n = 4000
+    images = [Key(f"/i/im{k:05d}.jpg") for k in range(n)]
+    masks = [Key(f"{EVALUATED}/m/im{k:05d}.png") for k in range(n)]
+    old = {Key("/t.csv"): "1"}
+    new = old | dict.fromkeys(images, "d") | dict.fromkeys(masks, ABSENT)
+    keys = images + masks
+    Key.compared = 0
+    assert since_made(keys, old, new) == f"{images[0]}, {images[1]}, {images[2]} and {n - 3} more were added since " \
+        "it was made"
+    assert images_come_or_go(keys, old, new) == images
+    assert Key.compared < 10 * len(keys)
+
+
 def test_rows_that_only_came_or_went_leave_the_other_images_outputs():
     """rows_came_or_went: a split's rows changed only by rows added or removed is no change of its own (the images
     of those rows are); a row retagged, a class added to the CSV, or no record of the rows, is."""

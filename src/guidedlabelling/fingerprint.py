@@ -487,7 +487,7 @@ def worth_telling(keys, old, new):
     """The changed keys less those that tell nothing of their own: a file absent then and now (the mask of a row
     added without one), neither added nor changed, unless every key is one; the work size of a photo changed, which
     comes with it."""
-    nowhere = [k for k in keys if old.get(k, ABSENT) == new.get(k, ABSENT) == ABSENT]
+    nowhere = {k for k in keys if old.get(k, ABSENT) == new.get(k, ABSENT) == ABSENT}   # (a list: quadratic)
     keys = [k for k in keys if k not in nowhere] if len(nowhere) < len(keys) else keys
     named = set(keys)
     return [k for k in keys if not k.startswith(IMAGE_WORK_SIZE) or k[len(IMAGE_WORK_SIZE):] not in named]
@@ -496,7 +496,7 @@ def worth_telling(keys, old, new):
 def changes_said(changed, added, went, unread):
     """'a.jpg changed, b.jpg was added, c.jpg went since it was made' of the keys changed, added, gone and no
     longer read."""
-    sized = [k for k in changed if k.startswith(IMAGE_WORK_SIZE)]
+    sized = {k for k in changed if k.startswith(IMAGE_WORK_SIZE)}
     if len(sized) > 1:   # (max_image_side set lower: every image over it)
         changed = [k for k in changed if k not in sized] + [f"the {WORK_SIZE}{len(sized)} images"]
     parts = [f"{describe(changed)} changed"] if changed else []
@@ -564,7 +564,8 @@ def images_come_or_go(keys, old, new, own=lambda key: False):
     if not keys or any(csv_of(k) for k in rest):   # the tags CSV counted otherwise (its rows, its classes)
         return None
     files = [k for changed in file_changes(rest, old, new) for k in changed]
-    edited = [k for k in rest if k not in files and not k.startswith((UPSTREAM, WORK_SIZE)) and
+    named = set(files)   # (thousands of photos added: a list made it quadratic)
+    edited = [k for k in rest if k not in named and not k.startswith((UPSTREAM, WORK_SIZE)) and
               old.get(k, ABSENT) != ABSENT != new.get(k, ABSENT) and own(k)]   # (a file edited in place)
     sized = [k for k in rest if k.startswith(IMAGE_WORK_SIZE)]   # (its stem is the image's id too)
     return files + edited + sized if set(rest) <= set(files + edited + sized) else None
