@@ -683,3 +683,22 @@ def test_the_tags_digest_finds_the_id_the_dataset_finds(folder, name):
     must agree (sub/../a.jpg without a folder sub gave a.jpg there, a here, and another hash split)."""
     data = dataset(folder, [f"{name},cat,train", "b.png,dog,train"])
     assert data.ids[0] == own.image_id(folder / "images", name, {}) == "a"
+
+
+def test_rows_are_matched_and_photos_without_a_row_found_resolving_each_path_once_at_most(folder, monkeypatch):
+    """Links are judged with each photo's path resolved (the folder's once for all, not once per row), and the
+    photos without a row found by their paths, resolved only where some photo of the folder has no row (10,000
+    photos: seconds a split)."""
+    photo = Image.fromarray(np.full((4, 6, 3), 90, np.uint8))
+    names = ["b.png"] + [f"p{k}.png" for k in range(40)]
+    for name in names[1:]:
+        photo.save(folder / "images" / name)
+    resolved = []
+    resolve = Path.resolve
+    monkeypatch.setattr(Path, "resolve", lambda self, strict=False: resolved.append(self) or resolve(self, strict))
+    rows = ["a.jpg,cat,train"] + [f"{name},dog,train" for name in names]
+    assert dataset(folder, rows).unlisted == [] and len(resolved) <= len(rows) + 1   # each row's photo, the folder
+    resolved.clear()
+    (folder / "images" / "link.png").symlink_to(folder / "images" / "p0.png")   # p0's photo, named: not noted
+    data = dataset(folder, rows[:1] + rows[2:])
+    assert data.unlisted == ["b.png"] and len(resolved) <= 2 * len(rows) + 3   # and each path, named or not

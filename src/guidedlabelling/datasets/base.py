@@ -217,9 +217,10 @@ def likely_meant(path):
     return f"{other} is there, with another extension: write it so, or " if other else ""
 
 
-def inside(path, folder):
-    """Whether `path`, symlinks resolved, lies in `folder`."""
-    return path.resolve().is_relative_to(folder.resolve())
+def inside(path, real_folder):
+    """Whether `path`, symlinks resolved, lies in `real_folder` (resolved already: once for all the files of a
+    folder, not once per file)."""
+    return path.resolve().is_relative_to(real_folder)
 
 
 def work_size(hw, max_side):

@@ -152,10 +152,12 @@ class OwnDataset(Labelled):
     def unlisted(self):
         """The images of the folder and its subfolders that no row names, for the notes alone: the folder's tree is
         walked only where they are printed."""
-        named = {p.resolve() for p in self._files.values()}
+        named = set(self._files.values())
         if self.masks_folder:   # the masks, where their folder is the images' own
-            named |= {(self.masks_folder / f"{p.stem}.png").resolve() for p in self._files.values()}
-        return [p.relative_to(self.root).as_posix() for p in self._tree if p.resolve() not in named]
+            named |= {self.masks_folder / f"{p.stem}.png" for p in self._files.values()}
+        other = [p for p in self._tree if p not in named]   # (10,000 paths resolved: a second a split)
+        real = {p.resolve() for p in named} if other else set()   # links, and paths written otherwise
+        return [p.relative_to(self.root).as_posix() for p in other if p.resolve() not in real]
 
     @cached_property
     def _tree(self):
@@ -166,11 +168,16 @@ class OwnDataset(Labelled):
     def _tree_index(self):
         return tree_index(self.root, self._tree)
 
+    @cached_property
+    def _roots(self):
+        """(the images' folder as an absolute path, with its links resolved), found once for all the rows."""
+        return Path(os.path.abspath(self.root)), self.root.resolve()
+
     def _row_file(self, r, listings, files, seen):
         """The image file row `r` names (InputError where it names none, or one named before)."""
         where = f"{self.tags_file}, line {r.line}"
         exact = named_path(self.root, r.image)
-        at, root = Path(os.path.abspath(exact)), Path(os.path.abspath(self.root))
+        at, root = Path(os.path.abspath(exact)), self._roots[0]
         if Path(r.image).is_absolute() and at.is_relative_to(root) and at != root:
             raise InputError(f"{where}: image {r.image!r} is an absolute path; names are relative to {self.root}: "
                              f"write {str(at.relative_to(root))!r}")
@@ -181,7 +188,7 @@ class OwnDataset(Labelled):
             hint = missing_hint(r.image, self.root) or elsewhere_hint(at.relative_to(root).as_posix(), self.root,
                                                                       self._tree_index)
             raise InputError(f"{where}: image {r.image!r} is not in {self.root}; {hint}add it or remove the row")
-        if not (self.follow_symlinks or inside(found[0], self.root)):
+        if not (self.follow_symlinks or inside(found[0], self._roots[1])):
             raise InputError(f"{where}: image {r.image!r} links to {found[0].resolve()}, outside {self.root}; "
                              "copy the file in, or pass --set follow_symlinks=true to read it there")
         if len(found) > 1:
