@@ -13,10 +13,11 @@ from PIL import Image
 from guidedlabelling.datasets import VOCDataset
 from guidedlabelling.fingerprint import file_digest
 from guidedlabelling.inference import evaluate_folder
-from guidedlabelling.io import InputError
+from guidedlabelling.io import InputError, save_label_png
 from guidedlabelling.metrics import (average_precision, classifier_report, confusion, confusions_over_thresholds,
                                      seed_curve, seed_histogram)
 from guidedlabelling.seeds import SeedRule, heatmap2segconf
+from guidedlabelling.stages.saliency import split_pairs
 from guidedlabelling.stages.seed_eval import plot_seed_curve, scores as seed_eval_scores
 from guidedlabelling.tables import Context, Run, main as tables_main
 
@@ -406,3 +407,34 @@ def test_paper_tables_without_the_runs_settings_say_which_were_left_out(tmp_path
                    "had --set builtin_size=48 --set device=cpu: give this command the same --set\n")
     tables_main(["--config", "smoke", "--out_root", str(tmp_path), "--set", "builtin_size=48", "--set", "device=cpu"])
     assert capsys.readouterr().err == ""
+
+
+class PartlyAnnotated:
+    """Own data's split where only some images have a mask: the others' labels are all void."""
+    classes, num_classes = ["background", "cat"], 2
+
+    def __init__(self, annotated):
+        self.items = [type("Item", (), {"id": f"im{k}"}) for k in range(len(annotated))]
+        self.annotated = annotated
+
+    def annotated_at(self, i):
+        return self.annotated[i]
+
+    def label(self, i):
+        return np.array([[0, 1], [1, 1]], np.uint8) if self.annotated[i] else np.full((2, 2), 255, np.uint8)
+
+
+def test_images_without_a_mask_are_scored_without_reading_their_outputs(tmp_path):
+    """evaluate_folder and the saliency maps' pairs leave out the images without a mask (all void: nothing to score)
+    without reading their files: own data with masks of val alone read thousands of training heatmaps, ran the seed
+    rule on them and read as many maps, for nothing. Here their files are absent."""
+    data = PartlyAnnotated([True, False, True])
+    save_label_png(tmp_path / "im0.png", np.array([[0, 1], [1, 1]], np.uint8))
+    save_label_png(tmp_path / "im2.png", np.array([[0, 1], [0, 1]], np.uint8))
+    scored = evaluate_folder(data, tmp_path)
+    assert scored["void"] == 0 and scored["confusion"] == [[2, 0], [1, 5]]   # im2's pixel (1, 0): cat as background
+    assert scored["per_class_IoU"] == pytest.approx({"background": 100 * 2 / 3, "cat": 100 * 5 / 6})
+    Image.fromarray(np.array([[0, 255], [255, 0]], np.uint8)).save(tmp_path / "im0.png")
+    Image.fromarray(np.array([[0, 255], [255, 255]], np.uint8)).save(tmp_path / "im2.png")
+    pairs = list(split_pairs(data, tmp_path))
+    assert [sal.tolist() for sal, _ in pairs] == [[0, 255, 255, 0], [0, 255, 255, 255]]

@@ -240,8 +240,10 @@ def evaluate_folder(data, folder, rule=None):
     """mIoU of label PNGs (or of the seeds a seeds.SeedRule makes of heatmaps) against the ground truth, over the
     pixels they label; `void`: the percent of the ground truth's (non-void) pixels they leave void (None where the
     ground truth has none: no image annotated)."""
-    conf, void, counted = 0, 0, 0
+    conf, void, counted = np.zeros((data.num_classes,) * 2, np.int64), 0, 0
     for i, it in enumerate(data.items):
+        if not data.annotated_at(i):   # all void, scored with nothing: its file is not read (own data's train
+            continue                   # images without masks, thousands of heatmaps and seed rules)
         if rule is None:
             pred = load_label_png(folder / f"{it.id}.png")
         else:

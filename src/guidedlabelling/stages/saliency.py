@@ -231,8 +231,11 @@ def zoom_frame(mask, image_id):
 
 
 def split_pairs(data, out):
-    """(map, object mask) of every image of a labelled split, void pixels left out."""
+    """(map, object mask) of every annotated image of a labelled split, void pixels left out (an image without a
+    mask has none: its map is not read)."""
     for i, it in enumerate(data.items):
+        if not data.annotated_at(i):
+            continue
         gt = data.label(i)
         valid = gt != IGNORE
         yield load_gray_png(out / f"{it.id}.png")[valid], gt[valid] > 0
