@@ -413,6 +413,29 @@ def test_a_terminated_torchrun_training_says_so_once_in_its_log(tmp_path):
                     "terminated; rerun the same command to resume"], said
 
 
+def test_ctrl_c_of_a_torchrun_training_is_said_by_every_process(tmp_path):
+    """Ctrl-C (SIGINT to the launch's process group) reaches every process; only process 0 said so (its log line),
+    process 1 ended silently with exit code 130, where SIGTERM had each say its own line."""
+    out, err = tmp_path / "seed", tmp_path / "said.txt"   # the log's lines (stdout) and the others' (stderr)
+    proc = subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                             str(ROOT / STAGES["classification"][0]), "--config", "smoke", "--out_root", str(tmp_path),
+                             "--out_dir", str(out), "--set", "seed_train.batch_size=4", "--set",
+                             "seed_train.max_iter=100000", "--set", "snapshot=100000"],
+                            cwd=ROOT, stdout=err.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while "iter 1/" not in ((out / "log.txt").read_text() if (out / "log.txt").exists() else ""):
+        assert time.monotonic() < deadline and proc.poll() is None, err.read_text()
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGINT)   # what a terminal's Ctrl-C does
+    proc.wait(120)
+    said = sorted(line.split(" ", 1)[1] if line[:2].isdigit() else line for line in err.read_text().splitlines()
+                  if "interrupted" in line)
+    (snap,) = out.glob("snapshot_iter_*.pth")
+    assert said == ["RANK 1: interrupted; rerun the same command to resume",
+                    f"interrupted: saved a snapshot at iteration {snap.stem.rsplit('_', 1)[1]}; rerun the same "
+                    "command to resume"], err.read_text()[-3000:]
+
+
 def test_a_training_with_world_size_but_no_rendezvous_is_one_error_line(tmp_path):
     """WORLD_SIZE and RANK set without torchrun (a scheduler's, or exported for the per-image stages' fragments) made
     a training end in torch's traceback of the missing MASTER_ADDR; now one line, before its folder is made."""

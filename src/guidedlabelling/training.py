@@ -105,10 +105,13 @@ def log_progress(log, name, it, start, solver, loss, lr, clock, device):
 
 def stop_after_snapshot(log, it, signum):
     """Stop a training interrupted by `signum` once its snapshot is saved: Terminated on SIGTERM and the like (the
-    command then prints its one line 'terminated'), exit 130 on Ctrl-C."""
+    command then prints its one line 'terminated'), exit 130 on Ctrl-C. Under torchrun only the first process logs:
+    the others say their own line on Ctrl-C too (cli.run's 'RANK k: interrupted; ...'), as on SIGTERM."""
     if signum in ENDING:
         log.info("saved a snapshot at iteration %d", it + 1)
         raise Terminated
+    if not distributed.is_main():
+        raise KeyboardInterrupt
     log.info("interrupted: saved a snapshot at iteration %d; %s", it + 1, resume_hint())
     raise SystemExit(130)
 
