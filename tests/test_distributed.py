@@ -1,4 +1,5 @@
 """Training on W processes (torchrun, DDP on gloo) gives the parameters of the one-process run."""
+import contextlib
 import gc
 import json
 import logging
@@ -351,6 +352,38 @@ def test_torchrun_workers_end_with_a_snapshot_when_torchrun_is_killed(tmp_path):
         assert time.monotonic() < deadline + 60, "the workers trained on after torchrun was killed"
         time.sleep(0.2)
     assert len(list(out.glob("snapshot_iter_*.pth"))) == 1 and not (out / "model.pth").exists()
+
+
+def test_workers_of_a_torchrun_killed_while_they_start_end_too(tmp_path):
+    """kill -9 of torchrun while its workers imported torch: each followed the parent it found after the import,
+    init by then, and waited 30 minutes for torchrun's store (a review); now each follows the parent that started
+    it, and ends as on a SIGTERM."""
+    err = tmp_path / "err.txt"
+    proc = subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                             str(ROOT / STAGES["classification"][0]), "--config", "smoke", "--out_root", str(tmp_path),
+                             "--out_dir", str(tmp_path / "seed")], cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=err.open("w"))
+    deadline = time.monotonic() + 60
+
+    def importing_torch(pid):
+        with contextlib.suppress(OSError):
+            return "libtorch" in Path(f"/proc/{pid}/maps").read_text()
+    workers = []
+    while len(workers) < 2 or not all(map(importing_torch, workers)):
+        assert time.monotonic() < deadline and proc.poll() is None, err.read_text()
+        workers = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
+        time.sleep(0.01)
+    proc.kill()
+    proc.wait()
+    while any(Path(f"/proc/{pid}").exists() and "Z" not in Path(f"/proc/{pid}/stat").read_text().split()[2]
+              for pid in workers):
+        if time.monotonic() > deadline:
+            for pid in workers:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(int(pid), signal.SIGKILL)
+            raise AssertionError(f"the workers ran on after torchrun was killed: {err.read_text()[-2000:]}")
+        time.sleep(0.2)
+    assert "terminated; rerun the same command to resume" in err.read_text()
 
 
 def test_a_worker_that_dies_stops_the_other_with_one_line_and_a_snapshot_to_resume_from(tmp_path):

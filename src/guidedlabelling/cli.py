@@ -21,6 +21,8 @@ from .errors import OVERRIDDEN, InputError, os_error_message, resume_hint
 
 
 ENDING = (signal.SIGTERM, signal.SIGHUP)  # a `kill`, a closed terminal: the command ends as on SIGTERM
+STARTED_BY = os.getppid()  # the process that started this command, read as it starts (before torch's import): a
+# torchrun worker follows it (runner.main); read there, a second later, it was init once torchrun had died meanwhile
 
 
 class Terminated(KeyboardInterrupt):

@@ -231,6 +231,8 @@ def follow_parent(parent=None):
     parent = parent or os.environ.pop("GUIDEDLABELLING_LANE_OF", None)
     if parent is None or FOLLOWING:
         return
+    if os.getppid() != int(parent):   # gone already: end now, where the watcher's SIGTERM could land in a wait that
+        raise Terminated              # takes no signal (torch's for the store of a torchrun killed: 30 minutes)
     FOLLOWING.append(parent)
 
     def watch():

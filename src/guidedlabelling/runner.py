@@ -27,7 +27,7 @@ from . import settings as S
 from . import distributed, lanes, pipeline, preflight
 from .flags import parse_or_suggest_set
 from .notes import last_iteration, panels_not_drawn, setting_notes, unread_inputs, unread_settings
-from .cli import Terminated
+from .cli import STARTED_BY, Terminated
 from .fingerprint import DONE, EVALUATED, MANIFEST, READ_IDS, SPLIT_ROWS, UPSTREAM, changes, damage, done_record, \
     finished_fingerprint, fingerprint, has_outputs, images_come_or_go, keyed_otherwise, output_sizes, \
     outputs_fingerprint, outputs_record, recorded, remade, rows_came_or_went, since_made, split_rows_record, \
@@ -513,8 +513,8 @@ def main(stage, argv=None, opened=None, by_driver=False):
                 print(f"note: {note}", flush=True)
         processes = fragment_of(cfg["run"])[1]
         refuse_fragments_of(stage, cfg, out, processes)
-    if distributed.under_torchrun():  # a torchrun worker: it ends with torchrun (a kill -9 left it training)
-        lanes.follow_parent(os.getppid())
+    if distributed.under_torchrun():  # a torchrun worker: it ends with torchrun (a kill -9 left it training), also
+        lanes.follow_parent(STARTED_BY)  # where torchrun was killed while this worker imported torch
     use_threads(cfg["run"]["threads"])
     with distributed.said_once(distributed.says_for_its_machine):   # the files, alike for the processes of a machine
         ensure_data(cfg)
