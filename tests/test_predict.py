@@ -342,6 +342,28 @@ def test_a_file_named_alone_and_in_its_folder_is_predicted_once(tmp_path):
     assert [it.id for it in files.items] == ["a", "b"]
 
 
+def test_a_link_to_a_device_or_a_pipe_is_told_as_such_not_as_a_link_to_nothing(tmp_path):
+    """b.png a link to /dev/null was skipped as 'a link to /dev/null, which does not exist', and a folder whose only
+    image name was a named pipe was 'a link to nothing' (a review)."""
+    from guidedlabelling.datasets import ImageFiles
+    Image.fromarray(np.zeros((4, 5, 3), np.uint8)).save(tmp_path / "a.png")
+    (tmp_path / "b.png").symlink_to(os.devnull)
+    (tmp_path / "c.png").symlink_to(tmp_path / "nowhere.png")
+    files = ImageFiles([tmp_path])
+    assert files.skipped == {
+        str(tmp_path / "b.png"): f"a link to {os.devnull}, a named pipe, a socket or a device, not a file; put the "
+                                 "image in its place, or remove it",
+        str(tmp_path / "c.png"): f"a link to {tmp_path / 'nowhere.png'}, which does not exist; mend the link, or "
+                                 "remove it"}
+    piped = tmp_path / "piped"
+    piped.mkdir()
+    os.mkfifo(piped / "d.jpg")
+    with pytest.raises(InputError) as e:
+        ImageFiles([piped])
+    assert list(e.value.messages) == [f"{piped / 'd.jpg'}: a named pipe, a socket or a device, not a file; no .jpg, "
+                                      ".jpeg or .png of the folders named is a file: name image files"]
+
+
 def test_a_file_of_another_format_named_with_its_folder_is_read_and_not_noted(tmp_path):
     """scan.tif named beside its folder is predicted, and so not in the note of files left out; the folder's
     other .bmp is."""

@@ -26,8 +26,8 @@ class ImageFiles(ImageList):
                 paths.append(name)
         paths = named_once(paths)
         if not paths:
-            raise InputError(f"{broken[0]}: a link to nothing, as every .jpg, .jpeg or .png of the folders named; "
-                             "name image files")
+            raise InputError(f"{broken[0]}: {no_file_said(broken[0])[0]}; no .jpg, .jpeg or .png of the folders named "
+                             "is a file: name image files")
         listed = [Item(p.stem, p, None) for p in paths]
         self.keep_readable(listed, "the images named")
         self.skipped |= {str(p): not_a_file(p) for p in broken}
@@ -36,9 +36,17 @@ class ImageFiles(ImageList):
 def not_a_file(path):
     """Why an image name of a folder that is no file is skipped, and what to do: the skip line said 'a link to
     nothing' alone, where every other names a fix."""
-    if path.is_symlink():
-        return f"a link to {os.readlink(path)}, which does not exist; mend the link, or remove it"
-    return "a named pipe, a socket or a device, not a file; put the image in its place, or remove it"
+    return "; ".join(no_file_said(path))
+
+
+def no_file_said(path):
+    """(what an image name of a folder that is no file is, what to do): a link to nothing, or a named pipe, a socket
+    or a device, also through a link (a link to /dev/null was told as a link to nothing)."""
+    link = f"a link to {os.readlink(path)}" if path.is_symlink() else None
+    if link and not path.exists():
+        return f"{link}, which does not exist", "mend the link, or remove it"
+    return ", ".join(filter(None, [link, "a named pipe, a socket or a device, not a file"])), \
+        "put the image in its place, or remove it"
 
 
 def folder_contents(folder, named):
