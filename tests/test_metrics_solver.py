@@ -229,7 +229,7 @@ def test_pixel_accuracy_and_void_share_are_none_where_no_pixel_was_scored(tmp_pa
     truth = {"void": np.full((2, 2), 255, np.uint8), "masked": np.array([[0, 1], [1, 0]], np.uint8)}
     for kind, (accuracy, void) in {"void": (None, None), "masked": (pytest.approx(200 / 3), 25.0)}.items():
         data = SimpleNamespace(items=[SimpleNamespace(id="a")], classes=["background", "cat"], num_classes=2,
-                               label=lambda i, kind=kind: truth[kind])
+                               label=lambda i, kind=kind: truth[kind], annotated_at=lambda i: True)   # (all void)
         scores = evaluate_folder(data, tmp_path)   # masked: 2 of the 3 labelled pixels right, 1 of the 4 left void
         assert (scores["pixel_accuracy"], scores["void"]) == (accuracy, void)
 

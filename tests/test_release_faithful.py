@@ -387,6 +387,9 @@ class Masks:
     def label(self, i):
         return self.masks[i]
 
+    def annotated_at(self, i):
+        return True
+
 
 def test_segmentation_miou_is_the_releases_over_images(tmp_path):
     """evaluate_folder's per-class IoU and mIoU of predicted PNGs against the release's segmentation/test.py: one
