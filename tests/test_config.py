@@ -638,6 +638,11 @@ def test_a_folder_made_on_the_builtin_data_of_a_moved_project_has_the_same_setti
     assert after["saliency_train"]["saliency_data"] == str(tmp_path / "moved/data/builtin_64px_20_10/builtin_saliency")
     assert not naming.same_settings(before, settings(tmp_path / "moved", "builtin_val=11"))
     assert naming.same_settings(before, after)
+    listed = [settings(root, f"saliency_data={root}/data/builtin_64px_20_10/builtin_saliency,{tmp_path / 'horses'}")
+              for root in (tmp_path / "old/project", tmp_path / "moved")]   # the shapes beside a set of photos
+    assert naming.same_settings(*listed)
+    listed[0]["saliency_train"]["saliency_data"] += f",{tmp_path / 'cows'}"
+    assert not naming.same_settings(*listed)
     yours = json.loads(json.dumps(before))
     yours["data"]["dataset_dir"] = str(tmp_path / "photos/builtin")
     assert naming.said_differences(yours, after) == \

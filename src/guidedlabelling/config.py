@@ -288,11 +288,18 @@ def builtin_dir(d):
 
 
 def builtin_moved(there, here):
-    """Whether a stored path `there` is the built-in data `here` is (generated inside the project) where the project
-    folder was since moved or cloned elsewhere: the same generated folder under another project folder."""
+    """Whether a stored path setting `there` names the built-in data `here` names (generated inside the project)
+    where the project folder was since moved or cloned elsewhere: the same generated folders under another project
+    folder, the others the same (a comma-separated list: --saliency_data beside the built-in set)."""
     if not (isinstance(there, str) and isinstance(here, str)) or there == here:
         return False
-    there, here = Path(there), Path(here)
+    pairs = list(zip(there.split(","), here.split(",")))
+    return len(pairs) == len(here.split(",")) == len(there.split(",")) and \
+        all(old == new or generated_moved(Path(old), Path(new)) for old, new in pairs)
+
+
+def generated_moved(there, here):
+    """Whether `there` is the built-in data folder `here` of a project folder since moved (builtin_moved)."""
     generated = here.parent.parent == (ROOT / "data").resolve() and here.name in ("builtin", "builtin_saliency") \
         and re.fullmatch(r"builtin_\d+px_\d+_\d+", here.parent.name)
     return bool(generated) and there.parts[-2:] == here.parts[-2:]
